@@ -1,0 +1,1 @@
+"""Side effects: ports (small Protocols), their adapters, and the Temporal activities."""

@@ -1,0 +1,126 @@
+"""HTTP adapters for the payment provider, inventory and order system.
+
+They speak the sandbox's API, which is shaped like a real provider's (idempotency keys in
+an `Idempotency-Key` header, JSON errors with a code). Transient failures raise
+ExternalSystemUnavailable; permanent ones ExternalSystemRefused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+from activities.ports import ExternalSystemRefused, ExternalSystemUnavailable
+from workflows.models import (
+    IssueRefundInput,
+    OrderSnapshot,
+    ProviderRefundResult,
+    RestockInput,
+    RestockResult,
+)
+
+DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=10)
+
+
+class HttpService:
+    """One external system behind a base URL, sharing a connection pool."""
+
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, system: str) -> None:
+        self._session = session
+        self._base = base_url.rstrip("/")
+        self._system = system
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, str] | None = None,
+        idempotency_key: str | None = None,
+        allow_404: bool = False,
+    ) -> Any:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        url = f"{self._base}{path}"
+        try:
+            async with self._session.request(
+                method, url, json=json, params=params, headers=headers, timeout=DEFAULT_TIMEOUT
+            ) as response:
+                body = await response.json(content_type=None)
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError, ValueError) as err:
+            raise ExternalSystemUnavailable(
+                f"{self._system} unreachable at {self._base}: {type(err).__name__}: {err}"
+            ) from err
+        if status == 404 and allow_404:
+            return None
+        if status >= 500 or status == 429:
+            raise ExternalSystemUnavailable(f"{self._system} answered {status}")
+        if status >= 400:
+            error = body.get("error", {}) if isinstance(body, dict) else {}
+            raise ExternalSystemRefused(
+                f"{self._system} refused ({status}): {error.get('message', body)}",
+                code=str(error.get("code", status)),
+            )
+        return body
+
+
+class HttpPaymentProvider:
+    def __init__(self, service: HttpService) -> None:
+        self._service = service
+
+    async def refund(self, request: IssueRefundInput) -> ProviderRefundResult:
+        body = await self._service.call(
+            "POST",
+            "/v1/refunds",
+            json={
+                "payment_reference": request.payment_reference,
+                "amount": request.amount,
+                "currency": request.currency,
+                "metadata": {"refund_id": request.refund_id, "order_id": request.order_id},
+            },
+            idempotency_key=request.idempotency_key,
+        )
+        return ProviderRefundResult(
+            provider_refund_id=body["id"],
+            status=body["status"],
+            amount=body["amount"],
+            currency=body["currency"],
+        )
+
+    async def list_refunds(self, order_id: str | None = None) -> list[dict[str, Any]]:
+        params = {"order_id": order_id} if order_id else None
+        body = await self._service.call("GET", "/v1/refunds", params=params)
+        return list(body["data"])
+
+
+class HttpInventory:
+    def __init__(self, service: HttpService) -> None:
+        self._service = service
+
+    async def restock(self, request: RestockInput) -> RestockResult:
+        body = await self._service.call(
+            "POST",
+            "/v1/restocks",
+            json={"sku": request.sku, "quantity": request.quantity, "reference": request.refund_id},
+            idempotency_key=request.idempotency_key,
+        )
+        return RestockResult(movement_id=body["id"], sku=body["sku"], quantity=body["quantity"])
+
+    async def list_movements(self) -> list[dict[str, Any]]:
+        body = await self._service.call("GET", "/v1/movements")
+        return list(body["data"])
+
+
+class HttpOrderSystem:
+    def __init__(self, service: HttpService) -> None:
+        self._service = service
+
+    async def get_order(self, order_id: str) -> OrderSnapshot | None:
+        body = await self._service.call("GET", f"/v1/orders/{order_id}", allow_404=True)
+        return None if body is None else OrderSnapshot.model_validate(body)
+
+    async def create_order(self, spec: dict[str, Any]) -> dict[str, Any]:
+        body: dict[str, Any] = await self._service.call("POST", "/v1/orders", json=spec)
+        return body

@@ -1,0 +1,126 @@
+"""Postgres store: the append-only audit trail and the status projection."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from activities.migrate import apply_migrations
+from workflows.models import RecordTransitionsInput
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+SCHEMA = "refundflow"
+
+
+async def create_pool(database_url: str, *, migrate: bool = True) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=10)
+    if migrate:
+        async with pool.acquire() as conn:
+            await apply_migrations(conn, MIGRATIONS, SCHEMA)
+    return pool
+
+
+class PostgresRefundStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def record_transitions(self, batch: RecordTransitionsInput) -> int:
+        p = batch.projection
+        last_seq = max(entry.seq for entry in batch.entries)
+        rows = [
+            (
+                batch.refund_id,
+                e.seq,
+                e.event,
+                e.from_state.value if e.from_state else None,
+                e.state.value,
+                e.at,
+                e.actor,
+                e.source,
+                e.reason,
+                e.escalation_level,
+                p.policy_version,
+            )
+            for e in batch.entries
+        ]
+        async with self._pool.acquire() as conn, conn.transaction():
+            # ON CONFLICT DO NOTHING: a retried activity re-sends entries already stored.
+            inserted = await conn.fetch(
+                """
+                INSERT INTO refundflow.audit (refund_id, seq, event, from_state, to_state, at,
+                    actor, source, reason, escalation_level, policy_version)
+                SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[],
+                    $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::int[], $11::text[])
+                ON CONFLICT (refund_id, seq) DO NOTHING
+                RETURNING seq
+                """,
+                *[list(column) for column in zip(*rows, strict=True)],
+            )
+            # The projection only moves forward: an older batch never overwrites a newer one.
+            await conn.execute(
+                """
+                INSERT INTO refundflow.refund_status AS s (refund_id, refund_key, order_id, state,
+                    amount, currency, awaiting, escalation_level, policy_version, reason_code,
+                    channel, requested_at, updated_at, last_seq)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                ON CONFLICT (refund_id) DO UPDATE SET state = EXCLUDED.state,
+                    amount = EXCLUDED.amount, awaiting = EXCLUDED.awaiting,
+                    escalation_level = EXCLUDED.escalation_level,
+                    updated_at = EXCLUDED.updated_at, last_seq = EXCLUDED.last_seq
+                WHERE s.last_seq <= EXCLUDED.last_seq
+                """,
+                p.refund_id,
+                p.refund_key,
+                p.order_id,
+                p.state.value,
+                p.amount,
+                p.currency,
+                p.awaiting.value,
+                p.escalation_level,
+                p.policy_version,
+                p.reason_code,
+                p.channel,
+                p.requested_at,
+                p.updated_at,
+                last_seq,
+            )
+        return len(inserted)
+
+    async def list_status(
+        self,
+        *,
+        state: str | None = None,
+        order_id: str | None = None,
+        escalated: bool = False,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        rows = await self._pool.fetch(
+            """
+            SELECT refund_id, order_id, state, amount, currency, awaiting, escalation_level,
+                   policy_version, reason_code, channel, requested_at, updated_at
+            FROM refundflow.refund_status
+            WHERE ($1::text IS NULL OR state = $1)
+              AND ($2::text IS NULL OR order_id = $2)
+              AND (NOT $3 OR escalation_level > 0)
+            ORDER BY updated_at DESC
+            LIMIT $4
+            """,
+            state,
+            order_id,
+            escalated,
+            limit,
+        )
+        return [_plain(dict(r)) for r in rows]
+
+    async def audit_trail(self, refund_id: str) -> list[dict[str, Any]]:
+        rows = await self._pool.fetch(
+            "SELECT * FROM refundflow.audit WHERE refund_id = $1 ORDER BY seq", refund_id
+        )
+        return [_plain(dict(r)) for r in rows]
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}

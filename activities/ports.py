@@ -1,0 +1,53 @@
+"""Ports: the small interfaces the activities need from the outside world."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from workflows.models import (
+    IssueRefundInput,
+    OrderSnapshot,
+    ProviderRefundResult,
+    RecordTransitionsInput,
+    RestockInput,
+    RestockResult,
+)
+
+
+class ExternalSystemUnavailable(Exception):
+    """A transient failure (timeout, 5xx, connection refused): safe to retry."""
+
+
+class ExternalSystemRefused(Exception):
+    """A permanent refusal (4xx): retrying the same call cannot succeed."""
+
+    def __init__(self, message: str, code: str = "refused") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class PaymentProvider(Protocol):
+    async def refund(self, request: IssueRefundInput) -> ProviderRefundResult:
+        """Refund against a captured payment; the idempotency key makes repeats harmless."""
+        ...
+
+
+class Inventory(Protocol):
+    async def restock(self, request: RestockInput) -> RestockResult:
+        """Return units to stock, at most once per idempotency key."""
+        ...
+
+
+class OrderSystem(Protocol):
+    async def get_order(self, order_id: str) -> OrderSnapshot | None:
+        """The order as it is now, or None if there is no such order."""
+        ...
+
+
+class RefundStore(Protocol):
+    async def record_transitions(self, batch: RecordTransitionsInput) -> int:
+        """Append audit entries (ignoring ones already stored) and update the projection.
+
+        Returns how many entries were newly written.
+        """
+        ...

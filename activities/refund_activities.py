@@ -1,0 +1,81 @@
+"""The Temporal activities: thin wrappers that bind log context and translate errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import structlog
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.ports import ExternalSystemRefused, Inventory, PaymentProvider, RefundStore
+from workflows import names
+from workflows.models import (
+    IssueRefundInput,
+    ProviderRefundResult,
+    RecordTransitionsInput,
+    RestockInput,
+    RestockResult,
+)
+
+log = structlog.get_logger("refundflow.activities")
+
+
+@contextmanager
+def _activity_context(refund_id: str) -> Iterator[None]:
+    """Bind refund and activity identity to every log line written inside the activity."""
+    info = activity.info()
+    with structlog.contextvars.bound_contextvars(
+        refund_id=refund_id,
+        workflow_id=info.workflow_id,
+        run_id=info.workflow_run_id,
+        activity=info.activity_type,
+        attempt=info.attempt,
+    ):
+        yield
+
+
+class RefundActivities:
+    def __init__(self, store: RefundStore, payment: PaymentProvider, inventory: Inventory) -> None:
+        self._store = store
+        self._payment = payment
+        self._inventory = inventory
+
+    @activity.defn(name=names.ACTIVITY_RECORD_TRANSITIONS)
+    async def record_transitions(self, batch: RecordTransitionsInput) -> int:
+        with _activity_context(batch.refund_id):
+            written = await self._store.record_transitions(batch)
+            log.info(
+                "transitions_recorded",
+                written=written,
+                received=len(batch.entries),
+                state=batch.projection.state.value,
+            )
+            return written
+
+    @activity.defn(name=names.ACTIVITY_ISSUE_PROVIDER_REFUND)
+    async def issue_provider_refund(self, request: IssueRefundInput) -> ProviderRefundResult:
+        with _activity_context(request.refund_id):
+            try:
+                result = await self._payment.refund(request)
+            except ExternalSystemRefused as err:
+                log.warning("provider_refused", code=err.code, error=str(err))
+                raise ApplicationError(
+                    str(err), err.code, type=names.PROVIDER_REFUSED_ERROR, non_retryable=True
+                ) from err
+            log.info(
+                "provider_refund_issued",
+                provider_refund_id=result.provider_refund_id,
+                status=result.status,
+                amount=result.amount,
+                currency=result.currency,
+            )
+            return result
+
+    @activity.defn(name=names.ACTIVITY_RESTOCK_LINE)
+    async def restock_line(self, request: RestockInput) -> RestockResult:
+        with _activity_context(request.refund_id):
+            result = await self._inventory.restock(request)
+            log.info("restocked", sku=result.sku, quantity=result.quantity)
+            return result

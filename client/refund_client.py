@@ -1,0 +1,256 @@
+"""RefundClient: the typed async API services use to start and act on refunds."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import aiohttp
+import asyncpg
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.http_adapters import HttpOrderSystem, HttpService
+from activities.pg_store import PostgresRefundStore, create_pool
+from activities.ports import ExternalSystemRefused, ExternalSystemUnavailable, OrderSystem
+from client.errors import (
+    InvalidRefundRequest,
+    RefundActionRefused,
+    RefundConflict,
+    RefundflowError,
+    RefundNotFound,
+)
+from client.policy_source import load_policy
+from worker.connections import connect_temporal
+from worker.settings import Settings
+from workflows import names
+from workflows.models import (
+    ApproveInput,
+    CancelInput,
+    ItemReceivedInput,
+    PinnedPolicy,
+    RefundRequest,
+    RefundWorkflowInput,
+    RejectInput,
+    StatusQuery,
+    StatusView,
+)
+from workflows.money import format_minor
+from workflows.refund_workflow import RefundWorkflow
+from workflows.states import Awaiting, RefundState
+from workflows.validation import RefundInputError, resolve_request
+
+
+def refund_id_for(order_id: str, refund_key: str) -> str:
+    """Workflow id from the business key: the same request converges on one workflow.
+
+    Hashed so that whatever a channel puts in its key never shows up in Temporal.
+    """
+    digest = hashlib.sha256(f"{order_id}\x1f{refund_key}".encode()).hexdigest()
+    return f"rf_{digest[:24]}"
+
+
+def default_refund_key(
+    order_id: str, amount: int | None, lines: list[tuple[str, int]] | None, reason_code: str
+) -> str:
+    """Key for a request that brought none: the request's own content, channel excluded, so
+    the same refund asked for from the web and again through support is one refund."""
+    material = f"{order_id}|{amount}|{sorted(lines or [])}|{reason_code}"
+    return "auto-" + hashlib.sha256(material.encode()).hexdigest()[:16]
+
+
+class RefundClient:
+    def __init__(
+        self,
+        temporal: Client,
+        orders: OrderSystem,
+        *,
+        task_queue: str,
+        policy: PinnedPolicy,
+        database_url: str | None = None,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self.temporal = temporal
+        self._orders = orders
+        self._task_queue = task_queue
+        self.policy = policy
+        self._database_url = database_url
+        self._session = session
+        self._pool: asyncpg.Pool | None = None
+
+    @classmethod
+    async def connect(cls, settings: Settings, *, policy: str | None = None) -> RefundClient:
+        temporal = await connect_temporal(settings)
+        session = aiohttp.ClientSession()
+        return cls(
+            temporal,
+            HttpOrderSystem(HttpService(session, settings.orders_url, "order system")),
+            task_queue=settings.task_queue,
+            policy=load_policy(settings.policy_dir, policy or settings.policy),
+            database_url=settings.database_url,
+            session=session,
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+        if self._pool is not None:
+            await self._pool.close()
+
+    # --- requests -----------------------------------------------------------------------
+
+    async def request(self, request: RefundRequest) -> StatusView:
+        """Start the refund, or return the one already started for this key.
+
+        Refused with InvalidRefundRequest (nothing started) when the order is unknown or the
+        request does not fit it; with RefundConflict when the key was used for another request.
+        """
+        try:
+            order = await self._orders.get_order(request.order_id)
+        except ExternalSystemUnavailable as err:
+            raise RefundflowError(str(err)) from None
+        except ExternalSystemRefused as err:
+            raise InvalidRefundRequest(str(err)) from None
+        if order is None:
+            raise InvalidRefundRequest(f"unknown order {request.order_id}")
+        try:
+            resolved = resolve_request(request, order)
+        except RefundInputError as err:
+            raise InvalidRefundRequest(str(err)) from None
+
+        refund_id = refund_id_for(request.order_id, request.refund_key)
+        try:
+            await self.temporal.start_workflow(
+                RefundWorkflow.run,
+                RefundWorkflowInput(
+                    refund_id=refund_id,
+                    request=request,
+                    order=order,
+                    resolved=resolved,
+                    policy=self.policy,
+                ),
+                id=refund_id,
+                task_queue=self._task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                # A finished refund is never started again under the same key.
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(names.SA_REFUND_STATE, RefundState.PENDING_REVIEW.value),
+                        SearchAttributePair(names.SA_ORDER_ID, order.order_id),
+                        SearchAttributePair(names.SA_ESCALATION_LEVEL, 0),
+                        SearchAttributePair(names.SA_AWAITING, Awaiting.NOTHING.value),
+                    ]
+                ),
+                static_summary=(
+                    f"Refund {format_minor(resolved.amount, resolved.currency)} on order"
+                    f" {order.order_id} ({request.reason_code}, via {request.channel})"
+                ),
+            )
+        except WorkflowAlreadyStartedError:
+            pass  # closed already: the existing refund is the answer
+        status = await self.status(refund_id)
+        if (status.order_id, status.requested_amount, status.reason_code) != (
+            order.order_id,
+            resolved.amount,
+            request.reason_code,
+        ):
+            raise RefundConflict(
+                f"refund key {request.refund_key!r} was already used for a different request"
+                f" on order {order.order_id} (refund {refund_id})"
+            )
+        return status
+
+    # --- reading ------------------------------------------------------------------------
+
+    async def status(self, refund_id: str, *, include_timeline: bool = True) -> StatusView:
+        handle = self._handle(refund_id)
+        try:
+            return await handle.query(
+                RefundWorkflow.status, StatusQuery(include_timeline=include_timeline)
+            )
+        except RPCError as err:
+            raise self._rpc_error(refund_id, err) from None
+
+    async def list(
+        self,
+        *,
+        state: str | None = None,
+        order_id: str | None = None,
+        escalated: bool = False,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        return await (await self._store()).list_status(
+            state=state, order_id=order_id, escalated=escalated, limit=limit
+        )
+
+    async def audit(self, refund_id: str) -> list[dict[str, Any]]:
+        trail = await (await self._store()).audit_trail(refund_id)
+        if not trail:
+            raise RefundNotFound(f"no audit trail for refund {refund_id}")
+        return trail
+
+    # --- actions ------------------------------------------------------------------------
+
+    async def approve(self, refund_id: str, reviewer: str, amount: int | None = None) -> StatusView:
+        return await self._update(
+            refund_id, RefundWorkflow.approve, ApproveInput(reviewer=reviewer, amount=amount)
+        )
+
+    async def reject(self, refund_id: str, reviewer: str, reason: str) -> StatusView:
+        return await self._update(
+            refund_id, RefundWorkflow.reject, RejectInput(reviewer=reviewer, reason=reason)
+        )
+
+    async def cancel(self, refund_id: str, actor: str, reason: str) -> StatusView:
+        return await self._update(
+            refund_id, RefundWorkflow.cancel, CancelInput(actor=actor, reason=reason)
+        )
+
+    async def item_received(self, refund_id: str, actor: str = "warehouse") -> StatusView:
+        return await self._update(
+            refund_id, RefundWorkflow.item_received, ItemReceivedInput(actor=actor)
+        )
+
+    # --- plumbing -----------------------------------------------------------------------
+
+    def _handle(self, refund_id: str) -> WorkflowHandle[Any, Any]:
+        return self.temporal.get_workflow_handle(refund_id)
+
+    async def _update(self, refund_id: str, update: Any, arg: Any) -> StatusView:
+        handle = self._handle(refund_id)
+        try:
+            result: StatusView = await handle.execute_update(update, arg)
+            return result
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+            raise RefundActionRefused(f"refused: {message}") from None
+        except RPCError as err:
+            raise self._rpc_error(refund_id, err) from None
+
+    def _rpc_error(self, refund_id: str, err: RPCError) -> RefundflowError:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            if "already completed" in err.message or "completed" in err.message:
+                return RefundActionRefused(f"refused: refund {refund_id} is closed")
+            return RefundNotFound(f"no refund {refund_id}")
+        return RefundflowError(f"Temporal error for {refund_id}: {err.message}")
+
+    async def _store(self) -> PostgresRefundStore:
+        if self._pool is None:
+            if not self._database_url:
+                raise RefundflowError(
+                    "no database: set DATABASE_URL, or start `refundflow dev` in this folder"
+                )
+            try:
+                self._pool = await create_pool(self._database_url)
+            except (OSError, asyncpg.PostgresError) as err:
+                raise RefundflowError(f"cannot reach the database: {err}") from None
+        return PostgresRefundStore(self._pool)

@@ -1,0 +1,3 @@
+from sandbox.app import main
+
+main()

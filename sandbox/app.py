@@ -1,0 +1,185 @@
+"""The sandbox's HTTP API: /orders, /payments and /inventory, each shaped like a real service."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+
+from sandbox.store import SandboxError, SandboxStore
+from workflows.money import Currency
+
+STORE = web.AppKey("store", SandboxStore)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OrderLineSpec(_Body):
+    sku: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
+    quantity: Annotated[StrictInt, Field(gt=0, le=10_000)] = 1
+    unit_price: Annotated[StrictInt, Field(ge=0, le=10**12)]
+    category: Annotated[str, Field(min_length=1, max_length=64)] = "general"
+
+
+class CreateOrder(_Body):
+    currency: Currency = "USD"
+    amount: Annotated[StrictInt, Field(gt=0, le=10**12)] | None = None
+    """Shortcut for a one-line order of this amount."""
+    category: Annotated[str, Field(min_length=1, max_length=64)] = "general"
+    lines: Annotated[list[OrderLineSpec], Field(min_length=1, max_length=100)] | None = None
+    delivered_days_ago: Annotated[StrictInt, Field(ge=0, le=3650)] | None = 3
+
+
+class CreateRefund(_Body):
+    payment_reference: Annotated[str, Field(min_length=1, max_length=64)]
+    amount: Annotated[StrictInt, Field(gt=0)]
+    currency: Currency
+    metadata: dict[str, str] = {}
+
+
+class CreateRestock(_Body):
+    sku: Annotated[str, Field(min_length=1, max_length=64)]
+    quantity: Annotated[StrictInt, Field(gt=0)]
+    reference: Annotated[str, Field(min_length=1, max_length=128)]
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+@web.middleware
+async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except SandboxError as err:
+        return _error(err.status, err.code, err.message)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        return _error(400, "invalid_request", f"{where}: {first['msg']}")
+    except ValueError as err:
+        return _error(400, "invalid_request", str(err))
+
+
+async def _json(request: web.Request) -> Any:
+    try:
+        return await request.json()
+    except ValueError:
+        raise SandboxError(400, "invalid_json", "request body is not valid JSON") from None
+
+
+def _idempotency_key(request: web.Request) -> str:
+    key = request.headers.get("Idempotency-Key", "")
+    if not key or len(key) > 255:
+        raise SandboxError(400, "idempotency_key_required", "send an Idempotency-Key header")
+    return key
+
+
+async def create_order(request: web.Request) -> web.Response:
+    spec = CreateOrder.model_validate(await _json(request))
+    if spec.lines is None:
+        if spec.amount is None:
+            raise SandboxError(400, "invalid_request", "give an amount or order lines")
+        lines = [
+            {
+                "sku": f"SKU-{secrets.token_hex(3).upper()}",
+                "quantity": 1,
+                "unit_price": spec.amount,
+                "category": spec.category,
+            }
+        ]
+    else:
+        lines = [line.model_dump() for line in spec.lines]
+    order = await request.app[STORE].create_order(
+        currency=spec.currency, lines=lines, delivered_days_ago=spec.delivered_days_ago
+    )
+    return web.json_response(order, status=201)
+
+
+async def get_order(request: web.Request) -> web.Response:
+    order = await request.app[STORE].get_order(request.match_info["order_id"])
+    if order is None:
+        raise SandboxError(404, "order_not_found", f"no order {request.match_info['order_id']}")
+    return web.json_response(order)
+
+
+async def create_refund(request: web.Request) -> web.Response:
+    key = _idempotency_key(request)
+    body = CreateRefund.model_validate(await _json(request))
+    refund, created = await request.app[STORE].create_refund(
+        key, body.payment_reference, body.amount, body.currency, body.metadata
+    )
+    return web.json_response(refund, status=201 if created else 200)
+
+
+async def list_refunds(request: web.Request) -> web.Response:
+    refunds = await request.app[STORE].list_refunds(request.query.get("order_id"))
+    return web.json_response({"data": refunds})
+
+
+async def create_restock(request: web.Request) -> web.Response:
+    key = _idempotency_key(request)
+    body = CreateRestock.model_validate(await _json(request))
+    movement, created = await request.app[STORE].restock(key, body.sku, body.quantity, body.reference)
+    return web.json_response(movement, status=201 if created else 200)
+
+
+async def list_movements(request: web.Request) -> web.Response:
+    return web.json_response({"data": await request.app[STORE].list_movements()})
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def build_app(store: SandboxStore) -> web.Application:
+    app = web.Application(middlewares=[errors_as_json])
+    app[STORE] = store
+    app.router.add_get("/health", health)
+    app.router.add_post("/orders/v1/orders", create_order)
+    app.router.add_get("/orders/v1/orders/{order_id}", get_order)
+    app.router.add_post("/payments/v1/refunds", create_refund)
+    app.router.add_get("/payments/v1/refunds", list_refunds)
+    app.router.add_post("/inventory/v1/restocks", create_restock)
+    app.router.add_get("/inventory/v1/movements", list_movements)
+    return app
+
+
+async def serve(database_url: str, host: str, port: int) -> None:
+    store = await SandboxStore.connect(database_url)
+    runner = web.AppRunner(build_app(store), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    print(f"sandbox listening on http://{host}:{port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+    await store.pool.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="refundflow sandbox external systems")
+    parser.add_argument("--host", default=os.environ.get("SANDBOX_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("SANDBOX_PORT", "8088")))
+    args = parser.parse_args()
+    database_url = os.environ.get("DATABASE_URL")
+    if not database_url:
+        raise SystemExit("error: DATABASE_URL is not set")
+    asyncio.run(serve(database_url, args.host, args.port))
+
+
+if __name__ == "__main__":
+    main()

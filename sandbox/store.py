@@ -1,0 +1,238 @@
+"""The sandbox systems' persistence and rules, in Postgres (schema `sandbox`)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from activities.migrate import apply_migrations
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class SandboxError(Exception):
+    """An error the sandbox answers with: HTTP status, machine code, human message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+def _request_hash(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+class SandboxStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    @classmethod
+    async def connect(cls, database_url: str) -> SandboxStore:
+        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=10)
+        async with pool.acquire() as conn:
+            await apply_migrations(conn, MIGRATIONS, "sandbox")
+        return cls(pool)
+
+    # --- order system -------------------------------------------------------------------
+
+    async def create_order(
+        self,
+        *,
+        currency: str,
+        lines: list[dict[str, Any]],
+        delivered_days_ago: int | None,
+    ) -> dict[str, Any]:
+        order_id = _new_id("ord")
+        payment_reference = _new_id("pay")
+        captured = sum(int(line["unit_price"]) * int(line["quantity"]) for line in lines)
+        delivered_at = (
+            datetime.now(UTC) - timedelta(days=delivered_days_ago)
+            if delivered_days_ago is not None
+            else None
+        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO sandbox.orders (order_id, currency, lines, captured_amount,"
+                " payment_reference, delivered_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                order_id,
+                currency,
+                json.dumps(lines),
+                captured,
+                payment_reference,
+                delivered_at,
+            )
+            await conn.execute(
+                "INSERT INTO sandbox.payments (payment_reference, order_id, currency,"
+                " captured_amount) VALUES ($1, $2, $3, $4)",
+                payment_reference,
+                order_id,
+                currency,
+                captured,
+            )
+        order = await self.get_order(order_id)
+        assert order is not None
+        return order
+
+    async def get_order(self, order_id: str) -> dict[str, Any] | None:
+        row = await self.pool.fetchrow("SELECT * FROM sandbox.orders WHERE order_id = $1", order_id)
+        if row is None:
+            return None
+        return {
+            "order_id": row["order_id"],
+            "currency": row["currency"],
+            "lines": json.loads(row["lines"]),
+            "captured_amount": row["captured_amount"],
+            "payment_reference": row["payment_reference"],
+            "delivered_at": _iso(row["delivered_at"]),
+        }
+
+    # --- payment provider ---------------------------------------------------------------
+
+    async def create_refund(
+        self, idempotency_key: str, payment_reference: str, amount: int, currency: str,
+        metadata: dict[str, Any],
+    ) -> tuple[dict[str, Any], bool]:
+        """Refund against a payment. Returns (refund, created_now).
+
+        Same key and same parameters: the original refund again. Same key, other parameters:
+        409. Cumulative refunds may never exceed the captured amount: 422.
+        """
+        request_hash = _request_hash(
+            {"payment_reference": payment_reference, "amount": amount, "currency": currency}
+        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            # Lock the payment first: concurrent refunds on one payment run one at a time,
+            # so both the key check and the limit check see every committed refund.
+            payment = await conn.fetchrow(
+                "SELECT * FROM sandbox.payments WHERE payment_reference = $1 FOR UPDATE",
+                payment_reference,
+            )
+            existing = await conn.fetchrow(
+                "SELECT * FROM sandbox.refunds WHERE idempotency_key = $1", idempotency_key
+            )
+            if existing is not None:
+                if existing["request_hash"] != request_hash:
+                    raise SandboxError(
+                        409,
+                        "idempotency_key_reused",
+                        "this idempotency key was used with different parameters",
+                    )
+                return _refund_row(existing), False
+            if payment is None:
+                raise SandboxError(404, "payment_not_found", f"no payment {payment_reference}")
+            if currency != payment["currency"]:
+                raise SandboxError(
+                    400, "currency_mismatch", f"payment was captured in {payment['currency']}"
+                )
+            remaining = payment["captured_amount"] - payment["refunded_amount"]
+            if amount > remaining:
+                raise SandboxError(
+                    422,
+                    "amount_exceeds_captured",
+                    f"refund of {amount} exceeds the {remaining} still refundable",
+                )
+            row = await conn.fetchrow(
+                "INSERT INTO sandbox.refunds (provider_refund_id, idempotency_key, request_hash,"
+                " payment_reference, order_id, amount, currency, status, metadata)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, 'succeeded', $8) RETURNING *",
+                _new_id("re"),
+                idempotency_key,
+                request_hash,
+                payment_reference,
+                payment["order_id"],
+                amount,
+                currency,
+                json.dumps(metadata),
+            )
+            await conn.execute(
+                "UPDATE sandbox.payments SET refunded_amount = refunded_amount + $2"
+                " WHERE payment_reference = $1",
+                payment_reference,
+                amount,
+            )
+            return _refund_row(row), True
+
+    async def list_refunds(self, order_id: str | None) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            "SELECT * FROM sandbox.refunds WHERE ($1::text IS NULL OR order_id = $1)"
+            " ORDER BY created_at",
+            order_id,
+        )
+        return [_refund_row(r) for r in rows]
+
+    # --- inventory ----------------------------------------------------------------------
+
+    async def restock(
+        self, idempotency_key: str, sku: str, quantity: int, reference: str
+    ) -> tuple[dict[str, Any], bool]:
+        request_hash = _request_hash({"sku": sku, "quantity": quantity, "reference": reference})
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "INSERT INTO sandbox.stock_movements (movement_id, idempotency_key, request_hash,"
+                " sku, quantity, reference) VALUES ($1, $2, $3, $4, $5, $6)"
+                " ON CONFLICT (idempotency_key) DO NOTHING RETURNING *",
+                _new_id("mv"),
+                idempotency_key,
+                request_hash,
+                sku,
+                quantity,
+                reference,
+            )
+            created = row is not None
+            if row is None:
+                row = await conn.fetchrow(
+                    "SELECT * FROM sandbox.stock_movements WHERE idempotency_key = $1",
+                    idempotency_key,
+                )
+                if row["request_hash"] != request_hash:
+                    raise SandboxError(
+                        409,
+                        "idempotency_key_reused",
+                        "this idempotency key was used with different parameters",
+                    )
+        return _movement_row(row), created
+
+    async def list_movements(self) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch("SELECT * FROM sandbox.stock_movements ORDER BY created_at")
+        return [_movement_row(r) for r in rows]
+
+
+def _refund_row(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": row["provider_refund_id"],
+        "idempotency_key": row["idempotency_key"],
+        "payment_reference": row["payment_reference"],
+        "order_id": row["order_id"],
+        "amount": row["amount"],
+        "currency": row["currency"],
+        "status": row["status"],
+        "metadata": json.loads(row["metadata"]),
+        "created_at": _iso(row["created_at"]),
+    }
+
+
+def _movement_row(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": row["movement_id"],
+        "idempotency_key": row["idempotency_key"],
+        "sku": row["sku"],
+        "quantity": row["quantity"],
+        "reference": row["reference"],
+        "created_at": _iso(row["created_at"]),
+    }

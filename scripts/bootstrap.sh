@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Create .venv (Python 3.11+) and install refundflow with its test tools, once per change
+# of pyproject.toml. Sourced by scripts/dev and scripts/test.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+
+pick_python() {
+    for candidate in "${PYTHON:-}" python3.13 python3.12 python3.11 python3; do
+        [ -n "$candidate" ] || continue
+        if command -v "$candidate" >/dev/null 2>&1 &&
+            "$candidate" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
+            echo "$candidate"
+            return
+        fi
+    done
+    echo "error: Python 3.11 or newer is required" >&2
+    exit 1
+}
+
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "creating virtualenv in $VENV" >&2
+    "$(pick_python)" -m venv "$VENV"
+fi
+STAMP="$VENV/.installed-$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
+if [ ! -f "$STAMP" ]; then
+    echo "installing refundflow and its dependencies into $VENV" >&2
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    "$VENV/bin/python" -m pip install --quiet -e "$ROOT[test]"
+    rm -f "$VENV"/.installed-*
+    touch "$STAMP"
+fi

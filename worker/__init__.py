@@ -1,0 +1,1 @@
+"""Composition root: settings, logging, connections -> adapters -> Temporal worker; dev stack."""

@@ -1,0 +1,326 @@
+"""The embedded dev stack: Postgres, Temporal dev server (with Web UI), sandbox and worker.
+
+`refundflow dev` runs it in the foreground; the tests start the very same stack on free
+ports in a temporary folder. Every process is our child, stopped in reverse order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from worker.embedded_pg import EmbeddedPostgres
+from worker.processes import StackError, free_port, pid_alive, port_in_use, spawn, stop_process
+from worker.settings import STACK_FILE, read_stack_file
+from worker.temporal_server import TemporalDevServer
+
+
+@dataclass
+class StackConfig:
+    home: Path
+    temporal_port: int = 7233
+    ui_port: int = 8233
+    pg_port: int = 55432
+    sandbox_port: int = 8088
+    database_url: str | None = None
+    """Use this Postgres instead of starting the embedded one."""
+    task_queue: str = "refunds"
+    policy: str = "standard-v1"
+    headless: bool = False
+    time_skipping: bool = False
+    durable: bool = True
+    """False for tests: Postgres without fsync, Temporal without a database file."""
+    worker_output_to_terminal: bool = False
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def for_tests(cls, home: Path) -> StackConfig:
+        return cls(
+            home=home,
+            temporal_port=free_port(),
+            ui_port=free_port(),
+            pg_port=free_port(),
+            sandbox_port=free_port(),
+            database_url=os.environ.get("DATABASE_URL"),
+            headless=True,
+            time_skipping=True,
+            durable=False,
+        )
+
+
+class DevStack:
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.logs = config.home / "logs"
+        self.postgres: EmbeddedPostgres | None = None
+        self.temporal: TemporalDevServer | None = None
+        self.sandbox: subprocess.Popen[bytes] | None = None
+        self.worker: subprocess.Popen[bytes] | None = None
+        self.database_url: str | None = config.database_url
+
+    # --- addresses ----------------------------------------------------------------------
+
+    @property
+    def temporal_address(self) -> str:
+        return f"127.0.0.1:{self.config.temporal_port}"
+
+    @property
+    def sandbox_url(self) -> str:
+        return f"http://127.0.0.1:{self.config.sandbox_port}"
+
+    @property
+    def ui_url(self) -> str | None:
+        return None if self.config.headless else f"http://127.0.0.1:{self.config.ui_port}"
+
+    def env(self) -> dict[str, str]:
+        """Environment for processes that use this stack (worker, CLI in tests)."""
+        env = dict(os.environ)
+        env.update(
+            {
+                "TEMPORAL_ADDRESS": self.temporal_address,
+                "TEMPORAL_NAMESPACE": "default",
+                "REFUNDFLOW_TASK_QUEUE": self.config.task_queue,
+                "DATABASE_URL": self.database_url or "",
+                "SANDBOX_URL": self.sandbox_url,
+                "REFUNDFLOW_POLICY": self.config.policy,
+                "REFUNDFLOW_HOME": str(self.config.home),
+            }
+        )
+        env.update(self.config.extra_env)
+        return env
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def start(self, progress: Any = print) -> None:
+        cfg = self.config
+        cfg.home.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(exist_ok=True)
+        running = read_stack_file(cfg.home)
+        if running:
+            raise StackError(
+                f"a dev stack is already running from {cfg.home} (pid {running['pid']});"
+                " stop it first"
+            )
+        ports = {"Temporal": cfg.temporal_port, "sandbox": cfg.sandbox_port}
+        if not cfg.headless:
+            ports["Temporal Web UI"] = cfg.ui_port
+        if self.database_url is None:
+            ports["PostgreSQL"] = cfg.pg_port
+        for what, port in ports.items():
+            if port_in_use(port):
+                raise StackError(f"port {port} for {what} is already in use on 127.0.0.1")
+        try:
+            self._start_all(progress)
+        except BaseException:
+            self.stop()
+            raise
+        self._write_stack_file()
+
+    def _start_all(self, progress: Any) -> None:
+        cfg = self.config
+        t0 = time.monotonic()
+        if self.database_url is None:
+            progress(f"starting PostgreSQL (embedded) on port {cfg.pg_port} ...")
+            self.postgres = EmbeddedPostgres(
+                cfg.home / "postgres",
+                cfg.pg_port,
+                log_path=self.logs / "postgres.log",
+                durable=cfg.durable,
+            )
+            self.database_url = self.postgres.start()
+        progress(f"starting Temporal dev server on {self.temporal_address} ...")
+        self.temporal = TemporalDevServer(
+            port=cfg.temporal_port,
+            ui_port=cfg.ui_port,
+            db_file=cfg.home / "temporal.sqlite" if cfg.durable else None,
+            log_path=self.logs / "temporal.log",
+            headless=cfg.headless,
+            time_skipping=cfg.time_skipping,
+        )
+        self.temporal.start()
+        progress(f"starting sandbox (payment provider, inventory, orders) on {self.sandbox_url} ...")
+        self.sandbox = spawn(
+            [sys.executable, "-m", "sandbox", "--port", str(cfg.sandbox_port)],
+            log_path=self.logs / "sandbox.log",
+            env=self.env(),
+        )
+        self._wait_http(f"{self.sandbox_url}/health", self.sandbox, "sandbox")
+        progress("starting worker ...")
+        self.start_worker()
+        progress(f"stack ready in {time.monotonic() - t0:.1f} s")
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        log = None if self.config.worker_output_to_terminal else self.logs / "worker.log"
+        self.worker = spawn(
+            [sys.executable, "-m", "worker"], log_path=log, env=self.env()
+        )
+        return self.worker
+
+    def stop(self) -> None:
+        """Stop everything we started, newest first. Safe to call more than once."""
+        if self.worker is not None:
+            stop_process(self.worker)
+            self.worker = None
+        if self.sandbox is not None:
+            stop_process(self.sandbox)
+            self.sandbox = None
+        if self.temporal is not None:
+            self.temporal.stop()
+            self.temporal = None
+        if self.postgres is not None:
+            self.postgres.stop()
+            self.postgres = None
+        stack_file = self.config.home / STACK_FILE
+        try:
+            if json.loads(stack_file.read_text()).get("pid") == os.getpid():
+                stack_file.unlink()
+        except (OSError, ValueError):
+            pass
+
+    def children(self) -> dict[str, subprocess.Popen[bytes]]:
+        procs = {
+            "PostgreSQL": self.postgres.proc if self.postgres else None,
+            "Temporal": self.temporal.proc if self.temporal else None,
+            "sandbox": self.sandbox,
+            "worker": self.worker,
+        }
+        return {name: p for name, p in procs.items() if p is not None}
+
+    def dead_child(self) -> str | None:
+        for name, proc in self.children().items():
+            if proc.poll() is not None:
+                return f"{name} exited with status {proc.returncode}"
+        return None
+
+    def _write_stack_file(self) -> None:
+        data = {
+            "pid": os.getpid(),
+            "temporal_address": self.temporal_address,
+            "temporal_namespace": "default",
+            "ui_url": self.ui_url,
+            "database_url": self.database_url,
+            "sandbox_url": self.sandbox_url,
+            "task_queue": self.config.task_queue,
+            "policy": self.config.policy,
+            "children": {name: p.pid for name, p in self.children().items()},
+        }
+        (self.config.home / STACK_FILE).write_text(json.dumps(data, indent=2))
+
+    def _wait_http(self, url: str, proc: subprocess.Popen[bytes], what: str) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                tail = _tail(self.logs / f"{what}.log")
+                raise StackError(f"{what} exited with status {proc.returncode}: {tail}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.1)
+        raise StackError(f"{what} did not answer {url} within 60 s")
+
+    def create_order(self, spec: dict[str, Any]) -> dict[str, Any]:
+        request = urllib.request.Request(
+            f"{self.sandbox_url}/orders/v1/orders",
+            data=json.dumps(spec).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            order: dict[str, Any] = json.loads(response.read())
+            return order
+
+
+def _tail(path: Path, lines: int = 5) -> str:
+    try:
+        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def wipe_home(home: Path) -> None:
+    """Delete the dev stack's state (refused while a stack is running from it)."""
+    running = read_stack_file(home)
+    if running and pid_alive(int(running["pid"])):
+        raise StackError(f"a dev stack is running from {home}; stop it before --fresh")
+    for name in ("postgres", "temporal.sqlite", "logs", STACK_FILE):
+        target = home / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+
+
+def run_foreground(config: StackConfig, *, demo_orders: bool = True) -> int:
+    """`refundflow dev`: start, print how to use it, wait for Ctrl-C or a dying child."""
+    stack = DevStack(config)
+    stop_requested: list[int] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop_requested.append(signum)
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        stack.start(progress=lambda line: print(line, flush=True))
+        if demo_orders:
+            _print_demo_orders(stack)
+        _print_banner(stack)
+        while not stop_requested:
+            problem = stack.dead_child()
+            if problem:
+                print(f"error: {problem}; stopping the stack (logs in {stack.logs})", flush=True)
+                return 1
+            time.sleep(0.5)
+        print("stopping ...", flush=True)
+        return 0
+    except StackError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        stack.stop()
+        print("stopped; nothing left running.", flush=True)
+
+
+def _print_demo_orders(stack: DevStack) -> None:
+    demo = [
+        {"amount": 4200, "currency": "USD", "category": "accessories", "delivered_days_ago": 3},
+        {"amount": 12000, "currency": "USD", "category": "electronics", "delivered_days_ago": 5},
+        {"amount": 8900, "currency": "EUR", "category": "final_sale", "delivered_days_ago": 2},
+    ]
+    print("demo orders (sandbox):", flush=True)
+    for spec in demo:
+        order = stack.create_order(spec)
+        print(
+            f"  {order['order_id']}  captured {order['captured_amount']} {order['currency']}"
+            f"  category {order['lines'][0]['category']}",
+            flush=True,
+        )
+
+
+def _print_banner(stack: DevStack) -> None:
+    lines = [
+        "",
+        "refundflow dev stack is up:",
+        f"  Temporal      {stack.temporal_address}   Web UI {stack.ui_url or '(headless)'}",
+        f"  PostgreSQL    {stack.database_url}",
+        f"  sandbox       {stack.sandbox_url}",
+        f"  logs          {stack.logs}",
+        "From another shell in this folder (after `source .venv/bin/activate`):",
+        "  refundflow sandbox order --amount 12000 --currency USD --json",
+        "  refundflow request --order ORDER_ID --amount 12000 --reason damaged --channel web",
+        "Press Ctrl-C to stop everything.",
+    ]
+    print("\n".join(lines), flush=True)

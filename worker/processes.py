@@ -1,0 +1,103 @@
+"""Child processes of the dev stack: started so they can never outlive us."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(sig: int) -> None:
+    # Runs in the child after fork (and after any user switch, which would clear it): if
+    # the dev stack is killed, even with SIGKILL, the kernel signals its children.
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+
+
+def spawn(
+    args: Sequence[str],
+    *,
+    log_path: Path | None,
+    env: dict[str, str] | None = None,
+    user: str | None = None,
+    death_signal: int = signal.SIGTERM,
+    cwd: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start a child in its own session (Ctrl-C reaches only us; we stop children in order)."""
+    out = open(log_path, "ab") if log_path else None  # noqa: SIM115 - handed to the child
+    try:
+        return subprocess.Popen(
+            list(args),
+            stdout=out,
+            stderr=subprocess.STDOUT if out else None,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            user=user,
+            cwd=cwd,
+            start_new_session=True,
+            preexec_fn=lambda: _die_with_parent(death_signal),
+        )
+    finally:
+        if out:
+            out.close()
+
+
+def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+    """Signal one process we started, wait for it, kill it if it will not stop."""
+    if proc.poll() is None:
+        try:
+            proc.send_signal(sig)
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        except ProcessLookupError:
+            pass
+    return proc.returncode if proc.returncode is not None else -1
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def wait_for_port(
+    port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 60, host: str = "127.0.0.1"
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise StackError(f"{what} exited with status {proc.returncode} while starting")
+        if port_in_use(port, host):
+            return
+        time.sleep(0.1)
+    raise StackError(f"{what} did not open port {port} within {timeout:.0f} s")
+
+
+class StackError(Exception):
+    """The dev stack could not start or keep running; one line for the user."""
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

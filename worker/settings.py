@@ -1,0 +1,110 @@
+"""Configuration from the environment, falling back to a running `refundflow dev` stack.
+
+`refundflow dev` writes `<home>/stack.json` with the addresses it started; any other command
+run from the same folder reads it, so nothing needs to be exported by hand. Environment
+variables always win.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+STACK_FILE = "stack.json"
+
+# Every variable the code reads; docker-compose.yml is tested against this list.
+ENV_VARS = (
+    "TEMPORAL_ADDRESS",
+    "TEMPORAL_NAMESPACE",
+    "REFUNDFLOW_TASK_QUEUE",
+    "DATABASE_URL",
+    "SANDBOX_URL",
+    "PAYMENT_PROVIDER_URL",
+    "ORDERS_URL",
+    "INVENTORY_URL",
+    "REFUNDFLOW_POLICY",
+    "REFUNDFLOW_POLICY_DIR",
+    "REFUNDFLOW_HOME",
+    "LOG_FORMAT",
+    "LOG_LEVEL",
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    temporal_address: str
+    temporal_namespace: str
+    task_queue: str
+    database_url: str | None
+    payment_provider_url: str
+    orders_url: str
+    inventory_url: str
+    policy: str
+    """File name (without .toml) of the policy in force for new refunds."""
+    policy_dir: Path
+    home: Path
+    log_format: str
+    log_level: str
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        home = Path(env.get("REFUNDFLOW_HOME", ".refundflow")).resolve()
+        stack = read_stack_file(home)
+
+        def pick(name: str, stack_key: str, default: str) -> str:
+            return env.get(name) or str(stack.get(stack_key) or default)
+
+        sandbox = pick("SANDBOX_URL", "sandbox_url", "http://127.0.0.1:8088").rstrip("/")
+        return cls(
+            temporal_address=pick("TEMPORAL_ADDRESS", "temporal_address", "localhost:7233"),
+            temporal_namespace=pick("TEMPORAL_NAMESPACE", "temporal_namespace", "default"),
+            task_queue=pick("REFUNDFLOW_TASK_QUEUE", "task_queue", "refunds"),
+            database_url=env.get("DATABASE_URL") or stack.get("database_url"),
+            payment_provider_url=env.get("PAYMENT_PROVIDER_URL") or f"{sandbox}/payments",
+            orders_url=env.get("ORDERS_URL") or f"{sandbox}/orders",
+            inventory_url=env.get("INVENTORY_URL") or f"{sandbox}/inventory",
+            policy=pick("REFUNDFLOW_POLICY", "policy", "standard-v1"),
+            policy_dir=Path(env.get("REFUNDFLOW_POLICY_DIR") or PROJECT_ROOT / "policies"),
+            home=home,
+            log_format=env.get("LOG_FORMAT", "auto"),
+            log_level=env.get("LOG_LEVEL", "info"),
+        )
+
+    def require_database_url(self) -> str:
+        if not self.database_url:
+            raise ConfigurationError(
+                "no database: set DATABASE_URL, or start `refundflow dev` in this folder"
+            )
+        return self.database_url
+
+
+class ConfigurationError(Exception):
+    """Settings that cannot work; reported as one line."""
+
+
+def read_stack_file(home: Path) -> dict[str, Any]:
+    """The running dev stack's addresses, or {} if there is none (or it has stopped)."""
+    path = home / STACK_FILE
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    pid = data.get("pid")
+    if not isinstance(pid, int) or not _alive(pid):
+        return {}
+    return data
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

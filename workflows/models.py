@@ -1,0 +1,250 @@
+"""Contracts (pydantic v2) for workflow inputs, updates, queries and activities.
+
+Everything here is stored in workflow history: no card numbers, no secrets, no names or
+addresses. Actors are staff handles or system names; customers appear only as opaque ids.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+
+from workflows.money import Currency
+from workflows.states import Awaiting, CancelReason, RefundState
+
+ReasonCode = Literal[
+    "damaged",
+    "defective",
+    "not_as_described",
+    "wrong_item",
+    "not_received",
+    "late_delivery",
+    "duplicate_charge",
+    "changed_mind",
+]
+REASON_CODES: tuple[str, ...] = ReasonCode.__args__  # type: ignore[attr-defined]
+
+Channel = Literal["web", "app", "support", "api"]
+CHANNELS: tuple[str, ...] = Channel.__args__  # type: ignore[attr-defined]
+
+Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
+"""Order ids, SKUs, refund keys: short, printable, safe in a workflow id."""
+ActorName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$")]
+FreeText = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x08\x0b-\x1f]+$")]
+PositiveMinor = Annotated[StrictInt, Field(gt=0, le=10**12)]
+
+
+class _Contract(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class OrderLine(_Contract):
+    sku: Identifier
+    quantity: Annotated[StrictInt, Field(gt=0, le=10_000)]
+    unit_price: Annotated[StrictInt, Field(ge=0, le=10**12)]
+    """Price of one unit in minor units of the order's currency."""
+    category: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class OrderSnapshot(_Contract):
+    """The order as the order system saw it when the refund was requested."""
+
+    order_id: Identifier
+    currency: Currency
+    lines: list[OrderLine]
+    captured_amount: Annotated[StrictInt, Field(ge=0)]
+    payment_reference: Identifier
+    """The provider's id for the captured payment (never a card number)."""
+    delivered_at: datetime | None = None
+
+
+class RefundLineRequest(_Contract):
+    sku: Identifier
+    quantity: Annotated[StrictInt, Field(gt=0, le=10_000)]
+
+
+class RefundRequest(_Contract):
+    """What a channel asks for. Exactly one of `amount` or `lines`."""
+
+    refund_key: Identifier
+    """The business key: the same key from any channel means the same refund."""
+    order_id: Identifier
+    amount: PositiveMinor | None = None
+    lines: Annotated[list[RefundLineRequest], Field(max_length=100)] | None = None
+    currency: Currency | None = None
+    """If given, must match the order's currency."""
+    reason_code: ReasonCode
+    channel: Channel
+    requested_by: ActorName
+    """Opaque customer id or staff handle, never a name or e-mail."""
+    note: FreeText | None = None
+
+    @model_validator(mode="after")
+    def _amount_xor_lines(self) -> RefundRequest:
+        if (self.amount is None) == (not self.lines):
+            raise ValueError("give either an amount or refund lines, not both and not neither")
+        if self.lines:
+            skus = [line.sku for line in self.lines]
+            if len(set(skus)) != len(skus):
+                raise ValueError("each sku may appear only once in the refund lines")
+        return self
+
+
+class ResolvedRefund(_Contract):
+    """The request checked against the order: the amount that will be refunded and why."""
+
+    amount: PositiveMinor
+    currency: Currency
+    lines: list[OrderLine] = []
+    """Order lines being refunded (with refunded quantities); empty for an amount-only refund."""
+
+
+class PinnedPolicy(_Contract):
+    """The policy in force when the refund was requested, pinned for its whole life."""
+
+    name: str
+    version: int
+    content_hash: str
+    document: str
+    """The policy file's text, so the workflow evaluates exactly what was hashed."""
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}@v{self.version}#{self.content_hash[:12]}"
+
+
+class RefundWorkflowInput(_Contract):
+    refund_id: Identifier
+    request: RefundRequest
+    order: OrderSnapshot
+    resolved: ResolvedRefund
+    policy: PinnedPolicy
+
+
+class TimelineEntry(_Contract):
+    seq: int
+    """1-based position in this refund's audit trail."""
+    event: str
+    from_state: RefundState | None
+    state: RefundState
+    at: datetime
+    actor: str
+    source: str
+    """The system the action came from: web, app, support, api, policy, timer, worker, ..."""
+    reason: str
+    escalation_level: int = 0
+
+
+class StatusView(_Contract):
+    """The one status object every channel renders from."""
+
+    refund_id: str
+    refund_key: str
+    order_id: str
+    state: RefundState
+    cancel_reason: CancelReason | None
+    amount: int
+    """The amount that is (or will be) refunded, in minor units."""
+    requested_amount: int
+    currency: str
+    awaiting: Awaiting
+    escalation_level: int
+    policy_version: str
+    reason_code: str
+    channel: str
+    evidence_required: bool
+    provider_refund_id: str | None
+    timeline: list[TimelineEntry]
+    next_step: str
+    eta: datetime | None
+    message: str
+    policy_notes: list[str] = []
+
+
+class StatusQuery(_Contract):
+    """Query argument, kept as a model so fields (locale, audience) can be added later."""
+
+    include_timeline: bool = True
+
+
+class ApproveInput(_Contract):
+    reviewer: ActorName
+    amount: PositiveMinor | None = None
+    """Approve a lower amount than requested; never more."""
+    source: str = "support"
+
+
+class RejectInput(_Contract):
+    reviewer: ActorName
+    reason: FreeText
+    source: str = "support"
+
+
+class CancelInput(_Contract):
+    actor: ActorName
+    reason: FreeText
+    source: str = "support"
+
+
+class ItemReceivedInput(_Contract):
+    actor: ActorName = "warehouse"
+    source: str = "warehouse"
+
+
+# --- activities -------------------------------------------------------------------------
+
+
+class StatusProjection(_Contract):
+    """The row that listing reads; written with every audited transition."""
+
+    refund_id: str
+    refund_key: str
+    order_id: str
+    state: RefundState
+    amount: int
+    currency: str
+    awaiting: Awaiting
+    escalation_level: int
+    policy_version: str
+    reason_code: str
+    channel: str
+    requested_at: datetime
+    updated_at: datetime
+
+
+class RecordTransitionsInput(_Contract):
+    refund_id: str
+    entries: list[TimelineEntry]
+    projection: StatusProjection
+
+
+class IssueRefundInput(_Contract):
+    refund_id: str
+    order_id: str
+    payment_reference: str
+    amount: PositiveMinor
+    currency: Currency
+    idempotency_key: str
+    """Derived from the refund id, never from the run id, so every retry reuses it."""
+
+
+class ProviderRefundResult(_Contract):
+    provider_refund_id: str
+    status: Literal["succeeded", "pending", "failed"]
+    amount: int
+    currency: str
+
+
+class RestockInput(_Contract):
+    refund_id: str
+    sku: str
+    quantity: int
+    idempotency_key: str
+
+
+class RestockResult(_Contract):
+    movement_id: str
+    sku: str
+    quantity: int

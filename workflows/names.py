@@ -1,0 +1,29 @@
+"""Names shared by the worker, the client and the operators' tooling."""
+
+from __future__ import annotations
+
+from temporalio.common import SearchAttributeKey
+
+DEFAULT_TASK_QUEUE = "refunds"
+
+# Custom search attributes: what operators filter on in the Web UI and `temporal workflow list`.
+# They hold no personal data: a state, an order id (our own opaque id) and numbers.
+SA_REFUND_STATE = SearchAttributeKey.for_keyword("RefundState")
+SA_ORDER_ID = SearchAttributeKey.for_keyword("OrderId")
+SA_ESCALATION_LEVEL = SearchAttributeKey.for_int("EscalationLevel")
+SA_AWAITING = SearchAttributeKey.for_keyword("RefundAwaiting")
+
+SEARCH_ATTRIBUTES: dict[str, str] = {
+    "RefundState": "Keyword",
+    "OrderId": "Keyword",
+    "EscalationLevel": "Int",
+    "RefundAwaiting": "Keyword",
+}
+
+# Activity names: the workflow refers to activities by name so that it imports no I/O code.
+ACTIVITY_RECORD_TRANSITIONS = "record_transitions"
+ACTIVITY_ISSUE_PROVIDER_REFUND = "issue_provider_refund"
+ACTIVITY_RESTOCK_LINE = "restock_line"
+
+# Error type raised by the payment adapter when the provider refuses for good (not retried).
+PROVIDER_REFUSED_ERROR = "ProviderRefused"

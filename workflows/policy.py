@@ -1,0 +1,198 @@
+"""Refund policy: versioned data (TOML under policies/) and its pure evaluation.
+
+The same `evaluate()` runs in the workflow (on the pinned policy text) and anywhere else that
+needs to know what the policy says, so a channel can never read the policy differently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from workflows.models import OrderSnapshot, PinnedPolicy, ResolvedRefund
+
+# Reasons for which a final-sale item is still refundable: the fault is the seller's.
+SELLER_FAULT_REASONS = frozenset({"damaged", "defective", "wrong_item", "not_received"})
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Eligibility(_Section):
+    return_window_days: int = Field(ge=0, le=3650)
+    final_sale_categories: list[str] = []
+
+
+class Approval(_Section):
+    auto_approve_limit: int = Field(ge=0)
+    """Largest amount (minor units) approved without a reviewer."""
+    evidence_required_above: int = Field(ge=0)
+
+
+class RefundTrigger(_Section):
+    trigger: Literal["on_approval", "on_item_received"]
+    item_return_window_days: int = Field(ge=1, le=365, default=14)
+
+
+class Escalation(_Section):
+    review_sla_hours: float = Field(gt=0)
+    second_escalation_hours: float = Field(gt=0)
+    review_expiry_hours: float = Field(gt=0)
+    """After this long in review (from the request) the refund expires; always a timer running."""
+
+
+class Policy(_Section):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    version: int = Field(ge=1)
+    description: str = ""
+    eligibility: Eligibility
+    approval: Approval
+    refund: RefundTrigger
+    escalation: Escalation
+
+    @property
+    def review_sla(self) -> timedelta:
+        return timedelta(hours=self.escalation.review_sla_hours)
+
+    @property
+    def second_escalation(self) -> timedelta:
+        return timedelta(hours=self.escalation.second_escalation_hours)
+
+    @property
+    def review_expiry(self) -> timedelta:
+        return timedelta(hours=self.escalation.review_expiry_hours)
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be used."""
+
+
+def parse_policy(document: str) -> Policy:
+    try:
+        return Policy.model_validate(tomllib.loads(document))
+    except tomllib.TOMLDecodeError as err:
+        raise PolicyError(f"policy is not valid TOML: {err}") from None
+    except ValidationError as err:
+        raise PolicyError(f"policy is invalid: {err}") from None
+
+
+def pin_policy(document: str) -> PinnedPolicy:
+    """Parse and pin: name, version and a content hash of the exact text."""
+    policy = parse_policy(document)
+    digest = hashlib.sha256(document.encode()).hexdigest()
+    return PinnedPolicy(
+        name=policy.name, version=policy.version, content_hash=digest, document=document
+    )
+
+
+class RuleOutcome(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    rule_id: str
+    passed: bool
+    message: str
+
+
+class PolicyDecision(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    eligible: bool
+    auto_approve: bool
+    evidence_required: bool
+    outcomes: list[RuleOutcome]
+
+    @property
+    def failed(self) -> list[RuleOutcome]:
+        return [o for o in self.outcomes if not o.passed]
+
+
+def evaluate(
+    policy: Policy,
+    order: OrderSnapshot,
+    resolved: ResolvedRefund,
+    reason_code: str,
+    now: datetime,
+) -> PolicyDecision:
+    """Apply the policy to one request. Pure: `now` is passed in (workflow.now() in workflows)."""
+    outcomes: list[RuleOutcome] = []
+
+    window = timedelta(days=policy.eligibility.return_window_days)
+    if order.delivered_at is None:
+        outcomes.append(
+            RuleOutcome(
+                rule_id="return-window",
+                passed=True,
+                message="Not delivered yet, so the return window has not started.",
+            )
+        )
+    else:
+        closes = order.delivered_at + window
+        outcomes.append(
+            RuleOutcome(
+                rule_id="return-window",
+                passed=now <= closes,
+                message=(
+                    f"Within the {window.days}-day return window (closes {closes:%Y-%m-%d})."
+                    if now <= closes
+                    else f"The {window.days}-day return window closed on {closes:%Y-%m-%d}."
+                ),
+            )
+        )
+
+    final_sale = set(policy.eligibility.final_sale_categories)
+    refunded_lines = resolved.lines or order.lines
+    only_final_sale = bool(refunded_lines) and all(
+        line.category in final_sale for line in refunded_lines
+    )
+    final_sale_blocks = only_final_sale and reason_code not in SELLER_FAULT_REASONS
+    outcomes.append(
+        RuleOutcome(
+            rule_id="final-sale",
+            passed=not final_sale_blocks,
+            message=(
+                "Final-sale items are refundable only when damaged, defective, wrong or missing."
+                if final_sale_blocks
+                else "No final-sale restriction applies."
+            ),
+        )
+    )
+
+    evidence_required = resolved.amount > policy.approval.evidence_required_above
+    outcomes.append(
+        RuleOutcome(
+            rule_id="evidence",
+            passed=True,
+            message=(
+                f"Evidence is required above {policy.approval.evidence_required_above} minor units."
+                if evidence_required
+                else "No evidence is required for this amount."
+            ),
+        )
+    )
+
+    eligible = all(o.passed for o in outcomes)
+    auto = eligible and not evidence_required and resolved.amount <= policy.approval.auto_approve_limit
+    outcomes.append(
+        RuleOutcome(
+            rule_id="auto-approve",
+            passed=True,
+            message=(
+                f"Approved automatically: at most {policy.approval.auto_approve_limit} minor units."
+                if auto
+                else "A reviewer decides this refund."
+                if eligible
+                else "Not eligible under the policy."
+            ),
+        )
+    )
+    return PolicyDecision(
+        eligible=eligible,
+        auto_approve=auto,
+        evidence_required=evidence_required,
+        outcomes=outcomes,
+    )

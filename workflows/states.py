@@ -1,0 +1,100 @@
+"""The refund state machine: states, events and the one transition table.
+
+Pure code. The workflow asks `apply()` before every state change, and update validators ask
+`check()` so an invalid action is refused before it reaches workflow history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class RefundState(StrEnum):
+    PENDING_REVIEW = "pending_review"
+    APPROVED = "approved"
+    REFUNDING = "refunding"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_STATES = frozenset({RefundState.COMPLETED, RefundState.CANCELLED})
+
+
+class CancelReason(StrEnum):
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+    INELIGIBLE = "ineligible"
+    RETURN_WINDOW_ELAPSED = "return_window_elapsed"
+
+
+class Awaiting(StrEnum):
+    """Who must act next for the refund to move."""
+
+    REVIEWER = "reviewer"
+    CUSTOMER = "customer"
+    WAREHOUSE = "warehouse"
+    PAYMENT_PROVIDER = "payment_provider"
+    OPERATOR = "operator"
+    NOTHING = "nothing"
+
+
+class RefundEvent(StrEnum):
+    AUTO_APPROVE = "auto_approve"
+    APPROVE = "approve"
+    REJECT = "reject"
+    WITHDRAW = "withdraw"
+    EXPIRE = "expire"
+    DECLINE_INELIGIBLE = "decline_ineligible"
+    START_REFUND = "start_refund"
+    RETURN_WINDOW_ELAPSED = "return_window_elapsed"
+    PROVIDER_CONFIRMED = "provider_confirmed"
+
+
+@dataclass(frozen=True)
+class Transition:
+    to: RefundState
+    cancel_reason: CancelReason | None = None
+
+
+_S = RefundState
+_E = RefundEvent
+_C = CancelReason
+
+TRANSITIONS: dict[tuple[RefundState, RefundEvent], Transition] = {
+    (_S.PENDING_REVIEW, _E.AUTO_APPROVE): Transition(_S.APPROVED),
+    (_S.PENDING_REVIEW, _E.APPROVE): Transition(_S.APPROVED),
+    (_S.PENDING_REVIEW, _E.REJECT): Transition(_S.CANCELLED, _C.REJECTED),
+    (_S.PENDING_REVIEW, _E.WITHDRAW): Transition(_S.CANCELLED, _C.WITHDRAWN),
+    (_S.PENDING_REVIEW, _E.EXPIRE): Transition(_S.CANCELLED, _C.EXPIRED),
+    (_S.PENDING_REVIEW, _E.DECLINE_INELIGIBLE): Transition(_S.CANCELLED, _C.INELIGIBLE),
+    (_S.APPROVED, _E.START_REFUND): Transition(_S.REFUNDING),
+    (_S.APPROVED, _E.WITHDRAW): Transition(_S.CANCELLED, _C.WITHDRAWN),
+    (_S.APPROVED, _E.RETURN_WINDOW_ELAPSED): Transition(_S.CANCELLED, _C.RETURN_WINDOW_ELAPSED),
+    # Once money may have moved there is no way back to cancelled in this version: a refund
+    # in `refunding` ends completed, or waits for an operator.
+    (_S.REFUNDING, _E.PROVIDER_CONFIRMED): Transition(_S.COMPLETED),
+}
+
+
+class InvalidTransition(ValueError):
+    """An event that the current state does not allow."""
+
+
+def check(state: RefundState, event: RefundEvent) -> Transition:
+    """Return the transition for `event` in `state`, or raise InvalidTransition with a reason."""
+    transition = TRANSITIONS.get((state, event))
+    if transition is None:
+        allowed = sorted(e.value for (s, e) in TRANSITIONS if s == state)
+        if not allowed:
+            raise InvalidTransition(f"the refund is {state.value}: no further action is possible")
+        raise InvalidTransition(
+            f"cannot {event.value.replace('_', ' ')} a refund that is {state.value}"
+            f" (possible now: {', '.join(allowed)})"
+        )
+    return transition
+
+
+def allowed_events(state: RefundState) -> list[RefundEvent]:
+    return [e for (s, e) in TRANSITIONS if s == state]
