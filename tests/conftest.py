@@ -1,0 +1,126 @@
+"""Shared fixtures: one real dev stack (Postgres, Temporal with time skipping, sandbox,
+worker) per test session, started exactly as `refundflow dev` starts it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+from temporalio.testing import TimeSkipper, TimeSkippingConfig
+
+from activities.http_adapters import HttpOrderSystem, HttpService
+from client.policy_source import load_policy
+from client.refund_client import RefundClient
+from worker.connections import connect_temporal
+from worker.devstack import DevStack, StackConfig
+from worker.settings import PROJECT_ROOT, Settings
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[DevStack]:
+    home = Path(tempfile.mkdtemp(prefix="refundflow-test-"))
+    home.chmod(0o755)  # embedded Postgres runs as an unprivileged user when we are root
+    dev = DevStack(StackConfig.for_tests(home))
+    try:
+        dev.start(progress=lambda line: None)
+        yield dev
+    finally:
+        dev.stop()
+        if os.environ.get("REFUNDFLOW_KEEP_TEST_HOME"):
+            print(f"test stack state kept in {home}")
+        else:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def settings(stack: DevStack) -> Settings:
+    return Settings.from_env(stack.env())
+
+
+@pytest.fixture(scope="session")
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+async def skipper(settings: Settings) -> TimeSkipper:
+    """A client whose workflows run in virtual time, advanced only by fast_forward()."""
+    temporal = await connect_temporal(settings)
+    return TimeSkipper(temporal, config=TimeSkippingConfig(enabled=False))
+
+
+def make_client(
+    skipper: TimeSkipper, settings: Settings, http: aiohttp.ClientSession, policy: str
+) -> RefundClient:
+    return RefundClient(
+        skipper.client,
+        HttpOrderSystem(HttpService(http, settings.orders_url, "order system")),
+        task_queue=settings.task_queue,
+        policy=load_policy(PROJECT_ROOT / "policies", policy),
+        database_url=settings.database_url,
+    )
+
+
+@pytest.fixture(scope="session")
+def refunds(skipper: TimeSkipper, settings: Settings, http: aiohttp.ClientSession) -> RefundClient:
+    """RefundClient under the default policy (standard-v1)."""
+    return make_client(skipper, settings, http, "standard-v1")
+
+
+@pytest.fixture(scope="session")
+def returns_refunds(
+    skipper: TimeSkipper, settings: Settings, http: aiohttp.ClientSession
+) -> RefundClient:
+    """RefundClient under the returns-v1 policy: refund when the item is received."""
+    return make_client(skipper, settings, http, "returns-v1")
+
+
+@pytest.fixture(scope="session")
+async def db(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(settings.require_database_url(), min_size=1, max_size=4)
+    yield pool
+    await pool.close()
+
+
+class Sandbox:
+    """Test access to the sandbox systems over their real HTTP APIs."""
+
+    def __init__(self, http: aiohttp.ClientSession, base: str) -> None:
+        self.http = http
+        self.base = base
+
+    async def order(self, **spec: Any) -> dict[str, Any]:
+        spec.setdefault("currency", "USD")
+        spec.setdefault("delivered_days_ago", 2)
+        async with self.http.post(f"{self.base}/orders/v1/orders", json=spec) as r:
+            assert r.status == 201, await r.text()
+            body: dict[str, Any] = await r.json()
+            return body
+
+    async def refunds(self, order_id: str) -> list[dict[str, Any]]:
+        async with self.http.get(
+            f"{self.base}/payments/v1/refunds", params={"order_id": order_id}
+        ) as r:
+            return list((await r.json())["data"])
+
+    async def movements(self, reference: str) -> list[dict[str, Any]]:
+        async with self.http.get(f"{self.base}/inventory/v1/movements") as r:
+            return [m for m in (await r.json())["data"] if m["reference"] == reference]
+
+
+@pytest.fixture(scope="session")
+def sandbox(stack: DevStack, http: aiohttp.ClientSession) -> Sandbox:
+    return Sandbox(http, stack.sandbox_url)
+
+
+def unique_key(prefix: str = "key") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"

@@ -1,0 +1,35 @@
+"""Waiting for asynchronous outcomes without fixed sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from client.refund_client import RefundClient
+from workflows.models import StatusView
+
+T = TypeVar("T")
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]], accept: Callable[[T], bool], timeout: float = 30
+) -> T:
+    """Poll `probe` until `accept` holds; fail with the last value seen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await probe()
+        if accept(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s; last value: {value!r}")
+        await asyncio.sleep(0.1)
+
+
+async def wait_for_state(
+    client: RefundClient, refund_id: str, *states: str, timeout: float = 30
+) -> StatusView:
+    return await eventually(
+        lambda: client.status(refund_id), lambda s: s.state.value in states, timeout
+    )

@@ -1,0 +1,218 @@
+"""The whole flow on the dev server, through the sandbox over HTTP, with the real worker."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import pytest
+from temporalio.api.enums.v1 import EventType
+
+from client.errors import InvalidRefundRequest, RefundActionRefused, RefundConflict
+from client.refund_client import RefundClient, default_refund_key, refund_id_for
+from tests.conftest import Sandbox, unique_key
+from tests.integration.helpers import eventually, wait_for_state
+from workflows.models import RefundRequest, StatusView
+
+pytestmark = pytest.mark.stack
+
+
+def make_request(order: dict[str, Any], **fields: Any) -> RefundRequest:
+    """A valid request for the whole order; `fields` override (amount=None for lines)."""
+    values: dict[str, Any] = {
+        "refund_key": unique_key(),
+        "order_id": order["order_id"],
+        "amount": order["captured_amount"],
+        "reason_code": "damaged",
+        "channel": "web",
+        "requested_by": "cust_42",
+    }
+    values.update(fields)
+    return RefundRequest(**values)
+
+
+async def audit_rows(db: asyncpg.Pool, refund_id: str) -> list[asyncpg.Record]:
+    return await db.fetch(
+        "SELECT seq, event, from_state, to_state, actor, source FROM refundflow.audit"
+        " WHERE refund_id = $1 ORDER BY seq",
+        refund_id,
+    )
+
+
+async def assert_audited_exactly_once(db: asyncpg.Pool, status: StatusView) -> None:
+    """Invariant 5: every timeline entry is in the audit trail once, in order."""
+    rows = await eventually(
+        lambda: audit_rows(db, status.refund_id), lambda r: len(r) >= len(status.timeline)
+    )
+    assert [r["seq"] for r in rows] == list(range(1, len(status.timeline) + 1))
+    assert [(r["event"], r["to_state"]) for r in rows] == [
+        (e.event, e.state.value) for e in status.timeline
+    ]
+
+
+async def test_small_refund_is_auto_approved_and_paid_once(
+    refunds: RefundClient, sandbox: Sandbox, db: asyncpg.Pool
+) -> None:
+    order = await sandbox.order(amount=4000)
+    status = await refunds.request(make_request(order))
+    done = await wait_for_state(refunds, status.refund_id, "completed")
+
+    assert [e.state.value for e in done.timeline] == [
+        "pending_review",
+        "approved",
+        "refunding",
+        "completed",
+    ]
+    assert done.timeline[1].actor == "policy"
+    assert done.policy_version.startswith("standard@v1#")
+    ledger = await sandbox.refunds(order["order_id"])
+    assert [(r["amount"], r["idempotency_key"]) for r in ledger] == [
+        (4000, f"{done.refund_id}:refund")
+    ]
+    assert done.provider_refund_id == ledger[0]["id"]
+    await assert_audited_exactly_once(db, done)
+    projection = await db.fetchrow(
+        "SELECT state, amount FROM refundflow.refund_status WHERE refund_id = $1", done.refund_id
+    )
+    assert (projection["state"], projection["amount"]) == ("completed", 4000)
+
+
+async def test_large_refund_waits_for_a_reviewer_who_may_approve_less(
+    refunds: RefundClient, sandbox: Sandbox, db: asyncpg.Pool
+) -> None:
+    order = await sandbox.order(amount=12000)
+    status = await refunds.request(make_request(order))
+    assert (status.state.value, status.awaiting.value) == ("pending_review", "reviewer")
+    assert status.eta is not None and status.next_step.startswith("A reviewer")
+    assert await sandbox.refunds(order["order_id"]) == []
+
+    approved = await refunds.approve(status.refund_id, "alice", amount=10000)
+    assert approved.state.value == "approved" and approved.amount == 10000
+    done = await wait_for_state(refunds, status.refund_id, "completed")
+    assert done.timeline[1].actor == "alice" and done.timeline[1].source == "support"
+    assert [r["amount"] for r in await sandbox.refunds(order["order_id"])] == [10000]
+    await assert_audited_exactly_once(db, done)
+
+
+async def test_rejected_refund_is_cancelled_and_moves_no_money(
+    refunds: RefundClient, sandbox: Sandbox
+) -> None:
+    order = await sandbox.order(amount=9000)
+    status = await refunds.request(make_request(order))
+    rejected = await refunds.reject(status.refund_id, "bob", "photos show no damage")
+    assert (rejected.state.value, rejected.cancel_reason) == ("cancelled", "rejected")
+    await wait_for_state(refunds, status.refund_id, "cancelled")
+    with pytest.raises(RefundActionRefused):
+        await refunds.approve(status.refund_id, "alice")
+    assert await sandbox.refunds(order["order_id"]) == []
+
+
+async def test_customer_can_withdraw_while_pending(refunds: RefundClient, sandbox: Sandbox) -> None:
+    order = await sandbox.order(amount=9000)
+    status = await refunds.request(make_request(order))
+    withdrawn = await refunds.cancel(status.refund_id, "cust_42", "found a replacement")
+    assert (withdrawn.state.value, withdrawn.cancel_reason) == ("cancelled", "withdrawn")
+
+
+async def test_duplicate_requests_from_every_channel_converge(
+    refunds: RefundClient, sandbox: Sandbox
+) -> None:
+    """Invariant 3: the same request, concurrently from all channels, is one refund."""
+    order = await sandbox.order(amount=15000)
+    key = default_refund_key(order["order_id"], 15000, None, "damaged")
+    channels = ["web", "app", "support", "api"] * 3
+    results = await asyncio.gather(
+        *(refunds.request(make_request(order, refund_key=key, channel=c)) for c in channels)
+    )
+    assert {r.refund_id for r in results} == {refund_id_for(order["order_id"], key)}
+    await refunds.approve(results[0].refund_id, "alice")
+    await wait_for_state(refunds, results[0].refund_id, "completed")
+
+    # Asked again after it completed: the same refund answers, nothing new starts.
+    again = await refunds.request(make_request(order, refund_key=key, channel="app"))
+    assert again.refund_id == results[0].refund_id and again.state.value == "completed"
+    assert len(await sandbox.refunds(order["order_id"])) == 1
+    starts = [
+        e
+        async for e in refunds.temporal.get_workflow_handle(again.refund_id).fetch_history_events()
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED
+    ]
+    assert len(starts) == 1
+
+
+async def test_reusing_a_key_for_another_request_is_refused(
+    refunds: RefundClient, sandbox: Sandbox
+) -> None:
+    order = await sandbox.order(amount=15000)
+    first = make_request(order, amount=9000)
+    await refunds.request(first)
+    with pytest.raises(RefundConflict, match="already used for a different request"):
+        await refunds.request(make_request(order, amount=8000, refund_key=first.refund_key))
+
+
+async def test_invalid_actions_are_refused_and_never_reach_history(
+    refunds: RefundClient, sandbox: Sandbox
+) -> None:
+    order = await sandbox.order(amount=12000)
+    status = await refunds.request(make_request(order))
+    refused = [
+        (lambda: refunds.approve(status.refund_id, "alice", amount=12001), "more than the"),
+        (lambda: refunds.item_received(status.refund_id), "refunds on approval"),
+    ]
+    for action, message in refused:
+        with pytest.raises(RefundActionRefused, match=message):
+            await action()
+    await refunds.approve(status.refund_id, "alice")
+    with pytest.raises(RefundActionRefused):
+        await refunds.approve(status.refund_id, "carol")
+    await wait_for_state(refunds, status.refund_id, "completed")
+    with pytest.raises(RefundActionRefused):
+        await refunds.cancel(status.refund_id, "cust_42", "too late")
+
+    handle = refunds.temporal.get_workflow_handle(status.refund_id)
+    accepted = [
+        e
+        async for e in handle.fetch_history_events()
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+    ]
+    assert len(accepted) == 1, "only the one valid approval may be in history"
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"order_id": "ord_does_not_exist"}, "unknown order ord_does_not_exist"),
+        ({"amount": 10001}, "is more than the 100.00 USD captured"),
+        ({"currency": "EUR"}, "does not match order"),
+        ({"amount": None, "lines": [{"sku": "NOPE", "quantity": 1}]}, "no line with sku NOPE"),
+    ],
+)
+async def test_bad_requests_are_refused_and_start_nothing(
+    refunds: RefundClient,
+    sandbox: Sandbox,
+    db: asyncpg.Pool,
+    fields: dict[str, Any],
+    message: str,
+) -> None:
+    order = await sandbox.order(amount=10000)
+    request = make_request(order, **{"amount": 5000, **fields})
+    with pytest.raises(InvalidRefundRequest, match=message):
+        await refunds.request(request)
+    refund_id = refund_id_for(request.order_id, request.refund_key)
+    assert await audit_rows(db, refund_id) == []
+    assert await sandbox.refunds(order["order_id"]) == []
+    with pytest.raises(Exception, match="no refund"):
+        await refunds.status(refund_id)
+
+
+async def test_search_attributes_follow_the_state(refunds: RefundClient, sandbox: Sandbox) -> None:
+    order = await sandbox.order(amount=3000)
+    status = await refunds.request(make_request(order))
+    await wait_for_state(refunds, status.refund_id, "completed")
+
+    async def listed() -> list[str]:
+        query = f"OrderId = '{order['order_id']}' AND RefundState = 'completed'"
+        return [w.id async for w in refunds.temporal.list_workflows(query)]
+
+    assert await eventually(listed, lambda ids: ids == [status.refund_id])

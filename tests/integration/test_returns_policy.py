@@ -1,0 +1,60 @@
+"""Policy returns-v1: the refund is paid once the returned item is received, restocked once."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from temporalio.testing import TimeSkipper
+
+from client.errors import RefundActionRefused
+from client.refund_client import RefundClient
+from tests.conftest import Sandbox
+from tests.integration.helpers import eventually, wait_for_state
+from tests.integration.test_refund_flow import make_request
+
+pytestmark = pytest.mark.stack
+
+LINES = [
+    {"sku": "MUG-1", "quantity": 2, "unit_price": 1200, "category": "kitchen"},
+    {"sku": "TEA-9", "quantity": 1, "unit_price": 900, "category": "grocery"},
+]
+
+
+async def test_refund_waits_for_the_item_then_pays_and_restocks_each_line_once(
+    returns_refunds: RefundClient, sandbox: Sandbox
+) -> None:
+    order = await sandbox.order(lines=LINES)
+    status = await returns_refunds.request(
+        make_request(order, amount=None, lines=[{"sku": "MUG-1", "quantity": 2}, {"sku": "TEA-9", "quantity": 1}])
+    )
+    approved = await eventually(
+        lambda: returns_refunds.status(status.refund_id), lambda s: s.awaiting.value == "customer"
+    )
+    assert approved.state.value == "approved" and approved.amount == 3300
+    assert approved.policy_version.startswith("returns@v1#")
+    assert await sandbox.refunds(order["order_id"]) == []
+
+    await returns_refunds.item_received(status.refund_id, "warehouse-7")
+    with pytest.raises(RefundActionRefused):
+        await returns_refunds.item_received(status.refund_id, "warehouse-7")
+    done = await wait_for_state(returns_refunds, status.refund_id, "completed")
+
+    assert [r["amount"] for r in await sandbox.refunds(order["order_id"])] == [3300]
+    movements = await sandbox.movements(done.refund_id)
+    assert sorted((m["sku"], m["quantity"]) for m in movements) == [("MUG-1", 2), ("TEA-9", 1)]
+
+
+async def test_item_never_returned_cancels_without_money(
+    returns_refunds: RefundClient, skipper: TimeSkipper, sandbox: Sandbox
+) -> None:
+    order = await sandbox.order(lines=LINES)
+    status = await returns_refunds.request(make_request(order, amount=2400))
+    await eventually(
+        lambda: returns_refunds.status(status.refund_id), lambda s: s.awaiting.value == "customer"
+    )
+    handle = returns_refunds.temporal.get_workflow_handle(status.refund_id)
+    await skipper.fast_forward(handle, timedelta(days=15))
+    cancelled = await wait_for_state(returns_refunds, status.refund_id, "cancelled")
+    assert cancelled.cancel_reason == "return_window_elapsed"
+    assert await sandbox.refunds(order["order_id"]) == []

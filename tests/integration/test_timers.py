@@ -1,0 +1,73 @@
+"""Durable timers, tested in virtual time with the dev server's per-workflow time skipping."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import asyncpg
+import pytest
+from temporalio.testing import TimeSkipper
+
+from client.refund_client import RefundClient
+from tests.conftest import Sandbox
+from tests.integration.helpers import eventually, wait_for_state
+from tests.integration.test_refund_flow import make_request
+
+pytestmark = pytest.mark.stack
+
+
+async def test_review_escalates_after_sla_then_again_then_expires(
+    refunds: RefundClient, skipper: TimeSkipper, sandbox: Sandbox, db: asyncpg.Pool
+) -> None:
+    order = await sandbox.order(amount=20000)
+    status = await refunds.request(make_request(order))
+    handle = refunds.temporal.get_workflow_handle(status.refund_id)
+    assert status.escalation_level == 0
+
+    await skipper.fast_forward(handle, timedelta(hours=25))
+    level1 = await eventually(
+        lambda: refunds.status(status.refund_id), lambda s: s.escalation_level == 1
+    )
+    assert (level1.state.value, level1.awaiting.value) == ("pending_review", "reviewer")
+    assert level1.timeline[-1].event == "escalated"
+    assert "24 h" in level1.timeline[-1].reason
+    assert "escalated" in level1.message
+
+    escalated = await eventually(
+        lambda: refunds.list(escalated=True, order_id=order["order_id"]), lambda rows: len(rows) == 1
+    )
+    assert escalated[0]["escalation_level"] == 1
+
+    await skipper.fast_forward(handle, timedelta(hours=24))
+    await eventually(lambda: refunds.status(status.refund_id), lambda s: s.escalation_level == 2)
+
+    # Policy: review expires 336 h after the request; we are at 49 h.
+    await skipper.fast_forward(handle, timedelta(hours=290))
+    expired = await wait_for_state(refunds, status.refund_id, "cancelled")
+    assert expired.cancel_reason == "expired"
+    assert await sandbox.refunds(order["order_id"]) == []
+
+
+async def test_approval_after_escalation_still_pays(
+    refunds: RefundClient, skipper: TimeSkipper, sandbox: Sandbox
+) -> None:
+    order = await sandbox.order(amount=20000)
+    status = await refunds.request(make_request(order))
+    handle = refunds.temporal.get_workflow_handle(status.refund_id)
+    await skipper.fast_forward(handle, timedelta(hours=25))
+    await eventually(lambda: refunds.status(status.refund_id), lambda s: s.escalation_level == 1)
+    await refunds.approve(status.refund_id, "lead-dana")
+    done = await wait_for_state(refunds, status.refund_id, "completed")
+    assert done.escalation_level == 1
+    assert len(await sandbox.refunds(order["order_id"])) == 1
+
+
+async def test_no_timer_fires_before_its_time(
+    refunds: RefundClient, skipper: TimeSkipper, sandbox: Sandbox
+) -> None:
+    order = await sandbox.order(amount=20000)
+    status = await refunds.request(make_request(order))
+    handle = refunds.temporal.get_workflow_handle(status.refund_id)
+    await skipper.fast_forward(handle, timedelta(hours=23))
+    # The dev server reports the fast-forward complete; the workflow has seen 23 h pass.
+    assert (await refunds.status(status.refund_id)).escalation_level == 0

@@ -1,0 +1,87 @@
+"""The transition table, attacked with random event sequences."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from workflows.states import (
+    TERMINAL_STATES,
+    TRANSITIONS,
+    CancelReason,
+    InvalidTransition,
+    RefundEvent,
+    RefundState,
+    allowed_events,
+    check,
+)
+
+events = st.lists(st.sampled_from(list(RefundEvent)), max_size=30)
+
+
+def run_sequence(sequence: list[RefundEvent]) -> list[tuple[RefundState, CancelReason | None]]:
+    """Apply each event the machine accepts; skip the refused ones (as validators do)."""
+    state = RefundState.PENDING_REVIEW
+    path: list[tuple[RefundState, CancelReason | None]] = [(state, None)]
+    for event in sequence:
+        try:
+            transition = check(state, event)
+        except InvalidTransition:
+            continue
+        state = transition.to
+        path.append((state, transition.cancel_reason))
+    return path
+
+
+@given(events)
+def test_terminal_states_are_final(sequence: list[RefundEvent]) -> None:
+    path = run_sequence(sequence)
+    for i, (state, _) in enumerate(path):
+        if state in TERMINAL_STATES:
+            assert len(path) == i + 1, f"left terminal state {state} via {path[i + 1]}"
+
+
+@given(events)
+def test_cancelled_always_has_a_reason_and_others_never(sequence: list[RefundEvent]) -> None:
+    for state, reason in run_sequence(sequence):
+        assert (reason is not None) == (state is RefundState.CANCELLED)
+
+
+@given(events)
+def test_completed_only_after_refunding_and_refunding_never_cancelled(
+    sequence: list[RefundEvent],
+) -> None:
+    states = [s for s, _ in run_sequence(sequence)]
+    if RefundState.COMPLETED in states:
+        assert states[-2] is RefundState.REFUNDING
+    if RefundState.REFUNDING in states:
+        # Money may have moved: no path from refunding leads to cancelled.
+        assert RefundState.CANCELLED not in states[states.index(RefundState.REFUNDING) :]
+
+
+@given(events)
+def test_path_always_follows_the_lifecycle_order(sequence: list[RefundEvent]) -> None:
+    order = {
+        RefundState.PENDING_REVIEW: 0,
+        RefundState.APPROVED: 1,
+        RefundState.REFUNDING: 2,
+        RefundState.COMPLETED: 3,
+        RefundState.CANCELLED: 3,
+    }
+    states = [s for s, _ in run_sequence(sequence)]
+    assert all(order[a] < order[b] for a, b in zip(states, states[1:], strict=False))
+
+
+def test_every_state_is_reachable_and_every_non_terminal_state_can_move() -> None:
+    reachable = {RefundState.PENDING_REVIEW} | {t.to for t in TRANSITIONS.values()}
+    assert reachable == set(RefundState)
+    for state in set(RefundState) - TERMINAL_STATES:
+        assert allowed_events(state), state
+
+
+def test_refusal_says_what_is_possible() -> None:
+    with pytest.raises(InvalidTransition, match=r"cannot approve a refund that is approved"):
+        check(RefundState.APPROVED, RefundEvent.APPROVE)
+    with pytest.raises(InvalidTransition, match="no further action"):
+        check(RefundState.COMPLETED, RefundEvent.WITHDRAW)
