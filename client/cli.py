@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import BaseModel, ValidationError
 
@@ -30,6 +30,13 @@ EXIT_USAGE = 2
 
 class UserError(Exception):
     """Bad input on the command line."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage mistakes as one line plus a pointer to --help, not a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"error: {message} (see `{self.prog} --help`)\n")
 
 
 def _line(value: str) -> tuple[str, int]:
@@ -50,7 +57,7 @@ def _minor(value: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="refundflow", description="Durable refunds on Temporal: request, review, track."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

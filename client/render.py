@@ -14,7 +14,7 @@ def validation_error(err: ValidationError) -> str:
     problems = []
     for problem in err.errors():
         where = ".".join(str(p) for p in problem["loc"]) or "request"
-        message = problem["msg"].removeprefix("Value error, ")
+        message = problem["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
         if problem["type"] == "literal_error":
             message = f"must be one of {problem['ctx']['expected']}"
         elif problem["type"] == "string_too_long":

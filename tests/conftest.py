@@ -17,6 +17,7 @@ import pytest
 from temporalio.testing import TimeSkipper, TimeSkippingConfig
 
 from activities.http_adapters import HttpOrderSystem, HttpService
+from activities.pg_store import create_pool
 from client.policy_source import load_policy
 from client.refund_client import RefundClient
 from worker.connections import connect_temporal
@@ -86,7 +87,7 @@ def returns_refunds(
 
 @pytest.fixture(scope="session")
 async def db(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(settings.require_database_url(), min_size=1, max_size=4)
+    pool = await create_pool(settings.require_database_url())  # migrates, like the worker
     yield pool
     await pool.close()
 
