@@ -42,7 +42,9 @@ class OneLineParser(argparse.ArgumentParser):
 def _line(value: str) -> tuple[str, int]:
     sku, sep, qty = value.rpartition(":")
     if not sep or not sku or not qty.isdigit() or int(qty) <= 0:
-        raise argparse.ArgumentTypeError(f"expected SKU:QTY with QTY a positive whole number, got {value!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected SKU:QTY with QTY a positive whole number, got {value!r}"
+        )
     return sku, int(qty)
 
 
@@ -193,7 +195,9 @@ async def _sandbox(args: argparse.Namespace) -> int:
     async with aiohttp.ClientSession() as session:
         try:
             if args.sandbox_command == "order":
-                orders = HttpOrderSystem(HttpService(session, settings.orders_url, "sandbox orders"))
+                orders = HttpOrderSystem(
+                    HttpService(session, settings.orders_url, "sandbox orders")
+                )
                 order = await orders.create_order(
                     {
                         "amount": args.amount,

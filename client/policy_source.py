@@ -17,7 +17,8 @@ def load_policy(policy_dir: Path, name: str) -> PinnedPolicy:
     except FileNotFoundError:
         available = sorted(p.stem for p in policy_dir.glob("*.toml"))
         raise RefundflowError(
-            f"policy {name!r} not found in {policy_dir} (available: {', '.join(available) or 'none'})"
+            f"policy {name!r} not found in {policy_dir}"
+            f" (available: {', '.join(available) or 'none'})"
         ) from None
     try:
         return pin_policy(document)

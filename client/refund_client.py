@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 from typing import Any
 
@@ -143,7 +144,9 @@ class RefundClient:
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 search_attributes=TypedSearchAttributes(
                     [
-                        SearchAttributePair(names.SA_REFUND_STATE, RefundState.PENDING_REVIEW.value),
+                        SearchAttributePair(
+                            names.SA_REFUND_STATE, RefundState.PENDING_REVIEW.value
+                        ),
                         SearchAttributePair(names.SA_ORDER_ID, order.order_id),
                         SearchAttributePair(names.SA_ESCALATION_LEVEL, 0),
                         SearchAttributePair(names.SA_AWAITING, Awaiting.NOTHING.value),
@@ -191,7 +194,7 @@ class RefundClient:
             state=state, order_id=order_id, escalated=escalated, limit=limit
         )
 
-    async def audit(self, refund_id: str) -> list[dict[str, Any]]:
+    async def audit(self, refund_id: str) -> builtins.list[dict[str, Any]]:
         trail = await (await self._store()).audit_trail(refund_id)
         if not trail:
             raise RefundNotFound(f"no audit trail for refund {refund_id}")

@@ -64,7 +64,8 @@ def listing(rows: list[dict[str, Any]]) -> str:
 
 def order(data: dict[str, Any]) -> str:
     lines = [
-        f"order {data['order_id']}  captured {format_minor(data['captured_amount'], data['currency'])}",
+        f"order {data['order_id']}"
+        f"  captured {format_minor(data['captured_amount'], data['currency'])}",
         f"  payment reference {data['payment_reference']}  delivered {data['delivered_at'] or '-'}",
     ]
     for line in data["lines"]:

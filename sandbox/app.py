@@ -25,7 +25,9 @@ class _Body(BaseModel):
 
 
 class OrderLineSpec(_Body):
-    sku: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
+    sku: Annotated[
+        str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+    ]
     quantity: Annotated[StrictInt, Field(gt=0, le=10_000)] = 1
     unit_price: Annotated[StrictInt, Field(ge=0, le=10**12)]
     category: Annotated[str, Field(min_length=1, max_length=64)] = "general"
@@ -130,7 +132,9 @@ async def list_refunds(request: web.Request) -> web.Response:
 async def create_restock(request: web.Request) -> web.Response:
     key = _idempotency_key(request)
     body = CreateRestock.model_validate(await _json(request))
-    movement, created = await request.app[STORE].restock(key, body.sku, body.quantity, body.reference)
+    movement, created = await request.app[STORE].restock(
+        key, body.sku, body.quantity, body.reference
+    )
     return web.json_response(movement, status=201 if created else 200)
 
 

@@ -105,7 +105,11 @@ class SandboxStore:
     # --- payment provider ---------------------------------------------------------------
 
     async def create_refund(
-        self, idempotency_key: str, payment_reference: str, amount: int, currency: str,
+        self,
+        idempotency_key: str,
+        payment_reference: str,
+        amount: int,
+        currency: str,
         metadata: dict[str, Any],
     ) -> tuple[dict[str, Any], bool]:
         """Refund against a payment. Returns (refund, created_now).

@@ -148,7 +148,9 @@ class DevStack:
             time_skipping=cfg.time_skipping,
         )
         self.temporal.start()
-        progress(f"starting sandbox (payment provider, inventory, orders) on {self.sandbox_url} ...")
+        progress(
+            f"starting sandbox (payment provider, inventory, orders) on {self.sandbox_url} ..."
+        )
         self.sandbox = spawn(
             [sys.executable, "-m", "sandbox", "--port", str(cfg.sandbox_port)],
             log_path=self.logs / "sandbox.log",
@@ -161,9 +163,7 @@ class DevStack:
 
     def start_worker(self) -> subprocess.Popen[bytes]:
         log = None if self.config.worker_output_to_terminal else self.logs / "worker.log"
-        self.worker = spawn(
-            [sys.executable, "-m", "worker"], log_path=log, env=self.env()
-        )
+        self.worker = spawn([sys.executable, "-m", "worker"], log_path=log, env=self.env())
         return self.worker
 
     def stop(self) -> None:

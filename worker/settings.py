@@ -31,6 +31,8 @@ ENV_VARS = (
     "REFUNDFLOW_HOME",
     "LOG_FORMAT",
     "LOG_LEVEL",
+    "SANDBOX_HOST",
+    "SANDBOX_PORT",
 )
 
 

@@ -52,10 +52,15 @@ class TemporalDevServer:
 
     def start(self) -> str:
         args = [
-            temporal_binary(), "server", "start-dev",
-            "--ip", "127.0.0.1",
-            "--port", str(self.port),
-            "--log-level", "warn",
+            temporal_binary(),
+            "server",
+            "start-dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warn",
         ]
         if self.db_file is not None:
             args += ["--db-filename", str(self.db_file)]
@@ -77,7 +82,9 @@ class TemporalDevServer:
         while True:
             check = subprocess.run(
                 [temporal_binary(), "operator", "cluster", "health", "--address", self.address],
-                capture_output=True, text=True, check=False,
+                capture_output=True,
+                text=True,
+                check=False,
             )
             if check.returncode == 0 and "SERVING" in check.stdout:
                 return

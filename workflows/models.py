@@ -29,7 +29,9 @@ REASON_CODES: tuple[str, ...] = ReasonCode.__args__  # type: ignore[attr-defined
 Channel = Literal["web", "app", "support", "api"]
 CHANNELS: tuple[str, ...] = Channel.__args__  # type: ignore[attr-defined]
 
-Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
+Identifier = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+]
 """Order ids, SKUs, refund keys: short, printable, safe in a workflow id."""
 ActorName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$")]
 FreeText = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x08\x0b-\x1f]+$")]

@@ -176,7 +176,9 @@ def evaluate(
     )
 
     eligible = all(o.passed for o in outcomes)
-    auto = eligible and not evidence_required and resolved.amount <= policy.approval.auto_approve_limit
+    auto = (
+        eligible and not evidence_required and resolved.amount <= policy.approval.auto_approve_limit
+    )
     outcomes.append(
         RuleOutcome(
             rule_id="auto-approve",

@@ -45,7 +45,9 @@ with workflow.unsafe.imports_passed_through():
     )
 
 # Writing the audit trail must eventually succeed: retry for as long as it takes.
-_STORE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10))
+_STORE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10)
+)
 # The provider call is safe to retry because every attempt carries the same idempotency key.
 _PROVIDER_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -309,7 +311,9 @@ class RefundWorkflow:
         self._escalation = min(self._escalation + 1, _MAX_ESCALATION)
         if self._awaiting is Awaiting.OPERATOR:
             self._escalation = _MAX_ESCALATION
-        self._append("escalated", self._state, actor, "timer", f"level {self._escalation}: {reason}")
+        self._append(
+            "escalated", self._state, actor, "timer", f"level {self._escalation}: {reason}"
+        )
 
     def _set_awaiting(self, awaiting: Awaiting) -> None:
         self._awaiting = awaiting
@@ -384,7 +388,8 @@ class RefundWorkflow:
 
     def _auto_reason(self) -> str:
         limit = self._policy.approval.auto_approve_limit
-        return f"auto-approved: {self._money()} is within the limit of {format_minor(limit, self._currency)}"
+        within = format_minor(limit, self._currency)
+        return f"auto-approved: {self._money()} is within the limit of {within}"
 
     def _eta(self) -> datetime | None:
         if self._state is RefundState.PENDING_REVIEW:

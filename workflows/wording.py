@@ -54,5 +54,7 @@ def message(
         return f"Your refund of {money} is on its way to your original payment method."
     if state is RefundState.COMPLETED:
         return f"Your refund of {money} has been paid to your original payment method."
-    reason = _CANCELLED.get(cancel_reason, "The refund request was closed.") if cancel_reason else ""
+    reason = (
+        _CANCELLED.get(cancel_reason, "The refund request was closed.") if cancel_reason else ""
+    )
     return reason or "The refund request was closed."

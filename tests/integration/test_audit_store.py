@@ -19,15 +19,31 @@ NOW = datetime(2026, 11, 26, tzinfo=UTC)
 def batch(refund_id: str, seqs: list[int], state: RefundState) -> RecordTransitionsInput:
     entries = [
         TimelineEntry(
-            seq=s, event=f"e{s}", from_state=None, state=state, at=NOW,
-            actor="tester", source="test", reason="r",
+            seq=s,
+            event=f"e{s}",
+            from_state=None,
+            state=state,
+            at=NOW,
+            actor="tester",
+            source="test",
+            reason="r",
         )
         for s in seqs
     ]
     projection = StatusProjection(
-        refund_id=refund_id, refund_key="k", order_id="ord_t", state=state, amount=100,
-        currency="USD", awaiting=Awaiting.NOTHING, escalation_level=0, policy_version="p",
-        reason_code="damaged", channel="web", requested_at=NOW, updated_at=NOW,
+        refund_id=refund_id,
+        refund_key="k",
+        order_id="ord_t",
+        state=state,
+        amount=100,
+        currency="USD",
+        awaiting=Awaiting.NOTHING,
+        escalation_level=0,
+        policy_version="p",
+        reason_code="damaged",
+        channel="web",
+        requested_at=NOW,
+        updated_at=NOW,
     )
     return RecordTransitionsInput(refund_id=refund_id, entries=entries, projection=projection)
 

@@ -36,16 +36,32 @@ def test_request_approve_status_and_ledger_from_the_command_line(stack: DevStack
     assert order["captured_amount"] == 12000 and order["payment_reference"].startswith("pay_")
 
     requested = cli_json(
-        stack, "request", "--order", order["order_id"], "--amount", "12000",
-        "--reason", "damaged", "--channel", "web",
+        stack,
+        "request",
+        "--order",
+        order["order_id"],
+        "--amount",
+        "12000",
+        "--reason",
+        "damaged",
+        "--channel",
+        "web",
     )
     assert (requested["state"], requested["awaiting"]) == ("pending_review", "reviewer")
     refund_id = requested["refund_id"]
 
     # The same request again, from another channel: the same refund.
     again = cli_json(
-        stack, "request", "--order", order["order_id"], "--amount", "12000",
-        "--reason", "damaged", "--channel", "support",
+        stack,
+        "request",
+        "--order",
+        order["order_id"],
+        "--amount",
+        "12000",
+        "--reason",
+        "damaged",
+        "--channel",
+        "support",
     )
     assert again["refund_id"] == refund_id
 
@@ -60,8 +76,18 @@ def test_request_approve_status_and_ledger_from_the_command_line(stack: DevStack
         status = cli_json(stack, "status", refund_id)
     assert status["state"] == "completed"
     required = {
-        "refund_id", "order_id", "state", "amount", "currency", "awaiting", "escalation_level",
-        "policy_version", "timeline", "next_step", "eta", "message",
+        "refund_id",
+        "order_id",
+        "state",
+        "amount",
+        "currency",
+        "awaiting",
+        "escalation_level",
+        "policy_version",
+        "timeline",
+        "next_step",
+        "eta",
+        "message",
     }
     assert required <= status.keys()
     assert {"state", "at", "actor", "source", "reason"} <= status["timeline"][0].keys()
@@ -74,22 +100,92 @@ def test_request_approve_status_and_ledger_from_the_command_line(stack: DevStack
     listed = cli_json(stack, "list", "--order", order["order_id"])
     assert [r["refund_id"] for r in listed] == [refund_id]
     trail = cli_json(stack, "audit", refund_id)
-    assert [r["to_state"] for r in trail] == ["pending_review", "approved", "refunding", "completed"]
+    assert [r["to_state"] for r in trail] == [
+        "pending_review",
+        "approved",
+        "refunding",
+        "completed",
+    ]
 
 
 @pytest.mark.parametrize(
     ("args", "status", "message"),
     [
-        (["request", "--order", "ord_nope", "--amount", "100", "--reason", "damaged",
-          "--channel", "web"], 1, "error: unknown order ord_nope"),
-        (["request", "--order", "ord_x", "--amount", "0", "--reason", "damaged",
-          "--channel", "web"], 2, "amount must be greater than 0"),
-        (["request", "--order", "ord_x", "--amount", "12.50", "--reason", "damaged",
-          "--channel", "web"], 2, "whole number of minor units"),
-        (["request", "--order", "ord_x", "--amount", "100", "--reason", "bored",
-          "--channel", "web"], 2, "reason_code must be one of"),
-        (["request", "--order", "ord_x", "--amount", "100", "--reason", "damaged",
-          "--channel", "fax"], 2, "channel must be one of"),
+        (
+            [
+                "request",
+                "--order",
+                "ord_nope",
+                "--amount",
+                "100",
+                "--reason",
+                "damaged",
+                "--channel",
+                "web",
+            ],
+            1,
+            "error: unknown order ord_nope",
+        ),
+        (
+            [
+                "request",
+                "--order",
+                "ord_x",
+                "--amount",
+                "0",
+                "--reason",
+                "damaged",
+                "--channel",
+                "web",
+            ],
+            2,
+            "amount must be greater than 0",
+        ),
+        (
+            [
+                "request",
+                "--order",
+                "ord_x",
+                "--amount",
+                "12.50",
+                "--reason",
+                "damaged",
+                "--channel",
+                "web",
+            ],
+            2,
+            "whole number of minor units",
+        ),
+        (
+            [
+                "request",
+                "--order",
+                "ord_x",
+                "--amount",
+                "100",
+                "--reason",
+                "bored",
+                "--channel",
+                "web",
+            ],
+            2,
+            "reason_code must be one of",
+        ),
+        (
+            [
+                "request",
+                "--order",
+                "ord_x",
+                "--amount",
+                "100",
+                "--reason",
+                "damaged",
+                "--channel",
+                "fax",
+            ],
+            2,
+            "channel must be one of",
+        ),
         (["status", "rf_000000000000000000000000"], 1, "error: no refund rf_0000"),
         (["approve", "rf_000000000000000000000000", "--reviewer", "a"], 1, "error: no refund"),
         (["sandbox", "order", "--amount", "-5"], 2, "greater than 0"),
@@ -106,10 +202,18 @@ def test_mistakes_are_one_clear_line_and_a_non_zero_exit(
 
 
 def test_cli_without_a_stack_says_how_to_get_one(tmp_path: Any) -> None:
-    env = {"PATH": "/usr/bin:/bin", "REFUNDFLOW_HOME": str(tmp_path), "TEMPORAL_ADDRESS": "127.0.0.1:1"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "REFUNDFLOW_HOME": str(tmp_path),
+        "TEMPORAL_ADDRESS": "127.0.0.1:1",
+    }
     result = subprocess.run(
         [sys.executable, "-m", "client", "status", "rf_x"],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 1
     assert "refundflow dev" in result.stderr and "Traceback" not in result.stderr

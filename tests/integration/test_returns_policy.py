@@ -26,7 +26,11 @@ async def test_refund_waits_for_the_item_then_pays_and_restocks_each_line_once(
 ) -> None:
     order = await sandbox.order(lines=LINES)
     status = await returns_refunds.request(
-        make_request(order, amount=None, lines=[{"sku": "MUG-1", "quantity": 2}, {"sku": "TEA-9", "quantity": 1}])
+        make_request(
+            order,
+            amount=None,
+            lines=[{"sku": "MUG-1", "quantity": 2}, {"sku": "TEA-9", "quantity": 1}],
+        )
     )
     approved = await eventually(
         lambda: returns_refunds.status(status.refund_id), lambda s: s.awaiting.value == "customer"

@@ -68,9 +68,21 @@ async def test_restock_is_once_per_key(sandbox: Sandbox) -> None:
 @pytest.mark.parametrize(
     ("body", "headers", "code"),
     [
-        ({"payment_reference": "pay_x", "amount": 1, "currency": "USD"}, {}, "idempotency_key_required"),
-        ({"payment_reference": "pay_x", "amount": 0, "currency": "USD"}, {"Idempotency-Key": "k"}, "invalid_request"),
-        ({"payment_reference": "pay_x", "amount": 1, "currency": "USD"}, {"Idempotency-Key": "k-404"}, "payment_not_found"),
+        (
+            {"payment_reference": "pay_x", "amount": 1, "currency": "USD"},
+            {},
+            "idempotency_key_required",
+        ),
+        (
+            {"payment_reference": "pay_x", "amount": 0, "currency": "USD"},
+            {"Idempotency-Key": "k"},
+            "invalid_request",
+        ),
+        (
+            {"payment_reference": "pay_x", "amount": 1, "currency": "USD"},
+            {"Idempotency-Key": "k-404"},
+            "payment_not_found",
+        ),
     ],
 )
 async def test_bad_provider_calls_get_json_errors(

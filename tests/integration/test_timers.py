@@ -34,7 +34,8 @@ async def test_review_escalates_after_sla_then_again_then_expires(
     assert "escalated" in level1.message
 
     escalated = await eventually(
-        lambda: refunds.list(escalated=True, order_id=order["order_id"]), lambda rows: len(rows) == 1
+        lambda: refunds.list(escalated=True, order_id=order["order_id"]),
+        lambda rows: len(rows) == 1,
     )
     assert escalated[0]["escalation_level"] == 1
 

@@ -34,13 +34,17 @@ HISTORIES = Path(__file__).parent / "histories"
 
 async def record(stack: DevStack, only: set[str]) -> None:
     settings = Settings.from_env(stack.env())
-    skipper = TimeSkipper(await connect_temporal(settings), config=TimeSkippingConfig(enabled=False))
+    skipper = TimeSkipper(
+        await connect_temporal(settings), config=TimeSkippingConfig(enabled=False)
+    )
     async with aiohttp.ClientSession() as http:
         orders = HttpOrderSystem(HttpService(http, settings.orders_url, "orders"))
 
         def client(policy: str) -> RefundClient:
             return RefundClient(
-                skipper.client, orders, task_queue=settings.task_queue,
+                skipper.client,
+                orders,
+                task_queue=settings.task_queue,
                 policy=load_policy(PROJECT_ROOT / "policies", policy),
                 database_url=settings.database_url,
             )
@@ -50,8 +54,12 @@ async def record(stack: DevStack, only: set[str]) -> None:
         async def start(c: RefundClient, name: str, spec: dict[str, object], **kw: object) -> str:
             order = await orders.create_order({"currency": "USD", "delivered_days_ago": 2, **spec})
             fields: dict[str, object] = {
-                "refund_key": name, "order_id": order["order_id"], "reason_code": "damaged",
-                "channel": "web", "requested_by": "cust_1", "amount": order["captured_amount"],
+                "refund_key": name,
+                "order_id": order["order_id"],
+                "reason_code": "damaged",
+                "channel": "web",
+                "requested_by": "cust_1",
+                "amount": order["captured_amount"],
             }
             fields.update(kw)
             return (await c.request(RefundRequest.model_validate(fields))).refund_id
@@ -85,7 +93,10 @@ async def record(stack: DevStack, only: set[str]) -> None:
         async def item_returned_and_restocked() -> str:
             lines = [{"sku": "MUG-1", "quantity": 2, "unit_price": 1200, "category": "kitchen"}]
             rid = await start(
-                returns, "returned", {"lines": lines}, amount=None,
+                returns,
+                "returned",
+                {"lines": lines},
+                amount=None,
                 lines=[{"sku": "MUG-1", "quantity": 2}],
             )
             await eventually(lambda: returns.status(rid), lambda s: s.awaiting.value == "customer")

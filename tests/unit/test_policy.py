@@ -9,23 +9,27 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from client.policy_source import load_policy
+from worker.settings import PROJECT_ROOT
 from workflows.models import OrderLine, OrderSnapshot, ResolvedRefund
 from workflows.policy import PolicyError, evaluate, parse_policy, pin_policy
-from worker.settings import PROJECT_ROOT
 
 POLICIES = PROJECT_ROOT / "policies"
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
 STANDARD = parse_policy((POLICIES / "standard-v1.toml").read_text())
 
 
-def order(amount: int, category: str = "general", delivered_days_ago: int | None = 3) -> OrderSnapshot:
+def order(
+    amount: int, category: str = "general", delivered_days_ago: int | None = 3
+) -> OrderSnapshot:
     return OrderSnapshot(
         order_id="ord_1",
         currency="USD",
         lines=[OrderLine(sku="SKU-1", quantity=1, unit_price=amount, category=category)],
         captured_amount=amount,
         payment_reference="pay_1",
-        delivered_at=None if delivered_days_ago is None else NOW - timedelta(days=delivered_days_ago),
+        delivered_at=None
+        if delivered_days_ago is None
+        else NOW - timedelta(days=delivered_days_ago),
     )
 
 
@@ -41,22 +45,30 @@ def test_default_policy_auto_approves_up_to_5000_and_reviews_above() -> None:
     assert STANDARD.refund.trigger == "on_approval"
 
 
-@given(amount=st.integers(min_value=1, max_value=10**9), days=st.integers(min_value=0, max_value=400))
+@given(
+    amount=st.integers(min_value=1, max_value=10**9), days=st.integers(min_value=0, max_value=400)
+)
 def test_auto_approval_implies_eligible_and_within_limit(amount: int, days: int) -> None:
-    decision = evaluate(STANDARD, order(amount, delivered_days_ago=days), resolved(amount), "changed_mind", NOW)
+    decision = evaluate(
+        STANDARD, order(amount, delivered_days_ago=days), resolved(amount), "changed_mind", NOW
+    )
     if decision.auto_approve:
         assert decision.eligible and amount <= STANDARD.approval.auto_approve_limit
     assert decision.eligible == (days <= STANDARD.eligibility.return_window_days)
 
 
 def test_return_window_closes() -> None:
-    decision = evaluate(STANDARD, order(1000, delivered_days_ago=31), resolved(1000), "damaged", NOW)
+    decision = evaluate(
+        STANDARD, order(1000, delivered_days_ago=31), resolved(1000), "damaged", NOW
+    )
     assert not decision.eligible
     assert [o.rule_id for o in decision.failed] == ["return-window"]
 
 
 def test_undelivered_order_is_inside_the_window() -> None:
-    decision = evaluate(STANDARD, order(1000, delivered_days_ago=None), resolved(1000), "not_received", NOW)
+    decision = evaluate(
+        STANDARD, order(1000, delivered_days_ago=None), resolved(1000), "not_received", NOW
+    )
     assert decision.eligible
 
 

@@ -59,7 +59,9 @@ def test_malformed_requests_are_refused(overrides: dict[str, Any], message: str)
 
 
 def test_amount_above_captured_is_refused() -> None:
-    with pytest.raises(RefundInputError, match=r"100\.01 USD is more than the 100\.00 USD captured"):
+    with pytest.raises(
+        RefundInputError, match=r"100\.01 USD is more than the 100\.00 USD captured"
+    ):
         resolve_request(request(amount=10001), ORDER)
 
 
@@ -70,7 +72,8 @@ def test_wrong_currency_is_refused() -> None:
 
 def test_lines_resolve_to_their_price_and_are_checked() -> None:
     resolved = resolve_request(
-        request(amount=None, lines=[{"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 1}]), ORDER
+        request(amount=None, lines=[{"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 1}]),
+        ORDER,
     )
     assert resolved.amount == 2 * 1500 + 7000
     with pytest.raises(RefundInputError, match="has 2"):

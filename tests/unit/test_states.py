@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -70,7 +72,7 @@ def test_path_always_follows_the_lifecycle_order(sequence: list[RefundEvent]) ->
         RefundState.CANCELLED: 3,
     }
     states = [s for s, _ in run_sequence(sequence)]
-    assert all(order[a] < order[b] for a, b in zip(states, states[1:], strict=False))
+    assert all(order[a] < order[b] for a, b in itertools.pairwise(states))
 
 
 def test_every_state_is_reachable_and_every_non_terminal_state_can_move() -> None:

@@ -1,0 +1,95 @@
+"""docker-compose.yml cannot run here (no Docker engine), so test what can be tested: it
+parses, has the promised topology, and agrees with the settings the code reads."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+
+from worker.settings import ENV_VARS, PROJECT_ROOT, Settings
+
+COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
+SERVICES: dict[str, Any] = COMPOSE["services"]
+
+
+def env_of(service: str) -> dict[str, str]:
+    return {k: str(v) for k, v in SERVICES[service].get("environment", {}).items()}
+
+
+def resolve(value: str) -> str:
+    """Apply compose's ${VAR:-default} with the defaults, as on a machine with no .env."""
+    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
+
+
+def test_topology_has_every_part_and_no_auto_setup() -> None:
+    assert {
+        "temporal-postgresql",
+        "temporal",
+        "temporal-ui",
+        "app-postgres",
+        "worker",
+        "sandbox",
+    } <= SERVICES.keys()
+    images = [s.get("image", "") for s in SERVICES.values()]
+    assert not any("auto-setup" in image for image in images)
+    assert SERVICES["temporal"]["image"].startswith("temporalio/server:")
+
+
+def test_worker_reads_only_variables_the_code_knows() -> None:
+    for service in ("worker", "sandbox"):
+        unknown = set(env_of(service)) - set(ENV_VARS)
+        assert not unknown, f"{service} sets variables no code reads: {unknown}"
+
+
+def test_every_listed_variable_is_really_read_by_the_code() -> None:
+    source = "\n".join(
+        p.read_text()
+        for d in ("worker", "sandbox", "client")
+        for p in (PROJECT_ROOT / d).glob("*.py")
+    )
+    for name in ENV_VARS:
+        assert re.search(rf"[\"']{name}[\"']", source.replace("ENV_VARS", "")), name
+
+
+@pytest.mark.parametrize("service", ["worker", "sandbox"])
+def test_addresses_point_at_services_and_their_ports(service: str) -> None:
+    env = {k: resolve(v) for k, v in env_of(service).items()}
+    settings = Settings.from_env({**env, "REFUNDFLOW_HOME": "/nonexistent"})
+    db = urlparse(settings.require_database_url())
+    assert db.hostname == "app-postgres" and db.port == 5432
+    assert db.username == SERVICES["app-postgres"]["environment"]["POSTGRES_USER"]
+    assert db.path.lstrip("/") == SERVICES["app-postgres"]["environment"]["POSTGRES_DB"]
+    if service == "worker":
+        host, _port = settings.temporal_address.split(":")
+        assert host == "temporal" and "7233:7233" in SERVICES["temporal"]["ports"]
+        sandbox_url = urlparse(settings.payment_provider_url)
+        assert sandbox_url.hostname == "sandbox"
+        assert str(sandbox_url.port) == env_of("sandbox")["SANDBOX_PORT"]
+        assert settings.task_queue == "refunds"
+        assert (PROJECT_ROOT / "policies" / f"{settings.policy}.toml").exists()
+
+
+def test_ui_on_the_dev_port_and_files_referenced_exist() -> None:
+    assert "8233:8080" in SERVICES["temporal-ui"]["ports"]
+    assert env_of("temporal-ui")["TEMPORAL_ADDRESS"] == "temporal:7233"
+    dynamic = env_of("temporal")["DYNAMIC_CONFIG_FILE_PATH"].split("/")[-1]
+    assert (PROJECT_ROOT / "deploy/temporal/dynamicconfig" / dynamic).exists()
+    for service in ("temporal-schema", "temporal-namespace"):
+        script = SERVICES[service]["entrypoint"][-1].replace("/deploy/", "")
+        assert (PROJECT_ROOT / "deploy/temporal" / script).exists()
+    assert (PROJECT_ROOT / "Dockerfile").exists()
+    assert "build" in SERVICES["worker"] and "build" in SERVICES["sandbox"]
+
+
+def test_dockerfile_ships_the_policies_the_worker_needs() -> None:
+    dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
+    assert "COPY policies policies" in dockerfile
+    assert "REFUNDFLOW_POLICY_DIR=/app/policies" in dockerfile
+    for package in ("workflows", "activities", "worker", "client", "sandbox"):
+        assert f"COPY {package} {package}" in dockerfile
+    assert Path(PROJECT_ROOT / "pyproject.toml").exists()
