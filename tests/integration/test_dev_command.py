@@ -1,0 +1,108 @@
+"""`refundflow dev` as a user runs it: foreground, discoverable, and leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from worker.processes import free_port, pid_alive
+
+pytestmark = pytest.mark.stack
+
+
+def start_dev(folder: Path) -> tuple[subprocess.Popen[str], dict[str, int]]:
+    ports = {name: free_port() for name in ("temporal", "ui", "pg", "sandbox")}
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REFUNDFLOW_HOME")}
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "client", "dev", "--no-demo",
+            "--temporal-port", str(ports["temporal"]), "--ui-port", str(ports["ui"]),
+            "--pg-port", str(ports["pg"]), "--sandbox-port", str(ports["sandbox"]),
+        ],
+        cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    return proc, ports
+
+
+def wait_for_banner(proc: subprocess.Popen[str]) -> list[str]:
+    assert proc.stdout is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + 120
+    for line in proc.stdout:
+        seen.append(line.rstrip())
+        if "Press Ctrl-C" in line:
+            return seen
+        assert time.monotonic() < deadline, seen
+    raise AssertionError(f"dev exited early: {seen}")
+
+
+@pytest.fixture
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    path = tmp_path_factory.mktemp("devfolder")
+    for parent in [path, *path.parents]:
+        parent.chmod(parent.stat().st_mode | 0o055)  # embedded Postgres runs unprivileged
+    yield path
+
+
+def children_of(folder: Path) -> dict[str, int]:
+    stack = json.loads((folder / ".refundflow" / "stack.json").read_text())
+    children: dict[str, int] = stack["children"]
+    return children
+
+
+def test_dev_runs_in_the_foreground_is_found_from_the_folder_and_stops_cleanly(
+    folder: Path,
+) -> None:
+    proc, ports = start_dev(folder)
+    try:
+        wait_for_banner(proc)
+        children = children_of(folder)
+        assert set(children) == {"PostgreSQL", "Temporal", "sandbox", "worker"}
+
+        # Another command from the same folder finds the stack with no flags or variables.
+        env = {"PATH": os.environ["PATH"]}
+        made = subprocess.run(
+            [sys.executable, "-m", "client", "sandbox", "order", "--amount", "700", "--json"],
+            cwd=folder, env=env, capture_output=True, text=True, timeout=60, check=False,
+        )
+        assert made.returncode == 0, made.stderr
+        assert json.loads(made.stdout)["captured_amount"] == 700
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{ports['ui']}/", timeout=10) as page:
+            assert page.status == 200  # the Temporal Web UI
+
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0
+        for name, pid in children.items():
+            assert not pid_alive(pid), f"{name} (pid {pid}) survived Ctrl-C"
+        assert not (folder / ".refundflow" / "stack.json").exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_children_die_with_dev_even_on_kill_9(folder: Path) -> None:
+    proc, _ = start_dev(folder)
+    try:
+        wait_for_banner(proc)
+        children = children_of(folder)
+    finally:
+        proc.kill()  # SIGKILL: no handler runs, only the kernel's parent-death signal
+        proc.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(pid_alive(p) for p in children.values()):
+        time.sleep(0.2)
+    survivors = {name: pid for name, pid in children.items() if pid_alive(pid)}
+    for pid in survivors.values():  # clean up before failing: we started them
+        os.kill(pid, signal.SIGKILL)
+    assert not survivors, f"still running after dev was killed: {survivors}"
