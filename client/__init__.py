@@ -1,6 +1,7 @@
 """The typed RefundClient for services, and the `refundflow` CLI for support and operators."""
 
 from client.errors import (
+    InvalidRefundRequest,
     RefundActionRefused,
     RefundConflict,
     RefundflowError,
@@ -9,6 +10,7 @@ from client.errors import (
 from client.refund_client import RefundClient
 
 __all__ = [
+    "InvalidRefundRequest",
     "RefundActionRefused",
     "RefundClient",
     "RefundConflict",
