@@ -24,11 +24,25 @@ def start_dev(folder: Path) -> tuple[subprocess.Popen[str], dict[str, int]]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REFUNDFLOW_HOME")}
     proc = subprocess.Popen(
         [
-            sys.executable, "-m", "client", "dev", "--no-demo",
-            "--temporal-port", str(ports["temporal"]), "--ui-port", str(ports["ui"]),
-            "--pg-port", str(ports["pg"]), "--sandbox-port", str(ports["sandbox"]),
+            sys.executable,
+            "-m",
+            "client",
+            "dev",
+            "--no-demo",
+            "--temporal-port",
+            str(ports["temporal"]),
+            "--ui-port",
+            str(ports["ui"]),
+            "--pg-port",
+            str(ports["pg"]),
+            "--sandbox-port",
+            str(ports["sandbox"]),
         ],
-        cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=folder,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     return proc, ports
 
@@ -72,7 +86,12 @@ def test_dev_runs_in_the_foreground_is_found_from_the_folder_and_stops_cleanly(
         env = {"PATH": os.environ["PATH"]}
         made = subprocess.run(
             [sys.executable, "-m", "client", "sandbox", "order", "--amount", "700", "--json"],
-            cwd=folder, env=env, capture_output=True, text=True, timeout=60, check=False,
+            cwd=folder,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert made.returncode == 0, made.stderr
         assert json.loads(made.stdout)["captured_amount"] == 700
