@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import sys
@@ -78,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--pg-port", type=int, default=55432)
     dev.add_argument("--sandbox-port", type=int, default=8088)
 
-    command("worker", "run a worker (configured from the environment)")
+    command("worker", "run a worker (configured from the environment); --json: JSON logs")
 
     sandbox = sub.add_parser("sandbox", help="the sandbox payment provider, inventory and orders")
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True, metavar="COMMAND")
@@ -261,13 +262,16 @@ def _dev(args: argparse.Namespace) -> int:
         policy=os.environ.get("REFUNDFLOW_POLICY", "standard-v1"),
         worker_output_to_terminal=True,
     )
-    return run_foreground(config, demo_orders=not args.no_demo)
+    return run_foreground(config, demo_orders=not args.no_demo, as_json=args.json)
 
 
 async def _worker(args: argparse.Namespace) -> int:
     from worker.main import serve
 
-    await serve(Settings.from_env())
+    settings = Settings.from_env()
+    if args.json:
+        settings = dataclasses.replace(settings, log_format="json")
+    await serve(settings)
     return EXIT_OK
 
 

@@ -241,7 +241,9 @@ class RefundClient:
 
     def _rpc_error(self, refund_id: str, err: RPCError) -> RefundflowError:
         if err.status == RPCStatusCode.NOT_FOUND:
-            if "already completed" in err.message or "completed" in err.message:
+            # "workflow execution already completed", or an update that raced the workflow's
+            # end ("workflow update was aborted by closing workflow"): the refund is closed.
+            if "completed" in err.message or "closing workflow" in err.message:
                 return RefundActionRefused(f"refused: refund {refund_id} is closed")
             return RefundNotFound(f"no refund {refund_id}")
         return RefundflowError(f"Temporal error for {refund_id}: {err.message}")

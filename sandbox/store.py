@@ -26,6 +26,12 @@ class SandboxError(Exception):
         self.message = message
 
 
+def _key_reused() -> SandboxError:
+    return SandboxError(
+        409, "idempotency_key_reused", "this idempotency key was used with different parameters"
+    )
+
+
 def _new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(8)}"
 
@@ -132,11 +138,7 @@ class SandboxStore:
             )
             if existing is not None:
                 if existing["request_hash"] != request_hash:
-                    raise SandboxError(
-                        409,
-                        "idempotency_key_reused",
-                        "this idempotency key was used with different parameters",
-                    )
+                    raise _key_reused()
                 return _refund_row(existing), False
             if payment is None:
                 raise SandboxError(404, "payment_not_found", f"no payment {payment_reference}")
@@ -205,11 +207,7 @@ class SandboxStore:
                     idempotency_key,
                 )
                 if row["request_hash"] != request_hash:
-                    raise SandboxError(
-                        409,
-                        "idempotency_key_reused",
-                        "this idempotency key was used with different parameters",
-                    )
+                    raise _key_reused()
         return _movement_row(row), created
 
     async def list_movements(self) -> list[dict[str, Any]]:

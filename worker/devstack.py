@@ -202,8 +202,9 @@ class DevStack:
                 return f"{name} exited with status {proc.returncode}"
         return None
 
-    def _write_stack_file(self) -> None:
-        data = {
+    def describe(self) -> dict[str, Any]:
+        """Where everything is: written to stack.json and printed by `refundflow dev --json`."""
+        return {
             "pid": os.getpid(),
             "temporal_address": self.temporal_address,
             "temporal_namespace": "default",
@@ -213,8 +214,11 @@ class DevStack:
             "task_queue": self.config.task_queue,
             "policy": self.config.policy,
             "children": {name: p.pid for name, p in self.children().items()},
+            "logs": str(self.logs),
         }
-        (self.config.home / STACK_FILE).write_text(json.dumps(data, indent=2))
+
+    def _write_stack_file(self) -> None:
+        (self.config.home / STACK_FILE).write_text(json.dumps(self.describe(), indent=2))
 
     def _wait_http(self, url: str, proc: subprocess.Popen[bytes], what: str) -> None:
         deadline = time.monotonic() + 60
@@ -263,10 +267,18 @@ def wipe_home(home: Path) -> None:
             target.unlink()
 
 
-def run_foreground(config: StackConfig, *, demo_orders: bool = True) -> int:
-    """`refundflow dev`: start, print how to use it, wait for Ctrl-C or a dying child."""
+def run_foreground(config: StackConfig, *, demo_orders: bool = True, as_json: bool = False) -> int:
+    """`refundflow dev`: start, print how to use it, wait for Ctrl-C or a dying child.
+
+    With `as_json`, stdout gets exactly one JSON object (addresses and demo orders) once the
+    stack is ready, and every other line goes to stderr.
+    """
     stack = DevStack(config)
     stop_requested: list[int] = []
+    say_stream = sys.stderr if as_json else sys.stdout
+
+    def say(line: str) -> None:
+        print(line, file=say_stream, flush=True)
 
     def on_signal(signum: int, frame: object) -> None:
         stop_requested.append(signum)
@@ -274,35 +286,45 @@ def run_foreground(config: StackConfig, *, demo_orders: bool = True) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        stack.start(progress=lambda line: print(line, flush=True))
-        if demo_orders:
-            _print_demo_orders(stack)
-        _print_banner(stack)
+        stack.start(progress=say)
+        orders = _create_demo_orders(stack) if demo_orders else []
+        if as_json:
+            print(json.dumps({**stack.describe(), "demo_orders": orders}), flush=True)
+        else:
+            _print_demo_orders(orders)
+            _print_banner(stack)
         while not stop_requested:
             problem = stack.dead_child()
             if problem:
-                print(f"error: {problem}; stopping the stack (logs in {stack.logs})", flush=True)
+                print(f"error: {problem}; stopping (logs in {stack.logs})", file=sys.stderr)
                 return 1
             time.sleep(0.5)
-        print("stopping ...", flush=True)
+        say("stopping ...")
         return 0
     except StackError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 1
     finally:
         stack.stop()
-        print("stopped; nothing left running.", flush=True)
+        say("stopped; nothing left running.")
 
 
-def _print_demo_orders(stack: DevStack) -> None:
-    demo = [
-        {"amount": 4200, "currency": "USD", "category": "accessories", "delivered_days_ago": 3},
-        {"amount": 12000, "currency": "USD", "category": "electronics", "delivered_days_ago": 5},
-        {"amount": 8900, "currency": "EUR", "category": "final_sale", "delivered_days_ago": 2},
-    ]
+DEMO_ORDERS = [
+    {"amount": 4200, "currency": "USD", "category": "accessories", "delivered_days_ago": 3},
+    {"amount": 12000, "currency": "USD", "category": "electronics", "delivered_days_ago": 5},
+    {"amount": 8900, "currency": "EUR", "category": "final_sale", "delivered_days_ago": 2},
+]
+
+
+def _create_demo_orders(stack: DevStack) -> list[dict[str, Any]]:
+    return [stack.create_order(spec) for spec in DEMO_ORDERS]
+
+
+def _print_demo_orders(orders: list[dict[str, Any]]) -> None:
+    if not orders:
+        return
     print("demo orders (sandbox):", flush=True)
-    for spec in demo:
-        order = stack.create_order(spec)
+    for order in orders:
         print(
             f"  {order['order_id']}  captured {order['captured_amount']} {order['currency']}"
             f"  category {order['lines'][0]['category']}",

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from worker.processes import pid_alive
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STACK_FILE = "stack.json"
 
@@ -97,16 +99,6 @@ def read_stack_file(home: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     pid = data.get("pid")
-    if not isinstance(pid, int) or not _alive(pid):
+    if not isinstance(pid, int) or not pid_alive(pid):
         return {}
     return data
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

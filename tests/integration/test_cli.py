@@ -35,35 +35,17 @@ def test_request_approve_status_and_ledger_from_the_command_line(stack: DevStack
     order = cli_json(stack, "sandbox", "order", "--amount", "12000", "--currency", "USD")
     assert order["captured_amount"] == 12000 and order["payment_reference"].startswith("pay_")
 
-    requested = cli_json(
-        stack,
-        "request",
-        "--order",
-        order["order_id"],
-        "--amount",
-        "12000",
-        "--reason",
-        "damaged",
-        "--channel",
-        "web",
-    )
+    def request_from(channel: str) -> Any:
+        return cli_json(
+            stack, "request", "--order", order["order_id"], "--amount", "12000",
+            "--reason", "damaged", "--channel", channel,
+        )  # fmt: skip
+
+    requested = request_from("web")
     assert (requested["state"], requested["awaiting"]) == ("pending_review", "reviewer")
     refund_id = requested["refund_id"]
-
     # The same request again, from another channel: the same refund.
-    again = cli_json(
-        stack,
-        "request",
-        "--order",
-        order["order_id"],
-        "--amount",
-        "12000",
-        "--reason",
-        "damaged",
-        "--channel",
-        "support",
-    )
-    assert again["refund_id"] == refund_id
+    assert request_from("support")["refund_id"] == refund_id
 
     approved = cli(stack, "approve", refund_id, "--reviewer", "alice")
     assert approved.returncode == 0, approved.stderr

@@ -19,29 +19,19 @@ from worker.processes import free_port, pid_alive
 pytestmark = pytest.mark.stack
 
 
-def start_dev(folder: Path) -> tuple[subprocess.Popen[str], dict[str, int]]:
+def start_dev(folder: Path, *extra: str) -> tuple[subprocess.Popen[str], dict[str, int]]:
     ports = {name: free_port() for name in ("temporal", "ui", "pg", "sandbox")}
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REFUNDFLOW_HOME")}
+    command = [sys.executable, "-m", "client", "dev", *extra]
+    for name in ("temporal", "ui", "pg", "sandbox"):
+        command += [f"--{name}-port", str(ports[name])]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "client",
-            "dev",
-            "--no-demo",
-            "--temporal-port",
-            str(ports["temporal"]),
-            "--ui-port",
-            str(ports["ui"]),
-            "--pg-port",
-            str(ports["pg"]),
-            "--sandbox-port",
-            str(ports["sandbox"]),
-        ],
+        command,
         cwd=folder,
         env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        # --json keeps stdout for the one JSON object; progress goes to stderr
+        stderr=subprocess.DEVNULL if "--json" in extra else subprocess.STDOUT,
         text=True,
     )
     return proc, ports
@@ -78,7 +68,8 @@ def test_dev_runs_in_the_foreground_is_found_from_the_folder_and_stops_cleanly(
 ) -> None:
     proc, ports = start_dev(folder)
     try:
-        wait_for_banner(proc)
+        banner = wait_for_banner(proc)
+        assert any("demo orders" in line for line in banner), banner
         children = children_of(folder)
         assert set(children) == {"PostgreSQL", "Temporal", "sandbox", "worker"}
 
@@ -111,10 +102,15 @@ def test_dev_runs_in_the_foreground_is_found_from_the_folder_and_stops_cleanly(
 
 
 def test_children_die_with_dev_even_on_kill_9(folder: Path) -> None:
-    proc, _ = start_dev(folder)
+    proc, ports = start_dev(folder, "--json")
     try:
-        wait_for_banner(proc)
-        children = children_of(folder)
+        assert proc.stdout is not None
+        ready = json.loads(proc.stdout.readline())  # --json: one object on stdout when ready
+        assert ready["temporal_address"] == f"127.0.0.1:{ports['temporal']}"
+        assert ready["ui_url"] == f"http://127.0.0.1:{ports['ui']}"
+        assert [o["captured_amount"] for o in ready["demo_orders"]] == [4200, 12000, 8900]
+        children = ready["children"]
+        assert children == children_of(folder)
     finally:
         proc.kill()  # SIGKILL: no handler runs, only the kernel's parent-death signal
         proc.wait()

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import asyncpg
 import pytest
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.sdk.v1 import WorkflowMetadata
 
 from client.errors import InvalidRefundRequest, RefundActionRefused, RefundConflict
 from client.refund_client import RefundClient, default_refund_key, refund_id_for
 from tests.conftest import Sandbox, unique_key
 from tests.integration.helpers import eventually, wait_for_state
+from worker.devstack import DevStack
 from workflows.models import RefundRequest, StatusView
 
 pytestmark = pytest.mark.stack
@@ -216,3 +219,41 @@ async def test_search_attributes_follow_the_state(refunds: RefundClient, sandbox
         return [w.id async for w in refunds.temporal.list_workflows(query)]
 
     assert await eventually(listed, lambda ids: ids == [status.refund_id])
+
+
+async def test_operators_read_a_summary_and_current_details(
+    refunds: RefundClient, sandbox: Sandbox
+) -> None:
+    order = await sandbox.order(amount=12000)
+    status = await refunds.request(make_request(order))
+    handle = refunds.temporal.get_workflow_handle(status.refund_id)
+    summary = await (await handle.describe()).static_summary()
+    assert summary == f"Refund 120.00 USD on order {order['order_id']} (damaged, via web)"
+    metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    assert "**pending_review**" in metadata.current_details
+    assert "awaiting: reviewer" in metadata.current_details
+    assert "cust_42" not in summary + metadata.current_details  # no customer data
+
+
+async def test_every_activity_log_line_carries_the_refund_id(
+    refunds: RefundClient, sandbox: Sandbox, stack: DevStack
+) -> None:
+    order = await sandbox.order(amount=2500)
+    status = await refunds.request(make_request(order))
+    await wait_for_state(refunds, status.refund_id, "completed")
+
+    def activity_lines() -> list[dict[str, Any]]:
+        lines = (stack.logs / "worker.log").read_text().splitlines()
+        parsed = [json.loads(line) for line in lines if line.startswith("{")]
+        return [p for p in parsed if p.get("workflow_id") == status.refund_id]
+
+    async def read() -> list[dict[str, Any]]:
+        return activity_lines()
+
+    lines = await eventually(
+        read, lambda ls: any(p["event"] == "provider_refund_issued" for p in ls)
+    )
+    assert {p["event"] for p in lines} >= {"transitions_recorded", "provider_refund_issued"}
+    for line in lines:
+        assert line["refund_id"] == status.refund_id
+        assert {"run_id", "activity", "attempt", "timestamp", "level"} <= line.keys()

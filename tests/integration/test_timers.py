@@ -12,8 +12,20 @@ from client.refund_client import RefundClient
 from tests.conftest import Sandbox
 from tests.integration.helpers import eventually, wait_for_state
 from tests.integration.test_refund_flow import make_request
+from workflows.models import StatusView
 
 pytestmark = pytest.mark.stack
+
+
+async def review_refund_after(
+    refunds: RefundClient, skipper: TimeSkipper, sandbox: Sandbox, hours: float
+) -> StatusView:
+    """A refund waiting for review, after `hours` of virtual time have passed."""
+    order = await sandbox.order(amount=20000)
+    status = await refunds.request(make_request(order))
+    handle = refunds.temporal.get_workflow_handle(status.refund_id)
+    await skipper.fast_forward(handle, timedelta(hours=hours))
+    return status
 
 
 async def test_review_escalates_after_sla_then_again_then_expires(
@@ -52,23 +64,17 @@ async def test_review_escalates_after_sla_then_again_then_expires(
 async def test_approval_after_escalation_still_pays(
     refunds: RefundClient, skipper: TimeSkipper, sandbox: Sandbox
 ) -> None:
-    order = await sandbox.order(amount=20000)
-    status = await refunds.request(make_request(order))
-    handle = refunds.temporal.get_workflow_handle(status.refund_id)
-    await skipper.fast_forward(handle, timedelta(hours=25))
+    status = await review_refund_after(refunds, skipper, sandbox, hours=25)
     await eventually(lambda: refunds.status(status.refund_id), lambda s: s.escalation_level == 1)
     await refunds.approve(status.refund_id, "lead-dana")
     done = await wait_for_state(refunds, status.refund_id, "completed")
     assert done.escalation_level == 1
-    assert len(await sandbox.refunds(order["order_id"])) == 1
+    assert len(await sandbox.refunds(status.order_id)) == 1
 
 
 async def test_no_timer_fires_before_its_time(
     refunds: RefundClient, skipper: TimeSkipper, sandbox: Sandbox
 ) -> None:
-    order = await sandbox.order(amount=20000)
-    status = await refunds.request(make_request(order))
-    handle = refunds.temporal.get_workflow_handle(status.refund_id)
-    await skipper.fast_forward(handle, timedelta(hours=23))
+    status = await review_refund_after(refunds, skipper, sandbox, hours=23)
     # The dev server reports the fast-forward complete; the workflow has seen 23 h pass.
     assert (await refunds.status(status.refund_id)).escalation_level == 0
