@@ -7,6 +7,7 @@ ExternalSystemUnavailable; permanent ones ExternalSystemRefused.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -70,7 +71,20 @@ class HttpPaymentProvider:
     def __init__(self, service: HttpService) -> None:
         self._service = service
 
-    async def refund(self, request: IssueRefundInput) -> ProviderRefundResult:
+    async def refund(
+        self, request: IssueRefundInput, *, look_up_first: bool = False
+    ) -> ProviderRefundResult:
+        """Create the refund; on a retry, first ask whether it already exists.
+
+        After a timeout or lost response the provider may have committed. Its idempotency
+        key would answer the repeat, but providers forget keys (Stripe after 24 h), so the
+        lookup goes by our own refund id in the refund's metadata, which is kept forever.
+        """
+        if look_up_first:
+            # Any refund for this refund id that has not failed is the one: never a second.
+            for existing in await self.find_refunds(request.refund_id):
+                if existing.status != "failed":
+                    return existing
         body = await self._service.call(
             "POST",
             "/v1/refunds",
@@ -82,17 +96,48 @@ class HttpPaymentProvider:
             },
             idempotency_key=request.idempotency_key,
         )
-        return ProviderRefundResult(
-            provider_refund_id=body["id"],
-            status=body["status"],
-            amount=body["amount"],
-            currency=body["currency"],
+        return _provider_result(body)
+
+    async def get_refund(self, provider_refund_id: str) -> ProviderRefundResult:
+        return _provider_result(
+            await self._service.call("GET", f"/v1/refunds/{provider_refund_id}")
         )
+
+    async def find_refunds(self, refund_id: str) -> list[ProviderRefundResult]:
+        """Every provider refund carrying our refund id in its metadata."""
+        body = await self._service.call("GET", "/v1/refunds", params={"refund_id": refund_id})
+        return [_provider_result(item) for item in body["data"]]
 
     async def list_refunds(self, order_id: str | None = None) -> list[dict[str, Any]]:
         params = {"order_id": order_id} if order_id else None
         body = await self._service.call("GET", "/v1/refunds", params=params)
         return list(body["data"])
+
+    async def ledger_pages(self, page_size: int = 1000) -> AsyncIterator[list[dict[str, Any]]]:
+        """The whole ledger, page by page (for reconciliation)."""
+        after: str | None = None
+        while True:
+            params = {"limit": str(page_size)}
+            if after:
+                params["starting_after"] = after
+            body = await self._service.call("GET", "/v1/refunds", params=params)
+            page = list(body["data"])
+            if page:
+                yield page
+            if not body.get("has_more") or not page:
+                return
+            after = page[-1]["id"]
+
+
+def _provider_result(body: dict[str, Any]) -> ProviderRefundResult:
+    return ProviderRefundResult(
+        provider_refund_id=body["id"],
+        status=body["status"],
+        amount=body["amount"],
+        currency=body["currency"],
+        idempotency_key=body.get("idempotency_key"),
+        failure_code=body.get("failure_code"),
+    )
 
 
 class HttpInventory:

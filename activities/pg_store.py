@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 
 from activities.migrate import apply_migrations
-from workflows.models import RecordTransitionsInput
+from workflows.models import RecordTransitionsInput, ReserveInput, ReserveResult
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SCHEMA = "refundflow"
@@ -87,7 +87,71 @@ class PostgresRefundStore:
                 p.updated_at,
                 last_seq,
             )
+            # The reservation follows the refund: released when it is cancelled, fixed at
+            # the paid amount when it completes.
+            if p.state.value == "cancelled":
+                await conn.execute(
+                    "UPDATE refundflow.reservations SET state = 'released', updated_at = now()"
+                    " WHERE refund_id = $1 AND state = 'held'",
+                    p.refund_id,
+                )
+            elif p.state.value == "completed":
+                await conn.execute(
+                    "UPDATE refundflow.reservations SET state = 'consumed', amount = $2,"
+                    " updated_at = now() WHERE refund_id = $1 AND state = 'held'",
+                    p.refund_id,
+                    p.amount,
+                )
         return len(inserted)
+
+    async def reserve(self, request: ReserveInput) -> ReserveResult:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO refundflow.order_ledger (order_id, currency, captured_amount)"
+                " VALUES ($1, $2, $3) ON CONFLICT (order_id) DO NOTHING",
+                request.order_id,
+                request.currency,
+                request.captured_amount,
+            )
+            # Row lock on the order: concurrent reservations for one order run one at a time.
+            captured = await conn.fetchval(
+                "SELECT captured_amount FROM refundflow.order_ledger WHERE order_id = $1"
+                " FOR UPDATE",
+                request.order_id,
+            )
+            held = await conn.fetchval(
+                "SELECT coalesce(sum(amount), 0) FROM refundflow.reservations"
+                " WHERE order_id = $1 AND state <> 'released' AND refund_id <> $2",
+                request.order_id,
+                request.refund_id,
+            )
+            mine = await conn.fetchrow(
+                "SELECT amount, state FROM refundflow.reservations WHERE refund_id = $1",
+                request.refund_id,
+            )
+            if mine is not None:  # a retried activity: the first answer stands
+                ok = mine["state"] != "released"
+                mine_held = mine["amount"] if ok else 0
+                return ReserveResult(reserved=ok, remaining=captured - held - mine_held)
+            if held + request.amount > captured:
+                return ReserveResult(reserved=False, remaining=captured - held)
+            await conn.execute(
+                "INSERT INTO refundflow.reservations (refund_id, order_id, amount)"
+                " VALUES ($1, $2, $3)",
+                request.refund_id,
+                request.order_id,
+                request.amount,
+            )
+            return ReserveResult(reserved=True, remaining=captured - held - request.amount)
+
+    async def refundable(self, order_id: str, captured_amount: int) -> int:
+        """What can still be refunded on an order (before asking for more)."""
+        held = await self._pool.fetchval(
+            "SELECT coalesce(sum(amount), 0) FROM refundflow.reservations"
+            " WHERE order_id = $1 AND state <> 'released'",
+            order_id,
+        )
+        return int(captured_amount - held)
 
     async def list_status(
         self,

@@ -9,6 +9,8 @@ from workflows.models import (
     OrderSnapshot,
     ProviderRefundResult,
     RecordTransitionsInput,
+    ReserveInput,
+    ReserveResult,
     RestockInput,
     RestockResult,
 )
@@ -27,9 +29,19 @@ class ExternalSystemRefused(Exception):
 
 
 class PaymentProvider(Protocol):
-    async def refund(self, request: IssueRefundInput) -> ProviderRefundResult:
-        """Refund against a captured payment; the idempotency key makes repeats harmless."""
+    async def refund(
+        self, request: IssueRefundInput, *, look_up_first: bool = False
+    ) -> ProviderRefundResult:
+        """Refund against a captured payment; the idempotency key makes repeats harmless.
+
+        With `look_up_first`, return an existing non-failed refund for the same refund id
+        instead of creating one (the retry after a timeout or a lost response).
+        """
         ...
+
+    async def get_refund(self, provider_refund_id: str) -> ProviderRefundResult: ...
+
+    async def find_refunds(self, refund_id: str) -> list[ProviderRefundResult]: ...
 
 
 class Inventory(Protocol):
@@ -41,6 +53,12 @@ class Inventory(Protocol):
 class OrderSystem(Protocol):
     async def get_order(self, order_id: str) -> OrderSnapshot | None:
         """The order as it is now, or None if there is no such order."""
+        ...
+
+
+class ReservationStore(Protocol):
+    async def reserve(self, request: ReserveInput) -> ReserveResult:
+        """Hold `amount` of the order's captured amount for this refund (idempotent)."""
         ...
 
 

@@ -9,12 +9,23 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.ports import ExternalSystemRefused, Inventory, PaymentProvider, RefundStore
+from activities.ports import (
+    ExternalSystemRefused,
+    Inventory,
+    PaymentProvider,
+    RefundStore,
+    ReservationStore,
+)
 from workflows import names
 from workflows.models import (
+    CheckRefundInput,
+    FindProviderRefundsInput,
     IssueRefundInput,
     ProviderRefundResult,
+    ProviderRefunds,
     RecordTransitionsInput,
+    ReserveInput,
+    ReserveResult,
     RestockInput,
     RestockResult,
 )
@@ -37,10 +48,24 @@ def _activity_context(refund_id: str) -> Iterator[None]:
 
 
 class RefundActivities:
-    def __init__(self, store: RefundStore, payment: PaymentProvider, inventory: Inventory) -> None:
+    def __init__(
+        self,
+        store: RefundStore,
+        payment: PaymentProvider,
+        inventory: Inventory,
+        reservations: ReservationStore,
+    ) -> None:
         self._store = store
         self._payment = payment
         self._inventory = inventory
+        self._reservations = reservations
+
+    @activity.defn(name=names.ACTIVITY_RESERVE_REFUND)
+    async def reserve_refund(self, request: ReserveInput) -> ReserveResult:
+        with _activity_context(request.refund_id):
+            result = await self._reservations.reserve(request)
+            log.info("reservation", reserved=result.reserved, remaining=result.remaining)
+            return result
 
     @activity.defn(name=names.ACTIVITY_RECORD_TRANSITIONS)
     async def record_transitions(self, batch: RecordTransitionsInput) -> int:
@@ -57,8 +82,10 @@ class RefundActivities:
     @activity.defn(name=names.ACTIVITY_ISSUE_PROVIDER_REFUND)
     async def issue_provider_refund(self, request: IssueRefundInput) -> ProviderRefundResult:
         with _activity_context(request.refund_id):
+            # A retry may follow a commit whose answer was lost: look before sending again.
+            look_up_first = activity.info().attempt > 1 or request.payment_attempt > 1
             try:
-                result = await self._payment.refund(request)
+                result = await self._payment.refund(request, look_up_first=look_up_first)
             except ExternalSystemRefused as err:
                 log.warning("provider_refused", code=err.code, error=str(err))
                 raise ApplicationError(
@@ -72,6 +99,20 @@ class RefundActivities:
                 currency=result.currency,
             )
             return result
+
+    @activity.defn(name=names.ACTIVITY_CHECK_PROVIDER_REFUND)
+    async def check_provider_refund(self, request: CheckRefundInput) -> ProviderRefundResult:
+        with _activity_context(request.refund_id):
+            result = await self._payment.get_refund(request.provider_refund_id)
+            log.info("provider_refund_checked", status=result.status)
+            return result
+
+    @activity.defn(name=names.ACTIVITY_FIND_PROVIDER_REFUNDS)
+    async def find_provider_refunds(self, request: FindProviderRefundsInput) -> ProviderRefunds:
+        with _activity_context(request.refund_id):
+            found = await self._payment.find_refunds(request.refund_id)
+            log.info("provider_refunds_found", count=len(found))
+            return ProviderRefunds(refunds=found)
 
     @activity.defn(name=names.ACTIVITY_RESTOCK_LINE)
     async def restock_line(self, request: RestockInput) -> RestockResult:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import hashlib
 from typing import Any
@@ -159,7 +160,7 @@ class RefundClient:
             )
         except WorkflowAlreadyStartedError:
             pass  # closed already: the existing refund is the answer
-        status = await self.status(refund_id)
+        status = await self._first_step(refund_id)
         if (status.order_id, status.requested_amount, status.reason_code) != (
             order.order_id,
             resolved.amount,
@@ -170,6 +171,19 @@ class RefundClient:
                 f" on order {order.order_id} (refund {refund_id})"
             )
         return status
+
+    async def _first_step(self, refund_id: str, patience: float = 5.0) -> StatusView:
+        """The status once the workflow has checked the order and decided who acts next
+        (a moment after start), so the caller's answer says what happens now."""
+        deadline = asyncio.get_running_loop().time() + patience
+        while True:
+            status = await self.status(refund_id)
+            settling = status.state is RefundState.PENDING_REVIEW and (
+                status.awaiting is Awaiting.NOTHING
+            )
+            if not settling or asyncio.get_running_loop().time() > deadline:
+                return status
+            await asyncio.sleep(0.05)
 
     # --- reading ------------------------------------------------------------------------
 

@@ -13,10 +13,14 @@ from typing import Annotated, Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
+from sandbox.faults import Faults, roll
 from sandbox.store import SandboxError, SandboxStore
+from sandbox.webhooks import settle_and_deliver_forever
 from workflows.money import Currency
 
 STORE = web.AppKey("store", SandboxStore)
+# One-element list so the current settings can be swapped atomically at run time.
+FAULTS = web.AppKey("faults", list)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -73,6 +77,45 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
         return _error(400, "invalid_request", str(err))
 
 
+@web.middleware
+async def inject_faults(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Apply the current faults of the system this path belongs to."""
+    system = {"payments": "payment", "inventory": "inventory", "orders": "orders"}.get(
+        request.path.strip("/").split("/")[0]
+    )
+    if system is None:
+        return await handler(request)
+    faults = request.app[FAULTS][0].for_system(system)
+    if faults.latency_ms:
+        await asyncio.sleep(faults.latency_ms / 1000)
+    if roll(faults.error_rate):
+        return _error(503, "unavailable", f"{system} is temporarily unavailable (injected)")
+    response = await handler(request)
+    if request.method == "POST" and roll(faults.lose_response_rate):
+        # The work is committed; the caller never hears about it.
+        if request.transport is not None:
+            request.transport.close()
+    return response
+
+
+async def get_faults(request: web.Request) -> web.Response:
+    return web.json_response(request.app[FAULTS][0].model_dump())
+
+
+async def set_faults(request: web.Request) -> web.Response:
+    body = await _json(request)
+    if not isinstance(body, dict):
+        raise SandboxError(400, "invalid_request", "send an object of SYSTEM.FIELD: value")
+    current: Faults = request.app[FAULTS][0]
+    request.app[FAULTS][0] = current.apply({str(k): v for k, v in body.items()})
+    return web.json_response(request.app[FAULTS][0].model_dump())
+
+
+async def clear_faults(request: web.Request) -> web.Response:
+    request.app[FAULTS][0] = Faults()
+    return web.json_response(request.app[FAULTS][0].model_dump())
+
+
 async def _json(request: web.Request) -> Any:
     try:
         return await request.json()
@@ -119,14 +162,36 @@ async def create_refund(request: web.Request) -> web.Response:
     key = _idempotency_key(request)
     body = CreateRefund.model_validate(await _json(request))
     refund, created = await request.app[STORE].create_refund(
-        key, body.payment_reference, body.amount, body.currency, body.metadata
+        key,
+        body.payment_reference,
+        body.amount,
+        body.currency,
+        body.metadata,
+        request.app[FAULTS][0].payment,
     )
     return web.json_response(refund, status=201 if created else 200)
 
 
 async def list_refunds(request: web.Request) -> web.Response:
-    refunds = await request.app[STORE].list_refunds(request.query.get("order_id"))
-    return web.json_response({"data": refunds})
+    query = request.query
+    try:
+        limit = min(int(query.get("limit", "1000")), 10_000)
+    except ValueError:
+        raise SandboxError(400, "invalid_request", "limit must be a whole number") from None
+    refunds = await request.app[STORE].list_refunds(
+        order_id=query.get("order_id"),
+        refund_id=query.get("refund_id"),
+        after=query.get("starting_after"),
+        limit=limit,
+    )
+    return web.json_response({"data": refunds, "has_more": len(refunds) == limit})
+
+
+async def get_refund(request: web.Request) -> web.Response:
+    refund = await request.app[STORE].get_refund(request.match_info["refund_id"])
+    if refund is None:
+        raise SandboxError(404, "refund_not_found", f"no refund {request.match_info['refund_id']}")
+    return web.json_response(refund)
 
 
 async def create_restock(request: web.Request) -> web.Response:
@@ -147,29 +212,41 @@ async def health(request: web.Request) -> web.Response:
 
 
 def build_app(store: SandboxStore) -> web.Application:
-    app = web.Application(middlewares=[errors_as_json])
+    app = web.Application(middlewares=[errors_as_json, inject_faults])
     app[STORE] = store
+    app[FAULTS] = [Faults()]
+    app.router.add_get("/_sandbox/faults", get_faults)
+    app.router.add_put("/_sandbox/faults", set_faults)
+    app.router.add_delete("/_sandbox/faults", clear_faults)
     app.router.add_get("/health", health)
     app.router.add_post("/orders/v1/orders", create_order)
     app.router.add_get("/orders/v1/orders/{order_id}", get_order)
     app.router.add_post("/payments/v1/refunds", create_refund)
     app.router.add_get("/payments/v1/refunds", list_refunds)
+    app.router.add_get("/payments/v1/refunds/{refund_id}", get_refund)
     app.router.add_post("/inventory/v1/restocks", create_restock)
     app.router.add_get("/inventory/v1/movements", list_movements)
     return app
 
 
-async def serve(database_url: str, host: str, port: int) -> None:
+async def serve(
+    database_url: str, host: str, port: int, webhook_url: str | None, webhook_secret: str
+) -> None:
     store = await SandboxStore.connect(database_url)
-    runner = web.AppRunner(build_app(store), access_log=None)
+    app = build_app(store)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
+    background = asyncio.create_task(
+        settle_and_deliver_forever(store, app[FAULTS], webhook_url, webhook_secret)
+    )
     print(f"sandbox listening on http://{host}:{port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    background.cancel()
     await runner.cleanup()
     await store.pool.close()
 
@@ -182,7 +259,11 @@ def main() -> None:
     database_url = os.environ.get("DATABASE_URL")
     if not database_url:
         raise SystemExit("error: DATABASE_URL is not set")
-    asyncio.run(serve(database_url, args.host, args.port))
+    webhook_url = os.environ.get("SANDBOX_WEBHOOK_URL") or None
+    secret = os.environ.get("REFUNDFLOW_WEBHOOK_SECRET", "")
+    if webhook_url and not secret:
+        raise SystemExit("error: SANDBOX_WEBHOOK_URL is set but REFUNDFLOW_WEBHOOK_SECRET is not")
+    asyncio.run(serve(database_url, args.host, args.port, webhook_url, secret))
 
 
 if __name__ == "__main__":

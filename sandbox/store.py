@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 
 from activities.migrate import apply_migrations
+from sandbox.faults import PaymentFaults, roll
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -117,11 +118,14 @@ class SandboxStore:
         amount: int,
         currency: str,
         metadata: dict[str, Any],
+        faults: PaymentFaults,
     ) -> tuple[dict[str, Any], bool]:
         """Refund against a payment. Returns (refund, created_now).
 
-        Same key and same parameters: the original refund again. Same key, other parameters:
-        409. Cumulative refunds may never exceed the captured amount: 422.
+        Same key (within the retention period) and same parameters: the original refund again.
+        Same key, other parameters: 409. Cumulative refunds (pending or succeeded) may never
+        exceed the captured amount: 422. Faults may refuse it for good (402) or make it
+        `pending`, to be settled later.
         """
         request_hash = _request_hash(
             {"payment_reference": payment_reference, "amount": amount, "currency": currency}
@@ -134,7 +138,11 @@ class SandboxStore:
                 payment_reference,
             )
             existing = await conn.fetchrow(
-                "SELECT * FROM sandbox.refunds WHERE idempotency_key = $1", idempotency_key
+                "SELECT * FROM sandbox.refunds WHERE idempotency_key = $1"
+                " AND created_at > now() - make_interval(secs => $2)"
+                " ORDER BY created_at DESC LIMIT 1",
+                idempotency_key,
+                faults.idempotency_retention_s,
             )
             if existing is not None:
                 if existing["request_hash"] != request_hash:
@@ -146,6 +154,10 @@ class SandboxStore:
                 raise SandboxError(
                     400, "currency_mismatch", f"payment was captured in {payment['currency']}"
                 )
+            if faults.refuse:
+                raise SandboxError(
+                    402, faults.refuse, f"the card network refused the refund: {faults.refuse}"
+                )
             remaining = payment["captured_amount"] - payment["refunded_amount"]
             if amount > remaining:
                 raise SandboxError(
@@ -153,10 +165,13 @@ class SandboxStore:
                     "amount_exceeds_captured",
                     f"refund of {amount} exceeds the {remaining} still refundable",
                 )
+            pending = roll(faults.pending_rate)
             row = await conn.fetchrow(
                 "INSERT INTO sandbox.refunds (provider_refund_id, idempotency_key, request_hash,"
-                " payment_reference, order_id, amount, currency, status, metadata)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, 'succeeded', $8) RETURNING *",
+                " payment_reference, order_id, amount, currency, status, metadata, settle_at,"
+                " settle_to) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
+                " CASE WHEN $8 = 'pending' THEN now() + make_interval(secs => $10) END, $11)"
+                " RETURNING *",
                 _new_id("re"),
                 idempotency_key,
                 request_hash,
@@ -164,8 +179,12 @@ class SandboxStore:
                 payment["order_id"],
                 amount,
                 currency,
+                "pending" if pending else "succeeded",
                 json.dumps(metadata),
+                faults.settle_after_ms / 1000,
+                "failed" if pending and roll(faults.settle_failure_rate) else "succeeded",
             )
+            # Pending refunds hold their amount: a failed settlement gives it back.
             await conn.execute(
                 "UPDATE sandbox.payments SET refunded_amount = refunded_amount + $2"
                 " WHERE payment_reference = $1",
@@ -174,11 +193,90 @@ class SandboxStore:
             )
             return _refund_row(row), True
 
-    async def list_refunds(self, order_id: str | None) -> list[dict[str, Any]]:
+    async def get_refund(self, provider_refund_id: str) -> dict[str, Any] | None:
+        row = await self.pool.fetchrow(
+            "SELECT * FROM sandbox.refunds WHERE provider_refund_id = $1", provider_refund_id
+        )
+        return None if row is None else _refund_row(row)
+
+    async def settle_due_refunds(self, send_webhooks: bool) -> int:
+        """Settle pending refunds whose time has come; queue a webhook for each."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT * FROM sandbox.refunds WHERE status = 'pending' AND settle_at <= now()"
+                " ORDER BY settle_at LIMIT 100 FOR UPDATE SKIP LOCKED"
+            )
+            for row in rows:
+                failed = row["settle_to"] == "failed"
+                settled = await conn.fetchrow(
+                    "UPDATE sandbox.refunds SET status = $2, failure_code = $3"
+                    " WHERE provider_refund_id = $1 RETURNING *",
+                    row["provider_refund_id"],
+                    "failed" if failed else "succeeded",
+                    "lost_or_stolen_card" if failed else None,
+                )
+                if failed:
+                    await conn.execute(
+                        "UPDATE sandbox.payments SET refunded_amount = refunded_amount - $2"
+                        " WHERE payment_reference = $1",
+                        row["payment_reference"],
+                        row["amount"],
+                    )
+                if send_webhooks:
+                    event = {
+                        "id": _new_id("evt"),
+                        "type": "refund.failed" if failed else "refund.succeeded",
+                        "created": int(datetime.now(UTC).timestamp()),
+                        "data": {"object": _refund_row(settled)},
+                    }
+                    await conn.execute(
+                        "INSERT INTO sandbox.webhook_events (event_id, type, payload)"
+                        " VALUES ($1, $2, $3)",
+                        event["id"],
+                        event["type"],
+                        json.dumps(event),
+                    )
+            return len(rows)
+
+    async def due_webhooks(self) -> list[tuple[str, str, int]]:
+        rows = await self.pool.fetch(
+            "SELECT event_id, payload::text AS body, attempts FROM sandbox.webhook_events"
+            " WHERE delivered_at IS NULL AND next_try_at <= now() AND attempts < 20"
+            " ORDER BY created_at LIMIT 50"
+        )
+        return [(r["event_id"], r["body"], r["attempts"]) for r in rows]
+
+    async def mark_webhook(self, event_id: str, delivered: bool, attempts: int) -> None:
+        # Exponential backoff, capped at a minute, for receivers that are down.
+        await self.pool.execute(
+            "UPDATE sandbox.webhook_events SET attempts = $2,"
+            " delivered_at = CASE WHEN $3 THEN now() END,"
+            " next_try_at = now() + make_interval(secs => least(60, 0.2 * 2 ^ $2))"
+            " WHERE event_id = $1",
+            event_id,
+            attempts,
+            delivered,
+        )
+
+    async def list_refunds(
+        self,
+        *,
+        order_id: str | None = None,
+        refund_id: str | None = None,
+        after: str | None = None,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
+        """The ledger, oldest first; `refund_id` searches the caller's metadata, `after`
+        pages by provider refund id."""
         rows = await self.pool.fetch(
             "SELECT * FROM sandbox.refunds WHERE ($1::text IS NULL OR order_id = $1)"
-            " ORDER BY created_at",
+            " AND ($2::text IS NULL OR metadata->>'refund_id' = $2)"
+            " AND ($3::text IS NULL OR provider_refund_id > $3)"
+            " ORDER BY provider_refund_id LIMIT $4",
             order_id,
+            refund_id,
+            after,
+            limit,
         )
         return [_refund_row(r) for r in rows]
 
@@ -224,6 +322,7 @@ def _refund_row(row: asyncpg.Record) -> dict[str, Any]:
         "amount": row["amount"],
         "currency": row["currency"],
         "status": row["status"],
+        "failure_code": row["failure_code"],
         "metadata": json.loads(row["metadata"]),
         "created_at": _iso(row["created_at"]),
     }

@@ -27,12 +27,14 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     if added:
         log.info("search_attributes_registered", names=added)
     async with aiohttp.ClientSession() as session:
+        store = PostgresRefundStore(pool)
         activities = RefundActivities(
-            store=PostgresRefundStore(pool),
+            store=store,
             payment=HttpPaymentProvider(
                 HttpService(session, settings.payment_provider_url, "payment provider")
             ),
             inventory=HttpInventory(HttpService(session, settings.inventory_url, "inventory")),
+            reservations=store,
         )
         worker = Worker(
             client,
@@ -40,7 +42,10 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             workflows=[RefundWorkflow],
             activities=[
                 activities.record_transitions,
+                activities.reserve_refund,
                 activities.issue_provider_refund,
+                activities.check_provider_refund,
+                activities.find_provider_refunds,
                 activities.restock_line,
             ],
         )

@@ -158,6 +158,8 @@ class StatusView(_Contract):
     channel: str
     evidence_required: bool
     provider_refund_id: str | None
+    provider_failure: str | None = None
+    """Why the provider refused or failed the refund, while an operator is needed."""
     timeline: list[TimelineEntry]
     next_step: str
     eta: datetime | None
@@ -230,6 +232,8 @@ class IssueRefundInput(_Contract):
     currency: Currency
     idempotency_key: str
     """Derived from the refund id, never from the run id, so every retry reuses it."""
+    payment_attempt: int = 1
+    """1 for the first try; an operator's retry after a definite failure is 2, 3, ..."""
 
 
 class ProviderRefundResult(_Contract):
@@ -237,6 +241,57 @@ class ProviderRefundResult(_Contract):
     status: Literal["succeeded", "pending", "failed"]
     amount: int
     currency: str
+    idempotency_key: str | None = None
+    failure_code: str | None = None
+
+
+class ProviderSettlement(_Contract):
+    """Signal: the provider settled a pending refund (from a webhook, a poll or reconciliation)."""
+
+    provider_refund_id: str
+    status: Literal["succeeded", "failed"]
+    failure_code: str | None = None
+    source: str = "webhook"
+    """webhook | poll | reconciliation"""
+
+
+class CheckRefundInput(_Contract):
+    refund_id: str
+    provider_refund_id: str
+
+
+class FindProviderRefundsInput(_Contract):
+    refund_id: str
+
+
+class ProviderRefunds(_Contract):
+    refunds: list[ProviderRefundResult]
+
+
+class ReserveInput(_Contract):
+    refund_id: str
+    order_id: str
+    amount: PositiveMinor
+    currency: Currency
+    captured_amount: int
+    """From the order snapshot: the most that may ever be refunded on this order."""
+
+
+class ReserveResult(_Contract):
+    reserved: bool
+    remaining: int
+    """What is still refundable on the order after this reservation (or without it)."""
+
+
+class OperatorRetryInput(_Contract):
+    operator: ActorName
+    source: str = "operator"
+
+
+class OperatorCancelInput(_Contract):
+    operator: ActorName
+    reason: FreeText
+    source: str = "operator"
 
 
 class RestockInput(_Contract):

@@ -24,6 +24,9 @@ SEARCH_ATTRIBUTES: dict[str, str] = {
 ACTIVITY_RECORD_TRANSITIONS = "record_transitions"
 ACTIVITY_ISSUE_PROVIDER_REFUND = "issue_provider_refund"
 ACTIVITY_RESTOCK_LINE = "restock_line"
+ACTIVITY_RESERVE_REFUND = "reserve_refund"
+ACTIVITY_CHECK_PROVIDER_REFUND = "check_provider_refund"
+ACTIVITY_FIND_PROVIDER_REFUNDS = "find_provider_refunds"
 
 # Error type raised by the payment adapter when the provider refuses for good (not retried).
 PROVIDER_REFUSED_ERROR = "ProviderRefused"

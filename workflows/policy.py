@@ -44,6 +44,8 @@ class Escalation(_Section):
     second_escalation_hours: float = Field(gt=0)
     review_expiry_hours: float = Field(gt=0)
     """After this long in review (from the request) the refund expires; always a timer running."""
+    refund_sla_hours: float = Field(gt=0, default=72)
+    """A refund still not paid this long after it entered `refunding` is escalated."""
 
 
 class Policy(_Section):
@@ -66,6 +68,10 @@ class Policy(_Section):
     @property
     def review_expiry(self) -> timedelta:
         return timedelta(hours=self.escalation.review_expiry_hours)
+
+    @property
+    def refund_sla(self) -> timedelta:
+        return timedelta(hours=self.escalation.refund_sla_hours)
 
 
 class PolicyError(ValueError):

@@ -9,6 +9,7 @@ by an idempotent activity, in order, before the workflow waits or calls out.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -20,12 +21,20 @@ with workflow.unsafe.imports_passed_through():
     from workflows.models import (
         ApproveInput,
         CancelInput,
+        CheckRefundInput,
+        FindProviderRefundsInput,
         IssueRefundInput,
         ItemReceivedInput,
+        OperatorCancelInput,
+        OperatorRetryInput,
         ProviderRefundResult,
+        ProviderRefunds,
+        ProviderSettlement,
         RecordTransitionsInput,
         RefundWorkflowInput,
         RejectInput,
+        ReserveInput,
+        ReserveResult,
         RestockInput,
         RestockResult,
         StatusProjection,
@@ -58,6 +67,9 @@ _PROVIDER_RETRY = RetryPolicy(
 _SETTLEMENT_TIME = timedelta(days=10)
 # While an operator is needed, remind (re-publish the escalation) this often: never timer-less.
 _OPERATOR_REMINDER = timedelta(hours=24)
+# Polling a pending provider refund when no webhook arrives: 30 s, doubling, at most hourly.
+_FIRST_POLL = timedelta(seconds=30)
+_LAST_POLL = timedelta(hours=1)
 _MAX_ESCALATION = 2
 
 
@@ -82,6 +94,11 @@ class RefundWorkflow:
         self._refunding_since: datetime | None = None
         self._provider_refund_id: str | None = None
         self._operator_note: str | None = None
+        self._operator_action: str | None = None
+        self._payment_attempt = 1
+        self._reserved = False
+        self._settlements: dict[str, ProviderSettlement] = {}
+        self._settled_by: dict[str, str] = {}
         # What the client set at start (free); later changes are upserted before each wait.
         self._published = (RefundState.PENDING_REVIEW.value, 0, Awaiting.NOTHING.value)
         self._append(
@@ -99,6 +116,8 @@ class RefundWorkflow:
         if not self._decision.eligible:
             reasons = "; ".join(o.message for o in self._decision.failed)
             self._apply(RefundEvent.DECLINE_INELIGIBLE, "policy", "policy", reasons)
+        elif not await self._reserve() or self._state is not RefundState.PENDING_REVIEW:
+            pass  # declined (not enough left to refund), or withdrawn while reserving
         elif self._decision.auto_approve:
             self._apply(RefundEvent.AUTO_APPROVE, "policy", "policy", self._auto_reason())
         else:
@@ -114,6 +133,37 @@ class RefundWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._flush()
         return self._status()
+
+    async def _reserve(self) -> bool:
+        """Hold the amount against the order's capture (invariant 2) before any approval."""
+        if not workflow.patched("reserve-before-approval"):
+            self._reserved = True  # refunds started before reservations existed
+            return True
+        result = await workflow.execute_activity(
+            names.ACTIVITY_RESERVE_REFUND,
+            ReserveInput(
+                refund_id=self._inp.refund_id,
+                order_id=self._inp.order.order_id,
+                amount=self._amount,
+                currency=self._currency,
+                captured_amount=self._inp.order.captured_amount,
+            ),
+            result_type=ReserveResult,
+            start_to_close_timeout=timedelta(seconds=15),
+            retry_policy=_STORE_RETRY,
+            summary="reserve",
+        )
+        self._reserved = result.reserved
+        if result.reserved or self._state is not RefundState.PENDING_REVIEW:
+            return result.reserved
+        self._apply(
+            RefundEvent.DECLINE_OVER_REFUND,
+            "refundflow",
+            "refundflow",
+            f"only {format_minor(max(result.remaining, 0), self._currency)} of order"
+            f" {self._inp.order.order_id} is still refundable",
+        )
+        return False
 
     async def _await_review(self) -> None:
         """Wait for a reviewer; escalate on the policy's timers; expire at the end."""
@@ -167,38 +217,130 @@ class RefundWorkflow:
             )
 
     async def _pay_refund(self) -> None:
+        """Have the provider pay, exactly once, whatever fails; a person decides on refusal."""
         self._refunding_since = workflow.now()
-        self._set_awaiting(Awaiting.PAYMENT_PROVIDER)
-        await self._flush()
-        refund_id = self._inp.refund_id
-        try:
-            result = await workflow.execute_activity(
-                names.ACTIVITY_ISSUE_PROVIDER_REFUND,
-                IssueRefundInput(
-                    refund_id=refund_id,
-                    order_id=self._inp.order.order_id,
-                    payment_reference=self._inp.order.payment_reference,
-                    amount=self._amount,
-                    currency=self._inp.resolved.currency,
-                    idempotency_key=f"{refund_id}:refund",
-                ),
-                result_type=ProviderRefundResult,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=_PROVIDER_RETRY,
-                summary="provider refund",
-            )
-        except ActivityError as err:
-            await self._wait_for_operator(err)
-            return
-        self._provider_refund_id = result.provider_refund_id
+        while True:
+            self._set_awaiting(Awaiting.PAYMENT_PROVIDER)
+            await self._flush()
+            outcome = await self._issue_provider_refund()
+            if outcome is not None and outcome.status == "pending":
+                outcome = await self._await_settlement(outcome)
+            if outcome is not None and outcome.status == "succeeded":
+                self._provider_refund_id = outcome.provider_refund_id
+                break
+            if outcome is not None:
+                self._operator_note = f"refund {outcome.provider_refund_id} failed: " + (
+                    outcome.failure_code or "no reason given"
+                )
+            if await self._wait_for_operator() == "cancel":
+                return
+            self._payment_attempt += 1
         if self._item_received:
             await self._restock()
+        how = self._settled_by.get(self._provider_refund_id or "", "provider answer")
         self._apply(
             RefundEvent.PROVIDER_CONFIRMED,
             "payment-provider",
             "payment",
-            f"provider refund {result.provider_refund_id} {result.status}",
+            f"provider refund {self._provider_refund_id} succeeded ({how})",
         )
+
+    async def _issue_provider_refund(self) -> ProviderRefundResult | None:
+        """One payment attempt; None if the provider refused for good (reason noted)."""
+        refund_id = self._inp.refund_id
+        key = f"{refund_id}:refund"
+        if self._payment_attempt > 1:
+            key += f":{self._payment_attempt}"
+        call = workflow.start_activity(
+            names.ACTIVITY_ISSUE_PROVIDER_REFUND,
+            IssueRefundInput(
+                refund_id=refund_id,
+                order_id=self._inp.order.order_id,
+                payment_reference=self._inp.order.payment_reference,
+                amount=self._amount,
+                currency=self._currency,
+                idempotency_key=key,
+                payment_attempt=self._payment_attempt,
+            ),
+            result_type=ProviderRefundResult,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=_PROVIDER_RETRY,
+            summary="provider refund",
+        )
+        # Transient failures are retried for as long as it takes; meanwhile the refund SLA
+        # timer still escalates, so a provider outage never leaves a refund unwatched.
+        if workflow.patched("watch-provider-call"):
+            await self._escalating_wait(call.done, "provider not answering")
+        try:
+            return await call
+        except ActivityError as err:
+            cause = err.cause
+            self._operator_note = (
+                cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+            )
+            return None
+
+    async def _await_settlement(self, pending: ProviderRefundResult) -> ProviderRefundResult:
+        """The provider answered `pending`: wait for a webhook (signal), poll as a fallback."""
+        refund_key = pending.provider_refund_id
+        self._append(
+            "provider_pending",
+            self._state,
+            "payment-provider",
+            "payment",
+            f"provider refund {refund_key} pending settlement",
+        )
+        await self._flush()
+        poll_every = _FIRST_POLL
+        while refund_key not in self._settlements:
+            try:
+                await workflow.wait_condition(
+                    lambda: refund_key in self._settlements,
+                    timeout=poll_every,
+                    timeout_summary="poll provider",
+                )
+            except TimeoutError:
+                polled = await workflow.execute_activity(
+                    names.ACTIVITY_CHECK_PROVIDER_REFUND,
+                    CheckRefundInput(refund_id=self._inp.refund_id, provider_refund_id=refund_key),
+                    result_type=ProviderRefundResult,
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=_STORE_RETRY,
+                    summary="poll provider",
+                )
+                if polled.status != "pending":
+                    self.provider_settled(
+                        ProviderSettlement(
+                            provider_refund_id=refund_key,
+                            status=polled.status,
+                            failure_code=polled.failure_code,
+                            source="poll",
+                        )
+                    )
+                poll_every = min(poll_every * 2, _LAST_POLL)
+                self._escalate_if_stalled()
+                await self._flush()
+        settled = self._settlements[refund_key]
+        return pending.model_copy(
+            update={"status": settled.status, "failure_code": settled.failure_code}
+        )
+
+    async def _escalating_wait(self, done: Callable[[], bool], what: str) -> None:
+        while not done():
+            try:
+                await workflow.wait_condition(
+                    done, timeout=self._policy.refund_sla, timeout_summary="refund SLA"
+                )
+            except TimeoutError:
+                self._escalate("timer", f"{what} within {_hours(self._policy.refund_sla)}")
+                await self._flush()
+
+    def _escalate_if_stalled(self) -> None:
+        assert self._refunding_since is not None
+        waited = workflow.now() - self._refunding_since
+        level_due = min(_MAX_ESCALATION, int(waited / self._policy.refund_sla))
+        if level_due > self._escalation:
+            self._escalate("timer", f"refund not settled after {_hours(waited)}")
 
     async def _restock(self) -> None:
         for line in self._inp.resolved.lines:
@@ -216,20 +358,42 @@ class RefundWorkflow:
                 summary=f"restock {line.sku}",
             )
 
-    async def _wait_for_operator(self, err: ActivityError) -> None:
-        """The provider refused for good: a person must look. Escalate and keep a timer."""
-        cause = err.cause
-        self._operator_note = cause.message if isinstance(cause, ApplicationError) else str(err)
+    async def _wait_for_operator(self) -> str:
+        """The provider refused or failed for good: a person must look. Returns their choice."""
         self._set_awaiting(Awaiting.OPERATOR)
-        self._escalate("payment-provider", f"provider refused the refund: {self._operator_note}")
-        while True:
+        self._escalation = _MAX_ESCALATION
+        self._append(
+            "escalated",
+            self._state,
+            "payment-provider",
+            "payment",
+            f"level {self._escalation}: payment failed: {self._operator_note}",
+        )
+        self._operator_action = None
+        while self._operator_action is None:
             await self._flush()
             try:
                 await workflow.wait_condition(
-                    lambda: False, timeout=_OPERATOR_REMINDER, timeout_summary="operator reminder"
+                    lambda: self._operator_action is not None,
+                    timeout=_OPERATOR_REMINDER,
+                    timeout_summary="operator reminder",
                 )
             except TimeoutError:
                 self._escalate("timer", "still waiting for an operator")
+        action, self._operator_action = self._operator_action, None
+        if action == "retry":
+            self._operator_note = None
+        return action
+
+    # --- signals ------------------------------------------------------------------------
+
+    @workflow.signal
+    def provider_settled(self, settlement: ProviderSettlement) -> None:
+        """The provider's final word on a pending refund. Repeats are ignored (first wins),
+        and it may arrive before the provider call that created the refund returns."""
+        if settlement.provider_refund_id not in self._settlements:
+            self._settlements[settlement.provider_refund_id] = settlement
+            self._settled_by[settlement.provider_refund_id] = f"settled via {settlement.source}"
 
     # --- updates ------------------------------------------------------------------------
 
@@ -246,6 +410,10 @@ class RefundWorkflow:
     @approve.validator
     def _validate_approve(self, inp: ApproveInput) -> None:
         check(self._state, RefundEvent.APPROVE)
+        if not self._reserved:
+            raise ValueError(
+                "the refund is still being checked against the order; try again in a moment"
+            )
         if inp.amount is not None and inp.amount > self._inp.resolved.amount:
             raise ValueError(
                 f"cannot approve {format_minor(inp.amount, self._currency)}: more than the"
@@ -290,6 +458,53 @@ class RefundWorkflow:
                 f"the refund is {self._state.value}: an item can be received only once approved"
             )
         check(self._state, RefundEvent.START_REFUND)
+
+    @workflow.update
+    def operator_retry(self, inp: OperatorRetryInput) -> StatusView:
+        self._append("operator_retry", self._state, inp.operator, inp.source, "retry the refund")
+        self._operator_action = "retry"
+        return self._status()
+
+    @operator_retry.validator
+    def _validate_operator_retry(self, inp: OperatorRetryInput) -> None:
+        self._require_operator_needed("retry")
+
+    @workflow.update
+    async def operator_cancel(self, inp: OperatorCancelInput) -> StatusView:
+        # Prove with the provider that no money moved before the refund may be cancelled.
+        found = await workflow.execute_activity(
+            names.ACTIVITY_FIND_PROVIDER_REFUNDS,
+            FindProviderRefundsInput(refund_id=self._inp.refund_id),
+            result_type=ProviderRefunds,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=_STORE_RETRY,
+            summary="prove no money moved",
+        )
+        live = [r for r in found.refunds if r.status != "failed"]
+        if live:
+            raise ApplicationError(
+                f"cannot cancel: provider refund {live[0].provider_refund_id} is"
+                f" {live[0].status}, so money may have moved; retry instead"
+            )
+        try:  # another operator may have acted while we asked the provider
+            self._require_operator_needed("cancel")
+        except ValueError as err:
+            raise ApplicationError(str(err)) from None
+        self._apply(RefundEvent.OPERATOR_CANCEL, inp.operator, inp.source, inp.reason)
+        self._operator_action = "cancel"
+        return self._status()
+
+    @operator_cancel.validator
+    def _validate_operator_cancel(self, inp: OperatorCancelInput) -> None:
+        self._require_operator_needed("cancel")
+        check(self._state, RefundEvent.OPERATOR_CANCEL)
+
+    def _require_operator_needed(self, action: str) -> None:
+        if self._awaiting is not Awaiting.OPERATOR or self._operator_action is not None:
+            raise ValueError(
+                f"cannot {action}: the refund is {self._state.value}, awaiting"
+                f" {self._awaiting.value}; operators act only after a payment failure"
+            )
 
     @workflow.query
     def status(self, query: StatusQuery) -> StatusView:
@@ -420,6 +635,7 @@ class RefundWorkflow:
             channel=self._inp.request.channel,
             evidence_required=self._decision.evidence_required,
             provider_refund_id=self._provider_refund_id,
+            provider_failure=self._operator_note if self._awaiting is Awaiting.OPERATOR else None,
             timeline=list(self._timeline),
             next_step=wording.next_step(self._state, self._awaiting),
             eta=self._eta(),

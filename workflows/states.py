@@ -27,6 +27,8 @@ class CancelReason(StrEnum):
     EXPIRED = "expired"
     INELIGIBLE = "ineligible"
     RETURN_WINDOW_ELAPSED = "return_window_elapsed"
+    EXCEEDS_REFUNDABLE = "exceeds_refundable"
+    PAYMENT_FAILED = "payment_failed"
 
 
 class Awaiting(StrEnum):
@@ -50,6 +52,8 @@ class RefundEvent(StrEnum):
     START_REFUND = "start_refund"
     RETURN_WINDOW_ELAPSED = "return_window_elapsed"
     PROVIDER_CONFIRMED = "provider_confirmed"
+    DECLINE_OVER_REFUND = "decline_over_refund"
+    OPERATOR_CANCEL = "operator_cancel"
 
 
 @dataclass(frozen=True)
@@ -69,12 +73,14 @@ TRANSITIONS: dict[tuple[RefundState, RefundEvent], Transition] = {
     (_S.PENDING_REVIEW, _E.WITHDRAW): Transition(_S.CANCELLED, _C.WITHDRAWN),
     (_S.PENDING_REVIEW, _E.EXPIRE): Transition(_S.CANCELLED, _C.EXPIRED),
     (_S.PENDING_REVIEW, _E.DECLINE_INELIGIBLE): Transition(_S.CANCELLED, _C.INELIGIBLE),
+    (_S.PENDING_REVIEW, _E.DECLINE_OVER_REFUND): Transition(_S.CANCELLED, _C.EXCEEDS_REFUNDABLE),
     (_S.APPROVED, _E.START_REFUND): Transition(_S.REFUNDING),
     (_S.APPROVED, _E.WITHDRAW): Transition(_S.CANCELLED, _C.WITHDRAWN),
     (_S.APPROVED, _E.RETURN_WINDOW_ELAPSED): Transition(_S.CANCELLED, _C.RETURN_WINDOW_ELAPSED),
-    # Once money may have moved there is no way back to cancelled in this version: a refund
-    # in `refunding` ends completed, or waits for an operator.
     (_S.REFUNDING, _E.PROVIDER_CONFIRMED): Transition(_S.COMPLETED),
+    # Only an operator, and only after the workflow has proved with the provider that no
+    # money moved (every provider refund for it failed or none exists).
+    (_S.REFUNDING, _E.OPERATOR_CANCEL): Transition(_S.CANCELLED, _C.PAYMENT_FAILED),
 }
 
 

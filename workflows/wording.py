@@ -15,7 +15,9 @@ _NEXT_STEP: dict[tuple[RefundState, Awaiting], str] = {
     (RefundState.APPROVED, Awaiting.WAREHOUSE): "The warehouse confirms the item was received.",
     (RefundState.APPROVED, Awaiting.NOTHING): "The refund is sent to the payment provider.",
     (RefundState.REFUNDING, Awaiting.PAYMENT_PROVIDER): "The payment provider pays the refund.",
-    (RefundState.REFUNDING, Awaiting.OPERATOR): "An operator resolves the payment failure.",
+    (RefundState.REFUNDING, Awaiting.OPERATOR): (
+        "An operator retries the refund or cancels it (no money has moved)."
+    ),
 }
 
 _CANCELLED: dict[CancelReason, str] = {
@@ -24,6 +26,10 @@ _CANCELLED: dict[CancelReason, str] = {
     CancelReason.EXPIRED: "The refund request expired without a decision.",
     CancelReason.INELIGIBLE: "The refund request is not eligible under the refund policy.",
     CancelReason.RETURN_WINDOW_ELAPSED: "The item was not returned in time.",
+    CancelReason.EXCEEDS_REFUNDABLE: (
+        "The refund request is more than what is still refundable on this order."
+    ),
+    CancelReason.PAYMENT_FAILED: "The refund could not be paid and was cancelled; no money moved.",
 }
 
 
