@@ -49,6 +49,13 @@ def _line(value: str) -> tuple[str, int]:
     return sku, int(qty)
 
 
+def _assignment(value: str) -> tuple[str, str]:
+    key, sep, raw = value.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {value!r}")
+    return key, raw
+
+
 def _minor(value: str) -> int:
     try:
         amount = int(value)
@@ -78,8 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--ui-port", type=int, default=8233)
     dev.add_argument("--pg-port", type=int, default=55432)
     dev.add_argument("--sandbox-port", type=int, default=8088)
+    dev.add_argument("--webhook-port", type=int, default=8089)
 
     command("worker", "run a worker (configured from the environment); --json: JSON logs")
+    hooks = command(
+        "webhooks", "receive the payment provider's webhooks (REFUNDFLOW_WEBHOOK_SECRET)"
+    )
+    hooks.add_argument("--host", default=os.environ.get("WEBHOOK_HOST", "127.0.0.1"))
+    hooks.add_argument("--port", type=int, default=int(os.environ.get("WEBHOOK_PORT", "8089")))
 
     sandbox = sub.add_parser("sandbox", help="the sandbox payment provider, inventory and orders")
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True, metavar="COMMAND")
@@ -92,6 +105,29 @@ def build_parser() -> argparse.ArgumentParser:
     refunds = sandbox_sub.add_parser("refunds", help="the provider's refund ledger")
     refunds.add_argument("--order", help="only this order")
     refunds.add_argument("--json", action="store_true")
+    faults = sandbox_sub.add_parser("faults", help="inject faults into the sandbox systems")
+    faults_sub = faults.add_subparsers(dest="faults_command", required=True, metavar="COMMAND")
+    faults_set = faults_sub.add_parser("set", help="set SYSTEM.FIELD=VALUE ...")
+    faults_set.add_argument("assignments", nargs="+", type=_assignment, metavar="KEY=VALUE")
+    faults_set.add_argument("--json", action="store_true")
+    for name, text in (("clear", "remove every fault"), ("show", "show the faults in force")):
+        faults_sub.add_parser(name, help=text).add_argument("--json", action="store_true")
+
+    operator = sub.add_parser("operator", help="operator actions after a payment failure")
+    operator_sub = operator.add_subparsers(
+        dest="operator_command", required=True, metavar="COMMAND"
+    )
+    retry = operator_sub.add_parser("retry", help="try the provider refund again")
+    retry.add_argument("refund_id")
+    retry.add_argument("--operator", required=True)
+    retry.add_argument("--json", action="store_true")
+    op_cancel = operator_sub.add_parser(
+        "cancel", help="cancel the refund (only when provably no money moved)"
+    )
+    op_cancel.add_argument("refund_id")
+    op_cancel.add_argument("--operator", required=True)
+    op_cancel.add_argument("--reason", required=True)
+    op_cancel.add_argument("--json", action="store_true")
 
     request = command("request", "request a refund (idempotent per --key)")
     request.add_argument("--order", required=True)
@@ -191,11 +227,21 @@ async def _sandbox(args: argparse.Namespace) -> int:
 
     from activities.http_adapters import HttpOrderSystem, HttpPaymentProvider, HttpService
     from activities.ports import ExternalSystemRefused, ExternalSystemUnavailable
+    from sandbox.admin_client import SandboxAdmin
 
     settings = Settings.from_env()
     async with aiohttp.ClientSession() as session:
         try:
-            if args.sandbox_command == "order":
+            if args.sandbox_command == "faults":
+                admin = SandboxAdmin(HttpService(session, settings.sandbox_url, "sandbox"))
+                if args.faults_command == "set":
+                    current = await admin.set_faults(dict(args.assignments))
+                elif args.faults_command == "clear":
+                    current = await admin.clear_faults()
+                else:
+                    current = await admin.faults()
+                _emit(args, current, render.faults)
+            elif args.sandbox_command == "order":
                 orders = HttpOrderSystem(
                     HttpService(session, settings.orders_url, "sandbox orders")
                 )
@@ -236,7 +282,14 @@ async def _simple(args: argparse.Namespace) -> int:
         "cancel": (lambda c: c.cancel(args.refund_id, args.actor, args.reason), render.status),
         "received": (lambda c: c.item_received(args.refund_id, args.actor), render.status),
         "audit": (lambda c: c.audit(args.refund_id), render.audit),
+        "retry": (lambda c: c.operator_retry(args.refund_id, args.operator), render.status),
+        "op-cancel": (
+            lambda c: c.operator_cancel(args.refund_id, args.operator, args.reason),
+            render.status,
+        ),
     }
+    if cmd == "operator":
+        cmd = "retry" if args.operator_command == "retry" else "op-cancel"
     action, human = actions[cmd]
     try:
         result = await _with_client(args, action)
@@ -258,6 +311,7 @@ def _dev(args: argparse.Namespace) -> int:
         ui_port=args.ui_port,
         pg_port=args.pg_port,
         sandbox_port=args.sandbox_port,
+        webhook_port=args.webhook_port,
         database_url=os.environ.get("DATABASE_URL") or None,
         policy=os.environ.get("REFUNDFLOW_POLICY", "standard-v1"),
         worker_output_to_terminal=True,
@@ -275,6 +329,16 @@ async def _worker(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _webhooks(args: argparse.Namespace) -> int:
+    from worker.webhook_receiver import serve
+
+    settings = Settings.from_env()
+    if args.json:
+        settings = dataclasses.replace(settings, log_format="json")
+    await serve(settings, args.host, args.port)
+    return EXIT_OK
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -283,6 +347,8 @@ def run(argv: Sequence[str] | None = None) -> int:
             return _dev(args)
         if args.command == "worker":
             return asyncio.run(_worker(args))
+        if args.command == "webhooks":
+            return asyncio.run(_webhooks(args))
         if args.command == "sandbox":
             return asyncio.run(_sandbox(args))
         if args.command == "request":

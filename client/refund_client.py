@@ -37,6 +37,8 @@ from workflows.models import (
     ApproveInput,
     CancelInput,
     ItemReceivedInput,
+    OperatorCancelInput,
+    OperatorRetryInput,
     PinnedPolicy,
     RefundRequest,
     RefundWorkflowInput,
@@ -234,6 +236,18 @@ class RefundClient:
     async def item_received(self, refund_id: str, actor: str = "warehouse") -> StatusView:
         return await self._update(
             refund_id, RefundWorkflow.item_received, ItemReceivedInput(actor=actor)
+        )
+
+    async def operator_retry(self, refund_id: str, operator: str) -> StatusView:
+        return await self._update(
+            refund_id, RefundWorkflow.operator_retry, OperatorRetryInput(operator=operator)
+        )
+
+    async def operator_cancel(self, refund_id: str, operator: str, reason: str) -> StatusView:
+        return await self._update(
+            refund_id,
+            RefundWorkflow.operator_cancel,
+            OperatorCancelInput(operator=operator, reason=reason),
         )
 
     # --- plumbing -----------------------------------------------------------------------

@@ -95,3 +95,15 @@ def audit(rows: list[dict[str, Any]]) -> str:
         f"  [{r['policy_version']}]"
         for r in rows
     )
+
+
+def faults(data: dict[str, Any]) -> str:
+    from sandbox.faults import Faults
+
+    defaults = Faults().model_dump()
+    lines = []
+    for system, settings in data.items():
+        changed = {k: v for k, v in settings.items() if defaults[system].get(k) != v}
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(changed.items())) or "no faults"
+        lines.append(f"{system:<10} {shown}")
+    return "\n".join(lines)

@@ -249,9 +249,9 @@ class SandboxStore:
     async def mark_webhook(self, event_id: str, delivered: bool, attempts: int) -> None:
         # Exponential backoff, capped at a minute, for receivers that are down.
         await self.pool.execute(
-            "UPDATE sandbox.webhook_events SET attempts = $2,"
+            "UPDATE sandbox.webhook_events SET attempts = $2::int,"
             " delivered_at = CASE WHEN $3 THEN now() END,"
-            " next_try_at = now() + make_interval(secs => least(60, 0.2 * 2 ^ $2))"
+            " next_try_at = now() + make_interval(secs => least(60, 0.2 * power(2, $2::int)))"
             " WHERE event_id = $1",
             event_id,
             attempts,

@@ -20,6 +20,7 @@ from activities.http_adapters import HttpOrderSystem, HttpService
 from activities.pg_store import create_pool
 from client.policy_source import load_policy
 from client.refund_client import RefundClient
+from sandbox.admin_client import SandboxAdmin
 from worker.connections import connect_temporal
 from worker.devstack import DevStack, StackConfig
 from worker.settings import PROJECT_ROOT, Settings
@@ -121,6 +122,17 @@ class Sandbox:
 @pytest.fixture(scope="session")
 def sandbox(stack: DevStack, http: aiohttp.ClientSession) -> Sandbox:
     return Sandbox(http, stack.sandbox_url)
+
+
+@pytest.fixture
+async def faults(stack: DevStack, http: aiohttp.ClientSession) -> AsyncIterator[SandboxAdmin]:
+    """Fault injection for one test; every fault is cleared afterwards."""
+    admin = SandboxAdmin(HttpService(http, stack.sandbox_url, "sandbox"))
+    await admin.clear_faults()
+    try:
+        yield admin
+    finally:
+        await admin.clear_faults()
 
 
 def unique_key(prefix: str = "key") -> str:

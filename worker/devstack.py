@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -32,6 +33,7 @@ class StackConfig:
     ui_port: int = 8233
     pg_port: int = 55432
     sandbox_port: int = 8088
+    webhook_port: int = 8089
     database_url: str | None = None
     """Use this Postgres instead of starting the embedded one."""
     task_queue: str = "refunds"
@@ -51,6 +53,7 @@ class StackConfig:
             ui_port=free_port(),
             pg_port=free_port(),
             sandbox_port=free_port(),
+            webhook_port=free_port(),
             database_url=os.environ.get("DATABASE_URL"),
             headless=True,
             time_skipping=True,
@@ -66,7 +69,10 @@ class DevStack:
         self.temporal: TemporalDevServer | None = None
         self.sandbox: subprocess.Popen[bytes] | None = None
         self.worker: subprocess.Popen[bytes] | None = None
+        self.webhooks: subprocess.Popen[bytes] | None = None
         self.database_url: str | None = config.database_url
+        # Shared by the sandbox provider (signs) and our receiver (verifies); new each start.
+        self.webhook_secret = secrets.token_hex(24)
 
     # --- addresses ----------------------------------------------------------------------
 
@@ -77,6 +83,10 @@ class DevStack:
     @property
     def sandbox_url(self) -> str:
         return f"http://127.0.0.1:{self.config.sandbox_port}"
+
+    @property
+    def webhook_url(self) -> str:
+        return f"http://127.0.0.1:{self.config.webhook_port}/webhooks/payments"
 
     @property
     def ui_url(self) -> str | None:
@@ -94,6 +104,9 @@ class DevStack:
                 "SANDBOX_URL": self.sandbox_url,
                 "REFUNDFLOW_POLICY": self.config.policy,
                 "REFUNDFLOW_HOME": str(self.config.home),
+                "REFUNDFLOW_WEBHOOK_SECRET": self.webhook_secret,
+                "SANDBOX_WEBHOOK_URL": self.webhook_url,
+                "WEBHOOK_PORT": str(self.config.webhook_port),
             }
         )
         env.update(self.config.extra_env)
@@ -111,7 +124,11 @@ class DevStack:
                 f"a dev stack is already running from {cfg.home} (pid {running['pid']});"
                 " stop it first"
             )
-        ports = {"Temporal": cfg.temporal_port, "sandbox": cfg.sandbox_port}
+        ports = {
+            "Temporal": cfg.temporal_port,
+            "sandbox": cfg.sandbox_port,
+            "webhook receiver": cfg.webhook_port,
+        }
         if not cfg.headless:
             ports["Temporal Web UI"] = cfg.ui_port
         if self.database_url is None:
@@ -157,6 +174,13 @@ class DevStack:
             env=self.env(),
         )
         self._wait_http(f"{self.sandbox_url}/health", self.sandbox, "sandbox")
+        progress(f"starting webhook receiver on {self.webhook_url} ...")
+        self.webhooks = spawn(
+            [sys.executable, "-m", "client", "webhooks"],
+            log_path=self.logs / "webhooks.log",
+            env=self.env(),
+        )
+        self._wait_http(f"http://127.0.0.1:{cfg.webhook_port}/health", self.webhooks, "webhooks")
         progress("starting worker ...")
         self.start_worker()
         progress(f"stack ready in {time.monotonic() - t0:.1f} s")
@@ -171,6 +195,9 @@ class DevStack:
         if self.worker is not None:
             stop_process(self.worker)
             self.worker = None
+        if self.webhooks is not None:
+            stop_process(self.webhooks)
+            self.webhooks = None
         if self.sandbox is not None:
             stop_process(self.sandbox)
             self.sandbox = None
@@ -192,6 +219,7 @@ class DevStack:
             "PostgreSQL": self.postgres.proc if self.postgres else None,
             "Temporal": self.temporal.proc if self.temporal else None,
             "sandbox": self.sandbox,
+            "webhooks": self.webhooks,
             "worker": self.worker,
         }
         return {name: p for name, p in procs.items() if p is not None}
@@ -211,6 +239,7 @@ class DevStack:
             "ui_url": self.ui_url,
             "database_url": self.database_url,
             "sandbox_url": self.sandbox_url,
+            "webhook_url": self.webhook_url,
             "task_queue": self.config.task_queue,
             "policy": self.config.policy,
             "children": {name: p.pid for name, p in self.children().items()},
@@ -338,7 +367,7 @@ def _print_banner(stack: DevStack) -> None:
         "refundflow dev stack is up:",
         f"  Temporal      {stack.temporal_address}   Web UI {stack.ui_url or '(headless)'}",
         f"  PostgreSQL    {stack.database_url}",
-        f"  sandbox       {stack.sandbox_url}",
+        f"  sandbox       {stack.sandbox_url}   webhooks -> {stack.webhook_url}",
         f"  logs          {stack.logs}",
         "From another shell in this folder (after `source .venv/bin/activate`):",
         "  refundflow sandbox order --amount 12000 --currency USD --json",

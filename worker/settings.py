@@ -35,6 +35,10 @@ ENV_VARS = (
     "LOG_LEVEL",
     "SANDBOX_HOST",
     "SANDBOX_PORT",
+    "SANDBOX_WEBHOOK_URL",
+    "REFUNDFLOW_WEBHOOK_SECRET",
+    "WEBHOOK_HOST",
+    "WEBHOOK_PORT",
 )
 
 
@@ -42,6 +46,8 @@ ENV_VARS = (
 class Settings:
     temporal_address: str
     temporal_namespace: str
+    sandbox_url: str
+    """Base of the sandbox services (its admin API: faults)."""
     task_queue: str
     database_url: str | None
     payment_provider_url: str
@@ -53,6 +59,8 @@ class Settings:
     home: Path
     log_format: str
     log_level: str
+    webhook_secret: str = ""
+    """Shared with the payment provider; signs its webhooks."""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -67,6 +75,7 @@ class Settings:
         return cls(
             temporal_address=pick("TEMPORAL_ADDRESS", "temporal_address", "localhost:7233"),
             temporal_namespace=pick("TEMPORAL_NAMESPACE", "temporal_namespace", "default"),
+            sandbox_url=sandbox,
             task_queue=pick("REFUNDFLOW_TASK_QUEUE", "task_queue", "refunds"),
             database_url=env.get("DATABASE_URL") or stack.get("database_url"),
             payment_provider_url=env.get("PAYMENT_PROVIDER_URL") or f"{sandbox}/payments",
@@ -77,6 +86,7 @@ class Settings:
             home=home,
             log_format=env.get("LOG_FORMAT", "auto"),
             log_level=env.get("LOG_LEVEL", "info"),
+            webhook_secret=pick("REFUNDFLOW_WEBHOOK_SECRET", "webhook_secret", ""),
         )
 
     def require_database_url(self) -> str:

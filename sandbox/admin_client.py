@@ -1,0 +1,26 @@
+"""Client for the sandbox's admin API (fault injection), used by the CLI and the tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from activities.http_adapters import HttpService
+
+
+class SandboxAdmin:
+    def __init__(self, service: HttpService) -> None:
+        self._service = service
+
+    async def faults(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self._service.call("GET", "/_sandbox/faults")
+        return result
+
+    async def set_faults(self, assignments: dict[str, str]) -> dict[str, Any]:
+        result: dict[str, Any] = await self._service.call(
+            "PUT", "/_sandbox/faults", json=assignments
+        )
+        return result
+
+    async def clear_faults(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self._service.call("DELETE", "/_sandbox/faults")
+        return result

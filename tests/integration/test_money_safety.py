@@ -1,0 +1,180 @@
+"""Invariants 1 and 2 under injected faults: one provider refund per refund, never more
+than was captured, and a person told whenever the money cannot move."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import asyncpg
+import pytest
+from temporalio.testing import TimeSkipper
+
+from client.errors import RefundActionRefused
+from client.refund_client import RefundClient
+from sandbox.admin_client import SandboxAdmin
+from tests.conftest import Sandbox
+from tests.integration.helpers import eventually, wait_for_state
+from tests.integration.test_refund_flow import make_request
+
+pytestmark = pytest.mark.stack
+
+
+async def test_lost_response_then_retry_finds_the_refund_instead_of_sending_another(
+    refunds: RefundClient, sandbox: Sandbox, faults: SandboxAdmin
+) -> None:
+    order = await sandbox.order(amount=10000)
+    # Every POST commits and then loses its response; the idempotency key is forgotten at
+    # once, so only the lookup by refund id stands between a retry and a second refund.
+    await faults.set_faults(
+        {"payment.lose_response_rate": "1", "payment.idempotency_retention_s": "0"}
+    )
+    status = await refunds.request(make_request(order, amount=3000))
+    done = await wait_for_state(refunds, status.refund_id, "completed", timeout=60)
+    ledger = await sandbox.refunds(order["order_id"])
+    assert [(r["amount"], r["status"]) for r in ledger] == [(3000, "succeeded")]
+    assert done.provider_refund_id == ledger[0]["id"]
+
+
+async def test_transient_errors_are_retried_until_the_provider_answers(
+    refunds: RefundClient, sandbox: Sandbox, faults: SandboxAdmin, db: asyncpg.Pool
+) -> None:
+    order = await sandbox.order(amount=4000)
+    await faults.set_faults({"payment.error_rate": "1"})
+    status = await refunds.request(make_request(order))
+    await eventually(
+        lambda: refunds.status(status.refund_id),
+        lambda s: s.state.value == "refunding" and s.awaiting.value == "payment_provider",
+    )
+    await asyncio.sleep(1.5)  # a few failed attempts
+    # The provider's API answers 503 to everyone now; look at its books directly.
+    count = "SELECT count(*) FROM sandbox.refunds WHERE order_id = $1"
+    assert await db.fetchval(count, order["order_id"]) == 0
+    await faults.clear_faults()
+    await wait_for_state(refunds, status.refund_id, "completed", timeout=60)
+    assert len(await sandbox.refunds(order["order_id"])) == 1
+
+
+async def test_concurrent_requests_never_exceed_the_capture(
+    refunds: RefundClient, sandbox: Sandbox, db: asyncpg.Pool
+) -> None:
+    order = await sandbox.order(amount=8000)
+    statuses = await asyncio.gather(
+        *(refunds.request(make_request(order, amount=3000)) for _ in range(4))
+    )
+    finals = [
+        await wait_for_state(refunds, s.refund_id, "completed", "cancelled") for s in statuses
+    ]
+    outcomes = sorted((f.state.value, f.cancel_reason) for f in finals)
+    assert outcomes == [
+        ("cancelled", "exceeds_refundable"),
+        ("cancelled", "exceeds_refundable"),
+        ("completed", None),
+        ("completed", None),
+    ]
+    refused = next(f for f in finals if f.state.value == "cancelled")
+    assert "2000" in refused.timeline[-1].reason or "20.00 USD" in refused.timeline[-1].reason
+    ledger = await sandbox.refunds(order["order_id"])
+    assert sum(r["amount"] for r in ledger) == 6000 <= order["captured_amount"]
+
+
+async def test_a_withdrawn_refund_gives_its_reservation_back(
+    refunds: RefundClient, sandbox: Sandbox
+) -> None:
+    order = await sandbox.order(amount=20000)
+    big = await refunds.request(make_request(order, amount=20000))  # goes to review
+    blocked = await refunds.request(make_request(order, amount=1000))
+    blocked = await wait_for_state(refunds, blocked.refund_id, "cancelled")
+    assert blocked.cancel_reason == "exceeds_refundable"
+    await refunds.cancel(big.refund_id, "cust_42", "changed my mind")
+    await wait_for_state(refunds, big.refund_id, "cancelled")
+    later = await refunds.request(make_request(order, amount=1000))
+    await wait_for_state(refunds, later.refund_id, "completed")
+
+
+async def test_pending_refund_completes_when_the_signed_webhook_arrives(
+    refunds: RefundClient, sandbox: Sandbox, faults: SandboxAdmin
+) -> None:
+    order = await sandbox.order(amount=4000)
+    await faults.set_faults(
+        {
+            "payment.pending_rate": "1",
+            "payment.settle_after_ms": "300",
+            "payment.duplicate_webhooks": "2",
+        }
+    )
+    status = await refunds.request(make_request(order))
+    done = await wait_for_state(refunds, status.refund_id, "completed", timeout=60)
+    events = [e.event for e in done.timeline]
+    assert "provider_pending" in events
+    assert "settled via webhook" in done.timeline[-1].reason
+    assert len(await sandbox.refunds(order["order_id"])) == 1
+
+
+async def test_pending_refund_without_webhook_is_settled_by_polling(
+    refunds: RefundClient, skipper: TimeSkipper, sandbox: Sandbox, faults: SandboxAdmin
+) -> None:
+    order = await sandbox.order(amount=4000)
+    await faults.set_faults(
+        {"payment.pending_rate": "1", "payment.settle_after_ms": "0", "payment.webhooks": "false"}
+    )
+    status = await refunds.request(make_request(order))
+    pending = await eventually(
+        lambda: refunds.status(status.refund_id),
+        lambda s: any(e.event == "provider_pending" for e in s.timeline),
+    )
+    assert pending.state.value == "refunding" and pending.awaiting.value == "payment_provider"
+    handle = refunds.temporal.get_workflow_handle(status.refund_id)
+    await skipper.fast_forward(handle, timedelta(minutes=1))  # the first poll is after 30 s
+    done = await wait_for_state(refunds, status.refund_id, "completed", timeout=60)
+    assert "settled via poll" in done.timeline[-1].reason
+
+
+async def test_permanent_refusal_waits_for_an_operator_who_may_cancel(
+    refunds: RefundClient, sandbox: Sandbox, faults: SandboxAdmin, db: asyncpg.Pool
+) -> None:
+    order = await sandbox.order(amount=4000)
+    await faults.set_faults({"payment.refuse": "expired_card"})
+    status = await refunds.request(make_request(order))
+    stuck = await eventually(
+        lambda: refunds.status(status.refund_id), lambda s: s.awaiting.value == "operator"
+    )
+    assert (stuck.state.value, stuck.escalation_level) == ("refunding", 2)
+    assert stuck.provider_failure is not None and "expired_card" in stuck.provider_failure
+    assert stuck.next_step.startswith("An operator")
+    with pytest.raises(RefundActionRefused):
+        await refunds.cancel(status.refund_id, "cust_42", "customers cannot cancel now")
+
+    cancelled = await refunds.operator_cancel(status.refund_id, "ops-kim", "card expired")
+    assert (cancelled.state.value, cancelled.cancel_reason) == ("cancelled", "payment_failed")
+    assert await sandbox.refunds(order["order_id"]) == []
+    reservation = await eventually(
+        lambda: db.fetchval(
+            "SELECT state FROM refundflow.reservations WHERE refund_id = $1", status.refund_id
+        ),
+        lambda state: state == "released",
+    )
+    assert reservation == "released"
+
+
+async def test_operator_retry_after_the_cause_is_fixed_pays_once(
+    refunds: RefundClient, sandbox: Sandbox, faults: SandboxAdmin
+) -> None:
+    order = await sandbox.order(amount=4000)
+    await faults.set_faults({"payment.pending_rate": "1", "payment.settle_after_ms": "100",
+                             "payment.settle_failure_rate": "1"})  # fmt: skip
+    status = await refunds.request(make_request(order))
+    failed = await eventually(
+        lambda: refunds.status(status.refund_id), lambda s: s.awaiting.value == "operator"
+    )
+    assert failed.provider_failure and "lost_or_stolen_card" in failed.provider_failure
+    with pytest.raises(RefundActionRefused, match="cannot approve a refund that is refunding"):
+        await refunds.approve(status.refund_id, "alice")  # not a reviewer matter now
+    await faults.clear_faults()
+    await refunds.operator_retry(status.refund_id, "ops-kim")
+    done = await wait_for_state(refunds, status.refund_id, "completed", timeout=60)
+    ledger = await sandbox.refunds(order["order_id"])
+    assert sorted(r["status"] for r in ledger) == ["failed", "succeeded"]
+    paid = next(r for r in ledger if r["status"] == "succeeded")
+    assert paid["idempotency_key"] == f"{status.refund_id}:refund:2"
+    assert done.provider_refund_id == paid["id"]
