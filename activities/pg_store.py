@@ -144,14 +144,22 @@ class PostgresRefundStore:
             )
             return ReserveResult(reserved=True, remaining=captured - held - request.amount)
 
-    async def refundable(self, order_id: str, captured_amount: int) -> int:
-        """What can still be refunded on an order (before asking for more)."""
+    async def refundable(self, order_id: str, captured_amount: int, refund_id: str) -> int:
+        """What can still be refunded on an order, not counting `refund_id`'s own hold."""
         held = await self._pool.fetchval(
             "SELECT coalesce(sum(amount), 0) FROM refundflow.reservations"
-            " WHERE order_id = $1 AND state <> 'released'",
+            " WHERE order_id = $1 AND state <> 'released' AND refund_id <> $2",
             order_id,
+            refund_id,
         )
         return int(captured_amount - held)
+
+    async def known_state(self, refund_id: str) -> str | None:
+        """The last recorded state of a refund, kept long after Temporal's retention."""
+        state: str | None = await self._pool.fetchval(
+            "SELECT state FROM refundflow.refund_status WHERE refund_id = $1", refund_id
+        )
+        return state
 
     async def list_status(
         self,

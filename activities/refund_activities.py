@@ -117,6 +117,12 @@ class RefundActivities:
     @activity.defn(name=names.ACTIVITY_RESTOCK_LINE)
     async def restock_line(self, request: RestockInput) -> RestockResult:
         with _activity_context(request.refund_id):
-            result = await self._inventory.restock(request)
+            try:
+                result = await self._inventory.restock(request)
+            except ExternalSystemRefused as err:
+                log.warning("restock_refused", code=err.code, error=str(err))
+                raise ApplicationError(
+                    str(err), err.code, type=names.INVENTORY_REFUSED_ERROR, non_retryable=True
+                ) from err
             log.info("restocked", sku=result.sku, quantity=result.quantity)
             return result

@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -20,9 +21,11 @@ from pydantic import BaseModel, ValidationError
 
 from client import render
 from client.errors import RefundflowError
+from client.refund_client import REFUND_ID_PATTERN
 from worker.connections import TemporalUnavailable
 from worker.processes import StackError
 from worker.settings import ConfigurationError, Settings
+from workflows.states import RefundState
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -47,6 +50,20 @@ def _line(value: str) -> tuple[str, int]:
             f"expected SKU:QTY with QTY a positive whole number, got {value!r}"
         )
     return sku, int(qty)
+
+
+def _refund_id(value: str) -> str:
+    if not re.match(REFUND_ID_PATTERN, value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a refund id (they look like rf_ and 24 hex digits)"
+        )
+    return value
+
+
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
+    return int(value)
 
 
 def _assignment(value: str) -> tuple[str, str]:
@@ -118,13 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
         dest="operator_command", required=True, metavar="COMMAND"
     )
     retry = operator_sub.add_parser("retry", help="try the provider refund again")
-    retry.add_argument("refund_id")
+    retry.add_argument("refund_id", type=_refund_id)
     retry.add_argument("--operator", required=True)
     retry.add_argument("--json", action="store_true")
     op_cancel = operator_sub.add_parser(
         "cancel", help="cancel the refund (only when provably no money moved)"
     )
-    op_cancel.add_argument("refund_id")
+    op_cancel.add_argument("refund_id", type=_refund_id)
     op_cancel.add_argument("--operator", required=True)
     op_cancel.add_argument("--reason", required=True)
     op_cancel.add_argument("--json", action="store_true")
@@ -142,35 +159,35 @@ def build_parser() -> argparse.ArgumentParser:
     request.add_argument("--note")
 
     status = command("status", "show a refund's status, timeline and what happens next")
-    status.add_argument("refund_id")
+    status.add_argument("refund_id", type=_refund_id)
 
     listing = command("list", "list refunds")
-    listing.add_argument("--state")
+    listing.add_argument("--state", choices=[s.value for s in RefundState])
     listing.add_argument("--order")
     listing.add_argument("--escalated", action="store_true")
-    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--limit", type=_positive, default=100, help="at most this many")
 
     approve = command("approve", "approve a refund waiting for review")
-    approve.add_argument("refund_id")
+    approve.add_argument("refund_id", type=_refund_id)
     approve.add_argument("--reviewer", required=True)
     approve.add_argument("--amount", type=_minor, help="approve less than requested")
 
     reject = command("reject", "reject a refund waiting for review")
-    reject.add_argument("refund_id")
+    reject.add_argument("refund_id", type=_refund_id)
     reject.add_argument("--reviewer", required=True)
     reject.add_argument("--reason", required=True)
 
     cancel = command("cancel", "withdraw a refund before money moves")
-    cancel.add_argument("refund_id")
+    cancel.add_argument("refund_id", type=_refund_id)
     cancel.add_argument("--actor", required=True)
     cancel.add_argument("--reason", required=True)
 
     received = command("received", "report the returned item received")
-    received.add_argument("refund_id")
+    received.add_argument("refund_id", type=_refund_id)
     received.add_argument("--actor", default="warehouse")
 
     audit = command("audit", "the append-only audit trail of a refund")
-    audit.add_argument("refund_id")
+    audit.add_argument("refund_id", type=_refund_id)
     return parser
 
 
@@ -186,6 +203,23 @@ def _emit(args: argparse.Namespace, data: Any, human: Callable[[Any], str]) -> N
         print(json.dumps(data, indent=2, default=str))
     else:
         print(human(data))
+
+
+async def _with_store(action: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Commands that only read Postgres (list, audit) need no Temporal."""
+    import asyncpg
+
+    from activities.pg_store import PostgresRefundStore, create_pool
+
+    url = Settings.from_env().require_database_url()
+    try:
+        pool = await create_pool(url)
+    except (OSError, asyncpg.PostgresError) as err:
+        raise RefundflowError(f"cannot reach the database: {err}") from None
+    try:
+        return await action(PostgresRefundStore(pool))
+    finally:
+        await pool.close()
 
 
 async def _with_client(args: argparse.Namespace, action: Callable[[Any], Awaitable[Any]]) -> Any:
@@ -272,7 +306,7 @@ async def _simple(args: argparse.Namespace) -> int:
     actions: dict[str, tuple[Callable[[Any], Awaitable[Any]], Callable[[Any], str]]] = {
         "status": (lambda c: c.status(args.refund_id), render.status),
         "list": (
-            lambda c: c.list(
+            lambda store: store.list_status(
                 state=args.state, order_id=args.order, escalated=args.escalated, limit=args.limit
             ),
             render.listing,
@@ -281,7 +315,7 @@ async def _simple(args: argparse.Namespace) -> int:
         "reject": (lambda c: c.reject(args.refund_id, args.reviewer, args.reason), render.status),
         "cancel": (lambda c: c.cancel(args.refund_id, args.actor, args.reason), render.status),
         "received": (lambda c: c.item_received(args.refund_id, args.actor), render.status),
-        "audit": (lambda c: c.audit(args.refund_id), render.audit),
+        "audit": (lambda store: _audit(store, args.refund_id), render.audit),
         "retry": (lambda c: c.operator_retry(args.refund_id, args.operator), render.status),
         "op-cancel": (
             lambda c: c.operator_cancel(args.refund_id, args.operator, args.reason),
@@ -292,11 +326,21 @@ async def _simple(args: argparse.Namespace) -> int:
         cmd = "retry" if args.operator_command == "retry" else "op-cancel"
     action, human = actions[cmd]
     try:
-        result = await _with_client(args, action)
+        if cmd in ("list", "audit"):
+            result = await _with_store(action)
+        else:
+            result = await _with_client(args, action)
     except ValidationError as err:
         raise UserError(render.validation_error(err)) from None
     _emit(args, result, human)
     return EXIT_OK
+
+
+async def _audit(store: Any, refund_id: str) -> Any:
+    trail = await store.audit_trail(refund_id)
+    if not trail:
+        raise RefundflowError(f"no audit trail for refund {refund_id}")
+    return trail
 
 
 def _dev(args: argparse.Namespace) -> int:
@@ -362,6 +406,18 @@ def run(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
+    except OSError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+    except Exception as err:
+        # Not a user mistake: a bug or an outage. One line here; the traceback on request.
+        if os.environ.get("REFUNDFLOW_DEBUG"):
+            raise
+        print(
+            f"error: unexpected {type(err).__name__}: {err} (set REFUNDFLOW_DEBUG=1 for details)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -5,11 +5,18 @@ from __future__ import annotations
 import asyncio
 import builtins
 import hashlib
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
 import asyncpg
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -39,10 +46,12 @@ from workflows.models import (
     ItemReceivedInput,
     OperatorCancelInput,
     OperatorRetryInput,
+    OrderSnapshot,
     PinnedPolicy,
     RefundRequest,
     RefundWorkflowInput,
     RejectInput,
+    ResolvedRefund,
     StatusQuery,
     StatusView,
 )
@@ -50,6 +59,11 @@ from workflows.money import format_minor
 from workflows.refund_workflow import RefundWorkflow
 from workflows.states import Awaiting, RefundState
 from workflows.validation import RefundInputError, resolve_request
+
+# How long a person waits for a refund to answer before being told no worker is running.
+QUERY_TIMEOUT = timedelta(seconds=15)
+UPDATE_TIMEOUT = timedelta(seconds=30)
+REFUND_ID_PATTERN = r"^rf_[0-9a-f]{24}$"
 
 
 def refund_id_for(order_id: str, refund_key: str) -> str:
@@ -130,6 +144,17 @@ class RefundClient:
             raise InvalidRefundRequest(str(err)) from None
 
         refund_id = refund_id_for(request.order_id, request.refund_key)
+        if self._database_url:
+            existing = await self._existing_refund(refund_id)
+            if existing is not None:
+                return self._same_request_or_conflict(existing, request, order, resolved)
+            store = await self._store()
+            remaining = await store.refundable(order.order_id, order.captured_amount, refund_id)
+            if resolved.amount > remaining:
+                raise InvalidRefundRequest(
+                    f"only {format_minor(max(remaining, 0), order.currency)} of order"
+                    f" {order.order_id} is still refundable; other refunds hold the rest"
+                )
         try:
             await self.temporal.start_workflow(
                 RefundWorkflow.run,
@@ -162,7 +187,29 @@ class RefundClient:
             )
         except WorkflowAlreadyStartedError:
             pass  # closed already: the existing refund is the answer
+        except RPCError as err:
+            raise RefundflowError(f"Temporal did not start the refund: {err.message}") from None
         status = await self._first_step(refund_id)
+        return self._same_request_or_conflict(status, request, order, resolved)
+
+    async def _existing_refund(self, refund_id: str) -> StatusView | None:
+        """A refund already recorded under this id: its live status, or a clear refusal
+        when its workflow is gone (past Temporal's retention) so it is never run twice."""
+        state = await (await self._store()).known_state(refund_id)
+        if state is None:
+            return None
+        try:
+            return await self.status(refund_id)
+        except RefundNotFound:
+            raise RefundConflict(
+                f"refund {refund_id} for this key already exists ({state}); its workflow"
+                " history has passed Temporal's retention, see `refundflow audit`"
+            ) from None
+
+    @staticmethod
+    def _same_request_or_conflict(
+        status: StatusView, request: RefundRequest, order: OrderSnapshot, resolved: ResolvedRefund
+    ) -> StatusView:
         if (status.order_id, status.requested_amount, status.reason_code) != (
             order.order_id,
             resolved.amount,
@@ -170,7 +217,7 @@ class RefundClient:
         ):
             raise RefundConflict(
                 f"refund key {request.refund_key!r} was already used for a different request"
-                f" on order {order.order_id} (refund {refund_id})"
+                f" on order {order.order_id} (refund {status.refund_id})"
             )
         return status
 
@@ -193,10 +240,14 @@ class RefundClient:
         handle = self._handle(refund_id)
         try:
             return await handle.query(
-                RefundWorkflow.status, StatusQuery(include_timeline=include_timeline)
+                RefundWorkflow.status,
+                StatusQuery(include_timeline=include_timeline),
+                rpc_timeout=QUERY_TIMEOUT,
             )
         except RPCError as err:
             raise self._rpc_error(refund_id, err) from None
+        except WorkflowQueryFailedError as err:
+            raise RefundflowError(f"refund {refund_id} could not answer: {err}") from None
 
     async def list(
         self,
@@ -258,8 +309,15 @@ class RefundClient:
     async def _update(self, refund_id: str, update: Any, arg: Any) -> StatusView:
         handle = self._handle(refund_id)
         try:
-            result: StatusView = await handle.execute_update(update, arg)
+            result: StatusView = await handle.execute_update(
+                update, arg, rpc_timeout=UPDATE_TIMEOUT
+            )
             return result
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            raise RefundflowError(
+                f"no answer from refund {refund_id} within {UPDATE_TIMEOUT.seconds} s: is a"
+                " worker running (`refundflow worker`, or `refundflow dev` in this folder)?"
+            ) from None
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             message = cause.message if isinstance(cause, ApplicationError) else str(cause)
@@ -268,6 +326,13 @@ class RefundClient:
             raise self._rpc_error(refund_id, err) from None
 
     def _rpc_error(self, refund_id: str, err: RPCError) -> RefundflowError:
+        if err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+            return RefundflowError(
+                f"no answer from refund {refund_id} in time: is a worker running"
+                " (`refundflow worker`, or `refundflow dev` in this folder)?"
+            )
+        if err.status == RPCStatusCode.NOT_FOUND and "namespace" in err.message.lower():
+            return RefundflowError(f"Temporal: {err.message}")
         if err.status == RPCStatusCode.NOT_FOUND:
             # "workflow execution already completed", or an update that raced the workflow's
             # end ("workflow update was aborted by closing workflow"): the refund is closed.

@@ -30,3 +30,4 @@ ACTIVITY_FIND_PROVIDER_REFUNDS = "find_provider_refunds"
 
 # Error type raised by the payment adapter when the provider refuses for good (not retried).
 PROVIDER_REFUSED_ERROR = "ProviderRefused"
+INVENTORY_REFUSED_ERROR = "InventoryRefused"

@@ -58,6 +58,11 @@ _STORE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10)
 )
 # The provider call is safe to retry because every attempt carries the same idempotency key.
+_INVENTORY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    non_retryable_error_types=[names.INVENTORY_REFUSED_ERROR],
+)
 _PROVIDER_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=30),
@@ -209,6 +214,8 @@ class RefundWorkflow:
                 timeout_summary="item return window",
             )
         except TimeoutError:
+            if self._state is not RefundState.APPROVED:
+                return  # the item arrived (or the customer withdrew) as the window closed
             self._apply(
                 RefundEvent.RETURN_WINDOW_ELAPSED,
                 "timer",
@@ -235,9 +242,19 @@ class RefundWorkflow:
             if await self._wait_for_operator() == "cancel":
                 return
             self._payment_attempt += 1
-        if self._item_received:
-            await self._restock()
         how = self._settled_by.get(self._provider_refund_id or "", "provider answer")
+        if self._item_received:
+            if workflow.patched("record-payment-before-restock"):
+                # The money has moved: make that durable in the audit before the warehouse.
+                self._append(
+                    "provider_paid",
+                    self._state,
+                    "payment-provider",
+                    "payment",
+                    f"provider refund {self._provider_refund_id} succeeded ({how})",
+                )
+                await self._flush()
+            await self._restock()
         self._apply(
             RefundEvent.PROVIDER_CONFIRMED,
             "payment-provider",
@@ -343,20 +360,29 @@ class RefundWorkflow:
             self._escalate("timer", f"refund not settled after {_hours(waited)}")
 
     async def _restock(self) -> None:
+        """Return each refunded line to stock once (keyed per line); a refusal does not undo
+        the refund: it is recorded and escalated for the warehouse to sort out."""
         for line in self._inp.resolved.lines:
-            await workflow.execute_activity(
-                names.ACTIVITY_RESTOCK_LINE,
-                RestockInput(
-                    refund_id=self._inp.refund_id,
-                    sku=line.sku,
-                    quantity=line.quantity,
-                    idempotency_key=f"{self._inp.refund_id}:restock:{line.sku}",
-                ),
-                result_type=RestockResult,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=_STORE_RETRY,
-                summary=f"restock {line.sku}",
-            )
+            try:
+                await self._restock_line(line.sku, line.quantity)
+            except ActivityError as err:
+                cause = err.cause.message if isinstance(err.cause, ApplicationError) else str(err)
+                self._escalate("inventory", f"restock of {line.sku} refused: {cause}", "inventory")
+
+    async def _restock_line(self, sku: str, quantity: int) -> None:
+        await workflow.execute_activity(
+            names.ACTIVITY_RESTOCK_LINE,
+            RestockInput(
+                refund_id=self._inp.refund_id,
+                sku=sku,
+                quantity=quantity,
+                idempotency_key=f"{self._inp.refund_id}:restock:{sku}",
+            ),
+            result_type=RestockResult,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=_INVENTORY_RETRY,
+            summary=f"restock {sku}",
+        )
 
     async def _wait_for_operator(self) -> str:
         """The provider refused or failed for good: a person must look. Returns their choice."""
@@ -522,13 +548,11 @@ class RefundWorkflow:
             self._awaiting = Awaiting.NOTHING
         self._append(event.value, previous, actor, source, reason)
 
-    def _escalate(self, actor: str, reason: str) -> None:
+    def _escalate(self, actor: str, reason: str, source: str = "timer") -> None:
         self._escalation = min(self._escalation + 1, _MAX_ESCALATION)
         if self._awaiting is Awaiting.OPERATOR:
             self._escalation = _MAX_ESCALATION
-        self._append(
-            "escalated", self._state, actor, "timer", f"level {self._escalation}: {reason}"
-        )
+        self._append("escalated", self._state, actor, source, f"level {self._escalation}: {reason}")
 
     def _set_awaiting(self, awaiting: Awaiting) -> None:
         self._awaiting = awaiting
@@ -608,7 +632,13 @@ class RefundWorkflow:
 
     def _eta(self) -> datetime | None:
         if self._state is RefundState.PENDING_REVIEW:
-            return self._requested_at + self._policy.review_sla
+            # The next deadline: review SLA, then the second escalation, then expiry.
+            deadlines = [
+                self._policy.review_sla,
+                self._policy.review_sla + self._policy.second_escalation,
+                self._policy.review_expiry,
+            ]
+            return self._requested_at + deadlines[min(self._escalation, 2)]
         if self._state is RefundState.APPROVED and self._awaiting is Awaiting.CUSTOMER:
             return None
         if self._state is RefundState.REFUNDING and self._refunding_since is not None:

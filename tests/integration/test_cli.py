@@ -190,7 +190,7 @@ def test_cli_without_a_stack_says_how_to_get_one(tmp_path: Any) -> None:
         "TEMPORAL_ADDRESS": "127.0.0.1:1",
     }
     result = subprocess.run(
-        [sys.executable, "-m", "client", "status", "rf_x"],
+        [sys.executable, "-m", "client", "status", "rf_" + "0" * 24],
         env=env,
         capture_output=True,
         text=True,

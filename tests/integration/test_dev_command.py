@@ -71,7 +71,7 @@ def test_dev_runs_in_the_foreground_is_found_from_the_folder_and_stops_cleanly(
         banner = wait_for_banner(proc)
         assert any("demo orders" in line for line in banner), banner
         children = children_of(folder)
-        assert set(children) == {"PostgreSQL", "Temporal", "sandbox", "worker"}
+        assert set(children) == {"PostgreSQL", "Temporal", "sandbox", "webhooks", "worker"}
 
         # Another command from the same folder finds the stack with no flags or variables.
         env = {"PATH": os.environ["PATH"]}
