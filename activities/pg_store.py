@@ -59,6 +59,8 @@ class PostgresRefundStore:
                 """,
                 *[list(column) for column in zip(*rows, strict=True)],
             )
+            if len(inserted) < len(rows):
+                await _check_same_entries(conn, batch, {r["seq"] for r in inserted})
             # The projection only moves forward: an older batch never overwrites a newer one.
             await conn.execute(
                 """
@@ -192,6 +194,30 @@ class PostgresRefundStore:
             "SELECT * FROM refundflow.audit WHERE refund_id = $1 ORDER BY seq", refund_id
         )
         return [_plain(dict(r)) for r in rows]
+
+
+class AuditConflict(Exception):
+    """An entry with this refund id and sequence exists with other content: two runs are
+    writing one refund's trail. Never swallowed: the activity keeps failing, visibly."""
+
+
+async def _check_same_entries(
+    conn: asyncpg.Connection, batch: RecordTransitionsInput, inserted: set[int]
+) -> None:
+    """Entries not inserted must be retries of what is stored, not different transitions."""
+    resent = {e.seq: (e.event, e.state.value) for e in batch.entries if e.seq not in inserted}
+    stored = await conn.fetch(
+        "SELECT seq, event, to_state FROM refundflow.audit WHERE refund_id = $1"
+        " AND seq = ANY($2::int[])",
+        batch.refund_id,
+        list(resent),
+    )
+    for row in stored:
+        if resent[row["seq"]] != (row["event"], row["to_state"]):
+            raise AuditConflict(
+                f"refund {batch.refund_id} entry {row['seq']} is already recorded as"
+                f" {row['event']} -> {row['to_state']}, not {resent[row['seq']]}"
+            )
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:

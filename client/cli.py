@@ -156,7 +156,6 @@ def build_parser() -> argparse.ArgumentParser:
     request.add_argument("--key", help="refund key (default: derived from the request)")
     request.add_argument("--currency", help="must match the order's currency if given")
     request.add_argument("--requested-by", default="support-cli", help="customer or staff id")
-    request.add_argument("--note")
 
     status = command("status", "show a refund's status, timeline and what happens next")
     status.add_argument("refund_id", type=_refund_id)
@@ -247,7 +246,6 @@ async def _request(args: argparse.Namespace) -> int:
             reason_code=args.reason,
             channel=args.channel,
             requested_by=args.requested_by,
-            note=args.note,
         )
     except ValidationError as err:
         raise UserError(render.validation_error(err)) from None

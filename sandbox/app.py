@@ -91,6 +91,8 @@ async def inject_faults(request: web.Request, handler: Handler) -> web.StreamRes
     if roll(faults.error_rate):
         return _error(503, "unavailable", f"{system} is temporarily unavailable (injected)")
     response = await handler(request)
+    if request.method == "POST" and faults.response_delay_ms:
+        await asyncio.sleep(faults.response_delay_ms / 1000)
     if request.method == "POST" and roll(faults.lose_response_rate):
         # The work is committed; the caller never hears about it.
         if request.transport is not None:

@@ -26,6 +26,9 @@ class SystemFaults(BaseModel):
     """Probability of answering 503 before doing anything."""
     lose_response_rate: Probability = 0.0
     """Probability of doing the work, committing, then dropping the connection."""
+    response_delay_ms: Annotated[int, Field(ge=0, le=600_000)] = 0
+    """Delay between committing the work and answering (beyond a caller's timeout, the
+    caller sees a timeout after the provider has acted)."""
 
 
 class PaymentFaults(SystemFaults):

@@ -19,6 +19,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from worker.embedded_pg import EmbeddedPostgres
 from worker.processes import StackError, free_port, pid_alive, port_in_use, spawn, stop_process
@@ -247,7 +248,11 @@ class DevStack:
         }
 
     def _write_stack_file(self) -> None:
-        (self.config.home / STACK_FILE).write_text(json.dumps(self.describe(), indent=2))
+        # Readable by the owner only: it holds the database URL (with any password in it).
+        path = self.config.home / STACK_FILE
+        path.touch(mode=0o600)
+        path.chmod(0o600)
+        path.write_text(json.dumps(self.describe(), indent=2))
 
     def _wait_http(self, url: str, proc: subprocess.Popen[bytes], what: str) -> None:
         deadline = time.monotonic() + 60
@@ -274,6 +279,15 @@ class DevStack:
         with urllib.request.urlopen(request, timeout=10) as response:
             order: dict[str, Any] = json.loads(response.read())
             return order
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for printing."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _tail(path: Path, lines: int = 5) -> str:
@@ -318,7 +332,9 @@ def run_foreground(config: StackConfig, *, demo_orders: bool = True, as_json: bo
         stack.start(progress=say)
         orders = _create_demo_orders(stack) if demo_orders else []
         if as_json:
-            print(json.dumps({**stack.describe(), "demo_orders": orders}), flush=True)
+            described = stack.describe()
+            described["database_url"] = redact_url(described["database_url"] or "")
+            print(json.dumps({**described, "demo_orders": orders}), flush=True)
         else:
             _print_demo_orders(orders)
             _print_banner(stack)
@@ -366,7 +382,7 @@ def _print_banner(stack: DevStack) -> None:
         "",
         "refundflow dev stack is up:",
         f"  Temporal      {stack.temporal_address}   Web UI {stack.ui_url or '(headless)'}",
-        f"  PostgreSQL    {stack.database_url}",
+        f"  PostgreSQL    {redact_url(stack.database_url or '')}",
         f"  sandbox       {stack.sandbox_url}   webhooks -> {stack.webhook_url}",
         f"  logs          {stack.logs}",
         "From another shell in this folder (after `source .venv/bin/activate`):",

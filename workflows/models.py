@@ -33,7 +33,10 @@ Identifier = Annotated[
     str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
 ]
 """Order ids, SKUs, refund keys: short, printable, safe in a workflow id."""
-ActorName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$")]
+ActorName = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+]
+"""A staff handle or an opaque customer id: no spaces, no e-mail addresses (no @)."""
 FreeText = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x08\x0b-\x1f]+$")]
 PositiveMinor = Annotated[StrictInt, Field(gt=0, le=10**12)]
 
@@ -82,6 +85,8 @@ class RefundRequest(_Contract):
     requested_by: ActorName
     """Opaque customer id or staff handle, never a name or e-mail."""
     note: FreeText | None = None
+    """Kept for the contract's stability; the CLI sends none: free text about customers does
+    not belong in workflow history (it is visible in the Web UI and kept with the refund)."""
 
     @model_validator(mode="after")
     def _amount_xor_lines(self) -> RefundRequest:

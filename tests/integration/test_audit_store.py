@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
-from activities.pg_store import PostgresRefundStore
+from activities.pg_store import AuditConflict, PostgresRefundStore
 from tests.conftest import unique_key
 from workflows.models import RecordTransitionsInput, StatusProjection, TimelineEntry
 from workflows.states import Awaiting, RefundState
@@ -73,3 +73,13 @@ async def test_audit_rows_cannot_be_changed_or_deleted(db: asyncpg.Pool) -> None
         await db.execute("UPDATE refundflow.audit SET reason = 'x' WHERE refund_id = $1", refund_id)
     with pytest.raises(asyncpg.RaiseError, match="append-only"):
         await db.execute("DELETE FROM refundflow.audit WHERE refund_id = $1", refund_id)
+
+
+async def test_a_different_entry_under_a_used_sequence_is_refused_loudly(
+    db: asyncpg.Pool,
+) -> None:
+    store = PostgresRefundStore(db)
+    refund_id = unique_key("rf")
+    await store.record_transitions(batch(refund_id, [1], RefundState.PENDING_REVIEW))
+    with pytest.raises(AuditConflict, match="already recorded"):
+        await store.record_transitions(batch(refund_id, [1], RefundState.CANCELLED))

@@ -199,3 +199,34 @@ def test_cli_without_a_stack_says_how_to_get_one(tmp_path: Any) -> None:
     )
     assert result.returncode == 1
     assert "refundflow dev" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_faults_are_set_shown_and_cleared_from_the_command_line(stack: DevStack) -> None:
+    try:
+        shown = cli_json(
+            stack, "sandbox", "faults", "set", "payment.latency_ms=5", "orders.error_rate=0.25"
+        )
+        assert shown["payment"]["latency_ms"] == 5 and shown["orders"]["error_rate"] == 0.25
+        assert cli_json(stack, "sandbox", "faults", "show")["payment"]["latency_ms"] == 5
+        human = cli(stack, "sandbox", "faults", "show")
+        assert "latency_ms=5" in human.stdout and "error_rate=0.25" in human.stdout
+        bad = cli(stack, "sandbox", "faults", "set", "payment.nonsense=1")
+        assert bad.returncode == 2 and "unknown fault 'payment.nonsense'" in bad.stderr
+        worse = cli(stack, "sandbox", "faults", "set", "payment.error_rate=2")
+        assert worse.returncode == 2 and "less than or equal to 1" in worse.stderr
+    finally:
+        cleared = cli_json(stack, "sandbox", "faults", "clear")
+    assert cleared["payment"]["latency_ms"] == 0 and cleared["orders"]["error_rate"] == 0
+
+
+def test_actions_answer_in_json_too(stack: DevStack) -> None:
+    order = cli_json(stack, "sandbox", "order", "--amount", "9000")
+    requested = cli_json(
+        stack, "request", "--order", order["order_id"], "--amount", "9000",
+        "--reason", "wrong_item", "--channel", "app", "--requested-by", "cust_77",
+    )  # fmt: skip
+    rejected = cli_json(
+        stack, "reject", requested["refund_id"], "--reviewer", "bob", "--reason", "not wrong"
+    )
+    assert (rejected["state"], rejected["cancel_reason"]) == ("cancelled", "rejected")
+    assert rejected["timeline"][-1]["actor"] == "bob"

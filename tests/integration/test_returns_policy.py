@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import asyncpg
 import pytest
 from temporalio.testing import TimeSkipper
 
@@ -61,4 +62,19 @@ async def test_item_never_returned_cancels_without_money(
     await skipper.fast_forward(handle, timedelta(days=15))
     cancelled = await wait_for_state(returns_refunds, status.refund_id, "cancelled")
     assert cancelled.cancel_reason == "return_window_elapsed"
+    assert await sandbox.refunds(order["order_id"]) == []
+
+
+async def test_customer_may_withdraw_an_approved_refund_before_the_item_comes_back(
+    returns_refunds: RefundClient, sandbox: Sandbox, db: asyncpg.Pool
+) -> None:
+    order = await sandbox.order(lines=LINES)
+    status = await returns_refunds.request(make_request(order, amount=2400))
+    await eventually(
+        lambda: returns_refunds.status(status.refund_id), lambda s: s.awaiting.value == "customer"
+    )
+    withdrawn = await returns_refunds.cancel(status.refund_id, "cust_42", "keeping it")
+    assert (withdrawn.state.value, withdrawn.cancel_reason) == ("cancelled", "withdrawn")
+    held = "SELECT state FROM refundflow.reservations WHERE refund_id = $1"
+    assert await eventually(lambda: db.fetchval(held, status.refund_id), lambda s: s == "released")
     assert await sandbox.refunds(order["order_id"]) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import asyncpg
@@ -51,6 +52,15 @@ async def test_review_escalates_after_sla_then_again_then_expires(
     )
     assert escalated[0]["escalation_level"] == 1
 
+    async def visible(query: str) -> list[str]:
+        full = f"OrderId = '{order['order_id']}' AND {query}"
+        return [w.id async for w in refunds.temporal.list_workflows(full)]
+
+    # What operators filter on in the Web UI follows the refund, not just its final state.
+    wanted = [status.refund_id]
+    query = "RefundState = 'pending_review' AND RefundAwaiting = 'reviewer' AND EscalationLevel = 1"
+    assert await eventually(lambda: visible(query), lambda ids: ids == wanted)
+
     await skipper.fast_forward(handle, timedelta(hours=24))
     await eventually(lambda: refunds.status(status.refund_id), lambda s: s.escalation_level == 2)
 
@@ -76,5 +86,11 @@ async def test_no_timer_fires_before_its_time(
     refunds: RefundClient, skipper: TimeSkipper, sandbox: Sandbox
 ) -> None:
     status = await review_refund_after(refunds, skipper, sandbox, hours=23)
-    # The dev server reports the fast-forward complete; the workflow has seen 23 h pass.
+    # fast_forward returns once the workflow's clock has moved 23 h: the 24 h SLA timer must
+    # not have fired. Two hours later it must have.
     assert (await refunds.status(status.refund_id)).escalation_level == 0
+    await asyncio.sleep(0.5)
+    assert (await refunds.status(status.refund_id)).escalation_level == 0
+    handle = refunds.temporal.get_workflow_handle(status.refund_id)
+    await skipper.fast_forward(handle, timedelta(hours=2))
+    await eventually(lambda: refunds.status(status.refund_id), lambda s: s.escalation_level == 1)

@@ -93,3 +93,12 @@ def test_dockerfile_ships_the_policies_the_worker_needs() -> None:
     for package in ("workflows", "activities", "worker", "client", "sandbox"):
         assert f"COPY {package} {package}" in dockerfile
     assert Path(PROJECT_ROOT / "pyproject.toml").exists()
+
+
+def test_printed_database_urls_hide_the_password() -> None:
+    from worker.devstack import redact_url
+
+    assert redact_url("postgresql://app:s3cret@db:5432/x") == "postgresql://app:***@db:5432/x"
+    assert (
+        redact_url("postgresql://postgres@127.0.0.1:1/x") == "postgresql://postgres@127.0.0.1:1/x"
+    )

@@ -80,3 +80,9 @@ def test_lines_resolve_to_their_price_and_are_checked() -> None:
         resolve_request(request(amount=None, lines=[{"sku": "A", "quantity": 3}]), ORDER)
     with pytest.raises(RefundInputError, match="no line with sku Z"):
         resolve_request(request(amount=None, lines=[{"sku": "Z", "quantity": 1}]), ORDER)
+
+
+@pytest.mark.parametrize("who", ["jane.doe@example.com", "Jane Doe", "a\nb"])
+def test_requester_must_be_an_opaque_id_not_personal_data(who: str) -> None:
+    with pytest.raises(ValidationError, match="requested_by"):
+        request(requested_by=who)
