@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -188,6 +189,20 @@ class PostgresRefundStore:
             limit,
         )
         return [_plain(dict(r)) for r in rows]
+
+    async def findings(
+        self, *, run_id: str | None = None, kind: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        rows = await self._pool.fetch(
+            "SELECT finding_id, run_id, kind, refund_id, order_id, details::text AS details,"
+            " action, created_at FROM refundflow.findings"
+            " WHERE ($1::text IS NULL OR run_id = $1) AND ($2::text IS NULL OR kind = $2)"
+            " ORDER BY finding_id DESC LIMIT $3",
+            run_id,
+            kind,
+            limit,
+        )
+        return [_plain({**dict(r), "details": json.loads(r["details"])}) for r in rows]
 
     async def audit_trail(self, refund_id: str) -> list[dict[str, Any]]:
         rows = await self._pool.fetch(

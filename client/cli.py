@@ -185,6 +185,15 @@ def build_parser() -> argparse.ArgumentParser:
     received.add_argument("refund_id", type=_refund_id)
     received.add_argument("--actor", default="warehouse")
 
+    reconcile = command("reconcile", "compare ledgers now, heal what is safe, print findings")
+    reconcile.add_argument(
+        "--grace", type=int, default=60, help="skip refunds changed in the last N seconds"
+    )
+    reconcile.add_argument("--no-heal", action="store_true", help="only report")
+    anomalies = command("anomalies", "findings of reconciliation runs, newest first")
+    anomalies.add_argument("--kind", help="only this kind of finding")
+    anomalies.add_argument("--limit", type=_positive, default=100)
+
     audit = command("audit", "the append-only audit trail of a refund")
     audit.add_argument("refund_id", type=_refund_id)
     return parser
@@ -314,6 +323,10 @@ async def _simple(args: argparse.Namespace) -> int:
         "cancel": (lambda c: c.cancel(args.refund_id, args.actor, args.reason), render.status),
         "received": (lambda c: c.item_received(args.refund_id, args.actor), render.status),
         "audit": (lambda store: _audit(store, args.refund_id), render.audit),
+        "anomalies": (
+            lambda store: store.findings(kind=args.kind, limit=args.limit),
+            render.findings,
+        ),
         "retry": (lambda c: c.operator_retry(args.refund_id, args.operator), render.status),
         "op-cancel": (
             lambda c: c.operator_cancel(args.refund_id, args.operator, args.reason),
@@ -324,13 +337,28 @@ async def _simple(args: argparse.Namespace) -> int:
         cmd = "retry" if args.operator_command == "retry" else "op-cancel"
     action, human = actions[cmd]
     try:
-        if cmd in ("list", "audit"):
+        if cmd in ("list", "audit", "anomalies"):
             result = await _with_store(action)
         else:
             result = await _with_client(args, action)
     except ValidationError as err:
         raise UserError(render.validation_error(err)) from None
     _emit(args, result, human)
+    return EXIT_OK
+
+
+async def _reconcile(args: argparse.Namespace) -> int:
+    from workflows.models import ReconcileInput
+
+    async def run_now(client: Any) -> Any:
+        report = await client.reconcile(
+            ReconcileInput(heal=not args.no_heal, grace_seconds=max(args.grace, 0))
+        )
+        findings = await (await client.store()).findings(run_id=report.run_id, limit=10_000)
+        return {**report.model_dump(), "details": findings}
+
+    result = await _with_client(args, run_now)
+    _emit(args, result, render.reconciliation)
     return EXIT_OK
 
 
@@ -395,6 +423,8 @@ def run(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_sandbox(args))
         if args.command == "request":
             return asyncio.run(_request(args))
+        if args.command == "reconcile":
+            return asyncio.run(_reconcile(args))
         return asyncio.run(_simple(args))
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import hashlib
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -48,6 +49,8 @@ from workflows.models import (
     OperatorRetryInput,
     OrderSnapshot,
     PinnedPolicy,
+    ReconcileInput,
+    ReconcileReport,
     RefundRequest,
     RefundWorkflowInput,
     RejectInput,
@@ -56,6 +59,7 @@ from workflows.models import (
     StatusView,
 )
 from workflows.money import format_minor
+from workflows.reconciliation_workflow import ReconciliationWorkflow
 from workflows.refund_workflow import RefundWorkflow
 from workflows.states import Awaiting, RefundState
 from workflows.validation import RefundInputError, resolve_request
@@ -340,6 +344,18 @@ class RefundClient:
                 return RefundActionRefused(f"refused: refund {refund_id} is closed")
             return RefundNotFound(f"no refund {refund_id}")
         return RefundflowError(f"Temporal error for {refund_id}: {err.message}")
+
+    async def reconcile(self, inp: ReconcileInput) -> ReconcileReport:
+        """Run a reconciliation now (the schedule runs the same workflow)."""
+        return await self.temporal.execute_workflow(
+            ReconciliationWorkflow.run,
+            inp,
+            id=f"refundflow-reconciliation-manual-{uuid.uuid4().hex[:12]}",
+            task_queue=self._task_queue,
+        )
+
+    async def store(self) -> PostgresRefundStore:
+        return await self._store()
 
     async def _store(self) -> PostgresRefundStore:
         if self._pool is None:

@@ -107,3 +107,22 @@ def faults(data: dict[str, Any]) -> str:
         shown = ", ".join(f"{k}={v}" for k, v in sorted(changed.items())) or "no faults"
         lines.append(f"{system:<10} {shown}")
     return "\n".join(lines)
+
+
+def findings(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no findings"
+    return "\n".join(
+        f"{r['created_at'][:19]}  {r['action']:<9} {r['kind']:<34} {r['refund_id'] or '-'}"
+        f"  {r['details']}"
+        for r in rows
+    )
+
+
+def reconciliation(report: dict[str, Any]) -> str:
+    head = (
+        f"reconciliation {report['run_id']}: {report['refunds']} refunds,"
+        f" {report['provider_refunds']} provider refunds, {report['seconds']} s;"
+        f" healed {report['healed']}, escalated {report['escalated']}"
+    )
+    return head + "\n" + findings(report["details"])

@@ -4,17 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from datetime import timedelta
 
 import aiohttp
 import structlog
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+)
 from temporalio.worker import Worker
 
 from activities.http_adapters import HttpInventory, HttpPaymentProvider, HttpService
 from activities.pg_store import PostgresRefundStore, create_pool
+from activities.reconciliation import ReconciliationActivities
 from activities.refund_activities import RefundActivities
 from worker.connections import connect_temporal, ensure_search_attributes
 from worker.logging_setup import configure_logging
 from worker.settings import Settings
+from workflows import names
+from workflows.models import ReconcileInput
+from workflows.reconciliation_workflow import ReconciliationWorkflow
 from workflows.refund_workflow import RefundWorkflow
 
 log = structlog.get_logger("refundflow.worker")
@@ -26,20 +41,25 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     added = await ensure_search_attributes(client)
     if added:
         log.info("search_attributes_registered", names=added)
+    if await ensure_reconciliation_schedule(client, settings):
+        log.info("reconciliation_scheduled", every_minutes=settings.reconcile_every_minutes)
     async with aiohttp.ClientSession() as session:
         store = PostgresRefundStore(pool)
+        payment = HttpPaymentProvider(
+            HttpService(session, settings.payment_provider_url, "payment provider")
+        )
+        inventory = HttpInventory(HttpService(session, settings.inventory_url, "inventory"))
         activities = RefundActivities(
             store=store,
-            payment=HttpPaymentProvider(
-                HttpService(session, settings.payment_provider_url, "payment provider")
-            ),
-            inventory=HttpInventory(HttpService(session, settings.inventory_url, "inventory")),
+            payment=payment,
+            inventory=inventory,
             reservations=store,
         )
+        reconciliation = ReconciliationActivities(pool, payment, inventory, client)
         worker = Worker(
             client,
             task_queue=settings.task_queue,
-            workflows=[RefundWorkflow],
+            workflows=[RefundWorkflow, ReconciliationWorkflow],
             activities=[
                 activities.record_transitions,
                 activities.reserve_refund,
@@ -47,6 +67,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
                 activities.check_provider_refund,
                 activities.find_provider_refunds,
                 activities.restock_line,
+                reconciliation.reconcile,
             ],
         )
         async with worker:
@@ -59,6 +80,35 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             await stop.wait()
             log.info("worker_stopping")
     await pool.close()
+
+
+async def ensure_reconciliation_schedule(client: Client, settings: Settings) -> bool:
+    """Create the reconciliation schedule if it is missing; True if created now."""
+    if settings.reconcile_every_minutes <= 0:
+        return False
+    try:
+        await client.create_schedule(
+            names.RECONCILIATION_SCHEDULE_ID,
+            Schedule(
+                action=ScheduleActionStartWorkflow(
+                    ReconciliationWorkflow.run,
+                    ReconcileInput(),
+                    id="refundflow-reconciliation-run",
+                    task_queue=settings.task_queue,
+                ),
+                spec=ScheduleSpec(
+                    intervals=[
+                        ScheduleIntervalSpec(
+                            every=timedelta(minutes=settings.reconcile_every_minutes)
+                        )
+                    ]
+                ),
+                policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+            ),
+        )
+    except ScheduleAlreadyRunningError:
+        return False
+    return True
 
 
 async def serve(settings: Settings) -> None:

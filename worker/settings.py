@@ -39,6 +39,7 @@ ENV_VARS = (
     "REFUNDFLOW_WEBHOOK_SECRET",
     "WEBHOOK_HOST",
     "WEBHOOK_PORT",
+    "RECONCILE_EVERY_MINUTES",
 )
 
 
@@ -61,6 +62,8 @@ class Settings:
     log_level: str
     webhook_secret: str = ""
     """Shared with the payment provider; signs its webhooks."""
+    reconcile_every_minutes: int = 15
+    """Interval of the reconciliation schedule the worker creates (0: create none)."""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -87,6 +90,7 @@ class Settings:
             log_format=env.get("LOG_FORMAT", "auto"),
             log_level=env.get("LOG_LEVEL", "info"),
             webhook_secret=pick("REFUNDFLOW_WEBHOOK_SECRET", "webhook_secret", ""),
+            reconcile_every_minutes=_whole_number(env, "RECONCILE_EVERY_MINUTES", 15),
         )
 
     def require_database_url(self) -> str:
@@ -99,6 +103,15 @@ class Settings:
 
 class ConfigurationError(Exception):
     """Settings that cannot work; reported as one line."""
+
+
+def _whole_number(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise ConfigurationError(f"{name} must be a whole number, got {raw!r}")
+    return int(raw)
 
 
 def read_stack_file(home: Path) -> dict[str, Any]:

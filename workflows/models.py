@@ -310,3 +310,22 @@ class RestockResult(_Contract):
     movement_id: str
     sku: str
     quantity: int
+
+
+class ReconcileInput(_Contract):
+    heal: bool = True
+    """Heal what is safe to heal (through the refund's own workflow); escalate the rest."""
+    grace_seconds: int = 60
+    """Ignore refunds changed this recently: they may simply be mid-flight."""
+
+
+class ReconcileReport(_Contract):
+    run_id: str
+    refunds: int
+    """Refunds known to refundflow when the run started."""
+    provider_refunds: int
+    findings: dict[str, int]
+    """Count per kind of disagreement."""
+    healed: int
+    escalated: int
+    seconds: float

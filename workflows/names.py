@@ -31,3 +31,7 @@ ACTIVITY_FIND_PROVIDER_REFUNDS = "find_provider_refunds"
 # Error type raised by the payment adapter when the provider refuses for good (not retried).
 PROVIDER_REFUSED_ERROR = "ProviderRefused"
 INVENTORY_REFUSED_ERROR = "InventoryRefused"
+
+ACTIVITY_RECONCILE = "reconcile"
+RECONCILIATION_SCHEDULE_ID = "refundflow-reconciliation"
+SIGNAL_PROVIDER_SETTLED = "provider_settled"

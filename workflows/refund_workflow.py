@@ -239,8 +239,12 @@ class RefundWorkflow:
                 self._operator_note = f"refund {outcome.provider_refund_id} failed: " + (
                     outcome.failure_code or "no reason given"
                 )
-            if await self._wait_for_operator() == "cancel":
+            decision = await self._wait_for_operator()
+            if decision == "cancel":
                 return
+            if decision == "paid":
+                self._provider_refund_id = self._paid_elsewhere()
+                break
             self._payment_attempt += 1
         how = self._settled_by.get(self._provider_refund_id or "", "provider answer")
         if self._item_received:
@@ -396,24 +400,33 @@ class RefundWorkflow:
             f"level {self._escalation}: payment failed: {self._operator_note}",
         )
         self._operator_action = None
-        while self._operator_action is None:
+        while self._operator_action is None and self._paid_elsewhere() is None:
             await self._flush()
             try:
                 await workflow.wait_condition(
-                    lambda: self._operator_action is not None,
+                    lambda: self._operator_action is not None or self._paid_elsewhere() is not None,
                     timeout=_OPERATOR_REMINDER,
                     timeout_summary="operator reminder",
                 )
             except TimeoutError:
                 self._escalate("timer", "still waiting for an operator")
+        if self._operator_action is None:
+            return "paid"  # reconciliation found the provider paid after all
         action, self._operator_action = self._operator_action, None
         if action == "retry":
             self._operator_note = None
         return action
 
+    def _paid_elsewhere(self) -> str | None:
+        """A provider refund for this refund that settled as succeeded, learned by signal."""
+        for provider_refund_id, settlement in self._settlements.items():
+            if settlement.status == "succeeded":
+                return provider_refund_id
+        return None
+
     # --- signals ------------------------------------------------------------------------
 
-    @workflow.signal
+    @workflow.signal(name=names.SIGNAL_PROVIDER_SETTLED)
     def provider_settled(self, settlement: ProviderSettlement) -> None:
         """The provider's final word on a pending refund. Repeats are ignored (first wins),
         and it may arrive before the provider call that created the refund returns."""

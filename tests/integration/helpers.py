@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -33,3 +34,13 @@ async def wait_for_state(
     return await eventually(
         lambda: client.status(refund_id), lambda s: s.state.value in states, timeout
     )
+
+
+async def run_cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    """`refundflow ARGS` in a real process, without blocking the test's event loop."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "client", *args,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    return proc.returncode or 0, out.decode(), err.decode()

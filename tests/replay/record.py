@@ -23,6 +23,7 @@ from temporalio.testing import TimeSkipper, TimeSkippingConfig
 from activities.http_adapters import HttpOrderSystem, HttpService
 from client.policy_source import load_policy
 from client.refund_client import RefundClient
+from sandbox.admin_client import SandboxAdmin
 from tests.integration.helpers import eventually, wait_for_state
 from worker.connections import connect_temporal
 from worker.devstack import DevStack, StackConfig
@@ -50,6 +51,7 @@ async def record(stack: DevStack, only: set[str]) -> None:
             )
 
         standard, returns = client("standard-v1"), client("returns-v1")
+        admin = SandboxAdmin(HttpService(http, settings.sandbox_url, "sandbox"))
 
         async def start(c: RefundClient, name: str, spec: dict[str, object], **kw: object) -> str:
             order = await orders.create_order({"currency": "USD", "delivered_days_ago": 2, **spec})
@@ -104,12 +106,51 @@ async def record(stack: DevStack, only: set[str]) -> None:
             await wait_for_state(returns, rid, "completed")
             return rid
 
+        async def pending_settled_by_webhook() -> str:
+            await admin.set_faults({"payment.pending_rate": "1", "payment.settle_after_ms": "200"})
+            try:
+                rid = await start(standard, "pending", {"amount": 3000})
+                await wait_for_state(standard, rid, "completed")
+            finally:
+                await admin.clear_faults()
+            return rid
+
+        async def refused_then_operator_cancel() -> str:
+            await admin.set_faults({"payment.refuse": "expired_card"})
+            try:
+                rid = await start(standard, "refused", {"amount": 3000})
+                await eventually(
+                    lambda: standard.status(rid), lambda s: s.awaiting.value == "operator"
+                )
+            finally:
+                await admin.clear_faults()
+            await standard.operator_cancel(rid, "ops-1", "card expired")
+            await wait_for_state(standard, rid, "cancelled")
+            return rid
+
+        async def failed_then_operator_retry() -> str:
+            await admin.set_faults({"payment.pending_rate": "1", "payment.settle_after_ms": "100",
+                                    "payment.settle_failure_rate": "1"})  # fmt: skip
+            try:
+                rid = await start(standard, "retried", {"amount": 3000})
+                await eventually(
+                    lambda: standard.status(rid), lambda s: s.awaiting.value == "operator"
+                )
+            finally:
+                await admin.clear_faults()
+            await standard.operator_retry(rid, "ops-1")
+            await wait_for_state(standard, rid, "completed")
+            return rid
+
         scenarios: dict[str, Callable[[], Awaitable[str]]] = {
             "auto_approved": auto_approved,
             "reviewed_lower_amount": reviewed_lower_amount,
             "rejected": rejected,
             "escalated_then_expired": escalated_then_expired,
             "item_returned_and_restocked": item_returned_and_restocked,
+            "pending_settled_by_webhook": pending_settled_by_webhook,
+            "refused_then_operator_cancel": refused_then_operator_cancel,
+            "failed_then_operator_retry": failed_then_operator_retry,
         }
         HISTORIES.mkdir(exist_ok=True)
         for name, scenario in scenarios.items():
@@ -117,8 +158,19 @@ async def record(stack: DevStack, only: set[str]) -> None:
                 continue
             refund_id = await scenario()
             history = await skipper.client.get_workflow_handle(refund_id).fetch_history()
-            (HISTORIES / f"{name}.json").write_text(history.to_json())
-            print(f"recorded {name} ({len(history.events)} events)", flush=True)
+            path = _new_path(name)
+            path.write_text(history.to_json())
+            print(f"recorded {path.name} ({len(history.events)} events)", flush=True)
+
+
+def _new_path(name: str) -> Path:
+    """Never overwrite: a recorded history is what older code wrote, and must keep replaying."""
+    path = HISTORIES / f"{name}.json"
+    version = 2
+    while path.exists():
+        path = HISTORIES / f"{name}-v{version}.json"
+        version += 1
+    return path
 
 
 def main() -> None:

@@ -41,7 +41,7 @@ def test_topology_has_every_part_and_no_auto_setup() -> None:
 
 
 def test_worker_reads_only_variables_the_code_knows() -> None:
-    for service in ("worker", "sandbox"):
+    for service in ("worker", "sandbox", "webhooks"):
         unknown = set(env_of(service)) - set(ENV_VARS)
         assert not unknown, f"{service} sets variables no code reads: {unknown}"
 
@@ -102,3 +102,13 @@ def test_printed_database_urls_hide_the_password() -> None:
     assert (
         redact_url("postgresql://postgres@127.0.0.1:1/x") == "postgresql://postgres@127.0.0.1:1/x"
     )
+
+
+def test_sandbox_sends_webhooks_to_the_receiver_with_the_same_secret() -> None:
+    target = urlparse(env_of("sandbox")["SANDBOX_WEBHOOK_URL"])
+    assert target.hostname == "webhooks" and target.path == "/webhooks/payments"
+    command = SERVICES["webhooks"]["command"]
+    assert str(target.port) == command[command.index("--port") + 1]
+    assert f"{target.port}:{target.port}" in SERVICES["webhooks"]["ports"]
+    secret = "REFUNDFLOW_WEBHOOK_SECRET"
+    assert env_of("sandbox")[secret] == env_of("webhooks")[secret]

@@ -1,0 +1,217 @@
+"""The reconciliation activity: one set-based comparison of the provider's ledger, inventory
+movements and refundflow's own records (no query per refund, so 100k refunds stay fast).
+
+What disagrees is classified; what is safe to heal is healed through the refund's own
+workflow (it is told the provider already paid) and recorded; the rest is escalated.
+Findings persist in refundflow.findings.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import asyncpg
+import structlog
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from activities.http_adapters import HttpInventory, HttpPaymentProvider
+from workflows import names
+from workflows.models import ProviderSettlement, ReconcileInput, ReconcileReport
+
+log = structlog.get_logger("refundflow.reconciliation")
+
+KINDS = (
+    "provider_refunded_not_completed",
+    "duplicate_provider_refunds",
+    "amount_mismatch",
+    "completed_without_provider_refund",
+    "restock_missing",
+    "restock_duplicated",
+)
+
+FINDINGS_SQL = """
+WITH live AS (
+    SELECT refund_id, provider_refund_id, amount, status
+    FROM provider_ledger WHERE status <> 'failed' AND refund_id IS NOT NULL
+), per_refund AS (
+    SELECT refund_id,
+           count(*) AS live_count,
+           count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
+           coalesce(sum(amount) FILTER (WHERE status = 'succeeded'), 0) AS paid,
+           min(provider_refund_id) FILTER (WHERE status = 'succeeded') AS succeeded_id
+    FROM live GROUP BY refund_id
+), settled AS (
+    SELECT * FROM refundflow.refund_status WHERE updated_at < now() - make_interval(secs => $1)
+)
+SELECT 'provider_refunded_not_completed' AS kind, p.refund_id, s.order_id,
+       jsonb_build_object('provider_refund_id', p.succeeded_id, 'state', s.state,
+                          'provider_amount', p.paid) AS details,
+       s.state = 'refunding' AS healable, p.succeeded_id AS provider_refund_id
+FROM per_refund p LEFT JOIN refundflow.refund_status s USING (refund_id)
+WHERE p.succeeded > 0 AND s.state IS DISTINCT FROM 'completed'
+  AND (s.updated_at IS NULL OR s.updated_at < now() - make_interval(secs => $1))
+UNION ALL
+SELECT 'duplicate_provider_refunds', refund_id, NULL,
+       jsonb_build_object('provider_refunds', live_count), false, NULL
+FROM per_refund WHERE live_count > 1
+UNION ALL
+SELECT 'amount_mismatch', s.refund_id, s.order_id,
+       jsonb_build_object('refund_amount', s.amount, 'provider_amount', p.paid), false, NULL
+FROM settled s JOIN per_refund p USING (refund_id)
+WHERE s.state = 'completed' AND p.succeeded > 0 AND p.paid <> s.amount
+UNION ALL
+SELECT 'completed_without_provider_refund', s.refund_id, s.order_id, '{}'::jsonb, false, NULL
+FROM settled s LEFT JOIN per_refund p USING (refund_id)
+WHERE s.state = 'completed' AND coalesce(p.succeeded, 0) = 0
+UNION ALL
+SELECT 'restock_missing', s.refund_id, s.order_id, '{}'::jsonb, false, NULL
+FROM settled s
+WHERE s.state = 'completed'
+  AND EXISTS (SELECT 1 FROM refundflow.audit a WHERE a.refund_id = s.refund_id
+              AND a.event = 'start_refund' AND a.reason = 'returned item received')
+  AND NOT EXISTS (SELECT 1 FROM stock_moves m WHERE m.reference = s.refund_id)
+UNION ALL
+SELECT 'restock_duplicated', reference, NULL,
+       jsonb_build_object('sku', sku, 'movements', count(*)), false, NULL
+FROM stock_moves GROUP BY reference, sku HAVING count(*) > 1
+"""
+
+
+class ReconciliationActivities:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        payment: HttpPaymentProvider,
+        inventory: HttpInventory,
+        temporal: Client,
+    ) -> None:
+        self._pool = pool
+        self._payment = payment
+        self._inventory = inventory
+        self._temporal = temporal
+
+    @activity.defn(name=names.ACTIVITY_RECONCILE)
+    async def reconcile(self, inp: ReconcileInput) -> ReconcileReport:
+        started = time.monotonic()
+        run_id = f"rec_{uuid.uuid4().hex[:16]}"
+        async with self._pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO refundflow.reconciliation_runs (run_id, started_at)"
+                " VALUES ($1, now())",
+                run_id,
+            )
+            async with conn.transaction():
+                ledger_rows = await self._load_ledger(conn)
+                await self._load_movements(conn)
+                rows = await conn.fetch(FINDINGS_SQL, inp.grace_seconds)
+                refunds = await conn.fetchval("SELECT count(*) FROM refundflow.refund_status")
+            findings = [await self._act(dict(row), inp.heal) for row in rows]
+            await conn.executemany(
+                "INSERT INTO refundflow.findings (run_id, kind, refund_id, order_id, details,"
+                " action) VALUES ($1, $2, $3, $4, $5, $6)",
+                [
+                    (
+                        run_id,
+                        f["kind"],
+                        f["refund_id"],
+                        f["order_id"],
+                        json.dumps(f["details"]),
+                        f["action"],
+                    )
+                    for f in findings
+                ],
+            )
+            await conn.execute(
+                "UPDATE refundflow.reconciliation_runs SET finished_at = now(), refunds = $2,"
+                " findings = $3 WHERE run_id = $1",
+                run_id,
+                refunds,
+                len(findings),
+            )
+        counts = {kind: sum(1 for f in findings if f["kind"] == kind) for kind in KINDS}
+        report = ReconcileReport(
+            run_id=run_id,
+            refunds=refunds,
+            provider_refunds=ledger_rows,
+            findings={k: v for k, v in counts.items() if v},
+            healed=sum(1 for f in findings if f["action"] == "healed"),
+            escalated=sum(1 for f in findings if f["action"] == "escalated"),
+            seconds=round(time.monotonic() - started, 3),
+        )
+        log.info("reconciled", **report.model_dump(exclude={"findings"}), **report.findings)
+        return report
+
+    async def _load_ledger(self, conn: asyncpg.Connection) -> int:
+        await conn.execute(
+            "CREATE TEMP TABLE provider_ledger (provider_refund_id text, refund_id text,"
+            " order_id text, amount bigint, currency text, status text) ON COMMIT DROP"
+        )
+        total = 0
+        async for page in self._payment.ledger_pages(page_size=5000):
+            await conn.copy_records_to_table(
+                "provider_ledger",
+                records=[
+                    (
+                        r["id"],
+                        (r.get("metadata") or {}).get("refund_id"),
+                        r["order_id"],
+                        r["amount"],
+                        r["currency"],
+                        r["status"],
+                    )
+                    for r in page
+                ],
+            )
+            total += len(page)
+            activity.heartbeat(total)
+        await conn.execute("CREATE INDEX ON provider_ledger (refund_id)")
+        await conn.execute("ANALYZE provider_ledger")
+        return total
+
+    async def _load_movements(self, conn: asyncpg.Connection) -> None:
+        await conn.execute(
+            "CREATE TEMP TABLE stock_moves (movement_id text, reference text, sku text,"
+            " quantity integer) ON COMMIT DROP"
+        )
+        movements = await self._inventory.list_movements()
+        await conn.copy_records_to_table(
+            "stock_moves",
+            records=[(m["id"], m["reference"], m["sku"], m["quantity"]) for m in movements],
+        )
+        await conn.execute("CREATE INDEX ON stock_moves (reference)")
+        await conn.execute("ANALYZE stock_moves")
+
+    async def _act(self, finding: dict[str, Any], heal: bool) -> dict[str, Any]:
+        finding["details"] = json.loads(finding["details"])
+        finding["action"] = "escalated"
+        if heal and finding["healable"]:
+            try:
+                await self._temporal.get_workflow_handle(finding["refund_id"]).signal(
+                    names.SIGNAL_PROVIDER_SETTLED,
+                    ProviderSettlement(
+                        provider_refund_id=finding["provider_refund_id"],
+                        status="succeeded",
+                        source="reconciliation",
+                    ),
+                )
+                finding["action"] = "healed"
+            except RPCError as err:
+                finding["details"]["heal_error"] = err.message
+        log.warning(
+            "reconciliation_finding",
+            kind=finding["kind"],
+            refund_id=finding["refund_id"],
+            action=finding["action"],
+        )
+        return finding
+
+    async def anomalies(self, limit: int = 200) -> list[dict[str, Any]]:
+        rows = await self._pool.fetch(
+            "SELECT * FROM refundflow.findings ORDER BY finding_id DESC LIMIT $1", limit
+        )
+        return [dict(r) for r in rows]
