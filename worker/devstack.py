@@ -43,6 +43,8 @@ class StackConfig:
     time_skipping: bool = False
     durable: bool = True
     """False for tests: Postgres without fsync, Temporal without a database file."""
+    temporal_persistent: bool | None = None
+    """Keep Temporal's state in a file (default: same as `durable`); chaos tests restart it."""
     worker_output_to_terminal: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
 
@@ -160,7 +162,7 @@ class DevStack:
         self.temporal = TemporalDevServer(
             port=cfg.temporal_port,
             ui_port=cfg.ui_port,
-            db_file=cfg.home / "temporal.sqlite" if cfg.durable else None,
+            db_file=cfg.home / "temporal.sqlite" if self._temporal_persistent else None,
             log_path=self.logs / "temporal.log",
             headless=cfg.headless,
             time_skipping=cfg.time_skipping,
@@ -190,6 +192,32 @@ class DevStack:
         log = None if self.config.worker_output_to_terminal else self.logs / "worker.log"
         self.worker = spawn([sys.executable, "-m", "worker"], log_path=log, env=self.env())
         return self.worker
+
+    @property
+    def _temporal_persistent(self) -> bool:
+        persistent = self.config.temporal_persistent
+        return self.config.durable if persistent is None else persistent
+
+    # --- failures on purpose (chaos tests) ------------------------------------------------
+
+    def kill_worker(self) -> None:
+        """kill -9 the worker: no shutdown, in-flight activities just vanish."""
+        if self.worker is not None:
+            self.worker.kill()
+            self.worker.wait()
+            self.worker = None
+
+    def restart_temporal(self, down_for: float = 1.0) -> None:
+        assert self.temporal is not None and self._temporal_persistent
+        self.temporal.stop()
+        time.sleep(down_for)
+        self.temporal.start()
+
+    def restart_postgres(self, down_for: float = 1.0) -> None:
+        assert self.postgres is not None, "only the embedded Postgres can be restarted"
+        self.postgres.stop()
+        time.sleep(down_for)
+        self.postgres.start()
 
     def stop(self) -> None:
         """Stop everything we started, newest first. Safe to call more than once."""

@@ -58,6 +58,7 @@ _STORE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10)
 )
 # The provider call is safe to retry because every attempt carries the same idempotency key.
+_PROVIDER_CALL_TIMEOUT = timedelta(seconds=15)
 _INVENTORY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=30),
@@ -284,7 +285,9 @@ class RefundWorkflow:
                 payment_attempt=self._payment_attempt,
             ),
             result_type=ProviderRefundResult,
-            start_to_close_timeout=timedelta(seconds=30),
+            # The adapter gives up on one HTTP call after 10 s; a worker that dies mid-call is
+            # noticed after this long and the call retried (looking up first).
+            start_to_close_timeout=_PROVIDER_CALL_TIMEOUT,
             retry_policy=_PROVIDER_RETRY,
             summary="provider refund",
         )
