@@ -194,6 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
     anomalies.add_argument("--kind", help="only this kind of finding")
     anomalies.add_argument("--limit", type=_positive, default=100)
 
+    bench = command("bench", "measure a refund's cost beside a naive baseline (own stack)")
+    bench.add_argument("--refunds", type=_positive, default=200, help="N auto-approved refunds")
+    bench.add_argument("--concurrency", type=_positive, default=20)
+    bench.add_argument("--lookups", type=_positive, default=1000)
+    bench.add_argument("--open", type=_positive, default=5000, help="refunds left open")
+    bench.add_argument("--reconcile-rows", type=_positive, default=100_000)
+    bench.add_argument("--json-out", type=Path, help="also write the figures as JSON")
+
     audit = command("audit", "the append-only audit trail of a refund")
     audit.add_argument("refund_id", type=_refund_id)
     return parser
@@ -362,6 +370,19 @@ async def _reconcile(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _bench(args: argparse.Namespace) -> int:
+    from bench.run import BenchConfig, run_bench
+
+    config = BenchConfig(
+        refunds=args.refunds,
+        concurrency=args.concurrency,
+        lookups=args.lookups,
+        open_refunds=args.open,
+        reconcile_rows=args.reconcile_rows,
+    )
+    return await run_bench(config, args.json_out)
+
+
 async def _audit(store: Any, refund_id: str) -> Any:
     trail = await store.audit_trail(refund_id)
     if not trail:
@@ -425,6 +446,8 @@ def run(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_request(args))
         if args.command == "reconcile":
             return asyncio.run(_reconcile(args))
+        if args.command == "bench":
+            return asyncio.run(_bench(args))
         return asyncio.run(_simple(args))
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
