@@ -21,7 +21,9 @@ from workflows.models import (
     RestockResult,
 )
 
-DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=10)
+# One HTTP call gives up after this long, so that a lookup plus a create (two calls) always
+# end before the activity's 15 s start-to-close timeout starts another attempt.
+DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=6)
 
 
 class HttpService:

@@ -27,6 +27,7 @@ log = structlog.get_logger("refundflow.reconciliation")
 
 KINDS = (
     "provider_refunded_not_completed",
+    "provider_refund_on_cancelled_refund",
     "duplicate_provider_refunds",
     "amount_mismatch",
     "completed_without_provider_refund",
@@ -54,7 +55,14 @@ SELECT 'provider_refunded_not_completed' AS kind, p.refund_id, s.order_id,
        s.state = 'refunding' AS healable, p.succeeded_id AS provider_refund_id
 FROM per_refund p LEFT JOIN refundflow.refund_status s USING (refund_id)
 WHERE p.succeeded > 0 AND s.state IS DISTINCT FROM 'completed'
+  AND s.state IS DISTINCT FROM 'cancelled'
   AND (s.updated_at IS NULL OR s.updated_at < now() - make_interval(secs => $1))
+UNION ALL
+SELECT 'provider_refund_on_cancelled_refund', p.refund_id, s.order_id,
+       jsonb_build_object('provider_refunds', p.live_count, 'provider_paid', p.paid),
+       false, NULL
+FROM per_refund p JOIN settled s USING (refund_id)
+WHERE s.state = 'cancelled'
 UNION ALL
 SELECT 'duplicate_provider_refunds', refund_id, NULL,
        jsonb_build_object('provider_refunds', live_count), false, NULL
@@ -110,7 +118,10 @@ class ReconciliationActivities:
                 await self._load_movements(conn)
                 rows = await conn.fetch(FINDINGS_SQL, inp.grace_seconds)
                 refunds = await conn.fetchval("SELECT count(*) FROM refundflow.refund_status")
-            findings = [await self._act(dict(row), inp.heal) for row in rows]
+            findings = []
+            for row in rows:
+                findings.append(await self._act(dict(row), inp.heal))
+                activity.heartbeat(len(findings))  # many heals after an outage take a while
             await conn.executemany(
                 "INSERT INTO refundflow.findings (run_id, kind, refund_id, order_id, details,"
                 " action) VALUES ($1, $2, $3, $4, $5, $6)",

@@ -83,7 +83,9 @@ class RefundActivities:
     async def issue_provider_refund(self, request: IssueRefundInput) -> ProviderRefundResult:
         with _activity_context(request.refund_id):
             # A retry may follow a commit whose answer was lost: look before sending again.
-            look_up_first = activity.info().attempt > 1 or request.payment_attempt > 1
+            look_up_first = (
+                request.look_up_first or activity.info().attempt > 1 or request.payment_attempt > 1
+            )
             try:
                 result = await self._payment.refund(request, look_up_first=look_up_first)
             except ExternalSystemRefused as err:

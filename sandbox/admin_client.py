@@ -21,6 +21,11 @@ class SandboxAdmin:
         )
         return result
 
+    async def injected(self, system: str, kind: str) -> int:
+        """How many times a fault has fired since the sandbox started."""
+        counts: dict[str, dict[str, int]] = await self._service.call("GET", "/_sandbox/injected")
+        return counts.get(system, {}).get(kind, 0)
+
     async def clear_faults(self) -> dict[str, Any]:
         result: dict[str, Any] = await self._service.call("DELETE", "/_sandbox/faults")
         return result

@@ -21,6 +21,8 @@ from workflows.money import Currency
 STORE = web.AppKey("store", SandboxStore)
 # One-element list so the current settings can be swapped atomically at run time.
 FAULTS = web.AppKey("faults", list)
+# How often each fault actually fired, per system: lets a test prove its fault was exercised.
+INJECTED = web.AppKey("injected", dict)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -86,18 +88,31 @@ async def inject_faults(request: web.Request, handler: Handler) -> web.StreamRes
     if system is None:
         return await handler(request)
     faults = request.app[FAULTS][0].for_system(system)
+    counts = request.app[INJECTED].setdefault(system, {})
+
+    def fired(kind: str) -> None:
+        counts[kind] = counts.get(kind, 0) + 1
+
     if faults.latency_ms:
+        fired("latency")
         await asyncio.sleep(faults.latency_ms / 1000)
     if roll(faults.error_rate):
+        fired("errors")
         return _error(503, "unavailable", f"{system} is temporarily unavailable (injected)")
     response = await handler(request)
     if request.method == "POST" and faults.response_delay_ms:
+        fired("delayed_responses")
         await asyncio.sleep(faults.response_delay_ms / 1000)
     if request.method == "POST" and roll(faults.lose_response_rate):
         # The work is committed; the caller never hears about it.
+        fired("lost_responses")
         if request.transport is not None:
             request.transport.close()
     return response
+
+
+async def get_injected(request: web.Request) -> web.Response:
+    return web.json_response(request.app[INJECTED])
 
 
 async def get_faults(request: web.Request) -> web.Response:
@@ -217,6 +232,8 @@ def build_app(store: SandboxStore) -> web.Application:
     app = web.Application(middlewares=[errors_as_json, inject_faults])
     app[STORE] = store
     app[FAULTS] = [Faults()]
+    app[INJECTED] = {}
+    app.router.add_get("/_sandbox/injected", get_injected)
     app.router.add_get("/_sandbox/faults", get_faults)
     app.router.add_put("/_sandbox/faults", set_faults)
     app.router.add_delete("/_sandbox/faults", clear_faults)

@@ -239,6 +239,9 @@ class IssueRefundInput(_Contract):
     """Derived from the refund id, never from the run id, so every retry reuses it."""
     payment_attempt: int = 1
     """1 for the first try; an operator's retry after a definite failure is 2, 3, ..."""
+    look_up_first: bool = False
+    """Ask the provider for an existing refund before creating one (set after any try that
+    may have committed)."""
 
 
 class ProviderRefundResult(_Contract):

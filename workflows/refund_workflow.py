@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
     from workflows import names, wording
@@ -59,6 +61,9 @@ _STORE_RETRY = RetryPolicy(
 )
 # The provider call is safe to retry because every attempt carries the same idempotency key.
 _PROVIDER_CALL_TIMEOUT = timedelta(seconds=15)
+# How long the in-process (local activity) provider call may take, retries included, before
+# the refund moves to the durable, timer-watched activity path.
+_FAST_PATH_BUDGET = timedelta(seconds=30)
 _INVENTORY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=30),
@@ -77,6 +82,7 @@ _OPERATOR_REMINDER = timedelta(hours=24)
 _FIRST_POLL = timedelta(seconds=30)
 _LAST_POLL = timedelta(hours=1)
 _MAX_ESCALATION = 2
+T = TypeVar("T")
 
 
 @workflow.defn
@@ -103,6 +109,8 @@ class RefundWorkflow:
         self._operator_action: str | None = None
         self._payment_attempt = 1
         self._reserved = False
+        self._local_fast_path = False
+        self._tried_fast_path = False
         self._settlements: dict[str, ProviderSettlement] = {}
         self._settled_by: dict[str, str] = {}
         # What the client set at start (free); later changes are upserted before each wait.
@@ -119,6 +127,7 @@ class RefundWorkflow:
 
     @workflow.run
     async def run(self, inp: RefundWorkflowInput) -> StatusView:
+        self._local_fast_path = workflow.patched("local-fast-path")
         if not self._decision.eligible:
             reasons = "; ".join(o.message for o in self._decision.failed)
             self._apply(RefundEvent.DECLINE_INELIGIBLE, "policy", "policy", reasons)
@@ -145,7 +154,7 @@ class RefundWorkflow:
         if not workflow.patched("reserve-before-approval"):
             self._reserved = True  # refunds started before reservations existed
             return True
-        result = await workflow.execute_activity(
+        result = await self._store_call(
             names.ACTIVITY_RESERVE_REFUND,
             ReserveInput(
                 refund_id=self._inp.refund_id,
@@ -154,10 +163,8 @@ class RefundWorkflow:
                 currency=self._currency,
                 captured_amount=self._inp.order.captured_amount,
             ),
-            result_type=ReserveResult,
-            start_to_close_timeout=timedelta(seconds=15),
-            retry_policy=_STORE_RETRY,
-            summary="reserve",
+            ReserveResult,
+            "reserve",
         )
         self._reserved = result.reserved
         if result.reserved or self._state is not RefundState.PENDING_REVIEW:
@@ -229,7 +236,9 @@ class RefundWorkflow:
         self._refunding_since = workflow.now()
         while True:
             self._set_awaiting(Awaiting.PAYMENT_PROVIDER)
-            await self._flush()
+            # On the fast path the whole payment usually fits in this workflow task: publish
+            # search attributes once at the end instead of before and after.
+            await self._flush(publish=not self._fast_path_allowed())
             outcome = await self._issue_provider_refund()
             if outcome is not None and outcome.status == "pending":
                 outcome = await self._await_settlement(outcome)
@@ -273,17 +282,42 @@ class RefundWorkflow:
         key = f"{refund_id}:refund"
         if self._payment_attempt > 1:
             key += f":{self._payment_attempt}"
+        request = IssueRefundInput(
+            refund_id=refund_id,
+            order_id=self._inp.order.order_id,
+            payment_reference=self._inp.order.payment_reference,
+            amount=self._amount,
+            currency=self._currency,
+            idempotency_key=key,
+            payment_attempt=self._payment_attempt,
+            # After a fast-path try, the provider may have committed: look before sending.
+            look_up_first=self._tried_fast_path,
+        )
+        if self._fast_path_allowed():
+            self._tried_fast_path = True
+            try:
+                return await workflow.execute_local_activity(
+                    names.ACTIVITY_ISSUE_PROVIDER_REFUND,
+                    # A local activity re-runs from attempt 1 if the worker dies: always look.
+                    request.model_copy(update={"look_up_first": True}),
+                    result_type=ProviderRefundResult,
+                    start_to_close_timeout=_PROVIDER_CALL_TIMEOUT,
+                    schedule_to_close_timeout=_FAST_PATH_BUDGET,
+                    retry_policy=_PROVIDER_RETRY,
+                    summary="provider refund (fast path)",
+                )
+            except (ActivityError, ApplicationError, ActivityTimeout) as err:
+                # A local activity's failure arrives as the activity's own ApplicationError
+                # (or a timeout), a regular activity's as an ActivityError wrapping it.
+                if _provider_refused(err):
+                    self._operator_note = _failure_text(err)
+                    return None
+                # Slow or failing provider: continue on the durable path, timer-watched.
+            request = request.model_copy(update={"look_up_first": True})
+        self._publish()  # the wait may be long: let operators see where the refund is
         call = workflow.start_activity(
             names.ACTIVITY_ISSUE_PROVIDER_REFUND,
-            IssueRefundInput(
-                refund_id=refund_id,
-                order_id=self._inp.order.order_id,
-                payment_reference=self._inp.order.payment_reference,
-                amount=self._amount,
-                currency=self._currency,
-                idempotency_key=key,
-                payment_attempt=self._payment_attempt,
-            ),
+            request,
             result_type=ProviderRefundResult,
             # The adapter gives up on one HTTP call after 10 s; a worker that dies mid-call is
             # noticed after this long and the call retried (looking up first).
@@ -298,11 +332,12 @@ class RefundWorkflow:
         try:
             return await call
         except ActivityError as err:
-            cause = err.cause
-            self._operator_note = (
-                cause.message if isinstance(cause, ApplicationError) else str(cause or err)
-            )
+            self._operator_note = _failure_text(err)
             return None
+
+    def _fast_path_allowed(self) -> bool:
+        """First payment attempt of a refund started with the fast path: try it in-process."""
+        return self._local_fast_path and self._payment_attempt == 1 and not self._tried_fast_path
 
     async def _await_settlement(self, pending: ProviderRefundResult) -> ProviderRefundResult:
         """The provider answered `pending`: wait for a webhook (signal), poll as a fallback."""
@@ -403,18 +438,27 @@ class RefundWorkflow:
             f"level {self._escalation}: payment failed: {self._operator_note}",
         )
         self._operator_action = None
-        while self._operator_action is None and self._paid_elsewhere() is None:
+        # Refunds that started waiting before this exit existed wait for the operator only.
+        paid_exit = workflow.patched("operator-paid-exit")
+
+        def paid() -> bool:
+            return paid_exit and self._paid_elsewhere() is not None
+
+        while self._operator_action is None and not paid():
             await self._flush()
             try:
                 await workflow.wait_condition(
-                    lambda: self._operator_action is not None or self._paid_elsewhere() is not None,
+                    lambda: self._operator_action is not None or paid(),
                     timeout=_OPERATOR_REMINDER,
                     timeout_summary="operator reminder",
                 )
             except TimeoutError:
                 self._escalate("timer", "still waiting for an operator")
         if self._operator_action is None:
-            return "paid"  # reconciliation found the provider paid after all
+            # Reconciliation found the provider paid after all: no operator needed any more.
+            self._operator_note = None
+            self._set_awaiting(Awaiting.PAYMENT_PROVIDER)
+            return "paid"
         action, self._operator_action = self._operator_action, None
         if action == "retry":
             self._operator_note = None
@@ -609,28 +653,50 @@ class RefundWorkflow:
         )
         self._published = current
 
-    async def _flush(self) -> None:
+    async def _flush(self, publish: bool = True) -> None:
         """Publish the state, then write unrecorded timeline entries to the audit store.
 
         The store ignores entries it already has (by refund id and sequence), so a retried
         activity never records a transition twice.
         """
-        self._publish()
+        if publish:
+            self._publish()
         upto = len(self._timeline)
         if self._recorded >= upto:
             return
-        await workflow.execute_activity(
+        await self._store_call(
             names.ACTIVITY_RECORD_TRANSITIONS,
             RecordTransitionsInput(
                 refund_id=self._inp.refund_id,
                 entries=self._timeline[self._recorded : upto],
                 projection=self._projection(),
             ),
-            start_to_close_timeout=timedelta(seconds=15),
-            retry_policy=_STORE_RETRY,
-            summary="audit",
+            int,
+            "audit",
         )
         self._recorded = max(self._recorded, upto)
+
+    async def _store_call(self, name: str, arg: Any, result_type: type[T], summary: str) -> T:
+        """Our own Postgres, idempotent by key: short enough to run as a local activity
+        (no round trip through the server; all local activities of one workflow task count
+        as one billable action). Refunds started before that change keep regular ones."""
+        if self._local_fast_path:
+            return await workflow.execute_local_activity(
+                name,
+                arg,
+                result_type=result_type,
+                start_to_close_timeout=timedelta(seconds=15),
+                retry_policy=_STORE_RETRY,
+                summary=summary,
+            )
+        return await workflow.execute_activity(
+            name,
+            arg,
+            result_type=result_type,
+            start_to_close_timeout=timedelta(seconds=15),
+            retry_policy=_STORE_RETRY,
+            summary=summary,
+        )
 
     # --- views --------------------------------------------------------------------------
 
@@ -716,6 +782,20 @@ class RefundWorkflow:
             f"policy: {self._inp.policy.label}",
         ]
         return "\n\n".join(lines)
+
+
+def _root_cause(err: ActivityError | ApplicationError | ActivityTimeout) -> BaseException | None:
+    return err.cause if isinstance(err, ActivityError) else err
+
+
+def _provider_refused(err: ActivityError | ApplicationError | ActivityTimeout) -> bool:
+    cause = _root_cause(err)
+    return isinstance(cause, ApplicationError) and cause.type == names.PROVIDER_REFUSED_ERROR
+
+
+def _failure_text(err: ActivityError | ApplicationError | ActivityTimeout) -> str:
+    cause = _root_cause(err)
+    return cause.message if isinstance(cause, ApplicationError) else str(cause or err)
 
 
 def _hours(delta: timedelta) -> str:

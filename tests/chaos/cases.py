@@ -20,6 +20,17 @@ class Case:
     """Part of the README's test command (each case once); the rest run in the full suite."""
 
 
+async def _settle_all(chaos: Chaos) -> None:
+    """Let every refund of the run reach its end while the fault is still in force."""
+    for refund_id in sorted(chaos.refund_ids):
+        await settle(chaos, refund_id)
+
+
+async def _assert_fired(chaos: Chaos, system: str, kind: str, before: int) -> None:
+    after = await chaos.faults.injected(system, kind)
+    assert after > before, f"the {system} {kind} fault never fired: the case proved nothing"
+
+
 async def _wait_committed(chaos: Chaos, order_ids: list[str], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while not all([await chaos.committed(o) for o in order_ids]):
@@ -39,21 +50,28 @@ async def kill9_worker_after_provider_commit(chaos: Chaos) -> None:
 
 
 async def provider_commits_then_response_lost(chaos: Chaos) -> None:
+    before = await chaos.faults.injected("payment", "lost_responses")
     await chaos.faults.set_faults({"payment.lose_response_rate": "1"})
     for _ in range(3):
         await chaos.request(await chaos.order(amount=4000))
+    await _settle_all(chaos)
+    await _assert_fired(chaos, "payment", "lost_responses", before)
 
 
 async def provider_key_forgotten_before_retry(chaos: Chaos) -> None:
     # Partial refunds, so the capture limit cannot hide a second refund.
+    before = await chaos.faults.injected("payment", "lost_responses")
     await chaos.faults.set_faults(
         {"payment.lose_response_rate": "1", "payment.idempotency_retention_s": "0"}
     )
     for _ in range(3):
         await chaos.request(await chaos.order(amount=10000), amount=3000)
+    await _settle_all(chaos)
+    await _assert_fired(chaos, "payment", "lost_responses", before)
 
 
 async def storm_of_5xx(chaos: Chaos) -> None:
+    before = await chaos.faults.injected("payment", "errors")
     await chaos.faults.set_faults({"payment.error_rate": "0.6", "inventory.error_rate": "0.6"})
     lines = [{"sku": "CUP-1", "quantity": 2, "unit_price": 1000, "category": "kitchen"}]
     for _ in range(2):
@@ -67,17 +85,20 @@ async def storm_of_5xx(chaos: Chaos) -> None:
             await asyncio.sleep(0.05)
         await chaos.returns.item_received(status.refund_id)
     await chaos.request(await chaos.order(amount=3000))
+    await _settle_all(chaos)
+    await _assert_fired(chaos, "payment", "errors", before)
 
 
 async def latency_beyond_the_activity_timeout(chaos: Chaos) -> None:
     # The provider commits, then answers after the 15 s activity timeout: the retry must
     # find the refund rather than create another.
+    before = await chaos.faults.injected("payment", "delayed_responses")
     await chaos.faults.set_faults({"payment.response_delay_ms": "16000"})
     orders = [await chaos.order(amount=4000) for _ in range(2)]
     for order in orders:
         await chaos.request(order)
-    await _wait_committed(chaos, [o["order_id"] for o in orders])
-    await chaos.faults.clear_faults()
+    await _settle_all(chaos)
+    await _assert_fired(chaos, "payment", "delayed_responses", before)
 
 
 async def temporal_restarted_mid_refund(chaos: Chaos) -> None:
@@ -85,6 +106,7 @@ async def temporal_restarted_mid_refund(chaos: Chaos) -> None:
     for _ in range(3):
         await chaos.request(await chaos.order(amount=4000))
     await asyncio.to_thread(chaos.stack.restart_temporal, 1.0)
+    await _settle_all(chaos)
 
 
 async def postgres_restarted_mid_refund(chaos: Chaos) -> None:
@@ -92,6 +114,7 @@ async def postgres_restarted_mid_refund(chaos: Chaos) -> None:
     for _ in range(3):
         await chaos.request(await chaos.order(amount=4000))
     await asyncio.to_thread(chaos.stack.restart_postgres, 1.0)
+    await _settle_all(chaos)
 
 
 async def fifty_identical_requests_from_every_channel(chaos: Chaos) -> None:
@@ -114,6 +137,7 @@ async def concurrent_refunds_beyond_the_capture(chaos: Chaos) -> None:
     for result in results:  # refused at request time is a clear answer too
         if isinstance(result, BaseException) and "still refundable" not in str(result):
             raise result
+    await _settle_all(chaos)
 
 
 async def webhooks_duplicated_early_and_forged(chaos: Chaos) -> None:

@@ -184,7 +184,20 @@ async def violations(chaos: Chaos) -> list[str]:
                 found.append(f"{refund_id}: completed but provider has {[dict(r) for r in mine]}")
         if status.state.value == "cancelled" and live:
             found.append(f"{refund_id}: cancelled but money moved: {[dict(r) for r in live]}")
+        if status.state.value != "completed" and any(r["status"] == "succeeded" for r in live):
+            found.append(f"{refund_id}: the provider paid but the refund is {status.state.value}")
+        failure = status.provider_failure or ""
+        if "amount_exceeds_captured" in failure or "idempotency_key_reused" in failure:
+            # The provider's own guard had to stop us: refundflow's guard failed.
+            found.append(f"{refund_id}: provider refused a repeat or an over-refund: {failure}")
     for order_id, captured in chaos.orders.items():
+        held = await chaos.db.fetchval(
+            "SELECT coalesce(sum(amount), 0) FROM refundflow.reservations"
+            " WHERE order_id = $1 AND state <> 'released'",
+            order_id,
+        )
+        if held > captured:
+            found.append(f"order {order_id}: reserved {held} > captured {captured} (inv. 2)")
         refunded = await chaos.db.fetchval(
             "SELECT coalesce(sum(amount), 0) FROM sandbox.refunds"
             " WHERE order_id = $1 AND status <> 'failed'",
