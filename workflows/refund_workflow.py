@@ -63,7 +63,7 @@ _STORE_RETRY = RetryPolicy(
 _PROVIDER_CALL_TIMEOUT = timedelta(seconds=15)
 # How long the in-process (local activity) provider call may take, retries included, before
 # the refund moves to the durable, timer-watched activity path.
-_FAST_PATH_BUDGET = timedelta(seconds=30)
+_FAST_PATH_BUDGET = timedelta(seconds=10)
 _INVENTORY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=30),
@@ -71,7 +71,7 @@ _INVENTORY_RETRY = RetryPolicy(
 )
 _PROVIDER_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=30),
+    maximum_interval=timedelta(seconds=10),
     non_retryable_error_types=[names.PROVIDER_REFUSED_ERROR],
 )
 # Typical card settlement: the money is visible within 10 days of the provider accepting it.
