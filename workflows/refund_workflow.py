@@ -66,7 +66,7 @@ _PROVIDER_CALL_TIMEOUT = timedelta(seconds=15)
 _FAST_PATH_BUDGET = timedelta(seconds=10)
 _INVENTORY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=30),
+    maximum_interval=timedelta(seconds=10),
     non_retryable_error_types=[names.INVENTORY_REFUSED_ERROR],
 )
 _PROVIDER_RETRY = RetryPolicy(
