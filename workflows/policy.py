@@ -6,6 +6,7 @@ needs to know what the policy says, so a channel can never read the policy diffe
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import tomllib
 from datetime import datetime, timedelta
@@ -78,7 +79,10 @@ class PolicyError(ValueError):
     """A policy file that cannot be used."""
 
 
+@functools.lru_cache(maxsize=64)
 def parse_policy(document: str) -> Policy:
+    """Parse a policy file's text. Cached by text: every refund (and every replay of one)
+    parses its pinned policy, and there are only a handful of versions. Policy is frozen."""
     try:
         return Policy.model_validate(tomllib.loads(document))
     except tomllib.TOMLDecodeError as err:

@@ -680,16 +680,10 @@ class RefundWorkflow:
         """Our own Postgres, idempotent by key: short enough to run as a local activity
         (no round trip through the server; all local activities of one workflow task count
         as one billable action). Refunds started before that change keep regular ones."""
-        if self._local_fast_path:
-            return await workflow.execute_local_activity(
-                name,
-                arg,
-                result_type=result_type,
-                start_to_close_timeout=timedelta(seconds=15),
-                retry_policy=_STORE_RETRY,
-                summary=summary,
-            )
-        return await workflow.execute_activity(
+        execute = (
+            workflow.execute_local_activity if self._local_fast_path else workflow.execute_activity
+        )
+        return await execute(
             name,
             arg,
             result_type=result_type,

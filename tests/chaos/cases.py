@@ -106,20 +106,25 @@ async def latency_beyond_the_activity_timeout(chaos: Chaos) -> None:
     await _assert_fired(chaos, "payment", "delayed_responses", before)
 
 
-async def temporal_restarted_mid_refund(chaos: Chaos) -> None:
-    await chaos.faults.set_faults({"payment.pending_rate": "1", "payment.settle_after_ms": "1500"})
+async def _restart_mid_refund(
+    chaos: Chaos, restart: Callable[[float], None], settle_after_ms: int
+) -> None:
+    """Refunds left pending at the provider while a server goes down and comes back."""
+    await chaos.faults.set_faults(
+        {"payment.pending_rate": "1", "payment.settle_after_ms": str(settle_after_ms)}
+    )
     for _ in range(3):
         await chaos.request(await chaos.order(amount=4000))
-    await asyncio.to_thread(chaos.stack.restart_temporal, 1.0)
+    await asyncio.to_thread(restart, 1.0)
     await _settle_all(chaos)
+
+
+async def temporal_restarted_mid_refund(chaos: Chaos) -> None:
+    await _restart_mid_refund(chaos, chaos.stack.restart_temporal, 1500)
 
 
 async def postgres_restarted_mid_refund(chaos: Chaos) -> None:
-    await chaos.faults.set_faults({"payment.pending_rate": "1", "payment.settle_after_ms": "1000"})
-    for _ in range(3):
-        await chaos.request(await chaos.order(amount=4000))
-    await asyncio.to_thread(chaos.stack.restart_postgres, 1.0)
-    await _settle_all(chaos)
+    await _restart_mid_refund(chaos, chaos.stack.restart_postgres, 1000)
 
 
 async def fifty_identical_requests_from_every_channel(chaos: Chaos) -> None:

@@ -190,21 +190,18 @@ async def violations(chaos: Chaos) -> list[str]:
         if "amount_exceeds_captured" in failure or "idempotency_key_reused" in failure:
             # The provider's own guard had to stop us: refundflow's guard failed.
             found.append(f"{refund_id}: provider refused a repeat or an over-refund: {failure}")
+    # Invariant 2 on both sides: what refundflow holds, and what the provider paid out.
+    per_order = {
+        "reserved": "SELECT coalesce(sum(amount), 0) FROM refundflow.reservations"
+        " WHERE order_id = $1 AND state <> 'released'",
+        "refunded": "SELECT coalesce(sum(amount), 0) FROM sandbox.refunds"
+        " WHERE order_id = $1 AND status <> 'failed'",
+    }
     for order_id, captured in chaos.orders.items():
-        held = await chaos.db.fetchval(
-            "SELECT coalesce(sum(amount), 0) FROM refundflow.reservations"
-            " WHERE order_id = $1 AND state <> 'released'",
-            order_id,
-        )
-        if held > captured:
-            found.append(f"order {order_id}: reserved {held} > captured {captured} (inv. 2)")
-        refunded = await chaos.db.fetchval(
-            "SELECT coalesce(sum(amount), 0) FROM sandbox.refunds"
-            " WHERE order_id = $1 AND status <> 'failed'",
-            order_id,
-        )
-        if refunded > captured:
-            found.append(f"order {order_id}: refunded {refunded} > captured {captured} (inv. 2)")
+        for what, query in per_order.items():
+            total = await chaos.db.fetchval(query, order_id)
+            if total > captured:
+                found.append(f"order {order_id}: {what} {total} > captured {captured} (inv. 2)")
     restocked_twice = await chaos.db.fetch(
         "SELECT reference, sku, count(*) AS n FROM sandbox.stock_movements"
         " WHERE reference = ANY($1::text[]) GROUP BY reference, sku HAVING count(*) > 1",

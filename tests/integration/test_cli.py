@@ -90,84 +90,21 @@ def test_request_approve_status_and_ledger_from_the_command_line(stack: DevStack
     ]
 
 
+def request_args(**overrides: str) -> list[str]:
+    """`request` with valid arguments, but for the ones a case gets wrong."""
+    values = {"order": "ord_x", "amount": "100", "reason": "damaged", "channel": "web"}
+    values.update(overrides)
+    return ["request"] + [part for key, value in values.items() for part in (f"--{key}", value)]
+
+
 @pytest.mark.parametrize(
     ("args", "status", "message"),
     [
-        (
-            [
-                "request",
-                "--order",
-                "ord_nope",
-                "--amount",
-                "100",
-                "--reason",
-                "damaged",
-                "--channel",
-                "web",
-            ],
-            1,
-            "error: unknown order ord_nope",
-        ),
-        (
-            [
-                "request",
-                "--order",
-                "ord_x",
-                "--amount",
-                "0",
-                "--reason",
-                "damaged",
-                "--channel",
-                "web",
-            ],
-            2,
-            "amount must be greater than 0",
-        ),
-        (
-            [
-                "request",
-                "--order",
-                "ord_x",
-                "--amount",
-                "12.50",
-                "--reason",
-                "damaged",
-                "--channel",
-                "web",
-            ],
-            2,
-            "whole number of minor units",
-        ),
-        (
-            [
-                "request",
-                "--order",
-                "ord_x",
-                "--amount",
-                "100",
-                "--reason",
-                "bored",
-                "--channel",
-                "web",
-            ],
-            2,
-            "reason_code must be one of",
-        ),
-        (
-            [
-                "request",
-                "--order",
-                "ord_x",
-                "--amount",
-                "100",
-                "--reason",
-                "damaged",
-                "--channel",
-                "fax",
-            ],
-            2,
-            "channel must be one of",
-        ),
+        (request_args(order="ord_nope"), 1, "error: unknown order ord_nope"),
+        (request_args(amount="0"), 2, "amount must be greater than 0"),
+        (request_args(amount="12.50"), 2, "whole number of minor units"),
+        (request_args(reason="bored"), 2, "reason_code must be one of"),
+        (request_args(channel="fax"), 2, "channel must be one of"),
         (["status", "rf_000000000000000000000000"], 1, "error: no refund rf_0000"),
         (["approve", "rf_000000000000000000000000", "--reviewer", "a"], 1, "error: no refund"),
         (["sandbox", "order", "--amount", "-5"], 2, "greater than 0"),
