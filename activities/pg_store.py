@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 
 from activities.migrate import apply_migrations
+from activities.outbox import write_events
 from workflows.models import RecordTransitionsInput, ReserveInput, ReserveResult
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -62,6 +63,9 @@ class PostgresRefundStore:
             )
             if len(inserted) < len(rows):
                 await _check_same_entries(conn, batch, {r["seq"] for r in inserted})
+            # Notifications: in this same transaction, so a recorded transition always has
+            # its event and an event never exists without its transition.
+            await write_events(conn, batch.refund_id, batch.notices)
             # The projection only moves forward: an older batch never overwrites a newer one.
             await conn.execute(
                 """
@@ -209,6 +213,10 @@ class PostgresRefundStore:
             "SELECT * FROM refundflow.audit WHERE refund_id = $1 ORDER BY seq", refund_id
         )
         return [_plain(dict(r)) for r in rows]
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self._pool
 
 
 class AuditConflict(Exception):

@@ -14,6 +14,7 @@ import os
 import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -25,6 +26,7 @@ from client.refund_client import REFUND_ID_PATTERN
 from worker.connections import TemporalUnavailable
 from worker.processes import StackError
 from worker.settings import ConfigurationError, Settings
+from workflows.models import LOCALES
 from workflows.states import RefundState
 
 EXIT_OK = 0
@@ -83,6 +85,45 @@ def _minor(value: str) -> int:
     return amount
 
 
+def _priced_line(value: str) -> dict[str, Any]:
+    parts = value.split(":")
+    if len(parts) != 4 or not all(parts) or not parts[1].isdigit() or not parts[2].isdigit():
+        raise argparse.ArgumentTypeError(
+            f"expected SKU:QTY:UNIT_PRICE:CATEGORY (price in minor units), got {value!r}"
+        )
+    return {
+        "sku": parts[0],
+        "quantity": int(parts[1]),
+        "unit_price": int(parts[2]),
+        "category": parts[3],
+    }
+
+
+def _subscriber_name(value: str) -> str:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", value):
+        raise argparse.ArgumentTypeError(
+            f"subscriber names are lowercase letters, digits and dashes, got {value!r}"
+        )
+    return value
+
+
+def _url(value: str) -> str:
+    if not re.match(r"^https?://[^\s/]+", value):
+        raise argparse.ArgumentTypeError(f"expected an http(s) URL, got {value!r}")
+    return value
+
+
+def _when(value: str) -> datetime:
+    """YYYY-MM-DD (midnight UTC) or an ISO 8601 date-time (without an offset: UTC)."""
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a date YYYY-MM-DD or an ISO date-time, got {value!r}"
+        ) from None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="refundflow", description="Durable refunds on Temporal: request, review, track."
@@ -114,11 +155,16 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox = sub.add_parser("sandbox", help="the sandbox payment provider, inventory and orders")
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True, metavar="COMMAND")
     order = sandbox_sub.add_parser("order", help="create a paid, delivered order")
-    order.add_argument("--amount", type=_minor, required=True, help="minor units, e.g. 12000")
+    order.add_argument("--amount", type=_minor, help="minor units, e.g. 12000 (one line)")
     order.add_argument("--currency", default="USD")
     order.add_argument("--category", default="general")
     order.add_argument("--delivered-days-ago", type=int, default=3)
+    order.add_argument("--rail", choices=["card", "wallet", "bank_transfer"], default="card")
+    order.add_argument("--line", type=_priced_line, action="append", help="SKU:QTY:PRICE:CATEGORY")
     order.add_argument("--json", action="store_true")
+    inbox = sandbox_sub.add_parser("inbox", help="what customers were notified of")
+    inbox.add_argument("--refund", type=_refund_id, help="only this refund")
+    inbox.add_argument("--json", action="store_true")
     refunds = sandbox_sub.add_parser("refunds", help="the provider's refund ledger")
     refunds.add_argument("--order", help="only this order")
     refunds.add_argument("--json", action="store_true")
@@ -156,6 +202,52 @@ def build_parser() -> argparse.ArgumentParser:
     request.add_argument("--key", help="refund key (default: derived from the request)")
     request.add_argument("--currency", help="must match the order's currency if given")
     request.add_argument("--requested-by", default="support-cli", help="customer or staff id")
+    request.add_argument(
+        "--locale", choices=LOCALES, default="en", help="the customer's language for messages"
+    )
+
+    eligibility = command(
+        "eligibility", "would this refund be granted, how much, and why (starts nothing)"
+    )
+    eligibility.add_argument("--order", required=True)
+    asked = eligibility.add_mutually_exclusive_group(required=True)
+    asked.add_argument("--amount", type=_minor, help="minor units, e.g. 12000 for 120.00")
+    asked.add_argument("--line", type=_line, action="append", help="SKU:QTY, repeatable")
+    eligibility.add_argument("--reason", required=True, help="reason code, e.g. damaged")
+
+    policy = sub.add_parser("policy", help="the refund policy: show, list, diff versions")
+    policy_sub = policy.add_subparsers(dest="policy_command", required=True, metavar="COMMAND")
+    show = policy_sub.add_parser("show", help="the policy in force (or NAME) with its version")
+    show.add_argument("name", nargs="?", help="e.g. standard-v1 or standard@v1")
+    show.add_argument("--json", action="store_true")
+    policy_sub.add_parser("list", help="every policy version on file").add_argument(
+        "--json", action="store_true"
+    )
+    policy_diff = policy_sub.add_parser("diff", help="what changed between two versions")
+    policy_diff.add_argument("old", help="e.g. standard-v1")
+    policy_diff.add_argument("new", help="e.g. standard-v2")
+    policy_diff.add_argument("--json", action="store_true")
+
+    track = command("track", "what the customer sees of a refund (their words and language)")
+    track.add_argument("refund_id", type=_refund_id)
+
+    events = command("events", "a refund's notification events and their deliveries")
+    events.add_argument("refund_id", type=_refund_id)
+
+    subscribers = sub.add_parser("subscribers", help="webhook subscribers to refund events")
+    subscribers_sub = subscribers.add_subparsers(
+        dest="subscribers_command", required=True, metavar="COMMAND"
+    )
+    add = subscribers_sub.add_parser("add", help="subscribe URL (prints its signing secret)")
+    add.add_argument("name", type=_subscriber_name)
+    add.add_argument("url", type=_url)
+    add.add_argument("--json", action="store_true")
+    subscribers_sub.add_parser("list", help="subscribers and their backlog").add_argument(
+        "--json", action="store_true"
+    )
+    remove = subscribers_sub.add_parser("remove", help="stop delivering to a subscriber")
+    remove.add_argument("name", type=_subscriber_name)
+    remove.add_argument("--json", action="store_true")
 
     status = command("status", "show a refund's status, timeline and what happens next")
     status.add_argument("refund_id", type=_refund_id)
@@ -170,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     approve.add_argument("refund_id", type=_refund_id)
     approve.add_argument("--reviewer", required=True)
     approve.add_argument("--amount", type=_minor, help="approve less than requested")
+    approve.add_argument(
+        "--role", default="support", help="your staff role; the policy limits what it approves"
+    )
 
     reject = command("reject", "reject a refund waiting for review")
     reject.add_argument("refund_id", type=_refund_id)
@@ -204,6 +299,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = command("audit", "the append-only audit trail of a refund")
     audit.add_argument("refund_id", type=_refund_id)
+
+    report = command("report", "refund metrics from Postgres, and a chart")
+    report.add_argument(
+        "--since", type=_when, help="refunds requested from (YYYY-MM-DD or ISO, UTC)"
+    )
+    report.add_argument("--until", type=_when, help="refunds requested before (exclusive)")
+    report.add_argument(
+        "--chart", type=Path, default=Path("refundflow-report.html"), help="HTML chart to write"
+    )
     return parser
 
 
@@ -248,26 +352,78 @@ async def _with_client(args: argparse.Namespace, action: Callable[[Any], Awaitab
         await client.close()
 
 
-async def _request(args: argparse.Namespace) -> int:
-    from client.refund_client import default_refund_key
+def _refund_request(args: argparse.Namespace, **fields: Any) -> Any:
+    """The RefundRequest a command line describes (request and eligibility)."""
     from workflows.models import RefundRequest
 
-    key = args.key or default_refund_key(args.order, args.amount, args.line, args.reason)
     try:
-        request = RefundRequest(
-            refund_key=key,
+        return RefundRequest(
             order_id=args.order,
             amount=args.amount,
             lines=[{"sku": s, "quantity": q} for s, q in args.line] if args.line else None,
-            currency=args.currency,
             reason_code=args.reason,
-            channel=args.channel,
-            requested_by=args.requested_by,
+            **fields,
         )
     except ValidationError as err:
         raise UserError(render.validation_error(err)) from None
+
+
+async def _request(args: argparse.Namespace) -> int:
+    from client.refund_client import default_refund_key
+
+    request = _refund_request(
+        args,
+        refund_key=args.key or default_refund_key(args.order, args.amount, args.line, args.reason),
+        currency=args.currency,
+        channel=args.channel,
+        requested_by=args.requested_by,
+        locale=args.locale,
+    )
     status = await _with_client(args, lambda c: c.request(request))
     _emit(args, status, render.status)
+    return EXIT_OK
+
+
+async def _eligibility(args: argparse.Namespace) -> int:
+    # Channel and requester do not change the answer; the key only excludes the refund's
+    # own hold from "still refundable", and an eligibility check has none.
+    request = _refund_request(
+        args, refund_key="eligibility-check", channel="web", requested_by="eligibility"
+    )
+    answer = await _with_client(args, lambda c: c.eligibility(request))
+    _emit(args, answer, render.eligibility)
+    return EXIT_OK
+
+
+def _policy(args: argparse.Namespace) -> int:
+    from client import policy_view
+
+    policy_dir = Settings.from_env().policy_dir
+    if args.policy_command == "list":
+        _emit(args, policy_view.available(policy_dir), render.policy_list)
+    elif args.policy_command == "diff":
+        old = policy_view.load_named(policy_dir, args.old)
+        new = policy_view.load_named(policy_dir, args.new)
+        _emit(args, policy_view.diff(old, new), render.policy_diff)
+    else:
+        name = args.name or Settings.from_env().policy
+        _emit(args, policy_view.describe(policy_view.load_named(policy_dir, name)), render.policy)
+    return EXIT_OK
+
+
+async def _subscribers(args: argparse.Namespace) -> int:
+    from activities import outbox
+
+    async def act(store: Any) -> Any:
+        if args.subscribers_command == "add":
+            return await outbox.add_subscriber(store.pool, args.name, args.url)
+        if args.subscribers_command == "remove":
+            if not await outbox.deactivate_subscriber(store.pool, args.name):
+                raise UserError(f"no subscriber named {args.name}")
+            return {"name": args.name, "active": False}
+        return await outbox.list_subscribers(store.pool)
+
+    _emit(args, await _with_store(act), render.subscribers)
     return EXIT_OK
 
 
@@ -294,15 +450,19 @@ async def _sandbox(args: argparse.Namespace) -> int:
                 orders = HttpOrderSystem(
                     HttpService(session, settings.orders_url, "sandbox orders")
                 )
-                order = await orders.create_order(
-                    {
-                        "amount": args.amount,
-                        "currency": args.currency,
-                        "category": args.category,
-                        "delivered_days_ago": args.delivered_days_ago,
-                    }
-                )
-                _emit(args, order, render.order)
+                if (args.amount is None) == (args.line is None):
+                    raise UserError("give --amount or one or more --line, not both")
+                spec: dict[str, Any] = {
+                    "currency": args.currency,
+                    "category": args.category,
+                    "delivered_days_ago": args.delivered_days_ago,
+                    "payment_rail": args.rail,
+                }
+                spec.update({"lines": args.line} if args.line else {"amount": args.amount})
+                _emit(args, await orders.create_order(spec), render.order)
+            elif args.sandbox_command == "inbox":
+                admin = SandboxAdmin(HttpService(session, settings.sandbox_url, "sandbox"))
+                _emit(args, await admin.inbox(args.refund), render.inbox)
             else:
                 payments = HttpPaymentProvider(
                     HttpService(session, settings.payment_provider_url, "sandbox payments")
@@ -326,7 +486,12 @@ async def _simple(args: argparse.Namespace) -> int:
             ),
             render.listing,
         ),
-        "approve": (lambda c: c.approve(args.refund_id, args.reviewer, args.amount), render.status),
+        "approve": (
+            lambda c: c.approve(args.refund_id, args.reviewer, args.amount, args.role),
+            render.status,
+        ),
+        "track": (lambda c: c.track(args.refund_id), render.track),
+        "events": (lambda store: _events(store, args.refund_id), render.events),
         "reject": (lambda c: c.reject(args.refund_id, args.reviewer, args.reason), render.status),
         "cancel": (lambda c: c.cancel(args.refund_id, args.actor, args.reason), render.status),
         "received": (lambda c: c.item_received(args.refund_id, args.actor), render.status),
@@ -345,7 +510,7 @@ async def _simple(args: argparse.Namespace) -> int:
         cmd = "retry" if args.operator_command == "retry" else "op-cancel"
     action, human = actions[cmd]
     try:
-        if cmd in ("list", "audit", "anomalies"):
+        if cmd in ("list", "audit", "anomalies", "events"):
             result = await _with_store(action)
         else:
             result = await _with_client(args, action)
@@ -390,6 +555,31 @@ async def _audit(store: Any, refund_id: str) -> Any:
     return trail
 
 
+async def _report(args: argparse.Namespace) -> int:
+    from client.report import build_report, render_text
+    from client.report_chart import write_chart
+
+    if args.since and args.until and args.since >= args.until:
+        raise UserError("--since must be before --until")
+    report = await _with_store(lambda store: build_report(store.pool, args.since, args.until))
+    chart = write_chart(report, args.chart)
+    _emit(
+        args,
+        {**report, "chart": str(chart)},
+        lambda data: f"{render_text(data)}\n\nchart written to {chart}",
+    )
+    return EXIT_OK
+
+
+async def _events(store: Any, refund_id: str) -> Any:
+    from activities.outbox import events_for
+
+    events = await events_for(store.pool, refund_id)
+    if not events:
+        raise RefundflowError(f"no events for refund {refund_id}")
+    return events
+
+
 def _dev(args: argparse.Namespace) -> int:
     from worker.devstack import StackConfig, run_foreground, wipe_home
 
@@ -404,7 +594,7 @@ def _dev(args: argparse.Namespace) -> int:
         sandbox_port=args.sandbox_port,
         webhook_port=args.webhook_port,
         database_url=os.environ.get("DATABASE_URL") or None,
-        policy=os.environ.get("REFUNDFLOW_POLICY", "standard-v1"),
+        policy=os.environ.get("REFUNDFLOW_POLICY", "standard-v2"),
         worker_output_to_terminal=True,
     )
     return run_foreground(config, demo_orders=not args.no_demo, as_json=args.json)
@@ -448,6 +638,14 @@ def run(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_reconcile(args))
         if args.command == "bench":
             return asyncio.run(_bench(args))
+        if args.command == "report":
+            return asyncio.run(_report(args))
+        if args.command == "eligibility":
+            return asyncio.run(_eligibility(args))
+        if args.command == "policy":
+            return _policy(args)
+        if args.command == "subscribers":
+            return asyncio.run(_subscribers(args))
         return asyncio.run(_simple(args))
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -6,7 +6,7 @@ import asyncio
 import builtins
 import hashlib
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -28,6 +28,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.http_adapters import HttpOrderSystem, HttpService
+from activities.outbox import events_for
 from activities.pg_store import PostgresRefundStore, create_pool
 from activities.ports import ExternalSystemRefused, ExternalSystemUnavailable, OrderSystem
 from client.errors import (
@@ -41,6 +42,7 @@ from client.policy_source import load_policy
 from worker.connections import connect_temporal
 from worker.settings import Settings
 from workflows import names
+from workflows.eligibility import REFUNDABLE_RULE, EligibilityAnswer, check_eligibility
 from workflows.models import (
     ApproveInput,
     CancelInput,
@@ -63,6 +65,7 @@ from workflows.reconciliation_workflow import ReconciliationWorkflow
 from workflows.refund_workflow import RefundWorkflow
 from workflows.states import Awaiting, RefundState
 from workflows.validation import RefundInputError, resolve_request
+from workflows.wording import customer_view
 
 # How long a person waits for a refund to answer before being told no worker is running.
 QUERY_TIMEOUT = timedelta(seconds=15)
@@ -128,20 +131,24 @@ class RefundClient:
 
     # --- requests -----------------------------------------------------------------------
 
+    async def eligibility(self, request: RefundRequest) -> EligibilityAnswer:
+        """Would this request be refunded, how much, how fast, and why: the answer the
+        refund itself would reach now, under the policy in force. Starts nothing."""
+        order = await self._order(request.order_id)
+        remaining = order.captured_amount
+        if self._database_url:
+            store = await self._store()
+            refund_id = refund_id_for(request.order_id, request.refund_key)
+            remaining = await store.refundable(order.order_id, order.captured_amount, refund_id)
+        return check_eligibility(self.policy, request, order, remaining, datetime.now(UTC))
+
     async def request(self, request: RefundRequest) -> StatusView:
         """Start the refund, or return the one already started for this key.
 
         Refused with InvalidRefundRequest (nothing started) when the order is unknown or the
         request does not fit it; with RefundConflict when the key was used for another request.
         """
-        try:
-            order = await self._orders.get_order(request.order_id)
-        except ExternalSystemUnavailable as err:
-            raise RefundflowError(str(err)) from None
-        except ExternalSystemRefused as err:
-            raise InvalidRefundRequest(str(err)) from None
-        if order is None:
-            raise InvalidRefundRequest(f"unknown order {request.order_id}")
+        order = await self._order(request.order_id)
         try:
             resolved = resolve_request(request, order)
         except RefundInputError as err:
@@ -154,7 +161,8 @@ class RefundClient:
                 return self._same_request_or_conflict(existing, request, order, resolved)
             store = await self._store()
             remaining = await store.refundable(order.order_id, order.captured_amount, refund_id)
-            if resolved.amount > remaining:
+            answer = check_eligibility(self.policy, request, order, remaining, datetime.now(UTC))
+            if any(r.rule_id == REFUNDABLE_RULE and not r.passed for r in answer.rules):
                 raise InvalidRefundRequest(
                     f"only {format_minor(max(remaining, 0), order.currency)} of order"
                     f" {order.order_id} is still refundable; other refunds hold the rest"
@@ -195,6 +203,17 @@ class RefundClient:
             raise RefundflowError(f"Temporal did not start the refund: {err.message}") from None
         status = await self._first_step(refund_id)
         return self._same_request_or_conflict(status, request, order, resolved)
+
+    async def _order(self, order_id: str) -> OrderSnapshot:
+        try:
+            order = await self._orders.get_order(order_id)
+        except ExternalSystemUnavailable as err:
+            raise RefundflowError(str(err)) from None
+        except ExternalSystemRefused as err:
+            raise InvalidRefundRequest(str(err)) from None
+        if order is None:
+            raise InvalidRefundRequest(f"unknown order {order_id}")
+        return order
 
     async def _existing_refund(self, refund_id: str) -> StatusView | None:
         """A refund already recorded under this id: its live status, or a clear refusal
@@ -265,6 +284,14 @@ class RefundClient:
             state=state, order_id=order_id, escalated=escalated, limit=limit
         )
 
+    async def track(self, refund_id: str) -> dict[str, Any]:
+        """What the customer may see of a refund: its status in their words and language."""
+        return customer_view(await self.status(refund_id))
+
+    async def events(self, refund_id: str) -> builtins.list[dict[str, Any]]:
+        """The refund's notification events and their delivery to each subscriber."""
+        return await events_for((await self._store()).pool, refund_id)
+
     async def audit(self, refund_id: str) -> builtins.list[dict[str, Any]]:
         trail = await (await self._store()).audit_trail(refund_id)
         if not trail:
@@ -273,9 +300,15 @@ class RefundClient:
 
     # --- actions ------------------------------------------------------------------------
 
-    async def approve(self, refund_id: str, reviewer: str, amount: int | None = None) -> StatusView:
+    async def approve(
+        self, refund_id: str, reviewer: str, amount: int | None = None, role: str = "support"
+    ) -> StatusView:
+        """Approve as `reviewer` acting in staff `role`; the refund's pinned policy says
+        how much that role may approve."""
         return await self._update(
-            refund_id, RefundWorkflow.approve, ApproveInput(reviewer=reviewer, amount=amount)
+            refund_id,
+            RefundWorkflow.approve,
+            ApproveInput(reviewer=reviewer, amount=amount, role=role),
         )
 
     async def reject(self, refund_id: str, reviewer: str, reason: str) -> StatusView:

@@ -35,10 +35,13 @@ def status(view: StatusView) -> str:
             else ""
         ),
         f"  awaiting   {view.awaiting.value}   escalation level {view.escalation_level}",
-        f"  policy     {view.policy_version}",
+        f"  who acts   {view.action_by or '-'}",
+        f"  policy     {view.policy_version}"
+        + (f"   fee kept {format_minor(view.fee, view.currency)}" if view.fee else ""),
         f"  next step  {view.next_step}",
-        f"  eta        {view.eta:%Y-%m-%d %H:%M} UTC" if view.eta else "  eta        -",
-        f"  message    {view.message}",
+        f"  eta        {_eta(view.eta_earliest, view.eta, view.eta_kind)}",
+        f"  customer   {view.message}",
+        f"  reply      {view.support_reply or view.message}",
         "  timeline",
     ]
     for entry in view.timeline:
@@ -65,7 +68,8 @@ def listing(rows: list[dict[str, Any]]) -> str:
 def order(data: dict[str, Any]) -> str:
     lines = [
         f"order {data['order_id']}"
-        f"  captured {format_minor(data['captured_amount'], data['currency'])}",
+        f"  captured {format_minor(data['captured_amount'], data['currency'])}"
+        f"  paid by {data.get('payment_rail', 'card')}",
         f"  payment reference {data['payment_reference']}  delivered {data['delivered_at'] or '-'}",
     ]
     for line in data["lines"]:
@@ -126,3 +130,120 @@ def reconciliation(report: dict[str, Any]) -> str:
         f" healed {report['healed']}, escalated {report['escalated']}"
     )
     return head + "\n" + findings(report["details"])
+
+
+def _eta(earliest: Any, latest: Any, kind: str | None) -> str:
+    if latest is None:
+        return "-"
+    what = {"review": "decision due by", "payment": "money arrives"}.get(kind or "", "by")
+    if earliest is not None and earliest != latest:
+        return f"{what} {_at(earliest)} - {_at(latest)}"
+    return f"{what} {_at(latest)}"
+
+
+def _at(moment: Any) -> str:
+    text = moment if isinstance(moment, str) else moment.isoformat()
+    return text[:16].replace("T", " ") + " UTC"
+
+
+def eligibility(answer: Any) -> str:
+    money = answer.currency
+    verdict = {
+        "auto_approved": "ELIGIBLE, approved automatically",
+        "needs_review": "ELIGIBLE, needs a reviewer"
+        + (f" ({answer.approval_by} or above)" if answer.approval_by else ""),
+        "not_eligible": "NOT ELIGIBLE",
+    }[answer.outcome]
+    lines = [
+        f"{verdict}: {answer.summary}",
+        f"  order          {answer.order_id}",
+        f"  requested      {format_minor(answer.requested_amount, money)}",
+        f"  fees           {format_minor(answer.fee, money)}"
+        + "".join(f"  [{f.sku} {f.category} {f.bps / 100:g} %]" for f in answer.fees),
+        f"  refund         {format_minor(answer.refund_amount, money)}",
+        f"  refundable     up to {format_minor(answer.max_refundable, money)} on this order",
+        f"  evidence       {'required' if answer.evidence_required else 'not needed'}",
+        f"  policy         {answer.policy_version}",
+        "  rules",
+    ]
+    for rule in answer.rules:
+        lines.append(f"    {'ok  ' if rule.passed else 'FAIL'} {rule.rule_id:<16} {rule.message}")
+    return "\n".join(lines)
+
+
+def policy(data: dict[str, Any]) -> str:
+    lines = [f"policy {data['label']}", f"  {data['description']}"]
+    width = max((len(k) for k in data["settings"]), default=0)
+    lines += [f"  {k:<{width}}  {v}" for k, v in data["settings"].items()]
+    return "\n".join(lines)
+
+
+def policy_list(rows: list[dict[str, Any]]) -> str:
+    return "\n".join(f"{r['label']:<32} {r['description']}" for r in rows) or "no policies"
+
+
+def policy_diff(data: dict[str, Any]) -> str:
+    head = f"{data['from']} -> {data['to']}"
+    if not data["changes"]:
+        return head + "\n  no differences"
+    width = max(len(c["setting"]) for c in data["changes"])
+    lines = [head]
+    for c in data["changes"]:
+        old = "-" if c["change"] == "added" else c["from"]
+        new = "-" if c["change"] == "removed" else c["to"]
+        lines.append(f"  {c['change']:<8} {c['setting']:<{width}}  {old} -> {new}")
+    return "\n".join(lines)
+
+
+def track(view: dict[str, Any]) -> str:
+    lines = [
+        f"{view['refund_id']}  ({view['order_id']})",
+        f"  {view['status']}: {format_minor(view['amount'], view['currency'])}",
+        f"  {view['message']}",
+    ]
+    for step in view["timeline"]:
+        lines.append(f"    {step['at'][:16].replace('T', ' ')} UTC  {step['label']}")
+    return "\n".join(lines)
+
+
+def events(rows: list[dict[str, Any]]) -> str:
+    lines = []
+    for e in rows:
+        lines.append(f"{e['seq']:>3}. {e['occurred_at'][:19]}  {e['type']:<22} {e['event_id']}")
+        lines.append(f"       {e['payload']['notification']['body']}")
+        for d in e["deliveries"]:
+            state = (
+                f"delivered {str(d['delivered_at'])[:19]}"
+                if d["delivered_at"]
+                else f"pending, next try {str(d['next_try_at'])[:19]}"
+                + (f" ({d['last_error']})" if d["last_error"] else "")
+            )
+            lines.append(f"       -> {d['subscriber']:<24} {state}, attempts {d['attempts']}")
+    return "\n".join(lines)
+
+
+def subscribers(data: Any) -> str:
+    if isinstance(data, dict) and "secret" in data:
+        return (
+            f"subscribed {data['name']} -> {data['url']}\n"
+            f"  signing secret (shown once; verify Refundflow-Signature with it): {data['secret']}"
+        )
+    if isinstance(data, dict):
+        return f"{data['name']}: no longer receives events"
+    if not data:
+        return "no subscribers"
+    return "\n".join(
+        f"{r['name']:<24} {'active ' if r['active'] else 'removed'} {r['url']}"
+        f"  pending {r['pending']}, delivered {r['delivered']}"
+        for r in data
+    )
+
+
+def inbox(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "the customer inbox is empty"
+    return "\n".join(
+        f"{r['refund_id']} #{r['seq']:<3} [{r['locale']}] {r['subject']}: {r['body']}"
+        + (f"  (received {r['copies']} times)" if r["copies"] > 1 else "")
+        for r in rows
+    )

@@ -1,18 +1,21 @@
-"""The sandbox's HTTP API: /orders, /payments and /inventory, each shaped like a real service."""
+"""The sandbox's HTTP API: /orders, /payments, /inventory and the customer's /notifications
+inbox, each shaped like a real service."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import secrets
 import signal
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
+from activities.signing import InvalidSignature, verify
 from sandbox.faults import Faults, roll
 from sandbox.store import SandboxError, SandboxStore
 from sandbox.webhooks import settle_and_deliver_forever
@@ -46,6 +49,7 @@ class CreateOrder(_Body):
     category: Annotated[str, Field(min_length=1, max_length=64)] = "general"
     lines: Annotated[list[OrderLineSpec], Field(min_length=1, max_length=100)] | None = None
     delivered_days_ago: Annotated[StrictInt, Field(ge=0, le=3650)] | None = 3
+    payment_rail: Literal["card", "wallet", "bank_transfer"] = "card"
 
 
 class CreateRefund(_Body):
@@ -82,9 +86,12 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
 @web.middleware
 async def inject_faults(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Apply the current faults of the system this path belongs to."""
-    system = {"payments": "payment", "inventory": "inventory", "orders": "orders"}.get(
-        request.path.strip("/").split("/")[0]
-    )
+    system = {
+        "payments": "payment",
+        "inventory": "inventory",
+        "orders": "orders",
+        "notifications": "notifications",
+    }.get(request.path.strip("/").split("/")[0])
     if system is None:
         return await handler(request)
     faults = request.app[FAULTS][0].for_system(system)
@@ -163,7 +170,10 @@ async def create_order(request: web.Request) -> web.Response:
     else:
         lines = [line.model_dump() for line in spec.lines]
     order = await request.app[STORE].create_order(
-        currency=spec.currency, lines=lines, delivered_days_ago=spec.delivered_days_ago
+        currency=spec.currency,
+        lines=lines,
+        delivered_days_ago=spec.delivered_days_ago,
+        payment_rail=spec.payment_rail,
     )
     return web.json_response(order, status=201)
 
@@ -224,6 +234,29 @@ async def list_movements(request: web.Request) -> web.Response:
     return web.json_response({"data": await request.app[STORE].list_movements()})
 
 
+async def receive_notification(request: web.Request) -> web.Response:
+    """The customer's inbox (stand-in for an e-mail/SMS gateway): verifies refundflow's
+    signature when SANDBOX_NOTIFY_SECRET is set, keeps each event id once."""
+    body = await request.read()
+    secret = os.environ.get("SANDBOX_NOTIFY_SECRET", "")
+    if secret:
+        try:
+            verify(secret, request.headers.get("Refundflow-Signature"), body)
+        except InvalidSignature as err:
+            raise SandboxError(401, "invalid_signature", str(err)) from None
+    try:
+        event = json.loads(body)
+        first = await request.app[STORE].receive_notification(event)
+    except (ValueError, KeyError, TypeError):
+        raise SandboxError(400, "invalid_request", "not a refundflow event") from None
+    return web.json_response({"received": True, "duplicate": not first})
+
+
+async def list_notifications(request: web.Request) -> web.Response:
+    rows = await request.app[STORE].notifications(request.query.get("refund_id"))
+    return web.json_response({"data": rows})
+
+
 async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -245,6 +278,8 @@ def build_app(store: SandboxStore) -> web.Application:
     app.router.add_get("/payments/v1/refunds/{refund_id}", get_refund)
     app.router.add_post("/inventory/v1/restocks", create_restock)
     app.router.add_get("/inventory/v1/movements", list_movements)
+    app.router.add_post("/notifications/v1/inbox", receive_notification)
+    app.router.add_get("/notifications/v1/inbox", list_notifications)
     return app
 
 

@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-SYSTEMS = ("payment", "inventory", "orders")
-System = Literal["payment", "inventory", "orders"]
+SYSTEMS = ("payment", "inventory", "orders", "notifications")
+System = Literal["payment", "inventory", "orders", "notifications"]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
@@ -53,6 +53,8 @@ class Faults(BaseModel):
     payment: PaymentFaults = PaymentFaults()
     inventory: SystemFaults = SystemFaults()
     orders: SystemFaults = SystemFaults()
+    notifications: SystemFaults = SystemFaults()
+    """The customer inbox that refundflow's notifications are delivered to."""
 
     def for_system(self, system: str) -> SystemFaults:
         faults: SystemFaults = getattr(self, system)

@@ -64,6 +64,7 @@ class SandboxStore:
         currency: str,
         lines: list[dict[str, Any]],
         delivered_days_ago: int | None,
+        payment_rail: str = "card",
     ) -> dict[str, Any]:
         order_id = _new_id("ord")
         payment_reference = _new_id("pay")
@@ -76,13 +77,15 @@ class SandboxStore:
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 "INSERT INTO sandbox.orders (order_id, currency, lines, captured_amount,"
-                " payment_reference, delivered_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                " payment_reference, delivered_at, payment_rail)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 order_id,
                 currency,
                 json.dumps(lines),
                 captured,
                 payment_reference,
                 delivered_at,
+                payment_rail,
             )
             await conn.execute(
                 "INSERT INTO sandbox.payments (payment_reference, order_id, currency,"
@@ -107,6 +110,7 @@ class SandboxStore:
             "captured_amount": row["captured_amount"],
             "payment_reference": row["payment_reference"],
             "delivered_at": _iso(row["delivered_at"]),
+            "payment_rail": row["payment_rail"],
         }
 
     # --- payment provider ---------------------------------------------------------------
@@ -311,6 +315,34 @@ class SandboxStore:
     async def list_movements(self) -> list[dict[str, Any]]:
         rows = await self.pool.fetch("SELECT * FROM sandbox.stock_movements ORDER BY created_at")
         return [_movement_row(r) for r in rows]
+
+    # --- customer inbox -----------------------------------------------------------------
+
+    async def receive_notification(self, event: dict[str, Any]) -> bool:
+        """Store what the customer was told; False if this event id had arrived before."""
+        note = event["notification"]
+        first = await self.pool.fetchval(
+            "INSERT INTO sandbox.notifications (event_id, refund_id, seq, type, locale,"
+            " subject, body) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            " ON CONFLICT (event_id) DO UPDATE SET copies = notifications.copies + 1,"
+            " last_received_at = now() RETURNING copies = 1",
+            event["id"],
+            event["refund_id"],
+            event["seq"],
+            event["type"],
+            note["locale"],
+            note["subject"],
+            note["body"],
+        )
+        return bool(first)
+
+    async def notifications(self, refund_id: str | None) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            "SELECT * FROM sandbox.notifications WHERE ($1::text IS NULL OR refund_id = $1)"
+            " ORDER BY refund_id, seq",
+            refund_id,
+        )
+        return [{k: _iso(v) if isinstance(v, datetime) else v for k, v in r.items()} for r in rows]
 
 
 def _refund_row(row: asyncpg.Record) -> dict[str, Any]:

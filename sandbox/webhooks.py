@@ -6,24 +6,17 @@ Sandbox-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>"
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
-import time
 
 import aiohttp
 
+from activities.signing import sign
 from sandbox.faults import Faults
 from sandbox.store import SandboxStore
 
 SIGNATURE_HEADER = "Sandbox-Signature"
+__all__ = ["SIGNATURE_HEADER", "settle_and_deliver_forever", "sign"]
 log = logging.getLogger("sandbox.webhooks")
-
-
-def sign(secret: str, body: str, timestamp: int | None = None) -> str:
-    ts = int(time.time()) if timestamp is None else timestamp
-    digest = hmac.new(secret.encode(), f"{ts}.{body}".encode(), hashlib.sha256).hexdigest()
-    return f"t={ts},v1={digest}"
 
 
 async def settle_and_deliver_forever(

@@ -38,7 +38,7 @@ class StackConfig:
     database_url: str | None = None
     """Use this Postgres instead of starting the embedded one."""
     task_queue: str = "refunds"
-    policy: str = "standard-v1"
+    policy: str = "standard-v2"
     headless: bool = False
     time_skipping: bool = False
     durable: bool = True
@@ -76,6 +76,8 @@ class DevStack:
         self.database_url: str | None = config.database_url
         # Shared by the sandbox provider (signs) and our receiver (verifies); new each start.
         self.webhook_secret = secrets.token_hex(24)
+        # Signs our notifications to the sandbox customer inbox (worker signs, inbox verifies).
+        self.notify_secret = "whsec_" + secrets.token_hex(24)
 
     # --- addresses ----------------------------------------------------------------------
 
@@ -110,6 +112,10 @@ class DevStack:
                 "REFUNDFLOW_WEBHOOK_SECRET": self.webhook_secret,
                 "SANDBOX_WEBHOOK_URL": self.webhook_url,
                 "WEBHOOK_PORT": str(self.config.webhook_port),
+                # The sandbox's customer inbox stands in for the e-mail/SMS gateway.
+                "REFUNDFLOW_CUSTOMER_NOTIFY_URL": f"{self.sandbox_url}/notifications/v1/inbox",
+                "REFUNDFLOW_CUSTOMER_NOTIFY_SECRET": self.notify_secret,
+                "SANDBOX_NOTIFY_SECRET": self.notify_secret,
             }
         )
         env.update(self.config.extra_env)

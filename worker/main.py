@@ -20,7 +20,9 @@ from temporalio.client import (
 )
 from temporalio.worker import Worker
 
+from activities.dispatcher import OutboxDispatcher
 from activities.http_adapters import HttpInventory, HttpPaymentProvider, HttpService
+from activities.outbox import add_subscriber
 from activities.pg_store import PostgresRefundStore, create_pool
 from activities.reconciliation import ReconciliationActivities
 from activities.refund_activities import RefundActivities
@@ -33,6 +35,7 @@ from workflows.reconciliation_workflow import ReconciliationWorkflow
 from workflows.refund_workflow import RefundWorkflow
 
 log = structlog.get_logger("refundflow.worker")
+CUSTOMER_CHANNEL = "customer-notifications"
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
@@ -43,6 +46,13 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         log.info("search_attributes_registered", names=added)
     if await ensure_reconciliation_schedule(client, settings):
         log.info("reconciliation_scheduled", every_minutes=settings.reconcile_every_minutes)
+    if settings.customer_notify_url:
+        await add_subscriber(
+            pool,
+            CUSTOMER_CHANNEL,
+            settings.customer_notify_url,
+            settings.customer_notify_secret or None,
+        )
     async with aiohttp.ClientSession() as session:
         store = PostgresRefundStore(pool)
         payment = HttpPaymentProvider(
@@ -70,6 +80,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
                 reconciliation.reconcile,
             ],
         )
+        dispatcher = asyncio.create_task(OutboxDispatcher(pool, session).run(stop))
         async with worker:
             log.info(
                 "worker_started",
@@ -79,6 +90,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             )
             await stop.wait()
             log.info("worker_stopping")
+        await dispatcher
     await pool.close()
 
 

@@ -40,6 +40,9 @@ ENV_VARS = (
     "WEBHOOK_HOST",
     "WEBHOOK_PORT",
     "RECONCILE_EVERY_MINUTES",
+    "REFUNDFLOW_CUSTOMER_NOTIFY_URL",
+    "REFUNDFLOW_CUSTOMER_NOTIFY_SECRET",
+    "SANDBOX_NOTIFY_SECRET",
 )
 
 
@@ -64,6 +67,10 @@ class Settings:
     """Shared with the payment provider; signs its webhooks."""
     reconcile_every_minutes: int = 15
     """Interval of the reconciliation schedule the worker creates (0: create none)."""
+    customer_notify_url: str = ""
+    """The customer notification channel (e-mail/SMS/push gateway); the worker subscribes
+    it to the outbox as `customer-notifications`. Empty: none."""
+    customer_notify_secret: str = ""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -84,13 +91,15 @@ class Settings:
             payment_provider_url=env.get("PAYMENT_PROVIDER_URL") or f"{sandbox}/payments",
             orders_url=env.get("ORDERS_URL") or f"{sandbox}/orders",
             inventory_url=env.get("INVENTORY_URL") or f"{sandbox}/inventory",
-            policy=pick("REFUNDFLOW_POLICY", "policy", "standard-v1"),
+            policy=pick("REFUNDFLOW_POLICY", "policy", "standard-v2"),
             policy_dir=Path(env.get("REFUNDFLOW_POLICY_DIR") or PROJECT_ROOT / "policies"),
             home=home,
             log_format=env.get("LOG_FORMAT", "auto"),
             log_level=env.get("LOG_LEVEL", "info"),
             webhook_secret=pick("REFUNDFLOW_WEBHOOK_SECRET", "webhook_secret", ""),
             reconcile_every_minutes=_whole_number(env, "RECONCILE_EVERY_MINUTES", 15),
+            customer_notify_url=env.get("REFUNDFLOW_CUSTOMER_NOTIFY_URL", ""),
+            customer_notify_secret=env.get("REFUNDFLOW_CUSTOMER_NOTIFY_SECRET", ""),
         )
 
     def require_database_url(self) -> str:

@@ -9,11 +9,8 @@ signal cannot be sent, the provider gets a 503 and sends again.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import signal
-import time
 from typing import Any
 
 import asyncpg
@@ -23,6 +20,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.pg_store import create_pool
+from activities.signing import InvalidSignature, verify
 from worker.connections import connect_temporal
 from worker.logging_setup import configure_logging
 from worker.settings import ConfigurationError, Settings
@@ -30,34 +28,7 @@ from workflows.models import ProviderSettlement
 from workflows.refund_workflow import RefundWorkflow
 
 SIGNATURE_HEADER = "Sandbox-Signature"
-TOLERANCE_SECONDS = 300
 log = structlog.get_logger("refundflow.webhooks")
-
-
-class InvalidSignature(Exception):
-    pass
-
-
-def verify_signature(
-    secret: str, header: str | None, body: bytes, *, now: float | None = None
-) -> None:
-    """Raise InvalidSignature unless `header` signs `body` with `secret`, recently."""
-    if not header:
-        raise InvalidSignature("missing signature header")
-    parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
-    try:
-        timestamp = int(parts["t"])
-        given = parts["v1"]
-    except (KeyError, ValueError):
-        raise InvalidSignature("malformed signature header") from None
-    current = time.time() if now is None else now
-    if abs(current - timestamp) > TOLERANCE_SECONDS:
-        raise InvalidSignature("timestamp outside the 300 s tolerance")
-    expected = hmac.new(
-        secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256
-    ).hexdigest()
-    if not hmac.compare_digest(expected, given):
-        raise InvalidSignature("signature does not match")
 
 
 class WebhookReceiver:
@@ -69,7 +40,7 @@ class WebhookReceiver:
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         try:
-            verify_signature(self._secret, request.headers.get(SIGNATURE_HEADER), body)
+            verify(self._secret, request.headers.get(SIGNATURE_HEADER), body)
             event = json.loads(body)
             event_id, kind = str(event["id"]), str(event["type"])
             refund = event["data"]["object"]

@@ -26,6 +26,11 @@ ReasonCode = Literal[
 ]
 REASON_CODES: tuple[str, ...] = ReasonCode.__args__  # type: ignore[attr-defined]
 
+Locale = Literal["en", "zh-CN"]
+LOCALES: tuple[str, ...] = Locale.__args__  # type: ignore[attr-defined]
+
+PaymentRail = Literal["card", "wallet", "bank_transfer"]
+
 Channel = Literal["web", "app", "support", "api"]
 CHANNELS: tuple[str, ...] = Channel.__args__  # type: ignore[attr-defined]
 
@@ -63,6 +68,8 @@ class OrderSnapshot(_Contract):
     payment_reference: Identifier
     """The provider's id for the captured payment (never a card number)."""
     delivered_at: datetime | None = None
+    payment_rail: PaymentRail = "card"
+    """How the customer paid: decides how long the refund takes to arrive."""
 
 
 class RefundLineRequest(_Contract):
@@ -84,6 +91,8 @@ class RefundRequest(_Contract):
     channel: Channel
     requested_by: ActorName
     """Opaque customer id or staff handle, never a name or e-mail."""
+    locale: Locale = "en"
+    """The customer's language: every message about this refund is rendered in it."""
     note: FreeText | None = None
     """Kept for the contract's stability; the CLI sends none: free text about customers does
     not belong in workflow history (it is visible in the Web UI and kept with the refund)."""
@@ -144,6 +153,37 @@ class TimelineEntry(_Contract):
     escalation_level: int = 0
 
 
+class MessageFacts(_Contract):
+    """What the wording of a refund's status depends on: the part of the status object
+    every channel (tracking page, support reply, notification) renders its text from."""
+
+    refund_id: str
+    order_id: str
+    state: RefundState
+    cancel_reason: CancelReason | None = None
+    amount: int
+    currency: str
+    locale: Locale = "en"
+    escalation_level: int = 0
+    item_return_required: bool = False
+    """Approved, and the policy pays only once the item is back: the customer must act."""
+    payment_failed: bool = False
+    """The provider failed the refund and an operator is deciding; no money has moved."""
+    eta: datetime | None = None
+    eta_earliest: datetime | None = None
+    eta_kind: Literal["review", "payment"] | None = None
+
+
+class Notice(_Contract):
+    """One state change as it is told to customers and subscribers (the outbox)."""
+
+    seq: int
+    """The audit entry this notice belongs to."""
+    event: str
+    at: datetime
+    facts: MessageFacts
+
+
 class StatusView(_Contract):
     """The one status object every channel renders from."""
 
@@ -170,6 +210,21 @@ class StatusView(_Contract):
     eta: datetime | None
     message: str
     policy_notes: list[str] = []
+    locale: Locale = "en"
+    action_by: str = ""
+    """Who must act next, in plain words (a support reviewer, the customer, nobody, ...)."""
+    eta_earliest: datetime | None = None
+    eta_kind: Literal["review", "payment"] | None = None
+    """review: when a decision is due (from the SLA); payment: when the money arrives."""
+    payment_rail: PaymentRail = "card"
+    fee: int = 0
+    """Fees kept back under the policy (minor units): amount = requested - fee at most."""
+    approval_by: str | None = None
+    """The least senior role that may approve this refund, when a reviewer must."""
+    support_reply: str = ""
+    """What a support agent tells the customer: the same template as `message`."""
+    facts: MessageFacts | None = None
+    """The facts `message`, `support_reply` and notifications were rendered from."""
 
 
 class StatusQuery(_Contract):
@@ -180,6 +235,8 @@ class StatusQuery(_Contract):
 
 class ApproveInput(_Contract):
     reviewer: ActorName
+    role: ActorName = "support"
+    """The reviewer's staff role; the pinned policy says how much each role may approve."""
     amount: PositiveMinor | None = None
     """Approve a lower amount than requested; never more."""
     source: str = "support"
@@ -227,6 +284,8 @@ class RecordTransitionsInput(_Contract):
     refund_id: str
     entries: list[TimelineEntry]
     projection: StatusProjection
+    notices: list[Notice] = []
+    """State changes among `entries`, written to the outbox in the same transaction."""
 
 
 class IssueRefundInput(_Contract):

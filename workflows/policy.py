@@ -10,7 +10,7 @@ import functools
 import hashlib
 import tomllib
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -49,6 +49,35 @@ class Escalation(_Section):
     """A refund still not paid this long after it entered `refunding` is escalated."""
 
 
+class Fees(_Section):
+    restocking_bps: dict[str, Annotated[int, Field(ge=0, le=10_000)]] = {}
+    """Restocking fee by product category, in basis points of the refunded lines' value
+    (1500 = 15 %). Charged only when the customer is at fault (see SELLER_FAULT_REASONS)."""
+
+
+class SettlementTime(_Section):
+    """How long the payment provider typically takes to return money on one rail."""
+
+    unit: Literal["minutes", "hours", "business_days"]
+    min: int = Field(ge=0)
+    max: int = Field(ge=0)
+
+    def window(self, start: datetime) -> tuple[datetime, datetime]:
+        return _after(start, self.min, self.unit), _after(start, self.max, self.unit)
+
+    def describe(self) -> str:
+        unit = self.unit.replace("_", " ")
+        return f"{self.min}-{self.max} {unit}" if self.min != self.max else f"{self.max} {unit}"
+
+
+# Used for a rail the policy does not name (and by policies written before rails existed).
+DEFAULT_SETTLEMENT: dict[str, SettlementTime] = {
+    "card": SettlementTime(unit="business_days", min=5, max=10),
+    "wallet": SettlementTime(unit="minutes", min=1, max=30),
+    "bank_transfer": SettlementTime(unit="business_days", min=1, max=3),
+}
+
+
 class Policy(_Section):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     version: int = Field(ge=1)
@@ -57,6 +86,21 @@ class Policy(_Section):
     approval: Approval
     refund: RefundTrigger
     escalation: Escalation
+    fees: Fees = Fees()
+    authority: dict[str, Annotated[int, Field(ge=0)]] = {}
+    """The largest amount (minor units) each staff role may approve. Empty: any reviewer
+    may approve any amount (policies written before authority existed)."""
+    settlement: dict[str, SettlementTime] = {}
+    """Typical settlement time per payment rail, for the customer's ETA."""
+
+    def settlement_for(self, rail: str) -> SettlementTime:
+        known = self.settlement.get(rail) or DEFAULT_SETTLEMENT.get(rail)
+        return known or DEFAULT_SETTLEMENT["card"]
+
+    def approver_for(self, amount: int) -> str | None:
+        """The least senior role allowed to approve `amount`; None when nobody is."""
+        allowed = [(limit, role) for role, limit in self.authority.items() if amount <= limit]
+        return min(allowed)[1] if allowed else None
 
     @property
     def review_sla(self) -> timedelta:
@@ -108,6 +152,16 @@ class RuleOutcome(BaseModel):
     message: str
 
 
+class FeeLine(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    sku: str
+    category: str
+    bps: int
+    amount: int
+    """Minor units kept back from the refund for this line."""
+
+
 class PolicyDecision(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -115,6 +169,13 @@ class PolicyDecision(BaseModel):
     auto_approve: bool
     evidence_required: bool
     outcomes: list[RuleOutcome]
+    fee: int = 0
+    """Total fees (minor units) kept back: the refund pays `requested - fee`."""
+    fees: list[FeeLine] = []
+    refund_amount: int = 0
+    """What the refund pays if approved in full: the requested amount less fees."""
+    approval_by: str | None = None
+    """The least senior role that may approve it (None: auto-approved, or no roles defined)."""
 
     @property
     def failed(self) -> list[RuleOutcome]:
@@ -172,7 +233,30 @@ def evaluate(
         )
     )
 
-    evidence_required = resolved.amount > policy.approval.evidence_required_above
+    fees = restocking_fees(policy, resolved, reason_code)
+    fee = sum(f.amount for f in fees)
+    refund_amount = resolved.amount - fee
+    if fees:
+        outcomes.append(
+            RuleOutcome(
+                rule_id="restocking-fee",
+                passed=True,
+                message="Restocking fee of "
+                + ", ".join(f"{f.bps / 100:g} % on {f.sku} ({f.category})" for f in fees)
+                + f": {fee} minor units kept back, because the item is not faulty.",
+            )
+        )
+
+    if refund_amount <= 0:
+        outcomes.append(
+            RuleOutcome(
+                rule_id="refund-amount",
+                passed=False,
+                message="After the restocking fee nothing is left to refund.",
+            )
+        )
+
+    evidence_required = refund_amount > policy.approval.evidence_required_above
     outcomes.append(
         RuleOutcome(
             rule_id="evidence",
@@ -187,8 +271,9 @@ def evaluate(
 
     eligible = all(o.passed for o in outcomes)
     auto = (
-        eligible and not evidence_required and resolved.amount <= policy.approval.auto_approve_limit
+        eligible and not evidence_required and refund_amount <= policy.approval.auto_approve_limit
     )
+    approval_by = None if auto or not eligible else policy.approver_for(refund_amount)
     outcomes.append(
         RuleOutcome(
             rule_id="auto-approve",
@@ -196,6 +281,8 @@ def evaluate(
             message=(
                 f"Approved automatically: at most {policy.approval.auto_approve_limit} minor units."
                 if auto
+                else f"A reviewer decides this refund (role {approval_by} or above)."
+                if approval_by
                 else "A reviewer decides this refund."
                 if eligible
                 else "Not eligible under the policy."
@@ -207,4 +294,35 @@ def evaluate(
         auto_approve=auto,
         evidence_required=evidence_required,
         outcomes=outcomes,
+        fee=fee,
+        fees=fees,
+        refund_amount=refund_amount,
+        approval_by=approval_by,
     )
+
+
+def restocking_fees(policy: Policy, resolved: ResolvedRefund, reason_code: str) -> list[FeeLine]:
+    """Fees per refunded line. Integer arithmetic, rounded down: never more than the rate.
+    None when the seller is at fault, and none on amount-only refunds (no lines to price)."""
+    if reason_code in SELLER_FAULT_REASONS:
+        return []
+    fees = []
+    for line in resolved.lines:
+        bps = policy.fees.restocking_bps.get(line.category, 0)
+        amount = line.unit_price * line.quantity * bps // 10_000
+        if amount > 0:
+            fees.append(FeeLine(sku=line.sku, category=line.category, bps=bps, amount=amount))
+    return fees
+
+
+def _after(start: datetime, amount: int, unit: str) -> datetime:
+    if unit == "minutes":
+        return start + timedelta(minutes=amount)
+    if unit == "hours":
+        return start + timedelta(hours=amount)
+    day, added = start, 0
+    while added < amount:  # business days: Monday to Friday
+        day += timedelta(days=1)
+        if day.weekday() < 5:
+            added += 1
+    return day

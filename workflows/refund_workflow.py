@@ -27,6 +27,8 @@ with workflow.unsafe.imports_passed_through():
         FindProviderRefundsInput,
         IssueRefundInput,
         ItemReceivedInput,
+        MessageFacts,
+        Notice,
         OperatorCancelInput,
         OperatorRetryInput,
         ProviderRefundResult,
@@ -99,8 +101,12 @@ class RefundWorkflow:
         self._cancel_reason: CancelReason | None = None
         self._awaiting = Awaiting.NOTHING
         self._escalation = 0
-        self._amount = inp.resolved.amount
+        # Fees (policy v2 on) are kept back from the start. Every policy pinned before fees
+        # existed evaluates to a fee of 0, so refunds in flight keep their amount.
+        self._max_amount = inp.resolved.amount - self._decision.fee
+        self._amount = self._max_amount
         self._timeline: list[TimelineEntry] = []
+        self._notices: list[Notice] = []
         self._recorded = 0
         self._item_received = False
         self._refunding_since: datetime | None = None
@@ -122,6 +128,7 @@ class RefundWorkflow:
             source=inp.request.channel,
             reason=f"{inp.request.reason_code}: refund of {self._money()} requested",
         )
+        self._notice("requested")
 
     # --- run ----------------------------------------------------------------------------
 
@@ -488,8 +495,10 @@ class RefundWorkflow:
         if inp.amount is not None:
             self._amount = inp.amount
         reason = f"approved {self._money()}"
-        if inp.amount is not None and inp.amount < self._inp.resolved.amount:
-            reason += f" (requested {format_minor(self._inp.resolved.amount, self._currency)})"
+        if inp.amount is not None and inp.amount < self._max_amount:
+            reason += f" (requested {format_minor(self._max_amount, self._currency)})"
+        if self._policy.authority:
+            reason += f" as {inp.role}"
         self._apply(RefundEvent.APPROVE, inp.reviewer, inp.source, reason)
         return self._status()
 
@@ -500,10 +509,32 @@ class RefundWorkflow:
             raise ValueError(
                 "the refund is still being checked against the order; try again in a moment"
             )
-        if inp.amount is not None and inp.amount > self._inp.resolved.amount:
+        if inp.amount is not None and inp.amount > self._max_amount:
             raise ValueError(
                 f"cannot approve {format_minor(inp.amount, self._currency)}: more than the"
-                f" {format_minor(self._inp.resolved.amount, self._currency)} requested"
+                f" {format_minor(self._max_amount, self._currency)} refundable for this request"
+            )
+        self._check_authority(inp)
+
+    def _check_authority(self, inp: ApproveInput) -> None:
+        """The pinned policy's approval limits by role (none in policies without them)."""
+        authority = self._policy.authority
+        if not authority:
+            return
+        amount = inp.amount if inp.amount is not None else self._amount
+        limit = authority.get(inp.role)
+        if limit is None:
+            raise ValueError(
+                f"unknown role {inp.role!r}: policy {self._inp.policy.name}"
+                f" v{self._inp.policy.version} knows {', '.join(sorted(authority))}"
+            )
+        if amount > limit:
+            needed = self._policy.approver_for(amount)
+            raise ValueError(
+                f"{inp.reviewer} ({inp.role}) may approve up to"
+                f" {format_minor(limit, self._currency)}; approving"
+                f" {format_minor(amount, self._currency)} needs "
+                + (f"the {needed} role" if needed else "a role the policy does not have")
             )
 
     @workflow.update
@@ -607,6 +638,13 @@ class RefundWorkflow:
         if self._state in TERMINAL_STATES or self._state is RefundState.APPROVED:
             self._awaiting = Awaiting.NOTHING
         self._append(event.value, previous, actor, source, reason)
+        self._notice(event.value)
+
+    def _notice(self, event: str) -> None:
+        """Tell the customer and subscribers about the state change just appended (outbox)."""
+        self._notices.append(
+            Notice(seq=len(self._timeline), event=event, at=workflow.now(), facts=self._facts())
+        )
 
     def _escalate(self, actor: str, reason: str, source: str = "timer") -> None:
         self._escalation = min(self._escalation + 1, _MAX_ESCALATION)
@@ -670,6 +708,7 @@ class RefundWorkflow:
                 refund_id=self._inp.refund_id,
                 entries=self._timeline[self._recorded : upto],
                 projection=self._projection(),
+                notices=[n for n in self._notices if self._recorded < n.seq <= upto],
             ),
             int,
             "audit",
@@ -706,7 +745,9 @@ class RefundWorkflow:
         within = format_minor(limit, self._currency)
         return f"auto-approved: {self._money()} is within the limit of {within}"
 
-    def _eta(self) -> datetime | None:
+    def _eta(self) -> tuple[datetime | None, datetime | None, str | None]:
+        """(earliest, latest, kind): a review decision is due by the next SLA deadline; the
+        money arrives within the payment rail's settlement time after it is sent."""
         if self._state is RefundState.PENDING_REVIEW:
             # The next deadline: review SLA, then the second escalation, then expiry.
             deadlines = [
@@ -714,14 +755,37 @@ class RefundWorkflow:
                 self._policy.review_sla + self._policy.second_escalation,
                 self._policy.review_expiry,
             ]
-            return self._requested_at + deadlines[min(self._escalation, 2)]
-        if self._state is RefundState.APPROVED and self._awaiting is Awaiting.CUSTOMER:
-            return None
-        if self._state is RefundState.REFUNDING and self._refunding_since is not None:
-            return self._refunding_since + _SETTLEMENT_TIME
-        return None
+            due = self._requested_at + deadlines[min(self._escalation, 2)]
+            return None, due, "review"
+        if self._state is RefundState.REFUNDING and self._awaiting is not Awaiting.OPERATOR:
+            sent = self._refunding_since or workflow.now()
+            earliest, latest = self._policy.settlement_for(self._inp.order.payment_rail).window(
+                sent
+            )
+            return earliest, latest, "payment"
+        return None, None, None
+
+    def _facts(self) -> MessageFacts:
+        earliest, latest, kind = self._eta()
+        return MessageFacts(
+            refund_id=self._inp.refund_id,
+            order_id=self._inp.order.order_id,
+            state=self._state,
+            cancel_reason=self._cancel_reason,
+            amount=self._amount,
+            currency=self._currency,
+            locale=self._inp.request.locale,
+            escalation_level=self._escalation,
+            item_return_required=self._state is RefundState.APPROVED
+            and self._policy.refund.trigger == "on_item_received",
+            payment_failed=self._awaiting is Awaiting.OPERATOR,
+            eta=latest,
+            eta_earliest=earliest,
+            eta_kind=kind,
+        )
 
     def _status(self) -> StatusView:
+        facts = self._facts()
         notes = [o.message for o in self._decision.outcomes]
         if self._operator_note:
             notes.append(f"Payment provider: {self._operator_note}")
@@ -744,11 +808,18 @@ class RefundWorkflow:
             provider_failure=self._operator_note if self._awaiting is Awaiting.OPERATOR else None,
             timeline=list(self._timeline),
             next_step=wording.next_step(self._state, self._awaiting),
-            eta=self._eta(),
-            message=wording.message(
-                self._state, self._cancel_reason, self._amount, self._currency, self._escalation
-            ),
+            eta=facts.eta,
+            message=wording.customer_message(facts),
             policy_notes=notes,
+            locale=facts.locale,
+            action_by=wording.action_by(self._state, self._awaiting, self._decision.approval_by),
+            eta_earliest=facts.eta_earliest,
+            eta_kind=facts.eta_kind,
+            payment_rail=self._inp.order.payment_rail,
+            fee=self._decision.fee,
+            approval_by=self._decision.approval_by,
+            support_reply=wording.support_reply(facts),
+            facts=facts,
         )
 
     def _projection(self) -> StatusProjection:

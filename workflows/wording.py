@@ -1,13 +1,134 @@
-"""Plain-language wording of a refund's status, rendered from the status fields alone.
+"""The words of a refund's status: one template per state and reason, in every locale.
 
-Every channel (CLI, tracking page, support reply) takes its text from here, so two people
-looking at the same refund read the same thing.
+Every channel takes its text from here and from nothing else: the workflow's status view
+(`message`, `support_reply`), `refundflow track` (the customer's page), `refundflow status`
+(the reply a support agent gives) and every notification in the outbox. All of them render
+the same `MessageFacts` through `core_sentence()`, so the customer, the agent and the
+notification say the same thing in the same words. Pure code: the workflow calls it.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
+from workflows.models import MessageFacts, StatusView
 from workflows.money import format_minor
 from workflows.states import Awaiting, CancelReason, RefundState
+from workflows.templates import ETA, REPLY, STATE_LABEL, SUBJECT, TEMPLATES
+
+# --- rendering --------------------------------------------------------------------------
+
+
+def template_key(facts: MessageFacts) -> str:
+    """The one template a status is worded with: by state, then by reason or situation."""
+    state = facts.state
+    if state is RefundState.PENDING_REVIEW:
+        return "pending_review.escalated" if facts.escalation_level else "pending_review"
+    if state is RefundState.APPROVED:
+        return "approved.return_item" if facts.item_return_required else "approved"
+    if state is RefundState.REFUNDING:
+        return "refunding.payment_failed" if facts.payment_failed else "refunding"
+    if state is RefundState.COMPLETED:
+        return "completed"
+    return f"cancelled.{(facts.cancel_reason or CancelReason.WITHDRAWN).value}"
+
+
+def core_sentence(facts: MessageFacts) -> str:
+    template = TEMPLATES[facts.locale][template_key(facts)]
+    return template.format(amount=format_minor(facts.amount, facts.currency))
+
+
+def eta_sentence(facts: MessageFacts) -> str:
+    if facts.eta is None or facts.eta_kind is None:
+        return ""
+    words = ETA[facts.locale]
+    earliest = facts.eta_earliest or facts.eta
+    with_time = facts.eta - earliest < _ONE_DAY
+    latest_text = _when(facts.eta, facts.locale, with_time)
+    if facts.eta_kind == "review":
+        return words["review"].format(latest=latest_text)
+    earliest_text = _when(earliest, facts.locale, with_time)
+    if earliest_text == latest_text:
+        return words["payment.same"].format(latest=latest_text)
+    return words["payment"].format(earliest=earliest_text, latest=latest_text)
+
+
+def customer_message(facts: MessageFacts) -> str:
+    """What the customer reads on the tracking page."""
+    return _join(facts.locale, core_sentence(facts), eta_sentence(facts))
+
+
+def support_reply(facts: MessageFacts) -> str:
+    """What a support agent tells the customer: the customer's message, framed."""
+    eta = eta_sentence(facts)
+    return REPLY[facts.locale].format(
+        core=core_sentence(facts),
+        eta=(" " + eta if facts.locale == "en" else eta) if eta else "",
+        refund_id=facts.refund_id,
+    )
+
+
+def notification(facts: MessageFacts) -> dict[str, str]:
+    """A message sent to the customer when the refund changes state."""
+    return {
+        "locale": facts.locale,
+        "template": template_key(facts),
+        "subject": SUBJECT[facts.locale].format(
+            order_id=facts.order_id, label=state_label(facts.state, facts.locale)
+        ),
+        "body": customer_message(facts),
+    }
+
+
+def state_label(state: RefundState, locale: str) -> str:
+    return STATE_LABEL[locale][state]
+
+
+def customer_view(status: StatusView) -> dict[str, Any]:
+    """The tracking page: only what the customer may see. No staff names, internal reasons,
+    escalation levels, provider ids or policy internals."""
+    facts = status.facts or _facts_of(status)
+    return {
+        "refund_id": status.refund_id,
+        "order_id": status.order_id,
+        "locale": facts.locale,
+        "status": state_label(status.state, facts.locale),
+        "amount": status.amount,
+        "currency": status.currency,
+        "message": customer_message(facts),
+        "eta": facts.eta.isoformat() if facts.eta else None,
+        "eta_earliest": facts.eta_earliest.isoformat() if facts.eta_earliest else None,
+        "eta_kind": facts.eta_kind,
+        "timeline": customer_timeline(status.timeline, facts.locale),
+    }
+
+
+def _facts_of(status: StatusView) -> MessageFacts:
+    """Facts for a status recorded before statuses carried them (older workflow results)."""
+    return MessageFacts(
+        refund_id=status.refund_id,
+        order_id=status.order_id,
+        state=status.state,
+        cancel_reason=status.cancel_reason,
+        amount=status.amount,
+        currency=status.currency,
+        locale=status.locale,
+        escalation_level=status.escalation_level,
+        eta=status.eta,
+    )
+
+
+def customer_timeline(entries: list[Any], locale: str) -> list[dict[str, str]]:
+    """State changes only, without actors, internal reasons or escalations."""
+    shown = []
+    for entry in entries:
+        if entry.from_state is None or entry.from_state != entry.state:
+            shown.append({"at": entry.at.isoformat(), "label": state_label(entry.state, locale)})
+    return shown
+
+
+# --- staff wording (English: support and operators) ---------------------------------------
 
 _NEXT_STEP: dict[tuple[RefundState, Awaiting], str] = {
     (RefundState.PENDING_REVIEW, Awaiting.REVIEWER): "A reviewer approves or rejects the refund.",
@@ -20,16 +141,13 @@ _NEXT_STEP: dict[tuple[RefundState, Awaiting], str] = {
     ),
 }
 
-_CANCELLED: dict[CancelReason, str] = {
-    CancelReason.REJECTED: "The refund request was rejected after review.",
-    CancelReason.WITHDRAWN: "The refund request was withdrawn.",
-    CancelReason.EXPIRED: "The refund request expired without a decision.",
-    CancelReason.INELIGIBLE: "The refund request is not eligible under the refund policy.",
-    CancelReason.RETURN_WINDOW_ELAPSED: "The item was not returned in time.",
-    CancelReason.EXCEEDS_REFUNDABLE: (
-        "The refund request is more than what is still refundable on this order."
-    ),
-    CancelReason.PAYMENT_FAILED: "The refund could not be paid and was cancelled; no money moved.",
+_ACTION_BY: dict[Awaiting, str] = {
+    Awaiting.REVIEWER: "a reviewer (support staff)",
+    Awaiting.CUSTOMER: "the customer: send the item back",
+    Awaiting.WAREHOUSE: "the warehouse: confirm the item was received",
+    Awaiting.PAYMENT_PROVIDER: "the payment provider (nothing for staff to do)",
+    Awaiting.OPERATOR: "an operator: retry or cancel the refund",
+    Awaiting.NOTHING: "nobody: the refund moves on by itself",
 }
 
 
@@ -41,26 +159,29 @@ def next_step(state: RefundState, awaiting: Awaiting) -> str:
     return _NEXT_STEP.get((state, awaiting), "The refund moves on by itself.")
 
 
-def message(
-    state: RefundState,
-    cancel_reason: CancelReason | None,
-    amount: int,
-    currency: str,
-    escalation_level: int,
-) -> str:
-    money = format_minor(amount, currency)
-    if state is RefundState.PENDING_REVIEW:
-        text = f"Your refund of {money} is waiting for review."
-        if escalation_level:
-            text += " It has taken longer than it should and has been escalated."
-        return text
-    if state is RefundState.APPROVED:
-        return f"Your refund of {money} is approved."
-    if state is RefundState.REFUNDING:
-        return f"Your refund of {money} is on its way to your original payment method."
-    if state is RefundState.COMPLETED:
-        return f"Your refund of {money} has been paid to your original payment method."
-    reason = (
-        _CANCELLED.get(cancel_reason, "The refund request was closed.") if cancel_reason else ""
-    )
-    return reason or "The refund request was closed."
+def action_by(state: RefundState, awaiting: Awaiting, approval_by: str | None) -> str:
+    if state in (RefundState.COMPLETED, RefundState.CANCELLED):
+        return "nobody: the refund is closed"
+    if awaiting is Awaiting.REVIEWER and approval_by:
+        return f"a reviewer with the {approval_by} role or above"
+    return _ACTION_BY[awaiting]
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+_ONE_DAY = datetime(2000, 1, 2) - datetime(2000, 1, 1)
+# Not strftime("%b"): that follows the process locale; the wording must not.
+_MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+
+
+def _when(moment: datetime, locale: str, with_time: bool) -> str:
+    if locale == "zh-CN":
+        text = f"{moment.year}年{moment.month}月{moment.day}日"
+        return text + f" {moment:%H:%M} (UTC)" if with_time else text
+    text = f"{moment.day} {_MONTHS[moment.month - 1]} {moment.year}"
+    return text + f" {moment:%H:%M} UTC" if with_time else text
+
+
+def _join(locale: str, *sentences: str) -> str:
+    separator = "" if locale == "zh-CN" else " "
+    return separator.join(s for s in sentences if s)

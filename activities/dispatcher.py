@@ -1,0 +1,154 @@
+"""Delivers outbox events to subscribers: signed, at least once, in order per refund.
+
+- Signed: `Refundflow-Signature: t=<unix s>,v1=<HMAC-SHA256(secret, "<t>.<body>")>`.
+- At least once: a delivery counts only on a 2xx answer; anything else is retried with
+  exponential backoff (1 s, 2 s, 4 s ... at most 5 min), for as long as it takes.
+  Receivers deduplicate by `Refundflow-Event-Id` (also the payload's `id`).
+- In order per refund: only the oldest undelivered event of a refund is sent to a
+  subscriber, so refund.completed never overtakes refund.approved.
+- One dispatcher delivers at a time (a Postgres advisory lock); other workers stand by.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import aiohttp
+import asyncpg
+import structlog
+
+from activities.outbox import NOTIFY_CHANNEL
+from activities.signing import sign
+
+SIGNATURE_HEADER = "Refundflow-Signature"
+EVENT_ID_HEADER = "Refundflow-Event-Id"
+EVENT_TYPE_HEADER = "Refundflow-Event-Type"
+_LOCK_ID = 0x5246_4F42  # "RFOB": the dispatcher's advisory lock
+log = structlog.get_logger("refundflow.outbox")
+
+
+class OutboxDispatcher:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        session: aiohttp.ClientSession,
+        *,
+        batch: int = 200,
+        concurrency: int = 16,
+        max_backoff_s: int = 300,
+        idle_wait_s: float = 1.0,
+        timeout_s: float = 10.0,
+    ) -> None:
+        self._pool = pool
+        self._session = session
+        self._batch = batch
+        self._limit = asyncio.Semaphore(concurrency)
+        self._max_backoff_s = max_backoff_s
+        self._idle_wait_s = idle_wait_s
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until `stop` is set; survives database restarts."""
+        while not stop.is_set():
+            try:
+                await self._run_connected(stop)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+                log.warning("outbox_dispatcher_retrying", error=str(err))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=2)
+
+    async def _run_connected(self, stop: asyncio.Event) -> None:
+        wake = asyncio.Event()
+        async with self._pool.acquire() as conn:
+            await conn.add_listener(NOTIFY_CHANNEL, lambda *_: wake.set())
+            leader = False
+            try:
+                while not stop.is_set():
+                    if not leader:
+                        leader = bool(
+                            await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK_ID)
+                        )
+                    if leader and await self.deliver_due():
+                        continue  # more may be due right away
+                    wake.clear()
+                    waiting = asyncio.create_task(wake.wait())
+                    stopping = asyncio.create_task(stop.wait())
+                    await asyncio.wait(
+                        {waiting, stopping},
+                        timeout=self._idle_wait_s,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                    waiting.cancel()
+                    stopping.cancel()
+            finally:
+                if leader and not conn.is_closed():
+                    await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_ID)
+
+    async def deliver_due(self) -> int:
+        """One round: send every refund's oldest undelivered, due event. Returns attempts."""
+        rows = await self._pool.fetch(
+            """
+            SELECT head.event_id, head.subscriber, head.attempts, o.type,
+                   o.payload::text AS body, s.url, s.secret
+            FROM (
+                SELECT DISTINCT ON (subscriber, refund_id) event_id, subscriber, attempts,
+                       next_try_at
+                FROM refundflow.deliveries WHERE delivered_at IS NULL
+                ORDER BY subscriber, refund_id, seq
+            ) head
+            JOIN refundflow.outbox o ON o.event_id = head.event_id
+            JOIN refundflow.subscribers s ON s.name = head.subscriber AND s.active
+            WHERE head.next_try_at <= now()
+            LIMIT $1
+            """,
+            self._batch,
+        )
+        await asyncio.gather(*(self._deliver(dict(row)) for row in rows))
+        return len(rows)
+
+    async def _deliver(self, row: dict[str, Any]) -> None:
+        body: str = row["body"]
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: sign(row["secret"], body),
+            EVENT_ID_HEADER: row["event_id"],
+            EVENT_TYPE_HEADER: row["type"],
+        }
+        error: str | None = None
+        async with self._limit:
+            try:
+                async with self._session.post(
+                    row["url"], data=body.encode(), headers=headers, timeout=self._timeout
+                ) as response:
+                    if not 200 <= response.status < 300:
+                        error = f"HTTP {response.status}"
+            except (aiohttp.ClientError, TimeoutError) as err:
+                error = f"{type(err).__name__}: {err}"[:500]
+        if error is None:
+            await self._pool.execute(
+                "UPDATE refundflow.deliveries SET delivered_at = now(), attempts = attempts + 1,"
+                " last_error = NULL WHERE event_id = $1 AND subscriber = $2",
+                row["event_id"],
+                row["subscriber"],
+            )
+            return
+        backoff = min(2 ** row["attempts"], self._max_backoff_s)
+        log.info(
+            "outbox_delivery_failed",
+            event_id=row["event_id"],
+            subscriber=row["subscriber"],
+            attempt=row["attempts"] + 1,
+            retry_in_s=backoff,
+            error=error,
+        )
+        await self._pool.execute(
+            "UPDATE refundflow.deliveries SET attempts = attempts + 1, last_error = $3,"
+            " next_try_at = now() + make_interval(secs => $4) WHERE event_id = $1"
+            " AND subscriber = $2",
+            row["event_id"],
+            row["subscriber"],
+            error,
+            float(backoff),
+        )

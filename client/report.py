@@ -1,0 +1,319 @@
+"""`refundflow report`: refund metrics computed from Postgres alone.
+
+Everything here reads the status projection and the append-only audit trail; nothing asks
+Temporal, so a report works while the workers are down. Refunds are selected by when they
+were requested: `refund_status.requested_at` in [since, until). Three set-based queries in
+one read-only snapshot, whatever the number of refunds.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from workflows.states import RefundState
+
+STATES = tuple(s.value for s in RefundState)
+OUTCOMES = ("completed", "cancelled", "open")
+HOURLY_BELOW = timedelta(days=2)
+"""A selected span shorter than this is bucketed by hour, longer ones by day."""
+TEXT_SERIES_AT_MOST = 62
+"""Longer series are left to the chart: a terminal is no place for a year of days."""
+
+_SELECTED = """
+    selected AS (
+        SELECT * FROM refundflow.refund_status
+        WHERE ($1::timestamptz IS NULL OR requested_at >= $1::timestamptz)
+          AND ($2::timestamptz IS NULL OR requested_at < $2::timestamptz)
+    )"""
+
+# A refund confirmed twice by the provider is a double refund; its time to refund still
+# counts from the first confirmation.
+_CONFIRMED = """
+    confirmed AS (
+        SELECT a.refund_id, min(a.at) AS at, count(*) AS times
+        FROM refundflow.audit a JOIN selected s USING (refund_id)
+        WHERE a.event = 'provider_confirmed'
+        GROUP BY a.refund_id
+    ),
+    time_to_refund AS (
+        SELECT s.refund_id, extract(epoch FROM c.at - r.at)::float8 AS seconds
+        FROM selected s
+        JOIN refundflow.audit r
+          ON r.refund_id = s.refund_id AND r.seq = 1 AND r.event = 'requested'
+        JOIN confirmed c ON c.refund_id = s.refund_id
+        WHERE s.state = 'completed'
+    )"""
+
+_COUNTS = f"""
+    WITH {_SELECTED}
+    SELECT reason_code, state, count(*) AS n,
+           min(requested_at) AS first, max(requested_at) AS last
+    FROM selected
+    GROUP BY reason_code, state
+"""
+
+_METRICS = f"""
+    WITH {_SELECTED}, {_CONFIRMED},
+    escalated AS (
+        SELECT a.refund_id, bool_or(a.source = 'timer') AS by_timer
+        FROM refundflow.audit a JOIN selected s USING (refund_id)
+        WHERE a.event = 'escalated'
+        GROUP BY a.refund_id
+    ),
+    over_refunded AS (
+        SELECT l.order_id
+        FROM refundflow.order_ledger l
+        JOIN refundflow.reservations r ON r.order_id = l.order_id AND r.state = 'consumed'
+        WHERE l.order_id IN (SELECT order_id FROM selected)
+        GROUP BY l.order_id, l.captured_amount
+        HAVING sum(r.amount) > l.captured_amount
+    )
+    SELECT
+        (SELECT percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY seconds)
+           FROM time_to_refund) AS percentiles,
+        (SELECT count(*) FROM time_to_refund) AS completed_measured,
+        (SELECT count(*) FROM escalated) AS escalated,
+        (SELECT count(*) FILTER (WHERE by_timer) FROM escalated) AS sla_breaches,
+        (SELECT count(*) FILTER (WHERE times > 1) FROM confirmed) AS confirmed_twice,
+        (SELECT count(*) FROM over_refunded) AS over_refunded_orders,
+        (SELECT count(*) FROM selected WHERE state = 'cancelled') AS cancelled,
+        (SELECT count(*) FROM selected s
+          WHERE s.state = 'cancelled' AND EXISTS (
+              SELECT 1 FROM refundflow.refund_status later
+              WHERE later.order_id = s.order_id AND later.refund_id <> s.refund_id
+                AND later.requested_at > s.updated_at)) AS reopened
+"""
+
+_SERIES = f"""
+    WITH {_SELECTED}, {_CONFIRMED}
+    SELECT date_trunc($3::text, s.requested_at, 'UTC') AS bucket,
+           count(*) FILTER (WHERE s.state = 'completed') AS completed,
+           count(*) FILTER (WHERE s.state = 'cancelled') AS cancelled,
+           count(*) FILTER (WHERE s.state NOT IN ('completed', 'cancelled')) AS open,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY t.seconds) AS p50
+    FROM selected s LEFT JOIN time_to_refund t USING (refund_id)
+    GROUP BY bucket
+    ORDER BY bucket
+"""
+
+
+async def build_report(
+    pool: asyncpg.Pool, since: datetime | None = None, until: datetime | None = None
+) -> dict[str, Any]:
+    """Refund metrics for refunds requested in [since, until); either bound may be open.
+
+    Naive datetimes are taken as UTC. The result is JSON-ready (datetimes as ISO strings):
+
+    - `refunds`, `by_state` (every known state, zeros included) and `by_reason`
+      ({reason_code: {state: count}}, only the states that occur).
+    - `time_to_refund_seconds`: p50/p90 (percentile_cont, rounded to 0.1 s; None without
+      data) and count, over completed refunds, from the `requested` audit entry (seq 1) to
+      the first `provider_confirmed` entry.
+    - `sla_breaches`: refunds escalated by a timer (an `escalated` entry from source `timer`).
+    - `escalation_rate`: refunds with any `escalated` entry / refunds.
+    - `duplicate_refunds`: refunds confirmed by the provider more than once, plus orders of
+      the selected refunds whose consumed reservations exceed the captured amount. Must be 0.
+    - `reopen_rate`: appeal/reopen: the customer asked again after a refusal. The share of
+      the selected cancelled refunds whose order has another refund (selected or not)
+      requested after the cancelled one was last updated, i.e. after it was cancelled.
+    - `series`: per hour when the selected span is under two days, otherwise per day (UTC),
+      contiguous buckets {start, completed, cancelled, open, p50_time_to_refund_seconds};
+      `open` is every state that is not final. Empty when no refund is selected.
+    """
+    since, until = _utc(since), _utc(until)
+    generated_at = datetime.now(UTC)
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        counts = await conn.fetch(_COUNTS, since, until)
+        metrics = await conn.fetchrow(_METRICS, since, until)
+        first = min((r["first"] for r in counts), default=None)
+        last = max((r["last"] for r in counts), default=None)
+        unit = _bucket_unit(since or first, until or last)
+        series: list[dict[str, Any]] = []
+        if first is not None and last is not None:
+            rows = await conn.fetch(_SERIES, since, until, unit)
+            series = _fill(rows, unit, since or first, until, last)
+
+    by_state = dict.fromkeys(STATES, 0)
+    by_reason: dict[str, dict[str, int]] = {}
+    for row in sorted(counts, key=lambda r: (r["reason_code"], _state_order(r["state"]))):
+        by_state[row["state"]] = by_state.get(row["state"], 0) + row["n"]
+        by_reason.setdefault(row["reason_code"], {})[row["state"]] = row["n"]
+    total = sum(by_state.values())
+    p50, p90 = metrics["percentiles"] or (None, None)
+
+    return {
+        "since": since.isoformat() if since else None,
+        "until": until.isoformat() if until else None,
+        "generated_at": generated_at.isoformat(),
+        "refunds": total,
+        "by_state": by_state,
+        "by_reason": by_reason,
+        "time_to_refund_seconds": {
+            "p50": _seconds(p50),
+            "p90": _seconds(p90),
+            "count": metrics["completed_measured"],
+        },
+        "sla_breaches": metrics["sla_breaches"],
+        "escalation_rate": _rate(metrics["escalated"], total),
+        "duplicate_refunds": metrics["confirmed_twice"] + metrics["over_refunded_orders"],
+        "reopen_rate": _rate(metrics["reopened"], metrics["cancelled"]),
+        "bucket": unit,
+        "series": series,
+    }
+
+
+def _utc(when: datetime | None) -> datetime | None:
+    if when is None:
+        return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def _state_order(state: str) -> int:
+    return STATES.index(state) if state in STATES else len(STATES)
+
+
+def _rate(part: int, whole: int) -> float:
+    return round(part / whole, 4) if whole else 0.0
+
+
+def _seconds(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def _bucket_unit(start: datetime | None, end: datetime | None) -> str:
+    if start is None or end is None:
+        return "day"
+    return "hour" if end - start < HOURLY_BELOW else "day"
+
+
+def _truncate(when: datetime, unit: str) -> datetime:
+    when = when.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return when.replace(hour=0) if unit == "day" else when
+
+
+def _fill(
+    rows: list[Any], unit: str, start: datetime, until: datetime | None, last: datetime
+) -> list[dict[str, Any]]:
+    """Every bucket from the start of the period to its end, empty ones included, so a chart
+    shows quiet days as quiet instead of leaving them out."""
+    step = timedelta(hours=1) if unit == "hour" else timedelta(days=1)
+    # `until` is exclusive: a period ending at midnight has no bucket starting at midnight.
+    end = _truncate(until - timedelta(microseconds=1) if until else last, unit)
+    found = {r["bucket"].astimezone(UTC): r for r in rows}
+    series = []
+    bucket = _truncate(start, unit)
+    while bucket <= end:
+        row = found.get(bucket)
+        series.append(
+            {
+                "start": bucket.isoformat(),
+                "completed": row["completed"] if row else 0,
+                "cancelled": row["cancelled"] if row else 0,
+                "open": row["open"] if row else 0,
+                "p50_time_to_refund_seconds": _seconds(row["p50"]) if row else None,
+            }
+        )
+        bucket += step
+    return series
+
+
+# --- text -------------------------------------------------------------------------------
+
+
+def format_duration(seconds: float | None) -> str:
+    """180.0 -> '3m 00s': durations people can read at a glance."""
+    if seconds is None:
+        return "-"
+    whole = round(seconds)
+    if whole < 120:
+        return f"{seconds:g} s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 120:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours:02d}h"
+
+
+def format_period(report: dict[str, Any]) -> str:
+    since = report["since"] or "the beginning"
+    until = report["until"] or "now"
+    return f"{since} .. {until} (requested_at, until exclusive)"
+
+
+def duplicates_line(count: int) -> str:
+    if count == 0:
+        return "0 (must be 0)"
+    return (
+        f"{count} !!! MUST BE 0: money may have been refunded twice;"
+        " run `refundflow reconcile --no-heal` and investigate now"
+    )
+
+
+def render_text(report: dict[str, Any]) -> str:
+    """The report as aligned lines for a terminal."""
+    ttr = report["time_to_refund_seconds"]
+    lines = ["refund report"]
+    if report["duplicate_refunds"]:
+        lines.append(f"!!! DUPLICATE REFUNDS: {duplicates_line(report['duplicate_refunds'])}")
+    lines += [
+        f"  {'period':<22} {format_period(report)}",
+        f"  {'generated':<22} {report['generated_at']}",
+        f"  {'refunds':<22} {report['refunds']}",
+        f"  {'time to refund p50':<22} {_duration_with_seconds(ttr['p50'])}",
+        f"  {'time to refund p90':<22} {_duration_with_seconds(ttr['p90'])}"
+        f"   ({ttr['count']} completed refunds measured)",
+        f"  {'SLA breaches':<22} {report['sla_breaches']}",
+        f"  {'escalation rate':<22} {_percent(report['escalation_rate'])}",
+        f"  {'reopen rate':<22} {_percent(report['reopen_rate'])}",
+        f"  {'duplicate refunds':<22} {duplicates_line(report['duplicate_refunds'])}",
+    ]
+    if report["refunds"] == 0:
+        lines.append("")
+        lines.append("no refunds in this period")
+        return "\n".join(lines)
+
+    lines += ["", "by state"]
+    lines += [f"  {state:<22} {n:>6}" for state, n in report["by_state"].items()]
+
+    states = [s for s in report["by_state"] if any(s in r for r in report["by_reason"].values())]
+    width = max(len("reason"), *(len(reason) for reason in report["by_reason"])) + 2
+    lines += ["", "by reason", "  " + "reason".ljust(width) + _columns([*states, "total"])]
+    for reason, counts in report["by_reason"].items():
+        cells = [counts.get(s, 0) for s in states]
+        lines.append("  " + reason.ljust(width) + _columns([*cells, sum(cells)]))
+
+    series = report["series"]
+    lines += ["", f"per {report['bucket']} (UTC)"]
+    if len(series) > TEXT_SERIES_AT_MOST:
+        lines.append(f"  {len(series)} buckets: see the chart")
+        return "\n".join(lines)
+    lines.append(f"  {'start':<26}" + _columns([*OUTCOMES]) + f"  {'p50 time to refund':>18}")
+    for bucket in series:
+        counts = [bucket[o] for o in OUTCOMES]
+        lines.append(
+            f"  {bucket['start']:<26}"
+            + _columns(counts)
+            + f"  {format_duration(bucket['p50_time_to_refund_seconds']):>18}"
+        )
+    return "\n".join(lines)
+
+
+def _columns(values: list[Any]) -> str:
+    return "".join(f"{v!s:>15}" for v in values)
+
+
+def _percent(rate: float) -> str:
+    return f"{rate * 100:.2f}%  ({rate})"
+
+
+def _duration_with_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "- (no completed refunds)"
+    readable = format_duration(seconds)
+    return readable if readable.endswith(" s") else f"{readable}  ({seconds:g} s)"

@@ -1,0 +1,138 @@
+"""Policy v2 and the eligibility answer: fees, authority, settlement times, refusals."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from client import policy_view
+from client.policy_source import load_policy
+from worker.settings import PROJECT_ROOT
+from workflows.eligibility import REFUNDABLE_RULE, REQUEST_RULE, check_eligibility
+from workflows.models import REASON_CODES, OrderLine, OrderSnapshot, RefundRequest
+from workflows.policy import SELLER_FAULT_REASONS, parse_policy
+
+POLICIES = PROJECT_ROOT / "policies"
+V1 = load_policy(POLICIES, "standard-v1")
+V2 = load_policy(POLICIES, "standard-v2")
+NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)  # a Thursday
+
+ORDER = OrderSnapshot(
+    order_id="ord_1",
+    currency="USD",
+    lines=[
+        OrderLine(sku="PHONE", quantity=1, unit_price=30000, category="electronics"),
+        OrderLine(sku="CASE", quantity=2, unit_price=1500, category="general"),
+    ],
+    captured_amount=33000,
+    payment_reference="pay_1",
+    delivered_at=NOW - timedelta(days=3),
+)
+
+
+def ask(reason: str = "changed_mind", **what: object) -> RefundRequest:
+    return RefundRequest(
+        refund_key="k",
+        order_id="ord_1",
+        reason_code=reason,
+        channel="web",
+        requested_by="c1",
+        **what,
+    )  # type: ignore[arg-type]
+
+
+def test_restocking_fee_on_electronics_when_the_customer_changed_their_mind() -> None:
+    answer = check_eligibility(V2, ask(lines=[{"sku": "PHONE", "quantity": 1}]), ORDER, 33000, NOW)
+    assert answer.eligible and answer.outcome == "needs_review"
+    assert (answer.requested_amount, answer.fee, answer.refund_amount) == (30000, 4500, 25500)
+    assert answer.approval_by == "lead"  # 25500 is above support's 20000
+    assert any(r.rule_id == "restocking-fee" for r in answer.rules)
+
+
+def test_no_fee_when_the_seller_is_at_fault_or_under_v1() -> None:
+    phone = [{"sku": "PHONE", "quantity": 1}]
+    assert check_eligibility(V2, ask("defective", lines=phone), ORDER, 33000, NOW).fee == 0
+    assert check_eligibility(V1, ask(lines=phone), ORDER, 33000, NOW).fee == 0
+
+
+def test_small_refund_is_auto_approved_and_says_why() -> None:
+    answer = check_eligibility(V2, ask(lines=[{"sku": "CASE", "quantity": 2}]), ORDER, 33000, NOW)
+    assert answer.outcome == "auto_approved" and answer.refund_amount == 3000
+    assert "automatically" in answer.summary
+    assert {r.rule_id for r in answer.rules} >= {"return-window", "final-sale", "auto-approve"}
+
+
+def test_request_that_does_not_fit_the_order_is_not_eligible_with_the_reason() -> None:
+    answer = check_eligibility(V2, ask(lines=[{"sku": "CASE", "quantity": 3}]), ORDER, 33000, NOW)
+    assert not answer.eligible and answer.refused_at_request
+    assert answer.rules[0].rule_id == REQUEST_RULE and "has 2" in answer.rules[0].message
+
+
+def test_other_refunds_holding_the_order_make_it_ineligible() -> None:
+    answer = check_eligibility(V2, ask(amount=4000), ORDER, 3000, NOW)
+    assert not answer.eligible and answer.refused_at_request and answer.max_refundable == 3000
+    failed = [r for r in answer.rules if not r.passed]
+    assert [r.rule_id for r in failed] == [REFUNDABLE_RULE]
+    assert "30.00 USD" in failed[0].message
+
+
+def test_closed_return_window_gives_the_date() -> None:
+    late = ORDER.model_copy(update={"delivered_at": NOW - timedelta(days=40)})
+    answer = check_eligibility(V2, ask(amount=1000), late, 33000, NOW)
+    assert answer.outcome == "not_eligible" and not answer.refused_at_request
+    assert "closed on 2026-11-16" in answer.summary
+
+
+@given(
+    amount=st.integers(min_value=1, max_value=33000),
+    reason=st.sampled_from(REASON_CODES),
+    remaining=st.integers(min_value=0, max_value=33000),
+)
+def test_answer_is_consistent(amount: int, reason: str, remaining: int) -> None:
+    answer = check_eligibility(V2, ask(reason, amount=amount), ORDER, remaining, NOW)
+    assert answer.eligible == all(r.passed for r in answer.rules)
+    if answer.eligible:
+        assert 0 < answer.refund_amount <= min(answer.requested_amount, remaining)
+        assert answer.refund_amount == answer.requested_amount - answer.fee
+        assert answer.auto_approve == (answer.outcome == "auto_approved")
+    else:
+        assert answer.refund_amount == 0 and answer.outcome == "not_eligible"
+    if reason in SELLER_FAULT_REASONS:
+        assert answer.fee == 0
+
+
+def test_authority_names_the_least_senior_role() -> None:
+    policy = parse_policy(V2.document)
+    assert policy.approver_for(20000) == "support"
+    assert policy.approver_for(20001) == "lead"
+    assert policy.approver_for(10**8) is None
+    assert parse_policy(V1.document).authority == {}
+
+
+def test_settlement_windows_per_rail() -> None:
+    policy = parse_policy(V2.document)
+    start = NOW  # Thursday noon
+    card = policy.settlement_for("card").window(start)
+    assert card == (datetime(2026, 12, 3, 12, tzinfo=UTC), datetime(2026, 12, 10, 12, tzinfo=UTC))
+    wallet = policy.settlement_for("wallet").window(start)
+    assert wallet == (start + timedelta(minutes=1), start + timedelta(minutes=30))
+    assert parse_policy(V1.document).settlement_for("wallet").describe() == "1-30 minutes"
+
+
+def test_policy_diff_shows_what_v2_changed() -> None:
+    diff = policy_view.diff(V1, V2)
+    changes = {c["setting"]: c for c in diff["changes"]}
+    assert changes["authority.support"] == {
+        "setting": "authority.support",
+        "from": None,
+        "to": 20000,
+        "change": "added",
+    }
+    assert changes["fees.restocking_bps.electronics"]["to"] == 1500
+    assert "approval.auto_approve_limit" not in changes  # unchanged settings are not listed
+    assert policy_view.diff(V2, V2)["changes"] == []
+    shown = policy_view.describe(V2)
+    assert shown["label"].startswith("standard@v2#")
+    assert shown["settings"]["settlement.card.max"] == 10

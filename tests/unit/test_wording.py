@@ -1,0 +1,98 @@
+"""Invariant 6: one truth, one wording. For every state and reason, in every locale, the
+customer's message, the support reply and the notification come from one template."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from workflows import templates, wording
+from workflows.models import LOCALES, MessageFacts
+from workflows.states import CancelReason, RefundState
+
+NOW = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
+
+
+def every_situation() -> list[MessageFacts]:
+    base = {"refund_id": "rf_" + "a" * 24, "order_id": "ord_1", "amount": 12345, "currency": "USD"}
+    situations = [
+        {
+            "state": RefundState.PENDING_REVIEW,
+            "eta": NOW + timedelta(hours=24),
+            "eta_kind": "review",
+        },
+        {"state": RefundState.PENDING_REVIEW, "escalation_level": 1},
+        {"state": RefundState.APPROVED},
+        {"state": RefundState.APPROVED, "item_return_required": True},
+        {
+            "state": RefundState.REFUNDING,
+            "eta_earliest": NOW + timedelta(days=7),
+            "eta": NOW + timedelta(days=14),
+            "eta_kind": "payment",
+        },
+        {"state": RefundState.REFUNDING, "payment_failed": True},
+        {"state": RefundState.COMPLETED},
+        *({"state": RefundState.CANCELLED, "cancel_reason": r} for r in CancelReason),
+    ]
+    return [
+        MessageFacts(**base, **situation, locale=locale)  # type: ignore[arg-type]
+        for situation in situations
+        for locale in LOCALES
+    ]
+
+
+def test_every_locale_has_every_template() -> None:
+    keys = set(templates.TEMPLATES["en"])
+    for table in (templates.TEMPLATES, templates.ETA, templates.REPLY, templates.SUBJECT):
+        assert set(table) == set(LOCALES)
+    for locale in LOCALES:
+        assert set(templates.TEMPLATES[locale]) == keys, locale
+        assert set(templates.STATE_LABEL[locale]) == set(RefundState), locale
+
+
+def test_every_state_and_reason_has_its_own_template() -> None:
+    keys = {(f.locale, wording.template_key(f)) for f in every_situation()}
+    assert len(keys) == len(every_situation())  # no two situations share wording by accident
+    for locale, key in keys:
+        assert key in templates.TEMPLATES[locale]
+
+
+@pytest.mark.parametrize(
+    "facts", every_situation(), ids=lambda f: f"{f.locale}-{wording.template_key(f)}"
+)
+def test_customer_support_and_notification_say_the_same(facts: MessageFacts) -> None:
+    core = wording.core_sentence(facts)
+    customer = wording.customer_message(facts)
+    reply = wording.support_reply(facts)
+    notice = wording.notification(facts)
+    assert "123.45 USD" in core
+    assert customer.startswith(core)
+    assert core in reply
+    assert notice["body"] == customer  # the notification is the customer's message, verbatim
+    assert notice["template"] == wording.template_key(facts)
+    assert facts.order_id in notice["subject"]
+    eta = wording.eta_sentence(facts)
+    if facts.eta:
+        assert eta and eta in customer and eta in reply
+    else:
+        assert eta == ""
+
+
+def test_chinese_is_chinese_and_english_is_english() -> None:
+    for facts in every_situation():
+        text = wording.support_reply(facts)
+        has_cjk = any("\u4e00" <= ch <= "\u9fff" for ch in text)
+        assert has_cjk == (facts.locale == "zh-CN"), text
+
+
+def test_payment_eta_reads_as_a_window() -> None:
+    facts = every_situation()[8]  # refunding, en
+    assert facts.state is RefundState.REFUNDING and facts.locale == "en"
+    assert wording.eta_sentence(facts) == (
+        "The money should reach you between 3 Dec 2026 and 10 Dec 2026."
+    )
+    wallet = facts.model_copy(update={"eta_earliest": NOW, "eta": NOW + timedelta(minutes=30)})
+    assert wording.eta_sentence(wallet) == (
+        "The money should reach you between 26 Nov 2026 09:30 UTC and 26 Nov 2026 10:00 UTC."
+    )

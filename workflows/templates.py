@@ -1,0 +1,106 @@
+"""The words customers read, per template key and locale. Data only: rendering is in
+workflows.wording. Add a locale by adding it to every table here and to models.Locale;
+the tests check that every locale has every key.
+
+Chinese text uses Chinese (full-width) punctuation, hence the lint exemption for this file.
+"""
+
+from __future__ import annotations
+
+from workflows.states import RefundState
+
+# --- the templates ----------------------------------------------------------------------
+# One sentence per template key and locale. {amount} is the refund's amount with currency.
+
+TEMPLATES: dict[str, dict[str, str]] = {
+    "en": {
+        "pending_review": "Your refund of {amount} is waiting for review.",
+        "pending_review.escalated": (
+            "Your refund of {amount} is waiting for review. It has taken longer than it"
+            " should and has been escalated."
+        ),
+        "approved": "Your refund of {amount} is approved.",
+        "approved.return_item": (
+            "Your refund of {amount} is approved. Please send the item back: the money is paid"
+            " once it arrives."
+        ),
+        "refunding": "Your refund of {amount} is on its way to your original payment method.",
+        "refunding.payment_failed": (
+            "Your refund of {amount} could not be paid yet. No money has moved; our team is"
+            " looking into it."
+        ),
+        "completed": "Your refund of {amount} has been paid to your original payment method.",
+        "cancelled.rejected": "Your refund request of {amount} was rejected after review.",
+        "cancelled.withdrawn": "Your refund request of {amount} was withdrawn.",
+        "cancelled.expired": "Your refund request of {amount} expired without a decision.",
+        "cancelled.ineligible": (
+            "Your refund request of {amount} is not eligible under the refund policy."
+        ),
+        "cancelled.return_window_elapsed": (
+            "Your refund request of {amount} was closed: the item was not returned in time."
+        ),
+        "cancelled.exceeds_refundable": (
+            "Your refund request of {amount} is more than what is still refundable on this order."
+        ),
+        "cancelled.payment_failed": (
+            "Your refund of {amount} could not be paid and was cancelled; no money moved."
+        ),
+    },
+    "zh-CN": {
+        "pending_review": "您的 {amount} 退款正在等待审核。",
+        "pending_review.escalated": "您的 {amount} 退款正在等待审核。处理时间已超出预期，已升级处理。",
+        "approved": "您的 {amount} 退款已获批准。",
+        "approved.return_item": "您的 {amount} 退款已获批准。请寄回商品：收到商品后即退款。",
+        "refunding": "您的 {amount} 退款正在退回您的原支付方式。",
+        "refunding.payment_failed": "您的 {amount} 退款暂时未能支付。款项未发生变动，我们的团队正在处理。",
+        "completed": "您的 {amount} 退款已退回您的原支付方式。",
+        "cancelled.rejected": "您的 {amount} 退款申请经审核未获批准。",
+        "cancelled.withdrawn": "您的 {amount} 退款申请已撤回。",
+        "cancelled.expired": "您的 {amount} 退款申请因未在期限内作出决定而失效。",
+        "cancelled.ineligible": "根据退款政策，您的 {amount} 退款申请不符合条件。",
+        "cancelled.return_window_elapsed": "您的 {amount} 退款申请已关闭：商品未在规定时间内寄回。",
+        "cancelled.exceeds_refundable": "您的 {amount} 退款申请超出了该订单仍可退款的金额。",
+        "cancelled.payment_failed": "您的 {amount} 退款未能支付，已取消；款项未发生变动。",
+    },
+}
+
+ETA: dict[str, dict[str, str]] = {
+    "en": {
+        "review": "A decision is due by {latest}.",
+        "payment": "The money should reach you between {earliest} and {latest}.",
+        "payment.same": "The money should reach you by {latest}.",
+    },
+    "zh-CN": {
+        "review": "预计在 {latest} 前作出决定。",
+        "payment": "款项预计在 {earliest} 至 {latest} 之间到账。",
+        "payment.same": "款项预计在 {latest} 前到账。",
+    },
+}
+
+REPLY: dict[str, str] = {
+    "en": "Hello, thank you for contacting us. {core}{eta} You can follow it any time with"
+    " refund number {refund_id}.",
+    "zh-CN": "您好，感谢您的联系。{core}{eta}您可以随时通过退款编号 {refund_id} 查询进度。",
+}
+
+SUBJECT: dict[str, str] = {
+    "en": "Your refund for order {order_id}: {label}",
+    "zh-CN": "订单 {order_id} 的退款：{label}",
+}
+
+STATE_LABEL: dict[str, dict[RefundState, str]] = {
+    "en": {
+        RefundState.PENDING_REVIEW: "requested",
+        RefundState.APPROVED: "approved",
+        RefundState.REFUNDING: "on its way",
+        RefundState.COMPLETED: "paid",
+        RefundState.CANCELLED: "closed",
+    },
+    "zh-CN": {
+        RefundState.PENDING_REVIEW: "已申请",
+        RefundState.APPROVED: "已批准",
+        RefundState.REFUNDING: "退款中",
+        RefundState.COMPLETED: "已退款",
+        RefundState.CANCELLED: "已关闭",
+    },
+}
