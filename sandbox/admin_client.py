@@ -33,6 +33,6 @@ class SandboxAdmin:
     async def inbox(self, refund_id: str | None = None) -> list[dict[str, Any]]:
         """What the customer inbox received (each event once, with its copy count)."""
         query = f"?refund_id={refund_id}" if refund_id else ""
-        body: dict[str, Any] = await self._service.call("GET", f"/notifications/v1/inbox{query}")
+        body: dict[str, Any] = await self._service.call("GET", f"/_sandbox/inbox{query}")
         rows: list[dict[str, Any]] = body["data"]
         return rows

@@ -279,7 +279,7 @@ def build_app(store: SandboxStore) -> web.Application:
     app.router.add_post("/inventory/v1/restocks", create_restock)
     app.router.add_get("/inventory/v1/movements", list_movements)
     app.router.add_post("/notifications/v1/inbox", receive_notification)
-    app.router.add_get("/notifications/v1/inbox", list_notifications)
+    app.router.add_get("/_sandbox/inbox", list_notifications)
     return app
 
 

@@ -79,6 +79,14 @@ def refunds(skipper: TimeSkipper, settings: Settings, http: aiohttp.ClientSessio
 
 
 @pytest.fixture(scope="session")
+def refunds_v2(
+    skipper: TimeSkipper, settings: Settings, http: aiohttp.ClientSession
+) -> RefundClient:
+    """RefundClient under standard-v2: fees, approval authority by role, rails."""
+    return make_client(skipper, settings, http, "standard-v2")
+
+
+@pytest.fixture(scope="session")
 def returns_refunds(
     skipper: TimeSkipper, settings: Settings, http: aiohttp.ClientSession
 ) -> RefundClient:
@@ -111,6 +119,13 @@ class Sandbox:
     async def refunds(self, order_id: str) -> list[dict[str, Any]]:
         async with self.http.get(
             f"{self.base}/payments/v1/refunds", params={"order_id": order_id}
+        ) as r:
+            return list((await r.json())["data"])
+
+    async def inbox(self, refund_id: str) -> list[dict[str, Any]]:
+        """What the customer was notified of (the sandbox customer inbox), in order."""
+        async with self.http.get(
+            f"{self.base}/_sandbox/inbox", params={"refund_id": refund_id}
         ) as r:
             return list((await r.json())["data"])
 

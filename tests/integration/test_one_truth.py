@@ -1,0 +1,167 @@
+"""Issue 5 on the real stack: progress you can see, one wording in the customer's language,
+approval authority, policies pinned in flight, and notifications through the outbox."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from client.errors import RefundActionRefused
+from client.refund_client import RefundClient
+from tests.conftest import Sandbox
+from tests.integration.helpers import eventually, wait_for_state
+from tests.integration.test_refund_flow import make_request
+from workflows import wording
+from workflows.states import Awaiting
+
+pytestmark = pytest.mark.stack
+
+
+async def inbox_bodies(sandbox: Sandbox, refund_id: str, count: int) -> list[dict[str, Any]]:
+    return await eventually(lambda: sandbox.inbox(refund_id), lambda rows: len(rows) >= count)
+
+
+async def test_customer_in_chinese_sees_the_same_words_everywhere(
+    refunds_v2: RefundClient, sandbox: Sandbox, db: asyncpg.Pool
+) -> None:
+    order = await sandbox.order(amount=30000)
+    status = await refunds_v2.request(make_request(order, locale="zh-CN"))
+    assert status.awaiting is Awaiting.REVIEWER and status.locale == "zh-CN"
+    assert status.message.startswith("您的 300.00 USD 退款正在等待审核。")
+    # Review ETA from the SLA: requested + 24 h.
+    assert status.eta_kind == "review"
+    assert status.eta == status.timeline[0].at + timedelta(hours=24)
+    assert status.action_by == "a reviewer with the lead role or above"
+
+    track = await refunds_v2.track(status.refund_id)
+    assert track["message"] == status.message
+    assert track["status"] == "已申请"
+    # The customer sees no staff, systems, reasons or policy internals.
+    assert set(track) == {
+        "refund_id", "order_id", "locale", "status", "amount", "currency", "message", "eta",
+        "eta_earliest", "eta_kind", "timeline",
+    }  # fmt: skip
+    assert all(set(step) == {"at", "label"} for step in track["timeline"])
+
+    # The notification the customer received says exactly what the tracking page says.
+    received = await inbox_bodies(sandbox, status.refund_id, 1)
+    assert received[0]["body"] == status.message and received[0]["locale"] == "zh-CN"
+    assert wording.core_sentence(status.facts) in status.support_reply  # type: ignore[arg-type]
+
+    done = await refunds_v2.approve(status.refund_id, "li", role="lead")
+    done = await wait_for_state(refunds_v2, status.refund_id, "completed")
+    received = await inbox_bodies(sandbox, status.refund_id, 4)
+    assert [r["seq"] for r in received] == sorted(r["seq"] for r in received)
+    assert received[-1]["body"] == done.message == "您的 300.00 USD 退款已退回您的原支付方式。"
+    assert all(r["copies"] >= 1 for r in received)
+
+
+async def test_payment_eta_follows_the_rail(
+    refunds_v2: RefundClient, sandbox: Sandbox, faults: Any
+) -> None:
+    # Hold the provider's answer as `pending` so the refund waits in `refunding`.
+    await faults.set_faults({"payment.pending_rate": "1", "payment.settle_after_ms": "600000"})
+    etas = {}
+    for rail in ("wallet", "card"):
+        order = await sandbox.order(amount=3000, payment_rail=rail)
+        status = await refunds_v2.request(make_request(order))
+        status = await eventually(
+            lambda s=status: refunds_v2.status(s.refund_id),
+            lambda s: s.state.value == "refunding" and s.eta is not None,
+        )
+        assert status.eta_kind == "payment" and status.payment_rail == rail
+        sent = next(e.at for e in status.timeline if e.event == "start_refund")
+        assert status.eta_earliest is not None and status.eta is not None
+        etas[rail] = (sent, status.eta_earliest, status.eta)
+        assert "between" in status.message
+    sent, earliest, latest = etas["wallet"]
+    assert (earliest - sent, latest - sent) == (timedelta(minutes=1), timedelta(minutes=30))
+    # Card: 5 to 10 business days (Monday to Friday), same time of day.
+    sent, earliest, latest = etas["card"]
+    assert (weekdays_after(sent, earliest), weekdays_after(sent, latest)) == (5, 10)
+    assert earliest.weekday() < 5 and latest.weekday() < 5
+    assert earliest.time() == latest.time() == sent.time()
+
+
+def weekdays_after(start: datetime, end: datetime) -> int:
+    """Monday-to-Friday dates after `start`'s date up to and including `end`'s."""
+    days = (end.date() - start.date()).days
+    return sum((start + timedelta(days=n)).weekday() < 5 for n in range(1, days + 1))
+
+
+async def test_reviewer_above_their_authority_is_refused_and_nothing_changes(
+    refunds_v2: RefundClient, sandbox: Sandbox, db: asyncpg.Pool
+) -> None:
+    order = await sandbox.order(amount=25000)
+    status = await refunds_v2.request(make_request(order))
+    assert status.approval_by == "lead"
+    with pytest.raises(RefundActionRefused) as refused:
+        await refunds_v2.approve(status.refund_id, "sam", role="support")
+    assert str(refused.value) == (
+        "refused: sam (support) may approve up to 200.00 USD; approving 250.00 USD needs the"
+        " lead role"
+    )
+    with pytest.raises(RefundActionRefused, match="unknown role 'intern'"):
+        await refunds_v2.approve(status.refund_id, "sam", role="intern")
+    after = await refunds_v2.status(status.refund_id)
+    assert after.state.value == "pending_review" and len(after.timeline) == len(status.timeline)
+    # Within the limit, support may approve a lower amount.
+    partial = await refunds_v2.approve(status.refund_id, "sam", amount=20000, role="support")
+    assert partial.amount == 20000
+    assert partial.timeline[-1].reason.endswith("as support")
+
+
+async def test_a_policy_change_does_not_alter_refunds_in_flight(
+    refunds: RefundClient, refunds_v2: RefundClient, sandbox: Sandbox
+) -> None:
+    order = await sandbox.order(amount=25000)
+    old = await refunds.request(make_request(order, amount=25000))  # standard-v1: no limits
+    assert old.policy_version.startswith("standard@v1#")
+    # Policy v2 is now in force for new refunds; the v1 refund keeps v1 (no authority limits).
+    newer_order = await sandbox.order(amount=25000)
+    new = await refunds_v2.request(make_request(newer_order))
+    with pytest.raises(RefundActionRefused):
+        await refunds_v2.approve(new.refund_id, "sam", role="support")
+    approved = await refunds_v2.approve(old.refund_id, "sam", role="support")
+    assert approved.policy_version == old.policy_version
+    assert approved.state.value in ("approved", "refunding", "completed")
+    # Fees too: a v1 line refund of electronics keeps its full amount.
+    lines = [{"sku": "TV", "quantity": 1, "unit_price": 4000, "category": "electronics"}]
+    tv_request = {
+        "amount": None,
+        "lines": [{"sku": "TV", "quantity": 1}],
+        "reason_code": "changed_mind",
+    }
+    v1 = await refunds.request(make_request(await sandbox.order(lines=lines), **tv_request))
+    v2 = await refunds_v2.request(make_request(await sandbox.order(lines=lines), **tv_request))
+    assert (v1.amount, v1.fee) == (4000, 0)
+    assert (v2.amount, v2.fee) == (3400, 600)
+
+
+async def test_every_state_change_is_one_outbox_event_in_order(
+    refunds_v2: RefundClient, sandbox: Sandbox, db: asyncpg.Pool
+) -> None:
+    order = await sandbox.order(amount=2000)
+    status = await refunds_v2.request(make_request(order))
+    done = await wait_for_state(refunds_v2, status.refund_id, "completed")
+    events = await eventually(
+        lambda: refunds_v2.events(status.refund_id),
+        lambda rows: (
+            len(rows) == 4 and all(d["delivered_at"] for r in rows for d in r["deliveries"])
+        ),
+    )
+    changes = [e for e in done.timeline if e.from_state is None or e.from_state != e.state]
+    assert [e["seq"] for e in events] == [e.seq for e in changes]
+    assert [e["type"] for e in events] == [
+        "refund.pending_review", "refund.approved", "refund.refunding", "refund.completed",
+    ]  # fmt: skip
+    assert events[-1]["payload"]["notification"]["body"] == done.message
+    assert {d["subscriber"] for d in events[0]["deliveries"]} >= {"customer-notifications"}
+    # Written once: the outbox has exactly these rows for the refund.
+    count = await db.fetchval(
+        "SELECT count(*) FROM refundflow.outbox WHERE refund_id = $1", status.refund_id
+    )
+    assert count == 4
