@@ -112,3 +112,14 @@ def test_sandbox_sends_webhooks_to_the_receiver_with_the_same_secret() -> None:
     assert f"{target.port}:{target.port}" in SERVICES["webhooks"]["ports"]
     secret = "REFUNDFLOW_WEBHOOK_SECRET"
     assert env_of("sandbox")[secret] == env_of("webhooks")[secret]
+
+
+def test_customer_notifications_reach_the_sandbox_inbox_with_the_shared_secret() -> None:
+    worker, sandbox = env_of("worker"), env_of("sandbox")
+    url = urlparse(worker["REFUNDFLOW_CUSTOMER_NOTIFY_URL"])
+    assert (url.hostname, url.port) == ("sandbox", int(sandbox["SANDBOX_PORT"]))
+    assert url.path == "/notifications/v1/inbox"
+    assert f"\"{url.path}\"" in (PROJECT_ROOT / "sandbox" / "app.py").read_text()
+    # The worker signs with the secret the inbox verifies with.
+    assert worker["REFUNDFLOW_CUSTOMER_NOTIFY_SECRET"] == sandbox["SANDBOX_NOTIFY_SECRET"]
+    assert resolve(worker["REFUNDFLOW_CUSTOMER_NOTIFY_SECRET"])
