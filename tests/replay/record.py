@@ -51,6 +51,7 @@ async def record(stack: DevStack, only: set[str]) -> None:
             )
 
         standard, returns = client("standard-v1"), client("returns-v1")
+        v2 = client("standard-v2")
         admin = SandboxAdmin(HttpService(http, settings.sandbox_url, "sandbox"))
 
         async def start(c: RefundClient, name: str, spec: dict[str, object], **kw: object) -> str:
@@ -142,7 +143,27 @@ async def record(stack: DevStack, only: set[str]) -> None:
             await wait_for_state(standard, rid, "completed")
             return rid
 
+        async def v2_fee_and_lead_approval() -> str:
+            lines = [{"sku": "TV-1", "quantity": 1, "unit_price": 30000, "category": "electronics"}]
+            rid = await start(
+                v2, "v2-fee", {"lines": lines}, amount=None,
+                lines=[{"sku": "TV-1", "quantity": 1}], reason_code="changed_mind",
+            )  # fmt: skip
+            await eventually(lambda: v2.status(rid), lambda s: s.awaiting.value == "reviewer")
+            await v2.approve(rid, "li", role="lead")
+            await wait_for_state(v2, rid, "completed")
+            return rid
+
+        async def v2_zh_wallet_auto() -> str:
+            rid = await start(
+                v2, "v2-zh", {"amount": 3000, "payment_rail": "wallet"}, locale="zh-CN"
+            )
+            await wait_for_state(v2, rid, "completed")
+            return rid
+
         scenarios: dict[str, Callable[[], Awaitable[str]]] = {
+            "v2_fee_and_lead_approval": v2_fee_and_lead_approval,
+            "v2_zh_wallet_auto": v2_zh_wallet_auto,
             "auto_approved": auto_approved,
             "reviewed_lower_amount": reviewed_lower_amount,
             "rejected": rejected,
