@@ -61,8 +61,12 @@ class OutboxDispatcher:
 
     async def _run_connected(self, stop: asyncio.Event) -> None:
         wake = asyncio.Event()
+
+        def on_notify(*_: object) -> None:
+            wake.set()
+
         async with self._pool.acquire() as conn:
-            await conn.add_listener(NOTIFY_CHANNEL, lambda *_: wake.set())
+            await conn.add_listener(NOTIFY_CHANNEL, on_notify)
             leader = False
             try:
                 while not stop.is_set():
@@ -73,18 +77,12 @@ class OutboxDispatcher:
                     if leader and await self.deliver_due():
                         continue  # more may be due right away
                     wake.clear()
-                    waiting = asyncio.create_task(wake.wait())
-                    stopping = asyncio.create_task(stop.wait())
-                    await asyncio.wait(
-                        {waiting, stopping},
-                        timeout=self._idle_wait_s,
-                        return_when=asyncio.FIRST_COMPLETED,
-                    )
-                    waiting.cancel()
-                    stopping.cancel()
+                    await _first_of(wake, stop, seconds=self._idle_wait_s)
             finally:
-                if leader and not conn.is_closed():
-                    await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_ID)
+                if not conn.is_closed():
+                    await conn.remove_listener(NOTIFY_CHANNEL, on_notify)
+                    if leader:
+                        await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_ID)
 
     async def deliver_due(self) -> int:
         """One round: send every refund's oldest undelivered, due event. Returns attempts."""
@@ -152,3 +150,13 @@ class OutboxDispatcher:
             error,
             float(backoff),
         )
+
+
+async def _first_of(*events: asyncio.Event, seconds: float) -> None:
+    """Wait until any of `events` is set, or `seconds` pass."""
+    waiters = [asyncio.create_task(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

@@ -20,13 +20,16 @@ def describe(pinned: PinnedPolicy) -> dict[str, Any]:
         "label": pinned.label,
         "content_hash": pinned.content_hash,
         "description": policy.description,
-        "settings": flatten(policy.model_dump(mode="json", exclude={"name", "version"})),
+        "settings": flatten(
+            policy.model_dump(mode="json", exclude={"name", "version", "description"})
+        ),
     }
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    """{"approval": {"auto_approve_limit": 5000}} -> {"approval.auto_approve_limit": 5000}."""
-    if not isinstance(data, dict) or not data:
+    """{"approval": {"auto_approve_limit": 5000}} -> {"approval.auto_approve_limit": 5000}.
+    An empty table (no fees, no authority) has no settings, so it adds nothing."""
+    if not isinstance(data, dict):
         return {prefix: data} if prefix else {}
     flat: dict[str, Any] = {}
     for key, value in data.items():

@@ -148,14 +148,8 @@ def _at(moment: Any) -> str:
 
 def eligibility(answer: Any) -> str:
     money = answer.currency
-    verdict = {
-        "auto_approved": "ELIGIBLE, approved automatically",
-        "needs_review": "ELIGIBLE, needs a reviewer"
-        + (f" ({answer.approval_by} or above)" if answer.approval_by else ""),
-        "not_eligible": "NOT ELIGIBLE",
-    }[answer.outcome]
     lines = [
-        f"{verdict}: {answer.summary}",
+        answer.summary,
         f"  order          {answer.order_id}",
         f"  requested      {format_minor(answer.requested_amount, money)}",
         f"  fees           {format_minor(answer.fee, money)}"

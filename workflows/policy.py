@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from workflows.models import OrderSnapshot, PinnedPolicy, ResolvedRefund
+from workflows.money import format_minor
 
 # Reasons for which a final-sale item is still refundable: the fault is the seller's.
 SELLER_FAULT_REASONS = frozenset({"damaged", "defective", "wrong_item", "not_received"})
@@ -243,7 +244,8 @@ def evaluate(
                 passed=True,
                 message="Restocking fee of "
                 + ", ".join(f"{f.bps / 100:g} % on {f.sku} ({f.category})" for f in fees)
-                + f": {fee} minor units kept back, because the item is not faulty.",
+                + f": {format_minor(fee, resolved.currency)} kept back, because the item is"
+                " not faulty.",
             )
         )
 
@@ -262,7 +264,8 @@ def evaluate(
             rule_id="evidence",
             passed=True,
             message=(
-                f"Evidence is required above {policy.approval.evidence_required_above} minor units."
+                "Evidence is required above"
+                f" {format_minor(policy.approval.evidence_required_above, resolved.currency)}."
                 if evidence_required
                 else "No evidence is required for this amount."
             ),
@@ -279,7 +282,8 @@ def evaluate(
             rule_id="auto-approve",
             passed=True,
             message=(
-                f"Approved automatically: at most {policy.approval.auto_approve_limit} minor units."
+                "Approved automatically: at most"
+                f" {format_minor(policy.approval.auto_approve_limit, resolved.currency)}."
                 if auto
                 else f"A reviewer decides this refund (role {approval_by} or above)."
                 if approval_by

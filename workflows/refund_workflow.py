@@ -757,11 +757,14 @@ class RefundWorkflow:
             ]
             due = self._requested_at + deadlines[min(self._escalation, 2)]
             return None, due, "review"
+        rail = self._policy.settlement_for(self._inp.order.payment_rail)
         if self._state is RefundState.REFUNDING and self._awaiting is not Awaiting.OPERATOR:
-            sent = self._refunding_since or workflow.now()
-            earliest, latest = self._policy.settlement_for(self._inp.order.payment_rail).window(
-                sent
-            )
+            earliest, latest = rail.window(self._refunding_since or workflow.now())
+            return earliest, latest, "payment"
+        if self._state is RefundState.COMPLETED:
+            # The provider has paid; the money reaches the customer within the rail's time.
+            paid_at = self._timeline[-1].at if self._timeline else workflow.now()
+            earliest, latest = rail.window(paid_at)
             return earliest, latest, "payment"
         return None, None, None
 

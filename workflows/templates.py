@@ -29,7 +29,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
             "Your refund of {amount} could not be paid yet. No money has moved; our team is"
             " looking into it."
         ),
-        "completed": "Your refund of {amount} has been paid to your original payment method.",
+        "completed": "Your refund of {amount} has been issued to your original payment method.",
         "cancelled.rejected": "Your refund request of {amount} was rejected after review.",
         "cancelled.withdrawn": "Your refund request of {amount} was withdrawn.",
         "cancelled.expired": "Your refund request of {amount} expired without a decision.",
@@ -53,7 +53,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "approved.return_item": "您的 {amount} 退款已获批准。请寄回商品：收到商品后即退款。",
         "refunding": "您的 {amount} 退款正在退回您的原支付方式。",
         "refunding.payment_failed": "您的 {amount} 退款暂时未能支付。款项未发生变动，我们的团队正在处理。",
-        "completed": "您的 {amount} 退款已退回您的原支付方式。",
+        "completed": "您的 {amount} 退款已退至您的原支付方式。",
         "cancelled.rejected": "您的 {amount} 退款申请经审核未获批准。",
         "cancelled.withdrawn": "您的 {amount} 退款申请已撤回。",
         "cancelled.expired": "您的 {amount} 退款申请因未在期限内作出决定而失效。",

@@ -36,7 +36,8 @@ def test_newcomer_walkthrough(stack: DevStack, tmp_path: Path) -> None:
     )  # fmt: skip
     assert answer["refund_amount"] == 30000 and answer["policy_version"].startswith("standard@v2")
     human = cli(stack, "eligibility", *ask)
-    assert human.returncode == 0 and "ELIGIBLE, needs a reviewer (lead or above)" in human.stdout
+    assert human.returncode == 0
+    assert human.stdout.startswith("Eligible: 300.00 USD, once a reviewer (role lead or above)")
 
     requested = cli_json(stack, "request", *ask, "--channel", "web", "--locale", "zh-CN")
     refund_id = requested["refund_id"]

@@ -55,7 +55,10 @@ async def test_customer_in_chinese_sees_the_same_words_everywhere(
     done = await wait_for_state(refunds_v2, status.refund_id, "completed")
     received = await inbox_bodies(sandbox, status.refund_id, 4)
     assert [r["seq"] for r in received] == sorted(r["seq"] for r in received)
-    assert received[-1]["body"] == done.message == "您的 300.00 USD 退款已退回您的原支付方式。"
+    assert received[-1]["body"] == done.message
+    # Paid out: the message says so, and when the money should arrive (card: 5-10 business days).
+    assert done.message.startswith("您的 300.00 USD 退款已退至您的原支付方式。款项预计在 ")
+    assert done.eta_kind == "payment" and done.eta is not None
     assert all(r["copies"] >= 1 for r in received)
 
 
