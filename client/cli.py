@@ -124,6 +124,15 @@ def _when(value: str) -> datetime:
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
+def _what_is_asked(parser: argparse.ArgumentParser) -> None:
+    """--order, --amount or --line, --reason: a refund request's substance."""
+    parser.add_argument("--order", required=True)
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--amount", type=_minor, help="minor units, e.g. 12000 for 120.00")
+    what.add_argument("--line", type=_line, action="append", help="SKU:QTY, repeatable")
+    parser.add_argument("--reason", required=True, help="reason code, e.g. damaged")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="refundflow", description="Durable refunds on Temporal: request, review, track."
@@ -193,11 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     op_cancel.add_argument("--json", action="store_true")
 
     request = command("request", "request a refund (idempotent per --key)")
-    request.add_argument("--order", required=True)
-    what = request.add_mutually_exclusive_group(required=True)
-    what.add_argument("--amount", type=_minor, help="minor units, e.g. 12000 for 120.00")
-    what.add_argument("--line", type=_line, action="append", help="SKU:QTY, repeatable")
-    request.add_argument("--reason", required=True, help="reason code, e.g. damaged")
+    _what_is_asked(request)
     request.add_argument("--channel", required=True, help="web | app | support | api")
     request.add_argument("--key", help="refund key (default: derived from the request)")
     request.add_argument("--currency", help="must match the order's currency if given")
@@ -209,11 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     eligibility = command(
         "eligibility", "would this refund be granted, how much, and why (starts nothing)"
     )
-    eligibility.add_argument("--order", required=True)
-    asked = eligibility.add_mutually_exclusive_group(required=True)
-    asked.add_argument("--amount", type=_minor, help="minor units, e.g. 12000 for 120.00")
-    asked.add_argument("--line", type=_line, action="append", help="SKU:QTY, repeatable")
-    eligibility.add_argument("--reason", required=True, help="reason code, e.g. damaged")
+    _what_is_asked(eligibility)
 
     policy = sub.add_parser("policy", help="the refund policy: show, list, diff versions")
     policy_sub = policy.add_subparsers(dest="policy_command", required=True, metavar="COMMAND")

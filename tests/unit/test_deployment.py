@@ -119,7 +119,7 @@ def test_customer_notifications_reach_the_sandbox_inbox_with_the_shared_secret()
     url = urlparse(worker["REFUNDFLOW_CUSTOMER_NOTIFY_URL"])
     assert (url.hostname, url.port) == ("sandbox", int(sandbox["SANDBOX_PORT"]))
     assert url.path == "/notifications/v1/inbox"
-    assert f"\"{url.path}\"" in (PROJECT_ROOT / "sandbox" / "app.py").read_text()
+    assert f'"{url.path}"' in (PROJECT_ROOT / "sandbox" / "app.py").read_text()
     # The worker signs with the secret the inbox verifies with.
     assert worker["REFUNDFLOW_CUSTOMER_NOTIFY_SECRET"] == sandbox["SANDBOX_NOTIFY_SECRET"]
     assert resolve(worker["REFUNDFLOW_CUSTOMER_NOTIFY_SECRET"])
