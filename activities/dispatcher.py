@@ -50,12 +50,13 @@ class OutboxDispatcher:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until `stop` is set; survives database restarts."""
+        """Deliver until `stop` is set. A background loop: it must outlive database restarts
+        and anything else, so every failure is logged and the loop starts again."""
         while not stop.is_set():
             try:
                 await self._run_connected(stop)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
-                log.warning("outbox_dispatcher_retrying", error=str(err))
+            except Exception as err:
+                log.warning("outbox_dispatcher_retrying", error=f"{type(err).__name__}: {err}")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=2)
 

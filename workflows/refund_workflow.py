@@ -714,6 +714,8 @@ class RefundWorkflow:
             "audit",
         )
         self._recorded = max(self._recorded, upto)
+        # Written to the outbox with their entries: no need to keep them in memory.
+        self._notices = [n for n in self._notices if n.seq > self._recorded]
 
     async def _store_call(self, name: str, arg: Any, result_type: type[T], summary: str) -> T:
         """Our own Postgres, idempotent by key: short enough to run as a local activity
