@@ -227,4 +227,15 @@ async def violations(chaos: Chaos) -> list[str]:
             found.append(
                 f"{refund_id}: audit {seqs} vs {len(status.timeline)} transitions (inv. 5)"
             )
+        # Invariant 6: each state change is in the outbox exactly once (event ids are unique
+        # by construction, so "once" means: no change missing, nothing that is not a change).
+        changes = [e.seq for e in status.timeline if e.from_state != e.state]
+        events = [
+            r["seq"]
+            for r in await chaos.db.fetch(
+                "SELECT seq FROM refundflow.outbox WHERE refund_id = $1 ORDER BY seq", refund_id
+            )
+        ]
+        if events != changes:
+            found.append(f"{refund_id}: outbox events {events} vs state changes {changes} (inv. 6)")
     return found
