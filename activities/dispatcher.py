@@ -100,6 +100,7 @@ class OutboxDispatcher:
             JOIN refundflow.outbox o ON o.event_id = head.event_id
             JOIN refundflow.subscribers s ON s.name = head.subscriber AND s.active
             WHERE head.next_try_at <= now()
+            ORDER BY head.next_try_at
             LIMIT $1
             """,
             self._batch,

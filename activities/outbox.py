@@ -108,19 +108,35 @@ async def events_for(pool: asyncpg.Pool, refund_id: str) -> list[dict[str, Any]]
     ]
 
 
-async def add_subscriber(
-    pool: asyncpg.Pool, name: str, url: str, secret: str | None = None
-) -> dict[str, Any]:
-    """Create or update a subscriber; its signing secret is generated unless given."""
+async def add_subscriber(pool: asyncpg.Pool, name: str, url: str) -> dict[str, Any]:
+    """Subscribe `url` to events from now on, with a new signing secret (shown once).
+    Adding an existing name again points it at `url`, rotates its secret and resumes it."""
     row = await pool.fetchrow(
         "INSERT INTO refundflow.subscribers (name, url, secret) VALUES ($1, $2, $3)"
         " ON CONFLICT (name) DO UPDATE SET url = EXCLUDED.url, secret = EXCLUDED.secret,"
         " active = true RETURNING name, url, secret, active, created_at",
         name,
         url,
-        secret or "whsec_" + secrets.token_hex(24),
+        "whsec_" + secrets.token_hex(24),
     )
     return _plain(dict(row))
+
+
+async def ensure_configured_subscriber(
+    pool: asyncpg.Pool, name: str, url: str, secret: str | None
+) -> None:
+    """A subscriber the deployment configures (the customer channel): its url and, when
+    configured, its secret follow the configuration; otherwise the stored secret is kept,
+    so restarting a worker never changes it. An operator's removal is respected."""
+    await pool.execute(
+        "INSERT INTO refundflow.subscribers (name, url, secret) VALUES ($1, $2, $3)"
+        " ON CONFLICT (name) DO UPDATE SET url = EXCLUDED.url,"
+        " secret = CASE WHEN $4 THEN EXCLUDED.secret ELSE subscribers.secret END",
+        name,
+        url,
+        secret or "whsec_" + secrets.token_hex(24),
+        bool(secret),
+    )
 
 
 async def list_subscribers(pool: asyncpg.Pool) -> list[dict[str, Any]]:
@@ -139,9 +155,16 @@ async def list_subscribers(pool: asyncpg.Pool) -> list[dict[str, Any]]:
 
 
 async def deactivate_subscriber(pool: asyncpg.Pool, name: str) -> bool:
-    result = await pool.execute(
-        "UPDATE refundflow.subscribers SET active = false WHERE name = $1", name
-    )
+    """Stop deliveries to `name`; what it had not received yet is dropped, not kept for later
+    (subscribers receive events from the moment they are added)."""
+    async with pool.acquire() as conn, conn.transaction():
+        result = await conn.execute(
+            "UPDATE refundflow.subscribers SET active = false WHERE name = $1", name
+        )
+        await conn.execute(
+            "DELETE FROM refundflow.deliveries WHERE subscriber = $1 AND delivered_at IS NULL",
+            name,
+        )
     return bool(result.endswith(" 1"))
 
 

@@ -239,7 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     subscribers_sub = subscribers.add_subparsers(
         dest="subscribers_command", required=True, metavar="COMMAND"
     )
-    add = subscribers_sub.add_parser("add", help="subscribe URL (prints its signing secret)")
+    add = subscribers_sub.add_parser(
+        "add", help="send events from now on to URL (prints its secret; re-adding rotates it)"
+    )
     add.add_argument("name", type=_subscriber_name)
     add.add_argument("url", type=_url)
     add.add_argument("--json", action="store_true")

@@ -22,7 +22,7 @@ from temporalio.worker import Worker
 
 from activities.dispatcher import OutboxDispatcher
 from activities.http_adapters import HttpInventory, HttpPaymentProvider, HttpService
-from activities.outbox import add_subscriber
+from activities.outbox import ensure_configured_subscriber
 from activities.pg_store import PostgresRefundStore, create_pool
 from activities.reconciliation import ReconciliationActivities
 from activities.refund_activities import RefundActivities
@@ -47,7 +47,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     if await ensure_reconciliation_schedule(client, settings):
         log.info("reconciliation_scheduled", every_minutes=settings.reconcile_every_minutes)
     if settings.customer_notify_url:
-        await add_subscriber(
+        await ensure_configured_subscriber(
             pool,
             CUSTOMER_CHANNEL,
             settings.customer_notify_url,

@@ -12,7 +12,7 @@ import tomllib
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from workflows.models import OrderSnapshot, PinnedPolicy, ResolvedRefund
 from workflows.money import format_minor
@@ -50,10 +50,23 @@ class Escalation(_Section):
     """A refund still not paid this long after it entered `refunding` is escalated."""
 
 
+# Reasons that are no fault of the customer: no restocking fee (unless a policy says otherwise).
+FEE_WAIVED_REASONS = (
+    "damaged",
+    "defective",
+    "not_as_described",
+    "wrong_item",
+    "not_received",
+    "late_delivery",
+    "duplicate_charge",
+)
+
+
 class Fees(_Section):
     restocking_bps: dict[str, Annotated[int, Field(ge=0, le=10_000)]] = {}
-    """Restocking fee by product category, in basis points of the refunded lines' value
-    (1500 = 15 %). Charged only when the customer is at fault (see SELLER_FAULT_REASONS)."""
+    """Restocking fee by product category, in basis points of the refunded value
+    (1500 = 15 %). Charged only for reasons not in `waived_for_reasons`."""
+    waived_for_reasons: list[str] = list(FEE_WAIVED_REASONS)
 
 
 class SettlementTime(_Section):
@@ -62,6 +75,14 @@ class SettlementTime(_Section):
     unit: Literal["minutes", "hours", "business_days"]
     min: int = Field(ge=0)
     max: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _sane(self) -> SettlementTime:
+        # Bounded: a pinned policy is evaluated inside every refund for its whole life.
+        ceiling = {"minutes": 60 * 24 * 90, "hours": 24 * 90, "business_days": 90}[self.unit]
+        if not self.min <= self.max <= ceiling:
+            raise ValueError(f"settlement needs 0 <= min <= max <= {ceiling} {self.unit}")
+        return self
 
     def window(self, start: datetime) -> tuple[datetime, datetime]:
         return _after(start, self.min, self.unit), _after(start, self.max, self.unit)
@@ -91,11 +112,12 @@ class Policy(_Section):
     authority: dict[str, Annotated[int, Field(ge=0)]] = {}
     """The largest amount (minor units) each staff role may approve. Empty: any reviewer
     may approve any amount (policies written before authority existed)."""
-    settlement: dict[str, SettlementTime] = {}
+    settlement: dict[Literal["card", "wallet", "bank_transfer"], SettlementTime] = {}
     """Typical settlement time per payment rail, for the customer's ETA."""
 
     def settlement_for(self, rail: str) -> SettlementTime:
-        known = self.settlement.get(rail) or DEFAULT_SETTLEMENT.get(rail)
+        named = {str(name): time for name, time in self.settlement.items()}
+        known = named.get(rail) or DEFAULT_SETTLEMENT.get(rail)
         return known or DEFAULT_SETTLEMENT["card"]
 
     def approver_for(self, amount: int) -> str | None:
@@ -234,7 +256,7 @@ def evaluate(
         )
     )
 
-    fees = restocking_fees(policy, resolved, reason_code)
+    fees = restocking_fees(policy, order, resolved, reason_code)
     fee = sum(f.amount for f in fees)
     refund_amount = resolved.amount - fee
     if fees:
@@ -244,8 +266,8 @@ def evaluate(
                 passed=True,
                 message="Restocking fee of "
                 + ", ".join(f"{f.bps / 100:g} % on {f.sku} ({f.category})" for f in fees)
-                + f": {format_minor(fee, resolved.currency)} kept back, because the item is"
-                " not faulty.",
+                + f": {format_minor(fee, resolved.currency)} kept back"
+                f" ({reason_code} is not a fault of the seller).",
             )
         )
 
@@ -272,11 +294,23 @@ def evaluate(
         )
     )
 
-    eligible = all(o.passed for o in outcomes)
-    auto = (
-        eligible and not evidence_required and refund_amount <= policy.approval.auto_approve_limit
+    auto = all(o.passed for o in outcomes) and (
+        not evidence_required and refund_amount <= policy.approval.auto_approve_limit
     )
-    approval_by = None if auto or not eligible else policy.approver_for(refund_amount)
+    approval_by = None if auto else policy.approver_for(refund_amount)
+    if policy.authority and not auto and approval_by is None:
+        top, top_role = max((limit, role) for role, limit in policy.authority.items())
+        outcomes.append(
+            RuleOutcome(
+                rule_id="approval-authority",
+                passed=False,
+                message=f"No one may approve more than {format_minor(top, resolved.currency)}"
+                f" (role {top_role}).",
+            )
+        )
+    eligible = all(o.passed for o in outcomes)
+    if not eligible:
+        approval_by = None
     outcomes.append(
         RuleOutcome(
             rule_id="auto-approve",
@@ -305,15 +339,29 @@ def evaluate(
     )
 
 
-def restocking_fees(policy: Policy, resolved: ResolvedRefund, reason_code: str) -> list[FeeLine]:
-    """Fees per refunded line. Integer arithmetic, rounded down: never more than the rate.
-    None when the seller is at fault, and none on amount-only refunds (no lines to price)."""
-    if reason_code in SELLER_FAULT_REASONS:
+def restocking_fees(
+    policy: Policy, order: OrderSnapshot, resolved: ResolvedRefund, reason_code: str
+) -> list[FeeLine]:
+    """Fees per refunded line, in integer minor units rounded down (never above the rate).
+    None when the reason is waived (no fault of the customer). An amount-only refund is
+    spread over the order's lines by value, so asking for an amount instead of lines does
+    not avoid the fee."""
+    rates = policy.fees.restocking_bps
+    if not rates or reason_code in policy.fees.waived_for_reasons:
         return []
+    if resolved.lines:
+        shares = [(line, line.unit_price * line.quantity) for line in resolved.lines]
+    else:
+        order_value = sum(line.unit_price * line.quantity for line in order.lines)
+        shares = [
+            (line, resolved.amount * line.unit_price * line.quantity // order_value)
+            for line in order.lines
+            if order_value > 0
+        ]
     fees = []
-    for line in resolved.lines:
-        bps = policy.fees.restocking_bps.get(line.category, 0)
-        amount = line.unit_price * line.quantity * bps // 10_000
+    for line, value in shares:
+        bps = rates.get(line.category, 0)
+        amount = value * bps // 10_000
         if amount > 0:
             fees.append(FeeLine(sku=line.sku, category=line.category, bps=bps, amount=amount))
     return fees

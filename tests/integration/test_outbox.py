@@ -166,3 +166,44 @@ async def test_webhook_subscriber_gets_signed_events_in_order_per_refund(
     ) as response:
         assert response.status == 401
     assert subscriber.forged_seen == 1
+
+
+async def test_configured_channel_keeps_its_secret_and_removal_drops_the_backlog(
+    db: asyncpg.Pool,
+) -> None:
+    name = f"configured-{free_port()}"
+
+    async def stored() -> asyncpg.Record:
+        return await db.fetchrow(
+            "SELECT url, secret, active FROM refundflow.subscribers WHERE name = $1", name
+        )
+
+    await outbox.ensure_configured_subscriber(db, name, "http://127.0.0.1:9/a", None)
+    first = await stored()
+    # A worker restart (same configuration, no secret configured) keeps the secret.
+    await outbox.ensure_configured_subscriber(db, name, "http://127.0.0.1:9/b", None)
+    again = await stored()
+    assert again["secret"] == first["secret"] and again["url"] == "http://127.0.0.1:9/b"
+    await outbox.ensure_configured_subscriber(db, name, "http://127.0.0.1:9/b", "whsec_set")
+    assert (await stored())["secret"] == "whsec_set"
+
+    # Removal: stays removed across restarts, and its undelivered backlog is dropped.
+    await db.execute(
+        "INSERT INTO refundflow.outbox (event_id, refund_id, seq, type, occurred_at, payload)"
+        " VALUES ($1, 'rf_backlog', 1, 'refund.pending_review', now(), '{}')"
+        " ON CONFLICT DO NOTHING",
+        f"{name}:1",
+    )
+    await db.execute(
+        "INSERT INTO refundflow.deliveries (event_id, subscriber, refund_id, seq)"
+        " VALUES ($1, $2, 'rf_backlog', 1)",
+        f"{name}:1",
+        name,
+    )
+    assert await outbox.deactivate_subscriber(db, name)
+    await outbox.ensure_configured_subscriber(db, name, "http://127.0.0.1:9/b", None)
+    assert (await stored())["active"] is False
+    pending = await db.fetchval(
+        "SELECT count(*) FROM refundflow.deliveries WHERE subscriber = $1", name
+    )
+    assert pending == 0

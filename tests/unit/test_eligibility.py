@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -12,7 +13,7 @@ from client.policy_source import load_policy
 from worker.settings import PROJECT_ROOT
 from workflows.eligibility import REFUNDABLE_RULE, REQUEST_RULE, check_eligibility
 from workflows.models import REASON_CODES, OrderLine, OrderSnapshot, RefundRequest
-from workflows.policy import SELLER_FAULT_REASONS, parse_policy
+from workflows.policy import FEE_WAIVED_REASONS, PolicyError, parse_policy
 
 POLICIES = PROJECT_ROOT / "policies"
 V1 = load_policy(POLICIES, "standard-v1")
@@ -99,7 +100,7 @@ def test_answer_is_consistent(amount: int, reason: str, remaining: int) -> None:
         assert answer.auto_approve == (answer.outcome == "auto_approved")
     else:
         assert answer.refund_amount == 0 and answer.outcome == "not_eligible"
-    if reason in SELLER_FAULT_REASONS:
+    if reason in FEE_WAIVED_REASONS:
         assert answer.fee == 0
 
 
@@ -136,3 +137,49 @@ def test_policy_diff_shows_what_v2_changed() -> None:
     shown = policy_view.describe(V2)
     assert shown["label"].startswith("standard@v2#")
     assert shown["settings"]["settlement.card.max"] == 10
+
+
+def test_asking_for_an_amount_does_not_avoid_the_fee() -> None:
+    # The whole order by amount: the electronics share (30000 of 33000) carries 15 %.
+    by_amount = check_eligibility(V2, ask(amount=33000), ORDER, 33000, NOW)
+    by_lines = check_eligibility(
+        V2,
+        ask(lines=[{"sku": "PHONE", "quantity": 1}, {"sku": "CASE", "quantity": 2}]),
+        ORDER,
+        33000,
+        NOW,
+    )
+    assert by_amount.fee == by_lines.fee == 4500
+    half = check_eligibility(V2, ask(amount=16500), ORDER, 33000, NOW)
+    assert half.fee == 16500 * 30000 // 33000 * 1500 // 10_000 == 2250
+
+
+def test_no_fee_for_reasons_that_are_not_the_customers_fault() -> None:
+    phone = [{"sku": "PHONE", "quantity": 1}]
+    for reason in ("not_as_described", "late_delivery", "duplicate_charge", "wrong_item"):
+        assert check_eligibility(V2, ask(reason, lines=phone), ORDER, 33000, NOW).fee == 0
+    answer = check_eligibility(V2, ask("changed_mind", lines=phone), ORDER, 33000, NOW)
+    assert "changed_mind is not a fault of the seller" in answer.rules[2].message
+
+
+def test_above_every_role_is_not_eligible_rather_than_waiting_for_nobody() -> None:
+    big = ORDER.model_copy(
+        update={
+            "lines": [OrderLine(sku="CAR", quantity=1, unit_price=20_000_000, category="general")],
+            "captured_amount": 20_000_000,
+        }
+    )
+    answer = check_eligibility(V2, ask("damaged", amount=20_000_000), big, 20_000_000, NOW)
+    assert not answer.eligible and answer.approval_by is None
+    assert "No one may approve more than 100000.00 USD (role finance)." in answer.summary
+
+
+def test_settlement_times_are_bounded() -> None:
+    broken = V2.document.replace(
+        'wallet = { unit = "minutes", min = 1, max = 30 }',
+        'wallet = { unit = "minutes", min = 1, max = 10000000000 }',
+    )
+    with pytest.raises(PolicyError, match="min <= max <= 129600 minutes"):
+        parse_policy(broken)
+    with pytest.raises(PolicyError):
+        parse_policy(V2.document.replace("[settlement]\ncard", "[settlement]\ncards"))
