@@ -215,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
         "eligibility", "would this refund be granted, how much, and why (starts nothing)"
     )
     _what_is_asked(eligibility)
+    eligibility.add_argument(
+        "--key", help="refund key, as given to `request` (default: derived the same way)"
+    )
 
     policy = sub.add_parser("policy", help="the refund policy: show, list, diff versions")
     policy_sub = policy.add_subparsers(dest="policy_command", required=True, metavar="COMMAND")
@@ -388,11 +391,13 @@ async def _request(args: argparse.Namespace) -> int:
 
 
 async def _eligibility(args: argparse.Namespace) -> int:
-    # Channel and requester do not change the answer; the key only excludes the refund's
-    # own hold from "still refundable", and an eligibility check has none.
-    request = _refund_request(
-        args, refund_key="eligibility-check", channel="web", requested_by="eligibility"
-    )
+    # Channel and requester do not change the answer. The key (as `request` would derive
+    # it, or --key) only excludes that request's own hold, if already made, from "still
+    # refundable": asking again about a request already made gives the same answer.
+    from client.refund_client import default_refund_key
+
+    key = args.key or default_refund_key(args.order, args.amount, args.line, args.reason)
+    request = _refund_request(args, refund_key=key, channel="web", requested_by="eligibility")
     answer = await _with_client(args, lambda c: c.eligibility(request))
     _emit(args, answer, render.eligibility)
     return EXIT_OK

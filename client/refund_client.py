@@ -148,6 +148,7 @@ class RefundClient:
         Refused with InvalidRefundRequest (nothing started) when the order is unknown or the
         request does not fit it; with RefundConflict when the key was used for another request.
         """
+        asked_at = datetime.now(UTC)
         order = await self._order(request.order_id)
         try:
             resolved = resolve_request(request, order)
@@ -161,7 +162,7 @@ class RefundClient:
                 return self._same_request_or_conflict(existing, request, order, resolved)
             store = await self._store()
             remaining = await store.refundable(order.order_id, order.captured_amount, refund_id)
-            answer = check_eligibility(self.policy, request, order, remaining, datetime.now(UTC))
+            answer = check_eligibility(self.policy, request, order, remaining, asked_at)
             if any(r.rule_id == REFUNDABLE_RULE and not r.passed for r in answer.rules):
                 raise InvalidRefundRequest(
                     f"only {format_minor(max(remaining, 0), order.currency)} of order"
@@ -176,6 +177,7 @@ class RefundClient:
                     order=order,
                     resolved=resolved,
                     policy=self.policy,
+                    asked_at=asked_at,
                 ),
                 id=refund_id,
                 task_queue=self._task_queue,

@@ -137,6 +137,10 @@ class RefundWorkflowInput(_Contract):
     order: OrderSnapshot
     resolved: ResolvedRefund
     policy: PinnedPolicy
+    asked_at: datetime | None = None
+    """When the request was made (the client's clock). The policy is evaluated as of then,
+    so a backlog in front of the workers never closes a return window, and the eligibility
+    answer given at that moment is the one that holds. None in refunds started before."""
 
 
 class TimelineEntry(_Contract):

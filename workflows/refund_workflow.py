@@ -95,7 +95,11 @@ class RefundWorkflow:
         self._policy = parse_policy(inp.policy.document)
         self._requested_at = workflow.now()
         self._decision = evaluate(
-            self._policy, inp.order, inp.resolved, inp.request.reason_code, self._requested_at
+            self._policy,
+            inp.order,
+            inp.resolved,
+            inp.request.reason_code,
+            inp.asked_at or self._requested_at,
         )
         self._state = RefundState.PENDING_REVIEW
         self._cancel_reason: CancelReason | None = None

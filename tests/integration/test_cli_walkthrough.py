@@ -43,6 +43,10 @@ def test_newcomer_walkthrough(stack: DevStack, tmp_path: Path) -> None:
     refund_id = requested["refund_id"]
     assert requested["state"] == "pending_review" and requested["eta_kind"] == "review"
 
+    # Asking again about the request just made: its own hold does not count against it.
+    again = cli_json(stack, "eligibility", *ask)
+    assert (again["outcome"], again["max_refundable"]) == ("needs_review", 30000)
+
     track = cli_json(stack, "track", refund_id)
     assert track["message"] == requested["message"] and track["status"] == "已申请"
     assert "alice" not in json.dumps(track)
