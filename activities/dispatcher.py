@@ -6,6 +6,7 @@
   Receivers deduplicate by `Refundflow-Event-Id` (also the payload's `id`).
 - In order per refund: only the oldest undelivered event of a refund is sent to a
   subscriber, so refund.completed never overtakes refund.approved.
+- One lane per subscriber: a subscriber that is down or slow delays only its own events.
 - One dispatcher delivers at a time (a Postgres advisory lock); other workers stand by.
 """
 
@@ -36,7 +37,7 @@ class OutboxDispatcher:
         session: aiohttp.ClientSession,
         *,
         batch: int = 200,
-        concurrency: int = 16,
+        concurrency: int = 8,
         max_backoff_s: int = 300,
         idle_wait_s: float = 1.0,
         timeout_s: float = 10.0,
@@ -44,7 +45,8 @@ class OutboxDispatcher:
         self._pool = pool
         self._session = session
         self._batch = batch
-        self._limit = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
+        """Deliveries in flight at once, per subscriber."""
         self._max_backoff_s = max_backoff_s
         self._idle_wait_s = idle_wait_s
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
@@ -66,6 +68,7 @@ class OutboxDispatcher:
         def on_notify(*_: object) -> None:
             wake.set()
 
+        lanes: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
         async with self._pool.acquire() as conn:
             await conn.add_listener(NOTIFY_CHANNEL, on_notify)
             leader = False
@@ -75,40 +78,72 @@ class OutboxDispatcher:
                         leader = bool(
                             await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK_ID)
                         )
-                    if leader and await self.deliver_due():
-                        continue  # more may be due right away
+                    if leader:
+                        await self._open_lanes(lanes, stop)
+                        for _, lane_wake in lanes.values():
+                            lane_wake.set()
                     wake.clear()
                     await _first_of(wake, stop, seconds=self._idle_wait_s)
             finally:
+                for task, _ in lanes.values():
+                    task.cancel()
+                await asyncio.gather(*(task for task, _ in lanes.values()), return_exceptions=True)
                 if not conn.is_closed():
                     await conn.remove_listener(NOTIFY_CHANNEL, on_notify)
                     if leader:
                         await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_ID)
 
-    async def deliver_due(self) -> int:
-        """One round: send every refund's oldest undelivered, due event. Returns attempts."""
+    async def _open_lanes(
+        self, lanes: dict[str, tuple[asyncio.Task[None], asyncio.Event]], stop: asyncio.Event
+    ) -> None:
+        """One delivery lane per active subscriber: a subscriber that is down or slow only
+        ever delays its own events, never another subscriber's."""
+        names = await self._pool.fetch("SELECT name FROM refundflow.subscribers WHERE active")
+        for row in names:
+            name = row["name"]
+            task = lanes.get(name, (None, None))[0]
+            if task is None or task.done():
+                lane_wake = asyncio.Event()
+                lanes[name] = (asyncio.create_task(self._lane(name, lane_wake, stop)), lane_wake)
+
+    async def _lane(self, subscriber: str, wake: asyncio.Event, stop: asyncio.Event) -> None:
+        limit = asyncio.Semaphore(self._concurrency)
+        while not stop.is_set():
+            try:
+                if await self.deliver_due(subscriber, limit):
+                    continue  # more may be due right away
+            except Exception as err:  # the lane must survive; the next round retries
+                log.warning("outbox_lane_error", subscriber=subscriber, error=str(err))
+            wake.clear()
+            await _first_of(wake, stop, seconds=self._idle_wait_s)
+
+    async def deliver_due(self, subscriber: str, limit: asyncio.Semaphore | None = None) -> int:
+        """One round for one subscriber: send each refund's oldest undelivered event, when
+        due. Returns how many were attempted."""
         rows = await self._pool.fetch(
             """
             SELECT head.event_id, head.subscriber, head.attempts, o.type,
                    o.payload::text AS body, s.url, s.secret
             FROM (
-                SELECT DISTINCT ON (subscriber, refund_id) event_id, subscriber, attempts,
-                       next_try_at
-                FROM refundflow.deliveries WHERE delivered_at IS NULL
-                ORDER BY subscriber, refund_id, seq
+                SELECT DISTINCT ON (refund_id) event_id, subscriber, attempts, next_try_at
+                FROM refundflow.deliveries
+                WHERE delivered_at IS NULL AND subscriber = $1
+                ORDER BY refund_id, seq
             ) head
             JOIN refundflow.outbox o ON o.event_id = head.event_id
             JOIN refundflow.subscribers s ON s.name = head.subscriber AND s.active
             WHERE head.next_try_at <= now()
             ORDER BY head.next_try_at
-            LIMIT $1
+            LIMIT $2
             """,
+            subscriber,
             self._batch,
         )
-        await asyncio.gather(*(self._deliver(dict(row)) for row in rows))
+        limit = limit or asyncio.Semaphore(self._concurrency)
+        await asyncio.gather(*(self._deliver(dict(row), limit) for row in rows))
         return len(rows)
 
-    async def _deliver(self, row: dict[str, Any]) -> None:
+    async def _deliver(self, row: dict[str, Any], limit: asyncio.Semaphore) -> None:
         body: str = row["body"]
         headers = {
             "Content-Type": "application/json",
@@ -117,7 +152,7 @@ class OutboxDispatcher:
             EVENT_TYPE_HEADER: row["type"],
         }
         error: str | None = None
-        async with self._limit:
+        async with limit:
             try:
                 async with self._session.post(
                     row["url"], data=body.encode(), headers=headers, timeout=self._timeout

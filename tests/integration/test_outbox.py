@@ -3,6 +3,7 @@ in order per refund, and signed so that subscribers can tell forgeries."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -207,3 +208,41 @@ async def test_configured_channel_keeps_its_secret_and_removal_drops_the_backlog
         "SELECT count(*) FROM refundflow.deliveries WHERE subscriber = $1", name
     )
     assert pending == 0
+
+
+async def test_a_hanging_subscriber_does_not_hold_up_the_customer_channel(
+    refunds_v2: RefundClient, sandbox: Sandbox, db: asyncpg.Pool
+) -> None:
+    started: list[str] = []
+    release = asyncio.Event()
+
+    async def hang(request: web.Request) -> web.Response:
+        started.append(request.headers["Refundflow-Event-Id"])
+        await release.wait()  # never answers while the test looks
+        return web.Response(status=204)
+
+    port = free_port()
+    name = f"hanging-{port}"
+    app = web.Application()
+    app.router.add_post("/events", hang)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await outbox.add_subscriber(db, name, f"http://127.0.0.1:{port}/events")
+    try:
+        statuses = [
+            await refunds_v2.request(make_request(await sandbox.order(amount=1500 + i)))
+            for i in range(3)
+        ]
+        for status in statuses:
+            await eventually(
+                lambda s=status: customer_deliveries(db, s.refund_id),
+                lambda rows: len(rows) == 4 and all(r["delivered_at"] for r in rows),
+            )
+        # All the while, a delivery to the hanging subscriber was in flight, unanswered.
+        assert started and started[0].startswith(statuses[0].refund_id)
+        assert not release.is_set()
+    finally:
+        release.set()
+        await outbox.deactivate_subscriber(db, name)
+        await runner.cleanup()
