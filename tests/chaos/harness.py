@@ -238,4 +238,17 @@ async def violations(chaos: Chaos) -> list[str]:
         ]
         if events != changes:
             found.append(f"{refund_id}: outbox events {events} vs state changes {changes} (inv. 6)")
+        # ... and every one reaches the customer, whatever crashed or restarted meanwhile.
+        deadline = time.monotonic() + 30
+        while True:
+            undelivered = await chaos.db.fetchval(
+                "SELECT count(*) FROM refundflow.deliveries WHERE refund_id = $1"
+                " AND subscriber = 'customer-notifications' AND delivered_at IS NULL",
+                refund_id,
+            )
+            if not undelivered or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        if undelivered:
+            found.append(f"{refund_id}: {undelivered} notifications never delivered (inv. 6)")
     return found
