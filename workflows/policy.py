@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from workflows.models import OrderSnapshot, PinnedPolicy, ResolvedRefund
+from workflows.models import REASON_CODES, OrderSnapshot, PinnedPolicy, ResolvedRefund
 from workflows.money import format_minor
 
 # Reasons for which a final-sale item is still refundable: the fault is the seller's.
@@ -50,16 +50,8 @@ class Escalation(_Section):
     """A refund still not paid this long after it entered `refunding` is escalated."""
 
 
-# Reasons that are no fault of the customer: no restocking fee (unless a policy says otherwise).
-FEE_WAIVED_REASONS = (
-    "damaged",
-    "defective",
-    "not_as_described",
-    "wrong_item",
-    "not_received",
-    "late_delivery",
-    "duplicate_charge",
-)
+# Every reason but the customer's own choice: no restocking fee (unless a policy says so).
+FEE_WAIVED_REASONS = tuple(reason for reason in REASON_CODES if reason != "changed_mind")
 
 
 class Fees(_Section):
