@@ -117,7 +117,7 @@ class OutboxDispatcher:
             wake.clear()
             await _first_of(wake, stop, seconds=self._idle_wait_s)
 
-    async def deliver_due(self, subscriber: str, limit: asyncio.Semaphore | None = None) -> int:
+    async def deliver_due(self, subscriber: str, limit: asyncio.Semaphore) -> int:
         """One round for one subscriber: send each refund's oldest undelivered event, when
         due. Returns how many were attempted."""
         rows = await self._pool.fetch(
@@ -139,7 +139,6 @@ class OutboxDispatcher:
             subscriber,
             self._batch,
         )
-        limit = limit or asyncio.Semaphore(self._concurrency)
         await asyncio.gather(*(self._deliver(dict(row), limit) for row in rows))
         return len(rows)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import secrets
-from datetime import datetime
 from typing import Any
 
 import asyncpg
 
+from activities.rows import plain
 from workflows import wording
 from workflows.models import Notice
 
@@ -119,7 +119,7 @@ async def add_subscriber(pool: asyncpg.Pool, name: str, url: str) -> dict[str, A
         url,
         "whsec_" + secrets.token_hex(24),
     )
-    return _plain(dict(row))
+    return plain(dict(row))
 
 
 async def ensure_configured_subscriber(
@@ -151,7 +151,7 @@ async def list_subscribers(pool: asyncpg.Pool) -> list[dict[str, Any]]:
         GROUP BY s.name ORDER BY s.name
         """
     )
-    return [_plain(dict(r)) for r in rows]
+    return [plain(dict(r)) for r in rows]
 
 
 async def deactivate_subscriber(pool: asyncpg.Pool, name: str) -> bool:
@@ -166,7 +166,3 @@ async def deactivate_subscriber(pool: asyncpg.Pool, name: str) -> bool:
             name,
         )
     return bool(result.endswith(" 1"))
-
-
-def _plain(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import asyncpg
 
 from activities.migrate import apply_migrations
 from activities.outbox import write_events
+from activities.rows import plain
 from workflows.models import RecordTransitionsInput, ReserveInput, ReserveResult
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -192,7 +192,7 @@ class PostgresRefundStore:
             escalated,
             limit,
         )
-        return [_plain(dict(r)) for r in rows]
+        return [plain(dict(r)) for r in rows]
 
     async def findings(
         self, *, run_id: str | None = None, kind: str | None = None, limit: int = 100
@@ -206,13 +206,13 @@ class PostgresRefundStore:
             kind,
             limit,
         )
-        return [_plain({**dict(r), "details": json.loads(r["details"])}) for r in rows]
+        return [plain({**dict(r), "details": json.loads(r["details"])}) for r in rows]
 
     async def audit_trail(self, refund_id: str) -> list[dict[str, Any]]:
         rows = await self._pool.fetch(
             "SELECT * FROM refundflow.audit WHERE refund_id = $1 ORDER BY seq", refund_id
         )
-        return [_plain(dict(r)) for r in rows]
+        return [plain(dict(r)) for r in rows]
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -241,7 +241,3 @@ async def _check_same_entries(
                 f"refund {batch.refund_id} entry {row['seq']} is already recorded as"
                 f" {row['event']} -> {row['to_state']}, not {resent[row['seq']]}"
             )
-
-
-def _plain(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from client.errors import RefundflowError
 from client.policy_source import load_policy
 from workflows.models import PinnedPolicy
 from workflows.policy import parse_policy
@@ -69,10 +68,7 @@ def load_named(policy_dir: Path, name: str) -> PinnedPolicy:
     if "@" in name:
         base, _, version = name.partition("@")
         name = f"{base}-v{version.removeprefix('v')}"
-    try:
-        return load_policy(policy_dir, name)
-    except RefundflowError:
-        raise
+    return load_policy(policy_dir, name)
 
 
 _ABSENT = object()

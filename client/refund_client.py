@@ -42,7 +42,12 @@ from client.policy_source import load_policy
 from worker.connections import connect_temporal
 from worker.settings import Settings
 from workflows import names
-from workflows.eligibility import REFUNDABLE_RULE, EligibilityAnswer, check_eligibility
+from workflows.eligibility import (
+    REFUNDABLE_RULE,
+    EligibilityAnswer,
+    answer_for_resolved,
+    check_eligibility,
+)
 from workflows.models import (
     ApproveInput,
     CancelInput,
@@ -162,7 +167,7 @@ class RefundClient:
                 return self._same_request_or_conflict(existing, request, order, resolved)
             store = await self._store()
             remaining = await store.refundable(order.order_id, order.captured_amount, refund_id)
-            answer = check_eligibility(self.policy, request, order, remaining, asked_at)
+            answer = answer_for_resolved(self.policy, request, order, resolved, remaining, asked_at)
             if any(r.rule_id == REFUNDABLE_RULE and not r.passed for r in answer.rules):
                 raise InvalidRefundRequest(
                     f"only {format_minor(max(remaining, 0), order.currency)} of order"

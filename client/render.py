@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -132,7 +133,7 @@ def reconciliation(report: dict[str, Any]) -> str:
     return head + "\n" + findings(report["details"])
 
 
-def _eta(earliest: Any, latest: Any, kind: str | None) -> str:
+def _eta(earliest: datetime | None, latest: datetime | None, kind: str | None) -> str:
     if latest is None:
         return "-"
     what = {"review": "decision due by", "payment": "money arrives"}.get(kind or "", "by")
@@ -141,9 +142,8 @@ def _eta(earliest: Any, latest: Any, kind: str | None) -> str:
     return f"{what} {_at(latest)}"
 
 
-def _at(moment: Any) -> str:
-    text = moment if isinstance(moment, str) else moment.isoformat()
-    return text[:16].replace("T", " ") + " UTC"
+def _at(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
 
 
 def eligibility(answer: Any) -> str:

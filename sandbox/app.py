@@ -26,6 +26,8 @@ STORE = web.AppKey("store", SandboxStore)
 FAULTS = web.AppKey("faults", list)
 # How often each fault actually fired, per system: lets a test prove its fault was exercised.
 INJECTED = web.AppKey("injected", dict)
+# Verifies refundflow's signature on customer notifications ("" accepts unsigned ones).
+NOTIFY_SECRET = web.AppKey("notify_secret", str)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -236,9 +238,9 @@ async def list_movements(request: web.Request) -> web.Response:
 
 async def receive_notification(request: web.Request) -> web.Response:
     """The customer's inbox (stand-in for an e-mail/SMS gateway): verifies refundflow's
-    signature when SANDBOX_NOTIFY_SECRET is set, keeps each event id once."""
+    signature when a secret is configured (SANDBOX_NOTIFY_SECRET), keeps each event id once."""
     body = await request.read()
-    secret = os.environ.get("SANDBOX_NOTIFY_SECRET", "")
+    secret = request.app[NOTIFY_SECRET]
     if secret:
         try:
             verify(secret, request.headers.get("Refundflow-Signature"), body)
@@ -261,9 +263,10 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def build_app(store: SandboxStore) -> web.Application:
+def build_app(store: SandboxStore, notify_secret: str = "") -> web.Application:
     app = web.Application(middlewares=[errors_as_json, inject_faults])
     app[STORE] = store
+    app[NOTIFY_SECRET] = notify_secret
     app[FAULTS] = [Faults()]
     app[INJECTED] = {}
     app.router.add_get("/_sandbox/injected", get_injected)
@@ -287,7 +290,7 @@ async def serve(
     database_url: str, host: str, port: int, webhook_url: str | None, webhook_secret: str
 ) -> None:
     store = await SandboxStore.connect(database_url)
-    app = build_app(store)
+    app = build_app(store, os.environ.get("SANDBOX_NOTIFY_SECRET", ""))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()

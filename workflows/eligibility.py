@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from workflows.models import OrderSnapshot, PinnedPolicy, RefundRequest
+from workflows.models import OrderSnapshot, PinnedPolicy, RefundRequest, ResolvedRefund
 from workflows.money import format_minor
 from workflows.policy import FeeLine, RuleOutcome, evaluate, parse_policy
 from workflows.validation import RefundInputError, resolve_request
@@ -92,6 +92,26 @@ def check_eligibility(
             **common,
         )
 
+    return answer_for_resolved(pinned, request, order, resolved, remaining, now)
+
+
+def answer_for_resolved(
+    pinned: PinnedPolicy,
+    request: RefundRequest,
+    order: OrderSnapshot,
+    resolved: ResolvedRefund,
+    remaining: int,
+    now: datetime,
+) -> EligibilityAnswer:
+    """The answer for a request already resolved against its order (RefundClient.request
+    has done that; it need not be done twice)."""
+    money = order.currency
+    common = {
+        "order_id": order.order_id,
+        "currency": money,
+        "max_refundable": max(remaining, 0),
+        "policy_version": pinned.label,
+    }
     decision = evaluate(parse_policy(pinned.document), order, resolved, request.reason_code, now)
     within = decision.refund_amount <= remaining
     rules = [

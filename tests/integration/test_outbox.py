@@ -15,6 +15,7 @@ from aiohttp import web
 from activities import outbox
 from activities.signing import sign
 from client.refund_client import RefundClient
+from sandbox.admin_client import SandboxAdmin
 from tests.conftest import Sandbox
 from tests.integration.helpers import eventually, wait_for_state
 from tests.integration.test_refund_flow import make_request
@@ -35,7 +36,7 @@ async def customer_deliveries(db: asyncpg.Pool, refund_id: str) -> list[asyncpg.
 
 
 async def test_failing_channel_is_retried_in_order_then_delivered_once(
-    refunds_v2: RefundClient, sandbox: Sandbox, db: asyncpg.Pool, faults: Any
+    refunds_v2: RefundClient, sandbox: Sandbox, db: asyncpg.Pool, faults: SandboxAdmin
 ) -> None:
     await faults.set_faults({"notifications.error_rate": "1"})
     order = await sandbox.order(amount=2000)
@@ -63,7 +64,7 @@ async def test_failing_channel_is_retried_in_order_then_delivered_once(
 
 
 async def test_lost_acknowledgements_are_redelivered_and_deduplicated(
-    refunds_v2: RefundClient, sandbox: Sandbox, db: asyncpg.Pool, faults: Any
+    refunds_v2: RefundClient, sandbox: Sandbox, db: asyncpg.Pool, faults: SandboxAdmin
 ) -> None:
     # The inbox stores the notification, then the answer is lost: the dispatcher must retry.
     await faults.set_faults({"notifications.lose_response_rate": "1"})
