@@ -10,7 +10,7 @@ does. Pure: the caller supplies the order, what is still refundable on it, and t
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -66,13 +66,7 @@ def check_eligibility(
     remaining: int,
     now: datetime,
 ) -> EligibilityAnswer:
-    money = order.currency
-    common = {
-        "order_id": order.order_id,
-        "currency": money,
-        "max_refundable": max(remaining, 0),
-        "policy_version": pinned.label,
-    }
+    common = _common(pinned, order, remaining)
     try:
         resolved = resolve_request(request, order)
     except RefundInputError as err:
@@ -106,12 +100,7 @@ def answer_for_resolved(
     """The answer for a request already resolved against its order (RefundClient.request
     has done that; it need not be done twice)."""
     money = order.currency
-    common = {
-        "order_id": order.order_id,
-        "currency": money,
-        "max_refundable": max(remaining, 0),
-        "policy_version": pinned.label,
-    }
+    common = _common(pinned, order, remaining)
     decision = evaluate(parse_policy(pinned.document), order, resolved, request.reason_code, now)
     within = decision.refund_amount <= remaining
     rules = [
@@ -154,3 +143,13 @@ def answer_for_resolved(
         summary=summary,
         **common,
     )
+
+
+def _common(pinned: PinnedPolicy, order: OrderSnapshot, remaining: int) -> dict[str, Any]:
+    """The fields every answer has, eligible or not."""
+    return {
+        "order_id": order.order_id,
+        "currency": order.currency,
+        "max_refundable": max(remaining, 0),
+        "policy_version": pinned.label,
+    }
