@@ -11,6 +11,7 @@ import asyncpg
 
 from activities.rows import plain
 from workflows import wording
+from workflows.events import EventFacts, Notification, SubscriberEvent
 from workflows.models import Notice
 
 NOTIFY_CHANNEL = "refundflow_outbox"
@@ -22,27 +23,29 @@ def event_id(refund_id: str, seq: int) -> str:
 
 
 def event_payload(refund_id: str, notice: Notice) -> dict[str, Any]:
-    """What every subscriber receives: the facts and the customer's notification, rendered
-    from those facts by the same templates as the tracking page and the support reply."""
+    """What every subscriber receives (workflows.events.SubscriberEvent): the facts and the
+    customer's notification, rendered from those facts by the same templates as the tracking
+    page and the support reply."""
     facts = notice.facts
-    return {
-        "id": event_id(refund_id, notice.seq),
-        "type": f"refund.{facts.state.value}",
-        "refund_id": refund_id,
-        "order_id": facts.order_id,
-        "seq": notice.seq,
-        "event": notice.event,
-        "occurred_at": notice.at.isoformat(),
-        "state": facts.state.value,
-        "cancel_reason": facts.cancel_reason.value if facts.cancel_reason else None,
-        "amount": facts.amount,
-        "currency": facts.currency,
-        "locale": facts.locale,
-        "eta": facts.eta.isoformat() if facts.eta else None,
-        "eta_earliest": facts.eta_earliest.isoformat() if facts.eta_earliest else None,
-        "facts": facts.model_dump(mode="json"),
-        "notification": wording.notification(facts),
-    }
+    event = SubscriberEvent(
+        id=event_id(refund_id, notice.seq),
+        type=f"refund.{facts.state.value}",
+        refund_id=refund_id,
+        order_id=facts.order_id,
+        seq=notice.seq,
+        event=notice.event,
+        occurred_at=notice.at,
+        state=facts.state,
+        cancel_reason=facts.cancel_reason,
+        amount=facts.amount,
+        currency=facts.currency,
+        locale=facts.locale,
+        eta=facts.eta,
+        eta_earliest=facts.eta_earliest,
+        facts=EventFacts.model_validate(facts.model_dump()),
+        notification=Notification.model_validate(wording.notification(facts)),
+    )
+    return event.model_dump(mode="json")
 
 
 async def write_events(conn: asyncpg.Connection, refund_id: str, notices: list[Notice]) -> int:

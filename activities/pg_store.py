@@ -18,11 +18,18 @@ SCHEMA = "refundflow"
 
 
 async def create_pool(database_url: str, *, migrate: bool = True) -> asyncpg.Pool:
+    """A pool on the app's database; with `migrate`, its tables brought up to date first
+    (the worker's way: clients leave migrating to the worker and `refundflow migrate`)."""
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=10)
     if migrate:
-        async with pool.acquire() as conn:
-            await apply_migrations(conn, MIGRATIONS, SCHEMA)
+        await migrate_store(pool)
     return pool
+
+
+async def migrate_store(pool: asyncpg.Pool) -> list[str]:
+    """Apply the store's migrations not yet applied; their names, in order."""
+    async with pool.acquire() as conn:
+        return await apply_migrations(conn, MIGRATIONS, SCHEMA)
 
 
 class PostgresRefundStore:

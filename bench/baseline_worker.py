@@ -10,8 +10,8 @@ import sys
 from temporalio.worker import Worker
 
 from bench.baseline import BASELINE_TASK_QUEUE, BaselineWorkflow, noop
-from worker.connections import connect_temporal
-from worker.settings import Settings
+from client.connections import connect_temporal
+from client.settings import Settings
 
 
 async def main() -> None:

@@ -24,14 +24,14 @@ from activities.http_adapters import HttpOrderSystem, HttpService
 from activities.pg_store import create_pool
 from bench.baseline import BASELINE_TASK_QUEUE, BaselineWorkflow
 from bench.history_cost import history_cost
+from client.connections import connect_temporal
 from client.policy_source import load_policy
 from client.refund_client import RefundClient
-from worker.connections import connect_temporal
+from client.settings import PROJECT_ROOT, Settings
 from worker.devstack import DevStack, StackConfig
 from worker.processes import spawn, stop_process
-from worker.settings import PROJECT_ROOT, Settings
 from workflows.models import ReconcileInput, RefundRequest
-from workflows.refund_workflow import RefundWorkflow
+from workflows.refund.workflow import RefundWorkflow
 
 T = TypeVar("T")
 
@@ -331,7 +331,6 @@ async def run_bench(config: BenchConfig, json_out: Path | None, quiet: bool = Fa
     logging.getLogger("asyncpg.pool").setLevel(logging.CRITICAL)
 
     home = Path(tempfile.mkdtemp(prefix="refundflow-bench-"))
-    home.chmod(0o755)
     stack_config = StackConfig.for_tests(home)
     stack_config.time_skipping = False
     stack = DevStack(stack_config)

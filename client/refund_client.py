@@ -31,6 +31,7 @@ from activities.http_adapters import HttpOrderSystem, HttpService
 from activities.outbox import events_for
 from activities.pg_store import PostgresRefundStore, create_pool
 from activities.ports import ExternalSystemRefused, ExternalSystemUnavailable, OrderSystem
+from client.connections import connect_temporal
 from client.errors import (
     InvalidRefundRequest,
     RefundActionRefused,
@@ -39,8 +40,7 @@ from client.errors import (
     RefundNotFound,
 )
 from client.policy_source import load_policy
-from worker.connections import connect_temporal
-from worker.settings import Settings
+from client.settings import Settings
 from workflows import names
 from workflows.eligibility import (
     REFUNDABLE_RULE,
@@ -67,7 +67,7 @@ from workflows.models import (
 )
 from workflows.money import format_minor
 from workflows.reconciliation_workflow import ReconciliationWorkflow
-from workflows.refund_workflow import RefundWorkflow
+from workflows.refund.workflow import RefundWorkflow
 from workflows.states import Awaiting, RefundState
 from workflows.validation import RefundInputError, resolve_request
 from workflows.wording import customer_view
@@ -404,7 +404,8 @@ class RefundClient:
                     "no database: set DATABASE_URL, or start `refundflow dev` in this folder"
                 )
             try:
-                self._pool = await create_pool(self._database_url)
+                # Migrating is the worker's job (at its start, or `refundflow migrate`).
+                self._pool = await create_pool(self._database_url, migrate=False)
             except (OSError, asyncpg.PostgresError) as err:
                 raise RefundflowError(f"cannot reach the database: {err}") from None
         return PostgresRefundStore(self._pool)

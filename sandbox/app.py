@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import secrets
 import signal
@@ -19,6 +18,7 @@ from activities.signing import InvalidSignature, verify
 from sandbox.faults import Faults, roll
 from sandbox.store import SandboxError, SandboxStore
 from sandbox.webhooks import settle_and_deliver_forever
+from workflows.events import SubscriberEvent
 from workflows.money import Currency
 
 STORE = web.AppKey("store", SandboxStore)
@@ -238,7 +238,8 @@ async def list_movements(request: web.Request) -> web.Response:
 
 async def receive_notification(request: web.Request) -> web.Response:
     """The customer's inbox (stand-in for an e-mail/SMS gateway): verifies refundflow's
-    signature when a secret is configured (SANDBOX_NOTIFY_SECRET), keeps each event id once."""
+    signature when a secret is configured (SANDBOX_NOTIFY_SECRET), accepts only events of the
+    published schema (workflows.events), keeps each event id once."""
     body = await request.read()
     secret = request.app[NOTIFY_SECRET]
     if secret:
@@ -246,11 +247,8 @@ async def receive_notification(request: web.Request) -> web.Response:
             verify(secret, request.headers.get("Refundflow-Signature"), body)
         except InvalidSignature as err:
             raise SandboxError(401, "invalid_signature", str(err)) from None
-    try:
-        event = json.loads(body)
-        first = await request.app[STORE].receive_notification(event)
-    except (ValueError, KeyError, TypeError):
-        raise SandboxError(400, "invalid_request", "not a refundflow event") from None
+    event = SubscriberEvent.model_validate_json(body)  # a ValidationError answers 400
+    first = await request.app[STORE].receive_notification(event)
     return web.json_response({"received": True, "duplicate": not first})
 
 

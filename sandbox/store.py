@@ -13,6 +13,7 @@ import asyncpg
 
 from activities.migrate import apply_migrations
 from sandbox.faults import PaymentFaults, roll
+from workflows.events import SubscriberEvent
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -318,21 +319,21 @@ class SandboxStore:
 
     # --- customer inbox -----------------------------------------------------------------
 
-    async def receive_notification(self, event: dict[str, Any]) -> bool:
+    async def receive_notification(self, event: SubscriberEvent) -> bool:
         """Store what the customer was told; False if this event id had arrived before."""
-        note = event["notification"]
+        note = event.notification
         first = await self.pool.fetchval(
             "INSERT INTO sandbox.notifications (event_id, refund_id, seq, type, locale,"
             " subject, body) VALUES ($1, $2, $3, $4, $5, $6, $7)"
             " ON CONFLICT (event_id) DO UPDATE SET copies = notifications.copies + 1,"
             " last_received_at = now() RETURNING copies = 1",
-            event["id"],
-            event["refund_id"],
-            event["seq"],
-            event["type"],
-            note["locale"],
-            note["subject"],
-            note["body"],
+            event.id,
+            event.refund_id,
+            event.seq,
+            event.type,
+            note.locale,
+            note.subject,
+            note.body,
         )
         return bool(first)
 

@@ -18,18 +18,17 @@ from temporalio.testing import TimeSkipper, TimeSkippingConfig
 
 from activities.http_adapters import HttpOrderSystem, HttpService
 from activities.pg_store import create_pool
+from client.connections import connect_temporal
 from client.policy_source import load_policy
 from client.refund_client import RefundClient
+from client.settings import PROJECT_ROOT, Settings
 from sandbox.admin_client import SandboxAdmin
-from worker.connections import connect_temporal
 from worker.devstack import DevStack, StackConfig
-from worker.settings import PROJECT_ROOT, Settings
 
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[DevStack]:
     home = Path(tempfile.mkdtemp(prefix="refundflow-test-"))
-    home.chmod(0o755)  # embedded Postgres runs as an unprivileged user when we are root
     dev = DevStack(StackConfig.for_tests(home))
     try:
         dev.start(progress=lambda line: None)

@@ -1,1 +1,1 @@
-"""Composition root: settings, logging, connections -> adapters -> Temporal worker; dev stack."""
+"""Composition root: logging, adapters -> Temporal worker; the dev stack; the `refundflow` CLI."""

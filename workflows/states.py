@@ -56,6 +56,27 @@ class RefundEvent(StrEnum):
     OPERATOR_CANCEL = "operator_cancel"
 
 
+class TimelineEvent(StrEnum):
+    """Timeline entries that record a fact without changing the state (every state change is
+    recorded under its RefundEvent). Reports and reconciliation key on these, never on the
+    entry's human-readable reason."""
+
+    REQUESTED = "requested"
+    ESCALATED = "escalated"
+    PROVIDER_PENDING = "provider_pending"
+    PROVIDER_PAID = "provider_paid"
+    OPERATOR_RETRY = "operator_retry"
+
+
+class OperatorDecision(StrEnum):
+    """How a refund that waits for an operator after a payment failure goes on."""
+
+    RETRY = "retry"
+    CANCEL = "cancel"
+    PAID = "paid"
+    """No operator needed after all: the provider turned out to have paid (reconciliation)."""
+
+
 @dataclass(frozen=True)
 class Transition:
     to: RefundState

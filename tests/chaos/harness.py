@@ -1,5 +1,5 @@
 """Chaos harness: a private stack whose processes we kill and restart, and the checks of
-DESIGN.md's invariants 1-5 that every chaos case must leave intact."""
+the invariants (numbered in ARCHITECTURE.md) that every chaos case must leave intact: 1-6."""
 
 from __future__ import annotations
 
@@ -17,13 +17,13 @@ import asyncpg
 
 from activities.http_adapters import HttpOrderSystem, HttpService
 from activities.pg_store import create_pool
+from client.connections import connect_temporal
 from client.errors import RefundflowError
 from client.policy_source import load_policy
 from client.refund_client import RefundClient
+from client.settings import PROJECT_ROOT, Settings
 from sandbox.admin_client import SandboxAdmin
-from worker.connections import connect_temporal
 from worker.devstack import DevStack, StackConfig
-from worker.settings import PROJECT_ROOT, Settings
 from workflows.models import RefundRequest, StatusView
 
 SETTLE_TIMEOUT = 120.0
@@ -93,7 +93,6 @@ class Chaos:
 
 async def start_chaos() -> tuple[Chaos, Path]:
     home = Path(tempfile.mkdtemp(prefix="refundflow-chaos-"))
-    home.chmod(0o755)
     config = StackConfig.for_tests(home)
     config.time_skipping = False
     config.temporal_persistent = True  # so the server can be restarted mid-refund

@@ -7,16 +7,22 @@ import subprocess
 import sys
 from typing import Any
 
+import asyncpg
 import pytest
 
-from worker.devstack import DevStack
+from activities.pg_store import MIGRATIONS
+from client.refund_client import RefundClient
+from client.settings import Settings
+from tests.integration.helpers import fresh_database, run_cli
+from worker.devstack import DevStack, redact_url
 
 pytestmark = pytest.mark.stack
 
 
 def cli(stack: DevStack, *args: str) -> subprocess.CompletedProcess[str]:
+    """`refundflow ARGS`, as the console script runs it."""
     return subprocess.run(
-        [sys.executable, "-m", "client", *args],
+        [sys.executable, "-m", "worker.cli", *args],
         env=stack.env(),
         capture_output=True,
         text=True,
@@ -167,3 +173,31 @@ def test_actions_answer_in_json_too(stack: DevStack) -> None:
     )
     assert (rejected["state"], rejected["cancel_reason"]) == ("cancelled", "rejected")
     assert rejected["timeline"][-1]["actor"] == "bob"
+
+
+async def test_only_migrate_migrates_and_it_says_what_it_applied(stack: DevStack) -> None:
+    """Clients (the CLI's reads, RefundClient) never change the schema; `refundflow migrate`
+    brings a database up to date once and says so."""
+    assert stack.database_url is not None
+    async with fresh_database(stack.database_url, "migrate") as url:
+        env = {**stack.env(), "DATABASE_URL": url}
+        code, _, err = await run_cli(env, "list")
+        assert code == 1 and "run `refundflow migrate`" in err, err
+        client = await RefundClient.connect(Settings.from_env(env))
+        try:
+            await client.store()
+        finally:
+            await client.close()
+        conn = await asyncpg.connect(url)
+        try:
+            assert not await conn.fetchval("SELECT to_regnamespace('refundflow') IS NOT NULL")
+        finally:
+            await conn.close()
+
+        code, out, err = await run_cli(env, "migrate", "--json")
+        assert code == 0, err
+        assert json.loads(out)["applied"] == sorted(p.name for p in MIGRATIONS.glob("*.sql"))
+        code, out, err = await run_cli(env, "migrate")
+        assert (code, out.strip()) == (0, f"{redact_url(url)} is up to date; nothing to apply")
+        code, out, err = await run_cli(env, "list", "--json")
+        assert (code, json.loads(out)) == (0, []), err

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from worker.processes import free_port, pid_alive
+from client.settings import pid_alive
+from worker.processes import free_port
 
 pytestmark = pytest.mark.stack
 
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.stack
 def start_dev(folder: Path, *extra: str) -> tuple[subprocess.Popen[str], dict[str, int]]:
     ports = {name: free_port() for name in ("temporal", "ui", "pg", "sandbox")}
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REFUNDFLOW_HOME")}
-    command = [sys.executable, "-m", "client", "dev", *extra]
+    command = [sys.executable, "-m", "worker.cli", "dev", *extra]
     for name in ("temporal", "ui", "pg", "sandbox"):
         command += [f"--{name}-port", str(ports[name])]
     proc = subprocess.Popen(
@@ -51,10 +52,7 @@ def wait_for_banner(proc: subprocess.Popen[str]) -> list[str]:
 
 @pytest.fixture
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    path = tmp_path_factory.mktemp("devfolder")
-    for parent in [path, *path.parents]:
-        parent.chmod(parent.stat().st_mode | 0o055)  # embedded Postgres runs unprivileged
-    yield path
+    yield tmp_path_factory.mktemp("devfolder")
 
 
 def children_of(folder: Path) -> dict[str, int]:

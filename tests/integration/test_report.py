@@ -4,13 +4,11 @@ refunds in a database of their own (other tests' refunds would make the counts d
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -18,9 +16,9 @@ import pytest
 from activities.pg_store import create_pool
 from client.report import build_report, render_text
 from client.report_chart import SVG_NS, write_chart
-from tests.integration.helpers import run_cli
+from client.settings import Settings
+from tests.integration.helpers import fresh_database, run_cli
 from worker.devstack import DevStack
-from worker.settings import Settings
 
 pytestmark = pytest.mark.stack
 
@@ -77,11 +75,6 @@ CAPTURED = {"ord_a": 3000}  # r1 + r2 consume exactly what was captured: not ove
 DEFAULT_CAPTURED = 10_000
 
 
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
 @dataclass
 class ReportDb:
     url: str
@@ -91,21 +84,13 @@ class ReportDb:
 @pytest.fixture
 async def report_db(settings: Settings) -> AsyncIterator[ReportDb]:
     """A fresh, migrated database holding only the synthetic refunds above."""
-    admin_url = settings.require_database_url()
-    name = f"report_{uuid.uuid4().hex}"
-    admin = await asyncpg.connect(admin_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        url = with_database(admin_url, name)
+    async with fresh_database(settings.require_database_url(), "report") as url:
         pool = await create_pool(url)
         try:
             await seed(pool)
             yield ReportDb(url, pool)
         finally:
             await pool.close()
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 async def seed(pool: asyncpg.Pool) -> None:

@@ -21,13 +21,13 @@ import aiohttp
 from temporalio.testing import TimeSkipper, TimeSkippingConfig
 
 from activities.http_adapters import HttpOrderSystem, HttpService
+from client.connections import connect_temporal
 from client.policy_source import load_policy
 from client.refund_client import RefundClient
+from client.settings import PROJECT_ROOT, Settings
 from sandbox.admin_client import SandboxAdmin
 from tests.integration.helpers import eventually, wait_for_state
-from worker.connections import connect_temporal
 from worker.devstack import DevStack, StackConfig
-from worker.settings import PROJECT_ROOT, Settings
 from workflows.models import RefundRequest
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -196,7 +196,6 @@ def _new_path(name: str) -> Path:
 
 def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="refundflow-record-"))
-    home.chmod(0o755)
     stack = DevStack(StackConfig.for_tests(home))
     status = 0
     try:

@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from worker.settings import ENV_VARS, PROJECT_ROOT, Settings
+from client.settings import ENV_VARS, PROJECT_ROOT, Settings
 
 COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, Any] = COMPOSE["services"]

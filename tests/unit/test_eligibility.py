@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from client import policy_view
 from client.policy_source import load_policy
-from worker.settings import PROJECT_ROOT
+from client.settings import PROJECT_ROOT
 from workflows.eligibility import REFUNDABLE_RULE, REQUEST_RULE, check_eligibility
 from workflows.models import REASON_CODES, OrderLine, OrderSnapshot, RefundRequest
 from workflows.policy import FEE_WAIVED_REASONS, PolicyError, parse_policy

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from client.policy_source import load_policy
-from worker.settings import PROJECT_ROOT
+from client.settings import PROJECT_ROOT
 from workflows.models import OrderLine, OrderSnapshot, ResolvedRefund
 from workflows.policy import PolicyError, evaluate, parse_policy, pin_policy
 

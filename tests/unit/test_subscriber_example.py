@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from activities.signing import sign
-from worker.settings import PROJECT_ROOT
+from client.settings import PROJECT_ROOT
 
 SECRET = "whsec_test"
 EVENT = {"id": "rf_x:1", "type": "refund.completed", "refund_id": "rf_x", "seq": 1}

@@ -3,6 +3,9 @@
 `refundflow dev` writes `<home>/stack.json` with the addresses it started; any other command
 run from the same folder reads it, so nothing needs to be exported by hand. Environment
 variables always win.
+
+Here in client/ because the client and the worker read the same settings, and the worker
+may import the client but never the other way round.
 """
 
 from __future__ import annotations
@@ -12,8 +15,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from worker.processes import pid_alive
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STACK_FILE = "stack.json"
@@ -134,3 +135,14 @@ def read_stack_file(home: Path) -> dict[str, Any]:
     if not isinstance(pid, int) or not pid_alive(pid):
         return {}
     return data
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists (one of another user's, which we may not signal, does)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,89 @@
+"""Running a command: parse, dispatch to its handler, and turn failures into one line.
+
+Exit statuses: 0 done, 1 failed (the system said no, or is unreachable), 2 a usage mistake,
+130 interrupted. No stack traces for anything a user can act on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from client.cli.arguments import EXIT_FAILURE, EXIT_USAGE, UserError
+from client.cli.commands import CLIENT_COMMANDS, build_parser
+from client.cli.handlers import HANDLERS, Handler
+from client.connections import TemporalUnavailable
+from client.errors import RefundflowError
+from client.settings import ConfigurationError
+
+
+def call(handler: Handler, args: argparse.Namespace) -> int:
+    """Run a handler, in a fresh event loop if it is a coroutine function."""
+    result = handler(args)
+    return result if isinstance(result, int) else asyncio.run(result)
+
+
+def guarded(action: Callable[[], int], failures: tuple[type[Exception], ...] = ()) -> int:
+    """Run `action`; report a failure as `error: ...` on one line and return its status.
+
+    `failures` are further exceptions that carry a sentence for the user, such as the dev
+    stack's, which the client does not know of.
+    """
+    one_line: tuple[type[Exception], ...] = (
+        RefundflowError,
+        ConfigurationError,
+        TemporalUnavailable,
+        *failures,
+    )
+    try:
+        return action()
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except one_line as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+    except OSError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+    except Exception as err:
+        # Not a user mistake: a bug or an outage. One line here; the traceback on request.
+        if os.environ.get("REFUNDFLOW_DEBUG"):
+            raise
+        print(
+            f"error: unexpected {type(err).__name__}: {err} (set REFUNDFLOW_DEBUG=1 for details)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+
+
+def execute(args: argparse.Namespace) -> int:
+    """Run a client command that has been parsed (also for the worker's CLI)."""
+    return guarded(lambda: call(HANDLERS[args.command], args))
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    return execute(build_parser(CLIENT_COMMANDS).parse_args(argv))
+
+
+def finish(command_line: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None) -> None:
+    """Run a command line and end the process with its status, through os._exit: Temporal's
+    runtime threads can crash CPython's finalisation after all work is done, which would
+    turn a success into a core dump."""
+    try:
+        status = command_line(argv)
+    except SystemExit as exit_:  # argparse: usage errors and --help
+        status = exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m client`: the client's commands (`refundflow` adds the stack's own)."""
+    finish(run, argv)

@@ -1,0 +1,111 @@
+"""What the command line accepts: exit statuses, the parser's error style, argument types.
+
+Each type turns one command-line word into a value or refuses it with a sentence that says
+what was expected; argparse prints that sentence as the one line of a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+from client.refund_client import REFUND_ID_PATTERN
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class UserError(Exception):
+    """Bad input on the command line."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage mistakes as one line plus a pointer to --help, not a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def line(value: str) -> tuple[str, int]:
+    """SKU:QTY, a line of the order to refund."""
+    sku, sep, qty = value.rpartition(":")
+    if not sep or not sku or not qty.isdigit() or int(qty) <= 0:
+        raise argparse.ArgumentTypeError(
+            f"expected SKU:QTY with QTY a positive whole number, got {value!r}"
+        )
+    return sku, int(qty)
+
+
+def refund_id(value: str) -> str:
+    if not re.match(REFUND_ID_PATTERN, value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a refund id (they look like rf_ and 24 hex digits)"
+        )
+    return value
+
+
+def positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
+    return int(value)
+
+
+def assignment(value: str) -> tuple[str, str]:
+    key, sep, raw = value.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {value!r}")
+    return key, raw
+
+
+def minor(value: str) -> int:
+    """An amount in minor units; its sign is left to the request's own validation."""
+    try:
+        amount = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"amount must be a whole number of minor units (cents), got {value!r}"
+        ) from None
+    return amount
+
+
+def priced_line(value: str) -> dict[str, Any]:
+    """SKU:QTY:UNIT_PRICE:CATEGORY, a line of a sandbox order."""
+    parts = value.split(":")
+    if len(parts) != 4 or not all(parts) or not parts[1].isdigit() or not parts[2].isdigit():
+        raise argparse.ArgumentTypeError(
+            f"expected SKU:QTY:UNIT_PRICE:CATEGORY (price in minor units), got {value!r}"
+        )
+    return {
+        "sku": parts[0],
+        "quantity": int(parts[1]),
+        "unit_price": int(parts[2]),
+        "category": parts[3],
+    }
+
+
+def subscriber_name(value: str) -> str:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", value):
+        raise argparse.ArgumentTypeError(
+            f"subscriber names are lowercase letters, digits and dashes, got {value!r}"
+        )
+    return value
+
+
+def url(value: str) -> str:
+    if not re.match(r"^https?://[^\s/]+", value):
+        raise argparse.ArgumentTypeError(f"expected an http(s) URL, got {value!r}")
+    return value
+
+
+def when(value: str) -> datetime:
+    """YYYY-MM-DD (midnight UTC) or an ISO 8601 date-time (without an offset: UTC)."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a date YYYY-MM-DD or an ISO date-time, got {value!r}"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -1,0 +1,222 @@
+"""The grammar of the client's commands: their names, arguments and help texts.
+
+Each `add_*` function adds one group of commands to the table of subcommands; the order of
+CLIENT_COMMANDS is the order `--help` lists them in. The worker's CLI (worker/cli.py) builds
+`refundflow` from the same functions plus the stack's own commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from client.cli import arguments as types
+from client.cli.arguments import OneLineParser
+from workflows.models import LOCALES
+from workflows.states import RefundState
+
+Subcommands = argparse._SubParsersAction
+CommandAdder = Callable[[Subcommands], None]
+
+
+def build_parser(adders: Iterable[CommandAdder]) -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="refundflow", description="Durable refunds on Temporal: request, review, track."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in adders:
+        add(sub)
+    return parser
+
+
+def command(sub: Subcommands, name: str, help_text: str) -> argparse.ArgumentParser:
+    """A command of its own: its help is also its description, and it takes --json."""
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def group(sub: Subcommands, name: str, help_text: str, dest: str) -> Subcommands:
+    """A command made of subcommands (`sandbox faults set`); `dest` names the one chosen."""
+    parser = sub.add_parser(name, help=help_text)
+    return parser.add_subparsers(dest=dest, required=True, metavar="COMMAND")
+
+
+def with_json(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """A subcommand's --json, added after its other arguments (so listed last)."""
+    parser.add_argument("--json", action="store_true")
+    return parser
+
+
+def add_sandbox(sub: Subcommands) -> None:
+    sandbox = group(
+        sub, "sandbox", "the sandbox payment provider, inventory and orders", "sandbox_command"
+    )
+    order = sandbox.add_parser("order", help="create a paid, delivered order")
+    order.add_argument("--amount", type=types.minor, help="minor units, e.g. 12000 (one line)")
+    order.add_argument("--currency", default="USD")
+    order.add_argument("--category", default="general")
+    order.add_argument("--delivered-days-ago", type=int, default=3)
+    order.add_argument("--rail", choices=["card", "wallet", "bank_transfer"], default="card")
+    order.add_argument(
+        "--line", type=types.priced_line, action="append", help="SKU:QTY:PRICE:CATEGORY"
+    )
+    with_json(order)
+    inbox = sandbox.add_parser("inbox", help="what customers were notified of")
+    inbox.add_argument("--refund", type=types.refund_id, help="only this refund")
+    with_json(inbox)
+    refunds = sandbox.add_parser("refunds", help="the provider's refund ledger")
+    refunds.add_argument("--order", help="only this order")
+    with_json(refunds)
+    faults = group(sandbox, "faults", "inject faults into the sandbox systems", "faults_command")
+    faults_set = faults.add_parser("set", help="set SYSTEM.FIELD=VALUE ...")
+    faults_set.add_argument("assignments", nargs="+", type=types.assignment, metavar="KEY=VALUE")
+    with_json(faults_set)
+    for name, text in (("clear", "remove every fault"), ("show", "show the faults in force")):
+        with_json(faults.add_parser(name, help=text))
+
+
+def add_operator(sub: Subcommands) -> None:
+    operator = group(
+        sub, "operator", "operator actions after a payment failure", "operator_command"
+    )
+    retry = operator.add_parser("retry", help="try the provider refund again")
+    retry.add_argument("refund_id", type=types.refund_id)
+    retry.add_argument("--operator", required=True)
+    with_json(retry)
+    cancel = operator.add_parser(
+        "cancel", help="cancel the refund (only when provably no money moved)"
+    )
+    cancel.add_argument("refund_id", type=types.refund_id)
+    cancel.add_argument("--operator", required=True)
+    cancel.add_argument("--reason", required=True)
+    with_json(cancel)
+
+
+def _what_is_asked(parser: argparse.ArgumentParser) -> None:
+    """--order, --amount or --line, --reason: a refund request's substance."""
+    parser.add_argument("--order", required=True)
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--amount", type=types.minor, help="minor units, e.g. 12000 for 120.00")
+    what.add_argument("--line", type=types.line, action="append", help="SKU:QTY, repeatable")
+    parser.add_argument("--reason", required=True, help="reason code, e.g. damaged")
+
+
+def add_request_and_eligibility(sub: Subcommands) -> None:
+    request = command(sub, "request", "request a refund (idempotent per --key)")
+    _what_is_asked(request)
+    request.add_argument("--channel", required=True, help="web | app | support | api")
+    request.add_argument("--key", help="refund key (default: derived from the request)")
+    request.add_argument("--currency", help="must match the order's currency if given")
+    request.add_argument("--requested-by", default="support-cli", help="customer or staff id")
+    request.add_argument(
+        "--locale", choices=LOCALES, default="en", help="the customer's language for messages"
+    )
+    eligibility = command(
+        sub, "eligibility", "would this refund be granted, how much, and why (starts nothing)"
+    )
+    _what_is_asked(eligibility)
+    eligibility.add_argument(
+        "--key", help="refund key, as given to `request` (default: derived the same way)"
+    )
+
+
+def add_policy(sub: Subcommands) -> None:
+    policy = group(sub, "policy", "the refund policy: show, list, diff versions", "policy_command")
+    show = policy.add_parser("show", help="the policy in force (or NAME) with its version")
+    show.add_argument("name", nargs="?", help="e.g. standard-v1 or standard@v1")
+    with_json(show)
+    with_json(policy.add_parser("list", help="every policy version on file"))
+    diff = policy.add_parser("diff", help="what changed between two versions")
+    diff.add_argument("old", help="e.g. standard-v1")
+    diff.add_argument("new", help="e.g. standard-v2")
+    with_json(diff)
+
+
+def add_customer_views(sub: Subcommands) -> None:
+    track = command(sub, "track", "what the customer sees of a refund (their words and language)")
+    track.add_argument("refund_id", type=types.refund_id)
+    events = command(sub, "events", "a refund's notification events and their deliveries")
+    events.add_argument("refund_id", type=types.refund_id)
+
+
+def add_subscribers(sub: Subcommands) -> None:
+    subscribers = group(
+        sub, "subscribers", "webhook subscribers to refund events", "subscribers_command"
+    )
+    add = subscribers.add_parser(
+        "add", help="send events from now on to URL (prints its secret; re-adding rotates it)"
+    )
+    add.add_argument("name", type=types.subscriber_name)
+    add.add_argument("url", type=types.url)
+    with_json(add)
+    with_json(subscribers.add_parser("list", help="subscribers and their backlog"))
+    remove = subscribers.add_parser("remove", help="stop delivering to a subscriber")
+    remove.add_argument("name", type=types.subscriber_name)
+    with_json(remove)
+
+
+def add_refund_actions(sub: Subcommands) -> None:
+    status = command(sub, "status", "show a refund's status, timeline and what happens next")
+    status.add_argument("refund_id", type=types.refund_id)
+    listing = command(sub, "list", "list refunds")
+    listing.add_argument("--state", choices=[s.value for s in RefundState])
+    listing.add_argument("--order")
+    listing.add_argument("--escalated", action="store_true")
+    listing.add_argument("--limit", type=types.positive, default=100, help="at most this many")
+    approve = command(sub, "approve", "approve a refund waiting for review")
+    approve.add_argument("refund_id", type=types.refund_id)
+    approve.add_argument("--reviewer", required=True)
+    approve.add_argument("--amount", type=types.minor, help="approve less than requested")
+    approve.add_argument(
+        "--role", default="support", help="your staff role; the policy limits what it approves"
+    )
+    reject = command(sub, "reject", "reject a refund waiting for review")
+    reject.add_argument("refund_id", type=types.refund_id)
+    reject.add_argument("--reviewer", required=True)
+    reject.add_argument("--reason", required=True)
+    cancel = command(sub, "cancel", "withdraw a refund before money moves")
+    cancel.add_argument("refund_id", type=types.refund_id)
+    cancel.add_argument("--actor", required=True)
+    cancel.add_argument("--reason", required=True)
+    received = command(sub, "received", "report the returned item received")
+    received.add_argument("refund_id", type=types.refund_id)
+    received.add_argument("--actor", default="warehouse")
+
+
+def add_reconciliation(sub: Subcommands) -> None:
+    reconcile = command(sub, "reconcile", "compare ledgers now, heal what is safe, print findings")
+    reconcile.add_argument(
+        "--grace", type=int, default=60, help="skip refunds changed in the last N seconds"
+    )
+    reconcile.add_argument("--no-heal", action="store_true", help="only report")
+    anomalies = command(sub, "anomalies", "findings of reconciliation runs, newest first")
+    anomalies.add_argument("--kind", help="only this kind of finding")
+    anomalies.add_argument("--limit", type=types.positive, default=100)
+
+
+def add_records(sub: Subcommands) -> None:
+    audit = command(sub, "audit", "the append-only audit trail of a refund")
+    audit.add_argument("refund_id", type=types.refund_id)
+    report = command(sub, "report", "refund metrics from Postgres, and a chart")
+    report.add_argument(
+        "--since", type=types.when, help="refunds requested from (YYYY-MM-DD or ISO, UTC)"
+    )
+    report.add_argument("--until", type=types.when, help="refunds requested before (exclusive)")
+    report.add_argument(
+        "--chart", type=Path, default=Path("refundflow-report.html"), help="HTML chart to write"
+    )
+
+
+CLIENT_COMMANDS: tuple[CommandAdder, ...] = (
+    add_sandbox,
+    add_operator,
+    add_request_and_eligibility,
+    add_policy,
+    add_customer_views,
+    add_subscribers,
+    add_refund_actions,
+    add_reconciliation,
+    add_records,
+)

@@ -1,0 +1,273 @@
+"""What each client command does: take its arguments, call the system, print the result.
+
+HANDLERS maps a command's name to its handler. A handler returns the exit status, or a
+coroutine that does (the app runs it in a fresh event loop). Mistakes are raised as
+UserError or RefundflowError; the app turns them into one line and an exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import aiohttp
+from pydantic import ValidationError
+
+from client import render
+from client.cli.arguments import EXIT_OK, UserError
+from client.cli.backends import with_client, with_store
+from client.cli.output import emit
+from client.errors import RefundflowError
+from client.settings import Settings
+
+Handler = Callable[[argparse.Namespace], int | Coroutine[Any, Any, int]]
+
+
+def _refund_request(args: argparse.Namespace, **fields: Any) -> Any:
+    """The RefundRequest a command line describes (request and eligibility)."""
+    from workflows.models import RefundRequest
+
+    try:
+        return RefundRequest(
+            order_id=args.order,
+            amount=args.amount,
+            lines=[{"sku": s, "quantity": q} for s, q in args.line] if args.line else None,
+            reason_code=args.reason,
+            **fields,
+        )
+    except ValidationError as err:
+        raise UserError(render.validation_error(err)) from None
+
+
+async def _request(args: argparse.Namespace) -> int:
+    from client.refund_client import default_refund_key
+
+    request = _refund_request(
+        args,
+        refund_key=args.key or default_refund_key(args.order, args.amount, args.line, args.reason),
+        currency=args.currency,
+        channel=args.channel,
+        requested_by=args.requested_by,
+        locale=args.locale,
+    )
+    status = await with_client(lambda c: c.request(request))
+    emit(args, status, render.status)
+    return EXIT_OK
+
+
+async def _eligibility(args: argparse.Namespace) -> int:
+    # Channel and requester do not change the answer. The key (as `request` would derive
+    # it, or --key) only excludes that request's own hold, if already made, from "still
+    # refundable": asking again about a request already made gives the same answer.
+    from client.refund_client import default_refund_key
+
+    key = args.key or default_refund_key(args.order, args.amount, args.line, args.reason)
+    request = _refund_request(args, refund_key=key, channel="web", requested_by="eligibility")
+    answer = await with_client(lambda c: c.eligibility(request))
+    emit(args, answer, render.eligibility)
+    return EXIT_OK
+
+
+def _policy(args: argparse.Namespace) -> int:
+    from client import policy_view
+
+    policy_dir = Settings.from_env().policy_dir
+    if args.policy_command == "list":
+        emit(args, policy_view.available(policy_dir), render.policy_list)
+    elif args.policy_command == "diff":
+        old = policy_view.load_named(policy_dir, args.old)
+        new = policy_view.load_named(policy_dir, args.new)
+        emit(args, policy_view.diff(old, new), render.policy_diff)
+    else:
+        name = args.name or Settings.from_env().policy
+        emit(args, policy_view.describe(policy_view.load_named(policy_dir, name)), render.policy)
+    return EXIT_OK
+
+
+async def _subscribers(args: argparse.Namespace) -> int:
+    from activities import outbox
+
+    async def act(store: Any) -> Any:
+        if args.subscribers_command == "add":
+            return await outbox.add_subscriber(store.pool, args.name, args.url)
+        if args.subscribers_command == "remove":
+            if not await outbox.deactivate_subscriber(store.pool, args.name):
+                raise UserError(f"no subscriber named {args.name}")
+            return {"name": args.name, "active": False}
+        return await outbox.list_subscribers(store.pool)
+
+    emit(args, await with_store(act), render.subscribers)
+    return EXIT_OK
+
+
+async def _sandbox(args: argparse.Namespace) -> int:
+    from activities.ports import ExternalSystemRefused, ExternalSystemUnavailable
+
+    async with aiohttp.ClientSession() as session:
+        try:
+            result, human = await _ask_sandbox(args, session, Settings.from_env())
+        except ExternalSystemRefused as err:
+            raise UserError(str(err)) from None
+        except ExternalSystemUnavailable as err:
+            raise RefundflowError(f"{err}; is `refundflow dev` running in this folder?") from None
+    emit(args, result, human)
+    return EXIT_OK
+
+
+async def _ask_sandbox(
+    args: argparse.Namespace, session: aiohttp.ClientSession, settings: Settings
+) -> tuple[Any, Callable[[Any], str]]:
+    """The sandbox's answer to `sandbox ...`, and how to show it to a person."""
+    from activities.http_adapters import HttpOrderSystem, HttpPaymentProvider, HttpService
+    from sandbox.admin_client import SandboxAdmin
+
+    admin = SandboxAdmin(HttpService(session, settings.sandbox_url, "sandbox"))
+    if args.sandbox_command == "faults":
+        if args.faults_command == "set":
+            return await admin.set_faults(dict(args.assignments)), render.faults
+        if args.faults_command == "clear":
+            return await admin.clear_faults(), render.faults
+        return await admin.faults(), render.faults
+    if args.sandbox_command == "order":
+        orders = HttpOrderSystem(HttpService(session, settings.orders_url, "sandbox orders"))
+        return await orders.create_order(_order_spec(args)), render.order
+    if args.sandbox_command == "inbox":
+        return await admin.inbox(args.refund), render.inbox
+    payments = HttpPaymentProvider(
+        HttpService(session, settings.payment_provider_url, "sandbox payments")
+    )
+    return await payments.list_refunds(args.order), render.ledger
+
+
+def _order_spec(args: argparse.Namespace) -> dict[str, Any]:
+    """What `sandbox order` asks the order system for."""
+    if (args.amount is None) == (args.line is None):
+        raise UserError("give --amount or one or more --line, not both")
+    spec: dict[str, Any] = {
+        "currency": args.currency,
+        "category": args.category,
+        "delivered_days_ago": args.delivered_days_ago,
+        "payment_rail": args.rail,
+    }
+    spec.update({"lines": args.line} if args.line else {"amount": args.amount})
+    return spec
+
+
+async def _single_call(args: argparse.Namespace) -> int:
+    """Commands that are one call to the RefundClient or the store, and a rendering."""
+    cmd = args.command
+    actions: dict[str, tuple[Callable[[Any], Awaitable[Any]], Callable[[Any], str]]] = {
+        "status": (lambda c: c.status(args.refund_id), render.status),
+        "list": (
+            lambda store: store.list_status(
+                state=args.state, order_id=args.order, escalated=args.escalated, limit=args.limit
+            ),
+            render.listing,
+        ),
+        "approve": (
+            lambda c: c.approve(args.refund_id, args.reviewer, args.amount, args.role),
+            render.status,
+        ),
+        "track": (lambda c: c.track(args.refund_id), render.track),
+        "events": (lambda store: _events(store, args.refund_id), render.events),
+        "reject": (lambda c: c.reject(args.refund_id, args.reviewer, args.reason), render.status),
+        "cancel": (lambda c: c.cancel(args.refund_id, args.actor, args.reason), render.status),
+        "received": (lambda c: c.item_received(args.refund_id, args.actor), render.status),
+        "audit": (lambda store: _audit(store, args.refund_id), render.audit),
+        "anomalies": (
+            lambda store: store.findings(kind=args.kind, limit=args.limit),
+            render.findings,
+        ),
+        "retry": (lambda c: c.operator_retry(args.refund_id, args.operator), render.status),
+        "op-cancel": (
+            lambda c: c.operator_cancel(args.refund_id, args.operator, args.reason),
+            render.status,
+        ),
+    }
+    if cmd == "operator":
+        cmd = "retry" if args.operator_command == "retry" else "op-cancel"
+    action, human = actions[cmd]
+    try:
+        if cmd in ("list", "audit", "anomalies", "events"):
+            result = await with_store(action)
+        else:
+            result = await with_client(action)
+    except ValidationError as err:
+        raise UserError(render.validation_error(err)) from None
+    emit(args, result, human)
+    return EXIT_OK
+
+
+async def _audit(store: Any, refund_id: str) -> Any:
+    trail = await store.audit_trail(refund_id)
+    if not trail:
+        raise RefundflowError(f"no audit trail for refund {refund_id}")
+    return trail
+
+
+async def _events(store: Any, refund_id: str) -> Any:
+    from activities.outbox import events_for
+
+    events = await events_for(store.pool, refund_id)
+    if not events:
+        raise RefundflowError(f"no events for refund {refund_id}")
+    return events
+
+
+async def _reconcile(args: argparse.Namespace) -> int:
+    from workflows.models import ReconcileInput
+
+    async def run_now(client: Any) -> Any:
+        report = await client.reconcile(
+            ReconcileInput(heal=not args.no_heal, grace_seconds=max(args.grace, 0))
+        )
+        findings = await (await client.store()).findings(run_id=report.run_id, limit=10_000)
+        return {**report.model_dump(), "details": findings}
+
+    result = await with_client(run_now)
+    emit(args, result, render.reconciliation)
+    return EXIT_OK
+
+
+async def _report(args: argparse.Namespace) -> int:
+    from client.report import build_report, render_text
+    from client.report_chart import write_chart
+
+    if args.since and args.until and args.since >= args.until:
+        raise UserError("--since must be before --until")
+    report = await with_store(lambda store: build_report(store.pool, args.since, args.until))
+    chart = write_chart(report, args.chart)
+    emit(
+        args,
+        {**report, "chart": str(chart)},
+        lambda data: f"{render_text(data)}\n\nchart written to {chart}",
+    )
+    return EXIT_OK
+
+
+HANDLERS: dict[str, Handler] = {
+    "sandbox": _sandbox,
+    "request": _request,
+    "eligibility": _eligibility,
+    "policy": _policy,
+    "subscribers": _subscribers,
+    "reconcile": _reconcile,
+    "report": _report,
+    **dict.fromkeys(
+        (
+            "operator",
+            "track",
+            "events",
+            "status",
+            "list",
+            "approve",
+            "reject",
+            "cancel",
+            "received",
+            "anomalies",
+            "audit",
+        ),
+        _single_call,
+    ),
+}

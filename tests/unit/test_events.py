@@ -1,0 +1,82 @@
+"""The event subscribers receive is a versioned wire format: built through its model, with its
+JSON Schema committed, and still carrying every field it carried before it was versioned."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from activities import outbox
+from tests.unit.test_wording import every_situation
+from workflows import wording
+from workflows.events import SCHEMA_VERSION, EventFacts, SubscriberEvent, json_schema_text
+from workflows.models import MessageFacts, Notice
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_FILE = PROJECT_ROOT / "docs" / "schemas" / f"subscriber-event.v{SCHEMA_VERSION}.json"
+REFUND_ID = "rf_" + "a" * 24
+
+
+def delivered_notice(facts: MessageFacts) -> Notice:
+    """A notice as the outbox activity gets it: deserialized from the workflow's payload."""
+    notice = Notice(
+        seq=3, event="approve", at=datetime(2026, 11, 26, 9, 31, tzinfo=UTC), facts=facts
+    )
+    return Notice.model_validate_json(notice.model_dump_json())
+
+
+def unversioned_payload(notice: Notice) -> dict[str, Any]:
+    """The event as it was built before the format was versioned: every field and value here
+    must stay (existing subscribers read them); removing or renaming one is a new version."""
+    facts = notice.facts
+    return {
+        "id": f"{REFUND_ID}:{notice.seq}",
+        "type": f"refund.{facts.state.value}",
+        "refund_id": REFUND_ID,
+        "order_id": facts.order_id,
+        "seq": notice.seq,
+        "event": notice.event,
+        "occurred_at": notice.at.isoformat(),
+        "state": facts.state.value,
+        "cancel_reason": facts.cancel_reason.value if facts.cancel_reason else None,
+        "amount": facts.amount,
+        "currency": facts.currency,
+        "locale": facts.locale,
+        "eta": facts.eta.isoformat() if facts.eta else None,
+        "eta_earliest": facts.eta_earliest.isoformat() if facts.eta_earliest else None,
+        "facts": facts.model_dump(mode="json"),
+        "notification": wording.notification(facts),
+    }
+
+
+def test_committed_json_schema_is_what_the_model_generates() -> None:
+    committed = SCHEMA_FILE.read_text() if SCHEMA_FILE.exists() else ""
+    assert committed == json_schema_text(), (
+        f"{SCHEMA_FILE.relative_to(PROJECT_ROOT)} is out of date with workflows/events.py;"
+        f" regenerate it: .venv/bin/python -m workflows.events >"
+        f" {SCHEMA_FILE.relative_to(PROJECT_ROOT)}"
+        " (within a schema_version fields may only be added)"
+    )
+
+
+@pytest.mark.parametrize("facts", every_situation(), ids=lambda f: f"{f.state}-{f.locale}")
+def test_a_real_payload_validates_and_keeps_the_unversioned_fields(facts: MessageFacts) -> None:
+    notice = delivered_notice(facts)
+    payload = outbox.event_payload(REFUND_ID, notice)
+    assert payload["schema_version"] == SCHEMA_VERSION == "1"
+    assert payload == {"schema_version": "1", **unversioned_payload(notice)}
+    # What is stored and sent (JSON text) parses back to the same event.
+    body = json.dumps(payload)
+    assert SubscriberEvent.model_validate_json(body).model_dump(mode="json") == payload
+    # A field added later within version 1 does not break a receiver of version 1.
+    assert SubscriberEvent.model_validate({**payload, "added_later": 1}).id == payload["id"]
+
+
+def test_every_message_fact_is_on_the_wire() -> None:
+    # A fact added to MessageFacts reaches subscribers only once it is added to EventFacts
+    # (allowed within a version); a fact renamed or removed there must not vanish silently.
+    assert set(EventFacts.model_fields) == set(MessageFacts.model_fields)

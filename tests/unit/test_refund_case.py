@@ -1,0 +1,177 @@
+"""The refund's state and transitions without Temporal: what the workflow does to a refund,
+driven with plain values and a clock we move by hand."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from client.policy_source import load_policy
+from workflows.models import (
+    OrderLine,
+    OrderSnapshot,
+    ProviderSettlement,
+    RefundRequest,
+    RefundWorkflowInput,
+)
+from workflows.refund import views
+from workflows.refund.case import MAX_ESCALATION, RefundCase
+from workflows.states import (
+    Awaiting,
+    CancelReason,
+    InvalidTransition,
+    OperatorDecision,
+    RefundEvent,
+    RefundState,
+    TimelineEvent,
+)
+from workflows.validation import resolve_request
+
+POLICIES = Path(__file__).resolve().parents[2] / "policies"
+START = datetime(2026, 11, 26, 12, tzinfo=UTC)
+ORDER = OrderSnapshot(
+    order_id="ord_1",
+    currency="USD",
+    lines=[OrderLine(sku="TV", quantity=1, unit_price=30000, category="electronics")],
+    captured_amount=30000,
+    payment_reference="pay_1",
+    delivered_at=START - timedelta(days=2),
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def new_case(reason: str = "changed_mind", policy: str = "standard-v2") -> tuple[RefundCase, Clock]:
+    request = RefundRequest(
+        refund_key="k1",
+        order_id="ord_1",
+        lines=[{"sku": "TV", "quantity": 1}],  # type: ignore[list-item]
+        reason_code=reason,
+        channel="web",
+        requested_by="cust_1",
+    )
+    inp = RefundWorkflowInput(
+        refund_id="rf_test",
+        request=request,
+        order=ORDER,
+        resolved=resolve_request(request, ORDER),
+        policy=load_policy(POLICIES, policy),
+    )
+    clock = Clock()
+    return RefundCase(inp, clock), clock
+
+
+def test_fee_is_kept_back_from_the_start_and_a_reviewer_is_needed() -> None:
+    case, _ = new_case()
+    assert (case.p.max_amount, case.p.amount) == (25500, 25500)  # 15 % electronics fee
+    assert case.decision.eligible and not case.decision.auto_approve
+    assert case.decision.approval_by == "lead"
+
+
+def test_apply_moves_along_the_table_records_and_notifies_once() -> None:
+    case, clock = new_case()
+    case.p.reserved = True
+    clock.now += timedelta(minutes=5)
+    case.apply(RefundEvent.APPROVE, "li", "support", "approved")
+    assert case.p.state is RefundState.APPROVED and case.p.awaiting is Awaiting.NOTHING
+    entry = case.p.timeline[-1]
+    assert (entry.seq, entry.event, entry.from_state, entry.at) == (
+        1,
+        "approve",
+        RefundState.PENDING_REVIEW,
+        clock.now,
+    )
+    assert [n.seq for n in case.p.notices] == [1]
+    assert case.p.notices[0].facts.state is RefundState.APPROVED
+
+
+def test_a_refused_transition_changes_nothing() -> None:
+    case, _ = new_case()
+    case.apply(RefundEvent.REJECT, "bob", "support", "no")
+    before = case.p.model_copy(deep=True)
+    with pytest.raises(InvalidTransition, match="no further action"):
+        case.apply(RefundEvent.APPROVE, "li", "support", "approved")
+    assert case.p == before
+    assert case.p.cancel_reason is CancelReason.REJECTED
+
+
+def test_escalation_stops_at_the_top_level_and_is_recorded_each_time() -> None:
+    case, _ = new_case()
+    for _ in range(4):
+        case.escalate("timer", "late")
+    assert case.p.escalation == MAX_ESCALATION
+    assert [e.event for e in case.p.timeline] == [TimelineEvent.ESCALATED.value] * 4
+    assert case.p.timeline[-1].reason == "level 2: late"
+
+
+def test_review_eta_follows_the_policy_deadline_ladder() -> None:
+    case, _ = new_case()
+    due = [views.eta(case)[1]]
+    for _ in range(2):
+        case.escalate("timer", "late")
+        due.append(views.eta(case)[1])
+    policy = case.policy
+    assert due == [START + policy.review_deadline(level) for level in range(3)]
+    assert due[0] < due[1] <= due[2]
+
+
+def test_approval_rules_come_from_the_pinned_policy() -> None:
+    case, _ = new_case()
+    assert "still being checked" in (case.approval_refusal("li", "lead", None) or "")
+    case.p.reserved = True
+    assert case.approval_refusal("li", "lead", None) is None
+    assert "needs the lead role" in (case.approval_refusal("sam", "support", None) or "")
+    assert "more than the 255.00 USD" in (case.approval_refusal("li", "lead", 25501) or "")
+    assert "unknown role 'intern'" in (case.approval_refusal("x", "intern", None) or "")
+
+
+def test_operators_act_only_after_a_payment_failure_and_only_once() -> None:
+    case, _ = new_case()
+    assert case.operator_refusal(OperatorDecision.RETRY)
+    case.set_awaiting(Awaiting.OPERATOR)
+    assert case.operator_refusal(OperatorDecision.RETRY) is None
+    case.p.operator_action = OperatorDecision.CANCEL
+    assert case.operator_refusal(OperatorDecision.RETRY)
+
+
+def test_the_first_settlement_wins_and_only_success_counts_as_paid() -> None:
+    case, _ = new_case()
+    failed = ProviderSettlement(provider_refund_id="re_1", status="failed", source="webhook")
+    case.record_settlement(failed)
+    case.record_settlement(failed.model_copy(update={"status": "succeeded"}))
+    assert case.paid_elsewhere() is None
+    case.record_settlement(
+        ProviderSettlement(provider_refund_id="re_2", status="succeeded", source="poll")
+    )
+    assert case.paid_elsewhere() == "re_2"
+    assert case.p.settled_by == {"re_1": "settled via webhook", "re_2": "settled via poll"}
+
+
+def test_unrecorded_entries_are_handed_out_once_recorded() -> None:
+    case, _ = new_case()
+    case.p.reserved = True
+    case.apply(RefundEvent.APPROVE, "li", "support", "ok")
+    case.apply(RefundEvent.START_REFUND, "policy", "workflow", "refund on approval")
+    entries, notices = case.unrecorded()
+    assert [e.seq for e in entries] == [1, 2] and [n.seq for n in notices] == [1, 2]
+    case.mark_recorded(2)
+    assert case.unrecorded() == ([], []) and case.p.notices == []
+
+
+def test_the_whole_state_round_trips_as_json() -> None:
+    case, _ = new_case()
+    case.p.reserved = True
+    case.apply(RefundEvent.APPROVE, "li", "support", "ok")
+    case.record_settlement(
+        ProviderSettlement(provider_refund_id="re_1", status="succeeded", source="poll")
+    )
+    again = type(case.p).model_validate_json(case.p.model_dump_json())
+    assert again == case.p

@@ -1,0 +1,131 @@
+"""The fast loop: the real RefundWorkflow on the real Temporal dev server (time skipping on),
+with in-memory activities under the real names. No Postgres, no sandbox, no HTTP."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import TimeSkipper, TimeSkippingConfig
+from temporalio.worker import Worker
+
+from client.policy_source import load_policy
+from tests.workflow.fakes import FakeSystems
+from worker.processes import free_port
+from worker.temporal_server import TemporalDevServer
+from workflows import names
+from workflows.models import (
+    OrderLine,
+    OrderSnapshot,
+    RefundRequest,
+    RefundWorkflowInput,
+    StatusView,
+)
+from workflows.refund.workflow import RefundWorkflow
+from workflows.validation import resolve_request
+
+POLICIES = Path(__file__).resolve().parents[2] / "policies"
+
+
+@pytest.fixture(scope="session")
+def temporal_address() -> Iterator[str]:
+    home = Path(tempfile.mkdtemp(prefix="refundflow-wf-"))
+    server = TemporalDevServer(
+        port=free_port(),
+        ui_port=free_port(),
+        db_file=None,
+        log_path=home / "temporal.log",
+        headless=True,
+        time_skipping=True,
+    )
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+async def skipper(temporal_address: str) -> TimeSkipper:
+    client = await Client.connect(temporal_address, data_converter=pydantic_data_converter)
+    return TimeSkipper(client, config=TimeSkippingConfig(enabled=False))
+
+
+def tv_order(price: int = 30000, category: str = "electronics") -> OrderSnapshot:
+    return OrderSnapshot(
+        order_id=f"ord_{uuid.uuid4().hex[:10]}",
+        currency="USD",
+        lines=[OrderLine(sku="TV", quantity=1, unit_price=price, category=category)],
+        captured_amount=price,
+        payment_reference="pay_1",
+        delivered_at=datetime.now(UTC) - timedelta(days=2),
+    )
+
+
+@dataclass
+class Env:
+    """One test's refunds: its own task queue, worker and fake systems."""
+
+    skipper: TimeSkipper
+    systems: FakeSystems
+    task_queue: str
+
+    async def start(
+        self,
+        order: OrderSnapshot,
+        *,
+        reason: str = "damaged",
+        policy: str = "standard-v2",
+        requested_by: str = "cust_1",
+    ) -> WorkflowHandle[RefundWorkflow, StatusView]:
+        request = RefundRequest(
+            refund_key=uuid.uuid4().hex,
+            order_id=order.order_id,
+            lines=[{"sku": line.sku, "quantity": line.quantity} for line in order.lines],  # type: ignore[misc]
+            reason_code=reason,
+            channel="web",
+            requested_by=requested_by,
+        )
+        refund_id = f"rf_{uuid.uuid4().hex[:16]}"
+        return await self.skipper.client.start_workflow(
+            RefundWorkflow.run,
+            RefundWorkflowInput(
+                refund_id=refund_id,
+                request=request,
+                order=order,
+                resolved=resolve_request(request, order),
+                policy=load_policy(POLICIES, policy),
+            ),
+            id=refund_id,
+            task_queue=self.task_queue,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(names.SA_REFUND_STATE, "pending_review"),
+                    SearchAttributePair(names.SA_ORDER_ID, order.order_id),
+                    SearchAttributePair(names.SA_ESCALATION_LEVEL, 0),
+                    SearchAttributePair(names.SA_AWAITING, "nothing"),
+                ]
+            ),
+        )
+
+
+@pytest.fixture
+async def env(skipper: TimeSkipper) -> AsyncIterator[Env]:
+    systems = FakeSystems()
+    task_queue = f"wf-{uuid.uuid4().hex[:8]}"
+    async with Worker(
+        skipper.client,
+        task_queue=task_queue,
+        workflows=[RefundWorkflow],
+        activities=systems.activities(),
+    ):
+        yield Env(skipper, systems, task_queue)

@@ -1,0 +1,122 @@
+"""In-memory stand-ins for the refund activities, registered under the real activity names
+(samples-python style), so workflow tests run the real workflow code on the dev server
+without Postgres, the sandbox or HTTP."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from workflows import names
+from workflows.models import (
+    CheckRefundInput,
+    FindProviderRefundsInput,
+    IssueRefundInput,
+    ProviderRefundResult,
+    ProviderRefunds,
+    RecordTransitionsInput,
+    ReserveInput,
+    ReserveResult,
+    RestockInput,
+    RestockResult,
+    TimelineEntry,
+)
+
+ProviderAnswer = Literal["succeeded", "pending", "refuse"]
+
+
+@dataclass
+class FakeSystems:
+    """The audit store, reservations, provider and warehouse of one test, in memory."""
+
+    provider_answers: list[ProviderAnswer] = field(default_factory=lambda: ["succeeded"])
+    """What the provider does on each new idempotency key, in turn (the last one repeats)."""
+    remaining: dict[str, int] = field(default_factory=dict)
+    """Per order, what is still refundable (absent: the whole capture)."""
+    audit: dict[str, dict[int, TimelineEntry]] = field(default_factory=dict)
+    provider_refunds: dict[str, ProviderRefundResult] = field(default_factory=dict)
+    """By idempotency key: a retried call with the same key gets the same refund."""
+    restocked: dict[str, RestockResult] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+    _ids: Any = field(default_factory=lambda: itertools.count(1))
+    _keys_seen: int = 0
+
+    def activities(self) -> list[Any]:
+        return [
+            self.reserve_refund,
+            self.record_transitions,
+            self.issue_provider_refund,
+            self.check_provider_refund,
+            self.find_provider_refunds,
+            self.restock_line,
+        ]
+
+    def events(self, refund_id: str) -> list[str]:
+        entries = self.audit.get(refund_id, {})
+        return [entries[seq].event for seq in sorted(entries)]
+
+    @activity.defn(name=names.ACTIVITY_RESERVE_REFUND)
+    async def reserve_refund(self, request: ReserveInput) -> ReserveResult:
+        self.calls.append("reserve")
+        left = self.remaining.get(request.order_id, request.captured_amount)
+        if request.amount > left:
+            return ReserveResult(reserved=False, remaining=left)
+        self.remaining[request.order_id] = left - request.amount
+        return ReserveResult(reserved=True, remaining=left - request.amount)
+
+    @activity.defn(name=names.ACTIVITY_RECORD_TRANSITIONS)
+    async def record_transitions(self, batch: RecordTransitionsInput) -> int:
+        self.calls.append("audit")
+        entries = self.audit.setdefault(batch.refund_id, {})
+        new = [e for e in batch.entries if e.seq not in entries]
+        entries.update({e.seq: e for e in new})
+        return len(new)
+
+    @activity.defn(name=names.ACTIVITY_ISSUE_PROVIDER_REFUND)
+    async def issue_provider_refund(self, request: IssueRefundInput) -> ProviderRefundResult:
+        self.calls.append(f"provider:{request.idempotency_key}")
+        if request.idempotency_key in self.provider_refunds:
+            return self.provider_refunds[request.idempotency_key]
+        answer = self.provider_answers[min(self._keys_seen, len(self.provider_answers) - 1)]
+        self._keys_seen += 1
+        if answer == "refuse":
+            raise ApplicationError(
+                "card expired", type=names.PROVIDER_REFUSED_ERROR, non_retryable=True
+            )
+        result = ProviderRefundResult(
+            provider_refund_id=f"re_{next(self._ids)}",
+            status=answer,
+            amount=request.amount,
+            currency=request.currency,
+            idempotency_key=request.idempotency_key,
+        )
+        self.provider_refunds[request.idempotency_key] = result
+        return result
+
+    @activity.defn(name=names.ACTIVITY_CHECK_PROVIDER_REFUND)
+    async def check_provider_refund(self, request: CheckRefundInput) -> ProviderRefundResult:
+        self.calls.append("poll")
+        for refund in self.provider_refunds.values():
+            if refund.provider_refund_id == request.provider_refund_id:
+                return refund
+        raise ApplicationError(f"no provider refund {request.provider_refund_id}")
+
+    @activity.defn(name=names.ACTIVITY_FIND_PROVIDER_REFUNDS)
+    async def find_provider_refunds(self, request: FindProviderRefundsInput) -> ProviderRefunds:
+        self.calls.append("find")
+        mine = [r for k, r in self.provider_refunds.items() if k.startswith(request.refund_id)]
+        return ProviderRefunds(refunds=mine)
+
+    @activity.defn(name=names.ACTIVITY_RESTOCK_LINE)
+    async def restock_line(self, request: RestockInput) -> RestockResult:
+        self.calls.append(f"restock:{request.sku}")
+        return self.restocked.setdefault(
+            request.idempotency_key,
+            RestockResult(
+                movement_id=f"mv_{request.sku}", sku=request.sku, quantity=request.quantity
+            ),
+        )

@@ -1,0 +1,129 @@
+"""RefundWorkflow's behaviour on the dev server with in-memory activities: the fast loop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+
+from tests.workflow.conftest import Env, tv_order
+from workflows.models import (
+    ApproveInput,
+    OperatorCancelInput,
+    OperatorRetryInput,
+    ProviderSettlement,
+    StatusQuery,
+    StatusView,
+)
+from workflows.refund.workflow import RefundWorkflow
+from workflows.states import Awaiting, CancelReason, RefundState
+
+Handle = WorkflowHandle[RefundWorkflow, StatusView]
+
+
+async def status_of(handle: Handle) -> StatusView:
+    return await handle.query(RefundWorkflow.status, StatusQuery())
+
+
+async def result_of(handle: Handle, timeout: float = 30) -> StatusView:
+    return await asyncio.wait_for(handle.result(), timeout)
+
+
+async def until(
+    handle: Handle, done: Callable[[StatusView], bool], timeout: float = 20
+) -> StatusView:
+    """Wait for a state the workflow reaches on its own (time skipping is asynchronous)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        status = await status_of(handle)
+        if done(status):
+            return status
+        assert asyncio.get_running_loop().time() < deadline, status.model_dump(
+            include={"state", "awaiting", "escalation_level"}
+        )
+        await asyncio.sleep(0.05)
+
+
+async def test_a_small_damaged_item_is_auto_approved_paid_once_and_audited(env: Env) -> None:
+    handle = await env.start(tv_order(price=4200))
+    result = await result_of(handle)
+    assert result.state is RefundState.COMPLETED and result.amount == 4200
+    provider_calls = [c for c in env.systems.calls if c.startswith("provider:")]
+    assert provider_calls == [f"provider:{handle.id}:refund"]
+    assert env.systems.events(handle.id) == [
+        "requested",
+        "auto_approve",
+        "start_refund",
+        "provider_confirmed",
+    ]
+
+
+async def test_a_refund_above_support_authority_waits_and_only_a_lead_may_approve(
+    env: Env,
+) -> None:
+    handle = await env.start(tv_order(), reason="changed_mind")  # 300.00 less 15 % fee
+    waiting = await until(handle, lambda s: s.awaiting is Awaiting.REVIEWER)
+    assert (waiting.amount, waiting.approval_by) == (25500, "lead")
+    before = len((await status_of(handle)).timeline)
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(RefundWorkflow.approve, ApproveInput(reviewer="sam"))
+    assert "needs the lead role" in str(refused.value.cause)
+    assert len((await status_of(handle)).timeline) == before  # nothing reached history
+    await handle.execute_update(RefundWorkflow.approve, ApproveInput(reviewer="li", role="lead"))
+    assert (await result_of(handle)).state is RefundState.COMPLETED
+
+
+async def test_an_undecided_review_escalates_twice_then_expires(env: Env) -> None:
+    handle = await env.start(tv_order(), reason="changed_mind")
+    await until(handle, lambda s: s.awaiting is Awaiting.REVIEWER)
+    await env.skipper.fast_forward(handle, timedelta(hours=25))
+    level1 = await until(handle, lambda s: s.escalation_level == 1)
+    assert level1.state is RefundState.PENDING_REVIEW
+    await env.skipper.fast_forward(handle, timedelta(days=30))
+    expired = await result_of(handle)
+    assert (expired.state, expired.cancel_reason) == (RefundState.CANCELLED, CancelReason.EXPIRED)
+    assert env.systems.events(handle.id).count("escalated") == 2
+    assert not [c for c in env.systems.calls if c.startswith("provider:")]
+
+
+async def test_a_refusal_goes_to_an_operator_whose_retry_pays_with_a_new_key(env: Env) -> None:
+    env.systems.provider_answers = ["refuse", "succeeded"]
+    handle = await env.start(tv_order(price=4200))
+    stuck = await until(handle, lambda s: s.awaiting is Awaiting.OPERATOR)
+    assert stuck.escalation_level == 2 and "card expired" in (stuck.provider_failure or "")
+    await handle.execute_update(RefundWorkflow.operator_retry, OperatorRetryInput(operator="kim"))
+    done = await result_of(handle)
+    assert done.state is RefundState.COMPLETED
+    assert env.systems.provider_refunds.keys() == {f"{handle.id}:refund:2"}
+
+
+async def test_an_operator_cannot_cancel_while_a_provider_refund_is_pending(env: Env) -> None:
+    env.systems.provider_answers = ["pending"]
+    handle = await env.start(tv_order(price=4200))
+    await until(handle, lambda s: any(e.event == "provider_pending" for e in s.timeline))
+    with pytest.raises(WorkflowUpdateFailedError):
+        await handle.execute_update(
+            RefundWorkflow.operator_cancel, OperatorCancelInput(operator="kim", reason="x")
+        )
+    [pending] = env.systems.provider_refunds.values()
+    settled = ProviderSettlement(provider_refund_id=pending.provider_refund_id, status="succeeded")
+    await handle.signal(RefundWorkflow.provider_settled, settled)
+    done = await result_of(handle)
+    assert (
+        done.state is RefundState.COMPLETED
+        and done.provider_refund_id == pending.provider_refund_id
+    )
+
+
+async def test_a_request_beyond_what_is_left_on_the_order_is_declined(env: Env) -> None:
+    order = tv_order(price=4200)
+    env.systems.remaining[order.order_id] = 1000
+    result = await (await env.start(order)).result()
+    assert (result.state, result.cancel_reason) == (
+        RefundState.CANCELLED,
+        CancelReason.EXCEEDS_REFUNDABLE,
+    )
+    assert not [c for c in env.systems.calls if c.startswith("provider:")]

@@ -1,0 +1,131 @@
+"""The event delivered to webhook subscribers and the customer channel: a versioned wire format.
+
+Pure contracts. The published JSON Schema (docs/schemas/subscriber-event.v1.json) is generated
+from these models: `python -m workflows.events > docs/schemas/subscriber-event.v1.json`.
+
+Compatibility: within one `schema_version`, fields are only ever added (receivers ignore the
+ones they do not know). Removing or renaming a field, or changing its meaning or type, means
+a new schema version.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, PlainSerializer, StrictInt, WithJsonSchema
+
+from workflows.models import Locale
+from workflows.money import Currency
+from workflows.states import CancelReason, RefundState
+
+SCHEMA_VERSION: Literal["1"] = "1"
+
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(lambda at: at.isoformat(), return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+"""ISO 8601 with a "+00:00" offset (datetime.isoformat(), as before versioning; the
+timestamps inside `facts` end in "Z", also as before)."""
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(
+        frozen=True,
+        extra="ignore",  # a receiver of version N accepts fields added later within N
+        use_attribute_docstrings=True,
+        json_schema_serialization_defaults_required=True,  # every field is always sent
+    )
+
+
+class _Headline(_Wire):
+    """The facts every event carries at its top level (and again in `facts`)."""
+
+    refund_id: str
+    """The refund's id (rf_…)."""
+    order_id: str
+    """The order the refund is for."""
+    state: RefundState
+    """The refund's state after this change."""
+    cancel_reason: CancelReason | None
+    """Why the refund was cancelled; null unless the state is cancelled."""
+    amount: StrictInt
+    """The amount that is (or will be) refunded, in integer minor units of `currency`."""
+    currency: Currency
+    """ISO 4217 currency code of `amount`."""
+    locale: Locale
+    """The customer's language: the notification is written in it."""
+
+
+class EventFacts(_Headline):
+    """The facts the notification was rendered from (the refund's status, as told)."""
+
+    escalation_level: int
+    """0 when on track; raised each time the refund waits too long."""
+    item_return_required: bool
+    """Approved, but paid only once the item is back: the customer must act."""
+    payment_failed: bool
+    """The payment provider failed the refund and an operator is deciding; no money moved."""
+    eta: datetime | None
+    """When the decision is due (review) or the money arrives at the latest (payment)."""
+    eta_earliest: datetime | None
+    """When the money arrives at the earliest, for a payment ETA; else null."""
+    eta_kind: Literal["review", "payment"] | None
+    """What `eta` is about: a reviewer's decision or the payment; null without an ETA."""
+
+
+class Notification(_Wire):
+    """The customer's message, rendered by the same templates as the tracking page."""
+
+    locale: Locale
+    """The language of `subject` and `body`."""
+    template: str
+    """The key of the template the message was rendered from."""
+    subject: str
+    """The message's subject line."""
+    body: str
+    """The message, word for word as the tracking page shows it."""
+
+
+class SubscriberEvent(_Headline):
+    """One state change of a refund, as delivered to every subscriber (signed, at least once,
+    in order per refund)."""
+
+    schema_version: Literal["1"] = SCHEMA_VERSION
+    """Version of this format: within a version fields are only added, never removed or renamed."""
+    id: str
+    """Event id, `<refund_id>:<seq>`; equals the Refundflow-Event-Id header. Deduplicate on it."""
+    type: str
+    """`refund.<state>`, e.g. refund.completed."""
+    seq: int
+    """Position of this change in the refund's audit trail (1-based, increasing per refund)."""
+    event: str
+    """What caused the change, e.g. requested, approve, provider_confirmed."""
+    occurred_at: Timestamp
+    """When the change happened."""
+    eta: Timestamp | None
+    """Same as `facts.eta`, with a +00:00 offset."""
+    eta_earliest: Timestamp | None
+    """Same as `facts.eta_earliest`, with a +00:00 offset."""
+    facts: EventFacts
+    """The facts the notification was rendered from."""
+    notification: Notification
+    """The customer's message for this change."""
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of what goes on the wire (the serialized event)."""
+    schema = SubscriberEvent.model_json_schema(mode="serialization")
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+
+
+def json_schema_text() -> str:
+    """The committed file's exact text (docs/schemas/subscriber-event.v1.json)."""
+    return json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(json_schema_text())

@@ -1,0 +1,214 @@
+"""One refund's state as a single serializable structure, and its pure transitions.
+
+`RefundCase` holds what was decided at the start (the request, the pinned policy and its
+evaluation) and `Progress`, everything that changes while the refund runs. Its methods are
+the only way the state changes, they do no I/O and read the time from an injected clock, so
+unit tests drive them with plain values and the workflow with `workflow.now`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from workflows.models import Notice, ProviderSettlement, RefundWorkflowInput, TimelineEntry
+from workflows.money import format_minor
+from workflows.policy import Policy, PolicyDecision, evaluate, parse_policy
+from workflows.refund import views
+from workflows.states import (
+    TERMINAL_STATES,
+    Awaiting,
+    CancelReason,
+    OperatorDecision,
+    RefundEvent,
+    RefundState,
+    TimelineEvent,
+    check,
+)
+
+# Escalation levels: 1 after the first deadline, 2 (the highest) when a person must act now.
+MAX_ESCALATION = 2
+
+Clock = Callable[[], datetime]
+
+
+class Progress(BaseModel):
+    """Everything about a refund that changes while it runs."""
+
+    state: RefundState = RefundState.PENDING_REVIEW
+    cancel_reason: CancelReason | None = None
+    awaiting: Awaiting = Awaiting.NOTHING
+    escalation: int = 0
+    requested_at: datetime
+    """When the workflow started (review deadlines run from here)."""
+    max_amount: int
+    """The most a reviewer may approve: the requested amount less fees."""
+    amount: int
+    """What the refund pays (a reviewer may approve less than `max_amount`)."""
+    timeline: list[TimelineEntry] = []
+    notices: list[Notice] = []
+    """State changes not yet written to the outbox."""
+    recorded: int = 0
+    """How many timeline entries the audit store already has."""
+    item_received: bool = False
+    refunding_since: datetime | None = None
+    provider_refund_id: str | None = None
+    operator_note: str | None = None
+    """The provider's reason for the last failure, shown to operators."""
+    operator_action: OperatorDecision | None = None
+    payment_attempt: int = 1
+    reserved: bool = False
+    tried_fast_path: bool = False
+    settlements: dict[str, ProviderSettlement] = {}
+    """The provider's final word per provider refund id (first one wins)."""
+    settled_by: dict[str, str] = {}
+    published: tuple[str, int, str] = (
+        RefundState.PENDING_REVIEW.value,
+        0,
+        Awaiting.NOTHING.value,
+    )
+    """(state, escalation, awaiting) as the search attributes last showed them."""
+
+
+class RefundCase:
+    """A refund: its fixed inputs, its policy decision and its progress."""
+
+    def __init__(self, inp: RefundWorkflowInput, clock: Clock) -> None:
+        self.inp = inp
+        self.clock = clock
+        self.policy: Policy = parse_policy(inp.policy.document)
+        requested_at = clock()
+        self.decision: PolicyDecision = evaluate(
+            self.policy,
+            inp.order,
+            inp.resolved,
+            inp.request.reason_code,
+            inp.asked_at or requested_at,
+        )
+        # Fees (policy v2 on) are kept back from the start. Every policy pinned before fees
+        # existed evaluates to a fee of 0, so refunds in flight keep their amount.
+        max_amount = inp.resolved.amount - self.decision.fee
+        self.p = Progress(requested_at=requested_at, max_amount=max_amount, amount=max_amount)
+
+    @property
+    def currency(self) -> str:
+        return self.inp.resolved.currency
+
+    def money(self, amount: int | None = None) -> str:
+        return format_minor(self.p.amount if amount is None else amount, self.currency)
+
+    # --- transitions ----------------------------------------------------------------
+
+    def apply(self, event: RefundEvent, actor: str, source: str, reason: str) -> None:
+        """Move along the transition table (or raise InvalidTransition), record and notify."""
+        transition = check(self.p.state, event)
+        previous = self.p.state
+        self.p.state = transition.to
+        self.p.cancel_reason = transition.cancel_reason
+        if self.p.state in TERMINAL_STATES or self.p.state is RefundState.APPROVED:
+            self.p.awaiting = Awaiting.NOTHING
+        self.append(event, previous, actor, source, reason)
+        self.notice(event)
+
+    def append(
+        self,
+        event: RefundEvent | TimelineEvent,
+        from_state: RefundState | None,
+        actor: str,
+        source: str,
+        reason: str,
+    ) -> None:
+        self.p.timeline.append(
+            TimelineEntry(
+                seq=len(self.p.timeline) + 1,
+                event=event.value,
+                from_state=from_state,
+                state=self.p.state,
+                at=self.clock(),
+                actor=actor,
+                source=source,
+                reason=reason,
+                escalation_level=self.p.escalation,
+            )
+        )
+
+    def notice(self, event: RefundEvent | TimelineEvent) -> None:
+        """Tell the customer and subscribers about the entry just appended (outbox)."""
+        self.p.notices.append(
+            Notice(
+                seq=len(self.p.timeline),
+                event=event.value,
+                at=self.clock(),
+                facts=views.facts(self),
+            )
+        )
+
+    def escalate(self, actor: str, reason: str, source: str = "timer") -> None:
+        self.p.escalation = min(self.p.escalation + 1, MAX_ESCALATION)
+        if self.p.awaiting is Awaiting.OPERATOR:
+            self.p.escalation = MAX_ESCALATION
+        self.append(
+            TimelineEvent.ESCALATED,
+            self.p.state,
+            actor,
+            source,
+            f"level {self.p.escalation}: {reason}",
+        )
+
+    def set_awaiting(self, awaiting: Awaiting) -> None:
+        self.p.awaiting = awaiting
+
+    def record_settlement(self, settlement: ProviderSettlement) -> None:
+        """The provider's final word on one of its refunds; repeats are ignored."""
+        if settlement.provider_refund_id not in self.p.settlements:
+            self.p.settlements[settlement.provider_refund_id] = settlement
+            self.p.settled_by[settlement.provider_refund_id] = f"settled via {settlement.source}"
+
+    def paid_elsewhere(self) -> str | None:
+        """A provider refund for this refund that settled as succeeded, learned by signal."""
+        for provider_refund_id, settlement in self.p.settlements.items():
+            if settlement.status == "succeeded":
+                return provider_refund_id
+        return None
+
+    def unrecorded(self) -> tuple[list[TimelineEntry], list[Notice]]:
+        """Timeline entries the audit store does not have yet, and their notices."""
+        upto = len(self.p.timeline)
+        entries = self.p.timeline[self.p.recorded : upto]
+        notices = [n for n in self.p.notices if self.p.recorded < n.seq <= upto]
+        return entries, notices
+
+    def mark_recorded(self, upto: int) -> None:
+        self.p.recorded = max(self.p.recorded, upto)
+        # Written to the outbox with their entries: no need to keep them in memory.
+        self.p.notices = [n for n in self.p.notices if n.seq > self.p.recorded]
+
+    # --- rules asked by the update validators -----------------------------------------
+
+    def approval_refusal(self, reviewer: str, role: str, amount: int | None) -> str | None:
+        """Why this approval may not happen now; None when it may."""
+        check(self.p.state, RefundEvent.APPROVE)
+        if not self.p.reserved:
+            return "the refund is still being checked against the order; try again in a moment"
+        if amount is not None and amount > self.p.max_amount:
+            return (
+                f"cannot approve {self.money(amount)}: more than the"
+                f" {self.money(self.p.max_amount)} refundable for this request"
+            )
+        approving = amount if amount is not None else self.p.amount
+        return self.policy.authority_refusal(reviewer, role, approving, self.currency)
+
+    def operator_refusal(self, action: OperatorDecision) -> str | None:
+        """Operators act only on a refund that waits for one after a payment failure."""
+        if self.p.awaiting is not Awaiting.OPERATOR or self.p.operator_action is not None:
+            return (
+                f"cannot {action.value}: the refund is {self.p.state.value}, awaiting"
+                f" {self.p.awaiting.value}; operators act only after a payment failure"
+            )
+        return None
+
+    def auto_reason(self) -> str:
+        limit = self.policy.approval.auto_approve_limit
+        return f"auto-approved: {self.money()} is within the limit of {self.money(limit)}"

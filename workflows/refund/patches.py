@@ -1,0 +1,86 @@
+"""The patch register: every `workflow.patched()` id RefundWorkflow uses, why, and its stage.
+
+A patch lets refunds that started under older code keep their path while new refunds take
+the new one. Its life (samples-python `patching/`): `patched` (both paths in the code) ->
+`deprecated` (`workflow.deprecate_patch`, once no open refund can be on the old path) ->
+`removed`. The committed histories that cover each path are listed in
+tests/replay/histories/manifest.json, and tests/replay/test_manifest.py checks the two agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+LOCAL_FAST_PATH = "local-fast-path"
+RESERVE_BEFORE_APPROVAL = "reserve-before-approval"
+WATCH_PROVIDER_CALL = "watch-provider-call"
+RECORD_PAYMENT_BEFORE_RESTOCK = "record-payment-before-restock"
+OPERATOR_PAID_EXIT = "operator-paid-exit"
+
+# How long a refund can stay open: review expiry (at most days), the item return window (at
+# most 365 days), then an operator wait that has no end. Hence "no open refund is on the old
+# path" is checked, not assumed: list them with the query in `next_stage`.
+_OLD_OPEN = (
+    "no open RefundWorkflow lacks the marker: `temporal workflow list --query"
+    " \"WorkflowType='RefundWorkflow' AND ExecutionStatus='Running'"
+    " AND StartTime < '<release time of the patch>'\"` is empty"
+)
+
+
+@dataclass(frozen=True)
+class Patch:
+    id: str
+    why: str
+    old_path: str
+    """What refunds started before the patch do instead."""
+    stage: Literal["patched", "deprecated", "removed"]
+    next_stage: str
+    """The condition for moving to the next stage."""
+
+
+REGISTER: tuple[Patch, ...] = (
+    Patch(
+        RESERVE_BEFORE_APPROVAL,
+        "Hold the amount against the order's capture before any approval (invariant 2).",
+        "no reservation; the refund counts as reserved",
+        "patched",
+        _OLD_OPEN,
+    ),
+    Patch(
+        LOCAL_FAST_PATH,
+        "Store calls and the first provider call as local activities: an auto-approved"
+        " refund completes in one workflow task (fewer actions, lower latency).",
+        "every store call is a regular activity; no fast provider call",
+        "patched",
+        _OLD_OPEN,
+    ),
+    Patch(
+        WATCH_PROVIDER_CALL,
+        "A provider call that keeps failing is watched by the refund-SLA timer and escalated,"
+        " so an outage never leaves a refund without a timer (invariant 12).",
+        "the durable provider call is awaited without a timer",
+        "patched",
+        _OLD_OPEN,
+    ),
+    Patch(
+        RECORD_PAYMENT_BEFORE_RESTOCK,
+        "Record `provider_paid` in the audit before restocking, so the money movement is"
+        " durable in our records before the warehouse is called.",
+        "restock first, then record the provider's confirmation",
+        "patched",
+        _OLD_OPEN,
+    ),
+    Patch(
+        OPERATOR_PAID_EXIT,
+        "A refund waiting for an operator completes when reconciliation proves the provider"
+        " paid after all, instead of waiting for a person.",
+        "only an operator's retry or cancel ends the wait",
+        "patched",
+        _OLD_OPEN,
+    ),
+)
+
+
+def patch_ids() -> set[str]:
+    return {patch.id for patch in REGISTER}

@@ -1,0 +1,330 @@
+"""The payment loop: have the provider pay exactly once, whatever fails; a person decides
+when the provider refuses for good. Then restock the returned lines, once each."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as ActivityTimeout
+
+with workflow.unsafe.imports_passed_through():
+    from workflows import names
+    from workflows.models import (
+        CheckRefundInput,
+        IssueRefundInput,
+        ProviderRefundResult,
+        ProviderSettlement,
+        RestockInput,
+        RestockResult,
+    )
+    from workflows.refund import patches
+    from workflows.refund.case import MAX_ESCALATION, Progress, RefundCase
+    from workflows.refund.journal import STORE_RETRY, Journal
+    from workflows.states import Awaiting, OperatorDecision, RefundEvent, TimelineEvent
+
+# The provider call is safe to retry because every attempt carries the same idempotency key.
+PROVIDER_CALL_TIMEOUT = timedelta(seconds=15)
+# How long the in-process (local activity) provider call may take, retries included, before
+# the refund moves to the durable, timer-watched activity path.
+FAST_PATH_BUDGET = timedelta(seconds=10)
+INVENTORY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=10),
+    non_retryable_error_types=[names.INVENTORY_REFUSED_ERROR],
+)
+PROVIDER_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=10),
+    non_retryable_error_types=[names.PROVIDER_REFUSED_ERROR],
+)
+# While an operator is needed, remind (re-publish the escalation) this often: never timer-less.
+OPERATOR_REMINDER = timedelta(hours=24)
+# Polling a pending provider refund when no webhook arrives: 30 s, doubling, at most hourly.
+FIRST_POLL = timedelta(seconds=30)
+LAST_POLL = timedelta(hours=1)
+
+ActivityFailure = ActivityError | ApplicationError | ActivityTimeout
+
+
+class Payment:
+    def __init__(self, case: RefundCase, journal: Journal) -> None:
+        self.case = case
+        self.journal = journal
+
+    @property
+    def p(self) -> Progress:
+        return self.case.p
+
+    async def pay(self) -> None:
+        """Pay, exactly once, then record the provider's confirmation (and restock)."""
+        self.p.refunding_since = workflow.now()
+        while True:
+            self.case.set_awaiting(Awaiting.PAYMENT_PROVIDER)
+            # On the fast path the whole payment usually fits in this workflow task: publish
+            # search attributes once at the end instead of before and after.
+            await self.journal.flush(publish=not self._fast_path_allowed())
+            outcome = await self._issue()
+            if outcome is not None and outcome.status == "pending":
+                outcome = await self._await_settlement(outcome)
+            if outcome is not None and outcome.status == "succeeded":
+                self.p.provider_refund_id = outcome.provider_refund_id
+                break
+            if outcome is not None:
+                self.p.operator_note = f"refund {outcome.provider_refund_id} failed: " + (
+                    outcome.failure_code or "no reason given"
+                )
+            decision = await self._wait_for_operator()
+            if decision is OperatorDecision.CANCEL:
+                return
+            if decision is OperatorDecision.PAID:
+                self.p.provider_refund_id = self.case.paid_elsewhere()
+                break
+            self.p.payment_attempt += 1
+        await self._confirm()
+
+    async def _confirm(self) -> None:
+        paid = f"provider refund {self.p.provider_refund_id} succeeded"
+        how = self.p.settled_by.get(self.p.provider_refund_id or "", "provider answer")
+        if self.p.item_received:
+            if workflow.patched(patches.RECORD_PAYMENT_BEFORE_RESTOCK):
+                # The money has moved: make that durable in the audit before the warehouse.
+                self.case.append(
+                    TimelineEvent.PROVIDER_PAID,
+                    self.p.state,
+                    "payment-provider",
+                    "payment",
+                    f"{paid} ({how})",
+                )
+                await self.journal.flush()
+            await self._restock()
+        self.case.apply(
+            RefundEvent.PROVIDER_CONFIRMED, "payment-provider", "payment", f"{paid} ({how})"
+        )
+
+    def _request(self) -> IssueRefundInput:
+        refund_id = self.case.inp.refund_id
+        key = f"{refund_id}:refund"
+        if self.p.payment_attempt > 1:
+            key += f":{self.p.payment_attempt}"
+        return IssueRefundInput(
+            refund_id=refund_id,
+            order_id=self.case.inp.order.order_id,
+            payment_reference=self.case.inp.order.payment_reference,
+            amount=self.p.amount,
+            currency=self.case.currency,
+            idempotency_key=key,
+            payment_attempt=self.p.payment_attempt,
+            # After a fast-path try, the provider may have committed: look before sending.
+            look_up_first=self.p.tried_fast_path,
+        )
+
+    async def _issue(self) -> ProviderRefundResult | None:
+        """One payment attempt; None if the provider refused for good (reason noted)."""
+        request = self._request()
+        if self._fast_path_allowed():
+            self.p.tried_fast_path = True
+            try:
+                return await workflow.execute_local_activity(
+                    names.ACTIVITY_ISSUE_PROVIDER_REFUND,
+                    # A local activity re-runs from attempt 1 if the worker dies: always look.
+                    request.model_copy(update={"look_up_first": True}),
+                    result_type=ProviderRefundResult,
+                    start_to_close_timeout=PROVIDER_CALL_TIMEOUT,
+                    schedule_to_close_timeout=FAST_PATH_BUDGET,
+                    retry_policy=PROVIDER_RETRY,
+                    summary="provider refund (fast path)",
+                )
+            except (ActivityError, ApplicationError, ActivityTimeout) as err:
+                # A local activity's failure arrives as the activity's own ApplicationError
+                # (or a timeout), a regular activity's as an ActivityError wrapping it.
+                if _provider_refused(err):
+                    self.p.operator_note = _failure_text(err)
+                    return None
+                # Slow or failing provider: continue on the durable path, timer-watched.
+            request = request.model_copy(update={"look_up_first": True})
+        return await self._issue_durably(request)
+
+    async def _issue_durably(self, request: IssueRefundInput) -> ProviderRefundResult | None:
+        self.journal.publish()  # the wait may be long: let operators see where the refund is
+        call = workflow.start_activity(
+            names.ACTIVITY_ISSUE_PROVIDER_REFUND,
+            request,
+            result_type=ProviderRefundResult,
+            # The adapter gives up on one HTTP call after 10 s; a worker that dies mid-call is
+            # noticed after this long and the call retried (looking up first).
+            start_to_close_timeout=PROVIDER_CALL_TIMEOUT,
+            retry_policy=PROVIDER_RETRY,
+            summary="provider refund",
+        )
+        # Transient failures are retried for as long as it takes; meanwhile the refund SLA
+        # timer still escalates, so a provider outage never leaves a refund unwatched.
+        if workflow.patched(patches.WATCH_PROVIDER_CALL):
+            await self._escalating_wait(call.done, "provider not answering")
+        try:
+            return await call
+        except ActivityError as err:
+            self.p.operator_note = _failure_text(err)
+            return None
+
+    def _fast_path_allowed(self) -> bool:
+        """First payment attempt of a refund started with the fast path: try it in-process."""
+        return (
+            self.journal.local_fast_path
+            and self.p.payment_attempt == 1
+            and not self.p.tried_fast_path
+        )
+
+    async def _await_settlement(self, pending: ProviderRefundResult) -> ProviderRefundResult:
+        """The provider answered `pending`: wait for a webhook (signal), poll as a fallback."""
+        refund_key = pending.provider_refund_id
+        self.case.append(
+            TimelineEvent.PROVIDER_PENDING,
+            self.p.state,
+            "payment-provider",
+            "payment",
+            f"provider refund {refund_key} pending settlement",
+        )
+        await self.journal.flush()
+        poll_every = FIRST_POLL
+        while refund_key not in self.p.settlements:
+            try:
+                await workflow.wait_condition(
+                    lambda: refund_key in self.p.settlements,
+                    timeout=poll_every,
+                    timeout_summary="poll provider",
+                )
+            except TimeoutError:
+                await self._poll(refund_key)
+                poll_every = min(poll_every * 2, LAST_POLL)
+                self._escalate_if_stalled()
+                await self.journal.flush()
+        settled = self.p.settlements[refund_key]
+        return pending.model_copy(
+            update={"status": settled.status, "failure_code": settled.failure_code}
+        )
+
+    async def _poll(self, provider_refund_id: str) -> None:
+        polled = await workflow.execute_activity(
+            names.ACTIVITY_CHECK_PROVIDER_REFUND,
+            CheckRefundInput(
+                refund_id=self.case.inp.refund_id, provider_refund_id=provider_refund_id
+            ),
+            result_type=ProviderRefundResult,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=STORE_RETRY,
+            summary="poll provider",
+        )
+        if polled.status != "pending":
+            self.case.record_settlement(
+                ProviderSettlement(
+                    provider_refund_id=provider_refund_id,
+                    status=polled.status,
+                    failure_code=polled.failure_code,
+                    source="poll",
+                )
+            )
+
+    async def _escalating_wait(self, done: Callable[[], bool], what: str) -> None:
+        sla = self.case.policy.refund_sla
+        while not done():
+            try:
+                await workflow.wait_condition(done, timeout=sla, timeout_summary="refund SLA")
+            except TimeoutError:
+                self.case.escalate("timer", f"{what} within {hours(sla)}")
+                await self.journal.flush()
+
+    def _escalate_if_stalled(self) -> None:
+        assert self.p.refunding_since is not None
+        waited = workflow.now() - self.p.refunding_since
+        level_due = min(MAX_ESCALATION, int(waited / self.case.policy.refund_sla))
+        if level_due > self.p.escalation:
+            self.case.escalate("timer", f"refund not settled after {hours(waited)}")
+
+    async def _restock(self) -> None:
+        """Return each refunded line to stock once (keyed per line); a refusal does not undo
+        the refund: it is recorded and escalated for the warehouse to sort out."""
+        for line in self.case.inp.resolved.lines:
+            try:
+                await self._restock_line(line.sku, line.quantity)
+            except ActivityError as err:
+                cause = err.cause.message if isinstance(err.cause, ApplicationError) else str(err)
+                self.case.escalate(
+                    "inventory", f"restock of {line.sku} refused: {cause}", "inventory"
+                )
+
+    async def _restock_line(self, sku: str, quantity: int) -> None:
+        refund_id = self.case.inp.refund_id
+        await workflow.execute_activity(
+            names.ACTIVITY_RESTOCK_LINE,
+            RestockInput(
+                refund_id=refund_id,
+                sku=sku,
+                quantity=quantity,
+                idempotency_key=f"{refund_id}:restock:{sku}",
+            ),
+            result_type=RestockResult,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=INVENTORY_RETRY,
+            summary=f"restock {sku}",
+        )
+
+    async def _wait_for_operator(self) -> OperatorDecision:
+        """The provider refused or failed for good: a person must look. Returns their choice."""
+        self.case.set_awaiting(Awaiting.OPERATOR)
+        self.p.escalation = MAX_ESCALATION
+        self.case.append(
+            TimelineEvent.ESCALATED,
+            self.p.state,
+            "payment-provider",
+            "payment",
+            f"level {self.p.escalation}: payment failed: {self.p.operator_note}",
+        )
+        self.p.operator_action = None
+        # Refunds that started waiting before this exit existed wait for the operator only.
+        paid_exit = workflow.patched(patches.OPERATOR_PAID_EXIT)
+
+        def paid() -> bool:
+            return paid_exit and self.case.paid_elsewhere() is not None
+
+        while self.p.operator_action is None and not paid():
+            await self.journal.flush()
+            try:
+                await workflow.wait_condition(
+                    lambda: self.p.operator_action is not None or paid(),
+                    timeout=OPERATOR_REMINDER,
+                    timeout_summary="operator reminder",
+                )
+            except TimeoutError:
+                self.case.escalate("timer", "still waiting for an operator")
+        if self.p.operator_action is None:
+            # Reconciliation found the provider paid after all: no operator needed any more.
+            self.p.operator_note = None
+            self.case.set_awaiting(Awaiting.PAYMENT_PROVIDER)
+            return OperatorDecision.PAID
+        action, self.p.operator_action = self.p.operator_action, None
+        if action is OperatorDecision.RETRY:
+            self.p.operator_note = None
+        return action
+
+
+def _root_cause(err: ActivityFailure) -> BaseException | None:
+    return err.cause if isinstance(err, ActivityError) else err
+
+
+def _provider_refused(err: ActivityFailure) -> bool:
+    cause = _root_cause(err)
+    return isinstance(cause, ApplicationError) and cause.type == names.PROVIDER_REFUSED_ERROR
+
+
+def _failure_text(err: ActivityFailure) -> str:
+    cause = _root_cause(err)
+    return cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+
+
+def hours(delta: timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours:g} h"

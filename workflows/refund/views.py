@@ -1,0 +1,129 @@
+"""What a refund looks like from outside: status, message facts, ETA, projection, details.
+
+Pure functions of a RefundCase: the query, the audit projection, the Web UI's current
+details and every notification are built here, from the same state (invariant 6).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from workflows import wording
+from workflows.models import MessageFacts, StatusProjection, StatusView
+from workflows.states import Awaiting, RefundState
+
+if TYPE_CHECKING:
+    from workflows.refund.case import RefundCase
+
+
+def eta(case: RefundCase) -> tuple[datetime | None, datetime | None, str | None]:
+    """(earliest, latest, kind): a review decision is due by the next deadline of the
+    policy's ladder; the money arrives within the payment rail's settlement time after it
+    is sent (or, once paid, after the payment)."""
+    p = case.p
+    if p.state is RefundState.PENDING_REVIEW:
+        return None, p.requested_at + case.policy.review_deadline(p.escalation), "review"
+    rail = case.policy.settlement_for(case.inp.order.payment_rail)
+    if p.state is RefundState.REFUNDING and p.awaiting is not Awaiting.OPERATOR:
+        earliest, latest = rail.window(p.refunding_since or case.clock())
+        return earliest, latest, "payment"
+    if p.state is RefundState.COMPLETED:
+        paid_at = p.timeline[-1].at if p.timeline else case.clock()
+        earliest, latest = rail.window(paid_at)
+        return earliest, latest, "payment"
+    return None, None, None
+
+
+def facts(case: RefundCase) -> MessageFacts:
+    earliest, latest, kind = eta(case)
+    p = case.p
+    return MessageFacts(
+        refund_id=case.inp.refund_id,
+        order_id=case.inp.order.order_id,
+        state=p.state,
+        cancel_reason=p.cancel_reason,
+        amount=p.amount,
+        currency=case.currency,
+        locale=case.inp.request.locale,
+        escalation_level=p.escalation,
+        item_return_required=p.state is RefundState.APPROVED
+        and case.policy.refund.trigger == "on_item_received",
+        payment_failed=p.awaiting is Awaiting.OPERATOR,
+        eta=latest,
+        eta_earliest=earliest,
+        eta_kind=kind,
+    )
+
+
+def status(case: RefundCase) -> StatusView:
+    """The one status object every channel renders from."""
+    told = facts(case)
+    p, inp, decision = case.p, case.inp, case.decision
+    notes = [o.message for o in decision.outcomes]
+    if p.operator_note:
+        notes.append(f"Payment provider: {p.operator_note}")
+    return StatusView(
+        refund_id=inp.refund_id,
+        refund_key=inp.request.refund_key,
+        order_id=inp.order.order_id,
+        state=p.state,
+        cancel_reason=p.cancel_reason,
+        amount=p.amount,
+        requested_amount=inp.resolved.amount,
+        currency=case.currency,
+        awaiting=p.awaiting,
+        escalation_level=p.escalation,
+        policy_version=inp.policy.label,
+        reason_code=inp.request.reason_code,
+        channel=inp.request.channel,
+        evidence_required=decision.evidence_required,
+        provider_refund_id=p.provider_refund_id,
+        provider_failure=p.operator_note if p.awaiting is Awaiting.OPERATOR else None,
+        timeline=list(p.timeline),
+        next_step=wording.next_step(p.state, p.awaiting),
+        eta=told.eta,
+        message=wording.customer_message(told),
+        policy_notes=notes,
+        locale=told.locale,
+        action_by=wording.action_by(p.state, p.awaiting, decision.approval_by),
+        eta_earliest=told.eta_earliest,
+        eta_kind=told.eta_kind,
+        payment_rail=inp.order.payment_rail,
+        fee=decision.fee,
+        approval_by=decision.approval_by,
+        support_reply=wording.support_reply(told),
+        facts=told,
+    )
+
+
+def projection(case: RefundCase) -> StatusProjection:
+    """The row the read side (list, report) keeps for this refund."""
+    p, inp = case.p, case.inp
+    return StatusProjection(
+        refund_id=inp.refund_id,
+        refund_key=inp.request.refund_key,
+        order_id=inp.order.order_id,
+        state=p.state,
+        amount=p.amount,
+        currency=case.currency,
+        awaiting=p.awaiting,
+        escalation_level=p.escalation,
+        policy_version=inp.policy.label,
+        reason_code=inp.request.reason_code,
+        channel=inp.request.channel,
+        requested_at=p.requested_at,
+        updated_at=case.clock(),
+    )
+
+
+def details(case: RefundCase) -> str:
+    """The Web UI's current details (Markdown)."""
+    p = case.p
+    lines = [
+        f"**{p.state.value}** · {case.money()} · order {case.inp.order.order_id}",
+        f"awaiting: {p.awaiting.value} · escalation level {p.escalation}",
+        f"next: {wording.next_step(p.state, p.awaiting)}",
+        f"policy: {case.inp.policy.label}",
+    ]
+    return "\n\n".join(lines)

@@ -1,0 +1,299 @@
+"""RefundWorkflow: one durable workflow per refund, the single source of truth for it.
+
+Lifecycle (see workflows.states for the table): pending_review -> approved -> refunding ->
+completed, or cancelled. Reviewer and customer actions are Updates whose validators consult
+the transition table, so a refused action never reaches history. Escalation timers come from
+the pinned policy. Every transition is appended to the timeline and written to the audit store
+by an idempotent activity, in order, before the workflow waits or calls out.
+
+This module holds the handlers and the run's outline; the state and its transitions are in
+`case`, what the outside sees in `views`, the payment loop in `payment`, the audit and
+search attributes in `journal`, the patch ids in `patches`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows import names
+    from workflows.models import (
+        ApproveInput,
+        CancelInput,
+        FindProviderRefundsInput,
+        ItemReceivedInput,
+        OperatorCancelInput,
+        OperatorRetryInput,
+        ProviderRefunds,
+        ProviderSettlement,
+        RefundWorkflowInput,
+        RejectInput,
+        ReserveInput,
+        ReserveResult,
+        StatusQuery,
+        StatusView,
+    )
+    from workflows.refund import patches, views
+    from workflows.refund.case import MAX_ESCALATION, RefundCase
+    from workflows.refund.journal import STORE_RETRY, Journal
+    from workflows.refund.payment import Payment, hours
+    from workflows.states import (
+        Awaiting,
+        OperatorDecision,
+        RefundEvent,
+        RefundState,
+        TimelineEvent,
+        check,
+    )
+
+
+@workflow.defn(name="RefundWorkflow")
+class RefundWorkflow:
+    @workflow.init
+    def __init__(self, inp: RefundWorkflowInput) -> None:
+        self._case = RefundCase(inp, workflow.now)
+        self._journal = Journal(self._case)
+        self._payment = Payment(self._case, self._journal)
+        request = inp.request
+        self._case.append(
+            TimelineEvent.REQUESTED,
+            None,
+            request.requested_by,
+            request.channel,
+            f"{request.reason_code}: refund of {self._case.money()} requested",
+        )
+        self._case.notice(TimelineEvent.REQUESTED)
+
+    # --- run ----------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, inp: RefundWorkflowInput) -> StatusView:
+        case = self._case
+        self._journal.local_fast_path = workflow.patched(patches.LOCAL_FAST_PATH)
+        if not case.decision.eligible:
+            reasons = "; ".join(o.message for o in case.decision.failed)
+            case.apply(RefundEvent.DECLINE_INELIGIBLE, "policy", "policy", reasons)
+        elif not await self._reserve() or case.p.state is not RefundState.PENDING_REVIEW:
+            pass  # declined (not enough left to refund), or withdrawn while reserving
+        elif case.decision.auto_approve:
+            case.apply(RefundEvent.AUTO_APPROVE, "policy", "policy", case.auto_reason())
+        else:
+            case.set_awaiting(Awaiting.REVIEWER)
+            await self._await_review()
+
+        if case.p.state is RefundState.APPROVED:
+            await self._await_trigger()
+        if case.p.state is RefundState.REFUNDING:
+            await self._payment.pay()
+
+        await self._journal.flush()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._journal.flush()
+        return views.status(case)
+
+    async def _reserve(self) -> bool:
+        """Hold the amount against the order's capture (invariant 2) before any approval."""
+        case = self._case
+        if not workflow.patched(patches.RESERVE_BEFORE_APPROVAL):
+            case.p.reserved = True  # refunds started before reservations existed
+            return True
+        result = await self._journal.store_call(
+            names.ACTIVITY_RESERVE_REFUND,
+            ReserveInput(
+                refund_id=case.inp.refund_id,
+                order_id=case.inp.order.order_id,
+                amount=case.p.amount,
+                currency=case.currency,
+                captured_amount=case.inp.order.captured_amount,
+            ),
+            ReserveResult,
+            "reserve",
+        )
+        case.p.reserved = result.reserved
+        if result.reserved or case.p.state is not RefundState.PENDING_REVIEW:
+            return result.reserved
+        case.apply(
+            RefundEvent.DECLINE_OVER_REFUND,
+            "refundflow",
+            "refundflow",
+            f"only {case.money(max(result.remaining, 0))} of order"
+            f" {case.inp.order.order_id} is still refundable",
+        )
+        return False
+
+    async def _await_review(self) -> None:
+        """Wait for a reviewer; escalate on the policy's deadline ladder; expire at the end."""
+        case = self._case
+        while case.p.state is RefundState.PENDING_REVIEW:
+            await self._journal.flush()
+            deadline = case.policy.review_deadline(case.p.escalation)
+            summary = ("review SLA", "second escalation", "review expiry")[
+                min(case.p.escalation, MAX_ESCALATION)
+            ]
+            remaining = deadline - (workflow.now() - case.p.requested_at)
+            if remaining > timedelta(0):
+                try:
+                    await workflow.wait_condition(
+                        lambda: case.p.state is not RefundState.PENDING_REVIEW,
+                        timeout=remaining,
+                        timeout_summary=summary,
+                    )
+                except TimeoutError:
+                    pass
+            if case.p.state is not RefundState.PENDING_REVIEW:
+                return
+            if case.p.escalation < MAX_ESCALATION:
+                case.escalate("timer", f"no review decision within {hours(deadline)}")
+            else:
+                case.apply(
+                    RefundEvent.EXPIRE, "timer", "timer", f"no decision within {hours(deadline)}"
+                )
+
+    async def _await_trigger(self) -> None:
+        case = self._case
+        if case.policy.refund.trigger == "on_approval":
+            case.apply(RefundEvent.START_REFUND, "policy", "workflow", "refund on approval")
+            return
+        case.set_awaiting(Awaiting.CUSTOMER)
+        await self._journal.flush()
+        window = timedelta(days=case.policy.refund.item_return_window_days)
+        try:
+            await workflow.wait_condition(
+                lambda: case.p.state is not RefundState.APPROVED,
+                timeout=window,
+                timeout_summary="item return window",
+            )
+        except TimeoutError:
+            if case.p.state is not RefundState.APPROVED:
+                return  # the item arrived (or the customer withdrew) as the window closed
+            case.apply(
+                RefundEvent.RETURN_WINDOW_ELAPSED,
+                "timer",
+                "timer",
+                f"item not received within {window.days} days",
+            )
+
+    # --- signals ------------------------------------------------------------------------
+
+    @workflow.signal(name=names.SIGNAL_PROVIDER_SETTLED)
+    def provider_settled(self, settlement: ProviderSettlement) -> None:
+        """The provider's final word on a pending refund. Repeats are ignored (first wins),
+        and it may arrive before the provider call that created the refund returns."""
+        self._case.record_settlement(settlement)
+
+    # --- updates ------------------------------------------------------------------------
+
+    @workflow.update
+    def approve(self, inp: ApproveInput) -> StatusView:
+        case = self._case
+        if inp.amount is not None:
+            case.p.amount = inp.amount
+        reason = f"approved {case.money()}"
+        if inp.amount is not None and inp.amount < case.p.max_amount:
+            reason += f" (requested {case.money(case.p.max_amount)})"
+        if case.policy.authority:
+            reason += f" as {inp.role}"
+        case.apply(RefundEvent.APPROVE, inp.reviewer, inp.source, reason)
+        return views.status(case)
+
+    @approve.validator
+    def _validate_approve(self, inp: ApproveInput) -> None:
+        refusal = self._case.approval_refusal(inp.reviewer, inp.role, inp.amount)
+        if refusal:
+            raise ValueError(refusal)
+
+    @workflow.update
+    def reject(self, inp: RejectInput) -> StatusView:
+        self._case.apply(RefundEvent.REJECT, inp.reviewer, inp.source, inp.reason)
+        return views.status(self._case)
+
+    @reject.validator
+    def _validate_reject(self, inp: RejectInput) -> None:
+        check(self._case.p.state, RefundEvent.REJECT)
+
+    @workflow.update
+    def cancel(self, inp: CancelInput) -> StatusView:
+        self._case.apply(RefundEvent.WITHDRAW, inp.actor, inp.source, inp.reason)
+        return views.status(self._case)
+
+    @cancel.validator
+    def _validate_cancel(self, inp: CancelInput) -> None:
+        if self._case.p.state is RefundState.REFUNDING:
+            raise ValueError("cannot cancel: the refund has been sent to the payment provider")
+        check(self._case.p.state, RefundEvent.WITHDRAW)
+
+    @workflow.update
+    def item_received(self, inp: ItemReceivedInput) -> StatusView:
+        self._case.p.item_received = True
+        self._case.apply(RefundEvent.START_REFUND, inp.actor, inp.source, "returned item received")
+        return views.status(self._case)
+
+    @item_received.validator
+    def _validate_item_received(self, inp: ItemReceivedInput) -> None:
+        case = self._case
+        if case.policy.refund.trigger != "on_item_received":
+            raise ValueError(
+                f"policy {case.inp.policy.name} v{case.inp.policy.version} refunds on approval:"
+                " no returned item is expected"
+            )
+        if case.p.state is not RefundState.APPROVED:
+            raise ValueError(
+                f"the refund is {case.p.state.value}: an item can be received only once approved"
+            )
+        check(case.p.state, RefundEvent.START_REFUND)
+
+    @workflow.update
+    def operator_retry(self, inp: OperatorRetryInput) -> StatusView:
+        case = self._case
+        case.append(
+            TimelineEvent.OPERATOR_RETRY, case.p.state, inp.operator, inp.source, "retry the refund"
+        )
+        case.p.operator_action = OperatorDecision.RETRY
+        return views.status(case)
+
+    @operator_retry.validator
+    def _validate_operator_retry(self, inp: OperatorRetryInput) -> None:
+        self._require_operator_needed(OperatorDecision.RETRY)
+
+    @workflow.update
+    async def operator_cancel(self, inp: OperatorCancelInput) -> StatusView:
+        # Prove with the provider that no money moved before the refund may be cancelled.
+        found = await workflow.execute_activity(
+            names.ACTIVITY_FIND_PROVIDER_REFUNDS,
+            FindProviderRefundsInput(refund_id=self._case.inp.refund_id),
+            result_type=ProviderRefunds,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=STORE_RETRY,
+            summary="prove no money moved",
+        )
+        live = [r for r in found.refunds if r.status != "failed"]
+        if live:
+            raise ApplicationError(
+                f"cannot cancel: provider refund {live[0].provider_refund_id} is"
+                f" {live[0].status}, so money may have moved; retry instead"
+            )
+        # Another operator may have acted while we asked the provider.
+        refusal = self._case.operator_refusal(OperatorDecision.CANCEL)
+        if refusal:
+            raise ApplicationError(refusal)
+        self._case.apply(RefundEvent.OPERATOR_CANCEL, inp.operator, inp.source, inp.reason)
+        self._case.p.operator_action = OperatorDecision.CANCEL
+        return views.status(self._case)
+
+    @operator_cancel.validator
+    def _validate_operator_cancel(self, inp: OperatorCancelInput) -> None:
+        self._require_operator_needed(OperatorDecision.CANCEL)
+        check(self._case.p.state, RefundEvent.OPERATOR_CANCEL)
+
+    def _require_operator_needed(self, action: OperatorDecision) -> None:
+        refusal = self._case.operator_refusal(action)
+        if refusal:
+            raise ValueError(refusal)
+
+    @workflow.query
+    def status(self, query: StatusQuery) -> StatusView:
+        view = views.status(self._case)
+        return view if query.include_timeline else view.model_copy(update={"timeline": []})
