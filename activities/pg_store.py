@@ -78,11 +78,12 @@ class PostgresRefundStore:
                 """
                 INSERT INTO refundflow.refund_status AS s (refund_id, refund_key, order_id, state,
                     amount, currency, awaiting, escalation_level, policy_version, reason_code,
-                    channel, requested_at, updated_at, last_seq)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                    channel, requested_at, updated_at, last_seq, item_received)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
                 ON CONFLICT (refund_id) DO UPDATE SET state = EXCLUDED.state,
                     amount = EXCLUDED.amount, awaiting = EXCLUDED.awaiting,
                     escalation_level = EXCLUDED.escalation_level,
+                    item_received = EXCLUDED.item_received,
                     updated_at = EXCLUDED.updated_at, last_seq = EXCLUDED.last_seq
                 WHERE s.last_seq <= EXCLUDED.last_seq
                 """,
@@ -100,6 +101,7 @@ class PostgresRefundStore:
                 p.requested_at,
                 p.updated_at,
                 last_seq,
+                p.item_received,
             )
             # The reservation follows the refund: released when it is cancelled, fixed at
             # the paid amount when it completes.

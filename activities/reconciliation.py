@@ -79,9 +79,7 @@ WHERE s.state = 'completed' AND coalesce(p.succeeded, 0) = 0
 UNION ALL
 SELECT 'restock_missing', s.refund_id, s.order_id, '{}'::jsonb, false, NULL
 FROM settled s
-WHERE s.state = 'completed'
-  AND EXISTS (SELECT 1 FROM refundflow.audit a WHERE a.refund_id = s.refund_id
-              AND a.event = 'start_refund' AND a.reason = 'returned item received')
+WHERE s.state = 'completed' AND s.item_received
   AND NOT EXISTS (SELECT 1 FROM stock_moves m WHERE m.reference = s.refund_id)
 UNION ALL
 SELECT 'restock_duplicated', reference, NULL,

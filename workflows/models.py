@@ -282,6 +282,8 @@ class StatusProjection(_Contract):
     channel: str
     requested_at: datetime
     updated_at: datetime
+    item_received: bool = False
+    """The returned item arrived: each refunded line must be restocked (reconciliation)."""
 
 
 class RecordTransitionsInput(_Contract):

@@ -114,6 +114,7 @@ def projection(case: RefundCase) -> StatusProjection:
         channel=inp.request.channel,
         requested_at=p.requested_at,
         updated_at=case.clock(),
+        item_received=p.item_received,
     )
 
 
