@@ -277,7 +277,7 @@ async def seed_reconciliation(pool: Any, rows: int) -> None:
         await conn.execute("ANALYZE sandbox.refunds")
 
 
-TARGETS = {
+TARGETS: dict[str, Callable[[dict[str, Any]], bool]] = {
     "throughput ratio >= 1.5": lambda r: r["refunds"]["ratio_to_baseline"] >= 1.5,
     "billable actions <= 6": lambda r: r["cost_per_refund"]["actions"] <= 6,
     "history events <= 60": lambda r: r["cost_per_refund"]["events"] <= 60,

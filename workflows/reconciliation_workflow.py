@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
 class ReconciliationWorkflow:
     @workflow.run
     async def run(self, inp: ReconcileInput) -> ReconcileReport:
-        return await workflow.execute_activity(
+        report: ReconcileReport = await workflow.execute_activity(
             names.ACTIVITY_RECONCILE,
             inp,
             result_type=ReconcileReport,
@@ -30,3 +30,4 @@ class ReconciliationWorkflow:
             retry_policy=RetryPolicy(maximum_attempts=3),
             summary="reconcile ledgers",
         )
+        return report

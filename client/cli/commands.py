@@ -10,14 +10,17 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TypeAlias
 
 from client.cli import arguments as types
 from client.cli.arguments import OneLineParser
 from workflows.models import LOCALES
 from workflows.states import RefundState
 
-Subcommands = argparse._SubParsersAction
-CommandAdder = Callable[[Subcommands], None]
+# A string: argparse's action class is generic only to type checkers, not at run time. Its
+# parsers are OneLineParsers, like the parser that made it (argparse uses type(self)).
+Subcommands: TypeAlias = "argparse._SubParsersAction[OneLineParser]"
+CommandAdder: TypeAlias = Callable[[Subcommands], None]
 
 
 def build_parser(adders: Iterable[CommandAdder]) -> argparse.ArgumentParser:

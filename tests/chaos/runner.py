@@ -51,7 +51,7 @@ async def run_all(
             tally.seconds.append(time.monotonic() - started)
             if progress:
                 mark = "ok" if not found and not error else "VIOLATION" if found else "ERROR"
-                detail = f": {(found or [error])[0]}" if found or error else ""
+                detail = f": {found[0] if found else error}" if found or error else ""
                 print(f"  {name} run {i + 1}/{runs}: {refunds} refunds, {mark}{detail}", flush=True)
     return tallies
 

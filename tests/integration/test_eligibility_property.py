@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import random
+from functools import partial
 from typing import Any
 
 import pytest
@@ -53,7 +54,7 @@ def random_request(rng: random.Random, order: dict[str, Any]) -> RefundRequest:
     return RefundRequest(
         refund_key=unique_key("prop"),
         order_id=order["order_id"],
-        reason_code=rng.choice(REASON_CODES),  # type: ignore[arg-type]
+        reason_code=rng.choice(REASON_CODES),
         channel="web",
         requested_by="cust_prop",
         **fields,
@@ -95,7 +96,7 @@ async def test_eligibility_answers_what_the_workflow_then_does(
             seen["refused"] = seen.get("refused", 0) + 1
             continue
         assert not answer.refused_at_request, where
-        final = await eventually(lambda s=status: refunds_v2.status(s.refund_id), settled)
+        final = await eventually(partial(refunds_v2.status, status.refund_id), settled)
         assert final.fee == answer.fee, where
         if answer.outcome == "auto_approved":
             assert final.state is RefundState.COMPLETED, where

@@ -4,6 +4,7 @@ approval authority, policies pinned in flight, and notifications through the out
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -72,7 +73,7 @@ async def test_payment_eta_follows_the_rail(
         order = await sandbox.order(amount=3000, payment_rail=rail)
         status = await refunds_v2.request(make_request(order))
         status = await eventually(
-            lambda s=status: refunds_v2.status(s.refund_id),
+            partial(refunds_v2.status, status.refund_id),
             lambda s: s.state.value == "refunding" and s.eta is not None,
         )
         assert status.eta_kind == "payment" and status.payment_rail == rail

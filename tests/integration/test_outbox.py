@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -27,12 +28,13 @@ CUSTOMER = "customer-notifications"
 
 
 async def customer_deliveries(db: asyncpg.Pool, refund_id: str) -> list[asyncpg.Record]:
-    return await db.fetch(
+    rows: list[asyncpg.Record] = await db.fetch(
         "SELECT seq, attempts, delivered_at, last_error FROM refundflow.deliveries"
         " WHERE refund_id = $1 AND subscriber = $2 ORDER BY seq",
         refund_id,
         CUSTOMER,
     )
+    return rows
 
 
 async def test_failing_channel_is_retried_in_order_then_delivered_once(
@@ -237,7 +239,7 @@ async def test_a_hanging_subscriber_does_not_hold_up_the_customer_channel(
         ]
         for status in statuses:
             await eventually(
-                lambda s=status: customer_deliveries(db, s.refund_id),
+                partial(customer_deliveries, db, status.refund_id),
                 lambda rows: len(rows) == 4 and all(r["delivered_at"] for r in rows),
             )
         # All the while, a delivery to the hanging subscriber was in flight, unanswered.

@@ -4,6 +4,7 @@ safe through the workflow, escalates the rest, and keeps the findings."""
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -105,7 +106,7 @@ async def test_restock_drift_is_found(
             make_request(order, amount=None, lines=[{"sku": "LAMP-3", "quantity": 1}])
         )
         await eventually(
-            lambda s=status: returns_refunds.status(s.refund_id),
+            partial(returns_refunds.status, status.refund_id),
             lambda s: s.awaiting.value == "customer",
         )
         await returns_refunds.item_received(status.refund_id)

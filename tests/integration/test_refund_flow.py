@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -36,11 +37,12 @@ def make_request(order: dict[str, Any], **fields: Any) -> RefundRequest:
 
 
 async def audit_rows(db: asyncpg.Pool, refund_id: str) -> list[asyncpg.Record]:
-    return await db.fetch(
+    rows: list[asyncpg.Record] = await db.fetch(
         "SELECT seq, event, from_state, to_state, actor, source FROM refundflow.audit"
         " WHERE refund_id = $1 ORDER BY seq",
         refund_id,
     )
+    return rows
 
 
 async def assert_audited_exactly_once(db: asyncpg.Pool, status: StatusView) -> None:
@@ -159,7 +161,7 @@ async def test_invalid_actions_are_refused_and_never_reach_history(
 ) -> None:
     order = await sandbox.order(amount=12000)
     status = await refunds.request(make_request(order))
-    refused = [
+    refused: list[tuple[Callable[[], Awaitable[StatusView]], str]] = [
         (lambda: refunds.approve(status.refund_id, "alice", amount=12001), "more than the"),
         (lambda: refunds.item_received(status.refund_id), "refunds on approval"),
     ]

@@ -41,7 +41,7 @@ def ask(reason: str = "changed_mind", **what: object) -> RefundRequest:
         channel="web",
         requested_by="c1",
         **what,
-    )  # type: ignore[arg-type]
+    )
 
 
 def test_restocking_fee_on_electronics_when_the_customer_changed_their_mind() -> None:

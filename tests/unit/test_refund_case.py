@@ -13,6 +13,7 @@ from workflows.models import (
     OrderLine,
     OrderSnapshot,
     ProviderSettlement,
+    RefundLineRequest,
     RefundRequest,
     RefundWorkflowInput,
 )
@@ -53,7 +54,7 @@ def new_case(reason: str = "changed_mind", policy: str = "standard-v2") -> tuple
     request = RefundRequest(
         refund_key="k1",
         order_id="ord_1",
-        lines=[{"sku": "TV", "quantity": 1}],  # type: ignore[list-item]
+        lines=[RefundLineRequest(sku="TV", quantity=1)],
         reason_code=reason,
         channel="web",
         requested_by="cust_1",
@@ -114,10 +115,16 @@ def test_escalation_stops_at_the_top_level_and_is_recorded_each_time() -> None:
 
 def test_review_eta_follows_the_policy_deadline_ladder() -> None:
     case, _ = new_case()
-    due = [views.eta(case)[1]]
+
+    def review_due() -> datetime:
+        latest = views.eta(case)[1]
+        assert latest is not None
+        return latest
+
+    due = [review_due()]
     for _ in range(2):
         case.escalate("timer", "late")
-        due.append(views.eta(case)[1])
+        due.append(review_due())
     policy = case.policy
     assert due == [START + policy.review_deadline(level) for level in range(3)]
     assert due[0] < due[1] <= due[2]

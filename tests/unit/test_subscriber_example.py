@@ -23,7 +23,7 @@ EVENT = {"id": "rf_x:1", "type": "refund.completed", "refund_id": "rf_x", "seq":
 
 def readme_block() -> str:
     readme = (PROJECT_ROOT / "README.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    blocks: list[str] = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
     (block,) = [b for b in blocks if "def verify_event" in b]
     return block
 

@@ -26,6 +26,7 @@ from workflows import names
 from workflows.models import (
     OrderLine,
     OrderSnapshot,
+    RefundLineRequest,
     RefundRequest,
     RefundWorkflowInput,
     StatusView,
@@ -90,7 +91,7 @@ class Env:
         request = RefundRequest(
             refund_key=uuid.uuid4().hex,
             order_id=order.order_id,
-            lines=[{"sku": line.sku, "quantity": line.quantity} for line in order.lines],  # type: ignore[misc]
+            lines=[RefundLineRequest(sku=line.sku, quantity=line.quantity) for line in order.lines],
             reason_code=reason,
             channel="web",
             requested_by=requested_by,

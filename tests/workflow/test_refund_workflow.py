@@ -127,3 +127,36 @@ async def test_a_request_beyond_what_is_left_on_the_order_is_declined(env: Env) 
         CancelReason.EXCEEDS_REFUNDABLE,
     )
     assert not [c for c in env.systems.calls if c.startswith("provider:")]
+
+
+async def test_a_cancel_from_temporal_withdraws_a_refund_no_money_has_moved_for(
+    env: Env,
+) -> None:
+    handle = await env.start(tv_order(), reason="changed_mind")
+    await until(handle, lambda s: s.awaiting is Awaiting.REVIEWER)
+    await handle.cancel()  # the Web UI's "Request Cancellation"
+    result = await result_of(handle)
+    assert (result.state, result.cancel_reason) == (RefundState.CANCELLED, CancelReason.WITHDRAWN)
+    withdrawn = result.timeline[-1]
+    assert (withdrawn.event, withdrawn.source) == ("withdraw", "temporal")
+    assert "cancelled by an operator in Temporal" in withdrawn.reason
+    assert env.systems.events(handle.id)[-1] == "withdraw"  # audited, so the store releases it
+    assert result.escalation_level == 0
+
+
+async def test_a_cancel_from_temporal_after_money_may_have_moved_is_refused_on_the_record(
+    env: Env,
+) -> None:
+    env.systems.provider_answers = ["pending"]
+    handle = await env.start(tv_order(price=4200))
+    await until(handle, lambda s: any(e.event == "provider_pending" for e in s.timeline))
+    await handle.cancel()
+    refused = await until(handle, lambda s: s.timeline[-1].source == "temporal")
+    assert refused.state is RefundState.REFUNDING and refused.escalation_level == 1
+    assert "refused" in refused.timeline[-1].reason
+    [pending] = env.systems.provider_refunds.values()
+    settled = ProviderSettlement(provider_refund_id=pending.provider_refund_id, status="succeeded")
+    await handle.signal(RefundWorkflow.provider_settled, settled)
+    done = await result_of(handle)
+    assert done.state is RefundState.COMPLETED
+    assert len(env.systems.provider_refunds) == 1  # the same key again: paid once

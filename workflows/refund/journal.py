@@ -80,7 +80,7 @@ class Journal:
         execute = (
             workflow.execute_local_activity if self.local_fast_path else workflow.execute_activity
         )
-        return await execute(
+        result: T = await execute(
             name,
             arg,
             result_type=result_type,
@@ -88,3 +88,4 @@ class Journal:
             retry_policy=STORE_RETRY,
             summary=summary,
         )
+        return result

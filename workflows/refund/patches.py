@@ -17,6 +17,7 @@ RESERVE_BEFORE_APPROVAL = "reserve-before-approval"
 WATCH_PROVIDER_CALL = "watch-provider-call"
 RECORD_PAYMENT_BEFORE_RESTOCK = "record-payment-before-restock"
 OPERATOR_PAID_EXIT = "operator-paid-exit"
+CANCEL_REQUEST_IS_A_REFUND_EVENT = "cancel-request-is-a-refund-event"
 
 # How long a refund can stay open: review expiry (at most days), the item return window (at
 # most 365 days), then an operator wait that has no end. Hence "no open refund is on the old
@@ -76,6 +77,16 @@ REGISTER: tuple[Patch, ...] = (
         "A refund waiting for an operator completes when reconciliation proves the provider"
         " paid after all, instead of waiting for a person.",
         "only an operator's retry or cancel ends the wait",
+        "patched",
+        _OLD_OPEN,
+    ),
+    Patch(
+        CANCEL_REQUEST_IS_A_REFUND_EVENT,
+        "A cancellation requested in Temporal (the Web UI's button, `temporal workflow"
+        " cancel`) withdraws a refund where no money has moved, audited and notified, and"
+        " is refused and escalated where money may have moved; before, it closed the"
+        " workflow and left the projection, reservation and customer behind.",
+        "the cancellation closes the workflow as cancelled",
         "patched",
         _OLD_OPEN,
     ),

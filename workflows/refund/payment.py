@@ -128,7 +128,7 @@ class Payment:
         if self._fast_path_allowed():
             self.p.tried_fast_path = True
             try:
-                return await workflow.execute_local_activity(
+                result: ProviderRefundResult = await workflow.execute_local_activity(
                     names.ACTIVITY_ISSUE_PROVIDER_REFUND,
                     # A local activity re-runs from attempt 1 if the worker dies: always look.
                     request.model_copy(update={"look_up_first": True}),
@@ -138,6 +138,7 @@ class Payment:
                     retry_policy=PROVIDER_RETRY,
                     summary="provider refund (fast path)",
                 )
+                return result
             except (ActivityError, ApplicationError, ActivityTimeout) as err:
                 # A local activity's failure arrives as the activity's own ApplicationError
                 # (or a timeout), a regular activity's as an ActivityError wrapping it.
@@ -150,7 +151,7 @@ class Payment:
 
     async def _issue_durably(self, request: IssueRefundInput) -> ProviderRefundResult | None:
         self.journal.publish()  # the wait may be long: let operators see where the refund is
-        call = workflow.start_activity(
+        call: workflow.ActivityHandle[ProviderRefundResult] = workflow.start_activity(
             names.ACTIVITY_ISSUE_PROVIDER_REFUND,
             request,
             result_type=ProviderRefundResult,

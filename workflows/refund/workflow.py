@@ -13,6 +13,7 @@ search attributes in `journal`, the patch ids in `patches`.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
@@ -71,6 +72,21 @@ class RefundWorkflow:
 
     @workflow.run
     async def run(self, inp: RefundWorkflowInput) -> StatusView:
+        try:
+            await self._lifecycle()
+        except asyncio.CancelledError:
+            # Raised where the refund was waiting when an operator pressed "Request
+            # Cancellation" in the Web UI (or ran `temporal workflow cancel`).
+            requested = workflow.cancellation_reason()
+            if requested is None or not workflow.patched(patches.CANCEL_REQUEST_IS_A_REFUND_EVENT):
+                raise
+            await self._on_cancel_request(requested)
+        await self._journal.flush()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._journal.flush()
+        return views.status(self._case)
+
+    async def _lifecycle(self) -> None:
         case = self._case
         self._journal.local_fast_path = workflow.patched(patches.LOCAL_FAST_PATH)
         if not case.decision.eligible:
@@ -89,10 +105,25 @@ class RefundWorkflow:
         if case.p.state is RefundState.REFUNDING:
             await self._payment.pay()
 
-        await self._journal.flush()
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        await self._journal.flush()
-        return views.status(case)
+    async def _on_cancel_request(self, requested: str) -> None:
+        """A cancellation from Temporal is a refund event like any other: it withdraws the
+        refund while no money has moved, and is refused, on the record, once it may have."""
+        case = self._case
+        said = f" ({requested})" if requested else ""
+        if case.p.state in (RefundState.PENDING_REVIEW, RefundState.APPROVED):
+            reason = f"cancelled by an operator in Temporal{said}"
+            case.apply(RefundEvent.WITHDRAW, "temporal-operator", "temporal", reason)
+        elif case.p.state is RefundState.REFUNDING:
+            case.escalate(
+                "temporal-operator",
+                f"cancellation requested in Temporal{said} refused: the refund is with the"
+                " payment provider, so money may have moved",
+                "temporal",
+            )
+            await self._journal.flush()
+            # Every provider call carries the same idempotency key, so going on where the
+            # cancellation interrupted never pays twice.
+            await self._payment.pay()
 
     async def _reserve(self) -> bool:
         """Hold the amount against the order's capture (invariant 2) before any approval."""
