@@ -9,10 +9,10 @@ from typing import Any
 
 import asyncpg
 
-from activities.rows import plain
 from workflows import wording
 from workflows.events import EventFacts, Notification, SubscriberEvent
 from workflows.models import Notice
+from workflows.read_models import AddedSubscriber, OutboxEvent, Subscriber
 
 NOTIFY_CHANNEL = "refundflow_outbox"
 """Postgres NOTIFY channel: wakes the dispatcher as soon as events are written."""
@@ -81,7 +81,7 @@ async def write_events(conn: asyncpg.Connection, refund_id: str, notices: list[N
     return int(new)
 
 
-async def events_for(pool: asyncpg.Pool, refund_id: str) -> list[dict[str, Any]]:
+async def events_for(pool: asyncpg.Pool, refund_id: str) -> list[OutboxEvent]:
     """A refund's events in order, each with its delivery to every subscriber."""
     rows = await pool.fetch(
         """
@@ -99,19 +99,18 @@ async def events_for(pool: asyncpg.Pool, refund_id: str) -> list[dict[str, Any]]
         refund_id,
     )
     return [
-        {
-            "event_id": r["event_id"],
-            "seq": r["seq"],
-            "type": r["type"],
-            "occurred_at": r["occurred_at"].isoformat(),
-            "payload": json.loads(r["payload"]),
-            "deliveries": json.loads(r["deliveries"]),
-        }
+        OutboxEvent.model_validate(
+            {
+                **dict(r),
+                "payload": json.loads(r["payload"]),
+                "deliveries": json.loads(r["deliveries"]),
+            }
+        )
         for r in rows
     ]
 
 
-async def add_subscriber(pool: asyncpg.Pool, name: str, url: str) -> dict[str, Any]:
+async def add_subscriber(pool: asyncpg.Pool, name: str, url: str) -> AddedSubscriber:
     """Subscribe `url` to events from now on, with a new signing secret (shown once).
     Adding an existing name again points it at `url`, rotates its secret and resumes it."""
     row = await pool.fetchrow(
@@ -122,7 +121,7 @@ async def add_subscriber(pool: asyncpg.Pool, name: str, url: str) -> dict[str, A
         url,
         "whsec_" + secrets.token_hex(24),
     )
-    return plain(dict(row))
+    return AddedSubscriber.model_validate(dict(row))
 
 
 async def ensure_configured_subscriber(
@@ -142,7 +141,7 @@ async def ensure_configured_subscriber(
     )
 
 
-async def list_subscribers(pool: asyncpg.Pool) -> list[dict[str, Any]]:
+async def list_subscribers(pool: asyncpg.Pool) -> list[Subscriber]:
     """Subscribers with their backlog; secrets are never listed."""
     rows = await pool.fetch(
         """
@@ -154,7 +153,7 @@ async def list_subscribers(pool: asyncpg.Pool) -> list[dict[str, Any]]:
         GROUP BY s.name ORDER BY s.name
         """
     )
-    return [plain(dict(r)) for r in rows]
+    return [Subscriber.model_validate(dict(r)) for r in rows]
 
 
 async def deactivate_subscriber(pool: asyncpg.Pool, name: str) -> bool:

@@ -10,8 +10,13 @@ import asyncpg
 
 from activities.migrate import apply_migrations
 from activities.outbox import write_events
-from activities.rows import plain
-from workflows.models import RecordTransitionsInput, ReserveInput, ReserveResult
+from workflows.models import (
+    RecordTransitionsInput,
+    ReserveInput,
+    ReserveResult,
+    StatusProjection,
+)
+from workflows.read_models import AuditEntry, Finding, ListedRefund
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SCHEMA = "refundflow"
@@ -37,88 +42,18 @@ class PostgresRefundStore:
         self._pool = pool
 
     async def record_transitions(self, batch: RecordTransitionsInput) -> int:
-        p = batch.projection
+        """Record a batch of the workflow's journal in one transaction: its audit entries
+        (once: a retried activity re-sends them), their events, the status projection and the
+        reservation that follows it. Returns how many audit entries are new."""
         last_seq = max(entry.seq for entry in batch.entries)
-        rows = [
-            (
-                batch.refund_id,
-                e.seq,
-                e.event,
-                e.from_state.value if e.from_state else None,
-                e.state.value,
-                e.at,
-                e.actor,
-                e.source,
-                e.reason,
-                e.escalation_level,
-                p.policy_version,
-            )
-            for e in batch.entries
-        ]
         async with self._pool.acquire() as conn, conn.transaction():
-            # ON CONFLICT DO NOTHING: a retried activity re-sends entries already stored.
-            inserted = await conn.fetch(
-                """
-                INSERT INTO refundflow.audit (refund_id, seq, event, from_state, to_state, at,
-                    actor, source, reason, escalation_level, policy_version)
-                SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[],
-                    $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::int[], $11::text[])
-                ON CONFLICT (refund_id, seq) DO NOTHING
-                RETURNING seq
-                """,
-                *[list(column) for column in zip(*rows, strict=True)],
-            )
-            if len(inserted) < len(rows):
-                await _check_same_entries(conn, batch, {r["seq"] for r in inserted})
+            inserted = await _append_audit(conn, batch)
             # Notifications: in this same transaction, so a recorded transition always has
             # its event and an event never exists without its transition.
             await write_events(conn, batch.refund_id, batch.notices)
-            # The projection only moves forward: an older batch never overwrites a newer one.
-            await conn.execute(
-                """
-                INSERT INTO refundflow.refund_status AS s (refund_id, refund_key, order_id, state,
-                    amount, currency, awaiting, escalation_level, policy_version, reason_code,
-                    channel, requested_at, updated_at, last_seq, item_received)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-                ON CONFLICT (refund_id) DO UPDATE SET state = EXCLUDED.state,
-                    amount = EXCLUDED.amount, awaiting = EXCLUDED.awaiting,
-                    escalation_level = EXCLUDED.escalation_level,
-                    item_received = EXCLUDED.item_received,
-                    updated_at = EXCLUDED.updated_at, last_seq = EXCLUDED.last_seq
-                WHERE s.last_seq <= EXCLUDED.last_seq
-                """,
-                p.refund_id,
-                p.refund_key,
-                p.order_id,
-                p.state.value,
-                p.amount,
-                p.currency,
-                p.awaiting.value,
-                p.escalation_level,
-                p.policy_version,
-                p.reason_code,
-                p.channel,
-                p.requested_at,
-                p.updated_at,
-                last_seq,
-                p.item_received,
-            )
-            # The reservation follows the refund: released when it is cancelled, fixed at
-            # the paid amount when it completes.
-            if p.state.value == "cancelled":
-                await conn.execute(
-                    "UPDATE refundflow.reservations SET state = 'released', updated_at = now()"
-                    " WHERE refund_id = $1 AND state = 'held'",
-                    p.refund_id,
-                )
-            elif p.state.value == "completed":
-                await conn.execute(
-                    "UPDATE refundflow.reservations SET state = 'consumed', amount = $2,"
-                    " updated_at = now() WHERE refund_id = $1 AND state = 'held'",
-                    p.refund_id,
-                    p.amount,
-                )
-        return len(inserted)
+            await _project_status(conn, batch.projection, last_seq)
+            await _follow_refund_with_reservation(conn, batch.projection)
+        return inserted
 
     async def reserve(self, request: ReserveInput) -> ReserveResult:
         async with self._pool.acquire() as conn, conn.transaction():
@@ -184,7 +119,7 @@ class PostgresRefundStore:
         order_id: str | None = None,
         escalated: bool = False,
         limit: int = 100,
-    ) -> list[dict[str, Any]]:
+    ) -> list[ListedRefund]:
         rows = await self._pool.fetch(
             """
             SELECT refund_id, order_id, state, amount, currency, awaiting, escalation_level,
@@ -201,11 +136,11 @@ class PostgresRefundStore:
             escalated,
             limit,
         )
-        return [plain(dict(r)) for r in rows]
+        return [ListedRefund.model_validate(dict(r)) for r in rows]
 
     async def findings(
         self, *, run_id: str | None = None, kind: str | None = None, limit: int = 100
-    ) -> list[dict[str, Any]]:
+    ) -> list[Finding]:
         rows = await self._pool.fetch(
             "SELECT finding_id, run_id, kind, refund_id, order_id, details::text AS details,"
             " action, created_at FROM refundflow.findings"
@@ -215,17 +150,119 @@ class PostgresRefundStore:
             kind,
             limit,
         )
-        return [plain({**dict(r), "details": json.loads(r["details"])}) for r in rows]
+        return [
+            Finding.model_validate({**dict(r), "details": json.loads(r["details"])}) for r in rows
+        ]
 
-    async def audit_trail(self, refund_id: str) -> list[dict[str, Any]]:
+    async def audit_trail(self, refund_id: str) -> list[AuditEntry]:
         rows = await self._pool.fetch(
-            "SELECT * FROM refundflow.audit WHERE refund_id = $1 ORDER BY seq", refund_id
+            "SELECT refund_id, seq, event, from_state, to_state, at, actor, source, reason,"
+            " escalation_level, policy_version, recorded_at"
+            " FROM refundflow.audit WHERE refund_id = $1 ORDER BY seq",
+            refund_id,
         )
-        return [plain(dict(r)) for r in rows]
+        return [AuditEntry.model_validate(dict(r)) for r in rows]
 
     @property
     def pool(self) -> asyncpg.Pool:
         return self._pool
+
+
+_INSERT_AUDIT = """
+    INSERT INTO refundflow.audit (refund_id, seq, event, from_state, to_state, at,
+        actor, source, reason, escalation_level, policy_version)
+    SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[],
+        $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::int[], $11::text[])
+    ON CONFLICT (refund_id, seq) DO NOTHING
+    RETURNING seq
+"""
+
+# The projection only moves forward: an older batch never overwrites a newer one.
+_UPSERT_STATUS = """
+    INSERT INTO refundflow.refund_status AS s (refund_id, refund_key, order_id, state,
+        amount, currency, awaiting, escalation_level, policy_version, reason_code,
+        channel, requested_at, updated_at, last_seq, item_received)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+    ON CONFLICT (refund_id) DO UPDATE SET state = EXCLUDED.state,
+        amount = EXCLUDED.amount, awaiting = EXCLUDED.awaiting,
+        escalation_level = EXCLUDED.escalation_level,
+        item_received = EXCLUDED.item_received,
+        updated_at = EXCLUDED.updated_at, last_seq = EXCLUDED.last_seq
+    WHERE s.last_seq <= EXCLUDED.last_seq
+"""
+
+
+def _audit_rows(batch: RecordTransitionsInput) -> list[tuple[Any, ...]]:
+    """The batch's entries as audit rows, under the policy version the refund pinned."""
+    policy_version = batch.projection.policy_version
+    return [
+        (
+            batch.refund_id,
+            e.seq,
+            e.event,
+            e.from_state.value if e.from_state else None,
+            e.state.value,
+            e.at,
+            e.actor,
+            e.source,
+            e.reason,
+            e.escalation_level,
+            policy_version,
+        )
+        for e in batch.entries
+    ]
+
+
+async def _append_audit(conn: asyncpg.Connection, batch: RecordTransitionsInput) -> int:
+    """Insert the batch's audit entries; how many are new. ON CONFLICT DO NOTHING: a retried
+    activity re-sends entries already stored, which must then be the same entries."""
+    rows = _audit_rows(batch)
+    inserted = await conn.fetch(
+        _INSERT_AUDIT, *[list(column) for column in zip(*rows, strict=True)]
+    )
+    if len(inserted) < len(rows):
+        await _check_same_entries(conn, batch, {r["seq"] for r in inserted})
+    return len(inserted)
+
+
+async def _project_status(conn: asyncpg.Connection, p: StatusProjection, last_seq: int) -> None:
+    """The refund's row in the status projection, as of the batch ending at `last_seq`."""
+    await conn.execute(
+        _UPSERT_STATUS,
+        p.refund_id,
+        p.refund_key,
+        p.order_id,
+        p.state.value,
+        p.amount,
+        p.currency,
+        p.awaiting.value,
+        p.escalation_level,
+        p.policy_version,
+        p.reason_code,
+        p.channel,
+        p.requested_at,
+        p.updated_at,
+        last_seq,
+        p.item_received,
+    )
+
+
+async def _follow_refund_with_reservation(conn: asyncpg.Connection, p: StatusProjection) -> None:
+    """The reservation follows the refund: released when it is cancelled, fixed at the paid
+    amount when it completes."""
+    if p.state.value == "cancelled":
+        await conn.execute(
+            "UPDATE refundflow.reservations SET state = 'released', updated_at = now()"
+            " WHERE refund_id = $1 AND state = 'held'",
+            p.refund_id,
+        )
+    elif p.state.value == "completed":
+        await conn.execute(
+            "UPDATE refundflow.reservations SET state = 'consumed', amount = $2,"
+            " updated_at = now() WHERE refund_id = $1 AND state = 'held'",
+            p.refund_id,
+            p.amount,
+        )
 
 
 class AuditConflict(Exception):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,10 +29,14 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.http_adapters import HttpOrderSystem, HttpService
 from activities.outbox import events_for
 from activities.pg_store import PostgresRefundStore, create_pool
-from activities.ports import ExternalSystemRefused, ExternalSystemUnavailable, OrderSystem
+from activities.ports import OrderSystem
 from client.connections import connect_temporal
+from client.edge import check_still_refundable, fetch_order, resolve, same_request_or_conflict
+
+# The refund's keys are the edge's; still importable from here, where services found them.
+from client.edge import default_refund_key as default_refund_key
+from client.edge import refund_id_for as refund_id_for
 from client.errors import (
-    InvalidRefundRequest,
     RefundActionRefused,
     RefundConflict,
     RefundflowError,
@@ -42,58 +45,33 @@ from client.errors import (
 from client.policy_source import load_policy
 from client.settings import Settings
 from workflows import names
-from workflows.eligibility import (
-    REFUNDABLE_RULE,
-    EligibilityAnswer,
-    answer_for_resolved,
-    check_eligibility,
-)
+from workflows.eligibility import EligibilityAnswer, check_eligibility
 from workflows.models import (
     ApproveInput,
     CancelInput,
     ItemReceivedInput,
     OperatorCancelInput,
     OperatorRetryInput,
-    OrderSnapshot,
     PinnedPolicy,
     ReconcileInput,
     ReconcileReport,
     RefundRequest,
     RefundWorkflowInput,
     RejectInput,
-    ResolvedRefund,
     StatusQuery,
     StatusView,
 )
 from workflows.money import format_minor
+from workflows.read_models import AuditEntry, ListedRefund, OutboxEvent
 from workflows.reconciliation_workflow import ReconciliationWorkflow
 from workflows.refund.workflow import RefundWorkflow
 from workflows.states import Awaiting, RefundState
-from workflows.validation import RefundInputError, resolve_request
 from workflows.wording import customer_view
 
 # How long a person waits for a refund to answer before being told no worker is running.
 QUERY_TIMEOUT = timedelta(seconds=15)
 UPDATE_TIMEOUT = timedelta(seconds=30)
 REFUND_ID_PATTERN = r"^rf_[0-9a-f]{24}$"
-
-
-def refund_id_for(order_id: str, refund_key: str) -> str:
-    """Workflow id from the business key: the same request converges on one workflow.
-
-    Hashed so that whatever a channel puts in its key never shows up in Temporal.
-    """
-    digest = hashlib.sha256(f"{order_id}\x1f{refund_key}".encode()).hexdigest()
-    return f"rf_{digest[:24]}"
-
-
-def default_refund_key(
-    order_id: str, amount: int | None, lines: list[tuple[str, int]] | None, reason_code: str
-) -> str:
-    """Key for a request that brought none: the request's own content, channel excluded, so
-    the same refund asked for from the web and again through support is one refund."""
-    material = f"{order_id}|{amount}|{sorted(lines or [])}|{reason_code}"
-    return "auto-" + hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
 class RefundClient:
@@ -139,7 +117,7 @@ class RefundClient:
     async def eligibility(self, request: RefundRequest) -> EligibilityAnswer:
         """Would this request be refunded, how much, how fast, and why: the answer the
         refund itself would reach now, under the policy in force. Starts nothing."""
-        order = await self._order(request.order_id)
+        order = await fetch_order(self._orders, request.order_id)
         remaining = order.captured_amount
         if self._database_url:
             store = await self._store()
@@ -154,37 +132,37 @@ class RefundClient:
         request does not fit it; with RefundConflict when the key was used for another request.
         """
         asked_at = datetime.now(UTC)
-        order = await self._order(request.order_id)
-        try:
-            resolved = resolve_request(request, order)
-        except RefundInputError as err:
-            raise InvalidRefundRequest(str(err)) from None
-
+        order = await fetch_order(self._orders, request.order_id)
+        resolved = resolve(request, order)
         refund_id = refund_id_for(request.order_id, request.refund_key)
         if self._database_url:
             existing = await self._existing_refund(refund_id)
             if existing is not None:
-                return self._same_request_or_conflict(existing, request, order, resolved)
+                return same_request_or_conflict(existing, request, order, resolved)
             store = await self._store()
             remaining = await store.refundable(order.order_id, order.captured_amount, refund_id)
-            answer = answer_for_resolved(self.policy, request, order, resolved, remaining, asked_at)
-            if any(r.rule_id == REFUNDABLE_RULE and not r.passed for r in answer.rules):
-                raise InvalidRefundRequest(
-                    f"only {format_minor(max(remaining, 0), order.currency)} of order"
-                    f" {order.order_id} is still refundable; other refunds hold the rest"
-                )
+            check_still_refundable(self.policy, request, order, resolved, remaining, asked_at)
+        await self._start(
+            RefundWorkflowInput(
+                refund_id=refund_id,
+                request=request,
+                order=order,
+                resolved=resolved,
+                policy=self.policy,
+                asked_at=asked_at,
+            )
+        )
+        status = await self._first_step(refund_id)
+        return same_request_or_conflict(status, request, order, resolved)
+
+    async def _start(self, inp: RefundWorkflowInput) -> None:
+        """Start the refund's workflow, pending review; a workflow already running (or
+        closed) under its id is the refund, not an error."""
         try:
             await self.temporal.start_workflow(
                 RefundWorkflow.run,
-                RefundWorkflowInput(
-                    refund_id=refund_id,
-                    request=request,
-                    order=order,
-                    resolved=resolved,
-                    policy=self.policy,
-                    asked_at=asked_at,
-                ),
-                id=refund_id,
+                inp,
+                id=inp.refund_id,
                 task_queue=self._task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 # A finished refund is never started again under the same key.
@@ -194,33 +172,20 @@ class RefundClient:
                         SearchAttributePair(
                             names.SA_REFUND_STATE, RefundState.PENDING_REVIEW.value
                         ),
-                        SearchAttributePair(names.SA_ORDER_ID, order.order_id),
+                        SearchAttributePair(names.SA_ORDER_ID, inp.order.order_id),
                         SearchAttributePair(names.SA_ESCALATION_LEVEL, 0),
                         SearchAttributePair(names.SA_AWAITING, Awaiting.NOTHING.value),
                     ]
                 ),
                 static_summary=(
-                    f"Refund {format_minor(resolved.amount, resolved.currency)} on order"
-                    f" {order.order_id} ({request.reason_code}, via {request.channel})"
+                    f"Refund {format_minor(inp.resolved.amount, inp.resolved.currency)} on order"
+                    f" {inp.order.order_id} ({inp.request.reason_code}, via {inp.request.channel})"
                 ),
             )
         except WorkflowAlreadyStartedError:
             pass  # closed already: the existing refund is the answer
         except RPCError as err:
             raise RefundflowError(f"Temporal did not start the refund: {err.message}") from None
-        status = await self._first_step(refund_id)
-        return self._same_request_or_conflict(status, request, order, resolved)
-
-    async def _order(self, order_id: str) -> OrderSnapshot:
-        try:
-            order = await self._orders.get_order(order_id)
-        except ExternalSystemUnavailable as err:
-            raise RefundflowError(str(err)) from None
-        except ExternalSystemRefused as err:
-            raise InvalidRefundRequest(str(err)) from None
-        if order is None:
-            raise InvalidRefundRequest(f"unknown order {order_id}")
-        return order
 
     async def _existing_refund(self, refund_id: str) -> StatusView | None:
         """A refund already recorded under this id: its live status, or a clear refusal
@@ -235,21 +200,6 @@ class RefundClient:
                 f"refund {refund_id} for this key already exists ({state}); its workflow"
                 " history has passed Temporal's retention, see `refundflow audit`"
             ) from None
-
-    @staticmethod
-    def _same_request_or_conflict(
-        status: StatusView, request: RefundRequest, order: OrderSnapshot, resolved: ResolvedRefund
-    ) -> StatusView:
-        if (status.order_id, status.requested_amount, status.reason_code) != (
-            order.order_id,
-            resolved.amount,
-            request.reason_code,
-        ):
-            raise RefundConflict(
-                f"refund key {request.refund_key!r} was already used for a different request"
-                f" on order {order.order_id} (refund {status.refund_id})"
-            )
-        return status
 
     async def _first_step(self, refund_id: str, patience: float = 5.0) -> StatusView:
         """The status once the workflow has checked the order and decided who acts next
@@ -286,7 +236,7 @@ class RefundClient:
         order_id: str | None = None,
         escalated: bool = False,
         limit: int = 100,
-    ) -> list[dict[str, Any]]:
+    ) -> list[ListedRefund]:
         return await (await self._store()).list_status(
             state=state, order_id=order_id, escalated=escalated, limit=limit
         )
@@ -295,11 +245,11 @@ class RefundClient:
         """What the customer may see of a refund: its status in their words and language."""
         return customer_view(await self.status(refund_id))
 
-    async def events(self, refund_id: str) -> builtins.list[dict[str, Any]]:
+    async def events(self, refund_id: str) -> builtins.list[OutboxEvent]:
         """The refund's notification events and their delivery to each subscriber."""
         return await events_for((await self._store()).pool, refund_id)
 
-    async def audit(self, refund_id: str) -> builtins.list[dict[str, Any]]:
+    async def audit(self, refund_id: str) -> builtins.list[AuditEntry]:
         trail = await (await self._store()).audit_trail(refund_id)
         if not trail:
             raise RefundNotFound(f"no audit trail for refund {refund_id}")

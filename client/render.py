@@ -9,6 +9,15 @@ from pydantic import ValidationError
 
 from workflows.models import StatusView
 from workflows.money import format_minor
+from workflows.read_models import (
+    AddedSubscriber,
+    AuditEntry,
+    Finding,
+    ListedRefund,
+    OutboxEvent,
+    Reconciliation,
+    Subscriber,
+)
 
 
 def validation_error(err: ValidationError) -> str:
@@ -53,15 +62,15 @@ def status(view: StatusView) -> str:
     return "\n".join(lines)
 
 
-def listing(rows: list[dict[str, Any]]) -> str:
+def listing(rows: list[ListedRefund]) -> str:
     if not rows:
         return "no refunds match"
     lines = [f"{'REFUND':<28} {'ORDER':<22} {'STATE':<15} {'AMOUNT':>14} {'AWAITING':<17} ESC"]
     for r in rows:
         lines.append(
-            f"{r['refund_id']:<28} {r['order_id']:<22} {r['state']:<15}"
-            f" {format_minor(r['amount'], r['currency']):>14} {r['awaiting']:<17}"
-            f" {r['escalation_level']}"
+            f"{r.refund_id:<28} {r.order_id:<22} {r.state.value:<15}"
+            f" {format_minor(r.amount, r.currency):>14} {r.awaiting.value:<17}"
+            f" {r.escalation_level}"
         )
     return "\n".join(lines)
 
@@ -93,11 +102,11 @@ def ledger(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def audit(rows: list[dict[str, Any]]) -> str:
+def audit(rows: list[AuditEntry]) -> str:
     return "\n".join(
-        f"{r['seq']:>3}. {r['at']}  {r['from_state'] or '-':>15} -> {r['to_state']:<15}"
-        f" {r['event']:<20} by {r['actor']} via {r['source']}: {r['reason']}"
-        f"  [{r['policy_version']}]"
+        f"{r.seq:>3}. {r.at.isoformat()}  {r.from_state or '-':>15} -> {r.to_state.value:<15}"
+        f" {r.event:<20} by {r.actor} via {r.source}: {r.reason}"
+        f"  [{r.policy_version}]"
         for r in rows
     )
 
@@ -114,23 +123,23 @@ def faults(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def findings(rows: list[dict[str, Any]]) -> str:
+def findings(rows: list[Finding]) -> str:
     if not rows:
         return "no findings"
     return "\n".join(
-        f"{r['created_at'][:19]}  {r['action']:<9} {r['kind']:<34} {r['refund_id'] or '-'}"
-        f"  {r['details']}"
+        f"{r.created_at.isoformat()[:19]}  {r.action:<9} {r.kind:<34} {r.refund_id or '-'}"
+        f"  {r.details}"
         for r in rows
     )
 
 
-def reconciliation(report: dict[str, Any]) -> str:
+def reconciliation(report: Reconciliation) -> str:
     head = (
-        f"reconciliation {report['run_id']}: {report['refunds']} refunds,"
-        f" {report['provider_refunds']} provider refunds, {report['seconds']} s;"
-        f" healed {report['healed']}, escalated {report['escalated']}"
+        f"reconciliation {report.run_id}: {report.refunds} refunds,"
+        f" {report.provider_refunds} provider refunds, {report.seconds} s;"
+        f" healed {report.healed}, escalated {report.escalated}"
     )
-    return head + "\n" + findings(report["details"])
+    return head + "\n" + findings(report.details)
 
 
 def _eta(earliest: datetime | None, latest: datetime | None, kind: str | None) -> str:
@@ -200,35 +209,35 @@ def track(view: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def events(rows: list[dict[str, Any]]) -> str:
+def events(rows: list[OutboxEvent]) -> str:
     lines = []
     for e in rows:
-        lines.append(f"{e['seq']:>3}. {e['occurred_at'][:19]}  {e['type']:<22} {e['event_id']}")
-        lines.append(f"       {e['payload']['notification']['body']}")
-        for d in e["deliveries"]:
+        lines.append(f"{e.seq:>3}. {e.occurred_at.isoformat()[:19]}  {e.type:<22} {e.event_id}")
+        lines.append(f"       {e.payload['notification']['body']}")
+        for d in e.deliveries:
             state = (
-                f"delivered {str(d['delivered_at'])[:19]}"
-                if d["delivered_at"]
-                else f"pending, next try {str(d['next_try_at'])[:19]}"
-                + (f" ({d['last_error']})" if d["last_error"] else "")
+                f"delivered {str(d.delivered_at)[:19]}"
+                if d.delivered_at
+                else f"pending, next try {str(d.next_try_at)[:19]}"
+                + (f" ({d.last_error})" if d.last_error else "")
             )
-            lines.append(f"       -> {d['subscriber']:<24} {state}, attempts {d['attempts']}")
+            lines.append(f"       -> {d.subscriber:<24} {state}, attempts {d.attempts}")
     return "\n".join(lines)
 
 
-def subscribers(data: Any) -> str:
-    if isinstance(data, dict) and "secret" in data:
+def subscribers(data: AddedSubscriber | dict[str, Any] | list[Subscriber]) -> str:
+    if isinstance(data, AddedSubscriber):
         return (
-            f"subscribed {data['name']} -> {data['url']}\n"
-            f"  signing secret (shown once; verify Refundflow-Signature with it): {data['secret']}"
+            f"subscribed {data.name} -> {data.url}\n"
+            f"  signing secret (shown once; verify Refundflow-Signature with it): {data.secret}"
         )
     if isinstance(data, dict):
         return f"{data['name']}: no longer receives events"
     if not data:
         return "no subscribers"
     return "\n".join(
-        f"{r['name']:<24} {'active ' if r['active'] else 'removed'} {r['url']}"
-        f"  pending {r['pending']}, delivered {r['delivered']}"
+        f"{r.name:<24} {'active ' if r.active else 'removed'} {r.url}"
+        f"  pending {r.pending}, delivered {r.delivered}"
         for r in data
     )
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 
+from workflows.read_models import BucketUnit, RefundReport, SeriesBucket, TimeToRefund
 from workflows.states import RefundState
 
 STATES = tuple(s.value for s in RefundState)
@@ -102,10 +103,10 @@ _SERIES = f"""
 
 async def build_report(
     pool: asyncpg.Pool, since: datetime | None = None, until: datetime | None = None
-) -> dict[str, Any]:
+) -> RefundReport:
     """Refund metrics for refunds requested in [since, until); either bound may be open.
 
-    Naive datetimes are taken as UTC. The result is JSON-ready (datetimes as ISO strings):
+    Naive datetimes are taken as UTC. In the report's JSON, datetimes are ISO strings.
 
     - `refunds`, `by_state` (every known state, zeros included) and `by_reason`
       ({reason_code: {state: count}}, only the states that occur).
@@ -128,41 +129,52 @@ async def build_report(
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         counts = await conn.fetch(_COUNTS, since, until)
         metrics = await conn.fetchrow(_METRICS, since, until)
-        first = min((r["first"] for r in counts), default=None)
-        last = max((r["last"] for r in counts), default=None)
-        unit = _bucket_unit(since or first, until or last)
-        series: list[dict[str, Any]] = []
-        if first is not None and last is not None:
-            rows = await conn.fetch(_SERIES, since, until, unit)
-            series = _fill(rows, unit, since or first, until, last)
+        unit, series = await _series(conn, counts, since, until)
+    by_state, by_reason = _tally(counts)
+    total = sum(by_state.values())
+    return RefundReport(
+        since=since,
+        until=until,
+        generated_at=generated_at,
+        refunds=total,
+        by_state=by_state,
+        by_reason=by_reason,
+        time_to_refund_seconds=_time_to_refund(metrics),
+        sla_breaches=metrics["sla_breaches"],
+        escalation_rate=_rate(metrics["escalated"], total),
+        duplicate_refunds=metrics["confirmed_twice"] + metrics["over_refunded_orders"],
+        reopen_rate=_rate(metrics["reopened"], metrics["cancelled"]),
+        bucket=unit,
+        series=series,
+    )
 
+
+async def _series(
+    conn: asyncpg.Connection, counts: list[Any], since: datetime | None, until: datetime | None
+) -> tuple[BucketUnit, list[SeriesBucket]]:
+    """The bucket unit, and the series over the period (empty when no refund is selected)."""
+    first = min((r["first"] for r in counts), default=None)
+    last = max((r["last"] for r in counts), default=None)
+    unit = _bucket_unit(since or first, until or last)
+    if first is None or last is None:
+        return unit, []
+    rows = await conn.fetch(_SERIES, since, until, unit)
+    return unit, _fill(rows, unit, since or first, until, last)
+
+
+def _tally(counts: list[Any]) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+    """Counts by state (every known state, zeros included) and by reason, then state."""
     by_state = dict.fromkeys(STATES, 0)
     by_reason: dict[str, dict[str, int]] = {}
     for row in sorted(counts, key=lambda r: (r["reason_code"], _state_order(r["state"]))):
         by_state[row["state"]] = by_state.get(row["state"], 0) + row["n"]
         by_reason.setdefault(row["reason_code"], {})[row["state"]] = row["n"]
-    total = sum(by_state.values())
-    p50, p90 = metrics["percentiles"] or (None, None)
+    return by_state, by_reason
 
-    return {
-        "since": since.isoformat() if since else None,
-        "until": until.isoformat() if until else None,
-        "generated_at": generated_at.isoformat(),
-        "refunds": total,
-        "by_state": by_state,
-        "by_reason": by_reason,
-        "time_to_refund_seconds": {
-            "p50": _seconds(p50),
-            "p90": _seconds(p90),
-            "count": metrics["completed_measured"],
-        },
-        "sla_breaches": metrics["sla_breaches"],
-        "escalation_rate": _rate(metrics["escalated"], total),
-        "duplicate_refunds": metrics["confirmed_twice"] + metrics["over_refunded_orders"],
-        "reopen_rate": _rate(metrics["reopened"], metrics["cancelled"]),
-        "bucket": unit,
-        "series": series,
-    }
+
+def _time_to_refund(metrics: Any) -> TimeToRefund:
+    p50, p90 = metrics["percentiles"] or (None, None)
+    return TimeToRefund(p50=_seconds(p50), p90=_seconds(p90), count=metrics["completed_measured"])
 
 
 def _utc(when: datetime | None) -> datetime | None:
@@ -183,7 +195,7 @@ def _seconds(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
-def _bucket_unit(start: datetime | None, end: datetime | None) -> str:
+def _bucket_unit(start: datetime | None, end: datetime | None) -> BucketUnit:
     if start is None or end is None:
         return "day"
     return "hour" if end - start < HOURLY_BELOW else "day"
@@ -196,7 +208,7 @@ def _truncate(when: datetime, unit: str) -> datetime:
 
 def _fill(
     rows: list[Any], unit: str, start: datetime, until: datetime | None, last: datetime
-) -> list[dict[str, Any]]:
+) -> list[SeriesBucket]:
     """Every bucket from the start of the period to its end, empty ones included, so a chart
     shows quiet days as quiet instead of leaving them out."""
     step = timedelta(hours=1) if unit == "hour" else timedelta(days=1)
@@ -208,13 +220,13 @@ def _fill(
     while bucket <= end:
         row = found.get(bucket)
         series.append(
-            {
-                "start": bucket.isoformat(),
-                "completed": row["completed"] if row else 0,
-                "cancelled": row["cancelled"] if row else 0,
-                "open": row["open"] if row else 0,
-                "p50_time_to_refund_seconds": _seconds(row["p50"]) if row else None,
-            }
+            SeriesBucket(
+                start=bucket,
+                completed=row["completed"] if row else 0,
+                cancelled=row["cancelled"] if row else 0,
+                open=row["open"] if row else 0,
+                p50_time_to_refund_seconds=_seconds(row["p50"]) if row else None,
+            )
         )
         bucket += step
     return series
@@ -240,9 +252,9 @@ def format_duration(seconds: float | None) -> str:
     return f"{days}d {hours:02d}h"
 
 
-def format_period(report: dict[str, Any]) -> str:
-    since = report["since"] or "the beginning"
-    until = report["until"] or "now"
+def format_period(report: RefundReport) -> str:
+    since = report.since.isoformat() if report.since else "the beginning"
+    until = report.until.isoformat() if report.until else "now"
     return f"{since} .. {until} (requested_at, until exclusive)"
 
 
@@ -255,51 +267,51 @@ def duplicates_line(count: int) -> str:
     )
 
 
-def render_text(report: dict[str, Any]) -> str:
+def render_text(report: RefundReport) -> str:
     """The report as aligned lines for a terminal."""
-    ttr = report["time_to_refund_seconds"]
+    ttr = report.time_to_refund_seconds
     lines = ["refund report"]
-    if report["duplicate_refunds"]:
-        lines.append(f"!!! DUPLICATE REFUNDS: {duplicates_line(report['duplicate_refunds'])}")
+    if report.duplicate_refunds:
+        lines.append(f"!!! DUPLICATE REFUNDS: {duplicates_line(report.duplicate_refunds)}")
     lines += [
         f"  {'period':<22} {format_period(report)}",
-        f"  {'generated':<22} {report['generated_at']}",
-        f"  {'refunds':<22} {report['refunds']}",
-        f"  {'time to refund p50':<22} {_duration_with_seconds(ttr['p50'])}",
-        f"  {'time to refund p90':<22} {_duration_with_seconds(ttr['p90'])}"
-        f"   ({ttr['count']} completed refunds measured)",
-        f"  {'SLA breaches':<22} {report['sla_breaches']}",
-        f"  {'escalation rate':<22} {_percent(report['escalation_rate'])}",
-        f"  {'reopen rate':<22} {_percent(report['reopen_rate'])}",
-        f"  {'duplicate refunds':<22} {duplicates_line(report['duplicate_refunds'])}",
+        f"  {'generated':<22} {report.generated_at.isoformat()}",
+        f"  {'refunds':<22} {report.refunds}",
+        f"  {'time to refund p50':<22} {_duration_with_seconds(ttr.p50)}",
+        f"  {'time to refund p90':<22} {_duration_with_seconds(ttr.p90)}"
+        f"   ({ttr.count} completed refunds measured)",
+        f"  {'SLA breaches':<22} {report.sla_breaches}",
+        f"  {'escalation rate':<22} {_percent(report.escalation_rate)}",
+        f"  {'reopen rate':<22} {_percent(report.reopen_rate)}",
+        f"  {'duplicate refunds':<22} {duplicates_line(report.duplicate_refunds)}",
     ]
-    if report["refunds"] == 0:
+    if report.refunds == 0:
         lines.append("")
         lines.append("no refunds in this period")
         return "\n".join(lines)
 
     lines += ["", "by state"]
-    lines += [f"  {state:<22} {n:>6}" for state, n in report["by_state"].items()]
+    lines += [f"  {state:<22} {n:>6}" for state, n in report.by_state.items()]
 
-    states = [s for s in report["by_state"] if any(s in r for r in report["by_reason"].values())]
-    width = max(len("reason"), *(len(reason) for reason in report["by_reason"])) + 2
+    states = [s for s in report.by_state if any(s in r for r in report.by_reason.values())]
+    width = max(len("reason"), *(len(reason) for reason in report.by_reason)) + 2
     lines += ["", "by reason", "  " + "reason".ljust(width) + _columns([*states, "total"])]
-    for reason, counts in report["by_reason"].items():
+    for reason, counts in report.by_reason.items():
         cells = [counts.get(s, 0) for s in states]
         lines.append("  " + reason.ljust(width) + _columns([*cells, sum(cells)]))
 
-    series = report["series"]
-    lines += ["", f"per {report['bucket']} (UTC)"]
+    series = report.series
+    lines += ["", f"per {report.bucket} (UTC)"]
     if len(series) > TEXT_SERIES_AT_MOST:
         lines.append(f"  {len(series)} buckets: see the chart")
         return "\n".join(lines)
     lines.append(f"  {'start':<26}" + _columns([*OUTCOMES]) + f"  {'p50 time to refund':>18}")
     for bucket in series:
-        counts = [bucket[o] for o in OUTCOMES]
+        outcomes = bucket.by_outcome()
         lines.append(
-            f"  {bucket['start']:<26}"
-            + _columns(counts)
-            + f"  {format_duration(bucket['p50_time_to_refund_seconds']):>18}"
+            f"  {bucket.start.isoformat():<26}"
+            + _columns([outcomes[o] for o in OUTCOMES])
+            + f"  {format_duration(bucket.p50_time_to_refund_seconds):>18}"
         )
     return "\n".join(lines)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from client.report import OUTCOMES, duplicates_line, format_duration, format_period
+from workflows.read_models import RefundReport, SeriesBucket
 
 COLOURS = {"completed": "#2e7d32", "cancelled": "#9e9e9e", "open": "#f0a500", "p50": "#1565c0"}
 SVG_NS = "http://www.w3.org/2000/svg"
@@ -42,14 +43,14 @@ svg .axis-title { font-size: 12px; fill: #212121; }
 """.strip()
 
 
-def write_chart(report: dict[str, Any], path: Path) -> Path:
+def write_chart(report: RefundReport, path: Path) -> Path:
     """Write the report page to `path` and return it."""
     path = Path(path)
     path.write_text(render_html(report), encoding="utf-8")
     return path
 
 
-def render_html(report: dict[str, Any]) -> str:
+def render_html(report: RefundReport) -> str:
     """The whole page as a string: headline figures, the two charts, counts by reason."""
     title = "refundflow report"
     parts = [
@@ -63,21 +64,21 @@ def render_html(report: dict[str, Any]) -> str:
         "<body>",
         f"<h1>{escape(title)}</h1>",
         f'<p class="period">{escape(format_period(report))}<br>'
-        f"generated {escape(str(report['generated_at']))}</p>",
+        f"generated {escape(report.generated_at.isoformat())}</p>",
     ]
-    duplicates = int(report["duplicate_refunds"])
+    duplicates = report.duplicate_refunds
     if duplicates:
         parts.append(f'<p class="banner">{escape(duplicates_line(duplicates))}</p>')
     parts.append(_headline(report))
-    if report["refunds"] == 0:
+    if report.refunds == 0:
         parts.append('<p class="empty">no refunds in this period</p>')
     else:
-        unit = str(report["bucket"])
+        unit = report.bucket
         parts += [
             f"<h2>Refunds per {escape(unit)} by outcome</h2>",
-            _outcome_bars(report["series"], unit),
+            _outcome_bars(report.series, unit),
             f"<h2>Median (p50) time to refund per {escape(unit)}</h2>",
-            _p50_line(report["series"], unit),
+            _p50_line(report.series, unit),
             "<h2>By reason</h2>",
             _reason_table(report),
         ]
@@ -88,21 +89,21 @@ def render_html(report: dict[str, Any]) -> str:
 # --- headline ---------------------------------------------------------------------------
 
 
-def _headline(report: dict[str, Any]) -> str:
-    by_state = report["by_state"]
-    ttr = report["time_to_refund_seconds"]
+def _headline(report: RefundReport) -> str:
+    by_state = report.by_state
+    ttr = report.time_to_refund_seconds
     open_ = sum(n for state, n in by_state.items() if state not in ("completed", "cancelled"))
-    duplicates = int(report["duplicate_refunds"])
+    duplicates = report.duplicate_refunds
     figures = [
-        (str(report["refunds"]), "refunds", False),
+        (str(report.refunds), "refunds", False),
         (str(by_state.get("completed", 0)), "completed", False),
         (str(by_state.get("cancelled", 0)), "cancelled", False),
         (str(open_), "open", False),
-        (format_duration(ttr["p50"]), f"p50 time to refund ({ttr['count']} measured)", False),
-        (format_duration(ttr["p90"]), "p90 time to refund", False),
-        (str(report["sla_breaches"]), "SLA breaches (escalated by timer)", False),
-        (f"{report['escalation_rate'] * 100:.2f}%", "escalation rate", False),
-        (f"{report['reopen_rate'] * 100:.2f}%", "reopen rate (asked again after refusal)", False),
+        (format_duration(ttr.p50), f"p50 time to refund ({ttr.count} measured)", False),
+        (format_duration(ttr.p90), "p90 time to refund", False),
+        (str(report.sla_breaches), "SLA breaches (escalated by timer)", False),
+        (f"{report.escalation_rate * 100:.2f}%", "escalation rate", False),
+        (f"{report.reopen_rate * 100:.2f}%", "reopen rate (asked again after refusal)", False),
         (duplicates_line(duplicates), "duplicate refunds", duplicates > 0),
     ]
     cells = []
@@ -118,8 +119,8 @@ def _headline(report: dict[str, Any]) -> str:
 # --- charts -----------------------------------------------------------------------------
 
 
-def _outcome_bars(series: list[dict[str, Any]], unit: str) -> str:
-    peak = max((sum(b[o] for o in OUTCOMES) for b in series), default=0)
+def _outcome_bars(series: list[SeriesBucket], unit: str) -> str:
+    peak = max((sum(b.by_outcome().values()) for b in series), default=0)
     top, ticks = _nice_ticks(peak)
     plot = _Plot(len(series), top)
     out = [_svg_open(f"refunds per {unit} by outcome")]
@@ -128,12 +129,13 @@ def _outcome_bars(series: list[dict[str, Any]], unit: str) -> str:
     out += _legend([(o, COLOURS[o]) for o in OUTCOMES])
     for i, bucket in enumerate(series):
         base = 0
+        counts = bucket.by_outcome()
         for outcome in OUTCOMES:
-            n = int(bucket[outcome])
+            n = counts[outcome]
             if n == 0:
                 continue
             y_top, y_bottom = plot.y(base + n), plot.y(base)
-            tip = f"{_label(bucket['start'], unit, full=True)}: {n} {outcome}"
+            tip = f"{_label(bucket.start.isoformat(), unit, full=True)}: {n} {outcome}"
             out.append(
                 f'<rect x="{plot.bar_x(i):.1f}" y="{y_top:.1f}" width="{plot.bar_width:.1f}"'
                 f' height="{y_bottom - y_top:.1f}" fill="{COLOURS[outcome]}">'
@@ -144,8 +146,8 @@ def _outcome_bars(series: list[dict[str, Any]], unit: str) -> str:
     return "\n".join(out)
 
 
-def _p50_line(series: list[dict[str, Any]], unit: str) -> str:
-    values = [b["p50_time_to_refund_seconds"] for b in series]
+def _p50_line(series: list[SeriesBucket], unit: str) -> str:
+    values = [b.p50_time_to_refund_seconds for b in series]
     if all(v is None for v in values):
         return '<p class="empty">no completed refunds in this period</p>'
     top, ticks = _nice_ticks(max(v for v in values if v is not None), DURATION_STEPS)
@@ -169,7 +171,7 @@ def _p50_line(series: list[dict[str, Any]], unit: str) -> str:
     for i, (bucket, value) in enumerate(zip(series, values, strict=True)):
         if value is None:
             continue
-        tip = f"{_label(bucket['start'], unit, full=True)}: p50 {format_duration(value)}"
+        tip = f"{_label(bucket.start.isoformat(), unit, full=True)}: p50 {format_duration(value)}"
         out.append(
             f'<circle cx="{plot.centre_x(i):.1f}" cy="{plot.y(value):.1f}" r="3.5"'
             f' fill="{COLOURS["p50"]}"><title>{escape(tip)}</title></circle>'
@@ -221,7 +223,7 @@ def _y_axis(plot: _Plot, ticks: list[float], fmt: Any, title: str) -> list[str]:
     return out
 
 
-def _x_axis(plot: _Plot, series: list[dict[str, Any]], unit: str) -> list[str]:
+def _x_axis(plot: _Plot, series: list[SeriesBucket], unit: str) -> list[str]:
     baseline = HEIGHT - BOTTOM
     out = [
         f'<line x1="{LEFT}" y1="{baseline}" x2="{WIDTH - RIGHT}" y2="{baseline}"'
@@ -233,7 +235,7 @@ def _x_axis(plot: _Plot, series: list[dict[str, Any]], unit: str) -> list[str]:
     for i in range(0, len(series), every):
         out.append(
             f'<text x="{plot.centre_x(i):.1f}" y="{baseline + 16}" text-anchor="middle">'
-            f"{escape(_label(series[i]['start'], unit))}</text>"
+            f"{escape(_label(series[i].start.isoformat(), unit))}</text>"
         )
     return out
 
@@ -274,9 +276,9 @@ def _label(start: str, unit: str, full: bool = False) -> str:
     return f"{day} {start[11:13]}h" if unit == "hour" else day
 
 
-def _reason_table(report: dict[str, Any]) -> str:
-    by_reason: dict[str, dict[str, int]] = report["by_reason"]
-    states = [s for s in report["by_state"] if any(s in c for c in by_reason.values())]
+def _reason_table(report: RefundReport) -> str:
+    by_reason = report.by_reason
+    states = [s for s in report.by_state if any(s in c for c in by_reason.values())]
     head = "".join(f"<th>{escape(s)}</th>" for s in [*states, "total"])
     rows = [f"<tr><th>reason</th>{head}</tr>"]
     for reason, counts in by_reason.items():

@@ -155,46 +155,9 @@ class SandboxStore:
                 return _refund_row(existing), False
             if payment is None:
                 raise SandboxError(404, "payment_not_found", f"no payment {payment_reference}")
-            if currency != payment["currency"]:
-                raise SandboxError(
-                    400, "currency_mismatch", f"payment was captured in {payment['currency']}"
-                )
-            if faults.refuse:
-                raise SandboxError(
-                    402, faults.refuse, f"the card network refused the refund: {faults.refuse}"
-                )
-            remaining = payment["captured_amount"] - payment["refunded_amount"]
-            if amount > remaining:
-                raise SandboxError(
-                    422,
-                    "amount_exceeds_captured",
-                    f"refund of {amount} exceeds the {remaining} still refundable",
-                )
-            pending = roll(faults.pending_rate)
-            row = await conn.fetchrow(
-                "INSERT INTO sandbox.refunds (provider_refund_id, idempotency_key, request_hash,"
-                " payment_reference, order_id, amount, currency, status, metadata, settle_at,"
-                " settle_to) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
-                " CASE WHEN $8 = 'pending' THEN now() + make_interval(secs => $10) END, $11)"
-                " RETURNING *",
-                _new_id("re"),
-                idempotency_key,
-                request_hash,
-                payment_reference,
-                payment["order_id"],
-                amount,
-                currency,
-                "pending" if pending else "succeeded",
-                json.dumps(metadata),
-                faults.settle_after_ms / 1000,
-                "failed" if pending and roll(faults.settle_failure_rate) else "succeeded",
-            )
-            # Pending refunds hold their amount: a failed settlement gives it back.
-            await conn.execute(
-                "UPDATE sandbox.payments SET refunded_amount = refunded_amount + $2"
-                " WHERE payment_reference = $1",
-                payment_reference,
-                amount,
+            _check_refundable(payment, amount, currency, faults)
+            row = await _insert_refund(
+                conn, idempotency_key, request_hash, payment, amount, currency, metadata, faults
             )
             return _refund_row(row), True
 
@@ -344,6 +307,67 @@ class SandboxStore:
             refund_id,
         )
         return [{k: _iso(v) if isinstance(v, datetime) else v for k, v in r.items()} for r in rows]
+
+
+def _check_refundable(
+    payment: asyncpg.Record, amount: int, currency: str, faults: PaymentFaults
+) -> None:
+    """Raise the provider's error for a refund of a known payment that it will not make."""
+    if currency != payment["currency"]:
+        raise SandboxError(
+            400, "currency_mismatch", f"payment was captured in {payment['currency']}"
+        )
+    if faults.refuse:
+        raise SandboxError(
+            402, faults.refuse, f"the card network refused the refund: {faults.refuse}"
+        )
+    remaining = payment["captured_amount"] - payment["refunded_amount"]
+    if amount > remaining:
+        raise SandboxError(
+            422,
+            "amount_exceeds_captured",
+            f"refund of {amount} exceeds the {remaining} still refundable",
+        )
+
+
+async def _insert_refund(
+    conn: asyncpg.Connection,
+    idempotency_key: str,
+    request_hash: str,
+    payment: asyncpg.Record,
+    amount: int,
+    currency: str,
+    metadata: dict[str, Any],
+    faults: PaymentFaults,
+) -> asyncpg.Record:
+    """Record the refund, pending or succeeded as the faults roll, and hold its amount."""
+    pending = roll(faults.pending_rate)
+    row = await conn.fetchrow(
+        "INSERT INTO sandbox.refunds (provider_refund_id, idempotency_key, request_hash,"
+        " payment_reference, order_id, amount, currency, status, metadata, settle_at,"
+        " settle_to) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
+        " CASE WHEN $8 = 'pending' THEN now() + make_interval(secs => $10) END, $11)"
+        " RETURNING *",
+        _new_id("re"),
+        idempotency_key,
+        request_hash,
+        payment["payment_reference"],
+        payment["order_id"],
+        amount,
+        currency,
+        "pending" if pending else "succeeded",
+        json.dumps(metadata),
+        faults.settle_after_ms / 1000,
+        "failed" if pending and roll(faults.settle_failure_rate) else "succeeded",
+    )
+    # Pending refunds hold their amount: a failed settlement gives it back.
+    await conn.execute(
+        "UPDATE sandbox.payments SET refunded_amount = refunded_amount + $2"
+        " WHERE payment_reference = $1",
+        payment["payment_reference"],
+        amount,
+    )
+    return row
 
 
 def _refund_row(row: asyncpg.Record) -> dict[str, Any]:

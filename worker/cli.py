@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _dev(args: argparse.Namespace) -> int:
-    from worker.devstack import StackConfig, run_foreground, wipe_home
+    from worker.dev_foreground import run_foreground
+    from worker.devstack import StackConfig, wipe_home
 
     home = (args.home or Path(os.environ.get("REFUNDFLOW_HOME", ".refundflow"))).resolve()
     if args.fresh:

@@ -1,7 +1,8 @@
 """The embedded dev stack: Postgres, Temporal dev server (with Web UI), sandbox and worker.
 
-`refundflow dev` runs it in the foreground; the tests start the very same stack on free
-ports in a temporary folder. Every process is our child, stopped in reverse order.
+`refundflow dev` runs it in the foreground (worker/dev_foreground.py); the tests start the
+very same stack on free ports in a temporary folder. Every process is our child, stopped in
+reverse order.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -342,86 +342,3 @@ def wipe_home(home: Path) -> None:
             shutil.rmtree(target)
         elif target.exists():
             target.unlink()
-
-
-def run_foreground(config: StackConfig, *, demo_orders: bool = True, as_json: bool = False) -> int:
-    """`refundflow dev`: start, print how to use it, wait for Ctrl-C or a dying child.
-
-    With `as_json`, stdout gets exactly one JSON object (addresses and demo orders) once the
-    stack is ready, and every other line goes to stderr.
-    """
-    stack = DevStack(config)
-    stop_requested: list[int] = []
-    say_stream = sys.stderr if as_json else sys.stdout
-
-    def say(line: str) -> None:
-        print(line, file=say_stream, flush=True)
-
-    def on_signal(signum: int, frame: object) -> None:
-        stop_requested.append(signum)
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    try:
-        stack.start(progress=say)
-        orders = _create_demo_orders(stack) if demo_orders else []
-        if as_json:
-            described = stack.describe()
-            described["database_url"] = redact_url(described["database_url"] or "")
-            print(json.dumps({**described, "demo_orders": orders}), flush=True)
-        else:
-            _print_demo_orders(orders)
-            _print_banner(stack)
-        while not stop_requested:
-            problem = stack.dead_child()
-            if problem:
-                print(f"error: {problem}; stopping (logs in {stack.logs})", file=sys.stderr)
-                return 1
-            time.sleep(0.5)
-        say("stopping ...")
-        return 0
-    except StackError as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
-        return 1
-    finally:
-        stack.stop()
-        say("stopped; nothing left running.")
-
-
-DEMO_ORDERS = [
-    {"amount": 4200, "currency": "USD", "category": "accessories", "delivered_days_ago": 3},
-    {"amount": 12000, "currency": "USD", "category": "electronics", "delivered_days_ago": 5},
-    {"amount": 8900, "currency": "EUR", "category": "final_sale", "delivered_days_ago": 2},
-]
-
-
-def _create_demo_orders(stack: DevStack) -> list[dict[str, Any]]:
-    return [stack.create_order(spec) for spec in DEMO_ORDERS]
-
-
-def _print_demo_orders(orders: list[dict[str, Any]]) -> None:
-    if not orders:
-        return
-    print("demo orders (sandbox):", flush=True)
-    for order in orders:
-        print(
-            f"  {order['order_id']}  captured {order['captured_amount']} {order['currency']}"
-            f"  category {order['lines'][0]['category']}",
-            flush=True,
-        )
-
-
-def _print_banner(stack: DevStack) -> None:
-    lines = [
-        "",
-        "refundflow dev stack is up:",
-        f"  Temporal      {stack.temporal_address}   Web UI {stack.ui_url or '(headless)'}",
-        f"  PostgreSQL    {redact_url(stack.database_url or '')}",
-        f"  sandbox       {stack.sandbox_url}   webhooks -> {stack.webhook_url}",
-        f"  logs          {stack.logs}",
-        "From another shell in this folder (after `source .venv/bin/activate`):",
-        "  refundflow sandbox order --amount 12000 --currency USD --json",
-        "  refundflow request --order ORDER_ID --amount 12000 --reason damaged --channel web",
-        "Press Ctrl-C to stop everything.",
-    ]
-    print("\n".join(lines), flush=True)

@@ -14,11 +14,16 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from workflows import rules
 from workflows.models import REASON_CODES, OrderSnapshot, PinnedPolicy, ResolvedRefund
 from workflows.money import format_minor
 
-# Reasons for which a final-sale item is still refundable: the fault is the seller's.
-SELLER_FAULT_REASONS = frozenset({"damaged", "defective", "wrong_item", "not_received"})
+# The rules' outcome types and fee arithmetic live in workflows.rules; they are named here
+# too, where the rest of the code has always imported them from.
+from workflows.rules import SELLER_FAULT_REASONS as SELLER_FAULT_REASONS
+from workflows.rules import FeeLine as FeeLine
+from workflows.rules import RuleOutcome as RuleOutcome
+from workflows.rules import restocking_fees
 
 
 class _Section(BaseModel):
@@ -185,24 +190,6 @@ def pin_policy(document: str) -> PinnedPolicy:
     )
 
 
-class RuleOutcome(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    rule_id: str
-    passed: bool
-    message: str
-
-
-class FeeLine(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    sku: str
-    category: str
-    bps: int
-    amount: int
-    """Minor units kept back from the refund for this line."""
-
-
 class PolicyDecision(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -230,121 +217,32 @@ def evaluate(
     reason_code: str,
     now: datetime,
 ) -> PolicyDecision:
-    """Apply the policy to one request. Pure: `now` is passed in (workflow.now() in workflows)."""
-    outcomes: list[RuleOutcome] = []
+    """Apply the policy to one request. Pure: `now` is passed in (workflow.now() in workflows).
 
-    window = timedelta(days=policy.eligibility.return_window_days)
-    if order.delivered_at is None:
-        outcomes.append(
-            RuleOutcome(
-                rule_id="return-window",
-                passed=True,
-                message="Not delivered yet, so the return window has not started.",
-            )
-        )
-    else:
-        closes = order.delivered_at + window
-        outcomes.append(
-            RuleOutcome(
-                rule_id="return-window",
-                passed=now <= closes,
-                message=(
-                    f"Within the {window.days}-day return window (closes {closes:%Y-%m-%d})."
-                    if now <= closes
-                    else f"The {window.days}-day return window closed on {closes:%Y-%m-%d}."
-                ),
-            )
-        )
-
-    final_sale = set(policy.eligibility.final_sale_categories)
-    refunded_lines = resolved.lines or order.lines
-    only_final_sale = bool(refunded_lines) and all(
-        line.category in final_sale for line in refunded_lines
-    )
-    final_sale_blocks = only_final_sale and reason_code not in SELLER_FAULT_REASONS
-    outcomes.append(
-        RuleOutcome(
-            rule_id="final-sale",
-            passed=not final_sale_blocks,
-            message=(
-                "Final-sale items are refundable only when damaged, defective, wrong or missing."
-                if final_sale_blocks
-                else "No final-sale restriction applies."
-            ),
-        )
-    )
-
+    Each rule is a function in `workflows.rules`. They run in this order, which is the order
+    of the outcomes the customer and the reviewer read; auto-approval needs every rule before
+    the authority rule to have passed, and eligibility every rule before the last."""
+    currency = resolved.currency
     fees = restocking_fees(policy, order, resolved, reason_code)
     fee = sum(f.amount for f in fees)
     refund_amount = resolved.amount - fee
-    if fees:
-        outcomes.append(
-            RuleOutcome(
-                rule_id="restocking-fee",
-                passed=True,
-                message="Restocking fee of "
-                + ", ".join(f"{f.bps / 100:g} % on {f.sku} ({f.category})" for f in fees)
-                + f": {format_minor(fee, resolved.currency)} kept back"
-                f" ({reason_code} is not a fault of the seller).",
-            )
-        )
-
-    if refund_amount <= 0:
-        outcomes.append(
-            RuleOutcome(
-                rule_id="refund-amount",
-                passed=False,
-                message="After the restocking fee nothing is left to refund.",
-            )
-        )
-
     evidence_required = refund_amount > policy.approval.evidence_required_above
-    outcomes.append(
-        RuleOutcome(
-            rule_id="evidence",
-            passed=True,
-            message=(
-                "Evidence is required above"
-                f" {format_minor(policy.approval.evidence_required_above, resolved.currency)}."
-                if evidence_required
-                else "No evidence is required for this amount."
-            ),
-        )
-    )
-
+    outcomes = [
+        rules.return_window(policy, order, now),
+        rules.final_sale(policy, order, resolved, reason_code),
+        *rules.restocking_fee(fees, reason_code, currency),
+        *rules.refund_amount(refund_amount),
+        rules.evidence(policy, evidence_required, currency),
+    ]
     auto = all(o.passed for o in outcomes) and (
         not evidence_required and refund_amount <= policy.approval.auto_approve_limit
     )
     approval_by = None if auto else policy.approver_for(refund_amount)
-    if policy.authority and not auto and approval_by is None:
-        top, top_role = max((limit, role) for role, limit in policy.authority.items())
-        outcomes.append(
-            RuleOutcome(
-                rule_id="approval-authority",
-                passed=False,
-                message=f"No one may approve more than {format_minor(top, resolved.currency)}"
-                f" (role {top_role}).",
-            )
-        )
+    outcomes += rules.approval_authority(policy, auto, approval_by, currency)
     eligible = all(o.passed for o in outcomes)
     if not eligible:
-        approval_by = None
-    outcomes.append(
-        RuleOutcome(
-            rule_id="auto-approve",
-            passed=True,
-            message=(
-                "Approved automatically: at most"
-                f" {format_minor(policy.approval.auto_approve_limit, resolved.currency)}."
-                if auto
-                else f"A reviewer decides this refund (role {approval_by} or above)."
-                if approval_by
-                else "A reviewer decides this refund."
-                if eligible
-                else "Not eligible under the policy."
-            ),
-        )
-    )
+        approval_by = None  # nobody is asked to approve what the policy refuses
+    outcomes.append(rules.auto_approve(policy, auto, eligible, approval_by, currency))
     return PolicyDecision(
         eligible=eligible,
         auto_approve=auto,
@@ -355,34 +253,6 @@ def evaluate(
         refund_amount=refund_amount,
         approval_by=approval_by,
     )
-
-
-def restocking_fees(
-    policy: Policy, order: OrderSnapshot, resolved: ResolvedRefund, reason_code: str
-) -> list[FeeLine]:
-    """Fees per refunded line, in integer minor units rounded down (never above the rate).
-    None when the reason is waived (no fault of the customer). An amount-only refund is
-    spread over the order's lines by value, so asking for an amount instead of lines does
-    not avoid the fee."""
-    rates = policy.fees.restocking_bps
-    if not rates or reason_code in policy.fees.waived_for_reasons:
-        return []
-    if resolved.lines:
-        shares = [(line, line.unit_price * line.quantity) for line in resolved.lines]
-    else:
-        order_value = sum(line.unit_price * line.quantity for line in order.lines)
-        shares = [
-            (line, resolved.amount * line.unit_price * line.quantity // order_value)
-            for line in order.lines
-            if order_value > 0
-        ]
-    fees = []
-    for line, value in shares:
-        bps = rates.get(line.category, 0)
-        amount = value * bps // 10_000
-        if amount > 0:
-            fees.append(FeeLine(sku=line.sku, category=line.category, bps=bps, amount=amount))
-    return fees
 
 
 def _after(start: datetime, amount: int, unit: str) -> datetime:

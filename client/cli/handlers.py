@@ -41,7 +41,7 @@ def _refund_request(args: argparse.Namespace, **fields: Any) -> Any:
 
 
 async def _request(args: argparse.Namespace) -> int:
-    from client.refund_client import default_refund_key
+    from client.edge import default_refund_key
 
     request = _refund_request(
         args,
@@ -60,7 +60,7 @@ async def _eligibility(args: argparse.Namespace) -> int:
     # Channel and requester do not change the answer. The key (as `request` would derive
     # it, or --key) only excludes that request's own hold, if already made, from "still
     # refundable": asking again about a request already made gives the same answer.
-    from client.refund_client import default_refund_key
+    from client.edge import default_refund_key
 
     key = args.key or default_refund_key(args.order, args.amount, args.line, args.reason)
     request = _refund_request(args, refund_key=key, channel="web", requested_by="eligibility")
@@ -217,13 +217,14 @@ async def _events(store: Any, refund_id: str) -> Any:
 
 async def _reconcile(args: argparse.Namespace) -> int:
     from workflows.models import ReconcileInput
+    from workflows.read_models import Reconciliation
 
-    async def run_now(client: Any) -> Any:
+    async def run_now(client: Any) -> Reconciliation:
         report = await client.reconcile(
             ReconcileInput(heal=not args.no_heal, grace_seconds=max(args.grace, 0))
         )
         findings = await (await client.store()).findings(run_id=report.run_id, limit=10_000)
-        return {**report.model_dump(), "details": findings}
+        return Reconciliation(**report.model_dump(), details=findings)
 
     result = await with_client(run_now)
     emit(args, result, render.reconciliation)
@@ -240,8 +241,8 @@ async def _report(args: argparse.Namespace) -> int:
     chart = write_chart(report, args.chart)
     emit(
         args,
-        {**report, "chart": str(chart)},
-        lambda data: f"{render_text(data)}\n\nchart written to {chart}",
+        {**report.model_dump(mode="json"), "chart": str(chart)},
+        lambda _: f"{render_text(report)}\n\nchart written to {chart}",
     )
     return EXIT_OK
 

@@ -58,7 +58,7 @@ async def test_retried_batches_are_written_once_and_projection_never_goes_back(
     assert await store.record_transitions(batch(refund_id, [3], RefundState.COMPLETED)) == 1
     # A late retry of an older batch must not roll the projection back.
     await store.record_transitions(batch(refund_id, [1, 2], RefundState.APPROVED))
-    assert [r["seq"] for r in await store.audit_trail(refund_id)] == [1, 2, 3]
+    assert [r.seq for r in await store.audit_trail(refund_id)] == [1, 2, 3]
     state = await db.fetchval(
         "SELECT state FROM refundflow.refund_status WHERE refund_id = $1", refund_id
     )

@@ -153,17 +153,15 @@ async def test_every_state_change_is_one_outbox_event_in_order(
     done = await wait_for_state(refunds_v2, status.refund_id, "completed")
     events = await eventually(
         lambda: refunds_v2.events(status.refund_id),
-        lambda rows: (
-            len(rows) == 4 and all(d["delivered_at"] for r in rows for d in r["deliveries"])
-        ),
+        lambda rows: len(rows) == 4 and all(d.delivered_at for r in rows for d in r.deliveries),
     )
     changes = [e for e in done.timeline if e.from_state is None or e.from_state != e.state]
-    assert [e["seq"] for e in events] == [e.seq for e in changes]
-    assert [e["type"] for e in events] == [
+    assert [e.seq for e in events] == [e.seq for e in changes]
+    assert [e.type for e in events] == [
         "refund.pending_review", "refund.approved", "refund.refunding", "refund.completed",
     ]  # fmt: skip
-    assert events[-1]["payload"]["notification"]["body"] == done.message
-    assert {d["subscriber"] for d in events[0]["deliveries"]} >= {"customer-notifications"}
+    assert events[-1].payload["notification"]["body"] == done.message
+    assert {d.subscriber for d in events[0].deliveries} >= {"customer-notifications"}
     # Written once: the outbox has exactly these rows for the refund.
     count = await db.fetchval(
         "SELECT count(*) FROM refundflow.outbox WHERE refund_id = $1", status.refund_id

@@ -119,8 +119,8 @@ async def subscriber(db: asyncpg.Pool) -> AsyncIterator[RecordingSubscriber]:
     port = free_port()
     name = f"test-sub-{port}"
     created = await outbox.add_subscriber(db, name, f"http://127.0.0.1:{port}/events")
-    receiver = RecordingSubscriber(created["secret"])
-    receiver.url = created["url"]
+    receiver = RecordingSubscriber(created.secret)
+    receiver.url = created.url
     app = web.Application()
     app.router.add_post("/events", receiver.handle)
     runner = web.AppRunner(app)

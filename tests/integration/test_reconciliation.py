@@ -54,7 +54,7 @@ async def test_provider_paid_but_refund_still_waiting_is_healed_through_the_work
     # Healed: the next run finds nothing more for it.
     again = await refunds.reconcile(ReconcileInput(grace_seconds=0))
     details = await (await refunds.store()).findings(run_id=again.run_id, limit=10_000)
-    assert not [f for f in details if f["refund_id"] == status.refund_id]
+    assert not [f for f in details if f.refund_id == status.refund_id]
 
 
 async def test_drift_that_cannot_be_healed_is_escalated_and_kept(

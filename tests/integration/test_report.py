@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import pytest
@@ -19,6 +18,7 @@ from client.report_chart import SVG_NS, write_chart
 from client.settings import Settings
 from tests.integration.helpers import fresh_database, run_cli
 from worker.devstack import DevStack
+from workflows.read_models import SeriesBucket, TimeToRefund
 
 pytestmark = pytest.mark.stack
 
@@ -154,47 +154,52 @@ async def add_reservation(
     )
 
 
-def bucket(start: datetime, completed: int, cancelled: int, open_: int, p50: float | None) -> Any:
-    return {
-        "start": start.isoformat(),
-        "completed": completed,
-        "cancelled": cancelled,
-        "open": open_,
-        "p50_time_to_refund_seconds": p50,
-    }
+def bucket(
+    start: datetime, completed: int, cancelled: int, open_: int, p50: float | None
+) -> SeriesBucket:
+    return SeriesBucket(
+        start=start,
+        completed=completed,
+        cancelled=cancelled,
+        open=open_,
+        p50_time_to_refund_seconds=p50,
+    )
 
 
 async def test_three_days_of_refunds_give_exact_metrics(report_db: ReportDb) -> None:
     report = await build_report(report_db.pool, T0, T0 + 3 * DAY)
 
-    assert report["since"] == "2026-03-02T00:00:00+00:00"
-    assert report["until"] == "2026-03-05T00:00:00+00:00"
-    assert report["refunds"] == 10
-    assert report["by_state"] == {
+    assert (report.since, report.until) == (T0, T0 + 3 * DAY)
+    assert report.refunds == 10
+    assert report.by_state == {
         "pending_review": 1,
         "approved": 1,
         "refunding": 1,
         "completed": 5,
         "cancelled": 2,
     }
-    assert report["by_reason"] == {
+    assert report.by_reason == {
         "damaged": {"pending_review": 1, "completed": 2, "cancelled": 1},
         "late": {"approved": 1, "completed": 2, "cancelled": 1},
         "wrong_item": {"refunding": 1, "completed": 1},
     }
-    assert report["time_to_refund_seconds"] == {"p50": 180.0, "p90": 276.0, "count": 5}
-    assert report["sla_breaches"] == 1  # r4, escalated twice by the timer
-    assert report["escalation_rate"] == 0.2  # r4 and r7
-    assert report["duplicate_refunds"] == 0
-    assert report["reopen_rate"] == 0.5  # r6 reopened by r7; r8 not (r9 came before)
-    assert report["bucket"] == "day"
-    assert report["series"] == [
+    assert report.time_to_refund_seconds == TimeToRefund(p50=180.0, p90=276.0, count=5)
+    assert report.sla_breaches == 1  # r4, escalated twice by the timer
+    assert report.escalation_rate == 0.2  # r4 and r7
+    assert report.duplicate_refunds == 0
+    assert report.reopen_rate == 0.5  # r6 reopened by r7; r8 not (r9 came before)
+    assert report.bucket == "day"
+    assert report.series == [
         bucket(T0, 2, 1, 1, 90.0),
         bucket(T0 + DAY, 2, 1, 1, 210.0),
         bucket(T0 + 2 * DAY, 1, 0, 1, 300.0),
     ]
-    datetime.fromisoformat(report["generated_at"])
-    json.dumps(report)  # JSON-ready as it is
+    # In JSON, datetimes are ISO strings as datetime.isoformat() writes them.
+    data = json.loads(report.model_dump_json())
+    assert data["since"] == "2026-03-02T00:00:00+00:00"
+    assert data["until"] == "2026-03-05T00:00:00+00:00"
+    assert data["series"][0]["start"] == "2026-03-02T00:00:00+00:00"
+    assert datetime.fromisoformat(data["generated_at"]) == report.generated_at
 
     text = render_text(report)
     assert "duplicate refunds      0 (must be 0)" in text
@@ -206,9 +211,9 @@ async def test_three_days_of_refunds_give_exact_metrics(report_db: ReportDb) -> 
 async def test_a_span_under_two_days_is_bucketed_by_hour(report_db: ReportDb) -> None:
     report = await build_report(report_db.pool, T0, T0 + 6 * HOUR)
 
-    assert report["refunds"] == 4  # r1, r2, r6, r7
-    assert report["bucket"] == "hour"
-    assert report["series"] == [
+    assert report.refunds == 4  # r1, r2, r6, r7
+    assert report.bucket == "hour"
+    assert report.series == [
         bucket(T0, 0, 0, 0, None),
         bucket(T0 + HOUR, 1, 0, 0, 60.0),
         bucket(T0 + 2 * HOUR, 1, 0, 0, 120.0),
@@ -216,32 +221,32 @@ async def test_a_span_under_two_days_is_bucketed_by_hour(report_db: ReportDb) ->
         bucket(T0 + 4 * HOUR, 0, 0, 0, None),
         bucket(T0 + 5 * HOUR, 0, 0, 1, None),
     ]
-    assert report["time_to_refund_seconds"] == {"p50": 90.0, "p90": 114.0, "count": 2}
-    assert (report["escalation_rate"], report["reopen_rate"]) == (0.25, 1.0)
+    assert report.time_to_refund_seconds == TimeToRefund(p50=90.0, p90=114.0, count=2)
+    assert (report.escalation_rate, report.reopen_rate) == (0.25, 1.0)
 
 
 async def test_without_bounds_every_refund_counts(report_db: ReportDb) -> None:
     report = await build_report(report_db.pool)
 
-    assert (report["since"], report["until"]) == (None, None)
-    assert report["refunds"] == 12
-    assert report["time_to_refund_seconds"] == {"p50": 240.0, "p90": 999.0, "count": 7}
+    assert (report.since, report.until) == (None, None)
+    assert report.refunds == 12
+    assert report.time_to_refund_seconds == TimeToRefund(p50=240.0, p90=999.0, count=7)
     # Daily, from the first request's day to the last's, quiet days included.
-    assert report["bucket"] == "day"
-    assert len(report["series"]) == 12
-    assert report["series"][0]["start"] == (T0 - DAY).isoformat()
-    assert report["series"][-1]["start"] == (T0 + 10 * DAY).isoformat()
-    assert sum(b["completed"] + b["cancelled"] + b["open"] for b in report["series"]) == 12
+    assert report.bucket == "day"
+    assert len(report.series) == 12
+    assert report.series[0].start == T0 - DAY
+    assert report.series[-1].start == T0 + 10 * DAY
+    assert sum(b.completed + b.cancelled + b.open for b in report.series) == 12
 
 
 async def test_a_period_without_refunds(report_db: ReportDb, tmp_path: Path) -> None:
     report = await build_report(report_db.pool, T0 + 100 * DAY, T0 + 101 * DAY)
 
-    assert report["refunds"] == 0
-    assert report["time_to_refund_seconds"] == {"p50": None, "p90": None, "count": 0}
-    assert (report["escalation_rate"], report["reopen_rate"]) == (0.0, 0.0)
-    assert (report["sla_breaches"], report["duplicate_refunds"]) == (0, 0)
-    assert report["series"] == []
+    assert report.refunds == 0
+    assert report.time_to_refund_seconds == TimeToRefund(p50=None, p90=None, count=0)
+    assert (report.escalation_rate, report.reopen_rate) == (0.0, 0.0)
+    assert (report.sla_breaches, report.duplicate_refunds) == (0, 0)
+    assert report.series == []
     assert "no refunds in this period" in render_text(report)
     page = write_chart(report, tmp_path / "empty.html").read_text()
     assert "no refunds in this period" in page
@@ -251,9 +256,9 @@ async def test_a_second_provider_confirmation_is_a_duplicate_refund(report_db: R
     async with report_db.pool.acquire() as conn:
         await add_audit(conn, "r1", 3, "provider_confirmed", T0 + HOUR, 90, PAYMENTS, "completed")
     report = await build_report(report_db.pool, T0, T0 + 3 * DAY)
-    assert report["duplicate_refunds"] == 1
+    assert report.duplicate_refunds == 1
     # Time to refund still counts from the first confirmation.
-    assert report["time_to_refund_seconds"]["p50"] == 180.0
+    assert report.time_to_refund_seconds.p50 == 180.0
     text = render_text(report)
     assert "duplicate refunds      1 !!! MUST BE 0" in text
 
@@ -261,12 +266,12 @@ async def test_a_second_provider_confirmation_is_a_duplicate_refund(report_db: R
     async with report_db.pool.acquire() as conn:
         await add_reservation(conn, "r_extra", "ord_a", 1, "consumed")
     report = await build_report(report_db.pool, T0, T0 + 3 * DAY)
-    assert report["duplicate_refunds"] == 2
+    assert report.duplicate_refunds == 2
 
 
 async def test_chart_is_one_self_contained_page(report_db: ReportDb, tmp_path: Path) -> None:
     report = await build_report(report_db.pool, T0, T0 + 3 * DAY)
-    report["by_reason"]["<script>alert(1)</script>"] = {"completed": 1}
+    report.by_reason["<script>alert(1)</script>"] = {"completed": 1}
 
     path = write_chart(report, tmp_path / "report.html")
 

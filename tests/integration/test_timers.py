@@ -50,7 +50,7 @@ async def test_review_escalates_after_sla_then_again_then_expires(
         lambda: refunds.list(escalated=True, order_id=order["order_id"]),
         lambda rows: len(rows) == 1,
     )
-    assert escalated[0]["escalation_level"] == 1
+    assert escalated[0].escalation_level == 1
 
     async def visible(query: str) -> list[str]:
         full = f"OrderId = '{order['order_id']}' AND {query}"

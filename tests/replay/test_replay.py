@@ -14,7 +14,7 @@ HISTORIES = history_files()
 
 
 def test_there_are_histories_to_replay() -> None:
-    assert len(HISTORIES) >= 27, "tests/replay/histories lost its recordings"
+    assert len(HISTORIES) >= 35, "tests/replay/histories lost its recordings"
 
 
 @pytest.mark.parametrize("name", HISTORIES)

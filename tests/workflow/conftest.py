@@ -26,11 +26,13 @@ from workflows import names
 from workflows.models import (
     OrderLine,
     OrderSnapshot,
+    PinnedPolicy,
     RefundLineRequest,
     RefundRequest,
     RefundWorkflowInput,
     StatusView,
 )
+from workflows.policy import pin_policy
 from workflows.refund.workflow import RefundWorkflow
 from workflows.validation import resolve_request
 
@@ -72,6 +74,17 @@ def tv_order(price: int = 30000, category: str = "electronics") -> OrderSnapshot
     )
 
 
+def policy_variant(base: str, **settings: float) -> PinnedPolicy:
+    """`base` with some `key = value` lines changed (or added to [escalation]): a policy for
+    a test that needs, say, a refund SLA of seconds to run in real time."""
+    lines = (POLICIES / f"{base}.toml").read_text().splitlines()
+    for key, value in settings.items():
+        lines = [line for line in lines if not line.startswith(f"{key} =")]
+        at = lines.index("[escalation]") + 1
+        lines.insert(at, f"{key} = {value}")
+    return pin_policy("\n".join(lines) + "\n")
+
+
 @dataclass
 class Env:
     """One test's refunds: its own task queue, worker and fake systems."""
@@ -87,6 +100,7 @@ class Env:
         reason: str = "damaged",
         policy: str = "standard-v2",
         requested_by: str = "cust_1",
+        pinned: PinnedPolicy | None = None,
     ) -> WorkflowHandle[RefundWorkflow, StatusView]:
         request = RefundRequest(
             refund_key=uuid.uuid4().hex,
@@ -104,7 +118,7 @@ class Env:
                 request=request,
                 order=order,
                 resolved=resolve_request(request, order),
-                policy=load_policy(POLICIES, policy),
+                policy=pinned or load_policy(POLICIES, policy),
             ),
             id=refund_id,
             task_queue=self.task_queue,

@@ -42,6 +42,14 @@ class FakeSystems:
     """By idempotency key: a retried call with the same key gets the same refund."""
     restocked: dict[str, RestockResult] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
+    provider_down_for: int = 0
+    """The provider answers this many calls with a 503 (retryable) before it works."""
+    lookups: list[str] = field(default_factory=list)
+    """Idempotency keys of the calls that asked to look up an existing refund first."""
+    durable_lookups: list[str] = field(default_factory=list)
+    """The same, for calls made as a regular (durable) activity, not the local fast path."""
+    fast_path_broken: bool = False
+    """The in-process (local activity) call fails at once, as a lost connection would."""
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _keys_seen: int = 0
 
@@ -54,6 +62,15 @@ class FakeSystems:
             self.find_provider_refunds,
             self.restock_line,
         ]
+
+    def settle(self, provider_refund_id: str, status: Literal["succeeded", "failed"]) -> None:
+        """The provider decides a pending refund (as polls will now see it)."""
+        for key, refund in self.provider_refunds.items():
+            if refund.provider_refund_id == provider_refund_id:
+                self.provider_refunds[key] = refund.model_copy(update={"status": status})
+
+    def paid(self) -> list[ProviderRefundResult]:
+        return [r for r in self.provider_refunds.values() if r.status == "succeeded"]
 
     def events(self, refund_id: str) -> list[str]:
         entries = self.audit.get(refund_id, {})
@@ -79,6 +96,16 @@ class FakeSystems:
     @activity.defn(name=names.ACTIVITY_ISSUE_PROVIDER_REFUND)
     async def issue_provider_refund(self, request: IssueRefundInput) -> ProviderRefundResult:
         self.calls.append(f"provider:{request.idempotency_key}")
+        local = activity.info().is_local
+        if request.look_up_first:
+            self.lookups.append(request.idempotency_key)
+            if not local:
+                self.durable_lookups.append(request.idempotency_key)
+        if local and self.fast_path_broken:
+            raise ApplicationError("connection reset by peer", non_retryable=True)
+        if self.provider_down_for > 0:
+            self.provider_down_for -= 1
+            raise ApplicationError("payment provider answered 503")
         if request.idempotency_key in self.provider_refunds:
             return self.provider_refunds[request.idempotency_key]
         answer = self.provider_answers[min(self._keys_seen, len(self.provider_answers) - 1)]

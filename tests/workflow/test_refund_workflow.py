@@ -2,49 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import WorkflowUpdateFailedError
 
 from tests.workflow.conftest import Env, tv_order
+from tests.workflow.waiting import result_of, status_of, until
 from workflows.models import (
     ApproveInput,
     OperatorCancelInput,
     OperatorRetryInput,
     ProviderSettlement,
-    StatusQuery,
-    StatusView,
 )
 from workflows.refund.workflow import RefundWorkflow
 from workflows.states import Awaiting, CancelReason, RefundState
-
-Handle = WorkflowHandle[RefundWorkflow, StatusView]
-
-
-async def status_of(handle: Handle) -> StatusView:
-    return await handle.query(RefundWorkflow.status, StatusQuery())
-
-
-async def result_of(handle: Handle, timeout: float = 30) -> StatusView:
-    return await asyncio.wait_for(handle.result(), timeout)
-
-
-async def until(
-    handle: Handle, done: Callable[[StatusView], bool], timeout: float = 20
-) -> StatusView:
-    """Wait for a state the workflow reaches on its own (time skipping is asynchronous)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        status = await status_of(handle)
-        if done(status):
-            return status
-        assert asyncio.get_running_loop().time() < deadline, status.model_dump(
-            include={"state", "awaiting", "escalation_level"}
-        )
-        await asyncio.sleep(0.05)
 
 
 async def test_a_small_damaged_item_is_auto_approved_paid_once_and_audited(env: Env) -> None:

@@ -1,0 +1,170 @@
+"""Read models (pydantic v2): what the store, the outbox and the report hand to their readers
+(RefundClient, the CLI, services). Pure shapes, no I/O; activities/ builds them from rows and
+client/ renders them.
+
+Their JSON (`model_dump(mode="json")`, what `--json` prints) keeps the field order and value
+formats of the rows they replace: timestamps as ISO 8601 text from `datetime.isoformat()`
+(`+00:00`, not `Z`), states as their values.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, PlainSerializer
+
+from workflows.models import ReconcileReport
+from workflows.states import Awaiting, RefundState
+
+IsoDatetime = Annotated[
+    datetime, PlainSerializer(lambda moment: moment.isoformat(), return_type=str, when_used="json")
+]
+"""A timestamp, written in JSON as `datetime.isoformat()` writes it."""
+
+BucketUnit = Literal["hour", "day"]
+"""How the report's series is bucketed."""
+
+
+class _ReadModel(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ListedRefund(_ReadModel):
+    """A refund as the status projection lists it (`refundflow list`)."""
+
+    refund_id: str
+    order_id: str
+    state: RefundState
+    amount: int
+    currency: str
+    awaiting: Awaiting
+    escalation_level: int
+    policy_version: str
+    reason_code: str
+    channel: str
+    requested_at: IsoDatetime
+    updated_at: IsoDatetime
+
+
+class AuditEntry(_ReadModel):
+    """One recorded transition or timeline fact of a refund's append-only audit trail."""
+
+    refund_id: str
+    seq: int
+    event: str
+    from_state: RefundState | None
+    to_state: RefundState
+    at: IsoDatetime
+    actor: str
+    source: str
+    reason: str
+    escalation_level: int
+    policy_version: str
+    recorded_at: IsoDatetime
+
+
+class Delivery(_ReadModel):
+    """One event's delivery to one subscriber. Its timestamps are the ISO 8601 text Postgres
+    wrote when it gathered the deliveries as JSON, kept exactly as written."""
+
+    subscriber: str
+    attempts: int
+    delivered_at: str | None
+    next_try_at: str | None
+    last_error: str | None
+
+
+class OutboxEvent(_ReadModel):
+    """A refund's event in the outbox, with its delivery to every subscriber."""
+
+    event_id: str
+    seq: int
+    type: str
+    occurred_at: IsoDatetime
+    payload: dict[str, Any]
+    """What subscribers receive, as stored (a workflows.events.SubscriberEvent of its
+    version, in JSON)."""
+    deliveries: list[Delivery]
+
+
+class Subscriber(_ReadModel):
+    """A subscriber with its backlog; its secret is never listed."""
+
+    name: str
+    url: str
+    active: bool
+    created_at: IsoDatetime
+    pending: int
+    delivered: int
+
+
+class AddedSubscriber(_ReadModel):
+    """A subscriber just added, with its signing secret (the only time it is shown)."""
+
+    name: str
+    url: str
+    secret: str
+    active: bool
+    created_at: IsoDatetime
+
+
+class Finding(_ReadModel):
+    """A disagreement a reconciliation run found, and what it did about it."""
+
+    finding_id: int
+    run_id: str
+    kind: str
+    refund_id: str | None
+    order_id: str | None
+    details: dict[str, Any]
+    action: Literal["healed", "escalated"]
+    created_at: IsoDatetime
+
+
+class Reconciliation(ReconcileReport):
+    """A reconciliation run's report with the findings it recorded (`refundflow reconcile`)."""
+
+    details: list[Finding]
+
+
+class TimeToRefund(_ReadModel):
+    """Seconds from the request to the provider's first confirmation, over completed refunds."""
+
+    p50: float | None
+    p90: float | None
+    count: int
+
+
+class SeriesBucket(_ReadModel):
+    """One hour or day of the report's series, by when refunds were requested."""
+
+    start: IsoDatetime
+    completed: int
+    cancelled: int
+    open: int
+    """Every state that is not final."""
+    p50_time_to_refund_seconds: float | None
+
+    def by_outcome(self) -> dict[str, int]:
+        """The counts by outcome: completed, cancelled, open."""
+        return {"completed": self.completed, "cancelled": self.cancelled, "open": self.open}
+
+
+class RefundReport(_ReadModel):
+    """`refundflow report`: refund metrics for refunds requested in [since, until)
+    (client.report.build_report says how each is computed)."""
+
+    since: IsoDatetime | None
+    until: IsoDatetime | None
+    generated_at: IsoDatetime
+    refunds: int
+    by_state: dict[str, int]
+    by_reason: dict[str, dict[str, int]]
+    time_to_refund_seconds: TimeToRefund
+    sla_breaches: int
+    escalation_rate: float
+    duplicate_refunds: int
+    reopen_rate: float
+    bucket: BucketUnit
+    series: list[SeriesBucket]
