@@ -182,3 +182,12 @@ def test_the_whole_state_round_trips_as_json() -> None:
     )
     again = type(case.p).model_validate_json(case.p.model_dump_json())
     assert again == case.p
+
+
+def test_nobody_approves_or_rejects_a_refund_they_requested() -> None:
+    case, _ = new_case()
+    case.p.reserved = True
+    for name in ("cust_1", " CUST_1 "):
+        assert "cannot approve it" in (case.approval_refusal(name, "finance", None) or "")
+        assert "cannot reject it" in (case.own_refund_refusal(name, "reject") or "")
+    assert case.approval_refusal("li", "lead", None) is None

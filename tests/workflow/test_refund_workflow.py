@@ -14,6 +14,7 @@ from workflows.models import (
     OperatorCancelInput,
     OperatorRetryInput,
     ProviderSettlement,
+    RejectInput,
 )
 from workflows.refund.workflow import RefundWorkflow
 from workflows.states import Awaiting, CancelReason, RefundState
@@ -132,3 +133,21 @@ async def test_a_cancel_from_temporal_after_money_may_have_moved_is_refused_on_t
     done = await result_of(handle)
     assert done.state is RefundState.COMPLETED
     assert len(env.systems.provider_refunds) == 1  # the same key again: paid once
+
+
+async def test_the_requester_cannot_approve_their_own_refund_whatever_role_they_claim(
+    env: Env,
+) -> None:
+    handle = await env.start(tv_order(), reason="changed_mind", requested_by="cust_9")
+    await until(handle, lambda s: s.awaiting is Awaiting.REVIEWER)
+    before = await status_of(handle)
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(
+            RefundWorkflow.approve, ApproveInput(reviewer="cust_9", role="finance")
+        )
+    assert "requested this refund and cannot approve it" in str(refused.value.cause)
+    with pytest.raises(WorkflowUpdateFailedError):
+        await handle.execute_update(
+            RefundWorkflow.reject, RejectInput(reviewer="Cust_9", reason="mine")
+        )
+    assert await status_of(handle) == before  # nothing reached history

@@ -190,6 +190,8 @@ class RefundCase:
     def approval_refusal(self, reviewer: str, role: str, amount: int | None) -> str | None:
         """Why this approval may not happen now; None when it may."""
         check(self.p.state, RefundEvent.APPROVE)
+        if own := self.own_refund_refusal(reviewer, "approve"):
+            return own
         if not self.p.reserved:
             return "the refund is still being checked against the order; try again in a moment"
         if amount is not None and amount > self.p.max_amount:
@@ -199,6 +201,15 @@ class RefundCase:
             )
         approving = amount if amount is not None else self.p.amount
         return self.policy.authority_refusal(reviewer, role, approving, self.currency)
+
+    def own_refund_refusal(self, reviewer: str, action: str) -> str | None:
+        """Four eyes: nobody decides on a refund they asked for themselves (invariant 10).
+        Names compare without case and surrounding space, so "Cust_1 " is still cust_1."""
+        if reviewer.strip().casefold() == self.inp.request.requested_by.strip().casefold():
+            return (
+                f"{reviewer} requested this refund and cannot {action} it: another person must"
+            )
+        return None
 
     def operator_refusal(self, action: OperatorDecision) -> str | None:
         """Operators act only on a refund that waits for one after a payment failure."""

@@ -244,6 +244,8 @@ class RefundWorkflow:
     @reject.validator
     def _validate_reject(self, inp: RejectInput) -> None:
         check(self._case.p.state, RefundEvent.REJECT)
+        if own := self._case.own_refund_refusal(inp.reviewer, "reject"):
+            raise ValueError(own)
 
     @workflow.update
     def cancel(self, inp: CancelInput) -> StatusView:
