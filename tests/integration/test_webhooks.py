@@ -66,14 +66,24 @@ async def pending_refund(
     return status, ledger[0]["id"]
 
 
+async def provider_settles(db: asyncpg.Pool, provider_id: str) -> None:
+    """The provider settles the refund (as it has by the time it sends a real webhook)."""
+    await db.execute(
+        "UPDATE sandbox.refunds SET status = 'succeeded' WHERE provider_refund_id = $1",
+        provider_id,
+    )
+
+
 async def test_signed_event_settles_the_refund_and_a_repeat_is_a_duplicate(
     refunds: RefundClient,
     sandbox: Sandbox,
     faults: SandboxAdmin,
     stack: DevStack,
     http: aiohttp.ClientSession,
+    db: asyncpg.Pool,
 ) -> None:
     status, provider_id = await pending_refund(refunds, sandbox, faults)
+    await provider_settles(db, provider_id)
     body = event(provider_id, status.refund_id)
     assert await post(http, stack, body, sign(stack.webhook_secret, body)) == (
         200,
@@ -83,6 +93,26 @@ async def test_signed_event_settles_the_refund_and_a_repeat_is_a_duplicate(
     assert "settled via webhook" in done.timeline[-1].reason
     again = await post(http, stack, body, sign(stack.webhook_secret, body))
     assert again == (200, {"status": "duplicate"})
+
+
+async def test_a_signed_event_the_provider_does_not_bear_out_changes_no_money(
+    refunds: RefundClient,
+    sandbox: Sandbox,
+    faults: SandboxAdmin,
+    stack: DevStack,
+    http: aiohttp.ClientSession,
+) -> None:
+    """Whoever holds the secret (or Temporal access) cannot complete a refund by saying so:
+    the workflow asks the provider, which still holds the refund as pending."""
+    status, provider_id = await pending_refund(refunds, sandbox, faults)
+    body = event(provider_id, status.refund_id)
+    assert (await post(http, stack, body, sign(stack.webhook_secret, body)))[0] == 200
+    ignored = await eventually(
+        lambda: refunds.status(status.refund_id),
+        lambda s: s.timeline[-1].event == "settlement_unconfirmed",
+    )
+    assert (ignored.state.value, ignored.awaiting.value) == ("refunding", "payment_provider")
+    assert "the provider says pending" in ignored.timeline[-1].reason
 
 
 @pytest.mark.parametrize(
@@ -138,6 +168,7 @@ async def test_webhook_that_arrives_before_the_provider_call_returns(
     status = await refunds.request(make_request(order))
     query = "SELECT provider_refund_id FROM sandbox.refunds WHERE order_id = $1"
     provider_id = await eventually(lambda: db.fetchval(query, order["order_id"]), bool)
+    await provider_settles(db, provider_id)
     body = event(provider_id, status.refund_id)
     assert (await post(http, stack, body, sign(stack.webhook_secret, body)))[0] == 200
     done = await wait_for_state(refunds, status.refund_id, "completed", timeout=60)

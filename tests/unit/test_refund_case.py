@@ -18,7 +18,7 @@ from workflows.models import (
     RefundWorkflowInput,
 )
 from workflows.refund import views
-from workflows.refund.case import MAX_ESCALATION, RefundCase
+from workflows.refund.case import MAX_ESCALATION, MAX_REQUEST_LAG, RefundCase, asked_at
 from workflows.states import (
     Awaiting,
     CancelReason,
@@ -191,3 +191,18 @@ def test_nobody_approves_or_rejects_a_refund_they_requested() -> None:
         assert "cannot approve it" in (case.approval_refusal(name, "finance", None) or "")
         assert "cannot reject it" in (case.own_refund_refusal(name, "reject") or "")
     assert case.approval_refusal("li", "lead", None) is None
+
+
+def test_a_claimed_request_time_is_bounded_by_the_workflow_start() -> None:
+    case, clock = new_case()
+    base, started = case.inp, clock.now
+    far_past = base.model_copy(update={"asked_at": started - timedelta(days=40)})
+    future = base.model_copy(update={"asked_at": started + timedelta(days=1)})
+    recent = base.model_copy(update={"asked_at": started - timedelta(minutes=3)})
+    assert asked_at(far_past, started) == started - MAX_REQUEST_LAG
+    assert asked_at(future, started) == started
+    assert asked_at(recent, started) == started - timedelta(minutes=3)
+    # A request "made" 40 days ago cannot reopen a return window that is closed now.
+    late_order = ORDER.model_copy(update={"delivered_at": started - timedelta(days=35)})
+    forged = far_past.model_copy(update={"order": late_order})
+    assert not RefundCase(forged, clock).decision.eligible

@@ -18,6 +18,7 @@ from workflows.models import (
     CancelInput,
     OperatorCancelInput,
     OperatorRetryInput,
+    ProviderRefundResult,
     ProviderSettlement,
 )
 from workflows.refund.workflow import RefundWorkflow
@@ -124,12 +125,37 @@ async def test_a_refund_waiting_for_an_operator_completes_when_the_provider_paid
     env.systems.provider_answers = ["refuse"]
     handle = await env.start(tv_order(price=SMALL))
     await until(handle, lambda s: s.awaiting is Awaiting.OPERATOR)
-    # Reconciliation found a provider refund for it that succeeded (its heal signal).
-    healed = ProviderSettlement(provider_refund_id="re_x", status="succeeded", source="reconcile")
+    # A forged word of payment is checked with the provider and ignored, on the record.
+    forged = ProviderSettlement(provider_refund_id="re_x", status="succeeded", source="webhook")
+    await handle.signal(RefundWorkflow.provider_settled, forged)
+    ignored = await until(handle, lambda s: s.timeline[-1].event == "settlement_unconfirmed")
+    assert ignored.awaiting is Awaiting.OPERATOR and "no such refund" in ignored.timeline[-1].reason
+    # Reconciliation found a provider refund for it that did succeed (its heal signal).
+    env.systems.provider_refunds[f"{handle.id}:refund:manual"] = ProviderRefundResult(
+        provider_refund_id="re_paid", status="succeeded", amount=SMALL, currency="USD"
+    )
+    healed = ProviderSettlement(
+        provider_refund_id="re_paid", status="succeeded", source="reconcile"
+    )
     await handle.signal(RefundWorkflow.provider_settled, healed)
     done = await result_of(handle)
-    assert done.state is RefundState.COMPLETED and done.provider_refund_id == "re_x"
-    await keep_history(handle, "operator_wait_healed_by_reconciliation")
+    assert done.state is RefundState.COMPLETED and done.provider_refund_id == "re_paid"
+    await keep_history(handle, "operator_wait_forged_then_healed")
+
+
+async def test_a_webhook_the_provider_does_not_bear_out_changes_nothing(env: Env) -> None:
+    env.systems.provider_answers = ["pending"]
+    handle = await env.start(tv_order(price=SMALL))
+    await until(handle, lambda s: any(e.event == "provider_pending" for e in s.timeline))
+    [pending] = env.systems.provider_refunds.values()
+    early = ProviderSettlement(provider_refund_id=pending.provider_refund_id, status="succeeded")
+    await handle.signal(RefundWorkflow.provider_settled, early)  # the provider: still pending
+    ignored = await until(handle, lambda s: s.timeline[-1].event == "settlement_unconfirmed")
+    assert ignored.state is RefundState.REFUNDING and "says pending" in ignored.timeline[-1].reason
+    env.systems.settle(pending.provider_refund_id, "succeeded")
+    await handle.signal(RefundWorkflow.provider_settled, early)  # now it is true
+    assert (await result_of(handle)).state is RefundState.COMPLETED
+    await keep_history(handle, "webhook_confirmed_with_the_provider")
 
 
 async def test_an_item_not_returned_within_the_window_cancels_the_refund(env: Env) -> None:

@@ -82,6 +82,7 @@ async def test_an_operator_cannot_cancel_while_a_provider_refund_is_pending(env:
             RefundWorkflow.operator_cancel, OperatorCancelInput(operator="kim", reason="x")
         )
     [pending] = env.systems.provider_refunds.values()
+    env.systems.settle(pending.provider_refund_id, "succeeded")  # then its webhook arrives
     settled = ProviderSettlement(provider_refund_id=pending.provider_refund_id, status="succeeded")
     await handle.signal(RefundWorkflow.provider_settled, settled)
     done = await result_of(handle)
@@ -128,6 +129,7 @@ async def test_a_cancel_from_temporal_after_money_may_have_moved_is_refused_on_t
     assert refused.state is RefundState.REFUNDING and refused.escalation_level == 1
     assert "refused" in refused.timeline[-1].reason
     [pending] = env.systems.provider_refunds.values()
+    env.systems.settle(pending.provider_refund_id, "succeeded")  # then its webhook arrives
     settled = ProviderSettlement(provider_refund_id=pending.provider_refund_id, status="succeeded")
     await handle.signal(RefundWorkflow.provider_settled, settled)
     done = await result_of(handle)

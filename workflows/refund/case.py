@@ -9,7 +9,7 @@ unit tests drive them with plain values and the workflow with `workflow.now`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 
@@ -32,6 +32,18 @@ from workflows.states import (
 MAX_ESCALATION = 2
 
 Clock = Callable[[], datetime]
+# How far before the workflow's start a request may say it was made (a backlog in front of
+# the workers). A claimed request time is a money fact: bounded, never taken on trust.
+MAX_REQUEST_LAG = timedelta(minutes=15)
+
+
+def asked_at(inp: RefundWorkflowInput, started: datetime) -> datetime:
+    """The time the policy is evaluated at: the client's request time, but never after the
+    workflow started nor more than MAX_REQUEST_LAG before (invariant 11); older refunds
+    without one use the start."""
+    if inp.asked_at is None:
+        return started
+    return min(max(inp.asked_at, started - MAX_REQUEST_LAG), started)
 
 
 class Progress(BaseModel):
@@ -64,6 +76,11 @@ class Progress(BaseModel):
     settlements: dict[str, ProviderSettlement] = {}
     """The provider's final word per provider refund id (first one wins)."""
     settled_by: dict[str, str] = {}
+    confirm_hints: bool = False
+    """Settlement signals are confirmed with the provider before they count (refunds started
+    since that patch); before, they counted as received."""
+    hints: dict[str, ProviderSettlement] = {}
+    """Settlement signals not yet confirmed with the provider."""
     published: tuple[str, int, str] = (
         RefundState.PENDING_REVIEW.value,
         0,
@@ -85,7 +102,7 @@ class RefundCase:
             inp.order,
             inp.resolved,
             inp.request.reason_code,
-            inp.asked_at or requested_at,
+            asked_at(inp, requested_at),
         )
         # Fees (policy v2 on) are kept back from the start. Every policy pinned before fees
         # existed evaluates to a fee of 0, so refunds in flight keep their amount.
@@ -160,6 +177,14 @@ class RefundCase:
     def set_awaiting(self, awaiting: Awaiting) -> None:
         self.p.awaiting = awaiting
 
+    def receive_settlement(self, settlement: ProviderSettlement) -> None:
+        """A settlement signal: a hint to confirm with the provider, or (refunds started
+        before hints were confirmed) the provider's word."""
+        if not self.p.confirm_hints:
+            self.record_settlement(settlement)
+        elif settlement.provider_refund_id not in self.p.settlements:
+            self.p.hints.setdefault(settlement.provider_refund_id, settlement)
+
     def record_settlement(self, settlement: ProviderSettlement) -> None:
         """The provider's final word on one of its refunds; repeats are ignored."""
         if settlement.provider_refund_id not in self.p.settlements:
@@ -206,9 +231,7 @@ class RefundCase:
         """Four eyes: nobody decides on a refund they asked for themselves (invariant 10).
         Names compare without case and surrounding space, so "Cust_1 " is still cust_1."""
         if reviewer.strip().casefold() == self.inp.request.requested_by.strip().casefold():
-            return (
-                f"{reviewer} requested this refund and cannot {action} it: another person must"
-            )
+            return f"{reviewer} requested this refund and cannot {action} it: another person must"
         return None
 
     def operator_refusal(self, action: OperatorDecision) -> str | None:

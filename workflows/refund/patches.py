@@ -18,6 +18,7 @@ WATCH_PROVIDER_CALL = "watch-provider-call"
 RECORD_PAYMENT_BEFORE_RESTOCK = "record-payment-before-restock"
 OPERATOR_PAID_EXIT = "operator-paid-exit"
 CANCEL_REQUEST_IS_A_REFUND_EVENT = "cancel-request-is-a-refund-event"
+CONFIRM_SETTLEMENT_HINTS = "confirm-settlement-hints"
 
 # How long a refund can stay open: review expiry (at most days), the item return window (at
 # most 365 days), then an operator wait that has no end. Hence "no open refund is on the old
@@ -87,6 +88,15 @@ REGISTER: tuple[Patch, ...] = (
         " is refused and escalated where money may have moved; before, it closed the"
         " workflow and left the projection, reservation and customer behind.",
         "the cancellation closes the workflow as cancelled",
+        "patched",
+        _OLD_OPEN,
+    ),
+    Patch(
+        CONFIRM_SETTLEMENT_HINTS,
+        "A settlement signal (webhook, reconciliation, anyone with Temporal access) is a hint:"
+        " it counts only once the provider lists that refund, created for this refund, with"
+        " that status (invariant 11). Before, a forged `succeeded` completed a refund.",
+        "the signal's word is taken as the provider's",
         "patched",
         _OLD_OPEN,
     ),

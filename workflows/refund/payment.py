@@ -15,8 +15,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows import names
     from workflows.models import (
         CheckRefundInput,
+        FindProviderRefundsInput,
         IssueRefundInput,
         ProviderRefundResult,
+        ProviderRefunds,
         ProviderSettlement,
         RestockInput,
         RestockResult,
@@ -204,7 +206,7 @@ class Payment:
         while refund_key not in self.p.settlements:
             try:
                 await workflow.wait_condition(
-                    lambda: refund_key in self.p.settlements,
+                    lambda: refund_key in self.p.settlements or bool(self.p.hints),
                     timeout=poll_every,
                     timeout_summary="poll provider",
                 )
@@ -213,10 +215,42 @@ class Payment:
                 poll_every = min(poll_every * 2, LAST_POLL)
                 self._escalate_if_stalled()
                 await self.journal.flush()
+                continue
+            await self._confirm_hints()
         settled = self.p.settlements[refund_key]
         return pending.model_copy(
             update={"status": settled.status, "failure_code": settled.failure_code}
         )
+
+    async def _confirm_hints(self) -> None:
+        """Settlement signals are hints: one counts only if the provider itself lists that
+        refund, created for this refund, with that status. The rest are recorded, ignored."""
+        if not self.p.hints:
+            return
+        hints, self.p.hints = self.p.hints, {}
+        found = await workflow.execute_activity(
+            names.ACTIVITY_FIND_PROVIDER_REFUNDS,
+            FindProviderRefundsInput(refund_id=self.case.inp.refund_id),
+            result_type=ProviderRefunds,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=STORE_RETRY,
+            summary="confirm settlement with the provider",
+        )
+        listed = {refund.provider_refund_id: refund.status for refund in found.refunds}
+        for hint in hints.values():
+            says = listed.get(hint.provider_refund_id)
+            if says == hint.status:
+                self.case.record_settlement(hint)
+                continue
+            self.case.append(
+                TimelineEvent.SETTLEMENT_UNCONFIRMED,
+                self.p.state,
+                "payment-provider",
+                hint.source,
+                f"a {hint.source} said provider refund {hint.provider_refund_id} {hint.status};"
+                f" the provider says {says or 'it made no such refund for this refund'}: ignored",
+            )
+        await self.journal.flush()
 
     async def _poll(self, provider_refund_id: str) -> None:
         polled = await workflow.execute_activity(
@@ -305,12 +339,13 @@ class Payment:
             await self.journal.flush()
             try:
                 await workflow.wait_condition(
-                    lambda: self.p.operator_action is not None or paid(),
+                    lambda: self.p.operator_action is not None or paid() or bool(self.p.hints),
                     timeout=OPERATOR_REMINDER,
                     timeout_summary="operator reminder",
                 )
             except TimeoutError:
                 self.case.escalate("timer", "still waiting for an operator")
+            await self._confirm_hints()
         if self.p.operator_action is None:
             # Reconciliation found the provider paid after all: no operator needed any more.
             self.p.operator_note = None

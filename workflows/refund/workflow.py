@@ -89,6 +89,7 @@ class RefundWorkflow:
     async def _lifecycle(self) -> None:
         case = self._case
         self._journal.local_fast_path = workflow.patched(patches.LOCAL_FAST_PATH)
+        case.p.confirm_hints = workflow.patched(patches.CONFIRM_SETTLEMENT_HINTS)
         if not case.decision.eligible:
             reasons = "; ".join(o.message for o in case.decision.failed)
             case.apply(RefundEvent.DECLINE_INELIGIBLE, "policy", "policy", reasons)
@@ -211,9 +212,10 @@ class RefundWorkflow:
 
     @workflow.signal(name=names.SIGNAL_PROVIDER_SETTLED)
     def provider_settled(self, settlement: ProviderSettlement) -> None:
-        """The provider's final word on a pending refund. Repeats are ignored (first wins),
-        and it may arrive before the provider call that created the refund returns."""
-        self._case.record_settlement(settlement)
+        """Word of a pending refund's end (webhook, poll, reconciliation): confirmed with the
+        provider before it counts. Repeats are ignored (first wins), and it may arrive before
+        the provider call that created the refund returns."""
+        self._case.receive_settlement(settlement)
 
     # --- updates ------------------------------------------------------------------------
 
