@@ -26,11 +26,17 @@ from temporalio.client import (
 from temporalio.worker import Worker
 
 from activities.dispatcher import OutboxDispatcher
-from activities.http_adapters import HttpInventory, HttpPaymentProvider, HttpService
+from activities.http_adapters import (
+    HttpInventory,
+    HttpOrderSystem,
+    HttpPaymentProvider,
+    HttpService,
+)
 from activities.outbox import ensure_configured_subscriber
 from activities.pg_store import PostgresRefundStore, create_pool
 from activities.reconciliation import ReconciliationActivities
 from activities.refund_activities import RefundActivities
+from activities.verification import RequestVerifier, known_policy_hashes
 from client.connections import connect_temporal
 from client.settings import Settings
 from worker.logging_setup import configure_logging
@@ -70,6 +76,10 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             inventory=inventory,
             reservations=store,
         )
+        verifier = RequestVerifier(
+            HttpOrderSystem(HttpService(session, settings.orders_url, "order system")),
+            known_policy_hashes(settings.policy_dir),
+        )
         reconciliation = ReconciliationActivities(pool, payment, inventory, client)
         worker = Worker(
             client,
@@ -82,6 +92,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
                 activities.check_provider_refund,
                 activities.find_provider_refunds,
                 activities.restock_line,
+                verifier.verify_request,
                 reconciliation.reconcile,
             ],
         )

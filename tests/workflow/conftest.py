@@ -75,13 +75,15 @@ def tv_order(price: int = 30000, category: str = "electronics") -> OrderSnapshot
 
 
 def policy_variant(base: str, **settings: float) -> PinnedPolicy:
-    """`base` with some `key = value` lines changed (or added to [escalation]): a policy for
-    a test that needs, say, a refund SLA of seconds to run in real time."""
+    """`base` with some `key = value` settings changed where they are (or added to
+    [escalation]): a policy for a test that needs, say, a refund SLA of seconds."""
     lines = (POLICIES / f"{base}.toml").read_text().splitlines()
     for key, value in settings.items():
-        lines = [line for line in lines if not line.startswith(f"{key} =")]
-        at = lines.index("[escalation]") + 1
-        lines.insert(at, f"{key} = {value}")
+        at = next((i for i, line in enumerate(lines) if line.startswith(f"{key} =")), None)
+        if at is None:
+            lines.insert(lines.index("[escalation]") + 1, f"{key} = {value}")
+        else:
+            lines[at] = f"{key} = {value}"
     return pin_policy("\n".join(lines) + "\n")
 
 
@@ -111,6 +113,7 @@ class Env:
             requested_by=requested_by,
         )
         refund_id = f"rf_{uuid.uuid4().hex[:16]}"
+        self.systems.orders.setdefault(order.order_id, order)
         return await self.skipper.client.start_workflow(
             RefundWorkflow.run,
             RefundWorkflowInput(

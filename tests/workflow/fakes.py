@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.verification import known_policy_hashes
 from workflows import names
 from workflows.models import (
     CheckRefundInput,
     FindProviderRefundsInput,
     IssueRefundInput,
+    OrderSnapshot,
     ProviderRefundResult,
     ProviderRefunds,
     RecordTransitionsInput,
@@ -25,7 +28,9 @@ from workflows.models import (
     RestockResult,
     TimelineEntry,
 )
+from workflows.verification import VerifyRequestInput, VerifyRequestResult, order_differences
 
+POLICIES = Path(__file__).resolve().parents[2] / "policies"
 ProviderAnswer = Literal["succeeded", "pending", "refuse"]
 
 
@@ -53,8 +58,14 @@ class FakeSystems:
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _keys_seen: int = 0
 
+    orders: dict[str, OrderSnapshot] = field(default_factory=dict)
+    """The order system: what each order really is (Env.start registers its order)."""
+    known_policies: set[str] = field(default_factory=lambda: set(known_policy_hashes(POLICIES)))
+    """The policies the worker was deployed with, by content hash."""
+
     def activities(self) -> list[Any]:
         return [
+            self.verify_request,
             self.reserve_refund,
             self.record_transitions,
             self.issue_provider_refund,
@@ -75,6 +86,14 @@ class FakeSystems:
     def events(self, refund_id: str) -> list[str]:
         entries = self.audit.get(refund_id, {})
         return [entries[seq].event for seq in sorted(entries)]
+
+    @activity.defn(name=names.ACTIVITY_VERIFY_REQUEST)
+    async def verify_request(self, request: VerifyRequestInput) -> VerifyRequestResult:
+        self.calls.append("verify")
+        problems = order_differences(request.order, self.orders.get(request.order.order_id))
+        if request.policy_hash not in self.known_policies:
+            problems.append("policy unknown")
+        return VerifyRequestResult(problems=problems)
 
     @activity.defn(name=names.ACTIVITY_RESERVE_REFUND)
     async def reserve_refund(self, request: ReserveInput) -> ReserveResult:

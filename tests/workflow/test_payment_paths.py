@@ -61,6 +61,7 @@ async def test_a_provider_that_never_answers_escalates_at_the_refund_sla(env: En
     env.systems.fast_path_broken = True
     env.systems.provider_down_for = 10_000
     quick_sla = policy_variant("standard-v2", refund_sla_hours=0.001)  # 3.6 s
+    env.systems.known_policies.add(quick_sla.content_hash)  # deployed for this test
     handle = await env.start(tv_order(price=SMALL), pinned=quick_sla)
     stalled = await until(handle, lambda s: s.escalation_level == 1, timeout=30)
     assert stalled.state is RefundState.REFUNDING

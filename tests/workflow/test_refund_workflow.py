@@ -7,7 +7,9 @@ from datetime import timedelta
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
-from tests.workflow.conftest import Env, tv_order
+from client.policy_source import load_policy
+from tests.workflow.conftest import POLICIES, Env, policy_variant, tv_order
+from tests.workflow.recording import keep_history
 from tests.workflow.waiting import result_of, status_of, until
 from workflows.models import (
     ApproveInput,
@@ -32,6 +34,7 @@ async def test_a_small_damaged_item_is_auto_approved_paid_once_and_audited(env: 
         "start_refund",
         "provider_confirmed",
     ]
+    await keep_history(handle, "verified_auto_approved")
 
 
 async def test_a_refund_above_support_authority_waits_and_only_a_lead_may_approve(
@@ -153,3 +156,32 @@ async def test_the_requester_cannot_approve_their_own_refund_whatever_role_they_
             RefundWorkflow.reject, RejectInput(reviewer="Cust_9", reason="mine")
         )
     assert await status_of(handle) == before  # nothing reached history
+
+
+SMALL = 4200
+
+
+async def test_a_forged_start_is_declined_before_anything_is_held_or_paid(env: Env) -> None:
+    """Anyone with Temporal access can start a refund: its money facts are checked."""
+    real = tv_order(price=SMALL)
+    env.systems.orders[real.order_id] = real
+    inflated = real.model_copy(update={"captured_amount": 999_999})
+    generous = policy_variant("standard-v2", auto_approve_limit=10_000_000)
+    honest = load_policy(POLICIES, "standard-v2")
+    rewritten = honest.model_copy(update={"document": generous.document})  # hash kept
+    for order, pinned, why in [
+        (inflated, None, "captured_amount differs"),
+        (real, generous, "not one this worker knows"),
+        (real, rewritten, "does not match its hash"),
+    ]:
+        handle = await env.start(order, pinned=pinned)
+        result = await result_of(handle)
+        await keep_history(handle, f"forged_start_declined_{why.split()[-1]}")
+        assert (result.state, result.cancel_reason) == (
+            RefundState.CANCELLED,
+            CancelReason.INELIGIBLE,
+        )
+        assert why in result.timeline[-1].reason or (
+            why == "not one this worker knows" and "policy unknown" in result.timeline[-1].reason
+        )
+    assert not [c for c in env.systems.calls if c.startswith(("provider:", "reserve"))]

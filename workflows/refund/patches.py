@@ -19,6 +19,7 @@ RECORD_PAYMENT_BEFORE_RESTOCK = "record-payment-before-restock"
 OPERATOR_PAID_EXIT = "operator-paid-exit"
 CANCEL_REQUEST_IS_A_REFUND_EVENT = "cancel-request-is-a-refund-event"
 CONFIRM_SETTLEMENT_HINTS = "confirm-settlement-hints"
+VERIFY_REQUEST = "verify-request"
 
 # How long a refund can stay open: review expiry (at most days), the item return window (at
 # most 365 days), then an operator wait that has no end. Hence "no open refund is on the old
@@ -97,6 +98,15 @@ REGISTER: tuple[Patch, ...] = (
         " it counts only once the provider lists that refund, created for this refund, with"
         " that status (invariant 11). Before, a forged `succeeded` completed a refund.",
         "the signal's word is taken as the provider's",
+        "patched",
+        _OLD_OPEN,
+    ),
+    Patch(
+        VERIFY_REQUEST,
+        "A workflow start is checked before the refund acts: the pinned policy text against"
+        " its hash and the policies the worker knows, the order snapshot against the order"
+        " system (invariant 11). Before, a direct start could carry any policy or order.",
+        "the start's policy and order are taken as given",
         "patched",
         _OLD_OPEN,
     ),

@@ -49,6 +49,11 @@ with workflow.unsafe.imports_passed_through():
         TimelineEvent,
         check,
     )
+    from workflows.verification import (
+        VerifyRequestInput,
+        VerifyRequestResult,
+        policy_text_problem,
+    )
 
 
 @workflow.defn(name="RefundWorkflow")
@@ -90,6 +95,8 @@ class RefundWorkflow:
         case = self._case
         self._journal.local_fast_path = workflow.patched(patches.LOCAL_FAST_PATH)
         case.p.confirm_hints = workflow.patched(patches.CONFIRM_SETTLEMENT_HINTS)
+        if workflow.patched(patches.VERIFY_REQUEST) and not await self._verified():
+            return
         if not case.decision.eligible:
             reasons = "; ".join(o.message for o in case.decision.failed)
             case.apply(RefundEvent.DECLINE_INELIGIBLE, "policy", "policy", reasons)
@@ -125,6 +132,29 @@ class RefundWorkflow:
             # Every provider call carries the same idempotency key, so going on where the
             # cancellation interrupted never pays twice.
             await self._payment.pay()
+
+    async def _verified(self) -> bool:
+        """Money facts in the start are checked with their sources; a start that does not
+        hold up is declined before anything is held or paid."""
+        case = self._case
+        problem = policy_text_problem(case.inp.policy)
+        problems = [problem] if problem else []
+        if not problems:
+            result = await self._journal.store_call(
+                names.ACTIVITY_VERIFY_REQUEST,
+                VerifyRequestInput(
+                    refund_id=case.inp.refund_id,
+                    policy_hash=case.inp.policy.content_hash,
+                    order=case.inp.order,
+                ),
+                VerifyRequestResult,
+                "verify the request",
+            )
+            problems = result.problems
+        if problems:
+            reason = "the request could not be verified: " + "; ".join(problems)
+            case.apply(RefundEvent.DECLINE_INELIGIBLE, "refundflow", "refundflow", reason)
+        return not problems
 
     async def _reserve(self) -> bool:
         """Hold the amount against the order's capture (invariant 2) before any approval."""

@@ -1,0 +1,57 @@
+"""Checking what a workflow start says about money before the refund acts on it.
+
+Anyone with Temporal access can start a RefundWorkflow with any input. The client checks the
+request at the edge, but the workflow must not depend on that (invariant 11): it verifies the
+pinned policy's text against its hash, the hash against the policies the worker knows, and
+the order snapshot against the order system. Pure: the activity supplies what it looked up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from pydantic import BaseModel, ConfigDict
+
+from workflows.models import OrderSnapshot, PinnedPolicy
+
+
+class VerifyRequestInput(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    refund_id: str
+    policy_hash: str
+    order: OrderSnapshot
+    """The snapshot the workflow was started with, to compare with the order system's."""
+
+
+class VerifyRequestResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    problems: list[str] = []
+    """Why the start cannot be trusted; empty when it can."""
+
+
+def policy_text_problem(pinned: PinnedPolicy) -> str | None:
+    """The pinned text must be the text that was hashed (deterministic: runs in workflows)."""
+    if hashlib.sha256(pinned.document.encode()).hexdigest() != pinned.content_hash:
+        return f"policy {pinned.label} does not match its hash"
+    return None
+
+
+def order_differences(claimed: OrderSnapshot, actual: OrderSnapshot | None) -> list[str]:
+    """What the start claims about the order that the order system does not say."""
+    if actual is None:
+        return [f"order {claimed.order_id} is unknown to the order system"]
+    found = []
+    for field in ("currency", "captured_amount", "payment_reference", "payment_rail"):
+        if getattr(claimed, field) != getattr(actual, field):
+            found.append(f"{field} differs from the order system's")
+    if _lines(claimed) != _lines(actual):
+        found.append("order lines differ from the order system's")
+    if claimed.delivered_at != actual.delivered_at:
+        found.append("delivery time differs from the order system's")
+    return [f"order {claimed.order_id}: {what}" for what in found]
+
+
+def _lines(order: OrderSnapshot) -> list[tuple[str, int, int, str]]:
+    return sorted((l.sku, l.quantity, l.unit_price, l.category) for l in order.lines)  # noqa: E741
