@@ -39,6 +39,9 @@ class Approval(_Section):
     auto_approve_limit: int = Field(ge=0)
     """Largest amount (minor units) approved without a reviewer."""
     evidence_required_above: int = Field(ge=0)
+    second_approver_above: int | None = Field(default=None, ge=0)
+    """Above this amount two different people approve (four eyes); None: one is enough
+    (policies before v3)."""
 
 
 class RefundTrigger(_Section):

@@ -66,6 +66,8 @@ class TimelineEvent(StrEnum):
     PROVIDER_PENDING = "provider_pending"
     PROVIDER_PAID = "provider_paid"
     OPERATOR_RETRY = "operator_retry"
+    FIRST_APPROVAL = "first_approval"
+    """One of two approvers the policy wants above its four-eyes threshold."""
     SETTLEMENT_UNCONFIRMED = "settlement_unconfirmed"
     """A settlement signal the provider's own records did not bear out: ignored."""
 

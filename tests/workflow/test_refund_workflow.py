@@ -185,3 +185,27 @@ async def test_a_forged_start_is_declined_before_anything_is_held_or_paid(env: E
             why == "not one this worker knows" and "policy unknown" in result.timeline[-1].reason
         )
     assert not [c for c in env.systems.calls if c.startswith(("provider:", "reserve"))]
+
+
+async def test_above_the_four_eyes_threshold_two_different_people_approve(env: Env) -> None:
+    handle = await env.start(tv_order(price=150_000), policy="standard-v3")  # 1500.00
+    await until(handle, lambda s: s.awaiting is Awaiting.REVIEWER)
+    first = ApproveInput(reviewer="fin_1", role="finance")
+    waiting = await handle.execute_update(RefundWorkflow.approve, first)
+    assert waiting.state is RefundState.PENDING_REVIEW
+    assert "a second, different person must approve" in " ".join(waiting.policy_notes)
+    await until(handle, lambda s: "first_approval" in env.systems.events(handle.id))  # audited
+    for again in (first, ApproveInput(reviewer="cust_1", role="finance")):
+        with pytest.raises(WorkflowUpdateFailedError):
+            await handle.execute_update(RefundWorkflow.approve, again)
+    # The review clock still runs between the two approvals.
+    await env.skipper.fast_forward(handle, timedelta(hours=25))
+    await until(handle, lambda s: s.escalation_level == 1)
+    await handle.execute_update(
+        RefundWorkflow.approve, ApproveInput(reviewer="fin_2", role="finance")
+    )
+    done = await result_of(handle)
+    assert done.state is RefundState.COMPLETED and done.amount == 150_000
+    approved = next(e for e in done.timeline if e.event == "approve")
+    assert approved.actor == "fin_2" and "second approver after fin_1" in approved.reason
+    await keep_history(handle, "v3_two_approvers")

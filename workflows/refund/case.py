@@ -81,6 +81,8 @@ class Progress(BaseModel):
     since that patch); before, they counted as received."""
     hints: dict[str, ProviderSettlement] = {}
     """Settlement signals not yet confirmed with the provider."""
+    approvals: list[str] = []
+    """Who approved so far, when the policy wants two approvers for this amount."""
     published: tuple[str, int, str] = (
         RefundState.PENDING_REVIEW.value,
         0,
@@ -198,6 +200,9 @@ class RefundCase:
                 return provider_refund_id
         return None
 
+    def has_unrecorded(self) -> bool:
+        return self.p.recorded < len(self.p.timeline)
+
     def unrecorded(self) -> tuple[list[TimelineEntry], list[Notice]]:
         """Timeline entries the audit store does not have yet, and their notices."""
         upto = len(self.p.timeline)
@@ -217,6 +222,12 @@ class RefundCase:
         check(self.p.state, RefundEvent.APPROVE)
         if own := self.own_refund_refusal(reviewer, "approve"):
             return own
+        if _same_person(reviewer, *self.p.approvals):
+            return f"{reviewer} has already approved this refund: a second, different person must"
+        if self.p.approvals and amount is not None and amount > self.p.amount:
+            return (
+                f"cannot approve {self.money(amount)}: the first approver approved {self.money()}"
+            )
         if not self.p.reserved:
             return "the refund is still being checked against the order; try again in a moment"
         if amount is not None and amount > self.p.max_amount:
@@ -227,10 +238,30 @@ class RefundCase:
         approving = amount if amount is not None else self.p.amount
         return self.policy.authority_refusal(reviewer, role, approving, self.currency)
 
+    def needs_second_approver(self, amount: int) -> bool:
+        limit = self.policy.approval.second_approver_above
+        return limit is not None and amount > limit
+
+    def first_of_two_approvals(self, reviewer: str, role: str, source: str) -> bool:
+        """Record a first approval where the policy wants two people; True if it was one
+        (the refund then waits for a second, different approver)."""
+        if self.p.approvals or not self.needs_second_approver(self.p.amount):
+            return False
+        self.p.approvals.append(reviewer)
+        limit = self.money(self.policy.approval.second_approver_above)
+        self.append(
+            TimelineEvent.FIRST_APPROVAL,
+            self.p.state,
+            reviewer,
+            source,
+            f"approved {self.money()} as {role}; above {limit} a second person must approve",
+        )
+        return True
+
     def own_refund_refusal(self, reviewer: str, action: str) -> str | None:
         """Four eyes: nobody decides on a refund they asked for themselves (invariant 10).
         Names compare without case and surrounding space, so "Cust_1 " is still cust_1."""
-        if reviewer.strip().casefold() == self.inp.request.requested_by.strip().casefold():
+        if _same_person(reviewer, self.inp.request.requested_by):
             return f"{reviewer} requested this refund and cannot {action} it: another person must"
         return None
 
@@ -246,3 +277,8 @@ class RefundCase:
     def auto_reason(self) -> str:
         limit = self.policy.approval.auto_approve_limit
         return f"auto-approved: {self.money()} is within the limit of {self.money(limit)}"
+
+
+def _same_person(name: str, *others: str) -> bool:
+    """Names as people type them: case and surrounding space do not make another person."""
+    return any(name.strip().casefold() == other.strip().casefold() for other in others)

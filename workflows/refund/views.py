@@ -63,6 +63,8 @@ def status(case: RefundCase) -> StatusView:
     notes = [o.message for o in decision.outcomes]
     if p.operator_note:
         notes.append(f"Payment provider: {p.operator_note}")
+    if p.approvals and p.state is RefundState.PENDING_REVIEW:
+        notes.append(f"Approved by {p.approvals[0]}; a second, different person must approve.")
     return StatusView(
         refund_id=inp.refund_id,
         refund_key=inp.request.refund_key,

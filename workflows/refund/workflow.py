@@ -94,13 +94,18 @@ class RefundWorkflow:
     async def _lifecycle(self) -> None:
         case = self._case
         self._journal.local_fast_path = workflow.patched(patches.LOCAL_FAST_PATH)
+        # Every patch is asked here, before the first activity: asked after a local
+        # activity whose result arrived in a later workflow task, patched() answers False on
+        # replay where the run took the new path (measured). Older refunds asked this one
+        # right after the one above, with nothing between: the same place for them.
+        reserve_first = workflow.patched(patches.RESERVE_BEFORE_APPROVAL)
         case.p.confirm_hints = workflow.patched(patches.CONFIRM_SETTLEMENT_HINTS)
         if workflow.patched(patches.VERIFY_REQUEST) and not await self._verified():
             return
         if not case.decision.eligible:
             reasons = "; ".join(o.message for o in case.decision.failed)
             case.apply(RefundEvent.DECLINE_INELIGIBLE, "policy", "policy", reasons)
-        elif not await self._reserve() or case.p.state is not RefundState.PENDING_REVIEW:
+        elif not await self._reserve(reserve_first) or case.p.state is not RefundState.PENDING_REVIEW:
             pass  # declined (not enough left to refund), or withdrawn while reserving
         elif case.decision.auto_approve:
             case.apply(RefundEvent.AUTO_APPROVE, "policy", "policy", case.auto_reason())
@@ -156,10 +161,10 @@ class RefundWorkflow:
             case.apply(RefundEvent.DECLINE_INELIGIBLE, "refundflow", "refundflow", reason)
         return not problems
 
-    async def _reserve(self) -> bool:
+    async def _reserve(self, reserve_first: bool) -> bool:
         """Hold the amount against the order's capture (invariant 2) before any approval."""
         case = self._case
-        if not workflow.patched(patches.RESERVE_BEFORE_APPROVAL):
+        if not reserve_first:
             case.p.reserved = True  # refunds started before reservations existed
             return True
         result = await self._journal.store_call(
@@ -198,11 +203,17 @@ class RefundWorkflow:
             remaining = deadline - (workflow.now() - case.p.requested_at)
             if remaining > timedelta(0):
                 try:
+                    # Also woken to audit a first approval (four eyes), which does not
+                    # change the state; refunds without one wake as they always did.
                     await workflow.wait_condition(
-                        lambda: case.p.state is not RefundState.PENDING_REVIEW,
+                        lambda: (
+                            case.p.state is not RefundState.PENDING_REVIEW or case.has_unrecorded()
+                        ),
                         timeout=remaining,
                         timeout_summary=summary,
                     )
+                    if case.p.state is RefundState.PENDING_REVIEW:
+                        continue
                 except TimeoutError:
                     pass
             if case.p.state is not RefundState.PENDING_REVIEW:
@@ -254,11 +265,15 @@ class RefundWorkflow:
         case = self._case
         if inp.amount is not None:
             case.p.amount = inp.amount
+        if case.first_of_two_approvals(inp.reviewer, inp.role, inp.source):
+            return views.status(case)
         reason = f"approved {case.money()}"
         if inp.amount is not None and inp.amount < case.p.max_amount:
             reason += f" (requested {case.money(case.p.max_amount)})"
         if case.policy.authority:
             reason += f" as {inp.role}"
+        if case.p.approvals:
+            reason += f", second approver after {case.p.approvals[0]}"
         case.apply(RefundEvent.APPROVE, inp.reviewer, inp.source, reason)
         return views.status(case)
 
