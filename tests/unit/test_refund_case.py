@@ -206,3 +206,16 @@ def test_a_claimed_request_time_is_bounded_by_the_workflow_start() -> None:
     late_order = ORDER.model_copy(update={"delivered_at": started - timedelta(days=35)})
     forged = far_past.model_copy(update={"order": late_order})
     assert not RefundCase(forged, clock).decision.eligible
+
+
+def test_the_web_ui_details_say_what_an_operator_needs() -> None:
+    case, _ = new_case()
+    case.set_awaiting(Awaiting.REVIEWER)
+    shown = views.details(case)
+    assert "255.00 USD (requested 300.00 USD, fee 45.00 USD)" in shown
+    assert "who acts: a reviewer with the lead role or above" in shown
+    assert "decision due by 2026-11-27 12:00 UTC" in shown
+    case.p.state = RefundState.REFUNDING
+    case.set_awaiting(Awaiting.OPERATOR)
+    case.p.operator_note = "refund re_1 failed: expired_card"
+    assert "provider failure: refund re_1 failed: expired_card" in views.details(case)

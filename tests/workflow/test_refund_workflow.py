@@ -62,6 +62,8 @@ async def test_an_undecided_review_escalates_twice_then_expires(env: Env) -> Non
     expired = await result_of(handle)
     assert (expired.state, expired.cancel_reason) == (RefundState.CANCELLED, CancelReason.EXPIRED)
     assert env.systems.events(handle.id).count("escalated") == 2
+    assert expired.escalation_level == 0  # closed: nobody needs to act any more
+    await keep_history(handle, "escalated_twice_expired_level_cleared")
     assert not [c for c in env.systems.calls if c.startswith("provider:")]
 
 
@@ -70,7 +72,10 @@ async def test_a_refusal_goes_to_an_operator_whose_retry_pays_with_a_new_key(env
     handle = await env.start(tv_order(price=4200))
     stuck = await until(handle, lambda s: s.awaiting is Awaiting.OPERATOR)
     assert stuck.escalation_level == 2 and "card expired" in (stuck.provider_failure or "")
-    await handle.execute_update(RefundWorkflow.operator_retry, OperatorRetryInput(operator="kim"))
+    retried = await handle.execute_update(
+        RefundWorkflow.operator_retry, OperatorRetryInput(operator="kim")
+    )
+    assert retried.awaiting is Awaiting.PAYMENT_PROVIDER and retried.provider_failure is None
     done = await result_of(handle)
     assert done.state is RefundState.COMPLETED
     assert env.systems.provider_refunds.keys() == {f"{handle.id}:refund:2"}

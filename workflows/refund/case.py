@@ -81,6 +81,8 @@ class Progress(BaseModel):
     since that patch); before, they counted as received."""
     hints: dict[str, ProviderSettlement] = {}
     """Settlement signals not yet confirmed with the provider."""
+    clear_escalation_on_close: bool = False
+    """A closed refund's escalation goes back to 0 (refunds started since that patch)."""
     approvals: list[str] = []
     """Who approved so far, when the policy wants two approvers for this amount."""
     published: tuple[str, int, str] = (
@@ -130,6 +132,8 @@ class RefundCase:
             self.p.awaiting = Awaiting.NOTHING
         self.append(event, previous, actor, source, reason)
         self.notice(event)
+        if self.p.state in TERMINAL_STATES and self.p.clear_escalation_on_close:
+            self.p.escalation = 0  # nobody needs to act any more; the audit keeps the history
 
     def append(
         self,

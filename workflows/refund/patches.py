@@ -20,6 +20,7 @@ OPERATOR_PAID_EXIT = "operator-paid-exit"
 CANCEL_REQUEST_IS_A_REFUND_EVENT = "cancel-request-is-a-refund-event"
 CONFIRM_SETTLEMENT_HINTS = "confirm-settlement-hints"
 VERIFY_REQUEST = "verify-request"
+ESCALATION_ENDS_WITH_REFUND = "escalation-ends-with-refund"
 
 # How long a refund can stay open: review expiry (at most days), the item return window (at
 # most 365 days), then an operator wait that has no end. Hence "no open refund is on the old
@@ -107,6 +108,15 @@ REGISTER: tuple[Patch, ...] = (
         " its hash and the policies the worker knows, the order snapshot against the order"
         " system (invariant 11). Before, a direct start could carry any policy or order.",
         "the start's policy and order are taken as given",
+        "patched",
+        _OLD_OPEN,
+    ),
+    Patch(
+        ESCALATION_ENDS_WITH_REFUND,
+        "A completed or cancelled refund is no longer escalated: EscalationLevel and the"
+        " projection go back to 0, so `EscalationLevel > 0` and `list --escalated` show only"
+        " refunds that still need someone (the audit keeps every escalation).",
+        "the last escalation level stays on the closed refund",
         "patched",
         _OLD_OPEN,
     ),

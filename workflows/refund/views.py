@@ -121,12 +121,24 @@ def projection(case: RefundCase) -> StatusProjection:
 
 
 def details(case: RefundCase) -> str:
-    """The Web UI's current details (Markdown)."""
-    p = case.p
+    """The Web UI's current details (Markdown): what an operator needs without a query."""
+    p, decision = case.p, case.decision
+    amount = case.money()
+    if decision.fee:
+        amount += (
+            f" (requested {case.money(case.inp.resolved.amount)}, fee {case.money(decision.fee)})"
+        )
     lines = [
-        f"**{p.state.value}** · {case.money()} · order {case.inp.order.order_id}",
+        f"**{p.state.value}** · {amount} · order {case.inp.order.order_id}",
         f"awaiting: {p.awaiting.value} · escalation level {p.escalation}",
+        f"who acts: {wording.action_by(p.state, p.awaiting, decision.approval_by)}",
         f"next: {wording.next_step(p.state, p.awaiting)}",
-        f"policy: {case.inp.policy.label}",
     ]
+    _, latest, kind = eta(case)
+    if latest is not None:
+        due = "decision due by" if kind == "review" else "money arrives by"
+        lines.append(f"{due} {latest:%Y-%m-%d %H:%M} UTC")
+    if p.operator_note and p.awaiting is Awaiting.OPERATOR:
+        lines.append(f"provider failure: {p.operator_note}")
+    lines.append(f"policy: {case.inp.policy.label}")
     return "\n\n".join(lines)

@@ -100,12 +100,17 @@ class RefundWorkflow:
         # right after the one above, with nothing between: the same place for them.
         reserve_first = workflow.patched(patches.RESERVE_BEFORE_APPROVAL)
         case.p.confirm_hints = workflow.patched(patches.CONFIRM_SETTLEMENT_HINTS)
-        if workflow.patched(patches.VERIFY_REQUEST) and not await self._verified():
+        verify = workflow.patched(patches.VERIFY_REQUEST)
+        # New patches go last: a replay checks the markers in the order they were written.
+        case.p.clear_escalation_on_close = workflow.patched(patches.ESCALATION_ENDS_WITH_REFUND)
+        if verify and not await self._verified():
             return
         if not case.decision.eligible:
             reasons = "; ".join(o.message for o in case.decision.failed)
             case.apply(RefundEvent.DECLINE_INELIGIBLE, "policy", "policy", reasons)
-        elif not await self._reserve(reserve_first) or case.p.state is not RefundState.PENDING_REVIEW:
+        elif (
+            not await self._reserve(reserve_first) or case.p.state is not RefundState.PENDING_REVIEW
+        ):
             pass  # declined (not enough left to refund), or withdrawn while reserving
         elif case.decision.auto_approve:
             case.apply(RefundEvent.AUTO_APPROVE, "policy", "policy", case.auto_reason())
@@ -332,6 +337,9 @@ class RefundWorkflow:
             TimelineEvent.OPERATOR_RETRY, case.p.state, inp.operator, inp.source, "retry the refund"
         )
         case.p.operator_action = OperatorDecision.RETRY
+        # What the operator sees in the answer: the refund is back with the provider (the
+        # payment loop sets the same as it resumes, so nothing else changes).
+        case.set_awaiting(Awaiting.PAYMENT_PROVIDER)
         return views.status(case)
 
     @operator_retry.validator
