@@ -27,7 +27,10 @@ def describe(pinned: PinnedPolicy) -> dict[str, Any]:
 
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     """{"approval": {"auto_approve_limit": 5000}} -> {"approval.auto_approve_limit": 5000}.
-    An empty table (no fees, no authority) has no settings, so it adds nothing."""
+    An empty table (no fees, no authority) has no settings, and an unset optional one (None:
+    say, no second approver before v3) is not a setting either, so they add nothing."""
+    if data is None:
+        return {}
     if not isinstance(data, dict):
         return {prefix: data} if prefix else {}
     flat: dict[str, Any] = {}

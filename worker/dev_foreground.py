@@ -14,6 +14,7 @@ from typing import Any
 
 from worker.devstack import DevStack, StackConfig, redact_url
 from worker.processes import StackError
+from workflows.money import format_minor
 
 
 def run_foreground(config: StackConfig, *, demo_orders: bool = True, as_json: bool = False) -> int:
@@ -56,8 +57,10 @@ def run_foreground(config: StackConfig, *, demo_orders: bool = True, as_json: bo
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 1
     finally:
+        started_something = bool(stack.children())
         stack.stop()
-        say("stopped; nothing left running.")
+        if started_something:  # not when another stack was already running: that one runs on
+            say("stopped; nothing left running.")
 
 
 DEMO_ORDERS = [
@@ -77,7 +80,8 @@ def _print_demo_orders(orders: list[dict[str, Any]]) -> None:
     print("demo orders (sandbox):", flush=True)
     for order in orders:
         print(
-            f"  {order['order_id']}  captured {order['captured_amount']} {order['currency']}"
+            f"  {order['order_id']}  captured"
+            f" {format_minor(order['captured_amount'], order['currency'])}"
             f"  category {order['lines'][0]['category']}",
             flush=True,
         )
