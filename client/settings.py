@@ -76,8 +76,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
-        home = Path(env.get("REFUNDFLOW_HOME", ".refundflow")).resolve()
-        stack = read_stack_file(home)
+        home, stack = find_stack(env.get("REFUNDFLOW_HOME"))
 
         def pick(name: str, stack_key: str, default: str) -> str:
             return env.get(name) or str(stack.get(stack_key) or default)
@@ -122,6 +121,21 @@ def _whole_number(env: dict[str, str], name: str, default: int) -> int:
     if not raw.isdigit():
         raise ConfigurationError(f"{name} must be a whole number, got {raw!r}")
     return int(raw)
+
+
+def find_stack(explicit_home: str | None) -> tuple[Path, dict[str, Any]]:
+    """The dev stack this command talks to: REFUNDFLOW_HOME if set; else the nearest running
+    one from this folder up (a subfolder of the clone finds it); else the one running in
+    this installation's own clone (so any folder does). ./.refundflow when none runs."""
+    if explicit_home:
+        home = Path(explicit_home).resolve()
+        return home, read_stack_file(home)
+    here = Path.cwd().resolve()
+    for folder in [here, *here.parents, PROJECT_ROOT]:
+        stack = read_stack_file(folder / ".refundflow")
+        if stack:
+            return folder / ".refundflow", stack
+    return here / ".refundflow", {}
 
 
 def read_stack_file(home: Path) -> dict[str, Any]:
