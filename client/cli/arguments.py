@@ -7,6 +7,7 @@ what was expected; argparse prints that sentence as the one line of a usage erro
 from __future__ import annotations
 
 import argparse
+import difflib
 import re
 from datetime import UTC, datetime
 from typing import Any, NoReturn
@@ -26,7 +27,19 @@ class OneLineParser(argparse.ArgumentParser):
     """Usage mistakes as one line plus a pointer to --help, not a usage dump."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"error: {message} (see `{self.prog} --help`)\n")
+        self.exit(
+            EXIT_USAGE, f"error: {message}{_did_you_mean(message)} (see `{self.prog} --help`)\n"
+        )
+
+
+def _did_you_mean(message: str) -> str:
+    """argparse's "invalid choice: 'staus' (choose from ...)" with the likely command named."""
+    found = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if not found:
+        return ""
+    choices = re.findall(r"'?([\w-]+)'?", found.group(2))
+    close = difflib.get_close_matches(found.group(1), choices, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def line(value: str) -> tuple[str, int]:
@@ -61,14 +74,28 @@ def assignment(value: str) -> tuple[str, str]:
 
 
 def minor(value: str) -> int:
-    """An amount in minor units; its sign is left to the request's own validation."""
-    try:
-        amount = int(value)
-    except ValueError:
+    """An amount in minor units; its sign is left to the request's own validation. Only
+    digits: int() would also take "1_000" or " 42", which nobody means as money."""
+    if not re.fullmatch(r"-?[0-9]+", value):
         raise argparse.ArgumentTypeError(
-            f"amount must be a whole number of minor units (cents), got {value!r}"
-        ) from None
-    return amount
+            f"amount must be a whole number of minor units (cents: 4200 is 42.00), got {value!r}"
+        )
+    return int(value)
+
+
+def seconds(value: str) -> int:
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, 0 or more, got {value!r}")
+    return int(value)
+
+
+def name(value: str) -> str:
+    """A staff handle or customer id as refunds record it: no spaces, no e-mail addresses."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}", value):
+        raise argparse.ArgumentTypeError(
+            f"expected a handle or id (letters, digits and . _ : -, no spaces), got {value!r}"
+        )
+    return value
 
 
 def priced_line(value: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeAlias
 
+from activities.reconciliation import KINDS as FINDING_KINDS
 from client.cli import arguments as types
 from client.cli.arguments import OneLineParser
 from workflows.models import LOCALES
@@ -86,13 +87,13 @@ def add_operator(sub: Subcommands) -> None:
     )
     retry = operator.add_parser("retry", help="try the provider refund again")
     retry.add_argument("refund_id", type=types.refund_id)
-    retry.add_argument("--operator", required=True)
+    retry.add_argument("--operator", required=True, type=types.name, help="your staff handle")
     with_json(retry)
     cancel = operator.add_parser(
         "cancel", help="cancel the refund (only when provably no money moved)"
     )
     cancel.add_argument("refund_id", type=types.refund_id)
-    cancel.add_argument("--operator", required=True)
+    cancel.add_argument("--operator", required=True, type=types.name, help="your staff handle")
     cancel.add_argument("--reason", required=True)
     with_json(cancel)
 
@@ -165,37 +166,47 @@ def add_refund_actions(sub: Subcommands) -> None:
     status.add_argument("refund_id", type=types.refund_id)
     listing = command(sub, "list", "list refunds")
     listing.add_argument("--state", choices=[s.value for s in RefundState])
-    listing.add_argument("--order")
+    listing.add_argument("--order", help="only this order's refunds")
     listing.add_argument("--escalated", action="store_true")
     listing.add_argument("--limit", type=types.positive, default=100, help="at most this many")
     approve = command(sub, "approve", "approve a refund waiting for review")
     approve.add_argument("refund_id", type=types.refund_id)
-    approve.add_argument("--reviewer", required=True)
-    approve.add_argument("--amount", type=types.minor, help="approve less than requested")
+    approve.add_argument("--reviewer", required=True, type=types.name, help="your staff handle")
     approve.add_argument(
-        "--role", default="support", help="your staff role; the policy limits what it approves"
+        "--amount", type=types.minor, help="approve less than requested (minor units: 4200)"
+    )
+    approve.add_argument(
+        "--role",
+        default="support",
+        type=types.name,
+        help="your staff role (support, lead, finance under standard-v2); the refund's"
+        " pinned policy limits what each role approves",
     )
     reject = command(sub, "reject", "reject a refund waiting for review")
     reject.add_argument("refund_id", type=types.refund_id)
-    reject.add_argument("--reviewer", required=True)
-    reject.add_argument("--reason", required=True)
+    reject.add_argument("--reviewer", required=True, type=types.name, help="your staff handle")
+    reject.add_argument("--reason", required=True, help="free text the audit keeps")
     cancel = command(sub, "cancel", "withdraw a refund before money moves")
     cancel.add_argument("refund_id", type=types.refund_id)
-    cancel.add_argument("--actor", required=True)
-    cancel.add_argument("--reason", required=True)
+    cancel.add_argument(
+        "--actor", required=True, type=types.name, help="who withdraws it (customer id or staff)"
+    )
+    cancel.add_argument("--reason", required=True, help="free text the audit keeps")
     received = command(sub, "received", "report the returned item received")
     received.add_argument("refund_id", type=types.refund_id)
-    received.add_argument("--actor", default="warehouse")
+    received.add_argument(
+        "--actor", default="warehouse", type=types.name, help="who received it (default warehouse)"
+    )
 
 
 def add_reconciliation(sub: Subcommands) -> None:
     reconcile = command(sub, "reconcile", "compare ledgers now, heal what is safe, print findings")
     reconcile.add_argument(
-        "--grace", type=int, default=60, help="skip refunds changed in the last N seconds"
+        "--grace", type=types.seconds, default=60, help="skip refunds changed in the last N seconds"
     )
     reconcile.add_argument("--no-heal", action="store_true", help="only report")
     anomalies = command(sub, "anomalies", "findings of reconciliation runs, newest first")
-    anomalies.add_argument("--kind", help="only this kind of finding")
+    anomalies.add_argument("--kind", choices=FINDING_KINDS, help="only this kind of finding")
     anomalies.add_argument("--limit", type=types.positive, default=100)
 
 
