@@ -22,6 +22,15 @@ async def connect_temporal(settings: Settings) -> Client:
         )
     except (RuntimeError, RPCError) as err:
         raise TemporalUnavailable(
-            f"cannot reach Temporal at {settings.temporal_address} ({err}); start"
+            f"cannot reach Temporal at {settings.temporal_address} ({_why(err)}); start"
             " `refundflow dev` in this folder or set TEMPORAL_ADDRESS"
         ) from None
+
+
+def _why(err: Exception) -> str:
+    """The gist of a transport error (the full one is a page of nested Rust errors)."""
+    text = str(err)
+    for gist in ("Connection refused", "timed out", "No route to host", "dns error"):
+        if gist.lower() in text.lower():
+            return gist.lower()
+    return text if len(text) <= 120 else text[:117] + "..."

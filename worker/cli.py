@@ -161,7 +161,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     handler = STACK_HANDLERS.get(args.command)
     if handler is None:
         return execute(args)
-    return guarded(lambda: call(handler, args), failures=(StackError,))
+    as_json = bool(getattr(args, "json", False))
+    return guarded(lambda: call(handler, args), failures=(StackError,), as_json=as_json)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
 
-from client.cli.arguments import EXIT_FAILURE, EXIT_USAGE, UserError
+from client.cli.arguments import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, UserError
 from client.cli.commands import CLIENT_COMMANDS, build_parser
 from client.cli.handlers import HANDLERS, Handler
 from client.connections import TemporalUnavailable
@@ -26,8 +27,27 @@ def call(handler: Handler, args: argparse.Namespace) -> int:
     return result if isinstance(result, int) else asyncio.run(result)
 
 
-def guarded(action: Callable[[], int], failures: tuple[type[Exception], ...] = ()) -> int:
-    """Run `action`; report a failure as `error: ...` on one line and return its status.
+def report(message: str, status: int, as_json: bool = False) -> int:
+    """One line on stderr: `error: ...`, or with --json the same as a JSON object."""
+    if as_json:
+        print(json.dumps({"error": message, "exit_status": status}), file=sys.stderr)
+    else:
+        print(f"error: {message}", file=sys.stderr)
+    return status
+
+
+INTERRUPTED = (
+    "interrupted: what was already sent may have taken effect; asking again is safe"
+    " (the same request returns the same refund), and `refundflow list` shows what exists"
+)
+
+
+def guarded(
+    action: Callable[[], int],
+    failures: tuple[type[Exception], ...] = (),
+    as_json: bool = False,
+) -> int:
+    """Run `action`; report a failure on one line (JSON with --json) and return its status.
 
     `failures` are further exceptions that carry a sentence for the user, such as the dev
     stack's, which the client does not know of.
@@ -36,35 +56,29 @@ def guarded(action: Callable[[], int], failures: tuple[type[Exception], ...] = (
         RefundflowError,
         ConfigurationError,
         TemporalUnavailable,
+        OSError,
         *failures,
     )
     try:
         return action()
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return report(str(err), EXIT_USAGE, as_json)
     except one_line as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_FAILURE
+        return report(str(err), EXIT_FAILURE, as_json)
     except KeyboardInterrupt:
-        return 130
-    except OSError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_FAILURE
+        return report(INTERRUPTED, EXIT_INTERRUPTED, as_json)
     except Exception as err:
         # Not a user mistake: a bug or an outage. One line here; the traceback on request.
         if os.environ.get("REFUNDFLOW_DEBUG"):
             raise
-        print(
-            f"error: unexpected {type(err).__name__}: {err} (set REFUNDFLOW_DEBUG=1 for details)",
-            file=sys.stderr,
-        )
-        return EXIT_FAILURE
+        unexpected = f"unexpected {type(err).__name__}: {err} (set REFUNDFLOW_DEBUG=1 for details)"
+        return report(unexpected, EXIT_FAILURE, as_json)
 
 
 def execute(args: argparse.Namespace) -> int:
     """Run a client command that has been parsed (also for the worker's CLI)."""
-    return guarded(lambda: call(HANDLERS[args.command], args))
+    as_json = bool(getattr(args, "json", False))
+    return guarded(lambda: call(HANDLERS[args.command], args), as_json=as_json)
 
 
 def run(argv: Sequence[str] | None = None) -> int:

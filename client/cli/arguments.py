@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import json
 import re
+import sys
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -17,6 +19,7 @@ from client.refund_client import REFUND_ID_PATTERN
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 class UserError(Exception):
@@ -27,9 +30,10 @@ class OneLineParser(argparse.ArgumentParser):
     """Usage mistakes as one line plus a pointer to --help, not a usage dump."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(
-            EXIT_USAGE, f"error: {message}{_did_you_mean(message)} (see `{self.prog} --help`)\n"
-        )
+        said = f"{message}{_did_you_mean(message)} (see `{self.prog} --help`)"
+        if "--json" in sys.argv[1:]:  # parsing failed, so this is all we know of the wish
+            self.exit(EXIT_USAGE, json.dumps({"error": said, "exit_status": EXIT_USAGE}) + "\n")
+        self.exit(EXIT_USAGE, f"error: {said}\n")
 
 
 def _did_you_mean(message: str) -> str:

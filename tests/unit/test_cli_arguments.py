@@ -3,8 +3,13 @@ where a command was mistyped."""
 
 from __future__ import annotations
 
+import json
+import sys
+
 import pytest
 
+from client.cli.app import guarded
+from client.errors import RefundflowError
 from worker.cli import build_parser
 
 RF = "rf_0123456789abcdef01234567"
@@ -37,3 +42,34 @@ def test_a_mistake_is_one_line_with_exit_status_2(
 def test_good_arguments_parse() -> None:
     args = build_parser().parse_args(["approve", RF, "--reviewer", "li", "--amount", "4200"])
     assert (args.reviewer, args.amount, args.role) == ("li", 4200, "support")
+
+
+def test_with_json_a_usage_mistake_is_json_too(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["refundflow", "staus", "--json"])
+    with pytest.raises(SystemExit) as ended:
+        build_parser().parse_args(["staus", "--json"])
+    said = json.loads(capsys.readouterr().err)
+    assert ended.value.code == 2 and said["exit_status"] == 2
+    assert "did you mean 'status'?" in said["error"]
+
+
+def test_failures_are_one_line_or_json_and_ctrl_c_says_what_may_have_happened(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def refused() -> int:
+        raise RefundflowError("refund rf_x not found")
+
+    def interrupted() -> int:
+        raise KeyboardInterrupt
+
+    assert guarded(refused) == 1
+    assert capsys.readouterr().err == "error: refund rf_x not found\n"
+    assert guarded(refused, as_json=True) == 1
+    assert json.loads(capsys.readouterr().err) == {
+        "error": "refund rf_x not found",
+        "exit_status": 1,
+    }
+    assert guarded(interrupted) == 130
+    assert "asking again is safe" in capsys.readouterr().err
