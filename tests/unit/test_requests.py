@@ -47,7 +47,7 @@ def request(**overrides: Any) -> RefundRequest:
         ({"order_id": "x" * 65}, "too long"),
         ({"refund_key": "has space"}, "pattern"),
         ({"note": "n" * 501}, "too long"),
-        ({"currency": "XXX"}, "unknown currency"),
+        ({"currency": "XXX"}, "not an ISO 4217 currency"),
         ({"amount": None}, "either an amount or refund lines"),
         ({"lines": [{"sku": "A", "quantity": 1}]}, "either an amount or refund lines"),
     ],
