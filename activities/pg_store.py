@@ -1,4 +1,5 @@
-"""Postgres store: the append-only audit trail and the status projection."""
+"""Postgres store: the append-only audit trail, the status projection and the order ledger
+(reservations; its SQL in activities/order_ledger.py, its rule in workflows/ledger.py)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,17 @@ from typing import Any
 
 import asyncpg
 
+from activities import order_ledger
 from activities.migrate import apply_migrations
 from activities.outbox import write_events
+from workflows.ledger import Hold, decide
 from workflows.models import (
     RecordTransitionsInput,
     ReserveInput,
     ReserveResult,
     StatusProjection,
 )
-from workflows.read_models import AuditEntry, Finding, ListedRefund
+from workflows.read_models import AuditEntry, Finding, ListedRefund, OrderLedger
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SCHEMA = "refundflow"
@@ -52,48 +55,46 @@ class PostgresRefundStore:
             # its event and an event never exists without its transition.
             await write_events(conn, batch.refund_id, batch.notices)
             await _project_status(conn, batch.projection, last_seq)
-            await _follow_refund_with_reservation(conn, batch.projection)
+            await order_ledger.follow_refund(conn, batch.projection)
         return inserted
 
     async def reserve(self, request: ReserveInput) -> ReserveResult:
+        """Hold the refund's money and lines against the order (invariants 2 and 9), under
+        the order's row lock, so concurrent requests for one order are decided one at a
+        time: the ledger's final word. Idempotent per refund: the first answer stands."""
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "INSERT INTO refundflow.order_ledger (order_id, currency, captured_amount)"
-                " VALUES ($1, $2, $3) ON CONFLICT (order_id) DO NOTHING",
-                request.order_id,
-                request.currency,
-                request.captured_amount,
-            )
-            # Row lock on the order: concurrent reservations for one order run one at a time.
-            captured = await conn.fetchval(
-                "SELECT captured_amount FROM refundflow.order_ledger WHERE order_id = $1"
-                " FOR UPDATE",
-                request.order_id,
-            )
-            held = await conn.fetchval(
-                "SELECT coalesce(sum(amount), 0) FROM refundflow.reservations"
-                " WHERE order_id = $1 AND state <> 'released' AND refund_id <> $2",
-                request.order_id,
-                request.refund_id,
-            )
+            captured, order_lines = await order_ledger.lock_order(conn, request)
+            others = await order_ledger.holds(conn, request.order_id, request.refund_id)
+            held = sum(h.amount for h in others)
             mine = await conn.fetchrow(
                 "SELECT amount, state FROM refundflow.reservations WHERE refund_id = $1",
                 request.refund_id,
             )
-            if mine is not None:  # a retried activity: the first answer stands
+            if mine is not None:  # a retry, or the edge reserved it first
                 ok = mine["state"] != "released"
                 mine_held = mine["amount"] if ok else 0
                 return ReserveResult(reserved=ok, remaining=captured - held - mine_held)
-            if held + request.amount > captured:
-                return ReserveResult(reserved=False, remaining=captured - held)
-            await conn.execute(
-                "INSERT INTO refundflow.reservations (refund_id, order_id, amount)"
-                " VALUES ($1, $2, $3)",
-                request.refund_id,
-                request.order_id,
-                request.amount,
+            # The order as first recorded decides, whatever a later snapshot says.
+            known = request.model_copy(
+                update={"captured_amount": captured, "order_lines": order_lines}
             )
-            return ReserveResult(reserved=True, remaining=captured - held - request.amount)
+            verdict = decide(known, others)
+            if verdict.allowed:
+                await order_ledger.record_hold(conn, known, verdict.lines)
+            return ReserveResult(
+                reserved=verdict.allowed,
+                remaining=verdict.remaining,
+                refused_because=verdict.refused_because,
+            )
+
+    async def holds(self, order_id: str, but: str) -> list[Hold]:
+        """What every other refund of the order holds (not `but`'s own): what the edge and
+        `eligibility` check a request against before anything starts."""
+        return await order_ledger.holds(self._pool, order_id, but)
+
+    async def order_ledger(self, order_id: str) -> OrderLedger | None:
+        """The order's ledger per line, for people (None: nothing reserved on it yet)."""
+        return await order_ledger.order_ledger(self._pool, order_id)
 
     async def refundable(self, order_id: str, captured_amount: int, refund_id: str) -> int:
         """What can still be refunded on an order, not counting `refund_id`'s own hold."""
@@ -245,24 +246,6 @@ async def _project_status(conn: asyncpg.Connection, p: StatusProjection, last_se
         last_seq,
         p.item_received,
     )
-
-
-async def _follow_refund_with_reservation(conn: asyncpg.Connection, p: StatusProjection) -> None:
-    """The reservation follows the refund: released when it is cancelled, fixed at the paid
-    amount when it completes."""
-    if p.state.value == "cancelled":
-        await conn.execute(
-            "UPDATE refundflow.reservations SET state = 'released', updated_at = now()"
-            " WHERE refund_id = $1 AND state = 'held'",
-            p.refund_id,
-        )
-    elif p.state.value == "completed":
-        await conn.execute(
-            "UPDATE refundflow.reservations SET state = 'consumed', amount = $2,"
-            " updated_at = now() WHERE refund_id = $1 AND state = 'held'",
-            p.refund_id,
-            p.amount,
-        )
 
 
 class AuditConflict(Exception):

@@ -4,6 +4,14 @@ movements and refundflow's own records (no query per refund, so 100k refunds sta
 What disagrees is classified; what is safe to heal is healed through the refund's own
 workflow (it is told the provider already paid) and recorded; the rest is escalated.
 Findings persist in refundflow.findings.
+
+The order ledger (invariant 9) is checked too: order lines whose held or refunded units or
+value exceed the line (`units_refunded_twice`), and orders the provider refunded more money
+for than the ledger holds or has consumed for them (`provider_money_above_ledger`: money
+that went out around refundflow, or a refund paid more than it reserved). Both are about an
+order, not one refund: their refund_id is empty and their details name the refunds. A
+reservation made at the edge whose workflow never started (`reservation_without_refund`)
+is released, which frees its units.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ import asyncpg
 import structlog
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.http_adapters import HttpInventory, HttpPaymentProvider
 from workflows import names
@@ -33,7 +41,14 @@ KINDS = (
     "completed_without_provider_refund",
     "restock_missing",
     "restock_duplicated",
+    "units_refunded_twice",
+    "provider_money_above_ledger",
+    "reservation_without_refund",
 )
+ORPHAN = "reservation_without_refund"
+ORPHAN_AFTER_SECONDS = 600
+"""A reservation without a refund is left alone this long (whatever the grace): between the
+edge's reservation and the workflow's first record, a refund has no status row yet."""
 
 FINDINGS_SQL = """
 WITH live AS (
@@ -85,6 +100,35 @@ UNION ALL
 SELECT 'restock_duplicated', reference, NULL,
        jsonb_build_object('sku', sku, 'movements', count(*)), false, NULL
 FROM stock_moves GROUP BY reference, sku HAVING count(*) > 1
+UNION ALL
+SELECT 'units_refunded_twice', NULL, o.order_id,
+       jsonb_build_object('sku', o.sku, 'ordered', o.quantity, 'units', sum(l.quantity),
+                          'line_value', o.quantity * o.unit_price, 'value', sum(l.amount),
+                          'refunds', jsonb_agg(l.refund_id ORDER BY r.created_at)),
+       false, NULL
+FROM refundflow.order_lines o
+JOIN refundflow.reservation_lines l ON l.order_id = o.order_id AND l.sku = o.sku
+JOIN refundflow.reservations r ON r.refund_id = l.refund_id AND r.state <> 'released'
+GROUP BY o.order_id, o.sku, o.quantity, o.unit_price
+HAVING sum(l.quantity) > o.quantity OR sum(l.amount) > o.quantity * o.unit_price
+UNION ALL
+SELECT 'provider_money_above_ledger', NULL, p.order_id,
+       jsonb_build_object('provider_paid', p.paid, 'ledger', coalesce(k.amount, 0),
+                          'provider_refunds', p.ids),
+       false, NULL
+FROM (SELECT order_id, sum(amount) AS paid, jsonb_agg(provider_refund_id) AS ids
+      FROM provider_ledger WHERE status = 'succeeded' GROUP BY order_id) p
+JOIN refundflow.order_ledger USING (order_id)
+LEFT JOIN (SELECT order_id, sum(amount) AS amount FROM refundflow.reservations
+           WHERE state <> 'released' GROUP BY order_id) k USING (order_id)
+WHERE p.paid > coalesce(k.amount, 0)
+UNION ALL
+SELECT 'reservation_without_refund', r.refund_id, r.order_id,
+       jsonb_build_object('amount', r.amount, 'reserved_at', r.created_at), true, NULL
+FROM refundflow.reservations r
+WHERE r.state = 'held'
+  AND r.created_at < now() - make_interval(secs => greatest($1, $2))
+  AND NOT EXISTS (SELECT 1 FROM refundflow.refund_status s WHERE s.refund_id = r.refund_id)
 """
 
 
@@ -114,7 +158,7 @@ class ReconciliationActivities:
             async with conn.transaction():
                 ledger_rows = await self._load_ledger(conn)
                 await self._load_movements(conn)
-                rows = await conn.fetch(FINDINGS_SQL, inp.grace_seconds)
+                rows = await conn.fetch(FINDINGS_SQL, inp.grace_seconds, ORPHAN_AFTER_SECONDS)
                 refunds = await conn.fetchval("SELECT count(*) FROM refundflow.refund_status")
             findings = []
             for row in rows:
@@ -199,25 +243,50 @@ class ReconciliationActivities:
         finding["details"] = json.loads(finding["details"])
         finding["action"] = "escalated"
         if heal and finding["healable"]:
+            healer = self._release_orphan if finding["kind"] == ORPHAN else self._signal_paid
             try:
-                await self._temporal.get_workflow_handle(finding["refund_id"]).signal(
-                    names.SIGNAL_PROVIDER_SETTLED,
-                    ProviderSettlement(
-                        provider_refund_id=finding["provider_refund_id"],
-                        status="succeeded",
-                        source="reconciliation",
-                    ),
-                )
-                finding["action"] = "healed"
+                if await healer(finding):
+                    finding["action"] = "healed"
             except RPCError as err:
                 finding["details"]["heal_error"] = err.message
         log.warning(
             "reconciliation_finding",
             kind=finding["kind"],
             refund_id=finding["refund_id"],
+            order_id=finding["order_id"],
             action=finding["action"],
         )
         return finding
+
+    async def _signal_paid(self, finding: dict[str, Any]) -> bool:
+        """Tell the refund's workflow the provider paid (it confirms before acting)."""
+        await self._temporal.get_workflow_handle(finding["refund_id"]).signal(
+            names.SIGNAL_PROVIDER_SETTLED,
+            ProviderSettlement(
+                provider_refund_id=finding["provider_refund_id"],
+                status="succeeded",
+                source="reconciliation",
+            ),
+        )
+        return True
+
+    async def _release_orphan(self, finding: dict[str, Any]) -> bool:
+        """Release a reservation whose refund never started: only when Temporal has no
+        workflow under its id (a workflow that exists but never recorded anything is
+        escalated instead: someone must look)."""
+        try:
+            await self._temporal.get_workflow_handle(finding["refund_id"]).describe()
+            return False
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+        released = await self._pool.execute(
+            "UPDATE refundflow.reservations SET state = 'released', updated_at = now()"
+            " WHERE refund_id = $1 AND state = 'held' AND NOT EXISTS (SELECT 1 FROM"
+            " refundflow.refund_status s WHERE s.refund_id = $1)",
+            finding["refund_id"],
+        )
+        return bool(released == "UPDATE 1")
 
     async def anomalies(self, limit: int = 200) -> list[dict[str, Any]]:
         rows = await self._pool.fetch(

@@ -1,21 +1,41 @@
-"""The edge: what RefundClient checks before a refund starts (invariant 11), and the keys
-that make the same request one refund. No Temporal here; the order system and the answers
-of the store come in as arguments.
+"""The edge: what RefundClient checks before a refund starts (invariants 9 and 11), and the
+keys that make the same request one refund. No Temporal here; the order system and the store
+come in as arguments.
 
 Every refusal is InvalidRefundRequest (nothing was started) or RefundConflict (the key was
 used for another request).
+
+Units already held or refunded by another refund of the order (a different key, channel or
+reason) are refused here, with the order ledger's message naming that refund, whether it is
+still open or already paid; the request is not answered with the other refund. Why: that
+refund is a different request (its own key, reason, amount, requester), and handing it back
+as the answer would tell the caller "this is your refund" about a refund they did not ask
+for, whose later actions (approve, cancel) are not theirs to take. The same request again
+(same key, or the same content without a key) is answered with its refund, as always
+(invariant 3). A refusal names the refund, so support can look at it (`refundflow status
+rf_…`) and, if that refund is cancelled, ask again: a cancelled refund's units are free.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import datetime
 
+from activities.pg_store import PostgresRefundStore
 from activities.ports import ExternalSystemRefused, ExternalSystemUnavailable, OrderSystem
 from client.errors import InvalidRefundRequest, RefundConflict, RefundflowError
-from workflows.eligibility import REFUNDABLE_RULE, answer_for_resolved
+from workflows.eligibility import (
+    LEDGER_RULE,
+    REFUNDABLE_RULE,
+    EligibilityAnswer,
+    answer_for_resolved,
+    ledger_request,
+)
+from workflows.ledger import Hold
 from workflows.models import OrderSnapshot, PinnedPolicy, RefundRequest, ResolvedRefund, StatusView
 from workflows.money import format_minor
+from workflows.policy import parse_policy
 from workflows.validation import RefundInputError, resolve_request
 
 
@@ -66,14 +86,26 @@ def check_still_refundable(
     resolved: ResolvedRefund,
     remaining: int,
     asked_at: datetime,
-) -> None:
-    """Refuse a request for more than the order still has: other refunds hold the rest."""
-    answer = answer_for_resolved(policy, request, order, resolved, remaining, asked_at)
-    if any(r.rule_id == REFUNDABLE_RULE and not r.passed for r in answer.rules):
+    holds: Sequence[Hold] = (),
+) -> EligibilityAnswer:
+    """Refuse a request for units other refunds hold or have refunded (naming them), or for
+    more than the order still has; else the answer the refund will reach."""
+    answer = answer_for_resolved(policy, request, order, resolved, remaining, asked_at, holds)
+    failed = {r.rule_id: r for r in answer.rules if not r.passed}
+    if LEDGER_RULE in failed:
+        # The ledger's own words (the store says the same under the lock).
+        raise InvalidRefundRequest(_unsentence(failed[LEDGER_RULE].message))
+    if REFUNDABLE_RULE in failed:
         raise InvalidRefundRequest(
             f"only {format_minor(max(remaining, 0), order.currency)} of order"
             f" {order.order_id} is still refundable; other refunds hold the rest"
         )
+    return answer
+
+
+def _unsentence(message: str) -> str:
+    """An error is one line starting in lower case, without a full stop."""
+    return (message[:1].lower() + message[1:]).removesuffix(".")
 
 
 def same_request_or_conflict(
@@ -91,3 +123,40 @@ def same_request_or_conflict(
             f" on order {order.order_id} (refund {status.refund_id})"
         )
     return status
+
+
+async def hold_at_the_edge(
+    store: PostgresRefundStore,
+    policy: PinnedPolicy,
+    request: RefundRequest,
+    order: OrderSnapshot,
+    resolved: ResolvedRefund,
+    asked_at: datetime,
+) -> None:
+    """Check the request against the order's ledger, then reserve it under the order's lock
+    before its refund starts (the store's `reserve`, the ledger's final word).
+
+    Why reserve here and not only in the workflow: concurrent requests for the same units
+    (three channels at once) then get one refund and clear refusals naming it, instead of
+    three refunds of which two are declined later; and the ledger knows what a refund holds
+    from the moment it exists. The workflow's own reservation finds this one (the first
+    answer stands). A request the policy declines reserves nothing: its workflow declines
+    it. A reservation whose workflow never started (the start failed and the request was
+    not retried) is released by reconciliation (`reservation_without_refund`).
+    """
+    refund_id = refund_id_for(request.order_id, request.refund_key)
+    holds = await store.holds(order.order_id, refund_id)
+    remaining = order.captured_amount - sum(h.amount for h in holds)
+    answer = check_still_refundable(policy, request, order, resolved, remaining, asked_at, holds)
+    if not answer.eligible:
+        return
+    reservation = ledger_request(
+        parse_policy(policy.document), request, order, resolved, refund_id, answer.refund_amount
+    )
+    result = await store.reserve(reservation)
+    if not result.reserved:
+        raise InvalidRefundRequest(
+            result.refused_because
+            or f"only {format_minor(max(result.remaining, 0), order.currency)} of order"
+            f" {order.order_id} is still refundable; other refunds hold the rest"
+        )

@@ -31,10 +31,10 @@ from activities.outbox import events_for
 from activities.pg_store import PostgresRefundStore, create_pool
 from activities.ports import OrderSystem
 from client.connections import connect_temporal
-from client.edge import check_still_refundable, fetch_order, resolve, same_request_or_conflict
 
 # The refund's keys are the edge's; still importable from here, where services found them.
 from client.edge import default_refund_key as default_refund_key
+from client.edge import fetch_order, hold_at_the_edge, resolve, same_request_or_conflict
 from client.edge import refund_id_for as refund_id_for
 from client.errors import (
     RefundActionRefused,
@@ -62,7 +62,7 @@ from workflows.models import (
     StatusView,
 )
 from workflows.money import format_minor
-from workflows.read_models import AuditEntry, ListedRefund, OutboxEvent
+from workflows.read_models import AuditEntry, ListedRefund, OrderLedger, OutboxEvent
 from workflows.reconciliation_workflow import ReconciliationWorkflow
 from workflows.refund.workflow import RefundWorkflow
 from workflows.states import Awaiting, RefundState
@@ -116,20 +116,23 @@ class RefundClient:
 
     async def eligibility(self, request: RefundRequest) -> EligibilityAnswer:
         """Would this request be refunded, how much, how fast, and why: the answer the
-        refund itself would reach now, under the policy in force. Starts nothing."""
+        refund itself would reach now, under the policy in force, on the order's ledger as
+        it stands. Starts nothing."""
         order = await fetch_order(self._orders, request.order_id)
-        remaining = order.captured_amount
+        remaining, holds = order.captured_amount, []
         if self._database_url:
-            store = await self._store()
             refund_id = refund_id_for(request.order_id, request.refund_key)
-            remaining = await store.refundable(order.order_id, order.captured_amount, refund_id)
-        return check_eligibility(self.policy, request, order, remaining, datetime.now(UTC))
+            holds = await (await self._store()).holds(order.order_id, refund_id)
+            remaining = order.captured_amount - sum(h.amount for h in holds)
+        return check_eligibility(self.policy, request, order, remaining, datetime.now(UTC), holds)
 
     async def request(self, request: RefundRequest) -> StatusView:
         """Start the refund, or return the one already started for this key.
 
-        Refused with InvalidRefundRequest (nothing started) when the order is unknown or the
-        request does not fit it; with RefundConflict when the key was used for another request.
+        Refused with InvalidRefundRequest (nothing started) when the order is unknown, the
+        request does not fit it, or other refunds of the order hold or have refunded what
+        it asks for (the message names them); with RefundConflict when the key was used for
+        another request.
         """
         asked_at = datetime.now(UTC)
         order = await fetch_order(self._orders, request.order_id)
@@ -140,8 +143,7 @@ class RefundClient:
             if existing is not None:
                 return same_request_or_conflict(existing, request, order, resolved)
             store = await self._store()
-            remaining = await store.refundable(order.order_id, order.captured_amount, refund_id)
-            check_still_refundable(self.policy, request, order, resolved, remaining, asked_at)
+            await hold_at_the_edge(store, self.policy, request, order, resolved, asked_at)
         await self._start(
             RefundWorkflowInput(
                 refund_id=refund_id,
@@ -240,6 +242,11 @@ class RefundClient:
         return await (await self._store()).list_status(
             state=state, order_id=order_id, escalated=escalated, limit=limit
         )
+
+    async def order_ledger(self, order_id: str) -> OrderLedger | None:
+        """What every refund of the order holds and has refunded, per line (None: nothing
+        reserved on it yet)."""
+        return await (await self._store()).order_ledger(order_id)
 
     async def track(self, refund_id: str) -> dict[str, Any]:
         """What the customer may see of a refund: its status in their words and language."""

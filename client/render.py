@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from workflows.ledger import NOT_A_LINE
 from workflows.models import StatusView
 from workflows.money import format_minor
 from workflows.read_models import (
@@ -14,6 +15,7 @@ from workflows.read_models import (
     AuditEntry,
     Finding,
     ListedRefund,
+    OrderLedger,
     OutboxEvent,
     Reconciliation,
     Subscriber,
@@ -33,7 +35,9 @@ def validation_error(err: ValidationError) -> str:
     return "; ".join(problems)
 
 
-def status(view: StatusView) -> str:
+def status(view: StatusView, ledger: OrderLedger | None = None) -> str:
+    """The refund as support sees it; with the order's ledger, what every refund of the
+    order holds and has refunded, per line."""
     lines = [
         f"refund {view.refund_id}  order {view.order_id}",
         f"  state      {view.state.value}"
@@ -59,7 +63,35 @@ def status(view: StatusView) -> str:
             f"    {entry.seq:>2}. {entry.at:%Y-%m-%d %H:%M:%S}  {entry.state.value:<15}"
             f" {entry.event:<20} by {entry.actor} via {entry.source}: {entry.reason}"
         )
+    if ledger is not None:
+        lines += order_ledger(ledger)
     return "\n".join(lines)
+
+
+def order_ledger(ledger: OrderLedger) -> list[str]:
+    """The order ledger block under a refund's status."""
+    money = ledger.currency
+    lines = [
+        f"  order ledger  captured {format_minor(ledger.captured_amount, money)},"
+        f" held {format_minor(ledger.held, money)},"
+        f" refunded {format_minor(ledger.refunded, money)}"
+    ]
+    for line in ledger.lines:
+        what = "not a line" if line.sku == NOT_A_LINE else f"{line.quantity} ordered"
+        held = _units_and_value(line.held_quantity, line.held_amount, money)
+        refunded = _units_and_value(line.refunded_quantity, line.refunded_amount, money)
+        by = f" by {', '.join(line.refunds)}" if line.refunds else ""
+        lines.append(
+            f"    {line.sku:<16} {what:<12} worth {format_minor(line.value, money):>14}"
+            f"  held {held:<16} refunded {refunded:<16}{by}".rstrip()
+        )
+    return lines
+
+
+def _units_and_value(units: int, value: int, currency: str) -> str:
+    if not units and not value:
+        return "-"
+    return (f"{units} x, " if units else "") + format_minor(value, currency)
 
 
 def listing(rows: list[ListedRefund]) -> str:
@@ -127,7 +159,8 @@ def findings(rows: list[Finding]) -> str:
     if not rows:
         return "no findings"
     return "\n".join(
-        f"{r.created_at.isoformat()[:19]}  {r.action:<9} {r.kind:<34} {r.refund_id or '-'}"
+        f"{r.created_at.isoformat()[:19]}  {r.action:<9} {r.kind:<34}"
+        f" {r.refund_id or r.order_id or '-'}"
         f"  {r.details}"
         for r in rows
     )

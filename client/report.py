@@ -48,6 +48,9 @@ _CONFIRMED = """
         WHERE s.state = 'completed'
     )"""
 
+_DUPLICATES = ("confirmed_twice", "over_refunded_orders", "refunded_twice", "above_ledger_orders")
+"""The metrics that add up to `duplicate_refunds`."""
+
 _COUNTS = f"""
     WITH {_SELECTED}
     SELECT reason_code, state, count(*) AS n,
@@ -71,6 +74,27 @@ _METRICS = f"""
         WHERE l.order_id IN (SELECT order_id FROM selected)
         GROUP BY l.order_id, l.captured_amount
         HAVING sum(r.amount) > l.captured_amount
+    ),
+    -- Refunds of the order ledger, oldest first per line: a refund whose units or value
+    -- take a line beyond what was ordered refunded a unit that was already refunded.
+    line_running AS (
+        SELECT l.refund_id, l.order_id, l.sku,
+               sum(l.quantity) OVER w AS units, sum(l.amount) OVER w AS value
+        FROM refundflow.reservation_lines l
+        JOIN refundflow.reservations r ON r.refund_id = l.refund_id AND r.state = 'consumed'
+        WHERE l.order_id IN (SELECT order_id FROM selected)
+        WINDOW w AS (PARTITION BY l.order_id, l.sku ORDER BY r.created_at, l.refund_id)
+    ),
+    refunded_twice AS (
+        SELECT DISTINCT x.refund_id
+        FROM line_running x
+        JOIN refundflow.order_lines o ON o.order_id = x.order_id AND o.sku = x.sku
+        WHERE x.units > o.quantity OR x.value > o.quantity * o.unit_price
+    ),
+    above_ledger AS (
+        SELECT DISTINCT f.order_id FROM refundflow.findings f
+        WHERE f.kind = 'provider_money_above_ledger'
+          AND f.order_id IN (SELECT order_id FROM selected)
     )
     SELECT
         (SELECT percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY seconds)
@@ -80,6 +104,8 @@ _METRICS = f"""
         (SELECT count(*) FILTER (WHERE by_timer) FROM escalated) AS sla_breaches,
         (SELECT count(*) FILTER (WHERE times > 1) FROM confirmed) AS confirmed_twice,
         (SELECT count(*) FROM over_refunded) AS over_refunded_orders,
+        (SELECT count(*) FROM refunded_twice) AS refunded_twice,
+        (SELECT count(*) FROM above_ledger) AS above_ledger_orders,
         (SELECT count(*) FROM selected WHERE state = 'cancelled') AS cancelled,
         (SELECT count(*) FROM selected s
           WHERE s.state = 'cancelled' AND EXISTS (
@@ -115,8 +141,14 @@ async def build_report(
       the first `provider_confirmed` entry.
     - `sla_breaches`: refunds escalated by a timer (an `escalated` entry from source `timer`).
     - `escalation_rate`: refunds with any `escalated` entry / refunds.
-    - `duplicate_refunds`: refunds confirmed by the provider more than once, plus orders of
-      the selected refunds whose consumed reservations exceed the captured amount. Must be 0.
+    - `duplicate_refunds`, from the order ledger and the provider's word; must be 0. The sum
+      of: refunds confirmed by the provider more than once; orders of the selected refunds
+      whose consumed reservations exceed the captured amount; refunds that refunded a unit
+      (or line value) already refunded: per order line, oldest first, each refund whose
+      refunded units or value take the line beyond what was ordered; and orders of the
+      selected refunds the provider paid more for than the ledger holds or has refunded
+      (reconciliation's `provider_money_above_ledger` findings, since the provider's ledger
+      is not in Postgres).
     - `reopen_rate`: appeal/reopen: the customer asked again after a refusal. The share of
       the selected cancelled refunds whose order has another refund (selected or not)
       requested after the cancelled one was last updated, i.e. after it was cancelled.
@@ -142,7 +174,7 @@ async def build_report(
         time_to_refund_seconds=_time_to_refund(metrics),
         sla_breaches=metrics["sla_breaches"],
         escalation_rate=_rate(metrics["escalated"], total),
-        duplicate_refunds=metrics["confirmed_twice"] + metrics["over_refunded_orders"],
+        duplicate_refunds=sum(metrics[k] for k in _DUPLICATES),
         reopen_rate=_rate(metrics["reopened"], metrics["cancelled"]),
         bucket=unit,
         series=series,

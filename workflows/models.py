@@ -11,6 +11,17 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
+# Activity contracts that depend on no contract here live apart; re-exported, so every
+# contract is still importable from this module.
+from workflows.activity_contracts import CheckRefundInput as CheckRefundInput
+from workflows.activity_contracts import FindProviderRefundsInput as FindProviderRefundsInput
+from workflows.activity_contracts import ProviderRefundResult as ProviderRefundResult
+from workflows.activity_contracts import ProviderRefunds as ProviderRefunds
+from workflows.activity_contracts import ProviderSettlement as ProviderSettlement
+from workflows.activity_contracts import ReconcileInput as ReconcileInput
+from workflows.activity_contracts import ReconcileReport as ReconcileReport
+from workflows.activity_contracts import RestockInput as RestockInput
+from workflows.activity_contracts import RestockResult as RestockResult
 from workflows.money import Currency
 from workflows.states import Awaiting, CancelReason, RefundState
 
@@ -309,38 +320,6 @@ class IssueRefundInput(_Contract):
     may have committed)."""
 
 
-class ProviderRefundResult(_Contract):
-    provider_refund_id: str
-    status: Literal["succeeded", "pending", "failed"]
-    amount: int
-    currency: str
-    idempotency_key: str | None = None
-    failure_code: str | None = None
-
-
-class ProviderSettlement(_Contract):
-    """Signal: the provider settled a pending refund (from a webhook, a poll or reconciliation)."""
-
-    provider_refund_id: str
-    status: Literal["succeeded", "failed"]
-    failure_code: str | None = None
-    source: str = "webhook"
-    """webhook | poll | reconciliation"""
-
-
-class CheckRefundInput(_Contract):
-    refund_id: str
-    provider_refund_id: str
-
-
-class FindProviderRefundsInput(_Contract):
-    refund_id: str
-
-
-class ProviderRefunds(_Contract):
-    refunds: list[ProviderRefundResult]
-
-
 class ReserveInput(_Contract):
     refund_id: str
     order_id: str
@@ -348,12 +327,27 @@ class ReserveInput(_Contract):
     currency: Currency
     captured_amount: int
     """From the order snapshot: the most that may ever be refunded on this order."""
+    requested_amount: PositiveMinor | None = None
+    """Value asked for, before fees (None: `amount`): what an amount-only refund takes from
+    the lines, so splitting never wins back a fee."""
+    lines: list[OrderLine] = []
+    """The refunded lines (refunded quantities); empty for an amount-only refund."""
+    order_lines: list[OrderLine] = []
+    """The order's lines: an amount-only refund is allocated over them by value."""
+    reason_code: str | None = None
+    """None: a refund started before the order ledger; only the order total is checked."""
+    final_sale_categories: list[str] = []
+    """From the pinned policy: lines an amount-only refund may reach only for seller fault."""
+    seller_fault: bool = True
+    """The reason is the seller's fault (workflows.policy.SELLER_FAULT_REASONS)."""
 
 
 class ReserveResult(_Contract):
     reserved: bool
     remaining: int
     """What is still refundable on the order after this reservation (or without it)."""
+    refused_because: str | None = None
+    """One line naming what is held or refunded, and by which refunds, when refused."""
 
 
 class OperatorRetryInput(_Contract):
@@ -365,35 +359,3 @@ class OperatorCancelInput(_Contract):
     operator: ActorName
     reason: FreeText
     source: str = "operator"
-
-
-class RestockInput(_Contract):
-    refund_id: str
-    sku: str
-    quantity: int
-    idempotency_key: str
-
-
-class RestockResult(_Contract):
-    movement_id: str
-    sku: str
-    quantity: int
-
-
-class ReconcileInput(_Contract):
-    heal: bool = True
-    """Heal what is safe to heal (through the refund's own workflow); escalate the rest."""
-    grace_seconds: int = 60
-    """Ignore refunds changed this recently: they may simply be mid-flight."""
-
-
-class ReconcileReport(_Contract):
-    run_id: str
-    refunds: int
-    """Refunds known to refundflow when the run started."""
-    provider_refunds: int
-    findings: dict[str, int]
-    """Count per kind of disagreement."""
-    healed: int
-    escalated: int
-    seconds: float

@@ -33,6 +33,9 @@ class _Section(BaseModel):
 class Eligibility(_Section):
     return_window_days: int = Field(ge=0, le=3650)
     final_sale_categories: list[str] = []
+    final_sale_per_line: bool = False
+    """A request naming any final-sale line is refused for a reason that is not the seller's
+    fault (v3 on). Before: only a request of final-sale lines alone was."""
 
 
 class Approval(_Section):

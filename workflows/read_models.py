@@ -122,6 +122,40 @@ class Finding(_ReadModel):
     created_at: IsoDatetime
 
 
+class LedgerLine(_ReadModel):
+    """One line of an order's ledger: what every refund of the order holds (open refunds)
+    and has refunded (completed ones) of it. sku `_order` is the part of the capture that no
+    line accounts for (shipping, ...); its quantity is 0."""
+
+    sku: str
+    quantity: int
+    """Units ordered."""
+    value: int
+    """The line's worth in minor units (quantity x unit price)."""
+    held_quantity: int
+    held_amount: int
+    refunded_quantity: int
+    refunded_amount: int
+    refunds: list[str]
+    """The refunds holding or having refunded any of it, oldest first."""
+
+
+class OrderLedger(_ReadModel):
+    """An order's ledger (`refundflow status` shows it under the refund): the money held and
+    refunded against its capture, and per line the units and value (workflows/ledger.py)."""
+
+    order_id: str
+    currency: str
+    captured_amount: int
+    held: int
+    """Money reserved by open refunds (after fees)."""
+    refunded: int
+    """Money paid by completed refunds."""
+    refunds: list[str]
+    """Every refund of the order that holds or has refunded something, oldest first."""
+    lines: list[LedgerLine]
+
+
 class Reconciliation(ReconcileReport):
     """A reconciliation run's report with the findings it recorded (`refundflow reconcile`)."""
 

@@ -66,13 +66,15 @@ def return_window(policy: Policy, order: OrderSnapshot, now: datetime) -> RuleOu
 def final_sale(
     policy: Policy, order: OrderSnapshot, resolved: ResolvedRefund, reason_code: str
 ) -> RuleOutcome:
-    """A refund of final-sale items only is refused unless the seller is at fault."""
+    """Final-sale items are refunded only when the seller is at fault. An amount-only
+    request is kept off final-sale value by the order ledger; here it is refused only when
+    the order holds nothing else."""
     final_sale_categories = set(policy.eligibility.final_sale_categories)
     refunded_lines = resolved.lines or order.lines
-    only_final_sale = bool(refunded_lines) and all(
-        line.category in final_sale_categories for line in refunded_lines
-    )
-    blocks = only_final_sale and reason_code not in SELLER_FAULT_REASONS
+    is_final = [line.category in final_sale_categories for line in refunded_lines]
+    per_line = policy.eligibility.final_sale_per_line and bool(resolved.lines)
+    touches_final_sale = any(is_final) if per_line else bool(is_final) and all(is_final)
+    blocks = touches_final_sale and reason_code not in SELLER_FAULT_REASONS
     return RuleOutcome(
         rule_id="final-sale",
         passed=not blocks,

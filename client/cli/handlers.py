@@ -158,7 +158,6 @@ async def _single_call(args: argparse.Namespace) -> int:
     """Commands that are one call to the RefundClient or the store, and a rendering."""
     cmd = args.command
     actions: dict[str, tuple[Callable[[Any], Awaitable[Any]], Callable[[Any], str]]] = {
-        "status": (lambda c: c.status(args.refund_id), render.status),
         "list": (
             lambda store: store.list_status(
                 state=args.state, order_id=args.order, escalated=args.escalated, limit=args.limit
@@ -196,6 +195,22 @@ async def _single_call(args: argparse.Namespace) -> int:
     except ValidationError as err:
         raise UserError(render.validation_error(err)) from None
     emit(args, result, human)
+    return EXIT_OK
+
+
+async def _status(args: argparse.Namespace) -> int:
+    """The refund's status; for people, with its order's ledger under it (the --json output
+    stays the status object)."""
+
+    async def both(client: Any) -> tuple[Any, Any]:
+        view = await client.status(args.refund_id)
+        try:
+            return view, await client.order_ledger(view.order_id)
+        except RefundflowError:
+            return view, None  # no database configured: the status alone
+
+    view, ledger = await with_client(both)
+    emit(args, view, lambda v: render.status(v, ledger))
     return EXIT_OK
 
 
@@ -255,12 +270,12 @@ HANDLERS: dict[str, Handler] = {
     "subscribers": _subscribers,
     "reconcile": _reconcile,
     "report": _report,
+    "status": _status,
     **dict.fromkeys(
         (
             "operator",
             "track",
             "events",
-            "status",
             "list",
             "approve",
             "reject",

@@ -10,8 +10,15 @@ from hypothesis import strategies as st
 
 from client.policy_source import load_policy
 from client.settings import PROJECT_ROOT
-from workflows.models import OrderLine, OrderSnapshot, ResolvedRefund
+from workflows.models import (
+    OrderLine,
+    OrderSnapshot,
+    RefundLineRequest,
+    RefundRequest,
+    ResolvedRefund,
+)
 from workflows.policy import PolicyError, evaluate, parse_policy, pin_policy
+from workflows.validation import resolve_request
 
 POLICIES = PROJECT_ROOT / "policies"
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
@@ -104,3 +111,37 @@ def test_broken_policy_is_refused_clearly() -> None:
         parse_policy("name = ")
     with pytest.raises(PolicyError, match="invalid"):
         parse_policy('name = "x"\nversion = 1\n')
+
+
+def test_from_v3_a_final_sale_line_is_refused_beside_others_for_a_no_fault_reason() -> None:
+    order = OrderSnapshot(
+        order_id="ord_1",
+        currency="USD",
+        lines=[
+            OrderLine(sku="GIFT", quantity=1, unit_price=20000, category="gift_card"),
+            OrderLine(sku="PEN", quantity=1, unit_price=100, category="general"),
+        ],
+        captured_amount=20100,
+        payment_reference="pay_1",
+        delivered_at=datetime(2026, 11, 20, tzinfo=UTC),
+    )
+
+    def decide(policy: str, reason: str) -> bool:
+        request = RefundRequest(
+            refund_key="k",
+            order_id="ord_1",
+            lines=[
+                RefundLineRequest(sku="GIFT", quantity=1),
+                RefundLineRequest(sku="PEN", quantity=1),
+            ],
+            reason_code=reason,
+            channel="web",
+            requested_by="c1",
+        )
+        pinned = parse_policy(load_policy(POLICIES, policy).document)
+        now = datetime(2026, 11, 26, tzinfo=UTC)
+        return evaluate(pinned, order, resolve_request(request, order), reason, now).eligible
+
+    assert decide("standard-v2", "changed_mind")  # pinned v2 refunds keep v2's rule
+    assert not decide("standard-v3", "changed_mind")
+    assert decide("standard-v3", "damaged")  # the seller's fault: refundable

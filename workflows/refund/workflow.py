@@ -21,6 +21,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import names
+    from workflows.eligibility import ledger_request
     from workflows.models import (
         ApproveInput,
         CancelInput,
@@ -32,7 +33,6 @@ with workflow.unsafe.imports_passed_through():
         ProviderSettlement,
         RefundWorkflowInput,
         RejectInput,
-        ReserveInput,
         ReserveResult,
         StatusQuery,
         StatusView,
@@ -167,19 +167,18 @@ class RefundWorkflow:
         return not problems
 
     async def _reserve(self, reserve_first: bool) -> bool:
-        """Hold the amount against the order's capture (invariant 2) before any approval."""
+        """Hold the amount against the order's capture and its units against the order's
+        lines (invariants 2 and 9) before any approval. The edge usually holds them first;
+        this finds that hold, and makes a start that bypassed the edge face the same rule."""
         case = self._case
         if not reserve_first:
             case.p.reserved = True  # refunds started before reservations existed
             return True
+        inp = case.inp
         result = await self._journal.store_call(
             names.ACTIVITY_RESERVE_REFUND,
-            ReserveInput(
-                refund_id=case.inp.refund_id,
-                order_id=case.inp.order.order_id,
-                amount=case.p.amount,
-                currency=case.currency,
-                captured_amount=case.inp.order.captured_amount,
+            ledger_request(
+                case.policy, inp.request, inp.order, inp.resolved, inp.refund_id, case.p.amount
             ),
             ReserveResult,
             "reserve",
@@ -191,7 +190,8 @@ class RefundWorkflow:
             RefundEvent.DECLINE_OVER_REFUND,
             "refundflow",
             "refundflow",
-            f"only {case.money(max(result.remaining, 0))} of order"
+            result.refused_because
+            or f"only {case.money(max(result.remaining, 0))} of order"
             f" {case.inp.order.order_id} is still refundable",
         )
         return False

@@ -1,0 +1,290 @@
+"""Invariant 9 on the real stack: money is guarded per order line, not per request. The
+issue's scenarios through RefundClient (the edge), concurrent reservations straight at the
+store under the order's lock, and the ledger as status, report and reconciliation see it."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from activities.pg_store import PostgresRefundStore
+from client import render
+from client.errors import InvalidRefundRequest
+from client.refund_client import RefundClient
+from client.report import build_report
+from tests.conftest import Sandbox, unique_key
+from tests.integration.helpers import eventually, wait_for_state
+from tests.integration.test_refund_flow import make_request
+from workflows.models import OrderLine, ReconcileInput, ReserveInput, ReserveResult, StatusView
+
+pytestmark = pytest.mark.stack
+
+TV_AND_CABLES = [
+    {"sku": "TV-55", "quantity": 1, "unit_price": 30000, "category": "electronics"},
+    {"sku": "CABLE", "quantity": 2, "unit_price": 1500, "category": "general"},
+]
+GIFT_AND_PEN = [
+    {"sku": "GIFT", "quantity": 1, "unit_price": 20000, "category": "gift_card"},
+    {"sku": "PEN", "quantity": 1, "unit_price": 100, "category": "general"},
+]
+CABLES = [{"sku": "CABLE", "quantity": 2}]
+
+
+def cables(order: dict[str, Any], **fields: Any) -> Any:
+    return make_request(order, amount=None, lines=CABLES, **fields)
+
+
+async def paid(sandbox: Sandbox, order_id: str) -> int:
+    return sum(r["amount"] for r in await sandbox.refunds(order_id) if r["status"] != "failed")
+
+
+async def test_the_same_cables_from_three_channels_are_refunded_once(
+    refunds_v2: RefundClient, sandbox: Sandbox
+) -> None:
+    order = await sandbox.order(lines=TV_AND_CABLES)
+    first = await refunds_v2.request(cables(order, channel="web", reason_code="damaged"))
+    await wait_for_state(refunds_v2, first.refund_id, "completed")
+    held = (
+        f"2 x CABLE of order {order['order_id']} are already held or refunded by"
+        f" {first.refund_id}; 0 of 2 left"
+    )
+    again = [
+        cables(order, channel="support", refund_key="ticket-1", reason_code="damaged"),
+        cables(order, channel="app", reason_code="defective"),
+    ]
+    for request in again:
+        answer = await refunds_v2.eligibility(request)
+        assert answer.refused_at_request and answer.held_by == [first.refund_id]
+        with pytest.raises(InvalidRefundRequest) as refused:
+            await refunds_v2.request(request)
+        assert str(refused.value) == held
+    assert await paid(sandbox, order["order_id"]) == 3000
+
+    # The TV is still refundable, and the order's ledger shows who refunded the cables.
+    tv = make_request(order, amount=None, lines=[{"sku": "TV-55", "quantity": 1}])
+    assert (await refunds_v2.eligibility(tv)).eligible
+    ledger = await refunds_v2.order_ledger(order["order_id"])
+    assert ledger is not None and ledger.refunded == 3000
+    cable = next(line for line in ledger.lines if line.sku == "CABLE")
+    assert (cable.refunded_quantity, cable.refunded_amount, cable.refunds) == (
+        2,
+        3000,
+        [first.refund_id],
+    )
+    shown = render.status(await refunds_v2.status(first.refund_id), ledger)
+    assert "order ledger" in shown and f"by {first.refund_id}" in shown
+
+
+async def test_three_channels_at_once_get_one_refund_and_two_refusals_naming_it(
+    refunds_v2: RefundClient, sandbox: Sandbox
+) -> None:
+    order = await sandbox.order(lines=TV_AND_CABLES)
+    asks = [
+        cables(order, channel="web", reason_code="damaged"),
+        cables(order, channel="support", refund_key=unique_key("ticket"), reason_code="damaged"),
+        cables(order, channel="app", reason_code="defective"),
+    ]
+    answers = await asyncio.gather(*(refunds_v2.request(a) for a in asks), return_exceptions=True)
+    started = [a for a in answers if isinstance(a, StatusView)]
+    refused = [a for a in answers if isinstance(a, InvalidRefundRequest)]
+    assert len(started) == 1 and len(refused) == 2, answers
+    for error in refused:
+        assert f"already held or refunded by {started[0].refund_id}" in str(error)
+    await wait_for_state(refunds_v2, started[0].refund_id, "completed")
+    assert await paid(sandbox, order["order_id"]) == 3000
+
+
+async def test_a_gift_card_is_not_paid_for_changed_mind_by_amounts(
+    refunds_v2: RefundClient, sandbox: Sandbox
+) -> None:
+    order = await sandbox.order(lines=GIFT_AND_PEN)
+    order_id = order["order_id"]
+    for amount in (5000, 4999, 4998, 4997, 106):
+        request = make_request(order, amount=amount, reason_code="changed_mind")
+        answer = await refunds_v2.eligibility(request)
+        assert not answer.eligible and answer.refused_at_request
+        with pytest.raises(InvalidRefundRequest) as refused:
+            await refunds_v2.request(request)
+        assert str(refused.value) == (
+            f"only 1.00 USD of order {order_id} is still refundable for changed_mind:"
+            " final-sale lines (GIFT) are refunded only when the seller is at fault"
+        )
+    pen = await refunds_v2.request(make_request(order, amount=100, reason_code="changed_mind"))
+    await wait_for_state(refunds_v2, pen.refund_id, "completed")
+    with pytest.raises(InvalidRefundRequest, match=f"held or refunded by {pen.refund_id}"):
+        await refunds_v2.request(make_request(order, amount=1, reason_code="changed_mind"))
+    assert await paid(sandbox, order_id) == 100
+
+
+async def test_a_cancelled_refund_frees_its_units(
+    refunds_v2: RefundClient, sandbox: Sandbox, db: asyncpg.Pool
+) -> None:
+    order = await sandbox.order(lines=TV_AND_CABLES)
+    tv = [{"sku": "TV-55", "quantity": 1}]
+    waiting = await refunds_v2.request(
+        make_request(order, amount=None, lines=tv, reason_code="changed_mind")
+    )
+    assert waiting.state.value == "pending_review"  # 255.00 is above the auto-approve limit
+    with pytest.raises(InvalidRefundRequest, match=f"1 x TV-55 .* by {waiting.refund_id}"):
+        await refunds_v2.request(make_request(order, amount=None, lines=tv))
+    await refunds_v2.cancel(waiting.refund_id, "cust_42", "found it")
+    await wait_for_state(refunds_v2, waiting.refund_id, "cancelled")
+    await eventually(
+        lambda: db.fetchval(
+            "SELECT state FROM refundflow.reservations WHERE refund_id = $1", waiting.refund_id
+        ),
+        lambda state: state == "released",
+    )
+    later = await refunds_v2.request(make_request(order, amount=None, lines=tv))
+    assert later.state.value == "pending_review"
+
+
+# --- the store, under the order's lock ----------------------------------------------------
+
+
+def reservation(order_id: str, **fields: Any) -> ReserveInput:
+    lines = [OrderLine.model_validate(line) for line in TV_AND_CABLES]
+    values: dict[str, Any] = {
+        "refund_id": unique_key("rf"),
+        "order_id": order_id,
+        "amount": 3000,
+        "currency": "USD",
+        "captured_amount": 33000,
+        "lines": [lines[1]],
+        "order_lines": lines,
+        "reason_code": "damaged",
+        "final_sale_categories": ["final_sale", "gift_card"],
+        "seller_fault": True,
+    }
+    values.update(fields)
+    return ReserveInput(**values)
+
+
+async def test_concurrent_reservations_for_the_same_units_hold_them_once(
+    db: asyncpg.Pool,
+) -> None:
+    store = PostgresRefundStore(db)
+    order_id = unique_key("ord")
+    asks = [reservation(order_id, reason_code=r) for r in ("damaged", "defective") * 10]
+    results: list[ReserveResult] = await asyncio.gather(*(store.reserve(a) for a in asks))
+    winners = [a.refund_id for a, r in zip(asks, results, strict=True) if r.reserved]
+    assert len(winners) == 1
+    for result in results:
+        if not result.reserved:
+            assert result.refused_because == (
+                f"2 x CABLE of order {order_id} are already held or refunded by {winners[0]};"
+                " 0 of 2 left"
+            )
+    # Retried, every request gets its first answer again.
+    again = await asyncio.gather(*(store.reserve(a) for a in asks))
+    assert [r.reserved for r in again] == [r.reserved for r in results]
+    units = await db.fetchval(
+        "SELECT sum(l.quantity) FROM refundflow.reservation_lines l JOIN"
+        " refundflow.reservations r USING (refund_id) WHERE r.order_id = $1"
+        " AND r.state <> 'released'",
+        order_id,
+    )
+    assert units == 2
+
+
+async def test_concurrent_amounts_never_reach_final_sale_value(db: asyncpg.Pool) -> None:
+    store = PostgresRefundStore(db)
+    order_id = unique_key("ord")
+    order_lines = [OrderLine.model_validate(line) for line in GIFT_AND_PEN]
+    asks = [
+        reservation(
+            order_id,
+            amount=40,
+            captured_amount=20100,
+            lines=[],
+            order_lines=order_lines,
+            reason_code="changed_mind",
+            seller_fault=False,
+        )
+        for _ in range(12)
+    ]
+    results = await asyncio.gather(*(store.reserve(a) for a in asks))
+    assert sum(1 for r in results if r.reserved) == 2  # 40 + 40 of the pen's 100
+    on_gift = await db.fetchval(
+        "SELECT coalesce(sum(amount), 0) FROM refundflow.reservation_lines"
+        " WHERE order_id = $1 AND sku = 'GIFT'",
+        order_id,
+    )
+    assert on_gift == 0
+
+
+# --- the same ledger in reconciliation and the report -------------------------------------
+
+
+async def test_money_around_the_ledger_is_flagged_and_counted_as_duplicate(
+    refunds_v2: RefundClient, sandbox: Sandbox, db: asyncpg.Pool
+) -> None:
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    order = await sandbox.order(lines=TV_AND_CABLES)
+    first = await refunds_v2.request(cables(order))
+    await wait_for_state(refunds_v2, first.refund_id, "completed")
+    before = await build_report(db, since)
+    assert before.duplicate_refunds == 0
+
+    # Around refundflow: the same cables refunded again (ledger rows written by hand) and
+    # the provider paying for it.
+    bypass = unique_key("rf_bypass")
+    async with db.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "INSERT INTO refundflow.reservations (refund_id, order_id, amount, state, basis,"
+            " reason_code) VALUES ($1, $2, 3000, 'consumed', 'lines', 'defective')",
+            bypass,
+            order["order_id"],
+        )
+        await conn.execute(
+            "INSERT INTO refundflow.reservation_lines (refund_id, order_id, sku, quantity,"
+            " amount) VALUES ($1, $2, 'CABLE', 2, 3000)",
+            bypass,
+            order["order_id"],
+        )
+        await conn.execute(
+            "INSERT INTO sandbox.refunds (provider_refund_id, idempotency_key, request_hash,"
+            " payment_reference, order_id, amount, currency, status, metadata)"
+            " SELECT 're_around' || substr(md5(random()::text), 1, 8), 'manual', 'x',"
+            " payment_reference, order_id, 4000, currency, 'succeeded', '{}'::jsonb"
+            " FROM sandbox.refunds WHERE metadata->>'refund_id' = $1",
+            first.refund_id,
+        )
+    report = await refunds_v2.reconcile(ReconcileInput(grace_seconds=0, heal=False))
+    found = await (await refunds_v2.store()).findings(run_id=report.run_id, limit=10_000)
+    mine = {f.kind: f.details for f in found if f.order_id == order["order_id"]}
+    assert mine["units_refunded_twice"]["refunds"] == [first.refund_id, bypass]
+    assert mine["provider_money_above_ledger"]["provider_paid"] == 3000 + 4000
+    assert mine["provider_money_above_ledger"]["ledger"] == 6000
+
+    # The report counts the refund that refunded the cables again, and the order the
+    # provider paid beyond the ledger for.
+    after = await build_report(db, since)
+    assert after.duplicate_refunds == 2
+
+
+async def test_a_reservation_whose_refund_never_started_is_released(
+    refunds_v2: RefundClient, db: asyncpg.Pool
+) -> None:
+    store = PostgresRefundStore(db)
+    ask = reservation(unique_key("ord"), refund_id=f"rf_{unique_key('orphan')[-12:]:0>24}")
+    assert (await store.reserve(ask)).reserved
+    await db.execute(
+        "UPDATE refundflow.reservations SET created_at = now() - interval '1 hour'"
+        " WHERE refund_id = $1",
+        ask.refund_id,
+    )
+    report = await refunds_v2.reconcile(ReconcileInput(grace_seconds=0))
+    found = await (await refunds_v2.store()).findings(run_id=report.run_id, limit=10_000)
+    assert [(f.kind, f.action) for f in found if f.refund_id == ask.refund_id] == [
+        ("reservation_without_refund", "healed")
+    ]
+    state = await db.fetchval(
+        "SELECT state FROM refundflow.reservations WHERE refund_id = $1", ask.refund_id
+    )
+    assert state == "released"
+    assert (await store.reserve(reservation(ask.order_id))).reserved  # its units are free

@@ -1,0 +1,83 @@
+"""Contracts (pydantic v2) of the activities that talk to the payment provider, the warehouse
+and reconciliation: the ones that depend on no other contract. Apart from workflows.models
+only to keep that module readable; workflows.models re-exports every name, so import them
+from either.
+
+Stored in workflow history like every contract: no card numbers, no secrets.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+
+class _Contract(BaseModel):
+    # The same configuration as workflows.models' contracts (which this module cannot
+    # import: workflows.models imports it).
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ProviderRefundResult(_Contract):
+    provider_refund_id: str
+    status: Literal["succeeded", "pending", "failed"]
+    amount: int
+    currency: str
+    idempotency_key: str | None = None
+    failure_code: str | None = None
+
+
+class ProviderSettlement(_Contract):
+    """Signal: the provider settled a pending refund (from a webhook, a poll or reconciliation)."""
+
+    provider_refund_id: str
+    status: Literal["succeeded", "failed"]
+    failure_code: str | None = None
+    source: str = "webhook"
+    """webhook | poll | reconciliation"""
+
+
+class CheckRefundInput(_Contract):
+    refund_id: str
+    provider_refund_id: str
+
+
+class FindProviderRefundsInput(_Contract):
+    refund_id: str
+
+
+class ProviderRefunds(_Contract):
+    refunds: list[ProviderRefundResult]
+
+
+class RestockInput(_Contract):
+    refund_id: str
+    sku: str
+    quantity: int
+    idempotency_key: str
+
+
+class RestockResult(_Contract):
+    movement_id: str
+    sku: str
+    quantity: int
+
+
+class ReconcileInput(_Contract):
+    heal: bool = True
+    """Heal what is safe to heal (through the refund's own workflow); escalate the rest."""
+    grace_seconds: int = 60
+    """Ignore refunds changed this recently: they may simply be mid-flight."""
+
+
+class ReconcileReport(_Contract):
+    run_id: str
+    refunds: int
+    """Refunds known to refundflow when the run started."""
+    provider_refunds: int
+    findings: dict[str, int]
+    """Count per kind of disagreement."""
+    healed: int
+    escalated: int
+    seconds: float
