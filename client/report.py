@@ -311,7 +311,7 @@ def render_text(report: RefundReport) -> str:
         f"  {'refunds':<22} {report.refunds}",
         f"  {'time to refund p50':<22} {_duration_with_seconds(ttr.p50)}",
         f"  {'time to refund p90':<22} {_duration_with_seconds(ttr.p90)}"
-        f"   ({ttr.count} completed refunds measured)",
+        f"   ({ttr.count} completed {'refund' if ttr.count == 1 else 'refunds'} measured)",
         f"  {'SLA breaches':<22} {report.sla_breaches}",
         f"  {'escalation rate':<22} {_percent(report.escalation_rate)}",
         f"  {'reopen rate':<22} {_percent(report.reopen_rate)}",
@@ -337,14 +337,17 @@ def render_text(report: RefundReport) -> str:
     if len(series) > TEXT_SERIES_AT_MOST:
         lines.append(f"  {len(series)} buckets: see the chart")
         return "\n".join(lines)
-    lines.append(f"  {'start':<26}" + _columns([*OUTCOMES]) + f"  {'p50 time to refund':>18}")
-    for bucket in series:
+    lines.append(f"  {'start':<18}" + _columns([*OUTCOMES]) + f"  {'p50 time to refund':>18}")
+    shown = [b for b in series if any(b.by_outcome().values())]  # an empty hour says nothing
+    for bucket in shown:
         outcomes = bucket.by_outcome()
         lines.append(
-            f"  {bucket.start.isoformat():<26}"
+            f"  {bucket.start:%Y-%m-%d %H:%M}  "
             + _columns([outcomes[o] for o in OUTCOMES])
             + f"  {format_duration(bucket.p50_time_to_refund_seconds):>18}"
         )
+    if len(shown) < len(series):
+        lines.append(f"  ({len(series) - len(shown)} {report.bucket}s without refunds left out)")
     return "\n".join(lines)
 
 
@@ -353,7 +356,7 @@ def _columns(values: list[Any]) -> str:
 
 
 def _percent(rate: float) -> str:
-    return f"{rate * 100:.2f}%  ({rate})"
+    return f"{rate * 100:.2f}%"
 
 
 def _duration_with_seconds(seconds: float | None) -> str:
