@@ -6,6 +6,13 @@ import logging
 import sys
 
 import structlog
+from temporalio.runtime import (
+    LogForwardingConfig,
+    LoggingConfig,
+    Runtime,
+    TelemetryConfig,
+    TelemetryFilter,
+)
 
 
 def configure_logging(log_format: str = "auto", level: str = "info") -> None:
@@ -30,9 +37,27 @@ def configure_logging(log_format: str = "auto", level: str = "info") -> None:
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                # JSON lines carry a traceback as data, not "<traceback object at 0x...>".
+                *([structlog.processors.dict_tracebacks] if use_json else []),
+                renderer,
+            ],
         )
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    _forward_temporal_core_logs()
+
+
+def _forward_temporal_core_logs() -> None:
+    """Temporal's Rust core writes its own coloured lines to stderr, which break a JSON
+    stream; send them through the `temporalio.core` logger (and so through structlog).
+    Must run before the first client connects: the runtime is made once per process."""
+    forwarding = LogForwardingConfig(logger=logging.getLogger("temporalio.core"))
+    logging_config = LoggingConfig(
+        filter=TelemetryFilter(core_level="WARN", other_level="ERROR"), forwarding=forwarding
+    )
+    runtime = Runtime(telemetry=TelemetryConfig(logging=logging_config))
+    Runtime.set_default(runtime, error_if_already_set=False)
