@@ -73,7 +73,17 @@ def make_client(
 
 @pytest.fixture(scope="session")
 def refunds(skipper: TimeSkipper, settings: Settings, http: aiohttp.ClientSession) -> RefundClient:
-    """RefundClient under the default policy (standard-v1)."""
+    """RefundClient under the policy in force for new refunds, as `refundflow dev` and a
+    deployment run it (the product's default, standard-v2): what most tests should prove."""
+    return make_client(skipper, settings, http, settings.policy)
+
+
+@pytest.fixture(scope="session")
+def refunds_v1(
+    skipper: TimeSkipper, settings: Settings, http: aiohttp.ClientSession
+) -> RefundClient:
+    """RefundClient under standard-v1 (no fees, no authority limits): for refunds requested
+    before v2 was in force, which keep v1 for their whole life."""
     return make_client(skipper, settings, http, "standard-v1")
 
 
@@ -81,7 +91,8 @@ def refunds(skipper: TimeSkipper, settings: Settings, http: aiohttp.ClientSessio
 def refunds_v2(
     skipper: TimeSkipper, settings: Settings, http: aiohttp.ClientSession
 ) -> RefundClient:
-    """RefundClient under standard-v2: fees, approval authority by role, rails."""
+    """RefundClient pinned to standard-v2, for tests of what v2 itself says (fees, approval
+    authority by role, rails): they keep proving it when a later version becomes the default."""
     return make_client(skipper, settings, http, "standard-v2")
 
 
@@ -120,6 +131,25 @@ class Sandbox:
             f"{self.base}/payments/v1/refunds", params={"order_id": order_id}
         ) as r:
             return list((await r.json())["data"])
+
+    async def provider_refund(
+        self, order: dict[str, Any], refund_id: str, amount: int
+    ) -> dict[str, Any]:
+        """A refund made at the provider around refundflow (as in its dashboard), carrying
+        `refund_id` in its metadata as refundflow's own do; pending or not as faults say."""
+        body = {
+            "payment_reference": order["payment_reference"],
+            "amount": amount,
+            "currency": order["currency"],
+            "metadata": {"refund_id": refund_id},
+        }
+        headers = {"Idempotency-Key": f"outside-{uuid.uuid4().hex}"}
+        async with self.http.post(
+            f"{self.base}/payments/v1/refunds", json=body, headers=headers
+        ) as r:
+            assert r.status == 201, await r.text()
+            made: dict[str, Any] = await r.json()
+            return made
 
     async def inbox(self, refund_id: str) -> list[dict[str, Any]]:
         """What the customer was notified of (the sandbox customer inbox), in order."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import sys
 import time
 import uuid
@@ -22,14 +23,26 @@ T = TypeVar("T")
 async def eventually(
     probe: Callable[[], Awaitable[T]], accept: Callable[[T], bool], timeout: float = 30
 ) -> T:
-    """Poll `probe` until `accept` holds; fail with the last value seen."""
+    """Poll `probe` until `accept` holds; fail with the last value or error seen.
+
+    An exception from `probe` is retried like a value not yet accepted (the workflow may not
+    be queryable yet, a service may be restarting): only the deadline ends the wait. Each
+    probe is bounded by what is left of the deadline, so a probe that hangs fails too.
+    """
     deadline = time.monotonic() + timeout
+    last: str = "none (no probe finished)"
+    error: BaseException | None = None
     while True:
-        value = await probe()
-        if accept(value):
-            return value
+        try:
+            value = await asyncio.wait_for(probe(), max(deadline - time.monotonic(), 0.5))
+        except Exception as err:  # retried until the deadline; reported if it is the last
+            last, error = f"error {err!r}", err
+        else:
+            if accept(value):
+                return value
+            last, error = f"value {value!r}", None
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s; last value: {value!r}")
+            raise AssertionError(f"condition not met within {timeout} s; last {last}") from error
         await asyncio.sleep(0.1)
 
 
@@ -41,14 +54,36 @@ async def wait_for_state(
     )
 
 
-async def run_cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    """`refundflow ARGS` in a real process, without blocking the test's event loop."""
+async def run_cli(env: dict[str, str], *args: str, timeout: float = 120) -> tuple[int, str, str]:
+    """`refundflow ARGS` in a real process, without blocking the test's event loop.
+
+    A command still running after `timeout` is stopped (see `_stop`) before the test fails,
+    so a hung command cannot leave a process (or, for `bench`, a whole stack) behind.
+    """
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "worker.cli", *args,
         env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        await _stop(proc)
+        raise AssertionError(f"refundflow {' '.join(args)}: no exit within {timeout} s") from None
     return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def _stop(proc: asyncio.subprocess.Process, grace: float = 60) -> None:
+    """SIGINT first: the commands stop what they started on Ctrl-C (bench stops its stack and
+    removes its folder). SIGKILL if that takes longer than `grace`; the kernel's parent-death
+    signal then still stops the stack's children."""
+    if proc.returncode is not None:
+        return
+    proc.send_signal(signal.SIGINT)
+    try:
+        await asyncio.wait_for(proc.communicate(), grace)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
 
 
 @contextlib.asynccontextmanager

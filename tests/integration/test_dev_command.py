@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -21,10 +24,10 @@ pytestmark = pytest.mark.stack
 
 
 def start_dev(folder: Path, *extra: str) -> tuple[subprocess.Popen[str], dict[str, int]]:
-    ports = {name: free_port() for name in ("temporal", "ui", "pg", "sandbox")}
+    ports = {name: free_port() for name in ("temporal", "ui", "pg", "sandbox", "webhook")}
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REFUNDFLOW_HOME")}
     command = [sys.executable, "-m", "worker.cli", "dev", *extra]
-    for name in ("temporal", "ui", "pg", "sandbox"):
+    for name in ("temporal", "ui", "pg", "sandbox", "webhook"):
         command += [f"--{name}-port", str(ports[name])]
     proc = subprocess.Popen(
         command,
@@ -38,15 +41,35 @@ def start_dev(folder: Path, *extra: str) -> tuple[subprocess.Popen[str], dict[st
     return proc, ports
 
 
-def wait_for_banner(proc: subprocess.Popen[str]) -> list[str]:
+class Lines:
+    """A process's output, line by line, read by a thread so that every read has a deadline:
+    iterating the pipe directly blocks for as long as the process stays silent."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._lines.put(line)
+        self._lines.put(None)  # end of output: the process closed it (exited)
+
+    def next(self, deadline: float, seen: list[str]) -> str | None:
+        """The next line, or None at the end of output; fails once `deadline` passes."""
+        try:
+            return self._lines.get(timeout=max(deadline - time.monotonic(), 0))
+        except queue.Empty:
+            raise AssertionError(f"no output line before the deadline; seen: {seen}") from None
+
+
+def wait_for_banner(proc: subprocess.Popen[str], timeout: float = 120) -> list[str]:
     assert proc.stdout is not None
-    seen: list[str] = []
-    deadline = time.monotonic() + 120
-    for line in proc.stdout:
+    lines, seen = Lines(proc.stdout), list[str]()
+    deadline = time.monotonic() + timeout
+    while (line := lines.next(deadline, seen)) is not None:
         seen.append(line.rstrip())
         if "Press Ctrl-C" in line:
             return seen
-        assert time.monotonic() < deadline, seen
     raise AssertionError(f"dev exited early: {seen}")
 
 
@@ -103,7 +126,10 @@ def test_children_die_with_dev_even_on_kill_9(folder: Path) -> None:
     proc, ports = start_dev(folder, "--json")
     try:
         assert proc.stdout is not None
-        ready = json.loads(proc.stdout.readline())  # --json: one object on stdout when ready
+        # --json: one object on stdout when ready
+        line = Lines(proc.stdout).next(time.monotonic() + 120, [])
+        assert line, "dev exited before it was ready"
+        ready = json.loads(line)
         assert ready["temporal_address"] == f"127.0.0.1:{ports['temporal']}"
         assert ready["ui_url"] == f"http://127.0.0.1:{ports['ui']}"
         assert [o["captured_amount"] for o in ready["demo_orders"]] == [4200, 12000, 8900]

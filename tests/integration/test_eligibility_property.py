@@ -1,7 +1,12 @@
 """Property: what `eligibility` answers is what the refund then does, for random orders and
 requests (amounts and lines, every reason, fees, closed windows, final sale, other refunds
-already holding part of the order). Random but reproducible: the seed is in every failure
-message; set ELIGIBILITY_SEED to replay one."""
+already holding part of the order).
+
+Deterministic in the test command: a fixed seed (FIXED_SEED), whose mix is known to exercise
+every kind of answer. The seed in use is printed and is in every failure message.
+`ELIGIBILITY_SEED=<n>` replays seed n; `ELIGIBILITY_SEED=random` draws a fresh one, for a
+separate long run (about 3 % of seeds produce no auto-approved case and fail the mix check;
+retry such a run with another seed, it proves nothing about the code)."""
 
 from __future__ import annotations
 
@@ -22,6 +27,15 @@ from workflows.states import Awaiting, CancelReason, RefundState
 pytestmark = pytest.mark.stack
 CASES = 30
 CATEGORIES = ("general", "electronics", "final_sale")
+FIXED_SEED = 20261126
+
+
+def chosen_seed() -> int:
+    """FIXED_SEED, unless ELIGIBILITY_SEED names one or asks for a `random` one."""
+    wanted = os.environ.get("ELIGIBILITY_SEED", "").strip()
+    if wanted == "random":
+        return random.randrange(2**32)
+    return int(wanted) if wanted else FIXED_SEED
 
 
 def random_order(rng: random.Random) -> dict[str, Any]:
@@ -70,7 +84,8 @@ def settled(status: StatusView) -> bool:
 async def test_eligibility_answers_what_the_workflow_then_does(
     refunds_v2: RefundClient, sandbox: Sandbox
 ) -> None:
-    seed = int(os.environ.get("ELIGIBILITY_SEED") or random.randrange(2**32))
+    seed = chosen_seed()
+    print(f"eligibility property: ELIGIBILITY_SEED={seed}")  # shown with a failure's output
     rng = random.Random(seed)
     seen: dict[str, int] = {}
     for case in range(CASES):

@@ -1,5 +1,6 @@
 """Invariants 1 and 2 under injected faults: one provider refund per refund, never more
-than was captured, and a person told whenever the money cannot move."""
+than was captured, a person told whenever the money cannot move, and no operator cancel
+while the provider may still pay."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from client.errors import InvalidRefundRequest, RefundActionRefused
 from client.refund_client import RefundClient
 from sandbox.admin_client import SandboxAdmin
 from tests.conftest import Sandbox
-from tests.integration.helpers import eventually, wait_for_state
+from tests.integration.helpers import eventually, run_cli, wait_for_state
 from tests.integration.test_refund_flow import make_request
+from worker.devstack import DevStack
 from workflows.models import StatusView
 
 pytestmark = pytest.mark.stack
@@ -185,3 +187,74 @@ async def test_operator_retry_after_the_cause_is_fixed_pays_once(
     paid = next(r for r in ledger if r["status"] == "succeeded")
     assert paid["idempotency_key"] == f"{status.refund_id}:refund:2"
     assert done.provider_refund_id == paid["id"]
+
+
+async def test_operator_cancel_is_refused_while_the_provider_holds_a_live_refund(
+    refunds: RefundClient,
+    sandbox: Sandbox,
+    faults: SandboxAdmin,
+    db: asyncpg.Pool,
+    stack: DevStack,
+) -> None:
+    order = await sandbox.order(amount=4000)
+    await faults.set_faults({"payment.refuse": "expired_card"})
+    status = await refunds.request(make_request(order))
+    stuck = await eventually(
+        lambda: refunds.status(status.refund_id), lambda s: s.awaiting.value == "operator"
+    )
+    # Meanwhile a refund for it is pending at the provider (made in its dashboard; it will
+    # settle as failed, when the test says so): money may still move, so no cancel.
+    await faults.clear_faults()
+    await faults.set_faults(
+        {"payment.pending_rate": "1", "payment.settle_after_ms": str(24 * 3600 * 1000),
+         "payment.settle_failure_rate": "1", "payment.webhooks": "false"}
+    )  # fmt: skip
+    pending = await sandbox.provider_refund(order, status.refund_id, 4000)
+    assert pending["status"] == "pending"
+    before = await what_a_cancel_would_change(refunds, db, status.refund_id)
+    cancel = ("operator", "cancel", status.refund_id, "--operator", "kim", "--reason", "card")
+    code, _, err = await run_cli(stack.env(), *cancel)
+    assert code == 1, err
+    assert f"cannot cancel: provider refund {pending['id']} is pending" in err
+    assert await what_a_cancel_would_change(refunds, db, status.refund_id) == before
+    assert before[0] == ("refunding", "operator", len(stuck.timeline))
+
+    # The provider fails that refund: it holds nothing live for this one, the cancel goes on.
+    await db.execute(
+        "UPDATE sandbox.refunds SET settle_at = now() WHERE provider_refund_id = $1", pending["id"]
+    )
+    await eventually(
+        lambda: sandbox.refunds(order["order_id"]),
+        lambda ledger: [r["status"] for r in ledger] == ["failed"],
+    )
+    code, _, err = await run_cli(stack.env(), *cancel)
+    assert code == 0, err
+    cancelled = await wait_for_state(refunds, status.refund_id, "cancelled")
+    assert cancelled.cancel_reason == "payment_failed"
+    reservation = await eventually(
+        lambda: reservation_state(db, status.refund_id), lambda state: state == "released"
+    )
+    assert reservation == "released"
+
+
+async def reservation_state(db: asyncpg.Pool, refund_id: str) -> str | None:
+    state: str | None = await db.fetchval(
+        "SELECT state FROM refundflow.reservations WHERE refund_id = $1", refund_id
+    )
+    return state
+
+
+async def what_a_cancel_would_change(
+    refunds: RefundClient, db: asyncpg.Pool, refund_id: str
+) -> tuple[tuple[str, str, int], int, int, str | None]:
+    """(state, awaiting, timeline length), audit entries, outbox events, reservation."""
+    now = await refunds.status(refund_id)
+    audit = await db.fetchval(
+        "SELECT count(*) FROM refundflow.audit WHERE refund_id = $1", refund_id
+    )
+    return (
+        (now.state.value, now.awaiting.value, len(now.timeline)),
+        int(audit),
+        len(await refunds.events(refund_id)),
+        await reservation_state(db, refund_id),
+    )

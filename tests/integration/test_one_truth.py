@@ -119,10 +119,10 @@ async def test_reviewer_above_their_authority_is_refused_and_nothing_changes(
 
 
 async def test_a_policy_change_does_not_alter_refunds_in_flight(
-    refunds: RefundClient, refunds_v2: RefundClient, sandbox: Sandbox
+    refunds_v1: RefundClient, refunds_v2: RefundClient, sandbox: Sandbox
 ) -> None:
     order = await sandbox.order(amount=25000)
-    old = await refunds.request(make_request(order, amount=25000))  # standard-v1: no limits
+    old = await refunds_v1.request(make_request(order, amount=25000))  # standard-v1: no limits
     assert old.policy_version.startswith("standard@v1#")
     # Policy v2 is now in force for new refunds; the v1 refund keeps v1 (no authority limits).
     newer_order = await sandbox.order(amount=25000)
@@ -139,7 +139,7 @@ async def test_a_policy_change_does_not_alter_refunds_in_flight(
         "lines": [{"sku": "TV", "quantity": 1}],
         "reason_code": "changed_mind",
     }
-    v1 = await refunds.request(make_request(await sandbox.order(lines=lines), **tv_request))
+    v1 = await refunds_v1.request(make_request(await sandbox.order(lines=lines), **tv_request))
     v2 = await refunds_v2.request(make_request(await sandbox.order(lines=lines), **tv_request))
     assert (v1.amount, v1.fee) == (4000, 0)
     assert (v2.amount, v2.fee) == (3400, 600)

@@ -1,14 +1,21 @@
 """Reconciliation finds where the provider, inventory and refundflow disagree; heals what is
-safe through the workflow, escalates the rest, and keeps the findings."""
+safe through the workflow, escalates the rest, and keeps the findings.
+
+Where a refund waits on a timer that could settle it first (the provider poll), the test
+moves that timer out of the way in virtual time rather than racing it in real time."""
 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
 import asyncpg
 import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle
+from temporalio.testing import TimeSkipper
 
 from client.refund_client import RefundClient
 from sandbox.admin_client import SandboxAdmin
@@ -16,34 +23,91 @@ from tests.conftest import Sandbox
 from tests.integration.helpers import eventually, run_cli, wait_for_state
 from tests.integration.test_refund_flow import make_request
 from worker.devstack import DevStack
-from workflows.models import ReconcileInput
+from workflows import names
+from workflows.models import ReconcileInput, StatusView
 
 pytestmark = pytest.mark.stack
+A_DAY_MS = str(24 * 3600 * 1000)
 
 
 def findings_for(report: dict[str, Any], refund_id: str) -> set[tuple[str, str]]:
     return {(f["kind"], f["action"]) for f in report["details"] if f["refund_id"] == refund_id}
 
 
-async def reconcile_cli(stack: DevStack) -> dict[str, Any]:
-    code, out, err = await run_cli(stack.env(), "reconcile", "--grace", "0", "--json")
+def details_of(report: dict[str, Any], refund_id: str, kind: str) -> dict[str, Any]:
+    [found] = [f for f in report["details"] if (f["refund_id"], f["kind"]) == (refund_id, kind)]
+    details: dict[str, Any] = found["details"]
+    return details
+
+
+async def reconcile_cli(stack: DevStack, *extra: str) -> dict[str, Any]:
+    code, out, err = await run_cli(stack.env(), "reconcile", "--grace", "0", "--json", *extra)
     assert code == 0, err
     report: dict[str, Any] = json.loads(out)
     return report
 
 
-async def test_provider_paid_but_refund_still_waiting_is_healed_through_the_workflow(
-    refunds: RefundClient, sandbox: Sandbox, faults: SandboxAdmin, stack: DevStack
-) -> None:
-    # The provider settles at once but its webhook is lost; the first poll is 30 s away.
-    await faults.set_faults(
-        {"payment.pending_rate": "1", "payment.settle_after_ms": "0", "payment.webhooks": "false"}
+async def awaiting_operator(
+    refunds: RefundClient, sandbox: Sandbox, faults: SandboxAdmin
+) -> tuple[StatusView, dict[str, Any]]:
+    """An auto-approved refund the provider refused for good: it waits for an operator."""
+    order = await sandbox.order(amount=4000)
+    await faults.set_faults({"payment.refuse": "expired_card"})
+    status = await refunds.request(make_request(order))
+    stuck = await eventually(
+        partial(refunds.status, status.refund_id), lambda s: s.awaiting.value == "operator"
     )
+    await faults.clear_faults()
+    assert await sandbox.refunds(order["order_id"]) == []  # refused: nothing at the provider
+    return stuck, order
+
+
+async def signals(handle: WorkflowHandle[Any, Any]) -> int:
+    history = await handle.fetch_history()
+    return sum(
+        e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED for e in history.events
+    )
+
+
+async def test_provider_paid_but_refund_still_waiting_is_healed_through_the_workflow(
+    refunds: RefundClient,
+    skipper: TimeSkipper,
+    sandbox: Sandbox,
+    faults: SandboxAdmin,
+    db: asyncpg.Pool,
+    stack: DevStack,
+) -> None:
+    # The provider answers pending, settles only when the test says so, and sends no webhook.
+    await faults.set_faults(
+        {"payment.pending_rate": "1", "payment.settle_after_ms": A_DAY_MS,
+         "payment.webhooks": "false"}
+    )  # fmt: skip
     order = await sandbox.order(amount=4000)
     status = await refunds.request(make_request(order))
     await eventually(
+        partial(refunds.status, status.refund_id),
+        lambda s: any(e.event == "provider_pending" for e in s.timeline),
+    )
+    # Polls back off from 30 s to hourly. Skip 64 min of virtual time while the provider
+    # still says pending: seven polls later the next one is an hour of real time away, so
+    # only reconciliation can settle the refund below (no race with a 30 s poll).
+    handle = refunds.temporal.get_workflow_handle(status.refund_id)
+    await skipper.fast_forward(handle, timedelta(minutes=64))
+    history = await handle.fetch_history()
+    polls = [
+        e for e in history.events
+        if e.activity_task_scheduled_event_attributes.activity_type.name
+        == names.ACTIVITY_CHECK_PROVIDER_REFUND
+    ]  # fmt: skip
+    assert len(polls) >= 7, "the poll backoff has not reached an hour"
+    # The provider settles now (its webhook lost).
+    await db.execute(
+        "UPDATE sandbox.refunds SET settle_at = now() WHERE metadata->>'refund_id' = $1",
+        status.refund_id,
+    )
+    await eventually(
         lambda: sandbox.refunds(order["order_id"]),
-        lambda ledger: bool(ledger) and ledger[0]["status"] == "succeeded",
+        lambda ledger: [r["status"] for r in ledger] == ["succeeded"],
     )
     report = await reconcile_cli(stack)
     assert findings_for(report, status.refund_id) == {("provider_refunded_not_completed", "healed")}
@@ -55,6 +119,91 @@ async def test_provider_paid_but_refund_still_waiting_is_healed_through_the_work
     again = await refunds.reconcile(ReconcileInput(grace_seconds=0))
     details = await (await refunds.store()).findings(run_id=again.run_id, limit=10_000)
     assert not [f for f in details if f.refund_id == status.refund_id]
+
+
+async def test_a_refund_awaiting_an_operator_is_healed_when_the_provider_paid_after_all(
+    refunds: RefundClient, sandbox: Sandbox, faults: SandboxAdmin, stack: DevStack
+) -> None:
+    stuck, order = await awaiting_operator(refunds, sandbox, faults)
+    # The provider paid it after all (a refund for it made in the provider's dashboard).
+    paid = await sandbox.provider_refund(order, stuck.refund_id, stuck.amount)
+    assert paid["status"] == "succeeded"
+    report = await reconcile_cli(stack)
+    assert findings_for(report, stuck.refund_id) == {("provider_refunded_not_completed", "healed")}
+    # The workflow confirms with the provider and leaves the operator wait: no one must act.
+    done = await wait_for_state(refunds, stuck.refund_id, "completed")
+    assert done.provider_refund_id == paid["id"]
+    assert done.provider_failure is None
+    assert f"provider refund {paid['id']} succeeded (settled via reconciliation)" == (
+        done.timeline[-1].reason
+    )
+    ledger = await sandbox.refunds(order["order_id"])
+    assert [(r["id"], r["status"]) for r in ledger] == [(paid["id"], "succeeded")]
+
+
+async def test_reconcile_no_heal_finds_the_paid_refund_and_leaves_it_alone(
+    refunds: RefundClient, sandbox: Sandbox, faults: SandboxAdmin, stack: DevStack
+) -> None:
+    stuck, order = await awaiting_operator(refunds, sandbox, faults)
+    handle = refunds.temporal.get_workflow_handle(stuck.refund_id)
+    await sandbox.provider_refund(order, stuck.refund_id, stuck.amount)
+    report = await reconcile_cli(stack, "--no-heal")
+    # The same finding a healing run heals (previous test), here only reported.
+    assert findings_for(report, stuck.refund_id) == {
+        ("provider_refunded_not_completed", "escalated")
+    }
+    assert "heal_error" not in details_of(
+        report, stuck.refund_id, "provider_refunded_not_completed"
+    )
+    assert report["healed"] == 0
+    # Nothing reached the workflow: no signal in its history, still waiting for an operator.
+    assert await signals(handle) == 0
+    after = await refunds.status(stuck.refund_id)
+    assert (after.state.value, after.awaiting.value) == ("refunding", "operator")
+    assert len(after.timeline) == len(stuck.timeline)
+    code, out, err = await run_cli(
+        stack.env(), "anomalies", "--kind", "provider_refunded_not_completed", "--json"
+    )
+    assert code == 0, err
+    kept = [f for f in json.loads(out) if f["refund_id"] == stuck.refund_id]
+    assert [(f["run_id"], f["action"]) for f in kept] == [(report["run_id"], "escalated")]
+
+
+async def test_a_heal_the_workflow_cannot_take_is_escalated_with_its_error(
+    refunds: RefundClient, sandbox: Sandbox, faults: SandboxAdmin, stack: DevStack
+) -> None:
+    stuck, order = await awaiting_operator(refunds, sandbox, faults)
+    # Closed by hand in Temporal while it waited: its projection still says refunding.
+    handle = refunds.temporal.get_workflow_handle(stuck.refund_id)
+    await handle.terminate(reason="closed by hand while waiting for an operator")
+    await sandbox.provider_refund(order, stuck.refund_id, stuck.amount)
+    report = await reconcile_cli(stack)
+    assert findings_for(report, stuck.refund_id) == {
+        ("provider_refunded_not_completed", "escalated")
+    }
+    details = details_of(report, stuck.refund_id, "provider_refunded_not_completed")
+    assert "already completed" in details["heal_error"], details
+    assert details["state"] == "refunding"
+
+
+async def test_a_provider_refund_for_a_cancelled_refund_is_escalated(
+    refunds: RefundClient, sandbox: Sandbox, stack: DevStack
+) -> None:
+    order = await sandbox.order(amount=30000)
+    status = await refunds.request(make_request(order))  # above the auto-approve limit
+    await refunds.reject(status.refund_id, "bob", "no damage visible")
+    cancelled = await wait_for_state(refunds, status.refund_id, "cancelled")
+    # Money went out at the provider for a refund refundflow cancelled.
+    await sandbox.provider_refund(order, status.refund_id, 30000)
+    report = await reconcile_cli(stack)
+    assert findings_for(report, status.refund_id) == {
+        ("provider_refund_on_cancelled_refund", "escalated")
+    }
+    details = details_of(report, status.refund_id, "provider_refund_on_cancelled_refund")
+    assert details == {"provider_refunds": 1, "provider_paid": 30000}
+    # Never healed: a cancelled refund stays cancelled, the money is for a person to recover.
+    after = await refunds.status(status.refund_id)
+    assert after.state.value == "cancelled" and len(after.timeline) == len(cancelled.timeline)
 
 
 async def test_drift_that_cannot_be_healed_is_escalated_and_kept(

@@ -70,7 +70,7 @@ async def test_small_refund_is_auto_approved_and_paid_once(
         "completed",
     ]
     assert done.timeline[1].actor == "policy"
-    assert done.policy_version.startswith("standard@v1#")
+    assert done.policy_version.startswith("standard@v2#")  # the default policy
     ledger = await sandbox.refunds(order["order_id"])
     assert [(r["amount"], r["idempotency_key"]) for r in ledger] == [
         (4000, f"{done.refund_id}:refund")

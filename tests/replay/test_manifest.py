@@ -1,5 +1,6 @@
 """The history manifest says what each committed history is, and agrees with the files and
-with the patch register: every patch still in the code has histories for both its paths."""
+with the patch register: every patch still in the code has histories for both its paths, and
+every scenario kept in a truncated history is also recorded to the workflow's close."""
 
 from __future__ import annotations
 
@@ -31,6 +32,22 @@ def test_each_entry_states_the_patches_its_history_recorded() -> None:
         assert started["workflowType"]["name"] == entry["workflow"], name
         assert (events[-1]["eventType"] in CLOSED) == entry["complete"], name
         assert entry["scenario"] and entry["recorded_in"], name
+
+
+def test_every_truncated_history_has_a_complete_recording_of_its_scenario() -> None:
+    # A history fetched before its workflow closed never shows how the workflow ended: it is
+    # kept (it still replays what it has), and its scenario is recorded again to the close.
+    complete = {entry["scenario"] for entry in ENTRIES.values() if entry["complete"]}
+    for name, entry in ENTRIES.items():
+        if not entry["complete"]:
+            assert entry["scenario"] in complete, f"{name}: no complete recording of it"
+
+
+def test_only_refund_histories_claim_patch_paths() -> None:
+    # The patch register is RefundWorkflow's; other workflows' histories take no patch path.
+    for name, entry in ENTRIES.items():
+        if entry["workflow"] != "RefundWorkflow":
+            assert entry["new_path_of"] == entry["old_path_of"] == [], name
 
 
 def test_every_patch_in_the_histories_is_registered() -> None:

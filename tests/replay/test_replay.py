@@ -1,4 +1,5 @@
-"""Invariant 8: the current workflow code replays every committed history unchanged."""
+"""Invariant 8: the current workflow code replays every committed history unchanged, each
+with the workflow class its manifest entry names (refunds and reconciliation runs)."""
 
 from __future__ import annotations
 
@@ -7,19 +8,34 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from tests.replay.manifest import HISTORY_DIR, history_files
+from tests.replay.manifest import HISTORY_DIR, history_files, manifest_entries
+from workflows.reconciliation_workflow import ReconciliationWorkflow
 from workflows.refund.workflow import RefundWorkflow
 
 HISTORIES = history_files()
+ENTRIES = manifest_entries()
+# Every workflow type a history may be of: one missing here fails its histories, not skips.
+WORKFLOWS: dict[str, type] = {
+    "RefundWorkflow": RefundWorkflow,
+    "ReconciliationWorkflow": ReconciliationWorkflow,
+}
 
 
 def test_there_are_histories_to_replay() -> None:
     assert len(HISTORIES) >= 35, "tests/replay/histories lost its recordings"
 
 
+def test_every_workflow_type_has_a_history_to_replay() -> None:
+    replayed = {ENTRIES[name]["workflow"] for name in HISTORIES if name in ENTRIES}
+    assert replayed == set(WORKFLOWS)
+
+
 @pytest.mark.parametrize("name", HISTORIES)
 async def test_history_replays(name: str) -> None:
-    replayer = Replayer(workflows=[RefundWorkflow], data_converter=pydantic_data_converter)
+    entry = ENTRIES.get(name)
+    assert entry, f"{name} is not in histories/manifest.json: say what it is first"
+    workflow = WORKFLOWS[entry["workflow"]]
+    replayer = Replayer(workflows=[workflow], data_converter=pydantic_data_converter)
     path = HISTORY_DIR / name
     history = WorkflowHistory.from_json(path.stem, path.read_text())
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
