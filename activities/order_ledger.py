@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 
+from workflows.budgets import customer_key
 from workflows.ledger import NOT_A_LINE, Hold, LineHold, allocate
 from workflows.models import OrderLine, ReserveInput, StatusProjection
 from workflows.read_models import LedgerLine, OrderLedger
@@ -79,18 +80,27 @@ async def holds(db: asyncpg.Connection | asyncpg.Pool, order_id: str, but: str) 
 
 
 async def record_hold(
-    conn: asyncpg.Connection, request: ReserveInput, lines: list[LineHold]
+    conn: asyncpg.Connection,
+    request: ReserveInput,
+    lines: list[LineHold],
+    auto_approve_refused: str | None = None,
 ) -> None:
-    """Write the reservation and what it holds of each line."""
+    """Write the reservation and what it holds of each line; who asked, and whether it is
+    auto-approved (the policy would, and no budget withheld it: `auto_approve_refused`), so
+    later requests count it against the budgets (activities/budgets.py)."""
     basis = None if request.reason_code is None else ("lines" if request.lines else "amount")
     await conn.execute(
-        "INSERT INTO refundflow.reservations (refund_id, order_id, amount, basis, reason_code)"
-        " VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO refundflow.reservations (refund_id, order_id, amount, basis, reason_code,"
+        " requested_by, auto_approved, auto_approve_refused)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         request.refund_id,
         request.order_id,
         request.amount,
         basis,
         request.reason_code,
+        customer_key(request.requested_by) if request.requested_by else None,
+        request.auto_approve and auto_approve_refused is None,
+        auto_approve_refused,
     )
     await conn.executemany(
         "INSERT INTO refundflow.reservation_lines (refund_id, order_id, sku, quantity, amount)"

@@ -9,9 +9,10 @@ from typing import Any
 
 import asyncpg
 
-from activities import order_ledger
+from activities import budgets, order_ledger
 from activities.migrate import apply_migrations
 from activities.outbox import write_events
+from workflows.budgets import BudgetUse, customer_key
 from workflows.ledger import Hold, decide
 from workflows.models import (
     RecordTransitionsInput,
@@ -19,7 +20,13 @@ from workflows.models import (
     ReserveResult,
     StatusProjection,
 )
-from workflows.read_models import AuditEntry, Finding, ListedRefund, OrderLedger
+from workflows.read_models import (
+    AuditEntry,
+    CustomerHistory,
+    Finding,
+    ListedRefund,
+    OrderLedger,
+)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SCHEMA = "refundflow"
@@ -61,36 +68,61 @@ class PostgresRefundStore:
     async def reserve(self, request: ReserveInput) -> ReserveResult:
         """Hold the refund's money and lines against the order (invariants 2 and 9), under
         the order's row lock, so concurrent requests for one order are decided one at a
-        time: the ledger's final word. Idempotent per refund: the first answer stands."""
+        time: the ledger's final word. A refund the policy would auto-approve is checked
+        against the auto-approval budgets too; beyond one it is still held, and the result
+        says why a reviewer decides. Idempotent per refund: the first answer stands."""
         async with self._pool.acquire() as conn, conn.transaction():
             captured, order_lines = await order_ledger.lock_order(conn, request)
             others = await order_ledger.holds(conn, request.order_id, request.refund_id)
             held = sum(h.amount for h in others)
             mine = await conn.fetchrow(
-                "SELECT amount, state FROM refundflow.reservations WHERE refund_id = $1",
+                "SELECT amount, state, auto_approve_refused FROM refundflow.reservations"
+                " WHERE refund_id = $1",
                 request.refund_id,
             )
             if mine is not None:  # a retry, or the edge reserved it first
                 ok = mine["state"] != "released"
                 mine_held = mine["amount"] if ok else 0
-                return ReserveResult(reserved=ok, remaining=captured - held - mine_held)
+                return ReserveResult(
+                    reserved=ok,
+                    remaining=captured - held - mine_held,
+                    auto_approve_refused_because=mine["auto_approve_refused"] if ok else None,
+                )
             # The order as first recorded decides, whatever a later snapshot says.
             known = request.model_copy(
                 update={"captured_amount": captured, "order_lines": order_lines}
             )
             verdict = decide(known, others)
-            if verdict.allowed:
-                await order_ledger.record_hold(conn, known, verdict.lines)
+            if not verdict.allowed:
+                return ReserveResult(
+                    reserved=False,
+                    remaining=verdict.remaining,
+                    refused_because=verdict.refused_because,
+                )
+            # Budgets under the same lock (and the customer's): concurrent small refunds
+            # cannot each fit what they only fit alone.
+            withheld = await budgets.auto_approve_refusal(conn, known)
+            await order_ledger.record_hold(conn, known, verdict.lines, withheld)
             return ReserveResult(
-                reserved=verdict.allowed,
-                remaining=verdict.remaining,
-                refused_because=verdict.refused_because,
+                reserved=True, remaining=verdict.remaining, auto_approve_refused_because=withheld
             )
 
     async def holds(self, order_id: str, but: str) -> list[Hold]:
         """What every other refund of the order holds (not `but`'s own): what the edge and
         `eligibility` check a request against before anything starts."""
         return await order_ledger.holds(self._pool, order_id, but)
+
+    async def budget_use(
+        self, order_id: str, requested_by: str, currency: str, window_days: int, but: str
+    ) -> BudgetUse:
+        """Auto-approved money already counted against the budgets, on the order and for
+        the requester (refund `but` not counted): what `eligibility` checks, ahead of time."""
+        customer = customer_key(requested_by)
+        return await budgets.budget_use(self._pool, order_id, customer, currency, window_days, but)
+
+    async def customer_history(self, refund_id: str, window_days: int) -> CustomerHistory | None:
+        """The requester's other refunds over the last `window_days`, for reviewers."""
+        return await budgets.customer_history(self._pool, refund_id, window_days)
 
     async def order_ledger(self, order_id: str) -> OrderLedger | None:
         """The order's ledger per line, for people (None: nothing reserved on it yet)."""

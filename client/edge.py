@@ -25,6 +25,7 @@ from datetime import datetime
 from activities.pg_store import PostgresRefundStore
 from activities.ports import ExternalSystemRefused, ExternalSystemUnavailable, OrderSystem
 from client.errors import InvalidRefundRequest, RefundConflict, RefundflowError
+from workflows.budgets import BudgetUse
 from workflows.eligibility import (
     LEDGER_RULE,
     REFUNDABLE_RULE,
@@ -33,9 +34,17 @@ from workflows.eligibility import (
     ledger_request,
 )
 from workflows.ledger import Hold
-from workflows.models import OrderSnapshot, PinnedPolicy, RefundRequest, ResolvedRefund, StatusView
+from workflows.models import (
+    OrderSnapshot,
+    PinnedPolicy,
+    RefundRequest,
+    ReserveResult,
+    ResolvedRefund,
+    StatusView,
+)
 from workflows.money import format_minor
 from workflows.policy import parse_policy
+from workflows.read_models import CustomerHistory
 from workflows.validation import RefundInputError, resolve_request
 
 
@@ -132,9 +141,12 @@ async def hold_at_the_edge(
     order: OrderSnapshot,
     resolved: ResolvedRefund,
     asked_at: datetime,
-) -> None:
+) -> ReserveResult | None:
     """Check the request against the order's ledger, then reserve it under the order's lock
-    before its refund starts (the store's `reserve`, the ledger's final word).
+    before its refund starts (the store's `reserve`, the ledger's final word). The
+    reservation (None: the policy declines the request) says, when the policy would
+    approve it automatically but an auto-approval budget is used up, why a reviewer
+    decides: the store judges budgets under the lock, so this check leaves them out.
 
     Why reserve here and not only in the workflow: concurrent requests for the same units
     (three channels at once) then get one refund and clear refusals naming it, instead of
@@ -149,9 +161,15 @@ async def hold_at_the_edge(
     remaining = order.captured_amount - sum(h.amount for h in holds)
     answer = check_still_refundable(policy, request, order, resolved, remaining, asked_at, holds)
     if not answer.eligible:
-        return
+        return None
     reservation = ledger_request(
-        parse_policy(policy.document), request, order, resolved, refund_id, answer.refund_amount
+        parse_policy(policy.document),
+        request,
+        order,
+        resolved,
+        refund_id,
+        answer.refund_amount,
+        auto_approve=answer.auto_approve,  # the policy's alone: no budget use was given
     )
     result = await store.reserve(reservation)
     if not result.reserved:
@@ -160,3 +178,40 @@ async def hold_at_the_edge(
             or f"only {format_minor(max(result.remaining, 0), order.currency)} of order"
             f" {order.order_id} is still refundable; other refunds hold the rest"
         )
+    return result
+
+
+async def budget_use_for(
+    store: PostgresRefundStore,
+    policy: PinnedPolicy,
+    request: RefundRequest,
+    order: OrderSnapshot,
+    refund_id: str,
+) -> BudgetUse | None:
+    """What the policy's auto-approval budgets already count on this order and for this
+    requester, not counting the request's own refund (None: the policy has no budgets):
+    what `eligibility` answers from, ahead of the store's check under the lock."""
+    budgets = parse_policy(policy.document).budgets
+    if budgets is None:
+        return None
+    return await store.budget_use(
+        order.order_id,
+        request.requested_by,
+        order.currency,
+        budgets.customer_window_days,
+        refund_id,
+    )
+
+
+CUSTOMER_WINDOW_DAYS = 30
+"""The window of a customer's history shown to reviewers under a policy without budgets."""
+
+
+async def customer_history(
+    store: PostgresRefundStore, policy: PinnedPolicy, refund_id: str
+) -> CustomerHistory | None:
+    """The requester's other refunds over the customer window of `policy` (the one in force:
+    what reviewers weigh now), per currency; None when the store does not know who asked."""
+    budgets = parse_policy(policy.document).budgets
+    days = budgets.customer_window_days if budgets else CUSTOMER_WINDOW_DAYS
+    return await store.customer_history(refund_id, days)

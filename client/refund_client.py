@@ -31,10 +31,17 @@ from activities.outbox import events_for
 from activities.pg_store import PostgresRefundStore, create_pool
 from activities.ports import OrderSystem
 from client.connections import connect_temporal
+from client.edge import (
+    budget_use_for,
+    customer_history,
+    fetch_order,
+    hold_at_the_edge,
+    resolve,
+    same_request_or_conflict,
+)
 
 # The refund's keys are the edge's; still importable from here, where services found them.
 from client.edge import default_refund_key as default_refund_key
-from client.edge import fetch_order, hold_at_the_edge, resolve, same_request_or_conflict
 from client.edge import refund_id_for as refund_id_for
 from client.errors import (
     RefundActionRefused,
@@ -62,7 +69,13 @@ from workflows.models import (
     StatusView,
 )
 from workflows.money import format_minor
-from workflows.read_models import AuditEntry, ListedRefund, OrderLedger, OutboxEvent
+from workflows.read_models import (
+    AuditEntry,
+    CustomerHistory,
+    ListedRefund,
+    OrderLedger,
+    OutboxEvent,
+)
 from workflows.reconciliation_workflow import ReconciliationWorkflow
 from workflows.refund.workflow import RefundWorkflow
 from workflows.states import Awaiting, RefundState
@@ -117,14 +130,18 @@ class RefundClient:
     async def eligibility(self, request: RefundRequest) -> EligibilityAnswer:
         """Would this request be refunded, how much, how fast, and why: the answer the
         refund itself would reach now, under the policy in force, on the order's ledger as
-        it stands. Starts nothing."""
+        it stands and the auto-approval budgets as the order's and the requester's refunds
+        use them. Starts nothing."""
         order = await fetch_order(self._orders, request.order_id)
-        remaining, holds = order.captured_amount, []
+        remaining, holds, use = order.captured_amount, [], None
         if self._database_url:
+            store = await self._store()
             refund_id = refund_id_for(request.order_id, request.refund_key)
-            holds = await (await self._store()).holds(order.order_id, refund_id)
+            holds = await store.holds(order.order_id, refund_id)
             remaining = order.captured_amount - sum(h.amount for h in holds)
-        return check_eligibility(self.policy, request, order, remaining, datetime.now(UTC), holds)
+            use = await budget_use_for(store, self.policy, request, order, refund_id)
+        now = datetime.now(UTC)
+        return check_eligibility(self.policy, request, order, remaining, now, holds, use)
 
     async def request(self, request: RefundRequest) -> StatusView:
         """Start the refund, or return the one already started for this key.
@@ -247,6 +264,11 @@ class RefundClient:
         """What every refund of the order holds and has refunded, per line (None: nothing
         reserved on it yet)."""
         return await (await self._store()).order_ledger(order_id)
+
+    async def customer_history(self, refund_id: str) -> CustomerHistory | None:
+        """The requester's other refunds, across orders, over the policy's customer window:
+        what a reviewer weighs. None when the store does not know who asked."""
+        return await customer_history(await self._store(), self.policy, refund_id)
 
     async def track(self, refund_id: str) -> dict[str, Any]:
         """What the customer may see of a refund: its status in their words and language."""

@@ -13,6 +13,7 @@ from workflows.money import format_minor
 from workflows.read_models import (
     AddedSubscriber,
     AuditEntry,
+    CustomerHistory,
     Finding,
     ListedRefund,
     OrderLedger,
@@ -35,9 +36,12 @@ def validation_error(err: ValidationError) -> str:
     return "; ".join(problems)
 
 
-def status(view: StatusView, ledger: OrderLedger | None = None) -> str:
+def status(
+    view: StatusView, ledger: OrderLedger | None = None, history: CustomerHistory | None = None
+) -> str:
     """The refund as support sees it; with the order's ledger, what every refund of the
-    order holds and has refunded, per line."""
+    order holds and has refunded, per line; with the customer's history, their other
+    recent refunds (what a reviewer weighs)."""
     lines = [
         f"refund {view.refund_id}  order {view.order_id}",
         f"  state      {view.state.value}"
@@ -56,6 +60,7 @@ def status(view: StatusView, ledger: OrderLedger | None = None) -> str:
         f"  eta        {_eta(view.eta_earliest, view.eta, view.eta_kind)}",
         f"  customer   {view.message}",
         f"  reply      {view.support_reply or view.message}",
+        *([customer_history(history)] if history is not None else []),
         "  timeline",
     ]
     for entry in view.timeline:
@@ -66,6 +71,21 @@ def status(view: StatusView, ledger: OrderLedger | None = None) -> str:
     if ledger is not None:
         lines += order_ledger(ledger)
     return "\n".join(lines)
+
+
+def customer_history(history: CustomerHistory) -> str:
+    """One line: how many other refunds the requester had recently, and how much money."""
+    recent = f"in the last {history.window_days} days"
+    if not history.totals:
+        return f"  requester  {history.customer}: no other refunds {recent}"
+    count = sum(t.refunds for t in history.totals)
+    money = "; ".join(
+        f"{format_minor(t.amount, t.currency)}"
+        f" ({format_minor(t.auto_approved, t.currency)} auto-approved)"
+        for t in history.totals
+    )
+    other = "other refund" if count == 1 else "other refunds"
+    return f"  requester  {history.customer}: {count} {other} {recent}, {money}"
 
 
 def order_ledger(ledger: OrderLedger) -> list[str]:

@@ -64,6 +64,17 @@ class RestockResult(_Contract):
     quantity: int
 
 
+class AutoApproveBudget(_Contract):
+    """The pinned policy's auto-approval budgets (`[budgets]`, v3 on), carried by a
+    reservation so the store checks them under the lock. Minor units; None: no such bound."""
+
+    per_order: int | None = None
+    """The most auto-approved money on one order, all its refunds together."""
+    per_customer: int | None = None
+    """The most auto-approved money for one requester over `window_days`, per currency."""
+    window_days: int = 30
+
+
 class ReconcileInput(_Contract):
     heal: bool = True
     """Heal what is safe to heal (through the refund's own workflow); escalate the rest."""

@@ -6,7 +6,8 @@ decides at start, on the same pinned policy text), the order ledger's rule (work
 units already held or refunded by another refund, final-sale value out of reach) and the
 over-refund rule the workflow's reservation enforces. So "eligible, auto-approved, 108.00
 USD" here is what the refund then does. Pure: the caller supplies the order, what is still
-refundable on it, what other refunds hold of it, and the time.
+refundable on it, what other refunds hold of it, the auto-approved money already counted
+against the policy's budgets (workflows/budgets), and the time.
 """
 
 from __future__ import annotations
@@ -17,6 +18,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from workflows.budgets import (
+    BudgetUse,
+    budget_of,
+    budget_refusal,
+    customer_key,
+    withhold_auto_approval,
+)
 from workflows.ledger import Claim, Hold, claim, reserve_input
 from workflows.models import (
     OrderSnapshot,
@@ -30,6 +38,7 @@ from workflows.policy import (
     SELLER_FAULT_REASONS,
     FeeLine,
     Policy,
+    PolicyDecision,
     RuleOutcome,
     evaluate,
     parse_policy,
@@ -73,6 +82,9 @@ class EligibilityAnswer(BaseModel):
     held_by: list[str] = []
     """The refunds holding (or having refunded) what this request asks for, when the
     order ledger refuses it."""
+    auto_approve_refused_because: str | None = None
+    """The auto-approval budget that is used up, when the policy alone would approve this
+    refund automatically: it waits for a reviewer instead (outcome needs_review)."""
 
     @property
     def refused_at_request(self) -> bool:
@@ -90,7 +102,10 @@ def check_eligibility(
     remaining: int,
     now: datetime,
     holds: Sequence[Hold] = (),
+    budget_use: BudgetUse | None = None,
 ) -> EligibilityAnswer:
+    """The answer for `request` as it stands now; with `budget_use`, the auto-approved money
+    already counted against the policy's budgets (None: budgets are not checked)."""
     common = _common(pinned, order, remaining)
     try:
         resolved = resolve_request(request, order)
@@ -111,7 +126,7 @@ def check_eligibility(
             **common,
         )
 
-    return answer_for_resolved(pinned, request, order, resolved, remaining, now, holds)
+    return answer_for_resolved(pinned, request, order, resolved, remaining, now, holds, budget_use)
 
 
 def answer_for_resolved(
@@ -122,13 +137,18 @@ def answer_for_resolved(
     remaining: int,
     now: datetime,
     holds: Sequence[Hold] = (),
+    budget_use: BudgetUse | None = None,
 ) -> EligibilityAnswer:
     """The answer for a request already resolved against its order (RefundClient.request
-    has done that; it need not be done twice)."""
+    has done that; it need not be done twice). Without `budget_use` the auto-approval is
+    the policy's alone: the edge leaves the budgets to the store, under the lock."""
     money = order.currency
     common = _common(pinned, order, remaining)
     policy = parse_policy(pinned.document)
     decision = evaluate(policy, order, resolved, request.reason_code, now)
+    budget_says = _budget_refusal(policy, request, order, decision, budget_use)
+    if budget_says is not None:
+        decision = withhold_auto_approval(policy, decision, budget_says, money)
     within = decision.refund_amount <= remaining
     ledger = _ledger_claim(policy, request, order, resolved, decision.refund_amount, holds)
     rules = [
@@ -150,14 +170,6 @@ def answer_for_resolved(
         if decision.auto_approve
         else "needs_review"
     )
-    refund = format_minor(decision.refund_amount, money)
-    if outcome == "auto_approved":
-        summary = f"Eligible: {refund} is refunded automatically, no review needed."
-    elif outcome == "needs_review":
-        who = f" (role {decision.approval_by} or above)" if decision.approval_by else ""
-        summary = f"Eligible: {refund}, once a reviewer{who} approves it."
-    else:
-        summary = "Not eligible: " + " ".join(r.message for r in rules if not r.passed)
     return EligibilityAnswer(
         eligible=eligible,
         outcome=outcome,
@@ -169,9 +181,50 @@ def answer_for_resolved(
         auto_approve=decision.auto_approve and eligible,
         approval_by=decision.approval_by if eligible else None,
         rules=rules,
-        summary=summary,
+        summary=_summary(outcome, decision, rules, money, budget_says if eligible else None),
         held_by=ledger.held_by,
+        auto_approve_refused_because=budget_says if eligible else None,
         **common,
+    )
+
+
+def _summary(
+    outcome: Outcome,
+    decision: PolicyDecision,
+    rules: list[RuleOutcome],
+    money: str,
+    budget_says: str | None,
+) -> str:
+    """The answer in one sentence (what the storefront shows first)."""
+    refund = format_minor(decision.refund_amount, money)
+    if outcome == "auto_approved":
+        return f"Eligible: {refund} is refunded automatically, no review needed."
+    if outcome == "needs_review":
+        who = f" (role {decision.approval_by} or above)" if decision.approval_by else ""
+        why = f" The {budget_says.removesuffix(': a reviewer decides')}." if budget_says else ""
+        return f"Eligible: {refund}, once a reviewer{who} approves it.{why}"
+    return "Not eligible: " + " ".join(r.message for r in rules if not r.passed)
+
+
+def _budget_refusal(
+    policy: Policy,
+    request: RefundRequest,
+    order: OrderSnapshot,
+    decision: PolicyDecision,
+    budget_use: BudgetUse | None,
+) -> str | None:
+    """Which auto-approval budget this refund would go beyond, if the policy alone would
+    approve it automatically (None: it fits, or budgets are not checked here)."""
+    budget = budget_of(policy)
+    if budget is None or budget_use is None or not decision.auto_approve:
+        return None
+    return budget_refusal(
+        decision.refund_amount,
+        budget,
+        budget_use,
+        order_id=order.order_id,
+        customer=customer_key(request.requested_by),
+        currency=order.currency,
     )
 
 
@@ -182,9 +235,13 @@ def ledger_request(
     resolved: ResolvedRefund,
     refund_id: str,
     amount: int,
+    auto_approve: bool = False,
 ) -> ReserveInput:
     """The reservation this request makes, as the edge and the workflow build it: the
-    refund amount after fees, its lines, and what the pinned policy says of final sale."""
+    refund amount after fees, its lines, what the pinned policy says of final sale, who
+    asked, and its auto-approval budgets. `auto_approve`: the policy alone would approve
+    it automatically; the store then checks the budgets under the lock and records
+    whether it was (ReserveResult.auto_approve_refused_because says why not)."""
     return reserve_input(
         refund_id,
         order,
@@ -193,6 +250,9 @@ def ledger_request(
         request.reason_code,
         final_sale_categories=policy.eligibility.final_sale_categories,
         seller_fault=request.reason_code in SELLER_FAULT_REASONS,
+        requested_by=request.requested_by,
+        auto_approve=auto_approve,
+        budget=budget_of(policy),
     )
 
 

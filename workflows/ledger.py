@@ -24,7 +24,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from workflows.models import OrderLine, OrderSnapshot, ReserveInput, ResolvedRefund
+from workflows.models import (
+    AutoApproveBudget,
+    OrderLine,
+    OrderSnapshot,
+    ReserveInput,
+    ResolvedRefund,
+)
 from workflows.money import format_minor
 
 NOT_A_LINE = "_order"
@@ -111,6 +117,9 @@ def reserve_input(
     *,
     final_sale_categories: Iterable[str],
     seller_fault: bool,
+    requested_by: str | None = None,
+    auto_approve: bool = False,
+    budget: AutoApproveBudget | None = None,
 ) -> ReserveInput:
     """The reservation a refund makes: the same from the edge and from the workflow."""
     return ReserveInput(
@@ -125,6 +134,9 @@ def reserve_input(
         reason_code=reason_code,
         final_sale_categories=sorted(set(final_sale_categories)),
         seller_fault=seller_fault,
+        requested_by=requested_by,
+        auto_approve=auto_approve,
+        budget=budget,
     )
 
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 # Activity contracts that depend on no contract here live apart; re-exported, so every
 # contract is still importable from this module.
+from workflows.activity_contracts import AutoApproveBudget as AutoApproveBudget
 from workflows.activity_contracts import CheckRefundInput as CheckRefundInput
 from workflows.activity_contracts import FindProviderRefundsInput as FindProviderRefundsInput
 from workflows.activity_contracts import ProviderRefundResult as ProviderRefundResult
@@ -340,6 +341,12 @@ class ReserveInput(_Contract):
     """From the pinned policy: lines an amount-only refund may reach only for seller fault."""
     seller_fault: bool = True
     """The reason is the seller's fault (workflows.policy.SELLER_FAULT_REASONS)."""
+    requested_by: ActorName | None = None
+    """Who asked (None: a refund reserved before budgets): per-customer budgets and history."""
+    auto_approve: bool = False
+    """The pinned policy would approve this refund automatically, budgets aside."""
+    budget: AutoApproveBudget | None = None
+    """The pinned policy's auto-approval budgets (None: none, before v3)."""
 
 
 class ReserveResult(_Contract):
@@ -348,6 +355,9 @@ class ReserveResult(_Contract):
     """What is still refundable on the order after this reservation (or without it)."""
     refused_because: str | None = None
     """One line naming what is held or refunded, and by which refunds, when refused."""
+    auto_approve_refused_because: str | None = None
+    """One line naming the auto-approval budget that is used up, when the policy would
+    approve automatically but a budget does not allow it: a reviewer decides."""
 
 
 class OperatorRetryInput(_Contract):

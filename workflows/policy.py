@@ -47,6 +47,20 @@ class Approval(_Section):
     (policies before v3)."""
 
 
+class Budgets(_Section):
+    """Auto-approval budgets (v3 on): bounds on the money approved without a reviewer that
+    splitting a refund into small requests cannot beat. Beyond a budget the refund still
+    holds its amount and waits for a reviewer; nothing is refused. None: no such bound."""
+
+    auto_approve_per_order: int | None = Field(default=None, ge=0)
+    """The most money (minor units, after fees) auto-approved on one order, all its refunds
+    together, whatever their keys, channels or requesters."""
+    auto_approve_per_customer: int | None = Field(default=None, ge=0)
+    """The most money (minor units, after fees) auto-approved for one requester
+    (`requested_by`) over `customer_window_days`, across orders, per currency."""
+    customer_window_days: int = Field(default=30, ge=1, le=3650)
+
+
 class RefundTrigger(_Section):
     trigger: Literal["on_approval", "on_item_received"]
     item_return_window_days: int = Field(ge=1, le=365, default=14)
@@ -117,6 +131,9 @@ class Policy(_Section):
     may approve any amount (policies written before authority existed)."""
     settlement: dict[Literal["card", "wallet", "bank_transfer"], SettlementTime] = {}
     """Typical settlement time per payment rail, for the customer's ETA."""
+    budgets: Budgets | None = None
+    """Auto-approval budgets per order and per customer; None before v3: each refund is
+    judged on its own amount only."""
 
     def settlement_for(self, rail: str) -> SettlementTime:
         named = {str(name): time for name, time in self.settlement.items()}

@@ -156,6 +156,29 @@ class OrderLedger(_ReadModel):
     lines: list[LedgerLine]
 
 
+class CustomerSpend(_ReadModel):
+    """A customer's refunds in one currency over a recent window (minor units)."""
+
+    currency: str
+    refunds: int
+    """Refunds that hold or were paid money (cancelled ones are not counted)."""
+    amount: int
+    """Their money, held or refunded, after fees."""
+    auto_approved: int
+    """Of which approved automatically (what the per-customer budget counts)."""
+
+
+class CustomerHistory(_ReadModel):
+    """The requester's other refunds over a recent window, across orders: what a reviewer
+    weighs beside the refund in front of them (`refundflow status`)."""
+
+    customer: str
+    """As budgets compare it (lower case)."""
+    window_days: int
+    totals: list[CustomerSpend]
+    """One entry per currency; empty when the customer has no other refund in the window."""
+
+
 class Reconciliation(ReconcileReport):
     """A reconciliation run's report with the findings it recorded (`refundflow reconcile`)."""
 

@@ -124,6 +124,12 @@ def add_request_and_eligibility(sub: Subcommands) -> None:
     eligibility.add_argument(
         "--key", help="refund key, as given to `request` (default: derived the same way)"
     )
+    eligibility.add_argument(
+        "--requested-by",
+        default="eligibility",
+        help="the customer asking: their auto-approval budget counts (default: a customer"
+        " with no refunds yet)",
+    )
 
 
 def add_policy(sub: Subcommands) -> None:

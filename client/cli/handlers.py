@@ -57,13 +57,14 @@ async def _request(args: argparse.Namespace) -> int:
 
 
 async def _eligibility(args: argparse.Namespace) -> int:
-    # Channel and requester do not change the answer. The key (as `request` would derive
-    # it, or --key) only excludes that request's own hold, if already made, from "still
-    # refundable": asking again about a request already made gives the same answer.
+    # The channel does not change the answer; the requester does where the policy has a
+    # per-customer auto-approval budget. The key (as `request` would derive it, or --key)
+    # only excludes that request's own hold, if already made, from "still refundable":
+    # asking again about a request already made gives the same answer.
     from client.edge import default_refund_key
 
     key = args.key or default_refund_key(args.order, args.amount, args.line, args.reason)
-    request = _refund_request(args, refund_key=key, channel="web", requested_by="eligibility")
+    request = _refund_request(args, refund_key=key, channel="web", requested_by=args.requested_by)
     answer = await with_client(lambda c: c.eligibility(request))
     emit(args, answer, render.eligibility)
     return EXIT_OK
@@ -199,18 +200,25 @@ async def _single_call(args: argparse.Namespace) -> int:
 
 
 async def _status(args: argparse.Namespace) -> int:
-    """The refund's status; for people, with its order's ledger under it (the --json output
-    stays the status object)."""
+    """The refund's status; for people, with the requester's other recent refunds and its
+    order's ledger. The --json output is the status object with one more field,
+    `customer_history` (null when the store does not know, or there is no database)."""
 
-    async def both(client: Any) -> tuple[Any, Any]:
+    async def gather(client: Any) -> tuple[Any, Any, Any]:
         view = await client.status(args.refund_id)
         try:
-            return view, await client.order_ledger(view.order_id)
+            ledger = await client.order_ledger(view.order_id)
+            history = await client.customer_history(view.refund_id)
         except RefundflowError:
-            return view, None  # no database configured: the status alone
+            return view, None, None  # no database configured: the status alone
+        return view, ledger, history
 
-    view, ledger = await with_client(both)
-    emit(args, view, lambda v: render.status(v, ledger))
+    view, ledger, history = await with_client(gather)
+    data = {
+        **view.model_dump(mode="json"),
+        "customer_history": history.model_dump(mode="json") if history else None,
+    }
+    emit(args, data, lambda _: render.status(view, ledger, history))
     return EXIT_OK
 
 

@@ -4,6 +4,7 @@ without Postgres, the sandbox or HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,8 @@ class FakeSystems:
     """Idempotency keys of the calls that asked to look up an existing refund first."""
     durable_lookups: list[str] = field(default_factory=list)
     """The same, for calls made as a regular (durable) activity, not the local fast path."""
+    provider_delay_s: float = 0.0
+    """How long each provider call takes (lets a test query the refund meanwhile)."""
     fast_path_broken: bool = False
     """The in-process (local activity) call fails at once, as a lost connection would."""
     _ids: Any = field(default_factory=lambda: itertools.count(1))
@@ -116,6 +119,7 @@ class FakeSystems:
     async def issue_provider_refund(self, request: IssueRefundInput) -> ProviderRefundResult:
         self.calls.append(f"provider:{request.idempotency_key}")
         local = activity.info().is_local
+        await asyncio.sleep(self.provider_delay_s)
         if request.look_up_first:
             self.lookups.append(request.idempotency_key)
             if not local:

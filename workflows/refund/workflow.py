@@ -21,7 +21,6 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import names
-    from workflows.eligibility import ledger_request
     from workflows.models import (
         ApproveInput,
         CancelInput,
@@ -33,11 +32,10 @@ with workflow.unsafe.imports_passed_through():
         ProviderSettlement,
         RefundWorkflowInput,
         RejectInput,
-        ReserveResult,
         StatusQuery,
         StatusView,
     )
-    from workflows.refund import patches, views
+    from workflows.refund import admission, patches, views
     from workflows.refund.case import MAX_ESCALATION, RefundCase
     from workflows.refund.journal import STORE_RETRY, Journal
     from workflows.refund.payment import Payment, hours
@@ -48,11 +46,6 @@ with workflow.unsafe.imports_passed_through():
         RefundState,
         TimelineEvent,
         check,
-    )
-    from workflows.verification import (
-        VerifyRequestInput,
-        VerifyRequestResult,
-        policy_text_problem,
     )
 
 
@@ -103,13 +96,14 @@ class RefundWorkflow:
         verify = workflow.patched(patches.VERIFY_REQUEST)
         # New patches go last: a replay checks the markers in the order they were written.
         case.p.clear_escalation_on_close = workflow.patched(patches.ESCALATION_ENDS_WITH_REFUND)
-        if verify and not await self._verified():
+        if verify and not await admission.verified(case, self._journal):
             return
         if not case.decision.eligible:
             reasons = "; ".join(o.message for o in case.decision.failed)
             case.apply(RefundEvent.DECLINE_INELIGIBLE, "policy", "policy", reasons)
         elif (
-            not await self._reserve(reserve_first) or case.p.state is not RefundState.PENDING_REVIEW
+            not await admission.reserved(self._case, self._journal, reserve_first)
+            or case.p.state is not RefundState.PENDING_REVIEW
         ):
             pass  # declined (not enough left to refund), or withdrawn while reserving
         elif case.decision.auto_approve:
@@ -142,59 +136,6 @@ class RefundWorkflow:
             # Every provider call carries the same idempotency key, so going on where the
             # cancellation interrupted never pays twice.
             await self._payment.pay()
-
-    async def _verified(self) -> bool:
-        """Money facts in the start are checked with their sources; a start that does not
-        hold up is declined before anything is held or paid."""
-        case = self._case
-        problem = policy_text_problem(case.inp.policy)
-        problems = [problem] if problem else []
-        if not problems:
-            result = await self._journal.store_call(
-                names.ACTIVITY_VERIFY_REQUEST,
-                VerifyRequestInput(
-                    refund_id=case.inp.refund_id,
-                    policy_hash=case.inp.policy.content_hash,
-                    order=case.inp.order,
-                ),
-                VerifyRequestResult,
-                "verify the request",
-            )
-            problems = result.problems
-        if problems:
-            reason = "the request could not be verified: " + "; ".join(problems)
-            case.apply(RefundEvent.DECLINE_INELIGIBLE, "refundflow", "refundflow", reason)
-        return not problems
-
-    async def _reserve(self, reserve_first: bool) -> bool:
-        """Hold the amount against the order's capture and its units against the order's
-        lines (invariants 2 and 9) before any approval. The edge usually holds them first;
-        this finds that hold, and makes a start that bypassed the edge face the same rule."""
-        case = self._case
-        if not reserve_first:
-            case.p.reserved = True  # refunds started before reservations existed
-            return True
-        inp = case.inp
-        result = await self._journal.store_call(
-            names.ACTIVITY_RESERVE_REFUND,
-            ledger_request(
-                case.policy, inp.request, inp.order, inp.resolved, inp.refund_id, case.p.amount
-            ),
-            ReserveResult,
-            "reserve",
-        )
-        case.p.reserved = result.reserved
-        if result.reserved or case.p.state is not RefundState.PENDING_REVIEW:
-            return result.reserved
-        case.apply(
-            RefundEvent.DECLINE_OVER_REFUND,
-            "refundflow",
-            "refundflow",
-            result.refused_because
-            or f"only {case.money(max(result.remaining, 0))} of order"
-            f" {case.inp.order.order_id} is still refundable",
-        )
-        return False
 
     async def _await_review(self) -> None:
         """Wait for a reviewer; escalate on the policy's deadline ladder; expire at the end."""

@@ -1,0 +1,85 @@
+"""Before a refund waits for anyone: the start is verified with the sources of its money
+facts, and the amount and units are held against the order (invariants 2, 9 and 11)."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from workflows import names
+    from workflows.budgets import withhold_auto_approval
+    from workflows.eligibility import ledger_request
+    from workflows.models import ReserveResult
+    from workflows.refund.case import RefundCase
+    from workflows.refund.journal import Journal
+    from workflows.states import RefundEvent, RefundState
+    from workflows.verification import (
+        VerifyRequestInput,
+        VerifyRequestResult,
+        policy_text_problem,
+    )
+
+
+async def verified(case: RefundCase, journal: Journal) -> bool:
+    """Money facts in the start are checked with their sources; a start that does not
+    hold up is declined before anything is held or paid."""
+    problem = policy_text_problem(case.inp.policy)
+    problems = [problem] if problem else []
+    if not problems:
+        result = await journal.store_call(
+            names.ACTIVITY_VERIFY_REQUEST,
+            VerifyRequestInput(
+                refund_id=case.inp.refund_id,
+                policy_hash=case.inp.policy.content_hash,
+                order=case.inp.order,
+            ),
+            VerifyRequestResult,
+            "verify the request",
+        )
+        problems = result.problems
+    if problems:
+        reason = "the request could not be verified: " + "; ".join(problems)
+        case.apply(RefundEvent.DECLINE_INELIGIBLE, "refundflow", "refundflow", reason)
+    return not problems
+
+
+async def reserved(case: RefundCase, journal: Journal, reserve_first: bool) -> bool:
+    """Hold the amount against the order's capture and its units against the order's
+    lines (invariants 2 and 9) before any approval. The edge usually holds them first;
+    this finds that hold, and makes a start that bypassed the edge face the same rule."""
+    if not reserve_first:
+        case.p.reserved = True  # refunds started before reservations existed
+        return True
+    inp = case.inp
+    result = await journal.store_call(
+        names.ACTIVITY_RESERVE_REFUND,
+        ledger_request(
+            case.policy,
+            inp.request,
+            inp.order,
+            inp.resolved,
+            inp.refund_id,
+            case.p.amount,
+            auto_approve=case.decision.auto_approve,
+        ),
+        ReserveResult,
+        "reserve",
+    )
+    case.p.reserved = result.reserved
+    if result.reserved and result.auto_approve_refused_because:
+        # The order's or the customer's auto-approval budget is spent (policy v3 on):
+        # the store said so under its locks; a reviewer decides this one.
+        case.decision = withhold_auto_approval(
+            case.policy, case.decision, result.auto_approve_refused_because, case.currency
+        )
+    if result.reserved or case.p.state is not RefundState.PENDING_REVIEW:
+        return result.reserved
+    case.apply(
+        RefundEvent.DECLINE_OVER_REFUND,
+        "refundflow",
+        "refundflow",
+        result.refused_because
+        or f"only {case.money(max(result.remaining, 0))} of order"
+        f" {case.inp.order.order_id} is still refundable",
+    )
+    return False
