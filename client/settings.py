@@ -91,7 +91,7 @@ class Settings:
             payment_provider_url=env.get("PAYMENT_PROVIDER_URL") or f"{sandbox}/payments",
             orders_url=env.get("ORDERS_URL") or f"{sandbox}/orders",
             inventory_url=env.get("INVENTORY_URL") or f"{sandbox}/inventory",
-            policy=pick("REFUNDFLOW_POLICY", "policy", "standard-v2"),
+            policy=pick("REFUNDFLOW_POLICY", "policy", "standard-v3"),
             policy_dir=Path(env.get("REFUNDFLOW_POLICY_DIR") or PROJECT_ROOT / "policies"),
             home=home,
             log_format=env.get("LOG_FORMAT", "auto"),

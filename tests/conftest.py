@@ -74,7 +74,7 @@ def make_client(
 @pytest.fixture(scope="session")
 def refunds(skipper: TimeSkipper, settings: Settings, http: aiohttp.ClientSession) -> RefundClient:
     """RefundClient under the policy in force for new refunds, as `refundflow dev` and a
-    deployment run it (the product's default, standard-v2): what most tests should prove."""
+    deployment run it (the product's default, standard-v3): what most tests should prove."""
     return make_client(skipper, settings, http, settings.policy)
 
 

@@ -38,7 +38,7 @@ class StackConfig:
     database_url: str | None = None
     """Use this Postgres instead of starting the embedded one."""
     task_queue: str = "refunds"
-    policy: str = "standard-v2"
+    policy: str = "standard-v3"
     headless: bool = False
     time_skipping: bool = False
     durable: bool = True
