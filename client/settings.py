@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_POLICY = "standard-v3"
+"""The policy in force for new refunds unless REFUNDFLOW_POLICY names another."""
 STACK_FILE = "stack.json"
 
 # Every variable the code reads; docker-compose.yml is tested against this list.
@@ -91,7 +93,7 @@ class Settings:
             payment_provider_url=env.get("PAYMENT_PROVIDER_URL") or f"{sandbox}/payments",
             orders_url=env.get("ORDERS_URL") or f"{sandbox}/orders",
             inventory_url=env.get("INVENTORY_URL") or f"{sandbox}/inventory",
-            policy=pick("REFUNDFLOW_POLICY", "policy", "standard-v3"),
+            policy=pick("REFUNDFLOW_POLICY", "policy", DEFAULT_POLICY),
             policy_dir=Path(env.get("REFUNDFLOW_POLICY_DIR") or PROJECT_ROOT / "policies"),
             home=home,
             log_format=env.get("LOG_FORMAT", "auto"),

@@ -29,7 +29,7 @@ from client.cli.commands import (
 from client.cli.commands import build_parser as build_any_parser
 from client.cli.handlers import Handler
 from client.cli.output import emit
-from client.settings import Settings
+from client.settings import DEFAULT_POLICY, Settings
 from worker.processes import StackError
 
 
@@ -91,7 +91,7 @@ def _dev(args: argparse.Namespace) -> int:
         sandbox_port=args.sandbox_port,
         webhook_port=args.webhook_port,
         database_url=os.environ.get("DATABASE_URL") or None,
-        policy=os.environ.get("REFUNDFLOW_POLICY", "standard-v2"),
+        policy=os.environ.get("REFUNDFLOW_POLICY", DEFAULT_POLICY),
         worker_output_to_terminal=True,
     )
     return run_foreground(config, demo_orders=not args.no_demo, as_json=args.json)

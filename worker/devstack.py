@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from client.settings import STACK_FILE, pid_alive, read_stack_file
+from client.settings import DEFAULT_POLICY, STACK_FILE, pid_alive, read_stack_file
 from worker.embedded_pg import EmbeddedPostgres
 from worker.processes import StackError, free_port, port_in_use, spawn, stop_process
 from worker.temporal_server import TemporalDevServer
@@ -38,7 +38,7 @@ class StackConfig:
     database_url: str | None = None
     """Use this Postgres instead of starting the embedded one."""
     task_queue: str = "refunds"
-    policy: str = "standard-v3"
+    policy: str = DEFAULT_POLICY
     headless: bool = False
     time_skipping: bool = False
     durable: bool = True

@@ -185,7 +185,7 @@ def add_refund_actions(sub: Subcommands) -> None:
         "--role",
         default="support",
         type=types.name,
-        help="your staff role (support, lead, finance under standard-v2); the refund's"
+        help="your staff role (support, lead, finance under standard-v3); the refund's"
         " pinned policy limits what each role approves",
     )
     reject = command(sub, "reject", "reject a refund waiting for review")

@@ -17,7 +17,7 @@ from typing import IO
 
 import pytest
 
-from client.settings import pid_alive
+from client.settings import DEFAULT_POLICY, pid_alive
 from worker.processes import free_port
 
 pytestmark = pytest.mark.stack
@@ -93,6 +93,8 @@ def test_dev_runs_in_the_foreground_is_found_from_the_folder_and_stops_cleanly(
         assert any("demo orders" in line for line in banner), banner
         children = children_of(folder)
         assert set(children) == {"PostgreSQL", "Temporal", "sandbox", "webhooks", "worker"}
+        stack = json.loads((folder / ".refundflow" / "stack.json").read_text())
+        assert stack["policy"] == DEFAULT_POLICY  # new refunds get the policy in force
 
         # Another command from the same folder finds the stack with no flags or variables.
         env = {"PATH": os.environ["PATH"]}
