@@ -210,6 +210,10 @@ def _at(moment: datetime) -> str:
 
 def eligibility(answer: Any) -> str:
     money = answer.currency
+    if any(rule.rule_id == "request" and not rule.passed for rule in answer.rules):
+        # The request does not fit the order at all: there are no amounts to show, and
+        # "requested 0.00" would contradict the sentence above it.
+        return "\n".join([answer.summary, f"  order          {answer.order_id}"])
     lines = [
         answer.summary,
         f"  order          {answer.order_id}",

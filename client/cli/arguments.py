@@ -87,6 +87,14 @@ def minor(value: str) -> int:
     return int(value)
 
 
+def order_id(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}", value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an order id (letters, digits and . _ : -, no spaces)"
+        )
+    return value
+
+
 def seconds(value: str) -> int:
     if not value.isdigit():
         raise argparse.ArgumentTypeError(f"expected a number of seconds, 0 or more, got {value!r}")

@@ -71,7 +71,7 @@ def add_sandbox(sub: Subcommands) -> None:
     inbox.add_argument("--refund", type=types.refund_id, help="only this refund")
     with_json(inbox)
     refunds = sandbox.add_parser("refunds", help="the provider's refund ledger")
-    refunds.add_argument("--order", help="only this order")
+    refunds.add_argument("--order", type=types.order_id, help="only this order")
     with_json(refunds)
     faults = group(sandbox, "faults", "inject faults into the sandbox systems", "faults_command")
     faults_set = faults.add_parser("set", help="set SYSTEM.FIELD=VALUE ...")
@@ -100,7 +100,7 @@ def add_operator(sub: Subcommands) -> None:
 
 def _what_is_asked(parser: argparse.ArgumentParser) -> None:
     """--order, --amount or --line, --reason: a refund request's substance."""
-    parser.add_argument("--order", required=True)
+    parser.add_argument("--order", required=True, type=types.order_id, help="the order's id")
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--amount", type=types.minor, help="minor units, e.g. 12000 for 120.00")
     what.add_argument("--line", type=types.line, action="append", help="SKU:QTY, repeatable")
@@ -172,7 +172,7 @@ def add_refund_actions(sub: Subcommands) -> None:
     status.add_argument("refund_id", type=types.refund_id)
     listing = command(sub, "list", "list refunds")
     listing.add_argument("--state", choices=[s.value for s in RefundState])
-    listing.add_argument("--order", help="only this order's refunds")
+    listing.add_argument("--order", type=types.order_id, help="only this order's refunds")
     listing.add_argument("--escalated", action="store_true")
     listing.add_argument("--limit", type=types.positive, default=100, help="at most this many")
     approve = command(sub, "approve", "approve a refund waiting for review")

@@ -73,3 +73,11 @@ def test_failures_are_one_line_or_json_and_ctrl_c_says_what_may_have_happened(
     }
     assert guarded(interrupted) == 130
     assert "asking again is safe" in capsys.readouterr().err
+
+
+def test_an_order_id_with_a_space_is_refused_on_the_command_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["request", "--order", "ord x", "--amount", "1"])
+    assert "'ord x' is not an order id" in capsys.readouterr().err
