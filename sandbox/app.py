@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import secrets
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
@@ -15,7 +17,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from activities.signing import InvalidSignature, verify
-from sandbox.faults import Faults, roll
+from sandbox.faults import Call, CallLog, CallOutcome, Faults, call_subject, roll
 from sandbox.store import SandboxError, SandboxStore
 from sandbox.webhooks import settle_and_deliver_forever
 from workflows.events import SubscriberEvent
@@ -26,6 +28,8 @@ STORE = web.AppKey("store", SandboxStore)
 FAULTS = web.AppKey("faults", list)
 # How often each fault actually fired, per system: lets a test prove its fault was exercised.
 INJECTED = web.AppKey("injected", dict)
+# Every call about a refund, per refund: lets a test prove what a caller did (sandbox.faults).
+CALLS = web.AppKey("calls", CallLog)
 # Verifies refundflow's signature on customer notifications ("" accepts unsigned ones).
 NOTIFY_SECRET = web.AppKey("notify_secret", str)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -87,7 +91,7 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
 
 @web.middleware
 async def inject_faults(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Apply the current faults of the system this path belongs to."""
+    """Apply the current faults of the system this path belongs to, and log the call."""
     system = {
         "payments": "payment",
         "inventory": "inventory",
@@ -97,31 +101,95 @@ async def inject_faults(request: web.Request, handler: Handler) -> web.StreamRes
     if system is None:
         return await handler(request)
     faults = request.app[FAULTS][0].for_system(system)
-    counts = request.app[INJECTED].setdefault(system, {})
+    call, refund_id = await _log_call(request, system)
 
     def fired(kind: str) -> None:
+        counts = request.app[INJECTED].setdefault(system, {})
         counts[kind] = counts.get(kind, 0) + 1
 
     if faults.latency_ms:
         fired("latency")
         await asyncio.sleep(faults.latency_ms / 1000)
-    if roll(faults.error_rate):
+    first_tries = refund_id is not None and (
+        request.app[CALLS].count(system, refund_id) <= faults.fail_first_calls
+    )
+    if roll(faults.error_rate) or first_tries:
         fired("errors")
+        _answered(call, 503, "injected_error")
         return _error(503, "unavailable", f"{system} is temporarily unavailable (injected)")
-    response = await handler(request)
+    try:
+        response = await handler(request)
+    except Exception as err:
+        status = err.status if isinstance(err, SandboxError) else 400
+        if status == 402:
+            fired("refusals")  # refused for good (`payment.refuse`)
+        _answered(call, status, "answered")
+        raise
+    call, forgotten = _observe(request, system, call, response)
+    if forgotten:
+        fired("forgotten_keys")
+    if call is not None:
+        call.status = response.status  # done; the answer may still be held back
     if request.method == "POST" and faults.response_delay_ms:
         fired("delayed_responses")
         await asyncio.sleep(faults.response_delay_ms / 1000)
+        if request.transport is None or request.transport.is_closing():
+            _answered(call, response.status, "lost")  # the caller gave up or died meanwhile
+            return response
     if request.method == "POST" and roll(faults.lose_response_rate):
         # The work is committed; the caller never hears about it.
         fired("lost_responses")
+        _answered(call, response.status, "lost")
         if request.transport is not None:
             request.transport.close()
+        return response
+    _answered(call, response.status, "answered")
     return response
+
+
+async def _log_call(request: web.Request, system: str) -> tuple[Call | None, str | None]:
+    """Start the call-log entry of a call about a refund (see sandbox.faults.CallLog)."""
+    body: Any = None
+    if request.method == "POST" and system in ("payment", "inventory"):
+        try:
+            body = await request.json()  # aiohttp keeps the body for the handler
+        except ValueError:
+            body = None
+    kind, refund_id = call_subject(system, request.method, request.path, request.query, body)
+    if kind is None or refund_id is None:
+        return None, None
+    key = request.headers.get("Idempotency-Key")
+    return request.app[CALLS].start(system, refund_id, kind, key), refund_id
+
+
+def _answered(call: Call | None, status: int, outcome: CallOutcome) -> None:
+    if call is not None:
+        call.status = status
+        call.outcome = outcome
+        call.answered_at = time.time()
+
+
+def _observe(
+    request: web.Request, system: str, call: Call | None, response: web.StreamResponse
+) -> tuple[Call | None, bool]:
+    """Read a payment answer into the call log (CallLog.observe); True if the caller came
+    back for a refund whose idempotency key the provider had already forgotten."""
+    if system != "payment" or response.status >= 400 or not isinstance(response, web.Response):
+        return call, False
+    body = json.loads(response.body) if isinstance(response.body, bytes) else {}
+    retention = request.app[FAULTS][0].payment.idempotency_retention_s
+    return request.app[CALLS].observe(call, request.method, body, retention)
 
 
 async def get_injected(request: web.Request) -> web.Response:
     return web.json_response(request.app[INJECTED])
+
+
+async def get_calls(request: web.Request) -> web.Response:
+    refund_id = request.query.get("refund_id")
+    if not refund_id:
+        raise SandboxError(400, "invalid_request", "give a refund_id")
+    return web.json_response(request.app[CALLS].of(refund_id))
 
 
 async def get_faults(request: web.Request) -> web.Response:
@@ -267,7 +335,9 @@ def build_app(store: SandboxStore, notify_secret: str = "") -> web.Application:
     app[NOTIFY_SECRET] = notify_secret
     app[FAULTS] = [Faults()]
     app[INJECTED] = {}
+    app[CALLS] = CallLog()
     app.router.add_get("/_sandbox/injected", get_injected)
+    app.router.add_get("/_sandbox/calls", get_calls)
     app.router.add_get("/_sandbox/faults", get_faults)
     app.router.add_put("/_sandbox/faults", set_faults)
     app.router.add_delete("/_sandbox/faults", clear_faults)

@@ -1,14 +1,22 @@
 """Fault injection for the sandbox systems, switchable at run time.
 
-Per system (payment, inventory, orders): added latency, transient 5xx, "commit, then lose the
-response", and for the payment provider: answering `pending` and settling later (success or
-failure), refusing for good (e.g. an expired card), and how long idempotency keys are kept.
-Probabilities are plain floats: they are dice, not money.
+Per system (payment, inventory, orders): added latency, transient 5xx (at random, or for
+each refund's first calls), "commit, then lose the response", and for the payment provider:
+answering `pending` and settling later (success or failure), refusing for good (e.g. an
+expired card), and how long idempotency keys are kept. Probabilities are plain floats: they
+are dice, not money.
+
+The call log (`CallLog`) keeps, per refund, every call the sandbox saw and how it was
+answered, so that a test can prove what a caller did: looked up before sending, sent once, had
+a call in flight when it was killed.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -29,6 +37,9 @@ class SystemFaults(BaseModel):
     response_delay_ms: Annotated[int, Field(ge=0, le=600_000)] = 0
     """Delay between committing the work and answering (beyond a caller's timeout, the
     caller sees a timeout after the provider has acted)."""
+    fail_first_calls: Annotated[int, Field(ge=0, le=100)] = 0
+    """Answer 503 to each refund's first N calls (counted per refund id from its first call
+    to this system): a system that is down for a caller's first tries, then answers."""
 
 
 class PaymentFaults(SystemFaults):
@@ -84,3 +95,86 @@ class Faults(BaseModel):
 
 def roll(probability: float) -> bool:
     return probability > 0 and random.random() < probability
+
+
+CallKind = Literal["lookup", "create", "poll", "restock"]
+CallOutcome = Literal["in_flight", "injected_error", "answered", "lost"]
+
+
+@dataclass
+class Call:
+    """One call about one refund, as the sandbox answered it."""
+
+    kind: CallKind
+    outcome: CallOutcome = "in_flight"
+    """in_flight: not answered yet (with `status` set, the work is done and the answer held
+    back by `response_delay_ms`)."""
+    status: int | None = None
+    found: int | None = None
+    """Lookups: how many refunds for this refund id that have not failed were listed."""
+    answered_at: float | None = None
+    """When the answer went out (or was dropped), Unix seconds."""
+    key: str | None = None
+    """The Idempotency-Key a create or restock came with."""
+
+
+@dataclass
+class CallLog:
+    """Per refund id and system, the calls in the order they arrived."""
+
+    calls: dict[str, dict[str, list[Call]]] = field(default_factory=dict)
+
+    def start(self, system: str, refund_id: str, kind: CallKind, key: str | None = None) -> Call:
+        call = Call(kind, key=key)
+        self.calls.setdefault(refund_id, {}).setdefault(system, []).append(call)
+        return call
+
+    def count(self, system: str, refund_id: str) -> int:
+        return len(self.calls.get(refund_id, {}).get(system, []))
+
+    def observe(
+        self, call: Call | None, method: str, body: dict[str, Any], retention_s: int
+    ) -> tuple[Call | None, bool]:
+        """Read a successful payment answer: a poll's refund id (it names the provider's
+        refund only), a lookup's findings. True when a lookup found a refund whose
+        idempotency key is past retention: the caller came back after the key was forgotten,
+        and only the lookup by refund id (kept forever) stands between it and paying twice."""
+        if call is None and method == "GET" and "id" in body:
+            refund_id = (body.get("metadata") or {}).get("refund_id")
+            if isinstance(refund_id, str):
+                call = self.start("payment", refund_id, "poll")
+        if call is None or call.kind != "lookup":
+            return call, False
+        refunds = body.get("data", [])
+        call.found = sum(1 for r in refunds if r["status"] != "failed")
+        forgotten_before = datetime.now(UTC) - timedelta(seconds=retention_s)
+        forgotten = any(
+            datetime.fromisoformat(r["created_at"]) <= forgotten_before for r in refunds
+        )
+        return call, forgotten
+
+    def of(self, refund_id: str) -> dict[str, list[dict[str, Any]]]:
+        systems = self.calls.get(refund_id, {})
+        return {system: [asdict(c) for c in calls] for system, calls in systems.items()}
+
+
+def call_subject(
+    system: str, method: str, path: str, query: Mapping[str, str], body: Any
+) -> tuple[CallKind | None, str | None]:
+    """What a call to a system is and which refund it is about, if the request says so (a
+    poll names the provider's refund only: its refund id comes with the answer)."""
+    parts = path.strip("/").split("/")
+    payload = body if isinstance(body, dict) else {}
+    if system == "payment" and parts[-1] == "refunds":
+        if method == "GET" and "refund_id" in query:
+            return "lookup", query["refund_id"]
+        if method == "POST":
+            metadata = payload.get("metadata")
+            refund_id = metadata.get("refund_id") if isinstance(metadata, dict) else None
+            return "create", refund_id if isinstance(refund_id, str) else None
+    if system == "payment" and method == "GET" and parts[-2:-1] == ["refunds"]:
+        return "poll", None
+    if system == "inventory" and method == "POST" and parts[-1] == "restocks":
+        reference = payload.get("reference")
+        return "restock", reference if isinstance(reference, str) else None
+    return None, None

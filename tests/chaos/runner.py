@@ -1,4 +1,6 @@
-"""Run chaos cases N times each and tabulate the invariant violations."""
+"""Run chaos cases N times each and tabulate the invariant violations, the case errors
+(a case that failed its own assertions, or whose faults never fired) and every error the
+harness saw and retried."""
 
 from __future__ import annotations
 
@@ -6,7 +8,9 @@ import time
 from dataclasses import dataclass, field
 
 from tests.chaos.cases import CASES
-from tests.chaos.harness import Chaos, violations
+from tests.chaos.harness import Chaos
+from tests.chaos.invariants import violations
+from tests.chaos.proofs import fired
 
 
 @dataclass
@@ -15,23 +19,40 @@ class Tally:
     refunds: int = 0
     violations: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    seen: list[str] = field(default_factory=list)
+    """Errors the harness saw (refusals a case expects, no-answers it retried)."""
     seconds: list[float] = field(default_factory=list)
 
 
-async def run_case(chaos: Chaos, name: str) -> tuple[int, list[str], str | None]:
-    """One run: (refunds touched, violations, error raised by the case itself)."""
+@dataclass
+class Outcome:
+    refunds: int
+    violations: list[str]
+    error: str | None
+    seen: list[str]
+
+
+async def run_case(chaos: Chaos, name: str) -> Outcome:
+    """One run: the case, then proof its faults fired, then the invariants."""
+    case = CASES[name]
     chaos.new_run()
     await chaos.faults.clear_faults()
+    before = await chaos.injected()
     error: str | None = None
     try:
-        await CASES[name].run(chaos)
+        await case.run(chaos)
     except Exception as err:
         error = f"{type(err).__name__}: {err}"
     finally:
         await chaos.faults.clear_faults()
         if chaos.stack.worker is None or chaos.stack.worker.poll() is not None:
             chaos.stack.start_worker()
-    return len(chaos.refund_ids), await violations(chaos), error
+    after = await chaos.injected()
+    silent = [f for f in case.fires if fired(before, after, *f.split(".")) < 1]
+    if silent and error is None:
+        error = f"faults never fired, the case proved nothing: {silent}"
+    found = await violations(chaos)
+    return Outcome(len(chaos.refund_ids), found, error, list(chaos.errors))
 
 
 async def run_all(
@@ -42,32 +63,40 @@ async def run_all(
         tally = tallies[name]
         for i in range(runs):
             started = time.monotonic()
-            refunds, found, error = await run_case(chaos, name)
+            outcome = await run_case(chaos, name)
             tally.runs += 1
-            tally.refunds += refunds
-            tally.violations += found
-            if error:
-                tally.errors.append(error)
+            tally.refunds += outcome.refunds
+            tally.violations += outcome.violations
+            tally.seen += outcome.seen
+            if outcome.error:
+                tally.errors.append(outcome.error)
             tally.seconds.append(time.monotonic() - started)
             if progress:
+                found, error = outcome.violations, outcome.error
                 mark = "ok" if not found and not error else "VIOLATION" if found else "ERROR"
                 detail = f": {found[0] if found else error}" if found or error else ""
-                print(f"  {name} run {i + 1}/{runs}: {refunds} refunds, {mark}{detail}", flush=True)
+                print(
+                    f"  {name} run {i + 1}/{runs}: {outcome.refunds} refunds,"
+                    f" {len(outcome.seen)} errors seen, {mark}{detail}",
+                    flush=True,
+                )
     return tallies
 
 
 def table(tallies: dict[str, Tally]) -> str:
     header = (
-        f"{'case':<40} {'runs':>5} {'refunds':>8} {'violations':>11} {'errors':>7} {'mean s':>7}"
+        f"{'case':<42} {'runs':>5} {'refunds':>8} {'violations':>11} {'errors':>7}"
+        f" {'seen':>5} {'mean s':>7}"
     )
     lines = [header, "-" * len(header)]
     for name, t in tallies.items():
         mean = sum(t.seconds) / len(t.seconds) if t.seconds else 0.0
         lines.append(
-            f"{name:<40} {t.runs:>5} {t.refunds:>8} {len(t.violations):>11}"
-            f" {len(t.errors):>7} {mean:>7.1f}"
+            f"{name:<42} {t.runs:>5} {t.refunds:>8} {len(t.violations):>11}"
+            f" {len(t.errors):>7} {len(t.seen):>5} {mean:>7.1f}"
         )
     total = sum(len(t.violations) for t in tallies.values())
     lines.append("-" * len(header))
     lines.append(f"total violations: {total}")
+    lines.append("errors: a case failed its own checks; seen: errors the harness met on the way")
     return "\n".join(lines)

@@ -191,3 +191,23 @@ async def test_more_than_is_left_on_the_order_is_declined_before_review(env: Env
     done = await result_of(handle)
     assert done.cancel_reason is CancelReason.EXCEEDS_REFUNDABLE
     await keep_history(handle, "exceeds_refundable")
+
+
+async def test_an_operator_cannot_cancel_a_refund_the_provider_holds_a_live_refund_for(
+    env: Env,
+) -> None:
+    """The refusal went to an operator, but meanwhile someone paid it from the provider's
+    dashboard: cancelling now would lose track of money that moved."""
+    env.systems.provider_answers = ["refuse"]
+    handle = await env.start(tv_order(price=SMALL))
+    await until(handle, lambda s: s.awaiting is Awaiting.OPERATOR)
+    env.systems.provider_refunds[f"{handle.id}:dashboard"] = ProviderRefundResult(
+        provider_refund_id="re_dash", status="succeeded", amount=SMALL, currency="USD"
+    )
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(
+            RefundWorkflow.operator_cancel, OperatorCancelInput(operator="kim", reason="x")
+        )
+    assert "re_dash is succeeded, so money may have moved" in str(refused.value.cause)
+    still = await until(handle, lambda s: s.awaiting is Awaiting.OPERATOR)
+    assert still.state is RefundState.REFUNDING
