@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from temporalio.service import RPCError, RPCStatusCode
+
 
 class RefundflowError(Exception):
     """Base class: a user-facing problem, never a crash."""
@@ -21,3 +23,21 @@ class RefundConflict(RefundflowError):
 
 class InvalidRefundRequest(RefundflowError):
     """The request cannot be a refund of that order; nothing was started."""
+
+
+def rpc_error(refund_id: str, err: RPCError) -> RefundflowError:
+    """What a failed call to a refund's workflow means for the caller, in one sentence."""
+    if err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+        return RefundflowError(
+            f"no answer from refund {refund_id} in time: is a worker running"
+            " (`refundflow worker`, or `refundflow dev` in this folder)?"
+        )
+    if err.status == RPCStatusCode.NOT_FOUND and "namespace" in err.message.lower():
+        return RefundflowError(f"Temporal: {err.message}")
+    if err.status == RPCStatusCode.NOT_FOUND:
+        # "workflow execution already completed", or an update that raced the workflow's
+        # end ("workflow update was aborted by closing workflow"): the refund is closed.
+        if "completed" in err.message or "closing workflow" in err.message:
+            return RefundActionRefused(f"refused: refund {refund_id} is closed")
+        return RefundNotFound(f"no refund {refund_id}")
+    return RefundflowError(f"Temporal error for {refund_id}: {err.message}")

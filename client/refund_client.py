@@ -48,6 +48,7 @@ from client.errors import (
     RefundConflict,
     RefundflowError,
     RefundNotFound,
+    rpc_error,
 )
 from client.policy_source import load_policy
 from client.settings import Settings
@@ -84,6 +85,9 @@ from workflows.wording import customer_view
 # How long a person waits for a refund to answer before being told no worker is running.
 QUERY_TIMEOUT = timedelta(seconds=15)
 UPDATE_TIMEOUT = timedelta(seconds=30)
+# How much longer than its patience the first look at a new refund may wait for a query
+# answer under load (the worker answers one refund's queries one at a time).
+FIRST_ANSWER_GRACE = 30.0
 REFUND_ID_PATTERN = r"^rf_[0-9a-f]{24}$"
 
 
@@ -222,29 +226,45 @@ class RefundClient:
 
     async def _first_step(self, refund_id: str, patience: float = 5.0) -> StatusView:
         """The status once the workflow has checked the order and decided who acts next
-        (a moment after start), so the caller's answer says what happens now."""
-        deadline = asyncio.get_running_loop().time() + patience
+        (a moment after start), so the caller's answer says what happens now.
+
+        Many callers may ask about one new refund at once (the same request from every
+        channel), and a workflow answers queries one at a time: pause longer between asks,
+        and give a slow answer more time (FIRST_ANSWER_GRACE) before saying none came."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + patience
+        pause = 0.05
         while True:
-            status = await self.status(refund_id)
+            try:
+                status = await self._query(refund_id, include_timeline=True)
+            except RPCError as err:
+                slow = err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED)
+                if not slow or loop.time() > deadline + FIRST_ANSWER_GRACE:
+                    raise rpc_error(refund_id, err) from None
+                continue
             settling = status.state is RefundState.PENDING_REVIEW and (
                 status.awaiting is Awaiting.NOTHING
             )
-            if not settling or asyncio.get_running_loop().time() > deadline:
+            if not settling or loop.time() > deadline:
                 return status
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.5)
 
     # --- reading ------------------------------------------------------------------------
 
     async def status(self, refund_id: str, *, include_timeline: bool = True) -> StatusView:
-        handle = self._handle(refund_id)
         try:
-            return await handle.query(
+            return await self._query(refund_id, include_timeline=include_timeline)
+        except RPCError as err:
+            raise rpc_error(refund_id, err) from None
+
+    async def _query(self, refund_id: str, *, include_timeline: bool) -> StatusView:
+        try:
+            return await self._handle(refund_id).query(
                 RefundWorkflow.status,
                 StatusQuery(include_timeline=include_timeline),
                 rpc_timeout=QUERY_TIMEOUT,
             )
-        except RPCError as err:
-            raise self._rpc_error(refund_id, err) from None
         except WorkflowQueryFailedError as err:
             raise RefundflowError(f"refund {refund_id} could not answer: {err}") from None
 
@@ -346,23 +366,7 @@ class RefundClient:
             message = cause.message if isinstance(cause, ApplicationError) else str(cause)
             raise RefundActionRefused(f"refused: {message}") from None
         except RPCError as err:
-            raise self._rpc_error(refund_id, err) from None
-
-    def _rpc_error(self, refund_id: str, err: RPCError) -> RefundflowError:
-        if err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
-            return RefundflowError(
-                f"no answer from refund {refund_id} in time: is a worker running"
-                " (`refundflow worker`, or `refundflow dev` in this folder)?"
-            )
-        if err.status == RPCStatusCode.NOT_FOUND and "namespace" in err.message.lower():
-            return RefundflowError(f"Temporal: {err.message}")
-        if err.status == RPCStatusCode.NOT_FOUND:
-            # "workflow execution already completed", or an update that raced the workflow's
-            # end ("workflow update was aborted by closing workflow"): the refund is closed.
-            if "completed" in err.message or "closing workflow" in err.message:
-                return RefundActionRefused(f"refused: refund {refund_id} is closed")
-            return RefundNotFound(f"no refund {refund_id}")
-        return RefundflowError(f"Temporal error for {refund_id}: {err.message}")
+            raise rpc_error(refund_id, err) from None
 
     async def reconcile(self, inp: ReconcileInput) -> ReconcileReport:
         """Run a reconciliation now (the schedule runs the same workflow)."""
