@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from activities.pg_store import PostgresRefundStore
 from activities.ports import ExternalSystemRefused, ExternalSystemUnavailable, OrderSystem
@@ -38,12 +38,13 @@ from workflows.models import (
     OrderSnapshot,
     PinnedPolicy,
     RefundRequest,
+    RefundWorkflowInput,
     ReserveResult,
     ResolvedRefund,
     StatusView,
 )
 from workflows.money import format_minor
-from workflows.policy import parse_policy
+from workflows.policy import evaluate, parse_policy
 from workflows.read_models import CustomerHistory
 from workflows.validation import RefundInputError, resolve_request
 
@@ -215,3 +216,22 @@ async def customer_history(
     budgets = parse_policy(policy.document).budgets
     days = budgets.customer_window_days if budgets else CUSTOMER_WINDOW_DAYS
     return await store.customer_history(refund_id, days)
+
+
+def summary_line(inp: RefundWorkflowInput) -> str:
+    """The Web UI's one line for the refund: what it pays (after fees), not what was asked."""
+    decision = evaluate(
+        parse_policy(inp.policy.document),
+        inp.order,
+        inp.resolved,
+        inp.request.reason_code,
+        inp.asked_at or datetime.now(UTC),
+    )
+    currency = inp.resolved.currency
+    paid = format_minor(inp.resolved.amount - decision.fee, currency)
+    if decision.fee:
+        paid += f" (requested {format_minor(inp.resolved.amount, currency)})"
+    return (
+        f"Refund {paid} on order {inp.order.order_id}"
+        f" ({inp.request.reason_code}, via {inp.request.channel})"
+    )

@@ -38,6 +38,7 @@ from client.edge import (
     hold_at_the_edge,
     resolve,
     same_request_or_conflict,
+    summary_line,
 )
 
 # The refund's keys are the edge's; still importable from here, where services found them.
@@ -69,7 +70,6 @@ from workflows.models import (
     StatusQuery,
     StatusView,
 )
-from workflows.money import format_minor
 from workflows.read_models import (
     AuditEntry,
     CustomerHistory,
@@ -200,10 +200,7 @@ class RefundClient:
                         SearchAttributePair(names.SA_AWAITING, Awaiting.NOTHING.value),
                     ]
                 ),
-                static_summary=(
-                    f"Refund {format_minor(inp.resolved.amount, inp.resolved.currency)} on order"
-                    f" {inp.order.order_id} ({inp.request.reason_code}, via {inp.request.channel})"
-                ),
+                static_summary=summary_line(inp),
             )
         except WorkflowAlreadyStartedError:
             pass  # closed already: the existing refund is the answer
