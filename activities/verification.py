@@ -3,7 +3,6 @@ files it was deployed with and the order system."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import structlog
@@ -11,6 +10,7 @@ from temporalio import activity
 
 from activities.ports import OrderSystem
 from workflows import names
+from workflows.policy import policy_hash
 from workflows.verification import VerifyRequestInput, VerifyRequestResult, order_differences
 
 log = structlog.get_logger("refundflow.verification")
@@ -18,10 +18,7 @@ log = structlog.get_logger("refundflow.verification")
 
 def known_policy_hashes(policy_dir: Path) -> frozenset[str]:
     """SHA-256 of every policy file on disk: the only policies a refund may be pinned to."""
-    return frozenset(
-        hashlib.sha256(path.read_text().encode()).hexdigest()
-        for path in sorted(policy_dir.glob("*.toml"))
-    )
+    return frozenset(policy_hash(path.read_text()) for path in sorted(policy_dir.glob("*.toml")))
 
 
 class RequestVerifier:

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from workflows.eligibility import REQUEST_RULE
 from workflows.ledger import NOT_A_LINE
 from workflows.models import StatusView
 from workflows.money import format_minor
@@ -210,7 +211,7 @@ def _at(moment: datetime) -> str:
 
 def eligibility(answer: Any) -> str:
     money = answer.currency
-    if any(rule.rule_id == "request" and not rule.passed for rule in answer.rules):
+    if any(rule.rule_id == REQUEST_RULE and not rule.passed for rule in answer.rules):
         # The request does not fit the order at all: there are no amounts to show, and
         # "requested 0.00" would contradict the sentence above it.
         return "\n".join([answer.summary, f"  order          {answer.order_id}"])

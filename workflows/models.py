@@ -46,13 +46,11 @@ PaymentRail = Literal["card", "wallet", "bank_transfer"]
 Channel = Literal["web", "app", "support", "api"]
 CHANNELS: tuple[str, ...] = Channel.__args__  # type: ignore[attr-defined]
 
-Identifier = Annotated[
-    str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
-]
+# Order ids, SKUs, keys and people's handles: printable, no spaces, safe in a workflow id.
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN)]
 """Order ids, SKUs, refund keys: short, printable, safe in a workflow id."""
-ActorName = Annotated[
-    str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
-]
+ActorName = Annotated[str, Field(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN)]
 """A staff handle or an opaque customer id: no spaces, no e-mail addresses (no @)."""
 FreeText = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x08\x0b-\x1f]+$")]
 PositiveMinor = Annotated[StrictInt, Field(gt=0, le=10**12)]

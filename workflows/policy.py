@@ -204,10 +204,15 @@ def parse_policy(document: str) -> Policy:
         raise PolicyError(f"policy is invalid: {err}") from None
 
 
+def policy_hash(document: str) -> str:
+    """The content hash a refund pins its policy by (SHA-256 of the exact text)."""
+    return hashlib.sha256(document.encode()).hexdigest()
+
+
 def pin_policy(document: str) -> PinnedPolicy:
     """Parse and pin: name, version and a content hash of the exact text."""
     policy = parse_policy(document)
-    digest = hashlib.sha256(document.encode()).hexdigest()
+    digest = policy_hash(document)
     return PinnedPolicy(
         name=policy.name, version=policy.version, content_hash=digest, document=document
     )

@@ -8,11 +8,10 @@ the order snapshot against the order system. Pure: the activity supplies what it
 
 from __future__ import annotations
 
-import hashlib
-
 from pydantic import BaseModel, ConfigDict
 
 from workflows.models import OrderSnapshot, PinnedPolicy
+from workflows.policy import policy_hash
 
 
 class VerifyRequestInput(BaseModel):
@@ -33,7 +32,7 @@ class VerifyRequestResult(BaseModel):
 
 def policy_text_problem(pinned: PinnedPolicy) -> str | None:
     """The pinned text must be the text that was hashed (deterministic: runs in workflows)."""
-    if hashlib.sha256(pinned.document.encode()).hexdigest() != pinned.content_hash:
+    if policy_hash(pinned.document) != pinned.content_hash:
         return f"policy {pinned.label} does not match its hash"
     return None
 

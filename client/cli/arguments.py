@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from client.refund_client import REFUND_ID_PATTERN
+from workflows.models import IDENTIFIER_PATTERN
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -87,12 +88,18 @@ def minor(value: str) -> int:
     return int(value)
 
 
-def order_id(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}", value):
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not an order id (letters, digits and . _ : -, no spaces)"
-        )
+def _identifier(value: str, refusal: str) -> str:
+    """What the contracts accept as an id or a handle, checked here for a plain sentence
+    instead of a validation error later."""
+    if len(value) > 64 or not re.fullmatch(IDENTIFIER_PATTERN, value):
+        raise argparse.ArgumentTypeError(refusal)
     return value
+
+
+def order_id(value: str) -> str:
+    return _identifier(
+        value, f"{value!r} is not an order id (letters, digits and . _ : -, no spaces)"
+    )
 
 
 def seconds(value: str) -> int:
@@ -103,11 +110,9 @@ def seconds(value: str) -> int:
 
 def name(value: str) -> str:
     """A staff handle or customer id as refunds record it: no spaces, no e-mail addresses."""
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}", value):
-        raise argparse.ArgumentTypeError(
-            f"expected a handle or id (letters, digits and . _ : -, no spaces), got {value!r}"
-        )
-    return value
+    return _identifier(
+        value, f"expected a handle or id (letters, digits and . _ : -, no spaces), got {value!r}"
+    )
 
 
 def priced_line(value: str) -> dict[str, Any]:

@@ -3,15 +3,13 @@ driven with plain values and a clock we move by hand."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 
 import pytest
 
 from client.policy_source import load_policy
+from tests.unit.tv_order import ORDER, POLICIES, START
 from workflows.models import (
-    OrderLine,
-    OrderSnapshot,
     ProviderSettlement,
     RefundLineRequest,
     RefundRequest,
@@ -29,17 +27,6 @@ from workflows.states import (
     TimelineEvent,
 )
 from workflows.validation import resolve_request
-
-POLICIES = Path(__file__).resolve().parents[2] / "policies"
-START = datetime(2026, 11, 26, 12, tzinfo=UTC)
-ORDER = OrderSnapshot(
-    order_id="ord_1",
-    currency="USD",
-    lines=[OrderLine(sku="TV", quantity=1, unit_price=30000, category="electronics")],
-    captured_amount=30000,
-    payment_reference="pay_1",
-    delivered_at=START - timedelta(days=2),
-)
 
 
 class Clock:

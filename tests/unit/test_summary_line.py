@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 from client.edge import summary_line
 from client.policy_source import load_policy
-from client.settings import PROJECT_ROOT
+from tests.unit.tv_order import ORDER, POLICIES, START
 from workflows.models import (
-    OrderLine,
-    OrderSnapshot,
     RefundLineRequest,
     RefundRequest,
     RefundWorkflowInput,
 )
 from workflows.validation import resolve_request
-
-NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
-ORDER = OrderSnapshot(
-    order_id="ord_1",
-    currency="USD",
-    lines=[OrderLine(sku="TV", quantity=1, unit_price=30000, category="electronics")],
-    captured_amount=30000,
-    payment_reference="pay_1",
-    delivered_at=NOW - timedelta(days=2),
-)
 
 
 def line_for(reason: str) -> str:
@@ -42,8 +28,8 @@ def line_for(reason: str) -> str:
             request=request,
             order=ORDER,
             resolved=resolve_request(request, ORDER),
-            policy=load_policy(PROJECT_ROOT / "policies", "standard-v3"),
-            asked_at=NOW,
+            policy=load_policy(POLICIES, "standard-v3"),
+            asked_at=START,
         )
     )
 
