@@ -14,6 +14,7 @@ from workflows.models import (
     RestockInput,
     RestockResult,
 )
+from workflows.read_models import AuditEntry
 
 
 class ExternalSystemUnavailable(Exception):
@@ -68,4 +69,8 @@ class RefundStore(Protocol):
 
         Returns how many entries were newly written.
         """
+        ...
+
+    async def audit_trail(self, refund_id: str) -> list[AuditEntry]:
+        """The refund's audit entries in sequence order."""
         ...

@@ -9,6 +9,7 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.pg_store import AuditConflict
 from activities.ports import (
     ExternalSystemRefused,
     Inventory,
@@ -70,7 +71,20 @@ class RefundActivities:
     @activity.defn(name=names.ACTIVITY_RECORD_TRANSITIONS)
     async def record_transitions(self, batch: RecordTransitionsInput) -> int:
         with _activity_context(batch.refund_id):
-            written = await self._store.record_transitions(batch)
+            try:
+                written = await self._store.record_transitions(batch)
+            except AuditConflict as err:
+                if not batch.conflict_is_final:
+                    raise  # older refunds: retried, visibly, until someone looks
+                first_clash, stored_upto = await self._where_trails_part(batch)
+                log.warning("audit_conflict", first_clash=first_clash, stored_upto=stored_upto)
+                raise ApplicationError(
+                    str(err),
+                    first_clash,
+                    stored_upto,
+                    type=names.AUDIT_CONFLICT_ERROR,
+                    non_retryable=True,
+                ) from err
             log.info(
                 "transitions_recorded",
                 written=written,
@@ -78,6 +92,17 @@ class RefundActivities:
                 state=batch.projection.state.value,
             )
             return written
+
+    async def _where_trails_part(self, batch: RecordTransitionsInput) -> tuple[int, int]:
+        """(the first sequence number where the stored trail and this batch differ, the
+        stored trail's last): what the workflow needs to write after the other run."""
+        stored = {
+            e.seq: (e.event, e.to_state) for e in await self._store.audit_trail(batch.refund_id)
+        }
+        first_clash = min(
+            e.seq for e in batch.entries if e.seq in stored and stored[e.seq] != (e.event, e.state)
+        )
+        return first_clash, max(stored)
 
     @activity.defn(name=names.ACTIVITY_ISSUE_PROVIDER_REFUND)
     async def issue_provider_refund(self, request: IssueRefundInput) -> ProviderRefundResult:

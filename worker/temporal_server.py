@@ -33,6 +33,7 @@ class TemporalDevServer:
         log_path: Path,
         headless: bool = False,
         time_skipping: bool = False,
+        dynamic_config: dict[str, str] | None = None,
     ) -> None:
         self.port = port
         self.ui_port = ui_port
@@ -40,6 +41,8 @@ class TemporalDevServer:
         self.log_path = log_path
         self.headless = headless
         self.time_skipping = time_skipping
+        self.dynamic_config = dynamic_config or {}
+        """Server settings (`--dynamic-config-value`), e.g. a lower continue-as-new hint."""
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -72,6 +75,8 @@ class TemporalDevServer:
             args += ["--search-attribute", f"{name}={kind}"]
         if self.time_skipping:
             args += ["--dynamic-config-value", "frontend.WorkflowTimeSkippingEnabled=true"]
+        for key, value in self.dynamic_config.items():
+            args += ["--dynamic-config-value", f"{key}={value}"]
         self.proc = spawn(args, log_path=self.log_path)
         wait_for_port(self.port, self.proc, "Temporal dev server", timeout=90)
         self._wait_healthy()

@@ -302,6 +302,9 @@ class RecordTransitionsInput(_Contract):
     projection: StatusProjection
     notices: list[Notice] = []
     """State changes among `entries`, written to the outbox in the same transaction."""
+    conflict_is_final: bool = False
+    """The workflow handles an audit conflict (it re-sequences after the stored entries):
+    fail at once with the store's last sequence number instead of retrying forever."""
 
 
 class IssueRefundInput(_Contract):

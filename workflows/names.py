@@ -32,6 +32,8 @@ ACTIVITY_VERIFY_REQUEST = "verify_request"
 # Error type raised by the payment adapter when the provider refuses for good (not retried).
 PROVIDER_REFUSED_ERROR = "ProviderRefused"
 INVENTORY_REFUSED_ERROR = "InventoryRefused"
+# Another run of a refund (a workflow reset) wrote other entries at the same audit seqs.
+AUDIT_CONFLICT_ERROR = "AuditConflict"
 
 ACTIVITY_RECONCILE = "reconcile"
 RECONCILIATION_SCHEDULE_ID = "refundflow-reconciliation"

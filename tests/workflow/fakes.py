@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +20,7 @@ from workflows.models import (
     CheckRefundInput,
     FindProviderRefundsInput,
     IssueRefundInput,
+    Notice,
     OrderSnapshot,
     ProviderRefundResult,
     ProviderRefunds,
@@ -58,6 +60,16 @@ class FakeSystems:
     """How long each provider call takes (lets a test query the refund meanwhile)."""
     fast_path_broken: bool = False
     """The in-process (local activity) call fails at once, as a lost connection would."""
+    polled_at: list[datetime] = field(default_factory=list)
+    """When (workflow time) each poll of a pending provider refund was scheduled."""
+    told: dict[str, list[Notice]] = field(default_factory=dict)
+    """Per refund, the notices written to the outbox (customers and subscribers)."""
+    store_down: bool = False
+    """Postgres is unavailable: every audit write fails (retryable) until this is cleared."""
+    store_calls: int = 0
+    other_run_entries: int = 0
+    """Another run of the refund (a reset) has written this many entries from seq 2 on,
+    found by the first write that reaches seq 2."""
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _keys_seen: int = 0
 
@@ -110,10 +122,38 @@ class FakeSystems:
     @activity.defn(name=names.ACTIVITY_RECORD_TRANSITIONS)
     async def record_transitions(self, batch: RecordTransitionsInput) -> int:
         self.calls.append("audit")
+        self.store_calls += 1
+        if self.store_down:
+            raise ApplicationError("connection refused: Postgres is unavailable")
         entries = self.audit.setdefault(batch.refund_id, {})
+        self._other_run_writes(batch, entries)
+        clash = [e for e in batch.entries if e.seq in entries and e.event != entries[e.seq].event]
+        if clash:
+            # As the Postgres store does: nothing of the batch is written.
+            raise ApplicationError(
+                f"entry {clash[0].seq} is already recorded as {entries[clash[0].seq].event}",
+                clash[0].seq,
+                max(entries),
+                type=names.AUDIT_CONFLICT_ERROR,
+                non_retryable=batch.conflict_is_final,
+            )
         new = [e for e in batch.entries if e.seq not in entries]
+        told = self.told.setdefault(batch.refund_id, [])
+        told += [n for n in batch.notices if n.seq in {e.seq for e in new}]
         entries.update({e.seq: e for e in new})
         return len(new)
+
+    def _other_run_writes(
+        self, batch: RecordTransitionsInput, entries: dict[int, TimelineEntry]
+    ) -> None:
+        if not self.other_run_entries or not any(e.seq >= 2 for e in batch.entries):
+            return
+        first = batch.entries[0]
+        if first.seq == 1:
+            entries[1] = first  # both runs start with the same request
+        for seq in range(2, 2 + self.other_run_entries):
+            entries[seq] = first.model_copy(update={"seq": seq, "event": "other_run"})
+        self.other_run_entries = 0
 
     @activity.defn(name=names.ACTIVITY_ISSUE_PROVIDER_REFUND)
     async def issue_provider_refund(self, request: IssueRefundInput) -> ProviderRefundResult:
@@ -150,6 +190,7 @@ class FakeSystems:
     @activity.defn(name=names.ACTIVITY_CHECK_PROVIDER_REFUND)
     async def check_provider_refund(self, request: CheckRefundInput) -> ProviderRefundResult:
         self.calls.append("poll")
+        self.polled_at.append(activity.info().scheduled_time)
         for refund in self.provider_refunds.values():
             if refund.provider_refund_id == request.provider_refund_id:
                 return refund

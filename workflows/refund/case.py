@@ -13,7 +13,13 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 
-from workflows.models import Notice, ProviderSettlement, RefundWorkflowInput, TimelineEntry
+from workflows.models import (
+    Notice,
+    ProviderRefundResult,
+    ProviderSettlement,
+    RefundWorkflowInput,
+    TimelineEntry,
+)
 from workflows.money import format_minor
 from workflows.policy import Policy, PolicyDecision, evaluate, parse_policy
 from workflows.refund import views
@@ -91,6 +97,26 @@ class Progress(BaseModel):
         Awaiting.NOTHING.value,
     )
     """(state, escalation, awaiting) as the search attributes last showed them."""
+    long_lived: bool = False
+    """Bounded store calls, audit conflicts re-sequenced, continue-as-new on long waits
+    (refunds started since that patch)."""
+    local_fast_path: bool = False
+    """Store calls and the first provider call run in-process (refunds since that patch)."""
+    seq_base: int = 0
+    """Added to a timeline position to get its audit sequence number: more than 0 once
+    another run of this refund (a reset) wrote entries this run does not have."""
+    pending_settlement: ProviderRefundResult | None = None
+    """The provider refund whose settlement the refund waits for, while it waits."""
+    poll_every: timedelta = timedelta(seconds=30)
+    runs: int = 1
+    """How many workflow runs this refund has had (continue-as-new keeps history short)."""
+
+
+class ContinuedRefundInput(RefundWorkflowInput):
+    """A refund's start input plus its whole progress: what a long-lived refund hands to
+    its next run (continue-as-new), so nothing but the run id changes."""
+
+    carried: Progress
 
 
 class RefundCase:
@@ -100,7 +126,9 @@ class RefundCase:
         self.inp = inp
         self.clock = clock
         self.policy: Policy = parse_policy(inp.policy.document)
-        requested_at = clock()
+        carried = inp.carried if isinstance(inp, ContinuedRefundInput) else None
+        # A continued run decides exactly as the first run did: as of the first start.
+        requested_at = carried.requested_at if carried else clock()
         self.decision: PolicyDecision = evaluate(
             self.policy,
             inp.order,
@@ -111,7 +139,9 @@ class RefundCase:
         # Fees (policy v2 on) are kept back from the start. Every policy pinned before fees
         # existed evaluates to a fee of 0, so refunds in flight keep their amount.
         max_amount = inp.resolved.amount - self.decision.fee
-        self.p = Progress(requested_at=requested_at, max_amount=max_amount, amount=max_amount)
+        self.p = carried or Progress(
+            requested_at=requested_at, max_amount=max_amount, amount=max_amount
+        )
 
     @property
     def currency(self) -> str:
@@ -145,7 +175,7 @@ class RefundCase:
     ) -> None:
         self.p.timeline.append(
             TimelineEntry(
-                seq=len(self.p.timeline) + 1,
+                seq=self.p.seq_base + len(self.p.timeline) + 1,
                 event=event.value,
                 from_state=from_state,
                 state=self.p.state,
@@ -161,7 +191,7 @@ class RefundCase:
         """Tell the customer and subscribers about the entry just appended (outbox)."""
         self.p.notices.append(
             Notice(
-                seq=len(self.p.timeline),
+                seq=self.p.seq_base + len(self.p.timeline),
                 event=event.value,
                 at=self.clock(),
                 facts=views.facts(self),
@@ -169,6 +199,7 @@ class RefundCase:
         )
 
     def escalate(self, actor: str, reason: str, source: str = "timer") -> None:
+        before = self.p.escalation
         self.p.escalation = min(self.p.escalation + 1, MAX_ESCALATION)
         if self.p.awaiting is Awaiting.OPERATOR:
             self.p.escalation = MAX_ESCALATION
@@ -179,6 +210,15 @@ class RefundCase:
             source,
             f"level {self.p.escalation}: {reason}",
         )
+        if self.p.escalation > before:
+            self.tell_escalation()
+
+    def tell_escalation(self) -> None:
+        """A new escalation level (or a payment failure) is news for the customer and
+        subscribers, not only for staff (refunds since the long-lived patch; a reminder at
+        the same level is not news)."""
+        if self.p.long_lived:
+            self.notice(TimelineEvent.ESCALATED)
 
     def set_awaiting(self, awaiting: Awaiting) -> None:
         self.p.awaiting = awaiting
@@ -209,15 +249,37 @@ class RefundCase:
 
     def unrecorded(self) -> tuple[list[TimelineEntry], list[Notice]]:
         """Timeline entries the audit store does not have yet, and their notices."""
-        upto = len(self.p.timeline)
-        entries = self.p.timeline[self.p.recorded : upto]
-        notices = [n for n in self.p.notices if self.p.recorded < n.seq <= upto]
+        entries = self.p.timeline[self.p.recorded :]
+        if not entries:
+            return [], []
+        notices = [n for n in self.p.notices if entries[0].seq <= n.seq <= entries[-1].seq]
         return entries, notices
 
     def mark_recorded(self, upto: int) -> None:
+        """The audit store has the timeline up to this position (not sequence number)."""
         self.p.recorded = max(self.p.recorded, upto)
         # Written to the outbox with their entries: no need to keep them in memory.
-        self.p.notices = [n for n in self.p.notices if n.seq > self.p.recorded]
+        recorded_seq = self.p.seq_base + self.p.recorded
+        self.p.notices = [n for n in self.p.notices if n.seq > recorded_seq]
+
+    def follow_other_run(self, first_clash: int, stored_upto: int, why: str) -> None:
+        """The audit store holds entries from another run of this refund (a workflow reset
+        in the Web UI) from `first_clash` to `stored_upto`, where this run was about to write
+        its own. Entries before `first_clash` are the same in both runs. The trail is
+        append-only: this run's entries from there move after the stored ones, and the
+        conflict is escalated so a person sees that two runs acted."""
+        at = first_clash - self.p.seq_base - 1  # timeline position of the first clash
+        shift = stored_upto - first_clash + 1
+        self.p.timeline[at:] = [
+            e.model_copy(update={"seq": e.seq + shift}) for e in self.p.timeline[at:]
+        ]
+        self.p.notices = [
+            n.model_copy(update={"seq": n.seq + shift}) if n.seq >= first_clash else n
+            for n in self.p.notices
+        ]
+        self.p.seq_base += shift
+        self.mark_recorded(at)
+        self.escalate("audit", why, "audit")
 
     # --- rules asked by the update validators -----------------------------------------
 

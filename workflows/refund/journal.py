@@ -8,6 +8,8 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
     from workflows import names
@@ -18,6 +20,22 @@ with workflow.unsafe.imports_passed_through():
 # Writing the audit trail must eventually succeed: retry for as long as it takes.
 STORE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10)
+)
+# Long-lived refunds: a local activity's retries each add to history (measured: about 3
+# events per 8 s while Postgres was down, so 51,200 events, and termination, after ~38 h).
+# A few tries in-process, then the regular activity, whose retries add nothing to history
+# however long Postgres stays down; an audit conflict is final, not retried.
+STORE_FAST_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=2),
+    maximum_attempts=3,
+    non_retryable_error_types=[names.AUDIT_CONFLICT_ERROR],
+)
+STORE_FAST_BUDGET = timedelta(seconds=10)
+STORE_DURABLE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    non_retryable_error_types=[names.AUDIT_CONFLICT_ERROR],
 )
 T = TypeVar("T")
 
@@ -59,24 +77,32 @@ class Journal:
         entries, notices = self.case.unrecorded()
         if not entries:
             return
-        upto = entries[-1].seq
-        await self.store_call(
-            names.ACTIVITY_RECORD_TRANSITIONS,
-            RecordTransitionsInput(
-                refund_id=self.case.inp.refund_id,
-                entries=entries,
-                projection=views.projection(self.case),
-                notices=notices,
-            ),
-            int,
-            "audit",
+        upto = len(self.case.p.timeline)
+        batch = RecordTransitionsInput(
+            refund_id=self.case.inp.refund_id,
+            entries=entries,
+            projection=views.projection(self.case),
+            notices=notices,
+            conflict_is_final=self.case.p.long_lived,
         )
+        try:
+            await self.store_call(names.ACTIVITY_RECORD_TRANSITIONS, batch, int, "audit")
+        except (ActivityError, ApplicationError) as err:
+            conflict = _audit_conflict(err)
+            if conflict is None:
+                raise
+            first_clash, stored_upto, why = conflict
+            self.case.follow_other_run(first_clash, stored_upto, why)
+            await self.flush(publish)
+            return
         self.case.mark_recorded(upto)
 
     async def store_call(self, name: str, arg: Any, result_type: type[T], summary: str) -> T:
         """Our own Postgres, idempotent by key: short enough to run as a local activity
         (no round trip through the server; all local activities of one workflow task count
         as one billable action). Refunds started before that change keep regular ones."""
+        if self.case.p.long_lived:
+            return await self._bounded_store_call(name, arg, result_type, summary)
         execute = (
             workflow.execute_local_activity if self.local_fast_path else workflow.execute_activity
         )
@@ -89,3 +115,43 @@ class Journal:
             summary=summary,
         )
         return result
+
+    async def _bounded_store_call(
+        self, name: str, arg: Any, result_type: type[T], summary: str
+    ) -> T:
+        """In-process for a few seconds, then durable: history stays short however long the
+        store is down. Only an audit conflict (final) comes back as an error."""
+        try:
+            fast: T = await workflow.execute_local_activity(
+                name,
+                arg,
+                result_type=result_type,
+                start_to_close_timeout=timedelta(seconds=15),
+                schedule_to_close_timeout=STORE_FAST_BUDGET,
+                retry_policy=STORE_FAST_RETRY,
+                summary=summary,
+            )
+            return fast
+        except (ActivityError, ApplicationError, ActivityTimeout) as err:
+            if _audit_conflict(err) is not None:
+                raise
+        durable: T = await workflow.execute_activity(
+            name,
+            arg,
+            result_type=result_type,
+            start_to_close_timeout=timedelta(seconds=15),
+            retry_policy=STORE_DURABLE_RETRY,
+            summary=f"{summary} (durable)",
+        )
+        return durable
+
+
+def _audit_conflict(err: BaseException) -> tuple[int, int, str] | None:
+    """(the first sequence number the store holds otherwise, its last, what conflicts) if
+    `err` is an audit conflict. A local activity's failure arrives as its own
+    ApplicationError, a regular activity's wrapped in an ActivityError."""
+    cause = err.cause if isinstance(err, ActivityError) else err
+    if not isinstance(cause, ApplicationError) or cause.type != names.AUDIT_CONFLICT_ERROR:
+        return None
+    first_clash, stored_upto = (int(d) for d in cause.details)
+    return first_clash, stored_upto, f"audit conflict: {cause.message}"

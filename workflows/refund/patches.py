@@ -21,6 +21,7 @@ CANCEL_REQUEST_IS_A_REFUND_EVENT = "cancel-request-is-a-refund-event"
 CONFIRM_SETTLEMENT_HINTS = "confirm-settlement-hints"
 VERIFY_REQUEST = "verify-request"
 ESCALATION_ENDS_WITH_REFUND = "escalation-ends-with-refund"
+LONG_LIVED_REFUND = "long-lived-refund"
 
 # How long a refund can stay open: review expiry (at most days), the item return window (at
 # most 365 days), then an operator wait that has no end. Hence "no open refund is on the old
@@ -117,6 +118,17 @@ REGISTER: tuple[Patch, ...] = (
         " projection go back to 0, so `EscalationLevel > 0` and `list --escalated` show only"
         " refunds that still need someone (the audit keeps every escalation).",
         "the last escalation level stays on the closed refund",
+        "patched",
+        _OLD_OPEN,
+    ),
+    Patch(
+        LONG_LIVED_REFUND,
+        "A refund that waits for months keeps a bounded history: store calls try in-process"
+        " for a few seconds, then as a regular activity (whose retries add no history); an"
+        " audit conflict (another run after a reset) is final: the run's entries follow the"
+        " stored ones and the conflict is escalated; long provider and operator waits"
+        " continue as new with the whole state.",
+        "store calls retry in-process forever; an audit conflict retries forever; one run",
         "patched",
         _OLD_OPEN,
     ),

@@ -20,10 +20,8 @@ with workflow.unsafe.imports_passed_through():
         ProviderRefundResult,
         ProviderRefunds,
         ProviderSettlement,
-        RestockInput,
-        RestockResult,
     )
-    from workflows.refund import patches
+    from workflows.refund import lifetime, patches, restock
     from workflows.refund.case import MAX_ESCALATION, Progress, RefundCase
     from workflows.refund.journal import STORE_RETRY, Journal
     from workflows.states import Awaiting, OperatorDecision, RefundEvent, TimelineEvent
@@ -35,11 +33,6 @@ PROVIDER_CALL_TIMEOUT = timedelta(seconds=15)
 # end a local activity's retries at this schedule-to-close timeout (it retried for over a
 # minute), so the attempts are bounded too (FAST_PATH_RETRY); the timeout stays as a cap.
 FAST_PATH_BUDGET = timedelta(seconds=10)
-INVENTORY_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=10),
-    non_retryable_error_types=[names.INVENTORY_REFUSED_ERROR],
-)
 PROVIDER_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=10),
@@ -58,6 +51,9 @@ OPERATOR_REMINDER = timedelta(hours=24)
 # Polling a pending provider refund when no webhook arrives: 30 s, doubling, at most hourly.
 FIRST_POLL = timedelta(seconds=30)
 LAST_POLL = timedelta(hours=1)
+# Long-lived refunds: a refund pending for days is polled less often (hourly for a day, then
+# every 6 h, daily after a week): 140 polls in 90 days instead of 2,160.
+SLOWER_POLLS = ((timedelta(days=7), timedelta(hours=24)), (timedelta(days=1), timedelta(hours=6)))
 
 ActivityFailure = ActivityError | ApplicationError | ActivityTimeout
 
@@ -71,25 +67,25 @@ class Payment:
     def p(self) -> Progress:
         return self.case.p
 
-    async def pay(self) -> None:
-        """Pay, exactly once, then record the provider's confirmation (and restock)."""
-        self.p.refunding_since = workflow.now()
+    async def pay(self, resume: bool = False) -> None:
+        """Pay, exactly once, then record the provider's confirmation (and restock).
+        `resume`: a continued run picks the wait up where the last run left it."""
+        if not resume:
+            self.p.refunding_since = workflow.now()
         while True:
-            self.case.set_awaiting(Awaiting.PAYMENT_PROVIDER)
-            # On the fast path the whole payment usually fits in this workflow task: publish
-            # search attributes once at the end instead of before and after.
-            await self.journal.flush(publish=not self._fast_path_allowed())
-            outcome = await self._issue()
-            if outcome is not None and outcome.status == "pending":
-                outcome = await self._await_settlement(outcome)
-            if outcome is not None and outcome.status == "succeeded":
-                self.p.provider_refund_id = outcome.provider_refund_id
-                break
-            if outcome is not None:
-                self.p.operator_note = f"refund {outcome.provider_refund_id} failed: " + (
-                    outcome.failure_code or "no reason given"
-                )
-            decision = await self._wait_for_operator()
+            if resume and self.p.awaiting is Awaiting.OPERATOR:
+                decision = await self._wait_for_operator(resume=True)
+            else:
+                outcome = await (self._resume_settlement() if resume else self._attempt())
+                if outcome is not None and outcome.status == "succeeded":
+                    self.p.provider_refund_id = outcome.provider_refund_id
+                    break
+                if outcome is not None:
+                    self.p.operator_note = f"refund {outcome.provider_refund_id} failed: " + (
+                        outcome.failure_code or "no reason given"
+                    )
+                decision = await self._wait_for_operator()
+            resume = False
             if decision is OperatorDecision.CANCEL:
                 return
             if decision is OperatorDecision.PAID:
@@ -97,6 +93,22 @@ class Payment:
                 break
             self.p.payment_attempt += 1
         await self._confirm()
+
+    async def _attempt(self) -> ProviderRefundResult | None:
+        """One payment attempt through to the provider's final word (None: refused)."""
+        self.case.set_awaiting(Awaiting.PAYMENT_PROVIDER)
+        # On the fast path the whole payment usually fits in this workflow task: publish
+        # search attributes once at the end instead of before and after.
+        await self.journal.flush(publish=not self._fast_path_allowed())
+        outcome = await self._issue()
+        if outcome is not None and outcome.status == "pending":
+            outcome = await self._await_settlement(outcome)
+        return outcome
+
+    async def _resume_settlement(self) -> ProviderRefundResult | None:
+        pending = self.p.pending_settlement
+        assert pending is not None, "a refund continues only while waiting"
+        return await self._await_settlement(pending, resume=True)
 
     async def _confirm(self) -> None:
         paid = f"provider refund {self.p.provider_refund_id} succeeded"
@@ -112,7 +124,7 @@ class Payment:
                     f"{paid} ({how})",
                 )
                 await self.journal.flush()
-            await self._restock()
+            await restock.restock_lines(self.case)
         self.case.apply(
             RefundEvent.PROVIDER_CONFIRMED, "payment-provider", "payment", f"{paid} ({how})"
         )
@@ -191,36 +203,51 @@ class Payment:
             and not self.p.tried_fast_path
         )
 
-    async def _await_settlement(self, pending: ProviderRefundResult) -> ProviderRefundResult:
+    async def _await_settlement(
+        self, pending: ProviderRefundResult, resume: bool = False
+    ) -> ProviderRefundResult:
         """The provider answered `pending`: wait for a webhook (signal), poll as a fallback."""
         refund_key = pending.provider_refund_id
-        self.case.append(
-            TimelineEvent.PROVIDER_PENDING,
-            self.p.state,
-            "payment-provider",
-            "payment",
-            f"provider refund {refund_key} pending settlement",
-        )
-        await self.journal.flush()
-        poll_every = FIRST_POLL
+        if not resume:
+            self.case.append(
+                TimelineEvent.PROVIDER_PENDING,
+                self.p.state,
+                "payment-provider",
+                "payment",
+                f"provider refund {refund_key} pending settlement",
+            )
+            await self.journal.flush()
+            self.p.poll_every = FIRST_POLL
+        if self.p.long_lived:
+            self.p.pending_settlement = pending
         while refund_key not in self.p.settlements:
             try:
                 await workflow.wait_condition(
                     lambda: refund_key in self.p.settlements or bool(self.p.hints),
-                    timeout=poll_every,
+                    timeout=self.p.poll_every,
                     timeout_summary="poll provider",
                 )
             except TimeoutError:
                 await self._poll(refund_key)
-                poll_every = min(poll_every * 2, LAST_POLL)
+                self.p.poll_every = self._next_poll()
                 self._escalate_if_stalled()
                 await self.journal.flush()
+                if refund_key not in self.p.settlements:
+                    await lifetime.continue_if_long(self.case, self.journal)
                 continue
             await self._confirm_hints()
+        self.p.pending_settlement = None
         settled = self.p.settlements[refund_key]
         return pending.model_copy(
             update={"status": settled.status, "failure_code": settled.failure_code}
         )
+
+    def _next_poll(self) -> timedelta:
+        longest = LAST_POLL
+        if self.p.long_lived and self.p.refunding_since is not None:
+            pending_for = workflow.now() - self.p.refunding_since
+            longest = next((every for age, every in SLOWER_POLLS if pending_for >= age), longest)
+        return min(self.p.poll_every * 2, longest)
 
     async def _confirm_hints(self) -> None:
         """Settlement signals are hints: one counts only if the provider itself lists that
@@ -289,46 +316,20 @@ class Payment:
         if level_due > self.p.escalation:
             self.case.escalate("timer", f"refund not settled after {hours(waited)}")
 
-    async def _restock(self) -> None:
-        """Return each refunded line to stock once (keyed per line); a refusal does not undo
-        the refund: it is recorded and escalated for the warehouse to sort out."""
-        for line in self.case.inp.resolved.lines:
-            try:
-                await self._restock_line(line.sku, line.quantity)
-            except ActivityError as err:
-                cause = err.cause.message if isinstance(err.cause, ApplicationError) else str(err)
-                self.case.escalate(
-                    "inventory", f"restock of {line.sku} refused: {cause}", "inventory"
-                )
-
-    async def _restock_line(self, sku: str, quantity: int) -> None:
-        refund_id = self.case.inp.refund_id
-        await workflow.execute_activity(
-            names.ACTIVITY_RESTOCK_LINE,
-            RestockInput(
-                refund_id=refund_id,
-                sku=sku,
-                quantity=quantity,
-                idempotency_key=f"{refund_id}:restock:{sku}",
-            ),
-            result_type=RestockResult,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=INVENTORY_RETRY,
-            summary=f"restock {sku}",
-        )
-
-    async def _wait_for_operator(self) -> OperatorDecision:
+    async def _wait_for_operator(self, resume: bool = False) -> OperatorDecision:
         """The provider refused or failed for good: a person must look. Returns their choice."""
-        self.case.set_awaiting(Awaiting.OPERATOR)
-        self.p.escalation = MAX_ESCALATION
-        self.case.append(
-            TimelineEvent.ESCALATED,
-            self.p.state,
-            "payment-provider",
-            "payment",
-            f"level {self.p.escalation}: payment failed: {self.p.operator_note}",
-        )
-        self.p.operator_action = None
+        if not resume:
+            self.case.set_awaiting(Awaiting.OPERATOR)
+            self.p.escalation = MAX_ESCALATION
+            self.case.append(
+                TimelineEvent.ESCALATED,
+                self.p.state,
+                "payment-provider",
+                "payment",
+                f"level {self.p.escalation}: payment failed: {self.p.operator_note}",
+            )
+            self.case.tell_escalation()
+            self.p.operator_action = None
         # Refunds that started waiting before this exit existed wait for the operator only.
         paid_exit = workflow.patched(patches.OPERATOR_PAID_EXIT)
 
@@ -345,6 +346,7 @@ class Payment:
                 )
             except TimeoutError:
                 self.case.escalate("timer", "still waiting for an operator")
+                await lifetime.continue_if_long(self.case, self.journal)
             await self._confirm_hints()
         if self.p.operator_action is None:
             # Reconciliation found the provider paid after all: no operator needed any more.

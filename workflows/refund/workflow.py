@@ -36,7 +36,7 @@ with workflow.unsafe.imports_passed_through():
         StatusView,
     )
     from workflows.refund import admission, patches, views
-    from workflows.refund.case import MAX_ESCALATION, RefundCase
+    from workflows.refund.case import MAX_ESCALATION, ContinuedRefundInput, RefundCase
     from workflows.refund.journal import STORE_RETRY, Journal
     from workflows.refund.payment import Payment, hours
     from workflows.states import (
@@ -52,10 +52,12 @@ with workflow.unsafe.imports_passed_through():
 @workflow.defn(name="RefundWorkflow")
 class RefundWorkflow:
     @workflow.init
-    def __init__(self, inp: RefundWorkflowInput) -> None:
+    def __init__(self, inp: RefundWorkflowInput | ContinuedRefundInput) -> None:
         self._case = RefundCase(inp, workflow.now)
         self._journal = Journal(self._case)
         self._payment = Payment(self._case, self._journal)
+        if isinstance(inp, ContinuedRefundInput):
+            return  # the request is on the timeline already
         request = inp.request
         self._case.append(
             TimelineEvent.REQUESTED,
@@ -69,9 +71,12 @@ class RefundWorkflow:
     # --- run ----------------------------------------------------------------------------
 
     @workflow.run
-    async def run(self, inp: RefundWorkflowInput) -> StatusView:
+    async def run(self, inp: RefundWorkflowInput | ContinuedRefundInput) -> StatusView:
         try:
-            await self._lifecycle()
+            if isinstance(inp, ContinuedRefundInput):
+                await self._resume()
+            else:
+                await self._lifecycle()
         except asyncio.CancelledError:
             # Raised where the refund was waiting when an operator pressed "Request
             # Cancellation" in the Web UI (or ran `temporal workflow cancel`).
@@ -96,6 +101,8 @@ class RefundWorkflow:
         verify = workflow.patched(patches.VERIFY_REQUEST)
         # New patches go last: a replay checks the markers in the order they were written.
         case.p.clear_escalation_on_close = workflow.patched(patches.ESCALATION_ENDS_WITH_REFUND)
+        case.p.long_lived = workflow.patched(patches.LONG_LIVED_REFUND)
+        case.p.local_fast_path = self._journal.local_fast_path
         if verify and not await admission.verified(case, self._journal):
             return
         if not case.decision.eligible:
@@ -116,6 +123,13 @@ class RefundWorkflow:
             await self._await_trigger()
         if case.p.state is RefundState.REFUNDING:
             await self._payment.pay()
+
+    async def _resume(self) -> None:
+        """A continued run: the refund waits with the provider or for an operator, exactly
+        where the last run left it (only those long waits continue as new)."""
+        self._journal.local_fast_path = self._case.p.local_fast_path
+        self._journal.publish()
+        await self._payment.pay(resume=True)
 
     async def _on_cancel_request(self, requested: str) -> None:
         """A cancellation from Temporal is a refund event like any other: it withdraws the

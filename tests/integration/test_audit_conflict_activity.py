@@ -1,0 +1,44 @@
+"""An audit conflict at the activity (issue 11): a refund that handles conflicts (the
+long-lived patch) gets one final error saying where the trails part, instead of retries
+forever; older refunds keep the retryable error."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import asyncpg
+import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.pg_store import AuditConflict, PostgresRefundStore
+from activities.refund_activities import RefundActivities
+from tests.conftest import unique_key
+from tests.integration.test_audit_store import batch
+from workflows import names
+from workflows.states import RefundState
+
+pytestmark = pytest.mark.stack
+
+
+async def test_a_conflict_is_final_and_says_where_the_trails_part(db: asyncpg.Pool) -> None:
+    store = PostgresRefundStore(db)
+    activities = RefundActivities(store, cast(Any, None), cast(Any, None), cast(Any, None))
+    refund_id = unique_key("rf")
+    # The other run (before a reset) wrote entries 1 to 4.
+    await store.record_transitions(batch(refund_id, [1, 2, 3, 4], RefundState.PENDING_REVIEW))
+    # This run shares entry 1, then took another path from entry 2.
+    ours = batch(refund_id, [1, 2], RefundState.PENDING_REVIEW)
+    ours = ours.model_copy(
+        update={"entries": [ours.entries[0], ours.entries[1].model_copy(update={"event": "x"})]}
+    )
+    env = ActivityEnvironment()
+    with pytest.raises(AuditConflict):
+        await env.run(activities.record_transitions, ours)  # older refunds: retryable
+    final = ours.model_copy(update={"conflict_is_final": True})
+    with pytest.raises(ApplicationError) as raised:
+        await env.run(activities.record_transitions, final)
+    assert raised.value.type == names.AUDIT_CONFLICT_ERROR
+    assert raised.value.non_retryable
+    assert list(raised.value.details) == [2, 4]
+    assert [e.seq for e in await store.audit_trail(refund_id)] == [1, 2, 3, 4]
