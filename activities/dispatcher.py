@@ -1,13 +1,33 @@
-"""Delivers outbox events to subscribers: signed, at least once, in order per refund.
+"""Delivers outbox events to subscribers: signed, at least once, in order per refund until an
+event is parked, and with one dispatcher at a time.
 
-- Signed: `Refundflow-Signature: t=<unix s>,v1=<HMAC-SHA256(secret, "<t>.<body>")>`.
-- At least once: a delivery counts only on a 2xx answer; anything else is retried with
-  exponential backoff (1 s, 2 s, 4 s ... at most 5 min), for as long as it takes.
-  Receivers deduplicate by `Refundflow-Event-Id` (also the payload's `id`).
-- In order per refund: only the oldest undelivered event of a refund is sent to a
-  subscriber, so refund.completed never overtakes refund.approved.
+- Signed: `Refundflow-Signature: t=<unix s>,v1=<HMAC-SHA256(secret, "<t>.<body>")>`. While
+  a subscriber's secret is rotated (`subscribers rotate-secret --overlap`), one v1 per valid
+  secret, the new one first; a receiver accepts the delivery if any v1 matches its secret.
+- At least once: a delivery counts only on a 2xx answer. Anything else is a failed attempt,
+  retried with exponential backoff (1 s, 2 s, 4 s ... at most 5 min): an error, a timeout,
+  and a 3xx too, since redirects are not followed (a signed event goes to the URL the
+  operator registered, not wherever a Location header points; a subscriber that moved is
+  added again with its new URL). Receivers deduplicate by `Refundflow-Event-Id` (also the
+  payload's `id`).
+- A budget per subscriber: `max_attempts` attempts, and `max_age_seconds` from an event's
+  first attempt (defaults 300 and 24 h, migration 0007). A delivery that fails past either
+  is parked: a dead letter, recorded as a `subscriber_event_parked` finding (the alert,
+  `refundflow anomalies`) in the same statement, shown by `subscribers list`, and queued
+  again by `subscribers replay`.
+- The ordering promise: per refund and subscriber, events arrive in order (only the oldest
+  undelivered, unparked event of a refund is sent), until an event is parked; then the
+  refund's next events go on without it, so one poison event never blocks a refund. A
+  replayed event arrives after the later ones already delivered: order by `seq` if it
+  matters to you.
 - One lane per subscriber: a subscriber that is down or slow delays only its own events.
-- One dispatcher delivers at a time (a Postgres advisory lock); other workers stand by.
+- One dispatcher delivers at a time: the holder of a Postgres advisory lock, taken by a
+  connection of its own and checked again every round; when that connection dies or no
+  longer holds the lock, the dispatcher stops and stands by until it leads again. Between
+  rounds, the claim of each delivery is fenced in SQL (only while that connection's
+  backend holds the lock) and leases the delivery for longer than an attempt may take, so
+  a dispatcher that lost the lock starts nothing and the new leader does not send again
+  what the old one still has in flight.
 """
 
 from __future__ import annotations
@@ -20,14 +40,79 @@ import aiohttp
 import asyncpg
 import structlog
 
-from activities.outbox import NOTIFY_CHANNEL
+from activities.outbox import FINDINGS_RUN, NOTIFY_CHANNEL, PARKED_KIND
 from activities.signing import sign
 
 SIGNATURE_HEADER = "Refundflow-Signature"
 EVENT_ID_HEADER = "Refundflow-Event-Id"
 EVENT_TYPE_HEADER = "Refundflow-Event-Type"
-_LOCK_ID = 0x5246_4F42  # "RFOB": the dispatcher's advisory lock
+LOCK_ID = 0x5246_4F42  # "RFOB": the dispatcher's advisory lock (per database)
 log = structlog.get_logger("refundflow.outbox")
+
+
+def holds_lock_sql(pid: str) -> str:
+    """SQL: is the dispatcher's lock held by backend `pid` (an SQL expression)? A one-key
+    advisory lock below 2**32 shows in pg_locks as classid 0, objid the key, objsubid 1."""
+    return (
+        "EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        f" AND classid = 0 AND objid = {LOCK_ID} AND objsubid = 1 AND pid = {pid})"
+    )
+
+
+_HEADS_SQL = """
+SELECT event_id FROM (
+    SELECT DISTINCT ON (refund_id) event_id, next_try_at
+    FROM refundflow.deliveries
+    WHERE delivered_at IS NULL AND parked_at IS NULL AND subscriber = $1
+    ORDER BY refund_id, seq
+) head
+WHERE head.next_try_at <= now()
+ORDER BY head.next_try_at
+LIMIT $2
+"""
+
+_CLAIM_SQL = f"""
+UPDATE refundflow.deliveries d
+SET next_try_at = now() + make_interval(secs => $3),
+    first_tried_at = coalesce(d.first_tried_at, now())
+FROM refundflow.subscribers s, refundflow.outbox o
+WHERE d.event_id = $1 AND d.subscriber = $2 AND s.name = d.subscriber AND s.active
+  AND o.event_id = d.event_id AND d.delivered_at IS NULL AND d.parked_at IS NULL
+  AND d.next_try_at <= now() AND {holds_lock_sql("$4")}
+RETURNING d.event_id, d.subscriber, d.attempts, o.type, o.payload::text AS body, s.url,
+    s.secret, CASE WHEN s.previous_secret_until > now() THEN s.previous_secret END
+        AS previous_secret
+"""
+
+# One statement: a delivery is never parked without its finding, nor the finding recorded
+# for a delivery that was not parked.
+_FAILED_SQL = """
+WITH tried AS (
+    UPDATE refundflow.deliveries d
+    SET attempts = d.attempts + 1, last_error = $3::text,
+        next_try_at = now() + make_interval(secs => $4),
+        parked_at = CASE WHEN d.attempts + 1 >= s.max_attempts
+            OR now() - d.first_tried_at >= make_interval(secs => s.max_age_seconds)
+            THEN now() END
+    FROM refundflow.subscribers s
+    WHERE d.event_id = $1 AND d.subscriber = $2 AND s.name = d.subscriber
+      AND d.delivered_at IS NULL
+    RETURNING d.event_id, d.subscriber, d.refund_id, d.attempts, d.first_tried_at, d.parked_at
+), finding AS (
+    INSERT INTO refundflow.findings (run_id, kind, refund_id, order_id, details, action)
+    SELECT $5, $6, t.refund_id, o.payload->>'order_id',
+        jsonb_build_object('subscriber', t.subscriber, 'event_id', t.event_id,
+            'type', o.type, 'attempts', t.attempts, 'first_tried_at', t.first_tried_at,
+            'last_error', $3::text),
+        'escalated'
+    FROM tried t JOIN refundflow.outbox o ON o.event_id = t.event_id
+    WHERE t.parked_at IS NOT NULL
+)
+SELECT attempts, parked_at IS NOT NULL AS parked FROM tried
+"""
+
+Lanes = dict[str, tuple[asyncio.Task[None], asyncio.Event]]
 
 
 class OutboxDispatcher:
@@ -41,6 +126,7 @@ class OutboxDispatcher:
         max_backoff_s: int = 300,
         idle_wait_s: float = 1.0,
         timeout_s: float = 10.0,
+        lease_margin_s: float = 30.0,
     ) -> None:
         self._pool = pool
         self._session = session
@@ -49,7 +135,16 @@ class OutboxDispatcher:
         """Deliveries in flight at once, per subscriber."""
         self._max_backoff_s = max_backoff_s
         self._idle_wait_s = idle_wait_s
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._timeout_s = timeout_s
+        self._lease_s = timeout_s + lease_margin_s
+        """How long a claimed delivery is left to its dispatcher: longer than an attempt can
+        take, so that only a dispatcher that died mid-attempt leaves it to another."""
+        self._leader_pid: int | None = None
+        """The backend holding the lock for us, while we lead; claims are fenced on it."""
+
+    @property
+    def is_leader(self) -> bool:
+        return self._leader_pid is not None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set. A background loop: it must outlive database restarts
@@ -63,39 +158,52 @@ class OutboxDispatcher:
                     await asyncio.wait_for(stop.wait(), timeout=2)
 
     async def _run_connected(self, stop: asyncio.Event) -> None:
+        """Rounds on one lock connection: lead (open the lanes, wake them) while it holds
+        the lock, stand by otherwise. An error on it (it died) ends the rounds: `run`
+        starts again on a new connection, which must win the lock again to lead."""
         wake = asyncio.Event()
 
         def on_notify(*_: object) -> None:
             wake.set()
 
-        lanes: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
+        lanes: Lanes = {}
         async with self._pool.acquire() as conn:
             await conn.add_listener(NOTIFY_CHANNEL, on_notify)
-            leader = False
             try:
                 while not stop.is_set():
-                    if not leader:
-                        leader = bool(
-                            await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK_ID)
-                        )
-                    if leader:
+                    if await self._hold_lock(conn):
+                        if self._leader_pid is None:
+                            log.info("outbox_dispatcher_leading")
+                        self._leader_pid = conn.get_server_pid()
                         await self._open_lanes(lanes, stop)
                         for _, lane_wake in lanes.values():
                             lane_wake.set()
+                    elif self._leader_pid is not None:
+                        log.warning("outbox_dispatcher_lost_the_lock")
+                        await self._close_lanes(lanes, grace_s=self._timeout_s + 1)
                     wake.clear()
                     await _first_of(wake, stop, seconds=self._idle_wait_s)
             finally:
-                for task, _ in lanes.values():
-                    task.cancel()
-                await asyncio.gather(*(task for task, _ in lanes.values()), return_exceptions=True)
-                if not conn.is_closed():
-                    await conn.remove_listener(NOTIFY_CHANNEL, on_notify)
-                    if leader:
-                        await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_ID)
+                was_leader = self._leader_pid is not None
+                if was_leader and not stop.is_set():  # the lock connection failed
+                    log.warning("outbox_dispatcher_lost_the_lock")
+                # Stopping: the worker must exit promptly, and what was in flight is retried
+                # when its lease ends. Otherwise: let it finish, to send nothing twice.
+                grace = 0 if stop.is_set() else self._timeout_s + 1
+                await self._close_lanes(lanes, grace_s=grace)
+                await _release(conn, on_notify, was_leader)
 
-    async def _open_lanes(
-        self, lanes: dict[str, tuple[asyncio.Task[None], asyncio.Event]], stop: asyncio.Event
-    ) -> None:
+    async def _hold_lock(self, conn: asyncpg.Connection) -> bool:
+        """Whether `conn` holds the lock now: it still does, or it just took it. Asked every
+        round, because a lock dies with its connection without anyone being told. (CASE,
+        not OR: the try must not run when the lock is held, since it would stack.)"""
+        held = await conn.fetchval(
+            f"SELECT CASE WHEN {holds_lock_sql('pg_backend_pid()')} THEN true"
+            f" ELSE pg_try_advisory_lock({LOCK_ID}) END"
+        )
+        return bool(held)
+
+    async def _open_lanes(self, lanes: Lanes, stop: asyncio.Event) -> None:
         """One delivery lane per active subscriber: a subscriber that is down or slow only
         ever delays its own events, never another subscriber's."""
         names = await self._pool.fetch("SELECT name FROM refundflow.subscribers WHERE active")
@@ -106,9 +214,27 @@ class OutboxDispatcher:
                 lane_wake = asyncio.Event()
                 lanes[name] = (asyncio.create_task(self._lane(name, lane_wake, stop)), lane_wake)
 
+    async def _close_lanes(self, lanes: Lanes, grace_s: float) -> None:
+        """Stop leading: lanes claim nothing more and end after their round, so attempts in
+        flight (claimed while we led) finish and are recorded rather than left to the
+        lease. Lanes still busy after `grace_s` are cancelled."""
+        self._leader_pid = None
+        for _, lane_wake in lanes.values():
+            lane_wake.set()
+        tasks = [task for task, _ in lanes.values()]
+        lanes.clear()
+        if not tasks:
+            return
+        late = set(tasks)
+        if grace_s > 0:
+            _, late = await asyncio.wait(tasks, timeout=grace_s)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     async def _lane(self, subscriber: str, wake: asyncio.Event, stop: asyncio.Event) -> None:
         limit = asyncio.Semaphore(self._concurrency)
-        while not stop.is_set():
+        while not stop.is_set() and self._leader_pid is not None:
             try:
                 if await self.deliver_due(subscriber, limit):
                     continue  # more may be due right away
@@ -118,74 +244,101 @@ class OutboxDispatcher:
             await _first_of(wake, stop, seconds=self._idle_wait_s)
 
     async def deliver_due(self, subscriber: str, limit: asyncio.Semaphore) -> int:
-        """One round for one subscriber: send each refund's oldest undelivered event, when
-        due. Returns how many were attempted."""
-        rows = await self._pool.fetch(
-            """
-            SELECT head.event_id, head.subscriber, head.attempts, o.type,
-                   o.payload::text AS body, s.url, s.secret
-            FROM (
-                SELECT DISTINCT ON (refund_id) event_id, subscriber, attempts, next_try_at
-                FROM refundflow.deliveries
-                WHERE delivered_at IS NULL AND subscriber = $1
-                ORDER BY refund_id, seq
-            ) head
-            JOIN refundflow.outbox o ON o.event_id = head.event_id
-            JOIN refundflow.subscribers s ON s.name = head.subscriber AND s.active
-            WHERE head.next_try_at <= now()
-            ORDER BY head.next_try_at
-            LIMIT $2
-            """,
-            subscriber,
-            self._batch,
+        """One round for one subscriber: send each refund's oldest undelivered, unparked
+        event, when due. Returns how many were claimed and attempted."""
+        heads = await self._pool.fetch(_HEADS_SQL, subscriber, self._batch)
+        tried = await asyncio.gather(
+            *(self._deliver(row["event_id"], subscriber, limit) for row in heads)
         )
-        await asyncio.gather(*(self._deliver(dict(row), limit) for row in rows))
-        return len(rows)
+        return sum(tried)
 
-    async def _deliver(self, row: dict[str, Any], limit: asyncio.Semaphore) -> None:
-        body: str = row["body"]
-        headers = {
-            "Content-Type": "application/json",
-            SIGNATURE_HEADER: sign(row["secret"], body),
-            EVENT_ID_HEADER: row["event_id"],
-            EVENT_TYPE_HEADER: row["type"],
-        }
-        error: str | None = None
+    async def _deliver(self, event_id: str, subscriber: str, limit: asyncio.Semaphore) -> bool:
+        """Claim one delivery (only while leading), attempt it, record the outcome."""
         async with limit:
-            try:
-                async with self._session.post(
-                    row["url"], data=body.encode(), headers=headers, timeout=self._timeout
-                ) as response:
-                    if not 200 <= response.status < 300:
-                        error = f"HTTP {response.status}"
-            except (aiohttp.ClientError, TimeoutError) as err:
-                error = f"{type(err).__name__}: {err}"[:500]
+            claimed = await self._pool.fetchrow(
+                _CLAIM_SQL, event_id, subscriber, self._lease_s, self._leader_pid
+            )
+            if claimed is None:  # no longer due, no longer ours, or we no longer lead
+                return False
+            error = await self._attempt(dict(claimed))
         if error is None:
             await self._pool.execute(
                 "UPDATE refundflow.deliveries SET delivered_at = now(), attempts = attempts + 1,"
                 " last_error = NULL WHERE event_id = $1 AND subscriber = $2",
-                row["event_id"],
-                row["subscriber"],
+                event_id,
+                subscriber,
+            )
+        else:
+            await self._record_failure(event_id, subscriber, claimed["attempts"], error)
+        return True
+
+    async def _attempt(self, row: dict[str, Any]) -> str | None:
+        """POST the event once; None if the subscriber took it (2xx), else why not."""
+        body: str = row["body"]
+        secrets = [row["secret"], *([row["previous_secret"]] if row["previous_secret"] else [])]
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: sign(secrets, body),
+            EVENT_ID_HEADER: row["event_id"],
+            EVENT_TYPE_HEADER: row["type"],
+        }
+        try:
+            async with self._session.post(
+                row["url"],
+                data=body.encode(),
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=self._timeout_s),
+                allow_redirects=False,
+            ) as response:
+                if 300 <= response.status < 400:
+                    return f"HTTP {response.status}: redirect not followed"
+                if not 200 <= response.status < 300:
+                    return f"HTTP {response.status}"
+        except (aiohttp.ClientError, TimeoutError) as err:
+            return f"{type(err).__name__}: {err}"[:500]
+        return None
+
+    async def _record_failure(
+        self, event_id: str, subscriber: str, attempts: int, error: str
+    ) -> None:
+        backoff = min(2**attempts, self._max_backoff_s)
+        row = await self._pool.fetchrow(
+            _FAILED_SQL,
+            event_id,
+            subscriber,
+            error,
+            float(backoff),
+            FINDINGS_RUN,
+            PARKED_KIND,
+        )
+        if row is not None and row["parked"]:
+            log.warning(
+                "outbox_event_parked",
+                event_id=event_id,
+                subscriber=subscriber,
+                attempts=row["attempts"],
+                error=error,
             )
             return
-        backoff = min(2 ** row["attempts"], self._max_backoff_s)
         log.info(
             "outbox_delivery_failed",
-            event_id=row["event_id"],
-            subscriber=row["subscriber"],
-            attempt=row["attempts"] + 1,
+            event_id=event_id,
+            subscriber=subscriber,
+            attempt=attempts + 1,
             retry_in_s=backoff,
             error=error,
         )
-        await self._pool.execute(
-            "UPDATE refundflow.deliveries SET attempts = attempts + 1, last_error = $3,"
-            " next_try_at = now() + make_interval(secs => $4) WHERE event_id = $1"
-            " AND subscriber = $2",
-            row["event_id"],
-            row["subscriber"],
-            error,
-            float(backoff),
-        )
+
+
+async def _release(conn: asyncpg.Connection, on_notify: Any, was_leader: bool) -> None:
+    """Tidy the lock connection if it still works. A dead one is left to the pool (asyncpg
+    detaches it, so even is_closed() raises), and holds no lock anyway."""
+    with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+        if conn.is_closed():
+            return
+        await conn.remove_listener(NOTIFY_CHANNEL, on_notify)
+        if was_leader:
+            await conn.execute(f"SELECT pg_advisory_unlock({LOCK_ID})")
 
 
 async def _first_of(*events: asyncio.Event, seconds: float) -> None:

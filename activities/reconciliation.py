@@ -44,6 +44,7 @@ KINDS = (
     "units_refunded_twice",
     "provider_money_above_ledger",
     "reservation_without_refund",
+    "subscriber_event_parked",  # recorded by the outbox dispatcher, not by a reconcile run
 )
 ORPHAN = "reservation_without_refund"
 ORPHAN_AFTER_SECONDS = 600

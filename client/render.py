@@ -12,7 +12,6 @@ from workflows.ledger import NOT_A_LINE
 from workflows.models import StatusView
 from workflows.money import format_minor
 from workflows.read_models import (
-    AddedSubscriber,
     AuditEntry,
     CustomerHistory,
     Finding,
@@ -20,7 +19,6 @@ from workflows.read_models import (
     OrderLedger,
     OutboxEvent,
     Reconciliation,
-    Subscriber,
 )
 
 
@@ -273,31 +271,19 @@ def events(rows: list[OutboxEvent]) -> str:
         lines.append(f"{e.seq:>3}. {e.occurred_at.isoformat()[:19]}  {e.type:<22} {e.event_id}")
         lines.append(f"       {e.payload['notification']['body']}")
         for d in e.deliveries:
-            state = (
-                f"delivered {str(d.delivered_at)[:19]}"
-                if d.delivered_at
-                else f"pending, next try {str(d.next_try_at)[:19]}"
-                + (f" ({d.last_error})" if d.last_error else "")
-            )
+            if d.delivered_at:
+                state = f"delivered {str(d.delivered_at)[:19]}"
+            elif d.parked_at:
+                state = (
+                    f"parked {str(d.parked_at)[:19]} ({d.last_error});"
+                    f" `refundflow subscribers replay {d.subscriber} --event {e.event_id}`"
+                )
+            else:
+                state = f"pending, next try {str(d.next_try_at)[:19]}" + (
+                    f" ({d.last_error})" if d.last_error else ""
+                )
             lines.append(f"       -> {d.subscriber:<24} {state}, attempts {d.attempts}")
     return "\n".join(lines)
-
-
-def subscribers(data: AddedSubscriber | dict[str, Any] | list[Subscriber]) -> str:
-    if isinstance(data, AddedSubscriber):
-        return (
-            f"subscribed {data.name} -> {data.url}\n"
-            f"  signing secret (shown once; verify Refundflow-Signature with it): {data.secret}"
-        )
-    if isinstance(data, dict):
-        return f"{data['name']}: no longer receives events"
-    if not data:
-        return "no subscribers"
-    return "\n".join(
-        f"{r.name:<24} {'active ' if r.active else 'removed'} {r.url}"
-        f"  pending {r.pending}, delivered {r.delivered}"
-        for r in data
-    )
 
 
 def inbox(rows: list[dict[str, Any]]) -> str:

@@ -6,9 +6,12 @@ after `refundflow subscribers add my-service http://127.0.0.1:9000/` (which prin
 
 Every delivery carries:
     Refundflow-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + raw body)>
+                          (while a secret is rotated, one v1 per valid secret: any may match)
     Refundflow-Event-Id:  <refund id>:<sequence>   (the same as the body's "id")
-Deliveries are at least once and in order per refund: answer 2xx only once the event is
-safely handled; anything else is retried with backoff. A repeated event id is a repeat.
+Deliveries are at least once, and in order per refund until an event is parked (after the
+subscriber's retry budget; the refund's next events then go on, and a replayed event comes
+later): answer 2xx only once the event is safely handled; anything else, a redirect too, is
+retried with backoff. A repeated event id is a repeat; order by "seq" where order matters.
 """
 
 from __future__ import annotations
@@ -32,16 +35,16 @@ def verify_event(secret: str, signature_header: str | None, body: bytes) -> dict
     """Return the event if `signature_header` proves refundflow sent `body`; else raise."""
     if not signature_header:
         raise ForgedEvent("no Refundflow-Signature header")
-    fields = dict(part.split("=", 1) for part in signature_header.split(",") if "=" in part)
+    pairs = [part.split("=", 1) for part in signature_header.split(",") if "=" in part]
+    signatures = [value for key, value in pairs if key == "v1"]  # several during a rotation
     try:
-        timestamp = int(fields["t"])
-        signature = fields["v1"]
-    except (KeyError, ValueError):
+        (timestamp,) = [int(value) for key, value in pairs if key == "t"]
+    except ValueError:
         raise ForgedEvent("malformed Refundflow-Signature header") from None
     if abs(time.time() - timestamp) > TOLERANCE_SECONDS:
         raise ForgedEvent("signature too old (replayed?)")
     expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    if not hmac.compare_digest(expected.hexdigest(), signature):
+    if not any(hmac.compare_digest(expected.hexdigest(), given) for given in signatures):
         raise ForgedEvent("signature does not match")
     return json.loads(body)
 

@@ -73,6 +73,9 @@ class Delivery(_ReadModel):
     delivered_at: str | None
     next_try_at: str | None
     last_error: str | None
+    parked_at: str | None = None
+    """Set once the subscriber's delivery budget ran out: a dead letter, left out of the
+    refund's line until `refundflow subscribers replay` queues it again."""
 
 
 class OutboxEvent(_ReadModel):
@@ -97,16 +100,37 @@ class Subscriber(_ReadModel):
     created_at: IsoDatetime
     pending: int
     delivered: int
+    parked: int
+    """Deliveries parked after the budget ran out (dead letters), awaiting a replay."""
+    oldest_parked_at: IsoDatetime | None
+    oldest_parked_event: str | None
+    max_attempts: int
+    max_age_seconds: int
+    """The delivery budget: attempts, and time since an event's first attempt."""
+    previous_secret_valid_until: IsoDatetime | None
+    """During a secret rotation: until when the replaced secret still signs too."""
 
 
 class AddedSubscriber(_ReadModel):
-    """A subscriber just added, with its signing secret (the only time it is shown)."""
+    """A subscriber just added, or its secret just rotated, with its signing secret (the
+    only time it is shown)."""
 
     name: str
     url: str
     secret: str
     active: bool
     created_at: IsoDatetime
+    max_attempts: int
+    max_age_seconds: int
+    previous_secret_valid_until: IsoDatetime | None = None
+    """Until when the replaced secret still signs deliveries (beside this one)."""
+
+
+class ReplayedDeliveries(_ReadModel):
+    """Parked deliveries queued again (`refundflow subscribers replay`)."""
+
+    subscriber: str
+    event_ids: list[str]
 
 
 class Finding(_ReadModel):

@@ -138,12 +138,6 @@ def subscriber_name(value: str) -> str:
     return value
 
 
-def url(value: str) -> str:
-    if not re.match(r"^https?://[^\s/]+", value):
-        raise argparse.ArgumentTypeError(f"expected an http(s) URL, got {value!r}")
-    return value
-
-
 def when(value: str) -> datetime:
     """YYYY-MM-DD (midnight UTC) or an ISO 8601 date-time (without an offset: UTC)."""
     try:

@@ -14,6 +14,7 @@ from typing import TypeAlias
 
 from activities.reconciliation import KINDS as FINDING_KINDS
 from client.cli import arguments as types
+from client.cli import subscribers as subscriber_args
 from client.cli.arguments import OneLineParser
 from workflows.models import LOCALES
 from workflows.states import RefundState
@@ -156,15 +157,44 @@ def add_subscribers(sub: Subcommands) -> None:
         sub, "subscribers", "webhook subscribers to refund events", "subscribers_command"
     )
     add = subscribers.add_parser(
-        "add", help="send events from now on to URL (prints its secret; re-adding rotates it)"
+        "add",
+        help="send events from now on to URL, https (plain http only to this machine); prints"
+        " its secret; re-adding rotates it",
     )
     add.add_argument("name", type=types.subscriber_name)
-    add.add_argument("url", type=types.url)
+    add.add_argument("url", type=subscriber_args.subscriber_url)
+    add.add_argument(
+        "--max-attempts",
+        type=types.positive,
+        help="park an event after this many failed attempts (default 300)",
+    )
+    add.add_argument(
+        "--max-age",
+        type=subscriber_args.duration,
+        help="... or once this long has passed since its first attempt (default 24h)",
+    )
     with_json(add)
-    with_json(subscribers.add_parser("list", help="subscribers and their backlog"))
+    with_json(subscribers.add_parser("list", help="subscribers, their backlog and parked events"))
     remove = subscribers.add_parser("remove", help="stop delivering to a subscriber")
     remove.add_argument("name", type=types.subscriber_name)
     with_json(remove)
+    rotate = subscribers.add_parser(
+        "rotate-secret", help="a new signing secret; the old one also signs for --overlap"
+    )
+    rotate.add_argument("name", type=types.subscriber_name)
+    rotate.add_argument(
+        "--overlap",
+        type=subscriber_args.duration,
+        default="24h",
+        help="how long the old secret stays valid (default 24h, at most 7d; 0 ends it now)",
+    )
+    with_json(rotate)
+    replay = subscribers.add_parser("replay", help="queue parked events again")
+    replay.add_argument("name", type=types.subscriber_name)
+    which = replay.add_mutually_exclusive_group(required=True)
+    which.add_argument("--event", type=subscriber_args.event_id, help="one parked event, by id")
+    which.add_argument("--all-parked", action="store_true", help="every parked event")
+    with_json(replay)
 
 
 def add_refund_actions(sub: Subcommands) -> None:
@@ -217,8 +247,14 @@ def add_reconciliation(sub: Subcommands) -> None:
 
 
 def add_records(sub: Subcommands) -> None:
-    audit = command(sub, "audit", "the append-only audit trail of a refund")
-    audit.add_argument("refund_id", type=types.refund_id)
+    audit = command(
+        sub,
+        "audit",
+        "the append-only audit trail of a refund; --verify: recompute the hash chains (every"
+        " refund's, or REFUND_ID's) and say which are broken",
+    )
+    audit.add_argument("refund_id", nargs="?", type=types.refund_id)
+    audit.add_argument("--verify", action="store_true", help="check the trails, not list one")
     report = command(sub, "report", "refund metrics from Postgres, and a chart")
     report.add_argument(
         "--since", type=types.when, help="refunds requested from (YYYY-MM-DD or ISO, UTC)"

@@ -15,6 +15,7 @@ import aiohttp
 from pydantic import ValidationError
 
 from client import render
+from client.cli import subscribers
 from client.cli.arguments import EXIT_OK, UserError
 from client.cli.backends import with_client, with_store
 from client.cli.output import emit
@@ -83,22 +84,6 @@ def _policy(args: argparse.Namespace) -> int:
     else:
         name = args.name or Settings.from_env().policy
         emit(args, policy_view.describe(policy_view.load_named(policy_dir, name)), render.policy)
-    return EXIT_OK
-
-
-async def _subscribers(args: argparse.Namespace) -> int:
-    from activities import outbox
-
-    async def act(store: Any) -> Any:
-        if args.subscribers_command == "add":
-            return await outbox.add_subscriber(store.pool, args.name, args.url)
-        if args.subscribers_command == "remove":
-            if not await outbox.deactivate_subscriber(store.pool, args.name):
-                raise UserError(f"no subscriber named {args.name}")
-            return {"name": args.name, "active": False}
-        return await outbox.list_subscribers(store.pool)
-
-    emit(args, await with_store(act), render.subscribers)
     return EXIT_OK
 
 
@@ -222,6 +207,17 @@ async def _status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _audit_command(args: argparse.Namespace) -> int | Coroutine[Any, Any, int]:
+    """`audit REFUND_ID` lists a trail; `audit --verify [REFUND_ID]` checks the chains."""
+    if args.verify:
+        from client.cli.audit import verify
+
+        return verify(args)
+    if args.refund_id is None:
+        raise UserError("give a REFUND_ID, or --verify to check every refund's audit chain")
+    return _single_call(args)
+
+
 async def _audit(store: Any, refund_id: str) -> Any:
     trail = await store.audit_trail(refund_id)
     if not trail:
@@ -275,10 +271,11 @@ HANDLERS: dict[str, Handler] = {
     "request": _request,
     "eligibility": _eligibility,
     "policy": _policy,
-    "subscribers": _subscribers,
+    "subscribers": subscribers.handle,
     "reconcile": _reconcile,
     "report": _report,
     "status": _status,
+    "audit": _audit_command,
     **dict.fromkeys(
         (
             "operator",
@@ -290,7 +287,6 @@ HANDLERS: dict[str, Handler] = {
             "cancel",
             "received",
             "anomalies",
-            "audit",
         ),
         _single_call,
     ),

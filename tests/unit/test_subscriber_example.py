@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from activities.signing import sign
+from activities.signing import InvalidSignature, sign
+from activities.signing import verify as verify_ours
 from client.settings import PROJECT_ROOT
 
 SECRET = "whsec_test"
@@ -68,3 +69,29 @@ def test_forged_delivery_is_detected(forge: Callable[[bytes], tuple[str | None, 
     header, body = forge(json.dumps(EVENT).encode())
     with pytest.raises(forged):
         verify(SECRET, header, body)
+
+
+OLD_SECRET = "whsec_old"
+
+
+def test_during_a_rotation_either_secret_accepts_a_doubly_signed_delivery() -> None:
+    # What the dispatcher sends during an overlap: one v1 per valid secret, the new first.
+    verify, forged = readme_receiver()
+    body = json.dumps(EVENT).encode()
+    header = sign([SECRET, OLD_SECRET], body)
+    assert header.count(",v1=") == 2
+    assert verify(SECRET, header, body) == EVENT  # a receiver already on the new secret
+    assert verify(OLD_SECRET, header, body) == EVENT  # one still on the old
+    with pytest.raises(forged):
+        verify("whsec_neither", header, body)
+
+
+@pytest.mark.parametrize("secret", [SECRET, OLD_SECRET])
+def test_our_own_verifier_accepts_any_valid_v1_too(secret: str) -> None:
+    # activities.signing.verify checks deliveries in the sandbox's customer inbox.
+    body = json.dumps(EVENT).encode()
+    verify_ours(secret, sign([SECRET, OLD_SECRET], body), body)
+    with pytest.raises(InvalidSignature):
+        verify_ours("whsec_neither", sign([SECRET, OLD_SECRET], body), body)
+    with pytest.raises(InvalidSignature):  # two timestamps: which one was signed?
+        verify_ours(secret, "t=1,t=2,v1=00", body)

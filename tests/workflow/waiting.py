@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Callable
 
 from temporalio.client import WorkflowHandle
+from temporalio.service import RPCError
 
 from workflows.models import StatusQuery, StatusView
 from workflows.refund.workflow import RefundWorkflow
@@ -15,6 +16,14 @@ Handle = WorkflowHandle[RefundWorkflow, StatusView]
 
 
 async def status_of(handle: Handle) -> StatusView:
+    for _ in range(50):
+        try:
+            return await handle.query(RefundWorkflow.status, StatusQuery())
+        except RPCError as err:
+            # Right after a continue-as-new the new run cannot answer until its first task.
+            if "not scheduled yet" not in str(err):
+                raise
+            await asyncio.sleep(0.1)
     return await handle.query(RefundWorkflow.status, StatusQuery())
 
 

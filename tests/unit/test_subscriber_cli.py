@@ -1,0 +1,91 @@
+"""`refundflow subscribers ...` as parsed and shown: what each argument accepts, and the
+line `subscribers list` gives parked events."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from client.cli import subscribers as cli
+from client.cli.commands import CLIENT_COMMANDS, build_parser
+from workflows.read_models import Subscriber
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    return build_parser(CLIENT_COMMANDS).parse_args(["subscribers", *argv])
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("0", 0), ("90s", 90), ("30m", 1800), ("24h", 86400), ("7d", 604800)]
+)
+def test_durations(text: str, seconds: int) -> None:
+    assert cli.duration(text) == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("text", ["", "24", "1.5h", "-1h", "24 h", "1w", "h"])
+def test_what_is_not_a_duration(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="expected a duration such as"):
+        cli.duration(text)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://crm.example.com/hook", "http://127.0.0.1:9000/", "http://[::1]:9/x",
+     "http://localhost/x", "https://10.0.0.5/x"],
+)  # fmt: skip
+def test_urls_events_may_go_to(url: str) -> None:
+    assert cli.subscriber_url(url) == url
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("http://crm.example.com/hook", "must use https"),
+        ("http://127.0.0.2/x", "must use https"),
+        ("http://localhost.example.com/x", "must use https"),
+        ("http://10.0.0.5/x", "must use https"),
+        ("https://a:b@crm.example.com/x", "must not carry credentials"),
+        ("ftp://example", "expected an http(s) URL"),
+        ("https://", "expected an http(s) URL"),
+        ("http://[::1/x", "expected an http(s) URL"),
+    ],
+)
+def test_urls_refused(url: str, said: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match=re.escape(said)):
+        cli.subscriber_url(url)
+
+
+def test_replay_takes_one_event_or_all_parked() -> None:
+    one = parse("replay", "crm", "--event", "rf_" + "a" * 24 + ":3")
+    assert (one.event, one.all_parked) == ("rf_" + "a" * 24 + ":3", False)
+    assert parse("replay", "crm", "--all-parked").event is None
+    for wrong in (["replay", "crm"], ["replay", "crm", "--event", "rf_x:1", "--all-parked"]):
+        with pytest.raises(SystemExit):
+            parse(*wrong)
+
+
+def test_rotation_overlaps_a_day_unless_told() -> None:
+    assert parse("rotate-secret", "crm").overlap == timedelta(hours=24)
+    assert parse("rotate-secret", "crm", "--overlap", "0").overlap == timedelta(0)
+
+
+def listed(parked: int, oldest: datetime | None, event: str | None) -> Subscriber:
+    return Subscriber(
+        name="crm", url="https://crm.example.com/", active=True,
+        created_at=datetime(2025, 1, 1, tzinfo=UTC), pending=0, delivered=5, parked=parked,
+        oldest_parked_at=oldest, oldest_parked_event=event, max_attempts=300,
+        max_age_seconds=86400, previous_secret_valid_until=None,
+    )  # fmt: skip
+
+
+def test_the_parked_line() -> None:
+    oldest = datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC)
+    assert cli.parked_line(listed(3, oldest, "rf_x:2")) == (
+        "3 parked events, oldest parked 2025-03-04T05:06:07Z (rf_x:2):"
+        " `refundflow subscribers replay crm --all-parked` sends them again"
+    )
+    assert cli.parked_line(listed(1, oldest, "rf_x:2")).startswith("1 parked event, oldest")
+    assert cli.parked_line(listed(0, None, None)) == ""
