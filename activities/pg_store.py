@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import astuple
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 
-from activities import budgets, order_ledger
+from activities import audit_chain, budgets, order_ledger
+from activities.audit_chain import AuditContent, utc
 from activities.migrate import apply_migrations
 from activities.outbox import write_events
 from workflows.budgets import BudgetUse, customer_key
@@ -203,9 +204,10 @@ class PostgresRefundStore:
 
 _INSERT_AUDIT = """
     INSERT INTO refundflow.audit (refund_id, seq, event, from_state, to_state, at,
-        actor, source, reason, escalation_level, policy_version)
+        actor, source, reason, escalation_level, policy_version, prev_hash, row_hash)
     SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[],
-        $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::int[], $11::text[])
+        $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::int[], $11::text[],
+        $12::text[], $13::text[])
     ON CONFLICT (refund_id, seq) DO NOTHING
     RETURNING seq
 """
@@ -225,35 +227,39 @@ _UPSERT_STATUS = """
 """
 
 
-def _audit_rows(batch: RecordTransitionsInput) -> list[tuple[Any, ...]]:
+def _audit_rows(batch: RecordTransitionsInput) -> list[AuditContent]:
     """The batch's entries as audit rows, under the policy version the refund pinned."""
     policy_version = batch.projection.policy_version
     return [
-        (
-            batch.refund_id,
-            e.seq,
-            e.event,
-            e.from_state.value if e.from_state else None,
-            e.state.value,
-            e.at,
-            e.actor,
-            e.source,
-            e.reason,
-            e.escalation_level,
-            policy_version,
+        AuditContent(
+            refund_id=batch.refund_id,
+            seq=e.seq,
+            event=e.event,
+            from_state=e.from_state.value if e.from_state else None,
+            to_state=e.state.value,
+            at=utc(e.at),  # stored as hashed, whatever zone the entry was given in
+            actor=e.actor,
+            source=e.source,
+            reason=e.reason,
+            escalation_level=e.escalation_level,
+            policy_version=policy_version,
         )
         for e in batch.entries
     ]
 
 
 async def _append_audit(conn: asyncpg.Connection, batch: RecordTransitionsInput) -> int:
-    """Insert the batch's audit entries; how many are new. ON CONFLICT DO NOTHING: a retried
-    activity re-sends entries already stored, which must then be the same entries."""
-    rows = _audit_rows(batch)
-    inserted = await conn.fetch(
-        _INSERT_AUDIT, *[list(column) for column in zip(*rows, strict=True)]
+    """Insert the batch's audit entries, each chained to the one before (audit_chain.link);
+    how many are new. A retried activity re-sends entries already stored, which must then be
+    the same entries; they are skipped (ON CONFLICT DO NOTHING as well, belt and braces)."""
+    new = await audit_chain.link(conn, _audit_rows(batch))
+    rows = [(*astuple(r.content), r.prev_hash, r.row_hash) for r in new]
+    inserted = (
+        await conn.fetch(_INSERT_AUDIT, *[list(column) for column in zip(*rows, strict=True)])
+        if rows
+        else []
     )
-    if len(inserted) < len(rows):
+    if len(inserted) < len(batch.entries):
         await _check_same_entries(conn, batch, {r["seq"] for r in inserted})
     return len(inserted)
 

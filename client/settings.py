@@ -27,6 +27,7 @@ ENV_VARS = (
     "TEMPORAL_NAMESPACE",
     "REFUNDFLOW_TASK_QUEUE",
     "DATABASE_URL",
+    "MIGRATION_DATABASE_URL",
     "SANDBOX_URL",
     "PAYMENT_PROVIDER_URL",
     "ORDERS_URL",
@@ -74,6 +75,10 @@ class Settings:
     """The customer notification channel (e-mail/SMS/push gateway); the worker subscribes
     it to the outbox as `customer-notifications`. Empty: none."""
     customer_notify_secret: str = ""
+    migration_database_url: str | None = None
+    """The owner's URL, for `refundflow migrate` only: the app's own processes connect with
+    `database_url`, whose role may not change the schema or the audit. None: migrate as
+    `database_url`'s role."""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -102,6 +107,7 @@ class Settings:
             reconcile_every_minutes=_whole_number(env, "RECONCILE_EVERY_MINUTES", 15),
             customer_notify_url=env.get("REFUNDFLOW_CUSTOMER_NOTIFY_URL", ""),
             customer_notify_secret=env.get("REFUNDFLOW_CUSTOMER_NOTIFY_SECRET", ""),
+            migration_database_url=_migration_url(env, stack),
         )
 
     def require_database_url(self) -> str:
@@ -110,6 +116,17 @@ class Settings:
                 "no database: set DATABASE_URL, or start `refundflow dev` in this folder"
             )
         return self.database_url
+
+
+def _migration_url(env: dict[str, str], stack: dict[str, Any]) -> str | None:
+    """MIGRATION_DATABASE_URL; else the dev stack's owner, but only for the dev stack's own
+    database: with DATABASE_URL set, migrating the stack's instead would be a surprise."""
+    if env.get("MIGRATION_DATABASE_URL"):
+        return env["MIGRATION_DATABASE_URL"]
+    if env.get("DATABASE_URL"):
+        return None
+    url = stack.get("migration_database_url")
+    return str(url) if url else None
 
 
 class ConfigurationError(Exception):

@@ -23,6 +23,7 @@ from client.policy_source import load_policy
 from client.refund_client import RefundClient
 from client.settings import PROJECT_ROOT, Settings
 from sandbox.admin_client import SandboxAdmin
+from tests.integration.helpers import administer_with
 from worker.devstack import DevStack, StackConfig
 
 
@@ -32,6 +33,9 @@ def stack() -> Iterator[DevStack]:
     dev = DevStack(StackConfig.for_tests(home))
     try:
         dev.start(progress=lambda line: None)
+        if dev.owner_database_url and dev.database_url:
+            # The app's role may not create databases; scratch ones are made by the owner.
+            administer_with(dev.database_url, dev.owner_database_url)
         yield dev
     finally:
         dev.stop()
@@ -105,8 +109,11 @@ def returns_refunds(
 
 
 @pytest.fixture(scope="session")
-async def db(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(settings.require_database_url())  # migrates, like the worker
+async def db(stack: DevStack, settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    """The tests' own look behind the scenes, as the schemas' owner (setting up scenarios
+    the app's role may not): the worker, the sandbox, RefundClient and the CLI connect as
+    the app's role (`settings.database_url`)."""
+    pool = await create_pool(stack.owner_database_url or settings.require_database_url())
     yield pool
     await pool.close()
 

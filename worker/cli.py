@@ -11,14 +11,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from client.cli import arguments as types
 from client.cli.app import call, execute, finish, guarded
 from client.cli.arguments import EXIT_OK
-from client.cli.backends import with_store
 from client.cli.commands import (
     CLIENT_COMMANDS,
     CommandAdder,
@@ -31,6 +31,9 @@ from client.cli.handlers import Handler
 from client.cli.output import emit
 from client.settings import DEFAULT_POLICY, Settings
 from worker.processes import StackError
+
+if TYPE_CHECKING:
+    from activities.migrate import AppRole, AuditGuard, Prepared
 
 
 def add_stack_commands(sub: Subcommands) -> None:
@@ -49,7 +52,21 @@ def add_stack_commands(sub: Subcommands) -> None:
     )
     hooks.add_argument("--host", default=os.environ.get("WEBHOOK_HOST", "127.0.0.1"))
     hooks.add_argument("--port", type=int, default=int(os.environ.get("WEBHOOK_PORT", "8089")))
-    command(sub, "migrate", "bring the database's tables up to date; print what was applied")
+    migrate = command(
+        sub,
+        "migrate",
+        "bring the database's tables up to date, as MIGRATION_DATABASE_URL's role if set (the"
+        " owner), and grant DATABASE_URL's role what the app needs; print what was applied",
+    )
+    migrate.add_argument(
+        "--app-role",
+        type=_role_name,
+        help="without MIGRATION_DATABASE_URL: create this role for the app (needs CREATEROLE)"
+        " and print the DATABASE_URL it connects with",
+    )
+    migrate.add_argument(
+        "--sandbox", action="store_true", help="the sandbox's tables too (dev and demo setups)"
+    )
 
 
 def add_bench(sub: Subcommands) -> None:
@@ -91,6 +108,9 @@ def _dev(args: argparse.Namespace) -> int:
         sandbox_port=args.sandbox_port,
         webhook_port=args.webhook_port,
         database_url=os.environ.get("DATABASE_URL") or None,
+        # Only with DATABASE_URL: the embedded server has its own owner.
+        migration_database_url=(os.environ.get("DATABASE_URL") or None)
+        and (os.environ.get("MIGRATION_DATABASE_URL") or None),
         policy=os.environ.get("REFUNDFLOW_POLICY", DEFAULT_POLICY),
         worker_output_to_terminal=True,
     )
@@ -104,34 +124,150 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 async def _worker(args: argparse.Namespace) -> int:
+    from activities.migrate import MigrationRefused
     from worker.main import serve
 
-    await serve(_settings(args))
+    try:
+        await serve(_settings(args))
+    except MigrationRefused as err:  # the app's role may not migrate: say what to run
+        raise StackError(str(err)) from None
     return EXIT_OK
 
 
 async def _webhooks(args: argparse.Namespace) -> int:
+    from activities.migrate import MigrationRefused
     from worker.webhook_receiver import serve
 
-    await serve(_settings(args), args.host, args.port)
+    try:
+        await serve(_settings(args), args.host, args.port)
+    except MigrationRefused as err:
+        raise StackError(str(err)) from None
     return EXIT_OK
+
+
+def _role_name(text: str) -> str:
+    from activities.migrate import MigrationRefused, check_role_name
+
+    try:
+        return check_role_name(text)
+    except MigrationRefused as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 async def _migrate(args: argparse.Namespace) -> int:
-    from activities.pg_store import migrate_store
-    from worker.devstack import redact_url
+    """Migrate as the owner; the app's role, when it is another, created (if missing and
+    allowed) and granted INSERT and SELECT on the audit, never UPDATE, DELETE or TRUNCATE."""
+    from activities.migrate import MigrationRefused, Schema, prepare_database, url_as
+    from activities.pg_store import MIGRATIONS
+    from sandbox.store import MIGRATIONS as SANDBOX_MIGRATIONS
 
-    url = Settings.from_env().require_database_url()
-    applied = await with_store(lambda store: migrate_store(store.pool), url)
-    emit(args, {"database_url": redact_url(url), "applied": applied}, _migrated)
+    settings = Settings.from_env()
+    app_url = settings.require_database_url()
+    owner_url = settings.migration_database_url or app_url
+    schemas = [Schema("refundflow", MIGRATIONS)]
+    if args.sandbox:
+        schemas.append(Schema("sandbox", SANDBOX_MIGRATIONS))
+    try:
+        app = _app_role(args.app_role, settings.migration_database_url, app_url)
+        done = await prepare_database(owner_url, schemas, app)
+    except MigrationRefused as err:
+        raise StackError(str(err)) from None
+    result = _migration_result(done, owner_url, app_url, settings.migration_database_url)
+    if args.app_role and app is not None:
+        # Shown once: the generated password exists nowhere else (an existing role keeps its).
+        password = app.password if done.created_role else None
+        result["app_database_url"] = url_as(owner_url, app.name, password)
+    emit(args, result, _migrated)
+    for note in result["notes"]:
+        print(f"note: {note}", file=sys.stderr)
     return EXIT_OK
 
 
+def _app_role(flag: str | None, migration_url: str | None, app_url: str) -> AppRole | None:
+    """The app's own role: DATABASE_URL's when MIGRATION_DATABASE_URL is the owner's, or
+    --app-role's (with a generated password) when DATABASE_URL is; else None (one role)."""
+    from activities.migrate import (
+        AppRole,
+        MigrationRefused,
+        app_role_from,
+        check_same_database,
+        new_password,
+    )
+
+    if migration_url:
+        check_same_database(migration_url, app_url)
+        app = app_role_from(app_url)
+        if flag and flag != app.name:
+            raise MigrationRefused(
+                f"--app-role {flag} is not DATABASE_URL's role {app.name}: with"
+                " MIGRATION_DATABASE_URL set, the app's role is the one DATABASE_URL names"
+            )
+        return app
+    return AppRole(flag, new_password()) if flag else None
+
+
+def _migration_result(
+    done: Prepared, owner_url: str, app_url: str, migration_url: str | None
+) -> dict[str, Any]:
+    from worker.devstack import redact_url
+
+    guard = done.guard
+    result: dict[str, Any] = {
+        "database_url": redact_url(app_url),
+        "migration_database_url": redact_url(migration_url) if migration_url else None,
+        "migrated_as": done.owner,
+        "applied": done.applied["refundflow"],
+        "app_role": {
+            "name": guard.role,
+            "separate_from_owner": done.app_role is not None,
+            "created": done.created_role,
+            "audit_protected": guard.protected,
+            "may": list(guard.allowed),
+            "owner_or_superuser": guard.owner,
+        },
+        "notes": list(done.notes),
+    }
+    if "sandbox" in done.applied:
+        result["sandbox_applied"] = done.applied["sandbox"]
+    result["where"] = redact_url(owner_url)
+    if not guard.protected:
+        result["notes"].append(_unprotected(guard, done.app_role is None))
+    return result
+
+
+def _unprotected(guard: AuditGuard, one_role: bool) -> str:
+    what = ", ".join(guard.allowed) or "change"
+    text = (
+        f"role {guard.role} may {what} the audit"
+        f"{' (it owns it or is a superuser)' if guard.owner else ''}: the triggers refuse,"
+        " but an owner can disable them; `refundflow audit --verify` would still show it."
+    )
+    if one_role:
+        text += (
+            " For an app role that cannot: `refundflow migrate --app-role refundflow_app`"
+            " (needs CREATEROLE), then use the DATABASE_URL it prints and set"
+            " MIGRATION_DATABASE_URL to this one"
+        )
+    return text
+
+
 def _migrated(result: dict[str, Any]) -> str:
-    if not result["applied"]:
-        return f"{result['database_url']} is up to date; nothing to apply"
-    names = "\n".join(f"  {name}" for name in result["applied"])
-    return f"applied to {result['database_url']}:\n{names}"
+    names = [*result["applied"], *(f"sandbox/{n}" for n in result.get("sandbox_applied", []))]
+    lines = (
+        [f"applied to {result['where']}:", *(f"  {name}" for name in names)]
+        if names
+        else [f"{result['where']} is up to date; nothing to apply"]
+    )
+    role = result["app_role"]
+    if role["separate_from_owner"]:
+        how = "created now" if role["created"] else "existing"
+        lines.append(
+            f"app role {role['name']} ({how}): may read and append to the audit"
+            + ("; UPDATE, DELETE and TRUNCATE refused" if role["audit_protected"] else "")
+        )
+    if result.get("app_database_url"):
+        lines.append(f"the app's DATABASE_URL (shown once): {result['app_database_url']}")
+    return "\n".join(lines)
 
 
 async def _bench(args: argparse.Namespace) -> int:

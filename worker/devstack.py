@@ -7,6 +7,7 @@ reverse order.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
@@ -16,6 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,9 @@ from client.settings import DEFAULT_POLICY, STACK_FILE, pid_alive, read_stack_fi
 from worker.embedded_pg import EmbeddedPostgres
 from worker.processes import StackError, free_port, port_in_use, spawn, stop_process
 from worker.temporal_server import TemporalDevServer
+
+APP_ROLE = "refundflow_app"
+"""The embedded server's role for the app: may read and append to the audit, nothing more."""
 
 
 @dataclass
@@ -36,7 +41,10 @@ class StackConfig:
     sandbox_port: int = 8088
     webhook_port: int = 8089
     database_url: str | None = None
-    """Use this Postgres instead of starting the embedded one."""
+    """Use this Postgres instead of starting the embedded one (the app's role)."""
+    migration_database_url: str | None = None
+    """With `database_url`: its owner's URL, to migrate and grant the app's role before
+    anything starts. None: the worker and the sandbox migrate as `database_url`'s role."""
     task_queue: str = "refunds"
     policy: str = DEFAULT_POLICY
     headless: bool = False
@@ -58,6 +66,8 @@ class StackConfig:
             sandbox_port=free_port(),
             webhook_port=free_port(),
             database_url=os.environ.get("DATABASE_URL"),
+            migration_database_url=os.environ.get("DATABASE_URL")
+            and os.environ.get("MIGRATION_DATABASE_URL"),
             headless=True,
             time_skipping=True,
             durable=False,
@@ -74,6 +84,9 @@ class DevStack:
         self.worker: subprocess.Popen[bytes] | None = None
         self.webhooks: subprocess.Popen[bytes] | None = None
         self.database_url: str | None = config.database_url
+        """What the app's processes connect with (embedded: as APP_ROLE)."""
+        self.owner_database_url: str | None = config.migration_database_url
+        """The schemas' owner: migrations only (and tests looking behind the scenes)."""
         # Shared by the sandbox provider (signs) and our receiver (verifies); new each start.
         self.webhook_secret = secrets.token_hex(24)
         # Signs our notifications to the sandbox customer inbox (worker signs, inbox verifies).
@@ -100,6 +113,8 @@ class DevStack:
     def env(self) -> dict[str, str]:
         """Environment for processes that use this stack (worker, CLI in tests)."""
         env = dict(os.environ)
+        # The app's processes never hold the owner's credentials.
+        env.pop("MIGRATION_DATABASE_URL", None)
         env.update(
             {
                 "TEMPORAL_ADDRESS": self.temporal_address,
@@ -163,7 +178,10 @@ class DevStack:
                 log_path=self.logs / "postgres.log",
                 durable=cfg.durable,
             )
-            self.database_url = self.postgres.start()
+            self.owner_database_url = self.postgres.start()
+            self.database_url = self.postgres.url_as(APP_ROLE)
+        if self.owner_database_url:
+            progress(self._prepare_database())
         progress(f"starting Temporal dev server on {self.temporal_address} ...")
         self.temporal = TemporalDevServer(
             port=cfg.temporal_port,
@@ -193,6 +211,30 @@ class DevStack:
         progress("starting worker ...")
         self.start_worker()
         progress(f"stack ready in {time.monotonic() - t0:.1f} s")
+
+    def _prepare_database(self) -> str:
+        """Migrate as the owner and make the app's role ready (created, granted) before any
+        process connects, as `refundflow migrate` would: then the worker and the sandbox
+        find everything up to date and never need the owner's privileges."""
+        from activities.migrate import MigrationRefused, Schema, prepare_for_app
+        from activities.pg_store import MIGRATIONS
+        from sandbox.store import MIGRATIONS as SANDBOX_MIGRATIONS
+
+        owner_url, app_url = self.owner_database_url, self.database_url
+        assert owner_url and app_url
+        schemas = [Schema("refundflow", MIGRATIONS), Schema("sandbox", SANDBOX_MIGRATIONS)]
+        # In a thread of its own: start() is called from threads with a running loop too.
+        try:
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                prepare = prepare_for_app(owner_url, app_url, schemas)
+                done = pool.submit(asyncio.run, prepare).result()
+        except MigrationRefused as err:
+            raise StackError(str(err)) from None
+        guard = done.guard
+        if not guard.protected:
+            may = ", ".join(guard.allowed) or "it owns it"
+            return f"warning: the app's role {guard.role} may change the audit ({may})"
+        return f"database migrated as {done.owner}; the app connects as {guard.role}"
 
     def start_worker(self) -> subprocess.Popen[bytes]:
         log = None if self.config.worker_output_to_terminal else self.logs / "worker.log"
@@ -273,6 +315,9 @@ class DevStack:
             "temporal_namespace": "default",
             "ui_url": self.ui_url,
             "database_url": self.database_url,
+            # Only the embedded server's (no password in it): `refundflow migrate` from
+            # another shell uses it; a given MIGRATION_DATABASE_URL stays in its environment.
+            "migration_database_url": self.owner_database_url if self.postgres else None,
             "sandbox_url": self.sandbox_url,
             "webhook_url": self.webhook_url,
             "task_queue": self.config.task_queue,

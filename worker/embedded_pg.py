@@ -24,6 +24,9 @@ from pathlib import Path
 from worker.processes import StackError, spawn, stop_process, wait_for_port
 
 DATABASE = "refundflow"
+SUPERUSER = "postgres"
+"""initdb's superuser: owns the schemas and runs the migrations; the app connects as its own
+role (worker/devstack.py). Trust on 127.0.0.1 only, as before: no password to keep."""
 # Inside the user namespace the server's uid and gid; outside, it is still us.
 _NAMESPACE_ID = 1000
 
@@ -48,7 +51,11 @@ class EmbeddedPostgres:
 
     @property
     def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{DATABASE}"
+        """The superuser's URL: for migrations and the tests' own look behind the scenes."""
+        return self.url_as(SUPERUSER)
+
+    def url_as(self, role: str) -> str:
+        return f"postgresql://{role}@127.0.0.1:{self.port}/{DATABASE}"
 
     def start(self) -> str:
         self._prepare_user()
@@ -108,7 +115,7 @@ class EmbeddedPostgres:
                 "-D",
                 str(self.data_dir),
                 "-U",
-                "postgres",
+                SUPERUSER,
                 "--auth=trust",
                 "--encoding=UTF8",
                 "--no-instructions",
@@ -122,7 +129,7 @@ class EmbeddedPostgres:
 
     def _create_database(self) -> None:
         psql = str(_bin_dir() / "psql")
-        base = [psql, "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-tAq"]
+        base = [psql, "-h", "127.0.0.1", "-p", str(self.port), "-U", SUPERUSER, "-tAq"]
         deadline = time.monotonic() + 30
         while True:
             probe = subprocess.run(

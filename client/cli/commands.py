@@ -247,8 +247,14 @@ def add_reconciliation(sub: Subcommands) -> None:
 
 
 def add_records(sub: Subcommands) -> None:
-    audit = command(sub, "audit", "the append-only audit trail of a refund")
-    audit.add_argument("refund_id", type=types.refund_id)
+    audit = command(
+        sub,
+        "audit",
+        "the append-only audit trail of a refund; --verify: recompute the hash chains (every"
+        " refund's, or REFUND_ID's) and say which are broken",
+    )
+    audit.add_argument("refund_id", nargs="?", type=types.refund_id)
+    audit.add_argument("--verify", action="store_true", help="check the trails, not list one")
     report = command(sub, "report", "refund metrics from Postgres, and a chart")
     report.add_argument(
         "--since", type=types.when, help="refunds requested from (YYYY-MM-DD or ISO, UTC)"

@@ -207,6 +207,17 @@ async def _status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _audit_command(args: argparse.Namespace) -> int | Coroutine[Any, Any, int]:
+    """`audit REFUND_ID` lists a trail; `audit --verify [REFUND_ID]` checks the chains."""
+    if args.verify:
+        from client.cli.audit import verify
+
+        return verify(args)
+    if args.refund_id is None:
+        raise UserError("give a REFUND_ID, or --verify to check every refund's audit chain")
+    return _single_call(args)
+
+
 async def _audit(store: Any, refund_id: str) -> Any:
     trail = await store.audit_trail(refund_id)
     if not trail:
@@ -264,6 +275,7 @@ HANDLERS: dict[str, Handler] = {
     "reconcile": _reconcile,
     "report": _report,
     "status": _status,
+    "audit": _audit_command,
     **dict.fromkeys(
         (
             "operator",
@@ -275,7 +287,6 @@ HANDLERS: dict[str, Handler] = {
             "cancel",
             "received",
             "anomalies",
-            "audit",
         ),
         _single_call,
     ),

@@ -86,9 +86,20 @@ async def _stop(proc: asyncio.subprocess.Process, grace: float = 60) -> None:
         await proc.wait()
 
 
+_ADMINS: dict[str, str] = {}
+
+
+def administer_with(url: str, admin_url: str) -> None:
+    """Make scratch databases beside `url` (the app's, whose role may not create any) as
+    `admin_url`'s role, which then owns and uses them."""
+    _ADMINS[url] = admin_url
+
+
 @contextlib.asynccontextmanager
 async def fresh_database(admin_url: str, prefix: str) -> AsyncIterator[str]:
-    """The URL of a new, empty database beside `admin_url`'s, dropped afterwards."""
+    """The URL of a new, empty database beside `admin_url`'s, dropped afterwards; as the
+    stack's owner when `admin_url` is the app's (`administer_with`)."""
+    admin_url = _ADMINS.get(admin_url, admin_url)
     name = f"{prefix}_{uuid.uuid4().hex}"
     admin = await asyncpg.connect(admin_url)
     try:

@@ -62,7 +62,8 @@ def test_addresses_point_at_services_and_their_ports(service: str) -> None:
     settings = Settings.from_env({**env, "REFUNDFLOW_HOME": "/nonexistent"})
     db = urlparse(settings.require_database_url())
     assert db.hostname == "app-postgres" and db.port == 5432
-    assert db.username == SERVICES["app-postgres"]["environment"]["POSTGRES_USER"]
+    # The app's restricted role, the one `migrate` grants (not the owner, POSTGRES_USER).
+    assert db.username == urlparse(resolve(env_of("migrate")["DATABASE_URL"])).username
     assert db.path.lstrip("/") == SERVICES["app-postgres"]["environment"]["POSTGRES_DB"]
     if service == "worker":
         host, _port = settings.temporal_address.split(":")
