@@ -85,6 +85,7 @@ from workflows.wording import customer_view
 # How long a person waits for a refund to answer before being told no worker is running.
 QUERY_TIMEOUT = timedelta(seconds=15)
 UPDATE_TIMEOUT = timedelta(seconds=30)
+RUN_HANDOVER_TRIES = 25  # x 0.2 s
 # How much longer than its patience the first look at a new refund may wait for a query
 # answer under load (the worker answers one refund's queries one at a time).
 FIRST_ANSWER_GRACE = 30.0
@@ -256,14 +257,20 @@ class RefundClient:
             raise rpc_error(refund_id, err) from None
 
     async def _query(self, refund_id: str, *, include_timeline: bool) -> StatusView:
-        try:
-            return await self._handle(refund_id).query(
-                RefundWorkflow.status,
-                StatusQuery(include_timeline=include_timeline),
-                rpc_timeout=QUERY_TIMEOUT,
-            )
-        except WorkflowQueryFailedError as err:
-            raise RefundflowError(f"refund {refund_id} could not answer: {err}") from None
+        query = StatusQuery(include_timeline=include_timeline)
+        handle = self._handle(refund_id)
+        # A long-lived refund continues as new now and then; for a moment its new run
+        # cannot answer ("workflow task is not scheduled yet"): ask again shortly.
+        for _ in range(RUN_HANDOVER_TRIES):
+            try:
+                return await handle.query(RefundWorkflow.status, query, rpc_timeout=QUERY_TIMEOUT)
+            except WorkflowQueryFailedError as err:
+                raise RefundflowError(f"refund {refund_id} could not answer: {err}") from None
+            except RPCError as err:
+                if "not scheduled yet" not in err.message:
+                    raise
+                await asyncio.sleep(0.2)
+        raise RefundflowError(f"refund {refund_id} is between two runs; try again in a moment")
 
     async def list(
         self,
