@@ -15,7 +15,7 @@ from typing import Any
 
 from client.errors import InvalidRefundRequest, RefundActionRefused
 from sandbox.webhooks import SIGNATURE_HEADER, sign
-from tests.chaos import crash_cases
+from tests.chaos import crash_cases, long_cases, money_cases
 from tests.chaos.ends import COMPLETED, cancelled, operator_wait
 from tests.chaos.harness import Chaos, settle
 from tests.chaos.proofs import (
@@ -324,4 +324,16 @@ CASES: dict[str, Case] = {
     "provider refuses, settlement fails": Case(
         provider_refuses_and_settlement_fails, fast=True, fires=("payment.refusals",)
     ),
+    "the same return from three channels at once": Case(
+        money_cases.same_return_from_three_channels, fast=True, fires=("orders.latency",)
+    ),
+    "splitting below the auto-approve limit": Case(
+        money_cases.splitting_below_the_auto_approve_limit, fast=False, fires=("orders.latency",)
+    ),
+    # These prove their faults from history and the database (tests/chaos/long_cases.py).
+    "audit store down while refunds settle": Case(
+        long_cases.audit_store_unavailable_while_refunds_settle, fast=False
+    ),
+    "workflow reset after payment": Case(long_cases.workflow_reset_after_payment, fast=False),
+    "poison subscriber": Case(long_cases.poison_subscriber, fast=False),
 }

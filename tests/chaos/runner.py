@@ -85,14 +85,14 @@ async def run_all(
 
 def table(tallies: dict[str, Tally]) -> str:
     header = (
-        f"{'case':<42} {'runs':>5} {'refunds':>8} {'violations':>11} {'errors':>7}"
+        f"{'case':<44} {'runs':>5} {'refunds':>8} {'violations':>11} {'errors':>7}"
         f" {'seen':>5} {'mean s':>7}"
     )
     lines = [header, "-" * len(header)]
     for name, t in tallies.items():
         mean = sum(t.seconds) / len(t.seconds) if t.seconds else 0.0
         lines.append(
-            f"{name:<42} {t.runs:>5} {t.refunds:>8} {len(t.violations):>11}"
+            f"{name:<44} {t.runs:>5} {t.refunds:>8} {len(t.violations):>11}"
             f" {len(t.errors):>7} {len(t.seen):>5} {mean:>7.1f}"
         )
     total = sum(len(t.violations) for t in tallies.values())

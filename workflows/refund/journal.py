@@ -126,7 +126,9 @@ class Journal:
                 name,
                 arg,
                 result_type=result_type,
-                start_to_close_timeout=timedelta(seconds=15),
+                # A store that hangs (a lock, a network drop) must not hold the workflow
+                # task: a write takes milliseconds, 5 s is already an outage.
+                start_to_close_timeout=timedelta(seconds=5),
                 schedule_to_close_timeout=STORE_FAST_BUDGET,
                 retry_policy=STORE_FAST_RETRY,
                 summary=summary,

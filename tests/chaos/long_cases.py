@@ -1,0 +1,197 @@
+"""Chaos cases of issue 11 (refunds that live long and systems that misbehave for long): the
+audit store unavailable while refunds settle (history stays bounded), a workflow reset from
+the Web UI (no wedge, no second payout), a subscriber that refuses every event (parked,
+nobody else held up). Each proves its fault happened: the durable store path in history,
+a second run, the poison subscriber's refused requests and parked deliveries."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+import asyncpg
+from aiohttp import web
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
+
+from activities import outbox
+from tests.chaos.ends import COMPLETED
+from tests.chaos.harness import Chaos, settle
+from tests.chaos.proofs import paid_once, wait_for
+from worker.processes import free_port
+from workflows import names
+from workflows.states import Awaiting, RefundState
+
+# History of a refund that settles after a pending answer, with the store down meanwhile:
+# measured ~60 events; Temporal ends a workflow at 51,200.
+HISTORY_BOUND = 120
+
+
+async def _history_length(chaos: Chaos, refund_id: str) -> int:
+    return len(await chaos.history(refund_id))
+
+
+async def _went_durable(chaos: Chaos, refund_id: str) -> bool:
+    """The refund's audit write left the in-process path for the regular activity."""
+    for event in await chaos.history(refund_id):
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            scheduled = event.activity_task_scheduled_event_attributes
+            if scheduled.activity_type.name == names.ACTIVITY_RECORD_TRANSITIONS:
+                return True
+    return False
+
+
+async def _all_pending(chaos: Chaos) -> bool:
+    for refund_id in chaos.refund_ids:
+        status = await chaos.status(refund_id)
+        pending = any(e.event == "provider_pending" for e in status.timeline)
+        if status.awaiting is not Awaiting.PAYMENT_PROVIDER or not pending:
+            return False
+    return True
+
+
+async def audit_store_unavailable_while_refunds_settle(chaos: Chaos) -> None:
+    """The audit table is locked (an outage that hangs rather than refuses) while pending
+    refunds settle: their audit writes go durable and history stops growing."""
+    await chaos.faults.set_faults({"payment.pending_rate": "1", "payment.settle_after_ms": "3000"})
+    orders = [await chaos.order(amount=4000) for _ in range(2)]
+    await asyncio.gather(*(chaos.request(o, expect=COMPLETED) for o in orders))
+    await wait_for("every refund to wait on a pending provider refund", lambda: _all_pending(chaos))
+    assert chaos.stack.owner_database_url, "the case needs the owner's connection"
+    owner = await asyncpg.connect(chaos.stack.owner_database_url)
+    try:
+        locked = owner.transaction()
+        await locked.start()
+        await owner.execute("LOCK TABLE refundflow.audit IN ACCESS EXCLUSIVE MODE")
+        for refund_id in chaos.refund_ids:
+            await wait_for(
+                f"{refund_id}'s audit write to go durable",
+                lambda r=refund_id: _went_durable(chaos, r),  # type: ignore[misc]
+                timeout=90,
+            )
+        lengths = {r: await _history_length(chaos, r) for r in chaos.refund_ids}
+        await asyncio.sleep(15)  # the outage goes on: the durable write keeps retrying
+        for refund_id, length in lengths.items():
+            now = await _history_length(chaos, refund_id)
+            assert now == length, f"{refund_id}: history grew {length} -> {now} while down"
+        await locked.rollback()
+    finally:
+        await owner.close()
+    for refund_id in sorted(chaos.refund_ids):
+        status = await settle(chaos, refund_id)
+        assert status.state is RefundState.COMPLETED, status.state
+        paid_once(refund_id, await chaos.calls(refund_id))
+        length = await _history_length(chaos, refund_id)
+        assert length < HISTORY_BOUND, f"{refund_id}: {length} history events"
+
+
+async def _reset_to_first_task(chaos: Chaos, refund_id: str) -> str:
+    """What the Web UI's Reset does: a new run from the first workflow task; its run id."""
+    history = await chaos.history(refund_id)
+    first_task = next(
+        e.event_id for e in history if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+    )
+    client = chaos.refunds.temporal
+    answer = await client.workflow_service.reset_workflow_execution(
+        ResetWorkflowExecutionRequest(
+            namespace=client.namespace,
+            workflow_execution=WorkflowExecution(workflow_id=refund_id),
+            reason="chaos: reset from the Web UI",
+            workflow_task_finish_event_id=first_task,
+            request_id=str(uuid.uuid4()),
+        )
+    )
+    return answer.run_id
+
+
+async def workflow_reset_after_payment(chaos: Chaos) -> None:
+    """Completed refunds reset to their first workflow task run everything again: the
+    provider is asked with the same key (found, not paid again) and the audit is whole."""
+    orders = [await chaos.order(amount=4000) for _ in range(2)]
+    await asyncio.gather(*(chaos.request(o, expect=COMPLETED) for o in orders))
+    first_runs = {}
+    for refund_id in sorted(chaos.refund_ids):
+        await settle(chaos, refund_id)
+        first_runs[refund_id] = (
+            await chaos.refunds.temporal.get_workflow_handle(refund_id).describe()
+        ).run_id
+    for refund_id in sorted(chaos.refund_ids):
+        new_run = await _reset_to_first_task(chaos, refund_id)
+        assert new_run != first_runs[refund_id]
+    for refund_id in sorted(chaos.refund_ids):
+        await wait_for(
+            f"{refund_id}'s new run to finish",
+            lambda r=refund_id: _finished(chaos, r),  # type: ignore[misc]
+            timeout=60,
+        )
+        status = await settle(chaos, refund_id)
+        assert status.state is RefundState.COMPLETED, status.state
+        calls = await chaos.calls(refund_id)
+        # The new run asked the provider again, with the same key, and found the refund.
+        assert any(c["kind"] == "lookup" and c["found"] == 1 for c in calls), calls
+        paid_once(refund_id, calls)
+
+
+async def _finished(chaos: Chaos, refund_id: str) -> bool:
+    described = await chaos.refunds.temporal.get_workflow_handle(refund_id).describe()
+    return described.status is not None and described.status.name == "COMPLETED"
+
+
+async def poison_subscriber(chaos: Chaos) -> None:
+    """A subscriber that answers 400 to everything: its events are parked after a small
+    budget, the refunds' later events still reach it (and are parked), and the customer's
+    channel receives every event (invariant 6, checked by the harness)."""
+    refused: list[str] = []
+
+    async def refuse(request: web.Request) -> web.Response:
+        refused.append(request.headers.get("Refundflow-Event-Id", "?"))
+        return web.Response(status=400, text="poison")
+
+    app = web.Application()
+    app.router.add_post("/events", refuse)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    name = f"poison-{uuid.uuid4().hex[:8]}"
+    await outbox.add_subscriber(
+        chaos.db,
+        name,
+        f"http://127.0.0.1:{port}/events",
+        max_attempts=2,
+        max_age=timedelta(minutes=5),
+    )
+    try:
+        orders = [await chaos.order(amount=4000) for _ in range(2)]
+        await asyncio.gather(*(chaos.request(o, expect=COMPLETED) for o in orders))
+        for refund_id in sorted(chaos.refund_ids):
+            await settle(chaos, refund_id)
+
+        async def all_parked() -> bool:
+            rows = await chaos.db.fetch(
+                "SELECT parked_at FROM refundflow.deliveries"
+                " WHERE subscriber = $1 AND refund_id = ANY($2::text[])",
+                name,
+                list(chaos.refund_ids),
+            )
+            return bool(rows) and all(r["parked_at"] is not None for r in rows)
+
+        await wait_for("every poison delivery to be parked", all_parked, timeout=60)
+        parked = await chaos.db.fetchval(
+            "SELECT count(*) FROM refundflow.findings WHERE kind = $1"
+            " AND details->>'subscriber' = $2",
+            outbox.PARKED_KIND,
+            name,
+        )
+        events = await chaos.db.fetchval(
+            "SELECT count(*) FROM refundflow.outbox WHERE refund_id = ANY($1::text[])",
+            list(chaos.refund_ids),
+        )
+        assert parked == events, f"{parked} parked findings for {events} events"
+        # Each event was tried twice (the budget) and then left alone.
+        assert len(refused) == 2 * events, f"{len(refused)} refused for {events} events"
+    finally:
+        await outbox.deactivate_subscriber(chaos.db, name)
+        await runner.cleanup()
