@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -64,7 +64,7 @@ def status(
     ]
     for entry in view.timeline:
         lines.append(
-            f"    {entry.seq:>2}. {entry.at:%Y-%m-%d %H:%M:%S}  {entry.state.value:<15}"
+            f"    {entry.seq:>2}. {when(entry.at)}  {entry.state.value:<15}"
             f" {entry.event:<20} by {entry.actor} via {entry.source}: {entry.reason}"
         )
     if ledger is not None:
@@ -155,7 +155,7 @@ def ledger(rows: list[dict[str, Any]]) -> str:
 
 def audit(rows: list[AuditEntry]) -> str:
     return "\n".join(
-        f"{r.seq:>3}. {r.at.isoformat()}  {r.from_state or '-':>15} -> {r.to_state.value:<15}"
+        f"{r.seq:>3}. {when(r.at)}  {r.from_state or '-':>15} -> {r.to_state.value:<15}"
         f" {r.event:<20} by {r.actor} via {r.source}: {r.reason}"
         f"  [{r.policy_version}]"
         for r in rows
@@ -178,7 +178,7 @@ def findings(rows: list[Finding]) -> str:
     if not rows:
         return "no findings"
     return "\n".join(
-        f"{r.created_at.isoformat()[:19]}  {r.action:<9} {r.kind:<34}"
+        f"{when(r.created_at)}  {r.action:<9} {r.kind:<34}"
         f" {r.refund_id or r.order_id or '-'}"
         f"  {r.details}"
         for r in rows
@@ -204,7 +204,19 @@ def _eta(earliest: datetime | None, latest: datetime | None, kind: str | None) -
 
 
 def _at(moment: datetime) -> str:
-    return f"{moment:%Y-%m-%d %H:%M} UTC"
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def when(moment: datetime | str | None) -> str:
+    """The one way the CLI shows a moment: `2026-11-26 14:07:57 UTC` (status, audit,
+    events, deliveries, findings, track); `--json` keeps ISO 8601."""
+    if moment is None:
+        return "-"
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
 
 
 def eligibility(answer: Any) -> str:
@@ -233,8 +245,22 @@ def eligibility(answer: Any) -> str:
 def policy(data: dict[str, Any]) -> str:
     lines = [f"policy {data['label']}", f"  {data['description']}"]
     width = max((len(k) for k in data["settings"]), default=0)
-    lines += [f"  {k:<{width}}  {v}" for k, v in data["settings"].items()]
+    lines += [f"  {k:<{width}}  {_setting(k, v)}" for k, v in data["settings"].items()]
+    lines.append("  (amounts in the refund's currency; shown with 2 decimals, as for USD or EUR)")
     return "\n".join(lines)
+
+
+_MONEY_SETTINGS = ("_limit", "_above", "authority.", "budgets.auto_approve_per_")
+
+
+def _setting(key: str, value: Any) -> str:
+    """A policy setting as a person reads it: money formatted, basis points as percent."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if any(mark in key for mark in _MONEY_SETTINGS):
+            return f"{value / 100:,.2f} ({value} minor units)"
+        if "_bps" in key:
+            return f"{value / 100:.2f} % ({value} bps)"
+    return str(value)
 
 
 def policy_list(rows: list[dict[str, Any]]) -> str:
@@ -254,6 +280,16 @@ def policy_diff(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def already_requested(view: StatusView) -> str:
+    first = view.timeline[0]
+    return (
+        f"note: this request was already made {when(first.at)} (key {view.refund_key}):"
+        f" refund {view.refund_id} is {view.state.value}"
+        + (f" ({view.cancel_reason.value})" if view.cancel_reason else "")
+        + "; to ask again, give a new --key"
+    )
+
+
 def track(view: dict[str, Any]) -> str:
     lines = [
         f"{view['refund_id']}  ({view['order_id']})",
@@ -261,25 +297,25 @@ def track(view: dict[str, Any]) -> str:
         f"  {view['message']}",
     ]
     for step in view["timeline"]:
-        lines.append(f"    {step['at'][:16].replace('T', ' ')} UTC  {step['label']}")
+        lines.append(f"    {when(step['at'])}  {step['label']}")
     return "\n".join(lines)
 
 
 def events(rows: list[OutboxEvent]) -> str:
     lines = []
     for e in rows:
-        lines.append(f"{e.seq:>3}. {e.occurred_at.isoformat()[:19]}  {e.type:<22} {e.event_id}")
+        lines.append(f"{e.seq:>3}. {when(e.occurred_at)}  {e.type:<22} {e.event_id}")
         lines.append(f"       {e.payload['notification']['body']}")
         for d in e.deliveries:
             if d.delivered_at:
-                state = f"delivered {str(d.delivered_at)[:19]}"
+                state = f"delivered {when(d.delivered_at)}"
             elif d.parked_at:
                 state = (
-                    f"parked {str(d.parked_at)[:19]} ({d.last_error});"
+                    f"parked {when(d.parked_at)} ({d.last_error});"
                     f" `refundflow subscribers replay {d.subscriber} --event {e.event_id}`"
                 )
             else:
-                state = f"pending, next try {str(d.next_try_at)[:19]}" + (
+                state = f"pending, next try {when(d.next_try_at)}" + (
                     f" ({d.last_error})" if d.last_error else ""
                 )
             lines.append(f"       -> {d.subscriber:<24} {state}, attempts {d.attempts}")

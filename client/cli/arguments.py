@@ -115,6 +115,29 @@ def name(value: str) -> str:
     )
 
 
+def role(value: str) -> str:
+    """A staff role some deployed policy knows (the refund's own policy has the last word)."""
+    from client.policy_source import load_policy
+    from client.settings import Settings
+    from workflows.policy import parse_policy
+
+    folder = Settings.from_env().policy_dir
+    known = sorted(
+        {
+            r
+            for path in folder.glob("*.toml")
+            for r in parse_policy(load_policy(folder, path.stem).document).authority
+        }
+    )
+    if known and value not in known:
+        close = difflib.get_close_matches(value, known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise argparse.ArgumentTypeError(
+            f"unknown role {value!r} (the policies know {', '.join(known)}){hint}"
+        )
+    return value
+
+
 def priced_line(value: str) -> dict[str, Any]:
     """SKU:QTY:UNIT_PRICE:CATEGORY, a line of a sandbox order."""
     parts = value.split(":")

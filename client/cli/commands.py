@@ -214,7 +214,7 @@ def add_refund_actions(sub: Subcommands) -> None:
     approve.add_argument(
         "--role",
         default="support",
-        type=types.name,
+        type=types.role,
         help="your staff role (support, lead, finance under standard-v3); the refund's"
         " pinned policy limits what each role approves",
     )

@@ -8,7 +8,9 @@ UserError or RefundflowError; the app turns them into one line and an exit statu
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -22,6 +24,8 @@ from client.cli.output import emit
 from client.errors import RefundflowError
 from client.settings import Settings
 
+# A refund whose request is older than this was not started by this call.
+EARLIER_REQUEST = timedelta(seconds=2)
 Handler = Callable[[argparse.Namespace], int | Coroutine[Any, Any, int]]
 
 
@@ -52,7 +56,12 @@ async def _request(args: argparse.Namespace) -> int:
         requested_by=args.requested_by,
         locale=args.locale,
     )
+    asked = datetime.now(UTC)
     status = await with_client(lambda c: c.request(request))
+    if status.timeline and status.timeline[0].at < asked - EARLIER_REQUEST:
+        # Same key (given, or derived from the same order, amount, lines and reason): the
+        # answer is the refund asked for before, whatever became of it. Say so.
+        print(render.already_requested(status), file=sys.stderr)
     emit(args, status, render.status)
     return EXIT_OK
 
@@ -119,7 +128,11 @@ async def _ask_sandbox(
         orders = HttpOrderSystem(HttpService(session, settings.orders_url, "sandbox orders"))
         return await orders.create_order(_order_spec(args)), render.order
     if args.sandbox_command == "inbox":
-        return await admin.inbox(args.refund), render.inbox
+        rows = await admin.inbox(args.refund)
+        if not rows and args.refund:
+            # Empty for this refund says nothing about the inbox: say what it does say.
+            return rows, lambda _: f"no notification for {args.refund} in the customer inbox"
+        return rows, render.inbox
     payments = HttpPaymentProvider(
         HttpService(session, settings.payment_provider_url, "sandbox payments")
     )
