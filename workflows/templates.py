@@ -88,6 +88,12 @@ SUBJECT: dict[str, str] = {
     "zh-CN": "订单 {order_id} 的退款：{label}",
 }
 
+# Subjects of the notices that are not state changes (escalations, payment failures).
+SITUATION_LABEL: dict[str, dict[str, str]] = {
+    "en": {"pending_review.escalated": "taking longer", "refunding.payment_failed": "delayed"},
+    "zh-CN": {"pending_review.escalated": "处理时间延长", "refunding.payment_failed": "已延迟"},
+}
+
 STATE_LABEL: dict[str, dict[RefundState, str]] = {
     "en": {
         RefundState.PENDING_REVIEW: "requested",

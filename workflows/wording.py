@@ -15,7 +15,7 @@ from typing import Any
 from workflows.models import MessageFacts, StatusView
 from workflows.money import format_minor
 from workflows.states import Awaiting, CancelReason, RefundState
-from workflows.templates import ETA, REPLY, STATE_LABEL, SUBJECT, TEMPLATES
+from workflows.templates import ETA, REPLY, SITUATION_LABEL, STATE_LABEL, SUBJECT, TEMPLATES
 
 # --- rendering --------------------------------------------------------------------------
 
@@ -71,12 +71,12 @@ def support_reply(facts: MessageFacts) -> str:
 
 def notification(facts: MessageFacts) -> dict[str, str]:
     """A message sent to the customer when the refund changes state."""
+    key = template_key(facts)
+    label = SITUATION_LABEL[facts.locale].get(key) or state_label(facts.state, facts.locale)
     return {
         "locale": facts.locale,
-        "template": template_key(facts),
-        "subject": SUBJECT[facts.locale].format(
-            order_id=facts.order_id, label=state_label(facts.state, facts.locale)
-        ),
+        "template": key,
+        "subject": SUBJECT[facts.locale].format(order_id=facts.order_id, label=label),
         "body": customer_message(facts),
     }
 

@@ -188,7 +188,9 @@ async def test_customers_and_subscribers_are_told_of_a_payment_failure_and_escal
     told = env.systems.told[handle.id]
     [failure] = [n for n in told if n.event == "escalated"]  # reminders are not news
     assert failure.facts.payment_failed
-    assert wording.notification(failure.facts)["template"] == "refunding.payment_failed"
+    told_customer = wording.notification(failure.facts)
+    assert told_customer["template"] == "refunding.payment_failed"
+    assert told_customer["subject"].endswith(": delayed")  # not "on its way"
 
     review = await env.start(tv_order(price=200_000))  # above every auto-approval limit
     await until(review, lambda s: s.awaiting is Awaiting.REVIEWER)
