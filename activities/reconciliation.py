@@ -45,8 +45,13 @@ KINDS = (
     "provider_money_above_ledger",
     "reservation_without_refund",
     "subscriber_event_parked",  # recorded by the outbox dispatcher, not by a reconcile run
+    "workflow_closed_abnormally",
 )
 ORPHAN = "reservation_without_refund"
+CLOSED = "workflow_closed_abnormally"
+# How Temporal may end a refund's workflow without the refund ending: terminated (the Web
+# UI's Terminate), timed out (a run timeout), failed (a bug). Cancellation is a refund event.
+ABNORMAL_CLOSES = "ExecutionStatus IN ('Terminated', 'TimedOut', 'Failed')"
 ORPHAN_AFTER_SECONDS = 600
 """A reservation without a refund is left alone this long (whatever the grace): between the
 edge's reservation and the workflow's first record, a refund has no status row yet."""
@@ -130,6 +135,15 @@ FROM refundflow.reservations r
 WHERE r.state = 'held'
   AND r.created_at < now() - make_interval(secs => greatest($1, $2))
   AND NOT EXISTS (SELECT 1 FROM refundflow.refund_status s WHERE s.refund_id = r.refund_id)
+UNION ALL
+SELECT 'workflow_closed_abnormally', s.refund_id, s.order_id,
+       jsonb_build_object('temporal_status', c.status, 'closed_at', c.closed_at,
+                          'state', s.state, 'awaiting', s.awaiting),
+       NOT EXISTS (SELECT 1 FROM provider_ledger p
+                   WHERE p.refund_id = s.refund_id AND p.status <> 'failed'),
+       NULL
+FROM closed_workflows c JOIN refundflow.refund_status s USING (refund_id)
+WHERE s.state NOT IN ('completed', 'cancelled')
 """
 
 
@@ -159,6 +173,7 @@ class ReconciliationActivities:
             async with conn.transaction():
                 ledger_rows = await self._load_ledger(conn)
                 await self._load_movements(conn)
+                await self._load_abnormal_closes(conn)
                 rows = await conn.fetch(FINDINGS_SQL, inp.grace_seconds, ORPHAN_AFTER_SECONDS)
                 refunds = await conn.fetchval("SELECT count(*) FROM refundflow.refund_status")
             findings = []
@@ -240,11 +255,32 @@ class ReconciliationActivities:
         await conn.execute("CREATE INDEX ON stock_moves (reference)")
         await conn.execute("ANALYZE stock_moves")
 
+    async def _load_abnormal_closes(self, conn: asyncpg.Connection) -> None:
+        """Refund workflows Temporal ended without the refund ending (from visibility:
+        few, they need a person's hand)."""
+        await conn.execute(
+            "CREATE TEMP TABLE closed_workflows (refund_id text, status text,"
+            " closed_at text) ON COMMIT DROP"
+        )
+        query = f"WorkflowType = 'RefundWorkflow' AND {ABNORMAL_CLOSES}"
+        closed = []
+        async for run in self._temporal.list_workflows(query):
+            # A reset (the Web UI's Reset) terminates the old run and goes on in a new one:
+            # only a refund whose latest run ended this way is dead.
+            latest = await self._temporal.get_workflow_handle(run.id).describe()
+            if latest.run_id != run.run_id:
+                continue
+            status = run.status.name.lower() if run.status else "?"
+            closed.append((run.id, status, run.close_time.isoformat() if run.close_time else ""))
+        await conn.copy_records_to_table("closed_workflows", records=closed)
+
     async def _act(self, finding: dict[str, Any], heal: bool) -> dict[str, Any]:
         finding["details"] = json.loads(finding["details"])
         finding["action"] = "escalated"
         if heal and finding["healable"]:
-            healer = self._release_orphan if finding["kind"] == ORPHAN else self._signal_paid
+            healer = {ORPHAN: self._release_orphan, CLOSED: self._close_dead_refund}.get(
+                finding["kind"], self._signal_paid
+            )
             try:
                 if await healer(finding):
                     finding["action"] = "healed"
@@ -288,6 +324,25 @@ class ReconciliationActivities:
             finding["refund_id"],
         )
         return bool(released == "UPDATE 1")
+
+    async def _close_dead_refund(self, finding: dict[str, Any]) -> bool:
+        """A refund whose workflow Temporal ended (terminated, timed out, failed) while no
+        provider refund exists for it: nothing can move it any more, so its projection says
+        cancelled and its hold is released (the finding says why). With a provider refund
+        it is only escalated: money may have moved and a person must look."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            closed = await conn.execute(
+                "UPDATE refundflow.refund_status SET state = 'cancelled', awaiting = 'nothing',"
+                " escalation_level = 0, updated_at = now()"
+                " WHERE refund_id = $1 AND state NOT IN ('completed', 'cancelled')",
+                finding["refund_id"],
+            )
+            await conn.execute(
+                "UPDATE refundflow.reservations SET state = 'released', updated_at = now()"
+                " WHERE refund_id = $1 AND state = 'held'",
+                finding["refund_id"],
+            )
+        return bool(closed == "UPDATE 1")
 
     async def anomalies(self, limit: int = 200) -> list[dict[str, Any]]:
         rows = await self._pool.fetch(

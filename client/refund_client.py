@@ -13,7 +13,6 @@ import asyncpg
 from temporalio.client import (
     Client,
     WorkflowHandle,
-    WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
@@ -30,6 +29,7 @@ from activities.http_adapters import HttpOrderSystem, HttpService
 from activities.outbox import events_for
 from activities.pg_store import PostgresRefundStore, create_pool
 from activities.ports import OrderSystem
+from client import workflow_reads
 from client.connections import connect_temporal
 from client.edge import (
     budget_use_for,
@@ -85,7 +85,6 @@ from workflows.wording import customer_view
 # How long a person waits for a refund to answer before being told no worker is running.
 QUERY_TIMEOUT = timedelta(seconds=15)
 UPDATE_TIMEOUT = timedelta(seconds=30)
-RUN_HANDOVER_TRIES = 25  # x 0.2 s
 # How much longer than its patience the first look at a new refund may wait for a query
 # answer under load (the worker answers one refund's queries one at a time).
 FIRST_ANSWER_GRACE = 30.0
@@ -215,6 +214,13 @@ class RefundClient:
         if state is None:
             return None
         try:
+            ended = await self.abnormal_end(refund_id)
+            if ended:
+                raise RefundConflict(
+                    f"refund {refund_id} for this key ended in Temporal ({ended}) before it"
+                    " finished, so it will not move again (`refundflow anomalies`,"
+                    " `refundflow reconcile`); to ask again, give a new key"
+                )
             return await self.status(refund_id)
         except RefundNotFound:
             raise RefundConflict(
@@ -256,21 +262,16 @@ class RefundClient:
         except RPCError as err:
             raise rpc_error(refund_id, err) from None
 
+    async def abnormal_end(self, refund_id: str) -> str | None:
+        """How Temporal ended the refund's workflow, if not through the refund's own end."""
+        try:
+            return await workflow_reads.abnormal_end(self._handle(refund_id))
+        except RPCError as err:
+            raise rpc_error(refund_id, err) from None
+
     async def _query(self, refund_id: str, *, include_timeline: bool) -> StatusView:
         query = StatusQuery(include_timeline=include_timeline)
-        handle = self._handle(refund_id)
-        # A long-lived refund continues as new now and then; for a moment its new run
-        # cannot answer ("workflow task is not scheduled yet"): ask again shortly.
-        for _ in range(RUN_HANDOVER_TRIES):
-            try:
-                return await handle.query(RefundWorkflow.status, query, rpc_timeout=QUERY_TIMEOUT)
-            except WorkflowQueryFailedError as err:
-                raise RefundflowError(f"refund {refund_id} could not answer: {err}") from None
-            except RPCError as err:
-                if "not scheduled yet" not in err.message:
-                    raise
-                await asyncio.sleep(0.2)
-        raise RefundflowError(f"refund {refund_id} is between two runs; try again in a moment")
+        return await workflow_reads.query_status(self._handle(refund_id), query, QUERY_TIMEOUT)
 
     async def list(
         self,

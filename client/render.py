@@ -280,6 +280,14 @@ def policy_diff(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def ended_in_temporal(refund_id: str, ended: str) -> str:
+    return (
+        f"note: Temporal ended the workflow of {refund_id} ({ended}) before the refund ended:"
+        " below is its last state, and nothing will move it; `refundflow reconcile` closes"
+        " it and frees its hold when no money moved"
+    )
+
+
 def already_requested(view: StatusView) -> str:
     first = view.timeline[0]
     return (

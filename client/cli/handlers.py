@@ -204,6 +204,10 @@ async def _status(args: argparse.Namespace) -> int:
 
     async def gather(client: Any) -> tuple[Any, Any, Any]:
         view = await client.status(args.refund_id)
+        if view.state.value not in ("completed", "cancelled"):
+            ended = await client.abnormal_end(args.refund_id)
+            if ended:
+                print(render.ended_in_temporal(args.refund_id, ended), file=sys.stderr)
         try:
             ledger = await client.order_ledger(view.order_id)
             history = await client.customer_history(view.refund_id)

@@ -1,15 +1,20 @@
 """Operators press "Request Cancellation" in the Web UI (or run `temporal workflow cancel`):
-the refund is withdrawn everywhere, its amount freed and the customer told."""
+the refund is withdrawn everywhere, its amount freed and the customer told. They press
+"Terminate": reconciliation closes the refund and frees its amount; its key answers clearly."""
 
 from __future__ import annotations
+
+import json
 
 import asyncpg
 import pytest
 
+from client.errors import RefundConflict
 from client.refund_client import RefundClient
 from tests.conftest import Sandbox
 from tests.integration.helpers import eventually, wait_for_state
 from tests.integration.test_refund_flow import make_request
+from workflows.models import ReconcileInput
 
 pytestmark = pytest.mark.stack
 
@@ -48,3 +53,37 @@ def row_state(row: object) -> str:
 
 def row_id(row: object) -> str:
     return str(row["refund_id"] if isinstance(row, dict) else getattr(row, "refund_id"))  # noqa: B009
+
+
+async def test_a_terminated_refund_is_closed_by_reconciliation_and_its_key_answers_clearly(
+    refunds: RefundClient, sandbox: Sandbox, db: asyncpg.Pool
+) -> None:
+    order = await sandbox.order(amount=20000)
+    request = make_request(order)
+    waiting = await refunds.request(request)  # above the auto-approve limit: waits
+    handle = refunds.temporal.get_workflow_handle(waiting.refund_id)
+    await handle.terminate("stuck: pressed Terminate in the Web UI")
+    ended = await refunds.abnormal_end(waiting.refund_id)
+    assert ended is not None and ended.startswith("terminated ")
+
+    report = await refunds.reconcile(ReconcileInput(grace_seconds=0))
+    assert report.findings.get("workflow_closed_abnormally", 0) >= 1
+    finding = await db.fetchrow(
+        "SELECT action, details FROM refundflow.findings WHERE refund_id = $1"
+        " AND kind = 'workflow_closed_abnormally'",
+        waiting.refund_id,
+    )
+    assert finding is not None and finding["action"] == "healed"
+    assert json.loads(finding["details"])["temporal_status"] == "terminated"
+    listed = await refunds.list(order_id=order["order_id"])
+    assert [(row_state(r), row_id(r)) for r in listed] == [("cancelled", waiting.refund_id)]
+    held = await db.fetchval(
+        "SELECT state FROM refundflow.reservations WHERE refund_id = $1", waiting.refund_id
+    )
+    assert held == "released"
+
+    # The same key: a clear answer, not the dead refund. A new key: a new refund.
+    with pytest.raises(RefundConflict, match="ended in Temporal \\(terminated"):
+        await refunds.request(request)
+    again = await refunds.request(make_request(order))
+    assert again.refund_id != waiting.refund_id and again.state.value == "pending_review"
