@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 
 from activities.ports import ExternalSystemRefused, ExternalSystemUnavailable
+from workflows.activity_contracts import NO_MONEY
 from workflows.models import (
     IssueRefundInput,
     OrderSnapshot,
@@ -85,7 +86,7 @@ class HttpPaymentProvider:
         if look_up_first:
             # Any refund for this refund id that has not failed is the one: never a second.
             for existing in await self.find_refunds(request.refund_id):
-                if existing.status != "failed":
+                if existing.status not in NO_MONEY:
                     return existing
         body = await self._service.call(
             "POST",
@@ -139,6 +140,7 @@ def _provider_result(body: dict[str, Any]) -> ProviderRefundResult:
         currency=body["currency"],
         idempotency_key=body.get("idempotency_key"),
         failure_code=body.get("failure_code"),
+        instructions=(body.get("next_action") or {}).get("instructions"),
     )
 
 

@@ -84,6 +84,12 @@ def check_budget(max_attempts: int | None, max_age: timedelta | None) -> None:
         )
 
 
+SITUATION_TYPES = {
+    "escalated": "refund.escalated",
+    "provider_requires_action": "refund.action_required",
+}
+
+
 def event_id(refund_id: str, seq: int) -> str:
     return f"{refund_id}:{seq}"
 
@@ -95,8 +101,9 @@ def event_payload(refund_id: str, notice: Notice) -> dict[str, Any]:
     facts = notice.facts
     event = SubscriberEvent(
         id=event_id(refund_id, notice.seq),
-        # A notice at the same state is an escalation (or a payment failure): its own type.
-        type="refund.escalated" if notice.event == "escalated" else f"refund.{facts.state.value}",
+        # A notice that is not a state change (an escalation or payment failure, the
+        # provider waiting for the customer) has a type of its own.
+        type=SITUATION_TYPES.get(notice.event, f"refund.{facts.state.value}"),
         refund_id=refund_id,
         order_id=facts.order_id,
         seq=notice.seq,

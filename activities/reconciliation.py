@@ -59,7 +59,7 @@ edge's reservation and the workflow's first record, a refund has no status row y
 FINDINGS_SQL = """
 WITH live AS (
     SELECT refund_id, provider_refund_id, amount, status
-    FROM provider_ledger WHERE status <> 'failed' AND refund_id IS NOT NULL
+    FROM provider_ledger WHERE status NOT IN ('failed', 'canceled') AND refund_id IS NOT NULL
 ), per_refund AS (
     SELECT refund_id,
            count(*) AS live_count,
@@ -140,7 +140,7 @@ SELECT 'workflow_closed_abnormally', s.refund_id, s.order_id,
        jsonb_build_object('temporal_status', c.status, 'closed_at', c.closed_at,
                           'state', s.state, 'awaiting', s.awaiting),
        NOT EXISTS (SELECT 1 FROM provider_ledger p
-                   WHERE p.refund_id = s.refund_id AND p.status <> 'failed'),
+                   WHERE p.refund_id = s.refund_id AND p.status NOT IN ('failed', 'canceled')),
        NULL
 FROM closed_workflows c JOIN refundflow.refund_status s USING (refund_id)
 WHERE s.state NOT IN ('completed', 'cancelled')

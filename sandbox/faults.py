@@ -48,6 +48,12 @@ class PaymentFaults(SystemFaults):
     settle_after_ms: Annotated[int, Field(ge=0, le=86_400_000)] = 2000
     settle_failure_rate: Probability = 0.0
     """Probability that a pending refund settles as failed rather than succeeded."""
+    settle_cancel_rate: Probability = 0.0
+    """Probability that a pending refund settles as canceled (the provider gave up; no money
+    moved), like Stripe's `canceled`."""
+    requires_action_rate: Probability = 0.0
+    """Probability that a pending refund needs the customer first (Stripe's
+    `requires_action`): it says so, with instructions, until it settles."""
     refuse: Annotated[str, Field(pattern=r"^[a-z_]*$", max_length=40)] = ""
     """If set (e.g. `expired_card`), every new refund is refused for good with this code."""
     idempotency_retention_s: Annotated[int, Field(ge=0)] = 86_400
@@ -146,7 +152,7 @@ class CallLog:
         if call is None or call.kind != "lookup":
             return call, False
         refunds = body.get("data", [])
-        call.found = sum(1 for r in refunds if r["status"] != "failed")
+        call.found = sum(1 for r in refunds if r["status"] not in ("failed", "canceled"))
         forgotten_before = datetime.now(UTC) - timedelta(seconds=retention_s)
         forgotten = any(
             datetime.fromisoformat(r["created_at"]) <= forgotten_before for r in refunds

@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 
 from activities.migrate import apply_migrations
+from sandbox import records
 from sandbox.faults import PaymentFaults, roll
 from workflows.events import SubscriberEvent
 
@@ -40,10 +41,6 @@ def _new_id(prefix: str) -> str:
 
 def _request_hash(payload: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 class SandboxStore:
@@ -110,7 +107,7 @@ class SandboxStore:
             "lines": json.loads(row["lines"]),
             "captured_amount": row["captured_amount"],
             "payment_reference": row["payment_reference"],
-            "delivered_at": _iso(row["delivered_at"]),
+            "delivered_at": records.iso(row["delivered_at"]),
             "payment_rail": row["payment_rail"],
         }
 
@@ -152,36 +149,38 @@ class SandboxStore:
             if existing is not None:
                 if existing["request_hash"] != request_hash:
                     raise _key_reused()
-                return _refund_row(existing), False
+                return records.refund_row(existing), False
             if payment is None:
                 raise SandboxError(404, "payment_not_found", f"no payment {payment_reference}")
             _check_refundable(payment, amount, currency, faults)
             row = await _insert_refund(
                 conn, idempotency_key, request_hash, payment, amount, currency, metadata, faults
             )
-            return _refund_row(row), True
+            return records.refund_row(row), True
 
     async def get_refund(self, provider_refund_id: str) -> dict[str, Any] | None:
         row = await self.pool.fetchrow(
             "SELECT * FROM sandbox.refunds WHERE provider_refund_id = $1", provider_refund_id
         )
-        return None if row is None else _refund_row(row)
+        return None if row is None else records.refund_row(row)
 
     async def settle_due_refunds(self, send_webhooks: bool) -> int:
         """Settle pending refunds whose time has come; queue a webhook for each."""
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                "SELECT * FROM sandbox.refunds WHERE status = 'pending' AND settle_at <= now()"
+                "SELECT * FROM sandbox.refunds WHERE status IN ('pending', 'requires_action')"
+                " AND settle_at <= now()"
                 " ORDER BY settle_at LIMIT 100 FOR UPDATE SKIP LOCKED"
             )
             for row in rows:
-                failed = row["settle_to"] == "failed"
+                ends = row["settle_to"]
+                failed = ends in ("failed", "canceled")  # no money moved: give it back
                 settled = await conn.fetchrow(
                     "UPDATE sandbox.refunds SET status = $2, failure_code = $3"
                     " WHERE provider_refund_id = $1 RETURNING *",
                     row["provider_refund_id"],
-                    "failed" if failed else "succeeded",
-                    "lost_or_stolen_card" if failed else None,
+                    ends,
+                    {"failed": "lost_or_stolen_card", "canceled": "expired_action"}.get(ends),
                 )
                 if failed:
                     await conn.execute(
@@ -193,9 +192,9 @@ class SandboxStore:
                 if send_webhooks:
                     event = {
                         "id": _new_id("evt"),
-                        "type": "refund.failed" if failed else "refund.succeeded",
+                        "type": f"refund.{ends}",
                         "created": int(datetime.now(UTC).timestamp()),
-                        "data": {"object": _refund_row(settled)},
+                        "data": {"object": records.refund_row(settled)},
                     }
                     await conn.execute(
                         "INSERT INTO sandbox.webhook_events (event_id, type, payload)"
@@ -246,7 +245,7 @@ class SandboxStore:
             after,
             limit,
         )
-        return [_refund_row(r) for r in rows]
+        return [records.refund_row(r) for r in rows]
 
     # --- inventory ----------------------------------------------------------------------
 
@@ -274,11 +273,11 @@ class SandboxStore:
                 )
                 if row["request_hash"] != request_hash:
                     raise _key_reused()
-        return _movement_row(row), created
+        return records.movement_row(row), created
 
     async def list_movements(self) -> list[dict[str, Any]]:
         rows = await self.pool.fetch("SELECT * FROM sandbox.stock_movements ORDER BY created_at")
-        return [_movement_row(r) for r in rows]
+        return [records.movement_row(r) for r in rows]
 
     # --- customer inbox -----------------------------------------------------------------
 
@@ -306,7 +305,10 @@ class SandboxStore:
             " ORDER BY refund_id, seq",
             refund_id,
         )
-        return [{k: _iso(v) if isinstance(v, datetime) else v for k, v in r.items()} for r in rows]
+        return [
+            {k: records.iso(v) if isinstance(v, datetime) else v for k, v in r.items()}
+            for r in rows
+        ]
 
 
 def _check_refundable(
@@ -342,11 +344,12 @@ async def _insert_refund(
 ) -> asyncpg.Record:
     """Record the refund, pending or succeeded as the faults roll, and hold its amount."""
     pending = roll(faults.pending_rate)
+    waiting = "requires_action" if pending and roll(faults.requires_action_rate) else "pending"
     row = await conn.fetchrow(
         "INSERT INTO sandbox.refunds (provider_refund_id, idempotency_key, request_hash,"
         " payment_reference, order_id, amount, currency, status, metadata, settle_at,"
         " settle_to) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
-        " CASE WHEN $8 = 'pending' THEN now() + make_interval(secs => $10) END, $11)"
+        " CASE WHEN $8 <> 'succeeded' THEN now() + make_interval(secs => $10) END, $11)"
         " RETURNING *",
         _new_id("re"),
         idempotency_key,
@@ -355,10 +358,10 @@ async def _insert_refund(
         payment["order_id"],
         amount,
         currency,
-        "pending" if pending else "succeeded",
+        waiting if pending else "succeeded",
         json.dumps(metadata),
         faults.settle_after_ms / 1000,
-        "failed" if pending and roll(faults.settle_failure_rate) else "succeeded",
+        records.settles_to(pending, faults),
     )
     # Pending refunds hold their amount: a failed settlement gives it back.
     await conn.execute(
@@ -368,29 +371,3 @@ async def _insert_refund(
         amount,
     )
     return row
-
-
-def _refund_row(row: asyncpg.Record) -> dict[str, Any]:
-    return {
-        "id": row["provider_refund_id"],
-        "idempotency_key": row["idempotency_key"],
-        "payment_reference": row["payment_reference"],
-        "order_id": row["order_id"],
-        "amount": row["amount"],
-        "currency": row["currency"],
-        "status": row["status"],
-        "failure_code": row["failure_code"],
-        "metadata": json.loads(row["metadata"]),
-        "created_at": _iso(row["created_at"]),
-    }
-
-
-def _movement_row(row: asyncpg.Record) -> dict[str, Any]:
-    return {
-        "id": row["movement_id"],
-        "idempotency_key": row["idempotency_key"],
-        "sku": row["sku"],
-        "quantity": row["quantity"],
-        "reference": row["reference"],
-        "created_at": _iso(row["created_at"]),
-    }

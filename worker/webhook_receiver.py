@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 import structlog
@@ -29,6 +29,12 @@ from workflows.refund.workflow import RefundWorkflow
 
 SIGNATURE_HEADER = "Sandbox-Signature"
 log = structlog.get_logger("refundflow.webhooks")
+# The provider's events that end a refund, and what they say (others are ignored).
+SETTLEMENTS: dict[str, Literal["succeeded", "failed", "canceled"]] = {
+    "refund.succeeded": "succeeded",
+    "refund.failed": "failed",
+    "refund.canceled": "canceled",
+}
 
 
 class WebhookReceiver:
@@ -70,12 +76,13 @@ class WebhookReceiver:
         if already:
             log.info("webhook_duplicate")
             return web.json_response({"status": "duplicate"})
-        if kind not in ("refund.succeeded", "refund.failed") or not refund_id:
+        final = SETTLEMENTS.get(kind)
+        if final is None or not refund_id:
             log.info("webhook_ignored", type=kind)
             return web.json_response({"status": "ignored"})
         settlement = ProviderSettlement(
             provider_refund_id=refund["id"],
-            status="succeeded" if kind == "refund.succeeded" else "failed",
+            status=final,
             failure_code=refund.get("failure_code"),
             source="webhook",
         )

@@ -19,20 +19,29 @@ class _Contract(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+# What a provider may say of a refund. pending and requires_action (the customer must act,
+# e.g. give bank details: `instructions`) are not final; failed and canceled move no money.
+ProviderStatus = Literal["succeeded", "pending", "requires_action", "failed", "canceled"]
+NOT_FINAL: tuple[str, ...] = ("pending", "requires_action")
+NO_MONEY: tuple[str, ...] = ("failed", "canceled")
+
+
 class ProviderRefundResult(_Contract):
     provider_refund_id: str
-    status: Literal["succeeded", "pending", "failed"]
+    status: ProviderStatus
     amount: int
     currency: str
     idempotency_key: str | None = None
     failure_code: str | None = None
+    instructions: str | None = None
+    """For requires_action: what the customer must do (shown to them as the provider says)."""
 
 
 class ProviderSettlement(_Contract):
     """Signal: the provider settled a pending refund (from a webhook, a poll or reconciliation)."""
 
     provider_refund_id: str
-    status: Literal["succeeded", "failed"]
+    status: Literal["succeeded", "failed", "canceled"]
     failure_code: str | None = None
     source: str = "webhook"
     """webhook | poll | reconciliation"""

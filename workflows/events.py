@@ -69,6 +69,9 @@ class EventFacts(_Headline):
     """Approved, but paid only once the item is back: the customer must act."""
     payment_failed: bool
     """The payment provider failed the refund and an operator is deciding; no money moved."""
+    action_required: str | None = None
+    """The payment provider waits for the customer: its instructions (added within v1:
+    an optional field; older events do not carry it)."""
     eta: datetime | None
     """When the decision is due (review) or the money arrives at the latest (payment)."""
     eta_earliest: datetime | None

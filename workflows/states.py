@@ -70,6 +70,8 @@ class TimelineEvent(StrEnum):
     """One of two approvers the policy wants above its four-eyes threshold."""
     SETTLEMENT_UNCONFIRMED = "settlement_unconfirmed"
     """A settlement signal the provider's own records did not bear out: ignored."""
+    PROVIDER_REQUIRES_ACTION = "provider_requires_action"
+    """The provider needs the customer to act (e.g. bank details) before it can pay."""
 
 
 class OperatorDecision(StrEnum):

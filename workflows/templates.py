@@ -25,6 +25,9 @@ TEMPLATES: dict[str, dict[str, str]] = {
             " once it arrives."
         ),
         "refunding": "Your refund of {amount} is on its way to your original payment method.",
+        "refunding.action_required": (
+            "Your refund of {amount} needs something from you before it can be paid: {instructions}"
+        ),
         "refunding.payment_failed": (
             "Your refund of {amount} could not be paid yet. No money has moved; our team is"
             " looking into it."
@@ -52,6 +55,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "approved": "您的 {amount} 退款已获批准。",
         "approved.return_item": "您的 {amount} 退款已获批准。请寄回商品：收到商品后即退款。",
         "refunding": "您的 {amount} 退款正在退回您的原支付方式。",
+        "refunding.action_required": "您的 {amount} 退款需要您先完成一步才能支付：{instructions}",
         "refunding.payment_failed": "您的 {amount} 退款暂时未能支付。款项未发生变动，我们的团队正在处理。",
         "completed": "您的 {amount} 退款已退至您的原支付方式。",
         "cancelled.rejected": "您的 {amount} 退款申请经审核未获批准。",
@@ -90,8 +94,16 @@ SUBJECT: dict[str, str] = {
 
 # Subjects of the notices that are not state changes (escalations, payment failures).
 SITUATION_LABEL: dict[str, dict[str, str]] = {
-    "en": {"pending_review.escalated": "taking longer", "refunding.payment_failed": "delayed"},
-    "zh-CN": {"pending_review.escalated": "处理时间延长", "refunding.payment_failed": "已延迟"},
+    "en": {
+        "pending_review.escalated": "taking longer",
+        "refunding.payment_failed": "delayed",
+        "refunding.action_required": "action needed",
+    },
+    "zh-CN": {
+        "pending_review.escalated": "处理时间延长",
+        "refunding.payment_failed": "已延迟",
+        "refunding.action_required": "需要您操作",
+    },
 }
 
 STATE_LABEL: dict[str, dict[RefundState, str]] = {

@@ -28,7 +28,9 @@ def template_key(facts: MessageFacts) -> str:
     if state is RefundState.APPROVED:
         return "approved.return_item" if facts.item_return_required else "approved"
     if state is RefundState.REFUNDING:
-        return "refunding.payment_failed" if facts.payment_failed else "refunding"
+        if facts.payment_failed:
+            return "refunding.payment_failed"
+        return "refunding.action_required" if facts.action_required else "refunding"
     if state is RefundState.COMPLETED:
         return "completed"
     return f"cancelled.{(facts.cancel_reason or CancelReason.WITHDRAWN).value}"
@@ -36,7 +38,9 @@ def template_key(facts: MessageFacts) -> str:
 
 def core_sentence(facts: MessageFacts) -> str:
     template = TEMPLATES[facts.locale][template_key(facts)]
-    return template.format(amount=format_minor(facts.amount, facts.currency))
+    return template.format(
+        amount=format_minor(facts.amount, facts.currency), instructions=facts.action_required
+    )
 
 
 def eta_sentence(facts: MessageFacts) -> str:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from activities.outbox import SITUATION_TYPES
 from client.errors import RefundflowError
 from tests.chaos.ends import describe
 from tests.chaos.harness import Chaos, settle
@@ -169,11 +170,14 @@ async def _outbox(chaos: Chaos, status: StatusView) -> list[str]:
             refund_id,
         )
     ]
-    # Escalations and payment failures are told too (their own type, at their own seq).
-    escalations = {e.seq for e in status.timeline if e.event == "escalated"}
-    told = [(seq, kind) for seq, kind in events if kind == "refund.escalated"]
+    # Escalations, payment failures and requires_action are told too: their own type, at
+    # the seq of their own timeline entry.
+    situations = {
+        e.seq: SITUATION_TYPES[e.event] for e in status.timeline if e.event in SITUATION_TYPES
+    }
+    told = [(seq, kind) for seq, kind in events if kind in SITUATION_TYPES.values()]
     if [e for e in events if e not in told] != changes or any(
-        seq not in escalations for seq, _ in told
+        situations.get(seq) != kind for seq, kind in told
     ):
         return [f"{refund_id}: outbox events {events} vs state changes {changes} (inv. 6)"]
     seqs = [seq for seq, _ in events]

@@ -34,7 +34,8 @@ from workflows.models import (
 from workflows.verification import VerifyRequestInput, VerifyRequestResult, order_differences
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
-ProviderAnswer = Literal["succeeded", "pending", "refuse"]
+ProviderAnswer = Literal["succeeded", "pending", "requires_action", "refuse"]
+INSTRUCTIONS = "confirm your bank details at https://pay.example.test/x"
 
 
 @dataclass
@@ -89,11 +90,15 @@ class FakeSystems:
             self.restock_line,
         ]
 
-    def settle(self, provider_refund_id: str, status: Literal["succeeded", "failed"]) -> None:
+    def settle(
+        self, provider_refund_id: str, status: Literal["succeeded", "failed", "canceled"]
+    ) -> None:
         """The provider decides a pending refund (as polls will now see it)."""
         for key, refund in self.provider_refunds.items():
             if refund.provider_refund_id == provider_refund_id:
-                self.provider_refunds[key] = refund.model_copy(update={"status": status})
+                self.provider_refunds[key] = refund.model_copy(
+                    update={"status": status, "instructions": None}
+                )
 
     def paid(self) -> list[ProviderRefundResult]:
         return [r for r in self.provider_refunds.values() if r.status == "succeeded"]
@@ -183,6 +188,7 @@ class FakeSystems:
             amount=request.amount,
             currency=request.currency,
             idempotency_key=request.idempotency_key,
+            instructions=INSTRUCTIONS if answer == "requires_action" else None,
         )
         self.provider_refunds[request.idempotency_key] = result
         return result

@@ -109,6 +109,8 @@ class Progress(BaseModel):
     """The provider refund whose settlement the refund waits for, while it waits."""
     poll_every: timedelta = timedelta(seconds=30)
     runs: int = 1
+    provider_instructions: str | None = None
+    """What the provider asks the customer to do (requires_action), until it settles."""
     """How many workflow runs this refund has had (continue-as-new keeps history short)."""
 
 

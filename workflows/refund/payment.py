@@ -13,6 +13,7 @@ from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
     from workflows import names
+    from workflows.activity_contracts import NOT_FINAL
     from workflows.models import (
         CheckRefundInput,
         FindProviderRefundsInput,
@@ -21,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
         ProviderRefunds,
         ProviderSettlement,
     )
-    from workflows.refund import lifetime, patches, restock
+    from workflows.refund import failures, lifetime, patches, restock
     from workflows.refund.case import MAX_ESCALATION, Progress, RefundCase
     from workflows.refund.journal import STORE_RETRY, Journal
     from workflows.states import Awaiting, OperatorDecision, RefundEvent, TimelineEvent
@@ -55,8 +56,6 @@ LAST_POLL = timedelta(hours=1)
 # every 6 h, daily after a week): 140 polls in 90 days instead of 2,160.
 SLOWER_POLLS = ((timedelta(days=7), timedelta(hours=24)), (timedelta(days=1), timedelta(hours=6)))
 
-ActivityFailure = ActivityError | ApplicationError | ActivityTimeout
-
 
 class Payment:
     def __init__(self, case: RefundCase, journal: Journal) -> None:
@@ -81,7 +80,8 @@ class Payment:
                     self.p.provider_refund_id = outcome.provider_refund_id
                     break
                 if outcome is not None:
-                    self.p.operator_note = f"refund {outcome.provider_refund_id} failed: " + (
+                    ended = "canceled" if outcome.status == "canceled" else "failed"
+                    self.p.operator_note = f"refund {outcome.provider_refund_id} {ended}: " + (
                         outcome.failure_code or "no reason given"
                     )
                 decision = await self._wait_for_operator()
@@ -101,7 +101,7 @@ class Payment:
         # search attributes once at the end instead of before and after.
         await self.journal.flush(publish=not self._fast_path_allowed())
         outcome = await self._issue()
-        if outcome is not None and outcome.status == "pending":
+        if outcome is not None and outcome.status in NOT_FINAL:
             outcome = await self._await_settlement(outcome)
         return outcome
 
@@ -166,8 +166,8 @@ class Payment:
             except (ActivityError, ApplicationError, ActivityTimeout) as err:
                 # A local activity's failure arrives as the activity's own ApplicationError
                 # (or a timeout), a regular activity's as an ActivityError wrapping it.
-                if _provider_refused(err):
-                    self.p.operator_note = _failure_text(err)
+                if failures.provider_refused(err):
+                    self.p.operator_note = failures.text(err)
                     return None
                 # Slow or failing provider: continue on the durable path, timer-watched.
             request = request.model_copy(update={"look_up_first": True})
@@ -192,7 +192,7 @@ class Payment:
         try:
             return await call
         except ActivityError as err:
-            self.p.operator_note = _failure_text(err)
+            self.p.operator_note = failures.text(err)
             return None
 
     def _fast_path_allowed(self) -> bool:
@@ -218,6 +218,8 @@ class Payment:
             )
             await self.journal.flush()
             self.p.poll_every = FIRST_POLL
+        if pending.status == "requires_action":
+            await self._customer_must_act(pending)
         if self.p.long_lived:
             self.p.pending_settlement = pending
         while refund_key not in self.p.settlements:
@@ -237,10 +239,28 @@ class Payment:
                 continue
             await self._confirm_hints()
         self.p.pending_settlement = None
+        self.p.provider_instructions = None
         settled = self.p.settlements[refund_key]
         return pending.model_copy(
             update={"status": settled.status, "failure_code": settled.failure_code}
         )
+
+    async def _customer_must_act(self, answer: ProviderRefundResult) -> None:
+        """The provider waits for the customer (requires_action): tell them, once per set
+        of instructions, in their words; the refund goes on waiting for the provider."""
+        instructions = answer.instructions or "follow the payment provider's instructions"
+        if instructions == self.p.provider_instructions:
+            return
+        self.p.provider_instructions = instructions
+        self.case.append(
+            TimelineEvent.PROVIDER_REQUIRES_ACTION,
+            self.p.state,
+            "payment-provider",
+            "payment",
+            f"provider refund {answer.provider_refund_id} needs the customer: {instructions}",
+        )
+        self.case.notice(TimelineEvent.PROVIDER_REQUIRES_ACTION)
+        await self.journal.flush()
 
     def _next_poll(self) -> timedelta:
         longest = LAST_POLL
@@ -290,7 +310,9 @@ class Payment:
             retry_policy=STORE_RETRY,
             summary="poll provider",
         )
-        if polled.status != "pending":
+        if polled.status == "requires_action":
+            await self._customer_must_act(polled)
+        elif polled.status not in NOT_FINAL:
             self.case.record_settlement(
                 ProviderSettlement(
                     provider_refund_id=provider_refund_id,
@@ -357,20 +379,6 @@ class Payment:
         if action is OperatorDecision.RETRY:
             self.p.operator_note = None
         return action
-
-
-def _root_cause(err: ActivityFailure) -> BaseException | None:
-    return err.cause if isinstance(err, ActivityError) else err
-
-
-def _provider_refused(err: ActivityFailure) -> bool:
-    cause = _root_cause(err)
-    return isinstance(cause, ApplicationError) and cause.type == names.PROVIDER_REFUSED_ERROR
-
-
-def _failure_text(err: ActivityFailure) -> str:
-    cause = _root_cause(err)
-    return cause.message if isinstance(cause, ApplicationError) else str(cause or err)
 
 
 def hours(delta: timedelta) -> str:

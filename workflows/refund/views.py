@@ -50,6 +50,9 @@ def facts(case: RefundCase) -> MessageFacts:
         item_return_required=p.state is RefundState.APPROVED
         and case.policy.refund.trigger == "on_item_received",
         payment_failed=p.awaiting is Awaiting.OPERATOR,
+        action_required=p.provider_instructions
+        if p.awaiting is Awaiting.PAYMENT_PROVIDER
+        else None,
         eta=latest,
         eta_earliest=earliest,
         eta_kind=kind,

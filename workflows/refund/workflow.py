@@ -21,6 +21,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import names
+    from workflows.activity_contracts import NO_MONEY
     from workflows.models import (
         ApproveInput,
         CancelInput,
@@ -312,7 +313,7 @@ class RefundWorkflow:
             retry_policy=STORE_RETRY,
             summary="prove no money moved",
         )
-        live = [r for r in found.refunds if r.status != "failed"]
+        live = [r for r in found.refunds if r.status not in NO_MONEY]
         if live:
             raise ApplicationError(
                 f"cannot cancel: provider refund {live[0].provider_refund_id} is"

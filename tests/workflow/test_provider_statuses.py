@@ -1,0 +1,65 @@
+"""Every status a payment provider gives a refund (issue 11): requires_action tells the
+customer what to do and keeps waiting; canceled moves no money and waits for an operator,
+who may cancel the refund (the provider holds nothing live)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tests.workflow.conftest import Env, tv_order
+from tests.workflow.fakes import INSTRUCTIONS
+from tests.workflow.recording import keep_history
+from tests.workflow.waiting import result_of, until
+from workflows import wording
+from workflows.models import OperatorCancelInput
+from workflows.refund.workflow import RefundWorkflow
+from workflows.states import Awaiting, CancelReason, RefundState
+
+SMALL = 4200  # auto-approved under every policy
+
+
+async def test_requires_action_tells_the_customer_then_the_refund_settles(env: Env) -> None:
+    env.systems.provider_answers = ["requires_action"]
+    handle = await env.start(tv_order(price=SMALL))
+    waiting = await until(
+        handle, lambda s: any(e.event == "provider_requires_action" for e in s.timeline)
+    )
+    assert waiting.awaiting is Awaiting.PAYMENT_PROVIDER and INSTRUCTIONS in waiting.message
+    told = [n for n in env.systems.told[handle.id] if n.event == "provider_requires_action"]
+    assert len(told) == 1 and told[0].facts.action_required == INSTRUCTIONS
+    notice = wording.notification(told[0].facts)
+    assert notice["template"] == "refunding.action_required"
+    assert notice["subject"].endswith(": action needed") and INSTRUCTIONS in notice["body"]
+    # Polls that still see requires_action do not tell the customer again.
+    await env.skipper.fast_forward(handle, timedelta(minutes=5))
+    await until(handle, lambda s: env.systems.calls.count("poll") >= 2)
+    [refund] = env.systems.provider_refunds.values()
+    env.systems.settle(refund.provider_refund_id, "succeeded")
+    await env.skipper.fast_forward(handle, timedelta(minutes=10))
+    done = await result_of(handle)
+    assert done.state is RefundState.COMPLETED and len(env.systems.paid()) == 1
+    assert [e.event for e in done.timeline].count("provider_requires_action") == 1
+    assert INSTRUCTIONS not in done.message
+    await keep_history(handle, "requires_action_then_paid")
+
+
+async def test_a_refund_the_provider_cancels_waits_for_an_operator_who_may_cancel(
+    env: Env,
+) -> None:
+    env.systems.provider_answers = ["pending"]
+    handle = await env.start(tv_order(price=SMALL))
+    await until(handle, lambda s: any(e.event == "provider_pending" for e in s.timeline))
+    [refund] = env.systems.provider_refunds.values()
+    env.systems.settle(refund.provider_refund_id, "canceled")
+    await env.skipper.fast_forward(handle, timedelta(minutes=2))
+    waiting = await until(handle, lambda s: s.awaiting is Awaiting.OPERATOR)
+    assert waiting.provider_failure is not None and "canceled" in waiting.provider_failure
+    # The provider holds nothing live for it: an operator may close it.
+    await handle.execute_update(
+        RefundWorkflow.operator_cancel,
+        OperatorCancelInput(operator="op_1", source="cli", reason="provider gave up"),
+    )
+    done = await result_of(handle)
+    assert done.state is RefundState.CANCELLED
+    assert done.cancel_reason is CancelReason.PAYMENT_FAILED
+    assert env.systems.paid() == []
