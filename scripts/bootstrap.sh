@@ -9,7 +9,8 @@ pick_python() {
     for candidate in "${PYTHON:-}" python3.13 python3.12 python3.11 python3; do
         [ -n "$candidate" ] || continue
         if command -v "$candidate" >/dev/null 2>&1 &&
-            "$candidate" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
+            "$candidate" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
+                2>/dev/null; then  # a pyenv shim without that version only complains
             echo "$candidate"
             return
         fi
@@ -26,7 +27,8 @@ STAMP="$VENV/.installed-$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
 if [ ! -f "$STAMP" ]; then
     echo "installing refundflow and its dependencies into $VENV" >&2
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet -e "$ROOT[test]"
+    # PYTHONWARNINGS: setuptools' "Editable installation" banner is for its own users, not ours.
+    PYTHONWARNINGS=ignore "$VENV/bin/python" -m pip install --quiet -e "$ROOT[test]"
     rm -f "$VENV"/.installed-*
     touch "$STAMP"
 fi
