@@ -97,6 +97,8 @@ UNION ALL
 SELECT 'completed_without_provider_refund', s.refund_id, s.order_id, '{}'::jsonb, false, NULL
 FROM settled s LEFT JOIN per_refund p USING (refund_id)
 WHERE s.state = 'completed' AND coalesce(p.succeeded, 0) = 0
+  AND NOT EXISTS (SELECT 1 FROM refundflow.audit a  -- paid outside the provider, with proof
+                  WHERE a.refund_id = s.refund_id AND a.event = 'paid_elsewhere')
 UNION ALL
 SELECT 'restock_missing', s.refund_id, s.order_id, '{}'::jsonb, false, NULL
 FROM settled s

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -23,7 +22,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from activities.http_adapters import HttpOrderSystem, HttpService
 from activities.outbox import events_for
@@ -60,6 +59,7 @@ from workflows.models import (
     CancelInput,
     ItemReceivedInput,
     OperatorCancelInput,
+    OperatorPaidElsewhereInput,
     OperatorRetryInput,
     PinnedPolicy,
     ReconcileInput,
@@ -85,9 +85,6 @@ from workflows.wording import customer_view
 # How long a person waits for a refund to answer before being told no worker is running.
 QUERY_TIMEOUT = timedelta(seconds=15)
 UPDATE_TIMEOUT = timedelta(seconds=30)
-# How much longer than its patience the first look at a new refund may wait for a query
-# answer under load (the worker answers one refund's queries one at a time).
-FIRST_ANSWER_GRACE = 30.0
 REFUND_ID_PATTERN = r"^rf_[0-9a-f]{24}$"
 
 
@@ -228,31 +225,13 @@ class RefundClient:
                 " history has passed Temporal's retention, see `refundflow audit`"
             ) from None
 
-    async def _first_step(self, refund_id: str, patience: float = 5.0) -> StatusView:
-        """The status once the workflow has checked the order and decided who acts next
-        (a moment after start), so the caller's answer says what happens now.
-
-        Many callers may ask about one new refund at once (the same request from every
-        channel), and a workflow answers queries one at a time: pause longer between asks,
-        and give a slow answer more time (FIRST_ANSWER_GRACE) before saying none came."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + patience
-        pause = 0.05
-        while True:
-            try:
-                status = await self._query(refund_id, include_timeline=True)
-            except RPCError as err:
-                slow = err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED)
-                if not slow or loop.time() > deadline + FIRST_ANSWER_GRACE:
-                    raise rpc_error(refund_id, err) from None
-                continue
-            settling = status.state is RefundState.PENDING_REVIEW and (
-                status.awaiting is Awaiting.NOTHING
-            )
-            if not settling or loop.time() > deadline:
-                return status
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 0.5)
+    async def _first_step(self, refund_id: str) -> StatusView:
+        """The status once the workflow has checked the order and decided who acts next."""
+        query = StatusQuery(include_timeline=True)
+        try:
+            return await workflow_reads.first_step(self._handle(refund_id), query, QUERY_TIMEOUT)
+        except RPCError as err:
+            raise rpc_error(refund_id, err) from None
 
     # --- reading ------------------------------------------------------------------------
 
@@ -341,6 +320,13 @@ class RefundClient:
         return await self._update(
             refund_id, RefundWorkflow.operator_retry, OperatorRetryInput(operator=operator)
         )
+
+    async def operator_paid_elsewhere(
+        self, refund_id: str, operator: str, proof: str
+    ) -> StatusView:
+        """The customer was paid outside the provider: complete the refund with the proof."""
+        update = OperatorPaidElsewhereInput(operator=operator, proof=proof)
+        return await self._update(refund_id, RefundWorkflow.operator_paid_elsewhere, update)
 
     async def operator_cancel(self, refund_id: str, operator: str, reason: str) -> StatusView:
         return await self._update(

@@ -368,6 +368,13 @@ class OperatorRetryInput(_Contract):
     source: str = "operator"
 
 
+class OperatorPaidElsewhereInput(_Contract):
+    operator: ActorName
+    proof: FreeText
+    """What shows the customer was paid: a transfer reference, a credit note number."""
+    source: str = "operator"
+
+
 class OperatorCancelInput(_Contract):
     operator: ActorName
     reason: FreeText

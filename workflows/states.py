@@ -70,6 +70,8 @@ class TimelineEvent(StrEnum):
     """One of two approvers the policy wants above its four-eyes threshold."""
     SETTLEMENT_UNCONFIRMED = "settlement_unconfirmed"
     """A settlement signal the provider's own records did not bear out: ignored."""
+    PAID_ELSEWHERE = "paid_elsewhere"
+    """An operator paid the customer outside the provider, with proof."""
     PROVIDER_REQUIRES_ACTION = "provider_requires_action"
     """The provider needs the customer to act (e.g. bank details) before it can pay."""
 
@@ -81,6 +83,9 @@ class OperatorDecision(StrEnum):
     CANCEL = "cancel"
     PAID = "paid"
     """No operator needed after all: the provider turned out to have paid (reconciliation)."""
+    PAID_ELSEWHERE = "paid_elsewhere"
+    """An operator paid the customer outside the provider (a bank transfer, store credit)
+    and recorded the proof; the provider holds no live refund for it."""
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,17 @@ def add_operator(sub: Subcommands) -> None:
     cancel.add_argument("--operator", required=True, type=types.name, help="your staff handle")
     cancel.add_argument("--reason", required=True)
     with_json(cancel)
+    paid = operator.add_parser(
+        "paid-elsewhere",
+        help="the customer was paid outside the provider (a transfer, store credit): complete"
+        " the refund with the proof (only when the provider holds no live refund for it)",
+    )
+    paid.add_argument("refund_id", type=types.refund_id)
+    paid.add_argument("--operator", required=True, type=types.name, help="your staff handle")
+    paid.add_argument(
+        "--proof", required=True, help="what shows it was paid: a transfer reference, a note"
+    )
+    with_json(paid)
 
 
 def _what_is_asked(parser: argparse.ArgumentParser) -> None:

@@ -182,9 +182,13 @@ async def _single_call(args: argparse.Namespace) -> int:
             lambda c: c.operator_cancel(args.refund_id, args.operator, args.reason),
             render.status,
         ),
+        "op-paid": (
+            lambda c: c.operator_paid_elsewhere(args.refund_id, args.operator, args.proof),
+            render.status,
+        ),
     }
     if cmd == "operator":
-        cmd = "retry" if args.operator_command == "retry" else "op-cancel"
+        cmd = {"retry": "retry", "cancel": "op-cancel"}.get(args.operator_command, "op-paid")
     action, human = actions[cmd]
     try:
         if cmd in ("list", "audit", "anomalies", "events"):

@@ -12,6 +12,7 @@ from sandbox.records import ACTION_INSTRUCTIONS
 from tests.conftest import Sandbox
 from tests.integration.helpers import eventually, wait_for_state
 from tests.integration.test_refund_flow import make_request
+from workflows.models import ReconcileInput
 
 pytestmark = pytest.mark.stack
 
@@ -57,3 +58,23 @@ async def test_a_refund_the_provider_cancels_moves_no_money_and_waits_for_an_ope
     assert canceled["status"] == "canceled"
     cancelled = await refunds.operator_cancel(started.refund_id, "op_1", "provider gave up")
     assert cancelled.state.value == "cancelled"
+
+
+async def test_paid_elsewhere_completes_with_proof_and_reconciles_clean(
+    refunds: RefundClient, sandbox: Sandbox, faults: SandboxAdmin
+) -> None:
+    await faults.set_faults({"payment.refuse": "account_closed"})
+    order = await sandbox.order(amount=4000)
+    started = await refunds.request(make_request(order))
+    await eventually(
+        lambda: refunds.status(started.refund_id), lambda s: s.awaiting.value == "operator"
+    )
+    done = await refunds.operator_paid_elsewhere(started.refund_id, "op_1", "SEPA TX-77")
+    assert done.timeline[-1].event == "paid_elsewhere" and "TX-77" in done.timeline[-1].reason
+    completed = await wait_for_state(refunds, started.refund_id, "completed")
+    assert completed.timeline[-1].actor == "operator"
+    assert await sandbox.refunds(order["order_id"]) == []  # the provider paid nothing
+    # Reconciliation does not call it "completed without a provider refund": the proof is there.
+    report = await refunds.reconcile(ReconcileInput(grace_seconds=0))
+    findings = await (await refunds.store()).findings(run_id=report.run_id)
+    assert all(f.refund_id != started.refund_id for f in findings), findings

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+from temporalio.client import WorkflowUpdateFailedError
+
 from tests.workflow.conftest import Env, tv_order
 from tests.workflow.fakes import INSTRUCTIONS
 from tests.workflow.recording import keep_history
 from tests.workflow.waiting import result_of, until
 from workflows import wording
-from workflows.models import OperatorCancelInput
+from workflows.models import OperatorCancelInput, OperatorPaidElsewhereInput
 from workflows.refund.workflow import RefundWorkflow
 from workflows.states import Awaiting, CancelReason, RefundState
 
@@ -63,3 +66,32 @@ async def test_a_refund_the_provider_cancels_waits_for_an_operator_who_may_cance
     assert done.state is RefundState.CANCELLED
     assert done.cancel_reason is CancelReason.PAYMENT_FAILED
     assert env.systems.paid() == []
+
+
+async def test_an_operator_pays_elsewhere_with_proof_once_the_provider_holds_nothing(
+    env: Env,
+) -> None:
+    env.systems.provider_answers = ["refuse"]
+    handle = await env.start(tv_order(price=SMALL))
+    await until(handle, lambda s: s.awaiting is Awaiting.OPERATOR)
+    done_by = OperatorPaidElsewhereInput(operator="op_1", proof="SEPA transfer TX-4411")
+    await handle.execute_update(RefundWorkflow.operator_paid_elsewhere, done_by)
+    done = await result_of(handle)
+    assert done.state is RefundState.COMPLETED and env.systems.paid() == []
+    last = done.timeline[-1]
+    assert (last.actor, last.source) == ("operator", "operator")
+    assert "paid outside the payment provider" in last.reason and "TX-4411" in last.reason
+    assert [e.event for e in done.timeline][-2] == "paid_elsewhere"
+    await keep_history(handle, "operator_paid_elsewhere")
+
+
+async def test_paid_elsewhere_is_refused_while_the_provider_may_still_pay(env: Env) -> None:
+    env.systems.provider_answers = ["pending"]
+    handle = await env.start(tv_order(price=SMALL))
+    await until(handle, lambda s: any(e.event == "provider_pending" for e in s.timeline))
+    asked = OperatorPaidElsewhereInput(operator="op_1", proof="TX-1")
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(RefundWorkflow.operator_paid_elsewhere, asked)
+    assert "mark it paid elsewhere" in str(refused.value.cause)
+    status = await until(handle, lambda s: s.state is RefundState.REFUNDING)
+    assert status.awaiting is Awaiting.PAYMENT_PROVIDER

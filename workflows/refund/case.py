@@ -109,6 +109,8 @@ class Progress(BaseModel):
     """The provider refund whose settlement the refund waits for, while it waits."""
     poll_every: timedelta = timedelta(seconds=30)
     runs: int = 1
+    paid_elsewhere: str | None = None
+    """The operator and proof of a payment made outside the provider (operator_paid_elsewhere)."""
     provider_instructions: str | None = None
     """What the provider asks the customer to do (requires_action), until it settles."""
     """How many workflow runs this refund has had (continue-as-new keeps history short)."""
@@ -336,8 +338,11 @@ class RefundCase:
     def operator_refusal(self, action: OperatorDecision) -> str | None:
         """Operators act only on a refund that waits for one after a payment failure."""
         if self.p.awaiting is not Awaiting.OPERATOR or self.p.operator_action is not None:
+            doing = (
+                "mark it paid elsewhere" if action is OperatorDecision.PAID_ELSEWHERE else action
+            )
             return (
-                f"cannot {action.value}: the refund is {self.p.state.value}, awaiting"
+                f"cannot {doing}: the refund is {self.p.state.value}, awaiting"
                 f" {self.p.awaiting.value}; operators act only after a payment failure"
             )
         return None

@@ -91,6 +91,8 @@ class Payment:
             if decision is OperatorDecision.PAID:
                 self.p.provider_refund_id = self.case.paid_elsewhere()
                 break
+            if decision is OperatorDecision.PAID_ELSEWHERE:
+                break  # the operator recorded who paid and the proof (p.paid_elsewhere)
             self.p.payment_attempt += 1
         await self._confirm()
 
@@ -113,21 +115,19 @@ class Payment:
     async def _confirm(self) -> None:
         paid = f"provider refund {self.p.provider_refund_id} succeeded"
         how = self.p.settled_by.get(self.p.provider_refund_id or "", "provider answer")
+        who, via = "payment-provider", "payment"
+        if self.p.paid_elsewhere:
+            paid, how = "paid outside the payment provider", self.p.paid_elsewhere
+            who, via = "operator", "operator"
         if self.p.item_received:
             if workflow.patched(patches.RECORD_PAYMENT_BEFORE_RESTOCK):
                 # The money has moved: make that durable in the audit before the warehouse.
                 self.case.append(
-                    TimelineEvent.PROVIDER_PAID,
-                    self.p.state,
-                    "payment-provider",
-                    "payment",
-                    f"{paid} ({how})",
+                    TimelineEvent.PROVIDER_PAID, self.p.state, who, via, f"{paid} ({how})"
                 )
                 await self.journal.flush()
             await restock.restock_lines(self.case)
-        self.case.apply(
-            RefundEvent.PROVIDER_CONFIRMED, "payment-provider", "payment", f"{paid} ({how})"
-        )
+        self.case.apply(RefundEvent.PROVIDER_CONFIRMED, who, via, f"{paid} ({how})")
 
     def _request(self) -> IssueRefundInput:
         refund_id = self.case.inp.refund_id

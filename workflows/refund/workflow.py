@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         FindProviderRefundsInput,
         ItemReceivedInput,
         OperatorCancelInput,
+        OperatorPaidElsewhereInput,
         OperatorRetryInput,
         ProviderRefunds,
         ProviderSettlement,
@@ -304,7 +305,35 @@ class RefundWorkflow:
 
     @workflow.update
     async def operator_cancel(self, inp: OperatorCancelInput) -> StatusView:
-        # Prove with the provider that no money moved before the refund may be cancelled.
+        await self._prove_no_money_moved(OperatorDecision.CANCEL, "cancel")
+        self._case.apply(RefundEvent.OPERATOR_CANCEL, inp.operator, inp.source, inp.reason)
+        self._case.p.operator_action = OperatorDecision.CANCEL
+        return views.status(self._case)
+
+    @workflow.update
+    async def operator_paid_elsewhere(self, inp: OperatorPaidElsewhereInput) -> StatusView:
+        """The customer was paid outside the provider (proof recorded): the refund completes
+        without a provider refund, once the provider shows none that could still pay."""
+        await self._prove_no_money_moved(OperatorDecision.PAID_ELSEWHERE, "mark paid elsewhere")
+        case = self._case
+        case.p.paid_elsewhere = f"by {inp.operator}, proof: {inp.proof}"
+        case.append(
+            TimelineEvent.PAID_ELSEWHERE,
+            case.p.state,
+            inp.operator,
+            inp.source,
+            f"paid outside the payment provider; proof: {inp.proof}",
+        )
+        case.p.operator_action = OperatorDecision.PAID_ELSEWHERE
+        return views.status(case)
+
+    @operator_paid_elsewhere.validator
+    def _validate_operator_paid_elsewhere(self, inp: OperatorPaidElsewhereInput) -> None:
+        self._require_operator_needed(OperatorDecision.PAID_ELSEWHERE)
+
+    async def _prove_no_money_moved(self, action: OperatorDecision, doing: str) -> None:
+        """Ask the provider: a refund of its that is not failed or canceled may still pay,
+        so closing or paying this refund another way is refused."""
         found = await workflow.execute_activity(
             names.ACTIVITY_FIND_PROVIDER_REFUNDS,
             FindProviderRefundsInput(refund_id=self._case.inp.refund_id),
@@ -316,16 +345,13 @@ class RefundWorkflow:
         live = [r for r in found.refunds if r.status not in NO_MONEY]
         if live:
             raise ApplicationError(
-                f"cannot cancel: provider refund {live[0].provider_refund_id} is"
+                f"cannot {doing}: provider refund {live[0].provider_refund_id} is"
                 f" {live[0].status}, so money may have moved; retry instead"
             )
         # Another operator may have acted while we asked the provider.
-        refusal = self._case.operator_refusal(OperatorDecision.CANCEL)
+        refusal = self._case.operator_refusal(action)
         if refusal:
             raise ApplicationError(refusal)
-        self._case.apply(RefundEvent.OPERATOR_CANCEL, inp.operator, inp.source, inp.reason)
-        self._case.p.operator_action = OperatorDecision.CANCEL
-        return views.status(self._case)
 
     @operator_cancel.validator
     def _validate_operator_cancel(self, inp: OperatorCancelInput) -> None:
