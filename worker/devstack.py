@@ -248,6 +248,12 @@ class DevStack:
 
     # --- failures on purpose (chaos tests) ------------------------------------------------
 
+    def stop_worker(self) -> None:
+        """SIGTERM the worker, as a deploy does: it finishes what is in flight, then exits."""
+        if self.worker is not None:
+            stop_process(self.worker)
+            self.worker = None
+
     def kill_worker(self) -> None:
         """kill -9 the worker: no shutdown, in-flight activities just vanish."""
         if self.worker is not None:

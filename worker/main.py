@@ -47,6 +47,8 @@ from workflows.refund.workflow import RefundWorkflow
 
 log = structlog.get_logger("refundflow.worker")
 CUSTOMER_CHANNEL = "customer-notifications"
+# Longer than one provider HTTP call may take (10 s), shorter than `stop_process` waits (20 s).
+SHUTDOWN_GRACE = timedelta(seconds=12)
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
@@ -84,6 +86,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         worker = Worker(
             client,
             task_queue=settings.task_queue,
+            # On SIGTERM (a deploy, Ctrl-C) activities in flight may finish: a provider call
+            # whose answer is lost costs a lookup on the retry; one that finishes does not.
+            graceful_shutdown_timeout=SHUTDOWN_GRACE,
             workflows=[RefundWorkflow, ReconciliationWorkflow],
             activities=[
                 activities.record_transitions,
