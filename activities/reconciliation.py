@@ -29,6 +29,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.http_adapters import HttpInventory, HttpPaymentProvider
 from workflows import names
+from workflows.activity_contracts import NO_MONEY
 from workflows.models import ProviderSettlement, ReconcileInput, ReconcileReport
 
 log = structlog.get_logger("refundflow.reconciliation")
@@ -146,6 +147,8 @@ SELECT 'workflow_closed_abnormally', s.refund_id, s.order_id,
        NULL
 FROM closed_workflows c JOIN refundflow.refund_status s USING (refund_id)
 WHERE s.state NOT IN ('completed', 'cancelled')
+  -- A provider call in flight at the termination may still commit: give it the grace.
+  AND c.closed_at < now() - make_interval(secs => $1)
 """
 
 
@@ -262,7 +265,7 @@ class ReconciliationActivities:
         few, they need a person's hand)."""
         await conn.execute(
             "CREATE TEMP TABLE closed_workflows (refund_id text, status text,"
-            " closed_at text) ON COMMIT DROP"
+            " closed_at timestamptz) ON COMMIT DROP"
         )
         query = f"WorkflowType = 'RefundWorkflow' AND {ABNORMAL_CLOSES}"
         closed = []
@@ -273,7 +276,7 @@ class ReconciliationActivities:
             if latest.run_id != run.run_id:
                 continue
             status = run.status.name.lower() if run.status else "?"
-            closed.append((run.id, status, run.close_time.isoformat() if run.close_time else ""))
+            closed.append((run.id, status, run.close_time))
         await conn.copy_records_to_table("closed_workflows", records=closed)
 
     async def _act(self, finding: dict[str, Any], heal: bool) -> dict[str, Any]:
@@ -332,6 +335,11 @@ class ReconciliationActivities:
         provider refund exists for it: nothing can move it any more, so its projection says
         cancelled and its hold is released (the finding says why). With a provider refund
         it is only escalated: money may have moved and a person must look."""
+        # Asked again now, after the ledger snapshot: a late commit must not free the hold.
+        found = await self._payment.find_refunds(finding["refund_id"])
+        if any(refund.status not in NO_MONEY for refund in found):
+            finding["details"]["provider_refunds"] = [r.provider_refund_id for r in found]
+            return False
         async with self._pool.acquire() as conn, conn.transaction():
             closed = await conn.execute(
                 "UPDATE refundflow.refund_status SET state = 'cancelled', awaiting = 'nothing',"

@@ -53,7 +53,7 @@ async def abnormal_end(handle: WorkflowHandle[Any, Any]) -> str | None:
         return None
     when = described.close_time
     ended = status.name.lower().replace("_", " ")
-    return ended + (f" {when:%Y-%m-%d %H:%M} UTC" if when else "")
+    return ended + (f" {when:%Y-%m-%d %H:%M:%S} UTC" if when else "")
 
 
 async def first_step(

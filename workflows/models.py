@@ -182,9 +182,9 @@ class MessageFacts(_Contract):
     item_return_required: bool = False
     """Approved, and the policy pays only once the item is back: the customer must act."""
     payment_failed: bool = False
+    """The provider failed the refund and an operator is deciding; no money has moved."""
     action_required: str | None = None
     """The provider's instructions while it waits for the customer to act (requires_action)."""
-    """The provider failed the refund and an operator is deciding; no money has moved."""
     eta: datetime | None = None
     eta_earliest: datetime | None = None
     eta_kind: Literal["review", "payment"] | None = None

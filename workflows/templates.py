@@ -28,6 +28,10 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "refunding.action_required": (
             "Your refund of {amount} needs something from you before it can be paid: {instructions}"
         ),
+        "refunding.escalated": (
+            "Your refund of {amount} is taking longer than expected at the payment provider;"
+            " our team is following it up."
+        ),
         "refunding.payment_failed": (
             "Your refund of {amount} could not be paid yet. No money has moved; our team is"
             " looking into it."
@@ -56,6 +60,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "approved.return_item": "您的 {amount} 退款已获批准。请寄回商品：收到商品后即退款。",
         "refunding": "您的 {amount} 退款正在退回您的原支付方式。",
         "refunding.action_required": "您的 {amount} 退款需要您先完成一步才能支付：{instructions}",
+        "refunding.escalated": "您的 {amount} 退款在支付机构处理时间超出预期，我们的团队正在跟进。",
         "refunding.payment_failed": "您的 {amount} 退款暂时未能支付。款项未发生变动，我们的团队正在处理。",
         "completed": "您的 {amount} 退款已退至您的原支付方式。",
         "cancelled.rejected": "您的 {amount} 退款申请经审核未获批准。",
@@ -98,11 +103,13 @@ SITUATION_LABEL: dict[str, dict[str, str]] = {
         "pending_review.escalated": "taking longer",
         "refunding.payment_failed": "delayed",
         "refunding.action_required": "action needed",
+        "refunding.escalated": "taking longer",
     },
     "zh-CN": {
         "pending_review.escalated": "处理时间延长",
         "refunding.payment_failed": "已延迟",
         "refunding.action_required": "需要您操作",
+        "refunding.escalated": "处理时间延长",
     },
 }
 

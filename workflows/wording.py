@@ -30,7 +30,9 @@ def template_key(facts: MessageFacts) -> str:
     if state is RefundState.REFUNDING:
         if facts.payment_failed:
             return "refunding.payment_failed"
-        return "refunding.action_required" if facts.action_required else "refunding"
+        if facts.action_required:
+            return "refunding.action_required"
+        return "refunding.escalated" if facts.escalation_level else "refunding"
     if state is RefundState.COMPLETED:
         return "completed"
     return f"cancelled.{(facts.cancel_reason or CancelReason.WITHDRAWN).value}"

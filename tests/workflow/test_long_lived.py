@@ -12,14 +12,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.contrib.pydantic import pydantic_data_converter
 
 from tests.workflow.conftest import SUGGEST_CONTINUE_AT, Env, tv_order
 from tests.workflow.recording import keep_history
 from tests.workflow.waiting import Handle, result_of, status_of, until
 from workflows import wording
-from workflows.models import OperatorRetryInput
+from workflows.models import OperatorRetryInput, RefundWorkflowInput
+from workflows.refund.case import ContinuedRefundInput, RefundCase
 from workflows.refund.workflow import RefundWorkflow
-from workflows.states import Awaiting, RefundState
+from workflows.states import Awaiting, OperatorDecision, RefundState
 
 SMALL = 4200  # auto-approved under every policy
 
@@ -199,3 +201,44 @@ async def test_customers_and_subscribers_are_told_of_a_payment_failure_and_escal
     escalated = [n for n in env.systems.told[review.id] if n.event == "escalated"]
     assert escalated and escalated[0].facts.escalation_level == 1
     assert wording.notification(escalated[0].facts)["template"] == "pending_review.escalated"
+
+
+async def test_a_run_continued_right_after_an_operator_retry_goes_on_with_the_retry(
+    env: Env,
+) -> None:
+    """An operator retried while the run was handing over (continue-as-new): the new run
+    starts with the retry already chosen and no settlement pending; it must pay, not wait."""
+    env.systems.provider_answers = ["refuse", "succeeded"]
+    handle = await env.start(tv_order(price=SMALL))
+    waiting = await until(handle, lambda s: s.awaiting is Awaiting.OPERATOR)
+    first = await handle.describe()
+    history = await handle.fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes
+    inp = pydantic_data_converter.payload_converter.from_payload(
+        started.input.payloads[0], RefundWorkflowInput
+    )
+    await handle.terminate("replaced by a run continued at the handover")
+    case = RefundCase(inp, lambda: waiting.timeline[0].at)
+    progress = case.p.model_copy(
+        update={
+            "state": RefundState.REFUNDING,
+            "awaiting": Awaiting.PAYMENT_PROVIDER,
+            "operator_action": OperatorDecision.RETRY,
+            "long_lived": True,
+            "local_fast_path": True,
+            "timeline": waiting.timeline,
+            "recorded": len(waiting.timeline),
+            "refunding_since": waiting.timeline[-1].at,
+        }
+    )
+    continued = ContinuedRefundInput(**{**dict(inp), "carried": progress})
+    second = await env.skipper.client.start_workflow(
+        RefundWorkflow.run,
+        continued,
+        id=f"{handle.id}-continued",
+        task_queue=env.task_queue,
+    )
+    done = await result_of(second)
+    assert first.run_id != (await second.describe()).run_id
+    assert done.state is RefundState.COMPLETED
+    assert [r.idempotency_key for r in env.systems.paid()] == [f"{handle.id}:refund:2"]

@@ -109,11 +109,11 @@ class Progress(BaseModel):
     """The provider refund whose settlement the refund waits for, while it waits."""
     poll_every: timedelta = timedelta(seconds=30)
     runs: int = 1
+    """How many workflow runs this refund has had (continue-as-new keeps history short)."""
     paid_elsewhere: str | None = None
     """The operator and proof of a payment made outside the provider (operator_paid_elsewhere)."""
     provider_instructions: str | None = None
     """What the provider asks the customer to do (requires_action), until it settles."""
-    """How many workflow runs this refund has had (continue-as-new keeps history short)."""
 
 
 class ContinuedRefundInput(RefundWorkflowInput):
@@ -202,7 +202,9 @@ class RefundCase:
             )
         )
 
-    def escalate(self, actor: str, reason: str, source: str = "timer") -> None:
+    def escalate(self, actor: str, reason: str, source: str = "timer", tell: bool = True) -> None:
+        """Raise the escalation level and record why; `tell`: customers and subscribers hear
+        of a new level (not of staff matters such as an audit conflict)."""
         before = self.p.escalation
         self.p.escalation = min(self.p.escalation + 1, MAX_ESCALATION)
         if self.p.awaiting is Awaiting.OPERATOR:
@@ -214,7 +216,7 @@ class RefundCase:
             source,
             f"level {self.p.escalation}: {reason}",
         )
-        if self.p.escalation > before:
+        if tell and self.p.escalation > before:
             self.tell_escalation()
 
     def tell_escalation(self) -> None:
@@ -283,7 +285,7 @@ class RefundCase:
         ]
         self.p.seq_base += shift
         self.mark_recorded(at)
-        self.escalate("audit", why, "audit")
+        self.escalate("audit", why, "audit", tell=False)
 
     # --- rules asked by the update validators -----------------------------------------
 

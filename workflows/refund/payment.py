@@ -72,7 +72,10 @@ class Payment:
         if not resume:
             self.p.refunding_since = workflow.now()
         while True:
-            if resume and self.p.awaiting is Awaiting.OPERATOR:
+            # A continued run resumes the wait it was in: a pending settlement, else the
+            # operator wait (even if an operator acted during the handover: the action is
+            # taken from there).
+            if resume and self.p.pending_settlement is None:
                 decision = await self._wait_for_operator(resume=True)
             else:
                 outcome = await (self._resume_settlement() if resume else self._attempt())
@@ -218,7 +221,7 @@ class Payment:
             )
             await self.journal.flush()
             self.p.poll_every = FIRST_POLL
-        if pending.status == "requires_action":
+        if pending.status == "requires_action" and not resume:
             await self._customer_must_act(pending)
         if self.p.long_lived:
             self.p.pending_settlement = pending
@@ -238,6 +241,8 @@ class Payment:
                     await lifetime.continue_if_long(self.case, self.journal)
                 continue
             await self._confirm_hints()
+            if refund_key not in self.p.settlements:  # many hints grow history too
+                await lifetime.continue_if_long(self.case, self.journal)
         self.p.pending_settlement = None
         self.p.provider_instructions = None
         settled = self.p.settlements[refund_key]
@@ -312,6 +317,8 @@ class Payment:
         )
         if polled.status == "requires_action":
             await self._customer_must_act(polled)
+        elif polled.status == "pending":
+            self.p.provider_instructions = None  # the customer did what was asked
         elif polled.status not in NOT_FINAL:
             self.case.record_settlement(
                 ProviderSettlement(
@@ -368,8 +375,8 @@ class Payment:
                 )
             except TimeoutError:
                 self.case.escalate("timer", "still waiting for an operator")
-                await lifetime.continue_if_long(self.case, self.journal)
             await self._confirm_hints()
+            await lifetime.continue_if_long(self.case, self.journal)
         if self.p.operator_action is None:
             # Reconciliation found the provider paid after all: no operator needed any more.
             self.p.operator_note = None

@@ -130,7 +130,8 @@ class RefundWorkflow:
         """A continued run: the refund waits with the provider or for an operator, exactly
         where the last run left it (only those long waits continue as new)."""
         self._journal.local_fast_path = self._case.p.local_fast_path
-        self._journal.publish()
+        # Handlers that ran during the handover may have added entries: record them now.
+        await self._journal.flush()
         await self._payment.pay(resume=True)
 
     async def _on_cancel_request(self, requested: str) -> None:
