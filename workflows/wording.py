@@ -41,8 +41,17 @@ def template_key(facts: MessageFacts) -> str:
 def core_sentence(facts: MessageFacts) -> str:
     template = TEMPLATES[facts.locale][template_key(facts)]
     return template.format(
-        amount=format_minor(facts.amount, facts.currency), instructions=facts.action_required
+        amount=format_minor(facts.amount, facts.currency),
+        instructions=_sentence(facts.action_required or "", facts.locale),
     )
+
+
+def _sentence(text: str, locale: str) -> str:
+    """The provider's words as a whole sentence (they often end without a full stop)."""
+    text = text.strip()
+    if not text or text[-1] in ".!?\u3002\uff01\uff1f":  # also the full-width ones
+        return text
+    return text + ("。" if locale == "zh-CN" else ".")
 
 
 def eta_sentence(facts: MessageFacts) -> str:

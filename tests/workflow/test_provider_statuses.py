@@ -27,7 +27,8 @@ async def test_requires_action_tells_the_customer_then_the_refund_settles(env: E
     waiting = await until(
         handle, lambda s: any(e.event == "provider_requires_action" for e in s.timeline)
     )
-    assert waiting.awaiting is Awaiting.PAYMENT_PROVIDER and INSTRUCTIONS in waiting.message
+    assert waiting.awaiting is Awaiting.PAYMENT_PROVIDER
+    assert INSTRUCTIONS + "." in waiting.message  # a whole sentence before the ETA
     told = [n for n in env.systems.told[handle.id] if n.event == "provider_requires_action"]
     assert len(told) == 1 and told[0].facts.action_required == INSTRUCTIONS
     notice = wording.notification(told[0].facts)
