@@ -139,7 +139,8 @@ _NEXT_STEP: dict[tuple[RefundState, Awaiting], str] = {
     (RefundState.APPROVED, Awaiting.NOTHING): "The refund is sent to the payment provider.",
     (RefundState.REFUNDING, Awaiting.PAYMENT_PROVIDER): "The payment provider pays the refund.",
     (RefundState.REFUNDING, Awaiting.OPERATOR): (
-        "An operator retries the refund or cancels it (no money has moved)."
+        "An operator retries the refund, cancels it (no money has moved) or records a payment"
+        " made another way."
     ),
 }
 
@@ -148,7 +149,7 @@ _ACTION_BY: dict[Awaiting, str] = {
     Awaiting.CUSTOMER: "the customer: send the item back",
     Awaiting.WAREHOUSE: "the warehouse: confirm the item was received",
     Awaiting.PAYMENT_PROVIDER: "the payment provider (nothing for staff to do)",
-    Awaiting.OPERATOR: "an operator: retry or cancel the refund",
+    Awaiting.OPERATOR: "an operator: retry, cancel, or mark it paid elsewhere",
     Awaiting.NOTHING: "nobody: the refund moves on by itself",
 }
 
