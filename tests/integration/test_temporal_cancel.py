@@ -31,8 +31,13 @@ async def test_a_cancel_from_temporal_withdraws_frees_the_amount_and_tells_the_c
     cancelled = await wait_for_state(refunds, waiting.refund_id, "cancelled")
     assert cancelled.cancel_reason is not None and cancelled.cancel_reason.value == "withdrawn"
     assert cancelled.eta is None and "withdrawn" in cancelled.message
-    held = await db.fetchval(
-        "SELECT state FROM refundflow.reservations WHERE refund_id = $1", waiting.refund_id
+    # The workflow answers "cancelled" at once; its audit write (with the projection and the
+    # release of the hold, in one transaction) follows a moment later.
+    held = await eventually(
+        lambda: db.fetchval(
+            "SELECT state FROM refundflow.reservations WHERE refund_id = $1", waiting.refund_id
+        ),
+        lambda state: state == "released",
     )
     assert held == "released"
     listed = await refunds.list(order_id=order["order_id"])
