@@ -84,6 +84,8 @@ from workflows.wording import customer_view
 
 # How long a person waits for a refund to answer before being told no worker is running.
 QUERY_TIMEOUT = timedelta(seconds=15)
+# A refund whose request is older than this was not started by the call that found it.
+EARLIER_REQUEST = timedelta(seconds=2)
 UPDATE_TIMEOUT = timedelta(seconds=30)
 REFUND_ID_PATTERN = r"^rf_[0-9a-f]{24}$"
 
@@ -152,6 +154,11 @@ class RefundClient:
         it asks for (the message names them); with RefundConflict when the key was used for
         another request.
         """
+        status, _ = await self.request_again_or_new(request)
+        return status
+
+    async def request_again_or_new(self, request: RefundRequest) -> tuple[StatusView, bool]:
+        """As `request`, and whether the refund existed before this call (asked before)."""
         asked_at = datetime.now(UTC)
         order = await fetch_order(self._orders, request.order_id)
         resolved = resolve(request, order)
@@ -159,7 +166,7 @@ class RefundClient:
         if self._database_url:
             existing = await self._existing_refund(refund_id)
             if existing is not None:
-                return same_request_or_conflict(existing, request, order, resolved)
+                return same_request_or_conflict(existing, request, order, resolved), True
             store = await self._store()
             await hold_at_the_edge(store, self.policy, request, order, resolved, asked_at)
         await self._start(
@@ -173,7 +180,9 @@ class RefundClient:
             )
         )
         status = await self._first_step(refund_id)
-        return same_request_or_conflict(status, request, order, resolved)
+        # Started by another caller a moment ago (no store to ask, or a race): say so too.
+        earlier = status.timeline[0].at < asked_at - EARLIER_REQUEST if status.timeline else False
+        return same_request_or_conflict(status, request, order, resolved), earlier
 
     async def _start(self, inp: RefundWorkflowInput) -> None:
         """Start the refund's workflow, pending review; a workflow already running (or

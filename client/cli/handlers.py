@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -24,8 +23,6 @@ from client.cli.output import emit
 from client.errors import RefundflowError
 from client.settings import Settings
 
-# A refund whose request is older than this was not started by this call.
-EARLIER_REQUEST = timedelta(seconds=2)
 Handler = Callable[[argparse.Namespace], int | Coroutine[Any, Any, int]]
 
 
@@ -56,9 +53,8 @@ async def _request(args: argparse.Namespace) -> int:
         requested_by=args.requested_by,
         locale=args.locale,
     )
-    asked = datetime.now(UTC)
-    status = await with_client(lambda c: c.request(request))
-    if status.timeline and status.timeline[0].at < asked - EARLIER_REQUEST:
+    status, asked_before = await with_client(lambda c: c.request_again_or_new(request))
+    if asked_before:
         # Same key (given, or derived from the same order, amount, lines and reason): the
         # answer is the refund asked for before, whatever became of it. Say so.
         print(render.already_requested(status), file=sys.stderr)
