@@ -7,6 +7,7 @@ import signal
 from datetime import timedelta
 
 import aiohttp
+import asyncpg
 import structlog
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
@@ -54,18 +55,7 @@ SHUTDOWN_GRACE = timedelta(seconds=12)
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     pool = await create_pool(settings.require_database_url())
     client = await connect_temporal(settings)
-    added = await ensure_search_attributes(client)
-    if added:
-        log.info("search_attributes_registered", names=added)
-    if await ensure_reconciliation_schedule(client, settings):
-        log.info("reconciliation_scheduled", every_minutes=settings.reconcile_every_minutes)
-    if settings.customer_notify_url:
-        await ensure_configured_subscriber(
-            pool,
-            CUSTOMER_CHANNEL,
-            settings.customer_notify_url,
-            settings.customer_notify_secret or None,
-        )
+    await _prepare(client, pool, settings)
     async with aiohttp.ClientSession() as session:
         store = PostgresRefundStore(pool)
         payment = HttpPaymentProvider(
@@ -113,6 +103,23 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             log.info("worker_stopping")
         await dispatcher
     await pool.close()
+
+
+async def _prepare(client: Client, pool: asyncpg.Pool, settings: Settings) -> None:
+    """What the cluster and the database need before the worker polls: search attributes,
+    the reconciliation schedule, the configured customer channel."""
+    added = await ensure_search_attributes(client)
+    if added:
+        log.info("search_attributes_registered", names=added)
+    if await ensure_reconciliation_schedule(client, settings):
+        log.info("reconciliation_scheduled", every_minutes=settings.reconcile_every_minutes)
+    if settings.customer_notify_url:
+        await ensure_configured_subscriber(
+            pool,
+            CUSTOMER_CHANNEL,
+            settings.customer_notify_url,
+            settings.customer_notify_secret or None,
+        )
 
 
 async def ensure_search_attributes(client: Client) -> list[str]:
