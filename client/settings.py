@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from client.temporal_config import TemporalConfigError, TemporalConnection, load_temporal_profile
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_POLICY = "standard-v3"
@@ -47,6 +49,15 @@ ENV_VARS = (
     "REFUNDFLOW_CUSTOMER_NOTIFY_URL",
     "REFUNDFLOW_CUSTOMER_NOTIFY_SECRET",
     "SANDBOX_NOTIFY_SECRET",
+    # Temporal connection (client/temporal_config.py; read through temporalio.envconfig).
+    "TEMPORAL_PROFILE",
+    "TEMPORAL_CONFIG_FILE",
+    "TEMPORAL_API_KEY",
+    "TEMPORAL_TLS",
+    "TEMPORAL_TLS_CLIENT_CERT_PATH",
+    "TEMPORAL_TLS_CLIENT_KEY_PATH",
+    "TEMPORAL_TLS_SERVER_CA_CERT_PATH",
+    "TEMPORAL_TLS_SERVER_NAME",
 )
 
 
@@ -79,6 +90,8 @@ class Settings:
     """The owner's URL, for `refundflow migrate` only: the app's own processes connect with
     `database_url`, whose role may not change the schema or the audit. None: migrate as
     `database_url`'s role."""
+    temporal: TemporalConnection = field(default_factory=TemporalConnection)
+    """TLS, client certificate, API key: from TEMPORAL_* or a TOML profile."""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -89,9 +102,16 @@ class Settings:
             return env.get(name) or str(stack.get(stack_key) or default)
 
         sandbox = pick("SANDBOX_URL", "sandbox_url", "http://127.0.0.1:8088").rstrip("/")
+        try:
+            # A profile (or TEMPORAL_ADDRESS) names the cluster; else the running dev stack.
+            profile = load_temporal_profile(env)
+        except TemporalConfigError as err:
+            raise ConfigurationError(str(err)) from None
         return cls(
-            temporal_address=pick("TEMPORAL_ADDRESS", "temporal_address", "localhost:7233"),
-            temporal_namespace=pick("TEMPORAL_NAMESPACE", "temporal_namespace", "default"),
+            temporal_address=profile.address
+            or pick("TEMPORAL_ADDRESS", "temporal_address", "localhost:7233"),
+            temporal_namespace=profile.namespace
+            or pick("TEMPORAL_NAMESPACE", "temporal_namespace", "default"),
             sandbox_url=sandbox,
             task_queue=pick("REFUNDFLOW_TASK_QUEUE", "task_queue", "refunds"),
             database_url=env.get("DATABASE_URL") or stack.get("database_url"),
@@ -108,6 +128,7 @@ class Settings:
             customer_notify_url=env.get("REFUNDFLOW_CUSTOMER_NOTIFY_URL", ""),
             customer_notify_secret=env.get("REFUNDFLOW_CUSTOMER_NOTIFY_SECRET", ""),
             migration_database_url=_migration_url(env, stack),
+            temporal=profile.connection,
         )
 
     def require_database_url(self) -> str:

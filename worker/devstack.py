@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from client.settings import DEFAULT_POLICY, STACK_FILE, pid_alive, read_stack_file
+from client.temporal_config import without_connection_vars
 from worker.embedded_pg import EmbeddedPostgres
 from worker.processes import StackError, free_port, port_in_use, spawn, stop_process
 from worker.temporal_server import TemporalDevServer
@@ -112,7 +113,9 @@ class DevStack:
 
     def env(self) -> dict[str, str]:
         """Environment for processes that use this stack (worker, CLI in tests)."""
-        env = dict(os.environ)
+        # The stack's Temporal is local and plaintext: a shell's Cloud profile, API key or
+        # certificates (TEMPORAL_PROFILE, TEMPORAL_TLS_*, ...) must not apply to it.
+        env = without_connection_vars(os.environ)
         # The app's processes never hold the owner's credentials.
         env.pop("MIGRATION_DATABASE_URL", None)
         env.update(

@@ -98,6 +98,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
                 task_queue=settings.task_queue,
                 temporal=settings.temporal_address,
                 namespace=settings.temporal_namespace,
+                security=settings.temporal.kind,
             )
             await stop.wait()
             log.info("worker_stopping")
