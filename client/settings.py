@@ -49,6 +49,22 @@ ENV_VARS = (
     "REFUNDFLOW_CUSTOMER_NOTIFY_URL",
     "REFUNDFLOW_CUSTOMER_NOTIFY_SECRET",
     "SANDBOX_NOTIFY_SECRET",
+    # The HTTP API (api/config.py): where it listens and which tokens it trusts.
+    "REFUNDFLOW_API_URL",
+    "REFUNDFLOW_API_HOST",
+    "REFUNDFLOW_API_PORT",
+    "REFUNDFLOW_API_MAX_BODY_BYTES",
+    "REFUNDFLOW_API_RATE_PER_MINUTE",
+    "REFUNDFLOW_API_RATE_BURST",
+    "REFUNDFLOW_OIDC_ISSUER",
+    "REFUNDFLOW_OIDC_JWKS_URL",
+    "REFUNDFLOW_OIDC_AUDIENCE",
+    "REFUNDFLOW_OIDC_ROLES_CLAIM",
+    "REFUNDFLOW_OIDC_SCOPE_CLAIM",
+    "REFUNDFLOW_OIDC_SUBJECT_CLAIM",
+    "REFUNDFLOW_OIDC_LEEWAY_SECONDS",
+    "REFUNDFLOW_DEV_ISSUER_HOME",
+    "REFUNDFLOW_DEV_DIRECTORY",
     # Temporal connection (client/temporal_config.py; read through temporalio.envconfig).
     "TEMPORAL_PROFILE",
     "TEMPORAL_CONFIG_FILE",
@@ -86,6 +102,8 @@ class Settings:
     """The customer notification channel (e-mail/SMS/push gateway); the worker subscribes
     it to the outbox as `customer-notifications`. Empty: none."""
     customer_notify_secret: str = ""
+    api_url: str = ""
+    """The HTTP API's base URL (REFUNDFLOW_API_URL, or the dev stack's); empty: unknown."""
     migration_database_url: str | None = None
     """The owner's URL, for `refundflow migrate` only: the app's own processes connect with
     `database_url`, whose role may not change the schema or the audit. None: migrate as
@@ -127,6 +145,7 @@ class Settings:
             reconcile_every_minutes=_whole_number(env, "RECONCILE_EVERY_MINUTES", 15),
             customer_notify_url=env.get("REFUNDFLOW_CUSTOMER_NOTIFY_URL", ""),
             customer_notify_secret=env.get("REFUNDFLOW_CUSTOMER_NOTIFY_SECRET", ""),
+            api_url=pick("REFUNDFLOW_API_URL", "api_url", "").rstrip("/"),
             migration_database_url=_migration_url(env, stack),
             temporal=profile.connection,
         )

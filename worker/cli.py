@@ -30,6 +30,7 @@ from client.cli.commands import build_parser as build_any_parser
 from client.cli.handlers import Handler
 from client.cli.output import emit
 from client.settings import DEFAULT_POLICY, Settings
+from worker.api_commands import API_HANDLERS, add_api_commands
 from worker.processes import StackError
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ def add_stack_commands(sub: Subcommands) -> None:
     dev.add_argument("--pg-port", type=int, default=55432)
     dev.add_argument("--sandbox-port", type=int, default=8088)
     dev.add_argument("--webhook-port", type=int, default=8089)
+    dev.add_argument("--api-port", type=int, default=8080)
     command(sub, "worker", "run a worker (configured from the environment); --json: JSON logs")
     hooks = command(
         sub, "webhooks", "receive the payment provider's webhooks (REFUNDFLOW_WEBHOOK_SECRET)"
@@ -83,10 +85,11 @@ def add_bench(sub: Subcommands) -> None:
 
 def all_commands() -> list[CommandAdder]:
     """Every command, in the order `refundflow --help` has always listed them: the stack's
-    first, bench before the audit trail; a new client command appears without a change here."""
+    first, bench before the audit trail, the API's last; a new client command appears without
+    a change here."""
     client_side = list(CLIENT_COMMANDS)
     at = client_side.index(add_records)
-    return [add_stack_commands, *client_side[:at], add_bench, *client_side[at:]]
+    return [add_stack_commands, *client_side[:at], add_bench, *client_side[at:], add_api_commands]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,6 +110,7 @@ def _dev(args: argparse.Namespace) -> int:
         pg_port=args.pg_port,
         sandbox_port=args.sandbox_port,
         webhook_port=args.webhook_port,
+        api_port=args.api_port,
         database_url=os.environ.get("DATABASE_URL") or None,
         # Only with DATABASE_URL: the embedded server has its own owner.
         migration_database_url=(os.environ.get("DATABASE_URL") or None)
@@ -289,6 +293,7 @@ STACK_HANDLERS: dict[str, Handler] = {
     "webhooks": _webhooks,
     "migrate": _migrate,
     "bench": _bench,
+    **API_HANDLERS,
 }
 
 

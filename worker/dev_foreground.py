@@ -94,6 +94,8 @@ def _print_banner(stack: DevStack) -> None:
         f"  Temporal      {stack.temporal_address}   Web UI {stack.ui_url or '(headless)'}",
         f"  PostgreSQL    {redact_url(stack.database_url or '')}",
         f"  sandbox       {stack.sandbox_url}   webhooks -> {stack.webhook_url}",
+        f"  API           {stack.describe()['api_url']}   docs /docs; tokens: refundflow token"
+        " --as NAME",
         f"  logs          {stack.logs}",
         "From another shell in this folder (after `source .venv/bin/activate`):",
         "  refundflow sandbox order --amount 12000 --currency USD --json",

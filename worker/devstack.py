@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 import time
@@ -23,10 +22,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from client.settings import DEFAULT_POLICY, STACK_FILE, pid_alive, read_stack_file
+from client.settings import DEFAULT_POLICY, STACK_FILE, read_stack_file
 from client.temporal_config import without_connection_vars
+from worker import dev_api
 from worker.embedded_pg import EmbeddedPostgres
 from worker.processes import StackError, free_port, port_in_use, spawn, stop_process
+from worker.stack_home import wipe_home as wipe_home
 from worker.temporal_server import TemporalDevServer
 
 APP_ROLE = "refundflow_app"
@@ -41,6 +42,7 @@ class StackConfig:
     pg_port: int = 55432
     sandbox_port: int = 8088
     webhook_port: int = 8089
+    api_port: int = 8080
     database_url: str | None = None
     """Use this Postgres instead of starting the embedded one (the app's role)."""
     migration_database_url: str | None = None
@@ -66,6 +68,7 @@ class StackConfig:
             pg_port=free_port(),
             sandbox_port=free_port(),
             webhook_port=free_port(),
+            api_port=free_port(),
             database_url=os.environ.get("DATABASE_URL"),
             migration_database_url=os.environ.get("DATABASE_URL")
             and os.environ.get("MIGRATION_DATABASE_URL"),
@@ -84,6 +87,7 @@ class DevStack:
         self.sandbox: subprocess.Popen[bytes] | None = None
         self.worker: subprocess.Popen[bytes] | None = None
         self.webhooks: subprocess.Popen[bytes] | None = None
+        self.api: subprocess.Popen[bytes] | None = None
         self.database_url: str | None = config.database_url
         """What the app's processes connect with (embedded: as APP_ROLE)."""
         self.owner_database_url: str | None = config.migration_database_url
@@ -136,6 +140,7 @@ class DevStack:
                 "SANDBOX_NOTIFY_SECRET": self.notify_secret,
             }
         )
+        env.update(dev_api.api_env(self.config.home, self.config.api_port))
         env.update(self.config.extra_env)
         return env
 
@@ -155,6 +160,7 @@ class DevStack:
             "Temporal": cfg.temporal_port,
             "sandbox": cfg.sandbox_port,
             "webhook receiver": cfg.webhook_port,
+            "API": cfg.api_port,
         }
         if not cfg.headless:
             ports["Temporal Web UI"] = cfg.ui_port
@@ -213,6 +219,9 @@ class DevStack:
         self._wait_http(f"http://127.0.0.1:{cfg.webhook_port}/health", self.webhooks, "webhooks")
         progress("starting worker ...")
         self.start_worker()
+        progress(f"starting API on {dev_api.api_url(cfg.api_port)} ...")
+        self.api = dev_api.start_api(cfg.home, self.env(), self.logs / "api.log")
+        self._wait_http(f"{dev_api.api_url(cfg.api_port)}/healthz", self.api, "api")
         progress(f"stack ready in {time.monotonic() - t0:.1f} s")
 
     def _prepare_database(self) -> str:
@@ -278,6 +287,9 @@ class DevStack:
 
     def stop(self) -> None:
         """Stop everything we started, newest first. Safe to call more than once."""
+        if self.api is not None:
+            stop_process(self.api)
+            self.api = None
         if self.worker is not None:
             stop_process(self.worker)
             self.worker = None
@@ -307,6 +319,7 @@ class DevStack:
             "sandbox": self.sandbox,
             "webhooks": self.webhooks,
             "worker": self.worker,
+            "api": self.api,
         }
         return {name: p for name, p in procs.items() if p is not None}
 
@@ -329,6 +342,7 @@ class DevStack:
             "migration_database_url": self.owner_database_url if self.postgres else None,
             "sandbox_url": self.sandbox_url,
             "webhook_url": self.webhook_url,
+            **dev_api.describe(self.config.api_port),
             "task_queue": self.config.task_queue,
             "policy": self.config.policy,
             "children": {name: p.pid for name, p in self.children().items()},
@@ -383,16 +397,3 @@ def _tail(path: Path, lines: int = 5) -> str:
         return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
     except OSError:
         return "(no log)"
-
-
-def wipe_home(home: Path) -> None:
-    """Delete the dev stack's state (refused while a stack is running from it)."""
-    running = read_stack_file(home)
-    if running and pid_alive(int(running["pid"])):
-        raise StackError(f"a dev stack is running from {home}; stop it before --fresh")
-    for name in ("postgres", "temporal.sqlite", "logs", STACK_FILE):
-        target = home / name
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()

@@ -13,6 +13,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from subprocess import CompletedProcess
 from typing import IO
 
 import pytest
@@ -24,10 +25,10 @@ pytestmark = pytest.mark.stack
 
 
 def start_dev(folder: Path, *extra: str) -> tuple[subprocess.Popen[str], dict[str, int]]:
-    ports = {name: free_port() for name in ("temporal", "ui", "pg", "sandbox", "webhook")}
+    ports = {name: free_port() for name in ("temporal", "ui", "pg", "sandbox", "webhook", "api")}
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REFUNDFLOW_HOME")}
     command = [sys.executable, "-m", "worker.cli", "dev", *extra]
-    for name in ("temporal", "ui", "pg", "sandbox", "webhook"):
+    for name in ("temporal", "ui", "pg", "sandbox", "webhook", "api"):
         command += [f"--{name}-port", str(ports[name])]
     proc = subprocess.Popen(
         command,
@@ -92,26 +93,19 @@ def test_dev_runs_in_the_foreground_is_found_from_the_folder_and_stops_cleanly(
         banner = wait_for_banner(proc)
         assert any("demo orders" in line for line in banner), banner
         children = children_of(folder)
-        assert set(children) == {"PostgreSQL", "Temporal", "sandbox", "webhooks", "worker"}
+        assert set(children) == {"PostgreSQL", "Temporal", "sandbox", "webhooks", "worker", "api"}
         stack = json.loads((folder / ".refundflow" / "stack.json").read_text())
         assert stack["policy"] == DEFAULT_POLICY  # new refunds get the policy in force
 
         # Another command from the same folder finds the stack with no flags or variables.
         env = {"PATH": os.environ["PATH"]}
-        made = subprocess.run(
-            [sys.executable, "-m", "client", "sandbox", "order", "--amount", "700", "--json"],
-            cwd=folder,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        made = run_in(folder, env, "client", "sandbox", "order", "--amount", "700", "--json")
         assert made.returncode == 0, made.stderr
         assert json.loads(made.stdout)["captured_amount"] == 700
 
         with urllib.request.urlopen(f"http://127.0.0.1:{ports['ui']}/", timeout=10) as page:
             assert page.status == 200  # the Temporal Web UI
+        check_the_api_and_a_dev_token(folder, env, ports["api"])
 
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0
@@ -147,3 +141,32 @@ def test_children_die_with_dev_even_on_kill_9(folder: Path) -> None:
     for pid in survivors.values():  # clean up before failing: we started them
         os.kill(pid, signal.SIGKILL)
     assert not survivors, f"still running after dev was killed: {survivors}"
+
+
+def check_the_api_and_a_dev_token(folder: Path, env: dict[str, str], port: int) -> None:
+    """`refundflow token --as li` from the folder signs a token the stack's API accepts."""
+    made = run_in(folder, env, "worker.cli", "token", "--as", "li", "--json")
+    assert made.returncode == 0, made.stderr
+    minted = json.loads(made.stdout)
+    assert (minted["subject"], minted["roles"]) == ("li", ["lead"])
+    assert minted["api_url"] == f"http://127.0.0.1:{port}"
+    key = folder / ".refundflow" / "issuer" / "signing-key.pem"
+    assert key.stat().st_mode & 0o777 == 0o600
+    asked = urllib.request.Request(
+        f"{minted['api_url']}/v1/policies/standard-v3",
+        headers={"Authorization": f"Bearer {minted['access_token']}"},
+    )
+    with urllib.request.urlopen(asked, timeout=10) as answer:
+        assert json.loads(answer.read())["version"] == 3
+
+
+def run_in(folder: Path, env: dict[str, str], module: str, *args: str) -> CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

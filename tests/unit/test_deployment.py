@@ -41,7 +41,7 @@ def test_topology_has_every_part_and_no_auto_setup() -> None:
 
 
 def test_worker_reads_only_variables_the_code_knows() -> None:
-    for service in ("worker", "sandbox", "webhooks"):
+    for service in ("worker", "sandbox", "webhooks", "api"):
         unknown = set(env_of(service)) - set(ENV_VARS)
         assert not unknown, f"{service} sets variables no code reads: {unknown}"
 
@@ -49,7 +49,7 @@ def test_worker_reads_only_variables_the_code_knows() -> None:
 def test_every_listed_variable_is_really_read_by_the_code() -> None:
     source = "\n".join(
         p.read_text()
-        for d in ("worker", "sandbox", "client")
+        for d in ("worker", "sandbox", "client", "api")
         for p in (PROJECT_ROOT / d).glob("*.py")
     )
     for name in ENV_VARS:

@@ -26,6 +26,9 @@ FORBIDDEN: dict[str, frozenset[str]] = {
     # The worker is the composition root that uses the client, never the other way round;
     # bench runs its own dev stack, so it is on the worker's side too.
     "client": frozenset({"worker", "bench"}),
+    # The HTTP API is built on the client (RefundClient); the worker starts it, not the
+    # other way round, and the sandbox is nothing it may know of.
+    "api": frozenset({"worker", "bench", "sandbox"}),
 }
 
 

@@ -1,0 +1,74 @@
+"""The FastAPI application: routes, problems, limits, and one RefundClient (one Temporal
+client, one Postgres pool) opened in the app's lifespan and shared by every request."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+
+from api import dev_issuer, problems, routes_actions, routes_meta, routes_refunds
+from api.config import ApiConfig
+from api.deps import ApiState
+from api.identity import TokenVerifier
+from api.limits import BodySizeLimit, RateLimiter
+from client.refund_client import RefundClient
+from client.settings import Settings
+
+log = structlog.get_logger("refundflow.api")
+API_VERSION = "1.0.0"
+
+
+def create_app(config: ApiConfig, settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        refunds = await RefundClient.connect(settings)
+        app.state.api = ApiState(
+            refunds=refunds,
+            verifier=TokenVerifier(config),
+            limiter=RateLimiter(config.rate_per_minute, config.rate_burst),
+            policy_dir=settings.policy_dir,
+        )
+        log.info("api.ready", issuer=config.issuer, audience=config.audience)
+        try:
+            yield
+        finally:
+            await refunds.close()
+
+    app = FastAPI(
+        title="refundflow",
+        version=API_VERSION,
+        summary="Durable refunds: request, review, track. Every refund is one workflow.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    problems.install(app)
+    app.include_router(routes_refunds.router)
+    app.include_router(routes_actions.router)
+    app.include_router(routes_meta.router)
+    if config.dev_issuer_home is not None:
+        app.include_router(dev_issuer.router(config.dev_issuer_home, config.issuer))
+    app.add_middleware(BodySizeLimit, limit=config.max_body_bytes)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, plus the Problem schema every error response refers to."""
+    if app.openapi_schema is None:
+        from fastapi.openapi.utils import get_openapi
+
+        spec = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            routes=app.routes,
+        )
+        schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+        schemas["Problem"] = problems.Problem.model_json_schema()
+        app.openapi_schema = spec
+    return app.openapi_schema

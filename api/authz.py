@@ -1,0 +1,212 @@
+"""Authorization in one place: principal x action x refund -> allowed, or why not.
+
+Staff roles come from the verified token, never from a request body; the authority to
+approve an amount comes from the refund's pinned policy (the workflow enforces it again, and
+four eyes with it). Customers see and withdraw only their own refunds. Every decision is
+logged with the principal's subject and issuer (`authz.decision`); an allowed action is then
+audited by the refund itself with the principal's subject as its actor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+import structlog
+
+from api.identity import SCOPE_READ, SCOPE_WRITE, WAREHOUSE_ROLE, Principal, PrincipalKind
+from api.problems import Kind, ProblemError
+from workflows.policy import Policy
+
+log = structlog.get_logger("refundflow.api.authz")
+
+
+class Action(Enum):
+    REQUEST = "request"
+    ELIGIBILITY = "eligibility"
+    READ = "read"
+    TRACK = "track"
+    LIST = "list"
+    AUDIT = "audit"
+    EVENTS = "events"
+    APPROVE = "approve"
+    REJECT = "reject"
+    CANCEL = "cancel"
+    RECEIVED = "received"
+    OPERATOR_RETRY = "operator_retry"
+    OPERATOR_CANCEL = "operator_cancel"
+    OPERATOR_PAID_ELSEWHERE = "operator_paid_elsewhere"
+    POLICIES = "policies"
+
+
+OPERATOR_ACTIONS = {Action.OPERATOR_RETRY, Action.OPERATOR_CANCEL, Action.OPERATOR_PAID_ELSEWHERE}
+STAFF_READS = {Action.READ, Action.TRACK, Action.LIST, Action.AUDIT, Action.EVENTS}
+CUSTOMER_ACTIONS = {
+    Action.REQUEST,
+    Action.ELIGIBILITY,
+    Action.TRACK,
+    Action.LIST,
+    Action.CANCEL,
+    Action.POLICIES,
+}
+SERVICE_READS = {*STAFF_READS, Action.ELIGIBILITY, Action.POLICIES}
+SERVICE_WRITES = {Action.REQUEST, Action.ELIGIBILITY, Action.CANCEL}
+WAREHOUSE_ACTIONS = {Action.RECEIVED, Action.READ, Action.TRACK, Action.POLICIES}
+
+
+@dataclass(frozen=True)
+class RefundFacts:
+    """What a decision needs to know about the refund acted on."""
+
+    refund_id: str
+    requested_by: str | None
+    """Who asked for it (the customer): its first audit entry's actor."""
+    amount: int = 0
+    currency: str = ""
+    policy: Policy | None = None
+    """The refund's pinned policy, when its file is at hand (authority limits)."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str = ""
+
+
+ALLOW = Decision(True)
+
+
+def same_person(a: str, b: str | None) -> bool:
+    """As the workflow compares names: case and surrounding space make no other person."""
+    return b is not None and a.strip().casefold() == b.strip().casefold()
+
+
+def decide(
+    principal: Principal,
+    action: Action,
+    refund: RefundFacts | None = None,
+    *,
+    requested_by: str | None = None,
+    amount: int | None = None,
+) -> Decision:
+    """May `principal` do `action` (on `refund`; for a request, for `requested_by`; for an
+    approval, of `amount`)? Pure: no I/O."""
+    if action is Action.POLICIES:
+        return ALLOW
+    by_kind = {
+        PrincipalKind.CUSTOMER: _customer,
+        PrincipalKind.SERVICE: _service,
+        PrincipalKind.WAREHOUSE: _warehouse,
+        PrincipalKind.STAFF: _staff,
+    }[principal.kind]
+    return by_kind(principal, action, refund, requested_by, amount)
+
+
+def _customer(
+    p: Principal, action: Action, refund: RefundFacts | None, for_: str | None, _: int | None
+) -> Decision:
+    if action not in CUSTOMER_ACTIONS:
+        return Decision(False, f"a customer may not {_verb(action)}")
+    if action in (Action.REQUEST, Action.ELIGIBILITY, Action.LIST):
+        if for_ is not None and not same_person(p.actor, for_):
+            return Decision(False, "a customer asks for and lists only their own refunds")
+        return ALLOW
+    if refund is not None and not same_person(p.actor, refund.requested_by):
+        return Decision(False, f"refund {refund.refund_id} is not one of yours")
+    return ALLOW
+
+
+def _service(
+    p: Principal, action: Action, refund: RefundFacts | None, for_: str | None, _: int | None
+) -> Decision:
+    if action in SERVICE_WRITES and SCOPE_WRITE in p.scopes:
+        return _needs_customer(action, for_)
+    if action in SERVICE_READS and p.scopes & {SCOPE_READ, SCOPE_WRITE}:
+        return ALLOW
+    scopes = " ".join(sorted(p.scopes)) or "(none)"
+    return Decision(False, f"scope {scopes} may not {_verb(action)}")
+
+
+def _warehouse(
+    p: Principal, action: Action, refund: RefundFacts | None, for_: str | None, _: int | None
+) -> Decision:
+    if action in WAREHOUSE_ACTIONS and WAREHOUSE_ROLE in p.roles:
+        return ALLOW
+    return Decision(False, f"the warehouse may not {_verb(action)}")
+
+
+def _staff(
+    p: Principal, action: Action, refund: RefundFacts | None, for_: str | None, amount: int | None
+) -> Decision:
+    if action in STAFF_READS:
+        return ALLOW
+    if action in OPERATOR_ACTIONS:
+        if "operator" in p.roles:
+            return ALLOW
+        return Decision(False, f"{_verb(action)} needs the operator role")
+    if action is Action.RECEIVED:
+        return Decision(False, "only the warehouse says a returned item was received")
+    role = p.approver_role
+    if role is None:
+        return Decision(False, f"{_verb(action)} needs the support, lead or finance role")
+    if action in (Action.REQUEST, Action.ELIGIBILITY):
+        return _needs_customer(action, for_)
+    if action is Action.CANCEL:
+        return ALLOW
+    return _review(p, role, action, refund, amount)
+
+
+def _review(
+    p: Principal, role: str, action: Action, refund: RefundFacts | None, amount: int | None
+) -> Decision:
+    """Approve or reject: never one's own refund; approve within the pinned authority."""
+    if refund is not None and same_person(p.actor, refund.requested_by):
+        return Decision(False, f"{p.actor} requested this refund and cannot {action.value} it")
+    if action is not Action.APPROVE or refund is None or refund.policy is None:
+        return ALLOW
+    approving = min(amount or refund.amount, refund.amount)
+    refusal = refund.policy.authority_refusal(p.actor, role, approving, refund.currency)
+    return Decision(False, refusal) if refusal else ALLOW
+
+
+def _needs_customer(action: Action, for_: str | None) -> Decision:
+    if action is Action.REQUEST and not for_:
+        return Decision(False, "requested_by must name the customer this refund is for")
+    return ALLOW
+
+
+def _verb(action: Action) -> str:
+    return {
+        Action.READ: "read this refund's status (customers: use /track)",
+        Action.AUDIT: "read the audit trail",
+        Action.EVENTS: "read the notification events",
+        Action.RECEIVED: "record a returned item as received",
+        Action.OPERATOR_RETRY: "retry a payment (an operator action)",
+        Action.OPERATOR_CANCEL: "cancel as an operator",
+        Action.OPERATOR_PAID_ELSEWHERE: "mark a refund paid elsewhere (an operator action)",
+    }.get(action, action.value.replace("_", " ") + " refunds")
+
+
+def enforce(
+    principal: Principal,
+    action: Action,
+    refund: RefundFacts | None = None,
+    *,
+    requested_by: str | None = None,
+    amount: int | None = None,
+) -> None:
+    """Decide, log the decision with who asked (subject and issuer), and refuse with a 403
+    problem (nothing changed) when not allowed."""
+    decision = decide(principal, action, refund, requested_by=requested_by, amount=amount)
+    log.info(
+        "authz.decision",
+        subject=principal.subject,
+        issuer=principal.issuer,
+        kind=principal.kind.value,
+        action=action.value,
+        refund_id=refund.refund_id if refund else None,
+        allowed=decision.allowed,
+        reason=decision.reason or None,
+    )
+    if not decision.allowed:
+        raise ProblemError(Kind.FORBIDDEN, f"refused: {decision.reason}")

@@ -1,0 +1,93 @@
+"""What every route needs: the app's shared parts, the verified caller (rate-limited per
+principal), and the facts about a refund that authorization decides on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPBearer
+from pydantic import ValidationError
+
+from api.authz import RefundFacts
+from api.identity import Principal, TokenVerifier
+from api.limits import RateLimiter
+from api.problems import Kind, ProblemError
+from client import render
+from client.errors import RefundflowError
+from client.policy_source import load_policy
+from client.refund_client import RefundClient
+from workflows.models import StatusView
+from workflows.policy import Policy, parse_policy
+
+bearer = HTTPBearer(auto_error=False, description="An access token from the issuer")
+
+
+@dataclass
+class ApiState:
+    refunds: RefundClient
+    verifier: TokenVerifier
+    limiter: RateLimiter
+    policy_dir: Path
+    _policies: dict[str, Policy | None] = field(default_factory=dict)
+
+    def pinned_policy(self, label: str) -> Policy | None:
+        """The refund's pinned policy from its label (`standard@v3#abc…`), when the file of
+        that name and version still has that hash; else None (the workflow decides)."""
+        if label not in self._policies:
+            self._policies[label] = self._load(label)
+        return self._policies[label]
+
+    def _load(self, label: str) -> Policy | None:
+        name, _, rest = label.partition("@v")
+        version, _, digest = rest.partition("#")
+        try:
+            pinned = load_policy(self.policy_dir, f"{name}-v{version}")
+        except (RefundflowError, ValueError):
+            return None
+        return parse_policy(pinned.document) if pinned.content_hash.startswith(digest) else None
+
+
+def state(request: Request) -> ApiState:
+    found: ApiState = request.app.state.api
+    return found
+
+
+State = Annotated[ApiState, Depends(state)]
+
+
+async def principal(request: Request, api: State, _: object = Security(bearer)) -> Principal:
+    """The verified caller; each call spends one of the principal's rate-limit tokens."""
+    who = await api.verifier.principal(request.headers.get("authorization"))
+    api.limiter.take(f"{who.issuer}\x1f{who.subject}")
+    return who
+
+
+Caller = Annotated[Principal, Depends(principal)]
+
+
+def requester(status: StatusView) -> str | None:
+    """Who asked for the refund: the actor of its `requested` entry (the first)."""
+    first = status.timeline[0] if status.timeline else None
+    return first.actor if first is not None and first.event == "requested" else None
+
+
+def facts(api: ApiState, status: StatusView) -> RefundFacts:
+    return RefundFacts(
+        refund_id=status.refund_id,
+        requested_by=requester(status),
+        amount=status.amount,
+        currency=status.currency,
+        policy=api.pinned_policy(status.policy_version),
+    )
+
+
+async def refund_facts(api: ApiState, refund_id: str) -> tuple[StatusView, RefundFacts]:
+    status = await api.refunds.status(refund_id)
+    return status, facts(api, status)
+
+
+def bad_input(err: ValidationError) -> ProblemError:
+    return ProblemError(Kind.BAD_INPUT, render.validation_error(err))

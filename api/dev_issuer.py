@@ -1,0 +1,146 @@
+"""The dev stack's local token issuer: one signing key, kept under the stack's home, and
+a staff directory file; never used outside `refundflow dev` and the tests.
+
+The API serves the issuer's discovery document and JWKS under /dev-issuer (routes of its
+own process) and verifies dev tokens through that JWKS URL over HTTP, exactly as it
+verifies a production issuer's. `refundflow token --as NAME` signs tokens with the key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from fastapi import APIRouter
+
+from api.config import DEV_AUDIENCE, DEV_ISSUER_PATH
+
+KEY_FILE = "issuer/signing-key.pem"
+KEY_ID = "refundflow-dev-1"
+ALGORITHM = "ES256"
+TOKEN_TTL_SECONDS = 3600
+
+
+def key_path(home: Path) -> Path:
+    return home / KEY_FILE
+
+
+def ensure_signing_key(home: Path) -> Path:
+    """The issuer's private key, generated once (P-256), readable by its owner only."""
+    path = key_path(home)
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(pem)
+    return path
+
+
+def private_key(home: Path) -> ec.EllipticCurvePrivateKey:
+    try:
+        key = serialization.load_pem_private_key(key_path(home).read_bytes(), password=None)
+    except OSError:
+        raise FileNotFoundError(
+            f"no dev issuer key in {home}: is `refundflow dev` running from this folder?"
+        ) from None
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    return key
+
+
+def jwks(home: Path) -> dict[str, Any]:
+    public = private_key(home).public_key()
+    jwk: dict[str, Any] = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(public))
+    jwk.update({"kid": KEY_ID, "use": "sig", "alg": ALGORITHM})
+    return {"keys": [jwk]}
+
+
+@dataclass(frozen=True)
+class DirectoryEntry:
+    name: str
+    roles: tuple[str, ...] = ()
+    scopes: tuple[str, ...] = ()
+
+    @property
+    def kind(self) -> str:
+        if self.roles:
+            return "warehouse" if self.roles == ("warehouse",) else "staff"
+        return "service" if self.scopes else "customer"
+
+
+def load_directory(path: Path) -> tuple[str, dict[str, DirectoryEntry]]:
+    """(default member, members by name) from the directory file."""
+    data = json.loads(path.read_text())
+    members = {
+        name: DirectoryEntry(name, tuple(m.get("roles", ())), tuple(m.get("scopes", ())))
+        for name, m in data["members"].items()
+    }
+    return str(data.get("default", "")), members
+
+
+def lookup(path: Path, name: str) -> DirectoryEntry:
+    """NAME's entry; any name the directory does not list is a customer with that id."""
+    _, members = load_directory(path)
+    return members.get(name, DirectoryEntry(name))
+
+
+def mint(
+    home: Path, issuer: str, entry: DirectoryEntry, ttl: int = TOKEN_TTL_SECONDS
+) -> dict[str, Any]:
+    """A signed access token for `entry`, and what it says."""
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "aud": DEV_AUDIENCE,
+        "sub": entry.name,
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl,
+        "roles": list(entry.roles),
+        "scope": " ".join(entry.scopes),
+    }
+    token = jwt.encode(claims, private_key(home), algorithm=ALGORITHM, headers={"kid": KEY_ID})
+    return {
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": ttl,
+        "subject": entry.name,
+        "kind": entry.kind,
+        "roles": list(entry.roles),
+        "scopes": list(entry.scopes),
+    }
+
+
+def router(home: Path, issuer: str) -> APIRouter:
+    """The issuer's public side: discovery document and JWKS (no token endpoint: tokens
+    come from `refundflow token`, which holds the key)."""
+    routes = APIRouter(prefix=DEV_ISSUER_PATH, tags=["dev issuer"])
+
+    @routes.get("/.well-known/openid-configuration", summary="Dev issuer discovery")
+    async def discovery() -> dict[str, Any]:
+        return {
+            "issuer": issuer,
+            "jwks_uri": f"{issuer}/jwks.json",
+            "id_token_signing_alg_values_supported": [ALGORITHM],
+            "response_types_supported": ["token"],
+            "subject_types_supported": ["public"],
+        }
+
+    @routes.get("/jwks.json", summary="Dev issuer signing keys")
+    async def keys() -> dict[str, Any]:
+        return jwks(home)
+
+    return routes

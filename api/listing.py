@@ -1,0 +1,66 @@
+"""Listing refunds a page at a time, newest request first, optionally one customer's: the
+status projection, with the customer read from each refund's first audit entry (who asked)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+
+import asyncpg
+
+from api.problems import Kind, ProblemError
+from workflows.read_models import ListedRefund
+
+_PAGE = """
+SELECT s.refund_id, s.order_id, s.state, s.amount, s.currency, s.awaiting,
+       s.escalation_level, s.policy_version, s.reason_code, s.channel, s.requested_at,
+       s.updated_at
+FROM refundflow.refund_status s
+WHERE ($1::text IS NULL OR s.state = $1)
+  AND ($2::text IS NULL OR s.order_id = $2)
+  AND (NOT $3 OR s.escalation_level > 0)
+  AND ($4::text IS NULL OR EXISTS (
+        SELECT 1 FROM refundflow.audit a
+        WHERE a.refund_id = s.refund_id AND a.seq = 1 AND lower(a.actor) = lower($4)))
+  AND ($5::timestamptz IS NULL OR (s.requested_at, s.refund_id) < ($5, $6::text))
+ORDER BY s.requested_at DESC, s.refund_id DESC
+LIMIT $7
+"""
+
+
+def encode_cursor(last: ListedRefund) -> str:
+    raw = json.dumps([last.requested_at.isoformat(), last.refund_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, refund_id = json.loads(raw)
+        return datetime.fromisoformat(at), str(refund_id)
+    except (ValueError, TypeError, binascii.Error):
+        raise ProblemError(
+            Kind.BAD_INPUT, "cursor: not a cursor this API gave out (use next_cursor)"
+        ) from None
+
+
+async def page(
+    pool: asyncpg.Pool,
+    *,
+    state: str | None,
+    order_id: str | None,
+    escalated: bool,
+    customer: str | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[ListedRefund], str | None]:
+    """Up to `limit` refunds after `cursor`, and the cursor of the next page (None: last)."""
+    after_at, after_id = decode_cursor(cursor) if cursor else (None, None)
+    rows = await pool.fetch(
+        _PAGE, state, order_id, escalated, customer, after_at, after_id, limit + 1
+    )
+    items = [ListedRefund.model_validate(dict(r)) for r in rows[:limit]]
+    more = len(rows) > limit
+    return items, (encode_cursor(items[-1]) if more and items else None)

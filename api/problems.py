@@ -1,0 +1,167 @@
+"""Errors as RFC 9457 problem details (`application/problem+json`), one stable `type` URI
+per kind of error, and the exception handlers that turn every failure into one.
+
+A problem says what went wrong in one sentence (`detail`); never a stack trace.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+from client.connections import TemporalUnavailable
+from client.errors import (
+    InvalidRefundRequest,
+    RefundActionRefused,
+    RefundConflict,
+    RefundflowError,
+    RefundNotFound,
+)
+
+log = structlog.get_logger("refundflow.api")
+PROBLEM_JSON = "application/problem+json"
+
+
+class Kind(Enum):
+    """(status, title) of each kind of problem; its `type` is `urn:refundflow:problem:NAME`."""
+
+    NOT_FOUND = (404, "Not found")
+    REFUSED = (409, "Refused by the refund")
+    CONFLICT = (409, "Conflict")
+    BAD_INPUT = (422, "Bad input")
+    UNAUTHORIZED = (401, "Unauthorized")
+    FORBIDDEN = (403, "Forbidden")
+    RATE_LIMITED = (429, "Too many requests")
+    TOO_LARGE = (413, "Request too large")
+    UNAVAILABLE = (503, "Unavailable")
+    METHOD_NOT_ALLOWED = (405, "Method not allowed")
+
+    @property
+    def status(self) -> int:
+        return int(self.value[0])
+
+    @property
+    def title(self) -> str:
+        return str(self.value[1])
+
+    @property
+    def uri(self) -> str:
+        return "urn:refundflow:problem:" + self.name.lower().replace("_", "-")
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+
+
+class ProblemError(Exception):
+    """Raised anywhere in a request: answered as a problem of `kind`."""
+
+    def __init__(self, kind: Kind, detail: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+        self.headers = headers or {}
+
+
+def problem_response(
+    kind: Kind, detail: str, instance: str | None = None, headers: dict[str, str] | None = None
+) -> Response:
+    body = Problem(type=kind.uri, title=kind.title, status=kind.status, detail=detail)
+    if instance:
+        body = body.model_copy(update={"instance": instance})
+    return JSONResponse(
+        body.model_dump(exclude_none=True),
+        status_code=kind.status,
+        headers=headers,
+        media_type=PROBLEM_JSON,
+    )
+
+
+def problem_responses(*kinds: Kind) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for a route: each kind as a problem+json response."""
+    return {
+        kind.status: {
+            "description": kind.title,
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for kind in kinds
+    }
+
+
+_CLIENT_ERRORS: list[tuple[type[RefundflowError], Kind]] = [
+    (RefundNotFound, Kind.NOT_FOUND),
+    (RefundConflict, Kind.CONFLICT),
+    (InvalidRefundRequest, Kind.BAD_INPUT),
+    (RefundActionRefused, Kind.REFUSED),
+]
+_HTTP_KINDS = {
+    404: Kind.NOT_FOUND,
+    405: Kind.METHOD_NOT_ALLOWED,
+    401: Kind.UNAUTHORIZED,
+    403: Kind.FORBIDDEN,
+    413: Kind.TOO_LARGE,
+}
+
+
+def one_line(err: RequestValidationError) -> str:
+    """The first validation error as one sentence: where, and what is wrong."""
+    errors = err.errors()
+    if not errors:
+        return "the request is not valid"
+    first = errors[0]
+    where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+    message = str(first.get("msg", "is not valid"))
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {message}{more}" if where else message + more
+
+
+def install(app: FastAPI) -> None:
+    """Every failure a problem: ours, the client's, FastAPI's validation, Starlette's."""
+
+    async def on_problem(request: Request, err: Exception) -> Response:
+        assert isinstance(err, ProblemError)
+        return problem_response(err.kind, err.detail, request.url.path, err.headers)
+
+    async def on_client_error(request: Request, err: Exception) -> Response:
+        for cls, kind in _CLIENT_ERRORS:
+            if isinstance(err, cls):
+                return problem_response(kind, str(err), request.url.path)
+        log.warning("api.unavailable", path=request.url.path, error=str(err))
+        return problem_response(Kind.UNAVAILABLE, str(err), request.url.path)
+
+    async def on_validation(request: Request, err: Exception) -> Response:
+        assert isinstance(err, RequestValidationError)
+        return problem_response(Kind.BAD_INPUT, one_line(err), request.url.path)
+
+    async def on_http(request: Request, err: Exception) -> Response:
+        assert isinstance(err, StarletteHTTPException)
+        kind = _HTTP_KINDS.get(err.status_code, Kind.BAD_INPUT)
+        return problem_response(kind, str(err.detail), request.url.path)
+
+    async def on_unavailable(request: Request, err: Exception) -> Response:
+        return problem_response(Kind.UNAVAILABLE, str(err), request.url.path)
+
+    async def on_anything(request: Request, err: Exception) -> Response:
+        log.error("api.unexpected", path=request.url.path, error_type=type(err).__name__)
+        detail = "unexpected error; nothing more is said here (see the API's log)"
+        return problem_response(Kind.UNAVAILABLE, detail, request.url.path)
+
+    app.add_exception_handler(ProblemError, on_problem)
+    app.add_exception_handler(RefundflowError, on_client_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(TemporalUnavailable, on_unavailable)
+    app.add_exception_handler(Exception, on_anything)

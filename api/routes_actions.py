@@ -1,0 +1,86 @@
+"""Acting on a refund: review (approve, reject), withdraw (cancel), the warehouse's receipt
+and the operators' decisions. Who acts is the verified caller; a refusal changes nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import APIRouter
+from fastapi.types import DecoratedCallable
+
+from api.authz import Action, enforce
+from api.deps import Caller, State, refund_facts
+from api.problems import Kind, problem_responses
+from api.schemas import ApproveBody, PaidElsewhereBody, ReasonBody, RefundPath
+from workflows.models import StatusView
+
+router = APIRouter(prefix="/v1/refunds/{refund_id}", tags=["actions"])
+ACTION_PROBLEMS = problem_responses(
+    Kind.BAD_INPUT,
+    Kind.UNAUTHORIZED,
+    Kind.FORBIDDEN,
+    Kind.NOT_FOUND,
+    Kind.REFUSED,
+    Kind.RATE_LIMITED,
+    Kind.TOO_LARGE,
+    Kind.UNAVAILABLE,
+)
+
+
+def _action(path: str, summary: str) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    return router.post(path, response_model=StatusView, summary=summary, responses=ACTION_PROBLEMS)
+
+
+@_action("/approve", "Approve, as the caller in their most senior approving role")
+async def approve(refund_id: RefundPath, body: ApproveBody, who: Caller, api: State) -> StatusView:
+    _, refund = await refund_facts(api, refund_id)
+    enforce(who, Action.APPROVE, refund, amount=body.amount)
+    role = who.approver_role
+    assert role is not None  # enforce allowed it
+    return await api.refunds.approve(refund_id, who.actor, body.amount, role=role)
+
+
+@_action("/reject", "Reject, as the caller")
+async def reject(refund_id: RefundPath, body: ReasonBody, who: Caller, api: State) -> StatusView:
+    _, refund = await refund_facts(api, refund_id)
+    enforce(who, Action.REJECT, refund)
+    return await api.refunds.reject(refund_id, who.actor, body.reason)
+
+
+@_action("/cancel", "Withdraw the refund before money moves (customers: their own)")
+async def cancel(refund_id: RefundPath, body: ReasonBody, who: Caller, api: State) -> StatusView:
+    _, refund = await refund_facts(api, refund_id)
+    enforce(who, Action.CANCEL, refund)
+    return await api.refunds.cancel(refund_id, who.actor, body.reason)
+
+
+@_action("/received", "The returned item arrived (the warehouse)")
+async def received(refund_id: RefundPath, who: Caller, api: State) -> StatusView:
+    _, refund = await refund_facts(api, refund_id)
+    enforce(who, Action.RECEIVED, refund)
+    return await api.refunds.item_received(refund_id, who.actor)
+
+
+@_action("/operator/retry", "Retry the payment after a failure (operators)")
+async def operator_retry(refund_id: RefundPath, who: Caller, api: State) -> StatusView:
+    _, refund = await refund_facts(api, refund_id)
+    enforce(who, Action.OPERATOR_RETRY, refund)
+    return await api.refunds.operator_retry(refund_id, who.actor)
+
+
+@_action("/operator/cancel", "Cancel after a payment failure (operators)")
+async def operator_cancel(
+    refund_id: RefundPath, body: ReasonBody, who: Caller, api: State
+) -> StatusView:
+    _, refund = await refund_facts(api, refund_id)
+    enforce(who, Action.OPERATOR_CANCEL, refund)
+    return await api.refunds.operator_cancel(refund_id, who.actor, body.reason)
+
+
+@_action("/operator/paid-elsewhere", "Complete: the customer was paid outside the provider")
+async def operator_paid_elsewhere(
+    refund_id: RefundPath, body: PaidElsewhereBody, who: Caller, api: State
+) -> StatusView:
+    _, refund = await refund_facts(api, refund_id)
+    enforce(who, Action.OPERATOR_PAID_ELSEWHERE, refund)
+    return await api.refunds.operator_paid_elsewhere(refund_id, who.actor, body.proof)

@@ -1,0 +1,150 @@
+"""Requesting and reading refunds: /v1/refunds, one refund, its tracking view, audit trail
+and notification events."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Response
+from pydantic import ValidationError
+
+from api import listing
+from api.authz import Action, enforce, same_person
+from api.deps import Caller, State, bad_input, facts, refund_facts, requester
+from api.identity import PrincipalKind
+from api.problems import Kind, ProblemError, problem_responses
+from api.schemas import IdempotencyKey, RefundPage, RefundPath, RefundRequestBody
+from client.errors import RefundConflict
+from workflows.models import RefundRequest, StatusView
+from workflows.read_models import AuditEntry, OutboxEvent
+from workflows.states import RefundState
+
+router = APIRouter(prefix="/v1", tags=["refunds"])
+READ_PROBLEMS = problem_responses(
+    Kind.UNAUTHORIZED, Kind.FORBIDDEN, Kind.NOT_FOUND, Kind.RATE_LIMITED, Kind.UNAVAILABLE
+)
+
+
+@router.post(
+    "/refunds",
+    response_model=StatusView,
+    status_code=201,
+    summary="Request a refund (the same Idempotency-Key and body: the same refund)",
+    responses={
+        200: {"description": "Asked before: the refund this key already made"},
+        **problem_responses(Kind.BAD_INPUT, Kind.CONFLICT, Kind.TOO_LARGE),
+        **READ_PROBLEMS,
+    },
+)
+async def request_refund(
+    body: RefundRequestBody,
+    response: Response,
+    who: Caller,
+    api: State,
+    idempotency_key: Annotated[IdempotencyKey, Header(alias="Idempotency-Key")],
+) -> StatusView:
+    customer = body.requested_by
+    if who.kind is PrincipalKind.CUSTOMER:
+        customer = customer or who.actor
+    enforce(who, Action.REQUEST, requested_by=customer)
+    try:
+        request = RefundRequest(
+            refund_key=idempotency_key,
+            **body.model_dump(exclude={"requested_by"}, exclude_none=True),
+            requested_by=customer,
+        )
+    except ValidationError as err:
+        raise bad_input(err) from None
+    reused = f"Idempotency-Key {idempotency_key!r} was already used for another request"
+    try:
+        status, asked_before = await api.refunds.request_again_or_new(request)
+    except RefundConflict:
+        if who.kind is PrincipalKind.CUSTOMER:  # the other request may be someone else's
+            raise ProblemError(Kind.CONFLICT, reused) from None
+        raise
+    if not same_person(request.requested_by, requester(status)):
+        # The key was used for another customer's request: say nothing about that refund.
+        raise ProblemError(Kind.CONFLICT, reused)
+    response.status_code = 200 if asked_before else 201
+    return status
+
+
+@router.get(
+    "/refunds",
+    response_model=RefundPage,
+    summary="List refunds, newest request first (customers: their own)",
+    responses={**problem_responses(Kind.BAD_INPUT), **READ_PROBLEMS},
+)
+async def list_refunds(
+    who: Caller,
+    api: State,
+    state: RefundState | None = None,
+    order: Annotated[str | None, Query(max_length=64)] = None,
+    customer: Annotated[str | None, Query(max_length=64)] = None,
+    escalated: bool = False,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> RefundPage:
+    enforce(who, Action.LIST, requested_by=customer)
+    if who.kind is PrincipalKind.CUSTOMER:
+        customer = who.actor
+    pool = (await api.refunds.store()).pool
+    items, next_cursor = await listing.page(
+        pool,
+        state=state.value if state else None,
+        order_id=order,
+        escalated=escalated,
+        customer=customer,
+        cursor=cursor,
+        limit=limit,
+    )
+    return RefundPage(items=items, next_cursor=next_cursor)
+
+
+@router.get(
+    "/refunds/{refund_id}",
+    response_model=StatusView,
+    summary="A refund's status, as support sees it",
+    responses=READ_PROBLEMS,
+)
+async def get_refund(refund_id: RefundPath, who: Caller, api: State) -> StatusView:
+    status, refund = await refund_facts(api, refund_id)
+    enforce(who, Action.READ, refund)
+    return status
+
+
+@router.get(
+    "/refunds/{refund_id}/track",
+    summary="What the customer may see of a refund",
+    responses=READ_PROBLEMS,
+)
+async def track_refund(refund_id: RefundPath, who: Caller, api: State) -> dict[str, Any]:
+    from workflows.wording import customer_view
+
+    status = await api.refunds.status(refund_id)
+    enforce(who, Action.TRACK, facts(api, status))
+    return customer_view(status)
+
+
+@router.get(
+    "/refunds/{refund_id}/audit",
+    response_model=list[AuditEntry],
+    summary="Every transition: who, when, via which system, why, under which policy",
+    responses=READ_PROBLEMS,
+)
+async def refund_audit(refund_id: RefundPath, who: Caller, api: State) -> list[AuditEntry]:
+    _, refund = await refund_facts(api, refund_id)
+    enforce(who, Action.AUDIT, refund)
+    return await api.refunds.audit(refund_id)
+
+
+@router.get(
+    "/refunds/{refund_id}/events",
+    response_model=list[OutboxEvent],
+    summary="The refund's notification events and their deliveries",
+    responses=READ_PROBLEMS,
+)
+async def refund_events(refund_id: RefundPath, who: Caller, api: State) -> list[OutboxEvent]:
+    _, refund = await refund_facts(api, refund_id)
+    enforce(who, Action.EVENTS, refund)
+    return await api.refunds.events(refund_id)

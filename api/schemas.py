@@ -1,0 +1,79 @@
+"""What the API's callers send (bodies) and the shapes it answers with that are its own;
+everything else is the contracts of workflows.models and workflows.read_models."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Path
+from pydantic import BaseModel, ConfigDict, Field
+
+from client.refund_client import REFUND_ID_PATTERN
+from workflows.models import (
+    IDENTIFIER_PATTERN,
+    ActorName,
+    Channel,
+    FreeText,
+    Identifier,
+    Locale,
+    PositiveMinor,
+    ReasonCode,
+    RefundLineRequest,
+)
+from workflows.money import Currency
+from workflows.read_models import ListedRefund
+
+RefundPath = Annotated[str, Path(pattern=REFUND_ID_PATTERN, description="rf_ and 24 hex digits")]
+IdempotencyKey = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=IDENTIFIER_PATTERN,
+        description="The refund's business key: the same key and body are the same refund.",
+    ),
+]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RefundRequestBody(_Body):
+    """A refund request; its key is the Idempotency-Key header. Exactly one of `amount` or
+    `lines`. A customer asks in their own name (`requested_by` is theirs, or left out);
+    staff and services name the customer the refund is for."""
+
+    order_id: Identifier
+    amount: PositiveMinor | None = None
+    lines: Annotated[list[RefundLineRequest], Field(max_length=100)] | None = None
+    currency: Currency | None = None
+    reason_code: ReasonCode
+    channel: Channel = "api"
+    requested_by: ActorName | None = None
+    locale: Locale = "en"
+
+
+class ApproveBody(_Body):
+    amount: PositiveMinor | None = None
+    """Approve less than requested; never more. The reviewer and role come from the token."""
+
+
+class ReasonBody(_Body):
+    reason: FreeText
+
+
+class PaidElsewhereBody(_Body):
+    proof: FreeText
+    """What shows the customer was paid: a transfer reference, a credit note number."""
+
+
+class RefundPage(BaseModel):
+    items: list[ListedRefund]
+    next_cursor: str | None = None
+    """Pass as `cursor` for the next page; null on the last page."""
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, str] = {}

@@ -1,0 +1,77 @@
+"""`refundflow api` (serve the HTTP API) and `refundflow token --as NAME` (a dev token).
+
+Stack commands: the API holds Temporal and Postgres credentials, and `token` signs with the
+dev stack's own issuer key, so both live on the composition root's side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+
+from client.cli.arguments import EXIT_OK
+from client.cli.commands import Subcommands, command
+from client.cli.handlers import Handler
+from client.settings import Settings, find_stack
+from worker.processes import StackError
+
+
+def add_api_commands(sub: Subcommands) -> None:
+    api = command(sub, "api", "serve the HTTP API (REFUNDFLOW_OIDC_* say which tokens it trusts)")
+    api.add_argument("--host", help="listen address (default: REFUNDFLOW_API_HOST or 127.0.0.1)")
+    api.add_argument("--port", type=int, help="default: REFUNDFLOW_API_PORT or 8080")
+    token = command(sub, "token", "print a dev stack access token for NAME (the staff directory)")
+    token.add_argument(
+        "--as",
+        dest="as_name",
+        required=True,
+        metavar="NAME",
+        help="alice, bob (support), li (lead), fang (finance), omar (operator), warehouse,"
+        " checkout (a service); any other name is a customer with that id",
+    )
+    token.add_argument("--ttl", type=int, default=3600, help="seconds the token is valid")
+
+
+async def _api(args: argparse.Namespace) -> int:
+    from api.config import ApiConfig
+    from api.server import serve
+    from worker.logging_setup import configure_logging
+
+    settings = Settings.from_env()
+    if args.json:
+        settings = dataclasses.replace(settings, log_format="json")
+    config = ApiConfig.from_env()
+    config = dataclasses.replace(
+        config, host=args.host or config.host, port=args.port or config.port
+    )
+    configure_logging(settings.log_format, settings.log_level)
+    await serve(settings, config)
+    return EXIT_OK
+
+
+def _token(args: argparse.Namespace) -> int:
+    from api.config import dev_directory
+    from api.dev_issuer import lookup, mint
+
+    home, stack = find_stack(os.environ.get("REFUNDFLOW_HOME"))
+    issuer = stack.get("issuer")
+    if not issuer:
+        raise StackError(
+            f"no dev stack with an API is running from {home}: dev tokens come from"
+            " `refundflow dev`; elsewhere, ask your identity provider for a token"
+        )
+    try:
+        entry = lookup(dev_directory(dict(os.environ)), args.as_name)
+        minted = mint(home, str(issuer), entry, ttl=args.ttl)
+    except (OSError, ValueError, KeyError) as err:
+        raise StackError(f"cannot sign a dev token: {err}") from None
+    if args.json:
+        print(json.dumps({**minted, "issuer": issuer, "api_url": stack.get("api_url")}))
+    else:
+        print(minted["access_token"])
+    return EXIT_OK
+
+
+API_HANDLERS: dict[str, Handler] = {"api": _api, "token": _token}
