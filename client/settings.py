@@ -74,6 +74,7 @@ ENV_VARS = (
     "TEMPORAL_TLS_CLIENT_KEY_PATH",
     "TEMPORAL_TLS_SERVER_CA_CERT_PATH",
     "TEMPORAL_TLS_SERVER_NAME",
+    "REFUNDFLOW_METRICS_ADDR",
 )
 
 
@@ -110,6 +111,8 @@ class Settings:
     `database_url`'s role."""
     temporal: TemporalConnection = field(default_factory=TemporalConnection)
     """TLS, client certificate, API key: from TEMPORAL_* or a TOML profile."""
+    metrics_addr: str = ""
+    """host:port of the worker's Prometheus endpoint (worker/metrics.py); empty: none."""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -148,6 +151,7 @@ class Settings:
             api_url=pick("REFUNDFLOW_API_URL", "api_url", "").rstrip("/"),
             migration_database_url=_migration_url(env, stack),
             temporal=profile.connection,
+            metrics_addr=env.get("REFUNDFLOW_METRICS_ADDR", ""),
         )
 
     def require_database_url(self) -> str:

@@ -42,6 +42,8 @@ class StackConfig:
     pg_port: int = 55432
     sandbox_port: int = 8088
     webhook_port: int = 8089
+    metrics_port: int = 9464
+    """The worker's Prometheus endpoint (REFUNDFLOW_METRICS_ADDR), on 127.0.0.1."""
     api_port: int = 8080
     database_url: str | None = None
     """Use this Postgres instead of starting the embedded one (the app's role)."""
@@ -68,6 +70,7 @@ class StackConfig:
             pg_port=free_port(),
             sandbox_port=free_port(),
             webhook_port=free_port(),
+            metrics_port=free_port(),
             api_port=free_port(),
             database_url=os.environ.get("DATABASE_URL"),
             migration_database_url=os.environ.get("DATABASE_URL")
@@ -110,6 +113,10 @@ class DevStack:
     @property
     def webhook_url(self) -> str:
         return f"http://127.0.0.1:{self.config.webhook_port}/webhooks/payments"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.config.metrics_port}/metrics"
 
     @property
     def ui_url(self) -> str | None:
@@ -250,7 +257,9 @@ class DevStack:
 
     def start_worker(self) -> subprocess.Popen[bytes]:
         log = None if self.config.worker_output_to_terminal else self.logs / "worker.log"
-        self.worker = spawn([sys.executable, "-m", "worker"], log_path=log, env=self.env())
+        # Only the worker serves metrics (the other processes get the same env() otherwise).
+        env = {**self.env(), "REFUNDFLOW_METRICS_ADDR": f"127.0.0.1:{self.config.metrics_port}"}
+        self.worker = spawn([sys.executable, "-m", "worker"], log_path=log, env=env)
         return self.worker
 
     @property

@@ -41,6 +41,7 @@ from activities.verification import RequestVerifier, known_policy_hashes
 from client.connections import connect_temporal
 from client.settings import Settings
 from worker.logging_setup import configure_logging
+from worker.metrics import MetricsEndpoint, metrics_runtime, plan_metrics
 from workflows import names
 from workflows.models import ReconcileInput
 from workflows.reconciliation_workflow import ReconciliationWorkflow
@@ -54,7 +55,8 @@ SHUTDOWN_GRACE = timedelta(seconds=12)
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     pool = await create_pool(settings.require_database_url())
-    client = await connect_temporal(settings)
+    metrics = plan_metrics(settings.metrics_addr)
+    client = await connect_temporal(settings, metrics_runtime(metrics))
     await _prepare(client, pool, settings)
     async with aiohttp.ClientSession() as session:
         store = PostgresRefundStore(pool)
@@ -92,6 +94,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             ],
         )
         dispatcher = asyncio.create_task(OutboxDispatcher(pool, session).run(stop))
+        endpoint = metrics and MetricsEndpoint(metrics, pool, session)
+        if endpoint:
+            await endpoint.start()
         async with worker:
             log.info(
                 "worker_started",
@@ -103,6 +108,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             await stop.wait()
             log.info("worker_stopping")
         await dispatcher
+        if endpoint:
+            await endpoint.stop()
     await pool.close()
 
 
