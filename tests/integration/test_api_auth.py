@@ -1,0 +1,159 @@
+"""Every route of the API refuses, with a problem and nothing changed, a caller without a
+valid token (401: none, expired, not yet valid, another audience, another issuer, another
+signing key, a shared-secret algorithm, no subject, not a JWT) and a caller whose verified
+identity may not do it (403: the wrong role, another customer's refund)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import pytest
+
+from client.edge import refund_id_for
+from tests.conftest import Sandbox
+from tests.integration.api_support import Api, Reply
+
+pytestmark = pytest.mark.stack
+
+OWNER, OTHER = "cust_owner", "cust_other"
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    allowed: str
+    """A caller the route would serve: forged tokens are forged in its name."""
+    forbidden: tuple[str, ...]
+    """Callers with valid tokens whom the route refuses (403)."""
+    body: dict[str, Any] | None = None
+
+
+REFUND = "{refund}"
+ORDER = "{order}"
+REQUEST = {"order_id": ORDER, "amount": 25000, "reason_code": "damaged"}
+ROUTES = [
+    Route("POST", "/v1/refunds", OWNER, ("reporting", "warehouse", "omar"), REQUEST),
+    Route("GET", "/v1/refunds", "li", ("warehouse",)),
+    Route("GET", f"/v1/refunds?customer={OWNER}", OWNER, (OTHER,)),
+    Route("GET", f"/v1/refunds/{REFUND}", "alice", (OWNER, OTHER)),
+    Route("GET", f"/v1/refunds/{REFUND}/track", OWNER, (OTHER,)),
+    Route("GET", f"/v1/refunds/{REFUND}/audit", "li", (OWNER, OTHER, "warehouse")),
+    Route("GET", f"/v1/refunds/{REFUND}/events", "li", (OWNER, OTHER, "warehouse")),
+    Route(
+        "POST",
+        f"/v1/refunds/{REFUND}/approve",
+        "li",
+        (OWNER, OTHER, "alice", "omar", "warehouse", "checkout", "reporting"),
+        {},
+    ),
+    Route(
+        "POST",
+        f"/v1/refunds/{REFUND}/reject",
+        "li",
+        (OWNER, OTHER, "omar", "warehouse", "checkout", "reporting"),
+        {"reason": "no damage visible"},
+    ),
+    Route(
+        "POST",
+        f"/v1/refunds/{REFUND}/cancel",
+        OWNER,
+        (OTHER, "omar", "warehouse", "reporting"),
+        {"reason": "found it"},
+    ),
+    Route("POST", f"/v1/refunds/{REFUND}/received", "warehouse", (OWNER, OTHER, "li", "omar")),
+    Route("POST", f"/v1/refunds/{REFUND}/operator/retry", "omar", (OWNER, "li", "warehouse")),
+    Route(
+        "POST",
+        f"/v1/refunds/{REFUND}/operator/cancel",
+        "omar",
+        (OWNER, "li", "fang", "warehouse"),
+        {"reason": "duplicate"},
+    ),
+    Route(
+        "POST",
+        f"/v1/refunds/{REFUND}/operator/paid-elsewhere",
+        "omar",
+        (OWNER, "li", "fang", "warehouse"),
+        {"proof": "bank transfer 123"},
+    ),
+    Route("POST", "/v1/eligibility", OWNER, ("warehouse", "omar"), REQUEST),
+    Route("GET", "/v1/policies", "alice", ()),
+    Route("GET", "/v1/policies/standard-v3", OWNER, ()),
+]
+
+
+@pytest.fixture(scope="module")
+async def target(api: Api, sandbox: Sandbox) -> dict[str, str]:
+    """A refund of OWNER's waiting for a reviewer (250.00: above support's authority)."""
+    order = await sandbox.order(amount=30000, category="general")
+    made = await api.request_refund(
+        OWNER, {"order_id": order["order_id"], "amount": 25000, "reason_code": "damaged"}
+    )
+    assert made.status == 201, made.body
+    assert made.body["state"] == "pending_review"
+    return {"refund": made.body["refund_id"], "order": order["order_id"]}
+
+
+async def snapshot(db: asyncpg.Pool, refund_id: str, order_id: str) -> tuple[Any, ...]:
+    """Everything a refused call could have changed: the refund's audit and state, and the
+    refunds of its order."""
+    audit = await db.fetch(
+        "SELECT seq, event, actor FROM refundflow.audit WHERE refund_id = $1 ORDER BY seq",
+        refund_id,
+    )
+    refunds = await db.fetch(
+        "SELECT refund_id, state FROM refundflow.refund_status WHERE order_id = $1"
+        " ORDER BY refund_id",
+        order_id,
+    )
+    return tuple(map(tuple, audit)), tuple(map(tuple, refunds))
+
+
+def fill(value: Any, target: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        return value.replace(REFUND, target["refund"]).replace(ORDER, target["order"])
+    if isinstance(value, dict):
+        return {k: fill(v, target) for k, v in value.items()}
+    return value
+
+
+def assert_problem(reply: Reply, status: int, kind: str, context: str) -> None:
+    assert reply.status == status, (context, reply.status, reply.body)
+    assert reply.problem_type == f"urn:refundflow:problem:{kind}", context
+    assert reply.body["status"] == status and reply.body["detail"], context
+    assert "Traceback" not in str(reply.body), context
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: f"{r.method} {r.path}")
+async def test_every_route_refuses_bad_tokens_and_wrong_callers_changing_nothing(
+    route: Route, api: Api, target: dict[str, str], db: asyncpg.Pool
+) -> None:
+    path, body = fill(route.path, target), fill(route.body, target)
+    before = await snapshot(db, target["refund"], target["order"])
+    key = f"matrix-{uuid.uuid4().hex[:12]}"
+    headers = {"Idempotency-Key": key} if route.path == "/v1/refunds" else None
+
+    no_token = await api.call(route.method, path, json=body, headers=headers)
+    assert_problem(no_token, 401, "unauthorized", "no token")
+    assert no_token.headers["WWW-Authenticate"].startswith("Bearer")
+    for how, token in api.forged(route.allowed).items():
+        reply = await api.call(route.method, path, token=token, json=body, headers=headers)
+        assert_problem(reply, 401, "unauthorized", how)
+    for caller in route.forbidden:
+        reply = await api.call(route.method, path, as_=caller, json=body, headers=headers)
+        assert_problem(reply, 403, "forbidden", caller)
+        assert reply.body["detail"].startswith("refused: ")
+
+    assert await snapshot(db, target["refund"], target["order"]) == before
+    if headers:  # no refund was made under the key either
+        made = refund_id_for(target["order"], key)
+        assert (
+            await db.fetchval(
+                "SELECT count(*) FROM refundflow.reservations WHERE refund_id = $1", made
+            )
+            == 0
+        )

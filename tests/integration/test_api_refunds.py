@@ -1,0 +1,213 @@
+"""Refunds through the HTTP API as customers, staff and services use it: the Idempotency-Key
+is the refund's key (the same request is one refund, however often and however concurrently
+it arrives), approval authority and four eyes from the verified identity, customers only
+ever see their own refunds."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import asyncpg
+import pytest
+
+from tests.conftest import Sandbox
+from tests.integration.api_support import Api
+from tests.integration.helpers import eventually
+
+pytestmark = pytest.mark.stack
+
+
+def customer() -> str:
+    return f"cust_{uuid.uuid4().hex[:8]}"
+
+
+async def audit_of(db: asyncpg.Pool, refund_id: str) -> list[tuple[str, str]]:
+    rows = await db.fetch(
+        "SELECT event, actor FROM refundflow.audit WHERE refund_id = $1 ORDER BY seq", refund_id
+    )
+    return [(r["event"], r["actor"]) for r in rows]
+
+
+async def pending(api: Api, sandbox: Sandbox, who: str, amount: int = 25000) -> dict[str, Any]:
+    """A refund of `who`'s waiting for a reviewer."""
+    order = await sandbox.order(amount=30000, category="general")
+    made = await api.request_refund(
+        who, {"order_id": order["order_id"], "amount": amount, "reason_code": "damaged"}
+    )
+    assert made.status == 201, made.body
+    assert made.body["state"] == "pending_review", made.body
+    body: dict[str, Any] = made.body
+    return body
+
+
+async def test_same_key_same_body_is_one_refund_and_a_changed_body_conflicts(
+    api: Api, sandbox: Sandbox, db: asyncpg.Pool
+) -> None:
+    who = customer()
+    order = await sandbox.order(amount=30000, category="general")
+    body = {"order_id": order["order_id"], "amount": 12000, "reason_code": "damaged"}
+    key = f"ticket-{uuid.uuid4().hex[:8]}"
+    first = await api.request_refund(who, body, key=key)
+    again = await api.request_refund(who, body, key=key)
+    assert (first.status, again.status) == (201, 200)
+    assert again.body["refund_id"] == first.body["refund_id"]
+    assert first.body["refund_key"] == key
+
+    changed = await api.request_refund(who, {**body, "amount": 11000}, key=key)
+    assert changed.status == 409 and changed.problem_type == "urn:refundflow:problem:conflict"
+    # Another customer reusing the key learns nothing about the refund it made.
+    stranger = await api.request_refund(customer(), body, key=key)
+    assert stranger.status == 409, stranger.body
+    assert first.body["refund_id"] not in stranger.body["detail"]
+    count = await db.fetchval(
+        "SELECT count(*) FROM refundflow.refund_status WHERE order_id = $1", order["order_id"]
+    )
+    assert count == 1
+
+
+async def test_fifty_concurrent_identical_requests_make_one_refund_and_one_payment(
+    api: Api, sandbox: Sandbox, db: asyncpg.Pool
+) -> None:
+    who = customer()
+    order = await sandbox.order(amount=9000, category="general")
+    body = {"order_id": order["order_id"], "amount": 3000, "reason_code": "damaged"}
+    key = f"burst-{uuid.uuid4().hex[:8]}"
+    replies = await asyncio.gather(*(api.request_refund(who, body, key=key) for _ in range(50)))
+    assert {r.status for r in replies} <= {200, 201}, [(r.status, r.body) for r in replies]
+    assert len({r.body["refund_id"] for r in replies}) == 1
+    refund_id = replies[0].body["refund_id"]
+    rows = await db.fetch(
+        "SELECT refund_id FROM refundflow.refund_status WHERE order_id = $1", order["order_id"]
+    )
+    assert [r["refund_id"] for r in rows] == [refund_id]
+    # Auto-approved (30.00): paid once, whatever the burst.
+    paid = await eventually(lambda: sandbox.refunds(order["order_id"]), lambda r: len(r) >= 1)
+    assert len(paid) == 1 and paid[0]["amount"] == 3000
+    requested = [a for a in await audit_of(db, refund_id) if a[0] == "requested"]
+    assert requested == [("requested", who)]
+
+
+async def test_a_customer_tracks_their_own_refund_and_never_reads_anothers(
+    api: Api, sandbox: Sandbox
+) -> None:
+    owner, other = customer(), customer()
+    made = await pending(api, sandbox, owner)
+    refund_id = made["refund_id"]
+    mine = await api.call("GET", f"/v1/refunds/{refund_id}/track", as_=owner)
+    assert mine.status == 200 and mine.body["refund_id"] == refund_id
+    assert "support_reply" not in mine.body
+    assert all(set(entry) == {"at", "label"} for entry in mine.body["timeline"])  # no actors
+    for path in ("", "/track", "/audit", "/events"):
+        theirs = await api.call("GET", f"/v1/refunds/{refund_id}{path}", as_=other)
+        assert theirs.status == 403, (path, theirs.body)
+    listed = await api.call("GET", "/v1/refunds", as_=other)
+    assert refund_id not in {item["refund_id"] for item in listed.body["items"]}
+    own_list = await api.call("GET", "/v1/refunds", as_=owner)
+    assert [item["refund_id"] for item in own_list.body["items"]] == [refund_id]
+
+
+async def test_support_cannot_approve_above_its_limit_and_a_lead_can(
+    api: Api, sandbox: Sandbox, db: asyncpg.Pool
+) -> None:
+    made = await pending(api, sandbox, customer(), amount=25000)
+    refund_id = made["refund_id"]
+    before = await audit_of(db, refund_id)
+    refused = await api.call("POST", f"/v1/refunds/{refund_id}/approve", as_="alice", json={})
+    assert refused.status == 403 and refused.problem_type == "urn:refundflow:problem:forbidden"
+    assert "alice (support) may approve up to 200.00 USD" in refused.body["detail"]
+    # Not even by claiming a role or a reviewer in the body: the body has no such fields.
+    claimed = await api.call(
+        "POST",
+        f"/v1/refunds/{refund_id}/approve",
+        as_="alice",
+        json={"role": "finance", "reviewer": "fang"},
+    )
+    assert claimed.status == 422, claimed.body
+    assert await audit_of(db, refund_id) == before
+    status = await api.call("GET", f"/v1/refunds/{refund_id}", as_="alice")
+    assert status.body["state"] == "pending_review"
+
+    approved = await api.call("POST", f"/v1/refunds/{refund_id}/approve", as_="li", json={})
+    assert approved.status == 200, approved.body
+    assert approved.body["state"] in ("approved", "refunding", "completed")
+    audit = await api.call("GET", f"/v1/refunds/{refund_id}/audit", as_="li")
+    approval = [e for e in audit.body if e["event"] == "approve"]
+    assert [(e["actor"], "as lead" in e["reason"]) for e in approval] == [("li", True)]
+
+
+async def test_the_requester_cannot_approve_or_reject_their_own_refund(
+    api: Api, sandbox: Sandbox, db: asyncpg.Pool
+) -> None:
+    order = await sandbox.order(amount=30000, category="general")
+    body = {"order_id": order["order_id"], "amount": 15000, "reason_code": "damaged"}
+    # bob (support) asks for a refund in his own name, as a customer of the shop.
+    made = await api.request_refund("checkout", {**body, "requested_by": "bob"})
+    assert made.status == 201 and made.body["state"] == "pending_review", made.body
+    refund_id = made.body["refund_id"]
+    before = await audit_of(db, refund_id)
+    for action, payload in (("approve", {}), ("reject", {"reason": "mine"})):
+        own = await api.call("POST", f"/v1/refunds/{refund_id}/{action}", as_="bob", json=payload)
+        assert own.status == 403, own.body
+        assert "bob requested this refund" in own.body["detail"]
+    assert await audit_of(db, refund_id) == before
+    other = await api.call("POST", f"/v1/refunds/{refund_id}/approve", as_="alice", json={})
+    assert other.status == 200, other.body
+
+
+async def test_a_customer_withdraws_their_own_refund(
+    api: Api, sandbox: Sandbox, db: asyncpg.Pool
+) -> None:
+    owner = customer()
+    refund_id = (await pending(api, sandbox, owner))["refund_id"]
+    done = await api.call(
+        "POST", f"/v1/refunds/{refund_id}/cancel", as_=owner, json={"reason": "found it"}
+    )
+    assert done.status == 200, done.body
+    assert (done.body["state"], done.body["cancel_reason"]) == ("cancelled", "withdrawn")
+    assert ("withdraw", owner) in await audit_of(db, refund_id)
+    # A workflow refusal (already cancelled) is a problem too, and changes nothing.
+    again = await api.call(
+        "POST", f"/v1/refunds/{refund_id}/cancel", as_=owner, json={"reason": "again"}
+    )
+    assert again.status == 409 and again.problem_type == "urn:refundflow:problem:refused"
+
+
+async def test_services_request_for_a_customer_and_staff_list_a_page_at_a_time(
+    api: Api, sandbox: Sandbox
+) -> None:
+    who = customer()
+    made = []
+    for _ in range(3):
+        order = await sandbox.order(amount=30000, category="general")
+        body = {"order_id": order["order_id"], "amount": 6000, "reason_code": "damaged"}
+        unnamed = await api.request_refund("checkout", body)
+        assert unnamed.status == 403 and "requested_by" in unnamed.body["detail"]
+        reply = await api.request_refund("checkout", {**body, "requested_by": who})
+        assert reply.status == 201, reply.body
+        made.append(reply.body["refund_id"])
+    first = await api.call("GET", f"/v1/refunds?customer={who}&limit=2", as_="li")
+    assert first.status == 200 and len(first.body["items"]) == 2
+    cursor = first.body["next_cursor"]
+    rest = await api.call("GET", f"/v1/refunds?customer={who}&limit=2&cursor={cursor}", as_="li")
+    assert rest.body["next_cursor"] is None
+    seen = [i["refund_id"] for i in first.body["items"] + rest.body["items"]]
+    assert seen == list(reversed(made))  # newest request first, each once
+    bad = await api.call("GET", "/v1/refunds?cursor=nonsense", as_="li")
+    assert bad.status == 422 and bad.problem_type == "urn:refundflow:problem:bad-input"
+
+
+async def test_eligibility_and_policies(api: Api, sandbox: Sandbox) -> None:
+    who = customer()
+    order = await sandbox.order(amount=30000, category="general")
+    body = {"order_id": order["order_id"], "amount": 25000, "reason_code": "damaged"}
+    answer = await api.call("POST", "/v1/eligibility", as_=who, json=body)
+    assert answer.status == 200, answer.body
+    assert answer.body["eligible"] is True and answer.body["refund_amount"] == 25000
+    listed = await api.call("GET", "/v1/policies", as_=who)
+    assert "standard-v3" in {f"{p['name']}-v{p['version']}" for p in listed.body}
+    one = await api.call("GET", "/v1/policies/standard@v3", as_=who)
+    assert one.body["settings"]["authority.support"] == 20000
+    missing = await api.call("GET", "/v1/policies/standard-v99", as_=who)
+    assert missing.status == 404 and missing.problem_type == "urn:refundflow:problem:not-found"

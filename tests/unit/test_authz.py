@@ -1,0 +1,168 @@
+"""Authorization (api/authz.py) and identity claims (api/identity.py), as pure functions:
+who may do what to which refund, and who a token says the caller is."""
+
+from __future__ import annotations
+
+import pytest
+
+from api.authz import Action, RefundFacts, decide
+from api.config import ApiConfig
+from api.identity import Principal, PrincipalKind, principal_from
+from api.limits import RateLimiter
+from api.problems import Kind, ProblemError
+from client.policy_source import load_policy
+from client.settings import PROJECT_ROOT
+from workflows.policy import parse_policy
+
+V3 = parse_policy(load_policy(PROJECT_ROOT / "policies", "standard-v3").document)
+CONFIG = ApiConfig(issuer="https://issuer.test", jwks_url="", audience="refundflow-api")
+
+
+def staff(name: str, *roles: str) -> Principal:
+    return Principal(name, CONFIG.issuer, PrincipalKind.STAFF, frozenset(roles))
+
+
+def customer(name: str) -> Principal:
+    return Principal(name, CONFIG.issuer, PrincipalKind.CUSTOMER)
+
+
+def service(name: str, *scopes: str) -> Principal:
+    return Principal(name, CONFIG.issuer, PrincipalKind.SERVICE, scopes=frozenset(scopes))
+
+
+WAREHOUSE = Principal("warehouse", CONFIG.issuer, PrincipalKind.WAREHOUSE, frozenset({"warehouse"}))
+
+
+def refund(requested_by: str = "cust_1", amount: int = 25000) -> RefundFacts:
+    return RefundFacts("rf_" + "0" * 24, requested_by, amount, "USD", V3)
+
+
+def test_customers_see_and_withdraw_only_their_own_refunds() -> None:
+    own, other = customer("cust_1"), customer("cust_2")
+    for action in (Action.TRACK, Action.CANCEL):
+        assert decide(own, action, refund()).allowed
+        refused = decide(other, action, refund())
+        assert not refused.allowed and "not one of yours" in refused.reason
+    # Names compare as the workflow compares them: case and spaces make no other person.
+    assert decide(customer("CUST_1"), Action.TRACK, refund(" cust_1 ")).allowed
+
+
+@pytest.mark.parametrize(
+    "action",
+    [Action.READ, Action.AUDIT, Action.EVENTS, Action.APPROVE, Action.REJECT, Action.RECEIVED,
+     Action.OPERATOR_RETRY, Action.OPERATOR_CANCEL, Action.OPERATOR_PAID_ELSEWHERE],
+)  # fmt: skip
+def test_a_customer_may_not_act_as_staff_even_on_their_own_refund(action: Action) -> None:
+    assert not decide(customer("cust_1"), action, refund("cust_1")).allowed
+
+
+def test_customers_ask_and_list_only_in_their_own_name() -> None:
+    me = customer("cust_1")
+    assert decide(me, Action.REQUEST, requested_by="cust_1").allowed
+    assert not decide(me, Action.REQUEST, requested_by="cust_2").allowed
+    assert not decide(me, Action.LIST, requested_by="cust_2").allowed
+    assert decide(me, Action.LIST).allowed
+
+
+def test_approval_authority_comes_from_the_pinned_policy() -> None:
+    alice, li, fang = staff("alice", "support"), staff("li", "lead"), staff("fang", "finance")
+    refused = decide(alice, Action.APPROVE, refund(amount=25000))
+    assert not refused.allowed
+    assert refused.reason.startswith("alice (support) may approve up to 200.00 USD")
+    assert decide(alice, Action.APPROVE, refund(amount=20000)).allowed
+    assert decide(alice, Action.APPROVE, refund(amount=25000), amount=20000).allowed
+    assert decide(li, Action.APPROVE, refund(amount=25000)).allowed
+    assert not decide(li, Action.APPROVE, refund(amount=150000)).allowed
+    assert decide(fang, Action.APPROVE, refund(amount=150000)).allowed
+    # The most senior approving role held is the one acted in.
+    assert staff("x", "support", "lead").approver_role == "lead"
+
+
+def test_nobody_approves_or_rejects_a_refund_they_requested() -> None:
+    bob = staff("bob", "support")
+    for action in (Action.APPROVE, Action.REJECT):
+        refused = decide(bob, action, refund(requested_by="Bob", amount=1000))
+        assert not refused.allowed and "bob requested this refund" in refused.reason
+
+
+def test_operator_and_warehouse_actions_need_their_roles() -> None:
+    omar, li = staff("omar", "operator"), staff("li", "lead")
+    for action in (Action.OPERATOR_RETRY, Action.OPERATOR_CANCEL, Action.OPERATOR_PAID_ELSEWHERE):
+        assert decide(omar, action, refund()).allowed
+        assert not decide(li, action, refund()).allowed
+        assert not decide(WAREHOUSE, action, refund()).allowed
+    assert decide(WAREHOUSE, Action.RECEIVED, refund()).allowed
+    assert not decide(li, Action.RECEIVED, refund()).allowed
+    assert not decide(omar, Action.APPROVE, refund(amount=100)).allowed
+    assert not decide(WAREHOUSE, Action.APPROVE, refund(amount=100)).allowed
+
+
+def test_services_act_by_scope_and_name_the_customer() -> None:
+    writer = service("checkout", "refunds:write")
+    reader = service("reporting", "refunds:read")
+    assert decide(writer, Action.REQUEST, requested_by="cust_1").allowed
+    assert not decide(writer, Action.REQUEST).allowed  # for whom?
+    assert not decide(reader, Action.REQUEST, requested_by="cust_1").allowed
+    assert decide(reader, Action.AUDIT, refund()).allowed
+    for principal in (writer, reader):
+        assert not decide(principal, Action.APPROVE, refund(amount=100)).allowed
+
+
+KEYCLOAK = ApiConfig(
+    issuer="https://kc.test/realms/shop",
+    jwks_url="",
+    audience="refundflow-api",
+    roles_claim="realm_access.roles",
+    subject_claim="preferred_username",
+)
+
+
+def test_roles_and_subject_come_from_the_configured_claims() -> None:
+    claims = {
+        "iss": KEYCLOAK.issuer,
+        "sub": "0b5c-uuid",
+        "preferred_username": "li",
+        "realm_access": {"roles": ["offline_access", "lead"]},
+        "roles": ["finance"],  # not the configured claim: ignored
+    }
+    who = principal_from(claims, KEYCLOAK)
+    assert (who.subject, who.kind, who.roles) == ("li", PrincipalKind.STAFF, frozenset({"lead"}))
+    assert who.issuer == KEYCLOAK.issuer
+
+
+def test_namespaced_claims_scope_lists_and_customers() -> None:
+    auth0 = ApiConfig(
+        issuer="https://shop.eu.auth0.com",
+        jwks_url="",
+        audience="a",
+        roles_claim="https://refundflow.example/roles",
+        scope_claim="scp",
+    )
+    base = {"iss": auth0.issuer, "sub": "auth0|abc@x"}
+    staff_claims = {**base, "https://refundflow.example/roles": ["support"]}
+    assert principal_from(staff_claims, auth0).kind is PrincipalKind.STAFF
+    svc = principal_from({**base, "scp": ["refunds:write"]}, auth0)
+    assert svc.kind is PrincipalKind.SERVICE
+    person = principal_from(base, auth0)
+    assert person.kind is PrincipalKind.CUSTOMER
+    assert person.actor == "auth0.abc.x"  # a handle the audit accepts
+
+
+def test_a_token_without_a_subject_is_unauthorized() -> None:
+    with pytest.raises(ProblemError) as raised:
+        principal_from({"iss": CONFIG.issuer, "sub": " "}, CONFIG)
+    assert raised.value.kind is Kind.UNAUTHORIZED
+
+
+def test_the_rate_limit_refills_and_says_when_to_come_back() -> None:
+    now = [0.0]
+    limiter = RateLimiter(per_minute=60, burst=2, clock=lambda: now[0])
+    limiter.take("a")
+    limiter.take("a")
+    with pytest.raises(ProblemError) as raised:
+        limiter.take("a")
+    assert raised.value.kind is Kind.RATE_LIMITED
+    assert raised.value.headers == {"Retry-After": "1"}
+    limiter.take("b")  # per principal
+    now[0] = 1.0
+    limiter.take("a")
