@@ -1,0 +1,87 @@
+"""Prometheus and Grafana in docker-compose.yml (issue 14 item 3) agree with each other and
+with the worker: Prometheus scrapes the port the worker's REFUNDFLOW_METRICS_ADDR names and
+loads the rules; Grafana's datasource is that Prometheus and its provisioned dashboard reads
+series the worker exports."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import PurePosixPath
+from typing import Any
+from urllib.parse import urlparse
+
+import yaml
+
+from client.settings import PROJECT_ROOT
+from tests.unit.test_deployment import SERVICES, env_of
+
+DEPLOY = PROJECT_ROOT / "deploy"
+
+
+def mounts(service: str) -> dict[str, str]:
+    """Container path -> host path (relative to the project) of a service's bind mounts."""
+    found = {}
+    for volume in SERVICES[service].get("volumes", []):
+        host, container = volume.split(":")[:2]
+        if host.startswith("./"):
+            found[container] = host[2:]
+    return found
+
+
+def host_path(service: str, container_path: str) -> str:
+    """Where a file the container reads comes from, through the service's bind mounts."""
+    for container, host in mounts(service).items():
+        if container_path.startswith(container):
+            return host + container_path[len(container) :]
+    raise AssertionError(f"{service} does not mount {container_path}")
+
+
+def test_prometheus_scrapes_the_worker_where_it_listens() -> None:
+    command = SERVICES["prometheus"]["command"]
+    config_file = next(a.split("=", 1)[1] for a in command if a.startswith("--config.file="))
+    config = yaml.safe_load((PROJECT_ROOT / host_path("prometheus", config_file)).read_text())
+    (job,) = config["scrape_configs"]
+    (target,) = job["static_configs"][0]["targets"]
+    host, port = target.split(":")
+    _, worker_port = env_of("worker")["REFUNDFLOW_METRICS_ADDR"].rsplit(":", 1)
+    assert (host, port) == ("worker", worker_port)
+    assert worker_port in [str(p) for p in SERVICES["worker"]["expose"]]
+    # The rules it loads are the ones promtool checks.
+    rules_dir = PurePosixPath(config_file).parent
+    for rule_file in config["rule_files"]:
+        path = PROJECT_ROOT / host_path("prometheus", str(rules_dir / rule_file))
+        assert path == DEPLOY / "prometheus" / "alerts.yml"
+
+
+def test_grafana_reads_that_prometheus_and_provisions_the_dashboard() -> None:
+    provisioning = DEPLOY / "grafana" / "provisioning"
+    assert host_path("grafana", "/etc/grafana/provisioning") == "deploy/grafana/provisioning"
+    (source,) = yaml.safe_load((provisioning / "datasources/prometheus.yml").read_text())[
+        "datasources"
+    ]
+    url = urlparse(source["url"])
+    assert (
+        url.hostname == "prometheus" and f"{url.port}:{url.port}" in SERVICES["prometheus"]["ports"]
+    )
+    (provider,) = yaml.safe_load((provisioning / "dashboards/refundflow.yml").read_text())[
+        "providers"
+    ]
+    dashboards = PROJECT_ROOT / host_path("grafana", provider["options"]["path"])
+    dashboard = json.loads((dashboards / "refundflow.json").read_text())
+    assert dashboard["uid"] == "refundflow" and dashboard["panels"]
+    for panel in dashboard["panels"]:
+        assert panel["datasource"]["uid"] == source["uid"], panel["title"]
+
+
+def test_every_refundflow_series_on_the_dashboard_is_exported() -> None:
+    dashboard: dict[str, Any] = json.loads(
+        (DEPLOY / "grafana/dashboards/refundflow.json").read_text()
+    )
+    exported = (PROJECT_ROOT / "worker" / "refund_metrics.py").read_text()
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    used = {name for expr in exprs for name in re.findall(r"refundflow_[a-z_]+", expr)}
+    assert used, "the dashboard shows none of refundflow's own series"
+    for name in used:
+        assert f'"{name}"' in exported, f"the dashboard reads {name}, which nothing exports"
+    assert any("temporal_workflow_task_schedule_to_start_latency_bucket" in e for e in exprs)
