@@ -86,7 +86,7 @@ class Api:
         token: str | None = None,
         json: Any = None,
         headers: dict[str, str] | None = None,
-        data: bytes | None = None,
+        data: Any = None,
     ) -> Reply:
         sent = dict(headers or {})
         bearer = token if token is not None else (self.token(as_) if as_ else None)

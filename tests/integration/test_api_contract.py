@@ -1,0 +1,141 @@
+"""The API's contract: an OpenAPI 3.1 document that validates and lists every route, a docs
+page that needs nothing from the network, problems (RFC 9457) for every failure with one
+clear line and no stack trace, a request size limit and a rate limit per principal."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from fastapi.routing import APIRoute
+from openapi_spec_validator import OpenAPIV31SpecValidator
+
+from api.app import create_app
+from api.config import ApiConfig
+from client.settings import Settings
+from tests.conftest import Sandbox
+from tests.integration.api_support import PROBLEM_JSON, Api
+
+pytestmark = pytest.mark.stack
+
+
+async def test_the_openapi_document_validates_and_lists_every_route(
+    api: Api, settings: Settings
+) -> None:
+    reply = await api.call("GET", "/openapi.json")
+    spec: dict[str, Any] = reply.body
+    assert spec["openapi"].startswith("3.1")
+    OpenAPIV31SpecValidator(spec).validate()
+    config = ApiConfig.from_env(
+        {"REFUNDFLOW_OIDC_ISSUER": api.issuer, "REFUNDFLOW_OIDC_AUDIENCE": "x"}
+    )
+    app = create_app(config, settings)  # its routes, without starting it
+    routes = {
+        (route.path, method.lower())
+        for route in app.routes
+        if isinstance(route, APIRoute) and route.include_in_schema
+        for method in route.methods
+    }
+    documented = {(path, method) for path, ops in spec["paths"].items() for method in ops}
+    assert routes <= documented, routes - documented
+    assert {"/v1/refunds", "/v1/refunds/{refund_id}/approve", "/readyz"} <= set(spec["paths"])
+    # Every error a route answers is a problem, described by the Problem schema.
+    approve = spec["paths"]["/v1/refunds/{refund_id}/approve"]["post"]
+    for status in ("401", "403", "404", "409", "422", "429"):
+        content = approve["responses"][status]["content"]
+        assert content[PROBLEM_JSON]["schema"]["$ref"] == "#/components/schemas/Problem"
+    assert "HTTPBearer" in spec["components"]["securitySchemes"]
+
+
+async def test_the_docs_page_lists_the_routes_and_loads_nothing_from_elsewhere(api: Api) -> None:
+    reply = await api.call("GET", "/docs")
+    assert reply.status == 200 and reply.content_type == "text/html"
+    page = str(reply.body)
+    assert "/v1/refunds/{refund_id}/track" in page and "/openapi.json" in page
+    assert "<script" not in page and "http" not in page.replace("/openapi.json", "")
+
+
+async def test_bad_input_is_one_clear_problem(api: Api, sandbox: Sandbox) -> None:
+    order = await sandbox.order(amount=30000, category="general")
+    body = {"order_id": order["order_id"], "amount": 1000, "reason_code": "damaged"}
+    cases: list[tuple[dict[str, Any], dict[str, str] | None, bytes | None, str]] = [
+        (body, {}, None, "Idempotency-Key"),
+        (body, {"Idempotency-Key": "has spaces"}, None, "Idempotency-Key"),
+        ({**body, "lines": [{"sku": "X", "quantity": 1}]}, None, None, "not both"),
+        ({**body, "reason_code": "bored"}, None, None, "reason_code"),
+        ({**body, "order_id": "ord_nope"}, None, None, "unknown order"),
+        ({**body, "amount": 999999}, None, None, "captured"),
+        ({}, {"Content-Type": "application/json"}, b"{not json", "JSON"),
+    ]
+    for payload, headers, raw, says in cases:
+        sent = {"Idempotency-Key": f"k-{uuid.uuid4().hex[:8]}"} if headers is None else headers
+        reply = await api.call(
+            "POST",
+            "/v1/refunds",
+            as_="cust_bad",
+            json=None if raw else payload,
+            data=raw,
+            headers=sent,
+        )
+        assert reply.status == 422, (says, reply.body)
+        assert reply.problem_type == "urn:refundflow:problem:bad-input"
+        detail = reply.body["detail"]
+        assert says.lower() in detail.lower() and "\n" not in detail, detail
+        assert "Traceback" not in str(reply.body)
+
+
+async def test_unknown_refunds_and_routes_are_problems(api: Api) -> None:
+    missing = await api.call("GET", "/v1/refunds/rf_" + "0" * 24, as_="li")
+    assert missing.status == 404 and missing.problem_type == "urn:refundflow:problem:not-found"
+    malformed = await api.call("GET", "/v1/refunds/not-an-id", as_="li")
+    assert malformed.status == 422 and malformed.problem_type.endswith("bad-input")
+    nowhere = await api.call("GET", "/v2/anything")
+    assert nowhere.status == 404 and nowhere.problem_type.endswith("not-found")
+
+
+async def test_a_body_over_the_limit_is_refused_with_413(api: Api) -> None:
+    big = b'{"order_id": "' + b"x" * (70 * 1024) + b'"}'
+
+    async def streamed() -> AsyncIterator[bytes]:  # chunked: no Content-Length to go by
+        for at in range(0, len(big), 8192):
+            yield big[at : at + 8192]
+
+    for data in (big, streamed()):
+        sent = {"Content-Type": "application/json", "Idempotency-Key": "k-big"}
+        reply = await api.call("POST", "/v1/refunds", as_="cust_big", data=data, headers=sent)
+        assert reply.status == 413, reply.body
+        assert reply.problem_type == "urn:refundflow:problem:too-large"
+
+
+async def test_the_rate_limit_is_per_principal_with_retry_after(api: Api) -> None:
+    greedy = f"cust_{uuid.uuid4().hex[:8]}"
+    token = api.token(greedy)
+    statuses = []
+    for _ in range(140):
+        reply = await api.call("GET", "/v1/policies/standard-v3", token=token)
+        statuses.append(reply.status)
+        if reply.status == 429:
+            assert reply.problem_type == "urn:refundflow:problem:rate-limited"
+            assert int(reply.headers["Retry-After"]) >= 1
+            break
+    assert statuses[-1] == 429 and statuses.count(200) >= 100, statuses
+    other = await api.call("GET", "/v1/policies/standard-v3", as_=f"cust_{uuid.uuid4().hex[:8]}")
+    assert other.status == 200
+
+
+async def test_health_and_readiness(api: Api) -> None:
+    assert (await api.call("GET", "/healthz")).body == {"status": "ok", "checks": {}}
+    ready = await api.call("GET", "/readyz")
+    assert ready.status == 200
+    assert ready.body == {"status": "ready", "checks": {"temporal": "ok", "postgres": "ok"}}
+
+
+async def test_the_dev_issuer_publishes_its_discovery_document_and_keys(api: Api) -> None:
+    found = await api.call("GET", "/dev-issuer/.well-known/openid-configuration")
+    assert found.body["issuer"] == api.issuer
+    keys = await api.call("GET", found.body["jwks_uri"].removeprefix(api.base))
+    (key,) = keys.body["keys"]
+    assert (key["kty"], key["alg"], key["use"]) == ("EC", "ES256", "sig")
+    assert "d" not in key  # the public half only
