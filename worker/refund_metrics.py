@@ -82,6 +82,24 @@ _DUPLICATES = """
       AND f.created_at > now() - make_interval(days => $1)
     GROUP BY f.kind
 """
+# Time to refund as `refundflow report` measures it (the request's audit entry to the
+# provider's first confirmation), for refunds completed within the last day: the state
+# index finds them, the audit's primary key their two entries.
+_TIME_TO_REFUND = """
+    SELECT percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY seconds) AS q,
+           count(*) AS n
+    FROM (
+        SELECT extract(epoch FROM
+                 (SELECT min(c.at) FROM refundflow.audit c
+                   WHERE c.refund_id = s.refund_id AND c.event = 'provider_confirmed')
+               - (SELECT r.at FROM refundflow.audit r
+                   WHERE r.refund_id = s.refund_id AND r.seq = 1))::float8 AS seconds
+        FROM refundflow.refund_status s
+        WHERE s.state = 'completed' AND s.updated_at > now() - interval '1 day'
+    ) t
+    WHERE seconds IS NOT NULL
+"""
+QUANTILES = ("0.5", "0.9", "0.99")
 DUPLICATE_KINDS = (
     "confirmed_twice",
     "over_refunded_orders",
@@ -99,6 +117,7 @@ async def collect(pool: asyncpg.Pool) -> list[Metric]:
             *_outbox(await conn.fetch(_OUTBOX)),
             *_findings(await conn.fetch(_FINDINGS)),
             _duplicates(await conn.fetch(_DUPLICATES, RECENT_DAYS)),
+            *_time_to_refund(await conn.fetchrow(_TIME_TO_REFUND)),
         ]
 
 
@@ -187,3 +206,19 @@ def _duplicates(rows: list[Any]) -> Metric:
     for kind in DUPLICATE_KINDS:  # zeros too, so "any duplicate" alerts have a series
         duplicates.add_metric([kind], found.get(kind, 0))
     return duplicates
+
+
+def _time_to_refund(row: Any) -> list[Metric]:
+    quantiles = GaugeMetricFamily(
+        "refundflow_time_to_refund_seconds",
+        "From request to the provider's confirmation, refunds completed in the last day",
+        labels=["quantile"],
+    )
+    measured = GaugeMetricFamily(
+        "refundflow_time_to_refund_measured",
+        "Refunds completed in the last day that the time-to-refund quantiles are made of",
+    )
+    measured.add_metric([], row["n"])
+    for quantile, seconds in zip(QUANTILES, row["q"] or (), strict=False):
+        quantiles.add_metric([quantile], seconds)
+    return [quantiles, measured]

@@ -124,7 +124,10 @@ async def test_duplicates_outbox_age_and_findings_are_counted_from_what_is_store
             await pool.close()
     assert value(text, "refundflow_duplicate_refunds", kind="over_refunded_orders") == 1
     assert value(text, "refundflow_duplicate_refunds", kind="duplicate_provider_refunds") == 1
-    assert value(text, "refundflow_duplicate_refunds", kind="confirmed_twice") == 0
+    assert value(text, "refundflow_duplicate_refunds", kind="confirmed_twice") == 1
+    # rf_a took 60 s (first confirmation), rf_b 180 s: the median is between.
+    assert value(text, "refundflow_time_to_refund_seconds", quantile="0.5") == 120
+    assert value(text, "refundflow_time_to_refund_measured") == 2
     assert value(text, "refundflow_refunds", state="completed", reason="damaged", channel="web")
     age = value(text, "refundflow_outbox_oldest_undelivered_age_seconds", subscriber="crm")
     assert age is not None and 600 <= age < 700
@@ -144,6 +147,21 @@ async def _store_anomalies(pool: asyncpg.Pool) -> None:
         " 'web', $5, $5, 1)"
     )
     await pool.execute("INSERT INTO refundflow.order_ledger VALUES ('ord_1', 'USD', 1000)")
+    # rf_a confirmed twice by the provider (a double refund), 60 s then 90 s after its
+    # request; rf_b once, after 180 s. The database chains these hash-less rows itself.
+    audit = (
+        "INSERT INTO refundflow.audit (refund_id, seq, event, to_state, at, actor, source,"
+        " reason, policy_version) VALUES ($1, $2, $3, 'completed', $4, 'x', 'test', '',"
+        " 'standard@v3')"
+    )
+    for refund_id, seq, event, ago in (
+        ("rf_a", 1, "requested", 200),
+        ("rf_a", 2, "provider_confirmed", 140),
+        ("rf_a", 3, "provider_confirmed", 110),
+        ("rf_b", 1, "requested", 200),
+        ("rf_b", 2, "provider_confirmed", 20),
+    ):
+        await pool.execute(audit, refund_id, seq, event, now - timedelta(seconds=ago))
     for refund_id, state, amount, level in (
         ("rf_a", "completed", 1000, 0),
         ("rf_b", "completed", 500, 0),
