@@ -53,7 +53,8 @@ class ApiConfig:
                 f"the API needs {' and '.join(missing)} (see docs/identity.md);"
                 " `refundflow dev` sets them for its local issuer"
             )
-        issuer = env["REFUNDFLOW_OIDC_ISSUER"].rstrip("/")
+        # Exactly as the issuer writes `iss` (Auth0's ends in a slash): compared as is.
+        issuer = env["REFUNDFLOW_OIDC_ISSUER"]
         dev_home = env.get("REFUNDFLOW_DEV_ISSUER_HOME")
         return cls(
             issuer=issuer,

@@ -175,7 +175,7 @@ class TokenVerifier:
 
 def jwks_uri(issuer: str) -> str:
     """The issuer's JWKS URL, from its OpenID discovery document."""
-    url = f"{issuer}/.well-known/openid-configuration"
+    url = f"{issuer.rstrip('/')}/.well-known/openid-configuration"
     with urllib.request.urlopen(url, timeout=5) as response:
         return str(json.loads(response.read())["jwks_uri"])
 
