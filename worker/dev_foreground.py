@@ -96,6 +96,7 @@ def _print_banner(stack: DevStack) -> None:
         f"  sandbox       {stack.sandbox_url}   webhooks -> {stack.webhook_url}",
         f"  API           {stack.describe()['api_url']}   docs /docs; tokens: refundflow token"
         " --as NAME",
+        f"  metrics       {stack.metrics_url}   (the worker's Prometheus endpoint)",
         f"  logs          {stack.logs}",
         "From another shell in this folder (after `source .venv/bin/activate`):",
         "  refundflow sandbox order --amount 12000 --currency USD --json",

@@ -351,6 +351,7 @@ class DevStack:
             "migration_database_url": self.owner_database_url if self.postgres else None,
             "sandbox_url": self.sandbox_url,
             "webhook_url": self.webhook_url,
+            "metrics_url": self.metrics_url,
             **dev_api.describe(self.config.api_port),
             "task_queue": self.config.task_queue,
             "policy": self.config.policy,
