@@ -14,7 +14,6 @@ if ! command -v apt-get >/dev/null 2>&1; then
 fi
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
-chmod 755 "$WORK"  # apt's download user must be able to write here
 cd "$WORK"
 if ! apt-get download -qq prometheus >/dev/null 2>&1; then
     # A fresh machine has no package lists yet; only root may fetch them.
