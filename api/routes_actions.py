@@ -14,6 +14,8 @@ from api.problems import Kind, problem_responses
 from api.schemas import ApproveBody, PaidElsewhereBody, ReasonBody, RefundPath
 from workflows.models import StatusView
 
+SOURCE = "api"
+"""The system every action through the API comes from, as the refund's audit records it."""
 router = APIRouter(prefix="/v1/refunds/{refund_id}", tags=["actions"])
 ACTION_PROBLEMS = problem_responses(
     Kind.BAD_INPUT,
@@ -37,35 +39,35 @@ async def approve(refund_id: RefundPath, body: ApproveBody, who: Caller, api: St
     enforce(who, Action.APPROVE, refund, amount=body.amount)
     role = who.approver_role
     assert role is not None  # enforce allowed it
-    return await api.refunds.approve(refund_id, who.actor, body.amount, role=role)
+    return await api.refunds.approve(refund_id, who.actor, body.amount, role, source=SOURCE)
 
 
 @_action("/reject", "Reject, as the caller")
 async def reject(refund_id: RefundPath, body: ReasonBody, who: Caller, api: State) -> StatusView:
     _, refund = await refund_facts(api, refund_id)
     enforce(who, Action.REJECT, refund)
-    return await api.refunds.reject(refund_id, who.actor, body.reason)
+    return await api.refunds.reject(refund_id, who.actor, body.reason, source=SOURCE)
 
 
 @_action("/cancel", "Withdraw the refund before money moves (customers: their own)")
 async def cancel(refund_id: RefundPath, body: ReasonBody, who: Caller, api: State) -> StatusView:
     _, refund = await refund_facts(api, refund_id)
     enforce(who, Action.CANCEL, refund)
-    return await api.refunds.cancel(refund_id, who.actor, body.reason)
+    return await api.refunds.cancel(refund_id, who.actor, body.reason, source=SOURCE)
 
 
 @_action("/received", "The returned item arrived (the warehouse)")
 async def received(refund_id: RefundPath, who: Caller, api: State) -> StatusView:
     _, refund = await refund_facts(api, refund_id)
     enforce(who, Action.RECEIVED, refund)
-    return await api.refunds.item_received(refund_id, who.actor)
+    return await api.refunds.item_received(refund_id, who.actor, source=SOURCE)
 
 
 @_action("/operator/retry", "Retry the payment after a failure (operators)")
 async def operator_retry(refund_id: RefundPath, who: Caller, api: State) -> StatusView:
     _, refund = await refund_facts(api, refund_id)
     enforce(who, Action.OPERATOR_RETRY, refund)
-    return await api.refunds.operator_retry(refund_id, who.actor)
+    return await api.refunds.operator_retry(refund_id, who.actor, source=SOURCE)
 
 
 @_action("/operator/cancel", "Cancel after a payment failure (operators)")
@@ -74,7 +76,7 @@ async def operator_cancel(
 ) -> StatusView:
     _, refund = await refund_facts(api, refund_id)
     enforce(who, Action.OPERATOR_CANCEL, refund)
-    return await api.refunds.operator_cancel(refund_id, who.actor, body.reason)
+    return await api.refunds.operator_cancel(refund_id, who.actor, body.reason, source=SOURCE)
 
 
 @_action("/operator/paid-elsewhere", "Complete: the customer was paid outside the provider")
@@ -83,4 +85,5 @@ async def operator_paid_elsewhere(
 ) -> StatusView:
     _, refund = await refund_facts(api, refund_id)
     enforce(who, Action.OPERATOR_PAID_ELSEWHERE, refund)
-    return await api.refunds.operator_paid_elsewhere(refund_id, who.actor, body.proof)
+    proof = body.proof
+    return await api.refunds.operator_paid_elsewhere(refund_id, who.actor, proof, source=SOURCE)

@@ -299,50 +299,62 @@ class RefundClient:
 
     # --- actions ------------------------------------------------------------------------
 
+    # `source` is the system the action came from, as the audit records it (the HTTP API
+    # says "api"); the defaults are the contracts' own.
+
     async def approve(
-        self, refund_id: str, reviewer: str, amount: int | None = None, role: str = "support"
+        self,
+        refund_id: str,
+        reviewer: str,
+        amount: int | None = None,
+        role: str = "support",
+        *,
+        source: str = "support",
     ) -> StatusView:
         """Approve as `reviewer` acting in staff `role`; the refund's pinned policy says
         how much that role may approve."""
         return await self._update(
             refund_id,
             RefundWorkflow.approve,
-            ApproveInput(reviewer=reviewer, amount=amount, role=role),
+            ApproveInput(reviewer=reviewer, amount=amount, role=role, source=source),
         )
 
-    async def reject(self, refund_id: str, reviewer: str, reason: str) -> StatusView:
-        return await self._update(
-            refund_id, RefundWorkflow.reject, RejectInput(reviewer=reviewer, reason=reason)
-        )
+    async def reject(
+        self, refund_id: str, reviewer: str, reason: str, *, source: str = "support"
+    ) -> StatusView:
+        update = RejectInput(reviewer=reviewer, reason=reason, source=source)
+        return await self._update(refund_id, RefundWorkflow.reject, update)
 
-    async def cancel(self, refund_id: str, actor: str, reason: str) -> StatusView:
-        return await self._update(
-            refund_id, RefundWorkflow.cancel, CancelInput(actor=actor, reason=reason)
-        )
+    async def cancel(
+        self, refund_id: str, actor: str, reason: str, *, source: str = "support"
+    ) -> StatusView:
+        update = CancelInput(actor=actor, reason=reason, source=source)
+        return await self._update(refund_id, RefundWorkflow.cancel, update)
 
-    async def item_received(self, refund_id: str, actor: str = "warehouse") -> StatusView:
-        return await self._update(
-            refund_id, RefundWorkflow.item_received, ItemReceivedInput(actor=actor)
-        )
+    async def item_received(
+        self, refund_id: str, actor: str = "warehouse", *, source: str = "warehouse"
+    ) -> StatusView:
+        update = ItemReceivedInput(actor=actor, source=source)
+        return await self._update(refund_id, RefundWorkflow.item_received, update)
 
-    async def operator_retry(self, refund_id: str, operator: str) -> StatusView:
-        return await self._update(
-            refund_id, RefundWorkflow.operator_retry, OperatorRetryInput(operator=operator)
-        )
+    async def operator_retry(
+        self, refund_id: str, operator: str, *, source: str = "operator"
+    ) -> StatusView:
+        update = OperatorRetryInput(operator=operator, source=source)
+        return await self._update(refund_id, RefundWorkflow.operator_retry, update)
 
     async def operator_paid_elsewhere(
-        self, refund_id: str, operator: str, proof: str
+        self, refund_id: str, operator: str, proof: str, *, source: str = "operator"
     ) -> StatusView:
         """The customer was paid outside the provider: complete the refund with the proof."""
-        update = OperatorPaidElsewhereInput(operator=operator, proof=proof)
+        update = OperatorPaidElsewhereInput(operator=operator, proof=proof, source=source)
         return await self._update(refund_id, RefundWorkflow.operator_paid_elsewhere, update)
 
-    async def operator_cancel(self, refund_id: str, operator: str, reason: str) -> StatusView:
-        return await self._update(
-            refund_id,
-            RefundWorkflow.operator_cancel,
-            OperatorCancelInput(operator=operator, reason=reason),
-        )
+    async def operator_cancel(
+        self, refund_id: str, operator: str, reason: str, *, source: str = "operator"
+    ) -> StatusView:
+        update = OperatorCancelInput(operator=operator, reason=reason, source=source)
+        return await self._update(refund_id, RefundWorkflow.operator_cancel, update)
 
     # --- plumbing -----------------------------------------------------------------------
 

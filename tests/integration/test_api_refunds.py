@@ -134,7 +134,9 @@ async def test_support_cannot_approve_above_its_limit_and_a_lead_can(
     assert approved.body["state"] in ("approved", "refunding", "completed")
     audit = await api.call("GET", f"/v1/refunds/{refund_id}/audit", as_="li")
     approval = [e for e in audit.body if e["event"] == "approve"]
-    assert [(e["actor"], "as lead" in e["reason"]) for e in approval] == [("li", True)]
+    assert [(e["actor"], e["source"], "as lead" in e["reason"]) for e in approval] == [
+        ("li", "api", True)
+    ]
 
 
 async def test_the_requester_cannot_approve_or_reject_their_own_refund(
