@@ -54,8 +54,8 @@ SHUTDOWN_GRACE = timedelta(seconds=12)
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
+    metrics = plan_metrics(settings.metrics_addr)  # a malformed address fails before anything
     pool = await create_pool(settings.require_database_url())
-    metrics = plan_metrics(settings.metrics_addr)
     client = await connect_temporal(settings, metrics_runtime(metrics))
     await _prepare(client, pool, settings)
     async with aiohttp.ClientSession() as session:
