@@ -111,11 +111,13 @@ async def record_hold(
 
 async def follow_refund(conn: asyncpg.Connection, p: StatusProjection) -> None:
     """The reservation follows the refund: released when it is cancelled (its units are
-    free again), fixed at the paid amount when it completes."""
+    free again), fixed at the paid amount when it completes. A completed refund the provider
+    reversed keeps its consumed reservation while an operator decides; cancelled then, it
+    is released too (the cancel proved with the provider that no money is out)."""
     if p.state.value == "cancelled":
         await conn.execute(
             "UPDATE refundflow.reservations SET state = 'released', updated_at = now()"
-            " WHERE refund_id = $1 AND state = 'held'",
+            " WHERE refund_id = $1 AND state IN ('held', 'consumed')",
             p.refund_id,
         )
     elif p.state.value == "completed":

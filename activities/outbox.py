@@ -87,6 +87,7 @@ def check_budget(max_attempts: int | None, max_age: timedelta | None) -> None:
 SITUATION_TYPES = {
     "escalated": "refund.escalated",
     "provider_requires_action": "refund.action_required",
+    "provider_reversed": "refund.reversed",
 }
 
 

@@ -24,10 +24,12 @@ from typing import Any
 import asyncpg
 import structlog
 from temporalio import activity
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.http_adapters import HttpInventory, HttpPaymentProvider
+from activities.ports import ExternalSystemUnavailable
+from activities.reversals import Reopened, reopen_if_reversed
 from workflows import names
 from workflows.activity_contracts import NO_MONEY
 from workflows.models import ProviderSettlement, ReconcileInput, ReconcileReport
@@ -47,7 +49,9 @@ KINDS = (
     "reservation_without_refund",
     "subscriber_event_parked",  # recorded by the outbox dispatcher, not by a reconcile run
     "workflow_closed_abnormally",
+    "provider_reversed_after_completion",
 )
+REVERSED = "provider_reversed_after_completion"
 ORPHAN = "reservation_without_refund"
 CLOSED = "workflow_closed_abnormally"
 # How Temporal may end a refund's workflow without the refund ending: terminated (the Web
@@ -100,6 +104,17 @@ FROM settled s LEFT JOIN per_refund p USING (refund_id)
 WHERE s.state = 'completed' AND coalesce(p.succeeded, 0) = 0
   AND NOT EXISTS (SELECT 1 FROM refundflow.audit a  -- paid outside the provider, with proof
                   WHERE a.refund_id = s.refund_id AND a.event = 'paid_elsewhere')
+  AND NOT EXISTS (SELECT 1 FROM provider_ledger f WHERE f.refund_id = s.refund_id)
+UNION ALL
+-- Paid, then taken back by the provider (a bank returned it): reopened once confirmed.
+SELECT 'provider_reversed_after_completion', s.refund_id, s.order_id,
+       jsonb_build_object('provider_refunds', jsonb_agg(f.provider_refund_id)), true, NULL
+FROM settled s JOIN provider_ledger f USING (refund_id)
+LEFT JOIN per_refund p USING (refund_id)
+WHERE s.state = 'completed' AND coalesce(p.succeeded, 0) = 0
+  AND NOT EXISTS (SELECT 1 FROM refundflow.audit a
+                  WHERE a.refund_id = s.refund_id AND a.event = 'paid_elsewhere')
+GROUP BY s.refund_id, s.order_id
 UNION ALL
 SELECT 'restock_missing', s.refund_id, s.order_id, '{}'::jsonb, false, NULL
 FROM settled s
@@ -283,14 +298,16 @@ class ReconciliationActivities:
         finding["details"] = json.loads(finding["details"])
         finding["action"] = "escalated"
         if heal and finding["healable"]:
-            healer = {ORPHAN: self._release_orphan, CLOSED: self._close_dead_refund}.get(
-                finding["kind"], self._signal_paid
-            )
+            healer = {
+                ORPHAN: self._release_orphan,
+                CLOSED: self._close_dead_refund,
+                REVERSED: self._reopen_reversed,
+            }.get(finding["kind"], self._signal_paid)
             try:
                 if await healer(finding):
                     finding["action"] = "healed"
-            except RPCError as err:
-                finding["details"]["heal_error"] = err.message
+            except (RPCError, WorkflowQueryFailedError, ExternalSystemUnavailable) as err:
+                finding["details"]["heal_error"] = str(err)
         log.warning(
             "reconciliation_finding",
             kind=finding["kind"],
@@ -311,6 +328,19 @@ class ReconciliationActivities:
             ),
         )
         return True
+
+    async def _reopen_reversed(self, finding: dict[str, Any]) -> bool:
+        """A completed refund whose provider refund failed after all: reopened (for an
+        operator to decide) once the provider confirms it (activities/reversals.py)."""
+        outcome = await reopen_if_reversed(
+            self._temporal,
+            self._payment,
+            activity.info().task_queue,  # the refunds' queue: reconciliation runs on it
+            finding["refund_id"],
+            "reconciliation",
+        )
+        finding["details"]["reopen"] = outcome.value
+        return outcome in (Reopened.REOPENED, Reopened.ALREADY)
 
     async def _release_orphan(self, finding: dict[str, Any]) -> bool:
         """Release a reservation whose refund never started: only when Temporal has no

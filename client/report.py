@@ -30,13 +30,16 @@ _SELECTED = """
           AND ($2::timestamptz IS NULL OR requested_at < $2::timestamptz)
     )"""
 
-# A refund confirmed twice by the provider is a double refund; its time to refund still
+# A refund confirmed twice by the provider is a double refund, unless the provider took the
+# first payment back in between (a reversal reopens the refund); its time to refund still
 # counts from the first confirmation.
 _CONFIRMED = """
     confirmed AS (
-        SELECT a.refund_id, min(a.at) AS at, count(*) AS times
+        SELECT a.refund_id, min(a.at) FILTER (WHERE a.event = 'provider_confirmed') AS at,
+               count(*) FILTER (WHERE a.event = 'provider_confirmed') AS times,
+               count(*) FILTER (WHERE a.event = 'provider_reversed') AS reversals
         FROM refundflow.audit a JOIN selected s USING (refund_id)
-        WHERE a.event = 'provider_confirmed'
+        WHERE a.event IN ('provider_confirmed', 'provider_reversed')
         GROUP BY a.refund_id
     ),
     time_to_refund AS (
@@ -102,7 +105,8 @@ _METRICS = f"""
         (SELECT count(*) FROM time_to_refund) AS completed_measured,
         (SELECT count(*) FROM escalated) AS escalated,
         (SELECT count(*) FILTER (WHERE by_timer) FROM escalated) AS sla_breaches,
-        (SELECT count(*) FILTER (WHERE times > 1) FROM confirmed) AS confirmed_twice,
+        (SELECT count(*) FILTER (WHERE times > 1 + reversals) FROM confirmed) AS confirmed_twice,
+        (SELECT coalesce(sum(reversals), 0) FROM confirmed)::int AS reversals,
         (SELECT count(*) FROM over_refunded) AS over_refunded_orders,
         (SELECT count(*) FROM refunded_twice) AS refunded_twice,
         (SELECT count(*) FROM above_ledger) AS above_ledger_orders,
@@ -152,6 +156,9 @@ async def build_report(
     - `reopen_rate`: appeal/reopen: the customer asked again after a refusal. The share of
       the selected cancelled refunds whose order has another refund (selected or not)
       requested after the cancelled one was last updated, i.e. after it was cancelled.
+    - `reversals`: payments the provider took back after confirming them (each reopened
+      its refund for an operator's decision; a refund paid again after one is not a
+      duplicate).
     - `series`: per hour when the selected span is under two days, otherwise per day (UTC),
       contiguous buckets {start, completed, cancelled, open, p50_time_to_refund_seconds};
       `open` is every state that is not final. Empty when no refund is selected.
@@ -176,6 +183,7 @@ async def build_report(
         escalation_rate=_rate(metrics["escalated"], total),
         duplicate_refunds=sum(metrics[k] for k in _DUPLICATES),
         reopen_rate=_rate(metrics["reopened"], metrics["cancelled"]),
+        reversals=metrics["reversals"],
         bucket=unit,
         series=series,
     )
@@ -315,6 +323,7 @@ def render_text(report: RefundReport) -> str:
         f"  {'SLA breaches':<22} {report.sla_breaches}",
         f"  {'escalation rate':<22} {_percent(report.escalation_rate)}",
         f"  {'reopen rate':<22} {_percent(report.reopen_rate)}",
+        f"  {'reversals':<22} {report.reversals}",
         f"  {'duplicate refunds':<22} {duplicates_line(report.duplicate_refunds)}",
     ]
     if report.refunds == 0:

@@ -36,3 +36,7 @@ class SandboxAdmin:
         body: dict[str, Any] = await self._service.call("GET", f"/_sandbox/inbox{query}")
         rows: list[dict[str, Any]] = body["data"]
         return rows
+
+    async def reverse(self, provider_refund_id: str) -> None:
+        """Have the provider take back a refund it paid, now (as a bank returning it)."""
+        await self._service.call("POST", f"/_sandbox/refunds/{provider_refund_id}/reverse")

@@ -17,6 +17,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from activities.signing import InvalidSignature, verify
+from sandbox import reversals
 from sandbox.faults import Call, CallLog, CallOutcome, Faults, call_subject, roll
 from sandbox.store import SandboxError, SandboxStore
 from sandbox.webhooks import settle_and_deliver_forever
@@ -351,6 +352,7 @@ def build_app(store: SandboxStore, notify_secret: str = "") -> web.Application:
     app.router.add_get("/inventory/v1/movements", list_movements)
     app.router.add_post("/notifications/v1/inbox", receive_notification)
     app.router.add_get("/_sandbox/inbox", list_notifications)
+    reversals.add_routes(app, lambda app: app[STORE].pool)
     return app
 
 

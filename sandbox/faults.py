@@ -54,6 +54,10 @@ class PaymentFaults(SystemFaults):
     requires_action_rate: Probability = 0.0
     """Probability that a pending refund needs the customer first (Stripe's
     `requires_action`): it says so, with instructions, until it settles."""
+    reverse_rate: Probability = 0.0
+    """Probability that a succeeded refund is taken back later (the customer's bank returns
+    it): it turns `failed` after `reverse_after_ms` and a `refund.failed` webhook goes out."""
+    reverse_after_ms: Annotated[int, Field(ge=0, le=86_400_000)] = 2000
     refuse: Annotated[str, Field(pattern=r"^[a-z_]*$", max_length=40)] = ""
     """If set (e.g. `expired_card`), every new refund is refused for good with this code."""
     idempotency_retention_s: Annotated[int, Field(ge=0)] = 86_400

@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 
 from activities.migrate import apply_migrations
-from sandbox import records
+from sandbox import records, reversals
 from sandbox.faults import PaymentFaults, roll
 from workflows.events import SubscriberEvent
 
@@ -164,8 +164,9 @@ class SandboxStore:
         )
         return None if row is None else records.refund_row(row)
 
-    async def settle_due_refunds(self, send_webhooks: bool) -> int:
-        """Settle pending refunds whose time has come; queue a webhook for each."""
+    async def settle_due_refunds(self, send_webhooks: bool, faults: PaymentFaults) -> int:
+        """Settle pending refunds whose time has come, and reverse the paid ones due to be
+        reversed; queue a webhook for each."""
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 "SELECT * FROM sandbox.refunds WHERE status IN ('pending', 'requires_action')"
@@ -189,21 +190,12 @@ class SandboxStore:
                         row["payment_reference"],
                         row["amount"],
                     )
+                await reversals.maybe_schedule(conn, settled, faults)
                 if send_webhooks:
-                    event = {
-                        "id": _new_id("evt"),
-                        "type": f"refund.{ends}",
-                        "created": int(datetime.now(UTC).timestamp()),
-                        "data": {"object": records.refund_row(settled)},
-                    }
-                    await conn.execute(
-                        "INSERT INTO sandbox.webhook_events (event_id, type, payload)"
-                        " VALUES ($1, $2, $3)",
-                        event["id"],
-                        event["type"],
-                        json.dumps(event),
+                    await reversals.queue_webhook(
+                        conn, f"refund.{ends}", records.refund_row(settled)
                     )
-            return len(rows)
+            return len(rows) + await reversals.reverse_due(conn, send_webhooks)
 
     async def due_webhooks(self) -> list[tuple[str, str, int]]:
         rows = await self.pool.fetch(
@@ -363,6 +355,7 @@ async def _insert_refund(
         faults.settle_after_ms / 1000,
         records.settles_to(pending, faults),
     )
+    await reversals.maybe_schedule(conn, row, faults)
     # Pending refunds hold their amount: a failed settlement gives it back.
     await conn.execute(
         "UPDATE sandbox.payments SET refunded_amount = refunded_amount + $2"

@@ -30,7 +30,7 @@ async def settle_and_deliver_forever(
         while True:
             try:
                 payment = faults[0].payment
-                await store.settle_due_refunds(send_webhooks=bool(url) and payment.webhooks)
+                await store.settle_due_refunds(bool(url) and payment.webhooks, payment)
                 if url:
                     for event_id, body, attempts in await store.due_webhooks():
                         delivered = False

@@ -13,13 +13,17 @@ import json
 import signal
 from typing import Any, Literal
 
+import aiohttp
 import asyncpg
 import structlog
 from aiohttp import web
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.http_adapters import HttpPaymentProvider, HttpService
 from activities.pg_store import create_pool
+from activities.ports import ExternalSystemUnavailable, PaymentProvider
+from activities.reversals import reopen_if_reversed
 from activities.signing import InvalidSignature, verify
 from client.connections import connect_temporal
 from client.settings import ConfigurationError, Settings
@@ -38,10 +42,19 @@ SETTLEMENTS: dict[str, Literal["succeeded", "failed", "canceled"]] = {
 
 
 class WebhookReceiver:
-    def __init__(self, secret: str, temporal: Client, pool: asyncpg.Pool) -> None:
+    def __init__(
+        self,
+        secret: str,
+        temporal: Client,
+        pool: asyncpg.Pool,
+        provider: PaymentProvider,
+        task_queue: str,
+    ) -> None:
         self._secret = secret
         self._temporal = temporal
         self._pool = pool
+        self._provider = provider
+        self._task_queue = task_queue
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
@@ -94,7 +107,8 @@ class WebhookReceiver:
             if err.status != RPCStatusCode.NOT_FOUND:
                 log.warning("webhook_signal_failed", error=err.message)
                 return web.json_response({"error": "try again"}, status=503)
-            log.info("webhook_for_closed_refund")  # reconciliation will compare the ledgers
+            if not await self._reopen_if_reversed(refund_id, settlement):
+                return web.json_response({"error": "try again"}, status=503)
         await self._pool.execute(
             "UPDATE refundflow.webhook_events SET signalled_at = now() WHERE event_id = $1",
             event_id,
@@ -102,13 +116,41 @@ class WebhookReceiver:
         log.info("webhook_delivered", type=kind, provider_refund_id=refund["id"])
         return web.json_response({"status": "delivered"})
 
+    async def _reopen_if_reversed(self, refund_id: str, settlement: ProviderSettlement) -> bool:
+        """The refund's workflow has closed: a failure now may be the provider taking back
+        a refund it paid (confirmed with it before the refund reopens). False: try again."""
+        if settlement.status == "succeeded":
+            log.info("webhook_for_closed_refund")  # reconciliation compares the ledgers
+            return True
+        try:
+            outcome = await reopen_if_reversed(
+                self._temporal,
+                self._provider,
+                self._task_queue,
+                refund_id,
+                "webhook",
+                settlement.provider_refund_id,
+            )
+        except (RPCError, WorkflowQueryFailedError, ExternalSystemUnavailable) as err:
+            log.warning("webhook_reopen_failed", error=str(err))
+            return False
+        log.info("webhook_for_closed_refund", reversal=outcome.value)
+        return True
+
 
 async def serve(settings: Settings, host: str, port: int) -> None:
     configure_logging(settings.log_format, settings.log_level)
     if not settings.webhook_secret:
         raise ConfigurationError("REFUNDFLOW_WEBHOOK_SECRET is not set")
     pool = await create_pool(settings.require_database_url())
-    receiver = WebhookReceiver(settings.webhook_secret, await connect_temporal(settings), pool)
+    session = aiohttp.ClientSession()
+    provider = HttpPaymentProvider(
+        HttpService(session, settings.payment_provider_url, "payment provider")
+    )
+    temporal = await connect_temporal(settings)
+    receiver = WebhookReceiver(
+        settings.webhook_secret, temporal, pool, provider, settings.task_queue
+    )
     app = web.Application()
     app.router.add_post("/webhooks/payments", receiver.handle)
     app.router.add_get("/health", lambda _: asyncio.sleep(0, web.json_response({"ok": True})))
@@ -122,4 +164,5 @@ async def serve(settings: Settings, host: str, port: int) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await runner.cleanup()
+    await session.close()
     await pool.close()

@@ -72,6 +72,9 @@ class EventFacts(_Headline):
     action_required: str | None = None
     """The payment provider waits for the customer: its instructions (added within v1:
     an optional field; older events do not carry it)."""
+    payment_reversed: bool = False
+    """The provider took back a refund it had paid and an operator is deciding (added within
+    v1: older events do not carry it)."""
     eta: datetime | None
     """When the decision is due (review) or the money arrives at the latest (payment)."""
     eta_earliest: datetime | None

@@ -185,6 +185,8 @@ class MessageFacts(_Contract):
     """The provider failed the refund and an operator is deciding; no money has moved."""
     action_required: str | None = None
     """The provider's instructions while it waits for the customer to act (requires_action)."""
+    payment_reversed: bool = False
+    """The provider took back a refund it had paid; an operator is deciding what next."""
     eta: datetime | None = None
     eta_earliest: datetime | None = None
     eta_kind: Literal["review", "payment"] | None = None

@@ -247,5 +247,7 @@ class RefundReport(_ReadModel):
     escalation_rate: float
     duplicate_refunds: int
     reopen_rate: float
+    reversals: int = 0
+    """Payments the provider took back after confirming them (each reopened its refund)."""
     bucket: BucketUnit
     series: list[SeriesBucket]

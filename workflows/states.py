@@ -54,6 +54,8 @@ class RefundEvent(StrEnum):
     PROVIDER_CONFIRMED = "provider_confirmed"
     DECLINE_OVER_REFUND = "decline_over_refund"
     OPERATOR_CANCEL = "operator_cancel"
+    PROVIDER_REVERSED = "provider_reversed"
+    """The provider took back a refund it had paid (a bank returned it): the case reopens."""
 
 
 class TimelineEvent(StrEnum):
@@ -113,6 +115,10 @@ TRANSITIONS: dict[tuple[RefundState, RefundEvent], Transition] = {
     # Only an operator, and only after the workflow has proved with the provider that no
     # money moved (every provider refund for it failed or none exists).
     (_S.REFUNDING, _E.OPERATOR_CANCEL): Transition(_S.CANCELLED, _C.PAYMENT_FAILED),
+    # Only in a new run of the refund's workflow, started once the provider has confirmed
+    # that the refund it paid was reversed (workflows/refund/reversal.py); an operator decides
+    # what happens next, and no money moves again without that decision.
+    (_S.COMPLETED, _E.PROVIDER_REVERSED): Transition(_S.REFUNDING),
 }
 
 
@@ -125,7 +131,8 @@ def check(state: RefundState, event: RefundEvent) -> Transition:
     transition = TRANSITIONS.get((state, event))
     if transition is None:
         allowed = sorted(e.value for (s, e) in TRANSITIONS if s == state)
-        if not allowed:
+        # A closed refund reopens only on the provider's confirmed word, never by a person.
+        if not allowed or state in TERMINAL_STATES:
             raise InvalidTransition(f"the refund is {state.value}: no further action is possible")
         raise InvalidTransition(
             f"cannot {event.value.replace('_', ' ')} a refund that is {state.value}"

@@ -36,6 +36,11 @@ TEMPLATES: dict[str, dict[str, str]] = {
             "Your refund of {amount} could not be paid yet. No money has moved; our team is"
             " looking into it."
         ),
+        "refunding.reversed": (
+            "Your refund of {amount} was returned to us by the payment provider after it was"
+            " issued, so it has not reached you. Our team is looking into it and will tell you"
+            " before it is paid again."
+        ),
         "completed": "Your refund of {amount} has been issued to your original payment method.",
         "cancelled.rejected": "Your refund request of {amount} was rejected after review.",
         "cancelled.withdrawn": "Your refund request of {amount} was withdrawn.",
@@ -62,6 +67,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "refunding.action_required": "您的 {amount} 退款需要您先完成一步才能支付：{instructions}",
         "refunding.escalated": "您的 {amount} 退款在支付机构处理时间超出预期，我们的团队正在跟进。",
         "refunding.payment_failed": "您的 {amount} 退款暂时未能支付。款项未发生变动，我们的团队正在处理。",
+        "refunding.reversed": "您的 {amount} 退款在发出后被支付机构退回，尚未到账。我们的团队正在处理，再次支付前会通知您。",
         "completed": "您的 {amount} 退款已退至您的原支付方式。",
         "cancelled.rejected": "您的 {amount} 退款申请经审核未获批准。",
         "cancelled.withdrawn": "您的 {amount} 退款申请已撤回。",
@@ -102,12 +108,14 @@ SITUATION_LABEL: dict[str, dict[str, str]] = {
     "en": {
         "pending_review.escalated": "taking longer",
         "refunding.payment_failed": "delayed",
+        "refunding.reversed": "returned by the payment provider",
         "refunding.action_required": "action needed",
         "refunding.escalated": "taking longer",
     },
     "zh-CN": {
         "pending_review.escalated": "处理时间延长",
         "refunding.payment_failed": "已延迟",
+        "refunding.reversed": "被支付机构退回",
         "refunding.action_required": "需要您操作",
         "refunding.escalated": "处理时间延长",
     },

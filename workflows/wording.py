@@ -28,6 +28,8 @@ def template_key(facts: MessageFacts) -> str:
     if state is RefundState.APPROVED:
         return "approved.return_item" if facts.item_return_required else "approved"
     if state is RefundState.REFUNDING:
+        if facts.payment_reversed:
+            return "refunding.reversed"
         if facts.payment_failed:
             return "refunding.payment_failed"
         if facts.action_required:

@@ -336,4 +336,5 @@ CASES: dict[str, Case] = {
     ),
     "workflow reset after payment": Case(long_cases.workflow_reset_after_payment, fast=False),
     "poison subscriber": Case(long_cases.poison_subscriber, fast=False),
+    "reversal after success": Case(long_cases.reversal_after_success, fast=False),
 }

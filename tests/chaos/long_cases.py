@@ -2,7 +2,8 @@
 audit store unavailable while refunds settle (history stays bounded), a workflow reset from
 the Web UI (no wedge, no second payout), a subscriber that refuses every event (parked,
 nobody else held up). Each proves its fault happened: the durable store path in history,
-a second run, the poison subscriber's refused requests and parked deliveries."""
+a second run, the poison subscriber's refused requests and parked deliveries, the provider's
+record of the reversed refunds."""
 
 from __future__ import annotations
 
@@ -17,11 +18,13 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 
 from activities import outbox
+from sandbox.reversals import REVERSAL_CODE
 from tests.chaos.ends import COMPLETED
 from tests.chaos.harness import Chaos, settle
 from tests.chaos.proofs import paid_once, wait_for
 from worker.processes import free_port
 from workflows import names
+from workflows.models import ReconcileInput
 from workflows.states import Awaiting, RefundState
 
 # History of a refund that settles after a pending answer, with the store down meanwhile:
@@ -195,3 +198,55 @@ async def poison_subscriber(chaos: Chaos) -> None:
     finally:
         await outbox.deactivate_subscriber(chaos.db, name)
         await runner.cleanup()
+
+
+async def _reopened_or_reconcile(chaos: Chaos, refund_id: str) -> bool:
+    """Reopened for an operator yet? A reversal that reached the refund before its run
+    closed is ignored there (it was paid) and found by reconciliation instead: run it."""
+    status = await chaos.status(refund_id)
+    if status.state is RefundState.REFUNDING and status.awaiting is Awaiting.OPERATOR:
+        return True
+    if status.state is RefundState.COMPLETED:
+        await chaos.refunds.reconcile(ReconcileInput(grace_seconds=0))
+    return False
+
+
+async def reversal_after_success(chaos: Chaos) -> None:
+    """The provider takes back every refund it paid: each completed refund reopens, the
+    customer is told, nothing is paid again until an operator retries, then exactly one
+    live payment remains and the reversed one is on the provider's record as failed."""
+    await chaos.faults.set_faults({"payment.reverse_rate": "1", "payment.reverse_after_ms": "1500"})
+    orders = [await chaos.order(amount=4000) for _ in range(2)]
+    await asyncio.gather(*(chaos.request(o, expect=COMPLETED) for o in orders))
+    for refund_id in sorted(chaos.refund_ids):
+        await wait_for(
+            f"{refund_id} to reopen after the reversal",
+            lambda r=refund_id: _reopened_or_reconcile(chaos, r),  # type: ignore[misc]
+            timeout=90,
+        )
+    await chaos.faults.set_faults({"payment.reverse_rate": "0"})  # the next payment stays
+    await asyncio.sleep(2)  # no decision yet: nothing may be paid again meanwhile
+    for refund_id in sorted(chaos.refund_ids):
+        assert len(await _provider_refunds(chaos, refund_id)) == 1, refund_id
+        await chaos.refunds.operator_retry(refund_id, "chaos-operator")
+    for refund_id in sorted(chaos.refund_ids):
+        status = await settle(chaos, refund_id)
+        assert status.state is RefundState.COMPLETED, status.state
+        rows = await _provider_refunds(chaos, refund_id)
+        assert [(r["status"], r["failure_code"]) for r in rows] == [
+            ("failed", REVERSAL_CODE),
+            ("succeeded", None),
+        ], rows
+        events = [e.event for e in status.timeline]
+        reopened, retried = events.index("provider_reversed"), events.index("operator_retry")
+        assert events.count("provider_confirmed") == 2 and reopened < retried, events
+        assert events.index("provider_confirmed", reopened) > retried, events
+
+
+async def _provider_refunds(chaos: Chaos, refund_id: str) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await chaos.db.fetch(
+        "SELECT status, failure_code FROM sandbox.refunds WHERE metadata->>'refund_id' = $1"
+        " ORDER BY created_at",
+        refund_id,
+    )
+    return rows

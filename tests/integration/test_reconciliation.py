@@ -220,7 +220,8 @@ async def test_drift_that_cannot_be_healed_is_escalated_and_kept(
         ids.append(status.refund_id)
     twice_id, never_id = ids
     # Drift in the provider's books: a second refund for one refund, and a refund that the
-    # provider now reports as failed although refundflow completed it.
+    # provider has no record of although refundflow completed it (one the provider reports
+    # as failed is a reversal, reopened: tests/integration/test_reversals.py).
     await db.execute(
         "INSERT INTO sandbox.refunds (provider_refund_id, idempotency_key, request_hash,"
         " payment_reference, order_id, amount, currency, status, metadata)"
@@ -230,7 +231,7 @@ async def test_drift_that_cannot_be_healed_is_escalated_and_kept(
         twice_id,
     )
     await db.execute(
-        "UPDATE sandbox.refunds SET status = 'failed' WHERE metadata->>'refund_id' = $1",
+        "DELETE FROM sandbox.refunds WHERE metadata->>'refund_id' = $1",
         never_id,
     )
     report = await reconcile_cli(stack)

@@ -38,10 +38,14 @@ def run_sequence(sequence: list[RefundEvent]) -> list[tuple[RefundState, CancelR
 
 @given(events)
 def test_terminal_states_are_final(sequence: list[RefundEvent]) -> None:
+    """Cancelled is final; completed is left only when the provider reverses the payment,
+    and then only back to refunding (where an operator decides)."""
     path = run_sequence(sequence)
-    for i, (state, _) in enumerate(path):
+    for i, (state, _) in enumerate(path[:-1]):
         if state in TERMINAL_STATES:
-            assert len(path) == i + 1, f"left terminal state {state} via {path[i + 1]}"
+            assert (state, path[i + 1][0]) == (RefundState.COMPLETED, RefundState.REFUNDING), (
+                f"left terminal state {state} via {path[i + 1]}"
+            )
 
 
 @given(events)
@@ -56,8 +60,9 @@ def test_completed_only_after_refunding_and_refunding_cancelled_only_by_payment_
 ) -> None:
     path = run_sequence(sequence)
     states = [s for s, _ in path]
-    if RefundState.COMPLETED in states:
-        assert states[-2] is RefundState.REFUNDING
+    for i, state in enumerate(states):
+        if state is RefundState.COMPLETED:
+            assert states[i - 1] is RefundState.REFUNDING
     if RefundState.REFUNDING in states and states[-1] is RefundState.CANCELLED:
         # Money may have moved: only the operator's cancel (after the workflow proved with
         # the provider that nothing moved) leads from refunding to cancelled.
@@ -77,7 +82,15 @@ def test_path_always_follows_the_lifecycle_order(sequence: list[RefundEvent]) ->
         RefundState.CANCELLED: 3,
     }
     states = [s for s, _ in run_sequence(sequence)]
-    assert all(order[a] < order[b] for a, b in itertools.pairwise(states))
+    reopened = (RefundState.COMPLETED, RefundState.REFUNDING)  # a reversal, the one way back
+    assert all(order[a] < order[b] or (a, b) == reopened for a, b in itertools.pairwise(states))
+
+
+def test_a_completed_refund_refuses_every_person_s_action_with_one_reason() -> None:
+    for event in set(RefundEvent) - {RefundEvent.PROVIDER_REVERSED}:
+        with pytest.raises(InvalidTransition, match="no further action is possible"):
+            check(RefundState.COMPLETED, event)
+    assert check(RefundState.COMPLETED, RefundEvent.PROVIDER_REVERSED).to is RefundState.REFUNDING
 
 
 def test_every_state_is_reachable_and_every_non_terminal_state_can_move() -> None:

@@ -114,6 +114,10 @@ class Progress(BaseModel):
     """The operator and proof of a payment made outside the provider (operator_paid_elsewhere)."""
     provider_instructions: str | None = None
     """What the provider asks the customer to do (requires_action), until it settles."""
+    reversals: list[str] = []
+    """Provider refunds the provider reversed after paying them (each reopened the refund)."""
+    reversal_open: bool = False
+    """A reversal reopened the refund and an operator has not decided yet."""
 
 
 class ContinuedRefundInput(RefundWorkflowInput):
@@ -121,6 +125,9 @@ class ContinuedRefundInput(RefundWorkflowInput):
     its next run (continue-as-new), so nothing but the run id changes."""
 
     carried: Progress
+    reversal: ProviderSettlement | None = None
+    """Set when the run reopens a completed refund: the provider's confirmed reversal of the
+    refund it paid (workflows/refund/reversal.py). Never carried on to a later run."""
 
 
 class RefundCase:

@@ -34,5 +34,5 @@ async def continue_if_long(case: RefundCase, journal: Journal) -> None:
     await journal.flush()
     await workflow.wait_condition(workflow.all_handlers_finished)
     case.p.runs += 1
-    carried = {**dict(case.inp), "carried": case.p}
+    carried = {**dict(case.inp), "carried": case.p, "reversal": None}
     workflow.continue_as_new(ContinuedRefundInput(**carried))

@@ -383,6 +383,7 @@ class Payment:
             self.case.set_awaiting(Awaiting.PAYMENT_PROVIDER)
             return OperatorDecision.PAID
         action, self.p.operator_action = self.p.operator_action, None
+        self.p.reversal_open = False  # decided: from here the refund's own words apply
         if action is OperatorDecision.RETRY:
             self.p.operator_note = None
         return action

@@ -50,6 +50,7 @@ def facts(case: RefundCase) -> MessageFacts:
         item_return_required=p.state is RefundState.APPROVED
         and case.policy.refund.trigger == "on_item_received",
         payment_failed=p.awaiting is Awaiting.OPERATOR,
+        payment_reversed=p.awaiting is Awaiting.OPERATOR and p.reversal_open,
         action_required=p.provider_instructions
         if p.awaiting is Awaiting.PAYMENT_PROVIDER
         else None,

@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
         StatusQuery,
         StatusView,
     )
-    from workflows.refund import admission, patches, views
+    from workflows.refund import admission, patches, reversal, views
     from workflows.refund.case import MAX_ESCALATION, ContinuedRefundInput, RefundCase
     from workflows.refund.journal import STORE_RETRY, Journal
     from workflows.refund.payment import Payment, hours
@@ -75,7 +75,9 @@ class RefundWorkflow:
     @workflow.run
     async def run(self, inp: RefundWorkflowInput | ContinuedRefundInput) -> StatusView:
         try:
-            if isinstance(inp, ContinuedRefundInput):
+            if isinstance(inp, ContinuedRefundInput) and inp.reversal is not None:
+                await reversal.reopened(self._case, self._journal, self._payment)
+            elif isinstance(inp, ContinuedRefundInput):
                 await self._resume()
             else:
                 await self._lifecycle()
@@ -368,3 +370,10 @@ class RefundWorkflow:
     def status(self, query: StatusQuery) -> StatusView:
         view = views.status(self._case)
         return view if query.include_timeline else view.model_copy(update={"timeline": []})
+
+    @workflow.query(name=names.QUERY_CARRY_OVER)
+    def carry_over(self) -> ContinuedRefundInput:
+        """The refund's start input and whole progress: what a run that reopens this
+        refund after a provider reversal starts from (asked of the closed run)."""
+        carried = {**dict(self._case.inp), "carried": self._case.p, "reversal": None}
+        return ContinuedRefundInput(**carried)
