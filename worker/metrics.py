@@ -60,7 +60,8 @@ def plan_metrics(addr: str) -> MetricsPlan | None:
     host, _, port = addr.rpartition(":")
     if not port.isdigit() or int(port) > 65535:
         raise ConfigurationError(f"REFUNDFLOW_METRICS_ADDR must be host:port, got {addr!r}")
-    return MetricsPlan(host or "0.0.0.0", int(port), f"127.0.0.1:{free_port()}")
+    host = host.strip("[]") or "0.0.0.0"  # [::1]:9464 names an IPv6 address
+    return MetricsPlan(host, int(port), f"127.0.0.1:{free_port()}")
 
 
 def metrics_runtime(plan: MetricsPlan | None) -> Runtime | None:
