@@ -5,6 +5,7 @@ through a TOML profile, as a Temporal cluster with mTLS is."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,9 +17,11 @@ from client.connections import TemporalUnavailable, connect_temporal
 from client.refund_client import RefundClient
 from client.settings import PROJECT_ROOT, ConfigurationError, Settings
 from tests.conftest import Sandbox, unique_key
+from tests.integration.helpers import wait_for_state
 from tests.integration.tls_certs import Pki, make_pki
 from tests.integration.tls_proxy import MtlsProxy
 from worker.devstack import DevStack
+from worker.processes import spawn, stop_process
 from workflows.models import RefundRequest
 
 pytestmark = pytest.mark.stack
@@ -54,25 +57,45 @@ async def test_the_right_client_certificate_gets_a_refund_through_the_worker(
     assert settings.temporal.kind == "mTLS" and settings.temporal_address == proxy.address
     refunds = await RefundClient.connect(settings)
     try:
-        order = await sandbox.order(amount=2000)
-        status = await refunds.request(
-            RefundRequest(
-                refund_key=unique_key("mtls"),
-                order_id=order["order_id"],
-                amount=1000,
-                reason_code="damaged",
-                channel="api",
-                requested_by="cust_mtls",
-            )
-        )
-        for _ in range(100):  # auto-approved; the worker (plaintext, direct) pays it
-            status = await refunds.status(status.refund_id)
-            if status.state.value == "completed":
-                break
-            await asyncio.sleep(0.1)
-        assert status.state.value == "completed"
+        status = await refunds.request(small_refund(await sandbox.order(amount=2000)))
+        # Auto-approved; the stack's worker (plaintext, direct) pays it.
+        done = await wait_for_state(refunds, status.refund_id, "completed")
+        assert done.state.value == "completed"
     finally:
         await refunds.close()
+
+
+async def test_a_worker_connected_through_mtls_pays_a_refund(
+    stack: DevStack, proxy: MtlsProxy, pki: Pki, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """`refundflow worker` itself over mTLS, on a task queue only it polls."""
+    env = tls_env(stack, proxy, ca=pki.ca, cert=pki.client.cert, key=pki.client.key)
+    env.update({"REFUNDFLOW_TASK_QUEUE": unique_key("mtls-queue"), "RECONCILE_EVERY_MINUTES": "0"})
+    log = tmp_path / "worker.log"
+    worker = spawn([sys.executable, "-m", "worker"], log_path=log, env=env)
+    try:
+        refunds = await RefundClient.connect(Settings.from_env(env))
+        try:
+            status = await refunds.request(small_refund(await sandbox.order(amount=2000)))
+            done = await wait_for_state(refunds, status.refund_id, "completed", timeout=60)
+            assert done.state.value == "completed"
+        finally:
+            await refunds.close()
+        started = [line for line in log.read_text().splitlines() if "worker_started" in line]
+        assert started and json.loads(started[0])["security"] == "mTLS", started
+    finally:
+        await asyncio.to_thread(stop_process, worker)
+
+
+def small_refund(order: dict[str, str]) -> RefundRequest:
+    return RefundRequest(
+        refund_key=unique_key("mtls"),
+        order_id=order["order_id"],
+        amount=1000,
+        reason_code="damaged",
+        channel="api",
+        requested_by="cust_mtls",
+    )
 
 
 async def test_a_toml_profile_selects_the_cluster_and_its_certificates(
