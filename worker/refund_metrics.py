@@ -57,9 +57,10 @@ _FINDINGS = """
     GROUP BY f.kind
 """
 # Duplicates as `refundflow report` defines them, over recently changed refunds: confirmed
-# twice by the provider; an order whose paid refunds exceed its capture; what the
-# reconciliation found on the provider's side (a second provider refund, units refunded
-# twice, more money at the provider than the ledger allows).
+# twice by the provider (unless it took the first payment back in between: a reversal
+# reopens the refund, and paying it again is no duplicate); an order whose paid refunds
+# exceed its capture; what the reconciliation found on the provider's side (a second
+# provider refund, units refunded twice, more money at the provider than the ledger allows).
 _DUPLICATES = """
     WITH recent AS (
         SELECT refund_id, order_id FROM refundflow.refund_status
@@ -67,7 +68,9 @@ _DUPLICATES = """
     )
     SELECT 'confirmed_twice' AS kind, count(*) AS n FROM (
         SELECT a.refund_id FROM recent r JOIN refundflow.audit a USING (refund_id)
-        WHERE a.event = 'provider_confirmed' GROUP BY a.refund_id HAVING count(*) > 1) x
+        WHERE a.event IN ('provider_confirmed', 'provider_reversed') GROUP BY a.refund_id
+        HAVING count(*) FILTER (WHERE a.event = 'provider_confirmed')
+             > 1 + count(*) FILTER (WHERE a.event = 'provider_reversed')) x
     UNION ALL
     SELECT 'over_refunded_orders', count(*) FROM (
         SELECT l.order_id FROM refundflow.order_ledger l

@@ -148,7 +148,7 @@ async def _store_anomalies(pool: asyncpg.Pool) -> None:
     )
     await pool.execute("INSERT INTO refundflow.order_ledger VALUES ('ord_1', 'USD', 1000)")
     # rf_a confirmed twice by the provider (a double refund), 60 s then 90 s after its
-    # request; rf_b once, after 180 s. The database chains these hash-less rows itself.
+    # request; rf_b first after 180 s. The database chains these hash-less rows itself.
     audit = (
         "INSERT INTO refundflow.audit (refund_id, seq, event, to_state, at, actor, source,"
         " reason, policy_version) VALUES ($1, $2, $3, 'completed', $4, 'x', 'test', '',"
@@ -160,6 +160,9 @@ async def _store_anomalies(pool: asyncpg.Pool) -> None:
         ("rf_a", 3, "provider_confirmed", 110),
         ("rf_b", 1, "requested", 200),
         ("rf_b", 2, "provider_confirmed", 20),
+        # rf_b's payment taken back by the provider and paid again: no duplicate.
+        ("rf_b", 3, "provider_reversed", 15),
+        ("rf_b", 4, "provider_confirmed", 10),
     ):
         await pool.execute(audit, refund_id, seq, event, now - timedelta(seconds=ago))
     for refund_id, state, amount, level in (
