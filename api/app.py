@@ -70,5 +70,13 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         )
         schemas = spec.setdefault("components", {}).setdefault("schemas", {})
         schemas["Problem"] = problems.Problem.model_json_schema()
+        # Bad input is a problem too, not FastAPI's own validation error body.
+        bad_input = problems.problem_responses(problems.Kind.BAD_INPUT)[422]
+        for operations in spec["paths"].values():
+            for operation in operations.values():
+                if "422" in operation.get("responses", {}):
+                    operation["responses"]["422"] = bad_input
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
         app.openapi_schema = spec
     return app.openapi_schema

@@ -6,11 +6,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from datetime import datetime
 
 import asyncpg
 
 from api.problems import Kind, ProblemError
+from client.refund_client import REFUND_ID_PATTERN
 from workflows.read_models import ListedRefund
 
 _PAGE = """
@@ -39,6 +41,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         at, refund_id = json.loads(raw)
+        if not re.fullmatch(REFUND_ID_PATTERN, refund_id):
+            raise ValueError(refund_id)
         return datetime.fromisoformat(at), str(refund_id)
     except (ValueError, TypeError, binascii.Error):
         raise ProblemError(

@@ -15,7 +15,7 @@ from api.identity import PrincipalKind
 from api.problems import Kind, ProblemError, problem_responses
 from api.schemas import IdempotencyKey, RefundPage, RefundPath, RefundRequestBody
 from client.errors import RefundConflict
-from workflows.models import RefundRequest, StatusView
+from workflows.models import IDENTIFIER_PATTERN, RefundRequest, StatusView
 from workflows.read_models import AuditEntry, OutboxEvent
 from workflows.states import RefundState
 
@@ -79,10 +79,10 @@ async def list_refunds(
     who: Caller,
     api: State,
     state: RefundState | None = None,
-    order: Annotated[str | None, Query(max_length=64)] = None,
-    customer: Annotated[str | None, Query(max_length=64)] = None,
+    order: Annotated[str | None, Query(max_length=64, pattern=IDENTIFIER_PATTERN)] = None,
+    customer: Annotated[str | None, Query(max_length=64, pattern=IDENTIFIER_PATTERN)] = None,
     escalated: bool = False,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    cursor: Annotated[str | None, Query(max_length=512, pattern=r"^[A-Za-z0-9_-]+$")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> RefundPage:
     enforce(who, Action.LIST, requested_by=customer)

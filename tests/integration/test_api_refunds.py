@@ -196,8 +196,14 @@ async def test_services_request_for_a_customer_and_staff_list_a_page_at_a_time(
     assert rest.body["next_cursor"] is None
     seen = [i["refund_id"] for i in first.body["items"] + rest.body["items"]]
     assert seen == list(reversed(made))  # newest request first, each once
-    bad = await api.call("GET", "/v1/refunds?cursor=nonsense", as_="li")
-    assert bad.status == 422 and bad.problem_type == "urn:refundflow:problem:bad-input"
+    for query in (
+        "cursor=nonsense",
+        "cursor=WyIyMDI2LTAxLTAxVDAwOjAwOjAwKzAwOjAwIiwgIlx1MDAwMCJd",
+        "customer=%00",
+    ):
+        bad = await api.call("GET", f"/v1/refunds?{query}", as_="li")
+        assert bad.status == 422, (query, bad.body)
+        assert bad.problem_type == "urn:refundflow:problem:bad-input"
 
 
 async def test_eligibility_and_policies(api: Api, sandbox: Sandbox) -> None:
