@@ -18,6 +18,10 @@ class _Bucket:
     at: float
 
 
+MAX_BUCKETS = 10_000
+"""Past this many principals seen, the buckets that have refilled are forgotten."""
+
+
 class RateLimiter:
     """A token bucket per principal, in memory (one API process; behind several, each
     process limits on its own: a caller gets at most N times the rate)."""
@@ -31,6 +35,8 @@ class RateLimiter:
     def take(self, key: str) -> None:
         """Spend one token of `key`'s bucket, or refuse with how long to wait."""
         now = self._now()
+        if len(self._buckets) >= MAX_BUCKETS:
+            self._forget_full(now)
         bucket = self._buckets.get(key) or _Bucket(self.burst, now)
         bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.at) * self.rate)
         bucket.at = now
@@ -44,6 +50,16 @@ class RateLimiter:
             f"too many requests from this principal; try again in {wait} s",
             {"Retry-After": str(wait)},
         )
+
+    def _forget_full(self, now: float) -> None:
+        """Drop the buckets that have refilled: a new one starts full all the same."""
+        full = [
+            key
+            for key, b in self._buckets.items()
+            if b.tokens + (now - b.at) * self.rate >= self.burst
+        ]
+        for key in full:
+            del self._buckets[key]
 
     def _now(self) -> float:
         clock = self._clock

@@ -166,3 +166,18 @@ def test_the_rate_limit_refills_and_says_when_to_come_back() -> None:
     limiter.take("b")  # per principal
     now[0] = 1.0
     limiter.take("a")
+
+
+def test_the_rate_limiter_forgets_principals_whose_buckets_refilled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from api import limits
+
+    monkeypatch.setattr(limits, "MAX_BUCKETS", 3)
+    now = [0.0]
+    limiter = RateLimiter(per_minute=60, burst=1, clock=lambda: now[0])
+    for key in ("a", "b", "c"):
+        limiter.take(key)
+    now[0] = 10.0
+    limiter.take("d")  # a, b and c are full again: forgotten, not kept forever
+    assert set(limiter._buckets) == {"d"}
