@@ -106,6 +106,11 @@ class HttpPaymentProvider:
             await self._service.call("GET", f"/v1/refunds/{provider_refund_id}")
         )
 
+    async def cancel_refund(self, provider_refund_id: str) -> ProviderRefundResult:
+        return _provider_result(
+            await self._service.call("POST", f"/v1/refunds/{provider_refund_id}/cancel")
+        )
+
     async def find_refunds(self, refund_id: str) -> list[ProviderRefundResult]:
         """Every provider refund carrying our refund id in its metadata."""
         body = await self._service.call("GET", "/v1/refunds", params={"refund_id": refund_id})

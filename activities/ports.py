@@ -44,6 +44,11 @@ class PaymentProvider(Protocol):
 
     async def find_refunds(self, refund_id: str) -> list[ProviderRefundResult]: ...
 
+    async def cancel_refund(self, provider_refund_id: str) -> ProviderRefundResult:
+        """Cancel a refund that has not paid yet, where the provider allows it (Stripe: one
+        that requires action); a refusal is ExternalSystemRefused with the reason."""
+        ...
+
 
 class Inventory(Protocol):
     async def restock(self, request: RestockInput) -> RestockResult:

@@ -134,6 +134,21 @@ class RefundActivities:
             log.info("provider_refund_checked", status=result.status)
             return result
 
+    @activity.defn(name=names.ACTIVITY_CANCEL_PROVIDER_REFUND)
+    async def cancel_provider_refund(self, request: CheckRefundInput) -> ProviderRefundResult:
+        """An operator cancels a refund still pending with the provider: the provider's
+        refusal (it paid meanwhile, or does not cancel refunds in that status) is final."""
+        with _activity_context(request.refund_id):
+            try:
+                result = await self._payment.cancel_refund(request.provider_refund_id)
+            except ExternalSystemRefused as err:
+                log.warning("provider_cancel_refused", code=err.code, error=str(err))
+                raise ApplicationError(
+                    str(err), err.code, type=names.PROVIDER_REFUSED_ERROR, non_retryable=True
+                ) from err
+            log.info("provider_refund_cancel_asked", status=result.status)
+            return result
+
     @activity.defn(name=names.ACTIVITY_FIND_PROVIDER_REFUNDS)
     async def find_provider_refunds(self, request: FindProviderRefundsInput) -> ProviderRefunds:
         with _activity_context(request.refund_id):

@@ -17,7 +17,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from activities.signing import InvalidSignature, verify
-from sandbox import reversals
+from sandbox import cancellations, reversals
 from sandbox.faults import Call, CallLog, CallOutcome, Faults, call_subject, roll
 from sandbox.store import SandboxError, SandboxStore
 from sandbox.webhooks import settle_and_deliver_forever
@@ -353,6 +353,7 @@ def build_app(store: SandboxStore, notify_secret: str = "") -> web.Application:
     app.router.add_post("/notifications/v1/inbox", receive_notification)
     app.router.add_get("/_sandbox/inbox", list_notifications)
     reversals.add_routes(app, lambda app: app[STORE].pool)
+    cancellations.add_routes(app, lambda a: a[STORE].pool, lambda a: a[FAULTS][0].payment.webhooks)
     return app
 
 

@@ -87,6 +87,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
                 activities.reserve_refund,
                 activities.issue_provider_refund,
                 activities.check_provider_refund,
+                activities.cancel_provider_refund,
                 activities.find_provider_refunds,
                 activities.restock_line,
                 verifier.verify_request,

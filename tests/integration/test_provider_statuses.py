@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from client.errors import RefundActionRefused
 from client.refund_client import RefundClient
 from sandbox.admin_client import SandboxAdmin
 from sandbox.records import ACTION_INSTRUCTIONS
@@ -78,3 +79,49 @@ async def test_paid_elsewhere_completes_with_proof_and_reconciles_clean(
     report = await refunds.reconcile(ReconcileInput(grace_seconds=0))
     findings = await (await refunds.store()).findings(run_id=report.run_id)
     assert all(f.refund_id != started.refund_id for f in findings), findings
+
+
+async def test_an_operator_cancels_a_refund_waiting_for_the_customer_at_the_provider(
+    refunds: RefundClient, sandbox: Sandbox, faults: SandboxAdmin
+) -> None:
+    await faults.set_faults(
+        {
+            "payment.pending_rate": "1",
+            "payment.requires_action_rate": "1",
+            "payment.settle_after_ms": "600000",
+        }
+    )
+    order = await sandbox.order(amount=4000)
+    started = await refunds.request(make_request(order))
+    await eventually(
+        lambda: refunds.status(started.refund_id),
+        lambda s: any(e.event == "provider_requires_action" for e in s.timeline),
+    )
+    cancelled = await refunds.operator_cancel(started.refund_id, "op_1", "no bank account")
+    assert cancelled.state.value == "cancelled"
+    [refund] = await sandbox.refunds(order["order_id"])
+    assert refund["status"] == "canceled"
+    ledger = await eventually(
+        lambda: refunds.order_ledger(order["order_id"]),
+        lambda led: led is not None and led.held == 0 and led.refunded == 0,
+    )
+    assert ledger is not None
+
+
+async def test_a_refund_the_provider_will_not_cancel_is_refused_with_its_reason(
+    refunds: RefundClient, sandbox: Sandbox, faults: SandboxAdmin
+) -> None:
+    await faults.set_faults({"payment.pending_rate": "1", "payment.settle_after_ms": "600000"})
+    order = await sandbox.order(amount=4000)
+    started = await refunds.request(make_request(order))
+    before = await eventually(
+        lambda: refunds.status(started.refund_id),
+        lambda s: any(e.event == "provider_pending" for e in s.timeline),
+    )
+    with pytest.raises(RefundActionRefused, match="only a refund that requires action"):
+        await refunds.operator_cancel(started.refund_id, "op_1", "asked by customer")
+    after = await refunds.status(started.refund_id)
+    assert (after.state.value, after.awaiting.value) == ("refunding", "payment_provider")
+    assert len(after.timeline) == len(before.timeline)
+    [refund] = await sandbox.refunds(order["order_id"])
+    assert refund["status"] == "pending"

@@ -86,6 +86,7 @@ class FakeSystems:
             self.record_transitions,
             self.issue_provider_refund,
             self.check_provider_refund,
+            self.cancel_provider_refund,
             self.find_provider_refunds,
             self.restock_line,
         ]
@@ -200,6 +201,23 @@ class FakeSystems:
         for refund in self.provider_refunds.values():
             if refund.provider_refund_id == request.provider_refund_id:
                 return refund
+        raise ApplicationError(f"no provider refund {request.provider_refund_id}")
+
+    @activity.defn(name=names.ACTIVITY_CANCEL_PROVIDER_REFUND)
+    async def cancel_provider_refund(self, request: CheckRefundInput) -> ProviderRefundResult:
+        """Stripe's rule: only a refund that requires action can be canceled."""
+        self.calls.append("cancel")
+        for key, refund in self.provider_refunds.items():
+            if refund.provider_refund_id == request.provider_refund_id:
+                if refund.status != "requires_action":
+                    raise ApplicationError(
+                        f"refund is {refund.status}: only one that requires action can be canceled",
+                        type=names.PROVIDER_REFUSED_ERROR,
+                        non_retryable=True,
+                    )
+                canceled = refund.model_copy(update={"status": "canceled", "instructions": None})
+                self.provider_refunds[key] = canceled
+                return canceled
         raise ApplicationError(f"no provider refund {request.provider_refund_id}")
 
     @activity.defn(name=names.ACTIVITY_FIND_PROVIDER_REFUNDS)

@@ -96,3 +96,42 @@ async def test_paid_elsewhere_is_refused_while_the_provider_may_still_pay(env: E
     assert "mark it paid elsewhere" in str(refused.value.cause)
     status = await until(handle, lambda s: s.state is RefundState.REFUNDING)
     assert status.awaiting is Awaiting.PAYMENT_PROVIDER
+
+
+async def test_an_operator_has_the_provider_cancel_a_refund_that_requires_action(
+    env: Env,
+) -> None:
+    env.systems.provider_answers = ["requires_action"]
+    handle = await env.start(tv_order(price=SMALL))
+    await until(handle, lambda s: any(e.event == "provider_requires_action" for e in s.timeline))
+    cancel = OperatorCancelInput(operator="op_1", source="cli", reason="customer has no account")
+    answered = await handle.execute_update(RefundWorkflow.operator_cancel, cancel)
+    assert answered.state is RefundState.CANCELLED
+    done = await result_of(handle)
+    assert done.cancel_reason is CancelReason.PAYMENT_FAILED
+    [refund] = env.systems.provider_refunds.values()
+    assert refund.status == "canceled" and env.systems.paid() == []
+    assert "canceled" in done.timeline[-1].reason and done.timeline[-1].actor == "op_1"
+    # Told once, that it was cancelled: no "delayed" notice on the way.
+    told = [n.event for n in env.systems.told[handle.id]]
+    assert told[-1] == "operator_cancel" and "escalated" not in told
+    await keep_history(handle, "requires_action_cancelled_by_operator")
+
+
+async def test_a_pending_refund_the_provider_will_not_cancel_goes_on_unchanged(
+    env: Env,
+) -> None:
+    env.systems.provider_answers = ["pending"]
+    handle = await env.start(tv_order(price=SMALL))
+    waiting = await until(handle, lambda s: any(e.event == "provider_pending" for e in s.timeline))
+    cancel = OperatorCancelInput(operator="op_1", source="cli", reason="asked by customer")
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(RefundWorkflow.operator_cancel, cancel)
+    assert "only one that requires action can be canceled" in str(refused.value.cause)
+    unchanged = await until(handle, lambda s: s.awaiting is Awaiting.PAYMENT_PROVIDER)
+    assert unchanged.state is RefundState.REFUNDING
+    assert len(unchanged.timeline) == len(waiting.timeline)
+    [refund] = env.systems.provider_refunds.values()
+    env.systems.settle(refund.provider_refund_id, "succeeded")
+    await env.skipper.fast_forward(handle, timedelta(minutes=2))
+    assert (await result_of(handle)).state is RefundState.COMPLETED

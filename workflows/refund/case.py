@@ -350,9 +350,12 @@ class RefundCase:
             doing = (
                 "mark it paid elsewhere" if action is OperatorDecision.PAID_ELSEWHERE else action
             )
+            when = "after a payment failure"
+            if action is OperatorDecision.CANCEL:
+                when += " or while the provider's refund is pending"
             return (
                 f"cannot {doing}: the refund is {self.p.state.value}, awaiting"
-                f" {self.p.awaiting.value}; operators act only after a payment failure"
+                f" {self.p.awaiting.value}; operators act only {when}"
             )
         return None
 

@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
         ProviderRefunds,
         ProviderSettlement,
     )
-    from workflows.refund import failures, lifetime, patches, restock
+    from workflows.refund import failures, lifetime, patches, provider_cancel, restock
     from workflows.refund.case import MAX_ESCALATION, Progress, RefundCase
     from workflows.refund.journal import STORE_RETRY, Journal
     from workflows.states import Awaiting, OperatorDecision, RefundEvent, TimelineEvent
@@ -347,6 +347,8 @@ class Payment:
 
     async def _wait_for_operator(self, resume: bool = False) -> OperatorDecision:
         """The provider refused or failed for good: a person must look. Returns their choice."""
+        if provider_cancel.closed_by_operator(self.case):
+            return OperatorDecision.CANCEL  # the operator had the provider cancel it
         if not resume:
             self.case.set_awaiting(Awaiting.OPERATOR)
             self.p.escalation = MAX_ESCALATION

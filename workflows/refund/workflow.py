@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
         StatusQuery,
         StatusView,
     )
-    from workflows.refund import admission, patches, reversal, views
+    from workflows.refund import admission, patches, provider_cancel, reversal, views
     from workflows.refund.case import MAX_ESCALATION, ContinuedRefundInput, RefundCase
     from workflows.refund.journal import STORE_RETRY, Journal
     from workflows.refund.payment import Payment, hours
@@ -308,6 +308,9 @@ class RefundWorkflow:
 
     @workflow.update
     async def operator_cancel(self, inp: OperatorCancelInput) -> StatusView:
+        if provider_cancel.pending_refund(self._case) is not None:
+            await provider_cancel.cancel_pending(self._case, inp)
+            return views.status(self._case)
         await self._prove_no_money_moved(OperatorDecision.CANCEL, "cancel")
         self._case.apply(RefundEvent.OPERATOR_CANCEL, inp.operator, inp.source, inp.reason)
         self._case.p.operator_action = OperatorDecision.CANCEL
@@ -358,6 +361,8 @@ class RefundWorkflow:
 
     @operator_cancel.validator
     def _validate_operator_cancel(self, inp: OperatorCancelInput) -> None:
+        if provider_cancel.pending_refund(self._case) is not None:
+            return  # the provider is asked to cancel its refund first
         self._require_operator_needed(OperatorDecision.CANCEL)
         check(self._case.p.state, RefundEvent.OPERATOR_CANCEL)
 
