@@ -1,16 +1,19 @@
 """Connecting to Temporal the same way everywhere (worker, client, CLI, tests).
 
 Address and namespace come from Settings; TLS, a client certificate or an API key from
-`settings.temporal` (TEMPORAL_* variables or a TOML profile, see client/temporal_config.py).
+`settings.temporal` (TEMPORAL_* variables or a TOML profile, see client/temporal_config.py);
+the payload codec's keys from REFUNDFLOW_CODEC_KEYS or _KEY_FILE (client/payload_codec.py):
+every process that talks to Temporal seals and opens payloads here, with the same keys.
 """
 
 from __future__ import annotations
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError
 
+from client.payload_codec import CodecKeyError, data_converter, load_keyring
 from client.settings import ConfigurationError, Settings
 from client.temporal_config import TemporalConfigError
 
@@ -25,16 +28,25 @@ async def connect_temporal(settings: Settings, runtime: Runtime | None = None) -
         options = settings.temporal.connect_options()
     except TemporalConfigError as err:
         raise ConfigurationError(str(err)) from None
+    converter = converter_for(settings)
     try:
         return await Client.connect(
             settings.temporal_address,
             namespace=settings.temporal_namespace,
-            data_converter=pydantic_data_converter,
+            data_converter=converter,
             runtime=runtime,
             **options,
         )
     except (RuntimeError, RPCError) as err:
         raise TemporalUnavailable(_explain(settings, err)) from None
+
+
+def converter_for(settings: Settings) -> DataConverter:
+    """Pydantic conversion, plus encryption when settings name codec keys."""
+    try:
+        return data_converter(load_keyring(settings.codec_keys, settings.codec_key_file))
+    except CodecKeyError as err:
+        raise ConfigurationError(str(err)) from None
 
 
 def _explain(settings: Settings, err: Exception) -> str:

@@ -75,6 +75,13 @@ ENV_VARS = (
     "TEMPORAL_TLS_SERVER_CA_CERT_PATH",
     "TEMPORAL_TLS_SERVER_NAME",
     "REFUNDFLOW_METRICS_ADDR",
+    # Encrypted payloads (client/payload_codec.py) and the codec server (api/codec_server.py).
+    "REFUNDFLOW_CODEC_KEYS",
+    "REFUNDFLOW_CODEC_KEY_FILE",
+    "REFUNDFLOW_CODEC_HOST",
+    "REFUNDFLOW_CODEC_PORT",
+    "REFUNDFLOW_CODEC_ORIGINS",
+    "REFUNDFLOW_CODEC_DEV_UI_ORIGINS",
 )
 
 
@@ -113,6 +120,10 @@ class Settings:
     """TLS, client certificate, API key: from TEMPORAL_* or a TOML profile."""
     metrics_addr: str = ""
     """host:port of the worker's Prometheus endpoint (worker/metrics.py); empty: none."""
+    codec_keys: str = field(default="", repr=False)
+    """REFUNDFLOW_CODEC_KEYS: `id:base64key,...`, the current key first (payload_codec.py)."""
+    codec_key_file: str = ""
+    """REFUNDFLOW_CODEC_KEY_FILE, or the running dev stack's; both empty: plaintext payloads."""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -152,6 +163,8 @@ class Settings:
             migration_database_url=_migration_url(env, stack),
             temporal=profile.connection,
             metrics_addr=env.get("REFUNDFLOW_METRICS_ADDR", ""),
+            codec_keys=env.get("REFUNDFLOW_CODEC_KEYS", ""),
+            codec_key_file=_codec_key_file(env, stack, profile.address),
         )
 
     def require_database_url(self) -> str:
@@ -171,6 +184,17 @@ def _migration_url(env: dict[str, str], stack: dict[str, Any]) -> str | None:
         return None
     url = stack.get("migration_database_url")
     return str(url) if url else None
+
+
+def _codec_key_file(env: dict[str, str], stack: dict[str, Any], address: str | None) -> str:
+    """REFUNDFLOW_CODEC_KEY_FILE; else the running dev stack's key, but only when talking to
+    the stack's own Temporal: another cluster's data must never be sealed with a dev key."""
+    if env.get("REFUNDFLOW_CODEC_KEY_FILE") or env.get("REFUNDFLOW_CODEC_KEYS"):
+        return env.get("REFUNDFLOW_CODEC_KEY_FILE", "")
+    target = address or env.get("TEMPORAL_ADDRESS") or stack.get("temporal_address")
+    if not stack or target != stack.get("temporal_address"):
+        return ""
+    return str(stack.get("codec_key_file") or "")
 
 
 class ConfigurationError(Exception):

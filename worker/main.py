@@ -39,6 +39,7 @@ from activities.reconciliation import ReconciliationActivities
 from activities.refund_activities import RefundActivities
 from activities.verification import RequestVerifier, known_policy_hashes
 from client.connections import connect_temporal
+from client.payload_codec import encryption_label
 from client.settings import Settings
 from worker.logging_setup import configure_logging
 from worker.metrics import MetricsEndpoint, metrics_runtime, plan_metrics
@@ -105,6 +106,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
                 temporal=settings.temporal_address,
                 namespace=settings.temporal_namespace,
                 security=settings.temporal.kind,
+                payloads=encryption_label(client.data_converter),
             )
             await stop.wait()
             log.info("worker_stopping")
