@@ -10,7 +10,7 @@ from typing import Any
 import structlog
 from fastapi import FastAPI
 
-from api import dev_issuer, problems, routes_actions, routes_meta, routes_refunds
+from api import dev_issuer, pages, problems, routes_actions, routes_meta, routes_refunds
 from api.config import ApiConfig
 from api.deps import ApiState
 from api.identity import TokenVerifier
@@ -52,6 +52,7 @@ def create_app(config: ApiConfig, settings: Settings) -> FastAPI:
     app.include_router(routes_meta.router)
     if config.dev_issuer_home is not None:
         app.include_router(dev_issuer.router(config.dev_issuer_home, config.issuer))
+    pages.mount(app, config)  # the console, tracking and report pages (api/pages)
     app.add_middleware(BodySizeLimit, limit=config.max_body_bytes)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

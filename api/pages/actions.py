@@ -1,0 +1,151 @@
+"""Acting on a refund from the console: every action is asked once (the form), shown back
+for confirmation (what will happen, to how much), and only then done, through the JSON
+API's own action routes (api/routes_actions.py): the same authorization module, the same
+audit source, the same errors. A refusal changes nothing and says why on the page.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from pydantic import ValidationError
+from starlette.responses import RedirectResponse, Response
+
+from api import routes_actions
+from api.authz import Action, decide
+from api.deps import facts, state
+from api.identity import Principal
+from api.pages.console import REJECT_REASONS, refund_page
+from api.pages.security import CSRF_FIELD, csrf_ok, protect
+from api.pages.signin import pages, signed_in, to_signin
+from api.problems import ProblemError
+from api.schemas import ApproveBody, PaidElsewhereBody, ReasonBody, RefundPath
+from client import render
+from client.errors import RefundflowError
+from workflows.models import StatusView
+from workflows.money import exponent, format_minor
+
+router = APIRouter(include_in_schema=False)
+Text = Annotated[str, Form(max_length=600)]
+LABELS = {
+    Action.APPROVE: "Approve",
+    Action.REJECT: "Reject",
+    Action.CANCEL: "Withdraw (cancel before money moves)",
+    Action.OPERATOR_RETRY: "Retry the payment",
+    Action.OPERATOR_CANCEL: "Cancel (operator)",
+    Action.OPERATOR_PAID_ELSEWHERE: "Mark paid elsewhere",
+}
+
+
+class Refused(Exception):
+    """Bad input on the form: said on the page, nothing sent."""
+
+
+def minor_units(text: str, currency: str) -> int | None:
+    """'180.50' in the refund's currency as minor units; empty: the whole amount."""
+    if not text.strip():
+        return None
+    try:
+        value = Decimal(text.strip()) * (10 ** exponent(currency))
+    except InvalidOperation:
+        raise Refused(f"amount: {text!r} is not a number such as 180.00") from None
+    if value != value.to_integral_value() or value <= 0:
+        raise Refused(f"amount: {text!r} is not a positive amount of {currency}")
+    return int(value)
+
+
+def reason(action: Action, code: str, note: str) -> str:
+    """The reason recorded in the audit: for a rejection, the code leads the note."""
+    if action is Action.REJECT:
+        if code not in REJECT_REASONS:
+            raise Refused("choose a reason for the rejection")
+        return f"{code}: {note.strip()}" if note.strip() else code
+    if action in (Action.CANCEL, Action.OPERATOR_CANCEL, Action.OPERATOR_PAID_ELSEWHERE):
+        if not note.strip():
+            what = "the payment's reference" if action is Action.OPERATOR_PAID_ELSEWHERE else "why"
+            raise Refused(f"note: say {what}")
+    return note.strip()
+
+
+async def perform(
+    action: Action, refund_id: str, who: Principal, request: Request, amount: int | None, why: str
+) -> StatusView:
+    api = state(request)
+    act = routes_actions
+    if action is Action.APPROVE:
+        return await act.approve(refund_id, ApproveBody(amount=amount), who, api)
+    if action is Action.REJECT:
+        return await act.reject(refund_id, ReasonBody(reason=why), who, api)
+    if action is Action.CANCEL:
+        return await act.cancel(refund_id, ReasonBody(reason=why), who, api)
+    if action is Action.OPERATOR_RETRY:
+        return await act.operator_retry(refund_id, who, api)
+    if action is Action.OPERATOR_CANCEL:
+        return await act.operator_cancel(refund_id, ReasonBody(reason=why), who, api)
+    body = PaidElsewhereBody(proof=why)
+    return await act.operator_paid_elsewhere(refund_id, body, who, api)
+
+
+@router.post("/console/refunds/{refund_id}/act")
+async def act(
+    request: Request,
+    refund_id: RefundPath,
+    action: Annotated[str, Form(max_length=32)],
+    csrf: Annotated[str, Form(alias=CSRF_FIELD, max_length=128)] = "",
+    amount: Annotated[str, Form(max_length=24)] = "",
+    code: Annotated[str, Form(max_length=32)] = "",
+    note: Text = "",
+    confirm: Annotated[str, Form(max_length=8)] = "",
+) -> Response:
+    who = await signed_in(request)
+    if who is None:
+        return to_signin(request)
+
+    async def again(error: str, status_code: int) -> Response:
+        return await refund_page(request, who, refund_id, error=error, status_code=status_code)
+
+    if not csrf_ok(pages(request).config.secret, request, csrf):
+        expired = "The form expired or did not come from this page; nothing was done."
+        return await again(expired, 403)
+    try:
+        chosen = Action(action)
+        if chosen not in LABELS:
+            raise ValueError(action)
+    except ValueError:
+        return await again(f"Unknown action {action!r}; nothing was done.", 400)
+    api = state(request)
+    status = await api.refunds.status(refund_id)
+    try:
+        minor = minor_units(amount, status.currency) if chosen is Action.APPROVE else None
+        why = reason(chosen, code, note)
+    except Refused as err:
+        return await again(f"{err}; nothing was done.", 422)
+    decision = decide(who, chosen, facts(api, status), amount=minor)
+    if not decision.allowed:
+        return await again(f"Refused: {decision.reason}. Nothing was changed.", 403)
+    if confirm != "yes":
+        return pages(request).render(
+            request,
+            "confirm.html",
+            who=who,
+            s=status,
+            action=chosen.value,
+            label=LABELS[chosen],
+            amount_text=format_minor(minor or status.amount, status.currency),
+            amount=amount,
+            code=code,
+            note=note,
+            reason=why,
+        )
+    try:
+        await perform(chosen, refund_id, who, request, minor, why)
+    except ProblemError as err:
+        return await again(f"{err.detail}. Nothing was changed.", err.kind.status)
+    except ValidationError as err:
+        return await again(f"{render.validation_error(err)}; nothing was done.", 422)
+    except RefundflowError as err:
+        return await again(f"Refused: {err}. Nothing was changed.", 409)
+    target = f"/console/refunds/{refund_id}?done={chosen.value}"
+    return protect(RedirectResponse(target, 303))

@@ -1,0 +1,202 @@
+"""The support console: the queue of refunds that need a person, and a refund's page with
+everything a reviewer weighs (state and timeline, the customer's words and the reply to
+give, the policy's rules under the pinned version, the order's ledger, events and their
+deliveries, the audit trail) and the actions the signed-in person may take.
+
+Reads go through RefundClient and the store, as the JSON API's do; every page is for staff
+only (api/authz.py decides, as for the API).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Query, Request
+from starlette.responses import JSONResponse, Response
+
+from api.authz import Action, Decision, decide
+from api.deps import ApiState, facts, state
+from api.identity import Principal
+from api.pages import queue
+from api.pages.security import protect, tracking_query
+from api.pages.signin import pages, signed_in, to_signin
+from api.schemas import RefundPath
+from client.errors import RefundflowError
+from workflows import names
+from workflows.models import IDENTIFIER_PATTERN, StatusView
+from workflows.policy import evaluate, parse_policy
+from workflows.refund.case import ContinuedRefundInput, asked_at
+from workflows.rules import RuleOutcome
+from workflows.states import Awaiting, RefundState
+
+log = structlog.get_logger("refundflow.api.pages")
+router = APIRouter(include_in_schema=False)
+Field = Annotated[str, Query(max_length=64)]
+REJECT_REASONS = {
+    "not_eligible": "Not eligible under the policy",
+    "no_evidence": "Evidence missing or not convincing",
+    "item_not_returned": "The item was not returned",
+    "duplicate_request": "Already refunded or asked twice",
+    "suspected_abuse": "Suspected abuse",
+    "other": "Other (say why in the note)",
+}
+"""Why a reviewer rejects: the code leads the reason recorded in the audit."""
+
+
+def _identifier(text: str) -> str | None:
+    text = text.strip()
+    return text if re.fullmatch(IDENTIFIER_PATTERN, text) else None
+
+
+def _amount(text: str) -> Decimal | None:
+    try:
+        value = Decimal(text.strip()) if text.strip() else None
+    except InvalidOperation:
+        return None
+    return value if value is not None and value.is_finite() and value >= 0 else None
+
+
+@router.get("/console")
+async def queue_page(
+    request: Request,
+    state_: Annotated[str, Query(alias="state", max_length=32)] = "",
+    awaiting: Annotated[str, Query(max_length=32)] = "person",
+    escalated: bool = False,
+    order: Field = "",
+    customer: Field = "",
+    channel: Field = "",
+    amount_min: Annotated[str, Query(max_length=24)] = "",
+    amount_max: Annotated[str, Query(max_length=24)] = "",
+    cursor: Annotated[str, Query(max_length=512)] = "",
+) -> Response:
+    """The queue; an empty or malformed filter (a form sends every field) filters nothing."""
+    who = await signed_in(request)
+    if who is None:
+        return to_signin(request)
+    if awaiting not in ("person", "any", *(a.value for a in Awaiting)):
+        awaiting = "person"
+    filters = queue.Filters(
+        state=state_ if state_ in {s.value for s in RefundState} else None,
+        awaiting=awaiting,
+        escalated=escalated,
+        order=_identifier(order),
+        customer=_identifier(customer),
+        channel=_identifier(channel),
+        amount_min=_amount(amount_min),
+        amount_max=_amount(amount_max),
+    )
+    found = await queue.page(state(request), filters, cursor or None)
+    params = {k: v for k, v in request.query_params.items() if k != "cursor"}
+    return pages(request).render(
+        request,
+        "queue.html",
+        who=who,
+        filters=filters,
+        amount_min=amount_min,
+        amount_max=amount_max,
+        page=found,
+        more_query=params,
+        states=[s.value for s in RefundState],
+        awaitings=[a.value for a in Awaiting],
+        channels=["web", "app", "support", "api"],
+        first_page=not cursor,
+    )
+
+
+async def policy_explanation(api: ApiState, refund_id: str) -> list[RuleOutcome] | None:
+    """Every rule, passed or failed, as the workflow decided it: the pinned policy applied
+    again (pure) to the refund's own start input, as of its request. None when the closed
+    workflow is no longer in Temporal (the status's notes are then all there is)."""
+    handle = api.refunds.temporal.get_workflow_handle(refund_id)
+    try:
+        inp = await handle.query(names.QUERY_CARRY_OVER, result_type=ContinuedRefundInput)
+    except Exception as err:  # a query that cannot be answered leaves the notes to show
+        log.info("pages.policy_unexplained", refund_id=refund_id, error=type(err).__name__)
+        return None
+    policy = parse_policy(inp.policy.document)
+    when = asked_at(inp, inp.carried.requested_at)
+    return evaluate(policy, inp.order, inp.resolved, inp.request.reason_code, when).outcomes
+
+
+def version(status: StatusView) -> str:
+    """Changes whenever anything on the refund's page would: the poller compares it."""
+    seen = f"{status.state}|{status.awaiting}|{status.escalation_level}|{len(status.timeline)}"
+    return hashlib.sha256(seen.encode()).hexdigest()[:16]
+
+
+def available(who: Principal, status: StatusView, api: ApiState) -> dict[str, Decision]:
+    """The actions this refund can take now, each with whether `who` may (and why not)."""
+    refund = facts(api, status)
+    actions: list[Action] = []
+    if status.state is RefundState.PENDING_REVIEW:
+        actions += [Action.APPROVE, Action.REJECT]
+    if status.state in (RefundState.PENDING_REVIEW, RefundState.APPROVED):
+        actions.append(Action.CANCEL)
+    if status.awaiting is Awaiting.OPERATOR:
+        actions += [Action.OPERATOR_RETRY, Action.OPERATOR_CANCEL, Action.OPERATOR_PAID_ELSEWHERE]
+    return {a.value: decide(who, a, refund) for a in actions}
+
+
+async def refund_page(
+    request: Request,
+    who: Principal,
+    refund_id: str,
+    *,
+    error: str | None = None,
+    notice: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    api = state(request)
+    status = await api.refunds.status(refund_id)
+    audit = await api.refunds.audit(refund_id)
+    config = pages(request).config
+    base = config.public_url or str(request.base_url).rstrip("/")
+    # In the language the customer asked in, as their notifications are (they can switch).
+    query = tracking_query(config.secret, refund_id)
+    link = f"{base}/track/{refund_id}?{query}&lang={status.locale}"
+    return pages(request).render(
+        request,
+        "refund.html",
+        status_code,
+        who=who,
+        s=status,
+        version=version(status),
+        rules=await policy_explanation(api, refund_id),
+        ledger=await api.refunds.order_ledger(status.order_id),
+        events=await api.refunds.events(refund_id),
+        audit=audit,
+        actions=available(who, status, api),
+        reject_reasons=REJECT_REASONS,
+        tracking_link=link,
+        error=error,
+        notice=notice,
+    )
+
+
+@router.get("/console/refunds/{refund_id}")
+async def refund_view(request: Request, refund_id: RefundPath, done: str = "") -> Response:
+    who = await signed_in(request)
+    if who is None:
+        return to_signin(request)
+    notice = f"Done: {done.replace('_', ' ')}." if done.replace("_", "").isalpha() else None
+    try:
+        return await refund_page(request, who, refund_id, notice=notice)
+    except RefundflowError as err:
+        return pages(request).render(
+            request, "message.html", 404, who=who, title="No such refund", text=str(err)
+        )
+
+
+@router.get("/console/refunds/{refund_id}/version")
+async def refund_version(request: Request, refund_id: RefundPath) -> Response:
+    """What the page's poller asks every few seconds: has anything changed?"""
+    who = await signed_in(request)
+    if who is None:
+        return protect(JSONResponse({"signed_in": False}, status_code=401))
+    status = await state(request).refunds.status(refund_id, include_timeline=True)
+    body: dict[str, Any] = {"version": version(status), "state": status.state.value}
+    return protect(JSONResponse(body))

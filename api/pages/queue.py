@@ -1,0 +1,146 @@
+"""The console's queue: refunds that need a person, soonest deadline first, filtered and
+paged (keyset on deadline and refund id, so a refund acted on never shifts a page).
+
+A refund waiting for review is due at its review deadline under its pinned policy
+(`Policy.review_deadline` at its escalation level: the moment its next timer fires); any
+other refund waiting for a person (an operator) has been due since it started waiting.
+The status projection has no deadline column, so the deadlines of the policies in use are
+passed in and the database computes each refund's.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from api.deps import ApiState
+from client.refund_client import REFUND_ID_PATTERN
+from workflows.money import _THREE_DECIMAL, _ZERO_DECIMAL
+from workflows.states import Awaiting, RefundState
+
+PAGE_SIZE = 25
+NEEDS_A_PERSON = (Awaiting.REVIEWER.value, Awaiting.OPERATOR.value)
+TERMINAL = (RefundState.COMPLETED.value, RefundState.CANCELLED.value)
+
+_QUEUE = """
+WITH policy(label, first_s, second_s, expiry_s) AS (
+    SELECT * FROM unnest($9::text[], $10::float8[], $11::float8[], $12::float8[])
+), queued AS (
+    SELECT s.refund_id, s.order_id, s.state, s.amount, s.currency, s.awaiting,
+           s.escalation_level, s.reason_code, s.channel, s.requested_at, s.updated_at,
+           CASE WHEN s.state = 'pending_review' THEN s.requested_at + make_interval(secs =>
+                    CASE least(s.escalation_level, 2) WHEN 0 THEN coalesce(p.first_s, 0)
+                         WHEN 1 THEN coalesce(p.second_s, 0) ELSE coalesce(p.expiry_s, 0) END)
+                ELSE s.updated_at END AS due_at,
+           s.amount::numeric / power(10, CASE WHEN s.currency = ANY($13::text[]) THEN 0
+                WHEN s.currency = ANY($14::text[]) THEN 3 ELSE 2 END) AS major
+    FROM refundflow.refund_status s LEFT JOIN policy p ON p.label = s.policy_version
+    WHERE ($1::text IS NULL OR s.state = $1)
+      AND ($1::text IS NOT NULL OR s.state <> ALL($18::text[]))
+      AND ($2::text[] IS NULL OR s.awaiting = ANY($2::text[]))
+      AND (NOT $3 OR s.escalation_level > 0)
+      AND ($4::text IS NULL OR s.order_id = $4)
+      AND ($5::text IS NULL OR EXISTS (
+            SELECT 1 FROM refundflow.audit a
+            WHERE a.refund_id = s.refund_id AND a.seq = 1 AND lower(a.actor) = lower($5)))
+      AND ($6::text IS NULL OR s.channel = $6)
+)
+SELECT * FROM queued
+WHERE ($7::numeric IS NULL OR major >= $7) AND ($8::numeric IS NULL OR major <= $8)
+  AND ($15::timestamptz IS NULL OR (due_at, refund_id) > ($15, $16::text))
+ORDER BY due_at, refund_id
+LIMIT $17
+"""
+
+
+@dataclass(frozen=True)
+class Filters:
+    state: str | None = None
+    awaiting: str = "person"
+    """`person` (a reviewer or an operator), `any`, or one Awaiting value."""
+    escalated: bool = False
+    order: str | None = None
+    customer: str | None = None
+    channel: str | None = None
+    amount_min: Decimal | None = None
+    amount_max: Decimal | None = None
+
+    def awaiting_values(self) -> list[str] | None:
+        if self.awaiting == "any":
+            return None
+        return list(NEEDS_A_PERSON) if self.awaiting == "person" else [self.awaiting]
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    items: list[dict[str, Any]] = field(default_factory=list)
+    next_cursor: str | None = None
+
+
+def encode_cursor(row: dict[str, Any]) -> str:
+    raw = json.dumps([row["due_at"].isoformat(), row["refund_id"]]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str] | None:
+    """A cursor this page gave out, or None (a forged or stale one starts at the top)."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, refund_id = json.loads(raw)
+        if not re.fullmatch(REFUND_ID_PATTERN, refund_id):
+            return None
+        return datetime.fromisoformat(at), str(refund_id)
+    except (ValueError, TypeError, binascii.Error):
+        return None
+
+
+async def _deadlines(api: ApiState, pool: asyncpg.Pool) -> list[list[Any]]:
+    """[labels, first, second, expiry]: the review deadline ladder (seconds) of each policy
+    version a waiting refund is pinned to."""
+    labels = await pool.fetch(
+        "SELECT DISTINCT policy_version FROM refundflow.refund_status WHERE state = $1",
+        RefundState.PENDING_REVIEW.value,
+    )
+    columns: list[list[Any]] = [[], [], [], []]
+    for row in labels:
+        policy = api.pinned_policy(row["policy_version"])
+        if policy is None:
+            continue  # its file is gone or changed: due at once, a person must look
+        columns[0].append(row["policy_version"])
+        for level in range(3):
+            columns[level + 1].append(policy.review_deadline(level).total_seconds())
+    return columns
+
+
+async def page(api: ApiState, filters: Filters, cursor: str | None) -> QueuePage:
+    pool = (await api.refunds.store()).pool
+    after = decode_cursor(cursor) if cursor else None
+    rows = await pool.fetch(
+        _QUEUE,
+        filters.state,
+        filters.awaiting_values(),
+        filters.escalated,
+        filters.order,
+        filters.customer,
+        filters.channel,
+        filters.amount_min,
+        filters.amount_max,
+        *(await _deadlines(api, pool)),
+        sorted(_ZERO_DECIMAL),
+        sorted(_THREE_DECIMAL),
+        after[0] if after else None,
+        after[1] if after else None,
+        PAGE_SIZE + 1,
+        list(TERMINAL),
+    )
+    items = [dict(r) for r in rows[:PAGE_SIZE]]
+    more = len(rows) > PAGE_SIZE
+    return QueuePage(items, encode_cursor(items[-1]) if more and items else None)

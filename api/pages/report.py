@@ -1,0 +1,77 @@
+"""The report page: `refundflow report` for a period chosen on the page (today by default),
+with its chart. The chart is client/report_chart.py's self-contained page, shown in a
+frame of its own under a CSP that allows its inline CSS and nothing else."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import HTMLResponse, Response
+
+from api.deps import state
+from api.pages.security import CHART_CSP, protect
+from api.pages.signin import pages, signed_in, to_signin
+from client.report import build_report, format_duration, format_period
+from client.report_chart import render_html
+from workflows.read_models import RefundReport
+
+router = APIRouter(include_in_schema=False)
+Day = Annotated[date | None, Query()]
+PRESETS = {"today": 0, "7d": 6, "30d": 29}
+"""Days before today each preset starts; each ends at the end of today (UTC)."""
+
+
+def period(preset: str, since: date | None, until: date | None) -> tuple[date, date]:
+    """[first day, last day] inclusive, in UTC; a custom range wins over a preset."""
+    today = datetime.now(UTC).date()
+    if since is not None or until is not None:
+        first = since or until or today
+        last = until or today
+        return (first, last) if first <= last else (last, first)
+    return today - timedelta(days=PRESETS.get(preset, 0)), today
+
+
+async def _report(request: Request, first: date, last: date) -> RefundReport:
+    pool = (await state(request).refunds.store()).pool
+    start = datetime.combine(first, time.min, UTC)
+    end = datetime.combine(last + timedelta(days=1), time.min, UTC)
+    return await build_report(pool, start, end)
+
+
+@router.get("/console/report")
+async def report_page(
+    request: Request,
+    preset: Annotated[str, Query(max_length=8)] = "today",
+    since: Day = None,
+    until: Day = None,
+) -> Response:
+    who = await signed_in(request)
+    if who is None:
+        return to_signin(request)
+    first, last = period(preset, since, until)
+    report = await _report(request, first, last)
+    return pages(request).render(
+        request,
+        "report.html",
+        who=who,
+        r=report,
+        first=first.isoformat(),
+        last=last.isoformat(),
+        preset=preset if since is None and until is None else "",
+        presets={"today": "Today", "7d": "Last 7 days", "30d": "Last 30 days"},
+        period_text=format_period(report),
+        p50=format_duration(report.time_to_refund_seconds.p50),
+        p90=format_duration(report.time_to_refund_seconds.p90),
+    )
+
+
+@router.get("/console/report/chart")
+async def report_chart(request: Request, since: Day = None, until: Day = None) -> Response:
+    who = await signed_in(request)
+    if who is None:
+        return protect(HTMLResponse("sign in first", status_code=401))
+    first, last = period("today", since, until)
+    report = await _report(request, first, last)
+    return protect(HTMLResponse(render_html(report)), CHART_CSP)

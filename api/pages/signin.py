@@ -1,0 +1,119 @@
+"""Staff sign-in for the console. The session is the issuer's access token itself, kept in
+an HttpOnly, SameSite=Strict cookie and verified on every request exactly as a bearer token
+is (api/identity.py): the console has no identity of its own to get wrong.
+
+Dev stack: a page lists the directory's staff and the API's own dev issuer signs a token
+for the one picked. Production: the OIDC authorization-code flow with PKCE against the
+configured issuer (api/pages/oidc.py), when REFUNDFLOW_CONSOLE_CLIENT_ID is set.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Request
+from starlette.responses import RedirectResponse, Response
+
+from api.deps import state
+from api.dev_issuer import load_directory, lookup, mint
+from api.identity import Principal, PrincipalKind
+from api.pages import oidc
+from api.pages.render import Pages
+from api.pages.security import CSRF_FIELD, SESSION_COOKIE, csrf_ok, protect, set_cookie
+from api.problems import ProblemError
+
+router = APIRouter(include_in_schema=False)
+
+
+def pages(request: Request) -> Pages:
+    found: Pages = request.app.state.pages
+    return found
+
+
+async def signed_in(request: Request) -> Principal | None:
+    """The staff member this browser signed in as, verified now; None when there is no
+    session, it expired, or it is not staff."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    api = state(request)
+    try:
+        who = await api.verifier.principal(f"Bearer {token}")
+        api.limiter.take(f"{who.issuer}\x1f{who.subject}")
+    except ProblemError:
+        return None
+    return who if who.kind is PrincipalKind.STAFF else None
+
+
+def to_signin(request: Request) -> Response:
+    back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return protect(RedirectResponse(f"/console/signin?next={quote(back, safe='')}", 303))
+
+
+def safe_next(target: str) -> str:
+    """Only a path of the console itself: never another site (open redirect)."""
+    ok = target.startswith("/console") and not target.startswith("//") and "\\" not in target
+    return target if ok else "/console"
+
+
+def start_session(request: Request, token: str, lifetime: int, target: str) -> Response:
+    response = RedirectResponse(safe_next(target), 303)
+    set_cookie(response, SESSION_COOKIE, token, pages(request).config.secure_cookies, lifetime)
+    return protect(response)
+
+
+@router.get("/console/signin")
+async def signin_page(request: Request, next: str = "/console") -> Response:
+    config = pages(request).config
+    if config.dev_home is None and config.oidc_client_id:
+        return await oidc.start(request, config, safe_next(next))
+    staff: list[tuple[str, str]] = []
+    if config.directory is not None:
+        _, members = load_directory(config.directory)
+        staff = [(m.name, ", ".join(m.roles)) for m in members.values() if m.kind == "staff"]
+    return pages(request).render(
+        request, "signin.html", staff=staff, next=safe_next(next), error=None
+    )
+
+
+@router.post("/console/signin")
+async def signin(
+    request: Request,
+    name: Annotated[str, Form(max_length=64)],
+    csrf: Annotated[str, Form(alias=CSRF_FIELD, max_length=128)] = "",
+    next: Annotated[str, Form(max_length=512)] = "/console",
+) -> Response:
+    """Dev stack only: the dev issuer signs a token for the directory member picked."""
+    view = pages(request)
+    config = view.config
+    if config.dev_home is None or config.directory is None:
+        return view.render(request, "message.html", 404, title="Not here", text="No dev sign-in.")
+    entry = lookup(config.directory, name)
+    error = None
+    if not csrf_ok(config.secret, request, csrf):
+        error = "The form expired. Please sign in again."
+    elif entry.kind != "staff":
+        error = f"{name} is not a member of staff in the directory."
+    if error:
+        return view.render(request, "signin.html", 400, staff=[], next=safe_next(next), error=error)
+    issued = mint(config.dev_home, state(request).verifier.config.issuer, entry)
+    return start_session(request, issued["access_token"], int(issued["expires_in"]), next)
+
+
+@router.get("/console/callback")
+async def callback(request: Request) -> Response:
+    """Production: the issuer sends the browser back here with a code for a token."""
+    config = pages(request).config
+    token, lifetime, target = await oidc.finish(request, config)
+    return start_session(request, token, lifetime, target)
+
+
+@router.post("/console/signout")
+async def signout(
+    request: Request, csrf: Annotated[str, Form(alias=CSRF_FIELD, max_length=128)] = ""
+) -> Response:
+    response = RedirectResponse("/console/signin", 303)
+    if csrf_ok(pages(request).config.secret, request, csrf):
+        response.delete_cookie(SESSION_COOKIE, path="/")
+    return protect(response)

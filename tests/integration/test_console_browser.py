@@ -1,0 +1,204 @@
+"""The console, the customer's tracking page and the report page in a real browser
+(Playwright driving Debian's Chromium): a lead approves a refund found in the queue and
+the customer's link then says it is paid, in Chinese; a support member's approval above
+their authority is refused on the page with nothing changed; markup in a note stays text;
+axe-core finds no serious accessibility violation. A missing browser fails, never skips.
+
+REFUNDFLOW_SCREENSHOTS=DIR saves the README's pictures there as the tests pass by them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from axe_playwright_python.async_playwright import Axe
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from tests.conftest import Sandbox
+from tests.integration.api_support import Api
+
+pytestmark = pytest.mark.stack
+WAIT_MS = 30_000
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("no chromium on PATH: ./scripts/test installs it (apt-get install chromium)")
+    async with async_playwright() as p:
+        launched = await p.chromium.launch(executable_path=chromium)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+def shoot(name: str) -> Path | None:
+    folder = os.environ.get("REFUNDFLOW_SCREENSHOTS")
+    return Path(folder) / f"{name}.png" if folder else None
+
+
+async def picture(page: Page, name: str, full: bool = True) -> None:
+    path = shoot(name)
+    if path is not None:
+        await page.screenshot(path=str(path), full_page=full)
+
+
+async def pending(api: Api, sandbox: Sandbox, amount: int = 25000) -> tuple[str, str]:
+    """(refund id, customer) of a refund above support's authority, waiting for review,
+    from a customer who reads Chinese."""
+    who = f"cust_{uuid.uuid4().hex[:8]}"
+    order = await sandbox.order(amount=30000, category="general")
+    body = {"order_id": order["order_id"], "amount": amount, "reason_code": "damaged"}
+    made = await api.request_refund(who, {**body, "locale": "zh-CN"})
+    assert made.status == 201 and made.body["state"] == "pending_review", made.body
+    return str(made.body["refund_id"]), who
+
+
+async def signed_in(browser: Browser, api: Api, name: str) -> Page:
+    """A browser of its own for NAME, signed in through the dev sign-in page."""
+    context = await browser.new_context(base_url=api.base)
+    page = await context.new_page()
+    await page.goto("/console")
+    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    await page.get_by_role("radio", name=re.compile(f"^{name} ")).check()
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("heading", name="Refunds that need a person")).to_be_visible()
+    return page
+
+
+async def open_from_queue(page: Page, refund_id: str, customer: str) -> None:
+    await page.get_by_label("Customer").fill(customer)
+    await page.get_by_role("button", name="Filter").click()
+    await page.get_by_role("link", name=refund_id).click()
+    await expect(page.locator("#state")).to_have_text("pending_review")
+
+
+async def audit_rows(db: asyncpg.Pool, refund_id: str) -> list[Any]:
+    return list(
+        await db.fetch("SELECT seq, event FROM refundflow.audit WHERE refund_id = $1", refund_id)
+    )
+
+
+async def test_a_lead_approves_from_the_queue_and_the_customer_reads_paid_in_chinese(
+    browser: Browser, api: Api, sandbox: Sandbox
+) -> None:
+    refund_id, customer = await pending(api, sandbox)
+    page = await signed_in(browser, api, "li")
+    await picture(page, "console-queue", full=False)
+    await open_from_queue(page, refund_id, customer)
+    await picture(page, "console-refund")
+    approve = page.locator("form.action", has=page.get_by_role("heading", name="Approve"))
+    await approve.get_by_role("button", name="Continue").click()
+    await expect(page.locator("#confirm-amount")).to_have_text("250.00 USD")
+    await page.get_by_role("button", name="Confirm: Approve").click()
+    # The page follows the refund by itself: approved, paid by the provider, completed.
+    await expect(page.locator("#state")).to_have_text("completed", timeout=WAIT_MS)
+
+    link = await page.locator("#tracking-link").input_value()
+    customer_page = await (await browser.new_context()).new_page()  # no staff cookie
+    await customer_page.goto(link)
+    await expect(customer_page.locator("#status")).to_have_text("已退款")
+    assert await customer_page.locator("html").get_attribute("lang") == "zh-CN"
+    await picture(customer_page, "track-zh-CN")
+    await customer_page.get_by_role("link", name="English").click()
+    await expect(customer_page.locator("#status")).to_have_text("paid")
+    await picture(customer_page, "track-en")
+    shown = await customer_page.locator("main").inner_text()
+    for internal in (r"\bli\b", r"\bapi\b", "standard@v", "lead"):  # no staff, source, policy
+        assert not re.search(internal, shown), (internal, shown)
+    forged = link.replace("&s=", "&s=x")
+    reply = await customer_page.goto(forged)
+    assert reply is not None and reply.status == 403
+    await customer_page.context.close()
+    await page.context.close()
+
+
+async def test_support_approving_above_their_authority_is_refused_and_nothing_changes(
+    browser: Browser, api: Api, sandbox: Sandbox, db: asyncpg.Pool
+) -> None:
+    refund_id, customer = await pending(api, sandbox)
+    before = await audit_rows(db, refund_id)
+    page = await signed_in(browser, api, "alice")
+    await open_from_queue(page, refund_id, customer)
+    approve = page.locator("form.action", has=page.get_by_role("heading", name="Approve"))
+    await approve.get_by_role("button", name="Continue").click()
+    await expect(page.get_by_role("alert")).to_contain_text(
+        "alice (support) may approve up to 200.00 USD"
+    )
+    await expect(page.locator("#state")).to_have_text("pending_review")
+    assert await audit_rows(db, refund_id) == before
+    status = await api.call("GET", f"/v1/refunds/{refund_id}", as_="li")
+    assert status.body["state"] == "pending_review"
+    await page.context.close()
+
+
+MARKUP = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=1</script><b>bold</b>'
+
+
+async def test_markup_in_a_note_is_text_and_forms_need_their_csrf_token(
+    browser: Browser, api: Api, sandbox: Sandbox
+) -> None:
+    refund_id, customer = await pending(api, sandbox)
+    page = await signed_in(browser, api, "li")
+    await open_from_queue(page, refund_id, customer)
+    reject = page.locator("form.action", has=page.get_by_role("heading", name="Reject"))
+    await reject.get_by_label("Reason").select_option("other")
+    await reject.get_by_label("Note (staff only)").fill(MARKUP)
+    await reject.get_by_role("button", name="Continue").click()
+    await page.get_by_role("button", name="Confirm: Reject").click()
+    await expect(page.locator("#state")).to_have_text("cancelled", timeout=WAIT_MS)
+    cell = page.locator("#audit td.reason", has_text="other:")
+    await expect(cell).to_have_text(f"other: {MARKUP}")
+    assert await cell.locator("b, img, script").count() == 0
+    assert await page.evaluate("window.__pwned") is None
+    csp = (await page.request.get(f"/console/refunds/{refund_id}")).headers
+    assert "script-src 'self'" in csp["content-security-policy"]
+
+    # The same form without its token, from a browser signed in all the same: refused.
+    forged = await page.request.post(
+        f"/console/refunds/{refund_id}/act", form={"action": "cancel", "note": "x"}
+    )
+    assert forged.status == 403 and "nothing was done" in await forged.text()
+    await page.context.close()
+
+
+SERIOUS = ("serious", "critical")
+
+
+async def test_the_pages_have_no_serious_accessibility_violations(
+    browser: Browser, api: Api, sandbox: Sandbox
+) -> None:
+    refund_id, customer = await pending(api, sandbox)
+    axe = Axe()
+    context = await browser.new_context(base_url=api.base)
+    page = await context.new_page()
+    await page.goto("/console/signin")
+    found = {"sign-in": await axe.run(page)}
+    await page.get_by_role("radio", name=re.compile("^fang ")).check()
+    await page.get_by_role("button", name="Sign in").click()
+    found["queue"] = await axe.run(page)
+    await open_from_queue(page, refund_id, customer)
+    found["refund"] = await axe.run(page)
+    link = await page.locator("#tracking-link").input_value()
+    await page.goto("/console/report")
+    found["report"] = await axe.run(page)
+    await page.goto(link)
+    found["tracking"] = await axe.run(page)
+    serious = {
+        name: [
+            (v["id"], v["help"]) for v in result.response["violations"] if v["impact"] in SERIOUS
+        ]
+        for name, result in found.items()
+    }
+    assert serious == {name: [] for name in found}, serious
+    await context.close()
