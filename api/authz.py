@@ -65,6 +65,8 @@ class RefundFacts:
     currency: str = ""
     policy: Policy | None = None
     """The refund's pinned policy, when its file is at hand (authority limits)."""
+    submitted_by: str | None = None
+    """Who submitted it for the customer (staff, a service), when someone else did."""
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,10 @@ def _review(
     """Approve or reject: never one's own refund; approve within the pinned authority."""
     if refund is not None and same_person(p.actor, refund.requested_by):
         return Decision(False, f"{p.actor} requested this refund and cannot {action.value} it")
+    if refund is not None and same_person(p.actor, refund.submitted_by):
+        return Decision(
+            False, f"{p.actor} submitted this refund for the customer and cannot {action.value} it"
+        )
     if action is not Action.APPROVE or refund is None or refund.policy is None:
         return ALLOW
     approving = min(amount or refund.amount, refund.amount)

@@ -69,7 +69,10 @@ Caller = Annotated[Principal, Depends(principal)]
 
 
 def requester(status: StatusView) -> str | None:
-    """Who asked for the refund: the actor of its `requested` entry (the first)."""
+    """Who asked for the refund: the status says (older workers' answers do not: then the
+    actor of its `requested` entry, the first)."""
+    if status.requested_by is not None:
+        return status.requested_by
     first = status.timeline[0] if status.timeline else None
     return first.actor if first is not None and first.event == "requested" else None
 
@@ -78,6 +81,7 @@ def facts(api: ApiState, status: StatusView) -> RefundFacts:
     return RefundFacts(
         refund_id=status.refund_id,
         requested_by=requester(status),
+        submitted_by=status.submitted_by,
         amount=status.amount,
         currency=status.currency,
         policy=api.pinned_policy(status.policy_version),

@@ -47,11 +47,14 @@ async def request_refund(
     if who.kind is PrincipalKind.CUSTOMER:
         customer = customer or who.actor
     enforce(who, Action.REQUEST, requested_by=customer)
+    # Staff or a service asking for a customer: recorded, so they cannot approve it either.
+    submitted_by = None if same_person(who.actor, customer) else who.actor
     try:
         request = RefundRequest(
             refund_key=idempotency_key,
             **body.model_dump(exclude={"requested_by"}, exclude_none=True),
             requested_by=customer,
+            submitted_by=submitted_by,
         )
     except ValidationError as err:
         raise bad_input(err) from None

@@ -101,6 +101,10 @@ class RefundRequest(_Contract):
     channel: Channel
     requested_by: ActorName
     """Opaque customer id or staff handle, never a name or e-mail."""
+    submitted_by: ActorName | None = None
+    """Who submitted it for `requested_by`, when someone else did: a staff member or a
+    service, from their verified identity (the API sets it). Four eyes: they may not decide
+    on it either. Not part of what makes two requests the same."""
     locale: Locale = "en"
     """The customer's language: every message about this refund is rendered in it."""
     note: FreeText | None = None
@@ -223,6 +227,10 @@ class StatusView(_Contract):
     provider_refund_id: str | None
     provider_failure: str | None = None
     """Why the provider refused or failed the refund, while an operator is needed."""
+    requested_by: str | None = None
+    """The customer the refund is for (opaque id; None in answers from older workers)."""
+    submitted_by: str | None = None
+    """Who submitted the request for them, when someone else did."""
     timeline: list[TimelineEntry]
     next_step: str
     eta: datetime | None

@@ -158,6 +158,23 @@ async def test_the_requester_cannot_approve_or_reject_their_own_refund(
     assert other.status == 200, other.body
 
 
+async def test_staff_who_submit_a_refund_for_a_customer_cannot_approve_it(
+    api: Api, sandbox: Sandbox, db: asyncpg.Pool
+) -> None:
+    order = await sandbox.order(amount=30000, category="general")
+    body = {"order_id": order["order_id"], "amount": 25000, "reason_code": "damaged"}
+    made = await api.request_refund("li", {**body, "requested_by": customer()})
+    assert made.status == 201 and made.body["submitted_by"] == "li", made.body
+    refund_id = made.body["refund_id"]
+    before = await audit_of(db, refund_id)
+    own = await api.call("POST", f"/v1/refunds/{refund_id}/approve", as_="li", json={})
+    assert own.status == 403, own.body
+    assert "li submitted this refund for the customer" in own.body["detail"]
+    assert await audit_of(db, refund_id) == before
+    other = await api.call("POST", f"/v1/refunds/{refund_id}/approve", as_="fang", json={})
+    assert other.status == 200, other.body
+
+
 async def test_a_customer_withdraws_their_own_refund(
     api: Api, sandbox: Sandbox, db: asyncpg.Pool
 ) -> None:

@@ -180,6 +180,19 @@ def test_nobody_approves_or_rejects_a_refund_they_requested() -> None:
     assert case.approval_refusal("li", "lead", None) is None
 
 
+def test_staff_who_submitted_a_refund_for_a_customer_do_not_decide_on_it() -> None:
+    case, _ = new_case()
+    request = case.inp.request.model_copy(update={"submitted_by": "li"})
+    case = RefundCase(case.inp.model_copy(update={"request": request}), Clock())
+    case.p.reserved = True
+    refusal = case.approval_refusal("Li", "lead", None) or ""
+    assert "li submitted this refund for cust_1" in refusal.casefold()
+    assert "cannot reject it" in (case.own_refund_refusal("li", "reject") or "")
+    assert case.approval_refusal("fang", "finance", None) is None
+    assert views.status(case).submitted_by == "li"
+    assert views.status(case).requested_by == "cust_1"
+
+
 def test_a_claimed_request_time_is_bounded_by_the_workflow_start() -> None:
     case, clock = new_case()
     base, started = case.inp, clock.now

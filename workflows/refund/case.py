@@ -340,8 +340,14 @@ class RefundCase:
     def own_refund_refusal(self, reviewer: str, action: str) -> str | None:
         """Four eyes: nobody decides on a refund they asked for themselves (invariant 10).
         Names compare without case and surrounding space, so "Cust_1 " is still cust_1."""
-        if _same_person(reviewer, self.inp.request.requested_by):
+        request = self.inp.request
+        if _same_person(reviewer, request.requested_by):
             return f"{reviewer} requested this refund and cannot {action} it: another person must"
+        if request.submitted_by and _same_person(reviewer, request.submitted_by):
+            return (
+                f"{reviewer} submitted this refund for {request.requested_by} and cannot"
+                f" {action} it: another person must"
+            )
         return None
 
     def operator_refusal(self, action: OperatorDecision) -> str | None:

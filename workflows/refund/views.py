@@ -86,6 +86,8 @@ def status(case: RefundCase) -> StatusView:
         evidence_required=decision.evidence_required,
         provider_refund_id=p.provider_refund_id,
         provider_failure=p.operator_note if p.awaiting is Awaiting.OPERATOR else None,
+        requested_by=inp.request.requested_by,
+        submitted_by=inp.request.submitted_by,
         timeline=list(p.timeline),
         next_step=wording.next_step(p.state, p.awaiting),
         eta=told.eta,
