@@ -13,19 +13,28 @@ from starlette.responses import HTMLResponse, Response
 from api.deps import state
 from api.pages.security import CHART_CSP, protect
 from api.pages.signin import pages, signed_in, to_signin
-from client.report import build_report, format_duration, format_period
+from client.report import build_report
 from client.report_chart import render_html
 from workflows.read_models import RefundReport
 
 router = APIRouter(include_in_schema=False)
-Day = Annotated[date | None, Query()]
+Day = Annotated[str, Query(max_length=10)]
 PRESETS = {"today": 0, "7d": 6, "30d": 29}
 """Days before today each preset starts; each ends at the end of today (UTC)."""
 
 
-def period(preset: str, since: date | None, until: date | None) -> tuple[date, date]:
+def day(text: str) -> date | None:
+    """A YYYY-MM-DD from the form; empty or malformed: not given."""
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def period(preset: str, since_text: str, until_text: str) -> tuple[date, date]:
     """[first day, last day] inclusive, in UTC; a custom range wins over a preset."""
     today = datetime.now(UTC).date()
+    since, until = day(since_text), day(until_text)
     if since is not None or until is not None:
         first = since or until or today
         last = until or today
@@ -44,31 +53,26 @@ async def _report(request: Request, first: date, last: date) -> RefundReport:
 async def report_page(
     request: Request,
     preset: Annotated[str, Query(max_length=8)] = "today",
-    since: Day = None,
-    until: Day = None,
+    since: Day = "",
+    until: Day = "",
 ) -> Response:
     who = await signed_in(request)
     if who is None:
         return to_signin(request)
     first, last = period(preset, since, until)
-    report = await _report(request, first, last)
     return pages(request).render(
         request,
         "report.html",
         who=who,
-        r=report,
         first=first.isoformat(),
         last=last.isoformat(),
-        preset=preset if since is None and until is None else "",
+        preset=preset if not (day(since) or day(until)) else "",
         presets={"today": "Today", "7d": "Last 7 days", "30d": "Last 30 days"},
-        period_text=format_period(report),
-        p50=format_duration(report.time_to_refund_seconds.p50),
-        p90=format_duration(report.time_to_refund_seconds.p90),
     )
 
 
 @router.get("/console/report/chart")
-async def report_chart(request: Request, since: Day = None, until: Day = None) -> Response:
+async def report_chart(request: Request, since: Day = "", until: Day = "") -> Response:
     who = await signed_in(request)
     if who is None:
         return protect(HTMLResponse("sign in first", status_code=401))

@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 import pytest
 from axe_playwright_python.async_playwright import Axe
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
 
 from tests.conftest import Sandbox
 from tests.integration.api_support import Api
@@ -105,7 +105,8 @@ async def test_a_lead_approves_from_the_queue_and_the_customer_reads_paid_in_chi
     await expect(page.locator("#state")).to_have_text("completed", timeout=WAIT_MS)
 
     link = await page.locator("#tracking-link").input_value()
-    customer_page = await (await browser.new_context()).new_page()  # no staff cookie
+    phone: ViewportSize = {"width": 390, "height": 844}  # a phone, and no staff cookie
+    customer_page = await (await browser.new_context(viewport=phone)).new_page()
     await customer_page.goto(link)
     await expect(customer_page.locator("#status")).to_have_text("已退款")
     assert await customer_page.locator("html").get_attribute("lang") == "zh-CN"
@@ -192,6 +193,7 @@ async def test_the_pages_have_no_serious_accessibility_violations(
     link = await page.locator("#tracking-link").input_value()
     await page.goto("/console/report")
     found["report"] = await axe.run(page)
+    await picture(page, "console-report", full=False)
     await page.goto(link)
     found["tracking"] = await axe.run(page)
     serious = {

@@ -1,0 +1,154 @@
+"""The pages' pure parts: signed tracking links, CSRF tokens, the customer's language, the
+progress bar, amounts typed by staff, where sign-in may send a browser, the report period,
+and that the templates escape what they are given."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from starlette.requests import Request
+
+from api.pages import queue
+from api.pages.actions import Refused, minor_units
+from api.pages.render import environment
+from api.pages.report import period
+from api.pages.security import (
+    CSRF_COOKIE,
+    csrf_ok,
+    csrf_token,
+    tracking_ok,
+    tracking_query,
+)
+from api.pages.signin import safe_next
+from api.pages.tracking import pick_locale, progress
+from workflows.models import StatusView, TimelineEntry
+from workflows.states import Awaiting, RefundState
+
+SECRET = b"s" * 32
+NOW = 1_800_000_000.0
+
+
+def link_parts(query: str) -> tuple[str, str]:
+    e, s = (part.split("=", 1)[1] for part in query.split("&"))
+    return e, s
+
+
+def test_a_tracking_link_opens_its_own_refund_until_it_expires() -> None:
+    e, s = link_parts(tracking_query(SECRET, "rf_a", now=NOW))
+    assert tracking_ok(SECRET, "rf_a", e, s, now=NOW)
+    assert not tracking_ok(SECRET, "rf_b", e, s, now=NOW)  # another refund
+    assert not tracking_ok(b"t" * 32, "rf_a", e, s, now=NOW)  # another secret
+    assert not tracking_ok(SECRET, "rf_a", str(int(e) + 1), s, now=NOW)  # a longer life
+    assert not tracking_ok(SECRET, "rf_a", e, s, now=int(e) + 1)  # expired
+    assert not tracking_ok(SECRET, "rf_a", "", "", now=NOW)
+
+
+def request(cookie: str = "", origin: str | None = None) -> Request:
+    headers = [(b"host", b"127.0.0.1:8080")]
+    if cookie:
+        headers.append((b"cookie", f"{CSRF_COOKIE}={cookie}".encode()))
+    if origin:
+        headers.append((b"origin", origin.encode()))
+    scope: dict[str, Any] = {"type": "http", "method": "POST", "path": "/", "headers": headers}
+    scope.update({"scheme": "http", "server": ("127.0.0.1", 8080), "query_string": b""})
+    return Request(scope)
+
+
+def test_a_form_is_accepted_with_its_browsers_token_from_this_origin_only() -> None:
+    seed = "c" * 40
+    token = csrf_token(SECRET, seed)
+    assert csrf_ok(SECRET, request(seed), token)
+    assert csrf_ok(SECRET, request(seed, "http://127.0.0.1:8080"), token)
+    assert not csrf_ok(SECRET, request(seed, "https://evil.example"), token)
+    assert not csrf_ok(SECRET, request("d" * 40), token)  # another browser's
+    assert not csrf_ok(SECRET, request(seed), "")
+    assert not csrf_ok(SECRET, request(), token)  # no cookie at all
+
+
+@pytest.mark.parametrize(
+    ("lang", "accept", "own", "shown"),
+    [
+        ("zh-CN", "en-US,en", "en", "zh-CN"),
+        ("", "zh-TW,zh;q=0.9", "en", "zh-CN"),
+        ("", "fr-FR,en;q=0.5", "zh-CN", "en"),
+        ("", "fr-FR", "zh-CN", "zh-CN"),
+        ("xx", "", "en", "en"),
+    ],
+)
+def test_the_customers_language(lang: str, accept: str, own: str, shown: str) -> None:
+    assert pick_locale(lang, accept, own) == shown
+
+
+def status(state: RefundState, *moves: tuple[RefundState | None, RefundState]) -> StatusView:
+    at = datetime(2026, 11, 26, tzinfo=UTC)
+    timeline = [
+        TimelineEntry(
+            seq=i + 1, event="e", from_state=a, state=b, at=at, actor="x", source="y", reason=""
+        )
+        for i, (a, b) in enumerate(moves)
+    ]
+    return StatusView(
+        refund_id="rf_1", refund_key="k", order_id="o", state=state, cancel_reason=None,
+        amount=100, requested_amount=100, currency="USD", awaiting=Awaiting.NOTHING,
+        escalation_level=0, policy_version="p", reason_code="damaged", channel="web",
+        evidence_required=False, provider_refund_id=None, timeline=timeline, next_step="",
+        eta=None, message="",
+    )  # fmt: skip
+
+
+def test_the_progress_bar_marks_where_the_refund_is() -> None:
+    waiting = progress(status(RefundState.APPROVED), "en")
+    assert [(s["label"], s["mark"]) for s in waiting] == [
+        ("requested", "done"),
+        ("approved", "current"),
+        ("on its way", ""),
+        ("paid", ""),
+    ]
+    paid = progress(status(RefundState.COMPLETED), "zh-CN")
+    assert [s["mark"] for s in paid] == ["done"] * 4 and paid[-1]["label"] == "已退款"
+    rejected = status(
+        RefundState.CANCELLED,
+        (None, RefundState.PENDING_REVIEW),
+        (RefundState.PENDING_REVIEW, RefundState.CANCELLED),
+    )
+    assert [s["label"] for s in progress(rejected, "en")] == ["requested", "closed"]
+
+
+def test_amounts_typed_by_staff_are_minor_units_of_the_refunds_currency() -> None:
+    assert minor_units("180.5", "USD") == 18050
+    assert minor_units("500", "JPY") == 500
+    assert minor_units("  ", "USD") is None
+    for bad in ("1.001", "-3", "0", "abc"):
+        with pytest.raises(Refused):
+            minor_units(bad, "USD")
+
+
+def test_sign_in_sends_a_browser_only_within_the_console() -> None:
+    assert safe_next("/console/refunds/rf_1") == "/console/refunds/rf_1"
+    for elsewhere in ("https://evil.example/console", "//evil.example", "/console\\@evil", "/v1"):
+        assert safe_next(elsewhere) == "/console"
+
+
+def test_the_report_period() -> None:
+    today = datetime.now(UTC).date()
+    assert period("today", "", "") == (today, today)
+    assert period("7d", "", "") == (today - timedelta(days=6), today)
+    assert period("today", "2026-11-20", "2026-11-01") == (date(2026, 11, 1), date(2026, 11, 20))
+    assert period("today", "garbage", "") == (today, today)
+
+
+def test_templates_escape_markup() -> None:
+    env = environment()
+    page = env.from_string("<td>{{ reason }}</td>").render(reason="<script>x()</script>")
+    assert page == "<td>&lt;script&gt;x()&lt;/script&gt;</td>"
+
+
+def test_the_queue_cursor_round_trips_and_a_forged_one_starts_at_the_top() -> None:
+    due = datetime(2026, 11, 27, 6, 24, tzinfo=UTC)
+    cursor = queue.encode_cursor({"due_at": due, "refund_id": "rf_" + "a" * 24})
+    assert queue.decode_cursor(cursor) == (due, "rf_" + "a" * 24)
+    assert queue.decode_cursor("bm90IGpzb24") is None
+    assert queue.Filters(amount_min=Decimal(1)).awaiting_values() == ["reviewer", "operator"]
