@@ -31,6 +31,7 @@ from client.cli.handlers import Handler
 from client.cli.output import emit
 from client.settings import DEFAULT_POLICY, Settings
 from worker.api_commands import API_HANDLERS, add_api_commands
+from worker.codec_commands import CODEC_HANDLERS, add_codec_commands
 from worker.processes import StackError
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ def add_stack_commands(sub: Subcommands) -> None:
     dev.add_argument("--sandbox-port", type=int, default=8088)
     dev.add_argument("--webhook-port", type=int, default=8089)
     dev.add_argument("--api-port", type=int, default=8080)
+    dev.add_argument("--codec-port", type=int, default=8081)
     command(sub, "worker", "run a worker (configured from the environment); --json: JSON logs")
     hooks = command(
         sub, "webhooks", "receive the payment provider's webhooks (REFUNDFLOW_WEBHOOK_SECRET)"
@@ -89,7 +91,14 @@ def all_commands() -> list[CommandAdder]:
     a change here."""
     client_side = list(CLIENT_COMMANDS)
     at = client_side.index(add_records)
-    return [add_stack_commands, *client_side[:at], add_bench, *client_side[at:], add_api_commands]
+    return [
+        add_stack_commands,
+        *client_side[:at],
+        add_bench,
+        *client_side[at:],
+        add_api_commands,
+        add_codec_commands,
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,6 +120,7 @@ def _dev(args: argparse.Namespace) -> int:
         sandbox_port=args.sandbox_port,
         webhook_port=args.webhook_port,
         api_port=args.api_port,
+        codec_port=args.codec_port,
         database_url=os.environ.get("DATABASE_URL") or None,
         # Only with DATABASE_URL: the embedded server has its own owner.
         migration_database_url=(os.environ.get("DATABASE_URL") or None)
@@ -294,6 +304,7 @@ STACK_HANDLERS: dict[str, Handler] = {
     "migrate": _migrate,
     "bench": _bench,
     **API_HANDLERS,
+    **CODEC_HANDLERS,
 }
 
 

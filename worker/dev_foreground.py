@@ -97,6 +97,8 @@ def _print_banner(stack: DevStack) -> None:
         f"  API           {stack.describe()['api_url']}   docs /docs; tokens: refundflow token"
         " --as NAME",
         f"  metrics       {stack.metrics_url}   (the worker's Prometheus endpoint)",
+        f"  codec server  {stack.describe()['codec_url']}   payloads sealed with"
+        f" {stack.describe()['codec_key_file']} (the Web UI opens them through it)",
         f"  logs          {stack.logs}",
         "From another shell in this folder (after `source .venv/bin/activate`):",
         "  refundflow sandbox order --amount 12000 --currency USD --json",

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from client.settings import DEFAULT_POLICY, STACK_FILE, read_stack_file
 from client.temporal_config import without_connection_vars
-from worker import dev_api
+from worker import dev_api, dev_codec
 from worker.embedded_pg import EmbeddedPostgres
 from worker.processes import StackError, free_port, port_in_use, spawn, stop_process
 from worker.stack_home import wipe_home as wipe_home
@@ -45,6 +45,8 @@ class StackConfig:
     metrics_port: int = 9464
     """The worker's Prometheus endpoint (REFUNDFLOW_METRICS_ADDR), on 127.0.0.1."""
     api_port: int = 8080
+    codec_port: int = 8081
+    """The codec server (opens sealed payloads for the Web UI and operators), on 127.0.0.1."""
     database_url: str | None = None
     """Use this Postgres instead of starting the embedded one (the app's role)."""
     migration_database_url: str | None = None
@@ -72,6 +74,7 @@ class StackConfig:
             webhook_port=free_port(),
             metrics_port=free_port(),
             api_port=free_port(),
+            codec_port=free_port(),
             database_url=os.environ.get("DATABASE_URL"),
             migration_database_url=os.environ.get("DATABASE_URL")
             and os.environ.get("MIGRATION_DATABASE_URL"),
@@ -91,6 +94,7 @@ class DevStack:
         self.worker: subprocess.Popen[bytes] | None = None
         self.webhooks: subprocess.Popen[bytes] | None = None
         self.api: subprocess.Popen[bytes] | None = None
+        self.codec: subprocess.Popen[bytes] | None = None
         self.database_url: str | None = config.database_url
         """What the app's processes connect with (embedded: as APP_ROLE)."""
         self.owner_database_url: str | None = config.migration_database_url
@@ -129,6 +133,8 @@ class DevStack:
         env = without_connection_vars(os.environ)
         # The app's processes never hold the owner's credentials.
         env.pop("MIGRATION_DATABASE_URL", None)
+        # The stack's payloads are sealed with its own key file, never a shell's keys.
+        env.pop("REFUNDFLOW_CODEC_KEYS", None)
         env.update(
             {
                 "TEMPORAL_ADDRESS": self.temporal_address,
@@ -148,6 +154,8 @@ class DevStack:
             }
         )
         env.update(dev_api.api_env(self.config.home, self.config.api_port))
+        ui_port = None if self.config.headless else self.config.ui_port
+        env.update(dev_codec.codec_env(self.config.home, self.config.codec_port, ui_port))
         env.update(self.config.extra_env)
         return env
 
@@ -168,6 +176,7 @@ class DevStack:
             "sandbox": cfg.sandbox_port,
             "webhook receiver": cfg.webhook_port,
             "API": cfg.api_port,
+            "codec server": cfg.codec_port,
         }
         if not cfg.headless:
             ports["Temporal Web UI"] = cfg.ui_port
@@ -186,6 +195,7 @@ class DevStack:
     def _start_all(self, progress: Any) -> None:
         cfg = self.config
         t0 = time.monotonic()
+        dev_codec.ensure_key(cfg.home)  # before anything seals a payload with it
         if self.database_url is None:
             progress(f"starting PostgreSQL (embedded) on port {cfg.pg_port} ...")
             self.postgres = EmbeddedPostgres(
@@ -206,6 +216,7 @@ class DevStack:
             log_path=self.logs / "temporal.log",
             headless=cfg.headless,
             time_skipping=cfg.time_skipping,
+            ui_codec_endpoint=dev_codec.codec_url(cfg.codec_port),
         )
         self.temporal.start()
         progress(
@@ -229,6 +240,10 @@ class DevStack:
         progress(f"starting API on {dev_api.api_url(cfg.api_port)} ...")
         self.api = dev_api.start_api(cfg.home, self.env(), self.logs / "api.log")
         self._wait_http(f"{dev_api.api_url(cfg.api_port)}/healthz", self.api, "api")
+        progress(f"starting codec server on {dev_codec.codec_url(cfg.codec_port)} ...")
+        self.codec = dev_codec.start_codec_server(self.env(), self.logs / "codec.log")
+        codec_health = f"{dev_codec.codec_url(cfg.codec_port)}/healthz"
+        self._wait_http(codec_health, self.codec, "codec")
         progress(f"stack ready in {time.monotonic() - t0:.1f} s")
 
     def _prepare_database(self) -> str:
@@ -296,6 +311,9 @@ class DevStack:
 
     def stop(self) -> None:
         """Stop everything we started, newest first. Safe to call more than once."""
+        if self.codec is not None:
+            stop_process(self.codec)
+            self.codec = None
         if self.api is not None:
             stop_process(self.api)
             self.api = None
@@ -329,6 +347,7 @@ class DevStack:
             "webhooks": self.webhooks,
             "worker": self.worker,
             "api": self.api,
+            "codec": self.codec,
         }
         return {name: p for name, p in procs.items() if p is not None}
 
@@ -353,6 +372,7 @@ class DevStack:
             "webhook_url": self.webhook_url,
             "metrics_url": self.metrics_url,
             **dev_api.describe(self.config.api_port),
+            **dev_codec.describe(self.config.home, self.config.codec_port),
             "task_queue": self.config.task_queue,
             "policy": self.config.policy,
             "children": {name: p.pid for name, p in self.children().items()},

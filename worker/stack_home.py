@@ -8,8 +8,9 @@ from pathlib import Path
 from client.settings import STACK_FILE, pid_alive, read_stack_file
 from worker.processes import StackError
 
-STATE = ("postgres", "temporal.sqlite", "logs", "issuer", STACK_FILE)
-"""Everything the stack keeps between runs; `issuer` holds the dev token issuer's key."""
+STATE = ("postgres", "temporal.sqlite", "logs", "issuer", "codec", STACK_FILE)
+"""Everything the stack keeps between runs; `issuer` holds the dev token issuer's key,
+`codec` the payload key that Temporal's state is sealed with (they go together)."""
 
 
 def wipe_home(home: Path) -> None:

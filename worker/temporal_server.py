@@ -34,6 +34,7 @@ class TemporalDevServer:
         headless: bool = False,
         time_skipping: bool = False,
         dynamic_config: dict[str, str] | None = None,
+        ui_codec_endpoint: str | None = None,
     ) -> None:
         self.port = port
         self.ui_port = ui_port
@@ -43,6 +44,8 @@ class TemporalDevServer:
         self.time_skipping = time_skipping
         self.dynamic_config = dynamic_config or {}
         """Server settings (`--dynamic-config-value`), e.g. a lower continue-as-new hint."""
+        self.ui_codec_endpoint = ui_codec_endpoint
+        """The codec server the Web UI opens sealed payloads through (in the browser)."""
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -71,6 +74,8 @@ class TemporalDevServer:
             args.append("--headless")
         else:
             args += ["--ui-port", str(self.ui_port), "--ui-disable-news-fetch"]
+            if self.ui_codec_endpoint:
+                args += ["--ui-codec-endpoint", self.ui_codec_endpoint]
         for name, kind in SEARCH_ATTRIBUTES.items():
             args += ["--search-attribute", f"{name}={kind}"]
         if self.time_skipping:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,10 +26,11 @@ pytestmark = pytest.mark.stack
 
 
 def start_dev(folder: Path, *extra: str) -> tuple[subprocess.Popen[str], dict[str, int]]:
-    ports = {name: free_port() for name in ("temporal", "ui", "pg", "sandbox", "webhook", "api")}
+    names = ("temporal", "ui", "pg", "sandbox", "webhook", "api", "codec")
+    ports = {name: free_port() for name in names}
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REFUNDFLOW_HOME")}
     command = [sys.executable, "-m", "worker.cli", "dev", *extra]
-    for name in ("temporal", "ui", "pg", "sandbox", "webhook", "api"):
+    for name in names:
         command += [f"--{name}-port", str(ports[name])]
     proc = subprocess.Popen(
         command,
@@ -93,7 +95,9 @@ def test_dev_runs_in_the_foreground_is_found_from_the_folder_and_stops_cleanly(
         banner = wait_for_banner(proc)
         assert any("demo orders" in line for line in banner), banner
         children = children_of(folder)
-        assert set(children) == {"PostgreSQL", "Temporal", "sandbox", "webhooks", "worker", "api"}
+        assert set(children) == {
+            "PostgreSQL", "Temporal", "sandbox", "webhooks", "worker", "api", "codec"
+        }  # fmt: skip
         stack = json.loads((folder / ".refundflow" / "stack.json").read_text())
         assert stack["policy"] == DEFAULT_POLICY  # new refunds get the policy in force
 
@@ -105,6 +109,7 @@ def test_dev_runs_in_the_foreground_is_found_from_the_folder_and_stops_cleanly(
 
         with urllib.request.urlopen(f"http://127.0.0.1:{ports['ui']}/", timeout=10) as page:
             assert page.status == 200  # the Temporal Web UI
+        check_the_ui_opens_payloads_through_the_codec_server(stack, ports)
         check_the_api_and_a_dev_token(folder, env, ports["api"])
 
         proc.send_signal(signal.SIGINT)
@@ -116,6 +121,28 @@ def test_dev_runs_in_the_foreground_is_found_from_the_folder_and_stops_cleanly(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def check_the_ui_opens_payloads_through_the_codec_server(
+    stack: dict[str, object], ports: dict[str, int]
+) -> None:
+    """The Web UI is pointed at the stack's codec server, which lets the UI's own origin
+    through without a token (the dev UI has no login), and nobody else."""
+    ui = f"http://127.0.0.1:{ports['ui']}"
+    with urllib.request.urlopen(f"{ui}/api/v1/settings", timeout=10) as page:
+        codec = json.loads(page.read())["Codec"]
+    assert codec["Endpoint"] == f"http://127.0.0.1:{ports['codec']}" == stack["codec_url"]
+    for origin, status in [(f"http://localhost:{ports['ui']}", 200), (None, 401)]:
+        request = urllib.request.Request(
+            f"{codec['Endpoint']}/decode",
+            data=b'{"payloads": []}',
+            headers={"Content-Type": "application/json", **({"Origin": origin} if origin else {})},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                assert (answer.status, json.loads(answer.read())) == (status, {"payloads": []})
+        except urllib.error.HTTPError as refused:
+            assert refused.code == status, origin
 
 
 def test_children_die_with_dev_even_on_kill_9(folder: Path) -> None:

@@ -9,7 +9,9 @@ from client.cli.commands import CLIENT_COMMANDS, build_parser
 from client.cli.handlers import HANDLERS
 from worker import cli as worker_cli
 
-STACK_COMMANDS = ["dev", "worker", "webhooks", "migrate", "bench", "api", "token"]
+STACK_COMMANDS = [
+    "dev", "worker", "webhooks", "migrate", "bench", "api", "token", "codec-server", "codec-key",
+]  # fmt: skip
 
 
 def command_names(parser: argparse.ArgumentParser) -> list[str]:
@@ -22,7 +24,7 @@ def test_refundflow_lists_every_command_in_the_usual_order() -> None:
         "dev", "worker", "webhooks", "migrate", "sandbox", "operator", "request",
         "eligibility", "policy", "track", "events", "subscribers", "status", "list",
         "approve", "reject", "cancel", "received", "reconcile", "anomalies", "bench",
-        "audit", "report", "api", "token",
+        "audit", "report", "api", "token", "codec-server", "codec-key",
     ]  # fmt: skip
 
 

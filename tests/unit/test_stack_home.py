@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from api.dev_issuer import ensure_signing_key, key_path
+from worker.dev_codec import ensure_key
 from worker.processes import StackError
 from worker.stack_home import wipe_home
 
@@ -23,6 +24,7 @@ def test_fresh_deletes_the_state_and_the_issuer_key_only(tmp_path: Path) -> None
     key = ensure_signing_key(home)
     assert key == key_path(home) and key.stat().st_mode & 0o777 == 0o600
     assert ensure_signing_key(home).read_bytes() == key.read_bytes()  # made once, then kept
+    ensure_key(home)  # the payload key goes with the Temporal state it sealed
     wipe_home(home)
     assert sorted(p.name for p in home.iterdir()) == ["notes.txt"]
 

@@ -1,0 +1,71 @@
+"""`refundflow codec-server` (open and seal payloads for the Web UI and operators) and
+`refundflow codec-key --id ID` (a fresh key entry to put first in the keyring).
+
+Stack commands: the codec server holds the payload keys, and verifies callers with the
+API's identity settings (REFUNDFLOW_OIDC_*), so it lives on the composition root's side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+
+from client.cli.arguments import EXIT_OK
+from client.cli.commands import Subcommands, command
+from client.cli.handlers import Handler
+from client.payload_codec import CodecKeyError, new_key_entry
+from client.settings import ConfigurationError, Settings
+
+
+def add_codec_commands(sub: Subcommands) -> None:
+    server = command(
+        sub,
+        "codec-server",
+        "open sealed payloads for the Temporal Web UI and operators (REFUNDFLOW_CODEC_KEYS)",
+    )
+    server.add_argument("--host", help="default: REFUNDFLOW_CODEC_HOST or 127.0.0.1")
+    server.add_argument("--port", type=int, help="default: REFUNDFLOW_CODEC_PORT or 8081")
+    key = command(sub, "codec-key", "print a new payload key entry (id:base64key), for rotation")
+    key.add_argument("--id", dest="key_id", required=True, help="the new key's id, e.g. 2026-11")
+
+
+async def _codec_server(args: argparse.Namespace) -> int:
+    from api.codec_server import CodecServerConfig, serve_codec
+    from api.config import ApiConfig
+    from client.payload_codec import EncryptionCodec, load_keyring
+    from worker.logging_setup import configure_logging
+
+    settings = Settings.from_env()
+    if args.json:
+        settings = dataclasses.replace(settings, log_format="json")
+    try:
+        keyring = load_keyring(settings.codec_keys, settings.codec_key_file)
+    except CodecKeyError as err:
+        raise ConfigurationError(str(err)) from None
+    if keyring is None:
+        raise ConfigurationError(
+            "the codec server needs the payload keys: set REFUNDFLOW_CODEC_KEYS or"
+            " REFUNDFLOW_CODEC_KEY_FILE (`refundflow codec-key --id ID` makes one)"
+        )
+    config = CodecServerConfig.from_env()
+    config = dataclasses.replace(
+        config, host=args.host or config.host, port=args.port or config.port
+    )
+    configure_logging(settings.log_format, settings.log_level)
+    await serve_codec(
+        config, ApiConfig.from_env(), EncryptionCodec(keyring), settings.temporal_namespace
+    )
+    return EXIT_OK
+
+
+def _codec_key(args: argparse.Namespace) -> int:
+    try:
+        entry = new_key_entry(args.key_id)
+    except CodecKeyError as err:
+        raise ConfigurationError(str(err)) from None
+    print(json.dumps({"key_id": args.key_id, "entry": entry}) if args.json else entry)
+    return EXIT_OK
+
+
+CODEC_HANDLERS: dict[str, Handler] = {"codec-server": _codec_server, "codec-key": _codec_key}
