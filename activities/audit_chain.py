@@ -50,6 +50,9 @@ class AuditContent:
     reason: str
     escalation_level: int
     policy_version: str
+    issuer: str | None = None
+    """The identity provider behind the actor (API actions); encoded only when present, so
+    rows without one hash as they did before the column existed (migration 0009)."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ def canonical(content: AuditContent, prev_hash: str) -> bytes:
         c.reason,
         str(c.escalation_level),
         c.policy_version,
+        *([c.issuer] if c.issuer is not None else []),
         prev_hash,
     ]
     return b"".join(_field(f) for f in fields)
@@ -202,7 +206,7 @@ def check_chain(
 
 _ROWS = """
     SELECT refund_id, seq, event, from_state, to_state, at, actor, source, reason,
-           escalation_level, policy_version, prev_hash, row_hash
+           escalation_level, policy_version, issuer, prev_hash, row_hash
     FROM refundflow.audit WHERE ($1::text IS NULL OR refund_id = $1)
     ORDER BY refund_id, seq
 """

@@ -191,7 +191,7 @@ class PostgresRefundStore:
     async def audit_trail(self, refund_id: str) -> list[AuditEntry]:
         rows = await self._pool.fetch(
             "SELECT refund_id, seq, event, from_state, to_state, at, actor, source, reason,"
-            " escalation_level, policy_version, recorded_at"
+            " escalation_level, policy_version, issuer, recorded_at"
             " FROM refundflow.audit WHERE refund_id = $1 ORDER BY seq",
             refund_id,
         )
@@ -204,10 +204,10 @@ class PostgresRefundStore:
 
 _INSERT_AUDIT = """
     INSERT INTO refundflow.audit (refund_id, seq, event, from_state, to_state, at,
-        actor, source, reason, escalation_level, policy_version, prev_hash, row_hash)
+        actor, source, reason, escalation_level, policy_version, issuer, prev_hash, row_hash)
     SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[],
         $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::int[], $11::text[],
-        $12::text[], $13::text[])
+        $12::text[], $13::text[], $14::text[])
     ON CONFLICT (refund_id, seq) DO NOTHING
     RETURNING seq
 """
@@ -243,6 +243,7 @@ def _audit_rows(batch: RecordTransitionsInput) -> list[AuditContent]:
             reason=e.reason,
             escalation_level=e.escalation_level,
             policy_version=policy_version,
+            issuer=e.issuer,
         )
         for e in batch.entries
     ]

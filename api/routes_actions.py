@@ -39,35 +39,41 @@ async def approve(refund_id: RefundPath, body: ApproveBody, who: Caller, api: St
     enforce(who, Action.APPROVE, refund, amount=body.amount)
     role = who.approver_role
     assert role is not None  # enforce allowed it
-    return await api.refunds.approve(refund_id, who.actor, body.amount, role, source=SOURCE)
+    return await api.refunds.approve(
+        refund_id, who.actor, body.amount, role, source=SOURCE, issuer=who.issuer
+    )
 
 
 @_action("/reject", "Reject, as the caller")
 async def reject(refund_id: RefundPath, body: ReasonBody, who: Caller, api: State) -> StatusView:
     _, refund = await refund_facts(api, refund_id)
     enforce(who, Action.REJECT, refund)
-    return await api.refunds.reject(refund_id, who.actor, body.reason, source=SOURCE)
+    return await api.refunds.reject(
+        refund_id, who.actor, body.reason, source=SOURCE, issuer=who.issuer
+    )
 
 
 @_action("/cancel", "Withdraw the refund before money moves (customers: their own)")
 async def cancel(refund_id: RefundPath, body: ReasonBody, who: Caller, api: State) -> StatusView:
     _, refund = await refund_facts(api, refund_id)
     enforce(who, Action.CANCEL, refund)
-    return await api.refunds.cancel(refund_id, who.actor, body.reason, source=SOURCE)
+    return await api.refunds.cancel(
+        refund_id, who.actor, body.reason, source=SOURCE, issuer=who.issuer
+    )
 
 
 @_action("/received", "The returned item arrived (the warehouse)")
 async def received(refund_id: RefundPath, who: Caller, api: State) -> StatusView:
     _, refund = await refund_facts(api, refund_id)
     enforce(who, Action.RECEIVED, refund)
-    return await api.refunds.item_received(refund_id, who.actor, source=SOURCE)
+    return await api.refunds.item_received(refund_id, who.actor, source=SOURCE, issuer=who.issuer)
 
 
 @_action("/operator/retry", "Retry the payment after a failure (operators)")
 async def operator_retry(refund_id: RefundPath, who: Caller, api: State) -> StatusView:
     _, refund = await refund_facts(api, refund_id)
     enforce(who, Action.OPERATOR_RETRY, refund)
-    return await api.refunds.operator_retry(refund_id, who.actor, source=SOURCE)
+    return await api.refunds.operator_retry(refund_id, who.actor, source=SOURCE, issuer=who.issuer)
 
 
 @_action("/operator/cancel", "Cancel after a payment failure (operators)")
@@ -76,7 +82,9 @@ async def operator_cancel(
 ) -> StatusView:
     _, refund = await refund_facts(api, refund_id)
     enforce(who, Action.OPERATOR_CANCEL, refund)
-    return await api.refunds.operator_cancel(refund_id, who.actor, body.reason, source=SOURCE)
+    return await api.refunds.operator_cancel(
+        refund_id, who.actor, body.reason, source=SOURCE, issuer=who.issuer
+    )
 
 
 @_action("/operator/paid-elsewhere", "Complete: the customer was paid outside the provider")
@@ -86,4 +94,6 @@ async def operator_paid_elsewhere(
     _, refund = await refund_facts(api, refund_id)
     enforce(who, Action.OPERATOR_PAID_ELSEWHERE, refund)
     proof = body.proof
-    return await api.refunds.operator_paid_elsewhere(refund_id, who.actor, proof, source=SOURCE)
+    return await api.refunds.operator_paid_elsewhere(
+        refund_id, who.actor, proof, source=SOURCE, issuer=who.issuer
+    )

@@ -11,9 +11,6 @@ import aiohttp
 import asyncpg
 from temporalio.client import (
     Client,
-    WorkflowHandle,
-    WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import (
     SearchAttributePair,
@@ -21,7 +18,7 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from activities.http_adapters import HttpOrderSystem, HttpService
@@ -44,29 +41,22 @@ from client.edge import (
 from client.edge import default_refund_key as default_refund_key
 from client.edge import refund_id_for as refund_id_for
 from client.errors import (
-    RefundActionRefused,
     RefundConflict,
     RefundflowError,
     RefundNotFound,
     rpc_error,
 )
 from client.policy_source import load_policy
+from client.refund_actions import RefundActions
 from client.settings import Settings
 from workflows import names
 from workflows.eligibility import EligibilityAnswer, check_eligibility
 from workflows.models import (
-    ApproveInput,
-    CancelInput,
-    ItemReceivedInput,
-    OperatorCancelInput,
-    OperatorPaidElsewhereInput,
-    OperatorRetryInput,
     PinnedPolicy,
     ReconcileInput,
     ReconcileReport,
     RefundRequest,
     RefundWorkflowInput,
-    RejectInput,
     StatusQuery,
     StatusView,
 )
@@ -86,11 +76,10 @@ from workflows.wording import customer_view
 QUERY_TIMEOUT = timedelta(seconds=15)
 # A refund whose request is older than this was not started by the call that found it.
 EARLIER_REQUEST = timedelta(seconds=2)
-UPDATE_TIMEOUT = timedelta(seconds=30)
 REFUND_ID_PATTERN = r"^rf_[0-9a-f]{24}$"
 
 
-class RefundClient:
+class RefundClient(RefundActions):
     def __init__(
         self,
         temporal: Client,
@@ -297,88 +286,7 @@ class RefundClient:
             raise RefundNotFound(f"no audit trail for refund {refund_id}")
         return trail
 
-    # --- actions ------------------------------------------------------------------------
-
-    # `source` is the system the action came from, as the audit records it (the HTTP API
-    # says "api"); the defaults are the contracts' own.
-
-    async def approve(
-        self,
-        refund_id: str,
-        reviewer: str,
-        amount: int | None = None,
-        role: str = "support",
-        *,
-        source: str = "support",
-    ) -> StatusView:
-        """Approve as `reviewer` acting in staff `role`; the refund's pinned policy says
-        how much that role may approve."""
-        return await self._update(
-            refund_id,
-            RefundWorkflow.approve,
-            ApproveInput(reviewer=reviewer, amount=amount, role=role, source=source),
-        )
-
-    async def reject(
-        self, refund_id: str, reviewer: str, reason: str, *, source: str = "support"
-    ) -> StatusView:
-        update = RejectInput(reviewer=reviewer, reason=reason, source=source)
-        return await self._update(refund_id, RefundWorkflow.reject, update)
-
-    async def cancel(
-        self, refund_id: str, actor: str, reason: str, *, source: str = "support"
-    ) -> StatusView:
-        update = CancelInput(actor=actor, reason=reason, source=source)
-        return await self._update(refund_id, RefundWorkflow.cancel, update)
-
-    async def item_received(
-        self, refund_id: str, actor: str = "warehouse", *, source: str = "warehouse"
-    ) -> StatusView:
-        update = ItemReceivedInput(actor=actor, source=source)
-        return await self._update(refund_id, RefundWorkflow.item_received, update)
-
-    async def operator_retry(
-        self, refund_id: str, operator: str, *, source: str = "operator"
-    ) -> StatusView:
-        update = OperatorRetryInput(operator=operator, source=source)
-        return await self._update(refund_id, RefundWorkflow.operator_retry, update)
-
-    async def operator_paid_elsewhere(
-        self, refund_id: str, operator: str, proof: str, *, source: str = "operator"
-    ) -> StatusView:
-        """The customer was paid outside the provider: complete the refund with the proof."""
-        update = OperatorPaidElsewhereInput(operator=operator, proof=proof, source=source)
-        return await self._update(refund_id, RefundWorkflow.operator_paid_elsewhere, update)
-
-    async def operator_cancel(
-        self, refund_id: str, operator: str, reason: str, *, source: str = "operator"
-    ) -> StatusView:
-        update = OperatorCancelInput(operator=operator, reason=reason, source=source)
-        return await self._update(refund_id, RefundWorkflow.operator_cancel, update)
-
     # --- plumbing -----------------------------------------------------------------------
-
-    def _handle(self, refund_id: str) -> WorkflowHandle[Any, Any]:
-        return self.temporal.get_workflow_handle(refund_id)
-
-    async def _update(self, refund_id: str, update: Any, arg: Any) -> StatusView:
-        handle = self._handle(refund_id)
-        try:
-            result: StatusView = await handle.execute_update(
-                update, arg, rpc_timeout=UPDATE_TIMEOUT
-            )
-            return result
-        except WorkflowUpdateRPCTimeoutOrCancelledError:
-            raise RefundflowError(
-                f"no answer from refund {refund_id} within {UPDATE_TIMEOUT.seconds} s: is a"
-                " worker running (`refundflow worker`, or `refundflow dev` in this folder)?"
-            ) from None
-        except WorkflowUpdateFailedError as err:
-            cause = err.cause
-            message = cause.message if isinstance(cause, ApplicationError) else str(cause)
-            raise RefundActionRefused(f"refused: {message}") from None
-        except RPCError as err:
-            raise rpc_error(refund_id, err) from None
 
     async def reconcile(self, inp: ReconcileInput) -> ReconcileReport:
         """Run a reconciliation now (the schedule runs the same workflow)."""

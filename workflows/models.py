@@ -169,6 +169,9 @@ class TimelineEntry(_Contract):
     """The system the action came from: web, app, support, api, policy, timer, worker, ..."""
     reason: str
     escalation_level: int = 0
+    issuer: str | None = None
+    """The identity provider that vouched for `actor` (its token's `iss`), for actions that
+    came through the API; None for the system's own steps and older entries."""
 
 
 class MessageFacts(_Contract):
@@ -259,7 +262,12 @@ class StatusQuery(_Contract):
     include_timeline: bool = True
 
 
-class ApproveInput(_Contract):
+class _PersonsAction(_Contract):
+    issuer: Annotated[str, Field(max_length=300)] | None = None
+    """Who vouched for the person acting (their token's `iss`, via the API); audited."""
+
+
+class ApproveInput(_PersonsAction):
     reviewer: ActorName
     role: ActorName = "support"
     """The reviewer's staff role; the pinned policy says how much each role may approve."""
@@ -268,19 +276,19 @@ class ApproveInput(_Contract):
     source: str = "support"
 
 
-class RejectInput(_Contract):
+class RejectInput(_PersonsAction):
     reviewer: ActorName
     reason: FreeText
     source: str = "support"
 
 
-class CancelInput(_Contract):
+class CancelInput(_PersonsAction):
     actor: ActorName
     reason: FreeText
     source: str = "support"
 
 
-class ItemReceivedInput(_Contract):
+class ItemReceivedInput(_PersonsAction):
     actor: ActorName = "warehouse"
     source: str = "warehouse"
 
@@ -373,19 +381,19 @@ class ReserveResult(_Contract):
     approve automatically but a budget does not allow it: a reviewer decides."""
 
 
-class OperatorRetryInput(_Contract):
+class OperatorRetryInput(_PersonsAction):
     operator: ActorName
     source: str = "operator"
 
 
-class OperatorPaidElsewhereInput(_Contract):
+class OperatorPaidElsewhereInput(_PersonsAction):
     operator: ActorName
     proof: FreeText
     """What shows the customer was paid: a transfer reference, a credit note number."""
     source: str = "operator"
 
 
-class OperatorCancelInput(_Contract):
+class OperatorCancelInput(_PersonsAction):
     operator: ActorName
     reason: FreeText
     source: str = "operator"

@@ -61,6 +61,8 @@ class AuditEntry(_ReadModel):
     reason: str
     escalation_level: int
     policy_version: str
+    issuer: str | None = None
+    """The identity provider that vouched for the actor (actions through the API)."""
     recorded_at: IsoDatetime
 
 

@@ -137,6 +137,8 @@ async def test_support_cannot_approve_above_its_limit_and_a_lead_can(
     assert [(e["actor"], e["source"], "as lead" in e["reason"]) for e in approval] == [
         ("li", "api", True)
     ]
+    # Who vouched for li is on the record too (the audit's hash covers it).
+    assert [e["issuer"] for e in approval] == [api.issuer]
 
 
 async def test_the_requester_cannot_approve_or_reject_their_own_refund(

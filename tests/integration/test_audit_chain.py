@@ -121,7 +121,10 @@ async def test_rows_written_before_the_chain_are_chained_by_its_migration(
         try:
             await apply_migrations(conn, before, SCHEMA)
             legacy = await _write_unchained_rows(conn)
-            assert await apply_migrations(conn, MIGRATIONS, SCHEMA) == ["0008_audit_chain.sql"]
+            assert await apply_migrations(conn, MIGRATIONS, SCHEMA) == [
+                "0008_audit_chain.sql",
+                "0009_audit_issuer.sql",
+            ]
             stored = await conn.fetch("SELECT * FROM refundflow.audit ORDER BY refund_id, seq")
         finally:
             await conn.close()
@@ -149,8 +152,36 @@ async def test_rows_written_before_the_chain_are_chained_by_its_migration(
                 await _write_unchained_rows(conn, refund_ids=("rf_legacy_c", "rf_legacy_c"))
             report = await verify_chains(pool)
             assert (report.verified, report.entries) == (True, 2 * legacy + 2)
+            # Entries that name the identity provider behind their actor (migration 0009):
+            # chained by the app and by the database alike.
+            await _write_vouched_rows(pool)
+            report = await verify_chains(pool)
+            assert (report.verified, report.entries) == (True, 2 * legacy + 4)
         finally:
             await pool.close()
+
+
+async def _write_vouched_rows(pool: asyncpg.Pool) -> None:
+    """Seq 1 of a refund through the store (chained in Python), seq 2 by a writer that does
+    not chain (chained by the database): both name an issuer."""
+    issuer = "https://id.example/realms/shop"
+    first = trail("rf_vouched", [RefundState.PENDING_REVIEW])
+    entry = first.entries[0].model_copy(update={"issuer": issuer})
+    await PostgresRefundStore(pool).record_transitions(
+        first.model_copy(update={"entries": [entry]})
+    )
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO refundflow.audit (refund_id, seq, event, from_state, to_state, at,"
+            " actor, source, reason, escalation_level, policy_version, issuer) VALUES"
+            " ('rf_vouched', 2, 'approve', 'pending_review', 'approved', now(), 'li', 'api',"
+            " 'approved', 0, 'standard@v3#abc', $1)",
+            issuer,
+        )
+        stored = await conn.fetch(
+            "SELECT issuer FROM refundflow.audit WHERE refund_id = 'rf_vouched' ORDER BY seq"
+        )
+    assert [r["issuer"] for r in stored] == [issuer, issuer]
 
 
 async def _write_unchained_rows(

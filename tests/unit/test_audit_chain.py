@@ -62,10 +62,24 @@ def test_a_row_hash_covers_every_field_and_the_previous_hash() -> None:
         "reason": "approved 255.00 USD as lead ",
         "escalation_level": 1,
         "policy_version": "standard@v2#abc",
+        "issuer": "https://id.example/",
     }
     for name, value in changes.items():
         assert row_hash(dataclasses.replace(base, **{name: value}), GENESIS) != first, name
     assert row_hash(base, "1" * 64) != first
+
+
+def test_a_row_without_an_issuer_hashes_as_before_the_issuer_existed() -> None:
+    """Migration 0009 added the issuer: every row chained before it still verifies."""
+    row = content(2)
+    fields = [
+        "refundflow.audit.v1", "rf_1", "2", "approve", "pending_review", "approved",
+        "2026-11-26T06:26:39.123456Z", "li", "support", "approved 255.00 USD as lead", "0",
+        "standard@v3#abc", GENESIS,
+    ]  # fmt: skip
+    assert canonical(row, GENESIS) == b"".join(f"{len(f.encode())}:{f}".encode() for f in fields)
+    vouched = dataclasses.replace(row, issuer="https://id.example/")
+    assert b"19:https://id.example/64:" in canonical(vouched, GENESIS)
 
 
 def test_the_same_instant_in_any_zone_hashes_alike_and_naive_means_utc() -> None:

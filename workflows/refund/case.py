@@ -163,15 +163,23 @@ class RefundCase:
 
     # --- transitions ----------------------------------------------------------------
 
-    def apply(self, event: RefundEvent, actor: str, source: str, reason: str) -> None:
-        """Move along the transition table (or raise InvalidTransition), record and notify."""
+    def apply(
+        self,
+        event: RefundEvent,
+        actor: str,
+        source: str,
+        reason: str,
+        issuer: str | None = None,
+    ) -> None:
+        """Move along the transition table (or raise InvalidTransition), record and notify.
+        `issuer`: the identity provider that vouched for `actor` (API actions)."""
         transition = check(self.p.state, event)
         previous = self.p.state
         self.p.state = transition.to
         self.p.cancel_reason = transition.cancel_reason
         if self.p.state in TERMINAL_STATES or self.p.state is RefundState.APPROVED:
             self.p.awaiting = Awaiting.NOTHING
-        self.append(event, previous, actor, source, reason)
+        self.append(event, previous, actor, source, reason, issuer)
         self.notice(event)
         if self.p.state in TERMINAL_STATES and self.p.clear_escalation_on_close:
             self.p.escalation = 0  # nobody needs to act any more; the audit keeps the history
@@ -183,6 +191,7 @@ class RefundCase:
         actor: str,
         source: str,
         reason: str,
+        issuer: str | None = None,
     ) -> None:
         self.p.timeline.append(
             TimelineEntry(
@@ -195,6 +204,7 @@ class RefundCase:
                 source=source,
                 reason=reason,
                 escalation_level=self.p.escalation,
+                issuer=issuer,
             )
         )
 
@@ -321,7 +331,9 @@ class RefundCase:
         limit = self.policy.approval.second_approver_above
         return limit is not None and amount > limit
 
-    def first_of_two_approvals(self, reviewer: str, role: str, source: str) -> bool:
+    def first_of_two_approvals(
+        self, reviewer: str, role: str, source: str, issuer: str | None = None
+    ) -> bool:
         """Record a first approval where the policy wants two people; True if it was one
         (the refund then waits for a second, different approver)."""
         if self.p.approvals or not self.needs_second_approver(self.p.amount):
@@ -334,6 +346,7 @@ class RefundCase:
             reviewer,
             source,
             f"approved {self.money()} as {role}; above {limit} a second person must approve",
+            issuer,
         )
         return True
 

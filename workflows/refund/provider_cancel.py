@@ -77,7 +77,7 @@ async def cancel_pending(case: RefundCase, inp: OperatorCancelInput) -> None:
         )
     )
     reason = f"{inp.reason} (provider refund {pending.provider_refund_id} canceled)"
-    case.apply(RefundEvent.OPERATOR_CANCEL, inp.operator, inp.source, reason)
+    case.apply(RefundEvent.OPERATOR_CANCEL, inp.operator, inp.source, reason, inp.issuer)
 
 
 async def _no_other_live_refund(case: RefundCase, pending_id: str) -> None:

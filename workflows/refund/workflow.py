@@ -230,7 +230,7 @@ class RefundWorkflow:
         case = self._case
         if inp.amount is not None:
             case.p.amount = inp.amount
-        if case.first_of_two_approvals(inp.reviewer, inp.role, inp.source):
+        if case.first_of_two_approvals(inp.reviewer, inp.role, inp.source, inp.issuer):
             return views.status(case)
         reason = f"approved {case.money()}"
         if inp.amount is not None and inp.amount < case.p.max_amount:
@@ -239,7 +239,7 @@ class RefundWorkflow:
             reason += f" as {inp.role}"
         if case.p.approvals:
             reason += f", second approver after {case.p.approvals[0]}"
-        case.apply(RefundEvent.APPROVE, inp.reviewer, inp.source, reason)
+        case.apply(RefundEvent.APPROVE, inp.reviewer, inp.source, reason, inp.issuer)
         return views.status(case)
 
     @approve.validator
@@ -250,7 +250,7 @@ class RefundWorkflow:
 
     @workflow.update
     def reject(self, inp: RejectInput) -> StatusView:
-        self._case.apply(RefundEvent.REJECT, inp.reviewer, inp.source, inp.reason)
+        self._case.apply(RefundEvent.REJECT, inp.reviewer, inp.source, inp.reason, inp.issuer)
         return views.status(self._case)
 
     @reject.validator
@@ -261,7 +261,7 @@ class RefundWorkflow:
 
     @workflow.update
     def cancel(self, inp: CancelInput) -> StatusView:
-        self._case.apply(RefundEvent.WITHDRAW, inp.actor, inp.source, inp.reason)
+        self._case.apply(RefundEvent.WITHDRAW, inp.actor, inp.source, inp.reason, inp.issuer)
         return views.status(self._case)
 
     @cancel.validator
@@ -273,7 +273,8 @@ class RefundWorkflow:
     @workflow.update
     def item_received(self, inp: ItemReceivedInput) -> StatusView:
         self._case.p.item_received = True
-        self._case.apply(RefundEvent.START_REFUND, inp.actor, inp.source, "returned item received")
+        received = "returned item received"
+        self._case.apply(RefundEvent.START_REFUND, inp.actor, inp.source, received, inp.issuer)
         return views.status(self._case)
 
     @item_received.validator
@@ -294,7 +295,12 @@ class RefundWorkflow:
     def operator_retry(self, inp: OperatorRetryInput) -> StatusView:
         case = self._case
         case.append(
-            TimelineEvent.OPERATOR_RETRY, case.p.state, inp.operator, inp.source, "retry the refund"
+            TimelineEvent.OPERATOR_RETRY,
+            case.p.state,
+            inp.operator,
+            inp.source,
+            "retry the refund",
+            inp.issuer,
         )
         case.p.operator_action = OperatorDecision.RETRY
         # What the operator sees in the answer: the refund is back with the provider (the
@@ -312,9 +318,10 @@ class RefundWorkflow:
             await provider_cancel.cancel_pending(self._case, inp)
             return views.status(self._case)
         await self._prove_no_money_moved(OperatorDecision.CANCEL, "cancel")
-        self._case.apply(RefundEvent.OPERATOR_CANCEL, inp.operator, inp.source, inp.reason)
-        self._case.p.operator_action = OperatorDecision.CANCEL
-        return views.status(self._case)
+        case = self._case
+        case.apply(RefundEvent.OPERATOR_CANCEL, inp.operator, inp.source, inp.reason, inp.issuer)
+        case.p.operator_action = OperatorDecision.CANCEL
+        return views.status(case)
 
     @workflow.update
     async def operator_paid_elsewhere(self, inp: OperatorPaidElsewhereInput) -> StatusView:
@@ -329,6 +336,7 @@ class RefundWorkflow:
             inp.operator,
             inp.source,
             f"paid outside the payment provider; proof: {inp.proof}",
+            inp.issuer,
         )
         case.p.operator_action = OperatorDecision.PAID_ELSEWHERE
         return views.status(case)

@@ -1,0 +1,148 @@
+"""The actions on a refund: updates of its workflow, answered with its new status.
+
+`source` is the system the action came from, as the audit records it (the HTTP API says
+"api"); `issuer` is the identity provider that vouched for the person (their token's `iss`,
+set by the API), recorded with the audit entry. The defaults are the contracts' own.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import (
+    Client,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
+
+from client.errors import RefundActionRefused, RefundflowError, rpc_error
+from workflows.models import (
+    ApproveInput,
+    CancelInput,
+    ItemReceivedInput,
+    OperatorCancelInput,
+    OperatorPaidElsewhereInput,
+    OperatorRetryInput,
+    RejectInput,
+    StatusView,
+)
+from workflows.refund.workflow import RefundWorkflow
+
+UPDATE_TIMEOUT = timedelta(seconds=30)
+
+
+class RefundActions:
+    """Mixed into RefundClient, which holds the Temporal client."""
+
+    temporal: Client
+
+    async def approve(
+        self,
+        refund_id: str,
+        reviewer: str,
+        amount: int | None = None,
+        role: str = "support",
+        *,
+        source: str = "support",
+        issuer: str | None = None,
+    ) -> StatusView:
+        """Approve as `reviewer` acting in staff `role`; the refund's pinned policy says
+        how much that role may approve."""
+        update = ApproveInput(
+            reviewer=reviewer, amount=amount, role=role, source=source, issuer=issuer
+        )
+        return await self._update(refund_id, RefundWorkflow.approve, update)
+
+    async def reject(
+        self,
+        refund_id: str,
+        reviewer: str,
+        reason: str,
+        *,
+        source: str = "support",
+        issuer: str | None = None,
+    ) -> StatusView:
+        update = RejectInput(reviewer=reviewer, reason=reason, source=source, issuer=issuer)
+        return await self._update(refund_id, RefundWorkflow.reject, update)
+
+    async def cancel(
+        self,
+        refund_id: str,
+        actor: str,
+        reason: str,
+        *,
+        source: str = "support",
+        issuer: str | None = None,
+    ) -> StatusView:
+        update = CancelInput(actor=actor, reason=reason, source=source, issuer=issuer)
+        return await self._update(refund_id, RefundWorkflow.cancel, update)
+
+    async def item_received(
+        self,
+        refund_id: str,
+        actor: str = "warehouse",
+        *,
+        source: str = "warehouse",
+        issuer: str | None = None,
+    ) -> StatusView:
+        update = ItemReceivedInput(actor=actor, source=source, issuer=issuer)
+        return await self._update(refund_id, RefundWorkflow.item_received, update)
+
+    async def operator_retry(
+        self, refund_id: str, operator: str, *, source: str = "operator", issuer: str | None = None
+    ) -> StatusView:
+        update = OperatorRetryInput(operator=operator, source=source, issuer=issuer)
+        return await self._update(refund_id, RefundWorkflow.operator_retry, update)
+
+    async def operator_paid_elsewhere(
+        self,
+        refund_id: str,
+        operator: str,
+        proof: str,
+        *,
+        source: str = "operator",
+        issuer: str | None = None,
+    ) -> StatusView:
+        """The customer was paid outside the provider: complete the refund with the proof."""
+        update = OperatorPaidElsewhereInput(
+            operator=operator, proof=proof, source=source, issuer=issuer
+        )
+        return await self._update(refund_id, RefundWorkflow.operator_paid_elsewhere, update)
+
+    async def operator_cancel(
+        self,
+        refund_id: str,
+        operator: str,
+        reason: str,
+        *,
+        source: str = "operator",
+        issuer: str | None = None,
+    ) -> StatusView:
+        update = OperatorCancelInput(operator=operator, reason=reason, source=source, issuer=issuer)
+        return await self._update(refund_id, RefundWorkflow.operator_cancel, update)
+
+    def _handle(self, refund_id: str) -> WorkflowHandle[Any, Any]:
+        return self.temporal.get_workflow_handle(refund_id)
+
+    async def _update(self, refund_id: str, update: Any, arg: Any) -> StatusView:
+        handle = self._handle(refund_id)
+        try:
+            result: StatusView = await handle.execute_update(
+                update, arg, rpc_timeout=UPDATE_TIMEOUT
+            )
+            return result
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            raise RefundflowError(
+                f"no answer from refund {refund_id} within {UPDATE_TIMEOUT.seconds} s: is a"
+                " worker running (`refundflow worker`, or `refundflow dev` in this folder)?"
+            ) from None
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+            raise RefundActionRefused(f"refused: {message}") from None
+        except RPCError as err:
+            raise rpc_error(refund_id, err) from None
