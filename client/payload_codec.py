@@ -22,13 +22,15 @@ import dataclasses
 import os
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
+from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import (
     DataConverter,
@@ -212,3 +214,34 @@ def encryption_label(converter: DataConverter) -> str:
     if isinstance(codec, EncryptionCodec):
         return f"encrypted (key {codec.keyring.current}, {len(codec.keyring.keys)} in the ring)"
     return "plaintext"
+
+
+def payloads_in(message: Message, path: str = "") -> Iterator[tuple[str, Payload]]:
+    """Every Payload anywhere in a protobuf message (a history event, say), with the path of
+    fields that holds it: what a test reads, or `open_history` opens in place."""
+    if isinstance(message, Payload):
+        yield path, message
+        return
+    for described, value in message.ListFields():
+        where = f"{path}.{described.name}"
+        if described.message_type is None:
+            continue
+        if described.message_type.GetOptions().map_entry:
+            for key, item in value.items():
+                if isinstance(item, Message):
+                    yield from payloads_in(item, f"{where}[{key}]")
+        elif isinstance(value, Message):
+            yield from payloads_in(value, where)
+        else:  # a repeated message field
+            for item in value:
+                yield from payloads_in(item, where)
+
+
+def open_history(history: WorkflowHistory, codec: EncryptionCodec) -> WorkflowHistory:
+    """The history with every sealed payload opened in place (plaintext ones untouched): how
+    a history recorded from a stack that seals is kept for replay tests, which hold no key."""
+    for event in history.events:
+        for _, payload in payloads_in(event):
+            if is_encrypted(payload):
+                payload.CopyFrom(codec.open(payload))
+    return history

@@ -13,7 +13,6 @@ import json
 import re
 import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +20,11 @@ import aiohttp
 import pytest
 import uvicorn
 from google.protobuf import json_format
-from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
 
 from api.codec_server import CodecServerConfig, create_codec_app
 from api.config import ApiConfig
@@ -36,6 +36,8 @@ from client.payload_codec import (
     UndecryptablePayload,
     load_keyring,
     new_key_entry,
+    open_history,
+    payloads_in,
 )
 from client.refund_client import RefundClient
 from client.settings import Settings
@@ -47,29 +49,10 @@ from worker.devstack import DevStack
 from worker.processes import free_port
 from worker.temporal_server import temporal_binary
 from workflows.names import SEARCH_ATTRIBUTES
+from workflows.refund.workflow import RefundWorkflow
 
 pytestmark = pytest.mark.stack
 REASON = "the parcel was crushed by the courier, says cust"
-
-
-def payloads_in(message: Message, path: str = "") -> Iterator[tuple[str, Payload]]:
-    """Every Payload anywhere in a protobuf message, with the field path that holds it."""
-    if isinstance(message, Payload):
-        yield path, message
-        return
-    for field, value in message.ListFields():
-        where = f"{path}.{field.name}"
-        if field.message_type is None:
-            continue
-        if field.message_type.GetOptions().map_entry:
-            for key, item in value.items():
-                if isinstance(item, Message):
-                    yield from payloads_in(item, f"{where}[{key}]")
-        elif isinstance(value, Message):
-            yield from payloads_in(value, where)
-        else:  # a repeated message field
-            for item in value:
-                yield from payloads_in(item, where)
 
 
 # What the SDK core writes into markers itself, outside the codec: a patch's name; a local
@@ -133,6 +116,15 @@ async def test_history_is_ciphertext_and_only_operators_open_it(
         for secret in (order_id, customer, REASON[:20]):
             assert secret.encode() not in outside, (secret, event.event_type)
     assert len(sealed) > 10
+
+    # Opened in place with the stack's key, it replays without one (as recorded histories do).
+    keyring = load_keyring("", stack.env()["REFUNDFLOW_CODEC_KEY_FILE"])
+    assert keyring is not None
+    opened_history = open_history(raw, EncryptionCodec(keyring))
+    assert REASON.encode() in b"".join(e.SerializeToString() for e in opened_history.events)
+    replayer = Replayer(workflows=[RefundWorkflow], data_converter=pydantic_data_converter)
+    replayed = await replayer.replay_workflow(opened_history, raise_on_replay_failure=True)
+    assert replayed.replay_failure is None
 
     # The codec server opens them for an operator; anyone else is refused.
     codec_url = stack.describe()["codec_url"]
