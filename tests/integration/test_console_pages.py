@@ -1,0 +1,89 @@
+"""The pages' boundaries over plain HTTP (no browser needed): nothing for staff without a
+staff session, sign-in only for staff and only back into the console, a tracking link
+that opens its own refund only while its signature and expiry hold, and the headers
+every page carries."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from yarl import URL
+
+from api.pages.security import tracking_query
+from api.pages.settings import dev_secret
+from tests.conftest import Sandbox
+from tests.integration.api_support import Api
+
+pytestmark = pytest.mark.stack
+
+
+@pytest.fixture
+async def browserless() -> AsyncIterator[aiohttp.ClientSession]:
+    """A client with its own cookies (the stack listens on an IP address: `unsafe`)."""
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(cookie_jar=jar) as session:
+        yield session
+
+
+async def sign_in(http: aiohttp.ClientSession, api: Api, name: str, next_: str) -> tuple[int, str]:
+    async with http.get(f"{api.base}/console/signin") as page:
+        assert page.status == 200
+        assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+        assert page.headers["Referrer-Policy"] == "no-referrer"
+        csrf = re.search(r'name="csrf" value="([^"]+)"', await page.text())
+    assert csrf is not None
+    form = {"csrf": csrf.group(1), "name": name, "next": next_}
+    async with http.post(f"{api.base}/console/signin", data=form, allow_redirects=False) as answer:
+        return answer.status, answer.headers.get("Location", "")
+
+
+async def test_the_console_is_for_signed_in_staff_only(
+    browserless: aiohttp.ClientSession, api: Api
+) -> None:
+    async with browserless.get(f"{api.base}/console", allow_redirects=False) as r:
+        assert r.status == 303 and r.headers["Location"].startswith("/console/signin")
+    assert (await sign_in(browserless, api, "cust_42", "/console"))[0] == 400
+    assert (await sign_in(browserless, api, "warehouse", "/console"))[0] == 400
+    status, location = await sign_in(browserless, api, "fang", "https://evil.example/console")
+    assert (status, location) == (303, "/console")  # never back out of the console
+    session = next(c for c in browserless.cookie_jar if c.key == "rf_session")
+    assert session["httponly"] and session["samesite"].lower() == "strict"
+    async with browserless.get(f"{api.base}/console") as r:
+        assert r.status == 200 and "Refunds that need a person" in await r.text()
+        assert r.headers["X-Frame-Options"] == "DENY"
+
+    # A customer's own valid token in the cookie opens nothing either.
+    browserless.cookie_jar.clear()
+    browserless.cookie_jar.update_cookies({"rf_session": api.token("cust_42")}, URL(api.base))
+    async with browserless.get(f"{api.base}/console", allow_redirects=False) as r:
+        assert r.status == 303
+
+
+async def test_a_tracking_link_opens_its_refund_only_while_signed_and_unexpired(
+    http: aiohttp.ClientSession, api: Api, sandbox: Sandbox
+) -> None:
+    who = f"cust_{uuid.uuid4().hex[:8]}"
+    order = await sandbox.order(amount=30000, category="general")
+    body = {"order_id": order["order_id"], "amount": 25000, "reason_code": "damaged"}
+    made = await api.request_refund(who, body)
+    refund_id = made.body["refund_id"]
+    withdrawn = await api.call(
+        "POST", f"/v1/refunds/{refund_id}/cancel", as_=who, json={"reason": "found it"}
+    )
+    assert withdrawn.status == 200, withdrawn.body
+    query = tracking_query(dev_secret(api.home), refund_id)
+    async with http.get(f"{api.base}/track/{refund_id}?{query}&lang=zh-CN") as r:
+        page = await r.text()
+        assert r.status == 200 and "已关闭" in page and 'lang="zh-CN"' in page
+        assert "default-src 'none'" in r.headers["Content-Security-Policy"]
+        assert "found it" not in page  # the customer's own reason is not shown back
+    other = f"rf_{'0' * 24}"
+    for wrong in (f"{refund_id}?e=1&s=x", f"{other}?{query}", f"{refund_id}?{query}x"):
+        async with http.get(f"{api.base}/track/{wrong}") as r:
+            assert r.status == 403, wrong
+    async with http.get(f"{api.base}/console/refunds/{refund_id}/version") as r:
+        assert r.status == 401  # the poller answers staff only
