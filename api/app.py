@@ -10,7 +10,15 @@ from typing import Any
 import structlog
 from fastapi import FastAPI
 
-from api import dev_issuer, pages, problems, routes_actions, routes_meta, routes_refunds
+from api import (
+    dev_issuer,
+    pages,
+    problems,
+    routes_actions,
+    routes_meta,
+    routes_refunds,
+    routes_review,
+)
 from api.config import ApiConfig
 from api.deps import ApiState
 from api.identity import TokenVerifier
@@ -48,6 +56,7 @@ def create_app(config: ApiConfig, settings: Settings) -> FastAPI:
     )
     problems.install(app)
     app.include_router(routes_refunds.router)
+    app.include_router(routes_review.router)
     app.include_router(routes_actions.router)
     app.include_router(routes_meta.router)
     if config.dev_issuer_home is not None:

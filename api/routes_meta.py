@@ -7,7 +7,7 @@ import asyncio
 import html
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Header, Path, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import ValidationError
 
@@ -15,7 +15,7 @@ from api.authz import Action, enforce
 from api.deps import Caller, State, bad_input
 from api.identity import PrincipalKind
 from api.problems import Kind, ProblemError, problem_responses
-from api.schemas import Health, RefundRequestBody
+from api.schemas import Health, IdempotencyKey, RefundRequestBody
 from client import policy_view
 from client.edge import default_refund_key
 from client.errors import RefundflowError
@@ -33,7 +33,14 @@ READY_TIMEOUT = 5.0
     summary="Would this request be refunded, how much and how fast (starts nothing)",
     responses={**problem_responses(Kind.BAD_INPUT, Kind.UNAVAILABLE), **AUTH_PROBLEMS},
 )
-async def eligibility(body: RefundRequestBody, who: Caller, api: State) -> EligibilityAnswer:
+async def eligibility(
+    body: RefundRequestBody,
+    who: Caller,
+    api: State,
+    idempotency_key: Annotated[IdempotencyKey | None, Header(alias="Idempotency-Key")] = None,
+) -> EligibilityAnswer:
+    """With the key a request was (or will be) made under, that request's own hold does not
+    count against it; without, the key is derived as a request without one derives it."""
     customer = body.requested_by
     if who.kind is PrincipalKind.CUSTOMER:
         customer = customer or who.actor
@@ -41,7 +48,8 @@ async def eligibility(body: RefundRequestBody, who: Caller, api: State) -> Eligi
     lines = [(line.sku, line.quantity) for line in body.lines] if body.lines else None
     try:
         request = RefundRequest(
-            refund_key=default_refund_key(body.order_id, body.amount, lines, body.reason_code),
+            refund_key=idempotency_key
+            or default_refund_key(body.order_id, body.amount, lines, body.reason_code),
             **body.model_dump(exclude={"requested_by"}, exclude_none=True),
             requested_by=customer or who.actor,
         )

@@ -25,6 +25,14 @@ class InvalidRefundRequest(RefundflowError):
     """The request cannot be a refund of that order; nothing was started."""
 
 
+class NotAuthenticated(RefundflowError):
+    """The API did not accept the caller's token (missing, expired, another issuer ...)."""
+
+
+class NotAllowed(RefundActionRefused):
+    """The API's authorization refused the caller this action; nothing was changed."""
+
+
 def rpc_error(refund_id: str, err: RPCError) -> RefundflowError:
     """What a failed call to a refund's workflow means for the caller, in one sentence."""
     if err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):

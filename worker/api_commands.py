@@ -10,12 +10,19 @@ import argparse
 import dataclasses
 import json
 import os
+from pathlib import Path
+from typing import Any
 
+from client.cli.acting import Credentials
 from client.cli.arguments import EXIT_OK
 from client.cli.commands import Subcommands, command
 from client.cli.handlers import Handler
+from client.errors import RefundflowError
 from client.settings import Settings, find_stack
 from worker.processes import StackError
+
+DEV_CLI_TTL = 300
+"""Seconds a token the CLI signs for one command lives: long enough for the command."""
 
 
 def add_api_commands(sub: Subcommands) -> None:
@@ -52,9 +59,6 @@ async def _api(args: argparse.Namespace) -> int:
 
 
 def _token(args: argparse.Namespace) -> int:
-    from api.config import dev_directory
-    from api.dev_issuer import lookup, mint
-
     home, stack = find_stack(os.environ.get("REFUNDFLOW_HOME"))
     issuer = stack.get("issuer")
     if not issuer:
@@ -62,16 +66,38 @@ def _token(args: argparse.Namespace) -> int:
             f"no dev stack with an API is running from {home}: dev tokens come from"
             " `refundflow dev`; elsewhere, ask your identity provider for a token"
         )
-    try:
-        entry = lookup(dev_directory(dict(os.environ)), args.as_name)
-        minted = mint(home, str(issuer), entry, ttl=args.ttl)
-    except (OSError, ValueError, KeyError) as err:
-        raise StackError(f"cannot sign a dev token: {err}") from None
+    minted = _mint(home, str(issuer), args.as_name, args.ttl)
     if args.json:
         print(json.dumps({**minted, "issuer": issuer, "api_url": stack.get("api_url")}))
     else:
         print(minted["access_token"])
     return EXIT_OK
+
+
+def _mint(home: Path, issuer: str, name: str | None, ttl: int) -> dict[str, Any]:
+    """A dev token for NAME (None: the staff directory's default member)."""
+    from api.config import dev_directory
+    from api.dev_issuer import load_directory, lookup, mint
+
+    directory = dev_directory(dict(os.environ))
+    try:
+        name = name or load_directory(directory)[0]
+        if not name:
+            raise ValueError(f"{directory} names no default member")
+        return mint(home, issuer, lookup(directory, name), ttl=ttl)
+    except (OSError, ValueError, KeyError) as err:
+        raise RefundflowError(f"cannot sign a dev token: {err}") from None
+
+
+def dev_credentials(name: str | None) -> Credentials | None:
+    """What the CLI's API commands act with in the running dev stack: a short-lived token
+    for NAME (or the directory's default member); None when no dev stack with an API runs."""
+    home, stack = find_stack(os.environ.get("REFUNDFLOW_HOME"))
+    issuer, url = stack.get("issuer"), stack.get("api_url")
+    if not issuer or not url:
+        return None
+    minted = _mint(home, str(issuer), name, DEV_CLI_TTL)
+    return Credentials(str(url), minted["access_token"], minted["subject"], minted["kind"])
 
 
 API_HANDLERS: dict[str, Handler] = {"api": _api, "token": _token}

@@ -30,7 +30,7 @@ from client.cli.commands import build_parser as build_any_parser
 from client.cli.handlers import Handler
 from client.cli.output import emit
 from client.settings import DEFAULT_POLICY, Settings
-from worker.api_commands import API_HANDLERS, add_api_commands
+from worker.api_commands import API_HANDLERS, add_api_commands, dev_credentials
 from worker.codec_commands import CODEC_HANDLERS, add_codec_commands
 from worker.processes import StackError
 
@@ -312,7 +312,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = STACK_HANDLERS.get(args.command)
     if handler is None:
-        return execute(args)
+        return execute(args, dev_tokens=dev_credentials)
     as_json = bool(getattr(args, "json", False))
     return guarded(lambda: call(handler, args), failures=(StackError,), as_json=as_json)
 

@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from client.cli.acting import DevTokens
 from client.cli.arguments import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, UserError
 from client.cli.commands import CLIENT_COMMANDS, build_parser
 from client.cli.handlers import HANDLERS, Handler
@@ -75,8 +76,10 @@ def guarded(
         return report(unexpected, EXIT_FAILURE, as_json)
 
 
-def execute(args: argparse.Namespace) -> int:
-    """Run a client command that has been parsed (also for the worker's CLI)."""
+def execute(args: argparse.Namespace, dev_tokens: DevTokens | None = None) -> int:
+    """Run a client command that has been parsed (also for the worker's CLI, which signs
+    the dev stack's tokens: `dev_tokens`)."""
+    args.dev_tokens = dev_tokens
     as_json = bool(getattr(args, "json", False))
     return guarded(lambda: call(HANDLERS[args.command], args), as_json=as_json)
 

@@ -29,6 +29,15 @@ def build_parser(adders: Iterable[CommandAdder]) -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="refundflow", description="Durable refunds on Temporal: request, review, track."
     )
+    parser.add_argument(
+        "--as",
+        dest="acting_as",
+        metavar="NAME",
+        type=types.name,
+        help="dev stack: act as NAME of its staff directory (alice, bob: support; li: lead;"
+        " fang: finance; omar: operator; warehouse; checkout: a service; any other name is a"
+        " customer). Default: the directory's default member, or REFUNDFLOW_TOKEN's principal",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in adders:
         add(sub)
@@ -88,13 +97,17 @@ def add_operator(sub: Subcommands) -> None:
     )
     retry = operator.add_parser("retry", help="try the provider refund again")
     retry.add_argument("refund_id", type=types.refund_id)
-    retry.add_argument("--operator", required=True, type=types.name, help="your staff handle")
+    retry.add_argument(
+        "--operator", type=types.name, help="dev stack: act as this operator (the same as --as)"
+    )
     with_json(retry)
     cancel = operator.add_parser(
         "cancel", help="cancel the refund (only when provably no money moved)"
     )
     cancel.add_argument("refund_id", type=types.refund_id)
-    cancel.add_argument("--operator", required=True, type=types.name, help="your staff handle")
+    cancel.add_argument(
+        "--operator", type=types.name, help="dev stack: act as this operator (the same as --as)"
+    )
     cancel.add_argument("--reason", required=True)
     with_json(cancel)
     paid = operator.add_parser(
@@ -103,7 +116,9 @@ def add_operator(sub: Subcommands) -> None:
         " the refund with the proof (only when the provider holds no live refund for it)",
     )
     paid.add_argument("refund_id", type=types.refund_id)
-    paid.add_argument("--operator", required=True, type=types.name, help="your staff handle")
+    paid.add_argument(
+        "--operator", type=types.name, help="dev stack: act as this operator (the same as --as)"
+    )
     paid.add_argument(
         "--proof", required=True, help="what shows it was paid: a transfer reference, a note"
     )
@@ -125,7 +140,12 @@ def add_request_and_eligibility(sub: Subcommands) -> None:
     request.add_argument("--channel", required=True, help="web | app | support | api")
     request.add_argument("--key", help="refund key (default: derived from the request)")
     request.add_argument("--currency", help="must match the order's currency if given")
-    request.add_argument("--requested-by", default="support-cli", help="customer or staff id")
+    request.add_argument(
+        "--requested-by",
+        type=types.name,
+        help="the customer this refund is for (staff and services act for a customer; a"
+        " customer asks for themselves; staff default: support-cli)",
+    )
     request.add_argument(
         "--locale", choices=LOCALES, default="en", help="the customer's language for messages"
     )
@@ -138,9 +158,9 @@ def add_request_and_eligibility(sub: Subcommands) -> None:
     )
     eligibility.add_argument(
         "--requested-by",
-        default="eligibility",
+        type=types.name,
         help="the customer asking: their auto-approval budget counts (default: a customer"
-        " with no refunds yet)",
+        " with no refunds yet; a customer asks for themselves)",
     )
 
 
@@ -218,31 +238,42 @@ def add_refund_actions(sub: Subcommands) -> None:
     listing.add_argument("--limit", type=types.positive, default=100, help="at most this many")
     approve = command(sub, "approve", "approve a refund waiting for review")
     approve.add_argument("refund_id", type=types.refund_id)
-    approve.add_argument("--reviewer", required=True, type=types.name, help="your staff handle")
+    approve.add_argument(
+        "--reviewer",
+        type=types.name,
+        help="dev stack: act as this reviewer (the same as --as; the role is the directory's)",
+    )
     approve.add_argument(
         "--amount", type=types.minor, help="approve less than requested (minor units: 4200)"
     )
     approve.add_argument(
         "--role",
-        default="support",
         type=types.role,
-        help="your staff role (support, lead, finance under standard-v3); the refund's"
-        " pinned policy limits what each role approves",
+        help="ignored, with a warning: the role comes from the staff directory (or your"
+        " token), and the refund's pinned policy limits what each role approves",
     )
     reject = command(sub, "reject", "reject a refund waiting for review")
     reject.add_argument("refund_id", type=types.refund_id)
-    reject.add_argument("--reviewer", required=True, type=types.name, help="your staff handle")
+    reject.add_argument(
+        "--reviewer",
+        type=types.name,
+        help="dev stack: act as this reviewer (the same as --as; the role is the directory's)",
+    )
     reject.add_argument("--reason", required=True, help="free text the audit keeps")
     cancel = command(sub, "cancel", "withdraw a refund before money moves")
     cancel.add_argument("refund_id", type=types.refund_id)
     cancel.add_argument(
-        "--actor", required=True, type=types.name, help="who withdraws it (customer id or staff)"
+        "--actor",
+        type=types.name,
+        help="dev stack: who withdraws it, the customer or staff (the same as --as)",
     )
     cancel.add_argument("--reason", required=True, help="free text the audit keeps")
     received = command(sub, "received", "report the returned item received")
     received.add_argument("refund_id", type=types.refund_id)
     received.add_argument(
-        "--actor", default="warehouse", type=types.name, help="who received it (default warehouse)"
+        "--actor",
+        type=types.name,
+        help="dev stack: who received it (the same as --as; default: warehouse)",
     )
 
 

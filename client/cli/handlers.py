@@ -16,11 +16,12 @@ import aiohttp
 from pydantic import ValidationError
 
 from client import render
-from client.cli import subscribers
+from client.cli import acting, subscribers
+from client.cli.acting import with_api
 from client.cli.arguments import EXIT_OK, UserError
 from client.cli.backends import with_client, with_store
 from client.cli.output import emit
-from client.errors import RefundflowError
+from client.errors import NotAllowed, RefundflowError
 from client.settings import Settings
 
 Handler = Callable[[argparse.Namespace], int | Coroutine[Any, Any, int]]
@@ -50,10 +51,10 @@ async def _request(args: argparse.Namespace) -> int:
         refund_key=args.key or default_refund_key(args.order, args.amount, args.line, args.reason),
         currency=args.currency,
         channel=args.channel,
-        requested_by=args.requested_by,
+        requested_by=acting.requester(args, staff_default="support-cli"),
         locale=args.locale,
     )
-    status, asked_before = await with_client(lambda c: c.request_again_or_new(request))
+    status, asked_before = await with_api(args, lambda c: c.request_again_or_new(request))
     if asked_before:
         # Same key (given, or derived from the same order, amount, lines and reason): the
         # answer is the refund asked for before, whatever became of it. Say so.
@@ -70,8 +71,9 @@ async def _eligibility(args: argparse.Namespace) -> int:
     from client.edge import default_refund_key
 
     key = args.key or default_refund_key(args.order, args.amount, args.line, args.reason)
-    request = _refund_request(args, refund_key=key, channel="web", requested_by=args.requested_by)
-    answer = await with_client(lambda c: c.eligibility(request))
+    requested_by = acting.requester(args, staff_default="eligibility")
+    request = _refund_request(args, refund_key=key, channel="web", requested_by=requested_by)
+    answer = await with_api(args, lambda c: c.eligibility(request))
     emit(args, answer, render.eligibility)
     return EXIT_OK
 
@@ -150,47 +152,47 @@ def _order_spec(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _single_call(args: argparse.Namespace) -> int:
-    """Commands that are one call to the RefundClient or the store, and a rendering."""
+    """Commands that are one call to the API (or, for anomalies, the store) and a rendering.
+    Who acts is the token's principal: the API is told no names."""
     cmd = args.command
     actions: dict[str, tuple[Callable[[Any], Awaitable[Any]], Callable[[Any], str]]] = {
         "list": (
-            lambda store: store.list_status(
+            lambda c: c.list(
                 state=args.state, order_id=args.order, escalated=args.escalated, limit=args.limit
             ),
             render.listing,
         ),
-        "approve": (
-            lambda c: c.approve(args.refund_id, args.reviewer, args.amount, args.role),
-            render.status,
-        ),
+        "approve": (lambda c: c.approve(args.refund_id, amount=args.amount), render.status),
         "track": (lambda c: c.track(args.refund_id), render.track),
-        "events": (lambda store: _events(store, args.refund_id), render.events),
-        "reject": (lambda c: c.reject(args.refund_id, args.reviewer, args.reason), render.status),
-        "cancel": (lambda c: c.cancel(args.refund_id, args.actor, args.reason), render.status),
-        "received": (lambda c: c.item_received(args.refund_id, args.actor), render.status),
-        "audit": (lambda store: _audit(store, args.refund_id), render.audit),
+        "events": (lambda c: _events(c, args.refund_id), render.events),
+        "reject": (lambda c: c.reject(args.refund_id, reason=args.reason), render.status),
+        "cancel": (lambda c: c.cancel(args.refund_id, reason=args.reason), render.status),
+        "received": (lambda c: c.item_received(args.refund_id), render.status),
+        "audit": (lambda c: c.audit(args.refund_id), render.audit),
         "anomalies": (
             lambda store: store.findings(kind=args.kind, limit=args.limit),
             render.findings,
         ),
-        "retry": (lambda c: c.operator_retry(args.refund_id, args.operator), render.status),
+        "retry": (lambda c: c.operator_retry(args.refund_id), render.status),
         "op-cancel": (
-            lambda c: c.operator_cancel(args.refund_id, args.operator, args.reason),
+            lambda c: c.operator_cancel(args.refund_id, reason=args.reason),
             render.status,
         ),
         "op-paid": (
-            lambda c: c.operator_paid_elsewhere(args.refund_id, args.operator, args.proof),
+            lambda c: c.operator_paid_elsewhere(args.refund_id, proof=args.proof),
             render.status,
         ),
     }
     if cmd == "operator":
         cmd = {"retry": "retry", "cancel": "op-cancel"}.get(args.operator_command, "op-paid")
+    if cmd == "approve" and args.role:
+        acting.warn("--role is ignored: the role comes from the staff directory (or your token)")
     action, human = actions[cmd]
     try:
-        if cmd in ("list", "audit", "anomalies", "events"):
+        if cmd == "anomalies":
             result = await with_store(action)
         else:
-            result = await with_client(action)
+            result = await with_api(args, action)
     except ValidationError as err:
         raise UserError(render.validation_error(err)) from None
     emit(args, result, human)
@@ -198,24 +200,25 @@ async def _single_call(args: argparse.Namespace) -> int:
 
 
 async def _status(args: argparse.Namespace) -> int:
-    """The refund's status; for people, with the requester's other recent refunds and its
+    """The refund's status; for staff, with the requester's other recent refunds and its
     order's ledger. The --json output is the status object with one more field,
-    `customer_history` (null when the store does not know, or there is no database)."""
+    `customer_history` (null when the API does not show it to this caller)."""
 
-    async def gather(client: Any) -> tuple[Any, Any, Any]:
+    async def gather(client: Any) -> tuple[Any, Any]:
         view = await client.status(args.refund_id)
-        if view.state.value not in ("completed", "cancelled"):
-            ended = await client.abnormal_end(args.refund_id)
-            if ended:
-                print(render.ended_in_temporal(args.refund_id, ended), file=sys.stderr)
         try:
-            ledger = await client.order_ledger(view.order_id)
-            history = await client.customer_history(view.refund_id)
-        except RefundflowError:
-            return view, None, None  # no database configured: the status alone
-        return view, ledger, history
+            context = await client.review_context(args.refund_id)
+        except NotAllowed:
+            return view, None  # what a reviewer weighs is not for every caller
+        if context.ended_in_temporal:
+            print(
+                render.ended_in_temporal(args.refund_id, context.ended_in_temporal), file=sys.stderr
+            )
+        return view, context
 
-    view, ledger, history = await with_client(gather)
+    view, context = await with_api(args, gather)
+    ledger = context.order_ledger if context else None
+    history = context.customer_history if context else None
     data = {
         **view.model_dump(mode="json"),
         "customer_history": history.model_dump(mode="json") if history else None,
@@ -235,17 +238,8 @@ def _audit_command(args: argparse.Namespace) -> int | Coroutine[Any, Any, int]:
     return _single_call(args)
 
 
-async def _audit(store: Any, refund_id: str) -> Any:
-    trail = await store.audit_trail(refund_id)
-    if not trail:
-        raise RefundflowError(f"no audit trail for refund {refund_id}")
-    return trail
-
-
-async def _events(store: Any, refund_id: str) -> Any:
-    from activities.outbox import events_for
-
-    events = await events_for(store.pool, refund_id)
+async def _events(client: Any, refund_id: str) -> Any:
+    events = await client.events(refund_id)
     if not events:
         raise RefundflowError(f"no events for refund {refund_id}")
     return events

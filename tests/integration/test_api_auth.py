@@ -43,6 +43,7 @@ ROUTES = [
     Route("GET", f"/v1/refunds/{REFUND}/track", OWNER, (OTHER,)),
     Route("GET", f"/v1/refunds/{REFUND}/audit", "li", (OWNER, OTHER, "warehouse")),
     Route("GET", f"/v1/refunds/{REFUND}/events", "li", (OWNER, OTHER, "warehouse")),
+    Route("GET", f"/v1/refunds/{REFUND}/review", "li", (OWNER, OTHER, "warehouse")),
     Route(
         "POST",
         f"/v1/refunds/{REFUND}/approve",

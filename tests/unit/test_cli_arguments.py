@@ -41,7 +41,10 @@ def test_a_mistake_is_one_line_with_exit_status_2(
 
 def test_good_arguments_parse() -> None:
     args = build_parser().parse_args(["approve", RF, "--reviewer", "li", "--amount", "4200"])
-    assert (args.reviewer, args.amount, args.role) == ("li", 4200, "support")
+    # No role unless given: it comes from the directory or the token (--role only warns).
+    assert (args.reviewer, args.amount, args.role) == ("li", 4200, None)
+    acting = build_parser().parse_args(["--as", "cust_1", "approve", RF])
+    assert (acting.acting_as, acting.reviewer) == ("cust_1", None)
 
 
 def test_with_json_a_usage_mistake_is_json_too(

@@ -1,0 +1,122 @@
+"""Who a command acts as, and through which API: the CLI is a client of the HTTP API.
+
+- `refundflow --as NAME ...` in the dev stack: NAME, with a token the stack's issuer signs
+  (NAME's roles come from the staff directory; any other name is a customer).
+- REFUNDFLOW_TOKEN (and REFUNDFLOW_API_URL, or the dev stack's API): that token's principal.
+- Neither, in the dev stack: the staff directory's default member (a support agent), so
+  commands written before the API keep working.
+
+The dev stack's tokens are signed on the worker's side (worker/api_commands.py), which
+hands `execute` a DevTokens function: the client never holds an issuer's key itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from client.cli.arguments import UserError
+from client.errors import RefundflowError
+from client.settings import find_stack
+
+NO_API = (
+    "no API to talk to: start `refundflow dev` in this folder (commands then act as its"
+    " staff directory's default member, or `refundflow --as NAME ...`), or set"
+    " REFUNDFLOW_API_URL and REFUNDFLOW_TOKEN"
+)
+SYNONYMS = ("reviewer", "operator", "actor")
+"""Options that named who acts before the API: in the dev stack, the same as --as."""
+DEFAULT_ACTOR = {"received": "warehouse"}
+"""Commands whose natural principal is not the default member: only the warehouse
+records a returned item."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    api_url: str
+    token: str = field(repr=False)
+    name: str | None = None
+    """Who the token is for, when the CLI knows (dev tokens)."""
+    kind: str | None = None
+    """staff, customer, service, warehouse; None: a token from elsewhere."""
+
+
+DevTokens = Callable[[str | None], Credentials | None]
+"""NAME (None: the directory's default member) -> a dev token for the running dev stack's
+API; None when no dev stack with an API runs."""
+
+
+def acting_name(args: argparse.Namespace) -> str | None:
+    """--as, or its older synonym on this command (--reviewer, --operator, --actor)."""
+    named = getattr(args, "acting_as", None)
+    for option in SYNONYMS:
+        synonym = getattr(args, option, None)
+        if synonym and named and synonym != named:
+            raise UserError(
+                f"--{option} {synonym} and --as {named} name different people: give one"
+            )
+        named = named or synonym
+    return named or DEFAULT_ACTOR.get(args.command)
+
+
+def credentials(args: argparse.Namespace, env: dict[str, str] | None = None) -> Credentials:
+    """The API and token this command uses (see the module's docstring), found once."""
+    known: Credentials | None = getattr(args, "credentials", None)
+    if known is None:
+        known = args.credentials = _find(args, dict(os.environ if env is None else env))
+    return known
+
+
+def _find(args: argparse.Namespace, env: dict[str, str]) -> Credentials:
+    dev_tokens: DevTokens | None = getattr(args, "dev_tokens", None)
+    name = acting_name(args)
+    explicit = getattr(args, "acting_as", None) or any(getattr(args, o, None) for o in SYNONYMS)
+    token = env.get("REFUNDFLOW_TOKEN", "").strip()
+    if token and not explicit:
+        _, stack = find_stack(env.get("REFUNDFLOW_HOME"))
+        url = env.get("REFUNDFLOW_API_URL") or str(stack.get("api_url") or "")
+        if not url:
+            raise RefundflowError("REFUNDFLOW_TOKEN is set: set REFUNDFLOW_API_URL too")
+        return Credentials(url.rstrip("/"), token)
+    found = dev_tokens(name) if dev_tokens is not None else None
+    if found is not None:
+        return found
+    if explicit:
+        raise UserError(
+            f"acting as {name} needs the dev stack (`refundflow dev` in this folder), whose"
+            " issuer signs for its directory; elsewhere REFUNDFLOW_TOKEN says who you are"
+        )
+    raise RefundflowError(NO_API)
+
+
+async def with_api(args: argparse.Namespace, action: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Run `action` on an HttpRefundClient acting as the command says."""
+    from client.http_client import HttpRefundClient
+
+    found = credentials(args)
+    async with HttpRefundClient(found.api_url, found.token) as client:
+        return await action(client)
+
+
+def requester(args: argparse.Namespace, staff_default: str) -> str:
+    """Whom a request (or an eligibility question) is for: --requested-by; else a
+    customer's own id; else, for staff and services, `staff_default` as before the API."""
+    if args.requested_by:
+        return str(args.requested_by)
+    found = credentials(args)
+    if found.kind == "customer" and found.name:
+        return found.name
+    if found.kind is None:
+        raise UserError(
+            "give --requested-by: the customer this refund is for (your own id if you are"
+            " the customer)"
+        )
+    return staff_default
+
+
+def warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)

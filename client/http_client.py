@@ -1,0 +1,243 @@
+"""HttpRefundClient: RefundClient's interface over the HTTP API, for services (and the CLI)
+outside the trust boundary. Same method names, same return types (StatusView,
+EligibilityAnswer, the read models); no Temporal or Postgres credentials, only a token.
+
+Who acts is the token's principal: the API verifies it and takes roles from it, never from a
+request. The actor arguments of RefundClient's actions (`reviewer`, `role`, `actor`,
+`operator`) are accepted so that code written for RefundClient runs unchanged, but they are
+not sent: the API would not believe them. Errors are RefundClient's (RefundNotFound,
+RefundActionRefused, RefundConflict, InvalidRefundRequest), plus NotAuthenticated and
+NotAllowed (a RefundActionRefused) for what the API's identity and authorization say.
+"""
+
+from __future__ import annotations
+
+import builtins
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+from pydantic import TypeAdapter
+
+from client.errors import (
+    InvalidRefundRequest,
+    NotAllowed,
+    NotAuthenticated,
+    RefundActionRefused,
+    RefundConflict,
+    RefundflowError,
+    RefundNotFound,
+)
+from client.review_context import ReviewContext
+from workflows.eligibility import EligibilityAnswer
+from workflows.models import RefundRequest, StatusView
+from workflows.read_models import AuditEntry, ListedRefund, OutboxEvent
+
+# An approval waits for the workflow (30 s at most), a request for its first step.
+TIMEOUT = aiohttp.ClientTimeout(total=90, connect=10)
+PAGE = 200
+"""The API's largest page of a listing."""
+_PROBLEMS: dict[str, type[RefundflowError]] = {
+    "urn:refundflow:problem:not-found": RefundNotFound,
+    "urn:refundflow:problem:refused": RefundActionRefused,
+    "urn:refundflow:problem:conflict": RefundConflict,
+    "urn:refundflow:problem:bad-input": InvalidRefundRequest,
+    "urn:refundflow:problem:unauthorized": NotAuthenticated,
+    "urn:refundflow:problem:forbidden": NotAllowed,
+}
+
+
+class HttpRefundClient:
+    def __init__(
+        self, api_url: str, token: str, *, session: aiohttp.ClientSession | None = None
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self._token = token
+        self._own_session = session is None
+        self._session = session
+
+    async def close(self) -> None:
+        if self._own_session and self._session is not None:
+            await self._session.close()
+        self._session = None
+
+    async def __aenter__(self) -> HttpRefundClient:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        err: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # --- requests -----------------------------------------------------------------------
+
+    async def eligibility(self, request: RefundRequest) -> EligibilityAnswer:
+        """Would this request be refunded, how much, how fast, and why (starts nothing)."""
+        body = await self._call("POST", "/v1/eligibility", _body(request), _key(request))
+        return EligibilityAnswer.model_validate(body)
+
+    async def request(self, request: RefundRequest) -> StatusView:
+        status, _ = await self.request_again_or_new(request)
+        return status
+
+    async def request_again_or_new(self, request: RefundRequest) -> tuple[StatusView, bool]:
+        """As `request`, and whether the refund existed before this call (asked before)."""
+        reply: list[int] = []
+        body = await self._call("POST", "/v1/refunds", _body(request), _key(request), reply)
+        return StatusView.model_validate(body), reply[0] == 200
+
+    # --- reading ------------------------------------------------------------------------
+
+    async def status(self, refund_id: str, *, include_timeline: bool = True) -> StatusView:
+        return StatusView.model_validate(await self._call("GET", f"/v1/refunds/{refund_id}"))
+
+    async def review_context(self, refund_id: str) -> ReviewContext:
+        """The order's ledger, the requester's recent refunds, an abnormal end (staff)."""
+        body = await self._call("GET", f"/v1/refunds/{refund_id}/review")
+        return ReviewContext.model_validate(body)
+
+    async def list(
+        self,
+        *,
+        state: str | None = None,
+        order_id: str | None = None,
+        escalated: bool = False,
+        limit: int = 100,
+        customer: str | None = None,
+    ) -> builtins.list[ListedRefund]:
+        """Newest request first, page after page until `limit`."""
+        query: dict[str, str] = {"escalated": "true" if escalated else "false"}
+        query.update({k: v for k, v in (("state", state), ("order", order_id)) if v})
+        if customer:
+            query["customer"] = customer
+        found: builtins.list[ListedRefund] = []
+        while len(found) < limit:
+            query["limit"] = str(min(PAGE, limit - len(found)))
+            page = await self._call("GET", "/v1/refunds", params=query)
+            found += TypeAdapter(builtins.list[ListedRefund]).validate_python(page["items"])
+            if not page.get("next_cursor"):
+                break
+            query["cursor"] = page["next_cursor"]
+        return found
+
+    async def track(self, refund_id: str) -> dict[str, Any]:
+        """What the customer may see of a refund: its status in their words and language."""
+        body: dict[str, Any] = await self._call("GET", f"/v1/refunds/{refund_id}/track")
+        return body
+
+    async def events(self, refund_id: str) -> builtins.list[OutboxEvent]:
+        body = await self._call("GET", f"/v1/refunds/{refund_id}/events")
+        return TypeAdapter(builtins.list[OutboxEvent]).validate_python(body)
+
+    async def audit(self, refund_id: str) -> builtins.list[AuditEntry]:
+        body = await self._call("GET", f"/v1/refunds/{refund_id}/audit")
+        trail = TypeAdapter(builtins.list[AuditEntry]).validate_python(body)
+        if not trail:
+            raise RefundNotFound(f"no audit trail for refund {refund_id}")
+        return trail
+
+    # --- actions (who acts: the token's principal) --------------------------------------
+
+    async def approve(
+        self,
+        refund_id: str,
+        reviewer: str | None = None,
+        amount: int | None = None,
+        role: str | None = None,
+        **_: Any,
+    ) -> StatusView:
+        """Approve as the token's principal, in its most senior approving role."""
+        return await self._act(refund_id, "approve", {"amount": amount} if amount else {})
+
+    async def reject(
+        self, refund_id: str, reviewer: str | None = None, reason: str = "", **_: Any
+    ) -> StatusView:
+        return await self._act(refund_id, "reject", {"reason": reason})
+
+    async def cancel(
+        self, refund_id: str, actor: str | None = None, reason: str = "", **_: Any
+    ) -> StatusView:
+        return await self._act(refund_id, "cancel", {"reason": reason})
+
+    async def item_received(self, refund_id: str, actor: str | None = None, **_: Any) -> StatusView:
+        return await self._act(refund_id, "received", None)
+
+    async def operator_retry(
+        self, refund_id: str, operator: str | None = None, **_: Any
+    ) -> StatusView:
+        return await self._act(refund_id, "operator/retry", None)
+
+    async def operator_paid_elsewhere(
+        self, refund_id: str, operator: str | None = None, proof: str = "", **_: Any
+    ) -> StatusView:
+        return await self._act(refund_id, "operator/paid-elsewhere", {"proof": proof})
+
+    async def operator_cancel(
+        self, refund_id: str, operator: str | None = None, reason: str = "", **_: Any
+    ) -> StatusView:
+        return await self._act(refund_id, "operator/cancel", {"reason": reason})
+
+    # --- plumbing -----------------------------------------------------------------------
+
+    async def _act(self, refund_id: str, action: str, body: dict[str, Any] | None) -> StatusView:
+        answer = await self._call("POST", f"/v1/refunds/{refund_id}/{action}", body)
+        return StatusView.model_validate(answer)
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        key: str | None = None,
+        status_out: builtins.list[int] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> Any:
+        """One request; a problem becomes the error its `type` names, in one sentence."""
+        headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=TIMEOUT)
+        url = self.api_url + path
+        try:
+            async with self._session.request(
+                method, url, json=body, headers=headers, params=params
+            ) as reply:
+                if status_out is not None:
+                    status_out.append(reply.status)
+                payload = await reply.json(content_type=None) if reply.content_length != 0 else None
+                if reply.status >= 400:
+                    raise _problem(reply, payload, url)
+                return payload
+        except (aiohttp.ClientConnectionError, TimeoutError) as err:
+            reason = str(err) or type(err).__name__
+            raise RefundflowError(f"cannot reach the API at {self.api_url}: {reason}") from None
+        except ValueError:  # not JSON: not the refundflow API answering
+            raise RefundflowError(f"{url} did not answer as the refundflow API") from None
+
+
+def _problem(reply: aiohttp.ClientResponse, payload: Any, url: str) -> RefundflowError:
+    if not isinstance(payload, dict) or "detail" not in payload:
+        return RefundflowError(f"{url} answered HTTP {reply.status}, not as the refundflow API")
+    detail = str(payload["detail"])
+    if reply.status == 429 and reply.headers.get("Retry-After"):
+        detail += f" (try again in {reply.headers['Retry-After']} s)"
+    return _PROBLEMS.get(str(payload.get("type")), RefundflowError)(detail)
+
+
+def _body(request: RefundRequest) -> dict[str, Any]:
+    """What the API takes of a request: the key goes in Idempotency-Key; who submits it is
+    the token's subject, so `submitted_by` is not sent."""
+    fields = request.model_dump(mode="json", exclude_none=True)
+    allowed = ("order_id", "amount", "lines", "currency", "reason_code", "channel", "locale")
+    body = {k: fields[k] for k in allowed if k in fields}
+    if request.requested_by:
+        body["requested_by"] = request.requested_by
+    return body
+
+
+def _key(request: RefundRequest) -> str:
+    return request.refund_key

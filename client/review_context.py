@@ -1,0 +1,37 @@
+"""What a reviewer weighs beside a refund's status: the order's ledger, the requester's
+other recent refunds, and whether Temporal ended the refund's workflow before the refund
+ended. One shape for the API (which reads it inside the boundary) and its clients."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
+
+from workflows.models import StatusView
+from workflows.read_models import CustomerHistory, OrderLedger
+
+if TYPE_CHECKING:
+    from client.refund_client import RefundClient
+
+
+class ReviewContext(BaseModel):
+    order_ledger: OrderLedger | None = None
+    """What every refund of the order holds and has refunded, per line (None: nothing yet)."""
+    customer_history: CustomerHistory | None = None
+    """The requester's other refunds over the policy's window (None: the store cannot say)."""
+    ended_in_temporal: str | None = None
+    """How Temporal ended the workflow (terminated, timed out ...) before the refund ended."""
+
+
+async def review_context(refunds: RefundClient, status: StatusView) -> ReviewContext:
+    """Read inside the boundary, with the Temporal-direct client. A refund that ended as a
+    refund does (completed, cancelled) is not asked about an abnormal end."""
+    ended = None
+    if status.state.value not in ("completed", "cancelled"):
+        ended = await refunds.abnormal_end(status.refund_id)
+    return ReviewContext(
+        order_ledger=await refunds.order_ledger(status.order_id),
+        customer_history=await refunds.customer_history(status.refund_id),
+        ended_in_temporal=ended,
+    )
