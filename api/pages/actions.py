@@ -126,26 +126,50 @@ async def act(
     if not decision.allowed:
         return await again(f"Refused: {decision.reason}. Nothing was changed.", 403)
     if confirm != "yes":
-        return pages(request).render(
-            request,
-            "confirm.html",
-            who=who,
-            s=status,
-            action=chosen.value,
-            label=LABELS[chosen],
-            amount_text=format_minor(minor or status.amount, status.currency),
-            amount=amount,
-            code=code,
-            note=note,
-            reason=why,
-        )
+        form = {"amount": amount, "code": code, "note": note}
+        return confirm_page(request, who, status, chosen, minor, why, form)
+    return await carry_out(request, who, refund_id, chosen, minor, why)
+
+
+def confirm_page(
+    request: Request,
+    who: Principal,
+    status: StatusView,
+    chosen: Action,
+    minor: int | None,
+    why: str,
+    form: dict[str, str],
+) -> Response:
+    """What will happen, to how much, as whom: the form again, to be confirmed."""
+    return pages(request).render(
+        request,
+        "confirm.html",
+        who=who,
+        s=status,
+        action=chosen.value,
+        label=LABELS[chosen],
+        amount_text=format_minor(minor or status.amount, status.currency),
+        reason=why,
+        amount=form["amount"],
+        code=form["code"],
+        note=form["note"],
+    )
+
+
+async def carry_out(
+    request: Request, who: Principal, refund_id: str, chosen: Action, minor: int | None, why: str
+) -> Response:
+    """Do the confirmed action; a refusal is said on the refund's page, nothing changed."""
+    error, status_code = "", 200
     try:
         await perform(chosen, refund_id, who, request, minor, why)
     except ProblemError as err:
-        return await again(f"{err.detail}. Nothing was changed.", err.kind.status)
+        error, status_code = f"{err.detail}. Nothing was changed.", err.kind.status
     except ValidationError as err:
-        return await again(f"{render.validation_error(err)}; nothing was done.", 422)
+        error, status_code = f"{render.validation_error(err)}; nothing was done.", 422
     except RefundflowError as err:
-        return await again(f"Refused: {err}. Nothing was changed.", 409)
+        error, status_code = f"Refused: {err}. Nothing was changed.", 409
+    if error:
+        return await refund_page(request, who, refund_id, error=error, status_code=status_code)
     target = f"/console/refunds/{refund_id}?done={chosen.value}"
     return protect(RedirectResponse(target, 303))
