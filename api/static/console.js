@@ -1,9 +1,19 @@
-// The refund page follows the refund: every few seconds it asks whether anything changed
-// and reloads when it did, unless someone is typing into a form on it (their input would
-// be lost). No library: the console works without it, only less promptly.
+// Two small helps, no library (the console works without them, only less promptly):
+// - the refund page follows the refund: every few seconds it asks whether anything changed
+//   and reloads when it did, unless someone is typing into a form on it (their input would
+//   be lost; then it says so instead);
+// - the report's chart frame grows to the chart's height (same origin), without a scrollbar.
 (function () {
   "use strict";
   var body = document.body;
+  Array.prototype.forEach.call(document.querySelectorAll("iframe.chart"), function (frame) {
+    frame.addEventListener("load", function () {
+      var doc = frame.contentDocument;
+      if (doc && doc.documentElement) {
+        frame.style.height = (doc.documentElement.scrollHeight + 24) + "px";
+      }
+    });
+  });
   var url = body.getAttribute("data-poll");
   if (!url) { return; }
   var seen = body.getAttribute("data-version");

@@ -94,6 +94,8 @@ async def test_a_lead_approves_from_the_queue_and_the_customer_reads_paid_in_chi
 ) -> None:
     refund_id, customer = await pending(api, sandbox)
     page = await signed_in(browser, api, "li")
+    complaints: list[str] = []  # what the browser says about the page (CSP, 404s, errors)
+    page.on("console", lambda message: complaints.append(message.text))
     await picture(page, "console-queue", full=False)
     await open_from_queue(page, refund_id, customer)
     await picture(page, "console-refund")
@@ -104,6 +106,7 @@ async def test_a_lead_approves_from_the_queue_and_the_customer_reads_paid_in_chi
     # The page follows the refund by itself: approved, paid by the provider, completed.
     await expect(page.locator("#state")).to_have_text("completed", timeout=WAIT_MS)
 
+    assert complaints == [], complaints
     link = await page.locator("#tracking-link").input_value()
     phone: ViewportSize = {"width": 390, "height": 844}  # a phone, and no staff cookie
     customer_page = await (await browser.new_context(viewport=phone)).new_page()
