@@ -10,7 +10,7 @@ from activities.migrate import ROLE_NAME
 from client.settings import ENV_VARS, PROJECT_ROOT, Settings
 from tests.unit.test_deployment import SERVICES, env_of, resolve
 
-APP_SERVICES = ("worker", "webhooks", "sandbox")
+APP_SERVICES = ("worker", "webhooks", "api")
 
 
 def url_of(service: str, variable: str) -> Any:
@@ -20,7 +20,8 @@ def url_of(service: str, variable: str) -> Any:
 def test_migrate_runs_as_the_owner_and_sets_up_the_app_role() -> None:
     migrate = SERVICES["migrate"]
     assert migrate["command"][:2] == ["refundflow", "migrate"]
-    assert "--sandbox" in migrate["command"]  # this topology runs the sandbox as the app
+    # The sandbox, a stand-in for systems outside, migrates a database of its own.
+    assert "--sandbox" not in migrate["command"]
     assert set(env_of("migrate")) <= set(ENV_VARS)
     owner = url_of("migrate", "MIGRATION_DATABASE_URL")
     app = url_of("migrate", "DATABASE_URL")
@@ -42,10 +43,10 @@ def test_app_services_connect_as_the_app_role_once_migrate_is_done() -> None:
 
 
 def test_the_app_role_password_has_no_default() -> None:
-    # ${VAR} alone: compose leaves it empty when unset, and `refundflow migrate` refuses an
-    # empty password rather than creating a role nobody can log in as.
+    # ${VAR:?}: compose refuses to start without it (and `refundflow migrate` would refuse
+    # an empty password rather than create a role nobody can log in as).
     app_url = env_of("migrate")["DATABASE_URL"]
-    assert "${REFUNDFLOW_APP_DB_PASSWORD}" in app_url
-    assert resolve(app_url) == app_url
+    assert "${REFUNDFLOW_APP_DB_PASSWORD:?" in app_url
+    assert urlparse(resolve(app_url)).password == "REFUNDFLOW_APP_DB_PASSWORD"
     compose = (PROJECT_ROOT / "docker-compose.yml").read_text()
     assert "REFUNDFLOW_APP_DB_PASSWORD:-" not in compose
