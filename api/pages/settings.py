@@ -16,7 +16,8 @@ from pathlib import Path
 
 from api.config import ApiConfig, dev_directory
 
-SECRET_FILE = "pages/secret"
+SECRET_FILE = "issuer/pages-secret"
+"""Beside the dev issuer's key: `refundflow dev --fresh` makes a new one with it."""
 MIN_SECRET_BYTES = 32
 
 

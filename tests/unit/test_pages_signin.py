@@ -101,5 +101,5 @@ def test_the_pages_secret(tmp_path: Path) -> None:
     again = PagesConfig.from_env(api_config(tmp_path), {})
     assert dev is not None and again is not None and dev.secret == again.secret
     assert not dev.secure_cookies  # the dev stack is plain HTTP on loopback
-    made = tmp_path / "pages" / "secret"
+    made = tmp_path / "issuer" / "pages-secret"
     assert stat.S_IMODE(made.stat().st_mode) == 0o600
