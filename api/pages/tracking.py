@@ -107,6 +107,8 @@ async def track(
     if not tracking_ok(view.config.secret, refund_id, e, s):
         locale = pick_locale(lang, accept_language, "en")
         return view.render(request, "track_invalid.html", 403, lang=locale, t=CHROME[locale])
+    # Whoever holds a link may reload it, not hammer Temporal with it: a bucket per refund.
+    state(request).limiter.take(f"track\x1f{refund_id}")
     try:
         status = await state(request).refunds.status(refund_id)
     except RefundflowError:
