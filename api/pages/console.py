@@ -26,6 +26,7 @@ from api.pages.security import protect, tracking_query
 from api.pages.signin import pages, signed_in, to_signin
 from api.schemas import RefundPath
 from client.errors import RefundflowError
+from client.review_context import review_context
 from workflows import names
 from workflows.models import IDENTIFIER_PATTERN, StatusView
 from workflows.policy import evaluate, parse_policy
@@ -166,7 +167,7 @@ async def refund_page(
         s=status,
         version=version(status),
         rules=await policy_explanation(api, refund_id),
-        ledger=await api.refunds.order_ledger(status.order_id),
+        review=await review_context(api.refunds, status),
         events=await api.refunds.events(refund_id),
         audit=audit,
         actions=available(who, status, api),
