@@ -18,7 +18,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-import uvicorn
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.api.history.v1 import HistoryEvent
@@ -26,8 +25,6 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from api.codec_server import CodecServerConfig, create_codec_app
-from api.config import ApiConfig
 from client.connections import connect_temporal
 from client.payload_codec import (
     ENCODING,
@@ -43,10 +40,9 @@ from client.refund_client import RefundClient
 from client.settings import Settings
 from tests.conftest import Sandbox
 from tests.integration.api_support import Api
-from tests.integration.helpers import eventually
+from tests.integration.codec_support import serving_codec
 from tests.integration.test_refund_flow import make_request
 from worker.devstack import DevStack
-from worker.processes import free_port
 from worker.temporal_server import temporal_binary
 from workflows.names import SEARCH_ATTRIBUTES
 from workflows.refund.workflow import RefundWorkflow
@@ -273,15 +269,7 @@ async def test_cors_for_the_web_ui_and_the_dev_ui_allowance_on_loopback(
     }
     keyring = load_keyring("", env["REFUNDFLOW_CODEC_KEY_FILE"])
     assert keyring is not None
-    config = dataclasses.replace(CodecServerConfig.from_env(env), port=free_port())
-    app = create_codec_app(config, ApiConfig.from_env(env), EncryptionCodec(keyring), "default")
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=config.port, log_config=None)
-    )
-    serving = asyncio.create_task(server.serve())
-    base = f"http://127.0.0.1:{config.port}"
-    try:
-        await eventually(lambda: _status(http, f"{base}/healthz"), lambda status: status == 200)
+    async with serving_codec(env, http) as base:
         for origin, allowed in [
             (ui, True),
             ("https://temporal.example", True),
@@ -313,11 +301,3 @@ async def test_cors_for_the_web_ui_and_the_dev_ui_allowance_on_loopback(
         wrong_namespace = {"Origin": ui, "X-Namespace": "another"}
         async with http.post(f"{base}/decode", json=body, headers=wrong_namespace) as answer:
             assert answer.status == 403
-    finally:
-        server.should_exit = True
-        await serving
-
-
-async def _status(http: aiohttp.ClientSession, url: str) -> int:
-    async with http.get(url) as answer:
-        return answer.status
