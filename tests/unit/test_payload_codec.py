@@ -4,6 +4,7 @@ plaintext, failures sealed too, keys only from configuration and refused in one 
 from __future__ import annotations
 
 import base64
+import json
 import os
 from pathlib import Path
 
@@ -162,3 +163,20 @@ def test_the_current_key_is_the_first_one_in_a_file_with_comments(tmp_path: Path
     path.write_text(f"# rotated 2026-11\n{new_key_entry('k2')}  # current\n{new_key_entry('k1')}\n")
     keyring = load_keyring("", str(path))
     assert keyring is not None and keyring.current == "k2" and set(keyring.keys) == {"k1", "k2"}
+
+
+def test_commands_beside_the_dev_stack_seal_with_its_key_for_its_own_temporal_only(
+    tmp_path: Path,
+) -> None:
+    stack = {"pid": os.getpid(), "temporal_address": "127.0.0.1:7233"}
+    (tmp_path / "stack.json").write_text(
+        json.dumps({**stack, "codec_key_file": str(tmp_path / "codec" / "keys")})
+    )
+    beside = Settings.from_env({"REFUNDFLOW_HOME": str(tmp_path)})
+    assert beside.codec_key_file == str(tmp_path / "codec" / "keys")
+    elsewhere = Settings.from_env(
+        {"REFUNDFLOW_HOME": str(tmp_path), "TEMPORAL_ADDRESS": "prod.example:7233"}
+    )
+    assert elsewhere.codec_key_file == ""
+    own_keys = Settings.from_env({"REFUNDFLOW_HOME": str(tmp_path), "REFUNDFLOW_CODEC_KEYS": "x"})
+    assert (own_keys.codec_key_file, own_keys.codec_keys) == ("", "x")
