@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
+from api.pages.queue import PAGE_SIZE
 from api.pages.security import tracking_query
 from api.pages.settings import dev_secret
 from tests.conftest import Sandbox
@@ -61,6 +62,30 @@ async def test_the_console_is_for_signed_in_staff_only(
     browserless.cookie_jar.update_cookies({"rf_session": api.token("cust_42")}, URL(api.base))
     async with browserless.get(f"{api.base}/console", allow_redirects=False) as r:
         assert r.status == 303
+
+
+async def test_the_queue_pages_soonest_deadline_first(
+    browserless: aiohttp.ClientSession, api: Api, sandbox: Sandbox
+) -> None:
+    who = f"cust_{uuid.uuid4().hex[:8]}"
+    made = []
+    for _ in range(PAGE_SIZE + 1):  # each on an order of its own, each waiting for review
+        order = await sandbox.order(amount=30000, category="general")
+        body = {"order_id": order["order_id"], "amount": 9000, "reason_code": "damaged"}
+        made.append((await api.request_refund(who, body)).body["refund_id"])
+    assert (await sign_in(browserless, api, "bob", "/console"))[0] == 303
+    seen: list[str] = []
+    url = f"{api.base}/console?customer={who}"
+    for _ in range(2):
+        async with browserless.get(url) as r:
+            page = await r.text()
+        seen += re.findall(r'<th scope="row"><a href="/console/refunds/(rf_[0-9a-f]+)">', page)
+        more = re.search(r'href="(/console\?[^"]*cursor=[^"]+)">Next page', page)
+        if more is None:
+            break
+        url = api.base + more.group(1).replace("&amp;", "&")
+    # Requested one after another under one policy: due one after another, oldest first.
+    assert seen == made, (len(seen), len(made))
 
 
 async def test_a_tracking_link_opens_its_refund_only_while_signed_and_unexpired(
