@@ -212,8 +212,13 @@ class HttpRefundClient:
                 if reply.status >= 400:
                     raise _problem(reply, payload, url)
                 return payload
+        except aiohttp.ClientConnectorError:
+            raise RefundflowError(
+                f"cannot reach the API at {self.api_url}: nothing answers there (is"
+                " `refundflow dev` running in this folder, or REFUNDFLOW_API_URL right?)"
+            ) from None
         except (aiohttp.ClientConnectionError, TimeoutError) as err:
-            reason = str(err) or type(err).__name__
+            reason = str(err) or "no answer in time"
             raise RefundflowError(f"cannot reach the API at {self.api_url}: {reason}") from None
         except ValueError:  # not JSON: not the refundflow API answering
             raise RefundflowError(f"{url} did not answer as the refundflow API") from None

@@ -13,6 +13,7 @@ hands `execute` a DevTokens function: the client never holds an issuer's key its
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -85,6 +86,11 @@ def _find(args: argparse.Namespace, env: dict[str, str]) -> Credentials:
     found = dev_tokens(name) if dev_tokens is not None else None
     if found is not None:
         return found
+    if dev_tokens is None and find_stack(env.get("REFUNDFLOW_HOME"))[1].get("issuer"):
+        raise RefundflowError(
+            "a dev stack runs here, but only `refundflow` signs its tokens (not `python -m"
+            " client`): use `refundflow`, or set REFUNDFLOW_TOKEN"
+        )
     if explicit:
         raise UserError(
             f"acting as {name} needs the dev stack (`refundflow dev` in this folder), whose"
@@ -118,5 +124,9 @@ def requester(args: argparse.Namespace, staff_default: str) -> str:
     return staff_default
 
 
-def warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
+def warn(args: argparse.Namespace, message: str) -> None:
+    """One line on stderr; with --json a JSON object, as errors are."""
+    if getattr(args, "json", False):
+        print(json.dumps({"warning": message}), file=sys.stderr)
+    else:
+        print(f"warning: {message}", file=sys.stderr)

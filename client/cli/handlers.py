@@ -186,7 +186,9 @@ async def _single_call(args: argparse.Namespace) -> int:
     if cmd == "operator":
         cmd = {"retry": "retry", "cancel": "op-cancel"}.get(args.operator_command, "op-paid")
     if cmd == "approve" and args.role:
-        acting.warn("--role is ignored: the role comes from the staff directory (or your token)")
+        acting.warn(
+            args, "--role is ignored: the role comes from the staff directory (or your token)"
+        )
     action, human = actions[cmd]
     try:
         if cmd == "anomalies":

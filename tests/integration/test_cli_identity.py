@@ -85,6 +85,10 @@ def test_the_json_errors_are_json(stack: DevStack) -> None:
         "error": "refused: a customer may not approve refunds",
         "exit_status": 1,
     }
+    warned = cli(stack, "--as", "li", "approve", refund_id, "--role", "lead", "--json")
+    assert warned.returncode == 0, warned.stderr
+    assert json.loads(warned.stderr)["warning"].startswith("--role is ignored")
+    assert json.loads(warned.stdout)["refund_id"] == refund_id
 
 
 def outside(stack: DevStack, home: Path, token: str) -> dict[str, str]:
@@ -134,6 +138,21 @@ def test_a_wrong_or_expired_token_is_one_line_and_exit_1(
     assert result.returncode == 1
     said = one_line(result)
     assert said.startswith("error: the token") and token not in said, said
+
+
+def test_an_api_that_does_not_answer_is_one_line(api: Api, tmp_path: Path) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "REFUNDFLOW_HOME": str(tmp_path),
+        "REFUNDFLOW_API_URL": "http://127.0.0.1:9",
+        "REFUNDFLOW_TOKEN": api.token("li"),
+    }
+    result = run(env, "status", "rf_" + "0" * 24)
+    assert result.returncode == 1
+    assert one_line(result) == (
+        "error: cannot reach the API at http://127.0.0.1:9: nothing answers there (is"
+        " `refundflow dev` running in this folder, or REFUNDFLOW_API_URL right?)"
+    )
 
 
 def test_without_an_api_the_cli_says_how_to_get_one(tmp_path: Path) -> None:
