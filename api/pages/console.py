@@ -28,7 +28,7 @@ from api.schemas import RefundPath
 from client.errors import RefundflowError
 from client.review_context import review_context
 from workflows import names
-from workflows.models import IDENTIFIER_PATTERN, StatusView
+from workflows.models import CHANNELS, IDENTIFIER_PATTERN, StatusView
 from workflows.policy import evaluate, parse_policy
 from workflows.refund.case import ContinuedRefundInput, asked_at
 from workflows.rules import RuleOutcome
@@ -103,7 +103,7 @@ async def queue_page(
         more_query=params,
         states=[s.value for s in RefundState],
         awaitings=[a.value for a in Awaiting],
-        channels=["web", "app", "support", "api"],
+        channels=CHANNELS,
         first_page=not cursor,
     )
 

@@ -21,7 +21,7 @@ from api.identity import Principal, PrincipalKind
 from api.pages import oidc
 from api.pages.render import Pages
 from api.pages.security import CSRF_FIELD, SESSION_COOKIE, csrf_ok, protect, set_cookie
-from api.problems import ProblemError
+from api.problems import Kind, ProblemError
 
 router = APIRouter(include_in_schema=False)
 
@@ -41,7 +41,9 @@ async def signed_in(request: Request) -> Principal | None:
     try:
         who = await api.verifier.principal(f"Bearer {token}")
         api.limiter.take(f"{who.issuer}\x1f{who.subject}")
-    except ProblemError:
+    except ProblemError as err:
+        if err.kind is Kind.RATE_LIMITED:
+            raise  # said as such (429), not as a session that ended
         return None
     return who if who.kind is PrincipalKind.STAFF else None
 
