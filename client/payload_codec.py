@@ -150,6 +150,24 @@ def ensure_key_file(path: Path, key_id: str = "dev-1") -> Path:
     return path
 
 
+def rotate_key_file(path: Path, key_id: str) -> Keyring:
+    """Put a fresh key first in the key file (it seals from the next start of each process);
+    the older keys stay after it and keep opening what they sealed."""
+    source = f"key file {path}"
+    try:
+        old = path.read_text()
+    except OSError as err:
+        raise CodecKeyError(f"{source}: {err.strerror or err}") from None
+    if key_id in Keyring.parse(old, source).keys:
+        raise CodecKeyError(f"{source} already holds a key {key_id!r}")
+    fresh = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(new_key_entry(key_id) + "\n" + old)
+    os.replace(fresh, path)  # whole or not at all: a reader never sees half a ring
+    return Keyring.parse(path.read_text(), source)
+
+
 class EncryptionCodec(PayloadCodec):
     """AES-256-GCM over each whole serialized payload (metadata included), with a fresh
     random nonce; the key id is authenticated with it, so relabelling a payload fails."""

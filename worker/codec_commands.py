@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+from pathlib import Path
+from typing import Any
 
 from client.cli.arguments import EXIT_OK
 from client.cli.commands import Subcommands, command
 from client.cli.handlers import Handler
-from client.payload_codec import CodecKeyError, new_key_entry
+from client.payload_codec import CodecKeyError, new_key_entry, rotate_key_file
 from client.settings import ConfigurationError, Settings
 
 
@@ -28,6 +30,13 @@ def add_codec_commands(sub: Subcommands) -> None:
     server.add_argument("--port", type=int, help="default: REFUNDFLOW_CODEC_PORT or 8081")
     key = command(sub, "codec-key", "print a new payload key entry (id:base64key), for rotation")
     key.add_argument("--id", dest="key_id", required=True, help="the new key's id, e.g. 2026-11")
+    key.add_argument(
+        "--rotate",
+        type=Path,
+        metavar="KEY_FILE",
+        help="put the new key first in this key file (the dev stack's: .refundflow/codec/keys);"
+        " restart every process to seal with it",
+    )
 
 
 async def _codec_server(args: argparse.Namespace) -> int:
@@ -61,11 +70,23 @@ async def _codec_server(args: argparse.Namespace) -> int:
 
 def _codec_key(args: argparse.Namespace) -> int:
     try:
+        if args.rotate is not None:
+            ring = rotate_key_file(args.rotate, args.key_id)
+            said = {"key_file": str(args.rotate), "current": ring.current, "keys": list(ring.keys)}
+            print(json.dumps(said) if args.json else _rotated(said))
+            return EXIT_OK
         entry = new_key_entry(args.key_id)
     except CodecKeyError as err:
         raise ConfigurationError(str(err)) from None
     print(json.dumps({"key_id": args.key_id, "entry": entry}) if args.json else entry)
     return EXIT_OK
+
+
+def _rotated(said: dict[str, Any]) -> str:
+    return (
+        f"{said['key_file']}: {said['current']} seals from each process's next start;"
+        f" the older keys still open what they sealed: {', '.join(said['keys'][1:])}"
+    )
 
 
 CODEC_HANDLERS: dict[str, Handler] = {"codec-server": _codec_server, "codec-key": _codec_key}

@@ -26,6 +26,7 @@ from client.payload_codec import (
     ensure_key_file,
     load_keyring,
     new_key_entry,
+    rotate_key_file,
 )
 from client.settings import ConfigurationError, Settings
 
@@ -180,3 +181,17 @@ def test_commands_beside_the_dev_stack_seal_with_its_key_for_its_own_temporal_on
     assert elsewhere.codec_key_file == ""
     own_keys = Settings.from_env({"REFUNDFLOW_HOME": str(tmp_path), "REFUNDFLOW_CODEC_KEYS": "x"})
     assert (own_keys.codec_key_file, own_keys.codec_keys) == ("", "x")
+
+
+async def test_rotating_a_key_file_puts_a_new_key_first_and_keeps_the_old(tmp_path: Path) -> None:
+    path = ensure_key_file(tmp_path / "keys")
+    before = load_keyring("", str(path))
+    assert before is not None
+    [sealed] = await EncryptionCodec(before).encode([plain()])
+    after = rotate_key_file(path, "dev-2")
+    assert after.current == "dev-2" and list(after.keys) == ["dev-2", "dev-1"]
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert await EncryptionCodec(after).decode([sealed]) == [plain()]
+    with pytest.raises(CodecKeyError, match="already holds a key 'dev-2'"):
+        rotate_key_file(path, "dev-2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keys"]
