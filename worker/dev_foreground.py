@@ -96,6 +96,8 @@ def _print_banner(stack: DevStack) -> None:
         f"  sandbox       {stack.sandbox_url}   webhooks -> {stack.webhook_url}",
         f"  API           {stack.describe()['api_url']}   docs /docs; tokens: refundflow token"
         " --as NAME",
+        f"  console       {stack.describe()['api_url']}/console   (sign in as li, alice, ...;"
+        " the report at /console/report)",
         f"  metrics       {stack.metrics_url}   (the worker's Prometheus endpoint)",
         f"  codec server  {stack.describe()['codec_url']}   payloads sealed with"
         f" {stack.describe()['codec_key_file']} (the Web UI opens them through it)",
