@@ -185,6 +185,12 @@ def check_the_api_and_a_dev_token(folder: Path, env: dict[str, str], port: int) 
     )
     with urllib.request.urlopen(asked, timeout=10) as answer:
         assert json.loads(answer.read())["version"] == 3
+    # The CLI's refund commands go through that API, as the directory's default member or
+    # as whom --as names, found from the folder with no variables.
+    listed = run_in(folder, env, "worker.cli", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    mine = run_in(folder, env, "worker.cli", "--as", "cust_nobody", "list", "--json")
+    assert (mine.returncode, json.loads(mine.stdout)) == (0, []), mine.stderr
 
 
 def run_in(folder: Path, env: dict[str, str], module: str, *args: str) -> CompletedProcess[str]:
