@@ -1,0 +1,87 @@
+"""Who a CLI command acts as and through which API, without a stack: --as and its older
+synonyms, a token from the environment, the dev stack's tokens, and the one-line refusals."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from client.cli.acting import NO_API, Credentials, acting_name, credentials, requester
+from client.cli.arguments import UserError
+from client.cli.commands import CLIENT_COMMANDS, build_parser
+from client.errors import RefundflowError
+
+RF = "rf_0123456789abcdef01234567"
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    return build_parser(CLIENT_COMMANDS).parse_args(argv)
+
+
+def dev_stack(name: str | None) -> Credentials:
+    """A stand-in for the worker's dev token signer: who was asked for is in the token."""
+    who = name or "alice"
+    kind = "customer" if who.startswith("cust") else "staff"
+    return Credentials("http://127.0.0.1:8080", f"token-for-{who}", who, kind)
+
+
+def with_tokens(args: argparse.Namespace, tokens: object) -> argparse.Namespace:
+    args.dev_tokens = tokens
+    return args
+
+
+@pytest.fixture
+def nowhere(tmp_path: Path) -> dict[str, str]:
+    """An environment with no dev stack and no token."""
+    return {"REFUNDFLOW_HOME": str(tmp_path)}
+
+
+def test_as_and_its_synonyms_name_who_acts() -> None:
+    assert acting_name(parse("--as", "li", "approve", RF)) == "li"
+    assert acting_name(parse("approve", RF, "--reviewer", "li")) == "li"
+    assert acting_name(parse("operator", "retry", RF, "--operator", "omar")) == "omar"
+    assert acting_name(parse("cancel", RF, "--actor", "cust_1", "--reason", "x")) == "cust_1"
+    assert acting_name(parse("received", RF)) == "warehouse"  # only the warehouse may
+    assert acting_name(parse("status", RF)) is None  # the directory's default member
+    with pytest.raises(UserError, match="--reviewer li and --as bob name different people"):
+        acting_name(parse("--as", "bob", "approve", RF, "--reviewer", "li"))
+
+
+def test_in_the_dev_stack_the_named_member_acts(nowhere: dict[str, str]) -> None:
+    args = with_tokens(parse("--as", "li", "approve", RF), dev_stack)
+    assert credentials(args, nowhere).token == "token-for-li"
+    default = with_tokens(parse("status", RF), dev_stack)
+    assert credentials(default, nowhere).name == "alice"
+
+
+def test_a_token_from_the_environment_wins_unless_someone_is_named(
+    nowhere: dict[str, str],
+) -> None:
+    env = {**nowhere, "REFUNDFLOW_TOKEN": "t0k", "REFUNDFLOW_API_URL": "https://api.example/"}
+    found = credentials(with_tokens(parse("status", RF), dev_stack), env)
+    assert (found.api_url, found.token, found.kind) == ("https://api.example", "t0k", None)
+    assert "t0k" not in repr(found)  # never in a log line or a traceback
+    named = credentials(with_tokens(parse("--as", "li", "status", RF), dev_stack), env)
+    assert named.token == "token-for-li"
+
+
+def test_refusals_are_one_sentence(nowhere: dict[str, str]) -> None:
+    with pytest.raises(RefundflowError, match="set REFUNDFLOW_API_URL too"):
+        credentials(with_tokens(parse("status", RF), None), {**nowhere, "REFUNDFLOW_TOKEN": "t"})
+    with pytest.raises(UserError, match="acting as li needs the dev stack"):
+        credentials(with_tokens(parse("--as", "li", "status", RF), lambda _: None), nowhere)
+    with pytest.raises(RefundflowError) as no_api:
+        credentials(with_tokens(parse("status", RF), lambda _: None), nowhere)
+    assert str(no_api.value) == NO_API
+
+
+def test_whom_a_request_is_for(nowhere: dict[str, str]) -> None:
+    ask = ("request", "--order", "o1", "--amount", "100", "--reason", "damaged", "--channel", "web")
+    customer = with_tokens(parse("--as", "cust_9", *ask), dev_stack)
+    assert requester(customer, staff_default="support-cli") == "cust_9"
+    staff = with_tokens(parse(*ask), dev_stack)
+    assert requester(staff, staff_default="support-cli") == "support-cli"
+    named = with_tokens(parse(*ask, "--requested-by", "cust_3"), dev_stack)
+    assert requester(named, staff_default="support-cli") == "cust_3"
