@@ -51,6 +51,8 @@ ENV_VARS = (
     "SANDBOX_NOTIFY_SECRET",
     # The HTTP API (api/config.py): where it listens and which tokens it trusts.
     "REFUNDFLOW_API_URL",
+    # The CLI's access token outside the dev stack (client/cli/acting.py); never logged.
+    "REFUNDFLOW_TOKEN",
     "REFUNDFLOW_API_HOST",
     "REFUNDFLOW_API_PORT",
     "REFUNDFLOW_API_MAX_BODY_BYTES",
