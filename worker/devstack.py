@@ -60,6 +60,8 @@ class StackConfig:
     """False for tests: Postgres without fsync, Temporal without a database file."""
     temporal_persistent: bool | None = None
     """Keep Temporal's state in a file (default: same as `durable`); chaos tests restart it."""
+    temporal_dynamic_config: dict[str, str] = field(default_factory=dict)
+    """The dev server's dynamic config (chaos: continue-as-new suggested sooner)."""
     worker_output_to_terminal: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
 
@@ -217,6 +219,7 @@ class DevStack:
             headless=cfg.headless,
             time_skipping=cfg.time_skipping,
             ui_codec_endpoint=dev_codec.codec_url(cfg.codec_port),
+            dynamic_config=cfg.temporal_dynamic_config,
         )
         self.temporal.start()
         progress(

@@ -31,7 +31,7 @@ async def main(args: argparse.Namespace) -> int:
     print(f"starting a private stack for {len(names)} cases x {args.runs} runs ...", flush=True)
     chaos, home = await start_chaos()
     try:
-        tallies = await run_all(chaos, names, args.runs)
+        tallies = await run_all(chaos, names, args.runs, together=args.together)
     finally:
         await stop_chaos(chaos, home)
     print(table(tallies))
@@ -50,6 +50,13 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=50, help="runs of each case")
     parser.add_argument("--case", action="append", help="only this case (repeatable)")
     parser.add_argument("--json-out", help="also write the figures to this JSON file")
+    parser.add_argument(
+        "--together",
+        type=int,
+        default=1,
+        help="runs of a case at the same time (for cases that mostly wait, e.g. months of"
+        " virtual time); default 1",
+    )
     status = asyncio.run(main(parser.parse_args()))
     sys.stdout.flush()
     sys.stderr.flush()

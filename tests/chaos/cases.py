@@ -15,7 +15,7 @@ from typing import Any
 
 from client.errors import InvalidRefundRequest, RefundActionRefused
 from sandbox.webhooks import SIGNATURE_HEADER, sign
-from tests.chaos import crash_cases, long_cases, money_cases
+from tests.chaos import crash_cases, long_cases, money_cases, months_cases
 from tests.chaos.ends import COMPLETED, cancelled, operator_wait
 from tests.chaos.harness import Chaos, settle
 from tests.chaos.proofs import (
@@ -337,4 +337,7 @@ CASES: dict[str, Case] = {
     "workflow reset after payment": Case(long_cases.workflow_reset_after_payment, fast=False),
     "poison subscriber": Case(long_cases.poison_subscriber, fast=False),
     "reversal after success": Case(long_cases.reversal_after_success, fast=False),
+    "90 days pending with the provider": Case(
+        months_cases.ninety_days_pending_with_the_provider, fast=False
+    ),
 }

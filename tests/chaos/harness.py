@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 from temporalio.api.history.v1 import HistoryEvent
+from temporalio.testing import TimeSkipper, TimeSkippingConfig
 
 from activities.http_adapters import HttpOrderSystem, HttpService
 from activities.pg_store import create_pool
@@ -38,6 +39,10 @@ SETTLE_TIMEOUT = 120.0
 REQUEST_ATTEMPTS = 30
 """A service retries a request that got no answer; 30 tries 0.5 s apart outlast a restart."""
 Counters = dict[str, dict[str, int]]
+SUGGEST_CONTINUE_AT = 300
+"""The chaos stack's server suggests continue-as-new from this many events (production:
+4,096), so a refund that waits for 90 days crosses it several times (one run of ~1,450
+events otherwise); no other case comes near it."""
 
 
 def no_answer(err: RefundflowError) -> bool:
@@ -58,6 +63,8 @@ class Chaos:
     faults: SandboxAdmin
     db: asyncpg.Pool
     http: aiohttp.ClientSession
+    skipper: TimeSkipper
+    """Fast-forwards one refund's virtual time (the others run in real time)."""
     orders: dict[str, int] = field(default_factory=dict)
     expected: dict[str, tuple[End, ...]] = field(default_factory=dict)
     """Refund id -> the ends the case declared it may reach (usually exactly one)."""
@@ -154,13 +161,19 @@ class Chaos:
 async def start_chaos() -> tuple[Chaos, Path]:
     home = Path(tempfile.mkdtemp(prefix="refundflow-chaos-"))
     config = StackConfig.for_tests(home)
-    config.time_skipping = False
     config.temporal_persistent = True  # so the server can be restarted mid-refund
+    config.temporal_dynamic_config = {
+        "limit.historyCount.suggestContinueAsNew": str(SUGGEST_CONTINUE_AT)
+    }
     stack = DevStack(config)
     await asyncio.to_thread(stack.start, lambda line: None)
     settings = Settings.from_env(stack.env())
     http = aiohttp.ClientSession()
-    temporal = await connect_temporal(settings)
+    # Time skipping is on in the server, off for every refund until a case fast-forwards it.
+    skipper = TimeSkipper(
+        await connect_temporal(settings), config=TimeSkippingConfig(enabled=False)
+    )
+    temporal = skipper.client
     orders = HttpOrderSystem(HttpService(http, settings.orders_url, "order system"))
 
     def client(policy: str) -> RefundClient:
@@ -182,6 +195,7 @@ async def start_chaos() -> tuple[Chaos, Path]:
         faults=SandboxAdmin(HttpService(http, stack.sandbox_url, "sandbox")),
         db=await create_pool(settings.require_database_url()),
         http=http,
+        skipper=skipper,
     )
     return chaos, home
 
