@@ -31,10 +31,17 @@ class OneLineParser(argparse.ArgumentParser):
     """Usage mistakes as one line plus a pointer to --help, not a usage dump."""
 
     def error(self, message: str) -> NoReturn:
-        said = f"{message}{_did_you_mean(message)} (see `{self.prog} --help`)"
+        said = f"{message}{_did_you_mean(message)}{_as_first(message)} (see `{self.prog} --help`)"
         if "--json" in sys.argv[1:]:  # parsing failed, so this is all we know of the wish
             self.exit(EXIT_USAGE, json.dumps({"error": said, "exit_status": EXIT_USAGE}) + "\n")
         self.exit(EXIT_USAGE, f"error: {said}\n")
+
+
+def _as_first(message: str) -> str:
+    """`refundflow approve rf_… --as li`: say where --as goes instead of only refusing it."""
+    if message.startswith("unrecognized arguments") and "--as" in message.split():
+        return "; --as goes before the command: `refundflow --as NAME COMMAND …`"
+    return ""
 
 
 def _did_you_mean(message: str) -> str:

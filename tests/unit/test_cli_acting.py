@@ -85,3 +85,11 @@ def test_whom_a_request_is_for(nowhere: dict[str, str]) -> None:
     assert requester(staff, staff_default="support-cli") == "support-cli"
     named = with_tokens(parse(*ask, "--requested-by", "cust_3"), dev_stack)
     assert requester(named, staff_default="support-cli") == "cust_3"
+
+
+def test_as_after_the_command_says_where_it_goes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as ended:
+        parse("approve", RF, "--as", "li")
+    err = capsys.readouterr().err
+    assert ended.value.code == 2 and err.count("\n") == 1
+    assert "--as goes before the command: `refundflow --as NAME COMMAND …`" in err
