@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from typing import Any
 
 import aiohttp
@@ -42,6 +43,7 @@ import structlog
 
 from activities.outbox import FINDINGS_RUN, NOTIFY_CHANNEL, PARKED_KIND
 from activities.signing import sign
+from activities.tracking_links import TrackingLinks
 
 SIGNATURE_HEADER = "Refundflow-Signature"
 EVENT_ID_HEADER = "Refundflow-Event-Id"
@@ -127,6 +129,8 @@ class OutboxDispatcher:
         idle_wait_s: float = 1.0,
         timeout_s: float = 10.0,
         lease_margin_s: float = 30.0,
+        tracking: TrackingLinks | None = None,
+        customer_channel: str = "",
     ) -> None:
         self._pool = pool
         self._session = session
@@ -139,6 +143,9 @@ class OutboxDispatcher:
         self._lease_s = timeout_s + lease_margin_s
         """How long a claimed delivery is left to its dispatcher: longer than an attempt can
         take, so that only a dispatcher that died mid-attempt leaves it to another."""
+        self._tracking = tracking
+        self._customer_channel = customer_channel
+        """The subscriber that is the customer: its notifications carry a tracking link."""
         self._leader_pid: int | None = None
         """The backend holding the lock for us, while we lead; claims are fenced on it."""
 
@@ -274,7 +281,7 @@ class OutboxDispatcher:
 
     async def _attempt(self, row: dict[str, Any]) -> str | None:
         """POST the event once; None if the subscriber took it (2xx), else why not."""
-        body: str = row["body"]
+        body: str = self._with_tracking_link(row)
         secrets = [row["secret"], *([row["previous_secret"]] if row["previous_secret"] else [])]
         headers = {
             "Content-Type": "application/json",
@@ -297,6 +304,16 @@ class OutboxDispatcher:
         except (aiohttp.ClientError, TimeoutError) as err:
             return f"{type(err).__name__}: {err}"[:500]
         return None
+
+    def _with_tracking_link(self, row: dict[str, Any]) -> str:
+        """The event as stored; for the customer, with their link to the tracking page
+        (signed now: the secret stays out of workflow history and the stored outbox)."""
+        body: str = row["body"]
+        if self._tracking is None or row["subscriber"] != self._customer_channel:
+            return body
+        event = json.loads(body)
+        event["notification"]["tracking_url"] = self._tracking.url(event["refund_id"])
+        return json.dumps(event)
 
     async def _record_failure(
         self, event_id: str, subscriber: str, attempts: int, error: str

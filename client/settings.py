@@ -67,6 +67,9 @@ ENV_VARS = (
     "REFUNDFLOW_OIDC_LEEWAY_SECONDS",
     "REFUNDFLOW_DEV_ISSUER_HOME",
     "REFUNDFLOW_DEV_DIRECTORY",
+    # The pages' secret and public URL (api/pages); the worker signs customers' tracking links.
+    "REFUNDFLOW_PAGES_SECRET",
+    "REFUNDFLOW_PUBLIC_URL",
     # Temporal connection (client/temporal_config.py; read through temporalio.envconfig).
     "TEMPORAL_PROFILE",
     "TEMPORAL_CONFIG_FILE",

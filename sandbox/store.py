@@ -278,7 +278,7 @@ class SandboxStore:
         note = event.notification
         first = await self.pool.fetchval(
             "INSERT INTO sandbox.notifications (event_id, refund_id, seq, type, locale,"
-            " subject, body) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            " subject, body, tracking_url) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
             " ON CONFLICT (event_id) DO UPDATE SET copies = notifications.copies + 1,"
             " last_received_at = now() RETURNING copies = 1",
             event.id,
@@ -288,6 +288,7 @@ class SandboxStore:
             note.locale,
             note.subject,
             note.body,
+            note.tracking_url,
         )
         return bool(first)
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from datetime import timedelta
+from pathlib import Path
 
 import aiohttp
 import asyncpg
@@ -37,7 +39,9 @@ from activities.outbox import ensure_configured_subscriber
 from activities.pg_store import PostgresRefundStore, create_pool
 from activities.reconciliation import ReconciliationActivities
 from activities.refund_activities import RefundActivities
+from activities.tracking_links import TrackingLinks
 from activities.verification import RequestVerifier, known_policy_hashes
+from api.pages.settings import dev_secret
 from client.connections import connect_temporal
 from client.payload_codec import encryption_label
 from client.settings import Settings
@@ -52,6 +56,18 @@ log = structlog.get_logger("refundflow.worker")
 CUSTOMER_CHANNEL = "customer-notifications"
 # Longer than one provider HTTP call may take (10 s), shorter than `stop_process` waits (20 s).
 SHUTDOWN_GRACE = timedelta(seconds=12)
+
+
+def tracking_links(settings: Settings) -> TrackingLinks | None:
+    """The customer's link to their tracking page, put in every notification to them: the
+    pages' secret (REFUNDFLOW_PAGES_SECRET; the dev stack's own file) and where customers
+    reach the API (REFUNDFLOW_PUBLIC_URL, else its URL). None: notifications go without."""
+    secret = os.environ.get("REFUNDFLOW_PAGES_SECRET", "").encode()
+    dev_home = os.environ.get("REFUNDFLOW_DEV_ISSUER_HOME")
+    if not secret and dev_home:
+        secret = dev_secret(Path(dev_home))
+    public_url = os.environ.get("REFUNDFLOW_PUBLIC_URL") or settings.api_url
+    return TrackingLinks(public_url, secret) if secret and public_url else None
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
@@ -95,7 +111,10 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
                 reconciliation.reconcile,
             ],
         )
-        dispatcher = asyncio.create_task(OutboxDispatcher(pool, session).run(stop))
+        outbox = OutboxDispatcher(
+            pool, session, tracking=tracking_links(settings), customer_channel=CUSTOMER_CHANNEL
+        )
+        dispatcher = asyncio.create_task(outbox.run(stop))
         endpoint = metrics and MetricsEndpoint(metrics, pool, session)
         if endpoint:
             await endpoint.start()

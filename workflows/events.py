@@ -94,6 +94,9 @@ class Notification(_Wire):
     """The message's subject line."""
     body: str
     """The message, word for word as the tracking page shows it."""
+    tracking_url: str | None = None
+    """The customer's signed link to their refund's tracking page: sent to the customer
+    channel only, added at delivery (added within v1; other subscribers get null)."""
 
 
 class SubscriberEvent(_Headline):

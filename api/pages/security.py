@@ -1,27 +1,27 @@
 """What keeps the pages safe to use: the session cookie (a verified access token, HttpOnly
 and SameSite=Strict), CSRF tokens bound to a per-browser cookie (signed double submit),
-customers' signed, expiring tracking links, and the headers every page is sent with.
+customers' signed, expiring tracking links (made and checked in activities/tracking_links.py,
+which the outbox dispatcher shares), and the headers every page is sent with.
 
 Everything here is pure but for reading the clock: HMAC-SHA256 over the pages' secret.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import secrets
-import time
-from urllib.parse import urlencode
 
 from fastapi import Request
 from starlette.responses import Response
 
+from activities.tracking_links import TRACKING_LINK_DAYS as TRACKING_LINK_DAYS
+from activities.tracking_links import mac as mac
+from activities.tracking_links import tracking_ok as tracking_ok
+from activities.tracking_links import tracking_query as tracking_query
+
 SESSION_COOKIE = "rf_session"
 CSRF_COOKIE = "rf_csrf"
 CSRF_FIELD = "csrf"
-TRACKING_LINK_DAYS = 90
-"""How long a customer's tracking link works: a refund's whole life, with room to spare."""
 
 PAGE_CSP = "; ".join(
     [
@@ -50,11 +50,6 @@ def protect(response: Response, csp: str = PAGE_CSP) -> Response:
     if "frame-ancestors 'none'" in csp:
         response.headers["X-Frame-Options"] = "DENY"
     return response
-
-
-def mac(secret: bytes, *parts: str) -> str:
-    digest = hmac.new(secret, "\x1f".join(parts).encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 # --- CSRF ---------------------------------------------------------------------------------
@@ -88,21 +83,3 @@ def set_cookie(response: Response, name: str, value: str, secure: bool, max_age:
     response.set_cookie(
         name, value, max_age=max_age, path="/", secure=secure, httponly=True, samesite="strict"
     )
-
-
-# --- tracking links -------------------------------------------------------------------------
-
-
-def tracking_query(secret: bytes, refund_id: str, now: float | None = None) -> str:
-    """`e=EXPIRY&s=SIGNATURE` for /track/{refund_id}: whoever holds the link may see what
-    the customer may see of that refund (customer_view), and nothing else, until it expires."""
-    expires = int((now if now is not None else time.time()) + TRACKING_LINK_DAYS * 86400)
-    return urlencode({"e": expires, "s": mac(secret, "track", refund_id, str(expires))})
-
-
-def tracking_ok(
-    secret: bytes, refund_id: str, expires: str, signature: str, now: float | None = None
-) -> bool:
-    if not expires.isdigit() or int(expires) < (now if now is not None else time.time()):
-        return False
-    return hmac.compare_digest(mac(secret, "track", refund_id, expires), signature)
