@@ -14,19 +14,25 @@ import secrets
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from client.settings import DEFAULT_POLICY, STACK_FILE, read_stack_file
 from client.temporal_config import without_connection_vars
 from worker import dev_api, dev_codec
 from worker.embedded_pg import EmbeddedPostgres
-from worker.processes import StackError, free_port, port_in_use, spawn, stop_process
+from worker.processes import (
+    StackError,
+    free_port,
+    port_in_use,
+    post_json,
+    spawn,
+    stop_process,
+    wait_http,
+)
+from worker.processes import redact_url as redact_url
 from worker.stack_home import wipe_home as wipe_home
 from worker.temporal_server import TemporalDevServer
 
@@ -222,9 +228,7 @@ class DevStack:
             dynamic_config=cfg.temporal_dynamic_config,
         )
         self.temporal.start()
-        progress(
-            f"starting sandbox (payment provider, inventory, orders) on {self.sandbox_url} ..."
-        )
+        progress(f"starting sandbox (payment provider, inventory, orders): {self.sandbox_url}")
         self.sandbox = spawn(
             [sys.executable, "-m", "sandbox", "--port", str(cfg.sandbox_port)],
             log_path=self.logs / "sandbox.log",
@@ -245,8 +249,7 @@ class DevStack:
         self._wait_http(f"{dev_api.api_url(cfg.api_port)}/healthz", self.api, "api")
         progress(f"starting codec server on {dev_codec.codec_url(cfg.codec_port)} ...")
         self.codec = dev_codec.start_codec_server(self.env(), self.logs / "codec.log")
-        codec_health = f"{dev_codec.codec_url(cfg.codec_port)}/healthz"
-        self._wait_http(codec_health, self.codec, "codec")
+        self._wait_http(f"{dev_codec.codec_url(cfg.codec_port)}/healthz", self.codec, "codec")
         progress(f"stack ready in {time.monotonic() - t0:.1f} s")
 
     def _prepare_database(self) -> str:
@@ -390,43 +393,7 @@ class DevStack:
         path.write_text(json.dumps(self.describe(), indent=2))
 
     def _wait_http(self, url: str, proc: subprocess.Popen[bytes], what: str) -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                tail = _tail(self.logs / f"{what}.log")
-                raise StackError(f"{what} exited with status {proc.returncode}: {tail}")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.1)
-        raise StackError(f"{what} did not answer {url} within 60 s")
+        wait_http(url, proc, what, self.logs / f"{what}.log")
 
     def create_order(self, spec: dict[str, Any]) -> dict[str, Any]:
-        request = urllib.request.Request(
-            f"{self.sandbox_url}/orders/v1/orders",
-            data=json.dumps(spec).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            order: dict[str, Any] = json.loads(response.read())
-            return order
-
-
-def redact_url(url: str) -> str:
-    """The URL without its password, for printing."""
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def _tail(path: Path, lines: int = 5) -> str:
-    try:
-        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
+        return post_json(f"{self.sandbox_url}/orders/v1/orders", spec)

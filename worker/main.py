@@ -76,41 +76,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     client = await connect_temporal(settings, metrics_runtime(metrics))
     await _prepare(client, pool, settings)
     async with aiohttp.ClientSession() as session:
-        store = PostgresRefundStore(pool)
-        payment = HttpPaymentProvider(
-            HttpService(session, settings.payment_provider_url, "payment provider")
-        )
-        inventory = HttpInventory(HttpService(session, settings.inventory_url, "inventory"))
-        activities = RefundActivities(
-            store=store,
-            payment=payment,
-            inventory=inventory,
-            reservations=store,
-        )
-        verifier = RequestVerifier(
-            HttpOrderSystem(HttpService(session, settings.orders_url, "order system")),
-            known_policy_hashes(settings.policy_dir),
-        )
-        reconciliation = ReconciliationActivities(pool, payment, inventory, client)
-        worker = Worker(
-            client,
-            task_queue=settings.task_queue,
-            # On SIGTERM (a deploy, Ctrl-C) activities in flight may finish: a provider call
-            # whose answer is lost costs a lookup on the retry; one that finishes does not.
-            graceful_shutdown_timeout=SHUTDOWN_GRACE,
-            workflows=[RefundWorkflow, ReconciliationWorkflow],
-            activities=[
-                activities.record_transitions,
-                activities.reserve_refund,
-                activities.issue_provider_refund,
-                activities.check_provider_refund,
-                activities.cancel_provider_refund,
-                activities.find_provider_refunds,
-                activities.restock_line,
-                verifier.verify_request,
-                reconciliation.reconcile,
-            ],
-        )
+        worker = _worker(client, pool, session, settings)
         outbox = OutboxDispatcher(
             pool, session, tracking=tracking_links(settings), customer_channel=CUSTOMER_CHANNEL
         )
@@ -133,6 +99,48 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         if endpoint:
             await endpoint.stop()
     await pool.close()
+
+
+def _worker(
+    client: Client, pool: asyncpg.Pool, session: aiohttp.ClientSession, settings: Settings
+) -> Worker:
+    """The adapters, the activities that use them, and the Worker that runs them."""
+    store = PostgresRefundStore(pool)
+    payment = HttpPaymentProvider(
+        HttpService(session, settings.payment_provider_url, "payment provider")
+    )
+    inventory = HttpInventory(HttpService(session, settings.inventory_url, "inventory"))
+    activities = RefundActivities(
+        store=store,
+        payment=payment,
+        inventory=inventory,
+        reservations=store,
+    )
+    verifier = RequestVerifier(
+        HttpOrderSystem(HttpService(session, settings.orders_url, "order system")),
+        known_policy_hashes(settings.policy_dir),
+    )
+    reconciliation = ReconciliationActivities(pool, payment, inventory, client)
+    worker = Worker(
+        client,
+        task_queue=settings.task_queue,
+        # On SIGTERM (a deploy, Ctrl-C) activities in flight may finish: a provider call
+        # whose answer is lost costs a lookup on the retry; one that finishes does not.
+        graceful_shutdown_timeout=SHUTDOWN_GRACE,
+        workflows=[RefundWorkflow, ReconciliationWorkflow],
+        activities=[
+            activities.record_transitions,
+            activities.reserve_refund,
+            activities.issue_provider_refund,
+            activities.check_provider_refund,
+            activities.cancel_provider_refund,
+            activities.find_provider_refunds,
+            activities.restock_line,
+            verifier.verify_request,
+            reconciliation.reconcile,
+        ],
+    )
+    return worker
 
 
 async def _prepare(client: Client, pool: asyncpg.Pool, settings: Settings) -> None:
