@@ -297,4 +297,6 @@ def test_eligibility_on_the_command_line_takes_the_requester_whose_budget_counts
     assert build_parser().parse_args([*asked, "--requested-by", "cust_1"]).requested_by == (
         "cust_1"
     )
-    assert build_parser().parse_args(asked).requested_by == "eligibility"
+    # Unset: a customer asks for themselves, staff for the anonymous `eligibility` customer
+    # (client/cli/acting.py: requester, once it knows who acts).
+    assert build_parser().parse_args(asked).requested_by is None
