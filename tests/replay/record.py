@@ -28,6 +28,7 @@ from temporalio.testing import TimeSkipper, TimeSkippingConfig
 
 from activities.http_adapters import HttpOrderSystem, HttpService
 from client.connections import connect_temporal
+from client.payload_codec import EncryptionCodec, open_history
 from client.policy_source import load_policy
 from client.refund_client import RefundClient
 from client.settings import PROJECT_ROOT, Settings
@@ -248,6 +249,10 @@ async def record(stack: DevStack, only: set[str]) -> None:
             handle = skipper.client.get_workflow_handle(await scenario())
             await closed(handle)
             history = await handle.fetch_history()
+            # The stack seals payloads with a key thrown away with it: commit them opened.
+            codec = skipper.client.data_converter.payload_codec
+            if isinstance(codec, EncryptionCodec):
+                history = open_history(history, codec)
             path = _new_path(name)
             path.write_text(history.to_json())
             print(f"recorded {path.name} ({len(history.events)} events)", flush=True)
