@@ -148,7 +148,9 @@ async def _audit(chaos: Chaos, status: StatusView) -> list[str]:
         )
         return [(r["seq"], r["event"], r["to_state"]) for r in rows]
 
-    audit = await _eventually(read, lambda rows: rows == expected, 15)
+    # After a long store outage the last write waits out its retry interval (at most 30 s,
+    # journal.STORE_DURABLE_RETRY) before it lands: give it longer than that.
+    audit = await _eventually(read, lambda rows: rows == expected, 45)
     if audit != expected:
         return [f"{refund_id}: audit {audit} vs timeline {expected} (inv. 5)"]
     return []
