@@ -16,6 +16,7 @@ import structlog
 
 from api.identity import SCOPE_READ, SCOPE_WRITE, WAREHOUSE_ROLE, Principal, PrincipalKind
 from api.problems import Kind, ProblemError
+from workflows.money import format_minor
 from workflows.policy import Policy
 
 log = structlog.get_logger("refundflow.api.authz")
@@ -170,6 +171,11 @@ def _review(
         )
     if action is not Action.APPROVE or refund is None or refund.policy is None:
         return ALLOW
+    if amount is not None and amount > refund.amount > 0:
+        # Said as the workflow says it, rather than as an authority limit of some role.
+        most = format_minor(refund.amount, refund.currency)
+        asked = format_minor(amount, refund.currency)
+        return Decision(False, f"cannot approve {asked}: more than the {most} of this refund")
     approving = min(amount or refund.amount, refund.amount)
     refusal = refund.policy.authority_refusal(p.actor, role, approving, refund.currency)
     return Decision(False, refusal) if refusal else ALLOW

@@ -150,7 +150,8 @@ class HttpRefundClient:
         **_: Any,
     ) -> StatusView:
         """Approve as the token's principal, in its most senior approving role."""
-        return await self._act(refund_id, "approve", {"amount": amount} if amount else {})
+        body = {} if amount is None else {"amount": amount}  # 0 is refused, not "all"
+        return await self._act(refund_id, "approve", body)
 
     async def reject(
         self, refund_id: str, reviewer: str | None = None, reason: str = "", **_: Any

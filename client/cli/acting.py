@@ -77,13 +77,25 @@ def _find(args: argparse.Namespace, env: dict[str, str]) -> Credentials:
     name = acting_name(args)
     explicit = getattr(args, "acting_as", None) or any(getattr(args, o, None) for o in SYNONYMS)
     token = env.get("REFUNDFLOW_TOKEN", "").strip()
-    if token and not explicit:
+    if token and explicit:
+        raise UserError(
+            f"REFUNDFLOW_TOKEN says who you are: acting as {name} is for the dev stack"
+            " (unset REFUNDFLOW_TOKEN there)"
+        )
+    if token:
         _, stack = find_stack(env.get("REFUNDFLOW_HOME"))
         url = env.get("REFUNDFLOW_API_URL") or str(stack.get("api_url") or "")
         if not url:
             raise RefundflowError("REFUNDFLOW_TOKEN is set: set REFUNDFLOW_API_URL too")
         return Credentials(url.rstrip("/"), token)
     found = dev_tokens(name) if dev_tokens is not None else None
+    asked_url = env.get("REFUNDFLOW_API_URL", "").rstrip("/")
+    if found is not None and asked_url and asked_url != found.api_url:
+        # Another API than this folder's dev stack: its tokens would mean nothing there.
+        raise RefundflowError(
+            f"REFUNDFLOW_API_URL is {asked_url}, not this dev stack's API ({found.api_url}):"
+            " set REFUNDFLOW_TOKEN for it, or unset REFUNDFLOW_API_URL"
+        )
     if found is not None:
         return found
     if dev_tokens is None and find_stack(env.get("REFUNDFLOW_HOME"))[1].get("issuer"):

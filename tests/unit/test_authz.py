@@ -74,6 +74,9 @@ def test_approval_authority_comes_from_the_pinned_policy() -> None:
     assert decide(li, Action.APPROVE, refund(amount=25000)).allowed
     assert not decide(li, Action.APPROVE, refund(amount=150000)).allowed
     assert decide(fang, Action.APPROVE, refund(amount=150000)).allowed
+    # More than the refund is refused as such, not as some role's limit.
+    above = decide(alice, Action.APPROVE, refund(amount=30000), amount=30001)
+    assert above.reason == "cannot approve 300.01 USD: more than the 300.00 USD of this refund"
     # The most senior approving role held is the one acted in.
     assert staff("x", "support", "lead").approver_role == "lead"
 

@@ -56,15 +56,26 @@ def test_in_the_dev_stack_the_named_member_acts(nowhere: dict[str, str]) -> None
     assert credentials(default, nowhere).name == "alice"
 
 
-def test_a_token_from_the_environment_wins_unless_someone_is_named(
+def test_a_token_from_the_environment_says_who_acts_and_naming_someone_is_refused(
     nowhere: dict[str, str],
 ) -> None:
     env = {**nowhere, "REFUNDFLOW_TOKEN": "t0k", "REFUNDFLOW_API_URL": "https://api.example/"}
     found = credentials(with_tokens(parse("status", RF), dev_stack), env)
     assert (found.api_url, found.token, found.kind) == ("https://api.example", "t0k", None)
     assert "t0k" not in repr(found)  # never in a log line or a traceback
-    named = credentials(with_tokens(parse("--as", "li", "status", RF), dev_stack), env)
-    assert named.token == "token-for-li"
+    for argv in (("--as", "li", "status", RF), ("approve", RF, "--reviewer", "li")):
+        with pytest.raises(UserError, match="REFUNDFLOW_TOKEN says who you are"):
+            credentials(with_tokens(parse(*argv), dev_stack), env)
+
+
+def test_an_api_url_other_than_the_dev_stack_s_is_never_silently_replaced(
+    nowhere: dict[str, str],
+) -> None:
+    elsewhere = {**nowhere, "REFUNDFLOW_API_URL": "http://127.0.0.1:9"}
+    with pytest.raises(RefundflowError, match="not this dev stack's API"):
+        credentials(with_tokens(parse("status", RF), dev_stack), elsewhere)
+    same = {**nowhere, "REFUNDFLOW_API_URL": "http://127.0.0.1:8080/"}
+    assert credentials(with_tokens(parse("status", RF), dev_stack), same).name == "alice"
 
 
 def test_refusals_are_one_sentence(nowhere: dict[str, str]) -> None:

@@ -66,7 +66,8 @@ class RefundWorkflow:
             None,
             request.requested_by,
             request.channel,
-            f"{request.reason_code}: refund of {self._case.money()} requested",
+            f"{request.reason_code}: refund of {self._case.money()} requested"
+            + (f", submitted by {request.submitted_by}" if request.submitted_by else ""),
         )
         self._case.notice(TimelineEvent.REQUESTED)
 
