@@ -81,7 +81,23 @@ def execute(args: argparse.Namespace, dev_tokens: DevTokens | None = None) -> in
     the dev stack's tokens: `dev_tokens`)."""
     args.dev_tokens = dev_tokens
     as_json = bool(getattr(args, "json", False))
-    return guarded(lambda: call(HANDLERS[args.command], args), as_json=as_json)
+    return guarded(lambda: call(_acting_checked(args), args), as_json=as_json)
+
+
+# Commands that read or change the stack directly (no API route yet): whoever runs them has
+# the stack's own credentials, so --as would be a claim nothing checks. Refused, not ignored.
+DIRECT = frozenset({"subscribers", "reconcile", "report", "anomalies", "sandbox", "policy"})
+
+
+def _acting_checked(args: argparse.Namespace) -> Handler:
+    direct = args.command in DIRECT or (args.command == "audit" and args.verify)
+    if direct and getattr(args, "acting_as", None):
+        what = "audit --verify" if args.command == "audit" else args.command
+        raise UserError(
+            f"--as has no effect on `{what}`: it works on the stack directly, with its own"
+            " credentials (drop --as)"
+        )
+    return HANDLERS[args.command]
 
 
 def run(argv: Sequence[str] | None = None) -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from client.cli.acting import NO_API, Credentials, acting_name, credentials, requester
+from client.cli.app import run
 from client.cli.arguments import UserError
 from client.cli.commands import CLIENT_COMMANDS, build_parser
 from client.errors import RefundflowError
@@ -104,3 +105,22 @@ def test_as_after_the_command_says_where_it_goes(capsys: pytest.CaptureFixture[s
     err = capsys.readouterr().err
     assert ended.value.code == 2 and err.count("\n") == 1
     assert "--as goes before the command: `refundflow --as NAME COMMAND …`" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("--as", "cust_1", "subscribers", "remove", "crm"),
+        ("--as", "li", "report"),
+        ("--as", "omar", "reconcile", "--no-heal"),
+        ("--as", "cust_1", "audit", "--verify"),
+    ],
+)
+def test_as_on_a_command_that_works_on_the_stack_directly_is_refused(
+    argv: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nothing would check the claim (they use the stack's own credentials): refused before
+    anything runs, never silently ignored."""
+    assert run(list(argv)) == 2
+    said = capsys.readouterr().err.strip()
+    assert said.startswith("error: --as has no effect on") and "\n" not in said
