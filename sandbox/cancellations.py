@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from sandbox import records, reversals
+from sandbox.store import SandboxError
 
 
 def add_routes(app: web.Application, pool_of: Any, send_webhooks: Any) -> None:
@@ -24,9 +25,9 @@ def add_routes(app: web.Application, pool_of: Any, send_webhooks: Any) -> None:
                 provider_refund_id,
             )
             if row is None:
-                return _error(404, "refund_not_found", f"no refund {provider_refund_id}")
+                raise SandboxError(404, "refund_not_found", f"no refund {provider_refund_id}")
             if row["status"] != "requires_action":
-                return _error(
+                raise SandboxError(
                     400,
                     "refund_not_cancelable",
                     f"refund is {row['status']}: only a refund that requires action can be"
@@ -37,19 +38,10 @@ def add_routes(app: web.Application, pool_of: Any, send_webhooks: Any) -> None:
                 " WHERE provider_refund_id = $1 RETURNING *",
                 provider_refund_id,
             )
-            await conn.execute(
-                "UPDATE sandbox.payments SET refunded_amount = refunded_amount - $2"
-                " WHERE payment_reference = $1",
-                row["payment_reference"],
-                row["amount"],
-            )
+            await records.give_back(conn, row)
             refund = records.refund_row(canceled)
             if send_webhooks(request.app):
                 await reversals.queue_webhook(conn, "refund.canceled", refund)
         return web.json_response(refund)
 
     app.router.add_post("/payments/v1/refunds/{refund_id}/cancel", cancel)
-
-
-def _error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)

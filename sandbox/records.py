@@ -26,6 +26,17 @@ def settles_to(pending: bool, faults: PaymentFaults) -> str:
     return "succeeded"
 
 
+async def give_back(conn: asyncpg.Connection, refund: asyncpg.Record) -> None:
+    """A refund that moved no money after all (failed, canceled, reversed): its amount is
+    refundable on the payment again."""
+    await conn.execute(
+        "UPDATE sandbox.payments SET refunded_amount = refunded_amount - $2"
+        " WHERE payment_reference = $1",
+        refund["payment_reference"],
+        refund["amount"],
+    )
+
+
 def refund_row(row: asyncpg.Record) -> dict[str, Any]:
     # Stripe's shape: what the customer must do rides in `next_action`.
     action = {"type": "customer_details", "instructions": ACTION_INSTRUCTIONS}

@@ -48,12 +48,7 @@ async def reverse_due(conn: asyncpg.Connection, send_webhooks: bool) -> int:
         REVERSAL_CODE,
     )
     for row in rows:
-        await conn.execute(
-            "UPDATE sandbox.payments SET refunded_amount = refunded_amount - $2"
-            " WHERE payment_reference = $1",
-            row["payment_reference"],
-            row["amount"],
-        )
+        await records.give_back(conn, row)
         if send_webhooks:
             await queue_webhook(conn, "refund.failed", records.refund_row(row))
     return len(rows)

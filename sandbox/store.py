@@ -184,12 +184,7 @@ class SandboxStore:
                     {"failed": "lost_or_stolen_card", "canceled": "expired_action"}.get(ends),
                 )
                 if failed:
-                    await conn.execute(
-                        "UPDATE sandbox.payments SET refunded_amount = refunded_amount - $2"
-                        " WHERE payment_reference = $1",
-                        row["payment_reference"],
-                        row["amount"],
-                    )
+                    await records.give_back(conn, row)
                 await reversals.maybe_schedule(conn, settled, faults)
                 if send_webhooks:
                     await reversals.queue_webhook(

@@ -80,18 +80,22 @@ async def cancel_pending(case: RefundCase, inp: OperatorCancelInput) -> None:
     case.apply(RefundEvent.OPERATOR_CANCEL, inp.operator, inp.source, reason, inp.issuer)
 
 
-async def _no_other_live_refund(case: RefundCase, pending_id: str) -> None:
+async def live_provider_refunds(case: RefundCase, summary: str) -> list[ProviderRefundResult]:
+    """The provider's refunds for this refund that may still pay (or have): asked now."""
     found: ProviderRefunds = await workflow.execute_activity(
         names.ACTIVITY_FIND_PROVIDER_REFUNDS,
         FindProviderRefundsInput(refund_id=case.inp.refund_id),
         result_type=ProviderRefunds,
         start_to_close_timeout=timedelta(seconds=30),
         retry_policy=STORE_RETRY,
-        summary="prove no other money moved",
+        summary=summary,
     )
-    live = [
-        r for r in found.refunds if r.status not in NO_MONEY and r.provider_refund_id != pending_id
-    ]
+    return [r for r in found.refunds if r.status not in NO_MONEY]
+
+
+async def _no_other_live_refund(case: RefundCase, pending_id: str) -> None:
+    found = await live_provider_refunds(case, "prove no other money moved")
+    live = [r for r in found if r.provider_refund_id != pending_id]
     if live:
         raise ApplicationError(
             f"cannot cancel: provider refund {live[0].provider_refund_id} is {live[0].status},"

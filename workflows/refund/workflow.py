@@ -21,16 +21,13 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import names
-    from workflows.activity_contracts import NO_MONEY
     from workflows.models import (
         ApproveInput,
         CancelInput,
-        FindProviderRefundsInput,
         ItemReceivedInput,
         OperatorCancelInput,
         OperatorPaidElsewhereInput,
         OperatorRetryInput,
-        ProviderRefunds,
         ProviderSettlement,
         RefundWorkflowInput,
         RejectInput,
@@ -39,7 +36,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.refund import admission, patches, provider_cancel, reversal, views
     from workflows.refund.case import MAX_ESCALATION, ContinuedRefundInput, RefundCase
-    from workflows.refund.journal import STORE_RETRY, Journal
+    from workflows.refund.journal import Journal
     from workflows.refund.payment import Payment, hours
     from workflows.states import (
         Awaiting,
@@ -349,15 +346,7 @@ class RefundWorkflow:
     async def _prove_no_money_moved(self, action: OperatorDecision, doing: str) -> None:
         """Ask the provider: a refund of its that is not failed or canceled may still pay,
         so closing or paying this refund another way is refused."""
-        found = await workflow.execute_activity(
-            names.ACTIVITY_FIND_PROVIDER_REFUNDS,
-            FindProviderRefundsInput(refund_id=self._case.inp.refund_id),
-            result_type=ProviderRefunds,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=STORE_RETRY,
-            summary="prove no money moved",
-        )
-        live = [r for r in found.refunds if r.status not in NO_MONEY]
+        live = await provider_cancel.live_provider_refunds(self._case, "prove no money moved")
         if live:
             raise ApplicationError(
                 f"cannot {doing}: provider refund {live[0].provider_refund_id} is"
