@@ -102,6 +102,8 @@ class Progress(BaseModel):
     (refunds started since that patch)."""
     local_fast_path: bool = False
     """Store calls and the first provider call run in-process (refunds since that patch)."""
+    all_above: bool = False
+    """Started on patch ALL_ABOVE: takes every earlier patch's new path without asking."""
     seq_base: int = 0
     """Added to a timeline position to get its audit sequence number: more than 0 once
     another run of this refund (a reset) wrote entries this run does not have."""

@@ -22,6 +22,11 @@ CONFIRM_SETTLEMENT_HINTS = "confirm-settlement-hints"
 VERIFY_REQUEST = "verify-request"
 ESCALATION_ENDS_WITH_REFUND = "escalation-ends-with-refund"
 LONG_LIVED_REFUND = "long-lived-refund"
+# Each `patched()` writes a marker and a TemporalChangeVersion upsert (a billable action):
+# the patches above cost a new refund up to twenty events and ten actions. Refunds started
+# since ALL_ABOVE ask that one patch and take every new path above without asking
+# (`Progress.all_above`); older refunds ask each patch where they always did.
+ALL_ABOVE = "all-above-2026-11"
 
 # How long a refund can stay open: review expiry (at most days), the item return window (at
 # most 365 days), then an operator wait that has no end. Hence "no open refund is on the old
@@ -129,6 +134,14 @@ REGISTER: tuple[Patch, ...] = (
         " stored ones and the conflict is escalated; long provider and operator waits"
         " continue as new with the whole state.",
         "store calls retry in-process forever; an audit conflict retries forever; one run",
+        "patched",
+        _OLD_OPEN,
+    ),
+    Patch(
+        ALL_ABOVE,
+        "Every patch above at once, asked first: one marker and one upsert instead of one"
+        " of each per patch (a new auto-approved refund had 8 of each).",
+        "each patch above is asked where it is used",
         "patched",
         _OLD_OPEN,
     ),

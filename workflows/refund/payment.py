@@ -123,7 +123,7 @@ class Payment:
             paid, how = "paid outside the payment provider", self.p.paid_elsewhere
             who, via = "operator", "operator"
         if self.p.item_received:
-            if workflow.patched(patches.RECORD_PAYMENT_BEFORE_RESTOCK):
+            if self.p.all_above or workflow.patched(patches.RECORD_PAYMENT_BEFORE_RESTOCK):
                 # The money has moved: make that durable in the audit before the warehouse.
                 self.case.append(
                     TimelineEvent.PROVIDER_PAID, self.p.state, who, via, f"{paid} ({how})"
@@ -190,7 +190,7 @@ class Payment:
         )
         # Transient failures are retried for as long as it takes; meanwhile the refund SLA
         # timer still escalates, so a provider outage never leaves a refund unwatched.
-        if workflow.patched(patches.WATCH_PROVIDER_CALL):
+        if self.p.all_above or workflow.patched(patches.WATCH_PROVIDER_CALL):
             await self._escalating_wait(call.done, "provider not answering")
         try:
             return await call
@@ -362,7 +362,7 @@ class Payment:
             self.case.tell_escalation()
             self.p.operator_action = None
         # Refunds that started waiting before this exit existed wait for the operator only.
-        paid_exit = workflow.patched(patches.OPERATOR_PAID_EXIT)
+        paid_exit = self.p.all_above or workflow.patched(patches.OPERATOR_PAID_EXIT)
 
         def paid() -> bool:
             return paid_exit and self.case.paid_elsewhere() is not None

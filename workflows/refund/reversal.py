@@ -67,9 +67,10 @@ async def reopened(case: RefundCase, journal: Journal, payment: Payment) -> None
     # Asked before the first activity, as _lifecycle asks its own: asked after a local
     # activity whose result came in a later workflow task, patched() answers differently
     # on replay (measured: the reopened run's replay failed on operator-paid-exit).
-    workflow.patched(patches.OPERATOR_PAID_EXIT)
-    workflow.patched(patches.WATCH_PROVIDER_CALL)
-    workflow.patched(patches.RECORD_PAYMENT_BEFORE_RESTOCK)
+    if not case.p.all_above:  # a refund started on ALL_ABOVE asks none of them
+        workflow.patched(patches.OPERATOR_PAID_EXIT)
+        workflow.patched(patches.WATCH_PROVIDER_CALL)
+        workflow.patched(patches.RECORD_PAYMENT_BEFORE_RESTOCK)
     reopen(case, reversal)
     await journal.flush()
     await payment.pay(resume=True)

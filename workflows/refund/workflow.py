@@ -83,7 +83,9 @@ class RefundWorkflow:
             # Raised where the refund was waiting when an operator pressed "Request
             # Cancellation" in the Web UI (or ran `temporal workflow cancel`).
             requested = workflow.cancellation_reason()
-            if requested is None or not workflow.patched(patches.CANCEL_REQUEST_IS_A_REFUND_EVENT):
+            if requested is None or not (
+                self._case.p.all_above or workflow.patched(patches.CANCEL_REQUEST_IS_A_REFUND_EVENT)
+            ):
                 raise
             await self._on_cancel_request(requested)
         await self._journal.flush()
@@ -93,18 +95,7 @@ class RefundWorkflow:
 
     async def _lifecycle(self) -> None:
         case = self._case
-        self._journal.local_fast_path = workflow.patched(patches.LOCAL_FAST_PATH)
-        # Every patch is asked here, before the first activity: asked after a local
-        # activity whose result arrived in a later workflow task, patched() answers False on
-        # replay where the run took the new path (measured). Older refunds asked this one
-        # right after the one above, with nothing between: the same place for them.
-        reserve_first = workflow.patched(patches.RESERVE_BEFORE_APPROVAL)
-        case.p.confirm_hints = workflow.patched(patches.CONFIRM_SETTLEMENT_HINTS)
-        verify = workflow.patched(patches.VERIFY_REQUEST)
-        # New patches go last: a replay checks the markers in the order they were written.
-        case.p.clear_escalation_on_close = workflow.patched(patches.ESCALATION_ENDS_WITH_REFUND)
-        case.p.long_lived = workflow.patched(patches.LONG_LIVED_REFUND)
-        case.p.local_fast_path = self._journal.local_fast_path
+        reserve_first, verify = self._ask_patches()
         if verify and not await admission.verified(case, self._journal):
             return
         if not case.decision.eligible:
@@ -125,6 +116,31 @@ class RefundWorkflow:
             await self._await_trigger()
         if case.p.state is RefundState.REFUNDING:
             await self._payment.pay()
+
+    def _ask_patches(self) -> tuple[bool, bool]:
+        """Which paths this refund takes: (reserve before approval, verify the request).
+
+        Every patch is asked here, before the first activity: asked after a local activity
+        whose result arrived in a later workflow task, patched() answers False on replay
+        where the run took the new path (measured). A replay of an older refund finds no
+        ALL_ABOVE marker, so that ask writes nothing and the old asks follow unchanged."""
+        case = self._case
+        if workflow.patched(patches.ALL_ABOVE):
+            case.p.all_above = True
+            case.p.confirm_hints = case.p.clear_escalation_on_close = True
+            case.p.long_lived = case.p.local_fast_path = True
+            self._journal.local_fast_path = True
+            return True, True
+        self._journal.local_fast_path = workflow.patched(patches.LOCAL_FAST_PATH)
+        # Older refunds asked this one right after the one above, with nothing between.
+        reserve_first = workflow.patched(patches.RESERVE_BEFORE_APPROVAL)
+        case.p.confirm_hints = workflow.patched(patches.CONFIRM_SETTLEMENT_HINTS)
+        verify = workflow.patched(patches.VERIFY_REQUEST)
+        # New patches went last: a replay checks the markers in the order they were written.
+        case.p.clear_escalation_on_close = workflow.patched(patches.ESCALATION_ENDS_WITH_REFUND)
+        case.p.long_lived = workflow.patched(patches.LONG_LIVED_REFUND)
+        case.p.local_fast_path = self._journal.local_fast_path
+        return reserve_first, verify
 
     async def _resume(self) -> None:
         """A continued run: the refund waits with the provider or for an operator, exactly
