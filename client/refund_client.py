@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -11,6 +12,8 @@ import aiohttp
 import asyncpg
 from temporalio.client import (
     Client,
+    WithStartWorkflowOperation,
+    WorkflowUpdateFailedError,
 )
 from temporalio.common import (
     SearchAttributePair,
@@ -19,7 +22,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.http_adapters import HttpOrderSystem, HttpService
 from activities.outbox import events_for
@@ -158,7 +161,7 @@ class RefundClient(RefundActions):
                 return same_request_or_conflict(existing, request, order, resolved), True
             store = await self._store()
             await hold_at_the_edge(store, self.policy, request, order, resolved, asked_at)
-        await self._start(
+        status = await self._start(
             RefundWorkflowInput(
                 refund_id=refund_id,
                 request=request,
@@ -168,39 +171,52 @@ class RefundClient(RefundActions):
                 asked_at=asked_at,
             )
         )
-        status = await self._first_step(refund_id)
         # Started by another caller a moment ago (no store to ask, or a race): say so too.
         earlier = status.timeline[0].at < asked_at - EARLIER_REQUEST if status.timeline else False
         return same_request_or_conflict(status, request, order, resolved), earlier
 
-    async def _start(self, inp: RefundWorkflowInput) -> None:
-        """Start the refund's workflow, pending review; a workflow already running (or
-        closed) under its id is the refund, not an error."""
+    async def _start(self, inp: RefundWorkflowInput) -> StatusView:
+        """Start the refund's workflow and answer with its first step, in one round trip
+        (update-with-start); a workflow already running under its id is the refund, not an
+        error, and a closed one (or a worker too slow to answer) is asked by query."""
+        start = WithStartWorkflowOperation(
+            RefundWorkflow.run,
+            inp,
+            id=inp.refund_id,
+            task_queue=self._task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            # A finished refund is never started again under the same key.
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(names.SA_REFUND_STATE, RefundState.PENDING_REVIEW.value),
+                    SearchAttributePair(names.SA_ORDER_ID, inp.order.order_id),
+                    SearchAttributePair(names.SA_ESCALATION_LEVEL, 0),
+                    SearchAttributePair(names.SA_AWAITING, Awaiting.NOTHING.value),
+                ]
+            ),
+            static_summary=summary_line(inp),
+        )
         try:
-            await self.temporal.start_workflow(
-                RefundWorkflow.run,
-                inp,
-                id=inp.refund_id,
-                task_queue=self._task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                # A finished refund is never started again under the same key.
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                search_attributes=TypedSearchAttributes(
-                    [
-                        SearchAttributePair(
-                            names.SA_REFUND_STATE, RefundState.PENDING_REVIEW.value
-                        ),
-                        SearchAttributePair(names.SA_ORDER_ID, inp.order.order_id),
-                        SearchAttributePair(names.SA_ESCALATION_LEVEL, 0),
-                        SearchAttributePair(names.SA_AWAITING, Awaiting.NOTHING.value),
-                    ]
+            # By name: the SDK's types do not accept an async update method here.
+            status: StatusView = await asyncio.wait_for(
+                self.temporal.execute_update_with_start_workflow(
+                    names.UPDATE_FIRST_STEP,
+                    StatusQuery(include_timeline=True),
+                    start_workflow_operation=start,
+                    result_type=StatusView,
                 ),
-                static_summary=summary_line(inp),
+                QUERY_TIMEOUT.total_seconds(),
             )
-        except WorkflowAlreadyStartedError:
-            pass  # closed already: the existing refund is the answer
+            return status
+        except (WorkflowAlreadyStartedError, WorkflowUpdateFailedError, TimeoutError):
+            pass  # closed already, or a run that predates the update, or slow: ask below
         except RPCError as err:
-            raise RefundflowError(f"Temporal did not start the refund: {err.message}") from None
+            # ALREADY_EXISTS: closed under this id; RESOURCE_EXHAUSTED: too many callers
+            # asking this refund at once (the server caps updates in flight).
+            if err.status not in (RPCStatusCode.ALREADY_EXISTS, RPCStatusCode.RESOURCE_EXHAUSTED):
+                raise RefundflowError(f"Temporal did not start the refund: {err.message}") from None
+        return await self._first_step(inp.refund_id)
 
     async def _existing_refund(self, refund_id: str) -> StatusView | None:
         """A refund already recorded under this id: its live status, or a clear refusal

@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from temporalio.client import Client, WorkflowHandle
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import TimeSkipper, TimeSkippingConfig
 from temporalio.worker import Worker
@@ -30,6 +30,7 @@ from workflows.models import (
     RefundLineRequest,
     RefundRequest,
     RefundWorkflowInput,
+    StatusQuery,
     StatusView,
 )
 from workflows.policy import pin_policy
@@ -92,6 +93,12 @@ def policy_variant(base: str, **settings: float) -> PinnedPolicy:
 
 
 @dataclass
+class _Start:
+    inp: RefundWorkflowInput
+    search_attributes: TypedSearchAttributes
+
+
+@dataclass
 class Env:
     """One test's refunds: its own task queue, worker and fake systems."""
 
@@ -108,6 +115,33 @@ class Env:
         requested_by: str = "cust_1",
         pinned: PinnedPolicy | None = None,
     ) -> WorkflowHandle[RefundWorkflow, StatusView]:
+        start = self._start_operation(order, reason, policy, requested_by, pinned)
+        return await self.skipper.client.start_workflow(
+            RefundWorkflow.run, start.inp, id=start.inp.refund_id, task_queue=self.task_queue,
+            search_attributes=start.search_attributes,
+        )  # fmt: skip
+
+    async def start_answered(
+        self, order: OrderSnapshot, *, policy: str = "standard-v2"
+    ) -> tuple[WorkflowHandle[RefundWorkflow, StatusView], StatusView]:
+        """Started as RefundClient.request starts a refund: update-with-start, answered
+        with the refund's first step."""
+        start = self._start_operation(order, "damaged", policy, "cust_1", None)
+        operation = WithStartWorkflowOperation(
+            RefundWorkflow.run, start.inp, id=start.inp.refund_id, task_queue=self.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            search_attributes=start.search_attributes,
+        )  # fmt: skip
+        answer: StatusView = await self.skipper.client.execute_update_with_start_workflow(
+            names.UPDATE_FIRST_STEP, StatusQuery(include_timeline=True),
+            start_workflow_operation=operation, result_type=StatusView,
+        )  # fmt: skip
+        return await operation.workflow_handle(), answer
+
+    def _start_operation(
+        self, order: OrderSnapshot, reason: str, policy: str, requested_by: str,
+        pinned: PinnedPolicy | None,
+    ) -> _Start:  # fmt: skip
         request = RefundRequest(
             refund_key=uuid.uuid4().hex,
             order_id=order.order_id,
@@ -118,18 +152,16 @@ class Env:
         )
         refund_id = f"rf_{uuid.uuid4().hex[:16]}"
         self.systems.orders.setdefault(order.order_id, order)
-        return await self.skipper.client.start_workflow(
-            RefundWorkflow.run,
-            RefundWorkflowInput(
-                refund_id=refund_id,
-                request=request,
-                order=order,
-                resolved=resolve_request(request, order),
-                policy=pinned or load_policy(POLICIES, policy),
-            ),
-            id=refund_id,
-            task_queue=self.task_queue,
-            search_attributes=TypedSearchAttributes(
+        inp = RefundWorkflowInput(
+            refund_id=refund_id,
+            request=request,
+            order=order,
+            resolved=resolve_request(request, order),
+            policy=pinned or load_policy(POLICIES, policy),
+        )
+        return _Start(
+            inp,
+            TypedSearchAttributes(
                 [
                     SearchAttributePair(names.SA_REFUND_STATE, "pending_review"),
                     SearchAttributePair(names.SA_ORDER_ID, order.order_id),

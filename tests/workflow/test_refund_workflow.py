@@ -37,6 +37,19 @@ async def test_a_small_damaged_item_is_auto_approved_paid_once_and_audited(env: 
     await keep_history(handle, "verified_auto_approved")
 
 
+async def test_the_request_is_answered_with_the_first_step_in_one_round_trip(env: Env) -> None:
+    # RefundClient.request starts with update-with-start: the answer is the refund's first
+    # decision, never the moment before it (pending review, nobody asked to act yet).
+    handle, answer = await env.start_answered(tv_order(price=4200))
+    assert answer.state in (RefundState.REFUNDING, RefundState.COMPLETED)
+    assert answer.amount == 4200
+    await keep_history(handle, "first_step_update_auto_approved")
+    handle, answer = await env.start_answered(tv_order(price=90000))
+    assert answer.state is RefundState.PENDING_REVIEW
+    assert answer.awaiting is Awaiting.REVIEWER
+    await handle.cancel()
+
+
 async def test_a_refund_above_support_authority_waits_and_only_a_lead_may_approve(
     env: Env,
 ) -> None:

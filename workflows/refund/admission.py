@@ -10,6 +10,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.budgets import withhold_auto_approval
     from workflows.eligibility import ledger_request
     from workflows.models import ReserveResult
+    from workflows.refund import patches
     from workflows.refund.case import RefundCase
     from workflows.refund.journal import Journal
     from workflows.states import RefundEvent, RefundState
@@ -18,6 +19,31 @@ with workflow.unsafe.imports_passed_through():
         VerifyRequestResult,
         policy_text_problem,
     )
+
+
+def ask_patches(case: RefundCase, journal: Journal) -> tuple[bool, bool]:
+    """Which paths this refund takes: (reserve before approval, verify the request).
+
+    Every patch is asked here, before the first activity: asked after a local activity
+    whose result arrived in a later workflow task, patched() answers False on replay
+    where the run took the new path (measured). A replay of an older refund finds no
+    ALL_ABOVE marker, so that ask writes nothing and the old asks follow unchanged."""
+    if workflow.patched(patches.ALL_ABOVE):
+        case.p.all_above = True
+        case.p.confirm_hints = case.p.clear_escalation_on_close = True
+        case.p.long_lived = case.p.local_fast_path = True
+        journal.local_fast_path = True
+        return True, True
+    journal.local_fast_path = workflow.patched(patches.LOCAL_FAST_PATH)
+    # Older refunds asked this one right after the one above, with nothing between.
+    reserve_first = workflow.patched(patches.RESERVE_BEFORE_APPROVAL)
+    case.p.confirm_hints = workflow.patched(patches.CONFIRM_SETTLEMENT_HINTS)
+    verify = workflow.patched(patches.VERIFY_REQUEST)
+    # New patches went last: a replay checks the markers in the order they were written.
+    case.p.clear_escalation_on_close = workflow.patched(patches.ESCALATION_ENDS_WITH_REFUND)
+    case.p.long_lived = workflow.patched(patches.LONG_LIVED_REFUND)
+    case.p.local_fast_path = journal.local_fast_path
+    return reserve_first, verify
 
 
 async def verified(case: RefundCase, journal: Journal) -> bool:

@@ -95,7 +95,7 @@ class RefundWorkflow:
 
     async def _lifecycle(self) -> None:
         case = self._case
-        reserve_first, verify = self._ask_patches()
+        reserve_first, verify = admission.ask_patches(case, self._journal)
         if verify and not await admission.verified(case, self._journal):
             return
         if not case.decision.eligible:
@@ -116,31 +116,6 @@ class RefundWorkflow:
             await self._await_trigger()
         if case.p.state is RefundState.REFUNDING:
             await self._payment.pay()
-
-    def _ask_patches(self) -> tuple[bool, bool]:
-        """Which paths this refund takes: (reserve before approval, verify the request).
-
-        Every patch is asked here, before the first activity: asked after a local activity
-        whose result arrived in a later workflow task, patched() answers False on replay
-        where the run took the new path (measured). A replay of an older refund finds no
-        ALL_ABOVE marker, so that ask writes nothing and the old asks follow unchanged."""
-        case = self._case
-        if workflow.patched(patches.ALL_ABOVE):
-            case.p.all_above = True
-            case.p.confirm_hints = case.p.clear_escalation_on_close = True
-            case.p.long_lived = case.p.local_fast_path = True
-            self._journal.local_fast_path = True
-            return True, True
-        self._journal.local_fast_path = workflow.patched(patches.LOCAL_FAST_PATH)
-        # Older refunds asked this one right after the one above, with nothing between.
-        reserve_first = workflow.patched(patches.RESERVE_BEFORE_APPROVAL)
-        case.p.confirm_hints = workflow.patched(patches.CONFIRM_SETTLEMENT_HINTS)
-        verify = workflow.patched(patches.VERIFY_REQUEST)
-        # New patches went last: a replay checks the markers in the order they were written.
-        case.p.clear_escalation_on_close = workflow.patched(patches.ESCALATION_ENDS_WITH_REFUND)
-        case.p.long_lived = workflow.patched(patches.LONG_LIVED_REFUND)
-        case.p.local_fast_path = self._journal.local_fast_path
-        return reserve_first, verify
 
     async def _resume(self) -> None:
         """A continued run: the refund waits with the provider or for an operator, exactly
@@ -384,6 +359,22 @@ class RefundWorkflow:
         refusal = self._case.operator_refusal(action)
         if refusal:
             raise ValueError(refusal)
+
+    @workflow.update(name=names.UPDATE_FIRST_STEP)
+    async def first_step(self, query: StatusQuery) -> StatusView:
+        """The status once the refund has checked its request and decided who acts next:
+        what the requester's answer says (sent with the start, update-with-start, so a
+        request is one round trip). Refunds past their first step answer at once."""
+        case = self._case
+        await workflow.wait_condition(
+            lambda: (
+                not (
+                    case.p.state is RefundState.PENDING_REVIEW
+                    and case.p.awaiting is Awaiting.NOTHING
+                )
+            )
+        )
+        return self.status(query)
 
     @workflow.query
     def status(self, query: StatusQuery) -> StatusView:
