@@ -127,6 +127,9 @@ def _dev(args: argparse.Namespace) -> int:
         and (os.environ.get("MIGRATION_DATABASE_URL") or None),
         policy=os.environ.get("REFUNDFLOW_POLICY", DEFAULT_POLICY),
         worker_output_to_terminal=True,
+        # With REFUNDFLOW_DEPLOYMENT_NAME set (versioning on), the stack's one worker makes
+        # its own version current: nothing else would route new refunds to it.
+        extra_env={"REFUNDFLOW_DEPLOYMENT_PROMOTE": "current"},
     )
     return run_foreground(config, demo_orders=not args.no_demo, as_json=args.json)
 

@@ -47,6 +47,7 @@ from client.payload_codec import encryption_label
 from client.settings import Settings
 from worker.logging_setup import configure_logging
 from worker.metrics import MetricsEndpoint, metrics_runtime, plan_metrics
+from worker.versioning import Deployment, deployment_from_env, make_current
 from workflows import names
 from workflows.models import ReconcileInput
 from workflows.reconciliation_workflow import ReconciliationWorkflow
@@ -72,11 +73,12 @@ def tracking_links(settings: Settings) -> TrackingLinks | None:
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     metrics = plan_metrics(settings.metrics_addr)  # a malformed address fails before anything
+    deployment = deployment_from_env(os.environ)
     pool = await create_pool(settings.require_database_url())
     client = await connect_temporal(settings, metrics_runtime(metrics))
     await _prepare(client, pool, settings)
     async with aiohttp.ClientSession() as session:
-        worker = _worker(client, pool, session, settings)
+        worker = _worker(client, pool, session, settings, deployment)
         outbox = OutboxDispatcher(
             pool, session, tracking=tracking_links(settings), customer_channel=CUSTOMER_CHANNEL
         )
@@ -92,7 +94,10 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
                 namespace=settings.temporal_namespace,
                 security=settings.temporal.kind,
                 payloads=encryption_label(client.data_converter),
+                deployment=deployment.label if deployment else "unversioned",
             )
+            if deployment and deployment.promote:
+                await make_current(client, deployment.version)
             await stop.wait()
             log.info("worker_stopping")
         await dispatcher
@@ -102,7 +107,11 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
 
 
 def _worker(
-    client: Client, pool: asyncpg.Pool, session: aiohttp.ClientSession, settings: Settings
+    client: Client,
+    pool: asyncpg.Pool,
+    session: aiohttp.ClientSession,
+    settings: Settings,
+    deployment: Deployment | None = None,
 ) -> Worker:
     """The adapters, the activities that use them, and the Worker that runs them."""
     store = PostgresRefundStore(pool)
@@ -127,6 +136,8 @@ def _worker(
         # On SIGTERM (a deploy, Ctrl-C) activities in flight may finish: a provider call
         # whose answer is lost costs a lookup on the retry; one that finishes does not.
         graceful_shutdown_timeout=SHUTDOWN_GRACE,
+        # Versioned: refunds stay on the build they started on (worker/versioning.py).
+        deployment_config=deployment.worker_config() if deployment else None,
         workflows=[RefundWorkflow, ReconciliationWorkflow],
         activities=[
             activities.record_transitions,
