@@ -87,6 +87,10 @@ ENV_VARS = (
     "REFUNDFLOW_CODEC_PORT",
     "REFUNDFLOW_CODEC_ORIGINS",
     "REFUNDFLOW_CODEC_DEV_UI_ORIGINS",
+    # Worker Deployment Versioning (worker/versioning.py): off without a deployment name.
+    "REFUNDFLOW_DEPLOYMENT_NAME",
+    "REFUNDFLOW_BUILD_ID",
+    "REFUNDFLOW_DEPLOYMENT_PROMOTE",
 )
 
 
