@@ -3,6 +3,10 @@
 They speak the sandbox's API, which is shaped like a real provider's (idempotency keys in
 an `Idempotency-Key` header, JSON errors with a code). Transient failures raise
 ExternalSystemUnavailable; permanent ones ExternalSystemRefused.
+
+Each call is an OpenTelemetry client span that sends its W3C trace context (`traceparent`)
+along: a child of the activity's span when tracing is on (client/tracing.py); when it is
+off the span records nothing and no header is added.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from activities.ports import ExternalSystemRefused, ExternalSystemUnavailable
 from workflows.activity_contracts import NO_MONEY
@@ -25,6 +31,7 @@ from workflows.models import (
 # One HTTP call gives up after this long, so that a lookup plus a create (two calls) always
 # end before the activity's 15 s start-to-close timeout starts another attempt.
 DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=6)
+_tracer = trace.get_tracer("refundflow.http")
 
 
 class HttpService:
@@ -45,18 +52,27 @@ class HttpService:
         idempotency_key: str | None = None,
         allow_404: bool = False,
     ) -> Any:
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         url = f"{self._base}{path}"
-        try:
-            async with self._session.request(
-                method, url, json=json, params=params, headers=headers, timeout=DEFAULT_TIMEOUT
-            ) as response:
-                body = await response.json(content_type=None)
-                status = response.status
-        except (aiohttp.ClientError, TimeoutError, ValueError) as err:
-            raise ExternalSystemUnavailable(
-                f"{self._system} unreachable at {self._base}: {type(err).__name__}: {err}"
-            ) from err
+        with _tracer.start_as_current_span(
+            f"{method} {self._system}",
+            kind=SpanKind.CLIENT,
+            attributes={"http.request.method": method, "refundflow.system": self._system},
+        ) as span:
+            propagate.inject(headers)  # traceparent: the system's own logs can join our trace
+            try:
+                async with self._session.request(
+                    method, url, json=json, params=params, headers=headers, timeout=DEFAULT_TIMEOUT
+                ) as response:
+                    body = await response.json(content_type=None)
+                    status = response.status
+            except (aiohttp.ClientError, TimeoutError, ValueError) as err:
+                raise ExternalSystemUnavailable(
+                    f"{self._system} unreachable at {self._base}: {type(err).__name__}: {err}"
+                ) from err
+            span.set_attribute("http.response.status_code", status)
+            if status >= 400 and not (status == 404 and allow_404):
+                span.set_status(Status(StatusCode.ERROR))
         if status == 404 and allow_404:
             return None
         if status >= 500 or status == 429:

@@ -23,8 +23,10 @@ from api.config import ApiConfig
 from api.deps import ApiState
 from api.identity import TokenVerifier
 from api.limits import BodySizeLimit, RateLimiter
+from api.request_spans import RequestSpans
 from client.refund_client import RefundClient
 from client.settings import Settings
+from client.tracing import flush_tracing, start_tracing
 
 log = structlog.get_logger("refundflow.api")
 API_VERSION = "1.0.0"
@@ -45,12 +47,16 @@ def create_app(config: ApiConfig, settings: Settings) -> FastAPI:
             yield
         finally:
             await refunds.close()
+            flush_tracing()
 
     app = FastAPI(
         title="refundflow",
         version=API_VERSION,
         summary="Durable refunds: request, review, track. Every refund is one workflow.",
         lifespan=lifespan,
+        # FastAPI's own request spans record the query string (a sign-in's code, a tracking
+        # link's signature): api/request_spans.py names spans by route only.
+        telemetry={"tracing": False},
         docs_url=None,
         redoc_url=None,
     )
@@ -63,6 +69,8 @@ def create_app(config: ApiConfig, settings: Settings) -> FastAPI:
         app.include_router(dev_issuer.router(config.dev_issuer_home, config.issuer))
     pages.mount(app, config)  # the console, tracking and report pages (api/pages)
     app.add_middleware(BodySizeLimit, limit=config.max_body_bytes)
+    if start_tracing("refundflow-api"):  # only if OTEL_EXPORTER_OTLP_ENDPOINT is set
+        app.add_middleware(RequestSpans)  # outermost: every request has its span
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -16,6 +16,7 @@ from temporalio.service import RPCError
 from client.payload_codec import CodecKeyError, data_converter, load_keyring
 from client.settings import ConfigurationError, Settings
 from client.temporal_config import TemporalConfigError
+from client.tracing import temporal_interceptors
 
 
 class TemporalUnavailable(Exception):
@@ -35,6 +36,7 @@ async def connect_temporal(settings: Settings, runtime: Runtime | None = None) -
             namespace=settings.temporal_namespace,
             data_converter=converter,
             runtime=runtime,
+            interceptors=temporal_interceptors(),  # tracing, when this process has it on
             **options,
         )
     except (RuntimeError, RPCError) as err:

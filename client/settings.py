@@ -80,6 +80,10 @@ ENV_VARS = (
     "TEMPORAL_TLS_SERVER_CA_CERT_PATH",
     "TEMPORAL_TLS_SERVER_NAME",
     "REFUNDFLOW_METRICS_ADDR",
+    # Traces (client/tracing.py): off unless one names an OTLP/HTTP collector; the other
+    # OTEL_* variables (OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_HEADERS, ...) go to the SDK.
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
     # Encrypted payloads (client/payload_codec.py) and the codec server (api/codec_server.py).
     "REFUNDFLOW_CODEC_KEYS",
     "REFUNDFLOW_CODEC_KEY_FILE",

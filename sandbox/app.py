@@ -159,8 +159,8 @@ async def _log_call(request: web.Request, system: str) -> tuple[Call | None, str
     kind, refund_id = call_subject(system, request.method, request.path, request.query, body)
     if kind is None or refund_id is None:
         return None, None
-    key = request.headers.get("Idempotency-Key")
-    return request.app[CALLS].start(system, refund_id, kind, key), refund_id
+    key, traceparent = request.headers.get("Idempotency-Key"), request.headers.get("traceparent")
+    return request.app[CALLS].start(system, refund_id, kind, key, traceparent), refund_id
 
 
 def _answered(call: Call | None, status: int, outcome: CallOutcome) -> None:

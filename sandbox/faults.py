@@ -126,6 +126,8 @@ class Call:
     """When the answer went out (or was dropped), Unix seconds."""
     key: str | None = None
     """The Idempotency-Key a create or restock came with."""
+    traceparent: str | None = None
+    """The W3C trace context the call came with (refundflow's traces, when they are on)."""
 
 
 @dataclass
@@ -134,8 +136,15 @@ class CallLog:
 
     calls: dict[str, dict[str, list[Call]]] = field(default_factory=dict)
 
-    def start(self, system: str, refund_id: str, kind: CallKind, key: str | None = None) -> Call:
-        call = Call(kind, key=key)
+    def start(
+        self,
+        system: str,
+        refund_id: str,
+        kind: CallKind,
+        key: str | None = None,
+        traceparent: str | None = None,
+    ) -> Call:
+        call = Call(kind, key=key, traceparent=traceparent)
         self.calls.setdefault(refund_id, {}).setdefault(system, []).append(call)
         return call
 

@@ -45,6 +45,7 @@ from api.pages.settings import dev_secret
 from client.connections import connect_temporal
 from client.payload_codec import encryption_label
 from client.settings import Settings
+from client.tracing import flush_tracing, start_tracing
 from worker.logging_setup import configure_logging
 from worker.metrics import MetricsEndpoint, metrics_runtime, plan_metrics
 from worker.versioning import Deployment, deployment_from_env, make_current
@@ -227,4 +228,8 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await run_worker(settings, stop)
+    start_tracing("refundflow-worker")  # only if OTEL_EXPORTER_OTLP_ENDPOINT is set
+    try:
+        await run_worker(settings, stop)
+    finally:
+        flush_tracing()
