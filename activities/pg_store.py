@@ -19,7 +19,7 @@ from workflows.models import (
     RecordTransitionsInput,
     ReserveInput,
     ReserveResult,
-    StatusProjection,
+    StatusView,
 )
 from workflows.read_models import (
     AuditEntry,
@@ -62,7 +62,7 @@ class PostgresRefundStore:
             # Notifications: in this same transaction, so a recorded transition always has
             # its event and an event never exists without its transition.
             await write_events(conn, batch.refund_id, batch.notices)
-            await _project_status(conn, batch.projection, last_seq)
+            await _project_status(conn, batch, last_seq)
             await order_ledger.follow_refund(conn, batch.projection)
         return inserted
 
@@ -146,6 +146,14 @@ class PostgresRefundStore:
         )
         return state
 
+    async def status_view(self, refund_id: str) -> StatusView | None:
+        """The refund's status as the workflow recorded it with its last transitions (exact
+        at every point where the refund waits); None when no row has one."""
+        view = await self._pool.fetchval(
+            "SELECT view FROM refundflow.refund_status WHERE refund_id = $1", refund_id
+        )
+        return StatusView.model_validate_json(view) if view is not None else None
+
     async def list_status(
         self,
         *,
@@ -216,9 +224,9 @@ _INSERT_AUDIT = """
 _UPSERT_STATUS = """
     INSERT INTO refundflow.refund_status AS s (refund_id, refund_key, order_id, state,
         amount, currency, awaiting, escalation_level, policy_version, reason_code,
-        channel, requested_at, updated_at, last_seq, item_received)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-    ON CONFLICT (refund_id) DO UPDATE SET state = EXCLUDED.state,
+        channel, requested_at, updated_at, last_seq, item_received, view)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16::jsonb)
+    ON CONFLICT (refund_id) DO UPDATE SET state = EXCLUDED.state, view = EXCLUDED.view,
         amount = EXCLUDED.amount, awaiting = EXCLUDED.awaiting,
         escalation_level = EXCLUDED.escalation_level,
         item_received = EXCLUDED.item_received,
@@ -265,8 +273,11 @@ async def _append_audit(conn: asyncpg.Connection, batch: RecordTransitionsInput)
     return len(inserted)
 
 
-async def _project_status(conn: asyncpg.Connection, p: StatusProjection, last_seq: int) -> None:
+async def _project_status(
+    conn: asyncpg.Connection, batch: RecordTransitionsInput, last_seq: int
+) -> None:
     """The refund's row in the status projection, as of the batch ending at `last_seq`."""
+    p = batch.projection
     await conn.execute(
         _UPSERT_STATUS,
         p.refund_id,
@@ -284,6 +295,7 @@ async def _project_status(conn: asyncpg.Connection, p: StatusProjection, last_se
         p.updated_at,
         last_seq,
         p.item_received,
+        batch.view.model_dump_json() if batch.view else None,
     )
 
 

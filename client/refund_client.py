@@ -249,7 +249,17 @@ class RefundClient(RefundActions):
 
     # --- reading ------------------------------------------------------------------------
 
-    async def status(self, refund_id: str, *, include_timeline: bool = True) -> StatusView:
+    async def status(
+        self, refund_id: str, *, include_timeline: bool = True, live: bool = False
+    ) -> StatusView:
+        """The refund's status: from the store's projection, written with the audit each
+        time the refund records transitions (one indexed read, however many refunds are
+        open); `live`, or without a store, or for refunds recorded before the projection
+        kept it: asked of the workflow (a query, which may replay its history)."""
+        if not live and self._database_url:
+            view = await (await self._store()).status_view(refund_id)
+            if view is not None:
+                return view if include_timeline else view.model_copy(update={"timeline": []})
         try:
             return await self._query(refund_id, include_timeline=include_timeline)
         except RPCError as err:

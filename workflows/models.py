@@ -325,6 +325,9 @@ class RecordTransitionsInput(_Contract):
     conflict_is_final: bool = False
     """The workflow handles an audit conflict (it re-sequences after the stored entries):
     fail at once with the store's last sequence number instead of retrying forever."""
+    view: StatusView | None = None
+    """The whole status as of these entries: what `status` and `track` read from the store
+    (None from workflows older than that; readers then ask the workflow)."""
 
 
 class IssueRefundInput(_Contract):

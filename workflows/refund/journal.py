@@ -84,6 +84,7 @@ class Journal:
             projection=views.projection(self.case),
             notices=notices,
             conflict_is_final=self.case.p.long_lived,
+            view=views.status(self.case),
         )
         try:
             await self.store_call(names.ACTIVITY_RECORD_TRANSITIONS, batch, int, "audit")

@@ -1,0 +1,76 @@
+"""The bench's table and the issue's targets, checked against one run's figures."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+LOOKUPS_AT = "concurrency_50"
+
+TARGETS: dict[str, Callable[[dict[str, Any]], bool]] = {
+    "refunds/s >= 2.5x the naive refund's": lambda r: r["ratios"]["to_naive"] >= 2.5,
+    "refunds/s >= 0.6x the ceiling's": lambda r: r["ratios"]["to_ceiling"] >= 0.6,
+    "request acknowledged p99 <= 150 ms": lambda r: r["refunds"]["ack_p99_ms"] <= 150,
+    "status lookup p99 <= 25 ms at 50 concurrent": lambda r: (
+        r["status_lookup"].get(LOOKUPS_AT, {}).get("p99_ms", 1e9) <= 25
+    ),
+    "billable actions <= 3": lambda r: r["cost_per_refund"]["actions"] <= 3,
+    "history events <= 15": lambda r: r["cost_per_refund"]["events"] <= 15,
+    "worker memory per open refund <= 150 KiB": lambda r: r["memory"]["kib_per_open_refund"] <= 150,
+    "reconciliation < 10 s": lambda r: r["reconciliation"]["seconds"] < 10,
+}
+
+
+def table(r: dict[str, Any]) -> str:
+    c = r["config"]
+    cost, lookup = r["cost_per_refund"], r["status_lookup"]
+    rows: list[tuple[str, Any]] = []
+    for key, name in (
+        ("refunds", "refundflow via the API"),
+        ("naive", "naive refund"),
+        ("ceiling", "ceiling (3 local no-ops, eager)"),
+    ):
+        shape = r[key]
+        rows += [
+            (f"{name}: refunds/s", shape["per_second"]),
+            ("  end to end p50/p95/p99 ms", _triple(shape, "")),
+            ("  acknowledged p50/p95/p99 ms", _triple(shape, "ack_")),
+            ("  CPU ms per refund", _cpu(shape["cpu_ms_per_refund"])),
+        ]
+    rows += [
+        ("ratio to naive / to ceiling", f"{r['ratios']['to_naive']} / {r['ratios']['to_ceiling']}"),
+        ("billable actions per refund", f"{cost['actions']} {cost['breakdown']}"),
+        ("history events, payload bytes per refund", f"{cost['events']}, {cost['payload_bytes']}"),
+        ("naive / ceiling actions, events", _shape_cost(r["cost_per_shape"])),
+    ]
+    for label, figures in lookup.items():
+        rows.append((f"status lookup {label.replace('_', ' ')} p50/p99 ms", _pair(figures)))
+    rows += [
+        ("worker KiB per open refund", r["memory"]["kib_per_open_refund"]),
+        (
+            f"reconciliation of {r['reconciliation']['refunds']} refunds, s",
+            r["reconciliation"]["seconds"],
+        ),
+        ("refunds, concurrency", f"{c['refunds']}, {c['concurrency']}"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    lines = [f"{name:<{width}}  {value}" for name, value in rows]
+    lines.append("")
+    lines += [f"{'met   ' if ok(r) else 'MISSED'} {name}" for name, ok in TARGETS.items()]
+    return "\n".join(lines)
+
+
+def _triple(d: dict[str, float], prefix: str) -> str:
+    return " / ".join(str(d[f"{prefix}p{q}_ms"]) for q in (50, 95, 99))
+
+
+def _pair(d: dict[str, float]) -> str:
+    return f"{d['p50_ms']} / {d['p99_ms']}"
+
+
+def _cpu(per_process: dict[str, float]) -> str:
+    return ", ".join(f"{name} {ms}" for name, ms in per_process.items() if ms)
+
+
+def _shape_cost(costs: dict[str, dict[str, Any]]) -> str:
+    return " / ".join(f"{c['actions']}, {c['events']}" for c in costs.values())

@@ -1,0 +1,141 @@
+"""The three refund shapes the bench races on one stack, in one run: refundflow through its
+real entry point (the HTTP API), the naive refund (bench.naive) and the ceiling
+(bench.ceiling). Each reports refunds/s, request-acknowledged and end-to-end latency, CPU
+per refund per process, and one workflow id to count its history."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
+from temporalio.worker import Worker
+
+from bench.ceiling import CEILING_TASK_QUEUE, CeilingWorkflow, noop
+from bench.cpu import CpuMeter
+from bench.naive import NAIVE_TASK_QUEUE, NaiveInput, NaiveRefundWorkflow
+from bench.stats import bounded, latency_summary
+
+Order = dict[str, Any]
+POLL_EVERY = 0.05  # how often the naive caller asks its workflow's status
+
+
+@dataclass
+class Race:
+    """What every shape shares: the stack's clients, the meter, progress output."""
+
+    temporal: Client
+    http: aiohttp.ClientSession
+    meter: CpuMeter
+    concurrency: int
+    say: Callable[[str], None]
+    samples: dict[str, str] = field(default_factory=dict)
+    """One workflow id per shape, for its history cost."""
+
+    async def run(
+        self, label: str, orders: list[Order], one: Callable[[Order], Awaitable[tuple[float, str]]]
+    ) -> dict[str, Any]:
+        """Run `one` over every order at the race's concurrency; `one` returns (seconds
+        until the request was acknowledged, workflow id) and returns when it has completed."""
+        ack: list[float] = []
+        total: list[float] = []
+
+        async def timed(i: int) -> None:
+            started = time.monotonic()
+            acknowledged, workflow_id = await one(orders[i])
+            total.append(time.monotonic() - started)
+            ack.append(acknowledged)
+            self.samples[label] = workflow_id
+
+        self.meter.start()
+        started = time.monotonic()
+        await bounded(len(orders), self.concurrency, timed, self.say, label)
+        wall = time.monotonic() - started
+        return {
+            "per_second": round(len(orders) / wall, 2),
+            "seconds": round(wall, 2),
+            **latency_summary(total),
+            **{f"ack_{k}": v for k, v in latency_summary(ack).items()},
+            "cpu_ms_per_refund": self.meter.per(len(orders)),
+        }
+
+
+class RefundflowThroughApi:
+    """POST /v1/refunds as the checkout service; done when the workflow has completed."""
+
+    def __init__(self, race: Race, api_url: str, token: str) -> None:
+        self.race, self.url = race, f"{api_url}/v1/refunds"
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    async def one(self, order: Order) -> tuple[float, str]:
+        started = time.monotonic()
+        body = {
+            "order_id": order["order_id"], "amount": order["captured_amount"],
+            "reason_code": "damaged", "channel": "api",
+            # A customer each: auto-approval budgets are per customer (policy v3).
+            "requested_by": order.get("customer_id") or f"cust_bench_{uuid.uuid4().hex[:10]}",
+        }  # fmt: skip
+        headers = {**self.headers, "Idempotency-Key": f"bench-{uuid.uuid4().hex}"}
+        async with self.race.http.post(self.url, json=body, headers=headers) as response:
+            answer = await response.json()
+            assert response.status == 201, answer
+        acknowledged = time.monotonic() - started
+        final = await self.race.temporal.get_workflow_handle(answer["refund_id"]).result()
+        assert final["state"] == "completed", final
+        return acknowledged, answer["refund_id"]
+
+
+async def naive_one(race: Race, order: Order) -> tuple[float, str]:
+    """Start, poll the status query until the first step is decided, then wait for the end."""
+    started = time.monotonic()
+    refund_id = f"naive_{uuid.uuid4().hex}"
+    handle = await race.temporal.start_workflow(
+        NaiveRefundWorkflow.run, NaiveInput(refund_id, order["order_id"], order["captured_amount"]),
+        id=refund_id, task_queue=NAIVE_TASK_QUEUE,
+    )  # fmt: skip
+    # Polling is the point: it is what the samples' callers do to learn the first step.
+    while await _naive_status(handle) == "pending":  # noqa: ASYNC110
+        await asyncio.sleep(POLL_EVERY)
+    acknowledged = time.monotonic() - started
+    assert await handle.result() == "completed"
+    return acknowledged, refund_id
+
+
+async def _naive_status(handle: WorkflowHandle[Any, Any]) -> str:
+    """The status query; "pending" while the new workflow cannot answer yet (no first task
+    yet, or a queue partition whose pollers the server has not seen yet)."""
+    try:
+        status: str = await handle.query(NaiveRefundWorkflow.status)
+        return status
+    except RPCError as err:
+        if "not scheduled yet" in err.message or "no poller seen" in err.message:
+            return "pending"
+        raise
+
+
+async def race_ceiling(race: Race, count: int, warm_up: int) -> dict[str, Any]:
+    """The ceiling, started eagerly: the worker lives in this process, as eager start needs."""
+    async with Worker(
+        race.temporal, task_queue=CEILING_TASK_QUEUE, workflows=[CeilingWorkflow],
+        activities=[noop],
+    ):  # fmt: skip
+
+        async def one(_: Order) -> tuple[float, str]:
+            started = time.monotonic()
+            workflow_id = f"ceiling_{uuid.uuid4().hex}"
+            handle = await race.temporal.start_workflow(
+                CeilingWorkflow.run, 3, id=workflow_id, task_queue=CEILING_TASK_QUEUE,
+                request_eager_start=True,
+            )  # fmt: skip
+            await handle.result()
+            elapsed = time.monotonic() - started
+            return elapsed, workflow_id
+
+        await race.run("ceiling warm-up", [{}] * warm_up, one)
+        return await race.run("ceiling", [{}] * count, one)

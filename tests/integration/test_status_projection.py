@@ -1,0 +1,58 @@
+"""Status reads come from the projection written with the audit, and it is exact wherever a
+refund waits: the stored view equals what the workflow answers live (issue 15, item 3)."""
+
+from __future__ import annotations
+
+import pytest
+
+from client.refund_client import RefundClient
+from sandbox.admin_client import SandboxAdmin
+from tests.conftest import Sandbox
+from tests.integration.helpers import eventually, wait_for_state
+from tests.integration.test_refund_flow import make_request
+from workflows.states import Awaiting
+
+pytestmark = pytest.mark.stack
+
+
+async def same_as_live(refunds: RefundClient, refund_id: str) -> None:
+    store = await refunds.store()
+    stored = await store.status_view(refund_id)
+    assert stored is not None, "the projection keeps the whole status"
+    live = await refunds.status(refund_id, live=True)
+    assert stored.model_dump() == live.model_dump()
+    assert (await refunds.status(refund_id)).model_dump() == live.model_dump()
+
+
+async def test_the_stored_status_is_the_live_one_at_every_wait(
+    refunds: RefundClient, sandbox: Sandbox, faults: SandboxAdmin
+) -> None:
+    # Waiting for a reviewer (above the support limit), then paid on a lead's approval.
+    order = await sandbox.order(amount=30000)
+    waiting = await refunds.request(make_request(order))
+    assert waiting.awaiting is Awaiting.REVIEWER
+    await same_as_live(refunds, waiting.refund_id)
+    await refunds.approve(waiting.refund_id, "li", role="lead")
+    await wait_for_state(refunds, waiting.refund_id, "completed")
+    await same_as_live(refunds, waiting.refund_id)
+
+    # Auto-approved and paid at once.
+    small = await refunds.request(make_request(await sandbox.order(amount=4000)))
+    await wait_for_state(refunds, small.refund_id, "completed")
+    await same_as_live(refunds, small.refund_id)
+
+    # The provider refuses: waiting for an operator, with the provider's reason.
+    await faults.set_faults({"payment.refuse": "account_closed"})
+    refused = await refunds.request(make_request(await sandbox.order(amount=4000)))
+    await eventually(
+        lambda: refunds.status(refused.refund_id, live=True),
+        lambda view: view.awaiting is Awaiting.OPERATOR,
+    )
+    await faults.clear_faults()
+    await same_as_live(refunds, refused.refund_id)
+
+    # Withdrawn by the customer while waiting for review.
+    order = await sandbox.order(amount=30000)
+    withdrawn = await refunds.request(make_request(order))
+    await refunds.cancel(withdrawn.refund_id, withdrawn.requested_by or "", "changed my mind")
+    await same_as_live(refunds, withdrawn.refund_id)
