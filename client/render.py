@@ -257,7 +257,8 @@ def _setting(key: str, value: Any) -> str:
     """A policy setting as a person reads it: money formatted, basis points as percent."""
     if isinstance(value, int) and not isinstance(value, bool):
         if any(mark in key for mark in _MONEY_SETTINGS):
-            return f"{value / 100:,.2f} ({value} minor units)"
+            whole, cents = divmod(value, 100)  # integers: money is never a float
+            return f"{whole:,}.{cents:02d} ({value} minor units)"
         if "_bps" in key:
             return f"{value / 100:.2f} % ({value} bps)"
     return str(value)
@@ -274,8 +275,9 @@ def policy_diff(data: dict[str, Any]) -> str:
     width = max(len(c["setting"]) for c in data["changes"])
     lines = [head]
     for c in data["changes"]:
-        old = "-" if c["change"] == "added" else c["from"]
-        new = "-" if c["change"] == "removed" else c["to"]
+        # Each value as `policy show` reads it: money formatted, basis points as percent.
+        old = "-" if c["change"] == "added" else _setting(c["setting"], c["from"])
+        new = "-" if c["change"] == "removed" else _setting(c["setting"], c["to"])
         lines.append(f"  {c['change']:<8} {c['setting']:<{width}}  {old} -> {new}")
     return "\n".join(lines)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 
+from client.render import when as format_moment  # the CLI's one format for a moment
 from workflows.read_models import BucketUnit, RefundReport, SeriesBucket, TimeToRefund
 from workflows.states import RefundState
 
@@ -293,8 +294,8 @@ def format_duration(seconds: float | None) -> str:
 
 
 def format_period(report: RefundReport) -> str:
-    since = report.since.isoformat() if report.since else "the beginning"
-    until = report.until.isoformat() if report.until else "now"
+    since = format_moment(report.since) if report.since else "the beginning"
+    until = format_moment(report.until) if report.until else "now"
     return f"{since} .. {until} (requested_at, until exclusive)"
 
 
@@ -315,7 +316,7 @@ def render_text(report: RefundReport) -> str:
         lines.append(f"!!! DUPLICATE REFUNDS: {duplicates_line(report.duplicate_refunds)}")
     lines += [
         f"  {'period':<22} {format_period(report)}",
-        f"  {'generated':<22} {report.generated_at.isoformat()}",
+        f"  {'generated':<22} {format_moment(report.generated_at)}",
         f"  {'refunds':<22} {report.refunds}",
         f"  {'time to refund p50':<22} {_duration_with_seconds(ttr.p50)}",
         f"  {'time to refund p90':<22} {_duration_with_seconds(ttr.p90)}"

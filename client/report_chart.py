@@ -9,6 +9,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from client.render import when as format_moment
 from client.report import OUTCOMES, duplicates_line, format_duration, format_period
 from workflows.read_models import RefundReport, SeriesBucket
 
@@ -64,7 +65,7 @@ def render_html(report: RefundReport) -> str:
         "<body>",
         f"<h1>{escape(title)}</h1>",
         f'<p class="period">{escape(format_period(report))}<br>'
-        f"generated {escape(report.generated_at.isoformat())}</p>",
+        f"generated {escape(format_moment(report.generated_at))}</p>",
     ]
     duplicates = report.duplicate_refunds
     if duplicates:

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from client.cli.acting import Credentials
-from client.cli.arguments import EXIT_OK
+from client.cli.arguments import EXIT_OK, UserError
 from client.cli.commands import Subcommands, command
 from client.cli.handlers import Handler
 from client.errors import RefundflowError
@@ -35,8 +37,8 @@ def add_api_commands(sub: Subcommands) -> None:
         dest="as_name",
         required=True,
         metavar="NAME",
-        help="alice, bob (support), li (lead), fang (finance), omar (operator), warehouse,"
-        " checkout (a service); any other name is a customer with that id",
+        help="alice, bob (support), li (lead), fang and mei (finance), omar (operator),"
+        " warehouse, checkout (a service); or a customer, by id (cust_42)",
     )
     token.add_argument("--ttl", type=int, default=3600, help="seconds the token is valid")
 
@@ -81,12 +83,33 @@ def _mint(home: Path, issuer: str, name: str | None, ttl: int) -> dict[str, Any]
 
     directory = dev_directory(dict(os.environ))
     try:
-        name = name or load_directory(directory)[0]
+        default, members = load_directory(directory)
+        name = _member_or_customer(name or default, members)
         if not name:
             raise ValueError(f"{directory} names no default member")
         return mint(home, issuer, lookup(directory, name), ttl=ttl)
     except (OSError, ValueError, KeyError) as err:
         raise RefundflowError(f"cannot sign a dev token: {err}") from None
+
+
+CUSTOMER_PREFIX = "cust_"
+"""Customers of the dev stack are named by their id, which starts with this (cust_42)."""
+
+
+def _member_or_customer(name: str, members: Mapping[str, object]) -> str:
+    """NAME as the directory lists it (case aside: Alice is alice), or a customer id
+    (cust_...). Anything else is refused rather than signed for a customer of that name:
+    `--as alcie` is a typo for alice, not a new customer."""
+    if not name or name in members or name.lower().startswith(CUSTOMER_PREFIX):
+        return name
+    if name.lower() in members:
+        return name.lower()
+    close = difflib.get_close_matches(name.lower(), list(members), n=1)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    raise UserError(
+        f"{name!r} is not in the dev stack's staff directory{hint} (members: {', '.join(members)};"
+        f" a customer is named by their id, {CUSTOMER_PREFIX}…, such as {CUSTOMER_PREFIX}42)"
+    )
 
 
 def dev_credentials(name: str | None) -> Credentials | None:

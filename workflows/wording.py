@@ -14,7 +14,7 @@ from typing import Any
 
 from workflows.models import MessageFacts, StatusView
 from workflows.money import format_minor
-from workflows.states import Awaiting, CancelReason, RefundState
+from workflows.states import Awaiting, CancelReason, RefundEvent, RefundState
 from workflows.templates import ETA, REPLY, SITUATION_LABEL, STATE_LABEL, SUBJECT, TEMPLATES
 
 # --- rendering --------------------------------------------------------------------------
@@ -88,11 +88,10 @@ def support_reply(facts: MessageFacts) -> str:
 
 def notification(facts: MessageFacts) -> dict[str, str]:
     """A message sent to the customer when the refund changes state."""
-    key = template_key(facts)
-    label = SITUATION_LABEL[facts.locale].get(key) or state_label(facts.state, facts.locale)
+    label = status_label(facts)
     return {
         "locale": facts.locale,
-        "template": key,
+        "template": template_key(facts),
         "subject": SUBJECT[facts.locale].format(order_id=facts.order_id, label=label),
         "body": customer_message(facts),
     }
@@ -100,6 +99,15 @@ def notification(facts: MessageFacts) -> dict[str, str]:
 
 def state_label(state: RefundState, locale: str) -> str:
     return STATE_LABEL[locale][state]
+
+
+def status_label(facts: MessageFacts) -> str:
+    """The refund's status in a few words: the situation when there is one (a refund the
+    provider took back is "returned by the payment provider", not "on its way"), else the
+    state. The label of the customer's latest notice and of their tracking page alike."""
+    return SITUATION_LABEL[facts.locale].get(template_key(facts)) or state_label(
+        facts.state, facts.locale
+    )
 
 
 def customer_view(status: StatusView) -> dict[str, Any]:
@@ -112,7 +120,7 @@ def customer_view(status: StatusView) -> dict[str, Any]:
         "refund_id": status.refund_id,
         "order_id": status.order_id,
         "locale": facts.locale,
-        "status": state_label(status.state, facts.locale),
+        "status": status_label(facts),
         "amount": status.amount,
         "currency": status.currency,
         "message": customer_message(facts),
@@ -124,11 +132,17 @@ def customer_view(status: StatusView) -> dict[str, Any]:
 
 
 def customer_timeline(entries: list[Any], locale: str) -> list[dict[str, str]]:
-    """State changes only, without actors, internal reasons or escalations."""
+    """State changes only, without actors, internal reasons or escalations. A paid refund
+    the provider took back reads as what happened to the money, not as "on its way"."""
     shown = []
     for entry in entries:
         if entry.from_state is None or entry.from_state != entry.state:
-            shown.append({"at": entry.at.isoformat(), "label": state_label(entry.state, locale)})
+            label = (
+                SITUATION_LABEL[locale]["refunding.reversed"]
+                if entry.event == RefundEvent.PROVIDER_REVERSED
+                else state_label(entry.state, locale)
+            )
+            shown.append({"at": entry.at.isoformat(), "label": label})
     return shown
 
 

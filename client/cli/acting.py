@@ -1,7 +1,8 @@
 """Who a command acts as, and through which API: the CLI is a client of the HTTP API.
 
 - `refundflow --as NAME ...` in the dev stack: NAME, with a token the stack's issuer signs
-  (NAME's roles come from the staff directory; any other name is a customer).
+  (NAME's roles come from the staff directory; a customer is named by id, cust_…; any
+  other name is refused, worker/api_commands.py).
 - REFUNDFLOW_TOKEN (and REFUNDFLOW_API_URL, or the dev stack's API): that token's principal.
 - Neither, in the dev stack: the staff directory's default member (a support agent), so
   commands written before the API keep working.

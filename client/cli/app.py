@@ -1,7 +1,8 @@
 """Running a command: parse, dispatch to its handler, and turn failures into one line.
 
 Exit statuses: 0 done, 1 failed (the system said no, or is unreachable), 2 a usage mistake,
-130 interrupted. No stack traces for anything a user can act on.
+130 interrupted. No stack traces for anything a user can act on. A reader that stops early
+(`refundflow list | head -1`) ends the command quietly, with status 0.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from client.cli.acting import DevTokens
-from client.cli.arguments import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, UserError
+from client.cli.arguments import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UserError
 from client.cli.commands import CLIENT_COMMANDS, build_parser
 from client.cli.handlers import HANDLERS, Handler
 from client.connections import TemporalUnavailable
@@ -62,6 +63,9 @@ def guarded(
     )
     try:
         return action()
+    except BrokenPipeError:
+        # The reader has gone (`refundflow list | head -1`): it took what it wanted.
+        return _reader_gone()
     except UserError as err:
         return report(str(err), EXIT_USAGE, as_json)
     except one_line as err:
@@ -74,6 +78,15 @@ def guarded(
             raise
         unexpected = f"unexpected {type(err).__name__}: {err} (set REFUNDFLOW_DEBUG=1 for details)"
         return report(unexpected, EXIT_FAILURE, as_json)
+
+
+def _reader_gone() -> int:
+    """Quiet, status 0: point stdout at /dev/null, so that the final flush of what is still
+    buffered for the closed pipe does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_OK
 
 
 def execute(args: argparse.Namespace, dev_tokens: DevTokens | None = None) -> int:
@@ -112,8 +125,11 @@ def finish(command_line: Callable[[Sequence[str] | None], int], argv: Sequence[s
         status = command_line(argv)
     except SystemExit as exit_:  # argparse: usage errors and --help
         status = exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BrokenPipeError:  # what was left for a reader that has gone: nobody reads it
+            pass
     os._exit(status)
 
 

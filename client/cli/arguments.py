@@ -11,6 +11,7 @@ import difflib
 import json
 import re
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -29,6 +30,18 @@ class UserError(Exception):
 
 class OneLineParser(argparse.ArgumentParser):
     """Usage mistakes as one line plus a pointer to --help, not a usage dump."""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """--json means the same before the command (`refundflow --json status ...`) as
+        after it: the top level's own --json (dest `json_first`, since a command's default
+        would overwrite a shared dest) is folded into `json` once the whole line is read."""
+        parsed, rest = super().parse_known_args(args, namespace)
+        if hasattr(parsed, "json_first"):
+            parsed.json = bool(getattr(parsed, "json", False) or parsed.json_first)
+            del parsed.json_first
+        return parsed, rest
 
     def error(self, message: str) -> NoReturn:
         said = f"{message}{_did_you_mean(message)}{_as_first(message)} (see `{self.prog} --help`)"
@@ -65,11 +78,14 @@ def line(value: str) -> tuple[str, int]:
 
 
 def refund_id(value: str) -> str:
-    if not re.match(REFUND_ID_PATTERN, value):
+    """A refund id as refundflow makes them (rf_ and 24 lowercase hex digits): a pasted one
+    with spaces around it or in upper case is the same id."""
+    normal = value.strip().lower()
+    if not re.fullmatch(REFUND_ID_PATTERN, normal):
         raise argparse.ArgumentTypeError(
             f"{value!r} is not a refund id (they look like rf_ and 24 hex digits)"
         )
-    return value
+    return normal
 
 
 def positive(value: str) -> int:
@@ -104,8 +120,10 @@ def _identifier(value: str, refusal: str) -> str:
 
 
 def order_id(value: str) -> str:
+    """Spaces around a pasted order id are dropped; its case is kept: the order system makes
+    order ids, and its ids may differ only in case."""
     return _identifier(
-        value, f"{value!r} is not an order id (letters, digits and . _ : -, no spaces)"
+        value.strip(), f"{value!r} is not an order id (letters, digits and . _ : -, no spaces)"
     )
 
 
@@ -118,7 +136,8 @@ def seconds(value: str) -> int:
 def name(value: str) -> str:
     """A staff handle or customer id as refunds record it: no spaces, no e-mail addresses."""
     return _identifier(
-        value, f"expected a handle or id (letters, digits and . _ : -, no spaces), got {value!r}"
+        value.strip(),
+        f"expected a handle or id (letters, digits and . _ : -, no spaces), got {value!r}",
     )
 
 

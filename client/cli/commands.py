@@ -35,8 +35,15 @@ def build_parser(adders: Iterable[CommandAdder]) -> argparse.ArgumentParser:
         metavar="NAME",
         type=types.name,
         help="dev stack: act as NAME of its staff directory (alice, bob: support; li: lead;"
-        " fang: finance; omar: operator; warehouse; checkout: a service; any other name is a"
-        " customer). Default: the directory's default member, or REFUNDFLOW_TOKEN's principal",
+        " fang, mei: finance; omar: operator; warehouse; checkout: a service), or as a"
+        " customer by id (cust_42). Default: the directory's default member, or"
+        " REFUNDFLOW_TOKEN's principal",
+    )
+    parser.add_argument(
+        "--json",
+        dest="json_first",
+        action="store_true",
+        help="machine-readable output, and errors as JSON (also after the command)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in adders:

@@ -8,7 +8,6 @@ UserError or RefundflowError; the app turns them into one line and an exit statu
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -20,7 +19,7 @@ from client.cli import acting, subscribers
 from client.cli.acting import with_api
 from client.cli.arguments import EXIT_OK, UserError
 from client.cli.backends import with_client, with_store
-from client.cli.output import emit
+from client.cli.output import emit, note
 from client.errors import NotAllowed, RefundflowError
 from client.settings import Settings
 
@@ -58,7 +57,7 @@ async def _request(args: argparse.Namespace) -> int:
     if asked_before:
         # Same key (given, or derived from the same order, amount, lines and reason): the
         # answer is the refund asked for before, whatever became of it. Say so.
-        print(render.already_requested(status), file=sys.stderr)
+        note(args, render.already_requested(status))
     emit(args, status, render.status)
     return EXIT_OK
 
@@ -213,9 +212,7 @@ async def _status(args: argparse.Namespace) -> int:
         except NotAllowed:
             return view, None  # what a reviewer weighs is not for every caller
         if context.ended_in_temporal:
-            print(
-                render.ended_in_temporal(args.refund_id, context.ended_in_temporal), file=sys.stderr
-            )
+            note(args, render.ended_in_temporal(args.refund_id, context.ended_in_temporal))
         return view, context
 
     view, context = await with_api(args, gather)

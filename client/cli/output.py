@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -20,3 +21,12 @@ def emit(args: argparse.Namespace, data: Any, human: Callable[[Any], str]) -> No
         print(json.dumps(data, indent=2, default=str))
     else:
         print(human(data))
+
+
+def note(args: argparse.Namespace, message: str) -> None:
+    """A note beside the result, on stderr: `note: ...`, or with --json a JSON object, as
+    errors and warnings are."""
+    if getattr(args, "json", False):
+        print(json.dumps({"note": message.removeprefix("note: ")}), file=sys.stderr)
+    else:
+        print(message, file=sys.stderr)

@@ -114,7 +114,7 @@ def request_args(**overrides: str) -> list[str]:
         (request_args(reason="bored"), 2, "reason_code must be one of"),
         (request_args(channel="fax"), 2, "channel must be one of"),
         (["status", "rf_000000000000000000000000"], 1, "error: no refund rf_0000"),
-        (["approve", "rf_000000000000000000000000", "--reviewer", "a"], 1, "error: no refund"),
+        (["approve", "rf_000000000000000000000000", "--reviewer", "bob"], 1, "error: no refund"),
         (["sandbox", "order", "--amount", "-5"], 2, "greater than 0"),
     ],
 )

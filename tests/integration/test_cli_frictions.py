@@ -1,10 +1,17 @@
 """First-hour frictions (issue 17), as a newcomer meets them: asking again says it was asked
 before, an unknown role is a usage error with a suggestion, policy amounts read as money,
-one timestamp format in every listing, an unknown refund's inbox is not "empty"."""
+one timestamp format in every listing, an unknown refund's inbox is not "empty"; --json
+before or after the command, errors as JSON; pasted refund ids; a mistyped staff name; a
+reader that stops early; policy diff and report in the one format."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,7 +38,7 @@ def test_asking_again_says_the_request_was_made_before(stack: DevStack) -> None:
     first = cli(stack, *ask, "--key", "friction-1")
     assert first.returncode == 0 and "already made" not in first.stderr
     refund_id = cli_json(stack, *ask, "--key", "friction-1")["refund_id"]
-    # A reviewer of the dev directory: any other name is a customer, who may not reject.
+    # A reviewer of the dev directory: a customer (cust_…) may not reject.
     cli(stack, "reject", refund_id, "--reviewer", "bob", "--reason", "not damaged")
     again = cli(stack, *ask, "--key", "friction-1")
     assert again.returncode == 0
@@ -82,3 +89,74 @@ def test_an_unknown_refunds_inbox_is_not_called_empty(stack: DevStack) -> None:
     assert shown.stdout.strip() == (
         "no notification for rf_0123456789abcdef01234567 in the customer inbox"
     )
+
+
+def _refund(stack: DevStack, amount: str = "30000") -> Any:
+    order = cli_json(stack, "sandbox", "order", "--amount", amount)
+    return cli_json(
+        stack, "request", "--order", order["order_id"], "--amount", amount,
+        "--reason", "damaged", "--channel", "web",
+    )  # fmt: skip
+
+
+def _json_error(result: subprocess.CompletedProcess[str], status: int) -> str:
+    """The one JSON line a failed command prints with --json; its message."""
+    assert result.returncode == status and result.stdout == "", result
+    said = json.loads(result.stderr)
+    assert said["exit_status"] == status, said
+    return str(said["error"])
+
+
+def test_json_before_or_after_the_command_and_errors_as_json(stack: DevStack) -> None:
+    refund_id = _refund(stack)["refund_id"]
+    # A refund id pasted with spaces around it, in upper case, is the same id.
+    pasted = f"  {refund_id.upper()} "
+    for words in (["--json", "status", pasted], ["status", pasted, "--json"]):
+        shown = cli(stack, *words)
+        assert shown.returncode == 0, shown.stderr
+        assert json.loads(shown.stdout)["refund_id"] == refund_id
+    missing = "rf_000000000000000000000000"
+    for words in (["--json", "status", missing], ["status", missing, "--json"]):
+        assert _json_error(cli(stack, *words), 1) == f"no refund {missing}"
+    malformed = _json_error(cli(stack, "--json", "status", "rf_123"), 2)
+    assert "'rf_123' is not a refund id (they look like rf_ and 24 hex digits)" in malformed
+    plain = cli(stack, "track", "rf_123")
+    assert plain.returncode == 2 and plain.stderr.count("\n") == 1, plain
+    assert plain.stderr.startswith("error: argument refund_id: 'rf_123' is not a refund id")
+
+
+def test_a_mistyped_staff_name_is_refused_not_taken_for_a_customer(stack: DevStack) -> None:
+    typo = cli(stack, "--as", "alcie", "list")
+    assert typo.returncode == 2 and typo.stdout == "", typo
+    assert typo.stderr.startswith(
+        "error: 'alcie' is not in the dev stack's staff directory; did you mean alice?"
+    )
+    assert typo.stderr.count("\n") == 1 and "cust_" in typo.stderr
+    token = _json_error(cli(stack, "token", "--as", "lii", "--json"), 2)
+    assert "did you mean li?" in token
+    # A customer is named by id; a member's name in capitals is still the member.
+    assert cli_json(stack, "--as", "cust_nobody", "list") == []
+    assert cli(stack, "--as", "Alice", "list").returncode == 0
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(stack: DevStack) -> None:
+    _refund(stack, "1500")
+    listing = subprocess.Popen(
+        [sys.executable, "-m", "worker.cli", "list"],
+        env=stack.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert listing.stdout is not None
+    listing.stdout.close()  # as `| head -1` does once it has its line: nobody reads any more
+    _, err = listing.communicate(timeout=60)
+    assert (listing.returncode, err) == (0, "")
+
+
+def test_policy_diff_and_report_in_the_one_format(stack: DevStack, tmp_path: Path) -> None:
+    diff = cli(stack, "policy", "diff", "standard-v2", "standard-v3").stdout
+    assert re.search(r"added +approval\.second_approver_above +- -> 1,000\.00 \(100000", diff)
+    assert "budgets.auto_approve_per_order     - -> 100.00 (10000 minor units)" in diff
+    report = cli(stack, "report", "--since", "2026-01-01", "--chart", str(tmp_path / "c.html"))
+    assert report.returncode == 0, report.stderr
+    assert "period                 2026-01-01 00:00:00 UTC .. now" in report.stdout
+    assert re.search(rf"generated +{MOMENT}\n", report.stdout), report.stdout
+    assert not re.search(r"\d\dT\d\d:\d\d", report.stdout), report.stdout

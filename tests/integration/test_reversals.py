@@ -13,6 +13,7 @@ import pytest
 
 from activities.http_adapters import HttpPaymentProvider, HttpService
 from activities.reversals import Reopened, reopen_if_reversed
+from client import render
 from client.refund_client import RefundClient
 from client.report import build_report, render_text
 from client.settings import Settings
@@ -55,6 +56,11 @@ async def test_a_reversal_by_webhook_reopens_the_refund_and_only_an_operator_pay
     assert len(reopening) == 1 and reopening[0].from_state is not None
     assert reopening[0].from_state.value == "completed" and reopening[0].source == "webhook"
     assert order["provider_refund_id"] in (waiting.provider_failure or "")
+    # What `refundflow track` shows the customer: what happened to the money, in their words.
+    tracked = render.track(await refunds.track(started.refund_id)).splitlines()
+    assert tracked[1] == "  returned by the payment provider: 40.00 USD", tracked
+    steps = [line.rsplit("UTC  ", 1)[-1] for line in tracked[3:]]
+    assert steps[-2:] == ["paid", "returned by the payment provider"], tracked
     # Told: the customer in the one wording, subscribers as refund.reversed.
     inbox = await eventually(
         lambda: sandbox.inbox(started.refund_id),
