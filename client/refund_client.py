@@ -14,6 +14,7 @@ from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import (
     SearchAttributePair,
@@ -209,7 +210,13 @@ class RefundClient(RefundActions):
                 QUERY_TIMEOUT.total_seconds(),
             )
             return status
-        except (WorkflowAlreadyStartedError, WorkflowUpdateFailedError, TimeoutError):
+        except (
+            WorkflowAlreadyStartedError,
+            WorkflowUpdateFailedError,
+            # Slow: the update's wait was cancelled (wait_for's timeout, as the SDK says it).
+            WorkflowUpdateRPCTimeoutOrCancelledError,
+            TimeoutError,
+        ):
             pass  # closed already, or a run that predates the update, or slow: ask below
         except RPCError as err:
             # ALREADY_EXISTS: closed under this id; RESOURCE_EXHAUSTED: too many callers
