@@ -2,7 +2,8 @@
 
 Staff roles come from the verified token, never from a request body; the authority to
 approve an amount comes from the refund's pinned policy (the workflow enforces it again, and
-four eyes with it). Customers see and withdraw only their own refunds. Every decision is
+four eyes with it). Customers see and withdraw only their own refunds, and ask only about
+their own orders; staff and services ask only for the order's customer. Every decision is
 logged with the principal's subject and issuer (`authz.decision`); an allowed action is then
 audited by the refund itself with the principal's subject as its actor.
 """
@@ -71,6 +72,15 @@ class RefundFacts:
 
 
 @dataclass(frozen=True)
+class OrderFacts:
+    """Whose order a request or an eligibility question is about, as the order system says."""
+
+    order_id: str
+    customer_id: str | None
+    """None: the order system does not say (customers may then not ask about it)."""
+
+
+@dataclass(frozen=True)
 class Decision:
     allowed: bool
     reason: str = ""
@@ -91,9 +101,10 @@ def decide(
     *,
     requested_by: str | None = None,
     amount: int | None = None,
+    order: OrderFacts | None = None,
 ) -> Decision:
-    """May `principal` do `action` (on `refund`; for a request, for `requested_by`; for an
-    approval, of `amount`)? Pure: no I/O."""
+    """May `principal` do `action` (on `refund`; for a request, for `requested_by` on
+    `order`; for an approval, of `amount`)? Pure: no I/O."""
     if action is Action.POLICIES:
         return ALLOW
     by_kind = {
@@ -102,7 +113,26 @@ def decide(
         PrincipalKind.WAREHOUSE: _warehouse,
         PrincipalKind.STAFF: _staff,
     }[principal.kind]
-    return by_kind(principal, action, refund, requested_by, amount)
+    decision = by_kind(principal, action, refund, requested_by, amount)
+    if decision.allowed and order is not None and action in (Action.REQUEST, Action.ELIGIBILITY):
+        return _whose_order(principal, order, requested_by)
+    return decision
+
+
+def _whose_order(p: Principal, order: OrderFacts, for_: str | None) -> Decision:
+    """Customers ask only about their own orders; staff and services only for the order's
+    own customer (an order that does not say whose it is: staff name the customer)."""
+    if p.kind is PrincipalKind.CUSTOMER:
+        if same_person(p.actor, order.customer_id):
+            return ALLOW
+        return Decision(False, f"order {order.order_id} is not one of yours")
+    if order.customer_id is None or for_ is None or same_person(for_, order.customer_id):
+        return ALLOW
+    return Decision(
+        False,
+        f"order {order.order_id} is {order.customer_id}'s: a refund on it is for that customer"
+        " (leave requested_by out, or name them)",
+    )
 
 
 def _customer(
@@ -206,10 +236,13 @@ def enforce(
     *,
     requested_by: str | None = None,
     amount: int | None = None,
+    order: OrderFacts | None = None,
 ) -> None:
     """Decide, log the decision with who asked (subject and issuer), and refuse with a 403
     problem (nothing changed) when not allowed."""
-    decision = decide(principal, action, refund, requested_by=requested_by, amount=amount)
+    decision = decide(
+        principal, action, refund, requested_by=requested_by, amount=amount, order=order
+    )
     log.info(
         "authz.decision",
         subject=principal.subject,
@@ -217,6 +250,7 @@ def enforce(
         kind=principal.kind.value,
         action=action.value,
         refund_id=refund.refund_id if refund else None,
+        order_id=order.order_id if order else None,
         allowed=decision.allowed,
         reason=decision.reason or None,
     )

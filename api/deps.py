@@ -11,15 +11,15 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPBearer
 from pydantic import ValidationError
 
-from api.authz import RefundFacts
-from api.identity import Principal, TokenVerifier
+from api.authz import OrderFacts, RefundFacts
+from api.identity import Principal, PrincipalKind, TokenVerifier
 from api.limits import RateLimiter
 from api.problems import Kind, ProblemError
 from client import render
 from client.errors import RefundflowError
 from client.policy_source import load_policy
 from client.refund_client import RefundClient
-from workflows.models import StatusView
+from workflows.models import OrderSnapshot, StatusView
 from workflows.policy import Policy, parse_policy
 
 bearer = HTTPBearer(auto_error=False, description="An access token from the issuer")
@@ -95,3 +95,17 @@ async def refund_facts(api: ApiState, refund_id: str) -> tuple[StatusView, Refun
 
 def bad_input(err: ValidationError) -> ProblemError:
     return ProblemError(Kind.BAD_INPUT, render.validation_error(err))
+
+
+async def order_facts(api: ApiState, order_id: str) -> tuple[OrderSnapshot, OrderFacts]:
+    """The order as the order system has it now, and whose it is (unknown: a 422 problem)."""
+    order = await api.refunds.order(order_id)
+    return order, OrderFacts(order_id=order.order_id, customer_id=order.customer_id)
+
+
+def customer_asking(who: Principal, named: str | None, order: OrderSnapshot) -> str | None:
+    """Whom a request (or an eligibility question) is for: the customer named; else a
+    customer asks for themselves, and staff and services for the order's customer."""
+    if named:
+        return named
+    return who.actor if who.kind is PrincipalKind.CUSTOMER else order.customer_id

@@ -12,7 +12,8 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import ValidationError
 
 from api.authz import Action, enforce
-from api.deps import Caller, State, bad_input
+from api.customer_answers import eligibility_for_customer
+from api.deps import Caller, State, bad_input, customer_asking, order_facts
 from api.identity import PrincipalKind
 from api.problems import Kind, ProblemError, problem_responses
 from api.schemas import Health, IdempotencyKey, RefundRequestBody
@@ -40,11 +41,12 @@ async def eligibility(
     idempotency_key: Annotated[IdempotencyKey | None, Header(alias="Idempotency-Key")] = None,
 ) -> EligibilityAnswer:
     """With the key a request was (or will be) made under, that request's own hold does not
-    count against it; without, the key is derived as a request without one derives it."""
-    customer = body.requested_by
-    if who.kind is PrincipalKind.CUSTOMER:
-        customer = customer or who.actor
-    enforce(who, Action.ELIGIBILITY, requested_by=customer)
+    count against it; without, the key is derived as a request without one derives it. Staff
+    and services ask for the order's customer (their auto-approval budget counts); a
+    customer, about their own orders only, and never learns of another customer's refund."""
+    order, whose = await order_facts(api, body.order_id)
+    customer = customer_asking(who, body.requested_by, order)
+    enforce(who, Action.ELIGIBILITY, requested_by=customer, order=whose)
     lines = [(line.sku, line.quantity) for line in body.lines] if body.lines else None
     try:
         request = RefundRequest(
@@ -55,7 +57,10 @@ async def eligibility(
         )
     except ValidationError as err:
         raise bad_input(err) from None
-    return await api.refunds.eligibility(request)
+    answer = await api.refunds.eligibility(request, order=order)
+    if who.kind is PrincipalKind.CUSTOMER:
+        return await eligibility_for_customer(api, who.actor, answer)
+    return answer
 
 
 @router.get("/v1/policies", summary="Every policy version on file", responses=AUTH_PROBLEMS)

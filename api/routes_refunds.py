@@ -3,20 +3,30 @@ and notification events."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
 from pydantic import ValidationError
 
 from api import listing
 from api.authz import Action, enforce, same_person
-from api.deps import Caller, State, bad_input, facts, refund_facts, requester
+from api.customer_answers import customers_view, said_to_customer
+from api.deps import (
+    Caller,
+    State,
+    bad_input,
+    customer_asking,
+    facts,
+    order_facts,
+    refund_facts,
+    requester,
+)
 from api.identity import PrincipalKind
 from api.problems import Kind, ProblemError, problem_responses
 from api.schemas import IdempotencyKey, RefundPage, RefundPath, RefundRequestBody
-from client.errors import RefundConflict
+from client.errors import InvalidRefundRequest, RefundConflict
 from workflows.models import IDENTIFIER_PATTERN, RefundRequest, StatusView
-from workflows.read_models import AuditEntry, OutboxEvent
+from workflows.read_models import AuditEntry, CustomerView, OutboxEvent
 from workflows.states import RefundState
 
 router = APIRouter(prefix="/v1", tags=["refunds"])
@@ -27,9 +37,10 @@ READ_PROBLEMS = problem_responses(
 
 @router.post(
     "/refunds",
-    response_model=StatusView,
+    response_model=StatusView | CustomerView,
     status_code=201,
-    summary="Request a refund (the same Idempotency-Key and body: the same refund)",
+    summary="Request a refund (the same Idempotency-Key and body: the same refund); a"
+    " customer is answered with their own view (as /track), staff and services with the status",
     responses={
         200: {"description": "Asked before: the refund this key already made"},
         **problem_responses(Kind.BAD_INPUT, Kind.CONFLICT, Kind.TOO_LARGE),
@@ -42,11 +53,11 @@ async def request_refund(
     who: Caller,
     api: State,
     idempotency_key: Annotated[IdempotencyKey, Header(alias="Idempotency-Key")],
-) -> StatusView:
-    customer = body.requested_by
-    if who.kind is PrincipalKind.CUSTOMER:
-        customer = customer or who.actor
-    enforce(who, Action.REQUEST, requested_by=customer)
+) -> StatusView | CustomerView:
+    order, whose = await order_facts(api, body.order_id)
+    customer = customer_asking(who, body.requested_by, order)
+    enforce(who, Action.REQUEST, requested_by=customer, order=whose)
+    assert customer is not None  # enforce refuses a request for nobody
     # Staff or a service asking for a customer: recorded, so they cannot approve it either.
     submitted_by = None if same_person(who.actor, customer) else who.actor
     try:
@@ -55,21 +66,26 @@ async def request_refund(
             **body.model_dump(exclude={"requested_by"}, exclude_none=True),
             requested_by=customer,
             submitted_by=submitted_by,
+            issuer=who.issuer,
         )
     except ValidationError as err:
         raise bad_input(err) from None
     reused = f"Idempotency-Key {idempotency_key!r} was already used for another request"
     try:
-        status, asked_before = await api.refunds.request_again_or_new(request)
+        status, asked_before = await api.refunds.request_again_or_new(request, order=order)
     except RefundConflict:
         if who.kind is PrincipalKind.CUSTOMER:  # the other request may be someone else's
             raise ProblemError(Kind.CONFLICT, reused) from None
+        raise
+    except InvalidRefundRequest as err:
+        if who.kind is PrincipalKind.CUSTOMER:  # refusals name the refunds holding the units
+            raise InvalidRefundRequest(await said_to_customer(api, who.actor, str(err))) from None
         raise
     if not same_person(request.requested_by, requester(status)):
         # The key was used for another customer's request: say nothing about that refund.
         raise ProblemError(Kind.CONFLICT, reused)
     response.status_code = 200 if asked_before else 201
-    return status
+    return customers_view(status) if who.kind is PrincipalKind.CUSTOMER else status
 
 
 @router.get(
@@ -118,15 +134,14 @@ async def get_refund(refund_id: RefundPath, who: Caller, api: State) -> StatusVi
 
 @router.get(
     "/refunds/{refund_id}/track",
+    response_model=CustomerView,
     summary="What the customer may see of a refund",
     responses=READ_PROBLEMS,
 )
-async def track_refund(refund_id: RefundPath, who: Caller, api: State) -> dict[str, Any]:
-    from workflows.wording import customer_view
-
+async def track_refund(refund_id: RefundPath, who: Caller, api: State) -> CustomerView:
     status = await api.refunds.status(refund_id)
     enforce(who, Action.TRACK, facts(api, status))
-    return customer_view(status)
+    return customers_view(status)
 
 
 @router.get(

@@ -31,7 +31,7 @@ from client.errors import (
 from client.review_context import ReviewContext
 from workflows.eligibility import EligibilityAnswer
 from workflows.models import RefundRequest, StatusView
-from workflows.read_models import AuditEntry, ListedRefund, OutboxEvent
+from workflows.read_models import AuditEntry, CustomerView, ListedRefund, OutboxEvent
 
 # An approval waits for the workflow (30 s at most), a request for its first step.
 TIMEOUT = aiohttp.ClientTimeout(total=90, connect=10)
@@ -45,6 +45,12 @@ _PROBLEMS: dict[str, type[RefundflowError]] = {
     "urn:refundflow:problem:unauthorized": NotAuthenticated,
     "urn:refundflow:problem:forbidden": NotAllowed,
 }
+
+
+ORDER_CUSTOMER = "order-customer"
+"""`requested_by` for staff or a service asking for whoever placed the order: not sent, so
+the API takes the customer from the order system."""
+_ANSWER: TypeAdapter[StatusView | CustomerView] = TypeAdapter(StatusView | CustomerView)
 
 
 class HttpRefundClient:
@@ -79,15 +85,18 @@ class HttpRefundClient:
         body = await self._call("POST", "/v1/eligibility", _body(request), _key(request))
         return EligibilityAnswer.model_validate(body)
 
-    async def request(self, request: RefundRequest) -> StatusView:
+    async def request(self, request: RefundRequest) -> StatusView | CustomerView:
+        """The refund's status; a customer's token gets the customer's own view (as `track`)."""
         status, _ = await self.request_again_or_new(request)
         return status
 
-    async def request_again_or_new(self, request: RefundRequest) -> tuple[StatusView, bool]:
+    async def request_again_or_new(
+        self, request: RefundRequest
+    ) -> tuple[StatusView | CustomerView, bool]:
         """As `request`, and whether the refund existed before this call (asked before)."""
         reply: list[int] = []
         body = await self._call("POST", "/v1/refunds", _body(request), _key(request), reply)
-        return StatusView.model_validate(body), reply[0] == 200
+        return _ANSWER.validate_python(body), reply[0] == 200
 
     # --- reading ------------------------------------------------------------------------
 
@@ -240,7 +249,7 @@ def _body(request: RefundRequest) -> dict[str, Any]:
     fields = request.model_dump(mode="json", exclude_none=True)
     allowed = ("order_id", "amount", "lines", "currency", "reason_code", "channel", "locale")
     body = {k: fields[k] for k in allowed if k in fields}
-    if request.requested_by:
+    if request.requested_by != ORDER_CUSTOMER:
         body["requested_by"] = request.requested_by
     return body
 

@@ -56,6 +56,7 @@ from client.settings import Settings
 from workflows import names
 from workflows.eligibility import EligibilityAnswer, check_eligibility
 from workflows.models import (
+    OrderSnapshot,
     PinnedPolicy,
     ReconcileInput,
     ReconcileReport,
@@ -123,12 +124,18 @@ class RefundClient(RefundActions):
 
     # --- requests -----------------------------------------------------------------------
 
-    async def eligibility(self, request: RefundRequest) -> EligibilityAnswer:
+    async def order(self, order_id: str) -> OrderSnapshot:
+        """The order as the order system has it now (InvalidRefundRequest: unknown)."""
+        return await fetch_order(self._orders, order_id)
+
+    async def eligibility(
+        self, request: RefundRequest, *, order: OrderSnapshot | None = None
+    ) -> EligibilityAnswer:
         """Would this request be refunded, how much, how fast, and why: the answer the
         refund itself would reach now, under the policy in force, on the order's ledger as
         it stands and the auto-approval budgets as the order's and the requester's refunds
-        use them. Starts nothing."""
-        order = await fetch_order(self._orders, request.order_id)
+        use them. Starts nothing. `order`: the order just looked up (else it is)."""
+        order = order or await fetch_order(self._orders, request.order_id)
         remaining, holds, use = order.captured_amount, [], None
         if self._database_url:
             store = await self._store()
@@ -150,10 +157,13 @@ class RefundClient(RefundActions):
         status, _ = await self.request_again_or_new(request)
         return status
 
-    async def request_again_or_new(self, request: RefundRequest) -> tuple[StatusView, bool]:
-        """As `request`, and whether the refund existed before this call (asked before)."""
+    async def request_again_or_new(
+        self, request: RefundRequest, *, order: OrderSnapshot | None = None
+    ) -> tuple[StatusView, bool]:
+        """As `request`, and whether the refund existed before this call (asked before).
+        `order`: the order just looked up (the API's, to check whose it is), else it is."""
         asked_at = datetime.now(UTC)
-        order = await fetch_order(self._orders, request.order_id)
+        order = order or await fetch_order(self._orders, request.order_id)
         resolved = resolve(request, order)
         refund_id = refund_id_for(request.order_id, request.refund_key)
         if self._database_url:

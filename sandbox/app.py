@@ -57,6 +57,11 @@ class CreateOrder(_Body):
     lines: Annotated[list[OrderLineSpec], Field(min_length=1, max_length=100)] | None = None
     delivered_days_ago: Annotated[StrictInt, Field(ge=0, le=3650)] | None = 3
     payment_rail: Literal["card", "wallet", "bank_transfer"] = "card"
+    customer_id: (
+        Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
+        | None
+    ) = None
+    """Who placed the order (default: a new customer, cust_ and 16 hex digits)."""
 
 
 class CreateRefund(_Body):
@@ -245,6 +250,7 @@ async def create_order(request: web.Request) -> web.Response:
         lines=lines,
         delivered_days_ago=spec.delivered_days_ago,
         payment_rail=spec.payment_rail,
+        customer_id=spec.customer_id,
     )
     return web.json_response(order, status=201)
 

@@ -63,7 +63,10 @@ class SandboxStore:
         lines: list[dict[str, Any]],
         delivered_days_ago: int | None,
         payment_rail: str = "card",
+        customer_id: str | None = None,
     ) -> dict[str, Any]:
+        """A paid order of `customer_id` (one is made up when not given: every order has a
+        customer, as in a real order system)."""
         order_id = _new_id("ord")
         payment_reference = _new_id("pay")
         captured = sum(int(line["unit_price"]) * int(line["quantity"]) for line in lines)
@@ -75,8 +78,8 @@ class SandboxStore:
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 "INSERT INTO sandbox.orders (order_id, currency, lines, captured_amount,"
-                " payment_reference, delivered_at, payment_rail)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                " payment_reference, delivered_at, payment_rail, customer_id)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 order_id,
                 currency,
                 json.dumps(lines),
@@ -84,6 +87,7 @@ class SandboxStore:
                 payment_reference,
                 delivered_at,
                 payment_rail,
+                customer_id or _new_id("cust"),
             )
             await conn.execute(
                 "INSERT INTO sandbox.payments (payment_reference, order_id, currency,"
@@ -109,6 +113,7 @@ class SandboxStore:
             "payment_reference": row["payment_reference"],
             "delivered_at": records.iso(row["delivered_at"]),
             "payment_rail": row["payment_rail"],
+            "customer_id": row["customer_id"],
         }
 
     # --- payment provider ---------------------------------------------------------------

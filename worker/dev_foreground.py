@@ -63,6 +63,8 @@ def run_foreground(config: StackConfig, *, demo_orders: bool = True, as_json: bo
             say("stopped; nothing left running.")
 
 
+DEMO_CUSTOMER = "cust_1"
+"""Whose the demo orders are: `refundflow --as cust_1 request --order …` asks as their owner."""
 DEMO_ORDERS = [
     {"amount": 4200, "currency": "USD", "category": "accessories", "delivered_days_ago": 3},
     {"amount": 12000, "currency": "USD", "category": "electronics", "delivered_days_ago": 5},
@@ -71,7 +73,7 @@ DEMO_ORDERS = [
 
 
 def _create_demo_orders(stack: DevStack) -> list[dict[str, Any]]:
-    return [stack.create_order(spec) for spec in DEMO_ORDERS]
+    return [stack.create_order({**spec, "customer_id": DEMO_CUSTOMER}) for spec in DEMO_ORDERS]
 
 
 def _print_demo_orders(orders: list[dict[str, Any]]) -> None:
@@ -82,7 +84,7 @@ def _print_demo_orders(orders: list[dict[str, Any]]) -> None:
         print(
             f"  {order['order_id']}  captured"
             f" {format_minor(order['captured_amount'], order['currency'])}"
-            f"  category {order['lines'][0]['category']}",
+            f"  category {order['lines'][0]['category']}  customer {order['customer_id']}",
             flush=True,
         )
 

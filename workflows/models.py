@@ -80,6 +80,9 @@ class OrderSnapshot(_Contract):
     delivered_at: datetime | None = None
     payment_rail: PaymentRail = "card"
     """How the customer paid: decides how long the refund takes to arrive."""
+    customer_id: ActorName | None = None
+    """Who placed the order, as the order system says (an opaque id; None: it does not say).
+    The API lets customers ask only about their own orders, and staff only for this one."""
 
 
 class RefundLineRequest(_Contract):
@@ -107,6 +110,10 @@ class RefundRequest(_Contract):
     on it either. Not part of what makes two requests the same."""
     locale: Locale = "en"
     """The customer's language: every message about this refund is rendered in it."""
+    issuer: Annotated[str, Field(max_length=300)] | None = None
+    """The identity provider that vouched for whoever made the request (the API sets it from
+    the token): recorded on the `requested` entry, as on every other action's. Not part of
+    what makes two requests the same."""
     note: FreeText | None = None
     """Kept for the contract's stability; the CLI sends none: free text about customers does
     not belong in workflow history (it is visible in the Web UI and kept with the refund)."""

@@ -66,6 +66,31 @@ class AuditEntry(_ReadModel):
     recorded_at: IsoDatetime
 
 
+class CustomerStep(_ReadModel):
+    at: IsoDatetime
+    label: str
+    """The state reached, in the customer's language."""
+
+
+class CustomerView(_ReadModel):
+    """What the customer may see of a refund (`workflows.wording.customer_view`): tracking,
+    and the answer to a customer's own request. No staff, internal reasons, escalation,
+    provider ids or policy internals."""
+
+    refund_id: str
+    order_id: str
+    locale: str
+    status: str
+    """The state, in the customer's language."""
+    amount: int
+    currency: str
+    message: str
+    eta: IsoDatetime | None
+    eta_earliest: IsoDatetime | None
+    eta_kind: Literal["review", "payment"] | None
+    timeline: list[CustomerStep]
+
+
 class Delivery(_ReadModel):
     """One event's delivery to one subscriber. Its timestamps are the ISO 8601 text Postgres
     wrote when it gathered the deliveries as JSON, kept exactly as written."""

@@ -81,6 +81,9 @@ def add_sandbox(sub: Subcommands) -> None:
     order.add_argument("--delivered-days-ago", type=int, default=3)
     order.add_argument("--rail", choices=["card", "wallet", "bank_transfer"], default="card")
     order.add_argument(
+        "--customer", type=types.name, help="who placed it (default: a new customer id)"
+    )
+    order.add_argument(
         "--line", type=types.priced_line, action="append", help="SKU:QTY:PRICE:CATEGORY"
     )
     with_json(order)
@@ -150,8 +153,8 @@ def add_request_and_eligibility(sub: Subcommands) -> None:
     request.add_argument(
         "--requested-by",
         type=types.name,
-        help="the customer this refund is for (staff and services act for a customer; a"
-        " customer asks for themselves; staff default: support-cli)",
+        help="the customer this refund is for: the order's (staff and services act for"
+        " them; default: the order's customer; a customer asks for themselves)",
     )
     request.add_argument(
         "--locale", choices=LOCALES, default="en", help="the customer's language for messages"
@@ -166,8 +169,8 @@ def add_request_and_eligibility(sub: Subcommands) -> None:
     eligibility.add_argument(
         "--requested-by",
         type=types.name,
-        help="the customer asking: their auto-approval budget counts (default: a customer"
-        " with no refunds yet; a customer asks for themselves)",
+        help="the customer asking: their auto-approval budget counts (default: the order's"
+        " customer; a customer asks for themselves)",
     )
 
 

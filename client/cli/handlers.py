@@ -44,16 +44,23 @@ def _refund_request(args: argparse.Namespace, **fields: Any) -> Any:
 
 async def _request(args: argparse.Namespace) -> int:
     from client.edge import default_refund_key
+    from client.http_client import ORDER_CUSTOMER
+    from workflows.read_models import CustomerView
 
     request = _refund_request(
         args,
         refund_key=args.key or default_refund_key(args.order, args.amount, args.line, args.reason),
         currency=args.currency,
         channel=args.channel,
-        requested_by=acting.requester(args, staff_default="support-cli"),
+        requested_by=acting.requester(args, staff_default=ORDER_CUSTOMER),
         locale=args.locale,
     )
     status, asked_before = await with_api(args, lambda c: c.request_again_or_new(request))
+    if isinstance(status, CustomerView):  # a customer is answered as `track` shows it
+        if asked_before:
+            note(args, f"note: this request was already made: refund {status.refund_id}")
+        emit(args, status, lambda view: render.track(view.model_dump(mode="json")))
+        return EXIT_OK
     if asked_before:
         # Same key (given, or derived from the same order, amount, lines and reason): the
         # answer is the refund asked for before, whatever became of it. Say so.
@@ -70,7 +77,9 @@ async def _eligibility(args: argparse.Namespace) -> int:
     from client.edge import default_refund_key
 
     key = args.key or default_refund_key(args.order, args.amount, args.line, args.reason)
-    requested_by = acting.requester(args, staff_default="eligibility")
+    from client.http_client import ORDER_CUSTOMER
+
+    requested_by = acting.requester(args, staff_default=ORDER_CUSTOMER)
     request = _refund_request(args, refund_key=key, channel="web", requested_by=requested_by)
     answer = await with_api(args, lambda c: c.eligibility(request))
     emit(args, answer, render.eligibility)
@@ -147,6 +156,8 @@ def _order_spec(args: argparse.Namespace) -> dict[str, Any]:
         "payment_rail": args.rail,
     }
     spec.update({"lines": args.line} if args.line else {"amount": args.amount})
+    if args.customer:
+        spec["customer_id"] = args.customer
     return spec
 
 

@@ -1,10 +1,13 @@
 """Every route of the API refuses, with a problem and nothing changed, a caller without a
 valid token (401: none, expired, not yet valid, another audience, another issuer, another
 signing key, a shared-secret algorithm, no subject, not a JWT) and a caller whose verified
-identity may not do it (403: the wrong role, another customer's refund)."""
+identity may not do it (403: the wrong role, another customer's refund, another customer's
+order, staff or a service naming someone else than the order's customer)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +18,7 @@ import pytest
 from client.edge import refund_id_for
 from tests.conftest import Sandbox
 from tests.integration.api_support import Api, Reply
+from tests.integration.helpers import eventually
 
 pytestmark = pytest.mark.stack
 
@@ -35,8 +39,11 @@ class Route:
 REFUND = "{refund}"
 ORDER = "{order}"
 REQUEST = {"order_id": ORDER, "amount": 25000, "reason_code": "damaged"}
+FOR_OTHER = {**REQUEST, "requested_by": OTHER}
+"""A request on OWNER's order, for another customer."""
 ROUTES = [
-    Route("POST", "/v1/refunds", OWNER, ("reporting", "warehouse", "omar"), REQUEST),
+    Route("POST", "/v1/refunds", OWNER, ("reporting", "warehouse", "omar", OTHER), REQUEST),
+    Route("POST", "/v1/refunds", OWNER, (OWNER, "li", "checkout"), FOR_OTHER),
     Route("GET", "/v1/refunds", "li", ("warehouse",)),
     Route("GET", f"/v1/refunds?customer={OWNER}", OWNER, (OTHER,)),
     Route("GET", f"/v1/refunds/{REFUND}", "alice", (OWNER, OTHER)),
@@ -81,7 +88,8 @@ ROUTES = [
         (OWNER, "li", "fang", "warehouse"),
         {"proof": "bank transfer 123"},
     ),
-    Route("POST", "/v1/eligibility", OWNER, ("warehouse", "omar"), REQUEST),
+    Route("POST", "/v1/eligibility", OWNER, ("warehouse", "omar", OTHER), REQUEST),
+    Route("POST", "/v1/eligibility", OWNER, (OWNER, "li", "checkout"), FOR_OTHER),
     Route("GET", "/v1/policies", "alice", ()),
     Route("GET", "/v1/policies/standard-v3", OWNER, ()),
 ]
@@ -90,12 +98,12 @@ ROUTES = [
 @pytest.fixture(scope="module")
 async def target(api: Api, sandbox: Sandbox) -> dict[str, str]:
     """A refund of OWNER's waiting for a reviewer (250.00: above support's authority)."""
-    order = await sandbox.order(amount=30000, category="general")
+    order = await sandbox.order(amount=30000, category="general", customer_id=OWNER)
     made = await api.request_refund(
         OWNER, {"order_id": order["order_id"], "amount": 25000, "reason_code": "damaged"}
     )
     assert made.status == 201, made.body
-    assert made.body["state"] == "pending_review"
+    assert made.body["status"] == "requested"
     return {"refund": made.body["refund_id"], "order": order["order_id"]}
 
 
@@ -129,7 +137,12 @@ def assert_problem(reply: Reply, status: int, kind: str, context: str) -> None:
     assert "Traceback" not in str(reply.body), context
 
 
-@pytest.mark.parametrize("route", ROUTES, ids=lambda r: f"{r.method} {r.path}")
+def route_id(route: Route) -> str:
+    named = (route.body or {}).get("requested_by")
+    return f"{route.method} {route.path}" + (f" for {named}" if named else "")
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=route_id)
 async def test_every_route_refuses_bad_tokens_and_wrong_callers_changing_nothing(
     route: Route, api: Api, target: dict[str, str], db: asyncpg.Pool
 ) -> None:
@@ -158,3 +171,23 @@ async def test_every_route_refuses_bad_tokens_and_wrong_callers_changing_nothing
             )
             == 0
         )
+
+
+async def test_a_refusal_on_another_customers_order_is_audited(
+    api: Api, target: dict[str, str]
+) -> None:
+    """Logged as every authorization decision is, with who asked and about which order."""
+    body = fill(REQUEST, target)
+    refused = await api.call("POST", "/v1/eligibility", as_=OTHER, json=body)
+    assert_problem(refused, 403, "forbidden", OTHER)
+    assert refused.body["detail"] == f"refused: order {target['order']} is not one of yours"
+    log = api.home / "logs" / "api.log"
+
+    def decisions(text: str) -> list[dict[str, Any]]:
+        lines = (json.loads(line) for line in text.splitlines() if '"authz.decision"' in line)
+        return [d for d in lines if d.get("order_id") == target["order"] and not d["allowed"]]
+
+    found = await eventually(lambda: asyncio.to_thread(log.read_text), lambda t: any(decisions(t)))
+    assert {(d["subject"], d["issuer"], d["action"]) for d in decisions(found)} >= {
+        (OTHER, api.issuer, "eligibility")
+    }

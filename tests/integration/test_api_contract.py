@@ -58,7 +58,7 @@ async def test_the_docs_page_lists_the_routes_and_loads_nothing_from_elsewhere(a
 
 
 async def test_bad_input_is_one_clear_problem(api: Api, sandbox: Sandbox) -> None:
-    order = await sandbox.order(amount=30000, category="general")
+    order = await sandbox.order(amount=30000, category="general", customer_id="cust_bad")
     body = {"order_id": order["order_id"], "amount": 1000, "reason_code": "damaged"}
     cases: list[tuple[dict[str, Any], dict[str, str] | None, bytes | None, str]] = [
         (body, {}, None, "Idempotency-Key"),

@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from functools import partial
 from typing import Any
 
 import asyncpg
 import pytest
 
+from client.refund_client import RefundClient
 from tests.conftest import Sandbox
 from tests.integration.api_support import Api
 from tests.integration.helpers import eventually
+from tests.integration.test_refund_flow import make_request
 
 pytestmark = pytest.mark.stack
 
@@ -31,13 +34,13 @@ async def audit_of(db: asyncpg.Pool, refund_id: str) -> list[tuple[str, str]]:
 
 
 async def pending(api: Api, sandbox: Sandbox, who: str, amount: int = 25000) -> dict[str, Any]:
-    """A refund of `who`'s waiting for a reviewer."""
-    order = await sandbox.order(amount=30000, category="general")
+    """A refund of `who`'s waiting for a reviewer, as `who` was answered."""
+    order = await sandbox.order(amount=30000, category="general", customer_id=who)
     made = await api.request_refund(
         who, {"order_id": order["order_id"], "amount": amount, "reason_code": "damaged"}
     )
     assert made.status == 201, made.body
-    assert made.body["state"] == "pending_review", made.body
+    assert made.body["status"] == "requested", made.body  # the customer's view
     body: dict[str, Any] = made.body
     return body
 
@@ -46,20 +49,21 @@ async def test_same_key_same_body_is_one_refund_and_a_changed_body_conflicts(
     api: Api, sandbox: Sandbox, db: asyncpg.Pool
 ) -> None:
     who = customer()
-    order = await sandbox.order(amount=30000, category="general")
+    order = await sandbox.order(amount=30000, category="general", customer_id=who)
     body = {"order_id": order["order_id"], "amount": 12000, "reason_code": "damaged"}
     key = f"ticket-{uuid.uuid4().hex[:8]}"
     first = await api.request_refund(who, body, key=key)
     again = await api.request_refund(who, body, key=key)
     assert (first.status, again.status) == (201, 200)
     assert again.body["refund_id"] == first.body["refund_id"]
-    assert first.body["refund_key"] == key
+    staff_view = await api.call("GET", f"/v1/refunds/{first.body['refund_id']}", as_="li")
+    assert staff_view.body["refund_key"] == key
 
     changed = await api.request_refund(who, {**body, "amount": 11000}, key=key)
     assert changed.status == 409 and changed.problem_type == "urn:refundflow:problem:conflict"
-    # Another customer reusing the key learns nothing about the refund it made.
+    # Another customer reusing the key (on an order that is not theirs) learns nothing.
     stranger = await api.request_refund(customer(), body, key=key)
-    assert stranger.status == 409, stranger.body
+    assert stranger.status == 403, stranger.body
     assert first.body["refund_id"] not in stranger.body["detail"]
     count = await db.fetchval(
         "SELECT count(*) FROM refundflow.refund_status WHERE order_id = $1", order["order_id"]
@@ -71,7 +75,7 @@ async def test_fifty_concurrent_identical_requests_make_one_refund_and_one_payme
     api: Api, sandbox: Sandbox, db: asyncpg.Pool
 ) -> None:
     who = customer()
-    order = await sandbox.order(amount=9000, category="general")
+    order = await sandbox.order(amount=9000, category="general", customer_id=who)
     body = {"order_id": order["order_id"], "amount": 3000, "reason_code": "damaged"}
     key = f"burst-{uuid.uuid4().hex[:8]}"
     replies = await asyncio.gather(*(api.request_refund(who, body, key=key) for _ in range(50)))
@@ -144,7 +148,7 @@ async def test_support_cannot_approve_above_its_limit_and_a_lead_can(
 async def test_the_requester_cannot_approve_or_reject_their_own_refund(
     api: Api, sandbox: Sandbox, db: asyncpg.Pool
 ) -> None:
-    order = await sandbox.order(amount=30000, category="general")
+    order = await sandbox.order(amount=30000, category="general", customer_id="bob")
     body = {"order_id": order["order_id"], "amount": 15000, "reason_code": "damaged"}
     # bob (support) asks for a refund in his own name, as a customer of the shop.
     made = await api.request_refund("checkout", {**body, "requested_by": "bob"})
@@ -163,9 +167,10 @@ async def test_the_requester_cannot_approve_or_reject_their_own_refund(
 async def test_staff_who_submit_a_refund_for_a_customer_cannot_approve_it(
     api: Api, sandbox: Sandbox, db: asyncpg.Pool
 ) -> None:
-    order = await sandbox.order(amount=30000, category="general")
+    who = customer()
+    order = await sandbox.order(amount=30000, category="general", customer_id=who)
     body = {"order_id": order["order_id"], "amount": 25000, "reason_code": "damaged"}
-    made = await api.request_refund("li", {**body, "requested_by": customer()})
+    made = await api.request_refund("li", {**body, "requested_by": who})
     assert made.status == 201 and made.body["submitted_by"] == "li", made.body
     refund_id = made.body["refund_id"]
     before = await audit_of(db, refund_id)
@@ -200,13 +205,15 @@ async def test_services_request_for_a_customer_and_staff_list_a_page_at_a_time(
 ) -> None:
     who = customer()
     made = []
-    for _ in range(3):
-        order = await sandbox.order(amount=30000, category="general")
+    for n in range(3):
+        order = await sandbox.order(amount=30000, category="general", customer_id=who)
         body = {"order_id": order["order_id"], "amount": 6000, "reason_code": "damaged"}
-        unnamed = await api.request_refund("checkout", body)
-        assert unnamed.status == 403 and "requested_by" in unnamed.body["detail"]
-        reply = await api.request_refund("checkout", {**body, "requested_by": who})
+        # A service acts for the order's customer: named, or taken from the order.
+        wrong = await api.request_refund("checkout", {**body, "requested_by": customer()})
+        assert wrong.status == 403 and f"is {who}'s" in wrong.body["detail"], wrong.body
+        reply = await api.request_refund("checkout", {**body, "requested_by": who} if n else body)
         assert reply.status == 201, reply.body
+        assert (reply.body["requested_by"], reply.body["submitted_by"]) == (who, "checkout")
         made.append(reply.body["refund_id"])
     first = await api.call("GET", f"/v1/refunds?customer={who}&limit=2", as_="li")
     assert first.status == 200 and len(first.body["items"]) == 2
@@ -227,7 +234,7 @@ async def test_services_request_for_a_customer_and_staff_list_a_page_at_a_time(
 
 async def test_eligibility_and_policies(api: Api, sandbox: Sandbox) -> None:
     who = customer()
-    order = await sandbox.order(amount=30000, category="general")
+    order = await sandbox.order(amount=30000, category="general", customer_id=who)
     body = {"order_id": order["order_id"], "amount": 25000, "reason_code": "damaged"}
     answer = await api.call("POST", "/v1/eligibility", as_=who, json=body)
     assert answer.status == 200, answer.body
@@ -238,3 +245,60 @@ async def test_eligibility_and_policies(api: Api, sandbox: Sandbox) -> None:
     assert one.body["settings"]["authority.support"] == 20000
     missing = await api.call("GET", "/v1/policies/standard-v99", as_=who)
     assert missing.status == 404 and missing.problem_type == "urn:refundflow:problem:not-found"
+
+
+async def test_a_customer_is_answered_with_their_own_view_and_the_issuer_is_recorded(
+    api: Api, sandbox: Sandbox, db: asyncpg.Pool
+) -> None:
+    who = customer()
+    made = await pending(api, sandbox, who)  # 250.00: waits for a reviewer, nothing moves
+    tracked = await api.call("GET", f"/v1/refunds/{made['refund_id']}/track", as_=who)
+    assert tracked.status == 200
+    assert set(made) == set(tracked.body)  # the shape of /track, nothing of the staff view
+    for same in ("refund_id", "status", "message", "amount", "timeline"):
+        assert made[same] == tracked.body[same], same
+    assert not {"support_reply", "policy_notes", "requested_by", "state"} & set(made)
+    # Staff asking for that customer get the status, as before.
+    order = await sandbox.order(amount=30000, category="general", customer_id=who)
+    body = {"order_id": order["order_id"], "amount": 25000, "reason_code": "damaged"}
+    for_them = await api.request_refund("alice", body)
+    assert for_them.status == 201 and for_them.body["state"] == "pending_review"
+    assert "support_reply" in for_them.body and for_them.body["requested_by"] == who
+
+    # The `requested` entry records who vouched for the requester, as every other entry.
+    for refund_id in (made["refund_id"], for_them.body["refund_id"]):
+        first = "SELECT event, actor, issuer FROM refundflow.audit WHERE refund_id = $1 AND seq = 1"
+        rows = await eventually(partial(db.fetch, first, refund_id), bool)
+        assert [tuple(row) for row in rows] == [("requested", who, api.issuer)]
+
+
+async def test_answers_to_a_customer_never_name_another_customers_refund(
+    api: Api, sandbox: Sandbox, refunds: RefundClient
+) -> None:
+    who = customer()
+    order = await sandbox.order(
+        lines=[{"sku": "LAMP", "quantity": 2, "unit_price": 5000}], customer_id=who
+    )
+    # A refund on the order for someone else (a service inside the trust boundary).
+    theirs = await refunds.request(
+        make_request(order, amount=None, lines=[{"sku": "LAMP", "quantity": 1}])
+    )
+    asked = {"order_id": order["order_id"], "lines": [{"sku": "LAMP", "quantity": 2}]}
+    body = {**asked, "reason_code": "damaged"}
+
+    staff = await api.call("POST", "/v1/eligibility", as_="li", json=body)
+    assert staff.body["held_by"] == [theirs.refund_id]  # support may look at it
+    answer = await api.call("POST", "/v1/eligibility", as_=who, json=body)
+    assert answer.status == 200 and answer.body["eligible"] is False, answer.body
+    assert theirs.refund_id not in str(answer.body) and answer.body["held_by"] == []
+    assert "another refund" in str(answer.body)
+    refused = await api.request_refund(who, body)
+    assert refused.status == 422, refused.body
+    assert theirs.refund_id not in refused.body["detail"]
+    assert "held or refunded by another refund" in refused.body["detail"]
+
+    # Their own refund is named to them.
+    own = await api.request_refund(who, {**body, "lines": [{"sku": "LAMP", "quantity": 1}]})
+    assert own.status == 201, own.body
+    again = await api.call("POST", "/v1/eligibility", as_=who, json=body)
+    assert again.body["held_by"] == [own.body["refund_id"]]

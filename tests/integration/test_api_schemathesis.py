@@ -27,7 +27,7 @@ pytestmark = pytest.mark.stack
 
 @pytest.fixture(scope="module")
 async def real_refund(api: Api, sandbox: Sandbox) -> str:
-    order = await sandbox.order(amount=30000, category="general")
+    order = await sandbox.order(amount=30000, category="general", customer_id="cust_fuzzed")
     made = await api.request_refund(
         "cust_fuzzed", {"order_id": order["order_id"], "amount": 25000, "reason_code": "damaged"}
     )

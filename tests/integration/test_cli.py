@@ -165,7 +165,7 @@ def test_faults_are_set_shown_and_cleared_from_the_command_line(stack: DevStack)
 
 
 def test_actions_answer_in_json_too(stack: DevStack) -> None:
-    order = cli_json(stack, "sandbox", "order", "--amount", "9000")
+    order = cli_json(stack, "sandbox", "order", "--amount", "9000", "--customer", "cust_77")
     requested = cli_json(
         stack, "request", "--order", order["order_id"], "--amount", "9000",
         "--reason", "wrong_item", "--channel", "app", "--requested-by", "cust_77",

@@ -26,7 +26,10 @@ def until(stack: DevStack, accept: Any, *args: str) -> Any:
 
 
 def test_newcomer_walkthrough(stack: DevStack, tmp_path: Path) -> None:
-    order = cli_json(stack, "sandbox", "order", "--amount", "30000", "--rail", "wallet")
+    order = cli_json(
+        stack, "sandbox", "order", "--amount", "30000", "--rail", "wallet", "--customer", "cust_42"
+    )
+    assert order["customer_id"] == "cust_42"
     assert order["payment_rail"] == "wallet"
     ask = ["--order", order["order_id"], "--amount", "30000", "--reason", "damaged"]
 
@@ -44,7 +47,9 @@ def test_newcomer_walkthrough(stack: DevStack, tmp_path: Path) -> None:
         stack, "--as", "cust_42", "request", *ask, "--channel", "web", "--locale", "zh-CN"
     )
     refund_id = requested["refund_id"]
-    assert requested["state"] == "pending_review" and requested["eta_kind"] == "review"
+    # The customer's own view (as `track`): their words and language, no staff fields.
+    assert requested["status"] == "已申请" and requested["eta_kind"] == "review"
+    assert "support_reply" not in requested
 
     # Asking again about the request just made: its own hold does not count against it.
     again = cli_json(stack, "eligibility", *ask)

@@ -57,10 +57,10 @@ async def pending(api: Api, sandbox: Sandbox, amount: int = 25000) -> tuple[str,
     """(refund id, customer) of a refund above support's authority, waiting for review,
     from a customer who reads Chinese."""
     who = f"cust_{uuid.uuid4().hex[:8]}"
-    order = await sandbox.order(amount=30000, category="general")
+    order = await sandbox.order(amount=30000, category="general", customer_id=who)
     body = {"order_id": order["order_id"], "amount": amount, "reason_code": "damaged"}
     made = await api.request_refund(who, {**body, "locale": "zh-CN"})
-    assert made.status == 201 and made.body["state"] == "pending_review", made.body
+    assert made.status == 201 and made.body["status"] == "已申请", made.body
     return str(made.body["refund_id"]), who
 
 

@@ -70,7 +70,7 @@ async def test_the_queue_pages_soonest_deadline_first(
     who = f"cust_{uuid.uuid4().hex[:8]}"
     made = []
     for _ in range(PAGE_SIZE + 1):  # each on an order of its own, each waiting for review
-        order = await sandbox.order(amount=30000, category="general")
+        order = await sandbox.order(amount=30000, category="general", customer_id=who)
         body = {"order_id": order["order_id"], "amount": 9000, "reason_code": "damaged"}
         made.append((await api.request_refund(who, body)).body["refund_id"])
     assert (await sign_in(browserless, api, "bob", "/console"))[0] == 303
@@ -92,7 +92,7 @@ async def test_a_tracking_link_opens_its_refund_only_while_signed_and_unexpired(
     http: aiohttp.ClientSession, api: Api, sandbox: Sandbox
 ) -> None:
     who = f"cust_{uuid.uuid4().hex[:8]}"
-    order = await sandbox.order(amount=30000, category="general")
+    order = await sandbox.order(amount=30000, category="general", customer_id=who)
     body = {"order_id": order["order_id"], "amount": 25000, "reason_code": "damaged"}
     made = await api.request_refund(who, body)
     refund_id = made.body["refund_id"]

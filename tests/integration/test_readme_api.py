@@ -56,12 +56,14 @@ async def test_the_readme_curl_walkthrough_works_as_written(
         lines=[
             {"sku": "TV-55", "quantity": 1, "unit_price": 30000, "category": "electronics"},
             {"sku": "CABLE", "quantity": 2, "unit_price": 1500, "category": "general"},
-        ]
+        ],
+        customer_id="cust_42",  # the walkthrough's order is hers (`sandbox order --customer`)
     )
     request = commands[0].replace("ord_…", order["order_id"])
     made = run(stack, preamble, request)
-    assert (made["state"], made["amount"]) == ("pending_review", 25500), made
-    assert made["timeline"][0]["actor"] == "cust_42"
+    # The customer's own view, as /track shows it: no staff, no actors.
+    assert (made["status"], made["amount"]) == ("requested", 25500), made
+    assert "state" not in made and "actor" not in made["timeline"][0]
     assert run(stack, preamble, request)["refund_id"] == made["refund_id"]  # the same refund
 
     def with_refund(command: str) -> str:

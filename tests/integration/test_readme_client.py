@@ -51,7 +51,7 @@ async def test_the_readme_example_requests_and_approves_a_refund(
 async def test_the_readme_http_example_reads_a_refund_with_a_token_alone(
     stack: DevStack, sandbox: Sandbox, api: Api, tmp_path: Path
 ) -> None:
-    order = await sandbox.order(amount=12000)
+    order = await sandbox.order(amount=12000, customer_id="cust_5")
     made = await api.request_refund("cust_5", {"order_id": order["order_id"], "amount": 12000,
                                                "reason_code": "damaged"})  # fmt: skip
     assert made.status == 201, made.body

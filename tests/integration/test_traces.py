@@ -102,7 +102,7 @@ async def test_one_refund_requested_through_the_api_is_one_connected_trace(
     traced_api: Api, receiver: SpanReceiver, sandbox: Sandbox
 ) -> None:
     who = f"cust_{uuid.uuid4().hex[:8]}"
-    order = await sandbox.order(amount=9000, category="general")
+    order = await sandbox.order(amount=9000, category="general", customer_id=who)
     trace_id, caller_span = secrets.token_hex(16), secrets.token_hex(8)
     made = await traced_api.call(
         "POST",

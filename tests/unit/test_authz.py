@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.authz import Action, RefundFacts, decide
+from api.authz import Action, OrderFacts, RefundFacts, decide
 from api.config import ApiConfig
 from api.identity import Principal, PrincipalKind, principal_from
 from api.limits import RateLimiter
@@ -62,6 +62,23 @@ def test_customers_ask_and_list_only_in_their_own_name() -> None:
     assert not decide(me, Action.REQUEST, requested_by="cust_2").allowed
     assert not decide(me, Action.LIST, requested_by="cust_2").allowed
     assert decide(me, Action.LIST).allowed
+
+
+def test_customers_ask_only_about_their_own_orders_and_staff_only_for_its_customer() -> None:
+    mine, nobodys = OrderFacts("ord_1", "cust_1"), OrderFacts("ord_2", None)
+    for action in (Action.REQUEST, Action.ELIGIBILITY):
+        assert decide(customer("Cust_1"), action, requested_by="cust_1", order=mine).allowed
+        refused = decide(customer("cust_2"), action, requested_by="cust_2", order=mine)
+        assert refused.reason == "order ord_1 is not one of yours"
+        # An order that does not say whose it is: no customer may ask about it.
+        assert not decide(customer("cust_1"), action, requested_by="cust_1", order=nobodys).allowed
+        for who in (staff("li", "lead"), service("checkout", "refunds:write")):
+            assert decide(who, action, requested_by="cust_1", order=mine).allowed
+            assert decide(who, action, requested_by="cust_9", order=nobodys).allowed
+            other = decide(who, action, requested_by="cust_2", order=mine)
+            assert not other.allowed and "ord_1 is cust_1's" in other.reason
+    # The order is weighed only once the caller may ask at all.
+    assert "warehouse may not" in decide(WAREHOUSE, Action.REQUEST, order=mine).reason
 
 
 def test_approval_authority_comes_from_the_pinned_policy() -> None:

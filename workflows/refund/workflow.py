@@ -65,6 +65,8 @@ class RefundWorkflow:
             request.channel,
             f"{request.reason_code}: refund of {self._case.money()} requested"
             + (f", submitted by {request.submitted_by}" if request.submitted_by else ""),
+            # Data, not a new path: requests made before there was an issuer record None.
+            request.issuer,
         )
         self._case.notice(TimelineEvent.REQUESTED)
 

@@ -1,0 +1,75 @@
+"""What a customer is told: a refund in their own words (the tracking view, also the answer
+to their own request), and answers about an order that never name another customer's refund.
+
+Why the names are taken out: the ledger's refusals ("already held or refunded by rf_…") and
+eligibility's `held_by` name the refunds that hold an order's units, for support to look at.
+A customer asks only about their own orders, but a refund on one of them may still be
+someone else's (made before orders had an owner, or by a service inside the trust boundary
+for another requester): its id is not theirs to know, so it becomes "another refund".
+"""
+
+from __future__ import annotations
+
+import re
+
+from api.deps import ApiState
+from workflows.budgets import customer_key
+from workflows.eligibility import EligibilityAnswer
+from workflows.models import StatusView
+from workflows.read_models import CustomerView
+from workflows.wording import customer_view
+
+REFUND_ID = re.compile(r"\brf_[0-9a-f]{24}\b")
+NOT_NAMED = "another refund"
+# Whose a refund is: who asked (its first audit entry), or, before that entry is written,
+# the requester its hold on the order was reserved for.
+_THEIRS = """
+SELECT r.refund_id FROM unnest($1::text[]) AS r(refund_id)
+WHERE EXISTS (SELECT 1 FROM refundflow.audit a
+              WHERE a.refund_id = r.refund_id AND a.seq = 1 AND lower(a.actor) = lower($2))
+   OR EXISTS (SELECT 1 FROM refundflow.reservations v
+              WHERE v.refund_id = r.refund_id AND v.requested_by = $3)
+"""
+
+
+def customers_view(status: StatusView) -> CustomerView:
+    return CustomerView.model_validate(customer_view(status))
+
+
+async def others_refunds(api: ApiState, customer: str, texts: list[str]) -> set[str]:
+    """The refund ids named in `texts` that are not `customer`'s."""
+    named = {found for text in texts for found in REFUND_ID.findall(text)}
+    if not named:
+        return set()
+    pool = (await api.refunds.store()).pool
+    rows = await pool.fetch(_THEIRS, sorted(named), customer, customer_key(customer))
+    return named - {row["refund_id"] for row in rows}
+
+
+def _unnamed(text: str, others: set[str]) -> str:
+    return REFUND_ID.sub(lambda m: NOT_NAMED if m.group(0) in others else m.group(0), text)
+
+
+async def said_to_customer(api: ApiState, customer: str, message: str) -> str:
+    """`message` (a refusal) with other customers' refunds not named."""
+    return _unnamed(message, await others_refunds(api, customer, [message]))
+
+
+async def eligibility_for_customer(
+    api: ApiState, customer: str, answer: EligibilityAnswer
+) -> EligibilityAnswer:
+    """`answer` as `customer` may read it: other customers' refunds not named anywhere."""
+    texts = [answer.summary, *answer.held_by, *(rule.message for rule in answer.rules)]
+    others = await others_refunds(api, customer, texts)
+    if not others:
+        return answer
+    return answer.model_copy(
+        update={
+            "summary": _unnamed(answer.summary, others),
+            "held_by": [r for r in answer.held_by if r not in others],
+            "rules": [
+                rule.model_copy(update={"message": _unnamed(rule.message, others)})
+                for rule in answer.rules
+            ],
+        }
+    )
