@@ -1,8 +1,9 @@
 """Running a command: parse, dispatch to its handler, and turn failures into one line.
 
-Exit statuses: 0 done, 1 failed (the system said no, or is unreachable), 2 a usage mistake,
-130 interrupted. No stack traces for anything a user can act on. A reader that stops early
-(`refundflow list | head -1`) ends the command quietly, with status 0.
+Exit statuses: 0 done, 1 failed (the system said no, or is unreachable), 2 a usage mistake
+or input the API rejects as bad (a `bad-input` problem), 130 interrupted. No stack traces
+for anything a user can act on. A reader that stops early (`refundflow list | head -1`)
+ends the command quietly, with status 0.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from client.cli.arguments import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_U
 from client.cli.commands import CLIENT_COMMANDS, build_parser
 from client.cli.handlers import HANDLERS, Handler
 from client.connections import TemporalUnavailable
-from client.errors import RefundflowError
+from client.errors import InvalidRefundRequest, RefundflowError
 from client.settings import ConfigurationError
 
 
@@ -66,7 +67,7 @@ def guarded(
     except BrokenPipeError:
         # The reader has gone (`refundflow list | head -1`): it took what it wanted.
         return _reader_gone()
-    except UserError as err:
+    except (UserError, InvalidRefundRequest) as err:
         return report(str(err), EXIT_USAGE, as_json)
     except one_line as err:
         return report(str(err), EXIT_FAILURE, as_json)

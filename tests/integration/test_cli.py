@@ -108,7 +108,7 @@ def request_args(**overrides: str) -> list[str]:
 @pytest.mark.parametrize(
     ("args", "status", "message"),
     [
-        (request_args(order="ord_nope"), 1, "error: unknown order ord_nope"),
+        (request_args(order="ord_nope"), 2, "error: unknown order ord_nope"),
         (request_args(amount="0"), 2, "amount must be greater than 0"),
         (request_args(amount="12.50"), 2, "whole number of minor units"),
         (request_args(reason="bored"), 2, "reason_code must be one of"),

@@ -112,7 +112,8 @@ def test_policy_show_and_diff(stack: DevStack) -> None:
 
 def test_eligibility_and_subscriber_mistakes_are_one_line(stack: DevStack) -> None:
     bad = cli(stack, "eligibility", "--order", "ord_nope", "--amount", "100", "--reason", "damaged")
-    assert bad.returncode == 1 and bad.stderr.strip() == "error: unknown order ord_nope"
+    # Bad input the API rejects (a 422 problem): exit 2, one line, as a usage mistake.
+    assert bad.returncode == 2 and bad.stderr.strip() == "error: unknown order ord_nope"
     reason = cli(stack, "eligibility", "--order", "ord_x", "--amount", "100", "--reason", "meh")
     assert reason.returncode == 2 and "reason_code must be one of" in reason.stderr
     url = cli(stack, "subscribers", "add", "crm", "ftp://example")
