@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from workflows.eligibility import REQUEST_RULE
+from workflows.eligibility import REFUNDABLE_RULE, REQUEST_RULE
 from workflows.ledger import NOT_A_LINE
 from workflows.models import StatusView
 from workflows.money import format_minor
@@ -232,7 +232,7 @@ def eligibility(answer: Any) -> str:
         f"  fees           {format_minor(answer.fee, money)}"
         + "".join(f"  [{f.sku} {f.category} {f.bps / 100:g} %]" for f in answer.fees),
         f"  refund         {format_minor(answer.refund_amount, money)}",
-        f"  refundable     up to {format_minor(answer.max_refundable, money)} on this order",
+        f"  refundable     {_refundable_statement(answer)}",
         f"  evidence       {'required' if answer.evidence_required else 'not needed'}",
         f"  policy         {answer.policy_version}",
         "  rules",
@@ -240,6 +240,13 @@ def eligibility(answer: Any) -> str:
     for rule in answer.rules:
         lines.append(f"    {'ok  ' if rule.passed else 'FAIL'} {rule.rule_id:<16} {rule.message}")
     return "\n".join(lines)
+
+
+def _refundable_statement(answer: Any) -> str:
+    """What can still be refunded now and why, as the `refundable` rule says it (one
+    statement, not a larger "up to" beside it)."""
+    said = [r.message for r in answer.rules if r.rule_id == REFUNDABLE_RULE]
+    return said[0] if said else f"{format_minor(answer.max_refundable, answer.currency)} now"
 
 
 def policy(data: dict[str, Any]) -> str:

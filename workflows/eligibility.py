@@ -25,7 +25,7 @@ from workflows.budgets import (
     customer_key,
     withhold_auto_approval,
 )
-from workflows.ledger import Claim, Hold, claim, reserve_input
+from workflows.ledger import Claim, Hold, claim, reach, reserve_input
 from workflows.models import (
     OrderSnapshot,
     PinnedPolicy,
@@ -154,13 +154,7 @@ def answer_for_resolved(
     rules = [
         *decision.outcomes,
         _ledger_rule(ledger),
-        RuleOutcome(
-            rule_id=REFUNDABLE_RULE,
-            passed=within,
-            message=(
-                f"Up to {format_minor(max(remaining, 0), money)} of this order is still refundable."
-            ),
-        ),
+        _refundable_rule(policy, request, order, resolved, remaining, holds, within, ledger),
     ]
     eligible = decision.eligible and within and ledger.refused_because is None
     outcome: Outcome = (
@@ -203,7 +197,10 @@ def _summary(
         who = f" (role {decision.approval_by} or above)" if decision.approval_by else ""
         why = f" The {budget_says.removesuffix(': a reviewer decides')}." if budget_says else ""
         return f"Eligible: {refund}, once a reviewer{who} approves it.{why}"
-    return "Not eligible: " + " ".join(r.message for r in rules if not r.passed)
+    failed = {r.rule_id: r.message for r in rules if not r.passed}
+    if LEDGER_RULE in failed:
+        failed.pop(REFUNDABLE_RULE, None)  # the ledger's refusal names the same limit, exactly
+    return "Not eligible: " + " ".join(failed.values())
 
 
 def _budget_refusal(
@@ -270,6 +267,51 @@ def _ledger_claim(
         return Claim()  # nothing would be paid: the policy's own rules say why
     inp = ledger_request(policy, request, order, resolved, "eligibility", refund_amount)
     return claim(inp, holds)
+
+
+def _refundable_rule(
+    policy: Policy,
+    request: RefundRequest,
+    order: OrderSnapshot,
+    resolved: ResolvedRefund,
+    remaining: int,
+    holds: Sequence[Hold],
+    within: bool,
+    ledger: Claim,
+) -> RuleOutcome:
+    """One statement of what can still be refunded now and why: the order total less what
+    other refunds hold, and for an amount-only request what its reason may reach (final-sale
+    lines only when the seller is at fault), so no second, larger figure contradicts it.
+    Failed when the refund is more than the order has left, or when the ledger refuses a
+    request that its reason's reach binds."""
+    money = order.currency
+    inp = ledger_request(policy, request, order, resolved, "eligibility", 1)
+    reachable, excluded = reach(inp, holds)
+    now = max(min(remaining, reachable), 0)
+    why = []
+    if excluded and reachable < remaining:
+        why.append(
+            f"for {request.reason_code}, final-sale lines ({', '.join(excluded)}) are refunded"
+            " only when the seller is at fault"
+        )
+    held = order.captured_amount - remaining
+    if held > 0:
+        holders = sorted({h.refund_id for h in holds if h.amount > 0})
+        by = f" ({', '.join(holders)})" if holders else ""
+        why.append(f"other refunds hold or have refunded {format_minor(held, money)}{by}")
+    if not why:
+        why.append("nothing of it is held or refunded yet")
+    paid = (
+        f" ({format_minor(order.captured_amount, money)} paid)"
+        if now != order.captured_amount
+        else ""
+    )
+    return RuleOutcome(
+        rule_id=REFUNDABLE_RULE,
+        passed=within and (ledger.refused_because is None or reachable >= remaining),
+        message=f"{format_minor(now, money)} of this order{paid} can still be refunded now:"
+        f" {'; '.join(why)}.",
+    )
 
 
 def _ledger_rule(ledger: Claim) -> RuleOutcome:

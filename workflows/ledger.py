@@ -274,6 +274,16 @@ def _reachable(
     return buckets, excluded
 
 
+def reach(request: ReserveInput, holds: Sequence[Hold]) -> tuple[int, list[str]]:
+    """What a request like this one could still get now (the order total, or for an
+    amount-only request what the lines within its reach still have), and the final-sale
+    lines out of its reach (its reason is not the seller's fault)."""
+    left = request.captured_amount - sum(h.amount for h in holds)
+    amount_only = request.reason_code is not None and request.order_lines and not request.lines
+    excluded = _reachable(request, holds)[1] if amount_only else []
+    return _reach(request, holds, left), excluded
+
+
 def _reach(request: ReserveInput, holds: Sequence[Hold], left: int) -> int:
     """What a request like this one could still get: the order total, or for an amount-only
     request on an order with lines, what the lines within its reach still have."""

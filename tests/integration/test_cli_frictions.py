@@ -160,3 +160,25 @@ def test_policy_diff_and_report_in_the_one_format(stack: DevStack, tmp_path: Pat
     assert "period                 2026-01-01 00:00:00 UTC .. now" in report.stdout
     assert re.search(rf"generated +{MOMENT}\n", report.stdout), report.stdout
     assert not re.search(r"\d\dT\d\d:\d\d", report.stdout), report.stdout
+
+
+def test_eligibility_says_once_what_can_still_be_refunded_and_why(stack: DevStack) -> None:
+    order = cli_json(
+        stack, "sandbox", "order",
+        "--line", "TV-55:1:30000:electronics", "--line", "GIFT:1:5000:final_sale",
+    )  # fmt: skip
+    asked = ["eligibility", "--order", order["order_id"], "--reason", "changed_mind"]
+    shown = cli(stack, *asked, "--amount", "34000").stdout
+    statement = (
+        "300.00 USD of this order (350.00 USD paid) can still be refunded now: for"
+        " changed_mind, final-sale lines (GIFT) are refunded only when the seller is at fault."
+    )
+    assert f"  refundable     {statement}" in shown.splitlines(), shown
+    assert f"    FAIL refundable       {statement}" in shown.splitlines(), shown
+    assert "up to" not in shown and "350.00 USD of this order" not in shown, shown
+    # Nothing held, nothing out of reach: the whole order, said the same way.
+    whole = cli(stack, *asked, "--line", "TV-55:1").stdout
+    assert (
+        "  refundable     350.00 USD of this order can still be refunded now: nothing of it is"
+        " held or refunded yet."
+    ) in whole.splitlines(), whole
