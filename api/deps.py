@@ -88,8 +88,10 @@ def facts(api: ApiState, status: StatusView) -> RefundFacts:
     )
 
 
-async def refund_facts(api: ApiState, refund_id: str) -> tuple[StatusView, RefundFacts]:
-    status = await api.refunds.status(refund_id)
+async def refund_facts(
+    api: ApiState, refund_id: str, *, live: bool = False
+) -> tuple[StatusView, RefundFacts]:
+    status = await api.refunds.status(refund_id, live=live)
     return status, facts(api, status)
 
 

@@ -126,8 +126,19 @@ async def list_refunds(
     summary="A refund's status, as support sees it",
     responses=READ_PROBLEMS,
 )
-async def get_refund(refund_id: RefundPath, who: Caller, api: State) -> StatusView:
-    status, refund = await refund_facts(api, refund_id)
+async def get_refund(
+    refund_id: RefundPath,
+    who: Caller,
+    api: State,
+    live: Annotated[
+        bool,
+        Query(
+            description="Ask the refund's workflow instead of the status recorded with its"
+            " last transitions (the same wherever it waits; slower under load)"
+        ),
+    ] = False,
+) -> StatusView:
+    status, refund = await refund_facts(api, refund_id, live=live)
     enforce(who, Action.READ, refund)
     return status
 

@@ -100,8 +100,12 @@ class HttpRefundClient:
 
     # --- reading ------------------------------------------------------------------------
 
-    async def status(self, refund_id: str, *, include_timeline: bool = True) -> StatusView:
-        return StatusView.model_validate(await self._call("GET", f"/v1/refunds/{refund_id}"))
+    async def status(
+        self, refund_id: str, *, include_timeline: bool = True, live: bool = False
+    ) -> StatusView:
+        params = {"live": "true"} if live else None
+        body = await self._call("GET", f"/v1/refunds/{refund_id}", params=params)
+        return StatusView.model_validate(body)
 
     async def review_context(self, refund_id: str) -> ReviewContext:
         """The order's ledger, the requester's recent refunds, an abnormal end (staff)."""

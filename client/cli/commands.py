@@ -241,6 +241,11 @@ def add_subscribers(sub: Subcommands) -> None:
 def add_refund_actions(sub: Subcommands) -> None:
     status = command(sub, "status", "show a refund's status, timeline and what happens next")
     status.add_argument("refund_id", type=types.refund_id)
+    status.add_argument(
+        "--live",
+        action="store_true",
+        help="ask the refund's workflow itself, not the status recorded with its last step",
+    )
     listing = command(sub, "list", "list refunds")
     listing.add_argument("--state", choices=[s.value for s in RefundState])
     listing.add_argument("--order", type=types.order_id, help="only this order's refunds")

@@ -217,7 +217,7 @@ async def _status(args: argparse.Namespace) -> int:
     `customer_history` (null when the API does not show it to this caller)."""
 
     async def gather(client: Any) -> tuple[Any, Any]:
-        view = await client.status(args.refund_id)
+        view = await client.status(args.refund_id, live=args.live)
         try:
             context = await client.review_context(args.refund_id)
         except NotAllowed:

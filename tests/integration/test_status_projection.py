@@ -9,7 +9,9 @@ from client.refund_client import RefundClient
 from sandbox.admin_client import SandboxAdmin
 from tests.conftest import Sandbox
 from tests.integration.helpers import eventually, wait_for_state
+from tests.integration.test_cli import cli_json
 from tests.integration.test_refund_flow import make_request
+from worker.devstack import DevStack
 from workflows.states import Awaiting
 
 pytestmark = pytest.mark.stack
@@ -56,3 +58,15 @@ async def test_the_stored_status_is_the_live_one_at_every_wait(
     withdrawn = await refunds.request(make_request(order))
     await refunds.cancel(withdrawn.refund_id, withdrawn.requested_by or "", "changed my mind")
     await same_as_live(refunds, withdrawn.refund_id)
+
+
+def test_status_live_asks_the_workflow_and_says_the_same(stack: DevStack) -> None:
+    # The CLI (through the API) reads the recorded status; --live asks the workflow: the
+    # same answer while the refund waits for review.
+    order = cli_json(stack, "sandbox", "order", "--amount", "30000", "--currency", "USD")
+    ask = ["request", "--order", order["order_id"], "--amount", "30000", "--reason", "damaged"]
+    ask += ["--channel", "web"]
+    refund_id = cli_json(stack, *ask)["refund_id"]
+    recorded = cli_json(stack, "status", refund_id)
+    live = cli_json(stack, "status", refund_id, "--live")
+    assert recorded["awaiting"] == "reviewer" and recorded == live
