@@ -18,9 +18,14 @@ from contextlib import contextmanager
 
 
 @contextmanager
-def private_bytecode_cache() -> Iterator[str]:
-    """Write and read .pyc files under a new private folder while the block runs."""
-    folder = tempfile.mkdtemp(prefix="refundflow-bytecode-")
+def private_bytecode_cache() -> Iterator[str | None]:
+    """Write and read .pyc files under a new private folder while the block runs (no
+    writable temporary folder: nothing changes, the worker is only slower)."""
+    try:
+        folder = tempfile.mkdtemp(prefix="refundflow-bytecode-")
+    except OSError:
+        yield None
+        return
     saved = (sys.pycache_prefix, sys.dont_write_bytecode)
     sys.pycache_prefix, sys.dont_write_bytecode = folder, False
     try:

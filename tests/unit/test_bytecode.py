@@ -23,6 +23,7 @@ def test_modules_imported_in_the_block_are_compiled_once_into_a_private_folder(
     monkeypatch.syspath_prepend(str(tmp_path))
     prefix_before = sys.pycache_prefix
     with private_bytecode_cache() as folder:
+        assert folder is not None
         assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
         module = importlib.import_module("rf_bytecode_probe")
         assert module.VALUE == 42
