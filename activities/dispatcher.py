@@ -42,6 +42,7 @@ import asyncpg
 import structlog
 
 from activities.outbox import FINDINGS_RUN, NOTIFY_CHANNEL, PARKED_KIND
+from activities.ports import error_text
 from activities.signing import sign
 from activities.tracking_links import TrackingLinks
 
@@ -160,7 +161,7 @@ class OutboxDispatcher:
             try:
                 await self._run_connected(stop)
             except Exception as err:
-                log.warning("outbox_dispatcher_retrying", error=f"{type(err).__name__}: {err}")
+                log.warning("outbox_dispatcher_retrying", error=error_text(err))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=2)
 
@@ -302,7 +303,7 @@ class OutboxDispatcher:
                 if not 200 <= response.status < 300:
                     return f"HTTP {response.status}"
         except (aiohttp.ClientError, TimeoutError) as err:
-            return f"{type(err).__name__}: {err}"[:500]
+            return error_text(err, self._timeout_s)[:500]
         return None
 
     def _with_tracking_link(self, row: dict[str, Any]) -> str:

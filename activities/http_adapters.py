@@ -18,7 +18,7 @@ import aiohttp
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from activities.ports import ExternalSystemRefused, ExternalSystemUnavailable
+from activities.ports import ExternalSystemRefused, ExternalSystemUnavailable, error_text
 from workflows.activity_contracts import NO_MONEY
 from workflows.models import (
     IssueRefundInput,
@@ -68,7 +68,8 @@ class HttpService:
                     status = response.status
             except (aiohttp.ClientError, TimeoutError, ValueError) as err:
                 raise ExternalSystemUnavailable(
-                    f"{self._system} unreachable at {self._base}: {type(err).__name__}: {err}"
+                    f"{self._system} unreachable at {self._base}:"
+                    f" {error_text(err, DEFAULT_TIMEOUT.total)}"
                 ) from err
             span.set_attribute("http.response.status_code", status)
             if status >= 400 and not (status == 404 and allow_404):

@@ -17,6 +17,17 @@ from workflows.models import (
 from workflows.read_models import AuditEntry
 
 
+def error_text(err: BaseException, waited_s: float | None = None) -> str:
+    """An error in one line for logs and delivery records. Some errors carry no message
+    (asyncio's TimeoutError), and "TimeoutError: " told an operator nothing: a timeout says
+    how long we waited, any other message-less error is named alone."""
+    if message := str(err):
+        return f"{type(err).__name__}: {message}"
+    if isinstance(err, TimeoutError) and waited_s:
+        return f"TimeoutError: no answer within {waited_s:g} s"
+    return type(err).__name__
+
+
 class ExternalSystemUnavailable(Exception):
     """A transient failure (timeout, 5xx, connection refused): safe to retry."""
 

@@ -15,6 +15,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from activities.ports import error_text
 from client.cli.acting import DevTokens
 from client.cli.arguments import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UserError
 from client.cli.commands import CLIENT_COMMANDS, build_parser
@@ -77,7 +78,7 @@ def guarded(
         # Not a user mistake: a bug or an outage. One line here; the traceback on request.
         if os.environ.get("REFUNDFLOW_DEBUG"):
             raise
-        unexpected = f"unexpected {type(err).__name__}: {err} (set REFUNDFLOW_DEBUG=1 for details)"
+        unexpected = f"unexpected {error_text(err)} (set REFUNDFLOW_DEBUG=1 for details)"
         return report(unexpected, EXIT_FAILURE, as_json)
 
 
