@@ -8,6 +8,7 @@ verifies a production issuer's. `refundflow token --as NAME` signs tokens with t
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import time
@@ -89,6 +90,36 @@ def load_directory(path: Path) -> tuple[str, dict[str, DirectoryEntry]]:
         for name, m in data["members"].items()
     }
     return str(data.get("default", "")), members
+
+
+CUSTOMER_PREFIX = "cust_"
+"""Customers of the dev stack are named by their id, which starts with this (cust_42)."""
+
+
+class NotInDirectory(ValueError):
+    """A name that is neither a directory member nor a customer id: a typo, not a new
+    customer (`alcie` is not someone; alice is)."""
+
+    def __init__(self, name: str, members: list[str]) -> None:
+        close = difflib.get_close_matches(name.lower(), members, n=1)
+        self.closest = close[0] if close else None
+        self.hint = f"; did you mean {self.closest}?" if self.closest else ""
+        super().__init__(
+            f"{name!r} is not in the dev stack's staff directory{self.hint}"
+            f" (members: {', '.join(members)}; a customer is named by their id,"
+            f" {CUSTOMER_PREFIX}…, such as {CUSTOMER_PREFIX}42)"
+        )
+
+
+def member_name(name: str, members: dict[str, DirectoryEntry]) -> str:
+    """NAME as the directory lists it (case aside: Alice is alice), or a customer id
+    (cust_...); anything else raises NotInDirectory. The CLI's --as and the console's
+    sign-in both take names this way."""
+    if not name or name in members or name.lower().startswith(CUSTOMER_PREFIX):
+        return name
+    if name.lower() in members:
+        return name.lower()
+    raise NotInDirectory(name, list(members))
 
 
 def lookup(path: Path, name: str) -> DirectoryEntry:

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
 import json
 import os
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from client.cli.acting import Credentials
 from client.cli.arguments import EXIT_OK, UserError
@@ -22,6 +20,9 @@ from client.cli.handlers import Handler
 from client.errors import RefundflowError
 from client.settings import Settings, find_stack
 from worker.processes import StackError
+
+if TYPE_CHECKING:
+    from api.dev_issuer import DirectoryEntry
 
 DEV_CLI_TTL = 300
 """Seconds a token the CLI signs for one command lives: long enough for the command."""
@@ -92,24 +93,14 @@ def _mint(home: Path, issuer: str, name: str | None, ttl: int) -> dict[str, Any]
         raise RefundflowError(f"cannot sign a dev token: {err}") from None
 
 
-CUSTOMER_PREFIX = "cust_"
-"""Customers of the dev stack are named by their id, which starts with this (cust_42)."""
+def _member_or_customer(name: str, members: dict[str, DirectoryEntry]) -> str:
+    """NAME as the directory has it, or a customer id; a typo is refused in one line."""
+    from api.dev_issuer import NotInDirectory, member_name
 
-
-def _member_or_customer(name: str, members: Mapping[str, object]) -> str:
-    """NAME as the directory lists it (case aside: Alice is alice), or a customer id
-    (cust_...). Anything else is refused rather than signed for a customer of that name:
-    `--as alcie` is a typo for alice, not a new customer."""
-    if not name or name in members or name.lower().startswith(CUSTOMER_PREFIX):
-        return name
-    if name.lower() in members:
-        return name.lower()
-    close = difflib.get_close_matches(name.lower(), list(members), n=1)
-    hint = f"; did you mean {close[0]}?" if close else ""
-    raise UserError(
-        f"{name!r} is not in the dev stack's staff directory{hint} (members: {', '.join(members)};"
-        f" a customer is named by their id, {CUSTOMER_PREFIX}…, such as {CUSTOMER_PREFIX}42)"
-    )
+    try:
+        return member_name(name, members)
+    except NotInDirectory as err:
+        raise UserError(str(err)) from None
 
 
 def dev_credentials(name: str | None) -> Credentials | None:

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from api.deps import state
-from api.dev_issuer import load_directory, lookup, mint
+from api.dev_issuer import NotInDirectory, load_directory, lookup, member_name, mint
 from api.identity import Principal, PrincipalKind
 from api.pages import oidc
 from api.pages.render import Pages
@@ -91,11 +91,15 @@ async def signin(
     config = view.config
     if config.dev_home is None or config.directory is None:
         return view.render(request, "message.html", 404, title="Not here", text="No dev sign-in.")
-    entry = lookup(config.directory, name)
+    _, members = load_directory(config.directory)
     error = None
+    try:  # as the CLI's --as takes names: Alice is alice, a typo gets the closest member
+        entry = lookup(config.directory, member_name(name.strip(), members))
+    except NotInDirectory as unknown:
+        error = f"{name} is not in the staff directory{unknown.hint or '.'}"
     if not csrf_ok(config.secret, request, csrf):
         error = "The form expired. Please sign in again."
-    elif entry.kind != "staff":
+    elif not error and entry.kind != "staff":
         error = f"{name} is not a member of staff in the directory."
     if error:
         return view.render(request, "signin.html", 400, staff=[], next=safe_next(next), error=error)

@@ -31,6 +31,14 @@ async def browserless() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 async def sign_in(http: aiohttp.ClientSession, api: Api, name: str, next_: str) -> tuple[int, str]:
+    status, location, _ = await sign_in_answer(http, api, name, next_)
+    return status, location
+
+
+async def sign_in_answer(
+    http: aiohttp.ClientSession, api: Api, name: str, next_: str = "/console"
+) -> tuple[int, str, str]:
+    """(status, where it sends the browser, the page it answers with)."""
     async with http.get(f"{api.base}/console/signin") as page:
         assert page.status == 200
         assert "script-src 'self'" in page.headers["Content-Security-Policy"]
@@ -39,7 +47,18 @@ async def sign_in(http: aiohttp.ClientSession, api: Api, name: str, next_: str) 
     assert csrf is not None
     form = {"csrf": csrf.group(1), "name": name, "next": next_}
     async with http.post(f"{api.base}/console/signin", data=form, allow_redirects=False) as answer:
-        return answer.status, answer.headers.get("Location", "")
+        return answer.status, answer.headers.get("Location", ""), await answer.text()
+
+
+async def test_the_console_takes_names_as_the_cli_does(
+    browserless: aiohttp.ClientSession, api: Api
+) -> None:
+    """A typo is not a customer called alcie: the closest member is suggested, as
+    `refundflow --as alcie` does; a member's name in capitals is the member."""
+    status, _, page = await sign_in_answer(browserless, api, "alcie")
+    assert status == 400 and "alcie is not in the staff directory; did you mean alice?" in page
+    assert (await sign_in_answer(browserless, api, "cust_42"))[0] == 400
+    assert (await sign_in_answer(browserless, api, "Alice"))[:2] == (303, "/console")
 
 
 async def test_the_console_is_for_signed_in_staff_only(
