@@ -43,19 +43,31 @@ def add_stack_commands(sub: Subcommands) -> None:
     dev.add_argument("--home", type=Path, help="state folder (default: ./.refundflow)")
     dev.add_argument("--fresh", action="store_true", help="delete the stack's saved state first")
     dev.add_argument("--no-demo", action="store_true", help="do not create demo orders")
-    dev.add_argument("--temporal-port", type=int, default=7233)
-    dev.add_argument("--ui-port", type=int, default=8233)
-    dev.add_argument("--pg-port", type=int, default=55432)
-    dev.add_argument("--sandbox-port", type=int, default=8088)
-    dev.add_argument("--webhook-port", type=int, default=8089)
-    dev.add_argument("--api-port", type=int, default=8080)
-    dev.add_argument("--codec-port", type=int, default=8081)
+    for flag, port, what in (
+        ("--temporal-port", 7233, "Temporal's gRPC"),
+        ("--ui-port", 8233, "Temporal's Web UI"),
+        ("--pg-port", 55432, "the embedded PostgreSQL"),
+        ("--sandbox-port", 8088, "the sandbox systems"),
+        ("--webhook-port", 8089, "the webhook receiver"),
+        ("--api-port", 8080, "the API, console and tracking pages"),
+        ("--codec-port", 8081, "the codec server"),
+    ):
+        dev.add_argument(flag, type=int, default=port, help=f"port of {what} (default {port})")
     command(sub, "worker", "run a worker (configured from the environment); --json: JSON logs")
     hooks = command(
         sub, "webhooks", "receive the payment provider's webhooks (REFUNDFLOW_WEBHOOK_SECRET)"
     )
-    hooks.add_argument("--host", default=os.environ.get("WEBHOOK_HOST", "127.0.0.1"))
-    hooks.add_argument("--port", type=int, default=int(os.environ.get("WEBHOOK_PORT", "8089")))
+    hooks.add_argument(
+        "--host",
+        default=os.environ.get("WEBHOOK_HOST", "127.0.0.1"),
+        help="listen address (default: WEBHOOK_HOST or 127.0.0.1)",
+    )
+    hooks.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("WEBHOOK_PORT", "8089")),
+        help="listen port (default: WEBHOOK_PORT or 8089)",
+    )
     migrate = command(
         sub,
         "migrate",
@@ -78,10 +90,17 @@ def add_bench(sub: Subcommands) -> None:
     bench.add_argument(
         "--refunds", type=types.positive, default=200, help="N auto-approved refunds"
     )
-    bench.add_argument("--concurrency", type=types.positive, default=20)
-    bench.add_argument("--lookups", type=types.positive, default=1000)
+    bench.add_argument(
+        "--concurrency", type=types.positive, default=20, help="refunds in flight at once"
+    )
+    bench.add_argument("--lookups", type=types.positive, default=1000, help="status reads to time")
     bench.add_argument("--open", type=types.positive, default=5000, help="refunds left open")
-    bench.add_argument("--reconcile-rows", type=types.positive, default=100_000)
+    bench.add_argument(
+        "--reconcile-rows",
+        type=types.positive,
+        default=100_000,
+        help="refunds in the table reconciliation scans",
+    )
     bench.add_argument("--json-out", type=Path, help="also write the figures as JSON")
 
 

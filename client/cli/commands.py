@@ -66,7 +66,7 @@ def group(sub: Subcommands, name: str, help_text: str, dest: str) -> Subcommands
 
 def with_json(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """A subcommand's --json, added after its other arguments (so listed last)."""
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
@@ -76,10 +76,19 @@ def add_sandbox(sub: Subcommands) -> None:
     )
     order = sandbox.add_parser("order", help="create a paid, delivered order")
     order.add_argument("--amount", type=types.minor, help="minor units, e.g. 12000 (one line)")
-    order.add_argument("--currency", default="USD")
-    order.add_argument("--category", default="general")
-    order.add_argument("--delivered-days-ago", type=int, default=3)
-    order.add_argument("--rail", choices=["card", "wallet", "bank_transfer"], default="card")
+    order.add_argument("--currency", default="USD", help="ISO 4217 code (default USD)")
+    order.add_argument(
+        "--category", default="general", help="the --amount line's category (default general)"
+    )
+    order.add_argument(
+        "--delivered-days-ago", type=int, default=3, help="for the return window (default 3)"
+    )
+    order.add_argument(
+        "--rail",
+        choices=["card", "wallet", "bank_transfer"],
+        default="card",
+        help="how it was paid: when refunded money arrives (default card)",
+    )
     order.add_argument(
         "--customer", type=types.name, help="who placed it (default: a new customer id)"
     )
@@ -118,7 +127,7 @@ def add_operator(sub: Subcommands) -> None:
     cancel.add_argument(
         "--operator", type=types.name, help="dev stack: act as this operator (the same as --as)"
     )
-    cancel.add_argument("--reason", required=True)
+    cancel.add_argument("--reason", required=True, help="free text the audit keeps")
     with_json(cancel)
     paid = operator.add_parser(
         "paid-elsewhere",
@@ -247,9 +256,13 @@ def add_refund_actions(sub: Subcommands) -> None:
         help="ask the refund's workflow itself, not the status recorded with its last step",
     )
     listing = command(sub, "list", "list refunds")
-    listing.add_argument("--state", choices=[s.value for s in RefundState])
+    listing.add_argument(
+        "--state", choices=[s.value for s in RefundState], help="only refunds in this state"
+    )
     listing.add_argument("--order", type=types.order_id, help="only this order's refunds")
-    listing.add_argument("--escalated", action="store_true")
+    listing.add_argument(
+        "--escalated", action="store_true", help="only refunds escalated now (level above 0)"
+    )
     listing.add_argument("--limit", type=types.positive, default=100, help="at most this many")
     approve = command(sub, "approve", "approve a refund waiting for review")
     approve.add_argument("refund_id", type=types.refund_id)
@@ -300,7 +313,9 @@ def add_reconciliation(sub: Subcommands) -> None:
     reconcile.add_argument("--no-heal", action="store_true", help="only report")
     anomalies = command(sub, "anomalies", "findings of reconciliation runs, newest first")
     anomalies.add_argument("--kind", choices=FINDING_KINDS, help="only this kind of finding")
-    anomalies.add_argument("--limit", type=types.positive, default=100)
+    anomalies.add_argument(
+        "--limit", type=types.positive, default=100, help="at most this many (default 100)"
+    )
 
 
 def add_records(sub: Subcommands) -> None:

@@ -3,6 +3,7 @@ where a command was mistyped."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 
@@ -84,3 +85,23 @@ def test_an_order_id_with_a_space_is_refused_on_the_command_line(
     with pytest.raises(SystemExit):
         build_parser().parse_args(["request", "--order", "ord x", "--amount", "1"])
     assert "'ord x' is not an order id" in capsys.readouterr().err
+
+
+def test_every_command_and_option_says_what_it_is_for() -> None:
+    """`--help` of any command explains each of its options (issue 17: dev's ports, the
+    sandbox order's --currency/--rail, list --state, every --json were bare names)."""
+    bare: list[str] = []
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                helped = {a.dest: a.help for a in action._choices_actions}
+                for name, sub in action.choices.items():
+                    if not helped.get(name):
+                        bare.append(f"{path} {name}".strip())
+                    walk(sub, f"{path} {name}".strip())
+            elif action.option_strings and not action.help:
+                bare.append(f"{path} {action.option_strings[-1]}")
+
+    walk(build_parser(), "")
+    assert bare == []
