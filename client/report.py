@@ -14,7 +14,14 @@ from typing import Any
 import asyncpg
 
 from client.render import when as format_moment  # the CLI's one format for a moment
-from workflows.read_models import BucketUnit, RefundReport, SeriesBucket, TimeToRefund
+from workflows.money import format_minor
+from workflows.read_models import (
+    BucketUnit,
+    MoneyTotals,
+    RefundReport,
+    SeriesBucket,
+    TimeToRefund,
+)
 from workflows.states import RefundState
 
 STATES = tuple(s.value for s in RefundState)
@@ -61,6 +68,18 @@ _COUNTS = f"""
            min(requested_at) AS first, max(requested_at) AS last
     FROM selected
     GROUP BY reason_code, state
+"""
+
+_MONEY = f"""
+    WITH {_SELECTED}
+    SELECT currency,
+           coalesce(sum(amount) FILTER (WHERE state = 'completed'), 0)::bigint AS refunded,
+           coalesce(sum(amount) FILTER (WHERE state = 'cancelled'), 0)::bigint AS not_paid,
+           coalesce(sum(amount) FILTER (WHERE state NOT IN ('completed', 'cancelled')), 0)::bigint
+               AS open
+    FROM selected
+    GROUP BY currency
+    ORDER BY currency
 """
 
 _METRICS = f"""
@@ -169,6 +188,7 @@ async def build_report(
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         counts = await conn.fetch(_COUNTS, since, until)
         metrics = await conn.fetchrow(_METRICS, since, until)
+        money = [MoneyTotals(**row) for row in await conn.fetch(_MONEY, since, until)]
         unit, series = await _series(conn, counts, since, until)
     by_state, by_reason = _tally(counts)
     total = sum(by_state.values())
@@ -185,6 +205,7 @@ async def build_report(
         duplicate_refunds=sum(metrics[k] for k in _DUPLICATES),
         reopen_rate=_rate(metrics["reopened"], metrics["cancelled"]),
         reversals=metrics["reversals"],
+        money=money,
         bucket=unit,
         series=series,
     )
@@ -308,6 +329,18 @@ def duplicates_line(count: int) -> str:
     )
 
 
+def money_line(totals: MoneyTotals) -> str:
+    """`  money USD  255.00 USD refunded, 300.00 USD open, 0.00 USD not paid (cancelled)`."""
+
+    def money(amount: int) -> str:
+        return format_minor(amount, totals.currency)
+
+    return (
+        f"  {'money ' + totals.currency:<22} {money(totals.refunded)} refunded,"
+        f" {money(totals.open)} open, {money(totals.not_paid)} not paid (cancelled)"
+    )
+
+
 def render_text(report: RefundReport) -> str:
     """The report as aligned lines for a terminal."""
     ttr = report.time_to_refund_seconds
@@ -318,6 +351,7 @@ def render_text(report: RefundReport) -> str:
         f"  {'period':<22} {format_period(report)}",
         f"  {'generated':<22} {format_moment(report.generated_at)}",
         f"  {'refunds':<22} {report.refunds}",
+        *(money_line(totals) for totals in report.money),
         f"  {'time to refund p50':<22} {_duration_with_seconds(ttr.p50)}",
         f"  {'time to refund p90':<22} {_duration_with_seconds(ttr.p90)}"
         f"   ({ttr.count} completed {'refund' if ttr.count == 1 else 'refunds'} measured)",

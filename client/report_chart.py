@@ -11,6 +11,7 @@ from typing import Any
 
 from client.render import when as format_moment
 from client.report import OUTCOMES, duplicates_line, format_duration, format_period
+from workflows.money import format_minor
 from workflows.read_models import RefundReport, SeriesBucket
 
 COLOURS = {"completed": "#2e7d32", "cancelled": "#9e9e9e", "open": "#f0a500", "p50": "#1565c0"}
@@ -100,6 +101,14 @@ def _headline(report: RefundReport) -> str:
         (str(by_state.get("completed", 0)), "completed", False),
         (str(by_state.get("cancelled", 0)), "cancelled", False),
         (str(open_), "open", False),
+        *(
+            (format_minor(m.refunded, m.currency), "refunded (completed)", False)
+            for m in report.money
+        ),
+        *(
+            (format_minor(m.open, m.currency), "open, may still be paid", False)
+            for m in report.money
+        ),
         (format_duration(ttr.p50), f"p50 time to refund ({ttr.count} measured)", False),
         (format_duration(ttr.p90), "p90 time to refund", False),
         (str(report.sla_breaches), "SLA breaches (escalated by timer)", False),

@@ -244,6 +244,18 @@ class TimeToRefund(_ReadModel):
     count: int
 
 
+class MoneyTotals(_ReadModel):
+    """The report's money in one currency, minor units, refund amounts after fees."""
+
+    currency: str
+    refunded: int
+    """Paid to customers: refunds that completed."""
+    open: int
+    """Refunds on their way (not final yet): what may still be paid."""
+    not_paid: int
+    """Refunds that ended cancelled (rejected, withdrawn, expired): nothing was paid."""
+
+
 class SeriesBucket(_ReadModel):
     """One hour or day of the report's series, by when refunds were requested."""
 
@@ -276,5 +288,7 @@ class RefundReport(_ReadModel):
     reopen_rate: float
     reversals: int = 0
     """Payments the provider took back after confirming them (each reopened its refund)."""
+    money: list[MoneyTotals] = []
+    """Per currency (a sum across currencies means nothing), in currency order."""
     bucket: BucketUnit
     series: list[SeriesBucket]

@@ -10,6 +10,8 @@ import json
 import re
 import subprocess
 import sys
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -182,3 +184,27 @@ def test_eligibility_says_once_what_can_still_be_refunded_and_why(stack: DevStac
         "  refundable     350.00 USD of this order can still be refunded now: nothing of it is"
         " held or refunded yet."
     ) in whole.splitlines(), whole
+
+
+def test_the_report_says_how_much_money_and_counts_in_words(stack: DevStack) -> None:
+    """Money totals per currency (there were none), "1 completed refund" (not "refunds"),
+    no bare "(0.0)" beside a duration, no rows for hours without refunds."""
+    since = datetime.now(UTC).replace(microsecond=0).isoformat()
+    paid = _refund(stack, "4200")["refund_id"]  # below the auto-approval limit: it is paid
+    _refund(stack, "30000")  # waits for a reviewer
+    deadline = time.monotonic() + 30
+    while cli_json(stack, "status", paid)["state"] != "completed":
+        assert time.monotonic() < deadline, "the auto-approved refund was not paid"
+        time.sleep(0.2)
+    report = cli(stack, "report", "--since", since, "--chart", "/dev/null")
+    assert report.returncode == 0, report.stderr
+    shown = report.stdout
+    assert (
+        "  money USD              42.00 USD refunded, 300.00 USD open,"
+        " 0.00 USD not paid (cancelled)"
+    ) in shown.splitlines(), shown
+    assert "(1 completed refund measured)" in shown and "(0.0" not in shown, shown
+    rows = re.findall(r"^  \d{4}-\d\d-\d\d \d\d:\d\d  ", shown, re.M)
+    assert len(rows) == 1 and "without refunds left out" not in shown, shown
+    totals = cli_json(stack, "report", "--since", since, "--chart", "/dev/null")["money"]
+    assert totals == [{"currency": "USD", "refunded": 4200, "open": 30000, "not_paid": 0}]
