@@ -121,10 +121,9 @@ async def test_rows_written_before_the_chain_are_chained_by_its_migration(
         try:
             await apply_migrations(conn, before, SCHEMA)
             legacy = await _write_unchained_rows(conn)
-            assert await apply_migrations(conn, MIGRATIONS, SCHEMA) == [
-                "0008_audit_chain.sql",
-                "0009_audit_issuer.sql",
-            ]
+            later = [p.name for p in sorted(MIGRATIONS.glob("*.sql")) if p.name >= "0008"]
+            assert later[0] == "0008_audit_chain.sql"
+            assert await apply_migrations(conn, MIGRATIONS, SCHEMA) == later
             stored = await conn.fetch("SELECT * FROM refundflow.audit ORDER BY refund_id, seq")
         finally:
             await conn.close()
