@@ -180,7 +180,9 @@ async def test_operator_retry_after_the_cause_is_fixed_pays_once(
     with pytest.raises(RefundActionRefused, match="cannot approve a refund that is refunding"):
         await refunds.approve(status.refund_id, "alice")  # not a reviewer matter now
     await faults.clear_faults()
-    await refunds.operator_retry(status.refund_id, "ops-kim")
+    retried = await refunds.operator_retry(status.refund_id, "ops-kim")
+    # The answer the operator reads says what happens now, not "awaiting operator" (issue 17).
+    assert retried.awaiting.value != "operator", retried
     done = await wait_for_state(refunds, status.refund_id, "completed", timeout=60)
     ledger = await sandbox.refunds(order["order_id"])
     assert sorted(r["status"] for r in ledger) == ["failed", "succeeded"]
