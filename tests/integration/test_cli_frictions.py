@@ -208,3 +208,13 @@ def test_the_report_says_how_much_money_and_counts_in_words(stack: DevStack) -> 
     assert len(rows) == 1 and "without refunds left out" not in shown, shown
     totals = cli_json(stack, "report", "--since", since, "--chart", "/dev/null")["money"]
     assert totals == [{"currency": "USD", "refunded": 4200, "open": 30000, "not_paid": 0}]
+
+
+def test_asking_for_more_than_the_order_shows_no_made_up_amounts(stack: DevStack) -> None:
+    order = cli_json(stack, "sandbox", "order", "--amount", "4200")
+    asked = ["eligibility", "--order", order["order_id"], "--reason", "damaged"]
+    shown = cli(stack, *asked, "--amount", "4201")
+    assert shown.returncode == 0 and shown.stdout.startswith("Not eligible"), shown
+    # Not "requested 0.00 USD" beside a sentence saying 42.01 was asked for (issue 17).
+    assert not re.search(r"(?<![\d.])0\.00 USD", shown.stdout), shown.stdout
+    assert "  requested " not in shown.stdout, shown.stdout

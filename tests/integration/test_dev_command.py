@@ -94,6 +94,7 @@ def test_dev_runs_in_the_foreground_is_found_from_the_folder_and_stops_cleanly(
     try:
         banner = wait_for_banner(proc)
         assert any("demo orders" in line for line in banner), banner
+        assert "captured 42.00 USD  category" in "\n".join(banner), banner  # not 4200 USD
         children = children_of(folder)
         assert set(children) == {
             "PostgreSQL", "Temporal", "sandbox", "webhooks", "worker", "api", "codec"
@@ -111,6 +112,12 @@ def test_dev_runs_in_the_foreground_is_found_from_the_folder_and_stops_cleanly(
             assert page.status == 200  # the Temporal Web UI
         check_the_ui_opens_payloads_through_the_codec_server(stack, ports)
         check_the_api_and_a_dev_token(folder, env, ports["api"])
+
+        # A second `dev` here says the first runs, and does not read as if it stopped it.
+        again = run_in(folder, env, "worker.cli", "dev")
+        assert again.returncode == 1, again
+        assert "already running" in again.stderr and "stopped" not in again.stdout + again.stderr
+        assert (folder / ".refundflow" / "stack.json").exists() and children_of(folder) == children
 
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0
