@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +20,8 @@ from typing import IO
 
 import pytest
 
-from client.settings import DEFAULT_POLICY, pid_alive
+from client.settings import DEFAULT_POLICY, PROJECT_ROOT, pid_alive
+from tests.integration.readme_walkthrough import walk_the_readme
 from worker.processes import free_port
 
 pytestmark = pytest.mark.stack
@@ -81,6 +83,23 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield tmp_path_factory.mktemp("devfolder")
 
 
+@pytest.fixture
+def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh clone's layout: the project's files (tracked, and new ones not ignored), no
+    .venv, no .refundflow. `python -m worker.cli` run in it runs its code."""
+    copy = tmp_path_factory.mktemp("clone")
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=PROJECT_ROOT, capture_output=True, check=True,
+    ).stdout.decode()  # fmt: skip
+    for name in filter(None, listed.split("\0")):
+        source = PROJECT_ROOT / name
+        if source.is_file():
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, copy / name)
+    return copy
+
+
 def children_of(folder: Path) -> dict[str, int]:
     stack = json.loads((folder / ".refundflow" / "stack.json").read_text())
     children: dict[str, int] = stack["children"]
@@ -88,8 +107,11 @@ def children_of(folder: Path) -> dict[str, int]:
 
 
 def test_dev_runs_in_the_foreground_is_found_from_the_folder_and_stops_cleanly(
-    folder: Path,
+    clone: Path,
 ) -> None:
+    """The newcomer's first hour (issue 17, item 3): `dev` in a fresh clone, the README's
+    walkthrough from a second shell in that folder with no variables, then off-script."""
+    folder = clone
     proc, ports = start_dev(folder)
     try:
         banner = wait_for_banner(proc)
@@ -113,6 +135,9 @@ def test_dev_runs_in_the_foreground_is_found_from_the_folder_and_stops_cleanly(
         check_the_ui_opens_payloads_through_the_codec_server(stack, ports)
         check_the_api_and_a_dev_token(folder, env, ports["api"])
 
+        walk_the_readme(folder, env)
+        check_off_script_mistakes(folder, env)
+
         # A second `dev` here says the first runs, and does not read as if it stopped it.
         again = run_in(folder, env, "worker.cli", "dev")
         assert again.returncode == 1, again
@@ -128,6 +153,23 @@ def test_dev_runs_in_the_foreground_is_found_from_the_folder_and_stops_cleanly(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def check_off_script_mistakes(folder: Path, env: dict[str, str]) -> None:
+    """What a newcomer types wrong: one line on stderr, exit 2 (1 for what is not there),
+    and with --json that line is JSON."""
+    for args, status, says in [
+        (["staus", "rf_x"], 2, "did you mean 'status'?"),
+        (["--as", "alcie", "list"], 2, "did you mean alice?"),
+        (["reconcile", "--grace", "-5"], 2, "0 or more"),
+        (["approve", "rf_" + "0" * 24, "--amount", "1_000"], 2, "whole number of minor units"),
+        (["sandbox", "inbox", "--refund", "rf_" + "0" * 24], 0, "no notification for rf_"),
+    ]:
+        done = run_in(folder, env, "worker.cli", *args)
+        said = done.stderr if status else done.stdout
+        assert done.returncode == status and says in said and said.count("\n") == 1, done
+    as_json = run_in(folder, env, "worker.cli", "--json", "status", "rf_" + "0" * 24)
+    assert as_json.returncode == 1 and json.loads(as_json.stderr)["exit_status"] == 1, as_json
 
 
 def check_the_ui_opens_payloads_through_the_codec_server(

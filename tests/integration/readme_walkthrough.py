@@ -1,7 +1,8 @@
-"""The README's CLI walkthrough, run as written: every `refundflow` command of its block, in
-order, against the test stack (ord_… and rf_… filled in from what the commands printed), and
-every sample line printed under a command found in what that command printed, so the samples
-a newcomer compares with cannot drift from the product (issue 17: they showed ISO moments
+"""The README's CLI walkthrough, run as written (test_dev_command runs it from a copy of the
+clone with `refundflow dev` running there, as a newcomer does): every `refundflow` command of
+its block, in order (ord_… and rf_… filled in from what the commands printed), and every
+sample line printed under a command found in what that command printed, so the samples a
+newcomer compares with cannot drift from the product (issue 17: they showed ISO moments
 while the CLI prints `2026-11-26 06:24:39 UTC`). In a sample, `…` stands for anything, and
 a date or time stands for any date or time written the same way."""
 
@@ -15,13 +16,6 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pytest
-
-from client.settings import PROJECT_ROOT
-from worker.devstack import DevStack
-
-pytestmark = pytest.mark.stack
 
 # Moments as the samples write them, each replaced by a pattern of the same shape.
 _MOMENT_SHAPES = [
@@ -38,9 +32,9 @@ class Step:
     samples: list[str] = field(default_factory=list)
 
 
-def walkthrough() -> list[Step]:
+def walkthrough(readme_path: Path) -> list[Step]:
     """The walkthrough block's refundflow commands, each with the sample lines under it."""
-    readme = (PROJECT_ROOT / "README.md").read_text()
+    readme = readme_path.read_text()
     section = readme.split("## Walkthrough", 1)[1]
     found = re.search(r"```bash\n(.*?)```", section, re.S)
     assert found, "the README lost its walkthrough"
@@ -89,11 +83,11 @@ def missing_samples(samples: list[str], printed: str) -> list[str]:
     return missing
 
 
-def run(stack: DevStack, command: str, cwd: Path) -> str:
+def run(command: str, env: dict[str, str], cwd: Path) -> str:
     words = shlex.split(command)[1:]
     done = subprocess.run(
         [sys.executable, "-m", "worker.cli", *words],
-        env=stack.env(), cwd=cwd, capture_output=True, text=True, timeout=60, check=False,
+        env=env, cwd=cwd, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert "Traceback" not in done.stderr, (command, done.stderr)
     try:  # --json prints an indented document; the README samples it on one line
@@ -102,16 +96,15 @@ def run(stack: DevStack, command: str, cwd: Path) -> str:
         return done.stdout + done.stderr
 
 
-def test_the_readme_walkthrough_prints_what_the_readme_shows(
-    stack: DevStack, tmp_path: Path
-) -> None:
+def walk_the_readme(folder: Path, env: dict[str, str]) -> None:
+    """The walkthrough of folder/README.md, each command run in `folder` with `env`."""
     ids: dict[str, str] = {}
-    for step in walkthrough():
+    for step in walkthrough(folder / "README.md"):
         command = step.command.replace("ord_…", ids.get("ord", "ord_…"))
         command = command.replace("rf_…", ids.get("rf", "rf_…"))
         deadline = time.monotonic() + 30  # a refund moves on by itself: wait for the sample
         while True:
-            printed = run(stack, command, tmp_path)
+            printed = run(command, env, folder)
             missing = missing_samples(step.samples, printed)
             if not missing or time.monotonic() > deadline:
                 break
@@ -120,4 +113,4 @@ def test_the_readme_walkthrough_prints_what_the_readme_shows(
         for prefix, pattern in (("ord", r"ord_\w+"), ("rf", r"rf_[0-9a-f]{24}")):
             if prefix not in ids and (seen := re.search(pattern, printed)):
                 ids[prefix] = seen.group(0)
-    assert (tmp_path / "refundflow-report.html").exists()  # the walkthrough's last command
+    assert (folder / "refundflow-report.html").exists()  # the walkthrough's last command
