@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from client.settings import PROJECT_ROOT
 from tests.integration.test_cli import cli, cli_json
 from worker.devstack import DevStack
 
@@ -218,3 +220,22 @@ def test_asking_for_more_than_the_order_shows_no_made_up_amounts(stack: DevStack
     # Not "requested 0.00 USD" beside a sentence saying 42.01 was asked for (issue 17).
     assert not re.search(r"(?<![\d.])0\.00 USD", shown.stdout), shown.stdout
     assert "  requested " not in shown.stdout, shown.stdout
+
+
+def test_the_readmes_fault_injection_commands_run_as_written(stack: DevStack) -> None:
+    """Every command of the README's fault-injection block is accepted (exit 0), so the
+    fault names a reader copies exist (the notifications example included)."""
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    block = readme.split("Fault injection, at run time", 1)[1].split("```bash\n", 1)[1]
+    commands = [
+        shlex.split(line.split("  #", 1)[0])[1:]
+        for line in block.split("```", 1)[0].splitlines()
+        if line.startswith("refundflow ")
+    ]
+    assert any("notifications.error_rate=1" in words for words in commands), commands
+    try:
+        for words in commands:
+            done = cli(stack, *words)
+            assert done.returncode == 0, (words, done.stderr)
+    finally:
+        assert cli(stack, "sandbox", "faults", "clear").returncode == 0
