@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from client.render import when as format_moment
-from client.report import OUTCOMES, duplicates_line, format_duration, format_period
+from client.report_text import OUTCOMES, duplicates_line, format_duration, format_period
 from workflows.money import format_minor
 from workflows.read_models import RefundReport, SeriesBucket
 

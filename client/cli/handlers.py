@@ -272,8 +272,9 @@ async def _reconcile(args: argparse.Namespace) -> int:
 
 
 async def _report(args: argparse.Namespace) -> int:
-    from client.report import build_report, render_text
+    from client.report import build_report
     from client.report_chart import write_chart
+    from client.report_text import render_text
 
     if args.since and args.until and args.since >= args.until:
         raise UserError("--since must be before --until")

@@ -13,8 +13,9 @@ import asyncpg
 import pytest
 
 from activities.pg_store import create_pool
-from client.report import build_report, render_text
+from client.report import build_report
 from client.report_chart import SVG_NS, write_chart
+from client.report_text import render_text
 from client.settings import Settings
 from tests.integration.helpers import fresh_database, run_cli
 from worker.devstack import DevStack

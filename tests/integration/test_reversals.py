@@ -15,7 +15,8 @@ from activities.http_adapters import HttpPaymentProvider, HttpService
 from activities.reversals import Reopened, reopen_if_reversed
 from client import render
 from client.refund_client import RefundClient
-from client.report import build_report, render_text
+from client.report import build_report
+from client.report_text import render_text
 from client.settings import Settings
 from sandbox.admin_client import SandboxAdmin
 from tests.conftest import Sandbox
