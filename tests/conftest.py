@@ -26,6 +26,23 @@ from sandbox.admin_client import SandboxAdmin
 from tests.integration.helpers import administer_with
 from worker.devstack import DevStack, StackConfig
 
+# Under pytest-xdist (./scripts/test: --dist loadfile --no-loadscope-reorder) the order in
+# which files are handed to the workers: the slow folders first and the many quick unit
+# tests last, so that the workers finish together rather than one running a long file alone.
+XDIST_FOLDER_ORDER = ("chaos", "workflow", "integration", "replay", "unit")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not hasattr(config, "workerinput"):
+        return  # one process: the usual order
+
+    def folder_rank(item: pytest.Item) -> int:
+        folder = item.nodeid.split("/")[1] if item.nodeid.startswith("tests/") else ""
+        order = XDIST_FOLDER_ORDER
+        return order.index(folder) if folder in order else len(order)
+
+    items.sort(key=folder_rank)  # stable: files keep their order, and so do their tests
+
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[DevStack]:

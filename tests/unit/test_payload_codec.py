@@ -118,6 +118,9 @@ def test_no_keys_configured_means_plaintext_and_no_default_key() -> None:
         ("k1:" + base64.b64encode(os.urandom(16)).decode(), "16 bytes; AES-256 needs 32"),
         (new_key_entry("k1") + "," + new_key_entry("k1"), "appears twice"),
     ],
+    # Ids of their own: made from the random keys, they would differ between xdist's
+    # workers (which then refuse to run) and put key material in test names.
+    ids=["empty", "no-id", "space-in-id", "not-base64", "16-byte-key", "duplicate-id"],
 )
 def test_bad_keys_are_refused_in_one_line_without_the_key(spec: str, message: str) -> None:
     with pytest.raises(CodecKeyError, match=message) as caught:
