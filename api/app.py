@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import aiohttp
 import structlog
 from fastapi import FastAPI
 
@@ -23,7 +24,9 @@ from api.config import ApiConfig
 from api.deps import ApiState
 from api.identity import TokenVerifier
 from api.limits import BodySizeLimit, RateLimiter
+from api.metrics import ApiMetrics, RequestMetrics
 from api.request_spans import RequestSpans
+from client.prometheus import PrometheusEndpoint, metrics_runtime, plan_metrics
 from client.refund_client import RefundClient
 from client.settings import Settings
 from client.tracing import flush_tracing, start_tracing
@@ -35,19 +38,30 @@ API_VERSION = "1.0.0"
 def create_app(config: ApiConfig, settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        refunds = await RefundClient.connect(settings)
+        refunds = await RefundClient.connect(settings, runtime=metrics_runtime(metrics_plan))
         app.state.api = ApiState(
             refunds=refunds,
             verifier=TokenVerifier(config),
             limiter=RateLimiter(config.rate_per_minute, config.rate_burst),
             policy_dir=settings.policy_dir,
+            metrics=metrics,
         )
-        log.info("api.ready", issuer=config.issuer, audience=config.audience)
-        try:
-            yield
-        finally:
-            await refunds.close()
-            flush_tracing()
+        async with aiohttp.ClientSession() as http:
+            endpoint = metrics_plan and PrometheusEndpoint(metrics_plan, http, metrics.exposition)
+            if endpoint:
+                await endpoint.start()
+            log.info("api.ready", issuer=config.issuer, audience=config.audience)
+            try:
+                yield
+            finally:
+                if endpoint:
+                    await endpoint.stop()
+                await refunds.close()
+                flush_tracing()
+
+    # A malformed address fails here, before the API listens or connects.
+    metrics_plan = plan_metrics(config.metrics_addr, "REFUNDFLOW_API_METRICS_ADDR")
+    metrics = ApiMetrics()
 
     app = FastAPI(
         title="refundflow",
@@ -69,6 +83,7 @@ def create_app(config: ApiConfig, settings: Settings) -> FastAPI:
         app.include_router(dev_issuer.router(config.dev_issuer_home, config.issuer))
     pages.mount(app, config)  # the console, tracking and report pages (api/pages)
     app.add_middleware(BodySizeLimit, limit=config.max_body_bytes)
+    app.add_middleware(RequestMetrics, metrics=metrics)  # sees the size limit's 413s too
     if start_tracing("refundflow-api"):  # only if OTEL_EXPORTER_OTLP_ENDPOINT is set
         app.add_middleware(RequestSpans)  # outermost: every request has its span
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -37,6 +37,8 @@ class ApiConfig:
     max_body_bytes: int = 64 * 1024
     rate_per_minute: int = 600
     rate_burst: int = 120
+    metrics_addr: str = ""
+    """host:port of the API's Prometheus endpoint (api/metrics.py); empty: none."""
     dev_issuer_home: Path | None = None
     """Serve the dev stack's local issuer from this home's keys (never in production)."""
 
@@ -69,6 +71,7 @@ class ApiConfig:
             max_body_bytes=_whole_number(env, "REFUNDFLOW_API_MAX_BODY_BYTES", 64 * 1024),
             rate_per_minute=_whole_number(env, "REFUNDFLOW_API_RATE_PER_MINUTE", 600),
             rate_burst=_whole_number(env, "REFUNDFLOW_API_RATE_BURST", 120),
+            metrics_addr=env.get("REFUNDFLOW_API_METRICS_ADDR") or "",
             dev_issuer_home=Path(dev_home) if dev_home else None,
         )
 

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from api.authz import OrderFacts, RefundFacts
 from api.identity import Principal, PrincipalKind, TokenVerifier
 from api.limits import RateLimiter
+from api.metrics import ApiMetrics
 from api.problems import Kind, ProblemError
 from client import render
 from client.errors import RefundflowError
@@ -31,6 +32,7 @@ class ApiState:
     verifier: TokenVerifier
     limiter: RateLimiter
     policy_dir: Path
+    metrics: ApiMetrics = field(default_factory=ApiMetrics)
     _policies: dict[str, Policy | None] = field(default_factory=dict)
 
     def pinned_policy(self, label: str) -> Policy | None:

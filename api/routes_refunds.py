@@ -85,6 +85,8 @@ async def request_refund(
         # The key was used for another customer's request: say nothing about that refund.
         raise ProblemError(Kind.CONFLICT, reused)
     response.status_code = 200 if asked_before else 201
+    if not asked_before:
+        api.metrics.refunds_requested.labels(request.channel).inc()
     return customers_view(status) if who.kind is PrincipalKind.CUSTOMER else status
 
 

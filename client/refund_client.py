@@ -23,6 +23,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.http_adapters import HttpOrderSystem, HttpService
@@ -104,8 +105,11 @@ class RefundClient(RefundActions):
         self._pool: asyncpg.Pool | None = None
 
     @classmethod
-    async def connect(cls, settings: Settings, *, policy: str | None = None) -> RefundClient:
-        temporal = await connect_temporal(settings)
+    async def connect(
+        cls, settings: Settings, *, policy: str | None = None, runtime: Runtime | None = None
+    ) -> RefundClient:
+        """`runtime`: a Temporal Runtime exporting the SDK's metrics (the API's endpoint)."""
+        temporal = await connect_temporal(settings, runtime)
         session = aiohttp.ClientSession()
         return cls(
             temporal,

@@ -10,11 +10,14 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from api.config import DEV_AUDIENCE, dev_issuer_url
 from api.dev_issuer import ensure_signing_key
 from worker.processes import spawn
+
+if TYPE_CHECKING:
+    from worker.devstack import StackConfig
 
 
 def api_url(port: int) -> str:
@@ -35,12 +38,20 @@ def api_env(home: Path, port: int) -> dict[str, str]:
     }
 
 
-def describe(port: int) -> dict[str, Any]:
+def describe(port: int, metrics_port: int) -> dict[str, Any]:
     """The API's part of stack.json: `refundflow token` signs for this issuer."""
-    return {"api_url": api_url(port), "issuer": dev_issuer_url(api_url(port))}
+    return {
+        "api_url": api_url(port),
+        "api_metrics_url": f"http://127.0.0.1:{metrics_port}/metrics",
+        "issuer": dev_issuer_url(api_url(port)),
+    }
 
 
-def start_api(home: Path, env: dict[str, str], log_path: Path | None) -> subprocess.Popen[bytes]:
-    """The dev issuer's key (made once), then `refundflow api` as a child process."""
-    ensure_signing_key(home)
+def start_api(
+    config: StackConfig, env: dict[str, str], log_path: Path | None
+) -> subprocess.Popen[bytes]:
+    """The dev issuer's key (made once), then `refundflow api` as a child process, with its
+    Prometheus endpoint on a loopback port of its own (only the API is told that port)."""
+    ensure_signing_key(config.home)
+    env = {**env, "REFUNDFLOW_API_METRICS_ADDR": f"127.0.0.1:{config.api_metrics_port}"}
     return spawn([sys.executable, "-m", "worker.cli", "api"], log_path=log_path, env=env)

@@ -1,8 +1,7 @@
 """The embedded dev stack: Postgres, Temporal dev server (with Web UI), sandbox and worker.
 
-`refundflow dev` runs it in the foreground (worker/dev_foreground.py); the tests start the
-very same stack on free ports in a temporary folder. Every process is our child, stopped in
-reverse order.
+`refundflow dev` runs it in the foreground (worker/dev_foreground.py); tests run the same
+stack on free ports in a temporary folder; every process is our child, stopped in reverse order.
 """
 
 from __future__ import annotations
@@ -48,9 +47,9 @@ class StackConfig:
     pg_port: int = 55432
     sandbox_port: int = 8088
     webhook_port: int = 8089
-    metrics_port: int = 9464
-    """The worker's Prometheus endpoint (REFUNDFLOW_METRICS_ADDR), on 127.0.0.1."""
+    metrics_port: int = 9464  # the worker's Prometheus endpoint, on 127.0.0.1
     api_port: int = 8080
+    api_metrics_port: int = 9465  # the API's, on 127.0.0.1 (not the API's public port)
     codec_port: int = 8081
     """The codec server (opens sealed payloads for the Web UI and operators), on 127.0.0.1."""
     database_url: str | None = None
@@ -82,6 +81,7 @@ class StackConfig:
             webhook_port=free_port(),
             metrics_port=free_port(),
             api_port=free_port(),
+            api_metrics_port=free_port(),
             codec_port=free_port(),
             database_url=os.environ.get("DATABASE_URL"),
             migration_database_url=os.environ.get("DATABASE_URL")
@@ -245,7 +245,7 @@ class DevStack:
         progress("starting worker ...")
         self.start_worker()
         progress(f"starting API on {dev_api.api_url(cfg.api_port)} ...")
-        self.api = dev_api.start_api(cfg.home, self.env(), self.logs / "api.log")
+        self.api = dev_api.start_api(cfg, self.env(), self.logs / "api.log")
         self._wait_http(f"{dev_api.api_url(cfg.api_port)}/healthz", self.api, "api")
         progress(f"starting codec server on {dev_codec.codec_url(cfg.codec_port)} ...")
         self.codec = dev_codec.start_codec_server(self.env(), self.logs / "codec.log")
@@ -278,7 +278,7 @@ class DevStack:
 
     def start_worker(self) -> subprocess.Popen[bytes]:
         log = None if self.config.worker_output_to_terminal else self.logs / "worker.log"
-        # Only the worker serves metrics (the other processes get the same env() otherwise).
+        # Only the worker is told this address (the API is told its own: dev_api.start_api).
         env = {**self.env(), "REFUNDFLOW_METRICS_ADDR": f"127.0.0.1:{self.config.metrics_port}"}
         self.worker = spawn([sys.executable, "-m", "worker"], log_path=log, env=env)
         return self.worker
@@ -377,7 +377,7 @@ class DevStack:
             "sandbox_url": self.sandbox_url,
             "webhook_url": self.webhook_url,
             "metrics_url": self.metrics_url,
-            **dev_api.describe(self.config.api_port),
+            **dev_api.describe(self.config.api_port, self.config.api_metrics_port),
             **dev_codec.describe(self.config.home, self.config.codec_port),
             "task_queue": self.config.task_queue,
             "policy": self.config.policy,

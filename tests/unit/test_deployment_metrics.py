@@ -37,16 +37,24 @@ def host_path(service: str, container_path: str) -> str:
     raise AssertionError(f"{service} does not mount {container_path}")
 
 
-def test_prometheus_scrapes_the_worker_where_it_listens() -> None:
+def test_prometheus_scrapes_the_worker_and_the_api_where_they_listen() -> None:
     command = SERVICES["prometheus"]["command"]
     config_file = next(a.split("=", 1)[1] for a in command if a.startswith("--config.file="))
     config = yaml.safe_load((PROJECT_ROOT / host_path("prometheus", config_file)).read_text())
-    (job,) = config["scrape_configs"]
-    (target,) = job["static_configs"][0]["targets"]
-    host, port = target.split(":")
-    _, worker_port = env_of("worker")["REFUNDFLOW_METRICS_ADDR"].rsplit(":", 1)
-    assert (host, port) == ("worker", worker_port)
-    assert worker_port in [str(p) for p in SERVICES["worker"]["expose"]]
+    targets = {
+        target.split(":")[0]: target.split(":")[1]
+        for job in config["scrape_configs"]
+        for target in job["static_configs"][0]["targets"]
+    }
+    listening = {"worker": "REFUNDFLOW_METRICS_ADDR", "api": "REFUNDFLOW_API_METRICS_ADDR"}
+    assert set(targets) == set(listening)
+    for service, variable in listening.items():
+        _, port = env_of(service)[variable].rsplit(":", 1)
+        assert targets[service] == port, service
+        assert port in [str(p) for p in SERVICES[service]["expose"]], service
+    # The API's series are internal: its metrics port is not the one published.
+    published = [str(p).rsplit(":", 1)[-1] for p in SERVICES["api"]["ports"]]
+    assert targets["api"] not in published
     # The rules it loads are the ones promtool checks.
     rules_dir = PurePosixPath(config_file).parent
     for rule_file in config["rule_files"]:
@@ -77,10 +85,15 @@ def test_every_refundflow_series_on_the_dashboard_is_exported() -> None:
     dashboard: dict[str, Any] = json.loads(
         (DEPLOY / "grafana/dashboards/refundflow.json").read_text()
     )
-    exported = (PROJECT_ROOT / "worker" / "refund_metrics.py").read_text()
+    exported = "".join(
+        (PROJECT_ROOT / module).read_text()
+        for module in ("worker/refund_metrics.py", "api/metrics.py")
+    )
     exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
     used = {name for expr in exprs for name in re.findall(r"refundflow_[a-z_]+", expr)}
     assert used, "the dashboard shows none of refundflow's own series"
     for name in used:
-        assert f'"{name}"' in exported, f"the dashboard reads {name}, which nothing exports"
+        # A counter's samples end in _total, a histogram's in _bucket (prometheus_client).
+        family = re.sub(r"_(total|bucket|count|sum)$", "", name)
+        assert f'"{family}"' in exported, f"the dashboard reads {name}, which nothing exports"
     assert any("temporal_workflow_task_schedule_to_start_latency_bucket" in e for e in exprs)

@@ -1,0 +1,78 @@
+"""The API's Prometheus series (issue 14 item 3): requests by route template and status,
+request latency, refunds requested by channel; served with the SDK's `temporal_*` client
+series on REFUNDFLOW_API_METRICS_ADDR (client/prometheus.py), off when empty.
+
+A port of its own, never the public one: Prometheus scrapes it inside the network, and
+the series (route counts, error rates) are nobody's business outside, so it needs no token
+and the public port has no /metrics for anyone to guess at.
+Counted in process: each API replica answers for its own requests, and Prometheus sums.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+UNMATCHED = "unmatched"
+"""The route label of requests no route matched: scanners' paths must not become series."""
+
+
+class ApiMetrics:
+    """One registry per app (tests build several apps in one process)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "refundflow_api_requests",
+            "HTTP requests answered, by method, route template and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "refundflow_api_request_duration_seconds",
+            "Time to answer an HTTP request, by method and route template",
+            ["method", "route"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=self.registry,
+        )
+        self.refunds_requested = Counter(
+            "refundflow_api_refunds_requested",
+            "Refunds started through the API (not a repeated Idempotency-Key), by channel",
+            ["channel"],
+            registry=self.registry,
+        )
+
+    async def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class RequestMetrics:
+    """ASGI middleware: counts and times every HTTP request under its route's template
+    (/refunds/{refund_id}, never the id), once the response has started."""
+
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # an exception before any response: what the server answers
+
+        async def record_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record_status)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or UNMATCHED
+            method = scope["method"]
+            self.metrics.requests.labels(method, route, str(status)).inc()
+            self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
