@@ -8,10 +8,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import opentelemetry.sdk.environment_variables as otel_environment
 import pytest
 import yaml
 
 from client.settings import ENV_VARS, PROJECT_ROOT, Settings
+from client.tracing import tracing_configured
+
+# The OpenTelemetry SDK's own variables (OTEL_TRACES_SAMPLER, ...): the SDK reads them.
+OTEL_SDK_VARIABLES = {name for name in dir(otel_environment) if name.startswith("OTEL_")}
 
 COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, Any] = COMPOSE["services"]
@@ -44,8 +49,21 @@ def test_topology_has_every_part_and_no_auto_setup() -> None:
 
 def test_worker_reads_only_variables_the_code_knows() -> None:
     for service in ("worker", "sandbox", "webhooks", "api"):
-        unknown = set(env_of(service)) - set(ENV_VARS)
+        unknown = set(env_of(service)) - set(ENV_VARS) - OTEL_SDK_VARIABLES
         assert not unknown, f"{service} sets variables no code reads: {unknown}"
+
+
+def test_worker_and_api_pass_the_trace_settings_through_and_trace_nothing_by_default() -> None:
+    for service in ("worker", "api"):
+        env = env_of(service)
+        passed = {name for name in env if name.startswith("OTEL_")}
+        assert {"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_TRACES_SAMPLER"} <= passed, service
+        for name in passed:  # each one the operator's, from the environment or .env
+            assert env[name].startswith(f"${{{name}:-"), (service, name)
+        defaults = {name: resolve(env[name]) for name in passed}
+        assert not tracing_configured(defaults), service
+        # An empty sampler name makes the SDK warn at every start.
+        assert defaults["OTEL_TRACES_SAMPLER"] == "parentbased_always_on"
 
 
 def test_every_listed_variable_is_really_read_by_the_code() -> None:
