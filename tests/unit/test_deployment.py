@@ -53,6 +53,13 @@ def test_worker_reads_only_variables_the_code_knows() -> None:
         assert not unknown, f"{service} sets variables no code reads: {unknown}"
 
 
+def test_the_temporal_ui_is_read_only_unless_the_operator_says_otherwise() -> None:
+    setting = env_of("temporal-ui")["TEMPORAL_DISABLE_WRITE_ACTIONS"]
+    assert resolve(setting) == "true"  # a machine with no .env
+    # The operator's switch, under the UI's own name.
+    assert setting.startswith("${TEMPORAL_DISABLE_WRITE_ACTIONS:-")
+
+
 def test_worker_and_api_pass_the_trace_settings_through_and_trace_nothing_by_default() -> None:
     for service in ("worker", "api"):
         env = env_of(service)
