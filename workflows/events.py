@@ -75,6 +75,10 @@ class EventFacts(_Headline):
     payment_reversed: bool = False
     """The provider took back a refund it had paid and an operator is deciding (added within
     v1: older events do not carry it)."""
+    received: bool = False
+    """Just asked, under a policy that approves it without a reviewer: worded as received,
+    without a review ETA; its approval follows at once (added within v1: older events do
+    not carry it)."""
     eta: datetime | None
     """When the decision is due (review) or the money arrives at the latest (payment)."""
     eta_earliest: datetime | None

@@ -200,6 +200,9 @@ class MessageFacts(_Contract):
     action_required: str | None = None
     """The provider's instructions while it waits for the customer to act (requires_action)."""
     payment_reversed: bool = False
+    received: bool = False
+    """Just asked, under a policy that approves it without a reviewer: the first notice says
+    it was received, not that it waits for review (the approval follows in moments)."""
     """The provider took back a refund it had paid; an operator is deciding what next."""
     eta: datetime | None = None
     eta_earliest: datetime | None = None

@@ -15,6 +15,7 @@ from workflows.states import RefundState
 TEMPLATES: dict[str, dict[str, str]] = {
     "en": {
         "pending_review": "Your refund of {amount} is waiting for review.",
+        "pending_review.received": "We have received your request for a refund of {amount}.",
         "pending_review.escalated": (
             "Your refund of {amount} is waiting for review. It has taken longer than it"
             " should and has been escalated."
@@ -60,6 +61,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
     },
     "zh-CN": {
         "pending_review": "您的 {amount} 退款正在等待审核。",
+        "pending_review.received": "我们已收到您 {amount} 的退款申请。",
         "pending_review.escalated": "您的 {amount} 退款正在等待审核。处理时间已超出预期，已升级处理。",
         "approved": "您的 {amount} 退款已获批准。",
         "approved.return_item": "您的 {amount} 退款已获批准。请寄回商品：收到商品后即退款。",

@@ -24,6 +24,8 @@ def template_key(facts: MessageFacts) -> str:
     """The one template a status is worded with: by state, then by reason or situation."""
     state = facts.state
     if state is RefundState.PENDING_REVIEW:
+        if facts.received:
+            return "pending_review.received"
         return "pending_review.escalated" if facts.escalation_level else "pending_review"
     if state is RefundState.APPROVED:
         return "approved.return_item" if facts.item_return_required else "approved"

@@ -167,3 +167,19 @@ async def test_every_state_change_is_one_outbox_event_in_order(
         "SELECT count(*) FROM refundflow.outbox WHERE refund_id = $1", status.refund_id
     )
     assert count == 4
+
+
+async def test_an_auto_approved_refunds_first_notice_says_received_not_waiting_for_review(
+    refunds: RefundClient, sandbox: Sandbox
+) -> None:
+    # Issue 17: it said "waiting for review, decision due tomorrow", then was approved at once.
+    order = await sandbox.order(amount=4200)
+    status = await refunds.request(make_request(order))
+    await wait_for_state(refunds, status.refund_id, "completed")
+    received = await inbox_bodies(sandbox, status.refund_id, 4)
+    assert received[0]["body"] == "We have received your request for a refund of 42.00 USD."
+    assert all("review" not in r["body"] for r in received)
+    # A refund a reviewer must decide still says so, with its due date.
+    waiting = await refunds.request(make_request(await sandbox.order(amount=30000)))
+    first = (await inbox_bodies(sandbox, waiting.refund_id, 1))[0]["body"]
+    assert first.startswith("Your refund of 300.00 USD is waiting for review. A decision is due")

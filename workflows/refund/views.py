@@ -22,6 +22,8 @@ def eta(case: RefundCase) -> tuple[datetime | None, datetime | None, str | None]
     policy's ladder; the money arrives within the payment rail's settlement time after it
     is sent (or, once paid, after the payment)."""
     p = case.p
+    if received(case):
+        return None, None, None  # no review to wait for: the approval follows at once
     if p.state is RefundState.PENDING_REVIEW:
         return None, p.requested_at + case.policy.review_deadline(p.escalation), "review"
     rail = case.policy.settlement_for(case.inp.order.payment_rail)
@@ -33,6 +35,13 @@ def eta(case: RefundCase) -> tuple[datetime | None, datetime | None, str | None]
         earliest, latest = rail.window(paid_at)
         return earliest, latest, "payment"
     return None, None, None
+
+
+def received(case: RefundCase) -> bool:
+    """Just asked, nobody asked to act yet, and the policy approves it without a reviewer."""
+    p, decision = case.p, case.decision
+    waiting = p.state is RefundState.PENDING_REVIEW and p.awaiting is Awaiting.NOTHING
+    return waiting and not p.escalation and decision.eligible and decision.auto_approve
 
 
 def facts(case: RefundCase) -> MessageFacts:
@@ -51,6 +60,7 @@ def facts(case: RefundCase) -> MessageFacts:
         and case.policy.refund.trigger == "on_item_received",
         payment_failed=p.awaiting is Awaiting.OPERATOR,
         payment_reversed=p.awaiting is Awaiting.OPERATOR and p.reversal_open,
+        received=received(case),
         action_required=p.provider_instructions
         if p.awaiting is Awaiting.PAYMENT_PROVIDER
         else None,
