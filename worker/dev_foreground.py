@@ -100,7 +100,8 @@ def _print_banner(stack: DevStack) -> None:
         " --as NAME",
         f"  console       {stack.describe()['api_url']}/console   (sign in as li, alice, ...;"
         " the report at /console/report)",
-        f"  metrics       {stack.metrics_url}   (the worker's Prometheus endpoint)",
+        f"  metrics       {stack.metrics_url}   (the worker's Prometheus endpoint;"
+        f" the API's: {stack.describe()['api_metrics_url']})",
         f"  codec server  {stack.describe()['codec_url']}   payloads sealed with"
         f" {stack.describe()['codec_key_file']} (the Web UI opens them through it)",
         f"  logs          {stack.logs}",
