@@ -86,9 +86,11 @@ def add_stack_commands(sub: Subcommands) -> None:
 
 
 def add_bench(sub: Subcommands) -> None:
-    bench = command(sub, "bench", "measure a refund's cost beside a naive baseline (own stack)")
+    bench = command(
+        sub, "bench", "race refundflow against a naive refund and a ceiling (own stack)"
+    )
     bench.add_argument(
-        "--refunds", type=types.positive, default=200, help="N auto-approved refunds"
+        "--refunds", type=types.positive, default=200, help="auto-approved refunds of each shape"
     )
     bench.add_argument(
         "--concurrency", type=types.positive, default=20, help="refunds in flight at once"
