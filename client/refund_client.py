@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -236,7 +237,9 @@ class RefundClient(RefundActions):
             # ALREADY_EXISTS: closed under this id; RESOURCE_EXHAUSTED: too many callers
             # asking this refund at once (the server caps updates in flight).
             if err.status not in (RPCStatusCode.ALREADY_EXISTS, RPCStatusCode.RESOURCE_EXHAUSTED):
+                await _read_outcome(start)
                 raise RefundflowError(f"Temporal did not start the refund: {err.message}") from None
+        await _read_outcome(start)
         return await self._first_step(inp.refund_id)
 
     async def _existing_refund(self, refund_id: str) -> StatusView | None:
@@ -359,3 +362,11 @@ class RefundClient(RefundActions):
             except (OSError, asyncpg.PostgresError) as err:
                 raise RefundflowError(f"cannot reach the database: {err}") from None
         return PostgresRefundStore(self._pool)
+
+
+async def _read_outcome(start: WithStartWorkflowOperation[Any, Any]) -> None:
+    """Read the start's own outcome after an update-with-start that did not answer: the SDK
+    sets its error there too, and asyncio reports an error nobody read ("Future exception
+    was never retrieved") when the refund simply existed already."""
+    with contextlib.suppress(BaseException):
+        await asyncio.wait_for(start.workflow_handle(), 0.1)

@@ -14,6 +14,12 @@ from typing import Any
 
 import pytest
 import schemathesis
+
+# Imported here, at collection, not lazily inside a generated case: pytest rewrites
+# schemathesis's modules (it is a plugin), and CPython 3.11.7 can fail to parse one deep in
+# a call stack ("AST constructor recursion depth mismatch", a CPython 3.11 bug): seen once.
+import schemathesis.generation.jsonschema.strategy
+import schemathesis.specs.openapi.adapter
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.core.result import Ok
