@@ -1,3 +1,3 @@
-from sandbox.app import main
+from sandbox.server import main
 
 main()

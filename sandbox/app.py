@@ -3,12 +3,9 @@ inbox, each shaped like a real service."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import os
 import secrets
-import signal
 import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
@@ -20,7 +17,6 @@ from activities.signing import InvalidSignature, verify
 from sandbox import cancellations, reversals
 from sandbox.faults import Call, CallLog, CallOutcome, Faults, call_subject, roll
 from sandbox.store import SandboxError, SandboxStore
-from sandbox.webhooks import settle_and_deliver_forever
 from workflows.events import SubscriberEvent
 from workflows.money import Currency
 
@@ -361,44 +357,3 @@ def build_app(store: SandboxStore, notify_secret: str = "") -> web.Application:
     reversals.add_routes(app, lambda app: app[STORE].pool)
     cancellations.add_routes(app, lambda a: a[STORE].pool, lambda a: a[FAULTS][0].payment.webhooks)
     return app
-
-
-async def serve(
-    database_url: str, host: str, port: int, webhook_url: str | None, webhook_secret: str
-) -> None:
-    store = await SandboxStore.connect(database_url)
-    app = build_app(store, os.environ.get("SANDBOX_NOTIFY_SECRET", ""))
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    background = asyncio.create_task(
-        settle_and_deliver_forever(store, app[FAULTS], webhook_url, webhook_secret)
-    )
-    print(f"sandbox listening on http://{host}:{port}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    background.cancel()
-    await runner.cleanup()
-    await store.pool.close()
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description="refundflow sandbox external systems")
-    parser.add_argument("--host", default=os.environ.get("SANDBOX_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("SANDBOX_PORT", "8088")))
-    args = parser.parse_args()
-    database_url = os.environ.get("DATABASE_URL")
-    if not database_url:
-        raise SystemExit("error: DATABASE_URL is not set")
-    webhook_url = os.environ.get("SANDBOX_WEBHOOK_URL") or None
-    secret = os.environ.get("REFUNDFLOW_WEBHOOK_SECRET", "")
-    if webhook_url and not secret:
-        raise SystemExit("error: SANDBOX_WEBHOOK_URL is set but REFUNDFLOW_WEBHOOK_SECRET is not")
-    asyncio.run(serve(database_url, args.host, args.port, webhook_url, secret))
-
-
-if __name__ == "__main__":
-    main()

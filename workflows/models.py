@@ -25,35 +25,20 @@ from workflows.activity_contracts import RestockInput as RestockInput
 from workflows.activity_contracts import RestockResult as RestockResult
 from workflows.money import Currency
 from workflows.states import Awaiting, CancelReason, RefundState
+from workflows.vocabulary import CHANNELS as CHANNELS
+from workflows.vocabulary import IDENTIFIER_PATTERN as IDENTIFIER_PATTERN
+from workflows.vocabulary import LOCALES as LOCALES
+from workflows.vocabulary import REASON_CODES as REASON_CODES
+from workflows.vocabulary import ActorName as ActorName
+from workflows.vocabulary import Channel as Channel
+from workflows.vocabulary import FreeText as FreeText
+from workflows.vocabulary import Identifier as Identifier
+from workflows.vocabulary import Locale as Locale
+from workflows.vocabulary import PaymentRail as PaymentRail
+from workflows.vocabulary import PositiveMinor as PositiveMinor
 
-ReasonCode = Literal[
-    "damaged",
-    "defective",
-    "not_as_described",
-    "wrong_item",
-    "not_received",
-    "late_delivery",
-    "duplicate_charge",
-    "changed_mind",
-]
-REASON_CODES: tuple[str, ...] = ReasonCode.__args__  # type: ignore[attr-defined]
-
-Locale = Literal["en", "zh-CN"]
-LOCALES: tuple[str, ...] = Locale.__args__  # type: ignore[attr-defined]
-
-PaymentRail = Literal["card", "wallet", "bank_transfer"]
-
-Channel = Literal["web", "app", "support", "api"]
-CHANNELS: tuple[str, ...] = Channel.__args__  # type: ignore[attr-defined]
-
-# Order ids, SKUs, keys and people's handles: printable, no spaces, safe in a workflow id.
-IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
-Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN)]
-"""Order ids, SKUs, refund keys: short, printable, safe in a workflow id."""
-ActorName = Annotated[str, Field(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN)]
-"""A staff handle or an opaque customer id: no spaces, no e-mail addresses (no @)."""
-FreeText = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x08\x0b-\x1f]+$")]
-PositiveMinor = Annotated[StrictInt, Field(gt=0, le=10**12)]
+# The words contracts are made of live apart (workflows.vocabulary); re-exported here.
+from workflows.vocabulary import ReasonCode as ReasonCode
 
 
 class _Contract(BaseModel):

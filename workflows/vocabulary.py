@@ -1,0 +1,37 @@
+"""The words contracts are made of: reason codes, locales, channels, payment rails, and the
+constrained strings and amounts every contract uses (re-exported by workflows.models)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, StrictInt
+
+ReasonCode = Literal[
+    "damaged",
+    "defective",
+    "not_as_described",
+    "wrong_item",
+    "not_received",
+    "late_delivery",
+    "duplicate_charge",
+    "changed_mind",
+]
+REASON_CODES: tuple[str, ...] = ReasonCode.__args__  # type: ignore[attr-defined]
+
+Locale = Literal["en", "zh-CN"]
+LOCALES: tuple[str, ...] = Locale.__args__  # type: ignore[attr-defined]
+
+PaymentRail = Literal["card", "wallet", "bank_transfer"]
+
+Channel = Literal["web", "app", "support", "api"]
+CHANNELS: tuple[str, ...] = Channel.__args__  # type: ignore[attr-defined]
+
+# Order ids, SKUs, keys and people's handles: printable, no spaces, safe in a workflow id.
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN)]
+"""Order ids, SKUs, refund keys: short, printable, safe in a workflow id."""
+ActorName = Annotated[str, Field(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN)]
+"""A staff handle or an opaque customer id: no spaces, no e-mail addresses (no @)."""
+FreeText = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x08\x0b-\x1f]+$")]
+PositiveMinor = Annotated[StrictInt, Field(gt=0, le=10**12)]
