@@ -5,24 +5,32 @@ Without a .pyc to load (PYTHONDONTWRITEBYTECODE=1, common in containers and set 
 machine), every refund compiles that module's source again: measured with py-spy as a fifth
 of the worker's CPU under load. The worker therefore writes bytecode to a private folder of
 its own (mode 0700, removed when it stops), never into the source tree or a shared folder
-(a planted .pyc there would run as the worker).
+(a planted .pyc there would run as the worker). A worker killed outright cannot remove its
+folder (about 20 MB): the next worker removes the folders of workers that are gone.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+
+PREFIX = "refundflow-bytecode-"
 
 
 @contextmanager
-def private_bytecode_cache() -> Iterator[str | None]:
+def private_bytecode_cache(root: str | None = None) -> Iterator[str | None]:
     """Write and read .pyc files under a new private folder while the block runs (no
     writable temporary folder: nothing changes, the worker is only slower)."""
+    root = root or tempfile.gettempdir()
     try:
-        folder = tempfile.mkdtemp(prefix="refundflow-bytecode-")
+        sweep_abandoned(Path(root))
+        folder = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=root)
     except OSError:
         yield None
         return
@@ -33,3 +41,23 @@ def private_bytecode_cache() -> Iterator[str | None]:
     finally:
         sys.pycache_prefix, sys.dont_write_bytecode = saved
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def sweep_abandoned(root: Path) -> None:
+    """Remove our folders whose worker is gone (killed before it could clean up)."""
+    for folder in root.glob(f"{PREFIX}*"):
+        pid = folder.name[len(PREFIX) :].split("-", 1)[0]
+        info = os.lstat(folder)
+        mine = stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
+        if pid.isdigit() and mine and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
