@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from client.settings import pid_alive
+
 PREFIX = "refundflow-bytecode-"
 
 
@@ -49,15 +51,5 @@ def sweep_abandoned(root: Path) -> None:
         pid = folder.name[len(PREFIX) :].split("-", 1)[0]
         info = os.lstat(folder)
         mine = stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
-        if pid.isdigit() and mine and not _alive(int(pid)):
+        if pid.isdigit() and mine and not pid_alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    return True
