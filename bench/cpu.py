@@ -19,22 +19,23 @@ def _stat(pid: int) -> tuple[int, float] | None:
     return int(fields[1]), (int(fields[11]) + int(fields[12])) * TICK_MS
 
 
-def tree_cpu_ms(root: int) -> float:
-    """CPU ms of `root` and every live descendant (Postgres forks a backend per connection;
-    some servers run under a wrapper)."""
+def trees_cpu_ms(roots: dict[str, int]) -> dict[str, float]:
+    """CPU ms of each root process and every live descendant (Postgres forks a backend per
+    connection; some servers run under a wrapper), from one pass over /proc."""
     parents: dict[int, int] = {}
     spent: dict[int, float] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and (stat := _stat(int(entry.name))) is not None:
             parents[int(entry.name)], spent[int(entry.name)] = stat
-    total = 0.0
+    owner = {pid: name for name, pid in roots.items()}
+    totals = dict.fromkeys(roots, 0.0)
     for pid, ms in spent.items():
         walk = pid
-        while walk not in (root, 0, 1) and walk in parents:
+        while walk not in owner and walk not in (0, 1) and walk in parents:
             walk = parents[walk]
-        if walk == root:
-            total += ms
-    return total
+        if walk in owner:
+            totals[owner[walk]] += ms
+    return totals
 
 
 def own_cpu_ms() -> float:
@@ -52,7 +53,7 @@ class CpuMeter:
         self.before: dict[str, float] = {}
 
     def _now(self) -> dict[str, float]:
-        now = {name: tree_cpu_ms(pid) for name, pid in self.processes.items()}
+        now = trees_cpu_ms(self.processes)
         now["bench client"] = own_cpu_ms()
         return now
 

@@ -248,8 +248,8 @@ async def run_bench(config: BenchConfig, json_out: Path | None, quiet: bool = Fa
     try:
         say("starting a private stack (embedded Postgres, Temporal, sandbox, worker, API) ...")
         await asyncio.to_thread(stack.start, say)
-        env = {**stack.env(), "BENCH_DATABASE_URL": stack.owner_database_url or ""}
-        env["BENCH_DATABASE_URL"] = env["BENCH_DATABASE_URL"] or env["DATABASE_URL"]
+        env = stack.env()
+        env["BENCH_DATABASE_URL"] = stack.owner_database_url or env["DATABASE_URL"]
         naive_worker = spawn(
             [sys.executable, "-m", "bench.baseline_worker"],
             log_path=stack.logs / "naive-worker.log", env=env,
