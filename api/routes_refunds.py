@@ -43,6 +43,10 @@ READ_PROBLEMS = problem_responses(
     " customer is answered with their own view (as /track), staff and services with the status",
     responses={
         200: {"description": "Asked before: the refund this key already made"},
+        202: {
+            "description": "Prefer: respond-async: the refund is started and answered as it"
+            " opens (requested); its first step follows (GET the Location, or notifications)"
+        },
         **problem_responses(Kind.BAD_INPUT, Kind.CONFLICT, Kind.TOO_LARGE),
         **READ_PROBLEMS,
     },
@@ -53,6 +57,14 @@ async def request_refund(
     who: Caller,
     api: State,
     idempotency_key: Annotated[IdempotencyKey, Header(alias="Idempotency-Key")],
+    prefer: Annotated[
+        str | None,
+        Header(
+            max_length=200,
+            description="`respond-async` (RFC 7240): answer as soon as the refund is"
+            " started, 202, instead of once it has decided its first step",
+        ),
+    ] = None,
 ) -> StatusView | CustomerView:
     order, whose = await order_facts(api, body.order_id)
     customer = customer_asking(who, body.requested_by, order)
@@ -71,8 +83,11 @@ async def request_refund(
     except ValidationError as err:
         raise bad_input(err) from None
     reused = f"Idempotency-Key {idempotency_key!r} was already used for another request"
+    respond_async = wants_respond_async(prefer)
     try:
-        status, asked_before = await api.refunds.request_again_or_new(request, order=order)
+        status, asked_before = await api.refunds.request_again_or_new(
+            request, order=order, first_step=not respond_async
+        )
     except RefundConflict:
         if who.kind is PrincipalKind.CUSTOMER:  # the other request may be someone else's
             raise ProblemError(Kind.CONFLICT, reused) from None
@@ -87,7 +102,18 @@ async def request_refund(
     response.status_code = 200 if asked_before else 201
     if not asked_before:
         api.metrics.refunds_requested.labels(request.channel).inc()
+    if respond_async:
+        response.headers["Preference-Applied"] = "respond-async"
+        response.headers["Location"] = f"/v1/refunds/{status.refund_id}"
+        response.status_code = 200 if asked_before else 202
     return customers_view(status) if who.kind is PrincipalKind.CUSTOMER else status
+
+
+def wants_respond_async(prefer: str | None) -> bool:
+    """Whether a Prefer header (RFC 7240: comma-separated preferences, each maybe with
+    parameters after ";") asks for respond-async; other preferences are ignored."""
+    preferences = (part.split(";", 1)[0].strip().lower() for part in (prefer or "").split(","))
+    return "respond-async" in preferences
 
 
 @router.get(

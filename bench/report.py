@@ -26,7 +26,8 @@ def table(r: dict[str, Any]) -> str:
     cost, lookup = r["cost_per_refund"], r["status_lookup"]
     rows: list[tuple[str, Any]] = []
     for key, name in (
-        ("refunds", "refundflow via the API"),
+        ("refunds", "refundflow via the API (Prefer: respond-async)"),
+        ("refunds_first_step", "refundflow via the API, answered with the first step"),
         ("naive", "naive refund"),
         ("ceiling", "ceiling (3 local no-ops, eager)"),
     ):
@@ -41,7 +42,7 @@ def table(r: dict[str, Any]) -> str:
         ("ratio to naive / to ceiling", f"{r['ratios']['to_naive']} / {r['ratios']['to_ceiling']}"),
         ("billable actions per refund", f"{cost['actions']} {cost['breakdown']}"),
         ("history events, payload bytes per refund", f"{cost['events']}, {cost['payload_bytes']}"),
-        ("naive / ceiling actions, events", _shape_cost(r["cost_per_shape"])),
+        ("first step / naive / ceiling actions, events", _shape_cost(r["cost_per_shape"])),
     ]
     for label, figures in lookup.items():
         rows.append((f"status lookup {label.replace('_', ' ')} p50/p99 ms", _pair(figures)))

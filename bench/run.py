@@ -135,8 +135,10 @@ class Bench:
         self.say(f"1. {cfg.refunds} refunds of each shape at concurrency {cfg.concurrency}")
         race = Race(self.temporal, self.http, CpuMeter(self.processes()), cfg.concurrency, self.say)
         api_url = dev_api.api_url(self.stack.config.api_port)
+        token = self.api_token()
         shapes = {
-            "refunds": RefundflowThroughApi(race, api_url, self.api_token()).one,
+            "refunds": RefundflowThroughApi(race, api_url, token, respond_async=True).one,
+            "refunds_first_step": RefundflowThroughApi(race, api_url, token, False).one,
             "naive": lambda order: naive_one(race, order),
         }
         for key, one in shapes.items():
@@ -169,7 +171,7 @@ class Bench:
     async def cost_per_refund(self) -> None:
         self.say("2. billable actions, history events and payload bytes of one of each")
         costs = {}
-        for label in ("refunds", "naive", "ceiling"):
+        for label in ("refunds", "refunds_first_step", "naive", "ceiling"):
             handle = self.temporal.get_workflow_handle(self.samples[label])
             costs[label] = asdict(history_cost(await handle.fetch_history()))
         self.results["cost_per_refund"] = costs.pop("refunds")

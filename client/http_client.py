@@ -91,11 +91,16 @@ class HttpRefundClient:
         return status
 
     async def request_again_or_new(
-        self, request: RefundRequest
+        self, request: RefundRequest, *, first_step: bool = True
     ) -> tuple[StatusView | CustomerView, bool]:
-        """As `request`, and whether the refund existed before this call (asked before)."""
+        """As `request`, and whether the refund existed before this call (asked before).
+        `first_step` False: answered as soon as the refund is started (Prefer:
+        respond-async), not once it has decided who acts next."""
         reply: list[int] = []
-        body = await self._call("POST", "/v1/refunds", _body(request), _key(request), reply)
+        prefer = None if first_step else "respond-async"
+        body = await self._call(
+            "POST", "/v1/refunds", _body(request), _key(request), reply, prefer=prefer
+        )
         return _ANSWER.validate_python(body), reply[0] == 200
 
     # --- reading ------------------------------------------------------------------------
@@ -208,11 +213,14 @@ class HttpRefundClient:
         key: str | None = None,
         status_out: builtins.list[int] | None = None,
         params: dict[str, str] | None = None,
+        prefer: str | None = None,
     ) -> Any:
         """One request; a problem becomes the error its `type` names, in one sentence."""
         headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
         if key is not None:
             headers["Idempotency-Key"] = key
+        if prefer is not None:
+            headers["Prefer"] = prefer
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=TIMEOUT)
         url = self.api_url + path

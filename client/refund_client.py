@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import builtins
-import contextlib
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 import asyncpg
-from temporalio.client import (
-    Client,
-    WithStartWorkflowOperation,
-    WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
-)
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.client import Client
 from temporalio.runtime import Runtime
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from activities.http_adapters import HttpOrderSystem, HttpService
 from activities.outbox import events_for
@@ -40,7 +26,6 @@ from client.edge import (
     hold_at_the_edge,
     resolve,
     same_request_or_conflict,
-    summary_line,
 )
 
 # The refund's keys are the edge's; still importable from here, where services found them.
@@ -55,7 +40,7 @@ from client.errors import (
 from client.policy_source import load_policy
 from client.refund_actions import RefundActions
 from client.settings import Settings
-from workflows import names
+from client.starting import start_for_first_step, start_received
 from workflows.eligibility import EligibilityAnswer, check_eligibility
 from workflows.models import (
     OrderSnapshot,
@@ -75,8 +60,6 @@ from workflows.read_models import (
     OutboxEvent,
 )
 from workflows.reconciliation_workflow import ReconciliationWorkflow
-from workflows.refund.workflow import RefundWorkflow
-from workflows.states import Awaiting, RefundState
 from workflows.wording import customer_view
 
 # How long a person waits for a refund to answer before being told no worker is running.
@@ -163,10 +146,16 @@ class RefundClient(RefundActions):
         return status
 
     async def request_again_or_new(
-        self, request: RefundRequest, *, order: OrderSnapshot | None = None
+        self,
+        request: RefundRequest,
+        *,
+        order: OrderSnapshot | None = None,
+        first_step: bool = True,
     ) -> tuple[StatusView, bool]:
         """As `request`, and whether the refund existed before this call (asked before).
-        `order`: the order just looked up (the API's, to check whose it is), else it is."""
+        `order`: the order just looked up (the API's, to check whose it is), else it is.
+        `first_step` False: a new refund is answered as soon as Temporal holds it (its
+        opening status, "requested"), not once it has decided who acts next."""
         asked_at = datetime.now(UTC)
         order = order or await fetch_order(self._orders, request.order_id)
         resolved = resolve(request, order)
@@ -177,70 +166,24 @@ class RefundClient(RefundActions):
                 return same_request_or_conflict(existing, request, order, resolved), True
             store = await self._store()
             await hold_at_the_edge(store, self.policy, request, order, resolved, asked_at)
-        status = await self._start(
-            RefundWorkflowInput(
-                refund_id=refund_id,
-                request=request,
-                order=order,
-                resolved=resolved,
-                policy=self.policy,
-                asked_at=asked_at,
-            )
+        inp = RefundWorkflowInput(
+            refund_id=refund_id,
+            request=request,
+            order=order,
+            resolved=resolved,
+            policy=self.policy,
+            asked_at=asked_at,
         )
+        if first_step:
+            started = await start_for_first_step(
+                self.temporal, inp, self._task_queue, QUERY_TIMEOUT
+            )
+        else:
+            started = await start_received(self.temporal, inp, self._task_queue)
+        status = started or await self._first_step(refund_id)
         # Started by another caller a moment ago (no store to ask, or a race): say so too.
         earlier = status.timeline[0].at < asked_at - EARLIER_REQUEST if status.timeline else False
         return same_request_or_conflict(status, request, order, resolved), earlier
-
-    async def _start(self, inp: RefundWorkflowInput) -> StatusView:
-        """Start the refund's workflow and answer with its first step, in one round trip
-        (update-with-start); a workflow already running under its id is the refund, not an
-        error, and a closed one (or a worker too slow to answer) is asked by query."""
-        start = WithStartWorkflowOperation(
-            RefundWorkflow.run,
-            inp,
-            id=inp.refund_id,
-            task_queue=self._task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            # A finished refund is never started again under the same key.
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(names.SA_REFUND_STATE, RefundState.PENDING_REVIEW.value),
-                    SearchAttributePair(names.SA_ORDER_ID, inp.order.order_id),
-                    SearchAttributePair(names.SA_ESCALATION_LEVEL, 0),
-                    SearchAttributePair(names.SA_AWAITING, Awaiting.NOTHING.value),
-                ]
-            ),
-            static_summary=summary_line(inp),
-        )
-        try:
-            # By name: the SDK's types do not accept an async update method here.
-            status: StatusView = await asyncio.wait_for(
-                self.temporal.execute_update_with_start_workflow(
-                    names.UPDATE_FIRST_STEP,
-                    StatusQuery(include_timeline=True),
-                    start_workflow_operation=start,
-                    result_type=StatusView,
-                ),
-                QUERY_TIMEOUT.total_seconds(),
-            )
-            return status
-        except (
-            WorkflowAlreadyStartedError,
-            WorkflowUpdateFailedError,
-            # Slow: the update's wait was cancelled (wait_for's timeout, as the SDK says it).
-            WorkflowUpdateRPCTimeoutOrCancelledError,
-            TimeoutError,
-        ):
-            pass  # closed already, or a run that predates the update, or slow: ask below
-        except RPCError as err:
-            # ALREADY_EXISTS: closed under this id; RESOURCE_EXHAUSTED: too many callers
-            # asking this refund at once (the server caps updates in flight).
-            if err.status not in (RPCStatusCode.ALREADY_EXISTS, RPCStatusCode.RESOURCE_EXHAUSTED):
-                await _read_outcome(start)
-                raise RefundflowError(f"Temporal did not start the refund: {err.message}") from None
-        await _read_outcome(start)
-        return await self._first_step(inp.refund_id)
 
     async def _existing_refund(self, refund_id: str) -> StatusView | None:
         """A refund already recorded under this id: its live status, or a clear refusal
@@ -362,11 +305,3 @@ class RefundClient(RefundActions):
             except (OSError, asyncpg.PostgresError) as err:
                 raise RefundflowError(f"cannot reach the database: {err}") from None
         return PostgresRefundStore(self._pool)
-
-
-async def _read_outcome(start: WithStartWorkflowOperation[Any, Any]) -> None:
-    """Read the start's own outcome after an update-with-start that did not answer: the SDK
-    sets its error there too, and asyncio reports an error nobody read ("Future exception
-    was never retrieved") when the refund simply existed already."""
-    with contextlib.suppress(BaseException):
-        await asyncio.wait_for(start.workflow_handle(), 0.1)

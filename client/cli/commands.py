@@ -168,6 +168,12 @@ def add_request_and_eligibility(sub: Subcommands) -> None:
     request.add_argument(
         "--locale", choices=LOCALES, default="en", help="the customer's language for messages"
     )
+    request.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="answer as soon as the refund is started (requested), not once it has decided"
+        " who acts next; `status` shows what follows",
+    )
     eligibility = command(
         sub, "eligibility", "would this refund be granted, how much, and why (starts nothing)"
     )

@@ -55,7 +55,10 @@ async def _request(args: argparse.Namespace) -> int:
         requested_by=acting.requester(args, staff_default=ORDER_CUSTOMER),
         locale=args.locale,
     )
-    status, asked_before = await with_api(args, lambda c: c.request_again_or_new(request))
+    first_step = not args.no_wait
+    status, asked_before = await with_api(
+        args, lambda c: c.request_again_or_new(request, first_step=first_step)
+    )
     if isinstance(status, CustomerView):  # a customer is answered as `track` shows it
         if asked_before:
             note(args, f"note: this request was already made: refund {status.refund_id}")

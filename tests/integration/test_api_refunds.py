@@ -302,3 +302,60 @@ async def test_answers_to_a_customer_never_name_another_customers_refund(
     assert own.status == 201, own.body
     again = await api.call("POST", "/v1/eligibility", as_=who, json=body)
     assert again.body["held_by"] == [own.body["refund_id"]]
+
+
+async def test_prefer_respond_async_answers_as_soon_as_the_refund_is_started(
+    api: Api, sandbox: Sandbox, db: asyncpg.Pool
+) -> None:
+    """A checkout that only needs to know the refund exists (RFC 7240 respond-async) is
+    answered 202 with the status the workflow opens with, as the workflow records it."""
+    who = customer()
+    order = await sandbox.order(amount=30000, category="general", customer_id=who)
+    body = {"order_id": order["order_id"], "amount": 3000, "reason_code": "damaged"}
+    key = f"async-{uuid.uuid4().hex[:8]}"
+    prefer = {"Idempotency-Key": key, "Prefer": "wait=1, Respond-Async"}
+    made = await api.call("POST", "/v1/refunds", as_="checkout", json=body, headers=prefer)
+    assert made.status == 202, made.body
+    refund_id = made.body["refund_id"]
+    said = {name.lower(): value for name, value in made.headers.items()}
+    assert said["preference-applied"] == "respond-async"
+    assert said["location"] == f"/v1/refunds/{refund_id}"
+    assert (made.body["state"], made.body["awaiting"]) == ("pending_review", "nothing")
+    [opened] = made.body["timeline"]
+    assert (opened["event"], opened["actor"], made.body["submitted_by"]) == (
+        "requested", who, "checkout"
+    )  # fmt: skip
+
+    done = await eventually(
+        lambda: api.call("GET", said["location"], as_="li"),
+        lambda r: r.body["state"] == "completed",
+    )
+    # The answer's entry is the one the refund recorded (its time is the workflow's).
+    recorded = {k: v for k, v in done.body["timeline"][0].items() if k != "at"}
+    assert recorded == {k: v for k, v in opened.items() if k != "at"}
+    assert (await audit_of(db, refund_id))[0][0] == "requested"
+
+    again = await api.call("POST", "/v1/refunds", as_="checkout", json=body, headers=prefer)
+    assert (again.status, again.body["state"]) == (200, "completed"), again.body
+    paid = await sandbox.refunds(order["order_id"])
+    assert [p["amount"] for p in paid] == [3000]
+
+
+async def test_a_burst_of_respond_async_requests_is_one_refund_paid_once(
+    api: Api, sandbox: Sandbox, db: asyncpg.Pool
+) -> None:
+    who = customer()
+    order = await sandbox.order(amount=9000, category="general", customer_id=who)
+    body = {"order_id": order["order_id"], "amount": 3000, "reason_code": "damaged"}
+    headers = {"Idempotency-Key": f"burst-{uuid.uuid4().hex[:8]}", "Prefer": "respond-async"}
+    replies = await asyncio.gather(
+        *(api.call("POST", "/v1/refunds", as_=who, json=body, headers=headers) for _ in range(20))
+    )
+    assert {r.status for r in replies} <= {200, 202}, [(r.status, r.body) for r in replies]
+    assert len({r.body["refund_id"] for r in replies}) == 1
+    paid = await eventually(lambda: sandbox.refunds(order["order_id"]), lambda r: len(r) >= 1)
+    assert [p["amount"] for p in paid] == [3000]
+    rows = await db.fetchval(
+        "SELECT count(*) FROM refundflow.refund_status WHERE order_id = $1", order["order_id"]
+    )
+    assert rows == 1

@@ -27,7 +27,7 @@ async def test_bench_runs_end_to_end_and_reports_every_figure(tmp_path: Path) ->
     assert code == 0, stderr
     figures = json.loads(out.read_text())
     # The figures issue 15 asks `--json-out` for, each present and plausible.
-    for shape in ("refunds", "naive", "ceiling"):
+    for shape in ("refunds", "refunds_first_step", "naive", "ceiling"):
         assert figures[shape]["per_second"] > 0, shape
         assert 0 < figures[shape]["ack_p99_ms"] <= figures[shape]["p99_ms"], shape
     assert figures["ratios"]["to_naive"] > 0 and figures["ratios"]["to_ceiling"] > 0
@@ -42,10 +42,18 @@ async def test_bench_runs_end_to_end_and_reports_every_figure(tmp_path: Path) ->
     # activities share one workflow task.
     assert figures["cost_per_shape"]["naive"]["breakdown"]["activity attempts"] == 4
     assert figures["cost_per_shape"]["ceiling"]["breakdown"]["local activity tasks"] == 1
+    # Answered once started, the refund costs no update; answered with its first step, one.
+    assert "updates" not in cost["breakdown"]
+    assert figures["cost_per_shape"]["refunds_first_step"]["breakdown"]["updates"] == 1
     assert figures["reconciliation"]["refunds"] >= 50 and figures["reconciliation"]["seconds"] > 0
     assert "p99_ms" in figures["status_lookup"]["concurrency_50"]
     assert "kib_per_open_refund" in figures["memory"]
-    for line in ("refundflow via the API: refunds/s", "naive refund: refunds/s", "ceiling"):
+    for line in (
+        "refundflow via the API (Prefer: respond-async): refunds/s",
+        "refundflow via the API, answered with the first step: refunds/s",
+        "naive refund: refunds/s",
+        "ceiling",
+    ):
         assert line in stdout
     # Every target of issue 15 is reported, met or missed.
     verdicts = [v for v in stdout.splitlines() if v.startswith(("met ", "MISSED "))]

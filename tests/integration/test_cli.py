@@ -177,6 +177,27 @@ def test_actions_answer_in_json_too(stack: DevStack) -> None:
     assert rejected["timeline"][-1]["actor"] == "bob"
 
 
+def test_request_no_wait_answers_once_started_and_status_shows_what_follows(
+    stack: DevStack,
+) -> None:
+    order = cli_json(stack, "sandbox", "order", "--amount", "12000", "--currency", "USD")
+    asked = [
+        "request", "--order", order["order_id"], "--amount", "12000", "--reason", "damaged",
+        "--channel", "web", "--no-wait",
+    ]  # fmt: skip
+    started = cli_json(stack, *asked)
+    assert (started["state"], started["awaiting"]) == ("pending_review", "nothing")
+    assert [e["event"] for e in started["timeline"]] == ["requested"]
+    # The refund goes on to its first step (a reviewer, for 120.00) without the caller.
+    for _ in range(100):
+        status = cli_json(stack, "status", started["refund_id"])
+        if status["awaiting"] == "reviewer":
+            break
+    assert (status["state"], status["awaiting"]) == ("pending_review", "reviewer")
+    text = cli(stack, *asked)
+    assert text.returncode == 0 and "already" in text.stdout + text.stderr
+
+
 async def test_only_migrate_migrates_and_it_says_what_it_applied(stack: DevStack) -> None:
     """Clients (the CLI's direct reads, RefundClient) never change the schema; `refundflow migrate`
     brings a database up to date once and says so."""

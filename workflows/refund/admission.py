@@ -13,12 +13,29 @@ with workflow.unsafe.imports_passed_through():
     from workflows.refund import patches
     from workflows.refund.case import RefundCase
     from workflows.refund.journal import Journal
-    from workflows.states import RefundEvent, RefundState
+    from workflows.states import RefundEvent, RefundState, TimelineEvent
     from workflows.verification import (
         VerifyRequestInput,
         VerifyRequestResult,
         policy_text_problem,
     )
+
+
+def record_request(case: RefundCase) -> None:
+    """The refund's first entry, and its notice: who asked, for how much and why. Also
+    what a caller answered at once is shown (client.starting), from the same code."""
+    request = case.inp.request
+    case.append(
+        TimelineEvent.REQUESTED,
+        None,
+        request.requested_by,
+        request.channel,
+        f"{request.reason_code}: refund of {case.money()} requested"
+        + (f", submitted by {request.submitted_by}" if request.submitted_by else ""),
+        # Data, not a new path: requests made before there was an issuer record None.
+        request.issuer,
+    )
+    case.notice(TimelineEvent.REQUESTED)
 
 
 def ask_patches(case: RefundCase, journal: Journal) -> tuple[bool, bool]:

@@ -55,20 +55,8 @@ class RefundWorkflow:
         self._case = RefundCase(inp, workflow.now)
         self._journal = Journal(self._case)
         self._payment = Payment(self._case, self._journal)
-        if isinstance(inp, ContinuedRefundInput):
-            return  # the request is on the timeline already
-        request = inp.request
-        self._case.append(
-            TimelineEvent.REQUESTED,
-            None,
-            request.requested_by,
-            request.channel,
-            f"{request.reason_code}: refund of {self._case.money()} requested"
-            + (f", submitted by {request.submitted_by}" if request.submitted_by else ""),
-            # Data, not a new path: requests made before there was an issuer record None.
-            request.issuer,
-        )
-        self._case.notice(TimelineEvent.REQUESTED)
+        if not isinstance(inp, ContinuedRefundInput):  # else on the timeline already
+            admission.record_request(self._case)
 
     # --- run ----------------------------------------------------------------------------
 

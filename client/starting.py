@@ -1,0 +1,133 @@
+"""Starting a refund's workflow, in the two ways a requester may be answered: once the
+refund has decided its first step (update-with-start, one round trip), or as soon as
+Temporal holds the refund ("received": the status the workflow opens with).
+
+Both answer None where the refund under this id was already there (a retry, or a caller
+racing this one): the caller then asks that refund as it stands."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from client.edge import summary_line
+from client.errors import RefundflowError
+from workflows import names
+from workflows.models import RefundWorkflowInput, StatusQuery, StatusView
+from workflows.refund import admission, views
+from workflows.refund.case import RefundCase
+from workflows.refund.workflow import RefundWorkflow
+from workflows.states import Awaiting, RefundState
+
+
+def start_options(inp: RefundWorkflowInput, task_queue: str) -> dict[str, Any]:
+    """What every start of a refund says: its id, queue, and what operators filter on."""
+    return {
+        "id": inp.refund_id,
+        "task_queue": task_queue,
+        # A finished refund is never started again under the same key.
+        "id_reuse_policy": WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        "search_attributes": TypedSearchAttributes(
+            [
+                SearchAttributePair(names.SA_REFUND_STATE, RefundState.PENDING_REVIEW.value),
+                SearchAttributePair(names.SA_ORDER_ID, inp.order.order_id),
+                SearchAttributePair(names.SA_ESCALATION_LEVEL, 0),
+                SearchAttributePair(names.SA_AWAITING, Awaiting.NOTHING.value),
+            ]
+        ),
+        "static_summary": summary_line(inp),
+    }
+
+
+async def start_for_first_step(
+    temporal: Client, inp: RefundWorkflowInput, task_queue: str, patience: timedelta
+) -> StatusView | None:
+    """Start and answer with the first step, in one round trip (update-with-start). None:
+    closed already, a run that predates the update, too many callers asking this refund at
+    once (the server caps updates in flight) or a worker slower than `patience`."""
+    start = WithStartWorkflowOperation(
+        RefundWorkflow.run,
+        inp,
+        **start_options(inp, task_queue),
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+    try:
+        # By name: the SDK's types do not accept an async update method here.
+        status: StatusView = await asyncio.wait_for(
+            temporal.execute_update_with_start_workflow(
+                names.UPDATE_FIRST_STEP,
+                StatusQuery(include_timeline=True),
+                start_workflow_operation=start,
+                result_type=StatusView,
+            ),
+            patience.total_seconds(),
+        )
+        return status
+    except (
+        WorkflowAlreadyStartedError,
+        WorkflowUpdateFailedError,
+        # Slow: the update's wait was cancelled (wait_for's timeout, as the SDK says it).
+        WorkflowUpdateRPCTimeoutOrCancelledError,
+        TimeoutError,
+    ):
+        pass
+    except RPCError as err:
+        if err.status not in (RPCStatusCode.ALREADY_EXISTS, RPCStatusCode.RESOURCE_EXHAUSTED):
+            await _read_outcome(start)
+            raise RefundflowError(f"Temporal did not start the refund: {err.message}") from None
+    await _read_outcome(start)
+    return None
+
+
+async def start_received(
+    temporal: Client, inp: RefundWorkflowInput, task_queue: str
+) -> StatusView | None:
+    """Start and answer as soon as Temporal holds the refund: the status its workflow
+    opens with, built by the workflow's own code from the same input (requested; its
+    first step, approval or review, follows). None: a refund under this id exists."""
+    try:
+        await temporal.start_workflow(
+            RefundWorkflow.run,
+            inp,
+            **start_options(inp, task_queue),
+            # Never an answer made up for someone else's run: that one is asked instead.
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        )
+    except WorkflowAlreadyStartedError:
+        return None
+    except RPCError as err:
+        raise RefundflowError(f"Temporal did not start the refund: {err.message}") from None
+    return opening_status(inp)
+
+
+def opening_status(inp: RefundWorkflowInput) -> StatusView:
+    """The status a refund's workflow opens with, as of the request."""
+    opened_at = inp.asked_at or datetime.now(UTC)
+    case = RefundCase(inp, lambda: opened_at)
+    admission.record_request(case)
+    return views.status(case)
+
+
+async def _read_outcome(start: WithStartWorkflowOperation[Any, Any]) -> None:
+    """Read the start's own outcome after an update-with-start that did not answer: the SDK
+    sets its error there too, and asyncio reports an error nobody read ("Future exception
+    was never retrieved") when the refund simply existed already."""
+    with contextlib.suppress(BaseException):
+        await asyncio.wait_for(start.workflow_handle(), 0.1)
