@@ -19,6 +19,7 @@ from workflows.models import (
     RecordTransitionsInput,
     ReserveInput,
     ReserveResult,
+    StatusProjection,
     StatusView,
 )
 from workflows.read_models import (
@@ -62,7 +63,7 @@ class PostgresRefundStore:
             # Notifications: in this same transaction, so a recorded transition always has
             # its event and an event never exists without its transition.
             await write_events(conn, batch.refund_id, batch.notices)
-            await _project_status(conn, batch, last_seq)
+            await _project_status(conn, batch.projection, batch.view, last_seq)
             await order_ledger.follow_refund(conn, batch.projection)
         return inserted
 
@@ -145,6 +146,12 @@ class PostgresRefundStore:
             "SELECT state FROM refundflow.refund_status WHERE refund_id = $1", refund_id
         )
         return state
+
+    async def open_status(self, projection: StatusProjection, view: StatusView) -> None:
+        """A refund just started (not waited for): its opening status, until its workflow
+        records its first entries. As of seq 0, so any batch of theirs replaces it and
+        this never replaces theirs, whichever lands first."""
+        await _project_status(self._pool, projection, view, 0)
 
     async def status_view(self, refund_id: str) -> StatusView | None:
         """The refund's status as the workflow recorded it with its last transitions (exact
@@ -274,10 +281,12 @@ async def _append_audit(conn: asyncpg.Connection, batch: RecordTransitionsInput)
 
 
 async def _project_status(
-    conn: asyncpg.Connection, batch: RecordTransitionsInput, last_seq: int
+    conn: asyncpg.Connection | asyncpg.Pool,
+    p: StatusProjection,
+    view: StatusView | None,
+    last_seq: int,
 ) -> None:
     """The refund's row in the status projection, as of the batch ending at `last_seq`."""
-    p = batch.projection
     await conn.execute(
         _UPSERT_STATUS,
         p.refund_id,
@@ -295,7 +304,7 @@ async def _project_status(
         p.updated_at,
         last_seq,
         p.item_received,
-        batch.view.model_dump_json() if batch.view else None,
+        view.model_dump_json() if view else None,
     )
 
 

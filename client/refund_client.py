@@ -40,7 +40,7 @@ from client.errors import (
 from client.policy_source import load_policy
 from client.refund_actions import RefundActions
 from client.settings import Settings
-from client.starting import start_for_first_step, start_received
+from client.starting import opening, start_for_first_step, start_received
 from workflows.eligibility import EligibilityAnswer, check_eligibility
 from workflows.models import (
     OrderSnapshot,
@@ -60,6 +60,7 @@ from workflows.read_models import (
     OutboxEvent,
 )
 from workflows.reconciliation_workflow import ReconciliationWorkflow
+from workflows.refund import patches
 from workflows.wording import customer_view
 
 # How long a person waits for a refund to answer before being told no worker is running.
@@ -173,17 +174,30 @@ class RefundClient(RefundActions):
             resolved=resolved,
             policy=self.policy,
             asked_at=asked_at,
+            # Every path the code has from the start: no patch marker to write or bill.
+            started_on=patches.ALL_ABOVE,
         )
         if first_step:
             started = await start_for_first_step(
                 self.temporal, inp, self._task_queue, QUERY_TIMEOUT
             )
+        elif await start_received(self.temporal, inp, self._task_queue):
+            started = await self._opened(inp)
         else:
-            started = await start_received(self.temporal, inp, self._task_queue)
+            started = None  # there already: asked below
         status = started or await self._first_step(refund_id)
         # Started by another caller a moment ago (no store to ask, or a race): say so too.
         earlier = status.timeline[0].at < asked_at - EARLIER_REQUEST if status.timeline else False
         return same_request_or_conflict(status, request, order, resolved), earlier
+
+    async def _opened(self, inp: RefundWorkflowInput) -> StatusView:
+        """A refund just started without waiting: its opening status, also put in the
+        projection (until the workflow records) so that reads agree with this answer and
+        never ask the workflow while it works on its first step."""
+        projection, view = opening(inp)
+        if self._database_url:
+            await (await self._store()).open_status(projection, view)
+        return view
 
     async def _existing_refund(self, refund_id: str) -> StatusView | None:
         """A refund already recorded under this id: its live status, or a clear refusal

@@ -30,7 +30,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from client.edge import summary_line
 from client.errors import RefundflowError
 from workflows import names
-from workflows.models import RefundWorkflowInput, StatusQuery, StatusView
+from workflows.models import RefundWorkflowInput, StatusProjection, StatusQuery, StatusView
 from workflows.refund import admission, views
 from workflows.refund.case import RefundCase
 from workflows.refund.workflow import RefundWorkflow
@@ -96,12 +96,9 @@ async def start_for_first_step(
     return None
 
 
-async def start_received(
-    temporal: Client, inp: RefundWorkflowInput, task_queue: str
-) -> StatusView | None:
-    """Start and answer as soon as Temporal holds the refund: the status its workflow
-    opens with, built by the workflow's own code from the same input (requested; its
-    first step, approval or review, follows). None: a refund under this id exists."""
+async def start_received(temporal: Client, inp: RefundWorkflowInput, task_queue: str) -> bool:
+    """Start, and answer as soon as Temporal holds the refund (True); False: a refund
+    under this id exists (its status is the answer, not an opening made up for it)."""
     try:
         await temporal.start_workflow(
             RefundWorkflow.run,
@@ -111,18 +108,19 @@ async def start_received(
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
         )
     except WorkflowAlreadyStartedError:
-        return None
+        return False
     except RPCError as err:
         raise RefundflowError(f"Temporal did not start the refund: {err.message}") from None
-    return opening_status(inp)
+    return True
 
 
-def opening_status(inp: RefundWorkflowInput) -> StatusView:
-    """The status a refund's workflow opens with, as of the request."""
+def opening(inp: RefundWorkflowInput) -> tuple[StatusProjection, StatusView]:
+    """The status a refund's workflow opens with (requested; its first step follows), as
+    of the request: built by the workflow's own code from the same input."""
     opened_at = inp.asked_at or datetime.now(UTC)
     case = RefundCase(inp, lambda: opened_at)
     admission.record_request(case)
-    return views.status(case)
+    return views.projection(case), views.status(case)
 
 
 async def _read_outcome(start: WithStartWorkflowOperation[Any, Any]) -> None:

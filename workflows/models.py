@@ -147,6 +147,8 @@ class RefundWorkflowInput(_Contract):
     """When the request was made (the client's clock). The policy is evaluated as of then,
     so a backlog in front of the workers never closes a return window, and the eligibility
     answer given at that moment is the one that holds. None in refunds started before."""
+    started_on: str | None = None
+    """A roll-up patch whose new paths the refund takes from its start, asking none."""
 
 
 class TimelineEntry(_Contract):

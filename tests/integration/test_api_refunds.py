@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from bench.history_cost import history_cost
 from client.refund_client import RefundClient
 from tests.conftest import Sandbox
 from tests.integration.api_support import Api
@@ -305,7 +306,7 @@ async def test_answers_to_a_customer_never_name_another_customers_refund(
 
 
 async def test_prefer_respond_async_answers_as_soon_as_the_refund_is_started(
-    api: Api, sandbox: Sandbox, db: asyncpg.Pool
+    api: Api, sandbox: Sandbox, db: asyncpg.Pool, refunds: RefundClient
 ) -> None:
     """A checkout that only needs to know the refund exists (RFC 7240 respond-async) is
     answered 202 with the status the workflow opens with, as the workflow records it."""
@@ -326,6 +327,9 @@ async def test_prefer_respond_async_answers_as_soon_as_the_refund_is_started(
         "requested", who, "checkout"
     )  # fmt: skip
 
+    # Read at once, the refund answers from its projection: never before its opening.
+    right_after = await api.call("GET", said["location"], as_="li")
+    assert right_after.status == 200 and right_after.body["timeline"][0]["seq"] == 1
     done = await eventually(
         lambda: api.call("GET", said["location"], as_="li"),
         lambda r: r.body["state"] == "completed",
@@ -334,6 +338,14 @@ async def test_prefer_respond_async_answers_as_soon_as_the_refund_is_started(
     recorded = {k: v for k, v in done.body["timeline"][0].items() if k != "at"}
     assert recorded == {k: v for k, v in opened.items() if k != "at"}
     assert (await audit_of(db, refund_id))[0][0] == "requested"
+    # Three billable actions: no update, no patch marker (started on every path).
+    # (The projection says completed as the workflow task records it; its history has it
+    # once the task completes.)
+    handle = refunds.temporal.get_workflow_handle(refund_id)
+    await handle.result()
+    assert history_cost(await handle.fetch_history()).breakdown == {
+        "start": 1, "local activity tasks": 1, "search attribute upserts": 1,
+    }  # fmt: skip
 
     again = await api.call("POST", "/v1/refunds", as_="checkout", json=body, headers=prefer)
     assert (again.status, again.body["state"]) == (200, "completed"), again.body

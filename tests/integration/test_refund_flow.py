@@ -12,6 +12,7 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.sdk.v1 import WorkflowMetadata
 
+from bench.history_cost import history_cost
 from client.errors import InvalidRefundRequest, RefundActionRefused, RefundConflict
 from client.refund_client import RefundClient, default_refund_key, refund_id_for
 from tests.conftest import Sandbox, unique_key
@@ -82,6 +83,21 @@ async def test_small_refund_is_auto_approved_and_paid_once(
         "SELECT state, amount FROM refundflow.refund_status WHERE refund_id = $1", done.refund_id
     )
     assert (projection["state"], projection["amount"]) == ("completed", 4000)
+    # What it costs: started on every path of the code by its input, it asks no patch (no
+    # marker, no TemporalChangeVersion upsert); one workflow task does the whole refund.
+    handle = refunds.temporal.get_workflow_handle(done.refund_id)
+    await handle.result()  # the projection may say completed before the task has completed
+    history = await handle.fetch_history()
+    cost = history_cost(history)
+    assert cost.breakdown == {
+        "start": 1, "updates": 1, "local activity tasks": 1, "search attribute upserts": 1,
+    }  # fmt: skip
+    markers = [
+        e.marker_recorded_event_attributes.marker_name
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+    ]
+    assert set(markers) == {"core_local_activity"}
 
 
 async def test_large_refund_waits_for_a_reviewer_who_may_approve_less(

@@ -35,3 +35,22 @@ def patch_markers(events: list[dict[str, Any]]) -> list[str]:
             payload = marker["details"]["patch-data"]["payloads"][0]["data"]
             found.append(json.loads(base64.b64decode(payload))["id"])
     return found
+
+
+def started_on(events: list[dict[str, Any]]) -> str | None:
+    """The roll-up patch a refund's start input says it started on (taken without a marker)."""
+    started = events[0].get("workflowExecutionStartedEventAttributes", {})
+    payloads = started.get("input", {}).get("payloads", [])
+    if not payloads:
+        return None
+    assert base64.b64decode(payloads[0]["metadata"]["encoding"]) == b"json/plain"
+    found: str | None = json.loads(base64.b64decode(payloads[0]["data"])).get("started_on")
+    return found
+
+
+def patch_paths(events: list[dict[str, Any]]) -> list[str]:
+    """The patches whose new path a history took: asked (markers) or from its start."""
+    taken = set(patch_markers(events))
+    if (rolled_up := started_on(events)) is not None:
+        taken.add(rolled_up)
+    return sorted(taken)

@@ -69,6 +69,7 @@ class Recorder:
             "v2_fee_and_lead_approval": self.v2_fee_and_lead_approval,
             "v2_zh_wallet_auto": self.v2_zh_wallet_auto,
             "auto_approved": self.auto_approved,
+            "auto_approved_respond_async": self.auto_approved_respond_async,
             "reviewed_lower_amount": self.reviewed_lower_amount,
             "rejected": self.rejected,
             "escalated_then_expired": self.escalated_then_expired,
@@ -101,6 +102,17 @@ class Recorder:
         rid = await self.start(self.standard, "auto-approved", {"amount": 4000})
         await wait_for_state(self.standard, rid, "completed")
         return rid
+
+    async def auto_approved_respond_async(self) -> str:
+        """Started as POST /v1/refunds with Prefer: respond-async starts it: no update."""
+        order = await self.orders.create_order({"currency": "USD", "amount": 4000})
+        request = RefundRequest(
+            refund_key="auto-async", order_id=order["order_id"], reason_code="damaged",
+            channel="api", requested_by="cust_1", amount=4000,
+        )  # fmt: skip
+        status, _ = await self.standard.request_again_or_new(request, first_step=False)
+        await wait_for_state(self.standard, status.refund_id, "completed")
+        return status.refund_id
 
     async def reviewed_lower_amount(self) -> str:
         rid = await self.start(self.standard, "reviewed", {"amount": 12000})

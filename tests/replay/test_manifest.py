@@ -9,7 +9,7 @@ from pathlib import Path
 
 import workflows.refund as package
 import workflows.refund.patches as patches
-from tests.replay.manifest import events_of, history_files, manifest_entries, patch_markers
+from tests.replay.manifest import events_of, history_files, manifest_entries, patch_paths
 from workflows.refund.patches import REGISTER, patch_ids
 
 ENTRIES = manifest_entries()
@@ -27,7 +27,7 @@ def test_every_history_is_in_the_manifest_and_every_entry_has_a_file() -> None:
 def test_each_entry_states_the_patches_its_history_recorded() -> None:
     for name, entry in ENTRIES.items():
         events = events_of(name)
-        assert sorted(set(patch_markers(events))) == entry["new_path_of"], name
+        assert patch_paths(events) == entry["new_path_of"], name
         started = events[0]["workflowExecutionStartedEventAttributes"]
         assert started["workflowType"]["name"] == entry["workflow"], name
         assert (events[-1]["eventType"] in CLOSED) == entry["complete"], name

@@ -44,8 +44,14 @@ def ask_patches(case: RefundCase, journal: Journal) -> tuple[bool, bool]:
     Every patch is asked here, before the first activity: asked after a local activity
     whose result arrived in a later workflow task, patched() answers False on replay
     where the run took the new path (measured). A replay of an older refund finds no
-    ALL_ABOVE marker, so that ask writes nothing and the old asks follow unchanged."""
-    if workflow.patched(patches.ALL_ABOVE):
+    ALL_ABOVE marker, so that ask writes nothing and the old asks follow unchanged.
+
+    A refund whose start input says it started on ALL_ABOVE (RefundClient's, since
+    2026-11-26) asks nothing: the input is in its history, so every replay decides the
+    same, and it costs no marker and no TemporalChangeVersion upsert (a billable action).
+    Workers must understand `started_on` before any client sends it (deploy them first:
+    an older worker refuses the input, so the refund waits for a newer one)."""
+    if case.inp.started_on == patches.ALL_ABOVE or workflow.patched(patches.ALL_ABOVE):
         case.p.all_above = True
         case.p.confirm_hints = case.p.clear_escalation_on_close = True
         case.p.long_lived = case.p.local_fast_path = True

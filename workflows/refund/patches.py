@@ -25,7 +25,8 @@ LONG_LIVED_REFUND = "long-lived-refund"
 # Each `patched()` writes a marker and a TemporalChangeVersion upsert (a billable action):
 # the patches above cost a new refund up to twenty events and ten actions. Refunds started
 # since ALL_ABOVE ask that one patch and take every new path above without asking
-# (`Progress.all_above`); older refunds ask each patch where they always did.
+# (`Progress.all_above`); older refunds ask each patch where they always did. Refunds
+# started with `RefundWorkflowInput.started_on = ALL_ABOVE` take it without asking at all.
 ALL_ABOVE = "all-above-2026-11"
 
 # How long a refund can stay open: review expiry (at most days), the item return window (at
@@ -140,7 +141,8 @@ REGISTER: tuple[Patch, ...] = (
     Patch(
         ALL_ABOVE,
         "Every patch above at once, asked first: one marker and one upsert instead of one"
-        " of each per patch (a new auto-approved refund had 8 of each).",
+        " of each per patch (a new auto-approved refund had 8 of each); none at all for a"
+        " refund whose start input says `started_on` it (RefundClient's starts).",
         "each patch above is asked where it is used",
         "patched",
         _OLD_OPEN,
