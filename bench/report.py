@@ -30,6 +30,7 @@ def table(r: dict[str, Any]) -> str:
         ("refunds_first_step", "refundflow via the API, answered with the first step"),
         ("naive", "naive refund"),
         ("ceiling", "ceiling (3 local no-ops, eager)"),
+        ("ceiling_not_eager", "ceiling started without eager start"),
     ):
         shape = r[key]
         rows += [

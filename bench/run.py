@@ -146,6 +146,7 @@ class Bench:
             orders = await self.make_orders(cfg.refunds, 4000, f"{key} orders")
             self.results[key] = await race.run(key, orders, one)
         self.results["ceiling"] = await race_ceiling(race, cfg.refunds, WARM_UP)
+        self.results["ceiling_not_eager"] = await race_ceiling(race, cfg.refunds, WARM_UP, False)
         self.samples = race.samples
         per_second = {
             key: self.results[key]["per_second"] for key in ("refunds", "naive", "ceiling")

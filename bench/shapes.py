@@ -124,8 +124,9 @@ async def _naive_status(handle: WorkflowHandle[Any, Any]) -> str:
         raise
 
 
-async def race_ceiling(race: Race, count: int, warm_up: int) -> dict[str, Any]:
-    """The ceiling, started eagerly: the worker lives in this process, as eager start needs."""
+async def race_ceiling(race: Race, count: int, warm_up: int, eager: bool = True) -> dict[str, Any]:
+    """The ceiling, started eagerly: the worker lives in this process, as eager start needs.
+    `eager` False: the same workflow started the usual way (what eager start is worth)."""
     async with Worker(
         race.temporal, task_queue=CEILING_TASK_QUEUE, workflows=[CeilingWorkflow],
         activities=[noop],
@@ -136,11 +137,12 @@ async def race_ceiling(race: Race, count: int, warm_up: int) -> dict[str, Any]:
             workflow_id = f"ceiling_{uuid.uuid4().hex}"
             handle = await race.temporal.start_workflow(
                 CeilingWorkflow.run, 3, id=workflow_id, task_queue=CEILING_TASK_QUEUE,
-                request_eager_start=True,
+                request_eager_start=eager,
             )  # fmt: skip
             await handle.result()
             elapsed = time.monotonic() - started
             return elapsed, workflow_id
 
-        await race.run("ceiling warm-up", [{}] * warm_up, one)
-        return await race.run("ceiling", [{}] * count, one)
+        label = "ceiling" if eager else "ceiling, not eager"
+        await race.run(f"{label} warm-up", [{}] * warm_up, one)
+        return await race.run(label, [{}] * count, one)
