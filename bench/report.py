@@ -38,6 +38,11 @@ def table(r: dict[str, Any]) -> str:
             ("  end to end p50/p95/p99 ms", _triple(shape, "")),
             ("  acknowledged p50/p95/p99 ms", _triple(shape, "ack_")),
             ("  CPU ms per refund", _cpu(shape["cpu_ms_per_refund"])),
+            (
+                "  CPU ms per refund in all, refunds/s it allows",
+                f"{shape['cpu_ms_per_refund_total']}, {shape['cpu_bound_per_second']}"
+                f" on {r['config']['cores']} cores",
+            ),
         ]
     rows += [
         ("ratio to naive / to ceiling", f"{r['ratios']['to_naive']} / {r['ratios']['to_ceiling']}"),

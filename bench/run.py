@@ -34,7 +34,7 @@ from bench.history_cost import history_cost
 from bench.naive import NAIVE_TASK_QUEUE
 from bench.report import table
 from bench.seed import seed_reconciliation
-from bench.shapes import Race, RefundflowThroughApi, naive_one, race_ceiling
+from bench.shapes import CORES, Race, RefundflowThroughApi, naive_one, race_ceiling
 from bench.stats import bounded, latency_summary
 from client.connections import connect_temporal
 from client.policy_source import load_policy
@@ -75,7 +75,7 @@ class Bench:
         self.config = config
         self.say = say
         self.naive_worker = naive_worker
-        self.results: dict[str, Any] = {"config": asdict(config)}
+        self.results: dict[str, Any] = {"config": {**asdict(config), "cores": CORES}}
 
     async def run(self) -> dict[str, Any]:
         settings = Settings.from_env(self.stack.env())

@@ -6,6 +6,7 @@ per refund per process, and one workflow id to count its history."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,7 @@ from bench.stats import bounded, latency_summary
 
 Order = dict[str, Any]
 POLL_EVERY = 0.05  # how often the naive caller asks its workflow's status
+CORES = len(os.sched_getaffinity(0))
 
 
 @dataclass
@@ -57,12 +59,17 @@ class Race:
         started = time.monotonic()
         await bounded(len(orders), self.concurrency, timed, self.say, label)
         wall = time.monotonic() - started
+        cpu = self.meter.per(len(orders))
+        cpu_total = round(sum(cpu.values()), 2)
         return {
             "per_second": round(len(orders) / wall, 2),
             "seconds": round(wall, 2),
             **latency_summary(total),
             **{f"ack_{k}": v for k, v in latency_summary(ack).items()},
-            "cpu_ms_per_refund": self.meter.per(len(orders)),
+            "cpu_ms_per_refund": cpu,
+            "cpu_ms_per_refund_total": cpu_total,
+            # What this machine's cores could do at that CPU per refund, perfectly shared.
+            "cpu_bound_per_second": round(CORES * 1000 / cpu_total, 1) if cpu_total else None,
         }
 
 

@@ -30,6 +30,7 @@ async def test_bench_runs_end_to_end_and_reports_every_figure(tmp_path: Path) ->
     for shape in ("refunds", "refunds_first_step", "naive", "ceiling", "ceiling_not_eager"):
         assert figures[shape]["per_second"] > 0, shape
         assert 0 < figures[shape]["ack_p99_ms"] <= figures[shape]["p99_ms"], shape
+        assert figures[shape]["cpu_bound_per_second"] > 0, shape
     assert figures["ratios"]["to_naive"] > 0 and figures["ratios"]["to_ceiling"] > 0
     cpu = figures["cpu_ms_per_refund"]
     for process in ("api", "worker", "temporal", "postgres", "sandbox", "bench client"):
