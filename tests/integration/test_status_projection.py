@@ -3,11 +3,16 @@ refund waits: the stored view equals what the workflow answers live (issue 15, i
 
 from __future__ import annotations
 
+import asyncio
+
+import aiohttp
 import pytest
+from temporalio.testing import TimeSkipper
 
 from client.refund_client import RefundClient
+from client.settings import Settings
 from sandbox.admin_client import SandboxAdmin
-from tests.conftest import Sandbox
+from tests.conftest import Sandbox, make_client
 from tests.integration.helpers import eventually, wait_for_state
 from tests.integration.test_cli import cli_json
 from tests.integration.test_refund_flow import make_request
@@ -70,3 +75,17 @@ def test_status_live_asks_the_workflow_and_says_the_same(stack: DevStack) -> Non
     recorded = cli_json(stack, "status", refund_id)
     live = cli_json(stack, "status", refund_id, "--live")
     assert recorded["awaiting"] == "reviewer" and recorded == live
+
+
+async def test_a_burst_of_first_reads_opens_one_pool(
+    skipper: TimeSkipper, settings: Settings, http: aiohttp.ClientSession
+) -> None:
+    # A service's first 20 reads at once share the pool the first one opens: one pool per
+    # caller left all but the last open, their connections never closed.
+    fresh = make_client(skipper, settings, http, settings.policy)
+    try:
+        stores = await asyncio.gather(*(fresh.store() for _ in range(20)))
+        assert len({id(store.pool) for store in stores}) == 1
+        assert await stores[0].status_view("no-such-refund") is None
+    finally:
+        await fresh.close()
