@@ -151,6 +151,11 @@ def customer_timeline(entries: list[Any], locale: str) -> list[dict[str, str]]:
 # --- staff wording (English: support and operators) ---------------------------------------
 
 _NEXT_STEP: dict[tuple[RefundState, Awaiting], str] = {
+    # Just started (a request answered before its first step): nobody has decided yet.
+    (RefundState.PENDING_REVIEW, Awaiting.NOTHING): (
+        "The request is checked against the order and the policy; then the policy approves"
+        " it or a reviewer decides."
+    ),
     (RefundState.PENDING_REVIEW, Awaiting.REVIEWER): "A reviewer approves or rejects the refund.",
     (RefundState.APPROVED, Awaiting.CUSTOMER): "The customer sends the item back.",
     (RefundState.APPROVED, Awaiting.WAREHOUSE): "The warehouse confirms the item was received.",

@@ -322,6 +322,7 @@ async def test_prefer_respond_async_answers_as_soon_as_the_refund_is_started(
     assert said["preference-applied"] == "respond-async"
     assert said["location"] == f"/v1/refunds/{refund_id}"
     assert (made.body["state"], made.body["awaiting"]) == ("pending_review", "nothing")
+    assert made.body["next_step"].startswith("The request is checked against the order")
     [opened] = made.body["timeline"]
     assert (opened["event"], opened["actor"], made.body["submitted_by"]) == (
         "requested", who, "checkout"
