@@ -49,6 +49,7 @@ from client.tracing import flush_tracing, start_tracing
 from worker.bytecode import private_bytecode_cache
 from worker.logging_setup import configure_logging
 from worker.metrics import MetricsEndpoint, metrics_runtime, plan_metrics
+from worker.sandbox import refund_workflow_runner
 from worker.versioning import Deployment, deployment_from_env, make_current
 from workflows import names
 from workflows.models import ReconcileInput
@@ -146,6 +147,7 @@ def _worker(
         # Versioned: refunds stay on the build they started on (worker/versioning.py).
         deployment_config=deployment.worker_config() if deployment else None,
         workflows=[RefundWorkflow, ReconciliationWorkflow],
+        workflow_runner=refund_workflow_runner(),  # our modules loaded once (worker/sandbox.py)
         activities=[
             activities.record_transitions,
             activities.reserve_refund,

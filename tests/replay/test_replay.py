@@ -6,9 +6,11 @@ from __future__ import annotations
 import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer
+from temporalio.worker import Replayer, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from tests.replay.manifest import HISTORY_DIR, history_files, manifest_entries
+from worker.sandbox import refund_workflow_runner
 from workflows.reconciliation_workflow import ReconciliationWorkflow
 from workflows.refund.workflow import RefundWorkflow
 
@@ -18,6 +20,12 @@ ENTRIES = manifest_entries()
 WORKFLOWS: dict[str, type] = {
     "RefundWorkflow": RefundWorkflow,
     "ReconciliationWorkflow": ReconciliationWorkflow,
+}
+# The worker's sandbox (our modules passed through) and Temporal's default one, which
+# re-imports them per run and so refuses a nondeterministic call in them (worker/sandbox.py).
+RUNNERS: dict[str, WorkflowRunner] = {
+    "worker-sandbox": refund_workflow_runner(),
+    "default-sandbox": SandboxedWorkflowRunner(),
 }
 
 
@@ -30,12 +38,17 @@ def test_every_workflow_type_has_a_history_to_replay() -> None:
     assert replayed == set(WORKFLOWS)
 
 
+@pytest.mark.parametrize("runner", RUNNERS)
 @pytest.mark.parametrize("name", HISTORIES)
-async def test_history_replays(name: str) -> None:
+async def test_history_replays(name: str, runner: str) -> None:
     entry = ENTRIES.get(name)
     assert entry, f"{name} is not in histories/manifest.json: say what it is first"
     workflow = WORKFLOWS[entry["workflow"]]
-    replayer = Replayer(workflows=[workflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[workflow],
+        data_converter=pydantic_data_converter,
+        workflow_runner=RUNNERS[runner],
+    )
     path = HISTORY_DIR / name
     history = WorkflowHistory.from_json(path.stem, path.read_text())
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
