@@ -46,7 +46,6 @@ from client.connections import connect_temporal
 from client.payload_codec import encryption_label
 from client.settings import Settings
 from client.tracing import flush_tracing, start_tracing
-from worker.bytecode import private_bytecode_cache
 from worker.logging_setup import configure_logging
 from worker.metrics import MetricsEndpoint, metrics_runtime, plan_metrics
 from worker.sandbox import refund_workflow_runner
@@ -75,11 +74,6 @@ def tracking_links(settings: Settings) -> TrackingLinks | None:
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
-    with private_bytecode_cache():  # the sandbox re-imports workflow modules per refund
-        await _run_worker(settings, stop)
-
-
-async def _run_worker(settings: Settings, stop: asyncio.Event) -> None:
     metrics = plan_metrics(settings.metrics_addr)  # a malformed address fails before anything
     deployment = deployment_from_env(os.environ)
     pool = await create_pool(settings.require_database_url())
