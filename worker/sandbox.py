@@ -16,7 +16,9 @@ those modules is no longer refused at run time (the sandbox's proxies apply only
 it imports itself; builtins such as `open` stay refused). Most of the workflow's logic
 (`case`, `payment`, `journal`, `models`, `states`) was passed through and so unchecked
 already. The workflow tests (tests/workflow) and the replay of committed histories keep the
-default sandbox, which re-imports and checks those modules, so such a call fails there.
+default sandbox, which re-imports and checks those modules, so such a call fails there; and
+tests/unit/test_workflow_code_is_deterministic.py refuses the clock, randomness, the
+environment, files and the network in the package's source.
 """
 
 from __future__ import annotations
