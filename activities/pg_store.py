@@ -234,6 +234,7 @@ _UPSERT_STATUS = """
         channel, requested_at, updated_at, last_seq, item_received, view)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16::jsonb)
     ON CONFLICT (refund_id) DO UPDATE SET state = EXCLUDED.state, view = EXCLUDED.view,
+        requested_at = EXCLUDED.requested_at,
         amount = EXCLUDED.amount, awaiting = EXCLUDED.awaiting,
         escalation_level = EXCLUDED.escalation_level,
         item_received = EXCLUDED.item_received,

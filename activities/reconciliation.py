@@ -59,7 +59,8 @@ CLOSED = "workflow_closed_abnormally"
 ABNORMAL_CLOSES = "ExecutionStatus IN ('Terminated', 'TimedOut', 'Failed')"
 ORPHAN_AFTER_SECONDS = 600
 """A reservation without a refund is left alone this long (whatever the grace): between the
-edge's reservation and the workflow's first record, a refund has no status row yet."""
+edge's reservation and the workflow's first record, a refund has no recorded status yet (at
+most the opening status of a request answered before its first step, last_seq 0)."""
 
 FINDINGS_SQL = """
 WITH live AS (
@@ -152,7 +153,8 @@ SELECT 'reservation_without_refund', r.refund_id, r.order_id,
 FROM refundflow.reservations r
 WHERE r.state = 'held'
   AND r.created_at < now() - make_interval(secs => greatest($1, $2))
-  AND NOT EXISTS (SELECT 1 FROM refundflow.refund_status s WHERE s.refund_id = r.refund_id)
+  AND NOT EXISTS (SELECT 1 FROM refundflow.refund_status s
+                  WHERE s.refund_id = r.refund_id AND s.last_seq > 0)
 UNION ALL
 SELECT 'workflow_closed_abnormally', s.refund_id, s.order_id,
        jsonb_build_object('temporal_status', c.status, 'closed_at', c.closed_at,
@@ -355,7 +357,7 @@ class ReconciliationActivities:
         released = await self._pool.execute(
             "UPDATE refundflow.reservations SET state = 'released', updated_at = now()"
             " WHERE refund_id = $1 AND state = 'held' AND NOT EXISTS (SELECT 1 FROM"
-            " refundflow.refund_status s WHERE s.refund_id = $1)",
+            " refundflow.refund_status s WHERE s.refund_id = $1 AND s.last_seq > 0)",
             finding["refund_id"],
         )
         return bool(released == "UPDATE 1")

@@ -102,10 +102,10 @@ async def request_refund(
     response.status_code = 200 if asked_before else 201
     if not asked_before:
         api.metrics.refunds_requested.labels(request.channel).inc()
-    if respond_async:
+    if respond_async and not asked_before:
         response.headers["Preference-Applied"] = "respond-async"
         response.headers["Location"] = f"/v1/refunds/{status.refund_id}"
-        response.status_code = 200 if asked_before else 202
+        response.status_code = 202
     return customers_view(status) if who.kind is PrincipalKind.CUSTOMER else status
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import structlog
 from temporalio.client import Client
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError
@@ -64,6 +65,7 @@ from workflows.reconciliation_workflow import ReconciliationWorkflow
 from workflows.refund import patches
 from workflows.wording import customer_view
 
+log = structlog.get_logger("refundflow.client")
 # How long a person waits for a refund to answer before being told no worker is running.
 QUERY_TIMEOUT = timedelta(seconds=15)
 # A refund whose request is older than this was not started by the call that found it.
@@ -201,7 +203,12 @@ class RefundClient(RefundActions):
         never ask the workflow while it works on its first step."""
         projection, view = opening(inp)
         if self._database_url:
-            await (await self._store()).open_status(projection, view)
+            try:
+                await (await self._store()).open_status(projection, view)
+            except (OSError, asyncpg.PostgresError, RefundflowError) as err:
+                # Only a head start for reads: the refund is started and held, and its
+                # workflow writes its status; the caller must not be told it failed.
+                log.warning("opening_status_not_written", refund_id=inp.refund_id, error=str(err))
         return view
 
     async def _existing_refund(self, refund_id: str) -> StatusView | None:

@@ -314,3 +314,32 @@ async def test_a_refund_through_the_stack_verifies_from_the_cli(
     await eventually(lambda: hashes(db, status.refund_id), lambda rows: len(rows) == 4)
     code, out, err = await run_cli(stack.env(), "audit", "--verify", status.refund_id)
     assert (code, out.strip()) == (0, "audit verified: 1 refund, 4 entries, chains intact"), err
+
+
+async def test_an_opening_status_is_no_broken_chain_and_never_replaces_what_the_refund_recorded(
+    app_pool: asyncpg.Pool, refunds: RefundClient, sandbox: Sandbox
+) -> None:
+    """A request answered before its first step (Prefer: respond-async) puts its opening
+    status in the projection as of seq 0: no audit rows yet, and that is not tampering."""
+    order = await sandbox.order(amount=4000)
+    some_view = await refunds.request(make_request(order))
+    store, refund_id = PostgresRefundStore(app_pool), new_refund_id()
+    whole = trail(refund_id, PAID)
+    opened = some_view.model_copy(update={"refund_id": refund_id, "message": "opening"})
+    asked_at = whole.projection.requested_at - timedelta(seconds=3)  # the client's clock
+    await store.open_status(whole.projection.model_copy(update={"requested_at": asked_at}), opened)
+    assert await store.status_view(refund_id) == opened
+    report = await verify_chains(app_pool, refund_id)
+    assert (report.verified, report.refunds, report.broken) == (True, 0, [])
+
+    recorded = opened.model_copy(update={"message": "recorded"})
+    await store.record_transitions(whole.model_copy(update={"view": recorded}))
+    await store.open_status(whole.projection, opened)  # an opening that lands late
+    assert await store.status_view(refund_id) == recorded
+    row = await app_pool.fetchrow(
+        "SELECT last_seq, requested_at FROM refundflow.refund_status WHERE refund_id = $1",
+        refund_id,
+    )
+    assert (row["last_seq"], row["requested_at"]) == (3, whole.projection.requested_at)
+    report = await verify_chains(app_pool, refund_id)
+    assert (report.verified, report.refunds, report.entries) == (True, 1, 3)

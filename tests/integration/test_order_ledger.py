@@ -11,15 +11,17 @@ from typing import Any
 import asyncpg
 import pytest
 
-from activities.pg_store import PostgresRefundStore
+from activities.pg_store import PostgresRefundStore, _project_status
 from client import render
 from client.errors import InvalidRefundRequest
 from client.refund_client import RefundClient
 from client.report import build_report
 from tests.conftest import Sandbox, unique_key
 from tests.integration.helpers import eventually, wait_for_state
+from tests.integration.test_audit_store import batch
 from tests.integration.test_refund_flow import make_request
 from workflows.models import OrderLine, ReconcileInput, ReserveInput, ReserveResult, StatusView
+from workflows.states import RefundState
 
 pytestmark = pytest.mark.stack
 
@@ -273,6 +275,9 @@ async def test_a_reservation_whose_refund_never_started_is_released(
     store = PostgresRefundStore(db)
     ask = reservation(unique_key("ord"), refund_id=f"rf_{unique_key('orphan')[-12:]:0>24}")
     assert (await store.reserve(ask)).reserved
+    # Only an opening status (as a respond-async answer writes, last_seq 0): still no refund.
+    opening = batch(ask.refund_id, [1], RefundState.PENDING_REVIEW).projection
+    await _project_status(db, opening, None, 0)
     await db.execute(
         "UPDATE refundflow.reservations SET created_at = now() - interval '1 hour'"
         " WHERE refund_id = $1",
