@@ -44,7 +44,10 @@ def table(r: dict[str, Any]) -> str:
                 f" on {r['config']['cores']} cores",
             ),
         ]
+    alone = r["refunds_unloaded"]
     rows += [
+        ("respond-async one at a time: acknowledged p50/p95/p99 ms", _triple(alone, "ack_")),
+        ("  end to end p50/p95/p99 ms", _triple(alone, "")),
         ("ratio to naive / to ceiling", f"{r['ratios']['to_naive']} / {r['ratios']['to_ceiling']}"),
         ("billable actions per refund", f"{cost['actions']} {cost['breakdown']}"),
         ("history events, payload bytes per refund", f"{cost['events']}, {cost['payload_bytes']}"),

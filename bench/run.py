@@ -46,6 +46,7 @@ from worker.processes import spawn, stop_process
 from workflows.models import ReconcileInput, RefundRequest
 
 DIRECTORY = PROJECT_ROOT / "deploy" / "dev-directory.json"
+UNLOADED = 20  # respond-async requests made one at a time after the race
 WARM_UP = 5
 """Refunds of each shape before measuring: connections, caches and imports warm up."""
 
@@ -147,6 +148,12 @@ class Bench:
             self.results[key] = await race.run(key, orders, one)
         self.results["ceiling"] = await race_ceiling(race, cfg.refunds, WARM_UP)
         self.results["ceiling_not_eager"] = await race_ceiling(race, cfg.refunds, WARM_UP, False)
+        # The same respond-async requests one at a time: what an answer costs without a
+        # queue, beside what it costs at the race's concurrency.
+        alone = Race(self.temporal, self.http, race.meter, 1, self.say, race.samples)
+        one_by_one = RefundflowThroughApi(alone, api_url, token, respond_async=True).one
+        orders = await self.make_orders(UNLOADED, 4000, "unloaded orders")
+        self.results["refunds_unloaded"] = await alone.run("refunds unloaded", orders, one_by_one)
         self.samples = race.samples
         per_second = {
             key: self.results[key]["per_second"] for key in ("refunds", "naive", "ceiling")

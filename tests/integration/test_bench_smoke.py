@@ -27,7 +27,8 @@ async def test_bench_runs_end_to_end_and_reports_every_figure(tmp_path: Path) ->
     assert code == 0, stderr
     figures = json.loads(out.read_text())
     # The figures issue 15 asks `--json-out` for, each present and plausible.
-    for shape in ("refunds", "refunds_first_step", "naive", "ceiling", "ceiling_not_eager"):
+    shapes = ("refunds", "refunds_first_step", "refunds_unloaded", "naive", "ceiling")
+    for shape in (*shapes, "ceiling_not_eager"):
         assert figures[shape]["per_second"] > 0, shape
         assert 0 < figures[shape]["ack_p99_ms"] <= figures[shape]["p99_ms"], shape
         assert figures[shape]["cpu_bound_per_second"] > 0, shape
