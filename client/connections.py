@@ -8,15 +8,27 @@ every process that talks to Temporal seals and opens payloads here, with the sam
 
 from __future__ import annotations
 
+import logging
+
 from temporalio.client import Client
 from temporalio.converter import DataConverter
-from temporalio.runtime import Runtime
+from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryFilter
 from temporalio.service import RPCError
 
 from client.payload_codec import CodecKeyError, data_converter, load_keyring
 from client.settings import ConfigurationError, Settings
 from client.temporal_config import TemporalConfigError
 from client.tracing import temporal_interceptors
+
+
+def core_logging() -> LoggingConfig:
+    """Temporal's Rust core writes its own coloured lines to stderr, which break a JSON
+    stream: every Runtime a process makes (the default one, a metrics one) sends them at
+    WARN and above through the `temporalio.core` logger instead (and so through structlog)."""
+    return LoggingConfig(
+        filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+        forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
+    )
 
 
 class TemporalUnavailable(Exception):

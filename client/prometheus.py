@@ -23,6 +23,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
+from client.connections import core_logging
 from client.settings import ConfigurationError
 
 log = structlog.get_logger("refundflow.metrics")
@@ -73,7 +74,9 @@ def metrics_runtime(plan: MetricsPlan | None) -> Runtime | None:
     prometheus = PrometheusConfig(
         bind_address=plan.sdk_address, histogram_bucket_overrides=_LATENCY_BUCKETS
     )
-    return Runtime(telemetry=TelemetryConfig(metrics=prometheus))
+    # This runtime replaces the default one for the client: it forwards the core's log
+    # lines as the default does, or they reach stderr as coloured text.
+    return Runtime(telemetry=TelemetryConfig(metrics=prometheus, logging=core_logging()))
 
 
 class PrometheusEndpoint:

@@ -6,13 +6,9 @@ import logging
 import sys
 
 import structlog
-from temporalio.runtime import (
-    LogForwardingConfig,
-    LoggingConfig,
-    Runtime,
-    TelemetryConfig,
-    TelemetryFilter,
-)
+from temporalio.runtime import Runtime, TelemetryConfig
+
+from client.connections import core_logging
 
 
 def configure_logging(log_format: str = "auto", level: str = "info") -> None:
@@ -52,12 +48,7 @@ def configure_logging(log_format: str = "auto", level: str = "info") -> None:
 
 
 def _forward_temporal_core_logs() -> None:
-    """Temporal's Rust core writes its own coloured lines to stderr, which break a JSON
-    stream; send them through the `temporalio.core` logger (and so through structlog).
+    """The default Runtime forwards the core's lines (client.connections.core_logging).
     Must run before the first client connects: the runtime is made once per process."""
-    forwarding = LogForwardingConfig(logger=logging.getLogger("temporalio.core"))
-    logging_config = LoggingConfig(
-        filter=TelemetryFilter(core_level="WARN", other_level="ERROR"), forwarding=forwarding
-    )
-    runtime = Runtime(telemetry=TelemetryConfig(logging=logging_config))
+    runtime = Runtime(telemetry=TelemetryConfig(logging=core_logging()))
     Runtime.set_default(runtime, error_if_already_set=False)
