@@ -1,9 +1,9 @@
 """Auto-approval budgets in Postgres (migration 0006): the money already auto-approved on an
 order and for a customer, the customer's lock, and the customer's recent refunds for
-reviewers. The rule is workflows/budgets.py (pure); `PostgresRefundStore.reserve` applies it
-here, inside the reservation's transaction.
+reviewers. The rule is workflows/budgets.py (pure); activities/reserving.py applies it
+inside the reservation's transaction.
 
-Why a second lock: the order's row lock (activities/order_ledger.lock_order) serialises
+Why a second lock: the order's row lock (activities/reserving.py) serialises
 the refunds of one order, so the per-order sum is safe under it; but one customer's
 requests on two orders hold two different row locks and would each see the other's money
 missing. A transaction-scoped advisory lock on the customer serialises those. It is always
@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from workflows.budgets import BudgetUse, budget_refusal, customer_key
-from workflows.models import ReserveInput
+from workflows.budgets import BudgetUse
 from workflows.read_models import CustomerHistory, CustomerSpend
 
 CUSTOMER_LOCK = 0x5246_4355  # "RFCU": the two-key advisory lock space of customers
@@ -24,7 +23,7 @@ CUSTOMER_LOCK = 0x5246_4355  # "RFCU": the two-key advisory lock space of custom
 advisory locks never collide with the one-key locks of the dispatcher and migrations. Two
 customers whose hashes collide only wait for each other; neither is ever miscounted."""
 
-_USE = """
+USE = """
     SELECT coalesce(sum(r.amount) FILTER (WHERE r.order_id = $1), 0) AS on_order,
            coalesce(sum(r.amount) FILTER (
                WHERE r.requested_by = $2 AND o.currency = $3
@@ -55,34 +54,8 @@ async def budget_use(
 ) -> BudgetUse:
     """Auto-approved money held or paid on the order, and for `customer` (already as
     `customer_key` gives it) within the window in `currency`; refund `but` not counted."""
-    row = await db.fetchrow(_USE, order_id, customer, currency, window_days, but)
+    row = await db.fetchrow(USE, order_id, customer, currency, window_days, but)
     return BudgetUse(order=row["on_order"], customer=row["by_customer"])
-
-
-async def auto_approve_refusal(conn: asyncpg.Connection, request: ReserveInput) -> str | None:
-    """Why the budgets withhold the auto-approval `request` asks for (None: they allow it,
-    or it asks for none, or its policy has no budgets). Runs in the reservation's
-    transaction, after the order's row lock: the customer's lock is taken here and held to
-    the commit, so the sums it reads stay true until this reservation is recorded."""
-    budget = request.budget
-    if not request.auto_approve or budget is None:
-        return None
-    customer = customer_key(request.requested_by) if request.requested_by else None
-    if customer is not None and budget.per_customer is not None:
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock($1, hashtext($2))", CUSTOMER_LOCK, customer
-        )
-    used = await budget_use(
-        conn, request.order_id, customer, request.currency, budget.window_days, request.refund_id
-    )
-    return budget_refusal(
-        request.amount,
-        budget,
-        used,
-        order_id=request.order_id,
-        customer=customer,
-        currency=request.currency,
-    )
 
 
 async def customer_history(

@@ -1,112 +1,58 @@
-"""The order ledger in Postgres (migration 0005): the order's row lock, what every refund of
+"""The order ledger in Postgres (migration 0005): what every refund of
 an order holds per line, and how a reservation follows its refund. The rule itself is
-workflows/ledger.py (pure); `PostgresRefundStore.reserve` applies it under the lock.
+workflows/ledger.py (pure); activities/reserving.py applies it under the lock.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
 import asyncpg
+from pydantic import TypeAdapter
 
-from workflows.budgets import customer_key
-from workflows.ledger import NOT_A_LINE, Hold, LineHold, allocate
-from workflows.models import OrderLine, ReserveInput, StatusProjection
+from workflows.ledger import NOT_A_LINE, Hold, allocate
+from workflows.models import StatusProjection
 from workflows.read_models import LedgerLine, OrderLedger
 
-_HOLDS = """
-    SELECT r.refund_id, r.state, r.amount,
-           coalesce(json_agg(json_build_object('sku', l.sku, 'quantity', l.quantity,
-                                               'amount', l.amount) ORDER BY l.sku)
-                    FILTER (WHERE l.sku IS NOT NULL), '[]')::text AS lines
-    FROM refundflow.reservations r
-    LEFT JOIN refundflow.reservation_lines l USING (refund_id)
-    WHERE r.order_id = $1 AND r.state <> 'released' AND r.refund_id <> $2
-    GROUP BY r.refund_id
-    ORDER BY r.created_at, r.refund_id
-"""
+
+def holds_json(order_id: str, but: str) -> str:
+    """A subquery: every reservation on order `order_id` that is not released, but refund
+    `but`'s own, oldest first (a refusal names the refunds in the order they took the
+    units), with what it holds of each line, as one JSON array (`HOLDS` reads it). Its
+    arguments are the placeholders of the statement it goes into ("$1"): it is read with
+    other facts in one round trip (the edge, activities/reserving.py)."""
+    return f"""
+      (SELECT coalesce(json_agg(json_build_object('refund_id', r.refund_id, 'state', r.state,
+                 'amount', r.amount, 'lines',
+                 (SELECT coalesce(json_agg(json_build_object('sku', l.sku,
+                          'quantity', l.quantity, 'amount', l.amount) ORDER BY l.sku), '[]')
+                  FROM refundflow.reservation_lines l WHERE l.refund_id = r.refund_id))
+               ORDER BY r.created_at, r.refund_id), '[]')::text
+       FROM refundflow.reservations r
+       WHERE r.order_id = {order_id} AND r.state <> 'released' AND r.refund_id <> {but})"""
 
 
-async def lock_order(
-    conn: asyncpg.Connection, request: ReserveInput
-) -> tuple[int, list[OrderLine]]:
-    """Take the order's row lock (concurrent reservations for one order run one at a time)
-    and return its captured amount and lines as first recorded: the first snapshot stands."""
-    await conn.execute(
-        "INSERT INTO refundflow.order_ledger (order_id, currency, captured_amount)"
-        " VALUES ($1, $2, $3) ON CONFLICT (order_id) DO NOTHING",
-        request.order_id,
-        request.currency,
-        request.captured_amount,
-    )
-    captured: int = await conn.fetchval(
-        "SELECT captured_amount FROM refundflow.order_ledger WHERE order_id = $1 FOR UPDATE",
-        request.order_id,
-    )
-    rows = await conn.fetch(
-        "SELECT sku, quantity, unit_price, category FROM refundflow.order_lines"
-        " WHERE order_id = $1 ORDER BY position",
-        request.order_id,
-    )
-    if rows or not request.order_lines:
-        return captured, [OrderLine.model_validate(dict(r)) for r in rows]
-    # Under the lock: the first reservation that brings the lines writes all of them.
-    await conn.executemany(
-        "INSERT INTO refundflow.order_lines (order_id, position, sku, quantity, unit_price,"
-        " category) VALUES ($1, $2, $3, $4, $5, $6)",
-        [
-            (request.order_id, n, line.sku, line.quantity, line.unit_price, line.category)
-            for n, line in enumerate(request.order_lines)
-        ],
-    )
-    return captured, list(request.order_lines)
+HOLDS = TypeAdapter(list[Hold])
 
 
 async def holds(db: asyncpg.Connection | asyncpg.Pool, order_id: str, but: str) -> list[Hold]:
-    """Every reservation on the order that is not released, but refund `but`'s own, oldest
-    first (a refusal names the refunds in the order they took the units)."""
-    rows = await db.fetch(_HOLDS, order_id, but)
-    return [
-        Hold(
-            refund_id=r["refund_id"],
-            state=r["state"],
-            amount=r["amount"],
-            lines=[LineHold.model_validate(x) for x in json.loads(r["lines"])],
-        )
-        for r in rows
-    ]
+    """Every other refund's hold on the order (holds_json)."""
+    return HOLDS.validate_json(await db.fetchval(f"SELECT {holds_json('$1', '$2')}", order_id, but))
 
 
-async def record_hold(
-    conn: asyncpg.Connection,
-    request: ReserveInput,
-    lines: list[LineHold],
-    auto_approve_refused: str | None = None,
-) -> None:
-    """Write the reservation and what it holds of each line; who asked, and whether it is
-    auto-approved (the policy would, and no budget withheld it: `auto_approve_refused`), so
-    later requests count it against the budgets (activities/budgets.py)."""
-    basis = None if request.reason_code is None else ("lines" if request.lines else "amount")
-    await conn.execute(
-        "INSERT INTO refundflow.reservations (refund_id, order_id, amount, basis, reason_code,"
-        " requested_by, auto_approved, auto_approve_refused)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        request.refund_id,
-        request.order_id,
-        request.amount,
-        basis,
-        request.reason_code,
-        customer_key(request.requested_by) if request.requested_by else None,
-        request.auto_approve and auto_approve_refused is None,
-        auto_approve_refused,
+async def state_and_holds(
+    db: asyncpg.Connection | asyncpg.Pool, refund_id: str, order_id: str
+) -> tuple[str | None, list[Hold]]:
+    """The refund's last recorded state (None: it has none) and every other refund's hold
+    on its order, in one read: what the edge asks before it reserves."""
+    row = await db.fetchrow(
+        "SELECT (SELECT state FROM refundflow.refund_status WHERE refund_id = $2) AS state,"
+        f" {holds_json('$1', '$2')} AS holds",
+        order_id,
+        refund_id,
     )
-    await conn.executemany(
-        "INSERT INTO refundflow.reservation_lines (refund_id, order_id, sku, quantity, amount)"
-        " VALUES ($1, $2, $3, $4, $5)",
-        [(request.refund_id, request.order_id, x.sku, x.quantity, x.amount) for x in lines],
-    )
+    return row["state"], HOLDS.validate_json(row["holds"])
 
 
 async def follow_refund(conn: asyncpg.Connection, p: StatusProjection) -> None:

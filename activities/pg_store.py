@@ -9,12 +9,12 @@ from pathlib import Path
 
 import asyncpg
 
-from activities import audit_chain, budgets, order_ledger
+from activities import audit_chain, budgets, order_ledger, reserving
 from activities.audit_chain import AuditContent, utc
 from activities.migrate import apply_migrations
 from activities.outbox import write_events
 from workflows.budgets import BudgetUse, customer_key
-from workflows.ledger import Hold, decide
+from workflows.ledger import Hold
 from workflows.models import (
     RecordTransitionsInput,
     ReserveInput,
@@ -74,40 +74,7 @@ class PostgresRefundStore:
         against the auto-approval budgets too; beyond one it is still held, and the result
         says why a reviewer decides. Idempotent per refund: the first answer stands."""
         async with self._pool.acquire() as conn, conn.transaction():
-            captured, order_lines = await order_ledger.lock_order(conn, request)
-            others = await order_ledger.holds(conn, request.order_id, request.refund_id)
-            held = sum(h.amount for h in others)
-            mine = await conn.fetchrow(
-                "SELECT amount, state, auto_approve_refused FROM refundflow.reservations"
-                " WHERE refund_id = $1",
-                request.refund_id,
-            )
-            if mine is not None:  # a retry, or the edge reserved it first
-                ok = mine["state"] != "released"
-                mine_held = mine["amount"] if ok else 0
-                return ReserveResult(
-                    reserved=ok,
-                    remaining=captured - held - mine_held,
-                    auto_approve_refused_because=mine["auto_approve_refused"] if ok else None,
-                )
-            # The order as first recorded decides, whatever a later snapshot says.
-            known = request.model_copy(
-                update={"captured_amount": captured, "order_lines": order_lines}
-            )
-            verdict = decide(known, others)
-            if not verdict.allowed:
-                return ReserveResult(
-                    reserved=False,
-                    remaining=verdict.remaining,
-                    refused_because=verdict.refused_because,
-                )
-            # Budgets under the same lock (and the customer's): concurrent small refunds
-            # cannot each fit what they only fit alone.
-            withheld = await budgets.auto_approve_refusal(conn, known)
-            await order_ledger.record_hold(conn, known, verdict.lines, withheld)
-            return ReserveResult(
-                reserved=True, remaining=verdict.remaining, auto_approve_refused_because=withheld
-            )
+            return await reserving.reserve(conn, request)
 
     async def holds(self, order_id: str, but: str) -> list[Hold]:
         """What every other refund of the order holds (not `but`'s own): what the edge and
@@ -140,12 +107,11 @@ class PostgresRefundStore:
         )
         return int(captured_amount - held)
 
-    async def known_state(self, refund_id: str) -> str | None:
-        """The last recorded state of a refund, kept long after Temporal's retention."""
-        state: str | None = await self._pool.fetchval(
-            "SELECT state FROM refundflow.refund_status WHERE refund_id = $1", refund_id
-        )
-        return state
+    async def state_and_holds(self, refund_id: str, order_id: str) -> tuple[str | None, list[Hold]]:
+        """The refund's last recorded state (None: none; kept long after Temporal's
+        retention) and what every other refund of its order holds, in one read: what the
+        edge asks before it reserves."""
+        return await order_ledger.state_and_holds(self._pool, refund_id, order_id)
 
     async def open_status(self, projection: StatusProjection, view: StatusView) -> None:
         """A refund just started (not waited for): its opening status, until its workflow

@@ -142,8 +142,10 @@ async def hold_at_the_edge(
     order: OrderSnapshot,
     resolved: ResolvedRefund,
     asked_at: datetime,
+    holds: Sequence[Hold],
 ) -> ReserveResult | None:
-    """Check the request against the order's ledger, then reserve it under the order's lock
+    """Check the request against the order's ledger (`holds`: what every other refund of
+    the order holds, as the store read it a moment ago), then reserve it under the order's lock
     before its refund starts (the store's `reserve`, the ledger's final word). The
     reservation (None: the policy declines the request) says, when the policy would
     approve it automatically but an auto-approval budget is used up, why a reviewer
@@ -158,7 +160,6 @@ async def hold_at_the_edge(
     not retried) is released by reconciliation (`reservation_without_refund`).
     """
     refund_id = refund_id_for(request.order_id, request.refund_key)
-    holds = await store.holds(order.order_id, refund_id)
     remaining = order.captured_amount - sum(h.amount for h in holds)
     answer = check_still_refundable(policy, request, order, resolved, remaining, asked_at, holds)
     if not answer.eligible:

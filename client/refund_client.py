@@ -169,11 +169,12 @@ class RefundClient(RefundActions):
         resolved = resolve(request, order)
         refund_id = refund_id_for(request.order_id, request.refund_key)
         if self._database_url:
-            existing = await self._existing_refund(refund_id)
-            if existing is not None:
-                return same_request_or_conflict(existing, request, order, resolved), True
             store = await self._store()
-            await hold_at_the_edge(store, self.policy, request, order, resolved, asked_at)
+            state, holds = await store.state_and_holds(refund_id, order.order_id)
+            if state is not None:
+                existing = await self._existing_refund(refund_id, state)
+                return same_request_or_conflict(existing, request, order, resolved), True
+            await hold_at_the_edge(store, self.policy, request, order, resolved, asked_at, holds)
         inp = RefundWorkflowInput(
             refund_id=refund_id,
             request=request,
@@ -211,12 +212,10 @@ class RefundClient(RefundActions):
                 log.warning("opening_status_not_written", refund_id=inp.refund_id, error=str(err))
         return view
 
-    async def _existing_refund(self, refund_id: str) -> StatusView | None:
-        """A refund already recorded under this id: its live status, or a clear refusal
-        when its workflow is gone (past Temporal's retention) so it is never run twice."""
-        state = await (await self._store()).known_state(refund_id)
-        if state is None:
-            return None
+    async def _existing_refund(self, refund_id: str, state: str) -> StatusView:
+        """A refund already recorded under this id (its last recorded `state`): its live
+        status, or a clear refusal when its workflow is gone (past Temporal's retention) so
+        it is never run twice."""
         try:
             ended = await self.abnormal_end(refund_id)
             if ended:

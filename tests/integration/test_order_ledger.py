@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from activities import reserving
 from activities.pg_store import PostgresRefundStore, _project_status
 from client import render
 from client.errors import InvalidRefundRequest
@@ -191,6 +192,33 @@ async def test_concurrent_reservations_for_the_same_units_hold_them_once(
         order_id,
     )
     assert units == 2
+
+
+async def test_a_reservation_on_a_known_order_waits_for_the_one_in_progress(
+    db: asyncpg.Pool,
+) -> None:
+    """The order's lock on an order the ledger already knows (the conflict path of its
+    upsert): a second reservation for the same units waits until the first commits, then
+    sees its hold. Without the wait both would read 'nothing held' and both would hold."""
+    store = PostgresRefundStore(db)
+    order_id = unique_key("ord")
+    tv = OrderLine.model_validate(TV_AND_CABLES[0])
+    assert (await store.reserve(reservation(order_id, amount=30000, lines=[tv]))).reserved
+    first, second = reservation(order_id), reservation(order_id, reason_code="defective")
+    async with db.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        assert (await reserving.reserve(conn, first)).reserved  # holding the order's lock
+        waiting = asyncio.create_task(store.reserve(second))
+        await asyncio.sleep(0.5)
+        assert not waiting.done()
+        await transaction.commit()
+    result = await asyncio.wait_for(waiting, timeout=10)
+    assert not result.reserved
+    assert result.refused_because == (
+        f"2 x CABLE of order {order_id} are already held or refunded by {first.refund_id};"
+        " 0 of 2 left"
+    )
 
 
 async def test_concurrent_amounts_never_reach_final_sale_value(db: asyncpg.Pool) -> None:

@@ -1,0 +1,217 @@
+"""The reservation's transaction (`PostgresRefundStore.reserve`): the order's row lock, the
+ledger's and the budgets' final word under it, and the hold written, in as few statements
+as the locks allow.
+
+Why so few: the edge reserves before a refund is acknowledged, so every statement here is a
+round trip the caller waits for, and under load each one waits for the database to be
+scheduled too (measured: 13 statements, p95 170 ms at the bench's concurrency). Now:
+BEGIN; the order's lock; the customer's lock (only when a per-customer budget applies);
+one read of everything the decision needs; one write of the hold; COMMIT.
+
+Why the read comes after the locks, as its own statement: under READ COMMITTED each
+statement sees what was committed when it began, so a read issued after a lock was granted
+sees everything the previous holder of that lock wrote. A read in the same statement as the
+lock would see the order as it was before the wait: a hold taken meanwhile would be missed.
+The rules themselves are pure (workflows/ledger.py, workflows/budgets.py).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import asyncpg
+from pydantic import TypeAdapter
+
+from activities import budgets, order_ledger
+from workflows.budgets import BudgetUse, budget_refusal, customer_key
+from workflows.ledger import Hold, LineHold, decide
+from workflows.models import OrderLine, ReserveInput, ReserveResult
+
+# Taking the order's row lock whether or not the order is known yet: an existing row is
+# locked by the conflict (ON CONFLICT DO UPDATE locks the row even when its WHERE updates
+# nothing), a new one by being ours until we commit. The first snapshot stands.
+_LOCK_ORDER = """
+    INSERT INTO refundflow.order_ledger (order_id, currency, captured_amount)
+    VALUES ($1, $2, $3)
+    ON CONFLICT (order_id) DO UPDATE SET captured_amount = refundflow.order_ledger.captured_amount
+    WHERE false
+"""
+
+_LOCK_CUSTOMER = "SELECT pg_advisory_xact_lock($1, hashtext($2))"
+
+# $1 order, $2 customer, $3 currency, $4 budget window (days), $5 this refund: the budgets'
+# use is activities/budgets.USE itself, read with the rest.
+_READ = f"""
+    SELECT ledger.captured_amount, used.on_order, used.by_customer,
+      (SELECT coalesce(json_agg(json_build_object('sku', sku, 'quantity', quantity,
+                 'unit_price', unit_price, 'category', category) ORDER BY position), '[]')::text
+       FROM refundflow.order_lines WHERE order_id = $1) AS order_lines,
+      (SELECT json_build_object('amount', amount, 'state', state,
+                 'auto_approve_refused', auto_approve_refused)::text
+       FROM refundflow.reservations WHERE refund_id = $5) AS mine,
+      {order_ledger.holds_json("$1", "$5")} AS others
+    FROM refundflow.order_ledger ledger CROSS JOIN LATERAL ({budgets.USE}) used
+    WHERE ledger.order_id = $1
+"""
+
+_ORDER_LINES = """
+    INSERT INTO refundflow.order_lines (order_id, position, sku, quantity, unit_price, category)
+    SELECT $1, t.position, t.sku, t.quantity, t.unit_price, t.category
+    FROM unnest($2::int[], $3::text[], $4::int[], $5::bigint[], $6::text[])
+         AS t(position, sku, quantity, unit_price, category)
+"""
+
+# One statement: the order's lines (when this reservation is the first to bring them), the
+# reservation, and what it holds of each line. The foreign keys are checked at its end.
+_WRITE_HOLD = f"""
+    WITH order_lines AS ({_ORDER_LINES}),
+    reservation AS (
+      INSERT INTO refundflow.reservations (refund_id, order_id, amount, basis, reason_code,
+                                           requested_by, auto_approved, auto_approve_refused)
+      VALUES ($7, $1, $8, $9, $10, $11, $12, $13)
+    )
+    INSERT INTO refundflow.reservation_lines (refund_id, order_id, sku, quantity, amount)
+    SELECT $7, $1, t.sku, t.quantity, t.amount
+    FROM unnest($14::text[], $15::int[], $16::bigint[]) AS t(sku, quantity, amount)
+"""
+
+_LINES = TypeAdapter(list[OrderLine])
+
+
+@dataclass
+class Mine:
+    """This refund's own reservation, when it has one already."""
+
+    amount: int
+    state: str
+    auto_approve_refused: str | None
+
+
+@dataclass
+class Locked:
+    """The order as the locks let this reservation see it."""
+
+    captured: int
+    order_lines: list[OrderLine]
+    lines_recorded: bool
+    """False: the order's lines are not recorded yet (this reservation brings them)."""
+    mine: Mine | None
+    others: list[Hold]
+    use: BudgetUse | None
+
+
+async def reserve(conn: asyncpg.Connection, request: ReserveInput) -> ReserveResult:
+    """Hold `request`'s money and lines against its order, inside the caller's transaction
+    (PostgresRefundStore.reserve has the contract). Idempotent per refund."""
+    locked = await _lock_and_read(conn, request)
+    mine = locked.mine
+    # The order as first recorded decides, whatever a later snapshot says.
+    known = request.model_copy(
+        update={"captured_amount": locked.captured, "order_lines": locked.order_lines}
+    )
+    verdict = decide(known, locked.others) if mine is None else None
+    if verdict is not None and verdict.allowed:
+        withheld = _budget_refusal(known, locked.use)
+        await _write_hold(conn, known, verdict.lines, withheld, locked.lines_recorded)
+        return ReserveResult(
+            reserved=True, remaining=verdict.remaining, auto_approve_refused_because=withheld
+        )
+    if not locked.lines_recorded:  # the first snapshot stands, whatever the answer
+        await conn.execute(_ORDER_LINES, request.order_id, *_line_columns(known.order_lines))
+    if mine is not None:  # a retry, or the edge reserved it first
+        ok = mine.state != "released"
+        held = sum(h.amount for h in locked.others)
+        return ReserveResult(
+            reserved=ok,
+            remaining=locked.captured - held - (mine.amount if ok else 0),
+            auto_approve_refused_because=mine.auto_approve_refused if ok else None,
+        )
+    assert verdict is not None
+    return ReserveResult(
+        reserved=False, remaining=verdict.remaining, refused_because=verdict.refused_because
+    )
+
+
+async def _lock_and_read(conn: asyncpg.Connection, request: ReserveInput) -> Locked:
+    """The order's lock, the customer's when a per-customer budget applies (always after
+    the order's, never before: two reservations cannot wait for each other), then one read
+    of the order's ledger, this refund's own hold and the budgets' use."""
+    await conn.execute(_LOCK_ORDER, request.order_id, request.currency, request.captured_amount)
+    # The budgets have a say only on a refund the policy would approve by itself.
+    budget = request.budget if request.auto_approve else None
+    customer = customer_key(request.requested_by) if request.requested_by else None
+    if budget is not None and budget.per_customer is not None and customer is not None:
+        await conn.execute(_LOCK_CUSTOMER, budgets.CUSTOMER_LOCK, customer)
+    window = budget.window_days if budget is not None else 0
+    row = await conn.fetchrow(
+        _READ, request.order_id, customer, request.currency, window, request.refund_id
+    )
+    recorded = _LINES.validate_json(row["order_lines"])
+    mine = json.loads(row["mine"]) if row["mine"] is not None else None
+    return Locked(
+        captured=row["captured_amount"],
+        order_lines=recorded or list(request.order_lines),
+        lines_recorded=bool(recorded) or not request.order_lines,
+        mine=Mine(**mine) if mine is not None else None,
+        others=order_ledger.HOLDS.validate_json(row["others"]),
+        use=BudgetUse(order=row["on_order"], customer=row["by_customer"]) if budget else None,
+    )
+
+
+def _budget_refusal(request: ReserveInput, use: BudgetUse | None) -> str | None:
+    """Why the budgets withhold the auto-approval `request` asks for (None: they allow it,
+    or it asks for none, or its policy has no budgets)."""
+    if use is None or request.budget is None:
+        return None
+    return budget_refusal(
+        request.amount,
+        request.budget,
+        use,
+        order_id=request.order_id,
+        customer=customer_key(request.requested_by) if request.requested_by else None,
+        currency=request.currency,
+    )
+
+
+Columns = tuple[list[int], list[str], list[int], list[int], list[str]]
+
+
+def _line_columns(lines: list[OrderLine]) -> Columns:
+    """The order's lines as the columns `unnest` takes, in the order's own order."""
+    return (
+        list(range(len(lines))),
+        [line.sku for line in lines],
+        [line.quantity for line in lines],
+        [line.unit_price for line in lines],
+        [line.category for line in lines],
+    )
+
+
+async def _write_hold(
+    conn: asyncpg.Connection,
+    request: ReserveInput,
+    lines: list[LineHold],
+    auto_approve_refused: str | None,
+    lines_recorded: bool,
+) -> None:
+    """The reservation and what it holds of each line; who asked, and whether it is
+    auto-approved (the policy would, and no budget withheld it), so later requests count
+    it against the budgets; the order's lines too when this reservation brings them."""
+    basis = None if request.reason_code is None else ("lines" if request.lines else "amount")
+    order_lines = [] if lines_recorded else request.order_lines
+    await conn.execute(
+        _WRITE_HOLD,
+        request.order_id,
+        *_line_columns(order_lines),
+        request.refund_id,
+        request.amount,
+        basis,
+        request.reason_code,
+        customer_key(request.requested_by) if request.requested_by else None,
+        request.auto_approve and auto_approve_refused is None,
+        auto_approve_refused,
+        [x.sku for x in lines],
+        [x.quantity for x in lines],
+        [x.amount for x in lines],
+    )
