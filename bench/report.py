@@ -57,6 +57,7 @@ def table(r: dict[str, Any]) -> str:
         rows.append((f"status lookup {label.replace('_', ' ')} p50/p99 ms", _pair(figures)))
     rows += [
         ("worker KiB per open refund", r["memory"]["kib_per_open_refund"]),
+        ("  the stack settled after opening them, s", r["memory"]["settled_after_s"]),
         (
             f"reconciliation of {r['reconciliation']['refunds']} refunds, s",
             r["reconciliation"]["seconds"],
