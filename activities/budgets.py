@@ -23,6 +23,8 @@ CUSTOMER_LOCK = 0x5246_4355  # "RFCU": the two-key advisory lock space of custom
 advisory locks never collide with the one-key locks of the dispatcher and migrations. Two
 customers whose hashes collide only wait for each other; neither is ever miscounted."""
 
+# $1 order, $2 customer, $3 currency, $4 window (days), $5 the refund not counted;
+# activities/reserving._READ embeds this query with the same placeholders.
 USE = """
     SELECT coalesce(sum(r.amount) FILTER (WHERE r.order_id = $1), 0) AS on_order,
            coalesce(sum(r.amount) FILTER (

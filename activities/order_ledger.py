@@ -1,6 +1,6 @@
 """The order ledger in Postgres (migration 0005): what every refund of
 an order holds per line, and how a reservation follows its refund. The rule itself is
-workflows/ledger.py (pure); activities/reserving.py applies it under the lock.
+workflows/ledger.py (pure); activities/reserving.py applies it under the order's row lock.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ async def holds(db: asyncpg.Connection | asyncpg.Pool, order_id: str, but: str) 
 
 
 async def state_and_holds(
-    db: asyncpg.Connection | asyncpg.Pool, refund_id: str, order_id: str
+    db: asyncpg.Connection | asyncpg.Pool, order_id: str, refund_id: str
 ) -> tuple[str | None, list[Hold]]:
     """The refund's last recorded state (None: it has none) and every other refund's hold
     on its order, in one read: what the edge asks before it reserves."""

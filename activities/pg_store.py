@@ -1,5 +1,6 @@
 """Postgres store: the append-only audit trail, the status projection and the order ledger
-(reservations; its SQL in activities/order_ledger.py, its rule in workflows/ledger.py)."""
+(reservations: taken in activities/reserving.py, read and followed in
+activities/order_ledger.py; the rule in workflows/ledger.py)."""
 
 from __future__ import annotations
 
@@ -107,11 +108,11 @@ class PostgresRefundStore:
         )
         return int(captured_amount - held)
 
-    async def state_and_holds(self, refund_id: str, order_id: str) -> tuple[str | None, list[Hold]]:
+    async def state_and_holds(self, order_id: str, refund_id: str) -> tuple[str | None, list[Hold]]:
         """The refund's last recorded state (None: none; kept long after Temporal's
         retention) and what every other refund of its order holds, in one read: what the
         edge asks before it reserves."""
-        return await order_ledger.state_and_holds(self._pool, refund_id, order_id)
+        return await order_ledger.state_and_holds(self._pool, order_id, refund_id)
 
     async def open_status(self, projection: StatusProjection, view: StatusView) -> None:
         """A refund just started (not waited for): its opening status, until its workflow

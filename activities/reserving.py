@@ -4,9 +4,11 @@ as the locks allow.
 
 Why so few: the edge reserves before a refund is acknowledged, so every statement here is a
 round trip the caller waits for, and under load each one waits for the database to be
-scheduled too (measured: 13 statements, p95 170 ms at the bench's concurrency). Now:
-BEGIN; the order's lock; the customer's lock (only when a per-customer budget applies);
-one read of everything the decision needs; one write of the hold; COMMIT.
+scheduled too. So: BEGIN; the order's lock; the customer's lock (only when a per-customer
+budget applies); one read of everything the decision needs; one write of the hold; COMMIT.
+The customer's lock is taken before the read knows whether this refund already holds (a
+retry, or the workflow finding the edge's reservation): a second short wait per refund,
+cheaper than a round trip to find out first.
 
 Why the read comes after the locks, as its own statement: under READ COMMITTED each
 statement sees what was committed when it began, so a read issued after a lock was granted
@@ -30,7 +32,9 @@ from workflows.models import OrderLine, ReserveInput, ReserveResult
 
 # Taking the order's row lock whether or not the order is known yet: an existing row is
 # locked by the conflict (ON CONFLICT DO UPDATE locks the row even when its WHERE updates
-# nothing), a new one by being ours until we commit. The first snapshot stands.
+# nothing), a new one by being ours until we commit. The first snapshot stands. The lock is
+# FOR NO KEY UPDATE (the key is not in the SET), weaker than FOR UPDATE, which was used
+# before: it still excludes every other reservation of the order, which is all it is for.
 _LOCK_ORDER = """
     INSERT INTO refundflow.order_ledger (order_id, currency, captured_amount)
     VALUES ($1, $2, $3)
@@ -41,7 +45,8 @@ _LOCK_ORDER = """
 _LOCK_CUSTOMER = "SELECT pg_advisory_xact_lock($1, hashtext($2))"
 
 # $1 order, $2 customer, $3 currency, $4 budget window (days), $5 this refund: the budgets'
-# use is activities/budgets.USE itself, read with the rest.
+# use is activities/budgets.USE itself (same placeholders), read with the rest; its sums are
+# read even when the policy has no budgets (a few index lookups), then not used.
 _READ = f"""
     SELECT ledger.captured_amount, used.on_order, used.by_customer,
       (SELECT coalesce(json_agg(json_build_object('sku', sku, 'quantity', quantity,
@@ -51,7 +56,7 @@ _READ = f"""
                  'auto_approve_refused', auto_approve_refused)::text
        FROM refundflow.reservations WHERE refund_id = $5) AS mine,
       {order_ledger.holds_json("$1", "$5")} AS others
-    FROM refundflow.order_ledger ledger CROSS JOIN LATERAL ({budgets.USE}) used
+    FROM refundflow.order_ledger ledger CROSS JOIN ({budgets.USE}) used
     WHERE ledger.order_id = $1
 """
 
@@ -105,32 +110,44 @@ async def reserve(conn: asyncpg.Connection, request: ReserveInput) -> ReserveRes
     """Hold `request`'s money and lines against its order, inside the caller's transaction
     (PostgresRefundStore.reserve has the contract). Idempotent per refund."""
     locked = await _lock_and_read(conn, request)
-    mine = locked.mine
     # The order as first recorded decides, whatever a later snapshot says.
     known = request.model_copy(
         update={"captured_amount": locked.captured, "order_lines": locked.order_lines}
     )
-    verdict = decide(known, locked.others) if mine is None else None
-    if verdict is not None and verdict.allowed:
-        withheld = _budget_refusal(known, locked.use)
-        await _write_hold(conn, known, verdict.lines, withheld, locked.lines_recorded)
+    if locked.mine is not None:  # a retry, or the edge reserved it first: its answer stands
+        await _record_order_lines(conn, known, locked)
+        return _first_answer(locked, locked.mine)
+    verdict = decide(known, locked.others)
+    if not verdict.allowed:
+        await _record_order_lines(conn, known, locked)
         return ReserveResult(
-            reserved=True, remaining=verdict.remaining, auto_approve_refused_because=withheld
+            reserved=False, remaining=verdict.remaining, refused_because=verdict.refused_because
         )
-    if not locked.lines_recorded:  # the first snapshot stands, whatever the answer
-        await conn.execute(_ORDER_LINES, request.order_id, *_line_columns(known.order_lines))
-    if mine is not None:  # a retry, or the edge reserved it first
-        ok = mine.state != "released"
-        held = sum(h.amount for h in locked.others)
-        return ReserveResult(
-            reserved=ok,
-            remaining=locked.captured - held - (mine.amount if ok else 0),
-            auto_approve_refused_because=mine.auto_approve_refused if ok else None,
-        )
-    assert verdict is not None
+    withheld = _budget_refusal(known, locked.use)
+    await _write_hold(conn, known, verdict.lines, withheld, locked.lines_recorded)
     return ReserveResult(
-        reserved=False, remaining=verdict.remaining, refused_because=verdict.refused_because
+        reserved=True, remaining=verdict.remaining, auto_approve_refused_because=withheld
     )
+
+
+def _first_answer(locked: Locked, mine: Mine) -> ReserveResult:
+    """A refund that already reserved (or was released): the answer it got, as it stands."""
+    ok = mine.state != "released"
+    held = sum(h.amount for h in locked.others)
+    return ReserveResult(
+        reserved=ok,
+        remaining=locked.captured - held - (mine.amount if ok else 0),
+        auto_approve_refused_because=mine.auto_approve_refused if ok else None,
+    )
+
+
+async def _record_order_lines(
+    conn: asyncpg.Connection, known: ReserveInput, locked: Locked
+) -> None:
+    """The order's lines, when this request is the first to bring them: the first snapshot
+    stands, whatever the answer (a hold writes them with itself, `_write_hold`)."""
+    if not locked.lines_recorded:
+        await conn.execute(_ORDER_LINES, known.order_id, *_line_columns(known.order_lines))
 
 
 async def _lock_and_read(conn: asyncpg.Connection, request: ReserveInput) -> Locked:

@@ -170,7 +170,7 @@ class RefundClient(RefundActions):
         refund_id = refund_id_for(request.order_id, request.refund_key)
         if self._database_url:
             store = await self._store()
-            state, holds = await store.state_and_holds(refund_id, order.order_id)
+            state, holds = await store.state_and_holds(order.order_id, refund_id)
             if state is not None:
                 existing = await self._existing_refund(refund_id, state)
                 return same_request_or_conflict(existing, request, order, resolved), True

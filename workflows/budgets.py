@@ -13,7 +13,7 @@ the sum, whatever the keys, channels or orders, so splitting gains nothing.
   every amount in a policy: they apply to the refund's own currency).
 - A refund beyond a budget is not refused: it holds its amount and waits for a reviewer,
   who sees why. The store applies `budget_refusal` under the order's row lock and the
-  customer's lock (activities/budgets.py), so concurrent requests cannot both fit;
+  customer's lock (activities/reserving.py), so concurrent requests cannot both fit;
   `eligibility` applies it to the same sums read without a lock, ahead of time.
 """
 
