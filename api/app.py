@@ -26,6 +26,7 @@ from api.identity import TokenVerifier
 from api.limits import BodySizeLimit, RateLimiter
 from api.metrics import ApiMetrics, RequestMetrics
 from api.request_spans import RequestSpans
+from client.heap import freeze_startup_heap
 from client.prometheus import PrometheusEndpoint, metrics_runtime, plan_metrics
 from client.refund_client import RefundClient
 from client.settings import Settings
@@ -50,7 +51,13 @@ def create_app(config: ApiConfig, settings: Settings) -> FastAPI:
             endpoint = metrics_plan and PrometheusEndpoint(metrics_plan, http, metrics.exposition)
             if endpoint:
                 await endpoint.start()
-            log.info("api.ready", issuer=config.issuer, audience=config.audience)
+            frozen = freeze_startup_heap()  # ready: full collections skip the startup heap
+            log.info(
+                "api.ready",
+                issuer=config.issuer,
+                audience=config.audience,
+                startup_objects_frozen=frozen,
+            )
             try:
                 yield
             finally:

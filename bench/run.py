@@ -37,6 +37,7 @@ from bench.seed import seed_reconciliation
 from bench.shapes import CORES, Race, RefundflowThroughApi, naive_one, race_ceiling
 from bench.stats import bounded, latency_summary
 from client.connections import connect_temporal
+from client.heap import freeze_startup_heap
 from client.policy_source import load_policy
 from client.refund_client import RefundClient
 from client.settings import PROJECT_ROOT, Settings
@@ -95,6 +96,9 @@ class Bench:
                 database_url=settings.database_url,
             )  # fmt: skip
             self.pool = await create_pool(settings.require_database_url(), migrate=False)
+            # This process is a client service too: what the worker and the API do once
+            # ready (client/heap.py), or its own full collections time its lookups.
+            freeze_startup_heap()
             try:
                 await self.naive_worker_polling()
                 await self.race()

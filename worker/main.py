@@ -43,6 +43,7 @@ from activities.tracking_links import TrackingLinks
 from activities.verification import RequestVerifier, known_policy_hashes
 from api.pages.settings import dev_secret
 from client.connections import connect_temporal
+from client.heap import freeze_startup_heap
 from client.payload_codec import encryption_label
 from client.settings import Settings
 from client.tracing import flush_tracing, start_tracing
@@ -89,6 +90,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         if endpoint:
             await endpoint.start()
         async with worker:
+            frozen = freeze_startup_heap()  # ready: full collections skip the startup heap
             log.info(
                 "worker_started",
                 task_queue=settings.task_queue,
@@ -97,6 +99,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
                 security=settings.temporal.kind,
                 payloads=encryption_label(client.data_converter),
                 deployment=deployment.label if deployment else "unversioned",
+                startup_objects_frozen=frozen,
             )
             if deployment and deployment.promote:
                 await make_current(client, deployment.version)

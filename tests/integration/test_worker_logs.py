@@ -28,3 +28,12 @@ async def test_every_line_of_the_worker_log_is_a_json_object(
         record = json.loads(line)  # raises on a core WARN line, colours and all
         assert isinstance(record, dict) and "event" in record, line
         assert "<traceback object" not in line
+
+
+def test_the_worker_and_the_api_freeze_their_startup_heap_once_ready(stack: DevStack) -> None:
+    """Full garbage collections skip the objects startup left (client/heap.py): the worker
+    and the API say how many they froze when they are ready."""
+    for log, ready in (("worker.log", "worker_started"), ("api.log", "api.ready")):
+        records = [json.loads(x) for x in (stack.logs / log).read_text().splitlines() if ready in x]
+        assert records, log
+        assert records[0]["startup_objects_frozen"] > 50_000, records[0]
