@@ -1,5 +1,6 @@
 """Listing refunds a page at a time, newest request first, optionally one customer's: the
-status projection, with the customer read from each refund's first audit entry (who asked)."""
+status projection, with the customer read from each refund's first audit entry (who asked),
+or from its opening status before that entry is written (`asked_by`)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,20 @@ from api.problems import Kind, ProblemError
 from client.refund_client import REFUND_ID_PATTERN
 from workflows.read_models import ListedRefund
 
-_PAGE = """
+
+def asked_by(status: str, customer: str) -> str:
+    """SQL: the refund of status row `status` was asked for by `customer` (a placeholder).
+    Its first audit entry says who asked; a refund answered 202 a moment ago (Prefer:
+    respond-async) has only its opening status yet (last_seq 0), whose own first entry,
+    written by RefundClient from the verified request, says the same."""
+    return f"""(EXISTS (SELECT 1 FROM refundflow.audit a
+                  WHERE a.refund_id = {status}.refund_id AND a.seq = 1
+                    AND lower(a.actor) = lower({customer}))
+             OR ({status}.last_seq = 0
+                 AND lower({status}.view #>> '{{timeline,0,actor}}') = lower({customer})))"""
+
+
+_PAGE = f"""
 SELECT s.refund_id, s.order_id, s.state, s.amount, s.currency, s.awaiting,
        s.escalation_level, s.policy_version, s.reason_code, s.channel, s.requested_at,
        s.updated_at
@@ -23,9 +37,7 @@ FROM refundflow.refund_status s
 WHERE ($1::text IS NULL OR s.state = $1)
   AND ($2::text IS NULL OR s.order_id = $2)
   AND (NOT $3 OR s.escalation_level > 0)
-  AND ($4::text IS NULL OR EXISTS (
-        SELECT 1 FROM refundflow.audit a
-        WHERE a.refund_id = s.refund_id AND a.seq = 1 AND lower(a.actor) = lower($4)))
+  AND ($4::text IS NULL OR {asked_by("s", "$4")})
   AND ($5::timestamptz IS NULL OR (s.requested_at, s.refund_id) < ($5, $6::text))
 ORDER BY s.requested_at DESC, s.refund_id DESC
 LIMIT $7

@@ -22,6 +22,7 @@ from typing import Any
 import asyncpg
 
 from api.deps import ApiState
+from api.listing import asked_by
 from client.refund_client import REFUND_ID_PATTERN
 from workflows.money import _THREE_DECIMAL, _ZERO_DECIMAL
 from workflows.states import Awaiting, RefundState
@@ -30,7 +31,7 @@ PAGE_SIZE = 25
 NEEDS_A_PERSON = (Awaiting.REVIEWER.value, Awaiting.OPERATOR.value)
 TERMINAL = (RefundState.COMPLETED.value, RefundState.CANCELLED.value)
 
-_QUEUE = """
+_QUEUE = f"""
 WITH policy(label, first_s, second_s, expiry_s) AS (
     SELECT * FROM unnest($9::text[], $10::float8[], $11::float8[], $12::float8[])
 ), queued AS (
@@ -48,9 +49,7 @@ WITH policy(label, first_s, second_s, expiry_s) AS (
       AND ($2::text[] IS NULL OR s.awaiting = ANY($2::text[]))
       AND (NOT $3 OR s.escalation_level > 0)
       AND ($4::text IS NULL OR s.order_id = $4)
-      AND ($5::text IS NULL OR EXISTS (
-            SELECT 1 FROM refundflow.audit a
-            WHERE a.refund_id = s.refund_id AND a.seq = 1 AND lower(a.actor) = lower($5)))
+      AND ($5::text IS NULL OR {asked_by("s", "$5")})
       AND ($6::text IS NULL OR s.channel = $6)
 )
 SELECT * FROM queued

@@ -13,12 +13,15 @@ from typing import Any
 import asyncpg
 import pytest
 
+from activities.pg_store import PostgresRefundStore
 from bench.history_cost import history_cost
 from client.refund_client import RefundClient
 from tests.conftest import Sandbox
 from tests.integration.api_support import Api
 from tests.integration.helpers import eventually
+from tests.integration.test_audit_store import batch
 from tests.integration.test_refund_flow import make_request
+from workflows.states import RefundState
 
 pytestmark = pytest.mark.stack
 
@@ -116,6 +119,27 @@ async def test_a_customer_tracks_their_own_refund_and_never_reads_anothers(
     assert refund_id not in {item["refund_id"] for item in listed.body["items"]}
     own_list = await api.call("GET", "/v1/refunds", as_=owner)
     assert [item["refund_id"] for item in own_list.body["items"]] == [refund_id]
+
+
+async def test_a_refund_answered_202_is_in_its_customers_list_before_it_records(
+    api: Api, sandbox: Sandbox, refunds: RefundClient, db: asyncpg.Pool
+) -> None:
+    """Between a 202 (Prefer: respond-async) and the workflow's first record only the
+    opening status exists (as of seq 0, no audit entry yet): the customer's own list reads
+    who asked from it (api/listing.asked_by, which the console's customer filter shares).
+    Written here as RefundClient writes it, for a refund no worker will record, so the
+    moment does not pass."""
+    owner, other = customer(), customer()
+    order = await sandbox.order(amount=4000, customer_id=owner)
+    recorded = await refunds.request(make_request(order, requested_by=owner))
+    refund_id = f"rf_{uuid.uuid4().hex[:24]}"
+    opening = batch(refund_id, [1], RefundState.PENDING_REVIEW).projection
+    view = recorded.model_copy(update={"refund_id": refund_id, "timeline": recorded.timeline[:1]})
+    await PostgresRefundStore(db).open_status(opening, view)
+    listed = await api.call("GET", "/v1/refunds", as_=owner)
+    assert refund_id in {item["refund_id"] for item in listed.body["items"]}, listed.body
+    theirs = await api.call("GET", "/v1/refunds", as_=other)
+    assert refund_id not in {item["refund_id"] for item in theirs.body["items"]}
 
 
 async def test_support_cannot_approve_above_its_limit_and_a_lead_can(
