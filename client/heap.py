@@ -7,8 +7,9 @@ full collection walks all of them: measured 30-35 ms on an idle machine, 46-50 m
 load, a pause for every request and workflow task in flight. Frozen once ready, they are
 skipped: a full collection then walks only what the process made since (0.7 ms measured).
 Measured on the status lookups (12 rounds of 1,000 at concurrency 50, 2,000 refunds open,
-one client process): p99 median 46.9 ms, worst 79.4, unfrozen; 27.4 ms, worst 48.5, frozen. Objects freed by their reference count are still freed;
-only cyclic garbage among them would stay, and startup leaves none (collected first).
+one client process): p99 median 46.9 ms, worst 79.4, unfrozen; 27.4 ms, worst 48.5,
+frozen. Objects freed by their reference count are still freed; only cyclic garbage among
+them would stay, and startup leaves none (collected first).
 """
 
 from __future__ import annotations
