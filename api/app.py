@@ -26,6 +26,7 @@ from api.identity import TokenVerifier
 from api.limits import BodySizeLimit, RateLimiter
 from api.metrics import ApiMetrics, RequestMetrics
 from api.request_spans import RequestSpans
+from api.server_timing import ServerTiming
 from client.heap import freeze_startup_heap
 from client.prometheus import PrometheusEndpoint, metrics_runtime, plan_metrics
 from client.refund_client import RefundClient
@@ -89,6 +90,7 @@ def create_app(config: ApiConfig, settings: Settings) -> FastAPI:
     if config.dev_issuer_home is not None:
         app.include_router(dev_issuer.router(config.dev_issuer_home, config.issuer))
     pages.mount(app, config)  # the console, tracking and report pages (api/pages)
+    app.add_middleware(ServerTiming)  # inside the others: only the app's own steps
     app.add_middleware(BodySizeLimit, limit=config.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)  # sees the size limit's 413s too
     if start_tracing("refundflow-api"):  # only if OTEL_EXPORTER_OTLP_ENDPOINT is set

@@ -20,6 +20,7 @@ from client import render
 from client.errors import RefundflowError
 from client.policy_source import load_policy
 from client.refund_client import RefundClient
+from client.timings import step
 from workflows.models import OrderSnapshot, StatusView
 from workflows.policy import Policy, parse_policy
 
@@ -62,7 +63,8 @@ State = Annotated[ApiState, Depends(state)]
 
 async def principal(request: Request, api: State, _: object = Security(bearer)) -> Principal:
     """The verified caller; each call spends one of the principal's rate-limit tokens."""
-    who = await api.verifier.principal(request.headers.get("authorization"))
+    with step("auth"):
+        who = await api.verifier.principal(request.headers.get("authorization"))
     api.limiter.take(f"{who.issuer}\x1f{who.subject}")
     return who
 

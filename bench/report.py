@@ -37,6 +37,11 @@ def table(r: dict[str, Any]) -> str:
             (f"{name}: refunds/s", shape["per_second"]),
             ("  end to end p50/p95/p99 ms", _triple(shape, "")),
             ("  acknowledged p50/p95/p99 ms", _triple(shape, "ack_")),
+            *(
+                [("  acknowledged by step (Server-Timing) p50/p95 ms", _steps(shape))]
+                if "ack_steps_ms" in shape
+                else []
+            ),
             ("  CPU ms per refund", _cpu(shape["cpu_ms_per_refund"])),
             (
                 "  CPU ms per refund in all, refunds/s it allows",
@@ -73,6 +78,12 @@ def table(r: dict[str, Any]) -> str:
 
 def _triple(d: dict[str, float], prefix: str) -> str:
     return " / ".join(str(d[f"{prefix}p{q}_ms"]) for q in (50, 95, 99))
+
+
+def _steps(shape: dict[str, Any]) -> str:
+    return ", ".join(
+        f"{name} {d['p50_ms']}/{d['p95_ms']}" for name, d in shape["ack_steps_ms"].items()
+    )
 
 
 def _pair(d: dict[str, float]) -> str:

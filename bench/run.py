@@ -145,15 +145,22 @@ class Bench:
         race = Race(self.temporal, self.http, CpuMeter(self.processes()), cfg.concurrency, self.say)
         api_url = dev_api.api_url(self.stack.config.api_port)
         token = self.api_token()
+        through_api = {
+            "refunds": RefundflowThroughApi(race, api_url, token, respond_async=True),
+            "refunds_first_step": RefundflowThroughApi(race, api_url, token, False),
+        }
         shapes = {
-            "refunds": RefundflowThroughApi(race, api_url, token, respond_async=True).one,
-            "refunds_first_step": RefundflowThroughApi(race, api_url, token, False).one,
+            **{key: shape.one for key, shape in through_api.items()},
             "naive": lambda order: naive_one(race, order),
         }
         for key, one in shapes.items():
             await race.run(f"{key} warm-up", await self.make_orders(WARM_UP, 4000, "warm-up"), one)
             orders = await self.make_orders(cfg.refunds, 4000, f"{key} orders")
+            if key in through_api:
+                through_api[key].steps.clear()  # the warm-up's are not the race's
             self.results[key] = await race.run(key, orders, one)
+            if key in through_api:
+                self.results[key]["ack_steps_ms"] = through_api[key].step_summary()
         self.results["ceiling"] = await race_ceiling(race, cfg.refunds, WARM_UP)
         self.results["ceiling_not_eager"] = await race_ceiling(race, cfg.refunds, WARM_UP, False)
         # The same respond-async requests one at a time: what an answer costs without a

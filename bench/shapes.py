@@ -22,6 +22,7 @@ from bench.ceiling import CEILING_TASK_QUEUE, CeilingWorkflow, noop
 from bench.cpu import CpuMeter
 from bench.naive import NAIVE_TASK_QUEUE, NaiveInput, NaiveRefundWorkflow
 from bench.stats import bounded, latency_summary
+from client.timings import parse_server_timing
 
 Order = dict[str, Any]
 POLL_EVERY = 0.05  # how often the naive caller asks its workflow's status
@@ -84,6 +85,12 @@ class RefundflowThroughApi:
         if respond_async:
             self.headers["Prefer"] = "respond-async"
         self.answered = 202 if respond_async else 201
+        self.steps: dict[str, list[float]] = {}
+        """Each step's milliseconds, from the answers' Server-Timing headers."""
+
+    def step_summary(self) -> dict[str, dict[str, float]]:
+        """p50/p95/p99 ms of each step the answers named, in the order they were taken."""
+        return {name: latency_summary([ms / 1000 for ms in v]) for name, v in self.steps.items()}
 
     async def one(self, order: Order) -> tuple[float, str]:
         started = time.monotonic()
@@ -97,6 +104,9 @@ class RefundflowThroughApi:
         async with self.race.http.post(self.url, json=body, headers=headers) as response:
             answer = await response.json()
             assert response.status == self.answered, answer
+            timing = parse_server_timing(response.headers.get("Server-Timing", ""))
+        for name, ms in timing.items():
+            self.steps.setdefault(name, []).append(ms)
         acknowledged = time.monotonic() - started
         final = await self.race.temporal.get_workflow_handle(answer["refund_id"]).result()
         assert final["state"] == "completed", final

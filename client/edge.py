@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from activities.pg_store import PostgresRefundStore
 from activities.ports import ExternalSystemRefused, ExternalSystemUnavailable, OrderSystem
 from client.errors import InvalidRefundRequest, RefundConflict, RefundflowError
+from client.timings import step
 from workflows.budgets import BudgetUse
 from workflows.eligibility import (
     LEDGER_RULE,
@@ -71,7 +72,8 @@ async def fetch_order(orders: OrderSystem, order_id: str) -> OrderSnapshot:
     """The order as the order system has it now; unknown or refused orders are the caller's
     mistake, an unreachable order system is not."""
     try:
-        order = await orders.get_order(order_id)
+        with step("order"):
+            order = await orders.get_order(order_id)
     except ExternalSystemUnavailable as err:
         raise RefundflowError(str(err)) from None
     except ExternalSystemRefused as err:

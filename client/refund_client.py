@@ -43,6 +43,7 @@ from client.policy_source import load_policy
 from client.refund_actions import RefundActions
 from client.settings import Settings
 from client.starting import opening, start_for_first_step, start_received
+from client.timings import step
 from workflows.eligibility import EligibilityAnswer, check_eligibility
 from workflows.models import (
     OrderSnapshot,
@@ -170,11 +171,15 @@ class RefundClient(RefundActions):
         refund_id = refund_id_for(request.order_id, request.refund_key)
         if self._database_url:
             store = await self._store()
-            state, holds = await store.state_and_holds(order.order_id, refund_id)
+            with step("ledger"):
+                state, holds = await store.state_and_holds(order.order_id, refund_id)
             if state is not None:
                 existing = await self._existing_refund(refund_id, state)
                 return same_request_or_conflict(existing, request, order, resolved), True
-            await hold_at_the_edge(store, self.policy, request, order, resolved, asked_at, holds)
+            with step("hold"):
+                await hold_at_the_edge(
+                    store, self.policy, request, order, resolved, asked_at, holds
+                )
         inp = RefundWorkflowInput(
             refund_id=refund_id,
             request=request,
@@ -185,14 +190,15 @@ class RefundClient(RefundActions):
             # Every path the code has from the start: no patch marker to write or bill.
             started_on=patches.ALL_ABOVE,
         )
-        if first_step:
-            started = await start_for_first_step(
-                self.temporal, inp, self._task_queue, QUERY_TIMEOUT
-            )
-        elif await start_received(self.temporal, inp, self._task_queue):
-            started = await self._opened(inp)
-        else:
-            started = None  # there already: asked below
+        with step("start"):  # answered with the first step: until it is decided
+            if first_step:
+                started = await start_for_first_step(
+                    self.temporal, inp, self._task_queue, QUERY_TIMEOUT
+                )
+            else:
+                received = await start_received(self.temporal, inp, self._task_queue)
+        if not first_step:
+            started = await self._opened(inp) if received else None  # None: asked below
         status = started or await self._first_step(refund_id)
         # Started by another caller a moment ago (no store to ask, or a race): say so too.
         earlier = status.timeline[0].at < asked_at - EARLIER_REQUEST if status.timeline else False
@@ -205,7 +211,8 @@ class RefundClient(RefundActions):
         projection, view = opening(inp)
         if self._database_url:
             try:
-                await (await self._store()).open_status(projection, view)
+                with step("opening"):
+                    await (await self._store()).open_status(projection, view)
             except (OSError, asyncpg.PostgresError, RefundflowError) as err:
                 # Only a head start for reads: the refund is started and held, and its
                 # workflow writes its status; the caller must not be told it failed.
@@ -249,7 +256,8 @@ class RefundClient(RefundActions):
         open); `live`, or without a store, or for refunds recorded before the projection
         kept it: asked of the workflow (a query, which may replay its history)."""
         if not live and self._database_url:
-            view = await (await self._store()).status_view(refund_id)
+            with step("projection"):
+                view = await (await self._store()).status_view(refund_id)
             if view is not None:
                 return view if include_timeline else view.model_copy(update={"timeline": []})
         try:

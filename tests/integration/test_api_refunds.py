@@ -6,6 +6,7 @@ ever see their own refunds."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from functools import partial
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 from activities.pg_store import PostgresRefundStore
 from bench.history_cost import history_cost
 from client.refund_client import RefundClient
+from client.timings import parse_server_timing
 from tests.conftest import Sandbox
 from tests.integration.api_support import Api
 from tests.integration.helpers import eventually
@@ -332,6 +334,36 @@ async def test_answers_to_a_customer_never_name_another_customers_refund(
     assert own.status == 201, own.body
     again = await api.call("POST", "/v1/eligibility", as_=who, json=body)
     assert again.body["held_by"] == [own.body["refund_id"]]
+
+
+def timing_of(reply: Any) -> dict[str, float]:
+    said = {name.lower(): value for name, value in reply.headers.items()}
+    return parse_server_timing(said.get("server-timing", ""))
+
+
+async def test_an_answer_says_where_its_time_went_in_server_timing(
+    api: Api, sandbox: Sandbox
+) -> None:
+    """Server-Timing (W3C) names each step of an answer with its duration: what the bench
+    splits an acknowledgement by, and what a caller chasing a slow answer reads."""
+    order = await sandbox.order(amount=30000, category="general", customer_id=customer())
+    body = {"order_id": order["order_id"], "amount": 30000, "reason_code": "damaged"}
+    prefer = {"Idempotency-Key": f"t-{uuid.uuid4().hex[:8]}", "Prefer": "respond-async"}
+    started = time.monotonic()
+    made = await api.call("POST", "/v1/refunds", as_="checkout", json=body, headers=prefer)
+    waited_ms = (time.monotonic() - started) * 1000
+    assert made.status == 202, made.body
+    steps = timing_of(made)
+    assert list(steps) == ["auth", "order", "ledger", "hold", "start", "opening"], steps
+    assert all(ms >= 0 for ms in steps.values()) and sum(steps.values()) <= waited_ms
+
+    read = await api.call("GET", f"/v1/refunds/{made.body['refund_id']}", as_="li")
+    assert {"auth", "projection"} <= set(timing_of(read)), read.headers
+    # A refusal says how far it got: the order fully held, nothing was started.
+    other_key = {**prefer, "Idempotency-Key": f"t-{uuid.uuid4().hex[:8]}"}
+    refused = await api.call("POST", "/v1/refunds", as_="checkout", json=body, headers=other_key)
+    assert refused.status == 422, refused.body
+    assert list(timing_of(refused)) == ["auth", "order", "ledger", "hold"]
 
 
 async def test_prefer_respond_async_answers_as_soon_as_the_refund_is_started(

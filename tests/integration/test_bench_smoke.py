@@ -33,6 +33,11 @@ async def test_bench_runs_end_to_end_and_reports_every_figure(tmp_path: Path) ->
         assert 0 < figures[shape]["ack_p99_ms"] <= figures[shape]["p99_ms"], shape
         assert figures[shape]["cpu_bound_per_second"] > 0, shape
     assert figures["ratios"]["to_naive"] > 0 and figures["ratios"]["to_ceiling"] > 0
+    # What an acknowledgement is made of, from the API's Server-Timing headers.
+    assert list(figures["refunds"]["ack_steps_ms"]) == [
+        "auth", "order", "ledger", "hold", "start", "opening",
+    ]  # fmt: skip
+    assert "start" in figures["refunds_first_step"]["ack_steps_ms"]
     cpu = figures["cpu_ms_per_refund"]
     for process in ("api", "worker", "temporal", "postgres", "sandbox", "bench client"):
         assert process in cpu, process
