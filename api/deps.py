@@ -20,7 +20,7 @@ from client import render
 from client.errors import RefundflowError
 from client.policy_source import load_policy
 from client.refund_client import RefundClient
-from client.timings import step
+from client.timings import show_to_caller, step
 from workflows.models import OrderSnapshot, StatusView
 from workflows.policy import Policy, parse_policy
 
@@ -65,6 +65,8 @@ async def principal(request: Request, api: State, _: object = Security(bearer)) 
     """The verified caller; each call spends one of the principal's rate-limit tokens."""
     with step("auth"):
         who = await api.verifier.principal(request.headers.get("authorization"))
+    if who.kind is not PrincipalKind.CUSTOMER:
+        show_to_caller()  # staff and services see where their answer's time went
     api.limiter.take(f"{who.issuer}\x1f{who.subject}")
     return who
 

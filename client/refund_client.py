@@ -190,6 +190,8 @@ class RefundClient(RefundActions):
             # Every path the code has from the start: no patch marker to write or bill.
             started_on=patches.ALL_ABOVE,
         )
+        started: StatusView | None = None  # None: the refund was there already, asked below
+        received = False
         with step("start"):  # answered with the first step: until it is decided
             if first_step:
                 started = await start_for_first_step(
@@ -197,8 +199,8 @@ class RefundClient(RefundActions):
                 )
             else:
                 received = await start_received(self.temporal, inp, self._task_queue)
-        if not first_step:
-            started = await self._opened(inp) if received else None  # None: asked below
+        if received:
+            started = await self._opened(inp)
         status = started or await self._first_step(refund_id)
         # Started by another caller a moment ago (no store to ask, or a race): say so too.
         earlier = status.timeline[0].at < asked_at - EARLIER_REQUEST if status.timeline else False

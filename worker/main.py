@@ -82,6 +82,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     await _prepare(client, pool, settings)
     async with aiohttp.ClientSession() as session:
         worker = _worker(client, pool, session, settings, deployment)
+        # Ready, before any work starts: what work holds is never frozen (client/heap.py).
+        frozen = freeze_startup_heap()
         outbox = OutboxDispatcher(
             pool, session, tracking=tracking_links(settings), customer_channel=CUSTOMER_CHANNEL
         )
@@ -90,7 +92,6 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         if endpoint:
             await endpoint.start()
         async with worker:
-            frozen = freeze_startup_heap()  # ready: full collections skip the startup heap
             log.info(
                 "worker_started",
                 task_queue=settings.task_queue,
