@@ -90,7 +90,7 @@ def create_app(config: ApiConfig, settings: Settings) -> FastAPI:
     if config.dev_issuer_home is not None:
         app.include_router(dev_issuer.router(config.dev_issuer_home, config.issuer))
     pages.mount(app, config)  # the console, tracking and report pages (api/pages)
-    app.add_middleware(ServerTiming)  # inside the others: only the app's own steps
+    app.add_middleware(ServerTiming, metrics=metrics)  # inside the others: the app's steps
     app.add_middleware(BodySizeLimit, limit=config.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)  # sees the size limit's 413s too
     if start_tracing("refundflow-api"):  # only if OTEL_EXPORTER_OTLP_ENDPOINT is set

@@ -37,6 +37,14 @@ class ApiMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
             registry=self.registry,
         )
+        self.steps = Histogram(
+            "refundflow_api_step_duration_seconds",
+            "Time requests spent in each named step (Server-Timing's: auth, order, ledger,"
+            " hold, start, opening, projection), by step; customers' requests too",
+            ["step"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
+            registry=self.registry,
+        )
         self.refunds_requested = Counter(
             "refundflow_api_refunds_requested",
             "Refunds started through the API (not a repeated Idempotency-Key), by channel",

@@ -57,3 +57,7 @@ async def test_a_scrape_after_a_request_has_sdk_and_api_series(
     # One refund started (the repeated key made none), under the channel it was asked on.
     started = "refundflow_api_refunds_requested_total"
     assert grew(started, channel="api") == 1  # the API's default channel
+    # Each step of those requests, customers' too (their answers carry no Server-Timing).
+    steps = "refundflow_api_step_duration_seconds_count"
+    assert grew(steps, step="auth") == 3  # two requests and the tracking read
+    assert grew(steps, step="ledger") == 2 and grew(steps, step="start") == 1
