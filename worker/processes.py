@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from worker import ports
+
 _PR_SET_PDEATHSIG = 1
 
 
@@ -70,10 +72,8 @@ def stop_process(
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A port for a server started a moment later (worker/ports.py: why not bind(0))."""
+    return ports.free_port(host)
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
