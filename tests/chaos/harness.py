@@ -166,7 +166,12 @@ async def start_chaos() -> tuple[Chaos, Path]:
         "limit.historyCount.suggestContinueAsNew": str(SUGGEST_CONTINUE_AT)
     }
     stack = DevStack(config)
-    await asyncio.to_thread(stack.start, lambda line: None)
+    try:
+        await asyncio.to_thread(stack.start, lambda line: None)
+    except BaseException:  # a stack that did not start leaves no processes and no folder
+        await asyncio.to_thread(stack.stop)
+        shutil.rmtree(home, ignore_errors=True)
+        raise
     settings = Settings.from_env(stack.env())
     http = aiohttp.ClientSession()
     # Time skipping is on in the server, off for every refund until a case fast-forwards it.
