@@ -26,7 +26,6 @@ from api.identity import TokenVerifier
 from api.limits import BodySizeLimit, RateLimiter
 from api.metrics import ApiMetrics, RequestMetrics
 from api.request_spans import RequestSpans
-from api.server_timing import ServerTiming
 from client.heap import freeze_startup_heap
 from client.prometheus import PrometheusEndpoint, metrics_runtime, plan_metrics
 from client.refund_client import RefundClient
@@ -90,9 +89,10 @@ def create_app(config: ApiConfig, settings: Settings) -> FastAPI:
     if config.dev_issuer_home is not None:
         app.include_router(dev_issuer.router(config.dev_issuer_home, config.issuer))
     pages.mount(app, config)  # the console, tracking and report pages (api/pages)
-    app.add_middleware(ServerTiming, metrics=metrics)  # inside the others: the app's steps
     app.add_middleware(BodySizeLimit, limit=config.max_body_bytes)
-    app.add_middleware(RequestMetrics, metrics=metrics)  # sees the size limit's 413s too
+    # Counts and times every request (the size limit's 413s too), with its steps and
+    # their Server-Timing header.
+    app.add_middleware(RequestMetrics, metrics=metrics)
     if start_tracing("refundflow-api"):  # only if OTEL_EXPORTER_OTLP_ENDPOINT is set
         app.add_middleware(RequestSpans)  # outermost: every request has its span
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -228,7 +228,9 @@ class Bench:
         ids = await self.open_review_refunds(cfg.open_refunds, "open")
         # Lookups while the worker still delivers the new refunds' notices: reported, but
         # the target reads the ones on the settled stack (status_lookups).
-        self.draining = await self._concurrent_lookups(ids, "lookups while notices go out")
+        self.draining = await self._concurrent_lookups(
+            self._picked(ids), "lookups while notices go out"
+        )
         settled_after = await self.settle()
         after = rss_kib(worker.pid)
         self.results["memory"] = {
@@ -257,9 +259,9 @@ class Bench:
     async def status_lookups(self, open_ids: list[str]) -> None:
         cfg = self.config
         self.say(f"4. status lookups with {len(open_ids)} refunds open, the stack settled")
-        picked = random.Random(7).choices(open_ids, k=cfg.lookups)
+        picked = self._picked(open_ids)
         alone = [await self._timed_status(refund_id) for refund_id in picked[: cfg.lookups // 4]]
-        together = await self._concurrent_lookups(open_ids, "concurrent lookups")
+        together = await self._concurrent_lookups(picked, "concurrent lookups")
         at = f"concurrency_{cfg.lookup_concurrency}"
         self.results["status_lookup"] = {
             "alone": latency_summary(alone),
@@ -267,11 +269,13 @@ class Bench:
             f"{at}_while_notices_go_out": latency_summary(self.draining),
         }
 
-    async def _concurrent_lookups(self, open_ids: list[str], label: str) -> list[float]:
-        cfg = self.config
-        picked = random.Random(7).choices(open_ids, k=cfg.lookups)
+    def _picked(self, open_ids: list[str]) -> list[str]:
+        """The refunds to look up, the same ones in every pass."""
+        return random.Random(7).choices(open_ids, k=self.config.lookups)
+
+    async def _concurrent_lookups(self, picked: list[str], label: str) -> list[float]:
         return await bounded(
-            len(picked), cfg.lookup_concurrency, lambda i: self._timed_status(picked[i]),
+            len(picked), self.config.lookup_concurrency, lambda i: self._timed_status(picked[i]),
             self.say, label,
         )  # fmt: skip
 

@@ -1,5 +1,5 @@
 """Where a request's time went, step by step: the API answers it in a `Server-Timing` header
-(api/server_timing.py), the bench reads it to show what an acknowledgement is made of.
+(api/metrics.RequestMetrics), the bench reads it to show what an acknowledgement is made of.
 
 Steps are recorded only while someone collects them (`collecting`): RefundClient used by a
 script or the CLI records nothing and pays one context-variable read per step. Names are

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from worker import ports
+# Where the stack's users have always found it (worker/ports.py: why not bind(0)).
+from worker.ports import free_port as free_port
 
 _PR_SET_PDEATHSIG = 1
 
@@ -69,11 +70,6 @@ def stop_process(
         except ProcessLookupError:
             pass
     return proc.returncode if proc.returncode is not None else -1
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port for a server started a moment later (worker/ports.py: why not bind(0))."""
-    return ports.free_port(host)
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
