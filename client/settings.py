@@ -96,6 +96,8 @@ ENV_VARS = (
     "REFUNDFLOW_DEPLOYMENT_NAME",
     "REFUNDFLOW_BUILD_ID",
     "REFUNDFLOW_DEPLOYMENT_PROMOTE",
+    # The worker runs workflow code directly unless this is `on` (worker/sandbox.py).
+    "REFUNDFLOW_WORKFLOW_SANDBOX",
 )
 
 
@@ -138,6 +140,8 @@ class Settings:
     """REFUNDFLOW_CODEC_KEYS: `id:base64key,...`, the current key first (payload_codec.py)."""
     codec_key_file: str = ""
     """REFUNDFLOW_CODEC_KEY_FILE, or the running dev stack's; both empty: plaintext payloads."""
+    workflow_sandbox: bool = False
+    """REFUNDFLOW_WORKFLOW_SANDBOX=on: the worker runs workflows in Temporal's sandbox."""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -179,6 +183,7 @@ class Settings:
             metrics_addr=env.get("REFUNDFLOW_METRICS_ADDR", ""),
             codec_keys=env.get("REFUNDFLOW_CODEC_KEYS", ""),
             codec_key_file=_codec_key_file(env, stack, profile.address),
+            workflow_sandbox=_on_or_off(env, "REFUNDFLOW_WORKFLOW_SANDBOX"),
         )
 
     def require_database_url(self) -> str:
@@ -222,6 +227,13 @@ def _whole_number(env: dict[str, str], name: str, default: int) -> int:
     if not raw.isdigit():
         raise ConfigurationError(f"{name} must be a whole number, got {raw!r}")
     return int(raw)
+
+
+def _on_or_off(env: dict[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw not in ("", "on", "off"):
+        raise ConfigurationError(f"{name} must be on or off, got {env[name]!r}")
+    return raw == "on"
 
 
 def find_stack(explicit_home: str | None) -> tuple[Path, dict[str, Any]]:

@@ -49,7 +49,7 @@ from client.settings import Settings
 from client.tracing import flush_tracing, start_tracing
 from worker.logging_setup import configure_logging
 from worker.metrics import MetricsEndpoint, metrics_runtime, plan_metrics
-from worker.sandbox import refund_workflow_runner
+from worker.sandbox import refund_workflow_runner, runner_label
 from worker.versioning import Deployment, deployment_from_env, make_current
 from workflows import names
 from workflows.models import ReconcileInput
@@ -101,6 +101,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
                 payloads=encryption_label(client.data_converter),
                 deployment=deployment.label if deployment else "unversioned",
                 startup_objects_frozen=frozen,
+                workflow_runner=runner_label(settings.workflow_sandbox),
             )
             if deployment and deployment.promote:
                 await make_current(client, deployment.version)
@@ -145,7 +146,7 @@ def _worker(
         # Versioned: refunds stay on the build they started on (worker/versioning.py).
         deployment_config=deployment.worker_config() if deployment else None,
         workflows=[RefundWorkflow, ReconciliationWorkflow],
-        workflow_runner=refund_workflow_runner(),  # our modules loaded once (worker/sandbox.py)
+        workflow_runner=refund_workflow_runner(settings.workflow_sandbox),  # worker/sandbox.py
         activities=[
             activities.record_transitions,
             activities.reserve_refund,

@@ -1,34 +1,45 @@
-"""The workflow sandbox the refund worker runs workflows in: Temporal's, with our own
-`workflows` package passed through.
+"""How the refund worker runs workflow code: directly (the default), or in Temporal's
+sandbox with our `workflows` package passed through (REFUNDFLOW_WORKFLOW_SANDBOX=on).
 
-Temporal's sandbox imports a workflow's module afresh for every workflow it runs, and with
-it every module that module takes as `from package import module` (that form is not passed
-through even inside `imports_passed_through()`): for a refund, `workflow.py`, `names`,
-`admission`, `patches`, `provider_cancel`, `failures`, `reversal`, `views` and `wording`,
-executed again per refund. Measured with `refundflow bench`: that was the largest single
-cost of the worker's CPU per refund (see the commit that added this module for figures).
+Why directly. Temporal's sandbox imports a workflow's module afresh for every workflow it
+runs; passing `workflows` through (an earlier step, measured then) already made it load our
+modules once, so inside the worker the sandbox no longer checked our code: a call such as
+`datetime.now()` in a passed-through module is not refused at run time, only builtins such as
+`open` are. What it still cost was its own machinery on every activation and on every payload
+the codec seals (it asks the sandbox for the serialization context): measured with
+`refundflow bench` on 2026-11-27, the worker's CPU per auto-approved refund went from 45.2 to
+34.1 ms without it, the largest single cost left in the worker (py-spy: `_run_code` 18 % of
+the worker's samples).
 
-Passing `workflows` through loads those modules once. It is safe because they hold no
-mutable module-level state: only constants, frozen tables and pure functions (checked when
-this was added; the one cache, `policy.parse_policy`, maps policy text to a frozen Policy).
-What it costs: inside the worker, a call such as `datetime.now()` or `random.random()` in
-those modules is no longer refused at run time (the sandbox's proxies apply only to modules
-it imports itself; builtins such as `open` stay refused). Most of the workflow's logic
-(`case`, `payment`, `journal`, `models`, `states`) was passed through and so unchecked
-already. The workflow tests (tests/workflow) and the replay of committed histories keep the
-default sandbox, which re-imports and checks those modules, so such a call fails there; and
-tests/unit/test_workflow_code_is_deterministic.py refuses the clock, randomness, the
-environment, files and the network in the package's source.
+What keeps the workflow code deterministic instead, everywhere the sandbox used to:
+- tests/unit/test_workflow_code_is_deterministic.py refuses the clock, randomness, the
+  environment, files and the network in the package's source;
+- the workflow tests (tests/workflow) run under Temporal's default sandbox, which re-imports
+  our modules per run and refuses such a call at run time;
+- every committed history is replayed under both sandboxes and without one
+  (tests/replay/test_replay.py).
+
+REFUNDFLOW_WORKFLOW_SANDBOX=on brings the sandbox back in a worker (a staging worker, or
+while chasing a nondeterminism error), at the CPU cost above.
 """
 
 from __future__ import annotations
 
+from temporalio.worker import UnsandboxedWorkflowRunner, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 PASSED_THROUGH = ("workflows",)
 
 
-def refund_workflow_runner() -> SandboxedWorkflowRunner:
-    """The sandbox with our workflow package loaded once per worker, not once per run."""
+def refund_workflow_runner(sandboxed: bool = False) -> WorkflowRunner:
+    """The worker's runner: our code run directly, or (`sandboxed`) in Temporal's sandbox
+    with our workflow package loaded once per worker, not once per run."""
+    if not sandboxed:
+        return UnsandboxedWorkflowRunner()
     restrictions = SandboxRestrictions.default.with_passthrough_modules(*PASSED_THROUGH)
     return SandboxedWorkflowRunner(restrictions=restrictions)
+
+
+def runner_label(sandboxed: bool) -> str:
+    """How the worker's startup line names its runner."""
+    return "temporal-sandbox" if sandboxed else "direct"

@@ -11,6 +11,7 @@ and reads what arrives over the wire.
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import subprocess
 import sys
@@ -55,6 +56,9 @@ async def traced_api(
         "REFUNDFLOW_TASK_QUEUE": f"traced-{uuid.uuid4().hex[:8]}",
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
         "OTEL_BSP_SCHEDULE_DELAY": "100",  # ms: spans reach the collector promptly
+        # The session's worker runs workflows directly (the default); this one in Temporal's
+        # sandbox, so the opt-in runs a whole refund too (worker/sandbox.py).
+        "REFUNDFLOW_WORKFLOW_SANDBOX": "on",
     }
     worker_log, api_log = stack.logs / "traced-worker.log", stack.logs / "traced-api.log"
     processes: list[subprocess.Popen[bytes]] = []
@@ -68,6 +72,8 @@ async def traced_api(
             lambda: asyncio.to_thread(worker_log.read_text),
             lambda text: "worker_started" in text,
         )
+        started = next(x for x in worker_log.read_text().splitlines() if "worker_started" in x)
+        assert json.loads(started)["workflow_runner"] == "temporal-sandbox", started
         api = Api(http, stack)
         api.base = api_url(port)
         api.issuer = api_env(stack.config.home, port)["REFUNDFLOW_OIDC_ISSUER"]

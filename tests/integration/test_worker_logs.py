@@ -37,3 +37,10 @@ def test_the_worker_and_the_api_freeze_their_startup_heap_once_ready(stack: DevS
         records = [json.loads(x) for x in (stack.logs / log).read_text().splitlines() if ready in x]
         assert records, log
         assert records[0]["startup_objects_frozen"] > 50_000, records[0]
+
+
+def test_the_worker_runs_workflow_code_directly_unless_asked(stack: DevStack) -> None:
+    """No sandbox by default (worker/sandbox.py); test_traces runs a worker with it on."""
+    lines = (stack.logs / "worker.log").read_text().splitlines()
+    started = next(x for x in lines if "worker_started" in x)
+    assert json.loads(started)["workflow_runner"] == "direct", started

@@ -21,10 +21,12 @@ WORKFLOWS: dict[str, type] = {
     "RefundWorkflow": RefundWorkflow,
     "ReconciliationWorkflow": ReconciliationWorkflow,
 }
-# The worker's sandbox (our modules passed through) and Temporal's default one, which
-# re-imports them per run and so refuses a nondeterministic call in them (worker/sandbox.py).
+# The worker's runners (directly, the default; its sandbox with our modules passed through)
+# and Temporal's default sandbox, which re-imports them per run and so refuses a
+# nondeterministic call in them (worker/sandbox.py).
 RUNNERS: dict[str, WorkflowRunner] = {
-    "worker-sandbox": refund_workflow_runner(),
+    "worker-direct": refund_workflow_runner(),
+    "worker-sandbox": refund_workflow_runner(sandboxed=True),
     "default-sandbox": SandboxedWorkflowRunner(),
 }
 

@@ -1,5 +1,5 @@
-"""Our `workflows` package runs passed through Temporal's sandbox in the worker
-(worker/sandbox.py), where calls such as `datetime.now()` are no longer refused at run time.
+"""The worker runs our `workflows` package directly, not in Temporal's sandbox
+(worker/sandbox.py), so calls such as `datetime.now()` are not refused at run time there.
 This scan refuses them in the source instead, for every module of the package: the clock,
 randomness, the environment, files and the network never reach workflow code."""
 
