@@ -101,7 +101,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
                 payloads=encryption_label(client.data_converter),
                 deployment=deployment.label if deployment else "unversioned",
                 startup_objects_frozen=frozen,
-                workflow_runner=runner_label(settings.workflow_sandbox),
+                workflow_runner=runner_label(worker.config().get("workflow_runner")),
             )
             if deployment and deployment.promote:
                 await make_current(client, deployment.version)

@@ -11,7 +11,6 @@ a new schema version.
 from __future__ import annotations
 
 import json
-import sys
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -141,4 +140,6 @@ def json_schema_text() -> str:
 
 
 if __name__ == "__main__":
+    import sys
+
     sys.stdout.write(json_schema_text())

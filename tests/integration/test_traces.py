@@ -17,6 +17,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -44,11 +45,14 @@ async def receiver() -> AsyncIterator[SpanReceiver]:
     await collector.stop()
 
 
-@pytest.fixture
+@pytest.fixture(params=["off", "on"])
 async def traced_api(
-    stack: DevStack, http: aiohttp.ClientSession, receiver: SpanReceiver
+    stack: DevStack, http: aiohttp.ClientSession, receiver: SpanReceiver, request: Any
 ) -> AsyncIterator[Api]:
-    """A worker and an API with traces on, exporting to `receiver`."""
+    """A worker and an API with traces on, exporting to `receiver`; the worker runs workflow
+    code directly (the default) or, `on`, in Temporal's sandbox (worker/sandbox.py): the
+    interceptor that continues the trace in the workflow runs under both."""
+    sandbox_setting = request.param
     port = free_port()
     env = {
         **stack.env(),
@@ -56,11 +60,11 @@ async def traced_api(
         "REFUNDFLOW_TASK_QUEUE": f"traced-{uuid.uuid4().hex[:8]}",
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
         "OTEL_BSP_SCHEDULE_DELAY": "100",  # ms: spans reach the collector promptly
-        # The session's worker runs workflows directly (the default); this one in Temporal's
-        # sandbox, so the opt-in runs a whole refund too (worker/sandbox.py).
-        "REFUNDFLOW_WORKFLOW_SANDBOX": "on",
+        "REFUNDFLOW_WORKFLOW_SANDBOX": sandbox_setting,
     }
-    worker_log, api_log = stack.logs / "traced-worker.log", stack.logs / "traced-api.log"
+    logs = stack.logs / f"traced-{uuid.uuid4().hex[:8]}"
+    logs.mkdir()
+    worker_log, api_log = logs / "worker.log", logs / "api.log"
     processes: list[subprocess.Popen[bytes]] = []
     try:
         processes.append(spawn([sys.executable, "-m", "worker"], log_path=worker_log, env=env))
@@ -73,7 +77,8 @@ async def traced_api(
             lambda text: "worker_started" in text,
         )
         started = next(x for x in worker_log.read_text().splitlines() if "worker_started" in x)
-        assert json.loads(started)["workflow_runner"] == "temporal-sandbox", started
+        runner = {"off": "direct", "on": "temporal-sandbox"}[sandbox_setting]
+        assert json.loads(started)["workflow_runner"] == runner, started
         api = Api(http, stack)
         api.base = api_url(port)
         api.issuer = api_env(stack.config.home, port)["REFUNDFLOW_OIDC_ISSUER"]

@@ -38,7 +38,8 @@ def test_app_services_connect_as_the_app_role_once_migrate_is_done() -> None:
         assert "MIGRATION_DATABASE_URL" not in env, f"{service} holds the owner's URL"
         depends = SERVICES[service]["depends_on"]
         assert depends["migrate"]["condition"] == "service_completed_successfully", service
-        settings = Settings.from_env({**env, "REFUNDFLOW_HOME": "/nonexistent"})
+        resolved = {name: resolve(value) for name, value in env.items()}  # as compose would
+        settings = Settings.from_env({**resolved, "REFUNDFLOW_HOME": "/nonexistent"})
         assert settings.migration_database_url is None
 
 

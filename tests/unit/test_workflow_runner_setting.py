@@ -10,7 +10,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from client.settings import ConfigurationError, Settings
-from worker.sandbox import refund_workflow_runner
+from worker.sandbox import refund_workflow_runner, runner_label
 
 
 def settings_with(tmp_path: Path, **env: str) -> Settings:
@@ -26,6 +26,7 @@ def test_the_sandbox_is_off_unless_asked_for(
     assert chosen is sandboxed
     runner = refund_workflow_runner(chosen)
     assert isinstance(runner, SandboxedWorkflowRunner if sandboxed else UnsandboxedWorkflowRunner)
+    assert runner_label(runner) == ("temporal-sandbox" if sandboxed else "direct")
 
 
 def test_a_value_other_than_on_or_off_is_refused_by_name(tmp_path: Path) -> None:
