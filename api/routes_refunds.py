@@ -12,6 +12,7 @@ from api import listing
 from api.authz import Action, enforce, same_person
 from api.customer_answers import customers_view, said_to_customer
 from api.deps import (
+    ApiState,
     Caller,
     State,
     bad_input,
@@ -21,10 +22,11 @@ from api.deps import (
     refund_facts,
     requester,
 )
-from api.identity import PrincipalKind
+from api.identity import Principal, PrincipalKind
 from api.problems import Kind, ProblemError, problem_responses
 from api.schemas import IdempotencyKey, RefundPage, RefundPath, RefundRequestBody
 from client.errors import InvalidRefundRequest, RefundConflict
+from client.ledger_ahead import LedgerReadAhead
 from workflows.models import IDENTIFIER_PATTERN, RefundRequest, StatusView
 from workflows.read_models import AuditEntry, CustomerView, OutboxEvent
 from workflows.states import RefundState
@@ -66,6 +68,20 @@ async def request_refund(
         ),
     ] = None,
 ) -> StatusView | CustomerView:
+    # The ledger is read while the order is looked up: the answer waits for one, not both.
+    async with api.refunds.ledger_read_ahead(body.order_id, idempotency_key) as ahead:
+        return await _request_refund(body, response, who, api, idempotency_key, prefer, ahead)
+
+
+async def _request_refund(
+    body: RefundRequestBody,
+    response: Response,
+    who: Principal,
+    api: ApiState,
+    idempotency_key: str,
+    prefer: str | None,
+    ahead: LedgerReadAhead | None,
+) -> StatusView | CustomerView:
     order, whose = await order_facts(api, body.order_id)
     customer = customer_asking(who, body.requested_by, order)
     enforce(who, Action.REQUEST, requested_by=customer, order=whose)
@@ -86,7 +102,7 @@ async def request_refund(
     respond_async = wants_respond_async(prefer)
     try:
         status, asked_before = await api.refunds.request_again_or_new(
-            request, order=order, first_step=not respond_async
+            request, order=order, first_step=not respond_async, ahead=ahead
         )
     except RefundConflict:
         if who.kind is PrincipalKind.CUSTOMER:  # the other request may be someone else's

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,6 +41,7 @@ from client.errors import (
     RefundNotFound,
     rpc_error,
 )
+from client.ledger_ahead import LedgerReadAhead
 from client.policy_source import load_policy
 from client.refund_actions import RefundActions
 from client.settings import Settings
@@ -154,25 +157,46 @@ class RefundClient(RefundActions):
         status, _ = await self.request_again_or_new(request)
         return status
 
+    @contextlib.asynccontextmanager
+    async def ledger_read_ahead(
+        self, order_id: str, refund_key: str
+    ) -> AsyncIterator[LedgerReadAhead | None]:
+        """Start reading the order's ledger for a request now, while the caller looks the
+        order up; pass it to `request_again_or_new` (client/ledger_ahead.py). None: no store."""
+        if not self._database_url:
+            yield None
+            return
+        refund_id = refund_id_for(order_id, refund_key)
+        ahead = LedgerReadAhead(await self._store(), order_id, refund_id)
+        try:
+            yield ahead
+        finally:
+            ahead.discard()
+
     async def request_again_or_new(
         self,
         request: RefundRequest,
         *,
         order: OrderSnapshot | None = None,
         first_step: bool = True,
+        ahead: LedgerReadAhead | None = None,
     ) -> tuple[StatusView, bool]:
         """As `request`, and whether the refund existed before this call (asked before).
         `order`: the order just looked up (the API's, to check whose it is), else it is.
         `first_step` False: a new refund is answered as soon as Temporal holds it (its
-        opening status, "requested"), not once it has decided who acts next."""
+        opening status, "requested"), not once it has decided who acts next. `ahead`: the
+        ledger read started with the order's look-up (`ledger_read_ahead`)."""
         asked_at = datetime.now(UTC)
         order = order or await fetch_order(self._orders, request.order_id)
         resolved = resolve(request, order)
         refund_id = refund_id_for(request.order_id, request.refund_key)
         if self._database_url:
             store = await self._store()
-            with step("ledger"):
-                state, holds = await store.state_and_holds(order.order_id, refund_id)
+            with step("ledger"):  # read ahead: only what the answer still waits for it
+                if ahead is not None and ahead.answers(order.order_id, refund_id):
+                    state, holds = await ahead.result()
+                else:
+                    state, holds = await store.state_and_holds(order.order_id, refund_id)
             if state is not None:
                 existing = await self._existing_refund(refund_id, state)
                 return same_request_or_conflict(existing, request, order, resolved), True

@@ -321,3 +321,38 @@ async def test_a_reservation_whose_refund_never_started_is_released(
     )
     assert state == "released"
     assert (await store.reserve(reservation(ask.order_id))).reserved  # its units are free
+
+
+async def test_a_request_reads_the_ledger_while_its_order_is_looked_up(
+    refunds: RefundClient, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API starts the ledger read with the order's look-up (client/ledger_ahead.py): the
+    answer waits for the slower of the two, not both in turn. A read ahead for another refund
+    (another key) is not used: the ledger is read again for this one."""
+    moments: list[str] = []
+    read = PostgresRefundStore.state_and_holds
+
+    async def noted_read(store: PostgresRefundStore, order_id: str, refund_id: str) -> Any:
+        moments.append("ledger read")
+        return await read(store, order_id, refund_id)
+
+    monkeypatch.setattr(PostgresRefundStore, "state_and_holds", noted_read)
+    order = await sandbox.order(amount=5000, category="general")
+    request = make_request(order)
+    async with refunds.ledger_read_ahead(order["order_id"], request.refund_key) as ahead:
+        looked_up = await refunds.order(order["order_id"])
+        moments.append("order looked up")
+        status, asked_before = await refunds.request_again_or_new(
+            request, order=looked_up, first_step=False, ahead=ahead
+        )
+    assert moments == ["ledger read", "order looked up"]
+    assert (status.state, asked_before) == (RefundState.PENDING_REVIEW, False)
+
+    moments.clear()
+    other = make_request(order, amount=1000)
+    async with refunds.ledger_read_ahead(order["order_id"], "another-key") as ahead:
+        looked_up = await refunds.order(order["order_id"])
+        moments.append("order looked up")
+        with pytest.raises(InvalidRefundRequest, match="still refundable"):
+            await refunds.request_again_or_new(other, order=looked_up, ahead=ahead)
+    assert moments == ["ledger read", "order looked up", "ledger read"]

@@ -1,0 +1,43 @@
+"""The order's ledger, read while the order itself is looked up.
+
+A new request's answer used to wait for the order system and then for the ledger, one after
+the other. The ledger read needs only the order's id and the refund's (both in the request),
+so the API starts it first and the answer waits for the slower of the two. Nothing read
+ahead is trusted more than before: the hold that follows locks the order and reads its
+ledger again (activities/reserving.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from activities.pg_store import PostgresRefundStore
+from workflows.ledger import Hold
+
+LedgerState = tuple[str | None, list[Hold]]
+"""The refund's last recorded state (None: new) and what the order's other refunds hold."""
+
+
+class LedgerReadAhead:
+    def __init__(self, store: PostgresRefundStore, order_id: str, refund_id: str) -> None:
+        self.order_id, self.refund_id = order_id, refund_id
+        self._read = asyncio.ensure_future(store.state_and_holds(order_id, refund_id))
+
+    def answers(self, order_id: str, refund_id: str) -> bool:
+        """Whether this read is the one the request needs (the order system may name the
+        order differently from the caller: then it is read again)."""
+        return (order_id, refund_id) == (self.order_id, self.refund_id)
+
+    async def result(self) -> LedgerState:
+        return await self._read
+
+    def discard(self) -> None:
+        """The request is answered (or refused before it needed the ledger). A read still
+        running finishes on its own, in milliseconds: cancelled mid-query, it would cost
+        the pool its connection. Its error, if any, is read here, never left unread."""
+        self._read.add_done_callback(_read_its_error)
+
+
+def _read_its_error(read: asyncio.Future[LedgerState]) -> None:
+    if not read.cancelled():
+        read.exception()
