@@ -42,6 +42,11 @@ def table(r: dict[str, Any]) -> str:
                 if "ack_steps_ms" in shape
                 else []
             ),
+            *(
+                [("  Temporal server, mean ms per call", _server(shape["temporal_server_ms"]))]
+                if "temporal_server_ms" in shape
+                else []
+            ),
             ("  CPU ms per refund", _cpu(shape["cpu_ms_per_refund"])),
             (
                 "  CPU ms per refund in all, refunds/s it allows",
@@ -83,6 +88,13 @@ def _triple(d: dict[str, float], prefix: str) -> str:
 def _steps(shape: dict[str, Any]) -> str:
     return ", ".join(
         f"{name} {d['p50_ms']}/{d['p95_ms']}" for name, d in shape["ack_steps_ms"].items()
+    )
+
+
+def _server(means: dict[str, dict[str, Any]]) -> str:
+    """Temporal's own latencies (bench/temporal_metrics.py), the calls it saw in brackets."""
+    return ", ".join(
+        f"{name} {m['mean_ms']} ({m['calls']})" for name, m in means.items() if m["calls"]
     )
 
 

@@ -29,6 +29,7 @@ from activities.http_adapters import HttpOrderSystem, HttpService
 from activities.pg_store import create_pool
 from api.config import dev_issuer_url
 from api.dev_issuer import lookup, mint
+from bench import temporal_metrics
 from bench.cpu import CpuMeter, trees_cpu_ms
 from bench.history_cost import history_cost
 from bench.naive import NAIVE_TASK_QUEUE
@@ -111,6 +112,11 @@ class Bench:
                 await self.refunds.close()
         return self.results
 
+    @property
+    def temporal_metrics_url(self) -> str:
+        assert self.stack.temporal is not None, "the stack is started"
+        return self.stack.temporal.metrics_url
+
     def processes(self) -> dict[str, int]:
         stack = self.stack
         servers = {"temporal": stack.temporal, "postgres": stack.postgres}
@@ -158,7 +164,12 @@ class Bench:
             orders = await self.make_orders(cfg.refunds, 4000, f"{key} orders")
             if key in through_api:
                 through_api[key].steps.clear()  # the warm-up's are not the race's
+            server_before = await temporal_metrics.scrape(self.http, self.temporal_metrics_url)
             self.results[key] = await race.run(key, orders, one)
+            server_after = await temporal_metrics.scrape(self.http, self.temporal_metrics_url)
+            self.results[key]["temporal_server_ms"] = temporal_metrics.means_ms(
+                server_before, server_after
+            )
             if key in through_api:
                 self.results[key]["ack_steps_ms"] = through_api[key].step_summary()
         self.results["ceiling"] = await race_ceiling(race, cfg.refunds, WARM_UP)

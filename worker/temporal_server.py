@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from worker.ports import free_port
 from worker.processes import StackError, spawn, stop_process, wait_for_port
 from workflows.names import SEARCH_ATTRIBUTES
 
@@ -37,6 +38,9 @@ class TemporalDevServer:
         ui_codec_endpoint: str | None = None,
     ) -> None:
         self.port = port
+        # Its HTTP API and Prometheus /metrics: left to the server, they would come from the
+        # kernel's ephemeral range, where any outgoing connection may take one first.
+        self.http_port, self.metrics_port = free_port(), free_port()
         self.ui_port = ui_port
         self.db_file = db_file
         self.log_path = log_path
@@ -51,6 +55,11 @@ class TemporalDevServer:
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        """The server's own Prometheus metrics (its latencies, by operation)."""
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     @property
     def ui_url(self) -> str | None:
@@ -68,6 +77,7 @@ class TemporalDevServer:
             "--log-level",
             "warn",
         ]
+        args += ["--http-port", str(self.http_port), "--metrics-port", str(self.metrics_port)]
         if self.db_file is not None:
             args += ["--db-filename", str(self.db_file)]
         if self.headless:

@@ -38,6 +38,11 @@ async def test_bench_runs_end_to_end_and_reports_every_figure(tmp_path: Path) ->
         "auth", "order", "ledger", "hold", "start", "opening",
     ]  # fmt: skip
     assert "start" in figures["refunds_first_step"]["ack_steps_ms"]
+    # What the Temporal server spent on them, from its own metrics: each race's 4 starts.
+    server = figures["refunds"]["temporal_server_ms"]
+    assert server["start"]["calls"] == server["start in history"]["calls"] == 4, server
+    assert server["start"]["mean_ms"] >= server["start in history"]["mean_ms"] > 0, server
+    assert server["persistence"]["calls"] > 0 and "Temporal server, mean ms per call" in stdout
     cpu = figures["cpu_ms_per_refund"]
     for process in ("api", "worker", "temporal", "postgres", "sandbox", "bench client"):
         assert process in cpu, process
