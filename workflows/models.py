@@ -11,8 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
-# Activity contracts that depend on no contract here live apart; re-exported, so every
-# contract is still importable from this module.
+# Activity contracts needing none here live apart; re-exported, importable from here too.
 from workflows.activity_contracts import AutoApproveBudget as AutoApproveBudget
 from workflows.activity_contracts import CheckRefundInput as CheckRefundInput
 from workflows.activity_contracts import FindProviderRefundsInput as FindProviderRefundsInput
@@ -24,6 +23,7 @@ from workflows.activity_contracts import ReconcileReport as ReconcileReport
 from workflows.activity_contracts import RestockInput as RestockInput
 from workflows.activity_contracts import RestockResult as RestockResult
 from workflows.money import Currency
+from workflows.refund.patches import StartedOn
 from workflows.states import Awaiting, CancelReason, RefundState
 from workflows.vocabulary import CHANNELS as CHANNELS
 from workflows.vocabulary import IDENTIFIER_PATTERN as IDENTIFIER_PATTERN
@@ -147,7 +147,7 @@ class RefundWorkflowInput(_Contract):
     """When the request was made (the client's clock). The policy is evaluated as of then,
     so a backlog in front of the workers never closes a return window, and the eligibility
     answer given at that moment is the one that holds. None in refunds started before."""
-    started_on: str | None = None
+    started_on: StartedOn | None = None
     """A roll-up patch whose new paths the refund takes from its start, asking none."""
 
 

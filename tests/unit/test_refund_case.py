@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
 
 from client.policy_source import load_policy
 from tests.unit.tv_order import ORDER, POLICIES, START
@@ -15,7 +16,7 @@ from workflows.models import (
     RefundRequest,
     RefundWorkflowInput,
 )
-from workflows.refund import views
+from workflows.refund import patches, views
 from workflows.refund.case import MAX_ESCALATION, MAX_REQUEST_LAG, RefundCase, asked_at
 from workflows.states import (
     Awaiting,
@@ -219,3 +220,14 @@ def test_the_web_ui_details_say_what_an_operator_needs() -> None:
     case.set_awaiting(Awaiting.OPERATOR)
     case.p.operator_note = "refund re_1 failed: expired_card"
     assert "provider failure: refund re_1 failed: expired_card" in views.details(case)
+
+
+def test_a_start_naming_a_roll_up_this_worker_does_not_know_is_refused() -> None:
+    """RefundClient's starts name the roll-up they take (`started_on`): one a worker does
+    not know fails its workflow task, so the refund waits for a worker that knows it rather
+    than take an older path a newer worker's replay would not match (patches.StartedOn)."""
+    case, _ = new_case()
+    known = case.inp.model_dump() | {"started_on": patches.ALL_ABOVE}
+    assert RefundWorkflowInput.model_validate(known).started_on == patches.ALL_ABOVE
+    with pytest.raises(ValidationError, match="all-above-2026-11"):
+        RefundWorkflowInput.model_validate(known | {"started_on": "all-above-2027-03"})

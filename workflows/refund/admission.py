@@ -49,8 +49,9 @@ def ask_patches(case: RefundCase, journal: Journal) -> tuple[bool, bool]:
     A refund whose start input says it started on ALL_ABOVE (RefundClient's, since
     2026-11-26) asks nothing: the input is in its history, so every replay decides the
     same, and it costs no marker and no TemporalChangeVersion upsert (a billable action).
-    Workers must understand `started_on` before any client sends it (deploy them first:
-    an older worker refuses the input, so the refund waits for a newer one)."""
+    Workers must understand a `started_on` value before any client sends it (deploy them
+    first: a worker refuses a value it does not know, `patches.StartedOn`, so the refund
+    waits for a newer one)."""
     if case.inp.started_on == patches.ALL_ABOVE or workflow.patched(patches.ALL_ABOVE):
         case.p.all_above = True
         case.p.confirm_hints = case.p.clear_escalation_on_close = True

@@ -10,7 +10,7 @@ tests/replay/histories/manifest.json, and tests/replay/test_manifest.py checks t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
 LOCAL_FAST_PATH = "local-fast-path"
 RESERVE_BEFORE_APPROVAL = "reserve-before-approval"
@@ -27,7 +27,12 @@ LONG_LIVED_REFUND = "long-lived-refund"
 # since ALL_ABOVE ask that one patch and take every new path above without asking
 # (`Progress.all_above`); older refunds ask each patch where they always did. Refunds
 # started with `RefundWorkflowInput.started_on = ALL_ABOVE` take it without asking at all.
-ALL_ABOVE = "all-above-2026-11"
+ALL_ABOVE: Final = "all-above-2026-11"
+StartedOn = Literal["all-above-2026-11"]
+"""The roll-ups a start may name (`RefundWorkflowInput.started_on`). A worker refuses a
+start naming one it does not know (its workflow task fails and is retried), so the refund
+waits for a worker that knows it, instead of taking an older path that a newer worker's
+replay would not match. A new roll-up goes here a release before any client sends it."""
 
 # How long a refund can stay open: review expiry (at most days), the item return window (at
 # most 365 days), then an operator wait that has no end. Hence "no open refund is on the old
