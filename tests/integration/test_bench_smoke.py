@@ -43,6 +43,8 @@ async def test_bench_runs_end_to_end_and_reports_every_figure(tmp_path: Path) ->
     assert server["start"]["calls"] == server["start in history"]["calls"] == 4, server
     assert server["start"]["mean_ms"] >= server["start in history"]["mean_ms"] > 0, server
     assert server["persistence"]["calls"] > 0 and "Temporal server, mean ms per call" in stdout
+    with_start = figures["refunds_first_step"]["temporal_server_ms"]["update-with-start"]
+    assert with_start["calls"] == 4 and with_start["mean_ms"] > 0, with_start
     cpu = figures["cpu_ms_per_refund"]
     for process in ("api", "worker", "temporal", "postgres", "sandbox", "bench client"):
         assert process in cpu, process
