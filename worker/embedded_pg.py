@@ -85,10 +85,41 @@ class EmbeddedPostgres:
                 "-c",
                 "full_page_writes=off",
             ]
-        self.proc = spawn(args, log_path=self.log_path, death_signal=signal.SIGQUIT)
-        wait_for_port(self.port, self.proc, "PostgreSQL", timeout=60)
+        self._listen(args)
         self._create_database()
         return self.url
+
+    def _listen(self, args: list[str]) -> None:
+        """Start the server until it listens. Its port was free when the stack checked, but
+        55432 is in the kernel's ephemeral range: an outgoing connection (any program's) may
+        take it as its local port meanwhile, for a moment. Then once more, a second later."""
+        for attempt in (1, 2):
+            logged_before = self._log_size()
+            self.proc = spawn(args, log_path=self.log_path, death_signal=signal.SIGQUIT)
+            try:
+                wait_for_port(self.port, self.proc, "PostgreSQL", timeout=60, log=self.log_path)
+                return
+            except StackError:
+                if "Address already in use" not in self._log_since(logged_before):
+                    raise
+            if attempt == 1:
+                time.sleep(1)
+        raise StackError(
+            f"PostgreSQL could not listen on 127.0.0.1:{self.port}: another program holds it"
+            " (or held it as it started); run again, or choose another port (--pg-port)"
+        )
+
+    def _log_size(self) -> int:
+        return self.log_path.stat().st_size if self.log_path.exists() else 0
+
+    def _log_since(self, offset: int) -> str:
+        """What this start wrote to the log (the file keeps earlier starts' lines)."""
+        try:
+            with self.log_path.open("rb") as log:
+                log.seek(offset)
+                return log.read().decode(errors="replace")
+        except OSError:
+            return ""
 
     def stop(self) -> None:
         if self.proc is not None:

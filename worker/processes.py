@@ -84,11 +84,15 @@ def wait_for_port(
     what: str,
     timeout: float = 60,
     host: str = "127.0.0.1",
+    log: Path | None = None,
 ) -> None:
+    """Wait for a child to listen on `port`; if it exits first, the error ends with its
+    log's last lines (`log`), which say why."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise StackError(f"{what} exited with status {proc.returncode} while starting")
+            said = f": {_tail(log)}" if log is not None else ""
+            raise StackError(f"{what} exited with status {proc.returncode} while starting{said}")
         if port_in_use(port, host):
             return
         time.sleep(0.1)

@@ -93,7 +93,7 @@ class TemporalDevServer:
         for key, value in self.dynamic_config.items():
             args += ["--dynamic-config-value", f"{key}={value}"]
         self.proc = spawn(args, log_path=self.log_path)
-        wait_for_port(self.port, self.proc, "Temporal dev server", timeout=90)
+        wait_for_port(self.port, self.proc, "Temporal dev server", timeout=90, log=self.log_path)
         self._wait_healthy()
         return self.address
 
