@@ -4,7 +4,9 @@ A new request's answer used to wait for the order system and then for the ledger
 the other. The ledger read needs only the order's id and the refund's (both in the request),
 so the API starts it first and the answer waits for the slower of the two. Nothing read
 ahead is trusted more than before: the hold that follows locks the order and reads its
-ledger again (activities/reserving.py).
+ledger again (activities/reserving.py), and a request the early check would refuse is
+checked again on a fresh read (RefundClient.request_again_or_new), since the holds read
+ahead may be as old as the order's look-up.
 """
 
 from __future__ import annotations
@@ -18,10 +20,17 @@ LedgerState = tuple[str | None, list[Hold]]
 """The refund's last recorded state (None: new) and what the order's other refunds hold."""
 
 
+_RUNNING: set[asyncio.Future[LedgerState]] = set()
+"""Reads still running: the event loop keeps only a weak reference to a task, and one whose
+request has been answered must not be collected mid-query."""
+
+
 class LedgerReadAhead:
     def __init__(self, store: PostgresRefundStore, order_id: str, refund_id: str) -> None:
         self.order_id, self.refund_id = order_id, refund_id
         self._read = asyncio.ensure_future(store.state_and_holds(order_id, refund_id))
+        _RUNNING.add(self._read)
+        self._read.add_done_callback(_RUNNING.discard)
 
     def answers(self, order_id: str, refund_id: str) -> bool:
         """Whether this read is the one the request needs (the order system may name the
@@ -29,7 +38,8 @@ class LedgerReadAhead:
         return (order_id, refund_id) == (self.order_id, self.refund_id)
 
     async def result(self) -> LedgerState:
-        return await self._read
+        # Shielded: a request cancelled while it waits leaves the query to finish.
+        return await asyncio.shield(self._read)
 
     def discard(self) -> None:
         """The request is answered (or refused before it needed the ledger). A read still

@@ -36,6 +36,7 @@ from client.edge import (
 from client.edge import default_refund_key as default_refund_key
 from client.edge import refund_id_for as refund_id_for
 from client.errors import (
+    InvalidRefundRequest,
     RefundConflict,
     RefundflowError,
     RefundNotFound,
@@ -55,6 +56,7 @@ from workflows.models import (
     ReconcileReport,
     RefundRequest,
     RefundWorkflowInput,
+    ResolvedRefund,
     StatusQuery,
     StatusView,
 )
@@ -191,19 +193,11 @@ class RefundClient(RefundActions):
         resolved = resolve(request, order)
         refund_id = refund_id_for(request.order_id, request.refund_key)
         if self._database_url:
-            store = await self._store()
-            with step("ledger"):  # read ahead: only what the answer still waits for it
-                if ahead is not None and ahead.answers(order.order_id, refund_id):
-                    state, holds = await ahead.result()
-                else:
-                    state, holds = await store.state_and_holds(order.order_id, refund_id)
-            if state is not None:
-                existing = await self._existing_refund(refund_id, state)
+            existing = await self._check_and_hold(
+                request, order, resolved, refund_id, asked_at, ahead
+            )
+            if existing is not None:
                 return same_request_or_conflict(existing, request, order, resolved), True
-            with step("hold"):
-                await hold_at_the_edge(
-                    store, self.policy, request, order, resolved, asked_at, holds
-                )
         inp = RefundWorkflowInput(
             refund_id=refund_id,
             request=request,
@@ -229,6 +223,39 @@ class RefundClient(RefundActions):
         # Started by another caller a moment ago (no store to ask, or a race): say so too.
         earlier = status.timeline[0].at < asked_at - EARLIER_REQUEST if status.timeline else False
         return same_request_or_conflict(status, request, order, resolved), earlier
+
+    async def _check_and_hold(
+        self,
+        request: RefundRequest,
+        order: OrderSnapshot,
+        resolved: ResolvedRefund,
+        refund_id: str,
+        asked_at: datetime,
+        ahead: LedgerReadAhead | None,
+    ) -> StatusView | None:
+        """The order's ledger (read ahead, or now), then the hold: the status of the refund
+        already recorded under this id, or None once this request holds its amount. A
+        refusal on holds read ahead is said only once a fresh read agrees: they may be as
+        old as the order's look-up, and a hold released meanwhile frees its units."""
+        store = await self._store()
+        read_ahead = ahead is not None and ahead.answers(order.order_id, refund_id)
+        with step("ledger"):  # read ahead: only what the answer still waits for it
+            if ahead is not None and read_ahead:
+                state, holds = await ahead.result()
+            else:
+                state, holds = await store.state_and_holds(order.order_id, refund_id)
+        if state is not None:
+            return await self._existing_refund(refund_id, state)
+        try:
+            with step("hold"):
+                await hold_at_the_edge(
+                    store, self.policy, request, order, resolved, asked_at, holds
+                )
+        except InvalidRefundRequest:
+            if not read_ahead:
+                raise
+            return await self._check_and_hold(request, order, resolved, refund_id, asked_at, None)
+        return None
 
     async def _opened(self, inp: RefundWorkflowInput) -> StatusView:
         """A refund just started without waiting: its opening status, also put in the

@@ -356,3 +356,32 @@ async def test_a_request_reads_the_ledger_while_its_order_is_looked_up(
         with pytest.raises(InvalidRefundRequest, match="still refundable"):
             await refunds.request_again_or_new(other, order=looked_up, ahead=ahead)
     assert moments == ["ledger read", "order looked up", "ledger read"]
+
+
+async def test_a_refusal_on_holds_read_ahead_waits_for_a_fresh_read(
+    refunds_v2: RefundClient, sandbox: Sandbox, db: asyncpg.Pool
+) -> None:
+    """Holds read ahead may be as old as the order's look-up: a hold released meanwhile has
+    freed its units, so the request is not refused on the old read."""
+    order = await sandbox.order(lines=TV_AND_CABLES)
+    tv = [{"sku": "TV-55", "quantity": 1}]
+    waiting = await refunds_v2.request(
+        make_request(order, amount=None, lines=tv, reason_code="changed_mind")
+    )
+    later = make_request(order, amount=None, lines=tv)
+    async with refunds_v2.ledger_read_ahead(order["order_id"], later.refund_key) as ahead:
+        assert ahead is not None
+        _, holds = await ahead.result()
+        assert [hold.refund_id for hold in holds] == [waiting.refund_id]
+        # Released while this request's order is looked up.
+        await refunds_v2.cancel(waiting.refund_id, "cust_42", "found it")
+        await eventually(
+            lambda: db.fetchval(
+                "SELECT state FROM refundflow.reservations WHERE refund_id = $1",
+                waiting.refund_id,
+            ),
+            lambda state: state == "released",
+        )
+        looked_up = await refunds_v2.order(order["order_id"])
+        status, _ = await refunds_v2.request_again_or_new(later, order=looked_up, ahead=ahead)
+    assert status.state.value == "pending_review" and status.refund_id != waiting.refund_id
