@@ -74,6 +74,9 @@ class EmbeddedPostgres:
             "unix_socket_directories=",
             "-c",
             "max_connections=200",
+            # English messages whatever the machine's locale: _listen reads one of them.
+            "-c",
+            "lc_messages=C",
         ]
         if not self.durable:
             # Tests: a crash loses nothing we care about, and fsync dominates their run time.

@@ -8,6 +8,8 @@ from bench.temporal_metrics import Scrape, means_ms
 FRONTEND = 'operation="StartWorkflowExecution",service_name="frontend",namespace="default"'
 HISTORY = 'operation="StartWorkflowExecution",service_name="history"'
 OTHER = 'operation="PollWorkflowTaskQueue",service_name="frontend"'
+# A label whose name merely ends with `operation` is not the operation.
+LOOKALIKE = 'sub_operation="StartWorkflowExecution",service_name="frontend"'
 
 
 def scrape(start_s: float, starts: int, history_s: float, poll_s: float) -> Scrape:
@@ -18,6 +20,8 @@ def scrape(start_s: float, starts: int, history_s: float, poll_s: float) -> Scra
         ("service_latency_count", HISTORY): starts,
         ("service_latency_sum", OTHER): poll_s,
         ("service_latency_count", OTHER): 7,
+        ("service_latency_sum", LOOKALIKE): poll_s,
+        ("service_latency_count", LOOKALIKE): 7 + starts,
     }
 
 
