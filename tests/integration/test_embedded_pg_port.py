@@ -5,6 +5,7 @@ range, so an outgoing connection may hold it for a moment)."""
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -45,3 +46,28 @@ def test_a_start_that_fails_otherwise_says_why_from_its_log(tmp_path: Path) -> N
     (tmp_path / "data" / "PG_VERSION").write_text("9\n")  # a data folder of another version
     with pytest.raises(StackError, match=r"exited with status 1 while starting: .*PostgreSQL"):
         postgres.start()
+
+
+def test_a_port_freed_within_the_second_is_taken_on_the_second_try(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "postgres.log"
+    postgres = EmbeddedPostgres(tmp_path / "data", port, log_path=log, durable=False)
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", port))  # as an outgoing connection's local port, for a moment
+
+    def release_once_refused() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if log.exists() and "Address already in use" in log.read_text():
+                break
+            time.sleep(0.02)
+        holder.close()
+
+    releasing = threading.Thread(target=release_once_refused)
+    releasing.start()
+    try:
+        assert postgres.start().endswith(f":{port}/refundflow")
+    finally:
+        releasing.join()
+        postgres.stop()
+    assert log.read_text().count("Address already in use") == 1
