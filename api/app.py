@@ -3,8 +3,8 @@ client, one Postgres pool) opened in the app's lifespan and shared by every requ
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -27,7 +27,7 @@ from api.limits import BodySizeLimit, RateLimiter
 from api.metrics import ApiMetrics, RequestMetrics
 from api.request_spans import RequestSpans
 from client.heap import freeze_startup_heap
-from client.prometheus import PrometheusEndpoint, metrics_runtime, plan_metrics
+from client.prometheus import MetricsPlan, PrometheusEndpoint, metrics_runtime, plan_metrics
 from client.refund_client import RefundClient
 from client.settings import Settings
 from client.tracing import flush_tracing, start_tracing
@@ -37,6 +37,44 @@ API_VERSION = "1.0.0"
 
 
 def create_app(config: ApiConfig, settings: Settings) -> FastAPI:
+    # A malformed address fails here, before the API listens or connects.
+    metrics_plan = plan_metrics(config.metrics_addr, "REFUNDFLOW_API_METRICS_ADDR")
+    metrics = ApiMetrics()
+    app = FastAPI(
+        title="refundflow",
+        version=API_VERSION,
+        summary="Durable refunds: request, review, track. Every refund is one workflow.",
+        lifespan=_lifespan(config, settings, metrics_plan, metrics),
+        # FastAPI's own request spans record the query string (a sign-in's code, a tracking
+        # link's signature): api/request_spans.py names spans by route only.
+        telemetry={"tracing": False},
+        docs_url=None,
+        redoc_url=None,
+    )
+    problems.install(app)
+    app.include_router(routes_refunds.router)
+    app.include_router(routes_review.router)
+    app.include_router(routes_actions.router)
+    app.include_router(routes_meta.router)
+    if config.dev_issuer_home is not None:
+        app.include_router(dev_issuer.router(config.dev_issuer_home, config.issuer))
+    pages.mount(app, config)  # the console, tracking and report pages (api/pages)
+    app.add_middleware(BodySizeLimit, limit=config.max_body_bytes)
+    # Counts and times every request (the size limit's 413s too), with its steps and
+    # their Server-Timing header.
+    app.add_middleware(RequestMetrics, metrics=metrics)
+    if start_tracing("refundflow-api"):  # only if OTEL_EXPORTER_OTLP_ENDPOINT is set
+        app.add_middleware(RequestSpans)  # outermost: every request has its span
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _lifespan(
+    config: ApiConfig, settings: Settings, metrics_plan: MetricsPlan | None, metrics: ApiMetrics
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """The API's life: connect, serve /metrics, freeze the startup heap once ready; on the
+    way out stop the endpoint, close the client and flush traces."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         refunds = await RefundClient.connect(settings, runtime=metrics_runtime(metrics_plan))
@@ -66,37 +104,7 @@ def create_app(config: ApiConfig, settings: Settings) -> FastAPI:
                 await refunds.close()
                 flush_tracing()
 
-    # A malformed address fails here, before the API listens or connects.
-    metrics_plan = plan_metrics(config.metrics_addr, "REFUNDFLOW_API_METRICS_ADDR")
-    metrics = ApiMetrics()
-
-    app = FastAPI(
-        title="refundflow",
-        version=API_VERSION,
-        summary="Durable refunds: request, review, track. Every refund is one workflow.",
-        lifespan=lifespan,
-        # FastAPI's own request spans record the query string (a sign-in's code, a tracking
-        # link's signature): api/request_spans.py names spans by route only.
-        telemetry={"tracing": False},
-        docs_url=None,
-        redoc_url=None,
-    )
-    problems.install(app)
-    app.include_router(routes_refunds.router)
-    app.include_router(routes_review.router)
-    app.include_router(routes_actions.router)
-    app.include_router(routes_meta.router)
-    if config.dev_issuer_home is not None:
-        app.include_router(dev_issuer.router(config.dev_issuer_home, config.issuer))
-    pages.mount(app, config)  # the console, tracking and report pages (api/pages)
-    app.add_middleware(BodySizeLimit, limit=config.max_body_bytes)
-    # Counts and times every request (the size limit's 413s too), with its steps and
-    # their Server-Timing header.
-    app.add_middleware(RequestMetrics, metrics=metrics)
-    if start_tracing("refundflow-api"):  # only if OTEL_EXPORTER_OTLP_ENDPOINT is set
-        app.add_middleware(RequestSpans)  # outermost: every request has its span
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
-    return app
+    return lifespan
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

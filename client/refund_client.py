@@ -238,9 +238,10 @@ class RefundClient(RefundActions):
         refusal on holds read ahead is said only once a fresh read agrees: they may be as
         old as the order's look-up, and a hold released meanwhile frees its units."""
         store = await self._store()
-        read_ahead = ahead is not None and ahead.answers(order.order_id, refund_id)
+        if ahead is not None and not ahead.answers(order.order_id, refund_id):
+            ahead = None  # read for another key or order id: read this one now
         with step("ledger"):  # read ahead: only what the answer still waits for it
-            if ahead is not None and read_ahead:
+            if ahead is not None:
                 state, holds = await ahead.result()
             else:
                 state, holds = await store.state_and_holds(order.order_id, refund_id)
@@ -252,7 +253,7 @@ class RefundClient(RefundActions):
                     store, self.policy, request, order, resolved, asked_at, holds
                 )
         except InvalidRefundRequest:
-            if not read_ahead:
+            if ahead is None:
                 raise
             return await self._check_and_hold(request, order, resolved, refund_id, asked_at, None)
         return None
