@@ -168,8 +168,7 @@ class RefundClient(RefundActions):
         if not self._database_url:
             yield None
             return
-        refund_id = refund_id_for(order_id, refund_key)
-        ahead = LedgerReadAhead(await self._store(), order_id, refund_id)
+        ahead = LedgerReadAhead(await self._store(), order_id, refund_id_for(order_id, refund_key))
         try:
             yield ahead
         finally:
