@@ -58,7 +58,13 @@ def state(request: Request) -> ApiState:
     return found
 
 
-State = Annotated[ApiState, Depends(state)]
+async def _state_dependency(request: Request) -> ApiState:
+    # async though it awaits nothing: FastAPI runs a plain `def` dependency in its thread
+    # pool, a thread hop on every request for one attribute read.
+    return state(request)
+
+
+State = Annotated[ApiState, Depends(_state_dependency)]
 
 
 async def principal(request: Request, api: State, _: object = Security(bearer)) -> Principal:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from api.app import create_app
@@ -33,11 +33,12 @@ async def test_the_openapi_document_validates_and_lists_every_route(
     )
     app = create_app(config, settings)  # its routes, without starting it
     routes = {
-        (route.path, method.lower())
-        for route in app.routes
-        if isinstance(route, APIRoute) and route.include_in_schema
-        for method in route.methods or ()
+        (context.path, method.lower())
+        for context in iter_route_contexts(app.routes)  # the included routers' routes too
+        if isinstance(context.original_route, APIRoute) and context.original_route.include_in_schema
+        for method in context.methods or ()
     }
+    assert ("/v1/refunds/{refund_id}/approve", "post") in routes  # the walk finds routes
     documented = {(path, method) for path, ops in spec["paths"].items() for method in ops}
     assert routes <= documented, routes - documented
     assert {"/v1/refunds", "/v1/refunds/{refund_id}/approve", "/readyz"} <= set(spec["paths"])
