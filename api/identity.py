@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 import urllib.request
 from dataclasses import dataclass, field
 from enum import Enum
@@ -28,6 +29,12 @@ WAREHOUSE_ROLE = "warehouse"
 SCOPE_READ = "refunds:read"
 SCOPE_WRITE = "refunds:write"
 _ACTOR_UNSAFE = re.compile(r"[^A-Za-z0-9._:-]")
+KEYS_KEPT_S = 300.0
+"""A key the issuer withdrew from its JWKS is refused at most this long after: half of it in
+PyJWKClient's cache of the JWKS, half in the verifier's own by `kid`."""
+REFETCH_COOLDOWN_S = 30.0
+"""An unknown `kid` (a rotated key) fetches the JWKS again, at most once in this long: tokens
+with made-up `kid`s cannot make the API fetch on every request."""
 
 
 class PrincipalKind(Enum):
@@ -104,9 +111,19 @@ def _challenge(error: str = "invalid_token") -> dict[str, str]:
 class TokenVerifier:
     """Verifies bearer tokens for one issuer and audience; keys cached from its JWKS URL."""
 
-    def __init__(self, config: ApiConfig) -> None:
+    def __init__(
+        self,
+        config: ApiConfig,
+        keys_kept_s: float = KEYS_KEPT_S,
+        refetch_cooldown_s: float = REFETCH_COOLDOWN_S,
+    ) -> None:
         self.config = config
         self._keys: jwt.PyJWKClient | None = None
+        self._keys_kept_s = keys_kept_s
+        self._refetch_cooldown_s = refetch_cooldown_s
+        self._known: dict[str, tuple[Any, float]] = {}
+        """Keys found before, by `kid`, with when they were found: used without a thread hop
+        (only the issuer's published keys get here, so it stays small)."""
 
     async def principal(self, authorization: str | None) -> Principal:
         if not authorization:
@@ -134,7 +151,7 @@ class TokenVerifier:
                 f"tokens signed with {header.get('alg')} are not accepted",
                 _challenge(),
             )
-        key = await self._signing_key(token)
+        key = await self._signing_key(token, header.get("kid"))
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -152,8 +169,12 @@ class TokenVerifier:
             raise ProblemError(Kind.UNAUTHORIZED, detail, _challenge()) from None
         return claims
 
-    async def _signing_key(self, token: str) -> Any:
-        """The issuer's key for the token's `kid`; fetching the JWKS blocks, so in a thread."""
+    async def _signing_key(self, token: str, kid: Any) -> Any:
+        """The issuer's key for the token's `kid`: the one found before while it is kept, else
+        from the JWKS client in a thread (a fetch blocks; an unknown `kid` makes it fetch)."""
+        known = self._known.get(kid) if isinstance(kid, str) else None
+        if known is not None and time.monotonic() - known[1] < self._keys_kept_s / 2:
+            return known[0]
         try:
             keys = await self._key_client()
             signing = await asyncio.to_thread(keys.get_signing_key_from_jwt, token)
@@ -164,12 +185,17 @@ class TokenVerifier:
         except jwt.PyJWTError as err:
             detail = f"the token was refused: {_first_sentence(err)}"
             raise ProblemError(Kind.UNAUTHORIZED, detail, _challenge()) from None
+        if isinstance(kid, str):
+            self._known[kid] = (signing.key, time.monotonic())
         return signing.key
 
     async def _key_client(self) -> jwt.PyJWKClient:
         if self._keys is None:
             url = self.config.jwks_url or await asyncio.to_thread(jwks_uri, self.config.issuer)
-            self._keys = jwt.PyJWKClient(url, lifespan=300, timeout=5)
+            lifespan = max(self._keys_kept_s / 2, 0.001)  # PyJWKClient refuses 0
+            self._keys = jwt.PyJWKClient(
+                url, lifespan=lifespan, timeout=5, cooldown_duration=self._refetch_cooldown_s
+            )
         return self._keys
 
 
