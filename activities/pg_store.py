@@ -12,6 +12,7 @@ import asyncpg
 
 from activities import audit_chain, budgets, order_ledger, reserving
 from activities.audit_chain import AuditContent, utc
+from activities.fair_pool import create_fair_pool
 from activities.migrate import apply_migrations
 from activities.outbox import write_events
 from workflows.budgets import BudgetUse, customer_key
@@ -35,10 +36,13 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 SCHEMA = "refundflow"
 
 
-async def create_pool(database_url: str, *, migrate: bool = True) -> asyncpg.Pool:
-    """A pool on the app's database; with `migrate`, its tables brought up to date first
-    (the worker's way: clients leave migrating to the worker and `refundflow migrate`)."""
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=10)
+async def create_pool(
+    database_url: str, *, migrate: bool = True, max_size: int = 10
+) -> asyncpg.Pool:
+    """A pool on the app's database, serving its callers in turn (activities/fair_pool.py);
+    with `migrate`, its tables brought up to date first (the worker's way: clients leave
+    migrating to the worker and `refundflow migrate`)."""
+    pool = await create_fair_pool(database_url, min_size=1, max_size=max_size)
     if migrate:
         await migrate_store(pool)
     return pool

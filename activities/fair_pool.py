@@ -1,0 +1,90 @@
+"""A Postgres pool that serves its callers in the order they asked.
+
+asyncpg's pool keeps its idle connections in an asyncio.Queue. Its `get()` returns at once
+when a connection is there, without yielding. A caller the queue woke up, that finds its
+connection taken meanwhile by one that asked later, goes to the back of the line
+(MagicStack/asyncpg#1247). Under load, some callers wait many turns. In the bench, 1,000
+status lookups, 50 at a time on 10 connections, all finished in 107 ms, yet some of them
+had waited 80-97 ms.
+
+`FairPool` puts a gate of the pool's size in front of `acquire`: an asyncio.Semaphore,
+which hands a released turn to its first waiter. asyncpg's own queue then never has a
+waiter, so there is nothing to jump.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import TracebackType
+from typing import Any
+
+import asyncpg
+from asyncpg.pool import PoolAcquireContext, PoolConnectionProxy
+
+MAX_QUERIES = 50_000  # asyncpg.create_pool's defaults, for the same pool built directly
+MAX_INACTIVE_S = 300.0
+
+
+async def create_fair_pool(database_url: str, *, min_size: int, max_size: int) -> FairPool:
+    """What `asyncpg.create_pool(database_url, min_size=…, max_size=…)` makes, served in
+    turn. asyncpg builds its pools only through create_pool, so it is built here as create_pool
+    builds it."""
+    pool = FairPool(
+        database_url,
+        min_size=min_size,
+        max_size=max_size,
+        max_queries=MAX_QUERIES,
+        max_inactive_connection_lifetime=MAX_INACTIVE_S,
+        loop=None,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
+    )
+    await pool  # connects its first min_size connections, as create_pool does
+    return pool
+
+
+class FairPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg ships no types
+    """asyncpg's pool, with callers served first come, first served."""
+
+    def __init__(self, *args: Any, max_size: int, **kwargs: Any) -> None:
+        super().__init__(*args, max_size=max_size, **kwargs)
+        self._turns = asyncio.Semaphore(max_size)
+
+    def acquire(self, *, timeout: float | None = None) -> InTurn:
+        """A connection once every caller that asked before has had one (`async with` only;
+        `timeout` bounds each of the two waits: the turn, then asyncpg's own)."""
+        return InTurn(self, timeout)
+
+
+class InTurn:
+    """`async with pool.acquire() as conn`: the caller's turn, then a connection; both
+    given back on the way out, whatever happened inside."""
+
+    def __init__(self, pool: FairPool, timeout: float | None) -> None:
+        self._pool = pool
+        self._timeout = timeout
+        self._inner: PoolAcquireContext | None = None
+
+    async def __aenter__(self) -> PoolConnectionProxy:
+        async with asyncio.timeout(self._timeout):
+            await self._pool._turns.acquire()
+        try:
+            self._inner = asyncpg.Pool.acquire(self._pool, timeout=self._timeout)
+            return await self._inner.__aenter__()
+        except BaseException:
+            self._inner = None
+            self._pool._turns.release()
+            raise
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        inner, self._inner = self._inner, None
+        try:
+            if inner is not None:
+                await inner.__aexit__(kind, error, trace)
+        finally:
+            self._pool._turns.release()
