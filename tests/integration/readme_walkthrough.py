@@ -83,7 +83,8 @@ def missing_samples(samples: list[str], printed: str) -> list[str]:
     return missing
 
 
-def run(command: str, env: dict[str, str], cwd: Path) -> str:
+def run(command: str, env: dict[str, str], cwd: Path) -> tuple[str, int]:
+    """What the command printed, and its exit status."""
     words = shlex.split(command)[1:]
     done = subprocess.run(
         [sys.executable, "-m", "worker.cli", *words],
@@ -91,9 +92,10 @@ def run(command: str, env: dict[str, str], cwd: Path) -> str:
     )  # fmt: skip
     assert "Traceback" not in done.stderr, (command, done.stderr)
     try:  # --json prints an indented document; the README samples it on one line
-        return json.dumps(json.loads(done.stdout), ensure_ascii=False) + done.stderr
+        printed = json.dumps(json.loads(done.stdout), ensure_ascii=False) + done.stderr
     except ValueError:
-        return done.stdout + done.stderr
+        printed = done.stdout + done.stderr
+    return printed, done.returncode
 
 
 def walk_the_readme(folder: Path, env: dict[str, str]) -> None:
@@ -104,12 +106,16 @@ def walk_the_readme(folder: Path, env: dict[str, str]) -> None:
         command = command.replace("rf_…", ids.get("rf", "rf_…"))
         deadline = time.monotonic() + 30  # a refund moves on by itself: wait for the sample
         while True:
-            printed = run(command, env, folder)
+            printed, status = run(command, env, folder)
             missing = missing_samples(step.samples, printed)
             if not missing or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
         assert not missing, f"$ {command}\n{printed}\nnot printed: {missing}"
+        # A step the README shows refused ("error: …") exits non-zero; every other succeeds,
+        # also the steps whose output the README does not sample.
+        refused = any(sample.startswith("error:") for sample in step.samples)
+        assert (status != 0) == refused, f"$ {command}\nexit {status}\n{printed}"
         for prefix, pattern in (("ord", r"ord_\w+"), ("rf", r"rf_[0-9a-f]{24}")):
             if prefix not in ids and (seen := re.search(pattern, printed)):
                 ids[prefix] = seen.group(0)

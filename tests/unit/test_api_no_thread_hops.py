@@ -5,8 +5,10 @@ as a cost of its own (issue 15)."""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from fastapi.dependencies.models import Dependant
@@ -33,17 +35,22 @@ def _runs_in_thread_pool(call: Any) -> bool:
     return not inspect.iscoroutinefunction(type(call).__call__)
 
 
-def test_no_route_or_dependency_runs_in_the_thread_pool() -> None:
+def test_no_route_or_dependency_runs_in_the_thread_pool(tmp_path: Path) -> None:
     config = ApiConfig.from_env(
         {"REFUNDFLOW_OIDC_ISSUER": "http://127.0.0.1:9/issuer", "REFUNDFLOW_OIDC_AUDIENCE": "x"}
     )
+    # With a dev issuer home: its routes, and the pages (signed with a secret made there).
+    config = dataclasses.replace(config, dev_issuer_home=tmp_path)
     app = create_app(config, Settings.from_env({"REFUNDFLOW_HOME": "/nonexistent"}))
     routes = [
         (context.path, context.original_route)
         for context in iter_route_contexts(app.routes)  # the included routers' routes too
         if isinstance(context.original_route, APIRoute)
     ]
-    assert len(routes) > 10  # the app's routes were found, not an empty list
+    paths = {path for path, _ in routes}
+    # Every kind of route is walked: the API's, the pages', the dev issuer's.
+    assert {"/v1/refunds", "/console", "/track/{refund_id}"} <= paths, paths
+    assert any((path or "").startswith("/dev-issuer") for path in paths), paths
     in_threads = sorted(
         {
             f"{path}: {getattr(call, '__qualname__', call)!r}"
