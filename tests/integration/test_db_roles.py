@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import asyncpg
 import pytest
 
@@ -22,6 +23,7 @@ from client.settings import Settings
 from tests.conftest import unique_key
 from tests.integration.helpers import eventually, fresh_database, run_cli
 from tests.integration.test_audit_chain import PAID, trail
+from worker.dev_api import api_url
 from worker.devstack import APP_ROLE, DevStack
 
 pytestmark = pytest.mark.stack
@@ -59,7 +61,9 @@ async def assert_may_only_append(app_url: str, owner_url: str) -> None:
         await owner.close()
 
 
-async def test_the_stack_connects_as_the_app_role(stack: DevStack, settings: Settings) -> None:
+async def test_the_stack_connects_as_the_app_role(
+    stack: DevStack, settings: Settings, http: aiohttp.ClientSession
+) -> None:
     assert stack.database_url and stack.owner_database_url
     assert url_user(settings.require_database_url()) == APP_ROLE
     assert url_user(stack.env()["DATABASE_URL"]) == APP_ROLE
@@ -81,12 +85,15 @@ async def test_the_stack_connects_as_the_app_role(stack: DevStack, settings: Set
         return {
             name: {by_port[port] for port in local_ports(proc.pid) if port in by_port}
             for name, proc in stack.children().items()
-            if name in ("worker", "sandbox", "webhooks")
+            if name in ("worker", "sandbox", "webhooks", "api")
         }
 
+    # The API connects on its first need: /readyz asks the database.
+    async with http.get(f"{api_url(stack.config.api_port)}/readyz") as ready:
+        assert ready.status == 200, await ready.text()
     # The worker connects once it is up; each process only ever as the app's role.
     seen = await eventually(roles_by_process, lambda found: all(found.values()))
-    assert seen == {"worker": {APP_ROLE}, "sandbox": {APP_ROLE}, "webhooks": {APP_ROLE}}
+    assert seen == {name: {APP_ROLE} for name in ("worker", "sandbox", "webhooks", "api")}
 
 
 def local_ports(pid: int) -> set[int]:

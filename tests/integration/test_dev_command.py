@@ -207,6 +207,7 @@ def test_children_die_with_dev_even_on_kill_9(folder: Path) -> None:
         assert [o["captured_amount"] for o in ready["demo_orders"]] == [4200, 12000, 8900]
         children = ready["children"]
         assert children == children_of(folder)
+        assert {"worker", "api", "Temporal"} <= set(children), children  # a tree to kill
     finally:
         proc.kill()  # SIGKILL: no handler runs, only the kernel's parent-death signal
         proc.wait()

@@ -64,6 +64,8 @@ def test_a_row_hash_covers_every_field_and_the_previous_hash() -> None:
         "policy_version": "standard@v2#abc",
         "issuer": "https://id.example/",
     }
+    # Every field of the content is changed once: a field left out of the hash would pass.
+    assert set(changes) == {field.name for field in dataclasses.fields(base)}
     for name, value in changes.items():
         assert row_hash(dataclasses.replace(base, **{name: value}), GENESIS) != first, name
     assert row_hash(base, "1" * 64) != first

@@ -142,6 +142,12 @@ def test_the_report_period() -> None:
 
 def test_templates_escape_markup() -> None:
     env = environment()
+    # The pages' own templates, by their names: autoescaping is chosen by file name, and a
+    # template made from a string is escaped whatever that choice says.
+    names = env.list_templates(extensions=["html"])
+    assert "base.html" in names, names
+    chooses = env.autoescape
+    assert callable(chooses) and all(chooses(name) for name in names)
     page = env.from_string("<td>{{ reason }}</td>").render(reason="<script>x()</script>")
     assert page == "<td>&lt;script&gt;x()&lt;/script&gt;</td>"
 
