@@ -138,6 +138,7 @@ def _first_answer(locked: Locked, mine: Mine) -> ReserveResult:
         reserved=ok,
         remaining=locked.captured - held - (mine.amount if ok else 0),
         auto_approve_refused_because=mine.auto_approve_refused if ok else None,
+        held_before=True,
     )
 
 

@@ -74,8 +74,7 @@ from workflows.wording import customer_view
 log = structlog.get_logger("refundflow.client")
 # How long a person waits for a refund to answer before being told no worker is running.
 QUERY_TIMEOUT = timedelta(seconds=15)
-# A refund whose request is older than this was not started by the call that found it.
-EARLIER_REQUEST = timedelta(seconds=2)
+EARLIER_REQUEST = timedelta(seconds=2)  # a refund asked longer ago was started by another call
 REFUND_ID_PATTERN = r"^rf_[0-9a-f]{24}$"
 
 
@@ -97,9 +96,8 @@ class RefundClient(RefundActions):
         self._database_url = database_url
         self._session = session
         self._pool: asyncpg.Pool | None = None
-        # Held while the pool opens: a service's first burst of calls must share one pool.
-        # Without it each concurrent first caller opened its own, and all but the last were
-        # never closed (seen: 50 concurrent first requests left 49 pools open).
+        # Held while the pool opens: a first burst of calls shares one pool (without it, 50
+        # concurrent first requests opened 50 pools and left 49 open).
         self._pool_opening = asyncio.Lock()
 
     @classmethod
@@ -191,8 +189,9 @@ class RefundClient(RefundActions):
         order = order or await fetch_order(self._orders, request.order_id)
         resolved = resolve(request, order)
         refund_id = refund_id_for(request.order_id, request.refund_key)
+        held_before = False
         if self._database_url:
-            existing = await self._check_and_hold(
+            existing, held_before = await self._check_and_hold(
                 request, order, resolved, refund_id, asked_at, ahead
             )
             if existing is not None:
@@ -219,9 +218,10 @@ class RefundClient(RefundActions):
         if received:
             started = await self._opened(inp)
         status = started or await self._first_step(refund_id)
-        # Started by another caller a moment ago (no store to ask, or a race): say so too.
+        # Asked before: another request held it first (a retry, or a racer: the hold, under
+        # the order's lock, makes exactly one new), or it started a while ago (no store).
         earlier = status.timeline[0].at < asked_at - EARLIER_REQUEST if status.timeline else False
-        return same_request_or_conflict(status, request, order, resolved), earlier
+        return same_request_or_conflict(status, request, order, resolved), held_before or earlier
 
     async def _check_and_hold(
         self,
@@ -231,11 +231,11 @@ class RefundClient(RefundActions):
         refund_id: str,
         asked_at: datetime,
         ahead: LedgerReadAhead | None,
-    ) -> StatusView | None:
-        """The order's ledger (read ahead, or now), then the hold: the status of the refund
-        already recorded under this id, or None once this request holds its amount. A
-        refusal on holds read ahead is said only once a fresh read agrees: they may be as
-        old as the order's look-up, and a hold released meanwhile frees its units."""
+    ) -> tuple[StatusView | None, bool]:
+        """The order's ledger (read ahead, or now), then the hold: the refund's status if
+        recorded already; else None once it is held, and whether it was held before this
+        call. A refusal on holds read ahead is said only once a fresh read agrees: they may
+        be as old as the order's look-up, and a hold released meanwhile frees its units."""
         store = await self._store()
         if ahead is not None and not ahead.answers(order.order_id, refund_id):
             ahead = None  # read for another key or order id: read this one now
@@ -245,17 +245,17 @@ class RefundClient(RefundActions):
             else:
                 state, holds = await store.state_and_holds(order.order_id, refund_id)
         if state is not None:
-            return await self._existing_refund(refund_id, state)
+            return await self._existing_refund(refund_id, state), True
         try:
             with step("hold"):
-                await hold_at_the_edge(
+                held = await hold_at_the_edge(
                     store, self.policy, request, order, resolved, asked_at, holds
                 )
         except InvalidRefundRequest:
             if ahead is None:
                 raise
             return await self._check_and_hold(request, order, resolved, refund_id, asked_at, None)
-        return None
+        return None, held is not None and held.held_before
 
     async def _opened(self, inp: RefundWorkflowInput) -> StatusView:
         """A refund just started without waiting: its opening status, also put in the

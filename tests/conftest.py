@@ -3,6 +3,7 @@ worker) per test session, started exactly as `refundflow dev` starts it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -80,6 +81,16 @@ async def skipper(settings: Settings) -> TimeSkipper:
     return TimeSkipper(temporal, config=TimeSkippingConfig(enabled=False))
 
 
+@contextlib.asynccontextmanager
+async def closed_at_the_end(client: RefundClient) -> AsyncIterator[RefundClient]:
+    """The client, its Postgres pool closed before the stack stops: a pool left open sees its
+    connections drop and starts reconnecting as the test run's loop ends."""
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
 def make_client(
     skipper: TimeSkipper, settings: Settings, http: aiohttp.ClientSession, policy: str
 ) -> RefundClient:
@@ -93,36 +104,42 @@ def make_client(
 
 
 @pytest.fixture(scope="session")
-def refunds(skipper: TimeSkipper, settings: Settings, http: aiohttp.ClientSession) -> RefundClient:
+async def refunds(
+    skipper: TimeSkipper, settings: Settings, http: aiohttp.ClientSession
+) -> AsyncIterator[RefundClient]:
     """RefundClient under the policy in force for new refunds, as `refundflow dev` and a
     deployment run it (the product's default, standard-v3): what most tests should prove."""
-    return make_client(skipper, settings, http, settings.policy)
+    async with closed_at_the_end(make_client(skipper, settings, http, settings.policy)) as client:
+        yield client
 
 
 @pytest.fixture(scope="session")
-def refunds_v1(
+async def refunds_v1(
     skipper: TimeSkipper, settings: Settings, http: aiohttp.ClientSession
-) -> RefundClient:
+) -> AsyncIterator[RefundClient]:
     """RefundClient under standard-v1 (no fees, no authority limits): for refunds requested
     before v2 was in force, which keep v1 for their whole life."""
-    return make_client(skipper, settings, http, "standard-v1")
+    async with closed_at_the_end(make_client(skipper, settings, http, "standard-v1")) as client:
+        yield client
 
 
 @pytest.fixture(scope="session")
-def refunds_v2(
+async def refunds_v2(
     skipper: TimeSkipper, settings: Settings, http: aiohttp.ClientSession
-) -> RefundClient:
+) -> AsyncIterator[RefundClient]:
     """RefundClient pinned to standard-v2, for tests of what v2 itself says (fees, approval
     authority by role, rails): they keep proving it when a later version becomes the default."""
-    return make_client(skipper, settings, http, "standard-v2")
+    async with closed_at_the_end(make_client(skipper, settings, http, "standard-v2")) as client:
+        yield client
 
 
 @pytest.fixture(scope="session")
-def returns_refunds(
+async def returns_refunds(
     skipper: TimeSkipper, settings: Settings, http: aiohttp.ClientSession
-) -> RefundClient:
+) -> AsyncIterator[RefundClient]:
     """RefundClient under the returns-v1 policy: refund when the item is received."""
-    return make_client(skipper, settings, http, "returns-v1")
+    async with closed_at_the_end(make_client(skipper, settings, http, "returns-v1")) as client:
+        yield client
 
 
 @pytest.fixture(scope="session")
