@@ -8,8 +8,9 @@ status lookups, 50 at a time on 10 connections, all finished in 107 ms, yet some
 had waited 80-97 ms.
 
 `FairPool` puts a gate of the pool's size in front of `acquire`: an asyncio.Semaphore,
-which hands a released turn to its first waiter. asyncpg's own queue then never has a
-waiter, so there is nothing to jump.
+which hands a released turn to its first waiter. asyncpg's own queue then has no waiters
+(but for a moment, when a cancelled caller's connection is still being reset), so there is
+nothing to jump.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class FairPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg ships no types
 
     def acquire(self, *, timeout: float | None = None) -> InTurn:
         """A connection once every caller that asked before has had one (`async with` only;
-        `timeout` bounds each of the two waits: the turn, then asyncpg's own)."""
+        `timeout` bounds the whole wait: the turn, then asyncpg's own)."""
         return InTurn(self, timeout)
 
 
@@ -64,17 +65,27 @@ class InTurn:
         self._pool = pool
         self._timeout = timeout
         self._inner: PoolAcquireContext | None = None
+        self._has_turn = False  # a turn is given back once, and only if it was taken
 
     async def __aenter__(self) -> PoolConnectionProxy:
-        async with asyncio.timeout(self._timeout):
+        loop = asyncio.get_running_loop()
+        deadline = None if self._timeout is None else loop.time() + self._timeout
+        async with asyncio.timeout_at(deadline):
             await self._pool._turns.acquire()
+        self._has_turn = True
         try:
-            self._inner = asyncpg.Pool.acquire(self._pool, timeout=self._timeout)
+            left = None if deadline is None else max(deadline - loop.time(), 0.001)
+            self._inner = asyncpg.Pool.acquire(self._pool, timeout=left)
             return await self._inner.__aenter__()
         except BaseException:
             self._inner = None
-            self._pool._turns.release()
+            self._give_back()
             raise
+
+    def _give_back(self) -> None:
+        if self._has_turn:
+            self._has_turn = False
+            self._pool._turns.release()
 
     async def __aexit__(
         self,
@@ -87,4 +98,4 @@ class InTurn:
             if inner is not None:
                 await inner.__aexit__(kind, error, trace)
         finally:
-            self._pool._turns.release()
+            self._give_back()

@@ -81,6 +81,12 @@ class PostgresRefundStore:
         async with self._pool.acquire() as conn, conn.transaction():
             return await reserving.reserve(conn, request)
 
+    async def hold(self, request: ReserveInput) -> tuple[ReserveResult, bool]:
+        """As `reserve`, and whether the refund held before this call: what the edge tells
+        a request that raced another for the same refund (answered as asked before)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            return await reserving.hold(conn, request)
+
     async def holds(self, order_id: str, but: str) -> list[Hold]:
         """What every other refund of the order holds (not `but`'s own): what the edge and
         `eligibility` check a request against before anything starts."""

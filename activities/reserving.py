@@ -109,6 +109,14 @@ class Locked:
 async def reserve(conn: asyncpg.Connection, request: ReserveInput) -> ReserveResult:
     """Hold `request`'s money and lines against its order, inside the caller's transaction
     (PostgresRefundStore.reserve has the contract). Idempotent per refund."""
+    result, _ = await hold(conn, request)
+    return result
+
+
+async def hold(conn: asyncpg.Connection, request: ReserveInput) -> tuple[ReserveResult, bool]:
+    """As `reserve`, and whether the refund held before this call (a retry, or a request
+    racing this one): under the order's lock, exactly one request makes the hold. Not in
+    ReserveResult: that is the workflow's contract, which older workers must still read."""
     locked = await _lock_and_read(conn, request)
     # The order as first recorded decides, whatever a later snapshot says.
     known = request.model_copy(
@@ -116,18 +124,19 @@ async def reserve(conn: asyncpg.Connection, request: ReserveInput) -> ReserveRes
     )
     if locked.mine is not None:  # a retry, or the edge reserved it first: its answer stands
         await _record_order_lines(conn, known, locked)
-        return _first_answer(locked, locked.mine)
+        return _first_answer(locked, locked.mine), True
     verdict = decide(known, locked.others)
     if not verdict.allowed:
         await _record_order_lines(conn, known, locked)
+        refused = verdict.refused_because
         return ReserveResult(
-            reserved=False, remaining=verdict.remaining, refused_because=verdict.refused_because
-        )
+            reserved=False, remaining=verdict.remaining, refused_because=refused
+        ), False
     withheld = _budget_refusal(known, locked.use)
     await _write_hold(conn, known, verdict.lines, withheld, locked.lines_recorded)
     return ReserveResult(
         reserved=True, remaining=verdict.remaining, auto_approve_refused_because=withheld
-    )
+    ), False
 
 
 def _first_answer(locked: Locked, mine: Mine) -> ReserveResult:
@@ -138,7 +147,6 @@ def _first_answer(locked: Locked, mine: Mine) -> ReserveResult:
         reserved=ok,
         remaining=locked.captured - held - (mine.amount if ok else 0),
         auto_approve_refused_because=mine.auto_approve_refused if ok else None,
-        held_before=True,
     )
 
 

@@ -40,7 +40,6 @@ from workflows.models import (
     PinnedPolicy,
     RefundRequest,
     RefundWorkflowInput,
-    ReserveResult,
     ResolvedRefund,
     StatusView,
 )
@@ -145,13 +144,13 @@ async def hold_at_the_edge(
     resolved: ResolvedRefund,
     asked_at: datetime,
     holds: Sequence[Hold],
-) -> ReserveResult | None:
+) -> bool:
     """Check the request against the order's ledger (`holds`: what every other refund of
     the order holds, as the store read it a moment ago), then reserve it under the order's lock
-    before its refund starts (the store's `reserve`, the ledger's final word). The
-    reservation (None: the policy declines the request) says, when the policy would
-    approve it automatically but an auto-approval budget is used up, why a reviewer
-    decides: the store judges budgets under the lock, so this check leaves them out.
+    before its refund starts (the store's `hold`, the ledger's final word). True: the refund
+    held before this call (a retry, or a request racing this one); False: this call holds
+    it, or the policy declines the request (nothing held). The store judges the
+    auto-approval budgets under the lock, so this check leaves them out.
 
     Why reserve here and not only in the workflow: concurrent requests for the same units
     (three channels at once) then get one refund and clear refusals naming it, instead of
@@ -165,7 +164,7 @@ async def hold_at_the_edge(
     remaining = order.captured_amount - sum(h.amount for h in holds)
     answer = check_still_refundable(policy, request, order, resolved, remaining, asked_at, holds)
     if not answer.eligible:
-        return None
+        return False
     reservation = ledger_request(
         parse_policy(policy.document),
         request,
@@ -175,14 +174,14 @@ async def hold_at_the_edge(
         answer.refund_amount,
         auto_approve=answer.auto_approve,  # the policy's alone: no budget use was given
     )
-    result = await store.reserve(reservation)
+    result, held_before = await store.hold(reservation)
     if not result.reserved:
         raise InvalidRefundRequest(
             result.refused_because
             or f"only {format_minor(max(result.remaining, 0), order.currency)} of order"
             f" {order.order_id} is still refundable; other refunds hold the rest"
         )
-    return result
+    return held_before
 
 
 async def budget_use_for(

@@ -248,14 +248,14 @@ class RefundClient(RefundActions):
             return await self._existing_refund(refund_id, state), True
         try:
             with step("hold"):
-                held = await hold_at_the_edge(
+                held_before = await hold_at_the_edge(
                     store, self.policy, request, order, resolved, asked_at, holds
                 )
         except InvalidRefundRequest:
             if ahead is None:
                 raise
             return await self._check_and_hold(request, order, resolved, refund_id, asked_at, None)
-        return None, held is not None and held.held_before
+        return None, held_before
 
     async def _opened(self, inp: RefundWorkflowInput) -> StatusView:
         """A refund just started without waiting: its opening status, also put in the

@@ -1,7 +1,8 @@
 """Contracts (pydantic v2) for workflow inputs, updates, queries and activities.
 
 Everything here is stored in workflow history: no card numbers, no secrets, no names or
-addresses. Actors are staff handles or system names; customers appear only as opaque ids."""
+addresses. Actors are staff handles or system names; customers appear only as opaque ids.
+"""
 
 from __future__ import annotations
 
@@ -349,7 +350,8 @@ class ReserveInput(_Contract):
     captured_amount: int
     """From the order snapshot: the most that may ever be refunded on this order."""
     requested_amount: PositiveMinor | None = None
-    """Asked, before fees (None: `amount`): taken from the lines, so splitting wins no fee."""
+    """Value asked for, before fees (None: `amount`): what an amount-only refund takes from
+    the lines, so splitting never wins back a fee."""
     lines: list[OrderLine] = []
     """The refunded lines (refunded quantities); empty for an amount-only refund."""
     order_lines: list[OrderLine] = []
@@ -377,8 +379,6 @@ class ReserveResult(_Contract):
     auto_approve_refused_because: str | None = None
     """One line naming the auto-approval budget that is used up, when the policy would
     approve automatically but a budget does not allow it: a reviewer decides."""
-    held_before: bool = False
-    """This refund held before this call (a retry, or a request racing it): its first answer."""
 
 
 class OperatorRetryInput(_PersonsAction):

@@ -90,3 +90,14 @@ async def test_a_turn_comes_back_after_an_error_and_after_a_failed_query(
             await one_connection.fetchval("SELECT 1/0")
     async with asyncio.timeout(5):
         assert await one_connection.fetchval("SELECT 2") == 2
+
+
+async def test_a_timeout_bounds_the_whole_wait_and_gives_the_turn_back(
+    one_connection: asyncpg.Pool,
+) -> None:
+    async with one_connection.acquire():
+        with pytest.raises(TimeoutError):
+            async with one_connection.acquire(timeout=0.1):
+                pytest.fail("served while the only connection was held")
+    async with asyncio.timeout(5), one_connection.acquire(timeout=5) as conn:
+        assert await conn.fetchval("SELECT 3") == 3
