@@ -68,13 +68,17 @@ class InTurn:
         self._has_turn = False  # a turn is given back once, and only if it was taken
 
     async def __aenter__(self) -> PoolConnectionProxy:
-        loop = asyncio.get_running_loop()
-        deadline = None if self._timeout is None else loop.time() + self._timeout
-        async with asyncio.timeout_at(deadline):
+        left = self._timeout
+        if left is None:  # the usual case: no timer to set up on this hot path
             await self._pool._turns.acquire()
+        else:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + left
+            async with asyncio.timeout_at(deadline):
+                await self._pool._turns.acquire()
+            left = max(deadline - loop.time(), 0.001)  # asyncpg gets what is left
         self._has_turn = True
         try:
-            left = None if deadline is None else max(deadline - loop.time(), 0.001)
             self._inner = asyncpg.Pool.acquire(self._pool, timeout=left)
             return await self._inner.__aenter__()
         except BaseException:

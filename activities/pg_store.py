@@ -78,8 +78,8 @@ class PostgresRefundStore:
         time: the ledger's final word. A refund the policy would auto-approve is checked
         against the auto-approval budgets too; beyond one it is still held, and the result
         says why a reviewer decides. Idempotent per refund: the first answer stands."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            return await reserving.reserve(conn, request)
+        result, _ = await self.hold(request)
+        return result
 
     async def hold(self, request: ReserveInput) -> tuple[ReserveResult, bool]:
         """As `reserve`, and whether the refund held before this call: what the edge tells

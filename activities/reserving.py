@@ -106,17 +106,12 @@ class Locked:
     use: BudgetUse | None
 
 
-async def reserve(conn: asyncpg.Connection, request: ReserveInput) -> ReserveResult:
-    """Hold `request`'s money and lines against its order, inside the caller's transaction
-    (PostgresRefundStore.reserve has the contract). Idempotent per refund."""
-    result, _ = await hold(conn, request)
-    return result
-
-
 async def hold(conn: asyncpg.Connection, request: ReserveInput) -> tuple[ReserveResult, bool]:
-    """As `reserve`, and whether the refund held before this call (a retry, or a request
-    racing this one): under the order's lock, exactly one request makes the hold. Not in
-    ReserveResult: that is the workflow's contract, which older workers must still read."""
+    """Hold `request`'s money and lines against its order, inside the caller's transaction
+    (PostgresRefundStore.reserve has the contract). Idempotent per refund. Also whether the
+    refund held before this call (a retry, or a request racing this one): under the order's
+    lock, exactly one request makes the hold. Not in ReserveResult: that is the workflow's
+    contract, which older workers must still read."""
     locked = await _lock_and_read(conn, request)
     # The order as first recorded decides, whatever a later snapshot says.
     known = request.model_copy(

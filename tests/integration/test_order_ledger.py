@@ -208,7 +208,7 @@ async def test_a_reservation_on_a_known_order_waits_for_the_one_in_progress(
     async with db.acquire() as conn:
         transaction = conn.transaction()
         await transaction.start()
-        assert (await reserving.reserve(conn, first)).reserved  # holding the order's lock
+        assert (await reserving.hold(conn, first))[0].reserved  # holding the order's lock
         waiting = asyncio.create_task(store.reserve(second))
         await asyncio.sleep(0.5)
         assert not waiting.done()
