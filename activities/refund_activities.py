@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.log_context import activity_log_context
 from activities.pg_store import AuditConflict
 from activities.ports import (
     ExternalSystemRefused,
@@ -34,20 +32,6 @@ from workflows.models import (
 log = structlog.get_logger("refundflow.activities")
 
 
-@contextmanager
-def _activity_context(refund_id: str) -> Iterator[None]:
-    """Bind refund and activity identity to every log line written inside the activity."""
-    info = activity.info()
-    with structlog.contextvars.bound_contextvars(
-        refund_id=refund_id,
-        workflow_id=info.workflow_id,
-        run_id=info.workflow_run_id,
-        activity=info.activity_type,
-        attempt=info.attempt,
-    ):
-        yield
-
-
 class RefundActivities:
     def __init__(
         self,
@@ -63,14 +47,14 @@ class RefundActivities:
 
     @activity.defn(name=names.ACTIVITY_RESERVE_REFUND)
     async def reserve_refund(self, request: ReserveInput) -> ReserveResult:
-        with _activity_context(request.refund_id):
+        with activity_log_context(request.refund_id):
             result = await self._reservations.reserve(request)
             log.info("reservation", reserved=result.reserved, remaining=result.remaining)
             return result
 
     @activity.defn(name=names.ACTIVITY_RECORD_TRANSITIONS)
     async def record_transitions(self, batch: RecordTransitionsInput) -> int:
-        with _activity_context(batch.refund_id):
+        with activity_log_context(batch.refund_id):
             try:
                 written = await self._store.record_transitions(batch)
             except AuditConflict as err:
@@ -106,7 +90,7 @@ class RefundActivities:
 
     @activity.defn(name=names.ACTIVITY_ISSUE_PROVIDER_REFUND)
     async def issue_provider_refund(self, request: IssueRefundInput) -> ProviderRefundResult:
-        with _activity_context(request.refund_id):
+        with activity_log_context(request.refund_id):
             # A retry may follow a commit whose answer was lost: look before sending again.
             look_up_first = (
                 request.look_up_first or activity.info().attempt > 1 or request.payment_attempt > 1
@@ -129,7 +113,7 @@ class RefundActivities:
 
     @activity.defn(name=names.ACTIVITY_CHECK_PROVIDER_REFUND)
     async def check_provider_refund(self, request: CheckRefundInput) -> ProviderRefundResult:
-        with _activity_context(request.refund_id):
+        with activity_log_context(request.refund_id):
             result = await self._payment.get_refund(request.provider_refund_id)
             log.info("provider_refund_checked", status=result.status)
             return result
@@ -138,7 +122,7 @@ class RefundActivities:
     async def cancel_provider_refund(self, request: CheckRefundInput) -> ProviderRefundResult:
         """An operator cancels a refund still pending with the provider: the provider's
         refusal (it paid meanwhile, or does not cancel refunds in that status) is final."""
-        with _activity_context(request.refund_id):
+        with activity_log_context(request.refund_id):
             try:
                 result = await self._payment.cancel_refund(request.provider_refund_id)
             except ExternalSystemRefused as err:
@@ -151,14 +135,14 @@ class RefundActivities:
 
     @activity.defn(name=names.ACTIVITY_FIND_PROVIDER_REFUNDS)
     async def find_provider_refunds(self, request: FindProviderRefundsInput) -> ProviderRefunds:
-        with _activity_context(request.refund_id):
+        with activity_log_context(request.refund_id):
             found = await self._payment.find_refunds(request.refund_id)
             log.info("provider_refunds_found", count=len(found))
             return ProviderRefunds(refunds=found)
 
     @activity.defn(name=names.ACTIVITY_RESTOCK_LINE)
     async def restock_line(self, request: RestockInput) -> RestockResult:
-        with _activity_context(request.refund_id):
+        with activity_log_context(request.refund_id):
             try:
                 result = await self._inventory.restock(request)
             except ExternalSystemRefused as err:

@@ -8,6 +8,7 @@ from pathlib import Path
 import structlog
 from temporalio import activity
 
+from activities.log_context import activity_log_context
 from activities.ports import OrderSystem
 from workflows import names
 from workflows.policy import policy_hash
@@ -28,6 +29,10 @@ class RequestVerifier:
 
     @activity.defn(name=names.ACTIVITY_VERIFY_REQUEST)
     async def verify_request(self, request: VerifyRequestInput) -> VerifyRequestResult:
+        with activity_log_context(request.refund_id):
+            return await self._verify(request)
+
+    async def _verify(self, request: VerifyRequestInput) -> VerifyRequestResult:
         problems = []
         if request.policy_hash not in self._policy_hashes:
             problems.append(f"policy #{request.policy_hash[:12]} is not one this worker knows")
@@ -35,5 +40,5 @@ class RequestVerifier:
         problems += order_differences(request.order, actual)
         if problems:
             # The reasons name fields, never their values: nothing personal in the logs.
-            log.warning("request_not_verified", refund_id=request.refund_id, problems=problems)
+            log.warning("request_not_verified", problems=problems)
         return VerifyRequestResult(problems=problems)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,10 +16,13 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from bench.history_cost import history_cost
 from client.errors import InvalidRefundRequest, RefundActionRefused, RefundConflict
 from client.refund_client import RefundClient, default_refund_key, refund_id_for
+from client.settings import Settings
+from client.starting import start_options
 from tests.conftest import Sandbox, unique_key
 from tests.integration.helpers import eventually, wait_for_state
 from worker.devstack import DevStack
-from workflows.models import RefundRequest, StatusView
+from workflows.models import RefundRequest, RefundWorkflowInput, StatusView
+from workflows.refund.workflow import RefundWorkflow
 
 pytestmark = pytest.mark.stack
 
@@ -255,25 +259,52 @@ async def test_operators_read_a_summary_and_current_details(
     assert request.requested_by not in summary + metadata.current_details  # no customer data
 
 
+async def forged_start(refunds: RefundClient, task_queue: str, model_refund_id: str) -> str:
+    """A refund started straight in Temporal, bypassing the edge, with the input of an
+    earlier refund but an order snapshot that claims more was captured than was."""
+    handle = refunds.temporal.get_workflow_handle(model_refund_id)
+    started = (await handle.fetch_history()).events[0]
+    [decoded] = await refunds.temporal.data_converter.decode(
+        started.workflow_execution_started_event_attributes.input.payloads, [RefundWorkflowInput]
+    )
+    real: RefundWorkflowInput = decoded
+    order = real.order.model_copy(update={"captured_amount": real.order.captured_amount + 100})
+    forged = real.model_copy(update={"refund_id": f"rf_{uuid.uuid4().hex[:24]}", "order": order})
+    options = start_options(forged, task_queue)
+    await refunds.temporal.start_workflow(RefundWorkflow.run, forged, **options)
+    refund_id: str = forged.refund_id
+    return refund_id
+
+
 async def test_every_activity_log_line_carries_the_refund_id(
-    refunds: RefundClient, sandbox: Sandbox, stack: DevStack
+    refunds: RefundClient, sandbox: Sandbox, stack: DevStack, settings: Settings
 ) -> None:
+    """Lines are chosen by the refund id anywhere in them, not by the context that binds
+    it: a line written without the context (its own refund_id field only) fails."""
     order = await sandbox.order(amount=2500)
     status = await refunds.request(make_request(order))
     await wait_for_state(refunds, status.refund_id, "completed")
+    # The verifier's refusal is logged by another activity class: it must carry the same.
+    refused = await forged_start(refunds, settings.task_queue, status.refund_id)
+    declined = await wait_for_state(refunds, refused, "cancelled")
+    assert "the request could not be verified" in declined.timeline[-1].reason
 
-    def activity_lines() -> list[dict[str, Any]]:
+    def lines_naming(refund_id: str) -> list[dict[str, Any]]:
         lines = (stack.logs / "worker.log").read_text().splitlines()
-        parsed = [json.loads(line) for line in lines if line.startswith("{")]
-        return [p for p in parsed if p.get("workflow_id") == status.refund_id]
+        return [json.loads(line) for line in lines if refund_id in line]
 
-    async def read() -> list[dict[str, Any]]:
-        return activity_lines()
+    async def read() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        return lines_naming(status.refund_id), lines_naming(refused)
 
-    lines = await eventually(
-        read, lambda ls: any(p["event"] == "provider_refund_issued" for p in ls)
+    paid, forged = await eventually(
+        read,
+        lambda both: (
+            any(p["event"] == "provider_refund_issued" for p in both[0])
+            and any(p["event"] == "request_not_verified" for p in both[1])
+        ),
     )
-    assert {p["event"] for p in lines} >= {"transitions_recorded", "provider_refund_issued"}
-    for line in lines:
-        assert line["refund_id"] == status.refund_id
-        assert {"run_id", "activity", "attempt", "timestamp", "level"} <= line.keys()
+    assert {p["event"] for p in paid} >= {"transitions_recorded", "provider_refund_issued"}
+    for refund_id, lines in ((status.refund_id, paid), (refused, forged)):
+        for line in lines:
+            assert line["refund_id"] == refund_id, line
+            assert {"run_id", "activity", "attempt", "timestamp", "level"} <= line.keys(), line
