@@ -4,6 +4,7 @@ with the workflow class its manifest entry names (refunds and reconciliation run
 from __future__ import annotations
 
 import pytest
+import temporalio.workflow
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, WorkflowRunner
@@ -55,3 +56,37 @@ async def test_history_replays(name: str, runner: str) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
+
+
+REFUND_HISTORIES = [n for n in HISTORIES if ENTRIES.get(n, {}).get("workflow") == "RefundWorkflow"]
+
+
+@pytest.mark.parametrize("name", REFUND_HISTORIES)
+async def test_a_history_reaches_every_old_path_its_entry_claims(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The manifest's `old_path_of` is what proves a patch's old path is still covered
+    (test_manifest): replay says which patches this history's run asked and found no
+    marker for, and every claim must be among them, not taken on trust. (A history
+    recorded before a later patch also takes that patch's old path; claiming less is
+    safe, claiming a path the run never reached is not.)"""
+    answers: dict[str, bool] = {}
+    ask = temporalio.workflow.patched
+
+    def recorded(patch_id: str) -> bool:
+        answer = ask(patch_id)
+        answers.setdefault(patch_id, answer)  # the first ask decides the path
+        return answer
+
+    monkeypatch.setattr(temporalio.workflow, "patched", recorded)
+    replayer = Replayer(
+        workflows=[RefundWorkflow],
+        data_converter=pydantic_data_converter,
+        workflow_runner=RUNNERS["worker-direct"],  # our modules as imported: patched above
+    )
+    path = HISTORY_DIR / name
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    await replayer.replay_workflow(history, raise_on_replay_failure=True)
+    entry = ENTRIES[name]
+    assert set(entry["old_path_of"]) <= {p for p, new in answers.items() if not new}
+    assert {p for p, new in answers.items() if new} <= set(entry["new_path_of"])
