@@ -196,16 +196,11 @@ class RefundClient(RefundActions):
             )
             if existing is not None:
                 return same_request_or_conflict(existing, request, order, resolved), True
+        # started_on: every path the code has from the start, no patch marker to write or bill.
         inp = RefundWorkflowInput(
-            refund_id=refund_id,
-            request=request,
-            order=order,
-            resolved=resolved,
-            policy=self.policy,
-            asked_at=asked_at,
-            # Every path the code has from the start: no patch marker to write or bill.
-            started_on=patches.ALL_ABOVE,
-        )
+            refund_id=refund_id, request=request, order=order, resolved=resolved,
+            policy=self.policy, asked_at=asked_at, started_on=patches.ALL_ABOVE,
+        )  # fmt: skip
         started: StatusView | None = None  # None: the refund was there already, asked below
         received = False
         with step("start"):  # answered with the first step: until it is decided
@@ -218,10 +213,12 @@ class RefundClient(RefundActions):
         if received:
             started = await self._opened(inp)
         status = started or await self._first_step(refund_id)
-        # Asked before: another request held it first (a retry, or a racer: the hold, under
-        # the order's lock, makes exactly one new), or it started a while ago (no store).
+        # Asked before: unless this call's start made it (only one can), or, with the first
+        # step (no word of whose start it was), another call held it (a retry or a racer;
+        # the hold, under the order's lock, makes one new) or started it a while ago.
         earlier = status.timeline[0].at < asked_at - EARLIER_REQUEST if status.timeline else False
-        return same_request_or_conflict(status, request, order, resolved), held_before or earlier
+        before = not received if not first_step else held_before or earlier
+        return same_request_or_conflict(status, request, order, resolved), before
 
     async def _check_and_hold(
         self,
