@@ -46,7 +46,7 @@ def own_cpu_ms() -> float:
 
 
 class CpuMeter:
-    """CPU ms per unit of work for named processes between `start` and `per`."""
+    """CPU ms named processes spend between `start` and `spent`."""
 
     def __init__(self, processes: dict[str, int]) -> None:
         self.processes = processes
@@ -60,9 +60,7 @@ class CpuMeter:
     def start(self) -> None:
         self.before = self._now()
 
-    def per(self, units: int) -> dict[str, float]:
+    def spent(self) -> dict[str, float]:
+        """CPU ms each process spent since `start`."""
         after = self._now()
-        return {
-            name: round((after[name] - self.before.get(name, 0.0)) / max(units, 1), 2)
-            for name in after
-        }
+        return {name: after[name] - self.before.get(name, 0.0) for name in after}

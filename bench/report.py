@@ -59,6 +59,7 @@ def table(r: dict[str, Any]) -> str:
         ("respond-async one at a time: acknowledged p50/p95/p99 ms", _triple(alone, "ack_")),
         ("  end to end p50/p95/p99 ms", _triple(alone, "")),
         ("ratio to naive / to ceiling", f"{r['ratios']['to_naive']} / {r['ratios']['to_ceiling']}"),
+        ("  in each round", _rounds(r["ratios"]["by_round"])),
         ("billable actions per refund", f"{cost['actions']} {cost['breakdown']}"),
         ("history events, payload bytes per refund", f"{cost['events']}, {cost['payload_bytes']}"),
         ("first step / naive / ceiling actions, events", _shape_cost(r["cost_per_shape"])),
@@ -72,7 +73,7 @@ def table(r: dict[str, Any]) -> str:
             f"reconciliation of {r['reconciliation']['refunds']} refunds, s",
             r["reconciliation"]["seconds"],
         ),
-        ("refunds, concurrency", f"{c['refunds']}, {c['concurrency']}"),
+        ("refunds, concurrency, rounds", f"{c['refunds']}, {c['concurrency']}, {c['rounds']}"),
     ]
     width = max(len(name) for name, _ in rows)
     lines = [f"{name:<{width}}  {value}" for name, value in rows]
@@ -108,3 +109,7 @@ def _cpu(per_process: dict[str, float]) -> str:
 
 def _shape_cost(costs: dict[str, dict[str, Any]]) -> str:
     return " / ".join(f"{c['actions']}, {c['events']}" for c in costs.values())
+
+
+def _rounds(by_round: list[dict[str, float]]) -> str:
+    return ", ".join(f"{one['to_naive']} / {one['to_ceiling']}" for one in by_round)

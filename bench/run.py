@@ -35,8 +35,19 @@ from bench.history_cost import history_cost
 from bench.naive import NAIVE_TASK_QUEUE
 from bench.report import table
 from bench.seed import seed_reconciliation
-from bench.shapes import CORES, Race, RefundflowThroughApi, naive_one, race_ceiling
+from bench.shapes import (
+    CORES,
+    Leg,
+    Race,
+    RefundflowThroughApi,
+    Shape,
+    ceiling_one,
+    ceiling_worker,
+    naive_one,
+    summarize,
+)
 from bench.stats import bounded, latency_summary
+from bench.temporal_metrics import Scrape
 from client.connections import connect_temporal
 from client.heap import freeze_startup_heap
 from client.policy_source import load_policy
@@ -63,6 +74,20 @@ class BenchConfig:
     lookup_concurrency: int = 50
     open_refunds: int = 5000
     reconcile_rows: int = 100_000
+    rounds: int = 2
+
+
+def ratios(overall: dict[str, float], by_round: list[dict[str, float]]) -> dict[str, Any]:
+    """refundflow's (respond-async) refunds/s over the naive refund's and the ceiling's:
+    over the whole race, and in each round (the spread says how steady the machine was)."""
+
+    def of(per_second: dict[str, float]) -> dict[str, float]:
+        return {
+            "to_naive": round(per_second["refunds"] / per_second["naive"], 3),
+            "to_ceiling": round(per_second["refunds"] / per_second["ceiling"], 3),
+        }
+
+    return {**of(overall), "by_round": [of(one_round) for one_round in by_round]}
 
 
 def rss_kib(pid: int) -> int:
@@ -147,7 +172,10 @@ class Bench:
 
     async def race(self) -> None:
         cfg = self.config
-        self.say(f"1. {cfg.refunds} refunds of each shape at concurrency {cfg.concurrency}")
+        self.say(
+            f"1. {cfg.refunds} refunds of each shape at concurrency {cfg.concurrency},"
+            f" in {cfg.rounds} rounds"
+        )
         race = Race(self.temporal, self.http, CpuMeter(self.processes()), cfg.concurrency, self.say)
         api_url = dev_api.api_url(self.stack.config.api_port)
         token = self.api_token()
@@ -155,40 +183,63 @@ class Bench:
             "refunds": RefundflowThroughApi(race, api_url, token, respond_async=True),
             "refunds_first_step": RefundflowThroughApi(race, api_url, token, False),
         }
-        shapes = {
+        shapes: dict[str, Shape] = {
             **{key: shape.one for key, shape in through_api.items()},
             "naive": lambda order: naive_one(race, order),
+            "ceiling": ceiling_one(race),
+            "ceiling_not_eager": ceiling_one(race, eager=False),
         }
-        for key, one in shapes.items():
-            await race.run(f"{key} warm-up", await self.make_orders(WARM_UP, 4000, "warm-up"), one)
-            orders = await self.make_orders(cfg.refunds, 4000, f"{key} orders")
-            if key in through_api:
-                through_api[key].steps.clear()  # the warm-up's are not the race's
-            server_before = await temporal_metrics.scrape(self.http, self.temporal_metrics_url)
-            self.results[key] = await race.run(key, orders, one)
-            server_after = await temporal_metrics.scrape(self.http, self.temporal_metrics_url)
-            self.results[key]["temporal_server_ms"] = temporal_metrics.means_ms(
-                server_before, server_after
-            )
-            if key in through_api:
-                self.results[key]["ack_steps_ms"] = through_api[key].step_summary()
-        self.results["ceiling"] = await race_ceiling(race, cfg.refunds, WARM_UP)
-        self.results["ceiling_not_eager"] = await race_ceiling(race, cfg.refunds, WARM_UP, False)
+        async with ceiling_worker(race):
+            for key, one in shapes.items():
+                await race.leg(key, await self.orders_for(key, WARM_UP, "warm-up"), one)
+            for shape in through_api.values():
+                shape.steps.clear()  # the warm-up's are not the race's
+            orders = {key: await self.orders_for(key, cfg.refunds, "orders") for key in shapes}
+            await self.race_in_rounds(race, shapes, orders)
+        for key, shape in through_api.items():
+            self.results[key]["ack_steps_ms"] = shape.step_summary()
         # The same respond-async requests one at a time: what an answer costs without a
         # queue, beside what it costs at the race's concurrency.
         alone = Race(self.temporal, self.http, race.meter, 1, self.say, race.samples)
         one_by_one = RefundflowThroughApi(alone, api_url, token, respond_async=True).one
-        orders = await self.make_orders(UNLOADED, 4000, "unloaded orders")
-        self.results["refunds_unloaded"] = await alone.run("refunds unloaded", orders, one_by_one)
+        unloaded = await self.make_orders(UNLOADED, 4000, "unloaded orders")
+        self.results["refunds_unloaded"] = await alone.run("refunds unloaded", unloaded, one_by_one)
         self.samples = race.samples
-        per_second = {
-            key: self.results[key]["per_second"] for key in ("refunds", "naive", "ceiling")
-        }
-        self.results["ratios"] = {
-            "to_naive": round(per_second["refunds"] / per_second["naive"], 3),
-            "to_ceiling": round(per_second["refunds"] / per_second["ceiling"], 3),
-        }
         self.results["cpu_ms_per_refund"] = self.results["refunds"]["cpu_ms_per_refund"]
+
+    async def orders_for(self, key: str, count: int, label: str) -> list[dict[str, Any]]:
+        """Orders for `count` refunds of a shape (the ceiling needs none: nothing real)."""
+        if key.startswith("ceiling"):
+            return [{}] * count
+        return await self.make_orders(count, 4000, f"{key} {label}")
+
+    async def race_in_rounds(
+        self, race: Race, shapes: dict[str, Shape], orders: dict[str, list[dict[str, Any]]]
+    ) -> None:
+        """Each shape's refunds in `rounds` legs, the shapes' order mirrored every other
+        round (A B C, C B A, ...): a machine that speeds up or slows down during the run
+        weighs on every shape alike, not on whichever came first. The ratios of each round
+        are kept, so their spread shows how far one run's ratios can be trusted."""
+        rounds = self.config.rounds
+        legs: dict[str, list[Leg]] = {key: [] for key in shapes}
+        spans: dict[str, list[tuple[Scrape, Scrape]]] = {key: [] for key in shapes}
+        before = await temporal_metrics.scrape(self.http, self.temporal_metrics_url)
+        for number in range(rounds):
+            keys = list(shapes) if number % 2 == 0 else list(reversed(shapes))
+            for key in keys:
+                label = f"{key} (round {number + 1} of {rounds})"
+                mine = orders[key][number::rounds]
+                legs[key].append(await race.leg(key, mine, shapes[key], label))
+                after = await temporal_metrics.scrape(self.http, self.temporal_metrics_url)
+                spans[key].append((before, after))
+                before = after
+        for key in shapes:
+            self.results[key] = summarize(legs[key])
+            self.results[key]["temporal_server_ms"] = temporal_metrics.means_ms(spans[key])
+        self.results["ratios"] = ratios(
+            {key: self.results[key]["per_second"] for key in shapes},
+            [{key: legs[key][n].per_second for key in shapes} for n in range(rounds)],
+        )
 
     def request(self, order: dict[str, Any]) -> RefundRequest:
         return RefundRequest(

@@ -25,6 +25,8 @@ from bench.stats import bounded, latency_summary
 from client.timings import parse_server_timing
 
 Order = dict[str, Any]
+Shape = Callable[[Order], Awaitable[tuple[float, str]]]
+"""One refund of a shape: (seconds until acknowledged, workflow id), once it has completed."""
 POLL_EVERY = 0.05  # how often the naive caller asks its workflow's status
 CORES = len(os.sched_getaffinity(0))
 
@@ -41,11 +43,16 @@ class Race:
     samples: dict[str, str] = field(default_factory=dict)
     """One workflow id per shape, for its history cost."""
 
-    async def run(
-        self, label: str, orders: list[Order], one: Callable[[Order], Awaitable[tuple[float, str]]]
-    ) -> dict[str, Any]:
+    async def leg(
+        self,
+        key: str,
+        orders: list[Order],
+        one: Shape,
+        label: str | None = None,
+    ) -> Leg:
         """Run `one` over every order at the race's concurrency; `one` returns (seconds
-        until the request was acknowledged, workflow id) and returns when it has completed."""
+        until the request was acknowledged, workflow id) and returns when it has completed.
+        `key`: the shape, whose sample workflow this keeps; `label`: progress output."""
         ack: list[float] = []
         total: list[float] = []
 
@@ -54,24 +61,55 @@ class Race:
             acknowledged, workflow_id = await one(orders[i])
             total.append(time.monotonic() - started)
             ack.append(acknowledged)
-            self.samples[label] = workflow_id
+            self.samples[key] = workflow_id
 
         self.meter.start()
         started = time.monotonic()
-        await bounded(len(orders), self.concurrency, timed, self.say, label)
+        await bounded(len(orders), self.concurrency, timed, self.say, label or key)
         wall = time.monotonic() - started
-        cpu = self.meter.per(len(orders))
-        cpu_total = round(sum(cpu.values()), 2)
-        return {
-            "per_second": round(len(orders) / wall, 2),
-            "seconds": round(wall, 2),
-            **latency_summary(total),
-            **{f"ack_{k}": v for k, v in latency_summary(ack).items()},
-            "cpu_ms_per_refund": cpu,
-            "cpu_ms_per_refund_total": cpu_total,
-            # What this machine's cores could do at that CPU per refund, perfectly shared.
-            "cpu_bound_per_second": round(CORES * 1000 / cpu_total, 1) if cpu_total else None,
-        }
+        return Leg(len(orders), wall, ack, total, self.meter.spent())
+
+    async def run(self, key: str, orders: list[Order], one: Shape) -> dict[str, Any]:
+        """One leg, summarized."""
+        return summarize([await self.leg(key, orders, one)])
+
+
+@dataclass
+class Leg:
+    """One stretch of one shape's refunds: how many, how long, each one's latencies, and the
+    CPU ms each process spent meanwhile."""
+
+    count: int
+    wall: float
+    ack: list[float]
+    total: list[float]
+    cpu_ms: dict[str, float]
+
+    @property
+    def per_second(self) -> float:
+        return self.count / self.wall if self.wall else 0.0
+
+
+def summarize(legs: list[Leg]) -> dict[str, Any]:
+    """A shape's figures over all its legs: throughput over their time together, latency
+    percentiles over all their refunds, CPU per refund over all of them."""
+    count = sum(leg.count for leg in legs)
+    wall = sum(leg.wall for leg in legs)
+    cpu = {
+        name: round(sum(leg.cpu_ms.get(name, 0.0) for leg in legs) / max(count, 1), 2)
+        for name in legs[0].cpu_ms
+    }
+    cpu_total = round(sum(cpu.values()), 2)
+    return {
+        "per_second": round(count / wall, 2) if wall else 0.0,
+        "seconds": round(wall, 2),
+        **latency_summary([t for leg in legs for t in leg.total]),
+        **{f"ack_{k}": v for k, v in latency_summary([a for leg in legs for a in leg.ack]).items()},
+        "cpu_ms_per_refund": cpu,
+        "cpu_ms_per_refund_total": cpu_total,
+        # What this machine's cores could do at that CPU per refund, perfectly shared.
+        "cpu_bound_per_second": round(CORES * 1000 / cpu_total, 1) if cpu_total else None,
+    }
 
 
 class RefundflowThroughApi:
@@ -141,25 +179,27 @@ async def _naive_status(handle: WorkflowHandle[Any, Any]) -> str:
         raise
 
 
-async def race_ceiling(race: Race, count: int, warm_up: int, eager: bool = True) -> dict[str, Any]:
-    """The ceiling, started eagerly: the worker lives in this process, as eager start needs.
-    `eager` False: the same workflow started the usual way (what eager start is worth)."""
-    async with Worker(
+def ceiling_worker(race: Race) -> Worker:
+    """The ceiling's worker, in this process as eager start needs: run the ceiling inside
+    `async with ceiling_worker(race):`."""
+    return Worker(
         race.temporal, task_queue=CEILING_TASK_QUEUE, workflows=[CeilingWorkflow],
         activities=[noop],
-    ):  # fmt: skip
+    )  # fmt: skip
 
-        async def one(_: Order) -> tuple[float, str]:
-            started = time.monotonic()
-            workflow_id = f"ceiling_{uuid.uuid4().hex}"
-            handle = await race.temporal.start_workflow(
-                CeilingWorkflow.run, 3, id=workflow_id, task_queue=CEILING_TASK_QUEUE,
-                request_eager_start=eager,
-            )  # fmt: skip
-            await handle.result()
-            elapsed = time.monotonic() - started
-            return elapsed, workflow_id
 
-        label = "ceiling" if eager else "ceiling, not eager"
-        await race.run(f"{label} warm-up", [{}] * warm_up, one)
-        return await race.run(label, [{}] * count, one)
+def ceiling_one(race: Race, eager: bool = True) -> Shape:
+    """One ceiling workflow, started eagerly (the worker is this process's); `eager`
+    False: the same workflow started the usual way (what eager start is worth)."""
+
+    async def one(_: Order) -> tuple[float, str]:
+        started = time.monotonic()
+        workflow_id = f"ceiling_{uuid.uuid4().hex}"
+        handle = await race.temporal.start_workflow(
+            CeilingWorkflow.run, 3, id=workflow_id, task_queue=CEILING_TASK_QUEUE,
+            request_eager_start=eager,
+        )  # fmt: skip
+        await handle.result()
+        return time.monotonic() - started, workflow_id
+
+    return one

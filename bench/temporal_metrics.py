@@ -56,18 +56,22 @@ def _labels(text: str) -> dict[str, str]:
     return dict(_LABEL.findall(text))
 
 
-def means_ms(before: Scrape, after: Scrape) -> dict[str, dict[str, Any]]:
-    """Each of MEANS between the two scrapes: {name: {mean_ms, calls}} (calls 0: none)."""
-    return {name: _mean(before, after, metric, labels) for name, metric, labels in MEANS}
+def means_ms(spans: list[tuple[Scrape, Scrape]]) -> dict[str, dict[str, Any]]:
+    """Each of MEANS over the calls made within the (before, after) scrape pairs: {name:
+    {mean_ms, calls}} (calls 0: none)."""
+    return {name: _mean(spans, metric, labels) for name, metric, labels in MEANS}
 
 
-def _mean(before: Scrape, after: Scrape, metric: str, wanted: dict[str, str]) -> dict[str, Any]:
+def _mean(
+    spans: list[tuple[Scrape, Scrape]], metric: str, wanted: dict[str, str]
+) -> dict[str, Any]:
     totals = {"sum": 0.0, "count": 0.0}
-    for (name, labels), value in after.items():
-        base, _, part = name.rpartition("_")
-        if base != metric or not wanted.items() <= _labels(labels).items():
-            continue
-        totals[part] += value - before.get((name, labels), 0.0)
+    for before, after in spans:
+        for (name, labels), value in after.items():
+            base, _, part = name.rpartition("_")
+            if base != metric or not wanted.items() <= _labels(labels).items():
+                continue
+            totals[part] += value - before.get((name, labels), 0.0)
     calls = int(totals["count"])
     mean = round(totals["sum"] / totals["count"] * 1000, 2) if calls else None
     return {"mean_ms": mean, "calls": calls}

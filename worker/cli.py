@@ -103,6 +103,13 @@ def add_bench(sub: Subcommands) -> None:
         default=100_000,
         help="refunds in the table reconciliation scans",
     )
+    bench.add_argument(
+        "--rounds",
+        type=types.positive,
+        default=2,
+        help="legs each shape's refunds are raced in, the shapes' order mirrored every other"
+        " round (a machine whose speed drifts weighs on every shape alike)",
+    )
     bench.add_argument("--json-out", type=Path, help="also write the figures as JSON")
 
 
@@ -317,6 +324,7 @@ async def _bench(args: argparse.Namespace) -> int:
         lookups=args.lookups,
         open_refunds=args.open,
         reconcile_rows=args.reconcile_rows,
+        rounds=min(args.rounds, args.refunds),
     )
     return await run_bench(config, args.json_out)
 

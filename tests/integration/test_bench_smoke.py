@@ -16,6 +16,7 @@ pytestmark = pytest.mark.stack
 # The bench starts a private stack of its own: on a loaded 2-core machine that alone can take
 # a minute. Past this, run_cli interrupts it, and the bench stops that stack before failing.
 BENCH_TIMEOUT = 300
+ORDER = ("refunds", "refunds_first_step", "naive", "ceiling", "ceiling_not_eager")
 
 
 async def test_bench_runs_end_to_end_and_reports_every_figure(tmp_path: Path) -> None:
@@ -33,6 +34,13 @@ async def test_bench_runs_end_to_end_and_reports_every_figure(tmp_path: Path) ->
         assert 0 < figures[shape]["ack_p99_ms"] <= figures[shape]["p99_ms"], shape
         assert figures[shape]["cpu_bound_per_second"] > 0, shape
     assert figures["ratios"]["to_naive"] > 0 and figures["ratios"]["to_ceiling"] > 0
+    # Raced in two rounds by default (2 refunds of each shape in each), the second round's
+    # order mirrored; each round's ratios are kept beside the whole race's.
+    assert figures["config"]["rounds"] == 2
+    assert len(figures["ratios"]["by_round"]) == 2
+    assert all(r["to_naive"] > 0 and r["to_ceiling"] > 0 for r in figures["ratios"]["by_round"])
+    legs = [line for line in stderr.splitlines() if "(round " in line and line.endswith(": 2/2")]
+    assert [leg.split(" (round ")[0].strip() for leg in legs] == [*ORDER, *reversed(ORDER)], legs
     # What an acknowledgement is made of, from the API's Server-Timing headers.
     assert list(figures["refunds"]["ack_steps_ms"]) == [
         "auth", "order", "ledger", "hold", "start", "opening",
