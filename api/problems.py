@@ -117,15 +117,32 @@ _HTTP_KINDS = {
 
 
 def one_line(err: RequestValidationError) -> str:
-    """The first validation error as one sentence: where, and what is wrong."""
+    """The validation errors as one sentence: each place, and what is wrong there (the
+    first three; how many more)."""
     errors = err.errors()
     if not errors:
         return "the request is not valid"
-    first = errors[0]
-    where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
-    message = str(first.get("msg", "is not valid"))
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{where}: {message}{more}" if where else message + more
+    said = "; ".join(_one_error(error) for error in errors[:3])
+    return said + (f" (and {len(errors) - 3} more)" if len(errors) > 3 else "")
+
+
+def _one_error(error: Any) -> str:
+    """One validation error, in words a caller can act on."""
+    loc = tuple(error.get("loc", ()))
+    kind, message = error.get("type"), str(error.get("msg", "is not valid"))
+    message = message.removeprefix("Value error, ")  # our own validators' words, as said
+    if kind == "json_invalid":
+        at = f" at character {loc[1]}" if len(loc) > 1 else ""
+        reason = (error.get("ctx") or {}).get("error", "")
+        return f"the body is not valid JSON{at}" + (f": {reason}" if reason else "")
+    if loc == ("body",) and kind == "missing":
+        return "a JSON body is required (Content-Type: application/json)"
+    if loc == ("body",) and kind in ("model_attributes_type", "dict_type"):
+        return "the body must be a JSON object, sent as Content-Type: application/json"
+    if loc == ("path", "refund_id"):
+        return f"{error.get('input')!r} is not a refund id (they look like rf_ and 24 hex digits)"
+    where = ".".join(str(part) for part in loc if part != "body")
+    return f"{where}: {message}" if where else message
 
 
 def install(app: FastAPI) -> None:

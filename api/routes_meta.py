@@ -19,7 +19,7 @@ from api.problems import Kind, ProblemError, problem_responses
 from api.schemas import Health, IdempotencyKey, RefundRequestBody
 from client import policy_view
 from client.edge import default_refund_key
-from client.errors import RefundflowError
+from client.policy_source import PolicyUnavailable
 from workflows.eligibility import EligibilityAnswer
 from workflows.models import RefundRequest
 
@@ -80,8 +80,8 @@ async def policy(
     enforce(who, Action.POLICIES)
     try:
         return policy_view.describe(policy_view.load_named(api.policy_dir, name))
-    except RefundflowError as err:
-        raise ProblemError(Kind.NOT_FOUND, str(err)) from None
+    except PolicyUnavailable as err:  # without the server's paths
+        raise ProblemError(Kind.NOT_FOUND, err.public) from None
 
 
 @router.get("/healthz", response_model=Health, summary="The API process is up", tags=["health"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from client.refund_client import REFUND_ID_PATTERN
 from workflows.models import (
@@ -23,6 +23,16 @@ from workflows.models import (
 from workflows.money import Currency
 from workflows.read_models import ListedRefund
 
+
+def _says_something(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must say something: it is kept in the audit trail")
+    return text
+
+
+Statement = Annotated[FreeText, AfterValidator(_says_something)]
+"""A reason or proof the audit keeps for good: blank or only spaces is refused at the edge
+(the workflow's contract stays as it was, so that recorded histories still replay)."""
 RefundPath = Annotated[str, Path(pattern=REFUND_ID_PATTERN, description="rf_ and 24 hex digits")]
 IdempotencyKey = Annotated[
     str,
@@ -60,11 +70,11 @@ class ApproveBody(_Body):
 
 
 class ReasonBody(_Body):
-    reason: FreeText
+    reason: Statement
 
 
 class PaidElsewhereBody(_Body):
-    proof: FreeText
+    proof: Statement
     """What shows the customer was paid: a transfer reference, a credit note number."""
 
 

@@ -62,9 +62,11 @@ def _did_you_mean(message: str) -> str:
     found = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
     if not found:
         return ""
-    choices = re.findall(r"'?([\w-]+)'?", found.group(2))
-    close = difflib.get_close_matches(found.group(1), choices, n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    given, choices = found.group(1), re.findall(r"'?([\w-]+)'?", found.group(2))
+    # The start of a name (`pending` for pending_review) before a merely similar one.
+    starting = [choice for choice in choices if choice.startswith(given)]
+    close = starting or difflib.get_close_matches(given, choices, n=1)
+    return f"; did you mean {close[0]!r}?" if len(close) == 1 else ""
 
 
 def line(value: str) -> tuple[str, int]:
@@ -86,6 +88,13 @@ def refund_id(value: str) -> str:
             f"{value!r} is not a refund id (they look like rf_ and 24 hex digits)"
         )
     return normal
+
+
+def statement(value: str) -> str:
+    """A reason or a proof the audit keeps for good: it must say something."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("must say something: it is kept in the audit trail")
+    return value
 
 
 def positive(value: str) -> int:

@@ -127,7 +127,9 @@ def add_operator(sub: Subcommands) -> None:
     cancel.add_argument(
         "--operator", type=types.name, help="dev stack: act as this operator (the same as --as)"
     )
-    cancel.add_argument("--reason", required=True, help="free text the audit keeps")
+    cancel.add_argument(
+        "--reason", type=types.statement, required=True, help="free text the audit keeps"
+    )
     with_json(cancel)
     paid = operator.add_parser(
         "paid-elsewhere",
@@ -139,7 +141,10 @@ def add_operator(sub: Subcommands) -> None:
         "--operator", type=types.name, help="dev stack: act as this operator (the same as --as)"
     )
     paid.add_argument(
-        "--proof", required=True, help="what shows it was paid: a transfer reference, a note"
+        "--proof",
+        type=types.statement,
+        required=True,
+        help="what shows it was paid: a transfer reference, a note",
     )
     with_json(paid)
 
@@ -293,7 +298,9 @@ def add_refund_actions(sub: Subcommands) -> None:
         type=types.name,
         help="dev stack: act as this reviewer (the same as --as; the role is the directory's)",
     )
-    reject.add_argument("--reason", required=True, help="free text the audit keeps")
+    reject.add_argument(
+        "--reason", type=types.statement, required=True, help="free text the audit keeps"
+    )
     cancel = command(sub, "cancel", "withdraw a refund before money moves")
     cancel.add_argument("refund_id", type=types.refund_id)
     cancel.add_argument(
@@ -301,7 +308,9 @@ def add_refund_actions(sub: Subcommands) -> None:
         type=types.name,
         help="dev stack: who withdraws it, the customer or staff (the same as --as)",
     )
-    cancel.add_argument("--reason", required=True, help="free text the audit keeps")
+    cancel.add_argument(
+        "--reason", type=types.statement, required=True, help="free text the audit keeps"
+    )
     received = command(sub, "received", "report the returned item received")
     received.add_argument("refund_id", type=types.refund_id)
     received.add_argument(

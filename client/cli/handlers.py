@@ -17,11 +17,14 @@ from pydantic import ValidationError
 from client import render
 from client.cli import acting, subscribers
 from client.cli.acting import with_api
-from client.cli.arguments import EXIT_OK, UserError
+from client.cli.arguments import EXIT_FAILURE, EXIT_OK, UserError
 from client.cli.backends import with_client, with_store
 from client.cli.output import emit, note
 from client.errors import NotAllowed, RefundflowError
 from client.settings import Settings
+from workflows.states import CancelReason
+
+DECLINED_AT_REQUEST = (CancelReason.INELIGIBLE, CancelReason.EXCEEDS_REFUNDABLE)
 
 Handler = Callable[[argparse.Namespace], int | Coroutine[Any, Any, int]]
 
@@ -69,7 +72,9 @@ async def _request(args: argparse.Namespace) -> int:
         # answer is the refund asked for before, whatever became of it. Say so.
         note(args, render.already_requested(status))
     emit(args, status, render.status)
-    return EXIT_OK
+    # Declined by the policy or the order's ledger as its first step: the system said no,
+    # so a script checking the exit status does not take it for a refund on its way.
+    return EXIT_FAILURE if status.cancel_reason in DECLINED_AT_REQUEST else EXIT_OK
 
 
 async def _eligibility(args: argparse.Namespace) -> int:

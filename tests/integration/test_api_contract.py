@@ -4,6 +4,7 @@ clear line and no stack trace, a request size limit and a rate limit per princip
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -58,9 +59,14 @@ async def test_the_docs_page_lists_the_routes_and_loads_nothing_from_elsewhere(a
     assert "<script" not in page and "http" not in page.replace("/openapi.json", "")
 
 
+def once() -> dict[str, str]:
+    return {"Idempotency-Key": f"k-{uuid.uuid4().hex[:8]}"}
+
+
 async def test_bad_input_is_one_clear_problem(api: Api, sandbox: Sandbox) -> None:
     order = await sandbox.order(amount=30000, category="general", customer_id="cust_bad")
     body = {"order_id": order["order_id"], "amount": 1000, "reason_code": "damaged"}
+    as_text = json.dumps(body).encode()
     cases: list[tuple[dict[str, Any], dict[str, str] | None, bytes | None, str]] = [
         (body, {}, None, "Idempotency-Key"),
         (body, {"Idempotency-Key": "has spaces"}, None, "Idempotency-Key"),
@@ -68,15 +74,20 @@ async def test_bad_input_is_one_clear_problem(api: Api, sandbox: Sandbox) -> Non
         ({**body, "reason_code": "bored"}, None, None, "reason_code"),
         ({**body, "order_id": "ord_nope"}, None, None, "unknown order"),
         ({**body, "amount": 999999}, None, None, "captured"),
-        ({}, {"Content-Type": "application/json"}, b"{not json", "JSON"),
+        ({}, {"Content-Type": "application/json"}, b"{not json", "not valid JSON at character"),
+        # A JSON body sent as text, or nothing at all: say how to send it.
+        ({}, {**once(), "Content-Type": "text/plain"}, as_text, "application/json"),
+        ({}, once(), None, "a JSON body is required"),
+        # Every field that is missing is named, not "(and 1 more)".
+        ({"amount": 1000}, None, None, "order_id: Field required; reason_code: Field required"),
     ]
     for payload, headers, raw, says in cases:
-        sent = {"Idempotency-Key": f"k-{uuid.uuid4().hex[:8]}"} if headers is None else headers
+        sent = once() if headers is None else headers
         reply = await api.call(
             "POST",
             "/v1/refunds",
             as_="cust_bad",
-            json=None if raw else payload,
+            json=None if raw is not None or not payload else payload,
             data=raw,
             headers=sent,
         )
@@ -92,6 +103,9 @@ async def test_unknown_refunds_and_routes_are_problems(api: Api) -> None:
     assert missing.status == 404 and missing.problem_type == "urn:refundflow:problem:not-found"
     malformed = await api.call("GET", "/v1/refunds/not-an-id", as_="li")
     assert malformed.status == 422 and malformed.problem_type.endswith("bad-input")
+    assert malformed.body["detail"] == (
+        "'not-an-id' is not a refund id (they look like rf_ and 24 hex digits)"
+    )
     nowhere = await api.call("GET", "/v2/anything")
     assert nowhere.status == 404 and nowhere.problem_type.endswith("not-found")
 

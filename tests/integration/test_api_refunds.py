@@ -277,6 +277,15 @@ async def test_a_customer_withdraws_their_own_refund(
 ) -> None:
     owner = customer()
     refund_id = (await pending(api, sandbox, owner))["refund_id"]
+    before = await audit_of(db, refund_id)
+    # A reason the audit would keep as nothing is refused, and nothing changes.
+    for blank in ("   ", "\t"):
+        refused = await api.call(
+            "POST", f"/v1/refunds/{refund_id}/cancel", as_=owner, json={"reason": blank}
+        )
+        assert refused.status == 422, refused.body
+        assert refused.body["detail"].startswith("reason: must say something"), refused.body
+    assert await audit_of(db, refund_id) == before
     done = await api.call(
         "POST", f"/v1/refunds/{refund_id}/cancel", as_=owner, json={"reason": "found it"}
     )
@@ -335,6 +344,9 @@ async def test_eligibility_and_policies(api: Api, sandbox: Sandbox) -> None:
     assert one.body["settings"]["authority.support"] == 20000
     missing = await api.call("GET", "/v1/policies/standard-v99", as_=who)
     assert missing.status == 404 and missing.problem_type == "urn:refundflow:problem:not-found"
+    # What is on file, never where: the server's folders are nobody's business.
+    assert missing.body["detail"].startswith("policy 'standard-v99' not found (available: ")
+    assert "standard-v3" in missing.body["detail"] and "/" not in missing.body["detail"]
 
 
 async def test_a_customer_is_answered_with_their_own_view_and_the_issuer_is_recorded(

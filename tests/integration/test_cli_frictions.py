@@ -54,6 +54,23 @@ def test_asking_again_says_the_request_was_made_before(stack: DevStack) -> None:
     ), note
 
 
+def test_a_request_the_policy_declines_prints_why_and_exits_1(stack: DevStack) -> None:
+    late = cli_json(stack, "sandbox", "order", "--amount", "30000", "--delivered-days-ago", "400")
+    ask = ["request", "--order", late["order_id"], "--amount", "30000", "--reason", "damaged"]
+    declined = cli(stack, *ask, "--channel", "web")
+    assert declined.returncode == 1, declined.stderr
+    assert "cancelled (ineligible)" in declined.stdout and "return window" in declined.stdout
+    # The same with --json: the status on stdout, for a script to read why.
+    again = cli(stack, "--json", *ask, "--channel", "web")
+    assert again.returncode == 1
+    assert json.loads(again.stdout)["cancel_reason"] == "ineligible"
+    # A request on its way is still a success.
+    fine = cli_json(stack, "sandbox", "order", "--amount", "30000")
+    on_its_way = cli(stack, "request", "--order", fine["order_id"], "--amount", "30000",
+                     "--reason", "damaged", "--channel", "web")  # fmt: skip
+    assert on_its_way.returncode == 0, on_its_way.stderr
+
+
 def test_an_unknown_role_is_a_usage_error_with_a_suggestion(stack: DevStack) -> None:
     wrong = cli(
         stack, "approve", "rf_0123456789abcdef01234567", "--reviewer", "x", "--role", "finanse"

@@ -28,6 +28,12 @@ RF = "rf_0123456789abcdef01234567"
         (["reconcile", "--grace", "-5"], "0 or more"),
         (["anomalies", "--kind", "nonsense"], "invalid choice: 'nonsense'"),
         (["operator", "retry", RF, "--operator", "kim lee"], "no spaces"),
+        # The start of a name suggests that name, not a merely similar one ('refunding').
+        (["list", "--state", "pending"], "did you mean 'pending_review'?"),
+        # A reason the audit keeps for good must say something.
+        (["reject", RF, "--reason", "   "], "--reason: must say something"),
+        (["cancel", RF, "--reason", ""], "--reason: must say something"),
+        (["operator", "paid-elsewhere", RF, "--proof", " "], "--proof: must say something"),
     ],
 )
 def test_a_mistake_is_one_line_with_exit_status_2(
