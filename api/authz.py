@@ -219,7 +219,8 @@ def _needs_customer(action: Action, for_: str | None) -> Decision:
 
 def _verb(action: Action) -> str:
     return {
-        Action.READ: "read this refund's status (customers: use /track)",
+        Action.READ: "read this refund's status (customers: `refundflow track`, or the"
+        " refund's /track)",
         Action.AUDIT: "read the audit trail",
         Action.EVENTS: "read the notification events",
         Action.RECEIVED: "record a returned item as received",

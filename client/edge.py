@@ -109,7 +109,7 @@ def check_still_refundable(
     if REFUNDABLE_RULE in failed:
         raise InvalidRefundRequest(
             f"only {format_minor(max(remaining, 0), order.currency)} of order"
-            f" {order.order_id} is still refundable; other refunds hold the rest"
+            f" {order.order_id} is still refundable; other refunds hold or have refunded the rest"
         )
     return answer
 
@@ -179,7 +179,7 @@ async def hold_at_the_edge(
         raise InvalidRefundRequest(
             result.refused_because
             or f"only {format_minor(max(result.remaining, 0), order.currency)} of order"
-            f" {order.order_id} is still refundable; other refunds hold the rest"
+            f" {order.order_id} is still refundable; other refunds hold or have refunded the rest"
         )
     return held_before
 

@@ -95,7 +95,7 @@ def render_text(report: RefundReport) -> str:
     series = report.series
     lines += ["", f"per {report.bucket} (UTC)"]
     if len(series) > TEXT_SERIES_AT_MOST:
-        lines.append(f"  {len(series)} buckets: see the chart")
+        lines.append(f"  {len(series)} buckets: too many to list here (`--chart FILE` draws them)")
         return "\n".join(lines)
     lines.append(f"  {'start':<18}" + _columns([*OUTCOMES]) + f"  {'p50 time to refund':>18}")
     shown = [b for b in series if any(b.by_outcome().values())]  # an empty hour says nothing

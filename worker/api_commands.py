@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from client.cli import arguments as types
 from client.cli.acting import Credentials
 from client.cli.arguments import EXIT_OK, UserError
 from client.cli.commands import Subcommands, command
@@ -24,6 +25,7 @@ from worker.processes import StackError
 if TYPE_CHECKING:
     from api.dev_issuer import DirectoryEntry
 
+MAX_TTL = 86400
 DEV_CLI_TTL = 300
 """Seconds a token the CLI signs for one command lives: long enough for the command."""
 
@@ -36,12 +38,17 @@ def add_api_commands(sub: Subcommands) -> None:
     token.add_argument(
         "--as",
         dest="as_name",
-        required=True,
         metavar="NAME",
         help="alice, bob (support), li (lead), fang and mei (finance), omar (operator),"
-        " warehouse, checkout (a service); or a customer, by id (cust_42)",
+        " warehouse, checkout (a service); or a customer, by id (cust_42); also taken"
+        " before the command, as for every other command (`refundflow --as li token`)",
     )
-    token.add_argument("--ttl", type=int, default=3600, help="seconds the token is valid")
+    token.add_argument(
+        "--ttl",
+        type=types.positive,
+        default=3600,
+        help=f"seconds the token is valid (1 to {MAX_TTL}, a day)",
+    )
 
 
 async def _api(args: argparse.Namespace) -> int:
@@ -69,12 +76,24 @@ def _token(args: argparse.Namespace) -> int:
             f"no dev stack with an API is running from {home}: dev tokens come from"
             " `refundflow dev`; elsewhere, ask your identity provider for a token"
         )
-    minted = _mint(home, str(issuer), args.as_name, args.ttl)
+    minted = _mint(home, str(issuer), _who(args), args.ttl)
     if args.json:
         print(json.dumps({**minted, "issuer": issuer, "api_url": stack.get("api_url")}))
     else:
         print(minted["access_token"])
     return EXIT_OK
+
+
+def _who(args: argparse.Namespace) -> str:
+    """NAME from --as, before the command or after it: once, or twice the same."""
+    named: set[str] = {n for n in (args.as_name, getattr(args, "acting_as", None)) if n}
+    if len(named) > 1:
+        raise UserError(f"--as names {' and '.join(sorted(named))}: give one")
+    if not named:
+        raise UserError("say whom the token is for: `refundflow --as NAME token`")
+    if args.ttl > MAX_TTL:
+        raise UserError(f"--ttl {args.ttl} is more than a day ({MAX_TTL} s): a dev token")
+    return named.pop()
 
 
 def _mint(home: Path, issuer: str, name: str | None, ttl: int) -> dict[str, Any]:

@@ -348,7 +348,7 @@ def add_records(sub: Subcommands) -> None:
     )
     report.add_argument("--until", type=types.when, help="refunds requested before (exclusive)")
     report.add_argument(
-        "--chart", type=Path, default=Path("refundflow-report.html"), help="HTML chart to write"
+        "--chart", type=Path, help="also write the report as a chart, a self-contained HTML page"
     )
 
 

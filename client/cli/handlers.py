@@ -287,11 +287,19 @@ async def _report(args: argparse.Namespace) -> int:
     if args.since and args.until and args.since >= args.until:
         raise UserError("--since must be before --until")
     report = await with_store(lambda store: build_report(store.pool, args.since, args.until))
-    chart = write_chart(report, args.chart)
+    chart = None
+    if args.chart:  # only where asked: never a file left in whatever folder this ran in
+        try:
+            chart = str(write_chart(report, args.chart))
+        except OSError as err:
+            raise RefundflowError(
+                f"cannot write the chart to {args.chart}: {err.strerror or err}"
+            ) from None
+    written = f"\n\nchart written to {chart}" if chart else ""
     emit(
         args,
-        {**report.model_dump(mode="json"), "chart": str(chart)},
-        lambda _: f"{render_text(report)}\n\nchart written to {chart}",
+        {**report.model_dump(mode="json"), "chart": chart},
+        lambda _: f"{render_text(report)}{written}",
     )
     return EXIT_OK
 

@@ -155,6 +155,15 @@ def test_a_mistyped_staff_name_is_refused_not_taken_for_a_customer(stack: DevSta
     assert typo.stderr.count("\n") == 1 and "cust_" in typo.stderr
     token = _json_error(cli(stack, "token", "--as", "lii", "--json"), 2)
     assert "did you mean li?" in token
+    # `token` takes --as where every other command does, too; once, or the same twice.
+    before = cli(stack, "--as", "li", "token")
+    assert before.returncode == 0 and before.stdout.count(".") == 2, before.stderr
+    both = cli(stack, "--as", "li", "token", "--as", "bob")
+    assert (both.returncode, both.stderr) == (2, "error: --as names bob and li: give one\n")
+    nobody = cli(stack, "token")
+    assert nobody.returncode == 2 and "refundflow --as NAME token" in nobody.stderr
+    for ttl in ("-5", "0", "86401"):
+        assert cli(stack, "--as", "li", "token", "--ttl", ttl).returncode == 2, ttl
     # A customer is named by id; a member's name in capitals is still the member.
     assert cli_json(stack, "--as", "cust_nobody", "list") == []
     assert cli(stack, "--as", "Alice", "list").returncode == 0
@@ -181,6 +190,24 @@ def test_policy_diff_and_report_in_the_one_format(stack: DevStack, tmp_path: Pat
     assert "period                 2026-01-01 00:00:00 UTC .. now" in report.stdout
     assert re.search(rf"generated +{MOMENT}\n", report.stdout), report.stdout
     assert not re.search(r"\d\dT\d\d:\d\d", report.stdout), report.stdout
+    assert report.stdout.rstrip().endswith(f"chart written to {tmp_path / 'c.html'}")
+
+
+def test_report_writes_a_chart_only_where_asked(stack: DevStack, tmp_path: Path) -> None:
+    here = tmp_path / "elsewhere"
+    here.mkdir()
+    plain = subprocess.run(
+        [sys.executable, "-m", "worker.cli", "report", "--since", "2026-01-01"],
+        env=stack.env(), cwd=here, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert plain.returncode == 0, plain.stderr
+    assert "chart written" not in plain.stdout and list(here.iterdir()) == []
+    nowhere = cli(stack, "report", "--chart", str(tmp_path / "no" / "such" / "c.html"))
+    assert nowhere.returncode == 1
+    assert nowhere.stderr == (
+        f"error: cannot write the chart to {tmp_path / 'no' / 'such' / 'c.html'}:"
+        " No such file or directory\n"
+    )
 
 
 def test_eligibility_says_once_what_can_still_be_refunded_and_why(stack: DevStack) -> None:
