@@ -373,7 +373,9 @@ async def run_bench(config: BenchConfig, json_out: Path | None, quiet: bool = Fa
             log_path=stack.logs / "naive-worker.log", env=env,
         )  # fmt: skip
         results = await Bench(stack, config, say, naive_worker).run()
-    except BaseException:
+    except BaseException as err:
+        if isinstance(err, KeyboardInterrupt | asyncio.CancelledError):
+            raise  # stopped on purpose (Ctrl-C): no logs to explain it
         for name in ("naive-worker.log", "worker.log"):
             if (stack.logs / name).exists():
                 say(f"--- last lines of {name}:\n" + (stack.logs / name).read_text()[-1500:])

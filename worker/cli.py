@@ -346,7 +346,13 @@ def run(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         return execute(args, dev_tokens=dev_credentials)
     as_json = bool(getattr(args, "json", False))
-    return guarded(lambda: call(handler, args), failures=(StackError,), as_json=as_json)
+    return guarded(
+        lambda: call(handler, args),
+        failures=(StackError,),
+        as_json=as_json,
+        # The stack's own commands change no refund: the request advice does not apply.
+        interrupted=f"interrupted: `refundflow {args.command}` stopped",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

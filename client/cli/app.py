@@ -50,6 +50,7 @@ def guarded(
     action: Callable[[], int],
     failures: tuple[type[Exception], ...] = (),
     as_json: bool = False,
+    interrupted: str = INTERRUPTED,
 ) -> int:
     """Run `action`; report a failure on one line (JSON with --json) and return its status.
 
@@ -73,7 +74,7 @@ def guarded(
     except one_line as err:
         return report(str(err), EXIT_FAILURE, as_json)
     except KeyboardInterrupt:
-        return report(INTERRUPTED, EXIT_INTERRUPTED, as_json)
+        return report(interrupted, EXIT_INTERRUPTED, as_json)
     except Exception as err:
         # Not a user mistake: a bug or an outage. One line here; the traceback on request.
         if os.environ.get("REFUNDFLOW_DEBUG"):

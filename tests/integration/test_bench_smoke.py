@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -84,3 +87,28 @@ async def test_bench_runs_end_to_end_and_reports_every_figure(tmp_path: Path) ->
     verdicts = [v for v in stdout.splitlines() if v.startswith(("met ", "MISSED "))]
     assert len(verdicts) == len(TARGETS)
     assert "1. 4 refunds of each shape" in stderr  # progress goes to stderr
+
+
+async def test_ctrl_c_stops_the_bench_and_its_stack_and_says_only_that() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "worker.cli", "bench", "--refunds", "400",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    said: list[str] = []
+    try:
+        async with asyncio.timeout(BENCH_TIMEOUT):
+            while not any(line.startswith("1. ") for line in said):  # the race has begun
+                line = await proc.stderr.readline()
+                assert line, said
+                said.append(line.decode())
+            proc.send_signal(signal.SIGINT)
+            _, rest = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 130
+    lines = rest.decode().splitlines()
+    assert lines[-1] == "error: interrupted: `refundflow bench` stopped", lines[-3:]
+    assert not any(line.startswith("--- last lines of") for line in lines)  # not a failure
