@@ -154,7 +154,6 @@ def _dev(args: argparse.Namespace) -> int:
         migration_database_url=(os.environ.get("DATABASE_URL") or None)
         and (os.environ.get("MIGRATION_DATABASE_URL") or None),
         policy=os.environ.get("REFUNDFLOW_POLICY", DEFAULT_POLICY),
-        worker_output_to_terminal=True,
         # With REFUNDFLOW_DEPLOYMENT_NAME set (versioning on), the stack's one worker makes
         # its own version current: nothing else would route new refunds to it.
         extra_env={"REFUNDFLOW_DEPLOYMENT_PROMOTE": "current"},

@@ -104,7 +104,7 @@ def _print_banner(stack: DevStack) -> None:
         f" the API's: {stack.describe()['api_metrics_url']})",
         f"  codec server  {stack.describe()['codec_url']}   payloads sealed with"
         f" {stack.describe()['codec_key_file']} (the Web UI opens them through it)",
-        f"  logs          {stack.logs}",
+        f"  logs          {stack.logs}   (worker.log, api.log, ...: `tail -f` one)",
         "From another shell in this folder (after `source .venv/bin/activate`):",
         "  refundflow sandbox order --amount 12000 --currency USD --json",
         "  refundflow request --order ORDER_ID --amount 12000 --reason damaged --channel web",

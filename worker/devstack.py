@@ -67,7 +67,6 @@ class StackConfig:
     """Keep Temporal's state in a file (default: same as `durable`); chaos tests restart it."""
     temporal_dynamic_config: dict[str, str] = field(default_factory=dict)
     """The dev server's dynamic config (chaos: continue-as-new suggested sooner)."""
-    worker_output_to_terminal: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -277,7 +276,8 @@ class DevStack:
         return f"database migrated as {done.owner}; the app connects as {guard.role}"
 
     def start_worker(self) -> subprocess.Popen[bytes]:
-        log = None if self.config.worker_output_to_terminal else self.logs / "worker.log"
+        # To its log like every other process: the terminal keeps the banner readable.
+        log = self.logs / "worker.log"
         # Only the worker is told this address (the API is told its own: dev_api.start_api).
         env = {**self.env(), "REFUNDFLOW_METRICS_ADDR": f"127.0.0.1:{self.config.metrics_port}"}
         self.worker = spawn([sys.executable, "-m", "worker"], log_path=log, env=env)
