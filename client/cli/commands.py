@@ -8,6 +8,7 @@ CLIENT_COMMANDS is the order `--help` lists them in. The worker's CLI (worker/cl
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeAlias
@@ -45,10 +46,18 @@ def build_parser(adders: Iterable[CommandAdder]) -> argparse.ArgumentParser:
         action="store_true",
         help="machine-readable output, and errors as JSON (also after the command)",
     )
+    parser.add_argument("--version", action="version", version=f"refundflow {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in adders:
         add(sub)
     return parser
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("refundflow")
+    except importlib.metadata.PackageNotFoundError:  # run from a folder, not installed
+        return "(not installed)"
 
 
 def command(sub: Subcommands, name: str, help_text: str) -> argparse.ArgumentParser:

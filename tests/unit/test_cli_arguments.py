@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 
 import pytest
@@ -111,3 +112,10 @@ def test_every_command_and_option_says_what_it_is_for() -> None:
 
     walk(build_parser(), "")
     assert bare == []
+
+
+def test_version_says_which_refundflow(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as ended:
+        build_parser().parse_args(["--version"])
+    assert ended.value.code == 0
+    assert re.fullmatch(r"refundflow \d+\.\d+\.\d+\n", capsys.readouterr().out)
