@@ -47,6 +47,10 @@ class SubscriberRefused(ValueError):
     is one sentence for the operator."""
 
 
+class SubscriberMissing(SubscriberRefused):
+    """What it acts on is not there, or not in the state it needs (not a usage mistake)."""
+
+
 def check_subscriber_url(url: str) -> str:
     """`url` if events may be sent there: https, or http to a loopback host (a receiver on
     this machine, as in development). Plain http elsewhere would expose every event, and
@@ -264,10 +268,10 @@ async def _refuse_unknown_or_removed(db: Any, name: str) -> NoReturn:
     """Raise the reason `name` cannot be acted on: it does not exist, or it was removed."""
     active = await db.fetchval("SELECT active FROM refundflow.subscribers WHERE name = $1", name)
     if active is None:
-        raise SubscriberRefused(f"no subscriber named {name}")
+        raise SubscriberMissing(f"no subscriber named {name}")
     if not active:
-        raise SubscriberRefused(f"subscriber {name} was removed; add it again first")
-    raise SubscriberRefused(f"subscriber {name} changed meanwhile; try again")
+        raise SubscriberMissing(f"subscriber {name} was removed; add it again first")
+    raise SubscriberMissing(f"subscriber {name} changed meanwhile; try again")
 
 
 async def ensure_configured_subscriber(
@@ -366,11 +370,11 @@ async def _check_parked(conn: asyncpg.Connection, name: str, event_id: str) -> N
         event_id,
     )
     if row is None:
-        raise SubscriberRefused(f"subscriber {name} has no event {event_id}")
+        raise SubscriberMissing(f"subscriber {name} has no event {event_id}")
     if row["delivered_at"] is not None:
-        raise SubscriberRefused(
+        raise SubscriberMissing(
             f"event {event_id} is not parked: {name} received it at"
             f" {row['delivered_at'].isoformat(timespec='seconds')}"
         )
     if row["parked_at"] is None:
-        raise SubscriberRefused(f"event {event_id} is not parked: it is still being delivered")
+        raise SubscriberMissing(f"event {event_id} is not parked: it is still being delivered")

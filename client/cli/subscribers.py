@@ -16,6 +16,7 @@ from typing import Any
 from client.cli.arguments import EXIT_OK, UserError
 from client.cli.backends import with_store
 from client.cli.output import emit
+from client.errors import RefundflowError
 from workflows.read_models import AddedSubscriber, ReplayedDeliveries, Subscriber
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -71,10 +72,12 @@ async def handle(args: argparse.Namespace) -> int:
                 return await outbox.replay_parked(pool, args.name, args.event)
             if command == "remove":
                 if not await outbox.deactivate_subscriber(pool, args.name):
-                    raise UserError(f"no subscriber named {args.name}")
+                    raise RefundflowError(f"no subscriber named {args.name}")
                 return {"name": args.name, "active": False}
             return await outbox.list_subscribers(pool)
-        except outbox.SubscriberRefused as err:
+        except outbox.SubscriberMissing as err:  # not found, or not in that state: 1
+            raise RefundflowError(str(err)) from None
+        except outbox.SubscriberRefused as err:  # a usage mistake: 2
             raise UserError(str(err)) from None
 
     emit(args, await with_store(act), _HUMAN[command])

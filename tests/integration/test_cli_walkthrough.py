@@ -134,3 +134,5 @@ def test_eligibility_and_subscriber_mistakes_are_one_line(stack: DevStack) -> No
         if key != "previous_secret_valid_until"
     )
     assert cli_json(stack, "subscribers", "remove", "walkthrough-crm")["active"] is False
+    gone = cli(stack, "subscribers", "remove", "no-such-crm")  # not found: 1, as everywhere
+    assert (gone.returncode, gone.stderr) == (1, "error: no subscriber named no-such-crm\n")

@@ -118,22 +118,23 @@ async def test_replay_refuses_a_wrong_subscriber_or_event_and_changes_nothing(
         )
         parked, delivered = rows[0]["event_id"], rows[1]["event_id"]
         env = stack.env()
+        # Not there, or not parked: refused (1); a malformed command line: a usage error (2).
         refusals = {
-            ("no-such-subscriber", "--all-parked"): "no subscriber named no-such-subscriber",
-            (name, "--event", f"{status.refund_id}:99"): f"has no event {status.refund_id}:99",
-            (name, "--event", delivered): f"event {delivered} is not parked: {name} received it",
-            (name, "--event", "rf_1:2"): "is not an event id",
-            (name,): "one of the arguments --event --all-parked is required",
-            (name, "--event", parked, "--all-parked"): "not allowed with argument",
+            ("no-such-subscriber", "--all-parked"): (1, "no subscriber named no-such-subscriber"),
+            (name, "--event", f"{status.refund_id}:99"): (1, f"has no event {status.refund_id}:99"),
+            (name, "--event", delivered): (1, f"event {delivered} is not parked: {name} received"),
+            (name, "--event", "rf_1:2"): (2, "is not an event id"),
+            (name,): (2, "one of the arguments --event --all-parked is required"),
+            (name, "--event", parked, "--all-parked"): (2, "not allowed with argument"),
         }
-        for args, said in refusals.items():
+        for args, (status_code, said) in refusals.items():
             code, out, err = await run_cli(env, "subscribers", "replay", *args)
-            assert code == 2 and out == "" and said in err, (args, err)
+            assert code == status_code and out == "" and said in err, (args, err)
             assert err.startswith("error: ") and err.count("\n") == 1, err
         code, out, err = await run_cli(env, "subscribers", "replay", "nope-sub", "--all-parked",
                                        "--json")  # fmt: skip
-        assert code == 2 and json.loads(err) == {
-            "error": "no subscriber named nope-sub", "exit_status": 2
+        assert code == 1 and json.loads(err) == {
+            "error": "no subscriber named nope-sub", "exit_status": 1
         }  # fmt: skip
         after = await deliveries(db, status.refund_id, name)
         assert [dict(r) for r in after] == [dict(r) for r in rows]  # nothing changed
@@ -143,7 +144,7 @@ async def test_replay_refuses_a_wrong_subscriber_or_event_and_changes_nothing(
         # Removed: its backlog (the parked event too) is dropped, and replay says why not.
         assert await outbox.deactivate_subscriber(db, name)
         code, _, err = await run_cli(env, "subscribers", "replay", name, "--all-parked")
-        assert code == 2 and f"subscriber {name} was removed" in err
+        assert code == 1 and f"subscriber {name} was removed" in err
 
 
 async def test_the_age_budget_parks_an_event_before_its_attempts_run_out(

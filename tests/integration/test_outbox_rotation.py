@@ -109,12 +109,12 @@ async def test_a_rotation_that_cannot_be_made_changes_nothing(
 
         before = await stored()
         refusals = {
-            (name, "--overlap", "8d"): "the overlap must be between 0 and 7 days, got 8 days",
-            (name, "--overlap", "soon"): "expected a duration such as 90s, 30m, 24h or 7d",
-            ("no-such-subscriber",): "no subscriber named no-such-subscriber",
+            (name, "--overlap", "8d"): (2, "the overlap must be between 0 and 7 days, got 8 days"),
+            (name, "--overlap", "soon"): (2, "expected a duration such as 90s, 30m, 24h or 7d"),
+            ("no-such-subscriber",): (1, "no subscriber named no-such-subscriber"),  # not found
         }
-        for args, said in refusals.items():
+        for args, (status_code, said) in refusals.items():
             code, out, err = await run_cli(stack.env(), "subscribers", "rotate-secret", *args)
-            assert code == 2 and out == "" and said in err, (args, err)
+            assert code == status_code and out == "" and said in err, (args, err)
             assert err.count("\n") == 1
         assert await stored() == before
