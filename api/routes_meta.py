@@ -66,7 +66,10 @@ async def eligibility(
 @router.get("/v1/policies", summary="Every policy version on file", responses=AUTH_PROBLEMS)
 async def policies(who: Caller, api: State) -> list[dict[str, Any]]:
     enforce(who, Action.POLICIES)
-    return policy_view.available(api.policy_dir)
+    try:
+        return policy_view.available(api.policy_dir)
+    except PolicyUnavailable as err:  # a file on the server is broken: without its path
+        raise ProblemError(Kind.UNAVAILABLE, err.public) from None
 
 
 @router.get(

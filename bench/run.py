@@ -46,7 +46,7 @@ from bench.shapes import (
     naive_one,
     summarize,
 )
-from bench.stats import bounded, latency_summary
+from bench.stats import bounded, latency_summary, ratios
 from bench.temporal_metrics import Scrape
 from client.connections import connect_temporal
 from client.heap import freeze_startup_heap
@@ -75,19 +75,6 @@ class BenchConfig:
     open_refunds: int = 5000
     reconcile_rows: int = 100_000
     rounds: int = 2
-
-
-def ratios(overall: dict[str, float], by_round: list[dict[str, float]]) -> dict[str, Any]:
-    """refundflow's (respond-async) refunds/s over the naive refund's and the ceiling's:
-    over the whole race, and in each round (the spread says how steady the machine was)."""
-
-    def of(per_second: dict[str, float]) -> dict[str, float]:
-        return {
-            "to_naive": round(per_second["refunds"] / per_second["naive"], 3),
-            "to_ceiling": round(per_second["refunds"] / per_second["ceiling"], 3),
-        }
-
-    return {**of(overall), "by_round": [of(one_round) for one_round in by_round]}
 
 
 def rss_kib(pid: int) -> int:
@@ -189,13 +176,12 @@ class Bench:
             "ceiling": ceiling_one(race),
             "ceiling_not_eager": ceiling_one(race, eager=False),
         }
-        async with ceiling_worker(race):
-            for key, one in shapes.items():
-                await race.leg(key, await self.orders_for(key, WARM_UP, "warm-up"), one)
-            for shape in through_api.values():
-                shape.steps.clear()  # the warm-up's are not the race's
-            orders = {key: await self.orders_for(key, cfg.refunds, "orders") for key in shapes}
-            await self.race_in_rounds(race, shapes, orders)
+        for key, one in shapes.items():
+            await self.leg(race, key, await self.orders_for(key, WARM_UP, "warm-up"), one)
+        for shape in through_api.values():
+            shape.steps.clear()  # the warm-up's are not the race's
+        orders = {key: await self.orders_for(key, cfg.refunds, "orders") for key in shapes}
+        await self.race_in_rounds(race, shapes, orders)
         for key, shape in through_api.items():
             self.results[key]["ack_steps_ms"] = shape.step_summary()
         # The same respond-async requests one at a time: what an answer costs without a
@@ -213,6 +199,16 @@ class Bench:
             return [{}] * count
         return await self.make_orders(count, 4000, f"{key} {label}")
 
+    async def leg(
+        self, race: Race, key: str, orders: list[dict[str, Any]], one: Shape, label: str = ""
+    ) -> Leg:
+        """One leg of a shape; the ceiling's with its worker in this process for just that
+        long (its pollers' CPU would count as the bench client's in every other leg)."""
+        if not key.startswith("ceiling"):
+            return await race.leg(key, orders, one, label or None)
+        async with ceiling_worker(race):
+            return await race.leg(key, orders, one, label or None)
+
     async def race_in_rounds(
         self, race: Race, shapes: dict[str, Shape], orders: dict[str, list[dict[str, Any]]]
     ) -> None:
@@ -223,13 +219,18 @@ class Bench:
         rounds = self.config.rounds
         legs: dict[str, list[Leg]] = {key: [] for key in shapes}
         spans: dict[str, list[tuple[Scrape, Scrape]]] = {key: [] for key in shapes}
+        await self.settle(quiet=True)
         before = await temporal_metrics.scrape(self.http, self.temporal_metrics_url)
         for number in range(rounds):
             keys = list(shapes) if number % 2 == 0 else list(reversed(shapes))
             for key in keys:
                 label = f"{key} (round {number + 1} of {rounds})"
                 mine = orders[key][number::rounds]
-                legs[key].append(await race.leg(key, mine, shapes[key], label))
+                legs[key].append(await self.leg(race, key, mine, shapes[key], label))
+                # What a leg leaves behind (notices still going out) must not weigh on the
+                # next: settled first, its server calls count as this leg's, its CPU as
+                # nobody's (the meter stopped with the last refund, as before rounds).
+                await self.settle(quiet=True)
                 after = await temporal_metrics.scrape(self.http, self.temporal_metrics_url)
                 spans[key].append((before, after))
                 before = after
@@ -302,7 +303,7 @@ class Bench:
         }  # fmt: skip
         return ids
 
-    async def settle(self) -> float:
+    async def settle(self, quiet: bool = False) -> float:
         """Wait until the stack is idle: every process together under IDLE_CPU_MS of CPU in
         a second (the last workflow tasks done, the notices delivered), at most
         SETTLE_LIMIT_S. The seconds it took."""
@@ -315,7 +316,8 @@ class Bench:
                 break
             spent = now
         waited = round(time.monotonic() - started, 1)
-        self.say(f"  the stack settled in {waited} s")
+        if not quiet:
+            self.say(f"  the stack settled in {waited} s")
         return waited
 
     async def status_lookups(self, open_ids: list[str]) -> None:

@@ -1,10 +1,10 @@
-"""Percentiles and bounded concurrency for the bench."""
+"""Percentiles, bounded concurrency and the ratios of the bench."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -41,3 +41,16 @@ async def bounded(
         return result
 
     return await asyncio.gather(*(one(i) for i in range(count)))
+
+
+def ratios(overall: dict[str, float], by_round: list[dict[str, float]]) -> dict[str, Any]:
+    """refundflow's (respond-async) refunds/s over the naive refund's and the ceiling's:
+    over the whole race, and in each round (the spread says how steady the machine was)."""
+
+    def of(per_second: dict[str, float]) -> dict[str, float]:
+        return {
+            "to_naive": round(per_second["refunds"] / per_second["naive"], 3),
+            "to_ceiling": round(per_second["refunds"] / per_second["ceiling"], 3),
+        }
+
+    return {**of(overall), "by_round": [of(one_round) for one_round in by_round]}

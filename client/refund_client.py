@@ -217,7 +217,7 @@ class RefundClient(RefundActions):
         # step (no word of whose start it was), another call held it (a retry or a racer;
         # the hold, under the order's lock, makes one new) or started it a while ago.
         earlier = status.timeline[0].at < asked_at - EARLIER_REQUEST if status.timeline else False
-        before = not received if not first_step else held_before or earlier
+        before = (held_before or earlier) if first_step else not received
         return same_request_or_conflict(status, request, order, resolved), before
 
     async def _check_and_hold(

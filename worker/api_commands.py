@@ -69,6 +69,7 @@ async def _api(args: argparse.Namespace) -> int:
 
 
 def _token(args: argparse.Namespace) -> int:
+    name = _who(args)  # the command line first: a usage mistake is one whatever runs
     home, stack = find_stack(os.environ.get("REFUNDFLOW_HOME"))
     issuer = stack.get("issuer")
     if not issuer:
@@ -76,7 +77,7 @@ def _token(args: argparse.Namespace) -> int:
             f"no dev stack with an API is running from {home}: dev tokens come from"
             " `refundflow dev`; elsewhere, ask your identity provider for a token"
         )
-    minted = _mint(home, str(issuer), _who(args), args.ttl)
+    minted = _mint(home, str(issuer), name, args.ttl)
     if args.json:
         print(json.dumps({**minted, "issuer": issuer, "api_url": stack.get("api_url")}))
     else:

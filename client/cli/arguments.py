@@ -62,7 +62,7 @@ def _did_you_mean(message: str) -> str:
     found = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
     if not found:
         return ""
-    given, choices = found.group(1), re.findall(r"'?([\w-]+)'?", found.group(2))
+    given, choices = found.group(1).lower(), re.findall(r"'?([\w-]+)'?", found.group(2))
     # The start of a name (`pending` for pending_review) before a merely similar one.
     starting = [choice for choice in choices if choice.startswith(given)]
     close = starting or difflib.get_close_matches(given, choices, n=1)

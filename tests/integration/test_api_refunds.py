@@ -5,10 +5,8 @@ ever see their own refunds."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
-from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -17,15 +15,13 @@ import pytest
 
 from activities.pg_store import PostgresRefundStore
 from bench.history_cost import history_cost
-from client.edge import hold_at_the_edge, resolve
-from client.refund_client import RefundClient, refund_id_for
+from client.refund_client import RefundClient
 from client.timings import parse_server_timing
 from tests.conftest import Sandbox
 from tests.integration.api_support import Api
 from tests.integration.helpers import eventually
 from tests.integration.test_audit_store import batch
 from tests.integration.test_refund_flow import make_request
-from workflows.models import RefundRequest
 from workflows.states import RefundState
 
 pytestmark = pytest.mark.stack
@@ -52,111 +48,6 @@ async def pending(api: Api, sandbox: Sandbox, who: str, amount: int = 25000) -> 
     assert made.body["status"] == "requested", made.body  # the customer's view
     body: dict[str, Any] = made.body
     return body
-
-
-async def test_same_key_same_body_is_one_refund_and_a_changed_body_conflicts(
-    api: Api, sandbox: Sandbox, db: asyncpg.Pool
-) -> None:
-    who = customer()
-    order = await sandbox.order(amount=30000, category="general", customer_id=who)
-    body = {"order_id": order["order_id"], "amount": 12000, "reason_code": "damaged"}
-    key = f"ticket-{uuid.uuid4().hex[:8]}"
-    first = await api.request_refund(who, body, key=key)
-    again = await api.request_refund(who, body, key=key)
-    assert (first.status, again.status) == (201, 200)
-    assert again.body["refund_id"] == first.body["refund_id"]
-    staff_view = await api.call("GET", f"/v1/refunds/{first.body['refund_id']}", as_="li")
-    assert staff_view.body["refund_key"] == key
-
-    changed = await api.request_refund(who, {**body, "amount": 11000}, key=key)
-    assert changed.status == 409 and changed.problem_type == "urn:refundflow:problem:conflict"
-    # Another customer reusing the key (on an order that is not theirs) learns nothing.
-    stranger = await api.request_refund(customer(), body, key=key)
-    assert stranger.status == 403, stranger.body
-    assert first.body["refund_id"] not in stranger.body["detail"]
-    count = await db.fetchval(
-        "SELECT count(*) FROM refundflow.refund_status WHERE order_id = $1", order["order_id"]
-    )
-    assert count == 1
-
-
-@pytest.mark.parametrize(
-    ("prefer", "new"), [({}, 201), ({"Prefer": "respond-async"}, 202)], ids=["first-step", "async"]
-)
-async def test_fifty_concurrent_identical_requests_make_one_refund_and_one_payment(
-    api: Api, sandbox: Sandbox, db: asyncpg.Pool, prefer: dict[str, str], new: int
-) -> None:
-    who = customer()
-    order = await sandbox.order(amount=9000, category="general", customer_id=who)
-    body = {"order_id": order["order_id"], "amount": 3000, "reason_code": "damaged"}
-    headers = {"Idempotency-Key": f"burst-{uuid.uuid4().hex[:8]}", **prefer}
-    replies = await asyncio.gather(
-        *(api.call("POST", "/v1/refunds", as_=who, json=body, headers=headers) for _ in range(50))
-    )
-    # One request made the refund; the others are answered as asked before, whichever of
-    # them reached Temporal first (the hold, under the order's lock, decides).
-    statuses = sorted(r.status for r in replies)
-    assert statuses == [200] * 49 + [new], [(r.status, r.body) for r in replies]
-    assert len({r.body["refund_id"] for r in replies}) == 1
-    refund_id = replies[0].body["refund_id"]
-    rows = await db.fetch(
-        "SELECT refund_id FROM refundflow.refund_status WHERE order_id = $1", order["order_id"]
-    )
-    assert [r["refund_id"] for r in rows] == [refund_id]
-    # Auto-approved (30.00): paid once, whatever the burst.
-    paid = await eventually(lambda: sandbox.refunds(order["order_id"]), lambda r: len(r) >= 1)
-    assert len(paid) == 1 and paid[0]["amount"] == 3000
-    requested = [a for a in await audit_of(db, refund_id) if a[0] == "requested"]
-    assert requested == [("requested", who)]
-
-
-async def test_concurrent_requests_the_policy_declines_get_one_new_answer(
-    api: Api, sandbox: Sandbox, db: asyncpg.Pool
-) -> None:
-    """Nothing is held for a request outside the return window, so the hold cannot pick
-    the new one: the start does (only one can make the refund)."""
-    who = customer()
-    order = await sandbox.order(
-        amount=9000, category="general", customer_id=who, delivered_days_ago=400
-    )
-    body = {"order_id": order["order_id"], "amount": 3000, "reason_code": "changed_mind"}
-    headers = {"Idempotency-Key": f"late-{uuid.uuid4().hex[:8]}", "Prefer": "respond-async"}
-    replies = await asyncio.gather(
-        *(api.call("POST", "/v1/refunds", as_=who, json=body, headers=headers) for _ in range(20))
-    )
-    assert sorted(r.status for r in replies) == [200] * 19 + [202], [r.body for r in replies]
-    [refund_id] = {r.body["refund_id"] for r in replies}
-    declined = await eventually(
-        lambda: audit_of(db, refund_id), lambda rows: ("decline_ineligible", "policy") in rows
-    )
-    assert [event for event, _ in declined].count("requested") == 1
-
-
-async def test_a_request_held_but_never_started_is_new_when_asked_again(
-    api: Api, sandbox: Sandbox, refunds: RefundClient, db: asyncpg.Pool
-) -> None:
-    """The call that held it failed before Temporal had the refund (a crash, a timeout):
-    the retry's start makes the refund, so that retry is its new answer (and its count)."""
-    who = customer()
-    order = await sandbox.order(amount=9000, category="general", customer_id=who)
-    key = f"crash-{uuid.uuid4().hex[:8]}"
-    request = RefundRequest(
-        refund_key=key, order_id=order["order_id"], amount=3000, reason_code="damaged",
-        channel="api", requested_by=who,
-    )  # fmt: skip
-    snapshot = await refunds.order(order["order_id"])
-    store = PostgresRefundStore(db)
-    assert not await hold_at_the_edge(
-        store, refunds.policy, request, snapshot, resolve(request, snapshot),
-        datetime.now(UTC), [],
-    )  # fmt: skip
-    body = {"order_id": order["order_id"], "amount": 3000, "reason_code": "damaged"}
-    retried = await api.call(
-        "POST", "/v1/refunds", as_=who, json=body,
-        headers={"Idempotency-Key": key, "Prefer": "respond-async"},
-    )  # fmt: skip
-    assert retried.status == 202, retried.body
-    assert retried.body["refund_id"] == refund_id_for(order["order_id"], key)
 
 
 async def test_a_customer_tracks_their_own_refund_and_never_reads_anothers(

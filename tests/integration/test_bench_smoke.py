@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,13 +38,7 @@ async def test_bench_runs_end_to_end_and_reports_every_figure(tmp_path: Path) ->
         assert 0 < figures[shape]["ack_p99_ms"] <= figures[shape]["p99_ms"], shape
         assert figures[shape]["cpu_bound_per_second"] > 0, shape
     assert figures["ratios"]["to_naive"] > 0 and figures["ratios"]["to_ceiling"] > 0
-    # Raced in two rounds by default (2 refunds of each shape in each), the second round's
-    # order mirrored; each round's ratios are kept beside the whole race's.
-    assert figures["config"]["rounds"] == 2
-    assert len(figures["ratios"]["by_round"]) == 2
-    assert all(r["to_naive"] > 0 and r["to_ceiling"] > 0 for r in figures["ratios"]["by_round"])
-    legs = [line for line in stderr.splitlines() if "(round " in line and line.endswith(": 2/2")]
-    assert [leg.split(" (round ")[0].strip() for leg in legs] == [*ORDER, *reversed(ORDER)], legs
+    assert_raced_in_two_mirrored_rounds(figures, stderr)
     # What an acknowledgement is made of, from the API's Server-Timing headers.
     assert list(figures["refunds"]["ack_steps_ms"]) == [
         "auth", "order", "ledger", "hold", "start", "opening",
@@ -89,6 +84,38 @@ async def test_bench_runs_end_to_end_and_reports_every_figure(tmp_path: Path) ->
     assert "1. 4 refunds of each shape" in stderr  # progress goes to stderr
 
 
+def assert_raced_in_two_mirrored_rounds(figures: dict[str, Any], stderr: str) -> None:
+    """Two rounds by default (2 refunds of each shape in each), the second round's order
+    mirrored; each round's ratios kept beside the whole race's."""
+    assert figures["config"]["rounds"] == 2
+    assert len(figures["ratios"]["by_round"]) == 2
+    assert all(r["to_naive"] > 0 and r["to_ceiling"] > 0 for r in figures["ratios"]["by_round"])
+    legs = [line for line in stderr.splitlines() if "(round " in line and line.endswith(": 2/2")]
+    assert [leg.split(" (round ")[0].strip() for leg in legs] == [*ORDER, *reversed(ORDER)], legs
+
+
+def children_of(pid: int) -> set[int]:
+    """The processes whose parent is `pid` (the bench's stack: Postgres, Temporal, ...)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue  # ended meanwhile
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
 async def test_ctrl_c_stops_the_bench_and_its_stack_and_says_only_that() -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "worker.cli", "bench", "--refunds", "400",
@@ -102,6 +129,8 @@ async def test_ctrl_c_stops_the_bench_and_its_stack_and_says_only_that() -> None
                 line = await proc.stderr.readline()
                 assert line, said
                 said.append(line.decode())
+            stack = children_of(proc.pid)
+            assert len(stack) >= 5, stack  # Postgres, Temporal, sandbox, worker, API at least
             proc.send_signal(signal.SIGINT)
             _, rest = await proc.communicate()
     finally:
@@ -112,3 +141,4 @@ async def test_ctrl_c_stops_the_bench_and_its_stack_and_says_only_that() -> None
     lines = rest.decode().splitlines()
     assert lines[-1] == "error: interrupted: `refundflow bench` stopped", lines[-3:]
     assert not any(line.startswith("--- last lines of") for line in lines)  # not a failure
+    assert [pid for pid in stack if running(pid)] == []  # it stopped its stack before exiting

@@ -31,6 +31,7 @@ RF = "rf_0123456789abcdef01234567"
         (["operator", "retry", RF, "--operator", "kim lee"], "no spaces"),
         # The start of a name suggests that name, not a merely similar one ('refunding').
         (["list", "--state", "pending"], "did you mean 'pending_review'?"),
+        (["list", "--state", "Pending"], "did you mean 'pending_review'?"),
         # A reason the audit keeps for good must say something.
         (["reject", RF, "--reason", "   "], "--reason: must say something"),
         (["cancel", RF, "--reason", ""], "--reason: must say something"),
