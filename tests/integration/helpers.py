@@ -54,6 +54,13 @@ async def wait_for_state(
     )
 
 
+def interruptible() -> None:
+    """In a child, before it runs: Ctrl-C (SIGINT) as in a terminal. pytest-xdist's workers
+    ignore SIGINT and a child inherits that, so without this a SIGINT never reaches the
+    command (Python leaves an ignored SIGINT ignored, as a shell's background job wants)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 async def run_cli(env: dict[str, str], *args: str, timeout: float = 120) -> tuple[int, str, str]:
     """`refundflow ARGS` in a real process, without blocking the test's event loop.
 
@@ -63,6 +70,7 @@ async def run_cli(env: dict[str, str], *args: str, timeout: float = 120) -> tupl
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "worker.cli", *args,
         env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        preexec_fn=interruptible,
     )  # fmt: skip
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from bench.report import TARGETS
-from tests.integration.helpers import run_cli
+from tests.integration.helpers import interruptible, run_cli
 
 pytestmark = pytest.mark.stack
 # The bench starts a private stack of its own: on a loaded 2-core machine that alone can take
@@ -119,7 +119,7 @@ def running(pid: int) -> bool:
 async def test_ctrl_c_stops_the_bench_and_its_stack_and_says_only_that() -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "worker.cli", "bench", "--refunds", "400",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, preexec_fn=interruptible,
     )  # fmt: skip
     assert proc.stderr is not None
     said: list[str] = []
@@ -132,7 +132,8 @@ async def test_ctrl_c_stops_the_bench_and_its_stack_and_says_only_that() -> None
             stack = children_of(proc.pid)
             assert len(stack) >= 5, stack  # Postgres, Temporal, sandbox, worker, API at least
             proc.send_signal(signal.SIGINT)
-            _, rest = await proc.communicate()
+            # Stopping takes seconds: a bench still racing a minute later ignored Ctrl-C.
+            _, rest = await asyncio.wait_for(proc.communicate(), 60)
     finally:
         if proc.returncode is None:
             proc.kill()
