@@ -132,7 +132,7 @@ def _one_error(error: Any) -> str:
     kind, message = error.get("type"), str(error.get("msg", "is not valid"))
     message = message.removeprefix("Value error, ")  # our own validators' words, as said
     if kind == "json_invalid":
-        at = f" at character {int(loc[1]) + 1}" if len(loc) > 1 else ""  # pydantic counts from 0
+        at = f" at character {int(loc[1]) + 1}" if len(loc) > 1 else ""  # json counts from 0
         reason = (error.get("ctx") or {}).get("error", "")
         return f"the body is not valid JSON{at}" + (f": {reason}" if reason else "")
     if loc == ("body",) and kind == "missing":
@@ -140,7 +140,8 @@ def _one_error(error: Any) -> str:
     if loc == ("body",) and kind in ("model_attributes_type", "dict_type"):
         return "the body must be a JSON object, sent as Content-Type: application/json"
     if loc == ("path", "refund_id"):
-        given = str(error.get("input", ""))[:40]
+        given = str(error.get("input", ""))
+        given = given if len(given) <= 40 else given[:39] + "…"
         return f"{given!r} is not a refund id (they look like rf_ and 24 hex digits)"
     where = ".".join(str(part) for part in loc if part != "body")
     return f"{where}: {message}" if where else message

@@ -63,7 +63,11 @@ async def eligibility(
     return answer
 
 
-@router.get("/v1/policies", summary="Every policy version on file", responses=AUTH_PROBLEMS)
+@router.get(
+    "/v1/policies",
+    summary="Every policy version on file",
+    responses={**problem_responses(Kind.UNAVAILABLE), **AUTH_PROBLEMS},
+)
 async def policies(who: Caller, api: State) -> list[dict[str, Any]]:
     enforce(who, Action.POLICIES)
     try:

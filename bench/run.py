@@ -226,11 +226,13 @@ class Bench:
             for key in keys:
                 label = f"{key} (round {number + 1} of {rounds})"
                 mine = orders[key][number::rounds]
-                legs[key].append(await self.leg(race, key, mine, shapes[key], label))
-                # What a leg leaves behind (notices still going out) must not weigh on the
-                # next: settled first, its server calls count as this leg's, its CPU as
-                # nobody's (the meter stopped with the last refund, as before rounds).
+                leg = await self.leg(race, key, mine, shapes[key], label)
+                # What a leg leaves behind (notices still going out) is its own, not the
+                # next leg's: its CPU is read, and its server calls scraped, once the stack
+                # has settled (its refunds/s stay those of its refunds' own time).
                 await self.settle(quiet=True)
+                leg.cpu_ms = race.meter.spent()
+                legs[key].append(leg)
                 after = await temporal_metrics.scrape(self.http, self.temporal_metrics_url)
                 spans[key].append((before, after))
                 before = after
@@ -315,6 +317,8 @@ class Bench:
             if now - spent < IDLE_CPU_MS:
                 break
             spent = now
+        else:  # said even when quiet: the figures after this are taken on a busy stack
+            self.say(f"  the stack did not settle within {SETTLE_LIMIT_S} s; going on")
         waited = round(time.monotonic() - started, 1)
         if not quiet:
             self.say(f"  the stack settled in {waited} s")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -108,6 +109,16 @@ def children_of(pid: int) -> set[int]:
     return found
 
 
+def bench_home(pids: set[int]) -> Path:
+    """The bench's private folder, as its stack's processes name it on their command lines."""
+    for pid in pids:
+        for arg in Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0"):
+            found = re.search(r"^(.*/refundflow-bench-[^/]+)", arg)
+            if found:
+                return Path(found.group(1))
+    raise AssertionError(f"no process of {pids} names the bench's folder")
+
+
 def running(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -131,6 +142,7 @@ async def test_ctrl_c_stops_the_bench_and_its_stack_and_says_only_that() -> None
                 said.append(line.decode())
             stack = children_of(proc.pid)
             assert len(stack) >= 5, stack  # Postgres, Temporal, sandbox, worker, API at least
+            home = bench_home(stack)
             proc.send_signal(signal.SIGINT)
             # Stopping takes seconds: a bench still racing a minute later ignored Ctrl-C.
             _, rest = await asyncio.wait_for(proc.communicate(), 60)
@@ -143,3 +155,5 @@ async def test_ctrl_c_stops_the_bench_and_its_stack_and_says_only_that() -> None
     assert lines[-1] == "error: interrupted: `refundflow bench` stopped", lines[-3:]
     assert not any(line.startswith("--- last lines of") for line in lines)  # not a failure
     assert [pid for pid in stack if running(pid)] == []  # it stopped its stack before exiting
+    # Only the bench's own clean-up removes its folder: its children dying with it would not.
+    assert not home.exists(), home

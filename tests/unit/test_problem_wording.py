@@ -1,0 +1,54 @@
+"""How the API words a request that does not validate (api/problems.py `one_line`): where,
+and what to do, in one line a caller can act on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.exceptions import RequestValidationError
+
+from api.problems import one_line
+
+
+def said(*errors: dict[str, Any]) -> str:
+    return one_line(RequestValidationError(list(errors)))
+
+
+def test_json_positions_count_from_one() -> None:
+    error = {"type": "json_invalid", "loc": ("body", 1), "msg": "JSON decode error",
+             "ctx": {"error": "Expecting property name enclosed in double quotes"}}  # fmt: skip
+    assert said(error) == (
+        "the body is not valid JSON at character 2: Expecting property name enclosed in"
+        " double quotes"
+    )
+
+
+def test_a_bad_refund_id_is_echoed_short_and_in_the_clis_words() -> None:
+    long_id = "rf_" + "x" * 100
+    error = {"type": "string_pattern_mismatch", "loc": ("path", "refund_id"), "input": long_id,
+             "msg": "String should match pattern"}  # fmt: skip
+    text = said(error)
+    assert text == f"'{long_id[:39]}…' is not a refund id (they look like rf_ and 24 hex digits)"
+    short = said({**error, "input": "rf_nope"})
+    assert short == "'rf_nope' is not a refund id (they look like rf_ and 24 hex digits)"
+
+
+def test_every_field_is_named_up_to_three_then_how_many_more() -> None:
+    missing = [{"type": "missing", "loc": ("body", name), "msg": "Field required"}
+               for name in ("order_id", "reason_code", "amount", "channel", "locale")]  # fmt: skip
+    assert said(*missing[:2]) == "order_id: Field required; reason_code: Field required"
+    assert said(*missing).endswith("amount: Field required (and 2 more)")
+
+
+def test_our_own_validators_words_come_without_pydantics_prefix() -> None:
+    error = {"type": "value_error", "loc": ("body", "reason"),
+             "msg": "Value error, must say something: it is kept in the audit trail"}  # fmt: skip
+    assert said(error) == "reason: must say something: it is kept in the audit trail"
+
+
+def test_a_body_that_is_not_a_json_object_says_how_to_send_one() -> None:
+    error = {"type": "model_attributes_type", "loc": ("body",), "msg": "Input should be ..."}
+    assert said(error) == "the body must be a JSON object, sent as Content-Type: application/json"
+    assert said({"type": "missing", "loc": ("body",), "msg": "Field required"}) == (
+        "a JSON body is required (Content-Type: application/json)"
+    )
