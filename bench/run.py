@@ -7,12 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import logging
 import random
-import shutil
-import sys
-import tempfile
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -33,7 +28,6 @@ from bench import temporal_metrics
 from bench.cpu import CpuMeter, trees_cpu_ms
 from bench.history_cost import history_cost
 from bench.naive import NAIVE_TASK_QUEUE
-from bench.report import table
 from bench.seed import seed_reconciliation
 from bench.shapes import (
     CORES,
@@ -54,8 +48,7 @@ from client.policy_source import load_policy
 from client.refund_client import RefundClient
 from client.settings import PROJECT_ROOT, Settings
 from worker import dev_api
-from worker.devstack import DevStack, StackConfig
-from worker.processes import spawn, stop_process
+from worker.devstack import DevStack
 from workflows.models import ReconcileInput, RefundRequest
 
 DIRECTORY = PROJECT_ROOT / "deploy" / "dev-directory.json"
@@ -351,47 +344,3 @@ class Bench:
         started = time.monotonic()
         await self.refunds.status(refund_id)
         return time.monotonic() - started
-
-
-async def run_bench(config: BenchConfig, json_out: Path | None, quiet: bool = False) -> int:
-    def say(line: str) -> None:
-        if not quiet:
-            print(line, file=sys.stderr, flush=True)
-
-    # Pools notice the stack going away at the end; that is expected, not news.
-    logging.getLogger("asyncpg.pool").setLevel(logging.CRITICAL)
-
-    home = Path(tempfile.mkdtemp(prefix="refundflow-bench-"))
-    stack_config = StackConfig.for_tests(home)
-    stack_config.time_skipping = False
-    # The bench is one caller asking as fast as it can: no per-principal rate limit.
-    stack_config.extra_env["REFUNDFLOW_API_RATE_PER_MINUTE"] = "10000000"
-    stack_config.extra_env["REFUNDFLOW_API_RATE_BURST"] = "100000"
-    stack = DevStack(stack_config)
-    naive_worker = None
-    try:
-        say("starting a private stack (embedded Postgres, Temporal, sandbox, worker, API) ...")
-        await asyncio.to_thread(stack.start, say)
-        env = stack.env()
-        env["BENCH_DATABASE_URL"] = stack.owner_database_url or env["DATABASE_URL"]
-        naive_worker = spawn(
-            [sys.executable, "-m", "bench.baseline_worker"],
-            log_path=stack.logs / "naive-worker.log", env=env,
-        )  # fmt: skip
-        results = await Bench(stack, config, say, naive_worker).run()
-    except BaseException as err:
-        if isinstance(err, KeyboardInterrupt | asyncio.CancelledError):
-            raise  # stopped on purpose (Ctrl-C): no logs to explain it
-        for name in ("naive-worker.log", "worker.log"):
-            if (stack.logs / name).exists():
-                say(f"--- last lines of {name}:\n" + (stack.logs / name).read_text()[-1500:])
-        raise
-    finally:
-        if naive_worker is not None:
-            stop_process(naive_worker)
-        await asyncio.to_thread(stack.stop)
-        shutil.rmtree(home, ignore_errors=True)
-    print(table(results))
-    if json_out:
-        json_out.write_text(json.dumps(results, indent=2))
-    return 0

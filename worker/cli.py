@@ -315,7 +315,8 @@ def _migrated(result: dict[str, Any]) -> str:
 
 
 async def _bench(args: argparse.Namespace) -> int:
-    from bench.run import BenchConfig, run_bench
+    from bench.run import BenchConfig
+    from bench.stack_run import run_bench
 
     config = BenchConfig(
         refunds=args.refunds,

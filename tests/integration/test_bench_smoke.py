@@ -127,7 +127,17 @@ def running(pid: int) -> bool:
     return stat[stat.rindex(")") + 2] != "Z"
 
 
-async def test_ctrl_c_stops_the_bench_and_its_stack_and_says_only_that() -> None:
+@pytest.mark.parametrize(
+    ("stop", "status", "says"),
+    [
+        (signal.SIGINT, 130, "error: interrupted: `refundflow bench` stopped"),
+        (signal.SIGTERM, 143, "terminated: `refundflow bench` stopped its stack"),
+    ],
+    ids=["ctrl-c", "sigterm"],
+)
+async def test_ctrl_c_or_sigterm_stop_the_bench_and_its_stack_and_say_only_that(
+    stop: signal.Signals, status: int, says: str
+) -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "worker.cli", "bench", "--refunds", "400",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, preexec_fn=interruptible,
@@ -143,16 +153,16 @@ async def test_ctrl_c_stops_the_bench_and_its_stack_and_says_only_that() -> None
             stack = children_of(proc.pid)
             assert len(stack) >= 5, stack  # Postgres, Temporal, sandbox, worker, API at least
             home = bench_home(stack)
-            proc.send_signal(signal.SIGINT)
-            # Stopping takes seconds: a bench still racing a minute later ignored Ctrl-C.
+            proc.send_signal(stop)
+            # Stopping takes seconds: a bench still racing a minute later ignored the signal.
             _, rest = await asyncio.wait_for(proc.communicate(), 60)
     finally:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-    assert proc.returncode == 130
+    assert proc.returncode == status
     lines = rest.decode().splitlines()
-    assert lines[-1] == "error: interrupted: `refundflow bench` stopped", lines[-3:]
+    assert lines[-1] == says, lines[-3:]
     assert not any(line.startswith("--- last lines of") for line in lines)  # not a failure
     assert [pid for pid in stack if running(pid)] == []  # it stopped its stack before exiting
     # Only the bench's own clean-up removes its folder: its children dying with it would not.
