@@ -6,14 +6,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Path
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from client.refund_client import REFUND_ID_PATTERN
 from workflows.models import (
     IDENTIFIER_PATTERN,
     ActorName,
     Channel,
-    FreeText,
     Identifier,
     Locale,
     PositiveMinor,
@@ -22,17 +21,8 @@ from workflows.models import (
 )
 from workflows.money import Currency
 from workflows.read_models import ListedRefund
+from workflows.vocabulary import Statement
 
-
-def _says_something(text: str) -> str:
-    if not text.strip():
-        raise ValueError("must say something: it is kept in the audit trail")
-    return text
-
-
-Statement = Annotated[FreeText, AfterValidator(_says_something)]
-"""A reason or proof the audit keeps for good: blank or only spaces is refused at the edge
-(the workflow's contract stays as it was, so that recorded histories still replay)."""
 RefundPath = Annotated[str, Path(pattern=REFUND_ID_PATTERN, description="rf_ and 24 hex digits")]
 IdempotencyKey = Annotated[
     str,

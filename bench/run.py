@@ -193,14 +193,19 @@ class Bench:
         return await self.make_orders(count, 4000, f"{key} {label}")
 
     async def leg(
-        self, race: Race, key: str, orders: list[dict[str, Any]], one: Shape, label: str = ""
+        self,
+        race: Race,
+        key: str,
+        orders: list[dict[str, Any]],
+        one: Shape,
+        label: str | None = None,
     ) -> Leg:
         """One leg of a shape; the ceiling's with its worker in this process for just that
         long (its pollers' CPU would count as the bench client's in every other leg)."""
         if not key.startswith("ceiling"):
-            return await race.leg(key, orders, one, label or None)
+            return await race.leg(key, orders, one, label)
         async with ceiling_worker(race):
-            return await race.leg(key, orders, one, label or None)
+            return await race.leg(key, orders, one, label)
 
     async def race_in_rounds(
         self, race: Race, shapes: dict[str, Shape], orders: dict[str, list[dict[str, Any]]]

@@ -107,11 +107,17 @@ def check_still_refundable(
         # The ledger's own words (the store says the same under the lock).
         raise InvalidRefundRequest(_unsentence(failed[LEDGER_RULE].message))
     if REFUNDABLE_RULE in failed:
-        raise InvalidRefundRequest(
-            f"only {format_minor(max(remaining, 0), order.currency)} of order"
-            f" {order.order_id} is still refundable; other refunds hold or have refunded the rest"
-        )
+        raise InvalidRefundRequest(_only_left(remaining, order))
     return answer
+
+
+def _only_left(remaining: int, order: OrderSnapshot) -> str:
+    """The refusal of a request for more than the order still has, said once for both the
+    check on holds read a moment ago and the store's under the order's lock."""
+    return (
+        f"only {format_minor(max(remaining, 0), order.currency)} of order"
+        f" {order.order_id} is still refundable; other refunds hold or have refunded the rest"
+    )
 
 
 def _unsentence(message: str) -> str:
@@ -176,11 +182,7 @@ async def hold_at_the_edge(
     )
     result, held_before = await store.hold(reservation)
     if not result.reserved:
-        raise InvalidRefundRequest(
-            result.refused_because
-            or f"only {format_minor(max(result.remaining, 0), order.currency)} of order"
-            f" {order.order_id} is still refundable; other refunds hold or have refunded the rest"
-        )
+        raise InvalidRefundRequest(result.refused_because or _only_left(result.remaining, order))
     return held_before
 
 

@@ -70,6 +70,8 @@ async def _api(args: argparse.Namespace) -> int:
 
 def _token(args: argparse.Namespace) -> int:
     name = _who(args)  # the command line first: a usage mistake is one whatever runs
+    if args.ttl > MAX_TTL:
+        raise UserError(f"--ttl {args.ttl} is more than a day ({MAX_TTL} s): a dev token")
     home, stack = find_stack(os.environ.get("REFUNDFLOW_HOME"))
     issuer = stack.get("issuer")
     if not issuer:
@@ -92,8 +94,6 @@ def _who(args: argparse.Namespace) -> str:
         raise UserError(f"--as names {' and '.join(sorted(named))}: give one")
     if not named:
         raise UserError("say whom the token is for: `refundflow --as NAME token`")
-    if args.ttl > MAX_TTL:
-        raise UserError(f"--ttl {args.ttl} is more than a day ({MAX_TTL} s): a dev token")
     return named.pop()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StrictInt
+from pydantic import AfterValidator, Field, StrictInt
 
 ReasonCode = Literal[
     "damaged",
@@ -34,4 +34,17 @@ Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=IDENTIFIE
 ActorName = Annotated[str, Field(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN)]
 """A staff handle or an opaque customer id: no spaces, no e-mail addresses (no @)."""
 FreeText = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x08\x0b-\x1f]+$")]
+
+
+def says_something(text: str) -> str:
+    """`text`, unless it is blank or only spaces (ValueError): a reason or proof the audit
+    keeps for good must say something. Applied where people type it (the API's bodies,
+    the CLI), not to FreeText itself: recorded histories must still replay."""
+    if not text.strip():
+        raise ValueError("must say something: it is kept in the audit trail")
+    return text
+
+
+Statement = Annotated[FreeText, AfterValidator(says_something)]
+"""FreeText that must say something (`says_something`)."""
 PositiveMinor = Annotated[StrictInt, Field(gt=0, le=10**12)]

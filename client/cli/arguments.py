@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 from client.refund_client import REFUND_ID_PATTERN
 from workflows.models import IDENTIFIER_PATTERN
+from workflows.vocabulary import says_something
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -91,10 +92,11 @@ def refund_id(value: str) -> str:
 
 
 def statement(value: str) -> str:
-    """A reason or a proof the audit keeps for good: it must say something."""
-    if not value.strip():
-        raise argparse.ArgumentTypeError("must say something: it is kept in the audit trail")
-    return value
+    """A reason or a proof the audit keeps for good: the API's rule, said before asking."""
+    try:
+        return says_something(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def positive(value: str) -> int:

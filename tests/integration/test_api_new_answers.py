@@ -17,7 +17,7 @@ from client.refund_client import RefundClient, refund_id_for
 from tests.conftest import Sandbox
 from tests.integration.api_support import Api
 from tests.integration.helpers import eventually
-from tests.integration.test_api_refunds import audit_of, customer
+from tests.integration.test_api_refunds import audit_of, customer, own_order
 from workflows.models import RefundRequest
 
 pytestmark = pytest.mark.stack
@@ -27,8 +27,7 @@ async def test_same_key_same_body_is_one_refund_and_a_changed_body_conflicts(
     api: Api, sandbox: Sandbox, db: asyncpg.Pool
 ) -> None:
     who = customer()
-    order = await sandbox.order(amount=30000, category="general", customer_id=who)
-    body = {"order_id": order["order_id"], "amount": 12000, "reason_code": "damaged"}
+    order, body = await own_order(sandbox, who, 30000, 12000)
     key = f"ticket-{uuid.uuid4().hex[:8]}"
     first = await api.request_refund(who, body, key=key)
     again = await api.request_refund(who, body, key=key)
@@ -56,8 +55,7 @@ async def test_fifty_concurrent_identical_requests_make_one_refund_and_one_payme
     api: Api, sandbox: Sandbox, db: asyncpg.Pool, prefer: dict[str, str], new: int
 ) -> None:
     who = customer()
-    order = await sandbox.order(amount=9000, category="general", customer_id=who)
-    body = {"order_id": order["order_id"], "amount": 3000, "reason_code": "damaged"}
+    order, body = await own_order(sandbox, who, 9000, 3000)
     headers = {"Idempotency-Key": f"burst-{uuid.uuid4().hex[:8]}", **prefer}
     replies = await asyncio.gather(
         *(api.call("POST", "/v1/refunds", as_=who, json=body, headers=headers) for _ in range(50))

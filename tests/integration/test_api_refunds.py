@@ -31,6 +31,14 @@ def customer() -> str:
     return f"cust_{uuid.uuid4().hex[:8]}"
 
 
+async def own_order(
+    sandbox: Sandbox, who: str, captured: int, asked: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An order of `who`'s (general goods) and the body of a request for `asked` of it."""
+    order = await sandbox.order(amount=captured, category="general", customer_id=who)
+    return order, {"order_id": order["order_id"], "amount": asked, "reason_code": "damaged"}
+
+
 async def audit_of(db: asyncpg.Pool, refund_id: str) -> list[tuple[str, str]]:
     rows = await db.fetch(
         "SELECT event, actor FROM refundflow.audit WHERE refund_id = $1 ORDER BY seq", refund_id
@@ -149,8 +157,7 @@ async def test_staff_who_submit_a_refund_for_a_customer_cannot_approve_it(
     api: Api, sandbox: Sandbox, db: asyncpg.Pool
 ) -> None:
     who = customer()
-    order = await sandbox.order(amount=30000, category="general", customer_id=who)
-    body = {"order_id": order["order_id"], "amount": 25000, "reason_code": "damaged"}
+    _, body = await own_order(sandbox, who, 30000, 25000)
     made = await api.request_refund("li", {**body, "requested_by": who})
     assert made.status == 201 and made.body["submitted_by"] == "li", made.body
     refund_id = made.body["refund_id"]
@@ -224,8 +231,7 @@ async def test_services_request_for_a_customer_and_staff_list_a_page_at_a_time(
 
 async def test_eligibility_and_policies(api: Api, sandbox: Sandbox) -> None:
     who = customer()
-    order = await sandbox.order(amount=30000, category="general", customer_id=who)
-    body = {"order_id": order["order_id"], "amount": 25000, "reason_code": "damaged"}
+    _, body = await own_order(sandbox, who, 30000, 25000)
     answer = await api.call("POST", "/v1/eligibility", as_=who, json=body)
     assert answer.status == 200, answer.body
     assert answer.body["eligible"] is True and answer.body["refund_amount"] == 25000
@@ -252,8 +258,7 @@ async def test_a_customer_is_answered_with_their_own_view_and_the_issuer_is_reco
         assert made[same] == tracked.body[same], same
     assert not {"support_reply", "policy_notes", "requested_by", "state"} & set(made)
     # Staff asking for that customer get the status, as before.
-    order = await sandbox.order(amount=30000, category="general", customer_id=who)
-    body = {"order_id": order["order_id"], "amount": 25000, "reason_code": "damaged"}
+    _, body = await own_order(sandbox, who, 30000, 25000)
     for_them = await api.request_refund("alice", body)
     assert for_them.status == 201 and for_them.body["state"] == "pending_review"
     assert "support_reply" in for_them.body and for_them.body["requested_by"] == who
@@ -337,8 +342,7 @@ async def test_prefer_respond_async_answers_as_soon_as_the_refund_is_started(
     """A checkout that only needs to know the refund exists (RFC 7240 respond-async) is
     answered 202 with the status the workflow opens with, as the workflow records it."""
     who = customer()
-    order = await sandbox.order(amount=30000, category="general", customer_id=who)
-    body = {"order_id": order["order_id"], "amount": 3000, "reason_code": "damaged"}
+    order, body = await own_order(sandbox, who, 30000, 3000)
     key = f"async-{uuid.uuid4().hex[:8]}"
     prefer = {"Idempotency-Key": key, "Prefer": "wait=1, Respond-Async"}
     made = await api.call("POST", "/v1/refunds", as_="checkout", json=body, headers=prefer)
