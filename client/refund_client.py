@@ -46,6 +46,7 @@ from client.ledger_ahead import LedgerReadAhead
 from client.policy_source import load_policy
 from client.refund_actions import RefundActions
 from client.settings import Settings
+from client.start_outcome import with_start_noted
 from client.starting import opening, start_for_first_step, start_received
 from client.timings import step
 from workflows.eligibility import EligibilityAnswer, check_eligibility
@@ -89,7 +90,7 @@ class RefundClient(RefundActions):
         database_url: str | None = None,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
-        self.temporal = temporal
+        self.temporal = with_start_noted(temporal)  # which start made a refund (201 or 200)
         self._orders = orders
         self._task_queue = task_queue
         self.policy = policy
@@ -202,23 +203,22 @@ class RefundClient(RefundActions):
             policy=self.policy, asked_at=asked_at, started_on=patches.ALL_ABOVE,
         )  # fmt: skip
         started: StatusView | None = None  # None: the refund was there already, asked below
-        received = False
+        created: bool | None  # whether this call's start made the refund (only one can)
         with step("start"):  # answered with the first step: until it is decided
             if first_step:
-                started = await start_for_first_step(
+                started, created = await start_for_first_step(
                     self.temporal, inp, self._task_queue, QUERY_TIMEOUT
                 )
             else:
-                received = await start_received(self.temporal, inp, self._task_queue)
-        if received:
+                created = await start_received(self.temporal, inp, self._task_queue)
+        if created and not first_step:
             started = await self._opened(inp)
         status = started or await self._first_step(refund_id)
-        # Asked before: unless this call's start made it (only one can), or, with the first
-        # step (no word of whose start it was), another call held it (a retry or a racer;
-        # the hold, under the order's lock, makes one new) or started it a while ago.
-        earlier = status.timeline[0].at < asked_at - EARLIER_REQUEST if status.timeline else False
-        before = (held_before or earlier) if first_step else not received
-        return same_request_or_conflict(status, request, order, resolved), before
+        if created is None:  # the start's answer never came: asked before if another call
+            # held it (the hold, under the order's lock, makes one new) or started it earlier
+            earlier = bool(status.timeline) and status.timeline[0].at < asked_at - EARLIER_REQUEST
+            created = not (held_before or earlier)
+        return same_request_or_conflict(status, request, order, resolved), not created
 
     async def _check_and_hold(
         self,

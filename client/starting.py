@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,12 +30,16 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from client.edge import summary_line
 from client.errors import RefundflowError
+from client.start_outcome import noting_start
 from workflows import names
 from workflows.models import RefundWorkflowInput, StatusProjection, StatusQuery, StatusView
 from workflows.refund import admission, views
 from workflows.refund.case import RefundCase
 from workflows.refund.workflow import RefundWorkflow
 from workflows.states import Awaiting, RefundState
+
+START_CALL_MEMO = "started_by_call"
+"""A start's own random id, in the memo of the run it made: the one call answered "new"."""
 
 
 def start_options(inp: RefundWorkflowInput, task_queue: str) -> dict[str, Any]:
@@ -58,15 +63,41 @@ def start_options(inp: RefundWorkflowInput, task_queue: str) -> dict[str, Any]:
 
 async def start_for_first_step(
     temporal: Client, inp: RefundWorkflowInput, task_queue: str, patience: timedelta
+) -> tuple[StatusView | None, bool | None]:
+    """Start and answer with the first step, in one round trip (update-with-start), and
+    whether this call's start made the refund (None: unknown). No status: closed already,
+    a run that predates the update, too many callers asking this refund at once (the server
+    caps updates in flight) or a worker slower than `patience`."""
+    call = uuid.uuid4().hex
+    with noting_start() as noted:
+        status = await _update_with_start(temporal, inp, task_queue, patience, call)
+    if noted.created:
+        return status, True
+    # The server's "not started" is also what a start that made the refund hears when the
+    # SDK retried it (seen with 20 concurrent copies: none heard "started"), so the run's
+    # memo, written by the start that made it, has the last word.
+    return status, await _started_by(temporal, inp.refund_id, call)
+
+
+async def _started_by(temporal: Client, refund_id: str, call: str) -> bool | None:
+    """Whether the run of `refund_id` was made by the start that wrote `call` (None: it
+    could not be asked)."""
+    try:
+        described = await temporal.get_workflow_handle(refund_id).describe()
+        return bool(await described.memo_value(START_CALL_MEMO, default="") == call)
+    except RPCError:
+        return None
+
+
+async def _update_with_start(
+    temporal: Client, inp: RefundWorkflowInput, task_queue: str, patience: timedelta, call: str
 ) -> StatusView | None:
-    """Start and answer with the first step, in one round trip (update-with-start). None:
-    closed already, a run that predates the update, too many callers asking this refund at
-    once (the server caps updates in flight) or a worker slower than `patience`."""
     start = WithStartWorkflowOperation(
         RefundWorkflow.run,
         inp,
         **start_options(inp, task_queue),
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        memo={START_CALL_MEMO: call},
     )
     try:
         # By name: the SDK's types do not accept an async update method here.

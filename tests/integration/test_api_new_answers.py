@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 
 from activities.pg_store import PostgresRefundStore
+from client import starting
 from client.edge import hold_at_the_edge, resolve
 from client.refund_client import RefundClient, refund_id_for
 from tests.conftest import Sandbox
@@ -21,6 +22,10 @@ from tests.integration.test_api_refunds import audit_of, customer, own_order
 from workflows.models import RefundRequest
 
 pytestmark = pytest.mark.stack
+
+NEW_ANSWER = pytest.mark.parametrize(
+    ("prefer", "new"), [({}, 201), ({"Prefer": "respond-async"}, 202)], ids=["first-step", "async"]
+)
 
 
 async def test_same_key_same_body_is_one_refund_and_a_changed_body_conflicts(
@@ -48,9 +53,7 @@ async def test_same_key_same_body_is_one_refund_and_a_changed_body_conflicts(
     assert count == 1
 
 
-@pytest.mark.parametrize(
-    ("prefer", "new"), [({}, 201), ({"Prefer": "respond-async"}, 202)], ids=["first-step", "async"]
-)
+@NEW_ANSWER
 async def test_fifty_concurrent_identical_requests_make_one_refund_and_one_payment(
     api: Api, sandbox: Sandbox, db: asyncpg.Pool, prefer: dict[str, str], new: int
 ) -> None:
@@ -60,8 +63,7 @@ async def test_fifty_concurrent_identical_requests_make_one_refund_and_one_payme
     replies = await asyncio.gather(
         *(api.call("POST", "/v1/refunds", as_=who, json=body, headers=headers) for _ in range(50))
     )
-    # One request made the refund; the others are answered as asked before, whichever of
-    # them reached Temporal first (the hold, under the order's lock, decides).
+    # One request made the refund (its start did); the others are answered as asked before.
     statuses = sorted(r.status for r in replies)
     assert statuses == [200] * 49 + [new], [(r.status, r.body) for r in replies]
     assert len({r.body["refund_id"] for r in replies}) == 1
@@ -77,21 +79,22 @@ async def test_fifty_concurrent_identical_requests_make_one_refund_and_one_payme
     assert requested == [("requested", who)]
 
 
+@NEW_ANSWER
 async def test_concurrent_requests_the_policy_declines_get_one_new_answer(
-    api: Api, sandbox: Sandbox, db: asyncpg.Pool
+    api: Api, sandbox: Sandbox, db: asyncpg.Pool, prefer: dict[str, str], new: int
 ) -> None:
     """Nothing is held for a request outside the return window, so the hold cannot pick
-    the new one: the start does (only one can make the refund)."""
+    the new one: the start does (only one can make the refund, and its answer says so)."""
     who = customer()
     order = await sandbox.order(
         amount=9000, category="general", customer_id=who, delivered_days_ago=400
     )
     body = {"order_id": order["order_id"], "amount": 3000, "reason_code": "changed_mind"}
-    headers = {"Idempotency-Key": f"late-{uuid.uuid4().hex[:8]}", "Prefer": "respond-async"}
+    headers = {"Idempotency-Key": f"late-{uuid.uuid4().hex[:8]}", **prefer}
     replies = await asyncio.gather(
         *(api.call("POST", "/v1/refunds", as_=who, json=body, headers=headers) for _ in range(20))
     )
-    assert sorted(r.status for r in replies) == [200] * 19 + [202], [r.body for r in replies]
+    assert sorted(r.status for r in replies) == [200] * 19 + [new], [r.body for r in replies]
     [refund_id] = {r.body["refund_id"] for r in replies}
     declined = await eventually(
         lambda: audit_of(db, refund_id), lambda rows: ("decline_ineligible", "policy") in rows
@@ -99,8 +102,14 @@ async def test_concurrent_requests_the_policy_declines_get_one_new_answer(
     assert [event for event, _ in declined].count("requested") == 1
 
 
+@NEW_ANSWER
 async def test_a_request_held_but_never_started_is_new_when_asked_again(
-    api: Api, sandbox: Sandbox, refunds: RefundClient, db: asyncpg.Pool
+    api: Api,
+    sandbox: Sandbox,
+    refunds: RefundClient,
+    db: asyncpg.Pool,
+    prefer: dict[str, str],
+    new: int,
 ) -> None:
     """The call that held it failed before Temporal had the refund (a crash, a timeout):
     the retry's start makes the refund, so that retry is its new answer (and its count)."""
@@ -120,7 +129,29 @@ async def test_a_request_held_but_never_started_is_new_when_asked_again(
     body = {"order_id": order["order_id"], "amount": 3000, "reason_code": "damaged"}
     retried = await api.call(
         "POST", "/v1/refunds", as_=who, json=body,
-        headers={"Idempotency-Key": key, "Prefer": "respond-async"},
+        headers={"Idempotency-Key": key, **prefer},
     )  # fmt: skip
-    assert retried.status == 202, retried.body
+    assert retried.status == new, retried.body
     assert retried.body["refund_id"] == refund_id_for(order["order_id"], key)
+
+
+async def test_a_lone_request_is_told_new_by_its_own_start(
+    sandbox: Sandbox, refunds: RefundClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The start's own response says it made the refund (client/start_outcome.py): nothing
+    more is asked of Temporal. Fails first if the SDK stops handing that response over."""
+
+    async def asked_again(*args: object) -> bool:
+        raise AssertionError("asked Temporal whose start it was")
+
+    monkeypatch.setattr(starting, "_started_by", asked_again)
+    who = customer()
+    order = await sandbox.order(amount=9000, category="general", customer_id=who)
+    request = RefundRequest(
+        refund_key=f"lone-{uuid.uuid4().hex[:8]}", order_id=order["order_id"], amount=3000,
+        reason_code="damaged", channel="api", requested_by=who,
+    )  # fmt: skip
+    status, asked_before = await refunds.request_again_or_new(request)
+    assert asked_before is False, status
+    again, asked_before = await refunds.request_again_or_new(request)
+    assert (again.refund_id, asked_before) == (status.refund_id, True)

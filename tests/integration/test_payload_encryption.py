@@ -212,7 +212,11 @@ async def test_ids_and_search_attributes_carry_no_personal_data(
     assert attributes["OrderId"] == order_id and attributes["RefundState"] == "cancelled"
     for value in attributes.values():
         assert customer not in str(value) and "crushed" not in str(value)
-    assert not described.raw_description.workflow_execution_info.memo.fields
+    # The memo: only the random id of the start that made the refund (client/starting.py).
+    memo = await described.memo()
+    assert list(memo) == ["started_by_call"] and re.fullmatch(
+        r"[0-9a-f]{32}", memo["started_by_call"]
+    )
     assert customer not in described.id and order_id not in described.id
 
 
