@@ -24,7 +24,7 @@ STATIC = Path(__file__).resolve().parent.parent / "static"
 
 def mount(app: FastAPI, api: ApiConfig) -> None:
     """Serve the pages, when they have a secret to sign with (see api/pages/settings.py)."""
-    from api.pages import actions, console, report, signin, tracking
+    from api.pages import actions, console, errors, report, signin, tracking
 
     config = PagesConfig.from_env(api)
     if config is None:
@@ -34,3 +34,4 @@ def mount(app: FastAPI, api: ApiConfig) -> None:
     for module in (signin, console, actions, tracking, report):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    errors.install(app, app.state.pages)  # a page's errors as pages, not JSON

@@ -6,6 +6,7 @@ audit source, the same errors. A refusal changes nothing and says why on the pag
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
@@ -39,6 +40,9 @@ LABELS = {
 }
 
 
+PLAIN_AMOUNT = re.compile(r"[0-9]+(\.[0-9]+)?")
+
+
 class Refused(Exception):
     """Bad input on the form: said on the page, nothing sent."""
 
@@ -47,6 +51,9 @@ def minor_units(text: str, currency: str) -> int | None:
     """'180.50' in the refund's currency as minor units; empty: the whole amount."""
     if not text.strip():
         return None
+    # Digits and one point only: Decimal would also take "1e3" and other scripts' digits.
+    if not PLAIN_AMOUNT.fullmatch(text.strip()):
+        raise Refused(f"amount: {text!r} is not a number such as 180.00")
     try:
         value = Decimal(text.strip()) * (10 ** exponent(currency))
     except InvalidOperation:
@@ -61,6 +68,8 @@ def reason(action: Action, code: str, note: str) -> str:
     if action is Action.REJECT:
         if code not in REJECT_REASONS:
             raise Refused("choose a reason for the rejection")
+        if code == "other" and not note.strip():
+            raise Refused("note: say why (the reason chosen is Other)")
         return f"{code}: {note.strip()}" if note.strip() else code
     if action in (Action.CANCEL, Action.OPERATOR_CANCEL, Action.OPERATOR_PAID_ELSEWHERE):
         if not note.strip():
@@ -149,6 +158,11 @@ def confirm_page(
         action=chosen.value,
         label=LABELS[chosen],
         amount_text=format_minor(minor or status.amount, status.currency),
+        # Approving less is final: the rest is not refunded, and a line's units count as
+        # refunded (a reviewer must see what they give up).
+        requested_text=format_minor(status.amount, status.currency)
+        if minor is not None and minor < status.amount
+        else None,
         reason=why,
         amount=form["amount"],
         code=form["code"],

@@ -73,7 +73,8 @@ class Filters:
     amount_max: Decimal | None = None
 
     def awaiting_values(self) -> list[str] | None:
-        if self.awaiting == "any":
+        # A closed refund waits for nobody: "a person", the default, must not hide them all.
+        if self.awaiting == "any" or (self.awaiting == "person" and self.state in TERMINAL):
             return None
         return list(NEEDS_A_PERSON) if self.awaiting == "person" else [self.awaiting]
 

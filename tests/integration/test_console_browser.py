@@ -102,6 +102,7 @@ async def test_a_lead_approves_from_the_queue_and_the_customer_reads_paid_in_chi
     approve = page.locator("form.action", has=page.get_by_role("heading", name="Approve"))
     await approve.get_by_role("button", name="Continue").click()
     await expect(page.locator("#confirm-amount")).to_have_text("250.00 USD")
+    assert await page.locator("#confirm-partial").count() == 0  # the whole amount
     await page.get_by_role("button", name="Confirm: Approve").click()
     # The page follows the refund by itself: approved, paid by the provider, completed.
     await expect(page.locator("#state")).to_have_text("completed", timeout=WAIT_MS)
@@ -140,6 +141,15 @@ async def test_support_approving_above_their_authority_is_refused_and_nothing_ch
         "alice (support) may approve up to 200.00 USD"
     )
     await expect(page.locator("#state")).to_have_text("pending_review")
+    # Less is within her authority, and the confirmation says what the customer gives up.
+    approve = page.locator("form.action", has=page.get_by_role("heading", name="Approve"))
+    await approve.get_by_label("Amount to approve").fill("150")
+    await approve.get_by_role("button", name="Continue").click()
+    await expect(page.locator("#confirm-amount")).to_have_text("150.00 USD")
+    await expect(page.locator("#confirm-partial")).to_contain_text(
+        "250.00 USD requested: the rest is not refunded"
+    )
+    await page.get_by_role("link", name="Back, change nothing").click()
     assert await audit_rows(db, refund_id) == before
     status = await api.call("GET", f"/v1/refunds/{refund_id}", as_="li")
     assert status.body["state"] == "pending_review"

@@ -5,6 +5,7 @@ every page carries."""
 
 from __future__ import annotations
 
+import html
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -131,3 +132,26 @@ async def test_a_tracking_link_opens_its_refund_only_while_signed_and_unexpired(
             assert r.status == 403, wrong
     async with http.get(f"{api.base}/console/refunds/{refund_id}/version") as r:
         assert r.status == 401  # the poller answers staff only
+
+
+async def test_a_wrong_address_is_a_page_and_a_pasted_id_finds_its_refund(
+    browserless: aiohttp.ClientSession, api: Api
+) -> None:
+    """A browser is answered in HTML, as the pages are (the API's paths keep their JSON);
+    an id in capitals or with spaces is the same refund, as in the CLI."""
+    await sign_in(browserless, api, "li", "/console")
+    refund_id = "rf_" + uuid.uuid4().hex[:24]
+    pasted = f"%20{refund_id.upper()}%20"
+    async with browserless.get(f"{api.base}/console/refunds/{pasted}", allow_redirects=False) as r:
+        assert (r.status, r.headers["Location"]) == (303, f"/console/refunds/{refund_id}")
+    for path, says in (
+        ("/console/refunds/rf_nope", "'rf_nope' is not a refund id"),
+        ("/console/nothing", "There is no page at /console/nothing"),
+        ("/track/rf_nope", "This link has expired or is not valid"),
+    ):
+        async with browserless.get(f"{api.base}{path}") as r:
+            page = html.unescape(await r.text())
+            assert r.status == 404 and r.content_type == "text/html", (path, r.status)
+            assert says in page, (path, page)
+    async with browserless.get(f"{api.base}/v1/refunds/rf_nope") as r:
+        assert r.content_type == "application/problem+json"

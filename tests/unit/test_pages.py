@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from starlette.requests import Request
 
+from api.authz import Action
 from api.pages import queue
-from api.pages.actions import Refused, minor_units
+from api.pages.actions import Refused, minor_units, reason
 from api.pages.render import environment
 from api.pages.report import period
 from api.pages.security import (
@@ -121,9 +122,17 @@ def test_amounts_typed_by_staff_are_minor_units_of_the_refunds_currency() -> Non
     assert minor_units("180.5", "USD") == 18050
     assert minor_units("500", "JPY") == 500
     assert minor_units("  ", "USD") is None
-    for bad in ("1.001", "-3", "0", "abc"):
+    # Only digits and a point: not an exponent, not other scripts' digits, not a sign.
+    for bad in ("1.001", "-3", "0", "abc", "1e3", "\u0663", "+5", "1_000", "Infinity"):
         with pytest.raises(Refused):
             minor_units(bad, "USD")
+
+
+def test_a_rejection_for_another_reason_must_say_which() -> None:
+    with pytest.raises(Refused, match="say why"):
+        reason(Action.REJECT, "other", "  ")
+    assert reason(Action.REJECT, "other", "store credit given") == "other: store credit given"
+    assert reason(Action.REJECT, "no_evidence", "") == "no_evidence"
 
 
 def test_sign_in_sends_a_browser_only_within_the_console() -> None:
@@ -158,3 +167,11 @@ def test_the_queue_cursor_round_trips_and_a_forged_one_starts_at_the_top() -> No
     assert queue.decode_cursor(cursor) == (due, "rf_" + "a" * 24)
     assert queue.decode_cursor("bm90IGpzb24") is None
     assert queue.Filters(amount_min=Decimal(1)).awaiting_values() == ["reviewer", "operator"]
+
+
+def test_closed_refunds_are_found_when_their_state_is_chosen() -> None:
+    """They wait for nobody, so the default "waiting for a person" would hide them all."""
+    assert queue.Filters(state="completed").awaiting_values() is None
+    assert queue.Filters(state="cancelled").awaiting_values() is None
+    assert queue.Filters(state="pending_review").awaiting_values() == ["reviewer", "operator"]
+    assert queue.Filters(state="cancelled", awaiting="reviewer").awaiting_values() == ["reviewer"]

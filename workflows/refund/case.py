@@ -314,7 +314,10 @@ class RefundCase:
         if own := self.own_refund_refusal(reviewer, "approve"):
             return own
         if _same_person(reviewer, *self.p.approvals):
-            return f"{reviewer} has already approved this refund: a second, different person must"
+            return (
+                f"{reviewer} has already approved this refund: a second, different person"
+                " must approve it"
+            )
         if self.p.approvals and amount is not None and amount > self.p.amount:
             return (
                 f"cannot approve {self.money(amount)}: the first approver approved {self.money()}"

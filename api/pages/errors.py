@@ -1,0 +1,68 @@
+"""Errors on the pages are pages: a browser that asks for a console or tracking address the
+API cannot serve (a mistyped refund id, a path that does not exist) gets HTML in the page's
+own look, not the JSON API's problem document. Everything else keeps its problem.
+
+A refund id pasted into the console's address in capitals or with spaces around it is the
+same id, as in the CLI: the browser is sent to its address.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import unquote
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import RedirectResponse, Response
+
+from api.pages.render import Pages
+from api.pages.tracking import CHROME, pick_locale
+from client.refund_client import REFUND_ID_PATTERN
+
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+Installed = Callable[[Request, Any], Response | Awaitable[Response]]  # as Starlette keeps it
+CONSOLE_REFUND = re.compile(r"/console/refunds/([^/]*)")
+NOT_A_REFUND_ID = "{given!r} is not a refund id (they look like rf_ and 24 hex digits)"
+
+
+def install(app: FastAPI, pages: Pages) -> None:
+    """Put the pages' errors in front of the problem handlers already installed."""
+    for kind in (RequestValidationError, StarletteHTTPException):
+        problem: Installed = app.exception_handlers[kind]
+        app.add_exception_handler(kind, _page_or(problem, pages))
+
+
+def _page_or(problem: Installed, pages: Pages) -> Handler:
+    async def page_or_problem(request: Request, err: Exception) -> Response:
+        page = error_page(pages, request, err)
+        if page is not None:
+            return page
+        answer = problem(request, err)
+        return answer if isinstance(answer, Response) else await answer
+
+    return page_or_problem
+
+
+def error_page(pages: Pages, request: Request, err: Exception) -> Response | None:
+    """The page for this error, or None where the API's problem answers (not a page, or a
+    page's own JSON poller, or a method a browser does not send)."""
+    path = request.url.path
+    if request.method not in ("GET", "HEAD") or path.endswith("/version"):
+        return None
+    status = err.status_code if isinstance(err, StarletteHTTPException) else 404
+    if path.startswith("/track/"):
+        locale = pick_locale("", request.headers.get("accept-language", ""), "en")
+        return pages.render(request, "track_invalid.html", status, lang=locale, t=CHROME[locale])
+    if not (path == "/console" or path.startswith("/console/")):
+        return None
+    title, text = "No such page", f"There is no page at {path}."
+    if refund := CONSOLE_REFUND.fullmatch(path):
+        given = unquote(refund.group(1))
+        normal = given.strip().lower()
+        if re.fullmatch(REFUND_ID_PATTERN, normal):
+            return RedirectResponse(f"/console/refunds/{normal}", status_code=303)
+        title, text = "No such refund", NOT_A_REFUND_ID.format(given=given[:40])
+    return pages.render(request, "message.html", status, title=title, text=text)
