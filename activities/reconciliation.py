@@ -27,11 +27,11 @@ from temporalio import activity
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.closing import close_dead_refund
 from activities.http_adapters import HttpInventory, HttpPaymentProvider
 from activities.ports import ExternalSystemUnavailable
 from activities.reversals import Reopened, reopen_if_reversed
 from workflows import names
-from workflows.activity_contracts import NO_MONEY
 from workflows.models import ProviderSettlement, ReconcileInput, ReconcileReport
 
 log = structlog.get_logger("refundflow.reconciliation")
@@ -363,28 +363,7 @@ class ReconciliationActivities:
         return bool(released == "UPDATE 1")
 
     async def _close_dead_refund(self, finding: dict[str, Any]) -> bool:
-        """A refund whose workflow Temporal ended (terminated, timed out, failed) while no
-        provider refund exists for it: nothing can move it any more, so its projection says
-        cancelled and its hold is released (the finding says why). With a provider refund
-        it is only escalated: money may have moved and a person must look."""
-        # Asked again now, after the ledger snapshot: a late commit must not free the hold.
-        found = await self._payment.find_refunds(finding["refund_id"])
-        if any(refund.status not in NO_MONEY for refund in found):
-            finding["details"]["provider_refunds"] = [r.provider_refund_id for r in found]
-            return False
-        async with self._pool.acquire() as conn, conn.transaction():
-            closed = await conn.execute(
-                "UPDATE refundflow.refund_status SET state = 'cancelled', awaiting = 'nothing',"
-                " escalation_level = 0, updated_at = now()"
-                " WHERE refund_id = $1 AND state NOT IN ('completed', 'cancelled')",
-                finding["refund_id"],
-            )
-            await conn.execute(
-                "UPDATE refundflow.reservations SET state = 'released', updated_at = now()"
-                " WHERE refund_id = $1 AND state = 'held'",
-                finding["refund_id"],
-            )
-        return bool(closed == "UPDATE 1")
+        return await close_dead_refund(self._temporal, self._pool, self._payment, finding)
 
     async def anomalies(self, limit: int = 200) -> list[dict[str, Any]]:
         rows = await self._pool.fetch(

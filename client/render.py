@@ -185,13 +185,19 @@ def findings(rows: list[Finding]) -> str:
     )
 
 
-def reconciliation(report: Reconciliation) -> str:
+def reconciliation(report: Reconciliation, grace_s: int = 0) -> str:
     head = (
         f"reconciliation {report.run_id}: {report.refunds} refunds,"
         f" {report.provider_refunds} provider refunds, {report.seconds} s;"
         f" healed {report.healed}, escalated {report.escalated}"
     )
-    return head + "\n" + findings(report.details)
+    left = (
+        f"\n(refunds changed in the last {grace_s} s are left for the next run: --grace 0"
+        " includes them)"
+        if grace_s
+        else ""
+    )
+    return head + "\n" + findings(report.details) + left
 
 
 def _eta(earliest: datetime | None, latest: datetime | None, kind: str | None) -> str:

@@ -29,6 +29,9 @@ class CancelReason(StrEnum):
     RETURN_WINDOW_ELAPSED = "return_window_elapsed"
     EXCEEDS_REFUNDABLE = "exceeds_refundable"
     PAYMENT_FAILED = "payment_failed"
+    CLOSED_IN_TEMPORAL = "closed_in_temporal"
+    """Its workflow was ended in Temporal (the Web UI's Terminate, a timeout, a failure)
+    before the refund ended, and no money had moved: reconciliation closed it."""
 
 
 class Awaiting(StrEnum):
@@ -56,6 +59,9 @@ class RefundEvent(StrEnum):
     OPERATOR_CANCEL = "operator_cancel"
     PROVIDER_REVERSED = "provider_reversed"
     """The provider took back a refund it had paid (a bank returned it): the case reopens."""
+    CLOSED_IN_TEMPORAL = "closed_in_temporal"
+    """Recorded by reconciliation, never by a workflow: Temporal ended the refund's workflow
+    and the provider holds no refund for it (activities/closing.py)."""
 
 
 class TimelineEvent(StrEnum):
@@ -119,7 +125,13 @@ TRANSITIONS: dict[tuple[RefundState, RefundEvent], Transition] = {
     # that the refund it paid was reversed (workflows/refund/reversal.py); an operator decides
     # what happens next, and no money moves again without that decision.
     (_S.COMPLETED, _E.PROVIDER_REVERSED): Transition(_S.REFUNDING),
+    # Only by reconciliation, once the provider has said it holds no refund for it.
+    (_S.PENDING_REVIEW, _E.CLOSED_IN_TEMPORAL): Transition(_S.CANCELLED, _C.CLOSED_IN_TEMPORAL),
+    (_S.APPROVED, _E.CLOSED_IN_TEMPORAL): Transition(_S.CANCELLED, _C.CLOSED_IN_TEMPORAL),
+    (_S.REFUNDING, _E.CLOSED_IN_TEMPORAL): Transition(_S.CANCELLED, _C.CLOSED_IN_TEMPORAL),
 }
+NOT_BY_A_WORKFLOW = frozenset({RefundEvent.CLOSED_IN_TEMPORAL})
+"""Events no running refund can take, so never offered in a refusal."""
 
 
 class InvalidTransition(ValueError):
@@ -130,7 +142,9 @@ def check(state: RefundState, event: RefundEvent) -> Transition:
     """Return the transition for `event` in `state`, or raise InvalidTransition with a reason."""
     transition = TRANSITIONS.get((state, event))
     if transition is None:
-        allowed = sorted(e.value for (s, e) in TRANSITIONS if s == state)
+        allowed = sorted(
+            e.value for (s, e) in TRANSITIONS if s == state and e not in NOT_BY_A_WORKFLOW
+        )
         # A closed refund reopens only on the provider's confirmed word, never by a person.
         if not allowed or state in TERMINAL_STATES:
             raise InvalidTransition(f"the refund is {state.value}: no further action is possible")

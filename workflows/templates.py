@@ -58,6 +58,10 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "cancelled.payment_failed": (
             "Your refund of {amount} could not be paid and was cancelled; no money moved."
         ),
+        "cancelled.closed_in_temporal": (
+            "Your refund request of {amount} was closed by our team before it was paid;"
+            " no money moved."
+        ),
     },
     "zh-CN": {
         "pending_review": "您的 {amount} 退款正在等待审核。",
@@ -78,6 +82,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "cancelled.return_window_elapsed": "您的 {amount} 退款申请已关闭：商品未在规定时间内寄回。",
         "cancelled.exceeds_refundable": "您的 {amount} 退款申请超出了该订单仍可退款的金额。",
         "cancelled.payment_failed": "您的 {amount} 退款未能支付，已取消；款项未发生变动。",
+        "cancelled.closed_in_temporal": "您的 {amount} 退款申请在支付前已由我们的团队关闭；款项未发生变动。",
     },
 }
 

@@ -275,7 +275,8 @@ async def _reconcile(args: argparse.Namespace) -> int:
         return Reconciliation(**report.model_dump(), details=findings)
 
     result = await with_client(run_now)
-    emit(args, result, render.reconciliation)
+    grace = max(args.grace, 0)
+    emit(args, result, lambda report: render.reconciliation(report, grace))
     return EXIT_OK
 
 

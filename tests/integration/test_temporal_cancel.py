@@ -86,6 +86,18 @@ async def test_a_terminated_refund_is_closed_by_reconciliation_and_its_key_answe
         "SELECT state FROM refundflow.reservations WHERE refund_id = $1", waiting.refund_id
     )
     assert held == "released"
+    # Closed as a workflow closes a refund: every channel says so, audited, the customer told.
+    status = await refunds.status(waiting.refund_id)
+    assert (status.state.value, status.cancel_reason) == ("cancelled", "closed_in_temporal")
+    assert status.awaiting.value == "nothing" and status.eta is None
+    assert "closed by our team before it was paid; no money moved" in status.message
+    assert (await refunds.track(waiting.refund_id))["status"] == "closed"
+    trail = await refunds.audit(waiting.refund_id)
+    assert [(e.event, e.actor) for e in trail][-1] == ("closed_in_temporal", "reconciliation")
+    assert "terminated" in trail[-1].reason
+    told = await refunds.events(waiting.refund_id)
+    assert told[-1].type == "refund.cancelled", [e.type for e in told]
+    assert told[-1].payload["facts"]["cancel_reason"] == "closed_in_temporal", told[-1].payload
 
     # The same key: a clear answer, not the dead refund. A new key: a new refund.
     with pytest.raises(RefundConflict, match="ended in Temporal \\(terminated"):

@@ -15,3 +15,20 @@ def test_a_timeout_says_how_long_was_waited_and_other_errors_keep_their_message(
     refused = aiohttp.ClientConnectionError("Cannot connect to host 127.0.0.1:9")
     assert error_text(refused) == "ClientConnectionError: Cannot connect to host 127.0.0.1:9"
     assert not error_text(RuntimeError()).endswith(": ")
+
+
+def test_a_reconciliation_that_found_nothing_says_what_it_left_for_the_next_run() -> None:
+    """A refund terminated seconds ago is within the grace: the operator must know why
+    `reconcile` found nothing."""
+    from client.render import reconciliation
+    from workflows.read_models import Reconciliation
+
+    report = Reconciliation(
+        run_id="rc_1", refunds=3, provider_refunds=2, findings={}, healed=0, escalated=0,
+        seconds=0.1, details=[],
+    )  # fmt: skip
+    assert reconciliation(report, 60).endswith(
+        "no findings\n(refunds changed in the last 60 s are left for the next run: --grace 0"
+        " includes them)"
+    )
+    assert reconciliation(report, 0).endswith("no findings")

@@ -1,0 +1,113 @@
+"""Closing a refund whose workflow Temporal ended before the refund did (the Web UI's
+Terminate, a run timeout, a failure): reconciliation's heal, once the payment provider has
+said it holds no refund for it.
+
+Nothing runs the refund any more, so its last state is taken from its ended run (the
+carry-over query, answered by replaying its history) and the closure is recorded with the
+workflow's own code, as a workflow would record it: one audit entry (chained), the status
+every channel reads (projection and view), the customer's and subscribers' notice, and
+the hold released, in one transaction (`PostgresRefundStore.record_transitions`). So the
+list, the status, the tracking page and the audit agree, and the customer is told.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import structlog
+from temporalio.client import Client, WorkflowQueryFailedError
+from temporalio.service import RPCError
+
+from activities.pg_store import AuditConflict, PostgresRefundStore
+from activities.ports import PaymentProvider
+from workflows import names
+from workflows.activity_contracts import NO_MONEY
+from workflows.models import RecordTransitionsInput
+from workflows.refund import views
+from workflows.refund.case import ContinuedRefundInput, RefundCase
+from workflows.states import TERMINAL_STATES, RefundEvent
+
+ACTOR = "reconciliation"
+log = structlog.get_logger("refundflow.reconciliation")
+
+
+async def close_dead_refund(
+    temporal: Client, pool: asyncpg.Pool, payment: PaymentProvider, finding: dict[str, Any]
+) -> bool:
+    """Heal a `workflow_closed_abnormally` finding: a refund whose workflow Temporal ended
+    while no provider refund exists for it is closed as a workflow would close it. With a
+    provider refund it is only escalated (False): money may have moved, a person must look."""
+    refund_id = finding["refund_id"]
+    # Asked again now, after the ledger snapshot: a late commit must not free the hold.
+    found = await payment.find_refunds(refund_id)
+    if any(refund.status not in NO_MONEY for refund in found):
+        finding["details"]["provider_refunds"] = [r.provider_refund_id for r in found]
+        return False
+    details = finding["details"]
+    ended = f"{details.get('temporal_status', 'ended')} {details.get('closed_at') or ''}"
+    try:
+        return await close_ended_refund(
+            temporal, PostgresRefundStore(pool), refund_id, ended.strip()
+        )
+    except AuditConflict as err:  # two runs wrote its trail: a person must look
+        details["heal_error"] = str(err)
+        return False
+    except (RPCError, WorkflowQueryFailedError) as err:
+        # Its history cannot be replayed (past retention, a workflow bug): at least the list
+        # and the hold say what is true, and the finding stays for a person.
+        log.warning("closing_not_recorded", refund_id=refund_id, error=str(err))
+    return await _close_projection_only(pool, refund_id)
+
+
+async def _close_projection_only(pool: asyncpg.Pool, refund_id: str) -> bool:
+    async with pool.acquire() as conn, conn.transaction():
+        closed = await conn.execute(
+            "UPDATE refundflow.refund_status SET state = 'cancelled', awaiting = 'nothing',"
+            " escalation_level = 0, updated_at = now()"
+            " WHERE refund_id = $1 AND state NOT IN ('completed', 'cancelled')",
+            refund_id,
+        )
+        await conn.execute(
+            "UPDATE refundflow.reservations SET state = 'released', updated_at = now()"
+            " WHERE refund_id = $1 AND state = 'held'",
+            refund_id,
+        )
+    return bool(closed == "UPDATE 1")
+
+
+async def close_ended_refund(
+    temporal: Client, store: PostgresRefundStore, refund_id: str, ended: str
+) -> bool:
+    """Record that `refund_id` is cancelled because its workflow was `ended` ("terminated
+    2026-11-27 10:46:03+00:00"), with whatever its run had not recorded yet. False: nothing
+    to record. Temporal's errors (a run it cannot replay) and AuditConflict are the caller's."""
+    carried: ContinuedRefundInput = await temporal.get_workflow_handle(refund_id).query(
+        names.QUERY_CARRY_OVER, result_type=ContinuedRefundInput
+    )
+    now = datetime.now(UTC)
+    case = RefundCase(carried, lambda: now)
+    if case.p.state not in TERMINAL_STATES:
+        case.apply(
+            RefundEvent.CLOSED_IN_TEMPORAL,
+            ACTOR,
+            ACTOR,
+            f"its workflow was {ended} in Temporal, and the payment provider holds no refund"
+            " for it: no money moved",
+        )
+    # Also what the ended run decided but had not recorded yet (ended between the two).
+    entries, notices = case.unrecorded()
+    if not entries:
+        return False
+    await store.record_transitions(
+        RecordTransitionsInput(
+            refund_id=refund_id,
+            entries=entries,
+            projection=views.projection(case),
+            notices=notices,
+            conflict_is_final=True,
+            view=views.status(case),
+        )
+    )
+    return True
