@@ -175,3 +175,20 @@ def test_closed_refunds_are_found_when_their_state_is_chosen() -> None:
     assert queue.Filters(state="cancelled").awaiting_values() is None
     assert queue.Filters(state="pending_review").awaiting_values() == ["reviewer", "operator"]
     assert queue.Filters(state="cancelled", awaiting="reviewer").awaiting_values() == ["reviewer"]
+
+
+@pytest.mark.parametrize(
+    ("action", "label"),
+    [("operator_paid_elsewhere", "Payment reference recorded"), ("reject", "Reason recorded")],
+)
+def test_the_confirmation_names_what_the_note_is(action: str, label: str) -> None:
+    """Marking paid elsewhere records the payment's reference, not a reason."""
+    from types import SimpleNamespace
+
+    page = environment().get_template("confirm.html").render(
+        s=SimpleNamespace(refund_id="rf_1", order_id="ord_1", state="refunding"),
+        who=SimpleNamespace(actor="li", approver_role="lead", roles=["lead"]),
+        action=action, label="…", amount_text="", reason="bank transfer 4711",
+        amount="", code="", note="", csrf_field="csrf", csrf="x", lang="en",
+    )  # fmt: skip
+    assert f'<dt>{label}</dt><dd class="reason">bank transfer 4711</dd>' in page
