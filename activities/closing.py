@@ -12,13 +12,14 @@ list, the status, the tracking page and the audit agree, and the customer is tol
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import structlog
-from temporalio.client import Client, WorkflowQueryFailedError
-from temporalio.service import RPCError
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.pg_store import AuditConflict, PostgresRefundStore
 from activities.ports import PaymentProvider
@@ -33,12 +34,22 @@ ACTOR = "reconciliation"
 log = structlog.get_logger("refundflow.reconciliation")
 
 
+@dataclass(frozen=True)
+class EndedRun:
+    refund_id: str
+    run_id: str | None
+    """The run reconciliation saw end (None: its latest)."""
+    ended: str
+    """How and when: "terminated 2026-11-27 10:46:03+00:00"."""
+
+
 async def close_dead_refund(
     temporal: Client, pool: asyncpg.Pool, payment: PaymentProvider, finding: dict[str, Any]
 ) -> bool:
     """Heal a `workflow_closed_abnormally` finding: a refund whose workflow Temporal ended
     while no provider refund exists for it is closed as a workflow would close it. With a
-    provider refund it is only escalated (False): money may have moved, a person must look."""
+    provider refund it is only escalated (False): money may have moved, a person must look.
+    Temporal busy or no worker to replay the run: its error, so escalated and tried again."""
     refund_id = finding["refund_id"]
     # Asked again now, after the ledger snapshot: a late commit must not free the hold.
     found = await payment.find_refunds(refund_id)
@@ -47,18 +58,62 @@ async def close_dead_refund(
         return False
     details = finding["details"]
     ended = f"{details.get('temporal_status', 'ended')} {details.get('closed_at') or ''}"
+    run = EndedRun(refund_id, details.get("run_id"), ended.strip())
     try:
-        return await close_ended_refund(
-            temporal, PostgresRefundStore(pool), refund_id, ended.strip()
-        )
+        return await close_ended_refund(temporal, PostgresRefundStore(pool), run)
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+        # Its history is gone (past retention): at least the list and the hold say what is
+        # true; nothing can be told or audited from it.
+        log.warning("closing_not_recorded", refund_id=refund_id, error=str(err))
     except AuditConflict as err:  # two runs wrote its trail: a person must look
         details["heal_error"] = str(err)
         return False
-    except (RPCError, WorkflowQueryFailedError) as err:
-        # Its history cannot be replayed (past retention, a workflow bug): at least the list
-        # and the hold say what is true, and the finding stays for a person.
-        log.warning("closing_not_recorded", refund_id=refund_id, error=str(err))
     return await _close_projection_only(pool, refund_id)
+
+
+async def close_ended_refund(temporal: Client, store: PostgresRefundStore, run: EndedRun) -> bool:
+    """Record that the refund is cancelled because its workflow run ended, with whatever
+    that run had not recorded yet. False: nothing to record, or the refund runs again (an
+    operator reset it since). Temporal's errors and AuditConflict are the caller's."""
+    handle = temporal.get_workflow_handle(run.refund_id, run_id=run.run_id)
+    carried: ContinuedRefundInput = await handle.query(
+        names.QUERY_CARRY_OVER, result_type=ContinuedRefundInput
+    )
+    now = datetime.now(UTC)
+    case = RefundCase(carried, lambda: now)
+    if case.p.state not in TERMINAL_STATES:
+        case.apply(
+            RefundEvent.CLOSED_IN_TEMPORAL,
+            ACTOR,
+            ACTOR,
+            f"its workflow was {run.ended} in Temporal, and the payment provider holds no"
+            " refund for it: no money moved",
+        )
+        case.p.escalation = 0  # nobody needs to act (also refunds from before that rule)
+    # Also what the ended run decided but had not recorded yet (ended between the two).
+    entries, notices = case.unrecorded()
+    if not entries or await _runs_again(temporal, run):
+        return False
+    await store.record_transitions(
+        RecordTransitionsInput(
+            refund_id=run.refund_id,
+            entries=entries,
+            projection=views.projection(case),
+            notices=notices,
+            conflict_is_final=True,
+            view=views.status(case),
+        )
+    )
+    return True
+
+
+async def _runs_again(temporal: Client, run: EndedRun) -> bool:
+    """Whether a later run than the ended one exists now (a Reset, a reopening): that run
+    writes the refund's trail itself. Asked last, so a race has only the write's window."""
+    latest = await temporal.get_workflow_handle(run.refund_id).describe()
+    return run.run_id is not None and latest.run_id != run.run_id
 
 
 async def _close_projection_only(pool: asyncpg.Pool, refund_id: str) -> bool:
@@ -75,39 +130,3 @@ async def _close_projection_only(pool: asyncpg.Pool, refund_id: str) -> bool:
             refund_id,
         )
     return bool(closed == "UPDATE 1")
-
-
-async def close_ended_refund(
-    temporal: Client, store: PostgresRefundStore, refund_id: str, ended: str
-) -> bool:
-    """Record that `refund_id` is cancelled because its workflow was `ended` ("terminated
-    2026-11-27 10:46:03+00:00"), with whatever its run had not recorded yet. False: nothing
-    to record. Temporal's errors (a run it cannot replay) and AuditConflict are the caller's."""
-    carried: ContinuedRefundInput = await temporal.get_workflow_handle(refund_id).query(
-        names.QUERY_CARRY_OVER, result_type=ContinuedRefundInput
-    )
-    now = datetime.now(UTC)
-    case = RefundCase(carried, lambda: now)
-    if case.p.state not in TERMINAL_STATES:
-        case.apply(
-            RefundEvent.CLOSED_IN_TEMPORAL,
-            ACTOR,
-            ACTOR,
-            f"its workflow was {ended} in Temporal, and the payment provider holds no refund"
-            " for it: no money moved",
-        )
-    # Also what the ended run decided but had not recorded yet (ended between the two).
-    entries, notices = case.unrecorded()
-    if not entries:
-        return False
-    await store.record_transitions(
-        RecordTransitionsInput(
-            refund_id=refund_id,
-            entries=entries,
-            projection=views.projection(case),
-            notices=notices,
-            conflict_is_final=True,
-            view=views.status(case),
-        )
-    )
-    return True

@@ -158,6 +158,7 @@ WHERE r.state = 'held'
 UNION ALL
 SELECT 'workflow_closed_abnormally', s.refund_id, s.order_id,
        jsonb_build_object('temporal_status', c.status, 'closed_at', c.closed_at,
+                          'run_id', c.run_id,
                           'state', s.state, 'awaiting', s.awaiting),
        NOT EXISTS (SELECT 1 FROM provider_ledger p
                    WHERE p.refund_id = s.refund_id AND p.status NOT IN ('failed', 'canceled')),
@@ -281,7 +282,7 @@ class ReconciliationActivities:
         """Refund workflows Temporal ended without the refund ending (from visibility:
         few, they need a person's hand)."""
         await conn.execute(
-            "CREATE TEMP TABLE closed_workflows (refund_id text, status text,"
+            "CREATE TEMP TABLE closed_workflows (refund_id text, run_id text, status text,"
             " closed_at timestamptz) ON COMMIT DROP"
         )
         query = f"WorkflowType = 'RefundWorkflow' AND {ABNORMAL_CLOSES}"
@@ -293,7 +294,7 @@ class ReconciliationActivities:
             if latest.run_id != run.run_id:
                 continue
             status = run.status.name.lower() if run.status else "?"
-            closed.append((run.id, status, run.close_time))
+            closed.append((run.id, run.run_id, status, run.close_time))
         await conn.copy_records_to_table("closed_workflows", records=closed)
 
     async def _act(self, finding: dict[str, Any], heal: bool) -> dict[str, Any]:

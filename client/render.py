@@ -191,9 +191,8 @@ def reconciliation(report: Reconciliation, grace_s: int = 0) -> str:
         f" {report.provider_refunds} provider refunds, {report.seconds} s;"
         f" healed {report.healed}, escalated {report.escalated}"
     )
-    left = (
-        f"\n(refunds changed in the last {grace_s} s are left for the next run: --grace 0"
-        " includes them)"
+    left = (  # not a hint to lower it: the grace covers a provider call still in flight
+        f"\n(refunds changed in the last {grace_s} s are left for the next run, --grace)"
         if grace_s
         else ""
     )

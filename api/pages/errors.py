@@ -20,6 +20,7 @@ from starlette.responses import RedirectResponse, Response
 
 from api.pages.render import Pages
 from api.pages.tracking import CHROME, pick_locale
+from api.problems import one_line
 from client.refund_client import REFUND_ID_PATTERN
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]
@@ -52,12 +53,16 @@ def error_page(pages: Pages, request: Request, err: Exception) -> Response | Non
     path = request.url.path
     if request.method not in ("GET", "HEAD") or path.endswith("/version"):
         return None
-    status = err.status_code if isinstance(err, StarletteHTTPException) else 404
-    if path.startswith("/track/"):
+    if isinstance(err, StarletteHTTPException) and err.status_code != 404:
+        return None  # a 405 keeps its Allow header, and the rest their problem
+    if path.startswith("/track/"):  # whatever is wrong with a link, the customer's page
         locale = pick_locale("", request.headers.get("accept-language", ""), "en")
-        return pages.render(request, "track_invalid.html", status, lang=locale, t=CHROME[locale])
+        return pages.render(request, "track_invalid.html", 404, lang=locale, t=CHROME[locale])
     if not (path == "/console" or path.startswith("/console/")):
         return None
+    if isinstance(err, RequestValidationError) and not _in_path(err):
+        text = f"This address asks for something the page cannot use: {one_line(err)}."
+        return pages.render(request, "message.html", 422, title="Not understood", text=text)
     title, text = "No such page", f"There is no page at {path}."
     if refund := CONSOLE_REFUND.fullmatch(path):
         given = unquote(refund.group(1))
@@ -65,4 +70,9 @@ def error_page(pages: Pages, request: Request, err: Exception) -> Response | Non
         if re.fullmatch(REFUND_ID_PATTERN, normal):
             return RedirectResponse(f"/console/refunds/{normal}", status_code=303)
         title, text = "No such refund", NOT_A_REFUND_ID.format(given=given[:40])
-    return pages.render(request, "message.html", status, title=title, text=text)
+    return pages.render(request, "message.html", 404, title=title, text=text)
+
+
+def _in_path(err: RequestValidationError) -> bool:
+    """Whether the address itself is wrong (a refund id), not a query's value."""
+    return any(error.get("loc", ("",))[0] == "path" for error in err.errors())

@@ -153,5 +153,8 @@ async def test_a_wrong_address_is_a_page_and_a_pasted_id_finds_its_refund(
             page = html.unescape(await r.text())
             assert r.status == 404 and r.content_type == "text/html", (path, r.status)
             assert says in page, (path, page)
+    async with browserless.get(f"{api.base}/console?escalated=maybe") as r:
+        page = html.unescape(await r.text())
+        assert (r.status, r.content_type) == (422, "text/html") and "escalated" in page, page
     async with browserless.get(f"{api.base}/v1/refunds/rf_nope") as r:
         assert r.content_type == "application/problem+json"
