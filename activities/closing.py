@@ -40,7 +40,7 @@ class EndedRun:
     run_id: str | None
     """The run reconciliation saw end (None: its latest)."""
     ended: str
-    """How and when: "terminated 2026-11-27 10:46:03+00:00"."""
+    """How and when: "terminated 2026-11-27 10:46:03 UTC"."""
 
 
 async def close_dead_refund(
@@ -57,7 +57,7 @@ async def close_dead_refund(
         finding["details"]["provider_refunds"] = [r.provider_refund_id for r in found]
         return False
     details = finding["details"]
-    ended = f"{details.get('temporal_status', 'ended')} {details.get('closed_at') or ''}"
+    ended = f"{details.get('temporal_status', 'ended')} {_utc(details.get('closed_at'))}"
     run = EndedRun(refund_id, details.get("run_id"), ended.strip())
     try:
         return await close_ended_refund(temporal, PostgresRefundStore(pool), run)
@@ -114,6 +114,14 @@ async def _runs_again(temporal: Client, run: EndedRun) -> bool:
     writes the refund's trail itself. Asked last, so a race has only the write's window."""
     latest = await temporal.get_workflow_handle(run.refund_id).describe()
     return run.run_id is not None and latest.run_id != run.run_id
+
+
+def _utc(when: str | None) -> str:
+    """'2026-11-27 11:34:50 UTC' from the finding's ISO time (as the audit shows times)."""
+    try:
+        return f"{datetime.fromisoformat(when or '').astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+    except ValueError:
+        return when or ""
 
 
 async def _close_projection_only(pool: asyncpg.Pool, refund_id: str) -> bool:
