@@ -294,6 +294,11 @@ def _refundable_rule(
             f"for {request.reason_code}, final-sale lines ({', '.join(excluded)}) are refunded"
             " only when the seller is at fault"
         )
+    if reachable < remaining and not excluded:
+        why.append(
+            "units held or refunded for less than their value (a fee kept back, a lower"
+            " amount approved) count whole"
+        )
     held = order.captured_amount - remaining
     if held > 0:
         holders = sorted({h.refund_id for h in holds if h.amount > 0})

@@ -253,11 +253,12 @@ def value_asked(request: ReserveInput) -> int:
 
 
 def _reachable(
-    request: ReserveInput, holds: Sequence[Hold]
+    request: ReserveInput, holds: Sequence[Hold], final_sale_apart: bool = True
 ) -> tuple[list[tuple[str, int]], list[str]]:
     """The buckets an amount-only request may take from, with what each still has; and the
-    final-sale lines left out of its reach."""
-    final_sale = set(request.final_sale_categories)
+    final-sale lines left out of its reach (`final_sale_apart`: a line request names its
+    lines, and the final-sale rule answers for them)."""
+    final_sale = set(request.final_sale_categories) if final_sale_apart else set()
     buckets: list[tuple[str, int]] = []
     excluded: list[str] = []
     for line in request.order_lines:
@@ -275,8 +276,8 @@ def _reachable(
 
 
 def reach(request: ReserveInput, holds: Sequence[Hold]) -> tuple[int, list[str]]:
-    """What a request like this one could still get now (the order total, or for an
-    amount-only request what the lines within its reach still have), and the final-sale
+    """What a request like this one could still get now (the order total, and on an order
+    with lines no more than the lines within its reach still have), and the final-sale
     lines out of its reach (its reason is not the seller's fault)."""
     left = request.captured_amount - sum(h.amount for h in holds)
     amount_only = request.reason_code is not None and request.order_lines and not request.lines
@@ -285,11 +286,14 @@ def reach(request: ReserveInput, holds: Sequence[Hold]) -> tuple[int, list[str]]
 
 
 def _reach(request: ReserveInput, holds: Sequence[Hold], left: int) -> int:
-    """What a request like this one could still get: the order total, or for an amount-only
-    request on an order with lines, what the lines within its reach still have."""
-    if request.reason_code is None or not request.order_lines or request.lines:
+    """What a request like this one could still get: the order total, and on an order with
+    lines no more than its lines still have (for an amount-only request, those within its
+    reason's reach). Line requests too: a unit refunded for less than its value (a reviewer
+    approved less) is closed whole, so the money it did not take is out of every request's
+    reach (invariant 9)."""
+    if request.reason_code is None or not request.order_lines:
         return max(left, 0)
-    buckets, _ = _reachable(request, holds)
+    buckets, _ = _reachable(request, holds, final_sale_apart=not request.lines)
     return max(min(left, sum(capacity for _, capacity in buckets)), 0)
 
 

@@ -12,7 +12,14 @@ from client import policy_view
 from client.policy_source import load_policy
 from client.settings import PROJECT_ROOT
 from workflows.eligibility import REFUNDABLE_RULE, REQUEST_RULE, check_eligibility
-from workflows.models import REASON_CODES, OrderLine, OrderSnapshot, RefundRequest
+from workflows.ledger import Hold, LineHold
+from workflows.models import (
+    REASON_CODES,
+    OrderLine,
+    OrderSnapshot,
+    RefundLineRequest,
+    RefundRequest,
+)
 from workflows.policy import FEE_WAIVED_REASONS, PolicyError, parse_policy
 
 POLICIES = PROJECT_ROOT / "policies"
@@ -183,3 +190,18 @@ def test_settlement_times_are_bounded() -> None:
         parse_policy(broken)
     with pytest.raises(PolicyError):
         parse_policy(V2.document.replace("[settlement]\ncard", "[settlement]\ncards"))
+
+
+def test_a_unit_approved_for_less_is_closed_whole_and_the_answer_says_so_once() -> None:
+    """A reviewer approved 1.50 of the phone: its unit is refunded (invariant 9), so what is
+    still refundable is the cases' 30.00, whatever is asked for, never the 328.50 of money
+    left beside a ledger rule that says otherwise."""
+    paid_less = Hold(
+        refund_id="rf_phone", state="consumed", amount=150,
+        lines=[LineHold(sku="PHONE", quantity=1, amount=30000)],
+    )  # fmt: skip
+    for what in ({"lines": [RefundLineRequest(sku="CASE", quantity=1)]}, {"amount": 2000}):
+        answer = check_eligibility(V2, ask(**what), ORDER, 33000 - 150, NOW, [paid_less])
+        [said] = [r.message for r in answer.rules if r.rule_id == REFUNDABLE_RULE]
+        assert said.startswith("30.00 USD of this order (330.00 USD paid) can still be"), said
+        assert "units held or refunded for less than their value (a fee kept back" in said
