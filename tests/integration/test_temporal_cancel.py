@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 
 import asyncpg
 import pytest
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 
+from activities.closing import EndedRun, close_ended_refund
 from client.errors import RefundConflict
 from client.refund_client import RefundClient
 from tests.conftest import Sandbox
@@ -137,3 +142,34 @@ async def test_an_approved_refund_terminated_while_the_item_is_on_its_way_is_clo
     assert re.search(r"terminated \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC in Temporal", last.reason)
     ledger = await returns_refunds.order_ledger(order["order_id"])
     assert ledger is not None and [line.held_quantity for line in ledger.lines] == [0]
+
+
+async def test_a_refund_reset_after_it_was_terminated_is_not_closed_under_its_new_run(
+    refunds: RefundClient, sandbox: Sandbox
+) -> None:
+    """Reconciliation saw the run end; an operator then pressed Reset (a new run from its
+    first workflow task): the heal leaves the refund to its live run."""
+    order = await sandbox.order(amount=20000)
+    waiting = await refunds.request(make_request(order))  # above the auto-approve limit
+    handle = refunds.temporal.get_workflow_handle(waiting.refund_id)
+    ended_run = (await handle.describe()).run_id
+    first_task = next(
+        e.event_id
+        for e in (await handle.fetch_history()).events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+    )
+    await handle.terminate("stuck")
+    await refunds.temporal.workflow_service.reset_workflow_execution(
+        ResetWorkflowExecutionRequest(
+            namespace=refunds.temporal.namespace,
+            workflow_execution=WorkflowExecution(workflow_id=waiting.refund_id),
+            reason="Reset from the Web UI",
+            workflow_task_finish_event_id=first_task,
+            request_id=str(uuid.uuid4()),
+        )
+    )
+    run = EndedRun(waiting.refund_id, ended_run, "terminated 2026-11-27 11:34:50 UTC")
+    assert await close_ended_refund(refunds.temporal, await refunds.store(), run) is False
+    status = await refunds.status(waiting.refund_id)
+    assert (status.state.value, status.cancel_reason) == ("pending_review", None)
+    assert "closed_in_temporal" not in [e.event for e in await refunds.audit(waiting.refund_id)]
