@@ -313,7 +313,10 @@ def _refundable_rule(
     )
     return RuleOutcome(
         rule_id=REFUNDABLE_RULE,
-        passed=within and (ledger.refused_because is None or reachable >= remaining),
+        # A line request the ledger refuses is refused for its units, which the ledger rule
+        # says: not a second time here.
+        passed=within
+        and (ledger.refused_because is None or reachable >= remaining or bool(inp.lines)),
         message=f"{format_minor(now, money)} of this order{paid} can still be refunded now:"
         f" {'; '.join(why)}.",
     )

@@ -205,3 +205,13 @@ def test_a_unit_approved_for_less_is_closed_whole_and_the_answer_says_so_once() 
         [said] = [r.message for r in answer.rules if r.rule_id == REFUNDABLE_RULE]
         assert said.startswith("30.00 USD of this order (330.00 USD paid) can still be"), said
         assert "units held or refunded for less than their value (a fee kept back" in said
+
+
+def test_a_line_request_for_a_closed_unit_fails_once_for_its_units() -> None:
+    closed = Hold(
+        refund_id="rf_phone", state="consumed", amount=150,
+        lines=[LineHold(sku="PHONE", quantity=1, amount=30000)],
+    )  # fmt: skip
+    again = ask(lines=[RefundLineRequest(sku="PHONE", quantity=1)])
+    answer = check_eligibility(V2, again, ORDER, 33000 - 150, NOW, [closed])
+    assert [r.rule_id for r in answer.rules if not r.passed] == ["ledger"]
