@@ -19,6 +19,7 @@ rf_…`) and, if that refund is cancelled, ask again: a cancelled refund's units
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -47,6 +48,15 @@ from workflows.money import format_minor
 from workflows.policy import evaluate, parse_policy
 from workflows.read_models import CustomerHistory
 from workflows.validation import RefundInputError, resolve_request
+
+REFUND_ID_PATTERN = r"^rf_[0-9a-f]{24}$"
+
+
+def pasted_refund_id(text: str) -> str | None:
+    """A refund id as refundflow makes them (rf_ and 24 lowercase hex digits) from one
+    pasted with spaces around it or in upper case; None: not a refund id."""
+    normal = text.strip().lower()
+    return normal if re.fullmatch(REFUND_ID_PATTERN, normal) else None
 
 
 def refund_id_for(order_id: str, refund_key: str) -> str:

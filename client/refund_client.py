@@ -23,6 +23,9 @@ from activities.pg_store import PostgresRefundStore, create_pool
 from activities.ports import OrderSystem
 from client import workflow_reads
 from client.connections import connect_temporal
+
+# The refund's keys are the edge's; still importable from here, where services found them.
+from client.edge import REFUND_ID_PATTERN as REFUND_ID_PATTERN
 from client.edge import (
     budget_use_for,
     customer_history,
@@ -31,8 +34,6 @@ from client.edge import (
     resolve,
     same_request_or_conflict,
 )
-
-# The refund's keys are the edge's; still importable from here, where services found them.
 from client.edge import default_refund_key as default_refund_key
 from client.edge import refund_id_for as refund_id_for
 from client.errors import (
@@ -76,7 +77,6 @@ log = structlog.get_logger("refundflow.client")
 # How long a person waits for a refund to answer before being told no worker is running.
 QUERY_TIMEOUT = timedelta(seconds=15)
 EARLIER_REQUEST = timedelta(seconds=2)  # a refund asked longer ago was started by another call
-REFUND_ID_PATTERN = r"^rf_[0-9a-f]{24}$"
 
 
 class RefundClient(RefundActions):

@@ -146,9 +146,7 @@ def decide(request: ReserveInput, holds: Sequence[Hold]) -> Verdict:
     claim_ = claim(request, holds)
     refusal = claim_.refused_because or total_refusal(request, holds)
     if refusal is not None:
-        return Verdict(
-            allowed=False, remaining=_reach(request, holds, left), refused_because=refusal
-        )
+        return Verdict(allowed=False, remaining=reach(request, holds)[0], refused_because=refusal)
     return Verdict(allowed=True, remaining=left - request.amount, lines=claim_.lines)
 
 
@@ -276,25 +274,16 @@ def _reachable(
 
 
 def reach(request: ReserveInput, holds: Sequence[Hold]) -> tuple[int, list[str]]:
-    """What a request like this one could still get now (the order total, and on an order
-    with lines no more than the lines within its reach still have), and the final-sale
-    lines out of its reach (its reason is not the seller's fault)."""
+    """What a request like this one could still get now, and the final-sale lines out of
+    its reach (an amount-only request whose reason is not the seller's fault): the order
+    total, and on an order with lines no more than its lines still have. Line requests too:
+    a unit refunded for less than its value (a reviewer approved less) is closed whole, so
+    the money it did not take is out of every request's reach (invariant 9)."""
     left = request.captured_amount - sum(h.amount for h in holds)
-    amount_only = request.reason_code is not None and request.order_lines and not request.lines
-    excluded = _reachable(request, holds)[1] if amount_only else []
-    return _reach(request, holds, left), excluded
-
-
-def _reach(request: ReserveInput, holds: Sequence[Hold], left: int) -> int:
-    """What a request like this one could still get: the order total, and on an order with
-    lines no more than its lines still have (for an amount-only request, those within its
-    reason's reach). Line requests too: a unit refunded for less than its value (a reviewer
-    approved less) is closed whole, so the money it did not take is out of every request's
-    reach (invariant 9)."""
     if request.reason_code is None or not request.order_lines:
-        return max(left, 0)
-    buckets, _ = _reachable(request, holds, final_sale_apart=not request.lines)
-    return max(min(left, sum(capacity for _, capacity in buckets)), 0)
+        return max(left, 0), []
+    buckets, excluded = _reachable(request, holds, final_sale_apart=not request.lines)
+    return max(min(left, sum(capacity for _, capacity in buckets)), 0), excluded
 
 
 def _held_on(holds: Sequence[Hold], sku: str) -> tuple[int, int, list[str]]:

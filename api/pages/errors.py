@@ -21,7 +21,7 @@ from starlette.responses import RedirectResponse, Response
 from api.pages.render import Pages
 from api.pages.tracking import CHROME, pick_locale
 from api.problems import one_line
-from client.refund_client import REFUND_ID_PATTERN
+from client.edge import pasted_refund_id
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 Installed = Callable[[Request, Any], Response | Awaitable[Response]]  # as Starlette keeps it
@@ -66,8 +66,7 @@ def error_page(pages: Pages, request: Request, err: Exception) -> Response | Non
     title, text = "No such page", f"There is no page at {path}."
     if refund := CONSOLE_REFUND.fullmatch(path):
         given = unquote(refund.group(1))
-        normal = given.strip().lower()
-        if re.fullmatch(REFUND_ID_PATTERN, normal):
+        if normal := pasted_refund_id(given):
             return RedirectResponse(f"/console/refunds/{normal}", status_code=303)
         title, text = "No such refund", NOT_A_REFUND_ID.format(given=given[:40])
     return pages.render(request, "message.html", 404, title=title, text=text)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
-from client.refund_client import REFUND_ID_PATTERN
+from client.edge import pasted_refund_id
 from workflows.models import IDENTIFIER_PATTERN
 from workflows.vocabulary import says_something
 
@@ -83,8 +83,8 @@ def line(value: str) -> tuple[str, int]:
 def refund_id(value: str) -> str:
     """A refund id as refundflow makes them (rf_ and 24 lowercase hex digits): a pasted one
     with spaces around it or in upper case is the same id."""
-    normal = value.strip().lower()
-    if not re.fullmatch(REFUND_ID_PATTERN, normal):
+    normal = pasted_refund_id(value)
+    if normal is None:
         raise argparse.ArgumentTypeError(
             f"{value!r} is not a refund id (they look like rf_ and 24 hex digits)"
         )
