@@ -41,6 +41,7 @@ import aiohttp
 import asyncpg
 import structlog
 
+from activities.fair_pool import took_session_state
 from activities.outbox import FINDINGS_RUN, NOTIFY_CHANNEL, PARKED_KIND
 from activities.ports import error_text
 from activities.signing import sign
@@ -176,6 +177,7 @@ class OutboxDispatcher:
 
         lanes: Lanes = {}
         async with self._pool.acquire() as conn:
+            took_session_state(conn)  # a LISTEN and the lock: reset fully when given back
             await conn.add_listener(NOTIFY_CHANNEL, on_notify)
             try:
                 while not stop.is_set():

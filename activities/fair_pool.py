@@ -11,6 +11,11 @@ had waited 80-97 ms.
 which hands a released turn to its first waiter. asyncpg's own queue then has no waiters
 (but for a moment, when a cancelled caller's connection is still being reset), so there is
 nothing to jump.
+
+Its connections skip asyncpg's reset query on release (`SessionConnection`): a round trip of
+four statements after every use, for session state (LISTEN, session advisory locks, SET) that
+only the outbox dispatcher's lock connection and the migrations' lock ever take. Those mark
+their connection, and it gets the full reset when it goes back.
 """
 
 from __future__ import annotations
@@ -37,11 +42,39 @@ async def create_fair_pool(database_url: str, *, min_size: int, max_size: int) -
         max_queries=MAX_QUERIES,
         max_inactive_connection_lifetime=MAX_INACTIVE_S,
         loop=None,
-        connection_class=asyncpg.Connection,
+        connection_class=SessionConnection,
         record_class=asyncpg.Record,
     )
     await pool  # connects its first min_size connections, as create_pool does
     return pool
+
+
+class SessionConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg ships no types
+    """A pooled connection that is reset on release only if it took session state. asyncpg
+    still rolls back a transaction left open and forgets the listeners' callbacks either way."""
+
+    _took_session_state = False
+
+    def took_session_state(self) -> None:
+        """This connection is about to LISTEN, take a session advisory lock or SET a setting:
+        reset it fully (UNLISTEN *, pg_advisory_unlock_all(), RESET ALL) when it is released,
+        so a cleanup that failed never leaves a lock or a setting for the pool's next user."""
+        self._took_session_state = True
+
+    def get_reset_query(self) -> str:
+        if not self._took_session_state:
+            return ""  # nothing beyond the transaction to undo: no round trip
+        self._took_session_state = False  # the reset that follows clears it
+        query: str = super().get_reset_query()
+        return query
+
+
+def took_session_state(conn: Any) -> None:
+    """Mark `conn` (pooled or not) as taking session state; a connection no pool resets (one
+    opened with asyncpg.connect) needs no mark."""
+    mark = getattr(conn, "took_session_state", None)
+    if mark is not None:
+        mark()
 
 
 class FairPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg ships no types

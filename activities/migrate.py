@@ -18,6 +18,8 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import asyncpg
 
+from activities.fair_pool import took_session_state
+
 ROLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 """Role names we create or grant to: plain lower-case identifiers, quoted all the same."""
 AUDIT = "refundflow.audit"
@@ -75,6 +77,7 @@ async def _pending(conn: asyncpg.Connection, directory: Path, schema: str) -> li
 async def _apply_locked(conn: asyncpg.Connection, directory: Path, schema: str) -> list[str]:
     lock_key = int.from_bytes(hashlib.sha256(schema.encode()).digest()[:8], "big", signed=True)
     applied_now: list[str] = []
+    took_session_state(conn)  # the lock, and what migrations SET: reset fully when given back
     await conn.execute("SELECT pg_advisory_lock($1)", lock_key)
     try:
         await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
