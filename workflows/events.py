@@ -78,6 +78,9 @@ class EventFacts(_Headline):
     """Just asked, under a policy that approves it without a reviewer: worded as received,
     without a review ETA; its approval follows at once (added within v1: older events do
     not carry it)."""
+    cancelled_by_staff: bool = False
+    """Cancelled (`cancel_reason` withdrawn) by our staff, not by who asked for the refund
+    (added within v1: older events do not carry it)."""
     eta: datetime | None
     """When the decision is due (review) or the money arrives at the latest (payment)."""
     eta_earliest: datetime | None

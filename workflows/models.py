@@ -187,10 +187,14 @@ class MessageFacts(_Contract):
     action_required: str | None = None
     """The provider's instructions while it waits for the customer to act (requires_action)."""
     payment_reversed: bool = False
+    """The provider took back a refund it had paid; an operator is deciding what next."""
     received: bool = False
     """Just asked, under a policy that approves it without a reviewer: the first notice says
     it was received, not that it waits for review (the approval follows in moments)."""
-    """The provider took back a refund it had paid; an operator is deciding what next."""
+    cancelled_by_staff: bool = False
+    """Withdrawn by someone other than who asked for it or submitted it (support, an
+    operator in Temporal): the customer is told our team cancelled it, not that it was
+    withdrawn, as if they had."""
     eta: datetime | None = None
     eta_earliest: datetime | None = None
     eta_kind: Literal["review", "payment"] | None = None

@@ -131,6 +131,11 @@ class Subscriber(_ReadModel):
     """Deliveries parked after the budget ran out (dead letters), awaiting a replay."""
     oldest_parked_at: IsoDatetime | None
     oldest_parked_event: str | None
+    last_error: str | None = None
+    """Why an event not delivered yet failed, the one tried most often (None: nothing
+    undelivered has failed)."""
+    last_error_attempts: int | None = None
+    """How many times that event was tried."""
     max_attempts: int
     max_age_seconds: int
     """The delivery budget: attempts, and time since an event's first attempt."""

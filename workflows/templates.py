@@ -45,6 +45,9 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "completed": "Your refund of {amount} has been issued to your original payment method.",
         "cancelled.rejected": "Your refund request of {amount} was rejected after review.",
         "cancelled.withdrawn": "Your refund request of {amount} was withdrawn.",
+        "cancelled.by_staff": (
+            "Your refund request of {amount} was cancelled by our team; no money moved."
+        ),
         "cancelled.expired": "Your refund request of {amount} expired without a decision.",
         "cancelled.ineligible": (
             "Your refund request of {amount} is not eligible under the refund policy."
@@ -77,6 +80,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "completed": "您的 {amount} 退款已退至您的原支付方式。",
         "cancelled.rejected": "您的 {amount} 退款申请经审核未获批准。",
         "cancelled.withdrawn": "您的 {amount} 退款申请已撤回。",
+        "cancelled.by_staff": "您的 {amount} 退款申请已由我们的团队取消；款项未发生变动。",
         "cancelled.expired": "您的 {amount} 退款申请因未在期限内作出决定而失效。",
         "cancelled.ineligible": "根据退款政策，您的 {amount} 退款申请不符合条件。",
         "cancelled.return_window_elapsed": "您的 {amount} 退款申请已关闭：商品未在规定时间内寄回。",

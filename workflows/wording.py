@@ -39,7 +39,10 @@ def template_key(facts: MessageFacts) -> str:
         return "refunding.escalated" if facts.escalation_level else "refunding"
     if state is RefundState.COMPLETED:
         return "completed"
-    return f"cancelled.{(facts.cancel_reason or CancelReason.WITHDRAWN).value}"
+    reason = facts.cancel_reason or CancelReason.WITHDRAWN
+    if reason is CancelReason.WITHDRAWN and facts.cancelled_by_staff:
+        return "cancelled.by_staff"
+    return f"cancelled.{reason.value}"
 
 
 def core_sentence(facts: MessageFacts) -> str:

@@ -36,7 +36,8 @@ async def test_a_cancel_from_temporal_withdraws_frees_the_amount_and_tells_the_c
 
     cancelled = await wait_for_state(refunds, waiting.refund_id, "cancelled")
     assert cancelled.cancel_reason is not None and cancelled.cancel_reason.value == "withdrawn"
-    assert cancelled.eta is None and "withdrawn" in cancelled.message
+    # The customer did not withdraw it, and is not told they did.
+    assert cancelled.eta is None and "was cancelled by our team" in cancelled.message
     # The workflow answers "cancelled" at once; its audit write (with the projection and the
     # release of the hold, in one transaction) follows a moment later.
     held = await eventually(
@@ -52,6 +53,7 @@ async def test_a_cancel_from_temporal_withdraws_frees_the_amount_and_tells_the_c
         lambda: sandbox.inbox(waiting.refund_id), lambda events: len(events) >= 2
     )
     assert told[-1]["type"] == "refund.cancelled"
+    assert told[-1]["body"] == cancelled.message  # the notification says the same
 
     # The whole amount is refundable again: a new request for it is accepted.
     again = await refunds.request(make_request(order))

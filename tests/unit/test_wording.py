@@ -34,6 +34,12 @@ def every_situation() -> list[MessageFacts]:
         {"state": RefundState.REFUNDING, "payment_failed": True},
         {"state": RefundState.COMPLETED},
         *({"state": RefundState.CANCELLED, "cancel_reason": r} for r in CancelReason),
+        # Withdrawn by support or an operator, not by the customer who asked.
+        {
+            "state": RefundState.CANCELLED,
+            "cancel_reason": CancelReason.WITHDRAWN,
+            "cancelled_by_staff": True,
+        },
     ]
     return [
         MessageFacts(**base, **situation, locale=locale)  # type: ignore[arg-type]

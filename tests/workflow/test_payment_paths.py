@@ -180,6 +180,7 @@ async def test_the_customer_withdraws_while_waiting_for_review(env: Env) -> None
     )
     done = await result_of(handle)
     assert (done.state, done.cancel_reason) == (RefundState.CANCELLED, CancelReason.WITHDRAWN)
+    assert "USD was withdrawn." in done.message and "our team" not in done.message
     assert events(env, handle.id)[-1] == "withdraw"
     await keep_history(handle, "withdrawn_in_review")
 

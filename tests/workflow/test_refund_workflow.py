@@ -135,6 +135,8 @@ async def test_a_cancel_from_temporal_withdraws_a_refund_no_money_has_moved_for(
     withdrawn = result.timeline[-1]
     assert (withdrawn.event, withdrawn.source) == ("withdraw", "temporal")
     assert "cancelled by an operator in Temporal" in withdrawn.reason
+    # The customer did not withdraw it, and is not told they did.
+    assert "was cancelled by our team; no money moved" in result.message
     assert env.systems.events(handle.id)[-1] == "withdraw"  # audited, so the store releases it
     assert result.escalation_level == 0
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from workflows import wording
 from workflows.models import MessageFacts, StatusProjection, StatusView
-from workflows.states import Awaiting, RefundState
+from workflows.states import Awaiting, CancelReason, RefundEvent, RefundState
 
 if TYPE_CHECKING:
     from workflows.refund.case import RefundCase
@@ -44,6 +44,17 @@ def received(case: RefundCase) -> bool:
     return waiting and not p.escalation and decision.eligible and decision.auto_approve
 
 
+def cancelled_by_staff(case: RefundCase) -> bool:
+    """Withdrawn by someone other than the person who asked for the refund: support, or an
+    operator in Temporal. (Names compare as the four-eyes rule compares them.)"""
+    p = case.p
+    if p.state is not RefundState.CANCELLED or p.cancel_reason is not CancelReason.WITHDRAWN:
+        return False
+    withdrawal = next((e for e in reversed(p.timeline) if e.event == RefundEvent.WITHDRAW), None)
+    asker = case.inp.request.requested_by.strip().casefold()
+    return withdrawal is not None and withdrawal.actor.strip().casefold() != asker
+
+
 def facts(case: RefundCase) -> MessageFacts:
     earliest, latest, kind = eta(case)
     p = case.p
@@ -61,6 +72,7 @@ def facts(case: RefundCase) -> MessageFacts:
         payment_failed=p.awaiting is Awaiting.OPERATOR,
         payment_reversed=p.awaiting is Awaiting.OPERATOR and p.reversal_open,
         received=received(case),
+        cancelled_by_staff=cancelled_by_staff(case),
         action_required=p.provider_instructions
         if p.awaiting is Awaiting.PAYMENT_PROVIDER
         else None,
