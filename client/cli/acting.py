@@ -137,6 +137,21 @@ def requester(args: argparse.Namespace, staff_default: str) -> str:
     return staff_default
 
 
+CHANNEL_OF_KIND = {"staff": "support", "service": "api", "customer": "web", "warehouse": "support"}
+"""Where a request from the CLI came from, when --channel does not say: staff take requests
+at the support desk, services call the API, customers ask on the web."""
+
+
+def channel(args: argparse.Namespace) -> str:
+    """--channel; else the one the acting identity's kind implies (CHANNEL_OF_KIND)."""
+    if args.channel:
+        return str(args.channel)
+    implied = CHANNEL_OF_KIND.get(credentials(args).kind or "")
+    if implied is None:
+        raise UserError("give --channel: web, app, support or api (where the request came from)")
+    return implied
+
+
 def warn(args: argparse.Namespace, message: str) -> None:
     """One line on stderr; with --json a JSON object, as errors are."""
     if getattr(args, "json", False):

@@ -17,7 +17,7 @@ from activities.reconciliation import KINDS as FINDING_KINDS
 from client.cli import arguments as types
 from client.cli import subscribers as subscriber_args
 from client.cli.arguments import OneLineParser
-from workflows.models import LOCALES
+from workflows.models import CHANNELS, LOCALES
 from workflows.states import RefundState
 
 # A string: argparse's action class is generic only to type checkers, not at run time. Its
@@ -170,7 +170,12 @@ def _what_is_asked(parser: argparse.ArgumentParser) -> None:
 def add_request_and_eligibility(sub: Subcommands) -> None:
     request = command(sub, "request", "request a refund (idempotent per --key)")
     _what_is_asked(request)
-    request.add_argument("--channel", required=True, help="web | app | support | api")
+    request.add_argument(
+        "--channel",
+        choices=CHANNELS,
+        help="where the request came from (default: support for staff, api for services,"
+        " web for a customer)",
+    )
     request.add_argument("--key", help="refund key (default: derived from the request)")
     request.add_argument("--currency", help="must match the order's currency if given")
     request.add_argument(

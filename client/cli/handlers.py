@@ -54,7 +54,7 @@ async def _request(args: argparse.Namespace) -> int:
         args,
         refund_key=args.key or default_refund_key(args.order, args.amount, args.line, args.reason),
         currency=args.currency,
-        channel=args.channel,
+        channel=acting.channel(args),
         requested_by=acting.requester(args, staff_default=ORDER_CUSTOMER),
         locale=args.locale,
     )

@@ -147,6 +147,18 @@ def parked_line(row: Subscriber) -> str:
     )
 
 
+def failing_line(row: Subscriber) -> str:
+    """What `subscribers list` says of deliveries failing now, if any: the receiver's answer
+    to the undelivered event tried most often."""
+    if not row.last_error:
+        return ""
+    tried = row.last_error_attempts or 1
+    return (
+        f"last error: {row.last_error} (an event not delivered yet, tried"
+        f" {tried} time{'' if tried == 1 else 's'})"
+    )
+
+
 def _listing(rows: list[Subscriber]) -> str:
     if not rows:
         return "no subscribers"
@@ -156,6 +168,8 @@ def _listing(rows: list[Subscriber]) -> str:
         lines.append(f"    pending {r.pending}, delivered {r.delivered}, parked {r.parked}")
         if parked := parked_line(r):
             lines.append(f"    {parked}")
+        if failing := failing_line(r):
+            lines.append(f"    {failing}")
         if r.active:
             lines.append(f"    {_budget(r.max_attempts, r.max_age_seconds)}")
         if r.previous_secret_valid_until is not None:

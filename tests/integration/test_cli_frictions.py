@@ -283,3 +283,17 @@ def test_the_readmes_fault_injection_commands_run_as_written(stack: DevStack) ->
             assert done.returncode == 0, (words, done.stderr)
     finally:
         assert cli(stack, "sandbox", "faults", "clear").returncode == 0
+
+
+def test_the_channel_defaults_to_where_the_asker_asks_from(stack: DevStack) -> None:
+    """Staff at the support desk, a customer on the web; a channel that does not exist is
+    refused by name, with nothing requested."""
+    for acting, channel in ((None, "support"), ("cust_77", "web")):
+        order = cli_json(stack, "sandbox", "order", "--amount", "9000", "--customer", "cust_77")
+        who = ["--as", acting] if acting else []
+        ask = ["request", "--order", order["order_id"], "--amount", "9000", "--reason", "damaged"]
+        refund_id = cli_json(stack, *who, *ask)["refund_id"]
+        assert cli_json(stack, "status", refund_id)["channel"] == channel
+    wrong = cli(stack, *ask, "--channel", "phone")
+    assert wrong.returncode == 2 and "invalid choice: 'phone'" in wrong.stderr
+    assert "Traceback" not in wrong.stderr

@@ -86,8 +86,10 @@ async def test_a_refused_event_is_parked_with_a_finding_and_the_next_events_go_o
         (mine,) = [s for s in listed if s["name"] == name]
         assert (mine["parked"], mine["oldest_parked_event"], mine["pending"]) == (1, first, 0)
         assert mine["oldest_parked_at"] is not None and mine["max_attempts"] == 3
+        assert (mine["last_error"], mine["last_error_attempts"]) == ("HTTP 410", 3)
         code, text, _ = await run_cli(stack.env(), "subscribers", "list")
         assert code == 0 and "1 parked event, oldest parked " in text and first in text
+        assert "last error: HTTP 410 (an event not delivered yet, tried 3 times)" in text
 
         # Fixed, the subscriber gets the parked event by replay: after the refund's others.
         sub.answer = lambda event: 204
@@ -101,7 +103,7 @@ async def test_a_refused_event_is_parked_with_a_finding_and_the_next_events_go_o
         assert sub.accepted(status.refund_id) == [r["seq"] for r in rows[1:]] + [rows[0]["seq"]]
         again = await cli_json(stack, "subscribers", "list")
         assert isinstance(again, list)
-        assert [s["parked"] for s in again if s["name"] == name] == [0]
+        assert [(s["parked"], s["last_error"]) for s in again if s["name"] == name] == [(0, None)]
         code, text, _ = await run_cli(stack.env(), "subscribers", "replay", name, "--all-parked")
         assert (code, text.strip()) == (0, f"{name}: no parked events to replay")
 

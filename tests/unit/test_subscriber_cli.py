@@ -72,12 +72,14 @@ def test_rotation_overlaps_a_day_unless_told() -> None:
     assert parse("rotate-secret", "crm", "--overlap", "0").overlap == timedelta(0)
 
 
-def listed(parked: int, oldest: datetime | None, event: str | None) -> Subscriber:
+def listed(
+    parked: int, oldest: datetime | None, event: str | None, **failing: object
+) -> Subscriber:
     return Subscriber(
         name="crm", url="https://crm.example.com/", active=True,
         created_at=datetime(2025, 1, 1, tzinfo=UTC), pending=0, delivered=5, parked=parked,
         oldest_parked_at=oldest, oldest_parked_event=event, max_attempts=300,
-        max_age_seconds=86400, previous_secret_valid_until=None,
+        max_age_seconds=86400, previous_secret_valid_until=None, **failing,
     )  # fmt: skip
 
 
@@ -89,3 +91,13 @@ def test_the_parked_line() -> None:
     )
     assert cli.parked_line(listed(1, oldest, "rf_x:2")).startswith("1 parked event, oldest")
     assert cli.parked_line(listed(0, None, None)) == ""
+
+
+def test_the_failing_line() -> None:
+    assert cli.failing_line(listed(0, None, None)) == ""
+    failing = listed(0, None, None, last_error="HTTP 503", last_error_attempts=4)
+    assert cli.failing_line(failing) == (
+        "last error: HTTP 503 (an event not delivered yet, tried 4 times)"
+    )
+    once = listed(0, None, None, last_error="timed out after 10 s", last_error_attempts=1)
+    assert cli.failing_line(once).endswith("tried 1 time)")
