@@ -9,10 +9,13 @@ from fastapi import APIRouter
 from fastapi.types import DecoratedCallable
 
 from api.authz import Action, enforce
+from api.customer_answers import customers_view
 from api.deps import Caller, State, refund_facts
+from api.identity import Principal, PrincipalKind
 from api.problems import Kind, problem_responses
 from api.schemas import ApproveBody, PaidElsewhereBody, ReasonBody, RefundPath
 from workflows.models import StatusView
+from workflows.read_models import CustomerView
 
 SOURCE = "api"
 """The system every action through the API comes from, as the refund's audit records it."""
@@ -53,13 +56,28 @@ async def reject(refund_id: RefundPath, body: ReasonBody, who: Caller, api: Stat
     )
 
 
-@_action("/cancel", "Withdraw the refund before money moves (customers: their own)")
-async def cancel(refund_id: RefundPath, body: ReasonBody, who: Caller, api: State) -> StatusView:
+@router.post(
+    "/cancel",
+    response_model=StatusView | CustomerView,
+    summary="Withdraw the refund before money moves (customers: their own, answered as"
+    " `track` shows it)",
+    responses=ACTION_PROBLEMS,
+)
+async def cancel(
+    refund_id: RefundPath, body: ReasonBody, who: Caller, api: State
+) -> StatusView | CustomerView:
     _, refund = await refund_facts(api, refund_id)
     enforce(who, Action.CANCEL, refund)
-    return await api.refunds.cancel(
+    status = await api.refunds.cancel(
         refund_id, who.actor, body.reason, source=SOURCE, issuer=who.issuer
     )
+    return _as_seen_by(who, status)
+
+
+def _as_seen_by(who: Principal, status: StatusView) -> StatusView | CustomerView:
+    """A customer is answered in their own words, as `track` shows it: the status object
+    names staff, their reasons and the policy's notes, which are not theirs to read."""
+    return customers_view(status) if who.kind is PrincipalKind.CUSTOMER else status
 
 
 @_action("/received", "The returned item arrived (the warehouse)")

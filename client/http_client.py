@@ -178,8 +178,10 @@ class HttpRefundClient:
 
     async def cancel(
         self, refund_id: str, actor: str | None = None, reason: str = "", **_: Any
-    ) -> StatusView:
-        return await self._act(refund_id, "cancel", {"reason": reason})
+    ) -> StatusView | CustomerView:
+        """Withdraw; a customer is answered with their own view (as `track`)."""
+        answer = await self._call("POST", f"/v1/refunds/{refund_id}/cancel", {"reason": reason})
+        return _ANSWER.validate_python(answer)
 
     async def item_received(self, refund_id: str, actor: str | None = None, **_: Any) -> StatusView:
         return await self._act(refund_id, "received", None)

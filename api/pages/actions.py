@@ -88,7 +88,9 @@ async def perform(
     if action is Action.REJECT:
         return await act.reject(refund_id, ReasonBody(reason=why), who, api)
     if action is Action.CANCEL:
-        return await act.cancel(refund_id, ReasonBody(reason=why), who, api)
+        cancelled = await act.cancel(refund_id, ReasonBody(reason=why), who, api)
+        assert isinstance(cancelled, StatusView)  # the console signs in staff only
+        return cancelled
     if action is Action.OPERATOR_RETRY:
         return await act.operator_retry(refund_id, who, api)
     if action is Action.OPERATOR_CANCEL:

@@ -184,7 +184,7 @@ async def _single_call(args: argparse.Namespace) -> int:
         "track": (lambda c: c.track(args.refund_id), render.track),
         "events": (lambda c: _events(c, args.refund_id), render.events),
         "reject": (lambda c: c.reject(args.refund_id, reason=args.reason), render.status),
-        "cancel": (lambda c: c.cancel(args.refund_id, reason=args.reason), render.status),
+        "cancel": (lambda c: c.cancel(args.refund_id, reason=args.reason), _status_or_track),
         "received": (lambda c: c.item_received(args.refund_id), render.status),
         "audit": (lambda c: c.audit(args.refund_id), render.audit),
         "anomalies": (
@@ -217,6 +217,15 @@ async def _single_call(args: argparse.Namespace) -> int:
         raise UserError(render.validation_error(err)) from None
     emit(args, result, human)
     return EXIT_OK
+
+
+def _status_or_track(view: Any) -> str:
+    """An action's answer: the status for staff, what `track` shows for a customer."""
+    from workflows.read_models import CustomerView
+
+    if isinstance(view, CustomerView):
+        return render.track(view.model_dump(mode="json"))
+    return render.status(view)
 
 
 async def _status(args: argparse.Namespace) -> int:

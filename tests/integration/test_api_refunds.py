@@ -22,6 +22,7 @@ from tests.integration.api_support import Api
 from tests.integration.helpers import eventually
 from tests.integration.test_audit_store import batch
 from tests.integration.test_refund_flow import make_request
+from workflows.read_models import CustomerView
 from workflows.states import RefundState
 
 pytestmark = pytest.mark.stack
@@ -188,7 +189,13 @@ async def test_a_customer_withdraws_their_own_refund(
         "POST", f"/v1/refunds/{refund_id}/cancel", as_=owner, json={"reason": "found it"}
     )
     assert done.status == 200, done.body
-    assert (done.body["state"], done.body["cancel_reason"]) == ("cancelled", "withdrawn")
+    # Answered in the customer's own words, as tracking shows it: the status object names
+    # staff, their reasons and the policy's notes, which a customer may not read.
+    tracked = await api.call("GET", f"/v1/refunds/{refund_id}/track", as_=owner)
+    assert done.body == tracked.body and set(done.body) == set(CustomerView.model_fields)
+    assert "was withdrawn" in done.body["message"]
+    staff = await api.call("GET", f"/v1/refunds/{refund_id}", as_="li")
+    assert (staff.body["state"], staff.body["cancel_reason"]) == ("cancelled", "withdrawn")
     assert ("withdraw", owner) in await audit_of(db, refund_id)
     # A workflow refusal (already cancelled) is a problem too, and changes nothing.
     again = await api.call(

@@ -166,3 +166,14 @@ def test_without_an_api_the_cli_says_how_to_get_one(tmp_path: Path) -> None:
     assert result.returncode == 1 and time.monotonic() - started < 30
     said = one_line(result)
     assert "refundflow dev" in said and "REFUNDFLOW_TOKEN" in said, said
+
+
+def test_a_customer_who_withdraws_sees_what_tracking_shows(stack: DevStack) -> None:
+    refund_id = customer_refund(stack, "cust_3")
+    answer = cli(stack, "--as", "cust_3", "cancel", refund_id, "--reason", "found it")
+    assert answer.returncode == 0, answer.stderr
+    tracked = cli(stack, "--as", "cust_3", "track", refund_id)
+    assert answer.stdout == tracked.stdout and "was withdrawn" in answer.stdout
+    # Not the staff's status: no reply to paste, no policy notes, no timeline of actors.
+    staff = cli(stack, "status", refund_id)
+    assert "reply" in staff.stdout.lower() and "reply" not in answer.stdout.lower()
