@@ -119,9 +119,24 @@ async def _sandbox(args: argparse.Namespace) -> int:
         except ExternalSystemRefused as err:
             raise UserError(str(err)) from None
         except ExternalSystemUnavailable as err:
-            raise RefundflowError(f"{err}; is `refundflow dev` running in this folder?") from None
+            raise RefundflowError(f"{err}; {_sandbox_hint(err)}") from None
     emit(args, result, human)
     return EXIT_OK
+
+
+def _sandbox_hint(err: Exception) -> str:
+    """What to look at when the sandbox did not answer: it is not running (nothing took the
+    connection), it is slow (it took it, then no answer in time), or it failed."""
+    if isinstance(err.__cause__, aiohttp.ClientConnectionError) and not isinstance(
+        err.__cause__, aiohttp.ServerTimeoutError
+    ):
+        return "is `refundflow dev` running in this folder?"
+    if isinstance(err.__cause__, TimeoutError):
+        return (
+            "it is running but answered too slowly: a latency set with `refundflow sandbox"
+            " faults set`? (`refundflow sandbox faults show`)"
+        )
+    return "see the sandbox's log (`refundflow dev` names its folder)"
 
 
 async def _ask_sandbox(

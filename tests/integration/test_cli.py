@@ -164,6 +164,17 @@ def test_faults_are_set_shown_and_cleared_from_the_command_line(stack: DevStack)
     assert cleared["payment"]["latency_ms"] == 0 and cleared["orders"]["error_rate"] == 0
 
 
+def test_a_slow_sandbox_is_called_slow_not_stopped(stack: DevStack) -> None:
+    try:
+        cli_json(stack, "sandbox", "faults", "set", "orders.latency_ms=9000")
+        slow = cli(stack, "sandbox", "order", "--amount", "3000")
+    finally:
+        cli_json(stack, "sandbox", "faults", "clear")
+    assert slow.returncode == 1 and "Traceback" not in slow.stderr
+    assert "no answer within" in slow.stderr and "answered too slowly" in slow.stderr
+    assert "is `refundflow dev` running" not in slow.stderr
+
+
 def test_actions_answer_in_json_too(stack: DevStack) -> None:
     order = cli_json(stack, "sandbox", "order", "--amount", "9000", "--customer", "cust_77")
     requested = cli_json(
