@@ -325,7 +325,10 @@ def track(view: dict[str, Any]) -> str:
 
 def events(rows: list[OutboxEvent]) -> str:
     lines = []
-    for e in rows:
+    sending: dict[str, str] = {}
+    """Per subscriber, the refund's event it is sent now: its later ones wait behind it
+    (the ordering promise), whatever their own next try says."""
+    for e in sorted(rows, key=lambda e: e.seq):
         lines.append(f"{e.seq:>3}. {when(e.occurred_at)}  {e.type:<22} {e.event_id}")
         lines.append(f"       {e.payload['notification']['body']}")
         for d in e.deliveries:
@@ -336,7 +339,10 @@ def events(rows: list[OutboxEvent]) -> str:
                     f"parked {when(d.parked_at)} ({d.last_error});"
                     f" `refundflow subscribers replay {d.subscriber} --event {e.event_id}`"
                 )
+            elif d.subscriber in sending:
+                state = f"waiting behind {sending[d.subscriber]}"
             else:
+                sending[d.subscriber] = e.event_id
                 state = f"pending, next try {when(d.next_try_at)}" + (
                     f" ({d.last_error})" if d.last_error else ""
                 )

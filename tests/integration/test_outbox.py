@@ -50,7 +50,11 @@ async def test_failing_channel_is_retried_in_order_then_delivered_once(
     )
     # The first event keeps failing, so the later ones wait behind it: order per refund.
     assert all(r["delivered_at"] is None for r in stuck)
-    assert stuck[0]["last_error"] == "HTTP 503"
+    # The status, and the start of what the subscriber answered: the clue to why.
+    assert stuck[0]["last_error"] == (
+        'HTTP 503: {"error": {"code": "unavailable", "message": "notifications is temporarily'
+        ' unavailable (injected)"}}'
+    )
     assert all(r["attempts"] == 0 for r in stuck[1:])
     assert await sandbox.inbox(status.refund_id) == []
 

@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from client import render
 from client.cli import subscribers as cli
 from client.cli.commands import CLIENT_COMMANDS, build_parser
-from workflows.read_models import Subscriber
+from workflows.read_models import Delivery, OutboxEvent, Subscriber
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -101,3 +102,34 @@ def test_the_failing_line() -> None:
     )
     once = listed(0, None, None, last_error="timed out after 10 s", last_error_attempts=1)
     assert cli.failing_line(once).endswith("tried 1 time)")
+
+
+def test_events_behind_a_failing_one_say_they_wait_for_it() -> None:
+    """The ordering promise: a refund's later events wait while an earlier one is retried,
+    so their own next try (already past) is not what happens next."""
+
+    def event(seq: int, crm: Delivery, inbox: Delivery) -> OutboxEvent:
+        return OutboxEvent(
+            event_id=f"rf_x:{seq}", seq=seq, type="refund.approved",
+            occurred_at=datetime(2025, 1, 1, tzinfo=UTC),
+            payload={"notification": {"body": "Your refund ..."}}, deliveries=[crm, inbox],
+        )  # fmt: skip
+
+    def delivery(
+        subscriber: str, attempts: int, error: str | None = None, done: bool = False
+    ) -> Delivery:
+        return Delivery(
+            subscriber=subscriber, attempts=attempts, last_error=error,
+            delivered_at="2025-01-01T00:00:02+00:00" if done else None,
+            next_try_at="2025-01-01T00:00:09+00:00",
+        )  # fmt: skip
+
+    rows = [
+        event(1, delivery("crm", 4, "HTTP 500"), delivery("inbox", 1, done=True)),
+        event(2, delivery("crm", 0), delivery("inbox", 1, done=True)),
+        event(3, delivery("crm", 0), delivery("inbox", 0)),
+    ]
+    text = render.events(rows)
+    assert "-> crm                      pending, next try" in text and "(HTTP 500)" in text
+    assert text.count("waiting behind rf_x:1") == 2  # crm's events 2 and 3
+    assert "-> inbox                    pending, next try" in text  # its own head: event 3
