@@ -20,6 +20,7 @@ from workflows.read_models import (
     OutboxEvent,
     Reconciliation,
 )
+from workflows.wording import closed_because
 
 
 def validation_error(err: ValidationError) -> str:
@@ -44,7 +45,7 @@ def status(
     lines = [
         f"refund {view.refund_id}  order {view.order_id}",
         f"  state      {view.state.value}"
-        + (f" ({view.cancel_reason.value})" if view.cancel_reason else ""),
+        + (f" ({closed_because(view)})" if view.cancel_reason else ""),
         f"  amount     {format_minor(view.amount, view.currency)}"
         + (
             f" (requested {format_minor(view.requested_amount, view.currency)})"
@@ -307,7 +308,7 @@ def already_requested(view: StatusView) -> str:
     return (
         f"note: this request was already made {when(first.at)} (key {view.refund_key}):"
         f" refund {view.refund_id} is {view.state.value}"
-        + (f" ({view.cancel_reason.value})" if view.cancel_reason else "")
+        + (f" ({closed_because(view)})" if view.cancel_reason else "")
         + "; to ask again, give a new --key"
     )
 

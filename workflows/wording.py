@@ -102,6 +102,24 @@ def notification(facts: MessageFacts) -> dict[str, str]:
     }
 
 
+def closed_because(status: StatusView) -> str:
+    """Why a cancelled refund closed, as staff read it (empty while it is open): a
+    withdrawal says who withdrew it, since "withdrawn" alone reads as the customer's doing
+    when support or an operator in Temporal did it (and the customer is told so)."""
+    if status.cancel_reason is None:
+        return ""
+    if status.cancel_reason is not CancelReason.WITHDRAWN:
+        return status.cancel_reason.value
+    withdrawal = next(
+        (e for e in reversed(status.timeline) if e.event == RefundEvent.WITHDRAW), None
+    )
+    if withdrawal is None:
+        return status.cancel_reason.value
+    if status.facts is not None and status.facts.cancelled_by_staff:
+        return f"cancelled by {withdrawal.actor}, not by the customer"
+    return f"withdrawn by {withdrawal.actor}"
+
+
 def state_label(state: RefundState, locale: str) -> str:
     return STATE_LABEL[locale][state]
 

@@ -15,6 +15,7 @@ from starlette.responses import HTMLResponse
 from api.pages.security import CSRF_COOKIE, CSRF_FIELD, csrf_seed, csrf_token, protect, set_cookie
 from api.pages.settings import PagesConfig
 from workflows.money import format_minor
+from workflows.wording import closed_because
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 CSRF_COOKIE_SECONDS = 8 * 3600
@@ -40,6 +41,7 @@ def environment() -> Environment:
     )
     env.filters["money"] = lambda amount, currency: format_minor(int(amount), str(currency))
     env.filters["when"] = when
+    env.filters["closed_because"] = closed_because
     return env
 
 

@@ -23,6 +23,7 @@ from workflows.models import (
 )
 from workflows.refund.workflow import RefundWorkflow
 from workflows.states import Awaiting, CancelReason, RefundState
+from workflows.wording import closed_because
 
 SMALL = 4200  # auto-approved under every policy
 
@@ -181,6 +182,7 @@ async def test_the_customer_withdraws_while_waiting_for_review(env: Env) -> None
     done = await result_of(handle)
     assert (done.state, done.cancel_reason) == (RefundState.CANCELLED, CancelReason.WITHDRAWN)
     assert "USD was withdrawn." in done.message and "our team" not in done.message
+    assert closed_because(done) == "withdrawn by cust_1"
     assert events(env, handle.id)[-1] == "withdraw"
     await keep_history(handle, "withdrawn_in_review")
 

@@ -20,6 +20,7 @@ from workflows.models import (
 )
 from workflows.refund.workflow import RefundWorkflow
 from workflows.states import Awaiting, CancelReason, RefundState
+from workflows.wording import closed_because
 
 
 async def test_a_small_damaged_item_is_auto_approved_paid_once_and_audited(env: Env) -> None:
@@ -137,6 +138,8 @@ async def test_a_cancel_from_temporal_withdraws_a_refund_no_money_has_moved_for(
     assert "cancelled by an operator in Temporal" in withdrawn.reason
     # The customer did not withdraw it, and is not told they did.
     assert "was cancelled by our team; no money moved" in result.message
+    # Staff read the same: not "withdrawn" alone, which reads as the customer's doing.
+    assert closed_because(result) == "cancelled by temporal-operator, not by the customer"
     assert env.systems.events(handle.id)[-1] == "withdraw"  # audited, so the store releases it
     assert result.escalation_level == 0
 
