@@ -154,7 +154,7 @@ class Bench:
         cfg = self.config
         self.say(
             f"1. {cfg.refunds} refunds of each shape at concurrency {cfg.concurrency},"
-            f" in {cfg.rounds} rounds"
+            f" in {cfg.rounds} round{'' if cfg.rounds == 1 else 's'}"
         )
         race = Race(self.temporal, self.http, CpuMeter(self.processes()), cfg.concurrency, self.say)
         api_url = dev_api.api_url(self.stack.config.api_port)
@@ -272,7 +272,7 @@ class Bench:
 
     async def reconciliation(self) -> None:
         rows = self.config.reconcile_rows
-        self.say(f"5. reconciliation over {rows} refunds seeded in Postgres")
+        self.say(f"5. reconciliation over {rows} refunds seeded in Postgres, and the bench's own")
         await seed_reconciliation(self.pool, rows)
         started = time.monotonic()
         report = await self.refunds.reconcile(ReconcileInput(heal=False, grace_seconds=0))

@@ -82,6 +82,7 @@ async def test_bench_runs_end_to_end_and_reports_every_figure(tmp_path: Path) ->
     # Every target of issue 15 is reported, met or missed.
     verdicts = [v for v in stdout.splitlines() if v.startswith(("met ", "MISSED "))]
     assert len(verdicts) == len(TARGETS)
+    assert "not pass or fail: the bench exits 0 when it\nran." in stdout  # and says so
     assert "1. 4 refunds of each shape" in stderr  # progress goes to stderr
 
 
