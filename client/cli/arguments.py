@@ -45,7 +45,8 @@ class OneLineParser(argparse.ArgumentParser):
         return parsed, rest
 
     def error(self, message: str) -> NoReturn:
-        said = f"{message}{_did_you_mean(message)}{_as_first(message)} (see `{self.prog} --help`)"
+        hint = _did_you_mean(message) or _option_meant(message, _options_of(self))
+        said = f"{message}{hint}{_as_first(message)} (see `{self.prog} --help`)"
         if "--json" in sys.argv[1:]:  # parsing failed, so this is all we know of the wish
             self.exit(EXIT_USAGE, json.dumps({"error": said, "exit_status": EXIT_USAGE}) + "\n")
         self.exit(EXIT_USAGE, f"error: {said}\n")
@@ -68,6 +69,32 @@ def _did_you_mean(message: str) -> str:
     starting = [choice for choice in choices if choice.startswith(given)]
     close = starting or difflib.get_close_matches(given, choices, n=1)
     return f"; did you mean {close[0]!r}?" if len(close) == 1 else ""
+
+
+def _options_of(parser: argparse.ArgumentParser) -> set[str]:
+    """Every option string of `parser` and of its commands (argparse reports an unknown
+    option from the top, which does not know the command's own)."""
+    found: set[str] = set()
+    for action in parser._actions:
+        found.update(o for o in action.option_strings if o.startswith("--"))
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                found |= _options_of(command)
+    return found
+
+
+def _option_meant(message: str, options: set[str]) -> str:
+    """ "unrecognized arguments: --jsno" with the likely option named."""
+    if not message.startswith("unrecognized arguments:"):
+        return ""
+    for given in message.split(":", 1)[1].split():
+        name = given.split("=")[0]
+        if not name.startswith("--") or name in options:  # known, only in the wrong place
+            continue
+        close = difflib.get_close_matches(name, sorted(options), n=1)
+        if close:
+            return f"; did you mean {close[0]!r}?"
+    return ""
 
 
 def line(value: str) -> tuple[str, int]:

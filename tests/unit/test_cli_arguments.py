@@ -32,6 +32,9 @@ RF = "rf_0123456789abcdef01234567"
         # The start of a name suggests that name, not a merely similar one ('refunding').
         (["list", "--state", "pending"], "did you mean 'pending_review'?"),
         (["list", "--state", "Pending"], "did you mean 'pending_review'?"),
+        # A mistyped option: the command's own options are searched too.
+        (["status", RF, "--jsno"], "unrecognized arguments: --jsno; did you mean '--json'?"),
+        (["list", "--escalatd"], "did you mean '--escalated'?"),
         # A reason the audit keeps for good must say something.
         (["reject", RF, "--reason", "   "], "--reason: must say something"),
         (["cancel", RF, "--reason", ""], "--reason: must say something"),
