@@ -35,13 +35,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 from typing import Any
 
 import aiohttp
 import asyncpg
 import structlog
 
+from activities.delivery_errors import not_connected, one_line, refusal_text, start_of
 from activities.fair_pool import took_session_state
 from activities.outbox import FINDINGS_RUN, NOTIFY_CHANNEL, PARKED_KIND
 from activities.ports import error_text
@@ -51,17 +51,8 @@ from activities.tracking_links import TrackingLinks
 SIGNATURE_HEADER = "Refundflow-Signature"
 EVENT_ID_HEADER = "Refundflow-Event-Id"
 EVENT_TYPE_HEADER = "Refundflow-Event-Type"
-ANSWER_SHOWN = 200
-"""How much of a subscriber's refusal is kept with the delivery (the rest is its business)."""
 LOCK_ID = 0x5246_4F42  # "RFOB": the dispatcher's advisory lock (per database)
 log = structlog.get_logger("refundflow.outbox")
-
-
-def refusal_text(status: int, said: bytes) -> str:
-    """A subscriber's refusal in one line: its status and the start of what it answered
-    ("HTTP 503: database is down"), which is often the only clue to what is wrong."""
-    words = " ".join(said.decode("utf-8", "replace").split())[:ANSWER_SHOWN]
-    return f"HTTP {status}: {words}" if words else f"HTTP {status}"
 
 
 def holds_lock_sql(pid: str) -> str:
@@ -313,13 +304,14 @@ class OutboxDispatcher:
                 if 300 <= response.status < 400:
                     return f"HTTP {response.status}: redirect not followed"
                 if not 200 <= response.status < 300:
-                    said = await response.content.read(ANSWER_SHOWN)
+                    # Not the customer channel's: it may echo the signed tracking link.
+                    echoes_link = row["subscriber"] == self._customer_channel
+                    said = b"" if echoes_link else await start_of(response)
                     return refusal_text(response.status, said)
-        except aiohttp.ClientConnectorError as err:  # nothing took the connection
-            reason = os.strerror(err.os_error.errno) if err.os_error.errno else str(err.os_error)
-            return f"cannot connect to {err.host}:{err.port}: {reason}"[:500]
+        except aiohttp.ClientConnectorError as err:
+            return one_line(not_connected(err, self._timeout_s))[:500]
         except (aiohttp.ClientError, TimeoutError) as err:
-            return error_text(err, self._timeout_s)[:500]
+            return one_line(error_text(err, self._timeout_s))[:500]
         return None
 
     def _with_tracking_link(self, row: dict[str, Any]) -> str:

@@ -307,11 +307,14 @@ async def list_subscribers(pool: asyncpg.Pool) -> list[Subscriber]:
             min(d.parked_at) AS oldest_parked_at,
             (array_agg(d.event_id ORDER BY d.parked_at, d.event_id)
                 FILTER (WHERE d.parked_at IS NOT NULL))[1] AS oldest_parked_event,
-            -- Failing now: of the events not delivered yet, the one tried most often.
-            (array_agg(d.last_error ORDER BY d.attempts DESC, d.event_id)
-                FILTER (WHERE d.delivered_at IS NULL AND d.last_error IS NOT NULL))[1]
+            (array_agg(d.last_error ORDER BY d.parked_at, d.event_id)
+                FILTER (WHERE d.parked_at IS NOT NULL))[1] AS oldest_parked_error,
+            -- Failing now: of the events still retried, the one tried most often.
+            (array_agg(d.last_error ORDER BY d.attempts DESC, d.event_id) FILTER (WHERE
+                d.delivered_at IS NULL AND d.parked_at IS NULL AND d.last_error IS NOT NULL))[1]
                 AS last_error,
-            max(d.attempts) FILTER (WHERE d.delivered_at IS NULL AND d.last_error IS NOT NULL)
+            max(d.attempts) FILTER (WHERE
+                d.delivered_at IS NULL AND d.parked_at IS NULL AND d.last_error IS NOT NULL)
                 AS last_error_attempts,
             s.max_attempts, s.max_age_seconds,
             CASE WHEN s.previous_secret_until > now() THEN s.previous_secret_until END

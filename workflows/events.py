@@ -80,7 +80,7 @@ class EventFacts(_Headline):
     not carry it)."""
     cancelled_by_staff: bool = False
     """Cancelled (`cancel_reason` withdrawn) by our staff, not by who asked for the refund
-    (added within v1: older events do not carry it)."""
+    or submitted it for them (added within v1: older events do not carry it)."""
     eta: datetime | None
     """When the decision is due (review) or the money arrives at the latest (payment)."""
     eta_earliest: datetime | None

@@ -131,9 +131,11 @@ class Subscriber(_ReadModel):
     """Deliveries parked after the budget ran out (dead letters), awaiting a replay."""
     oldest_parked_at: IsoDatetime | None
     oldest_parked_event: str | None
+    oldest_parked_error: str | None = None
+    """Why the oldest parked event failed, its last time."""
     last_error: str | None = None
-    """Why an event not delivered yet failed, the one tried most often (None: nothing
-    undelivered has failed)."""
+    """Why an event still retried failed, the one tried most often (None: none is failing;
+    parked events have their own line)."""
     last_error_attempts: int | None = None
     """How many times that event was tried."""
     max_attempts: int

@@ -39,13 +39,16 @@ class OneLineParser(argparse.ArgumentParser):
         after it: the top level's own --json (dest `json_first`, since a command's default
         would overwrite a shared dest) is folded into `json` once the whole line is read."""
         parsed, rest = super().parse_known_args(args, namespace)
+        self.command_given = getattr(parsed, "command", None)
+        """The command the line named, for the error about what follows it."""
         if hasattr(parsed, "json_first"):
             parsed.json = bool(getattr(parsed, "json", False) or parsed.json_first)
             del parsed.json_first
         return parsed, rest
 
     def error(self, message: str) -> NoReturn:
-        hint = _did_you_mean(message) or _option_meant(message, _options_of(self))
+        command = getattr(self, "command_given", None)
+        hint = _did_you_mean(message) or _option_meant(message, _options_of(self, command))
         said = f"{message}{hint}{_as_first(message)} (see `{self.prog} --help`)"
         if "--json" in sys.argv[1:]:  # parsing failed, so this is all we know of the wish
             self.exit(EXIT_USAGE, json.dumps({"error": said, "exit_status": EXIT_USAGE}) + "\n")
@@ -71,15 +74,16 @@ def _did_you_mean(message: str) -> str:
     return f"; did you mean {close[0]!r}?" if len(close) == 1 else ""
 
 
-def _options_of(parser: argparse.ArgumentParser) -> set[str]:
-    """Every option string of `parser` and of its commands (argparse reports an unknown
-    option from the top, which does not know the command's own)."""
+def _options_of(parser: argparse.ArgumentParser, command: str | None = None) -> set[str]:
+    """The options of `parser` and of `command`'s parser (all its commands' when None):
+    argparse reports an unknown option from the top, which does not know the command's."""
     found: set[str] = set()
     for action in parser._actions:
         found.update(o for o in action.option_strings if o.startswith("--"))
         if isinstance(action, argparse._SubParsersAction):
-            for command in action.choices.values():
-                found |= _options_of(command)
+            for name, sub in action.choices.items():
+                if command is None or name == command:
+                    found |= _options_of(sub)
     return found
 
 

@@ -132,11 +132,11 @@ def _sandbox_hint(err: Exception) -> str:
     ):
         return "is `refundflow dev` running in this folder?"
     if isinstance(err.__cause__, TimeoutError):
-        return (
-            "it is running but answered too slowly: a latency set with `refundflow sandbox"
-            " faults set`? (`refundflow sandbox faults show`)"
-        )
-    return "see the sandbox's log (`refundflow dev` names its folder)"
+        return "it did not answer in time: slowed by a fault (`refundflow sandbox faults show`)?"
+    return (
+        "an injected error (`refundflow sandbox faults show`)? Else see the sandbox's log"
+        " (`refundflow dev` names its folder)"
+    )
 
 
 async def _ask_sandbox(

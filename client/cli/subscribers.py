@@ -142,7 +142,9 @@ def parked_line(row: Subscriber) -> str:
     plural = "event" if row.parked == 1 else "events"
     return (
         f"{row.parked} parked {plural}, oldest parked {_utc(row.oldest_parked_at)}"
-        f" ({row.oldest_parked_event}): `refundflow subscribers replay {row.name}"
+        f" ({row.oldest_parked_event}"
+        + (f", {row.oldest_parked_error}" if row.oldest_parked_error else "")
+        + f"): `refundflow subscribers replay {row.name}"
         " --all-parked` sends them again"
     )
 
@@ -154,7 +156,7 @@ def failing_line(row: Subscriber) -> str:
         return ""
     tried = row.last_error_attempts or 1
     return (
-        f"last error: {row.last_error} (an event not delivered yet, tried"
+        f"last error: {row.last_error} (an event still retried, tried"
         f" {tried} time{'' if tried == 1 else 's'})"
     )
 

@@ -123,3 +123,10 @@ def test_version_says_which_refundflow(capsys: pytest.CaptureFixture[str]) -> No
         build_parser().parse_args(["--version"])
     assert ended.value.code == 0
     assert re.fullmatch(r"refundflow \d+\.\d+\.\d+\n", capsys.readouterr().out)
+
+
+def test_an_option_of_another_command_is_not_suggested(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["track", RF, "--escalatd"])  # --escalated is list's
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --escalatd" in err and "did you mean" not in err

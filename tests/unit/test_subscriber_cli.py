@@ -91,6 +91,8 @@ def test_the_parked_line() -> None:
         " `refundflow subscribers replay crm --all-parked` sends them again"
     )
     assert cli.parked_line(listed(1, oldest, "rf_x:2")).startswith("1 parked event, oldest")
+    why = listed(1, oldest, "rf_x:2", oldest_parked_error="HTTP 410")
+    assert "(rf_x:2, HTTP 410): `refundflow subscribers replay" in cli.parked_line(why)
     assert cli.parked_line(listed(0, None, None)) == ""
 
 
@@ -98,7 +100,7 @@ def test_the_failing_line() -> None:
     assert cli.failing_line(listed(0, None, None)) == ""
     failing = listed(0, None, None, last_error="HTTP 503", last_error_attempts=4)
     assert cli.failing_line(failing) == (
-        "last error: HTTP 503 (an event not delivered yet, tried 4 times)"
+        "last error: HTTP 503 (an event still retried, tried 4 times)"
     )
     once = listed(0, None, None, last_error="timed out after 10 s", last_error_attempts=1)
     assert cli.failing_line(once).endswith("tried 1 time)")

@@ -45,14 +45,17 @@ def received(case: RefundCase) -> bool:
 
 
 def cancelled_by_staff(case: RefundCase) -> bool:
-    """Withdrawn by someone other than the person who asked for the refund: support, or an
-    operator in Temporal. (Names compare as the four-eyes rule compares them.)"""
+    """Withdrawn by someone other than who asked for the refund or submitted it for them:
+    support, or an operator in Temporal. (Names compare as the four-eyes rule compares them.
+    A service that withdraws a refund it did not submit counts as staff too: the workflow
+    does not know what kind of caller it is.)"""
     p = case.p
     if p.state is not RefundState.CANCELLED or p.cancel_reason is not CancelReason.WITHDRAWN:
         return False
     withdrawal = next((e for e in reversed(p.timeline) if e.event == RefundEvent.WITHDRAW), None)
-    asker = case.inp.request.requested_by.strip().casefold()
-    return withdrawal is not None and withdrawal.actor.strip().casefold() != asker
+    request = case.inp.request
+    askers = {n.strip().casefold() for n in (request.requested_by, request.submitted_by) if n}
+    return withdrawal is not None and withdrawal.actor.strip().casefold() not in askers
 
 
 def facts(case: RefundCase) -> MessageFacts:
