@@ -64,9 +64,14 @@ class SessionConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg sh
     def get_reset_query(self) -> str:
         if not self._took_session_state:
             return ""  # nothing beyond the transaction to undo: no round trip
-        self._took_session_state = False  # the reset that follows clears it
         query: str = super().get_reset_query()
         return query
+
+    async def reset(self, *, timeout: float | None = None) -> None:  # noqa: ASYNC109 (asyncpg's)
+        """asyncpg's reset (the pool's, on release); a full one clears the mark. One that
+        fails leaves the mark: the pool then terminates the connection anyway."""
+        await super().reset(timeout=timeout)
+        self._took_session_state = False
 
 
 def took_session_state(conn: Any) -> None:

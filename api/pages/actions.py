@@ -89,7 +89,8 @@ async def perform(
         return await act.reject(refund_id, ReasonBody(reason=why), who, api)
     if action is Action.CANCEL:
         cancelled = await act.cancel(refund_id, ReasonBody(reason=why), who, api)
-        assert isinstance(cancelled, StatusView)  # the console signs in staff only
+        if not isinstance(cancelled, StatusView):  # the console signs in staff only
+            raise TypeError("the console acted for a customer")
         return cancelled
     if action is Action.OPERATOR_RETRY:
         return await act.operator_retry(refund_id, who, api)
