@@ -54,6 +54,7 @@ from worker.versioning import Deployment, deployment_from_env, make_current
 from workflows import names
 from workflows.models import ReconcileInput
 from workflows.reconciliation_workflow import ReconciliationWorkflow
+from workflows.refund.payment import FAST_PATH_BUDGET
 from workflows.refund.workflow import RefundWorkflow
 
 log = structlog.get_logger("refundflow.worker")
@@ -74,7 +75,15 @@ def tracking_links(settings: Settings) -> TrackingLinks | None:
     return TrackingLinks(public_url, secret) if secret and public_url else None
 
 
+WFT_WARN_ENV = "TEMPORAL_WORKFLOW_TASK_DURATION_WARN_SECONDS"
+WFT_WARN_S = int(FAST_PATH_BUDGET.total_seconds()) + 5
+"""When Temporal's core warns that a workflow task ran long (TMPRL1104; its default is 5 s).
+An auto-approved refund is one workflow task whose provider call may take up to the fast
+path's budget (10 s) before it goes durable: a slow provider is not a slow workflow."""
+
+
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
+    os.environ.setdefault(WFT_WARN_ENV, str(WFT_WARN_S))  # read by the core at its first task
     metrics = plan_metrics(settings.metrics_addr)  # a malformed address fails before anything
     deployment = deployment_from_env(os.environ)
     pool = await create_pool(settings.require_database_url())
