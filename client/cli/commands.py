@@ -194,7 +194,9 @@ def add_request_and_eligibility(sub: Subcommands) -> None:
         " who acts next; `status` shows what follows",
     )
     eligibility = command(
-        sub, "eligibility", "would this refund be granted, how much, and why (starts nothing)"
+        sub,
+        "eligibility",
+        "would this refund be granted, how much, and why (starts nothing; exit 1: no)",
     )
     _what_is_asked(eligibility)
     eligibility.add_argument(

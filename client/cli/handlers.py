@@ -91,7 +91,8 @@ async def _eligibility(args: argparse.Namespace) -> int:
     request = _refund_request(args, refund_key=key, channel="web", requested_by=requested_by)
     answer = await with_api(args, lambda c: c.eligibility(request))
     emit(args, answer, render.eligibility)
-    return EXIT_OK
+    # As a declined `request`: the answer is no, so a script can ask before it requests.
+    return EXIT_OK if answer.eligible else EXIT_FAILURE
 
 
 def _policy(args: argparse.Namespace) -> int:
