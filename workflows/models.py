@@ -182,19 +182,15 @@ class MessageFacts(_Contract):
     escalation_level: int = 0
     item_return_required: bool = False
     """Approved, and the policy pays only once the item is back: the customer must act."""
-    payment_failed: bool = False
-    """The provider failed the refund and an operator is deciding; no money has moved."""
-    action_required: str | None = None
-    """The provider's instructions while it waits for the customer to act (requires_action)."""
+    payment_failed: bool = False  # the provider failed it; an operator decides; no money moved
+    action_required: str | None = None  # the provider's instructions (requires_action)
     payment_reversed: bool = False
     """The provider took back a refund it had paid; an operator is deciding what next."""
     received: bool = False
     """Just asked, under a policy that approves it without a reviewer: the first notice says
-    it was received, not that it waits for review (the approval follows in moments)."""
+    it was received (the approval follows in moments), not that it waits for review."""
     cancelled_by_staff: bool = False
-    """Withdrawn by someone other than who asked for it or submitted it (support, an
-    operator in Temporal): the customer is told our team cancelled it, not that it was
-    withdrawn, as if they had."""
+    """Withdrawn by staff, not by who asked or submitted it (workflows/refund/views.py)."""
     eta: datetime | None = None
     eta_earliest: datetime | None = None
     eta_kind: Literal["review", "payment"] | None = None
