@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 from api.deps import ApiState
+from api.identity import Principal, PrincipalKind
 from workflows.budgets import customer_key
 from workflows.eligibility import EligibilityAnswer
 from workflows.models import StatusView
@@ -34,6 +35,12 @@ WHERE EXISTS (SELECT 1 FROM refundflow.audit a
 
 def customers_view(status: StatusView) -> CustomerView:
     return CustomerView.model_validate(customer_view(status))
+
+
+def as_seen_by(who: Principal, status: StatusView) -> StatusView | CustomerView:
+    """A refund as the caller may see it: a customer in their own words, as `track` shows it
+    (the status object names staff, their reasons and the policy's notes); others whole."""
+    return customers_view(status) if who.kind is PrincipalKind.CUSTOMER else status
 
 
 async def others_refunds(api: ApiState, customer: str, texts: list[str]) -> set[str]:

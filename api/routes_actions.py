@@ -9,9 +9,8 @@ from fastapi import APIRouter
 from fastapi.types import DecoratedCallable
 
 from api.authz import Action, enforce
-from api.customer_answers import customers_view
+from api.customer_answers import as_seen_by
 from api.deps import Caller, State, refund_facts
-from api.identity import Principal, PrincipalKind
 from api.problems import Kind, problem_responses
 from api.schemas import ApproveBody, PaidElsewhereBody, ReasonBody, RefundPath
 from workflows.models import StatusView
@@ -71,13 +70,7 @@ async def cancel(
     status = await api.refunds.cancel(
         refund_id, who.actor, body.reason, source=SOURCE, issuer=who.issuer
     )
-    return _as_seen_by(who, status)
-
-
-def _as_seen_by(who: Principal, status: StatusView) -> StatusView | CustomerView:
-    """A customer is answered in their own words, as `track` shows it: the status object
-    names staff, their reasons and the policy's notes, which are not theirs to read."""
-    return customers_view(status) if who.kind is PrincipalKind.CUSTOMER else status
+    return as_seen_by(who, status)
 
 
 @_action("/received", "The returned item arrived (the warehouse)")

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from api import listing
 from api.authz import Action, enforce, same_person
-from api.customer_answers import customers_view, said_to_customer
+from api.customer_answers import as_seen_by, customers_view, said_to_customer
 from api.deps import (
     ApiState,
     Caller,
@@ -122,7 +122,7 @@ async def _request_refund(
         response.headers["Preference-Applied"] = "respond-async"
         response.headers["Location"] = f"/v1/refunds/{status.refund_id}"
         response.status_code = 202
-    return customers_view(status) if who.kind is PrincipalKind.CUSTOMER else status
+    return as_seen_by(who, status)
 
 
 def wants_respond_async(prefer: str | None) -> bool:

@@ -9,10 +9,11 @@ notification say the same thing in the same words. Pure code: the workflow calls
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from workflows.models import MessageFacts, StatusView
+from workflows.models import MessageFacts, StatusView, TimelineEntry
 from workflows.money import format_minor
 from workflows.states import Awaiting, CancelReason, RefundEvent, RefundState
 from workflows.templates import ETA, REPLY, SITUATION_LABEL, STATE_LABEL, SUBJECT, TEMPLATES
@@ -102,6 +103,11 @@ def notification(facts: MessageFacts) -> dict[str, str]:
     }
 
 
+def withdrawal(timeline: Sequence[TimelineEntry]) -> TimelineEntry | None:
+    """The entry that withdrew the refund (who did it), if it was withdrawn."""
+    return next((e for e in reversed(timeline) if e.event == RefundEvent.WITHDRAW), None)
+
+
 def closed_because(status: StatusView) -> str:
     """Why a cancelled refund closed, as staff read it (empty while it is open): a
     withdrawal says who withdrew it, since "withdrawn" alone reads as the customer's doing
@@ -110,14 +116,12 @@ def closed_because(status: StatusView) -> str:
         return ""
     if status.cancel_reason is not CancelReason.WITHDRAWN:
         return status.cancel_reason.value
-    withdrawal = next(
-        (e for e in reversed(status.timeline) if e.event == RefundEvent.WITHDRAW), None
-    )
-    if withdrawal is None:
+    entry = withdrawal(status.timeline)
+    if entry is None:
         return status.cancel_reason.value
     if status.facts is not None and status.facts.cancelled_by_staff:
-        return f"cancelled by {withdrawal.actor}, not by the customer"
-    return f"withdrawn by {withdrawal.actor}"
+        return f"cancelled by {entry.actor}, not by the customer"
+    return f"withdrawn by {entry.actor}"
 
 
 def state_label(state: RefundState, locale: str) -> str:

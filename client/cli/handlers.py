@@ -65,7 +65,7 @@ async def _request(args: argparse.Namespace) -> int:
     if isinstance(status, CustomerView):  # a customer is answered as `track` shows it
         if asked_before:
             note(args, f"note: this request was already made: refund {status.refund_id}")
-        emit(args, status, lambda view: render.track(view.model_dump(mode="json")))
+        emit(args, status, _status_or_track)
         return EXIT_OK
     if asked_before:
         # Same key (given, or derived from the same order, amount, lines and reason): the

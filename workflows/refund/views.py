@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from workflows import wording
 from workflows.models import MessageFacts, StatusProjection, StatusView
-from workflows.states import Awaiting, CancelReason, RefundEvent, RefundState
+from workflows.states import Awaiting, CancelReason, RefundState
 
 if TYPE_CHECKING:
     from workflows.refund.case import RefundCase
@@ -52,10 +52,10 @@ def cancelled_by_staff(case: RefundCase) -> bool:
     p = case.p
     if p.state is not RefundState.CANCELLED or p.cancel_reason is not CancelReason.WITHDRAWN:
         return False
-    withdrawal = next((e for e in reversed(p.timeline) if e.event == RefundEvent.WITHDRAW), None)
+    entry = wording.withdrawal(p.timeline)
     request = case.inp.request
     askers = {n.strip().casefold() for n in (request.requested_by, request.submitted_by) if n}
-    return withdrawal is not None and withdrawal.actor.strip().casefold() not in askers
+    return entry is not None and entry.actor.strip().casefold() not in askers
 
 
 def facts(case: RefundCase) -> MessageFacts:
