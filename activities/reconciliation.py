@@ -33,24 +33,10 @@ from activities.ports import ExternalSystemUnavailable
 from activities.reversals import Reopened, reopen_if_reversed
 from workflows import names
 from workflows.models import ProviderSettlement, ReconcileInput, ReconcileReport
+from workflows.vocabulary import FINDING_KINDS as KINDS
 
 log = structlog.get_logger("refundflow.reconciliation")
 
-KINDS = (
-    "provider_refunded_not_completed",
-    "provider_refund_on_cancelled_refund",
-    "duplicate_provider_refunds",
-    "amount_mismatch",
-    "completed_without_provider_refund",
-    "restock_missing",
-    "restock_duplicated",
-    "units_refunded_twice",
-    "provider_money_above_ledger",
-    "reservation_without_refund",
-    "subscriber_event_parked",  # recorded by the outbox dispatcher, not by a reconcile run
-    "workflow_closed_abnormally",
-    "provider_reversed_after_completion",
-)
 REVERSED = "provider_reversed_after_completion"
 ORPHAN = "reservation_without_refund"
 CLOSED = "workflow_closed_abnormally"

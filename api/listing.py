@@ -13,7 +13,7 @@ from datetime import datetime
 import asyncpg
 
 from api.problems import Kind, ProblemError
-from client.refund_client import REFUND_ID_PATTERN
+from client.refund_ids import REFUND_ID_PATTERN
 from workflows.read_models import ListedRefund
 
 

@@ -16,13 +16,13 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
-from client.connections import TemporalUnavailable
 from client.errors import (
     InvalidRefundRequest,
     RefundActionRefused,
     RefundConflict,
     RefundflowError,
     RefundNotFound,
+    TemporalUnavailable,
 )
 
 log = structlog.get_logger("refundflow.api")

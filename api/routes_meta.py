@@ -18,8 +18,8 @@ from api.identity import PrincipalKind
 from api.problems import Kind, ProblemError, problem_responses
 from api.schemas import Health, IdempotencyKey, RefundRequestBody
 from client import policy_view
-from client.edge import default_refund_key
 from client.policy_source import PolicyUnavailable
+from client.refund_ids import default_refund_key
 from workflows.eligibility import EligibilityAnswer
 from workflows.models import RefundRequest
 

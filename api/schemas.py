@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from client.refund_client import REFUND_ID_PATTERN
+from client.refund_ids import REFUND_ID_PATTERN
 from workflows.models import (
     IDENTIFIER_PATTERN,
     ActorName,

@@ -15,6 +15,7 @@ from temporalio.converter import DataConverter
 from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryFilter
 from temporalio.service import RPCError
 
+from client.errors import TemporalUnavailable as TemporalUnavailable
 from client.payload_codec import CodecKeyError, data_converter, load_keyring
 from client.settings import ConfigurationError, Settings
 from client.temporal_config import TemporalConfigError
@@ -29,10 +30,6 @@ def core_logging() -> LoggingConfig:
         filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
         forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
     )
-
-
-class TemporalUnavailable(Exception):
-    """Temporal could not be reached; reported as one line with what to do."""
 
 
 async def connect_temporal(settings: Settings, runtime: Runtime | None = None) -> Client:

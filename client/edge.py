@@ -18,14 +18,13 @@ rf_…`) and, if that refund is cancelled, ask again: a cancelled refund's units
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from activities.pg_store import PostgresRefundStore
 from activities.ports import ExternalSystemRefused, ExternalSystemUnavailable, OrderSystem
 from client.errors import InvalidRefundRequest, RefundConflict, RefundflowError
+from client.refund_ids import refund_id_for
 from client.timings import step
 from workflows.budgets import BudgetUse
 from workflows.eligibility import (
@@ -48,33 +47,6 @@ from workflows.money import format_minor
 from workflows.policy import evaluate, parse_policy
 from workflows.read_models import CustomerHistory
 from workflows.validation import RefundInputError, resolve_request
-
-REFUND_ID_PATTERN = r"^rf_[0-9a-f]{24}$"
-
-
-def pasted_refund_id(text: str) -> str | None:
-    """A refund id as refundflow makes them (rf_ and 24 lowercase hex digits) from one
-    pasted with spaces around it or in upper case; None: not a refund id."""
-    normal = text.strip().lower()
-    return normal if re.fullmatch(REFUND_ID_PATTERN, normal) else None
-
-
-def refund_id_for(order_id: str, refund_key: str) -> str:
-    """Workflow id from the business key: the same request converges on one workflow.
-
-    Hashed so that whatever a channel puts in its key never shows up in Temporal.
-    """
-    digest = hashlib.sha256(f"{order_id}\x1f{refund_key}".encode()).hexdigest()
-    return f"rf_{digest[:24]}"
-
-
-def default_refund_key(
-    order_id: str, amount: int | None, lines: list[tuple[str, int]] | None, reason_code: str
-) -> str:
-    """Key for a request that brought none: the request's own content, channel excluded, so
-    the same refund asked for from the web and again through support is one refund."""
-    material = f"{order_id}|{amount}|{sorted(lines or [])}|{reason_code}"
-    return "auto-" + hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
 async def fetch_order(orders: OrderSystem, order_id: str) -> OrderSnapshot:

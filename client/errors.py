@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from temporalio.service import RPCError, RPCStatusCode
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # Temporal's SDK takes a quarter second to import; the CLI's HTTP commands
+    from temporalio.service import RPCError  # never need it
 
 
 class RefundflowError(Exception):
@@ -29,12 +32,18 @@ class NotAuthenticated(RefundflowError):
     """The API did not accept the caller's token (missing, expired, another issuer ...)."""
 
 
+class TemporalUnavailable(Exception):
+    """Temporal could not be reached; reported as one line with what to do."""
+
+
 class NotAllowed(RefundActionRefused):
     """The API's authorization refused the caller this action; nothing was changed."""
 
 
 def rpc_error(refund_id: str, err: RPCError) -> RefundflowError:
     """What a failed call to a refund's workflow means for the caller, in one sentence."""
+    from temporalio.service import RPCStatusCode
+
     if err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
         return RefundflowError(
             f"no answer from refund {refund_id} in time: is a worker running"

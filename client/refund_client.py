@@ -23,9 +23,6 @@ from activities.pg_store import PostgresRefundStore, create_pool
 from activities.ports import OrderSystem
 from client import workflow_reads
 from client.connections import connect_temporal
-
-# The refund's keys are the edge's; still importable from here, where services found them.
-from client.edge import REFUND_ID_PATTERN as REFUND_ID_PATTERN
 from client.edge import (
     budget_use_for,
     customer_history,
@@ -34,8 +31,6 @@ from client.edge import (
     resolve,
     same_request_or_conflict,
 )
-from client.edge import default_refund_key as default_refund_key
-from client.edge import refund_id_for as refund_id_for
 from client.errors import (
     InvalidRefundRequest,
     RefundConflict,
@@ -46,6 +41,11 @@ from client.errors import (
 from client.ledger_ahead import LedgerReadAhead
 from client.policy_source import load_policy
 from client.refund_actions import RefundActions
+
+# The refund's keys; still importable from here, where services found them.
+from client.refund_ids import REFUND_ID_PATTERN as REFUND_ID_PATTERN
+from client.refund_ids import default_refund_key as default_refund_key
+from client.refund_ids import refund_id_for as refund_id_for
 from client.settings import Settings
 from client.start_outcome import with_start_noted
 from client.starting import opening, start_for_first_step, start_received

@@ -19,13 +19,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-# The native bridge ships no type stubs; its ConfigError is what a bad profile raises.
-from temporalio.bridge.temporal_sdk_bridge import (  # type: ignore[import-not-found]
-    envconfig as _bridge_envconfig,
-)
-from temporalio.envconfig import ClientConfigProfile, ClientConfigTLS
+if TYPE_CHECKING:  # imported where used: Temporal's SDK costs the CLI's HTTP commands 0.3 s
+    from temporalio.envconfig import ClientConfigTLS
 
 CONNECTION_VARS = (
     "TEMPORAL_PROFILE",
@@ -82,7 +79,7 @@ class TemporalConnection:
         tls = self.tls_option()
         if tls is False:
             return "plaintext"
-        if isinstance(tls, ClientConfigTLS) and tls.client_cert:
+        if not isinstance(tls, bool) and tls.client_cert:
             return "mTLS"
         return "TLS with API key" if self.api_key else "TLS"
 
@@ -100,7 +97,7 @@ class TemporalConnection:
         if self.rpc_metadata:
             options["rpc_metadata"] = dict(self.rpc_metadata)
         tls = self.tls_option()
-        if isinstance(tls, ClientConfigTLS):
+        if not isinstance(tls, bool):
             try:
                 options["tls"] = tls.to_connect_tls_config()
             except OSError as err:
@@ -119,6 +116,12 @@ class TemporalProfile:
 
 def load_temporal_profile(env: Mapping[str, str]) -> TemporalProfile:
     """The profile the environment selects; TemporalConfigError (one line) if it cannot work."""
+    # The native bridge ships no type stubs; its ConfigError is what a bad profile raises.
+    from temporalio.bridge.temporal_sdk_bridge import (  # type: ignore[import-not-found]
+        envconfig as _bridge_envconfig,
+    )
+    from temporalio.envconfig import ClientConfigProfile
+
     profile = env.get("TEMPORAL_PROFILE") or None
     config_file = env.get("TEMPORAL_CONFIG_FILE") or None
     if config_file and not Path(config_file).is_file():

@@ -16,7 +16,6 @@ from typing import Any
 from client.cli.arguments import EXIT_OK
 from client.cli.commands import Subcommands, command
 from client.cli.handlers import Handler
-from client.payload_codec import CodecKeyError, new_key_entry, rotate_key_file
 from client.settings import ConfigurationError, Settings
 
 
@@ -42,7 +41,7 @@ def add_codec_commands(sub: Subcommands) -> None:
 async def _codec_server(args: argparse.Namespace) -> int:
     from api.codec_server import CodecServerConfig, serve_codec
     from api.config import ApiConfig
-    from client.payload_codec import EncryptionCodec, load_keyring
+    from client.payload_codec import CodecKeyError, EncryptionCodec, load_keyring
     from worker.logging_setup import configure_logging
 
     settings = Settings.from_env()
@@ -69,6 +68,8 @@ async def _codec_server(args: argparse.Namespace) -> int:
 
 
 def _codec_key(args: argparse.Namespace) -> int:
+    from client.payload_codec import CodecKeyError, new_key_entry, rotate_key_file
+
     try:
         if args.rotate is not None:
             ring = rotate_key_file(args.rotate, args.key_id)

@@ -1,8 +1,8 @@
 """The `refundflow` console script: imports the command line, then runs it.
 
-Importing it takes a second or more (pydantic, Temporal's SDK, aiohttp). A Ctrl-C in that
-second would end in a traceback of the import; here it ends in one line, since nothing has
-been sent anywhere yet.
+Importing it takes a few tenths of a second (pydantic and our models; Temporal's SDK, aiohttp
+and asyncpg are imported by the commands that use them). A Ctrl-C in that time would end in a
+traceback of the import; here it ends in one line, since nothing has been sent anywhere yet.
 """
 
 from __future__ import annotations

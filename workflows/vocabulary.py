@@ -27,6 +27,24 @@ PaymentRail = Literal["card", "wallet", "bank_transfer"]
 Channel = Literal["web", "app", "support", "api"]
 CHANNELS: tuple[str, ...] = Channel.__args__  # type: ignore[attr-defined]
 
+# What reconciliation can find wrong between the workflow, the ledger and the external systems
+# (activities/reconciliation.py; `refundflow anomalies --kind`).
+FINDING_KINDS: tuple[str, ...] = (
+    "provider_refunded_not_completed",
+    "provider_refund_on_cancelled_refund",
+    "duplicate_provider_refunds",
+    "amount_mismatch",
+    "completed_without_provider_refund",
+    "restock_missing",
+    "restock_duplicated",
+    "units_refunded_twice",
+    "provider_money_above_ledger",
+    "reservation_without_refund",
+    "subscriber_event_parked",  # recorded by the outbox dispatcher, not by a reconcile run
+    "workflow_closed_abnormally",
+    "provider_reversed_after_completion",
+)
+
 # Order ids, SKUs, keys and people's handles: printable, no spaces, safe in a workflow id.
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN)]

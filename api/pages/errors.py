@@ -21,7 +21,7 @@ from starlette.responses import RedirectResponse, Response
 from api.pages.render import Pages
 from api.pages.tracking import CHROME, pick_locale
 from api.problems import one_line
-from client.edge import pasted_refund_id
+from client.refund_ids import pasted_refund_id
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 Installed = Callable[[Request, Any], Response | Awaitable[Response]]  # as Starlette keeps it

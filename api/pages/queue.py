@@ -23,7 +23,7 @@ import asyncpg
 
 from api.deps import ApiState
 from api.listing import asked_by
-from client.refund_client import REFUND_ID_PATTERN
+from client.refund_ids import REFUND_ID_PATTERN
 from workflows.money import _THREE_DECIMAL, _ZERO_DECIMAL
 from workflows.states import Awaiting, RefundState
 

@@ -15,13 +15,11 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from activities.ports import error_text
 from client.cli.acting import DevTokens
 from client.cli.arguments import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UserError
 from client.cli.commands import CLIENT_COMMANDS, build_parser
 from client.cli.handlers import HANDLERS, Handler
-from client.connections import TemporalUnavailable
-from client.errors import InvalidRefundRequest, RefundflowError
+from client.errors import InvalidRefundRequest, RefundflowError, TemporalUnavailable
 from client.settings import ConfigurationError
 
 
@@ -79,6 +77,8 @@ def guarded(
         # Not a user mistake: a bug or an outage. One line here; the traceback on request.
         if os.environ.get("REFUNDFLOW_DEBUG"):
             raise
+        from activities.ports import error_text
+
         unexpected = f"unexpected {error_text(err)} (set REFUNDFLOW_DEBUG=1 for details)"
         return report(unexpected, EXIT_FAILURE, as_json)
 

@@ -15,9 +15,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
-from client.edge import pasted_refund_id
-from workflows.models import IDENTIFIER_PATTERN
-from workflows.vocabulary import says_something
+from client.refund_ids import pasted_refund_id
+from workflows.vocabulary import IDENTIFIER_PATTERN, says_something
 
 EXIT_OK = 0
 EXIT_FAILURE = 1

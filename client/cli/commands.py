@@ -13,12 +13,11 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeAlias
 
-from activities.reconciliation import KINDS as FINDING_KINDS
 from client.cli import arguments as types
 from client.cli import subscribers as subscriber_args
 from client.cli.arguments import OneLineParser
-from workflows.models import CHANNELS, LOCALES
 from workflows.states import RefundState
+from workflows.vocabulary import CHANNELS, FINDING_KINDS, LOCALES
 
 # A string: argparse's action class is generic only to type checkers, not at run time. Its
 # parsers are OneLineParsers, like the parser that made it (argparse uses type(self)).

@@ -16,8 +16,8 @@ import contextlib
 import uuid
 from typing import Any
 
-from client.edge import refund_id_for
 from client.errors import InvalidRefundRequest, RefundActionRefused, RefundflowError
+from client.refund_ids import refund_id_for
 from tests.chaos.ends import COMPLETED
 from tests.chaos.harness import Chaos, settle
 from tests.chaos.proofs import wait_for

@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from client.edge import refund_id_for
+from client.refund_ids import refund_id_for
 from tests.conftest import Sandbox
 from tests.integration.api_support import Api, Reply
 from tests.integration.helpers import eventually

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from client.edge import refund_id_for
 from client.refund_client import RefundClient
+from client.refund_ids import refund_id_for
 from sandbox.admin_client import SandboxAdmin
 from tests.conftest import Sandbox
 from tests.integration.helpers import eventually, wait_for_state

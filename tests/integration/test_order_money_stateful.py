@@ -28,10 +28,10 @@ from hypothesis import HealthCheck, Phase, seed, settings, stateful
 from hypothesis import strategies as st
 from hypothesis.errors import Flaky
 
-from client.edge import default_refund_key, refund_id_for
 from client.errors import InvalidRefundRequest, RefundActionRefused, RefundConflict
 from client.policy_source import load_policy
 from client.refund_client import RefundClient
+from client.refund_ids import default_refund_key, refund_id_for
 from client.settings import DEFAULT_POLICY, PROJECT_ROOT
 from tests.conftest import Sandbox
 from tests.integration.helpers import eventually
