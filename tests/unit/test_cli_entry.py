@@ -3,7 +3,6 @@ line and the interrupted status, not a traceback of the import (worker/entry.py)
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 
