@@ -118,7 +118,7 @@ async def order_ledger(pool: asyncpg.Pool, order_id: str) -> OrderLedger | None:
         order_id,
     )
     taken = await pool.fetch(
-        "SELECT l.sku, r.state, r.refund_id, l.quantity, l.amount"
+        "SELECT l.sku, r.state, r.refund_id, l.quantity, l.amount, r.amount AS money"
         " FROM refundflow.reservation_lines l JOIN refundflow.reservations r USING (refund_id)"
         " WHERE r.order_id = $1 AND r.state <> 'released' ORDER BY r.created_at, r.refund_id",
         order_id,
@@ -139,9 +139,27 @@ async def order_ledger(pool: asyncpg.Pool, order_id: str) -> OrderLedger | None:
     )
 
 
+def _money_shares(taken: list[Any]) -> dict[tuple[str, str], int]:
+    """Each refund's money (what it holds or paid) shared over the lines it reserved, in
+    proportion to their reserved worth: (refund id, sku) -> minor units. A line refund
+    approved for less (1.50 of a 300.00 unit) has its unit counted as refunded, but the line
+    shows the 1.50 paid, and the lines add up to the order's held and refunded figures."""
+    by_refund: dict[str, list[Any]] = {}
+    for row in taken:
+        by_refund.setdefault(row["refund_id"], []).append(row)
+    shares: dict[tuple[str, str], int] = {}
+    for refund_id, rows in by_refund.items():
+        worth = [(r["sku"], r["amount"]) for r in rows]
+        money = min(rows[0]["money"], sum(amount for _, amount in worth))
+        for sku, share in allocate(money, worth):
+            shares[(refund_id, sku)] = share
+    return shares
+
+
 def _ledger_lines(captured: int, lines: list[Any], taken: list[Any]) -> list[LedgerLine]:
     """One row per order line, and one for the part of the capture no line accounts for
     when a refund holds some of it."""
+    money = _money_shares(taken)
     worth = {r["sku"]: (r["quantity"], r["quantity"] * r["unit_price"]) for r in lines}
     not_a_line = captured - sum(value for _, value in worth.values())
     if any(t["sku"] == NOT_A_LINE for t in taken):
@@ -157,9 +175,9 @@ def _ledger_lines(captured: int, lines: list[Any], taken: list[Any]) -> list[Led
                 quantity=quantity,
                 value=value,
                 held_quantity=sum(t["quantity"] for t in held),
-                held_amount=sum(t["amount"] for t in held),
+                held_amount=sum(money[(t["refund_id"], sku)] for t in held),
                 refunded_quantity=sum(t["quantity"] for t in done),
-                refunded_amount=sum(t["amount"] for t in done),
+                refunded_amount=sum(money[(t["refund_id"], sku)] for t in done),
                 refunds=list(dict.fromkeys(t["refund_id"] for t in mine)),
             )
         )

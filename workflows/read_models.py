@@ -192,8 +192,13 @@ class LedgerLine(_ReadModel):
     """The line's worth in minor units (quantity x unit price)."""
     held_quantity: int
     held_amount: int
+    """The money open refunds hold for this line: each refund's hold shared over its lines
+    in proportion to their worth."""
     refunded_quantity: int
+    """Units closed by completed refunds, even one approved for less than their worth."""
     refunded_amount: int
+    """The money completed refunds paid for this line (shared as `held_amount` is): a unit
+    approved for 1.50 of its 300.00 shows 1.50."""
     refunds: list[str]
     """The refunds holding or having refunded any of it, oldest first."""
 

@@ -146,6 +146,32 @@ async def test_a_cancelled_refund_frees_its_units(
     assert later.state.value == "pending_review"
 
 
+async def test_the_ledger_shows_the_money_held_and_paid_for_a_line_not_its_worth(
+    refunds_v2: RefundClient, sandbox: Sandbox
+) -> None:
+    order = await sandbox.order(lines=TV_AND_CABLES)
+    tv = [{"sku": "TV-55", "quantity": 1}]
+    waiting = await refunds_v2.request(
+        make_request(order, amount=None, lines=tv, reason_code="changed_mind")
+    )
+    ledger = await refunds_v2.order_ledger(order["order_id"])
+    assert ledger is not None
+    line = next(line for line in ledger.lines if line.sku == "TV-55")
+    # 300.00 of worth, 255.00 held after the restocking fee: the line says what is held.
+    assert (line.value, line.held_quantity, line.held_amount) == (30000, 1, 25500)
+    assert ledger.held == 25500
+
+    await refunds_v2.approve(waiting.refund_id, "li", amount=150, role="lead")
+    await wait_for_state(refunds_v2, waiting.refund_id, "completed")
+    ledger = await refunds_v2.order_ledger(order["order_id"])
+    assert ledger is not None and (ledger.held, ledger.refunded) == (0, 150)
+    line = next(line for line in ledger.lines if line.sku == "TV-55")
+    # The unit is closed (invariant 9), but 1.50 was paid for it, not its 300.00.
+    assert (line.refunded_quantity, line.refunded_amount) == (1, 150)
+    shown = render.order_ledger(ledger)
+    assert any("TV-55" in row and "refunded 1 x, 1.50 USD" in row for row in shown), shown
+
+
 # --- the store, under the order's lock ----------------------------------------------------
 
 
