@@ -69,6 +69,8 @@ class RefundFacts:
     """The refund's pinned policy, when its file is at hand (authority limits)."""
     submitted_by: str | None = None
     """Who submitted it for the customer (staff, a service), when someone else did."""
+    closed: bool = False
+    """Completed or cancelled: an approval is refused for that, not for its amount."""
 
 
 @dataclass(frozen=True)
@@ -199,15 +201,16 @@ def _review(
         return Decision(
             False, f"{p.actor} submitted this refund for the customer and cannot {action.value} it"
         )
-    if action is not Action.APPROVE or refund is None or refund.policy is None:
-        return ALLOW
+    if action is not Action.APPROVE or refund is None or refund.policy is None or refund.closed:
+        return ALLOW  # a closed refund: the workflow says so, in its own words
     if amount is not None and amount > refund.amount > 0:
         # Said as the workflow says it, rather than as an authority limit of some role.
         most = format_minor(refund.amount, refund.currency)
         asked = format_minor(amount, refund.currency)
         return Decision(False, f"cannot approve {asked}: more than the {most} of this refund")
     approving = min(amount or refund.amount, refund.amount)
-    refusal = refund.policy.authority_refusal(p.actor, role, approving, refund.currency)
+    policy = refund.policy.in_currency(refund.currency)  # its limits in the refund's currency
+    refusal = policy.authority_refusal(p.actor, role, approving, refund.currency)
     return Decision(False, refusal) if refusal else ALLOW
 
 

@@ -23,6 +23,7 @@ from client.refund_client import RefundClient
 from client.timings import show_to_caller, step
 from workflows.models import OrderSnapshot, StatusView
 from workflows.policy import Policy, parse_policy
+from workflows.states import TERMINAL_STATES
 
 bearer = HTTPBearer(auto_error=False, description="An access token from the issuer")
 
@@ -97,6 +98,7 @@ def facts(api: ApiState, status: StatusView) -> RefundFacts:
         amount=status.amount,
         currency=status.currency,
         policy=api.pinned_policy(status.policy_version),
+        closed=status.state in TERMINAL_STATES,
     )
 
 

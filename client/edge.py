@@ -44,7 +44,7 @@ from workflows.models import (
     StatusView,
 )
 from workflows.money import format_minor
-from workflows.policy import evaluate, parse_policy
+from workflows.policy import evaluate, parse_policy, policy_for
 from workflows.read_models import CustomerHistory
 from workflows.validation import RefundInputError, resolve_request
 
@@ -154,7 +154,7 @@ async def hold_at_the_edge(
     if not answer.eligible:
         return False
     reservation = ledger_request(
-        parse_policy(policy.document),
+        policy_for(policy.document, order.currency),
         request,
         order,
         resolved,
@@ -178,7 +178,7 @@ async def budget_use_for(
     """What the policy's auto-approval budgets already count on this order and for this
     requester, not counting the request's own refund (None: the policy has no budgets):
     what `eligibility` answers from, ahead of the store's check under the lock."""
-    budgets = parse_policy(policy.document).budgets
+    budgets = policy_for(policy.document, order.currency).budgets
     if budgets is None:
         return None
     return await store.budget_use(
@@ -207,7 +207,7 @@ async def customer_history(
 def summary_line(inp: RefundWorkflowInput) -> str:
     """The Web UI's one line for the refund: what it pays (after fees), not what was asked."""
     decision = evaluate(
-        parse_policy(inp.policy.document),
+        policy_for(inp.policy.document, inp.resolved.currency),
         inp.order,
         inp.resolved,
         inp.request.reason_code,

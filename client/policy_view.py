@@ -20,7 +20,7 @@ def describe(pinned: PinnedPolicy) -> dict[str, Any]:
         "content_hash": pinned.content_hash,
         "description": policy.description,
         "settings": flatten(
-            policy.model_dump(mode="json", exclude={"name", "version", "description"})
+            policy.model_dump(mode="json", exclude={"name", "version", "description", "uncovered"})
         ),
     }
 
@@ -57,7 +57,14 @@ def diff(old: PinnedPolicy, new: PinnedPolicy) -> dict[str, Any]:
                     else "changed",
                 }
             )
-    return {"from": old.label, "to": new.label, "changes": changes}
+    return {
+        "from": old.label,
+        "to": new.label,
+        "changes": changes,
+        # What each side's amounts are in (None: before v4, any refund's currency).
+        "from_currency": before.get("currency"),
+        "to_currency": after.get("currency"),
+    }
 
 
 def available(policy_dir: Path) -> list[dict[str, Any]]:

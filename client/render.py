@@ -66,11 +66,21 @@ def status(
     for entry in view.timeline:
         lines.append(
             f"    {entry.seq:>2}. {when(entry.at)}  {entry.state.value:<15}"
-            f" {entry.event:<20} by {entry.actor} via {entry.source}: {entry.reason}"
+            f" {entry.event:<20} by {entry.actor} via {entry.source}: {typed(entry.reason)}"
         )
     if ledger is not None:
         lines += order_ledger(ledger)
     return "\n".join(lines)
+
+
+_LINE_BREAKS = str.maketrans({"\n": "\\n", "\r": "\\r", "\t": "\\t"})
+
+
+def typed(text: str) -> str:
+    """What someone typed (a reason, a note), on the one line it is shown on: its line breaks
+    and tabs as \\n, \\r, \\t. A reason that starts a new line could otherwise pass for an
+    entry of its own in a timeline or an audit trail (a forged approval)."""
+    return text.translate(_LINE_BREAKS)
 
 
 def customer_history(history: CustomerHistory) -> str:
@@ -157,7 +167,7 @@ def ledger(rows: list[dict[str, Any]]) -> str:
 def audit(rows: list[AuditEntry]) -> str:
     return "\n".join(
         f"{r.seq:>3}. {when(r.at)}  {r.from_state or '-':>15} -> {r.to_state.value:<15}"
-        f" {r.event:<20} by {r.actor} via {r.source}: {r.reason}"
+        f" {r.event:<20} by {r.actor} via {r.source}: {typed(r.reason)}"
         f"  [{r.policy_version}]"
         for r in rows
     )
@@ -256,20 +266,35 @@ def _refundable_statement(answer: Any) -> str:
 
 
 def policy(data: dict[str, Any]) -> str:
+    settings = data["settings"]
+    currency = settings.get("currency")
     lines = [f"policy {data['label']}", f"  {data['description']}"]
-    width = max((len(k) for k in data["settings"]), default=0)
-    lines += [f"  {k:<{width}}  {_setting(k, v)}" for k, v in data["settings"].items()]
-    lines.append("  (amounts in the refund's currency; shown with 2 decimals, as for USD or EUR)")
+    width = max((len(k) for k in settings), default=0)
+    lines += [f"  {k:<{width}}  {_setting(k, v, currency)}" for k, v in settings.items()]
+    if currency is None:  # before v4 the amounts were applied as they stand to any currency
+        lines.append(
+            "  (amounts in the refund's currency; shown with 2 decimals, as for USD or EUR)"
+        )
+    else:
+        lines.append(
+            f"  (amounts in {currency}, or in the currency [currencies] names; a refund in"
+            " another currency waits for the most senior role, twice where four eyes apply)"
+        )
     return "\n".join(lines)
 
 
-_MONEY_SETTINGS = ("_limit", "_above", "authority.", "budgets.auto_approve_per_")
+_MONEY_SETTINGS = ("_limit", "_above", "authority.", "auto_approve_per_")
 
 
-def _setting(key: str, value: Any) -> str:
-    """A policy setting as a person reads it: money formatted, basis points as percent."""
+def _setting(key: str, value: Any, currency: str | None = None) -> str:
+    """A policy setting as a person reads it: money formatted in the currency it is
+    written in (v4 on; two decimals before), basis points as percent."""
     if isinstance(value, int) and not isinstance(value, bool):
         if any(mark in key for mark in _MONEY_SETTINGS):
+            if key.startswith("currencies."):
+                currency = key.split(".")[1]
+            if currency is not None:
+                return f"{format_minor(value, currency)} ({value} minor units)"
             whole, cents = divmod(value, 100)  # integers: money is never a float
             return f"{whole:,}.{cents:02d} ({value} minor units)"
         if "_bps" in key:
@@ -286,11 +311,12 @@ def policy_diff(data: dict[str, Any]) -> str:
     if not data["changes"]:
         return head + "\n  no differences"
     width = max(len(c["setting"]) for c in data["changes"])
+    was, now = data.get("from_currency"), data.get("to_currency")
     lines = [head]
     for c in data["changes"]:
         # Each value as `policy show` reads it: money formatted, basis points as percent.
-        old = "-" if c["change"] == "added" else _setting(c["setting"], c["from"])
-        new = "-" if c["change"] == "removed" else _setting(c["setting"], c["to"])
+        old = "-" if c["change"] == "added" else _setting(c["setting"], c["from"], was)
+        new = "-" if c["change"] == "removed" else _setting(c["setting"], c["to"], now)
         lines.append(f"  {c['change']:<8} {c['setting']:<{width}}  {old} -> {new}")
     return "\n".join(lines)
 

@@ -19,7 +19,7 @@ from typing import Any
 from client.temporal_config import TemporalConfigError, TemporalConnection, load_temporal_profile
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_POLICY = "standard-v3"
+DEFAULT_POLICY = "standard-v4"
 """The policy in force for new refunds unless REFUNDFLOW_POLICY names another."""
 STACK_FILE = "stack.json"
 

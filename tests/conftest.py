@@ -108,7 +108,7 @@ async def refunds(
     skipper: TimeSkipper, settings: Settings, http: aiohttp.ClientSession
 ) -> AsyncIterator[RefundClient]:
     """RefundClient under the policy in force for new refunds, as `refundflow dev` and a
-    deployment run it (the product's default, standard-v3): what most tests should prove."""
+    deployment run it (the product's default, standard-v4): what most tests should prove."""
     async with closed_at_the_end(make_client(skipper, settings, http, settings.policy)) as client:
         yield client
 

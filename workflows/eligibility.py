@@ -41,7 +41,7 @@ from workflows.policy import (
     PolicyDecision,
     RuleOutcome,
     evaluate,
-    parse_policy,
+    policy_for,
 )
 from workflows.validation import RefundInputError, resolve_request
 
@@ -144,7 +144,7 @@ def answer_for_resolved(
     the policy's alone: the edge leaves the budgets to the store, under the lock."""
     money = order.currency
     common = _common(pinned, order, remaining)
-    policy = parse_policy(pinned.document)
+    policy = policy_for(pinned.document, order.currency)
     decision = evaluate(policy, order, resolved, request.reason_code, now)
     budget_says = _budget_refusal(policy, request, order, decision, budget_use)
     if budget_says is not None:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from workflows import rules
 from workflows.models import REASON_CODES, OrderSnapshot, PinnedPolicy, ResolvedRefund
-from workflows.money import format_minor
+from workflows.money import check_currency, format_minor
 
 # The rules' outcome types and fee arithmetic live in workflows.rules; they are named here
 # too, where the rest of the code has always imported them from.
@@ -109,6 +109,24 @@ class SettlementTime(_Section):
         return f"{self.min}-{self.max} {unit}" if self.min != self.max else f"{self.max} {unit}"
 
 
+class CurrencyLimits(_Section):
+    """A policy's money settings for refunds in one more currency (v4 on), in that
+    currency's minor units: what `[approval]`, `[authority]` and `[budgets]` say in the
+    policy's own currency."""
+
+    auto_approve_limit: int = Field(ge=0)
+    evidence_required_above: int = Field(ge=0)
+    second_approver_above: int | None = Field(default=None, ge=0)
+    authority: dict[str, Annotated[int, Field(ge=0)]] = {}
+    auto_approve_per_order: int | None = Field(default=None, ge=0)
+    auto_approve_per_customer: int | None = Field(default=None, ge=0)
+
+
+UNBOUNDED = 10**15
+"""Above any amount (workflows.money.MAX_MINOR_UNITS): the one role that may approve a refund
+in a currency the policy sets no limits for."""
+
+
 # Used for a rail the policy does not name (and by policies written before rails existed).
 DEFAULT_SETTLEMENT: dict[str, SettlementTime] = {
     "card": SettlementTime(unit="business_days", min=5, max=10),
@@ -121,6 +139,9 @@ class Policy(_Section):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     version: int = Field(ge=1)
     description: str = ""
+    currency: str | None = None
+    """The currency every amount is written in (v4 on). None before v4: the amounts
+    were applied as they stand to every currency, so 50.00 USD and 5000 JPY were one limit."""
     eligibility: Eligibility
     approval: Approval
     refund: RefundTrigger
@@ -134,6 +155,73 @@ class Policy(_Section):
     budgets: Budgets | None = None
     """Auto-approval budgets per order and per customer; None before v3: each refund is
     judged on its own amount only."""
+    currencies: dict[str, CurrencyLimits] = {}
+    """The same money settings for refunds in other currencies (v4 on). A refund in a
+    currency named nowhere is never approved automatically: only the most senior role
+    approves it, twice when the policy asks for a second approver at all."""
+    uncovered: bool = False
+    """Set by `in_currency` alone: this is the policy for a currency it sets no limits for."""
+
+    @model_validator(mode="after")
+    def _currencies_agree(self) -> Policy:
+        if self.uncovered:
+            raise ValueError("`uncovered` is not a setting: it marks a currency with no limits")
+        if self.currency is None and self.currencies:
+            raise ValueError("[currencies] needs `currency`: the currency of every other amount")
+        for code in [self.currency or "USD", *self.currencies]:
+            check_currency(code)
+        if self.currency in self.currencies:
+            raise ValueError(f"[currencies.{self.currency}] repeats the policy's own currency")
+        for code, limits in self.currencies.items():
+            if set(limits.authority) != set(self.authority):
+                raise ValueError(
+                    f"[currencies.{code}] authority must name the roles of [authority]"
+                )
+            mine = (
+                limits.second_approver_above,
+                limits.auto_approve_per_order,
+                limits.auto_approve_per_customer,
+            )
+            theirs = (self.approval.second_approver_above, self.budgets, self.budgets)
+            if any((a is None) != (b is None) for a, b in zip(mine, theirs, strict=True)):
+                raise ValueError(f"[currencies.{code}] must set what the policy sets, no more")
+        return self
+
+    def in_currency(self, currency: str) -> Policy:
+        """This policy as it applies to a refund in `currency`: the money settings written
+        for it. Itself for policies before v4 and for the policy's own currency."""
+        if self.currency is None or currency == self.currency:
+            return self
+        limits = self.currencies.get(currency) or self._no_limits()
+        budgets = self.budgets and self.budgets.model_copy(
+            update={
+                "auto_approve_per_order": limits.auto_approve_per_order,
+                "auto_approve_per_customer": limits.auto_approve_per_customer,
+            }
+        )
+        approval = Approval(
+            auto_approve_limit=limits.auto_approve_limit,
+            evidence_required_above=limits.evidence_required_above,
+            second_approver_above=limits.second_approver_above,
+        )
+        update = {"approval": approval, "authority": limits.authority, "budgets": budgets}
+        covered = currency in self.currencies
+        return self.model_copy(
+            update={**update, "currency": currency, "currencies": {}, "uncovered": not covered}
+        )
+
+    def _no_limits(self) -> CurrencyLimits:
+        """For a currency the policy does not name: a person decides every refund, only the
+        most senior role may, and four eyes whenever the policy has them at all."""
+        top = max(self.authority.items(), key=lambda item: item[1])[0] if self.authority else None
+        return CurrencyLimits(
+            auto_approve_limit=0,
+            evidence_required_above=0,
+            second_approver_above=None if self.approval.second_approver_above is None else 0,
+            authority={role: UNBOUNDED if role == top else 0 for role in self.authority},
+            auto_approve_per_order=None if self.budgets is None else 0,
+            auto_approve_per_customer=None if self.budgets is None else 0,
+        )
 
     def settlement_for(self, rail: str) -> SettlementTime:
         named = {str(name): time for name, time in self.settlement.items()}
@@ -157,6 +245,12 @@ class Policy(_Section):
         if not self.authority:
             return None
         limit = self.authority.get(role)
+        if self.uncovered and limit is not None and amount > limit:
+            return (
+                f"{reviewer} ({role}) may not approve {currency} refunds: policy {self.name}"
+                f" v{self.version} sets no {currency} limits, so only the"
+                f" {self.approver_for(amount)} role may"
+            )
         if limit is None:
             return (
                 f"unknown role {role!r}: policy {self.name} v{self.version} knows"
@@ -190,6 +284,13 @@ class Policy(_Section):
 
 class PolicyError(ValueError):
     """A policy file that cannot be used."""
+
+
+@functools.lru_cache(maxsize=256)
+def policy_for(document: str, currency: str) -> Policy:
+    """The pinned policy as it applies to a refund in `currency` (Policy.in_currency): what
+    every decision about that refund reads, in the workflow and at the edge alike."""
+    return parse_policy(document).in_currency(currency)
 
 
 @functools.lru_cache(maxsize=64)

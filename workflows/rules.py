@@ -118,16 +118,17 @@ def refund_amount(amount: int) -> list[RuleOutcome]:
 
 def evidence(policy: Policy, required: bool, currency: str) -> RuleOutcome:
     """Never fails: it only says whether the customer must send evidence."""
-    return RuleOutcome(
-        rule_id="evidence",
-        passed=True,
-        message=(
-            "Evidence is required above"
-            f" {format_minor(policy.approval.evidence_required_above, currency)}."
-            if required
-            else "No evidence is required for this amount."
-        ),
-    )
+    if policy.uncovered:
+        message = (
+            f"Policy {policy.name} v{policy.version} sets no limits for {currency}:"
+            " a reviewer decides, and may ask for evidence."
+        )
+    elif required:
+        limit = format_minor(policy.approval.evidence_required_above, currency)
+        message = f"Evidence is required above {limit}."
+    else:
+        message = "No evidence is required for this amount."
+    return RuleOutcome(rule_id="evidence", passed=True, message=message)
 
 
 def approval_authority(

@@ -15,7 +15,7 @@ from typing import Any
 
 from workflows.models import MessageFacts, StatusView, TimelineEntry
 from workflows.money import format_minor
-from workflows.states import Awaiting, CancelReason, RefundEvent, RefundState
+from workflows.states import Awaiting, CancelReason, RefundEvent, RefundState, TimelineEvent
 from workflows.templates import ETA, REPLY, SITUATION_LABEL, STATE_LABEL, SUBJECT, TEMPLATES
 
 # --- rendering --------------------------------------------------------------------------
@@ -210,12 +210,28 @@ def next_step(state: RefundState, awaiting: Awaiting) -> str:
     return _NEXT_STEP.get((state, awaiting), "The refund moves on by itself.")
 
 
-def action_by(state: RefundState, awaiting: Awaiting, approval_by: str | None) -> str:
+def action_by(
+    state: RefundState, awaiting: Awaiting, approval_by: str | None, approved_once_by: str = ""
+) -> str:
+    """Who acts next; `approved_once_by`: the first of two approvers (four eyes), who may not
+    be the second."""
     if state in (RefundState.COMPLETED, RefundState.CANCELLED):
         return "nobody: the refund is closed"
+    if awaiting is Awaiting.REVIEWER and approved_once_by:
+        role = f" with the {approval_by} role or above" if approval_by else ""
+        return f"a second reviewer{role}, not {approved_once_by} (who approved it first)"
     if awaiting is Awaiting.REVIEWER and approval_by:
         return f"a reviewer with the {approval_by} role or above"
     return _ACTION_BY[awaiting]
+
+
+def first_approver(status: StatusView) -> str:
+    """Who approved a refund that waits for a second approver (four eyes); empty when it
+    does not wait for one."""
+    if status.state is not RefundState.PENDING_REVIEW:
+        return ""
+    firsts = [e.actor for e in status.timeline if e.event == TimelineEvent.FIRST_APPROVAL]
+    return firsts[-1] if firsts else ""
 
 
 # --- helpers ------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from api import routes_actions
 from api.authz import Action, decide
 from api.deps import facts, state
 from api.identity import Principal
-from api.pages.console import REJECT_REASONS, refund_page
+from api.pages.console import FIRST_APPROVAL_DONE, REJECT_REASONS, refund_page
 from api.pages.security import CSRF_FIELD, csrf_ok, protect
 from api.pages.signin import pages, signed_in, to_signin
 from api.problems import ProblemError
@@ -27,6 +27,7 @@ from client import render
 from client.errors import RefundflowError
 from workflows.models import StatusView
 from workflows.money import exponent, format_minor
+from workflows.wording import first_approver
 
 router = APIRouter(include_in_schema=False)
 Text = Annotated[str, Form(max_length=600)]
@@ -177,9 +178,11 @@ async def carry_out(
     request: Request, who: Principal, refund_id: str, chosen: Action, minor: int | None, why: str
 ) -> Response:
     """Do the confirmed action; a refusal is said on the refund's page, nothing changed."""
-    error, status_code = "", 200
+    error, status_code, done = "", 200, chosen.value
     try:
-        await perform(chosen, refund_id, who, request, minor, why)
+        after = await perform(chosen, refund_id, who, request, minor, why)
+        if first_approver(after):  # four eyes: recorded, and nothing paid yet
+            done = FIRST_APPROVAL_DONE
     except ProblemError as err:
         error, status_code = f"{err.detail}. Nothing was changed.", err.kind.status
     except ValidationError as err:
@@ -188,5 +191,5 @@ async def carry_out(
         error, status_code = f"Refused: {err}. Nothing was changed.", 409
     if error:
         return await refund_page(request, who, refund_id, error=error, status_code=status_code)
-    target = f"/console/refunds/{refund_id}?done={chosen.value}"
+    target = f"/console/refunds/{refund_id}?done={done}"
     return protect(RedirectResponse(target, 303))

@@ -18,7 +18,7 @@ import structlog
 from fastapi import APIRouter, Query, Request
 from starlette.responses import JSONResponse, Response
 
-from api.authz import Action, Decision, decide
+from api.authz import Action, Decision, decide, same_person
 from api.deps import ApiState, facts, state
 from api.identity import Principal
 from api.pages import queue
@@ -29,10 +29,11 @@ from client.errors import RefundflowError
 from client.review_context import review_context
 from workflows import names
 from workflows.models import CHANNELS, IDENTIFIER_PATTERN, StatusView
-from workflows.policy import evaluate, parse_policy
+from workflows.policy import evaluate, policy_for
 from workflows.refund.case import ContinuedRefundInput, asked_at
 from workflows.rules import RuleOutcome
 from workflows.states import Awaiting, RefundState
+from workflows.wording import first_approver
 
 log = structlog.get_logger("refundflow.api.pages")
 router = APIRouter(include_in_schema=False)
@@ -118,7 +119,7 @@ async def policy_explanation(api: ApiState, refund_id: str) -> list[RuleOutcome]
     except Exception as err:  # a query that cannot be answered leaves the notes to show
         log.info("pages.policy_unexplained", refund_id=refund_id, error=type(err).__name__)
         return None
-    policy = parse_policy(inp.policy.document)
+    policy = policy_for(inp.policy.document, inp.resolved.currency)
     when = asked_at(inp, inp.carried.requested_at)
     return evaluate(policy, inp.order, inp.resolved, inp.request.reason_code, when).outcomes
 
@@ -129,9 +130,31 @@ def version(status: StatusView) -> str:
     return hashlib.sha256(seen.encode()).hexdigest()[:16]
 
 
+FIRST_APPROVAL_DONE = "first_approval"
+NOTICES = {
+    FIRST_APPROVAL_DONE: "Your approval is recorded. A second, different person must approve"
+    " before any money moves.",
+}
+
+
 def available(who: Principal, status: StatusView, api: ApiState) -> dict[str, Decision]:
     """The actions this refund can take now, each with whether `who` may (and why not)."""
     refund = facts(api, status)
+    decisions = {a.value: decide(who, a, refund) for a in _possible(status)}
+    if approved_already(who, status):
+        decisions[Action.APPROVE.value] = Decision(
+            False, f"{who.actor} approved it already: a second, different person must approve"
+        )
+    return decisions
+
+
+def approved_already(who: Principal, status: StatusView) -> bool:
+    """`who` gave the first of two approvals (four eyes): they may not give the second."""
+    first = first_approver(status)
+    return bool(first) and same_person(who.actor, first)
+
+
+def _possible(status: StatusView) -> list[Action]:
     actions: list[Action] = []
     if status.state is RefundState.PENDING_REVIEW:
         actions += [Action.APPROVE, Action.REJECT]
@@ -139,7 +162,7 @@ def available(who: Principal, status: StatusView, api: ApiState) -> dict[str, De
         actions.append(Action.CANCEL)
     if status.awaiting is Awaiting.OPERATOR:
         actions += [Action.OPERATOR_RETRY, Action.OPERATOR_CANCEL, Action.OPERATOR_PAID_ELSEWHERE]
-    return {a.value: decide(who, a, refund) for a in actions}
+    return actions
 
 
 async def refund_page(
@@ -171,6 +194,7 @@ async def refund_page(
         events=await api.refunds.events(refund_id),
         audit=audit,
         actions=available(who, status, api),
+        approved_already=approved_already(who, status),
         reject_reasons=REJECT_REASONS,
         tracking_link=link,
         error=error,
@@ -183,7 +207,9 @@ async def refund_view(request: Request, refund_id: RefundPath, done: str = "") -
     who = await signed_in(request)
     if who is None:
         return to_signin(request)
-    notice = f"Done: {done.replace('_', ' ')}." if done.replace("_", "").isalpha() else None
+    notice = NOTICES.get(done) or (
+        f"Done: {done.replace('_', ' ')}." if done.replace("_", "").isalpha() else None
+    )
     try:
         return await refund_page(request, who, refund_id, notice=notice)
     except RefundflowError as err:

@@ -22,6 +22,7 @@ from client.cli.output import emit, note
 from client.errors import NotAllowed, RefundflowError
 from client.settings import Settings
 from workflows.states import CancelReason
+from workflows.wording import first_approver
 
 if TYPE_CHECKING:  # aiohttp is imported by the commands that use it: a fifth of a second
     import aiohttp
@@ -238,6 +239,12 @@ async def _single_call(args: argparse.Namespace) -> int:
     except ValidationError as err:
         raise UserError(render.validation_error(err)) from None
     emit(args, result, human)
+    if cmd == "approve" and (first := first_approver(result)):
+        note(
+            args,
+            f"note: {first}'s approval is recorded; a second, different person must approve"
+            " before any money moves (four eyes)",
+        )
     return EXIT_OK
 
 

@@ -188,6 +188,25 @@ def test_actions_answer_in_json_too(stack: DevStack) -> None:
     assert rejected["timeline"][-1]["actor"] == "bob"
 
 
+def test_a_first_of_two_approvals_says_a_second_person_must_approve(stack: DevStack) -> None:
+    order = cli_json(stack, "sandbox", "order", "--amount", "150000", "--customer", "cust_78")
+    requested = cli_json(
+        stack, "request", "--order", order["order_id"], "--amount", "150000",
+        "--reason", "damaged", "--requested-by", "cust_78",
+    )  # fmt: skip
+    refund_id = requested["refund_id"]
+    first = cli(stack, "--as", "fang", "approve", refund_id)
+    assert first.returncode == 0, first.stderr
+    assert "note: fang's approval is recorded; a second, different person must approve" in (
+        first.stderr
+    )
+    assert "who acts   a second reviewer with the finance role or above, not fang" in first.stdout
+    again = cli(stack, "--as", "fang", "approve", refund_id)
+    assert again.returncode == 1 and "fang has already approved this refund" in again.stderr
+    second = cli_json(stack, "--as", "mei", "approve", refund_id)
+    assert second["state"] in {"approved", "refunding", "completed"}
+
+
 def test_request_no_wait_answers_once_started_and_status_shows_what_follows(
     stack: DevStack,
 ) -> None:

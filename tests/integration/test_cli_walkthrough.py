@@ -39,7 +39,7 @@ def test_newcomer_walkthrough(stack: DevStack, tmp_path: Path) -> None:
     assert (answer["eligible"], answer["outcome"], answer["approval_by"]) == (
         True, "needs_review", "lead",
     )  # fmt: skip
-    assert answer["refund_amount"] == 30000 and answer["policy_version"].startswith("standard@v3")
+    assert answer["refund_amount"] == 30000 and answer["policy_version"].startswith("standard@v4")
     human = cli(stack, "eligibility", *ask)
     assert human.returncode == 0
     assert human.stdout.startswith("Eligible: 300.00 USD, once a reviewer (role lead or above)")
@@ -102,8 +102,10 @@ def test_newcomer_walkthrough(stack: DevStack, tmp_path: Path) -> None:
 
 def test_policy_show_and_diff(stack: DevStack) -> None:
     shown = cli_json(stack, "policy", "show")
-    assert shown["label"].startswith("standard@v3#")
+    assert shown["label"].startswith("standard@v4#")
     assert shown["settings"]["authority.support"] == 20000
+    assert shown["settings"]["currency"] == "USD"
+    assert shown["settings"]["currencies.JPY.auto_approve_limit"] == 7500
     diff = cli_json(stack, "policy", "diff", "standard-v1", "standard@v2")
     assert {c["setting"] for c in diff["changes"]} >= {
         "authority.lead", "fees.restocking_bps.electronics", "settlement.card.max",

@@ -156,6 +156,39 @@ async def test_support_approving_above_their_authority_is_refused_and_nothing_ch
     await page.context.close()
 
 
+async def test_a_first_approval_says_a_second_person_must_approve_and_bars_a_second_go(
+    browser: Browser, api: Api, sandbox: Sandbox
+) -> None:
+    # 1500.00 USD: above the lead's authority and above the four-eyes threshold (1000.00).
+    who = f"cust_{uuid.uuid4().hex[:8]}"
+    order = await sandbox.order(amount=150000, category="general", customer_id=who)
+    body = {"order_id": order["order_id"], "amount": 150000, "reason_code": "damaged"}
+    made = await api.request_refund(who, body)
+    assert made.status == 201, made.body
+    refund_id = str(made.body["refund_id"])
+    page = await signed_in(browser, api, "fang")
+    await page.goto(f"/console/refunds/{refund_id}")
+    approve = page.locator("form.action", has=page.get_by_role("heading", name="Approve"))
+    await approve.get_by_role("button", name="Continue").click()
+    await page.get_by_role("button", name="Confirm: Approve").click()
+    await expect(page.get_by_role("status")).to_have_text(
+        "Your approval is recorded. A second, different person must approve before any money moves."
+    )
+    await expect(page.locator("#state")).to_have_text("pending_review")
+    approve = page.locator("form.action", has=page.get_by_role("heading", name="Approve"))
+    await expect(approve).to_contain_text("fang approved it already")
+    await expect(approve.get_by_role("button", name="Continue")).to_be_disabled()
+    await page.context.close()
+
+    second = await signed_in(browser, api, "mei")
+    await second.goto(f"/console/refunds/{refund_id}")
+    approve = second.locator("form.action", has=second.get_by_role("heading", name="Approve"))
+    await approve.get_by_role("button", name="Continue").click()
+    await second.get_by_role("button", name="Confirm: Approve").click()
+    await expect(second.locator("#state")).to_have_text("completed", timeout=WAIT_MS)
+    await second.context.close()
+
+
 MARKUP = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=1</script><b>bold</b>'
 
 

@@ -76,7 +76,7 @@ async def test_small_refund_is_auto_approved_and_paid_once(
         "completed",
     ]
     assert done.timeline[1].actor == "policy"
-    assert done.policy_version.startswith("standard@v3#")  # the default policy
+    assert done.policy_version.startswith("standard@v4#")  # the default policy
     ledger = await sandbox.refunds(order["order_id"])
     assert [(r["amount"], r["idempotency_key"]) for r in ledger] == [
         (4000, f"{done.refund_id}:refund")

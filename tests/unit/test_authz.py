@@ -98,6 +98,21 @@ def test_approval_authority_comes_from_the_pinned_policy() -> None:
     assert staff("x", "support", "lead").approver_role == "lead"
 
 
+def test_approving_a_closed_refund_is_left_to_the_workflow_to_refuse_as_closed() -> None:
+    # Not "more than the 150.00 USD of this refund": the refund is closed, whatever the amount.
+    paid = RefundFacts("rf_" + "0" * 24, "cust_1", 15000, "USD", V3, closed=True)
+    assert decide(staff("li", "lead"), Action.APPROVE, paid, amount=90000).allowed
+
+
+def test_a_refund_in_a_currency_is_approved_within_that_currencys_authority() -> None:
+    v4 = parse_policy(load_policy(PROJECT_ROOT / "policies", "standard-v4").document)
+    yen = RefundFacts("rf_" + "0" * 24, "cust_1", 30001, "JPY", v4)
+    assert decide(staff("sam", "support"), Action.APPROVE, yen).reason == (
+        "sam (support) may approve up to 30000 JPY; approving 30001 JPY needs the lead role"
+    )
+    assert decide(staff("li", "lead"), Action.APPROVE, yen).allowed
+
+
 def test_nobody_approves_or_rejects_a_refund_they_requested() -> None:
     bob = staff("bob", "support")
     for action in (Action.APPROVE, Action.REJECT):

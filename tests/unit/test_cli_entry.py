@@ -23,6 +23,9 @@ def test_the_console_script_is_the_entry_that_survives_ctrl_c_while_importing() 
 CTRL_C_MID_IMPORT = """
 import os, signal, sys
 
+# As in a terminal: a test runner's worker may have passed SIGINT down ignored.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
 class CtrlCWhileImporting:
     def find_spec(self, name, path=None, target=None):
         if name == "client.cli.handlers":

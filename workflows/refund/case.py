@@ -21,7 +21,7 @@ from workflows.models import (
     TimelineEntry,
 )
 from workflows.money import format_minor
-from workflows.policy import Policy, PolicyDecision, evaluate, parse_policy
+from workflows.policy import Policy, PolicyDecision, evaluate, policy_for
 from workflows.refund import views
 from workflows.states import (
     TERMINAL_STATES,
@@ -138,7 +138,8 @@ class RefundCase:
     def __init__(self, inp: RefundWorkflowInput, clock: Clock) -> None:
         self.inp = inp
         self.clock = clock
-        self.policy: Policy = parse_policy(inp.policy.document)
+        # The money settings for the refund's currency (v4 on; earlier policies as written).
+        self.policy: Policy = policy_for(inp.policy.document, inp.resolved.currency)
         carried = inp.carried if isinstance(inp, ContinuedRefundInput) else None
         # A continued run decides exactly as the first run did: as of the first start.
         requested_at = carried.requested_at if carried else clock()
@@ -345,12 +346,15 @@ class RefundCase:
             return False
         self.p.approvals.append(reviewer)
         limit = self.money(self.policy.approval.second_approver_above)
+        why = f"above {limit} a second person must approve"
+        if self.policy.uncovered:
+            why = f"the policy sets no {self.currency} limits, so a second person must approve"
         self.append(
             TimelineEvent.FIRST_APPROVAL,
             self.p.state,
             reviewer,
             source,
-            f"approved {self.money()} as {role}; above {limit} a second person must approve",
+            f"approved {self.money()} as {role}; {why}",
             issuer,
         )
         return True

@@ -92,8 +92,9 @@ def status(case: RefundCase) -> StatusView:
     notes = [o.message for o in decision.outcomes]
     if p.operator_note:
         notes.append(f"Payment provider: {p.operator_note}")
-    if p.approvals and p.state is RefundState.PENDING_REVIEW:
-        notes.append(f"Approved by {p.approvals[0]}; a second, different person must approve.")
+    first = p.approvals[0] if p.approvals and p.state is RefundState.PENDING_REVIEW else ""
+    if first:
+        notes.append(f"Approved by {first}; a second, different person must approve.")
     return StatusView(
         refund_id=inp.refund_id,
         refund_key=inp.request.refund_key,
@@ -119,7 +120,7 @@ def status(case: RefundCase) -> StatusView:
         message=wording.customer_message(told),
         policy_notes=notes,
         locale=told.locale,
-        action_by=wording.action_by(p.state, p.awaiting, decision.approval_by),
+        action_by=wording.action_by(p.state, p.awaiting, decision.approval_by, first),
         eta_earliest=told.eta_earliest,
         eta_kind=told.eta_kind,
         payment_rail=inp.order.payment_rail,
@@ -154,6 +155,7 @@ def projection(case: RefundCase) -> StatusProjection:
 def details(case: RefundCase) -> str:
     """The Web UI's current details (Markdown): what an operator needs without a query."""
     p, decision = case.p, case.decision
+    first = p.approvals[0] if p.approvals and p.state is RefundState.PENDING_REVIEW else ""
     amount = case.money()
     if decision.fee:
         amount += (
@@ -162,7 +164,7 @@ def details(case: RefundCase) -> str:
     lines = [
         f"**{p.state.value}** · {amount} · order {case.inp.order.order_id}",
         f"awaiting: {p.awaiting.value} · escalation level {p.escalation}",
-        f"who acts: {wording.action_by(p.state, p.awaiting, decision.approval_by)}",
+        f"who acts: {wording.action_by(p.state, p.awaiting, decision.approval_by, first)}",
         f"next: {wording.next_step(p.state, p.awaiting)}",
     ]
     _, latest, kind = eta(case)

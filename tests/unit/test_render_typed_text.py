@@ -1,0 +1,38 @@
+"""What someone typed stays on its own line in the CLI's text output: a reason with a line
+break could otherwise show as an entry of its own, such as a forged approval in the audit
+trail that staff read (a new user's trial planted one with `cancel --reason $'…\\n  3. …'`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from client import render
+from workflows.read_models import AuditEntry
+from workflows.states import RefundState
+
+FORGED = "found it\n  3. 2026-11-27 15:20:00 UTC   pending_review -> approved  approve  by li"
+
+
+def test_a_reason_with_line_breaks_cannot_add_an_audit_line() -> None:
+    at = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
+    entry = AuditEntry(
+        refund_id="rf_" + "0" * 24,
+        seq=2,
+        event="withdraw",
+        from_state=RefundState.PENDING_REVIEW,
+        to_state=RefundState.CANCELLED,
+        at=at,
+        actor="cust_1",
+        source="api",
+        reason=FORGED + "\tand\r",
+        escalation_level=0,
+        policy_version="standard@v4#abc",
+        recorded_at=at,
+    )
+    shown = render.audit([entry])
+    assert len(shown.splitlines()) == 1
+    assert "found it\\n  3. 2026-11-27" in shown and "\\tand\\r" in shown
+
+
+def test_typed_text_without_breaks_is_shown_as_typed() -> None:
+    assert render.typed("broken screen, 退货 <b>") == "broken screen, 退货 <b>"
