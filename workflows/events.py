@@ -81,6 +81,9 @@ class EventFacts(_Headline):
     cancelled_by_staff: bool = False
     """Cancelled (`cancel_reason` withdrawn) by our staff, not by who asked for the refund
     or submitted it for them (added within v1: older events do not carry it)."""
+    asked_amount: int | None = None
+    """Approved for less than the customer asked (after fees): what they asked for; the
+    rest is not refunded. Null otherwise (added within v1: older events do not carry it)."""
     eta: datetime | None
     """When the decision is due (review) or the money arrives at the latest (payment)."""
     eta_earliest: datetime | None

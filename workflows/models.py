@@ -184,8 +184,8 @@ class MessageFacts(_Contract):
     """Approved, and the policy pays only once the item is back: the customer must act."""
     payment_failed: bool = False  # the provider failed it; an operator decides; no money moved
     action_required: str | None = None  # the provider's instructions (requires_action)
-    payment_reversed: bool = False
-    """The provider took back a refund it had paid; an operator is deciding what next."""
+    payment_reversed: bool = False  # the provider took back what it paid; an operator decides
+    asked_amount: int | None = None  # a reviewer approved less: what the customer asked for
     received: bool = False
     """Just asked, under a policy that approves it without a reviewer: the first notice says
     it was received (the approval follows in moments), not that it waits for review."""

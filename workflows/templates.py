@@ -90,6 +90,12 @@ TEMPLATES: dict[str, dict[str, str]] = {
     },
 }
 
+# Added to the sentence of an approved, paying or paid refund a reviewer approved for less.
+PARTIAL: dict[str, str] = {
+    "en": " That is less than the {asked} you asked for: the rest is not refunded.",
+    "zh-CN": "该金额低于您申请的 {asked}，其余部分不予退款。",
+}
+
 ETA: dict[str, dict[str, str]] = {
     "en": {
         "review": "A decision is due by {latest}.",

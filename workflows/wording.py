@@ -16,7 +16,15 @@ from typing import Any
 from workflows.models import MessageFacts, StatusView, TimelineEntry
 from workflows.money import format_minor
 from workflows.states import Awaiting, CancelReason, RefundEvent, RefundState, TimelineEvent
-from workflows.templates import ETA, REPLY, SITUATION_LABEL, STATE_LABEL, SUBJECT, TEMPLATES
+from workflows.templates import (
+    ETA,
+    PARTIAL,
+    REPLY,
+    SITUATION_LABEL,
+    STATE_LABEL,
+    SUBJECT,
+    TEMPLATES,
+)
 
 # --- rendering --------------------------------------------------------------------------
 
@@ -48,10 +56,14 @@ def template_key(facts: MessageFacts) -> str:
 
 def core_sentence(facts: MessageFacts) -> str:
     template = TEMPLATES[facts.locale][template_key(facts)]
-    return template.format(
+    sentence = template.format(
         amount=format_minor(facts.amount, facts.currency),
         instructions=_sentence(facts.action_required or "", facts.locale),
     )
+    if facts.asked_amount is not None and facts.state is not RefundState.CANCELLED:
+        asked = format_minor(facts.asked_amount, facts.currency)
+        sentence += PARTIAL[facts.locale].format(asked=asked)
+    return sentence
 
 
 def _sentence(text: str, locale: str) -> str:

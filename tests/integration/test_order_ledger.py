@@ -170,6 +170,12 @@ async def test_the_ledger_shows_the_money_held_and_paid_for_a_line_not_its_worth
     assert (line.refunded_quantity, line.refunded_amount) == (1, 150)
     shown = render.order_ledger(ledger)
     assert any("TV-55" in row and "refunded 1 x, 1.50 USD" in row for row in shown), shown
+    # The customer is told it was less than they asked for, and that the rest is not coming.
+    done = await refunds_v2.status(waiting.refund_id)
+    assert done.message.startswith(
+        "Your refund of 1.50 USD has been issued to your original payment method. That is"
+        " less than the 255.00 USD you asked for: the rest is not refunded."
+    ), done.message
 
 
 # --- the store, under the order's lock ----------------------------------------------------

@@ -50,7 +50,8 @@ def every_situation() -> list[MessageFacts]:
 
 def test_every_locale_has_every_template() -> None:
     keys = set(templates.TEMPLATES["en"])
-    for table in (templates.TEMPLATES, templates.ETA, templates.REPLY, templates.SUBJECT):
+    tables = (templates.TEMPLATES, templates.ETA, templates.REPLY, templates.SUBJECT)
+    for table in (*tables, templates.PARTIAL):
         assert set(table) == set(LOCALES)
     for locale in LOCALES:
         assert set(templates.TEMPLATES[locale]) == keys, locale
@@ -102,3 +103,21 @@ def test_payment_eta_reads_as_a_window() -> None:
     assert wording.eta_sentence(wallet) == (
         "The money should reach you between 26 Nov 2026 09:30 UTC and 26 Nov 2026 10:00 UTC."
     )
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_an_approval_for_less_says_so_while_money_moves_and_once_paid(locale: str) -> None:
+    def told(state: RefundState, asked: int | None) -> MessageFacts:
+        return MessageFacts(
+            refund_id="rf_" + "a" * 24, order_id="ord_1", currency="USD", state=state,
+            amount=150, asked_amount=asked, locale=locale,
+        )  # fmt: skip
+
+    for state in (RefundState.APPROVED, RefundState.REFUNDING, RefundState.COMPLETED):
+        assert "1800.00 USD" in wording.customer_message(told(state, 180000)), (state, locale)
+    whole = told(RefundState.COMPLETED, None)
+    assert "1800.00" not in wording.customer_message(whole)
+    if locale == "en":
+        assert wording.core_sentence(told(RefundState.COMPLETED, 180000)).endswith(
+            "That is less than the 1800.00 USD you asked for: the rest is not refunded."
+        )

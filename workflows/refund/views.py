@@ -58,6 +58,13 @@ def cancelled_by_staff(case: RefundCase) -> bool:
     return entry is not None and entry.actor.strip().casefold() not in askers
 
 
+def asked_for_more(case: RefundCase) -> int | None:
+    """What the customer asked for (after fees), once a reviewer approved less; else None."""
+    p = case.p
+    paying = p.state in (RefundState.APPROVED, RefundState.REFUNDING, RefundState.COMPLETED)
+    return p.max_amount if paying and p.amount < p.max_amount else None
+
+
 def facts(case: RefundCase) -> MessageFacts:
     earliest, latest, kind = eta(case)
     p = case.p
@@ -76,6 +83,7 @@ def facts(case: RefundCase) -> MessageFacts:
         payment_reversed=p.awaiting is Awaiting.OPERATOR and p.reversal_open,
         received=received(case),
         cancelled_by_staff=cancelled_by_staff(case),
+        asked_amount=asked_for_more(case),
         action_required=p.provider_instructions
         if p.awaiting is Awaiting.PAYMENT_PROVIDER
         else None,
