@@ -66,12 +66,16 @@ async def eligibility_for_customer(
     api: ApiState, customer: str, answer: EligibilityAnswer
 ) -> EligibilityAnswer:
     """`answer` as `customer` may read it: other customers' refunds not named anywhere."""
-    texts = [answer.summary, *answer.held_by, *(rule.message for rule in answer.rules)]
+    made = [answer.already_made] if answer.already_made else []
+    texts = [answer.summary, *answer.held_by, *made, *(rule.message for rule in answer.rules)]
     others = await others_refunds(api, customer, texts)
     if not others:
         return answer
+    hidden = answer.already_made in others
     return answer.model_copy(
         update={
+            "already_made": None if hidden else answer.already_made,
+            "already_made_state": None if hidden else answer.already_made_state,
             "summary": _unnamed(answer.summary, others),
             "held_by": [r for r in answer.held_by if r not in others],
             "rules": [

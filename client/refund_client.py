@@ -51,6 +51,7 @@ from client.start_outcome import with_start_noted
 from client.starting import opening, start_for_first_step, start_received
 from client.timings import step
 from workflows.eligibility import EligibilityAnswer, check_eligibility
+from workflows.ledger import Hold
 from workflows.models import (
     OrderSnapshot,
     PinnedPolicy,
@@ -137,15 +138,17 @@ class RefundClient(RefundActions):
         it stands and the auto-approval budgets as the order's and the requester's refunds
         use them. Starts nothing. `order`: the order just looked up (else it is)."""
         order = order or await fetch_order(self._orders, request.order_id)
-        remaining, holds, use = order.captured_amount, [], None
+        remaining, use, made, holds = order.captured_amount, None, None, list[Hold]()
+        refund_id = refund_id_for(request.order_id, request.refund_key)
         if self._database_url:
             store = await self._store()
-            refund_id = refund_id_for(request.order_id, request.refund_key)
-            holds = await store.holds(order.order_id, refund_id)
+            made, holds = await store.state_and_holds(order.order_id, refund_id)
             remaining = order.captured_amount - sum(h.amount for h in holds)
             use = await budget_use_for(store, self.policy, request, order, refund_id)
         now = datetime.now(UTC)
-        return check_eligibility(self.policy, request, order, remaining, now, holds, use)
+        answer = check_eligibility(self.policy, request, order, remaining, now, holds, use)
+        made_by = {"already_made": refund_id, "already_made_state": made}
+        return answer if made is None else answer.model_copy(update=made_by)
 
     async def request(self, request: RefundRequest) -> StatusView:
         """Start the refund, or return the one already started for this key.

@@ -236,6 +236,16 @@ def when(moment: datetime | str | None) -> str:
 
 
 def eligibility(answer: Any) -> str:
+    if answer.already_made:
+        made = (
+            f"already asked: refund {answer.already_made} is {answer.already_made_state};"
+            " `request` answers with it (`refundflow status` shows it). Leaving it aside:"
+        )
+        return made + "\n" + _eligibility(answer)
+    return _eligibility(answer)
+
+
+def _eligibility(answer: Any) -> str:
     money = answer.currency
     if any(rule.rule_id == REQUEST_RULE and not rule.passed for rule in answer.rules):
         # The request does not fit the order at all: there are no amounts to show, and

@@ -85,6 +85,11 @@ class EligibilityAnswer(BaseModel):
     auto_approve_refused_because: str | None = None
     """The auto-approval budget that is used up, when the policy alone would approve this
     refund automatically: it waits for a reviewer instead (outcome needs_review)."""
+    already_made: str | None = None
+    """The refund this very request (same order and key) already made: `request` answers
+    with it, whatever became of it. The answer above leaves out that refund's own hold."""
+    already_made_state: str | None = None
+    """That refund's state when asked (pending_review, ..., completed, cancelled)."""
 
     @property
     def refused_at_request(self) -> bool:

@@ -146,6 +146,21 @@ async def test_a_cancelled_refund_frees_its_units(
     assert later.state.value == "pending_review"
 
 
+async def test_eligibility_of_a_request_already_made_names_its_refund(
+    refunds_v2: RefundClient, sandbox: Sandbox
+) -> None:
+    order = await sandbox.order(lines=TV_AND_CABLES)
+    asked = cables(order, reason_code="damaged")
+    first = await refunds_v2.request(asked)
+    await wait_for_state(refunds_v2, first.refund_id, "completed")
+    again = await refunds_v2.eligibility(asked)
+    assert (again.already_made, again.already_made_state) == (first.refund_id, "completed")
+    shown = render.eligibility(again)
+    assert shown.startswith(f"already asked: refund {first.refund_id} is completed;"), shown
+    other = await refunds_v2.eligibility(cables(order, reason_code="defective"))
+    assert other.already_made is None and not other.eligible
+
+
 async def test_the_ledger_shows_the_money_held_and_paid_for_a_line_not_its_worth(
     refunds_v2: RefundClient, sandbox: Sandbox
 ) -> None:
