@@ -289,7 +289,15 @@ def add_refund_actions(sub: Subcommands) -> None:
     listing.add_argument(
         "--escalated", action="store_true", help="only refunds escalated now (level above 0)"
     )
-    listing.add_argument("--limit", type=types.positive, default=100, help="at most this many")
+    listing.add_argument(
+        "--customer", type=types.name, help="only refunds this customer asked for (cust_…)"
+    )
+    listing.add_argument(
+        "--limit",
+        type=types.positive,
+        default=100,
+        help="at most this many, newest first (default 100; a note says when more match)",
+    )
     approve = command(sub, "approve", "approve a refund waiting for review")
     approve.add_argument("refund_id", type=types.refund_id)
     approve.add_argument(

@@ -197,12 +197,7 @@ async def _single_call(args: argparse.Namespace) -> int:
     Who acts is the token's principal: the API is told no names."""
     cmd = args.command
     actions: dict[str, tuple[Callable[[Any], Awaitable[Any]], Callable[[Any], str]]] = {
-        "list": (
-            lambda c: c.list(
-                state=args.state, order_id=args.order, escalated=args.escalated, limit=args.limit
-            ),
-            render.listing,
-        ),
+        "list": (lambda c: _list(args, c), render.listing),
         "approve": (lambda c: c.approve(args.refund_id, amount=args.amount), render.status),
         "track": (lambda c: c.track(args.refund_id), render.track),
         "events": (lambda c: _events(c, args.refund_id), render.events),
@@ -246,6 +241,24 @@ async def _single_call(args: argparse.Namespace) -> int:
             " before any money moves (four eyes)",
         )
     return EXIT_OK
+
+
+async def _list(args: argparse.Namespace, client: Any) -> Any:
+    """The refunds asked for; one more is fetched to tell the user when more match."""
+    found = await client.list(
+        state=args.state,
+        order_id=args.order,
+        escalated=args.escalated,
+        customer=args.customer,
+        limit=args.limit + 1,
+    )
+    if len(found) > args.limit:
+        note(
+            args,
+            f"note: the newest {args.limit} shown; more match (--limit, or narrow with --state,"
+            " --order, --customer or --escalated)",
+        )
+    return found[: args.limit]
 
 
 def _status_or_track(view: Any) -> str:

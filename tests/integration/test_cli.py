@@ -207,6 +207,25 @@ def test_a_first_of_two_approvals_says_a_second_person_must_approve(stack: DevSt
     assert second["state"] in {"approved", "refunding", "completed"}
 
 
+def test_list_filters_by_customer_and_says_when_more_match(stack: DevStack) -> None:
+    made = []
+    for amount in ("1000", "2000"):
+        order = cli_json(stack, "sandbox", "order", "--amount", amount, "--customer", "cust_79")
+        made.append(
+            cli_json(
+                stack, "request", "--order", order["order_id"], "--amount", amount,
+                "--reason", "damaged", "--requested-by", "cust_79",
+            )["refund_id"]
+        )  # fmt: skip
+    theirs = cli_json(stack, "list", "--customer", "cust_79")
+    assert sorted(r["refund_id"] for r in theirs) == sorted(made)
+    one = cli(stack, "list", "--customer", "cust_79", "--limit", "1", "--json")
+    assert one.returncode == 0 and [r["refund_id"] for r in json.loads(one.stdout)] == made[1:]
+    assert json.loads(one.stderr)["note"].startswith("the newest 1 shown; more match")
+    everything = cli(stack, "list", "--customer", "cust_79", "--limit", "2")
+    assert everything.returncode == 0 and "more match" not in everything.stderr
+
+
 def test_request_no_wait_answers_once_started_and_status_shows_what_follows(
     stack: DevStack,
 ) -> None:
