@@ -178,12 +178,12 @@ def _staff(
     if action in OPERATOR_ACTIONS:
         if "operator" in p.roles:
             return ALLOW
-        return Decision(False, f"{_verb(action)} needs the operator role")
+        return Decision(False, f"only the operator role may {_verb(action)}")
     if action is Action.RECEIVED:
         return Decision(False, "only the warehouse says a returned item was received")
     role = p.approver_role
     if role is None:
-        return Decision(False, f"{_verb(action)} needs the support, lead or finance role")
+        return Decision(False, f"only the support, lead or finance role may {_verb(action)}")
     if action in (Action.REQUEST, Action.ELIGIBILITY):
         return _needs_customer(action, for_)
     if action is Action.CANCEL:

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
+from client import error_words
 from client.errors import (
     InvalidRefundRequest,
     RefundActionRefused,
@@ -129,8 +130,7 @@ def one_line(err: RequestValidationError) -> str:
 def _one_error(error: Any) -> str:
     """One validation error, in words a caller can act on."""
     loc = tuple(error.get("loc", ()))
-    kind, message = error.get("type"), str(error.get("msg", "is not valid"))
-    message = message.removeprefix("Value error, ")  # our own validators' words, as said
+    kind, message = error.get("type"), error_words.plain(error)
     if kind == "json_invalid":
         at = f" at character {int(loc[1]) + 1}" if len(loc) > 1 else ""  # json counts from 0
         reason = (error.get("ctx") or {}).get("error", "")

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from client import error_words
 from workflows.eligibility import REFUNDABLE_RULE, REQUEST_RULE
 from workflows.ledger import NOT_A_LINE
 from workflows.models import StatusView
@@ -27,11 +28,7 @@ def validation_error(err: ValidationError) -> str:
     problems = []
     for problem in err.errors():
         where = ".".join(str(p) for p in problem["loc"]) or "request"
-        message = problem["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
-        if problem["type"] == "literal_error":
-            message = f"must be one of {problem['ctx']['expected']}"
-        elif problem["type"] == "string_too_long":
-            message = f"is too long (at most {problem['ctx']['max_length']} characters)"
+        message = error_words.plain(problem)
         problems.append(message if where == "request" else f"{where} {message}")
     return "; ".join(problems)
 

@@ -132,7 +132,7 @@ def closed_because(status: StatusView) -> str:
     if entry is None:
         return status.cancel_reason.value
     if status.facts is not None and status.facts.cancelled_by_staff:
-        return f"cancelled by {entry.actor}, not by the customer"
+        return f"by {entry.actor}, not by the customer"
     return f"withdrawn by {entry.actor}"
 
 

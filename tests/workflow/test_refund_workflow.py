@@ -139,7 +139,7 @@ async def test_a_cancel_from_temporal_withdraws_a_refund_no_money_has_moved_for(
     # The customer did not withdraw it, and is not told they did.
     assert "was cancelled by our team; no money moved" in result.message
     # Staff read the same: not "withdrawn" alone, which reads as the customer's doing.
-    assert closed_because(result) == "cancelled by temporal-operator, not by the customer"
+    assert closed_because(result) == "by temporal-operator, not by the customer"
     assert env.systems.events(handle.id)[-1] == "withdraw"  # audited, so the store releases it
     assert result.escalation_level == 0
 

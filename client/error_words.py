@@ -1,0 +1,32 @@
+"""One validation error (pydantic's) in words a person can act on: what the CLI prints and
+what the API's problem documents say, instead of pydantic's own text ("String should match
+pattern '^[^\\x00-\\x08\\x0b-\\x1f]+$'")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workflows.vocabulary import IDENTIFIER_PATTERN
+
+# The patterns our contracts use, by what they ask for (workflows.vocabulary).
+_PATTERNS = {
+    IDENTIFIER_PATTERN: "must be letters, digits and . _ : - only (no spaces)",
+    r"^[^\x00-\x08\x0b-\x1f]+$": "must not contain control characters (such as ESC or NUL)",
+}
+
+
+def plain(error: Any) -> str:
+    """What is wrong with one value, without where it is."""
+    kind, ctx = error.get("type"), error.get("ctx") or {}
+    if kind == "string_pattern_mismatch":
+        return _PATTERNS.get(ctx.get("pattern", ""), "is not in the expected form")
+    if kind == "string_too_long":
+        return f"is too long (at most {ctx['max_length']} characters)"
+    if kind == "string_too_short" and ctx.get("min_length") == 1:
+        return "must not be empty"
+    if kind == "greater_than":
+        return f"must be greater than {ctx['gt']}"
+    if kind == "literal_error":
+        return f"must be one of {ctx['expected']}"
+    message = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
+    return message.replace("Input should be", "must be")
