@@ -42,7 +42,13 @@ async def approve(refund_id: RefundPath, body: ApproveBody, who: Caller, api: St
     role = who.approver_role
     assert role is not None  # enforce allowed it
     return await api.refunds.approve(
-        refund_id, who.actor, body.amount, role, source=SOURCE, issuer=who.issuer
+        refund_id,
+        who.actor,
+        body.amount,
+        role,
+        source=SOURCE,
+        issuer=who.issuer,
+        evidence=body.evidence,
     )
 
 

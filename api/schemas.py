@@ -57,6 +57,9 @@ class RefundRequestBody(_Body):
 class ApproveBody(_Body):
     amount: PositiveMinor | None = None
     """Approve less than requested; never more. The reviewer and role come from the token."""
+    evidence: Statement | None = None
+    """What the reviewer checked (photos in ticket 123): needed above the policy's
+    evidence threshold, unless an earlier approval of the refund recorded it."""
 
 
 class ReasonBody(_Body):

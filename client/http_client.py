@@ -165,10 +165,13 @@ class HttpRefundClient:
         reviewer: str | None = None,
         amount: int | None = None,
         role: str | None = None,
+        evidence: str | None = None,
         **_: Any,
     ) -> StatusView:
         """Approve as the token's principal, in its most senior approving role."""
-        body = {} if amount is None else {"amount": amount}  # 0 is refused, not "all"
+        body: dict[str, Any] = {} if amount is None else {"amount": amount}  # 0 is refused
+        if evidence is not None:
+            body["evidence"] = evidence
         return await self._act(refund_id, "approve", body)
 
     async def reject(

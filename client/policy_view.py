@@ -7,6 +7,7 @@ from typing import Any
 
 from client.policy_source import load_policy
 from workflows.models import PinnedPolicy
+from workflows.money import format_minor
 from workflows.policy import parse_policy
 
 
@@ -82,3 +83,63 @@ def load_named(policy_dir: Path, name: str) -> PinnedPolicy:
 
 
 _ABSENT = object()
+
+
+# --- as text (`policy show|list|diff` without --json) ---------------------------------
+
+
+def as_text(data: dict[str, Any]) -> str:
+    """`policy show`: every setting, money in the currency it is written in."""
+    settings = data["settings"]
+    currency = settings.get("currency")
+    lines = [f"policy {data['label']}", f"  {data['description']}"]
+    width = max((len(k) for k in settings), default=0)
+    lines += [f"  {k:<{width}}  {_setting(k, v, currency)}" for k, v in settings.items()]
+    if currency is None:  # before v4 the amounts were applied as they stand to any currency
+        lines.append(
+            "  (amounts in the refund's currency; shown with 2 decimals, as for USD or EUR)"
+        )
+    else:
+        lines.append(
+            f"  (amounts in {currency}, or in the currency [currencies] names; a refund in"
+            " another currency waits for the most senior role, twice where four eyes apply)"
+        )
+    return "\n".join(lines)
+
+
+_MONEY_SETTINGS = ("_limit", "_above", "authority.", "auto_approve_per_")
+
+
+def _setting(key: str, value: Any, currency: str | None = None) -> str:
+    """A policy setting as a person reads it: money formatted in the currency it is
+    written in (v4 on; two decimals before), basis points as percent."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if any(mark in key for mark in _MONEY_SETTINGS):
+            if key.startswith("currencies."):
+                currency = key.split(".")[1]
+            if currency is not None:
+                return f"{format_minor(value, currency)} ({value} minor units)"
+            whole, cents = divmod(value, 100)  # integers: money is never a float
+            return f"{whole:,}.{cents:02d} ({value} minor units)"
+        if "_bps" in key:
+            return f"{value / 100:.2f} % ({value} bps)"
+    return str(value)
+
+
+def list_as_text(rows: list[dict[str, Any]]) -> str:
+    return "\n".join(f"{r['label']:<32} {r['description']}" for r in rows) or "no policies"
+
+
+def diff_as_text(data: dict[str, Any]) -> str:
+    head = f"{data['from']} -> {data['to']}"
+    if not data["changes"]:
+        return head + "\n  no differences"
+    width = max(len(c["setting"]) for c in data["changes"])
+    was, now = data.get("from_currency"), data.get("to_currency")
+    lines = [head]
+    for c in data["changes"]:
+        # Each value as `policy show` reads it: money formatted, basis points as percent.
+        old = "-" if c["change"] == "added" else _setting(c["setting"], c["from"], was)
+        new = "-" if c["change"] == "removed" else _setting(c["setting"], c["to"], now)
+        lines.append(f"  {c['change']:<8} {c['setting']:<{width}}  {old} -> {new}")
+    return "\n".join(lines)

@@ -49,12 +49,13 @@ class RefundActions:
         *,
         source: str = "support",
         issuer: str | None = None,
+        evidence: str | None = None,
     ) -> StatusView:
         """Approve as `reviewer` acting in staff `role`; the refund's pinned policy says
-        how much that role may approve."""
-        update = ApproveInput(
-            reviewer=reviewer, amount=amount, role=role, source=source, issuer=issuer
-        )
+        how much that role may approve, and above which amount `evidence` (what the
+        reviewer checked) is needed."""
+        who = {"reviewer": reviewer, "role": role, "source": source, "issuer": issuer}
+        update = ApproveInput.model_validate({**who, "amount": amount, "evidence": evidence})
         return await self._update(refund_id, RefundWorkflow.approve, update)
 
     async def reject(

@@ -21,6 +21,7 @@ from workflows.read_models import (
     OutboxEvent,
     Reconciliation,
 )
+from workflows.states import RefundState
 from workflows.wording import closed_because
 
 
@@ -51,6 +52,7 @@ def status(
         ),
         f"  awaiting   {view.awaiting.value}   escalation level {view.escalation_level}",
         f"  who acts   {view.action_by or '-'}",
+        *_evidence(view),
         f"  policy     {view.policy_version}"
         + (f"   fee kept {format_minor(view.fee, view.currency)}" if view.fee else ""),
         f"  next step  {view.next_step}",
@@ -78,6 +80,15 @@ def typed(text: str) -> str:
     and tabs as \\n, \\r, \\t. A reason that starts a new line could otherwise pass for an
     entry of its own in a timeline or an audit trail (a forged approval)."""
     return text.translate(_LINE_BREAKS)
+
+
+def _evidence(view: StatusView) -> list[str]:
+    """The evidence line: what a reviewer checked, or that the policy wants it."""
+    if view.evidence:
+        return [f"  evidence   {typed(view.evidence)}"]
+    if view.evidence_required and view.state is RefundState.PENDING_REVIEW:
+        return ["  evidence   required at this amount; none recorded (approve --evidence TEXT)"]
+    return []
 
 
 def customer_history(history: CustomerHistory) -> str:
@@ -270,62 +281,6 @@ def _refundable_statement(answer: Any) -> str:
     statement, not a larger "up to" beside it)."""
     said = [r.message for r in answer.rules if r.rule_id == REFUNDABLE_RULE]
     return said[0] if said else f"{format_minor(answer.max_refundable, answer.currency)} now"
-
-
-def policy(data: dict[str, Any]) -> str:
-    settings = data["settings"]
-    currency = settings.get("currency")
-    lines = [f"policy {data['label']}", f"  {data['description']}"]
-    width = max((len(k) for k in settings), default=0)
-    lines += [f"  {k:<{width}}  {_setting(k, v, currency)}" for k, v in settings.items()]
-    if currency is None:  # before v4 the amounts were applied as they stand to any currency
-        lines.append(
-            "  (amounts in the refund's currency; shown with 2 decimals, as for USD or EUR)"
-        )
-    else:
-        lines.append(
-            f"  (amounts in {currency}, or in the currency [currencies] names; a refund in"
-            " another currency waits for the most senior role, twice where four eyes apply)"
-        )
-    return "\n".join(lines)
-
-
-_MONEY_SETTINGS = ("_limit", "_above", "authority.", "auto_approve_per_")
-
-
-def _setting(key: str, value: Any, currency: str | None = None) -> str:
-    """A policy setting as a person reads it: money formatted in the currency it is
-    written in (v4 on; two decimals before), basis points as percent."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        if any(mark in key for mark in _MONEY_SETTINGS):
-            if key.startswith("currencies."):
-                currency = key.split(".")[1]
-            if currency is not None:
-                return f"{format_minor(value, currency)} ({value} minor units)"
-            whole, cents = divmod(value, 100)  # integers: money is never a float
-            return f"{whole:,}.{cents:02d} ({value} minor units)"
-        if "_bps" in key:
-            return f"{value / 100:.2f} % ({value} bps)"
-    return str(value)
-
-
-def policy_list(rows: list[dict[str, Any]]) -> str:
-    return "\n".join(f"{r['label']:<32} {r['description']}" for r in rows) or "no policies"
-
-
-def policy_diff(data: dict[str, Any]) -> str:
-    head = f"{data['from']} -> {data['to']}"
-    if not data["changes"]:
-        return head + "\n  no differences"
-    width = max(len(c["setting"]) for c in data["changes"])
-    was, now = data.get("from_currency"), data.get("to_currency")
-    lines = [head]
-    for c in data["changes"]:
-        # Each value as `policy show` reads it: money formatted, basis points as percent.
-        old = "-" if c["change"] == "added" else _setting(c["setting"], c["from"], was)
-        new = "-" if c["change"] == "removed" else _setting(c["setting"], c["to"], now)
-        lines.append(f"  {c['change']:<8} {c['setting']:<{width}}  {old} -> {new}")
-    return "\n".join(lines)
 
 
 def ended_in_temporal(refund_id: str, ended: str) -> str:

@@ -22,6 +22,8 @@ from workflows.activity_contracts import ReconcileInput as ReconcileInput
 from workflows.activity_contracts import ReconcileReport as ReconcileReport
 from workflows.activity_contracts import RestockInput as RestockInput
 from workflows.activity_contracts import RestockResult as RestockResult
+from workflows.facts import MessageFacts as MessageFacts
+from workflows.facts import Notice as Notice
 from workflows.money import Currency
 from workflows.refund.patches import StartedOn
 from workflows.states import Awaiting, CancelReason, RefundState
@@ -168,44 +170,6 @@ class TimelineEntry(_Contract):
     came through the API; None for the system's own steps and older entries."""
 
 
-class MessageFacts(_Contract):
-    """What the wording of a refund's status depends on: the part of the status object
-    every channel (tracking page, support reply, notification) renders its text from."""
-
-    refund_id: str
-    order_id: str
-    state: RefundState
-    cancel_reason: CancelReason | None = None
-    amount: int
-    currency: str
-    locale: Locale = "en"
-    escalation_level: int = 0
-    item_return_required: bool = False
-    """Approved, and the policy pays only once the item is back: the customer must act."""
-    payment_failed: bool = False  # the provider failed it; an operator decides; no money moved
-    action_required: str | None = None  # the provider's instructions (requires_action)
-    payment_reversed: bool = False  # the provider took back what it paid; an operator decides
-    asked_amount: int | None = None  # a reviewer approved less: what the customer asked for
-    received: bool = False
-    """Just asked, under a policy that approves it without a reviewer: the first notice says
-    it was received (the approval follows in moments), not that it waits for review."""
-    cancelled_by_staff: bool = False
-    """Withdrawn by staff, not by who asked or submitted it (workflows/refund/views.py)."""
-    eta: datetime | None = None
-    eta_earliest: datetime | None = None
-    eta_kind: Literal["review", "payment"] | None = None
-
-
-class Notice(_Contract):
-    """One state change as it is told to customers and subscribers (the outbox)."""
-
-    seq: int
-    """The audit entry this notice belongs to."""
-    event: str
-    at: datetime
-    facts: MessageFacts
-
-
 class StatusView(_Contract):
     """The one status object every channel renders from."""
 
@@ -224,6 +188,8 @@ class StatusView(_Contract):
     reason_code: str
     channel: str
     evidence_required: bool
+    evidence: str | None = None
+    """Who recorded evidence and what they checked ("li: photos in ticket 123")."""
     provider_refund_id: str | None
     provider_failure: str | None = None
     """Why the provider refused or failed the refund, while an operator is needed."""
@@ -271,6 +237,9 @@ class ApproveInput(_PersonsAction):
     amount: PositiveMinor | None = None
     """Approve a lower amount than requested; never more."""
     source: str = "support"
+    evidence: FreeText | None = None
+    """What the reviewer checked (photos in ticket 123): needed above the policy's
+    evidence_required_above, unless an earlier approval of the refund recorded it."""
 
 
 class RejectInput(_PersonsAction):

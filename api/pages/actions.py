@@ -85,7 +85,8 @@ async def perform(
     api = state(request)
     act = routes_actions
     if action is Action.APPROVE:
-        return await act.approve(refund_id, ApproveBody(amount=amount), who, api)
+        checked = ApproveBody(amount=amount, evidence=why or None)  # the note: evidence
+        return await act.approve(refund_id, checked, who, api)
     if action is Action.REJECT:
         return await act.reject(refund_id, ReasonBody(reason=why), who, api)
     if action is Action.CANCEL:

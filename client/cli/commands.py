@@ -309,6 +309,12 @@ def add_refund_actions(sub: Subcommands) -> None:
         "--amount", type=types.minor, help="approve less than requested (minor units: 4200)"
     )
     approve.add_argument(
+        "--evidence",
+        type=types.statement,
+        help="what you checked (photos in ticket 123): needed above the policy's evidence"
+        " threshold, unless the first of two approvers recorded it; the audit keeps it",
+    )
+    approve.add_argument(
         "--role",
         type=types.role,
         help="ignored, with a warning: the role comes from the staff directory (or your"

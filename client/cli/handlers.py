@@ -103,14 +103,18 @@ def _policy(args: argparse.Namespace) -> int:
 
     policy_dir = Settings.from_env().policy_dir
     if args.policy_command == "list":
-        emit(args, policy_view.available(policy_dir), render.policy_list)
+        emit(args, policy_view.available(policy_dir), policy_view.list_as_text)
     elif args.policy_command == "diff":
         old = policy_view.load_named(policy_dir, args.old)
         new = policy_view.load_named(policy_dir, args.new)
-        emit(args, policy_view.diff(old, new), render.policy_diff)
+        emit(args, policy_view.diff(old, new), policy_view.diff_as_text)
     else:
         name = args.name or Settings.from_env().policy
-        emit(args, policy_view.describe(policy_view.load_named(policy_dir, name)), render.policy)
+        emit(
+            args,
+            policy_view.describe(policy_view.load_named(policy_dir, name)),
+            policy_view.as_text,
+        )
     return EXIT_OK
 
 
@@ -198,7 +202,10 @@ async def _single_call(args: argparse.Namespace) -> int:
     cmd = args.command
     actions: dict[str, tuple[Callable[[Any], Awaitable[Any]], Callable[[Any], str]]] = {
         "list": (lambda c: _list(args, c), render.listing),
-        "approve": (lambda c: c.approve(args.refund_id, amount=args.amount), render.status),
+        "approve": (
+            lambda c: c.approve(args.refund_id, amount=args.amount, evidence=args.evidence),
+            render.status,
+        ),
         "track": (lambda c: c.track(args.refund_id), render.track),
         "events": (lambda c: _events(c, args.refund_id), render.events),
         "reject": (lambda c: c.reject(args.refund_id, reason=args.reason), render.status),

@@ -195,16 +195,22 @@ def test_a_first_of_two_approvals_says_a_second_person_must_approve(stack: DevSt
         "--reason", "damaged", "--requested-by", "cust_78",
     )  # fmt: skip
     refund_id = requested["refund_id"]
-    first = cli(stack, "--as", "fang", "approve", refund_id)
+    # Above 500.00 USD the approver says what they checked; without it nothing changes.
+    unchecked = cli(stack, "--as", "fang", "approve", refund_id)
+    assert unchecked.returncode == 1
+    assert "evidence is required above 500.00 USD: say what you checked" in unchecked.stderr
+    first = cli(stack, "--as", "fang", "approve", refund_id, "--evidence", "photos, ticket 9")
     assert first.returncode == 0, first.stderr
+    assert "evidence   fang: photos, ticket 9" in first.stdout
     assert "note: fang's approval is recorded; a second, different person must approve" in (
         first.stderr
     )
     assert "who acts   a second reviewer with the finance role or above, not fang" in first.stdout
     again = cli(stack, "--as", "fang", "approve", refund_id)
     assert again.returncode == 1 and "fang has already approved this refund" in again.stderr
-    second = cli_json(stack, "--as", "mei", "approve", refund_id)
+    second = cli_json(stack, "--as", "mei", "approve", refund_id)  # fang's evidence serves
     assert second["state"] in {"approved", "refunding", "completed"}
+    assert second["timeline"][-2]["reason"].endswith("; evidence checked: photos, ticket 9")
 
 
 def test_list_filters_by_customer_and_says_when_more_match(stack: DevStack) -> None:

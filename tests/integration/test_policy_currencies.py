@@ -34,7 +34,9 @@ async def test_a_currency_the_policy_names_nowhere_waits_for_finance_twice(
     assert won.state.value == "pending_review"  # 5,000 won: about 3.50 USD, yet no auto-approval
     with pytest.raises(RefundActionRefused, match="may not approve KRW refunds"):
         await refunds.approve(won.refund_id, "li", role="lead")
-    first = await refunds.approve(won.refund_id, "fin_a", role="finance")
+    with pytest.raises(RefundActionRefused, match="evidence is required for KRW refunds"):
+        await refunds.approve(won.refund_id, "fin_a", role="finance")
+    first = await refunds.approve(won.refund_id, "fin_a", role="finance", evidence="receipt")
     assert first.state.value == "pending_review"
     assert "sets no KRW limits, so a second person must approve" in first.timeline[-1].reason
     await refunds.approve(won.refund_id, "fin_b", role="finance")

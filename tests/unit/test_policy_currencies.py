@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from client import render
+from client import policy_view
 from client.policy_view import describe, diff
 from client.settings import DEFAULT_POLICY, PROJECT_ROOT
 from workflows.models import OrderLine, OrderSnapshot, ResolvedRefund
@@ -111,13 +111,13 @@ def test_a_policy_whose_currencies_disagree_is_refused(
 def test_policy_show_says_each_amount_in_its_currency() -> None:
     from client.policy_view import load_named
 
-    shown = render.policy(describe(load_named(POLICIES, "standard-v4")))
+    shown = policy_view.as_text(describe(load_named(POLICIES, "standard-v4")))
     assert "approval.auto_approve_limit               50.00 USD (5000 minor units)" in shown
     assert "currencies.JPY.auto_approve_limit         7500 JPY (7500 minor units)" in shown
     assert "currencies.GBP.authority.support          160.00 GBP" in shown
-    old = render.policy(describe(load_named(POLICIES, "standard-v3")))
+    old = policy_view.as_text(describe(load_named(POLICIES, "standard-v3")))
     assert "auto_approve_limit         50.00 (5000 minor units)" in old
-    changes = render.policy_diff(
+    changes = policy_view.diff_as_text(
         diff(load_named(POLICIES, "standard-v3"), load_named(POLICIES, "standard-v4"))
     )
     assert "added    currency" in changes and "- -> 7500 JPY" in changes

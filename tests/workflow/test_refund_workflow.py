@@ -213,8 +213,15 @@ async def test_a_forged_start_is_declined_before_anything_is_held_or_paid(env: E
 async def test_above_the_four_eyes_threshold_two_different_people_approve(env: Env) -> None:
     handle = await env.start(tv_order(price=150_000), policy="standard-v3")  # 1500.00
     await until(handle, lambda s: s.awaiting is Awaiting.REVIEWER)
-    first = ApproveInput(reviewer="fin_1", role="finance")
+    # Above 500.00 the approver says what they checked: refused without it, nothing changed.
+    with pytest.raises(WorkflowUpdateFailedError) as unchecked:
+        await handle.execute_update(
+            RefundWorkflow.approve, ApproveInput(reviewer="fin_1", role="finance")
+        )
+    assert "evidence is required above 500.00 USD" in str(unchecked.value.cause)
+    first = ApproveInput(reviewer="fin_1", role="finance", evidence="photos in ticket 7")
     waiting = await handle.execute_update(RefundWorkflow.approve, first)
+    assert waiting.evidence == "fin_1: photos in ticket 7"
     assert waiting.state is RefundState.PENDING_REVIEW
     assert "a second, different person must approve" in " ".join(waiting.policy_notes)
     await until(handle, lambda s: "first_approval" in env.systems.events(handle.id))  # audited
@@ -231,4 +238,5 @@ async def test_above_the_four_eyes_threshold_two_different_people_approve(env: E
     assert done.state is RefundState.COMPLETED and done.amount == 150_000
     approved = next(e for e in done.timeline if e.event == "approve")
     assert approved.actor == "fin_2" and "second approver after fin_1" in approved.reason
-    await keep_history(handle, "v3_two_approvers")
+    assert done.evidence == "fin_1: photos in ticket 7"  # the first approver's serves both
+    await keep_history(handle, "two_approvers_with_evidence")

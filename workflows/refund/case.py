@@ -11,11 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel
-
 from workflows.models import (
     Notice,
-    ProviderRefundResult,
     ProviderSettlement,
     RefundWorkflowInput,
     TimelineEntry,
@@ -23,10 +20,10 @@ from workflows.models import (
 from workflows.money import format_minor
 from workflows.policy import Policy, PolicyDecision, evaluate, policy_for
 from workflows.refund import views
+from workflows.refund.progress import Progress as Progress
 from workflows.states import (
     TERMINAL_STATES,
     Awaiting,
-    CancelReason,
     OperatorDecision,
     RefundEvent,
     RefundState,
@@ -50,76 +47,6 @@ def asked_at(inp: RefundWorkflowInput, started: datetime) -> datetime:
     if inp.asked_at is None:
         return started
     return min(max(inp.asked_at, started - MAX_REQUEST_LAG), started)
-
-
-class Progress(BaseModel):
-    """Everything about a refund that changes while it runs."""
-
-    state: RefundState = RefundState.PENDING_REVIEW
-    cancel_reason: CancelReason | None = None
-    awaiting: Awaiting = Awaiting.NOTHING
-    escalation: int = 0
-    requested_at: datetime
-    """When the workflow started (review deadlines run from here)."""
-    max_amount: int
-    """The most a reviewer may approve: the requested amount less fees."""
-    amount: int
-    """What the refund pays (a reviewer may approve less than `max_amount`)."""
-    timeline: list[TimelineEntry] = []
-    notices: list[Notice] = []
-    """State changes not yet written to the outbox."""
-    recorded: int = 0
-    """How many timeline entries the audit store already has."""
-    item_received: bool = False
-    refunding_since: datetime | None = None
-    provider_refund_id: str | None = None
-    operator_note: str | None = None
-    """The provider's reason for the last failure, shown to operators."""
-    operator_action: OperatorDecision | None = None
-    payment_attempt: int = 1
-    reserved: bool = False
-    tried_fast_path: bool = False
-    settlements: dict[str, ProviderSettlement] = {}
-    """The provider's final word per provider refund id (first one wins)."""
-    settled_by: dict[str, str] = {}
-    confirm_hints: bool = False
-    """Settlement signals are confirmed with the provider before they count (refunds started
-    since that patch); before, they counted as received."""
-    hints: dict[str, ProviderSettlement] = {}
-    """Settlement signals not yet confirmed with the provider."""
-    clear_escalation_on_close: bool = False
-    """A closed refund's escalation goes back to 0 (refunds started since that patch)."""
-    approvals: list[str] = []
-    """Who approved so far, when the policy wants two approvers for this amount."""
-    published: tuple[str, int, str] = (
-        RefundState.PENDING_REVIEW.value,
-        0,
-        Awaiting.NOTHING.value,
-    )
-    """(state, escalation, awaiting) as the search attributes last showed them."""
-    long_lived: bool = False
-    """Bounded store calls, audit conflicts re-sequenced, continue-as-new on long waits
-    (refunds started since that patch)."""
-    local_fast_path: bool = False
-    """Store calls and the first provider call run in-process (refunds since that patch)."""
-    all_above: bool = False
-    """Started on patch ALL_ABOVE: takes every earlier patch's new path without asking."""
-    seq_base: int = 0
-    """Added to a timeline position to get its audit sequence number: more than 0 once
-    another run of this refund (a reset) wrote entries this run does not have."""
-    pending_settlement: ProviderRefundResult | None = None
-    """The provider refund whose settlement the refund waits for, while it waits."""
-    poll_every: timedelta = timedelta(seconds=30)
-    runs: int = 1
-    """How many workflow runs this refund has had (continue-as-new keeps history short)."""
-    paid_elsewhere: str | None = None
-    """The operator and proof of a payment made outside the provider (operator_paid_elsewhere)."""
-    provider_instructions: str | None = None
-    """What the provider asks the customer to do (requires_action), until it settles."""
-    reversals: list[str] = []
-    """Provider refunds the provider reversed after paying them (each reopened the refund)."""
-    reversal_open: bool = False
-    """A reversal reopened the refund and an operator has not decided yet."""
 
 
 class ContinuedRefundInput(RefundWorkflowInput):
@@ -309,7 +236,9 @@ class RefundCase:
 
     # --- rules asked by the update validators -----------------------------------------
 
-    def approval_refusal(self, reviewer: str, role: str, amount: int | None) -> str | None:
+    def approval_refusal(
+        self, reviewer: str, role: str, amount: int | None, evidence: str | None = None
+    ) -> str | None:
         """Why this approval may not happen now; None when it may."""
         check(self.p.state, RefundEvent.APPROVE)
         if own := self.own_refund_refusal(reviewer, "approve"):
@@ -331,14 +260,31 @@ class RefundCase:
                 f" {self.money(self.p.max_amount)} refundable for this request"
             )
         approving = amount if amount is not None else self.p.amount
-        return self.policy.authority_refusal(reviewer, role, approving, self.currency)
+        refusal = self.policy.authority_refusal(reviewer, role, approving, self.currency)
+        return refusal or self.evidence_refusal(approving, evidence)
+
+    def evidence_refusal(self, amount: int, evidence: str | None) -> str | None:
+        """Above the policy's evidence threshold an approval says what was checked, unless
+        an earlier approval of this refund (four eyes) recorded it."""
+        limit = self.policy.approval.evidence_required_above
+        if amount <= limit or (evidence and evidence.strip()) or self.p.evidence:
+            return None
+        above = (
+            f"for {self.currency} refunds (the policy sets no {self.currency} limits)"
+            if self.policy.uncovered
+            else f"above {self.money(limit)}"
+        )
+        return (
+            f"evidence is required {above}: say what you checked (`refundflow approve …"
+            " --evidence TEXT`, or the console's Evidence field)"
+        )
 
     def needs_second_approver(self, amount: int) -> bool:
         limit = self.policy.approval.second_approver_above
         return limit is not None and amount > limit
 
     def first_of_two_approvals(
-        self, reviewer: str, role: str, source: str, issuer: str | None = None
+        self, reviewer: str, role: str, source: str, issuer: str | None = None, checked: str = ""
     ) -> bool:
         """Record a first approval where the policy wants two people; True if it was one
         (the refund then waits for a second, different approver)."""
@@ -354,7 +300,7 @@ class RefundCase:
             self.p.state,
             reviewer,
             source,
-            f"approved {self.money()} as {role}; {why}",
+            f"approved {self.money()} as {role}; {why}{checked}",
             issuer,
         )
         return True

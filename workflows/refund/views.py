@@ -118,6 +118,7 @@ def status(case: RefundCase) -> StatusView:
         reason_code=inp.request.reason_code,
         channel=inp.request.channel,
         evidence_required=decision.evidence_required,
+        evidence=p.evidence,
         provider_refund_id=p.provider_refund_id,
         provider_failure=p.operator_note if p.awaiting is Awaiting.OPERATOR else None,
         requested_by=inp.request.requested_by,

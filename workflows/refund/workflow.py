@@ -209,7 +209,11 @@ class RefundWorkflow:
         case = self._case
         if inp.amount is not None:
             case.p.amount = inp.amount
-        if case.first_of_two_approvals(inp.reviewer, inp.role, inp.source, inp.issuer):
+        checked = f"; evidence checked: {inp.evidence}" if inp.evidence else ""
+        if inp.evidence:
+            case.p.evidence = f"{inp.reviewer}: {inp.evidence}"
+        args = (inp.reviewer, inp.role, inp.source, inp.issuer, checked)
+        if case.first_of_two_approvals(*args):
             return views.status(case)
         reason = f"approved {case.money()}"
         if inp.amount is not None and inp.amount < case.p.max_amount:
@@ -218,12 +222,13 @@ class RefundWorkflow:
             reason += f" as {inp.role}"
         if case.p.approvals:
             reason += f", second approver after {case.p.approvals[0]}"
+        reason += checked
         case.apply(RefundEvent.APPROVE, inp.reviewer, inp.source, reason, inp.issuer)
         return views.status(case)
 
     @approve.validator
     def _validate_approve(self, inp: ApproveInput) -> None:
-        refusal = self._case.approval_refusal(inp.reviewer, inp.role, inp.amount)
+        refusal = self._case.approval_refusal(inp.reviewer, inp.role, inp.amount, inp.evidence)
         if refusal:
             raise ValueError(refusal)
 

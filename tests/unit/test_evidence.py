@@ -1,0 +1,48 @@
+"""Above the policy's evidence threshold a reviewer says what they checked: the approval is
+refused without it (nothing changes), its words go into the audit and the status, and the
+first of two approvers' evidence serves the second."""
+
+from __future__ import annotations
+
+from client.settings import PROJECT_ROOT
+from tests.unit.test_refund_case import Clock, new_case
+from workflows.policy import pin_policy
+from workflows.refund import views
+from workflows.refund.case import RefundCase
+
+V4 = (PROJECT_ROOT / "policies" / "standard-v4.toml").read_text()
+
+
+def case_with(evidence_above: int, second_above: int = 100000) -> RefundCase:
+    """A 255.00 USD TV refund under v4 with the thresholds given (minor units)."""
+    text = V4.replace(
+        "evidence_required_above = 50000", f"evidence_required_above = {evidence_above}"
+    )
+    text = text.replace("second_approver_above = 100000", f"second_approver_above = {second_above}")
+    case, _ = new_case()
+    case = RefundCase(case.inp.model_copy(update={"policy": pin_policy(text)}), Clock())
+    case.p.reserved = True
+    return case
+
+
+def test_above_the_threshold_an_approval_says_what_was_checked() -> None:
+    case = case_with(evidence_above=20000)
+    refused = case.approval_refusal("li", "lead", None) or ""
+    assert refused.startswith("evidence is required above 200.00 USD: say what you checked")
+    assert case.approval_refusal("li", "lead", None, "   ") == refused  # blank says nothing
+    assert case.approval_refusal("li", "lead", None, "photos in ticket 123") is None
+    # Approving no more than the threshold needs none.
+    assert case.approval_refusal("li", "lead", 20000) is None
+
+
+def test_below_the_threshold_nothing_is_asked() -> None:
+    assert case_with(evidence_above=50000).approval_refusal("li", "lead", None) is None
+
+
+def test_the_first_approvers_evidence_serves_the_second() -> None:
+    case = case_with(evidence_above=20000, second_above=20000)
+    assert case.first_of_two_approvals("li", "lead", "api", None, "; evidence checked: photo")
+    case.p.evidence = "li: photo"
+    assert case.approval_refusal("mei", "lead", None) is None
+    assert views.status(case).evidence == "li: photo"
+    assert case.p.timeline[-1].reason.endswith("; evidence checked: photo")

@@ -1,0 +1,54 @@
+"""What a refund's wording is made from (MessageFacts) and the notices told to customers and
+subscribers (Notice): contracts, re-exported by workflows.models."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from workflows.states import CancelReason, RefundState
+from workflows.vocabulary import Locale
+
+
+class _Contract(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class MessageFacts(_Contract):
+    """What the wording of a refund's status depends on: the part of the status object
+    every channel (tracking page, support reply, notification) renders its text from."""
+
+    refund_id: str
+    order_id: str
+    state: RefundState
+    cancel_reason: CancelReason | None = None
+    amount: int
+    currency: str
+    locale: Locale = "en"
+    escalation_level: int = 0
+    item_return_required: bool = False
+    """Approved, and the policy pays only once the item is back: the customer must act."""
+    payment_failed: bool = False  # the provider failed it; an operator decides; no money moved
+    action_required: str | None = None  # the provider's instructions (requires_action)
+    payment_reversed: bool = False  # the provider took back what it paid; an operator decides
+    asked_amount: int | None = None  # a reviewer approved less: what the customer asked for
+    received: bool = False
+    """Just asked, under a policy that approves it without a reviewer: the first notice says
+    it was received (the approval follows in moments), not that it waits for review."""
+    cancelled_by_staff: bool = False
+    """Withdrawn by staff, not by who asked or submitted it (workflows/refund/views.py)."""
+    eta: datetime | None = None
+    eta_earliest: datetime | None = None
+    eta_kind: Literal["review", "payment"] | None = None
+
+
+class Notice(_Contract):
+    """One state change as it is told to customers and subscribers (the outbox)."""
+
+    seq: int
+    """The audit entry this notice belongs to."""
+    event: str
+    at: datetime
+    facts: MessageFacts
