@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,8 +58,8 @@ def status(
         + (f"   fee kept {format_minor(view.fee, view.currency)}" if view.fee else ""),
         f"  next step  {view.next_step}",
         f"  eta        {_eta(view.eta_earliest, view.eta, view.eta_kind)}",
-        f"  customer   {view.message}",
-        f"  reply      {view.support_reply or view.message}",
+        f"  customer   {typed(view.message)}",
+        f"  reply      {typed(view.support_reply or view.message)}",
         *([customer_history(history)] if history is not None else []),
         "  timeline",
     ]
@@ -72,14 +73,19 @@ def status(
     return "\n".join(lines)
 
 
-_LINE_BREAKS = str.maketrans({"\n": "\\n", "\r": "\\r", "\t": "\\t"})
+# Control characters (C0, DEL, C1), line and paragraph separators, and the bidirectional
+# marks, embeddings, overrides and isolates: all change what a terminal shows.
+_UNSEEN = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def typed(text: str) -> str:
-    """What someone typed (a reason, a note), on the one line it is shown on: its line breaks
-    and tabs as \\n, \\r, \\t. A reason that starts a new line could otherwise pass for an
-    entry of its own in a timeline or an audit trail (a forged approval)."""
-    return text.translate(_LINE_BREAKS)
+    """Text that came from outside (a reason, a note, a provider's words) on the one line it
+    is shown on: line breaks and tabs as \\n, \\r, \\t, other invisible or reordering
+    characters as \\uXXXX. A reason that starts a new line could otherwise pass for an entry
+    of its own in a timeline or an audit trail (a forged approval), and an escape sequence
+    could rewrite the terminal."""
+    return _UNSEEN.sub(lambda m: _NAMED.get(m.group(), f"\\u{ord(m.group()):04x}"), text)
 
 
 def _evidence(view: StatusView) -> list[str]:

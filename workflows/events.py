@@ -82,8 +82,9 @@ class EventFacts(_Headline):
     """Cancelled (`cancel_reason` withdrawn) by our staff, not by who asked for the refund
     or submitted it for them (added within v1: older events do not carry it)."""
     asked_amount: int | None = None
-    """Approved for less than the customer asked (after fees): what they asked for; the
-    rest is not refunded. Null otherwise (added within v1: older events do not carry it)."""
+    """Approved for less than the request allows: what the customer asked for (before any
+    fee); the rest is not refunded. Null otherwise (added within v1: older events do not
+    carry it)."""
     eta: datetime | None
     """When the decision is due (review) or the money arrives at the latest (payment)."""
     eta_earliest: datetime | None

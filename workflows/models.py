@@ -41,6 +41,7 @@ from workflows.vocabulary import PositiveMinor as PositiveMinor
 
 # The words contracts are made of live apart (workflows.vocabulary); re-exported here.
 from workflows.vocabulary import ReasonCode as ReasonCode
+from workflows.vocabulary import omitted_when_none
 
 
 class _Contract(BaseModel):
@@ -190,6 +191,7 @@ class StatusView(_Contract):
     evidence_required: bool
     evidence: str | None = None
     """Who recorded evidence and what they checked ("li: photos in ticket 123")."""
+    _new_fields = omitted_when_none("evidence")  # APIs and CLIs of the release before read it
     provider_refund_id: str | None
     provider_failure: str | None = None
     """Why the provider refused or failed the refund, while an operator is needed."""
@@ -240,6 +242,7 @@ class ApproveInput(_PersonsAction):
     evidence: FreeText | None = None
     """What the reviewer checked (photos in ticket 123): needed above the policy's
     evidence_required_above, unless an earlier approval of the refund recorded it."""
+    _new_fields = omitted_when_none("evidence")  # workers of the release before read it
 
 
 class RejectInput(_PersonsAction):

@@ -24,6 +24,7 @@ from workflows.rules import SELLER_FAULT_REASONS as SELLER_FAULT_REASONS
 from workflows.rules import FeeLine as FeeLine
 from workflows.rules import RuleOutcome as RuleOutcome
 from workflows.rules import restocking_fees
+from workflows.settlement import DEFAULT_SETTLEMENT, SettlementTime
 
 
 class _Section(BaseModel):
@@ -86,29 +87,6 @@ class Fees(_Section):
     waived_for_reasons: list[str] = list(FEE_WAIVED_REASONS)
 
 
-class SettlementTime(_Section):
-    """How long the payment provider typically takes to return money on one rail."""
-
-    unit: Literal["minutes", "hours", "business_days"]
-    min: int = Field(ge=0)
-    max: int = Field(ge=0)
-
-    @model_validator(mode="after")
-    def _sane(self) -> SettlementTime:
-        # Bounded: a pinned policy is evaluated inside every refund for its whole life.
-        ceiling = {"minutes": 60 * 24 * 90, "hours": 24 * 90, "business_days": 90}[self.unit]
-        if not self.min <= self.max <= ceiling:
-            raise ValueError(f"settlement needs 0 <= min <= max <= {ceiling} {self.unit}")
-        return self
-
-    def window(self, start: datetime) -> tuple[datetime, datetime]:
-        return _after(start, self.min, self.unit), _after(start, self.max, self.unit)
-
-    def describe(self) -> str:
-        unit = self.unit.replace("_", " ")
-        return f"{self.min}-{self.max} {unit}" if self.min != self.max else f"{self.max} {unit}"
-
-
 class CurrencyLimits(_Section):
     """A policy's money settings for refunds in one more currency (v4 on), in that
     currency's minor units: what `[approval]`, `[authority]` and `[budgets]` say in the
@@ -125,14 +103,6 @@ class CurrencyLimits(_Section):
 UNBOUNDED = 10**15
 """Above any amount (workflows.money.MAX_MINOR_UNITS): the one role that may approve a refund
 in a currency the policy sets no limits for."""
-
-
-# Used for a rail the policy does not name (and by policies written before rails existed).
-DEFAULT_SETTLEMENT: dict[str, SettlementTime] = {
-    "card": SettlementTime(unit="business_days", min=5, max=10),
-    "wallet": SettlementTime(unit="minutes", min=1, max=30),
-    "bank_transfer": SettlementTime(unit="business_days", min=1, max=3),
-}
 
 
 class Policy(_Section):
@@ -182,7 +152,12 @@ class Policy(_Section):
                 limits.auto_approve_per_order,
                 limits.auto_approve_per_customer,
             )
-            theirs = (self.approval.second_approver_above, self.budgets, self.budgets)
+            budgets = self.budgets or Budgets()
+            theirs = (
+                self.approval.second_approver_above,
+                budgets.auto_approve_per_order,
+                budgets.auto_approve_per_customer,
+            )
             if any((a is None) != (b is None) for a, b in zip(mine, theirs, strict=True)):
                 raise ValueError(f"[currencies.{code}] must set what the policy sets, no more")
         return self
@@ -211,8 +186,10 @@ class Policy(_Section):
         )
 
     def _no_limits(self) -> CurrencyLimits:
-        """For a currency the policy does not name: a person decides every refund, only the
-        most senior role may, and four eyes whenever the policy has them at all."""
+        """For a currency the policy does not name: a person decides every refund, with
+        evidence; only the most senior role may (of roles sharing the top limit, the first
+        named), whatever the amount up to what the order captured; four eyes whenever the
+        policy has them at all. Without [authority] any reviewer may, as for every amount."""
         top = max(self.authority.items(), key=lambda item: item[1])[0] if self.authority else None
         return CurrencyLimits(
             auto_approve_limit=0,
@@ -382,16 +359,3 @@ def evaluate(
         refund_amount=refund_amount,
         approval_by=approval_by,
     )
-
-
-def _after(start: datetime, amount: int, unit: str) -> datetime:
-    if unit == "minutes":
-        return start + timedelta(minutes=amount)
-    if unit == "hours":
-        return start + timedelta(hours=amount)
-    day, added = start, 0
-    while added < amount:  # business days: Monday to Friday
-        day += timedelta(days=1)
-        if day.weekday() < 5:
-            added += 1
-    return day

@@ -121,7 +121,7 @@ def evidence(policy: Policy, required: bool, currency: str) -> RuleOutcome:
     if policy.uncovered:
         message = (
             f"Policy {policy.name} v{policy.version} sets no limits for {currency}:"
-            " a reviewer decides, and may ask for evidence."
+            " a reviewer decides, and records the evidence they checked."
         )
     elif required:
         limit = format_minor(policy.approval.evidence_required_above, currency)

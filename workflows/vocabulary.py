@@ -3,9 +3,15 @@ constrained strings and amounts every contract uses (re-exported by workflows.mo
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, StrictInt
+from pydantic import (
+    AfterValidator,
+    Field,
+    SerializerFunctionWrapHandler,
+    StrictInt,
+    model_serializer,
+)
 
 ReasonCode = Literal[
     "damaged",
@@ -66,3 +72,21 @@ def says_something(text: str) -> str:
 Statement = Annotated[FreeText, AfterValidator(says_something)]
 """FreeText that must say something (`says_something`)."""
 PositiveMinor = Annotated[StrictInt, Field(gt=0, le=10**12)]
+
+
+def omitted_when_none(*names: str) -> Any:
+    """A contract's serializer that leaves out `names` while they are None (assign it in the
+    class body). For fields added to a contract that readers refuse unknown fields of
+    (extra="forbid"): a payload without the new value stays what an older reader knows, so
+    workers, the API and CLIs of the earlier release keep reading it."""
+
+    @model_serializer(mode="wrap")
+    def serialize(self: Any, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            for name in names:
+                if name in data and data[name] is None:
+                    del data[name]
+        return data
+
+    return serialize

@@ -273,7 +273,7 @@ def add_subscribers(sub: Subcommands) -> None:
     with_json(replay)
 
 
-def add_refund_actions(sub: Subcommands) -> None:
+def add_refund_reads(sub: Subcommands) -> None:
     status = command(sub, "status", "show a refund's status, timeline and what happens next")
     status.add_argument("refund_id", type=types.refund_id)
     status.add_argument(
@@ -298,6 +298,9 @@ def add_refund_actions(sub: Subcommands) -> None:
         default=100,
         help="at most this many, newest first (default 100; a note says when more match)",
     )
+
+
+def add_refund_actions(sub: Subcommands) -> None:
     approve = command(sub, "approve", "approve a refund waiting for review")
     approve.add_argument("refund_id", type=types.refund_id)
     approve.add_argument(
@@ -388,6 +391,7 @@ CLIENT_COMMANDS: tuple[CommandAdder, ...] = (
     add_policy,
     add_customer_views,
     add_subscribers,
+    add_refund_reads,
     add_refund_actions,
     add_reconciliation,
     add_records,

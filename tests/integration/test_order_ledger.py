@@ -189,7 +189,7 @@ async def test_the_ledger_shows_the_money_held_and_paid_for_a_line_not_its_worth
     done = await refunds_v2.status(waiting.refund_id)
     assert done.message.startswith(
         "Your refund of 1.50 USD has been issued to your original payment method. That is"
-        " less than the 255.00 USD you asked for: the rest is not refunded."
+        " less than the 300.00 USD you asked for: the rest is not refunded."
     ), done.message
 
 

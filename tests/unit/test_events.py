@@ -48,7 +48,9 @@ def unversioned_payload(notice: Notice) -> dict[str, Any]:
         "locale": facts.locale,
         "eta": facts.eta.isoformat() if facts.eta else None,
         "eta_earliest": facts.eta_earliest.isoformat() if facts.eta_earliest else None,
-        "facts": facts.model_dump(mode="json"),
+        # asked_amount: added within v1; events always carry it, null unless a reviewer
+        # approved less (the status's facts leave it out while unset).
+        "facts": {"asked_amount": None, **facts.model_dump(mode="json")},
         "notification": wording.notification(facts),
     }
 

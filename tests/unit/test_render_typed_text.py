@@ -36,3 +36,9 @@ def test_a_reason_with_line_breaks_cannot_add_an_audit_line() -> None:
 
 def test_typed_text_without_breaks_is_shown_as_typed() -> None:
     assert render.typed("broken screen, 退货 <b>") == "broken screen, 退货 <b>"
+
+
+def test_separators_escapes_and_direction_overrides_are_shown_not_obeyed() -> None:
+    shown = render.typed("a\u2028b\x85c\x1b[2Jd\u202eevil\u2066")
+    assert shown == "a\\u2028b\\u0085c\\u001b[2Jd\\u202eevil\\u2066"
+    assert len(shown.splitlines()) == 1

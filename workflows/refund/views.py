@@ -59,10 +59,11 @@ def cancelled_by_staff(case: RefundCase) -> bool:
 
 
 def asked_for_more(case: RefundCase) -> int | None:
-    """What the customer asked for (after fees), once a reviewer approved less; else None."""
+    """What the customer asked for (before any fee), once a reviewer approved less than the
+    request allows; else None."""
     p = case.p
     paying = p.state in (RefundState.APPROVED, RefundState.REFUNDING, RefundState.COMPLETED)
-    return p.max_amount if paying and p.amount < p.max_amount else None
+    return case.inp.resolved.amount if paying and p.amount < p.max_amount else None
 
 
 def facts(case: RefundCase) -> MessageFacts:
