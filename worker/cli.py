@@ -51,6 +51,8 @@ def add_stack_commands(sub: Subcommands) -> None:
         ("--webhook-port", 8089, "the webhook receiver"),
         ("--api-port", 8080, "the API, console and tracking pages"),
         ("--codec-port", 8081, "the codec server"),
+        ("--metrics-port", 9464, "the worker's Prometheus metrics"),
+        ("--api-metrics-port", 9465, "the API's Prometheus metrics"),
     ):
         dev.add_argument(flag, type=int, default=port, help=f"port of {what} (default {port})")
     command(sub, "worker", "run a worker (configured from the environment); --json: JSON logs")
@@ -149,6 +151,8 @@ def _dev(args: argparse.Namespace) -> int:
         webhook_port=args.webhook_port,
         api_port=args.api_port,
         codec_port=args.codec_port,
+        metrics_port=args.metrics_port,
+        api_metrics_port=args.api_metrics_port,
         database_url=os.environ.get("DATABASE_URL") or None,
         # Only with DATABASE_URL: the embedded server has its own owner.
         migration_database_url=(os.environ.get("DATABASE_URL") or None)

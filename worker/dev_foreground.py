@@ -10,6 +10,7 @@ import json
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from worker.devstack import DevStack, StackConfig, redact_url
@@ -89,6 +90,21 @@ def _print_demo_orders(orders: list[dict[str, Any]]) -> None:
         )
 
 
+def _how_to_reach(stack: DevStack) -> list[str]:
+    """How another shell's commands find this stack: by folder for ./.refundflow (from this
+    folder or below), else only by REFUNDFLOW_HOME (another stack may answer in this folder)."""
+    commands = [
+        "refundflow sandbox order --amount 12000 --currency USD --json",
+        "refundflow request --order ORDER_ID --amount 12000 --reason damaged --channel web",
+    ]
+    if stack.config.home == Path(".refundflow").resolve():
+        where, prefix = "From another shell in this folder", ""
+    else:
+        where, prefix = "From another shell", f"REFUNDFLOW_HOME={stack.config.home} "
+    heading = f"{where} (after `source .venv/bin/activate`):"
+    return [heading, *(f"  {prefix}{command}" for command in commands)]
+
+
 def _print_banner(stack: DevStack) -> None:
     lines = [
         "",
@@ -105,9 +121,7 @@ def _print_banner(stack: DevStack) -> None:
         f"  codec server  {stack.describe()['codec_url']}   payloads sealed with"
         f" {stack.describe()['codec_key_file']} (the Web UI opens them through it)",
         f"  logs          {stack.logs}   (worker.log, api.log, ...: `tail -f` one)",
-        "From another shell in this folder (after `source .venv/bin/activate`):",
-        "  refundflow sandbox order --amount 12000 --currency USD --json",
-        "  refundflow request --order ORDER_ID --amount 12000 --reason damaged --channel web",
+        *_how_to_reach(stack),
         "Press Ctrl-C to stop everything.",
     ]
     print("\n".join(lines), flush=True)

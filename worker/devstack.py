@@ -14,17 +14,14 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from client.settings import DEFAULT_POLICY, STACK_FILE, read_stack_file
+from client.settings import STACK_FILE, read_stack_file
 from client.temporal_config import without_connection_vars
 from worker import dev_api, dev_codec
 from worker.embedded_pg import EmbeddedPostgres
 from worker.processes import (
     StackError,
-    free_port,
     port_in_use,
     post_json,
     spawn,
@@ -32,63 +29,12 @@ from worker.processes import (
     wait_http,
 )
 from worker.processes import redact_url as redact_url
+from worker.stack_config import StackConfig as StackConfig
 from worker.stack_home import wipe_home as wipe_home
 from worker.temporal_server import TemporalDevServer
 
 APP_ROLE = "refundflow_app"
 """The embedded server's role for the app: may read and append to the audit, nothing more."""
-
-
-@dataclass
-class StackConfig:
-    home: Path
-    temporal_port: int = 7233
-    ui_port: int = 8233
-    pg_port: int = 55432
-    sandbox_port: int = 8088
-    webhook_port: int = 8089
-    metrics_port: int = 9464  # the worker's Prometheus endpoint, on 127.0.0.1
-    api_port: int = 8080
-    api_metrics_port: int = 9465  # the API's, on 127.0.0.1 (not the API's public port)
-    codec_port: int = 8081
-    """The codec server (opens sealed payloads for the Web UI and operators), on 127.0.0.1."""
-    database_url: str | None = None
-    """Use this Postgres instead of starting the embedded one (the app's role)."""
-    migration_database_url: str | None = None
-    """With `database_url`: its owner's URL, to migrate and grant the app's role before
-    anything starts. None: the worker and the sandbox migrate as `database_url`'s role."""
-    task_queue: str = "refunds"
-    policy: str = DEFAULT_POLICY
-    headless: bool = False
-    time_skipping: bool = False
-    durable: bool = True
-    """False for tests: Postgres without fsync, Temporal without a database file."""
-    temporal_persistent: bool | None = None
-    """Keep Temporal's state in a file (default: same as `durable`); chaos tests restart it."""
-    temporal_dynamic_config: dict[str, str] = field(default_factory=dict)
-    """The dev server's dynamic config (chaos: continue-as-new suggested sooner)."""
-    extra_env: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def for_tests(cls, home: Path) -> StackConfig:
-        return cls(
-            home=home,
-            temporal_port=free_port(),
-            ui_port=free_port(),
-            pg_port=free_port(),
-            sandbox_port=free_port(),
-            webhook_port=free_port(),
-            metrics_port=free_port(),
-            api_port=free_port(),
-            api_metrics_port=free_port(),
-            codec_port=free_port(),
-            database_url=os.environ.get("DATABASE_URL"),
-            migration_database_url=os.environ.get("DATABASE_URL")
-            and os.environ.get("MIGRATION_DATABASE_URL"),
-            headless=True,
-            time_skipping=True,
-            durable=False,
-        )
 
 
 class DevStack:
@@ -176,22 +122,15 @@ class DevStack:
         if running:
             raise StackError(
                 f"a dev stack is already running from {cfg.home} (pid {running['pid']});"
-                " stop it first"
+                " stop it first, or start another with --home DIR and other ports"
+                " (refundflow dev --help)"
             )
-        ports = {
-            "Temporal": cfg.temporal_port,
-            "sandbox": cfg.sandbox_port,
-            "webhook receiver": cfg.webhook_port,
-            "API": cfg.api_port,
-            "codec server": cfg.codec_port,
-        }
-        if not cfg.headless:
-            ports["Temporal Web UI"] = cfg.ui_port
-        if self.database_url is None:
-            ports["PostgreSQL"] = cfg.pg_port
-        for what, port in ports.items():
+        for what, (port, option) in cfg.listening(self.database_url is None).items():
             if port_in_use(port):
-                raise StackError(f"port {port} for {what} is already in use on 127.0.0.1")
+                raise StackError(
+                    f"port {port} for {what} is already in use on 127.0.0.1: choose another"
+                    f" with --{option}"
+                )
         try:
             self._start_all(progress)
         except BaseException:
