@@ -52,15 +52,22 @@ def minor_units(text: str, currency: str) -> int | None:
     """'180.50' in the refund's currency as minor units; empty: the whole amount."""
     if not text.strip():
         return None
+    digits = exponent(currency)
+    example = format_minor(180 * 10**digits, currency)
+    if text.strip().startswith("-"):
+        raise Refused(f"amount: {text!r} is below zero; give what to approve, such as {example}")
     # Digits and one point only: Decimal would also take "1e3" and other scripts' digits.
     if not PLAIN_AMOUNT.fullmatch(text.strip()):
-        raise Refused(f"amount: {text!r} is not a number such as 180.00")
+        raise Refused(f"amount: {text!r} is not an amount such as {example}")
     try:
-        value = Decimal(text.strip()) * (10 ** exponent(currency))
+        value = Decimal(text.strip()) * (10**digits)
     except InvalidOperation:
-        raise Refused(f"amount: {text!r} is not a number such as 180.00") from None
-    if value != value.to_integral_value() or value <= 0:
-        raise Refused(f"amount: {text!r} is not a positive amount of {currency}")
+        raise Refused(f"amount: {text!r} is not an amount such as {example}") from None
+    if value != value.to_integral_value():
+        places = "no decimals" if digits == 0 else f"{digits} decimals at most"
+        raise Refused(f"amount: {text!r} has too many decimals: {currency} has {places}")
+    if value <= 0:
+        raise Refused(f"amount: {text!r} is nothing to approve; give more than 0 {currency}")
     return int(value)
 
 

@@ -29,6 +29,7 @@ from client.errors import RefundflowError
 from client.review_context import review_context
 from workflows import names
 from workflows.models import CHANNELS, IDENTIFIER_PATTERN, StatusView
+from workflows.money import check_currency
 from workflows.policy import evaluate, policy_for
 from workflows.refund.case import ContinuedRefundInput, asked_at
 from workflows.rules import RuleOutcome
@@ -62,6 +63,25 @@ def _amount(text: str) -> Decimal | None:
     return value if value is not None and value.is_finite() and value >= 0 else None
 
 
+def _currency(text: str) -> str | None:
+    try:
+        return check_currency(text.strip().upper()) if text.strip() else None
+    except ValueError:
+        return None
+
+
+def _ignored(filters: queue.Filters, low: str, high: str, currency: str) -> list[str]:
+    """The filters typed that the queue could not apply, said on the page (not dropped)."""
+    said = []
+    typed = (("Amount from", low, filters.amount_min), ("Amount to", high, filters.amount_max))
+    for label, text, value in typed:
+        if text.strip() and value is None:
+            said.append(f"{label} {text.strip()!r} is not an amount of 0 or more")
+    if currency.strip() and filters.currency is None:
+        said.append(f"Currency {currency.strip()!r} is not a currency code such as USD")
+    return said
+
+
 @router.get("/console")
 async def queue_page(
     request: Request,
@@ -73,6 +93,7 @@ async def queue_page(
     channel: Field = "",
     amount_min: Annotated[str, Query(max_length=24)] = "",
     amount_max: Annotated[str, Query(max_length=24)] = "",
+    currency: Annotated[str, Query(max_length=8)] = "",
     cursor: Annotated[str, Query(max_length=512)] = "",
 ) -> Response:
     """The queue; an empty or malformed filter (a form sends every field) filters nothing."""
@@ -90,6 +111,7 @@ async def queue_page(
         channel=_identifier(channel),
         amount_min=_amount(amount_min),
         amount_max=_amount(amount_max),
+        currency=_currency(currency),
     )
     found = await queue.page(state(request), filters, cursor or None)
     params = {k: v for k, v in request.query_params.items() if k != "cursor"}
@@ -100,6 +122,7 @@ async def queue_page(
         filters=filters,
         amount_min=amount_min,
         amount_max=amount_max,
+        ignored=_ignored(filters, amount_min, amount_max, currency),
         page=found,
         more_query=params,
         states=[s.value for s in RefundState],

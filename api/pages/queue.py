@@ -51,6 +51,7 @@ WITH policy(label, first_s, second_s, expiry_s) AS (
       AND ($4::text IS NULL OR s.order_id = $4)
       AND ($5::text IS NULL OR {asked_by("s", "$5")})
       AND ($6::text IS NULL OR s.channel = $6)
+      AND ($19::text IS NULL OR s.currency = $19)
 )
 SELECT * FROM queued
 WHERE ($7::numeric IS NULL OR major >= $7) AND ($8::numeric IS NULL OR major <= $8)
@@ -71,6 +72,9 @@ class Filters:
     channel: str | None = None
     amount_min: Decimal | None = None
     amount_max: Decimal | None = None
+    currency: str | None = None
+    """Amounts compare in each refund's own currency: this keeps to one (8000 JPY is not
+    between 50 and 8000 of anything else)."""
 
     def awaiting_values(self) -> list[str] | None:
         # A closed refund waits for nobody: "a person", the default, must not hide them all.
@@ -140,6 +144,7 @@ async def page(api: ApiState, filters: Filters, cursor: str | None) -> QueuePage
         after[1] if after else None,
         PAGE_SIZE + 1,
         list(TERMINAL),
+        filters.currency,
     )
     items = [dict(r) for r in rows[:PAGE_SIZE]]
     more = len(rows) > PAGE_SIZE

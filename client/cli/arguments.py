@@ -147,7 +147,8 @@ def minor(value: str) -> int:
     digits: int() would also take "1_000" or " 42", which nobody means as money."""
     if not re.fullmatch(r"-?[0-9]+", value):
         raise argparse.ArgumentTypeError(
-            f"amount must be a whole number of minor units (cents: 4200 is 42.00), got {value!r}"
+            "amount must be a whole number of the currency's minor units (4200 is 42.00 USD,"
+            f" or 4200 JPY, which has no decimals), got {value!r}"
         )
     return int(value)
 

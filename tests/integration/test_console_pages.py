@@ -108,6 +108,37 @@ async def test_the_queue_pages_soonest_deadline_first(
     assert seen == made, (len(seen), len(made))
 
 
+async def test_the_queue_compares_amounts_within_a_currency_and_says_what_it_ignored(
+    browserless: aiohttp.ClientSession, api: Api, sandbox: Sandbox
+) -> None:
+    who = f"cust_{uuid.uuid4().hex[:8]}"
+    made = {}
+    for currency, amount in (("JPY", 80000), ("USD", 80000)):  # both wait for a reviewer
+        order = await sandbox.order(amount=amount, currency=currency, customer_id=who)
+        body = {"order_id": order["order_id"], "amount": amount, "reason_code": "damaged"}
+        made[currency] = (await api.request_refund(who, body)).body["refund_id"]
+    assert (await sign_in(browserless, api, "bob", "/console"))[0] == 303
+
+    async def listed(query: str) -> tuple[set[str], str]:
+        async with browserless.get(f"{api.base}/console?customer={who}&{query}") as r:
+            page = await r.text()
+        found = re.findall(r'<th scope="row"><a href="/console/refunds/(rf_[0-9a-f]+)">', page)
+        return set(found), page
+
+    # 800.00 USD and 80,000 yen both lie between 500 and 90000 "of something".
+    assert (await listed("amount_min=500&amount_max=90000"))[0] == set(made.values())
+    assert (await listed("amount_min=500&amount_max=90000&currency=jpy"))[0] == {made["JPY"]}
+    found, page = await listed("amount_min=abc&currency=zzz")
+    assert found == set(made.values())  # nothing applied, and the page says so
+    assert (
+        html.unescape(page).count(
+            "Not applied: Amount from 'abc' is not an amount of 0 or more; Currency 'zzz' is not"
+            " a currency code such as USD."
+        )
+        == 1
+    )
+
+
 async def test_a_tracking_link_opens_its_refund_only_while_signed_and_unexpired(
     http: aiohttp.ClientSession, api: Api, sandbox: Sandbox
 ) -> None:

@@ -126,6 +126,18 @@ def test_amounts_typed_by_staff_are_minor_units_of_the_refunds_currency() -> Non
     for bad in ("1.001", "-3", "0", "abc", "1e3", "\u0663", "+5", "1_000", "Infinity"):
         with pytest.raises(Refused):
             minor_units(bad, "USD")
+    # Each refusal says what is wrong in the refund's own currency.
+    said = {
+        ("10.5", "JPY"): "'10.5' has too many decimals: JPY has no decimals",
+        ("12.3456", "KWD"): "'12.3456' has too many decimals: KWD has 3 decimals at most",
+        ("-1", "USD"): "'-1' is below zero; give what to approve, such as 180.00 USD",
+        ("abc", "JPY"): "'abc' is not an amount such as 180 JPY",
+        ("0", "EUR"): "'0' is nothing to approve; give more than 0 EUR",
+    }
+    for (text, currency), sentence in said.items():
+        with pytest.raises(Refused) as refused:
+            minor_units(text, currency)
+        assert str(refused.value) == f"amount: {sentence}"
 
 
 def test_a_rejection_for_another_reason_must_say_which() -> None:
