@@ -191,11 +191,12 @@ def faults(data: dict[str, Any]) -> str:
     from sandbox.faults import Faults
 
     defaults = Faults().model_dump()
+    width = max((len(system) for system in data), default=0)
     lines = []
     for system, settings in data.items():
         changed = {k: v for k, v in settings.items() if defaults[system].get(k) != v}
         shown = ", ".join(f"{k}={v}" for k, v in sorted(changed.items())) or "no faults"
-        lines.append(f"{system:<10} {shown}")
+        lines.append(f"{system:<{width}}  {shown}")
     return "\n".join(lines)
 
 
