@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from workflows.states import CancelReason, RefundState
-from workflows.vocabulary import Locale, omitted_when_none
+from workflows.vocabulary import Locale, left_out_while_none
 
 
 class _Contract(BaseModel):
@@ -33,8 +33,7 @@ class MessageFacts(_Contract):
     payment_failed: bool = False  # the provider failed it; an operator decides; no money moved
     action_required: str | None = None  # the provider's instructions (requires_action)
     payment_reversed: bool = False  # the provider took back what it paid; an operator decides
-    asked_amount: int | None = None  # a reviewer approved less: what the customer asked for
-    _new_fields = omitted_when_none("asked_amount")  # readers of the release before know it not
+    asked_amount: int | None = left_out_while_none()  # approved less: what was asked for
     received: bool = False
     """Just asked, under a policy that approves it without a reviewer: the first notice says
     it was received (the approval follows in moments), not that it waits for review."""

@@ -41,7 +41,7 @@ from workflows.vocabulary import PositiveMinor as PositiveMinor
 
 # The words contracts are made of live apart (workflows.vocabulary); re-exported here.
 from workflows.vocabulary import ReasonCode as ReasonCode
-from workflows.vocabulary import omitted_when_none
+from workflows.vocabulary import left_out_while_none
 
 
 class _Contract(BaseModel):
@@ -189,9 +189,8 @@ class StatusView(_Contract):
     reason_code: str
     channel: str
     evidence_required: bool
-    evidence: str | None = None
+    evidence: str | None = left_out_while_none()  # what APIs and CLIs before it read
     """Who recorded evidence and what they checked ("li: photos in ticket 123")."""
-    _new_fields = omitted_when_none("evidence")  # APIs and CLIs of the release before read it
     provider_refund_id: str | None
     provider_failure: str | None = None
     """Why the provider refused or failed the refund, while an operator is needed."""
@@ -239,10 +238,9 @@ class ApproveInput(_PersonsAction):
     amount: PositiveMinor | None = None
     """Approve a lower amount than requested; never more."""
     source: str = "support"
-    evidence: FreeText | None = None
+    evidence: FreeText | None = left_out_while_none()  # what workers before it read
     """What the reviewer checked (photos in ticket 123): needed above the policy's
     evidence_required_above, unless an earlier approval of the refund recorded it."""
-    _new_fields = omitted_when_none("evidence")  # workers of the release before read it
 
 
 class RejectInput(_PersonsAction):

@@ -8,9 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     Field,
-    SerializerFunctionWrapHandler,
     StrictInt,
-    model_serializer,
 )
 
 ReasonCode = Literal[
@@ -74,19 +72,13 @@ Statement = Annotated[FreeText, AfterValidator(says_something)]
 PositiveMinor = Annotated[StrictInt, Field(gt=0, le=10**12)]
 
 
-def omitted_when_none(*names: str) -> Any:
-    """A contract's serializer that leaves out `names` while they are None (assign it in the
-    class body). For fields added to a contract that readers refuse unknown fields of
-    (extra="forbid"): a payload without the new value stays what an older reader knows, so
-    workers, the API and CLIs of the earlier release keep reading it."""
+def left_out_while_none() -> Any:
+    """The default of a field added to a contract whose readers refuse unknown fields
+    (extra="forbid"): None, and left out of the payload while it is None. A payload without
+    the new value stays what an older reader knows, so workers, the API and CLIs of the
+    earlier release keep reading it."""
+    return Field(default=None, exclude_if=_is_none)
 
-    @model_serializer(mode="wrap")
-    def serialize(self: Any, handler: SerializerFunctionWrapHandler) -> Any:
-        data = handler(self)
-        if isinstance(data, dict):
-            for name in names:
-                if name in data and data[name] is None:
-                    del data[name]
-        return data
 
-    return serialize
+def _is_none(value: object) -> bool:
+    return value is None
