@@ -93,7 +93,7 @@ def _evidence(view: StatusView) -> list[str]:
     if view.evidence:
         return [f"  evidence   {typed(view.evidence)}"]
     if view.evidence_required and view.state is RefundState.PENDING_REVIEW:
-        return ["  evidence   required at this amount; none recorded (approve --evidence TEXT)"]
+        return ["  evidence   required; none recorded yet (approve --evidence TEXT)"]
     return []
 
 

@@ -85,6 +85,8 @@ class EligibilityAnswer(BaseModel):
     auto_approve_refused_because: str | None = None
     """The auto-approval budget that is used up, when the policy alone would approve this
     refund automatically: it waits for a reviewer instead (outcome needs_review)."""
+    two_approvers: bool = False
+    """Two different reviewers must approve it (four eyes), as the policy says for the amount."""
     already_made: str | None = None
     """The refund this very request (same order and key) already made: `request` answers
     with it, whatever became of it. The answer above leaves out that refund's own hold."""
@@ -179,6 +181,7 @@ def answer_for_resolved(
         evidence_required=decision.evidence_required,
         auto_approve=decision.auto_approve and eligible,
         approval_by=decision.approval_by if eligible else None,
+        two_approvers=decision.four_eyes and eligible,
         rules=rules,
         summary=_summary(outcome, decision, rules, money, budget_says if eligible else None),
         held_by=ledger.held_by,
@@ -201,6 +204,8 @@ def _summary(
     if outcome == "needs_review":
         who = f" (role {decision.approval_by} or above)" if decision.approval_by else ""
         why = f" The {budget_says.removesuffix(': a reviewer decides')}." if budget_says else ""
+        if decision.four_eyes:
+            return f"Eligible: {refund}, once two different reviewers{who} approve it.{why}"
         return f"Eligible: {refund}, once a reviewer{who} approves it.{why}"
     failed = {r.rule_id: r.message for r in rules if not r.passed}
     if LEDGER_RULE in failed:

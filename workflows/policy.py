@@ -310,6 +310,8 @@ class PolicyDecision(BaseModel):
     """What the refund pays if approved in full: the requested amount less fees."""
     approval_by: str | None = None
     """The least senior role that may approve it (None: auto-approved, or no roles defined)."""
+    four_eyes: bool = False
+    """Two different people must approve it (above the policy's second_approver_above)."""
 
     @property
     def failed(self) -> list[RuleOutcome]:
@@ -348,7 +350,9 @@ def evaluate(
     eligible = all(o.passed for o in outcomes)
     if not eligible:
         approval_by = None  # nobody is asked to approve what the policy refuses
-    outcomes.append(rules.auto_approve(policy, auto, eligible, approval_by, currency))
+    second = policy.approval.second_approver_above
+    four_eyes = second is not None and refund_amount > second
+    outcomes.append(rules.auto_approve(policy, auto, eligible, approval_by, currency, four_eyes))
     return PolicyDecision(
         eligible=eligible,
         auto_approve=auto,
@@ -358,4 +362,5 @@ def evaluate(
         fees=fees,
         refund_amount=refund_amount,
         approval_by=approval_by,
+        four_eyes=four_eyes and not auto,
     )

@@ -150,13 +150,20 @@ def approval_authority(
 
 
 def auto_approve(
-    policy: Policy, auto: bool, eligible: bool, approval_by: str | None, currency: str
+    policy: Policy,
+    auto: bool,
+    eligible: bool,
+    approval_by: str | None,
+    currency: str,
+    four_eyes: bool = False,
 ) -> RuleOutcome:
     """Never fails: it says who decides (nobody, a reviewer of some role, or no one at all
     because the refund is not eligible)."""
     if auto:
         limit = format_minor(policy.approval.auto_approve_limit, currency)
         message = f"Approved automatically: at most {limit}."
+    elif approval_by and four_eyes:
+        message = f"Two different reviewers decide this refund (role {approval_by} or above)."
     elif approval_by:
         message = f"A reviewer decides this refund (role {approval_by} or above)."
     elif eligible:

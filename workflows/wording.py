@@ -223,15 +223,21 @@ def next_step(state: RefundState, awaiting: Awaiting) -> str:
 
 
 def action_by(
-    state: RefundState, awaiting: Awaiting, approval_by: str | None, approved_once_by: str = ""
+    state: RefundState,
+    awaiting: Awaiting,
+    approval_by: str | None,
+    approved_once_by: str = "",
+    four_eyes: bool = False,
 ) -> str:
     """Who acts next; `approved_once_by`: the first of two approvers (four eyes), who may not
-    be the second."""
+    be the second; `four_eyes`: two different people must approve, and none has yet."""
     if state in (RefundState.COMPLETED, RefundState.CANCELLED):
         return "nobody: the refund is closed"
+    role = f" with the {approval_by} role or above" if approval_by else ""
     if awaiting is Awaiting.REVIEWER and approved_once_by:
-        role = f" with the {approval_by} role or above" if approval_by else ""
         return f"a second reviewer{role}, not {approved_once_by} (who approved it first)"
+    if awaiting is Awaiting.REVIEWER and four_eyes:
+        return f"two different reviewers{role}"
     if awaiting is Awaiting.REVIEWER and approval_by:
         return f"a reviewer with the {approval_by} role or above"
     return _ACTION_BY[awaiting]

@@ -54,6 +54,8 @@ def minor_units(text: str, currency: str) -> int | None:
         return None
     digits = exponent(currency)
     example = format_minor(180 * 10**digits, currency)
+    # "79000 JPY" as the page shows amounts: the refund's own currency code may follow.
+    text = text.strip().removesuffix(currency).removesuffix(currency.lower()).strip() or text
     if text.strip().startswith("-"):
         raise Refused(f"amount: {text!r} is below zero; give what to approve, such as {example}")
     # Digits and one point only: Decimal would also take "1e3" and other scripts' digits.
@@ -140,7 +142,8 @@ async def act(
     status = await api.refunds.status(refund_id)
     try:
         minor = minor_units(amount, status.currency) if chosen is Action.APPROVE else None
-        why = reason(chosen, code, note)
+        # A browser sends a text box's line breaks as CRLF; the audit keeps plain \n.
+        why = reason(chosen, code, note.replace("\r\n", "\n").replace("\r", "\n"))
     except Refused as err:
         return await again(f"{err}; nothing was done.", 422)
     decision = decide(who, chosen, facts(api, status), amount=minor)
@@ -196,7 +199,8 @@ async def carry_out(
     except ValidationError as err:
         error, status_code = f"{render.validation_error(err)}; nothing was done.", 422
     except RefundflowError as err:
-        error, status_code = f"Refused: {err}. Nothing was changed.", 409
+        said = str(err).removeprefix("refused: ")  # the page says "Refused:" itself
+        error, status_code = f"Refused: {said}. Nothing was changed.", 409
     if error:
         return await refund_page(request, who, refund_id, error=error, status_code=status_code)
     target = f"/console/refunds/{refund_id}?done={done}"

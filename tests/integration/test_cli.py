@@ -110,7 +110,7 @@ def request_args(**overrides: str) -> list[str]:
     [
         (request_args(order="ord_nope"), 2, "error: unknown order ord_nope"),
         (request_args(amount="0"), 2, "amount must be greater than 0"),
-        (request_args(amount="12.50"), 2, "whole number of minor units"),
+        (request_args(amount="12.50"), 2, "the currency's minor units"),
         (request_args(reason="bored"), 2, "reason_code must be one of"),
         (request_args(channel="fax"), 2, "--channel: invalid choice: 'fax' (choose from 'web',"),
         (["status", "rf_000000000000000000000000"], 1, "error: no refund rf_0000"),
@@ -195,6 +195,7 @@ def test_a_first_of_two_approvals_says_a_second_person_must_approve(stack: DevSt
         "--reason", "damaged", "--requested-by", "cust_78",
     )  # fmt: skip
     refund_id = requested["refund_id"]
+    assert requested["action_by"] == "two different reviewers with the finance role or above"
     # Above 500.00 USD the approver says what they checked; without it nothing changes.
     unchecked = cli(stack, "--as", "fang", "approve", refund_id)
     assert unchecked.returncode == 1

@@ -162,7 +162,7 @@ def check_off_script_mistakes(folder: Path, env: dict[str, str]) -> None:
         (["staus", "rf_x"], 2, "did you mean 'status'?"),
         (["--as", "alcie", "list"], 2, "did you mean alice?"),
         (["reconcile", "--grace", "-5"], 2, "0 or more"),
-        (["approve", "rf_" + "0" * 24, "--amount", "1_000"], 2, "whole number of minor units"),
+        (["approve", "rf_" + "0" * 24, "--amount", "1_000"], 2, "the currency's minor units"),
         (["sandbox", "inbox", "--refund", "rf_" + "0" * 24], 0, "no notification for rf_"),
     ]:
         done = run_in(folder, env, "worker.cli", *args)

@@ -9,6 +9,7 @@ from tests.unit.test_refund_case import Clock, new_case
 from workflows.policy import pin_policy
 from workflows.refund import views
 from workflows.refund.case import RefundCase
+from workflows.states import Awaiting
 
 V4 = (PROJECT_ROOT / "policies" / "standard-v4.toml").read_text()
 
@@ -46,3 +47,13 @@ def test_the_first_approvers_evidence_serves_the_second() -> None:
     assert case.approval_refusal("mei", "lead", None) is None
     assert views.status(case).evidence == "li: photo"
     assert case.p.timeline[-1].reason.endswith("; evidence checked: photo")
+
+
+def test_a_first_approver_approving_less_is_not_yet_the_customers_refund() -> None:
+    case = case_with(evidence_above=50000, second_above=10000)
+    case.p.awaiting = Awaiting.REVIEWER
+    assert views.status(case).action_by == "two different reviewers with the lead role or above"
+    case.p.amount = 12000  # the first of two approvers approves 120.00 of 255.00
+    assert case.first_of_two_approvals("li", "lead", "api")
+    told = views.facts(case)
+    assert told.amount == 25500 and "255.00 USD" in views.status(case).message

@@ -126,6 +126,9 @@ def test_amounts_typed_by_staff_are_minor_units_of_the_refunds_currency() -> Non
     for bad in ("1.001", "-3", "0", "abc", "1e3", "\u0663", "+5", "1_000", "Infinity"):
         with pytest.raises(Refused):
             minor_units(bad, "USD")
+    # As the page shows amounts: the refund's own currency code may follow the number.
+    assert minor_units("79000 JPY", "JPY") == 79000
+    assert minor_units("180.50 usd", "USD") == 18050
     # Each refusal says what is wrong in the refund's own currency.
     said = {
         ("10.5", "JPY"): "'10.5' has too many decimals: JPY has no decimals",
@@ -133,6 +136,8 @@ def test_amounts_typed_by_staff_are_minor_units_of_the_refunds_currency() -> Non
         ("-1", "USD"): "'-1' is below zero; give what to approve, such as 180.00 USD",
         ("abc", "JPY"): "'abc' is not an amount such as 180 JPY",
         ("0", "EUR"): "'0' is nothing to approve; give more than 0 EUR",
+        ("JPY", "JPY"): "'JPY' is not an amount such as 180 JPY",
+        ("10 USD", "JPY"): "'10 USD' is not an amount such as 180 JPY",
     }
     for (text, currency), sentence in said.items():
         with pytest.raises(Refused) as refused:

@@ -275,8 +275,8 @@ class RefundCase:
             else f"above {self.money(limit)}"
         )
         return (
-            f"evidence is required {above}: say what you checked (`refundflow approve …"
-            " --evidence TEXT`, or the console's Evidence field)"
+            f"evidence is required {above}: say what you checked (the console's Evidence"
+            " field; `approve --evidence TEXT` in the CLI)"
         )
 
     def needs_second_approver(self, amount: int) -> bool:

@@ -66,6 +66,15 @@ def asked_for_more(case: RefundCase) -> int | None:
     return case.inp.resolved.amount if paying and p.amount < p.max_amount else None
 
 
+def told_amount(case: RefundCase) -> int:
+    """The amount the customer's words name: the request's (after fees) until it is finally
+    approved, and of a refund that closed without paying; then what it pays. The first of
+    two approvers may approve less: that is not yet the customer's refund."""
+    p = case.p
+    unpaid = p.state is RefundState.CANCELLED and p.cancel_reason is not CancelReason.PAYMENT_FAILED
+    return p.max_amount if p.state is RefundState.PENDING_REVIEW or unpaid else p.amount
+
+
 def facts(case: RefundCase) -> MessageFacts:
     earliest, latest, kind = eta(case)
     p = case.p
@@ -74,7 +83,7 @@ def facts(case: RefundCase) -> MessageFacts:
         order_id=case.inp.order.order_id,
         state=p.state,
         cancel_reason=p.cancel_reason,
-        amount=p.amount,
+        amount=told_amount(case),
         currency=case.currency,
         locale=case.inp.request.locale,
         escalation_level=p.escalation,
@@ -130,7 +139,9 @@ def status(case: RefundCase) -> StatusView:
         message=wording.customer_message(told),
         policy_notes=notes,
         locale=told.locale,
-        action_by=wording.action_by(p.state, p.awaiting, decision.approval_by, first),
+        action_by=wording.action_by(
+            p.state, p.awaiting, decision.approval_by, first, case.needs_second_approver(p.amount)
+        ),
         eta_earliest=told.eta_earliest,
         eta_kind=told.eta_kind,
         payment_rail=inp.order.payment_rail,
@@ -174,7 +185,10 @@ def details(case: RefundCase) -> str:
     lines = [
         f"**{p.state.value}** · {amount} · order {case.inp.order.order_id}",
         f"awaiting: {p.awaiting.value} · escalation level {p.escalation}",
-        f"who acts: {wording.action_by(p.state, p.awaiting, decision.approval_by, first)}",
+        "who acts: "
+        + wording.action_by(
+            p.state, p.awaiting, decision.approval_by, first, case.needs_second_approver(p.amount)
+        ),
         f"next: {wording.next_step(p.state, p.awaiting)}",
     ]
     _, latest, kind = eta(case)
