@@ -5,11 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    Field,
-    StrictInt,
-)
+from pydantic import AfterValidator, Field, StrictInt
 
 ReasonCode = Literal[
     "damaged",

@@ -66,6 +66,19 @@ def asked_for_more(case: RefundCase) -> int | None:
     return case.inp.resolved.amount if paying and p.amount < p.max_amount else None
 
 
+def _first_approver(case: RefundCase) -> str:
+    """Who gave the first of two approvals, while the refund waits for the second."""
+    p = case.p
+    return p.approvals[0] if p.approvals and p.state is RefundState.PENDING_REVIEW else ""
+
+
+def _who_acts(case: RefundCase) -> str:
+    p = case.p
+    four_eyes = case.needs_second_approver(p.amount)
+    first = _first_approver(case)
+    return wording.action_by(p.state, p.awaiting, case.decision.approval_by, first, four_eyes)
+
+
 def told_amount(case: RefundCase) -> int:
     """The amount the customer's words name: the request's (after fees) until it is finally
     approved, and of a refund that closed without paying; then what it pays. The first of
@@ -110,8 +123,7 @@ def status(case: RefundCase) -> StatusView:
     notes = [o.message for o in decision.outcomes]
     if p.operator_note:
         notes.append(f"Payment provider: {p.operator_note}")
-    first = p.approvals[0] if p.approvals and p.state is RefundState.PENDING_REVIEW else ""
-    if first:
+    if first := _first_approver(case):
         notes.append(f"Approved by {first}; a second, different person must approve.")
     return StatusView(
         refund_id=inp.refund_id,
@@ -139,9 +151,7 @@ def status(case: RefundCase) -> StatusView:
         message=wording.customer_message(told),
         policy_notes=notes,
         locale=told.locale,
-        action_by=wording.action_by(
-            p.state, p.awaiting, decision.approval_by, first, case.needs_second_approver(p.amount)
-        ),
+        action_by=_who_acts(case),
         eta_earliest=told.eta_earliest,
         eta_kind=told.eta_kind,
         payment_rail=inp.order.payment_rail,
@@ -176,7 +186,6 @@ def projection(case: RefundCase) -> StatusProjection:
 def details(case: RefundCase) -> str:
     """The Web UI's current details (Markdown): what an operator needs without a query."""
     p, decision = case.p, case.decision
-    first = p.approvals[0] if p.approvals and p.state is RefundState.PENDING_REVIEW else ""
     amount = case.money()
     if decision.fee:
         amount += (
@@ -185,10 +194,7 @@ def details(case: RefundCase) -> str:
     lines = [
         f"**{p.state.value}** · {amount} · order {case.inp.order.order_id}",
         f"awaiting: {p.awaiting.value} · escalation level {p.escalation}",
-        "who acts: "
-        + wording.action_by(
-            p.state, p.awaiting, decision.approval_by, first, case.needs_second_approver(p.amount)
-        ),
+        f"who acts: {_who_acts(case)}",
         f"next: {wording.next_step(p.state, p.awaiting)}",
     ]
     _, latest, kind = eta(case)
