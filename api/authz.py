@@ -66,7 +66,8 @@ class RefundFacts:
     amount: int = 0
     currency: str = ""
     policy: Policy | None = None
-    """The refund's pinned policy, when its file is at hand (authority limits)."""
+    """The refund's pinned policy as it applies to its currency (authority limits), when the
+    policy's file is at hand."""
     submitted_by: str | None = None
     """Who submitted it for the customer (staff, a service), when someone else did."""
     closed: bool = False
@@ -209,8 +210,7 @@ def _review(
         asked = format_minor(amount, refund.currency)
         return Decision(False, f"cannot approve {asked}: more than the {most} of this refund")
     approving = min(amount or refund.amount, refund.amount)
-    policy = refund.policy.in_currency(refund.currency)  # its limits in the refund's currency
-    refusal = policy.authority_refusal(p.actor, role, approving, refund.currency)
+    refusal = refund.policy.authority_refusal(p.actor, role, approving, refund.currency)
     return Decision(False, refusal) if refusal else ALLOW
 
 

@@ -22,7 +22,7 @@ from client.policy_source import load_policy
 from client.refund_client import RefundClient
 from client.timings import show_to_caller, step
 from workflows.models import OrderSnapshot, StatusView
-from workflows.policy import Policy, parse_policy
+from workflows.policy import Policy, parse_policy, policy_for
 from workflows.states import TERMINAL_STATES
 
 bearer = HTTPBearer(auto_error=False, description="An access token from the issuer")
@@ -35,23 +35,27 @@ class ApiState:
     limiter: RateLimiter
     policy_dir: Path
     metrics: ApiMetrics = field(default_factory=ApiMetrics)
-    _policies: dict[str, Policy | None] = field(default_factory=dict)
+    _documents: dict[str, str | None] = field(default_factory=dict)
 
-    def pinned_policy(self, label: str) -> Policy | None:
+    def pinned_policy(self, label: str, currency: str | None = None) -> Policy | None:
         """The refund's pinned policy from its label (`standard@v3#abc…`), when the file of
-        that name and version still has that hash; else None (the workflow decides)."""
-        if label not in self._policies:
-            self._policies[label] = self._load(label)
-        return self._policies[label]
+        that name and version still has that hash; else None (the workflow decides). With
+        `currency`: as it applies to a refund in that currency (Policy.in_currency)."""
+        if label not in self._documents:
+            self._documents[label] = self._load(label)
+        document = self._documents[label]
+        if document is None:
+            return None
+        return policy_for(document, currency) if currency else parse_policy(document)
 
-    def _load(self, label: str) -> Policy | None:
+    def _load(self, label: str) -> str | None:
         name, _, rest = label.partition("@v")
         version, _, digest = rest.partition("#")
         try:
             pinned = load_policy(self.policy_dir, f"{name}-v{version}")
         except (RefundflowError, ValueError):
             return None
-        return parse_policy(pinned.document) if pinned.content_hash.startswith(digest) else None
+        return pinned.document if pinned.content_hash.startswith(digest) else None
 
 
 def state(request: Request) -> ApiState:
@@ -97,7 +101,7 @@ def facts(api: ApiState, status: StatusView) -> RefundFacts:
         submitted_by=status.submitted_by,
         amount=status.amount,
         currency=status.currency,
-        policy=api.pinned_policy(status.policy_version),
+        policy=api.pinned_policy(status.policy_version, status.currency),
         closed=status.state in TERMINAL_STATES,
     )
 

@@ -138,7 +138,7 @@ class Policy(_Section):
             raise ValueError("`uncovered` is not a setting: it marks a currency with no limits")
         if self.currency is None and self.currencies:
             raise ValueError("[currencies] needs `currency`: the currency of every other amount")
-        for code in [self.currency or "USD", *self.currencies]:
+        for code in [*([self.currency] if self.currency else []), *self.currencies]:
             check_currency(code)
         if self.currency in self.currencies:
             raise ValueError(f"[currencies.{self.currency}] repeats the policy's own currency")

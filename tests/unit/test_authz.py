@@ -12,7 +12,7 @@ from api.limits import RateLimiter
 from api.problems import Kind, ProblemError
 from client.policy_source import load_policy
 from client.settings import PROJECT_ROOT
-from workflows.policy import parse_policy
+from workflows.policy import parse_policy, policy_for
 
 V3 = parse_policy(load_policy(PROJECT_ROOT / "policies", "standard-v3").document)
 CONFIG = ApiConfig(issuer="https://issuer.test", jwks_url="", audience="refundflow-api")
@@ -105,8 +105,8 @@ def test_approving_a_closed_refund_is_left_to_the_workflow_to_refuse_as_closed()
 
 
 def test_a_refund_in_a_currency_is_approved_within_that_currencys_authority() -> None:
-    v4 = parse_policy(load_policy(PROJECT_ROOT / "policies", "standard-v4").document)
-    yen = RefundFacts("rf_" + "0" * 24, "cust_1", 30001, "JPY", v4)
+    v4 = load_policy(PROJECT_ROOT / "policies", "standard-v4").document
+    yen = RefundFacts("rf_" + "0" * 24, "cust_1", 30001, "JPY", policy_for(v4, "JPY"))
     assert decide(staff("sam", "support"), Action.APPROVE, yen).reason == (
         "sam (support) may approve up to 30000 JPY; approving 30001 JPY needs the lead role"
     )
