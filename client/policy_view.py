@@ -95,16 +95,18 @@ def as_text(data: dict[str, Any]) -> str:
     lines = [f"policy {data['label']}", f"  {data['description']}"]
     width = max((len(k) for k in settings), default=0)
     lines += [f"  {k:<{width}}  {_setting(k, v, currency)}" for k, v in settings.items()]
-    if currency is None:  # before v4 the amounts were applied as they stand to any currency
-        lines.append(
-            "  (amounts in the refund's currency; shown with 2 decimals, as for USD or EUR)"
-        )
-    else:
-        lines.append(
-            f"  (amounts in {currency}, or in the currency [currencies] names; a refund in"
-            " another currency waits for the most senior role, twice where four eyes apply)"
-        )
+    lines.append(f"  ({_currency_rule(currency)})")
     return "\n".join(lines)
+
+
+def _currency_rule(currency: str | None) -> str:
+    """How a policy's amounts apply to a refund's currency: the rule `show` and `diff` state."""
+    if currency is None:  # before v4 the amounts were applied as they stand to any currency
+        return "amounts in the refund's currency; shown with 2 decimals, as for USD or EUR"
+    return (
+        f"amounts in {currency}, or in the currency [currencies] names; a refund in"
+        " another currency waits for the most senior role, twice where four eyes apply"
+    )
 
 
 _MONEY_SETTINGS = ("_limit", "_above", "authority.", "auto_approve_per_")
@@ -120,7 +122,7 @@ def _setting(key: str, value: Any, currency: str | None = None) -> str:
             if currency is not None:
                 return f"{format_minor(value, currency)} ({value} minor units)"
             whole, cents = divmod(value, 100)  # integers: money is never a float
-            return f"{whole:,}.{cents:02d} ({value} minor units)"
+            return f"{whole}.{cents:02d} ({value} minor units)"
         if "_bps" in key:
             return f"{value / 100:.2f} % ({value} bps)"
     return str(value)
@@ -142,4 +144,7 @@ def diff_as_text(data: dict[str, Any]) -> str:
         old = "-" if c["change"] == "added" else _setting(c["setting"], c["from"], was)
         new = "-" if c["change"] == "removed" else _setting(c["setting"], c["to"], now)
         lines.append(f"  {c['change']:<8} {c['setting']:<{width}}  {old} -> {new}")
+    if was != now:  # the rule for currencies a policy does not name changed with them
+        lines.append(f"  changed  how amounts apply to a refund's currency: {_currency_rule(was)}")
+        lines.append(f"           -> {_currency_rule(now)}")
     return "\n".join(lines)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, PlainSerializer
 
 from workflows.models import ReconcileReport
 from workflows.states import Awaiting, RefundState
+from workflows.vocabulary import left_out_while_none
 
 IsoDatetime = Annotated[
     datetime, PlainSerializer(lambda moment: moment.isoformat(), return_type=str, when_used="json")
@@ -84,6 +85,8 @@ class CustomerView(_ReadModel):
     """The state, in the customer's language."""
     amount: int
     currency: str
+    asked_amount: int | None = left_out_while_none()
+    """Approved for less than asked: what the customer asked for (before fees)."""
     message: str
     eta: IsoDatetime | None
     eta_earliest: IsoDatetime | None

@@ -51,7 +51,12 @@ Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=IDENTIFIE
 """Order ids, SKUs, refund keys: short, printable, safe in a workflow id."""
 ActorName = Annotated[str, Field(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN)]
 """A staff handle or an opaque customer id: no spaces, no e-mail addresses (no @)."""
-FreeText = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x08\x0b-\x1f]+$")]
+FREE_TEXT_MAX_CHARS = 500
+"""The longest reason, note or evidence a person may write (the console's fields say it too)."""
+FreeText = Annotated[
+    str,
+    Field(min_length=1, max_length=FREE_TEXT_MAX_CHARS, pattern=r"^[^\x00-\x08\x0b-\x1f]+$"),
+]
 
 
 def says_something(text: str) -> str:

@@ -60,10 +60,17 @@ def core_sentence(facts: MessageFacts) -> str:
         amount=format_minor(facts.amount, facts.currency),
         instructions=_sentence(facts.action_required or "", facts.locale),
     )
-    if facts.asked_amount is not None and facts.state is not RefundState.CANCELLED:
-        asked = format_minor(facts.asked_amount, facts.currency)
+    asked_amount = told_asked_amount(facts)
+    if asked_amount is not None:
+        asked = format_minor(asked_amount, facts.currency)
         sentence += PARTIAL[facts.locale].format(asked=asked)
     return sentence
+
+
+def told_asked_amount(facts: MessageFacts) -> int | None:
+    """What the customer asked for, when an approval was for less and nothing cancelled it:
+    told beside the amount approved (None: the amount is what they asked for)."""
+    return None if facts.state is RefundState.CANCELLED else facts.asked_amount
 
 
 def _sentence(text: str, locale: str) -> str:
@@ -162,6 +169,7 @@ def customer_view(status: StatusView) -> dict[str, Any]:
         "status": status_label(facts),
         "amount": status.amount,
         "currency": status.currency,
+        "asked_amount": told_asked_amount(facts),
         "message": customer_message(facts),
         "eta": facts.eta.isoformat() if facts.eta else None,
         "eta_earliest": facts.eta_earliest.isoformat() if facts.eta_earliest else None,

@@ -34,6 +34,7 @@ from workflows.policy import evaluate, policy_for
 from workflows.refund.case import ContinuedRefundInput, asked_at
 from workflows.rules import RuleOutcome
 from workflows.states import Awaiting, RefundState
+from workflows.vocabulary import FREE_TEXT_MAX_CHARS
 from workflows.wording import first_approver
 
 log = structlog.get_logger("refundflow.api.pages")
@@ -48,6 +49,8 @@ REJECT_REASONS = {
     "other": "Other (say why in the note)",
 }
 """Why a reviewer rejects: the code leads the reason recorded in the audit."""
+REJECT_NOTE_MAX_CHARS = FREE_TEXT_MAX_CHARS - max(len(f"{code}: ") for code in REJECT_REASONS)
+"""A rejection's note is recorded after its code: what is left of the reason's length."""
 
 
 def _identifier(text: str) -> str | None:
@@ -219,6 +222,8 @@ async def refund_page(
         actions=available(who, status, api),
         approved_already=approved_already(who, status),
         reject_reasons=REJECT_REASONS,
+        note_max=FREE_TEXT_MAX_CHARS,
+        reject_note_max=REJECT_NOTE_MAX_CHARS,
         tracking_link=link,
         error=error,
         notice=notice,

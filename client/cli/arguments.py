@@ -122,9 +122,10 @@ def refund_id(value: str) -> str:
 
 
 def statement(value: str) -> str:
-    """A reason or a proof the audit keeps for good: the API's rule, said before asking."""
+    """A reason or a proof the audit keeps for good: the API's rule, said before asking.
+    Line breaks as the console sends them: text pasted from Windows carries CRLF."""
     try:
-        return says_something(value)
+        return says_something(value.replace("\r\n", "\n").replace("\r", "\n"))
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
 

@@ -22,8 +22,10 @@ import pytest
 from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
 
+from api.pages.console import REJECT_NOTE_MAX_CHARS
 from tests.conftest import Sandbox
 from tests.integration.api_support import Api
+from workflows.vocabulary import FREE_TEXT_MAX_CHARS
 
 pytestmark = pytest.mark.stack
 WAIT_MS = 30_000
@@ -170,6 +172,12 @@ async def test_a_first_approval_says_a_second_person_must_approve_and_bars_a_sec
     await page.goto(f"/console/refunds/{refund_id}")
     await expect(page.locator("#evidence")).to_have_text("required; none recorded yet")
     approve = page.locator("form.action", has=page.get_by_role("heading", name="Approve"))
+    # As long as the API takes (a rejection's note leaves room for its code).
+    evidence = approve.get_by_label("Evidence you checked (required)")
+    await expect(evidence).to_have_attribute("maxlength", str(FREE_TEXT_MAX_CHARS))
+    reject = page.locator("form.action", has=page.get_by_role("heading", name="Reject"))
+    note = reject.get_by_label("Note (staff only)")
+    await expect(note).to_have_attribute("maxlength", str(REJECT_NOTE_MAX_CHARS))
     # Two lines: the browser sends CRLF, which the audit keeps as one line break.
     await approve.get_by_label("Evidence you checked (required)").fill("photos\nreceipt")
     await approve.get_by_role("button", name="Continue").click()

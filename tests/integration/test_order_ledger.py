@@ -191,6 +191,8 @@ async def test_the_ledger_shows_the_money_held_and_paid_for_a_line_not_its_worth
         "Your refund of 1.50 USD has been issued to your original payment method. That is"
         " less than the 300.00 USD you asked for: the rest is not refunded."
     ), done.message
+    tracked = await refunds_v2.track(waiting.refund_id)  # `track --json` says it too
+    assert (tracked["amount"], tracked["asked_amount"]) == (150, 30000)
 
 
 # --- the store, under the order's lock ----------------------------------------------------

@@ -124,3 +124,9 @@ def test_as_on_a_command_that_works_on_the_stack_directly_is_refused(
     assert run(list(argv)) == 2
     said = capsys.readouterr().err.strip()
     assert said.startswith("error: --as has no effect on") and "\n" not in said
+
+
+def test_evidence_pasted_with_windows_line_breaks_is_kept_as_the_console_keeps_it() -> None:
+    args = parse("approve", RF, "--evidence", "photos\r\nreceipt\rticket 9")
+    assert args.evidence == "photos\nreceipt\nticket 9"
+    assert parse("reject", RF, "--reason", "not\r\nreturned").reason == "not\nreturned"

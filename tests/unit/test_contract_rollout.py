@@ -9,6 +9,7 @@ import json
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from workflows.models import ApproveInput, MessageFacts
+from workflows.read_models import CustomerView
 from workflows.states import RefundState
 
 # The fields of ApproveInput in the release before (f7de2c4): what an old worker accepts.
@@ -33,3 +34,15 @@ def test_facts_without_a_partial_approval_carry_no_asked_amount() -> None:
     assert "asked_amount" not in payload(facts)
     partial = facts.model_copy(update={"asked_amount": 2})
     assert payload(partial)["asked_amount"] == 2
+
+
+def test_a_tracking_answer_names_what_was_asked_only_after_an_approval_for_less() -> None:
+    # The previous release's `track --json` reads /track with extra="forbid".
+    tracked = {
+        "refund_id": "rf_1", "order_id": "ord_1", "locale": "en", "status": "Completed",
+        "amount": 150, "currency": "USD", "message": "…", "eta": None, "eta_earliest": None,
+        "eta_kind": None, "timeline": [],
+    }  # fmt: skip
+    assert CustomerView.model_validate(tracked).model_dump(mode="json") == tracked
+    partial = CustomerView.model_validate({**tracked, "asked_amount": 30000})
+    assert partial.model_dump(mode="json")["asked_amount"] == 30000

@@ -9,11 +9,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from pydantic import TypeAdapter
 from starlette.requests import Request
 
 from api.authz import Action
 from api.pages import queue
 from api.pages.actions import Refused, minor_units, reason
+from api.pages.console import REJECT_NOTE_MAX_CHARS, REJECT_REASONS
 from api.pages.render import environment
 from api.pages.report import period
 from api.pages.security import (
@@ -27,6 +29,7 @@ from api.pages.signin import safe_next
 from api.pages.tracking import pick_locale, progress
 from workflows.models import StatusView, TimelineEntry
 from workflows.states import Awaiting, RefundState
+from workflows.vocabulary import FREE_TEXT_MAX_CHARS, FreeText
 
 SECRET = b"s" * 32
 NOW = 1_800_000_000.0
@@ -150,6 +153,17 @@ def test_a_rejection_for_another_reason_must_say_which() -> None:
         reason(Action.REJECT, "other", "  ")
     assert reason(Action.REJECT, "other", "store credit given") == "other: store credit given"
     assert reason(Action.REJECT, "no_evidence", "") == "no_evidence"
+
+
+def test_the_longest_note_the_console_lets_a_reviewer_type_is_one_the_api_takes() -> None:
+    fits = TypeAdapter(FreeText).validate_python
+    for code in REJECT_REASONS:  # the code leads a rejection's note in the audit
+        fits(reason(Action.REJECT, code, "n" * REJECT_NOTE_MAX_CHARS))
+    longest = max(
+        len(reason(Action.REJECT, code, "n" * REJECT_NOTE_MAX_CHARS)) for code in REJECT_REASONS
+    )
+    assert longest == FREE_TEXT_MAX_CHARS  # and not shorter than it needs to be
+    fits(reason(Action.CANCEL, "", "n" * FREE_TEXT_MAX_CHARS))
 
 
 def test_sign_in_sends_a_browser_only_within_the_console() -> None:

@@ -117,7 +117,15 @@ def test_policy_show_says_each_amount_in_its_currency() -> None:
     assert "currencies.GBP.authority.support          160.00 GBP" in shown
     old = policy_view.as_text(describe(load_named(POLICIES, "standard-v3")))
     assert "auto_approve_limit         50.00 (5000 minor units)" in old
+    # No thousands separator: every other amount the product prints has none.
+    assert "1000.00 (100000 minor units)" in old and "1,000" not in old
     changes = policy_view.diff_as_text(
         diff(load_named(POLICIES, "standard-v3"), load_named(POLICIES, "standard-v4"))
     )
     assert "added    currency" in changes and "- -> 7500 JPY" in changes
+    # The rule for currencies the policy does not name changes with `currency`: said so.
+    assert "a refund in another currency waits for the most senior role" in changes
+    unchanged = policy_view.diff_as_text(
+        diff(load_named(POLICIES, "standard-v2"), load_named(POLICIES, "standard-v3"))
+    )
+    assert "how amounts apply" not in unchanged
