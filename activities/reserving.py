@@ -27,7 +27,7 @@ from pydantic import TypeAdapter
 
 from activities import budgets, order_ledger
 from workflows.budgets import BudgetUse, budget_refusal, customer_key
-from workflows.ledger import Hold, LineHold, decide
+from workflows.ledger import Hold, LineHold, asked_again, decide
 from workflows.models import OrderLine, ReserveInput, ReserveResult
 
 # Taking the order's row lock whether or not the order is known yet: an existing row is
@@ -127,7 +127,7 @@ async def hold(conn: asyncpg.Connection, request: ReserveInput) -> tuple[Reserve
         return ReserveResult(
             reserved=False, remaining=verdict.remaining, refused_because=refused
         ), False
-    withheld = _budget_refusal(known, locked.use)
+    withheld = _withheld(known, locked)
     await _write_hold(conn, known, verdict.lines, withheld, locked.lines_recorded)
     return ReserveResult(
         reserved=True, remaining=verdict.remaining, auto_approve_refused_because=withheld
@@ -178,6 +178,14 @@ async def _lock_and_read(conn: asyncpg.Connection, request: ReserveInput) -> Loc
         others=order_ledger.HOLDS.validate_json(row["others"]),
         use=BudgetUse(order=row["on_order"], customer=row["by_customer"]) if budget else None,
     )
+
+
+def _withheld(request: ReserveInput, locked: Locked) -> str | None:
+    """Why the refund waits for a reviewer although its policy would approve it by itself:
+    a budget is spent, or another refund of the order asks for just this (None: neither)."""
+    if not request.auto_approve:
+        return None
+    return _budget_refusal(request, locked.use) or asked_again(request, locked.others)
 
 
 def _budget_refusal(request: ReserveInput, use: BudgetUse | None) -> str | None:

@@ -14,6 +14,11 @@ for, whose later actions (approve, cancel) are not theirs to take. The same requ
 (same key, or the same content without a key) is answered with its refund, as always
 (invariant 3). A refusal names the refund, so support can look at it (`refundflow status
 rf_…`) and, if that refund is cancelled, ask again: a cancelled refund's units are free.
+
+An amount holds no units, so the same amount for the same reason under another key is not
+refused: two items may be worth the same. It is not paid by the policy alone either: the
+store, under the order's lock, withholds its auto-approval naming the refund that asked
+first (workflows.ledger.asked_again), and a reviewer decides.
 """
 
 from __future__ import annotations

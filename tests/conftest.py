@@ -220,5 +220,10 @@ async def faults(stack: DevStack, http: aiohttp.ClientSession) -> AsyncIterator[
         await admin.clear_faults()
 
 
+FEE_FREE_REASONS = ("damaged", "defective", "not_as_described", "wrong_item", "duplicate_charge")
+"""Reasons the policy keeps no fee back for: one amount asked for each is paid in full. (The
+same amount for the same reason on one order waits for a reviewer: ledger.asked_again.)"""
+
+
 def unique_key(prefix: str = "key") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"

@@ -25,7 +25,7 @@ from workflows.budgets import (
     customer_key,
     withhold_auto_approval,
 )
-from workflows.ledger import Claim, Hold, claim, reach, reserve_input
+from workflows.ledger import Claim, Hold, asked_again, claim, reach, reserve_input
 from workflows.models import (
     OrderSnapshot,
     PinnedPolicy,
@@ -133,7 +133,9 @@ def check_eligibility(
             **common,
         )
 
-    return answer_for_resolved(pinned, request, order, resolved, remaining, now, holds, budget_use)
+    return answer_for_resolved(
+        pinned, request, order, resolved, remaining, now, holds, budget_use, as_the_store=True
+    )
 
 
 def answer_for_resolved(
@@ -145,15 +147,24 @@ def answer_for_resolved(
     now: datetime,
     holds: Sequence[Hold] = (),
     budget_use: BudgetUse | None = None,
+    *,
+    as_the_store: bool = False,
 ) -> EligibilityAnswer:
     """The answer for a request already resolved against its order (RefundClient.request
-    has done that; it need not be done twice). Without `budget_use` the auto-approval is
-    the policy's alone: the edge leaves the budgets to the store, under the lock."""
+    has done that; it need not be done twice). Without `as_the_store` the auto-approval is
+    the policy's alone: the edge leaves what withholds it to the store, under the lock.
+    With it, the answer says what the store would: the budgets (given `budget_use`) and a
+    request another refund of the order already makes (ledger.asked_again)."""
     money = order.currency
     common = _common(pinned, order, remaining)
     policy = policy_for(pinned.document, order.currency)
     decision = evaluate(policy, order, resolved, request.reason_code, now)
     budget_says = _budget_refusal(policy, request, order, decision, budget_use)
+    if as_the_store and budget_says is None and decision.auto_approve:
+        inp = ledger_request(
+            policy, request, order, resolved, "eligibility", decision.refund_amount
+        )
+        budget_says = asked_again(inp, holds)
     if budget_says is not None:
         decision = withhold_auto_approval(policy, decision, budget_says, money)
     within = decision.refund_amount <= remaining

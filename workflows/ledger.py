@@ -63,6 +63,9 @@ class Hold(_Pure):
     """Money held against the capture (what the refund pays, after fees)."""
     lines: list[LineHold] = []
     """Empty for refunds started before the ledger and for orders without lines."""
+    basis: Literal["lines", "amount"] | None = None
+    """What the refund asked for: lines, or an amount (None: reserved before the ledger)."""
+    reason_code: str | None = None
 
 
 class Claim(_Pure):
@@ -170,6 +173,39 @@ def claim(request: ReserveInput, holds: Sequence[Hold]) -> Claim:
     if request.lines:
         return _claim_units(request, holds)
     return _claim_amount(request, holds)
+
+
+def asked_again(request: ReserveInput, holds: Sequence[Hold]) -> str | None:
+    """Why `request` is not paid without a reviewer when another refund of the order asks
+    for just this: the same amount for the same reason, by amount (None: none does).
+
+    Each channel brings its own key (a storefront's Idempotency-Key, a ticket number), so
+    one request made on the web and again through support is two keys, and an amount is
+    not units that the ledger holds once. Two such refunds may be two items worth the
+    same, or one request made twice: a person tells them apart (reject with
+    duplicate_request, or approve), the policy does not pay it alone. Line refunds need
+    no such check: their units are held once. A cancelled refund's hold is released and
+    not in `holds`: the request may then be made again."""
+    if request.lines or request.reason_code is None:
+        return None
+    same = next(
+        (
+            hold
+            for hold in holds
+            if hold.basis == "amount"
+            and hold.reason_code == request.reason_code
+            and hold.amount == request.amount
+        ),
+        None,
+    )
+    if same is None:
+        return None
+    done = "refunded" if same.state == "consumed" else "holds"
+    return (
+        f"refund {same.refund_id} already {done} {format_minor(same.amount, request.currency)}"
+        f" of order {request.order_id} for {request.reason_code} under another key (the same"
+        " request twice?): a reviewer decides"
+    )
 
 
 def _claim_units(request: ReserveInput, holds: Sequence[Hold]) -> Claim:

@@ -162,6 +162,7 @@ def customer_view(status: StatusView) -> dict[str, Any]:
     facts = status.facts
     # Every status the workflow answers carries its facts (queries run the current code).
     assert facts is not None, "a status without facts"
+    asked_amount = told_asked_amount(facts)
     return {
         "refund_id": status.refund_id,
         "order_id": status.order_id,
@@ -169,7 +170,8 @@ def customer_view(status: StatusView) -> dict[str, Any]:
         "status": status_label(facts),
         "amount": status.amount,
         "currency": status.currency,
-        "asked_amount": told_asked_amount(facts),
+        # Only after an approval for less: left out otherwise, as /track leaves it out.
+        **({} if asked_amount is None else {"asked_amount": asked_amount}),
         "message": customer_message(facts),
         "eta": facts.eta.isoformat() if facts.eta else None,
         "eta_earliest": facts.eta_earliest.isoformat() if facts.eta_earliest else None,

@@ -24,6 +24,7 @@ from tests.chaos.proofs import (
     signals,
     wait_for,
 )
+from tests.conftest import FEE_FREE_REASONS
 from workflows import names
 from workflows.models import StatusView
 from workflows.states import Awaiting, CancelReason, RefundState
@@ -130,11 +131,15 @@ async def fifty_identical_requests_from_every_channel(chaos: Chaos) -> None:
 
 async def concurrent_refunds_beyond_the_capture(chaos: Chaos) -> None:
     # Five refunds of 30.00 on a 100.00 capture: three fit, two must be refused, either at
-    # request time (nothing started) or by the workflow's reservation (cancelled).
+    # request time (nothing started) or by the workflow's reservation (cancelled). Five
+    # reasons: the same amount for the same reason would wait for a reviewer as asked again.
     order = await chaos.order(amount=10000)
     either = (COMPLETED, cancelled(CancelReason.EXCEEDS_REFUNDABLE))
     results = await asyncio.gather(
-        *(chaos.request(order, amount=3000, expect=either) for _ in range(5)),
+        *(
+            chaos.request(order, amount=3000, reason_code=reason, expect=either)
+            for reason in FEE_FREE_REASONS
+        ),
         return_exceptions=True,
     )
     at_request = 0

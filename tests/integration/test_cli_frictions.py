@@ -183,7 +183,7 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(stack: DevStack) -> 
 
 def test_policy_diff_and_report_in_the_one_format(stack: DevStack, tmp_path: Path) -> None:
     diff = cli(stack, "policy", "diff", "standard-v2", "standard-v3").stdout
-    assert re.search(r"added +approval\.second_approver_above +- -> 1,000\.00 \(100000", diff)
+    assert re.search(r"added +approval\.second_approver_above +- -> 1000\.00 \(100000", diff)
     assert "budgets.auto_approve_per_order     - -> 100.00 (10000 minor units)" in diff
     report = cli(stack, "report", "--since", "2026-01-01", "--chart", str(tmp_path / "c.html"))
     assert report.returncode == 0, report.stderr

@@ -14,7 +14,7 @@ from temporalio.testing import TimeSkipper
 from client.errors import InvalidRefundRequest, RefundActionRefused
 from client.refund_client import RefundClient
 from sandbox.admin_client import SandboxAdmin
-from tests.conftest import Sandbox
+from tests.conftest import FEE_FREE_REASONS, Sandbox
 from tests.integration.helpers import eventually, run_cli, wait_for_state
 from tests.integration.test_refund_flow import make_request
 from worker.devstack import DevStack
@@ -62,8 +62,10 @@ async def test_concurrent_requests_never_exceed_the_capture(
     refunds: RefundClient, sandbox: Sandbox, db: asyncpg.Pool
 ) -> None:
     order = await sandbox.order(amount=8000)
+    # Four reasons: the same amount for the same reason would wait for a reviewer.
+    reasons = FEE_FREE_REASONS[:4]
     answers = await asyncio.gather(
-        *(refunds.request(make_request(order, amount=3000)) for _ in range(4)),
+        *(refunds.request(make_request(order, amount=3000, reason_code=r)) for r in reasons),
         return_exceptions=True,
     )
     # A request that arrives after others hold the order is refused at once (nothing

@@ -16,6 +16,7 @@ from activities.pg_store import PostgresRefundStore, _project_status
 from client import render
 from client.errors import InvalidRefundRequest
 from client.refund_client import RefundClient
+from client.refund_ids import default_refund_key
 from client.report import build_report
 from tests.conftest import Sandbox, unique_key
 from tests.integration.helpers import eventually, wait_for_state
@@ -99,6 +100,35 @@ async def test_three_channels_at_once_get_one_refund_and_two_refusals_naming_it(
         assert f"already held or refunded by {started[0].refund_id}" in str(error)
     await wait_for_state(refunds_v2, started[0].refund_id, "completed")
     assert await paid(sandbox, order["order_id"]) == 3000
+
+
+async def test_the_same_amount_asked_again_under_another_key_waits_for_a_reviewer(
+    refunds_v2: RefundClient, sandbox: Sandbox
+) -> None:
+    # The web form's Idempotency-Key, then support for the same customer with none (the
+    # request's content is its key): two keys, one request. Amounts are not units, so only
+    # this check stands between it and a second payment.
+    order = await sandbox.order(lines=TV_AND_CABLES)
+    customer = unique_key("cust")
+    web = make_request(order, amount=500, requested_by=customer)
+    first = await refunds_v2.request(web)
+    await wait_for_state(refunds_v2, first.refund_id, "completed")
+    content_key = default_refund_key(order["order_id"], 500, None, "damaged")
+    support = make_request(
+        order, amount=500, requested_by=customer, channel="support", refund_key=content_key
+    )
+    ahead = await refunds_v2.eligibility(support)
+    said = f"refund {first.refund_id} already refunded 5.00 USD of order {order['order_id']}"
+    assert ahead.outcome == "needs_review", ahead
+    assert (ahead.auto_approve_refused_because or "").startswith(said)
+    second = await refunds_v2.request(support)
+    assert second.refund_id != first.refund_id
+    assert (second.state.value, second.awaiting.value) == ("pending_review", "reviewer")
+    assert any(note.startswith(said[:1].upper() + said[1:]) for note in second.policy_notes)
+    # A different reason is another request: the policy pays it by itself.
+    other = await refunds_v2.request(make_request(order, amount=500, reason_code="defective"))
+    await wait_for_state(refunds_v2, other.refund_id, "completed")
+    assert await paid(sandbox, order["order_id"]) == 1000
 
 
 async def test_a_gift_card_is_not_paid_for_changed_mind_by_amounts(
