@@ -134,7 +134,7 @@ def create_codec_app(
     # A default rather than Annotated: the dependency is local, and annotations are strings.
     as_operator = Depends(operator)
     app = FastAPI(title="refundflow codec server", docs_url=None, redoc_url=None)
-    problems.install(app)
+    problems.install(app, "the codec server")
 
     @app.post("/decode", summary="Open sealed payloads (the Web UI's codec protocol)")
     async def decode(request: Request, who: str = as_operator) -> JSONResponse:

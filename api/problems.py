@@ -147,8 +147,9 @@ def _one_error(error: Any) -> str:
     return f"{where}: {message}" if where else message
 
 
-def install(app: FastAPI) -> None:
-    """Every failure a problem: ours, the client's, FastAPI's validation, Starlette's."""
+def install(app: FastAPI, server: str = "the API") -> None:
+    """Every failure a problem: ours, the client's, FastAPI's validation, Starlette's.
+    `server`: whose log an unexpected error is in (the codec server has its own)."""
 
     async def on_problem(request: Request, err: Exception) -> Response:
         assert isinstance(err, ProblemError)
@@ -175,7 +176,7 @@ def install(app: FastAPI) -> None:
 
     async def on_anything(request: Request, err: Exception) -> Response:
         log.error("api.unexpected", path=request.url.path, error_type=type(err).__name__)
-        detail = "unexpected error; nothing more is said here (see the API's log)"
+        detail = f"unexpected error; nothing more is said here (see {server}'s log)"
         return problem_response(Kind.UNAVAILABLE, detail, request.url.path)
 
     app.add_exception_handler(ProblemError, on_problem)

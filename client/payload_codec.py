@@ -43,6 +43,7 @@ KEY_ID_METADATA = "encryption-key-id"
 KEY_BYTES = 32
 """AES-256: a key is 32 random bytes, base64 in configuration."""
 NONCE_BYTES = 12
+TAG_BYTES = 16  # AES-GCM's authentication tag, after the ciphertext
 _KEY_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -199,6 +200,11 @@ class EncryptionCodec(PayloadCodec):
             return payload  # plaintext from before encryption, or a client without it
         key_id = payload.metadata.get(KEY_ID_METADATA, b"").decode(errors="replace")
         self.keyring.key(key_id)  # an unknown id says so, by name
+        if len(payload.data) < NONCE_BYTES + TAG_BYTES:  # AESGCM would refuse the nonce
+            raise UndecryptablePayload(
+                f"payload marked sealed with key {key_id!r} is {len(payload.data)} bytes, too"
+                " short to be sealed: cut off, or not one of ours"
+            )
         nonce, sealed = payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:]
         try:
             plain = self._ciphers[key_id].decrypt(nonce, sealed, key_id.encode())

@@ -11,12 +11,21 @@ from temporalio.runtime import Runtime, TelemetryConfig
 from client.connections import core_logging
 
 
+_DICT_TRACEBACKS = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+)
+
+
 def configure_logging(log_format: str = "auto", level: str = "info") -> None:
     use_json = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
+    # Tracebacks without their frames' local variables (structlog shows them by default):
+    # those hold bearer tokens, decrypted payloads and connection strings.
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
         if use_json
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     )
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -36,7 +45,7 @@ def configure_logging(log_format: str = "auto", level: str = "info") -> None:
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 # JSON lines carry a traceback as data, not "<traceback object at 0x...>".
-                *([structlog.processors.dict_tracebacks] if use_json else []),
+                *([_DICT_TRACEBACKS] if use_json else []),
                 renderer,
             ],
         )

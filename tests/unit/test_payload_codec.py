@@ -85,6 +85,13 @@ async def test_a_relabelled_or_altered_payload_does_not_open() -> None:
     altered.data = sealed.data[:-1] + bytes([sealed.data[-1] ^ 1])
     with pytest.raises(UndecryptablePayload, match="does not open"):
         await codec.decode([altered])
+    # Cut short, down to less than a nonce (what a hand-made payload in the Web UI may be).
+    for kept in (3, 12, 27):
+        cut = Payload()
+        cut.CopyFrom(sealed)
+        cut.data = sealed.data[:kept]
+        with pytest.raises(UndecryptablePayload, match=f"is {kept} bytes, too short"):
+            await codec.decode([cut])
 
 
 async def test_failure_messages_and_details_are_sealed_and_restored() -> None:
