@@ -10,7 +10,6 @@ from temporalio.runtime import Runtime, TelemetryConfig
 
 from client.connections import core_logging
 
-
 _DICT_TRACEBACKS = structlog.processors.ExceptionRenderer(
     structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
 )
