@@ -126,6 +126,27 @@ class RefundActions:
         update = OperatorCancelInput(operator=operator, reason=reason, source=source, issuer=issuer)
         return await self._update(refund_id, RefundWorkflow.operator_cancel, update)
 
+    async def status(
+        self, refund_id: str, *, include_timeline: bool = True, live: bool = False
+    ) -> StatusView:
+        raise NotImplementedError  # RefundClient's: the projection, else a query
+
+    async def _as_recorded(
+        self, refund_id: str, answer: StatusView | None, fresher: bool = True
+    ) -> StatusView | None:
+        """An update's answer, or the refund as recorded since, when that is further on
+        (`fresher`; None: no answer). The answer is the status when the handler returned;
+        the workflow task that ran it goes on before Temporal sends it: an operator's
+        choice taken, or the provider's answer to an auto-approved refund (a refusal
+        included). Whatever that task recorded is in the projection by then."""
+        if answer is None or not fresher:
+            return answer
+        try:
+            recorded = await self.status(refund_id)
+        except RefundflowError:
+            return answer  # the answer stands; a read that failed changes nothing
+        return recorded if _last_seq(recorded) > _last_seq(answer) else answer
+
     def _handle(self, refund_id: str) -> WorkflowHandle[Any, Any]:
         return self.temporal.get_workflow_handle(refund_id)
 
@@ -135,7 +156,7 @@ class RefundActions:
             result: StatusView = await handle.execute_update(
                 update, arg, rpc_timeout=UPDATE_TIMEOUT
             )
-            return result
+            return await self._as_recorded(refund_id, result) or result
         except WorkflowUpdateRPCTimeoutOrCancelledError:
             raise RefundflowError(
                 f"no answer from refund {refund_id} within {UPDATE_TIMEOUT.seconds} s: is a"
@@ -147,3 +168,8 @@ class RefundActions:
             raise RefundActionRefused(f"refused: {message}") from None
         except RPCError as err:
             raise rpc_error(refund_id, err) from None
+
+
+def _last_seq(view: StatusView) -> int:
+    """How far a status has got: its latest timeline entry's number."""
+    return view.timeline[-1].seq if view.timeline else 0

@@ -156,8 +156,7 @@ class RefundClient(RefundActions):
         Refused with InvalidRefundRequest (nothing started) when the order is unknown, the
         request does not fit it, or other refunds of the order hold or have refunded what
         it asks for (the message names them); with RefundConflict when the key was used for
-        another request.
-        """
+        another request."""
         status, _ = await self.request_again_or_new(request)
         return status
 
@@ -216,7 +215,8 @@ class RefundClient(RefundActions):
                 created = await start_received(self.temporal, inp, self._task_queue)
         if created and not first_step:
             started = await self._opened(inp)
-        status = started or await self._first_step(refund_id)
+        answered = await self._as_recorded(refund_id, started, fresher=first_step)
+        status = answered or await self._first_step(refund_id)
         if created is None:  # the start's answer never came: asked before if another call
             # held it (the hold, under the order's lock, makes one new) or started it earlier
             earlier = bool(status.timeline) and status.timeline[0].at < asked_at - EARLIER_REQUEST
