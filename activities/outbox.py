@@ -55,13 +55,14 @@ def check_subscriber_url(url: str) -> str:
     """`url` if events may be sent there: https, or http to a loopback host (a receiver on
     this machine, as in development). Plain http elsewhere would expose every event, and
     its signature, to the network. Credentials in a URL would be listed and logged."""
+    expected = f"expected an http(s) URL (its port, if any, from 1 to 65535), got {url!r}"
     try:
         parts = urlsplit(url)
-        host = parts.hostname
-    except ValueError:  # a malformed IPv6 host, say
-        raise SubscriberRefused(f"expected an http(s) URL, got {url!r}") from None
-    if parts.scheme not in ("http", "https") or not host:
-        raise SubscriberRefused(f"expected an http(s) URL, got {url!r}")
+        host, port = parts.hostname, parts.port
+    except ValueError:  # a malformed IPv6 host, say, or port 99999
+        raise SubscriberRefused(expected) from None
+    if parts.scheme not in ("http", "https") or not host or port == 0:
+        raise SubscriberRefused(expected)
     if parts.username is not None or parts.password is not None:
         raise SubscriberRefused("subscriber URLs must not carry credentials (user:pass@)")
     if parts.scheme == "http" and host not in LOOPBACK_HOSTS:

@@ -206,9 +206,14 @@ def findings(rows: list[Finding]) -> str:
     return "\n".join(
         f"{when(r.created_at)}  {r.action:<9} {r.kind:<34}"
         f" {r.refund_id or r.order_id or '-'}"
-        f"  {r.details}"
+        f"  {_details(r.details)}"
         for r in rows
     )
+
+
+def _details(details: dict[str, Any]) -> str:
+    """A finding's details as `key value` pairs (`--json` has them as they are stored)."""
+    return "; ".join(f"{key} {typed(str(value))}" for key, value in details.items())
 
 
 def reconciliation(report: Reconciliation, grace_s: int = 0) -> str:

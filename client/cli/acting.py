@@ -109,6 +109,13 @@ def _find(args: argparse.Namespace, env: dict[str, str]) -> Credentials:
             f"acting as {name} needs the dev stack (`refundflow dev` in this folder), whose"
             " issuer signs for its directory; elsewhere REFUNDFLOW_TOKEN says who you are"
         )
+    home = env.get("REFUNDFLOW_HOME")
+    if home:  # set on purpose: the folder it names is where a stack was looked for
+        raise RefundflowError(
+            f"no API to talk to: no dev stack runs from REFUNDFLOW_HOME={home} (start"
+            " `refundflow dev` with it set, or unset it), or set REFUNDFLOW_API_URL and"
+            " REFUNDFLOW_TOKEN"
+        )
     raise RefundflowError(NO_API)
 
 

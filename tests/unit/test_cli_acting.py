@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from client.cli.acting import NO_API, Credentials, acting_name, credentials, requester
+from client.cli.acting import Credentials, acting_name, credentials, requester
 from client.cli.app import run
 from client.cli.arguments import UserError
 from client.cli.commands import CLIENT_COMMANDS, build_parser
@@ -86,7 +86,12 @@ def test_refusals_are_one_sentence(nowhere: dict[str, str]) -> None:
         credentials(with_tokens(parse("--as", "li", "status", RF), lambda _: None), nowhere)
     with pytest.raises(RefundflowError) as no_api:
         credentials(with_tokens(parse("status", RF), lambda _: None), nowhere)
-    assert str(no_api.value) == NO_API
+    # REFUNDFLOW_HOME was set on purpose: the refusal says where it looked.
+    home = nowhere["REFUNDFLOW_HOME"]
+    assert str(no_api.value).startswith(
+        f"no API to talk to: no dev stack runs from REFUNDFLOW_HOME={home} (start"
+    )
+    assert "\n" not in str(no_api.value)
 
 
 def test_whom_a_request_is_for(nowhere: dict[str, str]) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from client import render
-from workflows.read_models import AuditEntry
+from workflows.read_models import AuditEntry, Finding
 from workflows.states import RefundState
 
 FORGED = "found it\n  3. 2026-11-27 15:20:00 UTC   pending_review -> approved  approve  by li"
@@ -42,3 +42,15 @@ def test_separators_escapes_and_direction_overrides_are_shown_not_obeyed() -> No
     shown = render.typed("a\u2028b\x85c\x1b[2Jd\u202eevil\u2066")
     assert shown == "a\\u2028b\\u0085c\\u001b[2Jd\\u202eevil\\u2066"
     assert len(shown.splitlines()) == 1
+
+
+def test_a_findings_details_read_as_pairs_on_its_one_line() -> None:
+    finding = Finding(
+        finding_id=1, run_id="rec_1", kind="workflow_closed_abnormally",
+        refund_id="rf_" + "0" * 24, order_id="ord_1", action="healed",
+        details={"state": "pending_review", "last_error": "boom\n  forged line"},
+        created_at=datetime(2026, 11, 27, 15, 0, tzinfo=UTC),
+    )  # fmt: skip
+    [line] = render.findings([finding]).splitlines()
+    assert line.endswith("state pending_review; last_error boom\\n  forged line")
+    assert "{" not in line  # not a Python dict

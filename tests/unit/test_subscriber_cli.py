@@ -52,6 +52,9 @@ def test_urls_events_may_go_to(url: str) -> None:
         ("ftp://example", "expected an http(s) URL"),
         ("https://", "expected an http(s) URL"),
         ("http://[::1/x", "expected an http(s) URL"),
+        ("http://127.0.0.1:99999/", "its port, if any, from 1 to 65535"),
+        ("http://127.0.0.1:0/", "its port, if any, from 1 to 65535"),
+        ("http://127.0.0.1:http/", "its port, if any, from 1 to 65535"),
     ],
 )
 def test_urls_refused(url: str, said: str) -> None:
