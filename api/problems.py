@@ -25,6 +25,7 @@ from client.errors import (
     RefundNotFound,
     TemporalUnavailable,
 )
+from client.refund_ids import pasted_refund_id
 
 log = structlog.get_logger("refundflow.api")
 PROBLEM_JSON = "application/problem+json"
@@ -140,11 +141,19 @@ def _one_error(error: Any) -> str:
     if loc == ("body",) and kind in ("model_attributes_type", "dict_type"):
         return "the body must be a JSON object, sent as Content-Type: application/json"
     if loc == ("path", "refund_id"):
-        given = str(error.get("input", ""))
-        given = given if len(given) <= 40 else given[:39] + "…"
-        return f"{given!r} is not a refund id (they look like rf_ and 24 hex digits)"
+        return _not_a_refund_id(str(error.get("input", "")))
+    if len(loc) == 2 and loc[0] == "header":  # where a caller looks for it: in its headers
+        return f"the {loc[1]} header is required" if kind == "missing" else f"{loc[1]}: {message}"
     where = ".".join(str(part) for part in loc if part != "body")
     return f"{where}: {message}" if where else message
+
+
+def _not_a_refund_id(given: str) -> str:
+    pasted = pasted_refund_id(given)
+    if pasted is not None:  # the CLI and the pages take it so; an API caller is told
+        return f"{given.strip()!r} is not a refund id as written: ids are lower case ({pasted})"
+    given = given if len(given) <= 40 else given[:39] + "…"
+    return f"{given!r} is not a refund id (they look like rf_ and 24 hex digits)"
 
 
 def install(app: FastAPI, server: str = "the API") -> None:

@@ -114,7 +114,9 @@ async def test_large_refund_waits_for_a_reviewer_who_may_approve_less(
     assert await sandbox.refunds(order["order_id"]) == []
 
     approved = await refunds.approve(status.refund_id, "alice", amount=10000)
-    assert approved.state.value == "approved" and approved.amount == 10000
+    # The answer is the refund as recorded once the approval's task ended: paid, as a rule.
+    assert approved.state.value in ("approved", "refunding", "completed")
+    assert approved.amount == 10000
     done = await wait_for_state(refunds, status.refund_id, "completed")
     assert done.timeline[1].actor == "alice" and done.timeline[1].source == "support"
     assert [r["amount"] for r in await sandbox.refunds(order["order_id"])] == [10000]

@@ -33,6 +33,23 @@ def test_a_bad_refund_id_is_echoed_short_and_in_the_clis_words() -> None:
     assert short == "'rf_nope' is not a refund id (they look like rf_ and 24 hex digits)"
 
 
+def test_a_refund_id_in_capitals_is_told_how_it_is_written() -> None:
+    error = {"type": "string_pattern_mismatch", "loc": ("path", "refund_id"),
+             "input": "RF_A989" + "0" * 20, "msg": "String should match pattern"}  # fmt: skip
+    assert said(error) == (
+        f"'RF_A989{'0' * 20}' is not a refund id as written: ids are lower case (rf_a989{'0' * 20})"
+    )
+
+
+def test_a_missing_header_is_named_as_a_header() -> None:
+    missing = {"type": "missing", "loc": ("header", "Idempotency-Key"), "msg": "Field required"}
+    assert said(missing) == "the Idempotency-Key header is required"
+    long = {"type": "string_too_long", "loc": ("header", "Idempotency-Key"),
+            "msg": "String should have at most 64 characters",
+            "ctx": {"max_length": 64}}  # fmt: skip
+    assert said(long).startswith("Idempotency-Key: ")
+
+
 def test_every_field_is_named_up_to_three_then_how_many_more() -> None:
     missing = [{"type": "missing", "loc": ("body", name), "msg": "Field required"}
                for name in ("order_id", "reason_code", "amount", "channel", "locale")]  # fmt: skip
