@@ -125,12 +125,17 @@ class DevStack:
                 " stop it first, or start another with --home DIR and other ports"
                 " (refundflow dev --help)"
             )
-        for what, (port, option) in cfg.listening(self.database_url is None).items():
-            if port_in_use(port):
-                raise StackError(
-                    f"port {port} for {what} is already in use on 127.0.0.1: choose another"
-                    f" with --{option}"
-                )
+        taken = [
+            f"{port} ({what}: --{option})"
+            for what, (port, option) in cfg.listening(self.database_url is None).items()
+            if port_in_use(port)
+        ]
+        if taken:  # all of them at once: one run to learn them, not one run each
+            ports = "port " if len(taken) == 1 else "ports "
+            raise StackError(
+                f"{ports}{', '.join(taken)} already in use on 127.0.0.1: choose others with"
+                " those options (or stop what uses them)"
+            )
         try:
             self._start_all(progress)
         except BaseException:

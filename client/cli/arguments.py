@@ -48,7 +48,10 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         command = getattr(self, "command_given", None)
         hint = _did_you_mean(message) or _option_meant(message, _options_of(self, command))
-        said = f"{message}{hint}{_as_first(message)} (see `{self.prog} --help`)"
+        # The command's own help when the line named one (unknown options are reported by
+        # the top parser, whose --help does not list them).
+        prog = f"{self.prog} {command}" if command and self.prog.count(" ") == 0 else self.prog
+        said = f"{message}{hint}{_as_first(message)} (see `{prog} --help`)"
         if "--json" in sys.argv[1:]:  # parsing failed, so this is all we know of the wish
             self.exit(EXIT_USAGE, json.dumps({"error": said, "exit_status": EXIT_USAGE}) + "\n")
         self.exit(EXIT_USAGE, f"error: {said}\n")

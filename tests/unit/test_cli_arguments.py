@@ -35,6 +35,9 @@ RF = "rf_0123456789abcdef01234567"
         # A mistyped option: the command's own options are searched too.
         (["status", RF, "--jsno"], "unrecognized arguments: --jsno; did you mean '--json'?"),
         (["list", "--escalatd"], "did you mean '--escalated'?"),
+        # The help that lists it: the command's, not the top level's.
+        (["list", "--limti", "3"], "'--limit'? (see `refundflow list --help`)"),
+        (["staus"], "did you mean 'status'? (see `refundflow --help`)"),
         # A reason the audit keeps for good must say something.
         (["reject", RF, "--reason", "   "], "--reason: must say something"),
         (["cancel", RF, "--reason", ""], "--reason: must say something"),

@@ -26,9 +26,26 @@ def test_a_busy_metrics_port_is_refused_with_the_option_that_moves_it(tmp_path: 
             DevStack(config).start()
     said = str(refused.value)
     assert said == (
-        f"port {busy} for the worker's metrics is already in use on 127.0.0.1: choose"
-        " another with --metrics-port"
+        f"port {busy} (the worker's metrics: --metrics-port) already in use on 127.0.0.1:"
+        " choose others with those options (or stop what uses them)"
     )
+
+
+def test_every_busy_port_is_named_at_once(tmp_path: Path) -> None:
+    """A second stack beside the first: one refusal names them all (a trial needed four runs,
+    one port each)."""
+    with socket.socket() as first, socket.socket() as second:
+        for taken in (first, second):
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+        config = StackConfig.for_tests(tmp_path)
+        config.metrics_port = first.getsockname()[1]
+        config.api_port = second.getsockname()[1]
+        with pytest.raises(StackError) as refused:
+            DevStack(config).start()
+    said = str(refused.value)
+    assert said.startswith("ports ") and said.count("--") == 2
+    assert f"{config.api_port} (" in said and "--api-port" in said and "--metrics-port" in said
 
 
 def test_a_stack_in_another_folder_is_reached_through_refundflow_home(tmp_path: Path) -> None:
