@@ -37,6 +37,7 @@ class OneLineParser(argparse.ArgumentParser):
         """--json means the same before the command (`refundflow --json status ...`) as
         after it: the top level's own --json (dest `json_first`, since a command's default
         would overwrite a shared dest) is folded into `json` once the whole line is read."""
+        self.words_given = list(sys.argv[1:] if args is None else args)
         parsed, rest = super().parse_known_args(args, namespace)
         self.command_given = getattr(parsed, "command", None)
         """The command the line named, for the error about what follows it."""
@@ -47,7 +48,11 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         command = getattr(self, "command_given", None)
-        hint = _did_you_mean(message) or _option_meant(message, _options_of(self, command))
+        hint = (
+            _did_you_mean(message)
+            or _option_meant(message, _options_of(self, command))
+            or _dash_value(message, getattr(self, "words_given", []))
+        )
         # The command's own help when the line named one (unknown options are reported by
         # the top parser, whose --help does not list them).
         prog = f"{self.prog} {command}" if command and self.prog.count(" ") == 0 else self.prog
@@ -74,6 +79,20 @@ def _did_you_mean(message: str) -> str:
     starting = [choice for choice in choices if choice.startswith(given)]
     close = starting or difflib.get_close_matches(given, choices, n=1)
     return f"; did you mean {close[0]!r}?" if len(close) == 1 else ""
+
+
+def _dash_value(message: str, words: list[str]) -> str:
+    """`--overlap -5m`: argparse reads a value that starts with '-' as an option and says
+    only "expected one argument"; name the value and how to give it."""
+    found = re.search(r"argument (--[\w-]+)(?:/\S+)?: expected one argument", message)
+    if not found or found.group(1) not in words:
+        return ""
+    after = words[words.index(found.group(1)) + 1 :][:1]
+    if not after or not after[0].startswith("-"):
+        return ""
+    return (
+        f"; {after[0]!r} reads as an option: if it is the value, write {found.group(1)}={after[0]}"
+    )
 
 
 def _options_of(parser: argparse.ArgumentParser, command: str | None = None) -> set[str]:

@@ -38,6 +38,12 @@ RF = "rf_0123456789abcdef01234567"
         # The help that lists it: the command's, not the top level's.
         (["list", "--limti", "3"], "'--limit'? (see `refundflow list --help`)"),
         (["staus"], "did you mean 'status'? (see `refundflow --help`)"),
+        # A value that starts with '-' is read as an option: say how to give it.
+        (
+            ["subscribers", "rotate-secret", "crm", "--overlap", "-5m"],
+            "expected one argument; '-5m' reads as an option: if it is the value, write"
+            " --overlap=-5m",
+        ),
         # A reason the audit keeps for good must say something.
         (["reject", RF, "--reason", "   "], "--reason: must say something"),
         (["cancel", RF, "--reason", ""], "--reason: must say something"),
