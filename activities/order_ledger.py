@@ -24,7 +24,8 @@ def holds_json(order_id: str, but: str) -> str:
     other facts in one round trip (the edge, activities/reserving.py)."""
     return f"""
       (SELECT coalesce(json_agg(json_build_object('refund_id', r.refund_id, 'state', r.state,
-                 'amount', r.amount, 'basis', r.basis, 'reason_code', r.reason_code, 'lines',
+                 'amount', r.amount, 'requested_amount', r.requested_amount, 'basis', r.basis,
+                 'reason_code', r.reason_code, 'lines',
                  (SELECT coalesce(json_agg(json_build_object('sku', l.sku,
                           'quantity', l.quantity, 'amount', l.amount) ORDER BY l.sku), '[]')
                   FROM refundflow.reservation_lines l WHERE l.refund_id = r.refund_id))

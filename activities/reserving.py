@@ -27,7 +27,7 @@ from pydantic import TypeAdapter
 
 from activities import budgets, order_ledger
 from workflows.budgets import BudgetUse, budget_refusal, customer_key
-from workflows.ledger import Hold, LineHold, asked_again, decide
+from workflows.ledger import Hold, LineHold, asked_again, decide, value_asked
 from workflows.models import OrderLine, ReserveInput, ReserveResult
 
 # Taking the order's row lock whether or not the order is known yet: an existing row is
@@ -73,8 +73,9 @@ _WRITE_HOLD = f"""
     WITH order_lines AS ({_ORDER_LINES}),
     reservation AS (
       INSERT INTO refundflow.reservations (refund_id, order_id, amount, basis, reason_code,
-                                           requested_by, auto_approved, auto_approve_refused)
-      VALUES ($7, $1, $8, $9, $10, $11, $12, $13)
+                                           requested_by, auto_approved, auto_approve_refused,
+                                           requested_amount)
+      VALUES ($7, $1, $8, $9, $10, $11, $12, $13, $17)
     )
     INSERT INTO refundflow.reservation_lines (refund_id, order_id, sku, quantity, amount)
     SELECT $7, $1, t.sku, t.quantity, t.amount
@@ -243,4 +244,5 @@ async def _write_hold(
         [x.sku for x in lines],
         [x.quantity for x in lines],
         [x.amount for x in lines],
+        value_asked(request),
     )

@@ -66,6 +66,9 @@ class Hold(_Pure):
     basis: Literal["lines", "amount"] | None = None
     """What the refund asked for: lines, or an amount (None: reserved before the ledger)."""
     reason_code: str | None = None
+    requested_amount: int | None = None
+    """The value it asked for, before fees, as asked (`amount` is after fees, and becomes what
+    was paid); None for holds recorded before it was kept."""
 
 
 class Claim(_Pure):
@@ -177,34 +180,39 @@ def claim(request: ReserveInput, holds: Sequence[Hold]) -> Claim:
 
 def asked_again(request: ReserveInput, holds: Sequence[Hold]) -> str | None:
     """Why `request` is not paid without a reviewer when another refund of the order asks
-    for just this: the same amount for the same reason, by amount (None: none does).
+    for just this: the same value for the same reason (None: none does).
 
     Each channel brings its own key (a storefront's Idempotency-Key, a ticket number), so
-    one request made on the web and again through support is two keys, and an amount is
-    not units that the ledger holds once. Two such refunds may be two items worth the
-    same, or one request made twice: a person tells them apart (reject with
-    duplicate_request, or approve), the policy does not pay it alone. Line refunds need
-    no such check: their units are held once. A cancelled refund's hold is released and
-    not in `holds`: the request may then be made again."""
-    if request.lines or request.reason_code is None:
+    one request made on the web and again through support is two keys. When both name
+    lines, the ledger holds each unit once and refuses the second; an amount holds no
+    units, so a request by amount, or one by lines after one by amount, gets here. Two
+    such refunds may be two items worth the same, or one request made twice: a person
+    tells them apart (reject with duplicate_request, or approve); the policy does not pay
+    it alone. Values are compared as asked, before fees, so neither a fee nor a reviewer's
+    approval for less hides the first. A cancelled refund's hold is released and not in
+    `holds`: the request may then be made again."""
+    if request.reason_code is None:
         return None
+    asked = value_asked(request)
     same = next(
         (
             hold
             for hold in holds
-            if hold.basis == "amount"
+            if hold.basis is not None
+            and not (request.lines and hold.basis == "lines")
             and hold.reason_code == request.reason_code
-            and hold.amount == request.amount
+            and (hold.requested_amount or hold.amount) == asked
         ),
         None,
     )
     if same is None:
         return None
-    done = "refunded" if same.state == "consumed" else "holds"
+    paid = "paid" if same.state == "consumed" else "open"
     return (
-        f"refund {same.refund_id} already {done} {format_minor(same.amount, request.currency)}"
-        f" of order {request.order_id} for {request.reason_code} under another key (the same"
-        " request twice?): a reviewer decides"
+        f"refund {same.refund_id} ({paid}) asked for the same"
+        f" {format_minor(asked, request.currency)} of order {request.order_id} for"
+        f" {request.reason_code} under another key (the same request twice?): a reviewer"
+        " decides"
     )
 
 

@@ -1,10 +1,12 @@
-"""A request another refund of the order already makes, by amount: the same amount for the
-same reason under another key waits for a reviewer (workflows.ledger.asked_again)."""
+"""A request another refund of the order already makes: the same value for the same reason
+under another key waits for a reviewer (workflows.ledger.asked_again)."""
 
 from __future__ import annotations
 
 from workflows.ledger import Hold, LineHold, asked_again
 from workflows.models import OrderLine, ReserveInput
+
+CABLE = OrderLine(sku="CABLE", quantity=1, unit_price=500, category="general")
 
 
 def ask(amount: int = 500, reason: str = "damaged", **fields: object) -> ReserveInput:
@@ -18,26 +20,40 @@ def ask(amount: int = 500, reason: str = "damaged", **fields: object) -> Reserve
 def hold(amount: int = 500, reason: str | None = "damaged", **fields: object) -> Hold:
     values: dict[str, object] = {
         "refund_id": "rf_old", "amount": amount, "basis": "amount", "reason_code": reason,
+        "requested_amount": amount,
     }  # fmt: skip
     return Hold.model_validate({**values, **fields})
 
 
 def test_the_same_amount_for_the_same_reason_is_asked_again_and_named() -> None:
     assert asked_again(ask(), [hold()]) == (
-        "refund rf_old already holds 5.00 USD of order ord_1 for damaged under another key"
-        " (the same request twice?): a reviewer decides"
+        "refund rf_old (open) asked for the same 5.00 USD of order ord_1 for damaged under"
+        " another key (the same request twice?): a reviewer decides"
     )
     paid = asked_again(ask(), [hold(state="consumed")])
-    assert paid is not None and paid.startswith("refund rf_old already refunded 5.00 USD")
+    assert paid is not None and paid.startswith("refund rf_old (paid) asked for the same")
 
 
-def test_another_amount_reason_or_basis_is_another_request() -> None:
+def test_values_compare_as_asked_before_fees_and_approvals_for_less() -> None:
+    # The first was approved for 2.00 of the 5.00 asked, and paid: asked again, still the same.
+    assert asked_again(ask(), [hold(amount=200, requested_amount=500, state="consumed")])
+    # A fee kept back: 4.50 held of 5.00 asked; asked again with the same fee.
+    assert asked_again(ask(amount=450, requested_amount=500), [hold(450, requested_amount=500)])
+    # Recorded before the value was kept: compared by what it holds.
+    assert asked_again(ask(), [hold(requested_amount=None)])
+
+
+def test_lines_after_an_amount_and_an_amount_after_lines_are_asked_again() -> None:
+    """The ledger holds units once only when both name lines."""
+    by_lines = ask(lines=[CABLE.model_dump()], order_lines=[CABLE.model_dump()])
+    assert asked_again(by_lines, [hold()]) is not None
+    line_hold = hold(basis="lines", lines=[LineHold(sku="CABLE", quantity=1, amount=500)])
+    assert asked_again(ask(), [line_hold]) is not None
+    assert asked_again(by_lines, [line_hold]) is None  # the ledger's own rule refuses it
+
+
+def test_another_value_or_reason_is_another_request() -> None:
     assert asked_again(ask(amount=501), [hold()]) is None
     assert asked_again(ask(reason="defective"), [hold()]) is None
-    lines = [LineHold(sku="CABLE", quantity=1, amount=500)]
-    assert asked_again(ask(), [hold(basis="lines", lines=lines)]) is None
     assert asked_again(ask(), [hold(basis=None, reason=None)]) is None  # before the ledger
-    # A line request: its units are held once by the ledger's own rule, not by this one.
-    cable = OrderLine(sku="CABLE", quantity=1, unit_price=500, category="general")
-    assert asked_again(ask(lines=[cable.model_dump()]), [hold()]) is None
     assert asked_again(ask(), []) is None
