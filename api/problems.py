@@ -151,7 +151,7 @@ def _one_error(error: Any) -> str:
 def _not_a_refund_id(given: str) -> str:
     pasted = pasted_refund_id(given)
     if pasted is not None:  # the CLI and the pages take it so; an API caller is told
-        return f"{given.strip()!r} is not a refund id as written: ids are lower case ({pasted})"
+        return f"{given!r} is not a refund id as written: write it {pasted} (lower case, no spaces)"
     given = given if len(given) <= 40 else given[:39] + "…"
     return f"{given!r} is not a refund id (they look like rf_ and 24 hex digits)"
 

@@ -7,9 +7,10 @@ set by the API), recorded with the audit entry. The defaults are the contracts' 
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+import structlog
 from temporalio.client import (
     Client,
     WorkflowHandle,
@@ -19,6 +20,7 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
+from activities.pg_store import PostgresRefundStore
 from client.errors import RefundActionRefused, RefundflowError, rpc_error
 from workflows.models import (
     ApproveInput,
@@ -29,10 +31,12 @@ from workflows.models import (
     OperatorRetryInput,
     RejectInput,
     StatusView,
+    TimelineEntry,
 )
 from workflows.refund.workflow import RefundWorkflow
 
 UPDATE_TIMEOUT = timedelta(seconds=30)
+log = structlog.get_logger("refundflow.client")
 
 
 class RefundActions:
@@ -126,26 +130,28 @@ class RefundActions:
         update = OperatorCancelInput(operator=operator, reason=reason, source=source, issuer=issuer)
         return await self._update(refund_id, RefundWorkflow.operator_cancel, update)
 
-    async def status(
-        self, refund_id: str, *, include_timeline: bool = True, live: bool = False
-    ) -> StatusView:
-        raise NotImplementedError  # RefundClient's: the projection, else a query
+    _database_url: str | None
+
+    async def _store(self) -> PostgresRefundStore:
+        raise NotImplementedError  # RefundClient's
 
     async def _as_recorded(
         self, refund_id: str, answer: StatusView | None, fresher: bool = True
     ) -> StatusView | None:
-        """An update's answer, or the refund as recorded since, when that is further on
+        """An update's answer, or the refund as recorded since when that goes on from it
         (`fresher`; None: no answer). The answer is the status when the handler returned;
         the workflow task that ran it goes on before Temporal sends it: an operator's
         choice taken, or the provider's answer to an auto-approved refund (a refusal
-        included). Whatever that task recorded is in the projection by then."""
-        if answer is None or not fresher:
+        included), recorded in the projection by then. One projection read, never a query
+        (which could replay a history); without a store, the answer as it is."""
+        if answer is None or not fresher or not self._database_url:
             return answer
         try:
-            recorded = await self.status(refund_id)
-        except RefundflowError:
-            return answer  # the answer stands; a read that failed changes nothing
-        return recorded if _last_seq(recorded) > _last_seq(answer) else answer
+            recorded = await (await self._store()).status_view(refund_id)
+        except Exception as err:  # the action was taken: a read that failed must not say not
+            log.warning("refund.recorded_status_unread", refund_id=refund_id, error=repr(err))
+            return answer
+        return recorded if recorded is not None and _goes_on_from(recorded, answer) else answer
 
     def _handle(self, refund_id: str) -> WorkflowHandle[Any, Any]:
         return self.temporal.get_workflow_handle(refund_id)
@@ -156,7 +162,6 @@ class RefundActions:
             result: StatusView = await handle.execute_update(
                 update, arg, rpc_timeout=UPDATE_TIMEOUT
             )
-            return await self._as_recorded(refund_id, result) or result
         except WorkflowUpdateRPCTimeoutOrCancelledError:
             raise RefundflowError(
                 f"no answer from refund {refund_id} within {UPDATE_TIMEOUT.seconds} s: is a"
@@ -168,8 +173,18 @@ class RefundActions:
             raise RefundActionRefused(f"refused: {message}") from None
         except RPCError as err:
             raise rpc_error(refund_id, err) from None
+        return await self._as_recorded(refund_id, result) or result
 
 
-def _last_seq(view: StatusView) -> int:
-    """How far a status has got: its latest timeline entry's number."""
-    return view.timeline[-1].seq if view.timeline else 0
+def _goes_on_from(recorded: StatusView, answer: StatusView) -> bool:
+    """Whether `recorded` is `answer` gone further: it holds the answer's last entry and
+    entries after it. Not another run's (a Reset's abandoned run stays in the projection
+    until the new run records), nor an older record of this one."""
+    if not answer.timeline or not recorded.timeline:
+        return False
+    last = _mark(answer.timeline[-1])
+    return recorded.timeline[-1].seq > last[0] and any(_mark(e) == last for e in recorded.timeline)
+
+
+def _mark(entry: TimelineEntry) -> tuple[int, str, str, datetime]:
+    return entry.seq, entry.event, entry.actor, entry.at

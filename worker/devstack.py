@@ -131,10 +131,11 @@ class DevStack:
             if port_in_use(port)
         ]
         if taken:  # all of them at once: one run to learn them, not one run each
-            ports = "port " if len(taken) == 1 else "ports "
+            one = len(taken) == 1
             raise StackError(
-                f"{ports}{', '.join(taken)} already in use on 127.0.0.1: choose others with"
-                " those options (or stop what uses them)"
+                f"{'port' if one else 'ports'} {', '.join(taken)} already in use on 127.0.0.1:"
+                f" choose {'another with that option' if one else 'others with those options'}"
+                " (or stop what uses them)"
             )
         try:
             self._start_all(progress)

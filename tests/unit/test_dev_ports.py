@@ -27,7 +27,7 @@ def test_a_busy_metrics_port_is_refused_with_the_option_that_moves_it(tmp_path: 
     said = str(refused.value)
     assert said == (
         f"port {busy} (the worker's metrics: --metrics-port) already in use on 127.0.0.1:"
-        " choose others with those options (or stop what uses them)"
+        " choose another with that option (or stop what uses them)"
     )
 
 

@@ -10,6 +10,7 @@ import logging
 import pytest
 import structlog
 
+from worker import logging_setup
 from worker.logging_setup import configure_logging
 
 SECRET = "Bearer eyJ-not-for-logs"
@@ -21,7 +22,9 @@ def fail_holding_a_secret() -> None:
 
 
 @pytest.fixture
-def restore_logging() -> object:
+def restore_logging(monkeypatch: pytest.MonkeyPatch) -> object:
+    # Not Temporal's runtime: configure_logging would make it the process's default.
+    monkeypatch.setattr(logging_setup, "_forward_temporal_core_logs", lambda: None)
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     yield

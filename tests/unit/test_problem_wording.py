@@ -37,8 +37,11 @@ def test_a_refund_id_in_capitals_is_told_how_it_is_written() -> None:
     error = {"type": "string_pattern_mismatch", "loc": ("path", "refund_id"),
              "input": "RF_A989" + "0" * 20, "msg": "String should match pattern"}  # fmt: skip
     assert said(error) == (
-        f"'RF_A989{'0' * 20}' is not a refund id as written: ids are lower case (rf_a989{'0' * 20})"
+        f"'RF_A989{'0' * 20}' is not a refund id as written: write it rf_a989{'0' * 20}"
+        " (lower case, no spaces)"
     )
+    spaced = said({**error, "input": f" rf_a989{'0' * 20} "})
+    assert spaced.startswith(f"' rf_a989{'0' * 20} ' is not a refund id as written: write it")
 
 
 def test_a_missing_header_is_named_as_a_header() -> None:
