@@ -180,28 +180,32 @@ def claim(request: ReserveInput, holds: Sequence[Hold]) -> Claim:
 
 def asked_again(request: ReserveInput, holds: Sequence[Hold]) -> str | None:
     """Why `request` is not paid without a reviewer when another refund of the order asks
-    for just this: the same value for the same reason (None: none does).
+    for just this, for the same reason: the same units of the same lines, or the same
+    value when either asks by amount (None: none does).
 
     Each channel brings its own key (a storefront's Idempotency-Key, a ticket number), so
-    one request made on the web and again through support is two keys. When both name
-    lines, the ledger holds each unit once and refuses the second; an amount holds no
-    units, so a request by amount, or one by lines after one by amount, gets here. Two
-    such refunds may be two items worth the same, or one request made twice: a person
-    tells them apart (reject with duplicate_request, or approve); the policy does not pay
-    it alone. Values are compared as asked, before fees, so neither a fee nor a reviewer's
-    approval for less hides the first. A cancelled refund's hold is released and not in
-    `holds`: the request may then be made again."""
+    one request made on the web and again through support is two keys. The ledger holds
+    each unit once, but an order may have units to spare (one cable of three) and an
+    amount holds no units: the second would be paid. Two such refunds may be two items
+    alike, or one request made twice: a person tells them apart (reject with
+    duplicate_request, or approve); the policy does not pay it alone. Values are compared
+    as asked, before fees, so neither a fee nor a reviewer's approval for less hides the
+    first. A cancelled refund's hold is released and not in `holds`: the request may then
+    be made again."""
     if request.reason_code is None:
         return None
-    asked = value_asked(request)
+    asked, units = value_asked(request), _units(request.lines)
     same = next(
         (
             hold
             for hold in holds
             if hold.basis is not None
-            and not (request.lines and hold.basis == "lines")
             and hold.reason_code == request.reason_code
-            and (hold.requested_amount or hold.amount) == asked
+            and (
+                _units(hold.lines) == units
+                if request.lines and hold.basis == "lines"
+                else (hold.requested_amount or hold.amount) == asked
+            )
         ),
         None,
     )
@@ -286,6 +290,11 @@ def _claim_amount(request: ReserveInput, holds: Sequence[Hold]) -> Claim:
         return Claim()  # refused by the order total (`decide` checks it)
     shares = allocate(value, buckets)
     return Claim(lines=[LineHold(sku=name, amount=share) for name, share in shares if share])
+
+
+def _units(lines: Sequence[OrderLine] | Sequence[LineHold]) -> list[tuple[str, int]]:
+    """The units a request or a hold names, line by line (sorted; none for an amount)."""
+    return sorted((line.sku, line.quantity) for line in lines if line.quantity)
 
 
 def value_asked(request: ReserveInput) -> int:

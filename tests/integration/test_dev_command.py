@@ -28,7 +28,8 @@ pytestmark = pytest.mark.stack
 
 
 def start_dev(folder: Path, *extra: str) -> tuple[subprocess.Popen[str], dict[str, int]]:
-    names = ("temporal", "ui", "pg", "sandbox", "webhook", "api", "codec")
+    # Every port its own (the metrics' too): a developer's `refundflow dev` may run beside.
+    names = ("temporal", "ui", "pg", "sandbox", "webhook", "api", "codec", "metrics", "api-metrics")
     ports = {name: free_port() for name in names}
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REFUNDFLOW_HOME")}
     command = [sys.executable, "-m", "worker.cli", "dev", *extra]

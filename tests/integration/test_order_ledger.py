@@ -118,7 +118,9 @@ async def test_the_same_amount_asked_again_under_another_key_waits_for_a_reviewe
         order, amount=500, requested_by=customer, channel="support", refund_key=content_key
     )
     ahead = await refunds_v2.eligibility(support)
-    said = f"refund {first.refund_id} already refunded 5.00 USD of order {order['order_id']}"
+    said = (
+        f"refund {first.refund_id} (paid) asked for the same 5.00 USD of order {order['order_id']}"
+    )
     assert ahead.outcome == "needs_review", ahead
     assert (ahead.auto_approve_refused_because or "").startswith(said)
     second = await refunds_v2.request(support)
@@ -129,6 +131,16 @@ async def test_the_same_amount_asked_again_under_another_key_waits_for_a_reviewe
     other = await refunds_v2.request(make_request(order, amount=500, reason_code="defective"))
     await wait_for_state(refunds_v2, other.refund_id, "completed")
     assert await paid(sandbox, order["order_id"]) == 1000
+    # Lines: one cable of two, asked twice under two keys. The ledger has a unit to spare,
+    # so only this stands between the second and a payment.
+    order = await sandbox.order(lines=TV_AND_CABLES)
+    cable = [{"sku": "CABLE", "quantity": 1}]
+    one = await refunds_v2.request(make_request(order, amount=None, lines=cable))
+    await wait_for_state(refunds_v2, one.refund_id, "completed")
+    again = await refunds_v2.request(make_request(order, amount=None, lines=cable))
+    assert (again.state.value, again.awaiting.value) == ("pending_review", "reviewer")
+    assert any(one.refund_id in note for note in again.policy_notes)
+    assert await paid(sandbox, order["order_id"]) == 1500
 
 
 async def test_a_gift_card_is_not_paid_for_changed_mind_by_amounts(

@@ -43,13 +43,18 @@ def test_values_compare_as_asked_before_fees_and_approvals_for_less() -> None:
     assert asked_again(ask(), [hold(requested_amount=None)])
 
 
-def test_lines_after_an_amount_and_an_amount_after_lines_are_asked_again() -> None:
-    """The ledger holds units once only when both name lines."""
+def test_lines_and_amounts_asked_again_in_any_order() -> None:
     by_lines = ask(lines=[CABLE.model_dump()], order_lines=[CABLE.model_dump()])
     assert asked_again(by_lines, [hold()]) is not None
     line_hold = hold(basis="lines", lines=[LineHold(sku="CABLE", quantity=1, amount=500)])
     assert asked_again(ask(), [line_hold]) is not None
-    assert asked_again(by_lines, [line_hold]) is None  # the ledger's own rule refuses it
+    # Lines after lines: the same units for the same reason (an order may have units to
+    # spare: one cable of three), not merely the same value.
+    assert asked_again(by_lines, [line_hold]) is not None
+    sock = LineHold(sku="SOCK", quantity=1, amount=500)
+    assert asked_again(by_lines, [hold(basis="lines", lines=[sock])]) is None
+    two = LineHold(sku="CABLE", quantity=2, amount=1000)
+    assert asked_again(by_lines, [hold(1000, basis="lines", lines=[two])]) is None
 
 
 def test_another_value_or_reason_is_another_request() -> None:
