@@ -63,6 +63,8 @@ def check_subscriber_url(url: str) -> str:
         raise SubscriberRefused(expected) from None
     if parts.scheme not in ("http", "https") or not host or port == 0:
         raise SubscriberRefused(expected)
+    if any(character.isspace() for character in url):  # urlsplit keeps them in the host
+        raise SubscriberRefused(f"a URL has no spaces (write them %20), got {url!r}")
     if parts.username is not None or parts.password is not None:
         raise SubscriberRefused("subscriber URLs must not carry credentials (user:pass@)")
     if parts.scheme == "http" and host not in LOOPBACK_HOSTS:

@@ -124,7 +124,11 @@ def create_codec_app(
         peer = request.client.host if request.client else None
         if dev_ui_call(config, peer, request.headers):
             return DEV_UI_CALLER
-        who = await verifier.principal(request.headers.get("authorization"))
+        try:
+            who = await verifier.principal(request.headers.get("authorization"))
+        except ProblemError as refused:  # every call is on the record, the refused ones too
+            log.info("codec.unauthenticated", peer=peer, problem=refused.kind.name)
+            raise
         limiter.take(f"{who.issuer}\x1f{who.subject}")
         if who.kind is not PrincipalKind.STAFF or OPERATOR_ROLE not in who.roles:
             log.info("codec.refused", subject=who.subject, kind=who.kind.value)
@@ -166,11 +170,14 @@ async def _apply(request: Request, transform: Transform, what: str, who: str) ->
     try:
         given = json_format.Parse(await request.body(), Payloads())
     except json_format.ParseError as err:
+        log.info("codec.bad_input", operation=what, caller=who, why="not protobuf JSON")
         detail = f'the body must be {{"payloads": [...]}} in protobuf JSON: {err}'
         raise ProblemError(Kind.BAD_INPUT, detail.splitlines()[0][:300]) from None
     try:
         done = Payloads(payloads=await transform(given.payloads))
     except UndecryptablePayload as err:
+        # Our own words (a key id, a length), never the payload's.
+        log.info("codec.bad_input", operation=what, caller=who, why=str(err))
         raise ProblemError(Kind.BAD_INPUT, str(err)) from None
     log.info("codec.applied", operation=what, caller=who, payloads=len(given.payloads))
     # Always the `payloads` key, even empty (MessageToDict would leave it out).

@@ -22,7 +22,7 @@ from workflows.read_models import (
     OutboxEvent,
     Reconciliation,
 )
-from workflows.states import RefundState
+from workflows.states import Awaiting, RefundState
 from workflows.wording import closed_because
 
 
@@ -57,6 +57,7 @@ def status(
         f"  policy     {view.policy_version}"
         + (f"   fee kept {format_minor(view.fee, view.currency)}" if view.fee else ""),
         f"  next step  {view.next_step}",
+        *_policy_notes(view),
         f"  eta        {_eta(view.eta_earliest, view.eta, view.eta_kind)}",
         f"  customer   {typed(view.message)}",
         f"  reply      {typed(view.support_reply or view.message)}",
@@ -86,6 +87,14 @@ def typed(text: str) -> str:
     of its own in a timeline or an audit trail (a forged approval), and an escape sequence
     could rewrite the terminal."""
     return _UNSEEN.sub(lambda m: _NAMED.get(m.group(), f"\\u{ord(m.group()):04x}"), text)
+
+
+def _policy_notes(view: StatusView) -> list[str]:
+    """While a reviewer decides, what the policy says of the request: why it was not paid
+    by itself (a spent budget, the same request under another key) among the rest."""
+    if view.awaiting is not Awaiting.REVIEWER or not view.policy_notes:
+        return []
+    return ["  policy says", *(f"    - {typed(note)}" for note in view.policy_notes)]
 
 
 def _evidence(view: StatusView) -> list[str]:
@@ -213,7 +222,11 @@ def findings(rows: list[Finding]) -> str:
 
 def _details(details: dict[str, Any]) -> str:
     """A finding's details as `key value` pairs (`--json` has them as they are stored)."""
-    return "; ".join(f"{key} {typed(str(value))}" for key, value in details.items())
+
+    def text(value: Any) -> str:
+        return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+    return "; ".join(f"{key} {typed(text(value))}" for key, value in details.items())
 
 
 def reconciliation(report: Reconciliation, grace_s: int = 0) -> str:

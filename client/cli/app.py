@@ -39,8 +39,8 @@ def report(message: str, status: int, as_json: bool = False) -> int:
 
 
 INTERRUPTED = (
-    "interrupted: what was already sent may have taken effect, or may still in the next"
-    " seconds; asking again is safe (the same request returns the same refund), and"
+    "interrupted: what was already sent may have taken effect, or may still take effect in"
+    " the next seconds; asking again is safe (the same request returns the same refund), and"
     " `refundflow list` shows what exists"
 )
 

@@ -179,7 +179,8 @@ async def test_a_first_approval_says_a_second_person_must_approve_and_bars_a_sec
     note = reject.get_by_label("Note (staff only)")
     await expect(note).to_have_attribute("maxlength", str(REJECT_NOTE_MAX_CHARS))
     # Two lines: the browser sends CRLF, which the audit keeps as one line break.
-    await approve.get_by_label("Evidence you checked (required)").fill("photos\nreceipt")
+    long_link = "https://evidence.example/" + "a1b2" * 100  # one word, wider than the page
+    await approve.get_by_label("Evidence you checked (required)").fill(f"photos\n{long_link}")
     await approve.get_by_role("button", name="Continue").click()
     await page.get_by_role("button", name="Confirm: Approve").click()
     await expect(page.get_by_role("status")).to_have_text(
@@ -189,7 +190,10 @@ async def test_a_first_approval_says_a_second_person_must_approve_and_bars_a_sec
     approve = page.locator("form.action", has=page.get_by_role("heading", name="Approve"))
     await expect(approve).to_contain_text("fang approved it already")
     await expect(approve.get_by_role("button", name="Continue")).to_be_disabled()
-    await expect(page.locator("#evidence")).to_have_text("fang: photos\nreceipt")
+    await expect(page.locator("#evidence")).to_have_text(f"fang: photos\n{long_link}")
+    # Wrapped where it must be: the page never scrolls sideways (a trial's was 5265 px wide).
+    wide = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert wide <= 0, wide
     await page.context.close()
 
     second = await signed_in(browser, api, "mei")

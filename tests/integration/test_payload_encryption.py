@@ -18,6 +18,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+import structlog
+import structlog.testing
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.api.history.v1 import HistoryEvent
@@ -305,3 +307,17 @@ async def test_cors_for_the_web_ui_and_the_dev_ui_allowance_on_loopback(
         wrong_namespace = {"Origin": ui, "X-Namespace": "another"}
         async with http.post(f"{base}/decode", json=body, headers=wrong_namespace) as answer:
             assert answer.status == 403
+        # A payload cut short is bad input (not an unexpected error), and refused calls are
+        # on the record too: by whom and why, never with what they carried.
+        cut = json_format.MessageToDict(
+            Payloads(payloads=[Payload(metadata=sealed.metadata, data=b"ab")])
+        )
+        with structlog.testing.capture_logs() as logged:
+            async with http.post(f"{base}/decode", json=cut, headers={"Origin": ui}) as answer:
+                assert answer.status == 422, await answer.text()
+                assert "is 2 bytes, too short to be sealed" in (await answer.json())["detail"]
+            async with http.post(f"{base}/decode", json=body) as answer:
+                assert answer.status == 401
+        events = [entry["event"] for entry in logged]
+        assert "codec.bad_input" in events and "codec.unauthenticated" in events, logged
+        assert "from the dev UI" not in repr(logged)

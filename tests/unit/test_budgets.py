@@ -292,6 +292,17 @@ def test_status_shows_the_customers_recent_refunds() -> None:
     assert "requester" not in render.status(status_view())
 
 
+def test_status_says_why_a_reviewer_decides_while_one_does() -> None:
+    """The same request under another key waits for a reviewer; the CLI's status says so
+    (a trial found it only in --json and the console)."""
+    note = "Refund rf_0 (paid) asked for the same 49.98 USD of order ord_1 for changed_mind"
+    waiting = status_view().model_copy(update={"policy_notes": ["No final-sale.", note]})
+    shown = render.status(waiting).splitlines()
+    assert shown[shown.index("  policy says") + 2] == f"    - {note}"
+    done = waiting.model_copy(update={"awaiting": Awaiting.NOTHING})
+    assert "  policy says" not in render.status(done).splitlines()
+
+
 def test_eligibility_on_the_command_line_takes_the_requester_whose_budget_counts() -> None:
     asked = ["eligibility", "--order", "ord_1", "--amount", "100", "--reason", "damaged"]
     assert build_parser().parse_args([*asked, "--requested-by", "cust_1"]).requested_by == (

@@ -48,9 +48,12 @@ def test_a_findings_details_read_as_pairs_on_its_one_line() -> None:
     finding = Finding(
         finding_id=1, run_id="rec_1", kind="workflow_closed_abnormally",
         refund_id="rf_" + "0" * 24, order_id="ord_1", action="healed",
-        details={"state": "pending_review", "last_error": "boom\n  forged line"},
+        details={"state": "pending_review", "last_error": "boom\n  forged line",
+                 "provider_refunds": ["re_1", "re_2"]},
         created_at=datetime(2026, 11, 27, 15, 0, tzinfo=UTC),
     )  # fmt: skip
     [line] = render.findings([finding]).splitlines()
-    assert line.endswith("state pending_review; last_error boom\\n  forged line")
+    assert line.endswith(
+        "state pending_review; last_error boom\\n  forged line; provider_refunds re_1, re_2"
+    )
     assert "{" not in line  # not a Python dict

@@ -55,6 +55,8 @@ def test_urls_events_may_go_to(url: str) -> None:
         ("http://127.0.0.1:99999/", "its port, if any, from 1 to 65535"),
         ("http://127.0.0.1:0/", "its port, if any, from 1 to 65535"),
         ("http://127.0.0.1:http/", "its port, if any, from 1 to 65535"),
+        ("https://exa mple.com/", "a URL has no spaces"),
+        ("https://example.com/a b", "a URL has no spaces"),
     ],
 )
 def test_urls_refused(url: str, said: str) -> None:
