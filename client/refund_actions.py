@@ -7,6 +7,7 @@ set by the API), recorded with the audit entry. The defaults are the contracts' 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -131,9 +132,7 @@ class RefundActions:
         return await self._update(refund_id, RefundWorkflow.operator_cancel, update)
 
     _database_url: str | None
-
-    async def _store(self) -> PostgresRefundStore:
-        raise NotImplementedError  # RefundClient's
+    _store: Callable[[], Awaitable[PostgresRefundStore]]  # RefundClient's store
 
     async def _as_recorded(
         self, refund_id: str, answer: StatusView | None, fresher: bool = True

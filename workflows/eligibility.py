@@ -152,21 +152,19 @@ def answer_for_resolved(
 ) -> EligibilityAnswer:
     """The answer for a request already resolved against its order (RefundClient.request
     has done that; it need not be done twice). Without `as_the_store` the auto-approval is
-    the policy's alone: the edge leaves what withholds it to the store, under the lock.
-    With it, the answer says what the store would: the budgets (given `budget_use`) and a
-    request another refund of the order already makes (ledger.asked_again)."""
+    the policy's alone (the edge leaves withholding it to the store, under the lock); with
+    it, the answer says what the store would (`_withheld`)."""
     money = order.currency
     common = _common(pinned, order, remaining)
     policy = policy_for(pinned.document, order.currency)
     decision = evaluate(policy, order, resolved, request.reason_code, now)
-    budget_says = _budget_refusal(policy, request, order, decision, budget_use)
-    if as_the_store and budget_says is None and decision.auto_approve:
-        inp = ledger_request(
-            policy, request, order, resolved, "eligibility", decision.refund_amount
-        )
-        budget_says = asked_again(inp, holds)
-    if budget_says is not None:
-        decision = withhold_auto_approval(policy, decision, budget_says, money)
+    withheld = (
+        _withheld(policy, request, order, resolved, decision, budget_use, holds)
+        if as_the_store
+        else None
+    )
+    if withheld is not None:
+        decision = withhold_auto_approval(policy, decision, withheld, money)
     within = decision.refund_amount <= remaining
     ledger = _ledger_claim(policy, request, order, resolved, decision.refund_amount, holds)
     rules = [
@@ -194,9 +192,9 @@ def answer_for_resolved(
         approval_by=decision.approval_by if eligible else None,
         two_approvers=decision.four_eyes and eligible,
         rules=rules,
-        summary=_summary(outcome, decision, rules, money, budget_says if eligible else None),
+        summary=_summary(outcome, decision, rules, money, withheld if eligible else None),
         held_by=ledger.held_by,
-        auto_approve_refused_because=budget_says if eligible else None,
+        auto_approve_refused_because=withheld if eligible else None,
         **common,
     )
 
@@ -222,6 +220,27 @@ def _summary(
     if LEDGER_RULE in failed:
         failed.pop(REFUNDABLE_RULE, None)  # the ledger's refusal names the same limit, exactly
     return "Not eligible: " + " ".join(failed.values())
+
+
+def _withheld(
+    policy: Policy,
+    request: RefundRequest,
+    order: OrderSnapshot,
+    resolved: ResolvedRefund,
+    decision: PolicyDecision,
+    budget_use: BudgetUse | None,
+    holds: Sequence[Hold],
+) -> str | None:
+    """Why the store, under the order's lock, would withhold the auto-approval the policy
+    gives (None: it would not): a spent budget (given its use), or the same request under
+    another key (ledger.asked_again). As activities/reserving.py `_withheld` decides it."""
+    if not decision.auto_approve:
+        return None
+    spent = _budget_refusal(policy, request, order, decision, budget_use)
+    if spent is not None:
+        return spent
+    inp = ledger_request(policy, request, order, resolved, "eligibility", decision.refund_amount)
+    return asked_again(inp, holds)
 
 
 def _budget_refusal(
