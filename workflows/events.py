@@ -85,6 +85,10 @@ class EventFacts(_Headline):
     """Approved for less than the request allows: what the customer asked for (before any
     fee); the rest is not refunded. Null otherwise (added within v1: older events do not
     carry it)."""
+    paid_elsewhere: bool = False
+    """Completed because our team paid the customer another way than through the payment
+    provider (for example a bank transfer), not to the original payment method: no payment
+    ETA (added within v1: older events do not carry it)."""
     eta: datetime | None
     """When the decision is due (review) or the money arrives at the latest (payment)."""
     eta_earliest: datetime | None

@@ -34,6 +34,9 @@ class MessageFacts(_Contract):
     action_required: str | None = None  # the provider's instructions (requires_action)
     payment_reversed: bool = False  # the provider took back what it paid; an operator decides
     asked_amount: int | None = left_out_while_none()  # approved less: what was asked for
+    paid_elsewhere: bool | None = left_out_while_none()
+    """Completed by an operator's word that the customer was paid another way (True), not
+    by the provider: no payment-method wording and no card ETA. None otherwise."""
     received: bool = False
     """Just asked, under a policy that approves it without a reviewer: the first notice says
     it was received (the approval follows in moments), not that it waits for review."""

@@ -43,6 +43,10 @@ TEMPLATES: dict[str, dict[str, str]] = {
             " before it is paid again."
         ),
         "completed": "Your refund of {amount} has been issued to your original payment method.",
+        "completed.paid_elsewhere": (
+            "Your refund of {amount} has been paid to you by our team in another way than to"
+            " your original payment method. Contact us if it has not reached you."
+        ),
         "cancelled.rejected": "Your refund request of {amount} was rejected after review.",
         "cancelled.withdrawn": "Your refund request of {amount} was withdrawn.",
         "cancelled.by_staff": (
@@ -78,6 +82,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "refunding.payment_failed": "您的 {amount} 退款暂时未能支付。款项未发生变动，我们的团队正在处理。",
         "refunding.reversed": "您的 {amount} 退款在发出后被支付机构退回，尚未到账。我们的团队正在处理，再次支付前会通知您。",
         "completed": "您的 {amount} 退款已退至您的原支付方式。",
+        "completed.paid_elsewhere": "您的 {amount} 退款已由我们的团队通过原支付方式以外的途径支付给您。如未收到，请联系我们。",
         "cancelled.rejected": "您的 {amount} 退款申请经审核未获批准。",
         "cancelled.withdrawn": "您的 {amount} 退款申请已撤回。",
         "cancelled.by_staff": "您的 {amount} 退款申请已由我们的团队取消；款项未发生变动。",

@@ -47,7 +47,7 @@ def template_key(facts: MessageFacts) -> str:
             return "refunding.action_required"
         return "refunding.escalated" if facts.escalation_level else "refunding"
     if state is RefundState.COMPLETED:
-        return "completed"
+        return "completed.paid_elsewhere" if facts.paid_elsewhere else "completed"
     reason = facts.cancel_reason or CancelReason.WITHDRAWN
     if reason is CancelReason.WITHDRAWN and facts.cancelled_by_staff:
         return "cancelled.by_staff"

@@ -74,6 +74,8 @@ async def test_paid_elsewhere_completes_with_proof_and_reconciles_clean(
     # Answered as the refund stands once it took the operator's word, not as it stood while
     # it waited (an operator reading "awaiting operator" would act again).
     assert (done.state.value, done.timeline[-1].actor) == ("completed", "operator")
+    # Nor is the customer told the money went to their card (the projection's message).
+    assert "another way" in done.message and "issued to your original" not in done.message
     assert any(e.event == "paid_elsewhere" and "TX-77" in e.reason for e in done.timeline)
     assert await sandbox.refunds(order["order_id"]) == []  # the provider paid nothing
     # Reconciliation does not call it "completed without a provider refund": the proof is there.

@@ -33,6 +33,7 @@ def every_situation() -> list[MessageFacts]:
         },
         {"state": RefundState.REFUNDING, "payment_failed": True},
         {"state": RefundState.COMPLETED},
+        {"state": RefundState.COMPLETED, "paid_elsewhere": True},
         *({"state": RefundState.CANCELLED, "cancel_reason": r} for r in CancelReason),
         # Withdrawn by support or an operator, not by the customer who asked.
         {

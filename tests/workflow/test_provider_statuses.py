@@ -83,6 +83,13 @@ async def test_an_operator_pays_elsewhere_with_proof_once_the_provider_holds_not
     assert (last.actor, last.source) == ("operator", "operator")
     assert "paid outside the payment provider" in last.reason and "TX-4411" in last.reason
     assert [e.event for e in done.timeline][-2] == "paid_elsewhere"
+    # The customer is not told the money went to their card, nor when a card would show it.
+    assert done.facts is not None and done.facts.paid_elsewhere is True
+    assert "issued to your original" not in done.message and "another way" in done.message
+    assert done.eta is None and "should reach you" not in done.message
+    [paid] = [n for n in env.systems.told[handle.id] if n.facts.state is RefundState.COMPLETED]
+    assert wording.notification(paid.facts)["template"] == "completed.paid_elsewhere"
+    assert "TX-4411" not in wording.customer_message(paid.facts)  # the proof is staff's
     await keep_history(handle, "operator_paid_elsewhere")
 
 

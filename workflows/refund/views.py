@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 def eta(case: RefundCase) -> tuple[datetime | None, datetime | None, str | None]:
     """(earliest, latest, kind): a review decision is due by the next deadline of the
     policy's ladder; the money arrives within the payment rail's settlement time after it
-    is sent (or, once paid, after the payment)."""
+    is sent (or, once paid, after the payment). A payment an operator made another way has
+    no rail to time it by."""
     p = case.p
     if received(case):
         return None, None, None  # no review to wait for: the approval follows at once
@@ -30,7 +31,7 @@ def eta(case: RefundCase) -> tuple[datetime | None, datetime | None, str | None]
     if p.state is RefundState.REFUNDING and p.awaiting is not Awaiting.OPERATOR:
         earliest, latest = rail.window(p.refunding_since or case.clock())
         return earliest, latest, "payment"
-    if p.state is RefundState.COMPLETED:
+    if p.state is RefundState.COMPLETED and not p.paid_elsewhere:
         paid_at = p.timeline[-1].at if p.timeline else case.clock()
         earliest, latest = rail.window(paid_at)
         return earliest, latest, "payment"
@@ -107,6 +108,7 @@ def facts(case: RefundCase) -> MessageFacts:
         received=received(case),
         cancelled_by_staff=cancelled_by_staff(case),
         asked_amount=asked_for_more(case),
+        paid_elsewhere=True if p.state is RefundState.COMPLETED and p.paid_elsewhere else None,
         action_required=p.provider_instructions
         if p.awaiting is Awaiting.PAYMENT_PROVIDER
         else None,
