@@ -87,6 +87,10 @@ class OrderFacts:
 class Decision:
     allowed: bool
     reason: str = ""
+    told_as_unknown: tuple[Kind, str] | None = None
+    """A customer refused another person's refund or order is answered as if it did not
+    exist (404 "no refund …", 422 "unknown order …"): a 403 would tell them it does, and
+    whose it is not, for any order number they try. `reason` still goes to the log."""
 
 
 ALLOW = Decision(True)
@@ -128,7 +132,8 @@ def _whose_order(p: Principal, order: OrderFacts, for_: str | None) -> Decision:
     if p.kind is PrincipalKind.CUSTOMER:
         if same_person(p.actor, order.customer_id):
             return ALLOW
-        return Decision(False, f"order {order.order_id} is not one of yours")
+        unknown = (Kind.BAD_INPUT, f"unknown order {order.order_id}")
+        return Decision(False, f"order {order.order_id} is not one of yours", unknown)
     if order.customer_id is None or for_ is None or same_person(for_, order.customer_id):
         return ALLOW
     return Decision(
@@ -148,7 +153,8 @@ def _customer(
             return Decision(False, "a customer asks for and lists only their own refunds")
         return ALLOW
     if refund is not None and not same_person(p.actor, refund.requested_by):
-        return Decision(False, f"refund {refund.refund_id} is not one of yours")
+        unknown = (Kind.NOT_FOUND, f"no refund {refund.refund_id}")
+        return Decision(False, f"refund {refund.refund_id} is not one of yours", unknown)
     return ALLOW
 
 
@@ -243,7 +249,8 @@ def enforce(
     order: OrderFacts | None = None,
 ) -> None:
     """Decide, log the decision with who asked (subject and issuer), and refuse with a 403
-    problem (nothing changed) when not allowed."""
+    problem (nothing changed) when not allowed; a customer asking about another person's
+    refund or order hears that it does not exist (Decision.told_as_unknown)."""
     decision = decide(
         principal, action, refund, requested_by=requested_by, amount=amount, order=order
     )
@@ -258,5 +265,7 @@ def enforce(
         allowed=decision.allowed,
         reason=decision.reason or None,
     )
+    if decision.told_as_unknown is not None:
+        raise ProblemError(*decision.told_as_unknown)
     if not decision.allowed:
         raise ProblemError(Kind.FORBIDDEN, f"refused: {decision.reason}")

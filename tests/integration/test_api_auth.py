@@ -34,6 +34,9 @@ class Route:
     forbidden: tuple[str, ...]
     """Callers with valid tokens whom the route refuses (403)."""
     body: dict[str, Any] | None = None
+    unknown_to: tuple[str, ...] = ()
+    """Customers asking about another's refund or order: told it does not exist (404 or
+    422, as for an id nobody has), never that it is somebody else's (403)."""
 
 
 REFUND = "{refund}"
@@ -42,12 +45,12 @@ REQUEST = {"order_id": ORDER, "amount": 25000, "reason_code": "damaged"}
 FOR_OTHER = {**REQUEST, "requested_by": OTHER}
 """A request on OWNER's order, for another customer."""
 ROUTES = [
-    Route("POST", "/v1/refunds", OWNER, ("reporting", "warehouse", "omar", OTHER), REQUEST),
+    Route("POST", "/v1/refunds", OWNER, ("reporting", "warehouse", "omar"), REQUEST, (OTHER,)),
     Route("POST", "/v1/refunds", OWNER, (OWNER, "li", "checkout"), FOR_OTHER),
     Route("GET", "/v1/refunds", "li", ("warehouse",)),
     Route("GET", f"/v1/refunds?customer={OWNER}", OWNER, (OTHER,)),
     Route("GET", f"/v1/refunds/{REFUND}", "alice", (OWNER, OTHER)),
-    Route("GET", f"/v1/refunds/{REFUND}/track", OWNER, (OTHER,)),
+    Route("GET", f"/v1/refunds/{REFUND}/track", OWNER, (), unknown_to=(OTHER,)),
     Route("GET", f"/v1/refunds/{REFUND}/audit", "li", (OWNER, OTHER, "warehouse")),
     Route("GET", f"/v1/refunds/{REFUND}/events", "li", (OWNER, OTHER, "warehouse")),
     Route("GET", f"/v1/refunds/{REFUND}/review", "li", (OWNER, OTHER, "warehouse")),
@@ -69,8 +72,9 @@ ROUTES = [
         "POST",
         f"/v1/refunds/{REFUND}/cancel",
         OWNER,
-        (OTHER, "omar", "warehouse", "reporting"),
+        ("omar", "warehouse", "reporting"),
         {"reason": "found it"},
+        (OTHER,),
     ),
     Route("POST", f"/v1/refunds/{REFUND}/received", "warehouse", (OWNER, OTHER, "li", "omar")),
     Route("POST", f"/v1/refunds/{REFUND}/operator/retry", "omar", (OWNER, "li", "warehouse")),
@@ -88,7 +92,7 @@ ROUTES = [
         (OWNER, "li", "fang", "warehouse"),
         {"proof": "bank transfer 123"},
     ),
-    Route("POST", "/v1/eligibility", OWNER, ("warehouse", "omar", OTHER), REQUEST),
+    Route("POST", "/v1/eligibility", OWNER, ("warehouse", "omar"), REQUEST, (OTHER,)),
     Route("POST", "/v1/eligibility", OWNER, (OWNER, "li", "checkout"), FOR_OTHER),
     Route("GET", "/v1/policies", "alice", ()),
     Route("GET", "/v1/policies/standard-v3", OWNER, ()),
@@ -161,6 +165,14 @@ async def test_every_route_refuses_bad_tokens_and_wrong_callers_changing_nothing
         reply = await api.call(route.method, path, as_=caller, json=body, headers=headers)
         assert_problem(reply, 403, "forbidden", caller)
         assert reply.body["detail"].startswith("refused: ")
+    for caller in route.unknown_to:
+        reply = await api.call(route.method, path, as_=caller, json=body, headers=headers)
+        if "{refund}" in route.path:
+            assert_problem(reply, 404, "not-found", caller)
+            assert reply.body["detail"] == f"no refund {target['refund']}"
+        else:
+            assert_problem(reply, 422, "bad-input", caller)
+            assert reply.body["detail"] == f"unknown order {target['order']}"
 
     assert await snapshot(db, target["refund"], target["order"]) == before
     if headers:  # no refund was made under the key either
@@ -179,8 +191,9 @@ async def test_a_refusal_on_another_customers_order_is_audited(
     """Logged as every authorization decision is, with who asked and about which order."""
     body = fill(REQUEST, target)
     refused = await api.call("POST", "/v1/eligibility", as_=OTHER, json=body)
-    assert_problem(refused, 403, "forbidden", OTHER)
-    assert refused.body["detail"] == f"refused: order {target['order']} is not one of yours"
+    # Told as an order that does not exist; the log keeps why.
+    assert_problem(refused, 422, "bad-input", OTHER)
+    assert refused.body["detail"] == f"unknown order {target['order']}"
     log = api.home / "logs" / "api.log"
 
     def decisions(text: str) -> list[dict[str, Any]]:

@@ -76,6 +76,7 @@ async def test_the_readme_curl_walkthrough_works_as_written(
     approved = run(stack, preamble, with_refund(commands[2]))
     assert approved["state"] in ("approved", "refunding", "completed"), approved
     other = run(stack, preamble, with_refund(commands[3]))
-    assert other["status"] == 403
-    assert other["detail"] == f"refused: refund {made['refund_id']} is not one of yours"
-    assert "is not one of yours" in block
+    # Told as a refund that does not exist: the same answer as for an unknown id.
+    assert (other["status"], other["type"]) == (404, "urn:refundflow:problem:not-found")
+    assert other["detail"] == f"no refund {made['refund_id']}"
+    assert "404: no refund rf_…" in block
