@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from client.refund_ids import pasted_refund_id
-from workflows.vocabulary import IDENTIFIER_PATTERN, says_something
+from workflows.vocabulary import IDENTIFIER_PATTERN, REASON_CODES, says_something
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -48,6 +48,8 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         command = getattr(self, "command_given", None)
+        commands = _commands_of(self, message)
+        message = f"a command is required: one of {commands}" if commands else message
         hint = (
             _did_you_mean(message)
             or _option_meant(message, _options_of(self, command))
@@ -66,6 +68,16 @@ def _as_first(message: str) -> str:
     """`refundflow approve rf_… --as li`: say where --as goes instead of only refusing it."""
     if message.startswith("unrecognized arguments") and "--as" in message.split():
         return "; --as goes before the command: `refundflow --as NAME COMMAND …`"
+    return ""
+
+
+def _commands_of(parser: argparse.ArgumentParser, message: str) -> str:
+    """`refundflow operator` alone: the commands it takes, when they are few (else "")."""
+    if not message.endswith("required: COMMAND"):
+        return ""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and len(action.choices) <= 8:
+            return ", ".join(action.choices)
     return ""
 
 
@@ -203,6 +215,18 @@ def name(value: str) -> str:
     return _identifier(
         value.strip(),
         f"expected a handle or id (letters, digits and . _ : -, no spaces), got {value!r}",
+    )
+
+
+def reason_code(value: str) -> str:
+    """One of the reason codes every policy knows, e.g. damaged; a near miss is named."""
+    given = value.strip().lower()
+    if given in REASON_CODES:
+        return given
+    close = difflib.get_close_matches(given, REASON_CODES, n=1)
+    meant = f" (did you mean {close[0]!r}?)" if close else ""
+    raise argparse.ArgumentTypeError(
+        f"unknown reason code {value!r}{meant}; the codes are {', '.join(REASON_CODES)}"
     )
 
 

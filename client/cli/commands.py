@@ -163,7 +163,9 @@ def _what_is_asked(parser: argparse.ArgumentParser) -> None:
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--amount", type=types.minor, help="minor units, e.g. 12000 for 120.00")
     what.add_argument("--line", type=types.line, action="append", help="SKU:QTY, repeatable")
-    parser.add_argument("--reason", required=True, help="reason code, e.g. damaged")
+    parser.add_argument(
+        "--reason", required=True, type=types.reason_code, help="reason code, e.g. damaged"
+    )
 
 
 def add_request_and_eligibility(sub: Subcommands) -> None:

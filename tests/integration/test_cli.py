@@ -111,7 +111,7 @@ def request_args(**overrides: str) -> list[str]:
         (request_args(order="ord_nope"), 2, "error: unknown order ord_nope"),
         (request_args(amount="0"), 2, "amount must be greater than 0"),
         (request_args(amount="12.50"), 2, "the currency's minor units"),
-        (request_args(reason="bored"), 2, "reason_code must be one of"),
+        (request_args(reason="bored"), 2, "unknown reason code 'bored'; the codes are damaged"),
         (request_args(channel="fax"), 2, "--channel: invalid choice: 'fax' (choose from 'web',"),
         (["status", "rf_000000000000000000000000"], 1, "error: no refund rf_0000"),
         (["approve", "rf_000000000000000000000000", "--reviewer", "bob"], 1, "error: no refund"),

@@ -48,6 +48,15 @@ RF = "rf_0123456789abcdef01234567"
         (["reject", RF, "--reason", "   "], "--reason: must say something"),
         (["cancel", RF, "--reason", ""], "--reason: must say something"),
         (["operator", "paid-elsewhere", RF, "--proof", " "], "--proof: must say something"),
+        # A reason code is checked before anything is asked, a near miss named.
+        (
+            ["request", "--order", "ord_1", "--amount", "5", "--reason", "damagd"],
+            "unknown reason code 'damagd' (did you mean 'damaged'?); the codes are damaged,",
+        ),
+        (["eligibility", "--order", "o", "--amount", "5", "--reason", "x"], "the codes are"),
+        # A group without its command names the commands, when they are few.
+        (["operator"], "a command is required: one of retry, cancel, paid-elsewhere (see"),
+        (["sandbox", "faults"], "one of set, clear, show (see `refundflow sandbox faults --help`)"),
     ],
 )
 def test_a_mistake_is_one_line_with_exit_status_2(
@@ -66,6 +75,10 @@ def test_good_arguments_parse() -> None:
     assert (args.reviewer, args.amount, args.role) == ("li", 4200, None)
     acting = build_parser().parse_args(["--as", "cust_1", "approve", RF])
     assert (acting.acting_as, acting.reviewer) == ("cust_1", None)
+    asked = build_parser().parse_args(
+        ["request", "--order", "o", "--amount", "5", "--reason", "Damaged"]
+    )
+    assert asked.reason == "damaged"
 
 
 def test_with_json_a_usage_mistake_is_json_too(
