@@ -53,6 +53,12 @@ REJECT_NOTE_MAX_CHARS = FREE_TEXT_MAX_CHARS - max(len(f"{code}: ") for code in R
 """A rejection's note is recorded after its code: what is left of the reason's length."""
 
 
+def _awaiting(text: str) -> str:
+    """Whom the queue shows refunds waiting for: a person by default."""
+    text = text.strip()
+    return text if text in ("person", "any", *(a.value for a in Awaiting)) else "person"
+
+
 def _identifier(text: str) -> str | None:
     text = text.strip()
     return text if re.fullmatch(IDENTIFIER_PATTERN, text) else None
@@ -73,15 +79,22 @@ def _currency(text: str) -> str | None:
         return None
 
 
-def _ignored(filters: queue.Filters, low: str, high: str, currency: str) -> list[str]:
+def _ignored(filters: queue.Filters, typed: dict[str, str]) -> list[str]:
     """The filters typed that the queue could not apply, said on the page (not dropped)."""
     said = []
-    typed = (("Amount from", low, filters.amount_min), ("Amount to", high, filters.amount_max))
-    for label, text, value in typed:
-        if text.strip() and value is None:
-            said.append(f"{label} {text.strip()!r} is not an amount of 0 or more")
-    if currency.strip() and filters.currency is None:
-        said.append(f"Currency {currency.strip()!r} is not a currency code such as USD")
+    if typed["state"].strip() and filters.state is None:
+        said.append(f"State {typed['state'].strip()!r} is not one of {', '.join(RefundState)}")
+    if typed["awaiting"].strip() not in ("", filters.awaiting):
+        said.append(f"Waiting for {typed['awaiting'].strip()!r} is not a choice of the list")
+    for label, key in (("Order", "order"), ("Customer", "customer"), ("Channel", "channel")):
+        if typed[key].strip() and getattr(filters, key) is None:
+            said.append(f"{label} {typed[key].strip()!r} is not an id (letters, digits, . _ : -)")
+    amounts = (("Amount from", "amount_min"), ("Amount to", "amount_max"))
+    for label, key in amounts:
+        if typed[key].strip() and getattr(filters, key) is None:
+            said.append(f"{label} {typed[key].strip()!r} is not an amount of 0 or more")
+    if typed["currency"].strip() and filters.currency is None:
+        said.append(f"Currency {typed['currency'].strip()!r} is not a currency code such as USD")
     return said
 
 
@@ -99,15 +112,19 @@ async def queue_page(
     currency: Annotated[str, Query(max_length=8)] = "",
     cursor: Annotated[str, Query(max_length=512)] = "",
 ) -> Response:
-    """The queue; an empty or malformed filter (a form sends every field) filters nothing."""
+    """The queue; an empty or malformed filter (a form sends every field) filters nothing,
+    and a malformed one is named on the page."""
     who = await signed_in(request)
     if who is None:
         return to_signin(request)
-    if awaiting not in ("person", "any", *(a.value for a in Awaiting)):
-        awaiting = "person"
+    typed = {
+        "state": state_, "awaiting": awaiting, "order": order, "customer": customer,
+        "channel": channel, "amount_min": amount_min, "amount_max": amount_max,
+        "currency": currency,
+    }  # fmt: skip
     filters = queue.Filters(
-        state=state_ if state_ in {s.value for s in RefundState} else None,
-        awaiting=awaiting,
+        state=state_.strip() if state_.strip() in {s.value for s in RefundState} else None,
+        awaiting=_awaiting(awaiting),
         escalated=escalated,
         order=_identifier(order),
         customer=_identifier(customer),
@@ -125,7 +142,7 @@ async def queue_page(
         filters=filters,
         amount_min=amount_min,
         amount_max=amount_max,
-        ignored=_ignored(filters, amount_min, amount_max, currency),
+        ignored=_ignored(filters, typed),
         page=found,
         more_query=params,
         states=[s.value for s in RefundState],

@@ -137,6 +137,13 @@ async def test_the_queue_compares_amounts_within_a_currency_and_says_what_it_ign
         )
         == 1
     )
+    # A state, a waiting-for or an id that cannot be one: said too, not silently dropped.
+    found, page = await listed("state=bogus&awaiting=nobody&order=a%20b")
+    assert found == set(made.values())
+    said = html.unescape(page)
+    assert "State 'bogus' is not one of pending_review, approved," in said
+    assert "Waiting for 'nobody' is not a choice of the list" in said
+    assert "Order 'a b' is not an id" in said and 'class="warning"' in said
 
 
 async def test_a_tracking_link_opens_its_refund_only_while_signed_and_unexpired(
