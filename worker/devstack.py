@@ -116,8 +116,6 @@ class DevStack:
 
     def start(self, progress: Any = print) -> None:
         cfg = self.config
-        cfg.home.mkdir(parents=True, exist_ok=True)
-        self.logs.mkdir(exist_ok=True)
         running = read_stack_file(cfg.home)
         if running:
             raise StackError(
@@ -137,6 +135,9 @@ class DevStack:
                 f" choose {'another with that option' if one else 'others with those options'}"
                 " (or stop what uses them)"
             )
+        # Only now: a refused start leaves no folder behind.
+        cfg.home.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(exist_ok=True)
         try:
             self._start_all(progress)
         except BaseException:

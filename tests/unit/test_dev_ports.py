@@ -48,6 +48,18 @@ def test_every_busy_port_is_named_at_once(tmp_path: Path) -> None:
     assert f"{config.api_port} (" in said and "--api-port" in said and "--metrics-port" in said
 
 
+def test_a_refused_start_leaves_no_folder_behind(tmp_path: Path) -> None:
+    """`refundflow dev --home NEW` refused (a port in use) does not create NEW or its logs."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        config = StackConfig.for_tests(tmp_path / "new-home")
+        config.api_port = taken.getsockname()[1]
+        with pytest.raises(StackError):
+            DevStack(config).start()
+    assert not (tmp_path / "new-home").exists()
+
+
 def test_a_stack_in_another_folder_is_reached_through_refundflow_home(tmp_path: Path) -> None:
     elsewhere = SimpleNamespace(config=SimpleNamespace(home=tmp_path / "home2"))
     said = dev_foreground._how_to_reach(elsewhere)  # type: ignore[arg-type]
