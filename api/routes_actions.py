@@ -11,6 +11,7 @@ from fastapi.types import DecoratedCallable
 from api.authz import Action, enforce
 from api.customer_answers import as_seen_by
 from api.deps import Caller, State, refund_facts
+from api.identity import PrincipalKind
 from api.problems import Kind, problem_responses
 from api.schemas import ApproveBody, PaidElsewhereBody, ReasonBody, RefundPath
 from workflows.models import StatusView
@@ -74,7 +75,12 @@ async def cancel(
     _, refund = await refund_facts(api, refund_id)
     enforce(who, Action.CANCEL, refund)
     status = await api.refunds.cancel(
-        refund_id, who.actor, body.reason, source=SOURCE, issuer=who.issuer
+        refund_id,
+        who.actor,
+        body.reason,
+        source=SOURCE,
+        issuer=who.issuer,
+        for_customer=who.kind is PrincipalKind.SERVICE,  # services act for the customer
     )
     return as_seen_by(who, status)
 

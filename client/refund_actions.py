@@ -83,8 +83,16 @@ class RefundActions:
         *,
         source: str = "support",
         issuer: str | None = None,
+        for_customer: bool = False,
     ) -> StatusView:
-        update = CancelInput(actor=actor, reason=reason, source=source, issuer=issuer)
+        """Withdraw the refund; `for_customer`: a service acting for the order's customer."""
+        update = CancelInput(
+            actor=actor,
+            reason=reason,
+            source=source,
+            issuer=issuer,
+            for_customer=True if for_customer else None,
+        )
         return await self._update(refund_id, RefundWorkflow.cancel, update)
 
     async def item_received(

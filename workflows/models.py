@@ -253,6 +253,9 @@ class CancelInput(_PersonsAction):
     actor: ActorName
     reason: FreeText
     source: str = "support"
+    for_customer: bool | None = left_out_while_none()
+    """True: a service withdraws it for the customer (the API sets it for services, which
+    act for the order's customer), so it is worded as the customer's withdrawal."""
 
 
 class ItemReceivedInput(_PersonsAction):

@@ -1,8 +1,9 @@
 """Every route of the API refuses, with a problem and nothing changed, a caller without a
 valid token (401: none, expired, not yet valid, another audience, another issuer, another
 signing key, a shared-secret algorithm, no subject, not a JWT) and a caller whose verified
-identity may not do it (403: the wrong role, another customer's refund, another customer's
-order, staff or a service naming someone else than the order's customer)."""
+identity may not do it (403: the wrong role, staff or a service naming someone else than the
+order's customer; a customer asking about another customer's refund or order is told it
+does not exist: 404, 422)."""
 
 from __future__ import annotations
 

@@ -69,9 +69,11 @@ async def test_a_customer_tracks_their_own_refund_and_never_reads_anothers(
     assert mine.status == 200 and mine.body["refund_id"] == refund_id
     assert "support_reply" not in mine.body
     assert all(set(entry) == {"at", "label"} for entry in mine.body["timeline"])  # no actors
-    for path in ("", "/track", "/audit", "/events"):
+    # Staff's views are refused to every customer; another's /track is as unknown as a
+    # refund that does not exist (a 403 would say it exists).
+    for path, status in (("", 403), ("/track", 404), ("/audit", 403), ("/events", 403)):
         theirs = await api.call("GET", f"/v1/refunds/{refund_id}{path}", as_=other)
-        assert theirs.status == 403, (path, theirs.body)
+        assert theirs.status == status, (path, theirs.body)
     listed = await api.call("GET", "/v1/refunds", as_=other)
     assert refund_id not in {item["refund_id"] for item in listed.body["items"]}
     own_list = await api.call("GET", "/v1/refunds", as_=owner)
@@ -204,6 +206,28 @@ async def test_a_customer_withdraws_their_own_refund(
         "POST", f"/v1/refunds/{refund_id}/cancel", as_=owner, json={"reason": "again"}
     )
     assert again.status == 409 and again.problem_type == "urn:refundflow:problem:refused"
+
+
+async def test_a_service_withdraws_for_the_customer_and_staff_for_the_team(
+    api: Api, sandbox: Sandbox
+) -> None:
+    """The shop's own cancel button (a service) is the customer's withdrawal, also for a
+    refund support submitted; support withdrawing one is "cancelled by our team"."""
+    owner = customer()
+    _, body = await own_order(sandbox, owner, 30000, 25000)
+    by_support = await api.request_refund("li", {**body, "requested_by": owner})
+    refund_id = by_support.body["refund_id"]
+    done = await api.call(
+        "POST", f"/v1/refunds/{refund_id}/cancel", as_="checkout", json={"reason": "in the app"}
+    )
+    assert done.status == 200, done.body
+    told = (await api.call("GET", f"/v1/refunds/{refund_id}/track", as_=owner)).body
+    assert "was withdrawn" in told["message"] and "our team" not in told["message"]
+    assert done.body["timeline"][-1]["actor"] == "checkout"  # staff still see who did it
+    other = (await pending(api, sandbox, owner))["refund_id"]
+    await api.call("POST", f"/v1/refunds/{other}/cancel", as_="bob", json={"reason": "dup"})
+    told = (await api.call("GET", f"/v1/refunds/{other}/track", as_=owner)).body
+    assert "was cancelled by our team; no money moved" in told["message"]
 
 
 async def test_services_request_for_a_customer_and_staff_list_a_page_at_a_time(

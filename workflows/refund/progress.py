@@ -73,6 +73,9 @@ class Progress(BaseModel):
     poll_every: timedelta = timedelta(seconds=30)
     runs: int = 1
     """How many workflow runs this refund has had (continue-as-new keeps history short)."""
+    withdrawn_for_customer: bool = False
+    """Withdrawn by a service acting for the customer (the shop's own cancel button), not by
+    staff: the customer reads "withdrawn", not "cancelled by our team"."""
     paid_elsewhere: str | None = None
     """The operator and proof of a payment made outside the provider (operator_paid_elsewhere)."""
     provider_instructions: str | None = None

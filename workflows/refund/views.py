@@ -48,10 +48,11 @@ def received(case: RefundCase) -> bool:
 def cancelled_by_staff(case: RefundCase) -> bool:
     """Withdrawn by someone other than who asked for the refund or submitted it for them:
     support, or an operator in Temporal. (Names compare as the four-eyes rule compares them.
-    A service that withdraws a refund it did not submit counts as staff too: the workflow
-    does not know what kind of caller it is.)"""
+    A service withdraws for the customer: the API says so, CancelInput.for_customer.)"""
     p = case.p
     if p.state is not RefundState.CANCELLED or p.cancel_reason is not CancelReason.WITHDRAWN:
+        return False
+    if p.withdrawn_for_customer:
         return False
     entry = wording.withdrawal(p.timeline)
     request = case.inp.request

@@ -245,6 +245,7 @@ class RefundWorkflow:
 
     @workflow.update
     def cancel(self, inp: CancelInput) -> StatusView:
+        self._case.p.withdrawn_for_customer = bool(inp.for_customer)
         self._case.apply(RefundEvent.WITHDRAW, inp.actor, inp.source, inp.reason, inp.issuer)
         return views.status(self._case)
 
