@@ -43,10 +43,11 @@ async def test_same_key_same_body_is_one_refund_and_a_changed_body_conflicts(
 
     changed = await api.request_refund(who, {**body, "amount": 11000}, key=key)
     assert changed.status == 409 and changed.problem_type == "urn:refundflow:problem:conflict"
-    # Another customer reusing the key (on an order that is not theirs) learns nothing.
+    # Another customer reusing the key (on an order that is not theirs) learns nothing: not
+    # even that the order exists.
     stranger = await api.request_refund(customer(), body, key=key)
-    assert stranger.status == 403, stranger.body
-    assert first.body["refund_id"] not in stranger.body["detail"]
+    assert stranger.status == 422, stranger.body
+    assert stranger.body["detail"] == f"unknown order {order['order_id']}"
     count = await db.fetchval(
         "SELECT count(*) FROM refundflow.refund_status WHERE order_id = $1", order["order_id"]
     )
