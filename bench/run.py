@@ -42,6 +42,7 @@ from bench.shapes import (
 )
 from bench.stats import bounded, latency_summary, ratios
 from bench.temporal_metrics import Scrape
+from client.action_attestation import signer_for
 from client.connections import connect_temporal
 from client.heap import freeze_startup_heap
 from client.policy_source import load_policy
@@ -99,7 +100,7 @@ class Bench:
             self.refunds = RefundClient(
                 self.temporal, self.orders, task_queue=settings.task_queue,
                 policy=load_policy(PROJECT_ROOT / "policies", "standard-v1"),
-                database_url=settings.database_url,
+                database_url=settings.database_url, signer=signer_for(settings),
             )  # fmt: skip
             self.pool = await create_pool(settings.require_database_url(), migrate=False)
             # This process is a client service too: what the worker and the API do once

@@ -22,6 +22,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from activities.pg_store import PostgresRefundStore
+from client.action_attestation import ActionSigner
 from client.errors import RefundActionRefused, RefundflowError, rpc_error
 from workflows.models import (
     ApproveInput,
@@ -44,6 +45,7 @@ class RefundActions:
     """Mixed into RefundClient, which holds the Temporal client."""
 
     temporal: Client
+    _signer: ActionSigner | None = None
 
     async def approve(
         self,
@@ -165,6 +167,8 @@ class RefundActions:
 
     async def _update(self, refund_id: str, update: Any, arg: Any) -> StatusView:
         handle = self._handle(refund_id)
+        if self._signer is not None:  # vouch for the person the caller verified
+            arg = arg.model_copy(update={"attestation": self._signer.attest(refund_id, arg)})
         try:
             result: StatusView = await handle.execute_update(
                 update, arg, rpc_timeout=UPDATE_TIMEOUT

@@ -22,6 +22,7 @@ from activities.outbox import events_for
 from activities.pg_store import PostgresRefundStore, create_pool
 from activities.ports import OrderSystem
 from client import workflow_reads
+from client.action_attestation import ActionSigner, signer_for
 from client.connections import connect_temporal
 from client.edge import (
     budget_use_for,
@@ -90,6 +91,7 @@ class RefundClient(RefundActions):
         policy: PinnedPolicy,
         database_url: str | None = None,
         session: aiohttp.ClientSession | None = None,
+        signer: ActionSigner | None = None,  # the API's: vouches for people's actions
     ) -> None:
         self.temporal = with_start_noted(temporal)  # which start made a refund (201 or 200)
         self._orders = orders
@@ -97,6 +99,7 @@ class RefundClient(RefundActions):
         self.policy = policy
         self._database_url = database_url
         self._session = session
+        self._signer = signer
         self._pool: asyncpg.Pool | None = None
         # Held while the pool opens: a first burst of calls shares one pool (without it, 50
         # concurrent first requests opened 50 pools and left 49 open).
@@ -116,6 +119,7 @@ class RefundClient(RefundActions):
             policy=load_policy(settings.policy_dir, policy or settings.policy),
             database_url=settings.database_url,
             session=session,
+            signer=signer_for(settings),
         )
 
     async def close(self) -> None:
@@ -157,8 +161,7 @@ class RefundClient(RefundActions):
         request does not fit it, or other refunds of the order hold or have refunded what
         it asks for (the message names them); with RefundConflict when the key was used for
         another request."""
-        status, _ = await self.request_again_or_new(request)
-        return status
+        return (await self.request_again_or_new(request))[0]
 
     @contextlib.asynccontextmanager
     async def ledger_read_ahead(
@@ -369,19 +372,16 @@ class RefundClient(RefundActions):
 
     async def reconcile(self, inp: ReconcileInput) -> ReconcileReport:
         """Run a reconciliation now (the schedule runs the same workflow)."""
+        manual = f"refundflow-reconciliation-manual-{uuid.uuid4().hex[:12]}"
         return await self.temporal.execute_workflow(
-            ReconciliationWorkflow.run,
-            inp,
-            id=f"refundflow-reconciliation-manual-{uuid.uuid4().hex[:12]}",
-            task_queue=self._task_queue,
+            ReconciliationWorkflow.run, inp, id=manual, task_queue=self._task_queue
         )
-
-    async def store(self) -> PostgresRefundStore:
-        return await self._store()
 
     async def _store(self) -> PostgresRefundStore:
         pool = self._pool if self._pool is not None else await self._open_pool()
         return PostgresRefundStore(pool)
+
+    store = _store  # public: tests and tools read the store directly
 
     async def _open_pool(self) -> asyncpg.Pool:
         async with self._pool_opening:

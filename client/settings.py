@@ -51,6 +51,9 @@ ENV_VARS = (
     "SANDBOX_NOTIFY_SECRET",
     # The HTTP API (api/config.py): where it listens and which tokens it trusts.
     "REFUNDFLOW_API_URL",
+    # People's actions: the API signs them, workers verify (client/action_attestation.py).
+    "REFUNDFLOW_ACTION_SIGNING_KEY",
+    "REFUNDFLOW_ACTION_VERIFY_KEYS",
     # The CLI's access token outside the dev stack (client/cli/acting.py); never logged.
     "REFUNDFLOW_TOKEN",
     "REFUNDFLOW_API_HOST",
@@ -142,6 +145,10 @@ class Settings:
     """REFUNDFLOW_CODEC_KEY_FILE, or the running dev stack's; both empty: plaintext payloads."""
     workflow_sandbox: bool = False
     """REFUNDFLOW_WORKFLOW_SANDBOX=on: the worker runs workflows in Temporal's sandbox."""
+    action_signing_key: str = ""
+    """REFUNDFLOW_ACTION_SIGNING_KEY: the API signs people's actions with it."""
+    action_verify_keys: str = ""
+    """REFUNDFLOW_ACTION_VERIFY_KEYS: the worker accepts people's actions signed by these."""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -184,6 +191,8 @@ class Settings:
             codec_keys=env.get("REFUNDFLOW_CODEC_KEYS", ""),
             codec_key_file=_codec_key_file(env, stack, profile.address),
             workflow_sandbox=_on_or_off(env, "REFUNDFLOW_WORKFLOW_SANDBOX"),
+            action_signing_key=env.get("REFUNDFLOW_ACTION_SIGNING_KEY", ""),
+            action_verify_keys=_action_verify_keys(env, stack, profile.address),
         )
 
     def require_database_url(self) -> str:
@@ -210,10 +219,23 @@ def _codec_key_file(env: dict[str, str], stack: dict[str, Any], address: str | N
     the stack's own Temporal: another cluster's data must never be sealed with a dev key."""
     if env.get("REFUNDFLOW_CODEC_KEY_FILE") or env.get("REFUNDFLOW_CODEC_KEYS"):
         return env.get("REFUNDFLOW_CODEC_KEY_FILE", "")
+    return _stacks_own(env, stack, address, "codec_key_file")
+
+
+def _action_verify_keys(env: dict[str, str], stack: dict[str, Any], address: str | None) -> str:
+    """REFUNDFLOW_ACTION_VERIFY_KEYS; else the running dev stack's, when talking to its own
+    Temporal (a worker started from another shell checks people's actions as its own do)."""
+    if env.get("REFUNDFLOW_ACTION_VERIFY_KEYS"):
+        return env["REFUNDFLOW_ACTION_VERIFY_KEYS"]
+    return _stacks_own(env, stack, address, "action_verify_keys")
+
+
+def _stacks_own(env: dict[str, str], stack: dict[str, Any], address: str | None, key: str) -> str:
+    """The running dev stack's `key`, only when talking to the stack's own Temporal."""
     target = address or env.get("TEMPORAL_ADDRESS") or stack.get("temporal_address")
     if not stack or target != stack.get("temporal_address"):
         return ""
-    return str(stack.get("codec_key_file") or "")
+    return str(stack.get(key) or "")
 
 
 class ConfigurationError(Exception):

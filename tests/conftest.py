@@ -19,6 +19,7 @@ from temporalio.testing import TimeSkipper, TimeSkippingConfig
 
 from activities.http_adapters import HttpOrderSystem, HttpService
 from activities.pg_store import create_pool
+from client.action_attestation import signer_for
 from client.connections import connect_temporal
 from client.policy_source import load_policy
 from client.refund_client import RefundClient
@@ -100,6 +101,7 @@ def make_client(
         task_queue=settings.task_queue,
         policy=load_policy(PROJECT_ROOT / "policies", policy),
         database_url=settings.database_url,
+        signer=signer_for(settings),  # acts as the API does: vouched for
     )
 
 

@@ -1,5 +1,6 @@
-"""`refundflow codec-server` (open and seal payloads for the Web UI and operators) and
-`refundflow codec-key --id ID` (a fresh key entry to put first in the keyring).
+"""`refundflow codec-server` (open and seal payloads for the Web UI and operators),
+`refundflow codec-key --id ID` (a fresh key entry to put first in the keyring) and
+`refundflow action-key` (a key pair: the API signs people's actions, workers verify them).
 
 Stack commands: the codec server holds the payload keys, and verifies callers with the
 API's identity settings (REFUNDFLOW_OIDC_*), so it lives on the composition root's side.
@@ -35,6 +36,12 @@ def add_codec_commands(sub: Subcommands) -> None:
         metavar="KEY_FILE",
         help="put the new key first in this key file (the dev stack's: .refundflow/codec/keys);"
         " restart every process to seal with it",
+    )
+    command(
+        sub,
+        "action-key",
+        "print a new key pair for people's actions: REFUNDFLOW_ACTION_SIGNING_KEY for the API"
+        " alone, REFUNDFLOW_ACTION_VERIFY_KEYS for workers",
     )
 
 
@@ -90,4 +97,20 @@ def _rotated(said: dict[str, Any]) -> str:
     )
 
 
-CODEC_HANDLERS: dict[str, Handler] = {"codec-server": _codec_server, "codec-key": _codec_key}
+def _action_key(args: argparse.Namespace) -> int:
+    from client.action_attestation import ActionSigner
+
+    signer = ActionSigner.new()
+    pair = {
+        "REFUNDFLOW_ACTION_SIGNING_KEY": signer.private_text(),
+        "REFUNDFLOW_ACTION_VERIFY_KEYS": signer.public_text(),
+    }
+    print(json.dumps(pair) if args.json else "\n".join(f"{k}={v}" for k, v in pair.items()))
+    return EXIT_OK
+
+
+CODEC_HANDLERS: dict[str, Handler] = {
+    "codec-server": _codec_server,
+    "codec-key": _codec_key,
+    "action-key": _action_key,
+}

@@ -16,6 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from client.action_attestation import ActionSigner
 from client.settings import STACK_FILE, read_stack_file
 from client.temporal_config import without_connection_vars
 from worker import dev_api, dev_codec
@@ -56,6 +57,9 @@ class DevStack:
         self.webhook_secret = secrets.token_hex(24)
         # Signs our notifications to the sandbox customer inbox (worker signs, inbox verifies).
         self.notify_secret = "whsec_" + secrets.token_hex(24)
+        # The API vouches for people's actions with it; workers check (new each start: only
+        # an update arriving now is checked, never a recorded one).
+        self.action_signer = ActionSigner.new()
 
     # --- addresses ----------------------------------------------------------------------
 
@@ -104,6 +108,7 @@ class DevStack:
                 "REFUNDFLOW_CUSTOMER_NOTIFY_URL": f"{self.sandbox_url}/notifications/v1/inbox",
                 "REFUNDFLOW_CUSTOMER_NOTIFY_SECRET": self.notify_secret,
                 "SANDBOX_NOTIFY_SECRET": self.notify_secret,
+                "REFUNDFLOW_ACTION_SIGNING_KEY": self.action_signer.private_text(),
             }
         )
         env.update(dev_api.api_env(self.config.home, self.config.api_port))
@@ -327,6 +332,8 @@ class DevStack:
             **dev_codec.describe(self.config.home, self.config.codec_port),
             "task_queue": self.config.task_queue,
             "policy": self.config.policy,
+            # A worker started from another shell checks people's actions as the stack's do.
+            "action_verify_keys": self.action_signer.public_text(),
             "children": {name: p.pid for name, p in self.children().items()},
             "logs": str(self.logs),
         }

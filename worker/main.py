@@ -51,6 +51,7 @@ from worker.logging_setup import configure_logging
 from worker.metrics import MetricsEndpoint, metrics_runtime, plan_metrics
 from worker.sandbox import refund_workflow_runner, runner_label
 from worker.versioning import Deployment, deployment_from_env, make_current
+from worker.vouched_actions import interceptors as vouching_interceptors
 from workflows import names
 from workflows.models import ReconcileInput
 from workflows.reconciliation_workflow import ReconciliationWorkflow
@@ -156,6 +157,7 @@ def _worker(
         deployment_config=deployment.worker_config() if deployment else None,
         workflows=[RefundWorkflow, ReconciliationWorkflow],
         workflow_runner=refund_workflow_runner(settings.workflow_sandbox),  # worker/sandbox.py
+        interceptors=vouching_interceptors(settings),  # people's actions only via the API
         activities=[
             activities.record_transitions,
             activities.reserve_refund,

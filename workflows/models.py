@@ -226,12 +226,17 @@ class StatusQuery(_Contract):
     include_timeline: bool = True
 
 
-class _PersonsAction(_Contract):
+class PersonsAction(_Contract):
+    """An action by a person: the API verified who, and vouches for it (attestation)."""
+
     issuer: Annotated[str, Field(max_length=300)] | None = None
     """Who vouched for the person acting (their token's `iss`, via the API); audited."""
+    attestation: Annotated[str, Field(max_length=200)] | None = left_out_while_none()
+    """The API's signature of this action for this refund (client.action_attestation): a
+    worker with keys refuses the action without it. Not audited: it proves, it says nothing."""
 
 
-class ApproveInput(_PersonsAction):
+class ApproveInput(PersonsAction):
     reviewer: ActorName
     role: ActorName = "support"
     """The reviewer's staff role; the pinned policy says how much each role may approve."""
@@ -243,13 +248,13 @@ class ApproveInput(_PersonsAction):
     evidence_required_above, unless an earlier approval of the refund recorded it."""
 
 
-class RejectInput(_PersonsAction):
+class RejectInput(PersonsAction):
     reviewer: ActorName
     reason: FreeText
     source: str = "support"
 
 
-class CancelInput(_PersonsAction):
+class CancelInput(PersonsAction):
     actor: ActorName
     reason: FreeText
     source: str = "support"
@@ -258,7 +263,7 @@ class CancelInput(_PersonsAction):
     act for the order's customer), so it is worded as the customer's withdrawal."""
 
 
-class ItemReceivedInput(_PersonsAction):
+class ItemReceivedInput(PersonsAction):
     actor: ActorName = "warehouse"
     source: str = "warehouse"
 
@@ -354,19 +359,19 @@ class ReserveResult(_Contract):
     approve automatically but a budget does not allow it: a reviewer decides."""
 
 
-class OperatorRetryInput(_PersonsAction):
+class OperatorRetryInput(PersonsAction):
     operator: ActorName
     source: str = "operator"
 
 
-class OperatorPaidElsewhereInput(_PersonsAction):
+class OperatorPaidElsewhereInput(PersonsAction):
     operator: ActorName
     proof: FreeText
     """What shows the customer was paid: a transfer reference, a credit note number."""
     source: str = "operator"
 
 
-class OperatorCancelInput(_PersonsAction):
+class OperatorCancelInput(PersonsAction):
     operator: ActorName
     reason: FreeText
     source: str = "operator"

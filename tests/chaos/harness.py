@@ -24,6 +24,7 @@ from temporalio.testing import TimeSkipper, TimeSkippingConfig
 
 from activities.http_adapters import HttpOrderSystem, HttpService
 from activities.pg_store import create_pool
+from client.action_attestation import signer_for
 from client.connections import connect_temporal
 from client.errors import RefundflowError
 from client.policy_source import load_policy
@@ -188,6 +189,7 @@ async def start_chaos() -> tuple[Chaos, Path]:
             task_queue=settings.task_queue,
             policy=load_policy(PROJECT_ROOT / "policies", policy),
             database_url=settings.database_url,
+            signer=signer_for(settings),  # acts as the API does: vouched for
         )
 
     chaos = Chaos(

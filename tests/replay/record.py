@@ -27,6 +27,7 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import TimeSkipper, TimeSkippingConfig
 
 from activities.http_adapters import HttpOrderSystem, HttpService
+from client.action_attestation import signer_for
 from client.connections import connect_temporal
 from client.payload_codec import EncryptionCodec, open_history
 from client.policy_source import load_policy
@@ -62,6 +63,7 @@ class Recorder:
             task_queue=self.settings.task_queue,
             policy=load_policy(PROJECT_ROOT / "policies", policy),
             database_url=self.settings.database_url,
+            signer=signer_for(self.settings),  # acts as the API does: vouched for
         )
 
     def scenarios(self) -> dict[str, Scenario]:

@@ -11,6 +11,7 @@ from worker import cli as worker_cli
 
 STACK_COMMANDS = [
     "dev", "worker", "webhooks", "migrate", "bench", "api", "token", "codec-server", "codec-key",
+    "action-key",
 ]  # fmt: skip
 
 
@@ -24,7 +25,7 @@ def test_refundflow_lists_every_command_in_the_usual_order() -> None:
         "dev", "worker", "webhooks", "migrate", "sandbox", "operator", "request",
         "eligibility", "policy", "track", "events", "subscribers", "status", "list",
         "approve", "reject", "cancel", "received", "reconcile", "anomalies", "bench",
-        "audit", "report", "api", "token", "codec-server", "codec-key",
+        "audit", "report", "api", "token", "codec-server", "codec-key", "action-key",
     ]  # fmt: skip
 
 
