@@ -146,15 +146,16 @@ def _whose_order(p: Principal, order: OrderFacts, for_: str | None) -> Decision:
 def _customer(
     p: Principal, action: Action, refund: RefundFacts | None, for_: str | None, _: int | None
 ) -> Decision:
+    if refund is not None and not same_person(p.actor, refund.requested_by):
+        # Whatever the action: a refusal worded by action would tell which refunds exist.
+        unknown = (Kind.NOT_FOUND, f"no refund {refund.refund_id}")
+        return Decision(False, f"refund {refund.refund_id} is not one of yours", unknown)
     if action not in CUSTOMER_ACTIONS:
         return Decision(False, f"a customer may not {_verb(action)}")
     if action in (Action.REQUEST, Action.ELIGIBILITY, Action.LIST):
         if for_ is not None and not same_person(p.actor, for_):
             return Decision(False, "a customer asks for and lists only their own refunds")
         return ALLOW
-    if refund is not None and not same_person(p.actor, refund.requested_by):
-        unknown = (Kind.NOT_FOUND, f"no refund {refund.refund_id}")
-        return Decision(False, f"refund {refund.refund_id} is not one of yours", unknown)
     return ALLOW
 
 

@@ -25,13 +25,17 @@ from api.deps import (
 from api.identity import Principal, PrincipalKind
 from api.problems import Kind, ProblemError, problem_responses
 from api.schemas import IdempotencyKey, RefundPage, RefundPath, RefundRequestBody
-from client.errors import InvalidRefundRequest, RefundConflict
+from client.errors import InvalidRefundRequest, RefundConflict, RefundEndedElsewhere
 from client.ledger_ahead import LedgerReadAhead
 from workflows.models import IDENTIFIER_PATTERN, RefundRequest, StatusView
 from workflows.read_models import AuditEntry, CustomerView, OutboxEvent
 from workflows.states import RefundState
 
 router = APIRouter(prefix="/v1", tags=["refunds"])
+ENDED_FOR_CUSTOMER = (
+    "your earlier request for this refund was stopped before it finished and will not move"
+    " again (our team is told); to ask again, send it with a new Idempotency-Key"
+)
 READ_PROBLEMS = problem_responses(
     Kind.UNAUTHORIZED, Kind.FORBIDDEN, Kind.NOT_FOUND, Kind.RATE_LIMITED, Kind.UNAVAILABLE
 )
@@ -104,6 +108,10 @@ async def _request_refund(
         status, asked_before = await api.refunds.request_again_or_new(
             request, order=order, first_step=not respond_async, ahead=ahead
         )
+    except RefundEndedElsewhere:
+        if who.kind is PrincipalKind.CUSTOMER:  # on their own order: staff's words, not ids
+            raise ProblemError(Kind.CONFLICT, ENDED_FOR_CUSTOMER) from None
+        raise
     except RefundConflict:
         if who.kind is PrincipalKind.CUSTOMER:  # the other request may be someone else's
             raise ProblemError(Kind.CONFLICT, reused) from None
@@ -120,7 +128,11 @@ async def _request_refund(
         api.metrics.refunds_requested.labels(request.channel).inc()
     if respond_async and not asked_before:
         response.headers["Preference-Applied"] = "respond-async"
-        response.headers["Location"] = f"/v1/refunds/{status.refund_id}"
+        # Where this caller can follow it: a customer reads /track, not the staff status.
+        to_customer = who.kind is PrincipalKind.CUSTOMER
+        response.headers["Location"] = f"/v1/refunds/{status.refund_id}" + (
+            "/track" if to_customer else ""
+        )
         response.status_code = 202
     return as_seen_by(who, status)
 

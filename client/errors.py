@@ -24,6 +24,11 @@ class RefundConflict(RefundflowError):
     """A refund key reused for a different request."""
 
 
+class RefundEndedElsewhere(RefundConflict):
+    """The refund for this key ended in Temporal (terminated, timed out) or is past its
+    retention: it will not move again; a new key makes a new request."""
+
+
 class InvalidRefundRequest(RefundflowError):
     """The request cannot be a refund of that order; nothing was started."""
 

@@ -34,7 +34,7 @@ from client.edge import (
 )
 from client.errors import (
     InvalidRefundRequest,
-    RefundConflict,
+    RefundEndedElsewhere,
     RefundflowError,
     RefundNotFound,
     rpc_error,
@@ -282,14 +282,14 @@ class RefundClient(RefundActions):
         try:
             ended = await self.abnormal_end(refund_id)
             if ended:
-                raise RefundConflict(
+                raise RefundEndedElsewhere(
                     f"refund {refund_id} for this key ended in Temporal ({ended}) before it"
                     " finished, so it will not move again (`refundflow anomalies`,"
                     " `refundflow reconcile`); to ask again, give a new key"
                 )
             return await self.status(refund_id)
         except RefundNotFound:
-            raise RefundConflict(
+            raise RefundEndedElsewhere(
                 f"refund {refund_id} for this key already exists ({state}); its workflow"
                 " history has passed Temporal's retention, see `refundflow audit`"
             ) from None

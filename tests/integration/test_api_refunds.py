@@ -69,11 +69,14 @@ async def test_a_customer_tracks_their_own_refund_and_never_reads_anothers(
     assert mine.status == 200 and mine.body["refund_id"] == refund_id
     assert "support_reply" not in mine.body
     assert all(set(entry) == {"at", "label"} for entry in mine.body["timeline"])  # no actors
-    # Staff's views are refused to every customer; another's /track is as unknown as a
-    # refund that does not exist (a 403 would say it exists).
-    for path, status in (("", 403), ("/track", 404), ("/audit", 403), ("/events", 403)):
+    # Another customer's refund is as unknown as one that does not exist, on every route (a
+    # 403 would say it exists); the owner is refused staff's views.
+    for path in ("", "/track", "/audit", "/events"):
         theirs = await api.call("GET", f"/v1/refunds/{refund_id}{path}", as_=other)
-        assert theirs.status == status, (path, theirs.body)
+        assert (theirs.status, theirs.body["detail"]) == (404, f"no refund {refund_id}"), path
+    for path in ("", "/audit", "/events"):
+        own = await api.call("GET", f"/v1/refunds/{refund_id}{path}", as_=owner)
+        assert own.status == 403, (path, own.body)
     listed = await api.call("GET", "/v1/refunds", as_=other)
     assert refund_id not in {item["refund_id"] for item in listed.body["items"]}
     own_list = await api.call("GET", "/v1/refunds", as_=owner)
@@ -390,6 +393,13 @@ async def test_prefer_respond_async_answers_as_soon_as_the_refund_is_started(
     assert (opened["event"], opened["actor"], made.body["submitted_by"]) == (
         "requested", who, "checkout"
     )  # fmt: skip
+
+    # A customer is sent where a customer can follow it: their /track.
+    _, own_body = await own_order(sandbox, who, 30000, 3000)
+    mine = await api.call("POST", "/v1/refunds", as_=who, json=own_body, headers=prefer)
+    assert mine.status == 202, mine.body
+    followed = await api.call("GET", mine.headers["Location"], as_=who)
+    assert mine.headers["Location"].endswith("/track") and followed.status == 200
 
     # Read at once, the refund answers from its projection: never before its opening.
     right_after = await api.call("GET", said["location"], as_="li")

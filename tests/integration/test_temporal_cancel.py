@@ -18,6 +18,7 @@ from activities.closing import EndedRun, close_ended_refund
 from client.errors import RefundConflict
 from client.refund_client import RefundClient
 from tests.conftest import Sandbox
+from tests.integration.api_support import Api
 from tests.integration.helpers import eventually, wait_for_state
 from tests.integration.test_refund_flow import make_request
 from workflows.models import ReconcileInput
@@ -175,3 +176,21 @@ async def test_a_refund_reset_after_it_was_terminated_is_not_closed_under_its_ne
     status = await refunds.status(waiting.refund_id)
     assert (status.state.value, status.cancel_reason) == ("pending_review", None)
     assert "closed_in_temporal" not in [e.event for e in await refunds.audit(waiting.refund_id)]
+
+
+async def test_a_customer_asking_again_for_a_terminated_refund_is_told_what_happened(
+    api: Api, refunds: RefundClient, sandbox: Sandbox
+) -> None:
+    """Not "the key was used for another request" (a trial): the request is the same; its
+    refund was stopped. Told without refund ids or Temporal's words."""
+    who = f"cust_{uuid.uuid4().hex[:8]}"
+    order = await sandbox.order(amount=20000, customer_id=who)
+    body = {"order_id": order["order_id"], "amount": 20000, "reason_code": "damaged"}
+    key = f"k-{uuid.uuid4().hex[:12]}"
+    made = await api.request_refund(who, body, key=key)
+    assert made.status == 201, made.body
+    await refunds.temporal.get_workflow_handle(made.body["refund_id"]).terminate("stuck")
+    again = await api.request_refund(who, body, key=key)
+    assert again.status == 409, again.body
+    assert again.body["detail"].startswith("your earlier request for this refund was stopped")
+    assert "rf_" not in again.body["detail"] and "Temporal" not in again.body["detail"]
