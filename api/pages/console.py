@@ -10,8 +10,6 @@ only (api/authz.py decides, as for the API).
 from __future__ import annotations
 
 import hashlib
-import re
-from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 import structlog
@@ -21,15 +19,14 @@ from starlette.responses import JSONResponse, Response
 from api.authz import Action, Decision, decide, same_person
 from api.deps import ApiState, facts, state
 from api.identity import Principal
-from api.pages import queue
+from api.pages import queue, queue_filters
 from api.pages.security import protect, tracking_query
 from api.pages.signin import pages, signed_in, to_signin
 from api.schemas import RefundPath
 from client.errors import RefundflowError
 from client.review_context import review_context
 from workflows import names
-from workflows.models import CHANNELS, IDENTIFIER_PATTERN, StatusView
-from workflows.money import check_currency
+from workflows.models import CHANNELS, StatusView
 from workflows.policy import evaluate, policy_for
 from workflows.refund.case import ContinuedRefundInput, asked_at
 from workflows.rules import RuleOutcome
@@ -53,57 +50,12 @@ REJECT_NOTE_MAX_CHARS = FREE_TEXT_MAX_CHARS - max(len(f"{code}: ") for code in R
 """A rejection's note is recorded after its code: what is left of the reason's length."""
 
 
-def _awaiting(text: str) -> str:
-    """Whom the queue shows refunds waiting for: a person by default."""
-    text = text.strip()
-    return text if text in ("person", "any", *(a.value for a in Awaiting)) else "person"
-
-
-def _identifier(text: str) -> str | None:
-    text = text.strip()
-    return text if re.fullmatch(IDENTIFIER_PATTERN, text) else None
-
-
-def _amount(text: str) -> Decimal | None:
-    try:
-        value = Decimal(text.strip()) if text.strip() else None
-    except InvalidOperation:
-        return None
-    return value if value is not None and value.is_finite() and value >= 0 else None
-
-
-def _currency(text: str) -> str | None:
-    try:
-        return check_currency(text.strip().upper()) if text.strip() else None
-    except ValueError:
-        return None
-
-
-def _ignored(filters: queue.Filters, typed: dict[str, str]) -> list[str]:
-    """The filters typed that the queue could not apply, said on the page (not dropped)."""
-    said = []
-    if typed["state"].strip() and filters.state is None:
-        said.append(f"State {typed['state'].strip()!r} is not one of {', '.join(RefundState)}")
-    if typed["awaiting"].strip() not in ("", filters.awaiting):
-        said.append(f"Waiting for {typed['awaiting'].strip()!r} is not a choice of the list")
-    for label, key in (("Order", "order"), ("Customer", "customer"), ("Channel", "channel")):
-        if typed[key].strip() and getattr(filters, key) is None:
-            said.append(f"{label} {typed[key].strip()!r} is not an id (letters, digits, . _ : -)")
-    amounts = (("Amount from", "amount_min"), ("Amount to", "amount_max"))
-    for label, key in amounts:
-        if typed[key].strip() and getattr(filters, key) is None:
-            said.append(f"{label} {typed[key].strip()!r} is not an amount of 0 or more")
-    if typed["currency"].strip() and filters.currency is None:
-        said.append(f"Currency {typed['currency'].strip()!r} is not a currency code such as USD")
-    return said
-
-
 @router.get("/console")
 async def queue_page(
     request: Request,
     state_: Annotated[str, Query(alias="state", max_length=32)] = "",
     awaiting: Annotated[str, Query(max_length=32)] = "person",
-    escalated: bool = False,
+    escalated: Annotated[str, Query(max_length=8)] = "",
     order: Field = "",
     customer: Field = "",
     channel: Field = "",
@@ -112,28 +64,18 @@ async def queue_page(
     currency: Annotated[str, Query(max_length=8)] = "",
     cursor: Annotated[str, Query(max_length=512)] = "",
 ) -> Response:
-    """The queue; an empty or malformed filter (a form sends every field) filters nothing,
-    and a malformed one is named on the page."""
+    """The queue; an empty filter (a form sends every field) filters nothing, and one that
+    cannot apply is named on the page (api/pages/queue_filters.py)."""
     who = await signed_in(request)
     if who is None:
         return to_signin(request)
-    typed = {
-        "state": state_, "awaiting": awaiting, "order": order, "customer": customer,
-        "channel": channel, "amount_min": amount_min, "amount_max": amount_max,
-        "currency": currency,
-    }  # fmt: skip
-    filters = queue.Filters(
-        state=state_.strip() if state_.strip() in {s.value for s in RefundState} else None,
-        awaiting=_awaiting(awaiting),
-        escalated=escalated,
-        order=_identifier(order),
-        customer=_identifier(customer),
-        channel=_identifier(channel),
-        amount_min=_amount(amount_min),
-        amount_max=_amount(amount_max),
-        currency=_currency(currency),
-    )
-    found = await queue.page(state(request), filters, cursor or None)
+    typed = queue_filters.Typed(
+        state_, awaiting, escalated, order, customer, channel, amount_min, amount_max,
+        currency, cursor,
+    )  # fmt: skip
+    asked = queue_filters.read(typed)
+    filters = asked.filters
+    found = await queue.page(state(request), filters, asked.cursor)
     params = {k: v for k, v in request.query_params.items() if k != "cursor"}
     return pages(request).render(
         request,
@@ -142,13 +84,13 @@ async def queue_page(
         filters=filters,
         amount_min=amount_min,
         amount_max=amount_max,
-        ignored=_ignored(filters, typed),
+        ignored=asked.ignored,
         page=found,
         more_query=params,
         states=[s.value for s in RefundState],
         awaitings=[a.value for a in Awaiting],
         channels=CHANNELS,
-        first_page=not cursor,
+        first_page=asked.cursor is None,
     )
 
 

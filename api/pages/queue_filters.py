@@ -1,0 +1,135 @@
+"""The console queue's filters as typed in its form or its URL: the filters that apply, and
+each one that cannot, named on the page. A filter dropped without a word reads as "nothing
+matches" or "everything matches"; one that breaks the page (an amount of 1e999 reached
+Postgres as a 503) is worse."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+from api.pages import queue
+from workflows.models import CHANNELS, IDENTIFIER_PATTERN
+from workflows.money import check_currency
+from workflows.states import Awaiting, RefundState
+
+AMOUNT_LIMIT = Decimal(10) ** 10
+"""Amounts are typed in the currency's units: more than any order holds, and what Postgres's
+numeric compares without overflowing."""
+_YES, _NO = {"true", "1", "on", "yes"}, {"", "false", "0", "off", "no"}
+
+
+@dataclass
+class Typed:
+    """The queue's query, as text (a form sends every field, empty when unused)."""
+
+    state: str = ""
+    awaiting: str = "person"
+    escalated: str = ""
+    order: str = ""
+    customer: str = ""
+    channel: str = ""
+    amount_min: str = ""
+    amount_max: str = ""
+    currency: str = ""
+    cursor: str = ""
+
+
+@dataclass
+class Read:
+    filters: queue.Filters
+    cursor: str | None
+    """The page marker, if it is one this console gave out (else the first page)."""
+    ignored: list[str] = field(default_factory=list)
+    """What was typed and not applied, in words for the page."""
+
+
+def read(typed: Typed) -> Read:
+    said: list[str] = []
+    filters = queue.Filters(
+        state=_state(typed.state, said),
+        awaiting=_awaiting(typed.awaiting, said),
+        escalated=_yes_or_no(typed.escalated, said),
+        order=_identifier("Order", typed.order, said),
+        customer=_identifier("Customer", typed.customer, said),
+        channel=_channel(typed.channel, said),
+        amount_min=_amount("Amount from", typed.amount_min, said),
+        amount_max=_amount("Amount to", typed.amount_max, said),
+        currency=_currency(typed.currency, said),
+    )
+    low, high = filters.amount_min, filters.amount_max
+    if low is not None and high is not None and low > high:
+        said.append(f"Amount from {low} is more than Amount to {high}: nothing can match")
+    cursor = typed.cursor.strip() or None
+    if cursor is not None and queue.decode_cursor(cursor) is None:
+        said.append("The page marker is not one this console gave out: this is the first page")
+        cursor = None
+    return Read(filters, cursor, said)
+
+
+def _state(text: str, said: list[str]) -> str | None:
+    text = text.strip()
+    if text in {s.value for s in RefundState}:
+        return text
+    if text:
+        said.append(f"State {text!r} is not one of {', '.join(RefundState)}")
+    return None
+
+
+def _awaiting(text: str, said: list[str]) -> str:
+    """Whom the queue shows refunds waiting for: a person by default."""
+    text = text.strip()
+    if text in ("person", "any", *(a.value for a in Awaiting)):
+        return text
+    if text:
+        said.append(f"Waiting for {text!r} is not a choice of the list")
+    return "person"
+
+
+def _yes_or_no(text: str, said: list[str]) -> bool:
+    text = text.strip().lower()
+    if text not in _YES | _NO:
+        said.append(f"Escalated {text!r} is neither yes nor no")
+    return text in _YES
+
+
+def _identifier(label: str, text: str, said: list[str]) -> str | None:
+    text = text.strip()
+    if re.fullmatch(IDENTIFIER_PATTERN, text):
+        return text
+    if text:
+        said.append(f"{label} {text!r} is not an id (letters, digits, . _ : -)")
+    return None
+
+
+def _channel(text: str, said: list[str]) -> str | None:
+    text = text.strip()
+    if text in CHANNELS:
+        return text
+    if text:
+        said.append(f"Channel {text!r} is not one of {', '.join(CHANNELS)}")
+    return None
+
+
+def _amount(label: str, text: str, said: list[str]) -> Decimal | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        value = Decimal(-1)
+    if value.is_finite() and 0 <= value < AMOUNT_LIMIT:
+        return value
+    said.append(f"{label} {text!r} is not an amount of 0 or more, below {AMOUNT_LIMIT}")
+    return None
+
+
+def _currency(text: str, said: list[str]) -> str | None:
+    text = text.strip()
+    try:
+        return check_currency(text.upper()) if text else None
+    except ValueError:
+        said.append(f"Currency {text!r} is not a currency code such as USD")
+        return None
