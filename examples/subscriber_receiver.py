@@ -33,6 +33,8 @@ class ForgedEvent(Exception):
 
 def verify_event(secret: str, signature_header: str | None, body: bytes) -> dict:
     """Return the event if `signature_header` proves refundflow sent `body`; else raise."""
+    if not secret:  # an empty key is one anybody can sign with
+        raise ForgedEvent("no secret configured: set REFUNDFLOW_SUBSCRIBER_SECRET")
     if not signature_header:
         raise ForgedEvent("no Refundflow-Signature header")
     pairs = [part.split("=", 1) for part in signature_header.split(",") if "=" in part]
@@ -44,7 +46,8 @@ def verify_event(secret: str, signature_header: str | None, body: bytes) -> dict
     if abs(time.time() - timestamp) > TOLERANCE_SECONDS:
         raise ForgedEvent("signature too old (replayed?)")
     expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    if not any(hmac.compare_digest(expected.hexdigest(), given) for given in signatures):
+    digest = expected.hexdigest().encode()
+    if not any(hmac.compare_digest(digest, given.encode()) for given in signatures):
         raise ForgedEvent("signature does not match")
     return json.loads(body)
 
@@ -70,5 +73,7 @@ class Receiver(BaseHTTPRequestHandler):
 
 
 if __name__ == "__main__":
+    if not Receiver.secret:
+        sys.exit("set REFUNDFLOW_SUBSCRIBER_SECRET (`refundflow subscribers add` prints it)")
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 9000
     HTTPServer(("127.0.0.1", port), Receiver).serve_forever()

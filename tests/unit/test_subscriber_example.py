@@ -42,6 +42,14 @@ def test_example_file_carries_the_readme_code() -> None:
         assert line in example.splitlines(), line
 
 
+def test_no_secret_accepts_nothing() -> None:
+    """A receiver started without its secret must not take what anyone signs with ''."""
+    verify, forged = readme_receiver()
+    body = json.dumps(EVENT).encode()
+    with pytest.raises(forged, match="no secret configured"):
+        verify("", sign("", body), body)
+
+
 def test_genuine_delivery_is_accepted() -> None:
     verify, _ = readme_receiver()
     body = json.dumps(EVENT).encode()
@@ -52,6 +60,7 @@ def test_genuine_delivery_is_accepted() -> None:
     "forge",
     [
         pytest.param(lambda body: (sign("wrong-secret", body), body), id="wrong secret"),
+        pytest.param(lambda body: (f"t={int(time.time())},v1=\u00e9t\u00e9", body), id="non-ASCII"),
         pytest.param(
             lambda body: (sign(SECRET, body), body.replace(b"completed", b"cancelled")),
             id="tampered body",
