@@ -26,6 +26,7 @@ from workflows.models import (
 )
 from workflows.read_models import (
     AuditEntry,
+    ClosedRequest,
     CustomerHistory,
     Finding,
     ListedRefund,
@@ -179,6 +180,25 @@ class PostgresRefundStore:
         return [
             Finding.model_validate({**dict(r), "details": json.loads(r["details"])}) for r in rows
         ]
+
+    async def closed_requests(self, order_id: str, but: str) -> list[ClosedRequest]:
+        """The order's other refunds that closed without paying, newest first, each with
+        who closed it and the reason recorded then (the last entry of its audit)."""
+        rows = await self._pool.fetch(
+            """
+            SELECT s.refund_id, s.amount, s.currency, s.reason_code,
+                   s.view->>'cancel_reason' AS cancel_reason, a.at AS closed_at,
+                   a.actor AS closed_by, a.reason AS said
+            FROM refundflow.refund_status s
+            JOIN LATERAL (SELECT at, actor, reason FROM refundflow.audit
+                          WHERE refund_id = s.refund_id ORDER BY seq DESC LIMIT 1) a ON true
+            WHERE s.order_id = $1 AND s.refund_id <> $2 AND s.state = 'cancelled'
+            ORDER BY a.at DESC LIMIT 20
+            """,
+            order_id,
+            but,
+        )
+        return [ClosedRequest.model_validate(dict(r)) for r in rows]
 
     async def audit_trail(self, refund_id: str) -> list[AuditEntry]:
         rows = await self._pool.fetch(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from workflows.models import StatusView
 from workflows.money import format_minor
 from workflows.read_models import (
     AuditEntry,
+    ClosedRequest,
     CustomerHistory,
     Finding,
     ListedRefund,
@@ -36,11 +38,15 @@ def validation_error(err: ValidationError) -> str:
 
 
 def status(
-    view: StatusView, ledger: OrderLedger | None = None, history: CustomerHistory | None = None
+    view: StatusView,
+    ledger: OrderLedger | None = None,
+    history: CustomerHistory | None = None,
+    closed: Sequence[ClosedRequest] = (),
 ) -> str:
     """The refund as support sees it; with the order's ledger, what every refund of the
     order holds and has refunded, per line; with the customer's history, their other
-    recent refunds (what a reviewer weighs)."""
+    recent refunds; with `closed`, the order's requests that closed without paying (what a
+    reviewer weighs)."""
     lines = [
         f"refund {view.refund_id}  order {view.order_id}",
         f"  state      {view.state.value}"
@@ -62,6 +68,7 @@ def status(
         f"  customer   {typed(view.message)}",
         f"  reply      {typed(view.support_reply or view.message)}",
         *([customer_history(history)] if history is not None else []),
+        *(closed_request(c) for c in closed),
         "  timeline",
     ]
     for entry in view.timeline:
@@ -104,6 +111,13 @@ def _evidence(view: StatusView) -> list[str]:
     if view.evidence_required and view.state is RefundState.PENDING_REVIEW:
         return ["  evidence   required; none recorded yet (approve --evidence TEXT)"]
     return []
+
+
+def closed_request(closed: ClosedRequest) -> str:
+    """One line: another request on the order, closed without paying, and why."""
+    asked = f"{format_minor(closed.amount, closed.currency)} for {closed.reason_code}"
+    how = f"{closed.cancel_reason or 'cancelled'} {when(closed.closed_at)} by {closed.closed_by}"
+    return f"  earlier    {closed.refund_id} {asked}: {how}: {typed(closed.said)}"
 
 
 def customer_history(history: CustomerHistory) -> str:

@@ -1,6 +1,7 @@
 """What a reviewer weighs beside a refund's status: the order's ledger, the requester's
-other recent refunds, and whether Temporal ended the refund's workflow before the refund
-ended. One shape for the API (which reads it inside the boundary) and its clients."""
+other recent refunds, the order's requests that closed without paying, and whether Temporal
+ended the refund's workflow before the refund ended. One shape for the API (which reads it
+inside the boundary) and its clients."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel
 
 from workflows.models import StatusView
-from workflows.read_models import CustomerHistory, OrderLedger
+from workflows.read_models import ClosedRequest, CustomerHistory, OrderLedger
 
 if TYPE_CHECKING:
     from client.refund_client import RefundClient
@@ -22,6 +23,9 @@ class ReviewContext(BaseModel):
     """The requester's other refunds over the policy's window (None: the store cannot say)."""
     ended_in_temporal: str | None = None
     """How Temporal ended the workflow (terminated, timed out ...) before the refund ended."""
+    closed_requests: list[ClosedRequest] = []
+    """The order's other refunds that closed without paying: a request rejected once and
+    asked again under a new key is in front of its reviewer with the first answer."""
 
 
 async def review_context(refunds: RefundClient, status: StatusView) -> ReviewContext:
@@ -34,4 +38,7 @@ async def review_context(refunds: RefundClient, status: StatusView) -> ReviewCon
         order_ledger=await refunds.order_ledger(status.order_id),
         customer_history=await refunds.customer_history(status.refund_id),
         ended_in_temporal=ended,
+        closed_requests=await (await refunds.store()).closed_requests(
+            status.order_id, status.refund_id
+        ),
     )

@@ -234,6 +234,23 @@ class CustomerSpend(_ReadModel):
     """Of which approved automatically (what the per-customer budget counts)."""
 
 
+class ClosedRequest(_ReadModel):
+    """Another refund of the same order that closed without paying (rejected, withdrawn,
+    expired, ...): what a reviewer of a new request on that order must see, since a request
+    refused once may simply be asked again under a new key."""
+
+    refund_id: str
+    amount: int
+    currency: str
+    reason_code: str
+    """What it was asked for."""
+    cancel_reason: str | None
+    closed_at: IsoDatetime
+    closed_by: str
+    said: str
+    """The reason recorded when it closed (a reviewer's rejection note, say)."""
+
+
 class CustomerHistory(_ReadModel):
     """The requester's other refunds over a recent window, across orders: what a reviewer
     weighs beside the refund in front of them (`refundflow status`)."""

@@ -278,9 +278,10 @@ def _status_or_track(view: Any) -> str:
 
 
 async def _status(args: argparse.Namespace) -> int:
-    """The refund's status; for staff, with the requester's other recent refunds and its
-    order's ledger. The --json output is the status object with one more field,
-    `customer_history` (null when the API does not show it to this caller)."""
+    """The refund's status; for staff, with the requester's other recent refunds, its
+    order's ledger and the order's requests that closed without paying. The --json output
+    is the status object with `customer_history` (null when the API does not show it to
+    this caller), `ended_in_temporal` and `earlier_closed_requests`."""
 
     async def gather(client: Any) -> tuple[Any, Any]:
         view = await client.status(args.refund_id, live=args.live)
@@ -295,11 +296,16 @@ async def _status(args: argparse.Namespace) -> int:
     view, context = await with_api(args, gather)
     ledger = context.order_ledger if context else None
     history = context.customer_history if context else None
+    closed = context.closed_requests if context else []
     data = {
         **view.model_dump(mode="json"),
         "customer_history": history.model_dump(mode="json") if history else None,
+        # A script reading the JSON sees what the note on stderr says, and what a reviewer
+        # weighs: the order's requests that closed without paying.
+        "ended_in_temporal": context.ended_in_temporal if context else None,
+        "earlier_closed_requests": [c.model_dump(mode="json") for c in closed],
     }
-    emit(args, data, lambda _: render.status(view, ledger, history))
+    emit(args, data, lambda _: render.status(view, ledger, history, closed))
     return EXIT_OK
 
 

@@ -209,3 +209,32 @@ async def test_a_wrong_address_is_a_page_and_a_pasted_id_finds_its_refund(
         assert (r.status, r.content_type) == (422, "text/html") and "state" in page, page
     async with browserless.get(f"{api.base}/v1/refunds/rf_nope") as r:
         assert r.content_type == "application/problem+json"
+
+
+async def test_a_request_asked_again_after_a_rejection_shows_its_reviewer_the_first_answer(
+    api: Api, sandbox: Sandbox, browserless: aiohttp.ClientSession
+) -> None:
+    """A trial: rejected, then asked again under a new key, and the second reviewer saw
+    nothing of the first answer. The review context (API, console, CLI) now lists it."""
+    who = f"cust_{uuid.uuid4().hex[:8]}"
+    order = await sandbox.order(amount=30000, category="general", customer_id=who)
+    body = {"order_id": order["order_id"], "amount": 25000, "reason_code": "damaged"}
+    first = (await api.request_refund(who, body)).body["refund_id"]
+    rejected = await api.call(
+        "POST", f"/v1/refunds/{first}/reject", as_="bob", json={"reason": "photos show no damage"}
+    )
+    assert rejected.status == 200, rejected.body
+    again = await api.request_refund(who, body)  # a new key: a new request
+    second = again.body["refund_id"]
+    assert again.status == 201 and second != first
+    review = await api.call("GET", f"/v1/refunds/{second}/review", as_="li")
+    [closed] = review.body["closed_requests"]
+    assert (closed["refund_id"], closed["cancel_reason"], closed["closed_by"]) == (
+        first, "rejected", "bob"
+    )  # fmt: skip
+    assert "photos show no damage" in closed["said"] and closed["amount"] == 25000
+    assert (await sign_in(browserless, api, "li", f"/console/refunds/{second}"))[0] == 303
+    async with browserless.get(f"{api.base}/console/refunds/{second}") as r:
+        page = html.unescape(await r.text())
+    assert "Earlier requests on this order that closed without paying" in page
+    assert first in page and "photos show no damage" in page

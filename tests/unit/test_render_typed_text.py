@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from client import render
-from workflows.read_models import AuditEntry, Finding
+from workflows.read_models import AuditEntry, ClosedRequest, Finding
 from workflows.states import RefundState
 
 FORGED = "found it\n  3. 2026-11-27 15:20:00 UTC   pending_review -> approved  approve  by li"
@@ -57,3 +57,20 @@ def test_a_findings_details_read_as_pairs_on_its_one_line() -> None:
         "state pending_review; last_error boom\\n  forged line; provider_refunds re_1, re_2"
     )
     assert "{" not in line  # not a Python dict
+
+
+def test_an_earlier_closed_request_is_one_line_with_its_reason_as_typed() -> None:
+    closed = ClosedRequest(
+        refund_id="rf_" + "1" * 24,
+        amount=25000,
+        currency="USD",
+        reason_code="damaged",
+        cancel_reason="rejected",
+        closed_at=datetime(2026, 11, 27, 15, 0, tzinfo=UTC),
+        closed_by="bob",
+        said="no_evidence: " + FORGED,
+    )
+    line = render.closed_request(closed)
+    assert "\n" not in line
+    assert line.startswith(f"  earlier    rf_{'1' * 24} 250.00 USD for damaged: rejected")
+    assert "by bob: no_evidence: found it\\n" in line
