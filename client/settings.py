@@ -259,12 +259,17 @@ def _on_or_off(env: dict[str, str], name: str) -> bool:
 
 
 def find_stack(explicit_home: str | None) -> tuple[Path, dict[str, Any]]:
-    """The dev stack this command talks to: REFUNDFLOW_HOME if set; else the nearest running
+    """The dev stack this command talks to: REFUNDFLOW_HOME if set (or the stack running in
+    its .refundflow, when it names a clone's folder); else the nearest running
     one from this folder up (a subfolder of the clone finds it); else the one running in
     this installation's own clone (so any folder does). ./.refundflow when none runs."""
     if explicit_home:
         home = Path(explicit_home).resolve()
-        return home, read_stack_file(home)
+        stack = read_stack_file(home)
+        if not stack and read_stack_file(home / ".refundflow"):  # named the clone, not its home
+            home = home / ".refundflow"
+            stack = read_stack_file(home)
+        return home, stack
     here = Path.cwd().resolve()
     for folder in [here, *here.parents, PROJECT_ROOT]:
         stack = read_stack_file(folder / ".refundflow")

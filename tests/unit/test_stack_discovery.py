@@ -58,3 +58,13 @@ def test_refundflow_home_wins_and_a_stopped_stack_is_no_stack(
     monkeypatch.chdir(stopped)
     # The stopped stack here is passed over for the parent's running one.
     assert find_stack(None)[0] == tmp_path / ".refundflow"
+
+
+def test_refundflow_home_naming_the_clone_finds_the_stack_in_it(tmp_path: Path) -> None:
+    """A trial set REFUNDFLOW_HOME to the checkout, not its .refundflow: that stack it is."""
+    home = running_stack(tmp_path / "repo", "postgresql://repo/db")
+    assert find_stack(str(tmp_path / "repo"))[0] == home
+    assert find_stack(str(home))[0] == home
+    nothing = tmp_path / "empty"
+    nothing.mkdir()
+    assert find_stack(str(nothing)) == (nothing, {})
