@@ -77,6 +77,8 @@ async def test_an_undecided_review_escalates_twice_then_expires(env: Env) -> Non
     assert (expired.state, expired.cancel_reason) == (RefundState.CANCELLED, CancelReason.EXPIRED)
     assert env.systems.events(handle.id).count("escalated") == 2
     assert expired.escalation_level == 0  # closed: nobody needs to act any more
+    # and the closing notice says the level the status shows (one truth).
+    assert env.systems.told[handle.id][-1].facts.escalation_level == 0
     await keep_history(handle, "escalated_twice_expired_level_cleared")
     assert not [c for c in env.systems.calls if c.startswith("provider:")]
 

@@ -77,6 +77,7 @@ async def test_a_reversed_refund_reopens_and_is_paid_again_only_on_an_operator_s
     )
     done = await result_of(reopened)
     assert done.state is RefundState.COMPLETED and done.escalation_level == 0
+    assert env.systems.told[reopened.id][-1].facts.escalation_level == 0  # as the status
     [second] = env.systems.paid()
     assert second.provider_refund_id != first.provider_refund_id
     assert second.idempotency_key != first.idempotency_key  # a new key: a new payment

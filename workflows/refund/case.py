@@ -110,9 +110,11 @@ class RefundCase:
         if self.p.state in TERMINAL_STATES or self.p.state is RefundState.APPROVED:
             self.p.awaiting = Awaiting.NOTHING
         self.append(event, previous, actor, source, reason, issuer)
-        self.notice(event)
         if self.p.state in TERMINAL_STATES and self.p.clear_escalation_on_close:
             self.p.escalation = 0  # nobody needs to act any more; the audit keeps the history
+        # After the clearing: the notice tells the level the status shows (invariant 6; a
+        # trial's refund.completed said level 2 while its status said 0).
+        self.notice(event)
 
     def append(
         self,
