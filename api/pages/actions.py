@@ -27,6 +27,7 @@ from client import render
 from client.errors import RefundflowError
 from workflows.models import StatusView
 from workflows.money import exponent, format_minor
+from workflows.vocabulary import FREE_TEXT_MAX_CHARS
 from workflows.wording import first_approver
 
 router = APIRouter(include_in_schema=False)
@@ -74,7 +75,16 @@ def minor_units(text: str, currency: str) -> int | None:
 
 
 def reason(action: Action, code: str, note: str) -> str:
-    """The reason recorded in the audit: for a rejection, the code leads the note."""
+    """The reason recorded in the audit (for a rejection, the code leads the note), refused
+    here when too long, before the confirmation page shows it as what will be recorded."""
+    said = _reason(action, code, note)
+    if len(said) > FREE_TEXT_MAX_CHARS:
+        room = FREE_TEXT_MAX_CHARS - (len(said) - len(note.strip()))
+        raise Refused(f"note: {len(note.strip())} characters; at most {room} fit here")
+    return said
+
+
+def _reason(action: Action, code: str, note: str) -> str:
     if action is Action.REJECT:
         if code not in REJECT_REASONS:
             raise Refused("choose a reason for the rejection")

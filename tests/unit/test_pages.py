@@ -166,6 +166,15 @@ def test_the_longest_note_the_console_lets_a_reviewer_type_is_one_the_api_takes(
     fits(reason(Action.CANCEL, "", "n" * FREE_TEXT_MAX_CHARS))
 
 
+def test_a_note_past_the_limit_is_refused_before_the_confirmation_page() -> None:
+    """A trial lifted the field's maxlength: a 600-character note reached the confirmation
+    page as the reason to be recorded, and failed only after Confirm."""
+    with pytest.raises(Refused, match="note: 600 characters; at most 493 fit here"):
+        reason(Action.REJECT, "other", "n" * 600)
+    with pytest.raises(Refused, match=f"at most {FREE_TEXT_MAX_CHARS} fit"):
+        reason(Action.CANCEL, "", "n" * (FREE_TEXT_MAX_CHARS + 1))
+
+
 def test_sign_in_sends_a_browser_only_within_the_console() -> None:
     assert safe_next("/console/refunds/rf_1") == "/console/refunds/rf_1"
     for elsewhere in ("https://evil.example/console", "//evil.example", "/console\\@evil", "/v1"):
