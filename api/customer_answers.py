@@ -14,10 +14,12 @@ import re
 
 from api.deps import ApiState
 from api.identity import Principal, PrincipalKind
+from client.errors import RefundflowError
 from workflows.budgets import customer_key
 from workflows.eligibility import EligibilityAnswer
 from workflows.models import StatusView
 from workflows.read_models import CustomerView
+from workflows.states import TERMINAL_STATES
 from workflows.wording import customer_view
 
 REFUND_ID = re.compile(r"\brf_[0-9a-f]{24}\b")
@@ -31,6 +33,25 @@ WHERE EXISTS (SELECT 1 FROM refundflow.audit a
    OR EXISTS (SELECT 1 FROM refundflow.reservations v
               WHERE v.refund_id = r.refund_id AND v.requested_by = $3)
 """
+
+
+async def as_it_stands(api: ApiState, status: StatusView) -> StatusView:
+    """The status a customer is shown. A refund whose workflow Temporal ended before the
+    refund ended (terminated in the Web UI, timed out) keeps its last record until
+    reconciliation closes it or escalates it to a person: the customer reads that it is
+    with our team, without an ETA, not a decision due by a date that cannot come."""
+    if status.state in TERMINAL_STATES or status.facts is None:
+        return status
+    try:
+        ended = await api.refunds.abnormal_end(status.refund_id)
+    except RefundflowError:  # Temporal unreachable: the record is the best word there is
+        return status
+    if ended is None:
+        return status
+    level = max(1, status.facts.escalation_level)
+    no_eta = {"eta": None, "eta_earliest": None, "eta_kind": None}
+    facts = status.facts.model_copy(update={"escalation_level": level, "received": False, **no_eta})
+    return status.model_copy(update={"facts": facts, "escalation_level": level, **no_eta})
 
 
 def customers_view(status: StatusView) -> CustomerView:

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from api import listing
 from api.authz import Action, enforce, same_person
-from api.customer_answers import as_seen_by, customers_view, said_to_customer
+from api.customer_answers import as_it_stands, as_seen_by, customers_view, said_to_customer
 from api.deps import (
     ApiState,
     Caller,
@@ -208,7 +208,7 @@ async def get_refund(
 async def track_refund(refund_id: RefundPath, who: Caller, api: State) -> CustomerView:
     status = await api.refunds.status(refund_id)
     enforce(who, Action.TRACK, facts(api, status))
-    return customers_view(status)
+    return customers_view(await as_it_stands(api, status))
 
 
 @router.get(

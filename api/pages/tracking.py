@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
+from api.customer_answers import as_it_stands
 from api.deps import state
 from api.pages.security import tracking_ok
 from api.pages.signin import pages
@@ -114,6 +115,7 @@ async def track(
     except RefundflowError:
         locale = pick_locale(lang, accept_language, "en")
         return view.render(request, "track_invalid.html", 404, lang=locale, t=CHROME[locale])
+    status = await as_it_stands(state(request), status)
     assert status.facts is not None  # every status the workflow answers carries its facts
     locale = pick_locale(lang, accept_language, status.facts.locale)
     localised = status.model_copy(

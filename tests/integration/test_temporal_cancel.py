@@ -189,7 +189,13 @@ async def test_a_customer_asking_again_for_a_terminated_refund_is_told_what_happ
     key = f"k-{uuid.uuid4().hex[:12]}"
     made = await api.request_refund(who, body, key=key)
     assert made.status == 201, made.body
-    await refunds.temporal.get_workflow_handle(made.body["refund_id"]).terminate("stuck")
+    refund_id = made.body["refund_id"]
+    before = (await api.call("GET", f"/v1/refunds/{refund_id}/track", as_=who)).body
+    assert before["eta"] is not None and "A decision is due by" in before["message"]
+    await refunds.temporal.get_workflow_handle(refund_id).terminate("stuck")
+    # Until reconciliation closes it: with our team, and no date that cannot come.
+    tracked = (await api.call("GET", f"/v1/refunds/{refund_id}/track", as_=who)).body
+    assert tracked["eta"] is None and "has been escalated" in tracked["message"], tracked
     again = await api.request_refund(who, body, key=key)
     assert again.status == 409, again.body
     assert again.body["detail"].startswith("your earlier request for this refund was stopped")
