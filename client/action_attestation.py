@@ -33,7 +33,7 @@ from client.settings import ConfigurationError, Settings
 
 VERSION = "v1"
 MAX_AGE = timedelta(minutes=5)
-"""How far a signature's time may be from the workflow's clock, either way (clock skew)."""
+"""How far a signature's time may be from the worker's clock, either way (clock skew)."""
 THROUGH_THE_API = "actions by people come through the refundflow API, which vouches for who acts"
 
 
