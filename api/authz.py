@@ -120,8 +120,17 @@ def decide(
         PrincipalKind.WAREHOUSE: _warehouse,
         PrincipalKind.STAFF: _staff,
     }[principal.kind]
+    asks_on_order = order is not None and action in (Action.REQUEST, Action.ELIGIBILITY)
+    if asks_on_order and principal.kind is PrincipalKind.CUSTOMER:
+        # Whose the order is first: any other refusal would tell a customer that another
+        # customer's order exists (requested_by naming someone else did).
+        assert order is not None
+        whose = _whose_order(principal, order, requested_by)
+        if not whose.allowed:
+            return whose
     decision = by_kind(principal, action, refund, requested_by, amount)
-    if decision.allowed and order is not None and action in (Action.REQUEST, Action.ELIGIBILITY):
+    if decision.allowed and asks_on_order:
+        assert order is not None
         return _whose_order(principal, order, requested_by)
     return decision
 

@@ -34,7 +34,8 @@ from workflows.states import RefundState
 router = APIRouter(prefix="/v1", tags=["refunds"])
 ENDED_FOR_CUSTOMER = (
     "your earlier request for this refund was stopped before it finished and will not move"
-    " again (our team is told); to ask again, send it with a new Idempotency-Key"
+    " again; to ask again, send it with a new key (the Idempotency-Key header; the CLI's"
+    " --key)"
 )
 READ_PROBLEMS = problem_responses(
     Kind.UNAUTHORIZED, Kind.FORBIDDEN, Kind.NOT_FOUND, Kind.RATE_LIMITED, Kind.UNAVAILABLE

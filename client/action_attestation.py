@@ -131,7 +131,7 @@ def check(keys: Sequence[Ed25519PublicKey], refund_id: str, action: BaseModel, n
         raise NotVouched(f"{THROUGH_THE_API}; this one came to Temporal directly")
     version, _, rest = attestation.partition(".")
     signed_at_text, _, signature_text = rest.partition(".")
-    if version != VERSION or not signed_at_text.isdigit():
+    if version != VERSION or not (signed_at_text.isascii() and signed_at_text.isdigit()):
         raise NotVouched(f"{THROUGH_THE_API}; its attestation is not one")
     signed_at = int(signed_at_text)
     if abs(now - signed_at) > MAX_AGE.total_seconds():

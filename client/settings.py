@@ -191,7 +191,8 @@ class Settings:
             codec_keys=env.get("REFUNDFLOW_CODEC_KEYS", ""),
             codec_key_file=_codec_key_file(env, stack, profile.address),
             workflow_sandbox=_on_or_off(env, "REFUNDFLOW_WORKFLOW_SANDBOX"),
-            action_signing_key=env.get("REFUNDFLOW_ACTION_SIGNING_KEY", ""),
+            action_signing_key=env.get("REFUNDFLOW_ACTION_SIGNING_KEY")
+            or _stacks_own(env, stack, profile.address, "action_signing_key"),
             action_verify_keys=_action_verify_keys(env, stack, profile.address),
         )
 

@@ -37,11 +37,17 @@ def add_codec_commands(sub: Subcommands) -> None:
         help="put the new key first in this key file (the dev stack's: .refundflow/codec/keys);"
         " restart every process to seal with it",
     )
-    command(
+    action_key = command(
         sub,
         "action-key",
         "print a new key pair for people's actions: REFUNDFLOW_ACTION_SIGNING_KEY for the API"
         " alone, REFUNDFLOW_ACTION_VERIFY_KEYS for workers",
+    )
+    action_key.add_argument(
+        "--public",
+        action="store_true",
+        help="print only the public key of the REFUNDFLOW_ACTION_SIGNING_KEY set now (for a"
+        " rotation: the workers' REFUNDFLOW_ACTION_VERIFY_KEYS)",
     )
 
 
@@ -100,12 +106,18 @@ def _rotated(said: dict[str, Any]) -> str:
 def _action_key(args: argparse.Namespace) -> int:
     from client.action_attestation import ActionSigner
 
-    signer = ActionSigner.new()
-    pair = {
-        "REFUNDFLOW_ACTION_SIGNING_KEY": signer.private_text(),
-        "REFUNDFLOW_ACTION_VERIFY_KEYS": signer.public_text(),
-    }
-    print(json.dumps(pair) if args.json else "\n".join(f"{k}={v}" for k, v in pair.items()))
+    if args.public:  # the public half of the key set now: for the workers, in a rotation
+        key = Settings.from_env().action_signing_key
+        if not key:
+            raise ConfigurationError("--public: set REFUNDFLOW_ACTION_SIGNING_KEY first")
+        said = {"REFUNDFLOW_ACTION_VERIFY_KEYS": ActionSigner.from_text(key).public_text()}
+    else:
+        signer = ActionSigner.new()
+        said = {
+            "REFUNDFLOW_ACTION_SIGNING_KEY": signer.private_text(),
+            "REFUNDFLOW_ACTION_VERIFY_KEYS": signer.public_text(),
+        }
+    print(json.dumps(said) if args.json else "\n".join(f"{k}={v}" for k, v in said.items()))
     return EXIT_OK
 
 

@@ -332,8 +332,10 @@ class DevStack:
             **dev_codec.describe(self.config.home, self.config.codec_port),
             "task_queue": self.config.task_queue,
             "policy": self.config.policy,
-            # A worker started from another shell checks people's actions as the stack's do.
+            # A worker started from another shell checks people's actions as the stack's do,
+            # and a RefundClient from another shell (README) acts as the stack's API does.
             "action_verify_keys": self.action_signer.public_text(),
+            "action_signing_key": self.action_signer.private_text(),
             "children": {name: p.pid for name, p in self.children().items()},
             "logs": str(self.logs),
         }

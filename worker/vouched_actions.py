@@ -46,6 +46,13 @@ class VouchedActions(Interceptor):
                     try:
                         check(keys, workflow.info().workflow_id, action, time.time())
                     except NotVouched as err:
+                        # An operator must see that someone tried (the answer is sealed).
+                        log.warning(
+                            "person_action_refused",
+                            refund_id=workflow.info().workflow_id,
+                            action=type(action).__name__,
+                            reason=str(err),
+                        )
                         raise ApplicationError(str(err), non_retryable=True) from None
                 super().handle_update_validator(input)
 

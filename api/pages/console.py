@@ -36,7 +36,8 @@ from workflows.wording import first_approver
 
 log = structlog.get_logger("refundflow.api.pages")
 router = APIRouter(include_in_schema=False)
-Field = Annotated[str, Query(max_length=64)]
+Field = Annotated[str, Query(max_length=2048)]
+"""Long enough for anything pasted: a value the queue cannot use is named on the page."""
 REJECT_REASONS = {
     "not_eligible": "Not eligible under the policy",
     "no_evidence": "Evidence missing or not convincing",
@@ -53,16 +54,16 @@ REJECT_NOTE_MAX_CHARS = FREE_TEXT_MAX_CHARS - max(len(f"{code}: ") for code in R
 @router.get("/console")
 async def queue_page(
     request: Request,
-    state_: Annotated[str, Query(alias="state", max_length=32)] = "",
-    awaiting: Annotated[str, Query(max_length=32)] = "person",
-    escalated: Annotated[str, Query(max_length=8)] = "",
+    state_: Annotated[str, Query(alias="state", max_length=2048)] = "",
+    awaiting: Field = "person",
+    escalated: Field = "",
     order: Field = "",
     customer: Field = "",
     channel: Field = "",
-    amount_min: Annotated[str, Query(max_length=24)] = "",
-    amount_max: Annotated[str, Query(max_length=24)] = "",
-    currency: Annotated[str, Query(max_length=8)] = "",
-    cursor: Annotated[str, Query(max_length=512)] = "",
+    amount_min: Field = "",
+    amount_max: Field = "",
+    currency: Field = "",
+    cursor: Annotated[str, Query(max_length=8192)] = "",
 ) -> Response:
     """The queue; an empty filter (a form sends every field) filters nothing, and one that
     cannot apply is named on the page (api/pages/queue_filters.py)."""

@@ -17,6 +17,7 @@ from workflows.states import Awaiting, RefundState
 AMOUNT_LIMIT = Decimal(10) ** 10
 """Amounts are typed in the currency's units: more than any order holds, and what Postgres's
 numeric compares without overflowing."""
+ID_MAX_CHARS = 64
 _YES, _NO = {"true", "1", "on", "yes"}, {"", "false", "0", "off", "no"}
 
 
@@ -68,12 +69,17 @@ def read(typed: Typed) -> Read:
     return Read(filters, cursor, said)
 
 
+def _shown(text: str) -> str:
+    """What was typed, quoted, and cut short if long (a pasted page must not fill the page)."""
+    return repr(text if len(text) <= 40 else text[:40] + "…")
+
+
 def _state(text: str, said: list[str]) -> str | None:
     text = text.strip()
     if text in {s.value for s in RefundState}:
         return text
     if text:
-        said.append(f"State {text!r} is not one of {', '.join(RefundState)}")
+        said.append(f"State {_shown(text)} is not one of {', '.join(RefundState)}")
     return None
 
 
@@ -83,23 +89,23 @@ def _awaiting(text: str, said: list[str]) -> str:
     if text in ("person", "any", *(a.value for a in Awaiting)):
         return text
     if text:
-        said.append(f"Waiting for {text!r} is not a choice of the list")
+        said.append(f"Waiting for {_shown(text)} is not a choice of the list")
     return "person"
 
 
 def _yes_or_no(text: str, said: list[str]) -> bool:
     text = text.strip().lower()
     if text not in _YES | _NO:
-        said.append(f"Escalated {text!r} is neither yes nor no")
+        said.append(f"Escalated {_shown(text)} is neither yes nor no")
     return text in _YES
 
 
 def _identifier(label: str, text: str, said: list[str]) -> str | None:
     text = text.strip()
-    if re.fullmatch(IDENTIFIER_PATTERN, text):
+    if len(text) <= ID_MAX_CHARS and re.fullmatch(IDENTIFIER_PATTERN, text):
         return text
     if text:
-        said.append(f"{label} {text!r} is not an id (letters, digits, . _ : -)")
+        said.append(f"{label} {_shown(text)} is not an id (up to 64 letters, digits, . _ : -)")
     return None
 
 
@@ -108,7 +114,7 @@ def _channel(text: str, said: list[str]) -> str | None:
     if text in CHANNELS:
         return text
     if text:
-        said.append(f"Channel {text!r} is not one of {', '.join(CHANNELS)}")
+        said.append(f"Channel {_shown(text)} is not one of {', '.join(CHANNELS)}")
     return None
 
 
@@ -122,7 +128,7 @@ def _amount(label: str, text: str, said: list[str]) -> Decimal | None:
         value = Decimal(-1)
     if value.is_finite() and 0 <= value < AMOUNT_LIMIT:
         return value
-    said.append(f"{label} {text!r} is not an amount of 0 or more, below {AMOUNT_LIMIT}")
+    said.append(f"{label} {_shown(text)} is not an amount of 0 or more, below {AMOUNT_LIMIT}")
     return None
 
 
@@ -131,5 +137,5 @@ def _currency(text: str, said: list[str]) -> str | None:
     try:
         return check_currency(text.upper()) if text else None
     except ValueError:
-        said.append(f"Currency {text!r} is not a currency code such as USD")
+        said.append(f"Currency {_shown(text)} is not a currency code such as USD")
         return None

@@ -44,10 +44,13 @@ REFUND = "{refund}"
 ORDER = "{order}"
 REQUEST = {"order_id": ORDER, "amount": 25000, "reason_code": "damaged"}
 FOR_OTHER = {**REQUEST, "requested_by": OTHER}
+FOR_OWNER = {**REQUEST, "requested_by": OWNER}
+"""OWNER's order, naming OWNER: another customer sending it learns nothing either."""
 """A request on OWNER's order, for another customer."""
 ROUTES = [
     Route("POST", "/v1/refunds", OWNER, ("reporting", "warehouse", "omar"), REQUEST, (OTHER,)),
     Route("POST", "/v1/refunds", OWNER, (OWNER, "li", "checkout"), FOR_OTHER),
+    Route("POST", "/v1/refunds", OWNER, (), FOR_OWNER, (OTHER,)),
     Route("GET", "/v1/refunds", "li", ("warehouse",)),
     Route("GET", f"/v1/refunds?customer={OWNER}", OWNER, (OTHER,)),
     Route("GET", f"/v1/refunds/{REFUND}", "alice", (OWNER,), unknown_to=(OTHER,)),
@@ -111,6 +114,7 @@ ROUTES = [
     ),
     Route("POST", "/v1/eligibility", OWNER, ("warehouse", "omar"), REQUEST, (OTHER,)),
     Route("POST", "/v1/eligibility", OWNER, (OWNER, "li", "checkout"), FOR_OTHER),
+    Route("POST", "/v1/eligibility", OWNER, (), FOR_OWNER, (OTHER,)),
     Route("GET", "/v1/policies", "alice", ()),
     Route("GET", "/v1/policies/standard-v3", OWNER, ()),
 ]

@@ -153,6 +153,9 @@ async def test_the_queue_compares_amounts_within_a_currency_and_says_what_it_ign
     assert "Escalated 'maybe' is neither yes nor no" in said
     assert "The page marker is not one this console gave out" in said
     assert "(continued)" not in said
+    found, page = await listed(f"order={'o' * 1000}")  # pasted too much: named, cut short
+    assert found == set(made.values())
+    assert f"Order '{'o' * 40}…' is not an id (up to 64" in html.unescape(page)
     found, page = await listed("amount_min=300&amount_max=100")
     assert found == set() and "Amount from 300 is more than Amount to 100" in page
 
@@ -204,7 +207,7 @@ async def test_a_wrong_address_is_a_page_and_a_pasted_id_finds_its_refund(
             assert says in page, (path, page)
     # A query past what the page reads is a page too (a filter it reads and cannot apply is
     # named on the queue itself: test_the_queue_compares_amounts_…).
-    async with browserless.get(f"{api.base}/console?state={'x' * 40}") as r:
+    async with browserless.get(f"{api.base}/console?state={'x' * 3000}") as r:
         page = html.unescape(await r.text())
         assert (r.status, r.content_type) == (422, "text/html") and "state" in page, page
     async with browserless.get(f"{api.base}/v1/refunds/rf_nope") as r:

@@ -4,13 +4,17 @@ stack's worker checks every person's action (worker/vouched_actions.py)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import pytest
 
 from client.errors import RefundActionRefused
 from client.refund_client import RefundClient
 from tests.conftest import Sandbox
+from tests.integration.helpers import eventually
 from tests.integration.test_refund_flow import audit_rows, make_request
+from worker.devstack import DevStack
 from workflows.models import ApproveInput
 from workflows.refund.workflow import RefundWorkflow
 
@@ -18,7 +22,7 @@ pytestmark = pytest.mark.stack
 
 
 async def test_an_approval_sent_to_temporal_directly_is_refused_and_changes_nothing(
-    refunds: RefundClient, sandbox: Sandbox, db: asyncpg.Pool
+    refunds: RefundClient, sandbox: Sandbox, db: asyncpg.Pool, stack: DevStack
 ) -> None:
     order = await sandbox.order(amount=90000)  # above every auto-approval: a reviewer decides
     waiting = await refunds.request(make_request(order))
@@ -33,6 +37,16 @@ async def test_an_approval_sent_to_temporal_directly_is_refused_and_changes_noth
     said = str(getattr(refused.value, "cause", refused.value))
     assert "actions by people come through the refundflow API" in said
     assert "came to Temporal directly" in said
+    # The answer is sealed (the Web UI shows "Encoded failure"): the worker's log says it.
+    log = stack.logs / "worker.log"
+    tried = await eventually(
+        lambda: asyncio.to_thread(log.read_text),
+        lambda text: any(
+            "person_action_refused" in line and waiting.refund_id in line
+            for line in text.splitlines()
+        ),
+    )
+    assert "ApproveInput" in tried
     # A stale copy of a signed approval is refused the same way as a forged one.
     old = forged.model_copy(update={"attestation": "v1.1000000000." + "A" * 86})
     with pytest.raises(Exception) as stale:

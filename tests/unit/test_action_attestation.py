@@ -36,6 +36,7 @@ def test_a_signed_action_holds_for_its_refund_from_a_trusted_key() -> None:
         ("an untrusted key", "does not match"),
         ("too old", "signed 301 s ago"),
         ("garbled", "is not one"),
+        ("a digit int() reads and the check must not", "is not one"),
     ],
 )
 def test_anything_else_is_refused(why: str, says: str) -> None:
@@ -57,8 +58,10 @@ def test_anything_else_is_refused(why: str, says: str) -> None:
         action = signed(ActionSigner.new(), RF, APPROVAL)
     elif why == "too old":
         now += 301
-    else:
+    elif why == "garbled":
         action = action.model_copy(update={"attestation": "v1.x.y"})
+    else:
+        action = action.model_copy(update={"attestation": "v1.\u00b2.y"})
     with pytest.raises(NotVouched) as refused:
         check(keys, refund_id, action, now)
     assert str(refused.value).startswith("actions by people come through the refundflow API")
