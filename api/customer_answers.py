@@ -15,6 +15,7 @@ import re
 from api.deps import ApiState
 from api.identity import Principal, PrincipalKind
 from client.errors import RefundflowError
+from client.review_context import as_stopped
 from workflows.budgets import customer_key
 from workflows.eligibility import EligibilityAnswer
 from workflows.models import StatusView
@@ -46,12 +47,7 @@ async def as_it_stands(api: ApiState, status: StatusView) -> StatusView:
         ended = await api.refunds.abnormal_end(status.refund_id)
     except RefundflowError:  # Temporal unreachable: the record is the best word there is
         return status
-    if ended is None:
-        return status
-    level = max(1, status.facts.escalation_level)
-    no_eta = {"eta": None, "eta_earliest": None, "eta_kind": None}
-    facts = status.facts.model_copy(update={"escalation_level": level, "received": False, **no_eta})
-    return status.model_copy(update={"facts": facts, "escalation_level": level, **no_eta})
+    return status if ended is None else as_stopped(status)
 
 
 def customers_view(status: StatusView) -> CustomerView:

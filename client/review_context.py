@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+from workflows import wording
 from workflows.models import StatusView
 from workflows.read_models import ClosedRequest, CustomerHistory, OrderLedger
 
@@ -41,4 +42,35 @@ async def review_context(refunds: RefundClient, status: StatusView) -> ReviewCon
         closed_requests=await (await refunds.store()).closed_requests(
             status.order_id, status.refund_id
         ),
+    )
+
+
+STOPPED_NEXT_STEP = (
+    "Nothing moves it: Temporal ended its workflow. Reconciliation closes it (when no money"
+    " moved) or escalates it to a person."
+)
+
+
+def as_stopped(status: StatusView) -> StatusView:
+    """A refund whose workflow Temporal ended before the refund ended, as people are told of
+    it until reconciliation closes or escalates it: with our team (escalated), and without
+    the ETA of a decision or payment that cannot come. Its state stays the one recorded."""
+    if status.facts is None:
+        return status
+    level = max(1, status.facts.escalation_level)
+    no_eta = {"eta": None, "eta_earliest": None, "eta_kind": None}
+    facts = status.facts.model_copy(update={"escalation_level": level, "received": False, **no_eta})
+    told = {
+        "message": wording.customer_message(facts),
+        "support_reply": wording.support_reply(facts),
+    }
+    return status.model_copy(
+        update={
+            "facts": facts,
+            "escalation_level": level,
+            "next_step": STOPPED_NEXT_STEP,
+            "action_by": "reconciliation, then a person if money may have moved",
+            **no_eta,
+            **told,
+        }
     )

@@ -20,8 +20,9 @@ from client.cli.arguments import EXIT_FAILURE, EXIT_OK, UserError
 from client.cli.backends import with_client, with_store
 from client.cli.output import emit, note
 from client.errors import NotAllowed, RefundflowError
+from client.review_context import as_stopped
 from client.settings import Settings
-from workflows.states import CancelReason
+from workflows.states import TERMINAL_STATES, CancelReason
 from workflows.wording import first_approver
 
 if TYPE_CHECKING:  # aiohttp is imported by the commands that use it: a fifth of a second
@@ -294,6 +295,8 @@ async def _status(args: argparse.Namespace) -> int:
         return view, context
 
     view, context = await with_api(args, gather)
+    if context and context.ended_in_temporal and view.state not in TERMINAL_STATES:
+        view = as_stopped(view)  # what the customer reads too: no ETA that cannot come
     ledger = context.order_ledger if context else None
     history = context.customer_history if context else None
     closed = context.closed_requests if context else []

@@ -4,6 +4,7 @@ the refund is withdrawn everywhere, its amount freed and the customer told. They
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
@@ -20,7 +21,9 @@ from client.refund_client import RefundClient
 from tests.conftest import Sandbox
 from tests.integration.api_support import Api
 from tests.integration.helpers import eventually, wait_for_state
+from tests.integration.test_cli import cli
 from tests.integration.test_refund_flow import make_request
+from worker.devstack import DevStack
 from workflows.models import ReconcileInput
 
 pytestmark = pytest.mark.stack
@@ -179,7 +182,7 @@ async def test_a_refund_reset_after_it_was_terminated_is_not_closed_under_its_ne
 
 
 async def test_a_customer_asking_again_for_a_terminated_refund_is_told_what_happened(
-    api: Api, refunds: RefundClient, sandbox: Sandbox
+    api: Api, refunds: RefundClient, sandbox: Sandbox, stack: DevStack
 ) -> None:
     """Not "the key was used for another request" (a trial): the request is the same; its
     refund was stopped. Told without refund ids or Temporal's words."""
@@ -193,9 +196,13 @@ async def test_a_customer_asking_again_for_a_terminated_refund_is_told_what_happ
     before = (await api.call("GET", f"/v1/refunds/{refund_id}/track", as_=who)).body
     assert before["eta"] is not None and "A decision is due by" in before["message"]
     await refunds.temporal.get_workflow_handle(refund_id).terminate("stuck")
-    # Until reconciliation closes it: with our team, and no date that cannot come.
+    # Until reconciliation closes it: with our team, and no date that cannot come; staff's
+    # status says the same, and that nothing moves it.
     tracked = (await api.call("GET", f"/v1/refunds/{refund_id}/track", as_=who)).body
     assert tracked["eta"] is None and "has been escalated" in tracked["message"], tracked
+    staff = await asyncio.to_thread(cli, stack, "status", refund_id)
+    assert "A decision is due" not in staff.stdout and "eta        -" in staff.stdout
+    assert "Nothing moves it: Temporal ended its workflow" in staff.stdout, staff.stdout
     again = await api.request_refund(who, body, key=key)
     assert again.status == 409, again.body
     assert again.body["detail"].startswith("your earlier request for this refund was stopped")
