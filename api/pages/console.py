@@ -24,7 +24,7 @@ from api.pages.security import protect, tracking_query
 from api.pages.signin import pages, signed_in, to_signin
 from api.schemas import RefundPath
 from client.errors import RefundflowError
-from client.review_context import review_context
+from client.review_context import as_stopped, review_context
 from workflows import names
 from workflows.models import CHANNELS, StatusView
 from workflows.policy import evaluate, policy_for
@@ -168,15 +168,17 @@ async def refund_page(
     # In the language the customer asked in, as their notifications are (they can switch).
     query = tracking_query(config.secret, refund_id)
     link = f"{base}/track/{refund_id}?{query}&lang={status.locale}"
+    review = await review_context(api.refunds, status)
+    shown = as_stopped(status) if review.ended_in_temporal else status  # no ETA to promise
     return pages(request).render(
         request,
         "refund.html",
         status_code,
         who=who,
-        s=status,
+        s=shown,
         version=version(status),
         rules=await policy_explanation(api, refund_id),
-        review=await review_context(api.refunds, status),
+        review=review,
         events=await api.refunds.events(refund_id),
         audit=audit,
         actions=available(who, status, api),

@@ -5,10 +5,12 @@ the refund is withdrawn everywhere, its amount freed and the customer told. They
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import re
 import uuid
 
+import aiohttp
 import asyncpg
 import pytest
 from temporalio.api.common.v1 import WorkflowExecution
@@ -22,6 +24,7 @@ from tests.conftest import Sandbox
 from tests.integration.api_support import Api
 from tests.integration.helpers import eventually, wait_for_state
 from tests.integration.test_cli import cli
+from tests.integration.test_console_pages import sign_in
 from tests.integration.test_refund_flow import make_request
 from worker.devstack import DevStack
 from workflows.models import ReconcileInput
@@ -203,6 +206,11 @@ async def test_a_customer_asking_again_for_a_terminated_refund_is_told_what_happ
     staff = await asyncio.to_thread(cli, stack, "status", refund_id)
     assert "A decision is due" not in staff.stdout and "eta        -" in staff.stdout
     assert "Nothing moves it: Temporal ended its workflow" in staff.stdout, staff.stdout
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+        assert (await sign_in(browser, api, "li", f"/console/refunds/{refund_id}"))[0] == 303
+        async with browser.get(f"{api.base}/console/refunds/{refund_id}") as r:
+            page = html.unescape(await r.text())
+    assert "Nothing moves it" in page and "A decision is due" not in page
     again = await api.request_refund(who, body, key=key)
     assert again.status == 409, again.body
     assert again.body["detail"].startswith("your earlier request for this refund was stopped")
