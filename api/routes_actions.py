@@ -12,10 +12,16 @@ from api.authz import Action, enforce
 from api.customer_answers import as_seen_by
 from api.deps import Caller, State, refund_facts
 from api.identity import PrincipalKind
-from api.problems import Kind, problem_responses
+from api.problems import Kind, ProblemError, problem_responses
 from api.schemas import ApproveBody, PaidElsewhereBody, ReasonBody, RefundPath
+from client.errors import RefundStopped
 from workflows.models import StatusView
 from workflows.read_models import CustomerView
+
+STOPPED_FOR_CUSTOMER = (
+    "refused: this refund request was stopped by our team and can no longer be changed; we"
+    " will tell you what happens to it"
+)
 
 SOURCE = "api"
 """The system every action through the API comes from, as the refund's audit records it."""
@@ -74,14 +80,19 @@ async def cancel(
 ) -> StatusView | CustomerView:
     _, refund = await refund_facts(api, refund_id)
     enforce(who, Action.CANCEL, refund)
-    status = await api.refunds.cancel(
-        refund_id,
-        who.actor,
-        body.reason,
-        source=SOURCE,
-        issuer=who.issuer,
-        for_customer=who.kind is PrincipalKind.SERVICE,  # services act for the customer
-    )
+    try:
+        status = await api.refunds.cancel(
+            refund_id,
+            who.actor,
+            body.reason,
+            source=SOURCE,
+            issuer=who.issuer,
+            for_customer=who.kind is PrincipalKind.SERVICE,  # services act for the customer
+        )
+    except RefundStopped:
+        if who.kind is not PrincipalKind.CUSTOMER:
+            raise
+        raise ProblemError(Kind.REFUSED, STOPPED_FOR_CUSTOMER) from None
     return as_seen_by(who, status)
 
 

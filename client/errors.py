@@ -20,6 +20,11 @@ class RefundActionRefused(RefundflowError):
     """An update the workflow's validator refused; nothing was changed."""
 
 
+class RefundStopped(RefundActionRefused):
+    """An action on a refund whose workflow Temporal ended (terminated, timed out) before
+    the refund ended: nothing moves it until reconciliation closes or escalates it."""
+
+
 class RefundConflict(RefundflowError):
     """A refund key reused for a different request."""
 

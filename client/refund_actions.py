@@ -22,8 +22,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from activities.pg_store import PostgresRefundStore
+from client import workflow_reads
 from client.action_attestation import ActionSigner
-from client.errors import RefundActionRefused, RefundflowError, rpc_error
+from client.errors import RefundActionRefused, RefundflowError, RefundStopped, rpc_error
 from workflows.models import (
     ApproveInput,
     CancelInput,
@@ -183,8 +184,24 @@ class RefundActions:
             message = cause.message if isinstance(cause, ApplicationError) else str(cause)
             raise RefundActionRefused(f"refused: {message}") from None
         except RPCError as err:
-            raise rpc_error(refund_id, err) from None
+            raise await self._why_not(refund_id, rpc_error(refund_id, err)) from None
         return await self._as_recorded(refund_id, result) or result
+
+    async def _why_not(self, refund_id: str, error: RefundflowError) -> RefundflowError:
+        """ "Closed" for a refund whose record still says it is open means Temporal ended its
+        workflow (terminated in the Web UI, timed out): say that, as its status does."""
+        if not isinstance(error, RefundActionRefused):
+            return error
+        try:
+            ended = await workflow_reads.abnormal_end(self._handle(refund_id))
+        except RPCError:
+            return error
+        if ended is None:
+            return error
+        return RefundStopped(
+            f"refused: refund {refund_id} cannot move: Temporal ended its workflow ({ended});"
+            " reconciliation closes it (when no money moved) or escalates it to a person"
+        )
 
 
 def _goes_on_from(recorded: StatusView, answer: StatusView) -> bool:

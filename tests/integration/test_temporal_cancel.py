@@ -206,6 +206,14 @@ async def test_a_customer_asking_again_for_a_terminated_refund_is_told_what_happ
     staff = await asyncio.to_thread(cli, stack, "status", refund_id)
     assert "A decision is due" not in staff.stdout and "eta        -" in staff.stdout
     assert "Nothing moves it: Temporal ended its workflow" in staff.stdout, staff.stdout
+    # Acting on it says why nothing moves it, not that a refund still open "is closed".
+    approve = await asyncio.to_thread(cli, stack, "--as", "li", "approve", refund_id)
+    assert "cannot move: Temporal ended its workflow (terminated" in approve.stderr
+    withdraw = await api.call(
+        "POST", f"/v1/refunds/{refund_id}/cancel", as_=who, json={"reason": "changed my mind"}
+    )
+    assert withdraw.status == 409, withdraw.body
+    assert withdraw.body["detail"].startswith("refused: this refund request was stopped by our")
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
         assert (await sign_in(browser, api, "li", f"/console/refunds/{refund_id}"))[0] == 303
         async with browser.get(f"{api.base}/console/refunds/{refund_id}") as r:
