@@ -120,19 +120,14 @@ def decide(
         PrincipalKind.WAREHOUSE: _warehouse,
         PrincipalKind.STAFF: _staff,
     }[principal.kind]
-    asks_on_order = order is not None and action in (Action.REQUEST, Action.ELIGIBILITY)
-    if asks_on_order and principal.kind is PrincipalKind.CUSTOMER:
-        # Whose the order is first: any other refusal would tell a customer that another
-        # customer's order exists (requested_by naming someone else did).
-        assert order is not None
-        whose = _whose_order(principal, order, requested_by)
-        if not whose.allowed:
-            return whose
     decision = by_kind(principal, action, refund, requested_by, amount)
-    if decision.allowed and asks_on_order:
-        assert order is not None
-        return _whose_order(principal, order, requested_by)
-    return decision
+    if order is None or action not in (Action.REQUEST, Action.ELIGIBILITY):
+        return decision
+    whose = _whose_order(principal, order, requested_by)
+    # A customer hears whose the order is before any other refusal, which would tell them
+    # that another customer's order exists (requested_by naming someone else did).
+    first = principal.kind is PrincipalKind.CUSTOMER and not whose.allowed
+    return whose if first or decision.allowed else decision
 
 
 def _whose_order(p: Principal, order: OrderFacts, for_: str | None) -> Decision:

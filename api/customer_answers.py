@@ -36,6 +36,19 @@ WHERE EXISTS (SELECT 1 FROM refundflow.audit a
 """
 
 
+# A refund Temporal ended before it ended, in the customer's words: asked again under its
+# key, and acted on (no refund ids, no Temporal).
+ENDED_FOR_CUSTOMER = (
+    "your earlier request for this refund was stopped before it finished and will not move"
+    " again; to ask again, send it with a new key (the Idempotency-Key header; the CLI's"
+    " --key)"
+)
+STOPPED_FOR_CUSTOMER = (
+    "refused: this refund request was stopped by our team and can no longer be changed; we"
+    " will tell you what happens to it"
+)
+
+
 async def as_it_stands(api: ApiState, status: StatusView) -> StatusView:
     """The status a customer is shown. A refund whose workflow Temporal ended before the
     refund ended (terminated in the Web UI, timed out) keeps its last record until

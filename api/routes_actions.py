@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.types import DecoratedCallable
 
 from api.authz import Action, enforce
-from api.customer_answers import as_seen_by
+from api.customer_answers import STOPPED_FOR_CUSTOMER, as_seen_by
 from api.deps import Caller, State, refund_facts
 from api.identity import PrincipalKind
 from api.problems import Kind, ProblemError, problem_responses
@@ -17,11 +17,6 @@ from api.schemas import ApproveBody, PaidElsewhereBody, ReasonBody, RefundPath
 from client.errors import RefundStopped
 from workflows.models import StatusView
 from workflows.read_models import CustomerView
-
-STOPPED_FOR_CUSTOMER = (
-    "refused: this refund request was stopped by our team and can no longer be changed; we"
-    " will tell you what happens to it"
-)
 
 SOURCE = "api"
 """The system every action through the API comes from, as the refund's audit records it."""

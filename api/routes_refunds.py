@@ -10,7 +10,13 @@ from pydantic import ValidationError
 
 from api import listing
 from api.authz import Action, enforce, same_person
-from api.customer_answers import as_it_stands, as_seen_by, customers_view, said_to_customer
+from api.customer_answers import (
+    ENDED_FOR_CUSTOMER,
+    as_it_stands,
+    as_seen_by,
+    customers_view,
+    said_to_customer,
+)
 from api.deps import (
     ApiState,
     Caller,
@@ -32,11 +38,6 @@ from workflows.read_models import AuditEntry, CustomerView, OutboxEvent
 from workflows.states import RefundState
 
 router = APIRouter(prefix="/v1", tags=["refunds"])
-ENDED_FOR_CUSTOMER = (
-    "your earlier request for this refund was stopped before it finished and will not move"
-    " again; to ask again, send it with a new key (the Idempotency-Key header; the CLI's"
-    " --key)"
-)
 READ_PROBLEMS = problem_responses(
     Kind.UNAUTHORIZED, Kind.FORBIDDEN, Kind.NOT_FOUND, Kind.RATE_LIMITED, Kind.UNAVAILABLE
 )

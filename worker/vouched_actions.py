@@ -43,13 +43,14 @@ class VouchedActions(Interceptor):
             def handle_update_validator(self, input: HandleUpdateInput) -> None:
                 action = input.args[0] if input.args else None
                 if isinstance(action, PersonsAction):
+                    refund_id = workflow.info().workflow_id
                     try:
-                        check(keys, workflow.info().workflow_id, action, time.time())
+                        check(keys, refund_id, action, time.time())
                     except NotVouched as err:
                         # An operator must see that someone tried (the answer is sealed).
                         log.warning(
                             "person_action_refused",
-                            refund_id=workflow.info().workflow_id,
+                            refund_id=refund_id,
                             action=type(action).__name__,
                             reason=str(err),
                         )
