@@ -40,9 +40,6 @@ log = structlog.get_logger("refundflow.reconciliation")
 REVERSED = "provider_reversed_after_completion"
 ORPHAN = "reservation_without_refund"
 CLOSED = "workflow_closed_abnormally"
-# How Temporal may end a refund's workflow without the refund ending: terminated (the Web
-# UI's Terminate), timed out (a run timeout), failed (a bug). Cancellation is a refund event.
-ABNORMAL_CLOSES = "ExecutionStatus IN ('Terminated', 'TimedOut', 'Failed')"
 ORPHAN_AFTER_SECONDS = 600
 """A reservation without a refund is left alone this long (whatever the grace): between the
 edge's reservation and the workflow's first record, a refund has no recorded status yet (at
@@ -271,7 +268,7 @@ class ReconciliationActivities:
             "CREATE TEMP TABLE closed_workflows (refund_id text, run_id text, status text,"
             " closed_at timestamptz) ON COMMIT DROP"
         )
-        query = f"WorkflowType = 'RefundWorkflow' AND {ABNORMAL_CLOSES}"
+        query = f"WorkflowType = 'RefundWorkflow' AND {names.ABNORMAL_CLOSES}"
         closed = []
         async for run in self._temporal.list_workflows(query):
             # A reset (the Web UI's Reset) terminates the old run and goes on in a new one:

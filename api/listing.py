@@ -8,13 +8,21 @@ import base64
 import binascii
 import json
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
+import structlog
+from temporalio.client import Client
+from temporalio.service import RPCError
 
 from api.problems import Kind, ProblemError
 from client.refund_ids import REFUND_ID_PATTERN
+from client.workflow_reads import marking_ended
 from workflows.read_models import ListedRefund
+
+log = structlog.get_logger("refundflow.api.listing")
+TEMPORAL_PATIENCE = timedelta(seconds=3)
+"""Lists are read from Postgres: a Temporal that does not answer must not hold them up."""
 
 
 def asked_by(status: str, customer: str) -> str:
@@ -80,3 +88,13 @@ async def page(
     items = [ListedRefund.model_validate(dict(r)) for r in rows[:limit]]
     more = len(rows) > limit
     return items, (encode_cursor(items[-1]) if more and items else None)
+
+
+async def marked_for_staff(temporal: Client, items: list[ListedRefund]) -> list[ListedRefund]:
+    """Staff's page with each open refund Temporal ended marked (`ended_in_temporal`); as it
+    is, unmarked, when Temporal does not answer (logged): the list itself needs only Postgres."""
+    try:
+        return await marking_ended(temporal, items, TEMPORAL_PATIENCE)
+    except RPCError as err:
+        log.warning("listing.ended_unknown", error=err.message)
+        return items

@@ -171,6 +171,12 @@ def listing(rows: list[ListedRefund]) -> str:
             f" {format_minor(r.amount, r.currency):>14} {r.awaiting.value:<17}"
             f" {r.escalation_level}"
         )
+    lines += [
+        f"note: Temporal ended the workflow of {r.refund_id} ({r.ended_in_temporal}): its"
+        " state above is its last, and nothing will move it; `refundflow reconcile` closes it"
+        for r in rows
+        if r.ended_in_temporal
+    ]
     return "\n".join(lines)
 
 

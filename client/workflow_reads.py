@@ -4,16 +4,21 @@ it when that was not the refund's own end."""
 from __future__ import annotations
 
 import asyncio
+import re
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from temporalio.client import WorkflowHandle, WorkflowQueryFailedError
+from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from client.errors import RefundflowError
+from client.refund_ids import REFUND_ID_PATTERN
+from workflows import names
 from workflows.models import StatusQuery, StatusView
+from workflows.read_models import ListedRefund
 from workflows.refund.workflow import RefundWorkflow
-from workflows.states import Awaiting, RefundState
+from workflows.states import TERMINAL_STATES, Awaiting, RefundState
 
 RUN_HANDOVER_TRIES = 25  # x 0.2 s
 # How much longer than its patience the first look at a new refund may wait for a query
@@ -44,16 +49,53 @@ async def query_status(
     raise RefundflowError(f"refund {handle.id} is between two runs; try again in a moment")
 
 
-async def abnormal_end(handle: WorkflowHandle[Any, Any]) -> str | None:
+async def abnormal_end(
+    handle: WorkflowHandle[Any, Any], rpc_timeout: timedelta | None = None
+) -> str | None:
     """ "terminated 2026-11-26 14:20 UTC" (or timed out, failed) if Temporal ended the
     refund's workflow that way; None while it runs or when it ended as a refund does."""
-    described = await handle.describe()
+    described = await handle.describe(rpc_timeout=rpc_timeout)
     status = described.status
     if status is None or status.name not in ABNORMAL:
         return None
     when = described.close_time
     ended = status.name.lower().replace("_", " ")
     return ended + (f" {when:%Y-%m-%d %H:%M:%S} UTC" if when else "")
+
+
+async def ended_among(
+    temporal: Client, refund_ids: Iterable[str], rpc_timeout: timedelta | None = None
+) -> dict[str, str]:
+    """Which of `refund_ids` (a page of a list) Temporal ended without the refund ending,
+    each in abnormal_end's words: one visibility query, then a look at each one found (few;
+    a reset terminates its old run and goes on, so only a refund's latest run counts)."""
+    ids = sorted({i for i in refund_ids if re.fullmatch(REFUND_ID_PATTERN, i)})
+    if not ids:
+        return {}
+    quoted = ", ".join(f"'{i}'" for i in ids)  # the pattern admits no quote
+    query = f"WorkflowId IN ({quoted}) AND {names.ABNORMAL_CLOSES}"
+    ended: dict[str, str] = {}
+    async for run in temporal.list_workflows(query, rpc_timeout=rpc_timeout):
+        if run.id not in ended and (
+            words := await abnormal_end(temporal.get_workflow_handle(run.id), rpc_timeout)
+        ):
+            ended[run.id] = words
+    return ended
+
+
+async def marking_ended(
+    temporal: Client, rows: list[ListedRefund], rpc_timeout: timedelta | None = None
+) -> list[ListedRefund]:
+    """`rows` with `ended_in_temporal` set on each open refund Temporal ended: the
+    projection keeps showing such a refund as it stood until reconciliation closes it."""
+    open_ids = [r.refund_id for r in rows if r.state not in TERMINAL_STATES]
+    ended = await ended_among(temporal, open_ids, rpc_timeout)
+    return [
+        r.model_copy(update={"ended_in_temporal": ended[r.refund_id]})
+        if r.refund_id in ended
+        else r
+        for r in rows
+    ]
 
 
 async def first_step(

@@ -13,6 +13,10 @@ SA_ORDER_ID = SearchAttributeKey.for_keyword("OrderId")
 SA_ESCALATION_LEVEL = SearchAttributeKey.for_int("EscalationLevel")
 SA_AWAITING = SearchAttributeKey.for_keyword("RefundAwaiting")
 
+# How Temporal may end a refund's workflow without the refund ending: terminated (the Web
+# UI's Terminate), timed out (a run timeout), failed (a bug). Cancellation is a refund event.
+ABNORMAL_CLOSES = "ExecutionStatus IN ('Terminated', 'TimedOut', 'Failed')"
+
 SEARCH_ATTRIBUTES: dict[str, str] = {
     "RefundState": "Keyword",
     "OrderId": "Keyword",

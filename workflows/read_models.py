@@ -46,6 +46,9 @@ class ListedRefund(_ReadModel):
     channel: str
     requested_at: IsoDatetime
     updated_at: IsoDatetime
+    ended_in_temporal: str | None = left_out_while_none()
+    """Staff's lists only: "terminated 2026-11-27 14:20:00 UTC" when Temporal ended this open
+    refund's workflow (nothing moves it until reconciliation closes it)."""
 
 
 class AuditEntry(_ReadModel):

@@ -206,6 +206,11 @@ async def test_a_customer_asking_again_for_a_terminated_refund_is_told_what_happ
     staff = await asyncio.to_thread(cli, stack, "status", refund_id)
     assert "A decision is due" not in staff.stdout and "eta        -" in staff.stdout
     assert "Nothing moves it: Temporal ended its workflow" in staff.stdout, staff.stdout
+    # Lists mark it for staff (the projection keeps it open until reconciliation).
+    listed = await asyncio.to_thread(cli, stack, "list", "--order", order["order_id"])
+    assert f"Temporal ended the workflow of {refund_id} (terminated" in listed.stdout
+    mine = await api.call("GET", "/v1/refunds", as_=who)
+    assert "ended_in_temporal" not in mine.body["items"][0], mine.body  # /track words it
     # Acting on it says why nothing moves it, not that a refund still open "is closed".
     approve = await asyncio.to_thread(cli, stack, "--as", "li", "approve", refund_id)
     assert "cannot move: Temporal ended its workflow (terminated" in approve.stderr
@@ -218,7 +223,13 @@ async def test_a_customer_asking_again_for_a_terminated_refund_is_told_what_happ
         assert (await sign_in(browser, api, "li", f"/console/refunds/{refund_id}"))[0] == 303
         async with browser.get(f"{api.base}/console/refunds/{refund_id}") as r:
             page = html.unescape(await r.text())
+        async with browser.get(f"{api.base}/console?order={order['order_id']}") as r:
+            queue = html.unescape(await r.text())
     assert "Nothing moves it" in page and "A decision is due" not in page
+    # The queue lists it (the projection keeps it open until reconciliation) as ended.
+    row = queue[queue.index(f">{refund_id}</a>") :].split("</tr>")[0]
+    assert "nothing moves it" in row and "Temporal ended its workflow (terminated" in row, row
+    assert "<time" not in row  # no deadline that cannot come
     again = await api.request_refund(who, body, key=key)
     assert again.status == 409, again.body
     assert again.body["detail"].startswith("your earlier request for this refund was stopped")
