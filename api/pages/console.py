@@ -74,7 +74,12 @@ async def queue_page(
         state_, awaiting, escalated, order, customer, channel, amount_min, amount_max,
         currency, cursor,
     )  # fmt: skip
-    asked = queue_filters.read(typed)
+    repeated = {
+        name: request.query_params[name]  # the value FastAPI passed: the last
+        for name in queue_filters.LABELS
+        if len(request.query_params.getlist(name)) > 1
+    }
+    asked = queue_filters.read(typed, repeated)
     filters = asked.filters
     found = await queue.page(state(request), filters, asked.cursor)
     params = {k: v for k, v in request.query_params.items() if k != "cursor"}

@@ -11,13 +11,15 @@ from decimal import Decimal, InvalidOperation
 
 from api.pages import queue
 from workflows.models import CHANNELS, IDENTIFIER_PATTERN
-from workflows.money import check_currency
+from workflows.money import check_currency, exponent
 from workflows.states import Awaiting, RefundState
 
 AMOUNT_LIMIT = Decimal(10) ** 10
 """Amounts are typed in the currency's units: more than any order holds, and what Postgres's
 numeric compares without overflowing."""
 ID_MAX_CHARS = 64
+MOST_DECIMALS = 3
+"""The most digits after the point of any currency's minor unit (BHD, KWD ...)."""
 _YES, _NO = {"true", "1", "on", "yes"}, {"", "false", "0", "off", "no"}
 
 
@@ -46,8 +48,30 @@ class Read:
     """What was typed and not applied, in words for the page."""
 
 
-def read(typed: Typed) -> Read:
-    said: list[str] = []
+LABELS = {
+    "state": "State",
+    "awaiting": "Waiting for",
+    "escalated": "Escalated",
+    "order": "Order",
+    "customer": "Customer",
+    "channel": "Channel",
+    "amount_min": "Amount from",
+    "amount_max": "Amount to",
+    "currency": "Currency",
+    "cursor": "The page marker",
+}
+"""The queue's query parameters, as the form labels them."""
+
+
+def read(typed: Typed, repeated: dict[str, str] | None = None) -> Read:
+    """The filters; `repeated`: each parameter given more than once, with the value that
+    applies (one filter takes one value: `state=approved&state=refunding` is not both)."""
+    said = [
+        f"{LABELS.get(name, name)} was given more than once: only {_shown(value)} applies"
+        for name, value in (repeated or {}).items()
+    ]
+    said_of_currency: list[str] = []  # said after the amounts, as the form lays them out
+    currency = _currency(typed.currency, said_of_currency)
     filters = queue.Filters(
         state=_state(typed.state, said),
         awaiting=_awaiting(typed.awaiting, said),
@@ -55,10 +79,11 @@ def read(typed: Typed) -> Read:
         order=_identifier("Order", typed.order, said),
         customer=_identifier("Customer", typed.customer, said),
         channel=_channel(typed.channel, said),
-        amount_min=_amount("Amount from", typed.amount_min, said),
-        amount_max=_amount("Amount to", typed.amount_max, said),
-        currency=_currency(typed.currency, said),
+        amount_min=_amount("Amount from", typed.amount_min, currency, said),
+        amount_max=_amount("Amount to", typed.amount_max, currency, said),
+        currency=currency,
     )
+    said += said_of_currency
     low, high = filters.amount_min, filters.amount_max
     if low is not None and high is not None and low > high:
         said.append(f"Amount from {low} is more than Amount to {high}: nothing can match")
@@ -118,7 +143,9 @@ def _channel(text: str, said: list[str]) -> str | None:
     return None
 
 
-def _amount(label: str, text: str, said: list[str]) -> Decimal | None:
+def _amount(label: str, text: str, currency: str | None, said: list[str]) -> Decimal | None:
+    """An amount in the currency's units, with no more decimals than its minor unit has
+    (any currency's, 3, when none is chosen): 10.005 USD is no amount a refund holds."""
     text = text.strip()
     if not text:
         return None
@@ -126,10 +153,15 @@ def _amount(label: str, text: str, said: list[str]) -> Decimal | None:
         value = Decimal(text)
     except InvalidOperation:
         value = Decimal(-1)
-    if value.is_finite() and 0 <= value < AMOUNT_LIMIT:
-        return value
-    said.append(f"{label} {_shown(text)} is not an amount of 0 or more, below {AMOUNT_LIMIT}")
-    return None
+    if not (value.is_finite() and 0 <= value < AMOUNT_LIMIT):
+        said.append(f"{label} {_shown(text)} is not an amount of 0 or more, below {AMOUNT_LIMIT}")
+        return None
+    digits = exponent(currency) if currency else MOST_DECIMALS
+    if value != value.quantize(Decimal(1).scaleb(-digits)):
+        unit = f"{currency} has {digits}" if currency else f"no currency has more than {digits}"
+        said.append(f"{label} {_shown(text)} has more decimals than an amount can: {unit}")
+        return None
+    return value
 
 
 def _currency(text: str, said: list[str]) -> str | None:

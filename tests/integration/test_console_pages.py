@@ -158,6 +158,12 @@ async def test_the_queue_compares_amounts_within_a_currency_and_says_what_it_ign
     assert f"Order '{'o' * 40}…' is not an id (up to 64" in html.unescape(page)
     found, page = await listed("amount_min=300&amount_max=100")
     assert found == set() and "Amount from 300 is more than Amount to 100" in page
+    # Two states are not both applied, and a tenth of a yen is no amount (the second trial).
+    found, page = await listed("state=approved&state=pending_review&currency=JPY&amount_min=0.1")
+    said = html.unescape(page)
+    assert found == {made["JPY"]}, said  # pending_review, in yen, from any amount
+    assert "State was given more than once: only 'pending_review' applies" in said
+    assert "Amount from '0.1' has more decimals than an amount can: JPY has 0" in said
 
 
 async def test_a_tracking_link_opens_its_refund_only_while_signed_and_unexpired(

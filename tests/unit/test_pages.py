@@ -13,7 +13,7 @@ from pydantic import TypeAdapter
 from starlette.requests import Request
 
 from api.authz import Action
-from api.pages import queue
+from api.pages import queue, queue_filters
 from api.pages.actions import Refused, minor_units, reason
 from api.pages.console import REJECT_NOTE_MAX_CHARS, REJECT_REASONS
 from api.pages.render import environment
@@ -207,6 +207,42 @@ def test_the_queue_cursor_round_trips_and_a_forged_one_starts_at_the_top() -> No
     assert queue.decode_cursor(cursor) == (due, "rf_" + "a" * 24)
     assert queue.decode_cursor("bm90IGpzb24") is None
     assert queue.Filters(amount_min=Decimal(1)).awaiting_values() == ["reviewer", "operator"]
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "applied", "said"),
+    [
+        ("10.50", "USD", Decimal("10.50"), None),
+        ("10.5", "USD", Decimal("10.5"), None),
+        ("8000.00", "JPY", Decimal(8000), None),  # trailing zeros are no decimals
+        ("1.250", "KWD", Decimal("1.250"), None),
+        ("1.250", "", Decimal("1.250"), None),  # some currency has 3 decimals
+        ("10.005", "USD", None, "Amount from '10.005' has more decimals than an amount can:"
+         " USD has 2"),
+        ("80.5", "JPY", None, "Amount from '80.5' has more decimals than an amount can: JPY has 0"),
+        ("0.0001", "", None, "no currency has more than 3"),
+    ],
+)  # fmt: skip
+def test_an_amount_finer_than_the_currencys_minor_unit_is_named_not_applied(
+    amount: str, currency: str, applied: Decimal | None, said: str | None
+) -> None:
+    read = queue_filters.read(queue_filters.Typed(amount_min=amount, currency=currency))
+    assert read.filters.amount_min == applied
+    assert read.filters.currency == (currency or None)  # the currency itself still applies
+    if said is None:
+        assert read.ignored == []
+    else:
+        assert len(read.ignored) == 1 and said in read.ignored[0], read.ignored
+
+
+def test_a_filter_given_twice_is_named_with_the_value_that_applies() -> None:
+    typed = queue_filters.Typed(state="refunding")
+    read = queue_filters.read(typed, {"state": "refunding", "cursor": "x" * 50})
+    assert read.filters.state == "refunding"
+    assert read.ignored == [
+        "State was given more than once: only 'refunding' applies",
+        f"The page marker was given more than once: only '{'x' * 40}…' applies",
+    ]
 
 
 def test_closed_refunds_are_found_when_their_state_is_chosen() -> None:
