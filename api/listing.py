@@ -18,6 +18,7 @@ from temporalio.service import RPCError
 from api.problems import Kind, ProblemError
 from client.refund_ids import REFUND_ID_PATTERN
 from client.workflow_reads import marking_ended
+from workflows.models import StatusView
 from workflows.read_models import ListedRefund
 
 log = structlog.get_logger("refundflow.api.listing")
@@ -50,6 +51,19 @@ WHERE ($1::text IS NULL OR s.state = $1)
 ORDER BY s.requested_at DESC, s.refund_id DESC
 LIMIT $7
 """
+
+
+async def status_asked_by(pool: asyncpg.Pool, refund_id: str, customer: str) -> StatusView | None:
+    """The refund's recorded status if `customer` asked for it; None when there is no such
+    refund and when it is someone else's: one read either way, so that the time of the
+    answer does not tell the two apart."""
+    view = await pool.fetchval(
+        "SELECT s.view FROM refundflow.refund_status s"
+        f" WHERE s.refund_id = $1 AND {asked_by('s', '$2')}",
+        refund_id,
+        customer,
+    )
+    return StatusView.model_validate_json(view) if view is not None else None
 
 
 def encode_cursor(last: ListedRefund) -> str:

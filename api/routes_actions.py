@@ -39,7 +39,7 @@ def _action(path: str, summary: str) -> Callable[[DecoratedCallable], DecoratedC
 
 @_action("/approve", "Approve, as the caller in their most senior approving role")
 async def approve(refund_id: RefundPath, body: ApproveBody, who: Caller, api: State) -> StatusView:
-    _, refund = await refund_facts(api, refund_id)
+    _, refund = await refund_facts(api, refund_id, who)
     enforce(who, Action.APPROVE, refund, amount=body.amount)
     role = who.approver_role
     assert role is not None  # enforce allowed it
@@ -56,7 +56,7 @@ async def approve(refund_id: RefundPath, body: ApproveBody, who: Caller, api: St
 
 @_action("/reject", "Reject, as the caller")
 async def reject(refund_id: RefundPath, body: ReasonBody, who: Caller, api: State) -> StatusView:
-    _, refund = await refund_facts(api, refund_id)
+    _, refund = await refund_facts(api, refund_id, who)
     enforce(who, Action.REJECT, refund)
     return await api.refunds.reject(
         refund_id, who.actor, body.reason, source=SOURCE, issuer=who.issuer
@@ -73,7 +73,7 @@ async def reject(refund_id: RefundPath, body: ReasonBody, who: Caller, api: Stat
 async def cancel(
     refund_id: RefundPath, body: ReasonBody, who: Caller, api: State
 ) -> StatusView | CustomerView:
-    _, refund = await refund_facts(api, refund_id)
+    _, refund = await refund_facts(api, refund_id, who)
     enforce(who, Action.CANCEL, refund)
     try:
         status = await api.refunds.cancel(
@@ -93,14 +93,14 @@ async def cancel(
 
 @_action("/received", "The returned item arrived (the warehouse)")
 async def received(refund_id: RefundPath, who: Caller, api: State) -> StatusView:
-    _, refund = await refund_facts(api, refund_id)
+    _, refund = await refund_facts(api, refund_id, who)
     enforce(who, Action.RECEIVED, refund)
     return await api.refunds.item_received(refund_id, who.actor, source=SOURCE, issuer=who.issuer)
 
 
 @_action("/operator/retry", "Retry the payment after a failure (operators)")
 async def operator_retry(refund_id: RefundPath, who: Caller, api: State) -> StatusView:
-    _, refund = await refund_facts(api, refund_id)
+    _, refund = await refund_facts(api, refund_id, who)
     enforce(who, Action.OPERATOR_RETRY, refund)
     return await api.refunds.operator_retry(refund_id, who.actor, source=SOURCE, issuer=who.issuer)
 
@@ -109,7 +109,7 @@ async def operator_retry(refund_id: RefundPath, who: Caller, api: State) -> Stat
 async def operator_cancel(
     refund_id: RefundPath, body: ReasonBody, who: Caller, api: State
 ) -> StatusView:
-    _, refund = await refund_facts(api, refund_id)
+    _, refund = await refund_facts(api, refund_id, who)
     enforce(who, Action.OPERATOR_CANCEL, refund)
     return await api.refunds.operator_cancel(
         refund_id, who.actor, body.reason, source=SOURCE, issuer=who.issuer
@@ -120,7 +120,7 @@ async def operator_cancel(
 async def operator_paid_elsewhere(
     refund_id: RefundPath, body: PaidElsewhereBody, who: Caller, api: State
 ) -> StatusView:
-    _, refund = await refund_facts(api, refund_id)
+    _, refund = await refund_facts(api, refund_id, who)
     enforce(who, Action.OPERATOR_PAID_ELSEWHERE, refund)
     proof = body.proof
     return await api.refunds.operator_paid_elsewhere(

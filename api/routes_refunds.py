@@ -27,6 +27,7 @@ from api.deps import (
     order_facts,
     refund_facts,
     requester,
+    status_for,
 )
 from api.identity import Principal, PrincipalKind
 from api.problems import Kind, ProblemError, problem_responses
@@ -198,7 +199,7 @@ async def get_refund(
         ),
     ] = False,
 ) -> StatusView:
-    status, refund = await refund_facts(api, refund_id, live=live)
+    status, refund = await refund_facts(api, refund_id, who, live=live)
     enforce(who, Action.READ, refund)
     return status
 
@@ -210,7 +211,7 @@ async def get_refund(
     responses=READ_PROBLEMS,
 )
 async def track_refund(refund_id: RefundPath, who: Caller, api: State) -> CustomerView:
-    status = await api.refunds.status(refund_id)
+    status = await status_for(api, refund_id, who)
     enforce(who, Action.TRACK, facts(api, status))
     return customers_view(await as_it_stands(api, status))
 
@@ -222,7 +223,7 @@ async def track_refund(refund_id: RefundPath, who: Caller, api: State) -> Custom
     responses=READ_PROBLEMS,
 )
 async def refund_audit(refund_id: RefundPath, who: Caller, api: State) -> list[AuditEntry]:
-    _, refund = await refund_facts(api, refund_id)
+    _, refund = await refund_facts(api, refund_id, who)
     enforce(who, Action.AUDIT, refund)
     return await api.refunds.audit(refund_id)
 
@@ -234,6 +235,6 @@ async def refund_audit(refund_id: RefundPath, who: Caller, api: State) -> list[A
     responses=READ_PROBLEMS,
 )
 async def refund_events(refund_id: RefundPath, who: Caller, api: State) -> list[OutboxEvent]:
-    _, refund = await refund_facts(api, refund_id)
+    _, refund = await refund_facts(api, refund_id, who)
     enforce(who, Action.EVENTS, refund)
     return await api.refunds.events(refund_id)

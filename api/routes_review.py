@@ -22,7 +22,7 @@ router = APIRouter(prefix="/v1", tags=["refunds"])
     responses=READ_PROBLEMS,
 )
 async def refund_review(refund_id: RefundPath, who: Caller, api: State) -> ReviewContext:
-    status, refund = await refund_facts(api, refund_id)
+    status, refund = await refund_facts(api, refund_id, who)
     # As sensitive as the audit trail: other refunds of the order and of the customer.
     enforce(who, Action.AUDIT, refund)
     return await review_context(api.refunds, status)
