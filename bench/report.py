@@ -53,6 +53,7 @@ def table(r: dict[str, Any]) -> str:
                 f"{shape['cpu_ms_per_refund_total']}, {shape['cpu_bound_per_second']}"
                 f" on {r['config']['cores']} cores",
             ),
+            *_statements(shape.get("postgres_statements")),
         ]
     alone = r["refunds_unloaded"]
     rows += [
@@ -119,3 +120,20 @@ def _shape_cost(costs: dict[str, dict[str, Any]]) -> str:
 
 def _rounds(by_round: list[dict[str, float]]) -> str:
     return ", ".join(f"{one['to_naive']} / {one['to_ceiling']}" for one in by_round)
+
+
+def _statements(counted: dict[str, Any] | None) -> list[tuple[str, Any]]:
+    """Postgres round trips per refund (bench/pg_statements.py), the most frequent below."""
+    if not counted:
+        return []
+    rows: list[tuple[str, Any]] = [
+        (
+            "  Postgres statements, exec ms per refund",
+            f"{counted['per_refund']}, {counted['exec_ms_per_refund']}",
+        )
+    ]
+    rows += [
+        (f"    {one['per_refund']} x", f"{one['exec_ms_per_refund']} ms  {one['statement']}")
+        for one in counted["top"]
+    ]
+    return rows

@@ -28,6 +28,7 @@ from bench import temporal_metrics
 from bench.cpu import CpuMeter, trees_cpu_ms
 from bench.history_cost import history_cost
 from bench.naive import NAIVE_TASK_QUEUE
+from bench.pg_statements import StatementMeter
 from bench.seed import seed_reconciliation
 from bench.shapes import (
     CORES,
@@ -87,6 +88,9 @@ class Bench:
         self.say = say
         self.naive_worker = naive_worker
         self.results: dict[str, Any] = {"config": {**asdict(config), "cores": CORES}}
+        self.statements = StatementMeter(stack.owner_database_url or stack.database_url or "")
+        """Postgres statements of the respond-async refunds' legs (the stack loads
+        pg_stat_statements: bench/stack_run.py)."""
         self.draining: list[float] = []
         """Lookup seconds while the worker still delivered the open refunds' notices."""
 
@@ -225,18 +229,26 @@ class Bench:
             for key in keys:
                 label = f"{key} (round {number + 1} of {rounds})"
                 mine = orders[key][number::rounds]
+                counting = self.statements if key == "refunds" else None
+                if counting:
+                    await counting.start()
                 leg = await self.leg(race, key, mine, shapes[key], label)
                 # What a leg leaves behind (notices still going out) is its own, not the
                 # next leg's: its CPU is read, and its server calls scraped, once the stack
                 # has settled (its refunds/s stay those of its refunds' own time).
                 await self.settle(quiet=True)
                 leg.cpu_ms = race.meter.spent()
+                if counting:
+                    await counting.stop()
                 legs[key].append(leg)
                 after = await temporal_metrics.scrape(self.http, self.temporal_metrics_url)
                 spans[key].append((before, after))
                 before = after
         for key in shapes:
             self.results[key] = summarize(legs[key])
+        refunds = sum(leg.count for leg in legs["refunds"])
+        self.results["refunds"]["postgres_statements"] = self.statements.per_refund(refunds)
+        for key in shapes:
             self.results[key]["temporal_server_ms"] = temporal_metrics.means_ms(spans[key])
         self.results["ratios"] = ratios(
             {key: self.results[key]["per_second"] for key in shapes},

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench.pg_statements import STATEMENT_SETTINGS
 from bench.report import table
 from bench.run import Bench, BenchConfig
 from worker.devstack import DevStack, StackConfig
@@ -57,6 +58,7 @@ async def _run_bench(config: BenchConfig, json_out: Path | None, say: Any) -> in
     home = Path(tempfile.mkdtemp(prefix="refundflow-bench-"))
     stack_config = StackConfig.for_tests(home)
     stack_config.time_skipping = False
+    stack_config.postgres_settings = dict(STATEMENT_SETTINGS)  # statements per refund
     # The bench is one caller asking as fast as it can: no per-principal rate limit.
     stack_config.extra_env["REFUNDFLOW_API_RATE_PER_MINUTE"] = "10000000"
     stack_config.extra_env["REFUNDFLOW_API_RATE_BURST"] = "100000"

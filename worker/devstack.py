@@ -161,6 +161,7 @@ class DevStack:
                 cfg.pg_port,
                 log_path=self.logs / "postgres.log",
                 durable=cfg.durable,
+                settings=cfg.postgres_settings,
             )
             self.owner_database_url = self.postgres.start()
             self.database_url = self.postgres.url_as(APP_ROLE)

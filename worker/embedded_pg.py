@@ -41,11 +41,20 @@ def _bin_dir() -> Path:
 
 
 class EmbeddedPostgres:
-    def __init__(self, data_dir: Path, port: int, *, log_path: Path, durable: bool = True) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int,
+        *,
+        log_path: Path,
+        durable: bool = True,
+        settings: dict[str, str] | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.port = port
         self.log_path = log_path
         self.durable = durable
+        self.settings = settings or {}
         self.proc: subprocess.Popen[bytes] | None = None
         self._wrap: list[str] = []
 
@@ -88,6 +97,8 @@ class EmbeddedPostgres:
                 "-c",
                 "full_page_writes=off",
             ]
+        for name, value in self.settings.items():
+            args += ["-c", f"{name}={value}"]
         self._listen(args)
         self._create_database()
         return self.url

@@ -40,6 +40,8 @@ class StackConfig:
     temporal_dynamic_config: dict[str, str] = field(default_factory=dict)
     """The dev server's dynamic config (chaos: continue-as-new suggested sooner)."""
     extra_env: dict[str, str] = field(default_factory=dict)
+    postgres_settings: dict[str, str] = field(default_factory=dict)
+    """The embedded Postgres's own settings (`-c`); the bench loads pg_stat_statements."""
 
     @classmethod
     def for_tests(cls, home: Path) -> StackConfig:

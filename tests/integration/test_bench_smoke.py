@@ -56,6 +56,11 @@ async def test_bench_runs_end_to_end_and_reports_every_figure(tmp_path: Path) ->
     for process in ("api", "worker", "temporal", "postgres", "sandbox", "bench client"):
         assert process in cpu, process
     assert cpu["worker"] > 0 and cpu["temporal"] > 0
+    statements = figures["refunds"]["postgres_statements"]  # round trips, and which
+    assert statements["per_refund"] >= 10 and statements["exec_ms_per_refund"] > 0, statements
+    assert all(one["per_refund"] > 0 and one["statement"] for one in statements["top"])
+    assert any("refundflow." in one["statement"] for one in statements["top"]), statements
+    assert "Postgres statements, exec ms per refund" in stdout
     cost = figures["cost_per_refund"]
     assert cost["breakdown"]["start"] == 1 and cost["actions"] >= 2
     assert cost["events"] > 10 and cost["payload_bytes"] > 0
