@@ -1,6 +1,6 @@
 """Closing a refund whose workflow Temporal ended before the refund did (the Web UI's
 Terminate, a run timeout, a failure): reconciliation's heal, once the payment provider has
-said it holds no refund for it.
+said it holds no refund for it (cancelled) or that it paid it (completed).
 
 Nothing runs the refund any more, so its last state is taken from its ended run (the
 carry-over query, answered by replaying its history) and the closure is recorded with the
@@ -22,13 +22,14 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.pg_store import AuditConflict, PostgresRefundStore
-from activities.ports import PaymentProvider
+from activities.ports import ExternalSystemRefused, Inventory, PaymentProvider
 from workflows import names
-from workflows.activity_contracts import NO_MONEY
+from workflows.activity_contracts import NO_MONEY, ProviderRefundResult, RestockInput
 from workflows.models import RecordTransitionsInput
+from workflows.money import format_minor
 from workflows.refund import views
 from workflows.refund.case import ContinuedRefundInput, RefundCase
-from workflows.states import TERMINAL_STATES, RefundEvent
+from workflows.states import TERMINAL_STATES, RefundEvent, RefundState
 
 ACTOR = "reconciliation"
 log = structlog.get_logger("refundflow.reconciliation")
@@ -44,25 +45,40 @@ class EndedRun:
 
 
 async def close_dead_refund(
-    temporal: Client, pool: asyncpg.Pool, payment: PaymentProvider, finding: dict[str, Any]
+    temporal: Client,
+    pool: asyncpg.Pool,
+    payment: PaymentProvider,
+    finding: dict[str, Any],
+    inventory: Inventory | None = None,
 ) -> bool:
-    """Heal a `workflow_closed_abnormally` finding: a refund whose workflow Temporal ended
-    while no provider refund exists for it is closed as a workflow would close it. With a
-    provider refund it is only escalated (False): money may have moved, a person must look.
-    Temporal busy or no worker to replay the run: its error, so escalated and tried again."""
+    """Heal a `workflow_closed_abnormally` finding: a refund whose workflow Temporal ended is
+    closed as a workflow would close it. Cancelled, when the provider holds no refund for
+    it; completed, when the provider paid it (one refund, succeeded, of the approved amount,
+    while the refund was with the provider), its returned lines restocked as the workflow
+    would. Otherwise only escalated (False), and `details["not_healed"]` says why: a
+    payment still pending is looked at again by the next run. Temporal busy or no worker to
+    replay the run: its error, so escalated and tried again."""
     refund_id = finding["refund_id"]
+    details = finding["details"]
     # Asked again now, after the ledger snapshot: a late commit must not free the hold.
     found = await payment.find_refunds(refund_id)
-    if any(refund.status not in NO_MONEY for refund in found):
-        finding["details"]["provider_refunds"] = [r.provider_refund_id for r in found]
-        return False
-    details = finding["details"]
+    moved = [refund for refund in found if refund.status not in NO_MONEY]
+    paid = None
+    if moved:
+        details["provider_refunds"] = [r.provider_refund_id for r in found]
+        if len(moved) > 1 or moved[0].status != "succeeded" or inventory is None:
+            details["not_healed"] = _why_not_paid(moved)
+            return False
+        paid = Paid(moved[0], inventory)
     ended = f"{details.get('temporal_status', 'ended')} {_utc(details.get('closed_at'))}"
     run = EndedRun(refund_id, details.get("run_id"), ended.strip())
     try:
-        return await close_ended_refund(temporal, PostgresRefundStore(pool), run)
+        healed = await close_ended_refund(temporal, PostgresRefundStore(pool), run, paid)
+        if paid is not None and paid.not_recorded:
+            details["not_healed"] = paid.not_recorded
+        return healed
     except RPCError as err:
-        if err.status != RPCStatusCode.NOT_FOUND:
+        if err.status != RPCStatusCode.NOT_FOUND or paid is not None:
             raise
         # Its history is gone (past retention): at least the list and the hold say what is
         # true; nothing can be told or audited from it.
@@ -73,10 +89,33 @@ async def close_dead_refund(
     return await _close_projection_only(pool, refund_id)
 
 
-async def close_ended_refund(temporal: Client, store: PostgresRefundStore, run: EndedRun) -> bool:
-    """Record that the refund is cancelled because its workflow run ended, with whatever
-    that run had not recorded yet. False: nothing to record, or the refund runs again (an
-    operator reset it since). Temporal's errors and AuditConflict are the caller's."""
+@dataclass
+class Paid:
+    """The provider's refund that paid a refund whose workflow ended, and the warehouse its
+    returned lines go back to."""
+
+    refund: ProviderRefundResult
+    inventory: Inventory
+    not_recorded: str | None = None
+    """Why the payment was not recorded as the refund's end (a person must look)."""
+
+
+def _why_not_paid(moved: list[ProviderRefundResult]) -> str:
+    if len(moved) > 1:
+        return f"the provider holds {len(moved)} refunds for it that may have paid"
+    if moved[0].status != "succeeded":
+        return f"its provider refund is {moved[0].status}: looked at again by the next run"
+    return "no inventory to restock its lines with"
+
+
+async def close_ended_refund(
+    temporal: Client, store: PostgresRefundStore, run: EndedRun, paid: Paid | None = None
+) -> bool:
+    """Record that the refund ended with its workflow run: cancelled (no money moved), or,
+    with `paid`, completed by that payment, with whatever that run had not recorded yet.
+    False: nothing to record, the payment cannot be the refund's (`paid.not_recorded`), or
+    the refund runs again (an operator reset it since). Temporal's errors and AuditConflict
+    are the caller's."""
     handle = temporal.get_workflow_handle(run.refund_id, run_id=run.run_id)
     carried: ContinuedRefundInput = await handle.query(
         names.QUERY_CARRY_OVER, result_type=ContinuedRefundInput
@@ -84,14 +123,18 @@ async def close_ended_refund(temporal: Client, store: PostgresRefundStore, run: 
     now = datetime.now(UTC)
     case = RefundCase(carried, lambda: now)
     if case.p.state not in TERMINAL_STATES:
-        case.apply(
-            RefundEvent.CLOSED_IN_TEMPORAL,
-            ACTOR,
-            ACTOR,
-            f"its workflow was {run.ended} in Temporal, and the payment provider holds no"
-            " refund for it: no money moved",
-        )
-        case.p.escalation = 0  # nobody needs to act (also refunds from before that rule)
+        if paid is not None:
+            if not await _record_payment(case, run, paid):
+                return False
+        else:
+            case.apply(
+                RefundEvent.CLOSED_IN_TEMPORAL,
+                ACTOR,
+                ACTOR,
+                f"its workflow was {run.ended} in Temporal, and the payment provider holds no"
+                " refund for it: no money moved",
+            )
+            case.p.escalation = 0  # nobody needs to act (also refunds from before that rule)
     # Also what the ended run decided but had not recorded yet (ended between the two).
     entries, notices = case.unrecorded()
     if not entries or await _runs_again(temporal, run):
@@ -107,6 +150,50 @@ async def close_ended_refund(temporal: Client, store: PostgresRefundStore, run: 
         )
     )
     return True
+
+
+async def _record_payment(case: RefundCase, run: EndedRun, paid: Paid) -> bool:
+    """The provider's payment recorded as the refund's completion, as the workflow records
+    it (restock first, then confirmed), if it can be this refund's: taken while the refund
+    was with the provider, of the amount approved, in its currency."""
+    money = paid.refund
+    if case.p.state is not RefundState.REFUNDING:
+        paid.not_recorded = f"it was {case.p.state.value}, not with the payment provider"
+    elif (money.amount, money.currency) != (case.p.amount, case.currency):
+        paid.not_recorded = (
+            f"the provider paid {format_minor(money.amount, money.currency)}, not the"
+            f" {format_minor(case.p.amount, case.currency)} approved"
+        )
+    if paid.not_recorded:
+        return False
+    case.p.provider_refund_id = money.provider_refund_id
+    case.p.escalation = 0  # nobody needs to act, unless the warehouse refuses below
+    if case.p.item_received:
+        await _restock(case, paid.inventory)
+    case.apply(
+        RefundEvent.PROVIDER_CONFIRMED,
+        ACTOR,
+        ACTOR,
+        f"provider refund {money.provider_refund_id} succeeded (its workflow was {run.ended}"
+        " in Temporal; recorded by reconciliation)",
+    )
+    return True
+
+
+async def _restock(case: RefundCase, inventory: Inventory) -> None:
+    """Each returned line back to stock under the workflow's own keys, so a line its run
+    restocked already is not restocked twice; a refusal is escalated, as there."""
+    for line in case.inp.resolved.lines:
+        request = RestockInput(
+            refund_id=case.inp.refund_id,
+            sku=line.sku,
+            quantity=line.quantity,
+            idempotency_key=f"{case.inp.refund_id}:restock:{line.sku}",
+        )
+        try:
+            await inventory.restock(request)
+        except ExternalSystemRefused as err:
+            case.escalate("inventory", f"restock of {line.sku} refused: {err}", "inventory")
 
 
 async def _runs_again(temporal: Client, run: EndedRun) -> bool:

@@ -24,7 +24,7 @@ from typing import Any
 import asyncpg
 import structlog
 from temporalio import activity
-from temporalio.client import Client, WorkflowQueryFailedError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.closing import close_dead_refund
@@ -143,8 +143,7 @@ SELECT 'workflow_closed_abnormally', s.refund_id, s.order_id,
        jsonb_build_object('temporal_status', c.status, 'closed_at', c.closed_at,
                           'run_id', c.run_id,
                           'state', s.state, 'awaiting', s.awaiting),
-       NOT EXISTS (SELECT 1 FROM provider_ledger p
-                   WHERE p.refund_id = s.refund_id AND p.status NOT IN ('failed', 'canceled')),
+       true,  -- the heal asks the provider again: cancelled, completed or left to a person
        NULL
 FROM closed_workflows c JOIN refundflow.refund_status s USING (refund_id)
 WHERE s.state NOT IN ('completed', 'cancelled')
@@ -183,7 +182,8 @@ class ReconciliationActivities:
                 rows = await conn.fetch(FINDINGS_SQL, inp.grace_seconds, ORPHAN_AFTER_SECONDS)
                 refunds = await conn.fetchval("SELECT count(*) FROM refundflow.refund_status")
             findings = []
-            for row in rows:
+            # A dead refund's closing first: it may record a payment another finding is of.
+            for row in sorted(rows, key=lambda row: row["kind"] != CLOSED):
                 findings.append(await self._act(dict(row), inp.heal))
                 activity.heartbeat(len(findings))  # many heals after an outage take a while
             await conn.executemany(
@@ -304,8 +304,25 @@ class ReconciliationActivities:
         return finding
 
     async def _signal_paid(self, finding: dict[str, Any]) -> bool:
-        """Tell the refund's workflow the provider paid (it confirms before acting)."""
-        await self._temporal.get_workflow_handle(finding["refund_id"]).signal(
+        """Tell the refund's workflow the provider paid (it confirms before acting). A
+        workflow Temporal ended cannot hear it: its `workflow_closed_abnormally` finding,
+        healed first, records the payment."""
+        handle = self._temporal.get_workflow_handle(finding["refund_id"])
+        described = await handle.describe()
+        if described.status is not WorkflowExecutionStatus.RUNNING:
+            state = await self._pool.fetchval(
+                "SELECT state FROM refundflow.refund_status WHERE refund_id = $1",
+                finding["refund_id"],
+            )
+            if state == "completed":
+                return True
+            ended = described.status.name.lower() if described.status else "closed"
+            finding["details"]["not_healed"] = (
+                f"its workflow is {ended} in Temporal: only healing its {CLOSED} finding can"
+                " record the payment"
+            )
+            return False
+        await handle.signal(
             names.SIGNAL_PROVIDER_SETTLED,
             ProviderSettlement(
                 provider_refund_id=finding["provider_refund_id"],
@@ -347,7 +364,9 @@ class ReconciliationActivities:
         return bool(released == "UPDATE 1")
 
     async def _close_dead_refund(self, finding: dict[str, Any]) -> bool:
-        return await close_dead_refund(self._temporal, self._pool, self._payment, finding)
+        return await close_dead_refund(
+            self._temporal, self._pool, self._payment, finding, self._inventory
+        )
 
     async def anomalies(self, limit: int = 200) -> list[dict[str, Any]]:
         rows = await self._pool.fetch(

@@ -25,6 +25,7 @@ from activities.pg_store import PostgresRefundStore
 from client import workflow_reads
 from client.action_attestation import ActionSigner
 from client.errors import RefundActionRefused, RefundflowError, RefundStopped, rpc_error
+from client.review_context import RECONCILIATION_CLOSES
 from workflows.models import (
     ApproveInput,
     CancelInput,
@@ -200,7 +201,7 @@ class RefundActions:
             return error
         return RefundStopped(
             f"refused: refund {refund_id} cannot move: Temporal ended its workflow ({ended});"
-            " reconciliation closes it (when no money moved) or escalates it to a person"
+            f" {RECONCILIATION_CLOSES}"
         )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from client import error_words
+from client.review_context import RECONCILIATION_CLOSES
 from workflows.eligibility import REFUNDABLE_RULE, REQUEST_RULE
 from workflows.ledger import NOT_A_LINE
 from workflows.models import StatusView
@@ -173,7 +174,7 @@ def listing(rows: list[ListedRefund]) -> str:
         )
     lines += [
         f"note: Temporal ended the workflow of {r.refund_id} ({r.ended_in_temporal}): its"
-        " state above is its last, and nothing will move it; `refundflow reconcile` closes it"
+        f" state above is its last, and nothing will move it; {RECONCILIATION_CLOSES}"
         for r in rows
         if r.ended_in_temporal
     ]
@@ -331,8 +332,8 @@ def _refundable_statement(answer: Any) -> str:
 def ended_in_temporal(refund_id: str, ended: str) -> str:
     return (
         f"note: Temporal ended the workflow of {refund_id} ({ended}) before the refund ended:"
-        " below is its last state, and nothing will move it; `refundflow reconcile` closes"
-        " it and frees its hold when no money moved"
+        f" below is its last state, and nothing will move it; {RECONCILIATION_CLOSES}"
+        " (`refundflow reconcile`)"
     )
 
 

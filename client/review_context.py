@@ -45,10 +45,13 @@ async def review_context(refunds: RefundClient, status: StatusView) -> ReviewCon
     )
 
 
-STOPPED_NEXT_STEP = (
-    "Nothing moves it: Temporal ended its workflow. Reconciliation closes it (when no money"
-    " moved) or escalates it to a person."
+_HOW_IT_ENDS = (
+    "closes it (cancelled when no money moved, completed once the payment provider has paid"
+    " it) or escalates it to a person"
 )
+RECONCILIATION_CLOSES = f"reconciliation {_HOW_IT_ENDS}"
+"""What becomes of a refund Temporal ended (activities/closing.py), wherever it is said."""
+STOPPED_NEXT_STEP = f"Nothing moves it: Temporal ended its workflow. Reconciliation {_HOW_IT_ENDS}."
 
 
 def as_stopped(status: StatusView) -> StatusView:
@@ -66,8 +69,7 @@ def as_stopped(status: StatusView) -> StatusView:
     }
     return status.model_copy(
         update={
-            "facts": facts,
-            "escalation_level": level,
+            "facts": facts,  # escalated in the customer's words; the record keeps its level
             "next_step": STOPPED_NEXT_STEP,
             "action_by": "reconciliation, then a person if money may have moved",
             **no_eta,

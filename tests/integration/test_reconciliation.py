@@ -169,23 +169,29 @@ async def test_reconcile_no_heal_finds_the_paid_refund_and_leaves_it_alone(
     assert [(f["run_id"], f["action"]) for f in kept] == [(report["run_id"], "escalated")]
 
 
-async def test_a_heal_the_workflow_cannot_take_is_escalated_with_its_error(
+async def test_a_payment_that_cannot_be_the_refunds_is_escalated_with_why(
     refunds: RefundClient, sandbox: Sandbox, faults: SandboxAdmin, stack: DevStack
 ) -> None:
     stuck, order = await awaiting_operator(refunds, sandbox, faults)
     # Closed by hand in Temporal while it waited: its projection still says refunding.
     handle = refunds.temporal.get_workflow_handle(stuck.refund_id)
     await handle.terminate(reason="closed by hand while waiting for an operator")
-    await sandbox.provider_refund(order, stuck.refund_id, stuck.amount)
+    # Paid at the provider, by hand, 1.00 less than approved: not this refund's payment as
+    # approved, so a person must look (the paid case completes: test_temporal_cancel.py).
+    await sandbox.provider_refund(order, stuck.refund_id, stuck.amount - 100)
     report = await reconcile_cli(stack)
-    # The termination is named too, and only escalated: the provider holds money for it.
     assert findings_for(report, stuck.refund_id) == {
         ("provider_refunded_not_completed", "escalated"),
         ("workflow_closed_abnormally", "escalated"),
     }
-    details = details_of(report, stuck.refund_id, "provider_refunded_not_completed")
-    assert "already completed" in details["heal_error"], details
-    assert details["state"] == "refunding"
+    closed = details_of(report, stuck.refund_id, "workflow_closed_abnormally")
+    assert closed["not_healed"].startswith(
+        "the provider paid 39.00 USD, not the 40.00 USD approved"
+    ), closed
+    paid = details_of(report, stuck.refund_id, "provider_refunded_not_completed")
+    assert paid["not_healed"].startswith("its workflow is terminated in Temporal"), paid
+    assert paid["state"] == "refunding" and "heal_error" not in paid
+    assert (await refunds.status(stuck.refund_id)).state.value == "refunding"
 
 
 async def test_a_provider_refund_for_a_cancelled_refund_is_escalated(

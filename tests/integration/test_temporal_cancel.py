@@ -9,6 +9,7 @@ import html
 import json
 import re
 import uuid
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -153,6 +154,66 @@ async def test_an_approved_refund_terminated_while_the_item_is_on_its_way_is_clo
     assert ledger is not None and [line.held_quantity for line in ledger.lines] == [0]
 
 
+async def test_a_refund_terminated_while_the_provider_pays_is_completed_by_reconciliation(
+    refunds: RefundClient, sandbox: Sandbox, db: asyncpg.Pool, faults: Any
+) -> None:
+    """Terminated while its provider refund was pending; the provider paid afterwards (a
+    trial found it stuck "on its way", every action refused). Reconciliation waits while the
+    payment is pending, then records it as the workflow would: completed, audited, the
+    amount consumed, the customer told, and paid once."""
+    await faults.set_faults(
+        {
+            "payment.pending_rate": "1",
+            "payment.settle_after_ms": "3000",
+            "payment.webhooks": "false",
+        }
+    )
+    order = await sandbox.order(amount=3000)
+    made = await refunds.request(make_request(order))
+    await wait_for_state(refunds, made.refund_id, "refunding")
+    await refunds.temporal.get_workflow_handle(made.refund_id).terminate("stuck")
+
+    await refunds.reconcile(ReconcileInput(grace_seconds=0))  # still pending: escalated
+    details = json.loads(await db.fetchval(
+        "SELECT details FROM refundflow.findings WHERE refund_id = $1"
+        " AND kind = 'workflow_closed_abnormally' ORDER BY finding_id DESC LIMIT 1",
+        made.refund_id,
+    ))  # fmt: skip
+    assert details["not_healed"].startswith("its provider refund is pending"), details
+    assert (await refunds.status(made.refund_id)).state.value == "refunding"
+    paid = await eventually(
+        lambda: sandbox.refunds(order["order_id"]),
+        lambda found: [r["status"] for r in found] == ["succeeded"],
+        timeout=30,
+    )
+    report = await refunds.reconcile(ReconcileInput(grace_seconds=0))
+    assert report.healed >= 1
+    done = await refunds.status(made.refund_id)
+    assert (done.state.value, done.escalation_level, done.awaiting.value) == (
+        "completed", 0, "nothing",
+    )  # fmt: skip
+    assert done.provider_refund_id == paid[0]["id"]
+    last = (await refunds.audit(made.refund_id))[-1]
+    assert (last.event, last.actor, last.to_state) == (
+        "provider_confirmed",
+        "reconciliation",
+        "completed",
+    )
+    assert paid[0]["id"] in last.reason and "terminated" in last.reason
+    held = await db.fetchval(
+        "SELECT state FROM refundflow.reservations WHERE refund_id = $1", made.refund_id
+    )
+    assert held == "consumed"
+    told = await refunds.events(made.refund_id)
+    assert told[-1].type == "refund.completed", [e.type for e in told]
+    listed = await refunds.list(order_id=order["order_id"])
+    assert [(row_state(r), row_id(r)) for r in listed] == [("completed", made.refund_id)]
+    # Paid once; a later run finds nothing more to do.
+    assert len(await sandbox.refunds(order["order_id"])) == 1
+    again = await refunds.reconcile(ReconcileInput(grace_seconds=0))
+    assert again.findings.get("workflow_closed_abnormally", 0) == 0, again.findings
+
+
 async def test_a_refund_reset_after_it_was_terminated_is_not_closed_under_its_new_run(
     refunds: RefundClient, sandbox: Sandbox
 ) -> None:
@@ -206,6 +267,9 @@ async def test_a_customer_asking_again_for_a_terminated_refund_is_told_what_happ
     staff = await asyncio.to_thread(cli, stack, "status", refund_id)
     assert "A decision is due" not in staff.stdout and "eta        -" in staff.stdout
     assert "Nothing moves it: Temporal ended its workflow" in staff.stdout, staff.stdout
+    # Staff read the level the refund recorded, as its list row does (a trial saw 1 and 0).
+    shown = json.loads((await asyncio.to_thread(cli, stack, "--json", "status", refund_id)).stdout)
+    assert shown["escalation_level"] == 0, shown
     # Lists mark it for staff (the projection keeps it open until reconciliation).
     listed = await asyncio.to_thread(cli, stack, "list", "--order", order["order_id"])
     assert f"Temporal ended the workflow of {refund_id} (terminated" in listed.stdout
