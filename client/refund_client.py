@@ -276,12 +276,12 @@ class RefundClient(RefundActions):
         return view
 
     async def _existing_refund(self, refund_id: str, state: str) -> StatusView:
-        """A refund already recorded under this id (its last recorded `state`): its live
-        status, or a clear refusal when its workflow is gone (past Temporal's retention) so
-        it is never run twice."""
+        """A refund already recorded under this id (its last recorded `state`): its status;
+        refused while Temporal ended it and reconciliation has not closed it, or when its
+        workflow is gone (past Temporal's retention), so that it is never run twice."""
         try:
             ended = await self.abnormal_end(refund_id)
-            if ended:
+            if ended and state not in ("completed", "cancelled"):  # not closed by reconciling
                 raise RefundEndedElsewhere(
                     f"refund {refund_id} for this key ended in Temporal ({ended}) before it"
                     " finished, so it will not move again (`refundflow anomalies`,"
