@@ -26,6 +26,13 @@ STATES = tuple(s.value for s in RefundState)
 HOURLY_BELOW = timedelta(days=2)
 """A selected span shorter than this is bucketed by hour, longer ones by day."""
 
+# A refund the customer was told no: rejected, declined, or its review expired. Not one they
+# withdrew, nor one closed on our side (Temporal, a payment an operator gave up on).
+_REFUSED = """(s.state = 'cancelled' AND EXISTS (
+    SELECT 1 FROM refundflow.audit a
+    WHERE a.refund_id = s.refund_id AND a.to_state = 'cancelled'
+      AND a.event IN ('reject', 'expire', 'decline_ineligible', 'decline_over_refund')))"""
+
 _SELECTED = """
     selected AS (
         SELECT * FROM refundflow.refund_status
@@ -125,9 +132,9 @@ _METRICS = f"""
         (SELECT count(*) FROM over_refunded) AS over_refunded_orders,
         (SELECT count(*) FROM refunded_twice) AS refunded_twice,
         (SELECT count(*) FROM above_ledger) AS above_ledger_orders,
-        (SELECT count(*) FROM selected WHERE state = 'cancelled') AS cancelled,
+        (SELECT count(*) FROM selected s WHERE {_REFUSED}) AS refused,
         (SELECT count(*) FROM selected s
-          WHERE s.state = 'cancelled' AND EXISTS (
+          WHERE {_REFUSED} AND EXISTS (
               SELECT 1 FROM refundflow.refund_status later
               WHERE later.order_id = s.order_id AND later.refund_id <> s.refund_id
                 AND later.requested_at > s.updated_at)) AS reopened
@@ -169,8 +176,9 @@ async def build_report(
       (reconciliation's `provider_money_above_ledger` findings, since the provider's ledger
       is not in Postgres).
     - `reopen_rate`: appeal/reopen: the customer asked again after a refusal. The share of
-      the selected cancelled refunds whose order has another refund (selected or not)
-      requested after the cancelled one was last updated, i.e. after it was cancelled.
+      the selected refused refunds (rejected, declined, or expired in review; not withdrawn,
+      nor closed on our side) whose order has another refund (selected or not) requested
+      after the refused one was last updated, i.e. after it was refused.
     - `reversals`: payments the provider took back after confirming them (each reopened
       its refund for an operator's decision; a refund paid again after one is not a
       duplicate).
@@ -198,7 +206,7 @@ async def build_report(
         sla_breaches=metrics["sla_breaches"],
         escalation_rate=_rate(metrics["escalated"], total),
         duplicate_refunds=sum(metrics[k] for k in _DUPLICATES),
-        reopen_rate=_rate(metrics["reopened"], metrics["cancelled"]),
+        reopen_rate=_rate(metrics["reopened"], metrics["refused"]),
         reversals=metrics["reversals"],
         money=money,
         bucket=unit,

@@ -113,7 +113,7 @@ def _headline(report: RefundReport) -> str:
         (format_duration(ttr.p90), "p90 time to refund", False),
         (str(report.sla_breaches), "SLA breaches (escalated by timer)", False),
         (f"{report.escalation_rate * 100:.2f}%", "escalation rate", False),
-        (f"{report.reopen_rate * 100:.2f}%", "reopen rate (asked again after refusal)", False),
+        (f"{report.reopen_rate * 100:.2f}%", "reopen rate (asked again after a refusal)", False),
         (duplicates_line(duplicates), "duplicate refunds", duplicates > 0),
     ]
     cells = []

@@ -188,7 +188,9 @@ async def test_three_days_of_refunds_give_exact_metrics(report_db: ReportDb) -> 
     assert report.sla_breaches == 1  # r4, escalated twice by the timer
     assert report.escalation_rate == 0.2  # r4 and r7
     assert report.duplicate_refunds == 0
-    assert report.reopen_rate == 0.5  # r6 reopened by r7; r8 not (r9 came before)
+    # r6 (rejected) reopened by r7; r8 was withdrawn, not refused (nor would r9, requested
+    # before it, reopen it).
+    assert report.reopen_rate == 1.0
     assert report.bucket == "day"
     assert report.series == [
         bucket(T0, 2, 1, 1, 90.0),
@@ -279,7 +281,7 @@ async def test_chart_is_one_self_contained_page(report_db: ReportDb, tmp_path: P
     page = path.read_text(encoding="utf-8")
     assert path == tmp_path / "report.html"
     assert page.count("<svg") == 2
-    for headline in ("10", "3m 00s", "4m 36s", "20.00%", "50.00%", "0 (must be 0)"):
+    for headline in ("10", "3m 00s", "4m 36s", "20.00%", "100.00%", "0 (must be 0)"):
         assert f'<span class="value">{headline}</span>' in page
     for legend in ("completed", "cancelled", "open"):
         assert f">{legend}</text>" in page
