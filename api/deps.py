@@ -3,11 +3,13 @@ principal), and the facts about a refund that authorization decides on."""
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
+from fastapi.dependencies.models import Dependant
 from fastapi.security import HTTPBearer
 from pydantic import ValidationError
 
@@ -149,3 +151,29 @@ def customer_asking(who: Principal, named: str | None, order: OrderSnapshot) -> 
     if named:
         return named
     return who.actor if who.kind is PrincipalKind.CUSTOMER else order.customer_id
+
+
+async def known_query_only(request: Request) -> None:
+    """Refuse a query parameter the route does not take (`?stat=completed` for `state`):
+    ignored, it would answer as if no filter had been asked for."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    known = sorted(_query_names(dependant))
+    for name in request.query_params:
+        if name in known:
+            continue
+        near = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean {near[0]!r}? " if near else ""
+        takes = f"it takes {', '.join(known)}" if known else "it takes none"
+        shown = name if len(name) <= 40 else name[:39] + "…"
+        raise ProblemError(Kind.BAD_INPUT, f"unknown query parameter {shown!r}: {hint}{takes}")
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    """The query parameters a route takes, its dependencies' included."""
+    names = {param.alias for param in dependant.query_params}
+    for dependency in dependant.dependencies:
+        names |= _query_names(dependency)
+    return names

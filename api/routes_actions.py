@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.types import DecoratedCallable
 
 from api.authz import Action, enforce
 from api.customer_answers import STOPPED_FOR_CUSTOMER, as_seen_by
-from api.deps import Caller, State, refund_facts
+from api.deps import Caller, State, known_query_only, refund_facts
 from api.identity import PrincipalKind
 from api.problems import Kind, ProblemError, problem_responses
 from api.schemas import ApproveBody, PaidElsewhereBody, ReasonBody, RefundPath
@@ -20,7 +20,9 @@ from workflows.read_models import CustomerView
 
 SOURCE = "api"
 """The system every action through the API comes from, as the refund's audit records it."""
-router = APIRouter(prefix="/v1/refunds/{refund_id}", tags=["actions"])
+router = APIRouter(
+    prefix="/v1/refunds/{refund_id}", tags=["actions"], dependencies=[Depends(known_query_only)]
+)
 ACTION_PROBLEMS = problem_responses(
     Kind.BAD_INPUT,
     Kind.UNAUTHORIZED,

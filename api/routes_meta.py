@@ -7,13 +7,20 @@ import asyncio
 import html
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Request
+from fastapi import APIRouter, Depends, Header, Path, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import ValidationError
 
 from api.authz import Action, enforce
 from api.customer_answers import eligibility_for_customer
-from api.deps import Caller, State, bad_input, customer_asking, order_facts
+from api.deps import (
+    Caller,
+    State,
+    bad_input,
+    customer_asking,
+    known_query_only,
+    order_facts,
+)
 from api.identity import PrincipalKind
 from api.problems import Kind, ProblemError, problem_responses
 from api.schemas import Health, IdempotencyKey, RefundRequestBody
@@ -23,7 +30,7 @@ from client.refund_ids import default_refund_key
 from workflows.eligibility import EligibilityAnswer
 from workflows.models import RefundRequest
 
-router = APIRouter(tags=["policies and eligibility"])
+router = APIRouter(tags=["policies and eligibility"], dependencies=[Depends(known_query_only)])
 AUTH_PROBLEMS = problem_responses(Kind.UNAUTHORIZED, Kind.FORBIDDEN, Kind.RATE_LIMITED)
 READY_TIMEOUT = 5.0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import ValidationError
 
 from api import listing
@@ -24,6 +24,7 @@ from api.deps import (
     bad_input,
     customer_asking,
     facts,
+    known_query_only,
     order_facts,
     refund_facts,
     requester,
@@ -38,7 +39,7 @@ from workflows.models import IDENTIFIER_PATTERN, RefundRequest, StatusView
 from workflows.read_models import AuditEntry, CustomerView, OutboxEvent
 from workflows.states import RefundState
 
-router = APIRouter(prefix="/v1", tags=["refunds"])
+router = APIRouter(prefix="/v1", tags=["refunds"], dependencies=[Depends(known_query_only)])
 READ_PROBLEMS = problem_responses(
     Kind.UNAUTHORIZED, Kind.FORBIDDEN, Kind.NOT_FOUND, Kind.RATE_LIMITED, Kind.UNAVAILABLE
 )

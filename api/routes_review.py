@@ -4,15 +4,15 @@ CLI's `status` shows it; customers get /track instead."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from api.authz import Action, enforce
-from api.deps import Caller, State, refund_facts
+from api.deps import Caller, State, known_query_only, refund_facts
 from api.routes_refunds import READ_PROBLEMS
 from api.schemas import RefundPath
 from client.review_context import ReviewContext, review_context
 
-router = APIRouter(prefix="/v1", tags=["refunds"])
+router = APIRouter(prefix="/v1", tags=["refunds"], dependencies=[Depends(known_query_only)])
 
 
 @router.get(

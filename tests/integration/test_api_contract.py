@@ -98,6 +98,19 @@ async def test_bad_input_is_one_clear_problem(api: Api, sandbox: Sandbox) -> Non
         assert "Traceback" not in str(reply.body)
 
 
+async def test_a_query_parameter_the_route_does_not_take_is_refused_by_name(api: Api) -> None:
+    """Ignored, `?stat=completed` answered every refund as if unfiltered (a trial)."""
+    typo = await api.call("GET", "/v1/refunds?stat=completed", as_="li")
+    assert typo.status == 422 and typo.problem_type.endswith("bad-input"), typo.body
+    assert typo.body["detail"].startswith(
+        "unknown query parameter 'stat': did you mean 'state'? it takes cursor, customer,"
+    ), typo.body
+    extra = await api.call("GET", f"/v1/refunds/rf_{'0' * 24}/audit?verbose=1", as_="li")
+    assert extra.body["detail"] == "unknown query parameter 'verbose': it takes none", extra.body
+    fine = await api.call("GET", "/v1/refunds?state=completed&limit=1", as_="li")
+    assert fine.status == 200, fine.body
+
+
 async def test_unknown_refunds_and_routes_are_problems(api: Api) -> None:
     missing = await api.call("GET", "/v1/refunds/rf_" + "0" * 24, as_="li")
     assert missing.status == 404 and missing.problem_type == "urn:refundflow:problem:not-found"
