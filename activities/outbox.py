@@ -330,11 +330,16 @@ async def list_subscribers(pool: asyncpg.Pool) -> list[Subscriber]:
     return [Subscriber.model_validate(dict(r)) for r in rows]
 
 
-async def deactivate_subscriber(pool: asyncpg.Pool, name: str) -> bool:
+async def deactivate_subscriber(pool: asyncpg.Pool, name: str) -> bool | None:
     """Stop deliveries to `name`; what it had not received yet (parked included) is
     dropped, not kept for later (subscribers receive events from the moment they are
-    added)."""
+    added). False: removed before; None: no such subscriber."""
     async with pool.acquire() as conn, conn.transaction():
+        was_active = await conn.fetchval(
+            "SELECT active FROM refundflow.subscribers WHERE name = $1 FOR UPDATE", name
+        )
+        if not was_active:
+            return None if was_active is None else False
         result = await conn.execute(
             "UPDATE refundflow.subscribers SET active = false WHERE name = $1", name
         )

@@ -71,9 +71,10 @@ async def handle(args: argparse.Namespace) -> int:
             if command == "replay":
                 return await outbox.replay_parked(pool, args.name, args.event)
             if command == "remove":
-                if not await outbox.deactivate_subscriber(pool, args.name):
+                removed = await outbox.deactivate_subscriber(pool, args.name)
+                if removed is None:
                     raise RefundflowError(f"no subscriber named {args.name}")
-                return {"name": args.name, "active": False}
+                return {"name": args.name, "active": False, "removed_before": not removed}
             return await outbox.list_subscribers(pool)
         except outbox.SubscriberMissing as err:  # not found, or not in that state: 1
             raise RefundflowError(str(err)) from None
@@ -132,6 +133,8 @@ def _rotated(data: AddedSubscriber) -> str:
 
 
 def _removed(data: dict[str, Any]) -> str:
+    if data.get("removed_before"):
+        return f"{data['name']}: was removed before; it receives no events"
     return f"{data['name']}: no longer receives events"
 
 

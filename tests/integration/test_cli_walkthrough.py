@@ -135,6 +135,12 @@ def test_eligibility_and_subscriber_mistakes_are_one_line(stack: DevStack) -> No
         for key in row
         if key != "previous_secret_valid_until"
     )
-    assert cli_json(stack, "subscribers", "remove", "walkthrough-crm")["active"] is False
+    removed = cli_json(stack, "subscribers", "remove", "walkthrough-crm")
+    assert (removed["active"], removed["removed_before"]) == (False, False)
+    again = cli(stack, "subscribers", "remove", "walkthrough-crm")  # nothing to do: said so
+    assert (again.returncode, again.stdout) == (
+        0,
+        "walkthrough-crm: was removed before; it receives no events\n",
+    )
     gone = cli(stack, "subscribers", "remove", "no-such-crm")  # not found: 1, as everywhere
     assert (gone.returncode, gone.stderr) == (1, "error: no subscriber named no-such-crm\n")
