@@ -43,6 +43,24 @@ INTERRUPTED = (
     " the next seconds; asking again is safe (the same request returns the same refund), and"
     " `refundflow list` shows what exists"
 )
+READS_ONLY = frozenset(
+    {"status", "track", "events", "list", "audit", "report", "anomalies", "eligibility", "policy"}
+)
+"""Commands that change nothing (and `subscribers list`)."""
+INTERRUPTED_READING = "interrupted: nothing was changed (this command only reads)"
+INTERRUPTED_OTHER = (
+    "interrupted: what was already sent may have taken effect; look before running it again"
+)
+
+
+def interrupted_words(args: argparse.Namespace) -> str:
+    """What an interrupted command may have done, for the command it is."""
+    listing = getattr(args, "subscribers_command", None) == "list"
+    if args.command in READS_ONLY or listing:
+        return INTERRUPTED_READING
+    if args.command in {"request", "approve", "reject", "cancel", "received", "operator"}:
+        return INTERRUPTED
+    return INTERRUPTED_OTHER
 
 
 def guarded(
@@ -98,7 +116,11 @@ def execute(args: argparse.Namespace, dev_tokens: DevTokens | None = None) -> in
     the dev stack's tokens: `dev_tokens`)."""
     args.dev_tokens = dev_tokens
     as_json = bool(getattr(args, "json", False))
-    return guarded(lambda: call(_acting_checked(args), args), as_json=as_json)
+    return guarded(
+        lambda: call(_acting_checked(args), args),
+        as_json=as_json,
+        interrupted=interrupted_words(args),
+    )
 
 
 # Commands that read or change the stack directly (no API route yet): whoever runs them has

@@ -78,3 +78,27 @@ def test_the_api_commands_load_neither_temporal_nor_the_database_driver() -> Non
     loaded = _loaded_after("import worker.cli, client.http_client, client.cli.acting")
     assert "aiohttp" in loaded
     assert not loaded & {"temporalio", "asyncpg", "structlog", "cryptography"}
+
+
+def test_an_interrupted_command_says_what_it_may_have_done() -> None:
+    """A read changed nothing; only a refund action is told that asking again returns the
+    same refund (a trial read that after interrupting `report`)."""
+    from client.cli.app import (
+        INTERRUPTED,
+        INTERRUPTED_OTHER,
+        INTERRUPTED_READING,
+        interrupted_words,
+    )
+    from worker.cli import build_parser
+
+    parser = build_parser()
+    for argv, words in (
+        (["report"], INTERRUPTED_READING),
+        (["subscribers", "list"], INTERRUPTED_READING),
+        (["policy", "show"], INTERRUPTED_READING),
+        (["approve", f"rf_{'0' * 24}"], INTERRUPTED),
+        (["subscribers", "remove", "crm"], INTERRUPTED_OTHER),
+        (["reconcile"], INTERRUPTED_OTHER),
+    ):
+        assert interrupted_words(parser.parse_args(argv)) == words, argv
+    assert "nothing was changed" in INTERRUPTED_READING
