@@ -216,6 +216,7 @@ class ReconciliationActivities:
             findings={k: v for k, v in counts.items() if v},
             healed=sum(1 for f in findings if f["action"] == "healed"),
             escalated=sum(1 for f in findings if f["action"] == "escalated"),
+            reported=sum(1 for f in findings if f["action"] == "reported"),
             seconds=round(time.monotonic() - started, 3),
         )
         log.info("reconciled", **report.model_dump(exclude={"findings"}), **report.findings)
@@ -282,7 +283,7 @@ class ReconciliationActivities:
 
     async def _act(self, finding: dict[str, Any], heal: bool) -> dict[str, Any]:
         finding["details"] = json.loads(finding["details"])
-        finding["action"] = "escalated"
+        finding["action"] = "escalated" if heal else "reported"
         if heal and finding["healable"]:
             healer = {
                 ORPHAN: self._release_orphan,

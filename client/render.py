@@ -255,6 +255,7 @@ def reconciliation(report: Reconciliation, grace_s: int = 0) -> str:
         f"reconciliation {report.run_id}: {report.refunds} refunds,"
         f" {report.provider_refunds} provider refunds, {report.seconds} s;"
         f" healed {report.healed}, escalated {report.escalated}"
+        + (f", reported {report.reported} (--no-heal: nothing changed)" if report.reported else "")
     )
     left = (  # not a hint to lower it: the grace covers a provider call still in flight
         f"\n(refunds changed in the last {grace_s} s are left for the next run, --grace)"

@@ -101,3 +101,5 @@ class ReconcileReport(_Contract):
     healed: int
     escalated: int
     seconds: float
+    reported: int = 0
+    """Findings of a run told not to heal (`--no-heal`): looked at, nothing changed."""

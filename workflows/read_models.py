@@ -182,7 +182,7 @@ class Finding(_ReadModel):
     refund_id: str | None
     order_id: str | None
     details: dict[str, Any]
-    action: Literal["healed", "escalated"]
+    action: Literal["healed", "escalated", "reported"]
     created_at: IsoDatetime
 
 
