@@ -158,17 +158,18 @@ async def known_query_only(request: Request) -> None:
     ignored, it would answer as if no filter had been asked for."""
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
-    if dependant is None:
-        return
+    if dependant is None or not request.url.path.startswith("/v1/"):
+        return  # probes (/healthz, /readyz) may carry whatever their prober adds
     known = sorted(_query_names(dependant))
+    takes = f"it takes {', '.join(known)}" if known else "this route takes no query parameters"
     for name in request.query_params:
-        if name in known:
-            continue
-        near = difflib.get_close_matches(name, known, n=1)
-        hint = f"did you mean {near[0]!r}? " if near else ""
-        takes = f"it takes {', '.join(known)}" if known else "it takes none"
         shown = name if len(name) <= 40 else name[:39] + "…"
-        raise ProblemError(Kind.BAD_INPUT, f"unknown query parameter {shown!r}: {hint}{takes}")
+        if name not in known:
+            near = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean {near[0]!r}? " if near else ""
+            raise ProblemError(Kind.BAD_INPUT, f"unknown query parameter {shown!r}: {hint}{takes}")
+        if len(request.query_params.getlist(name)) > 1:  # not both: only one would apply
+            raise ProblemError(Kind.BAD_INPUT, f"query parameter {shown!r} given more than once")
 
 
 def _query_names(dependant: Dependant) -> set[str]:

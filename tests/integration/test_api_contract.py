@@ -106,9 +106,15 @@ async def test_a_query_parameter_the_route_does_not_take_is_refused_by_name(api:
         "unknown query parameter 'stat': did you mean 'state'? it takes cursor, customer,"
     ), typo.body
     extra = await api.call("GET", f"/v1/refunds/rf_{'0' * 24}/audit?verbose=1", as_="li")
-    assert extra.body["detail"] == "unknown query parameter 'verbose': it takes none", extra.body
+    assert extra.body["detail"] == (
+        "unknown query parameter 'verbose': this route takes no query parameters"
+    ), extra.body
+    twice = await api.call("GET", "/v1/refunds?state=completed&state=cancelled", as_="li")
+    assert twice.body["detail"] == "query parameter 'state' given more than once", twice.body
     fine = await api.call("GET", "/v1/refunds?state=completed&limit=1", as_="li")
     assert fine.status == 200, fine.body
+    for probe in ("/healthz?probe=1", "/readyz?x=1"):  # probers add what they like
+        assert (await api.call("GET", probe)).status == 200, probe
 
 
 async def test_unknown_refunds_and_routes_are_problems(api: Api) -> None:
