@@ -24,7 +24,7 @@ from api.pages.security import protect, tracking_query
 from api.pages.signin import pages, signed_in, to_signin
 from api.schemas import RefundPath
 from client.errors import RefundflowError
-from client.review_context import as_stopped, review_context
+from client.review_context import RECONCILIATION_CLOSES, as_stopped, review_context
 from workflows import names
 from workflows.models import CHANNELS, StatusView
 from workflows.policy import evaluate, policy_for
@@ -79,7 +79,8 @@ async def queue_page(
         for name in queue_filters.LABELS
         if len(request.query_params.getlist(name)) > 1
     }
-    asked = queue_filters.read(typed, repeated)
+    unknown = [name for name in request.query_params if name not in queue_filters.LABELS]
+    asked = queue_filters.read(typed, repeated, unknown)
     filters = asked.filters
     found = await queue.page(state(request), filters, asked.cursor)
     params = {k: v for k, v in request.query_params.items() if k != "cursor"}
@@ -186,12 +187,14 @@ async def refund_page(
         review=review,
         events=await api.refunds.events(refund_id),
         audit=audit,
-        actions=available(who, status, api),
+        # Nothing moves a refund Temporal ended: no form that could only be refused.
+        actions={} if review.ended_in_temporal else available(who, status, api),
         approved_already=approved_already(who, status),
         reject_reasons=REJECT_REASONS,
         note_max=FREE_TEXT_MAX_CHARS,
         reject_note_max=REJECT_NOTE_MAX_CHARS,
         tracking_link=link,
+        reconciliation_closes=RECONCILIATION_CLOSES,
         error=error,
         notice=notice,
     )

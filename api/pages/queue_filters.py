@@ -5,7 +5,9 @@ Postgres as a 503) is worse."""
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
@@ -63,10 +65,12 @@ LABELS = {
 """The queue's query parameters, as the form labels them."""
 
 
-def read(typed: Typed, repeated: dict[str, str] | None = None) -> Read:
+def read(typed: Typed, repeated: dict[str, str] | None = None, unknown: Sequence[str] = ()) -> Read:
     """The filters; `repeated`: each parameter given more than once, with the value that
-    applies (one filter takes one value: `state=approved&state=refunding` is not both)."""
-    said = [
+    applies (one filter takes one value: `state=approved&state=refunding` is not both);
+    `unknown`: parameters that are no filter of the queue (`stat=`)."""
+    said = [_unknown(name) for name in unknown]
+    said += [
         f"{LABELS.get(name, name)} was given more than once: only {_shown(value)} applies"
         for name, value in (repeated or {}).items()
     ]
@@ -92,6 +96,12 @@ def read(typed: Typed, repeated: dict[str, str] | None = None) -> Read:
         said.append("The page marker is not one this console gave out: this is the first page")
         cursor = None
     return Read(filters, cursor, said)
+
+
+def _unknown(name: str) -> str:
+    near = difflib.get_close_matches(name, list(LABELS), n=1)
+    hint = f" (did you mean {near[0]!r}?)" if near else ""
+    return f"{_shown(name)} is not a filter of the queue{hint}"
 
 
 def _shown(text: str) -> str:

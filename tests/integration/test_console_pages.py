@@ -164,6 +164,8 @@ async def test_the_queue_compares_amounts_within_a_currency_and_says_what_it_ign
     assert found == {made["JPY"]}, said  # pending_review, in yen, from any amount
     assert "State was given more than once: only 'pending_review' applies" in said
     assert "Amount from '0.1' has more decimals than an amount can: JPY has 0" in said
+    found, page = await listed("stat=refunding")  # a typo: named, not silently dropped
+    assert "'stat' is not a filter of the queue (did you mean 'state'?)" in html.unescape(page)
 
 
 async def test_a_tracking_link_opens_its_refund_only_while_signed_and_unexpired(

@@ -291,6 +291,7 @@ async def test_a_customer_asking_again_for_a_terminated_refund_is_told_what_happ
         async with browser.get(f"{api.base}/console?order={order['order_id']}") as r:
             queue = html.unescape(await r.text())
     assert "Nothing moves it" in page and "A decision is due" not in page
+    assert "No action can be taken" in page and 'action="/console/refunds/' not in page
     # The queue lists it (the projection keeps it open until reconciliation) as ended.
     row = queue[queue.index(f">{refund_id}</a>") :].split("</tr>")[0]
     assert "nothing moves it" in row and "Temporal ended its workflow (terminated" in row, row

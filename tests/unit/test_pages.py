@@ -235,6 +235,14 @@ def test_an_amount_finer_than_the_currencys_minor_unit_is_named_not_applied(
         assert len(read.ignored) == 1 and said in read.ignored[0], read.ignored
 
 
+def test_a_parameter_that_is_no_filter_is_named() -> None:
+    read = queue_filters.read(queue_filters.Typed(), unknown=["stat", "zzz"])
+    assert read.ignored == [
+        "'stat' is not a filter of the queue (did you mean 'state'?)",
+        "'zzz' is not a filter of the queue",
+    ]
+
+
 def test_a_filter_given_twice_is_named_with_the_value_that_applies() -> None:
     typed = queue_filters.Typed(state="refunding")
     read = queue_filters.read(typed, {"state": "refunding", "cursor": "x" * 50})
