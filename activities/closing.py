@@ -73,7 +73,9 @@ async def close_dead_refund(
     ended = f"{details.get('temporal_status', 'ended')} {_utc(details.get('closed_at'))}"
     run = EndedRun(refund_id, details.get("run_id"), ended.strip())
     try:
-        healed = await close_ended_refund(temporal, PostgresRefundStore(pool), run, paid)
+        healed = await close_ended_refund(
+            temporal, PostgresRefundStore(pool), run, paid, _what_it_holds(found)
+        )
         if paid is not None and paid.not_recorded:
             details["not_healed"] = paid.not_recorded
         return healed
@@ -100,6 +102,14 @@ class Paid:
     """Why the payment was not recorded as the refund's end (a person must look)."""
 
 
+def _what_it_holds(found: list[ProviderRefundResult]) -> str:
+    """The provider's refunds of a refund no money moved for, as its audit says them."""
+    if not found:
+        return "the payment provider holds no refund for it"
+    said = ", ".join(f"{r.provider_refund_id} {r.status}" for r in found)
+    return f"the payment provider's refunds for it did not pay ({said})"
+
+
 def _why_not_paid(moved: list[ProviderRefundResult]) -> str:
     if len(moved) > 1:
         return f"the provider holds {len(moved)} refunds for it that may have paid"
@@ -109,7 +119,11 @@ def _why_not_paid(moved: list[ProviderRefundResult]) -> str:
 
 
 async def close_ended_refund(
-    temporal: Client, store: PostgresRefundStore, run: EndedRun, paid: Paid | None = None
+    temporal: Client,
+    store: PostgresRefundStore,
+    run: EndedRun,
+    paid: Paid | None = None,
+    provider_holds: str = "the payment provider holds no refund for it",
 ) -> bool:
     """Record that the refund ended with its workflow run: cancelled (no money moved), or,
     with `paid`, completed by that payment, with whatever that run had not recorded yet.
@@ -131,8 +145,7 @@ async def close_ended_refund(
                 RefundEvent.CLOSED_IN_TEMPORAL,
                 ACTOR,
                 ACTOR,
-                f"its workflow was {run.ended} in Temporal, and the payment provider holds no"
-                " refund for it: no money moved",
+                f"its workflow was {run.ended} in Temporal, and {provider_holds}: no money moved",
             )
             case.p.escalation = 0  # nobody needs to act (also refunds from before that rule)
     # Also what the ended run decided but had not recorded yet (ended between the two).

@@ -215,6 +215,30 @@ async def test_a_refund_terminated_while_the_provider_pays_is_completed_by_recon
     assert again.findings.get("workflow_closed_abnormally", 0) == 0, again.findings
 
 
+async def test_a_refund_terminated_while_the_provider_fails_it_is_cancelled_saying_so(
+    refunds: RefundClient, sandbox: Sandbox, faults: Any
+) -> None:
+    """No money moved, but the provider holds a failed refund: the audit names it, not "the
+    provider holds no refund for it" (a trial)."""
+    await faults.set_faults({
+        "payment.pending_rate": "1", "payment.settle_after_ms": "1000",
+        "payment.settle_failure_rate": "1", "payment.webhooks": "false",
+    })  # fmt: skip
+    order = await sandbox.order(amount=3000)
+    made = await refunds.request(make_request(order))
+    await wait_for_state(refunds, made.refund_id, "refunding")
+    await refunds.temporal.get_workflow_handle(made.refund_id).terminate("stuck")
+    [failed] = await eventually(
+        lambda: sandbox.refunds(order["order_id"]),
+        lambda found: [r["status"] for r in found] == ["failed"],
+    )
+    await refunds.reconcile(ReconcileInput(grace_seconds=0))
+    closed = await refunds.status(made.refund_id)
+    assert (closed.state.value, closed.cancel_reason) == ("cancelled", "closed_in_temporal")
+    last = (await refunds.audit(made.refund_id))[-1]
+    assert f"did not pay ({failed['id']} failed): no money moved" in last.reason, last.reason
+
+
 async def test_a_refund_reset_after_it_was_terminated_is_not_closed_under_its_new_run(
     refunds: RefundClient, sandbox: Sandbox
 ) -> None:
