@@ -67,6 +67,9 @@ FROM per_refund p LEFT JOIN refundflow.refund_status s USING (refund_id)
 WHERE p.succeeded > 0 AND s.state IS DISTINCT FROM 'completed'
   AND s.state IS DISTINCT FROM 'cancelled'
   AND (s.updated_at IS NULL OR s.updated_at < now() - make_interval(secs => $1))
+  -- A refund Temporal ended cannot hear of the payment: its workflow_closed_abnormally
+  -- finding records it, once its grace has passed.
+  AND NOT EXISTS (SELECT 1 FROM closed_workflows c WHERE c.refund_id = p.refund_id)
 UNION ALL
 SELECT 'provider_refund_on_cancelled_refund', p.refund_id, s.order_id,
        jsonb_build_object('provider_refunds', p.live_count, 'provider_paid', p.paid),
