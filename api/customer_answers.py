@@ -39,9 +39,10 @@ WHERE EXISTS (SELECT 1 FROM refundflow.audit a
 # A refund Temporal ended before it ended, in the customer's words: asked again under its
 # key, and acted on (no refund ids, no Temporal).
 ENDED_FOR_CUSTOMER = (
-    "your earlier request for this refund was stopped before it finished and will not move"
-    " again; to ask again, send it with a new key (the Idempotency-Key header; the CLI's"
-    " --key)"
+    "your earlier request for this refund was stopped before it finished; our team closes it"
+    " shortly and we will tell you. Then you can ask again with a new key (the"
+    " Idempotency-Key header; the CLI's --key): until it is closed, it still holds what it"
+    " asked for"
 )
 STOPPED_FOR_CUSTOMER = (
     "refused: this refund request was stopped by our team and can no longer be changed; we"

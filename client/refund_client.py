@@ -284,8 +284,8 @@ class RefundClient(RefundActions):
             if ended and state not in ("completed", "cancelled"):  # not closed by reconciling
                 raise RefundEndedElsewhere(
                     f"refund {refund_id} for this key ended in Temporal ({ended}) before it"
-                    " finished, so it will not move again (`refundflow anomalies`,"
-                    " `refundflow reconcile`); to ask again, give a new key"
+                    " finished; `refundflow reconcile` closes it, then asking again with a"
+                    " new key can have what it holds"
                 )
             return await self.status(refund_id)
         except RefundNotFound:
