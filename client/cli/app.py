@@ -151,6 +151,9 @@ def finish(command_line: Callable[[Sequence[str] | None], int], argv: Sequence[s
         status = command_line(argv)
     except SystemExit as exit_:  # argparse: usage errors and --help
         status = exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    except KeyboardInterrupt:  # while parsing, before a command runs (its own are guarded)
+        print("error: interrupted while starting: nothing was done", file=sys.stderr)
+        status = EXIT_INTERRUPTED
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

@@ -102,3 +102,31 @@ def test_an_interrupted_command_says_what_it_may_have_done() -> None:
     ):
         assert interrupted_words(parser.parse_args(argv)) == words, argv
     assert "nothing was changed" in INTERRUPTED_READING
+
+
+# Ctrl-C while the command line is parsed (argparse asks the terminal's size then): one line.
+CTRL_C_WHILE_PARSING = """
+import os, shutil, signal
+
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
+def interrupted(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGINT)
+    return os.terminal_size((80, 24))
+
+shutil.get_terminal_size = interrupted
+from worker.cli import main
+main(["report", "--help"])
+"""
+
+
+def test_ctrl_c_while_parsing_is_one_line_and_exit_130() -> None:
+    parsed = subprocess.run(
+        [sys.executable, "-c", CTRL_C_WHILE_PARSING],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert parsed.returncode == EXIT_INTERRUPTED, (parsed.stdout, parsed.stderr)
+    assert parsed.stderr == "error: interrupted while starting: nothing was done\n"
