@@ -17,9 +17,10 @@ from temporalio.service import RPCError
 
 from api.problems import Kind, ProblemError
 from client.refund_ids import REFUND_ID_PATTERN
-from client.workflow_reads import marking_ended
+from client.workflow_reads import ended_among
 from workflows.models import StatusView
 from workflows.read_models import ListedRefund
+from workflows.states import TERMINAL_STATES
 
 log = structlog.get_logger("refundflow.api.listing")
 TEMPORAL_PATIENCE = timedelta(seconds=3)
@@ -105,10 +106,26 @@ async def page(
 
 
 async def marked_for_staff(temporal: Client, items: list[ListedRefund]) -> list[ListedRefund]:
-    """Staff's page with each open refund Temporal ended marked (`ended_in_temporal`); as it
-    is, unmarked, when Temporal does not answer (logged): the list itself needs only Postgres."""
+    """Staff's page with each open refund Temporal ended marked (`ended_in_temporal`): the
+    projection keeps showing such a refund as it stood until reconciliation closes it."""
+    ended = await ended_or_unknown(
+        temporal, [r.refund_id for r in items if r.state not in TERMINAL_STATES]
+    )
+    if not ended:
+        return items
+    return [
+        r.model_copy(update={"ended_in_temporal": ended[r.refund_id]})
+        if r.refund_id in ended
+        else r
+        for r in items
+    ]
+
+
+async def ended_or_unknown(temporal: Client, open_ids: list[str]) -> dict[str, str] | None:
+    """Which of a page's open refunds Temporal ended (client.workflow_reads.ended_among);
+    None when Temporal does not answer (logged): the page itself needs only Postgres."""
     try:
-        return await marking_ended(temporal, items, TEMPORAL_PATIENCE)
+        return await ended_among(temporal, open_ids, TEMPORAL_PATIENCE)
     except RPCError as err:
         log.warning("listing.ended_unknown", error=err.message)
-        return items
+        return None

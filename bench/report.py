@@ -32,29 +32,7 @@ def table(r: dict[str, Any]) -> str:
         ("ceiling", "ceiling (3 local no-ops, eager)"),
         ("ceiling_not_eager", "ceiling started without eager start"),
     ):
-        shape = r[key]
-        rows += [
-            (f"{name}: refunds/s", shape["per_second"]),
-            ("  end to end p50/p95/p99 ms", _triple(shape, "")),
-            ("  acknowledged p50/p95/p99 ms", _triple(shape, "ack_")),
-            *(
-                [("  acknowledged by step (Server-Timing) p50/p95 ms", _steps(shape))]
-                if "ack_steps_ms" in shape
-                else []
-            ),
-            *(
-                [("  Temporal server, mean ms per call", _server(shape["temporal_server_ms"]))]
-                if "temporal_server_ms" in shape
-                else []
-            ),
-            ("  CPU ms per refund", _cpu(shape["cpu_ms_per_refund"])),
-            (
-                "  CPU ms per refund in all, refunds/s it allows",
-                f"{shape['cpu_ms_per_refund_total']}, {shape['cpu_bound_per_second']}"
-                f" on {r['config']['cores']} cores",
-            ),
-            *_statements(shape.get("postgres_statements")),
-        ]
+        rows += _shape_rows(name, r[key], c["cores"])
     alone = r["refunds_unloaded"]
     rows += [
         ("respond-async one at a time: acknowledged p50/p95/p99 ms", _triple(alone, "ack_")),
@@ -87,6 +65,31 @@ def table(r: dict[str, Any]) -> str:
         "the same run on the same stack, so they are what to compare between runs.",
     ]
     return "\n".join(lines)
+
+
+def _shape_rows(name: str, shape: dict[str, Any], cores: int) -> list[tuple[str, Any]]:
+    """One shape's figures: throughput, latencies, the server's and each process's costs."""
+    return [
+        (f"{name}: refunds/s", shape["per_second"]),
+        ("  end to end p50/p95/p99 ms", _triple(shape, "")),
+        ("  acknowledged p50/p95/p99 ms", _triple(shape, "ack_")),
+        *(
+            [("  acknowledged by step (Server-Timing) p50/p95 ms", _steps(shape))]
+            if "ack_steps_ms" in shape
+            else []
+        ),
+        *(
+            [("  Temporal server, mean ms per call", _server(shape["temporal_server_ms"]))]
+            if "temporal_server_ms" in shape
+            else []
+        ),
+        ("  CPU ms per refund", _cpu(shape["cpu_ms_per_refund"])),
+        (
+            "  CPU ms per refund in all, refunds/s it allows",
+            f"{shape['cpu_ms_per_refund_total']}, {shape['cpu_bound_per_second']} on {cores} cores",
+        ),
+        *_statements(shape.get("postgres_statements")),
+    ]
 
 
 def _triple(d: dict[str, float], prefix: str) -> str:

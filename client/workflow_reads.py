@@ -16,9 +16,8 @@ from client.errors import RefundflowError
 from client.refund_ids import REFUND_ID_PATTERN
 from workflows import names
 from workflows.models import StatusQuery, StatusView
-from workflows.read_models import ListedRefund
 from workflows.refund.workflow import RefundWorkflow
-from workflows.states import TERMINAL_STATES, Awaiting, RefundState
+from workflows.states import Awaiting, RefundState
 
 RUN_HANDOVER_TRIES = 25  # x 0.2 s
 # How much longer than its patience the first look at a new refund may wait for a query
@@ -81,21 +80,6 @@ async def ended_among(
         ):
             ended[run.id] = words
     return ended
-
-
-async def marking_ended(
-    temporal: Client, rows: list[ListedRefund], rpc_timeout: timedelta | None = None
-) -> list[ListedRefund]:
-    """`rows` with `ended_in_temporal` set on each open refund Temporal ended: the
-    projection keeps showing such a refund as it stood until reconciliation closes it."""
-    open_ids = [r.refund_id for r in rows if r.state not in TERMINAL_STATES]
-    ended = await ended_among(temporal, open_ids, rpc_timeout)
-    return [
-        r.model_copy(update={"ended_in_temporal": ended[r.refund_id]})
-        if r.refund_id in ended
-        else r
-        for r in rows
-    ]
 
 
 async def first_step(

@@ -20,17 +20,13 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
-import structlog
-from temporalio.service import RPCError
 
 from api.deps import ApiState
-from api.listing import TEMPORAL_PATIENCE, asked_by
+from api.listing import asked_by, ended_or_unknown
 from client.refund_ids import REFUND_ID_PATTERN
-from client.workflow_reads import ended_among
 from workflows.money import _THREE_DECIMAL, _ZERO_DECIMAL
 from workflows.states import Awaiting, RefundState
 
-log = structlog.get_logger("refundflow.api.pages")
 PAGE_SIZE = 25
 NEEDS_A_PERSON = (Awaiting.REVIEWER.value, Awaiting.OPERATOR.value)
 TERMINAL = (RefundState.COMPLETED.value, RefundState.CANCELLED.value)
@@ -155,17 +151,7 @@ async def page(api: ApiState, filters: Filters, cursor: str | None) -> QueuePage
     )
     items = [dict(r) for r in rows[:PAGE_SIZE]]
     more = len(rows) > PAGE_SIZE
-    ended = await _ended_in_temporal(
-        api, [r["refund_id"] for r in items if r["state"] not in TERMINAL]
+    ended = await ended_or_unknown(
+        api.refunds.temporal, [r["refund_id"] for r in items if r["state"] not in TERMINAL]
     )
     return QueuePage(items, encode_cursor(items[-1]) if more and items else None, ended)
-
-
-async def _ended_in_temporal(api: ApiState, open_ids: list[str]) -> dict[str, str] | None:
-    """The projection still shows a terminated refund as it stood: ask Temporal which of the
-    page's open refunds it ended, so that none reads as waiting for its deadline."""
-    try:
-        return await ended_among(api.refunds.temporal, open_ids, TEMPORAL_PATIENCE)
-    except RPCError as err:
-        log.warning("pages.queue_ended_unknown", error=err.message)
-        return None
