@@ -207,6 +207,8 @@ async def build_report(
         escalation_rate=_rate(metrics["escalated"], total),
         duplicate_refunds=sum(metrics[k] for k in _DUPLICATES),
         reopen_rate=_rate(metrics["reopened"], metrics["refused"]),
+        refused=metrics["refused"],
+        reopened=metrics["reopened"],
         reversals=metrics["reversals"],
         money=money,
         bucket=unit,

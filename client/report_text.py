@@ -73,7 +73,8 @@ def render_text(report: RefundReport) -> str:
         f"   ({ttr.count} completed {'refund' if ttr.count == 1 else 'refunds'} measured)",
         f"  {'SLA breaches':<22} {report.sla_breaches}",
         f"  {'escalation rate':<22} {_percent(report.escalation_rate)}",
-        f"  {'reopen rate':<22} {_percent(report.reopen_rate)}",
+        f"  {'reopen rate':<22} {_percent(report.reopen_rate)}"
+        f"   ({report.reopened} of {report.refused} refused asked again)",
         f"  {'reversals':<22} {report.reversals}",
         f"  {'duplicate refunds':<22} {duplicates_line(report.duplicate_refunds)}",
     ]

@@ -321,6 +321,10 @@ class RefundReport(_ReadModel):
     escalation_rate: float
     duplicate_refunds: int
     reopen_rate: float
+    refused: int = 0
+    """Refused requests (rejected, declined, expired in review): the reopen rate's base."""
+    reopened: int = 0
+    """Of those, the ones whose order was asked again after."""
     reversals: int = 0
     """Payments the provider took back after confirming them (each reopened its refund)."""
     money: list[MoneyTotals] = []

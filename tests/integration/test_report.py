@@ -190,7 +190,7 @@ async def test_three_days_of_refunds_give_exact_metrics(report_db: ReportDb) -> 
     assert report.duplicate_refunds == 0
     # r6 (rejected) reopened by r7; r8 was withdrawn, not refused (nor would r9, requested
     # before it, reopen it).
-    assert report.reopen_rate == 1.0
+    assert (report.reopen_rate, report.reopened, report.refused) == (1.0, 1, 1)
     assert report.bucket == "day"
     assert report.series == [
         bucket(T0, 2, 1, 1, 90.0),
@@ -208,6 +208,7 @@ async def test_three_days_of_refunds_give_exact_metrics(report_db: ReportDb) -> 
     assert "duplicate refunds      0 (must be 0)" in text
     assert "time to refund p50     3m 00s  (180 s)" in text
     assert "escalation rate        20.00%" in text
+    assert "reopen rate            100.00%   (1 of 1 refused asked again)" in text
     assert "2026-03-04 00:00" in text and "(0.2)" not in text
 
 
