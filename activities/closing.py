@@ -49,7 +49,7 @@ async def close_dead_refund(
     pool: asyncpg.Pool,
     payment: PaymentProvider,
     finding: dict[str, Any],
-    inventory: Inventory | None = None,
+    inventory: Inventory,
 ) -> bool:
     """Heal a `workflow_closed_abnormally` finding: a refund whose workflow Temporal ended is
     closed as a workflow would close it. Cancelled, when the provider holds no refund for
@@ -66,7 +66,7 @@ async def close_dead_refund(
     paid = None
     if moved:
         details["provider_refunds"] = [r.provider_refund_id for r in found]
-        if len(moved) > 1 or moved[0].status != "succeeded" or inventory is None:
+        if len(moved) > 1 or moved[0].status != "succeeded":
             details["not_healed"] = _why_not_paid(moved)
             return False
         paid = Paid(moved[0], inventory)
@@ -113,9 +113,7 @@ def _what_it_holds(found: list[ProviderRefundResult]) -> str:
 def _why_not_paid(moved: list[ProviderRefundResult]) -> str:
     if len(moved) > 1:
         return f"the provider holds {len(moved)} refunds for it that may have paid"
-    if moved[0].status != "succeeded":
-        return f"its provider refund is {moved[0].status}: looked at again by the next run"
-    return "no inventory to restock its lines with"
+    return f"its provider refund is {moved[0].status}: looked at again by the next run"
 
 
 async def close_ended_refund(

@@ -24,7 +24,7 @@ from typing import Any
 import asyncpg
 import structlog
 from temporalio import activity
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowQueryFailedError
+from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.closing import close_dead_refund
@@ -185,8 +185,7 @@ class ReconciliationActivities:
                 rows = await conn.fetch(FINDINGS_SQL, inp.grace_seconds, ORPHAN_AFTER_SECONDS)
                 refunds = await conn.fetchval("SELECT count(*) FROM refundflow.refund_status")
             findings = []
-            # A dead refund's closing first: it may record a payment another finding is of.
-            for row in sorted(rows, key=lambda row: row["kind"] != CLOSED):
+            for row in rows:
                 findings.append(await self._act(dict(row), inp.heal))
                 activity.heartbeat(len(findings))  # many heals after an outage take a while
             await conn.executemany(
@@ -308,32 +307,25 @@ class ReconciliationActivities:
         return finding
 
     async def _signal_paid(self, finding: dict[str, Any]) -> bool:
-        """Tell the refund's workflow the provider paid (it confirms before acting). A
-        workflow Temporal ended cannot hear it: its `workflow_closed_abnormally` finding,
-        healed first, records the payment."""
-        handle = self._temporal.get_workflow_handle(finding["refund_id"])
-        described = await handle.describe()
-        if described.status is not WorkflowExecutionStatus.RUNNING:
-            state = await self._pool.fetchval(
-                "SELECT state FROM refundflow.refund_status WHERE refund_id = $1",
-                finding["refund_id"],
+        """Tell the refund's workflow the provider paid (it confirms before acting). One
+        Temporal ended is not asked here: its `workflow_closed_abnormally` finding records
+        the payment (FINDINGS_SQL)."""
+        try:
+            await self._temporal.get_workflow_handle(finding["refund_id"]).signal(
+                names.SIGNAL_PROVIDER_SETTLED,
+                ProviderSettlement(
+                    provider_refund_id=finding["provider_refund_id"],
+                    status="succeeded",
+                    source="reconciliation",
+                ),
             )
-            if state == "completed":
-                return True
-            ended = described.status.name.lower() if described.status else "closed"
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
             finding["details"]["not_healed"] = (
-                f"its workflow is {ended} in Temporal: only healing its {CLOSED} finding can"
-                " record the payment"
+                "its workflow is not running in Temporal, so it cannot hear of the payment"
             )
             return False
-        await handle.signal(
-            names.SIGNAL_PROVIDER_SETTLED,
-            ProviderSettlement(
-                provider_refund_id=finding["provider_refund_id"],
-                status="succeeded",
-                source="reconciliation",
-            ),
-        )
         return True
 
     async def _reopen_reversed(self, finding: dict[str, Any]) -> bool:

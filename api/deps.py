@@ -153,6 +153,10 @@ def customer_asking(who: Principal, named: str | None, order: OrderSnapshot) -> 
     return who.actor if who.kind is PrincipalKind.CUSTOMER else order.customer_id
 
 
+_KNOWN_QUERY: dict[int, list[str]] = {}
+"""The query parameters each route takes, by its dependant's id."""
+
+
 async def known_query_only(request: Request) -> None:
     """Refuse a query parameter the route does not take (`?stat=completed` for `state`):
     ignored, it would answer as if no filter had been asked for."""
@@ -160,7 +164,9 @@ async def known_query_only(request: Request) -> None:
     dependant = getattr(route, "dependant", None)
     if dependant is None or not request.url.path.startswith("/v1/"):
         return  # probes (/healthz, /readyz) may carry whatever their prober adds
-    known = sorted(_query_names(dependant))
+    known = _KNOWN_QUERY.get(id(dependant))
+    if known is None:  # once per route: the routes are the app's for its lifetime
+        known = _KNOWN_QUERY[id(dependant)] = sorted(_query_names(dependant))
     takes = f"it takes {', '.join(known)}" if known else "this route takes no query parameters"
     for name in request.query_params:
         shown = name if len(name) <= 40 else name[:39] + "…"

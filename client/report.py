@@ -202,18 +202,25 @@ async def build_report(
         refunds=total,
         by_state=by_state,
         by_reason=by_reason,
-        time_to_refund_seconds=_time_to_refund(metrics),
-        sla_breaches=metrics["sla_breaches"],
-        escalation_rate=_rate(metrics["escalated"], total),
-        duplicate_refunds=sum(metrics[k] for k in _DUPLICATES),
-        reopen_rate=_rate(metrics["reopened"], metrics["refused"]),
-        refused=metrics["refused"],
-        reopened=metrics["reopened"],
-        reversals=metrics["reversals"],
         money=money,
         bucket=unit,
         series=series,
+        **_rates_and_counts(metrics, total),
     )
+
+
+def _rates_and_counts(metrics: asyncpg.Record, total: int) -> dict[str, Any]:
+    """The report's fields read from the metrics row (build_report says what each means)."""
+    return {
+        "time_to_refund_seconds": _time_to_refund(metrics),
+        "sla_breaches": metrics["sla_breaches"],
+        "escalation_rate": _rate(metrics["escalated"], total),
+        "duplicate_refunds": sum(metrics[k] for k in _DUPLICATES),
+        "reopen_rate": _rate(metrics["reopened"], metrics["refused"]),
+        "refused": metrics["refused"],
+        "reopened": metrics["reopened"],
+        "reversals": metrics["reversals"],
+    }
 
 
 async def _series(

@@ -13,15 +13,15 @@ from decimal import Decimal, InvalidOperation
 
 from api.pages import queue
 from workflows.models import CHANNELS, IDENTIFIER_PATTERN
-from workflows.money import check_currency, exponent
+from workflows.money import ISO_4217_CODES, check_currency, exponent
 from workflows.states import Awaiting, RefundState
 
 AMOUNT_LIMIT = Decimal(10) ** 10
 """Amounts are typed in the currency's units: more than any order holds, and what Postgres's
 numeric compares without overflowing."""
 ID_MAX_CHARS = 64
-MOST_DECIMALS = 3
-"""The most digits after the point of any currency's minor unit (BHD, KWD ...)."""
+MOST_DECIMALS = max(exponent(code) for code in ISO_4217_CODES)
+"""The most digits after the point of any currency's minor unit (BHD, KWD ...: 3)."""
 _YES, _NO = {"true", "1", "on", "yes"}, {"", "false", "0", "off", "no"}
 
 

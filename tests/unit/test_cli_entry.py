@@ -43,25 +43,21 @@ main()
 HEAVY = ("temporalio", "aiohttp", "asyncpg", "structlog", "cryptography", "uvicorn")
 
 
-def _loaded_after(code: str) -> set[str]:
-    shown = subprocess.run(
-        [sys.executable, "-c", f"{code}\nimport sys; print(*sorted(sys.modules))"],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    """`code` run by this interpreter in the project's folder, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60
     )
+
+
+def _loaded_after(code: str) -> set[str]:
+    shown = _python(f"{code}\nimport sys; print(*sorted(sys.modules))")
+    assert shown.returncode == 0, shown.stderr
     return {name.split(".")[0] for name in shown.stdout.split()}
 
 
 def test_ctrl_c_while_starting_is_one_line_and_exit_130() -> None:
-    started = subprocess.run(
-        [sys.executable, "-c", CTRL_C_MID_IMPORT],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    started = _python(CTRL_C_MID_IMPORT)
     err = started.stderr
     assert started.returncode == EXIT_INTERRUPTED, (started.stdout, err)
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
@@ -121,12 +117,6 @@ main(["report", "--help"])
 
 
 def test_ctrl_c_while_parsing_is_one_line_and_exit_130() -> None:
-    parsed = subprocess.run(
-        [sys.executable, "-c", CTRL_C_WHILE_PARSING],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    parsed = _python(CTRL_C_WHILE_PARSING)
     assert parsed.returncode == EXIT_INTERRUPTED, (parsed.stdout, parsed.stderr)
     assert parsed.stderr == "error: interrupted while starting: nothing was done\n"
