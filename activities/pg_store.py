@@ -14,6 +14,7 @@ from activities import audit_chain, budgets, order_ledger, reserving
 from activities.audit_chain import AuditContent, utc
 from activities.fair_pool import create_fair_pool
 from activities.migrate import apply_migrations
+from activities.outbox import FINDINGS_RUN as DISPATCHER_RUN
 from activities.outbox import write_events
 from workflows.budgets import BudgetUse, customer_key
 from workflows.ledger import Hold
@@ -35,6 +36,32 @@ from workflows.read_models import (
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SCHEMA = "refundflow"
+
+# Open: what the newest finished reconciliation run found and did not heal (a refund changed
+# within that run's grace is left to the next run, which finds it again if it still stands),
+# or a subscriber event the dispatcher parked ($6) that is still parked.
+LISTED_FINDINGS_SQL = """
+WITH newest AS (
+    SELECT run_id FROM refundflow.reconciliation_runs
+    WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 1
+), listed AS (
+    SELECT f.*, CASE
+        WHEN f.run_id = $6 THEN EXISTS (SELECT 1 FROM refundflow.deliveries d
+            WHERE d.event_id = f.details->>'event_id'
+              AND d.subscriber = f.details->>'subscriber' AND d.parked_at IS NOT NULL)
+        ELSE f.action <> 'healed' AND f.run_id = (SELECT run_id FROM newest)
+    END AS open
+    FROM refundflow.findings f
+    WHERE ($1::text IS NULL OR f.run_id = $1) AND ($2::text IS NULL OR f.kind = $2)
+      AND ($3::text IS NULL OR f.refund_id = $3)
+)
+SELECT finding_id, run_id, kind, refund_id, order_id, details::text AS details, action,
+    created_at, open, (SELECT min(g.created_at) FROM refundflow.findings g
+        WHERE g.kind = l.kind AND g.refund_id IS NOT DISTINCT FROM l.refund_id
+          AND g.order_id IS NOT DISTINCT FROM l.order_id) AS first_found_at
+FROM listed l WHERE open OR NOT $4
+ORDER BY finding_id DESC LIMIT $5
+"""
 
 
 async def create_pool(
@@ -166,16 +193,16 @@ class PostgresRefundStore:
         return [ListedRefund.model_validate(dict(r)) for r in rows]
 
     async def findings(
-        self, *, run_id: str | None = None, kind: str | None = None, limit: int = 100
+        self,
+        *,
+        run_id: str | None = None,
+        kind: str | None = None,
+        refund_id: str | None = None,
+        open_only: bool = False,
+        limit: int = 100,
     ) -> list[Finding]:
         rows = await self._pool.fetch(
-            "SELECT finding_id, run_id, kind, refund_id, order_id, details::text AS details,"
-            " action, created_at FROM refundflow.findings"
-            " WHERE ($1::text IS NULL OR run_id = $1) AND ($2::text IS NULL OR kind = $2)"
-            " ORDER BY finding_id DESC LIMIT $3",
-            run_id,
-            kind,
-            limit,
+            LISTED_FINDINGS_SQL, run_id, kind, refund_id, open_only, limit, DISPATCHER_RUN
         )
         return [
             Finding.model_validate({**dict(r), "details": json.loads(r["details"])}) for r in rows

@@ -230,13 +230,16 @@ def faults(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def findings(rows: list[Finding]) -> str:
+def findings(rows: list[Finding], open_only: bool = False) -> str:
+    """Newest first; `open` marks a finding that still stands, with when it was first found
+    when an earlier run found it too."""
     if not rows:
-        return "no findings"
+        return "no open findings" if open_only else "no findings"
     return "\n".join(
-        f"{when(r.created_at)}  {r.action:<9} {r.kind:<34}"
-        f" {r.refund_id or r.order_id or '-'}"
-        f"  {_details(r.details)}"
+        f"{when(r.created_at)}  {r.action:<9} {'open' if r.open else '':<4} {r.kind:<34}"
+        f" {r.refund_id or r.order_id or '-'}  "
+        + (f"first found {when(r.first_found_at)}; " if r.first_found_at < r.created_at else "")
+        + _details(r.details)
         for r in rows
     )
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from client.cli import arguments as types
 from client.cli.acting import Credentials
 from client.cli.arguments import EXIT_OK, UserError
-from client.cli.commands import Subcommands, command
+from client.cli.grammar import Subcommands, command
 from client.cli.handlers import Handler
 from client.errors import RefundflowError
 from client.settings import Settings, find_stack

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from client.cli.arguments import EXIT_OK
-from client.cli.commands import Subcommands, command
+from client.cli.grammar import Subcommands, command
 from client.cli.handlers import Handler
 from client.settings import ConfigurationError, Settings
 

@@ -184,6 +184,11 @@ class Finding(_ReadModel):
     details: dict[str, Any]
     action: Literal["healed", "escalated", "reported"]
     created_at: IsoDatetime
+    open: bool
+    """Still standing: the newest finished run found it and did not heal it, or (a parked
+    subscriber event) the event is still parked. A row of an older run is not open."""
+    first_found_at: IsoDatetime
+    """The first finding of this kind for this refund (or order), in any run."""
 
 
 class LedgerLine(_ReadModel):

@@ -4,8 +4,10 @@ Every command takes --json for scripts. Mistakes are reported as one line on std
 non-zero exit status; no stack traces for user errors.
 
     arguments   exit statuses, the parser's error style, argument types
-    commands    each command's arguments and help (CLIENT_COMMANDS, build_parser)
-    handlers    what each command does (HANDLERS)
+    grammar     a command, a group, a subcommand's --json: what the others are made of
+    commands    each command's arguments and help (CLIENT_COMMANDS, build_parser);
+                the sandbox's are in sandbox_commands
+    handlers    what each command does (HANDLERS); operations: reconcile, anomalies, report
     backends    reaching Postgres and Temporal;  output: printing results
     app         parse, dispatch, report failures (run, main)
 

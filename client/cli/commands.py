@@ -9,20 +9,16 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TypeAlias
 
 from client.cli import arguments as types
 from client.cli import subscribers as subscriber_args
 from client.cli.arguments import OneLineParser
+from client.cli.grammar import CommandAdder, Subcommands, command, group, with_json
+from client.cli.sandbox_commands import add_sandbox
 from workflows.states import RefundState
 from workflows.vocabulary import CHANNELS, FINDING_KINDS, LOCALES
-
-# A string: argparse's action class is generic only to type checkers, not at run time. Its
-# parsers are OneLineParsers, like the parser that made it (argparse uses type(self)).
-Subcommands: TypeAlias = "argparse._SubParsersAction[OneLineParser]"
-CommandAdder: TypeAlias = Callable[[Subcommands], None]
 
 
 def build_parser(adders: Iterable[CommandAdder]) -> argparse.ArgumentParser:
@@ -57,65 +53,6 @@ def _version() -> str:
         return importlib.metadata.version("refundflow")
     except importlib.metadata.PackageNotFoundError:  # run from a folder, not installed
         return "(not installed)"
-
-
-def command(sub: Subcommands, name: str, help_text: str) -> argparse.ArgumentParser:
-    """A command of its own: its help is also its description, and it takes --json."""
-    parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
-    return parser
-
-
-def group(sub: Subcommands, name: str, help_text: str, dest: str) -> Subcommands:
-    """A command made of subcommands (`sandbox faults set`); `dest` names the one chosen."""
-    parser = sub.add_parser(name, help=help_text)
-    return parser.add_subparsers(dest=dest, required=True, metavar="COMMAND")
-
-
-def with_json(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """A subcommand's --json, added after its other arguments (so listed last)."""
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
-    return parser
-
-
-def add_sandbox(sub: Subcommands) -> None:
-    sandbox = group(
-        sub, "sandbox", "the sandbox payment provider, inventory and orders", "sandbox_command"
-    )
-    order = sandbox.add_parser("order", help="create a paid, delivered order")
-    order.add_argument("--amount", type=types.minor, help="minor units, e.g. 12000 (one line)")
-    order.add_argument("--currency", default="USD", help="ISO 4217 code (default USD)")
-    order.add_argument(
-        "--category", default="general", help="the --amount line's category (default general)"
-    )
-    order.add_argument(
-        "--delivered-days-ago", type=int, default=3, help="for the return window (default 3)"
-    )
-    order.add_argument(
-        "--rail",
-        choices=["card", "wallet", "bank_transfer"],
-        default="card",
-        help="how it was paid: when refunded money arrives (default card)",
-    )
-    order.add_argument(
-        "--customer", type=types.name, help="who placed it (default: a new customer id)"
-    )
-    order.add_argument(
-        "--line", type=types.priced_line, action="append", help="SKU:QTY:PRICE:CATEGORY"
-    )
-    with_json(order)
-    inbox = sandbox.add_parser("inbox", help="what customers were notified of")
-    inbox.add_argument("--refund", type=types.refund_id, help="only this refund")
-    with_json(inbox)
-    refunds = sandbox.add_parser("refunds", help="the provider's refund ledger")
-    refunds.add_argument("--order", type=types.order_id, help="only this order")
-    with_json(refunds)
-    faults = group(sandbox, "faults", "inject faults into the sandbox systems", "faults_command")
-    faults_set = faults.add_parser("set", help="set SYSTEM.FIELD=VALUE ...")
-    faults_set.add_argument("assignments", nargs="+", type=types.assignment, metavar="KEY=VALUE")
-    with_json(faults_set)
-    for name, text in (("clear", "remove every fault"), ("show", "show the faults in force")):
-        with_json(faults.add_parser(name, help=text))
 
 
 def add_operator(sub: Subcommands) -> None:
@@ -362,6 +299,12 @@ def add_reconciliation(sub: Subcommands) -> None:
     reconcile.add_argument("--no-heal", action="store_true", help="only report")
     anomalies = command(sub, "anomalies", "findings of reconciliation runs, newest first")
     anomalies.add_argument("--kind", choices=FINDING_KINDS, help="only this kind of finding")
+    anomalies.add_argument("--refund", type=types.refund_id, help="only this refund's findings")
+    anomalies.add_argument(
+        "--open",
+        action="store_true",
+        help="only what still stands: found by the newest run and not healed, or still parked",
+    )
     anomalies.add_argument(
         "--limit", type=types.positive, default=100, help="at most this many (default 100)"
     )

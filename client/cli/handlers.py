@@ -14,10 +14,9 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from client import render
-from client.cli import acting, subscribers
+from client.cli import acting, operations, subscribers
 from client.cli.acting import with_api
 from client.cli.arguments import EXIT_FAILURE, EXIT_OK, UserError
-from client.cli.backends import with_client, with_store
 from client.cli.output import emit, note
 from client.errors import NotAllowed, RefundflowError
 from client.review_context import as_stopped
@@ -198,7 +197,7 @@ def _order_spec(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _single_call(args: argparse.Namespace) -> int:
-    """Commands that are one call to the API (or, for anomalies, the store) and a rendering.
+    """Commands that are one call to the API and a rendering.
     Who acts is the token's principal: the API is told no names."""
     cmd = args.command
     actions: dict[str, tuple[Callable[[Any], Awaitable[Any]], Callable[[Any], str]]] = {
@@ -213,10 +212,6 @@ async def _single_call(args: argparse.Namespace) -> int:
         "cancel": (lambda c: c.cancel(args.refund_id, reason=args.reason), _status_or_track),
         "received": (lambda c: c.item_received(args.refund_id), render.status),
         "audit": (lambda c: c.audit(args.refund_id), render.audit),
-        "anomalies": (
-            lambda store: store.findings(kind=args.kind, limit=args.limit),
-            render.findings,
-        ),
         "retry": (lambda c: c.operator_retry(args.refund_id), render.status),
         "op-cancel": (
             lambda c: c.operator_cancel(args.refund_id, reason=args.reason),
@@ -235,10 +230,7 @@ async def _single_call(args: argparse.Namespace) -> int:
         )
     action, human = actions[cmd]
     try:
-        if cmd == "anomalies":
-            result = await with_store(action)
-        else:
-            result = await with_api(args, action)
+        result = await with_api(args, action)
     except ValidationError as err:
         raise UserError(render.validation_error(err)) from None
     emit(args, result, human)
@@ -330,56 +322,15 @@ async def _events(client: Any, refund_id: str) -> Any:
     return events
 
 
-async def _reconcile(args: argparse.Namespace) -> int:
-    from workflows.models import ReconcileInput
-    from workflows.read_models import Reconciliation
-
-    async def run_now(client: Any) -> Reconciliation:
-        report = await client.reconcile(
-            ReconcileInput(heal=not args.no_heal, grace_seconds=max(args.grace, 0))
-        )
-        findings = await (await client.store()).findings(run_id=report.run_id, limit=10_000)
-        return Reconciliation(**report.model_dump(), details=findings)
-
-    result = await with_client(run_now)
-    grace = max(args.grace, 0)
-    emit(args, result, lambda report: render.reconciliation(report, grace))
-    return EXIT_OK
-
-
-async def _report(args: argparse.Namespace) -> int:
-    from client.report import build_report
-    from client.report_chart import write_chart
-    from client.report_text import render_text
-
-    if args.since and args.until and args.since >= args.until:
-        raise UserError("--since must be before --until")
-    report = await with_store(lambda store: build_report(store.pool, args.since, args.until))
-    chart = None
-    if args.chart:  # only where asked: never a file left in whatever folder this ran in
-        try:
-            chart = str(write_chart(report, args.chart))
-        except OSError as err:
-            raise RefundflowError(
-                f"cannot write the chart to {args.chart}: {err.strerror or err}"
-            ) from None
-    written = f"\n\nchart written to {chart}" if chart else ""
-    emit(
-        args,
-        {**report.model_dump(mode="json"), "chart": chart},
-        lambda _: f"{render_text(report)}{written}",
-    )
-    return EXIT_OK
-
-
 HANDLERS: dict[str, Handler] = {
     "sandbox": _sandbox,
     "request": _request,
     "eligibility": _eligibility,
     "policy": _policy,
     "subscribers": subscribers.handle,
-    "reconcile": _reconcile,
-    "report": _report,
+    "reconcile": operations.reconcile,
+    "anomalies": operations.anomalies,
+    "report": operations.report,
     "status": _status,
     "audit": _audit_command,
     **dict.fromkeys(
@@ -392,7 +343,6 @@ HANDLERS: dict[str, Handler] = {
             "reject",
             "cancel",
             "received",
-            "anomalies",
         ),
         _single_call,
     ),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
 import pytest
@@ -75,10 +76,8 @@ async def test_a_refused_event_is_parked_with_a_finding_and_the_next_events_go_o
         details = json.loads(finding["details"])
         assert (details["attempts"], details["last_error"]) == (3, "HTTP 410")
         assert details["type"] == FIRST
-        anomalies = await cli_json(stack, "anomalies")
-        assert isinstance(anomalies, list)
-        assert any(a["kind"] == outbox.PARKED_KIND and a["details"]["event_id"] == first
-                   for a in anomalies)  # fmt: skip
+        parked = await parked_anomalies(stack, status.refund_id)
+        assert [(a["details"]["event_id"], a["open"]) for a in parked] == [(first, True)]
 
         # `subscribers list`: a clear line for people, the same facts in --json.
         listed = await cli_json(stack, "subscribers", "list")
@@ -101,12 +100,20 @@ async def test_a_refused_event_is_parked_with_a_finding_and_the_next_events_go_o
             lambda rows: all(r["delivered_at"] for r in rows),
         )
         assert done[0]["parked_at"] is None and done[0]["attempts"] == 1  # a fresh budget
+        assert await parked_anomalies(stack, status.refund_id, "--open") == []  # stands no more
         assert sub.accepted(status.refund_id) == [r["seq"] for r in rows[1:]] + [rows[0]["seq"]]
         again = await cli_json(stack, "subscribers", "list")
         assert isinstance(again, list)
         assert [(s["parked"], s["last_error"]) for s in again if s["name"] == name] == [(0, None)]
         code, text, _ = await run_cli(stack.env(), "subscribers", "replay", name, "--all-parked")
         assert (code, text.strip()) == (0, f"{name}: no parked events to replay")
+
+
+async def parked_anomalies(stack: DevStack, refund_id: str, *extra: str) -> list[Any]:
+    """The parked-event findings `anomalies` lists for the refund."""
+    found = await cli_json(stack, "anomalies", "--refund", refund_id, *extra)
+    assert isinstance(found, list)
+    return [a for a in found if a["kind"] == outbox.PARKED_KIND]
 
 
 async def test_replay_refuses_a_wrong_subscriber_or_event_and_changes_nothing(

@@ -171,6 +171,45 @@ async def test_reconcile_no_heal_finds_the_paid_refund_and_leaves_it_alone(
     assert [(f["run_id"], f["action"]) for f in kept] == [(report["run_id"], "reported")]
 
 
+async def anomalies_of(stack: DevStack, refund_id: str, *extra: str) -> list[dict[str, Any]]:
+    code, out, err = await run_cli(
+        stack.env(), "anomalies", "--refund", refund_id, "--json", *extra
+    )
+    assert code == 0, err
+    found: list[dict[str, Any]] = json.loads(out)
+    return found
+
+
+async def test_anomalies_open_lists_what_still_stands_until_a_run_heals_it(
+    refunds: RefundClient, sandbox: Sandbox, faults: SandboxAdmin, stack: DevStack
+) -> None:
+    stuck, order = await awaiting_operator(refunds, sandbox, faults)
+    await sandbox.provider_refund(order, stuck.refund_id, stuck.amount)
+    looked = await reconcile_cli(stack, "--no-heal")
+    [reported] = await anomalies_of(stack, stuck.refund_id, "--open")
+    assert (reported["run_id"], reported["action"], reported["open"]) == (
+        looked["run_id"],
+        "reported",
+        True,
+    )
+    code, out, err = await run_cli(stack.env(), "anomalies", "--refund", stuck.refund_id)
+    assert code == 0 and " reported  open provider_refunded_not_completed" in out, (out, err)
+
+    healed_by = await reconcile_cli(stack)
+    # Both runs' findings are kept; neither stands now, and the healed one says since when.
+    kept = await anomalies_of(stack, stuck.refund_id)
+    assert [(f["run_id"], f["action"], f["open"]) for f in kept] == [
+        (healed_by["run_id"], "healed", False),
+        (looked["run_id"], "reported", False),
+    ]
+    assert kept[0]["first_found_at"] == reported["created_at"]
+    assert await anomalies_of(stack, stuck.refund_id, "--open") == []
+    code, out, err = await run_cli(stack.env(), "anomalies", "--open", "--refund", stuck.refund_id)
+    assert (code, out.strip()) == (0, "no open findings"), err
+    # Another refund's findings are not this one's.
+    assert await anomalies_of(stack, "rf_" + "0" * 24) == []
+
+
 async def test_a_payment_that_cannot_be_the_refunds_is_escalated_with_why(
     refunds: RefundClient, sandbox: Sandbox, faults: SandboxAdmin, stack: DevStack
 ) -> None:

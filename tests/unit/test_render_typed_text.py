@@ -50,11 +50,14 @@ def test_a_findings_details_read_as_pairs_on_its_one_line() -> None:
         refund_id="rf_" + "0" * 24, order_id="ord_1", action="healed",
         details={"state": "pending_review", "last_error": "boom\n  forged line",
                  "provider_refunds": ["re_1", "re_2"]},
-        created_at=datetime(2026, 11, 27, 15, 0, tzinfo=UTC),
+        created_at=datetime(2026, 11, 27, 15, 0, tzinfo=UTC), open=True,
+        first_found_at=datetime(2026, 11, 27, 14, 0, tzinfo=UTC),
     )  # fmt: skip
     [line] = render.findings([finding]).splitlines()
+    assert " healed    open workflow_closed_abnormally " in line
     assert line.endswith(
-        "state pending_review; last_error boom\\n  forged line; provider_refunds re_1, re_2"
+        "  first found 2026-11-27 14:00:00 UTC; state pending_review;"
+        " last_error boom\\n  forged line; provider_refunds re_1, re_2"
     )
     assert "{" not in line  # not a Python dict
 

@@ -1,0 +1,66 @@
+"""The operators' commands that read Postgres or run reconciliation themselves, not through
+the API: `reconcile`, `anomalies` and `report`."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from client import render
+from client.cli.arguments import EXIT_OK, UserError
+from client.cli.backends import with_client, with_store
+from client.cli.output import emit
+from client.errors import RefundflowError
+
+
+async def reconcile(args: argparse.Namespace) -> int:
+    from workflows.models import ReconcileInput
+    from workflows.read_models import Reconciliation
+
+    async def run_now(client: Any) -> Reconciliation:
+        report = await client.reconcile(
+            ReconcileInput(heal=not args.no_heal, grace_seconds=max(args.grace, 0))
+        )
+        findings = await (await client.store()).findings(run_id=report.run_id, limit=10_000)
+        return Reconciliation(**report.model_dump(), details=findings)
+
+    result = await with_client(run_now)
+    grace = max(args.grace, 0)
+    emit(args, result, lambda report: render.reconciliation(report, grace))
+    return EXIT_OK
+
+
+async def anomalies(args: argparse.Namespace) -> int:
+    """Findings, newest first; `--open` keeps what still stands."""
+    rows = await with_store(
+        lambda store: store.findings(
+            kind=args.kind, refund_id=args.refund, open_only=args.open, limit=args.limit
+        )
+    )
+    emit(args, rows, lambda found: render.findings(found, open_only=args.open))
+    return EXIT_OK
+
+
+async def report(args: argparse.Namespace) -> int:
+    from client.report import build_report
+    from client.report_chart import write_chart
+    from client.report_text import render_text
+
+    if args.since and args.until and args.since >= args.until:
+        raise UserError("--since must be before --until")
+    report = await with_store(lambda store: build_report(store.pool, args.since, args.until))
+    chart = None
+    if args.chart:  # only where asked: never a file left in whatever folder this ran in
+        try:
+            chart = str(write_chart(report, args.chart))
+        except OSError as err:
+            raise RefundflowError(
+                f"cannot write the chart to {args.chart}: {err.strerror or err}"
+            ) from None
+    written = f"\n\nchart written to {chart}" if chart else ""
+    emit(
+        args,
+        {**report.model_dump(mode="json"), "chart": chart},
+        lambda _: f"{render_text(report)}{written}",
+    )
+    return EXIT_OK
