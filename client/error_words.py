@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from workflows.money import MAX_MINOR_UNITS
 from workflows.vocabulary import IDENTIFIER_PATTERN
 
 # The patterns our contracts use, by what they ask for (workflows.vocabulary).
@@ -26,6 +27,15 @@ def plain(error: Any) -> str:
         return "must not be empty"
     if kind == "greater_than":
         return f"must be greater than {ctx['gt']}"
+    if kind == "less_than_equal" and ctx.get("le") == MAX_MINOR_UNITS:
+        # An amount (or a price) no order captures: pydantic's own words read as a limit
+        # someone might want to reach.
+        return (
+            f"is larger than any amount refundflow handles (at most {MAX_MINOR_UNITS}"
+            " minor units, 10,000,000,000.00 in a currency with two decimals)"
+        )
+    if kind == "less_than_equal":
+        return f"must be at most {ctx['le']}"
     if kind == "literal_error":
         return f"must be one of {ctx['expected']}"
     message = str(error.get("msg", "is not valid")).removeprefix("Value error, ")

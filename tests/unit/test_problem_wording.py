@@ -72,3 +72,32 @@ def test_a_body_that_is_not_a_json_object_says_how_to_send_one() -> None:
     assert said({"type": "missing", "loc": ("body",), "msg": "Field required"}) == (
         "a JSON body is required (Content-Type: application/json)"
     )
+
+
+def test_an_amount_beyond_any_order_is_told_so_not_pydantics_bound() -> None:
+    """`--amount 99999999999999` read "must be less than or equal to 1000000000000" (a trial):
+    a bound that reads like a limit to reach. The CLI and the API say the same."""
+    from pydantic import ValidationError
+
+    from client.render import validation_error
+    from workflows.models import RefundRequest
+
+    try:
+        RefundRequest(
+            refund_key="k", order_id="ord_1", amount=10**14, reason_code="damaged",
+            channel="web", requested_by="cust_1",
+        )  # fmt: skip
+    except ValidationError as err:
+        cli_words = validation_error(err)
+        [error] = err.errors()
+    else:
+        raise AssertionError("an amount of 10**14 minor units was accepted")
+    assert cli_words == (
+        "amount is larger than any amount refundflow handles (at most 1000000000000 minor"
+        " units, 10,000,000,000.00 in a currency with two decimals)"
+    )
+    assert said({**error, "loc": ("body", "amount")}).endswith(cli_words.removeprefix("amount"))
+    quantity = {"type": "less_than_equal", "loc": ("body", "lines", 0, "quantity"),
+                "msg": "Input should be less than or equal to 10000",
+                "ctx": {"le": 10000}}  # fmt: skip
+    assert said(quantity) == "lines.0.quantity: must be at most 10000"
