@@ -51,10 +51,11 @@ STOPPED_FOR_CUSTOMER = (
 
 
 async def as_it_stands(api: ApiState, status: StatusView) -> StatusView:
-    """The status a customer is shown. A refund whose workflow Temporal ended before the
-    refund ended (terminated in the Web UI, timed out) keeps its last record until
-    reconciliation closes it or escalates it to a person: the customer reads that it is
-    with our team, without an ETA, not a decision due by a date that cannot come."""
+    """The status a customer, and staff's GET of one refund, is shown. A refund whose
+    workflow Temporal ended before the refund ended (terminated in the Web UI, timed out)
+    keeps its last record until reconciliation closes it or escalates it to a person: the
+    customer reads that it is with our team, without an ETA, not a decision due by a date
+    that cannot come; staff read that nothing but reconciliation moves it."""
     if status.state in TERMINAL_STATES or status.facts is None:
         return status
     try:

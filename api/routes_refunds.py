@@ -202,7 +202,9 @@ async def get_refund(
 ) -> StatusView:
     status, refund = await refund_facts(api, refund_id, who, live=live)
     enforce(who, Action.READ, refund)
-    return status
+    # A refund Temporal ended before it ended: no review or payment ETA that cannot come, and
+    # what moves it now (reconciliation), as the CLI's status and the console say.
+    return await as_it_stands(api, status)
 
 
 @router.get(
