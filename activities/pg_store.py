@@ -341,17 +341,24 @@ class AuditConflict(Exception):
 async def _check_same_entries(
     conn: asyncpg.Connection, batch: RecordTransitionsInput, inserted: set[int]
 ) -> None:
-    """Entries not inserted must be retries of what is stored, not different transitions."""
-    resent = {e.seq: (e.event, e.state.value) for e in batch.entries if e.seq not in inserted}
+    """Entries not inserted must be retries of what is stored, not different transitions.
+    A retry is the same event to the same state by the same actor (a workflow replays its
+    own decisions exactly); another person's approval at that place is another run's (a
+    Reset in Temporal), even when it leads to the same state."""
+    resent = {
+        e.seq: (e.event, e.state.value, e.actor) for e in batch.entries if e.seq not in inserted
+    }
     stored = await conn.fetch(
-        "SELECT seq, event, to_state FROM refundflow.audit WHERE refund_id = $1"
+        "SELECT seq, event, to_state, actor FROM refundflow.audit WHERE refund_id = $1"
         " AND seq = ANY($2::int[])",
         batch.refund_id,
         list(resent),
     )
     for row in stored:
-        if resent[row["seq"]] != (row["event"], row["to_state"]):
+        if resent[row["seq"]] != (row["event"], row["to_state"], row["actor"]):
+            event, to_state, actor = resent[row["seq"]]
             raise AuditConflict(
                 f"refund {batch.refund_id} entry {row['seq']} is already recorded as"
-                f" {row['event']} -> {row['to_state']}, not {resent[row['seq']]}"
+                f" {row['event']} -> {row['to_state']} by {row['actor']}, not {event} ->"
+                f" {to_state} by {actor}"
             )

@@ -60,15 +60,7 @@ class RefundActivities:
             except AuditConflict as err:
                 if not batch.conflict_is_final:
                     raise  # older refunds: retried, visibly, until someone looks
-                first_clash, stored_upto = await self._where_trails_part(batch)
-                log.warning("audit_conflict", first_clash=first_clash, stored_upto=stored_upto)
-                raise ApplicationError(
-                    str(err),
-                    first_clash,
-                    stored_upto,
-                    type=names.AUDIT_CONFLICT_ERROR,
-                    non_retryable=True,
-                ) from err
+                raise await self._conflict(batch, err) from err
             log.info(
                 "transitions_recorded",
                 written=written,
@@ -77,16 +69,37 @@ class RefundActivities:
             )
             return written
 
-    async def _where_trails_part(self, batch: RecordTransitionsInput) -> tuple[int, int]:
-        """(the first sequence number where the stored trail and this batch differ, the
-        stored trail's last): what the workflow needs to write after the other run."""
-        stored = {
-            e.seq: (e.event, e.to_state) for e in await self._store.audit_trail(batch.refund_id)
-        }
-        first_clash = min(
-            e.seq for e in batch.entries if e.seq in stored and stored[e.seq] != (e.event, e.state)
+    async def _conflict(
+        self, batch: RecordTransitionsInput, err: AuditConflict
+    ) -> ApplicationError:
+        """Where the stored trail and this run's part, for the workflow to write its entries
+        after the other run's; or, when the other run's entries from there moved the refund
+        to another state (approved, paid, closed), that this run must not record at all: it
+        holds a state the refund has left (a Reset in Temporal to before it)."""
+        trail = await self._store.audit_trail(batch.refund_id)
+        stored = {e.seq: (e.event, e.to_state, e.actor) for e in trail}
+        first_clash = min(  # the same entry as the store tells retries (pg_store)
+            e.seq
+            for e in batch.entries
+            if e.seq in stored and stored[e.seq] != (e.event, e.state, e.actor)
         )
-        return first_clash, max(stored)
+        last = trail[-1]
+        log.warning("audit_conflict", first_clash=first_clash, stored_upto=last.seq)
+        held = [e.to_state for e in trail if e.seq < first_clash][-1:]  # where the runs part
+        if any([e.to_state] != held for e in trail if e.seq >= first_clash):
+            [ours] = [e for e in batch.entries if e.seq == first_clash]
+            return ApplicationError(
+                f"refund {batch.refund_id} is {last.to_state.value} on its record (entry"
+                f" {last.seq}, {last.event}), written by an earlier run of its workflow. This"
+                f" run was reset to before that: it holds {batch.projection.state.value} and"
+                f" records nothing ({ours.event} -> {ours.state.value} not recorded); the"
+                " record stands",
+                type=names.AUDIT_SUPERSEDED_ERROR,
+                non_retryable=True,
+            )
+        return ApplicationError(
+            str(err), first_clash, last.seq, type=names.AUDIT_CONFLICT_ERROR, non_retryable=True
+        )
 
     @activity.defn(name=names.ACTIVITY_ISSUE_PROVIDER_REFUND)
     async def issue_provider_refund(self, request: IssueRefundInput) -> ProviderRefundResult:

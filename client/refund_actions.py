@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 from temporalio.client import (
     Client,
+    WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
@@ -162,7 +163,28 @@ class RefundActions:
         except Exception as err:  # the action was taken: a read that failed must not say not
             log.warning("refund.recorded_status_unread", refund_id=refund_id, error=repr(err))
             return answer
+        if recorded is not None and _contradicts(recorded, answer):
+            await self._refuse_if_superseded(refund_id, recorded)
         return recorded if recorded is not None and _goes_on_from(recorded, answer) else answer
+
+    async def _refuse_if_superseded(self, refund_id: str, recorded: StatusView) -> None:
+        """The run that answered holds a state its refund's record has left: a Reset in
+        Temporal to before the refund was paid or closed. Such a run records nothing and ends
+        (activities/refund_activities.py, AUDIT_SUPERSEDED_ERROR): its answer is not the
+        refund's, and the caller must hear that nothing changed."""
+        try:
+            description = await self._handle(refund_id).describe()
+        except RPCError as err:
+            log.warning("refund.run_unread", refund_id=refund_id, error=repr(err))
+            return
+        if description.status is WorkflowExecutionStatus.RUNNING:
+            return
+        raise RefundActionRefused(
+            f"refused: nothing was recorded: refund {refund_id} is {recorded.state.value} on"
+            " its record, written by an earlier run of its workflow; the run that took this"
+            " action had been reset in Temporal to before that, and has ended. The refund"
+            " stays as recorded"
+        )
 
     def _handle(self, refund_id: str) -> WorkflowHandle[Any, Any]:
         return self.temporal.get_workflow_handle(refund_id)
@@ -213,6 +235,24 @@ def _goes_on_from(recorded: StatusView, answer: StatusView) -> bool:
         return False
     last = _mark(answer.timeline[-1])
     return recorded.timeline[-1].seq > last[0] and any(_mark(e) == last for e in recorded.timeline)
+
+
+def _contradicts(recorded: StatusView, answer: StatusView) -> bool:
+    """Whether the record holds another entry where the answer's last one is, and not the
+    answer's own further on (a run that follows another run's same-state entries writes its
+    own after them)."""
+    if not answer.timeline:
+        return False
+    last = answer.timeline[-1]
+    at_its_place = [e for e in recorded.timeline if e.seq == last.seq]
+    if not at_its_place or _entry(at_its_place[0]) == _entry(last):
+        return False
+    return not any(_entry(e) == _entry(last) for e in recorded.timeline if e.seq > last.seq)
+
+
+def _entry(entry: TimelineEntry) -> tuple[str, str, str]:
+    """What tells two entries apart, as the audit store does (pg_store)."""
+    return entry.event, entry.state.value, entry.actor
 
 
 def _mark(entry: TimelineEntry) -> tuple[int, str, str, datetime]:

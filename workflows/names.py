@@ -39,6 +39,9 @@ PROVIDER_REFUSED_ERROR = "ProviderRefused"
 INVENTORY_REFUSED_ERROR = "InventoryRefused"
 # Another run of a refund (a workflow reset) wrote other entries at the same audit seqs.
 AUDIT_CONFLICT_ERROR = "AuditConflict"
+# ... where the other run's entries moved the refund to another state (paid, closed): this
+# run, reset to before that, must not act on the state it holds. Final: the run fails.
+AUDIT_SUPERSEDED_ERROR = "AuditSuperseded"
 
 ACTIVITY_RECONCILE = "reconcile"
 RECONCILIATION_SCHEDULE_ID = "refundflow-reconciliation"

@@ -42,3 +42,37 @@ async def test_a_conflict_is_final_and_says_where_the_trails_part(db: asyncpg.Po
     assert raised.value.non_retryable
     assert list(raised.value.details) == [2, 4]
     assert [e.seq for e in await store.audit_trail(refund_id)] == [1, 2, 3, 4]
+
+
+async def test_a_run_whose_record_moved_to_another_state_records_nothing(
+    db: asyncpg.Pool,
+) -> None:
+    """A Reset in Temporal to before the refund was approved and paid: the reset run holds
+    pending_review. Whatever it does there (another person's approval included, though it
+    leads to the same state) is refused for good, naming the state on the record."""
+    store = PostgresRefundStore(db)
+    activities = RefundActivities(store, cast(Any, None), cast(Any, None), cast(Any, None))
+    refund_id = unique_key("rf")
+    first = batch(refund_id, [1], RefundState.PENDING_REVIEW)
+    paid = batch(refund_id, [2], RefundState.COMPLETED)
+    await store.record_transitions(first)
+    await store.record_transitions(paid)
+    by_another = paid.entries[0].model_copy(update={"actor": "mei"})
+    for entry in (by_another, by_another.model_copy(update={"state": RefundState.CANCELLED})):
+        ours = first.model_copy(
+            update={"entries": [*first.entries, entry], "conflict_is_final": True}
+        )
+        with pytest.raises(ApplicationError) as raised:
+            await ActivityEnvironment().run(activities.record_transitions, ours)
+        assert raised.value.type == names.AUDIT_SUPERSEDED_ERROR and raised.value.non_retryable
+        assert raised.value.message.startswith(
+            f"refund {refund_id} is completed on its record (entry 2, e2), written by an"
+            " earlier run of its workflow"
+        ), raised.value.message
+    trail = await store.audit_trail(refund_id)
+    assert [(e.seq, e.actor, e.to_state.value) for e in trail] == [
+        (1, "tester", "pending_review"),
+        (2, "tester", "completed"),
+    ]
+    # The same entry again (a retried batch: the same actor) is no conflict at all.
+    assert await ActivityEnvironment().run(activities.record_transitions, paid) == 0

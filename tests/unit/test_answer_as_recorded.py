@@ -5,7 +5,13 @@ record, never an older one, never a failed read turned into a failed action."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
 
+import pytest
+from temporalio.client import WorkflowExecutionStatus
+
+from client.errors import RefundActionRefused
 from client.refund_actions import RefundActions
 from workflows.models import StatusView, TimelineEntry
 from workflows.states import Awaiting, RefundState
@@ -34,10 +40,26 @@ class Recorded(RefundActions):
     """RefundActions over a projection that holds `recorded` (or fails with `fails`)."""
 
     def __init__(
-        self, recorded: StatusView | None, *, fails: Exception | None = None, db: bool = True
+        self,
+        recorded: StatusView | None,
+        *,
+        fails: Exception | None = None,
+        db: bool = True,
+        run: WorkflowExecutionStatus = WorkflowExecutionStatus.RUNNING,
     ) -> None:
         self._database_url = "postgresql://stand-in" if db else None
         self.recorded, self.fails, self.reads = recorded, fails, 0
+        self.run = run
+
+    def _handle(self, refund_id: str) -> Any:
+        """The answering run, as Temporal describes it."""
+        run = self.run
+
+        class Handle:
+            async def describe(self) -> Any:
+                return SimpleNamespace(status=run)
+
+        return Handle()
 
     async def _store(self) -> Recorded:  # type: ignore[override]
         return self
@@ -61,6 +83,20 @@ async def test_the_answer_stands_against_an_older_record_or_another_runs() -> No
     other_run = view(P, A, R, C, actor="someone else", start=AT - timedelta(hours=1))
     assert await Recorded(other_run)._as_recorded("rf_1", answer) == answer
     assert await Recorded(None)._as_recorded("rf_1", answer) == answer  # nothing recorded
+
+
+async def test_an_answer_from_a_run_that_ended_without_recording_it_is_refused() -> None:
+    """A run reset to before the refund was paid took the action, recorded nothing and
+    failed (AUDIT_SUPERSEDED_ERROR): its answer is not the refund's."""
+    answer = view(P, A, R, actor="mei")
+    recorded = view(P, A, R, C, actor="li", start=AT - timedelta(hours=1))
+    ended = Recorded(recorded, run=WorkflowExecutionStatus.FAILED)
+    with pytest.raises(RefundActionRefused, match="nothing was recorded: refund rf_1 is completed"):
+        await ended._as_recorded("rf_1", answer)
+    # A run that wrote its own entries after the other run's (same-state ones) answered true.
+    followed = view(P, A, R, C, actor="li")
+    followed.timeline.append(answer.timeline[-1].model_copy(update={"seq": 5}))
+    assert await Recorded(followed, run=ended.run)._as_recorded("rf_1", answer) == answer
 
 
 async def test_a_failed_read_keeps_the_answer_and_no_read_without_a_store_or_wish() -> None:

@@ -91,6 +91,7 @@ class Journal:
         except (ActivityError, ApplicationError) as err:
             conflict = _audit_conflict(err)
             if conflict is None:
+                _fail_if_superseded(err)
                 raise
             first_clash, stored_upto, why = conflict
             self.case.follow_other_run(first_clash, stored_upto, why)
@@ -136,7 +137,7 @@ class Journal:
             )
             return fast
         except (ActivityError, ApplicationError, ActivityTimeout) as err:
-            if _audit_conflict(err) is not None:
+            if _audit_conflict(err) is not None or _superseded(err) is not None:
                 raise
         durable: T = await workflow.execute_activity(
             name,
@@ -158,3 +159,19 @@ def _audit_conflict(err: BaseException) -> tuple[int, int, str] | None:
         return None
     first_clash, stored_upto = (int(d) for d in cause.details)
     return first_clash, stored_upto, f"audit conflict: {cause.message}"
+
+
+def _superseded(err: BaseException) -> ApplicationError | None:
+    """The store's refusal to record this run's entries at all (AUDIT_SUPERSEDED_ERROR)."""
+    cause = err.cause if isinstance(err, ActivityError) else err
+    if isinstance(cause, ApplicationError) and cause.type == names.AUDIT_SUPERSEDED_ERROR:
+        return cause
+    return None
+
+
+def _fail_if_superseded(err: BaseException) -> None:
+    """A run reset to before the refund moved on (paid, closed) holds a state the refund has
+    left: it ends, failed with the store's words (what the Web UI shows), and the record
+    stands. Nothing it did since the reset reached the store."""
+    if (refusal := _superseded(err)) is not None:
+        raise ApplicationError(refusal.message, type=refusal.type, non_retryable=True) from None

@@ -1,0 +1,82 @@
+"""A Reset in Temporal's Web UI to before a refund was paid makes a new run that holds the
+old state (pending review) while the refund's record says completed. Before, that run took a
+rejection, recorded it after the payment and cancelled a paid refund; another person's
+approval rewrote who approved it in the status. Now such a run records nothing, ends failed
+with the record's words, and the person acting is told nothing changed."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+
+from client.errors import RefundActionRefused
+from client.refund_client import RefundClient
+from tests.conftest import Sandbox
+from tests.integration.helpers import eventually, wait_for_state
+from tests.integration.test_refund_flow import make_request
+
+pytestmark = pytest.mark.stack
+
+
+async def reset_to_first_task(refunds: RefundClient, refund_id: str) -> None:
+    """What the Web UI's Reset (to the first workflow task) does."""
+    handle = refunds.temporal.get_workflow_handle(refund_id)
+    first_task = next(
+        e.event_id
+        for e in (await handle.fetch_history()).events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+    )
+    await refunds.temporal.workflow_service.reset_workflow_execution(
+        ResetWorkflowExecutionRequest(
+            namespace=refunds.temporal.namespace,
+            workflow_execution=WorkflowExecution(workflow_id=refund_id),
+            reason="Reset from the Web UI",
+            workflow_task_finish_event_id=first_task,
+            request_id=str(uuid.uuid4()),
+        )
+    )
+
+
+@pytest.mark.parametrize("action", ["reject", "approve"])
+async def test_a_run_reset_to_before_payment_cannot_act_on_the_paid_refund(
+    refunds: RefundClient, sandbox: Sandbox, action: str
+) -> None:
+    order = await sandbox.order(amount=20000)
+    refund_id = (await refunds.request(make_request(order))).refund_id  # needs a reviewer
+    await refunds.approve(refund_id, reviewer="li", role="lead")
+    paid = await wait_for_state(refunds, refund_id, "completed")
+    await reset_to_first_task(refunds, refund_id)
+    live = await eventually(
+        lambda: refunds.status(refund_id, live=True), lambda s: s.state.value == "pending_review"
+    )
+    assert live.state.value == "pending_review"  # the reset run's own idea of the refund
+
+    with pytest.raises(RefundActionRefused) as refused:
+        if action == "reject":
+            await refunds.reject(refund_id, "bob", "no damage visible")
+        else:  # the same state as recorded, by another person
+            await refunds.approve(refund_id, reviewer="mei", role="finance")
+    assert str(refused.value).startswith(
+        f"refused: nothing was recorded: refund {refund_id} is completed on its record"
+    ), refused.value
+
+    # The record stands: the same trail, the same status, one provider refund.
+    after = await refunds.status(refund_id)
+    assert after.state.value == "completed"
+    assert [(e.seq, e.event, e.actor) for e in after.timeline] == [
+        (e.seq, e.event, e.actor) for e in paid.timeline
+    ]
+    audit = await refunds.audit(refund_id)
+    assert [(e.event, e.actor) for e in audit] == [(e.event, e.actor) for e in paid.timeline]
+    assert [r["status"] for r in await sandbox.refunds(order["order_id"])] == ["succeeded"]
+    # The reset run ended failed, saying why, for whoever looks in the Web UI.
+    handle = refunds.temporal.get_workflow_handle(refund_id)
+    assert (await handle.describe()).status is WorkflowExecutionStatus.FAILED
+    with pytest.raises(WorkflowFailureError) as failed:
+        await handle.result()
+    assert "the record stands" in str(failed.value.cause), failed.value.cause
