@@ -97,8 +97,16 @@ ALLOW = Decision(True)
 
 
 def same_person(a: str, b: str | None) -> bool:
-    """As the workflow compares names: case and surrounding space make no other person."""
+    """For refusals, as the workflow compares names (four eyes, one's own refund): case and
+    surrounding space make no other person, so `Li` cannot approve li's refund."""
     return b is not None and a.strip().casefold() == b.strip().casefold()
+
+
+def is_them(actor: str, owner: str | None) -> bool:
+    """For access: the verified subject is the owner exactly. An identity provider's subject
+    is an exact string; `CUST_42` (or `cust_42 `) is someone else, who must not read
+    cust_42's refunds nor ask on their orders."""
+    return owner is not None and actor == owner
 
 
 def decide(
@@ -134,11 +142,11 @@ def _whose_order(p: Principal, order: OrderFacts, for_: str | None) -> Decision:
     """Customers ask only about their own orders; staff and services only for the order's
     own customer (an order that does not say whose it is: staff name the customer)."""
     if p.kind is PrincipalKind.CUSTOMER:
-        if same_person(p.actor, order.customer_id):
+        if is_them(p.actor, order.customer_id):
             return ALLOW
         unknown = (Kind.BAD_INPUT, f"unknown order {order.order_id}")
         return Decision(False, f"order {order.order_id} is not one of yours", unknown)
-    if order.customer_id is None or for_ is None or same_person(for_, order.customer_id):
+    if order.customer_id is None or for_ is None or is_them(for_, order.customer_id):
         return ALLOW
     return Decision(
         False,
@@ -150,14 +158,14 @@ def _whose_order(p: Principal, order: OrderFacts, for_: str | None) -> Decision:
 def _customer(
     p: Principal, action: Action, refund: RefundFacts | None, for_: str | None, _: int | None
 ) -> Decision:
-    if refund is not None and not same_person(p.actor, refund.requested_by):
+    if refund is not None and not is_them(p.actor, refund.requested_by):
         # Whatever the action: a refusal worded by action would tell which refunds exist.
         unknown = (Kind.NOT_FOUND, f"no refund {refund.refund_id}")
         return Decision(False, f"refund {refund.refund_id} is not one of yours", unknown)
     if action not in CUSTOMER_ACTIONS:
         return Decision(False, f"a customer may not {_verb(action)}")
     if action in (Action.REQUEST, Action.ELIGIBILITY, Action.LIST):
-        if for_ is not None and not same_person(p.actor, for_):
+        if for_ is not None and not is_them(p.actor, for_):
             return Decision(False, "a customer asks for and lists only their own refunds")
         return ALLOW
     return ALLOW

@@ -30,7 +30,7 @@ NOT_NAMED = "another refund"
 _THEIRS = """
 SELECT r.refund_id FROM unnest($1::text[]) AS r(refund_id)
 WHERE EXISTS (SELECT 1 FROM refundflow.audit a
-              WHERE a.refund_id = r.refund_id AND a.seq = 1 AND lower(a.actor) = lower($2))
+              WHERE a.refund_id = r.refund_id AND a.seq = 1 AND a.actor = $2)
    OR EXISTS (SELECT 1 FROM refundflow.reservations v
               WHERE v.refund_id = r.refund_id AND v.requested_by = $3)
 """

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from api.config import DEV_AUDIENCE, DEV_ISSUER_PATH
+from workflows.vocabulary import IDENTIFIER_PATTERN
 
 if TYPE_CHECKING:  # the CLI signs its dev tokens here without FastAPI (0.4 s to import)
     from fastapi import APIRouter
@@ -113,11 +115,29 @@ class NotInDirectory(ValueError):
         )
 
 
+class NotACustomerId(NotInDirectory):
+    """cust_ with nothing after it, or with what no id holds (spaces): the token's subject
+    would be a customer no order names."""
+
+    def __init__(self, name: str) -> None:
+        self.closest, self.hint = None, ""
+        ValueError.__init__(
+            self,
+            f"{name!r} is not a customer id: after {CUSTOMER_PREFIX} come letters, digits and"
+            f" . _ : - (no spaces), up to 64 characters in all, such as {CUSTOMER_PREFIX}42",
+        )
+
+
 def member_name(name: str, members: dict[str, DirectoryEntry]) -> str:
     """NAME as the directory lists it (case aside: Alice is alice), or a customer id
-    (cust_...); anything else raises NotInDirectory. The CLI's --as and the console's
-    sign-in both take names this way."""
-    if not name or name in members or name.lower().startswith(CUSTOMER_PREFIX):
+    (cust_..., exactly as written: the id is the customer); anything else raises
+    NotInDirectory. The CLI's --as and the console's sign-in both take names this way."""
+    if not name or name in members:
+        return name
+    if name.lower().startswith(CUSTOMER_PREFIX):
+        well_formed = re.fullmatch(IDENTIFIER_PATTERN, name) and len(name) <= 64
+        if len(name) == len(CUSTOMER_PREFIX) or not well_formed:
+            raise NotACustomerId(name)
         return name
     if name.lower() in members:
         return name.lower()

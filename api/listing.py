@@ -34,9 +34,9 @@ def asked_by(status: str, customer: str) -> str:
     written by RefundClient from the verified request, says the same."""
     return f"""(EXISTS (SELECT 1 FROM refundflow.audit a
                   WHERE a.refund_id = {status}.refund_id AND a.seq = 1
-                    AND lower(a.actor) = lower({customer}))
+                    AND a.actor = {customer})
              OR ({status}.last_seq = 0
-                 AND lower({status}.view #>> '{{timeline,0,actor}}') = lower({customer})))"""
+                 AND {status}.view #>> '{{timeline,0,actor}}' = {customer}))"""
 
 
 _PAGE = f"""

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import ValidationError
 
 from api import listing
-from api.authz import Action, enforce, same_person
+from api.authz import Action, enforce, is_them, same_person
 from api.customer_answers import (
     ENDED_FOR_CUSTOMER,
     as_it_stands,
@@ -124,7 +124,7 @@ async def _request_refund(
         if who.kind is PrincipalKind.CUSTOMER:  # refusals name the refunds holding the units
             raise InvalidRefundRequest(await said_to_customer(api, who.actor, str(err))) from None
         raise
-    if not same_person(request.requested_by, requester(status)):
+    if not is_them(request.requested_by, requester(status)):
         # The key was used for another customer's request: say nothing about that refund.
         raise ProblemError(Kind.CONFLICT, reused)
     response.status_code = 200 if asked_before else 201

@@ -155,6 +155,10 @@ def test_a_mistyped_staff_name_is_refused_not_taken_for_a_customer(stack: DevSta
     assert typo.stderr.count("\n") == 1 and "cust_" in typo.stderr
     token = _json_error(cli(stack, "token", "--as", "lii", "--json"), 2)
     assert "did you mean li?" in token
+    # A customer is named by an id: cust_ alone, or with a space, is nobody's.
+    for nobody_id in ("cust_", "cust_a b"):
+        refused = _json_error(cli(stack, "token", "--as", nobody_id, "--json"), 2)
+        assert refused.startswith(f"{nobody_id!r} is not a customer id: after cust_ come"), refused
     # `token` takes --as where every other command does, too; once, or the same twice.
     before = cli(stack, "--as", "li", "token")
     assert before.returncode == 0 and before.stdout.count(".") == 2, before.stderr

@@ -43,8 +43,11 @@ def test_customers_see_and_withdraw_only_their_own_refunds() -> None:
         assert decide(own, action, refund()).allowed
         refused = decide(other, action, refund())
         assert not refused.allowed and "not one of yours" in refused.reason
-    # Names compare as the workflow compares them: case and spaces make no other person.
-    assert decide(customer("CUST_1"), Action.TRACK, refund(" cust_1 ")).allowed
+    # Access is the verified subject exactly: CUST_1, or cust_1 with a space, is another
+    # person, who reads nothing of cust_1's (a trial read cust_42's refunds as CUST_42).
+    for lookalike in ("CUST_1", "cust_1 ", "Cust_1"):
+        assert not decide(customer(lookalike), Action.TRACK, refund("cust_1")).allowed
+        assert not decide(customer(lookalike), Action.REQUEST, requested_by="cust_1").allowed
 
 
 @pytest.mark.parametrize(
@@ -67,7 +70,9 @@ def test_customers_ask_and_list_only_in_their_own_name() -> None:
 def test_customers_ask_only_about_their_own_orders_and_staff_only_for_its_customer() -> None:
     mine, nobodys = OrderFacts("ord_1", "cust_1"), OrderFacts("ord_2", None)
     for action in (Action.REQUEST, Action.ELIGIBILITY):
-        assert decide(customer("Cust_1"), action, requested_by="cust_1", order=mine).allowed
+        assert decide(customer("cust_1"), action, requested_by="cust_1", order=mine).allowed
+        lookalike = decide(customer("Cust_1"), action, requested_by="Cust_1", order=mine)
+        assert lookalike.reason == "order ord_1 is not one of yours"
         refused = decide(customer("cust_2"), action, requested_by="cust_2", order=mine)
         assert refused.reason == "order ord_1 is not one of yours"
         # An order that does not say whose it is: no customer may ask about it.
