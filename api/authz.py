@@ -228,8 +228,11 @@ def _review(
         most = format_minor(refund.amount, refund.currency)
         asked = format_minor(amount, refund.currency)
         return Decision(False, f"cannot approve {asked}: more than the {most} of this refund")
-    approving = min(amount or refund.amount, refund.amount)
-    refusal = refund.policy.authority_refusal(p.actor, role, approving, refund.currency)
+    # The authority for the whole refund, also to approve less of it (as the workflow).
+    refusal = refund.policy.authority_refusal(p.actor, role, refund.amount, refund.currency)
+    if refusal and amount is not None and amount < refund.amount:
+        whole = format_minor(refund.amount, refund.currency)
+        refusal += f" (approving less than its {whole} decides all of it)"
     return Decision(False, refusal) if refusal else ALLOW
 
 

@@ -112,11 +112,14 @@ async def test_reviewer_above_their_authority_is_refused_and_nothing_changes(
         await refunds_v2.approve(status.refund_id, "sam", role="intern")
     after = await refunds_v2.status(status.refund_id)
     assert after.state.value == "pending_review" and len(after.timeline) == len(status.timeline)
-    # Within the limit, support may approve a lower amount.
-    partial = await refunds_v2.approve(status.refund_id, "sam", amount=20000, role="support")
+    # Nor cut it down to support's limit: approving less decides all of it (a trial).
+    with pytest.raises(RefundActionRefused, match=r"\(approving less than its 250.00 USD"):
+        await refunds_v2.approve(status.refund_id, "sam", amount=20000, role="support")
+    # A lead may approve less.
+    partial = await refunds_v2.approve(status.refund_id, "lin", amount=20000, role="lead")
     assert partial.amount == 20000
-    [approval] = [e for e in partial.timeline if e.actor == "sam"]  # then paid, maybe
-    assert approval.reason.endswith("as support")
+    [approval] = [e for e in partial.timeline if e.actor == "lin"]  # then paid, maybe
+    assert approval.reason.endswith("as lead")
 
 
 async def test_a_policy_change_does_not_alter_refunds_in_flight(

@@ -92,7 +92,13 @@ def test_approval_authority_comes_from_the_pinned_policy() -> None:
     assert not refused.allowed
     assert refused.reason.startswith("alice (support) may approve up to 200.00 USD")
     assert decide(alice, Action.APPROVE, refund(amount=20000)).allowed
-    assert decide(alice, Action.APPROVE, refund(amount=25000), amount=20000).allowed
+    # Less than the refund, within her limit, still decides the whole 250.00 USD.
+    cut = decide(alice, Action.APPROVE, refund(amount=25000), amount=20000)
+    assert cut.reason == (
+        "alice (support) may approve up to 200.00 USD; approving 250.00 USD needs the lead"
+        " role (approving less than its 250.00 USD decides all of it)"
+    )
+    assert decide(li, Action.APPROVE, refund(amount=25000), amount=20000).allowed
     assert decide(li, Action.APPROVE, refund(amount=25000)).allowed
     assert not decide(li, Action.APPROVE, refund(amount=150000)).allowed
     assert decide(fang, Action.APPROVE, refund(amount=150000)).allowed
