@@ -59,7 +59,7 @@ from workflows.refund.payment import FAST_PATH_BUDGET
 from workflows.refund.workflow import RefundWorkflow
 
 log = structlog.get_logger("refundflow.worker")
-CUSTOMER_CHANNEL = "customer-notifications"
+CUSTOMER_CHANNEL = names.CUSTOMER_CHANNEL
 # Longer than one provider HTTP call may take (10 s), shorter than `stop_process` waits (20 s).
 SHUTDOWN_GRACE = timedelta(seconds=12)
 

@@ -140,3 +140,18 @@ def test_events_behind_a_failing_one_say_they_wait_for_it() -> None:
     assert "-> crm                      pending, next try" in text and "(HTTP 500)" in text
     assert text.count("waiting behind rf_x:1") == 2  # crm's events 2 and 3
     assert "-> inbox                    pending, next try" in text  # its own head: event 3
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [("remove", "customer-notifications"), ("rotate-secret", "customer-notifications"),
+     ("add", "customer-notifications", "http://127.0.0.1:8088/notifications/v1/inbox")],
+)  # fmt: skip
+async def test_the_customer_channel_is_not_changed_by_hand(argv: tuple[str, ...]) -> None:
+    """A trial removed it (every customer's notices stopped, silently, until the worker
+    restarted) and added it back with a new secret the inbox refused. Refused before any
+    store is reached: no stack is needed to see it."""
+    from client.cli.arguments import UserError
+
+    with pytest.raises(UserError, match="REFUNDFLOW_CUSTOMER_NOTIFY_URL"):
+        await cli.handle(parse(*argv))
