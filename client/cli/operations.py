@@ -4,6 +4,7 @@ the API: `reconcile`, `anomalies` and `report`."""
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 from typing import Any
 
 from client import render
@@ -48,6 +49,11 @@ async def report(args: argparse.Namespace) -> int:
 
     if args.since and args.until and args.since >= args.until:
         raise UserError("--since must be before --until")
+    if args.since and args.since > datetime.now(UTC):
+        raise UserError(
+            f"--since {args.since:%Y-%m-%d %H:%M} UTC is in the future: no refund was requested"
+            " then (a report covers refunds requested from --since until --until, or now)"
+        )
     report = await with_store(lambda store: build_report(store.pool, args.since, args.until))
     chart = None
     if args.chart:  # only where asked: never a file left in whatever folder this ran in

@@ -316,3 +316,8 @@ async def test_report_command(report_db: ReportDb, stack: DevStack, tmp_path: Pa
 
     code, out, err = await run_cli(env, "report", "--since", "2026-03-05", "--until", "2026-03-02")
     assert (code, err) == (2, "error: --since must be before --until\n")
+    # A period that has not begun reported "refunds 0" as if it had been looked at (a trial).
+    code, out, err = await run_cli(env, "report", "--since", "2999-01-01")
+    assert (code, out) == (2, "") and err.startswith(
+        "error: --since 2999-01-01 00:00 UTC is in the future: no refund was requested then"
+    ), err
