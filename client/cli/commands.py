@@ -181,12 +181,14 @@ def add_subscribers(sub: Subcommands) -> None:
     add.add_argument(
         "--max-attempts",
         type=types.positive,
-        help="park an event after this many failed attempts (default 300)",
+        help="park an event after this many failed attempts (default 300; re-adding keeps the"
+        " current one)",
     )
     add.add_argument(
         "--max-age",
         type=subscriber_args.duration,
-        help="... or once this long has passed since its first attempt (default 24h)",
+        help="... or once this long has passed since its first attempt (default 24h; re-adding"
+        " keeps the current one)",
     )
     with_json(add)
     with_json(subscribers.add_parser("list", help="subscribers, their backlog and parked events"))
@@ -201,7 +203,8 @@ def add_subscribers(sub: Subcommands) -> None:
         "--overlap",
         type=subscriber_args.duration,
         default="24h",
-        help="how long the old secret stays valid (default 24h, at most 7d; 0 ends it now)",
+        help="how long the old secret stays valid beside the new one (default 24h, at most 7d;"
+        " 0: the old one stops now)",
     )
     with_json(rotate)
     replay = subscribers.add_parser("replay", help="queue parked events again")
