@@ -10,8 +10,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from client import error_words
+from client.render_eligibility import eligibility as eligibility
 from client.review_context import RECONCILIATION_CLOSES
-from workflows.eligibility import REFUNDABLE_RULE, REQUEST_RULE
 from workflows.ledger import NOT_A_LINE
 from workflows.models import StatusView
 from workflows.money import format_minor
@@ -291,46 +291,6 @@ def when(moment: datetime | str | None) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
-
-
-def eligibility(answer: Any) -> str:
-    if answer.already_made:
-        made = (
-            f"already asked: refund {answer.already_made} is {answer.already_made_state};"
-            " `request` answers with it (`refundflow status` shows it). Leaving it aside:"
-        )
-        return made + "\n" + _eligibility(answer)
-    return _eligibility(answer)
-
-
-def _eligibility(answer: Any) -> str:
-    money = answer.currency
-    if any(rule.rule_id == REQUEST_RULE and not rule.passed for rule in answer.rules):
-        # The request does not fit the order at all: there are no amounts to show, and
-        # "requested 0.00" would contradict the sentence above it.
-        return "\n".join([answer.summary, f"  order          {answer.order_id}"])
-    lines = [
-        answer.summary,
-        f"  order          {answer.order_id}",
-        f"  requested      {format_minor(answer.requested_amount, money)}",
-        f"  fees           {format_minor(answer.fee, money)}"
-        + "".join(f"  [{f.sku} {f.category} {f.bps / 100:g} %]" for f in answer.fees),
-        f"  refund         {format_minor(answer.refund_amount, money)}",
-        f"  refundable     {_refundable_statement(answer)}",
-        f"  evidence       {'required' if answer.evidence_required else 'not needed'}",
-        f"  policy         {answer.policy_version}",
-        "  rules",
-    ]
-    for rule in answer.rules:
-        lines.append(f"    {'ok  ' if rule.passed else 'FAIL'} {rule.rule_id:<16} {rule.message}")
-    return "\n".join(lines)
-
-
-def _refundable_statement(answer: Any) -> str:
-    """What can still be refunded now and why, as the `refundable` rule says it (one
-    statement, not a larger "up to" beside it)."""
-    said = [r.message for r in answer.rules if r.rule_id == REFUNDABLE_RULE]
-    return said[0] if said else f"{format_minor(answer.max_refundable, answer.currency)} now"
 
 
 def ended_in_temporal(refund_id: str, ended: str) -> str:

@@ -1,0 +1,54 @@
+"""How the CLI shows an eligibility answer (`refundflow eligibility`): the summary, the
+amounts, what is still refundable and each rule's outcome."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workflows.eligibility import REFUNDABLE_RULE, REQUEST_RULE
+from workflows.money import format_minor
+
+_IN_WORDS = {"pending_review": "waiting for review", "refunding": "being paid"}
+"""A refund's state as a sentence says it (a customer read `is pending_review`)."""
+
+
+def eligibility(answer: Any) -> str:
+    if answer.already_made:
+        state = answer.already_made_state
+        made = (
+            f"already asked: refund {answer.already_made} is {_IN_WORDS.get(state, state)};"
+            " `request` answers with it (`refundflow status`, for customers `track`, shows"
+            " it). Leaving it aside:"
+        )
+        return made + "\n" + _eligibility(answer)
+    return _eligibility(answer)
+
+
+def _eligibility(answer: Any) -> str:
+    money = answer.currency
+    if any(rule.rule_id == REQUEST_RULE and not rule.passed for rule in answer.rules):
+        # The request does not fit the order at all: there are no amounts to show, and
+        # "requested 0.00" would contradict the sentence above it.
+        return "\n".join([answer.summary, f"  order          {answer.order_id}"])
+    lines = [
+        answer.summary,
+        f"  order          {answer.order_id}",
+        f"  requested      {format_minor(answer.requested_amount, money)}",
+        f"  fees           {format_minor(answer.fee, money)}"
+        + "".join(f"  [{f.sku} {f.category} {f.bps / 100:g} %]" for f in answer.fees),
+        f"  refund         {format_minor(answer.refund_amount, money)}",
+        f"  refundable     {_refundable_statement(answer)}",
+        f"  evidence       {'required' if answer.evidence_required else 'not needed'}",
+        f"  policy         {answer.policy_version}",
+        "  rules",
+    ]
+    for rule in answer.rules:
+        lines.append(f"    {'ok  ' if rule.passed else 'FAIL'} {rule.rule_id:<16} {rule.message}")
+    return "\n".join(lines)
+
+
+def _refundable_statement(answer: Any) -> str:
+    """What can still be refunded now and why, as the `refundable` rule says it (one
+    statement, not a larger "up to" beside it)."""
+    said = [r.message for r in answer.rules if r.rule_id == REFUNDABLE_RULE]
+    return said[0] if said else f"{format_minor(answer.max_refundable, answer.currency)} now"
