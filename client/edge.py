@@ -31,6 +31,7 @@ from activities.ports import ExternalSystemRefused, ExternalSystemUnavailable, O
 from client.errors import InvalidRefundRequest, RefundConflict, RefundflowError
 from client.refund_ids import refund_id_for
 from client.timings import step
+from workflows.allocation import allocated
 from workflows.budgets import BudgetUse
 from workflows.eligibility import (
     LEDGER_RULE,
@@ -137,13 +138,15 @@ async def hold_at_the_edge(
     resolved: ResolvedRefund,
     asked_at: datetime,
     holds: Sequence[Hold],
-) -> bool:
+) -> tuple[bool, ResolvedRefund]:
     """Check the request against the order's ledger (`holds`: what every other refund of
     the order holds, as the store read it a moment ago), then reserve it under the order's lock
     before its refund starts (the store's `hold`, the ledger's final word). True: the refund
     held before this call (a retry, or a request racing this one); False: this call holds
     it, or the policy declines the request (nothing held). The store judges the
-    auto-approval budgets under the lock, so this check leaves them out.
+    auto-approval budgets under the lock, so this check leaves them out. With it, the
+    request as its refund is started: an amount-only one split over the lines by what each
+    still has (workflows.allocation), its fees taken on that split.
 
     Why reserve here and not only in the workflow: concurrent requests for the same units
     (three channels at once) then get one refund and clear refusals naming it, instead of
@@ -155,11 +158,13 @@ async def hold_at_the_edge(
     """
     refund_id = refund_id_for(request.order_id, request.refund_key)
     remaining = order.captured_amount - sum(h.amount for h in holds)
+    money_rules = policy_for(policy.document, order.currency)
+    resolved = allocated(money_rules, request, order, resolved, holds)
     answer = check_still_refundable(policy, request, order, resolved, remaining, asked_at, holds)
     if not answer.eligible:
-        return False
+        return False, resolved
     reservation = ledger_request(
-        policy_for(policy.document, order.currency),
+        money_rules,
         request,
         order,
         resolved,
@@ -170,7 +175,7 @@ async def hold_at_the_edge(
     result, held_before = await store.hold(reservation)
     if not result.reserved:
         raise InvalidRefundRequest(result.refused_because or _only_left(result.remaining, order))
-    return held_before
+    return held_before, resolved
 
 
 async def budget_use_for(

@@ -196,8 +196,8 @@ class RefundClient(RefundActions):
         resolved = resolve(request, order)
         refund_id = refund_id_for(request.order_id, request.refund_key)
         held_before = False
-        if self._database_url:
-            existing, held_before = await self._check_and_hold(
+        if self._database_url:  # an amount-only request comes back split over the lines
+            existing, held_before, resolved = await self._check_and_hold(
                 request, order, resolved, refund_id, asked_at, ahead
             )
             if existing is not None:
@@ -234,7 +234,7 @@ class RefundClient(RefundActions):
         refund_id: str,
         asked_at: datetime,
         ahead: LedgerReadAhead | None,
-    ) -> tuple[StatusView | None, bool]:
+    ) -> tuple[StatusView | None, bool, ResolvedRefund]:
         """The order's ledger (read ahead, or now), then the hold: the refund's status if
         recorded already; else None once it is held, and whether it was held before this
         call. A refusal on holds read ahead is said only once a fresh read agrees: they may
@@ -248,17 +248,17 @@ class RefundClient(RefundActions):
             else:
                 state, holds = await store.state_and_holds(order.order_id, refund_id)
         if state is not None:
-            return await self._existing_refund(refund_id, state), True
+            return await self._existing_refund(refund_id, state), True, resolved
         try:
             with step("hold"):
-                held_before = await hold_at_the_edge(
+                held_before, resolved = await hold_at_the_edge(
                     store, self.policy, request, order, resolved, asked_at, holds
                 )
         except InvalidRefundRequest:
             if ahead is None:
                 raise
             return await self._check_and_hold(request, order, resolved, refund_id, asked_at, None)
-        return None, held_before
+        return None, held_before, resolved
 
     async def _opened(self, inp: RefundWorkflowInput) -> StatusView:
         """A refund just started without waiting: its opening status, also put in the

@@ -52,14 +52,14 @@ from worker.metrics import MetricsEndpoint, metrics_runtime, plan_metrics
 from worker.sandbox import refund_workflow_runner, runner_label
 from worker.versioning import Deployment, deployment_from_env, make_current
 from worker.vouched_actions import interceptors as vouching_interceptors
-from workflows import names
+from workflows import names, vocabulary
 from workflows.models import ReconcileInput
 from workflows.reconciliation_workflow import ReconciliationWorkflow
 from workflows.refund.payment import FAST_PATH_BUDGET
 from workflows.refund.workflow import RefundWorkflow
 
 log = structlog.get_logger("refundflow.worker")
-CUSTOMER_CHANNEL = names.CUSTOMER_CHANNEL
+CUSTOMER_CHANNEL = vocabulary.CUSTOMER_CHANNEL
 # Longer than one provider HTTP call may take (10 s), shorter than `stop_process` waits (20 s).
 SHUTDOWN_GRACE = timedelta(seconds=12)
 

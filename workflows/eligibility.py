@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from workflows.allocation import allocated
 from workflows.budgets import (
     BudgetUse,
     budget_of,
@@ -133,6 +134,9 @@ def check_eligibility(
             **common,
         )
 
+    resolved = allocated(
+        policy_for(pinned.document, order.currency), request, order, resolved, holds
+    )
     return answer_for_resolved(
         pinned, request, order, resolved, remaining, now, holds, budget_use, as_the_store=True
     )

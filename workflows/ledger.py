@@ -143,6 +143,7 @@ def reserve_input(
         requested_by=requested_by,
         auto_approve=auto_approve,
         budget=budget,
+        allocation=resolved.allocation,
     )
 
 
@@ -288,8 +289,28 @@ def _claim_amount(request: ReserveInput, holds: Sequence[Hold]) -> Claim:
         return Claim(refused_because=why + _by(holders, "the rest is"), held_by=holders)
     if value > reach:
         return Claim()  # refused by the order total (`decide` checks it)
+    if request.allocation is not None:  # split at the edge, its fees taken on that split
+        return _claim_as_split(request, buckets, holds)
     shares = allocate(value, buckets)
     return Claim(lines=[LineHold(sku=name, amount=share) for name, share in shares if share])
+
+
+def _claim_as_split(
+    request: ReserveInput, buckets: Sequence[tuple[str, int]], holds: Sequence[Hold]
+) -> Claim:
+    """The split the request was asked (and its fees taken) on, if each share still fits
+    what its line has: another refund may have taken some since it was split."""
+    split = request.allocation or []
+    room = dict(buckets)
+    if sum(s.amount for s in split) == value_asked(request) and all(
+        s.amount <= room.get(s.sku, 0) for s in split
+    ):
+        return Claim(lines=[LineHold(sku=s.sku, amount=s.amount) for s in split])
+    holders = _holders(holds, {s.sku for s in split})
+    why = f"the refunds of order {request.order_id} changed while this request was checked"
+    return Claim(
+        refused_because=f"{why}: ask again" + _by(holders, "the lines are"), held_by=holders
+    )
 
 
 def _units(lines: Sequence[OrderLine] | Sequence[LineHold]) -> list[tuple[str, int]]:

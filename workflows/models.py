@@ -117,6 +117,14 @@ class RefundRequest(_Contract):
         return self
 
 
+class ValueShare(_Contract):
+    """What an amount-only refund takes of one order line's value (sku `_order`: of the
+    part of the capture no line accounts for)."""
+
+    sku: str
+    amount: Annotated[StrictInt, Field(gt=0, le=10**12)]
+
+
 class ResolvedRefund(_Contract):
     """The request checked against the order: the amount that will be refunded and why."""
 
@@ -124,6 +132,10 @@ class ResolvedRefund(_Contract):
     currency: Currency
     lines: list[OrderLine] = []
     """Order lines being refunded (with refunded quantities); empty for an amount-only refund."""
+    allocation: list[ValueShare] | None = left_out_while_none()
+    """An amount-only refund: the ledger's split of its value over what each line still had
+    when it was asked (workflows.allocation), which its fees are taken on and it holds.
+    None: asked before this was kept (fees spread over the whole order by value)."""
 
 
 class PinnedPolicy(_Contract):
@@ -346,6 +358,8 @@ class ReserveInput(_Contract):
     """The pinned policy would approve this refund automatically, budgets aside."""
     budget: AutoApproveBudget | None = None
     """The pinned policy's auto-approval budgets (None: none, before v3)."""
+    allocation: list[ValueShare] | None = left_out_while_none()
+    """ResolvedRefund.allocation: held as split, if each share still fits its line."""
 
 
 class ReserveResult(_Contract):

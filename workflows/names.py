@@ -48,7 +48,3 @@ RECONCILIATION_SCHEDULE_ID = "refundflow-reconciliation"
 SIGNAL_PROVIDER_SETTLED = "provider_settled"
 QUERY_CARRY_OVER = "carry_over"
 UPDATE_FIRST_STEP = "first_step"
-
-CUSTOMER_CHANNEL = "customer-notifications"
-"""The subscriber the worker configures at every start from REFUNDFLOW_CUSTOMER_NOTIFY_URL
-(and _SECRET): customers' notices. Not added, removed or rotated by hand."""

@@ -179,12 +179,16 @@ def restocking_fees(
     """Fees per refunded line, in integer minor units rounded down (never above the rate).
     Empty when the reason is waived (no fault of the customer). An amount-only refund is
     spread over the order's lines by value, so asking for an amount instead of lines does
-    not avoid the fee."""
+    not avoid the fee: by what each line still had when it was asked (its allocation, the
+    ledger's split), so a line another refund already holds bears none of it."""
     rates = policy.fees.restocking_bps
     if not rates or reason_code in policy.fees.waived_for_reasons:
         return []
     if resolved.lines:
         shares = [(line, line.unit_price * line.quantity) for line in resolved.lines]
+    elif resolved.allocation is not None:  # as the ledger split it: what each line still had
+        by_sku = {line.sku: line for line in order.lines}
+        shares = [(by_sku[s.sku], s.amount) for s in resolved.allocation if s.sku in by_sku]
     else:
         order_value = sum(line.unit_price * line.quantity for line in order.lines)
         shares = [

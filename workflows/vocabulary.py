@@ -83,3 +83,8 @@ def left_out_while_none() -> Any:
 
 def _is_none(value: object) -> bool:
     return value is None
+
+
+CUSTOMER_CHANNEL = "customer-notifications"
+"""The subscriber the worker configures at every start from REFUNDFLOW_CUSTOMER_NOTIFY_URL
+(and _SECRET): customers' notices. Not added, removed or rotated by hand."""

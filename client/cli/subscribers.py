@@ -17,7 +17,7 @@ from client.cli.arguments import EXIT_OK, UserError
 from client.cli.backends import with_store
 from client.cli.output import emit
 from client.errors import RefundflowError
-from workflows import names
+from workflows import vocabulary
 from workflows.read_models import AddedSubscriber, ReplayedDeliveries, Subscriber
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -59,7 +59,7 @@ async def handle(args: argparse.Namespace) -> int:
     from activities import outbox
 
     command = args.subscribers_command
-    if command in ("add", "remove", "rotate-secret") and args.name == names.CUSTOMER_CHANNEL:
+    if command in ("add", "remove", "rotate-secret") and args.name == vocabulary.CUSTOMER_CHANNEL:
         raise UserError(
             f"{args.name} is the customers' notification channel: the worker configures it at"
             " every start from REFUNDFLOW_CUSTOMER_NOTIFY_URL and REFUNDFLOW_CUSTOMER_NOTIFY_SECRET"

@@ -293,3 +293,30 @@ def test_no_sequence_of_requests_beats_the_ledger(
     for hold in holds:
         if hold.refund_id in non_fault_amounts:
             assert not [x for x in hold.lines if x.sku in final_sale and x.amount]
+
+
+def test_a_split_made_at_the_edge_is_held_as_made_or_refused_once_it_no_longer_fits() -> None:
+    """The split its fees were taken on (workflows/allocation.py), checked under the lock:
+    held exactly, or refused when another refund took from its lines meanwhile."""
+    from workflows.models import ValueShare
+
+    holds: list[Hold] = []
+    split = [ValueShare(sku="TV-55", amount=2727), ValueShare(sku="CABLE", amount=273)]
+    asked = ask("rf_a", [TV, CABLE], amount=2591, requested=3000).model_copy(
+        update={"allocation": split}
+    )
+    assert [(h.sku, h.amount) for h in take(holds, asked).lines] == [
+        ("TV-55", 2727),
+        ("CABLE", 273),
+    ]
+    # The TV returned meanwhile by another request: the split no longer fits.
+    tv = LineHold(sku="TV-55", quantity=1, amount=30000)
+    later = decide(
+        asked.model_copy(update={"refund_id": "rf_b"}),
+        [Hold(refund_id="rf_tv", amount=25500, lines=[tv])],
+    )
+    assert not later.allowed
+    assert later.refused_because == (
+        "the refunds of order ord_1 changed while this request was checked: ask again;"
+        " the lines are held or refunded by rf_tv"
+    )
