@@ -143,7 +143,17 @@ async def test_support_approving_above_their_authority_is_refused_and_nothing_ch
         "alice (support) may approve up to 200.00 USD"
     )
     await expect(page.locator("#state")).to_have_text("pending_review")
-    # Less is within her authority, and the confirmation says what the customer gives up.
+    # Nor less, within her limit: approving less decides all of it.
+    approve = page.locator("form.action", has=page.get_by_role("heading", name="Approve"))
+    await approve.get_by_label("Amount to approve").fill("150")
+    await approve.get_by_role("button", name="Continue").click()
+    await expect(page.get_by_role("alert")).to_contain_text(
+        "(approving less than its 250.00 USD decides all of it)"
+    )
+    await page.context.close()
+    # A lead may, and the confirmation says what the customer gives up.
+    page = await signed_in(browser, api, "li")
+    await page.goto(f"/console/refunds/{refund_id}")
     approve = page.locator("form.action", has=page.get_by_role("heading", name="Approve"))
     await approve.get_by_label("Amount to approve").fill("150")
     await approve.get_by_role("button", name="Continue").click()
