@@ -263,7 +263,8 @@ def _units_refusal(
             f"{format_minor(value, money)} of {wanted.sku} (order {order_id}) is already held"
             f" or refunded{_by(holders)}; {format_minor(worth - value, money)} of its"
             f" {format_minor(worth, money)} left, {wanted.quantity} x {wanted.sku} is"
-            f" {format_minor(asked, money)}",
+            f" {format_minor(asked, money)}: ask for an amount instead (the order's lines"
+            " share it by what each has left)",
             holders,
         )
     return None, []

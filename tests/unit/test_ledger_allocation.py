@@ -151,7 +151,8 @@ def test_units_already_paid_for_by_an_amount_are_not_refunded_again() -> None:
     refused = take(holds, ask("rf_line", order, amount=1500, lines=one))
     assert refused.refused_because == (
         "20.00 USD of CABLE (order ord_1) is already held or refunded by rf_amount;"
-        " 10.00 USD of its 30.00 USD left, 1 x CABLE is 15.00 USD"
+        " 10.00 USD of its 30.00 USD left, 1 x CABLE is 15.00 USD: ask for an amount instead"
+        " (the order's lines share it by what each has left)"
     )
 
 
