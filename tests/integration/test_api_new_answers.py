@@ -123,10 +123,11 @@ async def test_a_request_held_but_never_started_is_new_when_asked_again(
     )  # fmt: skip
     snapshot = await refunds.order(order["order_id"])
     store = PostgresRefundStore(db)
-    assert not await hold_at_the_edge(
+    held_before, _ = await hold_at_the_edge(
         store, refunds.policy, request, snapshot, resolve(request, snapshot),
         datetime.now(UTC), [],
     )  # fmt: skip
+    assert not held_before
     body = {"order_id": order["order_id"], "amount": 3000, "reason_code": "damaged"}
     retried = await api.call(
         "POST", "/v1/refunds", as_=who, json=body,
