@@ -57,3 +57,17 @@ def test_a_first_approver_approving_less_is_not_yet_the_customers_refund() -> No
     assert case.first_of_two_approvals("li", "lead", "api")
     told = views.facts(case)
     assert told.amount == 25500 and "255.00 USD" in views.status(case).message
+
+
+def test_a_first_approver_cannot_cut_a_refund_below_the_four_eyes_threshold_alone() -> None:
+    """A trial: finance approved 900.00 of a 1500.00 refund and it was paid with no second
+    approver. Approving less decides all of it, so it takes two people too."""
+    case = case_with(evidence_above=50000, second_above=20000)  # 255.00 USD: two approve
+    assert case.approval_refusal("fang", "finance", 15000) == (
+        "two people must approve this 255.00 USD refund: approving 150.00 USD of it alone"
+        " would decide all of it; approve it as the first of two (the second approver may"
+        " approve less)"
+    )
+    assert case.approval_refusal("fang", "finance", 21000) is None  # still two to decide
+    assert case.first_of_two_approvals("fang", "finance", "api")
+    assert case.approval_refusal("mei", "finance", 15000) is None  # the second of two

@@ -250,6 +250,18 @@ class RefundCase:
                 f"{reviewer} has already approved this refund: a second, different person"
                 " must approve it"
             )
+        if (
+            not self.p.approvals
+            and amount is not None
+            and self.needs_second_approver(self.p.amount)
+            and not self.needs_second_approver(amount)
+        ):
+            # Cut below the four-eyes threshold, one person would decide what needs two.
+            return (
+                f"two people must approve this {self.money()} refund: approving"
+                f" {self.money(amount)} of it alone would decide all of it; approve it as the"
+                " first of two (the second approver may approve less)"
+            )
         if self.p.approvals and amount is not None and amount > self.p.amount:
             return (
                 f"cannot approve {self.money(amount)}: the first approver approved {self.money()}"
