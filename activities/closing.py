@@ -88,6 +88,9 @@ async def close_dead_refund(
     except AuditConflict as err:  # two runs wrote its trail: a person must look
         details["heal_error"] = str(err)
         return False
+    except RunBehindRecord as err:
+        details["not_healed"] = str(err)
+        return False
     return await _close_projection_only(pool, refund_id)
 
 
@@ -134,6 +137,7 @@ async def close_ended_refund(
     )
     now = datetime.now(UTC)
     case = RefundCase(carried, lambda: now)
+    await _check_run_holds_the_record(store, case)
     if case.p.state not in TERMINAL_STATES:
         if paid is not None:
             if not await _record_payment(case, run, paid):
@@ -161,6 +165,31 @@ async def close_ended_refund(
         )
     )
     return True
+
+
+class RunBehindRecord(Exception):
+    """The ended run is not the one that wrote the refund's record: a Reset in Temporal to
+    before it, which then ended without acting (AUDIT_SUPERSEDED_ERROR). Its state is not
+    the refund's, so nothing is recorded from it."""
+
+
+async def _check_run_holds_the_record(store: PostgresRefundStore, case: RefundCase) -> None:
+    recorded = await store.audit_trail(case.inp.refund_id)
+    held = {e.seq: (e.event, e.state.value, e.actor) for e in case.p.timeline}
+    # The record's last entry is the run's own, unless another run wrote it (a run that
+    # follows another's same-state entries writes its own after them: still its own last).
+    last = recorded[-1] if recorded else None
+    if last is None or held.get(last.seq) == (last.event, last.to_state.value, last.actor):
+        return
+    mine = case.p.timeline[-1]
+    raise RunBehindRecord(
+        f"its ended run was reset to before the refund's record: it ends with {mine.event}"
+        f" by {mine.actor}, the record with {last.event} by {last.actor} (entry {last.seq},"
+        f" {last.to_state.value}); nothing recorded from it. To run the refund on from its"
+        f" record, reset the run that wrote it: `temporal workflow list --query"
+        f" 'WorkflowId=\"{case.inp.refund_id}\"'` lists the runs; `temporal workflow reset"
+        f" -w {case.inp.refund_id} -r <that run id> --type LastWorkflowTask`"
+    )
 
 
 async def _record_payment(case: RefundCase, run: EndedRun, paid: Paid) -> bool:

@@ -7,6 +7,7 @@ with the record's words, and the person acting is told nothing changed."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 from temporalio.api.common.v1 import WorkflowExecution
@@ -19,6 +20,7 @@ from client.refund_client import RefundClient
 from tests.conftest import Sandbox
 from tests.integration.helpers import eventually, wait_for_state
 from tests.integration.test_refund_flow import make_request
+from workflows.models import ReconcileInput
 
 pytestmark = pytest.mark.stack
 
@@ -80,3 +82,71 @@ async def test_a_run_reset_to_before_payment_cannot_act_on_the_paid_refund(
     with pytest.raises(WorkflowFailureError) as failed:
         await handle.result()
     assert "the record stands" in str(failed.value.cause), failed.value.cause
+
+
+async def last_task_of(refunds: RefundClient, refund_id: str, run_id: str) -> int:
+    handle = refunds.temporal.get_workflow_handle(refund_id, run_id=run_id)
+    return max(
+        e.event_id
+        for e in (await handle.fetch_history()).events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+    )
+
+
+async def test_a_reset_run_that_ended_behind_the_record_is_not_closed_from_its_state(
+    refunds: RefundClient, sandbox: Sandbox, faults: Any
+) -> None:
+    """A trial: reset to its first task while its provider refund was pending, then acted
+    on (refused, the run failed), then paid by the provider. Reconciliation tried to close
+    it from the failed run's state ('entry 2 is already recorded as … by alice, not … by
+    li'). Now it says what happened and how to run the refund on from its record; doing
+    that completes it, paid once."""
+    await faults.set_faults(
+        {
+            "payment.pending_rate": "1",
+            "payment.settle_after_ms": "4000",
+            "payment.webhooks": "false",
+        }
+    )
+    order = await sandbox.order(amount=20000)
+    refund_id = (await refunds.request(make_request(order))).refund_id
+    await refunds.approve(refund_id, reviewer="li", role="lead")
+    await wait_for_state(refunds, refund_id, "refunding")
+    recorded_by = (await refunds.temporal.get_workflow_handle(refund_id).describe()).run_id
+    await reset_to_first_task(refunds, refund_id)
+    with pytest.raises(RefundActionRefused, match="is refunding on its record"):
+        await refunds.approve(refund_id, reviewer="mei", role="finance")
+    await faults.clear_faults()
+    await eventually(
+        lambda: sandbox.refunds(order["order_id"]),
+        lambda found: [r["status"] for r in found] == ["succeeded"],
+        timeout=30,
+    )
+    report = await refunds.reconcile(ReconcileInput(grace_seconds=0))
+    [closing] = [
+        f
+        for f in await (await refunds.store()).findings(refund_id=refund_id)
+        if f.run_id == report.run_id
+    ]
+    assert (closing.kind, closing.action) == ("workflow_closed_abnormally", "escalated")
+    assert closing.details["not_healed"].startswith(
+        "its ended run was reset to before the refund's record: it ends with"
+    ), closing.details
+    assert "record with" in closing.details["not_healed"] and recorded_by not in str(closing)
+    assert "heal_error" not in closing.details
+    assert (await refunds.status(refund_id)).state.value == "refunding"
+
+    # The remedy it names: reset the run that wrote the record, to its last task.
+    await refunds.temporal.workflow_service.reset_workflow_execution(
+        ResetWorkflowExecutionRequest(
+            namespace=refunds.temporal.namespace,
+            workflow_execution=WorkflowExecution(workflow_id=refund_id, run_id=recorded_by),
+            reason="run the refund on from its record",
+            workflow_task_finish_event_id=await last_task_of(refunds, refund_id, recorded_by),
+            request_id=str(uuid.uuid4()),
+        )
+    )
+    await refunds.reconcile(ReconcileInput(grace_seconds=0))  # tells it the provider paid
+    done = await wait_for_state(refunds, refund_id, "completed")
+    assert [r["status"] for r in await sandbox.refunds(order["order_id"])] == ["succeeded"]
+    assert done.provider_refund_id is not None
