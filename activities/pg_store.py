@@ -24,6 +24,7 @@ from workflows.models import (
     ReserveResult,
     StatusProjection,
     StatusView,
+    ValueShare,
 )
 from workflows.read_models import (
     AuditEntry,
@@ -151,6 +152,16 @@ class PostgresRefundStore:
         retention) and what every other refund of its order holds, in one read: what the
         edge asks before it reserves."""
         return await order_ledger.state_and_holds(self._pool, order_id, refund_id)
+
+    async def held_split(self, refund_id: str) -> list[ValueShare]:
+        """What an amount-only refund's reservation holds of each line: its split as first
+        held (a retry's answer stands, whatever the holds are now)."""
+        rows = await self._pool.fetch(
+            "SELECT sku, amount FROM refundflow.reservation_lines WHERE refund_id = $1"
+            " AND quantity = 0 AND amount > 0 ORDER BY sku",
+            refund_id,
+        )
+        return [ValueShare(sku=r["sku"], amount=r["amount"]) for r in rows]
 
     async def open_status(self, projection: StatusProjection, view: StatusView) -> None:
         """A refund just started (not waited for): its opening status, until its workflow

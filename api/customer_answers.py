@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import re
 
+from api import listing
 from api.deps import ApiState
 from api.identity import Principal, PrincipalKind
 from client.errors import RefundflowError
 from client.review_context import as_stopped
-from workflows.budgets import customer_key
 from workflows.eligibility import EligibilityAnswer
 from workflows.models import StatusView
 from workflows.read_models import CustomerView
@@ -25,14 +25,13 @@ from workflows.wording import customer_view
 
 REFUND_ID = re.compile(r"\brf_[0-9a-f]{24}\b")
 NOT_NAMED = "another refund"
-# Whose a refund is: who asked (its first audit entry), or, before that entry is written,
-# the requester its hold on the order was reserved for.
-_THEIRS = """
-SELECT r.refund_id FROM unnest($1::text[]) AS r(refund_id)
-WHERE EXISTS (SELECT 1 FROM refundflow.audit a
-              WHERE a.refund_id = r.refund_id AND a.seq = 1 AND a.actor = $2)
-   OR EXISTS (SELECT 1 FROM refundflow.reservations v
-              WHERE v.refund_id = r.refund_id AND v.requested_by = $3)
+# Whose a refund is: who asked, exactly (api/listing.asked_by: its first audit entry, or
+# its opening status before that). Not the hold's requester, kept case-folded for budgets:
+# CUST_42 would have read cust_42's refund ids. A refund held but not started yet is then
+# not named even to its own customer (a moment; nothing is told that is not theirs).
+_THEIRS = f"""
+SELECT s.refund_id FROM refundflow.refund_status s
+WHERE s.refund_id = ANY($1::text[]) AND {listing.asked_by("s", "$2")}
 """
 
 
@@ -81,7 +80,7 @@ async def others_refunds(api: ApiState, customer: str, texts: list[str]) -> set[
     if not named:
         return set()
     pool = (await api.refunds.store()).pool
-    rows = await pool.fetch(_THEIRS, sorted(named), customer, customer_key(customer))
+    rows = await pool.fetch(_THEIRS, sorted(named), customer)
     return named - {row["refund_id"] for row in rows}
 
 

@@ -70,12 +70,19 @@ async def fetch_order(orders: OrderSystem, order_id: str) -> OrderSnapshot:
     return order
 
 
-def resolve(request: RefundRequest, order: OrderSnapshot) -> ResolvedRefund:
-    """Lines, amount and currency of `request` checked against its order."""
+def resolve(
+    request: RefundRequest, order: OrderSnapshot, policy: PinnedPolicy | None = None
+) -> ResolvedRefund:
+    """Lines, amount and currency of `request` checked against its order; with `policy`,
+    an amount-only request split over the whole order, as eligibility splits it without a
+    ledger (`hold_at_the_edge` splits it again on the ledger's holds)."""
     try:
-        return resolve_request(request, order)
+        resolved = resolve_request(request, order)
     except RefundInputError as err:
         raise InvalidRefundRequest(str(err)) from None
+    if policy is None:
+        return resolved
+    return allocated(policy_for(policy.document, order.currency), request, order, resolved, ())
 
 
 def check_still_refundable(
@@ -159,7 +166,8 @@ async def hold_at_the_edge(
     refund_id = refund_id_for(request.order_id, request.refund_key)
     remaining = order.captured_amount - sum(h.amount for h in holds)
     money_rules = policy_for(policy.document, order.currency)
-    resolved = allocated(money_rules, request, order, resolved, holds)
+    unsplit = resolved.model_copy(update={"allocation": None})  # split on these holds
+    resolved = allocated(money_rules, request, order, unsplit, holds)
     answer = check_still_refundable(policy, request, order, resolved, remaining, asked_at, holds)
     if not answer.eligible:
         return False, resolved
@@ -175,6 +183,9 @@ async def hold_at_the_edge(
     result, held_before = await store.hold(reservation)
     if not result.reserved:
         raise InvalidRefundRequest(result.refused_because or _only_left(result.remaining, order))
+    if held_before and resolved.allocation is not None:  # the first call's split stands
+        if first := await store.held_split(refund_id):
+            resolved = resolved.model_copy(update={"allocation": first})
     return held_before, resolved
 
 

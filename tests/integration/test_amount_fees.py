@@ -5,13 +5,19 @@ as the TV's 15 % fee, while the ledger took the 30.00 from the cables."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import asyncpg
 import pytest
 
+from activities.pg_store import PostgresRefundStore
+from client.edge import hold_at_the_edge, resolve
 from client.refund_client import RefundClient
 from tests.conftest import Sandbox
 from tests.integration.helpers import wait_for_state
 from tests.integration.test_order_ledger import TV_AND_CABLES
 from tests.integration.test_refund_flow import make_request
+from workflows.models import ValueShare
 
 pytestmark = pytest.mark.stack
 
@@ -50,3 +56,33 @@ async def test_an_amount_on_a_whole_order_still_bears_the_tv_fee(
     )
     assert (answer.fee, answer.refund_amount) == (409, 2591)
     assert [(f.sku, f.amount) for f in answer.fees] == [("TV-55", 409)]
+
+
+async def test_a_retry_after_the_tv_was_freed_keeps_the_split_its_first_call_held(
+    refunds_v2: RefundClient, sandbox: Sandbox, db: asyncpg.Pool
+) -> None:
+    """A review: the first call held 30.00 on the cables (the TV held by another refund)
+    and its start failed; the TV's refund was withdrawn; the retry split the 30.00 again
+    (27.27 on the TV, a 4.09 fee) while the store kept the first hold. The retry now takes
+    the split the store holds: no fee, 30.00 paid, as held."""
+    order = await sandbox.order(lines=TV_AND_CABLES)
+    tv = await refunds_v2.request(
+        make_request(order, amount=None, lines=[{"sku": "TV-55", "quantity": 1}],
+                     reason_code="changed_mind")
+    )  # fmt: skip
+    later = make_request(order, amount=3000, reason_code="changed_mind")
+    snapshot = await refunds_v2.order(order["order_id"])
+    store = PostgresRefundStore(db)
+    _, holds = await store.state_and_holds(order["order_id"], "rf_" + "0" * 24)
+    held_before, split = await hold_at_the_edge(  # held; its start "failed"
+        store, refunds_v2.policy, later, snapshot,
+        resolve(later, snapshot, refunds_v2.policy), datetime.now(UTC), holds,
+    )  # fmt: skip
+    assert not held_before and split.allocation == [ValueShare(sku="CABLE", amount=3000)]
+    await refunds_v2.cancel(tv.refund_id, actor=tv.requested_by or "x", reason="kept the TV")
+    await wait_for_state(refunds_v2, tv.refund_id, "cancelled")
+
+    retried = await refunds_v2.request(later)
+    assert retried.amount == 3000, retried
+    paid = await wait_for_state(refunds_v2, retried.refund_id, "completed")
+    assert [r["amount"] for r in await sandbox.refunds(order["order_id"])] == [paid.amount]
