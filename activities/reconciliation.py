@@ -44,6 +44,9 @@ ORPHAN_AFTER_SECONDS = 600
 """A reservation without a refund is left alone this long (whatever the grace): between the
 edge's reservation and the workflow's first record, a refund has no recorded status yet (at
 most the opening status of a request answered before its first step, last_seq 0)."""
+HEAL_TAKES_SECONDS = 300
+"""A workflow told of a payment records it in seconds; a later run that still finds it
+unrecorded this long after escalates instead of telling it again."""
 
 FINDINGS_SQL = """
 WITH live AS (
@@ -309,7 +312,24 @@ class ReconciliationActivities:
     async def _signal_paid(self, finding: dict[str, Any]) -> bool:
         """Tell the refund's workflow the provider paid (it confirms before acting). One
         Temporal ended is not asked here: its `workflow_closed_abnormally` finding records
-        the payment (FINDINGS_SQL)."""
+        the payment (FINDINGS_SQL). Told before, long enough ago, and still not recorded:
+        its run does not take it (one reset in Temporal to before the payment was asked for
+        holds another state), so a person must look; "healed" again would hide it."""
+        told = await self._pool.fetchval(
+            "SELECT max(created_at) FROM refundflow.findings WHERE kind = $1"
+            " AND refund_id = $2 AND action = 'healed'"
+            " AND created_at < now() - make_interval(secs => $3)",
+            finding["kind"],
+            finding["refund_id"],
+            HEAL_TAKES_SECONDS,
+        )
+        if told is not None:
+            finding["details"]["not_healed"] = (
+                f"its workflow was told of the payment at {told:%Y-%m-%d %H:%M:%S} UTC and has"
+                " not recorded it: its run may hold another state (a Reset in Temporal to"
+                " before the payment?); compare `refundflow status` with `--live`"
+            )
+            return False
         try:
             await self._temporal.get_workflow_handle(finding["refund_id"]).signal(
                 names.SIGNAL_PROVIDER_SETTLED,

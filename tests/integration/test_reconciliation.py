@@ -318,3 +318,30 @@ async def test_restock_drift_is_found(
     report = await reconcile_cli(stack)
     assert findings_for(report, lost) == {("restock_missing", "escalated")}
     assert findings_for(report, doubled) == {("restock_duplicated", "escalated")}
+
+
+async def test_a_payment_its_workflow_was_told_of_long_ago_is_escalated_not_healed_again(
+    refunds: RefundClient, sandbox: Sandbox, faults: SandboxAdmin, stack: DevStack,
+    db: asyncpg.Pool,
+) -> None:  # fmt: skip
+    """A trial: a run reset to before the payment ignored the word, and every run printed
+    'healed' again while the refund stayed unpaid on its record. Told before (long enough
+    ago) and still not recorded: escalated, saying so, and the workflow is not told again."""
+    stuck, order = await awaiting_operator(refunds, sandbox, faults)
+    handle = refunds.temporal.get_workflow_handle(stuck.refund_id)
+    await sandbox.provider_refund(order, stuck.refund_id, stuck.amount)
+    await db.execute(
+        "INSERT INTO refundflow.findings (run_id, kind, refund_id, order_id, action, created_at)"
+        " VALUES ('outbox-dispatcher', 'provider_refunded_not_completed', $1, $2, 'healed',"
+        " now() - interval '10 minutes')",
+        stuck.refund_id,
+        order["order_id"],
+    )
+    report = await reconcile_cli(stack)
+    assert findings_for(report, stuck.refund_id) == {
+        ("provider_refunded_not_completed", "escalated")
+    }
+    said = details_of(report, stuck.refund_id, "provider_refunded_not_completed")["not_healed"]
+    assert said.startswith("its workflow was told of the payment at "), said
+    assert await signals(handle) == 0
+    assert (await refunds.status(stuck.refund_id)).awaiting.value == "operator"
