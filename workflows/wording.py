@@ -168,7 +168,8 @@ def customer_view(status: StatusView) -> dict[str, Any]:
         "order_id": status.order_id,
         "locale": facts.locale,
         "status": status_label(facts),
-        "amount": status.amount,
+        # What the customer is told: a first approver's cut (of two) is not theirs yet.
+        "amount": facts.amount,
         "currency": status.currency,
         # Only after an approval for less: left out otherwise, as /track leaves it out.
         **({} if asked_amount is None else {"asked_amount": asked_amount}),

@@ -10,6 +10,7 @@ from workflows.policy import pin_policy
 from workflows.refund import views
 from workflows.refund.case import RefundCase
 from workflows.states import Awaiting
+from workflows.wording import customer_view
 
 V4 = (PROJECT_ROOT / "policies" / "standard-v4.toml").read_text()
 
@@ -57,6 +58,8 @@ def test_a_first_approver_approving_less_is_not_yet_the_customers_refund() -> No
     assert case.first_of_two_approvals("li", "lead", "api")
     told = views.facts(case)
     assert told.amount == 25500 and "255.00 USD" in views.status(case).message
+    # The tracking view's amount says the same as its message (a trial: 120.00 beside 255.00).
+    assert customer_view(views.status(case))["amount"] == 25500
 
 
 def test_a_first_approver_cannot_cut_a_refund_below_the_four_eyes_threshold_alone() -> None:
