@@ -244,6 +244,17 @@ def findings(rows: list[Finding], open_only: bool = False) -> str:
     )
 
 
+def open_finding(finding: Finding) -> str:
+    """A finding that still stands, as a note beside the refund's status."""
+    why = finding.details.get("not_healed") or finding.details.get("heal_error")
+    return (
+        f"note: reconciliation {finding.action} {finding.kind} for {finding.refund_id}"
+        f" (first found {when(finding.first_found_at)})"
+        + (f": {typed(str(why))}" if why else "")
+        + f"; `refundflow anomalies --refund {finding.refund_id}` lists its findings"
+    )
+
+
 def _details(details: dict[str, Any]) -> str:
     """A finding's details as `key value` pairs (`--json` has them as they are stored)."""
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from workflows import wording
 from workflows.models import StatusView
-from workflows.read_models import ClosedRequest, CustomerHistory, OrderLedger
+from workflows.read_models import ClosedRequest, CustomerHistory, Finding, OrderLedger
 
 if TYPE_CHECKING:
     from client.refund_client import RefundClient
@@ -27,21 +27,24 @@ class ReviewContext(BaseModel):
     closed_requests: list[ClosedRequest] = []
     """The order's other refunds that closed without paying: a request rejected once and
     asked again under a new key is in front of its reviewer with the first answer."""
+    open_findings: list[Finding] = []
+    """Reconciliation's findings on this refund that still stand (`anomalies --open`): what
+    it escalated to a person, which the refund's own escalation level does not show."""
 
 
 async def review_context(refunds: RefundClient, status: StatusView) -> ReviewContext:
     """Read inside the boundary, with the Temporal-direct client. A refund that ended as a
     refund does (completed, cancelled) is not asked about an abnormal end."""
     ended = None
+    store = await refunds.store()
     if status.state.value not in ("completed", "cancelled"):
         ended = await refunds.abnormal_end(status.refund_id)
     return ReviewContext(
         order_ledger=await refunds.order_ledger(status.order_id),
         customer_history=await refunds.customer_history(status.refund_id),
         ended_in_temporal=ended,
-        closed_requests=await (await refunds.store()).closed_requests(
-            status.order_id, status.refund_id
-        ),
+        closed_requests=await store.closed_requests(status.order_id, status.refund_id),
+        open_findings=await store.findings(refund_id=status.refund_id, open_only=True),
     )
 
 

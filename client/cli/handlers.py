@@ -274,7 +274,7 @@ async def _status(args: argparse.Namespace) -> int:
     """The refund's status; for staff, with the requester's other recent refunds, its
     order's ledger and the order's requests that closed without paying. The --json output
     is the status object with `customer_history` (null when the API does not show it to
-    this caller), `ended_in_temporal` and `earlier_closed_requests`."""
+    this caller), `ended_in_temporal`, `earlier_closed_requests` and `open_findings`."""
 
     async def gather(client: Any) -> tuple[Any, Any]:
         view = await client.status(args.refund_id, live=args.live)
@@ -284,6 +284,8 @@ async def _status(args: argparse.Namespace) -> int:
             return view, None  # what a reviewer weighs is not for every caller
         if context.ended_in_temporal:
             note(args, render.ended_in_temporal(args.refund_id, context.ended_in_temporal))
+        for finding in context.open_findings:
+            note(args, render.open_finding(finding))
         return view, context
 
     view, context = await with_api(args, gather)
@@ -299,6 +301,9 @@ async def _status(args: argparse.Namespace) -> int:
         # weighs: the order's requests that closed without paying.
         "ended_in_temporal": context.ended_in_temporal if context else None,
         "earlier_closed_requests": [c.model_dump(mode="json") for c in closed],
+        "open_findings": [f.model_dump(mode="json") for f in context.open_findings]
+        if context
+        else [],
     }
     emit(args, data, lambda _: render.status(view, ledger, history, closed))
     return EXIT_OK

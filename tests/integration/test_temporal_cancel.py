@@ -156,7 +156,7 @@ async def test_an_approved_refund_terminated_while_the_item_is_on_its_way_is_clo
 
 
 async def test_a_refund_terminated_while_the_provider_pays_is_completed_by_reconciliation(
-    refunds: RefundClient, sandbox: Sandbox, db: asyncpg.Pool, faults: Any
+    refunds: RefundClient, sandbox: Sandbox, db: asyncpg.Pool, faults: Any, stack: DevStack
 ) -> None:
     """Terminated while its provider refund was pending; the provider paid afterwards (a
     trial found it stuck "on its way", every action refused). Reconciliation waits while the
@@ -182,6 +182,13 @@ async def test_a_refund_terminated_while_the_provider_pays_is_completed_by_recon
     ))  # fmt: skip
     assert details["not_healed"].startswith("its provider refund is pending"), details
     assert (await refunds.status(made.refund_id)).state.value == "refunding"
+    # Staff's status says reconciliation has it (a trial: escalation level 0, nothing said).
+    shown = await asyncio.to_thread(cli, stack, "status", made.refund_id)
+    assert (
+        f"note: reconciliation escalated workflow_closed_abnormally for {made.refund_id}"
+        in shown.stderr
+    ), shown.stderr
+    assert "its provider refund is pending" in shown.stderr
     paid = await eventually(
         lambda: sandbox.refunds(order["order_id"]),
         lambda found: [r["status"] for r in found] == ["succeeded"],
