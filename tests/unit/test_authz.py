@@ -200,6 +200,15 @@ def test_a_token_without_a_subject_is_unauthorized() -> None:
     assert raised.value.kind is Kind.UNAUTHORIZED
 
 
+@pytest.mark.parametrize("padded", ["cust_1 ", " cust_1", "cust_1\t", "cust_1\n"])
+def test_a_subject_with_spaces_around_it_is_nobody_not_the_trimmed_customer(padded: str) -> None:
+    """A trial signed `cust_x ` and read cust_x's refunds: the subject was trimmed."""
+    with pytest.raises(ProblemError) as raised:
+        principal_from({"iss": CONFIG.issuer, "sub": padded}, CONFIG)
+    assert raised.value.kind is Kind.UNAUTHORIZED
+    assert raised.value.detail == "the token's subject has spaces around it"
+
+
 def test_the_rate_limit_refills_and_says_when_to_come_back() -> None:
     now = [0.0]
     limiter = RateLimiter(per_minute=60, burst=2, clock=lambda: now[0])
