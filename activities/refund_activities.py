@@ -94,6 +94,7 @@ class RefundActivities:
                 f" run was reset to before that: it holds {batch.projection.state.value} and"
                 f" records nothing ({ours.event} -> {ours.state.value} not recorded); the"
                 " record stands",
+                last.to_state.value,
                 type=names.AUDIT_SUPERSEDED_ERROR,
                 non_retryable=True,
             )

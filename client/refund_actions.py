@@ -167,6 +167,16 @@ class RefundActions:
             await self._refuse_if_superseded(refund_id, recorded)
         return recorded if recorded is not None and _goes_on_from(recorded, answer) else answer
 
+    async def _closed_on_record(self, refund_id: str) -> bool:
+        """Whether the refund's recorded status is completed or cancelled (False: unknown)."""
+        if not self._database_url:
+            return False
+        try:
+            recorded = await (await self._store()).status_view(refund_id)
+        except Exception:  # only wording rides on it: the refusal stands either way
+            return False
+        return recorded is not None and _terminal(recorded.state.value)
+
     async def _refuse_if_superseded(self, refund_id: str, recorded: StatusView) -> None:
         """The run that answered holds a state its refund's record has left: a Reset in
         Temporal to before the refund was paid or closed. Such a run records nothing and ends
@@ -219,8 +229,8 @@ class RefundActions:
             ended = await workflow_reads.abnormal_end(self._handle(refund_id))
         except RPCError:
             return error
-        if ended is None:
-            return error
+        if ended is None or await self._closed_on_record(refund_id):
+            return error  # a refund closed on its record is just closed (a Reset's run ended)
         return RefundStopped(
             f"refused: refund {refund_id} cannot move: Temporal ended its workflow ({ended});"
             f" {RECONCILIATION_CLOSES}"
@@ -235,6 +245,10 @@ def _goes_on_from(recorded: StatusView, answer: StatusView) -> bool:
         return False
     last = _mark(answer.timeline[-1])
     return recorded.timeline[-1].seq > last[0] and any(_mark(e) == last for e in recorded.timeline)
+
+
+def _terminal(state: str) -> bool:
+    return state in ("completed", "cancelled")
 
 
 def _contradicts(recorded: StatusView, answer: StatusView) -> bool:

@@ -20,6 +20,7 @@ from client.refund_client import RefundClient
 from tests.conftest import Sandbox
 from tests.integration.helpers import eventually, wait_for_state
 from tests.integration.test_refund_flow import make_request
+from workflows import names
 from workflows.models import ReconcileInput
 
 pytestmark = pytest.mark.stack
@@ -76,9 +77,16 @@ async def test_a_run_reset_to_before_payment_cannot_act_on_the_paid_refund(
     audit = await refunds.audit(refund_id)
     assert [(e.event, e.actor) for e in audit] == [(e.event, e.actor) for e in paid.timeline]
     assert [r["status"] for r in await sandbox.refunds(order["order_id"])] == ["succeeded"]
-    # The reset run ended failed, saying why, for whoever looks in the Web UI.
+    # The reset run ended failed, saying why, for whoever looks in the Web UI, and its
+    # search attribute says the record's state, not what the refused action would have made.
     handle = refunds.temporal.get_workflow_handle(refund_id)
-    assert (await handle.describe()).status is WorkflowExecutionStatus.FAILED
+    described = await handle.describe()
+    assert described.status is WorkflowExecutionStatus.FAILED
+    assert described.typed_search_attributes[names.SA_REFUND_STATE] == "completed"
+    # Acting again: the refund is closed, not "Temporal ended its workflow; reconciliation…".
+    with pytest.raises(RefundActionRefused) as again:
+        await refunds.approve(refund_id, reviewer="fang", role="finance")
+    assert "Temporal ended its workflow" not in str(again.value), again.value
     with pytest.raises(WorkflowFailureError) as failed:
         await handle.result()
     assert "the record stands" in str(failed.value.cause), failed.value.cause

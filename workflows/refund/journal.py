@@ -174,4 +174,8 @@ def _fail_if_superseded(err: BaseException) -> None:
     left: it ends, failed with the store's words (what the Web UI shows), and the record
     stands. Nothing it did since the reset reached the store."""
     if (refusal := _superseded(err)) is not None:
+        if refusal.details:  # the record's state: the Web UI's search must not keep this
+            # run's (a rejection it took said cancelled of a paid refund, a trial)
+            recorded = str(refusal.details[0])
+            workflow.upsert_search_attributes([names.SA_REFUND_STATE.value_set(recorded)])
         raise ApplicationError(refusal.message, type=refusal.type, non_retryable=True) from None
