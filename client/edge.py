@@ -73,9 +73,9 @@ async def fetch_order(orders: OrderSystem, order_id: str) -> OrderSnapshot:
 def resolve(
     request: RefundRequest, order: OrderSnapshot, policy: PinnedPolicy | None = None
 ) -> ResolvedRefund:
-    """Lines, amount and currency of `request` checked against its order; with `policy`,
-    an amount-only request split over the whole order, as eligibility splits it without a
-    ledger (`hold_at_the_edge` splits it again on the ledger's holds)."""
+    """Lines, amount and currency of `request` checked against its order; with `policy` (a
+    client without a ledger), an amount-only request split over the whole order, as its
+    eligibility splits it. With a ledger, `hold_at_the_edge` splits it on the holds."""
     try:
         resolved = resolve_request(request, order)
     except RefundInputError as err:
@@ -166,8 +166,7 @@ async def hold_at_the_edge(
     refund_id = refund_id_for(request.order_id, request.refund_key)
     remaining = order.captured_amount - sum(h.amount for h in holds)
     money_rules = policy_for(policy.document, order.currency)
-    unsplit = resolved.model_copy(update={"allocation": None})  # split on these holds
-    resolved = allocated(money_rules, request, order, unsplit, holds)
+    resolved = allocated(money_rules, request, order, resolved, holds)
     answer = check_still_refundable(policy, request, order, resolved, remaining, asked_at, holds)
     if not answer.eligible:
         return False, resolved

@@ -39,6 +39,7 @@ from workflows.models import (
     TimelineEntry,
 )
 from workflows.refund.workflow import RefundWorkflow
+from workflows.states import TERMINAL_STATES
 
 UPDATE_TIMEOUT = timedelta(seconds=30)
 log = structlog.get_logger("refundflow.client")
@@ -175,7 +176,7 @@ class RefundActions:
             recorded = await (await self._store()).status_view(refund_id)
         except Exception:  # only wording rides on it: the refusal stands either way
             return False
-        return recorded is not None and _terminal(recorded.state.value)
+        return recorded is not None and recorded.state in TERMINAL_STATES
 
     async def _refuse_if_superseded(self, refund_id: str, recorded: StatusView) -> None:
         """The run that answered holds a state its refund's record has left: a Reset in
@@ -245,10 +246,6 @@ def _goes_on_from(recorded: StatusView, answer: StatusView) -> bool:
         return False
     last = _mark(answer.timeline[-1])
     return recorded.timeline[-1].seq > last[0] and any(_mark(e) == last for e in recorded.timeline)
-
-
-def _terminal(state: str) -> bool:
-    return state in ("completed", "cancelled")
 
 
 def _contradicts(recorded: StatusView, answer: StatusView) -> bool:

@@ -1,4 +1,5 @@
-"""An amount-only refund's split over the order's lines, made once where it is asked: the
+"""The reservation a request makes (`ledger_request`, as the edge and the workflow build it),
+and an amount-only refund's split over the order's lines, made once where it is asked: the
 ledger's allocation of its value over what each line still has (workflows.ledger), given the
 other refunds' holds read a moment ago. Its fees are taken on that split (workflows.rules)
 and the store holds exactly that split under the order's lock, or refuses when another
@@ -11,8 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from workflows.budgets import budget_of
 from workflows.ledger import Hold, claim, reserve_input
-from workflows.models import OrderSnapshot, RefundRequest, ResolvedRefund, ValueShare
+from workflows.models import (
+    OrderSnapshot,
+    RefundRequest,
+    ReserveInput,
+    ResolvedRefund,
+    ValueShare,
+)
 from workflows.policy import SELLER_FAULT_REASONS, Policy
 
 
@@ -27,17 +35,36 @@ def allocated(
     that the ledger can take; as it is otherwise (the ledger's refusal then says why)."""
     if resolved.lines or not order.lines or resolved.allocation is not None:
         return resolved
-    asked = reserve_input(
-        "allocation",
-        order,
-        resolved,
-        resolved.amount,
-        request.reason_code,
-        final_sale_categories=policy.eligibility.final_sale_categories,
-        seller_fault=request.reason_code in SELLER_FAULT_REASONS,
-    )
-    split = claim(asked, holds)
+    split = claim(ledger_request(policy, request, order, resolved, "split", resolved.amount), holds)
     if split.refused_because is not None or not split.lines:
         return resolved
     shares = [ValueShare(sku=line.sku, amount=line.amount) for line in split.lines]
     return resolved.model_copy(update={"allocation": shares})
+
+
+def ledger_request(
+    policy: Policy,
+    request: RefundRequest,
+    order: OrderSnapshot,
+    resolved: ResolvedRefund,
+    refund_id: str,
+    amount: int,
+    auto_approve: bool = False,
+) -> ReserveInput:
+    """The reservation this request makes, as the edge and the workflow build it: the
+    refund amount after fees, its lines, what the pinned policy says of final sale, who
+    asked, and its auto-approval budgets. `auto_approve`: the policy alone would approve
+    it automatically; the store then checks the budgets under the lock and records
+    whether it was (ReserveResult.auto_approve_refused_because says why not)."""
+    return reserve_input(
+        refund_id,
+        order,
+        resolved,
+        amount,
+        request.reason_code,
+        final_sale_categories=policy.eligibility.final_sale_categories,
+        seller_fault=request.reason_code in SELLER_FAULT_REASONS,
+        requested_by=request.requested_by,
+        auto_approve=auto_approve,
+        budget=budget_of(policy),
+    )

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from workflows.allocation import allocated
+from workflows.allocation import ledger_request as ledger_request
 from workflows.budgets import (
     BudgetUse,
     budget_of,
@@ -26,17 +27,15 @@ from workflows.budgets import (
     customer_key,
     withhold_auto_approval,
 )
-from workflows.ledger import Claim, Hold, asked_again, claim, reach, reserve_input
+from workflows.ledger import Claim, Hold, asked_again, claim, reach
 from workflows.models import (
     OrderSnapshot,
     PinnedPolicy,
     RefundRequest,
-    ReserveInput,
     ResolvedRefund,
 )
 from workflows.money import format_minor
 from workflows.policy import (
-    SELLER_FAULT_REASONS,
     FeeLine,
     Policy,
     PolicyDecision,
@@ -266,34 +265,6 @@ def _budget_refusal(
         order_id=order.order_id,
         customer=customer_key(request.requested_by),
         currency=order.currency,
-    )
-
-
-def ledger_request(
-    policy: Policy,
-    request: RefundRequest,
-    order: OrderSnapshot,
-    resolved: ResolvedRefund,
-    refund_id: str,
-    amount: int,
-    auto_approve: bool = False,
-) -> ReserveInput:
-    """The reservation this request makes, as the edge and the workflow build it: the
-    refund amount after fees, its lines, what the pinned policy says of final sale, who
-    asked, and its auto-approval budgets. `auto_approve`: the policy alone would approve
-    it automatically; the store then checks the budgets under the lock and records
-    whether it was (ReserveResult.auto_approve_refused_because says why not)."""
-    return reserve_input(
-        refund_id,
-        order,
-        resolved,
-        amount,
-        request.reason_code,
-        final_sale_categories=policy.eligibility.final_sale_categories,
-        seller_fault=request.reason_code in SELLER_FAULT_REASONS,
-        requested_by=request.requested_by,
-        auto_approve=auto_approve,
-        budget=budget_of(policy),
     )
 
 

@@ -76,7 +76,7 @@ async def test_a_retry_after_the_tv_was_freed_keeps_the_split_its_first_call_hel
     _, holds = await store.state_and_holds(order["order_id"], "rf_" + "0" * 24)
     held_before, split = await hold_at_the_edge(  # held; its start "failed"
         store, refunds_v2.policy, later, snapshot,
-        resolve(later, snapshot, refunds_v2.policy), datetime.now(UTC), holds,
+        resolve(later, snapshot), datetime.now(UTC), holds,
     )  # fmt: skip
     assert not held_before and split.allocation == [ValueShare(sku="CABLE", amount=3000)]
     await refunds_v2.cancel(tv.refund_id, actor=tv.requested_by or "x", reason="kept the TV")
