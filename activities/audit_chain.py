@@ -109,6 +109,16 @@ def row_hash(content: AuditContent, prev_hash: str) -> str:
     return hashlib.sha256(canonical(content, prev_hash)).hexdigest()
 
 
+_CHAIN_AROUND_SQL = """
+(SELECT seq, row_hash FROM refundflow.audit WHERE refund_id = $1 AND seq < $2
+ ORDER BY seq DESC LIMIT 1)
+UNION ALL
+SELECT seq, row_hash FROM refundflow.audit WHERE refund_id = $1 AND seq = ANY($3::int[])
+"""
+"""In one round trip: the row a batch chains from (the last before its first entry) and
+the batch's entries already stored (a retry)."""
+
+
 async def link(conn: asyncpg.Connection, rows: Sequence[AuditContent]) -> list[ChainedRow]:
     """The rows of one refund's batch not stored yet, each chained to the row before it.
 
@@ -120,22 +130,13 @@ async def link(conn: asyncpg.Connection, rows: Sequence[AuditContent]) -> list[C
         return []
     ordered = sorted(rows, key=lambda r: r.seq)
     refund_id = ordered[0].refund_id
+    # The lock first, in a statement of its own: a statement reads as of its start, so
+    # reads made in the statement that waited for the lock could miss the row it waited on.
     await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", AUDIT_LOCK, refund_id)
-    before = await conn.fetchval(
-        "SELECT row_hash FROM refundflow.audit WHERE refund_id = $1 AND seq < $2"
-        " ORDER BY seq DESC LIMIT 1",
-        refund_id,
-        ordered[0].seq,
-    )
-    stored = {
-        r["seq"]: r["row_hash"]
-        for r in await conn.fetch(
-            "SELECT seq, row_hash FROM refundflow.audit WHERE refund_id = $1"
-            " AND seq = ANY($2::int[])",
-            refund_id,
-            [r.seq for r in ordered],
-        )
-    }
+    first_seq = ordered[0].seq
+    found = await conn.fetch(_CHAIN_AROUND_SQL, refund_id, first_seq, [r.seq for r in ordered])
+    stored = {r["seq"]: r["row_hash"] for r in found if r["seq"] >= first_seq}
+    before = next((r["row_hash"] for r in found if r["seq"] < first_seq), None)
     prev = before or GENESIS
     new: list[ChainedRow] = []
     for content in ordered:

@@ -22,12 +22,12 @@ event is parked, and with one dispatcher at a time.
   matters to you.
 - One lane per subscriber: a subscriber that is down or slow delays only its own events.
 - One dispatcher delivers at a time: the holder of a Postgres advisory lock, taken by a
-  connection of its own and checked again every round; when that connection dies or no
-  longer holds the lock, the dispatcher stops and stands by until it leads again. Between
-  rounds, the claim of each delivery is fenced in SQL (only while that connection's
-  backend holds the lock) and leases the delivery for longer than an attempt may take, so
-  a dispatcher that lost the lock starts nothing and the new leader does not send again
-  what the old one still has in flight.
+  connection of its own and checked again at least every `idle_wait_s`; when that
+  connection dies or no longer holds the lock, the dispatcher stops and stands by until it
+  leads again. Each delivery is claimed on that same connection, so a dispatcher whose lock
+  connection died claims nothing more even before it notices (a session lock lives exactly
+  as long as its connection), and the claim leases the delivery for longer than an attempt
+  may take, so the new leader does not send again what the old one still has in flight.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
+import time
 from typing import Any
 
 import aiohttp
@@ -42,6 +44,7 @@ import asyncpg
 import structlog
 
 from activities.delivery_errors import not_connected, one_line, refusal_text, start_of
+from activities.delivery_sql import CLAIM_SQL, FAILED_SQL, HEADS_SQL, LOCK_ID, holds_lock_sql
 from activities.fair_pool import took_session_state
 from activities.outbox import FINDINGS_RUN, NOTIFY_CHANNEL, PARKED_KIND
 from activities.ports import error_text
@@ -51,72 +54,7 @@ from activities.tracking_links import TrackingLinks
 SIGNATURE_HEADER = "Refundflow-Signature"
 EVENT_ID_HEADER = "Refundflow-Event-Id"
 EVENT_TYPE_HEADER = "Refundflow-Event-Type"
-LOCK_ID = 0x5246_4F42  # "RFOB": the dispatcher's advisory lock (per database)
 log = structlog.get_logger("refundflow.outbox")
-
-
-def holds_lock_sql(pid: str) -> str:
-    """SQL: is the dispatcher's lock held by backend `pid` (an SQL expression)? A one-key
-    advisory lock below 2**32 shows in pg_locks as classid 0, objid the key, objsubid 1."""
-    return (
-        "EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
-        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-        f" AND classid = 0 AND objid = {LOCK_ID} AND objsubid = 1 AND pid = {pid})"
-    )
-
-
-_HEADS_SQL = """
-SELECT event_id FROM (
-    SELECT DISTINCT ON (refund_id) event_id, next_try_at
-    FROM refundflow.deliveries
-    WHERE delivered_at IS NULL AND parked_at IS NULL AND subscriber = $1
-    ORDER BY refund_id, seq
-) head
-WHERE head.next_try_at <= now()
-ORDER BY head.next_try_at
-LIMIT $2
-"""
-
-_CLAIM_SQL = f"""
-UPDATE refundflow.deliveries d
-SET next_try_at = now() + make_interval(secs => $3),
-    first_tried_at = coalesce(d.first_tried_at, now())
-FROM refundflow.subscribers s, refundflow.outbox o
-WHERE d.event_id = $1 AND d.subscriber = $2 AND s.name = d.subscriber AND s.active
-  AND o.event_id = d.event_id AND d.delivered_at IS NULL AND d.parked_at IS NULL
-  AND d.next_try_at <= now() AND {holds_lock_sql("$4")}
-RETURNING d.event_id, d.subscriber, d.attempts, o.type, o.payload::text AS body, s.url,
-    s.secret, CASE WHEN s.previous_secret_until > now() THEN s.previous_secret END
-        AS previous_secret
-"""
-
-# One statement: a delivery is never parked without its finding, nor the finding recorded
-# for a delivery that was not parked.
-_FAILED_SQL = """
-WITH tried AS (
-    UPDATE refundflow.deliveries d
-    SET attempts = d.attempts + 1, last_error = $3::text,
-        next_try_at = now() + make_interval(secs => $4),
-        parked_at = CASE WHEN d.attempts + 1 >= s.max_attempts
-            OR now() - d.first_tried_at >= make_interval(secs => s.max_age_seconds)
-            THEN now() END
-    FROM refundflow.subscribers s
-    WHERE d.event_id = $1 AND d.subscriber = $2 AND s.name = d.subscriber
-      AND d.delivered_at IS NULL
-    RETURNING d.event_id, d.subscriber, d.refund_id, d.attempts, d.first_tried_at, d.parked_at
-), finding AS (
-    INSERT INTO refundflow.findings (run_id, kind, refund_id, order_id, details, action)
-    SELECT $5, $6, t.refund_id, o.payload->>'order_id',
-        jsonb_build_object('subscriber', t.subscriber, 'event_id', t.event_id,
-            'type', o.type, 'attempts', t.attempts, 'first_tried_at', t.first_tried_at,
-            'last_error', $3::text),
-        'escalated'
-    FROM tried t JOIN refundflow.outbox o ON o.event_id = t.event_id
-    WHERE t.parked_at IS NOT NULL
-)
-SELECT attempts, parked_at IS NOT NULL AS parked FROM tried
-"""
-
 Lanes = dict[str, tuple[asyncio.Task[None], asyncio.Event]]
 
 
@@ -149,12 +87,14 @@ class OutboxDispatcher:
         self._tracking = tracking
         self._customer_channel = customer_channel
         """The subscriber that is the customer: its notifications carry a tracking link."""
-        self._leader_pid: int | None = None
-        """The backend holding the lock for us, while we lead; claims are fenced on it."""
+        self._lock_conn: asyncpg.Connection | None = None
+        """The connection holding the lock for us, while we lead: claims are made on it."""
+        self._lock_conn_turn = asyncio.Lock()
+        """One statement at a time on the lock connection (asyncpg refuses two at once)."""
 
     @property
     def is_leader(self) -> bool:
-        return self._leader_pid is not None
+        return self._lock_conn is not None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set. A background loop: it must outlive database restarts
@@ -180,22 +120,20 @@ class OutboxDispatcher:
         async with self._pool.acquire() as conn:
             took_session_state(conn)  # a LISTEN and the lock: reset fully when given back
             await conn.add_listener(NOTIFY_CHANNEL, on_notify)
+            checked_at = -math.inf
             try:
                 while not stop.is_set():
-                    if await self._hold_lock(conn):
-                        if self._leader_pid is None:
-                            log.info("outbox_dispatcher_leading")
-                        self._leader_pid = conn.get_server_pid()
-                        await self._open_lanes(lanes, stop)
-                        for _, lane_wake in lanes.values():
-                            lane_wake.set()
-                    elif self._leader_pid is not None:
-                        log.warning("outbox_dispatcher_lost_the_lock")
-                        await self._close_lanes(lanes, grace_s=self._timeout_s + 1)
+                    # The lock and the subscribers are asked again once per idle wait, not
+                    # on every event's NOTIFY (two statements per event, under load).
+                    if time.monotonic() - checked_at >= self._idle_wait_s:
+                        checked_at = time.monotonic()
+                        await self._lead_or_stand_by(conn, lanes, stop)
+                    for _, lane_wake in lanes.values():
+                        lane_wake.set()
                     wake.clear()
                     await _first_of(wake, stop, seconds=self._idle_wait_s)
             finally:
-                was_leader = self._leader_pid is not None
+                was_leader = self._lock_conn is not None
                 if was_leader and not stop.is_set():  # the lock connection failed
                     log.warning("outbox_dispatcher_lost_the_lock")
                 # Stopping: the worker must exit promptly, and what was in flight is retried
@@ -204,14 +142,29 @@ class OutboxDispatcher:
                 await self._close_lanes(lanes, grace_s=grace)
                 await _release(conn, on_notify, was_leader)
 
+    async def _lead_or_stand_by(
+        self, conn: asyncpg.Connection, lanes: Lanes, stop: asyncio.Event
+    ) -> None:
+        """Lead (open a lane per active subscriber) while `conn` holds the lock; stop
+        leading when it no longer does."""
+        if await self._hold_lock(conn):
+            if self._lock_conn is None:
+                log.info("outbox_dispatcher_leading")
+            self._lock_conn = conn
+            await self._open_lanes(lanes, stop)
+        elif self._lock_conn is not None:
+            log.warning("outbox_dispatcher_lost_the_lock")
+            await self._close_lanes(lanes, grace_s=self._timeout_s + 1)
+
     async def _hold_lock(self, conn: asyncpg.Connection) -> bool:
         """Whether `conn` holds the lock now: it still does, or it just took it. Asked every
         round, because a lock dies with its connection without anyone being told. (CASE,
         not OR: the try must not run when the lock is held, since it would stack.)"""
-        held = await conn.fetchval(
-            f"SELECT CASE WHEN {holds_lock_sql('pg_backend_pid()')} THEN true"
-            f" ELSE pg_try_advisory_lock({LOCK_ID}) END"
-        )
+        async with self._lock_conn_turn:
+            held = await conn.fetchval(
+                f"SELECT CASE WHEN {holds_lock_sql('pg_backend_pid()')} THEN true"
+                f" ELSE pg_try_advisory_lock({LOCK_ID}) END"
+            )
         return bool(held)
 
     async def _open_lanes(self, lanes: Lanes, stop: asyncio.Event) -> None:
@@ -229,7 +182,7 @@ class OutboxDispatcher:
         """Stop leading: lanes claim nothing more and end after their round, so attempts in
         flight (claimed while we led) finish and are recorded rather than left to the
         lease. Lanes still busy after `grace_s` are cancelled."""
-        self._leader_pid = None
+        self._lock_conn = None
         for _, lane_wake in lanes.values():
             lane_wake.set()
         tasks = [task for task, _ in lanes.values()]
@@ -245,7 +198,7 @@ class OutboxDispatcher:
 
     async def _lane(self, subscriber: str, wake: asyncio.Event, stop: asyncio.Event) -> None:
         limit = asyncio.Semaphore(self._concurrency)
-        while not stop.is_set() and self._leader_pid is not None:
+        while not stop.is_set() and self._lock_conn is not None:
             try:
                 if await self.deliver_due(subscriber, limit):
                     continue  # more may be due right away
@@ -257,7 +210,7 @@ class OutboxDispatcher:
     async def deliver_due(self, subscriber: str, limit: asyncio.Semaphore) -> int:
         """One round for one subscriber: send each refund's oldest undelivered, unparked
         event, when due. Returns how many were claimed and attempted."""
-        heads = await self._pool.fetch(_HEADS_SQL, subscriber, self._batch)
+        heads = await self._pool.fetch(HEADS_SQL, subscriber, self._batch)
         tried = await asyncio.gather(
             *(self._deliver(row["event_id"], subscriber, limit) for row in heads)
         )
@@ -266,9 +219,7 @@ class OutboxDispatcher:
     async def _deliver(self, event_id: str, subscriber: str, limit: asyncio.Semaphore) -> bool:
         """Claim one delivery (only while leading), attempt it, record the outcome."""
         async with limit:
-            claimed = await self._pool.fetchrow(
-                _CLAIM_SQL, event_id, subscriber, self._lease_s, self._leader_pid
-            )
+            claimed = await self._claim(event_id, subscriber)
             if claimed is None:  # no longer due, no longer ours, or we no longer lead
                 return False
             error = await self._attempt(dict(claimed))
@@ -282,6 +233,22 @@ class OutboxDispatcher:
         else:
             await self._record_failure(event_id, subscriber, claimed["attempts"], error)
         return True
+
+    async def _claim(self, event_id: str, subscriber: str) -> asyncpg.Record | None:
+        """Lease one due delivery, on the lock connection: the claim is fenced by the lock
+        itself. A dead lock connection (or one given back: we stopped leading) claims
+        nothing; the round that follows notices and stands by."""
+        conn = self._lock_conn
+        if conn is None:
+            return None
+        try:
+            async with self._lock_conn_turn:
+                row: asyncpg.Record | None = await conn.fetchrow(
+                    CLAIM_SQL, event_id, subscriber, self._lease_s
+                )
+                return row
+        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError):
+            return None
 
     async def _attempt(self, row: dict[str, Any]) -> str | None:
         """POST the event once; None if the subscriber took it (2xx), else why not."""
@@ -329,7 +296,7 @@ class OutboxDispatcher:
     ) -> None:
         backoff = min(2**attempts, self._max_backoff_s)
         row = await self._pool.fetchrow(
-            _FAILED_SQL,
+            FAILED_SQL,
             event_id,
             subscriber,
             error,
