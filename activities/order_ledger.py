@@ -6,13 +6,14 @@ workflows/ledger.py (pure); activities/reserving.py applies it under the order's
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 from pydantic import TypeAdapter
 
 from workflows.ledger import NOT_A_LINE, Hold, allocate
-from workflows.models import StatusProjection
+from workflows.models import OrderLine, OrderSnapshot, StatusProjection
 from workflows.read_models import LedgerLine, OrderLedger
 
 
@@ -42,18 +43,61 @@ async def holds(db: asyncpg.Connection | asyncpg.Pool, order_id: str, but: str) 
     return HOLDS.validate_json(await db.fetchval(f"SELECT {holds_json('$1', '$2')}", order_id, but))
 
 
+def lines_json(order_id: str) -> str:
+    """A subquery: the order's lines as first recorded, as one JSON array (`LINES` reads
+    it; `[]`: none recorded yet)."""
+    return f"""
+      (SELECT coalesce(json_agg(json_build_object('sku', sku, 'quantity', quantity,
+                 'unit_price', unit_price, 'category', category) ORDER BY position), '[]')::text
+       FROM refundflow.order_lines WHERE order_id = {order_id})"""
+
+
+LINES = TypeAdapter(list[OrderLine])
+
+
+@dataclass(frozen=True)
+class LedgerRead:
+    """What the edge reads of an order's ledger before it reserves, in one round trip."""
+
+    state: str | None
+    """The refund's last recorded state (None: it has none)."""
+    holds: list[Hold]
+    """Every other refund's hold on the order."""
+    captured_amount: int | None
+    """The order's capture as first recorded (None: no refund of it was held yet)."""
+    lines: list[OrderLine]
+    """Its lines as first recorded ([]: none recorded)."""
+
+    def judged_order(self, order: OrderSnapshot) -> OrderSnapshot:
+        """`order` as the ledger judges requests on it: the first snapshot recorded stands
+        (activities/reserving.py), whatever the order system says now. A request judged on
+        a later one (shipping captured since) would be split on lines the ledger does not
+        know, and refused "ask again" every time it was asked again."""
+        if self.captured_amount is None:
+            return order
+        lines = self.lines or order.lines
+        return order.model_copy(update={"captured_amount": self.captured_amount, "lines": lines})
+
+
 async def state_and_holds(
     db: asyncpg.Connection | asyncpg.Pool, order_id: str, refund_id: str
-) -> tuple[str | None, list[Hold]]:
-    """The refund's last recorded state (None: it has none) and every other refund's hold
-    on its order, in one read: what the edge asks before it reserves."""
+) -> LedgerRead:
+    """The refund's last recorded state, every other refund's hold on its order and the
+    order as first recorded, in one read: what the edge asks before it reserves."""
     row = await db.fetchrow(
         "SELECT (SELECT state FROM refundflow.refund_status WHERE refund_id = $2) AS state,"
-        f" {holds_json('$1', '$2')} AS holds",
+        f" {holds_json('$1', '$2')} AS holds,"
+        " (SELECT captured_amount FROM refundflow.order_ledger WHERE order_id = $1)"
+        f" AS captured_amount, {lines_json('$1')} AS lines",
         order_id,
         refund_id,
     )
-    return row["state"], HOLDS.validate_json(row["holds"])
+    return LedgerRead(
+        state=row["state"],
+        holds=HOLDS.validate_json(row["holds"]),
+        captured_amount=row["captured_amount"],
+        lines=LINES.validate_json(row["lines"]),
+    )
 
 
 async def follow_refund(conn: asyncpg.Connection, p: StatusProjection) -> None:

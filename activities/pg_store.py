@@ -14,6 +14,7 @@ from activities import audit_chain, budgets, order_ledger, reserving
 from activities.audit_chain import AuditContent, utc
 from activities.fair_pool import create_fair_pool
 from activities.migrate import apply_migrations
+from activities.order_ledger import LedgerRead
 from activities.outbox import FINDINGS_RUN as DISPATCHER_RUN
 from activities.outbox import write_events
 from workflows.budgets import BudgetUse, customer_key
@@ -147,10 +148,10 @@ class PostgresRefundStore:
         )
         return int(captured_amount - held)
 
-    async def state_and_holds(self, order_id: str, refund_id: str) -> tuple[str | None, list[Hold]]:
+    async def state_and_holds(self, order_id: str, refund_id: str) -> LedgerRead:
         """The refund's last recorded state (None: none; kept long after Temporal's
-        retention) and what every other refund of its order holds, in one read: what the
-        edge asks before it reserves."""
+        retention), what every other refund of its order holds and the order as first
+        recorded, in one read: what the edge asks before it reserves."""
         return await order_ledger.state_and_holds(self._pool, order_id, refund_id)
 
     async def held_split(self, refund_id: str) -> list[ValueShare]:

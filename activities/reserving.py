@@ -23,7 +23,6 @@ import json
 from dataclasses import dataclass
 
 import asyncpg
-from pydantic import TypeAdapter
 
 from activities import budgets, order_ledger
 from workflows.budgets import BudgetUse, budget_refusal, customer_key
@@ -49,9 +48,7 @@ _LOCK_CUSTOMER = "SELECT pg_advisory_xact_lock($1, hashtext($2))"
 # read even when the policy has no budgets (a few index lookups), then not used.
 _READ = f"""
     SELECT ledger.captured_amount, used.on_order, used.by_customer,
-      (SELECT coalesce(json_agg(json_build_object('sku', sku, 'quantity', quantity,
-                 'unit_price', unit_price, 'category', category) ORDER BY position), '[]')::text
-       FROM refundflow.order_lines WHERE order_id = $1) AS order_lines,
+      {order_ledger.lines_json("$1")} AS order_lines,
       (SELECT json_build_object('amount', amount, 'state', state,
                  'auto_approve_refused', auto_approve_refused)::text
        FROM refundflow.reservations WHERE refund_id = $5) AS mine,
@@ -81,8 +78,6 @@ _WRITE_HOLD = f"""
     SELECT $7, $1, t.sku, t.quantity, t.amount
     FROM unnest($14::text[], $15::int[], $16::bigint[]) AS t(sku, quantity, amount)
 """
-
-_LINES = TypeAdapter(list[OrderLine])
 
 
 @dataclass
@@ -169,7 +164,7 @@ async def _lock_and_read(conn: asyncpg.Connection, request: ReserveInput) -> Loc
     row = await conn.fetchrow(
         _READ, request.order_id, customer, request.currency, window, request.refund_id
     )
-    recorded = _LINES.validate_json(row["order_lines"])
+    recorded = order_ledger.LINES.validate_json(row["order_lines"])
     mine = json.loads(row["mine"]) if row["mine"] is not None else None
     return Locked(
         captured=row["captured_amount"],

@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import asyncio
 
+from activities.order_ledger import LedgerRead
 from activities.pg_store import PostgresRefundStore
-from workflows.ledger import Hold
+from client.timings import step
 
-LedgerState = tuple[str | None, list[Hold]]
-"""The refund's last recorded state (None: new) and what the order's other refunds hold."""
-
-
-_RUNNING: set[asyncio.Future[LedgerState]] = set()
+_RUNNING: set[asyncio.Future[LedgerRead]] = set()
 """Reads still running: the event loop keeps only a weak reference to a task, and one whose
 request has been answered must not be collected mid-query."""
 
@@ -37,9 +34,10 @@ class LedgerReadAhead:
         order differently from the caller: then it is read again)."""
         return (order_id, refund_id) == (self.order_id, self.refund_id)
 
-    async def result(self) -> LedgerState:
+    async def result(self) -> LedgerRead:
         # Shielded: a request cancelled while it waits leaves the query to finish.
-        return await asyncio.shield(self._read)
+        with step("ledger"):  # read ahead: only what the answer still waits for it
+            return await asyncio.shield(self._read)
 
     def discard(self) -> None:
         """The request is answered (or refused before it needed the ledger). A read still
@@ -48,6 +46,6 @@ class LedgerReadAhead:
         self._read.add_done_callback(_read_its_error)
 
 
-def _read_its_error(read: asyncio.Future[LedgerState]) -> None:
+def _read_its_error(read: asyncio.Future[LedgerRead]) -> None:
     if not read.cancelled():
         read.exception()

@@ -101,9 +101,8 @@ class RefundClient(RefundActions):
         self._session = session
         self._signer = signer
         self._pool: asyncpg.Pool | None = None
-        # Held while the pool opens: a first burst of calls shares one pool (without it, 50
-        # concurrent first requests opened 50 pools and left 49 open).
-        self._pool_opening = asyncio.Lock()
+        self._pool_opening = asyncio.Lock()  # a first burst of calls shares one pool (50
+        # concurrent first requests without it opened 50 pools and left 49 open)
 
     @classmethod
     async def connect(
@@ -146,7 +145,8 @@ class RefundClient(RefundActions):
         refund_id = refund_id_for(request.order_id, request.refund_key)
         if self._database_url:
             store = await self._store()
-            made, holds = await store.state_and_holds(order.order_id, refund_id)
+            ledger = await store.state_and_holds(order.order_id, refund_id)
+            made, holds, order = ledger.state, ledger.holds, ledger.judged_order(order)
             remaining = order.captured_amount - sum(h.amount for h in holds)
             use = await budget_use_for(store, self.policy, request, order, refund_id)
         now = datetime.now(UTC)
@@ -193,12 +193,13 @@ class RefundClient(RefundActions):
         ledger read started with the order's look-up (`ledger_read_ahead`)."""
         asked_at = datetime.now(UTC)
         order = order or await fetch_order(self._orders, request.order_id)
-        resolved = resolve(request, order, None if self._database_url else self.policy)
         refund_id = refund_id_for(request.order_id, request.refund_key)
         held_before = False
-        if self._database_url:  # an amount-only request comes back split over the lines
+        if not self._database_url:
+            resolved = resolve(request, order, self.policy)
+        else:  # resolved as the order's ledger knows it; an amount-only one comes back split
             existing, held_before, resolved = await self._check_and_hold(
-                request, order, resolved, refund_id, asked_at, ahead
+                request, order, refund_id, asked_at, ahead
             )
             if existing is not None:
                 return same_request_or_conflict(existing, request, order, resolved), True
@@ -230,34 +231,33 @@ class RefundClient(RefundActions):
         self,
         request: RefundRequest,
         order: OrderSnapshot,
-        resolved: ResolvedRefund,
         refund_id: str,
         asked_at: datetime,
         ahead: LedgerReadAhead | None,
     ) -> tuple[StatusView | None, bool, ResolvedRefund]:
         """The order's ledger (read ahead, or now), then the hold: the refund's status if
-        recorded already; else None once it is held, and whether it was held before this
-        call. A refusal on holds read ahead is said only once a fresh read agrees: they may
-        be as old as the order's look-up, and a hold released meanwhile frees its units."""
+        recorded already, else None once held; whether it held before; the request resolved
+        on the order as the ledger judges it (its first snapshot; the workflow gets `order`,
+        which it checks with the order system). A refusal on holds read ahead is said only
+        once a fresh read agrees: a hold released since the order's look-up frees units."""
         store = await self._store()
         if ahead is not None and not ahead.answers(order.order_id, refund_id):
             ahead = None  # read for another key or order id: read this one now
-        with step("ledger"):  # read ahead: only what the answer still waits for it
-            if ahead is not None:
-                state, holds = await ahead.result()
-            else:
-                state, holds = await store.state_and_holds(order.order_id, refund_id)
-        if state is not None:
-            return await self._existing_refund(refund_id, state), True, resolved
+        ledger = await (ahead or LedgerReadAhead(store, order.order_id, refund_id)).result()
+        judged = ledger.judged_order(order)
+        resolved = resolve(request, judged)
+        if ledger.state is not None:
+            existing = await self._existing_refund(refund_id, ledger.state)
+            return existing, True, resolved
         try:
             with step("hold"):
                 held_before, resolved = await hold_at_the_edge(
-                    store, self.policy, request, order, resolved, asked_at, holds
+                    store, self.policy, request, judged, resolved, asked_at, ledger.holds
                 )
         except InvalidRefundRequest:
             if ahead is None:
                 raise
-            return await self._check_and_hold(request, order, resolved, refund_id, asked_at, None)
+            return await self._check_and_hold(request, order, refund_id, asked_at, None)
         return None, held_before, resolved
 
     async def _opened(self, inp: RefundWorkflowInput) -> StatusView:

@@ -73,7 +73,7 @@ async def test_a_retry_after_the_tv_was_freed_keeps_the_split_its_first_call_hel
     later = make_request(order, amount=3000, reason_code="changed_mind")
     snapshot = await refunds_v2.order(order["order_id"])
     store = PostgresRefundStore(db)
-    _, holds = await store.state_and_holds(order["order_id"], "rf_" + "0" * 24)
+    holds = (await store.state_and_holds(order["order_id"], "rf_" + "0" * 24)).holds
     held_before, split = await hold_at_the_edge(  # held; its start "failed"
         store, refunds_v2.policy, later, snapshot,
         resolve(later, snapshot), datetime.now(UTC), holds,
@@ -86,3 +86,32 @@ async def test_a_retry_after_the_tv_was_freed_keeps_the_split_its_first_call_hel
     assert retried.amount == 3000, retried
     paid = await wait_for_state(refunds_v2, retried.refund_id, "completed")
     assert [r["amount"] for r in await sandbox.refunds(order["order_id"])] == [paid.amount]
+
+
+async def test_an_amount_after_the_capture_grew_is_judged_on_the_order_as_first_recorded(
+    refunds_v2: RefundClient, sandbox: Sandbox, db: asyncpg.Pool
+) -> None:
+    """The ledger judges every refund of an order on its first recorded snapshot. Shipping
+    captured after the first refund gave later snapshots 10.00 that no line covers: the edge
+    split each amount onto it, the ledger (which does not know it) refused the split, and
+    every request by amount was told "ask again", again and again. Now the edge judges the
+    request on the order as the ledger knows it: the refund is held and paid."""
+    order = await sandbox.order(amount=5000, category="general")
+    first = await refunds_v2.request(make_request(order, amount=1000))
+    await wait_for_state(refunds_v2, first.refund_id, "completed")
+    await db.execute(  # the order system captures shipping afterwards
+        "UPDATE sandbox.orders SET captured_amount = 6000 WHERE order_id = $1",
+        order["order_id"],
+    )
+    assert (await refunds_v2.order(order["order_id"])).captured_amount == 6000
+
+    later = make_request(order, amount=1500)
+    answer = await refunds_v2.eligibility(later)
+    assert (answer.eligible, answer.max_refundable) == (True, 4000), answer
+    refund = await refunds_v2.request(later)
+    assert refund.amount == 1500
+    paid = await wait_for_state(refunds_v2, refund.refund_id, "completed")
+    paid_out = sorted(r["amount"] for r in await sandbox.refunds(order["order_id"]))
+    assert paid_out == sorted([1000, paid.amount])  # each paid once
+    too_much = make_request(order, amount=3000)  # 25.00 is left of the 50.00 first recorded
+    assert not (await refunds_v2.eligibility(too_much)).eligible

@@ -462,7 +462,7 @@ async def test_a_refusal_on_holds_read_ahead_waits_for_a_fresh_read(
     later = make_request(order, amount=None, lines=tv)
     async with refunds_v2.ledger_read_ahead(order["order_id"], later.refund_key) as ahead:
         assert ahead is not None
-        _, holds = await ahead.result()
+        holds = (await ahead.result()).holds
         assert [hold.refund_id for hold in holds] == [waiting.refund_id]
         # Released while this request's order is looked up.
         await refunds_v2.cancel(waiting.refund_id, "cust_42", "found it")

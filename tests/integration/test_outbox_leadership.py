@@ -21,7 +21,8 @@ import pytest
 from aiohttp import web
 
 from activities import outbox
-from activities.dispatcher import LOCK_ID, OutboxDispatcher
+from activities.delivery_sql import LOCK_ID
+from activities.dispatcher import OutboxDispatcher
 from activities.pg_store import create_pool
 from client.settings import Settings
 from tests.integration.helpers import eventually, fresh_database
