@@ -70,7 +70,10 @@ class EligibilityAnswer(BaseModel):
     refund_amount: int
     """What the refund would pay: the requested value less fees (0 when not eligible)."""
     max_refundable: int
-    """What is still refundable on the order now, after refunds already requested."""
+    """What a request like this one could still get on the order now: the order total less
+    what other refunds hold, and, on an order with lines, no more than they still have
+    (units refunded for less than their value count whole; for an amount-only request not
+    the seller's fault, no final-sale lines). The figure the `refundable` rule states."""
     evidence_required: bool
     auto_approve: bool
     approval_by: str | None
@@ -170,11 +173,11 @@ def answer_for_resolved(
         decision = withhold_auto_approval(policy, decision, withheld, money)
     within = decision.refund_amount <= remaining
     ledger = _ledger_claim(policy, request, order, resolved, decision.refund_amount, holds)
-    rules = [
-        *decision.outcomes,
-        _ledger_rule(ledger),
-        _refundable_rule(policy, request, order, resolved, remaining, holds, within, ledger),
-    ]
+    refundable, reachable_now = _refundable_rule(
+        policy, request, order, resolved, remaining, holds, within, ledger
+    )
+    rules = [*decision.outcomes, _ledger_rule(ledger), refundable]
+    common["max_refundable"] = reachable_now
     eligible = decision.eligible and within and ledger.refused_because is None
     outcome: Outcome = (
         "not_eligible"
@@ -293,12 +296,12 @@ def _refundable_rule(
     holds: Sequence[Hold],
     within: bool,
     ledger: Claim,
-) -> RuleOutcome:
-    """One statement of what can still be refunded now and why: the order total less what
-    other refunds hold, and for an amount-only request what its reason may reach (final-sale
-    lines only when the seller is at fault), so no second, larger figure contradicts it.
-    Failed when the refund is more than the order has left, or when the ledger refuses a
-    request that its reason's reach binds."""
+) -> tuple[RuleOutcome, int]:
+    """One statement of what can still be refunded now and why, with that figure: the order
+    total less what other refunds hold, and for an amount-only request what its reason may
+    reach (final-sale lines only when the seller is at fault), so no second, larger figure
+    contradicts it. Failed when the refund is more than the order has left, or when the
+    ledger refuses a request that its reason's reach binds."""
     money = order.currency
     inp = ledger_request(policy, request, order, resolved, "eligibility", 1)
     reachable, excluded = reach(inp, holds)
@@ -334,7 +337,7 @@ def _refundable_rule(
         and (ledger.refused_because is None or reachable >= remaining or bool(inp.lines)),
         message=f"{format_minor(now, money)} of this order{paid} can still be refunded now:"
         f" {'; '.join(why)}.",
-    )
+    ), now
 
 
 def _ledger_rule(ledger: Claim) -> RuleOutcome:

@@ -205,6 +205,8 @@ def test_a_unit_approved_for_less_is_closed_whole_and_the_answer_says_so_once() 
         [said] = [r.message for r in answer.rules if r.rule_id == REFUNDABLE_RULE]
         assert said.startswith("30.00 USD of this order (330.00 USD paid) can still be"), said
         assert "units held or refunded for less than their value (a fee kept back" in said
+        # `--json` says the same figure (it said the 328.50 of money left: a trial).
+        assert answer.max_refundable == 3000
 
 
 def test_a_line_request_for_a_closed_unit_fails_once_for_its_units() -> None:
