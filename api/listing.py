@@ -19,8 +19,9 @@ from api.problems import Kind, ProblemError
 from client.refund_ids import REFUND_ID_PATTERN
 from client.workflow_reads import ended_among
 from workflows.models import StatusView
-from workflows.read_models import ListedRefund
-from workflows.states import TERMINAL_STATES
+from workflows.read_models import CustomerListedRefund, ListedRefund
+from workflows.states import TERMINAL_STATES, RefundState
+from workflows.wording import customer_view, state_label
 
 log = structlog.get_logger("refundflow.api.listing")
 TEMPORAL_PATIENCE = timedelta(seconds=3)
@@ -42,7 +43,7 @@ def asked_by(status: str, customer: str) -> str:
 _PAGE = f"""
 SELECT s.refund_id, s.order_id, s.state, s.amount, s.currency, s.awaiting,
        s.escalation_level, s.policy_version, s.reason_code, s.channel, s.requested_at,
-       s.updated_at
+       s.updated_at, s.view
 FROM refundflow.refund_status s
 WHERE ($1::text IS NULL OR s.state = $1)
   AND ($2::text IS NULL OR s.order_id = $2)
@@ -67,8 +68,8 @@ async def status_asked_by(pool: asyncpg.Pool, refund_id: str, customer: str) -> 
     return StatusView.model_validate_json(view) if view is not None else None
 
 
-def encode_cursor(last: ListedRefund) -> str:
-    raw = json.dumps([last.requested_at.isoformat(), last.refund_id]).encode()
+def encode_cursor(requested_at: datetime, refund_id: str) -> str:
+    raw = json.dumps([requested_at.isoformat(), refund_id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -94,15 +95,40 @@ async def page(
     customer: str | None,
     cursor: str | None,
     limit: int,
-) -> tuple[list[ListedRefund], str | None]:
-    """Up to `limit` refunds after `cursor`, and the cursor of the next page (None: last)."""
+) -> tuple[list[asyncpg.Record], str | None]:
+    """Up to `limit` refunds after `cursor` (`staff_rows` or `customer_rows`), and the
+    cursor of the next page (None: the last)."""
     after_at, after_id = decode_cursor(cursor) if cursor else (None, None)
     rows = await pool.fetch(
         _PAGE, state, order_id, escalated, customer, after_at, after_id, limit + 1
     )
-    items = [ListedRefund.model_validate(dict(r)) for r in rows[:limit]]
     more = len(rows) > limit
-    return items, (encode_cursor(items[-1]) if more and items else None)
+    rows = rows[:limit]
+    last = rows[-1] if more and rows else None
+    return rows, (encode_cursor(last["requested_at"], last["refund_id"]) if last else None)
+
+
+def staff_rows(rows: list[asyncpg.Record]) -> list[ListedRefund]:
+    return [ListedRefund.model_validate({k: v for k, v in r.items() if k != "view"}) for r in rows]
+
+
+def customer_rows(rows: list[asyncpg.Record]) -> list[CustomerListedRefund]:
+    """The rows as their customer is told them: each refund's status and amount as `track`
+    says them (a first approver's cut of two is not theirs yet), from the status recorded."""
+    told = []
+    for r in rows:
+        view = customer_view(StatusView.model_validate_json(r["view"])) if r["view"] else None
+        told.append(
+            CustomerListedRefund(
+                refund_id=r["refund_id"],
+                order_id=r["order_id"],
+                status=view["status"] if view else state_label(RefundState(r["state"]), "en"),
+                amount=view["amount"] if view else r["amount"],
+                currency=r["currency"],
+                requested_at=r["requested_at"],
+            )
+        )
+    return told
 
 
 async def marked_for_staff(temporal: Client, items: list[ListedRefund]) -> list[ListedRefund]:

@@ -32,7 +32,13 @@ from api.deps import (
 )
 from api.identity import Principal, PrincipalKind
 from api.problems import Kind, ProblemError, problem_responses
-from api.schemas import IdempotencyKey, RefundPage, RefundPath, RefundRequestBody
+from api.schemas import (
+    CustomerRefundPage,
+    IdempotencyKey,
+    RefundPage,
+    RefundPath,
+    RefundRequestBody,
+)
 from client.errors import InvalidRefundRequest, RefundConflict, RefundEndedElsewhere
 from client.ledger_ahead import LedgerReadAhead
 from workflows.models import IDENTIFIER_PATTERN, RefundRequest, StatusView
@@ -150,8 +156,8 @@ def wants_respond_async(prefer: str | None) -> bool:
 
 @router.get(
     "/refunds",
-    response_model=RefundPage,
-    summary="List refunds, newest request first (customers: their own)",
+    response_model=RefundPage | CustomerRefundPage,
+    summary="List refunds, newest request first (customers: their own, in their words)",
     responses={**problem_responses(Kind.BAD_INPUT), **READ_PROBLEMS},
 )
 async def list_refunds(
@@ -163,12 +169,15 @@ async def list_refunds(
     escalated: bool = False,
     cursor: Annotated[str | None, Query(max_length=512, pattern=r"^[A-Za-z0-9_-]+$")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> RefundPage:
+) -> RefundPage | CustomerRefundPage:
     enforce(who, Action.LIST, requested_by=customer)
-    if who.kind is PrincipalKind.CUSTOMER:
+    as_customer = who.kind is PrincipalKind.CUSTOMER
+    if as_customer:
         customer = who.actor
+        if escalated:  # escalation is staff's business: filtering by it would tell it
+            raise ProblemError(Kind.BAD_INPUT, "escalated: a filter for staff only")
     pool = (await api.refunds.store()).pool
-    items, next_cursor = await listing.page(
+    rows, next_cursor = await listing.page(
         pool,
         state=state.value if state else None,
         order_id=order,
@@ -177,8 +186,9 @@ async def list_refunds(
         cursor=cursor,
         limit=limit,
     )
-    if who.kind is not PrincipalKind.CUSTOMER:  # a customer's /track says it in their words
-        items = await listing.marked_for_staff(api.refunds.temporal, items)
+    if as_customer:
+        return CustomerRefundPage(items=listing.customer_rows(rows), next_cursor=next_cursor)
+    items = await listing.marked_for_staff(api.refunds.temporal, listing.staff_rows(rows))
     return RefundPage(items=items, next_cursor=next_cursor)
 
 

@@ -20,7 +20,7 @@ from workflows.models import (
     RefundLineRequest,
 )
 from workflows.money import Currency
-from workflows.read_models import ListedRefund
+from workflows.read_models import CustomerListedRefund, ListedRefund
 from workflows.vocabulary import Statement
 
 RefundPath = Annotated[str, Path(pattern=REFUND_ID_PATTERN, description="rf_ and 24 hex digits")]
@@ -73,6 +73,14 @@ class PaidElsewhereBody(_Body):
 
 class RefundPage(BaseModel):
     items: list[ListedRefund]
+    next_cursor: str | None = None
+    """Pass as `cursor` for the next page; null on the last page."""
+
+
+class CustomerRefundPage(BaseModel):
+    """A customer's own refunds, as `track` tells each one."""
+
+    items: list[CustomerListedRefund]
     next_cursor: str | None = None
     """Pass as `cursor` for the next page; null on the last page."""
 

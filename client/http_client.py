@@ -31,11 +31,19 @@ from client.errors import (
 from client.review_context import ReviewContext
 from workflows.eligibility import EligibilityAnswer
 from workflows.models import RefundRequest, StatusView
-from workflows.read_models import AuditEntry, CustomerView, ListedRefund, OutboxEvent
+from workflows.read_models import (
+    AuditEntry,
+    CustomerListedRefund,
+    CustomerView,
+    ListedRefund,
+    OutboxEvent,
+)
 
 # An approval waits for the workflow (30 s at most), a request for its first step.
 TIMEOUT = aiohttp.ClientTimeout(total=90, connect=10)
 PAGE = 200
+_LISTED = TypeAdapter(builtins.list[ListedRefund | CustomerListedRefund])
+"""A page's rows: staff's, or a customer's own (the fields tell them apart)."""
 """The API's largest page of a listing."""
 _PROBLEMS: dict[str, type[RefundflowError]] = {
     "urn:refundflow:problem:not-found": RefundNotFound,
@@ -125,17 +133,18 @@ class HttpRefundClient:
         escalated: bool = False,
         limit: int = 100,
         customer: str | None = None,
-    ) -> builtins.list[ListedRefund]:
-        """Newest request first, page after page until `limit`."""
+    ) -> builtins.list[ListedRefund] | builtins.list[CustomerListedRefund]:
+        """Newest request first, page after page until `limit`; a customer's as they are
+        told them."""
         query: dict[str, str] = {"escalated": "true" if escalated else "false"}
         query.update({k: v for k, v in (("state", state), ("order", order_id)) if v})
         if customer:
             query["customer"] = customer
-        found: builtins.list[ListedRefund] = []
+        found: builtins.list[Any] = []
         while len(found) < limit:
             query["limit"] = str(min(PAGE, limit - len(found)))
             page = await self._call("GET", "/v1/refunds", params=query)
-            found += TypeAdapter(builtins.list[ListedRefund]).validate_python(page["items"])
+            found += _LISTED.validate_python(page["items"])
             if not page.get("next_cursor"):
                 break
             query["cursor"] = page["next_cursor"]

@@ -20,7 +20,6 @@ from workflows.read_models import (
     ClosedRequest,
     CustomerHistory,
     Finding,
-    ListedRefund,
     OrderLedger,
     OutboxEvent,
     Reconciliation,
@@ -60,6 +59,7 @@ def status(
         ),
         f"  awaiting   {view.awaiting.value}   escalation level {view.escalation_level}",
         f"  who acts   {view.action_by or '-'}",
+        *_cancel_refused(view),
         *_evidence(view),
         f"  policy     {view.policy_version}"
         + (f"   fee kept {format_minor(view.fee, view.currency)}" if view.fee else ""),
@@ -103,6 +103,28 @@ def _policy_notes(view: StatusView) -> list[str]:
     if view.awaiting is not Awaiting.REVIEWER or not view.policy_notes:
         return []
     return ["  policy says", *(f"    - {typed(note)}" for note in view.policy_notes)]
+
+
+def _cancel_refused(view: StatusView) -> list[str]:
+    """A cancellation asked in Temporal (the Web UI's button) while the refund was with the
+    provider: refused and escalated. `who acts` alone says there is nothing for staff to do,
+    which is so, but not why the person who pressed the button sees it still running."""
+    if view.state is not RefundState.REFUNDING:
+        return []
+    refused = [e for e in view.timeline if e.event == "escalated" and e.source == "temporal"]
+    if not refused:
+        return []
+    lines = [
+        f"  note       a cancellation requested in Temporal at {when(refused[-1].at)} was"
+        " refused: the refund is with the payment provider, so money may have moved; it"
+        " goes on, and pays at most once"
+    ]
+    if view.awaiting is Awaiting.PAYMENT_PROVIDER:
+        lines.append(
+            f"             to stop it: `refundflow operator cancel {view.refund_id} --reason"
+            " TEXT` asks the provider to cancel its refund while still pending"
+        )
+    return lines
 
 
 def _evidence(view: StatusView) -> list[str]:
@@ -160,25 +182,6 @@ def _units_and_value(units: int, value: int, currency: str) -> str:
     if not units and not value:
         return "-"
     return (f"{units} x, " if units else "") + format_minor(value, currency)
-
-
-def listing(rows: list[ListedRefund]) -> str:
-    if not rows:
-        return "no refunds match"
-    lines = [f"{'REFUND':<28} {'ORDER':<22} {'STATE':<15} {'AMOUNT':>14} {'AWAITING':<17} ESC"]
-    for r in rows:
-        lines.append(
-            f"{r.refund_id:<28} {r.order_id:<22} {r.state.value:<15}"
-            f" {format_minor(r.amount, r.currency):>14} {r.awaiting.value:<17}"
-            f" {r.escalation_level}"
-        )
-    lines += [
-        f"note: Temporal ended the workflow of {r.refund_id} ({r.ended_in_temporal}): its"
-        f" state above is its last, and nothing will move it; {RECONCILIATION_CLOSES}"
-        for r in rows
-        if r.ended_in_temporal
-    ]
-    return "\n".join(lines)
 
 
 def order(data: dict[str, Any]) -> str:

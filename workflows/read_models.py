@@ -51,6 +51,19 @@ class ListedRefund(_ReadModel):
     refund's workflow (nothing moves it until reconciliation closes it)."""
 
 
+class CustomerListedRefund(_ReadModel):
+    """A customer's own refund as their list shows it: as `track` tells it (their words, the
+    amount they are told), without staff's fields (who acts, escalation, policy version)."""
+
+    refund_id: str
+    order_id: str
+    status: str
+    """The state, in the customer's language."""
+    amount: int
+    currency: str
+    requested_at: IsoDatetime
+
+
 class AuditEntry(_ReadModel):
     """One recorded transition or timeline fact of a refund's append-only audit trail."""
 

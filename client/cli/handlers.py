@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from client import render
+from client import render, render_listing
 from client.cli import acting, operations, subscribers
 from client.cli.acting import with_api
 from client.cli.arguments import EXIT_FAILURE, EXIT_OK, UserError
@@ -201,7 +201,7 @@ async def _single_call(args: argparse.Namespace) -> int:
     Who acts is the token's principal: the API is told no names."""
     cmd = args.command
     actions: dict[str, tuple[Callable[[Any], Awaitable[Any]], Callable[[Any], str]]] = {
-        "list": (lambda c: _list(args, c), render.listing),
+        "list": (lambda c: _list(args, c), render_listing.listing),
         "approve": (
             lambda c: c.approve(args.refund_id, amount=args.amount, evidence=args.evidence),
             render.status,

@@ -81,6 +81,18 @@ async def test_a_customer_tracks_their_own_refund_and_never_reads_anothers(
     assert refund_id not in {item["refund_id"] for item in listed.body["items"]}
     own_list = await api.call("GET", "/v1/refunds", as_=owner)
     assert [item["refund_id"] for item in own_list.body["items"]] == [refund_id]
+    # Their list tells each refund as /track does, without staff's fields (it carried who
+    # acts, the escalation level and the policy version, and a first approver's cut).
+    [row] = own_list.body["items"]
+    assert set(row) == {"refund_id", "order_id", "status", "amount", "currency", "requested_at"}
+    assert (row["status"], row["amount"]) == (mine.body["status"], mine.body["amount"])
+    escalated = await api.call("GET", "/v1/refunds?escalated=true", as_=owner)
+    assert (escalated.status, escalated.body["detail"]) == (
+        422,
+        "escalated: a filter for staff only",
+    )
+    staff = await api.call("GET", f"/v1/refunds?order={made['order_id']}", as_="li")
+    assert {"awaiting", "escalation_level", "policy_version"} <= set(staff.body["items"][0])
 
 
 async def test_a_refund_answered_202_is_in_its_customers_list_before_it_records(

@@ -19,6 +19,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 
 from activities.closing import EndedRun, close_ended_refund
+from client import render
 from client.refund_client import RefundClient
 from tests.conftest import Sandbox
 from tests.integration.api_support import Api
@@ -65,6 +66,33 @@ async def test_a_cancel_from_temporal_withdraws_frees_the_amount_and_tells_the_c
     # The whole amount is refundable again: a new request for it is accepted.
     again = await refunds.request(make_request(order))
     assert again.refund_id != waiting.refund_id and again.state.value == "pending_review"
+
+
+async def test_a_cancel_from_temporal_while_the_provider_pays_is_refused_and_staff_see_why(
+    refunds: RefundClient, sandbox: Sandbox, faults: Any
+) -> None:
+    """Money may have moved: the cancel is refused on the record and escalated, the refund
+    pays once. Staff's status said "nothing for staff to do" and no more (a review): it now
+    says the cancel was refused, why, and how to ask the provider to stop a pending refund."""
+    await faults.set_faults({"payment.pending_rate": "1", "payment.settle_after_ms": "4000"})
+    order = await sandbox.order(amount=3100)
+    made = await refunds.request(make_request(order))
+    await wait_for_state(refunds, made.refund_id, "refunding")
+
+    await refunds.temporal.get_workflow_handle(made.refund_id).cancel()
+    escalated = await eventually(
+        lambda: refunds.status(made.refund_id),
+        lambda s: any(e.event == "escalated" and e.source == "temporal" for e in s.timeline),
+    )
+    assert escalated.state.value == "refunding" and escalated.escalation_level >= 1
+    shown = render.status(escalated)
+    assert "note       a cancellation requested in Temporal at" in shown, shown
+    assert "so money may have moved; it goes on, and pays at most once" in shown
+    assert f"refundflow operator cancel {made.refund_id} --reason TEXT" in shown
+
+    paid = await wait_for_state(refunds, made.refund_id, "completed")
+    assert [r["amount"] for r in await sandbox.refunds(order["order_id"])] == [paid.amount]
+    assert "note       a cancellation" not in render.status(paid)  # it is paid: no note
 
 
 def row_state(row: object) -> str:
