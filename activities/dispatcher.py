@@ -120,18 +120,19 @@ class OutboxDispatcher:
         async with self._pool.acquire() as conn:
             took_session_state(conn)  # a LISTEN and the lock: reset fully when given back
             await conn.add_listener(NOTIFY_CHANNEL, on_notify)
-            checked_at = -math.inf
+            next_check = -math.inf
             try:
                 while not stop.is_set():
                     # The lock and the subscribers are asked again once per idle wait, not
                     # on every event's NOTIFY (two statements per event, under load).
-                    if time.monotonic() - checked_at >= self._idle_wait_s:
-                        checked_at = time.monotonic()
+                    if time.monotonic() >= next_check:
+                        next_check = time.monotonic() + self._idle_wait_s
                         await self._lead_or_stand_by(conn, lanes, stop)
                     for _, lane_wake in lanes.values():
                         lane_wake.set()
                     wake.clear()
-                    await _first_of(wake, stop, seconds=self._idle_wait_s)
+                    until_check = max(next_check - time.monotonic(), 0.0)
+                    await _first_of(wake, stop, seconds=until_check)
             finally:
                 was_leader = self._lock_conn is not None
                 if was_leader and not stop.is_set():  # the lock connection failed
@@ -158,7 +159,7 @@ class OutboxDispatcher:
 
     async def _hold_lock(self, conn: asyncpg.Connection) -> bool:
         """Whether `conn` holds the lock now: it still does, or it just took it. Asked every
-        round, because a lock dies with its connection without anyone being told. (CASE,
+        idle wait, because a lock dies with its connection without anyone being told. (CASE,
         not OR: the try must not run when the lock is held, since it would stack.)"""
         async with self._lock_conn_turn:
             held = await conn.fetchval(
@@ -247,7 +248,8 @@ class OutboxDispatcher:
                     CLAIM_SQL, event_id, subscriber, self._lease_s
                 )
                 return row
-        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError):
+        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError) as err:
+            log.warning("outbox_claim_failed", event_id=event_id, error=error_text(err))
             return None
 
     async def _attempt(self, row: dict[str, Any]) -> str | None:

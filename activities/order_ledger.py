@@ -65,30 +65,33 @@ class LedgerRead:
     """Every other refund's hold on the order."""
     captured_amount: int | None
     """The order's capture as first recorded (None: no refund of it was held yet)."""
-    lines: list[OrderLine]
-    """Its lines as first recorded ([]: none recorded)."""
 
     def judged_order(self, order: OrderSnapshot) -> OrderSnapshot:
-        """`order` as the ledger judges requests on it: the first snapshot recorded stands
-        (activities/reserving.py), whatever the order system says now. A request judged on
-        a later one (shipping captured since) would be split on lines the ledger does not
-        know, and refused "ask again" every time it was asked again."""
-        if self.captured_amount is None:
+        """`order` with the capture its ledger judges requests by: the first recorded
+        (activities/reserving.py), or the order system's if that is less now (a partial
+        void: never more than the provider can refund). Judged on a capture grown since
+        (shipping captured later), an amount was split onto money the ledger does not
+        know, and refused "ask again" every time it was asked again.
+
+        Only the capture: the lines stay the order system's, which the workflow verifies
+        and takes its fees on (a request judged on other lines than the workflow's could
+        be told one fee and pay another). Lines changed since the first refund still meet
+        the ledger's refusal; that case is left to a person."""
+        if self.captured_amount is None or self.captured_amount >= order.captured_amount:
             return order
-        lines = self.lines or order.lines
-        return order.model_copy(update={"captured_amount": self.captured_amount, "lines": lines})
+        return order.model_copy(update={"captured_amount": self.captured_amount})
 
 
 async def state_and_holds(
     db: asyncpg.Connection | asyncpg.Pool, order_id: str, refund_id: str
 ) -> LedgerRead:
     """The refund's last recorded state, every other refund's hold on its order and the
-    order as first recorded, in one read: what the edge asks before it reserves."""
+    order's capture as first recorded, in one read: what the edge asks before it reserves."""
     row = await db.fetchrow(
         "SELECT (SELECT state FROM refundflow.refund_status WHERE refund_id = $2) AS state,"
         f" {holds_json('$1', '$2')} AS holds,"
         " (SELECT captured_amount FROM refundflow.order_ledger WHERE order_id = $1)"
-        f" AS captured_amount, {lines_json('$1')} AS lines",
+        " AS captured_amount",
         order_id,
         refund_id,
     )
@@ -96,7 +99,6 @@ async def state_and_holds(
         state=row["state"],
         holds=HOLDS.validate_json(row["holds"]),
         captured_amount=row["captured_amount"],
-        lines=LINES.validate_json(row["lines"]),
     )
 
 

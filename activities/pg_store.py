@@ -150,8 +150,8 @@ class PostgresRefundStore:
 
     async def state_and_holds(self, order_id: str, refund_id: str) -> LedgerRead:
         """The refund's last recorded state (None: none; kept long after Temporal's
-        retention), what every other refund of its order holds and the order as first
-        recorded, in one read: what the edge asks before it reserves."""
+        retention), what every other refund of its order holds and the order's capture as
+        first recorded, in one read: what the edge asks before it reserves."""
         return await order_ledger.state_and_holds(self._pool, order_id, refund_id)
 
     async def held_split(self, refund_id: str) -> list[ValueShare]:

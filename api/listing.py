@@ -115,20 +115,28 @@ def staff_rows(rows: list[asyncpg.Record]) -> list[ListedRefund]:
 def customer_rows(rows: list[asyncpg.Record]) -> list[CustomerListedRefund]:
     """The rows as their customer is told them: each refund's status and amount as `track`
     says them (a first approver's cut of two is not theirs yet), from the status recorded."""
-    told = []
-    for r in rows:
-        view = customer_view(StatusView.model_validate_json(r["view"])) if r["view"] else None
-        told.append(
-            CustomerListedRefund(
-                refund_id=r["refund_id"],
-                order_id=r["order_id"],
-                status=view["status"] if view else state_label(RefundState(r["state"]), "en"),
-                amount=view["amount"] if view else r["amount"],
-                currency=r["currency"],
-                requested_at=r["requested_at"],
-            )
-        )
-    return told
+    return [_as_told(r) for r in rows]
+
+
+def _as_told(row: asyncpg.Record) -> CustomerListedRefund:
+    view = StatusView.model_validate_json(row["view"]) if row["view"] else None
+    state = RefundState(row["state"])
+    told = customer_view(view) if view is not None and view.facts is not None else None
+    # Reconciliation may close a refund in the projection alone (its workflow was gone):
+    # the state column moved on, the recorded view did not. The state is then said plainly.
+    current = told is not None and view is not None and view.state is state
+    return CustomerListedRefund(
+        refund_id=row["refund_id"],
+        order_id=row["order_id"],
+        status=told["status"] if told and current else state_label(state, _locale(view)),
+        amount=told["amount"] if told else row["amount"],
+        currency=row["currency"],
+        requested_at=row["requested_at"],
+    )
+
+
+def _locale(view: StatusView | None) -> str:
+    return view.facts.locale if view is not None and view.facts is not None else "en"
 
 
 async def marked_for_staff(temporal: Client, items: list[ListedRefund]) -> list[ListedRefund]:

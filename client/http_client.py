@@ -42,9 +42,9 @@ from workflows.read_models import (
 # An approval waits for the workflow (30 s at most), a request for its first step.
 TIMEOUT = aiohttp.ClientTimeout(total=90, connect=10)
 PAGE = 200
+"""The API's largest page of a listing."""
 _LISTED = TypeAdapter(builtins.list[ListedRefund | CustomerListedRefund])
 """A page's rows: staff's, or a customer's own (the fields tell them apart)."""
-"""The API's largest page of a listing."""
 _PROBLEMS: dict[str, type[RefundflowError]] = {
     "urn:refundflow:problem:not-found": RefundNotFound,
     "urn:refundflow:problem:refused": RefundActionRefused,

@@ -237,7 +237,7 @@ class RefundClient(RefundActions):
     ) -> tuple[StatusView | None, bool, ResolvedRefund]:
         """The order's ledger (read ahead, or now), then the hold: the refund's status if
         recorded already, else None once held; whether it held before; the request resolved
-        on the order as the ledger judges it (its first snapshot; the workflow gets `order`,
+        with the capture the ledger judges by (`judged_order`; the workflow gets `order`,
         which it checks with the order system). A refusal on holds read ahead is said only
         once a fresh read agrees: a hold released since the order's look-up frees units."""
         store = await self._store()

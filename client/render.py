@@ -116,8 +116,8 @@ def _cancel_refused(view: StatusView) -> list[str]:
         return []
     lines = [
         f"  note       a cancellation requested in Temporal at {when(refused[-1].at)} was"
-        " refused: the refund is with the payment provider, so money may have moved; it"
-        " goes on, and pays at most once"
+        " refused: the refund is with the payment provider, so money may have moved; it is"
+        " paid at most once"
     ]
     if view.awaiting is Awaiting.PAYMENT_PROVIDER:
         lines.append(

@@ -253,11 +253,11 @@ async def _list(args: argparse.Namespace, client: Any) -> Any:
         limit=args.limit + 1,
     )
     if len(found) > args.limit:
-        note(
-            args,
-            f"note: the newest {args.limit} shown; more match (--limit, or narrow with --state,"
-            " --order, --customer or --escalated)",
-        )
+        from workflows.read_models import CustomerListedRefund
+
+        staff = not isinstance(found[0], CustomerListedRefund)  # a customer has two filters
+        narrow = "--state, --order, --customer or --escalated" if staff else "--state or --order"
+        note(args, f"note: the newest {args.limit} shown; more match (--limit, or {narrow})")
     return found[: args.limit]
 
 

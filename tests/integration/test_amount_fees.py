@@ -115,3 +115,20 @@ async def test_an_amount_after_the_capture_grew_is_judged_on_the_order_as_first_
     assert paid_out == sorted([1000, paid.amount])  # each paid once
     too_much = make_request(order, amount=3000)  # 25.00 is left of the 50.00 first recorded
     assert not (await refunds_v2.eligibility(too_much)).eligible
+
+
+async def test_a_capture_voided_in_part_after_the_first_refund_bounds_what_is_left(
+    refunds_v2: RefundClient, sandbox: Sandbox, db: asyncpg.Pool
+) -> None:
+    """The other way: the order system now says less was captured than the ledger first
+    recorded (part of the payment voided). The smaller capture bounds the request, as it did
+    before the ledger's capture was used: never more than the provider can refund."""
+    order = await sandbox.order(amount=5000, category="general")
+    first = await refunds_v2.request(make_request(order, amount=1000))
+    await wait_for_state(refunds_v2, first.refund_id, "completed")
+    await db.execute(
+        "UPDATE sandbox.orders SET captured_amount = 3000 WHERE order_id = $1",
+        order["order_id"],
+    )
+    answer = await refunds_v2.eligibility(make_request(order, amount=2500))
+    assert (answer.eligible, answer.max_refundable) == (False, 2000), answer

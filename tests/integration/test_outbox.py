@@ -254,7 +254,7 @@ async def test_a_hanging_subscriber_does_not_hold_up_the_customer_channel(
                 partial(customer_deliveries, db, status.refund_id),
                 lambda rows: len(rows) == 4 and all(r["delivered_at"] for r in rows),
             )
-        assert len(started) == 1 and not release.is_set()  # still the first, still hanging
+        assert not release.is_set()  # the hanging subscriber never answered meanwhile
     finally:
         release.set()
         await outbox.deactivate_subscriber(db, name)

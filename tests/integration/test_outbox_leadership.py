@@ -1,4 +1,4 @@
-"""One dispatcher delivers at a time, and leadership is checked every round: when the
+"""One dispatcher delivers at a time, and leadership is checked every idle wait: when the
 leader's lock connection dies (pg_terminate_backend), it stops delivering, a standby takes
 over, nothing is delivered twice, and the old leader stands by until it leads again.
 

@@ -87,7 +87,7 @@ async def test_a_cancel_from_temporal_while_the_provider_pays_is_refused_and_sta
     assert escalated.state.value == "refunding" and escalated.escalation_level >= 1
     shown = render.status(escalated)
     assert "note       a cancellation requested in Temporal at" in shown, shown
-    assert "so money may have moved; it goes on, and pays at most once" in shown
+    assert "so money may have moved; it is paid at most once" in shown
     assert f"refundflow operator cancel {made.refund_id} --reason TEXT" in shown
 
     paid = await wait_for_state(refunds, made.refund_id, "completed")

@@ -1,12 +1,17 @@
-"""`refundflow list` as a customer prints their refunds as `track` tells them: no staff
-columns (who acts, escalation level), which their rows no longer carry."""
+"""A customer's list (`GET /v1/refunds`, `refundflow list`) tells their refunds as `track`
+does: no staff columns (who acts, escalation level), which their rows no longer carry."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from api.listing import customer_rows
 from client.render_listing import listing
+from tests.unit.test_evidence import case_with
 from workflows.read_models import CustomerListedRefund
+from workflows.refund import views
+from workflows.states import Awaiting, RefundState
+from workflows.wording import customer_view, state_label
 
 
 def test_a_customers_list_shows_each_refund_in_their_words() -> None:
@@ -23,3 +28,25 @@ def test_a_customers_list_shows_each_refund_in_their_words() -> None:
     assert line.split() == ["rf_" + "a" * 24, "ord_1", "2026-11-28", "1500.00", "USD", "being",
                             "reviewed"]  # fmt: skip
     assert listing([]) == "no refunds match"
+
+
+def test_a_customers_row_says_what_they_are_told_and_the_state_it_is_in() -> None:
+    """A first approver's cut is not theirs yet (the row said it: a review); a refund closed
+    in the projection alone (reconciliation, its workflow gone) is said as closed, though
+    the view recorded with it still says it waits for review."""
+    case = case_with(evidence_above=50000, second_above=10000)
+    case.p.awaiting = Awaiting.REVIEWER
+    case.p.amount = 12000  # the first of two approvers approves 120.00 of 255.00
+    assert case.first_of_two_approvals("li", "lead", "api")
+    view = views.status(case)
+    row = {
+        "refund_id": view.refund_id, "order_id": view.order_id, "state": view.state.value,
+        "amount": view.amount, "currency": view.currency, "requested_at": view.timeline[0].at,
+        "view": view.model_dump_json(),
+    }  # fmt: skip
+    [told] = customer_rows([row])  # read as a Record is
+    assert (told.amount, told.status) == (25500, customer_view(view)["status"])
+    [closed] = customer_rows([{**row, "state": "cancelled"}])
+    assert (closed.status, closed.amount) == (state_label(RefundState.CANCELLED, "en"), 25500)
+    [old] = customer_rows([{**row, "view": None}])
+    assert old.status == state_label(RefundState.PENDING_REVIEW, "en")
