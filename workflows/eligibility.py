@@ -121,6 +121,7 @@ def check_eligibility(
         resolved = resolve_request(request, order)
     except RefundInputError as err:
         rule = RuleOutcome(rule_id=REQUEST_RULE, passed=False, message=f"{err}.")
+        common["max_refundable"] = _reach_by_amount(pinned, request, order, remaining, holds)
         return EligibilityAnswer(
             eligible=False,
             outcome="not_eligible",
@@ -338,6 +339,26 @@ def _refundable_rule(
         message=f"{format_minor(now, money)} of this order{paid} can still be refunded now:"
         f" {'; '.join(why)}.",
     ), now
+
+
+def _reach_by_amount(
+    pinned: PinnedPolicy,
+    request: RefundRequest,
+    order: OrderSnapshot,
+    remaining: int,
+    holds: Sequence[Hold],
+) -> int:
+    """For a request that does not fit its order (no such line, too much): what a request
+    for an amount, for the same reason, could still get, as an answer that fits says it.
+    The money left is not it when a unit refunded for less than its value counts whole."""
+    probe = request.model_copy(update={"amount": 1, "lines": None})
+    try:
+        resolved = resolve_request(probe, order)
+    except RefundInputError:  # another currency, say: the order's money left is all to say
+        return max(remaining, 0)
+    policy = policy_for(pinned.document, order.currency)
+    inp = ledger_request(policy, probe, order, resolved, "eligibility", 1)
+    return min(max(remaining, 0), reach(inp, holds)[0])
 
 
 def _ledger_rule(ledger: Claim) -> RuleOutcome:

@@ -207,6 +207,9 @@ def test_a_unit_approved_for_less_is_closed_whole_and_the_answer_says_so_once() 
         assert "units held or refunded for less than their value (a fee kept back" in said
         # `--json` says the same figure (it said the 328.50 of money left: a trial).
         assert answer.max_refundable == 3000
+    # So does the answer to a request that does not fit the order (more than it has left).
+    too_much = check_eligibility(V2, ask(amount=40000), ORDER, 33000 - 150, NOW, [paid_less])
+    assert too_much.refused_at_request and too_much.max_refundable == 3000
 
 
 def test_a_line_request_for_a_closed_unit_fails_once_for_its_units() -> None:
