@@ -9,6 +9,7 @@ import html
 import re
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -19,6 +20,7 @@ from api.pages.security import tracking_query
 from api.pages.settings import dev_secret
 from tests.conftest import Sandbox
 from tests.integration.api_support import Api
+from tests.integration.helpers import eventually
 
 pytestmark = pytest.mark.stack
 
@@ -249,3 +251,25 @@ async def test_a_request_asked_again_after_a_rejection_shows_its_reviewer_the_fi
         page = html.unescape(await r.text())
     assert "Earlier requests on this order that closed without paying" in page
     assert first in page and "photos show no damage" in page
+
+
+async def test_a_refund_with_the_provider_is_not_shown_overdue(
+    browserless: aiohttp.ClientSession, api: Api, sandbox: Sandbox, faults: Any
+) -> None:
+    """The queue's "Due" column of a refund no person waits on (the provider pays it) said
+    when it started waiting, which read as long overdue (a trial)."""
+    await faults.set_faults({"payment.pending_rate": "1", "payment.settle_after_ms": "60000"})
+    who = f"cust_{uuid.uuid4().hex[:8]}"
+    order = await sandbox.order(amount=2000, customer_id=who)
+    body = {"order_id": order["order_id"], "amount": 2000, "reason_code": "damaged"}
+    made = (await api.request_refund(who, body)).body["refund_id"]
+    assert (await sign_in(browserless, api, "bob", "/console"))[0] == 303
+
+    async def row() -> str:
+        async with browserless.get(f"{api.base}/console?customer={who}&awaiting=any") as r:
+            page = await r.text()
+        found = re.search(rf"{made}</a></th>\s*<td>(.*?)</td>", page, re.S)
+        return found.group(1) if found else ""
+
+    due = await eventually(row, lambda cell: "payment provider" in cell)
+    assert due.startswith("not on us: waiting for the payment provider since <time"), due
