@@ -8,6 +8,7 @@ UserError or RefundflowError; the app turns them into one line and an exit statu
 from __future__ import annotations
 
 import argparse
+import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -276,17 +277,30 @@ async def _status(args: argparse.Namespace) -> int:
     is the status object with `customer_history` (null when the API does not show it to
     this caller), `ended_in_temporal`, `earlier_closed_requests` and `open_findings`."""
 
-    async def gather(client: Any) -> tuple[Any, Any]:
-        view = await client.status(args.refund_id, live=args.live)
+    async def review_context(client: Any) -> Any:
         try:
-            context = await client.review_context(args.refund_id)
+            return await client.review_context(args.refund_id)
         except NotAllowed:
-            return view, None  # what a reviewer weighs is not for every caller
-        if context.ended_in_temporal:
-            note(args, render.ended_in_temporal(args.refund_id, context.ended_in_temporal))
-        for finding in context.open_findings:
+            return None  # what a reviewer weighs is not for every caller
+
+    async def gather(client: Any) -> tuple[Any, Any]:
+        # Both at once: each asks the API (and it Temporal) on its own.
+        answer: tuple[Any, Any] = await asyncio.gather(
+            client.status(args.refund_id, live=args.live),
+            review_context(client),
+            return_exceptions=True,
+        )
+        for failed in answer:  # the status's own error first (an unknown refund)
+            if isinstance(failed, BaseException):
+                raise failed
+        status, weighed = answer
+        if weighed is None:
+            return status, None
+        if weighed.ended_in_temporal:
+            note(args, render.ended_in_temporal(args.refund_id, weighed.ended_in_temporal))
+        for finding in weighed.open_findings:
             note(args, render.open_finding(finding))
-        return view, context
+        return status, weighed
 
     view, context = await with_api(args, gather)
     if context and context.ended_in_temporal and view.state not in TERMINAL_STATES:
