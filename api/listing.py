@@ -17,6 +17,7 @@ from temporalio.service import RPCError
 
 from api.problems import Kind, ProblemError
 from client.refund_ids import REFUND_ID_PATTERN
+from client.review_context import as_stopped
 from client.workflow_reads import ended_among
 from workflows.models import StatusView
 from workflows.read_models import CustomerListedRefund, ListedRefund
@@ -112,14 +113,21 @@ def staff_rows(rows: list[asyncpg.Record]) -> list[ListedRefund]:
     return [ListedRefund.model_validate({k: v for k, v in r.items() if k != "view"}) for r in rows]
 
 
-def customer_rows(rows: list[asyncpg.Record]) -> list[CustomerListedRefund]:
+async def customer_rows(temporal: Client, rows: list[asyncpg.Record]) -> list[CustomerListedRefund]:
     """The rows as their customer is told them: each refund's status and amount as `track`
-    says them (a first approver's cut of two is not theirs yet), from the status recorded."""
-    return [_as_told(r) for r in rows]
+    says them (a first approver's cut of two is not theirs yet), from the status recorded;
+    a refund Temporal ended before it ended is with our team (as_it_stands), asked of
+    Temporal once for the page (one visibility query; not marked if it does not answer)."""
+    ended = await ended_or_unknown(
+        temporal, [r["refund_id"] for r in rows if r["state"] not in TERMINAL_STATES]
+    )
+    return [as_told(r, r["refund_id"] in (ended or {})) for r in rows]
 
 
-def _as_told(row: asyncpg.Record) -> CustomerListedRefund:
+def as_told(row: asyncpg.Record, stopped: bool) -> CustomerListedRefund:
     view = StatusView.model_validate_json(row["view"]) if row["view"] else None
+    if view is not None and stopped:
+        view = as_stopped(view)
     state = RefundState(row["state"])
     told = customer_view(view) if view is not None and view.facts is not None else None
     # Reconciliation may close a refund in the projection alone (its workflow was gone):

@@ -187,7 +187,8 @@ async def list_refunds(
         limit=limit,
     )
     if as_customer:
-        return CustomerRefundPage(items=listing.customer_rows(rows), next_cursor=next_cursor)
+        told = await listing.customer_rows(api.refunds.temporal, rows)
+        return CustomerRefundPage(items=told, next_cursor=next_cursor)
     items = await listing.marked_for_staff(api.refunds.temporal, listing.staff_rows(rows))
     return RefundPage(items=items, next_cursor=next_cursor)
 

@@ -338,6 +338,7 @@ async def test_a_customer_asking_again_for_a_terminated_refund_is_told_what_happ
     assert f"Temporal ended the workflow of {refund_id} (terminated" in listed.stdout
     mine = await api.call("GET", "/v1/refunds", as_=who)
     assert "ended_in_temporal" not in mine.body["items"][0], mine.body  # /track words it
+    assert mine.body["items"][0]["status"] == tracked["status"], (mine.body, tracked)
     # Acting on it says why nothing moves it, not that a refund still open "is closed".
     approve = await asyncio.to_thread(cli, stack, "--as", "li", "approve", refund_id)
     assert "cannot move: Temporal ended its workflow (terminated" in approve.stderr

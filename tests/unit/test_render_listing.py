@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from api.listing import customer_rows
+from api.listing import as_told
 from client.render_listing import listing
 from tests.unit.test_evidence import case_with
 from workflows.read_models import CustomerListedRefund
@@ -44,9 +44,9 @@ def test_a_customers_row_says_what_they_are_told_and_the_state_it_is_in() -> Non
         "amount": view.amount, "currency": view.currency, "requested_at": view.timeline[0].at,
         "view": view.model_dump_json(),
     }  # fmt: skip
-    [told] = customer_rows([row])  # read as a Record is
+    told = as_told(row, stopped=False)  # read as a Record is
     assert (told.amount, told.status) == (25500, customer_view(view)["status"])
-    [closed] = customer_rows([{**row, "state": "cancelled"}])
+    closed = as_told({**row, "state": "cancelled"}, stopped=False)
     assert (closed.status, closed.amount) == (state_label(RefundState.CANCELLED, "en"), 25500)
-    [old] = customer_rows([{**row, "view": None}])
+    old = as_told({**row, "view": None}, stopped=False)
     assert old.status == state_label(RefundState.PENDING_REVIEW, "en")
