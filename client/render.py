@@ -121,8 +121,10 @@ def _cancel_refused(view: StatusView) -> list[str]:
     ]
     if view.awaiting is Awaiting.PAYMENT_PROVIDER:
         lines.append(
-            f"             to stop it: `refundflow operator cancel {view.refund_id} --reason"
-            " TEXT` asks the provider to cancel its refund while still pending"
+            "             an operator may ask the provider to cancel it (`refundflow --as"
+            f" OPERATOR operator cancel {view.refund_id} --reason TEXT`); a provider cancels"
+            " only a refund that waits for the customer's action, and one it is settling"
+            " pays or fails by itself"
         )
     return lines
 

@@ -88,7 +88,8 @@ async def test_a_cancel_from_temporal_while_the_provider_pays_is_refused_and_sta
     shown = render.status(escalated)
     assert "note       a cancellation requested in Temporal at" in shown, shown
     assert "so money may have moved; it is paid at most once" in shown
-    assert f"refundflow operator cancel {made.refund_id} --reason TEXT" in shown
+    assert f"refundflow --as OPERATOR operator cancel {made.refund_id} --reason TEXT" in shown
+    assert "a provider cancels only a refund that waits for the customer's action" in shown
 
     paid = await wait_for_state(refunds, made.refund_id, "completed")
     assert [r["amount"] for r in await sandbox.refunds(order["order_id"])] == [paid.amount]
