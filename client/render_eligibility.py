@@ -28,8 +28,16 @@ def _eligibility(answer: Any) -> str:
     money = answer.currency
     if any(rule.rule_id == REQUEST_RULE and not rule.passed for rule in answer.rules):
         # The request does not fit the order at all: there are no amounts to show, and
-        # "requested 0.00" would contradict the sentence above it.
-        return "\n".join([answer.summary, f"  order          {answer.order_id}"])
+        # "requested 0.00" would contradict the sentence above it. What a request that fits
+        # could still get is what `--json` says (max_refundable).
+        return "\n".join(
+            [
+                answer.summary,
+                f"  order          {answer.order_id}",
+                f"  refundable     {format_minor(answer.max_refundable, money)} now, asked for"
+                " as an amount",
+            ]
+        )
     lines = [
         answer.summary,
         f"  order          {answer.order_id}",

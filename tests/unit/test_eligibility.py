@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from client import policy_view
 from client.policy_source import load_policy
+from client.render_eligibility import eligibility
 from client.settings import PROJECT_ROOT
 from workflows.eligibility import REFUNDABLE_RULE, REQUEST_RULE, check_eligibility
 from workflows.ledger import Hold, LineHold
@@ -220,3 +221,12 @@ def test_a_line_request_for_a_closed_unit_fails_once_for_its_units() -> None:
     again = ask(lines=[RefundLineRequest(sku="PHONE", quantity=1)])
     answer = check_eligibility(V2, again, ORDER, 33000 - 150, NOW, [closed])
     assert [r.rule_id for r in answer.rules if not r.passed] == ["ledger"]
+
+
+def test_a_request_that_does_not_fit_says_what_one_that_fits_could_get() -> None:
+    """The text said only why the request does not fit; `--json`'s max_refundable had the
+    figure (a trial)."""
+    answer = check_eligibility(V2, ask(amount=40000), ORDER, 33000, NOW)
+    shown = eligibility(answer)
+    assert shown.splitlines()[0] == answer.summary
+    assert "  refundable     330.00 USD now, asked for as an amount" in shown, shown
