@@ -67,6 +67,8 @@ class EligibilityAnswer(BaseModel):
     """Value of what was asked for (minor units); 0 when the request does not fit the order."""
     fee: int
     fees: list[FeeLine]
+    """Kept back, per line. None is named for an amount the order's lines cannot take (not
+    eligible): which lines would bear a fee is then unknown."""
     refund_amount: int
     """What the refund would pay: the requested value less fees (0 when not eligible)."""
     max_refundable: int
@@ -180,19 +182,16 @@ def answer_for_resolved(
     rules = [*decision.outcomes, _ledger_rule(ledger), refundable]
     common["max_refundable"] = reachable_now
     eligible = decision.eligible and within and ledger.refused_because is None
-    outcome: Outcome = (
-        "not_eligible"
-        if not eligible
-        else "auto_approved"
-        if decision.auto_approve
-        else "needs_review"
-    )
+    # An amount more than the lines have left has no split: its fee would be guessed on the
+    # whole order (a trial saw a fee on a TV already refunded).
+    unsplit = not eligible and not resolved.lines and bool(order.lines) and not resolved.allocation
+    outcome = _outcome(eligible, decision.auto_approve)
     return EligibilityAnswer(
         eligible=eligible,
         outcome=outcome,
         requested_amount=resolved.amount,
-        fee=decision.fee,
-        fees=decision.fees,
+        fee=0 if unsplit else decision.fee,
+        fees=[] if unsplit else decision.fees,
         refund_amount=decision.refund_amount if eligible else 0,
         evidence_required=decision.evidence_required,
         auto_approve=decision.auto_approve and eligible,
@@ -204,6 +203,12 @@ def answer_for_resolved(
         auto_approve_refused_because=withheld if eligible else None,
         **common,
     )
+
+
+def _outcome(eligible: bool, auto_approve: bool) -> Outcome:
+    if not eligible:
+        return "not_eligible"
+    return "auto_approved" if auto_approve else "needs_review"
 
 
 def _summary(

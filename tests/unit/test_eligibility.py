@@ -211,6 +211,10 @@ def test_a_unit_approved_for_less_is_closed_whole_and_the_answer_says_so_once() 
     # So does the answer to a request that does not fit the order (more than it has left).
     too_much = check_eligibility(V2, ask(amount=40000), ORDER, 33000 - 150, NOW, [paid_less])
     assert too_much.refused_at_request and too_much.max_refundable == 3000
+    # More than the lines have left: no split, so no fee is guessed on the phone (a trial
+    # saw one on a TV already refunded).
+    unsplit = check_eligibility(V2, ask(amount=20000), ORDER, 33000 - 150, NOW, [paid_less])
+    assert not unsplit.eligible and (unsplit.fee, unsplit.fees) == (0, [])
 
 
 def test_a_line_request_for_a_closed_unit_fails_once_for_its_units() -> None:
