@@ -12,7 +12,7 @@ import pytest
 from client import render
 from client.cli import subscribers as cli
 from client.cli.commands import CLIENT_COMMANDS, build_parser
-from workflows.read_models import Delivery, OutboxEvent, Subscriber
+from workflows.read_models import AddedSubscriber, Delivery, OutboxEvent, Subscriber
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -155,3 +155,17 @@ async def test_the_customer_channel_is_not_changed_by_hand(argv: tuple[str, ...]
 
     with pytest.raises(UserError, match="REFUNDFLOW_CUSTOMER_NOTIFY_URL"):
         await cli.handle(parse(*argv))
+
+
+def test_adding_a_subscriber_again_says_its_secret_was_replaced() -> None:
+    """Re-adding a name read like a first subscription while its secret changed (a trial)."""
+    now = datetime(2026, 11, 28, 9, tzinfo=UTC)
+    first = AddedSubscriber(
+        name="crm", url="https://crm.example/e", secret="whsec_new", active=True,
+        created_at=now, max_attempts=300, max_age_seconds=86400,
+    )  # fmt: skip
+    assert cli._added(first).splitlines()[0] == "subscribed crm -> https://crm.example/e"
+    again = cli._added(first.model_copy(update={"previous_secret_valid_until": now}))
+    lines = again.splitlines()
+    assert lines[0] == "crm was subscribed already: now -> https://crm.example/e, with a new secret"
+    assert lines[-1].startswith("  the previous secret also signs deliveries until 2026-11-28")
