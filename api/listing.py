@@ -44,7 +44,7 @@ def asked_by(status: str, customer: str) -> str:
 _PAGE = f"""
 SELECT s.refund_id, s.order_id, s.state, s.amount, s.currency, s.awaiting,
        s.escalation_level, s.policy_version, s.reason_code, s.channel, s.requested_at,
-       s.updated_at, s.view
+       s.updated_at, CASE WHEN $8 THEN s.view END AS view
 FROM refundflow.refund_status s
 WHERE ($1::text IS NULL OR s.state = $1)
   AND ($2::text IS NULL OR s.order_id = $2)
@@ -96,12 +96,14 @@ async def page(
     customer: str | None,
     cursor: str | None,
     limit: int,
+    with_view: bool = False,
 ) -> tuple[list[asyncpg.Record], str | None]:
-    """Up to `limit` refunds after `cursor` (`staff_rows` or `customer_rows`), and the
-    cursor of the next page (None: the last)."""
+    """Up to `limit` refunds after `cursor` (`staff_rows`, or `customer_rows` `with_view`:
+    the status recorded, which a customer's rows are told from), and the cursor of the next
+    page (None: the last)."""
     after_at, after_id = decode_cursor(cursor) if cursor else (None, None)
     rows = await pool.fetch(
-        _PAGE, state, order_id, escalated, customer, after_at, after_id, limit + 1
+        _PAGE, state, order_id, escalated, customer, after_at, after_id, limit + 1, with_view
     )
     more = len(rows) > limit
     rows = rows[:limit]

@@ -185,6 +185,7 @@ async def list_refunds(
         customer=customer,
         cursor=cursor,
         limit=limit,
+        with_view=as_customer,
     )
     if as_customer:
         told = await listing.customer_rows(api.refunds.temporal, rows)
