@@ -43,6 +43,7 @@ from workflows.policy import (
     evaluate,
     policy_for,
 )
+from workflows.rules import FEE_RULE
 from workflows.validation import RefundInputError, resolve_request
 
 Outcome = Literal["auto_approved", "needs_review", "not_eligible"]
@@ -179,12 +180,13 @@ def answer_for_resolved(
     refundable, reachable_now = _refundable_rule(
         policy, request, order, resolved, remaining, holds, within, ledger
     )
-    rules = [*decision.outcomes, _ledger_rule(ledger), refundable]
     common["max_refundable"] = reachable_now
     eligible = decision.eligible and within and ledger.refused_because is None
     # An amount more than the lines have left has no split: its fee would be guessed on the
-    # whole order (a trial saw a fee on a TV already refunded).
+    # whole order (a trial saw a fee on a TV already refunded), so none is named.
     unsplit = not eligible and not resolved.lines and bool(order.lines) and not resolved.allocation
+    told = [o for o in decision.outcomes if not (unsplit and o.rule_id == FEE_RULE)]
+    rules = [*told, _ledger_rule(ledger), refundable]
     outcome = _outcome(eligible, decision.auto_approve)
     return EligibilityAnswer(
         eligible=eligible,

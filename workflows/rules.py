@@ -86,6 +86,9 @@ def final_sale(
     )
 
 
+FEE_RULE = "restocking-fee"
+
+
 def restocking_fee(fees: list[FeeLine], reason_code: str, currency: str) -> list[RuleOutcome]:
     """Says which fees are kept back; no outcome at all when there are none."""
     if not fees:
@@ -93,7 +96,7 @@ def restocking_fee(fees: list[FeeLine], reason_code: str, currency: str) -> list
     fee = sum(f.amount for f in fees)
     return [
         RuleOutcome(
-            rule_id="restocking-fee",
+            rule_id=FEE_RULE,
             passed=True,
             message="Restocking fee of "
             + ", ".join(f"{f.bps / 100:g} % on {f.sku} ({f.category})" for f in fees)

@@ -215,6 +215,7 @@ def test_a_unit_approved_for_less_is_closed_whole_and_the_answer_says_so_once() 
     # saw one on a TV already refunded).
     unsplit = check_eligibility(V2, ask(amount=20000), ORDER, 33000 - 150, NOW, [paid_less])
     assert not unsplit.eligible and (unsplit.fee, unsplit.fees) == (0, [])
+    assert "restocking-fee" not in [r.rule_id for r in unsplit.rules]  # nor in its rules
 
 
 def test_a_line_request_for_a_closed_unit_fails_once_for_its_units() -> None:
