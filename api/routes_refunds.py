@@ -175,7 +175,7 @@ async def list_refunds(
     if as_customer:
         customer = who.actor
         if escalated:  # escalation is staff's business: filtering by it would tell it
-            raise ProblemError(Kind.BAD_INPUT, "escalated: a filter for staff only")
+            raise ProblemError(Kind.FORBIDDEN, "refused: escalated is a filter for staff only")
     pool = (await api.refunds.store()).pool
     rows, next_cursor = await listing.page(
         pool,

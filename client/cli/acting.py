@@ -104,12 +104,14 @@ def _find(args: argparse.Namespace, env: dict[str, str]) -> Credentials:
             "a dev stack runs here, but only `refundflow` signs its tokens (not `python -m"
             " client`): use `refundflow`, or set REFUNDFLOW_TOKEN"
         )
-    if explicit:
-        raise UserError(
-            f"acting as {name} needs the dev stack (`refundflow dev` in this folder), whose"
-            " issuer signs for its directory; elsewhere REFUNDFLOW_TOKEN says who you are"
-        )
     home = env.get("REFUNDFLOW_HOME")
+    if explicit:  # no stack to sign for them: as "stack not running" is, exit 1
+        where = f"REFUNDFLOW_HOME={home}" if home else "this folder"
+        raise RefundflowError(
+            f"acting as {name} needs the dev stack (`refundflow dev`), and none runs from"
+            f" {where}: its issuer signs for its directory; elsewhere REFUNDFLOW_TOKEN says"
+            " who you are"
+        )
     if home:  # set on purpose: the folder it names is where a stack was looked for
         raise RefundflowError(
             f"no API to talk to: no dev stack runs from REFUNDFLOW_HOME={home} (start"

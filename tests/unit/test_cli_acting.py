@@ -82,8 +82,10 @@ def test_an_api_url_other_than_the_dev_stack_s_is_never_silently_replaced(
 def test_refusals_are_one_sentence(nowhere: dict[str, str]) -> None:
     with pytest.raises(RefundflowError, match="set REFUNDFLOW_API_URL too"):
         credentials(with_tokens(parse("status", RF), None), {**nowhere, "REFUNDFLOW_TOKEN": "t"})
-    with pytest.raises(UserError, match="acting as li needs the dev stack"):
+    # No stack to sign for li: "stack not running" (exit 1), saying where it looked.
+    with pytest.raises(RefundflowError, match="acting as li needs the dev stack") as acting:
         credentials(with_tokens(parse("--as", "li", "status", RF), lambda _: None), nowhere)
+    assert f"none runs from REFUNDFLOW_HOME={nowhere['REFUNDFLOW_HOME']}" in str(acting.value)
     with pytest.raises(RefundflowError) as no_api:
         credentials(with_tokens(parse("status", RF), lambda _: None), nowhere)
     # REFUNDFLOW_HOME was set on purpose: the refusal says where it looked.
