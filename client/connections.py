@@ -17,7 +17,7 @@ from temporalio.service import RPCError
 
 from client.errors import TemporalUnavailable as TemporalUnavailable
 from client.payload_codec import CodecKeyError, data_converter, load_keyring
-from client.settings import ConfigurationError, Settings
+from client.settings import ConfigurationError, Settings, dev_stack_place
 from client.temporal_config import TemporalConfigError
 from client.tracing import temporal_interceptors
 
@@ -67,7 +67,7 @@ def _explain(settings: Settings, err: Exception) -> str:
     gist, hint = _why(err, kind)
     if hint is None:
         if kind == "plaintext":
-            hint = "start `refundflow dev` in this folder or set TEMPORAL_ADDRESS"
+            hint = f"start `refundflow dev` {dev_stack_place()} or set TEMPORAL_ADDRESS"
         else:
             hint = "check TEMPORAL_ADDRESS and the TLS settings (TEMPORAL_TLS_*)"
     return f"cannot reach {where}: {gist}; {hint}"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from client.settings import dev_stack_place
+
 if TYPE_CHECKING:  # Temporal's SDK takes a quarter second to import; the CLI's HTTP commands
     from temporalio.service import RPCError  # never need it
 
@@ -57,7 +59,7 @@ def rpc_error(refund_id: str, err: RPCError) -> RefundflowError:
     if err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
         return RefundflowError(
             f"no answer from refund {refund_id} in time: is a worker running"
-            " (`refundflow worker`, or `refundflow dev` in this folder)?"
+            f" (`refundflow worker`, or `refundflow dev` {dev_stack_place()})?"
         )
     if err.status == RPCStatusCode.NOT_FOUND and "namespace" in err.message.lower():
         return RefundflowError(f"Temporal: {err.message}")

@@ -29,6 +29,7 @@ from client.errors import (
     RefundNotFound,
 )
 from client.review_context import ReviewContext
+from client.settings import dev_stack_place
 from workflows.eligibility import EligibilityAnswer
 from workflows.models import RefundRequest, StatusView
 from workflows.read_models import (
@@ -251,7 +252,7 @@ class HttpRefundClient:
         except aiohttp.ClientConnectorError:
             raise RefundflowError(
                 f"cannot reach the API at {self.api_url}: nothing answers there (is"
-                " `refundflow dev` running in this folder, or REFUNDFLOW_API_URL right?)"
+                f" `refundflow dev` running {dev_stack_place()}, or REFUNDFLOW_API_URL right?)"
             ) from None
         except (aiohttp.ClientConnectionError, TimeoutError) as err:
             reason = str(err) or "no answer in time"

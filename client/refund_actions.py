@@ -27,6 +27,7 @@ from client import workflow_reads
 from client.action_attestation import ActionSigner
 from client.errors import RefundActionRefused, RefundflowError, RefundStopped, rpc_error
 from client.review_context import RECONCILIATION_CLOSES
+from client.settings import dev_stack_place
 from workflows.models import (
     ApproveInput,
     CancelInput,
@@ -211,7 +212,8 @@ class RefundActions:
         except WorkflowUpdateRPCTimeoutOrCancelledError:
             raise RefundflowError(
                 f"no answer from refund {refund_id} within {UPDATE_TIMEOUT.seconds} s: is a"
-                " worker running (`refundflow worker`, or `refundflow dev` in this folder)?"
+                " worker running (`refundflow worker`, or `refundflow dev`"
+                f" {dev_stack_place()})?"
             ) from None
         except WorkflowUpdateFailedError as err:
             cause = err.cause

@@ -47,7 +47,7 @@ from client.refund_actions import RefundActions
 from client.refund_ids import REFUND_ID_PATTERN as REFUND_ID_PATTERN
 from client.refund_ids import default_refund_key as default_refund_key
 from client.refund_ids import refund_id_for as refund_id_for
-from client.settings import Settings
+from client.settings import Settings, dev_stack_place
 from client.start_outcome import with_start_noted
 from client.starting import opening, start_for_first_step, start_received
 from client.timings import step
@@ -389,7 +389,7 @@ class RefundClient(RefundActions):
                 return self._pool
             if not self._database_url:
                 raise RefundflowError(
-                    "no database: set DATABASE_URL, or start `refundflow dev` in this folder"
+                    f"no database: set DATABASE_URL, or start `refundflow dev` {dev_stack_place()}"
                 )
             try:
                 # Migrating is the worker's job (at its start, or `refundflow migrate`).

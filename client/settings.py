@@ -199,7 +199,7 @@ class Settings:
     def require_database_url(self) -> str:
         if not self.database_url:
             raise ConfigurationError(
-                "no database: set DATABASE_URL, or start `refundflow dev` in this folder"
+                f"no database: set DATABASE_URL, or start `refundflow dev` {dev_stack_place()}"
             )
         return self.database_url
 
@@ -257,6 +257,13 @@ def _on_or_off(env: dict[str, str], name: str) -> bool:
     if raw not in ("", "on", "off"):
         raise ConfigurationError(f"{name} must be on or off, got {env[name]!r}")
     return raw == "on"
+
+
+def dev_stack_place() -> str:
+    """Where `refundflow dev` is looked for, as an error's hint says it: "in this folder", or
+    the REFUNDFLOW_HOME set (a hint naming this folder would send a user to the wrong one)."""
+    home = os.environ.get("REFUNDFLOW_HOME")
+    return f"with REFUNDFLOW_HOME={home}" if home else "in this folder"
 
 
 def find_stack(explicit_home: str | None) -> tuple[Path, dict[str, Any]]:

@@ -21,7 +21,7 @@ from client.cli.arguments import EXIT_FAILURE, EXIT_OK, UserError
 from client.cli.output import emit, note
 from client.errors import NotAllowed, RefundflowError
 from client.review_context import as_stopped
-from client.settings import Settings
+from client.settings import Settings, dev_stack_place
 from workflows.states import TERMINAL_STATES, CancelReason
 from workflows.wording import first_approver
 
@@ -143,7 +143,7 @@ def _sandbox_hint(err: Exception) -> str:
     if isinstance(err.__cause__, aiohttp.ClientConnectionError) and not isinstance(
         err.__cause__, aiohttp.ServerTimeoutError
     ):
-        return "is `refundflow dev` running in this folder?"
+        return f"is `refundflow dev` running {dev_stack_place()}?"
     if isinstance(err.__cause__, TimeoutError):
         return "it did not answer in time: slowed by a fault (`refundflow sandbox faults show`)?"
     return (

@@ -154,9 +154,10 @@ def test_an_api_that_does_not_answer_is_one_line(api: Api, tmp_path: Path) -> No
     }
     result = run(env, "status", "rf_" + "0" * 24)
     assert result.returncode == 1
-    assert one_line(result) == (
+    assert one_line(result) == (  # the hint names the REFUNDFLOW_HOME set, not this folder
         "error: cannot reach the API at http://127.0.0.1:9: nothing answers there (is"
-        " `refundflow dev` running in this folder, or REFUNDFLOW_API_URL right?)"
+        f" `refundflow dev` running with REFUNDFLOW_HOME={tmp_path}, or REFUNDFLOW_API_URL"
+        " right?)"
     )
 
 
