@@ -30,6 +30,8 @@ class Action(Enum):
     TRACK = "track"
     LIST = "list"
     AUDIT = "audit"
+    REVIEW = "review"
+    """What a reviewer weighs beside a refund (`/review`): read as the audit trail is."""
     EVENTS = "events"
     APPROVE = "approve"
     REJECT = "reject"
@@ -42,7 +44,7 @@ class Action(Enum):
 
 
 OPERATOR_ACTIONS = {Action.OPERATOR_RETRY, Action.OPERATOR_CANCEL, Action.OPERATOR_PAID_ELSEWHERE}
-STAFF_READS = {Action.READ, Action.TRACK, Action.LIST, Action.AUDIT, Action.EVENTS}
+STAFF_READS = {Action.READ, Action.TRACK, Action.LIST, Action.AUDIT, Action.REVIEW, Action.EVENTS}
 CUSTOMER_ACTIONS = {
     Action.REQUEST,
     Action.ELIGIBILITY,
@@ -247,6 +249,8 @@ def _verb(action: Action) -> str:
         Action.READ: "read this refund's status (customers: `refundflow track`, or the"
         " refund's /track)",
         Action.AUDIT: "read the audit trail",
+        Action.REVIEW: "read what a reviewer weighs (the order's ledger, the requester's"
+        " other refunds)",
         Action.EVENTS: "read the notification events",
         Action.RECEIVED: "record a returned item as received",
         Action.OPERATOR_RETRY: "retry a payment (an operator action)",

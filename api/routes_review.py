@@ -24,5 +24,5 @@ router = APIRouter(prefix="/v1", tags=["refunds"], dependencies=[Depends(known_q
 async def refund_review(refund_id: RefundPath, who: Caller, api: State) -> ReviewContext:
     status, refund = await refund_facts(api, refund_id, who)
     # As sensitive as the audit trail: other refunds of the order and of the customer.
-    enforce(who, Action.AUDIT, refund)
+    enforce(who, Action.REVIEW, refund)
     return await review_context(api.refunds, status)

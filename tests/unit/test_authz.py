@@ -52,11 +52,20 @@ def test_customers_see_and_withdraw_only_their_own_refunds() -> None:
 
 @pytest.mark.parametrize(
     "action",
-    [Action.READ, Action.AUDIT, Action.EVENTS, Action.APPROVE, Action.REJECT, Action.RECEIVED,
-     Action.OPERATOR_RETRY, Action.OPERATOR_CANCEL, Action.OPERATOR_PAID_ELSEWHERE],
+    [Action.READ, Action.AUDIT, Action.REVIEW, Action.EVENTS, Action.APPROVE, Action.REJECT,
+     Action.RECEIVED, Action.OPERATOR_RETRY, Action.OPERATOR_CANCEL,
+     Action.OPERATOR_PAID_ELSEWHERE],
 )  # fmt: skip
 def test_a_customer_may_not_act_as_staff_even_on_their_own_refund(action: Action) -> None:
     assert not decide(customer("cust_1"), action, refund("cust_1")).allowed
+
+
+def test_a_customer_refused_the_review_is_told_what_it_is() -> None:
+    said = decide(customer("cust_1"), Action.REVIEW, refund("cust_1")).reason
+    assert said == (  # it said "may not read the audit trail" (a trial)
+        "a customer may not read what a reviewer weighs (the order's ledger, the requester's"
+        " other refunds)"
+    )
 
 
 def test_customers_ask_and_list_only_in_their_own_name() -> None:
