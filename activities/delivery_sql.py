@@ -1,5 +1,5 @@
-"""The outbox dispatcher's SQL (activities/dispatcher.py): which deliveries are due, the
-claim that leases one, and what a failed attempt records."""
+"""The outbox dispatcher's SQL (activities/dispatcher.py): which deliveries are due and
+leased, which were delivered, and what a failed attempt records."""
 
 from __future__ import annotations
 
@@ -16,29 +16,36 @@ def holds_lock_sql(pid: str) -> str:
     )
 
 
-HEADS_SQL = """
-SELECT event_id FROM (
-    SELECT DISTINCT ON (refund_id) event_id, next_try_at
-    FROM refundflow.deliveries
-    WHERE delivered_at IS NULL AND parked_at IS NULL AND subscriber = $1
-    ORDER BY refund_id, seq
-) head
-WHERE head.next_try_at <= now()
-ORDER BY head.next_try_at
-LIMIT $2
-"""
-
-CLAIM_SQL = """
+# The lane's due heads (each refund's oldest undelivered, unparked event, when due), leased
+# in one statement: a round costs one claim however many it sends, not one per delivery.
+CLAIM_HEADS_SQL = """
+WITH head AS (
+    SELECT event_id FROM (
+        SELECT DISTINCT ON (refund_id) event_id, next_try_at
+        FROM refundflow.deliveries
+        WHERE delivered_at IS NULL AND parked_at IS NULL AND subscriber = $1
+        ORDER BY refund_id, seq
+    ) h
+    WHERE h.next_try_at <= now()
+    ORDER BY h.next_try_at
+    LIMIT $2
+)
 UPDATE refundflow.deliveries d
 SET next_try_at = now() + make_interval(secs => $3),
     first_tried_at = coalesce(d.first_tried_at, now())
-FROM refundflow.subscribers s, refundflow.outbox o
-WHERE d.event_id = $1 AND d.subscriber = $2 AND s.name = d.subscriber AND s.active
+FROM head, refundflow.subscribers s, refundflow.outbox o
+WHERE d.event_id = head.event_id AND d.subscriber = $1 AND s.name = d.subscriber AND s.active
   AND o.event_id = d.event_id AND d.delivered_at IS NULL AND d.parked_at IS NULL
   AND d.next_try_at <= now()
 RETURNING d.event_id, d.subscriber, d.attempts, o.type, o.payload::text AS body, s.url,
     s.secret, CASE WHEN s.previous_secret_until > now() THEN s.previous_secret END
         AS previous_secret
+"""
+
+DELIVERED_SQL = """
+UPDATE refundflow.deliveries SET delivered_at = now(), attempts = attempts + 1,
+    last_error = NULL
+WHERE subscriber = $1 AND event_id = ANY($2::text[])
 """
 
 # One statement: a delivery is never parked without its finding, nor the finding recorded

@@ -44,7 +44,13 @@ import asyncpg
 import structlog
 
 from activities.delivery_errors import not_connected, one_line, refusal_text, start_of
-from activities.delivery_sql import CLAIM_SQL, FAILED_SQL, HEADS_SQL, LOCK_ID, holds_lock_sql
+from activities.delivery_sql import (
+    CLAIM_HEADS_SQL,
+    DELIVERED_SQL,
+    FAILED_SQL,
+    LOCK_ID,
+    holds_lock_sql,
+)
 from activities.fair_pool import took_session_state
 from activities.outbox import FINDINGS_RUN, NOTIFY_CHANNEL, PARKED_KIND
 from activities.ports import error_text
@@ -64,7 +70,6 @@ class OutboxDispatcher:
         pool: asyncpg.Pool,
         session: aiohttp.ClientSession,
         *,
-        batch: int = 200,
         concurrency: int = 8,
         max_backoff_s: int = 300,
         idle_wait_s: float = 1.0,
@@ -75,9 +80,8 @@ class OutboxDispatcher:
     ) -> None:
         self._pool = pool
         self._session = session
-        self._batch = batch
         self._concurrency = concurrency
-        """Deliveries in flight at once, per subscriber."""
+        """Deliveries in flight at once, per subscriber: how many one round leases."""
         self._max_backoff_s = max_backoff_s
         self._idle_wait_s = idle_wait_s
         self._timeout_s = timeout_s
@@ -198,59 +202,46 @@ class OutboxDispatcher:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _lane(self, subscriber: str, wake: asyncio.Event, stop: asyncio.Event) -> None:
-        limit = asyncio.Semaphore(self._concurrency)
         while not stop.is_set() and self._lock_conn is not None:
             try:
-                if await self.deliver_due(subscriber, limit):
+                if await self.deliver_due(subscriber):
                     continue  # more may be due right away
             except Exception as err:  # the lane must survive; the next round retries
                 log.warning("outbox_lane_error", subscriber=subscriber, error=str(err))
             wake.clear()
             await _first_of(wake, stop, seconds=self._idle_wait_s)
 
-    async def deliver_due(self, subscriber: str, limit: asyncio.Semaphore) -> int:
-        """One round for one subscriber: send each refund's oldest undelivered, unparked
-        event, when due. Returns how many were claimed and attempted."""
-        heads = await self._pool.fetch(HEADS_SQL, subscriber, self._batch)
-        tried = await asyncio.gather(
-            *(self._deliver(row["event_id"], subscriber, limit) for row in heads)
-        )
-        return sum(tried)
+    async def deliver_due(self, subscriber: str) -> int:
+        """One round for one subscriber: lease up to `concurrency` refunds' oldest
+        undelivered, unparked events that are due (one statement), send them at once, and
+        record the ones taken in one statement. Returns how many were attempted."""
+        claimed = await self._claim_heads(subscriber)
+        errors = await asyncio.gather(*(self._attempt(dict(row)) for row in claimed))
+        outcomes = list(zip(claimed, errors, strict=True))
+        delivered = [row["event_id"] for row, error in outcomes if error is None]
+        if delivered:
+            await self._pool.execute(DELIVERED_SQL, subscriber, delivered)
+        for row, error in outcomes:
+            if error is not None:
+                await self._record_failure(row["event_id"], subscriber, row["attempts"], error)
+        return len(claimed)
 
-    async def _deliver(self, event_id: str, subscriber: str, limit: asyncio.Semaphore) -> bool:
-        """Claim one delivery (only while leading), attempt it, record the outcome."""
-        async with limit:
-            claimed = await self._claim(event_id, subscriber)
-            if claimed is None:  # no longer due, no longer ours, or we no longer lead
-                return False
-            error = await self._attempt(dict(claimed))
-        if error is None:
-            await self._pool.execute(
-                "UPDATE refundflow.deliveries SET delivered_at = now(), attempts = attempts + 1,"
-                " last_error = NULL WHERE event_id = $1 AND subscriber = $2",
-                event_id,
-                subscriber,
-            )
-        else:
-            await self._record_failure(event_id, subscriber, claimed["attempts"], error)
-        return True
-
-    async def _claim(self, event_id: str, subscriber: str) -> asyncpg.Record | None:
-        """Lease one due delivery, on the lock connection: the claim is fenced by the lock
+    async def _claim_heads(self, subscriber: str) -> list[asyncpg.Record]:
+        """Lease the due heads, on the lock connection: the claim is fenced by the lock
         itself. A dead lock connection (or one given back: we stopped leading) claims
         nothing; the round that follows notices and stands by."""
         conn = self._lock_conn
         if conn is None:
-            return None
+            return []
         try:
             async with self._lock_conn_turn:
-                row: asyncpg.Record | None = await conn.fetchrow(
-                    CLAIM_SQL, event_id, subscriber, self._lease_s
+                rows: list[asyncpg.Record] = await conn.fetch(
+                    CLAIM_HEADS_SQL, subscriber, self._concurrency, self._lease_s
                 )
-                return row
+                return rows
         except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError) as err:
-            log.warning("outbox_claim_failed", event_id=event_id, error=error_text(err))
-            return None
+            log.warning("outbox_claim_failed", subscriber=subscriber, error=error_text(err))
+            return []
 
     async def _attempt(self, row: dict[str, Any]) -> str | None:
         """POST the event once; None if the subscriber took it (2xx), else why not."""
