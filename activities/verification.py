@@ -1,5 +1,6 @@
-"""The activity that checks a workflow start against sources the worker trusts: the policy
-files it was deployed with and the order system."""
+"""The activities that check a workflow start against sources the worker trusts (the policy
+files it was deployed with and the order system), and that check it and hold the refund's
+money in one call."""
 
 from __future__ import annotations
 
@@ -9,10 +10,16 @@ import structlog
 from temporalio import activity
 
 from activities.log_context import activity_log_context
-from activities.ports import OrderSystem
+from activities.ports import OrderSystem, ReservationStore
 from workflows import names
 from workflows.policy import policy_hash
-from workflows.verification import VerifyRequestInput, VerifyRequestResult, order_differences
+from workflows.verification import (
+    AdmitInput,
+    AdmitResult,
+    VerifyRequestInput,
+    VerifyRequestResult,
+    order_differences,
+)
 
 log = structlog.get_logger("refundflow.verification")
 
@@ -23,14 +30,34 @@ def known_policy_hashes(policy_dir: Path) -> frozenset[str]:
 
 
 class RequestVerifier:
-    def __init__(self, orders: OrderSystem, policy_hashes: frozenset[str]) -> None:
+    def __init__(
+        self,
+        orders: OrderSystem,
+        policy_hashes: frozenset[str],
+        reservations: ReservationStore | None = None,
+    ) -> None:
         self._orders = orders
         self._policy_hashes = policy_hashes
+        self._reservations = reservations
 
     @activity.defn(name=names.ACTIVITY_VERIFY_REQUEST)
     async def verify_request(self, request: VerifyRequestInput) -> VerifyRequestResult:
         with activity_log_context(request.refund_id):
             return await self._verify(request)
+
+    @activity.defn(name=names.ACTIVITY_ADMIT_REFUND)
+    async def admit_refund(self, request: AdmitInput) -> AdmitResult:
+        """Verify the start, then (only if it holds up) hold the refund: what the two calls
+        `verify_request` and `reserve_refund` do, in that order, in one activity. Both are
+        idempotent, so a retry after a lost answer gets the first answer again."""
+        with activity_log_context(request.verify.refund_id):
+            verified = await self._verify(request.verify)
+            if verified.problems or request.reserve is None:
+                return AdmitResult(problems=verified.problems)
+            assert self._reservations is not None, "the worker gives admit_refund a store"
+            held = await self._reservations.reserve(request.reserve)
+            log.info("reservation", reserved=held.reserved, remaining=held.remaining)
+            return AdmitResult(reservation=held)
 
     async def _verify(self, request: VerifyRequestInput) -> VerifyRequestResult:
         problems = []

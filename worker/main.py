@@ -145,6 +145,7 @@ def _worker(
     verifier = RequestVerifier(
         HttpOrderSystem(HttpService(session, settings.orders_url, "order system")),
         known_policy_hashes(settings.policy_dir),
+        reservations=store,
     )
     reconciliation = ReconciliationActivities(pool, payment, inventory, client)
     worker = Worker(
@@ -167,6 +168,7 @@ def _worker(
             activities.find_provider_refunds,
             activities.restock_line,
             verifier.verify_request,
+            verifier.admit_refund,
             reconciliation.reconcile,
         ],
     )

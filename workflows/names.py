@@ -32,6 +32,7 @@ ACTIVITY_RESERVE_REFUND = "reserve_refund"
 ACTIVITY_CHECK_PROVIDER_REFUND = "check_provider_refund"
 ACTIVITY_FIND_PROVIDER_REFUNDS = "find_provider_refunds"
 ACTIVITY_VERIFY_REQUEST = "verify_request"
+ACTIVITY_ADMIT_REFUND = "admit_refund"
 ACTIVITY_CANCEL_PROVIDER_REFUND = "cancel_provider_refund"
 
 # Error type raised by the payment adapter when the provider refuses for good (not retried).

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from workflows.models import OrderSnapshot, PinnedPolicy
+from workflows.models import OrderSnapshot, PinnedPolicy, ReserveInput, ReserveResult
 from workflows.policy import policy_hash
 
 
@@ -28,6 +28,27 @@ class VerifyRequestResult(BaseModel):
 
     problems: list[str] = []
     """Why the start cannot be trusted; empty when it can."""
+
+
+class AdmitInput(BaseModel):
+    """The start's check and the refund's hold in one store call (one local activity: one
+    activation, one marker event and one codec pass fewer than two)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    verify: VerifyRequestInput
+    reserve: ReserveInput | None = None
+    """None: the policy does not allow the refund, so nothing is held; the start is still
+    checked first, as on the two-call path (an unverified start is declined as such)."""
+
+
+class AdmitResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    problems: list[str] = []
+    """Why the start cannot be trusted; when there are any, nothing was held."""
+    reservation: ReserveResult | None = None
+    """The hold's answer, when one was asked for and the start holds up."""
 
 
 def policy_text_problem(pinned: PinnedPolicy) -> str | None:

@@ -31,7 +31,13 @@ from workflows.models import (
     RestockResult,
     TimelineEntry,
 )
-from workflows.verification import VerifyRequestInput, VerifyRequestResult, order_differences
+from workflows.verification import (
+    AdmitInput,
+    AdmitResult,
+    VerifyRequestInput,
+    VerifyRequestResult,
+    order_differences,
+)
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 ProviderAnswer = Literal["succeeded", "pending", "requires_action", "refuse"]
@@ -83,6 +89,7 @@ class FakeSystems:
         return [
             self.verify_request,
             self.reserve_refund,
+            self.admit_refund,
             self.record_transitions,
             self.issue_provider_refund,
             self.check_provider_refund,
@@ -124,6 +131,14 @@ class FakeSystems:
             return ReserveResult(reserved=False, remaining=left)
         self.remaining[request.order_id] = left - request.amount
         return ReserveResult(reserved=True, remaining=left - request.amount)
+
+    @activity.defn(name=names.ACTIVITY_ADMIT_REFUND)
+    async def admit_refund(self, request: AdmitInput) -> AdmitResult:
+        """As the worker's: verify, then hold only a start that holds up."""
+        verified = await self.verify_request(request.verify)
+        if verified.problems or request.reserve is None:
+            return AdmitResult(problems=verified.problems)
+        return AdmitResult(reservation=await self.reserve_refund(request.reserve))
 
     @activity.defn(name=names.ACTIVITY_RECORD_TRANSITIONS)
     async def record_transitions(self, batch: RecordTransitionsInput) -> int:

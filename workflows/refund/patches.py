@@ -28,7 +28,10 @@ LONG_LIVED_REFUND = "long-lived-refund"
 # (`Progress.all_above`); older refunds ask each patch where they always did. Refunds
 # started with `RefundWorkflowInput.started_on = ALL_ABOVE` take it without asking at all.
 ALL_ABOVE: Final = "all-above-2026-11"
-StartedOn = Literal["all-above-2026-11"]
+# Every path of ALL_ABOVE, and the start's check and the refund's hold in one store call.
+# RefundClient's starts name it; other starts ask it (after ALL_ABOVE, before any activity).
+ADMIT_IN_ONE_CALL: Final = "admit-in-one-call-2026-11"
+StartedOn = Literal["all-above-2026-11", "admit-in-one-call-2026-11"]
 """The roll-ups a start may name (`RefundWorkflowInput.started_on`). A worker refuses a
 start naming one it does not know (its workflow task fails and is retried), so the refund
 waits for a worker that knows it, instead of taking an older path that a newer worker's
@@ -149,6 +152,16 @@ REGISTER: tuple[Patch, ...] = (
         " of each per patch (a new auto-approved refund had 8 of each); none at all for a"
         " refund whose start input says `started_on` it (RefundClient's starts).",
         "each patch above is asked where it is used",
+        "patched",
+        _OLD_OPEN,
+    ),
+    Patch(
+        ADMIT_IN_ONE_CALL,
+        "The start's verification and the refund's reservation in one store call: one local"
+        " activity (one activation, one marker event, one codec pass) instead of two on"
+        " every refund. Taken without asking by a refund whose `started_on` names it"
+        " (RefundClient's starts); asked, after ALL_ABOVE, by any other new refund.",
+        "verify the start, then reserve, in two store calls",
         "patched",
         _OLD_OPEN,
     ),

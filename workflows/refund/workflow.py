@@ -85,17 +85,8 @@ class RefundWorkflow:
 
     async def _lifecycle(self) -> None:
         case = self._case
-        reserve_first, verify = admission.ask_patches(case, self._journal)
-        if verify and not await admission.verified(case, self._journal):
-            return
-        if not case.decision.eligible:
-            reasons = "; ".join(o.message for o in case.decision.failed)
-            case.apply(RefundEvent.DECLINE_INELIGIBLE, "policy", "policy", reasons)
-        elif (
-            not await admission.reserved(self._case, self._journal, reserve_first)
-            or case.p.state is not RefundState.PENDING_REVIEW
-        ):
-            pass  # declined (not enough left to refund), or withdrawn while reserving
+        if not await admission.admit(case, self._journal):
+            pass  # declined (unverified, not eligible, not enough left), or withdrawn
         elif case.decision.auto_approve:
             case.apply(RefundEvent.AUTO_APPROVE, "policy", "policy", case.auto_reason())
         else:
