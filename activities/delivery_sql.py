@@ -16,27 +16,29 @@ def holds_lock_sql(pid: str) -> str:
     )
 
 
-# The lane's due heads (each refund's oldest undelivered, unparked event, when due), leased
-# in one statement: a round costs one claim however many it sends, not one per delivery.
-CLAIM_HEADS_SQL = """
-WITH head AS (
-    SELECT event_id FROM (
-        SELECT DISTINCT ON (refund_id) event_id, next_try_at
-        FROM refundflow.deliveries
-        WHERE delivered_at IS NULL AND parked_at IS NULL AND subscriber = $1
-        ORDER BY refund_id, seq
-    ) h
-    WHERE h.next_try_at <= now()
-    ORDER BY h.next_try_at
-    LIMIT $2
-)
+# Each refund's oldest undelivered, unparked event, when due: read on the pool (it scans the
+# lane's backlog), then leased by CLAIM_SQL on the lock connection, a chunk at a time.
+HEADS_SQL = """
+SELECT event_id FROM (
+    SELECT DISTINCT ON (refund_id) event_id, next_try_at
+    FROM refundflow.deliveries
+    WHERE delivered_at IS NULL AND parked_at IS NULL AND subscriber = $1
+    ORDER BY refund_id, seq
+) head
+WHERE head.next_try_at <= now()
+ORDER BY head.next_try_at
+LIMIT $2
+"""
+
+# Leases the named deliveries that are still due, in one statement (by primary key).
+CLAIM_SQL = """
 UPDATE refundflow.deliveries d
 SET next_try_at = now() + make_interval(secs => $3),
     first_tried_at = coalesce(d.first_tried_at, now())
-FROM head, refundflow.subscribers s, refundflow.outbox o
-WHERE d.event_id = head.event_id AND d.subscriber = $1 AND s.name = d.subscriber AND s.active
-  AND o.event_id = d.event_id AND d.delivered_at IS NULL AND d.parked_at IS NULL
-  AND d.next_try_at <= now()
+FROM refundflow.subscribers s, refundflow.outbox o
+WHERE d.event_id = ANY($1::text[]) AND d.subscriber = $2 AND s.name = d.subscriber
+  AND s.active AND o.event_id = d.event_id AND d.delivered_at IS NULL
+  AND d.parked_at IS NULL AND d.next_try_at <= now()
 RETURNING d.event_id, d.subscriber, d.attempts, o.type, o.payload::text AS body, s.url,
     s.secret, CASE WHEN s.previous_secret_until > now() THEN s.previous_secret END
         AS previous_secret

@@ -24,10 +24,14 @@ event is parked, and with one dispatcher at a time.
 - One dispatcher delivers at a time: the holder of a Postgres advisory lock, taken by a
   connection of its own and checked again at least every `idle_wait_s`; when that
   connection dies or no longer holds the lock, the dispatcher stops and stands by until it
-  leads again. Each delivery is claimed on that same connection, so a dispatcher whose lock
+  leads again. Deliveries are claimed on that same connection, so a dispatcher whose lock
   connection died claims nothing more even before it notices (a session lock lives exactly
   as long as its connection), and the claim leases the delivery for longer than an attempt
   may take, so the new leader does not send again what the old one still has in flight.
+- In chunks: `concurrency` (8) deliveries of a subscriber are leased in one statement and
+  sent at once; the next chunk waits for the slowest of them (at most `timeout_s`). Those
+  taken are recorded in one statement, each failure in its own (an attempt that raises is a
+  failure too). A chunk cut short (the worker stopping) is sent again when its lease ends.
 """
 
 from __future__ import annotations
@@ -45,9 +49,10 @@ import structlog
 
 from activities.delivery_errors import not_connected, one_line, refusal_text, start_of
 from activities.delivery_sql import (
-    CLAIM_HEADS_SQL,
+    CLAIM_SQL,
     DELIVERED_SQL,
     FAILED_SQL,
+    HEADS_SQL,
     LOCK_ID,
     holds_lock_sql,
 )
@@ -70,6 +75,7 @@ class OutboxDispatcher:
         pool: asyncpg.Pool,
         session: aiohttp.ClientSession,
         *,
+        batch: int = 200,
         concurrency: int = 8,
         max_backoff_s: int = 300,
         idle_wait_s: float = 1.0,
@@ -80,8 +86,10 @@ class OutboxDispatcher:
     ) -> None:
         self._pool = pool
         self._session = session
+        self._batch = batch
+        """Heads read per round, per subscriber."""
         self._concurrency = concurrency
-        """Deliveries in flight at once, per subscriber: how many one round leases."""
+        """Deliveries in flight at once, per subscriber: how many one claim leases."""
         self._max_backoff_s = max_backoff_s
         self._idle_wait_s = idle_wait_s
         self._timeout_s = timeout_s
@@ -212,31 +220,49 @@ class OutboxDispatcher:
             await _first_of(wake, stop, seconds=self._idle_wait_s)
 
     async def deliver_due(self, subscriber: str) -> int:
-        """One round for one subscriber: lease up to `concurrency` refunds' oldest
-        undelivered, unparked events that are due (one statement), send them at once, and
-        record the ones taken in one statement. Returns how many were attempted."""
-        claimed = await self._claim_heads(subscriber)
-        errors = await asyncio.gather(*(self._attempt(dict(row)) for row in claimed))
-        outcomes = list(zip(claimed, errors, strict=True))
-        delivered = [row["event_id"] for row, error in outcomes if error is None]
+        """One round for one subscriber: each refund's oldest undelivered, unparked event,
+        when due, sent `concurrency` at a time. Returns how many were claimed and tried."""
+        heads = await self._pool.fetch(HEADS_SQL, subscriber, self._batch)
+        event_ids = [row["event_id"] for row in heads]
+        tried = 0
+        for start in range(0, len(event_ids), self._concurrency):
+            chunk = event_ids[start : start + self._concurrency]
+            tried += await self._deliver_chunk(subscriber, chunk)
+        return tried
+
+    async def _deliver_chunk(self, subscriber: str, event_ids: list[str]) -> int:
+        """Lease the chunk in one statement, send it at once, record the deliveries taken in
+        one statement and each failure in its own (a chunk waits for its slowest attempt,
+        at most `timeout_s`)."""
+        claimed = await self._claim(event_ids, subscriber)
+        outcomes = await asyncio.gather(
+            *(self._attempt(dict(row)) for row in claimed), return_exceptions=True
+        )
+        errors = [_outcome_text(outcome) for outcome in outcomes]
+        tried = list(zip(claimed, errors, strict=True))
+        delivered = [row["event_id"] for row, error in tried if error is None]
         if delivered:
             await self._pool.execute(DELIVERED_SQL, subscriber, delivered)
-        for row, error in outcomes:
-            if error is not None:
+        for row, error in tried:
+            if error is None:
+                continue
+            try:
                 await self._record_failure(row["event_id"], subscriber, row["attempts"], error)
+            except Exception as err:  # the others still count; this one's lease runs out
+                log.warning("outbox_failure_not_recorded", event_id=row["event_id"], error=str(err))
         return len(claimed)
 
-    async def _claim_heads(self, subscriber: str) -> list[asyncpg.Record]:
-        """Lease the due heads, on the lock connection: the claim is fenced by the lock
-        itself. A dead lock connection (or one given back: we stopped leading) claims
-        nothing; the round that follows notices and stands by."""
+    async def _claim(self, event_ids: list[str], subscriber: str) -> list[asyncpg.Record]:
+        """Lease those of `event_ids` still due, on the lock connection: the claim is fenced
+        by the lock itself. A dead lock connection (or one given back: we stopped leading)
+        claims nothing; the round that follows notices and stands by."""
         conn = self._lock_conn
         if conn is None:
             return []
         try:
             async with self._lock_conn_turn:
                 rows: list[asyncpg.Record] = await conn.fetch(
-                    CLAIM_HEADS_SQL, subscriber, self._concurrency, self._lease_s
+                    CLAIM_SQL, event_ids, subscriber, self._lease_s
                 )
                 return rows
         except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError) as err:
@@ -314,6 +340,18 @@ class OutboxDispatcher:
             retry_in_s=backoff,
             error=error,
         )
+
+
+def _outcome_text(outcome: str | BaseException | None) -> str | None:
+    """An attempt's outcome as `_attempt` words it; an attempt that raised (a bug, or an
+    error the HTTP client does not class as its own) is a failed attempt, recorded as
+    such, never a reason to leave the chunk's other outcomes unrecorded."""
+    if isinstance(outcome, Exception):
+        log.warning("outbox_attempt_raised", error=error_text(outcome))
+        return one_line(f"attempt failed: {error_text(outcome)}")[:500]
+    if isinstance(outcome, BaseException):
+        raise outcome  # cancelled: the lane is stopping
+    return outcome
 
 
 async def _release(conn: asyncpg.Connection, on_notify: Any, was_leader: bool) -> None:

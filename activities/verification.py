@@ -34,7 +34,7 @@ class RequestVerifier:
         self,
         orders: OrderSystem,
         policy_hashes: frozenset[str],
-        reservations: ReservationStore | None = None,
+        reservations: ReservationStore,
     ) -> None:
         self._orders = orders
         self._policy_hashes = policy_hashes
@@ -48,13 +48,15 @@ class RequestVerifier:
     @activity.defn(name=names.ACTIVITY_ADMIT_REFUND)
     async def admit_refund(self, request: AdmitInput) -> AdmitResult:
         """Verify the start, then (only if it holds up) hold the refund: what the two calls
-        `verify_request` and `reserve_refund` do, in that order, in one activity. Both are
-        idempotent, so a retry after a lost answer gets the first answer again."""
+        `verify_request` and `reserve_refund` do, in that order, in one activity. A retry
+        holds at most once (the reservation is idempotent per refund) but asks the order
+        system again: an order changed between two attempts can have the refund declined
+        as unverified after a first attempt held it. The decline is recorded like any
+        other, and the ledger releases what a cancelled refund held."""
         with activity_log_context(request.verify.refund_id):
             verified = await self._verify(request.verify)
             if verified.problems or request.reserve is None:
                 return AdmitResult(problems=verified.problems)
-            assert self._reservations is not None, "the worker gives admit_refund a store"
             held = await self._reservations.reserve(request.reserve)
             log.info("reservation", reserved=held.reserved, remaining=held.remaining)
             return AdmitResult(reservation=held)

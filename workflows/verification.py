@@ -46,7 +46,8 @@ class AdmitResult(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     problems: list[str] = []
-    """Why the start cannot be trusted; when there are any, nothing was held."""
+    """Why the start cannot be trusted; when there are any, this attempt held nothing (an
+    earlier attempt may have: the refund's decline releases it)."""
     reservation: ReserveResult | None = None
     """The hold's answer, when one was asked for and the start holds up."""
 

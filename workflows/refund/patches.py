@@ -35,7 +35,9 @@ StartedOn = Literal["all-above-2026-11", "admit-in-one-call-2026-11"]
 """The roll-ups a start may name (`RefundWorkflowInput.started_on`). A worker refuses a
 start naming one it does not know (its workflow task fails and is retried), so the refund
 waits for a worker that knows it, instead of taking an older path that a newer worker's
-replay would not match. A new roll-up goes here a release before any client sends it."""
+replay would not match. A release that adds one and has RefundClient send it is rolled out
+as any new field of the start (docs/deployment.md): its workers current first, then the API;
+back, the API first. Refunds its API started meanwhile wait for its workers to return."""
 
 # How long a refund can stay open: review expiry (at most days), the item return window (at
 # most 365 days), then an operator wait that has no end. Hence "no open refund is on the old
