@@ -19,6 +19,7 @@ from client.refund_client import RefundClient
 from sandbox.admin_client import SandboxAdmin
 from tests.conftest import Sandbox
 from tests.integration.helpers import eventually, wait_for_state
+from tests.integration.test_outbox_leadership import receiving
 from tests.integration.test_refund_flow import make_request
 from tests.unit.test_subscriber_example import readme_receiver
 from worker.main import CUSTOMER_CHANNEL
@@ -128,16 +129,11 @@ async def subscriber(db: asyncpg.Pool) -> AsyncIterator[RecordingSubscriber]:
     created = await outbox.add_subscriber(db, name, f"http://127.0.0.1:{port}/events")
     receiver = RecordingSubscriber(created.secret)
     receiver.url = created.url
-    app = web.Application()
-    app.router.add_post("/events", receiver.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield receiver
-    finally:
-        await outbox.deactivate_subscriber(db, name)
-        await runner.cleanup()
+    async with receiving(receiver.handle, port):
+        try:
+            yield receiver
+        finally:
+            await outbox.deactivate_subscriber(db, name)
 
 
 async def test_webhook_subscriber_gets_signed_events_in_order_per_refund(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
 import aiohttp
@@ -48,6 +48,23 @@ class Receiver:
 
     def senders(self, event_ids: list[str]) -> set[str]:
         return {sender for event, sender in self.got if event in event_ids}
+
+
+@contextlib.asynccontextmanager
+async def receiving(
+    handle: Callable[[web.Request], Awaitable[web.StreamResponse]], port: int | None = None
+) -> AsyncIterator[str]:
+    """`handle` serving POST /events on 127.0.0.1 (on `port`, else a free one): its URL."""
+    port = port or free_port()
+    app = web.Application()
+    app.router.add_post("/events", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}/events"
+    finally:
+        await runner.cleanup()
 
 
 @contextlib.asynccontextmanager
@@ -110,22 +127,14 @@ async def test_a_leader_whose_lock_connection_dies_stops_and_a_standby_takes_ove
     settings: Settings,
 ) -> None:
     receiver = Receiver()
-    port = free_port()
-    app = web.Application()
-    app.router.add_post("/events", receiver.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
+    async with receiving(receiver.handle) as events_url:
         async with fresh_database(settings.require_database_url(), "leader") as url:
             db = await create_pool(url)  # migrated, as the worker does
             try:
-                await outbox.add_subscriber(db, "leader-test", f"http://127.0.0.1:{port}/events")
+                await outbox.add_subscriber(db, "leader-test", events_url)
                 await takeover(db, url, receiver)
             finally:
                 await db.close()
-    finally:
-        await runner.cleanup()
 
 
 async def takeover(db: asyncpg.Pool, url: str, receiver: Receiver) -> None:

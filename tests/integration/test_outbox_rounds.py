@@ -16,15 +16,18 @@ from typing import Any
 import aiohttp
 import asyncpg
 import pytest
-from aiohttp import web
 
 from activities import outbox
 from activities.dispatcher import OutboxDispatcher
 from activities.pg_store import create_pool
 from client.settings import Settings
 from tests.integration.helpers import eventually, fresh_database
-from tests.integration.test_outbox_leadership import Receiver, all_delivered, enqueue
-from worker.processes import free_port
+from tests.integration.test_outbox_leadership import (
+    Receiver,
+    all_delivered,
+    enqueue,
+    receiving,
+)
 
 pytestmark = pytest.mark.stack
 
@@ -46,22 +49,14 @@ async def test_an_attempt_that_raises_fails_alone_and_its_chunk_is_recorded(
     settings: Settings,
 ) -> None:
     receiver = Receiver()
-    port = free_port()
-    app = web.Application()
-    app.router.add_post("/events", receiver.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
+    async with receiving(receiver.handle) as events_url:
         async with fresh_database(settings.require_database_url(), "rounds") as url:
             db = await create_pool(url)  # migrated, as the worker does
             try:
-                await outbox.add_subscriber(db, "rounds-test", f"http://127.0.0.1:{port}/events")
+                await outbox.add_subscriber(db, "rounds-test", events_url)
                 await one_poisoned_round(db, url, receiver)
             finally:
                 await db.close()
-    finally:
-        await runner.cleanup()
 
 
 async def one_poisoned_round(db: asyncpg.Pool, url: str, receiver: Receiver) -> None:
