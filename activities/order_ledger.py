@@ -26,6 +26,7 @@ def holds_json(order_id: str, but: str) -> str:
     return f"""
       (SELECT coalesce(json_agg(json_build_object('refund_id', r.refund_id, 'state', r.state,
                  'amount', r.amount, 'requested_amount', r.requested_amount, 'basis', r.basis,
+                 'approved_less', r.approved_less,
                  'reason_code', r.reason_code, 'lines',
                  (SELECT coalesce(json_agg(json_build_object('sku', l.sku,
                           'quantity', l.quantity, 'amount', l.amount) ORDER BY l.sku), '[]')
@@ -121,13 +122,15 @@ async def follow_refund(conn: asyncpg.Connection, p: StatusProjection) -> None:
         )
         if held is None:
             return
+        approved_less = held["basis"] == "amount" and 0 < p.amount < held["amount"]
         await conn.execute(
             "UPDATE refundflow.reservations SET state = 'consumed', amount = $2,"
-            " updated_at = now() WHERE refund_id = $1",
+            " approved_less = $3, updated_at = now() WHERE refund_id = $1",
             p.refund_id,
             p.amount,
+            approved_less,
         )
-        if held["basis"] == "amount" and 0 < p.amount < held["amount"]:
+        if approved_less:
             await _shrink_amount_hold(conn, p.refund_id, held["amount"], p.amount)
 
 

@@ -26,8 +26,9 @@ import asyncpg
 
 from activities import budgets, order_ledger
 from workflows.budgets import BudgetUse, budget_refusal, customer_key
-from workflows.ledger import Hold, LineHold, asked_again, decide, value_asked
+from workflows.ledger import Hold, LineHold, decide, value_asked
 from workflows.models import OrderLine, ReserveInput, ReserveResult
+from workflows.second_asks import asked_again, cut_by_a_reviewer
 
 # Taking the order's row lock whether or not the order is known yet: an existing row is
 # locked by the conflict (ON CONFLICT DO UPDATE locks the row even when its WHERE updates
@@ -178,10 +179,15 @@ async def _lock_and_read(conn: asyncpg.Connection, request: ReserveInput) -> Loc
 
 def _withheld(request: ReserveInput, locked: Locked) -> str | None:
     """Why the refund waits for a reviewer although its policy would approve it by itself:
-    a budget is spent, or another refund of the order asks for just this (None: neither)."""
+    a budget is spent, another refund of the order asks for just this, or a reviewer
+    approved one of its refunds for less than asked (None: none of these)."""
     if not request.auto_approve:
         return None
-    return _budget_refusal(request, locked.use) or asked_again(request, locked.others)
+    return (
+        _budget_refusal(request, locked.use)
+        or asked_again(request, locked.others)
+        or cut_by_a_reviewer(request, locked.others)
+    )
 
 
 def _budget_refusal(request: ReserveInput, use: BudgetUse | None) -> str | None:

@@ -18,7 +18,7 @@ rf_…`) and, if that refund is cancelled, ask again: a cancelled refund's units
 An amount holds no units, so the same amount for the same reason under another key is not
 refused: two items may be worth the same. It is not paid by the policy alone either: the
 store, under the order's lock, withholds its auto-approval naming the refund that asked
-first (workflows.ledger.asked_again), and a reviewer decides.
+first (workflows.second_asks.asked_again), and a reviewer decides.
 """
 
 from __future__ import annotations

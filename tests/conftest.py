@@ -224,7 +224,7 @@ async def faults(stack: DevStack, http: aiohttp.ClientSession) -> AsyncIterator[
 
 FEE_FREE_REASONS = ("damaged", "defective", "not_as_described", "wrong_item", "duplicate_charge")
 """Reasons the policy keeps no fee back for: one amount asked for each is paid in full. (The
-same amount for the same reason on one order waits for a reviewer: ledger.asked_again.)"""
+same amount for the same reason on one order waits for a reviewer: second_asks.asked_again.)"""
 
 
 def unique_key(prefix: str = "key") -> str:

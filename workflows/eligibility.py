@@ -27,7 +27,7 @@ from workflows.budgets import (
     customer_key,
     withhold_auto_approval,
 )
-from workflows.ledger import Claim, Hold, asked_again, claim, reach
+from workflows.ledger import Claim, Hold, claim, reach
 from workflows.models import (
     OrderSnapshot,
     PinnedPolicy,
@@ -44,6 +44,7 @@ from workflows.policy import (
     policy_for,
 )
 from workflows.rules import FEE_RULE
+from workflows.second_asks import asked_again, cut_by_a_reviewer
 from workflows.validation import RefundInputError, resolve_request
 
 Outcome = Literal["auto_approved", "needs_review", "not_eligible"]
@@ -246,15 +247,16 @@ def _withheld(
     holds: Sequence[Hold],
 ) -> str | None:
     """Why the store, under the order's lock, would withhold the auto-approval the policy
-    gives (None: it would not): a spent budget (given its use), or the same request under
-    another key (ledger.asked_again). As activities/reserving.py `_withheld` decides it."""
+    gives (None: it would not): a spent budget (given its use), the same request under
+    another key (second_asks.asked_again), or a reviewer's cut on the order
+    (second_asks.cut_by_a_reviewer). As activities/reserving.py `_withheld` decides it."""
     if not decision.auto_approve:
         return None
     spent = _budget_refusal(policy, request, order, decision, budget_use)
     if spent is not None:
         return spent
     inp = ledger_request(policy, request, order, resolved, "eligibility", decision.refund_amount)
-    return asked_again(inp, holds)
+    return asked_again(inp, holds) or cut_by_a_reviewer(inp, holds)
 
 
 def _budget_refusal(

@@ -69,6 +69,8 @@ class Hold(_Pure):
     requested_amount: int | None = None
     """The value it asked for, before fees, as asked (`amount` is after fees, and becomes what
     was paid); None for holds recorded before it was kept."""
+    approved_less: bool = False
+    """A refund by amount a reviewer approved, and that was paid, for less than it held."""
 
 
 class Claim(_Pure):
@@ -179,48 +181,6 @@ def claim(request: ReserveInput, holds: Sequence[Hold]) -> Claim:
     return _claim_amount(request, holds)
 
 
-def asked_again(request: ReserveInput, holds: Sequence[Hold]) -> str | None:
-    """Why `request` is not paid without a reviewer when another refund of the order asks
-    for just this, for the same reason: the same units of the same lines, or the same
-    value when either asks by amount (None: none does).
-
-    Each channel brings its own key (a storefront's Idempotency-Key, a ticket number), so
-    one request made on the web and again through support is two keys. The ledger holds
-    each unit once, but an order may have units to spare (one cable of three) and an
-    amount holds no units: the second would be paid. Two such refunds may be two items
-    alike, or one request made twice: a person tells them apart (reject with
-    duplicate_request, or approve); the policy does not pay it alone. Values are compared
-    as asked, before fees, so neither a fee nor a reviewer's approval for less hides the
-    first. A cancelled refund's hold is released and not in `holds`: the request may then
-    be made again."""
-    if request.reason_code is None:
-        return None
-    asked, units = value_asked(request), _units(request.lines)
-    same = next(
-        (
-            hold
-            for hold in holds
-            if hold.basis is not None
-            and hold.reason_code == request.reason_code
-            and (
-                _units(hold.lines) == units
-                if request.lines and hold.basis == "lines"
-                else (hold.requested_amount or hold.amount) == asked
-            )
-        ),
-        None,
-    )
-    if same is None:
-        return None
-    paid = "paid" if same.state == "consumed" else "open"
-    return (
-        f"refund {same.refund_id} ({paid}) asked for the same"
-        f" {format_minor(asked, request.currency)} of order {request.order_id} for"
-        f" {request.reason_code} under another key (the same request twice?): a reviewer"
-        " decides"
-    )
-
-
 def _claim_units(request: ReserveInput, holds: Sequence[Hold]) -> Claim:
     refusals: list[str] = []
     held_by: list[str] = []
@@ -314,7 +274,7 @@ def _claim_as_split(
     )
 
 
-def _units(lines: Sequence[OrderLine] | Sequence[LineHold]) -> list[tuple[str, int]]:
+def units_of(lines: Sequence[OrderLine] | Sequence[LineHold]) -> list[tuple[str, int]]:
     """The units a request or a hold names, line by line (sorted; none for an amount)."""
     return sorted((line.sku, line.quantity) for line in lines if line.quantity)
 

@@ -275,7 +275,7 @@ async def test_concurrent_reservations_auto_approve_at_most_the_order_budget(
     order_id = unique_key("ord")
     budget = AutoApproveBudget(per_order=10000, per_customer=None)
     # Twenty amounts from 9.81 to 10.00: any ten fit the 100.00, no eleven do. (All alike,
-    # the second would wait for a reviewer as the first asked again: ledger.asked_again.)
+    # the second would wait for a reviewer as the first asked again: second_asks.asked_again.)
     amounts = range(981, 1001)
     asks = [reservation(order_id, unique_key("cust"), budget, amount) for amount in amounts]
     results = await asyncio.gather(*(store.reserve(a) for a in asks))

@@ -1,10 +1,11 @@
 """A request another refund of the order already makes: the same value for the same reason
-under another key waits for a reviewer (workflows.ledger.asked_again)."""
+under another key waits for a reviewer (workflows.second_asks.asked_again)."""
 
 from __future__ import annotations
 
-from workflows.ledger import Hold, LineHold, asked_again
+from workflows.ledger import Hold, LineHold
 from workflows.models import OrderLine, ReserveInput
+from workflows.second_asks import asked_again, cut_by_a_reviewer
 
 CABLE = OrderLine(sku="CABLE", quantity=1, unit_price=500, category="general")
 
@@ -62,3 +63,15 @@ def test_another_value_or_reason_is_another_request() -> None:
     assert asked_again(ask(reason="defective"), [hold()]) is None
     assert asked_again(ask(), [hold(basis=None, reason=None)]) is None  # before the ledger
     assert asked_again(ask(), []) is None
+
+
+def test_after_a_reviewer_cut_any_later_request_of_the_order_goes_to_a_reviewer() -> None:
+    cut = hold(amount=5000, requested_amount=9000, state="consumed", approved_less=True)
+    for later in (ask(4000), ask(700, reason="changed_mind"), ask(500, lines=[CABLE])):
+        assert cut_by_a_reviewer(later, [cut]) == (
+            "a reviewer approved refund rf_old of order ord_1 for less than it asked:"
+            " a reviewer decides any further refund of the order"
+        )
+    # A fee kept back is not a reviewer's cut; nor is an open refund not yet paid.
+    fee_kept = hold(amount=4500, requested_amount=5000, state="consumed")
+    assert cut_by_a_reviewer(ask(4000), [fee_kept, hold(amount=9000)]) is None

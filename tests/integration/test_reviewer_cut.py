@@ -1,0 +1,44 @@
+"""A reviewer's "approve less" stands: asking again for the declined rest of an order is not
+paid by the policy alone (second_asks.cut_by_a_reviewer; a trial: approved 50.00 of 90.00,
+then 40.00 asked again under another key was auto-approved and paid, 90.00 in all)."""
+
+from __future__ import annotations
+
+import pytest
+
+from client.refund_client import RefundClient
+from tests.conftest import Sandbox, unique_key
+from tests.integration.helpers import wait_for_state
+from tests.integration.test_budgets import note
+from tests.integration.test_refund_flow import make_request
+
+pytestmark = pytest.mark.stack
+
+
+async def test_the_rest_a_reviewer_declined_is_not_paid_without_a_reviewer(
+    refunds: RefundClient, sandbox: Sandbox
+) -> None:
+    order = await sandbox.order(amount=9000)
+    customer = unique_key("cust")
+    first = await refunds.request(make_request(order, amount=9000, requested_by=customer))
+    assert first.awaiting.value == "reviewer"  # above the auto-approval limit
+    await refunds.approve(first.refund_id, "alice", amount=5000)
+    await wait_for_state(refunds, first.refund_id, "completed")
+
+    # The rest, under another key and for another reason, within the auto-approval limit.
+    rest = make_request(order, amount=4000, requested_by=customer, reason_code="changed_mind")
+    told = await refunds.eligibility(rest)
+    cut = (
+        f"a reviewer approved refund {first.refund_id} of order {order['order_id']} for less"
+        " than it asked: a reviewer decides any further refund of the order"
+    )
+    assert (told.outcome, told.auto_approve_refused_because) == ("needs_review", cut)
+    second = await refunds.request(rest)
+    assert (second.state.value, second.awaiting.value) == ("pending_review", "reviewer")
+    assert note(cut) in second.policy_notes, second.policy_notes
+    paid = [r for r in await sandbox.refunds(order["order_id"]) if r["status"] == "succeeded"]
+    assert sum(r["amount"] for r in paid) == 5000
+
+    # A reviewer may still grant it: the money is free on the order, the decision theirs.
+    await refunds.approve(second.refund_id, "alice")
+    await wait_for_state(refunds, second.refund_id, "completed")
