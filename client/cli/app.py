@@ -20,7 +20,7 @@ from client.cli.arguments import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_U
 from client.cli.commands import CLIENT_COMMANDS, build_parser
 from client.cli.handlers import HANDLERS, Handler
 from client.errors import InvalidRefundRequest, RefundflowError, TemporalUnavailable
-from client.settings import ConfigurationError
+from client.settings import ConfigurationError, find_stack
 
 
 def call(handler: Handler, args: argparse.Namespace) -> int:
@@ -136,7 +136,34 @@ def _acting_checked(args: argparse.Namespace) -> Handler:
             f"--as has no effect on `{what}`: it works on the stack directly, with its own"
             " credentials (drop --as)"
         )
+    if direct and args.command != "policy":
+        _refuse_a_stopped_home(os.environ)
     return HANDLERS[args.command]
+
+
+# What addresses a stack without a stack file: with one of them set, the command goes where
+# it says, whatever REFUNDFLOW_HOME names.
+_ADDRESSED = (
+    "TEMPORAL_ADDRESS",
+    "TEMPORAL_PROFILE",
+    "TEMPORAL_CONFIG_FILE",
+    "DATABASE_URL",
+    "SANDBOX_URL",
+)
+
+
+def _refuse_a_stopped_home(env: os._Environ[str] | dict[str, str]) -> None:
+    """REFUNDFLOW_HOME names a stack that is not running: a command that works on the stack
+    directly must not fall back to the default ports, where another stack may run (a trial:
+    `sandbox order` and `reconcile` went to 8088 and 7233). Exit 1, as the API commands."""
+    home = env.get("REFUNDFLOW_HOME")
+    if not home or any(env.get(name) for name in _ADDRESSED) or find_stack(home)[1]:
+        return
+    raise RefundflowError(
+        f"no dev stack runs from REFUNDFLOW_HOME={home} (start `refundflow dev` with it set,"
+        " or unset it), or set the addresses it would give (TEMPORAL_ADDRESS, DATABASE_URL,"
+        " SANDBOX_URL)"
+    )
 
 
 def run(argv: Sequence[str] | None = None) -> int:

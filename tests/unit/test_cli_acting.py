@@ -137,3 +137,22 @@ def test_evidence_pasted_with_windows_line_breaks_is_kept_as_the_console_keeps_i
     args = parse("approve", RF, "--evidence", "photos\r\nreceipt\rticket 9")
     assert args.evidence == "photos\nreceipt\nticket 9"
     assert parse("reject", RF, "--reason", "not\r\nreturned").reason == "not\nreturned"
+
+
+def test_a_stopped_home_is_refused_not_taken_for_the_default_ports(
+    nowhere: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Commands that work on the stack directly would fall back to 8088 and 7233, where
+    another stack may run: with REFUNDFLOW_HOME naming a stopped stack, they refuse."""
+    monkeypatch.setenv("REFUNDFLOW_HOME", nowhere["REFUNDFLOW_HOME"])
+    for name in ("TEMPORAL_ADDRESS", "TEMPORAL_PROFILE", "TEMPORAL_CONFIG_FILE", "DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("SANDBOX_URL", raising=False)
+    for argv in (["sandbox", "order", "--amount", "100"], ["reconcile"], ["subscribers", "list"]):
+        assert run(argv) == 1
+        said = capsys.readouterr().err
+        assert said.startswith(
+            f"error: no dev stack runs from REFUNDFLOW_HOME={nowhere['REFUNDFLOW_HOME']}"
+        ), said
+    # Local files only: the policies are there whatever runs.
+    assert run(["policy", "show"]) == 0
