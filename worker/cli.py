@@ -49,7 +49,9 @@ def add_stack_commands(sub: Subcommands) -> None:
         ("--metrics-port", 9464, "the worker's Prometheus metrics"),
         ("--api-metrics-port", 9465, "the API's Prometheus metrics"),
     ):
-        dev.add_argument(flag, type=int, default=port, help=f"port of {what} (default {port})")
+        dev.add_argument(
+            flag, type=types.port, default=port, help=f"port of {what} (default {port})"
+        )
     command(sub, "worker", "run a worker (configured from the environment); --json: JSON logs")
     hooks = command(
         sub, "webhooks", "receive the payment provider's webhooks (REFUNDFLOW_WEBHOOK_SECRET)"

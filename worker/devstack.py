@@ -128,9 +128,11 @@ class DevStack:
                 " stop it first, or start another with --home DIR and other ports"
                 " (refundflow dev --help)"
             )
+        listening = cfg.listening(self.database_url is None)
+        _refuse_shared_ports(listening)
         taken = [
             f"{port} ({what}: --{option})"
-            for what, (port, option) in cfg.listening(self.database_url is None).items()
+            for what, (port, option) in listening.items()
             if port_in_use(port)
         ]
         if taken:  # all of them at once: one run to learn them, not one run each
@@ -353,3 +355,16 @@ class DevStack:
 
     def create_order(self, spec: dict[str, Any]) -> dict[str, Any]:
         return post_json(f"{self.sandbox_url}/orders/v1/orders", spec)
+
+
+def _refuse_shared_ports(listening: dict[str, tuple[int, str]]) -> None:
+    """One port given to two options: refused before anything starts (a trial: the second
+    server failed after "stack ready", its reason only in its log)."""
+    options: dict[int, list[str]] = {}
+    for port, option in listening.values():
+        options.setdefault(port, []).append(f"--{option}")
+    shared = [
+        f"{port} ({' and '.join(names)})" for port, names in options.items() if len(names) > 1
+    ]
+    if shared:
+        raise StackError(f"the same port for two servers: {', '.join(shared)}; give each its own")

@@ -170,6 +170,12 @@ def positive(value: str) -> int:
     return int(value)
 
 
+def port(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535, got {value!r}")
+    return int(value)
+
+
 def assignment(value: str) -> tuple[str, str]:
     key, sep, raw = value.partition("=")
     if not sep or not key:

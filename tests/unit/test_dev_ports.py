@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from worker import dev_foreground
+from worker.cli import build_parser
 from worker.devstack import DevStack, StackConfig
 from worker.processes import StackError
 
@@ -29,6 +30,28 @@ def test_a_busy_metrics_port_is_refused_with_the_option_that_moves_it(tmp_path: 
         f"port {busy} (the worker's metrics: --metrics-port) already in use on 127.0.0.1:"
         " choose another with that option (or stop what uses them)"
     )
+
+
+def test_one_port_for_two_servers_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    """A trial gave --sandbox-port and --webhook-port the same port: "stack ready", then the
+    webhook receiver died, its reason only in its log."""
+    config = StackConfig.for_tests(tmp_path / "home")
+    config.webhook_port = config.sandbox_port
+    with pytest.raises(StackError) as refused:
+        DevStack(config).start()
+    assert str(refused.value) == (
+        f"the same port for two servers: {config.sandbox_port} (--sandbox-port and"
+        " --webhook-port); give each its own"
+    )
+    assert not (tmp_path / "home").exists()  # refused before anything was made
+
+
+def test_a_port_out_of_range_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    for wrong in ("70000", "0", "-1", "http"):
+        with pytest.raises(SystemExit) as ended:
+            build_parser().parse_args(["dev", "--temporal-port", wrong])
+        assert ended.value.code == 2
+        assert "expected a port from 1 to 65535" in capsys.readouterr().err
 
 
 def test_every_busy_port_is_named_at_once(tmp_path: Path) -> None:
