@@ -128,6 +128,20 @@ class NotACustomerId(NotInDirectory):
         )
 
 
+class NotCustomerCase(NotInDirectory):
+    """CUST_42 for cust_42: a customer id is the customer exactly, so CUST_42 would be a
+    new customer with no orders (a trial: nothing matched, orders unknown, no word why)."""
+
+    def __init__(self, name: str) -> None:
+        meant = CUSTOMER_PREFIX + name[len(CUSTOMER_PREFIX) :]
+        self.closest, self.hint = meant, f"; did you mean {meant}?"
+        ValueError.__init__(
+            self,
+            f"{name!r} is not a customer id: customer ids start with {CUSTOMER_PREFIX} in"
+            f" lower case, and are the customer exactly; did you mean {meant}?",
+        )
+
+
 def member_name(name: str, members: dict[str, DirectoryEntry]) -> str:
     """NAME as the directory lists it (case aside: Alice is alice), or a customer id
     (cust_..., exactly as written: the id is the customer); anything else raises
@@ -135,6 +149,8 @@ def member_name(name: str, members: dict[str, DirectoryEntry]) -> str:
     if not name or name in members:
         return name
     if name.lower().startswith(CUSTOMER_PREFIX):
+        if not name.startswith(CUSTOMER_PREFIX):  # CUST_42 would be a customer of its own
+            raise NotCustomerCase(name)
         well_formed = re.fullmatch(IDENTIFIER_PATTERN, name) and len(name) <= 64
         if len(name) == len(CUSTOMER_PREFIX) or not well_formed:
             raise NotACustomerId(name)

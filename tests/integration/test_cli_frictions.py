@@ -159,6 +159,10 @@ def test_a_mistyped_staff_name_is_refused_not_taken_for_a_customer(stack: DevSta
     for nobody_id in ("cust_", "cust_a b"):
         refused = _json_error(cli(stack, "token", "--as", nobody_id, "--json"), 2)
         assert refused.startswith(f"{nobody_id!r} is not a customer id: after cust_ come"), refused
+    # CUST_42 would be a customer of its own, with no orders: refused, cust_42 suggested.
+    shouted = _json_error(cli(stack, "token", "--as", "CUST_42", "--json"), 2)
+    assert shouted.startswith("'CUST_42' is not a customer id: customer ids start with cust_")
+    assert shouted.endswith("did you mean cust_42?"), shouted
     # `token` takes --as where every other command does, too; once, or the same twice.
     before = cli(stack, "--as", "li", "token")
     assert before.returncode == 0 and before.stdout.count(".") == 2, before.stderr
