@@ -15,10 +15,17 @@ _IN_WORDS = {"pending_review": "waiting for review", "refunding": "being paid"}
 def eligibility(answer: Any) -> str:
     if answer.already_made:
         state = answer.already_made_state
+        # Under another key the same request meets the one made (second_asks.asked_again),
+        # unless that one was cancelled (its hold released).
+        twice = (
+            ""
+            if state == "cancelled"
+            else (" (asked again under another key, a reviewer decides: the same request twice?)")
+        )
         made = (
             f"already asked: refund {answer.already_made} is {_IN_WORDS.get(state, state)};"
             " `request` answers with it (`refundflow status`, for customers `track`, shows"
-            " it). Leaving it aside:"
+            f" it). As if it had not been asked{twice}:"
         )
         return made + "\n" + _eligibility(answer)
     return _eligibility(answer)

@@ -172,7 +172,7 @@ def auto_approve(
     elif eligible:
         message = "A reviewer decides this refund."
     else:
-        message = "Not eligible under the policy."
+        message = "Nobody approves it: the refund is not eligible (the failed rules say why)."
     return RuleOutcome(rule_id="auto-approve", passed=True, message=message)
 
 
