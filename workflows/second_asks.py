@@ -65,6 +65,6 @@ def cut_by_a_reviewer(request: ReserveInput, holds: Sequence[Hold]) -> str | Non
     if cut is None:
         return None
     return (
-        f"a reviewer approved refund {cut.refund_id} of order {request.order_id} for less"
-        " than it asked: a reviewer decides any further refund of the order"
+        f"refund {cut.refund_id} of order {request.order_id} was approved by a reviewer for"
+        " less than it asked: a reviewer decides any further refund of the order"
     )

@@ -29,10 +29,11 @@ async def test_the_rest_a_reviewer_declined_is_not_paid_without_a_reviewer(
     rest = make_request(order, amount=4000, requested_by=customer, reason_code="changed_mind")
     told = await refunds.eligibility(rest)
     cut = (
-        f"a reviewer approved refund {first.refund_id} of order {order['order_id']} for less"
-        " than it asked: a reviewer decides any further refund of the order"
+        f"refund {first.refund_id} of order {order['order_id']} was approved by a reviewer"
+        " for less than it asked: a reviewer decides any further refund of the order"
     )
     assert (told.outcome, told.auto_approve_refused_because) == ("needs_review", cut)
+    assert told.summary.endswith(f"approves it. The {cut}."), told.summary
     second = await refunds.request(rest)
     assert (second.state.value, second.awaiting.value) == ("pending_review", "reviewer")
     assert note(cut) in second.policy_notes, second.policy_notes

@@ -69,8 +69,8 @@ def test_after_a_reviewer_cut_any_later_request_of_the_order_goes_to_a_reviewer(
     cut = hold(amount=5000, requested_amount=9000, state="consumed", approved_less=True)
     for later in (ask(4000), ask(700, reason="changed_mind"), ask(500, lines=[CABLE])):
         assert cut_by_a_reviewer(later, [cut]) == (
-            "a reviewer approved refund rf_old of order ord_1 for less than it asked:"
-            " a reviewer decides any further refund of the order"
+            "refund rf_old of order ord_1 was approved by a reviewer for less than it"
+            " asked: a reviewer decides any further refund of the order"
         )
     # A fee kept back is not a reviewer's cut; nor is an open refund not yet paid.
     fee_kept = hold(amount=4500, requested_amount=5000, state="consumed")
