@@ -14,6 +14,7 @@ import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -68,12 +69,31 @@ async def receiving(
 
 
 @contextlib.asynccontextmanager
-async def dispatcher(url: str, name: str, idle_wait_s: float) -> AsyncIterator[OutboxDispatcher]:
-    """A dispatcher running as the worker runs it, on a pool of its own."""
+async def subscribed(
+    settings: Settings, name: str, receiver: Receiver
+) -> AsyncIterator[tuple[asyncpg.Pool, str]]:
+    """A database of its own (a pool on it, and its URL), migrated as the worker does, with
+    `receiver` serving and subscribed as `name`-test."""
+    async with receiving(receiver.handle) as events_url:
+        async with fresh_database(settings.require_database_url(), name) as url:
+            db = await create_pool(url)
+            try:
+                await outbox.add_subscriber(db, f"{name}-test", events_url)
+                yield db, url
+            finally:
+                await db.close()
+
+
+@contextlib.asynccontextmanager
+async def dispatcher(
+    url: str, name: str, idle_wait_s: float, kind: type[OutboxDispatcher] = OutboxDispatcher,
+    **extra: Any,
+) -> AsyncIterator[OutboxDispatcher]:  # fmt: skip
+    """A dispatcher (of `kind`) running as the worker runs it, on a pool of its own."""
     pool = await create_pool(url, migrate=False)
     stop = asyncio.Event()
     async with aiohttp.ClientSession(headers={"User-Agent": name}) as session:
-        running = OutboxDispatcher(pool, session, idle_wait_s=idle_wait_s)
+        running = kind(pool, session, idle_wait_s=idle_wait_s, **extra)
         task = asyncio.create_task(running.run(stop))
         try:
             yield running
@@ -127,14 +147,8 @@ async def test_a_leader_whose_lock_connection_dies_stops_and_a_standby_takes_ove
     settings: Settings,
 ) -> None:
     receiver = Receiver()
-    async with receiving(receiver.handle) as events_url:
-        async with fresh_database(settings.require_database_url(), "leader") as url:
-            db = await create_pool(url)  # migrated, as the worker does
-            try:
-                await outbox.add_subscriber(db, "leader-test", events_url)
-                await takeover(db, url, receiver)
-            finally:
-                await db.close()
+    async with subscribed(settings, "leader", receiver) as (db, url):
+        await takeover(db, url, receiver)
 
 
 async def takeover(db: asyncpg.Pool, url: str, receiver: Receiver) -> None:

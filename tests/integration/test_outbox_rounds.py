@@ -9,24 +9,21 @@ A real dispatcher on a database of its own, delivering to a real HTTP subscriber
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from typing import Any
 
-import aiohttp
 import asyncpg
 import pytest
 
-from activities import outbox
 from activities.dispatcher import OutboxDispatcher
-from activities.pg_store import create_pool
 from client.settings import Settings
-from tests.integration.helpers import eventually, fresh_database
+from tests.integration.helpers import eventually
 from tests.integration.test_outbox_leadership import (
     Receiver,
     all_delivered,
+    dispatcher,
     enqueue,
-    receiving,
+    subscribed,
 )
 
 pytestmark = pytest.mark.stack
@@ -49,31 +46,16 @@ async def test_an_attempt_that_raises_fails_alone_and_its_chunk_is_recorded(
     settings: Settings,
 ) -> None:
     receiver = Receiver()
-    async with receiving(receiver.handle) as events_url:
-        async with fresh_database(settings.require_database_url(), "rounds") as url:
-            db = await create_pool(url)  # migrated, as the worker does
-            try:
-                await outbox.add_subscriber(db, "rounds-test", events_url)
-                await one_poisoned_round(db, url, receiver)
-            finally:
-                await db.close()
+    async with subscribed(settings, "rounds", receiver) as (db, url):
+        await one_poisoned_round(db, url, receiver)
 
 
 async def one_poisoned_round(db: asyncpg.Pool, url: str, receiver: Receiver) -> None:
     ids = await enqueue(db, "p", 12)  # two chunks of at most 8
     poison, healthy = ids[3], [i for i in ids if i != ids[3]]
-    pool = await create_pool(url, migrate=False)
-    stop = asyncio.Event()
-    async with aiohttp.ClientSession() as session:
-        running = RaisesFor(pool, session, idle_wait_s=0.2, poison=poison)
-        task = asyncio.create_task(running.run(stop))
-        try:
-            await eventually(lambda: all_delivered(db, healthy), bool, timeout=20)
-            failed = await eventually(lambda: delivery(db, poison), lambda r: r["attempts"] >= 1)
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 30)
-            await pool.close()
+    async with dispatcher(url, "rounds", 0.2, RaisesFor, poison=poison):
+        await eventually(lambda: all_delivered(db, healthy), bool, timeout=20)
+        failed = await eventually(lambda: delivery(db, poison), lambda r: r["attempts"] >= 1)
     assert failed["delivered_at"] is None
     assert (
         failed["last_error"].startswith("attempt failed: ")
