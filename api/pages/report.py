@@ -49,6 +49,22 @@ async def _report(request: Request, first: date, last: date) -> RefundReport:
     return await build_report(pool, start, end)
 
 
+def mistakes(preset: str, since_text: str, until_text: str) -> str | None:
+    """What is wrong with the period asked for in the address, in one sentence (None: it is
+    fine). A hand-edited address must not quietly show another period than it names."""
+    wrong = [
+        f"{label} {text!r} is not a day (YYYY-MM-DD)"
+        for label, text in (("from", since_text), ("to", until_text))
+        if text and day(text) is None
+    ]
+    if preset not in PRESETS:
+        wrong.append(f"period {preset!r} is not one of {', '.join(PRESETS)}")
+    if not wrong:
+        return None
+    said = "; ".join(wrong)
+    return f"{said[:1].upper()}{said[1:]}: showing today."
+
+
 @router.get("/console/report")
 async def report_page(
     request: Request,
@@ -59,11 +75,16 @@ async def report_page(
     who = await signed_in(request)
     if who is None:
         return to_signin(request)
+    error = mistakes(preset, since, until)
+    if error is not None:
+        preset, since, until = "today", "", ""
     first, last = period(preset, since, until)
     return pages(request).render(
         request,
         "report.html",
+        status_code=200 if error is None else 400,
         who=who,
+        error=error,
         first=first.isoformat(),
         last=last.isoformat(),
         preset=preset if not (day(since) or day(until)) else "",

@@ -53,6 +53,13 @@ async def sign_in_answer(
         return answer.status, answer.headers.get("Location", ""), await answer.text()
 
 
+async def html_page(http: aiohttp.ClientSession, api: Api, path: str) -> tuple[int, str]:
+    """(status, the page's text unescaped) of an HTML page at `path`."""
+    async with http.get(f"{api.base}{path}") as r:
+        assert r.content_type == "text/html", (path, r.status, r.content_type)
+        return r.status, html.unescape(await r.text())
+
+
 async def test_the_console_takes_names_as_the_cli_does(
     browserless: aiohttp.ClientSession, api: Api
 ) -> None:
@@ -211,15 +218,12 @@ async def test_a_wrong_address_is_a_page_and_a_pasted_id_finds_its_refund(
         ("/console/nothing", "There is no page at /console/nothing"),
         ("/track/rf_nope", "This link has expired or is not valid"),
     ):
-        async with browserless.get(f"{api.base}{path}") as r:
-            page = html.unescape(await r.text())
-            assert r.status == 404 and r.content_type == "text/html", (path, r.status)
-            assert says in page, (path, page)
+        status, page = await html_page(browserless, api, path)
+        assert status == 404 and says in page, (path, status, page)
     # A query past what the page reads is a page too (a filter it reads and cannot apply is
     # named on the queue itself: test_the_queue_compares_amounts_…).
-    async with browserless.get(f"{api.base}/console?state={'x' * 3000}") as r:
-        page = html.unescape(await r.text())
-        assert (r.status, r.content_type) == (422, "text/html") and "state" in page, page
+    status, page = await html_page(browserless, api, f"/console?state={'x' * 3000}")
+    assert status == 422 and "state" in page, page
     async with browserless.get(f"{api.base}/v1/refunds/rf_nope") as r:
         assert r.content_type == "application/problem+json"
 
@@ -273,3 +277,22 @@ async def test_a_refund_with_the_provider_is_not_shown_overdue(
 
     due = await eventually(row, lambda cell: "payment provider" in cell)
     assert due.startswith("not on us: waiting for the payment provider since <time"), due
+
+
+async def test_a_report_period_the_page_cannot_read_is_named_not_replaced(
+    browserless: aiohttp.ClientSession, api: Api
+) -> None:
+    """A hand-edited address (a trial: `?since=garbage`) showed today as if it had been
+    asked for: the page now says what it could not read, and that it shows today."""
+    await sign_in(browserless, api, "li", "/console")
+    for query, says in (
+        ("since=garbage", "From 'garbage' is not a day (YYYY-MM-DD): showing today."),
+        ("since=2026-01-01&until=2026-13-40", "To '2026-13-40' is not a day"),
+        ("preset=99d", "Period '99d' is not one of today, 7d, 30d: showing today."),
+    ):
+        status, page = await html_page(browserless, api, f"/console/report?{query}")
+        assert status == 400 and says in page, (query, page)
+    period = "since=2026-01-01&until=2026-01-31"
+    status, page = await html_page(browserless, api, f"/console/report?{period}")
+    assert status == 200 and 'role="alert"' not in page
+    assert period in page  # the chart shows that period

@@ -127,7 +127,7 @@ async def add_audit(
     seq: int,
     event: str,
     requested_at: datetime,
-    after_seconds: int,
+    after_seconds: float,
     source: str,
     state: str,
 ) -> None:
@@ -241,6 +241,32 @@ async def test_without_bounds_every_refund_counts(report_db: ReportDb) -> None:
     assert report.series[0].start == T0 - DAY
     assert report.series[-1].start == T0 + 10 * DAY
     assert sum(b.completed + b.cancelled + b.open for b in report.series) == 12
+
+
+async def test_a_refund_paid_within_a_second_is_timed_in_milliseconds(
+    report_db: ReportDb,
+) -> None:
+    """An auto-approved refund is paid in a fraction of a second: the report must not say
+    it took 0 s (it rounded to tenths, a trial read "time to refund p50 0 s")."""
+    requested_at = T0 + 20 * DAY
+    async with report_db.pool.acquire() as conn:
+        for seq, (event, after) in enumerate([("requested", 0.0), ("provider_confirmed", 0.04)]):
+            await add_audit(
+                conn, "r_fast", seq + 1, event, requested_at, after, PAYMENTS, "completed"
+            )
+        await conn.execute(
+            """
+            INSERT INTO refundflow.refund_status VALUES
+                ('r_fast', 'r_fast', 'ord_fast', 'completed', 500, 'USD', 'nothing', 0,
+                 'standard-v1', 'damaged', 'web', $1, $1, 2)
+            """,
+            requested_at,
+        )
+
+    report = await build_report(report_db.pool, requested_at, requested_at + HOUR)
+
+    assert report.time_to_refund_seconds == TimeToRefund(p50=0.04, p90=0.04, count=1)
+    assert "time to refund p50     0.04 s" in render_text(report)
 
 
 async def test_a_period_without_refunds(report_db: ReportDb, tmp_path: Path) -> None:
