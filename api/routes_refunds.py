@@ -59,6 +59,11 @@ READ_PROBLEMS = problem_responses(
     " customer is answered with their own view (as /track), staff and services with the status",
     responses={
         200: {"description": "Asked before: the refund this key already made"},
+        201: {
+            "description": "Made, answered with its first step; the Location is where the"
+            " caller follows it (/v1/refunds/{id}, a customer's /v1/refunds/{id}/track)",
+            "headers": {"Location": {"schema": {"type": "string"}}},
+        },
         202: {
             "description": "Prefer: respond-async: the refund is started and answered as it"
             " opens (requested); its first step follows (GET the Location, or notifications)"
@@ -136,13 +141,13 @@ async def _request_refund(
     response.status_code = 200 if asked_before else 201
     if not asked_before:
         api.metrics.refunds_requested.labels(request.channel).inc()
-    if respond_async and not asked_before:
-        response.headers["Preference-Applied"] = "respond-async"
         # Where this caller can follow it: a customer reads /track, not the staff status.
         to_customer = who.kind is PrincipalKind.CUSTOMER
         response.headers["Location"] = f"/v1/refunds/{status.refund_id}" + (
             "/track" if to_customer else ""
         )
+    if respond_async and not asked_before:
+        response.headers["Preference-Applied"] = "respond-async"
         response.status_code = 202
     return as_seen_by(who, status)
 

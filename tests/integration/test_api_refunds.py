@@ -55,6 +55,8 @@ async def pending(api: Api, sandbox: Sandbox, who: str, amount: int = 25000) -> 
     )
     assert made.status == 201, made.body
     assert made.body["status"] == "requested", made.body  # the customer's view
+    # Created: where it is (a trial found the 201 without it), for a customer their /track.
+    assert made.headers["Location"] == f"/v1/refunds/{made.body['refund_id']}/track"
     body: dict[str, Any] = made.body
     return body
 
@@ -162,6 +164,7 @@ async def test_the_requester_cannot_approve_or_reject_their_own_refund(
     made = await api.request_refund("checkout", {**body, "requested_by": "bob"})
     assert made.status == 201 and made.body["state"] == "pending_review", made.body
     refund_id = made.body["refund_id"]
+    assert made.headers["Location"] == f"/v1/refunds/{refund_id}"  # staff's status
     before = await audit_of(db, refund_id)
     for action, payload in (("approve", {}), ("reject", {"reason": "mine"})):
         own = await api.call("POST", f"/v1/refunds/{refund_id}/{action}", as_="bob", json=payload)
