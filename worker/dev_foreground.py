@@ -10,11 +10,13 @@ import json
 import signal
 import sys
 import time
+import urllib.error
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from worker.devstack import DevStack, StackConfig, redact_url
-from worker.processes import StackError
+from worker.processes import StackError, get_json
 from workflows.money import format_minor
 
 
@@ -38,7 +40,7 @@ def run_foreground(config: StackConfig, *, demo_orders: bool = True, as_json: bo
     signal.signal(signal.SIGTERM, on_signal)
     try:
         stack.start(progress=say)
-        orders = _create_demo_orders(stack) if demo_orders else []
+        orders = _demo_orders(stack) if demo_orders else []
         if as_json:
             described = stack.describe()
             described["database_url"] = redact_url(described["database_url"] or "")
@@ -73,8 +75,34 @@ DEMO_ORDERS = [
 ]
 
 
-def _create_demo_orders(stack: DevStack) -> list[dict[str, Any]]:
-    return [stack.create_order({**spec, "customer_id": DEMO_CUSTOMER}) for spec in DEMO_ORDERS]
+DEMO_FILE = "demo_orders.json"
+"""In the stack's home: the ids of the demo orders it made, so a restart shows them again
+instead of adding three more each time (a trial); `--fresh` wipes the home and the file."""
+
+
+def _demo_orders(stack: DevStack) -> list[dict[str, Any]]:
+    """The demo orders this home's sandbox holds from an earlier run, else new ones."""
+    remembered = stack.config.home / DEMO_FILE
+    try:
+        order_ids = [str(order_id) for order_id in json.loads(remembered.read_text())]
+    except (OSError, ValueError, TypeError):
+        order_ids = []
+    found = [_find_order(stack, order_id) for order_id in order_ids]
+    if found and all(order is not None for order in found):
+        return [order for order in found if order is not None]
+    orders = [stack.create_order({**spec, "customer_id": DEMO_CUSTOMER}) for spec in DEMO_ORDERS]
+    remembered.write_text(json.dumps([order["order_id"] for order in orders]))
+    return orders
+
+
+def _find_order(stack: DevStack, order_id: str) -> dict[str, Any] | None:
+    """The sandbox's order, None if it has none by that id (a database wiped by hand)."""
+    try:
+        return get_json(f"{stack.sandbox_url}/orders/v1/orders/{quote(order_id, safe='')}")
+    except urllib.error.HTTPError as err:
+        if err.code == 404:
+            return None
+        raise
 
 
 def _print_demo_orders(orders: list[dict[str, Any]]) -> None:

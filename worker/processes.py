@@ -132,6 +132,12 @@ def post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
         return answer
 
 
+def get_json(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        answer: dict[str, Any] = json.loads(response.read())
+        return answer
+
+
 def redact_url(url: str) -> str:
     """The URL without its password, for printing."""
     parts = urlsplit(url)

@@ -14,9 +14,10 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from subprocess import CompletedProcess
-from typing import IO
+from typing import IO, Any
 
 import pytest
 
@@ -195,14 +196,33 @@ def check_the_ui_opens_payloads_through_the_codec_server(
             assert refused.code == status, origin
 
 
-def test_children_die_with_dev_even_on_kill_9(folder: Path) -> None:
+@dataclass
+class Ready:
+    proc: subprocess.Popen[str]
+    ports: dict[str, int]
+    ready: dict[str, Any]
+    """`dev --json`'s one object on stdout, once the stack is ready."""
+
+
+def start_ready(folder: Path) -> Ready:
     proc, ports = start_dev(folder, "--json")
+    assert proc.stdout is not None
     try:
-        assert proc.stdout is not None
-        # --json: one object on stdout when ready
         line = Lines(proc.stdout).next(time.monotonic() + 120, [])
-        assert line, "dev exited before it was ready"
-        ready = json.loads(line)
+    except AssertionError:
+        proc.kill()
+        proc.wait()
+        raise
+    if not line:
+        proc.wait()
+        raise AssertionError("dev exited before it was ready")
+    return Ready(proc, ports, json.loads(line))
+
+
+def test_children_die_with_dev_even_on_kill_9(folder: Path) -> None:
+    started = start_ready(folder)
+    proc, ports, ready = started.proc, started.ports, started.ready
+    try:
         assert ready["temporal_address"] == f"127.0.0.1:{ports['temporal']}"
         assert ready["ui_url"] == f"http://127.0.0.1:{ports['ui']}"
         assert [o["captured_amount"] for o in ready["demo_orders"]] == [4200, 12000, 8900]
@@ -219,6 +239,14 @@ def test_children_die_with_dev_even_on_kill_9(folder: Path) -> None:
     for pid in survivors.values():  # clean up before failing: we started them
         os.kill(pid, signal.SIGKILL)
     assert not survivors, f"still running after dev was killed: {survivors}"
+
+    # Started again after the kill, from its state: the same demo orders, not three more.
+    again = start_ready(folder)
+    try:
+        assert again.ready["demo_orders"] == ready["demo_orders"]
+    finally:
+        again.proc.send_signal(signal.SIGINT)
+        assert again.proc.wait(60) == 0
 
 
 def check_the_api_and_a_dev_token(folder: Path, env: dict[str, str], port: int) -> None:
