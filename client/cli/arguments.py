@@ -64,6 +64,23 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"error: {said}\n")
 
 
+class GivenOnce(argparse.Action):
+    """An option that may be given once: `--as li --as bob` is refused, not acted on as bob
+    (a trial: argparse's last-one-wins acted as someone the line also said it was not)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        before = getattr(namespace, self.dest, None)
+        if before is not None and before != values:
+            parser.error(f"{option_string} given twice ({before}, then {values}): give it once")
+        setattr(namespace, self.dest, values)
+
+
 def _as_first(message: str) -> str:
     """`refundflow approve rf_… --as li`: say where --as goes instead of only refusing it."""
     if message.startswith("unrecognized arguments") and "--as" in message.split():

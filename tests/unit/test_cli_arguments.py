@@ -57,6 +57,8 @@ RF = "rf_0123456789abcdef01234567"
         # A group without its command names the commands, when they are few.
         (["operator"], "a command is required: one of retry, cancel, paid-elsewhere (see"),
         (["sandbox", "faults"], "one of set, clear, show (see `refundflow sandbox faults --help`)"),
+        # Two identities on one line: refused, not acted on as the last (a trial).
+        (["--as", "li", "--as", "bob", "list"], "--as given twice (li, then bob): give it once"),
     ],
 )
 def test_a_mistake_is_one_line_with_exit_status_2(
@@ -75,6 +77,8 @@ def test_good_arguments_parse() -> None:
     assert (args.reviewer, args.amount, args.role) == ("li", 4200, None)
     acting = build_parser().parse_args(["--as", "cust_1", "approve", RF])
     assert (acting.acting_as, acting.reviewer) == ("cust_1", None)
+    repeated = build_parser().parse_args(["--as", "li", "--as", "li", "list"])
+    assert repeated.acting_as == "li"  # the same name twice is still one identity
     asked = build_parser().parse_args(
         ["request", "--order", "o", "--amount", "5", "--reason", "Damaged"]
     )
