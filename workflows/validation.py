@@ -32,7 +32,10 @@ def resolve_request(request: RefundRequest, order: OrderSnapshot) -> ResolvedRef
     for wanted in request.lines or []:
         line = ordered.get(wanted.sku)
         if line is None:
-            raise RefundInputError(f"order {order.order_id} has no line with sku {wanted.sku}")
+            raise RefundInputError(
+                f"order {order.order_id} has no line with sku {wanted.sku}"
+                + _skus_meant(wanted.sku, order)
+            )
         if wanted.quantity > line.quantity:
             raise RefundInputError(
                 f"cannot refund {wanted.quantity} x {wanted.sku}: order {order.order_id}"
@@ -48,3 +51,13 @@ def resolve_request(request: RefundRequest, order: OrderSnapshot) -> ResolvedRef
             f" {format_minor(order.captured_amount, order.currency)} captured"
         )
     return ResolvedRefund(amount=amount, currency=order.currency, lines=refunded)
+
+
+def _skus_meant(given: str, order: OrderSnapshot) -> str:
+    """The order's own spelling of a SKU given in other case or with spaces (`tv-55` for
+    TV-55), else the SKUs it has: a caller who has the order may read its lines."""
+    skus = sorted({line.sku for line in order.lines})
+    same = [sku for sku in skus if sku.casefold() == given.strip().casefold()]
+    if same:
+        return f" (did you mean {same[0]}?)"
+    return f" (its lines: {', '.join(skus)})" if skus else ""

@@ -79,8 +79,11 @@ def test_lines_resolve_to_their_price_and_are_checked() -> None:
     assert resolved.amount == 2 * 1500 + 7000
     with pytest.raises(RefundInputError, match="has 2"):
         resolve_request(request(amount=None, lines=[{"sku": "A", "quantity": 3}]), ORDER)
-    with pytest.raises(RefundInputError, match="no line with sku Z"):
+    with pytest.raises(RefundInputError, match=r"no line with sku Z \(its lines: A, B\)$"):
         resolve_request(request(amount=None, lines=[{"sku": "Z", "quantity": 1}]), ORDER)
+    # Another case is a near miss, named (a trial typed the SKU as the label read).
+    with pytest.raises(RefundInputError, match=r"no line with sku a \(did you mean A\?\)$"):
+        resolve_request(request(amount=None, lines=[{"sku": "a", "quantity": 1}]), ORDER)
 
 
 @pytest.mark.parametrize("who", ["jane.doe@example.com", "Jane Doe", "a\nb"])
