@@ -107,9 +107,15 @@ class PostgresRefundStore:
         the order's row lock, so concurrent requests for one order are decided one at a
         time: the ledger's final word. A refund the policy would auto-approve is checked
         against the auto-approval budgets too; beyond one it is still held, and the result
-        says why a reviewer decides. Idempotent per refund: the first answer stands."""
-        result, _ = await self.hold(request)
-        return result
+        says why a reviewer decides. Idempotent per refund: the first answer stands (read
+        without the locks when the edge already holds it: `reserving.held_already`)."""
+        async with self._pool.acquire() as conn:
+            first = await reserving.held_already(conn, request)
+            if first is not None:
+                return first
+            async with conn.transaction():
+                result, _ = await reserving.hold(conn, request)
+                return result
 
     async def hold(self, request: ReserveInput) -> tuple[ReserveResult, bool]:
         """As `reserve`, and whether the refund held before this call: what the edge tells

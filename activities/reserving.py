@@ -165,6 +165,10 @@ async def _lock_and_read(conn: asyncpg.Connection, request: ReserveInput) -> Loc
     row = await conn.fetchrow(
         _READ, request.order_id, customer, request.currency, window, request.refund_id
     )
+    return _as_read(row, request, counts_budgets=budget is not None)
+
+
+def _as_read(row: asyncpg.Record, request: ReserveInput, counts_budgets: bool) -> Locked:
     recorded = order_ledger.LINES.validate_json(row["order_lines"])
     mine = json.loads(row["mine"]) if row["mine"] is not None else None
     return Locked(
@@ -173,8 +177,27 @@ async def _lock_and_read(conn: asyncpg.Connection, request: ReserveInput) -> Loc
         lines_recorded=bool(recorded) or not request.order_lines,
         mine=Mine(**mine) if mine is not None else None,
         others=order_ledger.HOLDS.validate_json(row["others"]),
-        use=BudgetUse(order=row["on_order"], customer=row["by_customer"]) if budget else None,
+        use=BudgetUse(order=row["on_order"], customer=row["by_customer"])
+        if counts_budgets
+        else None,
     )
+
+
+async def held_already(conn: asyncpg.Connection, request: ReserveInput) -> ReserveResult | None:
+    """The first answer of a refund that holds (or held) already, read without a lock or a
+    transaction; None: it has no reservation yet, and only `hold` under the locks decides.
+
+    Why: a refund started through RefundClient was held at the edge, so the workflow's
+    reservation only ever finds that hold. Its answer is final once written (the first
+    answer stands), so reading it needs no lock: one statement instead of BEGIN, the
+    locks, the read and COMMIT, for every such refund. The lines it held were recorded with
+    it. `remaining` is what the others held as this read saw them, as under the lock."""
+    row = await conn.fetchrow(_READ, request.order_id, None, request.currency, 0, request.refund_id)
+    if row is None or row["mine"] is None:
+        return None
+    read = _as_read(row, request, counts_budgets=False)
+    assert read.mine is not None
+    return _first_answer(read, read.mine)
 
 
 def _withheld(request: ReserveInput, locked: Locked) -> str | None:

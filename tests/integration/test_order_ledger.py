@@ -314,6 +314,40 @@ async def test_a_reservation_on_a_known_order_waits_for_the_one_in_progress(
     )
 
 
+async def test_a_refund_held_at_the_edge_is_found_without_waiting_for_the_order(
+    db: asyncpg.Pool,
+) -> None:
+    """The workflow's reservation of a refund the edge held reads its first answer without
+    the order's lock (`reserving.held_already`): it does not queue behind another request
+    for the order, and the answer is the one the edge got, also once it is released."""
+    store = PostgresRefundStore(db)
+    order_id = unique_key("ord")
+    held = reservation(order_id, auto_approve=True)
+    edge, _ = await store.hold(held)
+    assert edge.reserved
+    other = reservation(order_id, reason_code="defective", lines=[], amount=1000)
+    async with db.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        await reserving.hold(conn, other)  # another request holds the order's lock
+        found = await asyncio.wait_for(store.reserve(held), timeout=5)
+        await transaction.rollback()
+    assert found == edge  # its first answer, not a second hold
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM refundflow.reservations WHERE refund_id = $1", held.refund_id
+        )
+        == 1
+    )
+
+    await db.execute(
+        "UPDATE refundflow.reservations SET state = 'released' WHERE refund_id = $1",
+        held.refund_id,
+    )
+    released = await store.reserve(held)
+    assert (released.reserved, released.remaining) == (False, 33000)
+
+
 async def test_concurrent_amounts_never_reach_final_sale_value(db: asyncpg.Pool) -> None:
     store = PostgresRefundStore(db)
     order_id = unique_key("ord")
