@@ -28,6 +28,7 @@ from workflows.models import (
     RestockInput,
     RestockResult,
 )
+from workflows.recorded_payment import RecordAndPayInput
 
 log = structlog.get_logger("refundflow.activities")
 
@@ -124,6 +125,16 @@ class RefundActivities:
                 currency=result.currency,
             )
             return result
+
+    @activity.defn(name=names.ACTIVITY_RECORD_AND_PAY)
+    async def record_and_issue_provider_refund(
+        self, request: RecordAndPayInput
+    ) -> ProviderRefundResult:
+        """`record_transitions`, then `issue_provider_refund`, in one call. A record the
+        store refuses (an audit conflict, a run that a reset superseded) raises as it does
+        there, and nothing is sent to the provider; a retry writes nothing twice."""
+        await self.record_transitions(request.record)
+        return await self.issue_provider_refund(request.pay)
 
     @activity.defn(name=names.ACTIVITY_CHECK_PROVIDER_REFUND)
     async def check_provider_refund(self, request: CheckRefundInput) -> ProviderRefundResult:

@@ -206,7 +206,7 @@ class RefundClient(RefundActions):
         # started_on: every path the code has from the start, no patch marker to write or bill.
         inp = RefundWorkflowInput(
             refund_id=refund_id, request=request, order=order, resolved=resolved,
-            policy=self.policy, asked_at=asked_at, started_on=patches.ADMIT_IN_ONE_CALL,
+            policy=self.policy, asked_at=asked_at, started_on=patches.RECORD_WITH_PAYMENT,
         )  # fmt: skip
         started: StatusView | None = None  # None: the refund was there already, asked below
         created: bool | None  # whether this call's start made the refund (only one can)

@@ -55,7 +55,7 @@ from worker.vouched_actions import interceptors as vouching_interceptors
 from workflows import names, vocabulary
 from workflows.models import ReconcileInput
 from workflows.reconciliation_workflow import ReconciliationWorkflow
-from workflows.refund.payment import FAST_PATH_BUDGET
+from workflows.refund.fast_path import FAST_PATH_BUDGET
 from workflows.refund.workflow import RefundWorkflow
 
 log = structlog.get_logger("refundflow.worker")
@@ -163,6 +163,7 @@ def _worker(
             activities.record_transitions,
             activities.reserve_refund,
             activities.issue_provider_refund,
+            activities.record_and_issue_provider_refund,
             activities.check_provider_refund,
             activities.cancel_provider_refund,
             activities.find_provider_refunds,

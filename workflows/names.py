@@ -27,6 +27,8 @@ SEARCH_ATTRIBUTES: dict[str, str] = {
 # Activity names: the workflow refers to activities by name so that it imports no I/O code.
 ACTIVITY_RECORD_TRANSITIONS = "record_transitions"
 ACTIVITY_ISSUE_PROVIDER_REFUND = "issue_provider_refund"
+# The audit write before the payment and the payment, in one call (patches.RECORD_WITH_PAYMENT).
+ACTIVITY_RECORD_AND_PAY = "record_and_issue_provider_refund"
 ACTIVITY_RESTOCK_LINE = "restock_line"
 ACTIVITY_RESERVE_REFUND = "reserve_refund"
 ACTIVITY_CHECK_PROVIDER_REFUND = "check_provider_refund"

@@ -14,7 +14,7 @@ from tests.chaos.ends import COMPLETED
 from tests.chaos.harness import Chaos, settle
 from tests.chaos.proofs import all_in_flight, durable_attempts, in_flight, paid_once, wait_for
 from workflows.models import StatusView
-from workflows.refund.payment import FAST_PATH_RETRY
+from workflows.refund.fast_path import FAST_PATH_RETRY
 from workflows.states import Awaiting, RefundState
 
 Calls = dict[str, list[dict[str, Any]]]

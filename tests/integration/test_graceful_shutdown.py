@@ -15,7 +15,7 @@ from tests.conftest import Sandbox
 from tests.integration.helpers import eventually, wait_for_state
 from tests.integration.test_refund_flow import make_request
 from worker.devstack import DevStack
-from workflows.refund.payment import FAST_PATH_RETRY
+from workflows.refund.fast_path import FAST_PATH_RETRY
 
 pytestmark = pytest.mark.stack
 

@@ -14,7 +14,7 @@ from tests.integration.helpers import wait_for_state
 from tests.integration.test_refund_flow import make_request
 from worker.devstack import DevStack
 from worker.main import WFT_WARN_S
-from workflows.refund.payment import FAST_PATH_BUDGET
+from workflows.refund.fast_path import FAST_PATH_BUDGET
 
 pytestmark = pytest.mark.stack
 

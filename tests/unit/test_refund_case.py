@@ -229,7 +229,8 @@ def test_a_start_naming_a_roll_up_this_worker_does_not_know_is_refused() -> None
     case, _ = new_case()
     known = case.inp.model_dump() | {"started_on": patches.ALL_ABOVE}
     assert RefundWorkflowInput.model_validate(known).started_on == patches.ALL_ABOVE
-    newer = known | {"started_on": patches.ADMIT_IN_ONE_CALL}
-    assert RefundWorkflowInput.model_validate(newer).started_on == patches.ADMIT_IN_ONE_CALL
+    for newer in (patches.ADMIT_IN_ONE_CALL, patches.RECORD_WITH_PAYMENT):
+        started = RefundWorkflowInput.model_validate(known | {"started_on": newer})
+        assert started.started_on == newer
     with pytest.raises(ValidationError, match="all-above-2026-11"):
         RefundWorkflowInput.model_validate(known | {"started_on": "all-above-2027-03"})

@@ -31,6 +31,7 @@ from workflows.models import (
     RestockResult,
     TimelineEntry,
 )
+from workflows.recorded_payment import RecordAndPayInput
 from workflows.verification import (
     AdmitInput,
     AdmitResult,
@@ -92,6 +93,7 @@ class FakeSystems:
             self.admit_refund,
             self.record_transitions,
             self.issue_provider_refund,
+            self.record_and_issue_provider_refund,
             self.check_provider_refund,
             self.cancel_provider_refund,
             self.find_provider_refunds,
@@ -208,6 +210,14 @@ class FakeSystems:
         )
         self.provider_refunds[request.idempotency_key] = result
         return result
+
+    @activity.defn(name=names.ACTIVITY_RECORD_AND_PAY)
+    async def record_and_issue_provider_refund(
+        self, request: RecordAndPayInput
+    ) -> ProviderRefundResult:
+        """As the worker's: the record first; a refused record pays nothing."""
+        await self.record_transitions(request.record)
+        return await self.issue_provider_refund(request.pay)
 
     @activity.defn(name=names.ACTIVITY_CHECK_PROVIDER_REFUND)
     async def check_provider_refund(self, request: CheckRefundInput) -> ProviderRefundResult:

@@ -45,13 +45,16 @@ async def runs_of(client: Client, workflow_id: str) -> list[tuple[str, int, str]
 async def test_history_stops_growing_while_postgres_is_down(env: Env) -> None:
     env.systems.store_down = True
     handle = await env.start(tv_order(price=SMALL))
-    # A few in-process tries (about 3 s), then the regular activity retries server-side.
-    await asyncio.sleep(6)
+    # A few in-process tries with the payment (about 3 s: nothing is paid before the record
+    # is written), a few more of the record alone, then the regular activity retries
+    # server-side.
+    await asyncio.sleep(10)
     calls_then, events_then = env.systems.store_calls, await history_length(handle)
     await asyncio.sleep(12)
     assert env.systems.store_calls > calls_then, "the store was not retried while down"
     # Before, each in-process retry cycle added about 3 events every 8 s, forever.
     assert await history_length(handle) == events_then
+    assert env.systems.paid() == []  # the record before the money, with the store down too
     env.systems.store_down = False
     done = await result_of(handle, timeout=60)
     assert done.state is RefundState.COMPLETED

@@ -74,20 +74,24 @@ def ask_patches(case: RefundCase, journal: Journal) -> Paths:
     where the run took the new path (measured). A replay of an older refund finds no
     ALL_ABOVE marker, so that ask writes nothing and the old asks follow unchanged.
 
-    A refund whose start input says it started on ADMIT_IN_ONE_CALL (RefundClient's, since
-    2026-11-28) or ALL_ABOVE (before) takes that roll-up without asking: the input is in its
-    history, so every replay decides the same, and it costs no marker and no
+    A refund whose start input says it started on RECORD_WITH_PAYMENT (RefundClient's, since
+    2026-11-28), ADMIT_IN_ONE_CALL or ALL_ABOVE (before) takes that roll-up without asking:
+    the input is in its history, so every replay decides the same, and it costs no marker and no
     TemporalChangeVersion upsert (a billable action). ADMIT_IN_ONE_CALL is asked of every
-    other refund that takes ALL_ABOVE's paths; a refund started before it finds no marker.
+    other refund that takes ALL_ABOVE's paths, and RECORD_WITH_PAYMENT of every one that
+    takes ADMIT_IN_ONE_CALL; a refund started before either finds no marker.
     Workers must understand a `started_on` value before any client sends it (deploy them
     first: a worker refuses a value it does not know, `patches.StartedOn`, so the refund
     waits for a newer one)."""
-    if case.inp.started_on == patches.ADMIT_IN_ONE_CALL:
+    if case.inp.started_on in (patches.RECORD_WITH_PAYMENT, patches.ADMIT_IN_ONE_CALL):
         _take_all_above(case, journal)
+        case.p.record_with_payment = case.inp.started_on == patches.RECORD_WITH_PAYMENT
         return Paths(reserve_first=True, verify=True, in_one_call=True)
     if case.inp.started_on == patches.ALL_ABOVE or workflow.patched(patches.ALL_ABOVE):
         _take_all_above(case, journal)
         one_call = workflow.patched(patches.ADMIT_IN_ONE_CALL)
+        # Asked only where the one above was taken: the roll-ups build on each other.
+        case.p.record_with_payment = one_call and workflow.patched(patches.RECORD_WITH_PAYMENT)
         return Paths(reserve_first=True, verify=True, in_one_call=one_call)
     journal.local_fast_path = workflow.patched(patches.LOCAL_FAST_PATH)
     # Older refunds asked this one right after the one above, with nothing between.

@@ -74,18 +74,10 @@ class Journal:
         """
         if publish:
             self.publish()
-        entries, notices = self.case.unrecorded()
-        if not entries:
+        staged = self.staged()
+        if staged is None:
             return
-        upto = len(self.case.p.timeline)
-        batch = RecordTransitionsInput(
-            refund_id=self.case.inp.refund_id,
-            entries=entries,
-            projection=views.projection(self.case),
-            notices=notices,
-            conflict_is_final=self.case.p.long_lived,
-            view=views.status(self.case),
-        )
+        batch, upto = staged
         try:
             await self.store_call(names.ACTIVITY_RECORD_TRANSITIONS, batch, int, "audit")
         except (ActivityError, ApplicationError) as err:
@@ -98,6 +90,24 @@ class Journal:
             await self.flush(publish)
             return
         self.case.mark_recorded(upto)
+
+    def staged(self) -> tuple[RecordTransitionsInput, int] | None:
+        """What `flush` would write (the unrecorded entries, their notices, the status as
+        of them) and the timeline position it records up to; None when all is recorded.
+        A call that writes it with something else (payment.Payment's first attempt) marks
+        it recorded with `case.mark_recorded(upto)` once written."""
+        entries, notices = self.case.unrecorded()
+        if not entries:
+            return None
+        batch = RecordTransitionsInput(
+            refund_id=self.case.inp.refund_id,
+            entries=entries,
+            projection=views.projection(self.case),
+            notices=notices,
+            conflict_is_final=self.case.p.long_lived,
+            view=views.status(self.case),
+        )
+        return batch, len(self.case.p.timeline)
 
     async def store_call(self, name: str, arg: Any, result_type: type[T], summary: str) -> T:
         """Our own Postgres, idempotent by key: short enough to run as a local activity

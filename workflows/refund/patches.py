@@ -31,7 +31,11 @@ ALL_ABOVE: Final = "all-above-2026-11"
 # Every path of ALL_ABOVE, and the start's check and the refund's hold in one store call.
 # RefundClient's starts name it; other starts ask it (after ALL_ABOVE, before any activity).
 ADMIT_IN_ONE_CALL: Final = "admit-in-one-call-2026-11"
-StartedOn = Literal["all-above-2026-11", "admit-in-one-call-2026-11"]
+# Every path of ADMIT_IN_ONE_CALL, and the first payment attempt's audit write in the same
+# local activity as the provider call. RefundClient's starts name it; other starts ask it
+# (after ADMIT_IN_ONE_CALL, before any activity).
+RECORD_WITH_PAYMENT: Final = "record-with-payment-2026-11"
+StartedOn = Literal["all-above-2026-11", "admit-in-one-call-2026-11", "record-with-payment-2026-11"]
 """The roll-ups a start may name (`RefundWorkflowInput.started_on`). A worker refuses a
 start naming one it does not know (its workflow task fails and is retried), so the refund
 waits for a worker that knows it, instead of taking an older path that a newer worker's
@@ -164,6 +168,17 @@ REGISTER: tuple[Patch, ...] = (
         " every refund. Taken without asking by a refund whose `started_on` names it"
         " (RefundClient's starts); asked, after ALL_ABOVE, by any other new refund.",
         "verify the start, then reserve, in two store calls",
+        "patched",
+        _OLD_OPEN,
+    ),
+    Patch(
+        RECORD_WITH_PAYMENT,
+        "The audit write before the first payment attempt and the provider call in one local"
+        " activity (workflows/recorded_payment.py): the record first, so a refused record"
+        " still pays nothing; one activation, marker event and codec pass fewer per refund."
+        " Taken without asking by a refund whose `started_on` names it (RefundClient's"
+        " starts); asked, after ADMIT_IN_ONE_CALL, by any other new refund.",
+        "write the audit, then call the provider, in two local activities",
         "patched",
         _OLD_OPEN,
     ),

@@ -24,27 +24,13 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.refund import failures, lifetime, patches, provider_cancel, restock
     from workflows.refund.case import MAX_ESCALATION, Progress, RefundCase
+    from workflows.refund.fast_path import PROVIDER_CALL_TIMEOUT, pay_in_process
     from workflows.refund.journal import STORE_RETRY, Journal
     from workflows.states import Awaiting, OperatorDecision, RefundEvent, TimelineEvent
 
-# The provider call is safe to retry because every attempt carries the same idempotency key.
-PROVIDER_CALL_TIMEOUT = timedelta(seconds=15)
-# How long the in-process (local activity) provider call may take, retries included, before
-# the refund moves to the durable, timer-watched activity path. Measured: the SDK does not
-# end a local activity's retries at this schedule-to-close timeout (it retried for over a
-# minute), so the attempts are bounded too (FAST_PATH_RETRY); the timeout stays as a cap.
-FAST_PATH_BUDGET = timedelta(seconds=10)
 PROVIDER_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=10),
-    non_retryable_error_types=[names.PROVIDER_REFUSED_ERROR],
-)
-# Three tries within about 3 s (1 s, then 2 s apart): a provider that is still failing after
-# that is left to the durable activity, which the refund-SLA timer watches.
-FAST_PATH_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=2),
-    maximum_attempts=3,
     non_retryable_error_types=[names.PROVIDER_REFUSED_ERROR],
 )
 # While an operator is needed, remind (re-publish the escalation) this often: never timer-less.
@@ -102,9 +88,11 @@ class Payment:
     async def _attempt(self) -> ProviderRefundResult | None:
         """One payment attempt through to the provider's final word (None: refused)."""
         self.case.set_awaiting(Awaiting.PAYMENT_PROVIDER)
-        # On the fast path the whole payment usually fits in this workflow task: publish
-        # search attributes once at the end instead of before and after.
-        await self.journal.flush(publish=not self._fast_path_allowed())
+        fast = self._fast_path_allowed()
+        if not (fast and self.p.record_with_payment):  # else written with the provider call
+            # On the fast path the whole payment usually fits in this workflow task: publish
+            # search attributes once at the end instead of before and after.
+            await self.journal.flush(publish=not fast)
         outcome = await self._issue()
         if outcome is not None and outcome.status in NOT_FINAL:
             outcome = await self._await_settlement(outcome)
@@ -154,18 +142,9 @@ class Payment:
         request = self._request()
         if self._fast_path_allowed():
             self.p.tried_fast_path = True
+            with_record = self.p.record_with_payment
             try:
-                result: ProviderRefundResult = await workflow.execute_local_activity(
-                    names.ACTIVITY_ISSUE_PROVIDER_REFUND,
-                    # A local activity re-runs from attempt 1 if the worker dies: always look.
-                    request.model_copy(update={"look_up_first": True}),
-                    result_type=ProviderRefundResult,
-                    start_to_close_timeout=PROVIDER_CALL_TIMEOUT,
-                    schedule_to_close_timeout=FAST_PATH_BUDGET,
-                    retry_policy=FAST_PATH_RETRY,
-                    summary="provider refund (fast path)",
-                )
-                return result
+                return await pay_in_process(self.case, self.journal, request, with_record)
             except (ActivityError, ApplicationError, ActivityTimeout) as err:
                 # A local activity's failure arrives as the activity's own ApplicationError
                 # (or a timeout), a regular activity's as an ActivityError wrapping it.
@@ -174,6 +153,10 @@ class Payment:
                     return None
                 # Slow or failing provider: continue on the durable path, timer-watched.
             request = request.model_copy(update={"look_up_first": True})
+            if with_record:
+                # Whether the record was written is not known (the store down, or it refused
+                # this run): written again, its refusals handled as always, before any pay.
+                await self.journal.flush(publish=False)
         return await self._issue_durably(request)
 
     async def _issue_durably(self, request: IssueRefundInput) -> ProviderRefundResult | None:

@@ -65,6 +65,9 @@ class Progress(BaseModel):
     """Store calls and the first provider call run in-process (refunds since that patch)."""
     all_above: bool = False
     """Started on patch ALL_ABOVE: takes every earlier patch's new path without asking."""
+    record_with_payment: bool = False
+    """The first payment attempt's audit write goes with the provider call, in one local
+    activity (patch RECORD_WITH_PAYMENT)."""
     seq_base: int = 0
     """Added to a timeline position to get its audit sequence number: more than 0 once
     another run of this refund (a reset) wrote entries this run does not have."""
