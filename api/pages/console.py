@@ -133,6 +133,12 @@ def available(who: Principal, status: StatusView, api: ApiState) -> dict[str, De
     """The actions this refund can take now, each with whether `who` may (and why not)."""
     refund = facts(api, status)
     decisions = {a.value: decide(who, a, refund) for a in _possible(status)}
+    approving = decisions.get(Action.APPROVE.value)
+    if approving is not None and not approving.allowed and who.approver_role:
+        # A lower amount would not do either (a trial typed 200.00 into a form left open).
+        decisions[Action.APPROVE.value] = Decision(
+            False, f"{approving.reason}; approving less decides all of it too"
+        )
     if approved_already(who, status):
         decisions[Action.APPROVE.value] = Decision(
             False, f"{who.actor} approved it already: a second, different person must approve"

@@ -33,8 +33,12 @@ def test_above_the_threshold_an_approval_says_what_was_checked() -> None:
     assert refused.startswith("evidence is required above 200.00 USD: say what you checked")
     assert case.approval_refusal("li", "lead", None, "   ") == refused  # blank says nothing
     assert case.approval_refusal("li", "lead", None, "photos in ticket 123") is None
-    # Approving no more than the threshold needs none.
-    assert case.approval_refusal("li", "lead", 20000) is None
+    # Approving less decides all of it, so it needs evidence too (a trial: 490.00 of a
+    # 600.00 refund, above the 500.00 threshold, was approved and paid without any).
+    assert case.approval_refusal("li", "lead", 20000) == (
+        f"{refused} (approving less than its 255.00 USD decides all of it)"
+    )
+    assert case.approval_refusal("li", "lead", 20000, "photos in ticket 123") is None
 
 
 def test_below_the_threshold_nothing_is_asked() -> None:

@@ -277,10 +277,13 @@ class RefundCase:
         # Approving less decides the whole refund: it takes the authority for all of it, or
         # a reviewer could cut a refund down to their own limit (a trial: support paid 200.00
         # of a 255.00 refund that needs a lead).
-        refusal = self.policy.authority_refusal(reviewer, role, self.p.amount, self.currency)
+        # The same for evidence (a trial: 490.00 of a 600.00 refund approved without it).
+        refusal = self.policy.authority_refusal(
+            reviewer, role, self.p.amount, self.currency
+        ) or self.evidence_refusal(self.p.amount, evidence)
         if refusal and approving < self.p.amount:
             refusal += f" (approving less than its {self.money()} decides all of it)"
-        return refusal or self.evidence_refusal(approving, evidence)
+        return refusal
 
     def evidence_refusal(self, amount: int, evidence: str | None) -> str | None:
         """Above the policy's evidence threshold an approval says what was checked, unless
