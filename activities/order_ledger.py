@@ -122,7 +122,9 @@ async def follow_refund(conn: asyncpg.Connection, p: StatusProjection) -> None:
         )
         if held is None:
             return
-        approved_less = held["basis"] == "amount" and 0 < p.amount < held["amount"]
+        # By amount or by lines (a trial: a TV approved for 12.00 of 255.00, then a cable of
+        # the same order was paid by the policy alone): second_asks.cut_by_a_reviewer.
+        approved_less = held["basis"] is not None and 0 < p.amount < held["amount"]
         await conn.execute(
             "UPDATE refundflow.reservations SET state = 'consumed', amount = $2,"
             " approved_less = $3, updated_at = now() WHERE refund_id = $1",
@@ -130,7 +132,7 @@ async def follow_refund(conn: asyncpg.Connection, p: StatusProjection) -> None:
             p.amount,
             approved_less,
         )
-        if approved_less:
+        if approved_less and held["basis"] == "amount":  # lines close their units whole
             await _shrink_amount_hold(conn, p.refund_id, held["amount"], p.amount)
 
 

@@ -56,9 +56,11 @@ def asked_again(request: ReserveInput, holds: Sequence[Hold]) -> str | None:
 
 def cut_by_a_reviewer(request: ReserveInput, holds: Sequence[Hold]) -> str | None:
     """Why `request` is not paid without a reviewer when a reviewer approved another refund
-    of the order, by amount, for less than it asked (None: none did). The declined rest is
-    free on the order again, but asking again for it (under another key, for another
-    reason) is the same money a reviewer declined: a person decides, not the policy."""
+    of the order, by amount or by lines, for less than it asked (None: none did). The
+    declined rest of an amount is free on the order again, but asking again for it (under
+    another key, for another reason) is the same money a reviewer declined; and after a
+    reviewer cut a refund of some lines, a refund of the others is a person's call too:
+    a person decides, not the policy."""
     if request.reason_code is None:
         return None
     cut = next((hold for hold in holds if hold.approved_less), None)

@@ -43,3 +43,32 @@ async def test_the_rest_a_reviewer_declined_is_not_paid_without_a_reviewer(
     # A reviewer may still grant it: the money is free on the order, the decision theirs.
     await refunds.approve(second.refund_id, "alice")
     await wait_for_state(refunds, second.refund_id, "completed")
+
+
+async def test_after_a_reviewer_cut_a_refund_of_lines_the_other_lines_wait_for_a_reviewer(
+    refunds: RefundClient, sandbox: Sandbox
+) -> None:
+    """A trial: a TV refund approved for 12.00 of 255.00, then a cable of the same order and
+    an amount were paid by the policy alone. Cut by lines, as by amount: a person decides."""
+    lines = [
+        {"sku": "TV-55", "quantity": 1, "unit_price": 30000, "category": "electronics"},
+        {"sku": "CABLE", "quantity": 2, "unit_price": 1500, "category": "general"},
+    ]
+    order = await sandbox.order(lines=lines)
+    customer = unique_key("cust")
+    tv = [{"sku": "TV-55", "quantity": 1}]
+    first = await refunds.request(make_request(order, amount=None, lines=tv, requested_by=customer))
+    assert first.awaiting.value == "reviewer"
+    await refunds.approve(first.refund_id, "li", amount=1200, role="lead")
+    await wait_for_state(refunds, first.refund_id, "completed")
+
+    cable = [{"sku": "CABLE", "quantity": 1}]
+    for asked in (
+        make_request(order, amount=None, lines=cable, requested_by=customer),
+        make_request(order, amount=1000, requested_by=customer, reason_code="late_delivery"),
+    ):
+        later = await refunds.request(asked)
+        assert (later.state.value, later.awaiting.value) == ("pending_review", "reviewer")
+        assert any("approved by a reviewer for less" in n for n in later.policy_notes)
+    paid = [r for r in await sandbox.refunds(order["order_id"]) if r["status"] == "succeeded"]
+    assert sum(r["amount"] for r in paid) == 1200
