@@ -307,17 +307,21 @@ class RefundClient(RefundActions):
     async def status(
         self, refund_id: str, *, include_timeline: bool = True, live: bool = False
     ) -> StatusView:
-        """The refund's status: from the store's projection, written with the audit each
-        time the refund records transitions (one indexed read, however many refunds are
-        open); `live`, or without a store, or for refunds recorded before the projection
-        kept it: asked of the workflow (a query, which may replay its history)."""
+        """The refund's status: the store's projection, written with the audit (one indexed
+        read, however many refunds are open); `live`, without a store, or for refunds older
+        than the projection: asked of the workflow (a query; workflow_reads.live_status)."""
         if not live and self._database_url:
             with step("projection"):
                 view = await (await self._store()).status_view(refund_id)
             if view is not None:
                 return view if include_timeline else view.model_copy(update={"timeline": []})
+
+        query = StatusQuery(include_timeline=include_timeline)
+        store = await self._store() if self._database_url else None
         try:
-            return await self._query(refund_id, include_timeline=include_timeline)
+            return await workflow_reads.live_status(
+                self._handle(refund_id), query, QUERY_TIMEOUT, store
+            )
         except RPCError as err:
             raise rpc_error(refund_id, err) from None
 
@@ -327,10 +331,6 @@ class RefundClient(RefundActions):
             return await workflow_reads.abnormal_end(self._handle(refund_id))
         except RPCError as err:
             raise rpc_error(refund_id, err) from None
-
-    async def _query(self, refund_id: str, *, include_timeline: bool) -> StatusView:
-        query = StatusQuery(include_timeline=include_timeline)
-        return await workflow_reads.query_status(self._handle(refund_id), query, QUERY_TIMEOUT)
 
     async def list(
         self,

@@ -7,7 +7,7 @@ import asyncio
 import re
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -17,7 +17,7 @@ from client.refund_ids import REFUND_ID_PATTERN
 from workflows import names
 from workflows.models import StatusQuery, StatusView
 from workflows.refund.workflow import RefundWorkflow
-from workflows.states import Awaiting, RefundState
+from workflows.states import TERMINAL_STATES, Awaiting, RefundState
 
 RUN_HANDOVER_TRIES = 25  # x 0.2 s
 # How much longer than its patience the first look at a new refund may wait for a query
@@ -46,6 +46,30 @@ async def query_status(
                 raise
             await asyncio.sleep(0.2)
     raise RefundflowError(f"refund {handle.id} is between two runs; try again in a moment")
+
+
+class Records(Protocol):
+    async def status_view(self, refund_id: str) -> StatusView | None: ...
+
+
+async def live_status(
+    handle: WorkflowHandle[Any, Any],
+    query: StatusQuery,
+    rpc_timeout: timedelta,
+    records: Records | None,
+) -> StatusView:
+    """The refund's status as its workflow holds it, unless its record says it has ended:
+    a workflow Temporal ended answers with the state it had then, though reconciliation
+    closed the refund since (a trial: live said refunding of a completed refund). A refund
+    recorded as ended has ended (its workflow writes its end before it closes), so its
+    record is the word. `records`: the store (None: no store to ask)."""
+    asked = await query_status(handle, query, rpc_timeout)
+    if asked.state in TERMINAL_STATES or records is None:
+        return asked
+    kept = await records.status_view(handle.id)
+    if kept is None or kept.state not in TERMINAL_STATES:
+        return asked
+    return kept if query.include_timeline else kept.model_copy(update={"timeline": []})
 
 
 async def abnormal_end(

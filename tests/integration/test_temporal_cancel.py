@@ -134,6 +134,8 @@ async def test_a_terminated_refund_is_closed_by_reconciliation_and_its_key_answe
     status = await refunds.status(waiting.refund_id)
     assert (status.state.value, status.cancel_reason) == ("cancelled", "closed_in_temporal")
     assert status.awaiting.value == "nothing" and status.eta is None
+    # Asked live too (a trial: the ended workflow's query still said pending_review).
+    assert await refunds.status(waiting.refund_id, live=True) == status
     assert "closed by our team before it was paid; no money moved" in status.message
     assert (await refunds.track(waiting.refund_id))["status"] == "closed"
     trail = await refunds.audit(waiting.refund_id)
