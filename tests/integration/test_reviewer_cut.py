@@ -4,11 +4,13 @@ then 40.00 asked again under another key was auto-approved and paid, 90.00 in al
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
 from client.refund_client import RefundClient
 from tests.conftest import Sandbox, unique_key
-from tests.integration.helpers import wait_for_state
+from tests.integration.helpers import eventually, wait_for_state
 from tests.integration.test_budgets import note
 from tests.integration.test_refund_flow import make_request
 
@@ -37,6 +39,14 @@ async def test_the_rest_a_reviewer_declined_is_not_paid_without_a_reviewer(
     second = await refunds.request(rest)
     assert (second.state.value, second.awaiting.value) == ("pending_review", "reviewer")
     assert note(cut) in second.policy_notes, second.policy_notes
+    # The customer is told what `track` says: a decision due by a date (a trial: the
+    # notice said only "received", with no date, for a refund the store sent to review).
+    [requested] = await eventually(
+        lambda: refunds.events(second.refund_id), lambda told: len(told) == 1
+    )
+    facts = requested.payload["facts"]
+    assert second.eta is not None and facts["eta_kind"] == "review", facts
+    assert datetime.fromisoformat(facts["eta"]) == second.eta, facts
     paid = [r for r in await sandbox.refunds(order["order_id"]) if r["status"] == "succeeded"]
     assert sum(r["amount"] for r in paid) == 5000
 

@@ -151,6 +151,18 @@ class RefundCase:
             )
         )
 
+    def retell_request(self) -> None:
+        """The request's notice, while not yet sent, told as the refund now stands. A refund
+        the store sent to a reviewer although its policy approves it by itself (a budget,
+        the same request again, a reviewer's cut) was told "received" and no date, while
+        `track` said it waits for a decision due by a date (a trial)."""
+        self.p.notices = [
+            n.model_copy(update={"facts": views.facts(self)})
+            if n.event == TimelineEvent.REQUESTED.value
+            else n
+            for n in self.p.notices
+        ]
+
     def escalate(self, actor: str, reason: str, source: str = "timer", tell: bool = True) -> None:
         """Raise the escalation level and record why; `tell`: customers and subscribers hear
         of a new level (not of staff matters such as an audit conflict)."""

@@ -91,6 +91,7 @@ class RefundWorkflow:
             case.apply(RefundEvent.AUTO_APPROVE, "policy", "policy", case.auto_reason())
         else:
             case.set_awaiting(Awaiting.REVIEWER)
+            case.retell_request()
             await self._await_review()
 
         if case.p.state is RefundState.APPROVED:
