@@ -15,6 +15,7 @@ import re
 from api import listing
 from api.deps import ApiState
 from api.identity import Principal, PrincipalKind
+from api.internal_controls import without_internal_controls
 from client.errors import RefundflowError
 from client.review_context import as_stopped
 from workflows.eligibility import EligibilityAnswer
@@ -96,7 +97,9 @@ async def said_to_customer(api: ApiState, customer: str, message: str) -> str:
 async def eligibility_for_customer(
     api: ApiState, customer: str, answer: EligibilityAnswer
 ) -> EligibilityAnswer:
-    """`answer` as `customer` may read it: other customers' refunds not named anywhere."""
+    """`answer` as `customer` may read it: no internal control (budgets, limits, roles),
+    and other customers' refunds not named anywhere."""
+    answer = without_internal_controls(answer)
     made = [answer.already_made] if answer.already_made else []
     texts = [answer.summary, *answer.held_by, *made, *(rule.message for rule in answer.rules)]
     others = await others_refunds(api, customer, texts)

@@ -22,6 +22,7 @@ from api.deps import (
     order_facts,
 )
 from api.identity import PrincipalKind
+from api.internal_controls import policy_terms
 from api.problems import Kind, ProblemError, problem_responses
 from api.schemas import Health, IdempotencyKey, RefundRequestBody
 from client import policy_view
@@ -85,7 +86,8 @@ async def policies(who: Caller, api: State) -> list[dict[str, Any]]:
 
 @router.get(
     "/v1/policies/{name}",
-    summary="One policy (`standard-v3`, `standard@v3`), with every setting",
+    summary="One policy (`standard-v3`, `standard@v3`), with every setting (customers: its"
+    " terms, without approval limits, budgets or authority)",
     responses={**problem_responses(Kind.NOT_FOUND), **AUTH_PROBLEMS},
 )
 async def policy(
@@ -93,9 +95,10 @@ async def policy(
 ) -> dict[str, Any]:
     enforce(who, Action.POLICIES)
     try:
-        return policy_view.describe(policy_view.load_named(api.policy_dir, name))
+        described = policy_view.describe(policy_view.load_named(api.policy_dir, name))
     except PolicyUnavailable as err:  # without the server's paths
         raise ProblemError(Kind.NOT_FOUND, err.public) from None
+    return policy_terms(described) if who.kind is PrincipalKind.CUSTOMER else described
 
 
 @router.get("/healthz", response_model=Health, summary="The API process is up", tags=["health"])

@@ -287,10 +287,19 @@ async def test_eligibility_and_policies(api: Api, sandbox: Sandbox) -> None:
     answer = await api.call("POST", "/v1/eligibility", as_=who, json=body)
     assert answer.status == 200, answer.body
     assert answer.body["eligible"] is True and answer.body["refund_amount"] == 25000
+    # A customer reads that a person decides, not which role, limit or budget (a trial:
+    # a customer can size requests to slip under them); staff read it all.
+    assert answer.body["summary"] == "Eligible: 250.00 USD, once a reviewer approves it."
+    assert answer.body["approval_by"] is None and "role" not in str(answer.body)
+    staff = await api.call("POST", "/v1/eligibility", as_="li", json=body)
+    assert staff.body["approval_by"] == "lead" and "(role lead or above)" in str(staff.body)
     listed = await api.call("GET", "/v1/policies", as_=who)
     assert "standard-v3" in {f"{p['name']}-v{p['version']}" for p in listed.body}
     one = await api.call("GET", "/v1/policies/standard@v3", as_=who)
-    assert one.body["settings"]["authority.support"] == 20000
+    assert one.body["settings"]["eligibility.return_window_days"] == 30
+    assert not [k for k in one.body["settings"] if k.startswith(("approval", "authority"))]
+    whole = await api.call("GET", "/v1/policies/standard@v3", as_="li")
+    assert whole.body["settings"]["authority.support"] == 20000
     missing = await api.call("GET", "/v1/policies/standard-v99", as_=who)
     assert missing.status == 404 and missing.problem_type == "urn:refundflow:problem:not-found"
     # What is on file, never where: the server's folders are nobody's business.
