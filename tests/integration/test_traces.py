@@ -141,11 +141,12 @@ async def test_one_refund_requested_through_the_api_is_one_connected_trace(
     assert start.parent_id == request.span_id
     run = the(spans, "RunWorkflow:RefundWorkflow", worker)
     assert run.parent_id == start.span_id  # across the process boundary, through Temporal
-    issue = the(spans, "RunActivity:issue_provider_refund", worker)
+    # The audit write and the payment, in one local activity (patches.RECORD_WITH_PAYMENT).
+    issue = the(spans, "RunActivity:record_and_issue_provider_refund", worker)
     # Scheduled by the workflow (temporalio parents it on the start's context), up to the
     # request: nothing in between comes from another trace.
     chain = ancestors(issue, spans)
-    assert chain[0] == "StartActivity:issue_provider_refund", chain
+    assert chain[0] == "StartActivity:record_and_issue_provider_refund", chain
     assert chain[-2:] == [start.name, REQUEST], chain
     create = the(spans, PROVIDER_CREATE, worker)
     assert create.parent_id == issue.span_id
