@@ -59,12 +59,25 @@ FreeText = Annotated[
 ]
 
 
+# Unicode's bidirectional embeddings, overrides and isolates: text with one displays in
+# another order than it was written (U+202E turns "refund 10" into "01 dnufer" on screen).
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def says_something(text: str) -> str:
-    """`text`, unless it is blank or only spaces (ValueError): a reason or proof the audit
-    keeps for good must say something. Applied where people type it (the API's bodies,
-    the CLI), not to FreeText itself: recorded histories must still replay."""
+    """`text`, unless it is blank or only spaces, or holds a bidirectional control
+    (ValueError): a reason or proof the audit keeps for good must say something, and read
+    in the console and the CLI as it was written (a trial stored U+202E in a rejection).
+    Applied where people type it (the API's bodies, the CLI), not to FreeText itself:
+    recorded histories must still replay."""
     if not text.strip():
         raise ValueError("must say something: it is kept in the audit trail")
+    if found := BIDI_CONTROLS.intersection(text):
+        named = ", ".join(f"U+{ord(c):04X}" for c in sorted(found))
+        raise ValueError(
+            f"must not contain bidirectional controls ({named}): the audit trail would read"
+            " otherwise than it was written"
+        )
     return text
 
 

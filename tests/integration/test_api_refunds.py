@@ -205,6 +205,16 @@ async def test_a_customer_withdraws_their_own_refund(
         )
         assert refused.status == 422, refused.body
         assert refused.body["detail"].startswith("reason: must say something"), refused.body
+    # Nor one that would display reversed (a trial stored U+202E in a rejection's reason).
+    reversed_text = {"reason": "bidi \u202e txet"}
+    refused = await api.call(
+        "POST", f"/v1/refunds/{refund_id}/cancel", as_=owner, json=reversed_text
+    )
+    assert refused.status == 422, refused.body
+    assert refused.body["detail"] == (
+        "reason: must not contain bidirectional controls (U+202E): the audit trail would read"
+        " otherwise than it was written"
+    ), refused.body
     assert await audit_of(db, refund_id) == before
     done = await api.call(
         "POST", f"/v1/refunds/{refund_id}/cancel", as_=owner, json={"reason": "found it"}

@@ -48,6 +48,7 @@ RF = "rf_0123456789abcdef01234567"
         (["reject", RF, "--reason", "   "], "--reason: must say something"),
         (["cancel", RF, "--reason", ""], "--reason: must say something"),
         (["operator", "paid-elsewhere", RF, "--proof", " "], "--proof: must say something"),
+        (["reject", RF, "--reason", "ok \u2066x"], "--reason: must not contain bidirectional"),
         # A reason code is checked before anything is asked, a near miss named.
         (
             ["request", "--order", "ord_1", "--amount", "5", "--reason", "damagd"],
