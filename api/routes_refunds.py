@@ -58,7 +58,10 @@ READ_PROBLEMS = problem_responses(
     summary="Request a refund (the same Idempotency-Key and body: the same refund); a"
     " customer is answered with their own view (as /track), staff and services with the status",
     responses={
-        200: {"description": "Asked before: the refund this key already made"},
+        200: {
+            "description": "Asked before: the refund this key already made (and its Location)",
+            "headers": {"Location": {"schema": {"type": "string"}}},
+        },
         201: {
             "description": "Made, answered with its first step; the Location is where the"
             " caller follows it (/v1/refunds/{id}, a customer's /v1/refunds/{id}/track)",
@@ -141,11 +144,12 @@ async def _request_refund(
     response.status_code = 200 if asked_before else 201
     if not asked_before:
         api.metrics.refunds_requested.labels(request.channel).inc()
-        # Where this caller can follow it: a customer reads /track, not the staff status.
-        to_customer = who.kind is PrincipalKind.CUSTOMER
-        response.headers["Location"] = f"/v1/refunds/{status.refund_id}" + (
-            "/track" if to_customer else ""
-        )
+    # Where this caller can follow it: a customer reads /track, not the staff status. Also
+    # on a 200: a client asking again after a lost 202 finds it there (a trial).
+    to_customer = who.kind is PrincipalKind.CUSTOMER
+    response.headers["Location"] = f"/v1/refunds/{status.refund_id}" + (
+        "/track" if to_customer else ""
+    )
     if respond_async and not asked_before:
         response.headers["Preference-Applied"] = "respond-async"
         response.status_code = 202

@@ -458,5 +458,7 @@ async def test_prefer_respond_async_answers_as_soon_as_the_refund_is_started(
 
     again = await api.call("POST", "/v1/refunds", as_="checkout", json=body, headers=prefer)
     assert (again.status, again.body["state"]) == (200, "completed"), again.body
+    # Asked again after a lost 202, the caller still learns where it is (a trial).
+    assert again.headers["Location"] == f"/v1/refunds/{refund_id}"
     paid = await sandbox.refunds(order["order_id"])
     assert [p["amount"] for p in paid] == [3000]
