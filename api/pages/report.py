@@ -36,9 +36,7 @@ def period(preset: str, since_text: str, until_text: str) -> tuple[date, date]:
     today = datetime.now(UTC).date()
     since, until = day(since_text), day(until_text)
     if since is not None or until is not None:
-        first = since or until or today
-        last = until or today
-        return (first, last) if first <= last else (last, first)
+        return since or until or today, until or today
     return today - timedelta(days=PRESETS.get(preset, 0)), today
 
 
@@ -57,6 +55,15 @@ def mistakes(preset: str, since_text: str, until_text: str) -> str | None:
         for label, text in (("from", since_text), ("to", until_text))
         if text and day(text) is None
     ]
+    today = datetime.now(UTC).date()
+    since, until = day(since_text), day(until_text)
+    wrong += [
+        f"{label} {given} is after today ({today}, UTC)"
+        for label, given in (("from", since), ("to", until))
+        if given is not None and given > today
+    ]
+    if since is not None and until is not None and since > until:
+        wrong.append(f"from {since} is after to {until}")
     if preset not in PRESETS:
         wrong.append(f"period {preset!r} is not one of {', '.join(PRESETS)}")
     if not wrong:

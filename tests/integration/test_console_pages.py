@@ -289,6 +289,8 @@ async def test_a_report_period_the_page_cannot_read_is_named_not_replaced(
         ("since=garbage", "From 'garbage' is not a day (YYYY-MM-DD): showing today."),
         ("since=2026-01-01&until=2026-13-40", "To '2026-13-40' is not a day"),
         ("preset=99d", "Period '99d' is not one of today, 7d, 30d: showing today."),
+        ("since=2026-11-20&until=2026-11-01", "From 2026-11-20 is after to 2026-11-01"),
+        ("since=2999-01-01", "From 2999-01-01 is after today ("),
     ):
         status, page = await html_page(browserless, api, f"/console/report?{query}")
         assert status == 400 and says in page, (query, page)
