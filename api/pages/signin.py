@@ -21,6 +21,7 @@ from api.identity import Principal, PrincipalKind
 from api.pages import oidc
 from api.pages.render import Pages
 from api.pages.security import CSRF_FIELD, SESSION_COOKIE, csrf_ok, protect, set_cookie
+from api.pages.settings import PagesConfig
 from api.problems import Kind, ProblemError
 
 router = APIRouter(include_in_schema=False)
@@ -70,13 +71,17 @@ async def signin_page(request: Request, next: str = "/console") -> Response:
     config = pages(request).config
     if config.dev_home is None and config.oidc_client_id:
         return await oidc.start(request, config, safe_next(next))
-    staff: list[tuple[str, str]] = []
-    if config.directory is not None:
-        _, members = load_directory(config.directory)
-        staff = [(m.name, ", ".join(m.roles)) for m in members.values() if m.kind == "staff"]
     return pages(request).render(
-        request, "signin.html", staff=staff, next=safe_next(next), error=None
+        request, "signin.html", staff=staff_to_choose(config), next=safe_next(next), error=None
     )
+
+
+def staff_to_choose(config: PagesConfig) -> list[tuple[str, str]]:
+    """The dev directory's staff, (name, roles), for the sign-in page's list."""
+    if config.directory is None:
+        return []
+    _, members = load_directory(config.directory)
+    return [(m.name, ", ".join(m.roles)) for m in members.values() if m.kind == "staff"]
 
 
 @router.post("/console/signin")
@@ -101,8 +106,11 @@ async def signin(
         error = "The form expired. Please sign in again."
     elif not error and entry.kind != "staff":
         error = f"{name} is not a member of staff in the directory."
-    if error:
-        return view.render(request, "signin.html", 400, staff=[], next=safe_next(next), error=error)
+    if error:  # the list again, to choose from (a trial met "sign-in is not configured")
+        staff = staff_to_choose(config)
+        return view.render(
+            request, "signin.html", 400, staff=staff, next=safe_next(next), error=error
+        )
     issued = mint(config.dev_home, state(request).verifier.config.issuer, entry)
     return start_session(request, issued["access_token"], int(issued["expires_in"]), next)
 
