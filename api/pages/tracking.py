@@ -63,10 +63,12 @@ CHROME: dict[str, dict[str, str]] = {
 
 
 def pick_locale(lang: str, accept_language: str, refund_locale: str) -> str:
-    """?lang= first, then the browser's languages in order, then the refund's own."""
+    """?lang= first, then the browser's languages in order, then the refund's own. Any
+    tag of a language we speak means it (zh, zh-cn, zh-Hans-CN: Chinese); one we do not
+    falls through (a trial: zh-Hans-CN broke a valid link, zh showed English)."""
     if lang in LOCALES:
         return lang
-    for part in accept_language.split(","):
+    for part in [lang, *accept_language.split(",")]:
         tag = part.split(";")[0].strip().lower()
         if tag.startswith("zh"):
             return "zh-CN"
@@ -101,7 +103,8 @@ async def track(
     refund_id: RefundPath,
     e: Annotated[str, Query(max_length=16)] = "",
     s: Annotated[str, Query(max_length=64)] = "",
-    lang: Annotated[str, Query(max_length=8)] = "",
+    # Long enough for any language tag; anything else is only not a language we speak.
+    lang: Annotated[str, Query(max_length=64)] = "",
     accept_language: Annotated[str, Header(max_length=256)] = "",
 ) -> Response:
     view = pages(request)

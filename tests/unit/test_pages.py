@@ -80,6 +80,11 @@ def test_a_form_is_accepted_with_its_browsers_token_from_this_origin_only() -> N
         ("", "fr-FR,en;q=0.5", "zh-CN", "en"),
         ("", "fr-FR", "zh-CN", "zh-CN"),
         ("xx", "", "en", "en"),
+        # Any tag of a language spoken here means it (a trial: zh showed English).
+        ("zh", "en", "en", "zh-CN"),
+        ("zh-Hans-CN", "", "en", "zh-CN"),
+        ("EN-gb", "zh", "zh-CN", "en"),
+        ('"><script>', "zh", "en", "zh-CN"),
     ],
 )
 def test_the_customers_language(lang: str, accept: str, own: str, shown: str) -> None:
