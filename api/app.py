@@ -50,6 +50,10 @@ def create_app(config: ApiConfig, settings: Settings) -> FastAPI:
         telemetry={"tracing": False},
         docs_url=None,
         redoc_url=None,
+        # Starlette's redirect to the address without its slash is absolute, built from the
+        # Host header a caller chose (a trial): no redirect; the console's pages send a
+        # relative one (api/pages/errors.py), the API a 404 that says so.
+        redirect_slashes=False,
     )
     problems.install(app)
     app.include_router(routes_refunds.router)

@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match
 
 from client import error_words
 from client.errors import (
@@ -156,6 +157,35 @@ def _not_a_refund_id(given: str) -> str:
     return f"{given!r} is not a refund id (they look like rf_ and 24 hex digits)"
 
 
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed(request: Request) -> str:
+    """Every method some route takes at this path (Starlette's Allow names only the first
+    route's: POST for /v1/refunds, which GET serves too). Asked of the routes as a request
+    with each method would be."""
+    scope = request.scope
+    return ", ".join(
+        method
+        for method in METHODS
+        if any(
+            route.matches({**scope, "method": method})[0] is Match.FULL
+            for route in request.app.routes
+        )
+    )
+
+
+def _http_detail(request: Request, err: StarletteHTTPException, headers: dict[str, str]) -> str:
+    """Starlette's "Method Not Allowed" and "Not Found", said so a caller can act."""
+    path = request.url.path
+    if err.status_code == 405:
+        return f"{request.method} is not allowed on {path} (allowed: {headers['Allow']})"
+    if err.status_code == 404 and str(err.detail) == "Not Found":
+        slash = " (without the trailing /?)" if path.endswith("/") and path != "/" else ""
+        return f"nothing is at {path}{slash}"
+    return str(err.detail)
+
+
 def install(app: FastAPI, server: str = "the API") -> None:
     """Every failure a problem: ours, the client's, FastAPI's validation, Starlette's.
     `server`: whose log an unexpected error is in (the codec server has its own)."""
@@ -178,7 +208,12 @@ def install(app: FastAPI, server: str = "the API") -> None:
     async def on_http(request: Request, err: Exception) -> Response:
         assert isinstance(err, StarletteHTTPException)
         kind = _HTTP_KINDS.get(err.status_code, Kind.BAD_INPUT)
-        return problem_response(kind, str(err.detail), request.url.path)
+        headers = dict(err.headers or {})  # a 405's Allow (a trial found it missing)
+        if err.status_code == 405:
+            headers["Allow"] = _allowed(request)
+        return problem_response(
+            kind, _http_detail(request, err, headers), request.url.path, headers
+        )
 
     async def on_unavailable(request: Request, err: Exception) -> Response:
         return problem_response(Kind.UNAVAILABLE, str(err), request.url.path)

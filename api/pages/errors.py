@@ -60,6 +60,9 @@ def error_page(pages: Pages, request: Request, err: Exception) -> Response | Non
         return pages.render(request, "track_invalid.html", 404, lang=locale, t=CHROME[locale])
     if not (path == "/console" or path.startswith("/console/")):
         return None
+    if path.endswith("/") and isinstance(err, StarletteHTTPException):
+        query = f"?{request.url.query}" if request.url.query else ""
+        return RedirectResponse(path.rstrip("/") + query, status_code=303)  # relative: here
     if isinstance(err, RequestValidationError) and not _in_path(err):
         text = f"This address asks for something the page cannot use: {one_line(err)}."
         return pages.render(request, "message.html", 422, title="Not understood", text=text)

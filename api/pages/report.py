@@ -35,8 +35,9 @@ def period(preset: str, since_text: str, until_text: str) -> tuple[date, date]:
     """[first day, last day] inclusive, in UTC; a custom range wins over a preset."""
     today = datetime.now(UTC).date()
     since, until = day(since_text), day(until_text)
-    if since is not None or until is not None:
-        return since or until or today, until or today
+    if since is not None or until is not None:  # the page names a reversed one (mistakes)
+        first, last = since or until or today, until or today
+        return (first, last) if first <= last else (last, first)
     return today - timedelta(days=PRESETS.get(preset, 0)), today
 
 

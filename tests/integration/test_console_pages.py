@@ -308,3 +308,27 @@ async def test_a_report_period_the_page_cannot_read_is_named_not_replaced(
     status, page = await html_page(browserless, api, f"/console/report?{period}")
     assert status == 200 and 'role="alert"' not in page
     assert period in page  # the chart shows that period
+
+
+async def test_wrong_methods_and_trailing_slashes_get_answers_that_say_so(
+    browserless: aiohttp.ClientSession, api: Api
+) -> None:
+    """A trial: a 405 without Allow, and a trailing slash answered with an empty 307 to an
+    absolute address built from the Host header the caller chose."""
+    headers = {"Authorization": f"Bearer {api.token('li')}"}
+    async with browserless.delete(f"{api.base}/v1/refunds", headers=headers) as r:
+        body = await r.json(content_type=None)
+        assert (r.status, r.headers.get("Allow")) == (405, "GET, POST"), body
+        assert body["detail"] == "DELETE is not allowed on /v1/refunds (allowed: GET, POST)"
+    evil = {**headers, "Host": "evil.example"}
+    refund = f"/v1/refunds/rf_{'0' * 24}/"
+    async with browserless.get(f"{api.base}{refund}", headers=evil, allow_redirects=False) as r:
+        body = await r.json(content_type=None)
+        assert r.status == 404 and "Location" not in r.headers, r.headers
+        assert body["detail"] == f"nothing is at {refund} (without the trailing /?)"
+    await sign_in(browserless, api, "li", "/console")
+    wanted = f"{api.base}/console/report/?preset=7d"
+    async with browserless.get(
+        wanted, headers={"Host": "evil.example"}, allow_redirects=False
+    ) as r:
+        assert (r.status, r.headers["Location"]) == (303, "/console/report?preset=7d")
