@@ -58,7 +58,8 @@ class OneLineParser(argparse.ArgumentParser):
         # The command's own help when the line named one (unknown options are reported by
         # the top parser, whose --help does not list them).
         prog = f"{self.prog} {command}" if command and self.prog.count(" ") == 0 else self.prog
-        said = f"{message}{hint}{_as_first(message)} (see `{prog} --help`)"
+        after = _after_command(self, command)
+        said = f"{message}{hint}{_as_first(message, after)} (see `{prog} --help`)"
         if "--json" in sys.argv[1:]:  # parsing failed, so this is all we know of the wish
             self.exit(EXIT_USAGE, json.dumps({"error": said, "exit_status": EXIT_USAGE}) + "\n")
         self.exit(EXIT_USAGE, f"error: {said}\n")
@@ -81,10 +82,23 @@ class GivenOnce(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
-def _as_first(message: str) -> str:
-    """`refundflow approve rf_… --as li`: say where --as goes instead of only refusing it."""
+def _after_command(parser: argparse.ArgumentParser, command: str | None) -> list[str]:
+    """The words after the command: all a command's own parser was given."""
+    words: list[str] = getattr(parser, "words_given", [])
+    if " " in parser.prog:
+        return words
+    return words[words.index(command) + 1 :] if command in words else []
+
+
+def _as_first(message: str, after_command: list[str]) -> str:
+    """`refundflow approve rf_… --as li`: say where --as goes instead of only refusing it;
+    also when its name was read as the command's argument (`status --as li rf_…`: "'li' is
+    not a refund id", a trial)."""
+    hint = "; --as goes before the command: `refundflow --as NAME COMMAND …`"
     if message.startswith("unrecognized arguments") and "--as" in message.split():
-        return "; --as goes before the command: `refundflow --as NAME COMMAND …`"
+        return hint
+    if "--as" in after_command:
+        return hint
     return ""
 
 

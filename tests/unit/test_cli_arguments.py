@@ -60,6 +60,8 @@ RF = "rf_0123456789abcdef01234567"
         (["sandbox", "faults"], "one of set, clear, show (see `refundflow sandbox faults --help`)"),
         # Two identities on one line: refused, not acted on as the last (a trial).
         (["--as", "li", "--as", "bob", "list"], "--as given twice (li, then bob): give it once"),
+        # After the command, its name read as the refund id: where --as goes (a trial).
+        (["status", "--as", "li", RF], "; --as goes before the command: `refundflow --as"),
     ],
 )
 def test_a_mistake_is_one_line_with_exit_status_2(
