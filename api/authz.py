@@ -180,8 +180,12 @@ def _service(
         return _needs_customer(action, for_)
     if action in SERVICE_READS and p.scopes & {SCOPE_READ, SCOPE_WRITE}:
         return ALLOW
-    scopes = " ".join(sorted(p.scopes)) or "(none)"
-    return Decision(False, f"scope {scopes} may not {_verb(action)}")
+    if action in SERVICE_WRITES | SERVICE_READS:  # its token lacks the scope for it
+        scopes = " ".join(sorted(p.scopes)) or "none"
+        return Decision(False, f"{p.actor}'s token (scopes: {scopes}) may not {_verb(action)}")
+    # Not a scope's matter: no service does it (a trial read "scope refunds:read
+    # refunds:write may not approve refunds").
+    return Decision(False, f"{p.actor} is a service: services may not {_verb(action)}")
 
 
 def _warehouse(

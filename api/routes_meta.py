@@ -91,11 +91,13 @@ async def policies(who: Caller, api: State) -> list[dict[str, Any]]:
     responses={**problem_responses(Kind.NOT_FOUND), **AUTH_PROBLEMS},
 )
 async def policy(
-    name: Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9@._-]{0,63}$")], who: Caller, api: State
+    name: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9@._-]{0,63}$")],
+    who: Caller,
+    api: State,
 ) -> dict[str, Any]:
     enforce(who, Action.POLICIES)
-    try:
-        described = policy_view.describe(policy_view.load_named(api.policy_dir, name))
+    try:  # names are lower case: STANDARD-V4 is standard-v4 (a trial)
+        described = policy_view.describe(policy_view.load_named(api.policy_dir, name.lower()))
     except PolicyUnavailable as err:  # without the server's paths
         raise ProblemError(Kind.NOT_FOUND, err.public) from None
     return policy_terms(described) if who.kind is PrincipalKind.CUSTOMER else described

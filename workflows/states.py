@@ -132,6 +132,15 @@ TRANSITIONS: dict[tuple[RefundState, RefundEvent], Transition] = {
 }
 NOT_BY_A_WORKFLOW = frozenset({RefundEvent.CLOSED_IN_TEMPORAL})
 """Events no running refund can take, so never offered in a refusal."""
+BY_A_PERSON = {
+    RefundEvent.APPROVE: "approve",
+    RefundEvent.REJECT: "reject",
+    RefundEvent.WITHDRAW: "cancel",
+    RefundEvent.OPERATOR_CANCEL: "operator cancel",
+}
+"""The events a person takes, by the command (and console action) that takes them: what a
+refusal offers instead (a trial read "possible now: operator_cancel, provider_confirmed",
+the second the provider's word, not a person's)."""
 
 
 class InvalidTransition(ValueError):
@@ -143,14 +152,14 @@ def check(state: RefundState, event: RefundEvent) -> Transition:
     transition = TRANSITIONS.get((state, event))
     if transition is None:
         allowed = sorted(
-            e.value for (s, e) in TRANSITIONS if s == state and e not in NOT_BY_A_WORKFLOW
+            BY_A_PERSON[e] for (s, e) in TRANSITIONS if s == state and e in BY_A_PERSON
         )
         # A closed refund reopens only on the provider's confirmed word, never by a person.
-        if not allowed or state in TERMINAL_STATES:
+        if state in TERMINAL_STATES:
             raise InvalidTransition(f"the refund is {state.value}: no further action is possible")
+        possible = f"possible now: {', '.join(allowed)}" if allowed else "nobody acts on it now"
         raise InvalidTransition(
-            f"cannot {event.value.replace('_', ' ')} a refund that is {state.value}"
-            f" (possible now: {', '.join(allowed)})"
+            f"cannot {event.value.replace('_', ' ')} a refund that is {state.value} ({possible})"
         )
     return transition
 

@@ -129,6 +129,18 @@ NOTICES = {
 }
 
 
+DONE = {
+    "approve": "approved",
+    "reject": "rejected",
+    "cancel": "withdrawn",
+    "operator_retry": "the payment is tried again",
+    "operator_cancel": "cancelled by the operator",
+    "operator_paid_elsewhere": "marked paid elsewhere",
+}
+"""What the page says after each action, in the words of its button (a trial read "Done:
+cancel." after pressing Withdraw)."""
+
+
 def available(who: Principal, status: StatusView, api: ApiState) -> dict[str, Decision]:
     """The actions this refund can take now, each with whether `who` may (and why not)."""
     refund = facts(api, status)
@@ -211,9 +223,7 @@ async def refund_view(request: Request, refund_id: RefundPath, done: str = "") -
     who = await signed_in(request)
     if who is None:
         return to_signin(request)
-    notice = NOTICES.get(done) or (
-        f"Done: {done.replace('_', ' ')}." if done.replace("_", "").isalpha() else None
-    )
+    notice = NOTICES.get(done) or (f"Done: {DONE[done]}." if done in DONE else None)
     try:
         return await refund_page(request, who, refund_id, notice=notice)
     except RefundflowError as err:

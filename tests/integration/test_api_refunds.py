@@ -310,6 +310,8 @@ async def test_eligibility_and_policies(api: Api, sandbox: Sandbox) -> None:
     assert not [k for k in one.body["settings"] if k.startswith(("approval", "authority"))]
     whole = await api.call("GET", "/v1/policies/standard@v3", as_="li")
     assert whole.body["settings"]["authority.support"] == 20000
+    shouted = await api.call("GET", "/v1/policies/STANDARD-V3", as_="li")
+    assert shouted.body == whole.body  # a trial: "path.name: is not in the expected form"
     missing = await api.call("GET", "/v1/policies/standard-v99", as_=who)
     assert missing.status == 404 and missing.problem_type == "urn:refundflow:problem:not-found"
     # What is on file, never where: the server's folders are nobody's business.

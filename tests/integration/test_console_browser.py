@@ -231,6 +231,7 @@ async def test_markup_in_a_note_is_text_and_forms_need_their_csrf_token(
     await reject.get_by_role("button", name="Continue").click()
     await page.get_by_role("button", name="Confirm: Reject").click()
     await expect(page.locator("#state")).to_have_text("cancelled", timeout=WAIT_MS)
+    await expect(page.locator("p.notice")).to_have_text("Done: rejected.")
     cell = page.locator("#audit td.reason", has_text="other:")
     await expect(cell).to_have_text(f"other: {MARKUP}")
     assert await cell.locator("b, img, script").count() == 0

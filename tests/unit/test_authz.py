@@ -161,6 +161,12 @@ def test_services_act_by_scope_and_name_the_customer() -> None:
     assert decide(reader, Action.AUDIT, refund()).allowed
     for principal in (writer, reader):
         assert not decide(principal, Action.APPROVE, refund(amount=100)).allowed
+    # Said as who may not, not as token scopes (a trial read "scope refunds:read
+    # refunds:write may not approve refunds").
+    refused = decide(writer, Action.APPROVE, refund(amount=100)).reason
+    assert refused.startswith("checkout is a service: services may not approve"), refused
+    lacking = decide(reader, Action.REQUEST, requested_by="cust_1").reason
+    assert lacking.startswith("reporting's token (scopes: refunds:read) may not"), lacking
 
 
 KEYCLOAK = ApiConfig(

@@ -109,3 +109,12 @@ def test_refusal_says_what_is_possible() -> None:
         check(RefundState.APPROVED, RefundEvent.APPROVE)
     with pytest.raises(InvalidTransition, match="no further action"):
         check(RefundState.COMPLETED, RefundEvent.WITHDRAW)
+    # In the commands a person takes, not the events the provider's word moves (a trial
+    # read "possible now: operator_cancel, provider_confirmed").
+    with pytest.raises(InvalidTransition) as refused:
+        check(RefundState.REFUNDING, RefundEvent.REJECT)
+    assert str(refused.value) == (
+        "cannot reject a refund that is refunding (possible now: operator cancel)"
+    )
+    with pytest.raises(InvalidTransition, match=r"\(possible now: cancel\)$"):
+        check(RefundState.APPROVED, RefundEvent.APPROVE)
