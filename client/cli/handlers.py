@@ -298,8 +298,10 @@ async def _status(args: argparse.Namespace) -> int:
             return status, None
         if weighed.ended_in_temporal:
             note(args, render.ended_in_temporal(args.refund_id, weighed.ended_in_temporal))
-        for finding in weighed.open_findings:
-            note(args, render.open_finding(finding))
+        # One line per kind of finding: three parked events said the same line three
+        # times (a trial); the anomalies command lists each.
+        for said in dict.fromkeys(render.open_finding(f) for f in weighed.open_findings):
+            note(args, said)
         return status, weighed
 
     view, context = await with_api(args, gather)
