@@ -24,7 +24,7 @@ def error_text(err: BaseException, waited_s: float | None = None) -> str:
     if message := str(err):
         return f"{type(err).__name__}: {message}"
     if isinstance(err, TimeoutError) and waited_s:
-        return f"TimeoutError: no answer within {waited_s:g} s"
+        return f"no answer within {waited_s:g} s (timed out)"
     return type(err).__name__
 
 
