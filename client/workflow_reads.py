@@ -9,7 +9,12 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any, Protocol
 
-from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from client.errors import RefundflowError
@@ -58,16 +63,20 @@ async def live_status(
     rpc_timeout: timedelta,
     records: Records | None,
 ) -> StatusView:
-    """The refund's status as its workflow holds it, unless its record says it has ended:
-    a workflow Temporal ended answers with the state it had then, though reconciliation
-    closed the refund since (a trial: live said refunding of a completed refund). A refund
-    recorded as ended has ended (its workflow writes its end before it closes), so its
-    record is the word. `records`: the store (None: no store to ask)."""
+    """The refund's status as its workflow holds it, unless the workflow has closed and its
+    record says the refund has ended since: a workflow Temporal ended answers with the
+    state it had then, though reconciliation closed the refund after (a trial: live said
+    refunding of a completed refund). A running workflow is the live view even when its
+    record has moved on (a run reset to before the payment holds pending_review: that is
+    what `live` shows of it). `records`: the store (None: no store to ask)."""
     asked = await query_status(handle, query, rpc_timeout)
     if asked.state in TERMINAL_STATES or records is None:
         return asked
     kept = await records.status_view(handle.id)
     if kept is None or kept.state not in TERMINAL_STATES:
+        return asked
+    described = await handle.describe(rpc_timeout=rpc_timeout)
+    if described.status is WorkflowExecutionStatus.RUNNING:
         return asked
     return kept if query.include_timeline else kept.model_copy(update={"timeline": []})
 
