@@ -16,6 +16,8 @@ from activities.refund_activities import RefundActivities
 from tests.conftest import unique_key
 from tests.integration.test_audit_store import batch
 from workflows import names
+from workflows.models import IssueRefundInput, ProviderRefundResult
+from workflows.recorded_payment import RecordAndPayInput
 from workflows.states import RefundState
 
 pytestmark = pytest.mark.stack
@@ -76,3 +78,55 @@ async def test_a_run_whose_record_moved_to_another_state_records_nothing(
     ]
     # The same entry again (a retried batch: the same actor) is no conflict at all.
     assert await ActivityEnvironment().run(activities.record_transitions, paid) == 0
+
+
+class ProviderSpy:
+    """A payment provider that only records that it was asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    async def refund(self, request: IssueRefundInput, *, look_up_first: bool = False) -> Any:
+        self.asked.append(request.idempotency_key)
+        return ProviderRefundResult(
+            provider_refund_id="re_1", status="succeeded", amount=request.amount,
+            currency=request.currency, idempotency_key=request.idempotency_key,
+        )  # fmt: skip
+
+
+async def test_a_refused_record_pays_nothing_in_the_combined_call(db: asyncpg.Pool) -> None:
+    """record_and_issue_provider_refund (patches.RECORD_WITH_PAYMENT) on the real store: a
+    run a reset took back to before its refund was paid is refused, and the provider is
+    never asked; a record the store takes is written before the provider is asked."""
+    store, provider = PostgresRefundStore(db), ProviderSpy()
+    activities = RefundActivities(store, cast(Any, provider), cast(Any, None), cast(Any, None))
+    refund_id = unique_key("rf")
+    first = batch(refund_id, [1], RefundState.PENDING_REVIEW)
+    await store.record_transitions(first)
+    await store.record_transitions(batch(refund_id, [2], RefundState.COMPLETED))
+    approving = first.entries[0].model_copy(
+        update={"seq": 2, "event": "approve", "state": RefundState.APPROVED, "actor": "mei"}
+    )
+    reset_run = first.model_copy(
+        update={"entries": [*first.entries, approving], "conflict_is_final": True}
+    )
+    pay = IssueRefundInput(
+        refund_id=refund_id, order_id="ord_1", payment_reference="pay_1", amount=500,
+        currency="USD", idempotency_key=f"{refund_id}:refund",
+    )  # fmt: skip
+    with pytest.raises(ApplicationError) as raised:
+        await ActivityEnvironment().run(
+            activities.record_and_issue_provider_refund,
+            RecordAndPayInput(record=reset_run, pay=pay),
+        )
+    assert raised.value.type == names.AUDIT_SUPERSEDED_ERROR
+    assert provider.asked == []  # the record first: refused, nothing paid
+
+    other = unique_key("rf")
+    fresh = batch(other, [1, 2], RefundState.REFUNDING)
+    paid = await ActivityEnvironment().run(
+        activities.record_and_issue_provider_refund,
+        RecordAndPayInput(record=fresh, pay=pay.model_copy(update={"refund_id": other})),
+    )
+    assert paid.status == "succeeded" and provider.asked == [f"{refund_id}:refund"]
+    assert [e.seq for e in await store.audit_trail(other)] == [1, 2]

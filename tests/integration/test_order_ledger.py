@@ -319,7 +319,8 @@ async def test_a_refund_held_at_the_edge_is_found_without_waiting_for_the_order(
 ) -> None:
     """The workflow's reservation of a refund the edge held reads its first answer without
     the order's lock (`reserving.held_already`): it does not queue behind another request
-    for the order, and the answer is the one the edge got, also once it is released."""
+    for the order, and the answer is the one the edge got; once released, the released
+    answer, as under the lock."""
     store = PostgresRefundStore(db)
     order_id = unique_key("ord")
     held = reservation(order_id, auto_approve=True)
