@@ -20,13 +20,19 @@ from workflows.read_models import LedgerLine, OrderLedger
 def holds_json(order_id: str, but: str) -> str:
     """A subquery: every reservation on order `order_id` that is not released, but refund
     `but`'s own, oldest first (a refusal names the refunds in the order they took the
-    units), with what it holds of each line, as one JSON array (`HOLDS` reads it). Its
+    units), with what it holds of each line, as one JSON array (`HOLDS` reads it). A hold
+    is `approved_less` once its refund is paid for less, and already while a reviewer's cut
+    is on its way (its status's amount below the hold: a trial had the rest auto-approved
+    and paid while the cut refund's payment was pending). Its
     arguments are the placeholders of the statement it goes into ("$1"): it is read with
     other facts in one round trip (the edge, activities/reserving.py)."""
     return f"""
       (SELECT coalesce(json_agg(json_build_object('refund_id', r.refund_id, 'state', r.state,
                  'amount', r.amount, 'requested_amount', r.requested_amount, 'basis', r.basis,
-                 'approved_less', r.approved_less,
+                 'approved_less', r.approved_less OR (r.state = 'held' AND EXISTS (
+                     SELECT 1 FROM refundflow.refund_status s WHERE s.refund_id = r.refund_id
+                     AND s.state IN ('pending_review', 'approved', 'refunding')
+                     AND s.amount < r.amount)),
                  'reason_code', r.reason_code, 'lines',
                  (SELECT coalesce(json_agg(json_build_object('sku', l.sku,
                           'quantity', l.quantity, 'amount', l.amount) ORDER BY l.sku), '[]')

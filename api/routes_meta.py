@@ -79,9 +79,12 @@ async def eligibility(
 async def policies(who: Caller, api: State) -> list[dict[str, Any]]:
     enforce(who, Action.POLICIES)
     try:
-        return policy_view.available(api.policy_dir)
+        listed = policy_view.available(api.policy_dir)
     except PolicyUnavailable as err:  # a file on the server is broken: without its path
         raise ProblemError(Kind.UNAVAILABLE, err.public) from None
+    if who.kind is PrincipalKind.CUSTOMER:  # the list too (a trial read every limit there)
+        return [policy_terms(described) for described in listed]
+    return listed
 
 
 @router.get(

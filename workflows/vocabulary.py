@@ -3,6 +3,7 @@ constrained strings and amounts every contract uses (re-exported by workflows.mo
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, StrictInt
@@ -61,7 +62,9 @@ FreeText = Annotated[
 
 # Unicode's bidirectional embeddings, overrides and isolates: text with one displays in
 # another order than it was written (U+202E turns "refund 10" into "01 dnufer" on screen).
-BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
 
 
 def says_something(text: str) -> str:
@@ -70,8 +73,13 @@ def says_something(text: str) -> str:
     in the console and the CLI as it was written (a trial stored U+202E in a rejection).
     Applied where people type it (the API's bodies, the CLI), not to FreeText itself:
     recorded histories must still replay."""
-    if not text.strip():
+    # Invisible characters (zero-width spaces, joiners: Unicode's format class) say nothing
+    # either (a trial met the evidence rule with U+200B alone).
+    visible = "".join(c for c in text if unicodedata.category(c) != "Cf")
+    if not visible.strip():
         raise ValueError("must say something: it is kept in the audit trail")
+    if any("\x80" <= c <= "\x9f" for c in text):  # C1 controls, as C0 are refused
+        raise ValueError("must not contain control characters (such as U+0085)")
     if found := BIDI_CONTROLS.intersection(text):
         named = ", ".join(f"U+{ord(c):04X}" for c in sorted(found))
         raise ValueError(

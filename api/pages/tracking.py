@@ -104,8 +104,8 @@ async def track(
     e: Annotated[str, Query(max_length=16)] = "",
     s: Annotated[str, Query(max_length=64)] = "",
     # Long enough for any language tag; anything else is only not a language we speak.
-    lang: Annotated[str, Query(max_length=64)] = "",
-    accept_language: Annotated[str, Header(max_length=256)] = "",
+    lang: Annotated[str, Query(max_length=1000)] = "",
+    accept_language: Annotated[str, Header(max_length=4000)] = "",
 ) -> Response:
     view = pages(request)
     if not tracking_ok(view.config.secret, refund_id, e, s):

@@ -305,6 +305,8 @@ async def test_eligibility_and_policies(api: Api, sandbox: Sandbox) -> None:
     assert staff.body["approval_by"] == "lead" and "(role lead or above)" in str(staff.body)
     listed = await api.call("GET", "/v1/policies", as_=who)
     assert "standard-v3" in {f"{p['name']}-v{p['version']}" for p in listed.body}
+    for described in listed.body:  # the list too names no control (a trial)
+        assert not [k for k in described["settings"] if k.startswith(("approval", "budgets"))]
     one = await api.call("GET", "/v1/policies/standard@v3", as_=who)
     assert one.body["settings"]["eligibility.return_window_days"] == 30
     assert not [k for k in one.body["settings"] if k.startswith(("approval", "authority"))]

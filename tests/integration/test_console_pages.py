@@ -200,7 +200,11 @@ async def test_a_tracking_link_opens_its_refund_only_while_signed_and_unexpired(
         assert "found it" not in page  # the customer's own reason is not shown back
     # A language tag longer or odder than the page's own still opens the link (a trial:
     # zh-Hans-CN answered "this link has expired").
-    for lang, shown in (("zh-Hans-CN", "zh-CN"), ("%22%3E%3Cscript%3E", "en")):
+    for lang, shown in (
+        ("zh-Hans-CN", "zh-CN"),
+        ("%22%3E%3Cscript%3E", "en"),
+        ("en-" + "a" * 200, "en"),
+    ):
         async with http.get(f"{api.base}/track/{refund_id}?{query}&lang={lang}") as r:
             page = await r.text()
             assert r.status == 200 and f'lang="{shown}"' in page, (lang, r.status)

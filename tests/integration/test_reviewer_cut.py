@@ -5,6 +5,7 @@ then 40.00 asked again under another key was auto-approved and paid, 90.00 in al
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import pytest
 
@@ -82,3 +83,21 @@ async def test_after_a_reviewer_cut_a_refund_of_lines_the_other_lines_wait_for_a
         assert any("approved by a reviewer for less" in n for n in later.policy_notes)
     paid = [r for r in await sandbox.refunds(order["order_id"]) if r["status"] == "succeeded"]
     assert sum(r["amount"] for r in paid) == 1200
+
+
+async def test_a_cut_stands_while_its_payment_is_still_pending(
+    refunds: RefundClient, sandbox: Sandbox, faults: Any
+) -> None:
+    """A trial: 50.00 of 90.00 approved, the provider's answer pending; 40.00 asked again
+    meanwhile was auto-approved and paid. The cut counts from the approval, not the payment."""
+    await faults.set_faults({"payment.pending_rate": "1", "payment.settle_after_ms": "60000"})
+    order = await sandbox.order(amount=20000)
+    customer = unique_key("cust")
+    first = await refunds.request(make_request(order, amount=9000, requested_by=customer))
+    await refunds.approve(first.refund_id, "alice", amount=5000)
+    await wait_for_state(refunds, first.refund_id, "refunding")
+    rest = make_request(order, amount=4000, requested_by=customer, reason_code="changed_mind")
+    assert (await refunds.eligibility(rest)).outcome == "needs_review"
+    second = await refunds.request(rest)
+    assert (second.state.value, second.awaiting.value) == ("pending_review", "reviewer")
+    assert [r["amount"] for r in await sandbox.refunds(order["order_id"])] == [5000]

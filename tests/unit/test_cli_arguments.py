@@ -49,6 +49,10 @@ RF = "rf_0123456789abcdef01234567"
         (["cancel", RF, "--reason", ""], "--reason: must say something"),
         (["operator", "paid-elsewhere", RF, "--proof", " "], "--proof: must say something"),
         (["reject", RF, "--reason", "ok \u2066x"], "--reason: must not contain bidirectional"),
+        (["reject", RF, "--reason", "ok \u200fx"], "--reason: must not contain bidirectional"),
+        (["reject", RF, "--reason", "ok \x85x"], "--reason: must not contain control"),
+        # Only invisible characters say nothing (a trial met the evidence rule with U+200B).
+        (["approve", RF, "--evidence", "\u200b\u2060"], "--evidence: must say something"),
         # A reason code is checked before anything is asked, a near miss named.
         (
             ["request", "--order", "ord_1", "--amount", "5", "--reason", "damagd"],
