@@ -6,6 +6,7 @@ workflows/ledger.py (pure); activities/reserving.py applies it under the order's
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,24 +16,19 @@ from pydantic import TypeAdapter
 from workflows.ledger import NOT_A_LINE, Hold, allocate
 from workflows.models import OrderLine, OrderSnapshot, StatusProjection
 from workflows.read_models import LedgerLine, OrderLedger
+from workflows.states import RefundEvent, TimelineEvent
 
 
 def holds_json(order_id: str, but: str) -> str:
     """A subquery: every reservation on order `order_id` that is not released, but refund
     `but`'s own, oldest first (a refusal names the refunds in the order they took the
-    units), with what it holds of each line, as one JSON array (`HOLDS` reads it). A hold
-    is `approved_less` once its refund is paid for less, and already while a reviewer's cut
-    is on its way (its status's amount below the hold: a trial had the rest auto-approved
-    and paid while the cut refund's payment was pending). Its
+    units), with what it holds of each line, as one JSON array (`HOLDS` reads it). Its
     arguments are the placeholders of the statement it goes into ("$1"): it is read with
     other facts in one round trip (the edge, activities/reserving.py)."""
     return f"""
       (SELECT coalesce(json_agg(json_build_object('refund_id', r.refund_id, 'state', r.state,
                  'amount', r.amount, 'requested_amount', r.requested_amount, 'basis', r.basis,
-                 'approved_less', r.approved_less OR (r.state = 'held' AND EXISTS (
-                     SELECT 1 FROM refundflow.refund_status s WHERE s.refund_id = r.refund_id
-                     AND s.state IN ('pending_review', 'approved', 'refunding')
-                     AND s.amount < r.amount)),
+                 'approved_less', r.approved_less,
                  'reason_code', r.reason_code, 'lines',
                  (SELECT coalesce(json_agg(json_build_object('sku', l.sku,
                           'quantity', l.quantity, 'amount', l.amount) ORDER BY l.sku), '[]')
@@ -109,12 +105,30 @@ async def state_and_holds(
     )
 
 
-async def follow_refund(conn: asyncpg.Connection, p: StatusProjection) -> None:
+# A reviewer's approval (or the first of two) is where a refund can be cut below its hold.
+APPROVALS = frozenset({RefundEvent.APPROVE.value, TimelineEvent.FIRST_APPROVAL.value})
+
+
+async def follow_refund(
+    conn: asyncpg.Connection, p: StatusProjection, events: Iterable[str] = ()
+) -> None:
     """The reservation follows the refund: released when it is cancelled (its units are
     free again), fixed at the paid amount when it completes. A completed refund the provider
     reversed keeps its consumed reservation while an operator decides; cancelled then, it
-    is released too (the cancel proved with the provider that no money is out)."""
-    if p.state.value == "cancelled":
+    is released too (the cancel proved with the provider that no money is out).
+
+    A hold is `approved_less` from the approval (`events`: the batch's) that cut its refund
+    below it, not only once paid: a trial had the rest auto-approved and paid while the cut
+    refund's payment was pending (second_asks.cut_by_a_reviewer reads it)."""
+    if p.state.value in ("pending_review", "approved", "refunding"):
+        if APPROVALS.intersection(events):  # one statement, only where a reviewer acted
+            await conn.execute(
+                "UPDATE refundflow.reservations SET approved_less = true, updated_at = now()"
+                " WHERE refund_id = $1 AND state = 'held' AND 0 < $2 AND $2 < amount",
+                p.refund_id,
+                p.amount,
+            )
+    elif p.state.value == "cancelled":
         await conn.execute(
             "UPDATE refundflow.reservations SET state = 'released', updated_at = now()"
             " WHERE refund_id = $1 AND state IN ('held', 'consumed')",

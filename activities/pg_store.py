@@ -99,7 +99,8 @@ class PostgresRefundStore:
             # its event and an event never exists without its transition.
             await write_events(conn, batch.refund_id, batch.notices)
             await _project_status(conn, batch.projection, batch.view, last_seq)
-            await order_ledger.follow_refund(conn, batch.projection)
+            events = (entry.event for entry in batch.entries)
+            await order_ledger.follow_refund(conn, batch.projection, events)
         return inserted
 
     async def reserve(self, request: ReserveInput) -> ReserveResult:

@@ -17,11 +17,9 @@ def eligibility(answer: Any) -> str:
         state = answer.already_made_state
         # Under another key the same request meets the one made (second_asks.asked_again),
         # unless that one was cancelled (its hold released).
-        twice = (
-            ""
-            if state == "cancelled"
-            else (" (asked again under another key, a reviewer decides: the same request twice?)")
-        )
+        twice = " (asked again under another key, a reviewer decides: the same request twice?)"
+        if state == "cancelled":
+            twice = ""
         made = (
             f"already asked: refund {answer.already_made} is {_IN_WORDS.get(state, state)};"
             " `request` answers with it (`refundflow status`, for customers `track`, shows"

@@ -70,7 +70,8 @@ class Hold(_Pure):
     """The value it asked for, before fees, as asked (`amount` is after fees, and becomes what
     was paid); None for holds recorded before it was kept."""
     approved_less: bool = False
-    """A refund by amount a reviewer approved, and that was paid, for less than it held."""
+    """A reviewer approved its refund (by amount or lines) for less than it held: set at the
+    approval (activities/order_ledger.follow_refund), kept once paid."""
 
 
 class Claim(_Pure):
