@@ -22,6 +22,7 @@ from api import (
 )
 from api.config import ApiConfig
 from api.deps import ApiState
+from api.head_requests import HeadAsGet
 from api.identity import TokenVerifier
 from api.limits import BodySizeLimit, RateLimiter
 from api.metrics import ApiMetrics, RequestMetrics
@@ -63,6 +64,7 @@ def create_app(config: ApiConfig, settings: Settings) -> FastAPI:
     if config.dev_issuer_home is not None:
         app.include_router(dev_issuer.router(config.dev_issuer_home, config.issuer))
     pages.mount(app, config)  # the console, tracking and report pages (api/pages)
+    app.add_middleware(HeadAsGet, routes_of=app)  # HEAD wherever GET is (health checks)
     app.add_middleware(BodySizeLimit, limit=config.max_body_bytes)
     # Counts and times every request (the size limit's 413s too), with its steps and
     # their Server-Timing header.

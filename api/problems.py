@@ -15,8 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Match
 
+from api.head_requests import serves
 from client import error_words
 from client.errors import (
     InvalidRefundRequest,
@@ -163,16 +163,11 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 def _allowed(request: Request) -> str:
     """Every method some route takes at this path (Starlette's Allow names only the first
     route's: POST for /v1/refunds, which GET serves too). Asked of the routes as a request
-    with each method would be."""
-    scope = request.scope
-    return ", ".join(
-        method
-        for method in METHODS
-        if any(
-            route.matches({**scope, "method": method})[0] is Match.FULL
-            for route in request.app.routes
-        )
-    )
+    with each method would be; HEAD wherever GET is (api/head_requests.py answers it)."""
+    served = {method for method in METHODS if serves(request.app, request.scope, method)}
+    if "GET" in served:
+        served.add("HEAD")
+    return ", ".join(method for method in METHODS if method in served)
 
 
 def _http_detail(request: Request, err: StarletteHTTPException, headers: dict[str, str]) -> str:
