@@ -40,7 +40,7 @@ from workflows.eligibility import (
     answer_for_resolved,
     ledger_request,
 )
-from workflows.ledger import Hold
+from workflows.ledger import Hold, units_left
 from workflows.models import (
     OrderSnapshot,
     PinnedPolicy,
@@ -52,7 +52,7 @@ from workflows.models import (
 from workflows.money import format_minor
 from workflows.policy import evaluate, parse_policy, policy_for
 from workflows.read_models import CustomerHistory
-from workflows.validation import RefundInputError, resolve_request
+from workflows.validation import RefundInputError, TooManyUnits, resolve_request
 
 
 async def fetch_order(orders: OrderSystem, order_id: str) -> OrderSnapshot:
@@ -71,13 +71,20 @@ async def fetch_order(orders: OrderSystem, order_id: str) -> OrderSnapshot:
 
 
 def resolve(
-    request: RefundRequest, order: OrderSnapshot, policy: PinnedPolicy | None = None
+    request: RefundRequest,
+    order: OrderSnapshot,
+    policy: PinnedPolicy | None = None,
+    holds: Sequence[Hold] = (),
 ) -> ResolvedRefund:
     """Lines, amount and currency of `request` checked against its order; with `policy` (a
     client without a ledger), an amount-only request split over the whole order, as its
-    eligibility splits it. With a ledger, `hold_at_the_edge` splits it on the holds."""
+    eligibility splits it. With a ledger, `hold_at_the_edge` splits it on the holds; a line
+    asked for in more units than the order has is told what the other `holds` left of it."""
     try:
         resolved = resolve_request(request, order)
+    except TooManyUnits as err:
+        line = next(line for line in order.lines if line.sku == err.sku)
+        raise InvalidRefundRequest(str(err) + units_left(holds, err.sku, line.quantity)) from None
     except RefundInputError as err:
         raise InvalidRefundRequest(str(err)) from None
     if policy is None:

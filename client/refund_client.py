@@ -245,7 +245,7 @@ class RefundClient(RefundActions):
             ahead = None  # read for another key or order id: read this one now
         ledger = await (ahead or LedgerReadAhead(store, order.order_id, refund_id)).result()
         judged = ledger.judged_order(order)
-        resolved = resolve(request, judged)
+        resolved = resolve(request, judged, holds=ledger.holds)
         if ledger.state is not None:
             existing = await self._existing_refund(refund_id, ledger.state)
             return existing, True, resolved

@@ -322,6 +322,18 @@ def reach(request: ReserveInput, holds: Sequence[Hold]) -> tuple[int, list[str]]
     return max(min(left, sum(capacity for _, capacity in buckets)), 0), excluded
 
 
+def units_left(holds: Sequence[Hold], sku: str, ordered: int) -> str:
+    """'; 1 of them is already held or refunded (by rf_…): 1 left', or '' when no other
+    refund holds any: what a request for more units than the order has is told (a trial:
+    "order … has 2" when one of the two was refunded already)."""
+    units, _, holders = _held_on(holds, sku)
+    if not units:
+        return ""
+    verb = "is" if units == 1 else "are"
+    left = max(ordered - units, 0)
+    return f"; {units} of them {verb} already held or refunded{_by(holders)}: {left} left"
+
+
 def _held_on(holds: Sequence[Hold], sku: str) -> tuple[int, int, list[str]]:
     """Units and value of `sku` held by `holds`, and the refunds holding them (in order)."""
     units = value = 0

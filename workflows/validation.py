@@ -10,6 +10,14 @@ class RefundInputError(ValueError):
     """A request that cannot be a refund of this order; nothing is started for it."""
 
 
+class TooManyUnits(RefundInputError):
+    """More units of a line than the order has: the edge adds what is left of it."""
+
+    def __init__(self, message: str, sku: str) -> None:
+        super().__init__(message)
+        self.sku = sku
+
+
 def resolve_request(request: RefundRequest, order: OrderSnapshot) -> ResolvedRefund:
     if request.order_id != order.order_id:
         raise RefundInputError(f"request is for order {request.order_id}, not {order.order_id}")
@@ -37,9 +45,10 @@ def resolve_request(request: RefundRequest, order: OrderSnapshot) -> ResolvedRef
                 + _skus_meant(wanted.sku, order)
             )
         if wanted.quantity > line.quantity:
-            raise RefundInputError(
+            raise TooManyUnits(
                 f"cannot refund {wanted.quantity} x {wanted.sku}: order {order.order_id}"
-                f" has {line.quantity}"
+                f" has {line.quantity}",
+                wanted.sku,
             )
         refunded.append(line.model_copy(update={"quantity": wanted.quantity}))
     amount = sum(line.unit_price * line.quantity for line in refunded)
