@@ -40,7 +40,7 @@ from workflows.eligibility import (
     answer_for_resolved,
     ledger_request,
 )
-from workflows.ledger import Hold, units_left
+from workflows.ledger import Hold, told_with_holds
 from workflows.models import (
     OrderSnapshot,
     PinnedPolicy,
@@ -52,7 +52,7 @@ from workflows.models import (
 from workflows.money import format_minor
 from workflows.policy import evaluate, parse_policy, policy_for
 from workflows.read_models import CustomerHistory
-from workflows.validation import RefundInputError, TooManyUnits, resolve_request
+from workflows.validation import RefundInputError, resolve_request
 
 
 async def fetch_order(orders: OrderSystem, order_id: str) -> OrderSnapshot:
@@ -82,11 +82,8 @@ def resolve(
     asked for in more units than the order has is told what the other `holds` left of it."""
     try:
         resolved = resolve_request(request, order)
-    except TooManyUnits as err:
-        line = next(line for line in order.lines if line.sku == err.sku)
-        raise InvalidRefundRequest(str(err) + units_left(holds, err.sku, line.quantity)) from None
     except RefundInputError as err:
-        raise InvalidRefundRequest(str(err)) from None
+        raise InvalidRefundRequest(told_with_holds(err, holds)) from None
     if policy is None:
         return resolved
     return allocated(policy_for(policy.document, order.currency), request, order, resolved, ())

@@ -27,7 +27,7 @@ from workflows.budgets import (
     customer_key,
     withhold_auto_approval,
 )
-from workflows.ledger import Claim, Hold, claim, reach
+from workflows.ledger import Claim, Hold, claim, reach, told_with_holds
 from workflows.models import (
     OrderSnapshot,
     PinnedPolicy,
@@ -124,7 +124,8 @@ def check_eligibility(
     try:
         resolved = resolve_request(request, order)
     except RefundInputError as err:
-        rule = RuleOutcome(rule_id=REQUEST_RULE, passed=False, message=f"{err}.")
+        said = told_with_holds(err, holds)
+        rule = RuleOutcome(rule_id=REQUEST_RULE, passed=False, message=f"{said}.")
         common["max_refundable"] = _reach_by_amount(pinned, request, order, remaining, holds)
         return EligibilityAnswer(
             eligible=False,
@@ -137,7 +138,7 @@ def check_eligibility(
             auto_approve=False,
             approval_by=None,
             rules=[rule],
-            summary=f"Not eligible: {err}.",
+            summary=f"Not eligible: {said}.",
             **common,
         )
 

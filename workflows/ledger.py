@@ -32,6 +32,7 @@ from workflows.models import (
     ResolvedRefund,
 )
 from workflows.money import format_minor
+from workflows.validation import RefundInputError, TooManyUnits
 
 NOT_A_LINE = "_order"
 """The ledger's name for the part of the capture that no order line accounts for. Not a
@@ -322,16 +323,18 @@ def reach(request: ReserveInput, holds: Sequence[Hold]) -> tuple[int, list[str]]
     return max(min(left, sum(capacity for _, capacity in buckets)), 0), excluded
 
 
-def units_left(holds: Sequence[Hold], sku: str, ordered: int) -> str:
-    """'; 1 of them is already held or refunded (by rf_…): 1 left', or '' when no other
-    refund holds any: what a request for more units than the order has is told (a trial:
-    "order … has 2" when one of the two was refunded already)."""
-    units, _, holders = _held_on(holds, sku)
+def told_with_holds(err: RefundInputError, holds: Sequence[Hold]) -> str:
+    """A request's refusal; for more units of a line than the order has, with what other
+    refunds already hold or refunded of it ('; 1 of them is already held or refunded (by
+    rf_…): 1 left'): a trial read only "order … has 2" when one of the two was refunded."""
+    if not isinstance(err, TooManyUnits):
+        return str(err)
+    units, _, holders = _held_on(holds, err.sku)
     if not units:
-        return ""
+        return str(err)
     verb = "is" if units == 1 else "are"
-    left = max(ordered - units, 0)
-    return f"; {units} of them {verb} already held or refunded{_by(holders)}: {left} left"
+    left = max(err.ordered - units, 0)
+    return f"{err}; {units} of them {verb} already held or refunded{_by(holders)}: {left} left"
 
 
 def _held_on(holds: Sequence[Hold], sku: str) -> tuple[int, int, list[str]]:

@@ -13,9 +13,9 @@ class RefundInputError(ValueError):
 class TooManyUnits(RefundInputError):
     """More units of a line than the order has: the edge adds what is left of it."""
 
-    def __init__(self, message: str, sku: str) -> None:
+    def __init__(self, message: str, sku: str, ordered: int) -> None:
         super().__init__(message)
-        self.sku = sku
+        self.sku, self.ordered = sku, ordered
 
 
 def resolve_request(request: RefundRequest, order: OrderSnapshot) -> ResolvedRefund:
@@ -49,6 +49,7 @@ def resolve_request(request: RefundRequest, order: OrderSnapshot) -> ResolvedRef
                 f"cannot refund {wanted.quantity} x {wanted.sku}: order {order.order_id}"
                 f" has {line.quantity}",
                 wanted.sku,
+                line.quantity,
             )
         refunded.append(line.model_copy(update={"quantity": wanted.quantity}))
     amount = sum(line.unit_price * line.quantity for line in refunded)

@@ -69,12 +69,14 @@ async def test_the_same_cables_from_three_channels_are_refunded_once(
     # More units than the order has: told that the others were refunded too (a trial read
     # only "order … has 2").
     five = make_request(order, amount=None, lines=[{"sku": "CABLE", "quantity": 5}])
-    with pytest.raises(InvalidRefundRequest) as refused:
-        await refunds_v2.request(five)
-    assert str(refused.value) == (
+    too_many = (
         f"cannot refund 5 x CABLE: order {order['order_id']} has 2; 2 of them are already"
         f" held or refunded by {first.refund_id}: 0 left"
     )
+    with pytest.raises(InvalidRefundRequest) as refused:
+        await refunds_v2.request(five)
+    assert str(refused.value) == too_many
+    assert (await refunds_v2.eligibility(five)).summary == f"Not eligible: {too_many}."
     assert await paid(sandbox, order["order_id"]) == 3000
 
     # The TV is still refundable, and the order's ledger shows who refunded the cables.
