@@ -7,8 +7,9 @@ Findings persist in refundflow.findings.
 
 The order ledger (invariant 9) is checked too: order lines whose held or refunded units or
 value exceed the line (`units_refunded_twice`), and orders the provider refunded more money
-for than the ledger holds or has consumed for them (`provider_money_above_ledger`: money
-that went out around refundflow, or a refund paid more than it reserved). Both are about an
+for than refundflow's refunds account for (`provider_money_above_ledger`: money that went
+out around refundflow, or a refund paid more than it reserved; each hold accounts only for
+what the provider paid for its own refund). Both are about an
 order, not one refund: their refund_id is empty and their details name the refunds. A
 reservation made at the edge whose workflow never started (`reservation_without_refund`)
 is released, which frees its units.
@@ -127,15 +128,21 @@ GROUP BY o.order_id, o.sku, o.quantity, o.unit_price
 HAVING sum(l.quantity) > o.quantity OR sum(l.amount) > o.quantity * o.unit_price
 UNION ALL
 SELECT 'provider_money_above_ledger', NULL, p.order_id,
-       jsonb_build_object('provider_paid', p.paid, 'ledger', coalesce(k.amount, 0),
+       jsonb_build_object('provider_paid', p.paid, 'accounted_for', coalesce(k.covered, 0),
+                          'ledger', coalesce(k.amount, 0), 'currency', o.currency,
                           'provider_refunds', p.ids),
        false, NULL
 FROM (SELECT order_id, sum(amount) AS paid, jsonb_agg(provider_refund_id) AS ids
       FROM provider_ledger WHERE status = 'succeeded' GROUP BY order_id) p
-JOIN refundflow.order_ledger USING (order_id)
-LEFT JOIN (SELECT order_id, sum(amount) AS amount FROM refundflow.reservations
-           WHERE state <> 'released' GROUP BY order_id) k USING (order_id)
-WHERE p.paid > coalesce(k.amount, 0)
+JOIN refundflow.order_ledger o USING (order_id)
+-- A hold accounts only for what the provider paid for its own refund: a refund the provider
+-- refused holds money it never paid, and must not hide money paid around refundflow (a
+-- trial: a refused 35.00 hold made a 10.00 dashboard refund disappear from the findings).
+LEFT JOIN (SELECT r.order_id, sum(r.amount) AS amount,
+                  sum(least(r.amount, coalesce(f.paid, 0))) AS covered
+           FROM refundflow.reservations r LEFT JOIN per_refund f USING (refund_id)
+           WHERE r.state <> 'released' GROUP BY r.order_id) k USING (order_id)
+WHERE p.paid > coalesce(k.covered, 0)
 UNION ALL
 SELECT 'reservation_without_refund', r.refund_id, r.order_id,
        jsonb_build_object('amount', r.amount, 'reserved_at', r.created_at), true, NULL

@@ -260,13 +260,21 @@ def open_finding(finding: Finding) -> str:
     )
 
 
+_MONEY_DETAILS = frozenset({"provider_paid", "accounted_for", "ledger"})
+"""Details in minor units of the finding's `currency` (shown as money when it says one)."""
+
+
 def _details(details: dict[str, Any]) -> str:
     """A finding's details as `key value` pairs (`--json` has them as they are stored)."""
+    currency = details.get("currency")
 
-    def text(value: Any) -> str:
+    def text(key: str, value: Any) -> str:
+        if currency and key in _MONEY_DETAILS and isinstance(value, int):
+            return format_minor(value, currency)
         return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 
-    return "; ".join(f"{key} {typed(text(value))}" for key, value in details.items())
+    shown = {k: v for k, v in details.items() if not (currency and k == "currency")}
+    return "; ".join(f"{key} {typed(text(key, value))}" for key, value in shown.items())
 
 
 def reconciliation(report: Reconciliation, grace_s: int = 0) -> str:

@@ -132,6 +132,13 @@ _METRICS = f"""
         (SELECT count(*) FROM over_refunded) AS over_refunded_orders,
         (SELECT count(*) FROM refunded_twice) AS refunded_twice,
         (SELECT count(*) FROM above_ledger) AS above_ledger_orders,
+        (SELECT coalesce(array_agg(DISTINCT d.order_id ORDER BY d.order_id), '{{}}') FROM (
+            SELECT s.order_id FROM confirmed c JOIN selected s USING (refund_id)
+            WHERE c.times > 1 + c.reversals
+            UNION SELECT order_id FROM over_refunded
+            UNION SELECT r.order_id FROM refunded_twice t
+                JOIN refundflow.reservations r USING (refund_id)
+            UNION SELECT order_id FROM above_ledger) d) AS duplicate_orders,
         (SELECT count(*) FROM selected s WHERE {_REFUSED}) AS refused,
         (SELECT count(*) FROM selected s
           WHERE {_REFUSED} AND EXISTS (
@@ -216,6 +223,7 @@ def _rates_and_counts(metrics: asyncpg.Record, total: int) -> dict[str, Any]:
         "sla_breaches": metrics["sla_breaches"],
         "escalation_rate": _rate(metrics["escalated"], total),
         "duplicate_refunds": sum(metrics[k] for k in _DUPLICATES),
+        "duplicate_orders": list(metrics["duplicate_orders"]),
         "reopen_rate": _rate(metrics["reopened"], metrics["refused"]),
         "refused": metrics["refused"],
         "reopened": metrics["reopened"],

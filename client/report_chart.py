@@ -70,7 +70,8 @@ def render_html(report: RefundReport) -> str:
     ]
     duplicates = report.duplicate_refunds
     if duplicates:
-        parts.append(f'<p class="banner">{escape(duplicates_line(duplicates))}</p>')
+        said = duplicates_line(duplicates, report.duplicate_orders)
+        parts.append(f'<p class="banner">{escape(said)}</p>')
     parts.append(_headline(report))
     if report.refunds == 0:
         parts.append('<p class="empty">no refunds in this period</p>')

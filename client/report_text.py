@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from client.render import when as format_moment  # the CLI's one format for a moment
@@ -36,12 +37,17 @@ def format_period(report: RefundReport) -> str:
     return f"{since} .. {until} (requested_at, until exclusive)"
 
 
-def duplicates_line(count: int) -> str:
+def duplicates_line(count: int, orders: Sequence[str] = ()) -> str:
+    """The duplicate refunds' count; when there are some, where to look (`orders`: the
+    orders behind them, at most five named)."""
     if count == 0:
         return "0 (must be 0)"
+    named = ", ".join(orders[:5]) + (f" and {len(orders) - 5} more" if len(orders) > 5 else "")
+    where = f" on {'order' if len(orders) == 1 else 'orders'} {named}" if orders else ""
     return (
-        f"{count} !!! MUST BE 0: money may have been refunded twice;"
-        " run `refundflow reconcile --no-heal` and investigate now"
+        f"{count} !!! MUST BE 0: money may have been refunded twice{where};"
+        " `refundflow anomalies` lists what reconciliation found, `refundflow reconcile"
+        " --no-heal` checks again now: investigate now"
     )
 
 
@@ -62,7 +68,8 @@ def render_text(report: RefundReport) -> str:
     ttr = report.time_to_refund_seconds
     lines = ["refund report"]
     if report.duplicate_refunds:
-        lines.append(f"!!! DUPLICATE REFUNDS: {duplicates_line(report.duplicate_refunds)}")
+        said = duplicates_line(report.duplicate_refunds, report.duplicate_orders)
+        lines.append(f"!!! DUPLICATE REFUNDS: {said}")
     lines += [
         f"  {'period':<22} {format_period(report)}",
         f"  {'generated':<22} {format_moment(report.generated_at)}",

@@ -338,6 +338,9 @@ class RefundReport(_ReadModel):
     sla_breaches: int
     escalation_rate: float
     duplicate_refunds: int
+    duplicate_orders: list[str] = []
+    """The orders behind `duplicate_refunds` (a trial: the alarm said "investigate now" and
+    named nothing to investigate)."""
     reopen_rate: float
     refused: int = 0
     """Refused requests (rejected, declined, expired in review): the reopen rate's base."""

@@ -8,6 +8,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import asyncpg
 import pytest
 
@@ -23,7 +24,7 @@ from tests.integration.helpers import eventually, wait_for_state
 from tests.integration.test_audit_store import batch
 from tests.integration.test_refund_flow import make_request
 from workflows.models import OrderLine, ReconcileInput, ReserveInput, ReserveResult, StatusView
-from workflows.states import RefundState
+from workflows.states import Awaiting, RefundState
 
 pytestmark = pytest.mark.stack
 
@@ -524,3 +525,40 @@ async def test_a_refusal_on_holds_read_ahead_waits_for_a_fresh_read(
         looked_up = await refunds_v2.order(order["order_id"])
         status, _ = await refunds_v2.request_again_or_new(later, order=looked_up, ahead=ahead)
     assert status.state.value == "pending_review" and status.refund_id != waiting.refund_id
+
+
+async def test_money_paid_around_refundflow_stays_flagged_while_a_refused_refund_holds(
+    refunds: RefundClient, sandbox: Sandbox, http: aiohttp.ClientSession
+) -> None:
+    """A trial: 45.00 of an 80.00 order paid, 10.00 refunded at the provider's dashboard (no
+    refund id), then a 35.00 refund the provider refused (only 25.00 left there). Its hold
+    made the ledger 80.00, above the 55.00 the provider paid, and the finding vanished,
+    though 10.00 had gone out around refundflow. A hold accounts only for what the
+    provider paid for its own refund."""
+    order = await sandbox.order(amount=8000)
+    first = await refunds.request(make_request(order, amount=4500))
+    await wait_for_state(refunds, first.refund_id, "completed")
+    dashboard = {
+        "payment_reference": order["payment_reference"],
+        "amount": 1000,
+        "currency": "USD",
+        "metadata": {},
+    }
+    headers = {"Idempotency-Key": unique_key("dashboard")}
+    async with http.post(
+        f"{sandbox.base}/payments/v1/refunds", json=dashboard, headers=headers
+    ) as made:
+        assert made.status == 201, await made.text()
+    refused = await refunds.request(make_request(order, amount=3500))
+    await eventually(
+        lambda: refunds.status(refused.refund_id),
+        lambda view: view.awaiting is Awaiting.OPERATOR,
+    )
+    report = await refunds.reconcile(ReconcileInput(grace_seconds=0, heal=False))
+    found = await (await refunds.store()).findings(run_id=report.run_id, limit=10_000)
+    mine = [f for f in found if f.order_id == order["order_id"]]
+    assert [f.kind for f in mine] == ["provider_money_above_ledger"], mine
+    assert mine[0].details["provider_paid"] == 5500
+    assert (mine[0].details["accounted_for"], mine[0].details["ledger"]) == (4500, 8000)
+    shown = render.findings(mine)
+    assert "ledger 80.00 USD; accounted_for 45.00 USD; provider_paid 55.00 USD" in shown
