@@ -55,7 +55,7 @@ WITH newest AS (
     END AS open
     FROM refundflow.findings f
     WHERE ($1::text IS NULL OR f.run_id = $1) AND ($2::text IS NULL OR f.kind = $2)
-      AND ($3::text IS NULL OR f.refund_id = $3)
+      AND ($3::text IS NULL OR f.refund_id = $3) AND ($7::text IS NULL OR f.order_id = $7)
 )
 SELECT finding_id, run_id, kind, refund_id, order_id, details::text AS details, action,
     created_at, open, (SELECT min(g.created_at) FROM refundflow.findings g
@@ -219,9 +219,10 @@ class PostgresRefundStore:
         refund_id: str | None = None,
         open_only: bool = False,
         limit: int = 100,
+        order_id: str | None = None,
     ) -> list[Finding]:
         rows = await self._pool.fetch(
-            LISTED_FINDINGS_SQL, run_id, kind, refund_id, open_only, limit, DISPATCHER_RUN
+            LISTED_FINDINGS_SQL, run_id, kind, refund_id, open_only, limit, DISPATCHER_RUN, order_id
         )
         return [
             Finding.model_validate({**dict(r), "details": json.loads(r["details"])}) for r in rows

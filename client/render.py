@@ -250,7 +250,14 @@ def findings(rows: list[Finding], open_only: bool = False) -> str:
 
 
 def open_finding(finding: Finding) -> str:
-    """A finding that still stands, as a note beside the refund's status."""
+    """A finding that still stands, as a note beside the refund's status: the refund's own,
+    or its order's (no refund id: about the order as a whole)."""
+    if finding.refund_id is None:
+        return (
+            f"note: reconciliation {finding.action} {finding.kind} for order {finding.order_id}"
+            f" (first found {when(finding.first_found_at)}): {_details(finding.details)};"
+            f" `refundflow anomalies --order {finding.order_id}` lists its findings"
+        )
     why = finding.details.get("not_healed") or finding.details.get("heal_error")
     return (
         f"note: reconciliation {finding.action} {finding.kind} for {finding.refund_id}"

@@ -14,6 +14,7 @@ from workflows.models import StatusView
 from workflows.read_models import ClosedRequest, CustomerHistory, Finding, OrderLedger
 
 if TYPE_CHECKING:
+    from activities.pg_store import PostgresRefundStore
     from client.refund_client import RefundClient
 
 
@@ -28,7 +29,8 @@ class ReviewContext(BaseModel):
     """The order's other refunds that closed without paying: a request rejected once and
     asked again under a new key is in front of its reviewer with the first answer."""
     open_findings: list[Finding] = []
-    """Reconciliation's findings on this refund that still stand (`anomalies --open`): what
+    """Reconciliation's findings on this refund, and on its order as a whole (money paid
+    around refundflow, units refunded twice), that still stand (`anomalies --open`): what
     it escalated to a person, which the refund's own escalation level does not show."""
 
 
@@ -44,8 +46,17 @@ async def review_context(refunds: RefundClient, status: StatusView) -> ReviewCon
         customer_history=await refunds.customer_history(status.refund_id),
         ended_in_temporal=ended,
         closed_requests=await store.closed_requests(status.order_id, status.refund_id),
-        open_findings=await store.findings(refund_id=status.refund_id, open_only=True),
+        open_findings=await _open_findings(store, status),
     )
+
+
+async def _open_findings(store: PostgresRefundStore, status: StatusView) -> list[Finding]:
+    """The refund's own open findings, then its order's (a trial: an operator recorded a
+    payment elsewhere on an order whose provider had paid 10.00 around refundflow, and the
+    refund's status said nothing of it)."""
+    own = await store.findings(refund_id=status.refund_id, open_only=True)
+    on_order = await store.findings(order_id=status.order_id, open_only=True)
+    return own + [f for f in on_order if f.refund_id is None]
 
 
 _HOW_IT_ENDS = (

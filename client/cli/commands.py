@@ -304,6 +304,7 @@ def add_reconciliation(sub: Subcommands) -> None:
     anomalies = command(sub, "anomalies", "findings of reconciliation runs, newest first")
     anomalies.add_argument("--kind", choices=FINDING_KINDS, help="only this kind of finding")
     anomalies.add_argument("--refund", type=types.refund_id, help="only this refund's findings")
+    anomalies.add_argument("--order", help="only this order's findings (its refunds' included)")
     anomalies.add_argument(
         "--open",
         action="store_true",

@@ -35,7 +35,11 @@ async def anomalies(args: argparse.Namespace) -> int:
     """Findings, newest first; `--open` keeps what still stands."""
     rows = await with_store(
         lambda store: store.findings(
-            kind=args.kind, refund_id=args.refund, open_only=args.open, limit=args.limit
+            kind=args.kind,
+            refund_id=args.refund,
+            order_id=args.order,
+            open_only=args.open,
+            limit=args.limit,
         )
     )
     emit(args, rows, lambda found: render.findings(found, open_only=args.open))

@@ -19,6 +19,7 @@ from client.errors import InvalidRefundRequest
 from client.refund_client import RefundClient
 from client.refund_ids import default_refund_key
 from client.report import build_report
+from client.review_context import review_context
 from tests.conftest import Sandbox, unique_key
 from tests.integration.helpers import eventually, wait_for_state
 from tests.integration.test_audit_store import batch
@@ -562,3 +563,9 @@ async def test_money_paid_around_refundflow_stays_flagged_while_a_refused_refund
     assert (mine[0].details["accounted_for"], mine[0].details["ledger"]) == (4500, 8000)
     shown = render.findings(mine)
     assert "ledger 80.00 USD; accounted_for 45.00 USD; provider_paid 55.00 USD" in shown
+    # The refused refund's status, where an operator decides, notes the order's finding.
+    context = await review_context(refunds, await refunds.status(refused.refund_id))
+    assert [f.kind for f in context.open_findings] == ["provider_money_above_ledger"]
+    note = render.open_finding(context.open_findings[0])
+    assert f"provider_money_above_ledger for order {order['order_id']}" in note
+    assert f"anomalies --order {order['order_id']}" in note
