@@ -35,10 +35,10 @@ from activities.http_adapters import (
     HttpPaymentProvider,
     HttpService,
 )
-from activities.outbox import ensure_configured_subscriber
 from activities.pg_store import PostgresRefundStore, create_pool
 from activities.reconciliation import ReconciliationActivities
 from activities.refund_activities import RefundActivities
+from activities.subscribers import ensure_configured_subscriber
 from activities.tracking_links import TrackingLinks
 from activities.verification import RequestVerifier, known_policy_hashes
 from api.pages.settings import dev_secret

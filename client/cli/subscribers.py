@@ -3,7 +3,7 @@
 The grammar is in commands.add_subscribers; this module holds what it needs beyond the
 shared argument types (URLs subscribers may have, durations, event ids), the handler and how
 the results read. The rules themselves (https, budgets, overlap, what can be replayed) are
-activities.outbox's: refused there with one sentence, before anything is stored.
+activities.subscribers': refused there with one sentence, before anything is stored.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ EVENT_ID_PATTERN = r"rf_[0-9a-f]{24}:[0-9]+"
 
 
 def subscriber_url(value: str) -> str:
-    """A URL events may be sent to (activities.outbox.check_subscriber_url)."""
-    from activities.outbox import SubscriberRefused, check_subscriber_url
+    """A URL events may be sent to (activities.subscribers.check_subscriber_url)."""
+    from activities.subscribers import SubscriberRefused, check_subscriber_url
 
     try:
         return check_subscriber_url(value)
@@ -56,7 +56,7 @@ def event_id(value: str) -> str:
 
 
 async def handle(args: argparse.Namespace) -> int:
-    from activities import outbox
+    from activities import subscribers
 
     command = args.subscribers_command
     if command in ("add", "remove", "rotate-secret") and args.name == vocabulary.CUSTOMER_CHANNEL:
@@ -71,22 +71,22 @@ async def handle(args: argparse.Namespace) -> int:
         pool = store.pool
         try:
             if command == "add":
-                return await outbox.add_subscriber(
+                return await subscribers.add_subscriber(
                     pool, args.name, args.url, max_attempts=args.max_attempts, max_age=args.max_age
                 )
             if command == "rotate-secret":
-                return await outbox.rotate_secret(pool, args.name, args.overlap)
+                return await subscribers.rotate_secret(pool, args.name, args.overlap)
             if command == "replay":
-                return await outbox.replay_parked(pool, args.name, args.event)
+                return await subscribers.replay_parked(pool, args.name, args.event)
             if command == "remove":
-                removed = await outbox.deactivate_subscriber(pool, args.name)
+                removed = await subscribers.deactivate_subscriber(pool, args.name)
                 if removed is None:
                     raise RefundflowError(f"no subscriber named {args.name}")
                 return {"name": args.name, "active": False, "removed_before": not removed}
-            return await outbox.list_subscribers(pool)
-        except outbox.SubscriberMissing as err:  # not found, or not in that state: 1
+            return await subscribers.list_subscribers(pool)
+        except subscribers.SubscriberMissing as err:  # not found, or not in that state: 1
             raise RefundflowError(str(err)) from None
-        except outbox.SubscriberRefused as err:  # a usage mistake: 2
+        except subscribers.SubscriberRefused as err:  # a usage mistake: 2
             raise UserError(str(err)) from None
 
     emit(args, await with_store(act), _HUMAN[command])

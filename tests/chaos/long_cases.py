@@ -18,7 +18,7 @@ from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 
-from activities import outbox
+from activities import outbox, subscribers
 from sandbox.reversals import REVERSAL_CODE
 from tests.chaos.ends import COMPLETED
 from tests.chaos.harness import Chaos, settle
@@ -165,7 +165,7 @@ async def poison_subscriber(chaos: Chaos) -> None:
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     name = f"poison-{uuid.uuid4().hex[:8]}"
-    await outbox.add_subscriber(
+    await subscribers.add_subscriber(
         chaos.db,
         name,
         f"http://127.0.0.1:{port}/events",
@@ -202,7 +202,7 @@ async def poison_subscriber(chaos: Chaos) -> None:
         # Each event was tried twice (the budget) and then left alone.
         assert len(refused) == 2 * events, f"{len(refused)} refused for {events} events"
     finally:
-        await outbox.deactivate_subscriber(chaos.db, name)
+        await subscribers.deactivate_subscriber(chaos.db, name)
         await runner.cleanup()
 
 

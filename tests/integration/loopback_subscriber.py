@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from activities import outbox
+from activities import subscribers
 from tests.unit.test_subscriber_example import readme_receiver
 from worker.processes import free_port
 
@@ -71,7 +71,7 @@ class LoopbackSubscriber:
     async def subscribe(
         self, db: asyncpg.Pool, *, max_attempts: int | None = None, max_age: timedelta | None = None
     ) -> str:
-        added = await outbox.add_subscriber(
+        added = await subscribers.add_subscriber(
             db, self.name, self.url, max_attempts=max_attempts, max_age=max_age
         )
         self.secret = added.secret
@@ -91,7 +91,7 @@ async def loopback_subscriber(db: asyncpg.Pool) -> AsyncIterator[LoopbackSubscri
     try:
         yield subscriber
     finally:
-        await outbox.deactivate_subscriber(db, subscriber.name)
+        await subscribers.deactivate_subscriber(db, subscriber.name)
         await runner.cleanup()
 
 

@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from activities import outbox
+from activities import subscribers
 from activities.signing import sign
 from client.refund_client import RefundClient
 from sandbox.admin_client import SandboxAdmin
@@ -57,7 +57,7 @@ async def test_failing_channel_is_retried_in_order_then_delivered_once(
     assert stuck[0]["last_error"] == "HTTP 503"
     assert all(r["attempts"] == 0 for r in stuck[1:])
     # `subscribers list` says why the channel is failing now.
-    (channel,) = [s for s in await outbox.list_subscribers(db) if s.name == CUSTOMER_CHANNEL]
+    (channel,) = [s for s in await subscribers.list_subscribers(db) if s.name == CUSTOMER_CHANNEL]
     assert channel.last_error == stuck[0]["last_error"] and channel.parked == 0
     assert channel.last_error_attempts is not None and channel.last_error_attempts >= 2
     assert await sandbox.inbox(status.refund_id) == []
@@ -126,14 +126,14 @@ class RecordingSubscriber:
 async def subscriber(db: asyncpg.Pool) -> AsyncIterator[RecordingSubscriber]:
     port = free_port()
     name = f"test-sub-{port}"
-    created = await outbox.add_subscriber(db, name, f"http://127.0.0.1:{port}/events")
+    created = await subscribers.add_subscriber(db, name, f"http://127.0.0.1:{port}/events")
     receiver = RecordingSubscriber(created.secret)
     receiver.url = created.url
     async with receiving(receiver.handle, port):
         try:
             yield receiver
         finally:
-            await outbox.deactivate_subscriber(db, name)
+            await subscribers.deactivate_subscriber(db, name)
 
 
 async def test_webhook_subscriber_gets_signed_events_in_order_per_refund(
@@ -185,13 +185,13 @@ async def test_configured_channel_keeps_its_secret_and_removal_drops_the_backlog
             "SELECT url, secret, active FROM refundflow.subscribers WHERE name = $1", name
         )
 
-    await outbox.ensure_configured_subscriber(db, name, "http://127.0.0.1:9/a", None)
+    await subscribers.ensure_configured_subscriber(db, name, "http://127.0.0.1:9/a", None)
     first = await stored()
     # A worker restart (same configuration, no secret configured) keeps the secret.
-    await outbox.ensure_configured_subscriber(db, name, "http://127.0.0.1:9/b", None)
+    await subscribers.ensure_configured_subscriber(db, name, "http://127.0.0.1:9/b", None)
     again = await stored()
     assert again["secret"] == first["secret"] and again["url"] == "http://127.0.0.1:9/b"
-    await outbox.ensure_configured_subscriber(db, name, "http://127.0.0.1:9/b", "whsec_set")
+    await subscribers.ensure_configured_subscriber(db, name, "http://127.0.0.1:9/b", "whsec_set")
     assert (await stored())["secret"] == "whsec_set"
 
     # Removal: stays removed across restarts, and its undelivered backlog is dropped.
@@ -207,8 +207,8 @@ async def test_configured_channel_keeps_its_secret_and_removal_drops_the_backlog
         f"{name}:1",
         name,
     )
-    assert await outbox.deactivate_subscriber(db, name)
-    await outbox.ensure_configured_subscriber(db, name, "http://127.0.0.1:9/b", None)
+    assert await subscribers.deactivate_subscriber(db, name)
+    await subscribers.ensure_configured_subscriber(db, name, "http://127.0.0.1:9/b", None)
     assert (await stored())["active"] is False
     pending = await db.fetchval(
         "SELECT count(*) FROM refundflow.deliveries WHERE subscriber = $1", name
@@ -234,7 +234,7 @@ async def test_a_hanging_subscriber_does_not_hold_up_the_customer_channel(
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    await outbox.add_subscriber(db, name, f"http://127.0.0.1:{port}/events")
+    await subscribers.add_subscriber(db, name, f"http://127.0.0.1:{port}/events")
     try:
         first = await refunds_v2.request(make_request(await sandbox.order(amount=1500)))
         # The dispatcher opens the new subscriber's lane within its idle wait: from then on a
@@ -253,5 +253,5 @@ async def test_a_hanging_subscriber_does_not_hold_up_the_customer_channel(
         assert not release.is_set()  # the hanging subscriber never answered meanwhile
     finally:
         release.set()
-        await outbox.deactivate_subscriber(db, name)
+        await subscribers.deactivate_subscriber(db, name)
         await runner.cleanup()

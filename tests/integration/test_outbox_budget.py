@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from activities import outbox
+from activities import outbox, subscribers
 from client.refund_client import RefundClient
 from tests.conftest import Sandbox
 from tests.integration.helpers import eventually, run_cli
@@ -152,7 +152,7 @@ async def test_replay_refuses_a_wrong_subscriber_or_event_and_changes_nothing(
         replayed = await cli_json(stack, "subscribers", "replay", name, "--all-parked")
         assert replayed == {"subscriber": name, "event_ids": [parked]}
         # Removed: its backlog (the parked event too) is dropped, and replay says why not.
-        assert await outbox.deactivate_subscriber(db, name)
+        assert await subscribers.deactivate_subscriber(db, name)
         code, _, err = await run_cli(env, "subscribers", "replay", name, "--all-parked")
         assert code == 1 and f"subscriber {name} was removed" in err
 
@@ -212,13 +212,13 @@ async def test_subscriber_urls_must_be_https_except_to_this_machine(
         assert code == 2 and out == "" and said in err, (url, err)
         assert err.count("\n") == 1 and "user:pw" not in err, err
     assert await stored() == []  # nothing stored
-    with pytest.raises(outbox.SubscriberRefused, match="must use https"):
-        await outbox.add_subscriber(db, name, "http://crm.example.com/hook")
+    with pytest.raises(subscribers.SubscriberRefused, match="must use https"):
+        await subscribers.add_subscriber(db, name, "http://crm.example.com/hook")
     assert await stored() == []
 
     try:
         for url in ("http://localhost:9/x", "http://[::1]:9/x", "https://crm.example.invalid/x"):
-            added = await outbox.add_subscriber(db, name, url)
+            added = await subscribers.add_subscriber(db, name, url)
             assert added.url == url
         before = await stored()
         # Re-adding with a plain-http URL elsewhere changes nothing, secret included.
@@ -238,4 +238,4 @@ async def test_subscriber_urls_must_be_https_except_to_this_machine(
             assert code == 2 and said in err and err.count("\n") == 1, (budget, err)
         assert await stored() == before
     finally:
-        await outbox.deactivate_subscriber(db, name)
+        await subscribers.deactivate_subscriber(db, name)

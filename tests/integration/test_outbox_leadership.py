@@ -21,7 +21,7 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from activities import outbox
+from activities import outbox, subscribers
 from activities.delivery_sql import LOCK_ID
 from activities.dispatcher import OutboxDispatcher
 from activities.pg_store import create_pool
@@ -78,7 +78,7 @@ async def subscribed(
         async with fresh_database(settings.require_database_url(), name) as url:
             db = await create_pool(url)
             try:
-                await outbox.add_subscriber(db, f"{name}-test", events_url)
+                await subscribers.add_subscriber(db, f"{name}-test", events_url)
                 yield db, url
             finally:
                 await db.close()
