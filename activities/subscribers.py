@@ -8,6 +8,7 @@ activities.dispatcher.
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
@@ -130,8 +131,10 @@ async def rotate_secret(
     pool: asyncpg.Pool, name: str, overlap: timedelta = DEFAULT_OVERLAP
 ) -> AddedSubscriber:
     """Give `name` a new signing secret (returned, shown once). The current one keeps
-    signing deliveries, beside the new one, for `overlap` (none: it stops now); a secret
-    replaced earlier stops now, so at most two are ever valid."""
+    signing deliveries, beside the new one, for `overlap` (none: it stops now), so at most
+    two are ever valid. While an earlier rotation's overlap runs, only `overlap` 0 is taken
+    (both old secrets stop now: a leaked secret): a second graceful rotation would stop the
+    secret whose overlap was promised without a word (a trial)."""
     if not timedelta(0) <= overlap <= MAX_OVERLAP:
         raise SubscriberRefused(f"the overlap must be between 0 and 7 days, got {_span(overlap)}")
     keep = overlap > timedelta(0)
@@ -139,15 +142,35 @@ async def rotate_secret(
         "UPDATE refundflow.subscribers SET previous_secret = CASE WHEN $3::boolean THEN secret END,"
         " previous_secret_until = CASE WHEN $3::boolean THEN now() + $4::interval END,"
         " secret = $2"
-        f" WHERE name = $1 AND active RETURNING {_SUBSCRIBER_COLUMNS}",
+        " WHERE name = $1 AND active"
+        " AND NOT ($3 AND coalesce(previous_secret_until > now(), false))"
+        f" RETURNING {_SUBSCRIBER_COLUMNS}",
         name,
         new_secret(),
         keep,
         overlap,
     )
     if row is None:
+        await _refuse_during_overlap(pool, name)
         await _refuse_unknown_or_removed(pool, name)
     return AddedSubscriber.model_validate(dict(row))
+
+
+async def _refuse_during_overlap(db: Any, name: str) -> None:
+    """Raise when `name`'s previous secret still signs beside its current one."""
+    until = await db.fetchval(
+        "SELECT previous_secret_until FROM refundflow.subscribers"
+        " WHERE name = $1 AND active AND previous_secret_until > now()",
+        name,
+    )
+    if until is not None:
+        moment = until.isoformat(timespec="seconds").replace("+00:00", "Z")
+        raise SubscriberRefused(
+            f"{name}'s previous secret still signs deliveries until {moment}, as the last"
+            " rotation promised; rotating again now would stop it at once. Rotate once"
+            " receivers use the current secret, or with --overlap 0 to stop both old secrets"
+            " now (a leaked secret)"
+        )
 
 
 async def _refuse_unknown_or_removed(db: Any, name: str) -> NoReturn:
@@ -213,24 +236,38 @@ async def list_subscribers(pool: asyncpg.Pool) -> list[Subscriber]:
     return [Subscriber.model_validate(dict(r)) for r in rows]
 
 
-async def deactivate_subscriber(pool: asyncpg.Pool, name: str) -> bool | None:
+@dataclass(frozen=True)
+class Removal:
+    removed_now: bool
+    """False: it had been removed before (nothing changed)."""
+    dropped_pending: int = 0
+    dropped_parked: int = 0
+    """Deliveries it had not received, dropped with it (a trial: dropped without a word)."""
+
+
+async def deactivate_subscriber(pool: asyncpg.Pool, name: str) -> Removal | None:
     """Stop deliveries to `name`; what it had not received yet (parked included) is
     dropped, not kept for later (subscribers receive events from the moment they are
-    added). False: removed before; None: no such subscriber."""
+    added), and no secret of its signs anything. None: no such subscriber."""
     async with pool.acquire() as conn, conn.transaction():
         was_active = await conn.fetchval(
             "SELECT active FROM refundflow.subscribers WHERE name = $1 FOR UPDATE", name
         )
         if not was_active:
-            return None if was_active is None else False
-        result = await conn.execute(
-            "UPDATE refundflow.subscribers SET active = false WHERE name = $1", name
-        )
+            return None if was_active is None else Removal(removed_now=False)
         await conn.execute(
-            "DELETE FROM refundflow.deliveries WHERE subscriber = $1 AND delivered_at IS NULL",
+            "UPDATE refundflow.subscribers SET active = false, previous_secret = NULL,"
+            " previous_secret_until = NULL WHERE name = $1",
             name,
         )
-    return bool(result.endswith(" 1"))
+        dropped = await conn.fetchrow(
+            "WITH gone AS (DELETE FROM refundflow.deliveries WHERE subscriber = $1"
+            " AND delivered_at IS NULL RETURNING parked_at)"
+            " SELECT count(*) FILTER (WHERE parked_at IS NULL) AS pending,"
+            " count(*) FILTER (WHERE parked_at IS NOT NULL) AS parked FROM gone",
+            name,
+        )
+    return Removal(True, dropped["pending"], dropped["parked"])
 
 
 async def replay_parked(

@@ -82,7 +82,13 @@ async def handle(args: argparse.Namespace) -> int:
                 removed = await subscribers.deactivate_subscriber(pool, args.name)
                 if removed is None:
                     raise RefundflowError(f"no subscriber named {args.name}")
-                return {"name": args.name, "active": False, "removed_before": not removed}
+                return {
+                    "name": args.name,
+                    "active": False,
+                    "removed_before": not removed.removed_now,
+                    "dropped_pending": removed.dropped_pending,
+                    "dropped_parked": removed.dropped_parked,
+                }
             return await subscribers.list_subscribers(pool)
         except subscribers.SubscriberMissing as err:  # not found, or not in that state: 1
             raise RefundflowError(str(err)) from None
@@ -146,7 +152,13 @@ def _rotated(data: AddedSubscriber) -> str:
 def _removed(data: dict[str, Any]) -> str:
     if data.get("removed_before"):
         return f"{data['name']}: was removed before; it receives no events"
-    return f"{data['name']}: no longer receives events"
+    pending, parked = data["dropped_pending"], data["dropped_parked"]
+    dropped = (
+        f"; dropped what it had not received: {pending} pending, {parked} parked"
+        if pending or parked
+        else ""
+    )
+    return f"{data['name']}: no longer receives events{dropped}"
 
 
 def parked_line(row: Subscriber) -> str:

@@ -207,7 +207,8 @@ async def test_configured_channel_keeps_its_secret_and_removal_drops_the_backlog
         f"{name}:1",
         name,
     )
-    assert await subscribers.deactivate_subscriber(db, name)
+    removal = await subscribers.deactivate_subscriber(db, name)
+    assert removal == subscribers.Removal(removed_now=True, dropped_pending=1, dropped_parked=0)
     await subscribers.ensure_configured_subscriber(db, name, "http://127.0.0.1:9/b", None)
     assert (await stored())["active"] is False
     pending = await db.fetchval(

@@ -152,7 +152,8 @@ async def test_replay_refuses_a_wrong_subscriber_or_event_and_changes_nothing(
         replayed = await cli_json(stack, "subscribers", "replay", name, "--all-parked")
         assert replayed == {"subscriber": name, "event_ids": [parked]}
         # Removed: its backlog (the parked event too) is dropped, and replay says why not.
-        assert await subscribers.deactivate_subscriber(db, name)
+        removal = await subscribers.deactivate_subscriber(db, name)
+        assert removal is not None and removal.removed_now
         code, _, err = await run_cli(env, "subscribers", "replay", name, "--all-parked")
         assert code == 1 and f"subscriber {name} was removed" in err
 

@@ -68,6 +68,18 @@ async def test_the_old_secret_keeps_signing_for_the_overlap_then_stops(
         (mine,) = [s for s in listed if s["name"] == name]
         assert mine["previous_secret_valid_until"] == rotated["previous_secret_valid_until"]
 
+        # A second graceful rotation within the overlap would stop the first secret at once,
+        # breaking what the first promised (a trial): refused, nothing changed.
+        kept = await db.fetchrow("SELECT * FROM refundflow.subscribers WHERE name = $1", name)
+        code, out, err = await run_cli(
+            stack.env(), "subscribers", "rotate-secret", name, "--overlap", "1h"
+        )
+        assert (code, out) == (2, ""), err
+        assert "previous secret still signs deliveries until" in err and "--overlap 0" in err
+        assert kept == await db.fetchrow(
+            "SELECT * FROM refundflow.subscribers WHERE name = $1", name
+        )
+
         # No overlap: the replaced secret stops at once, and only the new one signs.
         rotated = await cli_json(stack, "subscribers", "rotate-secret", name, "--overlap", "0")
         assert rotated["previous_secret_valid_until"] is None
