@@ -7,6 +7,7 @@ set by the API), recorded with the audit entry. The defaults are the contracts' 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,9 +41,12 @@ from workflows.models import (
     TimelineEntry,
 )
 from workflows.refund.workflow import RefundWorkflow
-from workflows.states import TERMINAL_STATES
+from workflows.states import TERMINAL_STATES, Awaiting
 
 UPDATE_TIMEOUT = timedelta(seconds=30)
+RETRY_OUTCOME_WAIT = timedelta(seconds=5)
+"""How long an operator's retry waits for its attempt's outcome before answering that the
+provider still has it (a provider answers in well under a second when it answers at once)."""
 log = structlog.get_logger("refundflow.client")
 
 
@@ -116,8 +120,25 @@ class RefundActions:
     async def operator_retry(
         self, refund_id: str, operator: str, *, source: str = "operator", issuer: str | None = None
     ) -> StatusView:
+        """Pay again; answered once the new attempt has an outcome (paid, refused again, or
+        still with the provider after RETRY_OUTCOME_WAIT): a trial's retry answered "on its
+        way" with a date while the provider had already refused it again."""
         update = OperatorRetryInput(operator=operator, source=source, issuer=issuer)
-        return await self._update(refund_id, RefundWorkflow.operator_retry, update)
+        answer = await self._update(refund_id, RefundWorkflow.operator_retry, update)
+        return await self._attempt_outcome(refund_id, answer)
+
+    async def _attempt_outcome(self, refund_id: str, answer: StatusView) -> StatusView:
+        """The refund once its payment attempt is recorded past `answer` (polled from the
+        projection), or `answer` while it is still with the provider."""
+        if not self._database_url or answer.awaiting is not Awaiting.PAYMENT_PROVIDER:
+            return answer
+        deadline = asyncio.get_running_loop().time() + RETRY_OUTCOME_WAIT.total_seconds()
+        while asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.1)
+            recorded = await self._as_recorded(refund_id, answer)
+            if recorded is not None and recorded is not answer:
+                return recorded
+        return answer
 
     async def operator_paid_elsewhere(
         self,

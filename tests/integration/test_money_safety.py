@@ -194,6 +194,24 @@ async def test_operator_retry_after_the_cause_is_fixed_pays_once(
     assert done.provider_refund_id == paid["id"]
 
 
+async def test_a_retry_the_provider_refuses_again_is_answered_with_that_refusal(
+    refunds: RefundClient, sandbox: Sandbox, faults: SandboxAdmin
+) -> None:
+    """A trial: `operator retry` answered "on its way, money arrives between …" and exit 0
+    while the provider had refused the new attempt in the same second."""
+    order = await sandbox.order(amount=4000)
+    await faults.set_faults({"payment.refuse": "expired_card"})
+    status = await refunds.request(make_request(order))
+    await eventually(
+        lambda: refunds.status(status.refund_id), lambda s: s.awaiting.value == "operator"
+    )
+    retried = await refunds.operator_retry(status.refund_id, "ops-kim")
+    assert retried.awaiting.value == "operator", retried
+    assert retried.message.startswith("Your refund of 40.00 USD could not be paid yet"), retried
+    assert retried.provider_failure is not None and "expired_card" in retried.provider_failure
+    assert [r["status"] for r in await sandbox.refunds(order["order_id"])] == []
+
+
 async def test_operator_cancel_is_refused_while_the_provider_holds_a_live_refund(
     refunds: RefundClient,
     sandbox: Sandbox,
