@@ -225,7 +225,18 @@ _ACTION_BY: dict[Awaiting, str] = {
 }
 
 
-def next_step(state: RefundState, awaiting: Awaiting) -> str:
+_CUSTOMER_ASKED_NEXT = (
+    "The customer does what the payment provider asks of them; then the provider pays the refund."
+)
+_CUSTOMER_ASKED_BY = "the customer, as the payment provider asks (nothing for staff to do)"
+"""While the provider waits for the customer (a `requires_action` answer): a trial read "the
+payment provider (nothing for staff to do)" and "The payment provider pays the refund"."""
+
+
+def next_step(state: RefundState, awaiting: Awaiting, customer_asked: bool = False) -> str:
+    """What happens next; `customer_asked`: the provider waits for the customer."""
+    if customer_asked and awaiting is Awaiting.PAYMENT_PROVIDER:
+        return _CUSTOMER_ASKED_NEXT
     if state is RefundState.COMPLETED:
         return "Nothing: the refund has been paid."
     if state is RefundState.CANCELLED:
@@ -239,11 +250,15 @@ def action_by(
     approval_by: str | None,
     approved_once_by: str = "",
     four_eyes: bool = False,
+    customer_asked: bool = False,
 ) -> str:
     """Who acts next; `approved_once_by`: the first of two approvers (four eyes), who may not
-    be the second; `four_eyes`: two different people must approve, and none has yet."""
+    be the second; `four_eyes`: two different people must approve, and none has yet;
+    `customer_asked`: the payment provider waits for the customer."""
     if state in (RefundState.COMPLETED, RefundState.CANCELLED):
         return "nobody: the refund is closed"
+    if customer_asked and awaiting is Awaiting.PAYMENT_PROVIDER:
+        return _CUSTOMER_ASKED_BY
     role = f" with the {approval_by} role or above" if approval_by else ""
     if awaiting is Awaiting.REVIEWER and approved_once_by:
         return f"a second reviewer{role}, not {approved_once_by} (who approved it first)"

@@ -29,6 +29,9 @@ async def test_requires_action_tells_the_customer_then_the_refund_settles(env: E
     )
     assert waiting.awaiting is Awaiting.PAYMENT_PROVIDER
     assert INSTRUCTIONS + "." in waiting.message  # a whole sentence before the ETA
+    # Staff read that the customer acts, not the provider (a trial).
+    assert waiting.action_by.startswith("the customer, as the payment provider asks")
+    assert waiting.next_step.startswith("The customer does what the payment provider asks")
     told = [n for n in env.systems.told[handle.id] if n.event == "provider_requires_action"]
     assert len(told) == 1 and told[0].facts.action_required == INSTRUCTIONS
     notice = wording.notification(told[0].facts)

@@ -78,7 +78,10 @@ def _who_acts(case: RefundCase) -> str:
     p = case.p
     four_eyes = case.needs_second_approver(p.amount)
     first = _first_approver(case)
-    return wording.action_by(p.state, p.awaiting, case.decision.approval_by, first, four_eyes)
+    asked = p.provider_instructions is not None
+    return wording.action_by(
+        p.state, p.awaiting, case.decision.approval_by, first, four_eyes, customer_asked=asked
+    )
 
 
 def told_amount(case: RefundCase) -> int:
@@ -149,7 +152,7 @@ def status(case: RefundCase) -> StatusView:
         requested_by=inp.request.requested_by,
         submitted_by=inp.request.submitted_by,
         timeline=list(p.timeline),
-        next_step=wording.next_step(p.state, p.awaiting),
+        next_step=wording.next_step(p.state, p.awaiting, p.provider_instructions is not None),
         eta=told.eta,
         message=wording.customer_message(told),
         policy_notes=notes,
@@ -198,7 +201,7 @@ def details(case: RefundCase) -> str:
         f"**{p.state.value}** · {amount} · order {case.inp.order.order_id}",
         f"awaiting: {p.awaiting.value} · escalation level {p.escalation}",
         f"who acts: {_who_acts(case)}",
-        f"next: {wording.next_step(p.state, p.awaiting)}",
+        f"next: {wording.next_step(p.state, p.awaiting, p.provider_instructions is not None)}",
     ]
     _, latest, kind = eta(case)
     if latest is not None:
