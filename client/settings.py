@@ -263,7 +263,9 @@ def dev_stack_place() -> str:
     """Where `refundflow dev` is looked for, as an error's hint says it: "in this folder", or
     the REFUNDFLOW_HOME set (a hint naming this folder would send a user to the wrong one)."""
     home = os.environ.get("REFUNDFLOW_HOME")
-    return f"with REFUNDFLOW_HOME={home}" if home else "in this folder"
+    if home:
+        return f"with REFUNDFLOW_HOME={home}"
+    return "in this folder (or set REFUNDFLOW_HOME to a stack's home)"
 
 
 def find_stack(explicit_home: str | None) -> tuple[Path, dict[str, Any]]:

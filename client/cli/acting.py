@@ -26,8 +26,9 @@ from client.errors import RefundflowError
 from client.settings import find_stack
 
 NO_API = (
-    "no API to talk to: start `refundflow dev` in this folder (commands then act as its"
-    " staff directory's default member, or `refundflow --as NAME ...`), or set"
+    "no API to talk to: start `refundflow dev` in this folder, or set REFUNDFLOW_HOME to the"
+    " home of a stack started elsewhere (its banner names it); commands then act as its"
+    " staff directory's default member, or `refundflow --as NAME ...`. Or set"
     " REFUNDFLOW_API_URL and REFUNDFLOW_TOKEN"
 )
 SYNONYMS = ("reviewer", "operator", "actor")

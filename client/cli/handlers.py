@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,7 @@ from client.cli.arguments import EXIT_FAILURE, EXIT_OK, UserError
 from client.cli.output import emit, note
 from client.errors import NotAllowed, RefundflowError
 from client.review_context import as_stopped
-from client.settings import Settings, dev_stack_place
+from client.settings import Settings, dev_stack_place, read_stack_file
 from workflows.states import TERMINAL_STATES, CancelReason
 from workflows.wording import first_approver
 
@@ -159,6 +160,12 @@ async def _ask_sandbox(
     from activities.http_adapters import HttpOrderSystem, HttpPaymentProvider, HttpService
     from sandbox.admin_client import SandboxAdmin
 
+    if not os.environ.get("SANDBOX_URL") and not read_stack_file(settings.home):
+        # Not the default port blindly: another folder's stack may answer there (a trial).
+        raise RefundflowError(
+            f"no dev stack found, and the sandbox runs in one: start `refundflow dev`"
+            f" {dev_stack_place()}, or set SANDBOX_URL"
+        )
     admin = SandboxAdmin(HttpService(session, settings.sandbox_url, "sandbox"))
     if args.sandbox_command == "faults":
         if args.faults_command == "set":

@@ -3,11 +3,19 @@ line and the interrupted status, not a traceback of the import (worker/entry.py)
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
+from dataclasses import replace
+from pathlib import Path
 
+import aiohttp
+import pytest
+
+from client.cli import handlers
 from client.cli.arguments import EXIT_INTERRUPTED
-from client.settings import PROJECT_ROOT
+from client.errors import RefundflowError
+from client.settings import PROJECT_ROOT, Settings
 from worker import entry
 
 SCRIPT = PROJECT_ROOT / ".venv" / "bin" / "refundflow"
@@ -120,3 +128,21 @@ def test_ctrl_c_while_parsing_is_one_line_and_exit_130() -> None:
     parsed = _python(CTRL_C_WHILE_PARSING)
     assert parsed.returncode == EXIT_INTERRUPTED, (parsed.stdout, parsed.stderr)
     assert parsed.stderr == "error: interrupted while starting: nothing was done\n"
+
+
+async def test_sandbox_commands_find_no_stack_instead_of_trying_the_default_port(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trial: from a folder with no stack (and REFUNDFLOW_HOME unset), `sandbox faults
+    show` asked 127.0.0.1:8088, where another folder's stack may answer (and be changed by
+    `faults set`)."""
+    monkeypatch.delenv("SANDBOX_URL", raising=False)
+    monkeypatch.delenv("REFUNDFLOW_HOME", raising=False)
+    settings = replace(Settings.from_env({}), home=tmp_path / ".refundflow")
+    args = argparse.Namespace(sandbox_command="faults", faults_command="show")
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(RefundflowError) as refused:
+            await handlers._ask_sandbox(args, session, settings)
+    said = str(refused.value)
+    assert said.startswith("no dev stack found, and the sandbox runs in one: start")
+    assert "REFUNDFLOW_HOME" in said and said.endswith("or set SANDBOX_URL")
