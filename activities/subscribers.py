@@ -7,6 +7,7 @@ activities.dispatcher.
 
 from __future__ import annotations
 
+import difflib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -177,10 +178,17 @@ async def _refuse_unknown_or_removed(db: Any, name: str) -> NoReturn:
     """Raise the reason `name` cannot be acted on: it does not exist, or it was removed."""
     active = await db.fetchval("SELECT active FROM refundflow.subscribers WHERE name = $1", name)
     if active is None:
-        raise SubscriberMissing(f"no subscriber named {name}")
+        raise SubscriberMissing(f"no subscriber named {name}{await meant_subscriber(db, name)}")
     if not active:
         raise SubscriberMissing(f"subscriber {name} was removed; add it again first")
     raise SubscriberMissing(f"subscriber {name} changed meanwhile; try again")
+
+
+async def meant_subscriber(db: Any, name: str) -> str:
+    """'; did you mean crm?' for a name one typo from an active subscriber's; '' else."""
+    names = await db.fetch("SELECT name FROM refundflow.subscribers WHERE active")
+    close = difflib.get_close_matches(name, [r["name"] for r in names], n=1, cutoff=0.75)
+    return f"; did you mean {close[0]}?" if close else ""
 
 
 async def ensure_configured_subscriber(

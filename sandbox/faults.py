@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 SYSTEMS = ("payment", "inventory", "orders", "notifications")
 System = Literal["payment", "inventory", "orders", "notifications"]
@@ -59,7 +59,15 @@ class PaymentFaults(SystemFaults):
     it): it turns `failed` after `reverse_after_ms` and a `refund.failed` webhook goes out."""
     reverse_after_ms: Annotated[int, Field(ge=0, le=86_400_000)] = 2000
     refuse: Annotated[str, Field(pattern=r"^[a-z_]*$", max_length=40)] = ""
-    """If set (e.g. `expired_card`), every new refund is refused for good with this code."""
+    """If set (e.g. `expired_card`), every new refund is refused for good with this code;
+    `none` or `off` (or nothing) refuses none (a trial's `payment.refuse=none` became the
+    refusal code "none")."""
+
+    @field_validator("refuse", mode="before")
+    @classmethod
+    def _none_is_no_refusal(cls, value: Any) -> Any:
+        return "" if isinstance(value, str) and value.strip().lower() in ("none", "off") else value
+
     idempotency_retention_s: Annotated[int, Field(ge=0)] = 86_400
     """Idempotency keys older than this are forgotten, as Stripe forgets them after 24 h."""
     webhooks: bool = True

@@ -180,8 +180,14 @@ def refund_id(value: str) -> str:
     with spaces around it or in upper case is the same id."""
     normal = pasted_refund_id(value)
     if normal is None:
+        order = value.strip()
+        hint = (  # a trial: `status ord_…` (an order's refunds are listed by order)
+            f"; an order's refunds: `refundflow list --order {order}`"
+            if order and not order.lower().startswith("rf_") and re.fullmatch(r"\S+", order)
+            else ""
+        )
         raise argparse.ArgumentTypeError(
-            f"{value!r} is not a refund id (they look like rf_ and 24 hex digits)"
+            f"{value!r} is not a refund id (they look like rf_ and 24 hex digits){hint}"
         )
     return normal
 

@@ -81,7 +81,8 @@ async def handle(args: argparse.Namespace) -> int:
             if command == "remove":
                 removed = await subscribers.deactivate_subscriber(pool, args.name)
                 if removed is None:
-                    raise RefundflowError(f"no subscriber named {args.name}")
+                    meant = await subscribers.meant_subscriber(pool, args.name)
+                    raise RefundflowError(f"no subscriber named {args.name}{meant}")
                 return {
                     "name": args.name,
                     "active": False,

@@ -135,6 +135,8 @@ def test_eligibility_and_subscriber_mistakes_are_one_line(stack: DevStack) -> No
         for key in row
         if key != "previous_secret_valid_until"
     )
+    typo = cli(stack, "subscribers", "replay", "walkthrough-crn", "--all-parked")
+    assert typo.returncode == 1 and "did you mean walkthrough-crm?" in typo.stderr, typo.stderr
     removed = cli_json(stack, "subscribers", "remove", "walkthrough-crm")
     assert (removed["active"], removed["removed_before"]) == (False, False)
     again = cli(stack, "subscribers", "remove", "walkthrough-crm")  # nothing to do: said so

@@ -66,6 +66,8 @@ RF = "rf_0123456789abcdef01234567"
         (["--as", "li", "--as", "bob", "list"], "--as given twice (li, then bob): give it once"),
         # After the command, its name read as the refund id: where --as goes (a trial).
         (["status", "--as", "li", RF], "; --as goes before the command: `refundflow --as"),
+        # An order id where a refund id goes: where an order's refunds are (a trial).
+        (["status", "ord_9b7"], "; an order's refunds: `refundflow list --order ord_9b7`"),
     ],
 )
 def test_a_mistake_is_one_line_with_exit_status_2(
@@ -163,3 +165,12 @@ def test_an_option_of_another_command_is_not_suggested(capsys: pytest.CaptureFix
         build_parser().parse_args(["track", RF, "--escalatd"])  # --escalated is list's
     err = capsys.readouterr().err
     assert "unrecognized arguments: --escalatd" in err and "did you mean" not in err
+
+
+def test_no_refusal_code_is_none_not_a_code_named_none() -> None:
+    """A trial: `sandbox faults set payment.refuse=none` refused every refund as "none"."""
+    from sandbox.faults import PaymentFaults
+
+    for written in ("none", "off", "None", ""):
+        assert PaymentFaults.model_validate({"refuse": written}).refuse == ""
+    assert PaymentFaults.model_validate({"refuse": "expired_card"}).refuse == "expired_card"
