@@ -195,17 +195,23 @@ async def order_ledger(pool: asyncpg.Pool, order_id: str) -> OrderLedger | None:
         " WHERE r.order_id = $1 AND r.state <> 'released' ORDER BY r.created_at, r.refund_id",
         order_id,
     )
+    # A consumed hold whose refund is open again was paid, then taken back by the provider
+    # (a reversal reopens the refund): not refunded any more (a trial read "refunded 40.00").
     money = await pool.fetch(
-        "SELECT refund_id, state, amount FROM refundflow.reservations"
-        " WHERE order_id = $1 AND state <> 'released' ORDER BY created_at, refund_id",
+        "SELECT r.refund_id, r.state, r.amount,"
+        " r.state = 'consumed' AND s.state IS NOT NULL AND s.state <> 'completed' AS taken_back"
+        " FROM refundflow.reservations r LEFT JOIN refundflow.refund_status s USING (refund_id)"
+        " WHERE r.order_id = $1 AND r.state <> 'released' ORDER BY r.created_at, r.refund_id",
         order_id,
     )
+    paid = [r for r in money if r["state"] == "consumed"]
     return OrderLedger(
         order_id=order_id,
         currency=order["currency"].strip(),
         captured_amount=order["captured_amount"],
         held=sum(r["amount"] for r in money if r["state"] == "held"),
-        refunded=sum(r["amount"] for r in money if r["state"] == "consumed"),
+        refunded=sum(r["amount"] for r in paid if not r["taken_back"]),
+        taken_back=sum(r["amount"] for r in paid if r["taken_back"]),
         refunds=[r["refund_id"] for r in money],
         lines=_ledger_lines(order["captured_amount"], lines, taken),
     )

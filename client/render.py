@@ -167,6 +167,12 @@ def order_ledger(ledger: OrderLedger) -> list[str]:
         f"  order ledger  captured {format_minor(ledger.captured_amount, money)},"
         f" held {format_minor(ledger.held, money)},"
         f" refunded {format_minor(ledger.refunded, money)}"
+        + (
+            f", taken back by the provider {format_minor(ledger.taken_back, money)}"
+            " (its refund is open again: an operator decides)"
+            if ledger.taken_back
+            else ""
+        )
     ]
     for line in ledger.lines:
         what = "not a line" if line.sku == NOT_A_LINE else f"{line.quantity} ordered"

@@ -238,6 +238,9 @@ class OrderLedger(_ReadModel):
     """Money reserved by open refunds (after fees)."""
     refunded: int
     """Money paid by completed refunds."""
+    taken_back: int = 0
+    """Money paid, then taken back by the provider (a reversal): its refund is open again
+    and an operator decides. Still reserved on the order, so not refundable again."""
     refunds: list[str]
     """Every refund of the order that holds or has refunded something, oldest first."""
     lines: list[LedgerLine]

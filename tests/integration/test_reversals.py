@@ -125,6 +125,11 @@ async def test_reconciliation_finds_a_reversal_without_webhook_and_an_operator_m
     assert (found.kind, found.action) == ("provider_reversed_after_completion", "healed")
     waiting = await eventually(lambda: refunds.status(started.refund_id), _reopened)
     assert waiting.timeline[-2].source == "reconciliation"
+    # The order's ledger says the money came back, not "refunded 40.00" (a trial).
+    reopened = await refunds.order_ledger(order["order_id"])
+    assert reopened is not None
+    assert (reopened.refunded, reopened.taken_back) == (0, started.amount)
+    assert "taken back by the provider 40.00 USD" in render.order_ledger(reopened)[0]
 
     cancelled = await refunds.operator_cancel(started.refund_id, "op_1", "customer paid by card")
     assert cancelled.state.value == "cancelled"
