@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 
-from workflows import wording
+from workflows import vocabulary, wording
 from workflows.events import EventFacts, Notification, SubscriberEvent
 from workflows.models import Notice
 from workflows.read_models import OutboxEvent
@@ -19,7 +19,7 @@ NOTIFY_CHANNEL = "refundflow_outbox"
 """Postgres NOTIFY channel: wakes the dispatcher as soon as events are written."""
 PARKED_KIND = "subscriber_event_parked"
 """The finding recorded when a delivery is parked (`refundflow anomalies`)."""
-FINDINGS_RUN = "outbox-dispatcher"
+FINDINGS_RUN = vocabulary.DISPATCHER_RUN
 """The standing run the dispatcher's findings belong to (migration 0007)."""
 SITUATION_TYPES = {
     "escalated": "refund.escalated",

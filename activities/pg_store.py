@@ -60,7 +60,12 @@ WITH newest AS (
 SELECT finding_id, run_id, kind, refund_id, order_id, details::text AS details, action,
     created_at, open, (SELECT min(g.created_at) FROM refundflow.findings g
         WHERE g.kind = l.kind AND g.refund_id IS NOT DISTINCT FROM l.refund_id
-          AND g.order_id IS NOT DISTINCT FROM l.order_id) AS first_found_at
+          AND g.order_id IS NOT DISTINCT FROM l.order_id
+          -- one parked event is not another of the same refund (a trial: seq 2-4 read as
+          -- first found when seq 1 was)
+          AND g.details->>'event_id' IS NOT DISTINCT FROM l.details->>'event_id'
+          AND g.details->>'subscriber' IS NOT DISTINCT FROM l.details->>'subscriber'
+        ) AS first_found_at
 FROM listed l WHERE open OR NOT $4
 ORDER BY finding_id DESC LIMIT $5
 """

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from client import error_words
 from client.render_eligibility import eligibility as eligibility
 from client.review_context import RECONCILIATION_CLOSES
+from workflows import vocabulary
 from workflows.ledger import NOT_A_LINE
 from workflows.models import StatusView
 from workflows.money import format_minor
@@ -265,8 +266,11 @@ def open_finding(finding: Finding) -> str:
             f" `refundflow anomalies --order {finding.order_id}` lists its findings"
         )
     why = finding.details.get("not_healed") or finding.details.get("heal_error")
+    by = (
+        "the outbox dispatcher" if finding.run_id == vocabulary.DISPATCHER_RUN else "reconciliation"
+    )
     return (
-        f"note: reconciliation {finding.action} {finding.kind} for {finding.refund_id}"
+        f"note: {by} {finding.action} {finding.kind} for {finding.refund_id}"
         f" (first found {when(finding.first_found_at)})"
         + (f": {typed(str(why))}" if why else "")
         + f"; `refundflow anomalies --refund {finding.refund_id}` lists its findings"

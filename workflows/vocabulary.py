@@ -28,6 +28,10 @@ PaymentRail = Literal["card", "wallet", "bank_transfer"]
 Channel = Literal["web", "app", "support", "api"]
 CHANNELS: tuple[str, ...] = Channel.__args__  # type: ignore[attr-defined]
 
+DISPATCHER_RUN = "outbox-dispatcher"
+"""The standing run the outbox dispatcher's findings (parked deliveries) belong to
+(migration 0007): not a reconciliation run."""
+
 # What reconciliation can find wrong between the workflow, the ledger and the external systems
 # (activities/reconciliation.py; `refundflow anomalies --kind`).
 FINDING_KINDS: tuple[str, ...] = (

@@ -15,12 +15,15 @@ import asyncpg
 import pytest
 
 from activities import outbox, subscribers
+from activities.pg_store import PostgresRefundStore
+from client import render
 from client.refund_client import RefundClient
-from tests.conftest import Sandbox
+from tests.conftest import Sandbox, unique_key
 from tests.integration.helpers import eventually, run_cli
 from tests.integration.loopback_subscriber import deliveries, loopback_subscriber
 from tests.integration.test_refund_flow import make_request
 from worker.devstack import DevStack
+from workflows.vocabulary import DISPATCHER_RUN
 
 pytestmark = pytest.mark.stack
 FIRST = "refund.pending_review"
@@ -240,3 +243,20 @@ async def test_subscriber_urls_must_be_https_except_to_this_machine(
         assert await stored() == before
     finally:
         await subscribers.deactivate_subscriber(db, name)
+
+
+async def test_each_parked_event_is_first_found_when_it_was_parked(db: asyncpg.Pool) -> None:
+    """A trial: a refund's events parked one after another all read "first found" at the
+    first one's time; and a status note named reconciliation for the dispatcher's doing."""
+    refund_id = f"rf_{unique_key('parked')[-24:]:0>24}"
+    for seq, minutes_ago in ((1, 30), (2, 20)):
+        await db.execute(
+            "INSERT INTO refundflow.findings (run_id, kind, refund_id, order_id, details,"
+            " action, created_at) VALUES ($1, 'subscriber_event_parked', $2, 'ord_p',"
+            " jsonb_build_object('subscriber', 'crm', 'event_id', $3::text), 'escalated',"
+            " now() - make_interval(mins => $4))",
+            DISPATCHER_RUN, refund_id, f"{refund_id}:{seq}", minutes_ago,
+        )  # fmt: skip
+    found = await PostgresRefundStore(db).findings(refund_id=refund_id)
+    assert len(found) == 2 and all(f.first_found_at == f.created_at for f in found), found
+    assert render.open_finding(found[0]).startswith("note: the outbox dispatcher escalated")
