@@ -106,12 +106,13 @@ async def add_subscriber(
     check_subscriber_url(url)
     check_budget(max_attempts, max_age)
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(
+        created = await conn.fetchval(  # xmax is 0 only for a row this statement inserted
             "INSERT INTO refundflow.subscribers (name, url, secret) VALUES ($1, $2, $3)"
             " ON CONFLICT (name) DO UPDATE SET url = EXCLUDED.url, secret = EXCLUDED.secret,"
             " active = true,"
             " previous_secret = CASE WHEN subscribers.active THEN subscribers.secret END,"
-            " previous_secret_until = CASE WHEN subscribers.active THEN now() + $4::interval END",
+            " previous_secret_until = CASE WHEN subscribers.active THEN now() + $4::interval END"
+            " RETURNING xmax = 0",
             name,
             url,
             new_secret(),
@@ -125,7 +126,7 @@ async def add_subscriber(
             max_attempts,
             None if max_age is None else int(max_age.total_seconds()),
         )
-    return AddedSubscriber.model_validate(dict(row))
+    return AddedSubscriber.model_validate({**dict(row), "subscribed_before": not created})
 
 
 async def rotate_secret(

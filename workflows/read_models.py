@@ -177,6 +177,9 @@ class AddedSubscriber(_ReadModel):
     max_age_seconds: int
     previous_secret_valid_until: IsoDatetime | None = None
     """Until when the replaced secret still signs deliveries (beside this one)."""
+    subscribed_before: bool = False
+    """`add`: the name was subscribed before (active, or removed and now back), so its URL
+    and budget may have changed; a script reads it here rather than from the wording."""
 
 
 class ReplayedDeliveries(_ReadModel):

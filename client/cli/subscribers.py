@@ -130,10 +130,9 @@ def _overlap(until: datetime | None) -> str:
 
 
 def _added(data: AddedSubscriber) -> str:
-    again = data.previous_secret_valid_until is not None  # it was subscribed already
     lines = [
         f"{data.name} was subscribed already: now -> {data.url}, with a new secret"
-        if again
+        if data.subscribed_before
         else f"subscribed {data.name} -> {data.url}",
         f"  {_budget(data.max_attempts, data.max_age_seconds)}",
         f"  signing secret (shown once; verify Refundflow-Signature with it): {data.secret}",

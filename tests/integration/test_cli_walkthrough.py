@@ -125,7 +125,7 @@ def test_eligibility_and_subscriber_mistakes_are_one_line(stack: DevStack) -> No
     url = cli(stack, "subscribers", "add", "crm", "ftp://example")
     assert url.returncode == 2 and "expected an http(s) URL" in url.stderr
     added = cli_json(stack, "subscribers", "add", "walkthrough-crm", "http://127.0.0.1:9/x")
-    assert added["secret"].startswith("whsec_")
+    assert added["secret"].startswith("whsec_") and added["subscribed_before"] is False
     listed = cli_json(stack, "subscribers", "list")
     # The secret is shown once, when added: never listed (by value or under any key).
     assert added["secret"] not in json.dumps(listed)
@@ -137,6 +137,8 @@ def test_eligibility_and_subscriber_mistakes_are_one_line(stack: DevStack) -> No
     )
     typo = cli(stack, "subscribers", "replay", "walkthrough-crn", "--all-parked")
     assert typo.returncode == 1 and "did you mean walkthrough-crm?" in typo.stderr, typo.stderr
+    readded = cli_json(stack, "subscribers", "add", "walkthrough-crm", "http://127.0.0.1:9/y")
+    assert readded["subscribed_before"] is True and readded["url"] == "http://127.0.0.1:9/y"
     removed = cli_json(stack, "subscribers", "remove", "walkthrough-crm")
     assert (removed["active"], removed["removed_before"]) == (False, False)
     again = cli(stack, "subscribers", "remove", "walkthrough-crm")  # nothing to do: said so

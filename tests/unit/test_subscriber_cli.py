@@ -165,7 +165,9 @@ def test_adding_a_subscriber_again_says_its_secret_was_replaced() -> None:
         created_at=now, max_attempts=300, max_age_seconds=86400,
     )  # fmt: skip
     assert cli._added(first).splitlines()[0] == "subscribed crm -> https://crm.example/e"
-    again = cli._added(first.model_copy(update={"previous_secret_valid_until": now}))
+    again = cli._added(
+        first.model_copy(update={"previous_secret_valid_until": now, "subscribed_before": True})
+    )
     lines = again.splitlines()
     assert lines[0] == "crm was subscribed already: now -> https://crm.example/e, with a new secret"
     assert lines[-1].startswith("  the previous secret also signs deliveries until 2026-11-28")
