@@ -126,5 +126,10 @@ async def operator_paid_elsewhere(
     enforce(who, Action.OPERATOR_PAID_ELSEWHERE, refund)
     proof = body.proof
     return await api.refunds.operator_paid_elsewhere(
-        refund_id, who.actor, proof, source=SOURCE, issuer=who.issuer
+        refund_id,
+        who.actor,
+        proof,
+        source=SOURCE,
+        issuer=who.issuer,
+        despite_findings=body.despite_findings,
     )

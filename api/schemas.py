@@ -69,6 +69,9 @@ class ReasonBody(_Body):
 class PaidElsewhereBody(_Body):
     proof: Statement
     """What shows the customer was paid: a transfer reference, a credit note number."""
+    despite_findings: bool = False
+    """Record it although the order has money the provider paid around refundflow (an
+    open `provider_money_above_ledger` finding): that money is not part of this refund's."""
 
 
 class RefundPage(BaseModel):

@@ -205,9 +205,15 @@ class HttpRefundClient:
         return await self._act(refund_id, "operator/retry", None)
 
     async def operator_paid_elsewhere(
-        self, refund_id: str, operator: str | None = None, proof: str = "", **_: Any
+        self,
+        refund_id: str,
+        operator: str | None = None,
+        proof: str = "",
+        despite_findings: bool = False,
+        **_: Any,
     ) -> StatusView:
-        return await self._act(refund_id, "operator/paid-elsewhere", {"proof": proof})
+        body = {"proof": proof, "despite_findings": despite_findings}
+        return await self._act(refund_id, "operator/paid-elsewhere", body)
 
     async def operator_cancel(
         self, refund_id: str, operator: str | None = None, reason: str = "", **_: Any

@@ -40,6 +40,7 @@ from workflows.models import (
     StatusView,
     TimelineEntry,
 )
+from workflows.money import format_minor
 from workflows.refund.workflow import RefundWorkflow
 from workflows.states import TERMINAL_STATES, Awaiting
 
@@ -148,12 +149,41 @@ class RefundActions:
         *,
         source: str = "operator",
         issuer: str | None = None,
+        despite_findings: bool = False,
     ) -> StatusView:
-        """The customer was paid outside the provider: complete the refund with the proof."""
+        """The customer was paid outside the provider: complete the refund with the proof.
+        Refused while its order has money the provider paid around refundflow (an open
+        finding), unless `despite_findings`: that payment may be part of this one."""
+        if not despite_findings:
+            await self._refuse_over_paid_order(refund_id)
         update = OperatorPaidElsewhereInput(
             operator=operator, proof=proof, source=source, issuer=issuer
         )
         return await self._update(refund_id, RefundWorkflow.operator_paid_elsewhere, update)
+
+    async def _refuse_over_paid_order(self, refund_id: str) -> None:
+        """A trial: the provider had paid 10.00 of an 80.00 order around refundflow, refused
+        this 35.00 refund (only 25.00 left there), and an operator paid the 35.00 elsewhere:
+        90.00 out. Reconciliation's open finding on the order says so; heeded here."""
+        if not self._database_url:
+            return
+        store = await self._store()
+        view = await store.status_view(refund_id)
+        if view is None:
+            return
+        kind = "provider_money_above_ledger"
+        found = await store.findings(order_id=view.order_id, kind=kind, open_only=True, limit=1)
+        if found:
+            details = found[0].details
+            money = details.get("currency") or view.currency
+            around = int(details["provider_paid"]) - int(details.get("accounted_for", 0))
+            raise RefundActionRefused(
+                f"refused: the provider paid {format_minor(around, money)} of order"
+                f" {view.order_id} that no refund of refundflow accounts for ({kind}, open):"
+                " paying this refund elsewhere too may pay the order more than it captured."
+                f" See `refundflow anomalies --order {view.order_id}`; if that money is not"
+                " part of this refund's, record the payment with --despite-findings"
+            )
 
     async def operator_cancel(
         self,

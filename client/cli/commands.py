@@ -92,6 +92,12 @@ def add_operator(sub: Subcommands) -> None:
         required=True,
         help="what shows it was paid: a transfer reference, a note",
     )
+    paid.add_argument(
+        "--despite-findings",
+        action="store_true",
+        help="record it although the order has money the provider paid around refundflow"
+        " (an open finding): that money is not part of this refund's",
+    )
     with_json(paid)
 
 

@@ -226,7 +226,9 @@ async def _single_call(args: argparse.Namespace) -> int:
             render.status,
         ),
         "op-paid": (
-            lambda c: c.operator_paid_elsewhere(args.refund_id, proof=args.proof),
+            lambda c: c.operator_paid_elsewhere(
+                args.refund_id, proof=args.proof, despite_findings=args.despite_findings
+            ),
             render.status,
         ),
     }

@@ -15,7 +15,7 @@ import pytest
 from activities import reserving
 from activities.pg_store import PostgresRefundStore, _project_status
 from client import render
-from client.errors import InvalidRefundRequest
+from client.errors import InvalidRefundRequest, RefundActionRefused
 from client.refund_client import RefundClient
 from client.refund_ids import default_refund_key
 from client.report import build_report
@@ -569,3 +569,16 @@ async def test_money_paid_around_refundflow_stays_flagged_while_a_refused_refund
     note = render.open_finding(context.open_findings[0])
     assert f"provider_money_above_ledger for order {order['order_id']}" in note
     assert f"anomalies --order {order['order_id']}" in note
+    # Paying the refused refund elsewhere would take the order's payouts to 90.00 of 80.00:
+    # refused while the finding stands, unless the operator says that money is not this.
+    with pytest.raises(RefundActionRefused) as over:
+        await refunds.operator_paid_elsewhere(refused.refund_id, "omar", "store credit SC-77")
+    assert f"the provider paid 10.00 USD of order {order['order_id']} that no refund" in str(
+        over.value
+    )
+    assert "--despite-findings" in str(over.value)
+    assert (await refunds.status(refused.refund_id)).state is RefundState.REFUNDING
+    done = await refunds.operator_paid_elsewhere(
+        refused.refund_id, "omar", "store credit SC-77", despite_findings=True
+    )
+    assert done.state is RefundState.COMPLETED
