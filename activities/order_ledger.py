@@ -260,3 +260,17 @@ def _ledger_lines(captured: int, lines: list[Any], taken: list[Any]) -> list[Led
             )
         )
     return out
+
+
+async def paid_elsewhere_on(pool: asyncpg.Pool, order_id: str, but: str) -> int:
+    """Money the order's other refunds recorded as paid outside the provider (completed with
+    an operator's `paid_elsewhere`): payouts the provider's ledger does not show."""
+    paid = await pool.fetchval(
+        "SELECT coalesce(sum(s.amount), 0) FROM refundflow.refund_status s"
+        " WHERE s.order_id = $1 AND s.refund_id <> $2 AND s.state = 'completed'"
+        " AND EXISTS (SELECT 1 FROM refundflow.audit a"
+        "             WHERE a.refund_id = s.refund_id AND a.event = 'paid_elsewhere')",
+        order_id,
+        but,
+    )
+    return int(paid)

@@ -70,8 +70,9 @@ class PaidElsewhereBody(_Body):
     proof: Statement
     """What shows the customer was paid: a transfer reference, a credit note number."""
     despite_findings: bool = False
-    """Record it although the order has money the provider paid around refundflow (an
-    open `provider_money_above_ledger` finding): that money is not part of this refund's."""
+    """Record it although reconciliation's open `provider_money_above_ledger` finding says
+    the order's payouts would then exceed its capture: only when that finding is wrong
+    (the proof recorded says it was overridden)."""
 
 
 class RefundPage(BaseModel):

@@ -23,6 +23,7 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
+from activities import order_ledger
 from activities.pg_store import PostgresRefundStore
 from client import workflow_reads
 from client.action_attestation import ActionSigner
@@ -43,6 +44,7 @@ from workflows.models import (
 from workflows.money import format_minor
 from workflows.refund.workflow import RefundWorkflow
 from workflows.states import TERMINAL_STATES, Awaiting
+from workflows.vocabulary import FREE_TEXT_MAX_CHARS
 
 UPDATE_TIMEOUT = timedelta(seconds=30)
 RETRY_OUTCOME_WAIT = timedelta(seconds=5)
@@ -152,38 +154,56 @@ class RefundActions:
         despite_findings: bool = False,
     ) -> StatusView:
         """The customer was paid outside the provider: complete the refund with the proof.
-        Refused while its order has money the provider paid around refundflow (an open
-        finding), unless `despite_findings`: that payment may be part of this one."""
-        if not despite_findings:
-            await self._refuse_over_paid_order(refund_id)
+        Refused when, by reconciliation's open finding of money the provider paid around
+        refundflow, it would take the order's payouts above its capture; `despite_findings`
+        (the finding is wrong) records it anyway, and the proof says so."""
+        over = await self._over_paid_order(refund_id)
+        if over and not despite_findings:
+            raise RefundActionRefused(over)
+        if over:  # the audit keeps that a person overrode it (the proof is what it records)
+            said = " [recorded despite an open provider_money_above_ledger finding]"
+            proof = proof[: FREE_TEXT_MAX_CHARS - len(said)] + said
         update = OperatorPaidElsewhereInput(
             operator=operator, proof=proof, source=source, issuer=issuer
         )
         return await self._update(refund_id, RefundWorkflow.operator_paid_elsewhere, update)
 
-    async def _refuse_over_paid_order(self, refund_id: str) -> None:
-        """A trial: the provider had paid 10.00 of an 80.00 order around refundflow, refused
-        this 35.00 refund (only 25.00 left there), and an operator paid the 35.00 elsewhere:
-        90.00 out. Reconciliation's open finding on the order says so; heeded here."""
+    async def _over_paid_order(self, refund_id: str) -> str | None:
+        """Why paying `refund_id` elsewhere would take its order's payouts above the capture,
+        by reconciliation's open finding of what the provider paid on it (None: it would
+        not, or nothing says). A trial: the provider had paid 10.00 of an 80.00 order
+        around refundflow, refused this 35.00 refund (25.00 left there), and an operator
+        paid the 35.00 elsewhere: 90.00 out."""
         if not self._database_url:
-            return
+            return None
         store = await self._store()
         view = await store.status_view(refund_id)
         if view is None:
-            return
+            return None
         kind = "provider_money_above_ledger"
         found = await store.findings(order_id=view.order_id, kind=kind, open_only=True, limit=1)
-        if found:
-            details = found[0].details
-            money = details.get("currency") or view.currency
-            around = int(details["provider_paid"]) - int(details.get("accounted_for", 0))
-            raise RefundActionRefused(
-                f"refused: the provider paid {format_minor(around, money)} of order"
-                f" {view.order_id} that no refund of refundflow accounts for ({kind}, open):"
-                " paying this refund elsewhere too may pay the order more than it captured."
-                f" See `refundflow anomalies --order {view.order_id}`; if that money is not"
-                " part of this refund's, record the payment with --despite-findings"
-            )
+        ledger = await store.order_ledger(view.order_id)
+        if not found or ledger is None:
+            return None
+        provider_paid = int(found[0].details["provider_paid"])
+        elsewhere = await order_ledger.paid_elsewhere_on(store.pool, view.order_id, refund_id)
+        out = provider_paid + elsewhere + view.amount
+        if out <= ledger.captured_amount:
+            return None
+
+        def money(amount: int) -> str:
+            return format_minor(amount, view.currency)
+
+        return (
+            f"refused: the provider has paid {money(provider_paid)} of order {view.order_id}"
+            f" (some around refundflow: {kind}, open)"
+            + (f" and {money(elsewhere)} was paid elsewhere" if elsewhere else "")
+            + f"; paying this refund's {money(view.amount)} elsewhere too makes"
+            f" {money(out)} of the {money(ledger.captured_amount)} captured. See `refundflow"
+            f" anomalies --order {view.order_id}`: if that money reached this refund's customer,"
+            " cancel it (`operator cancel`); only if the finding is wrong, record it with"
+            " --despite-findings (its audit entry says so)"
+        )
 
     async def operator_cancel(
         self,

@@ -116,10 +116,14 @@ _METRICS = f"""
         JOIN refundflow.order_lines o ON o.order_id = x.order_id AND o.sku = x.sku
         WHERE x.units > o.quantity OR x.value > o.quantity * o.unit_price
     ),
+    -- As the newest finished reconciliation run found them: an order the ledger accounts
+    -- for again (a late record) is no longer counted.
     above_ledger AS (
         SELECT DISTINCT f.order_id FROM refundflow.findings f
         WHERE f.kind = 'provider_money_above_ledger'
           AND f.order_id IN (SELECT order_id FROM selected)
+          AND f.run_id = (SELECT run_id FROM refundflow.reconciliation_runs
+                          WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 1)
     )
     SELECT
         (SELECT percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY seconds)
@@ -179,9 +183,9 @@ async def build_report(
       whose consumed reservations exceed the captured amount; refunds that refunded a unit
       (or line value) already refunded: per order line, oldest first, each refund whose
       refunded units or value take the line beyond what was ordered; and orders of the
-      selected refunds the provider paid more for than the ledger holds or has refunded
-      (reconciliation's `provider_money_above_ledger` findings, since the provider's ledger
-      is not in Postgres).
+      selected refunds the provider paid more for than refundflow's refunds account for
+      (reconciliation's `provider_money_above_ledger` findings of its newest finished run,
+      since the provider's ledger is not in Postgres). `duplicate_orders` names them all.
     - `reopen_rate`: appeal/reopen: the customer asked again after a refusal. The share of
       the selected refused refunds (rejected, declined, or expired in review; not withdrawn,
       nor closed on our side) whose order has another refund (selected or not) requested

@@ -95,8 +95,9 @@ def add_operator(sub: Subcommands) -> None:
     paid.add_argument(
         "--despite-findings",
         action="store_true",
-        help="record it although the order has money the provider paid around refundflow"
-        " (an open finding): that money is not part of this refund's",
+        help="record it although reconciliation's open finding of money the provider paid"
+        " around refundflow says the order's payouts would exceed its capture (only when that"
+        " finding is wrong; the audit says so)",
     )
     with_json(paid)
 

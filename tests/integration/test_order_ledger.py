@@ -573,12 +573,15 @@ async def test_money_paid_around_refundflow_stays_flagged_while_a_refused_refund
     # refused while the finding stands, unless the operator says that money is not this.
     with pytest.raises(RefundActionRefused) as over:
         await refunds.operator_paid_elsewhere(refused.refund_id, "omar", "store credit SC-77")
-    assert f"the provider paid 10.00 USD of order {order['order_id']} that no refund" in str(
-        over.value
-    )
-    assert "--despite-findings" in str(over.value)
+    said = str(over.value)
+    assert f"the provider has paid 55.00 USD of order {order['order_id']}" in said
+    assert "this refund's 35.00 USD elsewhere too makes 90.00 USD of the 80.00 USD" in said
+    assert "--despite-findings" in said
     assert (await refunds.status(refused.refund_id)).state is RefundState.REFUNDING
     done = await refunds.operator_paid_elsewhere(
         refused.refund_id, "omar", "store credit SC-77", despite_findings=True
     )
     assert done.state is RefundState.COMPLETED
+    assert "recorded despite an open provider_money_above_ledger finding" in (
+        done.timeline[-2].reason
+    ), done.timeline[-2:]
