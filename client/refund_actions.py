@@ -131,10 +131,21 @@ class RefundActions:
         return await self._attempt_outcome(refund_id, answer)
 
     async def _attempt_outcome(self, refund_id: str, answer: StatusView) -> StatusView:
-        """The refund once its payment attempt is recorded past `answer` (polled from the
-        projection), or `answer` while it is still with the provider."""
-        if not self._database_url or answer.awaiting is not Awaiting.PAYMENT_PROVIDER:
+        """The refund as recorded once its payment attempt has an outcome (it no longer
+        waits on the provider: paid, or an operator again), polled from the projection; at
+        most RETRY_OUTCOME_WAIT, then the latest record (a provider that answered
+        "pending" still has it). A review: stopping at the first new entry answered a
+        pending attempt as if decided."""
+        if not self._database_url:
             return answer
+        latest = answer
+        deadline = asyncio.get_running_loop().time() + RETRY_OUTCOME_WAIT.total_seconds()
+        while latest.awaiting is Awaiting.PAYMENT_PROVIDER and latest.state not in TERMINAL_STATES:
+            if asyncio.get_running_loop().time() >= deadline:
+                break
+            await asyncio.sleep(0.1)
+            latest = await self._as_recorded(refund_id, answer) or answer
+        return latest
         deadline = asyncio.get_running_loop().time() + RETRY_OUTCOME_WAIT.total_seconds()
         while asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.1)

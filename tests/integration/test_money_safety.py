@@ -211,6 +211,15 @@ async def test_a_retry_the_provider_refuses_again_is_answered_with_that_refusal(
     assert retried.provider_failure is not None and "expired_card" in retried.provider_failure
     assert [r["status"] for r in await sandbox.refunds(order["order_id"])] == []
 
+    # Answered "pending" this time: the answer is the latest record (the pending entry),
+    # still with the provider, not the bare acceptance (a review).
+    await faults.clear_faults()
+    await faults.set_faults({"payment.pending_rate": "1", "payment.webhooks": "false",
+                             "payment.settle_after_ms": str(3600 * 1000)})  # fmt: skip
+    pending = await refunds.operator_retry(status.refund_id, "ops-kim")
+    assert pending.awaiting.value == "payment_provider", pending
+    assert pending.timeline[-1].event == "provider_pending", pending.timeline[-2:]
+
 
 async def test_operator_cancel_is_refused_while_the_provider_holds_a_live_refund(
     refunds: RefundClient,
