@@ -190,8 +190,10 @@ async def order_ledger(pool: asyncpg.Pool, order_id: str) -> OrderLedger | None:
         order_id,
     )
     taken = await pool.fetch(
-        "SELECT l.sku, r.state, r.refund_id, l.quantity, l.amount, r.amount AS money"
+        "SELECT l.sku, r.state, r.refund_id, l.quantity, l.amount, r.amount AS money,"
+        " r.state = 'consumed' AND s.state IS NOT NULL AND s.state <> 'completed' AS taken_back"
         " FROM refundflow.reservation_lines l JOIN refundflow.reservations r USING (refund_id)"
+        " LEFT JOIN refundflow.refund_status s ON s.refund_id = r.refund_id"
         " WHERE r.order_id = $1 AND r.state <> 'released' ORDER BY r.created_at, r.refund_id",
         order_id,
     )
@@ -245,8 +247,9 @@ def _ledger_lines(captured: int, lines: list[Any], taken: list[Any]) -> list[Led
     out = []
     for sku, (quantity, value) in worth.items():
         mine = [t for t in taken if t["sku"] == sku]
-        held = [t for t in mine if t["state"] == "held"]
-        done = [t for t in mine if t["state"] == "consumed"]
+        # Taken back by the provider: its refund is open again, so its lines are held.
+        held = [t for t in mine if t["state"] == "held" or t["taken_back"]]
+        done = [t for t in mine if t["state"] == "consumed" and not t["taken_back"]]
         out.append(
             LedgerLine(
                 sku=sku,

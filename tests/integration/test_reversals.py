@@ -130,6 +130,9 @@ async def test_reconciliation_finds_a_reversal_without_webhook_and_an_operator_m
     assert reopened is not None
     assert (reopened.refunded, reopened.taken_back) == (0, started.amount)
     assert "taken back by the provider 40.00 USD" in render.order_ledger(reopened)[0]
+    # Its lines too: held again by the reopened refund, none refunded (a review).
+    assert sum(line.refunded_amount for line in reopened.lines) == 0
+    assert sum(line.held_amount for line in reopened.lines) == started.amount
 
     cancelled = await refunds.operator_cancel(started.refund_id, "op_1", "customer paid by card")
     assert cancelled.state.value == "cancelled"
