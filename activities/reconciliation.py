@@ -90,6 +90,16 @@ SELECT 'amount_mismatch', s.refund_id, s.order_id,
 FROM settled s JOIN per_refund p USING (refund_id)
 WHERE s.state = 'completed' AND p.succeeded > 0 AND p.paid <> s.amount
 UNION ALL
+-- Recorded as paid outside the provider, and paid by the provider too (a refund that
+-- succeeded late, or one made in its dashboard): the customer was paid twice (a review).
+SELECT 'paid_elsewhere_and_by_provider', s.refund_id, s.order_id,
+       jsonb_build_object('refund_amount', s.amount, 'provider_paid', p.paid,
+                          'currency', s.currency), false, NULL
+FROM settled s JOIN per_refund p USING (refund_id)
+WHERE s.state = 'completed' AND p.succeeded > 0
+  AND EXISTS (SELECT 1 FROM refundflow.audit a
+              WHERE a.refund_id = s.refund_id AND a.event = 'paid_elsewhere')
+UNION ALL
 SELECT 'completed_without_provider_refund', s.refund_id, s.order_id, '{}'::jsonb, false, NULL
 FROM settled s LEFT JOIN per_refund p USING (refund_id)
 WHERE s.state = 'completed' AND coalesce(p.succeeded, 0) = 0

@@ -277,7 +277,7 @@ def open_finding(finding: Finding) -> str:
     )
 
 
-_MONEY_DETAILS = frozenset({"provider_paid", "accounted_for", "ledger"})
+_MONEY_DETAILS = frozenset({"provider_paid", "accounted_for", "ledger", "refund_amount"})
 """Details in minor units of the finding's `currency` (shown as money when it says one)."""
 
 

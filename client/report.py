@@ -61,7 +61,13 @@ _CONFIRMED = """
         WHERE s.state = 'completed'
     )"""
 
-_DUPLICATES = ("confirmed_twice", "over_refunded_orders", "refunded_twice", "above_ledger_orders")
+_DUPLICATES = (
+    "confirmed_twice",
+    "over_refunded_orders",
+    "refunded_twice",
+    "above_ledger_orders",
+    "paid_twice",
+)
 """The metrics that add up to `duplicate_refunds`."""
 
 _COUNTS = f"""
@@ -118,12 +124,21 @@ _METRICS = f"""
     ),
     -- As the newest finished reconciliation run found them: an order the ledger accounts
     -- for again (a late record) is no longer counted.
+    newest_run AS (
+        SELECT run_id FROM refundflow.reconciliation_runs
+        WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 1
+    ),
     above_ledger AS (
         SELECT DISTINCT f.order_id FROM refundflow.findings f
         WHERE f.kind = 'provider_money_above_ledger'
           AND f.order_id IN (SELECT order_id FROM selected)
-          AND f.run_id = (SELECT run_id FROM refundflow.reconciliation_runs
-                          WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 1)
+          AND f.run_id = (SELECT run_id FROM newest_run)
+    ),
+    paid_twice AS (  -- recorded as paid elsewhere, and paid by the provider too
+        SELECT DISTINCT f.refund_id, f.order_id FROM refundflow.findings f
+        WHERE f.kind = 'paid_elsewhere_and_by_provider'
+          AND f.refund_id IN (SELECT refund_id FROM selected)
+          AND f.run_id = (SELECT run_id FROM newest_run)
     )
     SELECT
         (SELECT percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY seconds)
@@ -136,13 +151,15 @@ _METRICS = f"""
         (SELECT count(*) FROM over_refunded) AS over_refunded_orders,
         (SELECT count(*) FROM refunded_twice) AS refunded_twice,
         (SELECT count(*) FROM above_ledger) AS above_ledger_orders,
+        (SELECT count(*) FROM paid_twice) AS paid_twice,
         (SELECT coalesce(array_agg(DISTINCT d.order_id ORDER BY d.order_id), '{{}}') FROM (
             SELECT s.order_id FROM confirmed c JOIN selected s USING (refund_id)
             WHERE c.times > 1 + c.reversals
             UNION SELECT order_id FROM over_refunded
             UNION SELECT r.order_id FROM refunded_twice t
                 JOIN refundflow.reservations r USING (refund_id)
-            UNION SELECT order_id FROM above_ledger) d) AS duplicate_orders,
+            UNION SELECT order_id FROM above_ledger
+            UNION SELECT order_id FROM paid_twice) d) AS duplicate_orders,
         (SELECT count(*) FROM selected s WHERE {_REFUSED}) AS refused,
         (SELECT count(*) FROM selected s
           WHERE {_REFUSED} AND EXISTS (
@@ -185,7 +202,9 @@ async def build_report(
       refunded units or value take the line beyond what was ordered; and orders of the
       selected refunds the provider paid more for than refundflow's refunds account for
       (reconciliation's `provider_money_above_ledger` findings of its newest finished run,
-      since the provider's ledger is not in Postgres). `duplicate_orders` names them all.
+      since the provider's ledger is not in Postgres); and refunds recorded as paid
+      elsewhere that the provider paid too (`paid_elsewhere_and_by_provider`, the same
+      run). `duplicate_orders` names them all.
     - `reopen_rate`: appeal/reopen: the customer asked again after a refusal. The share of
       the selected refused refunds (rejected, declined, or expired in review; not withdrawn,
       nor closed on our side) whose order has another refund (selected or not) requested

@@ -60,7 +60,8 @@ _FINDINGS = """
 # twice by the provider (unless it took the first payment back in between: a reversal
 # reopens the refund, and paying it again is no duplicate); an order whose paid refunds
 # exceed its capture; what the reconciliation found on the provider's side (a second
-# provider refund, units refunded twice, more money at the provider than the ledger allows).
+# provider refund, units refunded twice, more money at the provider than the ledger allows,
+# a refund paid elsewhere that the provider paid too).
 _DUPLICATES = """
     WITH recent AS (
         SELECT refund_id, order_id FROM refundflow.refund_status
@@ -81,7 +82,7 @@ _DUPLICATES = """
     SELECT f.kind, count(DISTINCT coalesce(f.refund_id, f.order_id))
     FROM refundflow.findings f
     WHERE f.kind IN ('duplicate_provider_refunds', 'units_refunded_twice',
-                     'provider_money_above_ledger')
+                     'provider_money_above_ledger', 'paid_elsewhere_and_by_provider')
       AND f.created_at > now() - make_interval(days => $1)
     GROUP BY f.kind
 """
@@ -109,6 +110,7 @@ DUPLICATE_KINDS = (
     "duplicate_provider_refunds",
     "units_refunded_twice",
     "provider_money_above_ledger",
+    "paid_elsewhere_and_by_provider",
 )
 
 

@@ -48,6 +48,7 @@ FINDING_KINDS: tuple[str, ...] = (
     "subscriber_event_parked",  # recorded by the outbox dispatcher, not by a reconcile run
     "workflow_closed_abnormally",
     "provider_reversed_after_completion",
+    "paid_elsewhere_and_by_provider",
 )
 
 # Order ids, SKUs, keys and people's handles: printable, no spaces, safe in a workflow id.

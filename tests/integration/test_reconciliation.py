@@ -18,6 +18,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import TimeSkipper
 
 from client.refund_client import RefundClient
+from client.report import build_report
 from sandbox.admin_client import SandboxAdmin
 from tests.conftest import Sandbox
 from tests.integration.helpers import eventually, run_cli, wait_for_state
@@ -250,6 +251,26 @@ async def test_a_provider_refund_for_a_cancelled_refund_is_escalated(
     # Never healed: a cancelled refund stays cancelled, the money is for a person to recover.
     after = await refunds.status(status.refund_id)
     assert after.state.value == "cancelled" and len(after.timeline) == len(cancelled.timeline)
+
+
+async def test_a_refund_paid_elsewhere_and_by_the_provider_is_escalated(
+    refunds: RefundClient, sandbox: Sandbox, faults: SandboxAdmin, stack: DevStack
+) -> None:
+    """A review: a refund an operator recorded as paid outside the provider, then paid by
+    the provider too (late, or in its dashboard), matched no finding: paid twice, unseen."""
+    stuck, order = await awaiting_operator(refunds, sandbox, faults)
+    done = await refunds.operator_paid_elsewhere(stuck.refund_id, "omar", "SEPA TX-4411")
+    assert done.state.value == "completed"
+    await sandbox.provider_refund(order, stuck.refund_id, stuck.amount)
+    report = await reconcile_cli(stack)
+    assert findings_for(report, stuck.refund_id) == {
+        ("paid_elsewhere_and_by_provider", "escalated")
+    }
+    details = details_of(report, stuck.refund_id, "paid_elsewhere_and_by_provider")
+    assert details == {"refund_amount": 4000, "provider_paid": 4000, "currency": "USD"}
+    # The report's duplicate alarm counts it and names its order.
+    report_now = await build_report((await refunds.store()).pool)
+    assert order["order_id"] in report_now.duplicate_orders
 
 
 async def test_drift_that_cannot_be_healed_is_escalated_and_kept(
