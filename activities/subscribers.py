@@ -102,10 +102,12 @@ async def add_subscriber(
     Adding an existing name again points it at `url`, resumes it, sets the budget given
     and rotates its secret: an active subscriber's old secret keeps signing for
     DEFAULT_OVERLAP, as with rotate_secret, so its receiver does not lose events meanwhile.
+    Refused, as a rotation is, while an earlier overlap still runs.
     """
     check_subscriber_url(url)
     check_budget(max_attempts, max_age)
     async with pool.acquire() as conn, conn.transaction():
+        await _refuse_during_overlap(conn, name, adding=True)
         created = await conn.fetchval(  # xmax is 0 only for a row this statement inserted
             "INSERT INTO refundflow.subscribers (name, url, secret) VALUES ($1, $2, $3)"
             " ON CONFLICT (name) DO UPDATE SET url = EXCLUDED.url, secret = EXCLUDED.secret,"
@@ -158,21 +160,31 @@ async def rotate_secret(
     return AddedSubscriber.model_validate(dict(row))
 
 
-async def _refuse_during_overlap(db: Any, name: str) -> None:
-    """Raise when `name`'s previous secret still signs beside its current one."""
+async def _refuse_during_overlap(db: Any, name: str, adding: bool = False) -> None:
+    """Raise when `name`'s previous secret still signs beside its current one: a new
+    secret now (a rotation, or adding the name again) would stop it at once."""
     until = await db.fetchval(
         "SELECT previous_secret_until FROM refundflow.subscribers"
         " WHERE name = $1 AND active AND previous_secret_until > now()",
         name,
     )
-    if until is not None:
-        moment = until.isoformat(timespec="seconds").replace("+00:00", "Z")
+    if until is None:
+        return
+    moment = until.isoformat(timespec="seconds").replace("+00:00", "Z")
+    promised = (
+        f"{name}'s previous secret still signs deliveries until {moment}, as the last"
+        " rotation promised; "
+    )
+    if adding:
         raise SubscriberRefused(
-            f"{name}'s previous secret still signs deliveries until {moment}, as the last"
-            " rotation promised; rotating again now would stop it at once. Rotate once"
-            " receivers use the current secret, or with --overlap 0 to stop both old secrets"
-            " now (a leaked secret)"
+            promised + "adding it again now gives it a new secret and would stop that one at"
+            " once. Add it again once receivers use the current secret, or run"
+            f" `subscribers rotate-secret {name} --overlap 0` first (a leaked secret)"
         )
+    raise SubscriberRefused(
+        promised + "rotating again now would stop it at once. Rotate once receivers use the"
+        " current secret, or with --overlap 0 to stop both old secrets now (a leaked secret)"
+    )
 
 
 async def _refuse_unknown_or_removed(db: Any, name: str) -> NoReturn:

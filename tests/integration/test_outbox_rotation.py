@@ -93,6 +93,9 @@ async def test_the_old_secret_keeps_signing_for_the_overlap_then_stops(
         readded = await cli_json(stack, "subscribers", "add", name, sub.url)
         until = datetime.fromisoformat(readded["previous_secret_valid_until"])
         assert abs(until - (datetime.now(UTC) + timedelta(hours=24))) < timedelta(minutes=1)
+        # Adding it again within that overlap would stop the secret it promised: refused.
+        code, out, err = await run_cli(stack.env(), "subscribers", "add", name, sub.url)
+        assert (code, out) == (2, "") and "adding it again now gives it a new secret" in err
 
         # Secrets are shown once, when made: never listed, never logged.
         code, text, _ = await run_cli(stack.env(), "subscribers", "list")
