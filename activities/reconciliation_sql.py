@@ -1,0 +1,130 @@
+"""Reconciliation's one set-based comparison (activities/reconciliation.py runs it): the
+provider's ledger, inventory movements and Temporal's closed workflows (temporary tables the
+activity loads) against refundflow's records, each disagreement a finding row. $1: the grace
+in seconds (refunds changed within it are left to the next run); $2: how long a reservation
+without a refund is left alone (ORPHAN_AFTER_SECONDS)."""
+
+FINDINGS_SQL = """
+WITH live AS (
+    SELECT refund_id, provider_refund_id, amount, status
+    FROM provider_ledger WHERE status NOT IN ('failed', 'canceled') AND refund_id IS NOT NULL
+), per_refund AS (
+    SELECT refund_id,
+           count(*) AS live_count,
+           count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
+           coalesce(sum(amount) FILTER (WHERE status = 'succeeded'), 0) AS paid,
+           min(provider_refund_id) FILTER (WHERE status = 'succeeded') AS succeeded_id
+    FROM live GROUP BY refund_id
+), settled AS (
+    SELECT * FROM refundflow.refund_status WHERE updated_at < now() - make_interval(secs => $1)
+)
+SELECT 'provider_refunded_not_completed' AS kind, p.refund_id, s.order_id,
+       jsonb_build_object('provider_refund_id', p.succeeded_id, 'state', s.state,
+                          'provider_amount', p.paid) AS details,
+       s.state = 'refunding' AS healable, p.succeeded_id AS provider_refund_id
+FROM per_refund p LEFT JOIN refundflow.refund_status s USING (refund_id)
+WHERE p.succeeded > 0 AND s.state IS DISTINCT FROM 'completed'
+  AND s.state IS DISTINCT FROM 'cancelled'
+  AND (s.updated_at IS NULL OR s.updated_at < now() - make_interval(secs => $1))
+  -- A refund Temporal ended cannot hear of the payment: its workflow_closed_abnormally
+  -- finding records it, once its grace has passed.
+  AND NOT EXISTS (SELECT 1 FROM closed_workflows c WHERE c.refund_id = p.refund_id)
+UNION ALL
+SELECT 'provider_refund_on_cancelled_refund', p.refund_id, s.order_id,
+       jsonb_build_object('provider_refunds', p.live_count, 'provider_paid', p.paid),
+       false, NULL
+FROM per_refund p JOIN settled s USING (refund_id)
+WHERE s.state = 'cancelled'
+UNION ALL
+SELECT 'duplicate_provider_refunds', refund_id, NULL,
+       jsonb_build_object('provider_refunds', live_count), false, NULL
+FROM per_refund WHERE live_count > 1
+UNION ALL
+SELECT 'amount_mismatch', s.refund_id, s.order_id,
+       jsonb_build_object('refund_amount', s.amount, 'provider_amount', p.paid), false, NULL
+FROM settled s JOIN per_refund p USING (refund_id)
+WHERE s.state = 'completed' AND p.succeeded > 0 AND p.paid <> s.amount
+UNION ALL
+-- Recorded as paid outside the provider, and paid by the provider too (a refund that
+-- succeeded late, or one made in its dashboard): the customer was paid twice (a review).
+SELECT 'paid_elsewhere_and_by_provider', s.refund_id, s.order_id,
+       jsonb_build_object('refund_amount', s.amount, 'provider_paid', p.paid,
+                          'currency', s.currency), false, NULL
+FROM settled s JOIN per_refund p USING (refund_id)
+WHERE s.state = 'completed' AND p.succeeded > 0
+  AND EXISTS (SELECT 1 FROM refundflow.audit a
+              WHERE a.refund_id = s.refund_id AND a.event = 'paid_elsewhere')
+UNION ALL
+SELECT 'completed_without_provider_refund', s.refund_id, s.order_id, '{}'::jsonb, false, NULL
+FROM settled s LEFT JOIN per_refund p USING (refund_id)
+WHERE s.state = 'completed' AND coalesce(p.succeeded, 0) = 0
+  AND NOT EXISTS (SELECT 1 FROM refundflow.audit a  -- paid outside the provider, with proof
+                  WHERE a.refund_id = s.refund_id AND a.event = 'paid_elsewhere')
+  AND NOT EXISTS (SELECT 1 FROM provider_ledger f WHERE f.refund_id = s.refund_id)
+UNION ALL
+-- Paid, then taken back by the provider (a bank returned it): reopened once confirmed.
+SELECT 'provider_reversed_after_completion', s.refund_id, s.order_id,
+       jsonb_build_object('provider_refunds', jsonb_agg(f.provider_refund_id)), true, NULL
+FROM settled s JOIN provider_ledger f USING (refund_id)
+LEFT JOIN per_refund p USING (refund_id)
+WHERE s.state = 'completed' AND coalesce(p.succeeded, 0) = 0
+  AND NOT EXISTS (SELECT 1 FROM refundflow.audit a
+                  WHERE a.refund_id = s.refund_id AND a.event = 'paid_elsewhere')
+GROUP BY s.refund_id, s.order_id
+UNION ALL
+SELECT 'restock_missing', s.refund_id, s.order_id, '{}'::jsonb, false, NULL
+FROM settled s
+WHERE s.state = 'completed' AND s.item_received
+  AND NOT EXISTS (SELECT 1 FROM stock_moves m WHERE m.reference = s.refund_id)
+UNION ALL
+SELECT 'restock_duplicated', reference, NULL,
+       jsonb_build_object('sku', sku, 'movements', count(*)), false, NULL
+FROM stock_moves GROUP BY reference, sku HAVING count(*) > 1
+UNION ALL
+SELECT 'units_refunded_twice', NULL, o.order_id,
+       jsonb_build_object('sku', o.sku, 'ordered', o.quantity, 'units', sum(l.quantity),
+                          'line_value', o.quantity * o.unit_price, 'value', sum(l.amount),
+                          'refunds', jsonb_agg(l.refund_id ORDER BY r.created_at)),
+       false, NULL
+FROM refundflow.order_lines o
+JOIN refundflow.reservation_lines l ON l.order_id = o.order_id AND l.sku = o.sku
+JOIN refundflow.reservations r ON r.refund_id = l.refund_id AND r.state <> 'released'
+GROUP BY o.order_id, o.sku, o.quantity, o.unit_price
+HAVING sum(l.quantity) > o.quantity OR sum(l.amount) > o.quantity * o.unit_price
+UNION ALL
+SELECT 'provider_money_above_ledger', NULL, p.order_id,
+       jsonb_build_object('provider_paid', p.paid, 'accounted_for', coalesce(k.covered, 0),
+                          'ledger', coalesce(k.amount, 0), 'currency', o.currency,
+                          'provider_refunds', p.ids),
+       false, NULL
+FROM (SELECT order_id, sum(amount) AS paid, jsonb_agg(provider_refund_id) AS ids
+      FROM provider_ledger WHERE status = 'succeeded' GROUP BY order_id) p
+JOIN refundflow.order_ledger o USING (order_id)
+-- A hold accounts only for what the provider paid for its own refund: a refund the provider
+-- refused holds money it never paid, and must not hide money paid around refundflow (a
+-- trial: a refused 35.00 hold made a 10.00 dashboard refund disappear from the findings).
+LEFT JOIN (SELECT r.order_id, sum(r.amount) AS amount,
+                  sum(least(r.amount, coalesce(f.paid, 0))) AS covered
+           FROM refundflow.reservations r LEFT JOIN per_refund f USING (refund_id)
+           WHERE r.state <> 'released' GROUP BY r.order_id) k USING (order_id)
+WHERE p.paid > coalesce(k.covered, 0)
+UNION ALL
+SELECT 'reservation_without_refund', r.refund_id, r.order_id,
+       jsonb_build_object('amount', r.amount, 'reserved_at', r.created_at), true, NULL
+FROM refundflow.reservations r
+WHERE r.state = 'held'
+  AND r.created_at < now() - make_interval(secs => greatest($1, $2))
+  AND NOT EXISTS (SELECT 1 FROM refundflow.refund_status s
+                  WHERE s.refund_id = r.refund_id AND s.last_seq > 0)
+UNION ALL
+SELECT 'workflow_closed_abnormally', s.refund_id, s.order_id,
+       jsonb_build_object('temporal_status', c.status, 'closed_at', c.closed_at,
+                          'run_id', c.run_id,
+                          'state', s.state, 'awaiting', s.awaiting),
+       true,  -- the heal asks the provider again: cancelled, completed or left to a person
+       NULL
+FROM closed_workflows c JOIN refundflow.refund_status s USING (refund_id)
+WHERE s.state NOT IN ('completed', 'cancelled')
+  -- A provider call in flight at the termination may still commit: give it the grace.
+  AND c.closed_at < now() - make_interval(secs => $1)
+"""
