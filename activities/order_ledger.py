@@ -175,6 +175,11 @@ async def _shrink_amount_hold(
     )
 
 
+_TAKEN_BACK = "r.state = 'consumed' AND s.state IS NOT NULL AND s.state <> 'completed'"
+"""A consumed hold whose refund is open again: paid, then taken back by the provider (a
+reversal reopens the refund), so not refunded any more (a trial read "refunded 40.00")."""
+
+
 async def order_ledger(pool: asyncpg.Pool, order_id: str) -> OrderLedger | None:
     """What every refund of the order holds and has refunded, per line (None: no refund
     of the order has reserved anything yet)."""
@@ -191,17 +196,14 @@ async def order_ledger(pool: asyncpg.Pool, order_id: str) -> OrderLedger | None:
     )
     taken = await pool.fetch(
         "SELECT l.sku, r.state, r.refund_id, l.quantity, l.amount, r.amount AS money,"
-        " r.state = 'consumed' AND s.state IS NOT NULL AND s.state <> 'completed' AS taken_back"
+        f" {_TAKEN_BACK} AS taken_back"
         " FROM refundflow.reservation_lines l JOIN refundflow.reservations r USING (refund_id)"
         " LEFT JOIN refundflow.refund_status s ON s.refund_id = r.refund_id"
         " WHERE r.order_id = $1 AND r.state <> 'released' ORDER BY r.created_at, r.refund_id",
         order_id,
     )
-    # A consumed hold whose refund is open again was paid, then taken back by the provider
-    # (a reversal reopens the refund): not refunded any more (a trial read "refunded 40.00").
     money = await pool.fetch(
-        "SELECT r.refund_id, r.state, r.amount,"
-        " r.state = 'consumed' AND s.state IS NOT NULL AND s.state <> 'completed' AS taken_back"
+        f"SELECT r.refund_id, r.state, r.amount, {_TAKEN_BACK} AS taken_back"
         " FROM refundflow.reservations r LEFT JOIN refundflow.refund_status s USING (refund_id)"
         " WHERE r.order_id = $1 AND r.state <> 'released' ORDER BY r.created_at, r.refund_id",
         order_id,

@@ -146,13 +146,6 @@ class RefundActions:
             await asyncio.sleep(0.1)
             latest = await self._as_recorded(refund_id, answer) or answer
         return latest
-        deadline = asyncio.get_running_loop().time() + RETRY_OUTCOME_WAIT.total_seconds()
-        while asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.1)
-            recorded = await self._as_recorded(refund_id, answer)
-            if recorded is not None and recorded is not answer:
-                return recorded
-        return answer
 
     async def operator_paid_elsewhere(
         self,
@@ -193,13 +186,15 @@ class RefundActions:
             return None
         kind = "provider_money_above_ledger"
         found = await store.findings(order_id=view.order_id, kind=kind, open_only=True, limit=1)
-        ledger = await store.order_ledger(view.order_id)
-        if not found or ledger is None:
+        if not found:
+            return None
+        captured = (await store.state_and_holds(view.order_id, refund_id)).captured_amount
+        if captured is None:
             return None
         provider_paid = int(found[0].details["provider_paid"])
         elsewhere = await order_ledger.paid_elsewhere_on(store.pool, view.order_id, refund_id)
         out = provider_paid + elsewhere + view.amount
-        if out <= ledger.captured_amount:
+        if out <= captured:
             return None
 
         def money(amount: int) -> str:
@@ -210,7 +205,7 @@ class RefundActions:
             f" (some around refundflow: {kind}, open)"
             + (f" and {money(elsewhere)} was paid elsewhere" if elsewhere else "")
             + f"; paying this refund's {money(view.amount)} elsewhere too makes"
-            f" {money(out)} of the {money(ledger.captured_amount)} captured. See `refundflow"
+            f" {money(out)} of the {money(captured)} captured. See `refundflow"
             f" anomalies --order {view.order_id}`: if that money reached this refund's customer,"
             " cancel it (`operator cancel`); only if the finding is wrong, record it with"
             " --despite-findings (its audit entry says so)"

@@ -164,16 +164,12 @@ def customer_history(history: CustomerHistory) -> str:
 def order_ledger(ledger: OrderLedger) -> list[str]:
     """The order ledger block under a refund's status."""
     money = ledger.currency
+    back = ledger.taken_back and format_minor(ledger.taken_back, money)
+    taken_back = f", taken back by the provider {back} (its refund is open again)" if back else ""
     lines = [
         f"  order ledger  captured {format_minor(ledger.captured_amount, money)},"
         f" held {format_minor(ledger.held, money)},"
-        f" refunded {format_minor(ledger.refunded, money)}"
-        + (
-            f", taken back by the provider {format_minor(ledger.taken_back, money)}"
-            " (its refund is open again: an operator decides)"
-            if ledger.taken_back
-            else ""
-        )
+        f" refunded {format_minor(ledger.refunded, money)}{taken_back}"
     ]
     for line in ledger.lines:
         what = "not a line" if line.sku == NOT_A_LINE else f"{line.quantity} ordered"
