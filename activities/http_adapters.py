@@ -138,11 +138,15 @@ class HttpPaymentProvider:
         body = await self._service.call("GET", "/v1/refunds", params=params)
         return list(body["data"])
 
-    async def ledger_pages(self, page_size: int = 1000) -> AsyncIterator[list[dict[str, Any]]]:
-        """The whole ledger, page by page (for reconciliation)."""
+    async def ledger_pages(
+        self, page_size: int = 1000, order_id: str | None = None
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """The whole ledger (reconciliation), or one order's refunds, page by page."""
         after: str | None = None
         while True:
             params = {"limit": str(page_size)}
+            if order_id:
+                params["order_id"] = order_id
             if after:
                 params["starting_after"] = after
             body = await self._service.call("GET", "/v1/refunds", params=params)

@@ -71,8 +71,9 @@ class PaidElsewhereBody(_Body):
     """What shows the customer was paid: a transfer reference, a credit note number."""
     despite_findings: bool = False
     """Record it although reconciliation's open `provider_money_above_ledger` finding says
-    the order's payouts would then exceed its capture: only when that finding is wrong
-    (the proof recorded says it was overridden)."""
+    the order's payouts would then exceed its capture: only when that finding is stale
+    (the proof recorded says it was overridden). The refund's workflow still counts the
+    order's payouts itself, asking the provider, and refuses above the capture."""
 
 
 class RefundPage(BaseModel):

@@ -160,7 +160,8 @@ class RefundActions:
         """The customer was paid outside the provider: complete the refund with the proof.
         Refused when, by reconciliation's open finding of money the provider paid around
         refundflow, it would take the order's payouts above its capture; `despite_findings`
-        (the finding is wrong) records it anyway, and the proof says so."""
+        (the finding is stale) passes it, and the proof says so. The workflow then counts
+        the order's payouts as they are now (workflows/refund/within_capture.py)."""
         over = await self._over_paid_order(refund_id)
         if over and not despite_findings:
             raise RefundActionRefused(over)
@@ -207,8 +208,9 @@ class RefundActions:
             + f"; paying this refund's {money(view.amount)} elsewhere too makes"
             f" {money(out)} of the {money(captured)} captured. See `refundflow"
             f" anomalies --order {view.order_id}`: if that money reached this refund's customer,"
-            " cancel it (`operator cancel`); only if the finding is wrong, record it with"
-            " --despite-findings (its audit entry says so)"
+            " cancel it (`operator cancel`); only if the finding is stale, record it with"
+            " --despite-findings (its audit entry says so; the refund still counts the"
+            " order's payouts itself)"
         )
 
     async def operator_cancel(

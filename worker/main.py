@@ -35,6 +35,7 @@ from activities.http_adapters import (
     HttpPaymentProvider,
     HttpService,
 )
+from activities.order_payouts import OrderPayoutActivities
 from activities.pg_store import PostgresRefundStore, create_pool
 from activities.reconciliation import ReconciliationActivities
 from activities.refund_activities import RefundActivities
@@ -148,6 +149,7 @@ def _worker(
         reservations=store,
     )
     reconciliation = ReconciliationActivities(pool, payment, inventory, client)
+    payouts = OrderPayoutActivities(pool, payment)
     worker = Worker(
         client,
         task_queue=settings.task_queue,
@@ -171,6 +173,7 @@ def _worker(
             verifier.verify_request,
             verifier.admit_refund,
             reconciliation.reconcile,
+            payouts.order_payouts,
         ],
     )
     return worker

@@ -60,6 +60,29 @@ class ProviderRefunds(_Contract):
     refunds: list[ProviderRefundResult]
 
 
+class OrderPayoutsInput(_Contract):
+    refund_id: str
+    """The refund asking: its own hold and provider refunds are not counted."""
+    order_id: str
+    currency: str
+
+
+class OrderPayouts(_Contract):
+    """What an order's money looks like now, asked of the provider and the ledger at once
+    (activities/order_payouts.py). Minor units of the order's currency."""
+
+    captured_amount: int | None
+    """The capture the order's ledger judges by (as first recorded); None: the ledger has
+    none (a refund held before it kept captures), so the order the refund checked counts."""
+    others_out: int
+    """Paid, or still able to pay, for every other refund of the order: per refund the
+    larger of its hold and what the provider paid or may pay for it, plus provider money
+    on the order that no refund of ours accounts for."""
+    provider_out: int
+    """Of the order's money, what the provider paid or may still pay (not failed or
+    canceled), whoever asked for it."""
+
+
 class RestockInput(_Contract):
     refund_id: str
     sku: str

@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 from workflows.activity_contracts import AutoApproveBudget as AutoApproveBudget
 from workflows.activity_contracts import CheckRefundInput as CheckRefundInput
 from workflows.activity_contracts import FindProviderRefundsInput as FindProviderRefundsInput
+from workflows.activity_contracts import OrderPayouts as OrderPayouts
+from workflows.activity_contracts import OrderPayoutsInput as OrderPayoutsInput
 from workflows.activity_contracts import ProviderRefundResult as ProviderRefundResult
 from workflows.activity_contracts import ProviderRefunds as ProviderRefunds
 from workflows.activity_contracts import ProviderSettlement as ProviderSettlement

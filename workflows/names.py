@@ -36,6 +36,9 @@ ACTIVITY_FIND_PROVIDER_REFUNDS = "find_provider_refunds"
 ACTIVITY_VERIFY_REQUEST = "verify_request"
 ACTIVITY_ADMIT_REFUND = "admit_refund"
 ACTIVITY_CANCEL_PROVIDER_REFUND = "cancel_provider_refund"
+# What an order's other refunds and the provider paid or hold, asked before a payment made
+# outside the provider is recorded (patches.PAID_ELSEWHERE_WITHIN_CAPTURE).
+ACTIVITY_ORDER_PAYOUTS = "order_payouts"
 
 # Error type raised by the payment adapter when the provider refuses for good (not retried).
 PROVIDER_REFUSED_ERROR = "ProviderRefused"

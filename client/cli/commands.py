@@ -97,7 +97,8 @@ def add_operator(sub: Subcommands) -> None:
         action="store_true",
         help="record it although reconciliation's open finding of money the provider paid"
         " around refundflow says the order's payouts would exceed its capture (only when that"
-        " finding is wrong; the audit says so)",
+        " finding is stale; the audit says so). The refund still asks the provider itself"
+        " and refuses above the capture",
     )
     with_json(paid)
 

@@ -20,6 +20,7 @@ from client.refund_client import RefundClient
 from client.refund_ids import default_refund_key
 from client.report import build_report
 from client.review_context import review_context
+from sandbox.admin_client import SandboxAdmin
 from tests.conftest import Sandbox, unique_key
 from tests.integration.helpers import eventually, wait_for_state
 from tests.integration.test_audit_store import batch
@@ -529,7 +530,7 @@ async def test_a_refusal_on_holds_read_ahead_waits_for_a_fresh_read(
 
 
 async def test_money_paid_around_refundflow_stays_flagged_while_a_refused_refund_holds(
-    refunds: RefundClient, sandbox: Sandbox, http: aiohttp.ClientSession
+    refunds: RefundClient, sandbox: Sandbox, http: aiohttp.ClientSession, faults: SandboxAdmin
 ) -> None:
     """A trial: 45.00 of an 80.00 order paid, 10.00 refunded at the provider's dashboard (no
     refund id), then a 35.00 refund the provider refused (only 25.00 left there). Its hold
@@ -550,11 +551,21 @@ async def test_money_paid_around_refundflow_stays_flagged_while_a_refused_refund
         f"{sandbox.base}/payments/v1/refunds", json=dashboard, headers=headers
     ) as made:
         assert made.status == 201, await made.text()
+        dashboard_refund = (await made.json())["id"]
     refused = await refunds.request(make_request(order, amount=3500))
     await eventually(
         lambda: refunds.status(refused.refund_id),
         lambda view: view.awaiting is Awaiting.OPERATOR,
     )
+    # No reconciliation has run, so no finding: the workflow asks the provider itself.
+    with pytest.raises(RefundActionRefused) as fresh:
+        await refunds.operator_paid_elsewhere(refused.refund_id, "omar", "store credit SC-77")
+    assert (
+        f"order {order['order_id']} has 55.00 USD paid or held for other refunds (the provider"
+        " paid or may pay 55.00 USD of it), and this refund's 35.00 USD makes 90.00 USD of the"
+        " 80.00 USD captured"
+    ) in str(fresh.value)
+    assert (await refunds.status(refused.refund_id)).awaiting is Awaiting.OPERATOR
     report = await refunds.reconcile(ReconcileInput(grace_seconds=0, heal=False))
     found = await (await refunds.store()).findings(run_id=report.run_id, limit=10_000)
     mine = [f for f in found if f.order_id == order["order_id"]]
@@ -578,6 +589,18 @@ async def test_money_paid_around_refundflow_stays_flagged_while_a_refused_refund
     assert "this refund's 35.00 USD elsewhere too makes 90.00 USD of the 80.00 USD" in said
     assert "--despite-findings" in said
     assert (await refunds.status(refused.refund_id)).state is RefundState.REFUNDING
+    # The override passes the finding, not the workflow's own count: 90.00 is still refused.
+    with pytest.raises(RefundActionRefused) as still:
+        await refunds.operator_paid_elsewhere(
+            refused.refund_id, "omar", "store credit SC-77", despite_findings=True
+        )
+    assert "makes 90.00 USD of the 80.00 USD captured" in str(still.value)
+    # The bank returns the dashboard's 10.00: the finding is stale until the next run, the
+    # edge still refuses by it, and the override is what a person uses for that.
+    await faults.reverse(dashboard_refund)
+    await eventually(lambda: _provider_status(http, sandbox, dashboard_refund), "failed".__eq__)
+    with pytest.raises(RefundActionRefused):
+        await refunds.operator_paid_elsewhere(refused.refund_id, "omar", "store credit SC-77")
     done = await refunds.operator_paid_elsewhere(
         refused.refund_id, "omar", "store credit SC-77", despite_findings=True
     )
@@ -585,3 +608,12 @@ async def test_money_paid_around_refundflow_stays_flagged_while_a_refused_refund
     assert "recorded despite an open provider_money_above_ledger finding" in (
         done.timeline[-2].reason
     ), done.timeline[-2:]
+
+
+async def _provider_status(
+    http: aiohttp.ClientSession, sandbox: Sandbox, provider_refund_id: str
+) -> str:
+    """The provider's status of one of its refunds (a reversal lands a moment later)."""
+    async with http.get(f"{sandbox.base}/payments/v1/refunds/{provider_refund_id}") as got:
+        status: str = (await got.json())["status"]
+        return status

@@ -21,6 +21,8 @@ from workflows.models import (
     FindProviderRefundsInput,
     IssueRefundInput,
     Notice,
+    OrderPayouts,
+    OrderPayoutsInput,
     OrderSnapshot,
     ProviderRefundResult,
     ProviderRefunds,
@@ -85,6 +87,8 @@ class FakeSystems:
     """The order system: what each order really is (Env.start registers its order)."""
     known_policies: set[str] = field(default_factory=lambda: set(known_policy_hashes(POLICIES)))
     """The policies the worker was deployed with, by content hash."""
+    paid_around: dict[str, int] = field(default_factory=dict)
+    """Per order, money the provider paid on it for no refund of ours (a dashboard refund)."""
 
     def activities(self) -> list[Any]:
         return [
@@ -97,6 +101,7 @@ class FakeSystems:
             self.check_provider_refund,
             self.cancel_provider_refund,
             self.find_provider_refunds,
+            self.order_payouts,
             self.restock_line,
         ]
 
@@ -250,6 +255,14 @@ class FakeSystems:
         self.calls.append("find")
         mine = [r for k, r in self.provider_refunds.items() if k.startswith(request.refund_id)]
         return ProviderRefunds(refunds=mine)
+
+    @activity.defn(name=names.ACTIVITY_ORDER_PAYOUTS)
+    async def order_payouts(self, request: OrderPayoutsInput) -> OrderPayouts:
+        """One refund per order in these tests: only money paid around it is out."""
+        self.calls.append("payouts")
+        around = self.paid_around.get(request.order_id, 0)
+        captured = self.orders[request.order_id].captured_amount
+        return OrderPayouts(captured_amount=captured, others_out=around, provider_out=around)
 
     @activity.defn(name=names.ACTIVITY_RESTOCK_LINE)
     async def restock_line(self, request: RestockInput) -> RestockResult:

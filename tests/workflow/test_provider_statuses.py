@@ -96,6 +96,34 @@ async def test_an_operator_pays_elsewhere_with_proof_once_the_provider_holds_not
     await keep_history(handle, "operator_paid_elsewhere")
 
 
+async def test_paid_elsewhere_is_refused_when_the_order_would_pay_out_above_its_capture(
+    env: Env,
+) -> None:
+    """Money the provider paid on the order around this refund (a dashboard refund) leaves
+    less than this refund's amount: the record is refused, asked at that moment, and the
+    refund still waits for an operator, who may cancel it."""
+    env.systems.provider_answers = ["refuse"]
+    order = tv_order(price=SMALL)
+    env.systems.paid_around[order.order_id] = 1000
+    handle = await env.start(order)
+    await until(handle, lambda s: s.awaiting is Awaiting.OPERATOR)
+    asked = OperatorPaidElsewhereInput(operator="op_1", proof="SEPA transfer TX-9")
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(RefundWorkflow.operator_paid_elsewhere, asked)
+    said = str(refused.value.cause)
+    assert f"order {order.order_id} has 10.00 USD paid or held for other refunds" in said
+    assert "this refund's 42.00 USD makes 52.00 USD of the 42.00 USD captured" in said
+    status = await until(handle, lambda s: s.awaiting is Awaiting.OPERATOR)
+    assert status.state is RefundState.REFUNDING and "paid_elsewhere" not in [
+        e.event for e in status.timeline
+    ]
+    assert env.systems.calls.count("payouts") == 1
+    cancel = OperatorCancelInput(operator="op_1", source="cli", reason="paid at the dashboard")
+    await handle.execute_update(RefundWorkflow.operator_cancel, cancel)
+    assert (await result_of(handle)).state is RefundState.CANCELLED
+    await keep_history(handle, "paid_elsewhere_refused_above_capture")
+
+
 async def test_paid_elsewhere_is_refused_while_the_provider_may_still_pay(env: Env) -> None:
     env.systems.provider_answers = ["pending"]
     handle = await env.start(tv_order(price=SMALL))

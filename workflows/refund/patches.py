@@ -35,6 +35,8 @@ ADMIT_IN_ONE_CALL: Final = "admit-in-one-call-2026-11"
 # local activity as the provider call. RefundClient's starts name it; other starts ask it
 # (after ADMIT_IN_ONE_CALL, before any activity).
 RECORD_WITH_PAYMENT: Final = "record-with-payment-2026-11"
+# Asked where it is used (an operator's paid-elsewhere, rare): not in the roll-ups above.
+PAID_ELSEWHERE_WITHIN_CAPTURE: Final = "paid-elsewhere-within-capture"
 StartedOn = Literal["all-above-2026-11", "admit-in-one-call-2026-11", "record-with-payment-2026-11"]
 """The roll-ups a start may name (`RefundWorkflowInput.started_on`). A worker refuses a
 start naming one it does not know (its workflow task fails and is retried), so the refund
@@ -179,6 +181,17 @@ REGISTER: tuple[Patch, ...] = (
         " Taken without asking by a refund whose `started_on` names it (RefundClient's"
         " starts); asked, after ADMIT_IN_ONE_CALL, by any other new refund.",
         "write the audit, then call the provider, in two local activities",
+        "patched",
+        _OLD_OPEN,
+    ),
+    Patch(
+        PAID_ELSEWHERE_WITHIN_CAPTURE,
+        "A payment recorded as made outside the provider is refused while the order's other"
+        " payouts (the provider's ledger for the order, asked now, and the other refunds'"
+        " holds) and this refund's amount exceed its capture (workflows/refund/"
+        "within_capture.py). Before, only the client's check of reconciliation's last"
+        " finding stood in the way.",
+        "only the provider's live refunds for this refund are asked",
         "patched",
         _OLD_OPEN,
     ),

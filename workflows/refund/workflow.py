@@ -34,7 +34,14 @@ with workflow.unsafe.imports_passed_through():
         StatusQuery,
         StatusView,
     )
-    from workflows.refund import admission, patches, provider_cancel, reversal, views
+    from workflows.refund import (
+        admission,
+        patches,
+        provider_cancel,
+        reversal,
+        views,
+        within_capture,
+    )
     from workflows.refund.case import MAX_ESCALATION, ContinuedRefundInput, RefundCase
     from workflows.refund.journal import Journal
     from workflows.refund.payment import Payment, hours
@@ -305,6 +312,9 @@ class RefundWorkflow:
         """The customer was paid outside the provider (proof recorded): the refund completes
         without a provider refund, once the provider shows none that could still pay."""
         await self._prove_no_money_moved(OperatorDecision.PAID_ELSEWHERE, "mark paid elsewhere")
+        if workflow.patched(patches.PAID_ELSEWHERE_WITHIN_CAPTURE):
+            await within_capture.prove_within_capture(self._case)
+            self._require_operator_needed(OperatorDecision.PAID_ELSEWHERE, ApplicationError)
         case = self._case
         case.p.paid_elsewhere = f"by {inp.operator}, proof: {inp.proof}"
         case.append(
@@ -343,10 +353,14 @@ class RefundWorkflow:
         self._require_operator_needed(OperatorDecision.CANCEL)
         check(self._case.p.state, RefundEvent.OPERATOR_CANCEL)
 
-    def _require_operator_needed(self, action: OperatorDecision) -> None:
+    def _require_operator_needed(
+        self, action: OperatorDecision, refused_as: type[Exception] = ValueError
+    ) -> None:
+        """Validators refuse with ValueError; a handler, after an await (another operator
+        may have acted meanwhile), with ApplicationError, which fails only the update."""
         refusal = self._case.operator_refusal(action)
         if refusal:
-            raise ValueError(refusal)
+            raise refused_as(refusal)
 
     @workflow.update(name=names.UPDATE_FIRST_STEP)
     async def first_step(self, query: StatusQuery) -> StatusView:
