@@ -189,13 +189,13 @@ def add_subscribers(sub: Subcommands) -> None:
     add.add_argument("url", type=subscriber_args.subscriber_url)
     add.add_argument(
         "--max-attempts",
-        type=types.positive,
+        type=subscriber_args.attempts_budget,
         help="park an event after this many failed attempts (default 300; re-adding keeps the"
         " current one)",
     )
     add.add_argument(
         "--max-age",
-        type=subscriber_args.duration,
+        type=subscriber_args.age_budget,
         help="... or once this long has passed since its first attempt (default 24h; re-adding"
         " keeps the current one)",
     )

@@ -46,6 +46,29 @@ def duration(value: str) -> timedelta:
     return timedelta(seconds=int(found.group(1)) * _UNITS[found.group(2)])
 
 
+# The store's bounds of a delivery budget (activities.subscribers.check_budget, migration
+# 0007), said here too so that a command refuses them before it connects, with its --help.
+MOST_ATTEMPTS = 100_000
+LONGEST_AGE = timedelta(days=30)
+
+
+def age_budget(value: str) -> timedelta:
+    """--max-age: a duration from 1 s to 30 days."""
+    age = duration(value)
+    if not timedelta(seconds=1) <= age <= LONGEST_AGE:
+        raise argparse.ArgumentTypeError(f"expected between 1s and 30d, got {value!r}")
+    return age
+
+
+def attempts_budget(value: str) -> int:
+    """--max-attempts: a whole number from 1 to 100,000."""
+    if not re.fullmatch(r"[0-9]{1,7}", value) or not 1 <= int(value) <= MOST_ATTEMPTS:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number from 1 to {MOST_ATTEMPTS:,}, got {value!r}"
+        )
+    return int(value)
+
+
 def event_id(value: str) -> str:
     if not re.fullmatch(EVENT_ID_PATTERN, value):
         raise argparse.ArgumentTypeError(

@@ -33,6 +33,29 @@ def test_what_is_not_a_duration(text: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("option", "value", "said"),
+    [("--max-age", "0", "between 1s and 30d"), ("--max-age", "31d", "between 1s and 30d"),
+     ("--max-attempts", "0", "from 1 to 100,000"),
+     ("--max-attempts", "100001", "from 1 to 100,000")],
+)  # fmt: skip
+def test_a_budget_the_store_would_refuse_is_refused_as_the_command_is_read(
+    option: str, value: str, said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A trial: `--max-age 0` was refused only after connecting, without "(see --help)".
+    with pytest.raises(SystemExit):
+        parse("add", "crm", "https://crm.example.com/hook", option, value)
+    assert said in capsys.readouterr().err
+
+
+def test_the_commands_budget_bounds_are_the_stores() -> None:
+    from activities import subscribers as store
+
+    assert (cli.MOST_ATTEMPTS, cli.LONGEST_AGE) == (store.MAX_ATTEMPTS_LIMIT, store.MAX_AGE_LIMIT)
+    edges = parse("add", "crm", "https://x.example/h", "--max-age", "30d", "--max-attempts", "1")
+    assert (edges.max_age, edges.max_attempts) == (timedelta(days=30), 1)
+
+
+@pytest.mark.parametrize(
     "url",
     ["https://crm.example.com/hook", "http://127.0.0.1:9000/", "http://[::1]:9/x",
      "http://localhost/x", "https://10.0.0.5/x"],
