@@ -229,11 +229,8 @@ def _review(
         )
     if action is not Action.APPROVE or refund is None or refund.policy is None or refund.closed:
         return ALLOW  # a closed refund: the workflow says so, in its own words
-    if amount is not None and amount > refund.amount > 0:
-        # Said as the workflow says it, rather than as an authority limit of some role.
-        most = format_minor(refund.amount, refund.currency)
-        asked = format_minor(amount, refund.currency)
-        return Decision(False, f"cannot approve {asked}: more than the {most} of this refund")
+    # An amount above the refund's is not a question of who may act: the workflow refuses
+    # it (409, as a closed refund), once the approver is known to have the authority.
     # The authority for the whole refund, also to approve less of it (as the workflow).
     refusal = refund.policy.authority_refusal(p.actor, role, refund.amount, refund.currency)
     if refusal and amount is not None and amount < refund.amount:

@@ -142,6 +142,14 @@ async def test_support_cannot_approve_above_its_limit_and_a_lead_can(
     assert await audit_of(db, refund_id) == before
     status = await api.call("GET", f"/v1/refunds/{refund_id}", as_="alice")
     assert status.body["state"] == "pending_review"
+    # More than the refund is the refund's refusal (409, as acting on a closed one), not a
+    # role's: a trial read a 403 beside a 409 for the same kind of mistake.
+    above = await api.call(
+        "POST", f"/v1/refunds/{refund_id}/approve", as_="li", json={"amount": 25001}
+    )
+    assert above.status == 409, above.body
+    assert "cannot approve 250.01 USD: more than the 250.00 USD" in above.body["detail"]
+    assert await audit_of(db, refund_id) == before
 
     approved = await api.call("POST", f"/v1/refunds/{refund_id}/approve", as_="li", json={})
     assert approved.status == 200, approved.body
