@@ -142,3 +142,31 @@ async def test_reconciliation_finds_a_reversal_without_webhook_and_an_operator_m
         lambda led: led is not None and led.refunded == 0 and led.held == 0,
     )
     assert ledger is not None
+
+
+async def test_a_reopened_refund_paid_elsewhere_completes_and_reconciliation_agrees(
+    refunds: RefundClient, sandbox: Sandbox, faults: SandboxAdmin
+) -> None:
+    """A review's gap: the bank returned the card refund, and the customer was then paid by
+    transfer. The refund completes once, its own returned provider refund counts for
+    nothing, and the next reconciliation finds nothing to heal or escalate on it."""
+    started, order = await _paid_refund(refunds, sandbox)
+    await faults.reverse(order["provider_refund_id"])
+    await eventually(lambda: refunds.status(started.refund_id), _reopened)
+    done = await refunds.operator_paid_elsewhere(started.refund_id, "op_1", "SEPA TX-5150")
+    assert done.state.value == "completed"
+    assert done.facts is not None and done.facts.paid_elsewhere
+    [returned] = await sandbox.refunds(order["order_id"])  # no second provider refund
+    assert returned["status"] == "failed"
+    ledger = await eventually(
+        lambda: refunds.order_ledger(order["order_id"]),
+        lambda led: led is not None and led.refunded == started.amount,
+    )
+    assert ledger is not None and ledger.held == 0
+    await refunds.temporal.get_workflow_handle(started.refund_id).result()
+    report = await refunds.reconcile(ReconcileInput(grace_seconds=0, heal=False))
+    findings = await (await refunds.store()).findings(run_id=report.run_id, limit=10_000)
+    on_it = [
+        f for f in findings if f.refund_id == started.refund_id or f.order_id == order["order_id"]
+    ]
+    assert on_it == []
