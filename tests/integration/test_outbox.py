@@ -202,13 +202,25 @@ async def test_configured_channel_keeps_its_secret_and_removal_drops_the_backlog
         f"{name}:1",
     )
     await db.execute(
+        "INSERT INTO refundflow.outbox (event_id, refund_id, seq, type, occurred_at, payload)"
+        " VALUES ($1, 'rf_backlog', 2, 'refund.approved', now(), '{}') ON CONFLICT DO NOTHING",
+        f"{name}:2",
+    )
+    await db.execute(
         "INSERT INTO refundflow.deliveries (event_id, subscriber, refund_id, seq)"
         " VALUES ($1, $2, 'rf_backlog', 1)",
         f"{name}:1",
         name,
     )
+    # And one it gave up on (parked): counted apart, as `subscribers remove` says it.
+    await db.execute(
+        "INSERT INTO refundflow.deliveries (event_id, subscriber, refund_id, seq, parked_at)"
+        " VALUES ($1, $2, 'rf_backlog', 2, now())",
+        f"{name}:2",
+        name,
+    )
     removal = await subscribers.deactivate_subscriber(db, name)
-    assert removal == subscribers.Removal(removed_now=True, dropped_pending=1, dropped_parked=0)
+    assert removal == subscribers.Removal(removed_now=True, dropped_pending=1, dropped_parked=1)
     await subscribers.ensure_configured_subscriber(db, name, "http://127.0.0.1:9/b", None)
     assert (await stored())["active"] is False
     pending = await db.fetchval(
