@@ -21,6 +21,8 @@ from workflows.vocabulary import IDENTIFIER_PATTERN, REASON_CODES, says_somethin
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_NEEDS_A_PERSON = 3
+"""`reconcile --check`: the run left findings for a person (escalated, or reported)."""
 EXIT_INTERRUPTED = 130
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from client.cli import arguments as types
 from client.cli import subscribers as subscriber_args
-from client.cli.arguments import OneLineParser
+from client.cli.arguments import EXIT_NEEDS_A_PERSON, OneLineParser
 from client.cli.grammar import CommandAdder, Subcommands, command, group, with_json
 from client.cli.sandbox_commands import add_sandbox
 from workflows.states import RefundState
@@ -309,6 +309,12 @@ def add_reconciliation(sub: Subcommands) -> None:
         "--grace", type=types.seconds, default=60, help="skip refunds changed in the last N seconds"
     )
     reconcile.add_argument("--no-heal", action="store_true", help="only report")
+    reconcile.add_argument(
+        "--check",
+        action="store_true",
+        help=f"exit {EXIT_NEEDS_A_PERSON} when the run escalated anything (with --no-heal: found"
+        " anything), for cron and monitoring; 0 when nothing needs a person",
+    )
     anomalies = command(sub, "anomalies", "findings of reconciliation runs, newest first")
     anomalies.add_argument("--kind", choices=FINDING_KINDS, help="only this kind of finding")
     anomalies.add_argument("--refund", type=types.refund_id, help="only this refund's findings")

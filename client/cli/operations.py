@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from client import render
-from client.cli.arguments import EXIT_OK, UserError
+from client.cli.arguments import EXIT_NEEDS_A_PERSON, EXIT_OK, UserError
 from client.cli.backends import with_client, with_store
 from client.cli.output import emit
 from client.errors import RefundflowError
@@ -28,7 +28,13 @@ async def reconcile(args: argparse.Namespace) -> int:
     result = await with_client(run_now)
     grace = max(args.grace, 0)
     emit(args, result, lambda report: render.reconciliation(report, grace))
-    return EXIT_OK
+    return exit_for_check(result.escalated + result.reported, args.check)
+
+
+def exit_for_check(left_for_a_person: int, check: bool) -> int:
+    """`reconcile --check`: a script tells "ran, all well" from "ran, someone must look"
+    without reading the report (a trial's cron job read only the exit status)."""
+    return EXIT_NEEDS_A_PERSON if check and left_for_a_person else EXIT_OK
 
 
 async def anomalies(args: argparse.Namespace) -> int:

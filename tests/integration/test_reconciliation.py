@@ -41,9 +41,9 @@ def details_of(report: dict[str, Any], refund_id: str, kind: str) -> dict[str, A
     return details
 
 
-async def reconcile_cli(stack: DevStack, *extra: str) -> dict[str, Any]:
+async def reconcile_cli(stack: DevStack, *extra: str, exit_status: int = 0) -> dict[str, Any]:
     code, out, err = await run_cli(stack.env(), "reconcile", "--grace", "0", "--json", *extra)
-    assert code == 0, err
+    assert code == exit_status, err
     report: dict[str, Any] = json.loads(out)
     return report
 
@@ -221,7 +221,9 @@ async def test_a_payment_that_cannot_be_the_refunds_is_escalated_with_why(
     # Paid at the provider, by hand, 1.00 less than approved: not this refund's payment as
     # approved, so a person must look (the paid case completes: test_temporal_cancel.py).
     await sandbox.provider_refund(order, stuck.refund_id, stuck.amount - 100)
-    report = await reconcile_cli(stack)
+    # --check: the exit status says a person must look (cron reads only that).
+    report = await reconcile_cli(stack, "--check", exit_status=3)
+    assert report["escalated"] >= 1
     # One finding: the payment is the dead refund's closing's to record (a second finding
     # paged a person within the closing's grace, a trial).
     assert findings_for(report, stuck.refund_id) == {("workflow_closed_abnormally", "escalated")}

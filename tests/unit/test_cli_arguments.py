@@ -174,3 +174,13 @@ def test_no_refusal_code_is_none_not_a_code_named_none() -> None:
     for written in ("none", "off", "None", ""):
         assert PaymentFaults.model_validate({"refuse": written}).refuse == ""
     assert PaymentFaults.model_validate({"refuse": "expired_card"}).refuse == "expired_card"
+
+
+def test_reconcile_check_exits_3_only_when_a_run_left_something_for_a_person() -> None:
+    from client.cli.operations import exit_for_check
+
+    assert [exit_for_check(n, check) for n, check in [(0, True), (2, True), (2, False)]] == [
+        0,
+        3,
+        0,
+    ]
