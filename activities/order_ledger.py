@@ -270,12 +270,17 @@ def _ledger_lines(captured: int, lines: list[Any], taken: list[Any]) -> list[Led
 async def paid_elsewhere_on(pool: asyncpg.Pool, order_id: str, but: str) -> int:
     """Money the order's other refunds recorded as paid outside the provider (completed with
     an operator's `paid_elsewhere`): payouts the provider's ledger does not show."""
-    paid = await pool.fetchval(
-        "SELECT coalesce(sum(s.amount), 0) FROM refundflow.refund_status s"
+    return sum((await paid_elsewhere_by_refund(pool, order_id, but)).values())
+
+
+async def paid_elsewhere_by_refund(pool: asyncpg.Pool, order_id: str, but: str) -> dict[str, int]:
+    """The order's other refunds recorded as paid outside the provider, and their amounts."""
+    rows = await pool.fetch(
+        "SELECT s.refund_id, s.amount FROM refundflow.refund_status s"
         " WHERE s.order_id = $1 AND s.refund_id <> $2 AND s.state = 'completed'"
         " AND EXISTS (SELECT 1 FROM refundflow.audit a"
         "             WHERE a.refund_id = s.refund_id AND a.event = 'paid_elsewhere')",
         order_id,
         but,
     )
-    return int(paid)
+    return {row["refund_id"]: int(row["amount"]) for row in rows}

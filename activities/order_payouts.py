@@ -12,7 +12,7 @@ record is refused while the provider's ledger and the order's holds leave no roo
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 import asyncpg
@@ -31,18 +31,24 @@ log = structlog.get_logger("refundflow.activities")
 PAGE = 1000
 
 
-def others_out(
-    holds: Iterable[Hold], provider_rows: Iterable[dict[str, Any]], inp: OrderPayoutsInput
-) -> tuple[int, int]:
-    """(money paid or able to pay for the order's other refunds, of it the provider's).
+def count_payouts(
+    holds: Iterable[Hold],
+    provider_rows: Iterable[dict[str, Any]],
+    inp: OrderPayoutsInput,
+    paid_elsewhere: Collection[str] = (),
+    captured_amount: int | None = None,
+) -> OrderPayouts:
+    """The order's money out for refunds other than the asking one.
 
     Per other refund, the larger of its hold and what the provider paid or may pay for it
-    (a hold not yet paid will be; a provider refund above its hold paid that much); provider
-    money that names no refund of ours (a dashboard refund) counts whole. The asking
-    refund's own provider refunds are left out: the workflow has just proved none can pay.
-    Failed and canceled refunds moved no money (a reversal shows as failed)."""
+    (a hold not yet paid will be; a provider refund above its hold paid that much), but
+    both for one recorded as paid elsewhere (`paid_elsewhere`: the customer had its hold
+    another way, and whatever the provider paid too: a review's 120.00 out of 100.00).
+    Provider money that names no refund of ours (a dashboard refund) counts whole. The
+    asking refund's own provider refunds are left out: the workflow has just proved none
+    can pay. Failed and canceled refunds moved no money (a reversal shows as failed)."""
     by_provider: dict[str, int] = defaultdict(int)
-    around = provider_out = 0  # around: provider money naming no refund (a dashboard's)
+    around = provider_out = 0
     for row in provider_rows:
         if row["status"] in NO_MONEY or row["currency"] != inp.currency:
             continue
@@ -55,11 +61,16 @@ def others_out(
             around += int(row["amount"])
         provider_out += int(row["amount"])
     held = {hold.refund_id: hold.amount for hold in holds if hold.refund_id != inp.refund_id}
-    total = around + sum(
-        max(held.get(refund_id, 0), by_provider.get(refund_id, 0))
-        for refund_id in held.keys() | by_provider.keys()
-    )
-    return total, provider_out
+
+    def out_for(refund_id: str) -> int:
+        hold, paid = held.get(refund_id, 0), by_provider.get(refund_id, 0)
+        return hold + paid if refund_id in paid_elsewhere else max(hold, paid)
+
+    others = around + sum(out_for(refund_id) for refund_id in held.keys() | by_provider.keys())
+    return OrderPayouts(
+        captured_amount=captured_amount, others_out=others, provider_out=provider_out,
+        around=around,
+    )  # fmt: skip
 
 
 class OrderPayoutActivities:
@@ -76,10 +87,9 @@ class OrderPayoutActivities:
                 for row in page
             ]
             ledger = await order_ledger.state_and_holds(self._pool, inp.order_id, inp.refund_id)
-            total, provider_out = others_out(ledger.holds, rows, inp)
-            log.info("order_payouts", others_out=total, provider_out=provider_out)
-            return OrderPayouts(
-                captured_amount=ledger.captured_amount,
-                others_out=total,
-                provider_out=provider_out,
+            elsewhere = await order_ledger.paid_elsewhere_by_refund(
+                self._pool, inp.order_id, inp.refund_id
             )
+            payouts = count_payouts(ledger.holds, rows, inp, elsewhere, ledger.captured_amount)
+            log.info("order_payouts", others_out=payouts.others_out, around=payouts.around)
+            return payouts

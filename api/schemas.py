@@ -72,8 +72,9 @@ class PaidElsewhereBody(_Body):
     despite_findings: bool = False
     """Record it although reconciliation's open `provider_money_above_ledger` finding says
     the order's payouts would then exceed its capture: only when that finding is stale
-    (the proof recorded says it was overridden). The refund's workflow still counts the
-    order's payouts itself, asking the provider, and refuses above the capture."""
+    (the proof recorded says it was overridden). A refund's workflow on this release or later
+    still counts the order's payouts itself, asking the provider, and refuses above the
+    capture; one still on an older worker build (pinned versioning) does not."""
 
 
 class RefundPage(BaseModel):

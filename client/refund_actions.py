@@ -209,8 +209,8 @@ class RefundActions:
             f" {money(out)} of the {money(captured)} captured. See `refundflow"
             f" anomalies --order {view.order_id}`: if that money reached this refund's customer,"
             " cancel it (`operator cancel`); only if the finding is stale, record it with"
-            " --despite-findings (its audit entry says so; the refund still counts the"
-            " order's payouts itself)"
+            " --despite-findings (its audit entry says so; a refund on this release or later"
+            " still counts the order's payouts itself)"
         )
 
     async def operator_cancel(

@@ -81,6 +81,9 @@ class OrderPayouts(_Contract):
     provider_out: int
     """Of the order's money, what the provider paid or may still pay (not failed or
     canceled), whoever asked for it."""
+    around: int = 0
+    """Of `provider_out`, what names no refund of ours (a refund made at the provider's
+    dashboard): money only reconciliation and this count know of."""
 
 
 class RestockInput(_Contract):

@@ -97,8 +97,9 @@ def add_operator(sub: Subcommands) -> None:
         action="store_true",
         help="record it although reconciliation's open finding of money the provider paid"
         " around refundflow says the order's payouts would exceed its capture (only when that"
-        " finding is stale; the audit says so). The refund still asks the provider itself"
-        " and refuses above the capture",
+        " finding is stale; the audit says so). A refund on this release or later still"
+        " counts the order's payouts itself and refuses above the capture; one still on an"
+        " older worker build does not",
     )
     with_json(paid)
 

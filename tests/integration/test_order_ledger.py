@@ -561,9 +561,9 @@ async def test_money_paid_around_refundflow_stays_flagged_while_a_refused_refund
     with pytest.raises(RefundActionRefused) as fresh:
         await refunds.operator_paid_elsewhere(refused.refund_id, "omar", "store credit SC-77")
     assert (
-        f"order {order['order_id']} has 55.00 USD paid or held for other refunds (the provider"
-        " paid or may pay 55.00 USD of it), and this refund's 35.00 USD makes 90.00 USD of the"
-        " 80.00 USD captured"
+        f"order {order['order_id']} captured 80.00 USD; 55.00 USD of it is paid or held for"
+        " other refunds, 10.00 USD of that paid by the provider for no refund of refundflow's"
+        " (made at its dashboard?); 25.00 USD is left, less than this refund's 35.00 USD"
     ) in str(fresh.value)
     assert (await refunds.status(refused.refund_id)).awaiting is Awaiting.OPERATOR
     report = await refunds.reconcile(ReconcileInput(grace_seconds=0, heal=False))
@@ -594,13 +594,14 @@ async def test_money_paid_around_refundflow_stays_flagged_while_a_refused_refund
         await refunds.operator_paid_elsewhere(
             refused.refund_id, "omar", "store credit SC-77", despite_findings=True
         )
-    assert "makes 90.00 USD of the 80.00 USD captured" in str(still.value)
+    assert "25.00 USD is left, less than this refund's 35.00 USD" in str(still.value)
     # The bank returns the dashboard's 10.00: the finding is stale until the next run, the
     # edge still refuses by it, and the override is what a person uses for that.
     await faults.reverse(dashboard_refund)
     await eventually(lambda: _provider_status(http, sandbox, dashboard_refund), "failed".__eq__)
-    with pytest.raises(RefundActionRefused):
+    with pytest.raises(RefundActionRefused) as stale:
         await refunds.operator_paid_elsewhere(refused.refund_id, "omar", "store credit SC-77")
+    assert "the provider has paid 55.00 USD" in str(stale.value)  # the finding's, at the edge
     done = await refunds.operator_paid_elsewhere(
         refused.refund_id, "omar", "store credit SC-77", despite_findings=True
     )
@@ -617,3 +618,33 @@ async def _provider_status(
     async with http.get(f"{sandbox.base}/payments/v1/refunds/{provider_refund_id}") as got:
         status: str = (await got.json())["status"]
         return status
+
+
+async def test_paid_elsewhere_counts_another_refund_paid_both_elsewhere_and_by_the_provider(
+    refunds: RefundClient, sandbox: Sandbox, faults: SandboxAdmin
+) -> None:
+    """A review: 100.00 captured; refund Y's 40.00 recorded as paid elsewhere, then paid by
+    the provider too (at its dashboard, with Y's id): 80.00 out. A second refused refund's
+    45.00 paid elsewhere would make 125.00: the workflow refuses it, with no finding yet."""
+    order = await sandbox.order(amount=10000)
+    await faults.set_faults({"payment.refuse": "expired_card"})
+    refused = []
+    for amount in (4000, 4500):  # not the same amount twice: that goes to a reviewer
+        started = await refunds.request(make_request(order, amount=amount))
+        refused.append(started.refund_id)
+        await eventually(
+            lambda rid=started.refund_id: refunds.status(rid),
+            lambda view: view.awaiting is Awaiting.OPERATOR,
+        )
+    await faults.clear_faults()
+    first, second = refused
+    done = await refunds.operator_paid_elsewhere(first, "omar", "store credit SC-1")
+    assert done.state is RefundState.COMPLETED
+    await sandbox.provider_refund(order, first, 4000)
+    with pytest.raises(RefundActionRefused) as over:
+        await refunds.operator_paid_elsewhere(second, "omar", "store credit SC-2")
+    assert (
+        f"order {order['order_id']} captured 100.00 USD; 80.00 USD of it is paid or held for"
+        " other refunds; 20.00 USD is left, less than this refund's 45.00 USD"
+    ) in str(over.value)
+    assert (await refunds.status(second)).awaiting is Awaiting.OPERATOR

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from activities.order_payouts import others_out
+from activities.order_payouts import count_payouts
 from workflows.ledger import Hold
 from workflows.models import OrderPayouts, OrderPayoutsInput
 from workflows.refund.within_capture import over_capture
@@ -19,6 +19,16 @@ def row(
 ) -> dict[str, Any]:
     metadata = {"refund_id": refund_id} if refund_id else {}
     return {"amount": amount, "status": status, "currency": "USD", "metadata": metadata, **kw}
+
+
+def others_out(
+    holds: list[Hold],
+    rows: list[dict[str, Any]],
+    inp: OrderPayoutsInput,
+    paid_elsewhere: tuple[str, ...] = (),
+) -> tuple[int, int]:
+    payouts = count_payouts(holds, rows, inp, paid_elsewhere)
+    return payouts.others_out, payouts.provider_out
 
 
 def test_the_trial_order_counts_the_paid_refund_and_the_dashboard_money() -> None:
@@ -52,13 +62,29 @@ def test_the_asking_refunds_own_hold_and_provider_rows_are_left_out() -> None:
     assert others_out(holds, [row(4000, "pending", "rf_this")], ASKING) == (0, 0)
 
 
+def test_a_refund_paid_elsewhere_that_the_provider_paid_too_counts_both() -> None:
+    # A review: 100.00 captured; rf_y 40.00 paid elsewhere, and the provider paid rf_y
+    # 40.00 too (late, or at the dashboard with its id): 80.00 out before this refund.
+    holds = [Hold(refund_id="rf_y", state="consumed", amount=4000)]
+    rows = [row(4000, refund_id="rf_y")]
+    assert others_out(holds, rows, ASKING, paid_elsewhere=("rf_y",)) == (8000, 4000)
+    assert others_out(holds, rows, ASKING) == (4000, 4000)  # paid by the provider alone
+
+
 def test_the_refusal_gives_the_sums_and_room_is_not_refused() -> None:
-    payouts = OrderPayouts(captured_amount=8000, others_out=5500, provider_out=5500)
+    payouts = OrderPayouts(captured_amount=8000, others_out=5500, provider_out=5500, around=1000)
     said = over_capture(payouts, 3500, 9999, "ord_1", "USD")
     assert said is not None
-    assert "order ord_1 has 55.00 USD paid or held for other refunds" in said
-    assert "this refund's 35.00 USD makes 90.00 USD of the 80.00 USD captured" in said
+    assert said.startswith(
+        "cannot mark paid elsewhere: order ord_1 captured 80.00 USD; 55.00 USD of it is paid or"
+        " held for other refunds, 10.00 USD of that paid by the provider for no refund of"
+        " refundflow's (made at its dashboard?); 25.00 USD is left, less than this refund's"
+        " 35.00 USD."
+    ), said
+    assert "`refundflow list --order ord_1`" in said
     assert over_capture(payouts, 2500, 9999, "ord_1", "USD") is None  # exactly the capture
     # No capture in the ledger (held before it kept one): the order the refund checked.
     unknown = payouts.model_copy(update={"captured_amount": None})
     assert over_capture(unknown, 2500, 7000, "ord_1", "USD") is not None
+    no_dashboard = payouts.model_copy(update={"around": 0})
+    assert "dashboard" not in (over_capture(no_dashboard, 3500, 0, "ord_1", "USD") or "")

@@ -262,7 +262,9 @@ class FakeSystems:
         self.calls.append("payouts")
         around = self.paid_around.get(request.order_id, 0)
         captured = self.orders[request.order_id].captured_amount
-        return OrderPayouts(captured_amount=captured, others_out=around, provider_out=around)
+        return OrderPayouts(
+            captured_amount=captured, others_out=around, provider_out=around, around=around
+        )
 
     @activity.defn(name=names.ACTIVITY_RESTOCK_LINE)
     async def restock_line(self, request: RestockInput) -> RestockResult:

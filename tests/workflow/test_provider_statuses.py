@@ -111,8 +111,8 @@ async def test_paid_elsewhere_is_refused_when_the_order_would_pay_out_above_its_
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await handle.execute_update(RefundWorkflow.operator_paid_elsewhere, asked)
     said = str(refused.value.cause)
-    assert f"order {order.order_id} has 10.00 USD paid or held for other refunds" in said
-    assert "this refund's 42.00 USD makes 52.00 USD of the 42.00 USD captured" in said
+    assert f"order {order.order_id} captured 42.00 USD; 10.00 USD of it is paid or held" in said
+    assert "32.00 USD is left, less than this refund's 42.00 USD" in said
     status = await until(handle, lambda s: s.awaiting is Awaiting.OPERATOR)
     assert status.state is RefundState.REFUNDING and "paid_elsewhere" not in [
         e.event for e in status.timeline

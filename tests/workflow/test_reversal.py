@@ -4,6 +4,8 @@ wording; nothing is paid again until an operator decides, and then under a new k
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
@@ -13,7 +15,12 @@ from tests.workflow.fakes import FakeSystems
 from tests.workflow.recording import keep_history
 from tests.workflow.waiting import result_of, until
 from workflows import wording
-from workflows.models import ApproveInput, OperatorRetryInput, ProviderRefundResult
+from workflows.models import (
+    ApproveInput,
+    OperatorPaidElsewhereInput,
+    OperatorRetryInput,
+    ProviderRefundResult,
+)
 from workflows.refund.workflow import RefundWorkflow
 from workflows.states import Awaiting, RefundState
 
@@ -83,3 +90,34 @@ async def test_a_reversed_refund_reopens_and_is_paid_again_only_on_an_operator_s
     assert second.idempotency_key != first.idempotency_key  # a new key: a new payment
     assert "returned to us" not in done.message
     await keep_history(reopened, "reversed_then_paid_again")
+
+
+@pytest.mark.parametrize("wait_for_the_operator_wait", [True, False])
+async def test_a_reversed_refund_may_be_paid_elsewhere_in_its_reopened_run(
+    env: Env, wait_for_the_operator_wait: bool
+) -> None:
+    """The order's payouts are asked in the reopened run too (a review: no history had a
+    patch asked there, where the run's first store write may still be in flight); asked
+    at once as well as once the run waits, both recorded for replay."""
+    handle = await env.start(tv_order(price=SMALL))
+    await result_of(handle)
+    [first] = env.systems.paid()
+    env.systems.settle(first.provider_refund_id, "failed")
+    assert await _reopen(env, handle.id, first.provider_refund_id) is Reopened.REOPENED
+    reopened = env.skipper.client.get_workflow_handle_for(RefundWorkflow.run, handle.id)
+    if wait_for_the_operator_wait:
+        await until(reopened, lambda s: s.awaiting is Awaiting.OPERATOR)
+    paid = OperatorPaidElsewhereInput(operator="op_1", proof="SEPA TX-5150")
+    for _ in range(40):  # at once: the update may meet the run before it has reopened
+        try:
+            await reopened.execute_update(RefundWorkflow.operator_paid_elsewhere, paid)
+            break
+        except WorkflowUpdateFailedError as err:
+            assert "the refund is completed" in str(err.cause), err.cause
+            await asyncio.sleep(0.05)
+    done = await result_of(reopened)
+    assert done.state is RefundState.COMPLETED and done.facts is not None
+    assert done.facts.paid_elsewhere and env.systems.paid() == []
+    assert env.systems.calls.count("payouts") == 1
+    when = "after_the_wait" if wait_for_the_operator_wait else "at_once"
+    await keep_history(reopened, f"reversed_then_paid_elsewhere_{when}")

@@ -60,10 +60,17 @@ def over_capture(
     def money(minor: int) -> str:
         return format_minor(minor, currency)
 
+    around = (
+        f", {money(payouts.around)} of that paid by the provider for no refund of"
+        " refundflow's (made at its dashboard?)"
+        if payouts.around
+        else ""
+    )
+    left = max(captured - payouts.others_out, 0)
     return (
-        f"cannot mark paid elsewhere: order {order_id} has {money(payouts.others_out)} paid"
-        f" or held for other refunds (the provider paid or may pay {money(payouts.provider_out)}"
-        f" of it), and this refund's {money(amount)} makes {money(out)} of the"
-        f" {money(captured)} captured. If that money reached this refund's customer, cancel"
-        f" it (`operator cancel`); see `refundflow anomalies --order {order_id}`"
+        f"cannot mark paid elsewhere: order {order_id} captured {money(captured)};"
+        f" {money(payouts.others_out)} of it is paid or held for other refunds{around};"
+        f" {money(left)} is left, less than this refund's {money(amount)}. If that money"
+        " reached this refund's customer, cancel it (`operator cancel`); `refundflow list"
+        f" --order {order_id}` shows the order's refunds"
     )
