@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -633,7 +634,7 @@ async def test_paid_elsewhere_counts_another_refund_paid_both_elsewhere_and_by_t
         started = await refunds.request(make_request(order, amount=amount))
         refused.append(started.refund_id)
         await eventually(
-            lambda rid=started.refund_id: refunds.status(rid),
+            partial(refunds.status, started.refund_id),
             lambda view: view.awaiting is Awaiting.OPERATOR,
         )
     await faults.clear_faults()
