@@ -53,6 +53,12 @@ def test_the_commands_budget_bounds_are_the_stores() -> None:
     assert (cli.MOST_ATTEMPTS, cli.LONGEST_AGE) == (store.MAX_ATTEMPTS_LIMIT, store.MAX_AGE_LIMIT)
     edges = parse("add", "crm", "https://x.example/h", "--max-age", "30d", "--max-attempts", "1")
     assert (edges.max_age, edges.max_attempts) == (timedelta(days=30), 1)
+    # The store still refuses them for any other caller (the API, a script of ours).
+    store.check_budget(1, timedelta(days=30))
+    with pytest.raises(store.SubscriberRefused, match="between 1 and 100000, got 0"):
+        store.check_budget(0, None)
+    with pytest.raises(store.SubscriberRefused, match="between 1 s and 30 days, got 31 days"):
+        store.check_budget(None, timedelta(days=31))
 
 
 @pytest.mark.parametrize(
