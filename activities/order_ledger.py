@@ -273,6 +273,14 @@ async def paid_elsewhere_on(pool: asyncpg.Pool, order_id: str, but: str) -> int:
     return sum((await paid_elsewhere_by_refund(pool, order_id, but)).values())
 
 
+async def captured(pool: asyncpg.Pool, order_id: str) -> int | None:
+    """The order's capture as first recorded (None: no refund of it was held yet)."""
+    amount = await pool.fetchval(
+        "SELECT captured_amount FROM refundflow.order_ledger WHERE order_id = $1", order_id
+    )
+    return None if amount is None else int(amount)
+
+
 async def paid_elsewhere_by_refund(pool: asyncpg.Pool, order_id: str, but: str) -> dict[str, int]:
     """The order's other refunds recorded as paid outside the provider, and their amounts."""
     rows = await pool.fetch(

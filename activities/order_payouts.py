@@ -22,10 +22,17 @@ from temporalio import activity
 from activities import order_ledger
 from activities.http_adapters import HttpPaymentProvider
 from activities.log_context import activity_log_context
+from activities.ports import ExternalSystemRefused
 from workflows import names
 from workflows.activity_contracts import NO_MONEY
 from workflows.ledger import Hold
-from workflows.models import OrderPayouts, OrderPayoutsInput
+from workflows.models import (
+    IssueRefundInput,
+    OrderPayouts,
+    OrderPayoutsInput,
+    ProviderRefundResult,
+)
+from workflows.money import format_minor
 
 log = structlog.get_logger("refundflow.activities")
 PAGE = 1000
@@ -93,3 +100,81 @@ class OrderPayoutActivities:
             payouts = count_payouts(ledger.holds, rows, inp, elsewhere, ledger.captured_amount)
             log.info("order_payouts", others_out=payouts.others_out, around=payouts.around)
             return payouts
+
+
+class PaymentGuard:
+    """Before any provider payment: the provider caps its refunds at the capture, but knows
+    nothing of money paid outside it. On an order with a refund recorded as paid elsewhere,
+    the provider's refunds of the order (asked now), that money and this payment together
+    must stay within the capture. A trial: 60.00 paid elsewhere, 40.00 at the dashboard,
+    then a 40.00 request paid by the provider: 140.00 of 100.00. Other orders cost one
+    indexed read."""
+
+    def __init__(self, pool: asyncpg.Pool, payment: HttpPaymentProvider) -> None:
+        self._pool = pool
+        self._payment = payment
+
+    async def refusal(self, pay: IssueRefundInput) -> str | None:
+        """Why this payment would take its order above the capture (None: it would not)."""
+        elsewhere = await order_ledger.paid_elsewhere_by_refund(
+            self._pool, pay.order_id, pay.refund_id
+        )
+        if not elsewhere:
+            return None
+        asking = OrderPayoutsInput(
+            refund_id=pay.refund_id, order_id=pay.order_id, currency=pay.currency
+        )
+        rows = [
+            row
+            async for page in self._payment.ledger_pages(PAGE, order_id=pay.order_id)
+            for row in page
+        ]
+        # Each provider refund counts whole: any hold not yet paid is checked when it pays.
+        provider = count_payouts((), rows, asking).provider_out
+        captured = await order_ledger.captured(self._pool, pay.order_id)
+        out = provider + sum(elsewhere.values()) + pay.amount
+        if captured is None or out <= captured:
+            return None
+
+        def money(minor: int) -> str:
+            return format_minor(minor, pay.currency)
+
+        return (
+            f"not sent to the provider: order {pay.order_id} captured {money(captured)};"
+            f" {money(sum(elsewhere.values()))} of it was paid elsewhere"
+            f" ({', '.join(sorted(elsewhere))}) and the provider paid or may pay"
+            f" {money(provider)}, so this refund's {money(pay.amount)} would make"
+            f" {money(out)}. The provider cannot know of money paid outside it; an operator"
+            " decides (cancel this refund if its customer has had the money)"
+        )
+
+
+class GuardedPaymentProvider:
+    """The payment provider as the refund activities use it: a new provider refund is asked
+    for only once the guard finds room for it; the lookup a retry makes comes first, so an
+    attempt whose answer was lost is found, not refused."""
+
+    def __init__(self, provider: HttpPaymentProvider, guard: PaymentGuard) -> None:
+        self._provider = provider
+        self._guard = guard
+
+    async def refund(
+        self, request: IssueRefundInput, *, look_up_first: bool = False
+    ) -> ProviderRefundResult:
+        if look_up_first:
+            for existing in await self._provider.find_refunds(request.refund_id):
+                if existing.status not in NO_MONEY:
+                    return existing
+        refused = await self._guard.refusal(request)
+        if refused:
+            raise ExternalSystemRefused(refused, "above_capture_with_paid_elsewhere")
+        return await self._provider.refund(request, look_up_first=False)
+
+    async def get_refund(self, provider_refund_id: str) -> ProviderRefundResult:
+        return await self._provider.get_refund(provider_refund_id)
+
+    async def find_refunds(self, refund_id: str) -> list[ProviderRefundResult]:
+        return await self._provider.find_refunds(refund_id)
+
+    async def cancel_refund(self, provider_refund_id: str) -> ProviderRefundResult:
+        return await self._provider.cancel_refund(provider_refund_id)

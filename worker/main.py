@@ -35,7 +35,7 @@ from activities.http_adapters import (
     HttpPaymentProvider,
     HttpService,
 )
-from activities.order_payouts import OrderPayoutActivities
+from activities.order_payouts import GuardedPaymentProvider, OrderPayoutActivities, PaymentGuard
 from activities.pg_store import PostgresRefundStore, create_pool
 from activities.reconciliation import ReconciliationActivities
 from activities.refund_activities import RefundActivities
@@ -139,7 +139,8 @@ def _worker(
     inventory = HttpInventory(HttpService(session, settings.inventory_url, "inventory"))
     activities = RefundActivities(
         store=store,
-        payment=payment,
+        # Money paid elsewhere counts against the capture too (activities/order_payouts.py).
+        payment=GuardedPaymentProvider(payment, PaymentGuard(pool, payment)),
         inventory=inventory,
         reservations=store,
     )

@@ -649,3 +649,44 @@ async def test_paid_elsewhere_counts_another_refund_paid_both_elsewhere_and_by_t
         " other refunds; 20.00 USD is left, less than this refund's 45.00 USD"
     ) in str(over.value)
     assert (await refunds.status(second)).awaiting is Awaiting.OPERATOR
+
+
+async def test_no_provider_payment_takes_an_order_with_money_paid_elsewhere_above_its_capture(
+    refunds: RefundClient, sandbox: Sandbox, faults: SandboxAdmin, http: aiohttp.ClientSession
+) -> None:
+    """A trial: 100.00 captured; 60.00 recorded as paid elsewhere; 40.00 refunded at the
+    provider's dashboard (which allowed it: it knew of 0.00 out); then a 40.00 request was
+    auto-approved and paid by the provider: 140.00 out. The provider cannot know of money
+    paid outside it, so nothing is sent to it: an operator decides. (45.00 here: 60.00
+    would go to a reviewer first.)"""
+    order = await sandbox.order(amount=10000)
+    await faults.set_faults({"payment.refuse": "expired_card"})
+    first = await refunds.request(make_request(order, amount=4500))
+    await eventually(
+        partial(refunds.status, first.refund_id), lambda v: v.awaiting is Awaiting.OPERATOR
+    )
+    await faults.clear_faults()
+    await refunds.operator_paid_elsewhere(first.refund_id, "omar", "SEPA TX-3")
+    dashboard = {"payment_reference": order["payment_reference"], "amount": 4000,
+                 "currency": "USD", "metadata": {}}  # fmt: skip
+    headers = {"Idempotency-Key": unique_key("dashboard")}
+    async with http.post(f"{sandbox.base}/payments/v1/refunds", json=dashboard, headers=headers):
+        pass
+    later = await refunds.request(make_request(order, amount=4000))
+    stopped = await eventually(
+        partial(refunds.status, later.refund_id), lambda v: v.awaiting is Awaiting.OPERATOR
+    )
+    assert (stopped.provider_failure or "").startswith(
+        f"not sent to the provider: order {order['order_id']} captured 100.00 USD; 45.00 USD of"
+        f" it was paid elsewhere ({first.refund_id}) and the provider paid or may pay 40.00 USD,"
+        " so this refund's 40.00 USD would make 125.00 USD"
+    ), stopped.provider_failure
+    provider = await sandbox.refunds(order["order_id"])
+    assert [r["amount"] for r in provider if r["status"] != "failed"] == [4000]  # the dashboard's
+    # An operator's retry meets the same count: still nothing sent.
+    retried = await refunds.operator_retry(later.refund_id, "omar")
+    assert (
+        retried.awaiting is Awaiting.OPERATOR and len(await sandbox.refunds(order["order_id"])) == 1
+    )
+    cancelled = await refunds.operator_cancel(later.refund_id, "omar", "paid at the dashboard")
+    assert cancelled.state is RefundState.CANCELLED
