@@ -610,6 +610,11 @@ async def test_money_paid_around_refundflow_stays_flagged_while_a_refused_refund
     assert "recorded despite an open provider_money_above_ledger finding" in (
         done.timeline[-2].reason
     ), done.timeline[-2:]
+    # Asked again once closed: the refund says it is closed, not the finding's sums (which
+    # counted its own money twice, and told the operator to cancel it: a trial).
+    with pytest.raises(RefundActionRefused) as closed:
+        await refunds.operator_paid_elsewhere(refused.refund_id, "omar", "store credit SC-77")
+    assert "is closed" in str(closed.value) and "provider has paid" not in str(closed.value)
 
 
 async def _provider_status(
