@@ -47,6 +47,13 @@ READS_ONLY = frozenset(
     {"status", "track", "events", "list", "audit", "report", "anomalies", "eligibility", "policy"}
 )
 """Commands that change nothing (and `subscribers list`)."""
+INTERRUPTED_ACTING = (
+    "interrupted: the action may have taken effect, or may still in the next seconds;"
+    " `refundflow status` of the refund shows whether it did (asked again once it has, the"
+    " refund refuses it as already done: nothing happens twice)"
+)
+"""An action on a refund: asking again is not "the same answer" as for a request (a trial
+was told so, then read a refusal, exit 1, as a failure)."""
 INTERRUPTED_READING = "interrupted: nothing was changed (this command only reads)"
 INTERRUPTED_OTHER = (
     "interrupted: what was already sent may have taken effect; look before running it again"
@@ -58,8 +65,10 @@ def interrupted_words(args: argparse.Namespace) -> str:
     listing = getattr(args, "subscribers_command", None) == "list"
     if args.command in READS_ONLY or listing:
         return INTERRUPTED_READING
-    if args.command in {"request", "approve", "reject", "cancel", "received", "operator"}:
+    if args.command == "request":
         return INTERRUPTED
+    if args.command in {"approve", "reject", "cancel", "received", "operator"}:
+        return INTERRUPTED_ACTING
     return INTERRUPTED_OTHER
 
 

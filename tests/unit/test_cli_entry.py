@@ -85,10 +85,12 @@ def test_the_api_commands_load_neither_temporal_nor_the_database_driver() -> Non
 
 
 def test_an_interrupted_command_says_what_it_may_have_done() -> None:
-    """A read changed nothing; only a refund action is told that asking again returns the
-    same refund (a trial read that after interrupting `report`)."""
+    """A read changed nothing; only a request is told that asking again returns the same
+    refund (a trial read that after interrupting `report`); an action on a refund is told
+    to look at its status (a trial asked again and read "refused", exit 1)."""
     from client.cli.app import (
         INTERRUPTED,
+        INTERRUPTED_ACTING,
         INTERRUPTED_OTHER,
         INTERRUPTED_READING,
         interrupted_words,
@@ -100,7 +102,9 @@ def test_an_interrupted_command_says_what_it_may_have_done() -> None:
         (["report"], INTERRUPTED_READING),
         (["subscribers", "list"], INTERRUPTED_READING),
         (["policy", "show"], INTERRUPTED_READING),
-        (["approve", f"rf_{'0' * 24}"], INTERRUPTED),
+        (["approve", f"rf_{'0' * 24}"], INTERRUPTED_ACTING),
+        (["operator", "retry", f"rf_{'0' * 24}", "--operator", "omar"], INTERRUPTED_ACTING),
+        (["request", "--order", "ord_1", "--amount", "100", "--reason", "damaged"], INTERRUPTED),
         (["subscribers", "remove", "crm"], INTERRUPTED_OTHER),
         (["reconcile"], INTERRUPTED_OTHER),
     ):
