@@ -16,7 +16,14 @@ import sys
 from collections.abc import Callable, Sequence
 
 from client.cli.acting import DevTokens
-from client.cli.arguments import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UserError
+from client.cli.arguments import (
+    DIRECT,
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    UserError,
+)
 from client.cli.commands import CLIENT_COMMANDS, build_parser
 from client.cli.handlers import HANDLERS, Handler
 from client.errors import InvalidRefundRequest, RefundflowError, TemporalUnavailable
@@ -130,11 +137,6 @@ def execute(args: argparse.Namespace, dev_tokens: DevTokens | None = None) -> in
         as_json=as_json,
         interrupted=interrupted_words(args),
     )
-
-
-# Commands that read or change the stack directly (no API route yet): whoever runs them has
-# the stack's own credentials, so --as would be a claim nothing checks. Refused, not ignored.
-DIRECT = frozenset({"subscribers", "reconcile", "report", "anomalies", "sandbox", "policy"})
 
 
 def _acting_checked(args: argparse.Namespace) -> Handler:

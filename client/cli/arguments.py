@@ -61,7 +61,7 @@ class OneLineParser(argparse.ArgumentParser):
         # the top parser, whose --help does not list them).
         prog = f"{self.prog} {command}" if command and self.prog.count(" ") == 0 else self.prog
         after = _after_command(self, command)
-        said = f"{message}{hint}{_as_first(message, after)} (see `{prog} --help`)"
+        said = f"{message}{hint}{_as_first(message, after, command)} (see `{prog} --help`)"
         if "--json" in sys.argv[1:]:  # parsing failed, so this is all we know of the wish
             self.exit(EXIT_USAGE, json.dumps({"error": said, "exit_status": EXIT_USAGE}) + "\n")
         self.exit(EXIT_USAGE, f"error: {said}\n")
@@ -92,11 +92,19 @@ def _after_command(parser: argparse.ArgumentParser, command: str | None) -> list
     return words[words.index(command) + 1 :] if command in words else []
 
 
-def _as_first(message: str, after_command: list[str]) -> str:
+# Commands that read or change the stack directly (no API route yet): whoever runs them has
+# the stack's own credentials, so --as would be a claim nothing checks. Refused, not ignored.
+DIRECT = frozenset({"subscribers", "reconcile", "report", "anomalies", "sandbox", "policy"})
+
+
+def _as_first(message: str, after_command: list[str], command: str | None = None) -> str:
     """`refundflow approve rf_… --as li`: say where --as goes instead of only refusing it;
     also when its name was read as the command's argument (`status --as li rf_…`: "'li' is
-    not a refund id", a trial)."""
+    not a refund id", a trial). Not for a command --as has no effect on: moved before it,
+    it was refused there (a trial was sent back and forth)."""
     hint = "; --as goes before the command: `refundflow --as NAME COMMAND …`"
+    if command in DIRECT:
+        hint = f"; --as has no effect on `{command}`, which works on the stack directly (drop it)"
     if message.startswith("unrecognized arguments") and "--as" in message.split():
         return hint
     if "--as" in after_command:

@@ -66,6 +66,8 @@ RF = "rf_0123456789abcdef01234567"
         (["--as", "li", "--as", "bob", "list"], "--as given twice (li, then bob): give it once"),
         # After the command, its name read as the refund id: where --as goes (a trial).
         (["status", "--as", "li", RF], "; --as goes before the command: `refundflow --as"),
+        # Not where moving it would be refused too (a trial was sent back and forth).
+        (["reconcile", "--as", "omar"], "; --as has no effect on `reconcile`, which works on"),
         # An order id where a refund id goes: where an order's refunds are (a trial).
         (["status", "ord_9b7"], "; an order's refunds: `refundflow list --order ord_9b7`"),
     ],
