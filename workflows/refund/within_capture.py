@@ -71,6 +71,8 @@ def over_capture(
         f"cannot mark paid elsewhere: order {order_id} captured {money(captured)};"
         f" {money(payouts.others_out)} of it is paid or held for other refunds{around};"
         f" {money(left)} is left, less than this refund's {money(amount)}. If that money"
-        " reached this refund's customer, cancel it (`operator cancel`); `refundflow list"
-        f" --order {order_id}` shows the order's refunds"
+        " reached this refund's customer, cancel it (`operator cancel`). `refundflow list"
+        f" --order {order_id}` shows the order's refunds; money paid at the provider around"
+        " refundflow is in the provider's own dashboard, and `refundflow reconcile` records it"
+        f" (`anomalies --order {order_id}`)"
     )
