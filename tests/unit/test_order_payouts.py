@@ -82,6 +82,7 @@ def test_the_refusal_gives_the_sums_and_room_is_not_refused() -> None:
         " 35.00 USD."
     ), said
     assert "`refundflow list --order ord_1`" in said
+    assert said.endswith("`refundflow reconcile` records it (`anomalies --order ord_1`)")
     assert over_capture(payouts, 2500, 9999, "ord_1", "USD") is None  # exactly the capture
     # No capture in the ledger (held before it kept one): the order the refund checked.
     unknown = payouts.model_copy(update={"captured_amount": None})

@@ -72,7 +72,11 @@ def over_capture(
         f" {money(payouts.others_out)} of it is paid or held for other refunds{around};"
         f" {money(left)} is left, less than this refund's {money(amount)}. If that money"
         " reached this refund's customer, cancel it (`operator cancel`). `refundflow list"
-        f" --order {order_id}` shows the order's refunds; money paid at the provider around"
-        " refundflow is in the provider's own dashboard, and `refundflow reconcile` records it"
-        f" (`anomalies --order {order_id}`)"
+        f" --order {order_id}` shows the order's refunds"
+        + (
+            "; money paid at the provider around refundflow is in the provider's own"
+            f" dashboard, and `refundflow reconcile` records it (`anomalies --order {order_id}`)"
+            if payouts.around
+            else ""
+        )
     )
