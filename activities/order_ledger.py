@@ -268,24 +268,18 @@ def _ledger_lines(captured: int, lines: list[Any], taken: list[Any]) -> list[Led
 
 
 async def paid_elsewhere_on(pool: asyncpg.Pool, order_id: str, but: str) -> int:
-    """Money the order's other refunds recorded as paid outside the provider (completed with
-    an operator's `paid_elsewhere`): payouts the provider's ledger does not show."""
+    """Money the order's other refunds recorded as paid outside the provider (an operator's
+    `paid_elsewhere`): payouts the provider's ledger does not show."""
     return sum((await paid_elsewhere_by_refund(pool, order_id, but)).values())
 
 
-async def captured(pool: asyncpg.Pool, order_id: str) -> int | None:
-    """The order's capture as first recorded (None: no refund of it was held yet)."""
-    amount = await pool.fetchval(
-        "SELECT captured_amount FROM refundflow.order_ledger WHERE order_id = $1", order_id
-    )
-    return None if amount is None else int(amount)
-
-
 async def paid_elsewhere_by_refund(pool: asyncpg.Pool, order_id: str, but: str) -> dict[str, int]:
-    """The order's other refunds recorded as paid outside the provider, and their amounts."""
+    """The order's other refunds recorded as paid outside the provider, and their amounts:
+    in any state, as soon as the record is written (a refund whose returned item is still
+    being restocked is `refunding` for as long as the warehouse is down: a review)."""
     rows = await pool.fetch(
         "SELECT s.refund_id, s.amount FROM refundflow.refund_status s"
-        " WHERE s.order_id = $1 AND s.refund_id <> $2 AND s.state = 'completed'"
+        " WHERE s.order_id = $1 AND s.refund_id <> $2"
         " AND EXISTS (SELECT 1 FROM refundflow.audit a"
         "             WHERE a.refund_id = s.refund_id AND a.event = 'paid_elsewhere')",
         order_id,

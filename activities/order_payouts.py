@@ -88,18 +88,25 @@ class OrderPayoutActivities:
     @activity.defn(name=names.ACTIVITY_ORDER_PAYOUTS)
     async def order_payouts(self, inp: OrderPayoutsInput) -> OrderPayouts:
         with activity_log_context(inp.refund_id):
-            rows = [
-                row
-                async for page in self._payment.ledger_pages(PAGE, order_id=inp.order_id)
-                for row in page
-            ]
-            ledger = await order_ledger.state_and_holds(self._pool, inp.order_id, inp.refund_id)
             elsewhere = await order_ledger.paid_elsewhere_by_refund(
                 self._pool, inp.order_id, inp.refund_id
             )
-            payouts = count_payouts(ledger.holds, rows, inp, elsewhere, ledger.captured_amount)
+            payouts = await payouts_now(self._pool, self._payment, inp, elsewhere)
             log.info("order_payouts", others_out=payouts.others_out, around=payouts.around)
             return payouts
+
+
+async def payouts_now(
+    pool: asyncpg.Pool,
+    payment: HttpPaymentProvider,
+    inp: OrderPayoutsInput,
+    elsewhere: Collection[str],
+) -> OrderPayouts:
+    """The order's payouts for refunds other than `inp`'s, as the provider lists its
+    refunds of the order now and the ledger holds (`count_payouts`)."""
+    rows = [row async for page in payment.ledger_pages(PAGE, order_id=inp.order_id) for row in page]
+    ledger = await order_ledger.state_and_holds(pool, inp.order_id, inp.refund_id)
+    return count_payouts(ledger.holds, rows, inp, elsewhere, ledger.captured_amount)
 
 
 class PaymentGuard:
@@ -107,7 +114,8 @@ class PaymentGuard:
     nothing of money paid outside it. On an order with a refund recorded as paid elsewhere,
     the provider's refunds of the order (asked now), that money and this payment together
     must stay within the capture. A trial: 60.00 paid elsewhere, 40.00 at the dashboard,
-    then a 40.00 request paid by the provider: 140.00 of 100.00. Other orders cost one
+    then a 40.00 request paid by the provider: 140.00 of 100.00. The order's other refunds
+    count as the paid-elsewhere check counts them (`count_payouts`). Other orders cost one
     indexed read."""
 
     def __init__(self, pool: asyncpg.Pool, payment: HttpPaymentProvider) -> None:
@@ -124,15 +132,11 @@ class PaymentGuard:
         asking = OrderPayoutsInput(
             refund_id=pay.refund_id, order_id=pay.order_id, currency=pay.currency
         )
-        rows = [
-            row
-            async for page in self._payment.ledger_pages(PAGE, order_id=pay.order_id)
-            for row in page
-        ]
-        # Each provider refund counts whole: any hold not yet paid is checked when it pays.
-        provider = count_payouts((), rows, asking).provider_out
-        captured = await order_ledger.captured(self._pool, pay.order_id)
-        out = provider + sum(elsewhere.values()) + pay.amount
+        # Other refunds' holds count as the paid-elsewhere check counts them: two refunds
+        # paying at once each find the other's hold (a review: 120.00 of 100.00 otherwise).
+        payouts = await payouts_now(self._pool, self._payment, asking, elsewhere)
+        captured = payouts.captured_amount
+        out = payouts.others_out + pay.amount
         if captured is None or out <= captured:
             return None
 
@@ -141,11 +145,12 @@ class PaymentGuard:
 
         return (
             f"not sent to the provider: order {pay.order_id} captured {money(captured)};"
-            f" {money(sum(elsewhere.values()))} of it was paid elsewhere"
-            f" ({', '.join(sorted(elsewhere))}) and the provider paid or may pay"
-            f" {money(provider)}, so this refund's {money(pay.amount)} would make"
-            f" {money(out)}. The provider cannot know of money paid outside it; an operator"
-            " decides (cancel this refund if its customer has had the money)"
+            f" {money(payouts.others_out)} of it is paid or held for other refunds, of that"
+            f" {money(sum(elsewhere.values()))} paid elsewhere ({', '.join(sorted(elsewhere))})"
+            f" and {money(payouts.provider_out)} paid or payable by the provider, so this"
+            f" refund's {money(pay.amount)} would make {money(out)}. The provider cannot know"
+            " of money paid outside it; an operator decides (cancel this refund if its"
+            " customer has had the money)"
         )
 
 

@@ -682,9 +682,10 @@ async def test_no_provider_payment_takes_an_order_with_money_paid_elsewhere_abov
         partial(refunds.status, later.refund_id), lambda v: v.awaiting is Awaiting.OPERATOR
     )
     assert (stopped.provider_failure or "").startswith(
-        f"not sent to the provider: order {order['order_id']} captured 100.00 USD; 45.00 USD of"
-        f" it was paid elsewhere ({first.refund_id}) and the provider paid or may pay 40.00 USD,"
-        " so this refund's 40.00 USD would make 125.00 USD"
+        f"not sent to the provider: order {order['order_id']} captured 100.00 USD; 85.00 USD of"
+        f" it is paid or held for other refunds, of that 45.00 USD paid elsewhere"
+        f" ({first.refund_id}) and 40.00 USD paid or payable by the provider, so this refund's"
+        " 40.00 USD would make 125.00 USD"
     ), stopped.provider_failure
     provider = await sandbox.refunds(order["order_id"])
     assert [r["amount"] for r in provider if r["status"] != "failed"] == [4000]  # the dashboard's
@@ -695,3 +696,15 @@ async def test_no_provider_payment_takes_an_order_with_money_paid_elsewhere_abov
     )
     cancelled = await refunds.operator_cancel(later.refund_id, "omar", "paid at the dashboard")
     assert cancelled.state is RefundState.CANCELLED
+    # Within the capture it is paid: 45.00 elsewhere, 10.00 at the dashboard, then 40.00.
+    roomy = await sandbox.order(amount=10000)
+    await faults.set_faults({"payment.refuse": "expired_card"})
+    elsewhere = await refunds.request(make_request(roomy, amount=4500))
+    await eventually(
+        partial(refunds.status, elsewhere.refund_id), lambda v: v.awaiting is Awaiting.OPERATOR
+    )
+    await faults.clear_faults()
+    await refunds.operator_paid_elsewhere(elsewhere.refund_id, "omar", "SEPA TX-4")
+    await sandbox.provider_refund(roomy, "rf_" + "f" * 24, 1000)  # not one of ours
+    paid = await refunds.request(make_request(roomy, amount=4000))
+    assert (await wait_for_state(refunds, paid.refund_id, "completed")).provider_failure is None
