@@ -665,13 +665,7 @@ async def test_no_provider_payment_takes_an_order_with_money_paid_elsewhere_abov
     paid outside it, so nothing is sent to it: an operator decides. (45.00 here: 60.00
     would go to a reviewer first.)"""
     order = await sandbox.order(amount=10000)
-    await faults.set_faults({"payment.refuse": "expired_card"})
-    first = await refunds.request(make_request(order, amount=4500))
-    await eventually(
-        partial(refunds.status, first.refund_id), lambda v: v.awaiting is Awaiting.OPERATOR
-    )
-    await faults.clear_faults()
-    await refunds.operator_paid_elsewhere(first.refund_id, "omar", "SEPA TX-3")
+    first = await _refused_then_paid_elsewhere(refunds, faults, order, 4500)
     dashboard = {"payment_reference": order["payment_reference"], "amount": 4000,
                  "currency": "USD", "metadata": {}}  # fmt: skip
     headers = {"Idempotency-Key": unique_key("dashboard")}
@@ -698,13 +692,20 @@ async def test_no_provider_payment_takes_an_order_with_money_paid_elsewhere_abov
     assert cancelled.state is RefundState.CANCELLED
     # Within the capture it is paid: 45.00 elsewhere, 10.00 at the dashboard, then 40.00.
     roomy = await sandbox.order(amount=10000)
-    await faults.set_faults({"payment.refuse": "expired_card"})
-    elsewhere = await refunds.request(make_request(roomy, amount=4500))
-    await eventually(
-        partial(refunds.status, elsewhere.refund_id), lambda v: v.awaiting is Awaiting.OPERATOR
-    )
-    await faults.clear_faults()
-    await refunds.operator_paid_elsewhere(elsewhere.refund_id, "omar", "SEPA TX-4")
+    await _refused_then_paid_elsewhere(refunds, faults, roomy, 4500)
     await sandbox.provider_refund(roomy, "rf_" + "f" * 24, 1000)  # not one of ours
     paid = await refunds.request(make_request(roomy, amount=4000))
     assert (await wait_for_state(refunds, paid.refund_id, "completed")).provider_failure is None
+
+
+async def _refused_then_paid_elsewhere(
+    refunds: RefundClient, faults: SandboxAdmin, order: dict[str, Any], amount: int
+) -> StatusView:
+    """A refund of `amount` the provider refuses, then recorded as paid elsewhere."""
+    await faults.set_faults({"payment.refuse": "expired_card"})
+    refused = await refunds.request(make_request(order, amount=amount))
+    await eventually(
+        partial(refunds.status, refused.refund_id), lambda v: v.awaiting is Awaiting.OPERATOR
+    )
+    await faults.clear_faults()
+    return await refunds.operator_paid_elsewhere(refused.refund_id, "omar", "SEPA TX-3")
