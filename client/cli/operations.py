@@ -10,7 +10,7 @@ from typing import Any
 from client import render
 from client.cli.arguments import EXIT_NEEDS_A_PERSON, EXIT_OK, UserError
 from client.cli.backends import with_client, with_store
-from client.cli.output import emit
+from client.cli.output import emit, note
 from client.errors import RefundflowError
 
 
@@ -38,17 +38,24 @@ def exit_for_check(left_for_a_person: int, check: bool) -> int:
 
 
 async def anomalies(args: argparse.Namespace) -> int:
-    """Findings, newest first; `--open` keeps what still stands."""
-    rows = await with_store(
-        lambda store: store.findings(
+    """Findings, newest first; `--open` keeps what still stands. None for an `--order`
+    refundflow has no refund of: a note says so (a trial's mistyped id read "no findings")."""
+
+    async def read(store: Any) -> tuple[Any, bool]:
+        rows = await store.findings(
             kind=args.kind,
             refund_id=args.refund,
             order_id=args.order,
             open_only=args.open,
             limit=args.limit,
         )
-    )
+        unknown = not rows and bool(args.order) and await store.order_ledger(args.order) is None
+        return rows, unknown
+
+    rows, unknown_order = await with_store(read)
     emit(args, rows, lambda found: render.findings(found, open_only=args.open))
+    if unknown_order:
+        note(args, f"note: refundflow has no refund of order {args.order}: is the id right?")
     return EXIT_OK
 
 

@@ -209,6 +209,13 @@ async def test_anomalies_open_lists_what_still_stands_until_a_run_heals_it(
     assert (code, out.strip()) == (0, "no open findings"), err
     # Another refund's findings are not this one's.
     assert await anomalies_of(stack, "rf_" + "0" * 24) == []
+    # An order refundflow knows with none open: just that; one it has no refund of (a typo,
+    # a trial): a note says so, still exit 0 and no findings for a script.
+    code, out, err = await run_cli(stack.env(), "anomalies", "--open", "--order", order["order_id"])
+    assert (code, out.strip(), err) == (0, "no open findings", ""), err
+    code, out, err = await run_cli(stack.env(), "anomalies", "--order", "ord_nope")
+    assert (code, out.strip()) == (0, "no findings")
+    assert err.strip() == "note: refundflow has no refund of order ord_nope: is the id right?"
 
 
 async def test_a_payment_that_cannot_be_the_refunds_is_escalated_with_why(
