@@ -130,11 +130,23 @@ def test_approval_rules_come_from_the_pinned_policy() -> None:
 
 def test_operators_act_only_after_a_payment_failure_and_only_once() -> None:
     case, _ = new_case()
-    assert case.operator_refusal(OperatorDecision.RETRY)
+    case.set_awaiting(Awaiting.PAYMENT_PROVIDER)
+    # An operator reads who the refund waits for, not the enum's name (a trial's
+    # "awaiting payment_provider").
+    assert case.operator_refusal(OperatorDecision.RETRY) == (
+        "cannot retry: the refund is pending_review, waiting for the payment provider"
+        " (nothing for staff to do); operators act only after a payment failure"
+    )
     case.set_awaiting(Awaiting.OPERATOR)
     assert case.operator_refusal(OperatorDecision.RETRY) is None
-    case.p.operator_action = OperatorDecision.CANCEL
-    assert case.operator_refusal(OperatorDecision.RETRY)
+    case.p.operator_action = OperatorDecision.PAID_ELSEWHERE
+    assert "an operator has already chosen: paid elsewhere;" in (
+        case.operator_refusal(OperatorDecision.RETRY) or ""
+    )
+    case.p.state = RefundState.CANCELLED
+    assert "cannot cancel: the refund is cancelled (closed);" in (
+        case.operator_refusal(OperatorDecision.CANCEL) or ""
+    )
 
 
 def test_the_first_settlement_wins_and_only_success_counts_as_paid() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from workflows import wording
 from workflows.models import (
     Notice,
     ProviderSettlement,
@@ -361,11 +362,18 @@ class RefundCase:
             when = "after a payment failure"
             if action is OperatorDecision.CANCEL:
                 when += " or while the provider's refund is pending"
-            return (
-                f"cannot {doing}: the refund is {self.p.state.value}, awaiting"
-                f" {self.p.awaiting.value}; operators act only {when}"
-            )
+            return f"cannot {doing}: {self._where_it_stands()}; operators act only {when}"
         return None
+
+    def _where_it_stands(self) -> str:
+        """The refund's state as an operator reads it in a refusal (no enum names)."""
+        state, awaiting, chosen = self.p.state, self.p.awaiting, self.p.operator_action
+        if state in (RefundState.COMPLETED, RefundState.CANCELLED):
+            return f"the refund is {state.value} (closed)"
+        if awaiting is Awaiting.OPERATOR and chosen is not None:
+            return f"an operator has already chosen: {chosen.value.replace('_', ' ')}"
+        who = wording.action_by(state, awaiting, None)
+        return f"the refund is {state.value}, waiting for {who}"
 
     def auto_reason(self) -> str:
         limit = self.policy.approval.auto_approve_limit
