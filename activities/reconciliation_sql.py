@@ -109,6 +109,25 @@ LEFT JOIN (SELECT r.order_id, sum(r.amount) AS amount,
            WHERE r.state <> 'released' GROUP BY r.order_id) k USING (order_id)
 WHERE p.paid > coalesce(k.covered, 0)
 UNION ALL
+-- Invariant 2 as the customer's account sees it: what left the order through the provider
+-- (its whole ledger, refundflow's refunds or not) and paid elsewhere (refundflow's records),
+-- above the capture. The provider caps its own refunds at the capture, so only money paid
+-- elsewhere takes an order past it (a trial's 140.00 of 100.00 read only as "ledger 100.00;
+-- accounted_for 40.00; provider_paid 80.00").
+SELECT 'paid_above_capture', NULL, o.order_id,
+       jsonb_build_object('captured', o.captured_amount, 'out', coalesce(p.paid, 0) + e.amount,
+                          'provider_paid', coalesce(p.paid, 0), 'paid_elsewhere', e.amount,
+                          'paid_elsewhere_refunds', e.ids, 'currency', o.currency),
+       false, NULL
+FROM (SELECT s.order_id, sum(s.amount) AS amount, jsonb_agg(s.refund_id ORDER BY s.refund_id) AS ids
+      FROM (SELECT DISTINCT refund_id FROM refundflow.audit WHERE event = 'paid_elsewhere') a
+      JOIN refundflow.refund_status s USING (refund_id)
+      GROUP BY s.order_id) e
+JOIN refundflow.order_ledger o USING (order_id)
+LEFT JOIN (SELECT order_id, sum(amount) AS paid FROM provider_ledger
+           WHERE status = 'succeeded' GROUP BY order_id) p USING (order_id)
+WHERE coalesce(p.paid, 0) + e.amount > o.captured_amount
+UNION ALL
 SELECT 'reservation_without_refund', r.refund_id, r.order_id,
        jsonb_build_object('amount', r.amount, 'reserved_at', r.created_at), true, NULL
 FROM refundflow.reservations r

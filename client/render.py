@@ -12,7 +12,6 @@ from pydantic import ValidationError
 from client import error_words
 from client.render_eligibility import eligibility as eligibility
 from client.review_context import RECONCILIATION_CLOSES
-from workflows import vocabulary
 from workflows.ledger import NOT_A_LINE
 from workflows.models import StatusView
 from workflows.money import format_minor
@@ -20,10 +19,8 @@ from workflows.read_models import (
     AuditEntry,
     ClosedRequest,
     CustomerHistory,
-    Finding,
     OrderLedger,
     OutboxEvent,
-    Reconciliation,
 )
 from workflows.states import Awaiting, RefundState
 from workflows.wording import closed_because
@@ -236,73 +233,6 @@ def faults(data: dict[str, Any]) -> str:
         shown = ", ".join(f"{k}={v}" for k, v in sorted(changed.items())) or "no faults"
         lines.append(f"{system:<{width}}  {shown}")
     return "\n".join(lines)
-
-
-def findings(rows: list[Finding], open_only: bool = False) -> str:
-    """Newest first; `open` marks a finding that still stands, with when it was first found
-    when an earlier run found it too."""
-    if not rows:
-        return "no open findings" if open_only else "no findings"
-    return "\n".join(
-        f"{when(r.created_at)}  {r.action:<9} {'open' if r.open else '':<4} {r.kind:<34}"
-        f" {r.refund_id or r.order_id or '-'}  "
-        + (f"first found {when(r.first_found_at)}; " if r.first_found_at < r.created_at else "")
-        + _details(r.details)
-        for r in rows
-    )
-
-
-def open_finding(finding: Finding) -> str:
-    """A finding that still stands, as a note beside the refund's status: the refund's own,
-    or its order's (no refund id: about the order as a whole)."""
-    if finding.refund_id is None:
-        return (
-            f"note: reconciliation {finding.action} {finding.kind} for order {finding.order_id}"
-            f" (first found {when(finding.first_found_at)}): {_details(finding.details)};"
-            f" `refundflow anomalies --order {finding.order_id}` lists its findings"
-        )
-    why = finding.details.get("not_healed") or finding.details.get("heal_error")
-    by = (
-        "the outbox dispatcher" if finding.run_id == vocabulary.DISPATCHER_RUN else "reconciliation"
-    )
-    return (
-        f"note: {by} {finding.action} {finding.kind} for {finding.refund_id}"
-        f" (first found {when(finding.first_found_at)})"
-        + (f": {typed(str(why))}" if why else "")
-        + f"; `refundflow anomalies --refund {finding.refund_id}` lists its findings"
-    )
-
-
-_MONEY_DETAILS = frozenset({"provider_paid", "accounted_for", "ledger", "refund_amount"})
-"""Details in minor units of the finding's `currency` (shown as money when it says one)."""
-
-
-def _details(details: dict[str, Any]) -> str:
-    """A finding's details as `key value` pairs (`--json` has them as they are stored)."""
-    currency = details.get("currency")
-
-    def text(key: str, value: Any) -> str:
-        if currency and key in _MONEY_DETAILS and isinstance(value, int):
-            return format_minor(value, currency)
-        return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
-
-    shown = {k: v for k, v in details.items() if not (currency and k == "currency")}
-    return "; ".join(f"{key} {typed(text(key, value))}" for key, value in shown.items())
-
-
-def reconciliation(report: Reconciliation, grace_s: int = 0) -> str:
-    head = (
-        f"reconciliation {report.run_id}: {report.refunds} refunds,"
-        f" {report.provider_refunds} provider refunds, {report.seconds} s;"
-        f" healed {report.healed}, escalated {report.escalated}"
-        + (f", reported {report.reported} (--no-heal: nothing changed)" if report.reported else "")
-    )
-    left = (  # not a hint to lower it: the grace covers a provider call still in flight
-        f"\n(refunds changed in the last {grace_s} s are left for the next run, --grace)"
-        if grace_s
-        else ""
-    )
-    return head + "\n" + findings(report.details) + left
 
 
 def _eta(earliest: datetime | None, latest: datetime | None, kind: str | None) -> str:

@@ -67,6 +67,7 @@ _DUPLICATES = (
     "refunded_twice",
     "above_ledger_orders",
     "paid_twice",
+    "above_capture_orders",
 )
 """The metrics that add up to `duplicate_refunds`."""
 
@@ -134,6 +135,12 @@ _METRICS = f"""
           AND f.order_id IN (SELECT order_id FROM selected)
           AND f.run_id = (SELECT run_id FROM newest_run)
     ),
+    above_capture AS (  -- money out of the order (provider and elsewhere) above its capture
+        SELECT DISTINCT f.order_id FROM refundflow.findings f
+        WHERE f.kind = 'paid_above_capture'
+          AND f.order_id IN (SELECT order_id FROM selected)
+          AND f.run_id = (SELECT run_id FROM newest_run)
+    ),
     paid_twice AS (  -- recorded as paid elsewhere, and paid by the provider too
         SELECT DISTINCT f.refund_id, f.order_id FROM refundflow.findings f
         WHERE f.kind = 'paid_elsewhere_and_by_provider'
@@ -152,6 +159,7 @@ _METRICS = f"""
         (SELECT count(*) FROM refunded_twice) AS refunded_twice,
         (SELECT count(*) FROM above_ledger) AS above_ledger_orders,
         (SELECT count(*) FROM paid_twice) AS paid_twice,
+        (SELECT count(*) FROM above_capture) AS above_capture_orders,
         (SELECT coalesce(array_agg(DISTINCT d.order_id ORDER BY d.order_id), '{{}}') FROM (
             SELECT s.order_id FROM confirmed c JOIN selected s USING (refund_id)
             WHERE c.times > 1 + c.reversals
@@ -159,7 +167,8 @@ _METRICS = f"""
             UNION SELECT r.order_id FROM refunded_twice t
                 JOIN refundflow.reservations r USING (refund_id)
             UNION SELECT order_id FROM above_ledger
-            UNION SELECT order_id FROM paid_twice) d) AS duplicate_orders,
+            UNION SELECT order_id FROM paid_twice
+            UNION SELECT order_id FROM above_capture) d) AS duplicate_orders,
         (SELECT count(*) FROM selected s WHERE {_REFUSED}) AS refused,
         (SELECT count(*) FROM selected s
           WHERE {_REFUSED} AND EXISTS (
@@ -204,7 +213,8 @@ async def build_report(
       (reconciliation's `provider_money_above_ledger` findings of its newest finished run,
       since the provider's ledger is not in Postgres); and refunds recorded as paid
       elsewhere that the provider paid too (`paid_elsewhere_and_by_provider`, the same
-      run). `duplicate_orders` names them all.
+      run); and orders whose money out, the provider's and paid elsewhere, is above their
+      capture (`paid_above_capture`, the same run). `duplicate_orders` names them all.
     - `reopen_rate`: appeal/reopen: the customer asked again after a refusal. The share of
       the selected refused refunds (rejected, declined, or expired in review; not withdrawn,
       nor closed on our side) whose order has another refund (selected or not) requested

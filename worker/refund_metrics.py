@@ -82,7 +82,8 @@ _DUPLICATES = """
     SELECT f.kind, count(DISTINCT coalesce(f.refund_id, f.order_id))
     FROM refundflow.findings f
     WHERE f.kind IN ('duplicate_provider_refunds', 'units_refunded_twice',
-                     'provider_money_above_ledger', 'paid_elsewhere_and_by_provider')
+                     'provider_money_above_ledger', 'paid_elsewhere_and_by_provider',
+                     'paid_above_capture')
       AND f.created_at > now() - make_interval(days => $1)
     GROUP BY f.kind
 """
@@ -111,6 +112,7 @@ DUPLICATE_KINDS = (
     "units_refunded_twice",
     "provider_money_above_ledger",
     "paid_elsewhere_and_by_provider",
+    "paid_above_capture",
 )
 
 

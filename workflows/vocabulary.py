@@ -44,6 +44,7 @@ FINDING_KINDS: tuple[str, ...] = (
     "restock_duplicated",
     "units_refunded_twice",
     "provider_money_above_ledger",
+    "paid_above_capture",
     "reservation_without_refund",
     "subscriber_event_parked",  # recorded by the outbox dispatcher, not by a reconcile run
     "workflow_closed_abnormally",

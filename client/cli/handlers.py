@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from client import render, render_listing
+from client import render, render_findings, render_listing
 from client.cli import acting, operations, subscribers
 from client.cli.acting import with_api
 from client.cli.arguments import EXIT_FAILURE, EXIT_OK, UserError
@@ -309,7 +309,7 @@ async def _status(args: argparse.Namespace) -> int:
             note(args, render.ended_in_temporal(args.refund_id, weighed.ended_in_temporal))
         # One line per kind of finding: three parked events said the same line three
         # times (a trial); the anomalies command lists each.
-        for said in dict.fromkeys(render.open_finding(f) for f in weighed.open_findings):
+        for said in dict.fromkeys(render_findings.open_finding(f) for f in weighed.open_findings):
             note(args, said)
         return status, weighed
 

@@ -7,7 +7,7 @@ import argparse
 from datetime import UTC, datetime
 from typing import Any
 
-from client import render
+from client import render_findings
 from client.cli.arguments import EXIT_NEEDS_A_PERSON, EXIT_OK, UserError
 from client.cli.backends import with_client, with_store
 from client.cli.output import emit, note
@@ -27,7 +27,7 @@ async def reconcile(args: argparse.Namespace) -> int:
 
     result = await with_client(run_now)
     grace = max(args.grace, 0)
-    emit(args, result, lambda report: render.reconciliation(report, grace))
+    emit(args, result, lambda report: render_findings.reconciliation(report, grace))
     return exit_for_check(result.escalated + result.reported, args.check)
 
 
@@ -53,7 +53,7 @@ async def anomalies(args: argparse.Namespace) -> int:
         return rows, unknown
 
     rows, unknown_order = await with_store(read)
-    emit(args, rows, lambda found: render.findings(found, open_only=args.open))
+    emit(args, rows, lambda found: render_findings.findings(found, open_only=args.open))
     if unknown_order:
         note(args, f"note: refundflow has no refund of order {args.order}: is the id right?")
     return EXIT_OK

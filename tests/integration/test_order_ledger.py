@@ -15,7 +15,7 @@ import pytest
 
 from activities import reserving
 from activities.pg_store import PostgresRefundStore, _project_status
-from client import render
+from client import render, render_findings
 from client.errors import InvalidRefundRequest, RefundActionRefused
 from client.refund_client import RefundClient
 from client.refund_ids import default_refund_key
@@ -573,12 +573,12 @@ async def test_money_paid_around_refundflow_stays_flagged_while_a_refused_refund
     assert [f.kind for f in mine] == ["provider_money_above_ledger"], mine
     assert mine[0].details["provider_paid"] == 5500
     assert (mine[0].details["accounted_for"], mine[0].details["ledger"]) == (4500, 8000)
-    shown = render.findings(mine)
+    shown = render_findings.findings(mine)
     assert "ledger 80.00 USD; accounted_for 45.00 USD; provider_paid 55.00 USD" in shown
     # The refused refund's status, where an operator decides, notes the order's finding.
     context = await review_context(refunds, await refunds.status(refused.refund_id))
     assert [f.kind for f in context.open_findings] == ["provider_money_above_ledger"]
-    note = render.open_finding(context.open_findings[0])
+    note = render_findings.open_finding(context.open_findings[0])
     assert f"provider_money_above_ledger for order {order['order_id']}" in note
     assert f"anomalies --order {order['order_id']}" in note
     # Paying the refused refund elsewhere would take the order's payouts to 90.00 of 80.00:

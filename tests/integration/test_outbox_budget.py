@@ -16,7 +16,7 @@ import pytest
 
 from activities import outbox, subscribers
 from activities.pg_store import PostgresRefundStore
-from client import render
+from client import render_findings
 from client.refund_client import RefundClient
 from tests.conftest import Sandbox, unique_key
 from tests.integration.helpers import eventually, run_cli
@@ -264,4 +264,6 @@ async def test_each_parked_event_is_first_found_when_it_was_parked(db: asyncpg.P
         )  # fmt: skip
     found = await PostgresRefundStore(db).findings(refund_id=refund_id)
     assert len(found) == 2 and all(f.first_found_at == f.created_at for f in found), found
-    assert render.open_finding(found[0]).startswith("note: the outbox dispatcher escalated")
+    assert render_findings.open_finding(found[0]).startswith(
+        "note: the outbox dispatcher escalated"
+    )

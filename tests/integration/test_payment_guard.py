@@ -1,20 +1,26 @@
-"""The payment guard (activities/order_payouts.py) on the real stack: no provider refund takes
-an order above its capture once money was paid elsewhere, whatever state the refund paid
-elsewhere is in. The main cases (refused, retried, cancelled, paid within the capture) are in
-test_order_ledger.py."""
+"""An order's capture against money paid elsewhere, on the real stack: the payment guard
+(activities/order_payouts.py) sends no provider refund that would take the order above it,
+whatever state the refund paid elsewhere is in (its main cases, refused, retried, cancelled
+and paid within the capture, are in test_order_ledger.py); and what reconciliation says when
+money made around refundflow did take an order above it."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import aiohttp
+import asyncpg
 
+from client import render_findings
 from client.refund_client import RefundClient
+from client.report import build_report
 from sandbox.admin_client import SandboxAdmin
 from tests.conftest import Sandbox, unique_key
 from tests.integration.helpers import eventually, wait_for_state
+from tests.integration.test_order_ledger import _refused_then_paid_elsewhere
 from tests.integration.test_refund_flow import make_request
-from workflows.models import RefundLineRequest
+from workflows.models import ReconcileInput, RefundLineRequest
 from workflows.states import Awaiting, RefundState
 
 
@@ -72,3 +78,42 @@ async def test_money_paid_elsewhere_counts_while_its_refund_still_restocks(
     # The warehouse back, the refund paid elsewhere finishes restocking and completes.
     done = await wait_for_state(refunds, first.refund_id, "completed")
     assert done.facts is not None and done.facts.paid_elsewhere, done
+
+
+async def test_an_order_paid_above_its_capture_is_found_with_what_went_out(
+    refunds: RefundClient, sandbox: Sandbox, faults: SandboxAdmin, db: asyncpg.Pool
+) -> None:
+    """A trial's order had 140.00 out of 100.00 and reconciliation said only "ledger
+    100.00; accounted_for 40.00; provider_paid 80.00". Here 45.00 is paid elsewhere, then
+    60.00 at the provider's dashboard (the provider allows it: it knows of nothing out):
+    105.00 out of 100.00, found as such, escalated, and counted as a duplicate."""
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    order = await sandbox.order(amount=10000)
+    refused = await _refused_then_paid_elsewhere(refunds, faults, order, 4500)
+    await sandbox.provider_refund(order, "rf_" + "e" * 24, 6000)  # not one of ours
+    report = await refunds.reconcile(ReconcileInput(grace_seconds=0))
+    found = await (await refunds.store()).findings(run_id=report.run_id, limit=10_000)
+    above = [f for f in found if f.order_id == order["order_id"] and f.kind == "paid_above_capture"]
+    assert len(above) == 1 and above[0].action == "escalated", found
+    assert above[0].details == {
+        "captured": 10000, "out": 10500, "provider_paid": 6000, "paid_elsewhere": 4500,
+        "paid_elsewhere_refunds": [refused.refund_id], "currency": "USD",
+    }  # fmt: skip
+    shown = render_findings.findings(above)
+    assert "out 105.00 USD; captured 100.00 USD; provider_paid 60.00 USD;" in shown, shown
+    assert f"paid_elsewhere 45.00 USD; paid_elsewhere_refunds {refused.refund_id}" in shown
+    # Within the capture nothing is found: 45.00 elsewhere and 55.00 at the dashboard.
+    roomy = await sandbox.order(amount=10000)
+    await _refused_then_paid_elsewhere(refunds, faults, roomy, 4500)
+    await sandbox.provider_refund(roomy, "rf_" + "d" * 24, 5500)
+    report = await refunds.reconcile(ReconcileInput(grace_seconds=0, heal=False))
+    found = await (await refunds.store()).findings(run_id=report.run_id, limit=10_000)
+    assert not [
+        f for f in found if f.kind == "paid_above_capture" and f.order_id == roomy["order_id"]
+    ]
+    # The report counts it among duplicates: each order's dashboard money is above refundflow's
+    # ledger (2), and the first order's money out is above its capture too (1).
+    counted = await build_report(db, since)
+    assert counted.duplicate_refunds == 3 and counted.duplicate_orders == sorted(
+        [order["order_id"], roomy["order_id"]]
+    ), counted

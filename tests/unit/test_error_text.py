@@ -20,7 +20,7 @@ def test_a_timeout_says_how_long_was_waited_and_other_errors_keep_their_message(
 def test_a_reconciliation_that_found_nothing_says_what_it_left_for_the_next_run() -> None:
     """A refund terminated seconds ago is within the grace: the operator must know why
     `reconcile` found nothing."""
-    from client.render import reconciliation
+    from client.render_findings import reconciliation
     from workflows.read_models import Reconciliation
 
     report = Reconciliation(

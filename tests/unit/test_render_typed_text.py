@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from client import render
+from client import render, render_findings
 from workflows.read_models import AuditEntry, ClosedRequest, Finding
 from workflows.states import RefundState
 
@@ -53,7 +53,7 @@ def test_a_findings_details_read_as_pairs_on_its_one_line() -> None:
         created_at=datetime(2026, 11, 27, 15, 0, tzinfo=UTC), open=True,
         first_found_at=datetime(2026, 11, 27, 14, 0, tzinfo=UTC),
     )  # fmt: skip
-    [line] = render.findings([finding]).splitlines()
+    [line] = render_findings.findings([finding]).splitlines()
     assert " healed    open workflow_closed_abnormally " in line
     assert line.endswith(
         "  first found 2026-11-27 14:00:00 UTC; state pending_review;"
