@@ -15,6 +15,7 @@ from pydantic import TypeAdapter
 
 from workflows.ledger import NOT_A_LINE, Hold, allocate
 from workflows.models import OrderLine, OrderSnapshot, StatusProjection
+from workflows.money_around import MoneyAround
 from workflows.read_models import LedgerLine, OrderLedger
 from workflows.states import RefundEvent, TimelineEvent
 
@@ -286,3 +287,31 @@ async def paid_elsewhere_by_refund(pool: asyncpg.Pool, order_id: str, but: str) 
         but,
     )
     return {row["refund_id"]: int(row["amount"]) for row in rows}
+
+
+def money_around_json(order_id: str) -> str:
+    """A subquery: the open findings of money refunded on order `order_id` around
+    refundflow (workflows/money_around.py), from reconciliation's newest finished run, as
+    one JSON array (`AROUND` reads it). `order_id`: a placeholder ("$1"), as holds_json."""
+    return f"""
+      (SELECT coalesce(json_agg(json_build_object('kind', f.kind, 'found_at', f.created_at,
+                 'currency', f.details->>'currency',
+                 'beyond', CASE f.kind
+                     WHEN 'paid_above_capture'
+                     THEN (f.details->>'out')::bigint - (f.details->>'captured')::bigint
+                     ELSE (f.details->>'provider_paid')::bigint
+                          - (f.details->>'accounted_for')::bigint END)), '[]')::text
+       FROM refundflow.findings f
+       WHERE f.order_id = {order_id}
+         AND f.kind IN ('paid_above_capture', 'provider_money_above_ledger')
+         AND f.run_id = (SELECT r.run_id FROM refundflow.reconciliation_runs r
+                         WHERE r.finished_at IS NOT NULL
+                         ORDER BY r.finished_at DESC LIMIT 1))"""
+
+
+AROUND = TypeAdapter(list[MoneyAround])
+
+
+async def money_around(db: asyncpg.Connection | asyncpg.Pool, order_id: str) -> list[MoneyAround]:
+    """The order's open findings of money refunded around refundflow (money_around_json)."""
+    return AROUND.validate_json(await db.fetchval(f"SELECT {money_around_json('$1')}", order_id))

@@ -27,6 +27,7 @@ from workflows.models import (
     StatusView,
     ValueShare,
 )
+from workflows.money_around import MoneyAround
 from workflows.read_models import (
     AuditEntry,
     ClosedRequest,
@@ -145,6 +146,10 @@ class PostgresRefundStore:
     async def customer_history(self, refund_id: str, window_days: int) -> CustomerHistory | None:
         """The requester's other refunds over the last `window_days`, for reviewers."""
         return await budgets.customer_history(self._pool, refund_id, window_days)
+
+    async def money_around(self, order_id: str) -> list[MoneyAround]:
+        """Open findings of money refunded on the order around refundflow."""
+        return await order_ledger.money_around(self._pool, order_id)
 
     async def order_ledger(self, order_id: str) -> OrderLedger | None:
         """The order's ledger per line, for people (None: nothing reserved on it yet)."""

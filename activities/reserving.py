@@ -28,6 +28,7 @@ from activities import budgets, order_ledger
 from workflows.budgets import BudgetUse, budget_refusal, customer_key
 from workflows.ledger import Hold, LineHold, decide, value_asked
 from workflows.models import OrderLine, ReserveInput, ReserveResult
+from workflows.money_around import MoneyAround, money_around_refusal
 from workflows.second_asks import asked_again, cut_by_a_reviewer
 
 # Taking the order's row lock whether or not the order is known yet: an existing row is
@@ -53,7 +54,8 @@ _READ = f"""
       (SELECT json_build_object('amount', amount, 'state', state,
                  'auto_approve_refused', auto_approve_refused)::text
        FROM refundflow.reservations WHERE refund_id = $5) AS mine,
-      {order_ledger.holds_json("$1", "$5")} AS others
+      {order_ledger.holds_json("$1", "$5")} AS others,
+      {order_ledger.money_around_json("$1")} AS around
     FROM refundflow.order_ledger ledger CROSS JOIN ({budgets.USE}) used
     WHERE ledger.order_id = $1
 """
@@ -101,6 +103,8 @@ class Locked:
     mine: Mine | None
     others: list[Hold]
     use: BudgetUse | None
+    around: list[MoneyAround]
+    """Open findings of money refunded on the order around refundflow."""
 
 
 async def hold(conn: asyncpg.Connection, request: ReserveInput) -> tuple[ReserveResult, bool]:
@@ -180,6 +184,7 @@ def _as_read(row: asyncpg.Record, request: ReserveInput, counts_budgets: bool) -
         use=BudgetUse(order=row["on_order"], customer=row["by_customer"])
         if counts_budgets
         else None,
+        around=order_ledger.AROUND.validate_json(row["around"]),
     )
 
 
@@ -203,13 +208,15 @@ async def held_already(conn: asyncpg.Connection, request: ReserveInput) -> Reser
 def _withheld(request: ReserveInput, locked: Locked) -> str | None:
     """Why the refund waits for a reviewer although its policy would approve it by itself:
     a budget is spent, another refund of the order asks for just this, or a reviewer
-    approved one of its refunds for less than asked (None: none of these)."""
+    approved one of its refunds for less than asked, or money was refunded on the order
+    around refundflow (None: none of these)."""
     if not request.auto_approve:
         return None
     return (
         _budget_refusal(request, locked.use)
         or asked_again(request, locked.others)
         or cut_by_a_reviewer(request, locked.others)
+        or money_around_refusal(request.order_id, locked.around)
     )
 
 

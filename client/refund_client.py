@@ -52,7 +52,6 @@ from client.start_outcome import with_start_noted
 from client.starting import opening, start_for_first_step, start_received
 from client.timings import step
 from workflows.eligibility import EligibilityAnswer, check_eligibility
-from workflows.ledger import Hold
 from workflows.models import (
     OrderSnapshot,
     PinnedPolicy,
@@ -136,12 +135,11 @@ class RefundClient(RefundActions):
     async def eligibility(
         self, request: RefundRequest, *, order: OrderSnapshot | None = None
     ) -> EligibilityAnswer:
-        """Would this request be refunded, how much, how fast, and why: the answer the
-        refund itself would reach now, under the policy in force, on the order's ledger as
-        it stands and the auto-approval budgets as the order's and the requester's refunds
-        use them. Starts nothing. `order`: the order just looked up (else it is)."""
+        """Would this request be refunded, how much, how fast, and why: the answer the refund
+        would reach now, judged as the store judges it (ledger, budgets, money refunded
+        around refundflow). Starts nothing. `order`: the order just looked up (else it is)."""
         order = order or await fetch_order(self._orders, request.order_id)
-        remaining, use, made, holds = order.captured_amount, None, None, list[Hold]()
+        remaining, use, made, holds, around = order.captured_amount, None, None, [], []
         refund_id = refund_id_for(request.order_id, request.refund_key)
         if self._database_url:
             store = await self._store()
@@ -149,8 +147,10 @@ class RefundClient(RefundActions):
             made, holds, order = ledger.state, ledger.holds, ledger.judged_order(order)
             remaining = order.captured_amount - sum(h.amount for h in holds)
             use = await budget_use_for(store, self.policy, request, order, refund_id)
-        now = datetime.now(UTC)
-        answer = check_eligibility(self.policy, request, order, remaining, now, holds, use)
+            around = await store.money_around(order.order_id)
+        answer = check_eligibility(
+            self.policy, request, order, remaining, datetime.now(UTC), holds, use, around=around
+        )
         made_by = {"already_made": refund_id, "already_made_state": made}
         return answer if made is None else answer.model_copy(update=made_by)
 

@@ -22,9 +22,6 @@ from workflows.allocation import allocated
 from workflows.allocation import ledger_request as ledger_request
 from workflows.budgets import (
     BudgetUse,
-    budget_of,
-    budget_refusal,
-    customer_key,
     withhold_auto_approval,
 )
 from workflows.ledger import Claim, Hold, claim, reach, told_with_holds
@@ -35,6 +32,7 @@ from workflows.models import (
     ResolvedRefund,
 )
 from workflows.money import format_minor
+from workflows.money_around import MoneyAround
 from workflows.policy import (
     FeeLine,
     Policy,
@@ -44,8 +42,8 @@ from workflows.policy import (
     policy_for,
 )
 from workflows.rules import FEE_RULE
-from workflows.second_asks import asked_again, cut_by_a_reviewer
 from workflows.validation import RefundInputError, resolve_request
+from workflows.withheld import withheld_by_the_store
 
 Outcome = Literal["auto_approved", "needs_review", "not_eligible"]
 
@@ -117,9 +115,12 @@ def check_eligibility(
     now: datetime,
     holds: Sequence[Hold] = (),
     budget_use: BudgetUse | None = None,
+    *,
+    around: Sequence[MoneyAround] = (),
 ) -> EligibilityAnswer:
     """The answer for `request` as it stands now; with `budget_use`, the auto-approved money
-    already counted against the policy's budgets (None: budgets are not checked)."""
+    already counted against the policy's budgets (None: budgets are not checked); `around`:
+    open findings of money refunded on the order around refundflow."""
     common = _common(pinned, order, remaining)
     try:
         resolved = resolve_request(request, order)
@@ -146,7 +147,7 @@ def check_eligibility(
         policy_for(pinned.document, order.currency), request, order, resolved, holds
     )
     return answer_for_resolved(
-        pinned, request, order, resolved, remaining, now, holds, budget_use, as_the_store=True
+        pinned, request, order, resolved, remaining, now, holds, budget_use, around=around
     )
 
 
@@ -160,19 +161,19 @@ def answer_for_resolved(
     holds: Sequence[Hold] = (),
     budget_use: BudgetUse | None = None,
     *,
-    as_the_store: bool = False,
+    around: Sequence[MoneyAround] | None = None,
 ) -> EligibilityAnswer:
     """The answer for a request already resolved against its order (RefundClient.request
-    has done that; it need not be done twice). Without `as_the_store` the auto-approval is
-    the policy's alone (the edge leaves withholding it to the store, under the lock); with
-    it, the answer says what the store would (`_withheld`)."""
+    has done that; it need not be done twice). Without `around` the auto-approval is the
+    policy's alone (the edge leaves withholding it to the store, under the lock); with it,
+    the answer says what the store would (`_withheld`)."""
     money = order.currency
     common = _common(pinned, order, remaining)
     policy = policy_for(pinned.document, order.currency)
     decision = evaluate(policy, order, resolved, request.reason_code, now)
     withheld = (
-        _withheld(policy, request, order, resolved, decision, budget_use, holds)
-        if as_the_store
+        withheld_by_the_store(policy, request, order, resolved, decision, budget_use, holds, around)
+        if around is not None
         else None
     )
     if withheld is not None:
@@ -236,50 +237,6 @@ def _summary(
     if LEDGER_RULE in failed:
         failed.pop(REFUNDABLE_RULE, None)  # the ledger's refusal names the same limit, exactly
     return "Not eligible: " + " ".join(failed.values())
-
-
-def _withheld(
-    policy: Policy,
-    request: RefundRequest,
-    order: OrderSnapshot,
-    resolved: ResolvedRefund,
-    decision: PolicyDecision,
-    budget_use: BudgetUse | None,
-    holds: Sequence[Hold],
-) -> str | None:
-    """Why the store, under the order's lock, would withhold the auto-approval the policy
-    gives (None: it would not): a spent budget (given its use), the same request under
-    another key (second_asks.asked_again), or a reviewer's cut on the order
-    (second_asks.cut_by_a_reviewer). As activities/reserving.py `_withheld` decides it."""
-    if not decision.auto_approve:
-        return None
-    spent = _budget_refusal(policy, request, order, decision, budget_use)
-    if spent is not None:
-        return spent
-    inp = ledger_request(policy, request, order, resolved, "eligibility", decision.refund_amount)
-    return asked_again(inp, holds) or cut_by_a_reviewer(inp, holds)
-
-
-def _budget_refusal(
-    policy: Policy,
-    request: RefundRequest,
-    order: OrderSnapshot,
-    decision: PolicyDecision,
-    budget_use: BudgetUse | None,
-) -> str | None:
-    """Which auto-approval budget this refund would go beyond, if the policy alone would
-    approve it automatically (None: it fits, or budgets are not checked here)."""
-    budget = budget_of(policy)
-    if budget is None or budget_use is None or not decision.auto_approve:
-        return None
-    return budget_refusal(
-        decision.refund_amount,
-        budget,
-        budget_use,
-        order_id=order.order_id,
-        customer=customer_key(request.requested_by),
-        currency=order.currency,
-    )
 
 
 def _ledger_claim(

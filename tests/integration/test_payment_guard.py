@@ -117,3 +117,37 @@ async def test_an_order_paid_above_its_capture_is_found_with_what_went_out(
     assert counted.duplicate_refunds == 3 and counted.duplicate_orders == sorted(
         [order["order_id"], roomy["order_id"]]
     ), counted
+
+
+async def test_money_refunded_around_refundflow_sends_the_next_refund_to_a_reviewer(
+    refunds: RefundClient, sandbox: Sandbox
+) -> None:
+    """The information gap the mission names: 30.00 refunded at the provider's dashboard,
+    whose items refundflow cannot know. Once reconciliation has found it, a request the
+    policy would approve alone waits for a reviewer, who is told why; eligibility says
+    the same ahead of time. Before any run has found it, the policy alone decides.
+    (Reconciliation knows the orders refundflow has refunded: one refund first.)"""
+    order = await sandbox.order(amount=10000)
+    first = await refunds.request(make_request(order, amount=1000))
+    await wait_for_state(refunds, first.refund_id, "completed")
+    await sandbox.provider_refund(order, "rf_" + "c" * 24, 3000)  # not one of ours
+    before = await refunds.eligibility(make_request(order, amount=2000))
+    assert before.outcome == "auto_approved", before
+    await refunds.reconcile(ReconcileInput(grace_seconds=0, heal=False))
+    asked = make_request(order, amount=2000)
+    told = await refunds.eligibility(asked)
+    assert told.outcome == "needs_review", told
+    said = (
+        f"order {order['order_id']} had 30.00 USD refunded by the payment provider that"
+        " refundflow's refunds do not account for (at its dashboard?)"
+    )
+    assert said in (told.auto_approve_refused_because or ""), told
+    waiting = await eventually(
+        partial(refunds.status, (await refunds.request(asked)).refund_id),
+        lambda v: v.awaiting is not Awaiting.NOTHING,
+    )
+    assert waiting.awaiting is Awaiting.REVIEWER and waiting.state is RefundState.PENDING_REVIEW
+    # The staff's policy notes say it (as a sentence: "Order …").
+    assert any(said[1:] in note for note in waiting.policy_notes), waiting.policy_notes
+    paid = sorted(r["amount"] for r in await sandbox.refunds(order["order_id"]))
+    assert paid == [1000, 3000]  # nothing paid without the reviewer
