@@ -27,6 +27,7 @@ from workflows.models import (
     RestockInput,
     RestockResult,
 )
+from workflows.money import format_minor
 
 # One HTTP call gives up after this long, so that a lookup plus a create (two calls) always
 # end before the activity's 15 s start-to-close timeout starts another attempt.
@@ -101,10 +102,9 @@ class HttpPaymentProvider:
         lookup goes by our own refund id in the refund's metadata, which is kept forever.
         """
         if look_up_first:
-            # Any refund for this refund id that has not failed is the one: never a second.
-            for existing in await self.find_refunds(request.refund_id):
-                if existing.status not in NO_MONEY:
-                    return existing
+            existing = this_refunds_payment(await self.find_refunds(request.refund_id), request)
+            if existing is not None:
+                return existing
         body = await self._service.call(
             "POST",
             "/v1/refunds",
@@ -156,6 +156,32 @@ class HttpPaymentProvider:
             if not body.get("has_more") or not page:
                 return
             after = page[-1]["id"]
+
+
+def this_refunds_payment(
+    found: list[ProviderRefundResult], request: IssueRefundInput
+) -> ProviderRefundResult | None:
+    """Of the provider's refunds carrying this refund's id, the one that is its payment: any
+    that has not failed, never a second (None: there is none, so one may be sent).
+
+    One of another amount was made outside refundflow (someone at the provider's dashboard
+    linked it by hand): taking it would complete the refund as paid in full, the customer
+    told so, with 1.00 of 100.00 paid (a trial). Sending another would pay beside it. So
+    neither: refused, and an operator has the provider reverse it."""
+    for existing in found:
+        if existing.status in NO_MONEY:
+            continue
+        if (existing.amount, existing.currency) == (request.amount, request.currency):
+            return existing
+        raise ExternalSystemRefused(
+            f"provider refund {existing.provider_refund_id} carries this refund's id but is"
+            f" {format_minor(existing.amount, existing.currency)}, not"
+            f" {format_minor(request.amount, request.currency)} (made outside refundflow?):"
+            " not taken as this refund's payment, and no other refund is sent beside it."
+            " Have the provider reverse it, then retry; refundflow cannot pay part of a refund",
+            code="provider_amount_mismatch",
+        )
+    return None
 
 
 def _provider_result(body: dict[str, Any]) -> ProviderRefundResult:

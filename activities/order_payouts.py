@@ -20,7 +20,7 @@ import structlog
 from temporalio import activity
 
 from activities import order_ledger
-from activities.http_adapters import HttpPaymentProvider
+from activities.http_adapters import HttpPaymentProvider, this_refunds_payment
 from activities.log_context import activity_log_context
 from activities.ports import ExternalSystemRefused
 from workflows import names
@@ -167,9 +167,10 @@ class GuardedPaymentProvider:
         self, request: IssueRefundInput, *, look_up_first: bool = False
     ) -> ProviderRefundResult:
         if look_up_first:
-            for existing in await self._provider.find_refunds(request.refund_id):
-                if existing.status not in NO_MONEY:
-                    return existing
+            found = await self._provider.find_refunds(request.refund_id)
+            existing = this_refunds_payment(found, request)
+            if existing is not None:
+                return existing
         refused = await self._guard.refusal(request)
         if refused:
             raise ExternalSystemRefused(refused, "above_capture_with_paid_elsewhere")

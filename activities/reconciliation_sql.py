@@ -20,8 +20,12 @@ WITH live AS (
 )
 SELECT 'provider_refunded_not_completed' AS kind, p.refund_id, s.order_id,
        jsonb_build_object('provider_refund_id', p.succeeded_id, 'state', s.state,
-                          'provider_amount', p.paid) AS details,
-       s.state = 'refunding' AS healable, p.succeeded_id AS provider_refund_id
+                          'provider_amount', p.paid, 'refund_amount', s.amount,
+                          'currency', s.currency) AS details,
+       -- Of another amount, it was made outside refundflow: healing would complete the
+       -- refund as paid in full (a trial: 1.00 of 100.00); a person decides.
+       s.state = 'refunding' AND p.paid = s.amount AS healable,
+       p.succeeded_id AS provider_refund_id
 FROM per_refund p LEFT JOIN refundflow.refund_status s USING (refund_id)
 WHERE p.succeeded > 0 AND s.state IS DISTINCT FROM 'completed'
   AND s.state IS DISTINCT FROM 'cancelled'
@@ -41,7 +45,8 @@ SELECT 'duplicate_provider_refunds', refund_id, NULL,
 FROM per_refund WHERE live_count > 1
 UNION ALL
 SELECT 'amount_mismatch', s.refund_id, s.order_id,
-       jsonb_build_object('refund_amount', s.amount, 'provider_amount', p.paid), false, NULL
+       jsonb_build_object('refund_amount', s.amount, 'provider_amount', p.paid,
+                          'currency', s.currency), false, NULL
 FROM settled s JOIN per_refund p USING (refund_id)
 WHERE s.state = 'completed' AND p.succeeded > 0 AND p.paid <> s.amount
 UNION ALL

@@ -55,6 +55,8 @@ _MONEY_DETAILS = frozenset(
         "out",
         "captured",
         "paid_elsewhere",
+        "provider_amount",
+        "unaccounted",
     }
 )
 """Details in minor units of the finding's `currency` (shown as money when it says one)."""

@@ -151,3 +151,44 @@ async def test_money_refunded_around_refundflow_sends_the_next_refund_to_a_revie
     assert any(said[1:] in note for note in waiting.policy_notes), waiting.policy_notes
     paid = sorted(r["amount"] for r in await sandbox.refunds(order["order_id"]))
     assert paid == [1000, 3000]  # nothing paid without the reviewer
+
+
+async def test_a_provider_refund_of_another_amount_under_this_refunds_id_is_not_its_payment(
+    refunds: RefundClient, sandbox: Sandbox, faults: SandboxAdmin
+) -> None:
+    """A trial: a refund of 100.00 the provider refused; someone at the provider's dashboard
+    refunded 1.00 and linked it to the refund by hand; `operator retry` took it as the
+    payment: completed, "Your refund of 100.00 USD has been issued", 1.00 paid. Neither the
+    retry nor reconciliation takes it now, and no second refund is sent beside it; once
+    the provider has reversed it, a retry pays the refund in full."""
+    order = await sandbox.order(amount=10000)
+    await faults.set_faults({"payment.refuse": "expired_card"})
+    refused = await refunds.request(make_request(order, amount=4000))
+    await eventually(
+        partial(refunds.status, refused.refund_id), lambda v: v.awaiting is Awaiting.OPERATOR
+    )
+    await faults.clear_faults()
+    linked = await sandbox.provider_refund(order, refused.refund_id, 100)
+    retried = await refunds.operator_retry(refused.refund_id, "omar")
+    assert retried.awaiting is Awaiting.OPERATOR and retried.state is RefundState.REFUNDING
+    assert (
+        f"provider refund {linked['id']} carries this refund's id but is 1.00 USD, not 40.00 USD"
+    ) in (retried.provider_failure or ""), retried.provider_failure
+    report = await refunds.reconcile(ReconcileInput(grace_seconds=0))
+    found = await (await refunds.store()).findings(run_id=report.run_id, limit=10_000)
+    mine = [(f.kind, f.action) for f in found if f.refund_id == refused.refund_id]
+    assert mine == [("provider_refunded_not_completed", "escalated")], mine
+    assert (await refunds.status(refused.refund_id)).state is RefundState.REFUNDING
+    assert [r["amount"] for r in await sandbox.refunds(order["order_id"])] == [100]
+    # The way out: the provider reverses the linked refund, then a retry pays in full.
+    await faults.reverse(linked["id"])
+
+    async def linked_status() -> str:
+        return str((await sandbox.refunds(order["order_id"]))[0]["status"])
+
+    await eventually(linked_status, lambda status: status == "failed")
+    await refunds.operator_retry(refused.refund_id, "omar")
+    done = await wait_for_state(refunds, refused.refund_id, "completed")
+    assert done.amount == 4000 and done.provider_refund_id != linked["id"]
+    paid = [r for r in await sandbox.refunds(order["order_id"]) if r["status"] == "succeeded"]
+    assert [r["amount"] for r in paid] == [4000]

@@ -318,7 +318,11 @@ async def test_drift_that_cannot_be_healed_is_escalated_and_kept(
     code, out, err = await run_cli(stack.env(), "anomalies", "--kind", "amount_mismatch", "--json")
     assert code == 0, err
     mismatch = [f for f in json.loads(out) if f["refund_id"] == twice_id]
-    assert mismatch and mismatch[0]["details"] == {"refund_amount": 3000, "provider_amount": 4000}
+    assert mismatch and mismatch[0]["details"] == {
+        "refund_amount": 3000,
+        "provider_amount": 4000,
+        "currency": "USD",
+    }
 
 
 async def test_restock_drift_is_found(
