@@ -99,6 +99,7 @@ HAVING sum(l.quantity) > o.quantity OR sum(l.amount) > o.quantity * o.unit_price
 UNION ALL
 SELECT 'provider_money_above_ledger', NULL, p.order_id,
        jsonb_build_object('provider_paid', p.paid, 'accounted_for', coalesce(k.covered, 0),
+                          'unaccounted', p.paid - coalesce(k.covered, 0),
                           'ledger', coalesce(k.amount, 0), 'currency', o.currency,
                           'provider_refunds', p.ids),
        false, NULL
@@ -122,15 +123,17 @@ UNION ALL
 SELECT 'paid_above_capture', NULL, o.order_id,
        jsonb_build_object('captured', o.captured_amount, 'out', coalesce(p.paid, 0) + e.amount,
                           'provider_paid', coalesce(p.paid, 0), 'paid_elsewhere', e.amount,
-                          'paid_elsewhere_refunds', e.ids, 'currency', o.currency),
+                          'paid_elsewhere_refunds', e.ids, 'currency', o.currency,
+                          'provider_refunds', coalesce(p.ids, '[]'::jsonb)),
        false, NULL
 FROM (SELECT s.order_id, sum(s.amount) AS amount, jsonb_agg(s.refund_id ORDER BY s.refund_id) AS ids
       FROM (SELECT DISTINCT refund_id FROM refundflow.audit WHERE event = 'paid_elsewhere') a
       JOIN refundflow.refund_status s USING (refund_id)
       GROUP BY s.order_id) e
 JOIN refundflow.order_ledger o USING (order_id)
-LEFT JOIN (SELECT order_id, sum(amount) AS paid FROM provider_ledger
-           WHERE status = 'succeeded' GROUP BY order_id) p USING (order_id)
+LEFT JOIN (SELECT order_id, sum(amount) AS paid,
+                  jsonb_agg(provider_refund_id ORDER BY provider_refund_id) AS ids
+           FROM provider_ledger WHERE status = 'succeeded' GROUP BY order_id) p USING (order_id)
 WHERE coalesce(p.paid, 0) + e.amount > o.captured_amount
 UNION ALL
 SELECT 'reservation_without_refund', r.refund_id, r.order_id,

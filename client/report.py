@@ -67,9 +67,10 @@ _DUPLICATES = (
     "refunded_twice",
     "above_ledger_orders",
     "paid_twice",
-    "above_capture_orders",
 )
-"""The metrics that add up to `duplicate_refunds`."""
+"""The metrics that add up to `duplicate_refunds`. Not the orders paid above their capture:
+each is one of those already (money paid around refundflow, or paid twice), and counted again
+it read as two duplicates (a trial); they are named in `duplicate_orders`."""
 
 _COUNTS = f"""
     WITH {_SELECTED}
@@ -159,7 +160,6 @@ _METRICS = f"""
         (SELECT count(*) FROM refunded_twice) AS refunded_twice,
         (SELECT count(*) FROM above_ledger) AS above_ledger_orders,
         (SELECT count(*) FROM paid_twice) AS paid_twice,
-        (SELECT count(*) FROM above_capture) AS above_capture_orders,
         (SELECT coalesce(array_agg(DISTINCT d.order_id ORDER BY d.order_id), '{{}}') FROM (
             SELECT s.order_id FROM confirmed c JOIN selected s USING (refund_id)
             WHERE c.times > 1 + c.reversals
@@ -213,8 +213,9 @@ async def build_report(
       (reconciliation's `provider_money_above_ledger` findings of its newest finished run,
       since the provider's ledger is not in Postgres); and refunds recorded as paid
       elsewhere that the provider paid too (`paid_elsewhere_and_by_provider`, the same
-      run); and orders whose money out, the provider's and paid elsewhere, is above their
-      capture (`paid_above_capture`, the same run). `duplicate_orders` names them all.
+      run). `duplicate_orders` names them all, and the orders whose money out, the
+      provider's and paid elsewhere, is above their capture (`paid_above_capture`, the same
+      run), which are among them already and not counted again.
     - `reopen_rate`: appeal/reopen: the customer asked again after a refusal. The share of
       the selected refused refunds (rejected, declined, or expired in review; not withdrawn,
       nor closed on our side) whose order has another refund (selected or not) requested
