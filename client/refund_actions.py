@@ -45,6 +45,7 @@ from workflows.money import format_minor
 from workflows.refund.workflow import RefundWorkflow
 from workflows.states import TERMINAL_STATES, Awaiting
 from workflows.vocabulary import FREE_TEXT_MAX_CHARS
+from workflows.wording import closed_because
 
 UPDATE_TIMEOUT = timedelta(seconds=30)
 RETRY_OUTCOME_WAIT = timedelta(seconds=5)
@@ -248,15 +249,16 @@ class RefundActions:
             await self._refuse_if_superseded(refund_id, recorded)
         return recorded if recorded is not None and _goes_on_from(recorded, answer) else answer
 
-    async def _closed_on_record(self, refund_id: str) -> bool:
-        """Whether the refund's recorded status is completed or cancelled (False: unknown)."""
+    async def _closed_on_record(self, refund_id: str) -> StatusView | None:
+        """The refund's recorded status when it is completed or cancelled (None: open, or
+        unknown)."""
         if not self._database_url:
-            return False
+            return None
         try:
             recorded = await (await self._store()).status_view(refund_id)
         except Exception:  # only wording rides on it: the refusal stands either way
-            return False
-        return recorded is not None and recorded.state in TERMINAL_STATES
+            return None
+        return recorded if recorded is not None and recorded.state in TERMINAL_STATES else None
 
     async def _refuse_if_superseded(self, refund_id: str, recorded: StatusView) -> None:
         """The run that answered holds a state its refund's record has left: a Reset in
@@ -307,12 +309,20 @@ class RefundActions:
         workflow (terminated in the Web UI, timed out): say that, as its status does."""
         if not isinstance(error, RefundActionRefused):
             return error
+        closed = await self._closed_on_record(refund_id)
+        if closed is not None:  # just closed (also a Reset's run that ended): say how
+            why = closed_because(closed)
+            return RefundActionRefused(
+                f"refused: refund {refund_id} is closed, {closed.state.value}"
+                + (f" ({why})" if why else "")
+                + ": nothing is left to do on it"
+            )
         try:
             ended = await workflow_reads.abnormal_end(self._handle(refund_id))
         except RPCError:
             return error
-        if ended is None or await self._closed_on_record(refund_id):
-            return error  # a refund closed on its record is just closed (a Reset's run ended)
+        if ended is None:
+            return error
         return RefundStopped(
             f"refused: refund {refund_id} cannot move: Temporal ended its workflow ({ended});"
             f" {RECONCILIATION_CLOSES}"
