@@ -563,8 +563,9 @@ async def test_money_paid_around_refundflow_stays_flagged_while_a_refused_refund
         await refunds.operator_paid_elsewhere(refused.refund_id, "omar", "store credit SC-77")
     assert (
         f"order {order['order_id']} captured 80.00 USD; 55.00 USD of it is paid or held for"
-        " other refunds, 10.00 USD of that paid by the provider for no refund of refundflow's"
-        " (made at its dashboard?); 25.00 USD is left, less than this refund's 35.00 USD"
+        " other refunds, 10.00 USD of that paid or payable by the provider for no refund of"
+        " refundflow's (made at its dashboard?); 25.00 USD is left, less than this refund's"
+        " 35.00 USD"
     ) in str(fresh.value)
     assert (await refunds.status(refused.refund_id)).awaiting is Awaiting.OPERATOR
     report = await refunds.reconcile(ReconcileInput(grace_seconds=0, heal=False))

@@ -77,9 +77,9 @@ def test_the_refusal_gives_the_sums_and_room_is_not_refused() -> None:
     assert said is not None
     assert said.startswith(
         "cannot mark paid elsewhere: order ord_1 captured 80.00 USD; 55.00 USD of it is paid or"
-        " held for other refunds, 10.00 USD of that paid by the provider for no refund of"
-        " refundflow's (made at its dashboard?); 25.00 USD is left, less than this refund's"
-        " 35.00 USD."
+        " held for other refunds, 10.00 USD of that paid or payable by the provider for no"
+        " refund of refundflow's (made at its dashboard?); 25.00 USD is left, less than this"
+        " refund's 35.00 USD."
     ), said
     assert "`refundflow list --order ord_1`" in said
     assert said.endswith("`refundflow reconcile` records it (`anomalies --order ord_1`)")

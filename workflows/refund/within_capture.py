@@ -61,7 +61,7 @@ def over_capture(
         return format_minor(minor, currency)
 
     around = (
-        f", {money(payouts.around)} of that paid by the provider for no refund of"
+        f", {money(payouts.around)} of that paid or payable by the provider for no refund of"
         " refundflow's (made at its dashboard?)"
         if payouts.around
         else ""
