@@ -77,8 +77,8 @@ def _details(details: dict[str, Any]) -> str:
 
 def reconciliation(report: Reconciliation, grace_s: int = 0) -> str:
     head = (
-        f"reconciliation {report.run_id}: {report.refunds} refunds,"
-        f" {report.provider_refunds} provider refunds, {report.seconds} s;"
+        f"reconciliation {report.run_id}: {_count(report.refunds, 'refund')},"
+        f" {_count(report.provider_refunds, 'provider refund')}, {report.seconds} s;"
         f" healed {report.healed}, escalated {report.escalated}"
         + (f", reported {report.reported} (--no-heal: nothing changed)" if report.reported else "")
     )
@@ -88,3 +88,7 @@ def reconciliation(report: Reconciliation, grace_s: int = 0) -> str:
         else ""
     )
     return head + "\n" + findings(report.details) + left
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")

@@ -31,3 +31,14 @@ def test_a_reconciliation_that_found_nothing_says_what_it_left_for_the_next_run(
         "no findings\n(refunds changed in the last 60 s are left for the next run, --grace)"
     )
     assert reconciliation(report, 0).endswith("no findings")
+
+
+def test_a_reconciliation_of_one_refund_is_not_one_refunds() -> None:
+    from client.render_findings import reconciliation
+    from workflows.read_models import Reconciliation
+
+    report = Reconciliation(
+        run_id="rc_1", refunds=1, provider_refunds=0, findings={}, healed=0, escalated=0,
+        seconds=0.1, details=[],
+    )  # fmt: skip
+    assert reconciliation(report).startswith("reconciliation rc_1: 1 refund, 0 provider refunds,")
