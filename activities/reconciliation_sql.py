@@ -19,14 +19,18 @@ WITH live AS (
     SELECT * FROM refundflow.refund_status WHERE updated_at < now() - make_interval(secs => $1)
 )
 SELECT 'provider_refunded_not_completed' AS kind, p.refund_id, s.order_id,
-       jsonb_build_object('provider_refund_id', p.succeeded_id, 'state', s.state,
-                          'provider_amount', p.paid, 'refund_amount', s.amount,
-                          'currency', s.currency) AS details,
-       -- Of another amount, it was made outside refundflow: healing would complete the
-       -- refund as paid in full (a trial: 1.00 of 100.00); a person decides.
-       s.state = 'refunding' AND p.paid = s.amount AS healable,
-       p.succeeded_id AS provider_refund_id
+       jsonb_build_object('provider_refund_id', coalesce(m.id, p.succeeded_id),
+                          'state', s.state, 'provider_amount', p.paid,
+                          'refund_amount', s.amount, 'currency', s.currency) AS details,
+       -- Only a provider refund of the refund's amount pays it: one of another amount was
+       -- made outside refundflow, and healing would complete the refund as paid in full (a
+       -- trial: 1.00 of 100.00); a person decides.
+       s.state = 'refunding' AND m.id IS NOT NULL AS healable,
+       coalesce(m.id, p.succeeded_id) AS provider_refund_id
 FROM per_refund p LEFT JOIN refundflow.refund_status s USING (refund_id)
+LEFT JOIN LATERAL (SELECT min(l.provider_refund_id) AS id FROM provider_ledger l
+                   WHERE l.refund_id = p.refund_id AND l.status = 'succeeded'
+                     AND l.amount = s.amount AND l.currency = s.currency) m ON true
 WHERE p.succeeded > 0 AND s.state IS DISTINCT FROM 'completed'
   AND s.state IS DISTINCT FROM 'cancelled'
   AND (s.updated_at IS NULL OR s.updated_at < now() - make_interval(secs => $1))
