@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 from pydantic import TypeAdapter
 
+from activities.reconciliation_sql import NEWEST_RUN
 from workflows.ledger import NOT_A_LINE, Hold, allocate
 from workflows.models import OrderLine, OrderSnapshot, StatusProjection
 from workflows.money_around import MoneyAround
@@ -304,9 +305,7 @@ def money_around_json(order_id: str) -> str:
        FROM refundflow.findings f
        WHERE f.order_id = {order_id}
          AND f.kind IN ('paid_above_capture', 'provider_money_above_ledger')
-         AND f.run_id = (SELECT r.run_id FROM refundflow.reconciliation_runs r
-                         WHERE r.finished_at IS NOT NULL
-                         ORDER BY r.finished_at DESC LIMIT 1))"""
+         AND f.run_id = ({NEWEST_RUN}))"""
 
 
 AROUND = TypeAdapter(list[MoneyAround])

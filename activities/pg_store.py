@@ -17,6 +17,7 @@ from activities.migrate import apply_migrations
 from activities.order_ledger import LedgerRead
 from activities.outbox import FINDINGS_RUN as DISPATCHER_RUN
 from activities.outbox import write_events
+from activities.reconciliation_sql import NEWEST_RUN
 from workflows.budgets import BudgetUse, customer_key
 from workflows.ledger import Hold
 from workflows.models import (
@@ -43,11 +44,8 @@ SCHEMA = "refundflow"
 # Open: what the newest finished reconciliation run found and did not heal (a refund changed
 # within that run's grace is left to the next run, which finds it again if it still stands),
 # or a subscriber event the dispatcher parked ($6) that is still parked.
-LISTED_FINDINGS_SQL = """
-WITH newest AS (
-    SELECT run_id FROM refundflow.reconciliation_runs
-    WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 1
-), listed AS (
+LISTED_FINDINGS_SQL = f"""
+WITH newest AS ({NEWEST_RUN}), listed AS (
     SELECT f.*, CASE
         WHEN f.run_id = $6 THEN EXISTS (SELECT 1 FROM refundflow.deliveries d
             WHERE d.event_id = f.details->>'event_id'

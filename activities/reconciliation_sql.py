@@ -4,6 +4,13 @@ activity loads) against refundflow's records, each disagreement a finding row. $
 in seconds (refunds changed within it are left to the next run); $2: how long a reservation
 without a refund is left alone (ORPHAN_AFTER_SECONDS)."""
 
+NEWEST_RUN = (
+    "SELECT run_id FROM refundflow.reconciliation_runs"
+    " WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 1"
+)
+"""The newest finished reconciliation run: its findings are the ones open now (a run still
+going, or one that crashed, has no `finished_at`; migration 0016 indexes it)."""
+
 FINDINGS_SQL = """
 WITH live AS (
     SELECT refund_id, provider_refund_id, amount, status

@@ -45,20 +45,29 @@ _LOCK_ORDER = """
 
 _LOCK_CUSTOMER = "SELECT pg_advisory_xact_lock($1, hashtext($2))"
 
+
 # $1 order, $2 customer, $3 currency, $4 budget window (days), $5 this refund: the budgets'
 # use is activities/budgets.USE itself (same placeholders), read with the rest; its sums are
 # read even when the policy has no budgets (a few index lookups), then not used.
-_READ = f"""
+def _read_sql(with_around: bool) -> str:
+    """The read; `with_around`: also the order's open findings of money refunded around
+    refundflow, which only the hold decided under the locks needs (`held_already` reads a
+    first answer)."""
+    around = f",\n      {order_ledger.money_around_json('$1')} AS around" if with_around else ""
+    return f"""
     SELECT ledger.captured_amount, used.on_order, used.by_customer,
       {order_ledger.lines_json("$1")} AS order_lines,
       (SELECT json_build_object('amount', amount, 'state', state,
                  'auto_approve_refused', auto_approve_refused)::text
        FROM refundflow.reservations WHERE refund_id = $5) AS mine,
-      {order_ledger.holds_json("$1", "$5")} AS others,
-      {order_ledger.money_around_json("$1")} AS around
+      {order_ledger.holds_json("$1", "$5")} AS others{around}
     FROM refundflow.order_ledger ledger CROSS JOIN ({budgets.USE}) used
     WHERE ledger.order_id = $1
 """
+
+
+_READ = _read_sql(with_around=False)
+_READ_TO_DECIDE = _read_sql(with_around=True)
 
 _ORDER_LINES = """
     INSERT INTO refundflow.order_lines (order_id, position, sku, quantity, unit_price, category)
@@ -167,7 +176,7 @@ async def _lock_and_read(conn: asyncpg.Connection, request: ReserveInput) -> Loc
         await conn.execute(_LOCK_CUSTOMER, budgets.CUSTOMER_LOCK, customer)
     window = budget.window_days if budget is not None else 0
     row = await conn.fetchrow(
-        _READ, request.order_id, customer, request.currency, window, request.refund_id
+        _READ_TO_DECIDE, request.order_id, customer, request.currency, window, request.refund_id
     )
     return _as_read(row, request, counts_budgets=budget is not None)
 
@@ -184,7 +193,7 @@ def _as_read(row: asyncpg.Record, request: ReserveInput, counts_budgets: bool) -
         use=BudgetUse(order=row["on_order"], customer=row["by_customer"])
         if counts_budgets
         else None,
-        around=order_ledger.AROUND.validate_json(row["around"]),
+        around=order_ledger.AROUND.validate_json(row.get("around") or "[]"),
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 
+from activities.reconciliation_sql import NEWEST_RUN
 from workflows.read_models import (
     BucketUnit,
     MoneyTotals,
@@ -126,10 +127,7 @@ _METRICS = f"""
     ),
     -- As the newest finished reconciliation run found them: an order the ledger accounts
     -- for again (a late record) is no longer counted.
-    newest_run AS (
-        SELECT run_id FROM refundflow.reconciliation_runs
-        WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 1
-    ),
+    newest_run AS ({NEWEST_RUN}),
     above_ledger AS (
         SELECT DISTINCT f.order_id FROM refundflow.findings f
         WHERE f.kind = 'provider_money_above_ledger'
