@@ -168,14 +168,17 @@ def this_refunds_payment(
     linked it by hand): taking it would complete the refund as paid in full, the customer
     told so, with 1.00 of 100.00 paid (a trial). Sending another would pay beside it. So
     neither: refused, and an operator has the provider reverse it."""
-    for existing in found:
-        if existing.status in NO_MONEY:
-            continue
+    live = [existing for existing in found if existing.status not in NO_MONEY]
+    # The provider's list order is not ours to rely on: its own payment may be listed after
+    # a dashboard refund of another amount.
+    for existing in live:
         if (existing.amount, existing.currency) == (request.amount, request.currency):
             return existing
+    if live:
+        other = live[0]
         raise ExternalSystemRefused(
-            f"provider refund {existing.provider_refund_id} carries this refund's id but is"
-            f" {format_minor(existing.amount, existing.currency)}, not"
+            f"provider refund {other.provider_refund_id} carries this refund's id but is"
+            f" {format_minor(other.amount, other.currency)}, not"
             f" {format_minor(request.amount, request.currency)} (made outside refundflow?):"
             " not taken as this refund's payment, and no other refund is sent beside it."
             " Have the provider reverse it, then retry; refundflow cannot pay part of a refund",
@@ -189,7 +192,8 @@ def _provider_result(body: dict[str, Any]) -> ProviderRefundResult:
         provider_refund_id=body["id"],
         status=body["status"],
         amount=body["amount"],
-        currency=body["currency"],
+        # ISO 4217 codes, whatever case the provider writes them in (ours are upper case).
+        currency=str(body["currency"]).upper(),
         idempotency_key=body.get("idempotency_key"),
         failure_code=body.get("failure_code"),
         instructions=(body.get("next_action") or {}).get("instructions"),

@@ -57,7 +57,7 @@ def count_payouts(
     by_provider: dict[str, int] = defaultdict(int)
     around = provider_out = 0
     for row in provider_rows:
-        if row["status"] in NO_MONEY or row["currency"] != inp.currency:
+        if row["status"] in NO_MONEY or str(row["currency"]).upper() != inp.currency:
             continue
         refund_id = (row.get("metadata") or {}).get("refund_id")
         if refund_id == inp.refund_id:
