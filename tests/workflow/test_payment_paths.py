@@ -214,3 +214,29 @@ async def test_an_operator_cannot_cancel_a_refund_the_provider_holds_a_live_refu
     assert "re_dash is succeeded, so money may have moved" in str(refused.value.cause)
     still = await until(handle, lambda s: s.awaiting is Awaiting.OPERATOR)
     assert still.state is RefundState.REFUNDING
+
+
+async def test_a_settlement_of_another_amount_under_its_id_is_not_its_payment(env: Env) -> None:
+    env.systems.provider_answers = ["refuse"]
+    handle = await env.start(tv_order(price=SMALL))
+    await until(handle, lambda s: s.awaiting is Awaiting.OPERATOR)
+    # 1.00 refunded at the provider's dashboard, our refund id typed into its metadata.
+    env.systems.provider_refunds[f"{handle.id}:refund:dashboard"] = ProviderRefundResult(
+        provider_refund_id="re_dashboard", status="succeeded", amount=100, currency="USD"
+    )
+    said = ProviderSettlement(provider_refund_id="re_dashboard", status="succeeded")
+    await handle.signal(RefundWorkflow.provider_settled, said)
+    ignored = await until(handle, lambda s: s.timeline[-1].event == "settlement_unconfirmed")
+    assert ignored.state is RefundState.REFUNDING and ignored.awaiting is Awaiting.OPERATOR
+    assert "succeeded for 1.00 USD, not 42.00 USD" in ignored.timeline[-1].reason
+    # The provider's refund of its amount, found by reconciliation, is its payment.
+    env.systems.provider_refunds[f"{handle.id}:refund:manual"] = ProviderRefundResult(
+        provider_refund_id="re_paid", status="succeeded", amount=SMALL, currency="USD"
+    )
+    healed = ProviderSettlement(
+        provider_refund_id="re_paid", status="succeeded", source="reconcile"
+    )
+    await handle.signal(RefundWorkflow.provider_settled, healed)
+    done = await result_of(handle)
+    assert done.state is RefundState.COMPLETED and done.provider_refund_id == "re_paid"
+    await keep_history(handle, "other_amount_settlement_ignored_then_healed")

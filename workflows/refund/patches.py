@@ -37,6 +37,8 @@ ADMIT_IN_ONE_CALL: Final = "admit-in-one-call-2026-11"
 RECORD_WITH_PAYMENT: Final = "record-with-payment-2026-11"
 # Asked where it is used (an operator's paid-elsewhere, rare): not in the roll-ups above.
 PAID_ELSEWHERE_WITHIN_CAPTURE: Final = "paid-elsewhere-within-capture"
+# Asked where used (a signalled settlement of another amount, rare): not in the roll-ups.
+SETTLEMENT_OF_ITS_AMOUNT: Final = "settlement-of-its-amount"
 StartedOn = Literal["all-above-2026-11", "admit-in-one-call-2026-11", "record-with-payment-2026-11"]
 """The roll-ups a start may name (`RefundWorkflowInput.started_on`). A worker refuses a
 start naming one it does not know (its workflow task fails and is retried), so the refund
@@ -192,6 +194,15 @@ REGISTER: tuple[Patch, ...] = (
         "within_capture.py). Before, only the client's check of reconciliation's last"
         " finding stood in the way.",
         "only the provider's live refunds for this refund are asked",
+        "patched",
+        _OLD_OPEN,
+    ),
+    Patch(
+        SETTLEMENT_OF_ITS_AMOUNT,
+        "A signalled settlement (webhook, reconciliation) of a provider refund that carries"
+        " this refund's id but succeeded for another amount or currency is ignored on the"
+        " record, not taken as this refund's payment (workflows/refund/settlement_hints.py).",
+        "any provider refund listed under this refund's id that succeeded completed it",
         "patched",
         _OLD_OPEN,
     ),

@@ -16,13 +16,18 @@ with workflow.unsafe.imports_passed_through():
     from workflows.activity_contracts import NOT_FINAL
     from workflows.models import (
         CheckRefundInput,
-        FindProviderRefundsInput,
         IssueRefundInput,
         ProviderRefundResult,
-        ProviderRefunds,
         ProviderSettlement,
     )
-    from workflows.refund import failures, lifetime, patches, provider_cancel, restock
+    from workflows.refund import (
+        failures,
+        lifetime,
+        patches,
+        provider_cancel,
+        restock,
+        settlement_hints,
+    )
     from workflows.refund.case import MAX_ESCALATION, Progress, RefundCase
     from workflows.refund.fast_path import PROVIDER_CALL_TIMEOUT, pay_in_process
     from workflows.refund.journal import STORE_RETRY, Journal
@@ -223,7 +228,7 @@ class Payment:
                 if refund_key not in self.p.settlements:
                     await lifetime.continue_if_long(self.case, self.journal)
                 continue
-            await self._confirm_hints()
+            await settlement_hints.confirm_hints(self.case, self.journal)
             if refund_key not in self.p.settlements:  # many hints grow history too
                 await lifetime.continue_if_long(self.case, self.journal)
         self.p.pending_settlement = None
@@ -256,36 +261,6 @@ class Payment:
             pending_for = workflow.now() - self.p.refunding_since
             longest = next((every for age, every in SLOWER_POLLS if pending_for >= age), longest)
         return min(self.p.poll_every * 2, longest)
-
-    async def _confirm_hints(self) -> None:
-        """Settlement signals are hints: one counts only if the provider itself lists that
-        refund, created for this refund, with that status. The rest are recorded, ignored."""
-        if not self.p.hints:
-            return
-        hints, self.p.hints = self.p.hints, {}
-        found = await workflow.execute_activity(
-            names.ACTIVITY_FIND_PROVIDER_REFUNDS,
-            FindProviderRefundsInput(refund_id=self.case.inp.refund_id),
-            result_type=ProviderRefunds,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=STORE_RETRY,
-            summary="confirm settlement with the provider",
-        )
-        listed = {refund.provider_refund_id: refund.status for refund in found.refunds}
-        for hint in hints.values():
-            says = listed.get(hint.provider_refund_id)
-            if says == hint.status:
-                self.case.record_settlement(hint)
-                continue
-            self.case.append(
-                TimelineEvent.SETTLEMENT_UNCONFIRMED,
-                self.p.state,
-                "payment-provider",
-                hint.source,
-                f"a {hint.source} said provider refund {hint.provider_refund_id} {hint.status};"
-                f" the provider says {says or 'it made no such refund for this refund'}: ignored",
-            )
-        await self.journal.flush()
 
     async def _poll(self, provider_refund_id: str) -> None:
         polled = await workflow.execute_activity(
@@ -360,7 +335,7 @@ class Payment:
                 )
             except TimeoutError:
                 self.case.escalate("timer", "still waiting for an operator")
-            await self._confirm_hints()
+            await settlement_hints.confirm_hints(self.case, self.journal)
             await lifetime.continue_if_long(self.case, self.journal)
         if self.p.operator_action is None:
             # Reconciliation found the provider paid after all: no operator needed any more.

@@ -1,0 +1,80 @@
+"""Settlement signals (a webhook, reconciliation's heal) are hints: one counts only if the
+provider itself lists that refund, created for this refund, with that status, and, when it
+says the money went out, of this refund's amount and currency."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from workflows import names
+    from workflows.models import (
+        FindProviderRefundsInput,
+        ProviderRefundResult,
+        ProviderRefunds,
+        ProviderSettlement,
+    )
+    from workflows.money import format_minor
+    from workflows.refund import patches
+    from workflows.refund.case import RefundCase
+    from workflows.refund.journal import STORE_RETRY, Journal
+    from workflows.states import TimelineEvent
+
+
+async def confirm_hints(case: RefundCase, journal: Journal) -> None:
+    """Check the pending hints with the provider; record the ones it bears out as
+    settlements, the rest as ignored, on the refund's record."""
+    if not case.p.hints:
+        return
+    hints, case.p.hints = case.p.hints, {}
+    found = await workflow.execute_activity(
+        names.ACTIVITY_FIND_PROVIDER_REFUNDS,
+        FindProviderRefundsInput(refund_id=case.inp.refund_id),
+        result_type=ProviderRefunds,
+        start_to_close_timeout=timedelta(seconds=30),
+        retry_policy=STORE_RETRY,
+        summary="confirm settlement with the provider",
+    )
+    listed = {refund.provider_refund_id: refund for refund in found.refunds}
+    for hint in hints.values():
+        refund = listed.get(hint.provider_refund_id)
+        says = refund.status if refund else "it made no such refund for this refund"
+        if refund is not None and refund.status == hint.status:
+            not_its_payment = _not_its_payment(case, hint, refund)
+            if not_its_payment is None:
+                case.record_settlement(hint)
+                continue
+            says = not_its_payment
+        case.append(
+            TimelineEvent.SETTLEMENT_UNCONFIRMED,
+            case.p.state,
+            "payment-provider",
+            hint.source,
+            f"a {hint.source} said provider refund {hint.provider_refund_id} {hint.status};"
+            f" the provider says {says}: ignored",
+        )
+    await journal.flush()
+
+
+def _not_its_payment(
+    case: RefundCase, hint: ProviderSettlement, refund: ProviderRefundResult
+) -> str | None:
+    """Why a provider refund that did pay, under this refund's id, is not its payment (None:
+    it is). One of another amount was made outside refundflow (someone at the provider's
+    dashboard linked it by hand): taken, the refund would complete as paid in full and the
+    customer be told so, with 1.00 of 42.00 paid (a review). The operator's retry refuses
+    the same (activities/http_adapters.this_refunds_payment)."""
+    if hint.status != "succeeded":
+        return None  # a refund that moved no money pays nothing either way
+    if (refund.amount, refund.currency) == (case.p.amount, case.currency):
+        return None
+    # Asked only here, so refunds whose every hint is of their amount record no marker.
+    if not workflow.patched(patches.SETTLEMENT_OF_ITS_AMOUNT):
+        return None
+    return (
+        f"it succeeded for {format_minor(refund.amount, refund.currency)}, not"
+        f" {format_minor(case.p.amount, case.currency)} (made outside refundflow?): not this"
+        " refund's payment"
+    )
