@@ -6,9 +6,10 @@ replay (tests/workflow/recording.py)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 
 from tests.workflow.conftest import Env, policy_variant, tv_order
 from tests.workflow.recording import keep_history
@@ -30,6 +31,20 @@ SMALL = 4200  # auto-approved under every policy
 
 def events(env: Env, refund_id: str) -> list[str]:
     return env.systems.events(refund_id)
+
+
+async def healed_by_reconciliation(env: Env, handle: WorkflowHandle[Any, Any]) -> None:
+    """A provider refund of the refund's amount succeeded: reconciliation's heal signal
+    completes the refund with it."""
+    env.systems.provider_refunds[f"{handle.id}:refund:manual"] = ProviderRefundResult(
+        provider_refund_id="re_paid", status="succeeded", amount=SMALL, currency="USD"
+    )
+    healed = ProviderSettlement(
+        provider_refund_id="re_paid", status="succeeded", source="reconcile"
+    )
+    await handle.signal(RefundWorkflow.provider_settled, healed)
+    done = await result_of(handle)
+    assert done.state is RefundState.COMPLETED and done.provider_refund_id == "re_paid"
 
 
 async def test_a_provider_down_beyond_the_fast_path_budget_falls_back_looks_up_and_pays_once(
@@ -133,15 +148,7 @@ async def test_a_refund_waiting_for_an_operator_completes_when_the_provider_paid
     ignored = await until(handle, lambda s: s.timeline[-1].event == "settlement_unconfirmed")
     assert ignored.awaiting is Awaiting.OPERATOR and "no such refund" in ignored.timeline[-1].reason
     # Reconciliation found a provider refund for it that did succeed (its heal signal).
-    env.systems.provider_refunds[f"{handle.id}:refund:manual"] = ProviderRefundResult(
-        provider_refund_id="re_paid", status="succeeded", amount=SMALL, currency="USD"
-    )
-    healed = ProviderSettlement(
-        provider_refund_id="re_paid", status="succeeded", source="reconcile"
-    )
-    await handle.signal(RefundWorkflow.provider_settled, healed)
-    done = await result_of(handle)
-    assert done.state is RefundState.COMPLETED and done.provider_refund_id == "re_paid"
+    await healed_by_reconciliation(env, handle)
     await keep_history(handle, "operator_wait_forged_then_healed")
 
 
@@ -230,13 +237,5 @@ async def test_a_settlement_of_another_amount_under_its_id_is_not_its_payment(en
     assert ignored.state is RefundState.REFUNDING and ignored.awaiting is Awaiting.OPERATOR
     assert "succeeded for 1.00 USD, not 42.00 USD" in ignored.timeline[-1].reason
     # The provider's refund of its amount, found by reconciliation, is its payment.
-    env.systems.provider_refunds[f"{handle.id}:refund:manual"] = ProviderRefundResult(
-        provider_refund_id="re_paid", status="succeeded", amount=SMALL, currency="USD"
-    )
-    healed = ProviderSettlement(
-        provider_refund_id="re_paid", status="succeeded", source="reconcile"
-    )
-    await handle.signal(RefundWorkflow.provider_settled, healed)
-    done = await result_of(handle)
-    assert done.state is RefundState.COMPLETED and done.provider_refund_id == "re_paid"
+    await healed_by_reconciliation(env, handle)
     await keep_history(handle, "other_amount_settlement_ignored_then_healed")
