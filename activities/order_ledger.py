@@ -296,13 +296,17 @@ def money_around_json(order_id: str) -> str:
     one JSON array (`AROUND` reads it). `order_id`: a placeholder ("$1"), as holds_json."""
     return f"""
       (SELECT coalesce(json_agg(json_build_object('kind', f.kind, 'found_at', f.created_at,
-                 'currency', f.details->>'currency',
+                 'currency', coalesce(f.details->>'currency', o.currency),
                  'beyond', CASE f.kind
                      WHEN 'paid_above_capture'
                      THEN (f.details->>'out')::bigint - (f.details->>'captured')::bigint
                      ELSE (f.details->>'provider_paid')::bigint
-                          - (f.details->>'accounted_for')::bigint END)), '[]')::text
+                          - coalesce(f.details->>'accounted_for', f.details->>'ledger')::bigint
+                     END)), '[]')::text
        FROM refundflow.findings f
+       -- Findings from before a056248 name no currency or accounted_for: read as they were
+       -- written (the ledger then stood for what was accounted for), not refused.
+       LEFT JOIN refundflow.order_ledger o ON o.order_id = f.order_id
        WHERE f.order_id = {order_id}
          AND f.kind IN ('paid_above_capture', 'provider_money_above_ledger')
          AND f.run_id = ({NEWEST_RUN}))"""

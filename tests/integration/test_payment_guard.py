@@ -6,12 +6,14 @@ money made around refundflow did take an order above it."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import aiohttp
 import asyncpg
 
+from activities.order_ledger import money_around
 from client import render_findings
 from client.refund_client import RefundClient
 from client.report import build_report
@@ -195,3 +197,38 @@ async def test_a_provider_refund_of_another_amount_under_this_refunds_id_is_not_
     assert done.amount == 4000 and done.provider_refund_id != linked["id"]
     paid = [r for r in await sandbox.refunds(order["order_id"]) if r["status"] == "succeeded"]
     assert [r["amount"] for r in paid] == [4000]
+
+
+async def test_a_finding_recorded_before_its_details_named_currency_and_cover_still_reads(
+    db: asyncpg.Pool,
+) -> None:
+    """Findings of money above the ledger written before a056248 carry only `provider_paid`
+    and `ledger`. Every hold on their order reads them until the next run: read as null,
+    they failed the hold (and so the refund's start) instead of sending it to a reviewer."""
+    order_id, run_id = unique_key("ord_old"), unique_key("run_old")
+    async with db.acquire() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        try:  # rolled back: other tests' reconciliation runs stay the newest
+            await conn.execute(
+                "INSERT INTO refundflow.order_ledger VALUES ($1, 'EUR', 5000)", order_id
+            )
+            await conn.execute(
+                "INSERT INTO refundflow.reconciliation_runs VALUES ($1, now(), now(), 0, 1)",
+                run_id,
+            )
+            await conn.execute(
+                "INSERT INTO refundflow.findings (run_id, kind, order_id, details, action)"
+                " VALUES ($1, 'provider_money_above_ledger', $2, $3, 'escalated')",
+                run_id,
+                order_id,
+                json.dumps({"provider_paid": 3000, "ledger": 1000}),
+            )
+            [around] = await money_around(conn, order_id)
+        finally:
+            await tx.rollback()
+    assert (around.kind, around.beyond, around.currency) == (
+        "provider_money_above_ledger",
+        2000,
+        "EUR",
+    )
