@@ -44,6 +44,10 @@ WHERE p.succeeded > 0 AND s.state IS DISTINCT FROM 'completed'
   -- A refund Temporal ended cannot hear of the payment: its workflow_closed_abnormally
   -- finding records it, once its grace has passed.
   AND NOT EXISTS (SELECT 1 FROM closed_workflows c WHERE c.refund_id = p.refund_id)
+  -- Nor is one recorded as paid elsewhere (still restocking) waiting to be paid: the
+  -- provider's money is a second payment (paid_elsewhere_and_by_provider).
+  AND NOT EXISTS (SELECT 1 FROM refundflow.audit a
+                  WHERE a.refund_id = p.refund_id AND a.event = 'paid_elsewhere')
 UNION ALL
 SELECT 'provider_refund_on_cancelled_refund', p.refund_id, s.order_id,
        jsonb_build_object('provider_refunds', p.live_count, 'provider_paid', p.paid),
@@ -62,12 +66,13 @@ FROM settled s JOIN per_refund p USING (refund_id)
 WHERE s.state = 'completed' AND p.succeeded > 0 AND p.paid <> s.amount
 UNION ALL
 -- Recorded as paid outside the provider, and paid by the provider too (a refund that
--- succeeded late, or one made in its dashboard): the customer was paid twice (a review).
+-- succeeded late, or one made in its dashboard): the customer was paid twice (a review),
+-- whether the refund has completed or still restocks the returned items.
 SELECT 'paid_elsewhere_and_by_provider', s.refund_id, s.order_id,
        jsonb_build_object('refund_amount', s.amount, 'provider_paid', p.paid,
                           'currency', s.currency), false, NULL
 FROM settled s JOIN per_refund p USING (refund_id)
-WHERE s.state = 'completed' AND p.succeeded > 0
+WHERE s.state IN ('completed', 'refunding') AND p.succeeded > 0
   AND EXISTS (SELECT 1 FROM refundflow.audit a
               WHERE a.refund_id = s.refund_id AND a.event = 'paid_elsewhere')
 UNION ALL

@@ -207,7 +207,8 @@ def _duplicates(rows: list[Any]) -> Metric:
     duplicates = GaugeMetricFamily(
         "refundflow_duplicate_refunds",
         f"Refunds or orders paid twice or beyond their capture, changed within {RECENT_DAYS}"
-        " days (must be 0)",
+        " days, by how each was found (must be 0; one incident can show under several kinds,"
+        " so the sum is an alarm, not a count: `refundflow report` counts refunds)",
         labels=["kind"],
     )
     for kind in DUPLICATE_KINDS:  # zeros too, so "any duplicate" alerts have a series

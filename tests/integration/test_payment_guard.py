@@ -52,7 +52,8 @@ async def test_money_paid_elsewhere_counts_while_its_refund_still_restocks(
         partial(refunds.status, first.refund_id), lambda v: v.awaiting is Awaiting.OPERATOR
     )
     await faults.clear_faults()
-    await faults.set_faults({"inventory.error_rate": "1.0"})  # the warehouse is down
+    # The warehouse is down for this refund's restock (and up for reconciliation's reads).
+    await faults.set_faults({"inventory.fail_first_calls": "100"})
     try:
         await refunds.operator_paid_elsewhere(first.refund_id, "omar", "SEPA TX-9")
         dashboard = {"payment_reference": order["payment_reference"], "amount": 4000,
@@ -75,6 +76,13 @@ async def test_money_paid_elsewhere_counts_while_its_refund_still_restocks(
         ), stopped.provider_failure
         provider = await sandbox.refunds(order["order_id"])
         assert [r["amount"] for r in provider if r["status"] != "failed"] == [4000]
+        # Paid by the provider too (someone at its dashboard, under its id): reconciliation
+        # calls that paid twice, not a refund to heal as paid (the workflow is past paying).
+        await sandbox.provider_refund(order, first.refund_id, 4500)
+        report = await refunds.reconcile(ReconcileInput(grace_seconds=0))
+        found = await (await refunds.store()).findings(run_id=report.run_id, limit=10_000)
+        kinds = {(f.kind, f.action) for f in found if f.refund_id == first.refund_id}
+        assert kinds == {("paid_elsewhere_and_by_provider", "escalated")}, found
     finally:
         await faults.clear_faults()
     # The warehouse back, the refund paid elsewhere finishes restocking and completes.
