@@ -119,17 +119,14 @@ async def follow_refund(
     reversed keeps its consumed reservation while an operator decides; cancelled then, it
     is released too (the cancel proved with the provider that no money is out).
 
-    A hold is `approved_less` from the approval (`events`: the batch's) that cut its refund
-    below it, not only once paid: a trial had the rest auto-approved and paid while the cut
-    refund's payment was pending (second_asks.cut_by_a_reviewer reads it)."""
+    A hold is cut to its refund's amount from the approval (`events`: the batch's) that
+    approved less, not only once paid: a trial had the rest auto-approved and paid while the
+    cut refund's payment was pending (second_asks.cut_by_a_reviewer reads `approved_less`),
+    and another saw 150.00 held for a refund approved for 50.00 while it waited for an
+    operator."""
     if p.state.value in ("pending_review", "approved", "refunding"):
-        if APPROVALS.intersection(events):  # one statement, only where a reviewer acted
-            await conn.execute(
-                "UPDATE refundflow.reservations SET approved_less = true, updated_at = now()"
-                " WHERE refund_id = $1 AND state = 'held' AND 0 < $2 AND $2 < amount",
-                p.refund_id,
-                p.amount,
-            )
+        if APPROVALS.intersection(events):  # only where a reviewer acted
+            await _cut_at_approval(conn, p)
     elif p.state.value == "cancelled":
         await conn.execute(
             "UPDATE refundflow.reservations SET state = 'released', updated_at = now()"
@@ -149,13 +146,35 @@ async def follow_refund(
         approved_less = held["basis"] is not None and 0 < p.amount < held["amount"]
         await conn.execute(
             "UPDATE refundflow.reservations SET state = 'consumed', amount = $2,"
-            " approved_less = $3, updated_at = now() WHERE refund_id = $1",
+            " approved_less = approved_less OR $3, updated_at = now() WHERE refund_id = $1",
             p.refund_id,
             p.amount,
             approved_less,
         )
         if approved_less and held["basis"] == "amount":  # lines close their units whole
             await _shrink_amount_hold(conn, p.refund_id, held["amount"], p.amount)
+
+
+async def _cut_at_approval(conn: asyncpg.Connection, p: StatusProjection) -> None:
+    """A reviewer approved less than the refund holds: from now on it holds what it will
+    pay, and the rest is free on the order (by amount; lines keep their units), as at
+    completion. Refunds the policy approved hold no more than they pay: nothing to cut."""
+    held = await conn.fetchrow(
+        "SELECT amount, basis FROM refundflow.reservations"
+        " WHERE refund_id = $1 AND state = 'held' FOR UPDATE",
+        p.refund_id,
+    )
+    if held is None or not 0 < p.amount < held["amount"]:
+        return
+    await conn.execute(
+        "UPDATE refundflow.reservations SET amount = $2, approved_less = approved_less OR $3,"
+        " updated_at = now() WHERE refund_id = $1",
+        p.refund_id,
+        p.amount,
+        held["basis"] is not None,  # as at completion: holds from before bases were kept
+    )
+    if held["basis"] == "amount":
+        await _shrink_amount_hold(conn, p.refund_id, held["amount"], p.amount)
 
 
 async def _shrink_amount_hold(

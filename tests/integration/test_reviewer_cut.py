@@ -101,3 +101,31 @@ async def test_a_cut_stands_while_its_payment_is_still_pending(
     second = await refunds.request(rest)
     assert (second.state.value, second.awaiting.value) == ("pending_review", "reviewer")
     assert [r["amount"] for r in await sandbox.refunds(order["order_id"])] == [5000]
+
+
+async def test_the_rest_is_free_on_the_order_from_the_approval_while_the_payment_waits(
+    refunds: RefundClient, sandbox: Sandbox, faults: Any
+) -> None:
+    """A trial: 150.00 asked, 50.00 approved, the provider refusing: while the refund waited
+    for an operator, `eligibility` and requests still counted 150.00 held on the order."""
+    await faults.set_faults({"payment.refuse": "expired_card"})
+    try:
+        order = await sandbox.order(amount=20000)
+        first = await refunds.request(make_request(order, amount=15000))
+        await refunds.approve(first.refund_id, "alice", amount=5000)
+        await eventually(
+            lambda: refunds.status(first.refund_id), lambda v: v.awaiting.value == "operator"
+        )
+    finally:
+        await faults.clear_faults()
+    told = await refunds.eligibility(make_request(order, amount=15000))
+    assert told.outcome == "needs_review", told  # 200.00 - 50.00 leaves room for 150.00
+    ledger = await refunds.order_ledger(order["order_id"])
+    assert ledger is not None and ledger.held == 5000, ledger
+    # Paid later, the hold stays what it pays, and still reads as cut by a reviewer.
+    await refunds.operator_retry(first.refund_id, "omar")
+    await wait_for_state(refunds, first.refund_id, "completed")
+    ledger = await refunds.order_ledger(order["order_id"])
+    assert ledger is not None and ledger.refunded == 5000, ledger
+    later = await refunds.request(make_request(order, amount=1000, reason_code="changed_mind"))
+    assert (later.state.value, later.awaiting.value) == ("pending_review", "reviewer")
