@@ -162,11 +162,13 @@ def order_ledger(ledger: OrderLedger) -> list[str]:
     """The order ledger block under a refund's status."""
     money = ledger.currency
     back = ledger.taken_back and format_minor(ledger.taken_back, money)
-    taken_back = f", taken back by the provider {back} (its refund is open again)" if back else ""
+    # Money taken back is held again (its refund is open), as the lines below show it: a
+    # trial read "held 0.00 ... taken back 40.00" above "held 2 x, 40.00".
+    taken_back = f" ({back} of it paid, then taken back by the provider)" if back else ""
     lines = [
         f"  order ledger  captured {format_minor(ledger.captured_amount, money)},"
-        f" held {format_minor(ledger.held, money)},"
-        f" refunded {format_minor(ledger.refunded, money)}{taken_back}"
+        f" held {format_minor(ledger.held + ledger.taken_back, money)}{taken_back},"
+        f" refunded {format_minor(ledger.refunded, money)}"
     ]
     for line in ledger.lines:
         what = "not a line" if line.sku == NOT_A_LINE else f"{line.quantity} ordered"
