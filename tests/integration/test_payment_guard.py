@@ -114,6 +114,9 @@ async def test_an_order_paid_above_its_capture_is_found_with_what_went_out(
     assert "out 105.00 USD; captured 100.00 USD; provider_paid 60.00 USD;" in shown, shown
     assert f"paid_elsewhere_refunds {refused.refund_id}" in shown
     assert f"paid_elsewhere 45.00 USD; provider_refunds {dashboard['id']}" in shown, shown
+    # `anomalies --refund` of the refund paid elsewhere lists the order's finding naming it.
+    named = await (await refunds.store()).findings(refund_id=refused.refund_id, open_only=True)
+    assert "paid_above_capture" in {f.kind for f in named}, named
     # Within the capture nothing is found: 45.00 elsewhere and 55.00 at the dashboard.
     roomy = await sandbox.order(amount=10000)
     await _refused_then_paid_elsewhere(refunds, faults, roomy, 4500)
