@@ -137,6 +137,12 @@ def test_operators_act_only_after_a_payment_failure_and_only_once() -> None:
         "cannot retry: the refund is pending_review, waiting for the payment provider"
         " (nothing for staff to do); operators act only after a payment failure"
     )
+    case.p.payment_attempt = 2  # another operator's retry won the race
+    assert case.operator_refusal(OperatorDecision.PAID_ELSEWHERE) == (
+        "cannot mark it paid elsewhere: the refund is pending_review, paying again on an"
+        " operator's retry (attempt 2), waiting for the payment provider (nothing for staff"
+        " to do); operators act only after a payment failure"
+    )
     case.set_awaiting(Awaiting.OPERATOR)
     assert case.operator_refusal(OperatorDecision.RETRY) is None
     case.p.operator_action = OperatorDecision.PAID_ELSEWHERE

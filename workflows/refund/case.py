@@ -373,7 +373,12 @@ class RefundCase:
         if awaiting is Awaiting.OPERATOR and chosen is not None:
             return f"an operator has already chosen: {chosen.value.replace('_', ' ')}"
         who = wording.action_by(state, awaiting, None)
-        return f"the refund is {state.value}, waiting for {who}"
+        retried = ""
+        if awaiting is Awaiting.PAYMENT_PROVIDER and self.p.payment_attempt > 1:
+            # A trial's paid-elsewhere lost the race to another operator's retry and read
+            # only "waiting for the payment provider".
+            retried = f" paying again on an operator's retry (attempt {self.p.payment_attempt}),"
+        return f"the refund is {state.value},{retried} waiting for {who}"
 
     def auto_reason(self) -> str:
         limit = self.policy.approval.auto_approve_limit
