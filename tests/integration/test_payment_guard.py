@@ -67,7 +67,12 @@ async def test_money_paid_elsewhere_counts_while_its_refund_still_restocks(
         stopped = await eventually(
             partial(refunds.status, later.refund_id), lambda v: v.awaiting is Awaiting.OPERATOR
         )
+        # refundflow's guard refused, not the provider (it never saw this refund).
+        [escalated] = [e for e in stopped.timeline if e.event == "escalated"]
+        assert escalated.actor == "payment-guard", escalated
         restocking = await refunds.status(first.refund_id)
+        [refused] = [e for e in restocking.timeline if e.event == "escalated"]
+        assert refused.actor == "payment-provider", refused  # expired_card: the provider
         assert restocking.state is RefundState.REFUNDING, restocking  # still restocking
         assert (stopped.provider_failure or "").startswith(
             f"not sent to the provider: order {order['order_id']} captured 100.00 USD; 85.00"

@@ -25,3 +25,17 @@ def provider_refused(err: ActivityFailure) -> bool:
 def text(err: ActivityFailure) -> str:
     cause = root_cause(err)
     return cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+
+
+# Refusals of refundflow's own checks before anything is sent (activities/order_payouts.py,
+# activities/http_adapters.this_refunds_payment): the provider refused nothing.
+NOT_SENT_CODES = frozenset({"above_capture_with_paid_elsewhere", "provider_amount_mismatch"})
+
+
+def refused_by(err: ActivityFailure) -> str:
+    """The actor of a payment refusal: `payment-guard` for refundflow's own checks (a trial
+    read "escalated by payment-provider" for money the provider never saw), else the
+    provider."""
+    cause = root_cause(err)
+    code = cause.details[0] if isinstance(cause, ApplicationError) and cause.details else None
+    return "payment-guard" if code in NOT_SENT_CODES else "payment-provider"

@@ -74,6 +74,7 @@ class Payment:
                     self.p.provider_refund_id = outcome.provider_refund_id
                     break
                 if outcome is not None:
+                    self.p.refused_by = "payment-provider"
                     ended = "canceled" if outcome.status == "canceled" else "failed"
                     self.p.operator_note = f"refund {outcome.provider_refund_id} {ended}: " + (
                         outcome.failure_code or "no reason given"
@@ -154,7 +155,7 @@ class Payment:
                 # A local activity's failure arrives as the activity's own ApplicationError
                 # (or a timeout), a regular activity's as an ActivityError wrapping it.
                 if failures.provider_refused(err):
-                    self.p.operator_note = failures.text(err)
+                    self._refused(err)
                     return None
                 # Slow or failing provider: continue on the durable path, timer-watched.
             request = request.model_copy(update={"look_up_first": True})
@@ -183,8 +184,12 @@ class Payment:
         try:
             return await call
         except ActivityError as err:
-            self.p.operator_note = failures.text(err)
+            self._refused(err)
             return None
+
+    def _refused(self, err: failures.ActivityFailure) -> None:
+        self.p.operator_note = failures.text(err)
+        self.p.refused_by = failures.refused_by(err)
 
     def _fast_path_allowed(self) -> bool:
         """First payment attempt of a refund started with the fast path: try it in-process."""
@@ -313,7 +318,7 @@ class Payment:
             self.case.append(
                 TimelineEvent.ESCALATED,
                 self.p.state,
-                "payment-provider",
+                self.p.refused_by,
                 "payment",
                 f"level {self.p.escalation}: payment failed: {self.p.operator_note}",
             )

@@ -34,6 +34,9 @@ class Progress(BaseModel):
     provider_refund_id: str | None = None
     operator_note: str | None = None
     """The provider's reason for the last failure, shown to operators."""
+    refused_by: str = "payment-provider"
+    """Who refused the last payment: the provider, or refundflow's own check before sending
+    (`failures.refused_by`), named as the actor of the escalation that follows."""
     operator_action: OperatorDecision | None = None
     payment_attempt: int = 1
     reserved: bool = False

@@ -40,6 +40,7 @@ def reopen(case: RefundCase, reversal: ProviderSettlement) -> None:
     p.operator_action = None
     p.refunding_since = workflow.now()
     p.operator_note = f"refund {reversed_id} reversed by the provider after it was paid: {code}"
+    p.refused_by = "payment-provider"
     case.set_awaiting(Awaiting.OPERATOR)
     case.apply(
         RefundEvent.PROVIDER_REVERSED,
