@@ -67,7 +67,8 @@ class EventFacts(_Headline):
     item_return_required: bool
     """Approved, but paid only once the item is back: the customer must act."""
     payment_failed: bool
-    """The payment provider failed the refund and an operator is deciding; no money moved."""
+    """The payment failed (the provider refused or failed it, or refundflow's guard did not
+    send it) and an operator is deciding."""
     action_required: str | None = None
     """The payment provider waits for the customer: its instructions (added within v1:
     an optional field; older events do not carry it)."""

@@ -30,7 +30,7 @@ class MessageFacts(_Contract):
     escalation_level: int = 0
     item_return_required: bool = False
     """Approved, and the policy pays only once the item is back: the customer must act."""
-    payment_failed: bool = False  # the provider failed it; an operator decides; no money moved
+    payment_failed: bool = False  # refused or failed (or the guard held it); an operator decides
     action_required: str | None = None  # the provider's instructions (requires_action)
     payment_reversed: bool = False  # the provider took back what it paid; an operator decides
     asked_amount: int | None = left_out_while_none()  # approved less: what was asked for

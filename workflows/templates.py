@@ -34,8 +34,9 @@ TEMPLATES: dict[str, dict[str, str]] = {
             " our team is following it up."
         ),
         "refunding.payment_failed": (
-            "Your refund of {amount} could not be paid yet. No money has moved; our team is"
-            " looking into it."
+            # Not "no money has moved": a provider refund of another amount made at its
+            # dashboard under this refund's id stops it too (a trial read it with 30.00 paid).
+            "Your refund of {amount} could not be paid yet; our team is looking into it."
         ),
         "refunding.reversed": (
             "Your refund of {amount} was returned to us by the payment provider after it was"
@@ -63,7 +64,9 @@ TEMPLATES: dict[str, dict[str, str]] = {
             "Your refund request of {amount} is more than what is still refundable on this order."
         ),
         "cancelled.payment_failed": (
-            "Your refund of {amount} could not be paid and was cancelled; no money moved."
+            # Also after a reversal: paid, taken back, then cancelled (a trial).
+            "Your refund of {amount} could not be paid and was cancelled; none of it has"
+            " reached you."
         ),
         "cancelled.closed_in_temporal": (
             "Your refund request of {amount} was closed by our team before it was paid;"
@@ -79,7 +82,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "refunding": "您的 {amount} 退款正在退回您的原支付方式。",
         "refunding.action_required": "您的 {amount} 退款需要您先完成一步才能支付：{instructions}",
         "refunding.escalated": "您的 {amount} 退款在支付机构处理时间超出预期，我们的团队正在跟进。",
-        "refunding.payment_failed": "您的 {amount} 退款暂时未能支付。款项未发生变动，我们的团队正在处理。",
+        "refunding.payment_failed": "您的 {amount} 退款暂时未能支付，我们的团队正在处理。",
         "refunding.reversed": "您的 {amount} 退款在发出后被支付机构退回，尚未到账。我们的团队正在处理，再次支付前会通知您。",
         "completed": "您的 {amount} 退款已退至您的原支付方式。",
         "completed.paid_elsewhere": "您的 {amount} 退款已由我们的团队通过原支付方式以外的途径支付给您。如未收到，请联系我们。",
@@ -90,7 +93,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "cancelled.ineligible": "根据退款政策，您的 {amount} 退款申请不符合条件。",
         "cancelled.return_window_elapsed": "您的 {amount} 退款申请已关闭：商品未在规定时间内寄回。",
         "cancelled.exceeds_refundable": "您的 {amount} 退款申请超出了该订单仍可退款的金额。",
-        "cancelled.payment_failed": "您的 {amount} 退款未能支付，已取消；款项未发生变动。",
+        "cancelled.payment_failed": "您的 {amount} 退款未能支付，已取消；款项未到账。",
         "cancelled.closed_in_temporal": "您的 {amount} 退款申请在支付前已由我们的团队关闭；款项未发生变动。",
     },
 }

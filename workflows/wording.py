@@ -210,8 +210,8 @@ _NEXT_STEP: dict[tuple[RefundState, Awaiting], str] = {
     (RefundState.APPROVED, Awaiting.NOTHING): "The refund is sent to the payment provider.",
     (RefundState.REFUNDING, Awaiting.PAYMENT_PROVIDER): "The payment provider pays the refund.",
     (RefundState.REFUNDING, Awaiting.OPERATOR): (
-        "An operator retries the refund, cancels it (no money has moved) or records a payment"
-        " made another way."
+        "An operator retries the refund, cancels it (once the payment provider shows none of it"
+        " paid) or records a payment made another way."
     ),
 }
 

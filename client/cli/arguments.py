@@ -22,7 +22,8 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_NEEDS_A_PERSON = 3
-"""`reconcile --check`: the run left findings for a person (escalated, or reported)."""
+"""`reconcile --check`: the run left findings for a person (escalated, or reported);
+`operator retry`: the new attempt did not pay (refused again), an operator decides again."""
 EXIT_INTERRUPTED = 130
 
 

@@ -18,12 +18,12 @@ from pydantic import ValidationError
 from client import render, render_findings, render_listing
 from client.cli import acting, operations, subscribers
 from client.cli.acting import with_api
-from client.cli.arguments import EXIT_FAILURE, EXIT_OK, UserError
+from client.cli.arguments import EXIT_FAILURE, EXIT_NEEDS_A_PERSON, EXIT_OK, UserError
 from client.cli.output import emit, note
 from client.errors import NotAllowed, RefundflowError
 from client.review_context import as_stopped
 from client.settings import Settings, dev_stack_place, read_stack_file
-from workflows.states import TERMINAL_STATES, CancelReason
+from workflows.states import TERMINAL_STATES, Awaiting, CancelReason
 from workflows.wording import first_approver
 
 if TYPE_CHECKING:  # aiohttp is imported by the commands that use it: a fifth of a second
@@ -244,6 +244,10 @@ async def _single_call(args: argparse.Namespace) -> int:
     except ValidationError as err:
         raise UserError(render.validation_error(err)) from None
     emit(args, result, human)
+    if cmd == "retry" and result.awaiting is Awaiting.OPERATOR:
+        # A script must not read a retry that was refused again as done (a trial: exit 0).
+        note(args, "note: the retry did not pay; the refund still waits for an operator")
+        return EXIT_NEEDS_A_PERSON
     if cmd == "approve" and (first := first_approver(result)):
         note(
             args,

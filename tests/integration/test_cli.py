@@ -283,3 +283,29 @@ async def test_only_migrate_migrates_and_it_says_what_it_applied(stack: DevStack
         assert (code, out.strip()) == (0, f"{redact_url(url)} is up to date; nothing to apply")
         code, out, err = await run_cli(env, "anomalies", "--json")
         assert (code, json.loads(out)) == (0, []), err
+
+
+def test_a_retry_refused_again_exits_3_and_says_an_operator_is_still_needed(
+    stack: DevStack,
+) -> None:
+    """A trial's script read a retry the provider refused again as done: it exited 0."""
+    try:
+        cli_json(stack, "sandbox", "faults", "set", "payment.refuse=expired_card")
+        order = cli_json(stack, "sandbox", "order", "--amount", "3000")
+        requested = cli_json(
+            stack, "request", "--order", order["order_id"], "--amount", "3000", "--reason",
+            "damaged",
+        )  # fmt: skip
+        refund_id = requested["refund_id"]
+        for _ in range(100):
+            if cli_json(stack, "status", refund_id)["awaiting"] == "operator":
+                break
+        again = cli(stack, "operator", "retry", refund_id, "--operator", "omar")
+        assert again.returncode == 3, again
+        assert "note: the retry did not pay; the refund still waits for an operator" in (
+            again.stderr
+        )
+    finally:
+        cli_json(stack, "sandbox", "faults", "clear")
+    paid = cli(stack, "operator", "retry", refund_id, "--operator", "omar")
+    assert paid.returncode == 0 and "completed" in paid.stdout, paid

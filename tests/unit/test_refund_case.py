@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from client.policy_source import load_policy
 from tests.unit.tv_order import ORDER, POLICIES, START
 from workflows.models import (
+    ProviderRefundResult,
     ProviderSettlement,
     RefundLineRequest,
     RefundRequest,
@@ -18,6 +19,7 @@ from workflows.models import (
 )
 from workflows.refund import patches, views
 from workflows.refund.case import MAX_ESCALATION, MAX_REQUEST_LAG, RefundCase, asked_at
+from workflows.refund.provider_cancel import money_out_refusal
 from workflows.states import (
     Awaiting,
     CancelReason,
@@ -252,3 +254,26 @@ def test_a_start_naming_a_roll_up_this_worker_does_not_know_is_refused() -> None
         assert started.started_on == newer
     with pytest.raises(ValidationError, match="all-above-2026-11"):
         RefundWorkflowInput.model_validate(known | {"started_on": "all-above-2027-03"})
+
+
+def test_a_live_provider_refund_refuses_closing_with_the_way_out() -> None:
+    case, _ = new_case()
+    amount = case.p.amount
+
+    def live(status: str, paid: int) -> ProviderRefundResult:
+        return ProviderRefundResult.model_validate(
+            {"provider_refund_id": "re_1", "status": status, "amount": paid, "currency": "USD"}
+        )
+
+    assert money_out_refusal(case, "cancel", live("pending", amount)) == (
+        "cannot cancel: provider refund re_1 is pending, so money may still move; retry to"
+        " follow it"
+    )
+    assert money_out_refusal(case, "cancel", live("succeeded", amount)).endswith(
+        "this refund's amount: retry instead (it takes it)"
+    )
+    # Made at the dashboard for another amount: retrying refuses it too (a trial went round).
+    assert money_out_refusal(case, "mark paid elsewhere", live("succeeded", 3000)) == (
+        "cannot mark paid elsewhere: provider refund re_1 has paid 30.00 USD, not"
+        f" {case.money()} (made outside refundflow?): have the provider reverse it, then retry"
+    )

@@ -218,7 +218,9 @@ async def test_an_operator_cannot_cancel_a_refund_the_provider_holds_a_live_refu
         await handle.execute_update(
             RefundWorkflow.operator_cancel, OperatorCancelInput(operator="kim", reason="x")
         )
-    assert "re_dash is succeeded, so money may have moved" in str(refused.value.cause)
+    assert "re_dash has paid 42.00 USD, this refund's amount: retry instead" in str(
+        refused.value.cause
+    )
     still = await until(handle, lambda s: s.awaiting is Awaiting.OPERATOR)
     assert still.state is RefundState.REFUNDING
 

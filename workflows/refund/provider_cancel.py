@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         ProviderRefunds,
         ProviderSettlement,
     )
+    from workflows.money import format_minor
     from workflows.refund import failures
     from workflows.refund.case import RefundCase
     from workflows.refund.journal import STORE_RETRY
@@ -97,10 +98,23 @@ async def _no_other_live_refund(case: RefundCase, pending_id: str) -> None:
     found = await live_provider_refunds(case, "prove no other money moved")
     live = [r for r in found if r.provider_refund_id != pending_id]
     if live:
-        raise ApplicationError(
-            f"cannot cancel: provider refund {live[0].provider_refund_id} is {live[0].status},"
-            " so money may have moved"
-        )
+        raise ApplicationError(money_out_refusal(case, "cancel", live[0]))
+
+
+def money_out_refusal(case: RefundCase, doing: str, live: ProviderRefundResult) -> str:
+    """Why an operator may not close or pay another way a refund the provider holds a live
+    refund for, and the way out. A trial: one of another amount made at the dashboard was
+    refused with "retry instead", and the retry refused with "have the provider reverse it"."""
+    said = f"cannot {doing}: provider refund {live.provider_refund_id}"
+    if live.status != "succeeded":
+        return f"{said} is {live.status}, so money may still move; retry to follow it"
+    paid = format_minor(live.amount, live.currency)
+    if (live.amount, live.currency) == (case.p.amount, case.currency):
+        return f"{said} has paid {paid}, this refund's amount: retry instead (it takes it)"
+    return (
+        f"{said} has paid {paid}, not {case.money()} (made outside refundflow?): have the"
+        " provider reverse it, then retry"
+    )
 
 
 def closed_by_operator(case: RefundCase) -> bool:

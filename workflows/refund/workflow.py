@@ -337,10 +337,7 @@ class RefundWorkflow:
         so closing or paying this refund another way is refused."""
         live = await provider_cancel.live_provider_refunds(self._case, "prove no money moved")
         if live:
-            raise ApplicationError(
-                f"cannot {doing}: provider refund {live[0].provider_refund_id} is"
-                f" {live[0].status}, so money may have moved; retry instead"
-            )
+            raise ApplicationError(provider_cancel.money_out_refusal(self._case, doing, live[0]))
         # Another operator may have acted while we asked the provider.
         refusal = self._case.operator_refusal(action)
         if refusal:
