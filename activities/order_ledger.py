@@ -234,7 +234,9 @@ async def order_ledger(pool: asyncpg.Pool, order_id: str) -> OrderLedger | None:
         order_id=order_id,
         currency=order["currency"].strip(),
         captured_amount=order["captured_amount"],
-        held=sum(r["amount"] for r in money if r["state"] == "held"),
+        # Taken back counts as held, as its lines do: its refund is open again (a trial read
+        # "held 0.00" above a line "held 80.00", in the console and the review API).
+        held=sum(r["amount"] for r in money if r["state"] == "held" or r["taken_back"]),
         refunded=sum(r["amount"] for r in paid if not r["taken_back"]),
         taken_back=sum(r["amount"] for r in paid if r["taken_back"]),
         refunds=[r["refund_id"] for r in money],

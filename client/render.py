@@ -167,7 +167,7 @@ def order_ledger(ledger: OrderLedger) -> list[str]:
     taken_back = f" ({back} of it paid, then taken back by the provider)" if back else ""
     lines = [
         f"  order ledger  captured {format_minor(ledger.captured_amount, money)},"
-        f" held {format_minor(ledger.held + ledger.taken_back, money)}{taken_back},"
+        f" held {format_minor(ledger.held, money)}{taken_back},"
         f" refunded {format_minor(ledger.refunded, money)}"
     ]
     for line in ledger.lines:

@@ -238,12 +238,13 @@ class OrderLedger(_ReadModel):
     currency: str
     captured_amount: int
     held: int
-    """Money reserved by open refunds (after fees)."""
+    """Money reserved by open refunds (after fees), with what was paid and then taken back
+    by the provider (`taken_back`, part of it: its refund is open again)."""
     refunded: int
     """Money paid by completed refunds."""
     taken_back: int = 0
     """Money paid, then taken back by the provider (a reversal): its refund is open again
-    and an operator decides. Still reserved on the order, so not refundable again."""
+    and an operator decides. Part of `held`: still reserved, so not refundable again."""
     refunds: list[str]
     """Every refund of the order that holds or has refunded something, oldest first."""
     lines: list[LedgerLine]

@@ -326,6 +326,7 @@ async def _status(args: argparse.Namespace) -> int:
     data = {
         **view.model_dump(mode="json"),
         "customer_history": history.model_dump(mode="json") if history else None,
+        "order_ledger": ledger.model_dump(mode="json") if ledger else None,  # as the text shows
         # A script reading the JSON sees what the note on stderr says, and what a reviewer
         # weighs: the order's requests that closed without paying.
         "ended_in_temporal": context.ended_in_temporal if context else None,

@@ -81,6 +81,8 @@ def test_request_approve_status_and_ledger_from_the_command_line(stack: DevStack
     }
     assert required <= status.keys()
     assert {"state", "at", "actor", "source", "reason"} <= status["timeline"][0].keys()
+    # The order ledger the text shows, for scripts too (a trial found it only in the text).
+    assert (status["order_ledger"]["refunded"], status["order_ledger"]["held"]) == (12000, 0)
 
     ledger = cli_json(stack, "sandbox", "refunds", "--order", order["order_id"])
     assert len(ledger) == 1

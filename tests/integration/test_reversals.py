@@ -129,6 +129,7 @@ async def test_reconciliation_finds_a_reversal_without_webhook_and_an_operator_m
     reopened = await refunds.order_ledger(order["order_id"])
     assert reopened is not None
     assert (reopened.refunded, reopened.taken_back) == (0, started.amount)
+    assert reopened.held == started.amount  # held again, as its lines say (console, API too)
     summary = render.order_ledger(reopened)[0]
     # Held again, as its lines say (a trial read "held 0.00" above "held 2 x, 40.00").
     assert "held 40.00 USD (40.00 USD of it paid, then taken back by the provider)," in summary
