@@ -189,7 +189,7 @@ def answer_for_resolved(
     # whole order (a trial saw a fee on a TV already refunded), so none is named.
     unsplit = not eligible and not resolved.lines and bool(order.lines) and not resolved.allocation
     told = [o for o in decision.outcomes if not (unsplit and o.rule_id == FEE_RULE)]
-    rules = [*told, _ledger_rule(ledger), refundable]
+    rules = [*told, _ledger_rule(ledger, by_lines=bool(resolved.lines)), refundable]
     outcome = _outcome(eligible, decision.auto_approve)
     return EligibilityAnswer(
         eligible=eligible,
@@ -328,14 +328,18 @@ def _reach_by_amount(
     return min(max(remaining, 0), reach(inp, holds)[0])
 
 
-def _ledger_rule(ledger: Claim) -> RuleOutcome:
+def _ledger_rule(ledger: Claim, by_lines: bool) -> RuleOutcome:
+    # By amount, "nothing asked for is held" read as the order's money all free beside the
+    # refundable rule's "other refunds hold 150.00" (a trial): an amount asks for no unit.
+    fits = (
+        "No unit asked for is held or refunded by another refund of this order"
+        if by_lines
+        else "The amount fits within what other refunds of this order leave of its lines"
+    )
     return RuleOutcome(
         rule_id=LEDGER_RULE,
         passed=ledger.refused_because is None,
-        message=_sentence(
-            ledger.refused_because
-            or "Nothing asked for is held or refunded by another refund of this order"
-        ),
+        message=_sentence(ledger.refused_because or fits),
     )
 
 

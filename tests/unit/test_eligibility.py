@@ -235,3 +235,13 @@ def test_a_request_that_does_not_fit_says_what_one_that_fits_could_get() -> None
     shown = eligibility(answer)
     assert shown.splitlines()[0] == answer.summary
     assert "  refundable     330.00 USD now, asked for as an amount" in shown, shown
+
+
+def test_the_ledger_rule_speaks_of_units_for_lines_and_of_money_for_an_amount() -> None:
+    # By amount it read "nothing asked for is held" beside "other refunds hold 150.00".
+    by_amount = check_eligibility(V2, ask("damaged", amount=2000), ORDER, 3000, NOW)
+    by_lines = check_eligibility(V2, ask(lines=[{"sku": "CASE", "quantity": 1}]), ORDER, 3000, NOW)
+    [amount_rule] = [r for r in by_amount.rules if r.rule_id == "ledger"]
+    [lines_rule] = [r for r in by_lines.rules if r.rule_id == "ledger"]
+    assert amount_rule.passed and "leave of its lines" in amount_rule.message
+    assert lines_rule.passed and lines_rule.message.startswith("No unit asked for is held")
