@@ -26,9 +26,14 @@ WITH live AS (
     SELECT * FROM refundflow.refund_status WHERE updated_at < now() - make_interval(secs => $1)
 )
 SELECT 'provider_refunded_not_completed' AS kind, p.refund_id, s.order_id,
-       jsonb_build_object('provider_refund_id', coalesce(m.id, p.succeeded_id),
-                          'state', s.state, 'provider_amount', p.paid,
-                          'refund_amount', s.amount, 'currency', s.currency) AS details,
+       jsonb_strip_nulls(jsonb_build_object(
+           'provider_refund_id', coalesce(m.id, p.succeeded_id),
+           'state', s.state, 'provider_amount', p.paid,
+           'refund_amount', s.amount, 'currency', s.currency,
+           -- said, so the escalation does not read as a payment left unrecorded (a trial)
+           'not_healed', CASE WHEN s.state = 'refunding' AND m.id IS NULL THEN
+               'none of its provider refunds is of its amount (made outside refundflow?):'
+               || ' not its payment; have the provider reverse it, then retry' END)) AS details,
        -- Only a provider refund of the refund's amount pays it: one of another amount was
        -- made outside refundflow, and healing would complete the refund as paid in full (a
        -- trial: 1.00 of 100.00); a person decides.

@@ -197,8 +197,9 @@ async def test_a_provider_refund_of_another_amount_under_this_refunds_id_is_not_
     ) in (retried.provider_failure or ""), retried.provider_failure
     report = await refunds.reconcile(ReconcileInput(grace_seconds=0))
     found = await (await refunds.store()).findings(run_id=report.run_id, limit=10_000)
-    mine = [(f.kind, f.action) for f in found if f.refund_id == refused.refund_id]
-    assert mine == [("provider_refunded_not_completed", "escalated")], mine
+    mine = [f for f in found if f.refund_id == refused.refund_id]
+    assert [(f.kind, f.action) for f in mine] == [("provider_refunded_not_completed", "escalated")]
+    assert "none of its provider refunds is of its amount" in mine[0].details["not_healed"]
     assert (await refunds.status(refused.refund_id)).state is RefundState.REFUNDING
     assert [r["amount"] for r in await sandbox.refunds(order["order_id"])] == [100]
     # The way out: the provider reverses the linked refund, then a retry pays in full.
