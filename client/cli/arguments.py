@@ -186,14 +186,19 @@ def line(value: str) -> tuple[str, int]:
     return sku, int(qty)
 
 
-def refund_id(value: str) -> str:
+ORDER_COMMANDS = {"refunds": "list", "findings": "anomalies"}
+
+
+def refund_id(value: str, by_order: str = "refunds") -> str:
     """A refund id as refundflow makes them (rf_ and 24 lowercase hex digits): a pasted one
-    with spaces around it or in upper case is the same id."""
+    with spaces around it or in upper case is the same id. `by_order`: the command that
+    what an order id given instead is pointed at: its `refunds` (`list --order`) or its
+    `findings` (`anomalies --order`, for `anomalies --refund ord_…`)."""
     normal = pasted_refund_id(value)
     if normal is None:
         order = value.strip()
         hint = (  # a trial: `status ord_…` (an order's refunds are listed by order)
-            f"; an order's refunds: `refundflow list --order {order}`"
+            f"; an order's {by_order}: `refundflow {ORDER_COMMANDS[by_order]} --order {order}`"
             if order and not order.lower().startswith("rf_") and re.fullmatch(r"\S+", order)
             else ""
         )

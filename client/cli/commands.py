@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 
 from client.cli import arguments as types
@@ -318,7 +319,11 @@ def add_reconciliation(sub: Subcommands) -> None:
     )
     anomalies = command(sub, "anomalies", "findings of reconciliation runs, newest first")
     anomalies.add_argument("--kind", choices=FINDING_KINDS, help="only this kind of finding")
-    anomalies.add_argument("--refund", type=types.refund_id, help="only this refund's findings")
+    anomalies.add_argument(
+        "--refund",
+        type=partial(types.refund_id, by_order="findings"),
+        help="only this refund's findings (and its order's that name it)",
+    )
     anomalies.add_argument("--order", help="only this order's findings (its refunds' included)")
     anomalies.add_argument(
         "--open",

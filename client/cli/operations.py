@@ -39,9 +39,10 @@ def exit_for_check(left_for_a_person: int, check: bool) -> int:
 
 async def anomalies(args: argparse.Namespace) -> int:
     """Findings, newest first; `--open` keeps what still stands. None for an `--order`
-    refundflow has no refund of: a note says so (a trial's mistyped id read "no findings")."""
+    or `--refund` refundflow has no refund of: a note says so (a trial's mistyped id read "no
+    findings")."""
 
-    async def read(store: Any) -> tuple[Any, bool]:
+    async def read(store: Any) -> tuple[Any, str | None]:
         rows = await store.findings(
             kind=args.kind,
             refund_id=args.refund,
@@ -49,13 +50,17 @@ async def anomalies(args: argparse.Namespace) -> int:
             open_only=args.open,
             limit=args.limit,
         )
-        unknown = not rows and bool(args.order) and await store.order_ledger(args.order) is None
+        unknown = None
+        if not rows and args.order and await store.order_ledger(args.order) is None:
+            unknown = f"refundflow has no refund of order {args.order}"
+        elif not rows and args.refund and await store.status_view(args.refund) is None:
+            unknown = f"refundflow has no refund {args.refund}"  # a trial: "no findings" only
         return rows, unknown
 
-    rows, unknown_order = await with_store(read)
+    rows, unknown = await with_store(read)
     emit(args, rows, lambda found: render_findings.findings(found, open_only=args.open))
-    if unknown_order:
-        note(args, f"note: refundflow has no refund of order {args.order}: is the id right?")
+    if unknown:
+        note(args, f"note: {unknown}: is the id right?")
     return EXIT_OK
 
 

@@ -216,6 +216,9 @@ async def test_anomalies_open_lists_what_still_stands_until_a_run_heals_it(
     code, out, err = await run_cli(stack.env(), "anomalies", "--order", "ord_nope")
     assert (code, out.strip()) == (0, "no findings")
     assert err.strip() == "note: refundflow has no refund of order ord_nope: is the id right?"
+    code, out, err = await run_cli(stack.env(), "anomalies", "--refund", "rf_" + "0" * 24)
+    assert (code, out.strip()) == (0, "no findings")
+    assert err.strip() == f"note: refundflow has no refund rf_{'0' * 24}: is the id right?"
 
 
 async def test_a_payment_that_cannot_be_the_refunds_is_escalated_with_why(

@@ -70,6 +70,10 @@ RF = "rf_0123456789abcdef01234567"
         (["reconcile", "--as", "omar"], "; --as has no effect on `reconcile`, which works on"),
         # An order id where a refund id goes: where an order's refunds are (a trial).
         (["status", "ord_9b7"], "; an order's refunds: `refundflow list --order ord_9b7`"),
+        (
+            ["anomalies", "--refund", "ord_9b7"],
+            "; an order's findings: `refundflow anomalies --order ord_9b7`",
+        ),
     ],
 )
 def test_a_mistake_is_one_line_with_exit_status_2(
