@@ -22,8 +22,12 @@ from workflows.read_models import (
     OrderLedger,
     OutboxEvent,
 )
-from workflows.states import Awaiting, RefundState
+from workflows.states import Awaiting, RefundEvent, RefundState, TimelineEvent
 from workflows.wording import closed_because
+
+# The longest event name (provider_requires_action), so "by" lines up (a trial saw
+# settlement_unconfirmed push it out of line).
+EVENT_WIDTH = max(len(event) for event in [*TimelineEvent, *RefundEvent])
 
 
 def validation_error(err: ValidationError) -> str:
@@ -73,7 +77,8 @@ def status(
     for entry in view.timeline:
         lines.append(
             f"    {entry.seq:>2}. {when(entry.at)}  {entry.state.value:<15}"
-            f" {entry.event:<20} by {entry.actor} via {entry.source}: {typed(entry.reason)}"
+            f" {entry.event:<{EVENT_WIDTH}} by {entry.actor} via {entry.source}:"
+            f" {typed(entry.reason)}"
         )
     if ledger is not None:
         lines += order_ledger(ledger)
@@ -218,7 +223,7 @@ def ledger(rows: list[dict[str, Any]]) -> str:
 def audit(rows: list[AuditEntry]) -> str:
     return "\n".join(
         f"{r.seq:>3}. {when(r.at)}  {r.from_state or '-':>15} -> {r.to_state.value:<15}"
-        f" {r.event:<20} by {r.actor} via {r.source}: {typed(r.reason)}"
+        f" {r.event:<{EVENT_WIDTH}} by {r.actor} via {r.source}: {typed(r.reason)}"
         f"  [{r.policy_version}]"
         for r in rows
     )

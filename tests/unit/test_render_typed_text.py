@@ -32,6 +32,10 @@ def test_a_reason_with_line_breaks_cannot_add_an_audit_line() -> None:
     shown = render.audit([entry])
     assert len(shown.splitlines()) == 1
     assert "found it\\n  3. 2026-11-27" in shown and "\\tand\\r" in shown
+    # Every event's "by" in one column (a trial: settlement_unconfirmed pushed it out).
+    longest = entry.model_copy(update={"event": "provider_requires_action", "reason": "r"})
+    rows = render.audit([entry, longest]).splitlines()
+    assert rows[0].index(" by cust_1") == rows[1].index(" by cust_1")
 
 
 def test_typed_text_without_breaks_is_shown_as_typed() -> None:
