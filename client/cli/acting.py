@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from client.cli.arguments import UserError
-from client.errors import RefundflowError
+from client.errors import NotAllowed, RefundflowError
 from client.settings import find_stack
 
 NO_API = (
@@ -128,7 +128,22 @@ async def with_api(args: argparse.Namespace, action: Callable[[Any], Awaitable[A
 
     found = credentials(args)
     async with HttpRefundClient(found.api_url, found.token) as client:
-        return await action(client)
+        try:
+            return await action(client)
+        except NotAllowed as err:
+            implicit = (
+                found.name
+                and not getattr(args, "acting_as", None)
+                and not any(getattr(args, option, None) for option in SYNONYMS)
+            )
+            if not implicit:
+                raise
+            # A trial's `operator retry` without --operator read only "only the operator
+            # role may retry a payment", not that it had acted as the default member.
+            raise NotAllowed(
+                f"{err} (you acted as {found.name}, this dev stack's default: name who acts"
+                " with --as NAME)"
+            ) from None
 
 
 def requester(args: argparse.Namespace, staff_default: str) -> str:

@@ -302,6 +302,10 @@ def test_a_retry_refused_again_exits_3_and_says_an_operator_is_still_needed(
         for _ in range(100):
             if cli_json(stack, "status", refund_id)["awaiting"] == "operator":
                 break
+        # Without --operator the dev stack's default member acts, and is told so.
+        unnamed = cli(stack, "operator", "retry", refund_id)
+        assert unnamed.returncode == 1 and "only the operator role may" in unnamed.stderr
+        assert "(you acted as alice, this dev stack's default" in unnamed.stderr, unnamed
         again = cli(stack, "operator", "retry", refund_id, "--operator", "omar")
         assert again.returncode == 3, again
         assert "note: the retry did not pay; the refund still waits for an operator" in (
