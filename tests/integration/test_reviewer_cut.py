@@ -113,9 +113,11 @@ async def test_the_rest_is_free_on_the_order_from_the_approval_while_the_payment
         order = await sandbox.order(amount=20000)
         first = await refunds.request(make_request(order, amount=15000))
         await refunds.approve(first.refund_id, "alice", amount=5000)
-        await eventually(
+        waiting = await eventually(
             lambda: refunds.status(first.refund_id), lambda v: v.awaiting.value == "operator"
         )
+        [approved] = [e for e in waiting.timeline if e.event == "approve"]
+        assert approved.reason.startswith("approved 50.00 USD (of the 150.00 USD payable)")
     finally:
         await faults.clear_faults()
     told = await refunds.eligibility(make_request(order, amount=15000))

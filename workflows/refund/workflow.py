@@ -216,7 +216,9 @@ class RefundWorkflow:
             return views.status(case)
         reason = f"approved {case.money()}"
         if inp.amount is not None and inp.amount < case.p.max_amount:
-            reason += f" (requested {case.money(case.p.max_amount)})"
+            # Not "requested": the most payable is the request less fees (a trial read
+            # "requested 85.72" in the audit beside "requested 100.00" in the status).
+            reason += f" (of the {case.money(case.p.max_amount)} payable)"
         if case.policy.authority:
             reason += f" as {inp.role}"
         if case.p.approvals:
