@@ -20,6 +20,7 @@ from workflows.models import (
 from workflows.refund import patches, views
 from workflows.refund.case import MAX_ESCALATION, MAX_REQUEST_LAG, RefundCase, asked_at
 from workflows.refund.provider_cancel import money_out_refusal
+from workflows.refund.settlement_hints import not_its_payment
 from workflows.states import (
     Awaiting,
     CancelReason,
@@ -277,3 +278,15 @@ def test_a_live_provider_refund_refuses_closing_with_the_way_out() -> None:
         "cannot mark paid elsewhere: provider refund re_1 has paid 30.00 USD, not"
         f" {case.money()} (made outside refundflow?): have the provider reverse it, then retry"
     )
+
+
+def test_its_own_payment_listed_in_lower_case_is_its_payment() -> None:
+    # A listing recorded before the adapter upper-cased currencies (a review): no mismatch,
+    # so no patch is asked and the settlement counts.
+    case, _ = new_case()
+    hint = ProviderSettlement(provider_refund_id="re_1", status="succeeded", source="webhook")
+    listed = ProviderRefundResult.model_validate(
+        {"provider_refund_id": "re_1", "status": "succeeded", "amount": case.p.amount,
+         "currency": case.currency.lower()}
+    )  # fmt: skip
+    assert not_its_payment(case, hint, listed) is None

@@ -42,11 +42,11 @@ async def confirm_hints(case: RefundCase, journal: Journal) -> None:
         refund = listed.get(hint.provider_refund_id)
         says = refund.status if refund else "it made no such refund for this refund"
         if refund is not None and refund.status == hint.status:
-            not_its_payment = _not_its_payment(case, hint, refund)
-            if not_its_payment is None:
+            why_not = not_its_payment(case, hint, refund)
+            if why_not is None:
                 case.record_settlement(hint)
                 continue
-            says = not_its_payment
+            says = why_not
         case.append(
             TimelineEvent.SETTLEMENT_UNCONFIRMED,
             case.p.state,
@@ -58,7 +58,7 @@ async def confirm_hints(case: RefundCase, journal: Journal) -> None:
     await journal.flush()
 
 
-def _not_its_payment(
+def not_its_payment(
     case: RefundCase, hint: ProviderSettlement, refund: ProviderRefundResult
 ) -> str | None:
     """Why a provider refund that did pay, under this refund's id, is not its payment (None:
@@ -68,13 +68,15 @@ def _not_its_payment(
     the same (activities/http_adapters.this_refunds_payment)."""
     if hint.status != "succeeded":
         return None  # a refund that moved no money pays nothing either way
-    if (refund.amount, refund.currency) == (case.p.amount, case.currency):
+    # ISO codes in any case: a result recorded before the adapter upper-cased them, or an
+    # adapter that does not, is still the refund's own payment (a review).
+    if (refund.amount, refund.currency.upper()) == (case.p.amount, case.currency):
         return None
     # Asked only here, so refunds whose every hint is of their amount record no marker.
     if not workflow.patched(patches.SETTLEMENT_OF_ITS_AMOUNT):
         return None
     return (
-        f"it succeeded for {format_minor(refund.amount, refund.currency)}, not"
-        f" {format_minor(case.p.amount, case.currency)} (made outside refundflow?): not this"
-        " refund's payment"
+        f"it succeeded for {format_minor(refund.amount, refund.currency.upper())}, not"
+        f" {format_minor(case.p.amount, case.currency)} (made outside refundflow?), so it is"
+        " not this refund's payment"
     )
