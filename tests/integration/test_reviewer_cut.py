@@ -16,6 +16,7 @@ from tests.integration.test_budgets import note
 from tests.integration.test_refund_flow import make_request
 
 pytestmark = pytest.mark.stack
+CHECKED = "photos of the damage"
 
 
 async def test_the_rest_a_reviewer_declined_is_not_paid_without_a_reviewer(
@@ -131,3 +132,33 @@ async def test_the_rest_is_free_on_the_order_from_the_approval_while_the_payment
     assert ledger is not None and ledger.refunded == 5000, ledger
     later = await refunds.request(make_request(order, amount=1000, reason_code="changed_mind"))
     assert (later.state.value, later.awaiting.value) == ("pending_review", "reviewer")
+
+
+async def test_two_approvers_cutting_in_turn_hold_what_the_second_approved(
+    refunds: RefundClient, sandbox: Sandbox
+) -> None:
+    """The cut follows each approval (a review's probe): 2000.00 asked, the first of two
+    approvers 1500.00, the second 1200.00; the order holds 1200.00 and 1200.00 is paid."""
+    order = await sandbox.order(amount=200000)
+    first = await refunds.request(make_request(order, amount=200000))
+    await refunds.approve(first.refund_id, "fang", amount=150000, role="finance", evidence=CHECKED)
+    ledger = await refunds.order_ledger(order["order_id"])
+    assert ledger is not None and ledger.held == 150000, ledger
+    await refunds.approve(first.refund_id, "mei", amount=120000, role="finance", evidence=CHECKED)
+    await wait_for_state(refunds, first.refund_id, "completed")
+    ledger = await refunds.order_ledger(order["order_id"])
+    assert ledger is not None and (ledger.held, ledger.refunded) == (0, 120000), ledger
+    paid = [r["amount"] for r in await sandbox.refunds(order["order_id"])]
+    assert paid == [120000]
+
+
+async def test_a_cut_first_approval_then_a_rejection_frees_the_whole_order(
+    refunds: RefundClient, sandbox: Sandbox
+) -> None:
+    order = await sandbox.order(amount=200000)
+    first = await refunds.request(make_request(order, amount=200000))
+    await refunds.approve(first.refund_id, "fang", amount=150000, role="finance", evidence=CHECKED)
+    await refunds.reject(first.refund_id, "mei", "not as described after all")
+    await wait_for_state(refunds, first.refund_id, "cancelled")
+    ledger = await refunds.order_ledger(order["order_id"])
+    assert ledger is not None and (ledger.held, ledger.refunded) == (0, 0), ledger
