@@ -19,6 +19,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from activities.ports import ExternalSystemRefused, ExternalSystemUnavailable, error_text
+from workflows import names
 from workflows.activity_contracts import NO_MONEY
 from workflows.models import (
     IssueRefundInput,
@@ -136,7 +137,7 @@ class HttpPaymentProvider:
     async def list_refunds(self, order_id: str | None = None) -> list[dict[str, Any]]:
         params = {"order_id": order_id} if order_id else None
         body = await self._service.call("GET", "/v1/refunds", params=params)
-        return list(body["data"])
+        return [provider_row(item) for item in body["data"]]
 
     async def ledger_pages(
         self, page_size: int = 1000, order_id: str | None = None
@@ -150,7 +151,7 @@ class HttpPaymentProvider:
             if after:
                 params["starting_after"] = after
             body = await self._service.call("GET", "/v1/refunds", params=params)
-            page = list(body["data"])
+            page = [provider_row(item) for item in body["data"]]
             if page:
                 yield page
             if not body.get("has_more") or not page:
@@ -182,9 +183,17 @@ def this_refunds_payment(
             f" {format_minor(request.amount, request.currency)} (made outside refundflow?):"
             " not taken as this refund's payment, and no other refund is sent beside it."
             " Have the provider reverse it, then retry; refundflow cannot pay part of a refund",
-            code="provider_amount_mismatch",
+            code=names.NOT_SENT_AMOUNT_MISMATCH,
         )
     return None
+
+
+def provider_row(item: dict[str, Any]) -> dict[str, Any]:
+    """A refund as the provider lists it, its currency an upper-case ISO 4217 code, as ours
+    are, whatever case the provider writes (Stripe: "usd"). Every reading of the provider's
+    refunds goes through here, so none compares currencies of two cases."""
+    item["currency"] = str(item["currency"]).upper()
+    return item
 
 
 def _provider_result(body: dict[str, Any]) -> ProviderRefundResult:
@@ -192,8 +201,7 @@ def _provider_result(body: dict[str, Any]) -> ProviderRefundResult:
         provider_refund_id=body["id"],
         status=body["status"],
         amount=body["amount"],
-        # ISO 4217 codes, whatever case the provider writes them in (ours are upper case).
-        currency=str(body["currency"]).upper(),
+        currency=provider_row(body)["currency"],
         idempotency_key=body.get("idempotency_key"),
         failure_code=body.get("failure_code"),
         instructions=(body.get("next_action") or {}).get("instructions"),

@@ -57,7 +57,7 @@ def count_payouts(
     by_provider: dict[str, int] = defaultdict(int)
     around = provider_out = 0
     for row in provider_rows:
-        if row["status"] in NO_MONEY or str(row["currency"]).upper() != inp.currency:
+        if row["status"] in NO_MONEY or row["currency"] != inp.currency:
             continue
         refund_id = (row.get("metadata") or {}).get("refund_id")
         if refund_id == inp.refund_id:
@@ -173,7 +173,7 @@ class GuardedPaymentProvider:
                 return existing
         refused = await self._guard.refusal(request)
         if refused:
-            raise ExternalSystemRefused(refused, "above_capture_with_paid_elsewhere")
+            raise ExternalSystemRefused(refused, names.NOT_SENT_ABOVE_CAPTURE)
         return await self._provider.refund(request, look_up_first=False)
 
     async def get_refund(self, provider_refund_id: str) -> ProviderRefundResult:

@@ -135,7 +135,7 @@ class ReconciliationActivities:
                         (r.get("metadata") or {}).get("refund_id"),
                         r["order_id"],
                         r["amount"],
-                        str(r["currency"]).upper(),  # ISO 4217, as the refunds write it
+                        r["currency"],
                         r["status"],
                     )
                     for r in page

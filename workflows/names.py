@@ -43,6 +43,11 @@ ACTIVITY_ORDER_PAYOUTS = "order_payouts"
 # Error type raised by the payment adapter when the provider refuses for good (not retried).
 PROVIDER_REFUSED_ERROR = "ProviderRefused"
 INVENTORY_REFUSED_ERROR = "InventoryRefused"
+# Its codes for refusals of refundflow's own checks before anything is sent: the order's
+# capture with money paid elsewhere (activities/order_payouts.py), a provider refund of
+# another amount under this refund's id (activities/http_adapters.this_refunds_payment).
+NOT_SENT_ABOVE_CAPTURE = "above_capture_with_paid_elsewhere"
+NOT_SENT_AMOUNT_MISMATCH = "provider_amount_mismatch"
 # Another run of a refund (a workflow reset) wrote other entries at the same audit seqs.
 AUDIT_CONFLICT_ERROR = "AuditConflict"
 # ... where the other run's entries moved the refund to another state (paid, closed): this

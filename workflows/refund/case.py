@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from workflows import wording
 from workflows.models import (
     Notice,
+    ProviderRefundResult,
     ProviderSettlement,
     RefundWorkflowInput,
     TimelineEntry,
@@ -88,6 +89,11 @@ class RefundCase:
     @property
     def currency(self) -> str:
         return self.inp.resolved.currency
+
+    def is_its_amount(self, refund: ProviderRefundResult) -> bool:
+        """Whether a provider refund is of this refund's amount and currency (ISO codes in
+        any case), so it can be this refund's payment."""
+        return (refund.amount, refund.currency.upper()) == (self.p.amount, self.currency)
 
     def money(self, amount: int | None = None) -> str:
         return format_minor(self.p.amount if amount is None else amount, self.currency)

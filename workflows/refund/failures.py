@@ -27,9 +27,8 @@ def text(err: ActivityFailure) -> str:
     return cause.message if isinstance(cause, ApplicationError) else str(cause or err)
 
 
-# Refusals of refundflow's own checks before anything is sent (activities/order_payouts.py,
-# activities/http_adapters.this_refunds_payment): the provider refused nothing.
-NOT_SENT_CODES = frozenset({"above_capture_with_paid_elsewhere", "provider_amount_mismatch"})
+# Refusals of refundflow's own checks before anything is sent: the provider refused nothing.
+NOT_SENT_CODES = frozenset({names.NOT_SENT_ABOVE_CAPTURE, names.NOT_SENT_AMOUNT_MISMATCH})
 
 
 def refused_by(err: ActivityFailure) -> str:

@@ -109,7 +109,7 @@ def money_out_refusal(case: RefundCase, doing: str, live: ProviderRefundResult) 
     if live.status != "succeeded":
         return f"{said} is {live.status}, so money may still move; retry to follow it"
     paid = format_minor(live.amount, live.currency)
-    if (live.amount, live.currency) == (case.p.amount, case.currency):
+    if case.is_its_amount(live):
         return f"{said} has paid {paid}, this refund's amount: retry instead (it takes it)"
     return (
         f"{said} has paid {paid}, not {case.money()} (made outside refundflow?): have the"

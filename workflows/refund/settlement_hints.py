@@ -70,7 +70,7 @@ def not_its_payment(
         return None  # a refund that moved no money pays nothing either way
     # ISO codes in any case: a result recorded before the adapter upper-cased them, or an
     # adapter that does not, is still the refund's own payment (a review).
-    if (refund.amount, refund.currency.upper()) == (case.p.amount, case.currency):
+    if case.is_its_amount(refund):
         return None
     # Asked only here, so refunds whose every hint is of their amount record no marker.
     if not workflow.patched(patches.SETTLEMENT_OF_ITS_AMOUNT):
