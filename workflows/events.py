@@ -76,9 +76,9 @@ class EventFacts(_Headline):
     """The provider took back a refund it had paid and an operator is deciding (added within
     v1: older events do not carry it)."""
     received: bool = False
-    """Just asked, under a policy that approves it without a reviewer: worded as received,
-    without a review ETA; its approval follows at once (added within v1: older events do
-    not carry it)."""
+    """Just asked, before anyone is asked to act: worded as received, without a review ETA;
+    the policy's approval or refusal follows at once, or the refund waits for a reviewer and
+    says so (added within v1: older events do not carry it)."""
     cancelled_by_staff: bool = False
     """Cancelled (`cancel_reason` withdrawn) by our staff, not by who asked for the refund
     or submitted it for them (added within v1: older events do not carry it)."""

@@ -38,8 +38,8 @@ class MessageFacts(_Contract):
     """Completed by an operator's word that the customer was paid another way (True), not
     by the provider: no payment-method wording and no card ETA. None otherwise."""
     received: bool = False
-    """Just asked, under a policy that approves it without a reviewer: the first notice says
-    it was received (the approval follows in moments), not that it waits for review."""
+    """Just asked, before anyone is asked to act: the first notice says it was received (the
+    policy's verdict follows in moments), not that it waits for review."""
     cancelled_by_staff: bool = False
     """Withdrawn by staff, not by who asked or submitted it (workflows/refund/views.py)."""
     eta: datetime | None = None

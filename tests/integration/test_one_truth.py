@@ -187,3 +187,18 @@ async def test_an_auto_approved_refunds_first_notice_says_received_not_waiting_f
     waiting = await refunds.request(make_request(await sandbox.order(amount=30000)))
     first = (await inbox_bodies(sandbox, waiting.refund_id, 1))[0]["body"]
     assert first.startswith("Your refund of 300.00 USD is waiting for review. A decision is due")
+
+
+async def test_a_refund_the_policy_declines_at_once_was_received_never_waiting_for_review(
+    refunds: RefundClient, sandbox: Sandbox
+) -> None:
+    # A trial: its first notice said "waiting for review. A decision is due by …", then
+    # "not eligible" in the same second.
+    order = await sandbox.order(amount=9000, delivered_days_ago=400)
+    status = await refunds.request(make_request(order))
+    await wait_for_state(refunds, status.refund_id, "cancelled")
+    received = [r["body"] for r in await inbox_bodies(sandbox, status.refund_id, 2)]
+    assert received == [
+        "We have received your request for a refund of 90.00 USD.",
+        "Your refund request of 90.00 USD is not eligible under the refund policy.",
+    ]

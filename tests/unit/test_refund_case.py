@@ -106,6 +106,9 @@ def test_escalation_stops_at_the_top_level_and_is_recorded_each_time() -> None:
 
 def test_review_eta_follows_the_policy_deadline_ladder() -> None:
     case, _ = new_case()
+    # Just asked, the policy's verdict pending: received, no date to promise yet.
+    assert views.eta(case) == (None, None, None)
+    case.set_awaiting(Awaiting.REVIEWER)
 
     def review_due() -> datetime:
         latest = views.eta(case)[1]

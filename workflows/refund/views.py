@@ -39,10 +39,14 @@ def eta(case: RefundCase) -> tuple[datetime | None, datetime | None, str | None]
 
 
 def received(case: RefundCase) -> bool:
-    """Just asked, nobody asked to act yet, and the policy approves it without a reviewer."""
-    p, decision = case.p, case.decision
+    """Just asked, and nobody asked to act yet: the policy's verdict and the hold follow in
+    moments. Told "received", without a review date: a refund the policy approves or
+    declines moves on at once (a declined one was told "waiting for review, a decision is
+    due by …", a trial), and one for a reviewer is told again once it waits for one
+    (`RefundCase.retell_request`)."""
+    p = case.p
     waiting = p.state is RefundState.PENDING_REVIEW and p.awaiting is Awaiting.NOTHING
-    return waiting and not p.escalation and decision.eligible and decision.auto_approve
+    return waiting and not p.escalation
 
 
 def cancelled_by_staff(case: RefundCase) -> bool:
