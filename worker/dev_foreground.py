@@ -28,6 +28,7 @@ def run_foreground(config: StackConfig, *, demo_orders: bool = True, as_json: bo
     """
     stack = DevStack(config)
     stop_requested: list[int] = []
+    starting = [True]
     say_stream = sys.stderr if as_json else sys.stdout
 
     def say(line: str) -> None:
@@ -35,11 +36,19 @@ def run_foreground(config: StackConfig, *, demo_orders: bool = True, as_json: bo
 
     def on_signal(signum: int, frame: object) -> None:
         stop_requested.append(signum)
+        if starting[0] and len(stop_requested) == 1:  # a second one must not cut the stop
+            # Out of the start at once (a trial's Ctrl-C waited for "is up", then exited
+            # 0): start() stops what it began; a child caught between its fork and its
+            # record dies with us (processes.spawn).
+            raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        stack.start(progress=say)
+        try:
+            stack.start(progress=say)
+        finally:
+            starting[0] = False
         orders = _demo_orders(stack) if demo_orders else []
         if as_json:
             described = stack.describe()
@@ -59,6 +68,9 @@ def run_foreground(config: StackConfig, *, demo_orders: bool = True, as_json: bo
     except StackError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 1
+    except KeyboardInterrupt:
+        say("interrupted while starting: stopped; nothing left running.")
+        return 128 + (stop_requested[0] if stop_requested else signal.SIGINT)
     finally:
         started_something = bool(stack.children())
         stack.stop()

@@ -23,7 +23,7 @@ import pytest
 
 from client.settings import DEFAULT_POLICY, PROJECT_ROOT, pid_alive
 from tests.integration.readme_walkthrough import walk_the_readme
-from worker.processes import free_port
+from worker.processes import free_port, port_in_use
 
 pytestmark = pytest.mark.stack
 
@@ -247,6 +247,32 @@ def test_children_die_with_dev_even_on_kill_9(folder: Path) -> None:
     finally:
         again.proc.send_signal(signal.SIGINT)
         assert again.proc.wait(60) == 0
+
+
+def test_ctrl_c_while_it_starts_stops_at_once_and_exits_130(folder: Path) -> None:
+    """A trial: Ctrl-C while Temporal started was ignored until "is up", then exit 0."""
+    proc, ports = start_dev(folder)
+    assert proc.stdout is not None
+    lines, seen = Lines(proc.stdout), list[str]()
+    deadline = time.monotonic() + 120
+    try:
+        while (line := lines.next(deadline, seen)) is not None:
+            seen.append(line.rstrip())
+            if line.startswith("starting Temporal"):
+                break
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 130, seen
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    while (line := lines.next(time.monotonic() + 10, seen)) is not None:
+        seen.append(line.rstrip())
+    assert seen[-1] == "interrupted while starting: stopped; nothing left running.", seen
+    assert not any("is up" in line for line in seen), seen
+    assert not (folder / ".refundflow" / "stack.json").exists()
+    listening = [port for port in ports.values() if port_in_use(port)]
+    assert not listening, f"still listening after the interrupted start: {listening}"
 
 
 def check_the_api_and_a_dev_token(folder: Path, env: dict[str, str], port: int) -> None:
