@@ -74,6 +74,19 @@ def minor_units(text: str, currency: str) -> int | None:
     return int(value)
 
 
+def within_the_refund(minor: int | None, status: StatusView) -> None:
+    """An approval for more than the refund pays is refused on the form, not first shown
+    for confirmation (a trial confirmed 300.01 of 300.00, and 4200.00 meant as minor units,
+    before the workflow refused it). Less is allowed: it decides all of it."""
+    if minor is not None and minor > status.amount:
+        asked = format_minor(minor, status.currency)
+        most = format_minor(status.amount, status.currency)
+        raise Refused(
+            f"amount: {asked} is more than this refund's {most}; approve at most that"
+            f" (amounts here are in {status.currency}, such as {most}, not in minor units)"
+        )
+
+
 def reason(action: Action, code: str, note: str) -> str:
     """The reason recorded in the audit (for a rejection, the code leads the note), refused
     here when too long, before the confirmation page shows it as what will be recorded."""
@@ -152,6 +165,7 @@ async def act(
     status = await api.refunds.status(refund_id)
     try:
         minor = minor_units(amount, status.currency) if chosen is Action.APPROVE else None
+        within_the_refund(minor, status)
         # A browser sends a text box's line breaks as CRLF; the audit keeps plain \n.
         why = reason(chosen, code, note.replace("\r\n", "\n").replace("\r", "\n"))
     except Refused as err:

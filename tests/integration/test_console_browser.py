@@ -163,6 +163,14 @@ async def test_support_approving_above_their_authority_is_refused_and_nothing_ch
         "250.00 USD requested: the rest is not refunded"
     )
     await page.get_by_role("link", name="Back, change nothing").click()
+    # More than the refund, such as its amount typed in minor units: refused on the form.
+    approve = page.locator("form.action", has=page.get_by_role("heading", name="Approve"))
+    await approve.get_by_label("Amount to approve").fill("25000")
+    await approve.get_by_role("button", name="Continue").click()
+    await expect(page.locator("#error")).to_contain_text(
+        "amount: 25000.00 USD is more than this refund's 250.00 USD; approve at most that"
+    )
+    assert await page.locator("#confirm-amount").count() == 0
     assert await audit_rows(db, refund_id) == before
     status = await api.call("GET", f"/v1/refunds/{refund_id}", as_="li")
     assert status.body["state"] == "pending_review"

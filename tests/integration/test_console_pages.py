@@ -292,6 +292,15 @@ async def test_a_refund_with_the_provider_is_not_shown_overdue(
     due = await eventually(row, lambda cell: "payment provider" in cell)
     assert due.startswith("not on us: waiting for the payment provider since <time"), due
 
+    # One the provider refused waits for an operator: due now, not at a time gone by that
+    # reads as a missed deadline (a trial; its status says no ETA).
+    await faults.set_faults({"payment.refuse": "expired_card"})
+    order = await sandbox.order(amount=2000, customer_id=who)
+    body = {"order_id": order["order_id"], "amount": 2000, "reason_code": "damaged"}
+    made = (await api.request_refund(who, body)).body["refund_id"]
+    due = await eventually(row, lambda cell: "operator" in cell)
+    assert due.startswith("now: waiting for an operator since <time"), due
+
 
 async def test_a_report_period_the_page_cannot_read_is_named_not_replaced(
     browserless: aiohttp.ClientSession, api: Api

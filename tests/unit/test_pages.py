@@ -14,7 +14,7 @@ from starlette.requests import Request
 
 from api.authz import Action
 from api.pages import queue, queue_filters
-from api.pages.actions import Refused, minor_units, reason
+from api.pages.actions import Refused, minor_units, reason, within_the_refund
 from api.pages.console import REJECT_NOTE_MAX_CHARS, REJECT_REASONS
 from api.pages.render import environment
 from api.pages.report import period
@@ -151,6 +151,17 @@ def test_amounts_typed_by_staff_are_minor_units_of_the_refunds_currency() -> Non
         with pytest.raises(Refused) as refused:
             minor_units(text, currency)
         assert str(refused.value) == f"amount: {sentence}"
+
+
+def test_an_approval_above_the_refund_is_refused_on_the_form_not_at_confirm() -> None:
+    pending = status(RefundState.PENDING_REVIEW).model_copy(update={"amount": 30000})
+    within_the_refund(30000, pending)  # all of it
+    within_the_refund(100, pending)  # less: it decides all of it
+    within_the_refund(None, pending)  # empty: the whole amount
+    for typed in ("300.01", "30000"):  # the second meant as minor units
+        with pytest.raises(Refused) as refused:
+            within_the_refund(minor_units(typed, "USD"), pending)
+        assert "more than this refund's 300.00 USD; approve at most that" in str(refused.value)
 
 
 def test_a_rejection_for_another_reason_must_say_which() -> None:
