@@ -128,10 +128,13 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         schemas["Problem"] = problems.Problem.model_json_schema()
         # Bad input is a problem too, not FastAPI's own validation error body.
         bad_input = problems.problem_responses(problems.Kind.BAD_INPUT)[422]
+        not_json = problems.problem_responses(problems.Kind.UNSUPPORTED_MEDIA_TYPE)[415]
         for operations in spec["paths"].values():
             for operation in operations.values():
                 if "422" in operation.get("responses", {}):
                     operation["responses"]["422"] = bad_input
+                if "requestBody" in operation:  # a body that is not JSON (problems._not_json)
+                    operation["responses"]["415"] = not_json
         for unused in ("HTTPValidationError", "ValidationError"):
             schemas.pop(unused, None)
         app.openapi_schema = spec

@@ -78,6 +78,7 @@ class RequestMetrics:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        root_before = scope.get("root_path", "")
         status = 500  # an exception before any response: what the server answers
         with collecting() as collected:
 
@@ -91,13 +92,26 @@ class RequestMetrics:
             try:
                 await self.app(scope, receive, record_status)
             finally:
-                route = getattr(scope.get("route"), "path", None) or UNMATCHED
+                route = _route_label(scope, root_before)
                 method = scope["method"]
                 self.metrics.requests.labels(method, route, str(status)).inc()
                 elapsed = time.perf_counter() - started
                 self.metrics.latency.labels(method, route).observe(elapsed)
                 for name, ms in collected.steps:
                     self.metrics.steps.labels(name).observe(ms / 1000)
+
+
+def _route_label(scope: Scope, root_before: str) -> str:
+    """The route's template, never the path itself (ids stay out of labels). A mount (the
+    pages' /static files) has no route object, only the root path it matched: it counted
+    as unmatched, beside the requests that matched nothing (a trial)."""
+    route = getattr(scope.get("route"), "path", None)
+    if route:
+        return str(route)
+    mounted = scope.get("root_path", "")
+    if mounted and mounted != root_before:
+        return f"{mounted}/{{path}}"
+    return UNMATCHED
 
 
 def _with_server_timing(start: Message, collected: Collected) -> Message:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from workflows.budgets import AUTO_APPROVE_RULE
 from workflows.eligibility import REFUNDABLE_RULE, REQUEST_RULE
 from workflows.money import format_minor
 
@@ -56,8 +57,16 @@ def _eligibility(answer: Any) -> str:
         "  rules",
     ]
     for rule in answer.rules:
-        lines.append(f"    {'ok  ' if rule.passed else 'FAIL'} {rule.rule_id:<16} {rule.message}")
+        lines.append(f"    {_mark(answer, rule)} {rule.rule_id:<16} {rule.message}")
     return "\n".join(lines)
+
+
+def _mark(answer: Any, rule: Any) -> str:
+    """FAIL or ok; for who approves a refund that is not eligible, neither ("ok
+    auto-approve Nobody approves it" read as a pass, a trial)."""
+    if not rule.passed:
+        return "FAIL"
+    return "-   " if rule.rule_id == AUTO_APPROVE_RULE and not answer.eligible else "ok  "
 
 
 def _refundable_statement(answer: Any) -> str:

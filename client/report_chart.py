@@ -242,13 +242,27 @@ def _x_axis(plot: _Plot, series: list[SeriesBucket], unit: str) -> list[str]:
         f'<text class="axis-title" x="{(LEFT + WIDTH - RIGHT) / 2:.1f}" y="{HEIGHT - 8}"'
         f' text-anchor="middle">{escape(f"requested (UTC, per {unit})")}</text>',
     ]
-    every = math.ceil(len(series) / MAX_X_LABELS) or 1
-    for i in range(0, len(series), every):
+    for i in range(0, len(series), _label_every(series, unit)):
         out.append(
             f'<text x="{plot.centre_x(i):.1f}" y="{baseline + 16}" text-anchor="middle">'
             f"{escape(_label(series[i].start.isoformat(), unit))}</text>"
         )
     return out
+
+
+LABEL_CHAR_PX = 6.5
+"""About how wide one character of an 11 px tick label is (digits, '-', 'h')."""
+LABEL_GAP_PX = 12.0
+
+
+def _label_every(series: list[SeriesBucket], unit: str) -> int:
+    """Label every n-th bucket: at most MAX_X_LABELS, and no closer than a label is wide
+    plus a gap (hour labels, '03-02 14h', ran together at twelve, a trial)."""
+    if not series:
+        return 1
+    widest = max(len(_label(b.start.isoformat(), unit)) for b in series) * LABEL_CHAR_PX
+    fit = max(int((WIDTH - LEFT - RIGHT) // (widest + LABEL_GAP_PX)), 1)
+    return math.ceil(len(series) / min(fit, MAX_X_LABELS)) or 1
 
 
 def _legend(entries: list[tuple[str, str]]) -> list[str]:

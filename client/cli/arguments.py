@@ -238,7 +238,9 @@ def assignment(value: str) -> tuple[str, str]:
 
 def minor(value: str) -> int:
     """An amount in minor units; its sign is left to the request's own validation. Only
-    digits: int() would also take "1_000" or " 42", which nobody means as money."""
+    digits: int() would also take "1_000", which nobody means as money. Spaces around it
+    (a pasted " 5000", a trial) are dropped, as around an order id."""
+    value = value.strip()
     if not re.fullmatch(r"-?[0-9]+", value):
         raise argparse.ArgumentTypeError(
             "amount must be a whole number of the currency's minor units (4200 is 42.00 USD,"

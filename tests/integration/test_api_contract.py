@@ -75,8 +75,7 @@ async def test_bad_input_is_one_clear_problem(api: Api, sandbox: Sandbox) -> Non
         ({**body, "order_id": "ord_nope"}, None, None, "unknown order"),
         ({**body, "amount": 999999}, None, None, "captured"),
         ({}, {"Content-Type": "application/json"}, b"{not json", "not valid JSON at character"),
-        # A JSON body sent as text, or nothing at all: say how to send it.
-        ({}, {**once(), "Content-Type": "text/plain"}, as_text, "application/json"),
+        # No body at all: say how to send it.
         ({}, once(), None, "a JSON body is required"),
         # Every field that is missing is named, not "(and 1 more)".
         ({"amount": 1000}, None, None, "order_id: Field required; reason_code: Field required"),
@@ -96,6 +95,14 @@ async def test_bad_input_is_one_clear_problem(api: Api, sandbox: Sandbox) -> Non
         detail = reply.body["detail"]
         assert says.lower() in detail.lower() and "\n" not in detail, detail
         assert "Traceback" not in str(reply.body)
+    # A JSON body sent as text: its media type is what is wrong (415), said so.
+    headers = {**once(), "Content-Type": "text/plain"}
+    wrong = await api.call("POST", "/v1/refunds", as_="cust_bad", data=as_text, headers=headers)
+    assert wrong.status == 415, wrong.body
+    assert wrong.problem_type == "urn:refundflow:problem:unsupported-media-type"
+    assert wrong.body["detail"] == (
+        "the body is sent as text/plain: send it as JSON, with Content-Type: application/json"
+    )
 
 
 async def test_a_query_parameter_the_route_does_not_take_is_refused_by_name(api: Api) -> None:

@@ -33,6 +33,8 @@ async def test_a_scrape_after_a_request_has_sdk_and_api_series(
     refund_id = made.body["refund_id"]
     tracked = await api.call("GET", f"/v1/refunds/{refund_id}/track", as_=who)
     assert tracked.status == 200
+    async with http.get(f"{api.base}/static/pages.css") as static:
+        assert static.status == 200
     # The public port has no /metrics: the series are for the internal scraper only.
     assert (await api.call("GET", "/metrics")).status == 404
 
@@ -51,6 +53,8 @@ async def test_a_scrape_after_a_request_has_sdk_and_api_series(
     track = "/v1/refunds/{refund_id}/track"
     assert grew(requests, method="GET", route=track, status="200") == 1
     assert grew(requests, method="GET", route="unmatched", status="404") >= 1
+    # The pages' static files under their mount, not as unmatched (a trial).
+    assert grew(requests, method="GET", route="/static/{path}", status="200") == 1
     assert not any(refund_id in sample.labels.get("route", "") for sample in samples(text))
     latency = "refundflow_api_request_duration_seconds_count"
     assert grew(latency, method="POST", route="/v1/refunds") == 2

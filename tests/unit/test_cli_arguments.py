@@ -90,6 +90,8 @@ def test_good_arguments_parse() -> None:
     args = build_parser().parse_args(["approve", RF, "--reviewer", "li", "--amount", "4200"])
     # No role unless given: it comes from the directory or the token (--role only warns).
     assert (args.reviewer, args.amount, args.role) == ("li", 4200, None)
+    pasted = build_parser().parse_args(["approve", RF, "--amount", " 4200 "])
+    assert pasted.amount == 4200  # a pasted amount's spaces are not money (a trial)
     acting = build_parser().parse_args(["--as", "cust_1", "approve", RF])
     assert (acting.acting_as, acting.reviewer) == ("cust_1", None)
     repeated = build_parser().parse_args(["--as", "li", "--as", "li", "list"])

@@ -92,6 +92,11 @@ def test_closed_return_window_gives_the_date() -> None:
     answer = check_eligibility(V2, ask(amount=1000), late, 33000, NOW)
     assert answer.outcome == "not_eligible" and not answer.refused_at_request
     assert "closed on 2026-11-16" in answer.summary
+    # Who approves it is no rule passed: nobody does (it read "ok auto-approve", a trial).
+    shown = eligibility(answer).splitlines()
+    assert "    FAIL return-window" in "\n".join(shown)
+    [who] = [line for line in shown if "auto-approve" in line]
+    assert who.startswith("    -    auto-approve     Nobody approves it"), who
 
 
 @given(
