@@ -11,6 +11,7 @@ from client.policy_source import load_policy
 from tests.workflow.conftest import POLICIES, Env, policy_variant, tv_order
 from tests.workflow.recording import keep_history
 from tests.workflow.waiting import result_of, status_of, until
+from workflows import names
 from workflows.models import (
     ApproveInput,
     OperatorCancelInput,
@@ -95,6 +96,33 @@ async def test_a_refusal_goes_to_an_operator_whose_retry_pays_with_a_new_key(env
     done = await result_of(handle)
     assert done.state is RefundState.COMPLETED
     assert env.systems.provider_refunds.keys() == {f"{handle.id}:refund:2"}
+
+
+async def test_a_retry_the_provider_leaves_pending_starts_afresh(env: Env) -> None:
+    """A trial: after an operator's retry the provider still had the refund (pending), so
+    nothing was for staff to do, yet the level stayed 2 and its ETA counted from the first
+    attempt, days before."""
+    env.systems.provider_answers = ["refuse", "pending"]
+    handle = await env.start(tv_order(price=4200))
+    await until(handle, lambda s: s.awaiting is Awaiting.OPERATOR)
+    await env.skipper.fast_forward(handle, timedelta(days=3))  # the operator comes late
+    retried = await handle.execute_update(
+        RefundWorkflow.operator_retry, OperatorRetryInput(operator="kim")
+    )
+    pending = await until(handle, lambda s: any(e.event == "provider_pending" for e in s.timeline))
+    assert (pending.awaiting, pending.escalation_level) == (Awaiting.PAYMENT_PROVIDER, 0)
+    retried_at = retried.timeline[-1].at
+    assert pending.eta_earliest is not None and pending.eta_earliest >= retried_at
+    assert "taking longer" not in pending.message and "on its way" in pending.message
+    described = await handle.describe()
+    level = described.typed_search_attributes.get(names.SA_ESCALATION_LEVEL)
+    assert level == 0  # not in `list --escalated` nor the Web UI's EscalationLevel > 0
+    [second] = env.systems.provider_refunds.values()  # the refused one made none
+    env.systems.settle(second.provider_refund_id, "succeeded")
+    settled = ProviderSettlement(provider_refund_id=second.provider_refund_id, status="succeeded")
+    await handle.signal(RefundWorkflow.provider_settled, settled)
+    assert (await result_of(handle)).state is RefundState.COMPLETED
+    await keep_history(handle, "retry_left_pending_starts_afresh")
 
 
 async def test_an_operator_cannot_cancel_while_a_provider_refund_is_pending(env: Env) -> None:

@@ -39,6 +39,8 @@ RECORD_WITH_PAYMENT: Final = "record-with-payment-2026-11"
 PAID_ELSEWHERE_WITHIN_CAPTURE: Final = "paid-elsewhere-within-capture"
 # Asked where used (a signalled settlement of another amount, rare): not in the roll-ups.
 SETTLEMENT_OF_ITS_AMOUNT: Final = "settlement-of-its-amount"
+# Asked where used (an operator's retry, rare): not in the roll-ups.
+RETRY_STARTS_AFRESH: Final = "retry-starts-afresh"
 StartedOn = Literal["all-above-2026-11", "admit-in-one-call-2026-11", "record-with-payment-2026-11"]
 """The roll-ups a start may name (`RefundWorkflowInput.started_on`). A worker refuses a
 start naming one it does not know (its workflow task fails and is retried), so the refund
@@ -203,6 +205,16 @@ REGISTER: tuple[Patch, ...] = (
         " this refund's id but succeeded for another amount or currency is ignored on the"
         " record, not taken as this refund's payment (workflows/refund/settlement_hints.py).",
         "any provider refund listed under this refund's id that succeeded completed it",
+        "patched",
+        _OLD_OPEN,
+    ),
+    Patch(
+        RETRY_STARTS_AFRESH,
+        "An operator's retry is a new payment: its escalation level goes back to 0 and its"
+        " stall timers and payment ETA count from the retry (workflows/refund/payment.py)."
+        " Before, a retry the provider left pending stayed at level 2 beside 'nothing for"
+        " staff to do', and its ETA counted from the first attempt, days before.",
+        "the level and the ETA of the first attempt stay after a retry",
         "patched",
         _OLD_OPEN,
     ),
