@@ -95,30 +95,35 @@ async def add_subscriber(
     *,
     max_attempts: int | None = None,
     max_age: timedelta | None = None,
+    overlap: timedelta = DEFAULT_OVERLAP,
 ) -> AddedSubscriber:
     """Subscribe `url` to events from now on, with a new signing secret (shown once) and
     the delivery budget given (the defaults of migration 0007 otherwise).
 
     Adding an existing name again points it at `url`, resumes it, sets the budget given
-    and rotates its secret: an active subscriber's old secret keeps signing for
-    DEFAULT_OVERLAP, as with rotate_secret, so its receiver does not lose events meanwhile.
-    Refused, as a rotation is, while an earlier overlap still runs.
+    and rotates its secret: an active subscriber's old secret keeps signing for `overlap`
+    (none: it stops now), as with rotate_secret, so its receiver does not lose events
+    meanwhile. Refused, as a rotation is, while an earlier overlap still runs.
     """
     check_subscriber_url(url)
     check_budget(max_attempts, max_age)
+    _check_overlap(overlap)
     async with pool.acquire() as conn, conn.transaction():
-        await _refuse_during_overlap(conn, name, adding=True)
+        if overlap > timedelta(0):  # none: both old secrets stop now, as rotate_secret's
+            await _refuse_during_overlap(conn, name, adding=True)
         created = await conn.fetchval(  # xmax is 0 only for a row this statement inserted
             "INSERT INTO refundflow.subscribers (name, url, secret) VALUES ($1, $2, $3)"
             " ON CONFLICT (name) DO UPDATE SET url = EXCLUDED.url, secret = EXCLUDED.secret,"
             " active = true,"
-            " previous_secret = CASE WHEN subscribers.active THEN subscribers.secret END,"
-            " previous_secret_until = CASE WHEN subscribers.active THEN now() + $4::interval END"
+            " previous_secret = CASE WHEN subscribers.active AND $5 THEN subscribers.secret END,"
+            " previous_secret_until = CASE WHEN subscribers.active AND $5"
+            " THEN now() + $4::interval END"
             " RETURNING xmax = 0",
             name,
             url,
             new_secret(),
-            DEFAULT_OVERLAP,
+            overlap,
+            overlap > timedelta(0),
         )
         row = await conn.fetchrow(
             "UPDATE refundflow.subscribers SET max_attempts = coalesce($2, max_attempts),"
@@ -139,8 +144,7 @@ async def rotate_secret(
     two are ever valid. While an earlier rotation's overlap runs, only `overlap` 0 is taken
     (both old secrets stop now: a leaked secret): a second graceful rotation would stop the
     secret whose overlap was promised without a word (a trial)."""
-    if not timedelta(0) <= overlap <= MAX_OVERLAP:
-        raise SubscriberRefused(f"the overlap must be between 0 and 7 days, got {_span(overlap)}")
+    _check_overlap(overlap)
     keep = overlap > timedelta(0)
     row = await pool.fetchrow(
         "UPDATE refundflow.subscribers SET previous_secret = CASE WHEN $3::boolean THEN secret END,"
@@ -158,6 +162,11 @@ async def rotate_secret(
         await _refuse_during_overlap(pool, name)
         await _refuse_unknown_or_removed(pool, name)
     return AddedSubscriber.model_validate(dict(row))
+
+
+def _check_overlap(overlap: timedelta) -> None:
+    if not timedelta(0) <= overlap <= MAX_OVERLAP:
+        raise SubscriberRefused(f"the overlap must be between 0 and 7 days, got {_span(overlap)}")
 
 
 async def _refuse_during_overlap(db: Any, name: str, adding: bool = False) -> None:
@@ -178,8 +187,8 @@ async def _refuse_during_overlap(db: Any, name: str, adding: bool = False) -> No
     if adding:
         raise SubscriberRefused(
             promised + "adding it again now gives it a new secret and would stop that one at"
-            " once. Add it again once receivers use the current secret, or run"
-            f" `subscribers rotate-secret {name} --overlap 0` first (a leaked secret)"
+            " once. Add it again once receivers use the current secret, or with --overlap 0"
+            " to stop both old secrets now (a leaked secret)"
         )
     raise SubscriberRefused(
         promised + "rotating again now would stop it at once. Rotate once receivers use the"

@@ -201,6 +201,13 @@ def add_subscribers(sub: Subcommands) -> None:
         help="... or once this long has passed since its first attempt (default 24h; re-adding"
         " keeps the current one)",
     )
+    add.add_argument(
+        "--overlap",
+        type=subscriber_args.duration,
+        default="24h",
+        help="re-adding: how long the old secret stays valid beside the new one (default 24h,"
+        " at most 7d; 0: the old one stops now)",
+    )
     with_json(add)
     with_json(subscribers.add_parser("list", help="subscribers, their backlog and parked events"))
     remove = subscribers.add_parser("remove", help="stop delivering to a subscriber")

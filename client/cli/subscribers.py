@@ -95,7 +95,12 @@ async def handle(args: argparse.Namespace) -> int:
         try:
             if command == "add":
                 return await subscribers.add_subscriber(
-                    pool, args.name, args.url, max_attempts=args.max_attempts, max_age=args.max_age
+                    pool,
+                    args.name,
+                    args.url,
+                    max_attempts=args.max_attempts,
+                    max_age=args.max_age,
+                    overlap=args.overlap,
                 )
             if command == "rotate-secret":
                 return await subscribers.rotate_secret(pool, args.name, args.overlap)

@@ -107,6 +107,12 @@ async def test_the_old_secret_keeps_signing_for_the_overlap_then_stops(
         for secret in shown:
             assert secret not in listing and secret not in logs
 
+        # Unless asked for no overlap (a leaked secret): then both old ones stop at once.
+        leaked = await cli_json(stack, "subscribers", "add", name, sub.url, "--overlap", "0")
+        assert leaked["previous_secret_valid_until"] is None
+        sub.secret = leaked["secret"]
+        assert await signatures_of_a_new_refund(refunds_v2, sandbox, sub, 2504) == [1] * 4
+
 
 async def test_a_rotation_that_cannot_be_made_changes_nothing(
     db: asyncpg.Pool, stack: DevStack
