@@ -93,6 +93,9 @@ async def test_a_cancel_from_temporal_while_the_provider_pays_is_refused_and_sta
 
     paid = await wait_for_state(refunds, made.refund_id, "completed")
     assert [r["amount"] for r in await sandbox.refunds(order["order_id"])] == [paid.amount]
+    # A staff matter: the customer is not told the provider is taking longer (a trial).
+    told = await eventually(lambda: sandbox.inbox(made.refund_id), lambda events: len(events) >= 4)
+    assert "refund.escalated" not in [event["type"] for event in told], told
     assert "note       a cancellation" not in render.status(paid)  # it is paid: no note
 
 

@@ -128,6 +128,9 @@ class RefundWorkflow:
                 f"cancellation requested in Temporal{said} refused: the refund is with the"
                 " payment provider, so money may have moved",
                 "temporal",
+                # A staff matter: the customer was told "taking longer than expected at the
+                # payment provider" of a refund the provider was paying on time.
+                tell=False,
             )
             await self._journal.flush()
             # Every provider call carries the same idempotency key, so going on where the
