@@ -38,6 +38,7 @@ from workflows.eligibility import (
     REFUNDABLE_RULE,
     EligibilityAnswer,
     answer_for_resolved,
+    check_eligibility,
     ledger_request,
 )
 from workflows.ledger import Hold, told_with_holds
@@ -52,6 +53,7 @@ from workflows.models import (
 from workflows.money import format_minor
 from workflows.policy import evaluate, parse_policy, policy_for
 from workflows.read_models import CustomerHistory
+from workflows.states import RefundState
 from workflows.validation import RefundInputError, resolve_request
 
 
@@ -212,6 +214,40 @@ async def budget_use_for(
         budgets.customer_window_days,
         refund_id,
     )
+
+
+NO_REFUND = ""
+"""A refund id no refund has: the ledger's reads that leave a request's own refund out leave
+nothing out with it."""
+
+
+async def judge_eligibility(
+    store: PostgresRefundStore | None,
+    policy: PinnedPolicy,
+    request: RefundRequest,
+    order: OrderSnapshot,
+) -> EligibilityAnswer:
+    """The answer `request` would reach now, as the store judges it (ledger, budgets, money
+    refunded around refundflow; without a store, the order alone). A request this very key
+    already made is judged as if it had not been asked (asking again about an open request
+    gives the answer it got), unless that refund was paid: then as asking again under
+    another key, with it holding what it paid ("as if it had not been asked" said
+    "Eligible: 255.00" of lines it had paid, and `request --key` refused them, a trial)."""
+    remaining, use, made, holds, around = order.captured_amount, None, None, [], []
+    refund_id = refund_id_for(request.order_id, request.refund_key)
+    if store is not None:
+        made = (await store.state_and_holds(order.order_id, refund_id)).state
+        judged_as = NO_REFUND if made == RefundState.COMPLETED.value else refund_id
+        ledger = await store.state_and_holds(order.order_id, judged_as)
+        holds, order = ledger.holds, ledger.judged_order(order)
+        remaining = order.captured_amount - sum(h.amount for h in holds)
+        use = await budget_use_for(store, policy, request, order, judged_as)
+        around = await store.money_around(order.order_id)
+    answer = check_eligibility(
+        policy, request, order, remaining, datetime.now(UTC), holds, use, around=around
+    )
+    made_by = {"already_made": refund_id, "already_made_state": made}
+    return answer if made is None else answer.model_copy(update=made_by)
 
 
 CUSTOMER_WINDOW_DAYS = 30

@@ -25,10 +25,10 @@ from client import workflow_reads
 from client.action_attestation import ActionSigner, signer_for
 from client.connections import connect_temporal
 from client.edge import (
-    budget_use_for,
     customer_history,
     fetch_order,
     hold_at_the_edge,
+    judge_eligibility,
     resolve,
     same_request_or_conflict,
 )
@@ -51,7 +51,7 @@ from client.settings import Settings, dev_stack_place
 from client.start_outcome import with_start_noted
 from client.starting import opening, start_for_first_step, start_received
 from client.timings import step
-from workflows.eligibility import EligibilityAnswer, check_eligibility
+from workflows.eligibility import EligibilityAnswer
 from workflows.models import (
     OrderSnapshot,
     PinnedPolicy,
@@ -139,20 +139,8 @@ class RefundClient(RefundActions):
         would reach now, judged as the store judges it (ledger, budgets, money refunded
         around refundflow). Starts nothing. `order`: the order just looked up (else it is)."""
         order = order or await fetch_order(self._orders, request.order_id)
-        remaining, use, made, holds, around = order.captured_amount, None, None, [], []
-        refund_id = refund_id_for(request.order_id, request.refund_key)
-        if self._database_url:
-            store = await self._store()
-            ledger = await store.state_and_holds(order.order_id, refund_id)
-            made, holds, order = ledger.state, ledger.holds, ledger.judged_order(order)
-            remaining = order.captured_amount - sum(h.amount for h in holds)
-            use = await budget_use_for(store, self.policy, request, order, refund_id)
-            around = await store.money_around(order.order_id)
-        answer = check_eligibility(
-            self.policy, request, order, remaining, datetime.now(UTC), holds, use, around=around
-        )
-        made_by = {"already_made": refund_id, "already_made_state": made}
-        return answer if made is None else answer.model_copy(update=made_by)
+        store = await self._store() if self._database_url else None
+        return await judge_eligibility(store, self.policy, request, order)
 
     async def request(self, request: RefundRequest) -> StatusView:
         """Start the refund, or return the one already started for this key.

@@ -16,15 +16,19 @@ _IN_WORDS = {"pending_review": "waiting for review", "refunding": "being paid"}
 def eligibility(answer: Any) -> str:
     if answer.already_made:
         state = answer.already_made_state
-        # Under another key the same request meets the one made (second_asks.asked_again),
-        # unless that one was cancelled (its hold released).
-        twice = " (asked again under another key, a reviewer decides: the same request twice?)"
+        # As the edge judged it (client.edge.judge_eligibility): a paid one as asking again
+        # under another key; an open one as if not asked (under another key the same request
+        # meets it, second_asks.asked_again); a cancelled one released its hold.
+        again = " As if it had not been asked (asked again under another key, a reviewer"
+        again += " decides: the same request twice?):"
         if state == "cancelled":
-            twice = ""
+            again = " As if it had not been asked:"
+        elif state == "completed":
+            again = " Asked again under another key:"
         made = (
             f"already asked: refund {answer.already_made} is {_IN_WORDS.get(state, state)};"
             " `request` answers with it (`refundflow status`, for customers `track`, shows"
-            f" it). As if it had not been asked{twice}:"
+            f" it).{again}"
         )
         return made + "\n" + _eligibility(answer)
     return _eligibility(answer)

@@ -94,7 +94,8 @@ class EligibilityAnswer(BaseModel):
     """Two different reviewers must approve it (four eyes), as the policy says for the amount."""
     already_made: str | None = None
     """The refund this very request (same order and key) already made: `request` answers
-    with it, whatever became of it. The answer above leaves out that refund's own hold."""
+    with it, whatever became of it. The answer above leaves out that refund's own hold,
+    unless it was paid: then it is for asking again (client.edge.judge_eligibility)."""
     already_made_state: str | None = None
     """That refund's state when asked (pending_review, ..., completed, cancelled)."""
 

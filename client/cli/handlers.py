@@ -85,8 +85,9 @@ async def _request(args: argparse.Namespace) -> int:
 async def _eligibility(args: argparse.Namespace) -> int:
     # The channel does not change the answer; the requester does where the policy has a
     # per-customer auto-approval budget. The key (as `request` would derive it, or --key)
-    # only excludes that request's own hold, if already made, from "still refundable":
-    # asking again about a request already made gives the same answer.
+    # only excludes that request's own hold, if already made and still open, from "still
+    # refundable": asking again about an open request gives the same answer (a paid one is
+    # judged as asked again: client.edge.judge_eligibility).
     from client.refund_ids import default_refund_key
 
     key = args.key or default_refund_key(args.order, args.amount, args.line, args.reason)
