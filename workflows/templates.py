@@ -40,8 +40,9 @@ TEMPLATES: dict[str, dict[str, str]] = {
         ),
         "refunding.reversed": (
             "Your refund of {amount} was returned to us by the payment provider after it was"
-            " issued, so it has not reached you. Our team is looking into it and will tell you"
-            " before it is paid again."
+            # Not "will tell you before it is paid again": a retry the provider pays at once
+            # is told only once paid (a trial).
+            " issued, so it has not reached you. Our team is looking into it."
         ),
         "completed": "Your refund of {amount} has been issued to your original payment method.",
         "completed.paid_elsewhere": (
@@ -83,7 +84,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "refunding.action_required": "您的 {amount} 退款需要您先完成一步才能支付：{instructions}",
         "refunding.escalated": "您的 {amount} 退款在支付机构处理时间超出预期，我们的团队正在跟进。",
         "refunding.payment_failed": "您的 {amount} 退款暂时未能支付，我们的团队正在处理。",
-        "refunding.reversed": "您的 {amount} 退款在发出后被支付机构退回，尚未到账。我们的团队正在处理，再次支付前会通知您。",
+        "refunding.reversed": "您的 {amount} 退款在发出后被支付机构退回，尚未到账。我们的团队正在处理。",
         "completed": "您的 {amount} 退款已退至您的原支付方式。",
         "completed.paid_elsewhere": "您的 {amount} 退款已由我们的团队通过原支付方式以外的途径支付给您。如未收到，请联系我们。",
         "cancelled.rejected": "您的 {amount} 退款申请经审核未获批准。",
@@ -106,7 +107,7 @@ PARTIAL: dict[str, str] = {
 
 ETA: dict[str, dict[str, str]] = {
     "en": {
-        "review": "A decision is due by {latest}.",
+        "review": "We aim to decide by {latest}.",
         "payment": "The money should reach you between {earliest} and {latest}.",
         "payment.same": "The money should reach you by {latest}.",
     },

@@ -186,7 +186,7 @@ async def test_an_auto_approved_refunds_first_notice_says_received_not_waiting_f
     # A refund a reviewer must decide still says so, with its due date.
     waiting = await refunds.request(make_request(await sandbox.order(amount=30000)))
     first = (await inbox_bodies(sandbox, waiting.refund_id, 1))[0]["body"]
-    assert first.startswith("Your refund of 300.00 USD is waiting for review. A decision is due")
+    assert first.startswith("Your refund of 300.00 USD is waiting for review. We aim to decide by")
 
 
 async def test_a_refund_the_policy_declines_at_once_was_received_never_waiting_for_review(
@@ -202,3 +202,28 @@ async def test_a_refund_the_policy_declines_at_once_was_received_never_waiting_f
         "We have received your request for a refund of 90.00 USD.",
         "Your refund request of 90.00 USD is not eligible under the refund policy.",
     ]
+
+
+async def test_arrival_dates_are_told_once_the_provider_took_the_payment(
+    refunds: RefundClient, sandbox: Sandbox, faults: Any
+) -> None:
+    """A trial: "on its way … should reach you between 4 and 11 Dec", then "could not be
+    paid yet" in the same second. Dates come once the provider takes the refund."""
+    await faults.set_faults({"payment.refuse": "expired_card"})
+    refused = await refunds.request(make_request(await sandbox.order(amount=4000)))
+    bodies = [r["body"] for r in await inbox_bodies(sandbox, refused.refund_id, 4)]
+    assert bodies[2] == "Your refund of 40.00 USD is on its way to your original payment method."
+    assert bodies[3].startswith("Your refund of 40.00 USD could not be paid yet")
+    assert not any("should reach you" in body for body in bodies), bodies
+
+    await faults.clear_faults()
+    await faults.set_faults({"payment.pending_rate": "1", "payment.settle_after_ms": "600000"})
+    pending = await refunds.request(make_request(await sandbox.order(amount=4100)))
+    told = await inbox_bodies(sandbox, pending.refund_id, 4)
+    assert "should reach you" not in told[2]["body"]  # sent, not yet taken
+    assert told[3]["type"] == "refund.refunding" and told[3]["body"].startswith(
+        "Your refund of 41.00 USD is on its way to your original payment method. The money"
+        " should reach you between"
+    ), told[3]
+    status = await refunds.status(pending.refund_id)
+    assert status.eta_kind == "payment" and status.message == told[3]["body"]

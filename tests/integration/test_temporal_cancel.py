@@ -326,14 +326,14 @@ async def test_a_customer_asking_again_for_a_terminated_refund_is_told_what_happ
     assert made.status == 201, made.body
     refund_id = made.body["refund_id"]
     before = (await api.call("GET", f"/v1/refunds/{refund_id}/track", as_=who)).body
-    assert before["eta"] is not None and "A decision is due by" in before["message"]
+    assert before["eta"] is not None and "We aim to decide by" in before["message"]
     await refunds.temporal.get_workflow_handle(refund_id).terminate("stuck")
     # Until reconciliation closes it: with our team, and no date that cannot come; staff's
     # status says the same, and that nothing moves it.
     tracked = (await api.call("GET", f"/v1/refunds/{refund_id}/track", as_=who)).body
     assert tracked["eta"] is None and "has been escalated" in tracked["message"], tracked
     staff = await asyncio.to_thread(cli, stack, "status", refund_id)
-    assert "A decision is due" not in staff.stdout and "eta        -" in staff.stdout
+    assert "We aim to decide" not in staff.stdout and "eta        -" in staff.stdout
     assert "Nothing moves it: Temporal ended its workflow" in staff.stdout, staff.stdout
     read = (await api.call("GET", f"/v1/refunds/{refund_id}", as_="li")).body
     assert (read["state"], read["eta"], read["eta_kind"]) == ("pending_review", None, None), read
@@ -361,7 +361,7 @@ async def test_a_customer_asking_again_for_a_terminated_refund_is_told_what_happ
             page = html.unescape(await r.text())
         async with browser.get(f"{api.base}/console?order={order['order_id']}") as r:
             queue = html.unescape(await r.text())
-    assert "Nothing moves it" in page and "A decision is due" not in page
+    assert "Nothing moves it" in page and "We aim to decide" not in page
     assert "No action can be taken" in page and 'action="/console/refunds/' not in page
     # The queue lists it (the projection keeps it open until reconciliation) as ended.
     row = queue[queue.index(f">{refund_id}</a>") :].split("</tr>")[0]

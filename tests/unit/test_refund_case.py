@@ -246,6 +246,25 @@ def test_the_web_ui_details_say_what_an_operator_needs() -> None:
     assert "provider failure: refund re_1 failed: expired_card" in views.details(case)
 
 
+def test_arrival_dates_are_told_only_once_the_provider_took_the_payment() -> None:
+    """A trial read "should reach you between 4 and 11 Dec", then "could not be paid yet",
+    in one second; and dates counted from the sending while the customer had to act."""
+    case, _ = new_case()
+    case.p.state = RefundState.REFUNDING
+    case.p.refunding_since = START
+    assert views.eta(case)[2] is None  # started, not yet sent
+    case.set_awaiting(Awaiting.PAYMENT_PROVIDER)
+    case.p.sent_unanswered = True
+    assert views.eta(case)[2] is None  # sent: the provider may still refuse it
+    case.p.sent_unanswered = False
+    assert views.eta(case)[2] == "payment"  # it took it
+    case.p.provider_instructions = "confirm your bank details"
+    assert views.eta(case)[2] is None  # the customer must act first
+    case.p.provider_instructions = None
+    case.set_awaiting(Awaiting.OPERATOR)
+    assert views.eta(case)[2] is None
+
+
 def test_a_start_naming_a_roll_up_this_worker_does_not_know_is_refused() -> None:
     """RefundClient's starts name the roll-up they take (`started_on`): one a worker does
     not know fails its workflow task, so the refund waits for a worker that knows it rather

@@ -99,12 +99,14 @@ class Payment:
     async def _attempt(self) -> ProviderRefundResult | None:
         """One payment attempt through to the provider's final word (None: refused)."""
         self.case.set_awaiting(Awaiting.PAYMENT_PROVIDER)
+        self.p.sent_unanswered = True
         fast = self._fast_path_allowed()
         if not (fast and self.p.record_with_payment):  # else written with the provider call
             # On the fast path the whole payment usually fits in this workflow task: publish
             # search attributes once at the end instead of before and after.
             await self.journal.flush(publish=not fast)
         outcome = await self._issue()
+        self.p.sent_unanswered = False
         if outcome is not None and outcome.status in NOT_FINAL:
             outcome = await self._await_settlement(outcome)
         return outcome
@@ -217,6 +219,9 @@ class Payment:
                 "payment",
                 f"provider refund {refund_key} pending settlement",
             )
+            if pending.status == "pending":  # requires_action is told as such, below
+                # The provider took it: now the customer hears when it should arrive.
+                self.case.notice(TimelineEvent.PROVIDER_PENDING)
             await self.journal.flush()
             self.p.poll_every = FIRST_POLL
         if pending.status == "requires_action" and not resume:

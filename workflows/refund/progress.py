@@ -86,6 +86,10 @@ class Progress(BaseModel):
     """The operator and proof of a payment made outside the provider (operator_paid_elsewhere)."""
     provider_instructions: str | None = None
     """What the provider asks the customer to do (requires_action), until it settles."""
+    sent_unanswered: bool = False
+    """A payment attempt is with the provider, which has not answered yet: no arrival dates
+    are told until it takes the refund (a trial read "should reach you between 4 and 11
+    Dec", then "could not be paid yet", in one second)."""
     reversals: list[str] = []
     """Provider refunds the provider reversed after paying them (each reopened the refund)."""
     reversal_open: bool = False

@@ -28,7 +28,7 @@ def eta(case: RefundCase) -> tuple[datetime | None, datetime | None, str | None]
     if p.state is RefundState.PENDING_REVIEW:
         return None, p.requested_at + case.policy.review_deadline(p.escalation), "review"
     rail = case.policy.settlement_for(case.inp.order.payment_rail)
-    if p.state is RefundState.REFUNDING and p.awaiting is not Awaiting.OPERATOR:
+    if p.state is RefundState.REFUNDING and _provider_took_it(case):
         earliest, latest = rail.window(p.refunding_since or case.clock())
         return earliest, latest, "payment"
     if p.state is RefundState.COMPLETED and not p.paid_elsewhere:
@@ -36,6 +36,15 @@ def eta(case: RefundCase) -> tuple[datetime | None, datetime | None, str | None]
         earliest, latest = rail.window(paid_at)
         return earliest, latest, "payment"
     return None, None, None
+
+
+def _provider_took_it(case: RefundCase) -> bool:
+    """The payment is with the provider, which took it, and waits for nobody else: only then
+    are arrival dates told. Not while it is sent (a refusal may follow in a second), not
+    while the customer must act (the dates count from when they do), not for an operator."""
+    p = case.p
+    waiting = p.awaiting is Awaiting.PAYMENT_PROVIDER and p.provider_instructions is None
+    return waiting and not p.sent_unanswered
 
 
 def received(case: RefundCase) -> bool:
