@@ -69,5 +69,7 @@ def _in_customers_words(rule: RuleOutcome, answer: EligibilityAnswer) -> RuleOut
     elif answer.eligible:
         message = f"A person decides it: once {_who_decides(answer)}."
     else:
-        return rule  # "nobody approves it: not eligible", no control named
+        # Not the rule's own words: a budget or the asked-again rule may have named the role
+        # ("the same request twice?): a reviewer decides (role support or above)", a trial).
+        message = "Nobody approves it: the refund is not eligible (the failed rules say why)."
     return rule.model_copy(update={"message": message})

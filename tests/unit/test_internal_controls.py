@@ -56,6 +56,13 @@ def test_a_customer_reads_that_a_person_decides_not_the_budget_or_the_role() -> 
     assert told.rules[1].message == "A person decides it: once a reviewer approves it."
     two = without_internal_controls(answer(two_approvers=True))
     assert two.summary == "Eligible: 45.00 USD, once two different reviewers approve it."
+    # Not eligible, with a withheld auto-approval's words: no role either (a trial).
+    summary = "Not eligible: 1 x CASE is already held or refunded by another refund."
+    refused = without_internal_controls(
+        answer(eligible=False, outcome="not_eligible", summary=summary)
+    )
+    assert "support" not in refused.model_dump_json() and "budget" not in refused.rules[1].message
+    assert refused.rules[1].message.startswith("Nobody approves it")
 
 
 AT_MOST = "Approved automatically: at most 50.00 USD."
