@@ -56,6 +56,7 @@ class OneLineParser(argparse.ArgumentParser):
         hint = (
             _did_you_mean(message)
             or _option_meant(message, _options_of(self, command))
+            or _required_meant(message, getattr(self, "words_given", []))
             or _dash_value(message, getattr(self, "words_given", []))
         )
         # The command's own help when the line named one (unknown options are reported by
@@ -176,6 +177,23 @@ def _option_meant(message: str, options: set[str]) -> str:
     return ""
 
 
+def _required_meant(message: str, words: list[str]) -> str:
+    """ "the following arguments are required: --order" when the line gave --ordr: argparse
+    names the missing option before the unknown one, so the typo went unnamed (a trial)."""
+    prefix = "the following arguments are required:"
+    if not message.startswith(prefix):
+        return ""
+    required = [name.strip() for name in message.removeprefix(prefix).split(",")]
+    for given in words:
+        name = given.split("=")[0]
+        if not name.startswith("--") or name in required:
+            continue
+        close = difflib.get_close_matches(name, required, n=1)
+        if close:
+            return f" ({name!r} is not an option: did you mean {close[0]!r}?)"
+    return ""
+
+
 def line(value: str) -> tuple[str, int]:
     """SKU:QTY, a line of the order to refund."""
     sku, sep, qty = value.rpartition(":")
@@ -202,6 +220,8 @@ def refund_id(value: str, by_order: str = "refunds") -> str:
             if order and not order.lower().startswith("rf_") and re.fullmatch(r"\S+", order)
             else ""
         )
+        if pasted_refund_id("rf_" + order) is not None:  # copied without its prefix (a trial)
+            hint = f"; did you mean rf_{order.lower()}?"
         raise argparse.ArgumentTypeError(
             f"{value!r} is not a refund id (they look like rf_ and 24 hex digits){hint}"
         )

@@ -21,6 +21,17 @@ RF = "rf_0123456789abcdef01234567"
     ("argv", "says"),
     [
         (["staus"], "did you mean 'status'?"),
+        # A required option mistyped: the typo is named, not only the missing option.
+        (
+            ["request", "--ordr", "ord_1", "--amount", "5", "--reason", "damaged"],
+            "the following arguments are required: --order ('--ordr' is not an option: did you"
+            " mean '--order'?)",
+        ),
+        # A refund id copied without its prefix: not pointed at an order's refunds.
+        (
+            ["status", RF[3:]],
+            f"is not a refund id (they look like rf_ and 24 hex digits); did you mean {RF}?",
+        ),
         (["aprove", RF], "did you mean 'approve'?"),
         (["approve", RF, "--reviewer", "a b"], "no spaces"),
         (["approve", RF, "--reviewer", ""], "expected a handle"),
