@@ -53,7 +53,8 @@ class PaymentFaults(SystemFaults):
     moved), like Stripe's `canceled`."""
     requires_action_rate: Probability = 0.0
     """Probability that a pending refund needs the customer first (Stripe's
-    `requires_action`): it says so, with instructions, until it settles."""
+    `requires_action`): it says so, with instructions, until it settles. Of pending refunds
+    only: set `pending_rate` too (alone it does nothing, a trial)."""
     reverse_rate: Probability = 0.0
     """Probability that a succeeded refund is taken back later (the customer's bank returns
     it): it turns `failed` after `reverse_after_ms` and a `refund.failed` webhook goes out."""
