@@ -73,6 +73,16 @@ def mistakes(preset: str, since_text: str, until_text: str) -> str | None:
     return f"{said[:1].upper()}{said[1:]}: showing today."
 
 
+def _ending_today(since_text: str, until_text: str) -> tuple[str, str | None]:
+    """A period that ends after today ends today, said so: "to the end of the month" is a
+    period the page can show so far (a trial's was refused whole, with today shown)."""
+    today = datetime.now(UTC).date()
+    since, until = day(since_text), day(until_text)
+    if until is None or until <= today or (since is not None and since > today):
+        return until_text, None
+    return today.isoformat(), f"To {until} is after today: the period ends today ({today}, UTC)."
+
+
 @router.get("/console/report")
 async def report_page(
     request: Request,
@@ -83,9 +93,10 @@ async def report_page(
     who = await signed_in(request)
     if who is None:
         return to_signin(request)
+    until, note = _ending_today(since, until)
     error = mistakes(preset, since, until)
     if error is not None:
-        preset, since, until = "today", "", ""
+        preset, since, until, note = "today", "", "", None
     first, last = period(preset, since, until)
     return pages(request).render(
         request,
@@ -93,6 +104,7 @@ async def report_page(
         status_code=200 if error is None else 400,
         who=who,
         error=error,
+        note=note,
         first=first.isoformat(),
         last=last.isoformat(),
         preset=preset if not (day(since) or day(until)) else "",

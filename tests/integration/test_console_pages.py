@@ -9,6 +9,7 @@ import html
 import re
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -321,6 +322,14 @@ async def test_a_report_period_the_page_cannot_read_is_named_not_replaced(
     status, page = await html_page(browserless, api, f"/console/report?{period}")
     assert status == 200 and 'role="alert"' not in page
     assert period in page  # the chart shows that period
+    # A period that ends after today ends today, said so (it was refused whole, a trial).
+    today = datetime.now(UTC).date()
+    status, page = await html_page(
+        browserless, api, f"/console/report?since={today - timedelta(days=3)}&until=2999-12-31"
+    )
+    assert status == 200 and 'role="alert"' not in page, page
+    assert f"To 2999-12-31 is after today: the period ends today ({today}, UTC)." in page
+    assert f"since={today - timedelta(days=3)}&until={today}" in page  # the chart's
 
 
 async def test_wrong_methods_and_trailing_slashes_get_answers_that_say_so(
