@@ -191,6 +191,9 @@ def _http_detail(request: Request, err: StarletteHTTPException, headers: dict[st
     path = request.url.path
     if err.status_code == 405:
         return f"{request.method} is not allowed on {path} (allowed: {headers['Allow']})"
+    if err.status_code == 400 and str(err.detail) == "There was an error parsing the body":
+        # FastAPI's words for a body it could not decode (a trial sent Latin-1 bytes)
+        return "the body could not be read: send JSON text in UTF-8"
     if err.status_code == 404 and str(err.detail) == "Not Found":
         slash = " (without the trailing /?)" if path.endswith("/") and path != "/" else ""
         return f"nothing is at {path}{slash}"

@@ -87,7 +87,7 @@ def staff_to_choose(config: PagesConfig) -> list[tuple[str, str]]:
 @router.post("/console/signin")
 async def signin(
     request: Request,
-    name: Annotated[str, Form(max_length=64)],
+    name: Annotated[str, Form(max_length=64)] = "",  # none: said on the page, not in JSON
     csrf: Annotated[str, Form(alias=CSRF_FIELD, max_length=128)] = "",
     next: Annotated[str, Form(max_length=512)] = "/console",
 ) -> Response:
@@ -97,9 +97,10 @@ async def signin(
     if config.dev_home is None or config.directory is None:
         return view.render(request, "message.html", 404, title="Not here", text="No dev sign-in.")
     _, members = load_directory(config.directory)
-    error = None
+    error = "Choose who you sign in as." if not name.strip() else None
     try:  # as the CLI's --as takes names: Alice is alice, a typo gets the closest member
-        entry = lookup(config.directory, member_name(name.strip(), members))
+        if not error:
+            entry = lookup(config.directory, member_name(name.strip(), members))
     except NotInDirectory as unknown:
         error = f"{name} is not in the staff directory{unknown.hint or '.'}"
     if not csrf_ok(config.secret, request, csrf):

@@ -95,6 +95,11 @@ async def test_bad_input_is_one_clear_problem(api: Api, sandbox: Sandbox) -> Non
         detail = reply.body["detail"]
         assert says.lower() in detail.lower() and "\n" not in detail, detail
         assert "Traceback" not in str(reply.body)
+    # Bytes that are not UTF-8: said in our words, not the framework's.
+    latin = '{"order_id": "caf\xe9"}'.encode("latin-1")
+    headers = {**once(), "Content-Type": "application/json"}
+    unread = await api.call("POST", "/v1/refunds", as_="cust_bad", data=latin, headers=headers)
+    assert unread.body["detail"] == "the body could not be read: send JSON text in UTF-8", unread
     # A JSON body sent as text: its media type is what is wrong (415), said so.
     headers = {**once(), "Content-Type": "text/plain"}
     wrong = await api.call("POST", "/v1/refunds", as_="cust_bad", data=as_text, headers=headers)

@@ -82,6 +82,9 @@ async def test_the_console_is_for_signed_in_staff_only(
         assert r.status == 303 and r.headers["Location"].startswith("/console/signin")
     assert (await sign_in(browserless, api, "cust_42", "/console"))[0] == 400
     assert (await sign_in(browserless, api, "warehouse", "/console"))[0] == 400
+    # No name chosen: the page says so (it was FastAPI's JSON, a trial).
+    status, _, page = await sign_in_answer(browserless, api, "  ")
+    assert status == 400 and "Choose who you sign in as." in page, page
     status, location = await sign_in(browserless, api, "fang", "https://evil.example/console")
     assert (status, location) == (303, "/console")  # never back out of the console
     session = next(c for c in browserless.cookie_jar if c.key == "rf_session")
