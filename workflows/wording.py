@@ -78,6 +78,8 @@ def _sentence(text: str, locale: str) -> str:
     text = text.strip()
     if not text or text[-1] in ".!?\u3002\uff01\uff1f":  # also the full-width ones
         return text
+    if text.split()[-1].startswith(("https://", "http://")):
+        return text  # a stop after an address reads as part of it (a trial)
     return text + ("。" if locale == "zh-CN" else ".")
 
 

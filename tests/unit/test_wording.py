@@ -94,6 +94,16 @@ def test_chinese_is_chinese_and_english_is_english() -> None:
         assert has_cjk == (facts.locale == "zh-CN"), text
 
 
+def test_the_providers_instructions_end_as_a_sentence_but_an_address_stays_whole() -> None:
+    base = every_situation()[8].model_copy(update={"eta": None, "eta_kind": None})
+    asked = base.model_copy(update={"action_required": "confirm your bank details"})
+    assert wording.core_sentence(asked).endswith(": confirm your bank details.")
+    link = "confirm your bank details at https://pay.example.test/refund-details"
+    for locale in LOCALES:
+        told = base.model_copy(update={"action_required": link, "locale": locale})
+        assert wording.core_sentence(told).endswith("/refund-details"), locale  # no stop
+
+
 def test_payment_eta_reads_as_a_window() -> None:
     facts = every_situation()[8]  # refunding, en
     assert facts.state is RefundState.REFUNDING and facts.locale == "en"
