@@ -79,6 +79,10 @@ class EventFacts(_Headline):
     """Just asked, before anyone is asked to act: worded as received, without a review ETA;
     the policy's approval or refusal follows at once, or the refund waits for a reviewer and
     says so (added within v1: older events do not carry it)."""
+    declined_because: str | None = None
+    """Declined by the policy (`cancel_reason` ineligible): its failed rules' words, in
+    English; the English notification ends with them (added within v1: older events do not
+    carry it)."""
     cancelled_by_staff: bool = False
     """Cancelled (`cancel_reason` withdrawn) by our staff, not by who asked for the refund
     or submitted it for them (added within v1: older events do not carry it)."""

@@ -42,6 +42,9 @@ class MessageFacts(_Contract):
     policy's verdict follows in moments), not that it waits for review."""
     cancelled_by_staff: bool = False
     """Withdrawn by staff, not by who asked or submitted it (workflows/refund/views.py)."""
+    declined_because: str | None = left_out_while_none()
+    """Declined by the policy: its failed rules' own words (English), for the customer to
+    read why (a trial read only "is not eligible under the refund policy"). None otherwise."""
     eta: datetime | None = None
     eta_earliest: datetime | None = None
     eta_kind: Literal["review", "payment"] | None = None

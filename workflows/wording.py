@@ -60,6 +60,8 @@ def core_sentence(facts: MessageFacts) -> str:
         amount=format_minor(facts.amount, facts.currency),
         instructions=_sentence(facts.action_required or "", facts.locale),
     )
+    if facts.declined_because and facts.locale == "en":  # the policy's rules speak English
+        sentence += " " + _sentence(facts.declined_because, facts.locale)
     asked_amount = told_asked_amount(facts)
     if asked_amount is not None:
         asked = format_minor(asked_amount, facts.currency)

@@ -3,7 +3,7 @@ approval authority, policies pinned in flight, and notifications through the out
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -196,12 +196,16 @@ async def test_a_refund_the_policy_declines_at_once_was_received_never_waiting_f
     # "not eligible" in the same second.
     order = await sandbox.order(amount=9000, delivered_days_ago=400)
     status = await refunds.request(make_request(order))
-    await wait_for_state(refunds, status.refund_id, "cancelled")
+    declined = await wait_for_state(refunds, status.refund_id, "cancelled")
+    closed_on = (datetime.now(UTC) - timedelta(days=400 - 30)).date()
     received = [r["body"] for r in await inbox_bodies(sandbox, status.refund_id, 2)]
     assert received == [
         "We have received your request for a refund of 90.00 USD.",
-        "Your refund request of 90.00 USD is not eligible under the refund policy.",
+        # and why, in the policy's words (a trial read no reason at all)
+        "Your refund request of 90.00 USD is not eligible under the refund policy. The"
+        f" 30-day return window closed on {closed_on}.",
     ]
+    assert declined.message == received[1]
 
 
 async def test_arrival_dates_are_told_once_the_provider_took_the_payment(

@@ -104,6 +104,18 @@ def test_the_providers_instructions_end_as_a_sentence_but_an_address_stays_whole
         assert wording.core_sentence(told).endswith("/refund-details"), locale  # no stop
 
 
+def test_a_policy_decline_says_why_in_the_policys_words_where_they_are_its_language() -> None:
+    why = "The 30-day return window closed on 2025-11-24."
+    for facts in every_situation():
+        if facts.cancel_reason is not CancelReason.INELIGIBLE:
+            continue
+        said = wording.core_sentence(facts.model_copy(update={"declined_because": why}))
+        if facts.locale == "en":
+            assert said.endswith("under the refund policy. " + why), said
+        else:  # the rules speak English: a Chinese sentence is not mixed with it
+            assert why not in said and said == wording.core_sentence(facts), said
+
+
 def test_payment_eta_reads_as_a_window() -> None:
     facts = every_situation()[8]  # refunding, en
     assert facts.state is RefundState.REFUNDING and facts.locale == "en"

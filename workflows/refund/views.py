@@ -58,6 +58,15 @@ def received(case: RefundCase) -> bool:
     return waiting and not p.escalation
 
 
+def declined_because(case: RefundCase) -> str | None:
+    """The policy's reasons for declining the refund, as its rules word them (the return
+    window, a final sale): terms the customer agreed to, no internal control."""
+    p = case.p
+    if p.state is not RefundState.CANCELLED or p.cancel_reason is not CancelReason.INELIGIBLE:
+        return None
+    return " ".join(o.message for o in case.decision.failed) or None
+
+
 def cancelled_by_staff(case: RefundCase) -> bool:
     """Withdrawn by someone other than who asked for the refund or submitted it for them:
     support, or an operator in Temporal. (Names compare as the four-eyes rule compares them.
@@ -124,6 +133,7 @@ def facts(case: RefundCase) -> MessageFacts:
         payment_reversed=p.awaiting is Awaiting.OPERATOR and p.reversal_open,
         received=received(case),
         cancelled_by_staff=cancelled_by_staff(case),
+        declined_because=declined_because(case),
         asked_amount=asked_for_more(case),
         paid_elsewhere=True if p.state is RefundState.COMPLETED and p.paid_elsewhere else None,
         action_required=p.provider_instructions
