@@ -273,6 +273,10 @@ async def _list(args: argparse.Namespace, client: Any) -> Any:
         staff = not isinstance(found[0], CustomerListedRefund)  # a customer has two filters
         narrow = "--state, --order, --customer or --escalated" if staff else "--state or --order"
         note(args, f"note: the newest {args.limit} shown; more match (--limit, or {narrow})")
+    if not found and args.customer and args.customer != args.customer.lower():
+        # Ids are exact (CUST_42 is another customer than cust_42): a trial found none.
+        lower = args.customer.lower()
+        note(args, f"note: customer ids are exact; did you mean --customer {lower}?")
     return found[: args.limit]
 
 

@@ -306,3 +306,13 @@ def test_the_channel_defaults_to_where_the_asker_asks_from(stack: DevStack) -> N
     wrong = cli(stack, *ask, "--channel", "phone")
     assert wrong.returncode == 2 and "invalid choice: 'phone'" in wrong.stderr
     assert "Traceback" not in wrong.stderr
+
+
+def test_a_customer_id_in_other_case_is_asked_about(stack: DevStack) -> None:
+    """A trial: `list --customer CUST_42` said "no refunds match" of cust_42's refunds."""
+    listed = cli(stack, "list", "--customer", "CUST_NOBODY_7")
+    assert listed.returncode == 0 and listed.stdout.strip() == "no refunds match", listed
+    said = "note: customer ids are exact; did you mean --customer cust_nobody_7?"
+    assert listed.stderr.strip() == said, listed
+    exact = cli(stack, "list", "--customer", "cust_nobody_7")
+    assert exact.returncode == 0 and exact.stderr == "", exact
