@@ -211,7 +211,8 @@ REGISTER: tuple[Patch, ...] = (
     Patch(
         RETRY_STARTS_AFRESH,
         "An operator's retry is a new payment: its escalation level goes back to 0 and its"
-        " stall timers and payment ETA count from the retry (workflows/refund/payment.py)."
+        " stall timers and payment ETA count from the retry (asked in the operator_retry"
+        " update, workflows/refund/workflow.py, never after a local activity)."
         " Before, a retry the provider left pending stayed at level 2 beside 'nothing for"
         " staff to do', and its ETA counted from the first attempt, days before.",
         "the level and the ETA of the first attempt stay after a retry",

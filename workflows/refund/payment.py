@@ -89,11 +89,6 @@ class Payment:
             if decision is OperatorDecision.PAID_ELSEWHERE:
                 break  # the operator recorded who paid and the proof (p.paid_elsewhere)
             self.p.payment_attempt += 1
-            if workflow.patched(patches.RETRY_STARTS_AFRESH):
-                # A new payment: nobody needs to act while the provider has it, and its
-                # ETA and stall timers count from now, not from the first attempt.
-                self.p.refunding_since = workflow.now()
-                self.p.escalation = 0
         await self._confirm()
 
     async def _attempt(self) -> ProviderRefundResult | None:

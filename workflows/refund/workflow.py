@@ -128,9 +128,7 @@ class RefundWorkflow:
                 f"cancellation requested in Temporal{said} refused: the refund is with the"
                 " payment provider, so money may have moved",
                 "temporal",
-                # A staff matter: the customer was told "taking longer than expected at the
-                # payment provider" of a refund the provider was paying on time.
-                tell=False,
+                tell=False,  # staff's: not "taking longer at the provider" to the customer
             )
             await self._journal.flush()
             # Every provider call carries the same idempotency key, so going on where the
@@ -295,6 +293,12 @@ class RefundWorkflow:
         # What the operator sees in the answer: the refund is back with the provider (the
         # payment loop sets the same as it resumes, so nothing else changes).
         case.set_awaiting(Awaiting.PAYMENT_PROVIDER)
+        # Asked where the update arrives (in the payment loop, a continued run's replay met
+        # it after a local activity resolved a task early: no marker, a review found).
+        if workflow.patched(patches.RETRY_STARTS_AFRESH):
+            # A new payment: nobody acts while the provider has it; ETA and timers from now.
+            case.p.refunding_since = workflow.now()
+            case.p.escalation = 0
         return views.status(case)
 
     @operator_retry.validator
