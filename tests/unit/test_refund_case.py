@@ -265,6 +265,22 @@ def test_arrival_dates_are_told_only_once_the_provider_took_the_payment() -> Non
     assert views.eta(case)[2] is None
 
 
+def test_a_refund_on_time_at_the_provider_is_not_told_it_takes_longer() -> None:
+    """Staff's escalation (a cancellation refused in Temporal) told the customer "taking
+    longer than expected at the payment provider" of a refund on time (a review)."""
+    case, clock = new_case()
+    case.p.state = RefundState.REFUNDING
+    case.p.refunding_since = clock()
+    case.set_awaiting(Awaiting.PAYMENT_PROVIDER)
+    case.escalate("temporal-operator", "cancellation requested in Temporal refused", tell=False)
+    assert case.p.escalation == 1 and views.status(case).escalation_level == 1  # staff's
+    assert views.facts(case).escalation_level == 0
+    assert "taking longer" not in views.status(case).message
+    clock.now += case.policy.refund_sla  # now it is late: told so
+    assert views.facts(case).escalation_level == 1
+    assert "taking longer" in views.status(case).message
+
+
 def test_a_start_naming_a_roll_up_this_worker_does_not_know_is_refused() -> None:
     """RefundClient's starts name the roll-up they take (`started_on`): one a worker does
     not know fails its workflow task, so the refund waits for a worker that knows it rather

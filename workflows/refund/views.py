@@ -38,6 +38,19 @@ def eta(case: RefundCase) -> tuple[datetime | None, datetime | None, str | None]
     return None, None, None
 
 
+def told_escalation(case: RefundCase) -> int:
+    """The level the customer is told: a refund the provider has within its settlement SLA
+    is on track, whatever staff were alerted to meanwhile (a cancellation refused in
+    Temporal: the customer read "taking longer than expected at the payment provider" of a
+    refund on time, a review)."""
+    p = case.p
+    with_provider = p.state is RefundState.REFUNDING and p.awaiting is Awaiting.PAYMENT_PROVIDER
+    if with_provider and p.refunding_since is not None:
+        if case.clock() - p.refunding_since < case.policy.refund_sla:
+            return 0
+    return p.escalation
+
+
 def _provider_took_it(case: RefundCase) -> bool:
     """The payment is with the provider, which took it, and waits for nobody else: only then
     are arrival dates told. Not while it is sent (a refusal may follow in a second), not
@@ -126,7 +139,7 @@ def facts(case: RefundCase) -> MessageFacts:
         amount=told_amount(case),
         currency=case.currency,
         locale=case.inp.request.locale,
-        escalation_level=p.escalation,
+        escalation_level=told_escalation(case),
         item_return_required=p.state is RefundState.APPROVED
         and case.policy.refund.trigger == "on_item_received",
         payment_failed=p.awaiting is Awaiting.OPERATOR,
