@@ -43,10 +43,10 @@ def run_foreground(config: StackConfig, *, demo_orders: bool = True, as_json: bo
     try:
         try:
             stack.start(progress=progress)
+            orders = _demo_orders(stack) if demo_orders else []  # not "up" before they are
             stop.check()
         finally:
             stop.starting = False
-        orders = _demo_orders(stack) if demo_orders else []
         if as_json:
             described = stack.describe()
             described["database_url"] = redact_url(described["database_url"] or "")

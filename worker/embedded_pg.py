@@ -153,7 +153,28 @@ class EmbeddedPostgres:
                 os.chown(path, 0, 0, follow_symlinks=False)
 
     def _initdb(self) -> None:
-        result = subprocess.run(
+        try:
+            result = self._run_initdb()
+        except BaseException:  # Ctrl-C: initdb is killed mid-way
+            self._forget_partial_cluster()
+            raise
+        if result.returncode != 0:
+            self._forget_partial_cluster()
+            raise StackError(f"initdb failed: {result.stderr.strip() or result.stdout.strip()}")
+
+    def _forget_partial_cluster(self) -> None:
+        """An initdb cut short leaves PG_VERSION without a whole cluster: every later start
+        skipped initdb and failed ("database postgres does not exist", a review). Its files
+        are all this initdb's (it runs only in a folder without PG_VERSION, and needs it
+        empty), so they go."""
+        for child in self.data_dir.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+
+    def _run_initdb(self) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
             [
                 *self._wrap,
                 str(_bin_dir() / "initdb"),
@@ -169,8 +190,6 @@ class EmbeddedPostgres:
             text=True,
             check=False,
         )
-        if result.returncode != 0:
-            raise StackError(f"initdb failed: {result.stderr.strip() or result.stdout.strip()}")
 
     def _create_database(self) -> None:
         psql = str(_bin_dir() / "psql")
