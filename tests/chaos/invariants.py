@@ -181,11 +181,12 @@ async def _outbox(chaos: Chaos, status: StatusView) -> list[str]:
     situations = {
         e.seq: SITUATION_TYPES[e.event] for e in status.timeline if e.event in SITUATION_TYPES
     }
-    told = [
-        (seq, kind)
-        for seq, kind in events
-        if kind in SITUATION_TYPES.values() and (seq, kind) not in changes
-    ]
+    # So is the provider taking the refund (its arrival dates): `refund.refunding` at its
+    # `provider_pending` entry (not for requires_action, which is told as such).
+    situations |= {
+        e.seq: "refund.refunding" for e in status.timeline if e.event == "provider_pending"
+    }
+    told = [(seq, kind) for seq, kind in events if seq in situations and (seq, kind) not in changes]
     if [e for e in events if e not in told] != changes or any(
         situations.get(seq) != kind for seq, kind in told
     ):

@@ -28,7 +28,8 @@ async def test_requires_action_tells_the_customer_then_the_refund_settles(env: E
         handle, lambda s: any(e.event == "provider_requires_action" for e in s.timeline)
     )
     assert waiting.awaiting is Awaiting.PAYMENT_PROVIDER
-    assert INSTRUCTIONS + "." in waiting.message  # a whole sentence before the ETA
+    # No stop stuck to its address, and no dates: they count from when the customer acts.
+    assert waiting.message.endswith(INSTRUCTIONS) and waiting.eta is None, waiting.message
     # Staff read that the customer acts, not the provider (a trial).
     assert waiting.action_by.startswith("the customer, as the payment provider asks")
     assert waiting.next_step.startswith("The customer does what the payment provider asks")
