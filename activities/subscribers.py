@@ -109,6 +109,9 @@ async def add_subscriber(
     check_budget(max_attempts, max_age)
     _check_overlap(overlap)
     async with pool.acquire() as conn, conn.transaction():
+        # One add of a name at a time: two at once both passed the overlap check, and the
+        # second stopped the secret the first had promised to keep (a review).
+        await conn.execute("SELECT 1 FROM refundflow.subscribers WHERE name = $1 FOR UPDATE", name)
         if overlap > timedelta(0):  # none: both old secrets stop now, as rotate_secret's
             await _refuse_during_overlap(conn, name, adding=True)
         created = await conn.fetchval(  # xmax is 0 only for a row this statement inserted
