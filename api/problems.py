@@ -30,6 +30,9 @@ from client.refund_ids import pasted_refund_id
 
 log = structlog.get_logger("refundflow.api")
 PROBLEM_JSON = "application/problem+json"
+NOT_AN_OBJECT = ("model_attributes_type", "dict_type")
+"""Pydantic's error types for a body that came but is no JSON object (a list, or bytes that
+FastAPI did not read as JSON because of their media type)."""
 
 
 class Kind(Enum):
@@ -140,7 +143,7 @@ def _one_error(error: Any) -> str:
         return f"the body is not valid JSON{at}" + (f": {reason}" if reason else "")
     if loc == ("body",) and kind == "missing":
         return "a JSON body is required (Content-Type: application/json)"
-    if loc == ("body",) and kind in ("model_attributes_type", "dict_type"):
+    if loc == ("body",) and kind in NOT_AN_OBJECT:
         return "the body must be a JSON object, sent as Content-Type: application/json"
     if loc == ("path", "refund_id"):
         return _not_a_refund_id(str(error.get("input", "")))
@@ -164,9 +167,8 @@ def _not_json(request: Request, err: RequestValidationError) -> str | None:
     given = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if not given or given == "application/json" or given.endswith("+json"):
         return None
-    not_an_object = ("model_attributes_type", "dict_type")  # a body came, read as bytes
     if not any(
-        tuple(error.get("loc", ())) == ("body",) and error.get("type") in not_an_object
+        tuple(error.get("loc", ())) == ("body",) and error.get("type") in NOT_AN_OBJECT
         for error in err.errors()
     ):
         return None

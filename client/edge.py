@@ -236,9 +236,11 @@ async def judge_eligibility(
     remaining, use, made, holds, around = order.captured_amount, None, None, [], []
     refund_id = refund_id_for(request.order_id, request.refund_key)
     if store is not None:
-        made = (await store.state_and_holds(order.order_id, refund_id)).state
-        judged_as = NO_REFUND if made == RefundState.COMPLETED.value else refund_id
-        ledger = await store.state_and_holds(order.order_id, judged_as)
+        ledger = await store.state_and_holds(order.order_id, refund_id)
+        made, judged_as = ledger.state, refund_id
+        if made == RefundState.COMPLETED.value:  # read again, its own hold counted
+            judged_as = NO_REFUND
+            ledger = await store.state_and_holds(order.order_id, judged_as)
         holds, order = ledger.holds, ledger.judged_order(order)
         remaining = order.captured_amount - sum(h.amount for h in holds)
         use = await budget_use_for(store, policy, request, order, judged_as)

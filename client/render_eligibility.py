@@ -11,20 +11,24 @@ from workflows.money import format_minor
 
 _IN_WORDS = {"pending_review": "waiting for review", "refunding": "being paid"}
 """A refund's state as a sentence says it (a customer read `is pending_review`)."""
+# How the answer after "already asked" was judged (client.edge.judge_eligibility), by the
+# state of the refund made: a paid one as asking again under another key; a cancelled one
+# released its hold; an open one as if not asked (under another key the same request meets
+# it, second_asks.asked_again).
+_JUDGED_AS = {
+    "completed": " Asked again under another key:",
+    "cancelled": " As if it had not been asked:",
+}
+_JUDGED_AS_OPEN = (
+    " As if it had not been asked (asked again under another key, a reviewer decides: the"
+    " same request twice?):"
+)
 
 
 def eligibility(answer: Any) -> str:
     if answer.already_made:
         state = answer.already_made_state
-        # As the edge judged it (client.edge.judge_eligibility): a paid one as asking again
-        # under another key; an open one as if not asked (under another key the same request
-        # meets it, second_asks.asked_again); a cancelled one released its hold.
-        again = " As if it had not been asked (asked again under another key, a reviewer"
-        again += " decides: the same request twice?):"
-        if state == "cancelled":
-            again = " As if it had not been asked:"
-        elif state == "completed":
-            again = " Asked again under another key:"
+        again = _JUDGED_AS.get(state, _JUDGED_AS_OPEN)
         made = (
             f"already asked: refund {answer.already_made} is {_IN_WORDS.get(state, state)};"
             " `request` answers with it (`refundflow status`, for customers `track`, shows"

@@ -28,7 +28,6 @@ def run_foreground(config: StackConfig, *, demo_orders: bool = True, as_json: bo
     """
     stack = DevStack(config)
     stop = _StopRequests()
-    stop_requested = stop.requested
     say_stream = sys.stderr if as_json else sys.stdout
 
     def say(line: str) -> None:
@@ -54,7 +53,7 @@ def run_foreground(config: StackConfig, *, demo_orders: bool = True, as_json: bo
         else:
             _print_demo_orders(orders)
             _print_banner(stack)
-        while not stop_requested:
+        while not stop.requested:
             problem = stack.dead_child()
             if problem:
                 print(f"error: {problem}; stopping (logs in {stack.logs})", file=sys.stderr)
@@ -68,7 +67,7 @@ def run_foreground(config: StackConfig, *, demo_orders: bool = True, as_json: bo
     except KeyboardInterrupt:
         stack.stop()  # start() stopped what it began, unless it was interrupted at its end
         say("interrupted while starting: stopped; nothing left running.")
-        return 128 + (stop_requested[0] if stop_requested else signal.SIGINT)
+        return 128 + (stop.requested[0] if stop.requested else signal.SIGINT)
     finally:
         started_something = bool(stack.children())
         stack.stop()

@@ -11,7 +11,7 @@ import difflib
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -167,14 +167,9 @@ def _option_meant(message: str, options: set[str]) -> str:
     """ "unrecognized arguments: --jsno" with the likely option named."""
     if not message.startswith("unrecognized arguments:"):
         return ""
-    for given in message.split(":", 1)[1].split():
-        name = given.split("=")[0]
-        if not name.startswith("--") or name in options:  # known, only in the wrong place
-            continue
-        close = difflib.get_close_matches(name, sorted(options), n=1)
-        if close:
-            return f"; did you mean {close[0]!r}?"
-    return ""
+    # A known option is skipped: it is only in the wrong place.
+    meant = _nearest_option(message.split(":", 1)[1].split(), options)
+    return f"; did you mean {meant[1]!r}?" if meant else ""
 
 
 def _required_meant(message: str, words: list[str]) -> str:
@@ -184,14 +179,20 @@ def _required_meant(message: str, words: list[str]) -> str:
     if not message.startswith(prefix):
         return ""
     required = [name.strip() for name in message.removeprefix(prefix).split(",")]
+    meant = _nearest_option(words, required)
+    return f" ({meant[0]!r} is not an option: did you mean {meant[1]!r}?)" if meant else ""
+
+
+def _nearest_option(words: list[str], options: Collection[str]) -> tuple[str, str] | None:
+    """(the first --word given that is none of `options`, the option it most looks like)."""
     for given in words:
         name = given.split("=")[0]
-        if not name.startswith("--") or name in required:
+        if not name.startswith("--") or name in options:
             continue
-        close = difflib.get_close_matches(name, required, n=1)
+        close = difflib.get_close_matches(name, sorted(options), n=1)
         if close:
-            return f" ({name!r} is not an option: did you mean {close[0]!r}?)"
-    return ""
+            return name, close[0]
+    return None
 
 
 def line(value: str) -> tuple[str, int]:
