@@ -31,12 +31,13 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import (
     DataConverter,
     DefaultFailureConverterWithEncodedAttributes,
     PayloadCodec,
 )
+
+from client.pydantic_conversion import refundflow_data_converter
 
 ENCODING = b"binary/encrypted"
 KEY_ID_METADATA = "encryption-key-id"
@@ -224,9 +225,9 @@ def data_converter(keyring: Keyring | None) -> DataConverter:
     """Pydantic conversion as always; with a keyring, the codec too, and failure messages
     and stack traces moved into an encoded attribute so the codec seals them as well."""
     if keyring is None:
-        return pydantic_data_converter
+        return refundflow_data_converter
     return dataclasses.replace(
-        pydantic_data_converter,
+        refundflow_data_converter,
         payload_codec=EncryptionCodec(keyring),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )

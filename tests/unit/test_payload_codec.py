@@ -28,6 +28,7 @@ from client.payload_codec import (
     new_key_entry,
     rotate_key_file,
 )
+from client.pydantic_conversion import refundflow_data_converter
 from client.settings import ConfigurationError, Settings
 
 SECRET = "customer cust_42 says: the parcel arrived crushed"
@@ -111,7 +112,7 @@ async def test_failure_messages_and_details_are_sealed_and_restored() -> None:
 
 def test_no_keys_configured_means_plaintext_and_no_default_key() -> None:
     settings = Settings.from_env({"REFUNDFLOW_HOME": "/nonexistent"})
-    assert converter_for(settings) is pydantic_data_converter
+    assert converter_for(settings) is refundflow_data_converter
     assert load_keyring("", "") is None
 
 

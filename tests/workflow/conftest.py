@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import TimeSkipper, TimeSkippingConfig
 from temporalio.worker import Worker
 
 from client.policy_source import load_policy
+from client.pydantic_conversion import refundflow_data_converter
 from tests.workflow.fakes import FakeSystems
 from worker.processes import free_port
 from worker.temporal_server import TemporalDevServer
@@ -64,7 +64,7 @@ def temporal_address() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 async def skipper(temporal_address: str) -> TimeSkipper:
-    client = await Client.connect(temporal_address, data_converter=pydantic_data_converter)
+    client = await Client.connect(temporal_address, data_converter=refundflow_data_converter)
     return TimeSkipper(client, config=TimeSkippingConfig(enabled=False))
 
 
