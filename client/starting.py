@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio.client import (
     Client,
@@ -38,6 +39,7 @@ from workflows.refund.case import RefundCase
 from workflows.refund.workflow import RefundWorkflow
 from workflows.states import Awaiting, RefundState
 
+T = TypeVar("T")
 START_CALL_MEMO = "started_by_call"
 """A start's own random id, in the memo of the run it made: the one call answered "new"."""
 
@@ -101,7 +103,7 @@ async def _update_with_start(
     )
     try:
         # By name: the SDK's types do not accept an async update method here.
-        status: StatusView = await asyncio.wait_for(
+        status: StatusView = await answer_within(
             temporal.execute_update_with_start_workflow(
                 names.UPDATE_FIRST_STEP,
                 StatusQuery(include_timeline=True),
@@ -114,7 +116,7 @@ async def _update_with_start(
     except (
         WorkflowAlreadyStartedError,
         WorkflowUpdateFailedError,
-        # Slow: the update's wait was cancelled (wait_for's timeout, as the SDK says it).
+        # Slow: the update's wait was cancelled (answer_within's timeout, as the SDK says it).
         WorkflowUpdateRPCTimeoutOrCancelledError,
         TimeoutError,
     ):
@@ -125,6 +127,30 @@ async def _update_with_start(
             raise RefundflowError(f"Temporal did not start the refund: {err.message}") from None
     await _read_outcome(start)
     return None
+
+
+async def answer_within(call: Awaitable[T], seconds: float) -> T:
+    """`call`'s answer, or TimeoutError once `seconds` have passed and the call is cancelled.
+    The SDK ends a cancelled update call with its own error (not CancelledError), and
+    `asyncio.wait_for`, cancelled from outside, left that error unread: a SIGTERM to
+    `refundflow bench` printed "Task exception was never retrieved" with two tracebacks for
+    every refund then being requested. Here the call's end is always read."""
+    task = asyncio.ensure_future(call)
+    task.add_done_callback(_read_its_end)
+    try:
+        await asyncio.wait({task}, timeout=seconds)
+    finally:
+        task.cancel()  # nothing once it has ended; a caller cancelled cancels the call too
+    if not task.done():
+        await asyncio.wait({task})  # cancelled above: it ends now
+        if task.cancelled() or task.exception() is not None:
+            raise TimeoutError
+    return task.result()
+
+
+def _read_its_end(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # read: asyncio reports an error nobody read when the task is freed
 
 
 async def start_received(temporal: Client, inp: RefundWorkflowInput, task_queue: str) -> bool:
