@@ -109,7 +109,9 @@ def add_bench(sub: Subcommands) -> None:
         help="legs each shape's refunds are raced in, the shapes' order mirrored every other"
         " round (a machine whose speed drifts weighs on every shape alike)",
     )
-    bench.add_argument("--json-out", type=Path, help="also write the figures as JSON")
+    bench.add_argument(
+        "--json-out", type=types.file_to_write, help="also write the figures as JSON"
+    )
 
 
 def all_commands() -> list[CommandAdder]:

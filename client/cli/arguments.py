@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import os
 import re
 import sys
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, NoReturn
 
 from client.refund_ids import pasted_refund_id
@@ -290,6 +292,20 @@ def seconds(value: str) -> int:
     if not value.isdigit():
         raise argparse.ArgumentTypeError(f"expected a number of seconds, 0 or more, got {value!r}")
     return int(value)
+
+
+def file_to_write(value: str) -> Path:
+    """A file a command writes when it is done: checked now, not after minutes of work (a
+    bench of many minutes lost its figures to a folder that did not exist)."""
+    path = Path(value).expanduser()
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value} is a folder: name a file in it")
+    folder = path.parent
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise argparse.ArgumentTypeError(f"{value} cannot be written (permissions)")
+    return path
 
 
 def name(value: str) -> str:

@@ -11,7 +11,6 @@ import argparse
 import importlib.metadata
 from collections.abc import Iterable
 from functools import partial
-from pathlib import Path
 
 from client.cli import arguments as types
 from client.cli import subscribers as subscriber_args
@@ -357,7 +356,9 @@ def add_records(sub: Subcommands) -> None:
     )
     report.add_argument("--until", type=types.when, help="refunds requested before (exclusive)")
     report.add_argument(
-        "--chart", type=Path, help="also write the report as a chart, a self-contained HTML page"
+        "--chart",
+        type=types.file_to_write,
+        help="also write the report as a chart, a self-contained HTML page",
     )
 
 

@@ -4,6 +4,9 @@ are listed, in their usual order, and each has exactly one handler."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+import pytest
 
 from client.cli.commands import CLIENT_COMMANDS, build_parser
 from client.cli.handlers import HANDLERS
@@ -34,3 +37,23 @@ def test_each_command_has_one_handler_on_its_own_side() -> None:
     assert sorted(client_side) == sorted(HANDLERS)
     assert sorted(worker_cli.STACK_HANDLERS) == sorted(STACK_COMMANDS)
     assert not set(client_side) & set(STACK_COMMANDS)
+
+
+def test_a_file_to_write_is_checked_before_the_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`bench --json-out` and `report --chart` are written at the end: a folder that does not
+    exist is refused at once (exit 2), not after the bench ran for minutes."""
+    missing = tmp_path / "no-such-folder" / "bench.json"
+    for argv, option in (
+        (["bench", "--json-out", str(missing)], "--json-out"),
+        (["report", "--chart", str(tmp_path)], "--chart"),
+    ):
+        with pytest.raises(SystemExit) as stopped:
+            worker_cli.build_parser().parse_args(argv)
+        assert stopped.value.code == 2
+        said = capsys.readouterr().err
+        assert f"argument {option}:" in said
+        assert ("does not exist" in said) if argv[0] == "bench" else ("is a folder" in said)
+    fine = worker_cli.build_parser().parse_args(["bench", "--json-out", str(tmp_path / "b.json")])
+    assert fine.json_out == tmp_path / "b.json"
