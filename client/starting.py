@@ -40,6 +40,8 @@ from workflows.refund.workflow import RefundWorkflow
 from workflows.states import Awaiting, RefundState
 
 T = TypeVar("T")
+CALL_ENDS_WITHIN_S = 1.0
+"""How long a cancelled caller waits for the call it cancels to end (it ends at once)."""
 START_CALL_MEMO = "started_by_call"
 """A start's own random id, in the memo of the run it made: the one call answered "new"."""
 
@@ -101,6 +103,7 @@ async def _update_with_start(
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         memo={START_CALL_MEMO: call},
     )
+    _read_start_outcome_when_set(start)
     try:
         # By name: the SDK's types do not accept an async update method here.
         status: StatusView = await answer_within(
@@ -139,8 +142,12 @@ async def answer_within(call: Awaitable[T], seconds: float) -> T:
     task.add_done_callback(_read_its_end)
     try:
         await asyncio.wait({task}, timeout=seconds)
-    finally:
-        task.cancel()  # nothing once it has ended; a caller cancelled cancels the call too
+    except asyncio.CancelledError:  # the caller was cancelled: so is the call, ended first
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait({task}, timeout=CALL_ENDS_WITHIN_S)
+        raise
+    task.cancel()  # nothing once it has ended
     if not task.done():
         await asyncio.wait({task})  # cancelled above: it ends now
         if task.cancelled() or task.exception() is not None:
@@ -151,6 +158,16 @@ async def answer_within(call: Awaitable[T], seconds: float) -> T:
 def _read_its_end(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
         task.exception()  # read: asyncio reports an error nobody read when the task is freed
+
+
+def _read_start_outcome_when_set(start: WithStartWorkflowOperation[Any, Any]) -> None:
+    """The SDK also sets the start's own outcome when the call is cancelled (CancelledError
+    as its error), after the caller has gone: read it then, or asyncio reports "Future
+    exception was never retrieved". The future is the SDK's own attribute (temporalio 1.35);
+    without it, `_read_outcome` still reads it on the paths that end normally."""
+    outcome = getattr(start, "_workflow_handle", None)
+    if isinstance(outcome, asyncio.Future):
+        outcome.add_done_callback(_read_its_end)
 
 
 async def start_received(temporal: Client, inp: RefundWorkflowInput, task_queue: str) -> bool:

@@ -6,11 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from temporalio.client import Client
+from temporalio.service import ConnectConfig
 
-from client.starting import answer_within
+from client.policy_source import load_policy
+from client.pydantic_conversion import refundflow_data_converter
+from client.starting import answer_within, start_for_first_step
+from tests.unit.tv_order import ORDER, POLICIES
+from workflows.models import RefundLineRequest, RefundRequest, RefundWorkflowInput
+from workflows.validation import resolve_request
 
 
 class SdkCancelled(Exception):
@@ -58,5 +66,50 @@ async def test_a_slow_call_is_cancelled_and_a_timeout() -> None:
     reported = _unread_errors(asyncio.get_running_loop())
     with pytest.raises(TimeoutError):
         await answer_within(_slow_sdk_call(), 0.05)
+    gc.collect()
+    assert reported == []
+
+
+class _NoAnswer:
+    """A Temporal front end that never answers (the network stalls): the request is
+    cancelled while the SDK still waits for the start's response."""
+
+    async def execute_multi_operation(self, *_args: Any, **_kwargs: Any) -> None:
+        await asyncio.sleep(100)
+
+
+class _StalledService:
+    workflow_service = _NoAnswer()
+    config = ConnectConfig(target_host="127.0.0.1:1", identity="test")
+
+
+def _a_refund_input() -> RefundWorkflowInput:
+    request = RefundRequest(
+        refund_key="k1", order_id="ord_1", lines=[RefundLineRequest(sku="TV", quantity=1)],
+        reason_code="damaged", channel="web", requested_by="cust_1",
+    )  # fmt: skip
+    return RefundWorkflowInput(
+        refund_id="rf_test", request=request, order=ORDER,
+        resolved=resolve_request(request, ORDER), policy=load_policy(POLICIES, "standard-v2"),
+    )  # fmt: skip
+
+
+async def test_a_first_step_request_cancelled_mid_start_leaves_nothing_unread() -> None:
+    """The SDK sets the start's own outcome too (CancelledError) once cancelled: read."""
+    reported = _unread_errors(asyncio.get_running_loop())
+    temporal = Client(
+        _StalledService(),  # type: ignore[arg-type]
+        namespace="default",
+        data_converter=refundflow_data_converter,
+    )
+    asking = asyncio.create_task(
+        start_for_first_step(temporal, _a_refund_input(), "refunds", timedelta(seconds=5))
+    )
+    await asyncio.sleep(0.05)
+    asking.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asking
+    del asking
+    await asyncio.sleep(0.05)
     gc.collect()
     assert reported == []
