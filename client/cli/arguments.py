@@ -297,14 +297,24 @@ def seconds(value: str) -> int:
 def file_to_write(value: str) -> Path:
     """A file a command writes when it is done: checked now, not after minutes of work (a
     bench of many minutes lost its figures to a folder that did not exist)."""
-    path = Path(value).expanduser()
+    if not value.strip() or value.endswith(("/", os.sep)):
+        raise argparse.ArgumentTypeError(f"expected a file name, got {value!r}")
+    path = Path(value).expanduser().resolve()  # a symlink: where it points
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{value} is a folder: name a file in it")
+    if path.exists():  # written in place: the file must take writes, not its folder
+        if not os.access(path, os.W_OK):
+            raise argparse.ArgumentTypeError(f"{value} exists and cannot be written")
+        return path
     folder = path.parent
     if not folder.is_dir():
-        raise argparse.ArgumentTypeError(f"the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise argparse.ArgumentTypeError(f"{value} cannot be written (permissions)")
+        raise argparse.ArgumentTypeError(
+            f"{folder} is a file, not a folder"
+            if folder.exists()
+            else f"the folder {folder} does not exist"
+        )
+    if not os.access(folder, os.W_OK):
+        raise argparse.ArgumentTypeError(f"the folder {folder} cannot be written to")
     return path
 
 

@@ -4,10 +4,13 @@ are listed, in their usual order, and each has exactly one handler."""
 from __future__ import annotations
 
 import argparse
+import os
+import re
 from pathlib import Path
 
 import pytest
 
+from client.cli import arguments as types
 from client.cli.commands import CLIENT_COMMANDS, build_parser
 from client.cli.handlers import HANDLERS
 from worker import cli as worker_cli
@@ -56,4 +59,25 @@ def test_a_file_to_write_is_checked_before_the_work(
         assert f"argument {option}:" in said
         assert ("does not exist" in said) if argv[0] == "bench" else ("is a folder" in said)
     fine = worker_cli.build_parser().parse_args(["bench", "--json-out", str(tmp_path / "b.json")])
-    assert fine.json_out == tmp_path / "b.json"
+    assert fine.json_out == (tmp_path / "b.json").resolve()
+
+
+@pytest.mark.parametrize(
+    ("name", "refusal"),
+    [
+        ("", "expected a file name, got ''"),
+        ("out/", "expected a file name, got 'out/'"),
+        ("afile/b.json", "afile is a file, not a folder"),
+        ("dangling.json", "nowhere does not exist"),  # a symlink is checked where it points
+    ],
+)
+def test_a_file_to_write_is_a_file_in_a_folder(tmp_path: Path, name: str, refusal: str) -> None:
+    (tmp_path / "afile").write_text("")
+    (tmp_path / "dangling.json").symlink_to(tmp_path / "nowhere" / "b.json")
+    with pytest.raises(argparse.ArgumentTypeError, match=re.escape(refusal)):
+        types.file_to_write(name if not name or name.endswith("/") else str(tmp_path / name))
+
+
+def test_an_existing_file_is_written_whatever_its_folder_allows(tmp_path: Path) -> None:
+    """Written in place: a file that takes writes in a folder that does not (a user's, say)."""
+    assert types.file_to_write(os.devnull) == Path(os.devnull).resolve()
