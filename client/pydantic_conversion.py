@@ -4,9 +4,9 @@ The SDK's pydantic converter caches a `TypeAdapter` per type, but per converter 
 the worker makes a new payload converter for every workflow run it builds (the converter
 class is called once per run). So every run built the adapters for each type it decoded
 (the start's input, each local activity's result) afresh: pydantic builds a core schema
-for each, about 1 % of the worker's CPU in the bench's profile. A process-wide cache is safe: an
-adapter is immutable once built and thread-safe, and the bytes written are the SDK's own
-(encoding `json/plain`), so histories are unchanged.
+for each (2.5 % of the worker's samples holding Python's lock, py-spy --gil, in the bench's
+race). A process-wide cache is safe: an adapter is immutable once built and thread-safe,
+and the bytes written are the SDK's own (encoding `json/plain`), so histories are unchanged.
 """
 
 from __future__ import annotations

@@ -24,7 +24,6 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from client.connections import connect_temporal
@@ -38,6 +37,7 @@ from client.payload_codec import (
     open_history,
     payloads_in,
 )
+from client.pydantic_conversion import refundflow_data_converter
 from client.refund_client import RefundClient
 from client.settings import Settings
 from tests.conftest import Sandbox
@@ -120,7 +120,7 @@ async def test_history_is_ciphertext_and_only_operators_open_it(
     assert keyring is not None
     opened_history = open_history(raw, EncryptionCodec(keyring))
     assert REASON.encode() in b"".join(e.SerializeToString() for e in opened_history.events)
-    replayer = Replayer(workflows=[RefundWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[RefundWorkflow], data_converter=refundflow_data_converter)
     replayed = await replayer.replay_workflow(opened_history, raise_on_replay_failure=True)
     assert replayed.replay_failure is None
 

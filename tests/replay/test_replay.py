@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import temporalio.workflow
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
+from client.pydantic_conversion import refundflow_data_converter
 from tests.replay.manifest import HISTORY_DIR, history_files, manifest_entries
 from worker.sandbox import refund_workflow_runner
 from workflows.reconciliation_workflow import ReconciliationWorkflow
@@ -49,7 +49,7 @@ async def test_history_replays(name: str, runner: str) -> None:
     workflow = WORKFLOWS[entry["workflow"]]
     replayer = Replayer(
         workflows=[workflow],
-        data_converter=pydantic_data_converter,
+        data_converter=refundflow_data_converter,
         workflow_runner=RUNNERS[runner],
     )
     path = HISTORY_DIR / name
@@ -81,7 +81,7 @@ async def test_a_history_reaches_every_old_path_its_entry_claims(
     monkeypatch.setattr(temporalio.workflow, "patched", recorded)
     replayer = Replayer(
         workflows=[RefundWorkflow],
-        data_converter=pydantic_data_converter,
+        data_converter=refundflow_data_converter,
         workflow_runner=RUNNERS["worker-direct"],  # our modules as imported: patched above
     )
     path = HISTORY_DIR / name

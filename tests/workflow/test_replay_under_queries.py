@@ -8,9 +8,9 @@ import asyncio
 from pathlib import Path
 
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from client.pydantic_conversion import refundflow_data_converter
 from tests.workflow.conftest import Env, tv_order
 from tests.workflow.waiting import result_of, status_of, until
 from workflows.models import OperatorCancelInput
@@ -42,7 +42,7 @@ async def test_a_refund_looked_up_during_its_provider_calls_replays(
     )
     await result_of(handle)
     history = await handle.fetch_history()
-    replayer = Replayer(workflows=[RefundWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[RefundWorkflow], data_converter=refundflow_data_converter)
     replayed = await replayer.replay_workflow(
         WorkflowHistory.from_json(handle.id, history.to_json()), raise_on_replay_failure=False
     )
