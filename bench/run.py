@@ -87,7 +87,9 @@ class Bench:
         self.config = config
         self.say = say
         self.naive_worker = naive_worker
-        self.results: dict[str, Any] = {"config": {**asdict(config), "cores": CORES}}
+        self.results: dict[str, Any] = {
+            "config": {**asdict(config), "cores": CORES, "warm_up": WARM_UP}
+        }
         self.statements = StatementMeter(stack.owner_database_url or stack.database_url or "")
         """Postgres statements of the respond-async refunds' legs (the stack loads
         pg_stat_statements: bench/stack_run.py)."""
@@ -339,9 +341,9 @@ class Bench:
         cfg = self.config
         self.say(f"4. status lookups with {len(open_ids)} refunds open, the stack settled")
         picked = self._picked(open_ids)
-        alone = [await self._timed_status(refund_id) for refund_id in picked[: cfg.lookups // 4]]
+        alone = [await self._timed_status(one) for one in picked[: max(1, cfg.lookups // 4)]]
         together = await self._concurrent_lookups(picked, "concurrent lookups")
-        at = f"concurrency_{cfg.lookup_concurrency}"
+        at = f"concurrency_{min(cfg.lookup_concurrency, cfg.lookups)}"  # as many as were asked
         self.results["status_lookup"] = {
             "alone": latency_summary(alone),
             at: latency_summary(together),

@@ -21,9 +21,12 @@ from worker.devstack import DevStack, StackConfig
 from worker.processes import spawn, stop_process
 
 
-async def run_bench(config: BenchConfig, json_out: Path | None, quiet: bool = False) -> int:
+async def run_bench(
+    config: BenchConfig, json_out: Path | None, quiet: bool = False, as_json: bool = False
+) -> int:
     """The bench, stopped as cleanly by SIGTERM as by Ctrl-C: its stack stopped, its folder
-    removed (exit 143; Ctrl-C's 130 is the CLI's)."""
+    removed (exit 143; Ctrl-C's 130 is the CLI's). `as_json`: the figures on stdout as JSON
+    (`--json`), not the table."""
 
     def say(line: str) -> None:
         if not quiet:
@@ -40,7 +43,7 @@ async def run_bench(config: BenchConfig, json_out: Path | None, quiet: bool = Fa
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, on_sigterm)
     try:
-        return await _run_bench(config, json_out, say)
+        return await _run_bench(config, json_out, say, as_json)
     except asyncio.CancelledError:
         if not terminated:
             raise
@@ -50,7 +53,7 @@ async def run_bench(config: BenchConfig, json_out: Path | None, quiet: bool = Fa
         loop.remove_signal_handler(signal.SIGTERM)
 
 
-async def _run_bench(config: BenchConfig, json_out: Path | None, say: Any) -> int:
+async def _run_bench(config: BenchConfig, json_out: Path | None, say: Any, as_json: bool) -> int:
 
     # Pools notice the stack going away at the end; that is expected, not news.
     logging.getLogger("asyncpg.pool").setLevel(logging.CRITICAL)
@@ -86,7 +89,7 @@ async def _run_bench(config: BenchConfig, json_out: Path | None, say: Any) -> in
             stop_process(naive_worker)
         await asyncio.to_thread(stack.stop)
         shutil.rmtree(home, ignore_errors=True)
-    print(table(results))
+    print(json.dumps(results, indent=2) if as_json else table(results))
     if json_out:
         json_out.write_text(json.dumps(results, indent=2))
     return 0

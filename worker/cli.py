@@ -321,15 +321,19 @@ async def _bench(args: argparse.Namespace) -> int:
     from bench.run import BenchConfig
     from bench.stack_run import run_bench
 
+    rounds = min(args.rounds, args.refunds)
+    if rounds < args.rounds:  # each round races at least one refund of each shape
+        print(f"note: {args.refunds} refunds of each shape make {rounds} round(s), not"
+              f" {args.rounds}", file=sys.stderr)  # fmt: skip
     config = BenchConfig(
         refunds=args.refunds,
         concurrency=args.concurrency,
         lookups=args.lookups,
         open_refunds=args.open,
         reconcile_rows=args.reconcile_rows,
-        rounds=min(args.rounds, args.refunds),
+        rounds=rounds,
     )
-    return await run_bench(config, args.json_out)
+    return await run_bench(config, args.json_out, as_json=args.json)
 
 
 STACK_HANDLERS: dict[str, Handler] = {
