@@ -210,11 +210,12 @@ def test_report_writes_a_chart_only_where_asked(stack: DevStack, tmp_path: Path)
     )  # fmt: skip
     assert plain.returncode == 0, plain.stderr
     assert "chart written" not in plain.stdout and list(here.iterdir()) == []
+    # Refused before the report is made (a usage mistake, exit 2), not after.
     nowhere = cli(stack, "report", "--chart", str(tmp_path / "no" / "such" / "c.html"))
-    assert nowhere.returncode == 1
+    assert nowhere.returncode == 2
     assert nowhere.stderr == (
-        f"error: cannot write the chart to {tmp_path / 'no' / 'such' / 'c.html'}:"
-        " No such file or directory\n"
+        f"error: argument --chart: the folder {(tmp_path / 'no' / 'such').resolve()} does not"
+        " exist (see `refundflow report --help`)\n"
     )
 
 
