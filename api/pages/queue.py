@@ -37,6 +37,7 @@ WITH policy(label, first_s, second_s, expiry_s) AS (
 ), queued AS (
     SELECT s.refund_id, s.order_id, s.state, s.amount, s.currency, s.awaiting,
            s.escalation_level, s.reason_code, s.channel, s.requested_at, s.updated_at,
+           s.view ->> 'requested_by' AS customer,
            CASE WHEN s.state = 'pending_review' THEN s.requested_at + make_interval(secs =>
                     CASE least(s.escalation_level, 2) WHEN 0 THEN coalesce(p.first_s, 0)
                          WHEN 1 THEN coalesce(p.second_s, 0) ELSE coalesce(p.expiry_s, 0) END)

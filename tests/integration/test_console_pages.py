@@ -122,6 +122,8 @@ async def test_the_queue_pages_soonest_deadline_first(
         url = api.base + more.group(1).replace("&amp;", "&")
     # Requested one after another under one policy: due one after another, oldest first.
     assert seen == made, (len(seen), len(made))
+    # Whose each refund is, under its order (from the status the refund recorded).
+    assert '<th scope="col">Order, customer</th>' in page and f"<br>{who}</td>" in page
 
 
 async def test_the_queue_compares_amounts_within_a_currency_and_says_what_it_ignored(
