@@ -296,23 +296,25 @@ def seconds(value: str) -> int:
 
 def file_to_write(value: str) -> Path:
     """A file a command writes when it is done: checked now, not after minutes of work (a
-    bench of many minutes lost its figures to a folder that did not exist)."""
-    if not value.strip() or value.endswith(("/", os.sep)):
+    bench of many minutes lost its figures to a folder that did not exist). Checked where a
+    symlink points; the name itself is returned (/dev/stdout must stay itself in a pipe)."""
+    if not value.strip() or os.path.basename(value) in ("", ".", ".."):
         raise argparse.ArgumentTypeError(f"expected a file name, got {value!r}")
-    path = Path(value).expanduser().resolve()  # a symlink: where it points
-    if path.is_dir():
+    try:
+        path = Path(value).expanduser()
+        target = path.resolve()
+    except (RuntimeError, OSError) as err:  # a symlink loop, ~nosuchuser
+        raise argparse.ArgumentTypeError(f"{value}: {err}") from None
+    if target.is_dir():
         raise argparse.ArgumentTypeError(f"{value} is a folder: name a file in it")
-    if path.exists():  # written in place: the file must take writes, not its folder
+    if target.exists() or path.exists():  # written in place: the file must take writes
         if not os.access(path, os.W_OK):
             raise argparse.ArgumentTypeError(f"{value} exists and cannot be written")
         return path
-    folder = path.parent
+    folder = target.parent
     if not folder.is_dir():
-        raise argparse.ArgumentTypeError(
-            f"{folder} is a file, not a folder"
-            if folder.exists()
-            else f"the folder {folder} does not exist"
-        )
+        why = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise argparse.ArgumentTypeError(f"the folder {folder} {why}")
     if not os.access(folder, os.W_OK):
         raise argparse.ArgumentTypeError(f"the folder {folder} cannot be written to")
     return path

@@ -20,3 +20,10 @@ def test_reconciliation_findings_name_what_is_expected() -> None:
     assert _findings(naive, 9).endswith("paid outside refundflow, as expected")
     other = _findings({**naive, "paid_above_capture": 1}, 9)
     assert other.startswith("provider_refunded_not_completed 9, paid_above_capture 1 (expected:")
+
+
+def test_the_acknowledgement_is_judged_at_concurrency_20_only() -> None:
+    judged = TARGETS["request acknowledged p99 <= 150 ms at concurrency 20"]
+    figures = {"refunds": {"ack_p99_ms": 90.0}, "config": {"concurrency": 20}}
+    assert judged(figures) is True
+    assert judged({**figures, "config": {"concurrency": 5}}) is None
