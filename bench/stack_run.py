@@ -89,7 +89,8 @@ async def _run_bench(config: BenchConfig, json_out: Path | None, say: Any, as_js
             stop_process(naive_worker)
         await asyncio.to_thread(stack.stop)
         shutil.rmtree(home, ignore_errors=True)
-    print(json.dumps(results, indent=2) if as_json else table(results))
+    figures = json.dumps(results, indent=2)
+    print(figures if as_json else table(results))
     if json_out:
-        json_out.write_text(json.dumps(results, indent=2))
+        json_out.write_text(figures)
     return 0

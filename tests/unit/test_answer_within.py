@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from temporalio.client import Client
-from temporalio.service import ConnectConfig
+from temporalio.service import ConnectConfig, RPCError, RPCStatusCode
 
 from client.policy_source import load_policy
 from client.pydantic_conversion import refundflow_data_converter
@@ -83,6 +83,15 @@ class _StalledService:
     config = ConnectConfig(target_host="127.0.0.1:1", identity="test")
 
 
+def _client(service: object) -> Client:
+    """The SDK's own client, over a stand-in front end, with the converter workers use."""
+    return Client(
+        service,  # type: ignore[arg-type]
+        namespace="default",
+        data_converter=refundflow_data_converter,
+    )
+
+
 def _a_refund_input() -> RefundWorkflowInput:
     request = RefundRequest(
         refund_key="k1", order_id="ord_1", lines=[RefundLineRequest(sku="TV", quantity=1)],
@@ -97,11 +106,7 @@ def _a_refund_input() -> RefundWorkflowInput:
 async def test_a_first_step_request_cancelled_mid_start_leaves_nothing_unread() -> None:
     """The SDK sets the start's own outcome too (CancelledError) once cancelled: read."""
     reported = _unread_errors(asyncio.get_running_loop())
-    temporal = Client(
-        _StalledService(),  # type: ignore[arg-type]
-        namespace="default",
-        data_converter=refundflow_data_converter,
-    )
+    temporal = _client(_StalledService())
     asking = asyncio.create_task(
         start_for_first_step(temporal, _a_refund_input(), "refunds", timedelta(seconds=5))
     )
@@ -110,6 +115,33 @@ async def test_a_first_step_request_cancelled_mid_start_leaves_nothing_unread() 
     with pytest.raises(asyncio.CancelledError):
         await asking
     del asking
+    await asyncio.sleep(0.05)
+    gc.collect()
+    assert reported == []
+
+
+class _AlreadyThere:
+    """A front end answering that the refund exists already (another caller started it)."""
+
+    async def execute_multi_operation(self, *_args: Any, **_kwargs: Any) -> None:
+        raise RPCError("workflow already started", RPCStatusCode.ALREADY_EXISTS, b"")
+
+    async def describe_workflow_execution(self, *_args: Any, **_kwargs: Any) -> None:
+        raise RPCError("not found", RPCStatusCode.NOT_FOUND, b"")
+
+
+class _ExistingService(_StalledService):
+    workflow_service = _AlreadyThere()  # type: ignore[assignment]
+
+
+async def test_a_refund_that_existed_already_leaves_nothing_unread() -> None:
+    """The SDK sets the start's outcome to the same error: read, though nobody awaits it."""
+    reported = _unread_errors(asyncio.get_running_loop())
+    temporal = _client(_ExistingService())
+    answer = await start_for_first_step(
+        temporal, _a_refund_input(), "refunds", timedelta(seconds=5)
+    )
+    assert answer == (None, None)  # no status; whether this call made it: unknown
     await asyncio.sleep(0.05)
     gc.collect()
     assert reported == []
