@@ -120,16 +120,12 @@ class PostgresRefundStore:
         says why a reviewer decides. Idempotent per refund: the first answer stands (read
         without the locks when the edge already holds it: `reserving.held_already`)."""
         async with self._pool.acquire() as conn:
-            first = await reserving.held_already(conn, request)
-            if first is not None:
-                return first
-            async with conn.transaction():
-                result, _ = await reserving.hold(conn, request)
-                return result
+            return await reserving.reserve(conn, request)
 
     async def hold(self, request: ReserveInput) -> tuple[ReserveResult, bool]:
         """As `reserve`, and whether the refund held before this call: what the edge tells
-        a request that raced another for the same refund (answered as asked before)."""
+        a request that raced another for the same refund (answered as asked before).
+        HeldForAnotherRequest when the refund holds for another request (its key reused)."""
         async with self._pool.acquire() as conn, conn.transaction():
             return await reserving.hold(conn, request)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
@@ -58,7 +59,10 @@ def _read_sql(with_around: bool) -> str:
     SELECT ledger.captured_amount, used.on_order, used.by_customer,
       {order_ledger.lines_json("$1")} AS order_lines,
       (SELECT json_build_object('amount', amount, 'state', state,
-                 'auto_approve_refused', auto_approve_refused)::text
+                 'auto_approve_refused', auto_approve_refused,
+                 'requested_amount', requested_amount, 'basis', basis, 'reason_code', reason_code,
+                 'lines', (SELECT json_agg(json_build_array(l.sku, l.quantity))
+                           FROM refundflow.reservation_lines l WHERE l.refund_id = $5))::text
        FROM refundflow.reservations WHERE refund_id = $5) AS mine,
       {order_ledger.holds_json("$1", "$5")} AS others{around}
     FROM refundflow.order_ledger ledger CROSS JOIN ({budgets.USE}) used
@@ -99,6 +103,23 @@ class Mine:
     amount: int
     state: str
     auto_approve_refused: str | None
+    # What it was made for (None: held before these were kept); they never change after.
+    requested_amount: int | None = None
+    basis: str | None = None
+    reason_code: str | None = None
+    lines: list[list[Any]] | None = None
+    """[sku, units] it holds (a line request's units stay; an amount's split may shrink)."""
+
+
+class HeldForAnotherRequest(Exception):
+    """This refund id holds a reservation made for a different request: its key was used
+    before for another request whose start failed after its hold (the id comes from the
+    order and the key, and nothing started answers for the key)."""
+
+    def __init__(self, message: str, remaining: int) -> None:
+        super().__init__(message)
+        self.remaining = remaining
+        """What the order still has beside every hold, this one included."""
 
 
 @dataclass
@@ -116,6 +137,21 @@ class Locked:
     """Open findings of money refunded on the order around refundflow."""
 
 
+async def reserve(conn: asyncpg.Connection, request: ReserveInput) -> ReserveResult:
+    """The workflow's reservation (PostgresRefundStore.reserve has the contract): the edge's
+    hold when it made one (read without the locks), else `hold` in its own transaction. A
+    hold made for another request declines this one, and it holds nothing."""
+    try:
+        first = await held_already(conn, request)
+        if first is not None:
+            return first
+        async with conn.transaction():
+            result, _ = await hold(conn, request)
+            return result
+    except HeldForAnotherRequest as err:
+        return ReserveResult(reserved=False, remaining=err.remaining, refused_because=str(err))
+
+
 async def hold(conn: asyncpg.Connection, request: ReserveInput) -> tuple[ReserveResult, bool]:
     """Hold `request`'s money and lines against its order, inside the caller's transaction
     (PostgresRefundStore.reserve has the contract). Idempotent per refund. Also whether the
@@ -128,6 +164,7 @@ async def hold(conn: asyncpg.Connection, request: ReserveInput) -> tuple[Reserve
         update={"captured_amount": locked.captured, "order_lines": locked.order_lines}
     )
     if locked.mine is not None:  # a retry, or the edge reserved it first: its answer stands
+        _refuse_another_request(request, locked)
         await _record_order_lines(conn, known, locked)
         return _first_answer(locked, locked.mine), True
     verdict = decide(known, locked.others)
@@ -211,7 +248,39 @@ async def held_already(conn: asyncpg.Connection, request: ReserveInput) -> Reser
         return None
     read = _as_read(row, request, counts_budgets=False)
     assert read.mine is not None
+    _refuse_another_request(request, read)
     return _first_answer(read, read.mine)
+
+
+def _refuse_another_request(request: ReserveInput, locked: Locked) -> None:
+    """HeldForAnotherRequest when this refund's hold was made for a request other than
+    `request`.
+
+    Why: the first answer stands for a retry of the same request, never for another one. A
+    review found the key sent again with another request after a failed start: the second
+    request was answered with the first one's hold and paid on it (one kettle refunded
+    twice, and the toaster it held recorded as refunded)."""
+    mine = locked.mine
+    assert mine is not None
+    basis = None if request.reason_code is None else ("lines" if request.lines else "amount")
+    asked = sorted([line.sku, line.quantity] for line in request.lines)
+    differs = [
+        what
+        for what, stored, now in (
+            ("reason", mine.reason_code, request.reason_code),
+            ("value asked", mine.requested_amount, value_asked(request)),
+            ("lines or amount", mine.basis, basis),
+        )
+        if stored is not None and stored != now
+    ]
+    if mine.basis == "lines" and mine.lines and sorted(mine.lines) != asked:
+        differs.append("lines")
+    if differs:
+        raise HeldForAnotherRequest(
+            f"refund {request.refund_id} holds a reservation made for a different request"
+            f" on order {request.order_id} (its {', '.join(differs)})",
+            locked.captured - sum(h.amount for h in locked.others) - mine.amount,
+        )
 
 
 def _withheld(request: ReserveInput, locked: Locked) -> str | None:

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 
 from activities.pg_store import PostgresRefundStore
 from activities.ports import ExternalSystemRefused, ExternalSystemUnavailable, OrderSystem
+from activities.reserving import HeldForAnotherRequest
 from client.errors import InvalidRefundRequest, RefundConflict, RefundflowError
 from client.refund_ids import refund_id_for
 from client.timings import step
@@ -185,7 +186,13 @@ async def hold_at_the_edge(
         answer.refund_amount,
         auto_approve=answer.auto_approve,  # the policy's alone: no budget use was given
     )
-    result, held_before = await store.hold(reservation)
+    try:
+        result, held_before = await store.hold(reservation)
+    except HeldForAnotherRequest:
+        raise RefundConflict(
+            f"refund key {request.refund_key!r} was already used for a different request"
+            f" on order {order.order_id} (refund {refund_id})"
+        ) from None
     if not result.reserved:
         raise InvalidRefundRequest(result.refused_because or _only_left(result.remaining, order))
     if held_before and resolved.allocation is not None:  # the first call's split stands
