@@ -103,7 +103,8 @@ class HttpPaymentProvider:
         lookup goes by our own refund id in the refund's metadata, which is kept forever.
         """
         if look_up_first:
-            existing = this_refunds_payment(await self.find_refunds(request.refund_id), request)
+            found = await self.find_refunds(request.refund_id, request.payment_reference)
+            existing = this_refunds_payment(found, request)
             if existing is not None:
                 return existing
         body = await self._service.call(
@@ -129,10 +130,21 @@ class HttpPaymentProvider:
             await self._service.call("POST", f"/v1/refunds/{provider_refund_id}/cancel")
         )
 
-    async def find_refunds(self, refund_id: str) -> list[ProviderRefundResult]:
-        """Every provider refund carrying our refund id in its metadata."""
+    async def find_refunds(
+        self, refund_id: str, payment_reference: str | None = None
+    ) -> list[ProviderRefundResult]:
+        """Every provider refund carrying our refund id in its metadata; on the payment
+        `payment_reference` only, when given. Why: one made at the provider's dashboard on
+        another payment, our id typed into it, was taken as this refund's payment (a review:
+        completed, the customer told so, and their payment never refunded). Reconciliation
+        still sees it, under our id, beside the one we send."""
         body = await self._service.call("GET", "/v1/refunds", params={"refund_id": refund_id})
-        return [_provider_result(item) for item in body["data"]]
+        return [
+            _provider_result(item)
+            for item in body["data"]
+            if payment_reference is None
+            or item.get("payment_reference") in (None, payment_reference)
+        ]
 
     async def list_refunds(self, order_id: str | None = None) -> list[dict[str, Any]]:
         params = {"order_id": order_id} if order_id else None

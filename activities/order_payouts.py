@@ -167,7 +167,7 @@ class GuardedPaymentProvider:
         self, request: IssueRefundInput, *, look_up_first: bool = False
     ) -> ProviderRefundResult:
         if look_up_first:
-            found = await self._provider.find_refunds(request.refund_id)
+            found = await self._provider.find_refunds(request.refund_id, request.payment_reference)
             existing = this_refunds_payment(found, request)
             if existing is not None:
                 return existing
@@ -179,8 +179,10 @@ class GuardedPaymentProvider:
     async def get_refund(self, provider_refund_id: str) -> ProviderRefundResult:
         return await self._provider.get_refund(provider_refund_id)
 
-    async def find_refunds(self, refund_id: str) -> list[ProviderRefundResult]:
-        return await self._provider.find_refunds(refund_id)
+    async def find_refunds(
+        self, refund_id: str, payment_reference: str | None = None
+    ) -> list[ProviderRefundResult]:
+        return await self._provider.find_refunds(refund_id, payment_reference)
 
     async def cancel_refund(self, provider_refund_id: str) -> ProviderRefundResult:
         return await self._provider.cancel_refund(provider_refund_id)

@@ -53,7 +53,11 @@ class PaymentProvider(Protocol):
 
     async def get_refund(self, provider_refund_id: str) -> ProviderRefundResult: ...
 
-    async def find_refunds(self, refund_id: str) -> list[ProviderRefundResult]: ...
+    async def find_refunds(
+        self, refund_id: str, payment_reference: str | None = None
+    ) -> list[ProviderRefundResult]:
+        """Refunds carrying `refund_id` in their metadata (on that payment, when given)."""
+        ...
 
     async def cancel_refund(self, provider_refund_id: str) -> ProviderRefundResult:
         """Cancel a refund that has not paid yet, where the provider allows it (Stripe: one

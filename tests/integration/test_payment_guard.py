@@ -216,6 +216,26 @@ async def test_a_provider_refund_of_another_amount_under_this_refunds_id_is_not_
     assert [r["amount"] for r in paid] == [4000]
 
 
+async def test_a_provider_refund_on_another_payment_under_this_refunds_id_is_not_its_payment(
+    refunds: RefundClient, sandbox: Sandbox
+) -> None:
+    """A review: someone at the provider's dashboard refunded another customer's payment of
+    the same amount and typed this refund's id into it; the refund took it as its payment:
+    completed, its customer told so, their payment never refunded. Now it pays its own."""
+    ours, other = await sandbox.order(amount=20000), await sandbox.order(amount=20000)
+    refund = await refunds.request(make_request(ours))
+    await eventually(
+        partial(refunds.status, refund.refund_id), lambda v: v.awaiting is Awaiting.REVIEWER
+    )
+    typed_in = await sandbox.provider_refund(other, refund.refund_id, 20000)
+    await refunds.approve(refund.refund_id, "li", role="lead")
+    done = await wait_for_state(refunds, refund.refund_id, "completed")
+    assert done.provider_refund_id != typed_in["id"]
+    assert [(r["id"], r["amount"]) for r in await sandbox.refunds(ours["order_id"])] == [
+        (done.provider_refund_id, 20000)
+    ]
+
+
 async def test_a_finding_recorded_before_its_details_named_currency_and_cover_still_reads(
     db: asyncpg.Pool,
 ) -> None:
