@@ -14,6 +14,7 @@ from tests.conftest import Sandbox, unique_key
 from tests.integration.helpers import eventually, wait_for_state
 from tests.integration.test_budgets import note
 from tests.integration.test_refund_flow import make_request
+from tests.integration.test_reset_after_completion import reset_to_first_task
 
 pytestmark = pytest.mark.stack
 CHECKED = "photos of the damage"
@@ -162,3 +163,37 @@ async def test_a_cut_first_approval_then_a_rejection_frees_the_whole_order(
     await wait_for_state(refunds, first.refund_id, "cancelled")
     ledger = await refunds.order_ledger(order["order_id"])
     assert ledger is not None and (ledger.held, ledger.refunded) == (0, 0), ledger
+
+
+async def test_a_reset_run_approved_again_for_more_than_the_cut_pays_nothing_above_its_hold(
+    returns_refunds: RefundClient, sandbox: Sandbox
+) -> None:
+    """A review: alice approved 40.00 of 100.00 (the hold cut to 40.00, and another refund
+    then held the other 60.00); the refund was reset in Temporal to its first task and
+    alice approved again, in full, which the record took as her first approval. Paid, the
+    order would have 160.00 out of 100.00 on its ledger and the other refund be refused
+    by the provider. The payment above its hold is not sent: an operator decides."""
+    refunds = returns_refunds
+    order = await sandbox.order(amount=10000)
+    cut = (await refunds.request(make_request(order, amount=10000))).refund_id
+    await refunds.approve(cut, "alice", amount=4000)
+    rest = (await refunds.request(make_request(order, amount=6000))).refund_id
+    await refunds.approve(rest, "bob")
+    await reset_to_first_task(refunds, cut)
+    await eventually(
+        lambda: refunds.status(cut, live=True), lambda s: s.awaiting.value == "reviewer"
+    )
+    await refunds.approve(cut, "alice")  # in full this time
+    await refunds.item_received(cut, "warehouse-7")
+    stopped = await eventually(
+        lambda: refunds.status(cut), lambda s: s.awaiting.value == "operator", timeout=30
+    )
+    assert (
+        f"not sent to the provider: refund {cut} holds 40.00 USD of order {order['order_id']},"
+        " not the 100.00 USD it would pay"
+    ) in (stopped.provider_failure or ""), stopped.provider_failure
+    await refunds.item_received(rest, "warehouse-7")
+    await wait_for_state(refunds, rest, "completed")
+    assert [r["amount"] for r in await sandbox.refunds(order["order_id"])] == [6000]
+    ledger = await refunds.order_ledger(order["order_id"])
+    assert ledger is not None and (ledger.held, ledger.refunded) == (4000, 6000), ledger

@@ -28,7 +28,9 @@ def text(err: ActivityFailure) -> str:
 
 
 # Refusals of refundflow's own checks before anything is sent: the provider refused nothing.
-NOT_SENT_CODES = frozenset({names.NOT_SENT_ABOVE_CAPTURE, names.NOT_SENT_AMOUNT_MISMATCH})
+NOT_SENT_CODES = frozenset(
+    {names.NOT_SENT_ABOVE_CAPTURE, names.NOT_SENT_AMOUNT_MISMATCH, names.NOT_SENT_ABOVE_HOLD}
+)
 
 
 def refused_by(err: ActivityFailure) -> str:
