@@ -21,7 +21,8 @@ import structlog
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.pg_store import AuditConflict, PostgresRefundStore
+from activities.audit_retries import AuditConflict
+from activities.pg_store import PostgresRefundStore
 from activities.ports import ExternalSystemRefused, Inventory, PaymentProvider
 from workflows import names
 from workflows.activity_contracts import NO_MONEY, ProviderRefundResult, RestockInput

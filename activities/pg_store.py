@@ -12,6 +12,7 @@ import asyncpg
 
 from activities import audit_chain, budgets, order_ledger, reserving
 from activities.audit_chain import AuditContent, utc
+from activities.audit_retries import check_same_entries
 from activities.fair_pool import create_fair_pool
 from activities.migrate import apply_migrations
 from activities.order_ledger import LedgerRead
@@ -330,7 +331,7 @@ async def _append_audit(conn: asyncpg.Connection, batch: RecordTransitionsInput)
         else []
     )
     if len(inserted) < len(batch.entries):
-        await _check_same_entries(conn, batch, {r["seq"] for r in inserted})
+        await check_same_entries(conn, batch, {r["seq"] for r in inserted})
     return len(inserted)
 
 
@@ -360,34 +361,3 @@ async def _project_status(
         p.item_received,
         view.model_dump_json() if view else None,
     )
-
-
-class AuditConflict(Exception):
-    """An entry with this refund id and sequence exists with other content: two runs are
-    writing one refund's trail. Never swallowed: the activity keeps failing, visibly."""
-
-
-async def _check_same_entries(
-    conn: asyncpg.Connection, batch: RecordTransitionsInput, inserted: set[int]
-) -> None:
-    """Entries not inserted must be retries of what is stored, not different transitions.
-    A retry is the same event to the same state by the same actor (a workflow replays its
-    own decisions exactly); another person's approval at that place is another run's (a
-    Reset in Temporal), even when it leads to the same state."""
-    resent = {
-        e.seq: (e.event, e.state.value, e.actor) for e in batch.entries if e.seq not in inserted
-    }
-    stored = await conn.fetch(
-        "SELECT seq, event, to_state, actor FROM refundflow.audit WHERE refund_id = $1"
-        " AND seq = ANY($2::int[])",
-        batch.refund_id,
-        list(resent),
-    )
-    for row in stored:
-        if resent[row["seq"]] != (row["event"], row["to_state"], row["actor"]):
-            event, to_state, actor = resent[row["seq"]]
-            raise AuditConflict(
-                f"refund {batch.refund_id} entry {row['seq']} is already recorded as"
-                f" {row['event']} -> {row['to_state']} by {row['actor']}, not {event} ->"
-                f" {to_state} by {actor}"
-            )

@@ -6,8 +6,8 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.audit_retries import AuditConflict, same_entry
 from activities.log_context import activity_log_context
-from activities.pg_store import AuditConflict
 from activities.ports import (
     ExternalSystemRefused,
     Inventory,
@@ -78,11 +78,12 @@ class RefundActivities:
         to another state (approved, paid, closed), that this run must not record at all: it
         holds a state the refund has left (a Reset in Temporal to before it)."""
         trail = await self._store.audit_trail(batch.refund_id)
-        stored = {e.seq: (e.event, e.to_state, e.actor) for e in trail}
-        first_clash = min(  # the same entry as the store tells retries (pg_store)
+        stored = {e.seq: same_entry(e.event, e.to_state.value, e.actor, e.reason) for e in trail}
+        first_clash = min(  # the same entry as the store tells retries
             e.seq
             for e in batch.entries
-            if e.seq in stored and stored[e.seq] != (e.event, e.state, e.actor)
+            if e.seq in stored
+            and stored[e.seq] != same_entry(e.event, e.state.value, e.actor, e.reason)
         )
         last = trail[-1]
         log.warning("audit_conflict", first_clash=first_clash, stored_upto=last.seq)

@@ -24,6 +24,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from activities import order_ledger
+from activities.audit_retries import same_entry
 from activities.pg_store import PostgresRefundStore
 from client import workflow_reads
 from client.action_attestation import ActionSigner
@@ -352,9 +353,9 @@ def _contradicts(recorded: StatusView, answer: StatusView) -> bool:
     return not any(_entry(e) == _entry(last) for e in recorded.timeline if e.seq > last.seq)
 
 
-def _entry(entry: TimelineEntry) -> tuple[str, str, str]:
-    """What tells two entries apart, as the audit store does (pg_store)."""
-    return entry.event, entry.state.value, entry.actor
+def _entry(entry: TimelineEntry) -> tuple[str, ...]:
+    """What tells two entries apart, as the audit store does (an approval's words too)."""
+    return same_entry(entry.event, entry.state.value, entry.actor, entry.reason)
 
 
 def _mark(entry: TimelineEntry) -> tuple[int, str, str, datetime]:

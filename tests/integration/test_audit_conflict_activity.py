@@ -11,7 +11,8 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.pg_store import AuditConflict, PostgresRefundStore
+from activities.audit_retries import AuditConflict
+from activities.pg_store import PostgresRefundStore
 from activities.refund_activities import RefundActivities
 from tests.conftest import unique_key
 from tests.integration.test_audit_store import batch

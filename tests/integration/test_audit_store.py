@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
-from activities.pg_store import AuditConflict, PostgresRefundStore
+from activities.audit_retries import AuditConflict
+from activities.pg_store import PostgresRefundStore
 from tests.conftest import unique_key
 from workflows.models import RecordTransitionsInput, StatusProjection, TimelineEntry
 from workflows.states import Awaiting, RefundState

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from client.errors import RefundActionRefused
 from client.refund_client import RefundClient
 from tests.conftest import Sandbox, unique_key
 from tests.integration.helpers import eventually, wait_for_state
@@ -165,14 +166,15 @@ async def test_a_cut_first_approval_then_a_rejection_frees_the_whole_order(
     assert ledger is not None and (ledger.held, ledger.refunded) == (0, 0), ledger
 
 
-async def test_a_reset_run_approved_again_for_more_than_the_cut_pays_nothing_above_its_hold(
+async def test_a_reset_run_approved_again_for_another_amount_records_and_pays_nothing(
     returns_refunds: RefundClient, sandbox: Sandbox
 ) -> None:
-    """A review: alice approved 40.00 of 100.00 (the hold cut to 40.00, and another refund
-    then held the other 60.00); the refund was reset in Temporal to its first task and
-    alice approved again, in full, which the record took as her first approval. Paid, the
-    order would have 160.00 out of 100.00 on its ledger and the other refund be refused
-    by the provider. The payment above its hold is not sent: an operator decides."""
+    """A review and a trial: alice approved 40.00 of 100.00 (the hold cut to 40.00, and
+    another refund then held the other 60.00); the refund was reset in Temporal to its
+    first task and alice approved again, in full. The record took it as her first approval
+    (the same event by the same person), every view said 100.00, and 100.00 was paid: 160.00
+    out of 100.00 on the order's ledger. Now the approval is refused, as another person's
+    is, and nothing of it is written or paid."""
     refunds = returns_refunds
     order = await sandbox.order(amount=10000)
     cut = (await refunds.request(make_request(order, amount=10000))).refund_id
@@ -183,15 +185,12 @@ async def test_a_reset_run_approved_again_for_more_than_the_cut_pays_nothing_abo
     await eventually(
         lambda: refunds.status(cut, live=True), lambda s: s.awaiting.value == "reviewer"
     )
-    await refunds.approve(cut, "alice")  # in full this time
-    await refunds.item_received(cut, "warehouse-7")
-    stopped = await eventually(
-        lambda: refunds.status(cut), lambda s: s.awaiting.value == "operator", timeout=30
-    )
-    assert (
-        f"not sent to the provider: refund {cut} holds 40.00 USD of order {order['order_id']},"
-        " not the 100.00 USD it would pay"
-    ) in (stopped.provider_failure or ""), stopped.provider_failure
+    with pytest.raises(RefundActionRefused, match="refused: nothing was recorded: refund"):
+        await refunds.approve(cut, "alice")  # in full this time
+    recorded = await refunds.status(cut)
+    assert (recorded.state.value, recorded.amount) == ("approved", 4000)
+    [approval] = [e for e in await refunds.audit(cut) if e.event == "approve"]
+    assert approval.reason.startswith("approved 40.00 USD")
     await refunds.item_received(rest, "warehouse-7")
     await wait_for_state(refunds, rest, "completed")
     assert [r["amount"] for r in await sandbox.refunds(order["order_id"])] == [6000]
