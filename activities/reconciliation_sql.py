@@ -102,6 +102,9 @@ SELECT 'restock_missing', s.refund_id, s.order_id, '{}'::jsonb, false, NULL
 FROM settled s
 WHERE s.state = 'completed' AND s.item_received
   AND NOT EXISTS (SELECT 1 FROM stock_moves m WHERE m.reference = s.refund_id)
+  -- an amount-only refund names no lines, so it restocks none (a trial: every one flagged)
+  AND NOT EXISTS (SELECT 1 FROM refundflow.reservations r
+                  WHERE r.refund_id = s.refund_id AND r.basis = 'amount')
 UNION ALL
 SELECT 'restock_duplicated', reference, NULL,
        jsonb_build_object('sku', sku, 'movements', count(*)), false, NULL

@@ -346,6 +346,15 @@ async def test_restock_drift_is_found(
         await wait_for_state(returns_refunds, status.refund_id, "completed")
         statuses.append(status.refund_id)
     lost, doubled = statuses
+    # An amount-only refund names no lines: received and paid, it restocks none (a trial
+    # found every such refund escalated as restock_missing).
+    order = await sandbox.order(lines=lines)
+    by_amount = (await returns_refunds.request(make_request(order, amount=1500))).refund_id
+    await eventually(
+        partial(returns_refunds.status, by_amount), lambda s: s.awaiting.value == "customer"
+    )
+    await returns_refunds.item_received(by_amount)
+    await wait_for_state(returns_refunds, by_amount, "completed")
     await db.execute("DELETE FROM sandbox.stock_movements WHERE reference = $1", lost)
     await db.execute(
         "INSERT INTO sandbox.stock_movements (movement_id, idempotency_key, request_hash, sku,"
@@ -355,6 +364,7 @@ async def test_restock_drift_is_found(
     report = await reconcile_cli(stack)
     assert findings_for(report, lost) == {("restock_missing", "escalated")}
     assert findings_for(report, doubled) == {("restock_duplicated", "escalated")}
+    assert findings_for(report, by_amount) == set()
 
 
 async def test_a_payment_its_workflow_was_told_of_long_ago_is_escalated_not_healed_again(
