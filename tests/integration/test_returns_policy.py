@@ -78,3 +78,17 @@ async def test_customer_may_withdraw_an_approved_refund_before_the_item_comes_ba
     held = "SELECT state FROM refundflow.reservations WHERE refund_id = $1"
     assert await eventually(lambda: db.fetchval(held, status.refund_id), lambda s: s == "released")
     assert await sandbox.refunds(order["order_id"]) == []
+
+
+async def test_a_reviewers_approval_is_answered_with_the_wait_for_the_item(
+    returns_refunds: RefundClient, sandbox: Sandbox
+) -> None:
+    """A trial: the reviewer approving was told "nobody: the refund moves on by itself" and
+    "The refund is sent to the payment provider", while it waited for the item."""
+    order = await sandbox.order(amount=30000)
+    asked = await returns_refunds.request(make_request(order, amount=30000))
+    assert asked.awaiting.value == "reviewer"
+    approved = await returns_refunds.approve(asked.refund_id, "li", role="lead")
+    assert (approved.state.value, approved.awaiting.value) == ("approved", "customer")
+    assert approved.next_step == "The customer sends the item back."
+    assert approved.action_by == "the customer: send the item back"

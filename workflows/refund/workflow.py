@@ -226,6 +226,8 @@ class RefundWorkflow:
             reason += f", second approver after {case.p.approvals[0]}"
         reason += checked
         case.apply(RefundEvent.APPROVE, inp.reviewer, inp.source, reason, inp.issuer)
+        if case.policy.refund.trigger != "on_approval":  # answered as it waits: for the item
+            case.set_awaiting(Awaiting.CUSTOMER)  # (a trial was told "moves on by itself")
         return views.status(case)
 
     @approve.validator
