@@ -74,16 +74,15 @@ def as_stopped(status: StatusView) -> StatusView:
     the ETA of a decision or payment that cannot come. Its state stays the one recorded."""
     if status.facts is None:
         return status
-    level = max(1, status.facts.escalation_level)
     no_eta = {"eta": None, "eta_earliest": None, "eta_kind": None}
-    facts = status.facts.model_copy(update={"escalation_level": level, "received": False, **no_eta})
+    facts = status.facts.model_copy(update={"stopped": True, "received": False, **no_eta})
     told = {
         "message": wording.customer_message(facts),
         "support_reply": wording.support_reply(facts),
     }
     return status.model_copy(
         update={
-            "facts": facts,  # escalated in the customer's words; the record keeps its level
+            "facts": facts,  # with our team, in the customer's words
             "next_step": STOPPED_NEXT_STEP,
             "action_by": "reconciliation, then a person if money may have moved",
             **no_eta,

@@ -100,6 +100,11 @@ class EventFacts(_Headline):
     """When the money arrives at the earliest, for a payment ETA; else null."""
     eta_kind: Literal["review", "payment"] | None
     """What `eta` is about: a reviewer's decision or the payment; null without an ETA."""
+    stopped: bool = False
+    """Temporal ended the refund's workflow before the refund ended: the tracking page says it
+    is with our team. False in every event (events are the workflow's state changes; a
+    stopped refund's next event is its closing), named here as every fact is (added within
+    v1: older events do not carry it)."""
 
 
 class Notification(_Wire):

@@ -48,6 +48,10 @@ class MessageFacts(_Contract):
     eta: datetime | None = None
     eta_earliest: datetime | None = None
     eta_kind: Literal["review", "payment"] | None = None
+    stopped: bool | None = left_out_while_none()
+    """Temporal ended the refund's workflow before the refund ended (client.review_context
+    .as_stopped): with our team, worded without a delay it does not have (a trial read "It
+    has taken longer than it should" six minutes in). None otherwise."""
 
 
 class Notice(_Contract):

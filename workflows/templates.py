@@ -33,6 +33,14 @@ TEMPLATES: dict[str, dict[str, str]] = {
             "Your refund of {amount} is taking longer than expected at the payment provider;"
             " our team is following it up."
         ),
+        "open.stopped": (
+            "Your refund of {amount} is with our team, who are checking it; we will tell you"
+            " what happens next."
+        ),
+        "refunding.stopped": (
+            "Your refund of {amount} is with our team, who are checking it with the payment"
+            " provider; we will tell you what happens next."
+        ),
         "refunding.payment_failed": (
             # Not "no money has moved": a provider refund of another amount made at its
             # dashboard under this refund's id stops it too (a trial read it with 30.00 paid).
@@ -83,6 +91,8 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "refunding": "您的 {amount} 退款正在退回您的原支付方式。",
         "refunding.action_required": "您的 {amount} 退款需要您先完成一步才能支付：{instructions}",
         "refunding.escalated": "您的 {amount} 退款在支付机构处理时间超出预期，我们的团队正在跟进。",
+        "open.stopped": "您的 {amount} 退款正由我们的团队核查，我们会告知您后续处理结果。",
+        "refunding.stopped": "您的 {amount} 退款正由我们的团队与支付机构核查，我们会告知您后续处理结果。",
         "refunding.payment_failed": "您的 {amount} 退款暂时未能支付，我们的团队正在处理。",
         "refunding.reversed": "您的 {amount} 退款在发出后被支付机构退回，尚未到账。我们的团队正在处理。",
         "completed": "您的 {amount} 退款已退至您的原支付方式。",
@@ -137,6 +147,8 @@ SITUATION_LABEL: dict[str, dict[str, str]] = {
         "refunding.reversed": "returned by the payment provider",
         "refunding.action_required": "action needed",
         "refunding.escalated": "taking longer",
+        "open.stopped": "with our team",
+        "refunding.stopped": "with our team",
     },
     "zh-CN": {
         "pending_review.escalated": "处理时间延长",
@@ -144,6 +156,8 @@ SITUATION_LABEL: dict[str, dict[str, str]] = {
         "refunding.reversed": "被支付机构退回",
         "refunding.action_required": "需要您操作",
         "refunding.escalated": "处理时间延长",
+        "open.stopped": "团队处理中",
+        "refunding.stopped": "团队处理中",
     },
 }
 

@@ -32,6 +32,8 @@ from workflows.templates import (
 def template_key(facts: MessageFacts) -> str:
     """The one template a status is worded with: by state, then by reason or situation."""
     state = facts.state
+    if facts.stopped and state not in (RefundState.COMPLETED, RefundState.CANCELLED):
+        return "refunding.stopped" if state is RefundState.REFUNDING else "open.stopped"
     if state is RefundState.PENDING_REVIEW:
         if facts.received:
             return "pending_review.received"

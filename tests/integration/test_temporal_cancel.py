@@ -331,7 +331,11 @@ async def test_a_customer_asking_again_for_a_terminated_refund_is_told_what_happ
     # Until reconciliation closes it: with our team, and no date that cannot come; staff's
     # status says the same, and that nothing moves it.
     tracked = (await api.call("GET", f"/v1/refunds/{refund_id}/track", as_=who)).body
-    assert tracked["eta"] is None and "has been escalated" in tracked["message"], tracked
+    assert tracked["eta"] is None and tracked["message"] == (
+        "Your refund of 200.00 USD is with our team, who are checking it; we will tell you what"
+        " happens next."
+    ), tracked  # not "It has taken longer than it should" (a trial): it was stopped, not late
+    assert tracked["status"] == "with our team", tracked
     staff = await asyncio.to_thread(cli, stack, "status", refund_id)
     assert "We aim to decide" not in staff.stdout and "eta        -" in staff.stdout
     assert "Nothing moves it: Temporal ended its workflow" in staff.stdout, staff.stdout
