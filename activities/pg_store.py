@@ -286,7 +286,16 @@ _UPSERT_STATUS = """
     INSERT INTO refundflow.refund_status AS s (refund_id, refund_key, order_id, state,
         amount, currency, awaiting, escalation_level, policy_version, reason_code,
         channel, requested_at, updated_at, last_seq, item_received, view)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16::jsonb)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+        -- Each timeline entry at the time its audit row holds: a run reset in Temporal that
+        -- records the same steps again showed its own times (a trial: "requested 07:42:57"
+        -- beside the audit's 07:42:42).
+        jsonb_set($16::jsonb, '{timeline}', coalesce((
+            SELECT jsonb_agg(CASE WHEN a.at IS NULL THEN t.e
+                                  ELSE jsonb_set(t.e, '{at}', to_jsonb(a.at)) END ORDER BY t.n)
+            FROM jsonb_array_elements($16::jsonb -> 'timeline') WITH ORDINALITY AS t(e, n)
+            LEFT JOIN refundflow.audit a ON a.refund_id = $1 AND a.seq = (t.e ->> 'seq')::int
+        ), '[]'::jsonb)))
     ON CONFLICT (refund_id) DO UPDATE SET state = EXCLUDED.state, view = EXCLUDED.view,
         requested_at = EXCLUDED.requested_at,
         amount = EXCLUDED.amount, awaiting = EXCLUDED.awaiting,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -169,3 +170,25 @@ async def test_a_reset_run_that_ended_behind_the_record_is_not_closed_from_its_s
     done = await wait_for_state(refunds, refund_id, "completed")
     assert [r["status"] for r in await sandbox.refunds(order["order_id"])] == ["succeeded"]
     assert done.provider_refund_id is not None
+
+
+async def test_a_run_that_records_the_same_steps_again_shows_the_recorded_times(
+    refunds: RefundClient, sandbox: Sandbox
+) -> None:
+    """An auto-approved refund reset to its first task completes again as the record did;
+    its status and the customer's page showed the new run's times beside the audit's (a
+    trial: "requested 07:42:57" for an audit's 07:42:42)."""
+    order = await sandbox.order(amount=2000)
+    refund_id = (await refunds.request(make_request(order, amount=2000))).refund_id
+    await wait_for_state(refunds, refund_id, "completed")
+    await asyncio.sleep(1.1)  # the new run's clock reads at least a second later
+    await reset_to_first_task(refunds, refund_id)
+    handle = refunds.temporal.get_workflow_handle(refund_id)
+    await eventually(handle.describe, lambda d: d.status is WorkflowExecutionStatus.COMPLETED)
+    recorded = {e.seq: e.at for e in await refunds.audit(refund_id)}
+    status = await refunds.status(refund_id)
+    assert {e.seq: e.at for e in status.timeline} == recorded
+    tracked = [
+        datetime.fromisoformat(e["at"]) for e in (await refunds.track(refund_id))["timeline"]
+    ]
+    assert tracked and set(tracked) <= set(recorded.values()), (tracked, recorded)
