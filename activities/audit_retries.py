@@ -35,7 +35,14 @@ async def check_same_entries(
                 f"refund {batch.refund_id} entry {row['seq']} is already recorded as"
                 f" {row['event']} -> {row['to_state']} by {row['actor']}, not {e.event} ->"
                 f" {e.state.value} by {e.actor}"
+                # Not the words themselves: staff's free text stays out of errors and logs.
+                + (" with other words" if row["reason"] != e.reason else "")
             )
+
+
+# The approvals: their words hold the amount approved (a first of two approvals too: the
+# review's second probe, 1500.00 recorded and 2000.00 taken as the same).
+_WORDS_COUNT = frozenset({"approve", "first_approval"})
 
 
 def same_entry(event: str, to_state: str, actor: str, reason: str) -> tuple[str, ...]:
@@ -45,5 +52,5 @@ def same_entry(event: str, to_state: str, actor: str, reason: str) -> tuple[str,
     40.00 of 100.00, the refund was reset in Temporal, she approved 100.00, taken as her
     first approval and paid (a review). A retry re-sends its words (if a deploy changed
     an approval's wording between attempts, the run ends as a reset one would)."""
-    words = reason if event == "approve" else ""
+    words = reason if event in _WORDS_COUNT else ""
     return (event, to_state, actor, words)

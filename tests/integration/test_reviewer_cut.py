@@ -196,3 +196,29 @@ async def test_a_reset_run_approved_again_for_another_amount_records_and_pays_no
     assert [r["amount"] for r in await sandbox.refunds(order["order_id"])] == [6000]
     ledger = await refunds.order_ledger(order["order_id"])
     assert ledger is not None and (ledger.held, ledger.refunded) == (4000, 6000), ledger
+
+
+async def test_a_reset_runs_first_of_two_approvals_for_another_amount_is_not_taken_as_hers(
+    refunds: RefundClient, sandbox: Sandbox
+) -> None:
+    """A review: fang's first of two approvals was for 1500.00 of 2000.00; reset, she
+    approved 2000.00 and the record took it as her recorded one (the same event by the same
+    person); the second approver then approved 2000.00. Now the record keeps both words,
+    the clash is escalated, and nothing is paid above the 1500.00 held."""
+    order = await sandbox.order(amount=200000)
+    cut = (await refunds.request(make_request(order, amount=200000))).refund_id
+    await refunds.approve(cut, "fang", amount=150000, role="finance", evidence=CHECKED)
+    await reset_to_first_task(refunds, cut)
+    await eventually(
+        lambda: refunds.status(cut, live=True), lambda s: s.awaiting.value == "reviewer"
+    )
+    await refunds.approve(cut, "fang", role="finance", evidence=CHECKED)  # in full
+    audit = await eventually(
+        lambda: refunds.audit(cut), lambda trail: any(e.event == "escalated" for e in trail)
+    )
+    firsts = [e.reason for e in audit if e.event == "first_approval"]
+    assert firsts[0].startswith("approved 1500.00 USD"), firsts
+    assert any(f.startswith("approved 2000.00 USD") for f in firsts[1:]), firsts
+    assert await sandbox.refunds(order["order_id"]) == []
+    ledger = await refunds.order_ledger(order["order_id"])
+    assert ledger is not None and (ledger.held, ledger.refunded) == (150000, 0), ledger
