@@ -162,7 +162,7 @@ class RefundActivities:
     @activity.defn(name=names.ACTIVITY_FIND_PROVIDER_REFUNDS)
     async def find_provider_refunds(self, request: FindProviderRefundsInput) -> ProviderRefunds:
         with activity_log_context(request.refund_id):
-            found = await self._payment.find_refunds(request.refund_id)
+            found = await self._payment.find_refunds(request.refund_id, request.payment_reference)
             log.info("provider_refunds_found", count=len(found))
             return ProviderRefunds(refunds=found)
 

@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from workflows.vocabulary import left_out_while_none
+
 
 class _Contract(BaseModel):
     # The same configuration as workflows.models' contracts (which this module cannot
@@ -54,6 +56,9 @@ class CheckRefundInput(_Contract):
 
 class FindProviderRefundsInput(_Contract):
     refund_id: str
+    payment_reference: str | None = left_out_while_none()
+    """The refund's payment: a provider refund on another one is not its, whatever id was
+    typed into it (None: any payment, as workflows before it asked)."""
 
 
 class ProviderRefunds(_Contract):

@@ -24,6 +24,8 @@ from tests.conftest import Sandbox, unique_key
 from tests.integration.helpers import eventually, wait_for_state
 from tests.integration.test_order_ledger import _refused_then_paid_elsewhere, reservation
 from tests.integration.test_refund_flow import make_request
+from workflows import names
+from workflows.activity_contracts import ProviderSettlement
 from workflows.models import IssueRefundInput, ReconcileInput, RefundLineRequest
 from workflows.states import Awaiting, RefundState
 
@@ -301,3 +303,33 @@ async def test_no_payment_above_what_its_refund_holds_is_sent(db: asyncpg.Pool) 
     assert released is not None and "holds nothing of order" in released, released
     not_held = paying(3000).model_copy(update={"refund_id": unique_key("rf")})
     assert await own_hold_refusal(db, not_held) is None  # held before reservations were kept
+
+
+async def test_a_settlement_signal_naming_a_refund_on_another_payment_is_ignored(
+    refunds: RefundClient, sandbox: Sandbox, faults: SandboxAdmin
+) -> None:
+    """A review: the look-up before paying kept to the refund's payment, but a settlement
+    signal (a webhook, or reconciliation's, which groups the provider's refunds by the id in
+    their metadata) naming the dashboard refund on another payment still completed the
+    refund with it. Confirmed with the provider on the refund's own payment, it is not."""
+    ours, other = await sandbox.order(amount=20000), await sandbox.order(amount=20000)
+    refund = await refunds.request(make_request(ours))
+    await faults.set_faults({"payment.refuse": "expired_card"})
+    try:
+        await refunds.approve(refund.refund_id, "li", role="lead")
+        await eventually(
+            partial(refunds.status, refund.refund_id), lambda v: v.awaiting is Awaiting.OPERATOR
+        )
+    finally:
+        await faults.clear_faults()
+    typed_in = await sandbox.provider_refund(other, refund.refund_id, 20000)
+    settled = ProviderSettlement(provider_refund_id=typed_in["id"], status="succeeded")
+    await refunds.temporal.get_workflow_handle(refund.refund_id).signal(
+        names.SIGNAL_PROVIDER_SETTLED, settled
+    )
+    ignored = await eventually(
+        partial(refunds.status, refund.refund_id),
+        lambda v: any(e.event == "settlement_unconfirmed" for e in v.timeline),
+    )
+    assert ignored.state is RefundState.REFUNDING and ignored.awaiting is Awaiting.OPERATOR
+    assert ignored.provider_refund_id != typed_in["id"]

@@ -85,7 +85,9 @@ async def live_provider_refunds(case: RefundCase, summary: str) -> list[Provider
     """The provider's refunds for this refund that may still pay (or have): asked now."""
     found: ProviderRefunds = await workflow.execute_activity(
         names.ACTIVITY_FIND_PROVIDER_REFUNDS,
-        FindProviderRefundsInput(refund_id=case.inp.refund_id),
+        FindProviderRefundsInput(
+            refund_id=case.inp.refund_id, payment_reference=case.inp.order.payment_reference
+        ),
         result_type=ProviderRefunds,
         start_to_close_timeout=timedelta(seconds=30),
         retry_policy=STORE_RETRY,

@@ -31,7 +31,9 @@ async def confirm_hints(case: RefundCase, journal: Journal) -> None:
     hints, case.p.hints = case.p.hints, {}
     found = await workflow.execute_activity(
         names.ACTIVITY_FIND_PROVIDER_REFUNDS,
-        FindProviderRefundsInput(refund_id=case.inp.refund_id),
+        FindProviderRefundsInput(
+            refund_id=case.inp.refund_id, payment_reference=case.inp.order.payment_reference
+        ),
         result_type=ProviderRefunds,
         start_to_close_timeout=timedelta(seconds=30),
         retry_policy=STORE_RETRY,
