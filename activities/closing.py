@@ -70,7 +70,7 @@ async def close_dead_refund(
         if len(moved) > 1 or moved[0].status != "succeeded":
             details["not_healed"] = _why_not_paid(moved)
             return False
-        paid = Paid(moved[0], inventory)
+        paid = Paid(moved[0], inventory, payment)
     ended = f"{details.get('temporal_status', 'ended')} {_utc(details.get('closed_at'))}"
     run = EndedRun(refund_id, details.get("run_id"), ended.strip())
     try:
@@ -102,6 +102,7 @@ class Paid:
 
     refund: ProviderRefundResult
     inventory: Inventory
+    payment: PaymentProvider
     not_recorded: str | None = None
     """Why the payment was not recorded as the refund's end (a person must look)."""
 
@@ -205,6 +206,11 @@ async def _record_payment(case: RefundCase, run: EndedRun, paid: Paid) -> bool:
             f"the provider paid {format_minor(money.amount, money.currency)}, not the"
             f" {format_minor(case.p.amount, case.currency)} approved"
         )
+    elif not await _on_its_payment(case, paid):
+        paid.not_recorded = (
+            f"provider refund {money.provider_refund_id} carries its id but is not on the"
+            " order's payment (made outside refundflow?)"
+        )
     if paid.not_recorded:
         return False
     case.p.provider_refund_id = money.provider_refund_id
@@ -219,6 +225,15 @@ async def _record_payment(case: RefundCase, run: EndedRun, paid: Paid) -> bool:
         " in Temporal; recorded by reconciliation)",
     )
     return True
+
+
+async def _on_its_payment(case: RefundCase, paid: Paid) -> bool:
+    """Whether the provider lists the payment on the order's own payment: one made at its
+    dashboard on another payment, this refund's id typed in, is not its (a review; as the
+    workflow's own look-ups keep to its payment)."""
+    reference = case.inp.order.payment_reference
+    found = await paid.payment.find_refunds(case.inp.refund_id, reference)
+    return any(r.provider_refund_id == paid.refund.provider_refund_id for r in found)
 
 
 async def _restock(case: RefundCase, inventory: Inventory) -> None:

@@ -333,3 +333,30 @@ async def test_a_settlement_signal_naming_a_refund_on_another_payment_is_ignored
     )
     assert ignored.state is RefundState.REFUNDING and ignored.awaiting is Awaiting.OPERATOR
     assert ignored.provider_refund_id != typed_in["id"]
+
+
+async def test_reconciliation_does_not_close_an_ended_refund_with_a_refund_of_another_payment(
+    refunds: RefundClient, sandbox: Sandbox, faults: SandboxAdmin, db: asyncpg.Pool
+) -> None:
+    """A review: a refund Temporal ended while it waited for an operator, and a dashboard
+    refund of its amount on another payment with its id typed in: reconciliation closed it
+    as paid by that refund, its customer never paid. It is escalated, saying why."""
+    ours, other = await sandbox.order(amount=3000), await sandbox.order(amount=3000)
+    await faults.set_faults({"payment.refuse": "expired_card"})
+    try:
+        made = await refunds.request(make_request(ours, amount=3000))
+        await eventually(
+            partial(refunds.status, made.refund_id), lambda v: v.awaiting is Awaiting.OPERATOR
+        )
+    finally:
+        await faults.clear_faults()
+    await refunds.temporal.get_workflow_handle(made.refund_id).terminate("stuck")
+    await sandbox.provider_refund(other, made.refund_id, 3000)
+    await refunds.reconcile(ReconcileInput(grace_seconds=0))
+    details = json.loads(await db.fetchval(
+        "SELECT details FROM refundflow.findings WHERE refund_id = $1"
+        " AND kind = 'workflow_closed_abnormally' ORDER BY finding_id DESC LIMIT 1",
+        made.refund_id,
+    ))  # fmt: skip
+    assert "is not on the order's payment" in details.get("not_healed", ""), details
+    assert (await refunds.status(made.refund_id)).state is RefundState.REFUNDING
