@@ -291,10 +291,13 @@ _UPSERT_STATUS = """
         -- records the same steps again showed its own times (a trial: "requested 07:42:57"
         -- beside the audit's 07:42:42).
         jsonb_set($16::jsonb, '{timeline}', coalesce((
-            SELECT jsonb_agg(CASE WHEN a.at IS NULL THEN t.e
-                                  ELSE jsonb_set(t.e, '{at}', to_jsonb(a.at)) END ORDER BY t.n)
+            SELECT jsonb_agg(CASE WHEN a.at IS NULL THEN t.e ELSE jsonb_set(t.e, '{at}',
+                       -- in UTC as the workflow writes it, whatever the session's TimeZone
+                       to_jsonb(to_char(a.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')))
+                       END ORDER BY t.n)
             FROM jsonb_array_elements($16::jsonb -> 'timeline') WITH ORDINALITY AS t(e, n)
             LEFT JOIN refundflow.audit a ON a.refund_id = $1 AND a.seq = (t.e ->> 'seq')::int
+                 AND a.event = t.e ->> 'event' AND a.to_state = t.e ->> 'state'
         ), '[]'::jsonb)))
     ON CONFLICT (refund_id) DO UPDATE SET state = EXCLUDED.state, view = EXCLUDED.view,
         requested_at = EXCLUDED.requested_at,
