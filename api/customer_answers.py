@@ -65,6 +65,15 @@ async def as_it_stands(api: ApiState, status: StatusView) -> StatusView:
     return status if ended is None else as_stopped(status)
 
 
+def for_the_wire(status: StatusView) -> StatusView:
+    """`status` as the API answers it: without `facts.stopped`, already worded into its
+    message and reply, since the CLIs of the release before refuse facts they do not know
+    (a review; docs/deployment.md: the API first, its readers after)."""
+    if status.facts is None or not status.facts.stopped:
+        return status
+    return status.model_copy(update={"facts": status.facts.model_copy(update={"stopped": None})})
+
+
 def customers_view(status: StatusView) -> CustomerView:
     return CustomerView.model_validate(customer_view(status))
 

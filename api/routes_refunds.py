@@ -15,6 +15,7 @@ from api.customer_answers import (
     as_it_stands,
     as_seen_by,
     customers_view,
+    for_the_wire,
     said_to_customer,
 )
 from api.deps import (
@@ -225,7 +226,7 @@ async def get_refund(
     enforce(who, Action.READ, refund)
     # A refund Temporal ended before it ended: no review or payment ETA that cannot come, and
     # what moves it now (reconciliation), as the CLI's status and the console say.
-    return await as_it_stands(api, status)
+    return for_the_wire(await as_it_stands(api, status))
 
 
 @router.get(

@@ -32,8 +32,8 @@ from workflows.templates import (
 def template_key(facts: MessageFacts) -> str:
     """The one template a status is worded with: by state, then by reason or situation."""
     state = facts.state
-    if facts.stopped and state not in (RefundState.COMPLETED, RefundState.CANCELLED):
-        return "refunding.stopped" if state is RefundState.REFUNDING else "open.stopped"
+    if facts.stopped and state in (RefundState.PENDING_REVIEW, RefundState.APPROVED):
+        return "open.stopped"
     if state is RefundState.PENDING_REVIEW:
         if facts.received:
             return "pending_review.received"
@@ -46,7 +46,9 @@ def template_key(facts: MessageFacts) -> str:
         if facts.payment_failed:
             return "refunding.payment_failed"
         if facts.action_required:
-            return "refunding.action_required"
+            return "refunding.action_required"  # stopped too: what the customer must do
+        if facts.stopped:
+            return "refunding.stopped"
         return "refunding.escalated" if facts.escalation_level else "refunding"
     if state is RefundState.COMPLETED:
         return "completed.paid_elsewhere" if facts.paid_elsewhere else "completed"

@@ -341,6 +341,8 @@ async def test_a_customer_asking_again_for_a_terminated_refund_is_told_what_happ
     assert "Nothing moves it: Temporal ended its workflow" in staff.stdout, staff.stdout
     read = (await api.call("GET", f"/v1/refunds/{refund_id}", as_="li")).body
     assert (read["state"], read["eta"], read["eta_kind"]) == ("pending_review", None, None), read
+    assert "stopped" not in read["facts"], read  # the release before's CLIs refuse new facts
+    assert read["message"] == tracked["message"], read
     assert read["next_step"].startswith("Nothing moves it: Temporal ended its workflow"), read
     # Staff read the level the refund recorded, as its list row does (a trial saw 1 and 0).
     shown = json.loads((await asyncio.to_thread(cli, stack, "--json", "status", refund_id)).stdout)

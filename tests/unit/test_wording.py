@@ -144,3 +144,33 @@ def test_an_approval_for_less_says_so_while_money_moves_and_once_paid(locale: st
         assert wording.core_sentence(told(RefundState.COMPLETED, 180000)).endswith(
             "That is less than the 1800.00 USD you asked for: the rest is not refunded."
         )
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_a_stopped_refund_is_with_our_team_unless_the_customer_must_act(locale: str) -> None:
+    """Temporal ended its workflow (as_stopped): not "taken longer than it should" (a trial,
+    six minutes in), in every open state; but what the provider asks of the customer, that
+    the payment failed or was returned, is still said (a review)."""
+    base = MessageFacts(
+        refund_id="rf_" + "a" * 24, order_id="ord_1", amount=12345, currency="USD",
+        state=RefundState.PENDING_REVIEW, locale=locale, stopped=True,
+    )  # fmt: skip
+    keys = {
+        state: wording.template_key(base.model_copy(update={"state": state}))
+        for state in (RefundState.PENDING_REVIEW, RefundState.APPROVED, RefundState.REFUNDING)
+    }
+    assert keys == {
+        RefundState.PENDING_REVIEW: "open.stopped",
+        RefundState.APPROVED: "open.stopped",
+        RefundState.REFUNDING: "refunding.stopped",
+    }
+    refunding = base.model_copy(update={"state": RefundState.REFUNDING})
+    for fact, key in (
+        ({"action_required": "confirm your bank details"}, "refunding.action_required"),
+        ({"payment_failed": True}, "refunding.payment_failed"),
+        ({"payment_reversed": True}, "refunding.reversed"),
+    ):
+        assert wording.template_key(refunding.model_copy(update=fact)) == key
+    closed = base.model_copy(update={"state": RefundState.COMPLETED})
+    assert wording.template_key(closed) == "completed"
+    assert "12" in wording.customer_message(base)  # the amount, in the locale's words
