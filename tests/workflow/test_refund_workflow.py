@@ -179,11 +179,18 @@ async def test_a_cancel_from_temporal_after_money_may_have_moved_is_refused_on_t
 ) -> None:
     env.systems.provider_answers = ["pending"]
     handle = await env.start(tv_order(price=4200))
-    await until(handle, lambda s: any(e.event == "provider_pending" for e in s.timeline))
+    pending_told = await until(
+        handle, lambda s: any(e.event == "provider_pending" for e in s.timeline)
+    )
     await handle.cancel()
     refused = await until(handle, lambda s: s.timeline[-1].source == "temporal")
     assert refused.state is RefundState.REFUNDING and refused.escalation_level == 1
     assert "refused" in refused.timeline[-1].reason
+    # The same payment goes on (a trial: a second identical "on its way" notice, and the
+    # SLA clock and the ETA started again from the cancel).
+    going_on = await until(handle, lambda s: s.awaiting is Awaiting.PAYMENT_PROVIDER)
+    assert [e.event for e in going_on.timeline].count("provider_pending") == 1
+    assert going_on.eta == pending_told.eta
     [pending] = env.systems.provider_refunds.values()
     env.systems.settle(pending.provider_refund_id, "succeeded")  # then its webhook arrives
     settled = ProviderSettlement(provider_refund_id=pending.provider_refund_id, status="succeeded")
@@ -191,6 +198,9 @@ async def test_a_cancel_from_temporal_after_money_may_have_moved_is_refused_on_t
     done = await result_of(handle)
     assert done.state is RefundState.COMPLETED
     assert len(env.systems.provider_refunds) == 1  # the same key again: paid once
+    told = [n.event for n in env.systems.told[handle.id]]
+    assert told.count("provider_pending") == 1, told
+    await keep_history(handle, "cancel_request_refused_while_refunding")
 
 
 async def test_the_requester_cannot_approve_their_own_refund_whatever_role_they_claim(

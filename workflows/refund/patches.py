@@ -41,6 +41,8 @@ PAID_ELSEWHERE_WITHIN_CAPTURE: Final = "paid-elsewhere-within-capture"
 SETTLEMENT_OF_ITS_AMOUNT: Final = "settlement-of-its-amount"
 # Asked where used (an operator's retry, rare): not in the roll-ups.
 RETRY_STARTS_AFRESH: Final = "retry-starts-afresh"
+# Asked where used (a cancellation from Temporal refused while paying, rare): not in the roll-ups.
+CANCEL_REFUSED_GOES_ON: Final = "cancel-refused-goes-on"
 StartedOn = Literal["all-above-2026-11", "admit-in-one-call-2026-11", "record-with-payment-2026-11"]
 """The roll-ups a start may name (`RefundWorkflowInput.started_on`). A worker refuses a
 start naming one it does not know (its workflow task fails and is retried), so the refund
@@ -216,6 +218,17 @@ REGISTER: tuple[Patch, ...] = (
         " Before, a retry the provider left pending stayed at level 2 beside 'nothing for"
         " staff to do', and its ETA counted from the first attempt, days before.",
         "the level and the ETA of the first attempt stay after a retry",
+        "patched",
+        _OLD_OPEN,
+    ),
+    Patch(
+        CANCEL_REFUSED_GOES_ON,
+        "A cancellation from Temporal refused while the provider pays goes on with the same"
+        " payment: its SLA clock and ETA keep counting from when it was sent, and a pending"
+        " provider refund already told is not told again (asked in the cancel handler before"
+        " any local activity, workflows/refund/workflow.py). Before, the customer got a second"
+        " identical 'on its way' notice and the clock started again (a trial).",
+        "the payment starts again: a second pending notice, the SLA counted from the cancel",
         "patched",
         _OLD_OPEN,
     ),

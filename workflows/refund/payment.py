@@ -52,15 +52,18 @@ class Payment:
     def __init__(self, case: RefundCase, journal: Journal) -> None:
         self.case = case
         self.journal = journal
+        self.goes_on = False
 
     @property
     def p(self) -> Progress:
         return self.case.p
 
-    async def pay(self, resume: bool = False) -> None:
+    async def pay(self, resume: bool = False, goes_on: bool = False) -> None:
         """Pay, exactly once, then record the provider's confirmation (and restock).
-        `resume`: a continued run picks the wait up where the last run left it."""
-        if not resume:
+        `resume`: a continued run picks the wait up where the last run left it. `goes_on`:
+        the same payment after a refused cancellation (patches.CANCEL_REFUSED_GOES_ON)."""
+        self.goes_on = goes_on
+        if not resume and not goes_on:
             self.p.refunding_since = workflow.now()
         while True:
             # A continued run resumes the wait it was in: a pending settlement, else the
@@ -105,6 +108,13 @@ class Payment:
         if outcome is not None and outcome.status in NOT_FINAL:
             outcome = await self._await_settlement(outcome)
         return outcome
+
+    def _told_pending(self, refund_key: str) -> bool:
+        """Whether this run recorded (and told) provider refund `refund_key` pending."""
+        told = f"provider refund {refund_key} pending settlement"
+        return any(
+            e.event == TimelineEvent.PROVIDER_PENDING and e.reason == told for e in self.p.timeline
+        )
 
     async def _resume_settlement(self) -> ProviderRefundResult | None:
         pending = self.p.pending_settlement
@@ -206,7 +216,7 @@ class Payment:
     ) -> ProviderRefundResult:
         """The provider answered `pending`: wait for a webhook (signal), poll as a fallback."""
         refund_key = pending.provider_refund_id
-        if not resume:
+        if not resume and not (self.goes_on and self._told_pending(refund_key)):
             self.case.append(
                 TimelineEvent.PROVIDER_PENDING,
                 self.p.state,

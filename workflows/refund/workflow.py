@@ -123,6 +123,7 @@ class RefundWorkflow:
             reason = f"cancelled by an operator in Temporal{said}"
             case.apply(RefundEvent.WITHDRAW, "temporal-operator", "temporal", reason)
         elif case.p.state is RefundState.REFUNDING:
+            goes_on = workflow.patched(patches.CANCEL_REFUSED_GOES_ON)  # before any activity
             case.escalate(
                 "temporal-operator",
                 f"cancellation requested in Temporal{said} refused: the refund is with the"
@@ -131,9 +132,8 @@ class RefundWorkflow:
                 tell=False,  # staff's: not "taking longer at the provider" to the customer
             )
             await self._journal.flush()
-            # Every provider call carries the same idempotency key, so going on where the
-            # cancellation interrupted never pays twice.
-            await self._payment.pay()
+            # The same idempotency key on every provider call: going on never pays twice.
+            await self._payment.pay(goes_on=goes_on)
 
     async def _await_review(self) -> None:
         """Wait for a reviewer; escalate on the policy's deadline ladder; expire at the end."""
