@@ -123,6 +123,11 @@ class PostgresRefundStore:
         async with self._pool.acquire() as conn:
             return await reserving.reserve(conn, request)
 
+    async def check_held_for(self, request: ReserveInput) -> None:
+        """HeldForAnotherRequest when the refund's hold was made for another request."""
+        async with self._pool.acquire() as conn:
+            await reserving.held_already(conn, request)
+
     async def hold(self, request: ReserveInput) -> tuple[ReserveResult, bool]:
         """As `reserve`, and whether the refund held before this call: what the edge tells
         a request that raced another for the same refund (answered as asked before).

@@ -144,6 +144,33 @@ def same_request_or_conflict(
     return status
 
 
+async def same_hold_or_conflict(
+    store: PostgresRefundStore,
+    policy: PinnedPolicy,
+    request: RefundRequest,
+    order: OrderSnapshot,
+    resolved: ResolvedRefund,
+) -> None:
+    """RefundConflict when the refund recorded under the request's key holds another
+    request. Why: `same_request_or_conflict` compares the order, the value and the reason,
+    so another line of the same price was answered with the first refund (a trial: the
+    toaster asked under the kettle's key, told "Your refund of 40.00 USD has been issued")."""
+    refund_id = refund_id_for(request.order_id, request.refund_key)
+    money_rules = policy_for(policy.document, order.currency)
+    asked = ledger_request(money_rules, request, order, resolved, refund_id, resolved.amount)
+    try:
+        await store.check_held_for(asked)
+    except HeldForAnotherRequest:
+        raise _key_conflict(request, order, refund_id) from None
+
+
+def _key_conflict(request: RefundRequest, order: OrderSnapshot, refund_id: str) -> RefundConflict:
+    return RefundConflict(
+        f"refund key {request.refund_key!r} was already used for a different request"
+        f" on order {order.order_id} (refund {refund_id})"
+    )
+
+
 async def hold_at_the_edge(
     store: PostgresRefundStore,
     policy: PinnedPolicy,
@@ -189,10 +216,7 @@ async def hold_at_the_edge(
     try:
         result, held_before = await store.hold(reservation)
     except HeldForAnotherRequest:
-        raise RefundConflict(
-            f"refund key {request.refund_key!r} was already used for a different request"
-            f" on order {order.order_id} (refund {refund_id})"
-        ) from None
+        raise _key_conflict(request, order, refund_id) from None
     if not result.reserved:
         raise InvalidRefundRequest(result.refused_because or _only_left(result.remaining, order))
     if held_before and resolved.allocation is not None:  # the first call's split stands

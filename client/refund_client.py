@@ -30,6 +30,7 @@ from client.edge import (
     hold_at_the_edge,
     judge_eligibility,
     resolve,
+    same_hold_or_conflict,
     same_request_or_conflict,
 )
 from client.errors import (
@@ -236,6 +237,7 @@ class RefundClient(RefundActions):
         resolved = resolve(request, judged, holds=ledger.holds)
         if ledger.state is not None:
             existing = await self._existing_refund(refund_id, ledger.state)
+            await same_hold_or_conflict(store, self.policy, request, judged, resolved)
             return existing, True, resolved
         try:
             with step("hold"):

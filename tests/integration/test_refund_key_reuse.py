@@ -92,3 +92,25 @@ async def test_a_workflow_reserving_another_request_on_a_hold_is_declined(
         "SELECT amount, state FROM refundflow.reservations WHERE refund_id = $1", held.refund_id
     )
     assert (row["amount"], row["state"]) == (3000, "held")
+
+
+async def test_a_key_of_a_recorded_refund_is_not_answered_for_another_line_of_its_price(
+    refunds: RefundClient, sandbox: Sandbox
+) -> None:
+    """A trial: the toaster asked under the kettle's key (the same price and reason) was
+    answered with the kettle's refund, "Your refund of 40.00 USD has been issued"; so was
+    the same value asked by amount. Both are another request (409); the kettle asked again
+    is its refund."""
+    order = await sandbox.order(lines=KETTLE_AND_TOASTER)
+    key = unique_key("form")
+    kettle = await refunds.request(one(order, "KETTLE", refund_key=key))
+    await wait_for_state(refunds, kettle.refund_id, "completed")
+    for other in (
+        one(order, "TOASTER", refund_key=key),
+        make_request(order, amount=5000, refund_key=key),
+    ):
+        with pytest.raises(RefundConflict, match="already used for a different request"):
+            await refunds.request(other)
+    again = await refunds.request(one(order, "KETTLE", refund_key=key))
+    assert again.refund_id == kettle.refund_id
+    assert [r["amount"] for r in await sandbox.refunds(order["order_id"])] == [5000]
