@@ -119,13 +119,13 @@ class PaymentGuard:
     indexed read."""
 
     def __init__(self, pool: asyncpg.Pool, payment: HttpPaymentProvider) -> None:
-        self.pool = pool
+        self._pool = pool
         self._payment = payment
 
     async def refusal(self, pay: IssueRefundInput) -> str | None:
         """Why this payment would take its order above the capture (None: it would not)."""
         elsewhere = await order_ledger.paid_elsewhere_by_refund(
-            self.pool, pay.order_id, pay.refund_id
+            self._pool, pay.order_id, pay.refund_id
         )
         if not elsewhere:
             return None
@@ -134,7 +134,7 @@ class PaymentGuard:
         )
         # Other refunds' holds count as the paid-elsewhere check counts them: two refunds
         # paying at once each find the other's hold (a review: 120.00 of 100.00 otherwise).
-        payouts = await payouts_now(self.pool, self._payment, asking, elsewhere)
+        payouts = await payouts_now(self._pool, self._payment, asking, elsewhere)
         captured = payouts.captured_amount
         out = payouts.others_out + pay.amount
         if captured is None or out <= captured:
@@ -153,30 +153,29 @@ class PaymentGuard:
             " customer has had the money)"
         )
 
-
-async def own_hold_refusal(pool: asyncpg.Pool, pay: IssueRefundInput) -> str | None:
-    """Why this payment is more than its refund holds on the order (None: it is not, or
-    the refund was held before reservations were kept). Every other refund of the order
-    was decided against that hold; a payment above it would take what they hold. A review:
-    a reviewer approved 40.00 of 100.00 (the hold cut to 40.00, another refund then held
-    the 60.00), the refund was reset in Temporal to before that and approved again for
-    100.00 by the same reviewer, which the record took as the same approval."""
-    own = await pool.fetchrow(
-        "SELECT amount, state FROM refundflow.reservations WHERE refund_id = $1", pay.refund_id
-    )
-    if own is None or (own["state"] != "released" and pay.amount <= own["amount"]):
-        return None
-    held = (
-        "holds nothing"
-        if own["state"] == "released"
-        else "holds " + format_minor(own["amount"], pay.currency)
-    )
-    return (
-        f"not sent to the provider: refund {pay.refund_id} {held} of order {pay.order_id},"
-        f" not the {format_minor(pay.amount, pay.currency)} it would pay, so the rest may be"
-        " held or paid for other refunds of the order. Its record and this run disagree"
-        " (a Reset in Temporal to before a reviewer's decision?): an operator decides"
-    )
+    async def beyond_its_hold(self, pay: IssueRefundInput) -> str | None:
+        """Why this payment is more than its refund holds on the order (None: it is not, or
+        the refund was held before reservations were kept). Every other refund of the order
+        was decided against that hold; a payment above it would take what they hold. A review:
+        a reviewer approved 40.00 of 100.00 (the hold cut to 40.00, another refund then held
+        the 60.00), the refund was reset in Temporal to before that and approved again for
+        100.00 by the same reviewer, which the record took as the same approval."""
+        own = await self._pool.fetchrow(
+            "SELECT amount, state FROM refundflow.reservations WHERE refund_id = $1", pay.refund_id
+        )
+        if own is None or (own["state"] != "released" and pay.amount <= own["amount"]):
+            return None
+        held = (
+            "holds nothing"
+            if own["state"] == "released"
+            else "holds " + format_minor(own["amount"], pay.currency)
+        )
+        return (
+            f"not sent to the provider: refund {pay.refund_id} {held} of order {pay.order_id},"
+            f" not the {format_minor(pay.amount, pay.currency)} it would pay, so the rest may be"
+            " held or paid for other refunds of the order. Its record and this run disagree"
+            " (a Reset in Temporal to before a reviewer's decision?): an operator decides"
+        )
 
 
 class GuardedPaymentProvider:
@@ -196,7 +195,7 @@ class GuardedPaymentProvider:
             existing = this_refunds_payment(found, request)
             if existing is not None:
                 return existing
-        beyond_hold = await own_hold_refusal(self._guard.pool, request)
+        beyond_hold = await self._guard.beyond_its_hold(request)
         if beyond_hold:
             raise ExternalSystemRefused(beyond_hold, names.NOT_SENT_ABOVE_HOLD)
         refused = await self._guard.refusal(request)

@@ -48,7 +48,7 @@ INVENTORY_REFUSED_ERROR = "InventoryRefused"
 # another amount under this refund's id (activities/http_adapters.this_refunds_payment).
 NOT_SENT_ABOVE_CAPTURE = "above_capture_with_paid_elsewhere"
 NOT_SENT_AMOUNT_MISMATCH = "provider_amount_mismatch"
-# ... and more than the refund holds on its order (activities/order_payouts.own_hold_refusal).
+# ... and more than the refund holds on its order (activities/order_payouts.PaymentGuard).
 NOT_SENT_ABOVE_HOLD = "above_its_hold"
 # Another run of a refund (a workflow reset) wrote other entries at the same audit seqs.
 AUDIT_CONFLICT_ERROR = "AuditConflict"

@@ -13,12 +13,14 @@ from functools import partial
 import aiohttp
 import asyncpg
 
+from activities.http_adapters import HttpPaymentProvider, HttpService
 from activities.order_ledger import money_around
-from activities.order_payouts import own_hold_refusal
+from activities.order_payouts import PaymentGuard
 from activities.pg_store import PostgresRefundStore
 from client import render_findings
 from client.refund_client import RefundClient
 from client.report import build_report
+from client.settings import Settings
 from sandbox.admin_client import SandboxAdmin
 from tests.conftest import Sandbox, unique_key
 from tests.integration.helpers import eventually, wait_for_state
@@ -275,11 +277,17 @@ async def test_a_finding_recorded_before_its_details_named_currency_and_cover_st
     )
 
 
-async def test_no_payment_above_what_its_refund_holds_is_sent(db: asyncpg.Pool) -> None:
+async def test_no_payment_above_what_its_refund_holds_is_sent(
+    db: asyncpg.Pool, sandbox: Sandbox, settings: Settings
+) -> None:
     """Belt and braces under the audit's check of a reset run's approval (test_reviewer_cut):
     a payment is never more than its refund holds on the order, and never made once its
     hold is released; every other refund of the order was decided against that hold."""
     store = PostgresRefundStore(db)
+    provider = HttpPaymentProvider(
+        HttpService(sandbox.http, settings.payment_provider_url, "payment provider")
+    )
+    own_hold_refusal = PaymentGuard(db, provider).beyond_its_hold
     held = reservation(unique_key("ord"))  # 30.00 held
     assert (await store.reserve(held)).reserved
 
@@ -289,8 +297,8 @@ async def test_no_payment_above_what_its_refund_holds_is_sent(db: asyncpg.Pool) 
             amount=amount, currency="USD", idempotency_key=f"{held.refund_id}:refund",
         )  # fmt: skip
 
-    assert await own_hold_refusal(db, paying(3000)) is None
-    above = await own_hold_refusal(db, paying(3001))
+    assert await own_hold_refusal(paying(3000)) is None
+    above = await own_hold_refusal(paying(3001))
     assert above is not None and above.startswith(
         f"not sent to the provider: refund {held.refund_id} holds 30.00 USD of order"
         f" {held.order_id}, not the 30.01 USD it would pay"
@@ -299,10 +307,10 @@ async def test_no_payment_above_what_its_refund_holds_is_sent(db: asyncpg.Pool) 
         "UPDATE refundflow.reservations SET state = 'released' WHERE refund_id = $1",
         held.refund_id,
     )
-    released = await own_hold_refusal(db, paying(3000))
+    released = await own_hold_refusal(paying(3000))
     assert released is not None and "holds nothing of order" in released, released
     not_held = paying(3000).model_copy(update={"refund_id": unique_key("rf")})
-    assert await own_hold_refusal(db, not_held) is None  # held before reservations were kept
+    assert await own_hold_refusal(not_held) is None  # held before reservations were kept
 
 
 async def test_a_settlement_signal_naming_a_refund_on_another_payment_is_ignored(

@@ -111,7 +111,7 @@ class Payment:
 
     def _told_pending(self, refund_key: str) -> bool:
         """Whether this run recorded (and told) provider refund `refund_key` pending."""
-        told = f"provider refund {refund_key} pending settlement"
+        told = _pending_words(refund_key)
         return any(
             e.event == TimelineEvent.PROVIDER_PENDING and e.reason == told for e in self.p.timeline
         )
@@ -222,7 +222,7 @@ class Payment:
                 self.p.state,
                 "payment-provider",
                 "payment",
-                f"provider refund {refund_key} pending settlement",
+                _pending_words(refund_key),
             )
             if pending.status == "pending":  # requires_action is told as such, below
                 # The provider took it: now the customer hears when it should arrive.
@@ -372,3 +372,9 @@ class Payment:
 def hours(delta: timedelta) -> str:
     hours = delta.total_seconds() / 3600
     return f"{hours:g} h"
+
+
+def _pending_words(refund_key: str) -> str:
+    """The audit's words for a provider refund the provider left pending (also how a run
+    finds it told already)."""
+    return f"provider refund {refund_key} pending settlement"
