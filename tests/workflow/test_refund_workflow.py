@@ -188,7 +188,10 @@ async def test_a_cancel_from_temporal_after_money_may_have_moved_is_refused_on_t
     assert "refused" in refused.timeline[-1].reason
     # The same payment goes on (a trial: a second identical "on its way" notice, and the
     # SLA clock and the ETA started again from the cancel).
-    going_on = await until(handle, lambda s: s.awaiting is Awaiting.PAYMENT_PROVIDER)
+    # (Past the moment the same payment is asked again, when the ETA is briefly not known.)
+    going_on = await until(
+        handle, lambda s: s.awaiting is Awaiting.PAYMENT_PROVIDER and s.eta is not None
+    )
     assert [e.event for e in going_on.timeline].count("provider_pending") == 1
     assert going_on.eta == pending_told.eta
     [pending] = env.systems.provider_refunds.values()
