@@ -22,6 +22,7 @@ from temporalio import activity
 from activities import order_ledger
 from activities.http_adapters import HttpPaymentProvider, this_refunds_payment
 from activities.log_context import activity_log_context
+from activities.own_record import OwnRecord, read_own_record
 from activities.ports import ExternalSystemRefused
 from workflows import names
 from workflows.activity_contracts import NO_MONEY
@@ -153,29 +154,9 @@ class PaymentGuard:
             " customer has had the money)"
         )
 
-    async def beyond_its_hold(self, pay: IssueRefundInput) -> str | None:
-        """Why this payment is more than its refund holds on the order (None: it is not, or
-        the refund was held before reservations were kept). Every other refund of the order
-        was decided against that hold; a payment above it would take what they hold. A review:
-        a reviewer approved 40.00 of 100.00 (the hold cut to 40.00, another refund then held
-        the 60.00), the refund was reset in Temporal to before that and approved again for
-        100.00 by the same reviewer, which the record took as the same approval."""
-        own = await self._pool.fetchrow(
-            "SELECT amount, state FROM refundflow.reservations WHERE refund_id = $1", pay.refund_id
-        )
-        if own is None or (own["state"] != "released" and pay.amount <= own["amount"]):
-            return None
-        held = (
-            "holds nothing"
-            if own["state"] == "released"
-            else "holds " + format_minor(own["amount"], pay.currency)
-        )
-        return (
-            f"not sent to the provider: refund {pay.refund_id} {held} of order {pay.order_id},"
-            f" not the {format_minor(pay.amount, pay.currency)} it would pay, so the rest may be"
-            " held or paid for other refunds of the order. Its record and this run disagree"
-            " (a Reset in Temporal to before a reviewer's decision?): an operator decides"
-        )
+    async def own_record(self, pay: IssueRefundInput) -> OwnRecord:
+        """The refund's hold and where its record stands, in one read."""
+        return await read_own_record(self._pool, pay.refund_id)
 
 
 class GuardedPaymentProvider:
@@ -195,7 +176,11 @@ class GuardedPaymentProvider:
             existing = this_refunds_payment(found, request)
             if existing is not None:
                 return existing
-        beyond_hold = await self._guard.beyond_its_hold(request)
+        own = await self._guard.own_record(request)
+        moved_on = own.moved_on(request)
+        if moved_on:
+            raise ExternalSystemRefused(moved_on, names.NOT_SENT_RECORD_MOVED_ON)
+        beyond_hold = own.beyond_its_hold(request)
         if beyond_hold:
             raise ExternalSystemRefused(beyond_hold, names.NOT_SENT_ABOVE_HOLD)
         refused = await self._guard.refusal(request)

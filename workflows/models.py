@@ -332,6 +332,9 @@ class IssueRefundInput(_Contract):
     look_up_first: bool = False
     """Ask the provider for an existing refund before creating one (set after any try that
     may have committed)."""
+    recorded_through: int | None = left_out_while_none()
+    """The sequence number of the run's last audit entry, written before this is sent: a
+    record past it that left the provider (a run reset to before it) is not paid on."""
 
 
 class ReserveInput(_Contract):

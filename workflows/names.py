@@ -50,6 +50,8 @@ NOT_SENT_ABOVE_CAPTURE = "above_capture_with_paid_elsewhere"
 NOT_SENT_AMOUNT_MISMATCH = "provider_amount_mismatch"
 # ... and more than the refund holds on its order (activities/order_payouts.PaymentGuard).
 NOT_SENT_ABOVE_HOLD = "above_its_hold"
+# ... and a record past the run asking to pay, no longer with the provider (activities/own_record).
+NOT_SENT_RECORD_MOVED_ON = "record_moved_on"
 # Another run of a refund (a workflow reset) wrote other entries at the same audit seqs.
 AUDIT_CONFLICT_ERROR = "AuditConflict"
 # ... where the other run's entries moved the refund to another state (paid, closed): this

@@ -287,7 +287,11 @@ async def test_no_payment_above_what_its_refund_holds_is_sent(
     provider = HttpPaymentProvider(
         HttpService(sandbox.http, settings.payment_provider_url, "payment provider")
     )
-    own_hold_refusal = PaymentGuard(db, provider).beyond_its_hold
+    guard = PaymentGuard(db, provider)
+
+    async def own_hold_refusal(pay: IssueRefundInput) -> str | None:
+        return (await guard.own_record(pay)).beyond_its_hold(pay)
+
     held = reservation(unique_key("ord"))  # 30.00 held
     assert (await store.reserve(held)).reserved
 

@@ -29,7 +29,12 @@ def text(err: ActivityFailure) -> str:
 
 # Refusals of refundflow's own checks before anything is sent: the provider refused nothing.
 NOT_SENT_CODES = frozenset(
-    {names.NOT_SENT_ABOVE_CAPTURE, names.NOT_SENT_AMOUNT_MISMATCH, names.NOT_SENT_ABOVE_HOLD}
+    {
+        names.NOT_SENT_ABOVE_CAPTURE,
+        names.NOT_SENT_AMOUNT_MISMATCH,
+        names.NOT_SENT_ABOVE_HOLD,
+        names.NOT_SENT_RECORD_MOVED_ON,
+    }
 )
 
 

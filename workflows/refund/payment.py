@@ -153,6 +153,7 @@ class Payment:
             payment_attempt=self.p.payment_attempt,
             # After a fast-path try, the provider may have committed: look before sending.
             look_up_first=self.p.tried_fast_path,
+            recorded_through=self.p.seq_base + len(self.p.timeline),
         )
 
     async def _issue(self) -> ProviderRefundResult | None:
