@@ -60,8 +60,8 @@ class OwnRecord:
         return (
             f"not sent to the provider: refund {pay.refund_id} is {self.state} on its record"
             f" (entry {self.last_seq}" + (f", {waiting}" if waiting else "") + "), past this"
-            f" run's last entry ({pay.recorded_through}): the run was reset in Temporal to"
-            " before the record. An operator decides"
+            f" run's last entry ({pay.recorded_through}): most likely the run was reset in"
+            " Temporal to before the record. An operator decides"
         )
 
     def beyond_its_hold(self, pay: IssueRefundInput) -> str | None:

@@ -18,6 +18,7 @@ from activities.migrate import apply_migrations
 from activities.order_ledger import LedgerRead
 from activities.outbox import FINDINGS_RUN as DISPATCHER_RUN
 from activities.outbox import write_events
+from activities.projection import project_status
 from activities.reconciliation_sql import NEWEST_RUN
 from workflows.budgets import BudgetUse, customer_key
 from workflows.ledger import Hold
@@ -108,7 +109,7 @@ class PostgresRefundStore:
             # Notifications: in this same transaction, so a recorded transition always has
             # its event and an event never exists without its transition.
             await write_events(conn, batch.refund_id, batch.notices)
-            await _project_status(conn, batch.projection, batch.view, last_seq)
+            await project_status(conn, batch.projection, batch.view, last_seq)
             events = (entry.event for entry in batch.entries)
             await order_ledger.follow_refund(conn, batch.projection, events)
         return inserted
@@ -190,7 +191,7 @@ class PostgresRefundStore:
         """A refund just started (not waited for): its opening status, until its workflow
         records its first entries. As of seq 0, so any batch of theirs replaces it and
         this never replaces theirs, whichever lands first."""
-        await _project_status(self._pool, projection, view, 0)
+        await project_status(self._pool, projection, view, 0)
 
     async def status_view(self, refund_id: str) -> StatusView | None:
         """The refund's status as the workflow recorded it with its last transitions (exact
@@ -286,33 +287,6 @@ _INSERT_AUDIT = """
     RETURNING seq
 """
 
-# The projection only moves forward: an older batch never overwrites a newer one.
-_UPSERT_STATUS = """
-    INSERT INTO refundflow.refund_status AS s (refund_id, refund_key, order_id, state,
-        amount, currency, awaiting, escalation_level, policy_version, reason_code,
-        channel, requested_at, updated_at, last_seq, item_received, view)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-        -- Each timeline entry at the time its audit row holds: a run reset in Temporal that
-        -- records the same steps again showed its own times (a trial: "requested 07:42:57"
-        -- beside the audit's 07:42:42).
-        jsonb_set($16::jsonb, '{timeline}', coalesce((
-            SELECT jsonb_agg(CASE WHEN a.at IS NULL THEN t.e ELSE jsonb_set(t.e, '{at}',
-                       -- in UTC as the workflow writes it, whatever the session's TimeZone
-                       to_jsonb(to_char(a.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')))
-                       END ORDER BY t.n)
-            FROM jsonb_array_elements($16::jsonb -> 'timeline') WITH ORDINALITY AS t(e, n)
-            LEFT JOIN refundflow.audit a ON a.refund_id = $1 AND a.seq = (t.e ->> 'seq')::int
-                 AND a.event = t.e ->> 'event' AND a.to_state = t.e ->> 'state'
-        ), '[]'::jsonb)))
-    ON CONFLICT (refund_id) DO UPDATE SET state = EXCLUDED.state, view = EXCLUDED.view,
-        requested_at = EXCLUDED.requested_at,
-        amount = EXCLUDED.amount, awaiting = EXCLUDED.awaiting,
-        escalation_level = EXCLUDED.escalation_level,
-        item_received = EXCLUDED.item_received,
-        updated_at = EXCLUDED.updated_at, last_seq = EXCLUDED.last_seq
-    WHERE s.last_seq <= EXCLUDED.last_seq
-"""
-
 
 def _audit_rows(batch: RecordTransitionsInput) -> list[AuditContent]:
     """The batch's entries as audit rows, under the policy version the refund pinned."""
@@ -350,31 +324,3 @@ async def _append_audit(conn: asyncpg.Connection, batch: RecordTransitionsInput)
     if len(inserted) < len(batch.entries):
         await check_same_entries(conn, batch, {r["seq"] for r in inserted})
     return len(inserted)
-
-
-async def _project_status(
-    conn: asyncpg.Connection | asyncpg.Pool,
-    p: StatusProjection,
-    view: StatusView | None,
-    last_seq: int,
-) -> None:
-    """The refund's row in the status projection, as of the batch ending at `last_seq`."""
-    await conn.execute(
-        _UPSERT_STATUS,
-        p.refund_id,
-        p.refund_key,
-        p.order_id,
-        p.state.value,
-        p.amount,
-        p.currency,
-        p.awaiting.value,
-        p.escalation_level,
-        p.policy_version,
-        p.reason_code,
-        p.channel,
-        p.requested_at,
-        p.updated_at,
-        last_seq,
-        p.item_received,
-        view.model_dump_json() if view else None,
-    )

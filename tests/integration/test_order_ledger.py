@@ -14,7 +14,8 @@ import asyncpg
 import pytest
 
 from activities import reserving
-from activities.pg_store import PostgresRefundStore, _project_status
+from activities.pg_store import PostgresRefundStore
+from activities.projection import project_status
 from client import render, render_findings
 from client.errors import InvalidRefundRequest, RefundActionRefused
 from client.refund_client import RefundClient
@@ -450,7 +451,7 @@ async def test_a_reservation_whose_refund_never_started_is_released(
     assert (await store.reserve(ask)).reserved
     # Only an opening status (as a respond-async answer writes, last_seq 0): still no refund.
     opening = batch(ask.refund_id, [1], RefundState.PENDING_REVIEW).projection
-    await _project_status(db, opening, None, 0)
+    await project_status(db, opening, None, 0)
     await db.execute(
         "UPDATE refundflow.reservations SET created_at = now() - interval '1 hour'"
         " WHERE refund_id = $1",
