@@ -117,10 +117,16 @@ def _cancel_refused(view: StatusView) -> list[str]:
     refused = [e for e in view.timeline if e.event == "escalated" and e.source == "temporal"]
     if not refused:
         return []
+    asked = f"  note       a cancellation requested in Temporal at {when(refused[-1].at)} was"
+    if "waits for an operator" in refused[-1].reason:  # workflows/refund/temporal_cancel.py
+        return [
+            f"{asked} refused: the refund waits for an operator's decision on its failed"
+            f" payment (`refundflow --as OPERATOR operator cancel {view.refund_id} --reason"
+            " TEXT` cancels it; `operator retry` pays it)"
+        ]
     lines = [
-        f"  note       a cancellation requested in Temporal at {when(refused[-1].at)} was"
-        " refused: the refund is with the payment provider, so money may have moved; it is"
-        " paid at most once"
+        f"{asked} refused: the refund is with the payment provider, so money may have moved;"
+        " it is paid at most once"
     ]
     if view.awaiting is Awaiting.PAYMENT_PROVIDER:
         lines.append(

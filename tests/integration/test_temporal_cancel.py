@@ -99,6 +99,40 @@ async def test_a_cancel_from_temporal_while_the_provider_pays_is_refused_and_sta
     assert "note       a cancellation" not in render.status(paid)  # it is paid: no note
 
 
+async def test_a_cancel_from_temporal_while_an_operator_decides_pays_nothing(
+    refunds: RefundClient, sandbox: Sandbox, faults: Any
+) -> None:
+    """A review: the provider refused, the refund waited for an operator, a cancel in the Web
+    UI was refused "with the same payment" going on: a new attempt under the same key, which
+    the provider (having kept nothing of the refusal) paid, nobody deciding. Now the refund
+    waits for the operator again, staff told how to cancel it."""
+    await faults.set_faults({"payment.refuse": "expired_card"})
+    order = await sandbox.order(amount=3100)
+    made = await refunds.request(make_request(order))
+    await eventually(
+        lambda: refunds.status(made.refund_id), lambda s: s.awaiting.value == "operator"
+    )
+    await faults.clear_faults()  # a new attempt would now be paid
+
+    await refunds.temporal.get_workflow_handle(made.refund_id).cancel()
+    refused = await eventually(
+        lambda: refunds.status(made.refund_id),
+        lambda s: any(e.event == "escalated" and e.source == "temporal" for e in s.timeline),
+    )
+    await asyncio.sleep(1)  # what an attempt would take, on the fast path
+    assert await sandbox.refunds(order["order_id"]) == []
+    now = await refunds.status(made.refund_id)
+    assert (now.state.value, now.awaiting.value) == ("refunding", "operator")
+    shown = render.status(refused)
+    assert "refused: the refund waits for an operator's decision on its failed payment" in shown
+    assert f"operator cancel {made.refund_id} --reason TEXT` cancels it" in shown, shown
+
+    # The operator decides: retry, paid once.
+    await refunds.operator_retry(made.refund_id, "ops-1")
+    paid = await wait_for_state(refunds, made.refund_id, "completed")
+    assert [r["amount"] for r in await sandbox.refunds(order["order_id"])] == [paid.amount]
+
+
 def row_state(row: object) -> str:
     return str(row["state"] if isinstance(row, dict) else getattr(row, "state"))  # noqa: B009
 

@@ -29,6 +29,19 @@ from workflows.wording import closed_because
 SMALL = 4200  # auto-approved under every policy
 
 
+async def cancelled_by_operator(env: Env, handle: WorkflowHandle[Any, Any]) -> None:
+    """An operator cancels a refund whose payment failed: cancelled, nothing paid."""
+    await handle.execute_update(
+        RefundWorkflow.operator_cancel, OperatorCancelInput(operator="kim", reason="card gone")
+    )
+    cancelled = await result_of(handle)
+    assert (cancelled.state, cancelled.cancel_reason) == (
+        RefundState.CANCELLED,
+        CancelReason.PAYMENT_FAILED,
+    )
+    assert env.systems.paid() == []
+
+
 def events(env: Env, refund_id: str) -> list[str]:
     return env.systems.events(refund_id)
 
@@ -106,15 +119,7 @@ async def test_an_operator_wait_is_reminded_daily_and_a_second_refusal_waits_aga
     assert again.provider_failure and "card expired" in again.provider_failure
     with pytest.raises(WorkflowUpdateFailedError):  # a person, not the SDK, decides twice
         await handle.execute_update(RefundWorkflow.approve, ApproveInput(reviewer="kim"))
-    await handle.execute_update(
-        RefundWorkflow.operator_cancel, OperatorCancelInput(operator="kim", reason="card gone")
-    )
-    cancelled = await result_of(handle)
-    assert (cancelled.state, cancelled.cancel_reason) == (
-        RefundState.CANCELLED,
-        CancelReason.PAYMENT_FAILED,
-    )
-    assert env.systems.paid() == []
+    await cancelled_by_operator(env, handle)
     await keep_history(handle, "refused_twice_reminded_then_operator_cancel")
 
 

@@ -43,6 +43,8 @@ SETTLEMENT_OF_ITS_AMOUNT: Final = "settlement-of-its-amount"
 RETRY_STARTS_AFRESH: Final = "retry-starts-afresh"
 # Asked where used (a cancellation from Temporal refused while paying, rare): not in the roll-ups.
 CANCEL_REFUSED_GOES_ON: Final = "cancel-refused-goes-on"
+# Asked where used (a cancellation from Temporal in an operator's wait, rare): not in the roll-ups.
+CANCEL_IN_OPERATOR_WAIT: Final = "cancel-in-operator-wait"
 StartedOn = Literal["all-above-2026-11", "admit-in-one-call-2026-11", "record-with-payment-2026-11"]
 """The roll-ups a start may name (`RefundWorkflowInput.started_on`). A worker refuses a
 start naming one it does not know (its workflow task fails and is retried), so the refund
@@ -229,6 +231,17 @@ REGISTER: tuple[Patch, ...] = (
         " any local activity, workflows/refund/workflow.py). Before, the customer got a second"
         " identical 'on its way' notice and the clock started again (a trial).",
         "the payment starts again: a second pending notice, the SLA counted from the cancel",
+        "patched",
+        _OLD_OPEN,
+    ),
+    Patch(
+        CANCEL_IN_OPERATOR_WAIT,
+        "A cancellation from Temporal while the refund waits for an operator (its payment"
+        " refused or failed) is refused and the refund waits for the operator again (asked in"
+        " the cancel handler before any local activity, workflows/refund/temporal_cancel.py)."
+        " Before, the refused cancel went on with a new payment attempt under the same key,"
+        " which a provider that had refused it paid, nobody deciding (a review).",
+        "the refused cancel makes a new payment attempt: paid without an operator's decision",
         "patched",
         _OLD_OPEN,
     ),

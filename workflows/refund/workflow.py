@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         patches,
         provider_cancel,
         reversal,
+        temporal_cancel,
         views,
         within_capture,
     )
@@ -84,7 +85,9 @@ class RefundWorkflow:
                 self._case.p.all_above or workflow.patched(patches.CANCEL_REQUEST_IS_A_REFUND_EVENT)
             ):
                 raise
-            await self._on_cancel_request(requested)
+            await temporal_cancel.on_cancel_request(
+                self._case, self._journal, self._payment, requested
+            )
         await self._journal.flush()
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._journal.flush()
@@ -113,27 +116,6 @@ class RefundWorkflow:
         # Handlers that ran during the handover may have added entries: record them now.
         await self._journal.flush()
         await self._payment.pay(resume=True)
-
-    async def _on_cancel_request(self, requested: str) -> None:
-        """A cancellation from Temporal is a refund event like any other: it withdraws the
-        refund while no money has moved, and is refused, on the record, once it may have."""
-        case = self._case
-        said = f" ({requested})" if requested else ""
-        if case.p.state in (RefundState.PENDING_REVIEW, RefundState.APPROVED):
-            reason = f"cancelled by an operator in Temporal{said}"
-            case.apply(RefundEvent.WITHDRAW, "temporal-operator", "temporal", reason)
-        elif case.p.state is RefundState.REFUNDING:
-            goes_on = workflow.patched(patches.CANCEL_REFUSED_GOES_ON)  # before any activity
-            case.escalate(
-                "temporal-operator",
-                f"cancellation requested in Temporal{said} refused: the refund is with the"
-                " payment provider, so money may have moved",
-                "temporal",
-                tell=False,  # staff's: not "taking longer at the provider" to the customer
-            )
-            await self._journal.flush()
-            # The same idempotency key on every provider call: going on never pays twice.
-            await self._payment.pay(goes_on=goes_on)
 
     async def _await_review(self) -> None:
         """Wait for a reviewer; escalate on the policy's deadline ladder; expire at the end."""
