@@ -28,6 +28,9 @@ SITUATION_TYPES = {
 }
 
 
+_NO_ETA = {"eta": None, "eta_earliest": None, "eta_kind": None}
+
+
 def event_id(refund_id: str, seq: int) -> str:
     return f"{refund_id}:{seq}"
 
@@ -37,6 +40,9 @@ def event_payload(refund_id: str, notice: Notice) -> dict[str, Any]:
     customer's notification, rendered from those facts by the same templates as the tracking
     page and the support reply."""
     facts = notice.facts
+    # Subscribers' schema v1 knows a review's and a payment's ETA; a returned item's
+    # deadline is told in the notification's words only.
+    timed = facts if facts.eta_kind != "return" else facts.model_copy(update=_NO_ETA)
     event = SubscriberEvent(
         id=event_id(refund_id, notice.seq),
         # A notice that is not a state change (an escalation or payment failure, the
@@ -52,9 +58,9 @@ def event_payload(refund_id: str, notice: Notice) -> dict[str, Any]:
         amount=facts.amount,
         currency=facts.currency,
         locale=facts.locale,
-        eta=facts.eta,
-        eta_earliest=facts.eta_earliest,
-        facts=EventFacts.model_validate(facts.model_dump()),
+        eta=timed.eta,
+        eta_earliest=timed.eta_earliest,
+        facts=EventFacts.model_validate(timed.model_dump()),
         notification=Notification.model_validate(wording.notification(facts)),
     )
     return event.model_dump(mode="json")

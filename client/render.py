@@ -248,10 +248,13 @@ def faults(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+_ETA_WORDS = {"review": "decision due by", "payment": "money arrives", "return": "item due back by"}
+
+
 def _eta(earliest: datetime | None, latest: datetime | None, kind: str | None) -> str:
     if latest is None:
         return "-"
-    what = {"review": "decision due by", "payment": "money arrives"}.get(kind or "", "by")
+    what = _ETA_WORDS.get(kind or "", "by")
     if earliest is not None and earliest != latest:
         return f"{what} {_at(earliest)} - {_at(latest)}"
     return f"{what} {_at(latest)}"

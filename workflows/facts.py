@@ -47,7 +47,7 @@ class MessageFacts(_Contract):
     read why (a trial read only "is not eligible under the refund policy"). None otherwise."""
     eta: datetime | None = None
     eta_earliest: datetime | None = None
-    eta_kind: Literal["review", "payment"] | None = None
+    eta_kind: Literal["review", "payment", "return"] | None = None
     stopped: bool | None = left_out_while_none()
     """Temporal ended the refund's workflow before the refund ended (client.review_context
     .as_stopped): with our team, worded without a delay it does not have (a trial read "It

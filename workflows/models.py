@@ -221,7 +221,7 @@ class StatusView(_Contract):
     action_by: str = ""
     """Who must act next, in plain words (a support reviewer, the customer, nobody, ...)."""
     eta_earliest: datetime | None = None
-    eta_kind: Literal["review", "payment"] | None = None
+    eta_kind: Literal["review", "payment", "return"] | None = None
     """review: when a decision is due (from the SLA); payment: when the money arrives."""
     payment_rail: PaymentRail = "card"
     fee: int = 0

@@ -106,7 +106,7 @@ class CustomerView(_ReadModel):
     message: str
     eta: IsoDatetime | None
     eta_earliest: IsoDatetime | None
-    eta_kind: Literal["review", "payment"] | None
+    eta_kind: Literal["review", "payment", "return"] | None
     timeline: list[CustomerStep]
 
 

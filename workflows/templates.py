@@ -118,11 +118,13 @@ PARTIAL: dict[str, str] = {
 ETA: dict[str, dict[str, str]] = {
     "en": {
         "review": "We aim to decide by {latest}.",
+        "return": "We need to receive the item by {latest}.",
         "payment": "The money should reach you between {earliest} and {latest}.",
         "payment.same": "The money should reach you by {latest}.",
     },
     "zh-CN": {
         "review": "预计在 {latest} 前作出决定。",
+        "return": "我们需要在 {latest} 前收到退回的商品。",
         "payment": "款项预计在 {earliest} 至 {latest} 之间到账。",
         "payment.same": "款项预计在 {latest} 前到账。",
     },

@@ -96,8 +96,8 @@ def eta_sentence(facts: MessageFacts) -> str:
     earliest = facts.eta_earliest or facts.eta
     with_time = facts.eta - earliest < _ONE_DAY
     latest_text = _when(facts.eta, facts.locale, with_time)
-    if facts.eta_kind == "review":
-        return words["review"].format(latest=latest_text)
+    if facts.eta_kind in ("review", "return"):
+        return words[facts.eta_kind].format(latest=latest_text)
     earliest_text = _when(earliest, facts.locale, with_time)
     if earliest_text == latest_text:
         return words["payment.same"].format(latest=latest_text)

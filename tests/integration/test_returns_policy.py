@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import asyncpg
@@ -51,17 +52,43 @@ async def test_refund_waits_for_the_item_then_pays_and_restocks_each_line_once(
 
 
 async def test_item_never_returned_cancels_without_money(
-    returns_refunds: RefundClient, skipper: TimeSkipper, sandbox: Sandbox
+    returns_refunds: RefundClient, skipper: TimeSkipper, sandbox: Sandbox, db: asyncpg.Pool
 ) -> None:
     order = await sandbox.order(lines=LINES)
     status = await returns_refunds.request(make_request(order, amount=2400))
-    await eventually(
+    waiting = await eventually(
         lambda: returns_refunds.status(status.refund_id), lambda s: s.awaiting.value == "customer"
     )
+    # The customer is told by when the item must arrive (a trial: asked for it without a
+    # date, then told "the item was not returned in time"): the window, 14 days, from the
+    # approval; in their notice too. Subscribers' events (schema v1) carry no such ETA.
+    [approved] = [e for e in waiting.timeline if e.state.value == "approved"]
+    assert (waiting.eta_kind, waiting.eta) == ("return", approved.at + timedelta(days=14))
+    assert "Please send the item back" in waiting.message
+    assert "We need to receive the item by " in waiting.message, waiting.message
+    told = await eventually(
+        lambda: sandbox.inbox(status.refund_id),
+        lambda events: any(e["type"] == "refund.approved" for e in events),
+    )
+    [notice] = [e for e in told if e["type"] == "refund.approved"]
+    assert "We need to receive the item by " in notice["body"], notice
+    event = json.loads(
+        await db.fetchval(
+            "SELECT payload FROM refundflow.outbox WHERE refund_id = $1 AND type = $2",
+            status.refund_id,
+            "refund.approved",
+        )
+    )
+    assert "We need to receive the item by " in event["notification"]["body"]
+    assert event["eta"] is None and event["facts"]["eta_kind"] is None
+    tracked = await returns_refunds.track(status.refund_id)
+    assert "We need to receive the item by " in tracked["message"]
+
     handle = returns_refunds.temporal.get_workflow_handle(status.refund_id)
     await skipper.fast_forward(handle, timedelta(days=15))
     cancelled = await wait_for_state(returns_refunds, status.refund_id, "cancelled")
     assert cancelled.cancel_reason == "return_window_elapsed"
+    assert cancelled.timeline[-1].at >= waiting.eta  # closed no earlier than told
     assert await sandbox.refunds(order["order_id"]) == []
 
 

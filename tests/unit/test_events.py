@@ -32,7 +32,11 @@ def delivered_notice(facts: MessageFacts) -> Notice:
 def unversioned_payload(notice: Notice) -> dict[str, Any]:
     """The event as it was built before the format was versioned: every field and value here
     must stay (existing subscribers read them); removing or renaming one is a new version."""
-    facts = notice.facts
+    told = notice.facts
+    # A returned item's deadline is not an ETA v1 knows (review, payment): its receivers
+    # read it in the notification's words only, the event's ETA fields empty.
+    no_eta = {"eta": None, "eta_earliest": None, "eta_kind": None}
+    facts = told if told.eta_kind != "return" else told.model_copy(update=no_eta)
     return {
         "id": f"{REFUND_ID}:{notice.seq}",
         "type": f"refund.{facts.state.value}",
@@ -59,7 +63,7 @@ def unversioned_payload(notice: Notice) -> dict[str, Any]:
             "stopped": False,
             **facts.model_dump(mode="json"),
         },
-        "notification": wording.notification(facts),
+        "notification": wording.notification(told),
     }
 
 

@@ -24,7 +24,12 @@ def every_situation() -> list[MessageFacts]:
         },
         {"state": RefundState.PENDING_REVIEW, "escalation_level": 1},
         {"state": RefundState.APPROVED},
-        {"state": RefundState.APPROVED, "item_return_required": True},
+        {
+            "state": RefundState.APPROVED,
+            "item_return_required": True,
+            "eta": NOW + timedelta(days=14),
+            "eta_kind": "return",
+        },
         {
             "state": RefundState.REFUNDING,
             "eta_earliest": NOW + timedelta(days=7),
@@ -126,6 +131,30 @@ def test_payment_eta_reads_as_a_window() -> None:
     assert wording.eta_sentence(wallet) == (
         "The money should reach you between 26 Nov 2026 09:30 UTC and 26 Nov 2026 10:00 UTC."
     )
+
+
+@pytest.mark.parametrize(
+    ("locale", "says"),
+    [
+        (
+            "en",
+            "Your refund of 123.45 USD is approved. Please send the item back: the money is"
+            " paid once it arrives. We need to receive the item by 10 Dec 2026 09:30 UTC.",
+        ),
+        (
+            "zh-CN",
+            "我们需要在 2026年12月10日 09:30 (UTC) 前收到退回的商品。",
+        ),
+    ],
+)
+def test_a_customer_asked_for_the_item_is_told_by_when(locale: str, says: str) -> None:
+    """A trial: the customer was asked for the item without a date, then read "closed: the
+    item was not returned in time"."""
+    [facts] = [f for f in every_situation() if f.eta_kind == "return" and f.locale == locale]
+    told = wording.customer_message(facts)
+    assert says in told, told
+    assert says in wording.notification(facts)["body"]
+    assert says in wording.support_reply(facts)
 
 
 @pytest.mark.parametrize("locale", LOCALES)

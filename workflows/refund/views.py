@@ -6,7 +6,7 @@ details and every notification are built here, from the same state (invariant 6)
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from workflows import wording
@@ -19,14 +19,25 @@ if TYPE_CHECKING:
 
 def eta(case: RefundCase) -> tuple[datetime | None, datetime | None, str | None]:
     """(earliest, latest, kind): a review decision is due by the next deadline of the
-    policy's ladder; the money arrives within the payment rail's settlement time after it
-    is sent (or, once paid, after the payment). A payment an operator made another way has
-    no rail to time it by."""
+    policy's ladder; a returned item by the end of its window; the money arrives within the
+    payment rail's settlement time after it is sent (or, once paid, after the payment). A
+    payment an operator made another way has no rail to time it by."""
     p = case.p
     if received(case):
         return None, None, None  # no review to wait for: the approval follows at once
     if p.state is RefundState.PENDING_REVIEW:
         return None, p.requested_at + case.policy.review_deadline(p.escalation), "review"
+    if p.state is RefundState.APPROVED and case.policy.refund.trigger == "on_item_received":
+        # A trial: the customer was asked for the item without a date, then read "closed:
+        # the item was not returned in time". The window's timer starts once the approval
+        # is recorded, so its end is never before the date told.
+        window = timedelta(days=case.policy.refund.item_return_window_days)
+        approved = [
+            e.at
+            for e in p.timeline
+            if e.state is RefundState.APPROVED and e.from_state is not RefundState.APPROVED
+        ]
+        return None, (approved[-1] if approved else case.clock()) + window, "return"
     rail = case.policy.settlement_for(case.inp.order.payment_rail)
     if p.state is RefundState.REFUNDING and _provider_took_it(case):
         earliest, latest = rail.window(p.refunding_since or case.clock())
