@@ -39,8 +39,11 @@ WHERE s.refund_id = ANY($1::text[]) AND {listing.asked_by("s", "$2")}
 # A refund Temporal ended before it ended, in the customer's words: asked again under its
 # key, and acted on (no refund ids, no Temporal).
 ENDED_FOR_CUSTOMER = (
-    "your earlier request for this refund was stopped before it finished; our team closes it"
-    " shortly and we will tell you. Then you can ask again with a new key (the"
+    # Not "our team closes it shortly": one the provider was already paying may complete as
+    # paid instead (a trial).
+    "your earlier request for this refund was stopped before it finished; our team is"
+    " checking it and will tell you how it ends (if it was already on its way to you, it may"
+    " still be paid). If it is closed unpaid, you can ask again with a new key (the"
     " Idempotency-Key header; the CLI's --key): until it is closed, it still holds what it"
     " asked for"
 )
