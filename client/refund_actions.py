@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -336,8 +336,13 @@ def _goes_on_from(recorded: StatusView, answer: StatusView) -> bool:
     until the new run records), nor an older record of this one."""
     if not answer.timeline or not recorded.timeline:
         return False
-    last = _mark(answer.timeline[-1])
-    return recorded.timeline[-1].seq > last[0] and any(_mark(e) == last for e in recorded.timeline)
+    last = answer.timeline[-1]
+    # The same entry as the audit store tells it (not by its time: a run reset in Temporal
+    # that took the same approval again is the record's, which went on to be paid; a trial
+    # was answered "approved" of a completed refund).
+    return recorded.timeline[-1].seq > last.seq and any(
+        e.seq == last.seq and _entry(e) == _entry(last) for e in recorded.timeline
+    )
 
 
 def _contradicts(recorded: StatusView, answer: StatusView) -> bool:
@@ -356,7 +361,3 @@ def _contradicts(recorded: StatusView, answer: StatusView) -> bool:
 def _entry(entry: TimelineEntry) -> tuple[str, ...]:
     """What tells two entries apart, as the audit store does (an approval's words too)."""
     return same_entry(entry.event, entry.state.value, entry.actor, entry.reason)
-
-
-def _mark(entry: TimelineEntry) -> tuple[int, str, str, datetime]:
-    return entry.seq, entry.event, entry.actor, entry.at

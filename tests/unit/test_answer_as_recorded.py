@@ -85,6 +85,15 @@ async def test_the_answer_stands_against_an_older_record_or_another_runs() -> No
     assert await Recorded(None)._as_recorded("rf_1", answer) == answer  # nothing recorded
 
 
+async def test_a_reset_runs_same_action_is_answered_with_the_record_it_went_on_to() -> None:
+    """A completed refund reset in Temporal; its reviewer approves again in the same words,
+    which the audit takes as the recorded approval: the answer is the record (completed), not
+    the new run's "approved" (a trial), though the new run's times are its own."""
+    answer = view(P, A, start=AT + timedelta(hours=1))
+    recorded = view(P, A, R, C)
+    assert await Recorded(recorded)._as_recorded("rf_1", answer) == recorded
+
+
 async def test_an_answer_from_a_run_that_ended_without_recording_it_is_refused() -> None:
     """A run reset to before the refund was paid took the action, recorded nothing and
     failed (AUDIT_SUPERSEDED_ERROR): its answer is not the refund's."""
