@@ -171,12 +171,15 @@ class GuardedPaymentProvider:
     async def refund(
         self, request: IssueRefundInput, *, look_up_first: bool = False
     ) -> ProviderRefundResult:
-        if look_up_first:
+        own = await self._guard.own_record(request)
+        # A record past the run (a Reset's earlier run, or this run's SLA escalations while
+        # the call is retried) may hold a payment this run does not know of, under another
+        # attempt's key (a review): looked for too.
+        if look_up_first or own.past_the_run(request):
             found = await self._provider.find_refunds(request.refund_id, request.payment_reference)
             existing = this_refunds_payment(found, request)
             if existing is not None:
                 return existing
-        own = await self._guard.own_record(request)
         moved_on = own.moved_on(request)
         if moved_on:
             raise ExternalSystemRefused(moved_on, names.NOT_SENT_RECORD_MOVED_ON)

@@ -39,6 +39,13 @@ class OwnRecord:
     awaiting: str | None
     last_seq: int | None
 
+    def past_the_run(self, pay: IssueRefundInput) -> bool:
+        """Whether the record holds entries past the ones the run wrote before asking to pay
+        (`recorded_through`; a run or a refund from before the check compares nothing)."""
+        if pay.recorded_through is None or self.last_seq is None or self.state is None:
+            return False
+        return self.last_seq > pay.recorded_through
+
     def moved_on(self, pay: IssueRefundInput) -> str | None:
         """Why `pay` must not be sent (None: it may): the record holds entries past the ones
         the run wrote before asking (`recorded_through`) and they took the refund away from
@@ -48,13 +55,11 @@ class OwnRecord:
         record does; a record that closed the refund ends the run (the audit's conflict). A
         run's own later entries (the SLA timer's escalations while the call is retried) keep
         it with the provider."""
-        if pay.recorded_through is None or self.last_seq is None or self.state is None:
-            return None  # a run or a refund from before the check: nothing to compare
         with_provider = (
             self.state == RefundState.REFUNDING.value
             and self.awaiting == Awaiting.PAYMENT_PROVIDER.value
         )
-        if self.last_seq <= pay.recorded_through or with_provider:
+        if not self.past_the_run(pay) or with_provider:
             return None
         waiting = _WAITING_FOR.get(self.awaiting or "")
         return (

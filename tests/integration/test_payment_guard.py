@@ -15,7 +15,7 @@ import asyncpg
 
 from activities.http_adapters import HttpPaymentProvider, HttpService
 from activities.order_ledger import money_around
-from activities.order_payouts import PaymentGuard
+from activities.order_payouts import GuardedPaymentProvider, PaymentGuard
 from activities.pg_store import PostgresRefundStore
 from client import render_findings
 from client.refund_client import RefundClient
@@ -24,6 +24,7 @@ from client.settings import Settings
 from sandbox.admin_client import SandboxAdmin
 from tests.conftest import Sandbox, unique_key
 from tests.integration.helpers import eventually, wait_for_state
+from tests.integration.test_audit_store import batch
 from tests.integration.test_order_ledger import _refused_then_paid_elsewhere, reservation
 from tests.integration.test_refund_flow import make_request
 from workflows import names
@@ -372,3 +373,33 @@ async def test_reconciliation_does_not_close_an_ended_refund_with_a_refund_of_an
     ))  # fmt: skip
     assert "is not on the order's payment" in details.get("not_healed", ""), details
     assert (await refunds.status(made.refund_id)).state is RefundState.REFUNDING
+
+
+async def test_a_run_behind_its_record_finds_the_records_payment_before_paying(
+    db: asyncpg.Pool, sandbox: Sandbox, settings: Settings
+) -> None:
+    """A review: a run reset to its first task asks for its first attempt (key `…:refund`)
+    while its record's later attempt (an operator's retry, key `…:refund:2`) is with the
+    provider. On the durable path a first attempt does not look first, and the provider, not
+    knowing the key, would pay beside it. A record past the run makes the guard look first:
+    the record's payment is found and answered, nothing else is sent."""
+    order = await sandbox.order(amount=9000)
+    refund_id = unique_key("rf")
+    records_payment = await sandbox.provider_refund(order, refund_id, 3000)
+    record = batch(refund_id, [1, 2, 3, 4, 5], RefundState.REFUNDING)
+    with_provider = record.projection.model_copy(update={"awaiting": Awaiting.PAYMENT_PROVIDER})
+    await PostgresRefundStore(db).record_transitions(
+        record.model_copy(update={"projection": with_provider})
+    )
+    provider = HttpPaymentProvider(
+        HttpService(sandbox.http, settings.payment_provider_url, "payment provider")
+    )
+    paying = GuardedPaymentProvider(provider, PaymentGuard(db, provider))
+    behind = IssueRefundInput(
+        refund_id=refund_id, order_id=order["order_id"],
+        payment_reference=order["payment_reference"], amount=3000, currency="USD",
+        idempotency_key=f"{refund_id}:refund", recorded_through=3,
+    )  # fmt: skip
+    answered = await paying.refund(behind)
+    assert answered.provider_refund_id == records_payment["id"]
+    assert [r["id"] for r in await sandbox.refunds(order["order_id"])] == [records_payment["id"]]
