@@ -31,6 +31,10 @@ def when(value: datetime | str | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+# What a refund's `eta` is, on staff's page (a returned item's deadline read "Decision due").
+ETA_LABELS = {"payment": "Money arrives by", "return": "Item due back by"}
+
+
 def environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
@@ -42,6 +46,7 @@ def environment() -> Environment:
     env.filters["money"] = lambda amount, currency: format_minor(int(amount), str(currency))
     env.filters["when"] = when
     env.filters["closed_because"] = closed_because
+    env.filters["eta_label"] = lambda kind: ETA_LABELS.get(kind or "", "Decision due")
     return env
 
 

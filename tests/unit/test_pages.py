@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -215,6 +216,17 @@ def test_templates_escape_markup() -> None:
     assert callable(chooses) and all(chooses(name) for name in names)
     page = env.from_string("<td>{{ reason }}</td>").render(reason="<script>x()</script>")
     assert page == "<td>&lt;script&gt;x()&lt;/script&gt;</td>"
+
+
+@pytest.mark.parametrize(
+    ("kind", "label"),
+    [("review", "Decision due"), ("payment", "Money arrives by"), ("return", "Item due back by")],
+)
+def test_staffs_page_names_what_the_eta_is(kind: str, label: str) -> None:
+    """A trial: a returned item's deadline read "Decision due" on the console."""
+    page = environment().get_template("refund.html")
+    assert page.filename and "s.eta_kind | eta_label" in Path(page.filename).read_text()
+    assert environment().from_string("{{ k | eta_label }}").render(k=kind) == label
 
 
 def test_the_queue_cursor_round_trips_and_a_forged_one_starts_at_the_top() -> None:
