@@ -119,10 +119,12 @@ def _cancel_refused(view: StatusView) -> list[str]:
         return []
     asked = f"  note       a cancellation requested in Temporal at {when(refused[-1].at)} was"
     if "waits for an operator" in refused[-1].reason:  # workflows/refund/temporal_cancel.py
+        if view.awaiting is not Awaiting.OPERATOR:  # decided since (a review: still "waits")
+            return [f"{asked} refused while the refund waited for an operator, who decided since"]
         return [
-            f"{asked} refused: the refund waits for an operator's decision on its failed"
-            f" payment (`refundflow --as OPERATOR operator cancel {view.refund_id} --reason"
-            " TEXT` cancels it; `operator retry` pays it)"
+            f"{asked} refused: the refund waits for an operator's decision on its payment"
+            f" (`refundflow --as OPERATOR operator cancel {view.refund_id} --reason TEXT`"
+            " cancels it; `operator retry` pays it)"
         ]
     lines = [
         f"{asked} refused: the refund is with the payment provider, so money may have moved;"

@@ -108,6 +108,10 @@ async def test_a_refund_waiting_for_an_operator_reset_to_its_start_waits_for_one
     assert [(e.seq, e.event, e.at) for e in again.timeline] == [
         (e.seq, e.event, e.at) for e in audit
     ]
+    # The customer was told once that it could not be paid yet, not again at the reset (a
+    # trial: a second "could not be paid yet" at each Reset).
+    told = [m["body"] for m in await sandbox.inbox(refund_id)]
+    assert sum("could not be paid yet" in body for body in told) == 1, told
     live = await returns_refunds.status(refund_id, live=True)
     assert (live.awaiting.value, live.timeline[-1].seq) == ("operator", again.timeline[-1].seq)
 

@@ -124,7 +124,7 @@ async def test_a_cancel_from_temporal_while_an_operator_decides_pays_nothing(
     now = await refunds.status(made.refund_id)
     assert (now.state.value, now.awaiting.value) == ("refunding", "operator")
     shown = render.status(refused)
-    assert "refused: the refund waits for an operator's decision on its failed payment" in shown
+    assert "refused: the refund waits for an operator's decision on its payment" in shown
     assert f"operator cancel {made.refund_id} --reason TEXT` cancels it" in shown, shown
 
     # The operator decides: retry, paid once.

@@ -38,10 +38,14 @@ NOT_SENT_CODES = frozenset(
 )
 
 
+def code(err: ActivityFailure) -> object:
+    """A refusal's code (its first detail), None without one."""
+    cause = root_cause(err)
+    return cause.details[0] if isinstance(cause, ApplicationError) and cause.details else None
+
+
 def refused_by(err: ActivityFailure) -> str:
     """The actor of a payment refusal: `payment-guard` for refundflow's own checks (a trial
     read "escalated by payment-provider" for money the provider never saw), else the
     provider."""
-    cause = root_cause(err)
-    code = cause.details[0] if isinstance(cause, ApplicationError) and cause.details else None
-    return "payment-guard" if code in NOT_SENT_CODES else "payment-provider"
+    return "payment-guard" if code(err) in NOT_SENT_CODES else "payment-provider"

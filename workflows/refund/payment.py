@@ -53,6 +53,9 @@ class Payment:
         self.case = case
         self.journal = journal
         self.goes_on = False
+        self.told_by_the_record = False
+        """The last refusal was the guard's: the record, past this run, already told the
+        customer (a reset run re-told "could not be paid yet" at each Reset, a trial)."""
 
     @property
     def p(self) -> Progress:
@@ -98,6 +101,7 @@ class Payment:
         """One payment attempt through to the provider's final word (None: refused)."""
         self.case.set_awaiting(Awaiting.PAYMENT_PROVIDER)
         self.p.sent_unanswered = True
+        self.told_by_the_record = False
         fast = self._fast_path_allowed()
         if not (fast and self.p.record_with_payment):  # else written with the provider call
             # On the fast path the whole payment usually fits in this workflow task: publish
@@ -203,6 +207,7 @@ class Payment:
     def _refused(self, err: failures.ActivityFailure) -> None:
         self.p.operator_note = failures.text(err)
         self.p.refused_by = failures.refused_by(err)
+        self.told_by_the_record = failures.code(err) == names.NOT_SENT_RECORD_MOVED_ON
 
     def _fast_path_allowed(self) -> bool:
         """First payment attempt of a refund started with the fast path: try it in-process."""
@@ -338,7 +343,8 @@ class Payment:
                 "payment",
                 f"level {self.p.escalation}: payment failed: {self.p.operator_note}",
             )
-            self.case.tell_escalation()
+            if not self.told_by_the_record:
+                self.case.tell_escalation()
             self.p.operator_action = None
         # Refunds that started waiting before this exit existed wait for the operator only.
         paid_exit = self.p.all_above or workflow.patched(patches.OPERATOR_PAID_EXIT)

@@ -26,15 +26,16 @@ async def on_cancel_request(
     if case.p.state is not RefundState.REFUNDING:
         return
     goes_on = workflow.patched(patches.CANCEL_REFUSED_GOES_ON)  # before any activity
-    if case.p.awaiting is Awaiting.OPERATOR and workflow.patched(
-        patches.CANCEL_IN_OPERATOR_WAIT  # before any activity too
-    ):
+    # An operator's decision taken in the same activation (a retry sets the provider as
+    # awaited) is the operator wait's too: it is taken from there (a review).
+    deciding = case.p.awaiting is Awaiting.OPERATOR or case.p.operator_action is not None
+    if deciding and workflow.patched(patches.CANCEL_IN_OPERATOR_WAIT):  # before any activity
         # Not "going on with the same payment": that made a new attempt under the same key,
         # which a provider that refused it (and so kept nothing) paid, nobody deciding,
         # after a person asked to stop it (a review).
         waits = (
-            "the refund waits for an operator's decision on its failed payment; an operator"
-            " cancels it with `refundflow operator cancel`"
+            "the refund waits for an operator's decision on its payment (refused, failed or"
+            " taken back); an operator cancels it with `refundflow operator cancel`"
         )
         refuse(case, said, waits)
         await journal.flush()
