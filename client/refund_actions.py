@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -331,18 +331,18 @@ class RefundActions:
 
 
 def _goes_on_from(recorded: StatusView, answer: StatusView) -> bool:
-    """Whether `recorded` is `answer` gone further: it holds the answer's last entry and
-    entries after it. Not another run's (a Reset's abandoned run stays in the projection
-    until the new run records), nor an older record of this one."""
+    """Whether `recorded` is `answer` or `answer` gone further: it holds the answer's last
+    entry (and perhaps entries after it). Not another run's (a Reset's abandoned run stays in
+    the projection until the new run records), nor an older record of this one."""
     if not answer.timeline or not recorded.timeline:
         return False
-    last = answer.timeline[-1]
-    # The same entry as the audit store tells it (not by its time: a run reset in Temporal
-    # that took the same approval again is the record's, which went on to be paid; a trial
-    # was answered "approved" of a completed refund).
-    return recorded.timeline[-1].seq > last.seq and any(
-        e.seq == last.seq and _entry(e) == _entry(last) for e in recorded.timeline
-    )
+    last = _mark(answer.timeline[-1])
+    # At its own last entry too: the record then holds the whole trail, a reset run's
+    # entries after another run's with the other's in their places and the audit's times
+    # (a trial's answer left entries 4 and 5 out). By its time as well as its words: a
+    # reset run's entry the audit took as the same (its approval in the same words) is not
+    # this run's, whose later entries may differ (a review).
+    return recorded.timeline[-1].seq >= last[0] and any(_mark(e) == last for e in recorded.timeline)
 
 
 def _contradicts(recorded: StatusView, answer: StatusView) -> bool:
@@ -361,3 +361,7 @@ def _contradicts(recorded: StatusView, answer: StatusView) -> bool:
 def _entry(entry: TimelineEntry) -> tuple[str, ...]:
     """What tells two entries apart, as the audit store does (an approval's words too)."""
     return same_entry(entry.event, entry.state.value, entry.actor, entry.reason)
+
+
+def _mark(entry: TimelineEntry) -> tuple[int, str, str, datetime]:
+    return entry.seq, entry.event, entry.actor, entry.at

@@ -85,13 +85,16 @@ async def test_the_answer_stands_against_an_older_record_or_another_runs() -> No
     assert await Recorded(None)._as_recorded("rf_1", answer) == answer  # nothing recorded
 
 
-async def test_a_reset_runs_same_action_is_answered_with_the_record_it_went_on_to() -> None:
-    """A completed refund reset in Temporal; its reviewer approves again in the same words,
-    which the audit takes as the recorded approval: the answer is the record (completed), not
-    the new run's "approved" (a trial), though the new run's times are its own."""
-    answer = view(P, A, start=AT + timedelta(hours=1))
-    recorded = view(P, A, R, C)
+async def test_a_record_at_the_answers_own_entry_is_the_answer_with_the_whole_trail() -> None:
+    """A run reset in Temporal wrote its entries after another run's: its answer lacks the
+    other run's (entries 2 and 3 here) and has its own times; the record, at the answer's own
+    last entry, has them all (a trial printed the answer's gaps)."""
+    recorded = view(P, A, R, R)
+    answer = recorded.model_copy(update={"timeline": [recorded.timeline[0], recorded.timeline[3]]})
     assert await Recorded(recorded)._as_recorded("rf_1", answer) == recorded
+    # Not a reset run's entry the audit took as the record's (the same words, its own time).
+    again = view(P, A, start=AT + timedelta(hours=1))
+    assert await Recorded(view(P, A, R, C))._as_recorded("rf_1", again) == again
 
 
 async def test_an_answer_from_a_run_that_ended_without_recording_it_is_refused() -> None:
