@@ -55,7 +55,8 @@ READS_ONLY = frozenset(
 )
 """Commands that change nothing (and `subscribers list`)."""
 INTERRUPTED_ACTING = (
-    "interrupted: the action may have taken effect, or may still in the next seconds;"
+    "interrupted: the action may have taken effect, or may still take effect in the next"
+    " seconds;"
     " `refundflow status` of the refund shows whether it did (asked again once it has, the"
     " refund refuses it as already done: nothing happens twice)"
 )
