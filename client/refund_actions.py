@@ -280,6 +280,15 @@ class RefundActions:
             " stays as recorded"
         )
 
+    async def _behind_its_record(self, handle: WorkflowHandle[Any, Any]) -> str:
+        if not self._database_url:
+            return ""
+        try:
+            records = await self._store()
+        except Exception:  # only words ride on it: the refusal stands either way
+            return ""
+        return await workflow_reads.behind_its_record(handle, records)
+
     def _handle(self, refund_id: str) -> WorkflowHandle[Any, Any]:
         return self.temporal.get_workflow_handle(refund_id)
 
@@ -300,7 +309,8 @@ class RefundActions:
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             message = cause.message if isinstance(cause, ApplicationError) else str(cause)
-            raise RefundActionRefused(f"refused: {message}") from None
+            behind = await self._behind_its_record(handle)
+            raise RefundActionRefused(f"refused: {message}{behind}") from None
         except RPCError as err:
             raise await self._why_not(refund_id, rpc_error(refund_id, err)) from None
         return await self._as_recorded(refund_id, result) or result

@@ -145,3 +145,29 @@ async def first_step(
             return status
         await asyncio.sleep(pause)
         pause = min(pause * 2, 0.5)
+
+
+async def behind_its_record(handle: WorkflowHandle[Any, Any], records: Records) -> str:
+    """Why a refusal may not be the refund's word: its workflow's current run holds an
+    earlier point than its record (a Reset in Temporal to before it; the updates Temporal
+    reapplies are refused when they come before the state they need, a trial's warehouse
+    `received`). Said to the person refused (operator retry answered "waiting for the
+    customer" of a refund whose record waits for an operator); "" when the run is not behind
+    or either cannot be read."""
+    try:
+        recorded = await records.status_view(handle.id)
+        live = await query_status(handle, StatusQuery(), timedelta(seconds=5))
+    except Exception:  # only words ride on it: the refusal stands either way
+        return ""
+    if recorded is None or not recorded.timeline or not live.timeline:
+        return ""
+    record_at, run_at = recorded.timeline[-1].seq, live.timeline[-1].seq
+    if run_at >= record_at:
+        return ""
+    return (
+        f". Its record is further on: {recorded.state.value}, {recorded.action_by} (entry"
+        f" {record_at}); its workflow's run holds {live.state.value} (entry {run_at}), most"
+        " likely reset in Temporal to before the record. Take again what the record holds"
+        " since (a warehouse's `received`, a reviewer's approval), or reset the run that"
+        " wrote the record to its last task (README, Reset)"
+    )

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, ResetReapplyType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 
@@ -28,8 +28,9 @@ from workflows.models import ReconcileInput
 pytestmark = pytest.mark.stack
 
 
-async def reset_to_first_task(refunds: RefundClient, refund_id: str) -> None:
-    """What the Web UI's Reset (to the first workflow task) does."""
+async def reset_to_first_task(refunds: RefundClient, refund_id: str, reapply: bool = True) -> None:
+    """What the Web UI's Reset (to the first workflow task) does; `reapply=False`: without
+    the signals and updates after that point (the Web UI's "reapply" unticked)."""
     handle = refunds.temporal.get_workflow_handle(refund_id)
     first_task = next(
         e.event_id
@@ -43,6 +44,11 @@ async def reset_to_first_task(refunds: RefundClient, refund_id: str) -> None:
             reason="Reset from the Web UI",
             workflow_task_finish_event_id=first_task,
             request_id=str(uuid.uuid4()),
+            reset_reapply_type=(
+                ResetReapplyType.RESET_REAPPLY_TYPE_UNSPECIFIED
+                if reapply
+                else ResetReapplyType.RESET_REAPPLY_TYPE_NONE
+            ),
         )
     )
 

@@ -119,3 +119,34 @@ async def test_a_refund_waiting_for_an_operator_reset_to_its_start_waits_for_one
     await returns_refunds.operator_retry(refund_id, "ops-1")
     await wait_for_state(returns_refunds, refund_id, "completed")
     assert [r["amount"] for r in await sandbox.refunds(order["order_id"])] == [2400]
+
+
+async def test_an_action_refused_by_a_run_behind_its_record_says_so_and_what_to_do(
+    returns_refunds: RefundClient, sandbox: Sandbox, faults: object
+) -> None:
+    """A trial: reset to its first task, the run waits for the item again (Temporal's reapply
+    of the warehouse's update is refused when it comes before the run's approval; here none
+    is reapplied), while the record waits for an operator: `operator retry` was refused
+    "waiting for the customer", with nothing to say why or what to do."""
+    order = await sandbox.order(lines=LINES)
+    refund_id = (await returns_refunds.request(make_request(order, amount=2400))).refund_id
+    await eventually(
+        lambda: returns_refunds.status(refund_id), lambda s: s.awaiting.value == "customer"
+    )
+    await faults.set_faults({"payment.refuse": "expired_card"})  # type: ignore[attr-defined]
+    await returns_refunds.item_received(refund_id, "warehouse-7")
+    await eventually(
+        lambda: returns_refunds.status(refund_id), lambda s: s.awaiting.value == "operator"
+    )
+    await faults.clear_faults()  # type: ignore[attr-defined]
+    await reset_to_first_task(returns_refunds, refund_id, reapply=False)
+    await eventually(
+        lambda: returns_refunds.status(refund_id, live=True),
+        lambda s: s.awaiting.value == "customer",
+    )
+    with pytest.raises(RefundActionRefused) as refused:
+        await returns_refunds.operator_retry(refund_id, "ops-1")
+    said = str(refused.value)
+    assert "Its record is further on: refunding, an operator" in said, said
+    assert "reset the run that wrote the record to its last task" in said
+    assert await sandbox.refunds(order["order_id"]) == []
