@@ -307,7 +307,9 @@ class OutboxDispatcher:
         if self._tracking is None or row["subscriber"] != self._customer_channel:
             return body
         event = json.loads(body)
-        event["notification"]["tracking_url"] = self._tracking.url(event["refund_id"])
+        event["notification"]["tracking_url"] = self._tracking.url(
+            event["refund_id"], lang=event.get("locale")
+        )
         return json.dumps(event)
 
     async def _record_failure(

@@ -46,6 +46,10 @@ class TrackingLinks:
     public_url: str
     secret: bytes
 
-    def url(self, refund_id: str, now: float | None = None) -> str:
+    def url(self, refund_id: str, now: float | None = None, lang: str | None = None) -> str:
+        """`lang`: the page opens in the notification's language (a trial: a Chinese notice's
+        link opened in English in an English browser); not signed, only a preference."""
         query = tracking_query(self.secret, refund_id, now)
+        if lang:
+            query += "&" + urlencode({"lang": lang})
         return f"{self.public_url.rstrip('/')}/track/{refund_id}?{query}"

@@ -32,7 +32,10 @@ async def test_each_notification_to_the_customer_links_to_their_tracking_page(
     links = {row["tracking_url"] for row in told}
     prefix = f"{api.base}/track/{started.refund_id}?"
     assert all(link and link.startswith(prefix) for link in links), links
-    async with aiohttp.ClientSession() as browser:
+    assert all(link.endswith("&lang=zh-CN") for link in links), links
+    # In the notice's language whatever the browser's (a trial: a Chinese notice's link
+    # opened in English in an English browser).
+    async with aiohttp.ClientSession(headers={"Accept-Language": "en-GB,en"}) as browser:
         async with browser.get(next(iter(links))) as page:
             assert page.status == 200
             assert "已退款" in await page.text()  # the customer's language: paid
