@@ -17,6 +17,7 @@ from tests.workflow.waiting import result_of, until
 from workflows.models import (
     ApproveInput,
     CancelInput,
+    ItemReceivedInput,
     OperatorCancelInput,
     OperatorRetryInput,
     ProviderRefundResult,
@@ -183,6 +184,18 @@ async def test_an_item_not_returned_within_the_window_cancels_the_refund(env: En
     )
     assert env.systems.provider_refunds == {}
     await keep_history(handle, "return_window_elapsed")
+
+
+async def test_the_warehouses_receipt_is_answered_with_the_payment_under_way(env: Env) -> None:
+    """A trial: the answer to `received` read "refunding", awaiting the customer ("send the
+    item back"), next step "moves on by itself"."""
+    handle = await env.start(tv_order(price=SMALL), policy="returns-v1")
+    await until(handle, lambda s: s.awaiting is Awaiting.CUSTOMER)
+    answer = await handle.execute_update(
+        RefundWorkflow.item_received, ItemReceivedInput(actor="warehouse-7", source="warehouse")
+    )
+    assert (answer.state, answer.awaiting) == (RefundState.REFUNDING, Awaiting.PAYMENT_PROVIDER)
+    assert (await result_of(handle)).state is RefundState.COMPLETED
 
 
 async def test_the_customer_withdraws_while_waiting_for_review(env: Env) -> None:

@@ -246,6 +246,9 @@ class RefundWorkflow:
         self._case.p.item_received = True
         received = "returned item received"
         self._case.apply(RefundEvent.START_REFUND, inp.actor, inp.source, received, inp.issuer)
+        # Answered as it goes on (a trial read "refunding, awaiting the customer: send the item
+        # back"); the payment sets it so anyway before anything is published or recorded.
+        self._case.set_awaiting(Awaiting.PAYMENT_PROVIDER)
         return views.status(self._case)
 
     @item_received.validator
