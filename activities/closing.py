@@ -189,8 +189,9 @@ async def _check_run_holds_the_record(store: PostgresRefundStore, case: RefundCa
         f" by {mine.actor}, the record with {last.event} by {last.actor} (entry {last.seq},"
         f" {last.to_state.value}); nothing recorded from it. To run the refund on from its"
         f" record, reset the run that wrote it: `temporal workflow list --query"
-        f" 'WorkflowId=\"{case.inp.refund_id}\"'` lists the runs; `temporal workflow reset"
-        f" -w {case.inp.refund_id} -r <that run id> --type LastWorkflowTask`"
+        f" 'WorkflowId=\"{case.inp.refund_id}\"' -o json` lists the runs (`runId`); `temporal"
+        f" workflow reset -w {case.inp.refund_id} -r <that run id> --type LastWorkflowTask"
+        ' --reason "run on from the record"`'
     )
 
 

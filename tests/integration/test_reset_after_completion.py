@@ -159,6 +159,8 @@ async def test_a_reset_run_that_ended_behind_the_record_is_not_closed_from_its_s
         "its ended run was reset to before the refund's record: it ends with"
     ), closing.details
     assert "record with" in closing.details["not_healed"] and recorded_by not in str(closing)
+    # A command that runs as given (a trial: `temporal workflow reset` requires --reason).
+    assert "--type LastWorkflowTask --reason" in closing.details["not_healed"]
     assert "heal_error" not in closing.details
     assert (await refunds.status(refund_id)).state.value == "refunding"
 
