@@ -64,10 +64,16 @@ def resolve_request(request: RefundRequest, order: OrderSnapshot) -> ResolvedRef
 
 
 def _skus_meant(given: str, order: OrderSnapshot) -> str:
-    """The order's own spelling of a SKU given in other case or with spaces (`tv-55` for
-    TV-55), else the SKUs it has: a caller who has the order may read its lines."""
+    """The order's own spelling of a SKU given in other case, with spaces or without its
+    punctuation (`tv-55` or `TV55` for TV-55, a trial), else the SKUs it has: a caller who has
+    the order may read its lines."""
     skus = sorted({line.sku for line in order.lines})
-    same = [sku for sku in skus if sku.casefold() == given.strip().casefold()]
+    same = [sku for sku in skus if _bare(sku) == _bare(given)]
     if same:
         return f" (did you mean {same[0]}?)"
     return f" (its lines: {', '.join(skus)})" if skus else ""
+
+
+def _bare(sku: str) -> str:
+    """A SKU without case, spaces or punctuation: how a person may mistype it."""
+    return "".join(ch for ch in sku.casefold() if ch.isalnum())

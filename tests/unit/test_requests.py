@@ -84,6 +84,10 @@ def test_lines_resolve_to_their_price_and_are_checked() -> None:
     # Another case is a near miss, named (a trial typed the SKU as the label read).
     with pytest.raises(RefundInputError, match=r"no line with sku a \(did you mean A\?\)$"):
         resolve_request(request(amount=None, lines=[{"sku": "a", "quantity": 1}]), ORDER)
+    # ... and without its punctuation (a trial typed TV55 for TV-55, told only the SKUs).
+    tv = ORDER.model_copy(update={"lines": [ORDER.lines[0].model_copy(update={"sku": "TV-55"})]})
+    with pytest.raises(RefundInputError, match=r"sku TV55 \(did you mean TV-55\?\)$"):
+        resolve_request(request(amount=None, lines=[{"sku": "TV55", "quantity": 1}]), tv)
 
 
 @pytest.mark.parametrize("who", ["jane.doe@example.com", "Jane Doe", "a\nb"])
