@@ -3,8 +3,11 @@ inventory and order system, and their fault injection."""
 
 from __future__ import annotations
 
+from pydantic import BaseModel
+
 from client.cli import arguments as types
 from client.cli.grammar import Subcommands, group, with_json
+from sandbox.faults import Faults
 
 
 def add_sandbox(sub: Subcommands) -> None:
@@ -40,8 +43,19 @@ def add_sandbox(sub: Subcommands) -> None:
     refunds.add_argument("--order", type=types.order_id, help="only this order")
     with_json(refunds)
     faults = group(sandbox, "faults", "inject faults into the sandbox systems", "faults_command")
-    faults_set = faults.add_parser("set", help="set SYSTEM.FIELD=VALUE ...")
+    faults_set = faults.add_parser("set", help="set SYSTEM.FIELD=VALUE ...", epilog=_fault_fields())
     faults_set.add_argument("assignments", nargs="+", type=types.assignment, metavar="KEY=VALUE")
     with_json(faults_set)
     for name, text in (("clear", "remove every fault"), ("show", "show the faults in force")):
         with_json(faults.add_parser(name, help=text))
+
+
+def _fault_fields() -> str:
+    """The faults `set` takes, per system (a trial found them only in the README)."""
+    systems = Faults.model_fields
+    return "faults: " + "; ".join(
+        f"{system}.{{{', '.join(annotated.model_fields)}}}"
+        for system, field in systems.items()
+        for annotated in [field.annotation]
+        if isinstance(annotated, type) and issubclass(annotated, BaseModel)
+    )

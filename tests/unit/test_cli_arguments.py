@@ -203,3 +203,12 @@ def test_reconcile_check_exits_3_only_when_a_run_left_something_for_a_person() -
         3,
         0,
     ]
+
+
+def test_the_faults_set_takes_are_in_its_help(capsys: pytest.CaptureFixture[str]) -> None:
+    """A trial found them only in the README."""
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["sandbox", "faults", "set", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "payment.{latency_ms," in shown and "refuse" in shown, shown
+    assert "notifications.{latency_ms," in shown
