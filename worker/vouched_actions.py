@@ -55,7 +55,19 @@ class VouchedActions(Interceptor):
                             reason=str(err),
                         )
                         raise ApplicationError(str(err), non_retryable=True) from None
-                super().handle_update_validator(input)
+                try:
+                    super().handle_update_validator(input)
+                except Exception as err:
+                    # Temporal keeps no trace of a refused update: an update it reapplied
+                    # after a Reset, refused, was seen nowhere (a trial). Not its words: they
+                    # may name staff.
+                    log.info(
+                        "update_refused",
+                        refund_id=workflow.info().workflow_id,
+                        update=input.update,
+                        refusal=type(err).__name__,
+                    )
+                    raise
 
         return _Inbound
 

@@ -76,3 +76,23 @@ async def test_a_client_without_the_key_is_told_why(
         "refused: actions by people come through the refundflow API"
     )
     assert (await refunds.status(waiting.refund_id)).state.value == "pending_review"
+
+
+async def test_an_update_the_refund_refuses_is_in_the_workers_log(
+    refunds: RefundClient, sandbox: Sandbox, stack: DevStack
+) -> None:
+    """Temporal keeps no trace of a refused update: one it reapplied after a Reset, refused,
+    was seen nowhere (a trial). The worker logs each refusal, without its words (they may
+    name staff)."""
+    waiting = await refunds.request(make_request(await sandbox.order(amount=90000)))
+    with pytest.raises(RefundActionRefused):
+        await refunds.approve(waiting.refund_id, "alice", role="support")  # above her limit
+    log = stack.logs / "worker.log"
+    tried = await eventually(
+        lambda: asyncio.to_thread(log.read_text),
+        lambda text: any(
+            "update_refused" in line and waiting.refund_id in line for line in text.splitlines()
+        ),
+    )
+    [line] = [x for x in tried.splitlines() if "update_refused" in x and waiting.refund_id in x]
+    assert '"update": "approve"' in line and "alice" not in line, line
