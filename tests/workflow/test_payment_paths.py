@@ -195,6 +195,7 @@ async def test_the_warehouses_receipt_is_answered_with_the_payment_under_way(env
         RefundWorkflow.item_received, ItemReceivedInput(actor="warehouse-7", source="warehouse")
     )
     assert (answer.state, answer.awaiting) == (RefundState.REFUNDING, Awaiting.PAYMENT_PROVIDER)
+    assert answer.eta is None  # not before the provider has taken it
     assert (await result_of(handle)).state is RefundState.COMPLETED
 
 
