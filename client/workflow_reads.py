@@ -25,6 +25,8 @@ from workflows.refund.workflow import RefundWorkflow
 from workflows.states import TERMINAL_STATES, Awaiting, RefundState
 
 RUN_HANDOVER_TRIES = 25  # x 0.2 s
+BEHIND_READS_S = 3.0
+"""How long a refusal waits for the reads that say whether its run is behind its record."""
 # How much longer than its patience the first look at a new refund may wait for a query
 # answer under load (the worker answers one refund's queries one at a time).
 FIRST_ANSWER_GRACE = 30.0
@@ -155,8 +157,10 @@ async def behind_its_record(handle: WorkflowHandle[Any, Any], records: Records) 
     customer" of a refund whose record waits for an operator); "" when the run is not behind
     or either cannot be read."""
     try:
-        recorded = await records.status_view(handle.id)
-        live = await query_status(handle, StatusQuery(), timedelta(seconds=5))
+        # Bounded: a stalled database must not hold up the refusal it only explains (a review).
+        async with asyncio.timeout(BEHIND_READS_S):
+            recorded = await records.status_view(handle.id)
+            live = await query_status(handle, StatusQuery(), timedelta(seconds=BEHIND_READS_S))
     except Exception:  # only words ride on it: the refusal stands either way
         return ""
     if recorded is None or not recorded.timeline or not live.timeline:

@@ -258,3 +258,22 @@ def details(case: RefundCase) -> str:
         lines.append(f"provider failure: {p.operator_note}")
     lines.append(f"policy: {case.inp.policy.label}")
     return "\n\n".join(lines)
+
+
+def as_payment_starts(case: RefundCase) -> StatusView:
+    """The status as the payment that follows starts: with the provider, sent, no arrival
+    dates yet (a trial's answer to `received` read "refunding, awaiting the customer: send
+    the item back"). Only the answer: the state itself is the payment's to set (a review:
+    set in a handler, it reached a search-attribute upsert of an existing history's
+    shape on one path)."""
+    p = case.p
+    kept = (p.awaiting, p.sent_unanswered, p.refunding_since)
+    p.awaiting, p.sent_unanswered, p.refunding_since = (
+        Awaiting.PAYMENT_PROVIDER,
+        True,
+        case.clock(),
+    )
+    try:
+        return status(case)
+    finally:
+        p.awaiting, p.sent_unanswered, p.refunding_since = kept

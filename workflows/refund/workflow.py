@@ -246,12 +246,7 @@ class RefundWorkflow:
         self._case.p.item_received = True
         received = "returned item received"
         self._case.apply(RefundEvent.START_REFUND, inp.actor, inp.source, received, inp.issuer)
-        # Answered as it goes on (a trial read "refunding, awaiting the customer: send the item
-        # back"), with no arrival dates before the provider takes it; the payment sets both
-        # so anyway before anything is published or recorded.
-        self._case.set_awaiting(Awaiting.PAYMENT_PROVIDER)
-        self._case.p.sent_unanswered = True
-        return views.status(self._case)
+        return views.as_payment_starts(self._case)
 
     @item_received.validator
     def _validate_item_received(self, inp: ItemReceivedInput) -> None:
