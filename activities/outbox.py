@@ -12,6 +12,7 @@ import asyncpg
 
 from workflows import vocabulary, wording
 from workflows.events import EventFacts, Notification, SubscriberEvent
+from workflows.facts import NO_ETA
 from workflows.models import Notice
 from workflows.read_models import OutboxEvent
 
@@ -28,9 +29,6 @@ SITUATION_TYPES = {
 }
 
 
-_NO_ETA = {"eta": None, "eta_earliest": None, "eta_kind": None}
-
-
 def event_id(refund_id: str, seq: int) -> str:
     return f"{refund_id}:{seq}"
 
@@ -42,7 +40,7 @@ def event_payload(refund_id: str, notice: Notice) -> dict[str, Any]:
     facts = notice.facts
     # Subscribers' schema v1 knows a review's and a payment's ETA; a returned item's
     # deadline is told in the notification's words only.
-    timed = facts if facts.eta_kind != "return" else facts.model_copy(update=_NO_ETA)
+    timed = facts if facts.eta_kind != "return" else facts.model_copy(update=NO_ETA)
     event = SubscriberEvent(
         id=event_id(refund_id, notice.seq),
         # A notice that is not a state change (an escalation or payment failure, the

@@ -23,7 +23,7 @@ from workflows.read_models import (
     OutboxEvent,
 )
 from workflows.states import Awaiting, RefundEvent, RefundState, TimelineEvent
-from workflows.wording import closed_because
+from workflows.wording import OPERATOR_DECIDES, closed_because
 
 # The longest event name (provider_requires_action), so "by" lines up (a trial saw
 # settlement_unconfirmed push it out of line).
@@ -118,7 +118,7 @@ def _cancel_refused(view: StatusView) -> list[str]:
     if not refused:
         return []
     asked = f"  note       a cancellation requested in Temporal at {when(refused[-1].at)} was"
-    if "waits for an operator" in refused[-1].reason:  # workflows/refund/temporal_cancel.py
+    if OPERATOR_DECIDES in refused[-1].reason:
         if view.awaiting is not Awaiting.OPERATOR:  # decided since (a review: still "waits")
             return [f"{asked} refused while the refund waited for an operator, who decided since"]
         return [

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel
 
 from workflows import wording
+from workflows.facts import NO_ETA
 from workflows.models import StatusView
 from workflows.read_models import ClosedRequest, CustomerHistory, Finding, OrderLedger
 
@@ -74,8 +75,7 @@ def as_stopped(status: StatusView) -> StatusView:
     the ETA of a decision or payment that cannot come. Its state stays the one recorded."""
     if status.facts is None:
         return status
-    no_eta = {"eta": None, "eta_earliest": None, "eta_kind": None}
-    facts = status.facts.model_copy(update={"stopped": True, "received": False, **no_eta})
+    facts = status.facts.model_copy(update={"stopped": True, "received": False, **NO_ETA})
     told = {
         "message": wording.customer_message(facts),
         "support_reply": wording.support_reply(facts),
@@ -85,7 +85,7 @@ def as_stopped(status: StatusView) -> StatusView:
             "facts": facts,  # with our team, in the customer's words
             "next_step": STOPPED_NEXT_STEP,
             "action_by": "reconciliation, then a person if money may have moved",
-            **no_eta,
+            **NO_ETA,
             **told,
         }
     )

@@ -11,6 +11,10 @@ from pydantic import BaseModel, ConfigDict
 from workflows.states import CancelReason, RefundState
 from workflows.vocabulary import Locale, left_out_while_none
 
+NO_ETA: dict[str, None] = {"eta": None, "eta_earliest": None, "eta_kind": None}
+"""The facts (and status fields) of no ETA: a stopped refund's, an event's of a returned
+item's deadline (subscribers' schema v1 knows only a review's and a payment's)."""
+
 
 class _Contract(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")

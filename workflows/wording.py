@@ -241,6 +241,14 @@ _CUSTOMER_ASKED_BY = "the customer, as the payment provider asks (nothing for st
 payment provider (nothing for staff to do)" and "The payment provider pays the refund"."""
 
 
+OPERATOR_DECIDES = (
+    "the refund waits for an operator's decision on its payment (refused, failed or taken back)"
+)
+"""Why a cancellation from Temporal in an operator's wait is refused (refund/temporal_cancel.py);
+staff's status recognises the refusal by it (client/render.py)."""
+OPERATOR_CANCELS = "an operator cancels it with `refundflow operator cancel`"
+
+
 def next_step(state: RefundState, awaiting: Awaiting, customer_asked: bool = False) -> str:
     """What happens next; `customer_asked`: the provider waits for the customer."""
     if customer_asked and awaiting is Awaiting.PAYMENT_PROVIDER:

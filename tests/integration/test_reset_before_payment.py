@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
@@ -20,6 +21,7 @@ from tests.integration.helpers import eventually, wait_for_state
 from tests.integration.test_refund_flow import make_request
 from tests.integration.test_reset_after_completion import reset_to_first_task
 from tests.integration.test_returns_policy import LINES
+from workflows.models import StatusView
 
 pytestmark = pytest.mark.stack
 
@@ -69,20 +71,29 @@ async def test_a_completed_refund_reset_to_its_start_is_not_paid_again(
     assert [(e.seq, e.event) for e in after.timeline] == [(e.seq, e.event) for e in paid.timeline]
 
 
+async def refused_waiting_for_an_operator(
+    refunds: RefundClient, sandbox: Sandbox, faults: Any
+) -> tuple[dict[str, Any], str, StatusView]:
+    """A returns-v1 refund whose payment the provider refused once its item came back,
+    waiting for an operator; the provider's faults cleared, so a new attempt would be paid."""
+    order = await sandbox.order(lines=LINES)
+    refund_id = (await refunds.request(make_request(order, amount=2400))).refund_id
+    await eventually(lambda: refunds.status(refund_id), lambda s: s.awaiting.value == "customer")
+    await faults.set_faults({"payment.refuse": "expired_card"})
+    await refunds.item_received(refund_id, "warehouse-7")
+    waiting = await eventually(
+        lambda: refunds.status(refund_id), lambda s: s.awaiting.value == "operator"
+    )
+    await faults.clear_faults()
+    return order, refund_id, waiting
+
+
 async def test_a_refund_waiting_for_an_operator_reset_to_its_start_waits_for_one_again(
     returns_refunds: RefundClient, sandbox: Sandbox, faults: object
 ) -> None:
-    order = await sandbox.order(lines=LINES)
-    refund_id = (await returns_refunds.request(make_request(order, amount=2400))).refund_id
-    await eventually(
-        lambda: returns_refunds.status(refund_id), lambda s: s.awaiting.value == "customer"
+    order, refund_id, waiting = await refused_waiting_for_an_operator(
+        returns_refunds, sandbox, faults
     )
-    await faults.set_faults({"payment.refuse": "expired_card"})  # type: ignore[attr-defined]
-    await returns_refunds.item_received(refund_id, "warehouse-7")
-    waiting = await eventually(
-        lambda: returns_refunds.status(refund_id), lambda s: s.awaiting.value == "operator"
-    )
-    await faults.clear_faults()  # type: ignore[attr-defined]
     await reset_to_first_task(returns_refunds, refund_id)
     # Temporal reapplies the warehouse's update to the new run, or the warehouse says so
     # again (the trial): either way the reset run moves on to pay.
@@ -128,17 +139,7 @@ async def test_an_action_refused_by_a_run_behind_its_record_says_so_and_what_to_
     of the warehouse's update is refused when it comes before the run's approval; here none
     is reapplied), while the record waits for an operator: `operator retry` was refused
     "waiting for the customer", with nothing to say why or what to do."""
-    order = await sandbox.order(lines=LINES)
-    refund_id = (await returns_refunds.request(make_request(order, amount=2400))).refund_id
-    await eventually(
-        lambda: returns_refunds.status(refund_id), lambda s: s.awaiting.value == "customer"
-    )
-    await faults.set_faults({"payment.refuse": "expired_card"})  # type: ignore[attr-defined]
-    await returns_refunds.item_received(refund_id, "warehouse-7")
-    await eventually(
-        lambda: returns_refunds.status(refund_id), lambda s: s.awaiting.value == "operator"
-    )
-    await faults.clear_faults()  # type: ignore[attr-defined]
+    order, refund_id, _ = await refused_waiting_for_an_operator(returns_refunds, sandbox, faults)
     await reset_to_first_task(returns_refunds, refund_id, reapply=False)
     await eventually(
         lambda: returns_refunds.status(refund_id, live=True),

@@ -14,6 +14,7 @@ from activities import outbox
 from tests.unit.test_wording import every_situation
 from workflows import wording
 from workflows.events import SCHEMA_VERSION, EventFacts, SubscriberEvent, json_schema_text
+from workflows.facts import NO_ETA
 from workflows.models import MessageFacts, Notice
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -35,8 +36,7 @@ def unversioned_payload(notice: Notice) -> dict[str, Any]:
     told = notice.facts
     # A returned item's deadline is not an ETA v1 knows (review, payment): its receivers
     # read it in the notification's words only, the event's ETA fields empty.
-    no_eta = {"eta": None, "eta_earliest": None, "eta_kind": None}
-    facts = told if told.eta_kind != "return" else told.model_copy(update=no_eta)
+    facts = told if told.eta_kind != "return" else told.model_copy(update=NO_ETA)
     return {
         "id": f"{REFUND_ID}:{notice.seq}",
         "type": f"refund.{facts.state.value}",

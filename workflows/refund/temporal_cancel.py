@@ -12,6 +12,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.refund.journal import Journal
     from workflows.refund.payment import Payment
     from workflows.states import Awaiting, RefundEvent, RefundState
+    from workflows.wording import OPERATOR_CANCELS, OPERATOR_DECIDES
 
 
 async def on_cancel_request(
@@ -33,11 +34,7 @@ async def on_cancel_request(
         # Not "going on with the same payment": that made a new attempt under the same key,
         # which a provider that refused it (and so kept nothing) paid, nobody deciding,
         # after a person asked to stop it (a review).
-        waits = (
-            "the refund waits for an operator's decision on its payment (refused, failed or"
-            " taken back); an operator cancels it with `refundflow operator cancel`"
-        )
-        refuse(case, said, waits)
+        refuse(case, said, f"{OPERATOR_DECIDES}; {OPERATOR_CANCELS}")
         await journal.flush()
         await payment.pay(resume=True)  # back to the operator's wait
         return

@@ -32,12 +32,15 @@ def eta(case: RefundCase) -> tuple[datetime | None, datetime | None, str | None]
         # the item was not returned in time". The window's timer starts once the approval
         # is recorded, so its end is never before the date told.
         window = timedelta(days=case.policy.refund.item_return_window_days)
-        approved = [
-            e.at
-            for e in p.timeline
-            if e.state is RefundState.APPROVED and e.from_state is not RefundState.APPROVED
-        ]
-        return None, (approved[-1] if approved else case.clock()) + window, "return"
+        approved_at = next(
+            (
+                e.at
+                for e in reversed(p.timeline)
+                if e.state is RefundState.APPROVED and e.from_state is not RefundState.APPROVED
+            ),
+            case.clock(),
+        )
+        return None, approved_at + window, "return"
     rail = case.policy.settlement_for(case.inp.order.payment_rail)
     if p.state is RefundState.REFUNDING and _provider_took_it(case):
         earliest, latest = rail.window(p.refunding_since or case.clock())
