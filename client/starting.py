@@ -74,7 +74,16 @@ async def start_for_first_step(
     caps updates in flight) or a worker slower than `patience`."""
     call = uuid.uuid4().hex
     with noting_start() as noted:
-        status = await _update_with_start(temporal, inp, task_queue, patience, call)
+        try:
+            status = await _update_with_start(temporal, inp, task_queue, patience, call)
+        except _StartFailed as failed:
+            # The call failed, yet its start may have made the refund before the failure (a
+            # deadline under load: the one call that made it was answered 503). The run, if
+            # there is one, is the answer; only where there is none did the start fail.
+            made_by_this_call = await _started_by(temporal, inp.refund_id, call)
+            if made_by_this_call is None:
+                raise RefundflowError(f"Temporal did not start the refund: {failed}") from None
+            return None, made_by_this_call
     if noted.created:
         return status, True
     # The server's "not started" is also what a start that made the refund hears when the
@@ -126,8 +135,13 @@ async def _update_with_start(
         pass
     except RPCError as err:
         if err.status not in (RPCStatusCode.ALREADY_EXISTS, RPCStatusCode.RESOURCE_EXHAUSTED):
-            raise RefundflowError(f"Temporal did not start the refund: {err.message}") from None
+            raise _StartFailed(err.message) from None
     return None
+
+
+class _StartFailed(Exception):
+    """Temporal answered an update-with-start with an error other than "there already" or
+    "too many": whether the start made the refund is not known from it."""
 
 
 async def answer_within(call: Awaitable[T], seconds: float) -> T:

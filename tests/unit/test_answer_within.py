@@ -10,9 +10,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionResponse
 from temporalio.client import Client
 from temporalio.service import ConnectConfig, RPCError, RPCStatusCode
 
+from client.errors import RefundflowError
 from client.policy_source import load_policy
 from client.pydantic_conversion import refundflow_data_converter
 from client.starting import answer_within, start_for_first_step
@@ -145,3 +147,50 @@ async def test_a_refund_that_existed_already_leaves_nothing_unread() -> None:
     await asyncio.sleep(0.05)
     gc.collect()
     assert reported == []
+
+
+class _MadeThenFailed:
+    """A front end that makes the refund, then fails the call with an error that is neither
+    "there already" nor a timeout (the SDK's wait for the update's outcome, once the refund
+    declined and closed at once, may hear "not found"): the run, with the memo the call's
+    start wrote, is there to be described."""
+
+    def __init__(self) -> None:
+        self.memo: Any = None
+
+    async def execute_multi_operation(self, request: Any, *_args: Any, **_kwargs: Any) -> None:
+        self.memo = request.operations[0].start_workflow.memo
+        raise RPCError("workflow execution already completed", RPCStatusCode.NOT_FOUND, b"")
+
+    async def describe_workflow_execution(self, *_args: Any, **_kwargs: Any) -> Any:
+        if self.memo is None:
+            raise RPCError("workflow not found", RPCStatusCode.NOT_FOUND, b"")
+        described = DescribeWorkflowExecutionResponse()
+        described.workflow_execution_info.memo.CopyFrom(self.memo)
+        described.workflow_execution_info.execution.workflow_id = "rf_test"
+        return described
+
+
+class _FailingService(_StalledService):
+    def __init__(self, front_end: _MadeThenFailed) -> None:
+        self.workflow_service = front_end  # type: ignore[assignment]
+
+
+async def test_a_failed_call_whose_start_made_the_refund_answers_as_the_maker() -> None:
+    """Seen once in 20 concurrent requests: the one call that made the refund was answered 503
+    (Temporal did not start the refund) instead of 201."""
+    temporal = _client(_FailingService(_MadeThenFailed()))
+    answer = await start_for_first_step(
+        temporal, _a_refund_input(), "refunds", timedelta(seconds=5)
+    )
+    assert answer == (None, True)  # no status (asked from the record); this call made it
+
+
+async def test_a_failed_call_that_made_nothing_is_an_error() -> None:
+    class _NothingMade(_MadeThenFailed):
+        async def execute_multi_operation(self, *_args: Any, **_kwargs: Any) -> None:
+            raise RPCError("connection refused", RPCStatusCode.UNAVAILABLE, b"")
+
+    temporal = _client(_FailingService(_NothingMade()))
+    with pytest.raises(RefundflowError, match="did not start the refund: connection refused"):
+        await start_for_first_step(temporal, _a_refund_input(), "refunds", timedelta(seconds=5))
