@@ -248,6 +248,9 @@ OPERATOR_DECIDES = (
 staff's status recognises the refusal by it (client/render.py)."""
 OPERATOR_CANCELS = "an operator cancels it with `refundflow operator cancel`"
 
+ETA_DUE = {"review": "decision due by", "payment": "money arrives by", "return": "item due back by"}
+"""What a refund's ETA is the deadline of, by `eta_kind`, in staff's words."""
+
 
 def next_step(state: RefundState, awaiting: Awaiting, customer_asked: bool = False) -> str:
     """What happens next; `customer_asked`: the provider waits for the customer."""

@@ -243,7 +243,17 @@ def test_the_web_ui_details_say_what_an_operator_needs() -> None:
     case.p.state = RefundState.REFUNDING
     case.set_awaiting(Awaiting.OPERATOR)
     case.p.operator_note = "refund re_1 failed: expired_card"
-    assert "provider failure: refund re_1 failed: expired_card" in views.details(case)
+    assert "payment failure: refund re_1 failed: expired_card" in views.details(case)
+    assert "Payment: refund re_1 failed: expired_card" in views.status(case).policy_notes
+
+
+def test_the_web_ui_details_name_the_item_deadline_under_returns() -> None:
+    case, _ = new_case(policy="returns-v1")
+    case.apply(RefundEvent.AUTO_APPROVE, "policy", "policy", "within the policy")
+    case.set_awaiting(Awaiting.CUSTOMER)
+    assert views.eta(case)[2] == "return"
+    assert "item due back by " in views.details(case)
+    assert "money arrives" not in views.details(case)
 
 
 def test_arrival_dates_are_told_only_once_the_provider_took_the_payment() -> None:

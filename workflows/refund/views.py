@@ -178,7 +178,9 @@ def status(case: RefundCase) -> StatusView:
     p, inp, decision = case.p, case.inp, case.decision
     notes = [o.message for o in decision.outcomes]
     if p.operator_note:
-        notes.append(f"Payment provider: {p.operator_note}")
+        # Not "Payment provider:": the note may be refundflow's own guard's, which the
+        # provider never saw (a trial read the guard's words under the provider's name).
+        notes.append(f"Payment: {p.operator_note}")
     if first := _first_approver(case):
         notes.append(f"Approved by {first}; a second, different person must approve.")
     return StatusView(
@@ -255,10 +257,10 @@ def details(case: RefundCase) -> str:
     ]
     _, latest, kind = eta(case)
     if latest is not None:
-        due = "decision due by" if kind == "review" else "money arrives by"
-        lines.append(f"{due} {latest:%Y-%m-%d %H:%M} UTC")
+        # returns-v1's item deadline read "money arrives by" here before it had its own kind.
+        lines.append(f"{wording.ETA_DUE.get(kind or '', 'due by')} {latest:%Y-%m-%d %H:%M} UTC")
     if p.operator_note and p.awaiting is Awaiting.OPERATOR:
-        lines.append(f"provider failure: {p.operator_note}")
+        lines.append(f"payment failure: {p.operator_note}")
     lines.append(f"policy: {case.inp.policy.label}")
     return "\n\n".join(lines)
 
