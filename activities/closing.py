@@ -89,7 +89,7 @@ async def close_dead_refund(
     except AuditConflict as err:  # two runs wrote its trail: a person must look
         details["heal_error"] = str(err)
         return False
-    except RunBehindRecord as err:
+    except NotClosedHere as err:
         details["not_healed"] = str(err)
         return False
     return await _close_projection_only(pool, refund_id)
@@ -145,6 +145,7 @@ async def close_ended_refund(
             if not await _record_payment(case, run, paid):
                 return False
         else:
+            _check_no_item_was_asked_for(case, run)
             case.apply(
                 RefundEvent.CLOSED_IN_TEMPORAL,
                 ACTOR,
@@ -169,7 +170,41 @@ async def close_ended_refund(
     return True
 
 
-class RunBehindRecord(Exception):
+class NotClosedHere(Exception):
+    """Why reconciliation leaves an ended refund to a person (its words say what to do)."""
+
+
+def _check_no_item_was_asked_for(case: RefundCase, run: EndedRun) -> None:
+    """An approved refund whose policy pays once the item is back has asked the customer to
+    send it (and may have it): closed "no money moved", a customer who sent it would have
+    neither. A trial found such refunds cancelled; a person decides instead."""
+    p = case.p
+    if case.policy.refund.trigger != "on_item_received" or p.state not in (
+        RefundState.APPROVED,
+        RefundState.REFUNDING,
+    ):
+        return
+    which_run = f" -r {run.run_id}" if run.run_id else ""
+    reset = (
+        f"`temporal workflow reset -w {run.refund_id}{which_run} --type LastWorkflowTask"
+        ' --reason "run on"`'
+    )
+    if p.item_received:
+        then = f"To pay it as the policy says, run it on from its last step: {reset}"
+    else:
+        then = (
+            f"To run it on from its last step: {reset} (it waits for the item again, and its"
+            " return window still closes it if none comes); to close it after that, Request"
+            f" Cancellation in the Web UI (or `temporal workflow cancel -w {run.refund_id}`)"
+        )
+    has_it = "the warehouse has received it" if p.item_received else "it may be on its way"
+    raise NotClosedHere(
+        f"approved, and the customer was asked to send the item back ({has_it}): closed"
+        f" without paying, a customer who sent it would have neither, so a person decides. {then}"
+    )
+
+
+class RunBehindRecord(NotClosedHere):
     """The ended run is not the one that wrote the refund's record: a Reset in Temporal to
     before it, which then ended without acting (AUDIT_SUPERSEDED_ERROR). Its state is not
     the refund's, so nothing is recorded from it."""

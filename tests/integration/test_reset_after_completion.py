@@ -109,6 +109,20 @@ async def last_task_of(refunds: RefundClient, refund_id: str, run_id: str) -> in
     )
 
 
+async def reset_to_last_task(refunds: RefundClient, refund_id: str, run_id: str) -> None:
+    """The remedy reconciliation names: `temporal workflow reset -r <run> --type
+    LastWorkflowTask`, which runs the refund on from that run's last step."""
+    await refunds.temporal.workflow_service.reset_workflow_execution(
+        ResetWorkflowExecutionRequest(
+            namespace=refunds.temporal.namespace,
+            workflow_execution=WorkflowExecution(workflow_id=refund_id, run_id=run_id),
+            reason="run on",
+            workflow_task_finish_event_id=await last_task_of(refunds, refund_id, run_id),
+            request_id=str(uuid.uuid4()),
+        )
+    )
+
+
 async def test_a_reset_run_that_ended_behind_the_record_is_not_closed_from_its_state(
     refunds: RefundClient, sandbox: Sandbox, faults: Any
 ) -> None:
@@ -165,15 +179,7 @@ async def test_a_reset_run_that_ended_behind_the_record_is_not_closed_from_its_s
     assert (await refunds.status(refund_id)).state.value == "refunding"
 
     # The remedy it names: reset the run that wrote the record, to its last task.
-    await refunds.temporal.workflow_service.reset_workflow_execution(
-        ResetWorkflowExecutionRequest(
-            namespace=refunds.temporal.namespace,
-            workflow_execution=WorkflowExecution(workflow_id=refund_id, run_id=recorded_by),
-            reason="run the refund on from its record",
-            workflow_task_finish_event_id=await last_task_of(refunds, refund_id, recorded_by),
-            request_id=str(uuid.uuid4()),
-        )
-    )
+    await reset_to_last_task(refunds, refund_id, recorded_by)
     await refunds.reconcile(ReconcileInput(grace_seconds=0))  # tells it the provider paid
     done = await wait_for_state(refunds, refund_id, "completed")
     assert [r["status"] for r in await sandbox.refunds(order["order_id"])] == ["succeeded"]

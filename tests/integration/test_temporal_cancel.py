@@ -177,7 +177,8 @@ async def test_a_terminated_refund_is_closed_by_reconciliation_and_its_key_answe
     assert (await refunds.track(waiting.refund_id))["status"] == "closed"
     trail = await refunds.audit(waiting.refund_id)
     assert [(e.event, e.actor) for e in trail][-1] == ("closed_in_temporal", "reconciliation")
-    assert "terminated" in trail[-1].reason
+    # When Temporal ended it, in UTC as the audit says times.
+    assert re.search(r"terminated \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC in Temporal", trail[-1].reason)
     told = await refunds.events(waiting.refund_id)
     assert told[-1].type == "refund.cancelled", [e.type for e in told]
     assert told[-1].payload["facts"]["cancel_reason"] == "closed_in_temporal", told[-1].payload
@@ -189,38 +190,6 @@ async def test_a_terminated_refund_is_closed_by_reconciliation_and_its_key_answe
     assert same.cancel_reason == "closed_in_temporal"
     again = await refunds.request(make_request(order))
     assert again.refund_id != waiting.refund_id and again.state.value == "pending_review"
-
-
-async def test_an_approved_refund_terminated_while_the_item_is_on_its_way_is_closed_too(
-    returns_refunds: RefundClient, sandbox: Sandbox, db: asyncpg.Pool
-) -> None:
-    """Approved, waiting for the returned item (no money moved): closed as from review, its
-    units free again, and the audit says when Temporal ended it, in UTC as the audit does."""
-    lines = [{"sku": "LAMP-9", "quantity": 1, "unit_price": 2000, "category": "home"}]
-    order = await sandbox.order(lines=lines)
-    status = await returns_refunds.request(
-        make_request(order, amount=None, lines=[{"sku": "LAMP-9", "quantity": 1}])
-    )
-    approved = await eventually(
-        lambda: returns_refunds.status(status.refund_id),
-        lambda s: s.state.value == "approved" and s.awaiting.value == "customer",
-    )
-    await returns_refunds.temporal.get_workflow_handle(approved.refund_id).terminate("stuck")
-
-    report = await returns_refunds.reconcile(ReconcileInput(grace_seconds=0))
-    assert report.healed >= 1
-    closed = await returns_refunds.status(approved.refund_id)
-    assert (closed.state.value, closed.cancel_reason) == ("cancelled", "closed_in_temporal")
-    assert closed.escalation_level == 0 and closed.awaiting.value == "nothing"
-    last = (await returns_refunds.audit(approved.refund_id))[-1]
-    assert (last.event, last.from_state, last.to_state) == (
-        "closed_in_temporal",
-        "approved",
-        "cancelled",
-    )
-    assert re.search(r"terminated \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC in Temporal", last.reason)
-    ledger = await returns_refunds.order_ledger(order["order_id"])
-    assert ledger is not None and [line.held_quantity for line in ledger.lines] == [0]
 
 
 async def test_a_refund_terminated_while_the_provider_pays_is_completed_by_reconciliation(
