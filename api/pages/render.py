@@ -14,6 +14,7 @@ from starlette.responses import HTMLResponse
 
 from api.pages.security import CSRF_COOKIE, CSRF_FIELD, csrf_seed, csrf_token, protect, set_cookie
 from api.pages.settings import PagesConfig
+from client.render_findings import open_finding
 from workflows.money import format_minor
 from workflows.wording import closed_because
 
@@ -47,6 +48,9 @@ def environment() -> Environment:
     env.filters["when"] = when
     env.filters["closed_because"] = closed_because
     env.filters["eta_label"] = lambda kind: ETA_LABELS.get(kind or "", "Decision due")
+    # The same sentence `refundflow status` notes (a trial: the console said nothing of a
+    # refund paid twice that reconciliation had escalated).
+    env.filters["finding"] = lambda finding: open_finding(finding).removeprefix("note: ")
     return env
 
 
