@@ -211,16 +211,15 @@ ORDER_COMMANDS = {"refunds": "list", "findings": "anomalies"}
 
 
 def refund_id(value: str, by_order: str = "refunds") -> str:
-    """A refund id as refundflow makes them (rf_ and 24 lowercase hex digits): a pasted one
-    with spaces around it or in upper case is the same id. `by_order`: the command that
-    what an order id given instead is pointed at: its `refunds` (`list --order`) or its
-    `findings` (`anomalies --order`, for `anomalies --refund ord_…`)."""
+    """A refund id as refundflow makes them (rf_ and 24 lowercase hex digits), pasted with
+    spaces around it or in upper case too. `by_order`: where an order id given instead is
+    pointed: its `refunds` (`list --order`) or `findings` (`anomalies --order`)."""
     normal = pasted_refund_id(value)
     if normal is None:
         order = value.strip()
-        hint = (  # a trial: `status ord_…` (an order's refunds are listed by order)
+        hint = (  # a trial: `status ord_…`; never a command refused in its turn (`../x`)
             f"; an order's {by_order}: `refundflow {ORDER_COMMANDS[by_order]} --order {order}`"
-            if order and not order.lower().startswith("rf_") and re.fullmatch(r"\S+", order)
+            if not order.lower().startswith("rf_") and _is_identifier(order)
             else ""
         )
         if pasted_refund_id("rf_" + order) is not None:  # copied without its prefix (a trial)
@@ -273,11 +272,14 @@ def minor(value: str) -> int:
 
 
 def _identifier(value: str, refusal: str) -> str:
-    """What the contracts accept as an id or a handle, checked here for a plain sentence
-    instead of a validation error later."""
-    if len(value) > 64 or not re.fullmatch(IDENTIFIER_PATTERN, value):
+    """An id or a handle, checked here for a plain sentence, not a validation error later."""
+    if not _is_identifier(value):
         raise argparse.ArgumentTypeError(refusal)
     return value
+
+
+def _is_identifier(value: str) -> bool:  # what the contracts accept as an id or a handle
+    return len(value) <= 64 and re.fullmatch(IDENTIFIER_PATTERN, value) is not None
 
 
 def order_id(value: str) -> str:

@@ -277,6 +277,11 @@ async def _list(args: argparse.Namespace, client: Any) -> Any:
         # Ids are exact (CUST_42 is another customer than cust_42): a trial found none.
         lower = args.customer.lower()
         note(args, f"note: customer ids are exact; did you mean --customer {lower}?")
+    if not found and args.order and args.order != args.order.lower():
+        # Order ids are the order system's and may differ only in case, so the other case
+        # is named only where it has refunds (a trial pasted an order id in capitals).
+        if await client.list(order_id=args.order.lower(), limit=1):
+            note(args, f"note: order ids are exact; did you mean --order {args.order.lower()}?")
     return found[: args.limit]
 
 

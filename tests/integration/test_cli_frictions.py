@@ -317,3 +317,17 @@ def test_a_customer_id_in_other_case_is_asked_about(stack: DevStack) -> None:
     assert listed.stderr.strip() == said, listed
     exact = cli(stack, "list", "--customer", "cust_nobody_7")
     assert exact.returncode == 0 and exact.stderr == "", exact
+
+
+def test_an_order_id_in_other_case_is_asked_about_where_that_order_has_refunds(
+    stack: DevStack,
+) -> None:
+    """A trial pasted an order id in capitals: "no refunds match", nothing more."""
+    order = cli_json(stack, "sandbox", "order", "--amount", "3000")["order_id"]
+    cli_json(stack, "request", "--order", order, "--amount", "1000", "--reason", "damaged")
+    listed = cli(stack, "list", "--order", order.upper())
+    assert listed.returncode == 0 and listed.stdout.strip() == "no refunds match", listed
+    assert listed.stderr.strip() == f"note: order ids are exact; did you mean --order {order}?"
+    # An order of nobody's in capitals: no guess (order ids may differ only in case).
+    unknown = cli(stack, "list", "--order", "ORD_NOBODY_7")
+    assert unknown.returncode == 0 and unknown.stderr == "", unknown

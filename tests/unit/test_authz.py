@@ -136,6 +136,13 @@ def test_a_refund_in_a_currency_is_approved_within_that_currencys_authority() ->
     assert decide(staff("li", "lead"), Action.APPROVE, yen).allowed
 
 
+def test_any_reviewer_role_rejects_at_any_amount_as_docs_identity_says() -> None:
+    """A rejection moves no money (docs/identity.md; a trial read the docs as limiting it)."""
+    large = RefundFacts("rf_" + "0" * 24, "cust_1", 255000, "USD", V3)
+    assert not decide(staff("alice", "support"), Action.APPROVE, large).allowed
+    assert decide(staff("alice", "support"), Action.REJECT, large).allowed
+
+
 def test_nobody_approves_or_rejects_a_refund_they_requested() -> None:
     bob = staff("bob", "support")
     for action in (Action.APPROVE, Action.REJECT):

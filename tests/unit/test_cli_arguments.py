@@ -212,3 +212,14 @@ def test_the_faults_set_takes_are_in_its_help(capsys: pytest.CaptureFixture[str]
     shown = " ".join(capsys.readouterr().out.split())
     assert "payment.{latency_ms," in shown and "refuse" in shown, shown
     assert "notifications.{latency_ms," in shown
+
+
+def test_a_refund_id_that_is_no_order_id_either_is_not_pointed_at_the_order_list(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A trial: `status ../../etc/passwd` suggested `list --order ../../etc/passwd`, which
+    is refused in its turn."""
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["status", "../../etc/passwd"])
+    err = capsys.readouterr().err
+    assert "is not a refund id" in err and "--order" not in err, err

@@ -245,6 +245,8 @@ def test_the_web_ui_details_say_what_an_operator_needs() -> None:
     case.p.operator_note = "refund re_1 failed: expired_card"
     assert "payment failure: refund re_1 failed: expired_card" in views.details(case)
     assert "Payment: refund re_1 failed: expired_card" in views.status(case).policy_notes
+    case.p.state = RefundState.COMPLETED  # paid elsewhere: the failure is no news any more
+    assert not any("expired_card" in note for note in views.status(case).policy_notes)
 
 
 def test_the_web_ui_details_name_the_item_deadline_under_returns() -> None:

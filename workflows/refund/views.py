@@ -177,9 +177,10 @@ def status(case: RefundCase) -> StatusView:
     told = facts(case)
     p, inp, decision = case.p, case.inp, case.decision
     notes = [o.message for o in decision.outcomes]
-    if p.operator_note:
+    if p.operator_note and p.state is not RefundState.COMPLETED:
         # Not "Payment provider:": the note may be refundflow's own guard's, which the
         # provider never saw (a trial read the guard's words under the provider's name).
+        # Not on a paid refund either: a trial read an old refusal on one paid elsewhere.
         notes.append(f"Payment: {p.operator_note}")
     if first := _first_approver(case):
         notes.append(f"Approved by {first}; a second, different person must approve.")
