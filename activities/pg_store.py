@@ -63,8 +63,9 @@ WITH newest AS ({NEWEST_RUN}), listed AS (
                AND f.details->'paid_elsewhere_refunds' ? $3))
       AND ($7::text IS NULL OR f.order_id = $7)
 )
-SELECT finding_id, run_id, kind, refund_id, order_id, details::text AS details, action,
-    created_at, open, (SELECT min(g.created_at) FROM refundflow.findings g
+SELECT finding_id, run_id, l.kind, refund_id, order_id, l.details::text AS details, action,
+    created_at, open, k.acknowledged_by, k.reason AS acknowledged_reason, k.acknowledged_at,
+    (SELECT min(g.created_at) FROM refundflow.findings g
         WHERE g.kind = l.kind AND g.refund_id IS NOT DISTINCT FROM l.refund_id
           AND g.order_id IS NOT DISTINCT FROM l.order_id
           -- one parked event is not another of the same refund (a trial: seq 2-4 read as
@@ -72,7 +73,9 @@ SELECT finding_id, run_id, kind, refund_id, order_id, details::text AS details, 
           AND g.details->>'event_id' IS NOT DISTINCT FROM l.details->>'event_id'
           AND g.details->>'subscriber' IS NOT DISTINCT FROM l.details->>'subscriber'
         ) AS first_found_at
-FROM listed l WHERE open OR NOT $4
+FROM listed l LEFT JOIN refundflow.finding_acknowledgements k
+    ON k.kind = l.kind AND k.subject = coalesce(l.refund_id, l.order_id) AND k.details = l.details
+WHERE open OR NOT $4
 ORDER BY finding_id DESC LIMIT $5
 """
 

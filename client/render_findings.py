@@ -21,7 +21,18 @@ def findings(rows: list[Finding], open_only: bool = False) -> str:
         f" {r.refund_id or r.order_id or '-'}  "
         + (f"first found {when(r.first_found_at)}; " if r.first_found_at < r.created_at else "")
         + _details(r.details)
+        + _acknowledged(r)
         for r in rows
+    )
+
+
+def _acknowledged(finding: Finding) -> str:
+    """Who said it is dealt with (`refundflow acknowledge`): `reconcile --check` leaves it."""
+    if not finding.acknowledged_by:
+        return ""
+    return (
+        f" (acknowledged by {finding.acknowledged_by} {when(finding.acknowledged_at)}:"
+        f" {typed(finding.acknowledged_reason or '')})"
     )
 
 
@@ -33,6 +44,7 @@ def open_finding(finding: Finding) -> str:
             f"note: reconciliation {finding.action} {finding.kind} for order {finding.order_id}"
             f" (first found {when(finding.first_found_at)}): {_details(finding.details)};"
             f" `refundflow anomalies --order {finding.order_id}` lists its findings"
+            + _acknowledged(finding)
         )
     why = finding.details.get("not_healed") or finding.details.get("heal_error")
     by = (
@@ -43,6 +55,7 @@ def open_finding(finding: Finding) -> str:
         f" (first found {when(finding.first_found_at)})"
         + (f": {typed(str(why))}" if why else "")
         + f"; `refundflow anomalies --refund {finding.refund_id}` lists its findings"
+        + _acknowledged(finding)
     )
 
 

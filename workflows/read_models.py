@@ -205,6 +205,11 @@ class Finding(_ReadModel):
     subscriber event) the event is still parked. A row of an older run is not open."""
     first_found_at: IsoDatetime
     """The first finding of this kind for this refund (or order), in any run."""
+    acknowledged_by: str | None = left_out_while_none()
+    """Who said it is dealt with outside refundflow (`refundflow acknowledge`), while its
+    details are still those acknowledged; None: nobody."""
+    acknowledged_reason: str | None = left_out_while_none()
+    acknowledged_at: IsoDatetime | None = left_out_while_none()
 
 
 class LedgerLine(_ReadModel):

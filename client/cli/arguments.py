@@ -98,7 +98,9 @@ def _after_command(parser: argparse.ArgumentParser, command: str | None) -> list
 
 # Commands that read or change the stack directly (no API route yet): whoever runs them has
 # the stack's own credentials, so --as would be a claim nothing checks. Refused, not ignored.
-DIRECT = frozenset({"subscribers", "reconcile", "report", "anomalies", "sandbox", "policy"})
+DIRECT = frozenset(
+    {"subscribers", "reconcile", "report", "anomalies", "acknowledge", "sandbox", "policy"}
+)
 
 
 def _as_first(message: str, after_command: list[str], command: str | None = None) -> str:
@@ -109,11 +111,8 @@ def _as_first(message: str, after_command: list[str], command: str | None = None
     hint = "; --as goes before the command: `refundflow --as NAME COMMAND …`"
     if command in DIRECT:
         hint = f"; --as has no effect on `{command}`, which works on the stack directly (drop it)"
-    if message.startswith("unrecognized arguments") and "--as" in message.split():
-        return hint
-    if "--as" in after_command:
-        return hint
-    return ""
+    unrecognized = message.startswith("unrecognized arguments") and "--as" in message.split()
+    return hint if unrecognized or "--as" in after_command else ""
 
 
 def _commands_of(parser: argparse.ArgumentParser, message: str) -> str:

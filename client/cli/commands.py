@@ -341,6 +341,23 @@ def add_reconciliation(sub: Subcommands) -> None:
     )
 
 
+def add_acknowledge(sub: Subcommands) -> None:
+    acknowledge = command(
+        sub,
+        "acknowledge",
+        "say a finding reconciliation cannot heal is dealt with outside refundflow: `reconcile"
+        " --check` leaves it while its details stay as they are",
+    )
+    acknowledge.add_argument("kind", choices=FINDING_KINDS, help="the finding's kind")
+    subject = acknowledge.add_mutually_exclusive_group(required=True)
+    subject.add_argument("--refund", type=types.refund_id, help="the refund it is about")
+    subject.add_argument("--order", type=types.order_id, help="the order, for an order's finding")
+    acknowledge.add_argument("--by", type=types.name, required=True, help="who says so (kept)")
+    acknowledge.add_argument(
+        "--reason", type=types.statement, required=True, help="what was done (kept)"
+    )
+
+
 def add_records(sub: Subcommands) -> None:
     audit = command(
         sub,
@@ -372,5 +389,6 @@ CLIENT_COMMANDS: tuple[CommandAdder, ...] = (
     add_refund_reads,
     add_refund_actions,
     add_reconciliation,
+    add_acknowledge,
     add_records,
 )

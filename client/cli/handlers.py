@@ -375,6 +375,7 @@ HANDLERS: dict[str, Handler] = {
     "subscribers": subscribers.handle,
     "reconcile": operations.reconcile,
     "anomalies": operations.anomalies,
+    "acknowledge": operations.acknowledge,
     "report": operations.report,
     "status": _status,
     "audit": _audit_command,

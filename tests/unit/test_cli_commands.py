@@ -30,7 +30,8 @@ def test_refundflow_lists_every_command_in_the_usual_order() -> None:
     assert command_names(worker_cli.build_parser()) == [
         "dev", "worker", "webhooks", "migrate", "sandbox", "operator", "request",
         "eligibility", "policy", "track", "events", "subscribers", "status", "list",
-        "approve", "reject", "cancel", "received", "reconcile", "anomalies", "bench",
+        "approve", "reject", "cancel", "received", "reconcile", "anomalies", "acknowledge",
+        "bench",
         "audit", "report", "api", "token", "codec-server", "codec-key", "action-key",
     ]  # fmt: skip
 
