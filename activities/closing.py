@@ -145,7 +145,8 @@ async def close_ended_refund(
             if not await _record_payment(case, run, paid):
                 return False
         else:
-            _check_no_item_was_asked_for(case, run)
+            if _item_asked_for(case) and not await _runs_again(temporal, run):
+                raise NotClosedHere(_person_decides(case, run))
             case.apply(
                 RefundEvent.CLOSED_IN_TEMPORAL,
                 ACTOR,
@@ -174,33 +175,45 @@ class NotClosedHere(Exception):
     """Why reconciliation leaves an ended refund to a person (its words say what to do)."""
 
 
-def _check_no_item_was_asked_for(case: RefundCase, run: EndedRun) -> None:
+def _item_asked_for(case: RefundCase) -> bool:
     """An approved refund whose policy pays once the item is back has asked the customer to
-    send it (and may have it): closed "no money moved", a customer who sent it would have
-    neither. A trial found such refunds cancelled; a person decides instead."""
+    send it (and the warehouse may have it): closed "no money moved", a customer who sent
+    it would have neither (a trial). Not once its return window has passed with nothing
+    received: the workflow would have closed it then too."""
     p = case.p
-    if case.policy.refund.trigger != "on_item_received" or p.state not in (
-        RefundState.APPROVED,
-        RefundState.REFUNDING,
-    ):
-        return
+    if case.policy.refund.trigger != "on_item_received":
+        return False
+    if p.state is RefundState.REFUNDING:  # the item was received
+        return True
+    _, item_due, _ = views.eta(case)
+    return p.state is RefundState.APPROVED and item_due is not None and case.clock() < item_due
+
+
+def _person_decides(case: RefundCase, run: EndedRun) -> str:
     which_run = f" -r {run.run_id}" if run.run_id else ""
     reset = (
         f"`temporal workflow reset -w {run.refund_id}{which_run} --type LastWorkflowTask"
         ' --reason "run on"`'
     )
-    if p.item_received:
-        then = f"To pay it as the policy says, run it on from its last step: {reset}"
-    else:
-        then = (
-            f"To run it on from its last step: {reset} (it waits for the item again, and its"
-            " return window still closes it if none comes); to close it after that, Request"
-            f" Cancellation in the Web UI (or `temporal workflow cancel -w {run.refund_id}`)"
+    if case.p.item_received:
+        has_it, after = (
+            "the warehouse has received it",
+            " If it then waits for an operator (its payment refused), `refundflow operator"
+            " retry` pays it or `operator cancel` closes it.",
         )
-    has_it = "the warehouse has received it" if p.item_received else "it may be on its way"
-    raise NotClosedHere(
+    else:
+        has_it, after = (
+            "it may be on its way",
+            " It then waits for the item again: a receipt the warehouse sent meanwhile was"
+            f" refused, so record it again (`refundflow received {run.refund_id}`); its return"
+            " window closes it if none comes.",
+        )
+    return (
         f"approved, and the customer was asked to send the item back ({has_it}): closed"
-        f" without paying, a customer who sent it would have neither, so a person decides. {then}"
+        " without paying, a customer who sent it would have neither, so a person decides."
+        f" Run it on from its last step, before Temporal's retention removes the ended run:"
+        f" {reset}, and act once `refundflow status {run.refund_id} --live` shows it waiting"
+        f" again.{after}"
     )
 
 

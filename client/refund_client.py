@@ -274,8 +274,8 @@ class RefundClient(RefundActions):
             if ended and state not in ("completed", "cancelled"):  # not closed by reconciling
                 raise RefundEndedElsewhere(
                     f"refund {refund_id} for this key ended in Temporal ({ended}) before it"
-                    " finished; `refundflow reconcile` closes it, then asking again with a"
-                    " new key can have what it holds"
+                    " finished; `refundflow reconcile` closes it (or escalates it to a person),"
+                    " then asking again with a new key can have what it holds"
                 )
             return await self.status(refund_id)
         except RefundNotFound:

@@ -77,10 +77,15 @@ async def start_for_first_step(
         try:
             status = await _update_with_start(temporal, inp, task_queue, patience, call)
         except _StartFailed as failed:
-            # The call failed, yet its start may have made the refund before the failure (a
-            # deadline under load: the one call that made it was answered 503). The run, if
-            # there is one, is the answer; only where there is none did the start fail.
-            made_by_this_call = await _started_by(temporal, inp.refund_id, call)
+            # The call failed after its start may have made the refund (the wait for the
+            # update's outcome of a refund that closed at once: the one call that made it was
+            # answered 503). The start's own response, or the run's memo, then has the word;
+            # a refusal (invalid, not allowed) is one whatever runs exist.
+            made_by_this_call = noted.created or (
+                await _started_by(temporal, inp.refund_id, call)
+                if failed.may_have_started
+                else None
+            )
             if made_by_this_call is None:
                 raise RefundflowError(f"Temporal did not start the refund: {failed}") from None
             return None, made_by_this_call
@@ -135,13 +140,28 @@ async def _update_with_start(
         pass
     except RPCError as err:
         if err.status not in (RPCStatusCode.ALREADY_EXISTS, RPCStatusCode.RESOURCE_EXHAUSTED):
-            raise _StartFailed(err.message) from None
+            raise _StartFailed(err.message, err.status in _MAY_HAVE_STARTED) from None
     return None
+
+
+_MAY_HAVE_STARTED = frozenset(
+    {
+        RPCStatusCode.NOT_FOUND,  # the update's outcome asked of a run that closed at once
+        RPCStatusCode.UNAVAILABLE,
+        RPCStatusCode.UNKNOWN,
+        RPCStatusCode.INTERNAL,
+        RPCStatusCode.ABORTED,
+    }
+)
 
 
 class _StartFailed(Exception):
     """Temporal answered an update-with-start with an error other than "there already" or
-    "too many": whether the start made the refund is not known from it."""
+    "too many"; `may_have_started`: one that can come after the start made the run."""
+
+    def __init__(self, message: str, may_have_started: bool) -> None:
+        super().__init__(message)
+        self.may_have_started = may_have_started
 
 
 async def answer_within(call: Awaitable[T], seconds: float) -> T:

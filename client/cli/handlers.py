@@ -280,7 +280,8 @@ async def _list(args: argparse.Namespace, client: Any) -> Any:
     if not found and args.order and args.order != args.order.lower():
         # Order ids are the order system's and may differ only in case, so the other case
         # is named only where it has refunds (a trial pasted an order id in capitals).
-        if await client.list(order_id=args.order.lower(), limit=1):
+        same = {"state": args.state, "escalated": args.escalated, "customer": args.customer}
+        if await client.list(order_id=args.order.lower(), limit=1, **same):
             note(args, f"note: order ids are exact; did you mean --order {args.order.lower()}?")
     return found[: args.limit]
 

@@ -10,13 +10,19 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionResponse
+from temporalio.api.common.v1 import Memo
+from temporalio.api.enums.v1 import UpdateWorkflowExecutionLifecycleStage
+from temporalio.api.workflowservice.v1 import (
+    DescribeWorkflowExecutionResponse,
+    ExecuteMultiOperationResponse,
+)
 from temporalio.client import Client
 from temporalio.service import ConnectConfig, RPCError, RPCStatusCode
 
 from client.errors import RefundflowError
 from client.policy_source import load_policy
 from client.pydantic_conversion import refundflow_data_converter
+from client.start_outcome import with_start_noted
 from client.starting import answer_within, start_for_first_step
 from tests.unit.tv_order import ORDER, POLICIES
 from workflows.models import RefundLineRequest, RefundRequest, RefundWorkflowInput
@@ -194,3 +200,60 @@ async def test_a_failed_call_that_made_nothing_is_an_error() -> None:
     temporal = _client(_FailingService(_NothingMade()))
     with pytest.raises(RefundflowError, match="did not start the refund: connection refused"):
         await start_for_first_step(temporal, _a_refund_input(), "refunds", timedelta(seconds=5))
+
+
+ACCEPTED = UpdateWorkflowExecutionLifecycleStage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ACCEPTED
+
+
+class _StartedThenPollFailed(_MadeThenFailed):
+    """The path the SDK takes: the start's response says it started the run and the update
+    was accepted; the wait for the update's outcome then hears "not found", and describing
+    the run fails too (Temporal busy): the start's own word is the answer."""
+
+    async def execute_multi_operation(self, request: Any, *_args: Any, **_kwargs: Any) -> Any:
+        answer = ExecuteMultiOperationResponse()
+        started, updated = answer.responses.add(), answer.responses.add()
+        started.start_workflow.started = True
+        started.start_workflow.run_id = "run-1"
+        updated.update_workflow.stage = ACCEPTED
+        return answer
+
+    async def poll_workflow_execution_update(self, *_args: Any, **_kwargs: Any) -> None:
+        raise RPCError("workflow execution already completed", RPCStatusCode.NOT_FOUND, b"")
+
+    async def describe_workflow_execution(self, *_args: Any, **_kwargs: Any) -> Any:
+        raise RPCError("Temporal is busy", RPCStatusCode.UNAVAILABLE, b"")
+
+
+async def test_a_start_that_said_it_made_the_refund_is_the_maker_whatever_fails_after() -> None:
+    temporal = with_start_noted(_client(_FailingService(_StartedThenPollFailed())))
+    answer = await start_for_first_step(
+        temporal, _a_refund_input(), "refunds", timedelta(seconds=5)
+    )
+    assert answer == (None, True)
+
+
+async def test_a_refusal_is_an_error_though_another_run_exists() -> None:
+    """Refused as invalid (or not allowed): said, not answered as that other run's refund."""
+
+    class _RefusedBesideAnother(_MadeThenFailed):
+        async def execute_multi_operation(self, request: Any, *_a: Any, **_k: Any) -> None:
+            self.memo = Memo()  # a run someone else started, without this call's memo
+            raise RPCError("invalid search attribute", RPCStatusCode.INVALID_ARGUMENT, b"")
+
+    temporal = _client(_FailingService(_RefusedBesideAnother()))
+    with pytest.raises(RefundflowError, match="did not start the refund: invalid search"):
+        await start_for_first_step(temporal, _a_refund_input(), "refunds", timedelta(seconds=5))
+
+
+async def test_a_run_made_by_another_call_is_not_this_calls() -> None:
+    class _AnotherCallsRun(_MadeThenFailed):
+        async def execute_multi_operation(self, request: Any, *_a: Any, **_k: Any) -> None:
+            self.memo = Memo()  # made by another call: its memo is not this call's
+            raise RPCError("workflow execution already completed", RPCStatusCode.NOT_FOUND, b"")
+
+    temporal = _client(_FailingService(_AnotherCallsRun()))
+    answer = await start_for_first_step(
+        temporal, _a_refund_input(), "refunds", timedelta(seconds=5)
+    )
+    assert answer == (None, False)
