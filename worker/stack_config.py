@@ -32,7 +32,9 @@ class StackConfig:
     task_queue: str = "refunds"
     policy: str = DEFAULT_POLICY
     headless: bool = False
-    time_skipping: bool = False
+    time_skipping: bool = True
+    """Temporal may skip a workflow's time when asked (`refundflow sandbox fast-forward`);
+    nothing skips unless asked."""
     durable: bool = True
     """False for tests: Postgres without fsync, Temporal without a database file."""
     temporal_persistent: bool | None = None

@@ -159,6 +159,7 @@ async def _ask_sandbox(
 ) -> tuple[Any, Callable[[Any], str]]:
     """The sandbox's answer to `sandbox ...`, and how to show it to a person."""
     from activities.http_adapters import HttpOrderSystem, HttpPaymentProvider, HttpService
+    from client.cli.fast_forward import said, skipped
     from sandbox.admin_client import SandboxAdmin
 
     if not os.environ.get("SANDBOX_URL") and not read_stack_file(settings.home):
@@ -167,6 +168,8 @@ async def _ask_sandbox(
             f"no dev stack found, and the sandbox runs in one: start `refundflow dev`"
             f" {dev_stack_place()}, or set SANDBOX_URL"
         )
+    if args.sandbox_command == "fast-forward":  # the dev stack's Temporal, not the sandbox
+        return await skipped(args), said
     admin = SandboxAdmin(HttpService(session, settings.sandbox_url, "sandbox"))
     if args.sandbox_command == "faults":
         if args.faults_command == "set":

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from client.cli import arguments as types
+from client.cli.fast_forward import duration
 from client.cli.grammar import Subcommands, group, with_json
 from sandbox.faults import Faults
 
@@ -42,6 +43,13 @@ def add_sandbox(sub: Subcommands) -> None:
     refunds = sandbox.add_parser("refunds", help="the provider's refund ledger")
     refunds.add_argument("--order", type=types.order_id, help="only this order")
     with_json(refunds)
+    skip = sandbox.add_parser(
+        "fast-forward",
+        help="move one refund's own clock on (its timers fire: escalations, expiry, windows)",
+    )
+    skip.add_argument("refund_id", type=types.refund_id)
+    skip.add_argument("by", type=duration, metavar="DURATION", help="how far: 90m, 25h, 15d")
+    with_json(skip)
     faults = group(sandbox, "faults", "inject faults into the sandbox systems", "faults_command")
     faults_set = faults.add_parser("set", help="set SYSTEM.FIELD=VALUE ...", epilog=_fault_fields())
     faults_set.add_argument("assignments", nargs="+", type=types.assignment, metavar="KEY=VALUE")

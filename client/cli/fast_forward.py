@@ -1,0 +1,97 @@
+"""`refundflow sandbox fast-forward rf_… 25h`: on the dev stack, move one refund's own clock
+on, so that what its durable timers do after hours or days (a review escalated at 24 h and
+again later, a refund left in review expiring, a returned item's window closing, a
+reminder to an operator) can be tried now. A trial could not rehearse a stalled refund at
+all: only the test suite skipped time.
+
+Temporal's per-workflow time skipping (the dev server started with
+`frontend.WorkflowTimeSkippingEnabled`, as `refundflow dev` starts it): the refund's
+workflow time moves on, its timers fire in order, and what it records carries that time.
+Other refunds, the database's clock and the provider keep real time."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from datetime import timedelta
+from typing import Any
+
+from client.errors import RefundflowError
+
+_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+_LONGEST = timedelta(days=400)
+
+
+def duration(value: str) -> timedelta:
+    """`90m`, `25h`, `15d`: how far to move the refund's clock."""
+    found = re.fullmatch(r"\s*(\d{1,6})\s*([mhd])\s*", value.lower())
+    if not found or int(found.group(1)) == 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a duration such as 90m, 25h or 15d (minutes, hours, days), got {value!r}"
+        )
+    skip = timedelta(**{_UNITS[found.group(2)]: int(found.group(1))})
+    if skip > _LONGEST:
+        raise argparse.ArgumentTypeError(f"at most {_LONGEST.days}d at a time, got {value!r}")
+    return skip
+
+
+async def skipped(args: argparse.Namespace) -> dict[str, Any]:
+    """`sandbox fast-forward`'s answer (the dev stack was found by the caller)."""
+    from client.cli.backends import with_client
+
+    result: dict[str, Any] = await with_client(
+        lambda client: fast_forward(client, args.refund_id, args.by)
+    )
+    return result
+
+
+async def fast_forward(client: Any, refund_id: str, skip: timedelta) -> dict[str, Any]:
+    """Move the refund's clock on by `skip` and wait until its workflow has caught up: its
+    state, escalation level and clock before and after."""
+    from temporalio.client import WorkflowExecutionStatus
+    from temporalio.service import RPCError, RPCStatusCode
+    from temporalio.testing import TimeSkipper, TimeSkippingConfig
+
+    handle = client.temporal.get_workflow_handle(refund_id)
+    try:
+        described = await handle.describe()
+    except RPCError as err:
+        if err.status is RPCStatusCode.NOT_FOUND:
+            raise RefundflowError(f"no refund {refund_id} (`refundflow list` shows them)") from None
+        raise
+    if described.status is not WorkflowExecutionStatus.RUNNING:
+        raise RefundflowError(
+            f"refund {refund_id} has no running workflow ({described.status.name.lower()}):"
+            " nothing waits on its clock"
+        )
+    before = await client.status(refund_id, live=True)
+    skipper = TimeSkipper(client.temporal, config=TimeSkippingConfig(enabled=False))
+    try:
+        caught_up = await skipper.fast_forward(handle, skip)
+    except RPCError as err:
+        raise RefundflowError(
+            f"Temporal did not move the refund's clock: {err.message} (only the dev stack's"
+            " Temporal skips time: `refundflow dev` started by this release)"
+        ) from None
+    after = await client.status(refund_id, live=caught_up)
+    return {
+        "refund_id": refund_id,
+        "skipped_seconds": int(skip.total_seconds()),
+        "ended": not caught_up,
+        "before": {"state": before.state.value, "escalation_level": before.escalation_level},
+        "after": {"state": after.state.value, "escalation_level": after.escalation_level},
+    }
+
+
+def said(result: dict[str, Any]) -> str:
+    before, after = result["before"], result["after"]
+    moved = (
+        f"{before['state']}, escalation {before['escalation_level']} ->"
+        f" {after['state']}, escalation {after['escalation_level']}"
+    )
+    ended = "; its workflow ended meanwhile" if result["ended"] else ""
+    return (
+        f"{result['refund_id']}: {timedelta(seconds=result['skipped_seconds'])} of its time"
+        f" skipped: {moved}{ended} (`refundflow status {result['refund_id']}` shows what its"
+        " timers did)"
+    )
