@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from api.listing import as_told
 from client.render_listing import listing
 from tests.unit.test_evidence import case_with
-from workflows.read_models import CustomerListedRefund
+from workflows.read_models import CustomerListedRefund, ListedRefund
 from workflows.refund import views
 from workflows.states import Awaiting, RefundState
 from workflows.wording import customer_view, state_label
@@ -50,3 +50,18 @@ def test_a_customers_row_says_what_they_are_told_and_the_state_it_is_in() -> Non
     assert (closed.status, closed.amount) == (state_label(RefundState.CANCELLED, "en"), 25500)
     old = as_told({**row, "view": None}, stopped=False)
     assert old.status == state_label(RefundState.PENDING_REVIEW, "en")
+
+
+def test_staffs_row_of_a_refund_temporal_ended_says_reconciliation_moves_it() -> None:
+    """A trial read "reviewer" in the awaiting column of a terminated refund (an approval
+    there is refused)."""
+    moment = datetime(2026, 11, 28, 9, 30, tzinfo=UTC)
+    row = ListedRefund(
+        refund_id="rf_" + "b" * 24, order_id="ord_2", state=RefundState.PENDING_REVIEW,
+        amount=20000, currency="USD", awaiting=Awaiting.REVIEWER, escalation_level=0,
+        policy_version="standard@v4#x", reason_code="damaged", channel="web",
+        requested_at=moment, updated_at=moment, ended_in_temporal="terminated 2026-11-28",
+    )  # fmt: skip
+    _header, line, note = listing([row]).splitlines()
+    assert line.split()[-2:] == ["reconciliation", "0"] and "reviewer" not in line
+    assert note.startswith(f"note: Temporal ended the workflow of {row.refund_id}")
