@@ -42,12 +42,15 @@ _WITH_OTHER_RUNS = f"""{_AT_AUDIT_TIMES}
                       WHERE (v.e ->> 'seq')::int = a.seq)
 """
 
-# The projection only moves forward: an older batch never overwrites a newer one.
+# The projection only moves forward: an older batch never overwrites a newer one. Its
+# `updated_at` is never later than the database's clock: a refund whose workflow time was
+# moved on (`sandbox fast-forward`, a worker's clock ahead) was skipped by reconciliation,
+# which looks at refunds last changed before now less its grace (a trial).
 _UPSERT_STATUS = """
     INSERT INTO refundflow.refund_status AS s (refund_id, refund_key, order_id, state,
         amount, currency, awaiting, escalation_level, policy_version, reason_code,
         channel, requested_at, updated_at, last_seq, item_received, view)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, least($13, now()), $14, $15,
         jsonb_set($16::jsonb, '{timeline}', coalesce((
             SELECT jsonb_agg(x.e ORDER BY x.seq) FROM (%s) AS x
         ), '[]'::jsonb)))

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import pytest
 
+from client.refund_client import RefundClient
+from sandbox.admin_client import SandboxAdmin
+from tests.conftest import Sandbox
+from tests.integration.helpers import run_cli, wait_for_state
 from tests.integration.test_cli import cli, cli_json
+from tests.integration.test_reconciliation import awaiting_operator, findings_for, reconcile_cli
 from worker.devstack import DevStack
 
 pytestmark = pytest.mark.stack
@@ -38,3 +43,18 @@ def test_fast_forward_mistakes_are_one_line(stack: DevStack) -> None:
         assert said.returncode == 2, said
         assert "error: argument DURATION: " in said.stderr, said.stderr
         assert "Traceback" not in said.stderr
+
+
+async def test_a_refund_moved_on_is_still_reconciled(
+    refunds: RefundClient, sandbox: Sandbox, faults: SandboxAdmin, stack: DevStack
+) -> None:
+    """A trial: after a fast-forward, the refund's status row read as changed tomorrow, and
+    reconciliation (refunds changed before now less its grace) skipped it: paid by the
+    provider, it still asked an operator to pay."""
+    stuck, order = await awaiting_operator(refunds, sandbox, faults)
+    moved = await run_cli(stack.env(), "sandbox", "fast-forward", stuck.refund_id, "25h")
+    assert moved[0] == 0, moved
+    await sandbox.provider_refund(order, stuck.refund_id, stuck.amount)
+    report = await reconcile_cli(stack)
+    assert ("provider_refunded_not_completed", "healed") in findings_for(report, stuck.refund_id)
+    await wait_for_state(refunds, stuck.refund_id, "completed")
