@@ -19,7 +19,7 @@ from activities.order_ledger import LedgerRead
 from activities.outbox import FINDINGS_RUN as DISPATCHER_RUN
 from activities.outbox import write_events
 from activities.projection import project_status
-from activities.reconciliation_sql import NEWEST_RUN
+from activities.reconciliation_sql import NEWEST_RUN, left_to_a_person
 from workflows.budgets import BudgetUse, customer_key
 from workflows.ledger import Hold
 from workflows.models import (
@@ -213,13 +213,13 @@ class PostgresRefundStore:
         limit: int = 100,
     ) -> list[ListedRefund]:
         rows = await self._pool.fetch(
-            """
+            f"""
             SELECT refund_id, order_id, state, amount, currency, awaiting, escalation_level,
                    policy_version, reason_code, channel, requested_at, updated_at
-            FROM refundflow.refund_status
+            FROM refundflow.refund_status s
             WHERE ($1::text IS NULL OR state = $1)
               AND ($2::text IS NULL OR order_id = $2)
-              AND (NOT $3 OR escalation_level > 0)
+              AND (NOT $3 OR s.escalation_level > 0 OR {left_to_a_person("s")})
             ORDER BY updated_at DESC
             LIMIT $4
             """,

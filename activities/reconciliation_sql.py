@@ -179,3 +179,18 @@ WHERE s.state NOT IN ('completed', 'cancelled')
   -- A provider call in flight at the termination may still commit: give it the grace.
   AND c.closed_at < now() - make_interval(secs => $1)
 """
+
+
+def left_to_a_person(refund: str) -> str:
+    """SQL: the refund (`refund`, a status row's alias) has a finding of the newest finished
+    run that was not healed and that nobody acknowledged: reconciliation left it to a person
+    (a terminated returns refund, a customer paid twice), which its own escalation level does
+    not show. Staff's `list --escalated` and the console's queue of refunds that need a
+    person take these too (a trial found such a refund in neither)."""
+    return f"""EXISTS (
+        SELECT 1 FROM refundflow.findings f
+        WHERE f.refund_id = {refund}.refund_id AND f.action <> 'healed'
+          AND f.run_id = ({NEWEST_RUN})
+          AND NOT EXISTS (SELECT 1 FROM refundflow.finding_acknowledgements k
+                          WHERE k.kind = f.kind AND k.subject = f.refund_id
+                            AND k.details = f.details))"""

@@ -15,6 +15,7 @@ import structlog
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from activities.reconciliation_sql import left_to_a_person
 from api.problems import Kind, ProblemError
 from client.refund_ids import REFUND_ID_PATTERN
 from client.review_context import as_stopped
@@ -48,7 +49,7 @@ SELECT s.refund_id, s.order_id, s.state, s.amount, s.currency, s.awaiting,
 FROM refundflow.refund_status s
 WHERE ($1::text IS NULL OR s.state = $1)
   AND ($2::text IS NULL OR s.order_id = $2)
-  AND (NOT $3 OR s.escalation_level > 0)
+  AND (NOT $3 OR s.escalation_level > 0 OR {left_to_a_person("s")})
   AND ($4::text IS NULL OR {asked_by("s", "$4")})
   AND ($5::timestamptz IS NULL OR (s.requested_at, s.refund_id) < ($5, $6::text))
 ORDER BY s.requested_at DESC, s.refund_id DESC

@@ -21,6 +21,7 @@ from typing import Any
 
 import asyncpg
 
+from activities.reconciliation_sql import left_to_a_person
 from api.deps import ApiState
 from api.listing import asked_by, ended_or_unknown
 from client.refund_ids import REFUND_ID_PATTERN
@@ -47,8 +48,9 @@ WITH policy(label, first_s, second_s, expiry_s) AS (
     FROM refundflow.refund_status s LEFT JOIN policy p ON p.label = s.policy_version
     WHERE ($1::text IS NULL OR s.state = $1)
       AND ($1::text IS NOT NULL OR s.state <> ALL($18::text[]))
-      AND ($2::text[] IS NULL OR s.awaiting = ANY($2::text[]))
-      AND (NOT $3 OR s.escalation_level > 0)
+      AND ($2::text[] IS NULL OR s.awaiting = ANY($2::text[])
+           OR ($20 AND {left_to_a_person("s")}))
+      AND (NOT $3 OR s.escalation_level > 0 OR {left_to_a_person("s")})
       AND ($4::text IS NULL OR s.order_id = $4)
       AND ($5::text IS NULL OR {asked_by("s", "$5")})
       AND ($6::text IS NULL OR s.channel = $6)
@@ -149,6 +151,7 @@ async def page(api: ApiState, filters: Filters, cursor: str | None) -> QueuePage
         PAGE_SIZE + 1,
         list(TERMINAL),
         filters.currency,
+        filters.awaiting == "person",  # reconciliation's escalations are a person's too
     )
     items = [dict(r) for r in rows[:PAGE_SIZE]]
     more = len(rows) > PAGE_SIZE

@@ -4,8 +4,6 @@ paid" on a refund paid twice (recorded as paid elsewhere, then paid by the provi
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import aiohttp
 import pytest
 
@@ -20,30 +18,24 @@ from worker.devstack import DevStack
 pytestmark = pytest.mark.stack
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-        yield http
-
-
 async def test_a_refund_paid_twice_says_so_on_its_console_page(
     refunds: RefundClient,
     sandbox: Sandbox,
     faults: SandboxAdmin,
     stack: DevStack,
     api: Api,
-    browser: aiohttp.ClientSession,
+    browserless: aiohttp.ClientSession,
 ) -> None:
     stuck, order = await awaiting_operator(refunds, sandbox, faults)
     await refunds.operator_paid_elsewhere(stuck.refund_id, "omar", "SEPA TX-4411")
     page = f"/console/refunds/{stuck.refund_id}"
-    assert (await sign_in(browser, api, "li", page))[0] == 303
-    _, before = await html_page(browser, api, page)
+    assert (await sign_in(browserless, api, "li", page))[0] == 303
+    _, before = await html_page(browserless, api, page)
     assert "Reconciliation found" not in before
 
     await sandbox.provider_refund(order, stuck.refund_id, stuck.amount)
     await reconcile_cli(stack)
-    _, after = await html_page(browser, api, page)
+    _, after = await html_page(browserless, api, page)
     assert "Reconciliation found (still standing)" in after
     assert f"reconciliation escalated paid_elsewhere_and_by_provider for {stuck.refund_id}" in after
     assert f"refundflow anomalies --refund {stuck.refund_id}" in after

@@ -8,7 +8,6 @@ from __future__ import annotations
 import html
 import re
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,14 +23,6 @@ from tests.integration.api_support import Api
 from tests.integration.helpers import eventually
 
 pytestmark = pytest.mark.stack
-
-
-@pytest.fixture
-async def browserless() -> AsyncIterator[aiohttp.ClientSession]:
-    """A client with its own cookies (the stack listens on an IP address: `unsafe`)."""
-    jar = aiohttp.CookieJar(unsafe=True)
-    async with aiohttp.ClientSession(cookie_jar=jar) as session:
-        yield session
 
 
 async def sign_in(http: aiohttp.ClientSession, api: Api, name: str, next_: str) -> tuple[int, str]:

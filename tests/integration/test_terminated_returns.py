@@ -7,13 +7,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 import pytest
 
 from client.refund_client import RefundClient
 from tests.conftest import Sandbox
-from tests.integration.helpers import eventually, wait_for_state
+from tests.integration.api_support import Api
+from tests.integration.helpers import eventually, run_cli, wait_for_state
+from tests.integration.test_console_pages import html_page, sign_in
 from tests.integration.test_refund_flow import make_request
 from tests.integration.test_reset_after_completion import reset_to_last_task
+from worker.devstack import DevStack
 from workflows.models import ReconcileInput
 
 pytestmark = pytest.mark.stack
@@ -39,7 +43,11 @@ async def _terminated_then_reconciled(refunds: RefundClient, refund_id: str) -> 
 
 
 async def test_an_approved_refund_terminated_while_the_item_is_on_its_way_waits_for_a_person(
-    returns_refunds: RefundClient, sandbox: Sandbox
+    returns_refunds: RefundClient,
+    sandbox: Sandbox,
+    stack: DevStack,
+    api: Api,
+    browserless: aiohttp.ClientSession,
 ) -> None:
     refunds = returns_refunds
     order = await sandbox.order(lines=LAMP)
@@ -66,6 +74,12 @@ async def test_an_approved_refund_terminated_while_the_item_is_on_its_way_waits_
     assert "closed_in_temporal" not in [e.event for e in await refunds.audit(status.refund_id)]
     # Still ended in Temporal, so the API tells the customer it is with our team, no date.
     assert (await refunds.abnormal_end(status.refund_id) or "").startswith("terminated ")
+    # Where staff look for what needs a person, though its escalation level is 0 (a trial
+    # found it in neither): `list --escalated` and the console's default queue.
+    listed = await run_cli(stack.env(), "list", "--escalated", "--order", order["order_id"])
+    assert status.refund_id in listed[1], listed
+    assert (await sign_in(browserless, api, "li", "/console"))[0] == 303
+    assert status.refund_id in (await html_page(browserless, api, "/console"))[1]
 
     await reset_to_last_task(refunds, status.refund_id, ended_run)
     await waiting_again(refunds, status.refund_id, "customer")
