@@ -139,14 +139,14 @@ async def close_ended_refund(
     )
     now = datetime.now(UTC)
     case = RefundCase(carried, lambda: now)
-    await _check_run_holds_the_record(store, case)
+    await _check_run_holds_the_record(store, case, _cli_target(temporal))
     if case.p.state not in TERMINAL_STATES:
         if paid is not None:
             if not await _record_payment(case, run, paid):
                 return False
         else:
             if _item_asked_for(case) and not await _runs_again(temporal, run):
-                raise NotClosedHere(_person_decides(case, run))
+                raise NotClosedHere(_person_decides(case, run, _cli_target(temporal)))
             case.apply(
                 RefundEvent.CLOSED_IN_TEMPORAL,
                 ACTOR,
@@ -189,11 +189,20 @@ def _item_asked_for(case: RefundCase) -> bool:
     return p.state is RefundState.APPROVED and item_due is not None and case.clock() < item_due
 
 
-def _person_decides(case: RefundCase, run: EndedRun) -> str:
+def _cli_target(temporal: Client) -> str:
+    """The `temporal` CLI's options that reach this Temporal: a trial's reset, given without
+    them, asked localhost:7233 (another stack's, or nothing)."""
+    target = f" --address {temporal.service_client.config.target_host}"
+    if temporal.namespace != "default":
+        target += f" --namespace {temporal.namespace}"
+    return target
+
+
+def _person_decides(case: RefundCase, run: EndedRun, target: str = "") -> str:
     which_run = f" -r {run.run_id}" if run.run_id else ""
     reset = (
         f"`temporal workflow reset -w {run.refund_id}{which_run} --type LastWorkflowTask"
-        ' --reason "run on"`'
+        f' --reason "run on"{target}`'
     )
     if case.p.item_received:
         has_it, after = (
@@ -223,7 +232,9 @@ class RunBehindRecord(NotClosedHere):
     the refund's, so nothing is recorded from it."""
 
 
-async def _check_run_holds_the_record(store: PostgresRefundStore, case: RefundCase) -> None:
+async def _check_run_holds_the_record(
+    store: PostgresRefundStore, case: RefundCase, target: str
+) -> None:
     recorded = await store.audit_trail(case.inp.refund_id)
     held = {e.seq: (e.event, e.state.value, e.actor) for e in case.p.timeline}
     # The record's last entry is the run's own, unless another run wrote it (a run that
@@ -237,9 +248,9 @@ async def _check_run_holds_the_record(store: PostgresRefundStore, case: RefundCa
         f" by {mine.actor}, the record with {last.event} by {last.actor} (entry {last.seq},"
         f" {last.to_state.value}); nothing recorded from it. To run the refund on from its"
         f" record, reset the run that wrote it: `temporal workflow list --query"
-        f" 'WorkflowId=\"{case.inp.refund_id}\"' -o json` lists the runs (`runId`); `temporal"
-        f" workflow reset -w {case.inp.refund_id} -r <that run id> --type LastWorkflowTask"
-        ' --reason "run on from the record"`'
+        f" 'WorkflowId=\"{case.inp.refund_id}\"' -o json{target}` lists the runs (`runId`);"
+        f" `temporal workflow reset -w {case.inp.refund_id} -r <that run id> --type"
+        f' LastWorkflowTask --reason "run on from the record"{target}`'
     )
 
 
