@@ -57,7 +57,9 @@ async def _open_findings(store: PostgresRefundStore, status: StatusView) -> list
     refund's status said nothing of it)."""
     own = await store.findings(refund_id=status.refund_id, open_only=True)
     on_order = await store.findings(order_id=status.order_id, open_only=True)
-    return own + [f for f in on_order if f.refund_id is None]
+    # The refund's own include its order's that name it: each once (a trial read one twice).
+    seen = {f.finding_id for f in own}
+    return own + [f for f in on_order if f.refund_id is None and f.finding_id not in seen]
 
 
 _HOW_IT_ENDS = (

@@ -76,11 +76,20 @@ async def fast_forward(client: Any, refund_id: str, skip: timedelta) -> dict[str
     after = await client.status(refund_id, live=caught_up)
     return {
         "refund_id": refund_id,
+        "skipped": _said_as_given(skip),
         "skipped_seconds": int(skip.total_seconds()),
         "ended": not caught_up,
         "before": {"state": before.state.value, "escalation_level": before.escalation_level},
         "after": {"state": after.state.value, "escalation_level": after.escalation_level},
     }
+
+
+def _said_as_given(skip: timedelta) -> str:
+    """25h as 25h (not "1 day, 1:00:00"): in the unit it was given in, days if whole."""
+    minutes = int(skip.total_seconds()) // 60
+    if minutes % (24 * 60) == 0:
+        return f"{minutes // (24 * 60)}d"
+    return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"
 
 
 def said(result: dict[str, Any]) -> str:
@@ -91,7 +100,6 @@ def said(result: dict[str, Any]) -> str:
     )
     ended = "; its workflow ended meanwhile" if result["ended"] else ""
     return (
-        f"{result['refund_id']}: {timedelta(seconds=result['skipped_seconds'])} of its time"
-        f" skipped: {moved}{ended} (`refundflow status {result['refund_id']}` shows what its"
-        " timers did)"
+        f"{result['refund_id']}: {result['skipped']} of its time skipped: {moved}{ended}"
+        f" (`refundflow status {result['refund_id']}` shows what its timers did)"
     )

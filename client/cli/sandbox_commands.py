@@ -43,9 +43,11 @@ def add_sandbox(sub: Subcommands) -> None:
     refunds = sandbox.add_parser("refunds", help="the provider's refund ledger")
     refunds.add_argument("--order", type=types.order_id, help="only this order")
     with_json(refunds)
+    said = "move one refund's own clock on (its timers fire: escalations, expiry, windows)"
     skip = sandbox.add_parser(
         "fast-forward",
-        help="move one refund's own clock on (its timers fire: escalations, expiry, windows)",
+        help=said,
+        description=f"Dev stack only: {said}; what it records carries that time.",
     )
     skip.add_argument("refund_id", type=types.refund_id)
     skip.add_argument("by", type=duration, metavar="DURATION", help="how far: 90m, 25h, 15d")

@@ -24,7 +24,7 @@ def test_a_review_left_for_25_hours_is_escalated_now(stack: DevStack) -> None:
     moved = cli(stack, "sandbox", "fast-forward", refund_id, "25h")
     assert moved.returncode == 0, moved.stderr
     assert moved.stdout.startswith(
-        f"{refund_id}: 1 day, 1:00:00 of its time skipped: pending_review, escalation 0 ->"
+        f"{refund_id}: 25h of its time skipped: pending_review, escalation 0 ->"
         " pending_review, escalation 1"
     ), moved.stdout
     status = cli_json(stack, "status", refund_id)

@@ -39,3 +39,5 @@ async def test_a_refund_paid_twice_says_so_on_its_console_page(
     assert "Reconciliation found (still standing)" in after
     assert f"reconciliation escalated paid_elsewhere_and_by_provider for {stuck.refund_id}" in after
     assert f"refundflow anomalies --refund {stuck.refund_id}" in after
+    # The order paid above its capture names the refund: said once, not twice (a trial).
+    assert after.count(f"escalated paid_above_capture for order {order['order_id']}") == 1
