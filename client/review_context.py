@@ -69,9 +69,21 @@ _HOW_IT_ENDS = (
 RECONCILIATION_CLOSES = f"reconciliation {_HOW_IT_ENDS}"
 """What becomes of a refund Temporal ended (activities/closing.py), wherever it is said."""
 STOPPED_NEXT_STEP = f"Nothing moves it: Temporal ended its workflow. Reconciliation {_HOW_IT_ENDS}."
+STOPPED_ESCALATED = (
+    "Nothing moves it: Temporal ended its workflow, and reconciliation left it to a person"
+    " (its finding says how to run it on: `refundflow anomalies --refund` with its id)."
+)
 
 
-def as_stopped(status: StatusView) -> StatusView:
+def escalated_when_ended(context: ReviewContext) -> bool:
+    """Reconciliation escalated the ended refund itself (not only found it)."""
+    return any(
+        f.kind == "workflow_closed_abnormally" and f.action == "escalated"
+        for f in context.open_findings
+    )
+
+
+def as_stopped(status: StatusView, escalated: bool = False) -> StatusView:
     """A refund whose workflow Temporal ended before the refund ended, as people are told of
     it until reconciliation closes or escalates it: with our team (escalated), and without
     the ETA of a decision or payment that cannot come. Its state stays the one recorded."""
@@ -85,8 +97,12 @@ def as_stopped(status: StatusView) -> StatusView:
     return status.model_copy(
         update={
             "facts": facts,  # with our team, in the customer's words
-            "next_step": STOPPED_NEXT_STEP,
-            "action_by": "reconciliation, then a person if money may have moved",
+            # Escalated (`escalated`: its open workflow_closed_abnormally finding), it is
+            # not "reconciliation closes it": a trial's returns refund waited for a person.
+            "next_step": STOPPED_ESCALATED if escalated else STOPPED_NEXT_STEP,
+            "action_by": "a person (reconciliation escalated it)"
+            if escalated
+            else "reconciliation, then a person if money may have moved",
             **NO_ETA,
             **told,
         }

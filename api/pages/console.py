@@ -24,7 +24,12 @@ from api.pages.security import protect, tracking_query
 from api.pages.signin import pages, signed_in, to_signin
 from api.schemas import RefundPath
 from client.errors import RefundflowError
-from client.review_context import RECONCILIATION_CLOSES, as_stopped, review_context
+from client.review_context import (
+    RECONCILIATION_CLOSES,
+    as_stopped,
+    escalated_when_ended,
+    review_context,
+)
 from workflows import names
 from workflows.models import CHANNELS, StatusView
 from workflows.policy import evaluate, policy_for
@@ -193,7 +198,8 @@ async def refund_page(
     query = tracking_query(config.secret, refund_id)
     link = f"{base}/track/{refund_id}?{query}&lang={status.locale}"
     review = await review_context(api.refunds, status)
-    shown = as_stopped(status) if review.ended_in_temporal else status  # no ETA to promise
+    ended, escalated = review.ended_in_temporal, escalated_when_ended(review)
+    shown = as_stopped(status, escalated) if ended else status  # no ETA to promise
     return pages(request).render(
         request,
         "refund.html",

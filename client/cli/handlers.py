@@ -21,7 +21,7 @@ from client.cli.acting import with_api
 from client.cli.arguments import EXIT_FAILURE, EXIT_NEEDS_A_PERSON, EXIT_OK, UserError
 from client.cli.output import emit, note
 from client.errors import NotAllowed, RefundflowError
-from client.review_context import as_stopped
+from client.review_context import as_stopped, escalated_when_ended
 from client.settings import Settings, dev_stack_place, read_stack_file
 from workflows.states import TERMINAL_STATES, Awaiting, CancelReason
 from workflows.wording import first_approver
@@ -333,7 +333,7 @@ async def _status(args: argparse.Namespace) -> int:
 
     view, context = await with_api(args, gather)
     if context and context.ended_in_temporal and view.state not in TERMINAL_STATES:
-        view = as_stopped(view)  # what the customer reads too: no ETA that cannot come
+        view = as_stopped(view, escalated_when_ended(context))  # no ETA that cannot come
     ledger = context.order_ledger if context else None
     history = context.customer_history if context else None
     closed = context.closed_requests if context else []

@@ -83,6 +83,9 @@ async def test_an_approved_refund_terminated_while_the_item_is_on_its_way_waits_
     # found it in neither): `list --escalated` and the console's default queue.
     listed = await run_cli(stack.env(), "list", "--escalated", "--order", order["order_id"])
     assert status.refund_id in listed[1], listed
+    shown = (await run_cli(stack.env(), "status", status.refund_id))[1]
+    assert "a person (reconciliation escalated it)" in shown, shown  # not "closes it"
+    assert "Reconciliation closes it" not in shown, shown
     assert (await sign_in(browserless, api, "li", "/console"))[0] == 303
     assert status.refund_id in (await html_page(browserless, api, "/console"))[1]
 
