@@ -37,9 +37,10 @@ async def acknowledge(
     order_id: str | None,
     by: str,
     reason: str,
-) -> Finding:
+) -> tuple[Finding, Finding]:
     """The open finding of `kind` on the refund (or, without one, the order as a whole),
-    acknowledged by `by` for `reason`, as now listed."""
+    acknowledged by `by` for `reason`: as it was (an earlier acknowledgement it replaces
+    included), and as now listed."""
     subject = refund_id or order_id
     assert subject is not None, "a refund or an order"
     newest = await _open_finding(store, kind, refund_id, order_id)
@@ -59,7 +60,7 @@ async def acknowledge(
     )
     again = await _open_finding(store, kind, refund_id, order_id)
     assert again is not None and again.acknowledged_by == by, "acknowledged as it was found"
-    return again
+    return newest, again
 
 
 async def _open_finding(

@@ -52,8 +52,13 @@ async def acknowledge(args: argparse.Namespace) -> int:
         except NothingToAcknowledge as err:
             raise RefundflowError(str(err)) from None
 
-    finding = await with_store(write)
+    was, finding = await with_store(write)
     emit(args, finding, lambda f: render_findings.findings([f]))
+    if was.acknowledged_by:  # said, not replaced in silence (a trial)
+        note(
+            args,
+            f"note: replaces the acknowledgement by {was.acknowledged_by}: {was.acknowledged_reason}",
+        )
     return EXIT_OK
 
 

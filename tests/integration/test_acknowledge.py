@@ -52,6 +52,11 @@ async def test_an_acknowledged_double_payment_stops_alerting_until_it_changes(
     assert code == 0, err
     assert "(acknowledged by omar" in out and "customer repaid 40.00" in out, out
 
+    twice = await run_cli(env, "acknowledge", KIND, "--refund", rf, "--by", "omar",
+                          "--reason", "customer repaid 40.00 by bank transfer")  # fmt: skip
+    assert twice[0] == 0 and twice[2].strip() == (
+        "note: replaces the acknowledgement by omar: customer repaid 40.00 by bank transfer"
+    ), twice
     mine = await checked(stack, rf, order["order_id"])
     assert [(f["kind"], f["action"], f.get("acknowledged_by")) for f in mine] == [
         (KIND, "escalated", "omar")
