@@ -55,10 +55,8 @@ async def acknowledge(args: argparse.Namespace) -> int:
     was, finding = await with_store(write)
     emit(args, finding, lambda f: render_findings.findings([f]))
     if was.acknowledged_by:  # said, not replaced in silence (a trial)
-        note(
-            args,
-            f"note: replaces the acknowledgement by {was.acknowledged_by}: {was.acknowledged_reason}",
-        )
+        earlier = f"{was.acknowledged_by}: {was.acknowledged_reason}"
+        note(args, f"note: replaces the acknowledgement by {earlier}")
     return EXIT_OK
 
 
