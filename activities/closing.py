@@ -91,6 +91,7 @@ async def close_dead_refund(
         return False
     except NotClosedHere as err:
         details["not_healed"] = str(err)
+        details["left_to_a_person"] = True  # a person decides (not a heal to try again)
         return False
     return await _close_projection_only(pool, refund_id)
 
@@ -190,9 +191,14 @@ def _item_asked_for(case: RefundCase) -> bool:
 
 
 def _cli_target(temporal: Client) -> str:
-    """The `temporal` CLI's options that reach this Temporal: a trial's reset, given without
-    them, asked localhost:7233 (another stack's, or nothing)."""
-    target = f" --address {temporal.service_client.config.target_host}"
+    """The `temporal` CLI's options that reach a Temporal on this machine (a dev stack's: a
+    trial's reset, given without them, asked localhost:7233, another stack's or nothing).
+    Elsewhere (a cluster's service name, TLS, an API key) the worker's address is not the
+    operator's: their own `temporal` profile or TEMPORAL_ADDRESS applies (a review)."""
+    host = temporal.service_client.config.target_host
+    if not host.startswith(("127.0.0.1:", "localhost:")) or temporal.service_client.config.tls:
+        return ""
+    target = f" --address {host}"
     if temporal.namespace != "default":
         target += f" --namespace {temporal.namespace}"
     return target

@@ -19,7 +19,7 @@ from activities.order_ledger import LedgerRead
 from activities.outbox import FINDINGS_RUN as DISPATCHER_RUN
 from activities.outbox import write_events
 from activities.projection import project_status
-from activities.reconciliation_sql import NEWEST_RUN, left_to_a_person
+from activities.reconciliation_sql import NEWEST_RUN, acknowledged_as, left_to_a_person
 from workflows.budgets import BudgetUse, customer_key
 from workflows.ledger import Hold
 from workflows.models import (
@@ -74,7 +74,8 @@ SELECT finding_id, run_id, l.kind, refund_id, order_id, l.details::text AS detai
           AND g.details->>'subscriber' IS NOT DISTINCT FROM l.details->>'subscriber'
         ) AS first_found_at
 FROM listed l LEFT JOIN refundflow.finding_acknowledgements k
-    ON k.kind = l.kind AND k.subject = coalesce(l.refund_id, l.order_id) AND k.details = l.details
+    ON k.kind = l.kind AND k.subject = coalesce(l.refund_id, l.order_id)
+   AND k.details = {acknowledged_as("l.details")}
 WHERE open OR NOT $4
 ORDER BY finding_id DESC LIMIT $5
 """

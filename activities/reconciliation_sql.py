@@ -90,7 +90,9 @@ WHERE s.state = 'completed' AND coalesce(p.succeeded, 0) = 0
 UNION ALL
 -- Paid, then taken back by the provider (a bank returned it): reopened once confirmed.
 SELECT 'provider_reversed_after_completion', s.refund_id, s.order_id,
-       jsonb_build_object('provider_refunds', jsonb_agg(f.provider_refund_id)), true, NULL
+       jsonb_build_object('provider_refunds',
+           -- in a stable order: an acknowledgement holds for these details exactly
+           jsonb_agg(f.provider_refund_id ORDER BY f.provider_refund_id)), true, NULL
 FROM settled s JOIN provider_ledger f USING (refund_id)
 LEFT JOIN per_refund p USING (refund_id)
 WHERE s.state = 'completed' AND coalesce(p.succeeded, 0) = 0
@@ -127,7 +129,8 @@ SELECT 'provider_money_above_ledger', NULL, p.order_id,
                           'ledger', coalesce(k.amount, 0), 'currency', o.currency,
                           'provider_refunds', p.ids),
        false, NULL
-FROM (SELECT order_id, sum(amount) AS paid, jsonb_agg(provider_refund_id) AS ids
+FROM (SELECT order_id, sum(amount) AS paid,
+             jsonb_agg(provider_refund_id ORDER BY provider_refund_id) AS ids
       FROM provider_ledger WHERE status = 'succeeded' GROUP BY order_id) p
 JOIN refundflow.order_ledger o USING (order_id)
 -- A hold accounts only for what the provider paid for its own refund: a refund the provider
@@ -181,6 +184,17 @@ WHERE s.state NOT IN ('completed', 'cancelled')
 """
 
 
+HEALS_SAY = "ARRAY['not_healed', 'heal_error', 'reopen', 'left_to_a_person']"
+"""What a heal attempt adds to a finding's details (its words, an error, a marker): left out
+of what an acknowledgement holds for, so that a run that words it otherwise, or a --no-heal
+run, still finds it acknowledged (a review)."""
+
+
+def acknowledged_as(details: str) -> str:
+    """SQL: the part of `details` (a jsonb expression) an acknowledgement holds for."""
+    return f"({details} - {HEALS_SAY}::text[])"
+
+
 def left_to_a_person(refund: str) -> str:
     """SQL: the refund (`refund`, a status row's alias) has a finding of the newest finished
     run that was not healed and that nobody acknowledged: reconciliation left it to a person
@@ -193,4 +207,4 @@ def left_to_a_person(refund: str) -> str:
           AND f.run_id = ({NEWEST_RUN})
           AND NOT EXISTS (SELECT 1 FROM refundflow.finding_acknowledgements k
                           WHERE k.kind = f.kind AND k.subject = f.refund_id
-                            AND k.details = f.details))"""
+                            AND k.details = {acknowledged_as("f.details")}))"""

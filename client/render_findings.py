@@ -93,6 +93,7 @@ def reconciliation(report: Reconciliation, grace_s: int = 0) -> str:
         f"reconciliation {report.run_id}: {_count(report.refunds, 'refund')},"
         f" {_count(report.provider_refunds, 'provider refund')}, {report.seconds} s;"
         f" healed {report.healed}, escalated {report.escalated}"
+        + _of_them_acknowledged(report.details)
         + (f", reported {report.reported} (--no-heal: nothing changed)" if report.reported else "")
     )
     left = (  # not a hint to lower it: the grace covers a provider call still in flight
@@ -101,6 +102,12 @@ def reconciliation(report: Reconciliation, grace_s: int = 0) -> str:
         else ""
     )
     return head + "\n" + findings(report.details) + left
+
+
+def _of_them_acknowledged(details: list[Finding]) -> str:
+    """Said beside the count: `--check` exits 0 when a person acknowledged them all."""
+    acknowledged = sum(1 for f in details if f.acknowledged_by)
+    return f" ({acknowledged} acknowledged)" if acknowledged else ""
 
 
 def _count(n: int, noun: str) -> str:

@@ -15,8 +15,9 @@ def listing(rows: list[ListedRefund] | list[CustomerListedRefund]) -> str:
         return customer_listing(rows)  # all rows are of one kind
     lines = [f"{'REFUND':<28} {'ORDER':<22} {'STATE':<15} {'AMOUNT':>14} {'AWAITING':<17} ESC"]
     for r in rows:
-        # Nobody but reconciliation moves a refund Temporal ended: not "reviewer" (a trial).
-        awaiting = "reconciliation" if r.ended_in_temporal else r.awaiting.value
+        # Nothing in refundflow moves a refund Temporal ended: not "reviewer" (a trial); the
+        # note below says what does (reconciliation, or a person it left it to).
+        awaiting = "(ended)" if r.ended_in_temporal else r.awaiting.value
         lines.append(
             f"{r.refund_id:<28} {r.order_id:<22} {r.state.value:<15}"
             f" {format_minor(r.amount, r.currency):>14} {awaiting:<17}"

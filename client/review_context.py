@@ -76,9 +76,10 @@ STOPPED_ESCALATED = (
 
 
 def escalated_when_ended(context: ReviewContext) -> bool:
-    """Reconciliation escalated the ended refund itself (not only found it)."""
+    """Reconciliation left the ended refund to a person (not a heal it tries again, such as
+    a payment still pending or Temporal busy: a review)."""
     return any(
-        f.kind == "workflow_closed_abnormally" and f.action == "escalated"
+        f.kind == "workflow_closed_abnormally" and f.details.get("left_to_a_person")
         for f in context.open_findings
     )
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import re
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from client.errors import RefundflowError
 
@@ -22,7 +22,13 @@ _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 _LONGEST = timedelta(days=400)
 
 
-def duration(value: str) -> timedelta:
+class Skip(NamedTuple):
+    said: str
+    """As given (25h), to say it back."""
+    by: timedelta
+
+
+def duration(value: str) -> Skip:
     """`90m`, `25h`, `15d`: how far to move the refund's clock."""
     found = re.fullmatch(r"\s*(\d{1,6})\s*([mhd])\s*", value.lower())
     if not found or int(found.group(1)) == 0:
@@ -32,7 +38,7 @@ def duration(value: str) -> timedelta:
     skip = timedelta(**{_UNITS[found.group(2)]: int(found.group(1))})
     if skip > _LONGEST:
         raise argparse.ArgumentTypeError(f"at most {_LONGEST.days}d at a time, got {value!r}")
-    return skip
+    return Skip(f"{int(found.group(1))}{found.group(2)}", skip)
 
 
 async def skipped(args: argparse.Namespace) -> dict[str, Any]:
@@ -45,7 +51,7 @@ async def skipped(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-async def fast_forward(client: Any, refund_id: str, skip: timedelta) -> dict[str, Any]:
+async def fast_forward(client: Any, refund_id: str, skip: Skip) -> dict[str, Any]:
     """Move the refund's clock on by `skip` and wait until its workflow has caught up: its
     state, escalation level and clock before and after."""
     from temporalio.client import WorkflowExecutionStatus
@@ -67,7 +73,7 @@ async def fast_forward(client: Any, refund_id: str, skip: timedelta) -> dict[str
     before = await client.status(refund_id, live=True)
     skipper = TimeSkipper(client.temporal, config=TimeSkippingConfig(enabled=False))
     try:
-        caught_up = await skipper.fast_forward(handle, skip)
+        caught_up = await skipper.fast_forward(handle, skip.by)
     except RPCError as err:
         raise RefundflowError(
             f"Temporal did not move the refund's clock: {err.message} (only the dev stack's"
@@ -76,20 +82,12 @@ async def fast_forward(client: Any, refund_id: str, skip: timedelta) -> dict[str
     after = await client.status(refund_id, live=caught_up)
     return {
         "refund_id": refund_id,
-        "skipped": _said_as_given(skip),
-        "skipped_seconds": int(skip.total_seconds()),
+        "skipped": skip.said,
+        "skipped_seconds": int(skip.by.total_seconds()),
         "ended": not caught_up,
         "before": {"state": before.state.value, "escalation_level": before.escalation_level},
         "after": {"state": after.state.value, "escalation_level": after.escalation_level},
     }
-
-
-def _said_as_given(skip: timedelta) -> str:
-    """25h as 25h (not "1 day, 1:00:00"): in the unit it was given in, days if whole."""
-    minutes = int(skip.total_seconds()) // 60
-    if minutes % (24 * 60) == 0:
-        return f"{minutes // (24 * 60)}d"
-    return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"
 
 
 def said(result: dict[str, Any]) -> str:

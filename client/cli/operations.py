@@ -28,9 +28,13 @@ async def reconcile(args: argparse.Namespace) -> int:
     result = await with_client(run_now)
     grace = max(args.grace, 0)
     emit(args, result, lambda report: render_findings.reconciliation(report, grace))
-    # What a person said is dealt with (`refundflow acknowledge`) needs nobody now.
-    waiting = [f for f in result.details if f.action != "healed" and not f.acknowledged_by]
-    return exit_for_check(len(waiting), args.check)
+    return exit_for_check(left_for_a_person(result.details), args.check)
+
+
+def left_for_a_person(findings: list[Any]) -> int:
+    """A run's findings a person must look at: not healed, and not said to be dealt with
+    (`refundflow acknowledge`)."""
+    return sum(1 for f in findings if f.action != "healed" and not f.acknowledged_by)
 
 
 def exit_for_check(left_for_a_person: int, check: bool) -> int:
@@ -52,11 +56,12 @@ async def acknowledge(args: argparse.Namespace) -> int:
         except NothingToAcknowledge as err:
             raise RefundflowError(str(err)) from None
 
-    was, finding = await with_store(write)
-    emit(args, finding, lambda f: render_findings.findings([f]))
-    if was.acknowledged_by:  # said, not replaced in silence (a trial)
-        earlier = f"{was.acknowledged_by}: {was.acknowledged_reason}"
-        note(args, f"note: replaces the acknowledgement by {earlier}")
+    were, now = await with_store(write)
+    emit(args, now, render_findings.findings)
+    for was in were:  # said, not replaced in silence (a trial)
+        if was.acknowledged_by:
+            earlier = f"{was.acknowledged_by}: {was.acknowledged_reason}"
+            note(args, f"note: replaces the acknowledgement by {earlier}")
     return EXIT_OK
 
 

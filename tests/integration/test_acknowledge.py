@@ -89,6 +89,10 @@ async def test_acknowledge_is_refused_where_it_cannot_apply(stack: DevStack) -> 
     assert refused[0] == 2 and "--as has no effect on `acknowledge`" in refused[2], refused
     unnamed = await run_cli(env, "acknowledge", KIND, "--order", "ord_1", "--reason", "x")
     assert unnamed[0] == 2 and "--by" in unnamed[2], unnamed
+    # A refund that still needs its workflow is run on, not acknowledged away (a review).
+    ended = await run_cli(env, "acknowledge", "workflow_closed_abnormally", "--refund",
+                          "rf_" + "0" * 24, "--by", "omar", "--reason", "x")  # fmt: skip
+    assert ended[0] == 1 and "is not acknowledged: run it on" in ended[2], ended
     nothing = await run_cli(env, "acknowledge", KIND, "--order", "ord_1", "--by", "omar",
                             "--reason", "x")  # fmt: skip
     assert (

@@ -86,8 +86,9 @@ async def test_an_approved_refund_terminated_while_the_item_is_on_its_way_waits_
     shown = (await run_cli(stack.env(), "status", status.refund_id))[1]
     assert "a person (reconciliation escalated it)" in shown, shown  # not "closes it"
     assert "Reconciliation closes it" not in shown, shown
-    assert (await sign_in(browserless, api, "li", "/console"))[0] == 303
-    assert status.refund_id in (await html_page(browserless, api, "/console"))[1]
+    queue = f"/console?order={order['order_id']}"  # the default view (waiting for a person)
+    assert (await sign_in(browserless, api, "li", queue))[0] == 303
+    assert status.refund_id in (await html_page(browserless, api, queue))[1]
 
     # The reset as the finding gives it, run as written (a trial's went to localhost:7233).
     [reset] = re.findall(r"`(temporal workflow reset [^`]+)`", said)

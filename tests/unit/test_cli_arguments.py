@@ -205,6 +205,21 @@ def test_reconcile_check_exits_3_only_when_a_run_left_something_for_a_person() -
     ]
 
 
+def test_what_a_person_acknowledged_or_a_run_healed_needs_nobody() -> None:
+    from types import SimpleNamespace as Row
+
+    from client.cli.operations import left_for_a_person
+
+    run = [
+        Row(action="escalated", acknowledged_by=None),
+        Row(action="escalated", acknowledged_by="omar"),  # dealt with outside refundflow
+        Row(action="reported", acknowledged_by=None),  # --no-heal: found, for a person
+        Row(action="healed", acknowledged_by=None),
+    ]
+    assert left_for_a_person(run) == 2
+    assert left_for_a_person(run[1::2]) == 0
+
+
 def test_the_faults_set_takes_are_in_its_help(capsys: pytest.CaptureFixture[str]) -> None:
     """A trial found them only in the README."""
     with pytest.raises(SystemExit):

@@ -52,7 +52,7 @@ def test_a_customers_row_says_what_they_are_told_and_the_state_it_is_in() -> Non
     assert old.status == state_label(RefundState.PENDING_REVIEW, "en")
 
 
-def test_staffs_row_of_a_refund_temporal_ended_says_reconciliation_moves_it() -> None:
+def test_staffs_row_of_a_refund_temporal_ended_says_it_ended() -> None:
     """A trial read "reviewer" in the awaiting column of a terminated refund (an approval
     there is refused)."""
     moment = datetime(2026, 11, 28, 9, 30, tzinfo=UTC)
@@ -63,5 +63,5 @@ def test_staffs_row_of_a_refund_temporal_ended_says_reconciliation_moves_it() ->
         requested_at=moment, updated_at=moment, ended_in_temporal="terminated 2026-11-28",
     )  # fmt: skip
     _header, line, note = listing([row]).splitlines()
-    assert line.split()[-2:] == ["reconciliation", "0"] and "reviewer" not in line
+    assert line.split()[-2:] == ["(ended)", "0"] and "reviewer" not in line
     assert note.startswith(f"note: Temporal ended the workflow of {row.refund_id}")
