@@ -64,6 +64,9 @@ class StackConfig:
             headless=True,
             time_skipping=True,
             durable=False,
+            # No scheduled reconciliation: a run of its own (every 15 minutes, healing)
+            # would change what a test's own `reconcile` just found (a review).
+            extra_env={"RECONCILE_EVERY_MINUTES": "0"},
         )
 
     def listening(self, embedded_pg: bool) -> dict[str, tuple[int, str]]:
