@@ -20,6 +20,20 @@ from client.errors import RefundflowError
 
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 _LONGEST = timedelta(days=400)
+_DURATION = r"\s*(\d{1,6})\s*([mhd])\s*"
+
+
+def refund_to_move(value: str) -> str:
+    """The refund's id; a duration given first is said so (a trial's swapped arguments were
+    pointed at `list --order 25h`)."""
+    from client.cli.arguments import refund_id
+
+    if re.fullmatch(_DURATION, value.lower()):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is a duration: the refund's id comes first"
+            f" (`refundflow sandbox fast-forward rf_… {value.strip()}`)"
+        )
+    return refund_id(value)
 
 
 class Skip(NamedTuple):
@@ -30,7 +44,7 @@ class Skip(NamedTuple):
 
 def duration(value: str) -> Skip:
     """`90m`, `25h`, `15d`: how far to move the refund's clock."""
-    found = re.fullmatch(r"\s*(\d{1,6})\s*([mhd])\s*", value.lower())
+    found = re.fullmatch(_DURATION, value.lower())
     if not found or int(found.group(1)) == 0:
         raise argparse.ArgumentTypeError(
             f"expected a duration such as 90m, 25h or 15d (minutes, hours, days), got {value!r}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from client.cli import arguments as types
-from client.cli.fast_forward import duration
+from client.cli.fast_forward import duration, refund_to_move
 from client.cli.grammar import Subcommands, group, with_json
 from sandbox.faults import Faults
 
@@ -49,7 +49,7 @@ def add_sandbox(sub: Subcommands) -> None:
         help=said,
         description=f"Dev stack only: {said}; what it records carries that time.",
     )
-    skip.add_argument("refund_id", type=types.refund_id)
+    skip.add_argument("refund_id", type=refund_to_move)
     skip.add_argument("by", type=duration, metavar="DURATION", help="how far: 90m, 25h, 15d")
     with_json(skip)
     faults = group(sandbox, "faults", "inject faults into the sandbox systems", "faults_command")

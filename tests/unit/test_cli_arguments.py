@@ -81,6 +81,8 @@ RF = "rf_0123456789abcdef01234567"
         (["reconcile", "--as", "omar"], "; --as has no effect on `reconcile`, which works on"),
         # An order id where a refund id goes: where an order's refunds are (a trial).
         (["status", "ord_9b7"], "; an order's refunds: `refundflow list --order ord_9b7`"),
+        # A duration first (a trial): not pointed at `list --order 25h`.
+        (["sandbox", "fast-forward", "25h", RF], "'25h' is a duration: the refund's id comes"),
         (
             ["anomalies", "--refund", "ord_9b7"],
             "; an order's findings: `refundflow anomalies --order ord_9b7`",
