@@ -219,9 +219,9 @@ def _person_decides(case: RefundCase, run: EndedRun, target: str = "") -> str:
     else:
         has_it, after = (
             "it may be on its way",
-            " It then waits for the item again: a receipt the warehouse sent meanwhile was"
-            f" refused, so record it again (`refundflow received {run.refund_id}`); its return"
-            " window closes it if none comes.",
+            " It then waits for the item again: if the warehouse sent a receipt meanwhile, it"
+            f" was refused, so record it again (`refundflow received {run.refund_id}`); its"
+            " return window closes it if none comes.",
         )
     return (
         f"approved, and the customer was asked to send the item back ({has_it}): closed"

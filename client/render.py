@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from client import error_words
 from client.render_eligibility import eligibility as eligibility
-from client.review_context import RECONCILIATION_CLOSES
+from client.review_context import ESCALATED_WHEN_ENDED, RECONCILIATION_CLOSES
 from workflows.ledger import NOT_A_LINE
 from workflows.models import StatusView
 from workflows.money import format_minor
@@ -278,11 +278,14 @@ def when(moment: datetime | str | None) -> str:
     return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
 
 
-def ended_in_temporal(refund_id: str, ended: str) -> str:
+def ended_in_temporal(refund_id: str, ended: str, escalated: bool = False) -> str:
+    """`escalated`: reconciliation left it to a person (not "closes it": a trial)."""
+    what_now = (
+        ESCALATED_WHEN_ENDED if escalated else f"{RECONCILIATION_CLOSES} (`refundflow reconcile`)"
+    )
     return (
         f"note: Temporal ended the workflow of {refund_id} ({ended}) before the refund ended:"
-        f" below is its last state, and nothing will move it; {RECONCILIATION_CLOSES}"
-        " (`refundflow reconcile`)"
+        f" below is its last state, and nothing will move it; {what_now}"
     )
 
 

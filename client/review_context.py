@@ -69,6 +69,11 @@ _HOW_IT_ENDS = (
 RECONCILIATION_CLOSES = f"reconciliation {_HOW_IT_ENDS}"
 """What becomes of a refund Temporal ended (activities/closing.py), wherever it is said."""
 STOPPED_NEXT_STEP = f"Nothing moves it: Temporal ended its workflow. Reconciliation {_HOW_IT_ENDS}."
+ESCALATED_WHEN_ENDED = (
+    "reconciliation left it to a person, who runs it on as its finding says"
+    " (`refundflow anomalies --refund` with its id)"
+)
+"""What becomes of it once reconciliation escalated it (`escalated_when_ended`)."""
 STOPPED_ESCALATED = (
     "Nothing moves it: Temporal ended its workflow, and reconciliation left it to a person"
     " (its finding says how to run it on: `refundflow anomalies --refund` with its id)."

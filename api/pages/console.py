@@ -25,6 +25,7 @@ from api.pages.signin import pages, signed_in, to_signin
 from api.schemas import RefundPath
 from client.errors import RefundflowError
 from client.review_context import (
+    ESCALATED_WHEN_ENDED,
     RECONCILIATION_CLOSES,
     as_stopped,
     escalated_when_ended,
@@ -218,7 +219,7 @@ async def refund_page(
         note_max=FREE_TEXT_MAX_CHARS,
         reject_note_max=REJECT_NOTE_MAX_CHARS,
         tracking_link=link,
-        reconciliation_closes=RECONCILIATION_CLOSES,
+        reconciliation_closes=ESCALATED_WHEN_ENDED if escalated else RECONCILIATION_CLOSES,
         error=error,
         notice=notice,
     )

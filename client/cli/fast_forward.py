@@ -81,8 +81,9 @@ async def fast_forward(client: Any, refund_id: str, skip: Skip) -> dict[str, Any
         raise
     if described.status is not WorkflowExecutionStatus.RUNNING:
         raise RefundflowError(
-            f"refund {refund_id} has no running workflow ({described.status.name.lower()}):"
-            " nothing waits on its clock"
+            f"refund {refund_id}'s workflow is no longer running (Temporal:"
+            f" {described.status.name.lower()}): nothing waits on its clock"
+            f" (`refundflow status {refund_id}` says how the refund stands)"
         )
     before = await client.status(refund_id, live=True)
     skipper = TimeSkipper(client.temporal, config=TimeSkippingConfig(enabled=False))

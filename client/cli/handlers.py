@@ -323,10 +323,10 @@ async def _status(args: argparse.Namespace) -> int:
         status, weighed = answer
         if weighed is None:
             return status, None
-        if weighed.ended_in_temporal:
-            note(args, render.ended_in_temporal(args.refund_id, weighed.ended_in_temporal))
-        # One line per kind of finding: three parked events said the same line three
-        # times (a trial); the anomalies command lists each.
+        if ended := weighed.ended_in_temporal:
+            told = render.ended_in_temporal(args.refund_id, ended, escalated_when_ended(weighed))
+            note(args, told)
+        # One line per kind of finding (a trial read one three times); anomalies lists each.
         for said in dict.fromkeys(render_findings.open_finding(f) for f in weighed.open_findings):
             note(args, said)
         return status, weighed

@@ -83,9 +83,10 @@ async def test_an_approved_refund_terminated_while_the_item_is_on_its_way_waits_
     # found it in neither): `list --escalated` and the console's default queue.
     listed = await run_cli(stack.env(), "list", "--escalated", "--order", order["order_id"])
     assert status.refund_id in listed[1], listed
-    shown = (await run_cli(stack.env(), "status", status.refund_id))[1]
+    _, shown, notes = await run_cli(stack.env(), "status", status.refund_id)
     assert "a person (reconciliation escalated it)" in shown, shown  # not "closes it"
-    assert "Reconciliation closes it" not in shown, shown
+    assert "reconciliation closes it" not in (shown + notes).lower(), (shown, notes)
+    assert "reconciliation left it to a person" in notes, notes
     queue = f"/console?order={order['order_id']}"  # the default view (waiting for a person)
     assert (await sign_in(browserless, api, "li", queue))[0] == 303
     assert status.refund_id in (await html_page(browserless, api, queue))[1]
