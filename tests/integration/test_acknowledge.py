@@ -93,6 +93,12 @@ async def test_acknowledge_is_refused_where_it_cannot_apply(stack: DevStack) -> 
     ended = await run_cli(env, "acknowledge", "workflow_closed_abnormally", "--refund",
                           "rf_" + "0" * 24, "--by", "omar", "--reason", "x")  # fmt: skip
     assert ended[0] == 1 and "is not acknowledged: run it on" in ended[2], ended
+    stranger = await run_cli(env, "acknowledge", KIND, "--order", "ord_1", "--by", "omr",
+                             "--reason", "x")  # fmt: skip
+    assert stranger[0] == 2 and "did you mean omar?" in stranger[2], stranger
+    customer = await run_cli(env, "acknowledge", KIND, "--order", "ord_1", "--by", "cust_42",
+                             "--reason", "x")  # fmt: skip
+    assert customer[0] == 2 and "a member of staff acknowledges" in customer[2], customer
     nothing = await run_cli(env, "acknowledge", KIND, "--order", "ord_1", "--by", "omar",
                             "--reason", "x")  # fmt: skip
     assert (
