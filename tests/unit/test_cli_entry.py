@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from client.cli import handlers
+from client.cli import sandbox_handlers
 from client.cli.arguments import EXIT_INTERRUPTED
 from client.errors import RefundflowError
 from client.settings import PROJECT_ROOT, Settings
@@ -146,7 +146,7 @@ async def test_sandbox_commands_find_no_stack_instead_of_trying_the_default_port
     args = argparse.Namespace(sandbox_command="faults", faults_command="show")
     async with aiohttp.ClientSession() as session:
         with pytest.raises(RefundflowError) as refused:
-            await handlers._ask_sandbox(args, session, settings)
+            await sandbox_handlers._ask_sandbox(args, session, settings)
     said = str(refused.value)
     assert said.startswith("no dev stack found, and the sandbox runs in one: start")
     assert "REFUNDFLOW_HOME" in said and said.endswith("or set SANDBOX_URL")
