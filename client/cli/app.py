@@ -16,16 +16,10 @@ import sys
 from collections.abc import Callable, Sequence
 
 from client.cli.acting import DevTokens
-from client.cli.arguments import (
-    DIRECT,
-    EXIT_FAILURE,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_USAGE,
-    UserError,
-)
+from client.cli.arguments import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UserError
 from client.cli.commands import CLIENT_COMMANDS, build_parser
 from client.cli.handlers import HANDLERS, Handler
+from client.cli.usage_hints import DIRECT
 from client.errors import InvalidRefundRequest, RefundflowError, TemporalUnavailable
 from client.settings import ConfigurationError, find_stack
 
