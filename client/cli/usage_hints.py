@@ -17,7 +17,7 @@ def explained(parser: argparse.ArgumentParser, message: str, command: str | None
     hint = (
         _did_you_mean(message)
         or _option_meant(message, _options_of(parser, command))
-        or _required_meant(message, words)
+        or _required_meant(message, words, _options_of(parser, command))
         or _dash_value(message, words)
     )
     return f"{message}{hint}{_as_first(message, _after_command(parser, command), command)}"
@@ -108,14 +108,16 @@ def _option_meant(message: str, options: set[str]) -> str:
     return f"; did you mean {meant[1]!r}?" if meant else ""
 
 
-def _required_meant(message: str, words: list[str]) -> str:
+def _required_meant(message: str, words: list[str], known: set[str]) -> str:
     """ "the following arguments are required: --order" when the line gave --ordr: argparse
-    names the missing option before the unknown one, so the typo went unnamed (a trial)."""
+    names the missing option before the unknown one, so the typo went unnamed (a trial).
+    Not an option the command has (`--refund` given, `--reason` missing: a trial)."""
     prefix = "the following arguments are required:"
     if not message.startswith(prefix):
         return ""
     required = [name.strip() for name in message.removeprefix(prefix).split(",")]
-    meant = _nearest_option(words, required)
+    unknown = [word for word in words if word.split("=")[0] not in known]
+    meant = _nearest_option(unknown, required)
     return f" ({meant[0]!r} is not an option: did you mean {meant[1]!r}?)" if meant else ""
 
 

@@ -240,3 +240,14 @@ def test_a_refund_id_that_is_no_order_id_either_is_not_pointed_at_the_order_list
         build_parser().parse_args(["status", "../../etc/passwd"])
     err = capsys.readouterr().err
     assert "is not a refund id" in err and "--order" not in err, err
+
+
+def test_a_missing_option_is_not_blamed_on_an_option_the_command_has(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A trial: `acknowledge … --refund rf_… --by omar` without --reason was told "'--refund'
+    is not an option: did you mean '--reason'?"."""
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["acknowledge", "amount_mismatch", "--refund", RF, "--by", "x"])
+    err = capsys.readouterr().err
+    assert "the following arguments are required: --reason" in err and "not an option" not in err
