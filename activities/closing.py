@@ -31,6 +31,7 @@ from workflows.money import format_minor
 from workflows.refund import views
 from workflows.refund.case import ContinuedRefundInput, RefundCase
 from workflows.states import TERMINAL_STATES, RefundEvent, RefundState
+from workflows.vocabulary import PERSON_DECIDES
 
 ACTOR = "reconciliation"
 log = structlog.get_logger("refundflow.reconciliation")
@@ -91,7 +92,7 @@ async def close_dead_refund(
         return False
     except NotClosedHere as err:
         details["not_healed"] = str(err)
-        details["left_to_a_person"] = True  # a person decides (not a heal to try again)
+        details[PERSON_DECIDES] = True  # a person decides (not a heal to try again)
         return False
     return await _close_projection_only(pool, refund_id)
 
@@ -140,14 +141,15 @@ async def close_ended_refund(
     )
     now = datetime.now(UTC)
     case = RefundCase(carried, lambda: now)
-    await _check_run_holds_the_record(store, case, _cli_target(temporal))
+    target = _cli_target(temporal)
+    await _check_run_holds_the_record(store, case, target)
     if case.p.state not in TERMINAL_STATES:
         if paid is not None:
             if not await _record_payment(case, run, paid):
                 return False
         else:
             if _item_asked_for(case) and not await _runs_again(temporal, run):
-                raise NotClosedHere(_person_decides(case, run, _cli_target(temporal)))
+                raise NotClosedHere(_person_decides(case, run, target))
             case.apply(
                 RefundEvent.CLOSED_IN_TEMPORAL,
                 ACTOR,

@@ -19,7 +19,7 @@ from activities.order_ledger import LedgerRead
 from activities.outbox import FINDINGS_RUN as DISPATCHER_RUN
 from activities.outbox import write_events
 from activities.projection import project_status
-from activities.reconciliation_sql import NEWEST_RUN, acknowledged_as, left_to_a_person
+from activities.reconciliation_sql import acknowledgement_of, left_to_a_person, open_now
 from workflows.budgets import BudgetUse, customer_key
 from workflows.ledger import Hold
 from workflows.models import (
@@ -47,12 +47,12 @@ SCHEMA = "refundflow"
 # within that run's grace is left to the next run, which finds it again if it still stands),
 # or a subscriber event the dispatcher parked ($6) that is still parked.
 LISTED_FINDINGS_SQL = f"""
-WITH newest AS ({NEWEST_RUN}), listed AS (
+WITH listed AS (
     SELECT f.*, CASE
         WHEN f.run_id = $6 THEN EXISTS (SELECT 1 FROM refundflow.deliveries d
             WHERE d.event_id = f.details->>'event_id'
               AND d.subscriber = f.details->>'subscriber' AND d.parked_at IS NOT NULL)
-        ELSE f.action <> 'healed' AND f.run_id = (SELECT run_id FROM newest)
+        ELSE {open_now("f")}
     END AS open
     FROM refundflow.findings f
     WHERE ($1::text IS NULL OR f.run_id = $1) AND ($2::text IS NULL OR f.kind = $2)
@@ -73,9 +73,7 @@ SELECT finding_id, run_id, l.kind, refund_id, order_id, l.details::text AS detai
           AND g.details->>'event_id' IS NOT DISTINCT FROM l.details->>'event_id'
           AND g.details->>'subscriber' IS NOT DISTINCT FROM l.details->>'subscriber'
         ) AS first_found_at
-FROM listed l LEFT JOIN refundflow.finding_acknowledgements k
-    ON k.kind = l.kind AND k.subject = coalesce(l.refund_id, l.order_id)
-   AND k.details = {acknowledged_as("l.details")}
+FROM listed l LEFT JOIN refundflow.finding_acknowledgements k ON {acknowledgement_of("l", "k")}
 WHERE open OR NOT $4
 ORDER BY finding_id DESC LIMIT $5
 """

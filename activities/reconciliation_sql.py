@@ -4,6 +4,8 @@ activity loads) against refundflow's records, each disagreement a finding row. $
 in seconds (refunds changed within it are left to the next run); $2: how long a reservation
 without a refund is left alone (ORPHAN_AFTER_SECONDS)."""
 
+from workflows.vocabulary import PERSON_DECIDES
+
 NEWEST_RUN = (
     "SELECT run_id FROM refundflow.reconciliation_runs"
     " WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 1"
@@ -184,7 +186,7 @@ WHERE s.state NOT IN ('completed', 'cancelled')
 """
 
 
-HEALS_SAY = "ARRAY['not_healed', 'heal_error', 'reopen', 'left_to_a_person']"
+HEALS_SAY = f"ARRAY['not_healed', 'heal_error', 'reopen', '{PERSON_DECIDES}']"
 """What a heal attempt adds to a finding's details (its words, an error, a marker): left out
 of what an acknowledgement holds for, so that a run that words it otherwise, or a --no-heal
 run, still finds it acknowledged (a review)."""
@@ -195,6 +197,22 @@ def acknowledged_as(details: str) -> str:
     return f"({details} - {HEALS_SAY}::text[])"
 
 
+def open_now(finding: str) -> str:
+    """SQL: the finding (`finding`, an alias) stands: the newest finished run found it and
+    did not heal it."""
+    return f"({finding}.action <> 'healed' AND {finding}.run_id = ({NEWEST_RUN}))"
+
+
+def acknowledgement_of(finding: str, acknowledgement: str) -> str:
+    """SQL: the acknowledgement row holds for the finding (its kind, its refund or else its
+    order, its money details as acknowledged)."""
+    k, f = acknowledgement, finding
+    return (
+        f"{k}.kind = {f}.kind AND {k}.subject = coalesce({f}.refund_id, {f}.order_id)"
+        f" AND {k}.details = {acknowledged_as(f + '.details')}"
+    )
+
+
 def left_to_a_person(refund: str) -> str:
     """SQL: the refund (`refund`, a status row's alias) has a finding of the newest finished
     run that was not healed and that nobody acknowledged: reconciliation left it to a person
@@ -203,8 +221,6 @@ def left_to_a_person(refund: str) -> str:
     person take these too (a trial found such a refund in neither)."""
     return f"""EXISTS (
         SELECT 1 FROM refundflow.findings f
-        WHERE f.refund_id = {refund}.refund_id AND f.action <> 'healed'
-          AND f.run_id = ({NEWEST_RUN})
+        WHERE f.refund_id = {refund}.refund_id AND {open_now("f")}
           AND NOT EXISTS (SELECT 1 FROM refundflow.finding_acknowledgements k
-                          WHERE k.kind = f.kind AND k.subject = f.refund_id
-                            AND k.details = {acknowledged_as("f.details")}))"""
+                          WHERE {acknowledgement_of("f", "k")}))"""

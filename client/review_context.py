@@ -13,6 +13,7 @@ from workflows import wording
 from workflows.facts import NO_ETA
 from workflows.models import StatusView
 from workflows.read_models import ClosedRequest, CustomerHistory, Finding, OrderLedger
+from workflows.vocabulary import PERSON_DECIDES
 
 if TYPE_CHECKING:
     from activities.pg_store import PostgresRefundStore
@@ -74,17 +75,14 @@ ESCALATED_WHEN_ENDED = (
     " (`refundflow anomalies --refund` with its id)"
 )
 """What becomes of it once reconciliation escalated it (`escalated_when_ended`)."""
-STOPPED_ESCALATED = (
-    "Nothing moves it: Temporal ended its workflow, and reconciliation left it to a person"
-    " (its finding says how to run it on: `refundflow anomalies --refund` with its id)."
-)
+STOPPED_ESCALATED = f"Nothing moves it: Temporal ended its workflow, and {ESCALATED_WHEN_ENDED}."
 
 
 def escalated_when_ended(context: ReviewContext) -> bool:
     """Reconciliation left the ended refund to a person (not a heal it tries again, such as
     a payment still pending or Temporal busy: a review)."""
     return any(
-        f.kind == "workflow_closed_abnormally" and f.details.get("left_to_a_person")
+        f.kind == "workflow_closed_abnormally" and f.details.get(PERSON_DECIDES)
         for f in context.open_findings
     )
 

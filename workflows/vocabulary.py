@@ -32,6 +32,10 @@ DISPATCHER_RUN = "outbox-dispatcher"
 """The standing run the outbox dispatcher's findings (parked deliveries) belong to
 (migration 0007): not a reconciliation run."""
 
+PERSON_DECIDES = "left_to_a_person"
+"""The detail (true) of a finding reconciliation left to a person, not a heal it tries
+again (activities/closing.py writes it; staff's views of an ended refund read it)."""
+
 # What reconciliation can find wrong between the workflow, the ledger and the external systems
 # (activities/reconciliation.py; `refundflow anomalies --kind`).
 FINDING_KINDS: tuple[str, ...] = (
