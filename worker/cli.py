@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Any
 from client.cli import arguments as types
 from client.cli.app import call, execute, finish, guarded
 from client.cli.arguments import EXIT_OK
-from client.cli.commands import CLIENT_COMMANDS, add_records
+from client.cli.commands import CLIENT_COMMANDS
 from client.cli.commands import build_parser as build_any_parser
 from client.cli.grammar import CommandAdder, Subcommands, command
 from client.cli.handlers import Handler
 from client.cli.output import emit
+from client.cli.records_commands import add_records
 from client.settings import DEFAULT_POLICY, Settings
 from worker.api_commands import API_HANDLERS, add_api_commands, dev_credentials
 from worker.codec_commands import CODEC_HANDLERS, add_codec_commands
