@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from client.cli.usage_hints import explained
+from client.cli.usage_hints import command_path, explained
 from client.refund_ids import pasted_refund_id
 from workflows.vocabulary import IDENTIFIER_PATTERN, REASON_CODES, says_something
 
@@ -54,9 +54,12 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         command = getattr(self, "command_given", None)
-        # The command's own help when the line named one (unknown options are reported by
-        # the top parser, whose --help does not list them).
-        prog = f"{self.prog} {command}" if command and self.prog.count(" ") == 0 else self.prog
+        # The command's own help when the line named one, down to the subcommand (unknown
+        # options are reported by the top parser, whose --help does not list them).
+        prog = self.prog
+        if command and self.prog.count(" ") == 0:
+            path = command_path(self, getattr(self, "words_given", []))
+            prog = " ".join([self.prog, *(path if path[:1] == [command] else [command])])
         said = f"{explained(self, message, command)} (see `{prog} --help`)"
         if "--json" in sys.argv[1:]:  # parsing failed, so this is all we know of the wish
             self.exit(EXIT_USAGE, json.dumps({"error": said, "exit_status": EXIT_USAGE}) + "\n")

@@ -23,6 +23,22 @@ def explained(parser: argparse.ArgumentParser, message: str, command: str | None
     return f"{message}{hint}{_as_first(message, _after_command(parser, command), command)}"
 
 
+def command_path(parser: argparse.ArgumentParser, words: list[str]) -> list[str]:
+    """The command and subcommands the line named, in order (`sandbox`, `inbox`)."""
+    path: list[str] = []
+    while True:
+        choices = next(
+            (a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)),
+            None,
+        )
+        named = next((w for w in words if choices and w in choices), None)
+        if choices is None or named is None:
+            return path
+        path.append(named)
+        parser = choices[named]
+        words = words[words.index(named) + 1 :]
+
+
 def _after_command(parser: argparse.ArgumentParser, command: str | None) -> list[str]:
     """The words after the command: all a command's own parser was given."""
     words: list[str] = getattr(parser, "words_given", [])
@@ -74,7 +90,12 @@ def _did_you_mean(message: str) -> str:
 
 def _dash_value(message: str, words: list[str]) -> str:
     """`--overlap -5m`: argparse reads a value that starts with '-' as an option and says
-    only "expected one argument"; name the value and how to give it."""
+    only "expected one argument"; name the value and how to give it. A positional's value
+    (`fast-forward rf_… -5h`): "required: DURATION"; name the value read as an option."""
+    missing = re.fullmatch(r"the following arguments are required: ([A-Za-z_]+)", message)
+    dashed = [w for w in words if re.fullmatch(r"-\d\S*", w)]
+    if missing and dashed:  # `fast-forward rf_… -5h`: a positional's value read as an option
+        return f"; {dashed[0]!r} reads as an option, not as {missing.group(1)}"
     found = re.search(r"argument (--[\w-]+)(?:/\S+)?: expected one argument", message)
     if not found or found.group(1) not in words:
         return ""
@@ -111,11 +132,16 @@ def _option_meant(message: str, options: set[str]) -> str:
 def _required_meant(message: str, words: list[str], known: set[str]) -> str:
     """ "the following arguments are required: --order" when the line gave --ordr: argparse
     names the missing option before the unknown one, so the typo went unnamed (a trial).
-    Not an option the command has (`--refund` given, `--reason` missing: a trial)."""
+    Not an option the command has (`--refund` given, `--reason` missing: a trial). Also
+    "one of the arguments --refund --order is required" when the line gave --refnd."""
     prefix = "the following arguments are required:"
-    if not message.startswith(prefix):
+    one_of = re.fullmatch(r"one of the arguments (.*) is required", message)
+    if one_of:
+        required = one_of.group(1).split()
+    elif message.startswith(prefix):
+        required = [name.strip() for name in message.removeprefix(prefix).split(",")]
+    else:
         return ""
-    required = [name.strip() for name in message.removeprefix(prefix).split(",")]
     unknown = [word for word in words if word.split("=")[0] not in known]
     meant = _nearest_option(unknown, required)
     return f" ({meant[0]!r} is not an option: did you mean {meant[1]!r}?)" if meant else ""

@@ -251,3 +251,44 @@ def test_a_missing_option_is_not_blamed_on_an_option_the_command_has(
         build_parser().parse_args(["acknowledge", "amount_mismatch", "--refund", RF, "--by", "x"])
     err = capsys.readouterr().err
     assert "the following arguments are required: --reason" in err and "not an option" not in err
+
+
+def test_a_misspelt_option_of_a_required_choice_is_named(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A trial: `acknowledge KIND --refnd rf_…` was told only that one of --refund and
+    --order is required."""
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(
+            ["acknowledge", "amount_mismatch", "--refnd", RF, "--by", "x", "--reason", "y"]
+        )
+    err = capsys.readouterr().err
+    assert "one of the arguments --refund --order is required" in err, err
+    assert "'--refnd' is not an option: did you mean '--refund'?" in err, err
+
+
+@pytest.mark.parametrize(
+    ("line", "pointer"),
+    [
+        (["sandbox", "inbox", "--jsn"], "`refundflow sandbox inbox --help`"),
+        (["sandbox", "faults", "set", "--jsn"], "`refundflow sandbox faults set --help`"),
+        (["status", RF, "--jsn"], "`refundflow status --help`"),
+    ],
+)
+def test_a_mistake_points_at_the_help_of_the_subcommand_it_was_made_in(
+    capsys: pytest.CaptureFixture[str], line: list[str], pointer: str
+) -> None:
+    """A trial: `sandbox inbox --jsn` pointed at `sandbox --help`, which lists no options."""
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(line)
+    assert pointer in capsys.readouterr().err
+
+
+def test_a_negative_duration_is_named_as_read_as_an_option(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A trial: `sandbox fast-forward rf_… -5h` said only that DURATION is required."""
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["sandbox", "fast-forward", RF, "-5h"])
+    err = capsys.readouterr().err
+    assert "required: DURATION; '-5h' reads as an option, not as DURATION" in err, err
