@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from activities.reconciliation_sql import NEWEST_RUN
+from activities.reconciliation_sql import NEWEST_RUN, acknowledgement_of, open_now
 from workflows.read_models import (
     BucketUnit,
     MoneyTotals,
@@ -72,6 +72,36 @@ _DUPLICATES = (
 """The metrics that add up to `duplicate_refunds`. Not the orders paid above their capture:
 each is one of those already (money paid around refundflow, or paid twice), and counted again
 it read as two duplicates (a trial); they are named in `duplicate_orders`."""
+
+_DUPLICATE_KINDS = (
+    "duplicate_provider_refunds",
+    "units_refunded_twice",
+    "provider_money_above_ledger",
+    "paid_above_capture",
+    "paid_elsewhere_and_by_provider",
+)
+"""Reconciliation's findings of money paid twice, the duplicates' own."""
+_STANDING = (
+    "f.kind = ANY($2::text[]) AND (f.order_id = o.id OR f.refund_id IN"
+    " (SELECT refund_id FROM refundflow.refund_status WHERE order_id = o.id))"
+    f" AND {open_now('f')}"
+)
+_ACKNOWLEDGED = (
+    "EXISTS (SELECT 1 FROM refundflow.finding_acknowledgements k"
+    f" WHERE {acknowledgement_of('f', 'k')})"
+)
+_ACKNOWLEDGED_ORDERS = f"""
+    SELECT o.id FROM unnest($1::text[]) AS o(id)
+    WHERE EXISTS (SELECT 1 FROM refundflow.findings f
+                  WHERE {_STANDING} AND {_ACKNOWLEDGED})
+      AND NOT EXISTS (SELECT 1 FROM refundflow.findings f
+                      WHERE {_STANDING} AND NOT {_ACKNOWLEDGED})
+    ORDER BY o.id
+"""
+"""Of the orders behind the duplicates, those whose standing findings of money paid twice
+(the order's and its refunds') someone acknowledged, every one: dealt with outside
+refundflow (`refundflow acknowledge`). An order with no finding yet (no run since) is not
+among them."""
 
 _COUNTS = f"""
     WITH {_SELECTED}
@@ -213,7 +243,9 @@ async def build_report(
       elsewhere that the provider paid too (`paid_elsewhere_and_by_provider`, the same
       run). `duplicate_orders` names them all, and the orders whose money out, the
       provider's and paid elsewhere, is above their capture (`paid_above_capture`, the same
-      run), which are among them already and not counted again.
+      run), which are among them already and not counted again. `acknowledged_orders`: those
+      of them whose standing findings someone acknowledged, every one (`refundflow
+      acknowledge`: dealt with outside refundflow; still counted, the money moved twice).
     - `reopen_rate`: appeal/reopen: the customer asked again after a refusal. The share of
       the selected refused refunds (rejected, declined, or expired in review; not withdrawn,
       nor closed on our side) whose order has another refund (selected or not) requested
@@ -232,6 +264,9 @@ async def build_report(
         metrics = await conn.fetchrow(_METRICS, since, until)
         money = [MoneyTotals(**row) for row in await conn.fetch(_MONEY, since, until)]
         unit, series = await _series(conn, counts, since, until)
+        acknowledged = await conn.fetch(
+            _ACKNOWLEDGED_ORDERS, metrics["duplicate_orders"], _DUPLICATE_KINDS
+        )
     by_state, by_reason = _tally(counts)
     total = sum(by_state.values())
     return RefundReport(
@@ -245,6 +280,7 @@ async def build_report(
         bucket=unit,
         series=series,
         **_rates_and_counts(metrics, total),
+        acknowledged_orders=[row["id"] for row in acknowledged],
     )
 
 

@@ -10,7 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from client.render import when as format_moment
-from client.report_text import OUTCOMES, duplicates_line, format_duration, format_period
+from client.report_text import (
+    OUTCOMES,
+    duplicates_line,
+    duplicates_of,
+    format_duration,
+    format_period,
+)
 from workflows.money import format_minor
 from workflows.read_models import RefundReport, SeriesBucket
 
@@ -70,7 +76,7 @@ def render_html(report: RefundReport) -> str:
     ]
     duplicates = report.duplicate_refunds
     if duplicates:
-        said = duplicates_line(duplicates, report.duplicate_orders)
+        said = duplicates_line(*duplicates_of(report))
         parts.append(f'<p class="banner">{escape(said)}</p>')
     parts.append(_headline(report))
     if report.refunds == 0:
@@ -115,7 +121,7 @@ def _headline(report: RefundReport) -> str:
         (str(report.sla_breaches), "SLA breaches (escalated by timer)", False),
         (f"{report.escalation_rate * 100:.2f}%", "escalation rate", False),
         (f"{report.reopen_rate * 100:.2f}%", "reopen rate (asked again after a refusal)", False),
-        (duplicates_line(duplicates), "duplicate refunds", duplicates > 0),
+        (duplicates_line(*duplicates_of(report)), "duplicate refunds", duplicates > 0),
     ]
     cells = []
     for value, label, alarm in figures:

@@ -37,18 +37,38 @@ def format_period(report: RefundReport) -> str:
     return f"{since} .. {until} (requested_at, until exclusive)"
 
 
-def duplicates_line(count: int, orders: Sequence[str] = ()) -> str:
+def duplicates_line(
+    count: int, orders: Sequence[str] = (), acknowledged: Sequence[str] = ()
+) -> str:
     """The duplicate refunds' count; when there are some, where to look (`orders`: the
-    orders behind them, at most five named)."""
+    orders behind them, at most five named) and whether to (`acknowledged`: the orders whose
+    findings someone said are dealt with outside refundflow)."""
     if count == 0:
         return "0 (must be 0)"
-    named = ", ".join(orders[:5]) + (f" and {len(orders) - 5} more" if len(orders) > 5 else "")
-    where = f" on {'order' if len(orders) == 1 else 'orders'} {named}" if orders else ""
+    where = f" on {_named('order', orders)}" if orders else ""
+    said = f"{count} !!! MUST BE 0: money may have been refunded twice{where};"
+    left = [order for order in orders if order not in acknowledged]
+    if orders and not left:  # every one dealt with: a fact of the period, not an alarm
+        return (
+            f"{said} {'it is' if len(orders) == 1 else 'all are'} acknowledged as dealt with"
+            " outside refundflow (`refundflow anomalies --order ORDER` says by whom and how)"
+        )
+    also = f" (acknowledged: {', '.join(acknowledged)})" if acknowledged else ""
     return (
-        f"{count} !!! MUST BE 0: money may have been refunded twice{where};"
-        " `refundflow anomalies` lists what reconciliation found, `refundflow reconcile"
-        " --no-heal` checks again now: investigate now"
+        f"{said} `refundflow anomalies` lists what reconciliation found, `refundflow reconcile"
+        f" --no-heal` checks again now: investigate now{also}"
     )
+
+
+def duplicates_of(report: RefundReport) -> tuple[int, list[str], list[str]]:
+    """What `duplicates_line` says of a report's duplicates (the banner and the figure)."""
+    return report.duplicate_refunds, report.duplicate_orders, report.acknowledged_orders
+
+
+def _named(noun: str, ids: Sequence[str]) -> str:
+    """'order ord_1' or 'orders ord_1, ord_2 and 3 more' (at most five named)."""
+    named = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+    return f"{noun if len(ids) == 1 else noun + 's'} {named}"
 
 
 def money_line(totals: MoneyTotals) -> str:
@@ -68,7 +88,7 @@ def render_text(report: RefundReport) -> str:
     ttr = report.time_to_refund_seconds
     lines = ["refund report"]
     if report.duplicate_refunds:
-        said = duplicates_line(report.duplicate_refunds, report.duplicate_orders)
+        said = duplicates_line(*duplicates_of(report))
         lines.append(f"!!! DUPLICATE REFUNDS: {said}")
     lines += [
         f"  {'period':<22} {format_period(report)}",
@@ -83,7 +103,7 @@ def render_text(report: RefundReport) -> str:
         f"  {'reopen rate':<22} {_percent(report.reopen_rate)}"
         f"   ({report.reopened} of {report.refused} refused asked again)",
         f"  {'reversals':<22} {report.reversals}",
-        f"  {'duplicate refunds':<22} {duplicates_line(report.duplicate_refunds)}",
+        f"  {'duplicate refunds':<22} {duplicates_line(*duplicates_of(report))}",
     ]
     if report.refunds == 0:
         lines.append("")

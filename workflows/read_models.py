@@ -353,6 +353,9 @@ class RefundReport(_ReadModel):
     duplicate_orders: list[str] = []
     """The orders behind `duplicate_refunds` (a trial: the alarm said "investigate now" and
     named nothing to investigate)."""
+    acknowledged_orders: list[str] = []
+    """Of `duplicate_orders`, those whose standing findings were all acknowledged: dealt
+    with outside refundflow (a trial: the banner said "investigate now" for them too)."""
     reopen_rate: float
     refused: int = 0
     """Refused requests (rejected, declined, expired in review): the reopen rate's base."""

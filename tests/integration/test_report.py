@@ -302,6 +302,43 @@ async def test_a_second_provider_confirmation_is_a_duplicate_refund(report_db: R
     assert report.duplicate_refunds == 2
 
 
+async def test_a_duplicate_dealt_with_outside_refundflow_is_not_an_alarm_to_investigate(
+    report_db: ReportDb,
+) -> None:
+    """A trial: once every finding behind a duplicate was acknowledged (`refundflow
+    acknowledge`), the banner still said "investigate now". The count stays (money moved
+    twice in the period), the instruction goes."""
+    details = {"provider_refunds": ["re_1", "re_2"], "amount": 1000}
+    async with report_db.pool.acquire() as conn:
+        await add_audit(conn, "r1", 3, "provider_confirmed", T0 + HOUR, 90, PAYMENTS, "completed")
+        await conn.execute(
+            "INSERT INTO refundflow.reconciliation_runs (run_id, started_at, finished_at)"
+            " VALUES ('rec_1', now(), now())"
+        )
+        await conn.execute(
+            "INSERT INTO refundflow.findings (run_id, kind, refund_id, order_id, details,"
+            " action) VALUES ('rec_1', 'duplicate_provider_refunds', 'r1', 'ord_a', $1,"
+            " 'escalated')",
+            json.dumps({**details, "not_healed": "two provider refunds"}),
+        )
+    report = await build_report(report_db.pool, T0, T0 + 3 * DAY)
+    assert report.acknowledged_orders == []
+    assert "on order ord_a; `refundflow anomalies` lists" in render_text(report)
+
+    async with report_db.pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO refundflow.finding_acknowledgements (kind, subject, details,"
+            " acknowledged_by, reason) VALUES ('duplicate_provider_refunds', 'r1', $1,"
+            " 'omar', 'recovered from the customer')",
+            json.dumps(details),
+        )
+    report = await build_report(report_db.pool, T0, T0 + 3 * DAY)
+    text = render_text(report)
+    assert report.duplicate_refunds == 1 and report.acknowledged_orders == ["ord_a"]
+    assert "on order ord_a; it is acknowledged as dealt with outside refundflow" in text, text
+    assert "investigate now" not in text
+
+
 async def test_chart_is_one_self_contained_page(report_db: ReportDb, tmp_path: Path) -> None:
     report = await build_report(report_db.pool, T0, T0 + 3 * DAY)
     report.by_reason["<script>alert(1)</script>"] = {"completed": 1}
