@@ -73,6 +73,21 @@ async def fetch_order(orders: OrderSystem, order_id: str) -> OrderSnapshot:
     return order
 
 
+def for_its_customer(request: RefundRequest, order: OrderSnapshot) -> None:
+    """A refund is the order's customer's, whoever submits it: the budgets, the history a
+    reviewer weighs and who may track it go by `requested_by`. The API refuses anyone else
+    before this (api/authz.py, by the token's principal); code inside the boundary calling
+    RefundClient is refused here (a trial's service paid another customer's order to
+    cust_7, who could then track it, charged to cust_7's budget). An order that names no
+    customer: the caller names them."""
+    if order.customer_id is not None and request.requested_by != order.customer_id:
+        raise InvalidRefundRequest(
+            f"order {order.order_id} is {order.customer_id}'s: a refund on it is for that"
+            f" customer, not {request.requested_by} (requested_by names the customer; who"
+            " submits it for them is submitted_by)"
+        )
+
+
 def resolve(
     request: RefundRequest,
     order: OrderSnapshot,

@@ -107,9 +107,10 @@ class Chaos:
             "amount": order["captured_amount"],
             "reason_code": "damaged",
             "channel": "api",
-            # A customer per order: the policy's per-customer auto-approval budget must not
-            # span runs (the same request from every channel is still the same customer).
-            "requested_by": f"cust-{order['order_id']}",
+            # The order's own customer (one made up per order by the sandbox): the policy's
+            # per-customer auto-approval budget must not span runs, and a refund is its
+            # order's customer's (RefundClient refuses anyone else).
+            "requested_by": order["customer_id"],
         }
         values.update(fields)
         request = RefundRequest.model_validate(values)

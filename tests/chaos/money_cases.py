@@ -203,7 +203,10 @@ async def _split_and_check(chaos: Chaos) -> None:
     ]
     await chaos.faults.set_faults(ORDER_LATENCY)
     customer = f"cust-split-{uuid.uuid4().hex[:12]}"  # its budget must not span runs
-    orders = [await chaos.order(lines=lines) for _ in range(per_customer // per_order + 1)]
+    orders = [
+        await chaos.order(lines=lines, customer_id=customer)
+        for _ in range(per_customer // per_order + 1)
+    ]
     results = await asyncio.gather(
         *(_split_one_order(chaos, o, customer, small, fits, fits + 2) for o in orders)
     )

@@ -22,6 +22,7 @@ from temporalio.testing import TimeSkipper
 
 from activities.pg_store import PostgresRefundStore
 from client import render
+from client.errors import InvalidRefundRequest
 from client.refund_client import RefundClient
 from client.settings import Settings
 from tests.conftest import Sandbox, make_client, unique_key
@@ -114,8 +115,8 @@ class Split:
 async def split_five_ways(refunds_v3: RefundClient, sandbox: Sandbox) -> Split:
     """The issue's scenario 2 under v3: five amount-only changed_mind requests on one order,
     each below the auto-approve limit (50.00), together 201.00."""
-    order = await sandbox.order(lines=JACKET_AND_PEN)
     customer = unique_key("cust")
+    order = await sandbox.order(lines=JACKET_AND_PEN, customer_id=customer)
     split = Split(order, customer, [], [], [])
     for amount in SPLIT:
         request = changed_mind(order, amount, customer)
@@ -207,7 +208,7 @@ async def spend_customer_budget(
     reason on one order under another key waits for a reviewer as the same request.)"""
     started = []
     for _ in range(2):
-        order = await sandbox.order(lines=JACKET_AND_PEN)
+        order = await sandbox.order(lines=JACKET_AND_PEN, customer_id=customer)
         for amount in (5000, 4999):
             started.append(await refunds_v3.request(changed_mind(order, amount, customer)))
     return started
@@ -222,16 +223,20 @@ async def test_the_customer_budget_holds_across_orders(
 
     # A third order, nothing refunded on it yet: the order's budget would allow 10.00, the
     # customer's does not, whatever case the customer's id is typed in.
-    third = await sandbox.order(lines=JACKET_AND_PEN)
+    third = await sandbox.order(lines=JACKET_AND_PEN, customer_id=customer)
     withheld = customer_budget(customer, "199.98 USD")
-    ask = changed_mind(third, 1000, customer.upper())
+    # Not under the customer's id in another case: a refund is its order's customer's.
+    with pytest.raises(InvalidRefundRequest, match=f"is {customer}'s: a refund on it is for"):
+        await refunds_v3.request(changed_mind(third, 1000, customer.upper()))
+    ask = changed_mind(third, 1000, customer)
     answer = await refunds_v3.eligibility(ask)
     assert answer.outcome == "needs_review" and answer.auto_approve_refused_because == withheld
     status = await refunds_v3.request(ask)
     assert await recorded(db, [status.refund_id]) == [(False, withheld)]
 
-    # Another customer on the same order is not held back by this one's budget.
-    other = await refunds_v3.request(changed_mind(third, 1100, unique_key("cust")))
+    # Another customer, on their own order, is not held back by this one's budget.
+    theirs = await sandbox.order(lines=JACKET_AND_PEN)
+    other = await refunds_v3.request(changed_mind(theirs, 1100, theirs["customer_id"]))
     assert await recorded(db, [other.refund_id]) == [(True, None)]
 
 
@@ -240,7 +245,7 @@ async def test_beyond_the_customer_budget_a_reviewer_decides(
 ) -> None:
     customer = unique_key("cust")
     await spend_customer_budget(refunds_v3, sandbox, customer)
-    third = await sandbox.order(lines=JACKET_AND_PEN)
+    third = await sandbox.order(lines=JACKET_AND_PEN, customer_id=customer)
     status = await refunds_v3.request(changed_mind(third, 1000, customer))
     assert (status.state.value, status.awaiting.value) == ("pending_review", "reviewer")
     assert note(customer_budget(customer, "199.98 USD")) in status.policy_notes
@@ -335,7 +340,7 @@ async def test_concurrent_requests_on_one_order_are_auto_approved_up_to_the_budg
     refunds_v3: RefundClient, sandbox: Sandbox, db: asyncpg.Pool
 ) -> None:
     order = await sandbox.order(lines=JACKET_AND_PEN)
-    asks = [changed_mind(order, amount, unique_key("cust")) for amount in CONCURRENT]
+    asks = [changed_mind(order, amount, order["customer_id"]) for amount in CONCURRENT]
     started = await asyncio.gather(*(refunds_v3.request(a) for a in asks))
     decided = await recorded(db, [s.refund_id for s in started])
     assert sorted(auto for auto, _ in decided) == [False] * 3 + [True] * 2
@@ -349,7 +354,7 @@ async def test_concurrent_requests_beyond_the_budget_wait_for_a_reviewer(
     refunds_v3: RefundClient, sandbox: Sandbox
 ) -> None:
     order = await sandbox.order(lines=JACKET_AND_PEN)
-    asks = [changed_mind(order, amount, unique_key("cust")) for amount in CONCURRENT]
+    asks = [changed_mind(order, amount, order["customer_id"]) for amount in CONCURRENT]
     started = await asyncio.gather(*(refunds_v3.request(a) for a in asks))
     states = sorted(s.state.value for s in started)
     assert states.count("pending_review") == 3
@@ -368,7 +373,7 @@ async def test_status_shows_staff_the_customers_recent_refunds(
     refunds_v3: RefundClient, sandbox: Sandbox, stack: DevStack
 ) -> None:
     customer = unique_key("cust")
-    order = await sandbox.order(lines=JACKET_AND_PEN)
+    order = await sandbox.order(lines=JACKET_AND_PEN, customer_id=customer)
     first = await refunds_v3.request(changed_mind(order, 1500, customer))
     second = await refunds_v3.request(changed_mind(order, 2500, customer))
     await wait_for_state(refunds_v3, first.refund_id, "completed")

@@ -70,7 +70,7 @@ def random_request(rng: random.Random, order: dict[str, Any]) -> RefundRequest:
         order_id=order["order_id"],
         reason_code=rng.choice(REASON_CODES),
         channel="web",
-        requested_by="cust_prop",
+        requested_by=order["customer_id"],
         **fields,
     )
 
@@ -98,7 +98,7 @@ async def test_eligibility_answers_what_the_workflow_then_does(
                     amount=rng.randint(1, order["captured_amount"]),
                     reason_code="damaged",
                     channel="support",
-                    requested_by="agent_1",
+                    requested_by=order["customer_id"],
                 )
             )
         request = random_request(rng, order)

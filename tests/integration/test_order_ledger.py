@@ -124,8 +124,8 @@ async def test_the_same_amount_asked_again_under_another_key_waits_for_a_reviewe
     # The web form's Idempotency-Key, then support for the same customer with none (the
     # request's content is its key): two keys, one request. Amounts are not units, so only
     # this check stands between it and a second payment.
-    order = await sandbox.order(lines=TV_AND_CABLES)
     customer = unique_key("cust")
+    order = await sandbox.order(lines=TV_AND_CABLES, customer_id=customer)
     web = make_request(order, amount=500, requested_by=customer)
     first = await refunds_v2.request(web)
     await wait_for_state(refunds_v2, first.refund_id, "completed")

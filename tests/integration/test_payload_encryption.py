@@ -84,8 +84,8 @@ async def without_codec(settings: Settings) -> Client:
 
 
 async def a_cancelled_refund(refunds: RefundClient, sandbox: Sandbox) -> tuple[str, str, str]:
-    order = await sandbox.order(amount=20000)
     customer = f"cust_{uuid.uuid4().hex[:10]}"
+    order = await sandbox.order(amount=20000, customer_id=customer)
     waiting = await refunds.request(make_request(order, requested_by=customer))
     await refunds.cancel(waiting.refund_id, actor=customer, reason=REASON)
     return waiting.refund_id, order["order_id"], customer

@@ -30,7 +30,7 @@ def readme_example(which: int = 0) -> str:
 async def test_the_readme_example_requests_and_approves_a_refund(
     stack: DevStack, sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    order = await sandbox.order(amount=12000)
+    order = await sandbox.order(amount=12000, customer_id="cust_42")  # as the demo's orders
     script = tmp_path / "refund_demo.py"
     script.write_text(readme_example())
     proc = await asyncio.create_subprocess_exec(

@@ -35,8 +35,10 @@ def make_request(order: dict[str, Any], **fields: Any) -> RefundRequest:
         "amount": order["captured_amount"],
         "reason_code": "damaged",
         "channel": "web",
-        # A customer of its own: under v3 one customer's auto-approvals share a budget.
-        "requested_by": unique_key("cust"),
+        # The order's customer, one of its own (the sandbox makes one up per order): under
+        # v3 one customer's auto-approvals share a budget, and a refund is its order's
+        # customer's (RefundClient refuses anyone else).
+        "requested_by": order["customer_id"],
     }
     values.update(fields)
     return RefundRequest(**values)
@@ -214,6 +216,9 @@ async def test_invalid_actions_are_refused_and_never_reach_history(
         ({"amount": 10001}, "is more than the 100.00 USD captured"),
         ({"currency": "EUR"}, "does not match order"),
         ({"amount": None, "lines": [{"sku": "NOPE", "quantity": 1}]}, "no line with sku NOPE"),
+        # A trial: a service named another customer, who was paid on this order and could
+        # track it, charged to their own budget (the API refused it; RefundClient did not).
+        ({"requested_by": "cust_7"}, "'s: a refund on it is for that customer, not cust_7"),
     ],
 )
 async def test_bad_requests_are_refused_and_start_nothing(
@@ -227,6 +232,9 @@ async def test_bad_requests_are_refused_and_start_nothing(
     request = make_request(order, **{"amount": 5000, **fields})
     with pytest.raises(InvalidRefundRequest, match=message):
         await refunds.request(request)
+    if "requested_by" in fields:  # nor judged: a budget and a history are the customer's
+        with pytest.raises(InvalidRefundRequest, match=message):
+            await refunds.eligibility(request)
     refund_id = refund_id_for(request.order_id, request.refund_key)
     assert await audit_rows(db, refund_id) == []
     assert await sandbox.refunds(order["order_id"]) == []

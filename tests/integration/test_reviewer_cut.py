@@ -24,8 +24,8 @@ CHECKED = "photos of the damage"
 async def test_the_rest_a_reviewer_declined_is_not_paid_without_a_reviewer(
     refunds: RefundClient, sandbox: Sandbox
 ) -> None:
-    order = await sandbox.order(amount=9000)
     customer = unique_key("cust")
+    order = await sandbox.order(amount=9000, customer_id=customer)
     first = await refunds.request(make_request(order, amount=9000, requested_by=customer))
     assert first.awaiting.value == "reviewer"  # above the auto-approval limit
     await refunds.approve(first.refund_id, "alice", amount=5000)
@@ -68,8 +68,8 @@ async def test_after_a_reviewer_cut_a_refund_of_lines_the_other_lines_wait_for_a
         {"sku": "TV-55", "quantity": 1, "unit_price": 30000, "category": "electronics"},
         {"sku": "CABLE", "quantity": 2, "unit_price": 1500, "category": "general"},
     ]
-    order = await sandbox.order(lines=lines)
     customer = unique_key("cust")
+    order = await sandbox.order(lines=lines, customer_id=customer)
     tv = [{"sku": "TV-55", "quantity": 1}]
     first = await refunds.request(make_request(order, amount=None, lines=tv, requested_by=customer))
     assert first.awaiting.value == "reviewer"
@@ -94,8 +94,8 @@ async def test_a_cut_stands_while_its_payment_is_still_pending(
     """A trial: 50.00 of 90.00 approved, the provider's answer pending; 40.00 asked again
     meanwhile was auto-approved and paid. The cut counts from the approval, not the payment."""
     await faults.set_faults({"payment.pending_rate": "1", "payment.settle_after_ms": "60000"})
-    order = await sandbox.order(amount=20000)
     customer = unique_key("cust")
+    order = await sandbox.order(amount=20000, customer_id=customer)
     first = await refunds.request(make_request(order, amount=9000, requested_by=customer))
     await refunds.approve(first.refund_id, "alice", amount=5000)
     await wait_for_state(refunds, first.refund_id, "refunding")

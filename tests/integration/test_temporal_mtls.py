@@ -94,7 +94,7 @@ def small_refund(order: dict[str, str]) -> RefundRequest:
         amount=1000,
         reason_code="damaged",
         channel="api",
-        requested_by="cust_mtls",
+        requested_by=order["customer_id"],
     )
 
 

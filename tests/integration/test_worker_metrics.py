@@ -57,7 +57,7 @@ async def test_a_scrape_after_a_refund_has_sdk_and_refundflow_series(
             amount=1500,
             reason_code="not_as_described",
             channel="app",
-            requested_by="cust_metrics",
+            requested_by=order["customer_id"],
         )
     )
     await wait_for_state(refunds, status.refund_id, "completed")

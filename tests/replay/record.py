@@ -83,7 +83,9 @@ class Recorder:
         }
 
     async def start(self, c: RefundClient, name: str, spec: dict[str, Any], **kw: Any) -> str:
-        order = await self.orders.create_order({"currency": "USD", "delivered_days_ago": 2, **spec})
+        order = await self.orders.create_order(
+            {"currency": "USD", "delivered_days_ago": 2, "customer_id": "cust_1", **spec}
+        )
         fields: dict[str, Any] = {
             "refund_key": name,
             "order_id": order["order_id"],
@@ -107,7 +109,9 @@ class Recorder:
 
     async def auto_approved_respond_async(self) -> str:
         """Started as POST /v1/refunds with Prefer: respond-async starts it: no update."""
-        order = await self.orders.create_order({"currency": "USD", "amount": 4000})
+        order = await self.orders.create_order(
+            {"currency": "USD", "amount": 4000, "customer_id": "cust_1"}
+        )
         request = RefundRequest(
             refund_key="auto-async", order_id=order["order_id"], reason_code="damaged",
             channel="api", requested_by="cust_1", amount=4000,
