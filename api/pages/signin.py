@@ -50,8 +50,24 @@ async def signed_in(request: Request) -> Principal | None:
 
 
 def to_signin(request: Request) -> Response:
+    """To the sign-in page, and from it back where the browser was. A form sent once the
+    session had ended goes back to its page, not to where it was sent (a refund's `/act`
+    takes only a POST: a trial signed in again onto a 405 in JSON), and the sign-in page
+    says that what was sent was not done."""
     back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return protect(RedirectResponse(f"/console/signin?next={quote(back, safe='')}", 303))
+    said = ""
+    if request.method != "GET":
+        back, said = request.url.path.removesuffix("/act"), "&ended=unsent"
+    elif request.cookies.get(SESSION_COOKIE):
+        said = "&ended=1"
+    return protect(RedirectResponse(f"/console/signin?next={quote(back, safe='')}{said}", 303))
+
+
+ENDED = "Your session ended: sign in again."
+UNSENT = (
+    "Your session ended, so what you last sent was not done: sign in again, and do it again"
+    " if it is still needed."
+)
 
 
 def safe_next(target: str) -> str:
@@ -67,12 +83,14 @@ def start_session(request: Request, token: str, lifetime: int, target: str) -> R
 
 
 @router.get("/console/signin")
-async def signin_page(request: Request, next: str = "/console") -> Response:
+async def signin_page(request: Request, next: str = "/console", ended: str = "") -> Response:
     config = pages(request).config
     if config.dev_home is None and config.oidc_client_id:
         return await oidc.start(request, config, safe_next(next))
+    notice = UNSENT if ended == "unsent" else ENDED if ended else None
+    staff = staff_to_choose(config)
     return pages(request).render(
-        request, "signin.html", staff=staff_to_choose(config), next=safe_next(next), error=None
+        request, "signin.html", staff=staff, next=safe_next(next), error=None, notice=notice
     )
 
 
@@ -110,7 +128,7 @@ async def signin(
     if error:  # the list again, to choose from (a trial met "sign-in is not configured")
         staff = staff_to_choose(config)
         return view.render(
-            request, "signin.html", 400, staff=staff, next=safe_next(next), error=error
+            request, "signin.html", 400, staff=staff, next=safe_next(next), error=error, notice=None
         )
     issued = mint(config.dev_home, state(request).verifier.config.issuer, entry)
     return start_session(request, issued["access_token"], int(issued["expires_in"]), next)

@@ -10,6 +10,7 @@ import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -89,6 +90,31 @@ async def test_the_console_is_for_signed_in_staff_only(
     browserless.cookie_jar.update_cookies({"rf_session": api.token("cust_42")}, URL(api.base))
     async with browserless.get(f"{api.base}/console", allow_redirects=False) as r:
         assert r.status == 303
+
+
+async def test_an_action_sent_once_the_session_ended_is_said_not_done(
+    browserless: aiohttp.ClientSession, api: Api
+) -> None:
+    """A trial: the session ended on the Confirm page; "Confirm" went to sign-in, which
+    sent the browser back to the action's own address (POST only): a 405 in JSON, and
+    nothing said the approval was not recorded."""
+    refund = f"/console/refunds/rf_{uuid.uuid4().hex[:24]}"
+    expired = api.forged("li")["expired"]  # li's, past its expiry: a session that ended
+    browserless.cookie_jar.update_cookies({"rf_session": expired}, URL(api.base))
+    form = {"csrf": "x", "action": "approve", "step": "confirm"}
+    async with browserless.post(f"{api.base}{refund}/act", data=form, allow_redirects=False) as r:
+        assert r.status == 303
+        sent_to = r.headers["Location"]
+    assert sent_to == f"/console/signin?next={quote(refund, safe='')}&ended=unsent", sent_to
+    status, page = await html_page(browserless, api, sent_to)
+    assert status == 200 and "what you last sent was not done: sign in again" in page, page
+    assert f'name="next" value="{refund}"' in page
+    # A page opened once the session ended says only that it ended.
+    async with browserless.get(f"{api.base}{refund}", allow_redirects=False) as r:
+        sent_to = r.headers["Location"]
+    assert sent_to.endswith("&ended=1"), sent_to
+    status, page = await html_page(browserless, api, sent_to)
+    assert "Your session ended: sign in again." in page and "not done" not in page
 
 
 async def test_the_queue_pages_soonest_deadline_first(
