@@ -18,7 +18,12 @@ from api import routes_actions
 from api.authz import Action, decide
 from api.deps import facts, state
 from api.identity import Principal
-from api.pages.console import FIRST_APPROVAL_DONE, REJECT_REASONS, refund_page
+from api.pages.console import (
+    FIRST_APPROVAL_DONE,
+    REJECT_REASONS,
+    possible_actions,
+    refund_page,
+)
 from api.pages.security import CSRF_FIELD, csrf_ok, protect
 from api.pages.signin import pages, signed_in, to_signin
 from api.problems import ProblemError
@@ -163,11 +168,16 @@ async def act(
         return await again(f"Unknown action {action!r}; nothing was done.", 400)
     api = state(request)
     status = await api.refunds.status(refund_id)
+    if chosen not in possible_actions(status):  # changed since the page was read
+        return await again(f"Refused: {no_longer(chosen, status)}. Nothing was changed.", 409)
     try:
         minor = minor_units(amount, status.currency) if chosen is Action.APPROVE else None
         within_the_refund(minor, status)
         # A browser sends a text box's line breaks as CRLF; the audit keeps plain \n.
         why = reason(chosen, code, note.replace("\r\n", "\n").replace("\r", "\n"))
+        if chosen is Action.APPROVE and status.evidence_required and not status.evidence:
+            if not why:  # said before Confirm, as authority is (a trial met it after)
+                raise Refused("evidence is required for this refund: say what you checked")
     except Refused as err:
         return await again(f"{err}; nothing was done.", 422)
     decision = decide(who, chosen, facts(api, status), amount=minor)
@@ -177,6 +187,14 @@ async def act(
         form = {"amount": amount, "code": code, "note": note}
         return confirm_page(request, who, status, chosen, minor, why, form)
     return await carry_out(request, who, refund_id, chosen, minor, why)
+
+
+def no_longer(chosen: Action, status: StatusView) -> str:
+    """Why an action chosen on a page read earlier cannot be taken now (a trial confirmed a
+    rejection of a refund that had completed meanwhile, refused only after Confirm)."""
+    now = status.state.value.replace("_", " ")
+    waiting = f", waiting for {status.awaiting.value}" if status.awaiting.value != "nothing" else ""
+    return f"it is now {now}{waiting}: {LABELS[chosen]} is not possible any more"
 
 
 def confirm_page(

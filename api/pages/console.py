@@ -150,7 +150,7 @@ cancel." after pressing Withdraw)."""
 def available(who: Principal, status: StatusView, api: ApiState) -> dict[str, Decision]:
     """The actions this refund can take now, each with whether `who` may (and why not)."""
     refund = facts(api, status)
-    decisions = {a.value: decide(who, a, refund) for a in _possible(status)}
+    decisions = {a.value: decide(who, a, refund) for a in possible_actions(status)}
     approving = decisions.get(Action.APPROVE.value)
     if approving is not None and not approving.allowed and who.approver_role:
         # A lower amount would not do either (a trial typed 200.00 into a form left open).
@@ -170,7 +170,8 @@ def approved_already(who: Principal, status: StatusView) -> bool:
     return bool(first) and same_person(who.actor, first)
 
 
-def _possible(status: StatusView) -> list[Action]:
+def possible_actions(status: StatusView) -> list[Action]:
+    """The actions the refund takes in its state now (who may take them aside)."""
     actions: list[Action] = []
     if status.state is RefundState.PENDING_REVIEW:
         actions += [Action.APPROVE, Action.REJECT]

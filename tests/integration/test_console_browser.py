@@ -25,6 +25,7 @@ from playwright.async_api import Browser, Page, ViewportSize, async_playwright, 
 from api.pages.console import REJECT_NOTE_MAX_CHARS
 from tests.conftest import Sandbox
 from tests.integration.api_support import Api
+from tests.integration.helpers import eventually
 from workflows.vocabulary import FREE_TEXT_MAX_CHARS
 
 pytestmark = pytest.mark.stack
@@ -225,6 +226,51 @@ async def test_a_first_approval_says_a_second_person_must_approve_and_bars_a_sec
 
 
 MARKUP = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=1</script><b>bold</b>'
+
+
+async def test_continue_refuses_what_confirm_would_missing_evidence_and_a_closed_refund(
+    browser: Browser, api: Api, sandbox: Sandbox, db: asyncpg.Pool
+) -> None:
+    """A trial reached "Confirm: Approve" of a 600.00 refund with no evidence, and "Confirm:
+    Reject" of a refund completed meanwhile, each refused only after Confirm: Continue says
+    so, as it does for authority."""
+    who = f"cust_{uuid.uuid4().hex[:8]}"
+    order = await sandbox.order(amount=70000, category="general", customer_id=who)
+    body = {"order_id": order["order_id"], "amount": 60000, "reason_code": "damaged"}
+    refund_id = str((await api.request_refund(who, body)).body["refund_id"])
+    before = await audit_rows(db, refund_id)
+    page = await signed_in(browser, api, "li")
+    await page.goto(f"/console/refunds/{refund_id}")
+    approve = page.locator("form.action", has=page.get_by_role("heading", name="Approve"))
+    evidence = approve.get_by_label("Evidence you checked (required)")
+    assert await evidence.get_attribute("required") is not None  # the browser asks first
+    token = await approve.locator('input[name="csrf"]').get_attribute("value") or ""
+    sent = await page.request.post(
+        f"/console/refunds/{refund_id}/act", form={"csrf": token, "action": "approve"}
+    )
+    said = await sent.text()
+    assert sent.status == 422 and "evidence is required for this refund" in said, said
+    assert "Confirm: Approve" not in said
+
+    # Rejected from the page while someone else approved it meanwhile (paid: completed).
+    approved = await api.call(
+        "POST", f"/v1/refunds/{refund_id}/approve", as_="li", json={"evidence": "photos"}
+    )
+    assert approved.status == 200, approved.body
+    await eventually(
+        lambda: api.call("GET", f"/v1/refunds/{refund_id}", as_="li"),
+        lambda reply: reply.body["state"] == "completed",
+    )
+    sent = await page.request.post(
+        f"/console/refunds/{refund_id}/act",
+        form={"csrf": token, "action": "reject", "code": "other", "note": "no"},
+    )
+    said = await sent.text()
+    assert sent.status == 409, said
+    assert "Refused: it is now completed: Reject is not possible any more" in said, said
+    assert "Confirm: Reject" not in said
+    assert len(await audit_rows(db, refund_id)) > len(before)  # the approval, nothing else
+    await page.context.close()
 
 
 async def test_markup_in_a_note_is_text_and_forms_need_their_csrf_token(
