@@ -37,6 +37,11 @@ class SubscriberMissing(SubscriberRefused):
     """What it acts on is not there, or not in the state it needs (not a usage mistake)."""
 
 
+class SubscriberBusy(SubscriberMissing):
+    """Its state refuses the change now: a rotation's overlap still runs (refused as the
+    state is, not as a usage mistake: a trial read exit 2 where README says refused is 1)."""
+
+
 def check_subscriber_url(url: str) -> str:
     """`url` if events may be sent there: https, or http to a loopback host (a receiver on
     this machine, as in development). Plain http elsewhere would expose every event, and
@@ -188,12 +193,12 @@ async def _refuse_during_overlap(db: Any, name: str, adding: bool = False) -> No
         " rotation promised; "
     )
     if adding:
-        raise SubscriberRefused(
+        raise SubscriberBusy(
             promised + "adding it again now gives it a new secret and would stop that one at"
             " once. Add it again once receivers use the current secret, or with --overlap 0"
             " to stop both old secrets now (a leaked secret)"
         )
-    raise SubscriberRefused(
+    raise SubscriberBusy(
         promised + "rotating again now would stop it at once. Rotate once receivers use the"
         " current secret, or with --overlap 0 to stop both old secrets now (a leaked secret)"
     )

@@ -20,7 +20,21 @@ def explained(parser: argparse.ArgumentParser, message: str, command: str | None
         or _required_meant(message, words, _options_of(parser, command))
         or _dash_value(message, words)
     )
-    return f"{message}{hint}{_as_first(message, _after_command(parser, command), command)}"
+    after = _after_command(parser, command)
+    if "--as" in _own_options(parser, command):  # `token --as li`: its own --as, not misplaced
+        after = []
+    return f"{message}{hint}{_as_first(message, after, command)}"
+
+
+def _own_options(parser: argparse.ArgumentParser, command: str | None) -> set[str]:
+    """The options `command`'s own parser defines (not the top level's); the parser's own
+    when it is a command's (it reports its own mistakes: `refundflow token ...`)."""
+    if " " in parser.prog:
+        return _options_of(parser)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            return _options_of(action.choices[command])
+    return set()
 
 
 def command_path(parser: argparse.ArgumentParser, words: list[str]) -> list[str]:

@@ -292,3 +292,14 @@ def test_a_negative_duration_is_named_as_read_as_an_option(
         build_parser().parse_args(["sandbox", "fast-forward", RF, "-5h"])
     err = capsys.readouterr().err
     assert "required: DURATION; '-5h' reads as an option, not as DURATION" in err, err
+
+
+def test_a_command_that_takes_as_itself_is_not_told_to_move_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A trial: `token --as li --ttl 0` was told "--as goes before the command", which
+    `token` takes after it too (its --help says so); only the --ttl was wrong."""
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["token", "--as", "li", "--ttl", "0"])
+    err = capsys.readouterr().err
+    assert "--ttl: expected a whole number of at least 1" in err and "goes before" not in err
