@@ -176,6 +176,15 @@ def order_id(value: str) -> str:
     )
 
 
+def refund_key(value: str) -> str:
+    """Your own business key for a request, as the API's Idempotency-Key takes it (a trial
+    read "refund_key must be …", a name the command line does not use)."""
+    return _identifier(
+        value,
+        f"{value!r} is not a refund key (at most 64 letters, digits and . _ : -, no spaces)",
+    )
+
+
 def seconds(value: str) -> int:
     if not value.isdigit():
         raise argparse.ArgumentTypeError(f"expected a number of seconds, 0 or more, got {value!r}")

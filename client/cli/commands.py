@@ -124,7 +124,12 @@ def add_request_and_eligibility(sub: Subcommands) -> None:
         help="where the request came from (default: support for staff, api for services,"
         " web for a customer)",
     )
-    request.add_argument("--key", help="refund key (default: derived from the request)")
+    request.add_argument(
+        "--key",
+        type=types.refund_key,
+        help="refund key: your own business key, asking twice is one refund (default: derived"
+        " from the request)",
+    )
     request.add_argument("--currency", help="must match the order's currency if given")
     request.add_argument(
         "--requested-by",
@@ -148,7 +153,9 @@ def add_request_and_eligibility(sub: Subcommands) -> None:
     )
     _what_is_asked(eligibility)
     eligibility.add_argument(
-        "--key", help="refund key, as given to `request` (default: derived the same way)"
+        "--key",
+        type=types.refund_key,
+        help="refund key, as given to `request` (default: derived the same way)",
     )
     eligibility.add_argument(
         "--requested-by",

@@ -303,3 +303,14 @@ def test_a_command_that_takes_as_itself_is_not_told_to_move_it(
         build_parser().parse_args(["token", "--as", "li", "--ttl", "0"])
     err = capsys.readouterr().err
     assert "--ttl: expected a whole number of at least 1" in err and "goes before" not in err
+
+
+def test_a_refund_key_is_checked_as_the_option_it_is(capsys: pytest.CaptureFixture[str]) -> None:
+    """A trial: `request … --key 'bad key'` read "refund_key must be …" (the contract's
+    field), not the option given."""
+    line = ["request", "--order", "ord_1", "--amount", "5", "--reason", "damaged"]
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([*line, "--key", "bad key"])
+    err = capsys.readouterr().err
+    assert "argument --key: 'bad key' is not a refund key (at most 64 letters" in err, err
+    assert build_parser().parse_args([*line, "--key", "ticket-8812"]).key == "ticket-8812"
