@@ -39,6 +39,13 @@ def validation_error(err: ValidationError) -> str:
     return "; ".join(problems)
 
 
+def _awaiting(view: StatusView) -> str:
+    """Whom the refund waits for; "(ended)" once Temporal ended its workflow, as `list` and
+    the console's queue say (a trial read "awaiting reviewer" above "who acts
+    reconciliation": no reviewer can act on it). --json keeps what was recorded."""
+    return "(ended)" if view.facts is not None and view.facts.stopped else view.awaiting.value
+
+
 def status(
     view: StatusView,
     ledger: OrderLedger | None = None,
@@ -59,7 +66,7 @@ def status(
             if view.amount != view.requested_amount
             else ""
         ),
-        f"  awaiting   {view.awaiting.value}   escalation level {view.escalation_level}",
+        f"  awaiting   {_awaiting(view)}   escalation level {view.escalation_level}",
         f"  who acts   {view.action_by or '-'}",
         *_cancel_refused(view),
         *_evidence(view),

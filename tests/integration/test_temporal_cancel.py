@@ -342,6 +342,9 @@ async def test_a_customer_asking_again_for_a_terminated_refund_is_told_what_happ
     staff = await asyncio.to_thread(cli, stack, "status", refund_id)
     assert "We aim to decide" not in staff.stdout and "eta        -" in staff.stdout
     assert "Nothing moves it: Temporal ended its workflow" in staff.stdout, staff.stdout
+    # Nobody it waited for can act any more: "(ended)", as `list` says (a trial read
+    # "awaiting reviewer" above "who acts reconciliation").
+    assert "  awaiting   (ended)   escalation level" in staff.stdout, staff.stdout
     read = (await api.call("GET", f"/v1/refunds/{refund_id}", as_="li")).body
     assert (read["state"], read["eta"], read["eta_kind"]) == ("pending_review", None, None), read
     assert "stopped" not in read["facts"], read  # the release before's CLIs refuse new facts
