@@ -5,6 +5,7 @@ Postgres as a 503) is worse."""
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from collections.abc import Sequence
@@ -89,8 +90,13 @@ def read(typed: Typed, repeated: dict[str, str] | None = None, unknown: Sequence
     )
     said += said_of_currency
     low, high = filters.amount_min, filters.amount_max
-    if low is not None and high is not None and low > high:
-        said.append(f"Amount from {low} is more than Amount to {high}: nothing can match")
+    if low is not None and high is not None and low > high:  # neither, as the page says
+        said.append(f"Amount from {low} is more than Amount to {high}: nothing could match")
+        filters = dataclasses.replace(filters, amount_min=None, amount_max=None)
+    if filters.awaiting == "person" and filters.state in queue.TERMINAL:
+        # A closed refund waits for nobody: all of them are listed (a trial read the filter
+        # "a person" above rows waiting for nothing, and took it as applied).
+        said.append(f"Waiting for a person: a {filters.state} refund waits for nobody")
     cursor = typed.cursor.strip() or None
     if cursor is not None and queue.decode_cursor(cursor) is None:
         said.append("The page marker is not one this console gave out: this is the first page")
@@ -98,8 +104,13 @@ def read(typed: Typed, repeated: dict[str, str] | None = None, unknown: Sequence
     return Read(filters, cursor, said)
 
 
+_MEANT = {"amount_to": "amount_max", "amount_from": "amount_min", "to": "amount_max"}
+"""Parameters named as the form labels them, not as the query does (`amount_to`: its
+closest spelling is amount_min, a trial)."""
+
+
 def _unknown(name: str) -> str:
-    near = difflib.get_close_matches(name, list(LABELS), n=1)
+    near = [_MEANT[name]] if name in _MEANT else difflib.get_close_matches(name, list(LABELS), n=1)
     hint = f" (did you mean {near[0]!r}?)" if near else ""
     return f"{_shown(name)} is not a filter of the queue{hint}"
 
@@ -164,7 +175,7 @@ def _amount(label: str, text: str, currency: str | None, said: list[str]) -> Dec
     except InvalidOperation:
         value = Decimal(-1)
     if not (value.is_finite() and 0 <= value < AMOUNT_LIMIT):
-        said.append(f"{label} {_shown(text)} is not an amount of 0 or more, below {AMOUNT_LIMIT}")
+        said.append(f"{label} {_shown(text)} is not an amount such as 150 or 150.00")
         return None
     digits = exponent(currency) if currency else MOST_DECIMALS
     if value != value.quantize(Decimal(1).scaleb(-digits)):

@@ -167,7 +167,7 @@ async def test_the_queue_compares_amounts_within_a_currency_and_says_what_it_ign
     assert found == set(made.values())  # nothing applied, and the page says so
     assert (
         html.unescape(page).count(
-            "Not applied: Amount from 'abc' is not an amount of 0 or more, below 10000000000;"
+            "Not applied: Amount from 'abc' is not an amount such as 150 or 150.00;"
             " Currency 'zzz' is not a currency code such as USD."
         )
         == 1
@@ -183,7 +183,7 @@ async def test_the_queue_compares_amounts_within_a_currency_and_says_what_it_ign
     found, page = await listed("amount_min=1e999&channel=fax&escalated=maybe&cursor=garbage")
     said = html.unescape(page)
     assert found == set(made.values())  # none of them applied: the first page of everything
-    assert "Amount from '1e999' is not an amount of 0 or more" in said
+    assert "Amount from '1e999' is not an amount such as 150 or 150.00" in said
     assert "Channel 'fax' is not one of web, app, support" in said
     assert "Escalated 'maybe' is neither yes nor no" in said
     assert "The page marker is not one this console gave out" in said
@@ -191,8 +191,23 @@ async def test_the_queue_compares_amounts_within_a_currency_and_says_what_it_ign
     found, page = await listed(f"order={'o' * 1000}")  # pasted too much: named, cut short
     assert found == set(made.values())
     assert f"Order '{'o' * 40}…' is not an id (up to 64" in html.unescape(page)
+    # Bounds that cannot both hold: neither applied, as "Not applied" says (a trial saw
+    # "Not applied" above "Nothing here").
     found, page = await listed("amount_min=300&amount_max=100")
-    assert found == set() and "Amount from 300 is more than Amount to 100" in page
+    assert found == set(made.values()), page
+    assert "Not applied: Amount from 300 is more than Amount to 100: nothing could" in page
+    found, page = await listed("amount_to=100")  # as the form labels it: amount_max meant
+    assert "'amount_to' is not a filter of the queue (did you mean 'amount_max'?)" in (
+        html.unescape(page)
+    )
+    # A closed state waits for nobody: "a person" is said not applied, the heading says
+    # what is listed (a trial read "Refunds that need a person" above closed refunds).
+    found, page = await listed("state=completed&awaiting=person")
+    said = html.unescape(page)
+    assert "Not applied: Waiting for a person: a completed refund waits for nobody" in said
+    assert "<h1>Refunds</h1>" in said
+    found, page = await listed("customer=" + who.upper())  # ids are exact: the one meant
+    assert "Customer ids are exact: did you mean" in page and f">{who}</a>?" in page
     # Two states are not both applied, and a tenth of a yen is no amount (the second trial).
     found, page = await listed("state=approved&state=pending_review&currency=JPY&amount_min=0.1")
     said = html.unescape(page)
