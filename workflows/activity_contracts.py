@@ -45,8 +45,11 @@ class ProviderSettlement(_Contract):
     provider_refund_id: str
     status: Literal["succeeded", "failed", "canceled"]
     failure_code: str | None = None
-    source: str = "webhook"
-    """webhook | poll | reconciliation"""
+    source: str = "signal"
+    """webhook | poll | reconciliation, as each sender says; `signal`: one that named no
+    sender (the Web UI's Send a Signal, `temporal workflow signal`), which the audit does not
+    put on the provider's webhook (a trial's forged settlement read "by payment-provider via
+    webhook"). Every sender refundflow has names itself."""
 
 
 class CheckRefundInput(_Contract):

@@ -167,6 +167,11 @@ async def test_a_webhook_the_provider_does_not_bear_out_changes_nothing(env: Env
     await handle.signal(RefundWorkflow.provider_settled, early)  # the provider: still pending
     ignored = await until(handle, lambda s: s.timeline[-1].event == "settlement_unconfirmed")
     assert ignored.state is RefundState.REFUNDING and "says pending" in ignored.timeline[-1].reason
+    # A signal that names no sender (the Web UI's Send a Signal) is not put on the provider's
+    # webhook (a trial's forged one read "by payment-provider via webhook").
+    said = ignored.timeline[-1]
+    assert (said.actor, said.source) == ("unknown sender", "signal"), said
+    assert said.reason.startswith("a signal said provider refund"), said
     env.systems.settle(pending.provider_refund_id, "succeeded")
     await handle.signal(RefundWorkflow.provider_settled, early)  # now it is true
     assert (await result_of(handle)).state is RefundState.COMPLETED

@@ -52,12 +52,21 @@ async def confirm_hints(case: RefundCase, journal: Journal) -> None:
         case.append(
             TimelineEvent.SETTLEMENT_UNCONFIRMED,
             case.p.state,
-            "payment-provider",
+            CLAIMED_BY.get(hint.source, "unknown sender"),
             hint.source,
             f"a {hint.source} said provider refund {hint.provider_refund_id} {hint.status};"
             f" the provider says {says}: ignored",
         )
     await journal.flush()
+
+
+CLAIMED_BY = {
+    "webhook": "payment-provider",
+    "poll": "payment-provider",
+    "reconciliation": "reconciliation",
+}
+"""Who a settlement the provider did not confirm came from, by its source (a raw signal's,
+`signal`: nobody known)."""
 
 
 def not_its_payment(
