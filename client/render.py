@@ -116,22 +116,36 @@ def _policy_notes(view: StatusView) -> list[str]:
 
 
 def _cancel_refused(view: StatusView) -> list[str]:
+    """`cancel_refused` as status's note lines."""
+    cancel = f"`refundflow --as OPERATOR operator cancel {view.refund_id} --reason TEXT`"
+    said = cancel_refused(view, cancel, "`operator retry`")
+    if not said:
+        return []
+    first, *more = said
+    return [f"  note       {first}", *(f"             {line}" for line in more)]
+
+
+def cancel_refused(
+    view: StatusView, operator_cancel: str, operator_retry: str, provider_cancel: str = ""
+) -> list[str]:
     """A cancellation asked in Temporal (the Web UI's button) while the refund was with the
     provider: refused and escalated. `who acts` alone says there is nothing for staff to do,
-    which is so, but not why the person who pressed the button sees it still running."""
+    which is so, but not why the person who pressed the button sees it still running. In
+    sentences; `operator_cancel` and `operator_retry` say how an operator does each where
+    it is read (the CLI's commands, the console's buttons: a trial found the console silent);
+    `provider_cancel`, how one asks the provider to cancel (default: `operator_cancel`)."""
     if view.state is not RefundState.REFUNDING:
         return []
     refused = [e for e in view.timeline if e.event == "escalated" and e.source == "temporal"]
     if not refused:
         return []
-    asked = f"  note       a cancellation requested in Temporal at {when(refused[-1].at)} was"
+    asked = f"a cancellation requested in Temporal at {when(refused[-1].at)} was"
     if OPERATOR_DECIDES in refused[-1].reason:
         if view.awaiting is not Awaiting.OPERATOR:  # decided since (a review: still "waits")
             return [f"{asked} refused while the refund waited for an operator, who decided since"]
         return [
             f"{asked} refused: the refund waits for an operator's decision on its payment"
-            f" (`refundflow --as OPERATOR operator cancel {view.refund_id} --reason TEXT`"
-            " cancels it; `operator retry` pays it)"
+            f" ({operator_cancel} cancels it; {operator_retry} pays it)"
         ]
     lines = [
         f"{asked} refused: the refund is with the payment provider, so money may have moved;"
@@ -139,10 +153,10 @@ def _cancel_refused(view: StatusView) -> list[str]:
     ]
     if view.awaiting is Awaiting.PAYMENT_PROVIDER:
         lines.append(
-            "             an operator may ask the provider to cancel it (`refundflow --as"
-            f" OPERATOR operator cancel {view.refund_id} --reason TEXT`); a provider cancels"
-            " only a refund that waits for the customer's action, and one it is settling"
-            " pays or fails by itself"
+            f"an operator may ask the provider to cancel it ({provider_cancel or operator_cancel});"
+            " a provider"
+            " cancels only a refund that waits for the customer's action, and one it is"
+            " settling pays or fails by itself"
         )
     return lines
 

@@ -24,6 +24,7 @@ from api.pages.security import protect, tracking_query
 from api.pages.signin import pages, signed_in, to_signin
 from api.schemas import RefundPath
 from client.errors import RefundflowError
+from client.render import cancel_refused
 from client.review_context import (
     ESCALATED_WHEN_ENDED,
     RECONCILIATION_CLOSES,
@@ -182,6 +183,19 @@ def possible_actions(status: StatusView) -> list[Action]:
     return actions
 
 
+CONSOLE_OPERATOR = (
+    "an operator's “Cancel (operator)” on this page",
+    "their “Retry the payment”",
+    "`refundflow --as OPERATOR operator cancel` in the CLI",
+)
+"""How an operator acts, in the words of a note read on this page (render.cancel_refused)."""
+
+
+def _as_sentence(parts: list[str]) -> str:
+    said = "; ".join(parts)
+    return f"{said[:1].upper()}{said[1:]}." if said else ""
+
+
 async def refund_page(
     request: Request,
     who: Principal,
@@ -221,6 +235,7 @@ async def refund_page(
         reject_note_max=REJECT_NOTE_MAX_CHARS,
         tracking_link=link,
         reconciliation_closes=ESCALATED_WHEN_ENDED if escalated else RECONCILIATION_CLOSES,
+        temporal_cancel=_as_sentence(cancel_refused(status, *CONSOLE_OPERATOR)),
         error=error,
         notice=notice,
     )

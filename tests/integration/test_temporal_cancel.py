@@ -100,7 +100,7 @@ async def test_a_cancel_from_temporal_while_the_provider_pays_is_refused_and_sta
 
 
 async def test_a_cancel_from_temporal_while_an_operator_decides_pays_nothing(
-    refunds: RefundClient, sandbox: Sandbox, faults: Any
+    refunds: RefundClient, sandbox: Sandbox, faults: Any, api: Api
 ) -> None:
     """A review: the provider refused, the refund waited for an operator, a cancel in the Web
     UI was refused "with the same payment" going on: a new attempt under the same key, which
@@ -126,6 +126,15 @@ async def test_a_cancel_from_temporal_while_an_operator_decides_pays_nothing(
     shown = render.status(refused)
     assert "refused: the refund waits for an operator's decision on its payment" in shown
     assert f"operator cancel {made.refund_id} --reason TEXT` cancels it" in shown, shown
+    # The console says it too, in its own words (a trial found only the audit's entry).
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+        assert (await sign_in(browser, api, "omar", "/console"))[0] == 303
+        async with browser.get(f"{api.base}/console/refunds/{made.refund_id}") as r:
+            page = html.unescape(await r.text())
+    said = re.search(r'<p class="warning" id="temporal-cancel">([^<]*)</p>', page)
+    assert said is not None, page
+    assert said.group(1).startswith("A cancellation requested in Temporal at"), said.group(1)
+    assert "an operator's “Cancel (operator)” on this page cancels it" in said.group(1)
 
     # The operator decides: retry, paid once.
     await refunds.operator_retry(made.refund_id, "ops-1")
