@@ -9,6 +9,7 @@ every process that talks to Temporal seals and opens payloads here, with the sam
 from __future__ import annotations
 
 import logging
+import os
 
 from temporalio.client import Client
 from temporalio.converter import DataConverter
@@ -66,7 +67,10 @@ def _explain(settings: Settings, err: Exception) -> str:
     where = f"Temporal at {settings.temporal_address} ({how})"
     gist, hint = _why(err, kind)
     if hint is None:
-        if kind == "plaintext":
+        if kind == "plaintext" and os.environ.get("TEMPORAL_ADDRESS") == settings.temporal_address:
+            # Set already: "or set TEMPORAL_ADDRESS" would send them in a circle (a trial).
+            hint = "check TEMPORAL_ADDRESS, which names it (unset, a dev stack's is used)"
+        elif kind == "plaintext":
             hint = f"start `refundflow dev` {dev_stack_place()} or set TEMPORAL_ADDRESS"
         else:
             hint = "check TEMPORAL_ADDRESS and the TLS settings (TEMPORAL_TLS_*)"

@@ -40,7 +40,8 @@ def add_api_commands(sub: Subcommands) -> None:
         dest="as_name",
         metavar="NAME",
         help="alice, bob (support), li (lead), fang and mei (finance), omar (operator),"
-        " warehouse, checkout (a service); or a customer, by id (cust_42); also taken"
+        " warehouse, checkout and reporting (services); or a customer, by id (cust_42); also"
+        " taken"
         " before the command, as for every other command (`refundflow --as li token`)",
     )
     token.add_argument(

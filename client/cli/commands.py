@@ -32,7 +32,7 @@ def build_parser(adders: Iterable[CommandAdder]) -> argparse.ArgumentParser:
         type=types.name,
         action=types.GivenOnce,
         help="dev stack: act as NAME of its staff directory (alice, bob: support; li: lead;"
-        " fang, mei: finance; omar: operator; warehouse; checkout: a service), or as a"
+        " fang, mei: finance; omar: operator; warehouse; checkout, reporting: services), or as a"
         " customer by id (cust_42). Default: the directory's default member, or"
         " REFUNDFLOW_TOKEN's principal",
     )

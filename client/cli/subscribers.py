@@ -159,7 +159,7 @@ def _overlap(until: datetime | None) -> str:
 
 def _added(data: AddedSubscriber) -> str:
     lines = [
-        f"{data.name} was subscribed already: now -> {data.url}, with a new secret"
+        f"{data.name} was subscribed before: now -> {data.url}, with a new secret"
         if data.subscribed_before
         else f"subscribed {data.name} -> {data.url}",
         f"  {_budget(data.max_attempts, data.max_age_seconds)}",

@@ -198,5 +198,5 @@ def test_adding_a_subscriber_again_says_its_secret_was_replaced() -> None:
         first.model_copy(update={"previous_secret_valid_until": now, "subscribed_before": True})
     )
     lines = again.splitlines()
-    assert lines[0] == "crm was subscribed already: now -> https://crm.example/e, with a new secret"
+    assert lines[0] == "crm was subscribed before: now -> https://crm.example/e, with a new secret"
     assert lines[-1].startswith("  the previous secret also signs deliveries until 2026-11-28")
