@@ -2,10 +2,17 @@
 // - the refund page follows the refund: every few seconds it asks whether anything changed
 //   and reloads when it did, unless someone is typing into a form on it (their input would
 //   be lost; then it says so instead);
-// - the report's chart frame grows to the chart's height (same origin), without a scrollbar.
+// - the report's chart frame grows to the chart's height (same origin), without a scrollbar;
+// - a Confirm page (the answer to a form) stands in the browser's history as its refund's
+//   page, so Back from what follows opens the refund, not "Confirm form resubmission" (a
+//   trial met the browser's ERR_CACHE_MISS there).
 (function () {
   "use strict";
   var body = document.body;
+  var history_url = body.getAttribute("data-history");
+  if (history_url && window.history.replaceState) {
+    window.history.replaceState(null, "", history_url);
+  }
   Array.prototype.forEach.call(document.querySelectorAll("iframe.chart"), function (frame) {
     frame.addEventListener("load", function () {
       var doc = frame.contentDocument;

@@ -106,9 +106,15 @@ async def test_a_lead_approves_from_the_queue_and_the_customer_reads_paid_in_chi
     await approve.get_by_role("button", name="Continue").click()
     await expect(page.locator("#confirm-amount")).to_have_text("250.00 USD")
     assert await page.locator("#confirm-partial").count() == 0  # the whole amount
+    # The Confirm page stands in history as the refund's page (a trial's Back from the
+    # answer met the browser's "Confirm form resubmission", ERR_CACHE_MISS).
+    assert page.url.endswith(f"/console/refunds/{refund_id}"), page.url
     await page.get_by_role("button", name="Confirm: Approve").click()
     # The page follows the refund by itself: approved, paid by the provider, completed.
     await expect(page.locator("#state")).to_have_text("completed", timeout=WAIT_MS)
+    await page.go_back()
+    await expect(page.locator("#state")).to_have_text("completed")
+    await page.go_forward()
 
     assert complaints == [], complaints
     link = await page.locator("#tracking-link").input_value()
