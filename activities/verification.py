@@ -18,6 +18,7 @@ from workflows.verification import (
     AdmitResult,
     VerifyRequestInput,
     VerifyRequestResult,
+    not_for_its_customer,
     order_differences,
 )
 
@@ -54,19 +55,24 @@ class RequestVerifier:
         as unverified after a first attempt held it. The decline is recorded like any
         other, and the ledger releases what a cancelled refund held."""
         with activity_log_context(request.verify.refund_id):
-            verified = await self._verify(request.verify)
+            requested_by = request.reserve.requested_by if request.reserve else None
+            verified = await self._verify(request.verify, requested_by)
             if verified.problems or request.reserve is None:
                 return AdmitResult(problems=verified.problems)
             held = await self._reservations.reserve(request.reserve)
             log.info("reservation", reserved=held.reserved, remaining=held.remaining)
             return AdmitResult(reservation=held)
 
-    async def _verify(self, request: VerifyRequestInput) -> VerifyRequestResult:
+    async def _verify(
+        self, request: VerifyRequestInput, requested_by: str | None = None
+    ) -> VerifyRequestResult:
         problems = []
         if request.policy_hash not in self._policy_hashes:
             problems.append(f"policy #{request.policy_hash[:12]} is not one this worker knows")
         actual = await self._orders.get_order(request.order.order_id)
         problems += order_differences(request.order, actual)
+        if requested_by is not None:
+            problems += not_for_its_customer(requested_by, actual)
         if problems:
             # The reasons name fields, never their values: nothing personal in the logs.
             log.warning("request_not_verified", problems=problems)

@@ -4,8 +4,9 @@ to their own request), and answers about an order that never name another custom
 Why the names are taken out: the ledger's refusals ("already held or refunded by rf_…") and
 eligibility's `held_by` name the refunds that hold an order's units, for support to look at.
 A customer asks only about their own orders, but a refund on one of them may still be
-someone else's (made before orders had an owner, or by a service inside the trust boundary
-for another requester): its id is not theirs to know, so it becomes "another refund".
+someone else's (made before orders had an owner, or before refundflow refused a request for
+anyone but the order's customer): its id is not theirs to know, so it becomes "another
+refund".
 """
 
 from __future__ import annotations

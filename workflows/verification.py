@@ -59,12 +59,23 @@ def policy_text_problem(pinned: PinnedPolicy) -> str | None:
     return None
 
 
+CHECKED_FIELDS = ("currency", "captured_amount", "payment_reference", "payment_rail", "customer_id")
+"""The order's fields a start's snapshot must share with the order system's (whose order it
+is too: a snapshot without its customer passed the edge's check, a review)."""
+
+
 def order_differences(claimed: OrderSnapshot, actual: OrderSnapshot | None) -> list[str]:
     """What the start claims about the order that the order system does not say."""
     if actual is None:
         return [f"order {claimed.order_id} is unknown to the order system"]
     found = []
-    for field in ("currency", "captured_amount", "payment_reference", "payment_rail"):
+    for field in (
+        "currency",
+        "captured_amount",
+        "payment_reference",
+        "payment_rail",
+        "customer_id",
+    ):
         if getattr(claimed, field) != getattr(actual, field):
             found.append(f"{field} differs from the order system's")
     if _lines(claimed) != _lines(actual):
@@ -72,6 +83,16 @@ def order_differences(claimed: OrderSnapshot, actual: OrderSnapshot | None) -> l
     if claimed.delivered_at != actual.delivered_at:
         found.append("delivery time differs from the order system's")
     return [f"order {claimed.order_id}: {what}" for what in found]
+
+
+def not_for_its_customer(requested_by: str, actual: OrderSnapshot | None) -> list[str]:
+    """A refund is its order's customer's (the budgets, the history a reviewer weighs and
+    who may track it go by `requested_by`): checked against the order system, whoever
+    started it (RefundClient and the API refuse it before; a start made directly in Temporal
+    is declined here). Named by field, never by value: the reasons are logged."""
+    if actual is None or actual.customer_id is None or requested_by == actual.customer_id:
+        return []
+    return [f"order {actual.order_id}: requested_by is not the order's customer"]
 
 
 def _lines(order: OrderSnapshot) -> list[tuple[str, int, int, str]]:

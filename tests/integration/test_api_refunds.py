@@ -22,6 +22,7 @@ from tests.integration.api_support import Api
 from tests.integration.helpers import eventually
 from tests.integration.test_audit_store import batch
 from tests.integration.test_refund_flow import make_request
+from workflows.models import OrderLine, ReserveInput
 from workflows.read_models import CustomerView
 from workflows.states import RefundState
 
@@ -354,16 +355,21 @@ async def test_a_customer_is_answered_with_their_own_view_and_the_issuer_is_reco
 
 
 async def test_answers_to_a_customer_never_name_another_customers_refund(
-    api: Api, sandbox: Sandbox, refunds: RefundClient
+    api: Api, sandbox: Sandbox, db: asyncpg.Pool
 ) -> None:
     who = customer()
     order = await sandbox.order(
         lines=[{"sku": "LAMP", "quantity": 2, "unit_price": 5000}], customer_id=who
     )
-    # A refund on the order for someone else (a service inside the trust boundary).
-    theirs = await refunds.request(
-        make_request(order, amount=None, lines=[{"sku": "LAMP", "quantity": 1}])
-    )
+    # A hold on the order for someone else: one made before refundflow refused a request for
+    # anyone but the order's customer (RefundClient, the API and the workflow refuse it now).
+    lamp = OrderLine(sku="LAMP", quantity=1, unit_price=5000, category="general")
+    theirs = ReserveInput(
+        refund_id=f"rf_{uuid.uuid4().hex[:24]}", order_id=order["order_id"], amount=5000,
+        currency="USD", captured_amount=10000, lines=[lamp], reason_code="damaged",
+        order_lines=[lamp.model_copy(update={"quantity": 2})], requested_by=customer(),
+    )  # fmt: skip
+    assert (await PostgresRefundStore(db).reserve(theirs)).reserved
     asked = {"order_id": order["order_id"], "lines": [{"sku": "LAMP", "quantity": 2}]}
     body = {**asked, "reason_code": "damaged"}
 

@@ -286,6 +286,40 @@ async def forged_start(refunds: RefundClient, task_queue: str, model_refund_id: 
     return refund_id
 
 
+@pytest.mark.parametrize("snapshot_without_customer", [False, True])
+async def test_a_start_straight_in_temporal_for_another_customer_is_declined(
+    refunds: RefundClient, sandbox: Sandbox, settings: Settings, snapshot_without_customer: bool
+) -> None:
+    """A review: RefundClient refuses a request for anyone but the order's customer, but a
+    start made straight in Temporal, or one given a snapshot without its customer, passed
+    by it. The workflow's check of the start with the order system declines both."""
+    order = await sandbox.order(amount=2500)
+    model = await refunds.request(make_request(order))
+    started = await refunds.temporal.get_workflow_handle(model.refund_id).fetch_history()
+    [real] = await refunds.temporal.data_converter.decode(
+        started.events[0].workflow_execution_started_event_attributes.input.payloads,
+        [RefundWorkflowInput],
+    )
+    assert isinstance(real, RefundWorkflowInput)
+    snapshot = real.order.model_copy(update={"customer_id": None})
+    forged = real.model_copy(
+        update={
+            "refund_id": f"rf_{uuid.uuid4().hex[:24]}",
+            "request": real.request.model_copy(update={"requested_by": "cust_7"}),
+            "order": snapshot if snapshot_without_customer else real.order,
+        }
+    )
+    await refunds.temporal.start_workflow(
+        RefundWorkflow.run, forged, **start_options(forged, settings.task_queue)
+    )
+    declined = await wait_for_state(refunds, forged.refund_id, "cancelled")
+    said = declined.timeline[-1].reason
+    assert said.startswith("the request could not be verified: "), said
+    expected = "customer_id differs" if snapshot_without_customer else "requested_by is not"
+    assert expected in said, said
+    assert [r["amount"] for r in await sandbox.refunds(order["order_id"])] == [model.amount]
+
+
 async def test_every_activity_log_line_carries_the_refund_id(
     refunds: RefundClient, sandbox: Sandbox, stack: DevStack, settings: Settings
 ) -> None:
