@@ -13,7 +13,8 @@ from typing import Any
 
 import asyncpg
 
-from activities.reconciliation_sql import NEWEST_RUN, acknowledgement_of, open_now
+from activities.reconciliation_sql import NEWEST_RUN
+from client.report_acknowledged import acknowledged_orders
 from workflows.read_models import (
     BucketUnit,
     MoneyTotals,
@@ -72,36 +73,6 @@ _DUPLICATES = (
 """The metrics that add up to `duplicate_refunds`. Not the orders paid above their capture:
 each is one of those already (money paid around refundflow, or paid twice), and counted again
 it read as two duplicates (a trial); they are named in `duplicate_orders`."""
-
-_DUPLICATE_KINDS = (
-    "duplicate_provider_refunds",
-    "units_refunded_twice",
-    "provider_money_above_ledger",
-    "paid_above_capture",
-    "paid_elsewhere_and_by_provider",
-)
-"""Reconciliation's findings of money paid twice, the duplicates' own."""
-_STANDING = (
-    "f.kind = ANY($2::text[]) AND (f.order_id = o.id OR f.refund_id IN"
-    " (SELECT refund_id FROM refundflow.refund_status WHERE order_id = o.id))"
-    f" AND {open_now('f')}"
-)
-_ACKNOWLEDGED = (
-    "EXISTS (SELECT 1 FROM refundflow.finding_acknowledgements k"
-    f" WHERE {acknowledgement_of('f', 'k')})"
-)
-_ACKNOWLEDGED_ORDERS = f"""
-    SELECT o.id FROM unnest($1::text[]) AS o(id)
-    WHERE EXISTS (SELECT 1 FROM refundflow.findings f
-                  WHERE {_STANDING} AND {_ACKNOWLEDGED})
-      AND NOT EXISTS (SELECT 1 FROM refundflow.findings f
-                      WHERE {_STANDING} AND NOT {_ACKNOWLEDGED})
-    ORDER BY o.id
-"""
-"""Of the orders behind the duplicates, those whose standing findings of money paid twice
-(the order's and its refunds') someone acknowledged, every one: dealt with outside
-refundflow (`refundflow acknowledge`). An order with no finding yet (no run since) is not
-among them."""
 
 _COUNTS = f"""
     WITH {_SELECTED}
@@ -175,6 +146,14 @@ _METRICS = f"""
         WHERE f.kind = 'paid_elsewhere_and_by_provider'
           AND f.refund_id IN (SELECT refund_id FROM selected)
           AND f.run_id = (SELECT run_id FROM newest_run)
+    ),
+    -- Duplicates refundflow's own records show (no finding behind them to acknowledge).
+    by_the_ledger AS (
+        SELECT s.order_id FROM confirmed c JOIN selected s USING (refund_id)
+        WHERE c.times > 1 + c.reversals
+        UNION SELECT order_id FROM over_refunded
+        UNION SELECT r.order_id FROM refunded_twice t
+            JOIN refundflow.reservations r USING (refund_id)
     )
     SELECT
         (SELECT percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY seconds)
@@ -188,12 +167,10 @@ _METRICS = f"""
         (SELECT count(*) FROM refunded_twice) AS refunded_twice,
         (SELECT count(*) FROM above_ledger) AS above_ledger_orders,
         (SELECT count(*) FROM paid_twice) AS paid_twice,
+        (SELECT coalesce(array_agg(order_id ORDER BY order_id), '{{}}') FROM by_the_ledger)
+            AS ledger_duplicate_orders,
         (SELECT coalesce(array_agg(DISTINCT d.order_id ORDER BY d.order_id), '{{}}') FROM (
-            SELECT s.order_id FROM confirmed c JOIN selected s USING (refund_id)
-            WHERE c.times > 1 + c.reversals
-            UNION SELECT order_id FROM over_refunded
-            UNION SELECT r.order_id FROM refunded_twice t
-                JOIN refundflow.reservations r USING (refund_id)
+            SELECT order_id FROM by_the_ledger
             UNION SELECT order_id FROM above_ledger
             UNION SELECT order_id FROM paid_twice
             UNION SELECT order_id FROM above_capture) d) AS duplicate_orders,
@@ -244,8 +221,8 @@ async def build_report(
       run). `duplicate_orders` names them all, and the orders whose money out, the
       provider's and paid elsewhere, is above their capture (`paid_above_capture`, the same
       run), which are among them already and not counted again. `acknowledged_orders`: those
-      of them whose standing findings someone acknowledged, every one (`refundflow
-      acknowledge`: dealt with outside refundflow; still counted, the money moved twice).
+      of them, found by reconciliation only, whose standing findings someone acknowledged,
+      every one (`refundflow acknowledge`: dealt with outside refundflow; still counted).
     - `reopen_rate`: appeal/reopen: the customer asked again after a refusal. The share of
       the selected refused refunds (rejected, declined, or expired in review; not withdrawn,
       nor closed on our side) whose order has another refund (selected or not) requested
@@ -264,9 +241,7 @@ async def build_report(
         metrics = await conn.fetchrow(_METRICS, since, until)
         money = [MoneyTotals(**row) for row in await conn.fetch(_MONEY, since, until)]
         unit, series = await _series(conn, counts, since, until)
-        acknowledged = await conn.fetch(
-            _ACKNOWLEDGED_ORDERS, metrics["duplicate_orders"], _DUPLICATE_KINDS
-        )
+        acknowledged = await acknowledged_orders(conn, metrics)
     by_state, by_reason = _tally(counts)
     total = sum(by_state.values())
     return RefundReport(
@@ -280,7 +255,7 @@ async def build_report(
         bucket=unit,
         series=series,
         **_rates_and_counts(metrics, total),
-        acknowledged_orders=[row["id"] for row in acknowledged],
+        acknowledged_orders=acknowledged,
     )
 
 

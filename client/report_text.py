@@ -53,7 +53,7 @@ def duplicates_line(
             f"{said} {'it is' if len(orders) == 1 else 'all are'} acknowledged as dealt with"
             " outside refundflow (`refundflow anomalies --order ORDER` says by whom and how)"
         )
-    also = f" (acknowledged: {', '.join(acknowledged)})" if acknowledged else ""
+    also = f" ({_named('order', acknowledged)} acknowledged)" if acknowledged else ""
     return (
         f"{said} `refundflow anomalies` lists what reconciliation found, `refundflow reconcile"
         f" --no-heal` checks again now: investigate now{also}"
