@@ -69,7 +69,10 @@ def _explain(settings: Settings, err: Exception) -> str:
     if hint is None:
         if kind == "plaintext" and os.environ.get("TEMPORAL_ADDRESS") == settings.temporal_address:
             # Set already: "or set TEMPORAL_ADDRESS" would send them in a circle (a trial).
-            hint = "check TEMPORAL_ADDRESS, which names it (unset, a dev stack's is used)"
+            hint = (
+                "check TEMPORAL_ADDRESS, which names it, or start the Temporal there (a dev"
+                f" stack's: `refundflow dev` {dev_stack_place()})"
+            )
         elif kind == "plaintext":
             hint = f"start `refundflow dev` {dev_stack_place()} or set TEMPORAL_ADDRESS"
         else:

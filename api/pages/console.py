@@ -21,7 +21,7 @@ from api.deps import ApiState, facts, state
 from api.identity import Principal
 from api.pages import queue, queue_filters
 from api.pages.security import protect, tracking_query
-from api.pages.signin import pages, signed_in, to_signin
+from api.pages.signin import NOT_DONE, pages, signed_in, to_signin
 from api.schemas import RefundPath
 from client.errors import RefundflowError
 from client.render import cancel_refused
@@ -133,6 +133,7 @@ FIRST_APPROVAL_DONE = "first_approval"
 NOTICES = {
     FIRST_APPROVAL_DONE: "Your approval is recorded. A second, different person must approve"
     " before any money moves.",
+    NOT_DONE: "What you sent before signing in was not done: do it again if it is still needed.",
 }
 
 
@@ -183,12 +184,14 @@ def possible_actions(status: StatusView) -> list[Action]:
     return actions
 
 
-CONSOLE_OPERATOR = (
-    "an operator's “Cancel (operator)” on this page",
-    "their “Retry the payment”",
-    "`refundflow --as OPERATOR operator cancel` in the CLI",
-)
-"""How an operator acts, in the words of a note read on this page (render.cancel_refused)."""
+def console_operator(refund_id: str) -> tuple[str, str, str]:
+    """How an operator acts, in the words of a note read on this page (render.cancel_refused):
+    its buttons, and the CLI where the page has none (asking the provider to cancel)."""
+    return (
+        "an operator's “Cancel (operator)” on this page",
+        "their “Retry the payment”",
+        f"`refundflow --as OPERATOR operator cancel {refund_id} --reason TEXT` in the CLI",
+    )
 
 
 def _as_sentence(parts: list[str]) -> str:
@@ -235,7 +238,7 @@ async def refund_page(
         reject_note_max=REJECT_NOTE_MAX_CHARS,
         tracking_link=link,
         reconciliation_closes=ESCALATED_WHEN_ENDED if escalated else RECONCILIATION_CLOSES,
-        temporal_cancel=_as_sentence(cancel_refused(status, *CONSOLE_OPERATOR)),
+        temporal_cancel=_as_sentence(cancel_refused(status, *console_operator(refund_id))),
         error=error,
         notice=notice,
     )

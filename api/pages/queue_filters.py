@@ -94,9 +94,9 @@ def read(typed: Typed, repeated: dict[str, str] | None = None, unknown: Sequence
         said.append(f"Amount from {low} is more than Amount to {high}: nothing could match")
         filters = dataclasses.replace(filters, amount_min=None, amount_max=None)
     if filters.awaiting == "person" and filters.state in queue.TERMINAL:
-        # A closed refund waits for nobody: all of them are listed (a trial read the filter
-        # "a person" above rows waiting for nothing, and took it as applied).
-        said.append(f"Waiting for a person: a {filters.state} refund waits for nobody")
+        # A closed refund waits for nobody: all of them are listed, and the form says so (a
+        # trial read "a person" above rows waiting for nothing; "a person" is the default).
+        filters = dataclasses.replace(filters, awaiting="any")
     cursor = typed.cursor.strip() or None
     if cursor is not None and queue.decode_cursor(cursor) is None:
         said.append("The page marker is not one this console gave out: this is the first page")
@@ -173,9 +173,9 @@ def _amount(label: str, text: str, currency: str | None, said: list[str]) -> Dec
     try:
         value = Decimal(text)
     except InvalidOperation:
-        value = Decimal(-1)
+        value = Decimal("NaN")
     if not (value.is_finite() and 0 <= value < AMOUNT_LIMIT):
-        said.append(f"{label} {_shown(text)} is not an amount such as 150 or 150.00")
+        said.append(f"{label} {_shown(text)} {_not_an_amount(value)}")
         return None
     digits = exponent(currency) if currency else MOST_DECIMALS
     if value != value.quantize(Decimal(1).scaleb(-digits)):
@@ -183,6 +183,15 @@ def _amount(label: str, text: str, currency: str | None, said: list[str]) -> Dec
         said.append(f"{label} {_shown(text)} has more decimals than an amount can: {unit}")
         return None
     return value
+
+
+def _not_an_amount(value: Decimal) -> str:
+    """Why a typed amount is none (a review: "not an amount such as 150" of -5 and of 2e10)."""
+    if not value.is_finite():
+        return "is not a number (an amount in the currency's units, such as 150)"
+    if value < 0:
+        return "is below 0"
+    return "is more than any refund"
 
 
 def _currency(text: str, said: list[str]) -> str | None:

@@ -57,7 +57,10 @@ def to_signin(request: Request) -> Response:
     back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     said = ""
     if request.method != "GET":
-        back, said = request.url.path.removesuffix("/act"), "&ended=unsent"
+        # The refund's page says it too once signed in (an identity provider's sign-in
+        # page shows nothing of ours: a review).
+        back = f"{request.url.path.removesuffix('/act')}?done={NOT_DONE}"
+        said = "&ended=unsent"
     elif request.cookies.get(SESSION_COOKIE):
         said = "&ended=1"
     return protect(RedirectResponse(f"/console/signin?next={quote(back, safe='')}{said}", 303))
@@ -65,9 +68,11 @@ def to_signin(request: Request) -> Response:
 
 ENDED = "Your session ended: sign in again."
 UNSENT = (
-    "Your session ended, so what you last sent was not done: sign in again, and do it again"
-    " if it is still needed."
+    "You are not signed in (your session may have ended), so what you sent was not done: sign"
+    " in, and do it again if it is still needed."
 )
+NOT_DONE = "not-done"
+"""The refund page's `done=` once a form sent without a session comes back to it."""
 
 
 def safe_next(target: str) -> str:

@@ -181,7 +181,8 @@ def refund_key(value: str) -> str:
     read "refund_key must be …", a name the command line does not use)."""
     return _identifier(
         value,
-        f"{value!r} is not a refund key (at most 64 letters, digits and . _ : -, no spaces)",
+        f"{value!r} is not a refund key (at most 64 letters, digits and . _ : -, starting"
+        " with a letter or digit, no spaces)",
     )
 
 

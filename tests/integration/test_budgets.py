@@ -222,7 +222,7 @@ async def test_the_customer_budget_holds_across_orders(
     assert await recorded(db, [s.refund_id for s in spent]) == [(True, None)] * 4
 
     # A third order, nothing refunded on it yet: the order's budget would allow 10.00, the
-    # customer's does not, whatever case the customer's id is typed in.
+    # customer's does not (the budgets fold case; the id itself is the order's, exactly).
     third = await sandbox.order(lines=JACKET_AND_PEN, customer_id=customer)
     withheld = customer_budget(customer, "199.98 USD")
     # Not under the customer's id in another case: a refund is its order's customer's.

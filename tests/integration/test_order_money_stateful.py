@@ -1,8 +1,8 @@
 """Invariant 9 on the real stack as a hypothesis state machine: random sequences of requests
 on one order (lines or amounts, every channel and reason, fresh, reused and content-derived
-keys, two customers' orders), in batches issued at once, with reviewers approving and customers
-withdrawing what waits for review. Checked after every step and once every refund has
-settled, where the money moves (the sandbox provider) and where it is guarded (the ledger).
+keys; two customers' orders), in batches issued at once, with reviewers approving and
+customers withdrawing what waits for review. Checked after every step and once every refund
+has settled, where the money moves (the sandbox provider) and where it is guarded (the ledger).
 
 FIXED_SEED (printed), chosen as its run reaches every outcome in MIX; MONEY_SEED=<n> replays
 seed n, MONEY_SEED=random draws one (a short run may then miss an outcome of MIX: that says
@@ -121,7 +121,7 @@ class World:  # shared by the examples of a run: customers' budgets span their o
     started: dict[str, Refund] = field(default_factory=dict)
     seen: Counter[str] = field(default_factory=Counter)
     failures: list[AssertionError] = field(default_factory=list)
-    orders: int = 0  # made so far: every other one is the second customer's
+    orders: int = 0  # made so far (every other one is the second customer's)
 
     def run(self, work: Awaitable[T]) -> T:
         try:
@@ -142,8 +142,7 @@ class OrderMoney(stateful.RuleBasedStateMachine):
 
     @stateful.initialize(lines=ORDER_LINES)
     def open_order(self, lines: list[dict[str, Any]]) -> None:
-        # Two customers, each with orders of their own: a refund is its order's customer's.
-        customer = f"cust-{self.world.run_id}-{self.world.orders % 2}"
+        customer = f"cust-{self.world.run_id}-{self.world.orders % 2}"  # whose: alternately
         self.world.orders += 1
         made = self.world.run(self.world.sandbox.order(lines=lines, customer_id=customer))
         self.order = OrderSnapshot.model_validate(made)
