@@ -20,6 +20,7 @@ from workflows.verification import (
     VerifyRequestResult,
     not_for_its_customer,
     order_differences,
+    repeated_skus,
 )
 
 log = structlog.get_logger("refundflow.verification")
@@ -71,6 +72,8 @@ class RequestVerifier:
             problems.append(f"policy #{request.policy_hash[:12]} is not one this worker knows")
         actual = await self._orders.get_order(request.order.order_id)
         problems += order_differences(request.order, actual)
+        if repeated_skus(request.order):
+            problems.append(f"order {request.order.order_id}: SKU on more than one line")
         if requested_by is not None:
             problems += not_for_its_customer(requested_by, actual)
         if problems:

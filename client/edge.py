@@ -56,6 +56,7 @@ from workflows.policy import evaluate, parse_policy, policy_for
 from workflows.read_models import CustomerHistory
 from workflows.states import RefundState
 from workflows.validation import RefundInputError, resolve_request
+from workflows.verification import repeated_skus
 
 
 async def fetch_order(orders: OrderSystem, order_id: str) -> OrderSnapshot:
@@ -70,6 +71,12 @@ async def fetch_order(orders: OrderSystem, order_id: str) -> OrderSnapshot:
         raise InvalidRefundRequest(str(err)) from None
     if order is None:
         raise InvalidRefundRequest(f"unknown order {order_id}")
+    if repeated := repeated_skus(order):
+        raise InvalidRefundRequest(
+            f"order {order_id} lists {', '.join(repeated)} on more than one line: refundflow"
+            " holds and refunds an order's units by SKU, one line each (refund this order"
+            " outside refundflow, or have the order system merge its lines)"
+        )
     return order
 
 

@@ -241,6 +241,12 @@ async def create_order(request: web.Request) -> web.Response:
         ]
     else:
         lines = [line.model_dump() for line in spec.lines]
+        skus = [line.sku for line in spec.lines]
+        if repeated := sorted({sku for sku in skus if skus.count(sku) > 1}):
+            # As refundflow needs an order system's orders to be (it refuses others).
+            raise SandboxError(
+                400, "invalid_request", f"an order lists each SKU once: {', '.join(repeated)}"
+            )
     order = await request.app[STORE].create_order(
         currency=spec.currency,
         lines=lines,

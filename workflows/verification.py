@@ -8,6 +8,8 @@ the order snapshot against the order system. Pure: the activity supplies what it
 
 from __future__ import annotations
 
+from collections import Counter
+
 from pydantic import BaseModel, ConfigDict
 
 from workflows.models import OrderSnapshot, PinnedPolicy, ReserveInput, ReserveResult
@@ -83,6 +85,14 @@ def order_differences(claimed: OrderSnapshot, actual: OrderSnapshot | None) -> l
     if claimed.delivered_at != actual.delivered_at:
         found.append("delivery time differs from the order system's")
     return [f"order {claimed.order_id}: {what}" for what in found]
+
+
+def repeated_skus(order: OrderSnapshot) -> list[str]:
+    """SKUs the order lists on more than one line. refundflow holds and refunds units per SKU
+    (the ledger's lines are keyed by it): such an order is refused, with this said, rather
+    than failing as it is held (a trial's TV on two lines: eligible, then a 503)."""
+    seen = Counter(line.sku for line in order.lines)
+    return sorted(sku for sku, lines in seen.items() if lines > 1)
 
 
 def not_for_its_customer(requested_by: str, actual: OrderSnapshot | None) -> list[str]:

@@ -98,3 +98,19 @@ async def test_bad_provider_calls_get_json_errors(
 async def test_unknown_order_is_404(sandbox: Sandbox, http: aiohttp.ClientSession) -> None:
     async with http.get(f"{sandbox.base}/orders/v1/orders/ord_missing") as response:
         assert response.status == 404
+
+
+async def test_an_order_lists_each_sku_once(sandbox: Sandbox) -> None:
+    """A trial's order with TV on two lines was eligible, then its request failed as it was
+    held (a 503): the stand-in refuses such an order, as refundflow refuses one from a real
+    order system (client/edge.fetch_order)."""
+    lines = [
+        {"sku": "TV", "quantity": 1, "unit_price": 100},
+        {"sku": "TV", "quantity": 1, "unit_price": 200},
+    ]
+    async with sandbox.http.post(
+        f"{sandbox.base}/orders/v1/orders", json={"currency": "USD", "lines": lines}
+    ) as response:
+        assert response.status == 400
+        said = (await response.json())["error"]
+    assert said["code"] == "invalid_request" and "lists each SKU once: TV" in said["message"]
