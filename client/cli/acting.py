@@ -113,6 +113,13 @@ def _find(args: argparse.Namespace, env: dict[str, str]) -> Credentials:
             f" {where}: its issuer signs for its directory; elsewhere REFUNDFLOW_TOKEN says"
             " who you are"
         )
+    if env.get("REFUNDFLOW_API_URL") and not env.get("REFUNDFLOW_TOKEN", "").strip():
+        # The API is named; what is missing is who asks (a trial's empty token was told
+        # there was no API to talk to).
+        raise RefundflowError(
+            f"REFUNDFLOW_API_URL names {env['REFUNDFLOW_API_URL']}, but REFUNDFLOW_TOKEN is"
+            " empty or unset: set it to an access token for that API (docs/identity.md)"
+        )
     if home:  # set on purpose: the folder it names is where a stack was looked for
         raise RefundflowError(
             f"no API to talk to: no dev stack runs from REFUNDFLOW_HOME={home} (start"

@@ -4,6 +4,7 @@ the API: `reconcile`, `anomalies` and `report`."""
 from __future__ import annotations
 
 import argparse
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -72,7 +73,12 @@ def _staff_named(args: argparse.Namespace) -> None:
     nobodyxyz` was kept as who decided a double payment is dealt with). Elsewhere the name is
     kept as given: the command works with the database's own credentials."""
     dev_tokens = getattr(args, "dev_tokens", None)
-    who = dev_tokens(args.by) if dev_tokens is not None else None  # refuses a name it lacks
+    try:
+        who = dev_tokens(args.by) if dev_tokens is not None else None
+    except UserError as err:  # not --as's words: a customer's id would be refused too
+        meant = re.search(r"; did you mean [\w.-]+\?", str(err))
+        said = f"--by {args.by}: not in the dev stack's staff directory"
+        raise UserError(said + (meant.group(0) if meant else "")) from None
     if who is not None and who.kind != "staff":
         raise UserError(f"--by {args.by}: a member of staff acknowledges, not a {who.kind}")
 

@@ -167,7 +167,9 @@ def _nearest_option(words: list[str], options: Collection[str]) -> tuple[str, st
         name = given.split("=")[0]
         if not name.startswith("--") or name in options:
             continue
-        close = difflib.get_close_matches(name, sorted(options), n=1)
+        # Closer than difflib's default: `status … --reason x` is not a typo of --json (a
+        # trial); --jsn, --refnd and --amout are.
+        close = difflib.get_close_matches(name, sorted(options), n=1, cutoff=0.75)
         if close:
             return name, close[0]
     return None

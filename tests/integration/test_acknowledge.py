@@ -96,6 +96,9 @@ async def test_acknowledge_is_refused_where_it_cannot_apply(stack: DevStack) -> 
     stranger = await run_cli(env, "acknowledge", KIND, "--order", "ord_1", "--by", "omr",
                              "--reason", "x")  # fmt: skip
     assert stranger[0] == 2 and "did you mean omar?" in stranger[2], stranger
+    # Not --as's words (a trial was told how customers are named, then refused one).
+    assert "--by omr: not in the dev stack's staff directory" in stranger[2], stranger
+    assert "a customer is named" not in stranger[2], stranger
     customer = await run_cli(env, "acknowledge", KIND, "--order", "ord_1", "--by", "cust_42",
                              "--reason", "x")  # fmt: skip
     assert customer[0] == 2 and "a member of staff acknowledges" in customer[2], customer

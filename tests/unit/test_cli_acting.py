@@ -96,6 +96,13 @@ def test_refusals_are_one_sentence(nowhere: dict[str, str]) -> None:
     assert "\n" not in str(no_api.value)
 
 
+def test_an_api_named_without_a_token_is_told_what_is_missing(nowhere: dict[str, str]) -> None:
+    """A trial: REFUNDFLOW_API_URL set and REFUNDFLOW_TOKEN empty read "no API to talk to"."""
+    named = {**nowhere, "REFUNDFLOW_API_URL": "http://127.0.0.1:9", "REFUNDFLOW_TOKEN": " "}
+    with pytest.raises(RefundflowError, match="but REFUNDFLOW_TOKEN is empty or unset"):
+        credentials(with_tokens(parse("status", RF), lambda _: None), named)
+
+
 def test_whom_a_request_is_for(nowhere: dict[str, str]) -> None:
     ask = ("request", "--order", "o1", "--amount", "100", "--reason", "damaged", "--channel", "web")
     customer = with_tokens(parse("--as", "cust_9", *ask), dev_stack)

@@ -314,3 +314,13 @@ def test_a_refund_key_is_checked_as_the_option_it_is(capsys: pytest.CaptureFixtu
     err = capsys.readouterr().err
     assert "argument --key: 'bad key' is not a refund key (at most 64 letters" in err, err
     assert build_parser().parse_args([*line, "--key", "ticket-8812"]).key == "ticket-8812"
+
+
+def test_an_option_of_another_command_is_not_taken_for_a_typo(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A trial: `status rf_… --reason x` was asked "did you mean '--json'?"."""
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["status", RF, "--reason", "x"])
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --reason x" in err and "did you mean" not in err, err
