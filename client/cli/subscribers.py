@@ -181,10 +181,10 @@ def _removed(data: dict[str, Any]) -> str:
     if data.get("removed_before"):
         return f"{data['name']}: was removed before; it receives no events"
     pending, parked = data["dropped_pending"], data["dropped_parked"]
-    dropped = (
+    dropped = (  # said either way, as README says it is (a trial met the line without it)
         f"; dropped what it had not received: {pending} pending, {parked} parked"
         if pending or parked
-        else ""
+        else "; nothing undelivered was dropped (0 pending, 0 parked)"
     )
     return f"{data['name']}: no longer receives events{dropped}"
 

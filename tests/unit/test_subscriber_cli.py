@@ -200,3 +200,17 @@ def test_adding_a_subscriber_again_says_its_secret_was_replaced() -> None:
     lines = again.splitlines()
     assert lines[0] == "crm was subscribed before: now -> https://crm.example/e, with a new secret"
     assert lines[-1].startswith("  the previous secret also signs deliveries until 2026-11-28")
+
+
+def test_removing_says_what_it_dropped_even_when_nothing() -> None:
+    """README: `subscribers remove` says how many undelivered events it dropped; a trial's
+    subscriber with none read only "no longer receives events"."""
+    from client.cli.subscribers import _removed
+
+    said = _removed({"name": "loc", "dropped_pending": 0, "dropped_parked": 0})
+    assert (
+        said
+        == "loc: no longer receives events; nothing undelivered was dropped (0 pending, 0 parked)"
+    )
+    said = _removed({"name": "crm", "dropped_pending": 22, "dropped_parked": 1})
+    assert said.endswith("dropped what it had not received: 22 pending, 1 parked")
