@@ -220,13 +220,19 @@ def _units_refusal(
     worth = line.quantity * line.unit_price
     asked = wanted.quantity * wanted.unit_price
     if value + asked > worth:
-        # Units are free, but amount-only refunds took part of the line's value.
+        # Units are free, but amount-only refunds took part of the line's value. An amount
+        # is advised only where the line has some left (a trial was sent to ask for one
+        # when nothing was, to be refused in its turn).
+        advice = (
+            ": ask for an amount instead (the order's lines share it by what each has left)"
+            if worth > value
+            else ""
+        )
         return (
             f"{format_minor(value, money)} of {wanted.sku} (order {order_id}) is already held"
             f" or refunded{_by(holders)}; {format_minor(worth - value, money)} of its"
             f" {format_minor(worth, money)} left, {wanted.quantity} x {wanted.sku} is"
-            f" {format_minor(asked, money)}: ask for an amount instead (the order's lines"
-            " share it by what each has left)",
+            f" {format_minor(asked, money)}{advice}",
             holders,
         )
     return None, []

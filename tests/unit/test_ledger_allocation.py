@@ -154,6 +154,13 @@ def test_units_already_paid_for_by_an_amount_are_not_refunded_again() -> None:
         " 10.00 USD of its 30.00 USD left, 1 x CABLE is 15.00 USD: ask for an amount instead"
         " (the order's lines share it by what each has left)"
     )
+    # Nothing of the line left: no amount to advise (a trial asked for one, to be refused).
+    assert take(holds, ask("rf_rest", order, amount=1000)).allowed
+    refused = take(holds, ask("rf_line", order, amount=1500, lines=one))
+    assert refused.refused_because == (
+        "30.00 USD of CABLE (order ord_1) is already held or refunded by rf_amount, rf_rest;"
+        " 0.00 USD of its 30.00 USD left, 1 x CABLE is 15.00 USD"
+    )
 
 
 # --- amounts and final sale -------------------------------------------------------------
