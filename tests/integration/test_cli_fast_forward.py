@@ -54,6 +54,8 @@ async def test_a_refund_moved_on_is_still_reconciled(
     stuck, order = await awaiting_operator(refunds, sandbox, faults)
     moved = await run_cli(stack.env(), "sandbox", "fast-forward", stuck.refund_id, "25h")
     assert moved[0] == 0, moved
+    # Said before the wait, which a long skip makes (a trial waited 34 s with nothing said).
+    assert moved[2].startswith(f"note: moving {stuck.refund_id}'s clock on by 25h;"), moved
     await sandbox.provider_refund(order, stuck.refund_id, stuck.amount)
     report = await reconcile_cli(stack)
     assert ("provider_refunded_not_completed", "healed") in findings_for(report, stuck.refund_id)
