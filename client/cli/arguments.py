@@ -145,7 +145,8 @@ def assignment(value: str) -> tuple[str, str]:
 
 
 def minor(value: str) -> int:
-    """An amount in minor units; its sign is left to the request's own validation. Only
+    """An amount in minor units, more than 0 (every --amount is: said here as the option's
+    mistake, not later as the request's "amount must be greater than 0", a trial). Only
     digits: int() would also take "1_000", which nobody means as money. Spaces around it
     (a pasted " 5000", a trial) are dropped, as around an order id."""
     value = value.strip()
@@ -154,6 +155,8 @@ def minor(value: str) -> int:
             "amount must be a whole number of the currency's minor units (4200 is 42.00 USD,"
             f" or 4200 JPY, which has no decimals), got {value!r}"
         )
+    if int(value) <= 0:
+        raise argparse.ArgumentTypeError(f"amount must be more than 0, got {value!r}")
     return int(value)
 
 

@@ -111,13 +111,13 @@ def request_args(**overrides: str) -> list[str]:
     ("args", "status", "message"),
     [
         (request_args(order="ord_nope"), 2, "error: unknown order ord_nope"),
-        (request_args(amount="0"), 2, "amount must be greater than 0"),
+        (request_args(amount="0"), 2, "argument --amount: amount must be more than 0, got '0'"),
         (request_args(amount="12.50"), 2, "the currency's minor units"),
         (request_args(reason="bored"), 2, "unknown reason code 'bored'; the codes are damaged"),
         (request_args(channel="fax"), 2, "--channel: invalid choice: 'fax' (choose from 'web',"),
         (["status", "rf_000000000000000000000000"], 1, "error: no refund rf_0000"),
         (["approve", "rf_000000000000000000000000", "--reviewer", "bob"], 1, "error: no refund"),
-        (["sandbox", "order", "--amount", "-5"], 2, "greater than 0"),
+        (["sandbox", "order", "--amount", "-5"], 2, "amount must be more than 0"),
     ],
 )
 def test_mistakes_are_one_clear_line_and_a_non_zero_exit(

@@ -56,7 +56,7 @@ def test_who_may_approve_is_whom_the_cli_acts_as(stack: DevStack) -> None:
     assert one_line(other) == f"error: no refund {refund_id}"  # as if there were none
     # An amount of 0 is refused as the bad input it is, never read as "the whole amount".
     nothing = cli(stack, "--as", "li", "approve", refund_id, "--amount", "0")
-    assert nothing.returncode == 2 and "greater than 0" in one_line(nothing)
+    assert nothing.returncode == 2 and "amount must be more than 0" in one_line(nothing)
     assert cli_json(stack, "status", refund_id)["state"] == "pending_review"
 
     allowed = cli_json(stack, "--as", "li", "approve", refund_id)

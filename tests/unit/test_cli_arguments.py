@@ -324,3 +324,18 @@ def test_an_option_of_another_command_is_not_taken_for_a_typo(
         build_parser().parse_args(["status", RF, "--reason", "x"])
     err = capsys.readouterr().err
     assert "unrecognized arguments: --reason x" in err and "did you mean" not in err, err
+
+
+@pytest.mark.parametrize("amount", ["0", "-100"])
+def test_an_amount_of_nothing_is_the_option_s_mistake(
+    capsys: pytest.CaptureFixture[str], amount: str
+) -> None:
+    """A trial: `eligibility --amount -100` read "amount must be greater than 0" (the
+    request's words), where `--amount 12.5` reads as the option's mistake."""
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(
+            ["eligibility", "--order", "o", "--amount", amount, "--reason", "damaged"]
+        )
+    assert (
+        f"argument --amount: amount must be more than 0, got '{amount}'" in capsys.readouterr().err
+    )
