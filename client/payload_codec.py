@@ -20,7 +20,6 @@ import base64
 import binascii
 import dataclasses
 import os
-import re
 import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from temporalio.converter import (
     PayloadCodec,
 )
 
+from client.codec_key_ids import KEY_ID, KEY_ID_RULE
 from client.pydantic_conversion import refundflow_data_converter
 
 ENCODING = b"binary/encrypted"
@@ -45,7 +45,6 @@ KEY_BYTES = 32
 """AES-256: a key is 32 random bytes, base64 in configuration."""
 NONCE_BYTES = 12
 TAG_BYTES = 16  # AES-GCM's authentication tag, after the ciphertext
-_KEY_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 class CodecKeyError(Exception):
@@ -98,7 +97,7 @@ class Keyring:
 def _parse_entry(entry: str, number: int, source: str) -> tuple[str, bytes]:
     key_id, sep, encoded = entry.partition(":")
     key_id = key_id.strip()
-    if not sep or not _KEY_ID.match(key_id):
+    if not sep or not KEY_ID.match(key_id):
         raise CodecKeyError(
             f"{source}: entry {number} must be `id:base64key` with an id of letters, digits,"
             " `.`, `_` or `-`"
@@ -116,8 +115,8 @@ def _parse_entry(entry: str, number: int, source: str) -> tuple[str, bytes]:
 
 def new_key_entry(key_id: str) -> str:
     """A fresh `id:base64key` entry (32 random bytes)."""
-    if not _KEY_ID.match(key_id):
-        raise CodecKeyError(f"key id {key_id!r}: use letters, digits, `.`, `_` or `-`")
+    if not KEY_ID.match(key_id):
+        raise CodecKeyError(f"key id {key_id!r}: {KEY_ID_RULE}")
     return f"{key_id}:{base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode()}"
 
 

@@ -17,7 +17,16 @@ from typing import Any
 from client.cli.arguments import EXIT_OK
 from client.cli.grammar import Subcommands, command
 from client.cli.handlers import Handler
+from client.codec_key_ids import KEY_ID, KEY_ID_RULE
 from client.settings import ConfigurationError, Settings
+
+
+def _key_id(value: str) -> str:
+    """Checked as the command is read: a bad id is the option's mistake, exit 2 (a trial's
+    `--id "bad id"` exited 1)."""
+    if not KEY_ID.match(value):
+        raise argparse.ArgumentTypeError(f"key id {value!r}: {KEY_ID_RULE}")
+    return value
 
 
 def add_codec_commands(sub: Subcommands) -> None:
@@ -29,7 +38,9 @@ def add_codec_commands(sub: Subcommands) -> None:
     server.add_argument("--host", help="default: REFUNDFLOW_CODEC_HOST or 127.0.0.1")
     server.add_argument("--port", type=int, help="default: REFUNDFLOW_CODEC_PORT or 8081")
     key = command(sub, "codec-key", "print a new payload key entry (id:base64key), for rotation")
-    key.add_argument("--id", dest="key_id", required=True, help="the new key's id, e.g. 2026-11")
+    key.add_argument(
+        "--id", dest="key_id", required=True, type=_key_id, help="the new key's id, e.g. 2026-11"
+    )
     key.add_argument(
         "--rotate",
         type=Path,

@@ -150,3 +150,13 @@ async def test_sandbox_commands_find_no_stack_instead_of_trying_the_default_port
     said = str(refused.value)
     assert said.startswith("no dev stack found, and the sandbox runs in one: start")
     assert "REFUNDFLOW_HOME" in said and said.endswith("or set SANDBOX_URL")
+
+
+def test_a_bad_codec_key_id_is_the_option_s_mistake(capsys: pytest.CaptureFixture[str]) -> None:
+    """A trial: `codec-key --id "bad id"` exited 1, where bad input exits 2 (README)."""
+    from worker.cli import build_parser
+
+    with pytest.raises(SystemExit) as refused:
+        build_parser().parse_args(["codec-key", "--id", "bad id"])
+    assert refused.value.code == 2
+    assert "argument --id: key id 'bad id': use letters, digits" in capsys.readouterr().err
