@@ -6,5 +6,5 @@ from __future__ import annotations
 
 import re
 
-KEY_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+KEY_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")  # \Z: "$" would let a final newline in
 KEY_ID_RULE = "use letters, digits, `.`, `_` or `-` (at most 64)"

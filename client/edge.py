@@ -71,13 +71,20 @@ async def fetch_order(orders: OrderSystem, order_id: str) -> OrderSnapshot:
         raise InvalidRefundRequest(str(err)) from None
     if order is None:
         raise InvalidRefundRequest(f"unknown order {order_id}")
+    return order
+
+
+def refundable_here(order: OrderSnapshot) -> None:
+    """An order that lists a SKU on two lines is refused in words (the ledger holds and
+    refunds units by SKU: held, it failed with a 503, a trial). Asked only once whose the
+    order is has been checked (`for_its_customer`, the API's authorization): said to a
+    stranger, it would tell that the order exists and what it holds (a review)."""
     if repeated := repeated_skus(order):
         raise InvalidRefundRequest(
-            f"order {order_id} lists {', '.join(repeated)} on more than one line: refundflow"
-            " holds and refunds an order's units by SKU, one line each (refund this order"
-            " outside refundflow, or have the order system merge its lines)"
+            f"order {order.order_id} lists {', '.join(repeated)} on more than one line:"
+            " refundflow holds and refunds an order's units by SKU, one line each (refund"
+            " this order outside refundflow, or have the order system merge its lines)"
         )
-    return order
 
 
 def for_its_customer(request: RefundRequest, order: OrderSnapshot) -> None:

@@ -30,6 +30,7 @@ from client.edge import (
     for_its_customer,
     hold_at_the_edge,
     judge_eligibility,
+    refundable_here,
     resolve,
     same_hold_or_conflict,
     same_request_or_conflict,
@@ -142,6 +143,7 @@ class RefundClient(RefundActions):
         around refundflow). Starts nothing. `order`: the order just looked up (else it is)."""
         order = order or await fetch_order(self._orders, request.order_id)
         for_its_customer(request, order)
+        refundable_here(order)
         store = await self._store() if self._database_url else None
         return await judge_eligibility(store, self.policy, request, order)
 
@@ -185,6 +187,7 @@ class RefundClient(RefundActions):
         asked_at = datetime.now(UTC)
         order = order or await fetch_order(self._orders, request.order_id)
         for_its_customer(request, order)
+        refundable_here(order)
         refund_id = refund_id_for(request.order_id, request.refund_key)
         held_before = False
         if not self._database_url:

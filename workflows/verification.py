@@ -61,9 +61,11 @@ def policy_text_problem(pinned: PinnedPolicy) -> str | None:
     return None
 
 
-CHECKED_FIELDS = ("currency", "captured_amount", "payment_reference", "payment_rail", "customer_id")
-"""The order's fields a start's snapshot must share with the order system's (whose order it
-is too: a snapshot without its customer passed the edge's check, a review)."""
+CHECKED_FIELDS = ("currency", "captured_amount", "payment_reference", "payment_rail")
+"""The order's fields a start's snapshot must share with the order system's. Its customer
+too, where the snapshot names one (None is no claim: refunds started before snapshots
+carried it, or an order the system links to a customer later; whose the order is now is
+checked against `requested_by` by `not_for_its_customer`)."""
 
 
 def order_differences(claimed: OrderSnapshot, actual: OrderSnapshot | None) -> list[str]:
@@ -71,15 +73,11 @@ def order_differences(claimed: OrderSnapshot, actual: OrderSnapshot | None) -> l
     if actual is None:
         return [f"order {claimed.order_id} is unknown to the order system"]
     found = []
-    for field in (
-        "currency",
-        "captured_amount",
-        "payment_reference",
-        "payment_rail",
-        "customer_id",
-    ):
+    for field in CHECKED_FIELDS:
         if getattr(claimed, field) != getattr(actual, field):
             found.append(f"{field} differs from the order system's")
+    if claimed.customer_id is not None and claimed.customer_id != actual.customer_id:
+        found.append("customer_id differs from the order system's")
     if _lines(claimed) != _lines(actual):
         found.append("order lines differ from the order system's")
     if claimed.delivered_at != actual.delivered_at:

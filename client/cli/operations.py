@@ -76,7 +76,8 @@ def _staff_named(args: argparse.Namespace) -> None:
     try:
         who = dev_tokens(args.by) if dev_tokens is not None else None
     except UserError as err:  # not --as's words: a customer's id would be refused too
-        meant = re.search(r"; did you mean [\w.-]+\?", str(err))
+        # Its hint only where it names a member (not `cust_42` for CUST_42: a review).
+        meant = re.search(r"; did you mean (?!cust_)[\w.-]+\?", str(err))
         said = f"--by {args.by}: not in the dev stack's staff directory"
         raise UserError(said + (meant.group(0) if meant else "")) from None
     if who is not None and who.kind != "staff":

@@ -316,7 +316,7 @@ def test_a_refund_key_is_checked_as_the_option_it_is(capsys: pytest.CaptureFixtu
     assert build_parser().parse_args([*line, "--key", "ticket-8812"]).key == "ticket-8812"
 
 
-def test_an_option_of_another_command_is_not_taken_for_a_typo(
+def test_an_option_only_somewhat_like_one_is_not_taken_for_a_typo(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A trial: `status rf_… --reason x` was asked "did you mean '--json'?"."""
