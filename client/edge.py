@@ -74,6 +74,13 @@ async def fetch_order(orders: OrderSystem, order_id: str) -> OrderSnapshot:
     return order
 
 
+def takes_the_request(request: RefundRequest, order: OrderSnapshot) -> None:
+    """Whose the order is, then whether refundflow refunds it at all: what RefundClient
+    checks of every request and eligibility question before anything else."""
+    for_its_customer(request, order)
+    refundable_here(order)
+
+
 def refundable_here(order: OrderSnapshot) -> None:
     """An order that lists a SKU on two lines is refused in words (the ledger holds and
     refunds units by SKU: held, it failed with a 503, a trial). Asked only once whose the

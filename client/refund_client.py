@@ -27,13 +27,12 @@ from client.connections import connect_temporal
 from client.edge import (
     customer_history,
     fetch_order,
-    for_its_customer,
     hold_at_the_edge,
     judge_eligibility,
-    refundable_here,
     resolve,
     same_hold_or_conflict,
     same_request_or_conflict,
+    takes_the_request,
 )
 from client.errors import (
     InvalidRefundRequest,
@@ -142,8 +141,7 @@ class RefundClient(RefundActions):
         would reach now, judged as the store judges it (ledger, budgets, money refunded
         around refundflow). Starts nothing. `order`: the order just looked up (else it is)."""
         order = order or await fetch_order(self._orders, request.order_id)
-        for_its_customer(request, order)
-        refundable_here(order)
+        takes_the_request(request, order)
         store = await self._store() if self._database_url else None
         return await judge_eligibility(store, self.policy, request, order)
 
@@ -186,8 +184,7 @@ class RefundClient(RefundActions):
         ledger read started with the order's look-up (`ledger_read_ahead`)."""
         asked_at = datetime.now(UTC)
         order = order or await fetch_order(self._orders, request.order_id)
-        for_its_customer(request, order)
-        refundable_here(order)
+        takes_the_request(request, order)
         refund_id = refund_id_for(request.order_id, request.refund_key)
         held_before = False
         if not self._database_url:

@@ -154,9 +154,8 @@ def cancel_refused(
     if view.awaiting is Awaiting.PAYMENT_PROVIDER:
         lines.append(
             f"an operator may ask the provider to cancel it ({provider_cancel or operator_cancel});"
-            " a provider"
-            " cancels only a refund that waits for the customer's action, and one it is"
-            " settling pays or fails by itself"
+            " a provider cancels only a refund that waits for the customer's action, and one"
+            " it is settling pays or fails by itself"
         )
     return lines
 

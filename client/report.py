@@ -72,7 +72,22 @@ _DUPLICATES = (
 )
 """The metrics that add up to `duplicate_refunds`. Not the orders paid above their capture:
 each is one of those already (money paid around refundflow, or paid twice), and counted again
-it read as two duplicates (a trial); they are named in `duplicate_orders`."""
+it read as two duplicates (a trial); they are named in `duplicate_orders`.
+
+`duplicate_refunds`, from the order ledger and the provider's word; must be 0. The sum of:
+refunds confirmed by the provider more than once; orders of the selected refunds whose
+consumed reservations exceed the captured amount; refunds that refunded a unit (or line
+value) already refunded: per order line, oldest first, each refund whose refunded units or
+value take the line beyond what was ordered; and orders of the selected refunds the provider
+paid more for than refundflow's refunds account for (reconciliation's
+`provider_money_above_ledger` findings of its newest finished run, since the provider's
+ledger is not in Postgres); and refunds recorded as paid elsewhere that the provider paid
+too (`paid_elsewhere_and_by_provider`, the same run). `duplicate_orders` names them all, and
+the orders whose money out, the provider's and paid elsewhere, is above their capture
+(`paid_above_capture`, the same run), which are among them already and not counted again.
+`acknowledged_orders`: those of them, found by reconciliation only, whose standing findings
+someone acknowledged, every one (`refundflow acknowledge`: dealt with outside refundflow;
+still counted)."""
 
 _COUNTS = f"""
     WITH {_SELECTED}
@@ -209,20 +224,7 @@ async def build_report(
       audit entry (seq 1) to the first `provider_confirmed` entry.
     - `sla_breaches`: refunds escalated by a timer (an `escalated` entry from source `timer`).
     - `escalation_rate`: refunds with any `escalated` entry / refunds.
-    - `duplicate_refunds`, from the order ledger and the provider's word; must be 0. The sum
-      of: refunds confirmed by the provider more than once; orders of the selected refunds
-      whose consumed reservations exceed the captured amount; refunds that refunded a unit
-      (or line value) already refunded: per order line, oldest first, each refund whose
-      refunded units or value take the line beyond what was ordered; and orders of the
-      selected refunds the provider paid more for than refundflow's refunds account for
-      (reconciliation's `provider_money_above_ledger` findings of its newest finished run,
-      since the provider's ledger is not in Postgres); and refunds recorded as paid
-      elsewhere that the provider paid too (`paid_elsewhere_and_by_provider`, the same
-      run). `duplicate_orders` names them all, and the orders whose money out, the
-      provider's and paid elsewhere, is above their capture (`paid_above_capture`, the same
-      run), which are among them already and not counted again. `acknowledged_orders`: those
-      of them, found by reconciliation only, whose standing findings someone acknowledged,
-      every one (`refundflow acknowledge`: dealt with outside refundflow; still counted).
+    - `duplicate_refunds`, `duplicate_orders`, `acknowledged_orders`: `_DUPLICATES` says.
     - `reopen_rate`: appeal/reopen: the customer asked again after a refusal. The share of
       the selected refused refunds (rejected, declined, or expired in review; not withdrawn,
       nor closed on our side) whose order has another refund (selected or not) requested

@@ -19,6 +19,7 @@ from sandbox.faults import Call, CallLog, CallOutcome, Faults, call_subject, rol
 from sandbox.store import SandboxError, SandboxStore
 from workflows.events import SubscriberEvent
 from workflows.money import Currency
+from workflows.verification import repeated
 
 STORE = web.AppKey("store", SandboxStore)
 # One-element list so the current settings can be swapped atomically at run time.
@@ -241,11 +242,10 @@ async def create_order(request: web.Request) -> web.Response:
         ]
     else:
         lines = [line.model_dump() for line in spec.lines]
-        skus = [line.sku for line in spec.lines]
-        if repeated := sorted({sku for sku in skus if skus.count(sku) > 1}):
-            # As refundflow needs an order system's orders to be (it refuses others).
+        # As refundflow needs an order system's orders to be (it refuses others).
+        if twice := repeated(line.sku for line in spec.lines):
             raise SandboxError(
-                400, "invalid_request", f"an order lists each SKU once: {', '.join(repeated)}"
+                400, "invalid_request", f"an order lists each SKU once: {', '.join(twice)}"
             )
     order = await request.app[STORE].create_order(
         currency=spec.currency,

@@ -9,6 +9,7 @@ the order snapshot against the order system. Pure: the activity supplies what it
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -89,8 +90,12 @@ def repeated_skus(order: OrderSnapshot) -> list[str]:
     """SKUs the order lists on more than one line. refundflow holds and refunds units per SKU
     (the ledger's lines are keyed by it): such an order is refused, with this said, rather
     than failing as it is held (a trial's TV on two lines: eligible, then a 503)."""
-    seen = Counter(line.sku for line in order.lines)
-    return sorted(sku for sku, lines in seen.items() if lines > 1)
+    return repeated(line.sku for line in order.lines)
+
+
+def repeated(skus: Iterable[str]) -> list[str]:
+    """The SKUs given more than once, each once, sorted (the sandbox's order check too)."""
+    return sorted(sku for sku, times in Counter(skus).items() if times > 1)
 
 
 def not_for_its_customer(requested_by: str, actual: OrderSnapshot | None) -> list[str]:

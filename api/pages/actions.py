@@ -175,9 +175,9 @@ async def act(
         within_the_refund(minor, status)
         # A browser sends a text box's line breaks as CRLF; the audit keeps plain \n.
         why = reason(chosen, code, note.replace("\r\n", "\n").replace("\r", "\n"))
-        if chosen is Action.APPROVE and status.evidence_required and not status.evidence:
-            if not why:  # said before Confirm, as authority is (a trial met it after)
-                raise Refused("evidence is required for this refund: say what you checked")
+        # Said before Confirm, as authority is (a trial met it after).
+        if chosen is Action.APPROVE and status.evidence_required and not (status.evidence or why):
+            raise Refused("evidence is required for this refund: say what you checked")
     except Refused as err:
         return await again(f"{err}; nothing was done.", 422)
     decision = decide(who, chosen, facts(api, status), amount=minor)
