@@ -142,6 +142,20 @@ async def test_a_pending_refund_is_polled_with_backoff_until_it_settles(env: Env
     await keep_history(handle, "pending_settled_by_poll")
 
 
+async def test_a_refund_left_pending_escalates_in_the_slas_own_words(env: Env) -> None:
+    """A poll notices the SLA passed (here at 90 s of a 36 s SLA; in production up to an
+    hour late): the escalation names the SLA, not the time waited ("72.0676 h", a trial)."""
+    env.systems.provider_answers = ["pending"]
+    quick_sla = policy_variant("standard-v2", refund_sla_hours=0.01)  # 36 s
+    env.systems.known_policies.add(quick_sla.content_hash)  # deployed for this test
+    handle = await env.start(tv_order(price=SMALL), pinned=quick_sla)
+    await until(handle, lambda s: any(e.event == "provider_pending" for e in s.timeline))
+    await env.skipper.fast_forward(handle, timedelta(minutes=2))
+    stalled = await until(handle, lambda s: s.escalation_level == 1)
+    said = [e.reason for e in stalled.timeline if e.event == "escalated"]
+    assert said == ["level 1: refund not settled after 0.01 h"], said
+
+
 async def test_a_refund_waiting_for_an_operator_completes_when_the_provider_paid_after_all(
     env: Env,
 ) -> None:

@@ -327,7 +327,10 @@ class Payment:
         waited = workflow.now() - self.p.refunding_since
         level_due = min(MAX_ESCALATION, int(waited / self.case.policy.refund_sla))
         if level_due > self.p.escalation:
-            self.case.escalate("timer", f"refund not settled after {hours(waited)}")
+            # The level's own deadline, not the time waited: a poll notices it up to an hour
+            # late, and "after 72.0676 h" read as a precise figure (a trial).
+            reached = (self.p.escalation + 1) * self.case.policy.refund_sla
+            self.case.escalate("timer", f"refund not settled after {hours(reached)}")
 
     async def _wait_for_operator(self, resume: bool = False) -> OperatorDecision:
         """The provider refused or failed for good: a person must look. Returns their choice."""
