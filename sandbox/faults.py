@@ -23,7 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 SYSTEMS = ("payment", "inventory", "orders", "notifications")
 System = Literal["payment", "inventory", "orders", "notifications"]
-Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+# NaN is no probability: refused as not a number (it read "should be at most 1", a trial).
+Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 
 
 class SystemFaults(BaseModel):

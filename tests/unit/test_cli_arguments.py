@@ -197,6 +197,16 @@ def test_no_refusal_code_is_none_not_a_code_named_none() -> None:
     assert PaymentFaults.model_validate({"refuse": "expired_card"}).refuse == "expired_card"
 
 
+def test_a_probability_that_is_not_a_number_is_said_so() -> None:
+    """A trial: `sandbox faults set payment.error_rate=NaN` said "less than or equal to 1"."""
+    from sandbox.faults import Faults
+
+    for written in ("NaN", "nan", "inf"):
+        with pytest.raises(ValueError, match="finite number"):
+            Faults().apply({"payment.error_rate": written})
+    assert Faults().apply({"payment.error_rate": "0.5"}).payment.error_rate == 0.5
+
+
 def test_reconcile_check_exits_3_only_when_a_run_left_something_for_a_person() -> None:
     from client.cli.operations import exit_for_check
 
