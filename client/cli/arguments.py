@@ -229,6 +229,16 @@ def name(value: str) -> str:
     )
 
 
+def customer_id(value: str) -> str:
+    """A customer id the dev stack's `--as` can name (cust_42; not CUST_42, not bob)."""
+    from api.dev_issuer import NotInDirectory, customer_id  # the dev stack's rule, said once
+
+    try:
+        return customer_id(value.strip())
+    except NotInDirectory as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def reason_code(value: str) -> str:
     """One of the reason codes every policy knows, e.g. damaged; a near miss is named."""
     given = value.strip().lower()

@@ -31,7 +31,7 @@ def add_sandbox(sub: Subcommands) -> None:
         help="how it was paid: when refunded money arrives (default card)",
     )
     order.add_argument(
-        "--customer", type=types.name, help="who placed it (default: a new customer id)"
+        "--customer", type=types.customer_id, help="who placed it, cust_… (default: a new one)"
     )
     order.add_argument(
         "--line", type=types.priced_line, action="append", help="SKU:QTY:PRICE:CATEGORY"

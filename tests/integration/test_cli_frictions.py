@@ -158,7 +158,7 @@ def test_a_mistyped_staff_name_is_refused_not_taken_for_a_customer(stack: DevSta
     # A customer is named by an id: cust_ alone, or with a space, is nobody's.
     for nobody_id in ("cust_", "cust_a b"):
         refused = _json_error(cli(stack, "token", "--as", nobody_id, "--json"), 2)
-        assert refused.startswith(f"{nobody_id!r} is not a customer id: after cust_ come"), refused
+        assert refused.startswith(f"{nobody_id!r} is not a customer id: cust_ then"), refused
     # CUST_42 would be a customer of its own, with no orders: refused, cust_42 suggested.
     shouted = _json_error(cli(stack, "token", "--as", "CUST_42", "--json"), 2)
     assert shouted.startswith("'CUST_42' is not a customer id: customer ids start with cust_")

@@ -207,6 +207,19 @@ def test_a_probability_that_is_not_a_number_is_said_so() -> None:
     assert Faults().apply({"payment.error_rate": "0.5"}).payment.error_rate == 0.5
 
 
+def test_a_sandbox_order_is_placed_by_a_customer_the_dev_stack_can_sign_in_as(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A trial: `sandbox order --customer CUST_9` made an order no `--as` could act on."""
+    ok = build_parser().parse_args(["sandbox", "order", "--customer", "cust_9"])
+    assert ok.customer == "cust_9"
+    for written, said in [("CUST_9", "did you mean cust_9?"), ("bob", "such as cust_42")]:
+        with pytest.raises(SystemExit) as exit_:
+            build_parser().parse_args(["sandbox", "order", "--customer", written])
+        assert exit_.value.code == 2
+        assert said in capsys.readouterr().err, written
+
+
 def test_reconcile_check_exits_3_only_when_a_run_left_something_for_a_person() -> None:
     from client.cli.operations import exit_for_check
 
