@@ -25,7 +25,8 @@ from sandbox.admin_client import SandboxAdmin
 from tests.conftest import Sandbox, unique_key
 from tests.integration.helpers import eventually, wait_for_state
 from tests.integration.test_audit_store import batch
-from tests.integration.test_order_ledger import _refused_then_paid_elsewhere, reservation
+from tests.integration.test_order_ledger_elsewhere import _refused_then_paid_elsewhere
+from tests.integration.test_order_ledger_store import reservation
 from tests.integration.test_refund_flow import make_request
 from workflows import names
 from workflows.activity_contracts import ProviderSettlement

@@ -14,7 +14,7 @@ from client.errors import RefundConflict
 from client.refund_client import RefundClient
 from tests.conftest import Sandbox, unique_key
 from tests.integration.helpers import wait_for_state
-from tests.integration.test_order_ledger import reservation
+from tests.integration.test_order_ledger_store import reservation
 from tests.integration.test_refund_flow import make_request
 
 pytestmark = pytest.mark.stack
