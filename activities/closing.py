@@ -72,6 +72,9 @@ async def close_dead_refund(
             details["not_healed"] = _why_not_paid(moved)
             return False
         paid = Paid(moved[0], inventory, payment)
+    elif not found and (on_its_way := _payment_may_be_on_its_way(details)):
+        details["not_healed"] = on_its_way
+        return False
     ended = f"{details.get('temporal_status', 'ended')} {_utc(details.get('closed_at'))}"
     run = EndedRun(refund_id, details.get("run_id"), ended.strip())
     try:
@@ -95,6 +98,34 @@ async def close_dead_refund(
         details[PERSON_DECIDES] = True  # a person decides (not a heal to try again)
         return False
     return await _close_projection_only(pool, refund_id)
+
+
+IN_FLIGHT_SECONDS = 120
+"""How long after a run ended while paying its provider call may still be paid: the worker
+goes on with the call's attempts (a local activity's three, a regular activity's current
+one) until it learns the run ended, each attempt given up after 10 s, and a provider may
+finish a call its caller gave up on. Until then, the provider holding no refund is no proof
+that no money moved (a red-team trial: closed "no money moved" by `reconcile --grace 0`,
+paid 5 s later, then paid again under a new key)."""
+
+
+def _payment_may_be_on_its_way(details: dict[str, Any]) -> str | None:
+    """Why a refund whose run ended while it paid, of which the provider holds nothing yet,
+    is not closed as "no money moved" now (None: it may be)."""
+    paying = details.get("state") == "refunding" and details.get("awaiting") == "payment_provider"
+    try:
+        ended_at = datetime.fromisoformat(details.get("closed_at") or "")
+    except ValueError:
+        return None
+    ago = (datetime.now(UTC) - ended_at).total_seconds()
+    if not paying or ago >= IN_FLIGHT_SECONDS:
+        return None
+    return (
+        f"its run ended {max(ago, 0):.0f} s ago while it was paying: a provider call on its"
+        f" way then may still be paid, so it is closed no sooner than {IN_FLIGHT_SECONDS} s"
+        " after its end (as cancelled if the provider still holds nothing, completed if it"
+        " paid): looked at again by the next run"
+    )
 
 
 @dataclass

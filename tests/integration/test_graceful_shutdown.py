@@ -28,6 +28,23 @@ async def provider_calls(sandbox: Sandbox, refund_id: str) -> list[dict[str, Any
     return calls.get("payment", [])
 
 
+async def asked_until_the_provider_is_called(
+    refunds: RefundClient, sandbox: Sandbox, amount: int, kind: str | None = None
+) -> tuple[dict[str, Any], str, asyncio.Task[Any]]:
+    """A refund asked for (the request left running), once the provider has a call for it
+    in flight (of `kind`, when given): its order, its id and the request."""
+    order = await sandbox.order(amount=amount)
+    request = make_request(order)
+    refund_id = refund_id_for(request.order_id, request.refund_key)
+    asking = asyncio.create_task(refunds.request(request))
+    await eventually(
+        lambda: provider_calls(sandbox, refund_id),
+        lambda calls: any(c["outcome"] == "in_flight" and kind in (None, c["kind"]) for c in calls),
+        timeout=30,
+    )
+    return order, refund_id, asking
+
+
 async def test_sigterm_lets_the_provider_call_in_flight_finish(
     refunds: RefundClient, sandbox: Sandbox, faults: SandboxAdmin, stack: DevStack
 ) -> None:
@@ -37,15 +54,8 @@ async def test_sigterm_lets_the_provider_call_in_flight_finish(
     await faults.set_faults(
         {"payment.fail_first_calls": str(tries), "payment.response_delay_ms": "3000"}
     )
-    order = await sandbox.order(amount=4000)
-    request = make_request(order)
-    refund_id = refund_id_for(request.order_id, request.refund_key)
-    asking = asyncio.create_task(refunds.request(request))
+    order, refund_id, asking = await asked_until_the_provider_is_called(refunds, sandbox, 4000)
     try:
-        await eventually(
-            lambda: provider_calls(sandbox, refund_id),
-            lambda calls: any(c["outcome"] == "in_flight" for c in calls),
-        )
         await asyncio.to_thread(stack.stop_worker)  # SIGTERM, as a deploy sends
         calls = await provider_calls(sandbox, refund_id)
         [create] = [c for c in calls if c["kind"] == "create" and c["outcome"] != "injected_error"]

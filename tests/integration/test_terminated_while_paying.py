@@ -1,0 +1,64 @@
+"""A refund whose workflow Temporal ended while its payment was on its way to the provider:
+reconciliation must not close it as "no money moved" while that call may still be paid (a
+red-team trial: closed by `reconcile --grace 0`, paid 5 s later, paid again under a new
+key)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+import pytest
+
+from activities.closing import IN_FLIGHT_SECONDS
+from client.refund_client import RefundClient
+from sandbox.admin_client import SandboxAdmin
+from tests.conftest import Sandbox
+from tests.integration.helpers import eventually
+from tests.integration.test_graceful_shutdown import asked_until_the_provider_is_called
+from workflows.models import ReconcileInput
+
+pytestmark = pytest.mark.stack
+
+
+async def last_finding(db: asyncpg.Pool, refund_id: str) -> dict[str, Any]:
+    details: dict[str, Any] = json.loads(await db.fetchval(
+        "SELECT details FROM refundflow.findings WHERE refund_id = $1"
+        " AND kind = 'workflow_closed_abnormally' ORDER BY finding_id DESC LIMIT 1",
+        refund_id,
+    ))  # fmt: skip
+    return details
+
+
+async def test_a_run_ended_while_its_payment_is_on_its_way_is_not_closed_as_no_money_moved(
+    refunds: RefundClient, sandbox: Sandbox, faults: SandboxAdmin, db: asyncpg.Pool
+) -> None:
+    await faults.set_faults({"payment.latency_ms": "3000"})  # each call: 3 s, then the work
+    order, refund_id, asking = await asked_until_the_provider_is_called(
+        refunds, sandbox, 2000, kind="create"
+    )
+    try:
+        await refunds.temporal.get_workflow_handle(refund_id).terminate("looks stuck")
+        # The provider answers at once again, but the create is still on its way: its
+        # lookup finds nothing (the trial's steps).
+        await faults.clear_faults()
+        assert await sandbox.refunds(order["order_id"]) == []
+        await refunds.reconcile(ReconcileInput(grace_seconds=0))
+    finally:
+        await faults.clear_faults()
+        asking.cancel()
+    said = (await last_finding(db, refund_id)).get("not_healed", "")
+    assert "while it was paying" in said and f"no sooner than {IN_FLIGHT_SECONDS} s" in said
+    assert (await refunds.status(refund_id)).state.value == "refunding"  # not "cancelled"
+
+    paid = await eventually(
+        lambda: sandbox.refunds(order["order_id"]),
+        lambda found: [r["status"] for r in found] == ["succeeded"],
+        timeout=30,
+    )
+    await refunds.reconcile(ReconcileInput(grace_seconds=0))
+    done = await refunds.status(refund_id)
+    assert (done.state.value, done.provider_refund_id) == ("completed", paid[0]["id"])
+    told = [event.type for event in await refunds.events(refund_id)]
+    assert "refund.cancelled" not in told and told[-1] == "refund.completed", told
