@@ -22,6 +22,15 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.audit_retries import AuditConflict
+from activities.closing_advice import (
+    EndedRun,
+    cli_target,
+    ended_before_its_first_step_was_kept,
+    payment_may_be_on_its_way,
+    person_decides,
+    run_it_on_from_the_start,
+    utc_words,
+)
 from activities.pg_store import PostgresRefundStore
 from activities.ports import ExternalSystemRefused, Inventory, PaymentProvider
 from workflows import names
@@ -35,15 +44,6 @@ from workflows.vocabulary import PERSON_DECIDES
 
 ACTOR = "reconciliation"
 log = structlog.get_logger("refundflow.reconciliation")
-
-
-@dataclass(frozen=True)
-class EndedRun:
-    refund_id: str
-    run_id: str | None
-    """The run reconciliation saw end (None: its latest)."""
-    ended: str
-    """How and when: "terminated 2026-11-27 10:46:03 UTC"."""
 
 
 async def close_dead_refund(
@@ -72,10 +72,10 @@ async def close_dead_refund(
             details["not_healed"] = _why_not_paid(moved)
             return False
         paid = Paid(moved[0], inventory, payment)
-    elif not found and (on_its_way := _payment_may_be_on_its_way(details)):
+    elif not found and (on_its_way := payment_may_be_on_its_way(details)):
         details["not_healed"] = on_its_way
         return False
-    ended = f"{details.get('temporal_status', 'ended')} {_utc(details.get('closed_at'))}"
+    ended = f"{details.get('temporal_status', 'ended')} {utc_words(details.get('closed_at'))}"
     run = EndedRun(refund_id, details.get("run_id"), ended.strip())
     try:
         healed = await close_ended_refund(
@@ -85,6 +85,10 @@ async def close_dead_refund(
             details["not_healed"] = paid.not_recorded
         return healed
     except RPCError as err:
+        if ended_before_its_first_step_was_kept(err):
+            details["not_healed"] = run_it_on_from_the_start(run, cli_target(temporal))
+            details[PERSON_DECIDES] = True
+            return False
         if err.status != RPCStatusCode.NOT_FOUND or paid is not None:
             raise
         # Its history is gone (past retention): at least the list and the hold say what is
@@ -100,32 +104,12 @@ async def close_dead_refund(
     return await _close_projection_only(pool, refund_id)
 
 
-IN_FLIGHT_SECONDS = 120
 """How long after a run ended while paying its provider call may still be paid: the worker
 goes on with the call's attempts (a local activity's three, a regular activity's current
 one) until it learns the run ended, each attempt given up after 10 s, and a provider may
 finish a call its caller gave up on. Until then, the provider holding no refund is no proof
 that no money moved (a red-team trial: closed "no money moved" by `reconcile --grace 0`,
 paid 5 s later, then paid again under a new key)."""
-
-
-def _payment_may_be_on_its_way(details: dict[str, Any]) -> str | None:
-    """Why a refund whose run ended while it paid, of which the provider holds nothing yet,
-    is not closed as "no money moved" now (None: it may be)."""
-    paying = details.get("state") == "refunding" and details.get("awaiting") == "payment_provider"
-    try:
-        ended_at = datetime.fromisoformat(details.get("closed_at") or "")
-    except ValueError:
-        return None
-    ago = (datetime.now(UTC) - ended_at).total_seconds()
-    if not paying or ago >= IN_FLIGHT_SECONDS:
-        return None
-    return (
-        f"its run ended {max(ago, 0):.0f} s ago while it was paying: a provider call on its"
-        f" way then may still be paid, so it is closed no sooner than {IN_FLIGHT_SECONDS} s"
-        " after its end (as cancelled if the provider still holds nothing, completed if it"
-        " paid): looked at again by the next run"
-    )
 
 
 @dataclass
@@ -172,7 +156,7 @@ async def close_ended_refund(
     )
     now = datetime.now(UTC)
     case = RefundCase(carried, lambda: now)
-    target = _cli_target(temporal)
+    target = cli_target(temporal)
     await _check_run_holds_the_record(store, case, target)
     if case.p.state not in TERMINAL_STATES:
         if paid is not None:
@@ -180,7 +164,7 @@ async def close_ended_refund(
                 return False
         else:
             if _item_asked_for(case) and not await _runs_again(temporal, run):
-                raise NotClosedHere(_person_decides(case, run, target))
+                raise NotClosedHere(person_decides(case, run, target))
             case.apply(
                 RefundEvent.CLOSED_IN_TEMPORAL,
                 ACTOR,
@@ -221,48 +205,6 @@ def _item_asked_for(case: RefundCase) -> bool:
         return True
     _, item_due, _ = views.eta(case)
     return p.state is RefundState.APPROVED and item_due is not None and case.clock() < item_due
-
-
-def _cli_target(temporal: Client) -> str:
-    """The `temporal` CLI's options that reach a Temporal on this machine (a dev stack's: a
-    trial's reset, given without them, asked localhost:7233, another stack's or nothing).
-    Elsewhere (a cluster's service name, TLS, an API key) the worker's address is not the
-    operator's: their own `temporal` profile or TEMPORAL_ADDRESS applies (a review)."""
-    host = temporal.service_client.config.target_host
-    if not host.startswith(("127.0.0.1:", "localhost:")) or temporal.service_client.config.tls:
-        return ""
-    target = f" --address {host}"
-    if temporal.namespace != "default":
-        target += f" --namespace {temporal.namespace}"
-    return target
-
-
-def _person_decides(case: RefundCase, run: EndedRun, target: str = "") -> str:
-    which_run = f" -r {run.run_id}" if run.run_id else ""
-    reset = (
-        f"`temporal workflow reset -w {run.refund_id}{which_run} --type LastWorkflowTask"
-        f' --reason "run on"{target}`'
-    )
-    if case.p.item_received:
-        has_it, after = (
-            "the warehouse has received it",
-            " If it then waits for an operator (its payment refused), `refundflow operator"
-            " retry` pays it or `operator cancel` closes it.",
-        )
-    else:
-        has_it, after = (
-            "it may be on its way",
-            " It then waits for the item again: if the warehouse sent a receipt meanwhile, it"
-            f" was refused, so record it again (`refundflow received {run.refund_id}`); its"
-            " return window closes it if none comes.",
-        )
-    return (
-        f"approved, and the customer was asked to send the item back ({has_it}): closed"
-        " without paying, a customer who sent it would have neither, so a person decides."
-        f" Run it on from its last step, before Temporal's retention removes the ended run:"
-        f" {reset}, and act once `refundflow status {run.refund_id} --live` shows it waiting"
-        f" again.{after}"
-    )
 
 
 class RunBehindRecord(NotClosedHere):
@@ -356,14 +298,6 @@ async def _runs_again(temporal: Client, run: EndedRun) -> bool:
     writes the refund's trail itself. Asked last, so a race has only the write's window."""
     latest = await temporal.get_workflow_handle(run.refund_id).describe()
     return run.run_id is not None and latest.run_id != run.run_id
-
-
-def _utc(when: str | None) -> str:
-    """'2026-11-27 11:34:50 UTC' from the finding's ISO time (as the audit shows times)."""
-    try:
-        return f"{datetime.fromisoformat(when or '').astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
-    except ValueError:
-        return when or ""
 
 
 async def _close_projection_only(pool: asyncpg.Pool, refund_id: str) -> bool:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
+import shlex
 import signal
+import subprocess
 import sys
 import time
 import uuid
@@ -15,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from client.refund_client import RefundClient
+from worker.temporal_server import temporal_binary
 from workflows.models import StatusView
 
 T = TypeVar("T")
@@ -118,3 +122,17 @@ async def fresh_database(admin_url: str, prefix: str) -> AsyncIterator[str]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+async def run_the_reset_it_gives(said: str) -> None:
+    """The `temporal workflow reset …` a finding's words give, run as written (with the
+    dev stack's `temporal`): a trial's went to localhost:7233 when it lacked the address."""
+    [reset] = re.findall(r"`(temporal workflow reset [^`]+)`", said)
+    ran = await asyncio.to_thread(
+        subprocess.run,
+        [temporal_binary(), *shlex.split(reset)[1:]],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ran.returncode == 0, (reset, ran.stderr)

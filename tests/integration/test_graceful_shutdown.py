@@ -29,14 +29,24 @@ async def provider_calls(sandbox: Sandbox, refund_id: str) -> list[dict[str, Any
 
 
 async def asked_until_the_provider_is_called(
-    refunds: RefundClient, sandbox: Sandbox, amount: int, kind: str | None = None
+    refunds: RefundClient,
+    sandbox: Sandbox,
+    amount: int,
+    kind: str | None = None,
+    first_step: bool = True,
 ) -> tuple[dict[str, Any], str, asyncio.Task[Any]]:
     """A refund asked for (the request left running), once the provider has a call for it
-    in flight (of `kind`, when given): its order, its id and the request."""
+    in flight (of `kind`, when given): its order, its id and the request. `first_step`
+    False: started without an update (Prefer: respond-async), so an auto-approved refund's
+    whole run is one workflow task."""
     order = await sandbox.order(amount=amount)
     request = make_request(order)
     refund_id = refund_id_for(request.order_id, request.refund_key)
-    asking = asyncio.create_task(refunds.request(request))
+
+    async def ask() -> Any:
+        return (await refunds.request_again_or_new(request, first_step=first_step))[0]
+
+    asking = asyncio.create_task(ask())
     await eventually(
         lambda: provider_calls(sandbox, refund_id),
         lambda calls: any(c["outcome"] == "in_flight" and kind in (None, c["kind"]) for c in calls),

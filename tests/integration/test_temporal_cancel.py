@@ -18,7 +18,8 @@ from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 
-from activities.closing import EndedRun, close_ended_refund
+from activities.closing import close_ended_refund
+from activities.closing_advice import EndedRun
 from client import render
 from client.refund_client import RefundClient
 from tests.conftest import Sandbox

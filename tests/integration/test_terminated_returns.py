@@ -5,10 +5,6 @@ item (a trial's finding, left for a decision until 2026-11-29)."""
 
 from __future__ import annotations
 
-import asyncio
-import re
-import shlex
-import subprocess
 from typing import Any
 
 import aiohttp
@@ -17,12 +13,11 @@ import pytest
 from client.refund_client import RefundClient
 from tests.conftest import Sandbox
 from tests.integration.api_support import Api
-from tests.integration.helpers import eventually, run_cli, wait_for_state
+from tests.integration.helpers import eventually, run_cli, run_the_reset_it_gives, wait_for_state
 from tests.integration.test_console_pages import html_page, sign_in
 from tests.integration.test_refund_flow import make_request
 from tests.integration.test_reset_after_completion import reset_to_last_task
 from worker.devstack import DevStack
-from worker.temporal_server import temporal_binary
 from workflows.models import ReconcileInput
 
 pytestmark = pytest.mark.stack
@@ -92,15 +87,7 @@ async def test_an_approved_refund_terminated_while_the_item_is_on_its_way_waits_
     assert status.refund_id in (await html_page(browserless, api, queue))[1]
 
     # The reset as the finding gives it, run as written (a trial's went to localhost:7233).
-    [reset] = re.findall(r"`(temporal workflow reset [^`]+)`", said)
-    ran = await asyncio.to_thread(
-        subprocess.run,
-        [temporal_binary(), *shlex.split(reset)[1:]],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert ran.returncode == 0, (reset, ran.stderr)
+    await run_the_reset_it_gives(said)
     await waiting_again(refunds, status.refund_id, "customer")
     await refunds.item_received(status.refund_id, "warehouse-7")
     await wait_for_state(refunds, status.refund_id, "completed")

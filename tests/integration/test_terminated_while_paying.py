@@ -5,19 +5,22 @@ key)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 import asyncpg
 import pytest
 
-from activities.closing import IN_FLIGHT_SECONDS
+from activities.closing_advice import IN_FLIGHT_SECONDS
 from client.refund_client import RefundClient
 from sandbox.admin_client import SandboxAdmin
 from tests.conftest import Sandbox
-from tests.integration.helpers import eventually
+from tests.integration.helpers import eventually, run_the_reset_it_gives, wait_for_state
 from tests.integration.test_graceful_shutdown import asked_until_the_provider_is_called
+from worker.devstack import DevStack
 from workflows.models import ReconcileInput
+from workflows.vocabulary import PERSON_DECIDES
 
 pytestmark = pytest.mark.stack
 
@@ -62,3 +65,40 @@ async def test_a_run_ended_while_its_payment_is_on_its_way_is_not_closed_as_no_m
     assert (done.state.value, done.provider_refund_id) == ("completed", paid[0]["id"])
     told = [event.type for event in await refunds.events(refund_id)]
     assert "refund.cancelled" not in told and told[-1] == "refund.completed", told
+
+
+async def test_a_run_ended_during_its_first_step_is_left_to_a_person_with_the_reset_to_run(
+    refunds: RefundClient,
+    sandbox: Sandbox,
+    faults: SandboxAdmin,
+    db: asyncpg.Pool,
+    stack: DevStack,
+) -> None:
+    """Started without an update, an auto-approved refund's run is one workflow task. Its
+    worker died while the provider paid, before it recorded that; the run was terminated:
+    Temporal answers no query of it, and every reconciliation escalated it with Temporal's
+    raw error (a red-team trial). The finding gives the reset, which pays nothing twice."""
+    await faults.set_faults({"payment.latency_ms": "2000"})
+    order, refund_id, _ = await asked_until_the_provider_is_called(
+        refunds, sandbox, 2000, kind="create", first_step=False
+    )
+    try:
+        await asyncio.to_thread(stack.kill_worker)  # the provider still pays the call
+        await refunds.temporal.get_workflow_handle(refund_id).terminate("looks stuck")
+    finally:
+        await faults.clear_faults()
+        await asyncio.to_thread(stack.start_worker)
+    await eventually(
+        lambda: sandbox.refunds(order["order_id"]),
+        lambda found: [r["status"] for r in found] == ["succeeded"],
+        timeout=30,
+    )
+    await refunds.reconcile(ReconcileInput(grace_seconds=0))
+    details = await last_finding(db, refund_id)
+    assert "heal_error" not in details, details
+    said = details.get("not_healed", "")
+    assert "ended during its first step" in said and details.get(PERSON_DECIDES), details
+
+    await run_the_reset_it_gives(said)
+    await wait_for_state(refunds, refund_id, "completed")
+    assert len(await sandbox.refunds(order["order_id"])) == 1

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from activities.closing import EndedRun, _item_asked_for, _person_decides
+from activities.closing import _item_asked_for
+from activities.closing_advice import EndedRun, person_decides
 from tests.unit.test_refund_case import new_case
 from workflows.states import Awaiting, RefundEvent, RefundState
 
@@ -17,7 +18,7 @@ def test_a_returns_refund_waits_for_a_person_while_its_item_may_come() -> None:
     case.apply(RefundEvent.AUTO_APPROVE, "policy", "policy", "within the policy")
     case.set_awaiting(Awaiting.CUSTOMER)
     assert _item_asked_for(case)
-    said = _person_decides(case, EndedRun("rf_test", "run-1", "terminated"))
+    said = person_decides(case, EndedRun("rf_test", "run-1", "terminated"))
     assert "temporal workflow reset -w rf_test -r run-1 --type LastWorkflowTask" in said
     assert "refundflow received rf_test" in said
     clock.now += timedelta(days=case.policy.refund.item_return_window_days, seconds=1)
@@ -31,7 +32,7 @@ def test_a_received_item_waits_for_a_person_whatever_the_date() -> None:
     case.p.state = RefundState.REFUNDING
     clock.now += timedelta(days=60)
     assert _item_asked_for(case)
-    assert "operator retry" in _person_decides(case, EndedRun("rf_test", None, "terminated"))
+    assert "operator retry" in person_decides(case, EndedRun("rf_test", None, "terminated"))
 
 
 def test_other_policies_close_as_before() -> None:

@@ -1,0 +1,118 @@
+"""What reconciliation says of a refund whose workflow Temporal ended when it does not close
+it now: the next run looks again (a payment that may still be on its way), or a person
+decides (the reset that runs it on, in the `temporal` CLI's words for this cluster).
+Split from activities.closing, which closes what it can."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from workflows.refund.case import RefundCase
+
+
+@dataclass(frozen=True)
+class EndedRun:
+    refund_id: str
+    run_id: str | None
+    """The run reconciliation saw end (None: its latest)."""
+    ended: str
+    """How and when: "terminated 2026-11-27 10:46:03 UTC"."""
+
+
+def ended_before_its_first_step_was_kept(err: RPCError) -> bool:
+    """Temporal answers no query of a run that ended before any of its workflow tasks
+    completed (an auto-approved refund is one: terminated while it paid), now or ever; it
+    was a raw error on every run (a red-team trial)."""
+    return (
+        err.status == RPCStatusCode.FAILED_PRECONDITION
+        and "before WorkflowTaskStarted" in err.message
+    )
+
+
+def run_it_on_from_the_start(run: EndedRun, target: str) -> str:
+    which_run = f" -r {run.run_id}" if run.run_id else ""
+    return (
+        "its run ended during its first step, before Temporal kept anything of it, so what"
+        " it did cannot be read from it (the provider may have paid it). Run it on from the"
+        " start, before Temporal's retention removes the ended run:"
+        f" `temporal workflow reset -w {run.refund_id}{which_run} --type FirstWorkflowTask"
+        f' --reason "run on"{target}`; it looks its payment up before paying (paid at most'
+        " once) and records the rest itself"
+    )
+
+
+IN_FLIGHT_SECONDS = 120
+
+
+def payment_may_be_on_its_way(details: dict[str, Any]) -> str | None:
+    """Why a refund whose run ended while it paid, of which the provider holds nothing yet,
+    is not closed as "no money moved" now (None: it may be)."""
+    paying = details.get("state") == "refunding" and details.get("awaiting") == "payment_provider"
+    try:
+        ended_at = datetime.fromisoformat(details.get("closed_at") or "")
+    except ValueError:
+        return None
+    ago = (datetime.now(UTC) - ended_at).total_seconds()
+    if not paying or ago >= IN_FLIGHT_SECONDS:
+        return None
+    return (
+        f"its run ended {max(ago, 0):.0f} s ago while it was paying: a provider call on its"
+        f" way then may still be paid, so it is closed no sooner than {IN_FLIGHT_SECONDS} s"
+        " after its end (as cancelled if the provider still holds nothing, completed if it"
+        " paid): looked at again by the next run"
+    )
+
+
+def cli_target(temporal: Client) -> str:
+    """The `temporal` CLI's options that reach a Temporal on this machine (a dev stack's: a
+    trial's reset, given without them, asked localhost:7233, another stack's or nothing).
+    Elsewhere (a cluster's service name, TLS, an API key) the worker's address is not the
+    operator's: their own `temporal` profile or TEMPORAL_ADDRESS applies (a review)."""
+    host = temporal.service_client.config.target_host
+    if not host.startswith(("127.0.0.1:", "localhost:")) or temporal.service_client.config.tls:
+        return ""
+    target = f" --address {host}"
+    if temporal.namespace != "default":
+        target += f" --namespace {temporal.namespace}"
+    return target
+
+
+def person_decides(case: RefundCase, run: EndedRun, target: str = "") -> str:
+    which_run = f" -r {run.run_id}" if run.run_id else ""
+    reset = (
+        f"`temporal workflow reset -w {run.refund_id}{which_run} --type LastWorkflowTask"
+        f' --reason "run on"{target}`'
+    )
+    if case.p.item_received:
+        has_it, after = (
+            "the warehouse has received it",
+            " If it then waits for an operator (its payment refused), `refundflow operator"
+            " retry` pays it or `operator cancel` closes it.",
+        )
+    else:
+        has_it, after = (
+            "it may be on its way",
+            " It then waits for the item again: if the warehouse sent a receipt meanwhile, it"
+            f" was refused, so record it again (`refundflow received {run.refund_id}`); its"
+            " return window closes it if none comes.",
+        )
+    return (
+        f"approved, and the customer was asked to send the item back ({has_it}): closed"
+        " without paying, a customer who sent it would have neither, so a person decides."
+        f" Run it on from its last step, before Temporal's retention removes the ended run:"
+        f" {reset}, and act once `refundflow status {run.refund_id} --live` shows it waiting"
+        f" again.{after}"
+    )
+
+
+def utc_words(when: str | None) -> str:
+    """'2026-11-27 11:34:50 UTC' from the finding's ISO time (as the audit shows times)."""
+    try:
+        return f"{datetime.fromisoformat(when or '').astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+    except ValueError:
+        return when or ""
