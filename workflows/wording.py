@@ -233,6 +233,12 @@ _ACTION_BY: dict[Awaiting, str] = {
 }
 
 
+_PROVIDER_LATE = (
+    "the payment provider, past the refund SLA (escalated): staff follow it up with the provider"
+)
+"""A trial: escalated while the provider held the refund, staff read "nothing for staff to
+do" where the customer read "our team is following it up"."""
+
 _CUSTOMER_ASKED_NEXT = (
     "The customer does what the payment provider asks of them; then the provider pays the refund."
 )
@@ -270,14 +276,18 @@ def action_by(
     approved_once_by: str = "",
     four_eyes: bool = False,
     customer_asked: bool = False,
+    escalation: int = 0,
 ) -> str:
     """Who acts next; `approved_once_by`: the first of two approvers (four eyes), who may not
     be the second; `four_eyes`: two different people must approve, and none has yet;
-    `customer_asked`: the payment provider waits for the customer."""
+    `customer_asked`: the payment provider waits for the customer; `escalation`: the
+    refund's level (a provider past the refund SLA is staff's to chase)."""
     if state in (RefundState.COMPLETED, RefundState.CANCELLED):
         return "nobody: the refund is closed"
     if customer_asked and awaiting is Awaiting.PAYMENT_PROVIDER:
         return _CUSTOMER_ASKED_BY
+    if awaiting is Awaiting.PAYMENT_PROVIDER and escalation:
+        return _PROVIDER_LATE
     role = f" with the {approval_by} role or above" if approval_by else ""
     if awaiting is Awaiting.REVIEWER and approved_once_by:
         return f"a second reviewer{role}, not {approved_once_by} (who approved it first)"

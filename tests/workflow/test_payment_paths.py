@@ -154,6 +154,9 @@ async def test_a_refund_left_pending_escalates_in_the_slas_own_words(env: Env) -
     stalled = await until(handle, lambda s: s.escalation_level == 1)
     said = [e.reason for e in stalled.timeline if e.event == "escalated"]
     assert said == ["level 1: refund not settled after 0.01 h"], said
+    # Staff are told it is theirs to chase, as the customer is told "our team is following
+    # it up" (a trial: "the payment provider (nothing for staff to do)").
+    assert stalled.action_by.endswith("staff follow it up with the provider"), stalled.action_by
 
 
 async def test_a_refund_waiting_for_an_operator_completes_when_the_provider_paid_after_all(

@@ -129,7 +129,13 @@ def _who_acts(case: RefundCase) -> str:
     first = _first_approver(case)
     asked = p.provider_instructions is not None
     return wording.action_by(
-        p.state, p.awaiting, case.decision.approval_by, first, four_eyes, customer_asked=asked
+        p.state,
+        p.awaiting,
+        case.decision.approval_by,
+        first,
+        four_eyes,
+        customer_asked=asked,
+        escalation=p.escalation,
     )
 
 
