@@ -12,6 +12,7 @@ refund".
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 from api import listing
 from api.deps import ApiState
@@ -79,7 +80,7 @@ def for_the_wire(status: StatusView) -> StatusView:
 
 
 def customers_view(status: StatusView) -> CustomerView:
-    return CustomerView.model_validate(customer_view(status))
+    return CustomerView.model_validate(customer_view(status, datetime.now(UTC)))
 
 
 def as_seen_by(who: Principal, status: StatusView) -> StatusView | CustomerView:

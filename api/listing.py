@@ -8,7 +8,7 @@ import base64
 import binascii
 import json
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import structlog
@@ -132,7 +132,8 @@ def as_told(row: asyncpg.Record, stopped: bool) -> CustomerListedRefund:
     if view is not None and stopped:
         view = as_stopped(view)
     state = RefundState(row["state"])
-    told = customer_view(view) if view is not None and view.facts is not None else None
+    now = datetime.now(UTC)
+    told = customer_view(view, now) if view is not None and view.facts is not None else None
     # Reconciliation may close a refund in the projection alone (its workflow was gone):
     # the state column moved on, the recorded view did not. The state is then said plainly.
     current = told is not None and view is not None and view.state is state

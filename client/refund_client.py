@@ -349,7 +349,7 @@ class RefundClient(RefundActions):
 
     async def track(self, refund_id: str) -> dict[str, Any]:
         """What the customer may see of a refund: its status in their words and language."""
-        return customer_view(await self.status(refund_id))
+        return customer_view(await self.status(refund_id), datetime.now(UTC))
 
     async def events(self, refund_id: str) -> builtins.list[OutboxEvent]:
         """The refund's notification events and their delivery to each subscriber."""

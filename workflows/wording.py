@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from workflows.facts import NO_ETA
 from workflows.models import MessageFacts, StatusView, TimelineEntry
 from workflows.money import format_minor
 from workflows.states import Awaiting, CancelReason, RefundEvent, RefundState, TimelineEvent
@@ -164,12 +165,16 @@ def status_label(facts: MessageFacts) -> str:
     )
 
 
-def customer_view(status: StatusView) -> dict[str, Any]:
+def customer_view(status: StatusView, now: datetime | None = None) -> dict[str, Any]:
     """The tracking page: only what the customer may see. No staff names, internal reasons,
-    escalation levels, provider ids or policy internals."""
+    escalation levels, provider ids or policy internals. `now`: when it is read; a date
+    already past by then is not told (a trial read "should reach you between 29 Nov and 29
+    Nov" on 2 Dec, the provider still holding the refund)."""
     facts = status.facts
     # Every status the workflow answers carries its facts (queries run the current code).
     assert facts is not None, "a status without facts"
+    if now is not None and facts.eta is not None and facts.eta < now:
+        facts = facts.model_copy(update=NO_ETA)
     asked_amount = told_asked_amount(facts)
     return {
         "refund_id": status.refund_id,

@@ -9,6 +9,7 @@ adds the page's own headings (CHROME) and nothing internal is ever shown.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
@@ -129,7 +130,7 @@ async def track(
         "track.html",
         lang=locale,
         t=CHROME[locale],
-        v=customer_view(localised),
+        v=customer_view(localised, datetime.now(UTC)),
         steps=progress(status, locale),
         link_query={"e": e, "s": s},
         other={"en": "English", "zh-CN": "中文"},

@@ -150,6 +150,10 @@ def told_amount(case: RefundCase) -> int:
 
 def facts(case: RefundCase) -> MessageFacts:
     earliest, latest, kind = eta(case)
+    if latest is not None and latest < case.clock():
+        # A date already past is no ETA: the provider still holding the refund past its
+        # rail's window, the escalation's notice told the customer that window (a trial).
+        earliest, latest, kind = None, None, None
     p = case.p
     return MessageFacts(
         refund_id=case.inp.refund_id,
