@@ -26,6 +26,9 @@ from workflows.rules import RuleOutcome as RuleOutcome
 from workflows.rules import restocking_fees
 from workflows.settlement import DEFAULT_SETTLEMENT, SettlementTime
 
+REVIEW_EXPIRY_LEVEL = 2
+"""The escalation level from which a review's deadline is its expiry (review_deadline)."""
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -214,7 +217,7 @@ class Policy(_Section):
         """The review deadline ladder, from the request: at the SLA the refund escalates to
         level 1, after the second delay to level 2, and at the expiry it is cancelled."""
         ladder = [self.review_sla, self.review_sla + self.second_escalation, self.review_expiry]
-        return ladder[min(escalation_level, len(ladder) - 1)]
+        return ladder[min(escalation_level, REVIEW_EXPIRY_LEVEL)]
 
     def authority_refusal(self, reviewer: str, role: str, amount: int, currency: str) -> str | None:
         """Why `reviewer` in `role` may not approve `amount` under this policy; None when

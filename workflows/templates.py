@@ -118,12 +118,15 @@ PARTIAL: dict[str, str] = {
 ETA: dict[str, dict[str, str]] = {
     "en": {
         "review": "We aim to decide by {latest}.",
+        "review.last": "If no decision is made by {latest}, your request closes then without a"
+        " refund; you can ask again.",
         "return": "We need to receive the item by {latest}.",
         "payment": "The money should reach you between {earliest} and {latest}.",
         "payment.same": "The money should reach you by {latest}.",
     },
     "zh-CN": {
         "review": "预计在 {latest} 前作出决定。",
+        "review.last": "如果在 {latest} 前仍未作出决定，您的申请将届时关闭且不予退款；您可以重新申请。",
         "return": "我们需要在 {latest} 前收到退回的商品。",
         "payment": "款项预计在 {earliest} 至 {latest} 之间到账。",
         "payment.same": "款项预计在 {latest} 前到账。",

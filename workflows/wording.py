@@ -16,6 +16,7 @@ from typing import Any
 from workflows.facts import NO_ETA
 from workflows.models import MessageFacts, StatusView, TimelineEntry
 from workflows.money import format_minor
+from workflows.policy import REVIEW_EXPIRY_LEVEL
 from workflows.states import Awaiting, CancelReason, RefundEvent, RefundState, TimelineEvent
 from workflows.templates import (
     ETA,
@@ -97,6 +98,10 @@ def eta_sentence(facts: MessageFacts) -> str:
     earliest = facts.eta_earliest or facts.eta
     with_time = facts.eta - earliest < _ONE_DAY
     latest_text = _when(facts.eta, facts.locale, with_time)
+    if facts.eta_kind == "review" and facts.escalation_level >= REVIEW_EXPIRY_LEVEL:
+        # The last deadline is the expiry: "We aim to decide by" the moment it closes
+        # undecided promised what the refund never does (a trial).
+        return words["review.last"].format(latest=latest_text)
     if facts.eta_kind in ("review", "return"):
         return words[facts.eta_kind].format(latest=latest_text)
     earliest_text = _when(earliest, facts.locale, with_time)

@@ -40,3 +40,18 @@ def test_a_window_past_when_the_page_is_read_is_not_told() -> None:
     after = customer_view(written, written.eta + timedelta(hours=1))
     assert (after["eta"], after["eta_earliest"], after["eta_kind"]) == (None, None, None)
     assert "should reach you" not in after["message"] and after["message"]
+
+
+def test_the_last_review_deadline_is_told_as_the_expiry_it_is() -> None:
+    """A trial: at level 2 the customer read "We aim to decide by 13 Dec 17:50", the moment
+    the refund expires undecided."""
+    case, _ = new_case()
+    case.p.awaiting = Awaiting.REVIEWER
+    case.p.escalation = 1
+    assert "We aim to decide by" in views.status(case).message
+    case.p.escalation = 2
+    told = views.status(case)
+    assert told.eta == START + case.policy.review_expiry
+    assert "If no decision is made by" in told.message, told.message
+    assert "closes then without a refund; you can ask again" in told.message
+    assert "We aim to decide" not in told.message
