@@ -45,6 +45,8 @@ RETRY_STARTS_AFRESH: Final = "retry-starts-afresh"
 CANCEL_REFUSED_GOES_ON: Final = "cancel-refused-goes-on"
 # Asked where used (a cancellation from Temporal in an operator's wait, rare): not in the roll-ups.
 CANCEL_IN_OPERATOR_WAIT: Final = "cancel-in-operator-wait"
+# Asked where used (an approval of an escalated review, an update): not in the roll-ups.
+APPROVAL_ENDS_ESCALATION: Final = "approval-ends-escalation"
 StartedOn = Literal["all-above-2026-11", "admit-in-one-call-2026-11", "record-with-payment-2026-11"]
 """The roll-ups a start may name (`RefundWorkflowInput.started_on`). A worker refuses a
 start naming one it does not know (its workflow task fails and is retried), so the refund
@@ -242,6 +244,17 @@ REGISTER: tuple[Patch, ...] = (
         " Before, the refused cancel went on with a new payment attempt under the same key,"
         " which a provider that had refused it paid, nobody deciding (a review).",
         "the refused cancel makes a new payment attempt: paid without an operator's decision",
+        "patched",
+        _OLD_OPEN,
+    ),
+    Patch(
+        APPROVAL_ENDS_ESCALATION,
+        "An approval of a review that escalated brings the level back to 0, in its audit"
+        " entry and notice too: the refund is decided, nobody is late (asked in the approve"
+        " update, workflows/refund/workflow.py, only when the level is above 0). Before, a"
+        " returns refund approved at level 2 stayed escalated while it waited for the item"
+        " (a trial), and a standard one paid slowly could not escalate for its provider.",
+        "the review's level stays after the approval, until the refund closes",
         "patched",
         _OLD_OPEN,
     ),

@@ -207,6 +207,10 @@ class RefundWorkflow:
         if case.p.approvals:
             reason += f", second approver after {case.p.approvals[0]}"
         reason += checked
+        if case.p.escalation and workflow.patched(patches.APPROVAL_ENDS_ESCALATION):
+            # Decided: nobody is late. Before the entry, so that it and its notice say the
+            # level the status shows (a trial: approved at level 2, still escalated).
+            case.p.escalation = 0
         case.apply(RefundEvent.APPROVE, inp.reviewer, inp.source, reason, inp.issuer)
         if case.policy.refund.trigger != "on_approval":  # answered as it waits: for the item
             case.set_awaiting(Awaiting.CUSTOMER)  # (a trial was told "moves on by itself")
