@@ -170,6 +170,11 @@ async def test_a_refund_waiting_for_an_operator_completes_when_the_provider_paid
     await handle.signal(RefundWorkflow.provider_settled, forged)
     ignored = await until(handle, lambda s: s.timeline[-1].event == "settlement_unconfirmed")
     assert ignored.awaiting is Awaiting.OPERATOR and "no such refund" in ignored.timeline[-1].reason
+    # Not put on the provider: anyone who reaches Temporal can name any sender (a red team's
+    # forged one read "by payment-provider via webhook").
+    said = ignored.timeline[-1]
+    assert (said.actor, said.source) == ("unverified sender", "signal"), said
+    assert said.reason.startswith("a signal that names webhook as its sender said"), said
     # Reconciliation found a provider refund for it that did succeed (its heal signal).
     await healed_by_reconciliation(env, handle)
     await keep_history(handle, "operator_wait_forged_then_healed")
@@ -187,7 +192,7 @@ async def test_a_webhook_the_provider_does_not_bear_out_changes_nothing(env: Env
     # A signal that names no sender (the Web UI's Send a Signal) is not put on the provider's
     # webhook (a trial's forged one read "by payment-provider via webhook").
     said = ignored.timeline[-1]
-    assert (said.actor, said.source) == ("unknown sender", "signal"), said
+    assert (said.actor, said.source) == ("unverified sender", "signal"), said
     assert said.reason.startswith("a signal said provider refund"), said
     env.systems.settle(pending.provider_refund_id, "succeeded")
     await handle.signal(RefundWorkflow.provider_settled, early)  # now it is true

@@ -52,21 +52,26 @@ async def confirm_hints(case: RefundCase, journal: Journal) -> None:
         case.append(
             TimelineEvent.SETTLEMENT_UNCONFIRMED,
             case.p.state,
-            CLAIMED_BY.get(hint.source, "unknown sender"),
-            hint.source,
-            f"a {hint.source} said provider refund {hint.provider_refund_id} {hint.status};"
-            f" the provider says {says}: ignored",
+            UNVERIFIED,
+            "signal",
+            f"{_claimed(hint.source)} said provider refund {hint.provider_refund_id}"
+            f" {hint.status}; the provider says {says}: ignored",
         )
     await journal.flush()
 
 
-CLAIMED_BY = {
-    "webhook": "payment-provider",
-    "poll": "payment-provider",
-    "reconciliation": "reconciliation",
-}
-"""Who a settlement the provider did not confirm came from, by its source (a raw signal's,
-`signal`: nobody known)."""
+UNVERIFIED = "unverified sender"
+"""Who a settlement the provider did not bear out came from, as its record says: a signal
+names its own sender, and anyone who can reach Temporal can send one, so a forged one read
+"by payment-provider via webhook" or "by reconciliation" (a red-team trial). Its claim is
+in the words; what the provider says decides."""
+
+
+def _claimed(source: str) -> str:
+    if source == "signal":
+        return "a signal"
+    named = source if source in ("webhook", "poll", "reconciliation") else "an unknown sender"
+    return f"a signal that names {named} as its sender"
 
 
 def not_its_payment(
