@@ -260,6 +260,15 @@ class RefundWorkflow:
                 f"policy {case.inp.policy.name} v{case.inp.policy.version} refunds on approval:"
                 " no returned item is expected"
             )
+        if case.p.state is RefundState.PENDING_REVIEW:
+            # A trial: refused before the approval, the receipt was lost; the customer was
+            # then asked for an item the warehouse had, and the window closed the refund.
+            raise ValueError(
+                "the refund is pending_review: an item can be received only once approved,"
+                " and this receipt is not kept; record it again once a reviewer approves it"
+                " (the approval asks the customer for the item, and its return window closes"
+                " the refund if no receipt is recorded)"
+            )
         if case.p.state is not RefundState.APPROVED:
             raise ValueError(
                 f"the refund is {case.p.state.value}: an item can be received only once approved"
