@@ -149,7 +149,10 @@ async def test_a_refund_left_pending_escalates_in_the_slas_own_words(env: Env) -
     quick_sla = policy_variant("standard-v2", refund_sla_hours=0.01)  # 36 s
     env.systems.known_policies.add(quick_sla.content_hash)  # deployed for this test
     handle = await env.start(tv_order(price=SMALL), pinned=quick_sla)
-    await until(handle, lambda s: any(e.event == "provider_pending" for e in s.timeline))
+    pending = await until(handle, lambda s: any(e.event == "provider_pending" for e in s.timeline))
+    # The refund it waits on is named (a trial: null while the timeline named it).
+    [waited_on] = [r.provider_refund_id for r in env.systems.provider_refunds.values()]
+    assert pending.provider_refund_id == waited_on, pending
     await env.skipper.fast_forward(handle, timedelta(minutes=2))
     stalled = await until(handle, lambda s: s.escalation_level == 1)
     said = [e.reason for e in stalled.timeline if e.event == "escalated"]

@@ -123,6 +123,15 @@ def _first_approver(case: RefundCase) -> str:
     return p.approvals[0] if p.approvals and p.state is RefundState.PENDING_REVIEW else ""
 
 
+def _pending_at_the_provider(case: RefundCase) -> str | None:
+    """The provider refund a refund waits on (pending, or the customer must act): staff's
+    status said null while its timeline named it (a trial)."""
+    pending = case.p.pending_settlement
+    if case.p.state is RefundState.REFUNDING and pending is not None:
+        return pending.provider_refund_id
+    return None
+
+
 def _who_acts(case: RefundCase) -> str:
     p = case.p
     four_eyes = case.needs_second_approver(p.amount)
@@ -210,7 +219,7 @@ def status(case: RefundCase) -> StatusView:
         channel=inp.request.channel,
         evidence_required=decision.evidence_required,
         evidence=p.evidence,
-        provider_refund_id=p.provider_refund_id,
+        provider_refund_id=p.provider_refund_id or _pending_at_the_provider(case),
         provider_failure=p.operator_note if p.awaiting is Awaiting.OPERATOR else None,
         requested_by=inp.request.requested_by,
         submitted_by=inp.request.submitted_by,
