@@ -12,8 +12,10 @@ list, the status, the tracking page and the audit agree, and the customer is tol
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -39,6 +41,7 @@ from workflows.models import RecordTransitionsInput
 from workflows.money import format_minor
 from workflows.refund import views
 from workflows.refund.case import ContinuedRefundInput, RefundCase
+from workflows.refund.payment import attempt_key
 from workflows.states import TERMINAL_STATES, RefundEvent, RefundState
 from workflows.vocabulary import PERSON_DECIDES
 
@@ -72,14 +75,12 @@ async def close_dead_refund(
             details["not_healed"] = _why_not_paid(moved)
             return False
         paid = Paid(moved[0], inventory, payment)
-    elif not found and (on_its_way := payment_may_be_on_its_way(details)):
-        details["not_healed"] = on_its_way
-        return False
     ended = f"{details.get('temporal_status', 'ended')} {utc_words(details.get('closed_at'))}"
     run = EndedRun(refund_id, details.get("run_id"), ended.strip())
+    in_flight = None if paid else partial(_payment_on_its_way, details, found)
     try:
         healed = await close_ended_refund(
-            temporal, PostgresRefundStore(pool), run, paid, _what_it_holds(found)
+            temporal, PostgresRefundStore(pool), run, paid, _what_it_holds(found), in_flight
         )
         if paid is not None and paid.not_recorded:
             details["not_healed"] = paid.not_recorded
@@ -101,15 +102,27 @@ async def close_dead_refund(
         details["not_healed"] = str(err)
         details[PERSON_DECIDES] = True  # a person decides (not a heal to try again)
         return False
+    except StillPaying as err:  # the next run looks again
+        details["not_healed"] = str(err)
+        return False
     return await _close_projection_only(pool, refund_id)
 
 
-"""How long after a run ended while paying its provider call may still be paid: the worker
-goes on with the call's attempts (a local activity's three, a regular activity's current
-one) until it learns the run ended, each attempt given up after 10 s, and a provider may
-finish a call its caller gave up on. Until then, the provider holding no refund is no proof
-that no money moved (a red-team trial: closed "no money moved" by `reconcile --grace 0`,
-paid 5 s later, then paid again under a new key)."""
+class StillPaying(Exception):
+    """A call of the ended run's payment may still be on its way to the provider."""
+
+
+def _payment_on_its_way(
+    details: dict[str, Any], found: list[ProviderRefundResult], case: RefundCase
+) -> str | None:
+    """Why the refund is not closed "no money moved" yet: a call of its run's latest
+    payment attempt may still be on its way (None: the provider holds that attempt's refund,
+    or the run was not paying). An earlier attempt's failed refund is no proof: an
+    operator's retry may be the call on its way (a review)."""
+    latest = attempt_key(case.inp.refund_id, case.p.payment_attempt)
+    if any(refund.idempotency_key == latest for refund in found):
+        return None
+    return payment_may_be_on_its_way(details)
 
 
 @dataclass
@@ -144,6 +157,7 @@ async def close_ended_refund(
     run: EndedRun,
     paid: Paid | None = None,
     provider_holds: str = "the payment provider holds no refund for it",
+    in_flight: Callable[[RefundCase], str | None] | None = None,
 ) -> bool:
     """Record that the refund ended with its workflow run: cancelled (no money moved), or,
     with `paid`, completed by that payment, with whatever that run had not recorded yet.
@@ -158,6 +172,8 @@ async def close_ended_refund(
     case = RefundCase(carried, lambda: now)
     target = cli_target(temporal)
     await _check_run_holds_the_record(store, case, target)
+    if paid is None and in_flight is not None and (on_its_way := in_flight(case)):
+        raise StillPaying(on_its_way)
     if case.p.state not in TERMINAL_STATES:
         if paid is not None:
             if not await _record_payment(case, run, paid):

@@ -47,18 +47,31 @@ def run_it_on_from_the_start(run: EndedRun, target: str) -> str:
 
 
 IN_FLIGHT_SECONDS = 120
+"""How long after a run ended while paying its provider call may still be paid: the worker
+goes on with the call's attempts (a local activity's three, a regular activity's current
+one) until it learns the run ended, each attempt given up after 10 s, and a provider may
+finish a call its caller gave up on. Until then, the provider holding no paid refund (none,
+or an earlier attempt's failed one before an operator's retry: a review) is no proof that
+no money moved (a red-team trial: closed "no money moved" by `reconcile --grace 0`, paid
+5 s later, then paid again under a new key)."""
 
 
-def payment_may_be_on_its_way(details: dict[str, Any]) -> str | None:
-    """Why a refund whose run ended while it paid, of which the provider holds nothing yet,
-    is not closed as "no money moved" now (None: it may be)."""
+def payment_may_be_on_its_way(details: dict[str, Any], now: datetime | None = None) -> str | None:
+    """Why a refund whose run ended while it paid, of which the provider holds no paid
+    refund yet, is not closed as "no money moved" now (None: it may be). A run's end time
+    that cannot be read counts as just now: waiting is the safe side."""
     paying = details.get("state") == "refunding" and details.get("awaiting") == "payment_provider"
+    if not paying:
+        return None
+    now = now or datetime.now(UTC)
     try:
         ended_at = datetime.fromisoformat(details.get("closed_at") or "")
     except ValueError:
-        return None
-    ago = (datetime.now(UTC) - ended_at).total_seconds()
-    if not paying or ago >= IN_FLIGHT_SECONDS:
+        ended_at = now
+    if ended_at.tzinfo is None:  # Temporal's times are UTC
+        ended_at = ended_at.replace(tzinfo=UTC)
+    ago = (now - ended_at).total_seconds()
+    if ago >= IN_FLIGHT_SECONDS:
         return None
     return (
         f"its run ended {max(ago, 0):.0f} s ago while it was paying: a provider call on its"

@@ -1,6 +1,6 @@
 """Invariant 9 on the real stack, around the ledger: money the provider paid beyond it, or
 paid elsewhere, as reconciliation, the report and the payment guard see it (split from
-test_order_ledger.py, which keeps the requests, the holds and the reservations)."""
+test_order_ledger.py, which keeps the requests through RefundClient)."""
 
 from __future__ import annotations
 

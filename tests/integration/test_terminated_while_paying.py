@@ -17,9 +17,14 @@ from client.refund_client import RefundClient
 from sandbox.admin_client import SandboxAdmin
 from tests.conftest import Sandbox
 from tests.integration.helpers import eventually, run_the_reset_it_gives, wait_for_state
-from tests.integration.test_graceful_shutdown import asked_until_the_provider_is_called
+from tests.integration.test_graceful_shutdown import (
+    asked_until_the_provider_is_called,
+    provider_calls,
+)
+from tests.integration.test_refund_flow import make_request
 from worker.devstack import DevStack
 from workflows.models import ReconcileInput
+from workflows.refund.fast_path import FAST_PATH_RETRY
 from workflows.vocabulary import PERSON_DECIDES
 
 pytestmark = pytest.mark.stack
@@ -37,15 +42,17 @@ async def last_finding(db: asyncpg.Pool, refund_id: str) -> dict[str, Any]:
 async def test_a_run_ended_while_its_payment_is_on_its_way_is_not_closed_as_no_money_moved(
     refunds: RefundClient, sandbox: Sandbox, faults: SandboxAdmin, db: asyncpg.Pool
 ) -> None:
-    await faults.set_faults({"payment.latency_ms": "3000"})  # each call: 3 s, then the work
+    """The trial's steps: the in-process tries fail, the payment goes to the durable
+    activity, whose call is on its way when the run is terminated; the provider, asked at
+    once, holds nothing yet."""
+    tries = FAST_PATH_RETRY.maximum_attempts
+    await faults.set_faults({"payment.fail_first_calls": str(tries), "payment.latency_ms": "2000"})
     order, refund_id, asking = await asked_until_the_provider_is_called(
         refunds, sandbox, 2000, kind="create"
     )
     try:
         await refunds.temporal.get_workflow_handle(refund_id).terminate("looks stuck")
-        # The provider answers at once again, but the create is still on its way: its
-        # lookup finds nothing (the trial's steps).
-        await faults.clear_faults()
+        await faults.clear_faults()  # answers at once again; the create is still on its way
         assert await sandbox.refunds(order["order_id"]) == []
         await refunds.reconcile(ReconcileInput(grace_seconds=0))
     finally:
@@ -102,3 +109,37 @@ async def test_a_run_ended_during_its_first_step_is_left_to_a_person_with_the_re
     await run_the_reset_it_gives(said)
     await wait_for_state(refunds, refund_id, "completed")
     assert len(await sandbox.refunds(order["order_id"])) == 1
+
+
+async def test_a_retry_on_its_way_is_waited_for_beside_a_failed_first_attempt(
+    refunds: RefundClient, sandbox: Sandbox, faults: SandboxAdmin, db: asyncpg.Pool
+) -> None:
+    """A review: the provider held attempt 1's failed refund, so the guard was skipped and
+    the refund closed "no money moved" while the operator's retry was on its way."""
+    await faults.set_faults({
+        "payment.pending_rate": "1", "payment.settle_after_ms": "300",
+        "payment.settle_failure_rate": "1",
+    })  # fmt: skip
+    order = await sandbox.order(amount=2000)
+    made = await refunds.request(make_request(order))
+    await eventually(
+        lambda: refunds.status(made.refund_id), lambda s: s.awaiting.value == "operator"
+    )
+    await faults.clear_faults()
+    await faults.set_faults({"payment.latency_ms": "3000"})
+    retry = asyncio.create_task(refunds.operator_retry(made.refund_id, "ops-kim"))
+    try:
+        await eventually(
+            lambda: provider_calls(sandbox, made.refund_id),
+            lambda calls: any(c["kind"] == "create" and c["outcome"] == "in_flight" for c in calls),
+        )
+        await refunds.temporal.get_workflow_handle(made.refund_id).terminate("looks stuck")
+        await faults.clear_faults()
+        assert [r["status"] for r in await sandbox.refunds(order["order_id"])] == ["failed"]
+        await refunds.reconcile(ReconcileInput(grace_seconds=0))
+    finally:
+        await faults.clear_faults()
+        retry.cancel()
+    said = (await last_finding(db, made.refund_id)).get("not_healed", "")
+    assert "while it was paying" in said, said
+    assert (await refunds.status(made.refund_id)).state.value == "refunding"  # not "cancelled"

@@ -144,9 +144,7 @@ class Payment:
 
     def _request(self) -> IssueRefundInput:
         refund_id = self.case.inp.refund_id
-        key = f"{refund_id}:refund"
-        if self.p.payment_attempt > 1:
-            key += f":{self.p.payment_attempt}"
+        key = attempt_key(refund_id, self.p.payment_attempt)
         return IssueRefundInput(
             refund_id=refund_id,
             order_id=self.case.inp.order.order_id,
@@ -377,6 +375,11 @@ class Payment:
         if action is OperatorDecision.RETRY:
             self.p.operator_note = None
         return action
+
+
+def attempt_key(refund_id: str, attempt: int) -> str:
+    """The idempotency key of a refund's payment attempt (the first: `rf_…:refund`)."""
+    return f"{refund_id}:refund" + (f":{attempt}" if attempt > 1 else "")
 
 
 def hours(delta: timedelta) -> str:
