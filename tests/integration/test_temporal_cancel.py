@@ -86,6 +86,7 @@ async def test_a_cancel_from_temporal_while_the_provider_pays_is_refused_and_sta
         lambda s: any(e.event == "escalated" and e.source == "temporal" for e in s.timeline),
     )
     assert escalated.state.value == "refunding" and escalated.escalation_level >= 1
+    assert "past the refund SLA" not in escalated.action_by  # within it: not late (a review)
     shown = render.status(escalated)
     assert "note       a cancellation requested in Temporal at" in shown, shown
     assert "so money may have moved; it is paid at most once" in shown

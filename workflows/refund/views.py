@@ -144,7 +144,9 @@ def _who_acts(case: RefundCase) -> str:
         first,
         four_eyes,
         customer_asked=asked,
-        escalation=p.escalation,
+        # Late with the provider as the customer is told: a level raised for another reason
+        # (a refused cancel within the SLA) is no lateness to chase (a review).
+        escalation=told_escalation(case),
     )
 
 
