@@ -74,7 +74,7 @@ from workflows.read_models import (
 )
 from workflows.reconciliation_workflow import ReconciliationWorkflow
 from workflows.refund import patches
-from workflows.wording import customer_view
+from workflows.wording import as_read_at, customer_view
 
 log = structlog.get_logger("refundflow.client")
 # How long a person waits for a refund to answer before being told no worker is running.
@@ -302,21 +302,24 @@ class RefundClient(RefundActions):
     ) -> StatusView:
         """The refund's status: the store's projection, written with the audit (one indexed
         read, however many refunds are open); `live`, without a store, or for refunds older
-        than the projection: asked of the workflow (a query; workflow_reads.live_status)."""
+        than the projection: asked of the workflow (a query; workflow_reads.live_status).
+        Either is told as read now: an ETA already past is left out (wording.as_read_at)."""
         if not live and self._database_url:
             with step("projection"):
                 view = await (await self._store()).status_view(refund_id)
             if view is not None:
+                view = as_read_at(view, datetime.now(UTC))
                 return view if include_timeline else view.model_copy(update={"timeline": []})
 
         query = StatusQuery(include_timeline=include_timeline)
         store = await self._store() if self._database_url else None
         try:
-            return await workflow_reads.live_status(
+            live_view = await workflow_reads.live_status(
                 self._handle(refund_id), query, QUERY_TIMEOUT, store
             )
         except RPCError as err:
             raise rpc_error(refund_id, err) from None
+        return as_read_at(live_view, datetime.now(UTC))
 
     async def abnormal_end(self, refund_id: str) -> str | None:
         """How Temporal ended the refund's workflow, if not through the refund's own end."""

@@ -170,16 +170,29 @@ def status_label(facts: MessageFacts) -> str:
     )
 
 
+def as_read_at(status: StatusView, now: datetime) -> StatusView:
+    """The status as read at `now`: an ETA already past is not told, in the customer's
+    message, the support reply or the ETA fields (a review: the tracking page dropped it, the
+    console and `status` still read the customer a window that had ended). A status is
+    written when the refund changes, and a pending one may not change for days."""
+    facts = status.facts
+    if facts is None or facts.eta is None or facts.eta >= now:
+        return status
+    facts = facts.model_copy(update=NO_ETA)
+    told = {"message": customer_message(facts), "support_reply": support_reply(facts)}
+    return status.model_copy(update={"facts": facts, **told, **NO_ETA})
+
+
 def customer_view(status: StatusView, now: datetime | None = None) -> dict[str, Any]:
     """The tracking page: only what the customer may see. No staff names, internal reasons,
     escalation levels, provider ids or policy internals. `now`: when it is read; a date
     already past by then is not told (a trial read "should reach you between 29 Nov and 29
     Nov" on 2 Dec, the provider still holding the refund)."""
+    if now is not None:
+        status = as_read_at(status, now)
     facts = status.facts
     # Every status the workflow answers carries its facts (queries run the current code).
     assert facts is not None, "a status without facts"
-    if now is not None and facts.eta is not None and facts.eta < now:
-        facts = facts.model_copy(update=NO_ETA)
     asked_amount = told_asked_amount(facts)
     return {
         "refund_id": status.refund_id,

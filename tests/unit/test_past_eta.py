@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from client import render
 from tests.unit.test_refund_case import Clock, new_case
 from tests.unit.tv_order import START
 from workflows.refund import views
 from workflows.refund.case import RefundCase
 from workflows.states import Awaiting, RefundState
-from workflows.wording import customer_view
+from workflows.wording import as_read_at, customer_view
 
 
 def with_the_provider() -> tuple[RefundCase, Clock]:
@@ -55,3 +56,17 @@ def test_the_last_review_deadline_is_told_as_the_expiry_it_is() -> None:
     assert "If no decision is made by" in told.message, told.message
     assert "closes then without a refund; you can ask again" in told.message
     assert "We aim to decide" not in told.message
+
+
+def test_staff_read_no_window_that_has_ended_either() -> None:
+    """A review: the tracking page dropped the ended window, while the console's "what the
+    customer reads" and `status`'s support reply still read it to the customer."""
+    case, _ = with_the_provider()
+    written = views.status(case)
+    assert written.eta is not None and "should reach you" in written.support_reply
+    assert as_read_at(written, written.eta - timedelta(hours=1)) == written
+    read = as_read_at(written, written.eta + timedelta(hours=1))
+    assert (read.eta, read.eta_earliest, read.eta_kind) == (None, None, None)
+    assert "should reach you" not in read.message + read.support_reply
+    assert read.facts is not None and read.facts.eta is None
+    assert "eta        -" in render.status(read)
