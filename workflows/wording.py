@@ -212,18 +212,28 @@ def customer_view(status: StatusView, now: datetime | None = None) -> dict[str, 
     }
 
 
+_CUSTOMER_SITUATIONS = {
+    RefundEvent.PROVIDER_REVERSED.value: "refunding.reversed",
+    TimelineEvent.PROVIDER_REQUIRES_ACTION.value: "refunding.action_required",
+}
+"""Entries the customer's timeline shows in their own words: a paid refund the provider
+took back (not "on its way"), and the provider asking them to act (a trial read only "on its
+way" under the page's "action needed")."""
+
+
 def customer_timeline(entries: list[Any], locale: str) -> list[dict[str, str]]:
-    """State changes only, without actors, internal reasons or escalations. A paid refund
-    the provider took back reads as what happened to the money, not as "on its way"."""
+    """State changes only, and the situations above, without actors, internal reasons or
+    escalations."""
     shown = []
     for entry in entries:
-        if entry.from_state is None or entry.from_state != entry.state:
-            label = (
-                SITUATION_LABEL[locale]["refunding.reversed"]
-                if entry.event == RefundEvent.PROVIDER_REVERSED
-                else state_label(entry.state, locale)
-            )
-            shown.append({"at": entry.at.isoformat(), "label": label})
+        situation = _CUSTOMER_SITUATIONS.get(entry.event)
+        if situation is not None:
+            label = SITUATION_LABEL[locale][situation]
+        elif entry.from_state is None or entry.from_state != entry.state:
+            label = state_label(entry.state, locale)
+        else:
+            continue
+        shown.append({"at": entry.at.isoformat(), "label": label})
     return shown
 
 

@@ -35,6 +35,9 @@ async def test_requires_action_is_told_to_the_customer_then_paid(
     inbox = await eventually(lambda: sandbox.inbox(started.refund_id), lambda rows: len(rows) >= 5)
     asked = [n for n in inbox if n["subject"].endswith(": action needed")]
     assert len(asked) == 1 and ACTION_INSTRUCTIONS in asked[0]["body"]
+    # The customer's timeline says when they were asked, not only "on its way" (a trial).
+    labels = [step["label"] for step in (await refunds.track(started.refund_id))["timeline"]]
+    assert labels[-3:] == ["on its way", "action needed", "paid"], labels
     [paid] = await sandbox.refunds(order["order_id"])
     assert paid["status"] == "succeeded" and paid["amount"] == started.amount
 
