@@ -135,6 +135,9 @@ async def test_pending_refund_without_webhook_is_settled_by_polling(
         lambda s: any(e.event == "provider_pending" for e in s.timeline),
     )
     assert pending.state.value == "refunding" and pending.awaiting.value == "payment_provider"
+    # The status written with the pending entry names it (a trial read null there).
+    named = pending.provider_refund_id
+    assert named is not None and named in pending.timeline[-1].reason, pending.timeline[-1]
     handle = refunds.temporal.get_workflow_handle(status.refund_id)
     await skipper.fast_forward(handle, timedelta(minutes=1))  # the first poll is after 30 s
     done = await wait_for_state(refunds, status.refund_id, "completed", timeout=60)

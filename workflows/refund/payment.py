@@ -220,6 +220,7 @@ class Payment:
     ) -> ProviderRefundResult:
         """The provider answered `pending`: wait for a webhook (signal), poll as a fallback."""
         refund_key = pending.provider_refund_id
+        self.p.waits_on = refund_key
         if not resume and not (self.goes_on and self._told_pending(refund_key)):
             self.case.append(
                 TimelineEvent.PROVIDER_PENDING,
@@ -255,7 +256,7 @@ class Payment:
             await settlement_hints.confirm_hints(self.case, self.journal)
             if refund_key not in self.p.settlements:  # many hints grow history too
                 await lifetime.continue_if_long(self.case, self.journal)
-        self.p.pending_settlement = None
+        self.p.pending_settlement = self.p.waits_on = None
         self.p.provider_instructions = None
         settled = self.p.settlements[refund_key]
         return pending.model_copy(

@@ -76,6 +76,10 @@ class Progress(BaseModel):
     another run of this refund (a reset) wrote entries this run does not have."""
     pending_settlement: ProviderRefundResult | None = None
     """The provider refund whose settlement the refund waits for, while it waits."""
+    waits_on: str | None = None
+    """Its provider refund id, for staff's status only: set before the pending entry is
+    recorded, so the status written with it names it (`pending_settlement` is set after,
+    and the code that reads it keeps its order)."""
     poll_every: timedelta = timedelta(seconds=30)
     runs: int = 1
     """How many workflow runs this refund has had (continue-as-new keeps history short)."""

@@ -36,7 +36,7 @@ def reopen(case: RefundCase, reversal: ProviderSettlement) -> None:
     p.settlements[reversed_id] = reversal
     p.hints.pop(reversed_id, None)
     p.provider_refund_id = None
-    p.pending_settlement = None
+    p.pending_settlement = p.waits_on = None
     p.operator_action = None
     p.refunding_since = workflow.now()
     p.operator_note = f"refund {reversed_id} reversed by the provider after it was paid: {code}"

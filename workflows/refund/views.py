@@ -126,10 +126,7 @@ def _first_approver(case: RefundCase) -> str:
 def _pending_at_the_provider(case: RefundCase) -> str | None:
     """The provider refund a refund waits on (pending, or the customer must act): staff's
     status said null while its timeline named it (a trial)."""
-    pending = case.p.pending_settlement
-    if case.p.state is RefundState.REFUNDING and pending is not None:
-        return pending.provider_refund_id
-    return None
+    return case.p.waits_on if case.p.state is RefundState.REFUNDING else None
 
 
 def _who_acts(case: RefundCase) -> str:
