@@ -13,7 +13,7 @@ from client import error_words
 from client.render_eligibility import eligibility as eligibility
 from client.review_context import ESCALATED_WHEN_ENDED, RECONCILIATION_CLOSES
 from workflows.ledger import NOT_A_LINE
-from workflows.models import StatusView
+from workflows.models import StatusView, TimelineEntry
 from workflows.money import format_minor
 from workflows.read_models import (
     AuditEntry,
@@ -81,15 +81,42 @@ def status(
         *(closed_request(c) for c in closed),
         "  timeline",
     ]
-    for entry in view.timeline:
+    lines += _timeline(view.timeline)
+    if ledger is not None:
+        lines += order_ledger(ledger)
+    return "\n".join(lines)
+
+
+def _timeline(entries: list[TimelineEntry]) -> list[str]:
+    """One line an entry; a run of entries alike (the daily "still waiting for an operator"
+    reminder: a trial read one line a day for months) is its first and a count, the last
+    one's time (`refundflow audit` lists every entry)."""
+    lines: list[str] = []
+    for group in _alike_runs(entries):
+        entry = group[0]
         lines.append(
             f"    {entry.seq:>2}. {when(entry.at)}  {entry.state.value:<15}"
             f" {entry.event:<{EVENT_WIDTH}} by {entry.actor} via {entry.source}:"
             f" {typed(entry.reason)}"
         )
-    if ledger is not None:
-        lines += order_ledger(ledger)
-    return "\n".join(lines)
+        if len(group) > 1:
+            lines.append(f"        … {len(group) - 1} more alike, the last {when(group[-1].at)}")
+    return lines
+
+
+def _alike_runs(entries: list[TimelineEntry]) -> list[list[TimelineEntry]]:
+    runs: list[list[TimelineEntry]] = []
+    for entry in entries:
+        last = runs[-1][-1] if runs else None
+        if last is not None and (last.event, last.state, last.reason) == (
+            entry.event,
+            entry.state,
+            entry.reason,
+        ):
+            runs[-1].append(entry)
+        else:
+            runs.append([entry])
+    return runs
 
 
 # Control characters (C0, DEL, C1), line and paragraph separators, and the bidirectional
