@@ -105,6 +105,9 @@ async def close_dead_refund(
     except StillPaying as err:  # the next run looks again
         details["not_healed"] = str(err)
         return False
+    except ClosedByItsRecord as err:  # closed as it should be: nothing left for anyone
+        details["closed_by_its_record"] = str(err)
+        return True
     return await _close_projection_only(pool, refund_id)
 
 
@@ -171,7 +174,7 @@ async def close_ended_refund(
     now = datetime.now(UTC)
     case = RefundCase(carried, lambda: now)
     target = cli_target(temporal)
-    await _check_run_holds_the_record(store, case, target)
+    await check_run_holds_the_record(store, case, target)
     if paid is None and in_flight is not None and (on_its_way := in_flight(case)):
         raise StillPaying(on_its_way)
     if case.p.state not in TERMINAL_STATES:
@@ -223,13 +226,18 @@ def _item_asked_for(case: RefundCase) -> bool:
     return p.state is RefundState.APPROVED and item_due is not None and case.clock() < item_due
 
 
+class ClosedByItsRecord(Exception):
+    """The refund's record closed it after the run's last entry: a worker that went on with
+    the run's last step after Temporal ended it (a red-team trial's finding read "reset")."""
+
+
 class RunBehindRecord(NotClosedHere):
     """The ended run is not the one that wrote the refund's record: a Reset in Temporal to
     before it, which then ended without acting (AUDIT_SUPERSEDED_ERROR). Its state is not
     the refund's, so nothing is recorded from it."""
 
 
-async def _check_run_holds_the_record(
+async def check_run_holds_the_record(
     store: PostgresRefundStore, case: RefundCase, target: str
 ) -> None:
     recorded = await store.audit_trail(case.inp.refund_id)
@@ -239,6 +247,11 @@ async def _check_run_holds_the_record(
     last = recorded[-1] if recorded else None
     if last is None or held.get(last.seq) == (last.event, last.to_state.value, last.actor):
         return
+    if last.to_state in TERMINAL_STATES:
+        raise ClosedByItsRecord(
+            f"its record closed it ({last.to_state.value}, entry {last.seq} by {last.actor}):"
+            " its worker recorded the end after Temporal ended the run; nothing to do"
+        )
     mine = case.p.timeline[-1]
     raise RunBehindRecord(
         f"its ended run was reset to before the refund's record: it ends with {mine.event}"

@@ -12,19 +12,25 @@ from typing import Any
 import asyncpg
 import pytest
 
+from activities.closing import ClosedByItsRecord, RunBehindRecord, check_run_holds_the_record
 from activities.closing_advice import IN_FLIGHT_SECONDS
+from activities.pg_store import PostgresRefundStore
 from client.refund_client import RefundClient
 from sandbox.admin_client import SandboxAdmin
-from tests.conftest import Sandbox
+from tests.conftest import Sandbox, unique_key
 from tests.integration.helpers import eventually, run_the_reset_it_gives, wait_for_state
+from tests.integration.test_audit_store import batch
 from tests.integration.test_graceful_shutdown import (
     asked_until_the_provider_is_called,
     provider_calls,
 )
 from tests.integration.test_refund_flow import make_request
+from tests.unit.test_refund_case import new_case
 from worker.devstack import DevStack
 from workflows.models import ReconcileInput
+from workflows.refund.case import RefundCase
 from workflows.refund.fast_path import FAST_PATH_RETRY
+from workflows.states import RefundState, TimelineEvent
 from workflows.vocabulary import PERSON_DECIDES
 
 pytestmark = pytest.mark.stack
@@ -143,3 +149,22 @@ async def test_a_retry_on_its_way_is_waited_for_beside_a_failed_first_attempt(
     said = (await last_finding(db, made.refund_id)).get("not_healed", "")
     assert "while it was paying" in said, said
     assert (await refunds.status(made.refund_id)).state.value == "refunding"  # not "cancelled"
+
+
+async def test_a_record_the_worker_closed_after_the_run_ended_is_left_closed(
+    db: asyncpg.Pool,
+) -> None:
+    """A red team's finding read "its ended run was reset to before the refund's record" of
+    a run Temporal terminated while its worker went on and recorded the refund's end: the
+    record closed it, nothing to do (healed, not escalated for a person)."""
+    case, _ = new_case()
+    refund_id = unique_key("rf")
+    case = RefundCase(case.inp.model_copy(update={"refund_id": refund_id}), case.clock)
+    case.append(TimelineEvent.REQUESTED, None, "cust_1", "web", "asked")  # the run's only entry
+    store = PostgresRefundStore(db)
+    await store.record_transitions(batch(refund_id, [1], RefundState.REFUNDING))
+    with pytest.raises(RunBehindRecord):  # a record ahead of the run, still open: a person
+        await check_run_holds_the_record(store, case, "")
+    await store.record_transitions(batch(refund_id, [2], RefundState.COMPLETED))
+    with pytest.raises(ClosedByItsRecord, match="its record closed it \\(completed, entry 2"):
+        await check_run_holds_the_record(store, case, "")
