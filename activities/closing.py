@@ -28,6 +28,7 @@ from activities.closing_advice import (
     EndedRun,
     cli_target,
     ended_before_its_first_step_was_kept,
+    last_action_unkept,
     payment_may_be_on_its_way,
     person_decides,
     run_it_on_from_the_start,
@@ -174,7 +175,7 @@ async def close_ended_refund(
     now = datetime.now(UTC)
     case = RefundCase(carried, lambda: now)
     target = cli_target(temporal)
-    await check_run_holds_the_record(store, case, target)
+    await check_run_holds_the_record(store, case, target, await _runs_of(temporal, run))
     if paid is None and in_flight is not None and (on_its_way := in_flight(case)):
         raise StillPaying(on_its_way)
     if case.p.state not in TERMINAL_STATES:
@@ -238,8 +239,10 @@ class RunBehindRecord(NotClosedHere):
 
 
 async def check_run_holds_the_record(
-    store: PostgresRefundStore, case: RefundCase, target: str
+    store: PostgresRefundStore, case: RefundCase, target: str, runs: int = 2
 ) -> None:
+    """Raise unless the ended run holds the refund's record. `runs`: how many runs of the
+    refund Temporal lists; one means no reset: the run's last action went unkept."""
     recorded = await store.audit_trail(case.inp.refund_id)
     held = {e.seq: (e.event, e.state.value, e.actor) for e in case.p.timeline}
     # The record's last entry is the run's own, unless another run wrote it (a run that
@@ -252,6 +255,9 @@ async def check_run_holds_the_record(
             f"its record closed it ({last.to_state.value}, entry {last.seq} by {last.actor}):"
             " its worker recorded the end after Temporal ended the run; nothing to do"
         )
+    past = [e for e in recorded if e.seq > case.p.seq_base + len(case.p.timeline)]
+    if runs == 1 and past:
+        raise RunBehindRecord(last_action_unkept(case.inp.refund_id, past[0], last, target))
     mine = case.p.timeline[-1]
     raise RunBehindRecord(
         f"its ended run was reset to before the refund's record: it ends with {mine.event}"
@@ -320,6 +326,11 @@ async def _restock(case: RefundCase, inventory: Inventory) -> None:
             await inventory.restock(request)
         except ExternalSystemRefused as err:
             case.escalate("inventory", f"restock of {line.sku} refused: {err}", "inventory")
+
+
+async def _runs_of(temporal: Client, run: EndedRun) -> int:
+    query = f"WorkflowId = '{run.refund_id}'"
+    return sum([1 async for _ in temporal.list_workflows(query)])
 
 
 async def _runs_again(temporal: Client, run: EndedRun) -> bool:

@@ -12,6 +12,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from workflows.read_models import AuditEntry
 from workflows.refund.case import RefundCase
 
 
@@ -129,3 +130,22 @@ def utc_words(when: str | None) -> str:
         return f"{datetime.fromisoformat(when or '').astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
     except ValueError:
         return when or ""
+
+
+def last_action_unkept(refund_id: str, action: AuditEntry, last: AuditEntry, target: str) -> str:
+    """A run Temporal ended while it recorded and paid an action (an approval, a receipt:
+    the update's workflow task, whose payment runs in it), which its history never kept;
+    the record has it. Not a reset: a trial was told to reset "the run that wrote it", which
+    does not exist, and the refund stayed escalated though the provider had paid."""
+    again = {
+        "approve": f"`refundflow --as {action.actor} approve {refund_id}` (the same amount)",
+        "start_refund": f"`refundflow --as {action.actor} received {refund_id}`",
+    }.get(action.event, f"the same {action.event}")
+    return (
+        f"Temporal ended its run while it recorded and paid its last action ({action.event}"
+        f" by {action.actor}, entry {action.seq}), which the run's history did not keep; the"
+        f" record has it (entry {last.seq}, {last.to_state.value}). Run it on from its last"
+        f" step, `temporal workflow reset -w {refund_id} --type LastWorkflowTask --reason"
+        f' "run on"{target}`, then have {action.actor} send it again: {again}. The record'
+        " takes it as the same action, and the payment is looked up before anything is paid"
+    )

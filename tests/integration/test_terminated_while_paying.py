@@ -168,3 +168,31 @@ async def test_a_record_the_worker_closed_after_the_run_ended_is_left_closed(
     await store.record_transitions(batch(refund_id, [2], RefundState.COMPLETED))
     with pytest.raises(ClosedByItsRecord, match="its record closed it \\(completed, entry 2"):
         await check_run_holds_the_record(store, case, "")
+
+
+async def test_a_run_ended_while_its_approval_paid_is_told_to_run_on_with_it_again(
+    db: asyncpg.Pool,
+) -> None:
+    """A trial: terminated while the approval's payment was on its way (the approve
+    update's workflow task: its history keeps no approval, the record does), the finding
+    said to reset "the run that wrote" the record, which does not exist, and the refund
+    stayed escalated though the provider had paid. With one run, the finding gives the
+    reset to its last step and the same approval again (the trial's warehouse did the same
+    with `received` and it completed, paid once)."""
+    case, _ = new_case()
+    refund_id = unique_key("rf")
+    case = RefundCase(case.inp.model_copy(update={"refund_id": refund_id}), case.clock)
+    case.append(TimelineEvent.REQUESTED, None, "cust_1", "web", "asked")  # the run's only entry
+    store = PostgresRefundStore(db)
+    written = batch(refund_id, [2], RefundState.APPROVED)
+    approval = written.entries[0].model_copy(update={"event": "approve", "actor": "alice"})
+    await store.record_transitions(written.model_copy(update={"entries": [approval]}))
+    await store.record_transitions(batch(refund_id, [3], RefundState.REFUNDING))
+    with pytest.raises(RunBehindRecord) as one_run:
+        await check_run_holds_the_record(store, case, " --address 127.0.0.1:7", runs=1)
+    said = str(one_run.value)
+    assert "while it recorded and paid its last action (approve by alice, entry 2)" in said
+    assert f"`refundflow --as alice approve {refund_id}` (the same amount)" in said
+    assert f"reset -w {refund_id} --type LastWorkflowTask" in said and "was reset" not in said
+    with pytest.raises(RunBehindRecord, match="its ended run was reset to before"):
+        await check_run_holds_the_record(store, case, "", runs=2)  # a reset: as before
