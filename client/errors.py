@@ -70,3 +70,14 @@ def rpc_error(refund_id: str, err: RPCError) -> RefundflowError:
             return RefundActionRefused(f"refused: refund {refund_id} is closed")
         return RefundNotFound(f"no refund {refund_id}")
     return RefundflowError(f"Temporal error for {refund_id}: {err.message}")
+
+
+def did_not_finish(what: str, err: BaseException) -> RefundflowError:
+    """A workflow run to its end that failed (reconciliation with the payment provider
+    down): the deepest cause's words, not "unexpected WorkflowFailureError: Workflow
+    execution failed" with the cause only in the worker's log (a trial)."""
+    cause: BaseException = err
+    while cause.__cause__ is not None or getattr(cause, "cause", None) is not None:
+        cause = getattr(cause, "cause", None) or cause.__cause__  # type: ignore[assignment]
+    words = getattr(cause, "message", None) or str(cause)
+    return RefundflowError(f"{what} did not finish: {words}; run it again once that is fixed")

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 import structlog
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError
 
@@ -39,6 +39,7 @@ from client.errors import (
     RefundEndedElsewhere,
     RefundflowError,
     RefundNotFound,
+    did_not_finish,
     rpc_error,
 )
 from client.ledger_ahead import LedgerReadAhead
@@ -369,9 +370,12 @@ class RefundClient(RefundActions):
     async def reconcile(self, inp: ReconcileInput) -> ReconcileReport:
         """Run a reconciliation now (the schedule runs the same workflow)."""
         manual = f"refundflow-reconciliation-manual-{uuid.uuid4().hex[:12]}"
-        return await self.temporal.execute_workflow(
-            ReconciliationWorkflow.run, inp, id=manual, task_queue=self._task_queue
-        )
+        try:
+            return await self.temporal.execute_workflow(
+                ReconciliationWorkflow.run, inp, id=manual, task_queue=self._task_queue
+            )
+        except WorkflowFailureError as err:
+            raise did_not_finish("reconciliation", err) from None
 
     async def _store(self) -> PostgresRefundStore:
         pool = self._pool if self._pool is not None else await self._open_pool()

@@ -15,6 +15,7 @@ import pytest
 from activities.closing import ClosedByItsRecord, RunBehindRecord, check_run_holds_the_record
 from activities.closing_advice import IN_FLIGHT_SECONDS
 from activities.pg_store import PostgresRefundStore
+from client.errors import RefundflowError
 from client.refund_client import RefundClient
 from sandbox.admin_client import SandboxAdmin
 from tests.conftest import Sandbox, unique_key
@@ -196,3 +197,19 @@ async def test_a_run_ended_while_its_approval_paid_is_told_to_run_on_with_it_aga
     assert f"reset -w {refund_id} --type LastWorkflowTask" in said and "was reset" not in said
     with pytest.raises(RunBehindRecord, match="its ended run was reset to before"):
         await check_run_holds_the_record(store, case, "", runs=2)  # a reset: as before
+
+
+async def test_a_reconciliation_the_provider_stops_says_why(
+    refunds: RefundClient, faults: SandboxAdmin
+) -> None:
+    """A trial: with the provider down, `reconcile` printed only "unexpected
+    WorkflowFailureError: Workflow execution failed" (the cause in the worker's log)."""
+    await faults.set_faults({"payment.error_rate": "1"})
+    try:
+        with pytest.raises(RefundflowError) as failed:
+            await refunds.reconcile(ReconcileInput(grace_seconds=0))
+    finally:
+        await faults.clear_faults()
+    said = str(failed.value)
+    assert said.startswith("reconciliation did not finish: "), said
+    assert "payment provider" in said and "run it again once that is fixed" in said, said
