@@ -254,6 +254,8 @@ def order(data: dict[str, Any]) -> str:
         f"  captured {format_minor(data['captured_amount'], data['currency'])}"
         f"  paid by {data.get('payment_rail', 'card')}",
         f"  payment reference {data['payment_reference']}  delivered {data['delivered_at'] or '-'}",
+        # Whose it is: the one `--as` may ask for a refund on it (a trial found it only in --json).
+        f"  customer {data.get('customer_id') or '-'}",
     ]
     for line in data["lines"]:
         lines.append(

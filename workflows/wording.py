@@ -176,11 +176,17 @@ def as_read_at(status: StatusView, now: datetime) -> StatusView:
     console and `status` still read the customer a window that had ended). A status is
     written when the refund changes, and a pending one may not change for days."""
     facts = status.facts
-    if facts is None or facts.eta is None or facts.eta >= now:
+    if facts is None or facts.eta is None:
         return status
-    facts = facts.model_copy(update=NO_ETA)
+    if facts.eta < now:
+        gone = NO_ETA
+    elif facts.eta_earliest is not None and facts.eta_earliest < now:
+        gone = {"eta_earliest": None}  # "by 11 Dec", not "between 4 Dec and 11 Dec"
+    else:
+        return status
+    facts = facts.model_copy(update=gone)
     told = {"message": customer_message(facts), "support_reply": support_reply(facts)}
-    return status.model_copy(update={"facts": facts, **told, **NO_ETA})
+    return status.model_copy(update={"facts": facts, **told, **gone})
 
 
 def customer_view(status: StatusView, now: datetime | None = None) -> dict[str, Any]:

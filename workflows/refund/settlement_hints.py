@@ -70,8 +70,9 @@ in the words; what the provider says decides."""
 def _claimed(source: str) -> str:
     if source == "signal":
         return "a signal"
-    named = source if source in ("webhook", "poll", "reconciliation") else "an unknown sender"
-    return f"a signal that names {named} as its sender"
+    if source not in ("webhook", "poll", "reconciliation"):
+        return "a signal from a sender refundflow does not know"
+    return f"a signal that names {source} as its sender"
 
 
 def not_its_payment(
