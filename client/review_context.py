@@ -56,11 +56,31 @@ async def _open_findings(store: PostgresRefundStore, status: StatusView) -> list
     """The refund's own open findings, then its order's (a trial: an operator recorded a
     payment elsewhere on an order whose provider had paid 10.00 around refundflow, and the
     refund's status said nothing of it)."""
-    own = await store.findings(refund_id=status.refund_id, open_only=True)
+    own = [
+        await _with_the_last_heal_words(store, f)
+        for f in await store.findings(refund_id=status.refund_id, open_only=True)
+    ]
     on_order = await store.findings(order_id=status.order_id, open_only=True)
     # The refund's own include its order's that name it: each once (a trial read one twice).
     seen = {f.finding_id for f in own}
     return own + [f for f in on_order if f.refund_id is None and f.finding_id not in seen]
+
+
+_HEAL_WORDS = ("not_healed", PERSON_DECIDES)
+
+
+async def _with_the_last_heal_words(store: PostgresRefundStore, finding: Finding) -> Finding:
+    """A finding a `--no-heal` run reported carries no heal words: the last healing run's
+    (why it was not healed, that a person decides) stand until a run heals it (a trial's
+    status lost the reset it had to run after a monitoring `reconcile --no-heal`)."""
+    if finding.action != "reported" or "not_healed" in finding.details:
+        return finding
+    earlier = await store.findings(refund_id=finding.refund_id, kind=finding.kind, limit=20)
+    said = next((f.details for f in earlier if "not_healed" in f.details), None)
+    if said is None:
+        return finding
+    words = {key: said[key] for key in _HEAL_WORDS if key in said}
+    return finding.model_copy(update={"details": {**finding.details, **words}})
 
 
 _HOW_IT_ENDS = (

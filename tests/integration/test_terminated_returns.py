@@ -78,7 +78,11 @@ async def test_an_approved_refund_terminated_while_the_item_is_on_its_way_waits_
     # found it in neither): `list --escalated` and the console's default queue.
     listed = await run_cli(stack.env(), "list", "--escalated", "--order", order["order_id"])
     assert status.refund_id in listed[1], listed
+    # A monitoring `reconcile --no-heal` since: the person's instructions still stand (a
+    # trial: its "reported" finding had no heal words and status lost the reset).
+    await refunds.reconcile(ReconcileInput(heal=False, grace_seconds=0))
     _, shown, notes = await run_cli(stack.env(), "status", status.refund_id)
+    assert f"temporal workflow reset -w {status.refund_id} -r {ended_run}" in notes, notes
     assert "a person (reconciliation escalated it)" in shown, shown  # not "closes it"
     assert "reconciliation closes it" not in (shown + notes).lower(), (shown, notes)
     assert "reconciliation left it to a person" in notes, notes
