@@ -12,7 +12,7 @@ list, the status, the tracking page and the audit agree, and the customer is tol
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -43,7 +43,7 @@ from workflows.money import format_minor
 from workflows.refund import views
 from workflows.refund.case import ContinuedRefundInput, RefundCase
 from workflows.refund.payment import attempt_key
-from workflows.states import TERMINAL_STATES, RefundEvent, RefundState
+from workflows.states import TERMINAL_STATES, Awaiting, RefundEvent, RefundState
 from workflows.vocabulary import PERSON_DECIDES
 
 ACTOR = "reconciliation"
@@ -126,6 +126,9 @@ def _payment_on_its_way(
     latest = attempt_key(case.inp.refund_id, case.p.payment_attempt)
     if any(refund.idempotency_key == latest for refund in found):
         return None
+    # Paying by the run's state or by its projection's: either says a call may be out.
+    if case.p.state is RefundState.REFUNDING and case.p.awaiting is Awaiting.PAYMENT_PROVIDER:
+        details = {**details, "state": "refunding", "awaiting": "payment_provider"}
     return payment_may_be_on_its_way(details)
 
 
@@ -175,7 +178,7 @@ async def close_ended_refund(
     now = datetime.now(UTC)
     case = RefundCase(carried, lambda: now)
     target = cli_target(temporal)
-    await check_run_holds_the_record(store, case, target, await _runs_of(temporal, run))
+    await check_run_holds_the_record(store, case, target, partial(_runs_of, temporal, run))
     if paid is None and in_flight is not None and (on_its_way := in_flight(case)):
         raise StillPaying(on_its_way)
     if case.p.state not in TERMINAL_STATES:
@@ -239,10 +242,14 @@ class RunBehindRecord(NotClosedHere):
 
 
 async def check_run_holds_the_record(
-    store: PostgresRefundStore, case: RefundCase, target: str, runs: int = 2
+    store: PostgresRefundStore,
+    case: RefundCase,
+    target: str,
+    runs: Callable[[], Awaitable[int]] | None = None,
 ) -> None:
     """Raise unless the ended run holds the refund's record. `runs`: how many runs of the
-    refund Temporal lists; one means no reset: the run's last action went unkept."""
+    refund Temporal lists that did not continue as new, asked only when the record is past
+    the run; one means no reset: the run's last step went unkept."""
     recorded = await store.audit_trail(case.inp.refund_id)
     held = {e.seq: (e.event, e.state.value, e.actor) for e in case.p.timeline}
     # The record's last entry is the run's own, unless another run wrote it (a run that
@@ -256,7 +263,7 @@ async def check_run_holds_the_record(
             " its worker recorded the end after Temporal ended the run; nothing to do"
         )
     past = [e for e in recorded if e.seq > case.p.seq_base + len(case.p.timeline)]
-    if runs == 1 and past:
+    if past and runs is not None and await runs() == 1:
         raise RunBehindRecord(last_action_unkept(case.inp.refund_id, past[0], last, target))
     mine = case.p.timeline[-1]
     raise RunBehindRecord(
@@ -329,7 +336,8 @@ async def _restock(case: RefundCase, inventory: Inventory) -> None:
 
 
 async def _runs_of(temporal: Client, run: EndedRun) -> int:
-    query = f"WorkflowId = '{run.refund_id}'"
+    """Its runs but those that continued as new (a long wait's chain is no reset, a review)."""
+    query = f"WorkflowId = '{run.refund_id}' AND ExecutionStatus != 'ContinuedAsNew'"
     return sum([1 async for _ in temporal.list_workflows(query)])
 
 

@@ -140,12 +140,23 @@ def last_action_unkept(refund_id: str, action: AuditEntry, last: AuditEntry, tar
     again = {
         "approve": f"`refundflow --as {action.actor} approve {refund_id}` (the same amount)",
         "start_refund": f"`refundflow --as {action.actor} received {refund_id}`",
-    }.get(action.event, f"the same {action.event}")
+    }.get(action.event)
+    reset = (
+        f"`temporal workflow reset -w {refund_id} --type LastWorkflowTask --reason"
+        f' "run on"{target}`'
+    )
+    if again is None:  # a timer's, a signal's, the provider's: the reset does it again
+        return (
+            f"Temporal ended its run while it recorded its last step ({action.event} by"
+            f" {action.actor}, entry {action.seq}), which the run's history did not keep; the"
+            f" record has it (entry {last.seq}, {last.to_state.value}). Run it on from its"
+            f" last step, {reset}: it takes that step again, the payment looked up before"
+            " anything is paid"
+        )
     return (
         f"Temporal ended its run while it recorded and paid its last action ({action.event}"
         f" by {action.actor}, entry {action.seq}), which the run's history did not keep; the"
         f" record has it (entry {last.seq}, {last.to_state.value}). Run it on from its last"
-        f" step, `temporal workflow reset -w {refund_id} --type LastWorkflowTask --reason"
-        f' "run on"{target}`, then have {action.actor} send it again: {again}. The record'
+        f" step, {reset}, then have {action.actor} send it again: {again}. The record"
         " takes it as the same action, and the payment is looked up before anything is paid"
     )

@@ -76,8 +76,12 @@ def did_not_finish(what: str, err: BaseException) -> RefundflowError:
     """A workflow run to its end that failed (reconciliation with the payment provider
     down): the deepest cause's words, not "unexpected WorkflowFailureError: Workflow
     execution failed" with the cause only in the worker's log (a trial)."""
-    cause: BaseException = err
-    while cause.__cause__ is not None or getattr(cause, "cause", None) is not None:
-        cause = getattr(cause, "cause", None) or cause.__cause__  # type: ignore[assignment]
-    words = getattr(cause, "message", None) or str(cause)
+    said = [str(getattr(err, "message", None) or err)]
+    cause: object = err
+    for _ in range(20):  # a chain, not a cycle
+        cause = getattr(cause, "cause", None) or getattr(cause, "__cause__", None)
+        if not isinstance(cause, BaseException):
+            break
+        said.append(str(getattr(cause, "message", None) or cause))
+    words = next((w for w in reversed(said) if w.strip()), "no reason given")
     return RefundflowError(f"{what} did not finish: {words}; run it again once that is fixed")

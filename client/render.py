@@ -108,11 +108,8 @@ def _alike_runs(entries: list[TimelineEntry]) -> list[list[TimelineEntry]]:
     runs: list[list[TimelineEntry]] = []
     for entry in entries:
         last = runs[-1][-1] if runs else None
-        if last is not None and (last.event, last.state, last.reason) == (
-            entry.event,
-            entry.state,
-            entry.reason,
-        ):
+        alike = ("event", "state", "reason", "actor", "source")
+        if last is not None and all(getattr(last, f) == getattr(entry, f) for f in alike):
             runs[-1].append(entry)
         else:
             runs.append([entry])

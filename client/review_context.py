@@ -75,8 +75,18 @@ async def _with_the_last_heal_words(store: PostgresRefundStore, finding: Finding
     status lost the reset it had to run after a monitoring `reconcile --no-heal`)."""
     if finding.action != "reported" or "not_healed" in finding.details:
         return finding
-    earlier = await store.findings(refund_id=finding.refund_id, kind=finding.kind, limit=20)
-    said = next((f.details for f in earlier if "not_healed" in f.details), None)
+    run = finding.details.get("run_id")  # the same ended run's, not an earlier episode's
+    if finding.kind != "workflow_closed_abnormally" or run is None:
+        return finding
+    earlier = await store.findings(refund_id=finding.refund_id, kind=finding.kind, limit=500)
+    said = next(
+        (
+            f.details
+            for f in earlier
+            if "not_healed" in f.details and f.details.get("run_id") == run
+        ),
+        None,
+    )
     if said is None:
         return finding
     words = {key: said[key] for key in _HEAL_WORDS if key in said}

@@ -178,15 +178,11 @@ def as_read_at(status: StatusView, now: datetime) -> StatusView:
     facts = status.facts
     if facts is None or facts.eta is None:
         return status
-    if facts.eta < now:
-        gone = NO_ETA
-    elif facts.eta_earliest is not None and facts.eta_earliest < now:
-        gone = {"eta_earliest": None}  # "by 11 Dec", not "between 4 Dec and 11 Dec"
-    else:
+    if facts.eta >= now:
         return status
-    facts = facts.model_copy(update=gone)
+    facts = facts.model_copy(update=NO_ETA)
     told = {"message": customer_message(facts), "support_reply": support_reply(facts)}
-    return status.model_copy(update={"facts": facts, **told, **gone})
+    return status.model_copy(update={"facts": facts, **told, **NO_ETA})
 
 
 def customer_view(status: StatusView, now: datetime | None = None) -> dict[str, Any]:

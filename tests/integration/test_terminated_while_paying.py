@@ -7,13 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
 import pytest
 
-from activities.closing import ClosedByItsRecord, RunBehindRecord, check_run_holds_the_record
-from activities.closing_advice import IN_FLIGHT_SECONDS
+from activities.closing import (
+    ClosedByItsRecord,
+    RunBehindRecord,
+    _runs_of,
+    check_run_holds_the_record,
+)
+from activities.closing_advice import IN_FLIGHT_SECONDS, EndedRun
 from activities.pg_store import PostgresRefundStore
 from client.errors import RefundflowError
 from client.refund_client import RefundClient
@@ -171,6 +177,15 @@ async def test_a_record_the_worker_closed_after_the_run_ended_is_left_closed(
         await check_run_holds_the_record(store, case, "")
 
 
+def runs(listed: int) -> Callable[[], Awaitable[int]]:
+    """How many runs (not continued as new) Temporal lists, as the heal asks it."""
+
+    async def count() -> int:
+        return listed
+
+    return count
+
+
 async def test_a_run_ended_while_its_approval_paid_is_told_to_run_on_with_it_again(
     db: asyncpg.Pool,
 ) -> None:
@@ -190,13 +205,13 @@ async def test_a_run_ended_while_its_approval_paid_is_told_to_run_on_with_it_aga
     await store.record_transitions(written.model_copy(update={"entries": [approval]}))
     await store.record_transitions(batch(refund_id, [3], RefundState.REFUNDING))
     with pytest.raises(RunBehindRecord) as one_run:
-        await check_run_holds_the_record(store, case, " --address 127.0.0.1:7", runs=1)
+        await check_run_holds_the_record(store, case, " --address 127.0.0.1:7", runs=runs(1))
     said = str(one_run.value)
     assert "while it recorded and paid its last action (approve by alice, entry 2)" in said
     assert f"`refundflow --as alice approve {refund_id}` (the same amount)" in said
     assert f"reset -w {refund_id} --type LastWorkflowTask" in said and "was reset" not in said
     with pytest.raises(RunBehindRecord, match="its ended run was reset to before"):
-        await check_run_holds_the_record(store, case, "", runs=2)  # a reset: as before
+        await check_run_holds_the_record(store, case, "", runs=runs(2))  # a reset: as before
 
 
 async def test_a_reconciliation_the_provider_stops_says_why(
@@ -213,3 +228,31 @@ async def test_a_reconciliation_the_provider_stops_says_why(
     said = str(failed.value)
     assert said.startswith("reconciliation did not finish: "), said
     assert "payment provider" in said and "run it again once that is fixed" in said, said
+
+
+async def test_a_step_no_person_took_is_run_on_by_the_reset_alone(db: asyncpg.Pool) -> None:
+    """A review: the unkept step may be a timer's or the provider's; nobody is to "send it
+    again" (it read "have payment-provider send it again: the same provider_pending")."""
+    case, _ = new_case()
+    refund_id = unique_key("rf")
+    case = RefundCase(case.inp.model_copy(update={"refund_id": refund_id}), case.clock)
+    case.append(TimelineEvent.REQUESTED, None, "cust_1", "web", "asked")
+    store = PostgresRefundStore(db)
+    await store.record_transitions(batch(refund_id, [2], RefundState.REFUNDING))
+    with pytest.raises(RunBehindRecord) as one_run:
+        await check_run_holds_the_record(store, case, "", runs=runs(1))
+    said = str(one_run.value)
+    assert "recorded its last step (e2 by tester, entry 2)" in said, said
+    assert "it takes that step again" in said and "send it again" not in said
+
+
+async def test_a_refunds_runs_are_counted_as_temporal_lists_them(
+    refunds: RefundClient, sandbox: Sandbox
+) -> None:
+    """The count the advice rests on, asked of the real visibility store (its query, runs
+    that continued as new left out)."""
+    order = await sandbox.order(amount=2000)
+    made = await refunds.request(make_request(order))
+    await wait_for_state(refunds, made.refund_id, "completed")
+    ran = EndedRun(made.refund_id, None, "completed")
+    assert await eventually(lambda: _runs_of(refunds.temporal, ran), lambda n: n == 1) == 1

@@ -71,18 +71,3 @@ def test_staff_read_no_window_that_has_ended_either() -> None:
     assert "should reach you" not in read.message + read.support_reply
     assert read.facts is not None and read.facts.eta is None
     assert "eta        -" in render.status(read)
-
-
-def test_a_window_already_begun_is_told_as_its_end() -> None:
-    """A trial: the level-2 notice written on 5 Dec said "should reach you between 4 Dec and
-    11 Dec"; from its start on, the window is told as "by" its end."""
-    case, clock = with_the_provider()
-    told = views.status(case)
-    assert told.eta_earliest is not None and told.eta is not None
-    assert "should reach you between" in told.message
-    later = told.eta_earliest + timedelta(hours=1)
-    read = as_read_at(told, later)
-    assert (read.eta, read.eta_earliest) == (told.eta, None)
-    assert "should reach you by" in read.message and "between" not in read.message
-    clock.now = later  # written then: the same words
-    assert views.status(case).message == read.message

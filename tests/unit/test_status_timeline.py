@@ -23,3 +23,14 @@ def test_daily_reminders_read_as_one_line_and_a_count() -> None:
     # Entries that differ are each shown.
     case.escalate("timer", "something else")
     assert "something else" in render.status(views.status(case))
+
+
+def test_alike_entries_by_different_people_are_each_shown() -> None:
+    """A review: grouped by their words alone, two operators' entries read as one's."""
+    case, clock = new_case()
+    case.p.state, case.p.awaiting = RefundState.REFUNDING, Awaiting.OPERATOR
+    for actor in ("kim", "omar"):
+        clock.now += timedelta(days=1)
+        case.escalate(actor, "still waiting for an operator")
+    shown = render.status(views.status(case))
+    assert "by kim" in shown and "by omar" in shown and "more alike" not in shown, shown

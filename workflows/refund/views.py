@@ -162,8 +162,6 @@ def facts(case: RefundCase) -> MessageFacts:
         # A date already past is no ETA: the provider still holding the refund past its
         # rail's window, the escalation's notice told the customer that window (a trial).
         earliest, latest, kind = None, None, None
-    elif earliest is not None and earliest < case.clock():
-        earliest = None  # "by 11 Dec", not "between 4 Dec and 11 Dec" on 5 Dec (a trial)
     p = case.p
     return MessageFacts(
         refund_id=case.inp.refund_id,
