@@ -31,6 +31,7 @@ from activities.closing_advice import (
     last_action_unkept,
     payment_may_be_on_its_way,
     person_decides,
+    reset_command,
     run_it_on_from_the_start,
     utc_words,
 )
@@ -126,10 +127,8 @@ def _payment_on_its_way(
     latest = attempt_key(case.inp.refund_id, case.p.payment_attempt)
     if any(refund.idempotency_key == latest for refund in found):
         return None
-    # Paying by the run's state or by its projection's: either says a call may be out.
-    if case.p.state is RefundState.REFUNDING and case.p.awaiting is Awaiting.PAYMENT_PROVIDER:
-        details = {**details, "state": "refunding", "awaiting": "payment_provider"}
-    return payment_may_be_on_its_way(details)
+    paying = case.p.state is RefundState.REFUNDING and case.p.awaiting is Awaiting.PAYMENT_PROVIDER
+    return payment_may_be_on_its_way(details, run_paying=paying)
 
 
 @dataclass
@@ -266,14 +265,16 @@ async def check_run_holds_the_record(
     if past and runs is not None and await runs() == 1:
         raise RunBehindRecord(last_action_unkept(case.inp.refund_id, past[0], last, target))
     mine = case.p.timeline[-1]
+    reset = reset_command(
+        case.inp.refund_id, "<that run id>", "LastWorkflowTask", target, "run on from the record"
+    )
     raise RunBehindRecord(
         f"its ended run was reset to before the refund's record: it ends with {mine.event}"
         f" by {mine.actor}, the record with {last.event} by {last.actor} (entry {last.seq},"
         f" {last.to_state.value}); nothing recorded from it. To run the refund on from its"
         f" record, reset the run that wrote it: `temporal workflow list --query"
         f" 'WorkflowId=\"{case.inp.refund_id}\"' -o json{target}` lists the runs (`runId`);"
-        f" `temporal workflow reset -w {case.inp.refund_id} -r <that run id> --type"
-        f' LastWorkflowTask --reason "run on from the record"{target}`'
+        f" {reset}"
     )
 
 

@@ -25,6 +25,22 @@ class EndedRun:
     """How and when: "terminated 2026-11-27 10:46:03 UTC"."""
 
 
+def reset_command(
+    refund_id: str,
+    run_id: str | None,
+    to: str,
+    target: str,
+    reason: str = "run on",
+) -> str:
+    """The `temporal workflow reset` a finding tells a person to run, said once: `to` is
+    FirstWorkflowTask or LastWorkflowTask, `target` the CLI's options for this cluster."""
+    which_run = f" -r {run_id}" if run_id else ""
+    return (
+        f"`temporal workflow reset -w {refund_id}{which_run} --type {to}"
+        f' --reason "{reason}"{target}`'
+    )
+
+
 def ended_before_its_first_step_was_kept(err: RPCError) -> bool:
     """Temporal answers no query of a run that ended before any of its workflow tasks
     completed (an auto-approved refund is one: terminated while it paid), now or ever; it
@@ -36,14 +52,12 @@ def ended_before_its_first_step_was_kept(err: RPCError) -> bool:
 
 
 def run_it_on_from_the_start(run: EndedRun, target: str) -> str:
-    which_run = f" -r {run.run_id}" if run.run_id else ""
+    reset = reset_command(run.refund_id, run.run_id, "FirstWorkflowTask", target)
     return (
         "its run ended during its first step, before Temporal kept anything of it, so what"
         " it did cannot be read from it (the provider may have paid it). Run it on from the"
-        " start, before Temporal's retention removes the ended run:"
-        f" `temporal workflow reset -w {run.refund_id}{which_run} --type FirstWorkflowTask"
-        f' --reason "run on"{target}`; it looks its payment up before paying (paid at most'
-        " once) and records the rest itself"
+        f" start, before Temporal's retention removes the ended run: {reset}; it looks its"
+        " payment up before paying (paid at most once) and records the rest itself"
     )
 
 
@@ -57,12 +71,17 @@ no money moved (a red-team trial: closed "no money moved" by `reconcile --grace 
 5 s later, then paid again under a new key)."""
 
 
-def payment_may_be_on_its_way(details: dict[str, Any], now: datetime | None = None) -> str | None:
-    """Why a refund whose run ended while it paid, of which the provider holds no paid
-    refund yet, is not closed as "no money moved" now (None: it may be). A run's end time
-    that cannot be read counts as just now: waiting is the safe side."""
-    paying = details.get("state") == "refunding" and details.get("awaiting") == "payment_provider"
-    if not paying:
+def payment_may_be_on_its_way(
+    details: dict[str, Any], now: datetime | None = None, run_paying: bool = False
+) -> str | None:
+    """Why a refund whose run ended while it paid (by the run's own state, `run_paying`, or
+    its projection's, in the finding's details), of which the provider holds no paid refund
+    yet, is not closed as "no money moved" now (None: it may be). A run's end time that
+    cannot be read counts as just now: waiting is the safe side."""
+    projected = (
+        details.get("state") == "refunding" and details.get("awaiting") == "payment_provider"
+    )
+    if not (run_paying or projected):
         return None
     now = now or datetime.now(UTC)
     try:
@@ -97,11 +116,7 @@ def cli_target(temporal: Client) -> str:
 
 
 def person_decides(case: RefundCase, run: EndedRun, target: str = "") -> str:
-    which_run = f" -r {run.run_id}" if run.run_id else ""
-    reset = (
-        f"`temporal workflow reset -w {run.refund_id}{which_run} --type LastWorkflowTask"
-        f' --reason "run on"{target}`'
-    )
+    reset = reset_command(run.refund_id, run.run_id, "LastWorkflowTask", target)
     if case.p.item_received:
         has_it, after = (
             "the warehouse has received it",
@@ -141,10 +156,7 @@ def last_action_unkept(refund_id: str, action: AuditEntry, last: AuditEntry, tar
         "approve": f"`refundflow --as {action.actor} approve {refund_id}` (the same amount)",
         "start_refund": f"`refundflow --as {action.actor} received {refund_id}`",
     }.get(action.event)
-    reset = (
-        f"`temporal workflow reset -w {refund_id} --type LastWorkflowTask --reason"
-        f' "run on"{target}`'
-    )
+    reset = reset_command(refund_id, None, "LastWorkflowTask", target)
     if again is None:  # a timer's, a signal's, the provider's: the reset does it again
         return (
             f"Temporal ended its run while it recorded its last step ({action.event} by"
