@@ -223,8 +223,8 @@ def _item_asked_for(case: RefundCase) -> bool:
     p = case.p
     if case.policy.refund.trigger != "on_item_received":
         return False
-    if p.state is RefundState.REFUNDING:  # the item was received
-        return True
+    if p.state is RefundState.REFUNDING or p.item_received:  # the warehouse has it (kept
+        return True  # from before the approval, too)
     _, item_due, _ = views.eta(case)
     return p.state is RefundState.APPROVED and item_due is not None and case.clock() < item_due
 

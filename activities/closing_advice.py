@@ -14,6 +14,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.read_models import AuditEntry
 from workflows.refund.case import RefundCase
+from workflows.states import RefundState
 
 
 @dataclass(frozen=True)
@@ -130,8 +131,11 @@ def person_decides(case: RefundCase, run: EndedRun, target: str = "") -> str:
             f" was refused, so record it again (`refundflow received {run.refund_id}`); its"
             " return window closes it if none comes.",
         )
+    asked = f"approved, and the customer was asked to send the item back ({has_it})"
+    if case.p.state is RefundState.PENDING_REVIEW:  # a receipt kept before the approval
+        asked = "waiting for its review, and the warehouse has received its returned item"
     return (
-        f"approved, and the customer was asked to send the item back ({has_it}): closed"
+        f"{asked}: closed"
         " without paying, a customer who sent it would have neither, so a person decides."
         f" Run it on from its last step, before Temporal's retention removes the ended run:"
         f" {reset}, and act once `refundflow status {run.refund_id} --live` shows it waiting"

@@ -82,6 +82,9 @@ class TimelineEvent(StrEnum):
     """An operator paid the customer outside the provider, with proof."""
     PROVIDER_REQUIRES_ACTION = "provider_requires_action"
     """The provider needs the customer to act (e.g. bank details) before it can pay."""
+    ITEM_RECEIVED = "item_received"
+    """The returned item reached the warehouse before the approval: kept, and the refund is
+    paid once approved (the receipt of an approved refund is its `start_refund`)."""
 
 
 class OperatorDecision(StrEnum):

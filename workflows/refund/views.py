@@ -27,7 +27,7 @@ def eta(case: RefundCase) -> tuple[datetime | None, datetime | None, str | None]
         return None, None, None  # no review to wait for: the approval follows at once
     if p.state is RefundState.PENDING_REVIEW:
         return None, p.requested_at + case.policy.review_deadline(p.escalation), "review"
-    if p.state is RefundState.APPROVED and case.policy.refund.trigger == "on_item_received":
+    if p.state is RefundState.APPROVED and awaits_item(case):
         # A trial: the customer was asked for the item without a date, then read "closed:
         # the item was not returned in time". The window's timer starts once the approval
         # is recorded, so its end is never before the date told.
@@ -72,6 +72,12 @@ def _provider_took_it(case: RefundCase) -> bool:
     p = case.p
     waiting = p.awaiting is Awaiting.PAYMENT_PROVIDER and p.provider_instructions is None
     return waiting and not p.sent_unanswered
+
+
+def awaits_item(case: RefundCase) -> bool:
+    """Whether the refund, once approved, waits for its returned item: its policy pays once
+    the item is back, and no receipt was kept from before the approval (`item_return`)."""
+    return case.policy.refund.trigger == "on_item_received" and not case.p.item_received
 
 
 def received(case: RefundCase) -> bool:
@@ -172,8 +178,7 @@ def facts(case: RefundCase) -> MessageFacts:
         currency=case.currency,
         locale=case.inp.request.locale,
         escalation_level=told_escalation(case),
-        item_return_required=p.state is RefundState.APPROVED
-        and case.policy.refund.trigger == "on_item_received",
+        item_return_required=p.state is RefundState.APPROVED and awaits_item(case),
         payment_failed=p.awaiting is Awaiting.OPERATOR,
         payment_reversed=p.awaiting is Awaiting.OPERATOR and p.reversal_open,
         received=received(case),

@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.refund import (
         admission,
+        item_return,
         patches,
         provider_cancel,
         reversal,
@@ -156,6 +157,8 @@ class RefundWorkflow:
         if case.policy.refund.trigger == "on_approval":
             case.apply(RefundEvent.START_REFUND, "policy", "workflow", "refund on approval")
             return
+        if item_return.paid_on_approval(case):
+            return
         case.set_awaiting(Awaiting.CUSTOMER)
         await self._journal.flush()
         window = timedelta(days=case.policy.refund.item_return_window_days)
@@ -212,8 +215,8 @@ class RefundWorkflow:
             # level the status shows (a trial: approved at level 2, still escalated).
             case.p.escalation = 0
         case.apply(RefundEvent.APPROVE, inp.reviewer, inp.source, reason, inp.issuer)
-        if case.policy.refund.trigger != "on_approval":  # answered as it waits: for the item
-            case.set_awaiting(Awaiting.CUSTOMER)  # (a trial was told "moves on by itself")
+        if views.awaits_item(case):  # answered as it waits: for the item (a trial
+            case.set_awaiting(Awaiting.CUSTOMER)  # was told "moves on by itself")
         return views.status(case)
 
     @approve.validator
@@ -247,33 +250,16 @@ class RefundWorkflow:
 
     @workflow.update
     def item_received(self, inp: ItemReceivedInput) -> StatusView:
-        self._case.p.item_received = True
-        received = "returned item received"
-        self._case.apply(RefundEvent.START_REFUND, inp.actor, inp.source, received, inp.issuer)
+        item_return.receive(self._case, inp)
+        if self._case.p.state is RefundState.PENDING_REVIEW:  # kept: still for a reviewer
+            return views.status(self._case)
         return views.as_payment_starts(self._case)
 
     @item_received.validator
     def _validate_item_received(self, inp: ItemReceivedInput) -> None:
-        case = self._case
-        if case.policy.refund.trigger != "on_item_received":
-            raise ValueError(
-                f"policy {case.inp.policy.name} v{case.inp.policy.version} refunds on approval:"
-                " no returned item is expected"
-            )
-        if case.p.state is RefundState.PENDING_REVIEW:
-            # A trial: refused before the approval, the receipt was lost; the customer was
-            # then asked for an item the warehouse had, and the window closed the refund.
-            raise ValueError(
-                "the refund is pending_review: an item can be received only once approved,"
-                " and this receipt is not kept; record it again once a reviewer approves it"
-                " (the approval asks the customer for the item, and its return window closes"
-                " the refund if no receipt is recorded)"
-            )
-        if case.p.state is not RefundState.APPROVED:
-            raise ValueError(
-                f"the refund is {case.p.state.value}: an item can be received only once approved"
-            )
-        check(case.p.state, RefundEvent.START_REFUND)
+        refusal = item_return.receipt_refusal(self._case)
+        if refusal:
+            raise ValueError(refusal)
 
     @workflow.update
     def operator_retry(self, inp: OperatorRetryInput) -> StatusView:

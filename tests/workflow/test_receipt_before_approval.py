@@ -1,0 +1,76 @@
+"""A returned item the warehouse records while its refund waits for review is kept, and the
+refund is paid as soon as it is approved (patch `receipt-before-approval`). A trial: the
+receipt was refused and lost; the customer was then asked for an item the warehouse had, and
+the return window closed the refund without paying."""
+
+from __future__ import annotations
+
+import pytest
+from temporalio.client import WorkflowUpdateFailedError
+
+from tests.workflow.conftest import Env, tv_order
+from tests.workflow.recording import keep_history
+from tests.workflow.waiting import result_of, status_of, until
+from workflows.models import ApproveInput, ItemReceivedInput, RejectInput
+from workflows.refund.workflow import RefundWorkflow
+from workflows.states import Awaiting, RefundState
+
+RECEIVED = ItemReceivedInput(actor="warehouse-7", source="warehouse")
+
+
+async def test_a_receipt_before_the_approval_is_kept_and_paid_on_approval(env: Env) -> None:
+    handle = await env.start(tv_order(), reason="changed_mind", policy="returns-v1")
+    await until(handle, lambda s: s.awaiting is Awaiting.REVIEWER)
+
+    kept = await handle.execute_update(RefundWorkflow.item_received, RECEIVED)
+    # Still the reviewer's to decide, the receipt on the record by whoever made it.
+    assert (kept.state, kept.awaiting) == (RefundState.PENDING_REVIEW, Awaiting.REVIEWER)
+    entry = kept.timeline[-1]
+    assert (entry.event, entry.actor, entry.source) == ("item_received", "warehouse-7", "warehouse")
+    assert "kept, and paid once approved" in entry.reason
+    assert env.systems.paid() == []
+    # A second receipt of the same item is refused, naming the one kept.
+    with pytest.raises(WorkflowUpdateFailedError) as again:
+        await handle.execute_update(RefundWorkflow.item_received, RECEIVED)
+    assert f"already recorded as received (entry {entry.seq}, before the approval)" in str(
+        again.value.cause
+    )
+
+    await handle.execute_update(RefundWorkflow.approve, ApproveInput(reviewer="li", role="lead"))
+    done = await result_of(handle)
+    # Paid without waiting for the item: no return window, nobody asked to send it back.
+    assert done.state is RefundState.COMPLETED
+    assert [p.amount for p in env.systems.paid()] == [done.amount]
+    events = [e.event for e in done.timeline]
+    assert events[events.index("approve") + 1] == "start_refund", events
+    assert "refund on approval: the returned item received before the approval" in (
+        done.timeline[events.index("start_refund")].reason
+    )
+    told = env.systems.told[handle.id]
+    assert not [n for n in told if n.facts.item_return_required], told
+    assert all(n.facts.eta_kind != "return" for n in told), told
+    # Back in stock once paid, as for a receipt after the approval.
+    assert env.systems.restocked
+    await keep_history(handle, "received_before_approval")
+
+
+async def test_a_refund_rejected_after_its_receipt_pays_nothing(env: Env) -> None:
+    handle = await env.start(tv_order(), reason="changed_mind", policy="returns-v1")
+    await until(handle, lambda s: s.awaiting is Awaiting.REVIEWER)
+    await handle.execute_update(RefundWorkflow.item_received, RECEIVED)
+    await handle.execute_update(
+        RefundWorkflow.reject, RejectInput(reviewer="li", reason="not our item")
+    )
+    done = await result_of(handle)
+    assert done.state is RefundState.CANCELLED
+    assert env.systems.paid() == [] and not env.systems.restocked
+    assert [e.event for e in done.timeline][-2:] == ["item_received", "reject"]
+
+
+async def test_a_receipt_for_a_refund_paid_on_approval_is_refused(env: Env) -> None:
+    handle = await env.start(tv_order(), policy="standard-v2")
+    await until(handle, lambda s: s.awaiting is Awaiting.REVIEWER)
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(RefundWorkflow.item_received, RECEIVED)
+    assert "refunds on approval: no returned item is expected" in str(refused.value.cause)
+    assert "item_received" not in [e.event for e in (await status_of(handle)).timeline]

@@ -1,0 +1,72 @@
+"""The returned item of a refund whose policy pays once the item is back (`on_item_received`):
+when its receipt may be recorded, and a receipt recorded before the approval.
+
+A trial: a warehouse that recorded the item while the refund waited for its review was
+refused and the receipt lost; the customer was then asked for an item the warehouse had,
+and the return window closed the refund. Now such a receipt is kept (an `item_received`
+entry, the state unchanged) and the refund is paid as soon as it is approved, without asking
+the customer for the item.
+
+No patch: every history recorded before replays as it did (the validator refused such a
+receipt, and validators do not run in replay, so none holds one; an approved refund with
+`item_received` set was impossible). Workers older than this cannot replay a refund that
+kept a receipt: no rollback below it while one is open (docs/deployment.md)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from workflows.states import Awaiting, RefundEvent, RefundState, TimelineEvent
+
+if TYPE_CHECKING:
+    from workflows.models import ItemReceivedInput
+    from workflows.refund.case import RefundCase
+
+KEPT_WORDS = "returned item received before the approval: kept, and paid once approved"
+
+
+def receipt_refusal(case: RefundCase) -> str | None:
+    """Why a receipt cannot be recorded now (None: it can). Validators do not run when a
+    history is replayed: these words change nothing recorded."""
+    if case.policy.refund.trigger != "on_item_received":
+        return (
+            f"policy {case.inp.policy.name} v{case.inp.policy.version} refunds on approval:"
+            " no returned item is expected"
+        )
+    if case.p.item_received:
+        kept = next(
+            (e.seq for e in case.p.timeline if e.event == TimelineEvent.ITEM_RECEIVED.value),
+            None,
+        )
+        entry = f" (entry {kept}, before the approval)" if kept else ""
+        return f"the returned item is already recorded as received{entry}"
+    if case.p.state is RefundState.PENDING_REVIEW and case.p.awaiting is Awaiting.REVIEWER:
+        return None  # kept until a reviewer decides
+    if case.p.state is RefundState.PENDING_REVIEW:
+        # Its first step is being decided: a reset run meets its updates reapplied here,
+        # before the approval its record holds (kept, they would clash with the record).
+        return "the refund is still being checked (its first step): record the item again"
+    if case.p.state is not RefundState.APPROVED:
+        return f"the refund is {case.p.state.value}: no returned item is awaited"
+    return None
+
+
+def receive(case: RefundCase, inp: ItemReceivedInput) -> None:
+    """Record the receipt: an approved refund moves on to pay; one still in review keeps it."""
+    case.p.item_received = True
+    if case.p.state is RefundState.PENDING_REVIEW:
+        case.append(
+            TimelineEvent.ITEM_RECEIVED, case.p.state, inp.actor, inp.source, KEPT_WORDS, inp.issuer
+        )
+        return
+    received = "returned item received"
+    case.apply(RefundEvent.START_REFUND, inp.actor, inp.source, received, inp.issuer)
+
+
+def paid_on_approval(case: RefundCase) -> bool:
+    """Approved with a receipt kept from before: on to the payment at once (True)."""
+    if case.p.state is not RefundState.APPROVED or not case.p.item_received:
+        return False
+    kept = f"refund on approval: the {KEPT_WORDS.split(':')[0]}"
+    case.apply(RefundEvent.START_REFUND, "policy", "workflow", kept)
+    return True
