@@ -7,12 +7,23 @@ import asyncpg
 
 from workflows.models import RecordTransitionsInput
 
-__all__ = ["AuditConflict", "check_same_entries", "same_entry"]
+__all__ = ["AuditConflict", "RecordClosedAhead", "check_same_entries", "same_entry"]
 
 
 class AuditConflict(Exception):
     """An entry with this refund id and sequence exists with other content: two runs are
     writing one refund's trail. Never swallowed: the activity keeps failing, visibly."""
+
+
+class RecordClosedAhead(AuditConflict):
+    """Every entry re-sent is the record's own, and the record goes on past them to close
+    the refund: a run reset to before the record's end (a red team: a reversed refund,
+    retried and paid, reset to its first task, waited for an operator; the same operator's
+    retry was taken for a re-send and recorded nothing)."""
+
+    def __init__(self, refund_id: str, seq: int, event: str, to_state: str) -> None:
+        super().__init__(f"refund {refund_id} is {to_state} on its record (entry {seq}, {event})")
+        self.seq, self.event, self.to_state = seq, event, to_state
 
 
 async def check_same_entries(
@@ -38,6 +49,30 @@ async def check_same_entries(
                 # Not the words themselves: staff's free text stays out of errors and logs.
                 + (" with other words" if row["reason"] != e.reason else "")
             )
+    # Older refunds: re-sends are taken as they always were.
+    if batch.conflict_is_final and batch.projection.awaiting.value in _PEOPLE:
+        await _not_closed_ahead(conn, batch)
+
+
+async def _not_closed_ahead(conn: asyncpg.Connection, batch: RecordTransitionsInput) -> None:
+    """RecordClosedAhead when the record goes past the batch to a closed state. Only a
+    reset run re-sends entries behind a longer record (a retried activity re-sends the
+    run's latest, and the run writes nothing else until it is answered). Asked only of a
+    run about to wait for a person: one that goes on by itself makes the record's own
+    decisions again to the same end (an automatic approval, paid: the provider's refund is
+    found, nothing sent), while a person acting in one was recorded as nothing."""
+    ahead = await conn.fetchrow(
+        "SELECT seq, event, to_state FROM refundflow.audit WHERE refund_id = $1 AND seq > $2"
+        " ORDER BY seq DESC LIMIT 1",
+        batch.refund_id,
+        max(e.seq for e in batch.entries),
+    )
+    if ahead is not None and ahead["to_state"] in _CLOSED:
+        raise RecordClosedAhead(batch.refund_id, *ahead.values())
+
+
+_CLOSED = frozenset({"completed", "cancelled"})
+_PEOPLE = frozenset({"reviewer", "customer", "warehouse", "operator"})
 
 
 # The approvals: their words hold the amount approved (a first of two approvals too: the

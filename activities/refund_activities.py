@@ -6,7 +6,7 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.audit_retries import AuditConflict, same_entry
+from activities.audit_retries import AuditConflict, RecordClosedAhead, same_entry
 from activities.log_context import activity_log_context
 from activities.ports import (
     ExternalSystemRefused,
@@ -58,6 +58,8 @@ class RefundActivities:
         with activity_log_context(batch.refund_id):
             try:
                 written = await self._store.record_transitions(batch)
+            except RecordClosedAhead as err:
+                raise _superseded(batch, err.seq, err.event, err.to_state, None) from err
             except AuditConflict as err:
                 if not batch.conflict_is_final:
                     raise  # older refunds: retried, visibly, until someone looks
@@ -90,16 +92,8 @@ class RefundActivities:
         held = [e.to_state for e in trail if e.seq < first_clash][-1:]  # where the runs part
         if any([e.to_state] != held for e in trail if e.seq >= first_clash):
             [ours] = [e for e in batch.entries if e.seq == first_clash]
-            return ApplicationError(
-                f"refund {batch.refund_id} is {last.to_state.value} on its record (entry"
-                f" {last.seq}, {last.event}), written by an earlier run of its workflow. This"
-                f" run was reset to before that: it holds {batch.projection.state.value} and"
-                f" records nothing ({ours.event} -> {ours.state.value} not recorded); the"
-                " record stands",
-                last.to_state.value,
-                type=names.AUDIT_SUPERSEDED_ERROR,
-                non_retryable=True,
-            )
+            unrecorded = f"{ours.event} -> {ours.state.value} not recorded"
+            return _superseded(batch, last.seq, last.event, last.to_state.value, unrecorded)
         return ApplicationError(
             str(err), first_clash, last.seq, type=names.AUDIT_CONFLICT_ERROR, non_retryable=True
         )
@@ -178,3 +172,20 @@ class RefundActivities:
                 ) from err
             log.info("restocked", sku=result.sku, quantity=result.quantity)
             return result
+
+
+def _superseded(
+    batch: RecordTransitionsInput, seq: int, event: str, state: str, unrecorded: str | None
+) -> ApplicationError:
+    """The run holds a state its refund's record has left: it must record nothing more (the
+    workflow ends failed with these words, for whoever looks in the Web UI)."""
+    return ApplicationError(
+        f"refund {batch.refund_id} is {state} on its record (entry {seq}, {event}), written"
+        " by an earlier run of its workflow. This run was reset to before that: it holds"
+        f" {batch.projection.state.value} and records nothing"
+        + (f" ({unrecorded})" if unrecorded else "")
+        + "; the record stands",
+        state,
+        type=names.AUDIT_SUPERSEDED_ERROR,
+        non_retryable=True,
+    )
