@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from workflows.budgets import AUTO_APPROVE_RULE
-from workflows.eligibility import EligibilityAnswer
+from workflows.eligibility import EligibilityAnswer, item_first
 from workflows.money import format_minor
 from workflows.rules import RuleOutcome
 
@@ -56,7 +56,7 @@ def _summary(answer: EligibilityAnswer) -> str:
     if answer.outcome != "needs_review":
         return answer.summary  # no control in it: an amount, or the failed rules' reasons
     refund = format_minor(answer.refund_amount, answer.currency)
-    return f"Eligible: {refund}, once {_who_decides(answer)}."
+    return f"Eligible: {refund}, once {_who_decides(answer)}." + item_first(answer.item_return_days)
 
 
 def _in_customers_words(rule: RuleOutcome, answer: EligibilityAnswer) -> RuleOutcome:

@@ -84,6 +84,9 @@ class EligibilityAnswer(BaseModel):
     rules: list[RuleOutcome]
     """Every rule applied, passed or not, with its plain-language reason."""
     summary: str
+    item_return_days: int | None = None
+    """For a policy that pays once the returned item is back: the days the customer has to
+    send it after the approval (the summary says so too)."""
     held_by: list[str] = []
     """The refunds holding (or having refunded) what this request asks for, when the
     order ledger refuses it."""
@@ -204,7 +207,9 @@ def answer_for_resolved(
         approval_by=decision.approval_by if eligible else None,
         two_approvers=decision.four_eyes and eligible,
         rules=rules,
-        summary=_summary(outcome, decision, rules, money, withheld if eligible else None),
+        summary=_summary(outcome, decision, rules, money, withheld if eligible else None)
+        + (item_first(_return_days(policy)) if eligible else ""),
+        item_return_days=_return_days(policy) if eligible else None,
         held_by=ledger.held_by,
         auto_approve_refused_because=withheld if eligible else None,
         **common,
@@ -215,6 +220,24 @@ def _outcome(eligible: bool, auto_approve: bool) -> Outcome:
     if not eligible:
         return "not_eligible"
     return "auto_approved" if auto_approve else "needs_review"
+
+
+def _return_days(policy: Policy) -> int | None:
+    if policy.refund.trigger != "on_item_received":
+        return None
+    return policy.refund.item_return_window_days
+
+
+def item_first(return_days: int | None) -> str:
+    """A policy that pays once the returned item is back says so up front: a trial's
+    storefront read "refunded automatically, no review needed", then the refund asked the
+    customer to send the item back within 14 days."""
+    if return_days is None:
+        return ""
+    return (
+        " The money is paid once the returned item reaches us: send it within"
+        f" {return_days} days of the approval."
+    )
 
 
 def _summary(

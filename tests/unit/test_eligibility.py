@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from api.internal_controls import without_internal_controls
 from client import policy_view
 from client.policy_source import load_policy
 from client.render_eligibility import eligibility
@@ -250,3 +251,36 @@ def test_the_ledger_rule_speaks_of_units_for_lines_and_of_money_for_an_amount() 
     [lines_rule] = [r for r in by_lines.rules if r.rule_id == "ledger"]
     assert amount_rule.passed and "leave of its lines" in amount_rule.message
     assert lines_rule.passed and lines_rule.message.startswith("No unit asked for is held")
+
+
+def test_a_policy_that_pays_once_the_item_is_back_says_so_before_the_request() -> None:
+    """A trial: returns-v1's answer read "refunded automatically, no review needed", then the
+    refund asked the customer to send the item back within 14 days."""
+    returns = load_policy(POLICIES, "returns-v1")
+    auto = check_eligibility(
+        returns, ask(lines=[{"sku": "CASE", "quantity": 1}]), ORDER, 33000, NOW
+    )
+    assert auto.outcome == "auto_approved", auto.summary
+    assert auto.summary.endswith(
+        "The money is paid once the returned item reaches us: send it within 14 days of the"
+        " approval."
+    ), auto.summary
+    reviewed = check_eligibility(
+        returns, ask(lines=[{"sku": "PHONE", "quantity": 1}]), ORDER, 33000, NOW
+    )
+    assert reviewed.outcome == "needs_review" and "returned item reaches us" in reviewed.summary
+    # A customer reads it too, where the reviewer's role is left out.
+    told = without_internal_controls(reviewed)
+    assert told.summary == (
+        "Eligible: 300.00 USD, once a reviewer approves it. The money is paid once the"
+        " returned item reaches us: send it within 14 days of the approval."
+    ), told.summary
+    # On approval: nothing about an item; not eligible: nothing to send.
+    assert (
+        "returned item"
+        not in check_eligibility(
+            V2, ask(lines=[{"sku": "CASE", "quantity": 1}]), ORDER, 33000, NOW
+        ).summary
+    )
+    refused = check_eligibility(returns, ask(amount=99999), ORDER, 33000, NOW)
+    assert not refused.eligible and "returned item" not in refused.summary
