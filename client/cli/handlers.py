@@ -65,7 +65,13 @@ async def _request(args: argparse.Namespace) -> int:
     )
     if isinstance(status, CustomerView):  # a customer is answered as `track` shows it
         if asked_before:
-            note(args, f"note: this request was already made: refund {status.refund_id}")
+            # The same key (given, or derived from the same request) answers with the same
+            # refund, closed or not: a trial's customer, told "you can ask again", could not.
+            note(
+                args,
+                f"note: this request was already made: refund {status.refund_id}; to ask"
+                " again, give a new --key",
+            )
         emit(args, status, _status_or_track)
         return EXIT_OK
     if asked_before:

@@ -52,6 +52,14 @@ def test_asking_again_says_the_request_was_made_before(stack: DevStack) -> None:
         rf" {refund_id} is cancelled \(rejected\); to ask again, give a new --key",
         note,
     ), note
+    # A customer asking again for their own order is told how to ask anew too (a trial:
+    # told "you can ask again" after an expiry, the same request gave the closed refund).
+    own = cli_json(stack, "sandbox", "order", "--amount", "30000", "--customer", "cust_77")
+    mine = ["--as", "cust_77", "request", "--order", own["order_id"], "--amount", "100"]
+    assert cli(stack, *mine, "--reason", "damaged").returncode == 0
+    theirs = cli(stack, *mine, "--reason", "damaged")
+    assert theirs.returncode == 0, theirs.stderr
+    assert theirs.stderr.strip().endswith("; to ask again, give a new --key"), theirs.stderr
 
 
 def test_a_request_the_policy_declines_prints_why_and_exits_1(stack: DevStack) -> None:
