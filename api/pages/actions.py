@@ -21,6 +21,7 @@ from api.identity import Principal
 from api.pages.console import (
     FIRST_APPROVAL_DONE,
     REJECT_REASONS,
+    RETRY_REFUSED_AGAIN,
     possible_actions,
     refund_page,
 )
@@ -32,6 +33,7 @@ from client import render
 from client.errors import RefundflowError
 from workflows.models import StatusView
 from workflows.money import exponent, format_minor
+from workflows.states import Awaiting
 from workflows.vocabulary import FREE_TEXT_MAX_CHARS
 from workflows.wording import first_approver
 
@@ -236,6 +238,8 @@ async def carry_out(
         after = await perform(chosen, refund_id, who, request, minor, why)
         if first_approver(after):  # four eyes: recorded, and nothing paid yet
             done = FIRST_APPROVAL_DONE
+        elif chosen is Action.OPERATOR_RETRY and after.awaiting is Awaiting.OPERATOR:
+            done = RETRY_REFUSED_AGAIN
     except ProblemError as err:
         error, status_code = f"{err.detail}. Nothing was changed.", err.kind.status
     except ValidationError as err:

@@ -130,9 +130,13 @@ def version(status: StatusView) -> str:
 
 
 FIRST_APPROVAL_DONE = "first_approval"
+RETRY_REFUSED_AGAIN = "retry_refused"
 NOTICES = {
     FIRST_APPROVAL_DONE: "Your approval is recorded. A second, different person must approve"
     " before any money moves.",
+    # Not "Done: the payment is tried again." over a refusal (a trial; the CLI exits 3).
+    RETRY_REFUSED_AGAIN: "The payment was tried again and did not go through: the refund"
+    " still waits for an operator (the payment failure below says why).",
     NOT_DONE: "What you sent before signing in was not done: do it again if it is still needed.",
 }
 
