@@ -29,7 +29,11 @@ from activities.pg_store import PostgresRefundStore
 from client import workflow_reads
 from client.action_attestation import ActionSigner
 from client.errors import RefundActionRefused, RefundflowError, RefundStopped, rpc_error
-from client.review_context import RECONCILIATION_CLOSES
+from client.review_context import (
+    ESCALATED_WHEN_ENDED,
+    RECONCILIATION_CLOSES,
+    left_to_a_person,
+)
 from client.settings import dev_stack_place
 from workflows.models import (
     ApproveInput,
@@ -334,9 +338,12 @@ class RefundActions:
             return error
         if ended is None:
             return error
+        escalated = bool(self._database_url) and await left_to_a_person(
+            await self._store(), refund_id
+        )
         return RefundStopped(
-            f"refused: refund {refund_id} cannot move: Temporal ended its workflow ({ended});"
-            f" {RECONCILIATION_CLOSES}"
+            f"refused: refund {refund_id} cannot move: Temporal ended its workflow ({ended}); "
+            + (ESCALATED_WHEN_ENDED if escalated else RECONCILIATION_CLOSES)
         )
 
 

@@ -111,10 +111,22 @@ STOPPED_ESCALATED = f"Nothing moves it: Temporal ended its workflow, and {ESCALA
 def escalated_when_ended(context: ReviewContext) -> bool:
     """Reconciliation left the ended refund to a person (not a heal it tries again, such as
     a payment still pending or Temporal busy: a review)."""
-    return any(
-        f.kind == "workflow_closed_abnormally" and f.details.get(PERSON_DECIDES)
-        for f in context.open_findings
+    return any(_left_to_a_person(f) for f in context.open_findings)
+
+
+def _left_to_a_person(finding: Finding) -> bool:
+    return finding.kind == "workflow_closed_abnormally" and bool(
+        finding.details.get(PERSON_DECIDES)
     )
+
+
+async def left_to_a_person(store: PostgresRefundStore, refund_id: str) -> bool:
+    """`escalated_when_ended` from the store alone (an action refused on an ended refund: a
+    trial's `received` was told reconciliation "closes it", which had escalated it)."""
+    for finding in await store.findings(refund_id=refund_id, open_only=True):
+        if _left_to_a_person(await _with_the_last_heal_words(store, finding)):
+            return True
+    return False
 
 
 def as_stopped(status: StatusView, escalated: bool = False) -> StatusView:

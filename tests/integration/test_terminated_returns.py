@@ -89,6 +89,11 @@ async def test_an_approved_refund_terminated_while_the_item_is_on_its_way_waits_
     queue = f"/console?order={order['order_id']}"  # the default view (waiting for a person)
     assert (await sign_in(browserless, api, "li", queue))[0] == 303
     assert status.refund_id in (await html_page(browserless, api, queue))[1]
+    # The warehouse's receipt meanwhile is refused, saying what its finding says (a trial:
+    # told reconciliation "closes it", which had left it to a person).
+    code, _, refused = await run_cli(stack.env(), "received", status.refund_id)
+    assert code != 0 and "reconciliation left it to a person" in refused, refused
+    assert "reconciliation closes it" not in refused, refused
 
     # The reset as the finding gives it, run as written (a trial's went to localhost:7233).
     await run_the_reset_it_gives(said)
