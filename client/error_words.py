@@ -9,6 +9,9 @@ from typing import Any
 from workflows.money import MAX_MINOR_UNITS
 from workflows.vocabulary import IDENTIFIER_PATTERN
 
+_NOT_AN_INTEGER = frozenset({"int_from_float", "int_parsing", "int_type"})
+_MONEY_FIELDS = frozenset({"amount", "unit_price", "captured_amount"})
+
 # The patterns our contracts use, by what they ask for (workflows.vocabulary).
 _PATTERNS = {
     IDENTIFIER_PATTERN: "must be letters, digits and . _ : - only (no spaces)",
@@ -38,5 +41,12 @@ def plain(error: Any) -> str:
         return f"must be at most {ctx['le']}"
     if kind == "literal_error":
         return f"must be one of {ctx['expected']}"
+    loc = error.get("loc") or ("",)
+    if kind in _NOT_AN_INTEGER and loc[-1] in _MONEY_FIELDS:
+        # A trial sent "amount": 10.5 and read only "must be a valid integer".
+        return (
+            "must be a whole number of minor units of the currency (1050 for 10.50 in a"
+            " currency with two decimals; never a decimal amount)"
+        )
     message = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
     return message.replace("Input should be", "must be")

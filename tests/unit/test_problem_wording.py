@@ -101,3 +101,15 @@ def test_an_amount_beyond_any_order_is_told_so_not_pydantics_bound() -> None:
                 "msg": "Input should be less than or equal to 10000",
                 "ctx": {"le": 10000}}  # fmt: skip
     assert said(quantity) == "lines.0.quantity: must be at most 10000"
+
+
+def test_a_decimal_amount_is_told_in_minor_units() -> None:
+    """A trial sent "amount": 10.5 and read only "must be a valid integer"."""
+    decimal = {"type": "int_from_float", "loc": ("body", "amount"), "input": 10.5,
+               "msg": "Input should be a valid integer"}  # fmt: skip
+    assert said(decimal) == (
+        "amount: must be a whole number of minor units of the currency (1050 for 10.50 in a"
+        " currency with two decimals; never a decimal amount)"
+    )
+    quantity = {**decimal, "loc": ("body", "lines", 0, "quantity"), "input": 1.5}
+    assert "minor units" not in said(quantity)

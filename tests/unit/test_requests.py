@@ -41,7 +41,7 @@ def request(**overrides: Any) -> RefundRequest:
     [
         ({"amount": 0}, "greater than 0"),
         ({"amount": -5}, "greater than 0"),
-        ({"amount": 12.5}, "valid integer"),
+        ({"amount": 12.5}, "whole number of minor units"),
         ({"reason_code": "bored"}, "must be one of"),
         ({"channel": "fax"}, "must be one of"),
         ({"order_id": "x" * 65}, "too long"),
