@@ -46,7 +46,9 @@ def duplicates_line(
     if count == 0:
         return "0 (must be 0)"
     where = f" on {_named('order', orders)}" if orders else ""
-    said = f"{count} !!! MUST BE 0: money may have been refunded twice{where};"
+    # Or around refundflow: a dashboard refund on an order refundflow paid nothing on counts
+    # too (a trial read "refunded twice" of it).
+    said = f"{count} !!! MUST BE 0: money may have been refunded twice or around refundflow{where};"
     left = [order for order in orders if order not in acknowledged]
     if orders and not left:  # every one dealt with: a fact of the period, not an alarm
         return (
