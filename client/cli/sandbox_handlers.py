@@ -88,7 +88,14 @@ async def _ask_sandbox(
     payments = HttpPaymentProvider(
         HttpService(session, settings.payment_provider_url, "sandbox payments")
     )
-    return await payments.list_refunds(args.order), render.ledger
+    rows = await payments.list_refunds(args.order)
+    if not rows and args.order:
+        # "no provider refunds" of an order that does not exist read as a fact (a trial).
+        orders = HttpOrderSystem(HttpService(session, settings.orders_url, "sandbox orders"))
+        if await orders.get_order(args.order) is None:
+            raise UserError(f"no order {args.order} in the sandbox's order system")
+        return rows, lambda _: f"no provider refunds for order {args.order}"
+    return rows, render.ledger
 
 
 def _order_spec(args: argparse.Namespace) -> dict[str, Any]:

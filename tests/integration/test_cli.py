@@ -88,6 +88,14 @@ def test_request_approve_status_and_ledger_from_the_command_line(stack: DevStack
     assert len(ledger) == 1
     assert ledger[0]["idempotency_key"] == f"{refund_id}:refund"
     assert {"id", "payment_reference", "amount", "status"} <= ledger[0].keys()
+    # An order that does not exist is not "no provider refunds" (a trial: exit 0).
+    nope = cli(stack, "sandbox", "refunds", "--order", "ord_nope")
+    assert nope.returncode == 2 and "no order ord_nope" in nope.stderr, nope
+    fresh = cli_json(stack, "sandbox", "order", "--amount", "500")
+    none = cli(stack, "sandbox", "refunds", "--order", fresh["order_id"])
+    assert none.returncode == 0 and none.stdout.strip() == (
+        f"no provider refunds for order {fresh['order_id']}"
+    ), none
 
     listed = cli_json(stack, "list", "--order", order["order_id"])
     assert [r["refund_id"] for r in listed] == [refund_id]
