@@ -221,7 +221,7 @@ def _item_asked_for(case: RefundCase) -> bool:
     it would have neither (a trial). Not once its return window has passed with nothing
     received: the workflow would have closed it then too."""
     p = case.p
-    if case.policy.refund.trigger != "on_item_received":
+    if not case.policy.refund.awaits_item(case.inp.request.reason_code):
         return False
     if p.state is RefundState.REFUNDING or p.item_received:  # the warehouse has it (kept
         return True  # from before the approval, too)

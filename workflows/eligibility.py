@@ -208,8 +208,8 @@ def answer_for_resolved(
         two_approvers=decision.four_eyes and eligible,
         rules=rules,
         summary=_summary(outcome, decision, rules, money, withheld if eligible else None)
-        + (item_first(_return_days(policy)) if eligible else ""),
-        item_return_days=_return_days(policy) if eligible else None,
+        + (item_first(_return_days(policy, request.reason_code)) if eligible else ""),
+        item_return_days=_return_days(policy, request.reason_code) if eligible else None,
         held_by=ledger.held_by,
         auto_approve_refused_because=withheld if eligible else None,
         **common,
@@ -222,8 +222,8 @@ def _outcome(eligible: bool, auto_approve: bool) -> Outcome:
     return "auto_approved" if auto_approve else "needs_review"
 
 
-def _return_days(policy: Policy) -> int | None:
-    if policy.refund.trigger != "on_item_received":
+def _return_days(policy: Policy, reason: str) -> int | None:
+    if not policy.refund.awaits_item(reason):
         return None
     return policy.refund.item_return_window_days
 

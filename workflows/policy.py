@@ -25,6 +25,7 @@ from workflows.rules import FeeLine as FeeLine
 from workflows.rules import RuleOutcome as RuleOutcome
 from workflows.rules import restocking_fees
 from workflows.settlement import DEFAULT_SETTLEMENT, SettlementTime
+from workflows.vocabulary import ReasonCode
 
 REVIEW_EXPIRY_LEVEL = 2
 """The escalation level from which a review's deadline is its expiry (review_deadline)."""
@@ -68,6 +69,17 @@ class Budgets(_Section):
 class RefundTrigger(_Section):
     trigger: Literal["on_approval", "on_item_received"]
     item_return_window_days: int = Field(ge=1, le=365, default=14)
+    nothing_to_return_reasons: list[ReasonCode] = []
+    """With `on_item_received` (returns v2 on): reasons whose refunds are paid on approval,
+    as nothing comes back (a parcel that never arrived, a late delivery, a duplicate
+    charge). A trial: a 10.00 late-delivery refund asked the customer to send "the item"
+    back, and closed unpaid when nothing came."""
+
+    def awaits_item(self, reason_code: str) -> bool:
+        """Whether a refund for this reason is paid only once its item is back."""
+        return (
+            self.trigger == "on_item_received" and reason_code not in self.nothing_to_return_reasons
+        )
 
 
 class Escalation(_Section):

@@ -284,3 +284,13 @@ def test_a_policy_that_pays_once_the_item_is_back_says_so_before_the_request() -
     )
     refused = check_eligibility(returns, ask(amount=99999), ORDER, 33000, NOW)
     assert not refused.eligible and "returned item" not in refused.summary
+
+
+def test_returns_v2_asks_for_the_item_only_where_something_comes_back() -> None:
+    returns = load_policy(POLICIES, "returns-v2")
+    case = [{"sku": "CASE", "quantity": 1}]
+    late = check_eligibility(returns, ask("late_delivery", lines=case), ORDER, 33000, NOW)
+    assert late.eligible and late.item_return_days is None, late.summary
+    assert "returned item" not in late.summary
+    damaged = check_eligibility(returns, ask("damaged", lines=case), ORDER, 33000, NOW)
+    assert damaged.item_return_days == 14 and "returned item reaches us" in damaged.summary

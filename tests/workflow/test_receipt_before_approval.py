@@ -74,3 +74,36 @@ async def test_a_receipt_for_a_refund_paid_on_approval_is_refused(env: Env) -> N
         await handle.execute_update(RefundWorkflow.item_received, RECEIVED)
     assert "refunds on approval: no returned item is expected" in str(refused.value.cause)
     assert "item_received" not in [e.event for e in (await status_of(handle)).timeline]
+
+
+async def test_a_refund_with_nothing_to_return_is_paid_on_approval(env: Env) -> None:
+    """returns-v2 names reasons with nothing to send back: a trial's 10.00 late-delivery
+    refund under returns-v1 asked the customer to send "the item" back, and closed unpaid
+    when nothing came."""
+    handle = await env.start(tv_order(), reason="late_delivery", policy="returns-v2")
+    await until(handle, lambda s: s.awaiting is Awaiting.REVIEWER)
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(RefundWorkflow.item_received, RECEIVED)
+    assert "refunds late_delivery on approval: no returned item is expected" in str(
+        refused.value.cause
+    )
+    approved = await handle.execute_update(
+        RefundWorkflow.approve, ApproveInput(reviewer="li", role="lead")
+    )
+    assert approved.awaiting is not Awaiting.CUSTOMER, approved
+    done = await result_of(handle)
+    assert done.state is RefundState.COMPLETED and len(env.systems.paid()) == 1
+    started = next(e for e in done.timeline if e.event == "start_refund")
+    assert started.reason == "refund on approval: nothing to return for late_delivery"
+    told = env.systems.told[handle.id]
+    assert not [n for n in told if n.facts.item_return_required], told
+    await keep_history(handle, "nothing_to_return_paid_on_approval")
+
+
+async def test_a_refund_with_an_item_to_return_under_returns_v2_waits_for_it(env: Env) -> None:
+    handle = await env.start(tv_order(), reason="changed_mind", policy="returns-v2")
+    await until(handle, lambda s: s.awaiting is Awaiting.REVIEWER)
+    await handle.execute_update(RefundWorkflow.approve, ApproveInput(reviewer="li", role="lead"))
+    waiting = await until(handle, lambda s: s.awaiting is Awaiting.CUSTOMER)
+    assert waiting.state is RefundState.APPROVED and waiting.eta_kind == "return"
+    assert env.systems.paid() == []

@@ -33,6 +33,12 @@ def receipt_refusal(case: RefundCase) -> str | None:
             f"policy {case.inp.policy.name} v{case.inp.policy.version} refunds on approval:"
             " no returned item is expected"
         )
+    reason = case.inp.request.reason_code
+    if not case.policy.refund.awaits_item(reason):
+        return (
+            f"policy {case.inp.policy.name} v{case.inp.policy.version} refunds {reason} on"
+            " approval: no returned item is expected"
+        )
     if case.p.item_received:
         kept = next(
             (e.seq for e in case.p.timeline if e.event == TimelineEvent.ITEM_RECEIVED.value),
@@ -61,6 +67,18 @@ def receive(case: RefundCase, inp: ItemReceivedInput) -> None:
         return
     received = "returned item received"
     case.apply(RefundEvent.START_REFUND, inp.actor, inp.source, received, inp.issuer)
+
+
+def nothing_to_return(case: RefundCase) -> bool:
+    """Approved for a reason the policy pays on approval, nothing coming back (returns v2
+    on: a parcel that never arrived, a late delivery): on to the payment at once (True).
+    Pinned policies before it name no such reason, so their refunds go as they went."""
+    reason = case.inp.request.reason_code
+    if case.p.state is not RefundState.APPROVED or case.policy.refund.awaits_item(reason):
+        return False
+    words = f"refund on approval: nothing to return for {reason}"
+    case.apply(RefundEvent.START_REFUND, "policy", "workflow", words)
+    return True
 
 
 def paid_on_approval(case: RefundCase) -> bool:

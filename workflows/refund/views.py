@@ -77,7 +77,8 @@ def _provider_took_it(case: RefundCase) -> bool:
 def awaits_item(case: RefundCase) -> bool:
     """Whether the refund, once approved, waits for its returned item: its policy pays once
     the item is back, and no receipt was kept from before the approval (`item_return`)."""
-    return case.policy.refund.trigger == "on_item_received" and not case.p.item_received
+    awaits = case.policy.refund.awaits_item(case.inp.request.reason_code)
+    return awaits and not case.p.item_received
 
 
 def received(case: RefundCase) -> bool:

@@ -157,7 +157,7 @@ class RefundWorkflow:
         if case.policy.refund.trigger == "on_approval":
             case.apply(RefundEvent.START_REFUND, "policy", "workflow", "refund on approval")
             return
-        if item_return.paid_on_approval(case):
+        if item_return.nothing_to_return(case) or item_return.paid_on_approval(case):
             return
         case.set_awaiting(Awaiting.CUSTOMER)
         await self._journal.flush()
