@@ -159,6 +159,8 @@ def last_action_unkept(refund_id: str, action: AuditEntry, last: AuditEntry, tar
     again = {
         "approve": f"`refundflow --as {action.actor} approve {refund_id}` (the same amount)",
         "start_refund": f"`refundflow --as {action.actor} received {refund_id}`",
+        # A receipt kept before the approval (a review: "the reset does it again" of it).
+        "item_received": f"`refundflow --as {action.actor} received {refund_id}`",
     }.get(action.event)
     reset = reset_command(refund_id, None, "LastWorkflowTask", target)
     if again is None:  # a timer's, a signal's, the provider's: the reset does it again

@@ -265,6 +265,15 @@ class RefundActions:
             return None
         return recorded if recorded is not None and recorded.state in TERMINAL_STATES else None
 
+    async def _left_to_a_person(self, refund_id: str) -> bool:
+        """Whether reconciliation left the ended refund to a person (False: unknown too)."""
+        if not self._database_url:
+            return False
+        try:
+            return await left_to_a_person(await self._store(), refund_id)
+        except Exception:  # only wording rides on it, as in _closed_on_record
+            return False
+
     async def _refuse_if_superseded(self, refund_id: str, recorded: StatusView) -> None:
         """The run that answered holds a state its refund's record has left: a Reset in
         Temporal to before the refund was paid or closed. Such a run records nothing and ends
@@ -338,9 +347,7 @@ class RefundActions:
             return error
         if ended is None:
             return error
-        escalated = bool(self._database_url) and await left_to_a_person(
-            await self._store(), refund_id
-        )
+        escalated = await self._left_to_a_person(refund_id)
         return RefundStopped(
             f"refused: refund {refund_id} cannot move: Temporal ended its workflow ({ended}); "
             + (ESCALATED_WHEN_ENDED if escalated else RECONCILIATION_CLOSES)

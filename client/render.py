@@ -341,7 +341,9 @@ def already_requested(view: StatusView) -> str:
         f"note: this request was already made {when(first.at)} (key {view.refund_key}):"
         f" refund {view.refund_id} is {view.state.value}"
         + (f" ({closed_because(view)})" if view.cancel_reason else "")
-        + "; to ask again, give a new --key"
+        # Only of a refund closed unpaid: a new key beside an open or paid one asks for the
+        # same units again, which the order's ledger refuses (a review).
+        + ("; to ask again, give a new --key" if view.state is RefundState.CANCELLED else "")
     )
 
 

@@ -195,6 +195,7 @@ def answer_for_resolved(
     told = [o for o in decision.outcomes if not (unsplit and o.rule_id == FEE_RULE)]
     rules = [*told, _ledger_rule(ledger, by_lines=bool(resolved.lines)), refundable]
     outcome = _outcome(eligible, decision.auto_approve)
+    return_days = _return_days(policy, request.reason_code) if eligible else None
     return EligibilityAnswer(
         eligible=eligible,
         outcome=outcome,
@@ -207,9 +208,11 @@ def answer_for_resolved(
         approval_by=decision.approval_by if eligible else None,
         two_approvers=decision.four_eyes and eligible,
         rules=rules,
-        summary=_summary(outcome, decision, rules, money, withheld if eligible else None)
-        + (item_first(_return_days(policy, request.reason_code)) if eligible else ""),
-        item_return_days=_return_days(policy, request.reason_code) if eligible else None,
+        summary=_summary(
+            outcome, decision, rules, money, withheld if eligible else None, bool(return_days)
+        )
+        + item_first(return_days),
+        item_return_days=return_days,
         held_by=ledger.held_by,
         auto_approve_refused_because=withheld if eligible else None,
         **common,
@@ -246,9 +249,13 @@ def _summary(
     rules: list[RuleOutcome],
     money: str,
     budget_says: str | None,
+    item_back_first: bool = False,
 ) -> str:
-    """The answer in one sentence (what the storefront shows first)."""
+    """The answer in one sentence (what the storefront shows first). `item_back_first`: paid
+    once the returned item is back, so not "refunded" automatically (a review)."""
     refund = format_minor(decision.refund_amount, money)
+    if outcome == "auto_approved" and item_back_first:
+        return f"Eligible: {refund} is approved automatically, no review needed."
     if outcome == "auto_approved":
         return f"Eligible: {refund} is refunded automatically, no review needed."
     if outcome == "needs_review":

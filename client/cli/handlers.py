@@ -67,10 +67,11 @@ async def _request(args: argparse.Namespace) -> int:
         if asked_before:
             # The same key (given, or derived from the same request) answers with the same
             # refund, closed or not: a trial's customer, told "you can ask again", could not.
+            # (A customer's view words its state in their language: said either way.)
             note(
                 args,
-                f"note: this request was already made: refund {status.refund_id}; to ask"
-                " again, give a new --key",
+                f"note: this request was already made: refund {status.refund_id}; if it"
+                " closed without a refund, ask again with a new --key",
             )
         emit(args, status, _status_or_track)
         return EXIT_OK

@@ -59,7 +59,9 @@ def test_asking_again_says_the_request_was_made_before(stack: DevStack) -> None:
     assert cli(stack, *mine, "--reason", "damaged").returncode == 0
     theirs = cli(stack, *mine, "--reason", "damaged")
     assert theirs.returncode == 0, theirs.stderr
-    assert theirs.stderr.strip().endswith("; to ask again, give a new --key"), theirs.stderr
+    assert theirs.stderr.strip().endswith(
+        "; if it closed without a refund, ask again with a new --key"
+    ), theirs.stderr
 
 
 def test_a_request_the_policy_declines_prints_why_and_exits_1(stack: DevStack) -> None:

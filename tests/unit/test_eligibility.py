@@ -261,6 +261,8 @@ def test_a_policy_that_pays_once_the_item_is_back_says_so_before_the_request() -
         returns, ask(lines=[{"sku": "CASE", "quantity": 1}]), ORDER, 33000, NOW
     )
     assert auto.outcome == "auto_approved", auto.summary
+    assert auto.summary.startswith("Eligible: 15.00 USD is approved automatically, no review"), auto
+    assert "refunded automatically" not in auto.summary
     assert auto.summary.endswith(
         "The money is paid once the returned item reaches us: send it within 14 days of the"
         " approval."
