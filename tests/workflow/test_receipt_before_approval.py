@@ -5,6 +5,8 @@ the return window closed the refund without paying."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
@@ -107,3 +109,31 @@ async def test_a_refund_with_an_item_to_return_under_returns_v2_waits_for_it(env
     waiting = await until(handle, lambda s: s.awaiting is Awaiting.CUSTOMER)
     assert waiting.state is RefundState.APPROVED and waiting.eta_kind == "return"
     assert env.systems.paid() == []
+
+
+async def test_a_review_holding_a_kept_receipt_does_not_expire(env: Env) -> None:
+    """A review: expired after its receipt was kept, the refund closed without paying and
+    without a word of the item; the customer had neither. It waits for a reviewer, staff
+    reminded daily, the customer told no closing date."""
+    handle = await env.start(tv_order(), reason="changed_mind", policy="returns-v1")
+    await until(handle, lambda s: s.awaiting is Awaiting.REVIEWER)
+    await handle.execute_update(RefundWorkflow.item_received, RECEIVED)
+    await env.skipper.fast_forward(handle, timedelta(hours=49))
+    await until(handle, lambda s: s.escalation_level == 2)
+    await env.skipper.fast_forward(handle, timedelta(hours=340))  # past the 336 h expiry
+    held = await until(
+        handle,
+        lambda s: any("the request does not expire" in e.reason for e in s.timeline),
+        timeout=30,
+    )
+    assert (held.state, held.awaiting) == (RefundState.PENDING_REVIEW, Awaiting.REVIEWER)
+    assert held.eta is None and "closes" not in held.message, held.message
+    await env.skipper.fast_forward(handle, timedelta(hours=25))
+    await until(handle, lambda s: "still waiting for a reviewer" in s.timeline[-1].reason)
+    assert "expire" not in [e.event for e in (await status_of(handle)).timeline]
+    told = env.systems.told[handle.id]
+    assert not [n for n in told if n.facts.state is RefundState.CANCELLED], told
+    await handle.execute_update(RefundWorkflow.approve, ApproveInput(reviewer="li", role="lead"))
+    done = await result_of(handle)
+    assert done.state is RefundState.COMPLETED and len(env.systems.paid()) == 1
+    await keep_history(handle, "kept_receipt_review_not_expired")

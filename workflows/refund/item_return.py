@@ -14,13 +14,19 @@ kept a receipt: no rollback below it while one is open (docs/deployment.md)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING
+
+from temporalio import workflow
 
 from workflows.states import Awaiting, RefundEvent, RefundState, TimelineEvent
 
 if TYPE_CHECKING:
     from workflows.models import ItemReceivedInput
     from workflows.refund.case import RefundCase
+    from workflows.refund.journal import Journal
+
+REVIEWER_REMINDER = timedelta(hours=24)
 
 KEPT_WORDS = "returned item received before the approval: kept, and paid once approved"
 
@@ -67,6 +73,29 @@ def receive(case: RefundCase, inp: ItemReceivedInput) -> None:
         return
     received = "returned item received"
     case.apply(RefundEvent.START_REFUND, inp.actor, inp.source, received, inp.issuer)
+
+
+async def remind_until_decided(case: RefundCase, journal: Journal, waited: str) -> None:
+    """A review past its expiry while the warehouse holds the item (a receipt kept before
+    the approval): not expired, or the customer would have neither the item nor the money
+    and nobody would be told (a review); staff are reminded daily until a reviewer decides
+    (or the customer withdraws). Only refunds that kept a receipt come here: no earlier
+    history does."""
+    case.escalate(
+        "timer",
+        f"no review decision within {waited}; the warehouse holds the returned item, so the"
+        " request does not expire: a reviewer decides",
+    )
+    while case.p.state is RefundState.PENDING_REVIEW:
+        await journal.flush()
+        try:
+            await workflow.wait_condition(
+                lambda: case.p.state is not RefundState.PENDING_REVIEW or case.has_unrecorded(),
+                timeout=REVIEWER_REMINDER,
+                timeout_summary="reviewer reminder",
+            )
+        except TimeoutError:
+            case.escalate("timer", "still waiting for a reviewer; the warehouse holds the item")
 
 
 def nothing_to_return(case: RefundCase) -> bool:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from workflows import wording
 from workflows.models import MessageFacts, StatusProjection, StatusView
+from workflows.policy import REVIEW_EXPIRY_LEVEL
 from workflows.states import Awaiting, CancelReason, RefundState
 
 if TYPE_CHECKING:
@@ -26,6 +27,8 @@ def eta(case: RefundCase) -> tuple[datetime | None, datetime | None, str | None]
     if received(case):
         return None, None, None  # no review to wait for: the approval follows at once
     if p.state is RefundState.PENDING_REVIEW:
+        if p.item_received and p.escalation >= REVIEW_EXPIRY_LEVEL:
+            return None, None, None  # the expiry: a kept receipt holds it off (no date)
         return None, p.requested_at + case.policy.review_deadline(p.escalation), "review"
     if p.state is RefundState.APPROVED and awaits_item(case):
         # A trial: the customer was asked for the item without a date, then read "closed:

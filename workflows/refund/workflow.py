@@ -147,6 +147,8 @@ class RefundWorkflow:
                 return
             if case.p.escalation < MAX_ESCALATION:
                 case.escalate("timer", f"no review decision within {hours(deadline)}")
+            elif case.p.item_received:  # a receipt kept: expired, nobody would have it
+                await item_return.remind_until_decided(case, self._journal, hours(deadline))
             else:
                 case.apply(
                     RefundEvent.EXPIRE, "timer", "timer", f"no decision within {hours(deadline)}"
