@@ -110,6 +110,18 @@ WHERE s.state = 'completed' AND s.item_received
   AND NOT EXISTS (SELECT 1 FROM refundflow.reservations r
                   WHERE r.refund_id = s.refund_id AND r.basis = 'amount')
 UNION ALL
+-- Closed unpaid while the warehouse holds its item (a receipt kept before the approval, then
+-- rejected, withdrawn or cancelled): the customer has neither the item nor the money, and
+-- nobody was told (a review). A person sends the item back, then acknowledges it.
+SELECT 'returned_item_not_refunded', s.refund_id, s.order_id,
+       jsonb_build_object('item_received_entry', (
+           SELECT min(a.seq) FROM refundflow.audit a
+           WHERE a.refund_id = s.refund_id AND a.event = 'item_received')), false, NULL
+FROM settled s
+WHERE s.state = 'cancelled' AND s.item_received
+  AND EXISTS (SELECT 1 FROM refundflow.audit a
+              WHERE a.refund_id = s.refund_id AND a.event = 'item_received')
+UNION ALL
 SELECT 'restock_duplicated', reference, NULL,
        jsonb_build_object('sku', sku, 'movements', count(*)), false, NULL
 FROM stock_moves GROUP BY reference, sku HAVING count(*) > 1

@@ -54,6 +54,7 @@ FINDING_KINDS: tuple[str, ...] = (
     "workflow_closed_abnormally",
     "provider_reversed_after_completion",
     "paid_elsewhere_and_by_provider",
+    "returned_item_not_refunded",
 )
 
 # Order ids, SKUs, keys and people's handles: printable, no spaces, safe in a workflow id.

@@ -1,0 +1,58 @@
+"""A returned item the warehouse records while its refund waits for review, on the real
+stack: kept in the record and paid on approval; closed unpaid instead (rejected, withdrawn),
+reconciliation tells a person the warehouse holds an item nobody was paid for (a review:
+nobody was told)."""
+
+from __future__ import annotations
+
+import pytest
+
+from client.refund_client import RefundClient
+from tests.conftest import Sandbox
+from tests.integration.helpers import eventually, wait_for_state
+from tests.integration.test_reconciliation import findings_for, reconcile_cli
+from tests.integration.test_refund_flow import make_request
+from worker.devstack import DevStack
+
+pytestmark = pytest.mark.stack
+
+
+async def in_review_with_its_item(refunds: RefundClient, sandbox: Sandbox) -> tuple[str, str]:
+    order = await sandbox.order(amount=30000)
+    asked = await refunds.request(make_request(order, amount=30000))
+    assert asked.awaiting.value == "reviewer"
+    kept = await refunds.item_received(asked.refund_id, "warehouse-7")
+    assert (kept.state.value, kept.awaiting.value) == ("pending_review", "reviewer")
+    return order["order_id"], asked.refund_id
+
+
+async def test_a_kept_receipt_is_on_the_record_and_paid_on_approval(
+    returns_refunds: RefundClient, sandbox: Sandbox
+) -> None:
+    order_id, refund_id = await in_review_with_its_item(returns_refunds, sandbox)
+    audit = await returns_refunds.audit(refund_id)
+    assert [(e.event, e.actor) for e in audit][-1] == ("item_received", "warehouse-7")
+    await returns_refunds.approve(refund_id, "li", role="lead")
+    done = await wait_for_state(returns_refunds, refund_id, "completed")
+    assert [r["amount"] for r in await sandbox.refunds(order_id)] == [30000]
+    told = " ".join(m["body"] for m in await sandbox.inbox(refund_id))
+    assert "send the item back" not in told.lower(), told
+    assert "start_refund" in [e.event for e in done.timeline]
+
+
+async def test_a_refund_rejected_while_the_warehouse_holds_its_item_is_found(
+    returns_refunds: RefundClient, sandbox: Sandbox, stack: DevStack
+) -> None:
+    order_id, refund_id = await in_review_with_its_item(returns_refunds, sandbox)
+    await returns_refunds.reject(refund_id, "bob", "not our item")
+    await eventually(
+        lambda: returns_refunds.status(refund_id), lambda s: s.state.value == "cancelled"
+    )
+    report = await reconcile_cli(stack, exit_status=0)
+    assert findings_for(report, refund_id) == {("returned_item_not_refunded", "escalated")}
+    assert await sandbox.refunds(order_id) == []
+    # A kept receipt then paid is no such finding.
+    _, paid = await in_review_with_its_item(returns_refunds, sandbox)
+    await returns_refunds.approve(paid, "li", role="lead")
+    await wait_for_state(returns_refunds, paid, "completed")
+    assert findings_for(await reconcile_cli(stack), paid) == set()
