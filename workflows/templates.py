@@ -154,6 +154,8 @@ SITUATION_LABEL: dict[str, dict[str, str]] = {
         "refunding.escalated": "taking longer",
         "open.stopped": "with our team",
         "refunding.stopped": "with our team",
+        # Not a template: a timeline entry (`wording._CUSTOMER_SITUATIONS`).
+        "item_received": "returned item received",
     },
     "zh-CN": {
         "pending_review.escalated": "处理时间延长",
@@ -163,6 +165,7 @@ SITUATION_LABEL: dict[str, dict[str, str]] = {
         "refunding.escalated": "处理时间延长",
         "open.stopped": "团队处理中",
         "refunding.stopped": "团队处理中",
+        "item_received": "已收到退回的商品",
     },
 }
 

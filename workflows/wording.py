@@ -217,10 +217,12 @@ def customer_view(status: StatusView, now: datetime | None = None) -> dict[str, 
 _CUSTOMER_SITUATIONS = {
     RefundEvent.PROVIDER_REVERSED.value: "refunding.reversed",
     TimelineEvent.PROVIDER_REQUIRES_ACTION.value: "refunding.action_required",
+    TimelineEvent.ITEM_RECEIVED.value: "item_received",
 }
 """Entries the customer's timeline shows in their own words: a paid refund the provider
-took back (not "on its way"), and the provider asking them to act (a trial read only "on its
-way" under the page's "action needed")."""
+took back (not "on its way"), the provider asking them to act (a trial read only "on its
+way" under the page's "action needed"), and their returned item received before the
+refund's approval (a trial: invisible to them while the refund waited for review)."""
 
 
 def customer_timeline(entries: list[Any], locale: str) -> list[dict[str, str]]:

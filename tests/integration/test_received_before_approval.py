@@ -32,6 +32,9 @@ async def test_a_kept_receipt_is_on_the_record_and_paid_on_approval(
     order_id, refund_id = await in_review_with_its_item(returns_refunds, sandbox)
     audit = await returns_refunds.audit(refund_id)
     assert [(e.event, e.actor) for e in audit][-1] == ("item_received", "warehouse-7")
+    # The customer sees it arrive (a trial: invisible while the refund waited for review).
+    labels = [step["label"] for step in (await returns_refunds.track(refund_id))["timeline"]]
+    assert labels == ["requested", "returned item received"], labels
     await returns_refunds.approve(refund_id, "li", role="lead")
     done = await wait_for_state(returns_refunds, refund_id, "completed")
     assert [r["amount"] for r in await sandbox.refunds(order_id)] == [30000]
