@@ -116,7 +116,11 @@ UNION ALL
 SELECT 'returned_item_not_refunded', s.refund_id, s.order_id,
        jsonb_build_object('item_received_entry', (
            SELECT min(a.seq) FROM refundflow.audit a
-           WHERE a.refund_id = s.refund_id AND a.event = 'item_received')), false, NULL
+           WHERE a.refund_id = s.refund_id AND a.event = 'item_received'),
+           'not_healed', 'closed without a refund while the warehouse holds its returned item:'
+           || ' send the item back to the customer (or they ask again), then `refundflow'
+           || ' acknowledge returned_item_not_refunded --refund ' || s.refund_id
+           || ' --by YOU --reason ...`'), false, NULL
 FROM settled s
 WHERE s.state = 'cancelled' AND s.item_received
   AND EXISTS (SELECT 1 FROM refundflow.audit a

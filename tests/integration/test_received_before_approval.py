@@ -9,8 +9,8 @@ import pytest
 
 from client.refund_client import RefundClient
 from tests.conftest import Sandbox
-from tests.integration.helpers import eventually, wait_for_state
-from tests.integration.test_reconciliation import findings_for, reconcile_cli
+from tests.integration.helpers import eventually, run_cli, wait_for_state
+from tests.integration.test_reconciliation import details_of, findings_for, reconcile_cli
 from tests.integration.test_refund_flow import make_request
 from worker.devstack import DevStack
 
@@ -54,6 +54,16 @@ async def test_a_refund_rejected_while_the_warehouse_holds_its_item_is_found(
     report = await reconcile_cli(stack, exit_status=0)
     assert findings_for(report, refund_id) == {("returned_item_not_refunded", "escalated")}
     assert await sandbox.refunds(order_id) == []
+    said = details_of(report, refund_id, "returned_item_not_refunded")["not_healed"]
+    assert said.startswith("closed without a refund while the warehouse holds its returned"), said
+    # Once the item went back, someone says so, as the finding tells them to.
+    kind = "returned_item_not_refunded"
+    done = await run_cli(stack.env(), "acknowledge", kind, "--refund", refund_id, "--by", "omar",
+                         "--reason", "item sent back to the customer")  # fmt: skip
+    assert done[0] == 0, done
+    again = await reconcile_cli(stack)
+    [standing] = [f for f in again["details"] if f["refund_id"] == refund_id]
+    assert standing["acknowledged_by"] == "omar", standing
     # A kept receipt then paid is no such finding.
     _, paid = await in_review_with_its_item(returns_refunds, sandbox)
     await returns_refunds.approve(paid, "li", role="lead")
