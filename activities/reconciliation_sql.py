@@ -110,21 +110,20 @@ WHERE s.state = 'completed' AND s.item_received
   AND NOT EXISTS (SELECT 1 FROM refundflow.reservations r
                   WHERE r.refund_id = s.refund_id AND r.basis = 'amount')
 UNION ALL
--- Closed unpaid while the warehouse holds its item (a receipt kept before the approval, then
--- rejected, withdrawn or cancelled): the customer has neither the item nor the money, and
--- nobody was told (a review). A person sends the item back, then acknowledges it.
+-- Closed unpaid while the warehouse holds its item (received before the approval, then
+-- rejected or withdrawn; or after it, the payment refused, then cancelled by an operator):
+-- the customer has neither the item nor the money, and nobody was told (a review). A person
+-- sends the item back, then acknowledges it.
 SELECT 'returned_item_not_refunded', s.refund_id, s.order_id,
-       jsonb_build_object('item_received_entry', (
-           SELECT min(a.seq) FROM refundflow.audit a
-           WHERE a.refund_id = s.refund_id AND a.event = 'item_received'),
+       jsonb_build_object('closed_by', (
+           SELECT a.event FROM refundflow.audit a
+           WHERE a.refund_id = s.refund_id ORDER BY a.seq DESC LIMIT 1),
            'not_healed', 'closed without a refund while the warehouse holds its returned item:'
            || ' send the item back to the customer (or they ask again), then `refundflow'
            || ' acknowledge returned_item_not_refunded --refund ' || s.refund_id
            || ' --by YOU --reason ...`'), false, NULL
 FROM settled s
 WHERE s.state = 'cancelled' AND s.item_received
-  AND EXISTS (SELECT 1 FROM refundflow.audit a
-              WHERE a.refund_id = s.refund_id AND a.event = 'item_received')
 UNION ALL
 SELECT 'restock_duplicated', reference, NULL,
        jsonb_build_object('sku', sku, 'movements', count(*)), false, NULL

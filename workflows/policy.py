@@ -81,6 +81,19 @@ class RefundTrigger(_Section):
             self.trigger == "on_item_received" and reason_code not in self.nothing_to_return_reasons
         )
 
+    def pays_without_item(self, reason_code: str) -> bool:
+        """A returns policy's reason that is paid on approval, nothing coming back."""
+        return self.trigger == "on_item_received" and not self.awaits_item(reason_code)
+
+    @model_validator(mode="after")
+    def _nothing_to_return_is_for_returns(self) -> RefundTrigger:
+        reasons = self.nothing_to_return_reasons
+        if reasons and self.trigger != "on_item_received":
+            raise ValueError("nothing_to_return_reasons is for trigger = 'on_item_received'")
+        if len(set(reasons)) != len(reasons):
+            raise ValueError("nothing_to_return_reasons names a reason twice")
+        return self
+
 
 class Escalation(_Section):
     review_sla_hours: float = Field(gt=0)
@@ -357,8 +370,13 @@ def evaluate(
         *rules.refund_amount(refund_amount),
         rules.evidence(policy, evidence_required, currency),
     ]
+    # Paid on approval with nothing coming back (returns v2 on): a person decides, or a
+    # reason picked for it would pay without the item, as a review found.
+    nothing_back = policy.refund.pays_without_item(reason_code)
     auto = all(o.passed for o in outcomes) and (
-        not evidence_required and refund_amount <= policy.approval.auto_approve_limit
+        not evidence_required
+        and refund_amount <= policy.approval.auto_approve_limit
+        and not nothing_back
     )
     approval_by = None if auto else policy.approver_for(refund_amount)
     outcomes += rules.approval_authority(policy, auto, approval_by, currency)
@@ -367,7 +385,9 @@ def evaluate(
         approval_by = None  # nobody is asked to approve what the policy refuses
     second = policy.approval.second_approver_above
     four_eyes = second is not None and refund_amount > second
-    outcomes.append(rules.auto_approve(policy, auto, eligible, approval_by, currency, four_eyes))
+    outcomes.append(
+        rules.auto_approve(policy, auto, eligible, approval_by, currency, four_eyes, nothing_back)
+    )
     return PolicyDecision(
         eligible=eligible,
         auto_approve=auto,

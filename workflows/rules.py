@@ -159,14 +159,20 @@ def auto_approve(
     approval_by: str | None,
     currency: str,
     four_eyes: bool = False,
+    nothing_back: bool = False,
 ) -> RuleOutcome:
     """Never fails: it says who decides (nobody, a reviewer of some role, or no one at all
-    because the refund is not eligible)."""
+    because the refund is not eligible); `nothing_back`: why a reviewer decides a small one."""
     if auto:
         limit = format_minor(policy.approval.auto_approve_limit, currency)
         message = f"Approved automatically: at most {limit}."
     elif approval_by and four_eyes:
         message = f"Two different reviewers decide this refund (role {approval_by} or above)."
+    elif approval_by and nothing_back:
+        message = (
+            f"A reviewer decides this refund (role {approval_by} or above): it is paid on"
+            " approval and no item comes back."
+        )
     elif approval_by:
         message = f"A reviewer decides this refund (role {approval_by} or above)."
     elif eligible:

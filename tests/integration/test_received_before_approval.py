@@ -8,10 +8,12 @@ from __future__ import annotations
 import pytest
 
 from client.refund_client import RefundClient
+from sandbox.admin_client import SandboxAdmin
 from tests.conftest import Sandbox
 from tests.integration.helpers import eventually, run_cli, wait_for_state
 from tests.integration.test_reconciliation import details_of, findings_for, reconcile_cli
 from tests.integration.test_refund_flow import make_request
+from tests.integration.test_terminated_returns import refused_once_its_item_came
 from worker.devstack import DevStack
 
 pytestmark = pytest.mark.stack
@@ -69,3 +71,19 @@ async def test_a_refund_rejected_while_the_warehouse_holds_its_item_is_found(
     await returns_refunds.approve(paid, "li", role="lead")
     await wait_for_state(returns_refunds, paid, "completed")
     assert findings_for(await reconcile_cli(stack), paid) == set()
+
+
+async def test_an_operator_cancel_after_the_item_came_back_is_found_too(
+    returns_refunds: RefundClient, sandbox: Sandbox, stack: DevStack, faults: SandboxAdmin
+) -> None:
+    """The same for an item received after the approval whose payment the provider refused
+    for good and an operator then cancelled (a review: only the kept receipt was found)."""
+    order = await sandbox.order(amount=3000)
+    asked = await returns_refunds.request(make_request(order, amount=3000))
+    await refused_once_its_item_came(returns_refunds, faults, asked.refund_id)
+    await returns_refunds.operator_cancel(asked.refund_id, "omar", "card closed")
+    await wait_for_state(returns_refunds, asked.refund_id, "cancelled")
+    report = await reconcile_cli(stack)
+    assert findings_for(report, asked.refund_id) == {("returned_item_not_refunded", "escalated")}
+    said = details_of(report, asked.refund_id, "returned_item_not_refunded")
+    assert said["closed_by"] == "operator_cancel", said

@@ -116,14 +116,7 @@ async def test_a_received_item_whose_payment_failed_is_not_closed_when_terminate
     status = await refunds.request(
         make_request(order, amount=None, lines=[{"sku": "LAMP-9", "quantity": 1}])
     )
-    await eventually(
-        lambda: refunds.status(status.refund_id), lambda s: s.awaiting.value == "customer"
-    )
-    await faults.set_faults({"payment.refuse": "expired_card"})
-    await refunds.item_received(status.refund_id, "warehouse-7")
-    await eventually(
-        lambda: refunds.status(status.refund_id), lambda s: s.awaiting.value == "operator"
-    )
+    await refused_once_its_item_came(refunds, faults, status.refund_id)
     await faults.clear_faults()
     ended_run, closing = await _terminated_then_reconciled(refunds, status.refund_id)
 
@@ -139,6 +132,15 @@ async def test_a_received_item_whose_payment_failed_is_not_closed_when_terminate
     await wait_for_state(refunds, status.refund_id, "completed")
     paid = [r for r in await sandbox.refunds(order["order_id"]) if r["status"] == "succeeded"]
     assert [r["amount"] for r in paid] == [2000]
+
+
+async def refused_once_its_item_came(refunds: RefundClient, faults: Any, refund_id: str) -> None:
+    """An approved returns refund, once it waits for its item: received, and its payment
+    refused for good (the fault stays set): it waits for an operator."""
+    await eventually(lambda: refunds.status(refund_id), lambda s: s.awaiting.value == "customer")
+    await faults.set_faults({"payment.refuse": "expired_card"})
+    await refunds.item_received(refund_id, "warehouse-7")
+    await eventually(lambda: refunds.status(refund_id), lambda s: s.awaiting.value == "operator")
 
 
 async def waiting_again(refunds: RefundClient, refund_id: str, awaiting: str) -> None:

@@ -294,5 +294,10 @@ def test_returns_v2_asks_for_the_item_only_where_something_comes_back() -> None:
     late = check_eligibility(returns, ask("late_delivery", lines=case), ORDER, 33000, NOW)
     assert late.eligible and late.item_return_days is None, late.summary
     assert "returned item" not in late.summary
+    # Paid with nothing coming back: a person decides, however small (a review: a customer
+    # picking not_received on a delivered order was paid at once, the item kept).
+    assert late.outcome == "needs_review", late.summary
+    [rule] = [r for r in late.rules if r.rule_id == "auto-approve"]
+    assert rule.message.endswith("it is paid on approval and no item comes back."), rule
     damaged = check_eligibility(returns, ask("damaged", lines=case), ORDER, 33000, NOW)
     assert damaged.item_return_days == 14 and "returned item reaches us" in damaged.summary

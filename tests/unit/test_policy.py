@@ -147,3 +147,18 @@ def test_from_v3_a_final_sale_line_is_refused_beside_others_for_a_no_fault_reaso
     assert decide("standard-v2", "changed_mind")  # pinned v2 refunds keep v2's rule
     assert not decide("standard-v3", "changed_mind")
     assert decide("standard-v3", "damaged")  # the seller's fault: refundable
+
+
+def test_nothing_to_return_reasons_are_for_a_returns_policy_and_named_once() -> None:
+    returns = (PROJECT_ROOT / "policies" / "returns-v2.toml").read_text()
+    twice = returns.replace(
+        '["not_received", "late_delivery", "duplicate_charge"]', '["not_received", "not_received"]'
+    )
+    with pytest.raises(PolicyError, match="names a reason twice"):
+        parse_policy(twice)
+    on_approval = returns.replace('trigger = "on_item_received"', 'trigger = "on_approval"')
+    with pytest.raises(PolicyError, match="is for trigger = 'on_item_received'"):
+        parse_policy(on_approval)
+    unknown = returns.replace('"duplicate_charge"]', '"bored"]')
+    with pytest.raises(PolicyError):
+        parse_policy(unknown)

@@ -5,6 +5,8 @@ the return window closed the refund without paying."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -13,9 +15,10 @@ from temporalio.client import WorkflowUpdateFailedError
 from tests.workflow.conftest import Env, tv_order
 from tests.workflow.recording import keep_history
 from tests.workflow.waiting import result_of, status_of, until
-from workflows.models import ApproveInput, ItemReceivedInput, RejectInput
+from workflows.models import ApproveInput, ItemReceivedInput, Notice, RejectInput
 from workflows.refund.workflow import RefundWorkflow
 from workflows.states import Awaiting, RefundState
+from workflows.wording import customer_message
 
 RECEIVED = ItemReceivedInput(actor="warehouse-7", source="warehouse")
 
@@ -137,3 +140,27 @@ async def test_a_review_holding_a_kept_receipt_does_not_expire(env: Env) -> None
     done = await result_of(handle)
     assert done.state is RefundState.COMPLETED and len(env.systems.paid()) == 1
     await keep_history(handle, "kept_receipt_review_not_expired")
+
+
+async def test_a_receipt_kept_after_the_last_escalation_takes_back_its_closing_date(
+    env: Env,
+) -> None:
+    """A review: the level-2 notice said the request closes unpaid on a date; the receipt
+    kept after it holds that off, and the customer was never told."""
+    handle = await env.start(tv_order(), reason="changed_mind", policy="returns-v1")
+    await until(handle, lambda s: s.awaiting is Awaiting.REVIEWER)
+    await env.skipper.fast_forward(handle, timedelta(hours=49))
+    await until(handle, lambda s: s.escalation_level == 2)
+    await handle.execute_update(RefundWorkflow.item_received, RECEIVED)
+    told = await until_told(env, handle.id, lambda n: n.event == "item_received")
+    assert told.facts.eta is None and told.facts.escalation_level == 2, told.facts
+    assert "closes" not in customer_message(told.facts), customer_message(told.facts)
+
+
+async def until_told(env: Env, refund_id: str, which: Callable[[Notice], bool]) -> Notice:
+    for _ in range(200):
+        found = [n for n in env.systems.told.get(refund_id, []) if which(n)]
+        if found:
+            return found[-1]
+        await asyncio.sleep(0.05)
+    raise AssertionError(env.systems.told.get(refund_id))

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from temporalio import workflow
 
+from workflows.policy import REVIEW_EXPIRY_LEVEL
 from workflows.states import Awaiting, RefundEvent, RefundState, TimelineEvent
 
 if TYPE_CHECKING:
@@ -70,6 +71,10 @@ def receive(case: RefundCase, inp: ItemReceivedInput) -> None:
         case.append(
             TimelineEvent.ITEM_RECEIVED, case.p.state, inp.actor, inp.source, KEPT_WORDS, inp.issuer
         )
+        if case.p.escalation >= REVIEW_EXPIRY_LEVEL:
+            # The last escalation's notice told a closing date the receipt now holds off (a
+            # review): told again, without it.
+            case.notice(TimelineEvent.ITEM_RECEIVED)
         return
     received = "returned item received"
     case.apply(RefundEvent.START_REFUND, inp.actor, inp.source, received, inp.issuer)
