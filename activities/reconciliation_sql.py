@@ -119,11 +119,16 @@ SELECT 'returned_item_not_refunded', s.refund_id, s.order_id,
            SELECT a.event FROM refundflow.audit a
            WHERE a.refund_id = s.refund_id ORDER BY a.seq DESC LIMIT 1),
            'not_healed', 'closed without a refund while the warehouse holds its returned item:'
-           || ' send the item back to the customer (or they ask again), then `refundflow'
-           || ' acknowledge returned_item_not_refunded --refund ' || s.refund_id
-           || ' --by YOU --reason ...`'), false, NULL
+           || ' send the item back to the customer, or, if they ask again, record it on the'
+           || ' new refund (`refundflow received NEW_REFUND`, else it asks them for the item),'
+           || ' then `refundflow acknowledge returned_item_not_refunded --refund '
+           || s.refund_id || ' --by YOU --reason ...`'), false, NULL
 FROM settled s
-WHERE s.state = 'cancelled' AND s.item_received
+WHERE s.state = 'cancelled'
+  -- The status's flag, or the audit's kept receipt: a run reset to before it wrote the
+  -- status without it and closed the refund (a trial: "the item was not returned in time").
+  AND (s.item_received OR EXISTS (SELECT 1 FROM refundflow.audit a
+                                  WHERE a.refund_id = s.refund_id AND a.event = 'item_received'))
 UNION ALL
 SELECT 'restock_duplicated', reference, NULL,
        jsonb_build_object('sku', sku, 'movements', count(*)), false, NULL

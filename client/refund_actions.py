@@ -31,6 +31,7 @@ from client.action_attestation import ActionSigner
 from client.errors import RefundActionRefused, RefundflowError, RefundStopped, rpc_error
 from client.review_context import (
     ESCALATED_WHEN_ENDED,
+    ITEM_LEFT_WITH_THE_WAREHOUSE,
     RECONCILIATION_CLOSES,
     left_to_a_person,
 )
@@ -124,7 +125,12 @@ class RefundActions:
         issuer: str | None = None,
     ) -> StatusView:
         update = ItemReceivedInput(actor=actor, source=source, issuer=issuer)
-        return await self._update(refund_id, RefundWorkflow.item_received, update)
+        try:
+            return await self._update(refund_id, RefundWorkflow.item_received, update)
+        except RefundActionRefused as err:  # closed unpaid: what to do with the item
+            if "is closed, cancelled" not in str(err):
+                raise
+            raise RefundActionRefused(f"{err}{ITEM_LEFT_WITH_THE_WAREHOUSE}") from None
 
     async def operator_retry(
         self, refund_id: str, operator: str, *, source: str = "operator", issuer: str | None = None

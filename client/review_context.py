@@ -105,6 +105,11 @@ ESCALATED_WHEN_ENDED = (
     " (`refundflow anomalies --refund` with its id)"
 )
 """What becomes of it once reconciliation escalated it (`escalated_when_ended`)."""
+ITEM_LEFT_WITH_THE_WAREHOUSE = (
+    "; the item is not recorded on it: send it back to the customer, or, if they asked again,"
+    " record it on their new refund (`refundflow received NEW_REFUND`)"
+)
+"""A receipt refused because its refund closed unpaid (a trial: nothing said what to do)."""
 STOPPED_ESCALATED = f"Nothing moves it: Temporal ended its workflow, and {ESCALATED_WHEN_ENDED}."
 
 

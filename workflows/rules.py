@@ -168,6 +168,8 @@ def auto_approve(
         message = f"Approved automatically: at most {limit}."
     elif approval_by and four_eyes:
         message = f"Two different reviewers decide this refund (role {approval_by} or above)."
+        if nothing_back:  # said in every currency (a trial missed it under four eyes)
+            message = message[:-1] + ": it is paid on approval and no item comes back."
     elif approval_by and nothing_back:
         message = (
             f"A reviewer decides this refund (role {approval_by} or above): it is paid on"

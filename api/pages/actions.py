@@ -33,7 +33,7 @@ from client import render
 from client.errors import RefundflowError
 from workflows.models import StatusView
 from workflows.money import exponent, format_minor
-from workflows.states import Awaiting
+from workflows.states import Awaiting, TimelineEvent
 from workflows.vocabulary import FREE_TEXT_MAX_CHARS
 from workflows.wording import first_approver
 
@@ -223,6 +223,12 @@ def confirm_page(
         if minor is not None and minor < status.amount
         else None,
         reason=why,
+        # Closing unpaid what the warehouse holds an item for (a trial: no word of it).
+        item_held=next(
+            (e.seq for e in status.timeline if e.event == TimelineEvent.ITEM_RECEIVED.value), None
+        )
+        if chosen in (Action.REJECT, Action.CANCEL, Action.OPERATOR_CANCEL)
+        else None,
         amount=form["amount"],
         code=form["code"],
         note=form["note"],

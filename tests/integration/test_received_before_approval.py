@@ -5,12 +5,20 @@ nobody was told)."""
 
 from __future__ import annotations
 
+import html
+import re
+
+import aiohttp
+import asyncpg
 import pytest
 
+from client.errors import RefundActionRefused
 from client.refund_client import RefundClient
 from sandbox.admin_client import SandboxAdmin
 from tests.conftest import Sandbox
+from tests.integration.api_support import Api
 from tests.integration.helpers import eventually, run_cli, wait_for_state
+from tests.integration.test_console_pages import html_page, sign_in
 from tests.integration.test_reconciliation import details_of, findings_for, reconcile_cli
 from tests.integration.test_refund_flow import make_request
 from tests.integration.test_terminated_returns import refused_once_its_item_came
@@ -46,12 +54,22 @@ async def test_a_kept_receipt_is_on_the_record_and_paid_on_approval(
 
 
 async def test_a_refund_rejected_while_the_warehouse_holds_its_item_is_found(
-    returns_refunds: RefundClient, sandbox: Sandbox, stack: DevStack
+    returns_refunds: RefundClient, sandbox: Sandbox, stack: DevStack, db: asyncpg.Pool
 ) -> None:
     order_id, refund_id = await in_review_with_its_item(returns_refunds, sandbox)
     await returns_refunds.reject(refund_id, "bob", "not our item")
     await eventually(
         lambda: returns_refunds.status(refund_id), lambda s: s.state.value == "cancelled"
+    )
+    # The warehouse sending it again is told what to do with the item (a trial: refused,
+    # nothing said).
+    with pytest.raises(RefundActionRefused) as refused:
+        await returns_refunds.item_received(refund_id, "warehouse-7")
+    assert "send it back to the customer, or, if they asked again" in str(refused.value)
+    # As a run reset to before the receipt writes the status (a trial): found by the audit.
+    await db.execute(
+        "UPDATE refundflow.refund_status SET item_received = false WHERE refund_id = $1",
+        refund_id,
     )
     report = await reconcile_cli(stack, exit_status=0)
     assert findings_for(report, refund_id) == {("returned_item_not_refunded", "escalated")}
@@ -87,3 +105,23 @@ async def test_an_operator_cancel_after_the_item_came_back_is_found_too(
     assert findings_for(report, asked.refund_id) == {("returned_item_not_refunded", "escalated")}
     said = details_of(report, asked.refund_id, "returned_item_not_refunded")
     assert said["closed_by"] == "operator_cancel", said
+
+
+async def test_the_console_warns_before_closing_unpaid_what_the_warehouse_holds(
+    returns_refunds: RefundClient,
+    sandbox: Sandbox,
+    browserless: aiohttp.ClientSession,
+    api: Api,
+) -> None:
+    _, refund_id = await in_review_with_its_item(returns_refunds, sandbox)
+    page = f"/console/refunds/{refund_id}"
+    assert (await sign_in(browserless, api, "li", page))[0] == 303
+    _, text = await html_page(browserless, api, page)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', text)
+    assert csrf is not None
+    form = {"csrf": csrf.group(1), "action": "reject", "code": "other", "note": "not ours"}
+    async with browserless.post(f"{api.base}{page}/act", data=form) as r:
+        confirm = html.unescape(await r.text())
+    assert "Confirm: Reject" in confirm, confirm
+    assert "The warehouse holds this refund's returned item</strong> (entry 2)" in confirm
+    assert (await returns_refunds.status(refund_id)).state.value == "pending_review"
