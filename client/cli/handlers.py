@@ -22,7 +22,7 @@ from client.cli.output import emit, note
 from client.errors import NotAllowed, RefundflowError
 from client.review_context import as_stopped, escalated_when_ended
 from client.settings import Settings
-from workflows.states import TERMINAL_STATES, Awaiting, CancelReason
+from workflows.states import TERMINAL_STATES, Awaiting, CancelReason, RefundState
 from workflows.wording import first_approver
 
 DECLINED_AT_REQUEST = (CancelReason.INELIGIBLE, CancelReason.EXCEEDS_REFUNDABLE)
@@ -174,7 +174,23 @@ async def _single_call(args: argparse.Namespace) -> int:
             f"note: {first}'s approval is recorded; a second, different person must approve"
             " before any money moves (four eyes)",
         )
+    if cmd in ("reject", "cancel", "op-cancel") and (held := _item_held(result)):
+        note(args, held)
     return EXIT_OK
+
+
+def _item_held(result: Any) -> str | None:
+    """Closed unpaid while the warehouse holds the returned item (a trial: nothing said so
+    at the reject; reconciliation's finding came later). A customer's view has no entries."""
+    entries = getattr(result, "timeline", None) or []
+    kept = [e.seq for e in entries if getattr(e, "event", None) == "item_received"]
+    if not kept or result.state is not RefundState.CANCELLED:
+        return None
+    return (
+        f"note: the warehouse holds this refund's returned item (entry {kept[0]}) and it closed"
+        " without a refund: send the item back to the customer, or record it on their new"
+        " refund if they ask again"
+    )
 
 
 async def _list(args: argparse.Namespace, client: Any) -> Any:

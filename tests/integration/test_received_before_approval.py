@@ -125,3 +125,14 @@ async def test_the_console_warns_before_closing_unpaid_what_the_warehouse_holds(
     assert "Confirm: Reject" in confirm, confirm
     assert "The warehouse holds this refund's returned item</strong> (entry 2)" in confirm
     assert (await returns_refunds.status(refund_id)).state.value == "pending_review"
+
+
+async def test_the_cli_says_who_holds_the_item_of_a_refund_it_closes_unpaid(
+    returns_refunds: RefundClient, sandbox: Sandbox, stack: DevStack
+) -> None:
+    _, refund_id = await in_review_with_its_item(returns_refunds, sandbox)
+    code, shown, notes = await run_cli(
+        stack.env(), "--as", "li", "reject", refund_id, "--reason", "not our item"
+    )
+    assert code == 0 and "cancelled" in shown, (code, shown, notes)
+    assert "the warehouse holds this refund's returned item (entry 2)" in notes, notes
