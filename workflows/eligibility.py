@@ -171,8 +171,7 @@ def answer_for_resolved(
     has done that; it need not be done twice). Without `around` the auto-approval is the
     policy's alone (the edge leaves withholding it to the store, under the lock); with it,
     the answer says what the store would (`_withheld`)."""
-    money = order.currency
-    common = _common(pinned, order, remaining)
+    money, common = order.currency, _common(pinned, order, remaining)
     policy = policy_for(pinned.document, order.currency)
     decision = evaluate(policy, order, resolved, request.reason_code, now)
     withheld = (
@@ -196,6 +195,7 @@ def answer_for_resolved(
     rules = [*told, _ledger_rule(ledger, by_lines=bool(resolved.lines)), refundable]
     outcome = _outcome(eligible, decision.auto_approve)
     return_days = _return_days(policy, request.reason_code) if eligible else None
+    said = _summary(outcome, decision, rules, money, withheld if eligible else None, return_days)
     return EligibilityAnswer(
         eligible=eligible,
         outcome=outcome,
@@ -208,10 +208,7 @@ def answer_for_resolved(
         approval_by=decision.approval_by if eligible else None,
         two_approvers=decision.four_eyes and eligible,
         rules=rules,
-        summary=_summary(
-            outcome, decision, rules, money, withheld if eligible else None, bool(return_days)
-        )
-        + item_first(return_days),
+        summary=said + item_first(return_days),
         item_return_days=return_days,
         held_by=ledger.held_by,
         auto_approve_refused_because=withheld if eligible else None,
@@ -249,12 +246,12 @@ def _summary(
     rules: list[RuleOutcome],
     money: str,
     budget_says: str | None,
-    item_back_first: bool = False,
+    return_days: int | None = None,
 ) -> str:
-    """The answer in one sentence (what the storefront shows first). `item_back_first`: paid
-    once the returned item is back, so not "refunded" automatically (a review)."""
+    """The answer in one sentence (what the storefront shows first). `return_days`: paid once
+    the returned item is back, so not "refunded" automatically (a review)."""
     refund = format_minor(decision.refund_amount, money)
-    if outcome == "auto_approved" and item_back_first:
+    if outcome == "auto_approved" and return_days:
         return f"Eligible: {refund} is approved automatically, no review needed."
     if outcome == "auto_approved":
         return f"Eligible: {refund} is refunded automatically, no review needed."

@@ -70,10 +70,8 @@ class RefundTrigger(_Section):
     trigger: Literal["on_approval", "on_item_received"]
     item_return_window_days: int = Field(ge=1, le=365, default=14)
     nothing_to_return_reasons: list[ReasonCode] = []
-    """With `on_item_received` (returns v2 on): reasons whose refunds are paid on approval,
-    as nothing comes back (a parcel that never arrived, a late delivery, a duplicate
-    charge). A trial: a 10.00 late-delivery refund asked the customer to send "the item"
-    back, and closed unpaid when nothing came."""
+    """With `on_item_received` (returns v2 on): reasons paid on approval, nothing coming back
+    (a trial: a late-delivery refund asked for "the item", then closed unpaid)."""
 
     def awaits_item(self, reason_code: str) -> bool:
         """Whether a refund for this reason is paid only once its item is back."""

@@ -88,14 +88,6 @@ def test_request_approve_status_and_ledger_from_the_command_line(stack: DevStack
     assert len(ledger) == 1
     assert ledger[0]["idempotency_key"] == f"{refund_id}:refund"
     assert {"id", "payment_reference", "amount", "status"} <= ledger[0].keys()
-    # An order that does not exist is not "no provider refunds" (a trial: exit 0).
-    nope = cli(stack, "sandbox", "refunds", "--order", "ord_nope")
-    assert nope.returncode == 2 and "no order ord_nope" in nope.stderr, nope
-    fresh = cli_json(stack, "sandbox", "order", "--amount", "500")
-    none = cli(stack, "sandbox", "refunds", "--order", fresh["order_id"])
-    assert none.returncode == 0 and none.stdout.strip() == (
-        f"no provider refunds for order {fresh['order_id']}"
-    ), none
 
     listed = cli_json(stack, "list", "--order", order["order_id"])
     assert [r["refund_id"] for r in listed] == [refund_id]
@@ -323,3 +315,14 @@ def test_a_retry_refused_again_exits_3_and_says_an_operator_is_still_needed(
         cli_json(stack, "sandbox", "faults", "clear")
     paid = cli(stack, "operator", "retry", refund_id, "--operator", "omar")
     assert paid.returncode == 0 and "completed" in paid.stdout, paid
+
+
+def test_the_sandbox_refunds_of_an_order_it_does_not_have_are_a_mistake(stack: DevStack) -> None:
+    """A trial: "no provider refunds" of ord_nope, exit 0."""
+    nope = cli(stack, "sandbox", "refunds", "--order", "ord_nope")
+    assert nope.returncode == 2 and "no order ord_nope" in nope.stderr, nope
+    fresh = cli_json(stack, "sandbox", "order", "--amount", "500")
+    none = cli(stack, "sandbox", "refunds", "--order", fresh["order_id"])
+    assert none.returncode == 0 and none.stdout.strip() == (
+        f"no provider refunds for order {fresh['order_id']}"
+    ), none
