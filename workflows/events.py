@@ -100,6 +100,10 @@ class EventFacts(_Headline):
     """When the money arrives at the earliest, for a payment ETA; else null."""
     eta_kind: Literal["review", "payment"] | None
     """What `eta` is about: a reviewer's decision or the payment; null without an ETA."""
+    item_held: bool = False
+    """Closed without a refund while the warehouse holds its returned item: the customer is
+    told our team will contact them about it (added within v1: older events do not carry
+    it)."""
     stopped: bool = False
     """Temporal ended the refund's workflow before the refund ended: the tracking page says it
     is with our team. False in every event (events are the workflow's state changes; a

@@ -52,6 +52,10 @@ class MessageFacts(_Contract):
     eta: datetime | None = None
     eta_earliest: datetime | None = None
     eta_kind: Literal["review", "payment", "return"] | None = None
+    item_held: bool | None = left_out_while_none()
+    """Closed without a refund while the warehouse holds its returned item (True): the
+    customer is told so (a trial: "rejected after review", no word of their item). None
+    otherwise."""
     stopped: bool | None = left_out_while_none()
     """Temporal ended the refund's workflow before the refund ended (client.review_context
     .as_stopped): with our team, worded without a delay it does not have (a trial read "It

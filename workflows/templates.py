@@ -110,6 +110,11 @@ TEMPLATES: dict[str, dict[str, str]] = {
 }
 
 # Added to the sentence of an approved, paying or paid refund a reviewer approved for less.
+ITEM_HELD: dict[str, str] = {
+    "en": " We have your returned item: our team will contact you about sending it back.",
+    "zh-CN": "我们已收到您退回的商品，我们的团队会就寄回事宜与您联系。",
+}
+
 PARTIAL: dict[str, str] = {
     "en": " That is less than the {asked} you asked for: the rest is not refunded.",
     "zh-CN": "该金额低于您申请的 {asked}，其余部分不予退款。",

@@ -20,6 +20,7 @@ from workflows.policy import REVIEW_EXPIRY_LEVEL
 from workflows.states import Awaiting, CancelReason, RefundEvent, RefundState, TimelineEvent
 from workflows.templates import (
     ETA,
+    ITEM_HELD,
     PARTIAL,
     REPLY,
     SITUATION_LABEL,
@@ -68,6 +69,8 @@ def core_sentence(facts: MessageFacts) -> str:
     )
     if facts.declined_because and facts.locale == "en":  # the policy's rules speak English
         sentence += " " + _sentence(facts.declined_because, facts.locale)
+    if facts.item_held:
+        sentence += ITEM_HELD[facts.locale]
     asked_amount = told_asked_amount(facts)
     if asked_amount is not None:
         asked = format_minor(asked_amount, facts.currency)

@@ -61,6 +61,11 @@ async def test_a_refund_rejected_while_the_warehouse_holds_its_item_is_found(
     await eventually(
         lambda: returns_refunds.status(refund_id), lambda s: s.state.value == "cancelled"
     )
+    # The customer is told their item is held (a trial: "rejected after review" only).
+    told = await eventually(
+        lambda: sandbox.inbox(refund_id), lambda rows: any("rejected" in n["body"] for n in rows)
+    )
+    assert "We have your returned item: our team will contact you" in told[-1]["body"], told
     # The warehouse sending it again is told what to do with the item (a trial: refused,
     # nothing said).
     with pytest.raises(RefundActionRefused) as refused:

@@ -52,14 +52,16 @@ def unversioned_payload(notice: Notice) -> dict[str, Any]:
         "locale": facts.locale,
         "eta": facts.eta.isoformat() if facts.eta else None,
         "eta_earliest": facts.eta_earliest.isoformat() if facts.eta_earliest else None,
-        # asked_amount, paid_elsewhere, declined_because and stopped: added within v1;
-        # events always carry them (null unless a reviewer approved less; false unless paid
-        # another way; null unless the policy declined it; false), while the status's facts
-        # leave them out while unset.
+        # asked_amount, paid_elsewhere, declined_because, item_held and stopped: added within
+        # v1; events always carry them (null unless a reviewer approved less; false unless
+        # paid another way; null unless the policy declined it; false unless the warehouse
+        # holds the item of a refund closed unpaid; false), while the status's facts leave
+        # them out while unset.
         "facts": {
             "asked_amount": None,
             "paid_elsewhere": False,
             "declined_because": None,
+            "item_held": False,
             "stopped": False,
             **facts.model_dump(mode="json"),
         },

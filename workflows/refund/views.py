@@ -190,6 +190,7 @@ def facts(case: RefundCase) -> MessageFacts:
         declined_because=declined_because(case),
         asked_amount=asked_for_more(case),
         paid_elsewhere=True if p.state is RefundState.COMPLETED and p.paid_elsewhere else None,
+        item_held=True if p.state is RefundState.CANCELLED and p.item_received else None,
         action_required=p.provider_instructions
         if p.awaiting is Awaiting.PAYMENT_PROVIDER
         else None,
