@@ -22,6 +22,14 @@ class RefundActionRefused(RefundflowError):
     """An update the workflow's validator refused; nothing was changed."""
 
 
+class RefundClosed(RefundActionRefused):
+    """An action on a refund its record has closed; `cancelled`: closed without paying."""
+
+    def __init__(self, message: str, cancelled: bool) -> None:
+        super().__init__(message)
+        self.cancelled = cancelled
+
+
 class RefundStopped(RefundActionRefused):
     """An action on a refund whose workflow Temporal ended (terminated, timed out) before
     the refund ended: nothing moves it until reconciliation closes or escalates it."""

@@ -28,7 +28,13 @@ from activities.audit_retries import same_entry
 from activities.pg_store import PostgresRefundStore
 from client import workflow_reads
 from client.action_attestation import ActionSigner
-from client.errors import RefundActionRefused, RefundflowError, RefundStopped, rpc_error
+from client.errors import (
+    RefundActionRefused,
+    RefundClosed,
+    RefundflowError,
+    RefundStopped,
+    rpc_error,
+)
 from client.review_context import (
     ESCALATED_WHEN_ENDED,
     ITEM_LEFT_WITH_THE_WAREHOUSE,
@@ -49,7 +55,7 @@ from workflows.models import (
 )
 from workflows.money import format_minor
 from workflows.refund.workflow import RefundWorkflow
-from workflows.states import TERMINAL_STATES, Awaiting
+from workflows.states import TERMINAL_STATES, Awaiting, RefundState
 from workflows.vocabulary import FREE_TEXT_MAX_CHARS
 from workflows.wording import closed_because
 
@@ -127,10 +133,10 @@ class RefundActions:
         update = ItemReceivedInput(actor=actor, source=source, issuer=issuer)
         try:
             return await self._update(refund_id, RefundWorkflow.item_received, update)
-        except RefundActionRefused as err:  # closed unpaid: what to do with the item
-            if "is closed, cancelled" not in str(err):
+        except RefundClosed as err:  # closed unpaid: what to do with the item
+            if not err.cancelled:
                 raise
-            raise RefundActionRefused(f"{err}{ITEM_LEFT_WITH_THE_WAREHOUSE}") from None
+            raise RefundClosed(f"{err}{ITEM_LEFT_WITH_THE_WAREHOUSE}", cancelled=True) from None
 
     async def operator_retry(
         self, refund_id: str, operator: str, *, source: str = "operator", issuer: str | None = None
@@ -271,15 +277,6 @@ class RefundActions:
             return None
         return recorded if recorded is not None and recorded.state in TERMINAL_STATES else None
 
-    async def _left_to_a_person(self, refund_id: str) -> bool:
-        """Whether reconciliation left the ended refund to a person (False: unknown too)."""
-        if not self._database_url:
-            return False
-        try:
-            return await left_to_a_person(await self._store(), refund_id)
-        except Exception:  # only wording rides on it, as in _closed_on_record
-            return False
-
     async def _refuse_if_superseded(self, refund_id: str, recorded: StatusView) -> None:
         """The run that answered holds a state its refund's record has left: a Reset in
         Temporal to before the refund was paid or closed. Such a run records nothing and ends
@@ -342,10 +339,11 @@ class RefundActions:
         closed = await self._closed_on_record(refund_id)
         if closed is not None:  # just closed (also a Reset's run that ended): say how
             why = closed_because(closed)
-            return RefundActionRefused(
+            return RefundClosed(
                 f"refused: refund {refund_id} is closed, {closed.state.value}"
                 + (f" ({why})" if why else "")
-                + ": nothing is left to do on it"
+                + ": nothing is left to do on it",
+                cancelled=closed.state is RefundState.CANCELLED,
             )
         try:
             ended = await workflow_reads.abnormal_end(self._handle(refund_id))
@@ -353,7 +351,7 @@ class RefundActions:
             return error
         if ended is None:
             return error
-        escalated = await self._left_to_a_person(refund_id)
+        escalated = bool(self._database_url) and await left_to_a_person(self._store(), refund_id)
         return RefundStopped(
             f"refused: refund {refund_id} cannot move: Temporal ended its workflow ({ended}); "
             + (ESCALATED_WHEN_ENDED if escalated else RECONCILIATION_CLOSES)

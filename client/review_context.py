@@ -5,6 +5,7 @@ inside the boundary) and its clients."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
@@ -105,10 +106,12 @@ ESCALATED_WHEN_ENDED = (
     " (`refundflow anomalies --refund` with its id)"
 )
 """What becomes of it once reconciliation escalated it (`escalated_when_ended`)."""
-ITEM_LEFT_WITH_THE_WAREHOUSE = (
-    "; the item is not recorded on it: send it back to the customer, or, if they asked again,"
-    " record it on their new refund (`refundflow received NEW_REFUND`)"
+ITEM_BACK = (
+    "send it back to the customer, or, if they asked again, record it on their new refund"
+    " (`refundflow received NEW_REFUND`)"
 )
+"""What to do with a returned item the warehouse holds for a refund closed unpaid."""
+ITEM_LEFT_WITH_THE_WAREHOUSE = f"; the item is not recorded on it: {ITEM_BACK}"
 """A receipt refused because its refund closed unpaid (a trial: nothing said what to do)."""
 STOPPED_ESCALATED = f"Nothing moves it: Temporal ended its workflow, and {ESCALATED_WHEN_ENDED}."
 
@@ -125,12 +128,17 @@ def _left_to_a_person(finding: Finding) -> bool:
     )
 
 
-async def left_to_a_person(store: PostgresRefundStore, refund_id: str) -> bool:
+async def left_to_a_person(opening: Awaitable[PostgresRefundStore], refund_id: str) -> bool:
     """`escalated_when_ended` from the store alone (an action refused on an ended refund: a
-    trial's `received` was told reconciliation "closes it", which had escalated it)."""
-    for finding in await store.findings(refund_id=refund_id, open_only=True):
-        if _left_to_a_person(await _with_the_last_heal_words(store, finding)):
-            return True
+    trial's `received` was told reconciliation "closes it", which had escalated it); False
+    when the store cannot say (only the refusal's wording rides on it)."""
+    try:
+        store = await opening
+        for finding in await store.findings(refund_id=refund_id, open_only=True):
+            if _left_to_a_person(await _with_the_last_heal_words(store, finding)):
+                return True
+    except Exception:
+        return False
     return False
 
 

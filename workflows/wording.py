@@ -217,6 +217,12 @@ def customer_view(status: StatusView, now: datetime | None = None) -> dict[str, 
     }
 
 
+def kept_receipt_entry(timeline: Sequence[Any]) -> int | None:
+    """The entry of a returned item received before the approval (None: there is none):
+    the workflow's refusal of a second receipt, the console's and the CLI's warnings."""
+    return next((e.seq for e in timeline if e.event == TimelineEvent.ITEM_RECEIVED.value), None)
+
+
 _CUSTOMER_SITUATIONS = {
     RefundEvent.PROVIDER_REVERSED.value: "refunding.reversed",
     TimelineEvent.PROVIDER_REQUIRES_ACTION.value: "refunding.action_required",

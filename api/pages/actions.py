@@ -33,9 +33,9 @@ from client import render
 from client.errors import RefundflowError
 from workflows.models import StatusView
 from workflows.money import exponent, format_minor
-from workflows.states import Awaiting, TimelineEvent
+from workflows.states import Awaiting
 from workflows.vocabulary import FREE_TEXT_MAX_CHARS
-from workflows.wording import first_approver
+from workflows.wording import first_approver, kept_receipt_entry
 
 router = APIRouter(include_in_schema=False)
 Text = Annotated[str, Form(max_length=600)]
@@ -224,9 +224,7 @@ def confirm_page(
         else None,
         reason=why,
         # Closing unpaid what the warehouse holds an item for (a trial: no word of it).
-        item_held=next(
-            (e.seq for e in status.timeline if e.event == TimelineEvent.ITEM_RECEIVED.value), None
-        )
+        item_held=kept_receipt_entry(status.timeline)
         if chosen in (Action.REJECT, Action.CANCEL, Action.OPERATOR_CANCEL)
         else None,
         amount=form["amount"],

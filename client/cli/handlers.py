@@ -20,10 +20,11 @@ from client.cli.acting import with_api
 from client.cli.arguments import EXIT_FAILURE, EXIT_NEEDS_A_PERSON, EXIT_OK, UserError
 from client.cli.output import emit, note
 from client.errors import NotAllowed, RefundflowError
-from client.review_context import as_stopped, escalated_when_ended
+from client.review_context import ITEM_BACK, as_stopped, escalated_when_ended
 from client.settings import Settings
+from workflows.models import StatusView
 from workflows.states import TERMINAL_STATES, Awaiting, CancelReason, RefundState
-from workflows.wording import first_approver
+from workflows.wording import first_approver, kept_receipt_entry
 
 DECLINED_AT_REQUEST = (CancelReason.INELIGIBLE, CancelReason.EXCEEDS_REFUNDABLE)
 
@@ -182,14 +183,14 @@ async def _single_call(args: argparse.Namespace) -> int:
 def _item_held(result: Any) -> str | None:
     """Closed unpaid while the warehouse holds the returned item (a trial: nothing said so
     at the reject; reconciliation's finding came later). A customer's view has no entries."""
-    entries = getattr(result, "timeline", None) or []
-    kept = [e.seq for e in entries if getattr(e, "event", None) == "item_received"]
-    if not kept or result.state is not RefundState.CANCELLED:
+    if not isinstance(result, StatusView) or result.state is not RefundState.CANCELLED:
+        return None
+    kept = kept_receipt_entry(result.timeline)
+    if kept is None:
         return None
     return (
-        f"note: the warehouse holds this refund's returned item (entry {kept[0]}) and it closed"
-        " without a refund: send the item back to the customer, or record it on their new"
-        " refund if they ask again"
+        f"note: the warehouse holds this refund's returned item (entry {kept}), which the"
+        f" refund closed without paying for: {ITEM_BACK}"
     )
 
 

@@ -66,14 +66,11 @@ async def test_the_requester_cannot_approve_or_reject_their_own_refund(
     assert made.status == 201 and made.body["state"] == "pending_review", made.body
     refund_id = made.body["refund_id"]
     assert made.headers["Location"] == f"/v1/refunds/{refund_id}"  # staff's status
-    before = await audit_of(db, refund_id)
-    for action, payload in (("approve", {}), ("reject", {"reason": "mine"})):
-        own = await api.call("POST", f"/v1/refunds/{refund_id}/{action}", as_="bob", json=payload)
-        assert own.status == 403, own.body
-        assert "bob requested this refund" in own.body["detail"]
-    assert await audit_of(db, refund_id) == before
-    other = await api.call("POST", f"/v1/refunds/{refund_id}/approve", as_="alice", json={})
-    assert other.status == 200, other.body
+    actions: tuple[tuple[str, dict[str, str]], ...] = (
+        ("approve", {}),
+        ("reject", {"reason": "mine"}),
+    )
+    await refused_then_approved(api, db, refund_id, "bob", actions, "bob requested", "alice")
 
 
 async def test_staff_who_submit_a_refund_for_a_customer_cannot_approve_it(
@@ -84,13 +81,29 @@ async def test_staff_who_submit_a_refund_for_a_customer_cannot_approve_it(
     made = await api.request_refund("li", {**body, "requested_by": who})
     assert made.status == 201 and made.body["submitted_by"] == "li", made.body
     refund_id = made.body["refund_id"]
+    said = "li submitted this refund for the customer"
+    await refused_then_approved(api, db, refund_id, "li", (("approve", {}),), said, "fang")
+
+
+async def refused_then_approved(
+    api: Api,
+    db: asyncpg.Pool,
+    refund_id: str,
+    who: str,
+    actions: tuple[tuple[str, dict[str, str]], ...],
+    said: str,
+    other: str,
+) -> None:
+    """Each action by `who` refused (403, saying `said`), nothing recorded; then `other`
+    approves it."""
     before = await audit_of(db, refund_id)
-    own = await api.call("POST", f"/v1/refunds/{refund_id}/approve", as_="li", json={})
-    assert own.status == 403, own.body
-    assert "li submitted this refund for the customer" in own.body["detail"]
+    for action, payload in actions:
+        own = await api.call("POST", f"/v1/refunds/{refund_id}/{action}", as_=who, json=payload)
+        assert own.status == 403, own.body
+        assert said in own.body["detail"]
     assert await audit_of(db, refund_id) == before
-    other = await api.call("POST", f"/v1/refunds/{refund_id}/approve", as_="fang", json={})
-    assert other.status == 200, other.body
+    approved = await api.call("POST", f"/v1/refunds/{refund_id}/approve", as_=other, json={})
+    assert approved.status == 200, approved.body
 
 
 async def test_a_customer_withdraws_their_own_refund(

@@ -21,6 +21,7 @@ from temporalio import workflow
 
 from workflows.policy import REVIEW_EXPIRY_LEVEL
 from workflows.states import Awaiting, RefundEvent, RefundState, TimelineEvent
+from workflows.wording import kept_receipt_entry
 
 if TYPE_CHECKING:
     from workflows.models import ItemReceivedInput
@@ -47,10 +48,7 @@ def receipt_refusal(case: RefundCase) -> str | None:
             " approval: no returned item is expected"
         )
     if case.p.item_received:
-        kept = next(
-            (e.seq for e in case.p.timeline if e.event == TimelineEvent.ITEM_RECEIVED.value),
-            None,
-        )
+        kept = kept_receipt_entry(case.p.timeline)
         entry = f" (entry {kept}, before the approval)" if kept else ""
         return f"the returned item is already recorded as received{entry}"
     if case.p.state is RefundState.PENDING_REVIEW and case.p.awaiting is Awaiting.REVIEWER:
