@@ -14,15 +14,14 @@ from datetime import timedelta
 
 import asyncpg
 from aiohttp import web
-from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType
-from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 
 from activities import outbox, subscribers
 from sandbox.reversals import REVERSAL_CODE
 from tests.chaos.ends import COMPLETED
 from tests.chaos.harness import Chaos, settle
 from tests.chaos.proofs import paid_once, wait_for
+from tests.resets import reset_at_first_task
 from worker.processes import free_port
 from workflows import names
 from workflows.models import ReconcileInput
@@ -98,21 +97,7 @@ async def audit_store_unavailable_while_refunds_settle(chaos: Chaos) -> None:
 
 async def _reset_to_first_task(chaos: Chaos, refund_id: str) -> str:
     """What the Web UI's Reset does: a new run from the first workflow task; its run id."""
-    history = await chaos.history(refund_id)
-    first_task = next(
-        e.event_id for e in history if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
-    )
-    client = chaos.refunds.temporal
-    answer = await client.workflow_service.reset_workflow_execution(
-        ResetWorkflowExecutionRequest(
-            namespace=client.namespace,
-            workflow_execution=WorkflowExecution(workflow_id=refund_id),
-            reason="chaos: reset from the Web UI",
-            workflow_task_finish_event_id=first_task,
-            request_id=str(uuid.uuid4()),
-        )
-    )
-    return answer.run_id
+    return await reset_at_first_task(chaos.refunds.temporal, refund_id, reason="chaos: reset")
 
 
 async def workflow_reset_after_payment(chaos: Chaos) -> None:

@@ -21,8 +21,10 @@ from tests.integration.helpers import eventually, run_cli, wait_for_state
 from tests.integration.test_console_pages import html_page, sign_in
 from tests.integration.test_reconciliation import details_of, findings_for, reconcile_cli
 from tests.integration.test_refund_flow import make_request
+from tests.integration.test_reset_after_completion import reset_to_first_task
 from tests.integration.test_terminated_returns import refused_once_its_item_came
 from worker.devstack import DevStack
+from workflows.models import StatusView
 
 pytestmark = pytest.mark.stack
 
@@ -141,3 +143,35 @@ async def test_the_cli_says_who_holds_the_item_of_a_refund_it_closes_unpaid(
     )
     assert code == 0 and "cancelled" in shown, (code, shown, notes)
     assert "the warehouse holds this refund's returned item (entry 2)" in notes, notes
+
+
+async def test_a_kept_receipt_survives_a_reset_to_the_first_task(
+    returns_refunds: RefundClient, sandbox: Sandbox
+) -> None:
+    """A trial: reset in Temporal to its first task, the run met its reapplied receipt while
+    its first step was decided, refused it, and on approval asked the customer for an item
+    the warehouse held, then closed the refund "not returned in time". The receipt now waits
+    for the first step and is kept again, as its record holds it."""
+    order_id, refund_id = await in_review_with_its_item(returns_refunds, sandbox)
+    recorded = await returns_refunds.audit(refund_id)
+    await reset_to_first_task(returns_refunds, refund_id)
+
+    async def reset_run_status() -> StatusView:
+        return await returns_refunds.status(refund_id, live=True)
+
+    held = await eventually(
+        reset_run_status,
+        lambda s: (
+            s.awaiting.value == "reviewer" and "item_received" in [e.event for e in s.timeline]
+        ),
+    )
+    assert held.escalation_level == 0, held  # no clash with the record: the same entries
+    assert [(e.seq, e.event) for e in await returns_refunds.audit(refund_id)] == [
+        (e.seq, e.event) for e in recorded
+    ]
+    await returns_refunds.approve(refund_id, "li", role="lead")
+    done = await wait_for_state(returns_refunds, refund_id, "completed")
+    assert [r["amount"] for r in await sandbox.refunds(order_id)] == [30000]
+    assert "start_refund" in [e.event for e in done.timeline]
+    told = " ".join(m["body"] for m in await sandbox.inbox(refund_id))
+    assert "send the item back" not in told.lower(), told

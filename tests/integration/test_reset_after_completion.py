@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.enums.v1 import EventType, ResetReapplyType
+from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 
@@ -23,6 +23,7 @@ from client.refund_client import RefundClient
 from tests.conftest import Sandbox
 from tests.integration.helpers import eventually, wait_for_state
 from tests.integration.test_refund_flow import make_request
+from tests.resets import reset_at_first_task
 from workflows import names
 from workflows.models import ReconcileInput
 
@@ -32,26 +33,7 @@ pytestmark = pytest.mark.stack
 async def reset_to_first_task(refunds: RefundClient, refund_id: str, reapply: bool = True) -> None:
     """What the Web UI's Reset (to the first workflow task) does; `reapply=False`: without
     the signals and updates after that point (the Web UI's "reapply" unticked)."""
-    handle = refunds.temporal.get_workflow_handle(refund_id)
-    first_task = next(
-        e.event_id
-        for e in (await handle.fetch_history()).events
-        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
-    )
-    await refunds.temporal.workflow_service.reset_workflow_execution(
-        ResetWorkflowExecutionRequest(
-            namespace=refunds.temporal.namespace,
-            workflow_execution=WorkflowExecution(workflow_id=refund_id),
-            reason="Reset from the Web UI",
-            workflow_task_finish_event_id=first_task,
-            request_id=str(uuid.uuid4()),
-            reset_reapply_type=(
-                ResetReapplyType.RESET_REAPPLY_TYPE_UNSPECIFIED
-                if reapply
-                else ResetReapplyType.RESET_REAPPLY_TYPE_NONE
-            ),
-        )
-    )
+    await reset_at_first_task(refunds.temporal, refund_id, reapply=reapply)
 
 
 @pytest.mark.parametrize("action", ["reject", "approve"])

@@ -54,6 +54,9 @@ class FakeSystems:
     provider_answers: list[ProviderAnswer] = field(default_factory=lambda: ["succeeded"])
     """What the provider does on each new idempotency key, in turn (the last one repeats)."""
     remaining: dict[str, int] = field(default_factory=dict)
+    held: set[str] = field(default_factory=set)
+    """Refunds holding their amount: asked again (a retry, a reset run), held once, as the
+    ledger holds by refund id."""
     """Per order, what is still refundable (absent: the whole capture)."""
     audit: dict[str, dict[int, TimelineEntry]] = field(default_factory=dict)
     provider_refunds: dict[str, ProviderRefundResult] = field(default_factory=dict)
@@ -134,9 +137,12 @@ class FakeSystems:
     async def reserve_refund(self, request: ReserveInput) -> ReserveResult:
         self.calls.append("reserve")
         left = self.remaining.get(request.order_id, request.captured_amount)
+        if request.refund_id in self.held:
+            return ReserveResult(reserved=True, remaining=left)
         if request.amount > left:
             return ReserveResult(reserved=False, remaining=left)
         self.remaining[request.order_id] = left - request.amount
+        self.held.add(request.refund_id)
         return ReserveResult(reserved=True, remaining=left - request.amount)
 
     @activity.defn(name=names.ACTIVITY_ADMIT_REFUND)

@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
+from tests.resets import reset_at_first_task
 from tests.workflow.conftest import Env, tv_order
 from tests.workflow.recording import keep_history
 from tests.workflow.waiting import result_of, status_of, until
@@ -164,3 +165,24 @@ async def until_told(env: Env, refund_id: str, which: Callable[[Notice], bool]) 
             return found[-1]
         await asyncio.sleep(0.05)
     raise AssertionError(env.systems.told.get(refund_id))
+
+
+async def test_a_kept_receipt_reapplied_after_a_reset_waits_for_the_first_step(env: Env) -> None:
+    """Reset in Temporal to its first task, the new run meets its reapplied receipt while its
+    first step is decided: kept once it is (a trial: refused, so the approval asked the
+    customer for an item the warehouse held)."""
+    handle = await env.start(tv_order(), reason="changed_mind", policy="returns-v1")
+    await until(handle, lambda s: s.awaiting is Awaiting.REVIEWER)
+    await handle.execute_update(RefundWorkflow.item_received, RECEIVED)
+    await reset_at_first_task(env.skipper.client, handle.id)
+    handle = env.skipper.client.get_workflow_handle_for(RefundWorkflow.run, handle.id)
+    kept = await until(handle, lambda s: "item_received" in [e.event for e in s.timeline])
+    assert (kept.state, kept.awaiting) == (RefundState.PENDING_REVIEW, Awaiting.REVIEWER)
+    assert kept.escalation_level == 0, kept.timeline  # the record's own entries again
+    await handle.execute_update(RefundWorkflow.approve, ApproveInput(reviewer="li", role="lead"))
+    done = await result_of(handle)
+    assert done.state is RefundState.COMPLETED
+    assert [p.amount for p in env.systems.paid()] == [done.amount]
+    events = [e.event for e in done.timeline]
+    assert events[:4] == ["requested", "item_received", "approve", "start_refund"], events
+    await keep_history(handle, "kept_receipt_reapplied_after_reset")

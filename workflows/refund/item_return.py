@@ -10,7 +10,13 @@ the customer for the item.
 No patch: every history recorded before replays as it did (the validator refused such a
 receipt, and validators do not run in replay, so none holds one; an approved refund with
 `item_received` set was impossible). Workers older than this cannot replay a refund that
-kept a receipt: no rollback below it while one is open (docs/deployment.md)."""
+kept a receipt: no rollback below it while one is open (docs/deployment.md).
+
+A receipt while the refund's first step is decided waits for it, then is kept or taken as
+any other (`RefundWorkflow.item_received`): a run reset in Temporal to its first task meets
+its reapplied receipt there (a trial: refused, the approval asked the customer for an item
+the warehouse held). No patch either: such a receipt was refused by the validator before,
+so no history holds one, and the handler awaits nothing in any other state."""
 
 from __future__ import annotations
 
@@ -20,7 +26,7 @@ from typing import TYPE_CHECKING
 from temporalio import workflow
 
 from workflows.policy import REVIEW_EXPIRY_LEVEL
-from workflows.states import Awaiting, RefundEvent, RefundState, TimelineEvent
+from workflows.states import RefundEvent, RefundState, TimelineEvent
 from workflows.wording import kept_receipt_entry
 
 if TYPE_CHECKING:
@@ -51,12 +57,10 @@ def receipt_refusal(case: RefundCase) -> str | None:
         kept = kept_receipt_entry(case.p.timeline)
         entry = f" (entry {kept}, before the approval)" if kept else ""
         return f"the returned item is already recorded as received{entry}"
-    if case.p.state is RefundState.PENDING_REVIEW and case.p.awaiting is Awaiting.REVIEWER:
-        return None  # kept until a reviewer decides
     if case.p.state is RefundState.PENDING_REVIEW:
-        # Its first step is being decided: a reset run meets its updates reapplied here,
-        # before the approval its record holds (kept, they would clash with the record).
-        return "the refund is still being checked (its first step): record the item again"
+        # Kept until a reviewer decides; while its first step is decided, the receipt
+        # waits for it (the workflow's handler asks again then).
+        return None
     if case.p.state is not RefundState.APPROVED:
         return f"the refund is {case.p.state.value}: no returned item is awaited"
     return None

@@ -84,15 +84,20 @@ def awaits_item(case: RefundCase) -> bool:
     return awaits and not case.p.item_received
 
 
+def first_step_decided(case: RefundCase) -> bool:
+    """Whether the refund has checked its request and decided who acts next (the
+    requester's answer waits for this: `RefundWorkflow.first_step`)."""
+    p = case.p
+    return not (p.state is RefundState.PENDING_REVIEW and p.awaiting is Awaiting.NOTHING)
+
+
 def received(case: RefundCase) -> bool:
     """Just asked, and nobody asked to act yet: the policy's verdict and the hold follow in
     moments. Told "received", without a review date: a refund the policy approves or
     declines moves on at once (a declined one was told "waiting for review, a decision is
     due by …", a trial), and one for a reviewer is told again once it waits for one
     (`RefundCase.retell_request`)."""
-    p = case.p
-    waiting = p.state is RefundState.PENDING_REVIEW and p.awaiting is Awaiting.NOTHING
-    return waiting and not p.escalation
+    return not first_step_decided(case) and not case.p.escalation
 
 
 def declined_because(case: RefundCase) -> str | None:

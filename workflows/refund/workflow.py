@@ -251,7 +251,13 @@ class RefundWorkflow:
         check(self._case.p.state, RefundEvent.WITHDRAW)
 
     @workflow.update
-    def item_received(self, inp: ItemReceivedInput) -> StatusView:
+    async def item_received(self, inp: ItemReceivedInput) -> StatusView:
+        if not views.first_step_decided(self._case):
+            # A reset run meets its reapplied receipt here (a trial: refused, so the refund
+            # asked the customer for an item the warehouse held): taken once decided.
+            await workflow.wait_condition(lambda: views.first_step_decided(self._case))
+            if refusal := item_return.receipt_refusal(self._case):
+                raise ApplicationError(refusal)
         item_return.receive(self._case, inp)
         if self._case.p.state is RefundState.PENDING_REVIEW:  # kept: still for a reviewer
             return views.status(self._case)
@@ -358,15 +364,7 @@ class RefundWorkflow:
         """The status once the refund has checked its request and decided who acts next:
         what the requester's answer says (sent with the start, update-with-start, so a
         request is one round trip). Refunds past their first step answer at once."""
-        case = self._case
-        await workflow.wait_condition(
-            lambda: (
-                not (
-                    case.p.state is RefundState.PENDING_REVIEW
-                    and case.p.awaiting is Awaiting.NOTHING
-                )
-            )
-        )
+        await workflow.wait_condition(lambda: views.first_step_decided(self._case))
         return self.status(query)
 
     @workflow.query
