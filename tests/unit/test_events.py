@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import jsonschema  # type: ignore[import-untyped]  # via openapi-spec-validator (test extra)
 import pytest
 
 from activities import outbox
@@ -99,3 +100,29 @@ def test_every_message_fact_is_on_the_wire() -> None:
     # A fact added to MessageFacts reaches subscribers only once it is added to EventFacts
     # (allowed within a version); a fact renamed or removed there must not vanish silently.
     assert set(EventFacts.model_fields) == set(MessageFacts.model_fields)
+
+
+def test_an_event_stored_before_a_field_was_added_validates_against_the_schema() -> None:
+    """The outbox keeps each event as written, so one stored before a field was added within
+    v1 is delivered without it: the committed schema must accept it (a trial validated
+    strictly and would have rejected it), and still refuse an event missing a field every
+    v1 event carries."""
+    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text()))
+    added_within_v1 = {
+        name for name, field in EventFacts.model_fields.items() if not field.is_required()
+    }
+    assert {"payment_reversed", "item_held", "stopped"} <= added_within_v1
+    for facts in every_situation():
+        payload = outbox.event_payload(REFUND_ID, delivered_notice(facts))
+        validator.validate(payload)
+        older = {
+            **payload,
+            "facts": {k: v for k, v in payload["facts"].items() if k not in added_within_v1},
+            "notification": {
+                k: v for k, v in payload["notification"].items() if k != "tracking_url"
+            },
+        }
+        validator.validate(older)
+        for required in ("schema_version", "seq"):
+            with pytest.raises(jsonschema.ValidationError):
+                validator.validate({k: v for k, v in payload.items() if k != required})
