@@ -261,3 +261,37 @@ def test_the_rate_limiter_forgets_principals_whose_buckets_refilled(
     now[0] = 10.0
     limiter.take("d")  # a, b and c are full again: forgotten, not kept forever
     assert set(limiter._buckets) == {"d"}
+
+
+@pytest.mark.parametrize(
+    ("claims", "meant"),
+    [
+        ({"scope": "refund:write"}, "; did you mean 'refunds:write'?"),
+        ({"scope": "openid refunds.read"}, "; did you mean 'refunds:read'?"),
+        ({"scope": "refundflow:everything"}, "."),
+        ({"roles": ["Lead"]}, "; did you mean 'lead'?"),
+        ({"roles": ["suport"]}, "; did you mean 'support'?"),
+    ],
+)
+def test_a_misspelled_role_or_scope_is_refused_not_taken_for_a_customer(
+    claims: dict[str, object], meant: str
+) -> None:
+    """A trial: a service token with `refund:write` was a customer's, and every order it
+    asked about was "unknown"."""
+    with pytest.raises(ProblemError) as raised:
+        principal_from({"iss": CONFIG.issuer, "sub": "checkout", **claims}, CONFIG)
+    assert raised.value.kind is Kind.FORBIDDEN
+    assert raised.value.detail.startswith("the token's "), raised.value.detail
+    assert meant + " Without one, the token is taken as a customer's" in raised.value.detail
+
+
+def test_a_customers_own_roles_and_scopes_leave_it_a_customer() -> None:
+    claims = {
+        "iss": CONFIG.issuer,
+        "sub": "cust_1",
+        "scope": "openid profile email offline_access",
+        "roles": ["offline_access", "uma_authorization", "default-roles-shop"],
+    }
+    assert principal_from(claims, CONFIG).kind is PrincipalKind.CUSTOMER
+    granted = {**claims, "scope": "openid refund:write refunds:write"}  # one right is enough
+    assert principal_from(granted, CONFIG).kind is PrincipalKind.SERVICE
