@@ -20,6 +20,7 @@ from api import (
     routes_refunds,
     routes_review,
 )
+from api.access_log import AccessLog
 from api.config import ApiConfig
 from api.deps import ApiState
 from api.head_requests import HeadAsGet
@@ -69,6 +70,7 @@ def create_app(config: ApiConfig, settings: Settings) -> FastAPI:
     # Counts and times every request (the size limit's 413s too), with its steps and
     # their Server-Timing header.
     app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(AccessLog)  # X-Request-Id, and the api.request line
     if start_tracing("refundflow-api"):  # only if OTEL_EXPORTER_OTLP_ENDPOINT is set
         app.add_middleware(RequestSpans)  # outermost: every request has its span
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

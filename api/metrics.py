@@ -92,7 +92,7 @@ class RequestMetrics:
             try:
                 await self.app(scope, receive, record_status)
             finally:
-                route = _route_label(scope, root_before)
+                route = route_label(scope, root_before)
                 method = scope["method"]
                 self.metrics.requests.labels(method, route, str(status)).inc()
                 elapsed = time.perf_counter() - started
@@ -101,7 +101,7 @@ class RequestMetrics:
                     self.metrics.steps.labels(name).observe(ms / 1000)
 
 
-def _route_label(scope: Scope, root_before: str) -> str:
+def route_label(scope: Scope, root_before: str) -> str:
     """The route's template, never the path itself (ids stay out of labels). A mount (the
     pages' /static files) has no route object, only the root path it matched: it counted
     as unmatched, beside the requests that matched nothing (a trial)."""
