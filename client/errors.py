@@ -11,7 +11,18 @@ if TYPE_CHECKING:  # Temporal's SDK takes a quarter second to import; the CLI's 
 
 
 class RefundflowError(Exception):
-    """Base class: a user-facing problem, never a crash."""
+    """Base class: a user-facing problem, never a crash.
+
+    From an API answer (HttpRefundClient) it also carries what a program acts on, besides
+    its sentence (a trial: only English words to branch on): `status`, the HTTP status;
+    `problem`, the problem type's name (`bad-input`, `conflict`, `refused`…); `retry_after`,
+    the seconds the API asked to wait (429, 503); `request_id`, the answer's X-Request-Id
+    for whoever reads the API's log. None where the error came another way."""
+
+    status: int | None = None
+    problem: str | None = None
+    retry_after: float | None = None
+    request_id: str | None = None
 
 
 class RefundNotFound(RefundflowError):
@@ -52,12 +63,17 @@ class NotAuthenticated(RefundflowError):
     """The API did not accept the caller's token (missing, expired, another issuer ...)."""
 
 
-class TemporalUnavailable(Exception):
+class TemporalUnavailable(RefundflowError):
     """Temporal could not be reached; reported as one line with what to do."""
 
 
 class NotAllowed(RefundActionRefused):
     """The API's authorization refused the caller this action; nothing was changed."""
+
+
+class TryLater(RefundflowError):
+    """The API asked the caller to come back (429 rate limited, 503 unavailable): nothing
+    was done; `retry_after` says when, if the API said."""
 
 
 def rpc_error(refund_id: str, err: RPCError) -> RefundflowError:

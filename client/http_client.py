@@ -7,7 +7,9 @@ request. The actor arguments of RefundClient's actions (`reviewer`, `role`, `act
 `operator`) are accepted so that code written for RefundClient runs unchanged, but they are
 not sent: the API would not believe them. Errors are RefundClient's (RefundNotFound,
 RefundActionRefused, RefundConflict, InvalidRefundRequest), plus NotAuthenticated and
-NotAllowed (a RefundActionRefused) for what the API's identity and authorization say.
+NotAllowed (a RefundActionRefused) for what the API's identity and authorization say, and
+TryLater for a 429 or 503; each carries the answer's `status`, `problem`, `retry_after` and
+`request_id` (client.errors.RefundflowError).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from client.errors import (
     RefundConflict,
     RefundflowError,
     RefundNotFound,
+    TryLater,
 )
 from client.review_context import ReviewContext
 from client.settings import dev_stack_place
@@ -53,7 +56,10 @@ _PROBLEMS: dict[str, type[RefundflowError]] = {
     "urn:refundflow:problem:bad-input": InvalidRefundRequest,
     "urn:refundflow:problem:unauthorized": NotAuthenticated,
     "urn:refundflow:problem:forbidden": NotAllowed,
+    "urn:refundflow:problem:rate-limited": TryLater,
+    "urn:refundflow:problem:unavailable": TryLater,
 }
+PROBLEM_PREFIX = "urn:refundflow:problem:"
 
 
 ORDER_CUSTOMER = "order-customer"
@@ -271,9 +277,23 @@ def _problem(reply: aiohttp.ClientResponse, payload: Any, url: str) -> Refundflo
     if not isinstance(payload, dict) or "detail" not in payload:
         return RefundflowError(f"{url} answered HTTP {reply.status}, not as the refundflow API")
     detail = str(payload["detail"])
-    if reply.status == 429 and reply.headers.get("Retry-After"):
+    retry_after = _seconds(reply.headers.get("Retry-After"))
+    if retry_after is not None:
         detail += f" (try again in {reply.headers['Retry-After']} s)"
-    return _PROBLEMS.get(str(payload.get("type")), RefundflowError)(detail)
+    kind = str(payload.get("type"))
+    error = _PROBLEMS.get(kind, RefundflowError)(detail)
+    error.status, error.retry_after = reply.status, retry_after
+    error.problem = kind.removeprefix(PROBLEM_PREFIX) if kind.startswith(PROBLEM_PREFIX) else None
+    error.request_id = reply.headers.get("X-Request-Id")
+    return error
+
+
+def _seconds(retry_after: str | None) -> float | None:
+    """Retry-After in seconds (the API sends seconds; an HTTP date is not read)."""
+    try:
+        return float(retry_after) if retry_after else None
+    except ValueError:
+        return None
 
 
 def _body(request: RefundRequest) -> dict[str, Any]:

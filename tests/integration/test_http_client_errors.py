@@ -1,0 +1,54 @@
+"""HttpRefundClient's errors carry what a program acts on besides their sentence: the HTTP
+status, the problem type, when to come back, the request id (a trial: only English words
+to branch on, and `vars(error) == {}`)."""
+
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+
+import pytest
+
+from client.errors import (
+    InvalidRefundRequest,
+    RefundflowError,
+    RefundNotFound,
+    TemporalUnavailable,
+    TryLater,
+)
+from client.http_client import HttpRefundClient, _problem
+from tests.integration.api_support import Api
+
+pytestmark = pytest.mark.stack
+
+
+async def test_an_api_refusal_says_its_status_problem_and_request_id(api: Api) -> None:
+    client = HttpRefundClient(api.base, api.token("li"))
+    try:
+        with pytest.raises(RefundNotFound) as missing:
+            await client.status("rf_" + "0" * 24)
+        with pytest.raises(InvalidRefundRequest) as bad:
+            await client.review_context("not-a-refund-id")
+    finally:
+        await client.close()
+    assert (missing.value.status, missing.value.problem) == (404, "not-found")
+    assert re.fullmatch(r"[0-9a-f]{32}", missing.value.request_id or ""), missing.value.request_id
+    assert missing.value.retry_after is None
+    assert (bad.value.status, bad.value.problem) == (422, "bad-input")
+    assert missing.value.request_id != bad.value.request_id
+
+
+def test_a_rate_limit_is_try_later_with_its_seconds() -> None:
+    reply = SimpleNamespace(status=429, headers={"Retry-After": "2", "X-Request-Id": "r-1"})
+    body = {"type": "urn:refundflow:problem:rate-limited", "detail": "too many requests"}
+    error = _problem(reply, body, "http://api/v1/refunds")  # type: ignore[arg-type]
+    assert isinstance(error, TryLater)
+    assert (error.status, error.problem, error.retry_after, error.request_id) == (
+        429, "rate-limited", 2.0, "r-1",
+    )  # fmt: skip
+    assert str(error) == "too many requests (try again in 2 s)"
+
+
+def test_temporal_unreachable_is_a_refundflow_error() -> None:
+    """`except RefundflowError` around RefundClient.connect catches it (a trial: it did not)."""
+    assert issubclass(TemporalUnavailable, RefundflowError)
