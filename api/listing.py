@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -70,22 +71,37 @@ async def status_asked_by(pool: asyncpg.Pool, refund_id: str, customer: str) -> 
     return StatusView.model_validate_json(view) if view is not None else None
 
 
-def encode_cursor(requested_at: datetime, refund_id: str) -> str:
-    raw = json.dumps([requested_at.isoformat(), refund_id]).encode()
+def listing_of(*filters: object) -> str:
+    """A short digest of a listing's filters, kept in its cursors: a cursor sent with other
+    filters would page from an unrelated position (a trial)."""
+    return hashlib.sha256(json.dumps(filters).encode()).hexdigest()[:12]
+
+
+def encode_cursor(requested_at: datetime, refund_id: str, listing: str) -> str:
+    raw = json.dumps([requested_at.isoformat(), refund_id, listing]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
+def decode_cursor(cursor: str, listing: str) -> tuple[datetime, str]:
+    """The position a cursor holds. One given out before cursors named their listing (two
+    fields) is taken as it was: a page asked across a deploy goes on."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, refund_id = json.loads(raw)
-        if not re.fullmatch(REFUND_ID_PATTERN, refund_id):
+        at, refund_id, *made_for = json.loads(raw)
+        if not re.fullmatch(REFUND_ID_PATTERN, refund_id) or len(made_for) > 1:
             raise ValueError(refund_id)
-        return datetime.fromisoformat(at), str(refund_id)
+        position = datetime.fromisoformat(at), str(refund_id)
     except (ValueError, TypeError, binascii.Error):
         raise ProblemError(
             Kind.BAD_INPUT, "cursor: not a cursor this API gave out (use next_cursor)"
         ) from None
+    if made_for and made_for != [listing]:
+        raise ProblemError(
+            Kind.BAD_INPUT,
+            "cursor: it pages another listing (other filters); send it with the filters of"
+            " the page that gave it, or start again without it",
+        )
+    return position
 
 
 async def page(
@@ -102,14 +118,15 @@ async def page(
     """Up to `limit` refunds after `cursor` (`staff_rows`, or `customer_rows` `with_view`:
     the status recorded, which a customer's rows are told from), and the cursor of the next
     page (None: the last)."""
-    after_at, after_id = decode_cursor(cursor) if cursor else (None, None)
+    listing = listing_of(state, order_id, escalated, customer)
+    after_at, after_id = decode_cursor(cursor, listing) if cursor else (None, None)
     rows = await pool.fetch(
         _PAGE, state, order_id, escalated, customer, after_at, after_id, limit + 1, with_view
     )
     more = len(rows) > limit
     rows = rows[:limit]
     last = rows[-1] if more and rows else None
-    return rows, (encode_cursor(last["requested_at"], last["refund_id"]) if last else None)
+    return rows, (encode_cursor(last["requested_at"], last["refund_id"], listing) if last else None)
 
 
 def staff_rows(rows: list[asyncpg.Record]) -> list[ListedRefund]:

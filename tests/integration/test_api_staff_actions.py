@@ -195,6 +195,10 @@ async def test_services_request_for_a_customer_and_staff_list_a_page_at_a_time(
     assert rest.body["next_cursor"] is None
     seen = [i["refund_id"] for i in first.body["items"] + rest.body["items"]]
     assert seen == list(reversed(made))  # newest request first, each once
+    # A cursor belongs to its listing (a trial: reused with other filters, it paged from
+    # an unrelated position).
+    other = await api.call("GET", f"/v1/refunds?state=pending_review&cursor={cursor}", as_="li")
+    assert other.status == 422 and "it pages another listing" in other.body["detail"], other.body
     for query in (
         "cursor=nonsense",
         "cursor=WyIyMDI2LTAxLTAxVDAwOjAwOjAwKzAwOjAwIiwgIlx1MDAwMCJd",
