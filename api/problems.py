@@ -165,14 +165,16 @@ def _not_json(request: Request, err: RequestValidationError) -> str | None:
     """A JSON body sent as another media type (FastAPI does not read it as JSON, so its
     validation finds no object): 415, not 422 "must be a JSON object" (a trial)."""
     given = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if not given or given == "application/json" or given.endswith("+json"):
+    if given == "application/json" or given.endswith("+json"):
         return None
     if not any(
         tuple(error.get("loc", ())) == ("body",) and error.get("type") in NOT_AN_OBJECT
         for error in err.errors()
     ):
         return None
-    return f"the body is sent as {given}: send it as JSON, with Content-Type: application/json"
+    # Without a Content-Type too (a trial: 422 "must be a JSON object" for a JSON body).
+    sent_as = f"as {given}" if given else "without a Content-Type"
+    return f"the body is sent {sent_as}: send it as JSON, with Content-Type: application/json"
 
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")

@@ -108,6 +108,14 @@ async def test_bad_input_is_one_clear_problem(api: Api, sandbox: Sandbox) -> Non
     assert wrong.body["detail"] == (
         "the body is sent as text/plain: send it as JSON, with Content-Type: application/json"
     )
+    # Without a Content-Type at all: the same (a trial: 422 "must be a JSON object").
+    bare = {**once(), "Authorization": f"Bearer {api.token('cust_bad')}"}
+    async with api.http.post(
+        api.base + "/v1/refunds", data=as_text, headers=bare, skip_auto_headers=["Content-Type"]
+    ) as r:
+        untyped = (r.status, (await r.json(content_type=None))["detail"])
+    assert untyped == (415, "the body is sent without a Content-Type: send it as JSON, with"
+                       " Content-Type: application/json")  # fmt: skip
 
 
 async def test_a_query_parameter_the_route_does_not_take_is_refused_by_name(api: Api) -> None:
