@@ -15,6 +15,8 @@ TryLater for a 429 or 503; each carries the answer's `status`, `problem`, `retry
 from __future__ import annotations
 
 import builtins
+import inspect
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
 
@@ -68,9 +70,14 @@ the API takes the customer from the order system."""
 _ANSWER: TypeAdapter[StatusView | CustomerView] = TypeAdapter(StatusView | CustomerView)
 
 
+TokenSource = str | Callable[[], str | Awaitable[str]]
+"""An access token, or what gives the current one (asked before every request): a
+long-running service's token expires, and its identity provider's client renews it."""
+
+
 class HttpRefundClient:
     def __init__(
-        self, api_url: str, token: str, *, session: aiohttp.ClientSession | None = None
+        self, api_url: str, token: TokenSource, *, session: aiohttp.ClientSession | None = None
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self._token = token
@@ -92,6 +99,12 @@ class HttpRefundClient:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+    async def _bearer(self) -> str:
+        if isinstance(self._token, str):
+            return self._token
+        token = self._token()
+        return await token if inspect.isawaitable(token) else token
 
     # --- requests -----------------------------------------------------------------------
 
@@ -243,7 +256,7 @@ class HttpRefundClient:
         prefer: str | None = None,
     ) -> Any:
         """One request; a problem becomes the error its `type` names, in one sentence."""
-        headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
+        headers = {"Authorization": f"Bearer {await self._bearer()}", "Accept": "application/json"}
         if key is not None:
             headers["Idempotency-Key"] = key
         if prefer is not None:

@@ -11,6 +11,7 @@ import pytest
 
 from client.errors import (
     InvalidRefundRequest,
+    NotAuthenticated,
     RefundflowError,
     RefundNotFound,
     TemporalUnavailable,
@@ -52,3 +53,24 @@ def test_a_rate_limit_is_try_later_with_its_seconds() -> None:
 def test_temporal_unreachable_is_a_refundflow_error() -> None:
     """`except RefundflowError` around RefundClient.connect catches it (a trial: it did not)."""
     assert issubclass(TemporalUnavailable, RefundflowError)
+
+
+async def test_a_long_running_service_gives_its_current_token_each_time(api: Api) -> None:
+    """A fixed token string expires under a long-running service (a trial): a function that
+    gives the current one is asked before each request, plain or async."""
+    given: list[str] = []
+
+    async def current() -> str:
+        given.append(api.token("li") if len(given) == 0 else "expired.or.wrong")
+        return given[-1]
+
+    client = HttpRefundClient(api.base, current)
+    try:
+        assert isinstance(await client.list(limit=1), list)
+        with pytest.raises(NotAuthenticated):
+            await client.list(limit=1)
+    finally:
+        await client.close()
+    assert len(given) == 2
+    async with HttpRefundClient(api.base, lambda: api.token("li")) as plain:
+        assert isinstance(await plain.list(limit=1), list)
