@@ -56,7 +56,8 @@ async def acknowledge(
     if not found:
         raise NothingToAcknowledge(
             f"nothing to acknowledge: no open {kind} finding for {subject}"
-            f" (`refundflow anomalies {where} --open` lists what stands)"
+            + await _on_its_refunds(store, kind, refund_id, order_id)
+            + f" (`refundflow anomalies {where} --open` lists what stands)"
         )
     if found[0].run_id == DISPATCHER_RUN:
         raise NothingToAcknowledge(
@@ -77,6 +78,20 @@ async def acknowledge(
             f" `refundflow anomalies {where} --open`, then acknowledge again"
         )
     return found, now
+
+
+async def _on_its_refunds(
+    store: PostgresRefundStore, kind: str, refund_id: str | None, order_id: str | None
+) -> str:
+    """For an order: the refunds of it that hold such a finding, as what to name instead
+    (a trial: `--order` of a refund's finding said only "no open finding")."""
+    if refund_id or not order_id:
+        return ""
+    found = await store.findings(kind=kind, order_id=order_id, open_only=True)
+    held = sorted({f.refund_id for f in found if f.refund_id})
+    if not held:
+        return ""
+    return f" as a whole: it is on its refund {', '.join(held)}; name it with --refund"
 
 
 async def _open_findings(

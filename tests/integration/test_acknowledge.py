@@ -45,6 +45,12 @@ async def test_an_acknowledged_double_payment_stops_alerting_until_it_changes(
     assert early[0] == 1 and early[2].startswith(
         f"error: nothing to acknowledge: no open provider_money_above_ledger finding for {rf}"
     ), early
+    # Named by its order, the refund's finding is pointed at (a trial: "no open finding").
+    by_order = await run_cli(env, "acknowledge", KIND, "--order", order["order_id"], "--by",
+                             "omar", "--reason", "x")  # fmt: skip
+    assert (
+        by_order[0] == 1 and f"it is on its refund {rf}; name it with --refund" in (by_order[2])
+    ), by_order
     code, out, err = await run_cli(
         env, "acknowledge", KIND, "--refund", rf, "--by", "omar",
         "--reason", "customer repaid 40.00 by bank transfer",
