@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import structlog
 from fastapi import APIRouter, Query, Request
 from starlette.responses import JSONResponse, Response
+from temporalio.client import WorkflowQueryFailedError
 
 from api.authz import Action, Decision, decide, same_person
 from api.deps import ApiState, facts, state
@@ -109,10 +110,21 @@ async def queue_page(
 
 
 async def policy_explanation(api: ApiState, refund_id: str) -> list[RuleOutcome] | None:
-    """Every rule, passed or failed, as the workflow decided it: the pinned policy applied
-    again (pure) to the refund's own start input, as of its request. None when the closed
-    workflow is no longer in Temporal (the status's notes are then all there is)."""
+    """Every rule, passed or failed, as the workflow decided it (its `policy_rules`; from a
+    worker without that query, the pinned policy applied again, pure, to the refund's own
+    start input, as of its request). None when the closed workflow is no longer in
+    Temporal (the status's notes are then all there is)."""
     handle = api.refunds.temporal.get_workflow_handle(refund_id)
+    try:
+        decided: list[RuleOutcome] = await handle.query(
+            names.QUERY_POLICY_RULES, result_type=list[RuleOutcome]
+        )
+        return decided
+    except WorkflowQueryFailedError as err:  # an older worker: it has no such query
+        log.info("pages.policy_rules_unasked", refund_id=refund_id, error=str(err)[:80])
+    except Exception as err:
+        log.info("pages.policy_unexplained", refund_id=refund_id, error=type(err).__name__)
+        return None
     try:
         inp = await handle.query(names.QUERY_CARRY_OVER, result_type=ContinuedRefundInput)
     except Exception as err:  # a query that cannot be answered leaves the notes to show

@@ -348,3 +348,25 @@ async def test_a_report_period_the_page_cannot_read_is_named_not_replaced(
     assert status == 200 and 'role="alert"' not in page, page
     assert f"To 2999-12-31 is after today: the period ends today ({today}, UTC)." in page
     assert f"since={today - timedelta(days=3)}&until={today}" in page  # the chart's
+
+
+async def test_a_request_held_back_as_asked_twice_is_not_shown_approved_automatically(
+    api: Api, sandbox: Sandbox, browserless: aiohttp.ClientSession
+) -> None:
+    """A trial: the same request under another key waits for a reviewer (the CLI says so),
+    and the console's rule table read "Approved automatically", the earlier refund nowhere:
+    a reviewer would pay it again. The table is the refund's own decision now."""
+    who = f"cust_{uuid.uuid4().hex[:8]}"
+    order = await sandbox.order(amount=4000, category="general", customer_id=who)
+    body = {"order_id": order["order_id"], "amount": 2000, "reason_code": "damaged"}
+    first = await api.request_refund(who, body)
+    assert first.status == 201, first.body
+    again = await api.request_refund(who, body)  # another key: the same request twice?
+    second = again.body["refund_id"]
+    assert (await sign_in(browserless, api, "li", f"/console/refunds/{second}"))[0] == 303
+    status, page = await html_page(browserless, api, f"/console/refunds/{second}")
+    assert status == 200
+    policy = page[page.index('id="h-policy"') : page.index('id="h-timeline"')]
+    said = rf"Refund {first.body['refund_id']} \((paid|open)\) asked for the same 20.00 USD"
+    assert re.search(said, policy), policy
+    assert "Approved automatically" not in policy, policy

@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.refund.case import MAX_ESCALATION, ContinuedRefundInput, RefundCase
     from workflows.refund.journal import Journal
     from workflows.refund.payment import Payment, hours
+    from workflows.rules import RuleOutcome
     from workflows.states import (
         Awaiting,
         OperatorDecision,
@@ -371,6 +372,13 @@ class RefundWorkflow:
     def status(self, query: StatusQuery) -> StatusView:
         view = views.status(self._case)
         return view if query.include_timeline else view.model_copy(update={"timeline": []})
+
+    @workflow.query(name=names.QUERY_POLICY_RULES)
+    def policy_rules(self) -> list[RuleOutcome]:
+        """Every rule as this refund's decision stands: the policy's, and an auto-approval
+        the store withheld (the same request twice, a spent budget), which the policy alone
+        cannot say (a trial: the console read "Approved automatically" of one held back)."""
+        return list(self._case.decision.outcomes)
 
     @workflow.query(name=names.QUERY_CARRY_OVER)
     def carry_over(self) -> ContinuedRefundInput:
