@@ -239,8 +239,10 @@ def left_to_a_person(refund: str) -> str:
     (a terminated returns refund, a customer paid twice), which its own escalation level does
     not show. Staff's `list --escalated` and the console's queue of refunds that need a
     person take these too (a trial found such a refund in neither)."""
-    return f"""EXISTS (
-        SELECT 1 FROM refundflow.findings f
-        WHERE f.refund_id = {refund}.refund_id AND {open_now("f")}
+    # Not a correlated EXISTS: one list of such refunds, hashed once per query, rather
+    # than a probe of the findings for every row (the queue reads closed refunds too).
+    return f"""{refund}.refund_id IN (
+        SELECT f.refund_id FROM refundflow.findings f
+        WHERE f.refund_id IS NOT NULL AND {open_now("f")}
           AND NOT EXISTS (SELECT 1 FROM refundflow.finding_acknowledgements k
                           WHERE {acknowledgement_of("f", "k")}))"""

@@ -1,5 +1,7 @@
 """The console's queue: refunds that need a person, soonest deadline first, filtered and
-paged (keyset on deadline and refund id, so a refund acted on never shifts a page).
+paged (keyset on deadline and refund id, so a refund acted on never shifts a page). A
+closed refund is in it while reconciliation leaves it to a person (a trial: a rejected
+refund whose item the warehouse holds was in `list --escalated` and nowhere in the queue).
 
 A refund waiting for review is due at its review deadline under its pinned policy
 (`Policy.review_deadline` at its escalation level: the moment its next timer fires); any
@@ -47,7 +49,7 @@ WITH policy(label, first_s, second_s, expiry_s) AS (
                 WHEN s.currency = ANY($14::text[]) THEN 3 ELSE 2 END) AS major
     FROM refundflow.refund_status s LEFT JOIN policy p ON p.label = s.policy_version
     WHERE ($1::text IS NULL OR s.state = $1)
-      AND ($1::text IS NOT NULL OR s.state <> ALL($18::text[]))
+      AND ($1::text IS NOT NULL OR s.state <> ALL($18::text[]) OR {left_to_a_person("s")})
       AND ($2::text[] IS NULL OR s.awaiting = ANY($2::text[])
            OR ($20 AND {left_to_a_person("s")}))
       AND (NOT $3 OR s.escalation_level > 0 OR {left_to_a_person("s")})

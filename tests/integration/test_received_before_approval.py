@@ -56,9 +56,15 @@ async def test_a_kept_receipt_is_on_the_record_and_paid_on_approval(
 
 
 async def test_a_refund_rejected_while_the_warehouse_holds_its_item_is_found(
-    returns_refunds: RefundClient, sandbox: Sandbox, stack: DevStack, db: asyncpg.Pool
+    returns_refunds: RefundClient,
+    sandbox: Sandbox,
+    stack: DevStack,
+    db: asyncpg.Pool,
+    browserless: aiohttp.ClientSession,
+    api: Api,
 ) -> None:
     order_id, refund_id = await in_review_with_its_item(returns_refunds, sandbox)
+    customer = (await returns_refunds.status(refund_id)).requested_by
     await returns_refunds.reject(refund_id, "bob", "not our item")
     await eventually(
         lambda: returns_refunds.status(refund_id), lambda s: s.state.value == "cancelled"
@@ -83,6 +89,11 @@ async def test_a_refund_rejected_while_the_warehouse_holds_its_item_is_found(
     assert await sandbox.refunds(order_id) == []
     said = details_of(report, refund_id, "returned_item_not_refunded")["not_healed"]
     assert said.startswith("closed without a refund while the warehouse holds its returned"), said
+    # In the console's queue too, by default and among the escalated (a trial: only in
+    # `list --escalated`): closed, but a person has something to do about it.
+    assert (await sign_in(browserless, api, "li", "/console"))[0] == 303
+    for queue in ("/console", "/console?escalated=yes", f"/console?customer={customer}"):
+        assert refund_id in (await html_page(browserless, api, queue))[1], queue
     # Once the item went back, someone says so, as the finding tells them to.
     kind = "returned_item_not_refunded"
     done = await run_cli(stack.env(), "acknowledge", kind, "--refund", refund_id, "--by", "omar",
