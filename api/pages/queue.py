@@ -3,9 +3,11 @@ paged (keyset on deadline and refund id, so a refund acted on never shifts a pag
 closed refund is in it while reconciliation leaves it to a person (a trial: a rejected
 refund whose item the warehouse holds was in `list --escalated` and nowhere in the queue).
 
-A refund waiting for review is due at its review deadline under its pinned policy
-(`Policy.review_deadline` at its escalation level: the moment its next timer fires); any
-other refund waiting for a person (an operator) has been due since it started waiting.
+A refund waiting for review is due at its first review deadline under its pinned policy
+(`Policy.review_deadline(0)`, the SLA), and overdue since then once past it, however often
+it escalated: a trial found the queue sorted by each refund's next timer, so a refund past
+its SLA twice (due at its expiry) came after every refund still within it. Any other refund
+waiting for a person (an operator) has been due since it started waiting.
 The status projection has no deadline column, so the deadlines of the policies in use are
 passed in and the database computes each refund's.
 """
@@ -35,34 +37,33 @@ NEEDS_A_PERSON = (Awaiting.REVIEWER.value, Awaiting.OPERATOR.value)
 TERMINAL = (RefundState.COMPLETED.value, RefundState.CANCELLED.value)
 
 _QUEUE = f"""
-WITH policy(label, first_s, second_s, expiry_s) AS (
-    SELECT * FROM unnest($9::text[], $10::float8[], $11::float8[], $12::float8[])
+WITH policy(label, first_s) AS (
+    SELECT * FROM unnest($9::text[], $10::float8[])
 ), queued AS (
     SELECT s.refund_id, s.order_id, s.state, s.amount, s.currency, s.awaiting,
            s.escalation_level, s.reason_code, s.channel, s.requested_at, s.updated_at,
            s.view ->> 'requested_by' AS customer,
-           CASE WHEN s.state = 'pending_review' THEN s.requested_at + make_interval(secs =>
-                    CASE least(s.escalation_level, 2) WHEN 0 THEN coalesce(p.first_s, 0)
-                         WHEN 1 THEN coalesce(p.second_s, 0) ELSE coalesce(p.expiry_s, 0) END)
+           CASE WHEN s.state = 'pending_review'
+                THEN s.requested_at + make_interval(secs => coalesce(p.first_s, 0))
                 ELSE s.updated_at END AS due_at,
-           s.amount::numeric / power(10, CASE WHEN s.currency = ANY($13::text[]) THEN 0
-                WHEN s.currency = ANY($14::text[]) THEN 3 ELSE 2 END) AS major
+           s.amount::numeric / power(10, CASE WHEN s.currency = ANY($11::text[]) THEN 0
+                WHEN s.currency = ANY($12::text[]) THEN 3 ELSE 2 END) AS major
     FROM refundflow.refund_status s LEFT JOIN policy p ON p.label = s.policy_version
     WHERE ($1::text IS NULL OR s.state = $1)
-      AND ($1::text IS NOT NULL OR s.state <> ALL($18::text[]) OR {left_to_a_person("s")})
+      AND ($1::text IS NOT NULL OR s.state <> ALL($16::text[]) OR {left_to_a_person("s")})
       AND ($2::text[] IS NULL OR s.awaiting = ANY($2::text[])
-           OR ($20 AND {left_to_a_person("s")}))
+           OR ($18 AND {left_to_a_person("s")}))
       AND (NOT $3 OR s.escalation_level > 0 OR {left_to_a_person("s")})
       AND ($4::text IS NULL OR s.order_id = $4)
       AND ($5::text IS NULL OR {asked_by("s", "$5")})
       AND ($6::text IS NULL OR s.channel = $6)
-      AND ($19::text IS NULL OR s.currency = $19)
+      AND ($17::text IS NULL OR s.currency = $17)
 )
-SELECT * FROM queued
+SELECT *, due_at < now() AS overdue FROM queued
 WHERE ($7::numeric IS NULL OR major >= $7) AND ($8::numeric IS NULL OR major <= $8)
-  AND ($15::timestamptz IS NULL OR (due_at, refund_id) > ($15, $16::text))
+  AND ($13::timestamptz IS NULL OR (due_at, refund_id) > ($13, $14::text))
 ORDER BY due_at, refund_id
-LIMIT $17
+LIMIT $15
 """
 
 
@@ -115,20 +116,19 @@ def decode_cursor(cursor: str) -> tuple[datetime, str] | None:
 
 
 async def _deadlines(api: ApiState, pool: asyncpg.Pool) -> list[list[Any]]:
-    """[labels, first, second, expiry]: the review deadline ladder (seconds) of each policy
+    """[labels, first]: the review deadline (seconds, the SLA's first step) of each policy
     version a waiting refund is pinned to."""
     labels = await pool.fetch(
         "SELECT DISTINCT policy_version FROM refundflow.refund_status WHERE state = $1",
         RefundState.PENDING_REVIEW.value,
     )
-    columns: list[list[Any]] = [[], [], [], []]
+    columns: list[list[Any]] = [[], []]
     for row in labels:
         policy = api.pinned_policy(row["policy_version"])
         if policy is None:
             continue  # its file is gone or changed: due at once, a person must look
         columns[0].append(row["policy_version"])
-        for level in range(3):
-            columns[level + 1].append(policy.review_deadline(level).total_seconds())
+        columns[1].append(policy.review_deadline(0).total_seconds())
     return columns
 
 

@@ -1,0 +1,46 @@
+"""The console's queue puts refunds past their review SLA first, as overdue since it (a
+trial: sorted by each refund's next timer, one escalated twice was due at its expiry, two
+weeks on, and came after every refund still within its SLA)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import aiohttp
+import asyncpg
+import pytest
+
+from tests.conftest import Sandbox
+from tests.integration.api_support import Api
+from tests.integration.test_console_pages import html_page, sign_in
+
+pytestmark = pytest.mark.stack
+
+
+async def test_a_refund_past_its_sla_comes_first_and_says_overdue(
+    browserless: aiohttp.ClientSession, api: Api, sandbox: Sandbox, db: asyncpg.Pool
+) -> None:
+    who = f"cust_{uuid.uuid4().hex[:8]}"
+    made = []
+    for _ in range(2):
+        order = await sandbox.order(amount=30000, category="general", customer_id=who)
+        body = {"order_id": order["order_id"], "amount": 9000, "reason_code": "damaged"}
+        made.append((await api.request_refund(who, body)).body["refund_id"])
+    fresh, late = made
+    # The later request, as it stands 50 hours on: escalated twice (its next timer is the
+    # expiry), its SLA long past.
+    await db.execute(
+        "UPDATE refundflow.refund_status SET requested_at = requested_at - interval '50 hours',"
+        " escalation_level = 2 WHERE refund_id = $1",
+        late,
+    )
+    assert (await sign_in(browserless, api, "bob", "/console"))[0] == 303
+    _, page = await html_page(browserless, api, f"/console?customer={who}")
+    rows = re.findall(
+        r'<a href="/console/refunds/(rf_[0-9a-f]+)">.*?</th>\s*<td>(.*?)</td>', page, re.S
+    )
+    assert [refund for refund, _ in rows] == [late, fresh], rows
+    due = dict(rows)
+    assert due[late].startswith('<strong class="overdue">overdue</strong> since <time'), due
+    assert "overdue" not in due[fresh], due
