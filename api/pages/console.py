@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Query, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from temporalio.client import WorkflowQueryFailedError
 
 from api.authz import Action, Decision, decide, same_person
@@ -25,6 +25,7 @@ from api.pages.security import protect, tracking_query
 from api.pages.signin import NOT_DONE, pages, signed_in, to_signin
 from api.schemas import RefundPath
 from client.errors import RefundflowError
+from client.refund_ids import pasted_refund_id
 from client.render import cancel_refused
 from client.review_context import (
     ESCALATED_WHEN_ENDED,
@@ -78,6 +79,10 @@ async def queue_page(
     who = await signed_in(request)
     if who is None:
         return to_signin(request)
+    if pasted := pasted_refund_id(order) or pasted_refund_id(customer):
+        # A refund id typed where an order or a customer goes (a trial: "no refund
+        # matches"): its page, as the address bar takes one.
+        return protect(RedirectResponse(f"/console/refunds/{pasted}", 303))
     typed = queue_filters.Typed(
         state_, awaiting, escalated, order, customer, channel, amount_min, amount_max,
         currency, cursor,

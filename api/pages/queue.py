@@ -1,7 +1,8 @@
 """The console's queue: refunds that need a person, soonest deadline first, filtered and
 paged (keyset on deadline and refund id, so a refund acted on never shifts a page). A
 closed refund is in it while reconciliation leaves it to a person (a trial: a rejected
-refund whose item the warehouse holds was in `list --escalated` and nowhere in the queue).
+refund whose item the warehouse holds was in `list --escalated` and nowhere in the queue),
+and when an order or a customer is looked up, waiting for anyone (`awaiting=any`).
 
 A refund waiting for review is due at its first review deadline under its pinned policy
 (`Policy.review_deadline(0)`, the SLA), and overdue since then once past it, however often
@@ -50,7 +51,8 @@ WITH policy(label, first_s) AS (
                 WHEN s.currency = ANY($12::text[]) THEN 3 ELSE 2 END) AS major
     FROM refundflow.refund_status s LEFT JOIN policy p ON p.label = s.policy_version
     WHERE ($1::text IS NULL OR s.state = $1)
-      AND ($1::text IS NOT NULL OR s.state <> ALL($16::text[]) OR {left_to_a_person("s")})
+      AND ($1::text IS NOT NULL OR $4::text IS NOT NULL OR $5::text IS NOT NULL
+           OR s.state <> ALL($16::text[]) OR {left_to_a_person("s")})
       AND ($2::text[] IS NULL OR s.awaiting = ANY($2::text[])
            OR ($18 AND {left_to_a_person("s")}))
       AND (NOT $3 OR s.escalation_level > 0 OR {left_to_a_person("s")})

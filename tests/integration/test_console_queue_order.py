@@ -44,3 +44,31 @@ async def test_a_refund_past_its_sla_comes_first_and_says_overdue(
     due = dict(rows)
     assert due[late].startswith('<strong class="overdue">overdue</strong> since <time'), due
     assert "overdue" not in due[fresh], due
+
+
+async def test_finding_a_refund_from_the_queue_form(
+    browserless: aiohttp.ClientSession, api: Api, sandbox: Sandbox
+) -> None:
+    """A trial: a refund id pasted into the Order field, an order id in capitals, a
+    customer whose one refund is completed: each answered "no refund matches", nothing
+    more."""
+    who = f"cust_{uuid.uuid4().hex[:8]}"
+    order = await sandbox.order(amount=2000, customer_id=who)
+    body = {"order_id": order["order_id"], "amount": 2000, "reason_code": "damaged"}
+    paid = (await api.request_refund(who, body)).body["refund_id"]  # auto-approved
+    assert (await sign_in(browserless, api, "bob", "/console"))[0] == 303
+    for field in ("order", "customer"):
+        async with browserless.get(
+            f"{api.base}/console?{field}=%20{paid.upper()}%20", allow_redirects=False
+        ) as r:
+            assert (r.status, r.headers["Location"]) == (303, f"/console/refunds/{paid}")
+    _, page = await html_page(browserless, api, f"/console?customer={who}")
+    assert "Nothing here: no refund matches." in page
+    assert "Only refunds waiting for a person are listed" in page, page
+    shown = re.search(r'href="(/console\?[^"]*)" id="every-state"', page)
+    assert shown is not None
+    _, every = await html_page(browserless, api, shown.group(1).replace("&amp;", "&"))
+    assert f'href="/console/refunds/{paid}"' in every
+    upper = order["order_id"].upper()
+    _, page = await html_page(browserless, api, f"/console?order={upper}&awaiting=any")
+    assert "Order ids are exact: did you mean" in page and order["order_id"] in page, page
