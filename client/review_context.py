@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
-from workflows import wording
+from workflows import second_asks, wording
 from workflows.facts import NO_ETA
 from workflows.models import StatusView
 from workflows.read_models import ClosedRequest, CustomerHistory, Finding, OrderLedger
@@ -31,6 +31,10 @@ class ReviewContext(BaseModel):
     closed_requests: list[ClosedRequest] = []
     """The order's other refunds that closed without paying: a request rejected once and
     asked again under a new key is in front of its reviewer with the first answer."""
+    alike_requests: list[str] = []
+    """The order's other refunds, open or paid, that ask for the same (units, or value) for
+    the same reason: the same request twice, or two items alike; a person tells them apart
+    (second_asks.alike)."""
     open_findings: list[Finding] = []
     """Reconciliation's findings on this refund, and on its order as a whole (money paid
     around refundflow, units refunded twice), that still stand (`anomalies --open`): what
@@ -49,8 +53,28 @@ async def review_context(refunds: RefundClient, status: StatusView) -> ReviewCon
         customer_history=await refunds.customer_history(status.refund_id),
         ended_in_temporal=ended,
         closed_requests=await store.closed_requests(status.order_id, status.refund_id),
+        alike_requests=await _alike_requests(store, status),
         open_findings=await _open_findings(store, status),
     )
+
+
+def alike_note(refund_ids: list[str]) -> str:
+    """What `status` says of `ReviewContext.alike_requests` (the console says the same)."""
+    asks = "asks" if len(refund_ids) == 1 else "ask"
+    return (
+        f"note: the same request twice? {', '.join(refund_ids)} of this order {asks} for the"
+        " same, for the same reason: reject one as duplicate_request, or approve both if they"
+        " are two items alike"
+    )
+
+
+async def _alike_requests(store: PostgresRefundStore, status: StatusView) -> list[str]:
+    every = await store.holds(status.order_id, but="")
+    mine = next((hold for hold in every if hold.refund_id == status.refund_id), None)
+    if mine is None:  # released (closed unpaid), or never held
+        return []
+    others = [hold for hold in every if hold.refund_id != status.refund_id]
+    return [hold.refund_id for hold in second_asks.alike(mine, others)]
 
 
 async def _open_findings(store: PostgresRefundStore, status: StatusView) -> list[Finding]:

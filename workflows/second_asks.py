@@ -29,20 +29,8 @@ def asked_again(request: ReserveInput, holds: Sequence[Hold]) -> str | None:
     if request.reason_code is None:
         return None
     asked, units = value_asked(request), units_of(request.lines)
-    same = next(
-        (
-            hold
-            for hold in holds
-            if hold.basis is not None
-            and hold.reason_code == request.reason_code
-            and (
-                units_of(hold.lines) == units
-                if request.lines and hold.basis == "lines"
-                else (hold.requested_amount or hold.amount) == asked
-            )
-        ),
-        None,
-    )
+    ask = (request.reason_code, bool(request.lines), units, asked)
+    same = next((hold for hold in holds if _asks_the_same(hold, *ask)), None)
     if same is None:
         return None
     paid = "paid" if same.state == "consumed" else "open"
@@ -52,6 +40,30 @@ def asked_again(request: ReserveInput, holds: Sequence[Hold]) -> str | None:
         f" {request.reason_code} under another key (the same request twice?): a reviewer"
         " decides"
     )
+
+
+def alike(mine: Hold, others: Sequence[Hold]) -> list[Hold]:
+    """The order's other refunds that ask for what `mine` does, for the same reason, as
+    `asked_again` compares them: for a reviewer to see even when the policy would not have
+    approved either alone (a trial: two requests for one shoe, each in review, neither
+    naming the other)."""
+    if mine.basis is None or mine.reason_code is None:
+        return []
+    asked = mine.requested_amount or mine.amount
+    ask = (mine.reason_code, mine.basis == "lines", units_of(mine.lines), asked)
+    return [hold for hold in others if _asks_the_same(hold, *ask)]
+
+
+def _asks_the_same(
+    hold: Hold, reason: str, by_lines: bool, units: list[tuple[str, int]], asked: int
+) -> bool:
+    """The same units of the same lines (both by lines), else the same value, asked before
+    fees, for the same reason."""
+    if hold.basis is None or hold.reason_code != reason:
+        return False
+    if by_lines and hold.basis == "lines":
+        return units_of(hold.lines) == units
+    return (hold.requested_amount or hold.amount) == asked
 
 
 def cut_by_a_reviewer(request: ReserveInput, holds: Sequence[Hold]) -> str | None:

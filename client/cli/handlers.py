@@ -20,7 +20,7 @@ from client.cli.acting import with_api
 from client.cli.arguments import EXIT_FAILURE, EXIT_NEEDS_A_PERSON, EXIT_OK, UserError
 from client.cli.output import emit, note
 from client.errors import NotAllowed, RefundflowError
-from client.review_context import ITEM_BACK, as_stopped, escalated_when_ended
+from client.review_context import ITEM_BACK, alike_note, as_stopped, escalated_when_ended
 from client.settings import Settings
 from workflows.models import StatusView
 from workflows.states import TERMINAL_STATES, Awaiting, CancelReason, RefundState
@@ -235,7 +235,8 @@ async def _status(args: argparse.Namespace) -> int:
     """The refund's status; for staff, with the requester's other recent refunds, its
     order's ledger and the order's requests that closed without paying. The --json output
     is the status object with `customer_history` (null when the API does not show it to
-    this caller), `ended_in_temporal`, `earlier_closed_requests` and `open_findings`."""
+    this caller), `ended_in_temporal`, `earlier_closed_requests`, `alike_requests` and
+    `open_findings`."""
 
     async def review_context(client: Any) -> Any:
         try:
@@ -259,6 +260,8 @@ async def _status(args: argparse.Namespace) -> int:
         if ended := weighed.ended_in_temporal:
             told = render.ended_in_temporal(args.refund_id, ended, escalated_when_ended(weighed))
             note(args, told)
+        if weighed.alike_requests and status.state not in TERMINAL_STATES:
+            note(args, alike_note(weighed.alike_requests))
         # One line per kind of finding (a trial read one three times); anomalies lists each.
         for said in dict.fromkeys(render_findings.open_finding(f) for f in weighed.open_findings):
             note(args, said)
@@ -278,6 +281,7 @@ async def _status(args: argparse.Namespace) -> int:
         # weighs: the order's requests that closed without paying.
         "ended_in_temporal": context.ended_in_temporal if context else None,
         "earlier_closed_requests": [c.model_dump(mode="json") for c in closed],
+        "alike_requests": context.alike_requests if context else [],
         "open_findings": [f.model_dump(mode="json") for f in context.open_findings]
         if context
         else [],

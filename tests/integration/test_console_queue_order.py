@@ -4,6 +4,7 @@ weeks on, and came after every refund still within its SLA)."""
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 
@@ -13,7 +14,9 @@ import pytest
 
 from tests.conftest import Sandbox
 from tests.integration.api_support import Api
+from tests.integration.helpers import run_cli
 from tests.integration.test_console_pages import html_page, sign_in
+from worker.devstack import DevStack
 
 pytestmark = pytest.mark.stack
 
@@ -72,3 +75,31 @@ async def test_finding_a_refund_from_the_queue_form(
     upper = order["order_id"].upper()
     _, page = await html_page(browserless, api, f"/console?order={upper}&awaiting=any")
     assert "Order ids are exact: did you mean" in page and order["order_id"] in page, page
+
+
+async def test_two_reviews_of_the_same_request_name_each_other(
+    browserless: aiohttp.ClientSession, api: Api, sandbox: Sandbox, stack: DevStack
+) -> None:
+    """A trial: one shoe of two asked for twice under two keys, each in review (the policy
+    would approve neither alone, so nothing held either back): neither page named the
+    other, and two reviewers could pay both."""
+    who = f"cust_{uuid.uuid4().hex[:8]}"
+    shoes = [
+        {"sku": "SHOE", "quantity": 2, "unit_price": 30000, "category": "general"},
+        {"sku": "SOCK", "quantity": 1, "unit_price": 30000, "category": "general"},
+    ]
+    order = await sandbox.order(lines=shoes, customer_id=who)
+    body = {"order_id": order["order_id"], "lines": [{"sku": "SHOE", "quantity": 1}],
+            "reason_code": "damaged"}  # fmt: skip
+    first, second = [(await api.request_refund(who, body)).body["refund_id"] for _ in range(2)]
+    other = {**body, "lines": [{"sku": "SOCK", "quantity": 1}]}
+    third = (await api.request_refund(who, other)).body  # not alike: another line
+    assert (await sign_in(browserless, api, "li", "/console"))[0] == 303
+    for mine, theirs in ((first, second), (second, first)):
+        _, page = await html_page(browserless, api, f"/console/refunds/{mine}")
+        alike = re.search(r'<p class="warning" id="alike">(.*?)</p>', page, re.S)
+        assert alike is not None and theirs in alike.group(1), page
+        assert third["refund_id"] not in alike.group(1)
+    code, shown, notes = await run_cli(stack.env(), "--as", "li", "--json", "status", second)
+    assert code == 0 and json.loads(shown)["alike_requests"] == [first], shown
+    assert f"the same request twice? {first} of this order asks for the same" in notes
