@@ -41,7 +41,7 @@ from workflows.refund.case import ContinuedRefundInput, asked_at
 from workflows.rules import RuleOutcome
 from workflows.states import Awaiting, RefundState
 from workflows.vocabulary import FREE_TEXT_MAX_CHARS
-from workflows.wording import first_approver
+from workflows.wording import customer_message, first_approver, support_reply
 
 log = structlog.get_logger("refundflow.api.pages")
 router = APIRouter(include_in_schema=False)
@@ -258,11 +258,21 @@ async def refund_page(
         note_max=FREE_TEXT_MAX_CHARS,
         reject_note_max=REJECT_NOTE_MAX_CHARS,
         tracking_link=link,
+        in_english=_in_english(shown),
         reconciliation_closes=ESCALATED_WHEN_ENDED if escalated else RECONCILIATION_CLOSES,
         temporal_cancel=_as_sentence(cancel_refused(status, *console_operator(refund_id))),
         error=error,
         notice=notice,
     )
+
+
+def _in_english(status: StatusView) -> tuple[str, str] | None:
+    """What the customer reads and the reply to give, in English, when the customer's
+    language is another (a trial: an agent saw only the Chinese); None when it is English."""
+    if status.facts is None or status.facts.locale == "en":
+        return None
+    english = status.facts.model_copy(update={"locale": "en"})
+    return customer_message(english), support_reply(english)
 
 
 @router.get("/console/refunds/{refund_id}")

@@ -103,3 +103,25 @@ async def test_two_reviews_of_the_same_request_name_each_other(
     code, shown, notes = await run_cli(stack.env(), "--as", "li", "--json", "status", second)
     assert code == 0 and json.loads(shown)["alike_requests"] == [first], shown
     assert f"the same request twice? {first} of this order asks for the same" in notes
+
+
+async def test_an_agent_reads_in_english_what_a_chinese_customer_was_told(
+    browserless: aiohttp.ClientSession, api: Api, sandbox: Sandbox
+) -> None:
+    who = f"cust_{uuid.uuid4().hex[:8]}"
+    order = await sandbox.order(amount=30000, category="general", customer_id=who)
+    body = {"order_id": order["order_id"], "amount": 25000, "reason_code": "damaged",
+            "locale": "zh-CN"}  # fmt: skip
+    made = (await api.request_refund(who, body)).body["refund_id"]
+    assert (await sign_in(browserless, api, "li", f"/console/refunds/{made}"))[0] == 303
+    _, page = await html_page(browserless, api, f"/console/refunds/{made}")
+    english = re.search(r'<details id="in-english">(.*?)</details>', page, re.S)
+    assert english is not None, page
+    assert "Your refund of 250.00 USD is waiting for review" in english.group(1), english.group(1)
+    assert "审核" in page  # and still what they read, in their language
+    who_en = f"cust_{uuid.uuid4().hex[:8]}"
+    order = await sandbox.order(amount=30000, category="general", customer_id=who_en)
+    made = (await api.request_refund(who_en, {**body, "order_id": order["order_id"],
+                                               "locale": "en"})).body["refund_id"]  # fmt: skip
+    _, page = await html_page(browserless, api, f"/console/refunds/{made}")
+    assert 'id="in-english"' not in page
