@@ -1,6 +1,8 @@
-"""The console's queue puts refunds past their review SLA first, as overdue since it (a
-trial: sorted by each refund's next timer, one escalated twice was due at its expiry, two
-weeks on, and came after every refund still within its SLA)."""
+"""A support lead's day in the console (a trial's findings): the queue puts refunds past
+their review SLA first, as overdue since it (sorted by each refund's next timer, one
+escalated twice was due at its expiry and came after every refund within its SLA); a
+refund is found from the queue's form; two reviews of one request name each other; an
+agent reads in English what a customer was told in another language."""
 
 from __future__ import annotations
 
