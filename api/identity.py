@@ -9,7 +9,6 @@ roles come from configurable claims, so any OIDC provider works by configuration
 from __future__ import annotations
 
 import asyncio
-import difflib
 import json
 import re
 import time
@@ -115,24 +114,29 @@ def principal_from(claims: dict[str, Any], config: ApiConfig) -> Principal:
 
 
 def _refuse_near_misses(roles: frozenset[str], scopes: frozenset[str], config: ApiConfig) -> None:
-    """A token meant for staff or a service whose role or scope is misspelled would be a
-    customer's, answered "unknown order" for every order (a trial: `refund:write` looked for
-    a bug in the order system): refused, naming what it meant. Only near misses: a
-    customer's token carries other roles and scopes (`openid`, `offline_access`)."""
+    """A token meant for staff or a service whose role or scope is ours but for its spelling
+    would be a customer's, answered "unknown order" for every order (a trial: `refund:write`
+    looked for a bug in the order system): refused, naming what it meant. Only our own
+    words written another way (case, separator, `refund:` or `refundflow:` for `refunds:`):
+    a customer's token carries the shop's own roles and scopes, and a review found that any
+    looser likeness (`returns:read`, `rewards:write`, `leader`) refused customers."""
     for claim, granted, known in (
         (config.roles_claim, roles, (*STAFF_ROLES, WAREHOUSE_ROLE)),
         (config.scope_claim, scopes, (SCOPE_READ, SCOPE_WRITE)),
     ):
         for value in sorted(granted):
-            meant = difflib.get_close_matches(value.casefold(), known, n=1, cutoff=0.75)
-            if meant or value.casefold().startswith("refund"):
-                hint = f"; did you mean {meant[0]!r}?" if meant else "."
+            if (meant := _ours_spelt_otherwise(value, known)) is not None:
                 raise ProblemError(
                     Kind.FORBIDDEN,
                     f"the token's {claim} {value!r} is not one refundflow knows"
-                    f" ({', '.join(known)}){hint} Without one, the token is taken as a"
-                    " customer's",
+                    f" ({', '.join(known)}); did you mean {meant!r}? Without one, the token"
+                    " is taken as a customer's",
                 )
+
+
+def _ours_spelt_otherwise(value: str, known: tuple[str, ...]) -> str | None:
+    said = re.sub(r"^refund(s|flow)?:", "refunds:", re.sub(r"[._/-]", ":", value.casefold()))
+    return next((name for name in known if said == name and value != name), None)
 
 
 def _challenge(error: str = "invalid_token") -> dict[str, str]:
