@@ -15,11 +15,13 @@ import json
 import re
 import time
 import uuid
+from dataclasses import dataclass
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.metrics import route_label
+from api.problems import unexpected
 
 log = structlog.get_logger("refundflow.api")
 
@@ -27,6 +29,9 @@ HEADER = b"x-request-id"
 _PLAIN_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
 """An id a caller sent is kept only if it is short and plain: it goes into every log line."""
 _PROBLEM_TYPE = "urn:refundflow:problem:"
+QUIET = frozenset({"/healthz", "/readyz", "/static/{path}"})
+"""Probes and the pages' files: logged only when they fail (a prober asks every few
+seconds; a page brings its CSS and script)."""
 
 
 def request_id_of(scope: Scope) -> str:
@@ -48,31 +53,47 @@ class AccessLog:
         request_id = request_id_of(scope)
         started = time.perf_counter()
         root_before = scope.get("root_path", "")
-        answered: dict[str, object] = {"status": 500}  # an exception before any response
+        answered = _Answer()
 
         async def tagged(message: Message) -> None:
             if message["type"] == "http.response.start":
-                answered["status"] = message["status"]
-                answered["problem"] = _is_problem(message)
+                answered.started, answered.status = True, message["status"]
+                answered.problem = _is_problem(message)
                 headers = [*message.get("headers", []), (HEADER, request_id.encode())]
                 message = {**message, "headers": headers}
-            elif message["type"] == "http.response.body" and answered.get("problem") is True:
-                answered["problem"] = _problem_type(message.get("body", b""))
+            elif message["type"] == "http.response.body" and answered.problem is True:
+                answered.problem = _problem_type(message.get("body", b""))
             await send(message)
 
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             try:
                 await self.app(scope, receive, tagged)
+            except Exception:
+                if answered.started:  # the answer began: nothing else can be sent
+                    raise
+                # Answered here, not by the app's outermost handler, which runs outside
+                # this middleware: its line and answer had no request id (a review).
+                log.exception("api.unexpected", route=route_label(scope, root_before))
+                await unexpected(scope["path"])(scope, receive, tagged)
             finally:
-                problem = answered.get("problem")
-                log.info(
-                    "api.request",
-                    method=scope["method"],
-                    route=route_label(scope, root_before),
-                    status=answered["status"],
-                    ms=round((time.perf_counter() - started) * 1000, 1),
-                    **({"problem": problem} if isinstance(problem, str) else {}),
-                )
+                route, problem = route_label(scope, root_before), answered.problem
+                if route not in QUIET or answered.status >= 400:
+                    log.info(
+                        "api.request",
+                        method=scope["method"],
+                        route=route,
+                        status=answered.status,
+                        ms=round((time.perf_counter() - started) * 1000, 1),
+                        **({"problem": problem} if isinstance(problem, str) else {}),
+                    )
+
+
+@dataclass
+class _Answer:
+    status: int = 500  # an exception before any answer
+    started: bool = False
+    problem: str | bool = False
+    """True while a problem's body is awaited; then its type's name."""
 
 
 def _is_problem(start: Message) -> bool:

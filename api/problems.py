@@ -97,6 +97,12 @@ def problem_response(
     )
 
 
+def unexpected(path: str, server: str = "the API") -> Response:
+    """The answer to an error nobody foresaw: its words stay in `server`'s log."""
+    detail = f"unexpected error; nothing more is said here (see {server}'s log)"
+    return problem_response(Kind.UNAVAILABLE, detail, path)
+
+
 def problem_responses(*kinds: Kind) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for a route: each kind as a problem+json response."""
     return {
@@ -240,8 +246,7 @@ def install(app: FastAPI, server: str = "the API") -> None:
 
     async def on_anything(request: Request, err: Exception) -> Response:
         log.error("api.unexpected", path=request.url.path, error_type=type(err).__name__)
-        detail = f"unexpected error; nothing more is said here (see {server}'s log)"
-        return problem_response(Kind.UNAVAILABLE, detail, request.url.path)
+        return unexpected(request.url.path, server)
 
     app.add_exception_handler(ProblemError, on_problem)
     app.add_exception_handler(RefundflowError, on_client_error)

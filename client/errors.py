@@ -72,8 +72,9 @@ class NotAllowed(RefundActionRefused):
 
 
 class TryLater(RefundflowError):
-    """The API asked the caller to come back (429 rate limited, 503 unavailable): nothing
-    was done; `retry_after` says when, if the API said."""
+    """The API asked the caller to come back: 429 (rate limited: nothing was done) or 503
+    (it could not finish: an action may have been taken all the same, so read the refund's
+    status before sending it again); `retry_after` says when, if the API said."""
 
 
 def rpc_error(refund_id: str, err: RPCError) -> RefundflowError:

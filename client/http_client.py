@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import builtins
 import inspect
+import math
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
@@ -304,9 +305,10 @@ def _problem(reply: aiohttp.ClientResponse, payload: Any, url: str) -> Refundflo
 def _seconds(retry_after: str | None) -> float | None:
     """Retry-After in seconds (the API sends seconds; an HTTP date is not read)."""
     try:
-        return float(retry_after) if retry_after else None
+        seconds = float(retry_after) if retry_after else None
     except ValueError:
         return None
+    return seconds if seconds is not None and 0 <= seconds < math.inf else None
 
 
 def _body(request: RefundRequest) -> dict[str, Any]:

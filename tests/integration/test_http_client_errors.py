@@ -74,3 +74,10 @@ async def test_a_long_running_service_gives_its_current_token_each_time(api: Api
     assert len(given) == 2
     async with HttpRefundClient(api.base, lambda: api.token("li")) as plain:
         assert isinstance(await plain.list(limit=1), list)
+
+
+@pytest.mark.parametrize("said", ["nan", "inf", "-1", "soon", "Wed, 21 Oct 2026 07:28:00 GMT"])
+def test_a_retry_after_that_is_no_wait_in_seconds_is_none(said: str) -> None:
+    reply = SimpleNamespace(status=503, headers={"Retry-After": said})
+    body = {"type": "urn:refundflow:problem:unavailable", "detail": "busy"}
+    assert _problem(reply, body, "http://api").retry_after is None  # type: ignore[arg-type]

@@ -54,10 +54,10 @@ class FakeSystems:
     provider_answers: list[ProviderAnswer] = field(default_factory=lambda: ["succeeded"])
     """What the provider does on each new idempotency key, in turn (the last one repeats)."""
     remaining: dict[str, int] = field(default_factory=dict)
+    """Per order, what is still refundable (absent: the whole capture)."""
     held: set[str] = field(default_factory=set)
     """Refunds holding their amount: asked again (a retry, a reset run), held once, as the
     ledger holds by refund id."""
-    """Per order, what is still refundable (absent: the whole capture)."""
     audit: dict[str, dict[int, TimelineEntry]] = field(default_factory=dict)
     provider_refunds: dict[str, ProviderRefundResult] = field(default_factory=dict)
     """By idempotency key: a retried call with the same key gets the same refund."""
