@@ -125,8 +125,11 @@ async def policy_explanation(api: ApiState, refund_id: str) -> list[RuleOutcome]
             names.QUERY_POLICY_RULES, result_type=list[RuleOutcome]
         )
         return decided
-    except WorkflowQueryFailedError as err:  # an older worker: it has no such query
-        log.info("pages.policy_rules_unasked", refund_id=refund_id, error=str(err)[:80])
+    except WorkflowQueryFailedError as err:
+        if "expected but not found" not in str(err):  # not an older worker's answer
+            log.info("pages.policy_unexplained", refund_id=refund_id, error=str(err)[:80])
+            return None
+        log.info("pages.policy_rules_unasked", refund_id=refund_id)  # an older worker
     except Exception as err:
         log.info("pages.policy_unexplained", refund_id=refund_id, error=type(err).__name__)
         return None

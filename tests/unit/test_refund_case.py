@@ -18,7 +18,14 @@ from workflows.models import (
     RefundWorkflowInput,
 )
 from workflows.refund import patches, views
-from workflows.refund.case import MAX_ESCALATION, MAX_REQUEST_LAG, RefundCase, asked_at
+from workflows.refund.case import (
+    MAX_ESCALATION,
+    MAX_REQUEST_LAG,
+    ContinuedRefundInput,
+    Progress,
+    RefundCase,
+    asked_at,
+)
 from workflows.refund.provider_cancel import money_out_refusal
 from workflows.refund.settlement_hints import not_its_payment
 from workflows.states import (
@@ -340,3 +347,26 @@ def test_its_own_payment_listed_in_lower_case_is_its_payment() -> None:
          "currency": case.currency.lower()}
     )  # fmt: skip
     assert not_its_payment(case, hint, listed) is None
+
+
+def test_a_continued_run_decides_as_the_first_run_was_held_back() -> None:
+    """A review: the store held a refund back from auto-approval (asked twice), and its
+    continued run's decision, evaluated again from the policy alone, read "Approved
+    automatically" (the console's rule table, the status's notes)."""
+    small = ORDER.model_copy(
+        update={
+            "lines": [ORDER.lines[0].model_copy(update={"unit_price": 2000})],
+            "captured_amount": 2000,
+        }
+    )
+    case, _ = new_case("damaged")
+    inp = case.inp.model_copy(
+        update={"order": small, "resolved": resolve_request(case.inp.request, small)}
+    )
+    assert RefundCase(inp, Clock()).decision.auto_approve  # the policy alone would approve it
+    why = "refund rf_other (paid) asked for the same 20.00 USD of order ord_1 for damaged"
+    carried = Progress(requested_at=START, max_amount=2000, amount=2000, withheld_because=why)
+    continued = RefundCase(ContinuedRefundInput(**dict(inp), carried=carried), Clock())
+    assert not continued.decision.auto_approve
+    said = [o.message for o in continued.decision.outcomes if o.rule_id == "auto-approve"]
+    assert said == [why[:1].upper() + why[1:] + " (role support or above)."], said

@@ -221,6 +221,7 @@ def _held(case: RefundCase, result: ReserveResult) -> bool:
         case.decision = withhold_auto_approval(
             case.policy, case.decision, result.auto_approve_refused_because, case.currency
         )
+        case.p.withheld_because = result.auto_approve_refused_because
     if result.reserved or case.p.state is not RefundState.PENDING_REVIEW:
         return result.reserved
     case.apply(

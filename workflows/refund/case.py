@@ -2,9 +2,8 @@
 
 `RefundCase` holds what was decided at the start (the request, the pinned policy and its
 evaluation) and `Progress`, everything that changes while the refund runs. Its methods are
-the only way the state changes, they do no I/O and read the time from an injected clock, so
-unit tests drive them with plain values and the workflow with `workflow.now`.
-"""
+the only way the state changes; they do no I/O and read the time from an injected clock
+(plain values in unit tests, `workflow.now` in the workflow)."""
 
 from __future__ import annotations
 
@@ -12,6 +11,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from workflows import wording
+from workflows.budgets import withhold_auto_approval
 from workflows.models import (
     Notice,
     ProviderRefundResult,
@@ -79,6 +79,9 @@ class RefundCase:
             inp.request.reason_code,
             asked_at(inp, requested_at),
         )
+        if carried is not None and carried.withheld_because:  # as the first run was held
+            why = carried.withheld_because
+            self.decision = withhold_auto_approval(self.policy, self.decision, why, self.currency)
         # Fees (policy v2 on) are kept back from the start. Every policy pinned before fees
         # existed evaluates to a fee of 0, so refunds in flight keep their amount.
         max_amount = inp.resolved.amount - self.decision.fee

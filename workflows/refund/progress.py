@@ -40,6 +40,10 @@ class Progress(BaseModel):
     operator_action: OperatorDecision | None = None
     payment_attempt: int = 1
     reserved: bool = False
+    withheld_because: str | None = None
+    """Why the store held the refund back from the auto-approval the policy gave (the same
+    request twice, a spent budget): carried, so a continued run decides as the first one did
+    (a review: its rule table read "Approved automatically" again)."""
     tried_fast_path: bool = False
     settlements: dict[str, ProviderSettlement] = {}
     """The provider's final word per provider refund id (first one wins)."""
