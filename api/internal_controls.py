@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from workflows.budgets import AUTO_APPROVE_RULE
+from workflows.decline_words import BEYOND_ANYONE
 from workflows.eligibility import EligibilityAnswer, item_first
 from workflows.money import format_minor
 from workflows.rules import RuleOutcome
@@ -61,7 +62,7 @@ def _summary(answer: EligibilityAnswer) -> str:
 
 def _in_customers_words(rule: RuleOutcome, answer: EligibilityAnswer) -> RuleOutcome:
     if rule.rule_id == AUTHORITY_RULE and not rule.passed:
-        message = "It is more than anyone here may approve."
+        message = BEYOND_ANYONE
     elif rule.rule_id != AUTO_APPROVE_RULE:
         return rule
     elif answer.auto_approve:

@@ -85,6 +85,10 @@ class EventFacts(_Headline):
     """Declined by the policy (`cancel_reason` ineligible): its failed rules' words, in
     English; the English notification ends with them (added within v1: older events do not
     carry it)."""
+    declined_in_locale: str | None = None
+    """`declined_because` in the customer's language when it is not English (zh-CN); the
+    notification ends with it. Null otherwise (added within v1: older events do not carry
+    it)."""
     cancelled_by_staff: bool = False
     """Cancelled (`cancel_reason` withdrawn) by our staff, not by who asked for the refund
     or submitted it for them (added within v1: older events do not carry it)."""

@@ -49,6 +49,9 @@ class MessageFacts(_Contract):
     declined_because: str | None = left_out_while_none()
     """Declined by the policy: its failed rules' own words (English), for the customer to
     read why (a trial read only "is not eligible under the refund policy"). None otherwise."""
+    declined_in_locale: str | None = left_out_while_none()
+    """The same reasons in the customer's language when it is not English (a trial: a
+    zh-CN customer was told no reason); None otherwise (workflows/decline_words.py)."""
     eta: datetime | None = None
     eta_earliest: datetime | None = None
     eta_kind: Literal["review", "payment", "return"] | None = None

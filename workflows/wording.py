@@ -69,6 +69,8 @@ def core_sentence(facts: MessageFacts) -> str:
     )
     if facts.declined_because and facts.locale == "en":  # the policy's rules speak English
         sentence += " " + _sentence(facts.declined_because, facts.locale)
+    elif facts.declined_in_locale:  # the same reasons, in the customer's language
+        sentence += facts.declined_in_locale
     if facts.item_held:
         sentence += ITEM_HELD[facts.locale]
     asked_amount = told_asked_amount(facts)

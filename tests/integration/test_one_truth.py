@@ -206,6 +206,11 @@ async def test_a_refund_the_policy_declines_at_once_was_received_never_waiting_f
         f" 30-day return window closed on {closed_on}.",
     ]
     assert declined.message == received[1]
+    # In Chinese too (a trial: the reason was left out of a Chinese sentence).
+    order = await sandbox.order(amount=9000, delivered_days_ago=400)
+    asked = await refunds.request(make_request(order, locale="zh-CN"))
+    told = (await wait_for_state(refunds, asked.refund_id, "cancelled")).message
+    assert told.endswith(f"不符合条件。30 天退货期已于 {closed_on} 结束。"), told
 
 
 async def test_arrival_dates_are_told_once_the_provider_took_the_payment(

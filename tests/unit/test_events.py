@@ -62,6 +62,7 @@ def unversioned_payload(notice: Notice) -> dict[str, Any]:
             "asked_amount": None,
             "paid_elsewhere": False,
             "declined_because": None,
+            "declined_in_locale": None,
             "item_held": False,
             "stopped": False,
             **facts.model_dump(mode="json"),

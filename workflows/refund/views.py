@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from workflows import wording
+from workflows import decline_words, wording
 from workflows.models import MessageFacts, StatusProjection, StatusView
 from workflows.policy import REVIEW_EXPIRY_LEVEL
 from workflows.states import Awaiting, CancelReason, RefundState
@@ -103,10 +103,22 @@ def received(case: RefundCase) -> bool:
 def declined_because(case: RefundCase) -> str | None:
     """The policy's reasons for declining the refund, as its rules word them (the return
     window, a final sale): terms the customer agreed to, no internal control."""
-    p = case.p
-    if p.state is not RefundState.CANCELLED or p.cancel_reason is not CancelReason.INELIGIBLE:
+    if not _declined(case):
         return None
-    return " ".join(o.message for o in case.decision.failed) or None
+    return decline_words.in_english(case.decision.failed)
+
+
+def declined_in_locale(case: RefundCase) -> str | None:
+    """The same reasons in the customer's language, when it is not English."""
+    if not _declined(case):
+        return None
+    order, locale = case.inp.order, case.inp.request.locale
+    return decline_words.in_locale(case.decision.failed, case.policy, order, locale)
+
+
+def _declined(case: RefundCase) -> bool:
+    p = case.p
+    return p.state is RefundState.CANCELLED and p.cancel_reason is CancelReason.INELIGIBLE
 
 
 def cancelled_by_staff(case: RefundCase) -> bool:
@@ -193,6 +205,7 @@ def facts(case: RefundCase) -> MessageFacts:
         received=received(case),
         cancelled_by_staff=cancelled_by_staff(case),
         declined_because=declined_because(case),
+        declined_in_locale=declined_in_locale(case),
         asked_amount=asked_for_more(case),
         paid_elsewhere=True if p.state is RefundState.COMPLETED and p.paid_elsewhere else None,
         item_held=True if p.state is RefundState.CANCELLED and p.item_received else None,

@@ -1,0 +1,44 @@
+"""Why a refund was declined, as its customer reads it: the reasons in their language (a
+trial: a zh-CN customer read no reason at all) and no internal control in English either."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from client.policy_source import load_policy
+from tests.unit.tv_order import ORDER, POLICIES, START
+from workflows import wording
+from workflows.decline_words import BEYOND_ANYONE, in_english, in_locale
+from workflows.models import MessageFacts
+from workflows.policy import policy_for
+from workflows.rules import RuleOutcome
+from workflows.states import CancelReason, RefundState
+
+POLICY = policy_for(load_policy(POLICIES, "standard-v4").document, "USD")
+LATE = ORDER.model_copy(update={"delivered_at": START - timedelta(days=40)})
+WINDOW = RuleOutcome(rule_id="return-window", passed=False, message="The 30-day … closed.")
+AUTHORITY = RuleOutcome(
+    rule_id="approval-authority", passed=False, message="No one may approve more than 5000.00 USD"
+)
+
+
+def test_a_zh_customer_reads_the_reasons_in_chinese() -> None:
+    said = in_locale([WINDOW], POLICY, LATE, "zh-CN")
+    closed = LATE.delivered_at + timedelta(days=POLICY.eligibility.return_window_days)  # type: ignore[operator]
+    assert said == f"{POLICY.eligibility.return_window_days} 天退货期已于 {closed:%Y-%m-%d} 结束。"
+    assert in_locale([WINDOW], POLICY, LATE, "en") is None  # the rules' own words are told
+    facts = MessageFacts(
+        refund_id="rf_1", order_id="ord_1", state=RefundState.CANCELLED, amount=70000,
+        currency="USD", locale="zh-CN", cancel_reason=CancelReason.INELIGIBLE,
+        declined_because=WINDOW.message, declined_in_locale=said,
+    )  # fmt: skip
+    told = wording.core_sentence(facts)
+    assert told.endswith("不符合条件。" + said), told
+    assert WINDOW.message not in told  # no English inside the Chinese sentence
+
+
+def test_no_customer_reads_the_top_approval_limit() -> None:
+    assert in_english([AUTHORITY]) == BEYOND_ANYONE
+    assert in_english([WINDOW, AUTHORITY]) == f"{WINDOW.message} {BEYOND_ANYONE}"
+    assert "5000" not in (in_locale([AUTHORITY], POLICY, LATE, "zh-CN") or "")
+    assert in_english([]) is None
