@@ -127,3 +127,18 @@ async def test_an_agent_reads_in_english_what_a_chinese_customer_was_told(
                                                "locale": "en"})).body["refund_id"]  # fmt: skip
     _, page = await html_page(browserless, api, f"/console/refunds/{made}")
     assert 'id="in-english"' not in page
+
+
+async def test_evidence_still_owed_does_not_read_passed(
+    browserless: aiohttp.ClientSession, api: Api, sandbox: Sandbox
+) -> None:
+    """A trial: 'evidence: passed: Evidence is required above 500.00 USD' of a refund with
+    none recorded read as if it had been checked."""
+    who = f"cust_{uuid.uuid4().hex[:8]}"
+    order = await sandbox.order(amount=90000, category="general", customer_id=who)
+    body = {"order_id": order["order_id"], "amount": 90000, "reason_code": "damaged"}
+    made = (await api.request_refund(who, body)).body["refund_id"]
+    assert (await sign_in(browserless, api, "li", f"/console/refunds/{made}"))[0] == 303
+    _, page = await html_page(browserless, api, f"/console/refunds/{made}")
+    row = re.search(r'<th scope="row">evidence</th><td class="(\w+)">(.*?)</td>', page)
+    assert row is not None and row.groups() == ("fail", "required: none recorded yet"), page
