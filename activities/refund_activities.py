@@ -94,9 +94,13 @@ class RefundActivities:
             [ours] = [e for e in batch.entries if e.seq == first_clash]
             unrecorded = f"{ours.event} -> {ours.state.value} not recorded"
             return _superseded(batch, last.seq, last.event, last.to_state.value, unrecorded)
+        # The other run kept a returned item's receipt (a reset without its updates
+        # reapplied, a trial): this run holds it too, or it would ask the customer for it.
+        kept = any(e.event == "item_received" for e in trail if e.seq >= first_clash)
         return ApplicationError(
-            str(err), first_clash, last.seq, type=names.AUDIT_CONFLICT_ERROR, non_retryable=True
-        )
+            str(err), first_clash, last.seq, kept,
+            type=names.AUDIT_CONFLICT_ERROR, non_retryable=True,
+        )  # fmt: skip
 
     @activity.defn(name=names.ACTIVITY_ISSUE_PROVIDER_REFUND)
     async def issue_provider_refund(self, request: IssueRefundInput) -> ProviderRefundResult:

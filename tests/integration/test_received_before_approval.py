@@ -186,3 +186,25 @@ async def test_a_kept_receipt_survives_a_reset_to_the_first_task(
     assert "start_refund" in [e.event for e in done.timeline]
     told = " ".join(m["body"] for m in await sandbox.inbox(refund_id))
     assert "send the item back" not in told.lower(), told
+
+
+async def test_a_kept_receipt_survives_a_reset_that_reapplies_nothing(
+    returns_refunds: RefundClient, sandbox: Sandbox
+) -> None:
+    """A trial: reset to its first task with the Web UI's "exclude updates" ticked, the run
+    knew nothing of the receipt its record holds; approved, it asked the customer for the
+    item and would have closed the refund unpaid. Its approval meets the record's receipt
+    (an audit conflict, escalated) and the refund is paid at once, as the record says."""
+    order_id, refund_id = await in_review_with_its_item(returns_refunds, sandbox)
+    await reset_to_first_task(returns_refunds, refund_id, reapply=False)
+    await eventually(
+        lambda: returns_refunds.status(refund_id, live=True),
+        lambda s: s.awaiting.value == "reviewer" and len(s.timeline) == 1,
+    )
+    await returns_refunds.approve(refund_id, "li", role="lead")
+    done = await wait_for_state(returns_refunds, refund_id, "completed")
+    assert [r["amount"] for r in await sandbox.refunds(order_id)] == [30000]
+    events = [e.event for e in await returns_refunds.audit(refund_id)]
+    assert events[:2] == ["requested", "item_received"], events
+    assert events[2:5] == ["approve", "escalated", "start_refund"], events
+    assert done.escalation_level == 0, done

@@ -83,6 +83,8 @@ class FakeSystems:
     other_run_entries: int = 0
     """Another run of the refund (a reset) has written this many entries from seq 2 on,
     found by the first write that reaches seq 2."""
+    other_run_event: str = "other_run"
+    """What the other run's entries are (`item_received`: it kept a returned item)."""
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _keys_seen: int = 0
 
@@ -164,10 +166,12 @@ class FakeSystems:
         clash = [e for e in batch.entries if e.seq in entries and e.event != entries[e.seq].event]
         if clash:
             # As the Postgres store does: nothing of the batch is written.
+            kept = any(e.event == "item_received" for s, e in entries.items() if s >= clash[0].seq)
             raise ApplicationError(
                 f"entry {clash[0].seq} is already recorded as {entries[clash[0].seq].event}",
                 clash[0].seq,
                 max(entries),
+                *([True] if kept else []),  # as the Postgres store tells a kept receipt
                 type=names.AUDIT_CONFLICT_ERROR,
                 non_retryable=batch.conflict_is_final,
             )
@@ -186,7 +190,7 @@ class FakeSystems:
         if first.seq == 1:
             entries[1] = first  # both runs start with the same request
         for seq in range(2, 2 + self.other_run_entries):
-            entries[seq] = first.model_copy(update={"seq": seq, "event": "other_run"})
+            entries[seq] = first.model_copy(update={"seq": seq, "event": self.other_run_event})
         self.other_run_entries = 0
 
     @activity.defn(name=names.ACTIVITY_ISSUE_PROVIDER_REFUND)

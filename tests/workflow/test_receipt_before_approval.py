@@ -186,3 +186,21 @@ async def test_a_kept_receipt_reapplied_after_a_reset_waits_for_the_first_step(e
     events = [e.event for e in done.timeline]
     assert events[:4] == ["requested", "item_received", "approve", "start_refund"], events
     await keep_history(handle, "kept_receipt_reapplied_after_reset")
+
+
+async def test_a_receipt_the_record_kept_is_held_by_a_run_that_never_saw_it(env: Env) -> None:
+    """Reset in Temporal without its updates reapplied, the run knew nothing of the receipt
+    its record holds; its approval meets it (an audit conflict): paid at once, not asking
+    the customer for an item the warehouse has (a trial)."""
+    env.systems.other_run_entries, env.systems.other_run_event = 1, "item_received"
+    handle = await env.start(tv_order(), reason="changed_mind", policy="returns-v1")
+    await until(handle, lambda s: s.awaiting is Awaiting.REVIEWER)
+    await handle.execute_update(RefundWorkflow.approve, ApproveInput(reviewer="li", role="lead"))
+    done = await result_of(handle)
+    assert done.state is RefundState.COMPLETED
+    assert [p.amount for p in env.systems.paid()] == [done.amount]
+    stored = env.systems.audit[handle.id]
+    assert [stored[s].event for s in sorted(stored)][:5] == [
+        "requested", "item_received", "approve", "escalated", "start_refund",
+    ]  # fmt: skip
+    await keep_history(handle, "kept_receipt_found_in_the_record")

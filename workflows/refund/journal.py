@@ -85,8 +85,10 @@ class Journal:
             if conflict is None:
                 _fail_if_superseded(err)
                 raise
-            first_clash, stored_upto, why = conflict
+            first_clash, stored_upto, why, kept_receipt = conflict
             self.case.follow_other_run(first_clash, stored_upto, why)
+            if kept_receipt:  # the record holds the item: so does this run (the workflow
+                self.case.p.item_received = True  # pays it on approval)
             await self.flush(publish)
             return
         self.case.mark_recorded(upto)
@@ -160,15 +162,18 @@ class Journal:
         return durable
 
 
-def _audit_conflict(err: BaseException) -> tuple[int, int, str] | None:
-    """(the first sequence number the store holds otherwise, its last, what conflicts) if
-    `err` is an audit conflict. A local activity's failure arrives as its own
-    ApplicationError, a regular activity's wrapped in an ActivityError."""
+def _audit_conflict(err: BaseException) -> tuple[int, int, str, bool] | None:
+    """(the first sequence number the store holds otherwise, its last, what conflicts,
+    whether the other run's entries keep a returned item's receipt) if `err` is an audit
+    conflict. A local activity's failure arrives as its own ApplicationError, a regular
+    activity's wrapped in an ActivityError. Conflicts recorded before the receipt was
+    told carry two details: none kept, as those runs decided."""
     cause = err.cause if isinstance(err, ActivityError) else err
     if not isinstance(cause, ApplicationError) or cause.type != names.AUDIT_CONFLICT_ERROR:
         return None
-    first_clash, stored_upto = (int(d) for d in cause.details)
-    return first_clash, stored_upto, f"audit conflict: {cause.message}"
+    first_clash, stored_upto, *kept = cause.details
+    why = f"audit conflict: {cause.message}"
+    return int(first_clash), int(stored_upto), why, bool(kept and kept[0])
 
 
 def _superseded(err: BaseException) -> ApplicationError | None:

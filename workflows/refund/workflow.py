@@ -164,6 +164,8 @@ class RefundWorkflow:
             return
         case.set_awaiting(Awaiting.CUSTOMER)
         await self._journal.flush()
+        if item_return.paid_on_approval(case):  # the record kept the item (another run's)
+            return
         window = timedelta(days=case.policy.refund.item_return_window_days)
         try:
             await workflow.wait_condition(
