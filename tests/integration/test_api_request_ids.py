@@ -62,3 +62,15 @@ async def test_without_a_plain_request_id_the_api_makes_one(api: Api, sent: str 
     answered = await api.call("GET", "/v1/refunds", token="not.a.jwt", headers=headers)
     assert answered.status == 401
     assert re.fullmatch(r"[0-9a-f]{32}", id_of(answered)), answered.headers
+
+
+async def test_a_misspelled_scope_is_refused_and_logged_with_who_and_why(api: Api) -> None:
+    """A trial: the 403 said why, the log only 'forbidden' (docs/identity.md: every refusal
+    is logged with its real reason)."""
+    token = api.token("checkout", scope="refund:write")
+    refused = await api.call("GET", "/v1/refunds", token=token, headers={"X-Request-Id": "mis-1"})
+    assert refused.status == 403 and "did you mean 'refunds:write'?" in refused.body["detail"]
+    said = await logged(api, "mis-1")
+    [decision] = [e for e in said if e["event"] == "authz.decision"]
+    assert (decision["subject"], decision["allowed"]) == ("checkout", False), decision
+    assert "refund:write" in decision["reason"], decision
