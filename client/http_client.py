@@ -257,7 +257,8 @@ class HttpRefundClient:
         prefer: str | None = None,
     ) -> Any:
         """One request; a problem becomes the error its `type` names, in one sentence."""
-        headers = {"Authorization": f"Bearer {await self._bearer()}", "Accept": "application/json"}
+        bearer = (await self._bearer()).strip()  # a token file read whole ends in a newline
+        headers = {"Authorization": f"Bearer {bearer}", "Accept": "application/json"}
         if key is not None:
             headers["Idempotency-Key"] = key
         if prefer is not None:
@@ -271,10 +272,9 @@ class HttpRefundClient:
             ) as reply:
                 if status_out is not None:
                     status_out.append(reply.status)
-                payload = await reply.json(content_type=None) if reply.content_length != 0 else None
-                if reply.status >= 400:
-                    raise _problem(reply, payload, url)
-                return payload
+                if reply.status >= 400:  # a proxy's HTML page is an answer too
+                    raise _problem(reply, await _json_or_none(reply), url)
+                return await reply.json(content_type=None) if reply.content_length != 0 else None
         except aiohttp.ClientConnectorError:
             raise RefundflowError(
                 f"cannot reach the API at {self.api_url}: nothing answers there (is"
@@ -287,15 +287,31 @@ class HttpRefundClient:
             raise RefundflowError(f"{url} did not answer as the refundflow API") from None
 
 
+_TRY_LATER = (429, 502, 503, 504)
+"""Statuses a gateway or load balancer answers for an API that is busy or away."""
+
+
+async def _json_or_none(reply: aiohttp.ClientResponse) -> Any:
+    try:
+        return await reply.json(content_type=None) if reply.content_length != 0 else None
+    except ValueError:  # not JSON: a proxy's page
+        return None
+
+
 def _problem(reply: aiohttp.ClientResponse, payload: Any, url: str) -> RefundflowError:
-    if not isinstance(payload, dict) or "detail" not in payload:
-        return RefundflowError(f"{url} answered HTTP {reply.status}, not as the refundflow API")
-    detail = str(payload["detail"])
+    """The error for an answer of 400 or more: the problem's own type and words, or, for
+    one that is no problem of the API's (a proxy's page), its status, as TryLater where a
+    gateway says the API is busy or away (a trial: a plain error, status None)."""
     retry_after = _seconds(reply.headers.get("Retry-After"))
-    if retry_after is not None:
-        detail += f" (try again in {reply.headers['Retry-After']} s)"
-    kind = str(payload.get("type"))
-    error = _PROBLEMS.get(kind, RefundflowError)(detail)
+    if isinstance(payload, dict) and "detail" in payload:
+        detail, kind = str(payload["detail"]), str(payload.get("type"))
+        if retry_after is not None and "try again" not in detail:  # (a trial read it twice)
+            detail += f" (try again in {reply.headers['Retry-After']} s)"
+        error = _PROBLEMS.get(kind, RefundflowError)(detail)
+    else:
+        kind = ""
+        said = f"{url} answered HTTP {reply.status}, not as the refundflow API"
+        error = (TryLater if reply.status in _TRY_LATER else RefundflowError)(said)
     error.status, error.retry_after = reply.status, retry_after
     error.problem = kind.removeprefix(PROBLEM_PREFIX) if kind.startswith(PROBLEM_PREFIX) else None
     error.request_id = reply.headers.get("X-Request-Id")

@@ -81,3 +81,22 @@ def test_a_retry_after_that_is_no_wait_in_seconds_is_none(said: str) -> None:
     reply = SimpleNamespace(status=503, headers={"Retry-After": said})
     body = {"type": "urn:refundflow:problem:unavailable", "detail": "busy"}
     assert _problem(reply, body, "http://api").retry_after is None  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("status", "body"), [(503, None), (502, {"message": "bad gateway"})])
+def test_a_gateways_answer_is_try_later_with_what_it_said(status: int, body: object) -> None:
+    """A trial: behind a load balancer, a 503 page or a 502's JSON was a plain error with
+    no status, so a program retrying TryLater never retried."""
+    reply = SimpleNamespace(status=status, headers={"Retry-After": "7", "X-Request-Id": "lb-1"})
+    error = _problem(reply, body, "http://api/v1/refunds")  # type: ignore[arg-type]
+    assert isinstance(error, TryLater)
+    assert (error.status, error.retry_after, error.request_id, error.problem) == (
+        status, 7.0, "lb-1", None,
+    )  # fmt: skip
+    assert str(error) == f"http://api/v1/refunds answered HTTP {status}, not as the refundflow API"
+
+
+def test_the_apis_own_try_again_is_not_said_twice() -> None:
+    reply = SimpleNamespace(status=429, headers={"Retry-After": "1"})
+    body = {"type": "urn:refundflow:problem:rate-limited", "detail": "slow down: try again in 1 s"}
+    assert str(_problem(reply, body, "u")) == "slow down: try again in 1 s"  # type: ignore[arg-type]
