@@ -91,7 +91,9 @@ async def _on_its_refunds(
     held = sorted({f.refund_id for f in found if f.refund_id})
     if not held:
         return ""
-    return f" as a whole: it is on its refund {', '.join(held)}; name it with --refund"
+    if len(held) == 1:
+        return f" as a whole: it is on its refund {held[0]}; name it with --refund"
+    return f" as a whole: it is on its refunds {', '.join(held)}; name one with --refund"
 
 
 async def _open_findings(

@@ -10,6 +10,7 @@ only (api/authz.py decides, as for the API).
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 from typing import Annotated, Any
 
 import structlog
@@ -114,6 +115,11 @@ async def queue_page(
     )
 
 
+WORKER_PATIENCE = timedelta(seconds=3)
+"""How long the refund's page waits for its worker to answer the rule table (a trial: 32 s
+with the worker paused); then the status's notes stand in for it."""
+
+
 async def policy_explanation(api: ApiState, refund_id: str) -> list[RuleOutcome] | None:
     """Every rule, passed or failed, as the workflow decided it (its `policy_rules`; from a
     worker without that query, the pinned policy applied again, pure, to the refund's own
@@ -122,7 +128,7 @@ async def policy_explanation(api: ApiState, refund_id: str) -> list[RuleOutcome]
     handle = api.refunds.temporal.get_workflow_handle(refund_id)
     try:
         decided: list[RuleOutcome] = await handle.query(
-            names.QUERY_POLICY_RULES, result_type=list[RuleOutcome]
+            names.QUERY_POLICY_RULES, result_type=list[RuleOutcome], rpc_timeout=WORKER_PATIENCE
         )
         return decided
     except WorkflowQueryFailedError as err:
@@ -134,7 +140,9 @@ async def policy_explanation(api: ApiState, refund_id: str) -> list[RuleOutcome]
         log.info("pages.policy_unexplained", refund_id=refund_id, error=type(err).__name__)
         return None
     try:
-        inp = await handle.query(names.QUERY_CARRY_OVER, result_type=ContinuedRefundInput)
+        inp = await handle.query(
+            names.QUERY_CARRY_OVER, result_type=ContinuedRefundInput, rpc_timeout=WORKER_PATIENCE
+        )
     except Exception as err:  # a query that cannot be answered leaves the notes to show
         log.info("pages.policy_unexplained", refund_id=refund_id, error=type(err).__name__)
         return None

@@ -43,7 +43,7 @@ WITH policy(label, first_s) AS (
 ), queued AS (
     SELECT s.refund_id, s.order_id, s.state, s.amount, s.currency, s.awaiting,
            s.escalation_level, s.reason_code, s.channel, s.requested_at, s.updated_at,
-           s.view ->> 'requested_by' AS customer,
+           s.view ->> 'requested_by' AS customer, {left_to_a_person("s")} AS left_to_a_person,
            CASE WHEN s.state = 'pending_review'
                 THEN s.requested_at + make_interval(secs => coalesce(p.first_s, 0))
                 ELSE s.updated_at END AS due_at,

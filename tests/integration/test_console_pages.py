@@ -370,3 +370,6 @@ async def test_a_request_held_back_as_asked_twice_is_not_shown_approved_automati
     said = rf"Refund {first.body['refund_id']} \((paid|open)\) asked for the same 20.00 USD"
     assert re.search(said, policy), policy
     assert "Approved automatically" not in policy, policy
+    # Nor "passed" beside it (a trial scanned the column all green).
+    row = re.search(r'<th scope="row">auto-approve</th><td class="(\w*)">(.*?)</td>', policy)
+    assert row is not None and row.groups() == ("", "no: a person decides"), policy
