@@ -318,7 +318,8 @@ class RefundActions:
             )
         except WorkflowUpdateRPCTimeoutOrCancelledError:
             raise RefundflowError(
-                f"no answer from refund {refund_id} within {UPDATE_TIMEOUT.seconds} s: is a"
+                f"no answer from refund {refund_id} within {UPDATE_TIMEOUT.seconds} s; the action"
+                f" may still be taken (`refundflow status {refund_id}` will say): is a"
                 " worker running (`refundflow worker`, or `refundflow dev`"
                 f" {dev_stack_place()})?"
             ) from None
