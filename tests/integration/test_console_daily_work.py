@@ -74,6 +74,8 @@ async def test_finding_a_refund_from_the_queue_form(
     assert shown is not None
     _, every = await html_page(browserless, api, shown.group(1).replace("&amp;", "&"))
     assert f'href="/console/refunds/{paid}"' in every
+    _, page = await html_page(browserless, api, f"/console?customer={order['order_id']}")
+    assert "reads as an order id" in page and "look it up as an order" in page, page
     upper = order["order_id"].upper()
     _, page = await html_page(browserless, api, f"/console?order={upper}&awaiting=any")
     assert "Order ids are exact: did you mean" in page and order["order_id"] in page, page
