@@ -6,9 +6,10 @@ what it meant.
 
 Only refundflow's own words count: the same letters in another case, with other separators,
 `refund:` or `refundflow:` for `refunds:`, spaces around them, a scope among the roles or a
-role among the scopes, or refundflow's words in a claim it is not configured to read (`scp`
-with the default `scope`). A customer's token carries the shop's own roles and scopes, and
-a looser likeness (`returns:read`, `rewards:write`, `leader`) refused real customers (a
+role among the scopes. refundflow's words in a claim it is not configured to read (`scp`
+with the default `scope`) are only logged (`authz.claim_unread`): they may be the shop's
+own for another application. A customer's token carries the shop's own roles and scopes,
+and a looser likeness (`returns:read`, `rewards:write`, `leader`) refused real customers (a
 review)."""
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+import structlog
+
 from api.config import ApiConfig
+
+log = structlog.get_logger("refundflow.api")
 
 OTHER_PLACES = ("scope", "scp", "roles", "groups", "permissions", "realm_access.roles")
 """Where identity providers commonly put roles and scopes (Keycloak, Auth0, Entra, Okta)."""
@@ -32,35 +37,47 @@ def claim_mistake(
     """Why the token is refused (None: it is not): `granted` its (roles, scopes) as read
     from the configured claims, `known` refundflow's (roles, scopes)."""
     (roles, scopes), (role_names, scope_names) = granted, known
+    # One claim for both (Entra ID's app roles: REFUNDFLOW_OIDC_SCOPE_CLAIM=roles): no value
+    # in it is in the wrong claim (a review: every staff and service token was refused).
+    one_claim = config.roles_claim == config.scope_claim
     for claim, values, names, other, other_claim in (
         (config.roles_claim, roles, role_names, scope_names, config.scope_claim),
         (config.scope_claim, scopes, scope_names, role_names, config.roles_claim),
     ):
+        held = values & set(names)
         for value in sorted(values):
             meant = _ours(value)
-            if meant in names and value != meant and meant not in values:
+            if meant in names and value != meant and _grants_more(meant, held):
                 return _said(claim, value, f"did you mean {meant!r}?")
-            if meant in other:
+            if meant in other and not one_claim and not held:
                 return _said(claim, value, f"it belongs in the {other_claim!r} claim")
-    if roles & set(role_names) or scopes & set(scope_names):
-        return None
-    return _elsewhere(claims, config, (*role_names, *scope_names))
+    if not (roles & set(role_names) or scopes & set(scope_names)):
+        _elsewhere(claims, config, (*role_names, *scope_names))
+    return None
 
 
-def _elsewhere(claims: dict[str, Any], config: ApiConfig, names: Iterable[str]) -> str | None:
-    """refundflow's words in a claim it is not configured to read."""
+def _grants_more(meant: str, held: set[str] | frozenset[str]) -> bool:
+    """Whether the name meant would give the token what it holds nothing for: no name of
+    ours at all in that claim, or write beside a read (a trial: taken as read-only). A
+    misspelled name beside one that holds (Okta's `Support` beside `lead`) is left be."""
+    return not held or (meant.endswith(":write") and held == {meant.replace(":write", ":read")})
+
+
+def _elsewhere(claims: dict[str, Any], config: ApiConfig, names: Iterable[str]) -> None:
+    """refundflow's words in a claim it is not configured to read (Okta's `scp` while it
+    reads `scope`): logged for whoever sets it up, never refused. Such a word may be the
+    shop's own for another application (a Keycloak realm role `support`, an Auth0 customer
+    permission), and its token a customer's (a review)."""
     for place in OTHER_PLACES:
         if place in (config.roles_claim, config.scope_claim):
             continue
         found = sorted(_values(claims, place) & set(names))
         if found:
-            return (
-                f"the token carries {found[0]!r} in its {place!r} claim, which refundflow does"
-                f" not read (roles from {config.roles_claim!r}, REFUNDFLOW_OIDC_ROLES_CLAIM;"
-                f" scopes from {config.scope_claim!r}, REFUNDFLOW_OIDC_SCOPE_CLAIM). Without"
-                " one there, the token is taken as a customer's"
-            )
-    return None
+            log.warning(
+                "authz.claim_unread", claim=place, holds=found[0],
+                roles_claim=config.roles_claim, scope_claim=config.scope_claim,
+            )  # fmt: skip
+            return
 
 
 def _values(claims: dict[str, Any], place: str) -> frozenset[str]:

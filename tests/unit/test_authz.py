@@ -281,9 +281,6 @@ def test_the_rate_limiter_forgets_principals_whose_buckets_refilled(
         ({"roles": ["refunds:write"]}, "'roles' claim holds 'refunds:write', not as"
          " refundflow names it: it belongs in the 'scope' claim"),
         ({"scope": "lead"}, "it belongs in the 'roles' claim"),
-        # Okta's scp while the configured claim is the default scope.
-        ({"scp": ["refunds:write"]}, "the token carries 'refunds:write' in its 'scp' claim,"
-         " which refundflow does not read"),
     ],
 )  # fmt: skip
 def test_a_misspelled_or_misplaced_role_or_scope_is_refused_not_taken_for_a_customer(
@@ -306,6 +303,11 @@ def test_a_misspelled_or_misplaced_role_or_scope_is_refused_not_taken_for_a_cust
         {"scope": "openid returns:read returns.write Returns.Read rewards:write funds:read"},
         {"scope": "refunds refund:request refund-watch"},
         {"roles": ["supporter", "leader", "leads", "cooperator", "warehouses", "suport"]},
+        # refundflow's words where it does not read them: logged, never refused (a review:
+        # a Keycloak realm role `support` of another app, an Auth0 customer permission).
+        {"scp": ["refunds:write"]},
+        {"permissions": ["refunds:write"], "scope": "openid profile"},
+        {"groups": ["support"]},
     ],
 )
 def test_a_customers_own_roles_and_scopes_leave_it_a_customer(shops_own: dict[str, Any]) -> None:
@@ -317,3 +319,33 @@ def test_one_scope_of_ours_is_enough() -> None:
     claims = {"iss": CONFIG.issuer, "sub": "checkout"}
     granted = {**claims, "scope": "openid refund:write refunds:write"}  # one right is enough
     assert principal_from(granted, CONFIG).kind is PrincipalKind.SERVICE
+
+
+ENTRA = ApiConfig(
+    issuer="https://login.microsoftonline.com/t/v2.0", jwks_url="", audience="api://refundflow",
+    roles_claim="roles", scope_claim="roles",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("config", "claims", "kind"),
+    [
+        # Entra ID as docs/identity.md sets it up: roles and scopes in one claim (a review:
+        # every staff and service token was refused as "in the wrong claim").
+        (ENTRA, {"roles": ["lead"]}, PrincipalKind.STAFF),
+        (ENTRA, {"roles": ["refunds:read"]}, PrincipalKind.SERVICE),
+        (ENTRA, {"roles": ["operator", "refunds:write"]}, PrincipalKind.STAFF),
+        # Keycloak reading client roles while a realm role of another app is `support`.
+        (KEYCLOAK, {"realm_access": {"roles": ["offline_access"]}, "groups": ["support"]},
+         PrincipalKind.CUSTOMER),
+        # A misspelled role beside one that holds (Okta's groups in capitals): left be.
+        (CONFIG, {"roles": ["lead", "Support"]}, PrincipalKind.STAFF),
+        (CONFIG, {"roles": ["lead", "offline_access"], "scope": "openid profile"},
+         PrincipalKind.STAFF),
+    ],
+)  # fmt: skip
+def test_real_providers_tokens_are_what_they_say(
+    config: ApiConfig, claims: dict[str, Any], kind: PrincipalKind
+) -> None:
+    who = principal_from({"iss": config.issuer, "sub": "someone", **claims}, config)
+    assert who.kind is kind
