@@ -96,9 +96,11 @@ class RefundActivities:
             return _superseded(batch, last.seq, last.event, last.to_state.value, unrecorded)
         # The other run kept a returned item's receipt (a reset without its updates
         # reapplied, a trial): this run holds it too, or it would ask the customer for it.
+        # Only when it does: a conflict as before is two details, which an older worker's
+        # workflow reads (a review: three on every conflict failed its tasks mid-deploy).
         kept = any(e.event == "item_received" for e in trail if e.seq >= first_clash)
         return ApplicationError(
-            str(err), first_clash, last.seq, kept,
+            str(err), first_clash, last.seq, *([True] if kept else []),
             type=names.AUDIT_CONFLICT_ERROR, non_retryable=True,
         )  # fmt: skip
 

@@ -13,6 +13,7 @@ from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
     from workflows import names
+    from workflows.facts import NO_ETA
     from workflows.models import RecordTransitionsInput
     from workflows.refund import views
     from workflows.refund.case import RefundCase
@@ -88,7 +89,7 @@ class Journal:
             first_clash, stored_upto, why, kept_receipt = conflict
             self.case.follow_other_run(first_clash, stored_upto, why)
             if kept_receipt:  # the record holds the item: so does this run (the workflow
-                self.case.p.item_received = True  # pays it on approval)
+                _take_the_kept_receipt(self.case)  # pays it on approval)
             await self.flush(publish)
             return
         self.case.mark_recorded(upto)
@@ -160,6 +161,25 @@ class Journal:
             summary=f"{summary} (durable)",
         )
         return durable
+
+
+def _take_the_kept_receipt(case: RefundCase) -> None:
+    """The run holds the receipt its record kept, and the notices not yet written no longer
+    ask the customer to send the item (a review: the approval's did, then it was paid)."""
+    case.p.item_received = True
+    asked = {"item_return_required": False}
+    case.p.notices = [
+        n.model_copy(
+            update={"facts": n.facts.model_copy(update=asked | _no_return_eta(n.facts.eta_kind))}
+        )
+        if n.facts.item_return_required
+        else n
+        for n in case.p.notices
+    ]
+
+
+def _no_return_eta(kind: str | None) -> dict[str, None]:
+    return dict(NO_ETA) if kind == "return" else {}
 
 
 def _audit_conflict(err: BaseException) -> tuple[int, int, str, bool] | None:
