@@ -70,13 +70,19 @@ async def as_it_stands(api: ApiState, status: StatusView) -> StatusView:
     return status if ended is None else as_stopped(status)
 
 
+WORDED_FACTS = ("stopped", "item_held", "declined_in_locale")
+"""Facts added since clients of earlier releases were made, each already worded into the
+status's message and reply: left out of the API's answer, since such a client refuses
+facts it does not know (a review; docs/deployment.md: the API first, its readers after)."""
+
+
 def for_the_wire(status: StatusView) -> StatusView:
-    """`status` as the API answers it: without `facts.stopped`, already worded into its
-    message and reply, since the CLIs of the release before refuse facts they do not know
-    (a review; docs/deployment.md: the API first, its readers after)."""
-    if status.facts is None or not status.facts.stopped:
+    """`status` as the API answers it: without the WORDED_FACTS."""
+    facts = status.facts
+    if facts is None or not any(getattr(facts, name) for name in WORDED_FACTS):
         return status
-    return status.model_copy(update={"facts": status.facts.model_copy(update={"stopped": None})})
+    worded = facts.model_copy(update=dict.fromkeys(WORDED_FACTS))
+    return status.model_copy(update={"facts": worded})
 
 
 def customers_view(status: StatusView) -> CustomerView:

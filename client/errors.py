@@ -72,9 +72,10 @@ class NotAllowed(RefundActionRefused):
 
 
 class TryLater(RefundflowError):
-    """The API asked the caller to come back: 429 (rate limited: nothing was done) or 503
-    (it could not finish: an action may have been taken all the same, so read the refund's
-    status before sending it again); `retry_after` says when, if the API said."""
+    """The API (or a gateway before it) asked the caller to come back: 429 (rate limited:
+    nothing was done), or 502, 503, 504 (it could not finish: an action may have been taken
+    all the same, so read the refund's status before sending it again); `retry_after` says
+    when, if it said."""
 
 
 def rpc_error(refund_id: str, err: RPCError) -> RefundflowError:

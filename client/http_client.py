@@ -8,8 +8,8 @@ request. The actor arguments of RefundClient's actions (`reviewer`, `role`, `act
 not sent: the API would not believe them. Errors are RefundClient's (RefundNotFound,
 RefundActionRefused, RefundConflict, InvalidRefundRequest), plus NotAuthenticated and
 NotAllowed (a RefundActionRefused) for what the API's identity and authorization say, and
-TryLater for a 429 or 503; each carries the answer's `status`, `problem`, `retry_after` and
-`request_id` (client.errors.RefundflowError).
+TryLater for a 429, 502, 503 or 504; each carries the answer's `status`, `problem`,
+`retry_after` and `request_id` (client.errors.RefundflowError).
 """
 
 from __future__ import annotations
@@ -288,7 +288,9 @@ class HttpRefundClient:
 
 
 _TRY_LATER = (429, 502, 503, 504)
-"""Statuses a gateway or load balancer answers for an API that is busy or away."""
+"""Statuses a gateway or load balancer answers for an API that is busy or away. Only 429
+says nothing was done: after a 502, 503 or 504 an action may have been taken (an
+approval's answer waits up to 30 s, longer than some proxies): read the status first."""
 
 
 async def _json_or_none(reply: aiohttp.ClientResponse) -> Any:
@@ -307,7 +309,9 @@ def _problem(reply: aiohttp.ClientResponse, payload: Any, url: str) -> Refundflo
         detail, kind = str(payload["detail"]), str(payload.get("type"))
         if retry_after is not None and "try again" not in detail:  # (a trial read it twice)
             detail += f" (try again in {reply.headers['Retry-After']} s)"
-        error = _PROBLEMS.get(kind, RefundflowError)(detail)
+        # A gateway's own problem (another `type`) is told by its status, as a page is.
+        fallback = TryLater if reply.status in _TRY_LATER else RefundflowError
+        error = _PROBLEMS.get(kind, fallback)(detail)
     else:
         kind = ""
         said = f"{url} answered HTTP {reply.status}, not as the refundflow API"

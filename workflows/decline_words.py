@@ -21,8 +21,8 @@ BEYOND_ANYONE = "It is more than anyone here may approve."
 """The authority rule's failure in customers' words (its own name the top limit)."""
 
 _ZH = {
-    "final-sale": "最终销售商品仅在损坏、有缺陷、发错或缺件时可退款。",
-    "refund-amount": "扣除补货费后已无可退金额。",
+    "final-sale": "不退不换商品仅在商品损坏、有缺陷、发错商品或未收到商品时可退款。",
+    "refund-amount": "扣除重新入库费后已无可退金额。",
     AUTHORITY_RULE: "该金额超出我们可批准的范围。",
 }
 

@@ -115,9 +115,10 @@ async def queue_page(
     )
 
 
-WORKER_PATIENCE = timedelta(seconds=3)
+WORKER_PATIENCE = timedelta(seconds=5)
 """How long the refund's page waits for its worker to answer the rule table (a trial: 32 s
-with the worker paused); then the status's notes stand in for it."""
+with the worker paused; a long history not in its cache replays in less); then the status's
+notes stand in for it."""
 
 
 async def policy_explanation(api: ApiState, refund_id: str) -> list[RuleOutcome] | None:

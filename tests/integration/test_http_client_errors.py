@@ -100,3 +100,10 @@ def test_the_apis_own_try_again_is_not_said_twice() -> None:
     reply = SimpleNamespace(status=429, headers={"Retry-After": "1"})
     body = {"type": "urn:refundflow:problem:rate-limited", "detail": "slow down: try again in 1 s"}
     assert str(_problem(reply, body, "u")) == "slow down: try again in 1 s"  # type: ignore[arg-type]
+
+
+def test_a_gateways_own_problem_is_told_by_its_status() -> None:
+    reply = SimpleNamespace(status=504, headers={})
+    body = {"type": "https://gateway.example/timeout", "detail": "upstream timed out"}
+    error = _problem(reply, body, "u")  # type: ignore[arg-type]
+    assert isinstance(error, TryLater) and error.status == 504 and error.problem is None
