@@ -212,6 +212,7 @@ async def test_a_kept_receipt_survives_a_reset_that_reapplies_nothing(
     assert events[2:5] == ["approve", "escalated", "start_refund"], events
     assert done.escalation_level == 0, done
     # Nobody asked the customer for the item the warehouse holds (a review: the approval's
-    # notice still did).
+    # notice still did), nor said the audit conflict was the provider's delay (a review).
     told = " ".join(m["body"] for m in await sandbox.inbox(refund_id))
     assert "send the item back" not in told.lower(), told
+    assert "taking longer" not in told, told

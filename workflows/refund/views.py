@@ -61,10 +61,13 @@ def told_escalation(case: RefundCase) -> int:
     Temporal: the customer read "taking longer than expected at the payment provider" of a
     refund on time, a review)."""
     p = case.p
-    with_provider = p.state is RefundState.REFUNDING and p.awaiting is Awaiting.PAYMENT_PROVIDER
-    if with_provider and p.refunding_since is not None:
-        if case.clock() - p.refunding_since < case.policy.refund_sla:
-            return 0
+    if p.state is not RefundState.REFUNDING or p.awaiting is Awaiting.OPERATOR:
+        return p.escalation
+    # Not started yet (the notice of the refund's start: a staff matter such as an audit
+    # conflict read "taking longer than expected at the payment provider", a review), or
+    # within the settlement SLA: on track.
+    if p.refunding_since is None or case.clock() - p.refunding_since < case.policy.refund_sla:
+        return 0
     return p.escalation
 
 
