@@ -254,6 +254,8 @@ def _verb(action: Action) -> str:
         " other refunds)",
         Action.EVENTS: "read the notification events",
         Action.RECEIVED: "record a returned item as received",
+        Action.ELIGIBILITY: "check eligibility",
+        Action.LIST: "list refunds",
         Action.OPERATOR_RETRY: "retry a payment (an operator action)",
         Action.OPERATOR_CANCEL: "cancel as an operator",
         Action.OPERATOR_PAID_ELSEWHERE: "mark a refund paid elsewhere (an operator action)",

@@ -37,6 +37,7 @@ def claim_mistake(
     """Why the token is refused (None: it is not): `granted` its (roles, scopes) as read
     from the configured claims, `known` refundflow's (roles, scopes)."""
     (roles, scopes), (role_names, scope_names) = granted, known
+    held = (roles & set(role_names)) | (scopes & set(scope_names))
     # One claim for both (Entra ID's app roles: REFUNDFLOW_OIDC_SCOPE_CLAIM=roles): no value
     # in it is in the wrong claim (a review: every staff and service token was refused).
     one_claim = config.roles_claim == config.scope_claim
@@ -44,22 +45,22 @@ def claim_mistake(
         (config.roles_claim, roles, role_names, scope_names, config.scope_claim),
         (config.scope_claim, scopes, scope_names, role_names, config.roles_claim),
     ):
-        held = values & set(names)
         for value in sorted(values):
             meant = _ours(value)
             if meant in names and value != meant and _grants_more(meant, held):
                 return _said(claim, value, f"did you mean {meant!r}?")
             if meant in other and not one_claim and not held:
-                return _said(claim, value, f"it belongs in the {other_claim!r} claim")
-    if not (roles & set(role_names) or scopes & set(scope_names)):
+                return f"the token's {claim!r} claim holds {value!r}: it belongs in {other_claim!r}"
+    if not held:
         _elsewhere(claims, config, (*role_names, *scope_names))
     return None
 
 
-def _grants_more(meant: str, held: set[str] | frozenset[str]) -> bool:
+def _grants_more(meant: str, held: frozenset[str]) -> bool:
     """Whether the name meant would give the token what it holds nothing for: no name of
-    ours at all in that claim, or write beside a read (a trial: taken as read-only). A
-    misspelled name beside one that holds (Okta's `Support` beside `lead`) is left be."""
+    ours at all, in either claim, or write beside nothing but a read (a trial: taken as
+    read-only). A misspelling beside a name that holds (Okta's `Support` beside `lead`,
+    `refund:write` in the scopes of a support role) is left be (trials)."""
     return not held or (meant.endswith(":write") and held == {meant.replace(":write", ":read")})
 
 
@@ -74,8 +75,9 @@ def _elsewhere(claims: dict[str, Any], config: ApiConfig, names: Iterable[str]) 
         found = sorted(_values(claims, place) & set(names))
         if found:
             log.warning(
-                "authz.claim_unread", claim=place, holds=found[0],
-                roles_claim=config.roles_claim, scope_claim=config.scope_claim,
+                "authz.claim_unread", claim=place, holds=found[0], subject=claims.get("sub"),
+                issuer=claims.get("iss"), roles_claim=config.roles_claim,
+                scope_claim=config.scope_claim,
             )  # fmt: skip
             return
 

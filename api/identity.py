@@ -91,9 +91,14 @@ def as_set(value: Any) -> frozenset[str]:
 
 
 def principal_from(claims: dict[str, Any], config: ApiConfig) -> Principal:
-    subject = claim_at(claims, config.subject_claim) or claims.get("sub")
+    # The configured claim only: falling back to `sub` made one person two names, and the
+    # second approved what the first had submitted (a trial, four eyes under Keycloak).
+    subject = claim_at(claims, config.subject_claim)
     if not isinstance(subject, str) or not subject.strip():
-        raise ProblemError(Kind.UNAUTHORIZED, "the token names no subject", _challenge())
+        said = "names no subject" + (
+            f" (its {config.subject_claim!r} claim)" if config.subject_claim != "sub" else ""
+        )
+        raise ProblemError(Kind.UNAUTHORIZED, f"the token {said}", _challenge())
     if subject != subject.strip():
         # Trimmed, `cust_42 ` would be cust_42 and read their refunds (a trial): a subject is
         # the identity provider's exact string, and no provider pads one.

@@ -144,3 +144,10 @@ async def test_evidence_still_owed_does_not_read_passed(
     _, page = await html_page(browserless, api, f"/console/refunds/{made}")
     row = re.search(r'<th scope="row">evidence</th><td class="(\w+)">(.*?)</td>', page)
     assert row is not None and row.groups() == ("fail", "required: none recorded yet"), page
+    # Not of a refund the policy declined: nobody reviews it (a trial).
+    late = await sandbox.order(amount=90000, customer_id=who, delivered_days_ago=45)
+    body = {"order_id": late["order_id"], "amount": 90000, "reason_code": "damaged"}
+    declined = (await api.request_refund(who, body)).body["refund_id"]
+    _, page = await html_page(browserless, api, f"/console/refunds/{declined}")
+    row = re.search(r'<th scope="row">evidence</th><td class="(\w+)">(.*?)</td>', page)
+    assert row is not None and row.group(2) == "passed", page

@@ -278,9 +278,9 @@ def test_the_rate_limiter_forgets_principals_whose_buckets_refilled(
         # One right scope does not hide a misspelled one (a trial: taken as read-only).
         ({"scope": "refunds:read refund:write"}, "did you mean 'refunds:write'?"),
         # A scope among the roles (Entra's app roles), and the other way round.
-        ({"roles": ["refunds:write"]}, "'roles' claim holds 'refunds:write', not as"
-         " refundflow names it: it belongs in the 'scope' claim"),
-        ({"scope": "lead"}, "it belongs in the 'roles' claim"),
+        ({"roles": ["refunds:write"]}, "'roles' claim holds 'refunds:write': it belongs in"
+         " 'scope'"),
+        ({"scope": "lead"}, "it belongs in 'roles'"),
     ],
 )  # fmt: skip
 def test_a_misspelled_or_misplaced_role_or_scope_is_refused_not_taken_for_a_customer(
@@ -336,12 +336,16 @@ ENTRA = ApiConfig(
         (ENTRA, {"roles": ["refunds:read"]}, PrincipalKind.SERVICE),
         (ENTRA, {"roles": ["operator", "refunds:write"]}, PrincipalKind.STAFF),
         # Keycloak reading client roles while a realm role of another app is `support`.
-        (KEYCLOAK, {"realm_access": {"roles": ["offline_access"]}, "groups": ["support"]},
+        (KEYCLOAK, {"realm_access": {"roles": ["offline_access"]}, "groups": ["support"],
+                   "preferred_username": "someone"},
          PrincipalKind.CUSTOMER),
         # A misspelled role beside one that holds (Okta's groups in capitals): left be.
         (CONFIG, {"roles": ["lead", "Support"]}, PrincipalKind.STAFF),
         (CONFIG, {"roles": ["lead", "offline_access"], "scope": "openid profile"},
          PrincipalKind.STAFF),
+        # A stray value in the other claim beside a role that holds (a trial: refused).
+        (CONFIG, {"roles": ["support"], "scope": "openid refund:write"}, PrincipalKind.STAFF),
+        (CONFIG, {"roles": ["lead"], "scope": "openid lead"}, PrincipalKind.STAFF),
     ],
 )  # fmt: skip
 def test_real_providers_tokens_are_what_they_say(
@@ -349,3 +353,15 @@ def test_real_providers_tokens_are_what_they_say(
 ) -> None:
     who = principal_from({"iss": config.issuer, "sub": "someone", **claims}, config)
     assert who.kind is kind
+
+
+def test_a_token_without_the_configured_subject_claim_is_nobody() -> None:
+    """A trial: under Keycloak's preferred_username, a token without it fell back to `sub`:
+    the same person under another name approved the refund they had submitted."""
+    claims = {"iss": KEYCLOAK.issuer, "sub": "f81d4fae", "realm_access": {"roles": ["lead"]}}
+    with pytest.raises(ProblemError) as raised:
+        principal_from(claims, KEYCLOAK)
+    assert raised.value.kind is Kind.UNAUTHORIZED
+    assert raised.value.detail == "the token names no subject (its 'preferred_username' claim)"
+    named = principal_from({**claims, "preferred_username": "li"}, KEYCLOAK)
+    assert named.subject == "li"
