@@ -241,8 +241,14 @@ def left_to_a_person(refund: str) -> str:
     person take these too (a trial found such a refund in neither)."""
     # Not a correlated EXISTS: one list of such refunds, hashed once per query, rather
     # than a probe of the findings for every row (the queue reads closed refunds too).
-    return f"""{refund}.refund_id IN (
+    return f"{refund}.refund_id IN ({refunds_left_to_a_person()})"
+
+
+def refunds_left_to_a_person() -> str:
+    """SQL: the ids of the refunds `left_to_a_person` holds for, as one SELECT (a query
+    that asks it in several places reads it once, as a CTE: the console's queue)."""
+    return f"""
         SELECT f.refund_id FROM refundflow.findings f
         WHERE f.refund_id IS NOT NULL AND {open_now("f")}
           AND NOT EXISTS (SELECT 1 FROM refundflow.finding_acknowledgements k
-                          WHERE {acknowledgement_of("f", "k")}))"""
+                          WHERE {acknowledgement_of("f", "k")})"""

@@ -16,9 +16,8 @@ from workflows.budgets import AUTO_APPROVE_RULE
 from workflows.decline_words import BEYOND_ANYONE
 from workflows.eligibility import EligibilityAnswer, item_first
 from workflows.money import format_minor
-from workflows.rules import RuleOutcome
+from workflows.rules import AUTHORITY_RULE, RuleOutcome
 
-AUTHORITY_RULE = "approval-authority"
 # The policy settings a customer reads (client/policy_view.describe's flattened names): its
 # currency and the tables below.
 CUSTOMER_TABLES = ("eligibility.", "fees.", "refund.", "settlement.")

@@ -14,9 +14,8 @@ from datetime import timedelta
 
 from workflows.models import OrderSnapshot
 from workflows.policy import Policy
-from workflows.rules import RuleOutcome
+from workflows.rules import AUTHORITY_RULE, RuleOutcome
 
-AUTHORITY_RULE = "approval-authority"
 BEYOND_ANYONE = "It is more than anyone here may approve."
 """The authority rule's failure in customers' words (its own name the top limit)."""
 

@@ -87,6 +87,7 @@ def final_sale(
 
 
 FEE_RULE = "restocking-fee"
+AUTHORITY_RULE = "approval-authority"
 
 
 def restocking_fee(fees: list[FeeLine], reason_code: str, currency: str) -> list[RuleOutcome]:
@@ -144,7 +145,7 @@ def approval_authority(
     top, top_role = max((limit, role) for role, limit in policy.authority.items())
     return [
         RuleOutcome(
-            rule_id="approval-authority",
+            rule_id=AUTHORITY_RULE,
             passed=False,
             message=f"No one may approve more than {format_minor(top, currency)}"
             f" (role {top_role}).",

@@ -26,7 +26,7 @@ from typing import Any
 
 import asyncpg
 
-from activities.reconciliation_sql import left_to_a_person
+from activities.reconciliation_sql import refunds_left_to_a_person
 from api.deps import ApiState
 from api.listing import asked_by, ended_or_unknown
 from client.refund_ids import REFUND_ID_PATTERN
@@ -37,13 +37,18 @@ PAGE_SIZE = 25
 NEEDS_A_PERSON = (Awaiting.REVIEWER.value, Awaiting.OPERATOR.value)
 TERMINAL = (RefundState.COMPLETED.value, RefundState.CANCELLED.value)
 
+_LEFT = "s.refund_id IN (SELECT refund_id FROM left_to_a_person)"
+"""A refund reconciliation left to a person (activities/reconciliation_sql.py), asked of
+the list the query reads once."""
+
 _QUEUE = f"""
 WITH policy(label, first_s) AS (
     SELECT * FROM unnest($9::text[], $10::float8[])
+), left_to_a_person AS MATERIALIZED ({refunds_left_to_a_person()}
 ), queued AS (
     SELECT s.refund_id, s.order_id, s.state, s.amount, s.currency, s.awaiting,
            s.escalation_level, s.reason_code, s.channel, s.requested_at, s.updated_at,
-           s.view ->> 'requested_by' AS customer, {left_to_a_person("s")} AS left_to_a_person,
+           s.view ->> 'requested_by' AS customer, {_LEFT} AS left_to_a_person,
            CASE WHEN s.state = 'pending_review'
                 THEN s.requested_at + make_interval(secs => coalesce(p.first_s, 0))
                 ELSE s.updated_at END AS due_at,
@@ -52,10 +57,10 @@ WITH policy(label, first_s) AS (
     FROM refundflow.refund_status s LEFT JOIN policy p ON p.label = s.policy_version
     WHERE ($1::text IS NULL OR s.state = $1)
       AND ($1::text IS NOT NULL OR $4::text IS NOT NULL OR $5::text IS NOT NULL
-           OR s.state <> ALL($16::text[]) OR {left_to_a_person("s")})
+           OR s.state <> ALL($16::text[]) OR {_LEFT})
       AND ($2::text[] IS NULL OR s.awaiting = ANY($2::text[])
-           OR ($18 AND {left_to_a_person("s")}))
-      AND (NOT $3 OR s.escalation_level > 0 OR {left_to_a_person("s")})
+           OR ($18 AND {_LEFT}))
+      AND (NOT $3 OR s.escalation_level > 0 OR {_LEFT})
       AND ($4::text IS NULL OR s.order_id = $4)
       AND ($5::text IS NULL OR {asked_by("s", "$5")})
       AND ($6::text IS NULL OR s.channel = $6)
